@@ -1,0 +1,117 @@
+/**
+ * The textualized dataset format (SPEC section 3): the records every later stage reads, the entity
+ * pool and the manifest. Types only; reading and writing live in `dataset.ts` and `textualize/`.
+ *
+ * @module
+ */
+
+/** A piece of plain text. */
+export interface TextSegment {
+  text: string;
+}
+
+/** A mention of one entity of the pool: an item title or an attribute value, never split. */
+export interface EntitySegment {
+  /** The entity string exactly as it appears in `entities.json`. */
+  entity: string;
+  /** `item`, or the attribute's name (`brand`, `category`, `age`, ...). */
+  kind: string;
+}
+
+/** Where a prompt's answer goes; the collator puts the answer's mask token here. */
+export interface AnswerSegment {
+  answer: true;
+}
+
+/** One segment of a record: text, an entity, or the answer marker. */
+export type Segment = TextSegment | EntitySegment | AnswerSegment;
+
+/** The task families, plus `profile` for the pretraining documents (no target). */
+export const TASKS = [
+  "profile",
+  "rating",
+  "sequential",
+  "explanation",
+  "review",
+  "direct",
+] as const;
+/** One task family. */
+export type Task = typeof TASKS[number];
+
+/** The leave-one-out splits. */
+export const SPLITS = ["train", "valid", "test"] as const;
+/** One split. */
+export type Split = typeof SPLITS[number];
+
+/** One line of `train.jsonl`, `valid.jsonl` or `test.jsonl`. */
+export interface TextRecord {
+  /** Unique within the dataset directory. */
+  id: string;
+  task: Task;
+  /** Template id (`seq-3`); `manifest.templates` says which are held out for zero-shot. */
+  template: string;
+  split: Split;
+  /** The user's identifier in the source data. */
+  user: string;
+  /** The prompt or document: text and entities alternating, with at most one answer marker. */
+  segments: Segment[];
+  /** The answer (absent for `profile` documents, which the collator masks itself). */
+  target?: (TextSegment | EntitySegment)[];
+  /**
+   * Item tasks in valid/test: the items to rank under the sampled protocol, 1 positive (the
+   * target) + N negatives the user never interacted with, seeded, in a seeded order.
+   */
+  candidates?: string[];
+  /**
+   * Item tasks in valid/test: every item the user interacted with before the target, oldest
+   * first (entity strings), for `--exclude-seen` and for the baselines.
+   */
+  history?: string[];
+  /** Rating tasks: the true rating as a number (the target holds its text). */
+  rating?: number;
+}
+
+/** One entry of `entities.json`. */
+export interface EntityEntry {
+  /** Unique across the whole pool. */
+  entity: string;
+  /** `item`, or the attribute's name. */
+  kind: string;
+  /** The identifier in the source data (item id, or the attribute value as it appears there). */
+  id: string;
+}
+
+/** A template of the dataset: its id, family, and whether it is held out for zero-shot eval. */
+export interface TemplateInfo {
+  id: string;
+  task: Task;
+  /** True for templates never used in training records (zero-shot evaluation). */
+  heldOut: boolean;
+}
+
+/** `manifest.json`: where the dataset came from and what it holds. */
+export interface Manifest {
+  /** Format version of the dataset directory. */
+  version: 1;
+  /** The input format textualize read (`p5`, `amazon-reviews`, `csv`, `recbole`). */
+  format: string;
+  /** Source files with their sizes and SHA-256 hashes. */
+  sources: { path: string; bytes: number; sha256: string }[];
+  seed: number;
+  /** Every option that shaped the output (window sizes, max history, negatives, ...). */
+  options: Record<string, unknown>;
+  /** Each task family: produced, or skipped with the reason (ratings or reviews missing). */
+  tasks: Record<Task, { status: "ok" | "skipped"; reason?: string }>;
+  templates: TemplateInfo[];
+  /** Record counts by split, then task, then template. */
+  counts: Record<string, Record<string, Record<string, number>>>;
+  /** Rows or users skipped on purpose, with why. */
+  skipped: { reason: string; count: number }[];
+  /** Smallest and largest rating in the training data, or null without ratings. */
+  rating_scale: [number, number] | null;
+  /** The distinct rating values seen in training (as numbers), or [] without ratings. */
+  rating_values: number[];
+  users: number;
+  items: number;
+  interactions: number;
+}

@@ -1,0 +1,36 @@
+/**
+ * Error kinds the command line must tell apart.
+ *
+ * `UsageError` is a mistake on the command line (unknown flag, missing option): exit 2.
+ * `InputError` is bad input data or files (malformed row, missing file, wrong encoding): exit 1.
+ * Anything else is a bug in the toolkit and is reported with its stack.
+ *
+ * Messages are one line and say where: `items.csv line 41: column "title" is empty`.
+ *
+ * @module
+ */
+
+/** A mistake on the command line; the CLI prints it and exits with status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Bad input data or files; the CLI prints it and exits with status 1. */
+export class InputError extends Error {
+  override name = "InputError";
+}
+
+/**
+ * Builds an {@linkcode InputError} that names the file and, when known, the line.
+ *
+ * @example
+ * ```ts
+ * throw inputError("items.csv", 41, 'column "title" is empty');
+ * // InputError: items.csv line 41: column "title" is empty
+ * ```
+ */
+export function inputError(file: string, line: number | undefined, problem: string): InputError {
+  return new InputError(
+    line === undefined ? `${file}: ${problem}` : `${file} line ${line}: ${problem}`,
+  );
+}

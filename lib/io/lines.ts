@@ -1,0 +1,118 @@
+/**
+ * Streaming a text file line by line, plain or gzip-compressed (detected from its first bytes,
+ * not its name), with 1-based line numbers and strict UTF-8: a line that is not valid UTF-8 is an
+ * {@linkcode InputError} naming the file and line. Memory stays at one read chunk plus one line.
+ *
+ * @module
+ */
+
+import { inputError } from "../errors.ts";
+
+/** One line of a file, without its line break (a trailing `\r` is removed too). */
+export interface Line {
+  /** 1-based line number in the (decompressed) file. */
+  number: number;
+  /** The line's text. */
+  text: string;
+}
+
+async function openBytes(path: string, label: string): Promise<ReadableStream<Uint8Array>> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw inputError(label, undefined, "file not found");
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw inputError(label, undefined, "permission denied");
+    }
+    throw inputError(label, undefined, `cannot open: ${(error as Error).message}`);
+  }
+  const head = new Uint8Array(2);
+  const n = await file.read(head);
+  await file.seek(0, Deno.SeekMode.Start);
+  const gzipped = n === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  return gzipped ? file.readable.pipeThrough(new DecompressionStream("gzip")) : file.readable;
+}
+
+/**
+ * Yields the lines of `path`. `label` names the file in error messages (defaults to `path`).
+ *
+ * @example
+ * ```ts
+ * for await (const { number, text } of readLines("reviews.json.gz")) {
+ *   if (text.trim() === "") continue;
+ *   JSON.parse(text); // parse errors should name `number`
+ * }
+ * ```
+ */
+export async function* readLines(path: string, label = path): AsyncGenerator<Line> {
+  const stream = await openBytes(path, label);
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  let pending: Uint8Array | undefined;
+  let number = 0;
+  const decode = (bytes: Uint8Array): string => {
+    number++;
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 0x0d) end--;
+    try {
+      return decoder.decode(bytes.subarray(0, end));
+    } catch {
+      throw inputError(label, number, "not valid UTF-8 text");
+    }
+  };
+  try {
+    for await (const chunk of stream) {
+      let start = 0;
+      for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, start)) {
+        let piece = chunk.subarray(start, i);
+        if (pending) {
+          piece = concat(pending, piece);
+          pending = undefined;
+        }
+        const text = decode(piece);
+        yield { number, text };
+        start = i + 1;
+      }
+      if (start < chunk.length) {
+        const rest = chunk.subarray(start);
+        pending = pending ? concat(pending, rest) : rest.slice();
+      }
+    }
+  } catch (error) {
+    if (error instanceof TypeError && /gzip|deflate|compress/i.test(error.message)) {
+      throw inputError(label, undefined, `corrupt gzip data (${error.message})`);
+    }
+    throw error;
+  }
+  if (pending && pending.length > 0) {
+    const text = decode(pending);
+    yield { number, text };
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * Yields the parsed JSON value of every non-blank line of a JSONL file; a line that is not JSON
+ * is an {@linkcode InputError} naming the file and line.
+ */
+export async function* readJsonLines<T = unknown>(
+  path: string,
+  label = path,
+): AsyncGenerator<{ number: number; value: T }> {
+  for await (const { number, text } of readLines(path, label)) {
+    if (text.trim() === "") continue;
+    let value: T;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      throw inputError(label, number, `not valid JSON (${(error as Error).message})`);
+    }
+    yield { number, value };
+  }
+}

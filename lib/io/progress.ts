@@ -1,0 +1,96 @@
+/**
+ * Progress on stderr for long work: on a terminal one line redrawn in place (at most ten times a
+ * second); otherwise (a pipe, a CI log) a plain line every few seconds, so logs stay readable.
+ * Results never go here: they go to stdout or files.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Options of {@linkcode Progress}. */
+export interface ProgressOptions {
+  /** Seconds between plain lines when stderr is not a terminal. Default 5. */
+  plainEverySeconds?: number;
+  /** Write nothing at all (for tests and `--quiet`). Default false. */
+  quiet?: boolean;
+  /** Force terminal (true) or plain (false) mode instead of detecting it. */
+  terminal?: boolean;
+}
+
+/**
+ * A progress reporter for one task.
+ *
+ * @example
+ * ```ts
+ * const progress = new Progress("textualize");
+ * for (let i = 0; i < n; i++) progress.update(`${i + 1}/${n} users`);
+ * progress.done(`${n} users`);
+ * ```
+ */
+export class Progress {
+  readonly #label: string;
+  readonly #terminal: boolean;
+  readonly #quiet: boolean;
+  readonly #plainEveryMs: number;
+  readonly #start = performance.now();
+  #last = -Infinity;
+  #drawn = false;
+
+  constructor(label: string, options: ProgressOptions = {}) {
+    this.#label = label;
+    this.#quiet = options.quiet ?? false;
+    this.#terminal = options.terminal ?? Deno.stderr.isTerminal();
+    this.#plainEveryMs = (options.plainEverySeconds ?? 5) * 1000;
+  }
+
+  /** Seconds since the reporter was created. */
+  get elapsedSeconds(): number {
+    return (performance.now() - this.#start) / 1000;
+  }
+
+  /** Reports the current state; cheap to call often (it throttles itself). */
+  update(message: string): void {
+    if (this.#quiet) return;
+    const now = performance.now();
+    if (now - this.#last < (this.#terminal ? 100 : this.#plainEveryMs)) return;
+    this.#last = now;
+    this.#write(message);
+  }
+
+  /** Reports the final state once, unthrottled, and ends the redrawn line. */
+  done(message: string): void {
+    if (this.#quiet) return;
+    this.#write(message);
+    if (this.#terminal) Deno.stderr.writeSync(encoder.encode("\n"));
+    this.#drawn = false;
+  }
+
+  /** Prints a line of its own (a warning, a note) without breaking the redrawn line. */
+  log(message: string): void {
+    if (this.#quiet) return;
+    const clear = this.#terminal && this.#drawn ? "\r\x1b[2K" : "";
+    Deno.stderr.writeSync(encoder.encode(`${clear}${this.#label}: ${message}\n`));
+    this.#drawn = false;
+  }
+
+  #write(message: string): void {
+    const line = `${this.#label}: ${message} [${formatSeconds(this.elapsedSeconds)}]`;
+    if (this.#terminal) {
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
+      this.#drawn = true;
+    } else {
+      Deno.stderr.writeSync(encoder.encode(`${line}\n`));
+    }
+  }
+}
+
+/** `73.4` -> `1m13s`; `5.2` -> `5.2s`. */
+export function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.floor(seconds % 60);
+  return m < 60
+    ? `${m}m${String(s).padStart(2, "0")}s`
+    : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}

@@ -1,0 +1,75 @@
+/**
+ * The `recsysllm` command line: dispatches to the subcommands in `commands/`, and turns errors
+ * into one-line messages with the right exit status (2: usage, 1: bad input, 70: internal bug).
+ *
+ *     deno run -A main.ts textualize --format p5 --input seq.txt --items items.csv --out data/
+ *
+ * @module
+ */
+
+import denoConfig from "./deno.json" with { type: "json" };
+import type { Command } from "./lib/cli/command.ts";
+import { InputError, UsageError } from "./lib/errors.ts";
+
+/** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {};
+
+function topLevelHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) =>
+    `  ${name.padEnd(width)}  ${c.summary}`
+  );
+  return [
+    `recsysllm ${denoConfig.version}: an LLM as a pre-trained recommender (RecSysLLM), on onnxruntime`,
+    "",
+    "Usage: recsysllm <command> [flags]     recsysllm <command> --help",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Flags: --help, --version",
+  ].join("\n");
+}
+
+/** Runs the command line `args`; returns the process exit status. */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  try {
+    if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+      console.log(topLevelHelp());
+      return name === undefined ? 2 : 0;
+    }
+    if (name === "--version" || name === "-V") {
+      console.log(`recsysllm ${denoConfig.version}`);
+      return 0;
+    }
+    const entry = COMMANDS[name];
+    if (!entry) {
+      throw new UsageError(
+        `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(", ")})`,
+      );
+    }
+    const { command } = await entry.load();
+    if (rest.includes("--help") || rest.includes("-h")) {
+      console.log(command.usage);
+      return 0;
+    }
+    await command.run(rest);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`error: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof InputError) {
+      console.error(`error: ${error.message}`);
+      return 1;
+    }
+    console.error(
+      `internal error (a bug in recsysllm, please report it): ${(error as Error)?.stack ?? error}`,
+    );
+    return 70;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
