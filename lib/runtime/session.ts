@@ -1,0 +1,265 @@
+/**
+ * The session layer: the one place (with `tensor.ts`) that imports onnxruntime-node. Creates
+ * inference sessions from graphs the toolkit builds, on the device asked for (`auto` tries CUDA,
+ * then WebGPU, then the CPU; a device named explicitly that cannot load is a one-line
+ * {@linkcode DeviceError}, never a silent fallback), with the thread and optimization settings
+ * that measured best for these graphs, and runs them asking only for the outputs needed.
+ *
+ * @example
+ * ```ts
+ * const session = await Session.create(graph, { device: "cpu", threads: 2 });
+ * const { loss } = await session.run({ input_ids: int32([1, 3], ids) }, ["loss"]);
+ * await session.release();
+ * ```
+ *
+ * @module
+ */
+
+import * as ort from "onnxruntime-node";
+import { InputError } from "../errors.ts";
+import type { Graph, TensorData } from "../onnx/graph.ts";
+import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";
+import { fromOrt, toOrt } from "./tensor.ts";
+
+/** What `--device` accepts. */
+export const DEVICES = ["auto", "cpu", "cuda", "webgpu"] as const;
+/** A device choice; `auto` picks the first that loads of CUDA, WebGPU, CPU. */
+export type Device = typeof DEVICES[number];
+/** A device a session actually runs on. */
+export type ResolvedDevice = Exclude<Device, "auto">;
+
+/** A device named explicitly could not be used (exit status 1, one line). */
+export class DeviceError extends InputError {
+  override name = "DeviceError";
+}
+
+/** Graph optimization levels of onnxruntime. */
+export type OptimizationLevel = "disabled" | "basic" | "extended" | "all";
+
+/** Options of {@linkcode Session.create}. */
+export interface SessionOptions {
+  /** Where to run (default `auto`). */
+  device?: Device;
+  /** Intra-op threads (default: the machine's cores). */
+  threads?: number;
+  /**
+   * Graph optimization level (default `all`; `basic` already folds constants and removes
+   * identities, the higher levels add fusions, see bench/forward.ts for what each gave).
+   */
+  optimization?: OptimizationLevel;
+  /**
+   * Run independent nodes in parallel (default false: sequential execution measured twice as
+   * fast on 2 cores, since the intra-op pool already uses every core).
+   */
+  parallel?: boolean;
+  /** Write an onnxruntime profile (per-operator times, JSON) with this file prefix. */
+  profile?: string;
+  /** Extra onnxruntime session config entries (`session.intra_op.allow_spinning`: "0"). */
+  config?: Record<string, string>;
+}
+
+let ortInitialized = false;
+
+function initOrt(): void {
+  if (ortInitialized) return;
+  ortInitialized = true;
+  // The runtime logs failed provider loads as errors on stderr; the toolkit reports them itself
+  // as one-line errors, so onnxruntime's own log only shows fatal problems unless asked.
+  let level: string | undefined;
+  try {
+    level = Deno.env.get("RECSYSLLM_ORT_LOG");
+  } catch { /* no env permission */ }
+  ort.env.logLevel = (level ?? "fatal") as typeof ort.env.logLevel;
+}
+
+function cores(): number {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
+}
+
+/** Whether the Vulkan loader WebGPU needs on Linux can be found (elsewhere: assume so). */
+function vulkanLoaderPresent(): boolean {
+  if (Deno.build.os !== "linux") return true;
+  const dirs: string[] = [];
+  try {
+    dirs.push(...(Deno.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter(Boolean));
+  } catch { /* no env permission */ }
+  dirs.push("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu");
+  for (const dir of dirs) {
+    try {
+      Deno.statSync(`${dir}/libvulkan.so.1`);
+      return true;
+    } catch { /* not here */ }
+  }
+  try {
+    const cache = new TextDecoder("latin1").decode(Deno.readFileSync("/etc/ld.so.cache"));
+    return cache.includes("libvulkan.so.1");
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(error: unknown): string {
+  const text = String((error as Error)?.message ?? error);
+  const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
+  // onnxruntime prefixes source locations; keep the sentence that says what failed.
+  const line = lines.find((l) => /Failed|failed|not found|No supported|cannot|Cannot/.test(l)) ??
+    lines[0] ?? "unknown error";
+  const at = line.indexOf("Failed to");
+  return (at > 0 ? line.slice(at) : line).replace(/^Error:\s*/, "").slice(0, 300);
+}
+
+const HINTS: Record<Exclude<ResolvedDevice, "cpu">, string> = {
+  cuda: "the CUDA provider libraries of onnxruntime 1.30 (libonnxruntime_providers_cuda.so) " +
+    "and CUDA 12 with cuDNN 9 must be installed",
+  webgpu: "WebGPU needs a GPU driver and, on Linux, the Vulkan loader (libvulkan.so.1)",
+};
+
+type Model = { bytes: Uint8Array | string; external?: { path: string; data: Uint8Array }[] };
+
+function prepareModel(model: Graph | EncodedModel | Uint8Array | string): Model {
+  if (model instanceof Uint8Array || typeof model === "string") return { bytes: model };
+  const encoded = "chunks" in model ? model : encodeModelChunks(model);
+  return {
+    bytes: joinChunks(encoded.chunks, encoded.byteLength),
+    external: encoded.external
+      ? [{
+        path: encoded.external.path,
+        data: joinChunks(encoded.external.chunks, encoded.external.byteLength),
+      }]
+      : undefined,
+  };
+}
+
+/** An onnxruntime inference session over one graph, on one device. */
+export class Session {
+  /** The device the session runs on. */
+  readonly device: ResolvedDevice;
+  /** Why `auto` did not pick the devices it passed over (empty otherwise). */
+  readonly skipped: readonly string[];
+  #session: ort.InferenceSession;
+  #released = false;
+
+  private constructor(session: ort.InferenceSession, device: ResolvedDevice, skipped: string[]) {
+    this.#session = session;
+    this.device = device;
+    this.skipped = skipped;
+  }
+
+  /**
+   * A session for `model`: a graph, an encoded model with its external data, ModelProto bytes,
+   * or the path of a `.onnx` file (whose external data files sit beside it). Throws
+   * {@linkcode DeviceError} when a device named explicitly cannot load.
+   */
+  static async create(
+    model: Graph | EncodedModel | Uint8Array | string,
+    options: SessionOptions = {},
+  ): Promise<Session> {
+    initOrt();
+    const prepared = prepareModel(model);
+    const device = options.device ?? "auto";
+    if (!(DEVICES as readonly string[]).includes(device)) {
+      throw new DeviceError(`unknown device "${device}" (devices: ${DEVICES.join(", ")})`);
+    }
+    if (device !== "auto") {
+      if (device === "cpu") return new Session(await open(prepared, "cpu", options), "cpu", []);
+      try {
+        return new Session(await open(prepared, device, options), device, []);
+      } catch (error) {
+        const hint = device === "webgpu" && !vulkanLoaderPresent()
+          ? "libvulkan.so.1 not found: install the Vulkan loader and a GPU driver"
+          : HINTS[device];
+        throw new DeviceError(`device ${device} cannot be used: ${firstLine(error)} (${hint})`);
+      }
+    }
+    const skipped: string[] = [];
+    for (const candidate of ["cuda", "webgpu"] as const) {
+      if (candidate === "webgpu" && !vulkanLoaderPresent()) {
+        skipped.push("webgpu: libvulkan.so.1 not found");
+        continue;
+      }
+      try {
+        return new Session(await open(prepared, candidate, options), candidate, skipped);
+      } catch (error) {
+        skipped.push(`${candidate}: ${firstLine(error)}`);
+      }
+    }
+    return new Session(await open(prepared, "cpu", options), "cpu", skipped);
+  }
+
+  /** The graph's input names, in order. */
+  get inputNames(): readonly string[] {
+    return this.#session.inputNames;
+  }
+
+  /** The graph's output names, in order. */
+  get outputNames(): readonly string[] {
+    return this.#session.outputNames;
+  }
+
+  /**
+   * Runs the graph on `feeds` and returns the outputs named in `fetch` (default all). Asking only
+   * for what is needed saves the copy of the others back to JavaScript.
+   */
+  async run(
+    feeds: Record<string, TensorData | ort.Tensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, TensorData>> {
+    const raw = await this.runOrt(feeds, fetch);
+    const out: Record<string, TensorData> = {};
+    for (const [name, t] of Object.entries(raw)) out[name] = fromOrt(t);
+    return out;
+  }
+
+  /** {@linkcode Session.run} returning onnxruntime tensors (to feed back without converting). */
+  async runOrt(
+    feeds: Record<string, TensorData | ort.Tensor>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, ort.Tensor>> {
+    if (this.#released) throw new Error("session already released");
+    const input: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) {
+      input[name] = t instanceof ort.Tensor ? t : toOrt(t as TensorData);
+    }
+    const result = fetch
+      ? await this.#session.run(input, [...fetch])
+      : await this.#session.run(input);
+    return result as Record<string, ort.Tensor>;
+  }
+
+  /** Ends profiling (sessions made with `profile`); onnxruntime writes the JSON file. */
+  endProfiling(): void {
+    this.#session.endProfiling();
+  }
+
+  /** Frees the session's native memory; the session cannot run afterwards. */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    await this.#session.release();
+  }
+}
+
+async function open(
+  model: Model,
+  device: ResolvedDevice,
+  options: SessionOptions,
+): Promise<ort.InferenceSession> {
+  const sessionOptions: ort.InferenceSession.SessionOptions & {
+    externalData?: { path: string; data: Uint8Array }[];
+  } = {
+    executionProviders: [device],
+    intraOpNumThreads: options.threads ?? cores(),
+    interOpNumThreads: 1,
+    executionMode: options.parallel ? "parallel" : "sequential",
+    graphOptimizationLevel: options.optimization ?? "all",
+  };
+  if (options.profile) {
+    sessionOptions.enableProfiling = true;
+    sessionOptions.profileFilePrefix = options.profile;
+  }
+  if (options.config) sessionOptions.extra = { ...options.config };
+  if (model.external) sessionOptions.externalData = model.external;
+  return typeof model.bytes === "string"
+    ? await ort.InferenceSession.create(model.bytes, sessionOptions)
+    : await ort.InferenceSession.create(model.bytes, sessionOptions);
+}

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { Graph } from "../lib/onnx/graph.ts";
+import { DeviceError, Session } from "../lib/runtime/session.ts";
+import { float32 } from "../lib/runtime/tensor.ts";
+
+function smallGraph(): Graph {
+  const g = new Graph("small");
+  const x = g.input("x", "float32", ["N"]);
+  g.output(g.mul(x, g.constant(2)), "double");
+  g.output(g.exp(x), "exp");
+  return g;
+}
+
+for (const device of ["cuda", "webgpu"] as const) {
+  Deno.test(`--device ${device} either runs there or fails in one line, never on the CPU`, async () => {
+    let session: Session | undefined;
+    try {
+      session = await Session.create(smallGraph(), { device });
+    } catch (error) {
+      assert.ok(error instanceof DeviceError, `not a DeviceError: ${error}`);
+      assert.ok(!error.message.includes("\n"), error.message);
+      assert.match(error.message, new RegExp(`^device ${device} cannot be used: `));
+      return;
+    }
+    assert.equal(session.device, device);
+    await session.release();
+  });
+}
+
+Deno.test("--device auto ends on a device that loads and says what it passed over", async () => {
+  const session = await Session.create(smallGraph(), { device: "auto" });
+  assert.ok(["cuda", "webgpu", "cpu"].includes(session.device));
+  if (session.device === "cpu") assert.equal(session.skipped.length, 2, session.skipped.join("; "));
+  const out = await session.run({ x: float32([2], new Float32Array([1, 2])) });
+  assert.deepEqual(Array.from(out.double.data as Float32Array), [2, 4]);
+  await session.release();
+});
+
+Deno.test("an unknown device is a DeviceError", async () => {
+  await assert.rejects(
+    () => Session.create(smallGraph(), { device: "tpu" as "cpu" }),
+    (e) => e instanceof DeviceError && /unknown device "tpu"/.test(e.message),
+  );
+});
+
+Deno.test("run returns only the outputs asked for, and a released session refuses to run", async () => {
+  const session = await Session.create(smallGraph(), { device: "cpu", threads: 1 });
+  assert.deepEqual(session.inputNames, ["x"]);
+  assert.deepEqual(session.outputNames, ["double", "exp"]);
+  const out = await session.run({ x: float32([3], new Float32Array([0, 1, 2])) }, ["exp"]);
+  assert.deepEqual(Object.keys(out), ["exp"]);
+  assert.equal((out.exp.data as Float32Array)[0], 1);
+  await session.release();
+  await assert.rejects(() => session.run({ x: float32([1]) }), /released/);
+});
+
+Deno.test("profiling writes per-operator times to a JSON file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const session = await Session.create(smallGraph(), {
+      device: "cpu",
+      threads: 1,
+      profile: `${dir}/prof`,
+    });
+    await session.run({ x: float32([4]) });
+    session.endProfiling();
+    await session.release();
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name);
+    assert.equal(files.length, 1, files.join(", "));
+    const events = JSON.parse(await Deno.readTextFile(`${dir}/${files[0]}`)) as {
+      cat: string;
+      args?: { op_name?: string };
+    }[];
+    assert.ok(events.some((e) => e.cat === "Node" && e.args?.op_name === "Exp"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
