@@ -1,0 +1,256 @@
+/**
+ * The project's tokenizer: a Hugging Face `tokenizer.json` (a real LLM's, or one trained with
+ * `train_bpe.ts`) loaded through `npm:@huggingface/tokenizers`, with the six special tokens of the
+ * method resolved to ids. The tokenizer itself is never changed (SPEC section 4): a special token
+ * it lacks is appended after its vocabulary (ids `vocabSize - k .. vocabSize - 1`), so the model's
+ * embedding table grows by those rows and nothing else moves.
+ *
+ * Special tokens and the names accepted for them (first found wins):
+ * - `mask` `[MASK]`, `smask` `[sMASK]`, `gmask` `[gMASK]`;
+ * - `sop` `[S]` or GLM's `<|startofpiece|>`; `eop` `[E]` or `<|endofpiece|>`;
+ * - `pad` `[PAD]`, `<pad>` or `<|endoftext|>`.
+ *
+ * Encoding never produces special ids: a record's text that happens to contain `[MASK]` is
+ * encoded as ordinary text (special added tokens are not split out of text), so data can never
+ * inject control tokens. Encodings of repeated strings are cached (entities repeat constantly).
+ *
+ * Not here: how records are cut into sentences, units and entities; that is
+ * `lib/collate/tokenize.ts`.
+ *
+ * @module
+ */
+
+import { Tokenizer } from "@huggingface/tokenizers";
+import { inputError } from "../errors.ts";
+
+/** The special tokens of the method, by their canonical names. */
+export const SPECIAL_TOKENS = ["[MASK]", "[sMASK]", "[gMASK]", "[S]", "[E]", "[PAD]"] as const;
+
+/** Ids of the special tokens. */
+export interface SpecialIds {
+  /** `[MASK]`: an entity-level blank, and the answer's blank in task prompts. */
+  mask: number;
+  /** `[sMASK]`: a sentence-level blank. */
+  smask: number;
+  /** `[gMASK]`: the document-level blank. */
+  gmask: number;
+  /** `[S]`: start of a span in part B (GLM's sop). */
+  sop: number;
+  /** `[E]`: end of a span, the last label of each span (GLM's eop). */
+  eop: number;
+  /** `[PAD]`: padding on the right of a batch. */
+  pad: number;
+}
+
+/** Accepted names of each special token, canonical name first. */
+const SPECIAL_ALIASES: Record<keyof SpecialIds, string[]> = {
+  mask: ["[MASK]"],
+  smask: ["[sMASK]"],
+  gmask: ["[gMASK]"],
+  sop: ["[S]", "<|startofpiece|>"],
+  eop: ["[E]", "<|endofpiece|>"],
+  pad: ["[PAD]", "<pad>", "<|endoftext|>"],
+};
+
+const SPECIAL_KEYS = ["mask", "smask", "gmask", "sop", "eop", "pad"] as const;
+
+/** Most distinct strings kept in the encoding cache before the oldest are dropped. */
+const CACHE_LIMIT = 200_000;
+
+interface AddedTokenJson {
+  id: number;
+  content: string;
+  special?: boolean;
+}
+
+/**
+ * A loaded tokenizer with the method's special tokens.
+ *
+ * @example
+ * ```ts
+ * const tokenizer = await TextTokenizer.load("fixtures/tokenizer/tokenizer.json");
+ * const ids = tokenizer.encode(" OPI Nail Lacquer"); // Int32Array, no special tokens added
+ * tokenizer.decode(ids); // " OPI Nail Lacquer"
+ * tokenizer.tokenString(tokenizer.special.mask); // "[MASK]"
+ * ```
+ */
+export class TextTokenizer {
+  /** Ids of `[MASK] [sMASK] [gMASK] [S] [E] [PAD]`. */
+  readonly special: Readonly<SpecialIds>;
+  /** Number of ids, including special tokens appended after the tokenizer's own vocabulary. */
+  readonly vocabSize: number;
+  /** Where the tokenizer came from, for messages. */
+  readonly source: string;
+
+  readonly #engine: Tokenizer;
+  readonly #strings: string[];
+  readonly #isSpecial: Uint8Array;
+  readonly #cache = new Map<string, Int32Array>();
+
+  private constructor(
+    engine: Tokenizer,
+    strings: string[],
+    isSpecial: Uint8Array,
+    special: SpecialIds,
+    source: string,
+  ) {
+    this.#engine = engine;
+    this.#strings = strings;
+    this.#isSpecial = isSpecial;
+    this.special = Object.freeze(special);
+    this.vocabSize = strings.length;
+    this.source = source;
+  }
+
+  /**
+   * Loads `path` (a `tokenizer.json`). A missing, unreadable or invalid file is an InputError
+   * naming it.
+   */
+  static async load(path: string): Promise<TextTokenizer> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw inputError(path, undefined, "tokenizer file not found");
+      }
+      throw inputError(path, undefined, `cannot read tokenizer: ${(error as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
+    }
+    return TextTokenizer.fromJson(json, path);
+  }
+
+  /**
+   * Builds a tokenizer from a parsed `tokenizer.json` object (e.g. straight from
+   * `trainByteLevelBpe`). `source` names it in error messages.
+   */
+  static fromJson(json: unknown, source = "tokenizer.json"): TextTokenizer {
+    const config = json as {
+      model?: { vocab?: unknown };
+      added_tokens?: AddedTokenJson[];
+    };
+    if (typeof config !== "object" || config === null || typeof config.model !== "object") {
+      throw inputError(source, undefined, "not a tokenizer.json (no model)");
+    }
+    const added = Array.isArray(config.added_tokens) ? config.added_tokens : [];
+
+    // Every id the tokenizer knows: the model's vocabulary and the added tokens.
+    const byString = new Map<string, number>();
+    const vocab = config.model.vocab;
+    if (Array.isArray(vocab)) {
+      // Unigram models list [piece, score] pairs; the id is the position.
+      vocab.forEach((entry, i) => byString.set(Array.isArray(entry) ? String(entry[0]) : "", i));
+    } else if (typeof vocab === "object" && vocab !== null) {
+      for (const [token, id] of Object.entries(vocab as Record<string, number>)) {
+        byString.set(token, id);
+      }
+    } else {
+      throw inputError(source, undefined, "not a tokenizer.json (model has no vocab)");
+    }
+    for (const token of added) {
+      if (typeof token?.content !== "string" || !Number.isInteger(token.id)) {
+        throw inputError(source, undefined, "added_tokens entries need content and id");
+      }
+      byString.set(token.content, token.id);
+    }
+
+    let size = 0;
+    for (const id of byString.values()) size = Math.max(size, id + 1);
+    const strings = new Array<string>(size).fill("");
+    for (const [token, id] of byString) strings[id] = token;
+
+    const special = {} as SpecialIds;
+    for (const key of SPECIAL_KEYS) {
+      const found = SPECIAL_ALIASES[key].find((name) => byString.has(name));
+      if (found !== undefined) {
+        special[key] = byString.get(found)!;
+      } else {
+        special[key] = strings.length;
+        strings.push(SPECIAL_ALIASES[key][0]);
+      }
+    }
+    const isSpecial = new Uint8Array(strings.length);
+    for (const token of added) if (token.special) isSpecial[token.id] = 1;
+    for (const key of SPECIAL_KEYS) isSpecial[special[key]] = 1;
+
+    // The encoder does not know the special added tokens, so text never turns into them.
+    const engineConfig = { ...config, added_tokens: added.filter((t) => !t.special) };
+    let engine: Tokenizer;
+    try {
+      engine = new Tokenizer(engineConfig, {});
+    } catch (error) {
+      throw inputError(source, undefined, `cannot load tokenizer (${(error as Error).message})`);
+    }
+    return new TextTokenizer(engine, strings, isSpecial, special, source);
+  }
+
+  /**
+   * The ids of `text`, with no special tokens added (a new array the caller may keep or
+   * change). Repeated strings come from a cache.
+   */
+  encode(text: string): Int32Array {
+    return this.encodeShared(text).slice();
+  }
+
+  /**
+   * Like {@linkcode TextTokenizer.encode} but returns the cached array itself, for hot paths
+   * that only read it. Never modify the result.
+   */
+  encodeShared(text: string): Int32Array {
+    let ids = this.#cache.get(text);
+    if (ids === undefined) {
+      ids = text === ""
+        ? new Int32Array(0)
+        : Int32Array.from(this.#engine.encode(text, { add_special_tokens: false }).ids);
+      if (this.#cache.size >= CACHE_LIMIT) {
+        // Drop the oldest entry (Map keeps insertion order).
+        this.#cache.delete(this.#cache.keys().next().value!);
+      }
+      this.#cache.set(text, ids);
+    }
+    return ids;
+  }
+
+  /**
+   * The text of `ids`. Special tokens appear as their names (`[MASK]`) unless `skipSpecial`;
+   * nothing else is changed (no clean-up of spaces), so `decode(encode(s)) === s`.
+   */
+  decode(ids: ArrayLike<number>, options: { skipSpecial?: boolean } = {}): string {
+    let out = "";
+    let run: number[] = [];
+    const flush = () => {
+      if (run.length > 0) {
+        out += this.#engine.decode(run, { clean_up_tokenization_spaces: false });
+        run = [];
+      }
+    };
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(id >= 0 && id < this.vocabSize)) throw new RangeError(`token id ${id} out of range`);
+      if (this.#isSpecial[id]) {
+        flush();
+        if (!options.skipSpecial) out += this.#strings[id];
+      } else {
+        run.push(id);
+      }
+    }
+    flush();
+    return out;
+  }
+
+  /** The vocabulary string of `id` (byte-level form such as `ĠNail`; `[MASK]` for specials). */
+  tokenString(id: number): string {
+    if (!(id >= 0 && id < this.vocabSize)) throw new RangeError(`token id ${id} out of range`);
+    return this.#strings[id];
+  }
+
+  /** True for the special tokens (the six of the method and the tokenizer's own). */
+  isSpecial(id: number): boolean {
+    return this.#isSpecial[id] === 1;
+  }
+}
