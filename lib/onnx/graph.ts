@@ -248,9 +248,16 @@ export class Graph {
   #scopes: string[] = [];
   #scalarConstants = new Map<string, Value>();
 
+  /**
+   * The default domain's opset the graph is built for ({@linkcode OPSET} unless a graph uses a
+   * newer operator, such as Attention from opset 23).
+   */
+  opset: number;
+
   /** An empty graph named `name`. */
-  constructor(name = "graph") {
+  constructor(name = "graph", options: { opset?: number } = {}) {
     this.name = name;
+    this.opset = options.opset ?? OPSET;
   }
 
   // ---- looking things up -------------------------------------------------------------------
@@ -399,6 +406,29 @@ export class Graph {
     }
     this.outputs.push(out);
     return out;
+  }
+
+  /**
+   * Records a more precise static shape for `v` (same rank), for tensors whose size depends on
+   * values shape inference cannot see (a Range up to a sequence length, a Reshape to a computed
+   * shape). Returns the refined value; the runtime does not check it.
+   */
+  refine(v: Value, shape: Shape): Value {
+    const old = this.value(v.name);
+    if (old.shape.length !== shape.length) {
+      throw new Error(`refine: ${v.name} has rank ${old.shape.length}, not ${shape.length}`);
+    }
+    const refined: Value = Object.freeze({
+      name: old.name,
+      dtype: old.dtype,
+      shape: Object.freeze([...shape]),
+    });
+    this.#values.set(old.name, refined);
+    const at = this.inputs.indexOf(old);
+    if (at >= 0) this.inputs[at] = refined;
+    const out = this.outputs.indexOf(old);
+    if (out >= 0) this.outputs[out] = refined;
+    return refined;
   }
 
   /** Renames a tensor made by a node everywhere it is used; returns the renamed value. */
@@ -835,7 +865,7 @@ export class Graph {
     bias: Value | null,
     options: { epsilon?: number; axis?: number } = {},
   ): Value {
-    return this.#one("LayerNormalization", [x, scale, bias], this.#lnAttrs(options));
+    return this.#one("LayerNormalization", [x, scale, bias], this.#lnAttrs(x, options));
   }
 
   /** {@linkcode Graph.layerNorm} that also returns [mean, invStdDev]. */
@@ -848,13 +878,16 @@ export class Graph {
     const [y, mean, invStd] = this.node(
       "LayerNormalization",
       [x, scale, bias],
-      this.#lnAttrs(options),
+      this.#lnAttrs(x, options),
       { outputs: 3 },
     );
     return [y, mean, invStd];
   }
 
-  #lnAttrs(options: { epsilon?: number; axis?: number }): Attributes {
+  #lnAttrs(x: Value, options: { epsilon?: number; axis?: number }): Attributes {
+    // onnxruntime computes the statistics in float32 even for float64 inputs (it has no kernel
+    // for stash_type double): decompose the normalization where full precision matters.
+    void x;
     return {
       axis: attr.int(options.axis ?? -1),
       epsilon: attr.float(options.epsilon ?? 1e-5),

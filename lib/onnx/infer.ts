@@ -449,14 +449,26 @@ export const SHAPE_RULES: Record<string, ShapeRule> = {
     shape[axis] = k ?? freshDim();
     return [{ dtype: x.dtype, shape }, { dtype: "int64", shape }];
   },
+  Attention: (ctx) => {
+    // Opset 23. 3-D inputs [B, L, heads * d] give [B, L, heads * dv]; 4-D [B, heads, L, d] give
+    // [B, heads, L, dv]. Only the first output (no caches) is inferred.
+    const [q, , v] = [input(ctx, 0), input(ctx, 1), input(ctx, 2)];
+    const shape = [...q.shape];
+    shape[shape.length - 1] = q.shape.length === 4 ? v.shape[3] : mulDims(
+      intAttr(ctx, "q_num_heads", 1),
+      divDims(v.shape[2], intAttr(ctx, "kv_num_heads", 1)),
+    );
+    return [{ dtype: q.dtype, shape }];
+  },
   LayerNormalization: (ctx) => {
     const x = input(ctx, 0);
     const axis = normAxis(intAttr(ctx, "axis", -1), x.shape.length, "LayerNormalization axis");
     const stats = x.shape.map((d, i) => (i < axis ? d : 1));
+    const stash = ONNX_TO_DTYPE[intAttr(ctx, "stash_type", 1)] ?? "float32";
     return [
       { dtype: x.dtype, shape: x.shape },
-      { dtype: x.dtype === "float64" ? "float64" : "float32", shape: stats },
-      { dtype: x.dtype === "float64" ? "float64" : "float32", shape: stats },
+      { dtype: stash, shape: stats },
+      { dtype: stash, shape: stats },
     ];
   },
 };

@@ -6,19 +6,12 @@
  * reads it from disk next to the model file, or from memory through the session option
  * `externalData: [{ path, data }]` (lib/runtime passes it).
  *
- * Field numbers follow onnx/onnx.proto (IR version 8, opset {@linkcode OPSET}).
+ * Field numbers follow onnx/onnx.proto (IR version 8 for opsets up to 18, later ones as needed).
  *
  * @module
  */
 
-import {
-  type Attribute,
-  DTYPE_INFO,
-  type Graph,
-  OPSET,
-  type TensorData,
-  type Value,
-} from "./graph.ts";
+import { type Attribute, DTYPE_INFO, type Graph, type TensorData, type Value } from "./graph.ts";
 
 /** ONNX IR version written (8 is the one that goes with opsets 17 and 18). */
 export const IR_VERSION = 8;
@@ -243,7 +236,7 @@ export interface EncodeOptions {
   externalFile?: string;
   /** Producer name recorded in the model. */
   producer?: string;
-  /** The default domain's opset (default {@linkcode OPSET}); the IR version follows it. */
+  /** The default domain's opset (default: the graph's); the IR version follows it. */
   opset?: number;
 }
 
@@ -286,7 +279,7 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
   }
 
   const w = new Writer();
-  const opset = options.opset ?? OPSET;
+  const opset = options.opset ?? graph.opset;
   intField(w, 1, opset <= 18 ? IR_VERSION : opset <= 20 ? 9 : opset <= 22 ? 10 : 11);
   stringField(w, 2, options.producer ?? "recsysllm");
   stringField(w, 3, "0.1");

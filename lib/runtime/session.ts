@@ -17,7 +17,7 @@
 
 import * as ort from "onnxruntime-node";
 import { InputError } from "../errors.ts";
-import type { Graph, TensorData } from "../onnx/graph.ts";
+import { Graph, type TensorData } from "../onnx/graph.ts";
 import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";
 import { fromOrt, toOrt } from "./tensor.ts";
 
@@ -44,7 +44,9 @@ export interface SessionOptions {
   threads?: number;
   /**
    * Graph optimization level (default `all`; `basic` already folds constants and removes
-   * identities, the higher levels add fusions, see bench/forward.ts for what each gave).
+   * identities, the higher levels add fusions, see bench/forward.ts for what each gave). For a
+   * graph with float64 tensors the default is `basic`: onnxruntime's fusions at the higher levels
+   * compute in float32, which would spoil finite-difference checks.
    */
   optimization?: OptimizationLevel;
   /**
@@ -130,6 +132,11 @@ function prepareModel(model: Graph | EncodedModel | Uint8Array | string): Model 
   };
 }
 
+function usesFloat64(graph: Graph): boolean {
+  for (const v of graph.values()) if (v.dtype === "float64") return true;
+  return false;
+}
+
 /** An onnxruntime inference session over one graph, on one device. */
 export class Session {
   /** The device the session runs on. */
@@ -155,6 +162,9 @@ export class Session {
     options: SessionOptions = {},
   ): Promise<Session> {
     initOrt();
+    if (options.optimization === undefined && model instanceof Graph && usesFloat64(model)) {
+      options = { ...options, optimization: "basic" };
+    }
     const prepared = prepareModel(model);
     const device = options.device ?? "auto";
     if (!(DEVICES as readonly string[]).includes(device)) {

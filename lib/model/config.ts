@@ -1,0 +1,202 @@
+/**
+ * The GLM model configuration (SPEC section 8): one plain object read from and written to the
+ * Hugging Face `config.json` (names vocab_size, hidden_size, num_layers, num_attention_heads,
+ * max_sequence_length, layernorm_epsilon), the presets as data, and the weight names and shapes
+ * of a checkpoint (the THUDM/glm-* names, linear weights [out, in]).
+ *
+ * @module
+ */
+
+import { inputError } from "../errors.ts";
+
+/** A GLM configuration. */
+export interface GlmConfig {
+  /** Rows of the word embedding (covers the tokenizer, appended special tokens included). */
+  vocabSize: number;
+  /** H: width of every layer. */
+  hiddenSize: number;
+  numLayers: number;
+  /** Attention heads; must divide hiddenSize. */
+  numHeads: number;
+  /** Longest sequence; both position tables have maxSequenceLength + 1 rows. */
+  maxSequenceLength: number;
+  /** LayerNorm epsilon (default 1e-5). */
+  layernormEpsilon: number;
+}
+
+/** A preset: the model's shape and the vocabulary size of the tokenizer `init` trains for it. */
+export interface Preset {
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  maxSequenceLength: number;
+  /** Vocabulary size the tokenizer is trained to (before special tokens are appended). */
+  tokenizerVocab: number;
+}
+
+/**
+ * The presets. tiny is the issue's benchmark model (about 3.2M layer parameters plus 2M of
+ * embedding); small (about 25M + 8M) fits CPU fine-tuning; base follows GLM-base's shape
+ * (hidden 768, 12 layers, 12 heads, about 85M + 25M).
+ */
+export const PRESETS: Record<"tiny" | "small" | "base", Preset> = {
+  tiny: {
+    hiddenSize: 256,
+    numLayers: 4,
+    numHeads: 4,
+    maxSequenceLength: 512,
+    tokenizerVocab: 8000,
+  },
+  small: {
+    hiddenSize: 512,
+    numLayers: 8,
+    numHeads: 8,
+    maxSequenceLength: 512,
+    tokenizerVocab: 16000,
+  },
+  base: {
+    hiddenSize: 768,
+    numLayers: 12,
+    numHeads: 12,
+    maxSequenceLength: 1024,
+    tokenizerVocab: 32000,
+  },
+};
+
+/** The preset names. */
+export type PresetName = keyof typeof PRESETS;
+
+/** The configuration of `preset` for a vocabulary of `vocabSize` ids. */
+export function presetConfig(preset: PresetName, vocabSize: number): GlmConfig {
+  const p = PRESETS[preset];
+  return validateConfig({
+    vocabSize,
+    hiddenSize: p.hiddenSize,
+    numLayers: p.numLayers,
+    numHeads: p.numHeads,
+    maxSequenceLength: p.maxSequenceLength,
+    layernormEpsilon: 1e-5,
+  }, `preset ${preset}`);
+}
+
+const KEYS: [keyof GlmConfig, string][] = [
+  ["vocabSize", "vocab_size"],
+  ["hiddenSize", "hidden_size"],
+  ["numLayers", "num_layers"],
+  ["numHeads", "num_attention_heads"],
+  ["maxSequenceLength", "max_sequence_length"],
+];
+
+/** Checks a configuration's values; problems are InputErrors naming `file` and the key. */
+export function validateConfig(config: GlmConfig, file: string): GlmConfig {
+  for (const [field, key] of KEYS) {
+    const v = config[field];
+    if (!Number.isInteger(v) || v < 1) {
+      throw inputError(
+        file,
+        undefined,
+        `"${key}" must be a positive integer, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+  if (config.hiddenSize % config.numHeads !== 0) {
+    throw inputError(
+      file,
+      undefined,
+      `"num_attention_heads" (${config.numHeads}) must divide "hidden_size" (${config.hiddenSize})`,
+    );
+  }
+  if (!(config.layernormEpsilon > 0 && Number.isFinite(config.layernormEpsilon))) {
+    throw inputError(file, undefined, `"layernorm_epsilon" must be a positive number`);
+  }
+  return config;
+}
+
+/** A configuration from the parsed `config.json` object; `file` is named in errors. */
+export function parseConfig(json: unknown, file: string): GlmConfig {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw inputError(file, undefined, "expected a JSON object");
+  }
+  const o = json as Record<string, unknown>;
+  const config: Partial<GlmConfig> = {};
+  for (const [field, key] of KEYS) {
+    if (!(key in o)) throw inputError(file, undefined, `"${key}" is missing`);
+    config[field] = o[key] as number;
+  }
+  const eps = o.layernorm_epsilon ?? 1e-5;
+  if (typeof eps !== "number") {
+    throw inputError(file, undefined, `"layernorm_epsilon" must be a positive number`);
+  }
+  config.layernormEpsilon = eps;
+  return validateConfig(config as GlmConfig, file);
+}
+
+/** Reads and validates `config.json` at `path`. */
+export async function readConfig(path: string): Promise<GlmConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw inputError(path, undefined, "file not found");
+    throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
+  }
+  return parseConfig(json, path);
+}
+
+/** The `config.json` object of `config`, in the Hugging Face GLM form. */
+export function configJson(config: GlmConfig): Record<string, unknown> {
+  return {
+    architectures: ["GLMModel"],
+    model_type: "glm",
+    vocab_size: config.vocabSize,
+    hidden_size: config.hiddenSize,
+    num_layers: config.numLayers,
+    num_attention_heads: config.numHeads,
+    max_sequence_length: config.maxSequenceLength,
+    layernorm_epsilon: config.layernormEpsilon,
+    block_position_encoding: true,
+    relative_encoding: false,
+    output_predict: true,
+    tie_word_embeddings: true,
+  };
+}
+
+/** The tensor name prefix of layer `i`: `glm.transformer.layers.{i}`. */
+export function layerPrefix(i: number): string {
+  return `glm.transformer.layers.${i}`;
+}
+
+/** Every weight of a GLM checkpoint with its shape, in checkpoint order. */
+export function weightShapes(config: GlmConfig): Map<string, number[]> {
+  const h = config.hiddenSize;
+  const rows = config.maxSequenceLength + 1;
+  const shapes = new Map<string, number[]>([
+    ["glm.word_embeddings.weight", [config.vocabSize, h]],
+    ["glm.transformer.position_embeddings.weight", [rows, h]],
+    ["glm.transformer.block_position_embeddings.weight", [rows, h]],
+  ]);
+  for (let i = 0; i < config.numLayers; i++) {
+    const p = layerPrefix(i);
+    shapes.set(`${p}.input_layernorm.weight`, [h]);
+    shapes.set(`${p}.input_layernorm.bias`, [h]);
+    shapes.set(`${p}.attention.query_key_value.weight`, [3 * h, h]);
+    shapes.set(`${p}.attention.query_key_value.bias`, [3 * h]);
+    shapes.set(`${p}.attention.dense.weight`, [h, h]);
+    shapes.set(`${p}.attention.dense.bias`, [h]);
+    shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
+    shapes.set(`${p}.post_attention_layernorm.bias`, [h]);
+    shapes.set(`${p}.mlp.dense_h_to_4h.weight`, [4 * h, h]);
+    shapes.set(`${p}.mlp.dense_h_to_4h.bias`, [4 * h]);
+    shapes.set(`${p}.mlp.dense_4h_to_h.weight`, [h, 4 * h]);
+    shapes.set(`${p}.mlp.dense_4h_to_h.bias`, [h]);
+  }
+  shapes.set("glm.transformer.final_layernorm.weight", [h]);
+  shapes.set("glm.transformer.final_layernorm.bias", [h]);
+  return shapes;
+}

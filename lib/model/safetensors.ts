@@ -1,0 +1,354 @@
+/**
+ * The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header
+ * naming each tensor's dtype, shape and byte range, then the raw little-endian data. Reading takes
+ * F32, F16 and BF16 (converted to Float32Array) plus F64/I32/I64 as they are; writing takes F32
+ * (and F64/I32/I64 for checkpoints). Tensors are read lazily from the file, so opening a large
+ * checkpoint reads only its header. No pickles, ever: this is the only weight format.
+ *
+ * Every problem is an {@linkcode InputError} naming the file: a bad header, a missing tensor, a
+ * tensor of the wrong shape, a dtype the model does not take.
+ *
+ * @module
+ */
+
+import { inputError } from "../errors.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import type { TensorData } from "../onnx/graph.ts";
+
+/** The dtypes safetensors files may hold (those this module reads are listed in READABLE). */
+export type SafetensorsDType =
+  | "F64"
+  | "F32"
+  | "F16"
+  | "BF16"
+  | "I64"
+  | "I32"
+  | "I16"
+  | "I8"
+  | "U8"
+  | "BOOL";
+
+const BYTES: Record<string, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+};
+
+const FLOAT_READABLE = ["F32", "F16", "BF16"] as const;
+
+/** One tensor's entry in the header. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Byte offset of the data from the start of the file. */
+  start: number;
+  /** Byte length of the data. */
+  length: number;
+}
+
+/** Header size limit, as the reference implementation has it (guards against garbage files). */
+const MAX_HEADER = 100_000_000;
+
+function parseHeader(label: string, headerBytes: Uint8Array, dataLength: number) {
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
+  } catch (error) {
+    throw inputError(label, undefined, `bad safetensors header: ${(error as Error).message}`);
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    throw inputError(label, undefined, "bad safetensors header: not a JSON object");
+  }
+  const entries = new Map<string, SafetensorsEntry>();
+  let metadata: Record<string, string> = {};
+  const dataStart = 8 + headerBytes.length;
+  const ranges: [number, number, string][] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const bad = (problem: string) =>
+      inputError(label, undefined, `bad safetensors header: tensor "${name}" ${problem}`);
+    if (typeof e !== "object" || e === null) throw bad("is not an object");
+    if (typeof e.dtype !== "string" || !(e.dtype in BYTES)) {
+      throw bad(`has unknown dtype ${JSON.stringify(e.dtype)}`);
+    }
+    if (
+      !Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)
+    ) throw bad("has no valid shape");
+    const offsets = e.data_offsets;
+    if (
+      !Array.isArray(offsets) || offsets.length !== 2 ||
+      !offsets.every((d) => Number.isInteger(d) && d >= 0) || offsets[1] < offsets[0]
+    ) throw bad("has no valid data_offsets");
+    const numel = (e.shape as number[]).reduce((a, b) => a * b, 1);
+    const length = offsets[1] - offsets[0];
+    if (length !== numel * BYTES[e.dtype]) {
+      throw bad(`has ${length} bytes for shape [${e.shape.join(", ")}] of ${e.dtype}`);
+    }
+    if (offsets[1] > dataLength) throw bad("lies past the end of the file");
+    ranges.push([offsets[0], offsets[1], name]);
+    entries.set(name, {
+      name,
+      dtype: e.dtype as SafetensorsDType,
+      shape: e.shape as number[],
+      start: dataStart + offsets[0],
+      length,
+    });
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i][0] < ranges[i - 1][1]) {
+      throw inputError(
+        label,
+        undefined,
+        `bad safetensors header: tensors "${ranges[i - 1][2]}" and "${ranges[i][2]}" overlap`,
+      );
+    }
+  }
+  return { entries, metadata };
+}
+
+function f16ToF32(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+function toFloat32(entry: SafetensorsEntry, bytes: Uint8Array): Float32Array {
+  const n = entry.length / BYTES[entry.dtype];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  if (entry.dtype === "F32") {
+    for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+  } else if (entry.dtype === "BF16") {
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) u32[i] = view.getUint16(i * 2, true) << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = f16ToF32(view.getUint16(i * 2, true));
+  }
+  return out;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** An opened safetensors file; tensors are read from disk when asked for. */
+export class SafetensorsFile {
+  /** The file's path (named in errors). */
+  readonly path: string;
+  /** The `__metadata__` strings of the header. */
+  readonly metadata: Record<string, string>;
+  #entries: Map<string, SafetensorsEntry>;
+
+  private constructor(
+    path: string,
+    entries: Map<string, SafetensorsEntry>,
+    meta: Record<string, string>,
+  ) {
+    this.path = path;
+    this.#entries = entries;
+    this.metadata = meta;
+  }
+
+  /** Opens `path` and reads its header. */
+  static async open(path: string): Promise<SafetensorsFile> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw inputError(path, undefined, "file not found");
+      }
+      throw inputError(path, undefined, `cannot open: ${(error as Error).message}`);
+    }
+    try {
+      const size = (await file.stat()).size;
+      if (size < 8) throw inputError(path, undefined, "bad safetensors header: file too short");
+      const head = await readAt(file, 0, 8);
+      const n = Number(new DataView(head.buffer).getBigUint64(0, true));
+      if (n > MAX_HEADER || 8 + n > size) {
+        throw inputError(
+          path,
+          undefined,
+          `bad safetensors header: header length ${n} is impossible`,
+        );
+      }
+      const { entries, metadata } = parseHeader(path, await readAt(file, 8, n), size - 8 - n);
+      return new SafetensorsFile(path, entries, metadata);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** The names of the tensors, in header order. */
+  names(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** Whether the file holds `name`. */
+  has(name: string): boolean {
+    return this.#entries.has(name);
+  }
+
+  /** The header entry of `name`; an InputError when it is missing. */
+  entry(name: string): SafetensorsEntry {
+    const e = this.#entries.get(name);
+    if (!e) throw inputError(this.path, undefined, `tensor "${name}" is missing`);
+    return e;
+  }
+
+  /**
+   * Tensor `name` as float32 (F32, F16 and BF16 are converted). With `shape`, a tensor of another
+   * shape is an InputError.
+   */
+  async float32(name: string, shape?: readonly number[]): Promise<Float32Array> {
+    const e = this.#check(name, shape);
+    if (!(FLOAT_READABLE as readonly string[]).includes(e.dtype)) {
+      throw inputError(
+        this.path,
+        undefined,
+        `tensor "${name}" has dtype ${e.dtype}; the model takes ${FLOAT_READABLE.join(", ")}`,
+      );
+    }
+    return toFloat32(e, await this.#bytes(e));
+  }
+
+  /** Tensor `name` in its own dtype (F32, F64, I32, I64), for checkpoints. */
+  async tensor(name: string, shape?: readonly number[]): Promise<TensorData> {
+    const e = this.#check(name, shape);
+    const bytes = await this.#bytes(e);
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    switch (e.dtype) {
+      case "F32":
+        return { dtype: "float32", shape: e.shape, data: new Float32Array(buffer) };
+      case "F64":
+        return { dtype: "float64", shape: e.shape, data: new Float64Array(buffer) };
+      case "I32":
+        return { dtype: "int32", shape: e.shape, data: new Int32Array(buffer) };
+      case "I64":
+        return { dtype: "int64", shape: e.shape, data: new BigInt64Array(buffer) };
+      case "F16":
+      case "BF16":
+        return { dtype: "float32", shape: e.shape, data: toFloat32(e, bytes) };
+      default:
+        throw inputError(this.path, undefined, `tensor "${name}" has unsupported dtype ${e.dtype}`);
+    }
+  }
+
+  #check(name: string, shape?: readonly number[]): SafetensorsEntry {
+    const e = this.entry(name);
+    if (shape && !sameShape(e.shape, shape)) {
+      throw inputError(
+        this.path,
+        undefined,
+        `tensor "${name}" has shape [${e.shape.join(", ")}], expected [${shape.join(", ")}]`,
+      );
+    }
+    return e;
+  }
+
+  async #bytes(e: SafetensorsEntry): Promise<Uint8Array> {
+    const file = await Deno.open(this.path, { read: true });
+    try {
+      return await readAt(file, e.start, e.length);
+    } finally {
+      file.close();
+    }
+  }
+}
+
+async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  await file.seek(offset, Deno.SeekMode.Start);
+  const out = new Uint8Array(length);
+  let at = 0;
+  while (at < length) {
+    const n = await file.read(out.subarray(at));
+    if (n === null) throw new Error(`unexpected end of file at ${offset + at}`);
+    at += n;
+  }
+  return out;
+}
+
+/** Tensors to write: float32 (or float64/int32/int64) data with a shape. */
+export type TensorsToWrite = Record<
+  string,
+  { shape: readonly number[]; data: Float32Array | Float64Array | Int32Array | BigInt64Array }
+>;
+
+/**
+ * The safetensors bytes of `tensors` (in the order given), as chunks: the header, then each
+ * tensor's data (views, not copies, on little-endian machines).
+ */
+export function encodeSafetensors(
+  tensors: TensorsToWrite,
+  metadata?: Record<string, string>,
+): Uint8Array[] {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel !== t.data.length) {
+      throw new Error(`tensor ${name}: ${t.data.length} values for shape [${t.shape.join(", ")}]`);
+    }
+    const dtype = t.data instanceof Float32Array
+      ? "F32"
+      : t.data instanceof Float64Array
+      ? "F64"
+      : t.data instanceof Int32Array
+      ? "I32"
+      : "I64";
+    header[name] = {
+      dtype,
+      shape: [...t.shape],
+      data_offsets: [offset, offset + t.data.byteLength],
+    };
+    chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    offset += t.data.byteLength;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  // Spaces pad the header to a multiple of 8, so the data is aligned for readers that map it.
+  const headerBytes = new Uint8Array(json.length + ((8 - (json.length % 8)) % 8)).fill(0x20);
+  headerBytes.set(json);
+  const prefix = new Uint8Array(8);
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  return [prefix, headerBytes, ...chunks];
+}
+
+/** Writes `tensors` to `path` as safetensors, atomically. */
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorsToWrite,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const chunks = encodeSafetensors(tensors, metadata);
+  const total = chunks.reduce((a, c) => a + c.length, 0);
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  await writeFileAtomic(path, bytes);
+}
