@@ -1,0 +1,293 @@
+/**
+ * The collator: from a tokenized record to one collated example (SPEC sections 5 and 6), with the
+ * objective, the spans and the truncation decided here; and the part A of a prompt for inference.
+ *
+ * Objectives: a record with a target (a task prompt) always has the target as its one span, with
+ * `[MASK]` where the answer goes. A document (no target) gets the entity-level (`[MASK]`),
+ * sentence-level (`[sMASK]`) or document-level (`[gMASK]`) objective: fixed, or drawn per example
+ * with the `mix` probabilities. Default mix entity 0.5 / sentence 0.25 / document 0.25: GLM-10B
+ * pretrained with 0.4 / 0.3 / 0.3 (THUDM/GLM config/ds_block_10B.sh: bert-prob 0.4,
+ * gap-sentence-prob 0.3); we move weight to the entity-level objective, the one the paper adds
+ * for behaviour sequences, and keep the other two equal for text generation (explanations,
+ * reviews). A one-unit document cannot have a document-level span (at least one unit must stay
+ * in part A), so it gets the entity-level objective instead; the example's `objective` says so.
+ *
+ * Truncation to `maxLength` (the whole example, parts A and B) never splits a unit:
+ * - documents lose whole units from their end, before the spans are drawn (the spans' mask and
+ *   `[S]` tokens are counted: when a draw does not fit, the budget shrinks by the excess and the
+ *   spans are drawn again from the continuing generator);
+ * - task prompts lose whole units from their start (the oldest history), but only up to the end
+ *   of the last entity before the answer marker: the instruction text after the history, the
+ *   answer marker and the target are never cut. A prompt without an entity before its answer
+ *   cannot be cut at all.
+ * When even that cannot fit (or a document's first unit cannot), it is an InputError naming the
+ * record.
+ *
+ * Randomness: `collate` takes the example's {@linkcode Rng}. Use {@linkcode exampleRng} (seed,
+ * epoch, index) so that a run can resume at an exact example and any example can be rebuilt on
+ * its own, on any machine.
+ *
+ * @module
+ */
+
+import { InputError } from "../errors.ts";
+import { Rng } from "../random.ts";
+import type { SpecialIds } from "../tokenizer/tokenizer.ts";
+import { assembleExample, type CollatedExample, type ExampleObjective } from "./example.ts";
+import { type SpanOptions, SpanSampler } from "./spans.ts";
+import type { TokenizedRecord } from "./tokenize.ts";
+
+/** The masking objectives of documents. */
+export const OBJECTIVES = ["entity", "sentence", "document"] as const;
+/** One masking objective. */
+export type Objective = typeof OBJECTIVES[number];
+
+/** Probabilities of the objectives when mixing (normalized; need not sum to 1). */
+export type ObjectiveMix = Record<Objective, number>;
+
+/** The default mix (see the module docs for why). */
+export const DEFAULT_MIX: Readonly<ObjectiveMix> = Object.freeze({
+  entity: 0.5,
+  sentence: 0.25,
+  document: 0.25,
+});
+
+/** Options of {@linkcode Collator}; every field has the default shown. */
+export interface CollatorOptions extends SpanOptions {
+  /** One objective for every document, or `mix` to draw one per example. Default `mix`. */
+  objective?: Objective | "mix";
+  /** Probabilities when `objective` is `mix`. Default {@linkcode DEFAULT_MIX}. */
+  mix?: ObjectiveMix;
+  /** Longest example (part A + part B) in tokens. Default: no limit. */
+  maxLength?: number;
+  /** Shuffle the spans in part B (for ablations only; the method keeps them in order). Default false. */
+  shuffleSpans?: boolean;
+}
+
+/**
+ * The generator of example `index` of epoch `epoch` for a run seeded `seed`: independent of
+ * every other example, so a run resumes exactly at any example.
+ */
+export function exampleRng(seed: number, epoch: number, index: number): Rng {
+  return Rng.derive(seed, "collate", epoch, index);
+}
+
+/** Part A of a prompt for inference. */
+export interface PromptPartA {
+  /** [L] token ids, with the mask token where the answer goes. */
+  ids: Int32Array;
+  /** [L] inter-positions (0..L-1). */
+  inter: Int32Array;
+  /** [L] intra-positions (0, or 1..n along an entity). */
+  intra: Int32Array;
+  /** [L] source unit of each token, -1 for the mask token. */
+  units: Int32Array;
+  /** Index of the mask token: the inter-position of every generated token. */
+  maskIndex: number;
+  /** L, which is also `sep` for the generation that follows. */
+  length: number;
+}
+
+/** Where truncation of a task prompt must stop: the end of the last entity before the answer. */
+function droppableUnits(record: TokenizedRecord): number {
+  for (let u = record.answerAt - 1; u >= 0; u--) {
+    if (record.unitEntity[u] === 1) return u + 1;
+  }
+  return 0;
+}
+
+/** The first prompt unit kept so that prompt tokens + `extra` fit in `maxLength`. */
+function promptStart(record: TokenizedRecord, extra: number, maxLength: number): number {
+  const { unitStart, promptUnits } = record;
+  const promptTokens = unitStart[promptUnits];
+  if (promptTokens + extra <= maxLength) return 0;
+  const limit = droppableUnits(record);
+  let from = 0;
+  while (from < limit && promptTokens - unitStart[from] + extra > maxLength) from++;
+  if (promptTokens - unitStart[from] + extra > maxLength) {
+    const kept = promptTokens - unitStart[limit];
+    throw new InputError(
+      `record ${JSON.stringify(record.id)}: needs ${kept + extra} tokens even without its ` +
+        `history (${kept} for the instruction, ${extra} for the mask and answer), more than the ` +
+        `maximum length ${maxLength}`,
+    );
+  }
+  return from;
+}
+
+/**
+ * Builds collated examples from tokenized records.
+ *
+ * @example
+ * ```ts
+ * const collator = new Collator(tokenizer.special, { objective: "mix", maxLength: 512 });
+ * const example = collator.collate(tokenizeRecord(tokenizer, record), exampleRng(seed, 0, i));
+ * ```
+ */
+export class Collator {
+  readonly specials: SpecialIds;
+  readonly maxLength: number;
+  readonly objective: Objective | "mix";
+  readonly shuffleSpans: boolean;
+  readonly #sampler: SpanSampler;
+  readonly #mixCdf: Float64Array;
+
+  constructor(specials: SpecialIds, options: CollatorOptions = {}) {
+    this.specials = specials;
+    this.maxLength = options.maxLength ?? Infinity;
+    this.objective = options.objective ?? "mix";
+    this.shuffleSpans = options.shuffleSpans ?? false;
+    if (!(this.maxLength >= 3)) throw new RangeError(`maxLength must be at least 3`);
+    if (this.objective !== "mix" && !OBJECTIVES.includes(this.objective)) {
+      throw new RangeError(`unknown objective "${this.objective}"`);
+    }
+    const mix = options.mix ?? DEFAULT_MIX;
+    this.#mixCdf = new Float64Array(OBJECTIVES.length);
+    let total = 0;
+    OBJECTIVES.forEach((name, i) => {
+      const p = mix[name] ?? 0;
+      if (!(p >= 0)) throw new RangeError(`mix probability of ${name} must be >= 0`);
+      total += p;
+      this.#mixCdf[i] = total;
+    });
+    if (!(total > 0)) throw new RangeError("mix probabilities must not all be 0");
+    this.#sampler = new SpanSampler(options);
+  }
+
+  /** The objective a document gets from `rng` (a draw only when mixing). */
+  #drawObjective(rng: Rng): Objective {
+    if (this.objective !== "mix") return this.objective;
+    return OBJECTIVES[rng.categorical(this.#mixCdf)];
+  }
+
+  /**
+   * One collated example of `record`, every random choice from `rng`. Throws an InputError
+   * when the record cannot fit `maxLength` or has an answer marker but no target.
+   */
+  collate(record: TokenizedRecord, rng: Rng): CollatedExample {
+    return record.hasTarget ? this.#collateTask(record) : this.#collateDocument(record, rng);
+  }
+
+  #collateTask(record: TokenizedRecord): CollatedExample {
+    const { unitStart, promptUnits } = record;
+    const units = unitStart.length - 1;
+    const targetTokens = unitStart[units] - unitStart[promptUnits];
+    const from = promptStart(record, targetTokens + 2, this.maxLength);
+    return assembleExample(record, {
+      from,
+      to: promptUnits,
+      spans: Int32Array.of(promptUnits, units),
+      spanCount: 1,
+      mask: this.specials.mask,
+      task: true,
+      objective: "task",
+    }, this.specials);
+  }
+
+  #collateDocument(record: TokenizedRecord, rng: Rng): CollatedExample {
+    if (record.answerMarked) {
+      throw new InputError(
+        `record ${JSON.stringify(record.id)}: has an answer marker but no target`,
+      );
+    }
+    const { unitStart } = record;
+    const units = record.promptUnits;
+    const maxLength = this.maxLength;
+    if (unitStart[1] + 2 > maxLength) {
+      throw new InputError(
+        `record ${JSON.stringify(record.id)}: its first unit has ${unitStart[1]} tokens, ` +
+          `more than the maximum length ${maxLength} allows with a mask and [S]`,
+      );
+    }
+    let objective = this.#drawObjective(rng);
+    // Units kept: the longest prefix whose tokens fit the budget.
+    let budget = maxLength - 2;
+    let keep = units;
+    if (unitStart[keep] > budget) {
+      while (keep > 1 && unitStart[keep] > budget) keep--;
+    }
+
+    const sampler = this.#sampler;
+    let count: number;
+    for (;;) {
+      if (objective === "document" && keep < 2) objective = "entity";
+      if (objective === "entity") count = sampler.entity(unitStart, keep, rng);
+      else if (objective === "sentence") {
+        count = sampler.sentence(unitStart, record.unitSentence, keep, rng);
+      } else count = sampler.document(keep, rng);
+      const total = unitStart[keep] + 2 * count;
+      if (total <= maxLength || keep === 1) break;
+      budget -= total - maxLength;
+      while (keep > 1 && unitStart[keep] > budget) keep--;
+    }
+
+    const spans = sampler.spans.slice(0, 2 * count);
+    let order: Int32Array | undefined;
+    if (this.shuffleSpans && count > 1) {
+      order = rng.shuffle(Int32Array.from({ length: count }, (_, i) => i));
+    }
+    const mask = objective === "entity"
+      ? this.specials.mask
+      : objective === "sentence"
+      ? this.specials.smask
+      : this.specials.gmask;
+    return assembleExample(record, {
+      from: 0,
+      to: keep,
+      spans,
+      spanCount: count,
+      mask,
+      task: false,
+      order,
+      objective: objective as ExampleObjective,
+    }, this.specials);
+  }
+}
+
+/**
+ * Part A of `record`'s prompt for inference: the prompt with `mask` (default `[MASK]`) where the
+ * answer goes, truncated like a training prompt so that part A + `reserve` tokens (room for
+ * `[S]` and the generated answer) fit `maxLength`. The record's target, if any, is ignored.
+ *
+ * @example
+ * ```ts
+ * const a = encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special, {
+ *   maxLength: 512, reserve: 64,
+ * });
+ * // generated tokens get inter-position a.maskIndex; sep = a.length
+ * ```
+ */
+export function encodePromptPartA(
+  record: TokenizedRecord,
+  specials: SpecialIds,
+  options: { maxLength?: number; reserve?: number; mask?: number } = {},
+): PromptPartA {
+  const maxLength = options.maxLength ?? Infinity;
+  const reserve = options.reserve ?? 0;
+  const from = promptStart(record, 1 + reserve, maxLength);
+  const promptOnly: TokenizedRecord = {
+    ...record,
+    unitStart: record.unitStart.subarray(0, record.promptUnits + 1),
+    hasTarget: true,
+  };
+  const example = assembleExample(promptOnly, {
+    from,
+    to: record.promptUnits,
+    spans: Int32Array.of(record.promptUnits, record.promptUnits),
+    spanCount: 1,
+    mask: options.mask ?? specials.mask,
+    task: true,
+    objective: "task",
+  }, specials);
+  const length = example.sep;
+  let maskIndex = -1;
+  for (let i = 0; i < length; i++) if (example.units[i] === -1) maskIndex = i;
+  return {
+    ids: example.inputIds.slice(0, length),
+    inter: example.inter.slice(0, length),
+    intra: example.intra.slice(0, length),
+    units: example.units.slice(0, length),
+    maskIndex,
+    length,
+  };
+}

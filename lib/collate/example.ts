@@ -1,0 +1,187 @@
+/**
+ * Building one collated example from a tokenized record and its chosen spans (SPEC section 6):
+ * part A with one mask token per span, part B with each span as `[S]` + its tokens, the two
+ * position ids, `sep` and the shifted labels. Deterministic; no randomness here.
+ *
+ * Positions: inter-position is the index in part A, and for part B tokens the index of their
+ * span's mask token. Intra-position in part A is 0 for separate tokens and mask tokens and 1..n
+ * along an entity's tokens; in part B it is 1 for `[S]` and 1 + (index of the token in its unit,
+ * from 1) for the rest. Labels are -100 in part A; in part B the inputs `[S] t1..tn` have labels
+ * `t1..tn [E]`.
+ *
+ * Not here: which spans (see `spans.ts`), truncation (see `collator.ts`).
+ *
+ * @module
+ */
+
+import type { SpecialIds } from "../tokenizer/tokenizer.ts";
+import type { TokenizedRecord } from "./tokenize.ts";
+
+/** The objective an example was built with; `task` for prompts with a target. */
+export type ExampleObjective = "entity" | "sentence" | "document" | "task";
+
+/** One collated example (unpadded), L = `length` tokens; all arrays share one buffer. */
+export interface CollatedExample {
+  /** The source record's id. */
+  id: string;
+  objective: ExampleObjective;
+  /** L: part A then part B. */
+  length: number;
+  /** Length of part A. */
+  sep: number;
+  /** [L] token ids. */
+  inputIds: Int32Array;
+  /** [L] inter-positions. */
+  inter: Int32Array;
+  /** [L] intra-positions. */
+  intra: Int32Array;
+  /** [L] next token to predict, -100 in part A. */
+  labels: Int32Array;
+  /** [L] the source record's unit of each token, -1 for mask tokens and `[S]`. */
+  units: Int32Array;
+  /** [2 * spans] the masked units of each span, `start, end` pairs, in part B order. */
+  spans: Int32Array;
+}
+
+/** What to build: part A's source units, the spans, and the mask token. */
+export interface ExamplePlan {
+  /** First source unit of part A (units before it were truncated away). */
+  from: number;
+  /** End of part A's source units (exclusive). */
+  to: number;
+  /**
+   * Spans as `start, end` unit pairs, chronological. Documents: spans lie inside `[from, to)`
+   * and each is replaced by one mask token. Task prompts: one span, the target's units, whose
+   * mask token goes before unit `record.answerAt`.
+   */
+  spans: Int32Array;
+  spanCount: number;
+  /** Id of the mask token of every span. */
+  mask: number;
+  /** True for a task prompt (see `spans`). */
+  task: boolean;
+  /** Optional order of the spans in part B (a permutation of 0..spanCount-1); default chronological. */
+  order?: Int32Array;
+  objective: ExampleObjective;
+}
+
+/**
+ * Builds the example `plan` describes.
+ *
+ * @example
+ * ```ts
+ * // SPEC section 6: units e1 = (x1 x2 x3), e2 = (x4 x5), x6, x7; spans e1 and x6.
+ * const example = assembleExample(record, {
+ *   from: 0, to: 4, spans: Int32Array.of(0, 1, 2, 3), spanCount: 2,
+ *   mask: specials.mask, task: false, objective: "entity",
+ * }, specials);
+ * example.sep; // 5
+ * ```
+ */
+export function assembleExample(
+  record: TokenizedRecord,
+  plan: ExamplePlan,
+  specials: SpecialIds,
+): CollatedExample {
+  const { unitStart, unitEntity, ids } = record;
+  const { from, to, spans, spanCount, mask, task } = plan;
+
+  let spanTokens = 0;
+  for (let j = 0; j < spanCount; j++) {
+    spanTokens += unitStart[spans[2 * j + 1]] - unitStart[spans[2 * j]];
+  }
+  const sourceTokens = unitStart[to] - unitStart[from];
+  const lengthA = task ? sourceTokens + 1 : sourceTokens - spanTokens + spanCount;
+  const length = lengthA + spanTokens + spanCount;
+
+  const buffer = new Int32Array(5 * length);
+  const inputIds = buffer.subarray(0, length);
+  const inter = buffer.subarray(length, 2 * length);
+  const intra = buffer.subarray(2 * length, 3 * length);
+  const labels = buffer.subarray(3 * length, 4 * length);
+  const units = buffer.subarray(4 * length, 5 * length);
+  const maskAt = new Int32Array(spanCount);
+
+  // Part A.
+  let p = 0;
+  let next = 0; // next span to meet (documents)
+  const answerAt = task ? record.answerAt : -1;
+  for (let u = from; u < to;) {
+    if (u === answerAt) {
+      maskAt[0] = p;
+      inputIds[p] = mask;
+      inter[p] = p;
+      units[p] = -1;
+      p++;
+    }
+    if (!task && next < spanCount && spans[2 * next] === u) {
+      maskAt[next] = p;
+      inputIds[p] = mask;
+      inter[p] = p;
+      units[p] = -1;
+      p++;
+      u = spans[2 * next + 1];
+      next++;
+      continue;
+    }
+    const t0 = unitStart[u], t1 = unitStart[u + 1];
+    const entity = unitEntity[u] === 1;
+    for (let t = t0; t < t1; t++) {
+      inputIds[p] = ids[t];
+      inter[p] = p;
+      intra[p] = entity ? t - t0 + 1 : 0;
+      units[p] = u;
+      p++;
+    }
+    u++;
+  }
+  if (task && answerAt >= to) {
+    maskAt[0] = p;
+    inputIds[p] = mask;
+    inter[p] = p;
+    units[p] = -1;
+    p++;
+  }
+  const sep = p;
+  labels.fill(-100, 0, sep);
+
+  // Part B.
+  const spanOrder = new Int32Array(2 * spanCount);
+  for (let k = 0; k < spanCount; k++) {
+    const j = plan.order ? plan.order[k] : k;
+    const s = spans[2 * j], e = spans[2 * j + 1], m = maskAt[j];
+    spanOrder[2 * k] = s;
+    spanOrder[2 * k + 1] = e;
+    const begin = p;
+    inputIds[p] = specials.sop;
+    inter[p] = m;
+    intra[p] = 1;
+    units[p] = -1;
+    p++;
+    for (let u = s; u < e; u++) {
+      const t0 = unitStart[u], t1 = unitStart[u + 1];
+      for (let t = t0; t < t1; t++) {
+        inputIds[p] = ids[t];
+        inter[p] = m;
+        intra[p] = t - t0 + 2;
+        units[p] = u;
+        p++;
+      }
+    }
+    for (let i = begin; i < p - 1; i++) labels[i] = inputIds[i + 1];
+    labels[p - 1] = specials.eop;
+  }
+
+  return {
+    id: record.id,
+    objective: plan.objective,
+    length,
+    sep,
+    inputIds,
+    inter,
+    intra,
+    labels,
+    units,
+    spans: spanOrder,
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The collator's public surface: tokenizing records into units, the masking objectives, parts A
+ * and B with 2D positions, truncation, batching, the entity trie and the dynamic position rule
+ * (SPEC sections 4 to 7). Re-exports only.
+ *
+ * @module
+ */
+
+export type { Batch } from "./types.ts";
+export {
+  encodeEntity,
+  type SentencePiece,
+  splitSentences,
+  type TokenizedRecord,
+  tokenizeRecord,
+} from "./tokenize.ts";
+export { type SpanOptions, SpanSampler } from "./spans.ts";
+export {
+  assembleExample,
+  type CollatedExample,
+  type ExampleObjective,
+  type ExamplePlan,
+} from "./example.ts";
+export {
+  Collator,
+  type CollatorOptions,
+  DEFAULT_MIX,
+  encodePromptPartA,
+  exampleRng,
+  type Objective,
+  type ObjectiveMix,
+  OBJECTIVES,
+  type PromptPartA,
+} from "./collator.ts";
+export { type BatchOptions, bucketByLength, makeBatch } from "./batch.ts";
+export { EntityTrie, TRIE_ROOT } from "./trie.ts";
+export {
+  dynamicIntraPositions,
+  type IntraState,
+  nextIntraState,
+  SPAN_START,
+} from "./dynamic_positions.ts";

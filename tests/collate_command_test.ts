@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const DATA = `${ROOT}fixtures/collate`;
+const TOKENIZER = `${ROOT}fixtures/tokenizer/tokenizer.json`;
+
+async function collate(...args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "collate", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(stdout);
+  return {
+    code,
+    lines: out.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)),
+    out,
+    err: new TextDecoder().decode(stderr),
+  };
+}
+
+interface Line {
+  id: string;
+  objective: string;
+  input_ids: number[];
+  position_ids: [number[], number[]];
+  sep: number;
+  labels: number[];
+  loss_mask: number[];
+  units: number[];
+  tokens: string[];
+}
+
+/** Checks the rules of SPEC section 6 from one output line alone. */
+function checkLine(line: Line) {
+  const L = line.input_ids.length;
+  const [inter, intra] = line.position_ids;
+  for (const array of [inter, intra, line.labels, line.loss_mask, line.units, line.tokens]) {
+    assert.equal(array.length, L);
+  }
+  const special = (i: number) => line.units[i] === -1;
+  const masks = new Set<number>();
+  for (let i = 0; i < line.sep; i++) {
+    assert.equal(inter[i], i);
+    assert.equal(line.labels[i], -100);
+    assert.equal(line.loss_mask[i], 0);
+    if (special(i)) {
+      assert.match(line.tokens[i], /^\[[sg]?MASK\]$/);
+      assert.equal(intra[i], 0);
+      masks.add(i);
+    } else if (intra[i] > 0) {
+      // Along an entity: 1, 2, ... within one unit.
+      const continues = i > 0 && line.units[i - 1] === line.units[i];
+      assert.equal(intra[i], continues ? intra[i - 1] + 1 : 1);
+    } else {
+      assert.ok(i === 0 || line.units[i - 1] !== line.units[i], "a separate token is its unit");
+    }
+  }
+  const eop = line.labels[L - 1];
+  for (let i = line.sep; i < L; i++) {
+    assert.equal(line.loss_mask[i], 1);
+    assert.ok(masks.has(inter[i]), "part B points at a mask token of part A");
+    if (special(i)) {
+      assert.equal(line.tokens[i], "[S]");
+      assert.equal(intra[i], 1);
+    } else {
+      const sameUnit = line.units[i - 1] === line.units[i];
+      assert.equal(intra[i], sameUnit ? intra[i - 1] + 1 : 2);
+      assert.equal(inter[i], inter[i - 1]);
+    }
+    const spanEnds = i + 1 === L || special(i + 1);
+    assert.equal(line.labels[i], spanEnds ? eop : line.input_ids[i + 1]);
+  }
+  assert.equal(
+    masks.size,
+    line.input_ids.slice(line.sep).filter((_, k) => special(line.sep + k)).length,
+  );
+}
+
+Deno.test("collate prints one checkable example per record", async () => {
+  const { code, lines, err } = await collate(
+    "--data",
+    DATA,
+    "--tokenizer",
+    TOKENIZER,
+    "--seed",
+    "3",
+  );
+  assert.equal(code, 0, err);
+  assert.equal(lines.length, 7);
+  for (const line of lines) checkLine(line);
+  assert.deepEqual(
+    lines.map((l: Line) => l.objective === "task"),
+    [false, false, true, true, true, true, true],
+  );
+  const again = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--seed", "3");
+  assert.deepEqual(again.lines, lines);
+  const other = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--seed", "4");
+  assert.notDeepEqual(other.lines.slice(0, 2), lines.slice(0, 2));
+  assert.deepEqual(other.lines.slice(2), lines.slice(2), "task prompts do not depend on the seed");
+});
+
+Deno.test("collate honours --objective, --limit and --max-length", async () => {
+  for (const objective of ["entity", "sentence", "document"]) {
+    const { code, lines } = await collate(
+      "--data",
+      DATA,
+      "--tokenizer",
+      TOKENIZER,
+      "--objective",
+      objective,
+      "--limit",
+      "2",
+      "--max-length",
+      "40",
+    );
+    assert.equal(code, 0);
+    assert.equal(lines.length, 2);
+    for (const line of lines) {
+      assert.equal(line.objective, objective);
+      assert.ok(line.input_ids.length <= 40);
+      checkLine(line);
+    }
+  }
+});
+
+Deno.test("collate errors: missing tokenizer, record without segments, max length too short", async () => {
+  const missing = await collate("--data", DATA, "--tokenizer", `${DATA}/none.json`);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /none\.json: tokenizer file not found/);
+
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const name of ["manifest.json", "entities.json"]) {
+      await Deno.copyFile(`${DATA}/${name}`, `${dir}/${name}`);
+    }
+    const good = (await Deno.readTextFile(`${DATA}/train.jsonl`)).split("\n")[0];
+    await Deno.writeTextFile(
+      `${dir}/train.jsonl`,
+      `${good}\n{"id": "empty", "task": "profile", "template": "p", "split": "train", "user": "u", "segments": []}\n`,
+    );
+    const empty = await collate("--data", dir, "--tokenizer", TOKENIZER);
+    assert.equal(empty.code, 1);
+    assert.match(empty.err, /train\.jsonl record 2: record "empty": has no segments/);
+    assert.equal(empty.lines.length, 0, "nothing half-written: the error comes before output");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+
+  const short = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--max-length", "5");
+  assert.equal(short.code, 1);
+  assert.match(short.err, /record "u1\/seq\/train": needs \d+ tokens|first unit/);
+
+  const usage = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--objective", "word");
+  assert.equal(usage.code, 2);
+  assert.match(usage.err, /--objective must be one of entity, sentence, document, mix/);
+});
