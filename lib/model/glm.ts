@@ -331,16 +331,16 @@ export class GlmBuilder {
 
   /**
    * Masked mean cross-entropy of logits [M, V] against labels [M] (int) with weights [M]:
-   * sum(w * (logsumexp(logits) - logits[label])) / max(sum(wAll), 1), where `wAll` is every
+   * sum(w * -logSoftmax(logits)[label]) / max(sum(wAll), 1), where `wAll` is every
    * position's weight (so positions left out of `logits` count as weight 0). Returns [1].
    */
   crossEntropy(logits: Value, labels: Value, weights: Value, weightSum: Value): Value {
     const g = this.g;
     return g.scope("loss", () => {
-      const lse = g.reduceLogSumExp(logits, [1], false); // [M]
-      const target = g.reshape(g.gatherElements(logits, g.unsqueeze(labels, [1]), 1), [-1]); // [M]
-      const total = g.reduceSum(g.mul(g.sub(lse, target), weights), [0], true); // [1]
-      return g.div(total, g.max(weightSum, this.scalar(1))); // [1]
+      const logp = g.logSoftmax(logits, -1); // [M, V]
+      const target = g.reshape(g.gatherElements(logp, g.unsqueeze(labels, [1]), 1), [-1]); // [M]
+      const total = g.reduceSum(g.mul(target, weights), [0], true); // [1]: minus the loss sum
+      return g.div(total, g.neg(g.max(weightSum, this.scalar(1)))); // [1]
     });
   }
 }
