@@ -12,7 +12,12 @@ import type { Command } from "./lib/cli/command.ts";
 import { InputError, UsageError } from "./lib/errors.ts";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
-const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {};
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
+  collate: {
+    summary: "text records -> token ids, 2D positions, sep, labels, loss mask (JSONL, to inspect)",
+    load: () => import("./commands/collate.ts"),
+  },
+};
 
 function topLevelHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
