@@ -340,7 +340,8 @@ export class GlmBuilder {
       const logp = g.logSoftmax(logits, -1); // [M, V]
       const target = g.reshape(g.gatherElements(logp, g.unsqueeze(labels, [1]), 1), [-1]); // [M]
       const total = g.reduceSum(g.mul(target, weights), [0], true); // [1]: minus the loss sum
-      return g.div(total, g.neg(g.max(weightSum, this.scalar(1)))); // [1]
+      // 0 - total rather than -total, so that no loss positions give 0, not -0.
+      return g.div(g.sub(this.scalar(0), total), g.max(weightSum, this.scalar(1))); // [1]
     });
   }
 }
