@@ -17,6 +17,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: "text records -> token ids, 2D positions, sep, labels, loss mask (JSONL, to inspect)",
     load: () => import("./commands/collate.ts"),
   },
+  eval: {
+    summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
+    load: () => import("./commands/eval.ts"),
+  },
 };
 
 function topLevelHelp(): string {

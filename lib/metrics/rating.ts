@@ -58,6 +58,19 @@ export class RatingErrors {
   }
 }
 
+function errorsOf(
+  predicted: readonly number[],
+  actual: readonly number[],
+  scale: readonly [number, number] | null,
+): RatingErrors {
+  if (predicted.length !== actual.length) {
+    throw new RangeError(`${predicted.length} predictions for ${actual.length} ratings`);
+  }
+  const errors = new RatingErrors(scale);
+  for (let i = 0; i < predicted.length; i++) errors.add(predicted[i], actual[i]);
+  return errors;
+}
+
 /**
  * Returns the RMSE of `predicted` against `actual` (same length), predictions clipped to
  * `scale`.
@@ -82,17 +95,4 @@ export function mae(
   scale: readonly [number, number] | null,
 ): number {
   return errorsOf(predicted, actual, scale).mae;
-}
-
-function errorsOf(
-  predicted: readonly number[],
-  actual: readonly number[],
-  scale: readonly [number, number] | null,
-): RatingErrors {
-  if (predicted.length !== actual.length) {
-    throw new RangeError(`${predicted.length} predictions for ${actual.length} ratings`);
-  }
-  const errors = new RatingErrors(scale);
-  for (let i = 0; i < predicted.length; i++) errors.add(predicted[i], actual[i]);
-  return errors;
 }

@@ -1,0 +1,270 @@
+/**
+ * The baselines as predictors: each turns a valid/test record into a prediction line in the
+ * format `infer` writes (eval/predictions.ts), so `eval` scores them exactly like a model.
+ *
+ * What an item baseline ranks (sequential and direct records):
+ * - a direct record: its `candidates` (the direct task is choosing among the candidates its prompt
+ *   offers), under either protocol;
+ * - a sequential record under `sampled`: its `candidates`, every one scored;
+ * - a sequential record under `full` (or any record without candidates): all items of the pool,
+ *   the best `top` of them. With `excludeSeen` (default) the items of the user's history are left
+ *   out of this ranking; candidate lists are ranked as they are (their negatives are unseen items
+ *   by construction, so exclusion could only drop a repeated positive).
+ *
+ * The user's history is the record's own `history` (at test time it includes the validation
+ * item: the model's prompt shows it too), or the training history when the record has none.
+ * Ties: score, then popularity, then pool order (popularity.ts).
+ *
+ * @module
+ */
+
+import type { TextRecord } from "../data/types.ts";
+import type { EntityIndex } from "../eval/entities.ts";
+import type { PredictionLine, RankedEntity } from "../eval/predictions.ts";
+import type { Protocol } from "../eval/protocol.ts";
+import type { EvalTask } from "../eval/score.ts";
+import { Rng } from "../random.ts";
+import { historyIds } from "./histories.ts";
+import { ItemKnn } from "./itemknn.ts";
+import { orderItems, popularityCounts } from "./popularity.ts";
+import { BiasRating, ratedItem, type TrainingRating } from "./rating.ts";
+
+/** The baselines `eval --baseline` knows. */
+export const BASELINES = ["pop", "itemknn", "random", "mean"] as const;
+/** One baseline's name. */
+export type BaselineName = typeof BASELINES[number];
+
+/** The task families each baseline answers. */
+export const BASELINE_TASKS: Record<BaselineName, readonly EvalTask[]> = {
+  pop: ["sequential", "direct"],
+  itemknn: ["sequential", "direct"],
+  random: ["sequential", "direct"],
+  mean: ["rating"],
+};
+
+/** A method that predicts records without a model. */
+export interface Baseline {
+  readonly name: BaselineName;
+  /** The task families it answers; it returns undefined for other records. */
+  readonly tasks: readonly EvalTask[];
+  /** Returns the prediction line for `record`, or undefined when it does not answer its task. */
+  predict(record: TextRecord): PredictionLine | undefined;
+}
+
+/** What the baselines learn from (training data only). */
+export interface BaselineData {
+  pool: EntityIndex;
+  /** Training interactions by user (histories.ts). */
+  histories: ReadonlyMap<string, Int32Array>;
+  /** Training ratings (rating.ts); needed by `mean` only. */
+  ratings?: readonly TrainingRating[];
+  /** The rating scale predictions are clipped to. */
+  ratingScale?: readonly [number, number] | null;
+}
+
+/** Options of {@linkcode createBaseline}. */
+export interface BaselineOptions {
+  /** The protocol the predictions are for. */
+  protocol: Protocol;
+  /** Length of a ranking over all items; default 20. */
+  top?: number;
+  /** Leave the user's history out of rankings over all items; default true. */
+  excludeSeen?: boolean;
+  /** `random`: the seed; default 0. */
+  seed?: number;
+  /** `itemknn`: neighbours kept per item (0 = all, the default). */
+  neighbors?: number;
+  /** `itemknn`: recency decay in (0, 1]; default 1. */
+  recency?: number;
+  /** `mean`: bias damping; default 5. */
+  damping?: number;
+  /** Names the record's file in errors; default "records". */
+  file?: string;
+}
+
+const EMPTY = new Int32Array(0);
+
+/** Ranks items for records given a scoring rule; shared by pop, itemknn and random. */
+class ItemRanker {
+  readonly #data: BaselineData;
+  readonly #options: BaselineOptions;
+  readonly #popularity: Float64Array;
+  readonly #byPopularity: number[];
+
+  constructor(data: BaselineData, options: BaselineOptions) {
+    this.#data = data;
+    this.#options = options;
+    this.#popularity = popularityCounts(data.histories.values(), data.pool.size);
+    this.#byPopularity = orderItems(data.pool.items, () => 0, this.#popularity);
+  }
+
+  get popularity(): Float64Array {
+    return this.#popularity;
+  }
+
+  historyOf(record: TextRecord): Int32Array {
+    return historyIds(record, this.#data.pool, this.#options.file ?? "records") ??
+      this.#data.histories.get(record.user) ?? EMPTY;
+  }
+
+  /** The candidate ids when the record is ranked over its candidates, else undefined. */
+  candidatesOf(record: TextRecord): number[] | undefined {
+    if (!Array.isArray(record.candidates)) return undefined;
+    if (record.task !== "direct" && this.#options.protocol !== "sampled") return undefined;
+    return record.candidates.map((c) => this.#data.pool.id(c)).filter((id) => id >= 0);
+  }
+
+  /** The excluded ids of a ranking over all items. */
+  excludedFor(history: Int32Array): ReadonlySet<number> {
+    return (this.#options.excludeSeen ?? true) ? new Set(history) : new Set();
+  }
+
+  /**
+   * Ranks over all items: `first` (already ordered, best first) and then the rest by
+   * popularity, without excluded ids, cut at `top`.
+   */
+  allItems(first: readonly number[], excluded: ReadonlySet<number>): number[] {
+    const top = this.#options.top ?? 20;
+    const out: number[] = [];
+    const taken = new Set<number>();
+    for (const list of [first, this.#byPopularity]) {
+      for (const id of list) {
+        if (out.length >= top) return out;
+        if (excluded.has(id) || taken.has(id) || !this.#data.pool.isItem(id)) continue;
+        taken.add(id);
+        out.push(id);
+      }
+    }
+    return out;
+  }
+
+  line(record: TextRecord, ids: readonly number[], score: (id: number) => number): PredictionLine {
+    const predictions: RankedEntity[] = ids.map((id) => ({
+      entity: this.#data.pool.name(id),
+      score: score(id),
+    }));
+    return {
+      id: record.id,
+      user: record.user,
+      task: record.task,
+      template: record.template,
+      predictions,
+    };
+  }
+}
+
+function popularityBaseline(data: BaselineData, options: BaselineOptions): Baseline {
+  const ranker = new ItemRanker(data, options);
+  const score = (id: number) => ranker.popularity[id];
+  return {
+    name: "pop",
+    tasks: BASELINE_TASKS.pop,
+    predict(record) {
+      if (!BASELINE_TASKS.pop.includes(record.task as EvalTask)) return undefined;
+      const candidates = ranker.candidatesOf(record);
+      const ids = candidates
+        ? orderItems(candidates, score, ranker.popularity)
+        : ranker.allItems([], ranker.excludedFor(ranker.historyOf(record)));
+      return ranker.line(record, ids, score);
+    },
+  };
+}
+
+function itemKnnBaseline(data: BaselineData, options: BaselineOptions): Baseline {
+  const ranker = new ItemRanker(data, options);
+  const knn = new ItemKnn(data.histories.values(), data.pool.size, options);
+  const scores = new Float64Array(data.pool.size);
+  const score = (id: number) => scores[id];
+  return {
+    name: "itemknn",
+    tasks: BASELINE_TASKS.itemknn,
+    predict(record) {
+      if (!BASELINE_TASKS.itemknn.includes(record.task as EvalTask)) return undefined;
+      const history = ranker.historyOf(record);
+      const touched = knn.score(history, scores);
+      const candidates = ranker.candidatesOf(record);
+      const ids = candidates ? orderItems(candidates, score, ranker.popularity) : ranker.allItems(
+        orderItems(touched, score, ranker.popularity),
+        ranker.excludedFor(history),
+      );
+      const line = ranker.line(record, ids, score);
+      for (const id of touched) scores[id] = 0;
+      return line;
+    },
+  };
+}
+
+function randomBaseline(data: BaselineData, options: BaselineOptions): Baseline {
+  const ranker = new ItemRanker(data, options);
+  const seed = options.seed ?? 0;
+  return {
+    name: "random",
+    tasks: BASELINE_TASKS.random,
+    predict(record) {
+      if (!BASELINE_TASKS.random.includes(record.task as EvalTask)) return undefined;
+      // One stream per record, so a record's ranking does not depend on which others are scored.
+      const rng = Rng.derive(seed, "random-baseline", record.id);
+      const candidates = ranker.candidatesOf(record);
+      let ids: number[];
+      if (candidates) {
+        ids = rng.shuffle(candidates);
+      } else {
+        const items = data.pool.items;
+        const excluded = ranker.excludedFor(ranker.historyOf(record));
+        const want = Math.min(items.length, (options.top ?? 20) + excluded.size);
+        ids = ranker.allItems(rng.sample(items.length, want).map((i) => items[i]), excluded);
+      }
+      const rank = new Map(ids.map((id, i) => [id, ids.length - i]));
+      return ranker.line(record, ids, (id) => rank.get(id)!);
+    },
+  };
+}
+
+function meanBaseline(data: BaselineData, options: BaselineOptions): Baseline {
+  const model = new BiasRating(data.ratings ?? [], {
+    damping: options.damping,
+    scale: data.ratingScale ?? null,
+  });
+  return {
+    name: "mean",
+    tasks: BASELINE_TASKS.mean,
+    predict(record) {
+      if (record.task !== "rating") return undefined;
+      const item = ratedItem(record) ?? "";
+      const rating = model.predict(record.user, item);
+      return {
+        id: record.id,
+        user: record.user,
+        task: record.task,
+        template: record.template,
+        rating,
+      };
+    },
+  };
+}
+
+/**
+ * Returns the baseline `name` trained on `data`.
+ *
+ * @example
+ * ```ts
+ * const pop = createBaseline("pop", { pool, histories }, { protocol: "full", top: 10 });
+ * pop.predict(record); // {id, user, task, template, predictions: [{entity, score}, ...]}
+ * ```
+ */
+export function createBaseline(
+  name: BaselineName,
+  data: BaselineData,
+  options: BaselineOptions,
+): Baseline {
+  switch (name) {
+    case "pop":
+      return popularityBaseline(data, options);
+    case "itemknn":
+      return itemKnnBaseline(data, options);
+    case "random":
+      return randomBaseline(data, options);
+    case "mean":
+      return meanBaseline(data, options);
+  }
+}

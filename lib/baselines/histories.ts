@@ -1,0 +1,83 @@
+/**
+ * Each user's training interactions, the data the item baselines learn from, taken from the
+ * evaluation records themselves so nothing held out can leak in:
+ *
+ * - a user's training interactions are the `history` of their first item-task record (sequential
+ *   or direct) in valid.jsonl: every interaction before the validation target, oldest first;
+ * - a user with no such valid record falls back to the `history` of their first item-task record
+ *   in test.jsonl minus its last entry (that entry is the validation interaction).
+ *
+ * So the validation and test targets are never training interactions, whichever split is
+ * evaluated.
+ *
+ * @module
+ */
+
+import { inputError } from "../errors.ts";
+import type { TextRecord } from "../data/types.ts";
+import type { EntityIndex } from "../eval/entities.ts";
+
+const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
+
+/**
+ * Returns the pool ids of `record.history` (oldest first), or undefined when the record has
+ * none. An entry that is not an item of the pool is an InputError naming `file` and the record.
+ */
+export function historyIds(
+  record: TextRecord,
+  pool: EntityIndex,
+  file: string,
+): Int32Array | undefined {
+  if (!Array.isArray(record.history)) return undefined;
+  return Int32Array.from(record.history, (entity) => {
+    const id = pool.id(entity);
+    if (!pool.isItem(id)) {
+      throw inputError(
+        file,
+        undefined,
+        `record "${record.id}": history item "${entity}" is not an item of the pool`,
+      );
+    }
+    return id;
+  });
+}
+
+/**
+ * Collects training histories by user: {@linkcode TrainingHistories.addValid} every record of
+ * valid.jsonl, then {@linkcode TrainingHistories.addTest} every record of test.jsonl.
+ *
+ * @example
+ * ```ts
+ * const histories = new TrainingHistories(pool);
+ * for await (const r of readRecords(data, "valid")) histories.addValid(r, "valid.jsonl");
+ * for await (const r of readRecords(data, "test")) histories.addTest(r, "test.jsonl");
+ * histories.byUser.get("12"); // Int32Array of pool ids, oldest first
+ * ```
+ */
+export class TrainingHistories {
+  /** Training interactions (pool ids, oldest first) by user id. */
+  readonly byUser = new Map<string, Int32Array>();
+  readonly #pool: EntityIndex;
+  readonly #fromValid = new Set<string>();
+
+  constructor(pool: EntityIndex) {
+    this.#pool = pool;
+  }
+
+  /** Takes a valid-split record's history as its user's training interactions (first one wins). */
+  addValid(record: TextRecord, file: string): void {
+    if (!ITEM_TASKS.includes(record.task) || this.#fromValid.has(record.user)) return;
+    const ids = historyIds(record, this.#pool, file);
+    if (ids === undefined) return;
+    this.byUser.set(record.user, ids);
+    this.#fromValid.add(record.user);
+  }
+
+  /** For a user no valid record covered: a test record's history minus the validation item. */
+  addTest(record: TextRecord, file: string): void {
+    if (!ITEM_TASKS.includes(record.task) || this.byUser.has(record.user)) return;
+    const ids = historyIds(record, this.#pool, file);
+    if (ids === undefined || ids.length === 0) return;
+    this.byUser.set(record.user, ids.slice(0, ids.length - 1));
+  }
+}

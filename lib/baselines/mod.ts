@@ -1,0 +1,12 @@
+/**
+ * Baselines that `eval` scores beside a model (SPEC section 10): most-popular, item-kNN, random
+ * and a rating bias model, each producing predictions in the format of `infer`.
+ *
+ * @module
+ */
+
+export * from "./baseline.ts";
+export * from "./histories.ts";
+export * from "./itemknn.ts";
+export * from "./popularity.ts";
+export * from "./rating.ts";

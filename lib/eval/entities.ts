@@ -1,0 +1,62 @@
+/**
+ * The entity pool as integer ids, for evaluation and baselines: ids are positions in
+ * `entities.json`, so predictions, targets, candidates and histories compare as numbers and
+ * compact arrays hold them. Not a tokenizer trie (that is the decoder's business).
+ *
+ * @module
+ */
+
+import type { EntityEntry } from "../data/types.ts";
+
+/**
+ * The entity pool of a dataset, indexed.
+ *
+ * @example
+ * ```ts
+ * const pool = new EntityIndex(data.entities);
+ * const id = pool.id("Alpha Lipstick"); // -1 when not in the pool
+ * pool.isItem(id); // true for kind "item"
+ * ```
+ */
+export class EntityIndex {
+  readonly #ids = new Map<string, number>();
+  readonly #names: string[];
+  readonly #isItem: Uint8Array;
+  /** Ids of the item entities, in pool order. */
+  readonly items: Int32Array;
+
+  /** Indexes `entities` (the parsed `entities.json`). Duplicate strings keep their first id. */
+  constructor(entities: readonly EntityEntry[]) {
+    this.#names = entities.map((e) => e.entity);
+    this.#isItem = new Uint8Array(entities.length);
+    const items: number[] = [];
+    entities.forEach((e, i) => {
+      if (!this.#ids.has(e.entity)) this.#ids.set(e.entity, i);
+      if (e.kind === "item") {
+        this.#isItem[i] = 1;
+        items.push(i);
+      }
+    });
+    this.items = Int32Array.from(items);
+  }
+
+  /** Number of entities in the pool (ids are 0..size-1). */
+  get size(): number {
+    return this.#names.length;
+  }
+
+  /** Returns the id of `entity`, or -1 when it is not in the pool. */
+  id(entity: string): number {
+    return this.#ids.get(entity) ?? -1;
+  }
+
+  /** Returns the entity string of pool id `id`. */
+  name(id: number): string {
+    return this.#names[id];
+  }
+
+  /** Returns true when `id` is a pool id of kind `item` (false for -1 and negatives). */
+  isItem(id: number): boolean {
+    return id >= 0 && id < this.#isItem.length && this.#isItem[id] === 1;
+  }
+}

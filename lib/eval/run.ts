@@ -1,0 +1,263 @@
+/**
+ * One `eval` run: scores every method (prediction files and baselines) on one split of a dataset
+ * under one protocol, streaming the split's records once. Files are read here; the scoring
+ * itself is score.ts, the output shapes report.ts.
+ *
+ * Checks, each an InputError naming the file and line: a split that does not exist; a
+ * predictions file that is missing or has a malformed line, a second line for the same record,
+ * a line for a record id the split does not have, or a `task` that contradicts the record.
+ * Records of the split that a method has no prediction for are not scored: they are counted
+ * (`missing` per task) and reported as a warning, or are an error with `strict`.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { inputError } from "../errors.ts";
+import type { Dataset } from "../data/dataset.ts";
+import { readRecords } from "../data/dataset.ts";
+import { type Split, SPLITS } from "../data/types.ts";
+import type { Progress } from "../io/progress.ts";
+import {
+  type Baseline,
+  BASELINE_TASKS,
+  type BaselineName,
+  type BaselineOptions,
+  createBaseline,
+} from "../baselines/baseline.ts";
+import { TrainingHistories } from "../baselines/histories.ts";
+import { TrainingRatings } from "../baselines/rating.ts";
+import { EntityIndex } from "./entities.ts";
+import { readPredictions, type StoredPrediction, storePrediction } from "./predictions.ts";
+import type { Protocol } from "./protocol.ts";
+import {
+  EVAL_TASKS,
+  type EvalTask,
+  type MethodResult,
+  MethodScorer,
+  prepareRecord,
+  type ScoreOptions,
+} from "./score.ts";
+
+/** A method to score: a predictions file or a baseline. */
+export type MethodSource =
+  | { name: string; predictions: string }
+  | { name: string; baseline: BaselineName };
+
+/** Options of {@linkcode evaluate}. */
+export interface EvaluateOptions {
+  /** The split to score (`test`, `valid`). */
+  split: string;
+  protocol: Protocol;
+  /** Cut-offs for HR@k and NDCG@k. */
+  ks: readonly number[];
+  /** In report order; names must be distinct. */
+  methods: readonly MethodSource[];
+  /** Options for the baselines (protocol and file are set here). */
+  baseline?: Omit<BaselineOptions, "protocol" | "file">;
+  /** Score only these task families; default all. */
+  tasks?: readonly EvalTask[];
+  /** Missing predictions are an error instead of a warning. */
+  strict?: boolean;
+  /** Reports records read on stderr. */
+  progress?: Progress;
+}
+
+/** The result of one run. */
+export interface EvalReport {
+  protocol: Protocol;
+  split: string;
+  /** Results by method name, in the order given. */
+  methods: Record<string, MethodResult>;
+  /** One line per method with missing predictions. */
+  warnings: string[];
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+async function checkSplit(data: Dataset, split: string): Promise<Split> {
+  const present: string[] = [];
+  for (const s of SPLITS) if (await exists(join(data.dir, `${s}.jsonl`))) present.push(s);
+  if (!present.includes(split)) {
+    throw inputError(
+      data.dir,
+      undefined,
+      `no split "${split}" (this dataset has: ${present.join(", ") || "none"})`,
+    );
+  }
+  return split as Split;
+}
+
+/** Where an unknown id might live instead, for a more useful error. */
+async function splitHolding(
+  data: Dataset,
+  id: string,
+  except: string,
+): Promise<string | undefined> {
+  for (const split of SPLITS) {
+    if (split === except || !(await exists(join(data.dir, `${split}.jsonl`)))) continue;
+    for await (const record of readRecords(data, split)) if (record.id === id) return split;
+  }
+  return undefined;
+}
+
+async function loadBaselines(
+  data: Dataset,
+  pool: EntityIndex,
+  names: BaselineName[],
+  options: BaselineOptions,
+  progress?: Progress,
+): Promise<Map<BaselineName, Baseline>> {
+  const out = new Map<BaselineName, Baseline>();
+  if (names.length === 0) return out;
+  const histories = new TrainingHistories(pool);
+  if (names.some((n) => n !== "mean")) {
+    for (const split of ["valid", "test"] as const) {
+      const file = join(data.dir, `${split}.jsonl`);
+      if (!(await exists(file))) continue;
+      progress?.update(`reading training histories from ${split}.jsonl`);
+      for await (const record of readRecords(data, split)) {
+        if (split === "valid") histories.addValid(record, file);
+        else histories.addTest(record, file);
+      }
+    }
+  }
+  const ratings = new TrainingRatings();
+  if (names.includes("mean") && await exists(join(data.dir, "train.jsonl"))) {
+    progress?.update("reading training ratings from train.jsonl");
+    for await (const record of readRecords(data, "train")) ratings.add(record);
+  }
+  const trained = {
+    pool,
+    histories: histories.byUser,
+    ratings: ratings.list,
+    ratingScale: data.manifest.rating_scale,
+  };
+  for (const name of names) out.set(name, createBaseline(name, trained, options));
+  return out;
+}
+
+/**
+ * Scores `options.methods` on one split of `data`; returns the results of every method.
+ *
+ * @example
+ * ```ts
+ * const data = await openDataset("runs/beauty");
+ * const report = await evaluate(data, {
+ *   split: "test", protocol: "full", ks: [1, 5, 10],
+ *   methods: [{ name: "model", predictions: "runs/pred.jsonl" }, { name: "pop", baseline: "pop" }],
+ * });
+ * report.methods.model.sequential?.metrics["NDCG@10"];
+ * ```
+ */
+export async function evaluate(data: Dataset, options: EvaluateOptions): Promise<EvalReport> {
+  const split = await checkSplit(data, options.split);
+  const splitFile = join(data.dir, `${split}.jsonl`);
+  const pool = new EntityIndex(data.entities);
+  const scoreOptions: ScoreOptions = {
+    protocol: options.protocol,
+    ks: [...new Set(options.ks)].sort((a, b) => a - b),
+    ratingScale: data.manifest.rating_scale ?? null,
+    heldOut: new Set((data.manifest.templates ?? []).filter((t) => t.heldOut).map((t) => t.id)),
+  };
+
+  const files = new Map<string, Map<string, StoredPrediction>>();
+  for (const method of options.methods) {
+    if (!("predictions" in method)) continue;
+    options.progress?.update(`reading ${method.predictions}`);
+    files.set(method.name, await readPredictions(method.predictions, pool));
+  }
+  const baselineNames = options.methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
+  const baselines = await loadBaselines(data, pool, [...new Set(baselineNames)], {
+    ...options.baseline,
+    top: Math.max(options.baseline?.top ?? 20, ...scoreOptions.ks),
+    protocol: options.protocol,
+    file: splitFile,
+  }, options.progress);
+
+  const wanted = options.tasks ?? EVAL_TASKS;
+  const scorers = options.methods.map((method) => {
+    const answers: readonly string[] = "baseline" in method
+      ? BASELINE_TASKS[method.baseline]
+      : EVAL_TASKS;
+    return new MethodScorer(pool, scoreOptions, wanted.filter((t) => answers.includes(t)));
+  });
+  const used = options.methods.map(() => new Set<string>());
+  let records = 0;
+  for await (const record of readRecords(data, split)) {
+    records++;
+    options.progress?.update(`${records} ${split} records scored`);
+    const prepared = (wanted as readonly string[]).includes(record.task)
+      ? prepareRecord(record, pool, scoreOptions, splitFile)
+      : undefined;
+    options.methods.forEach((method, m) => {
+      let prediction: StoredPrediction | undefined;
+      if ("predictions" in method) {
+        prediction = files.get(method.name)!.get(record.id);
+        if (prediction === undefined) {
+          if (prepared) scorers[m].add(prepared, undefined);
+          return;
+        }
+        used[m].add(record.id);
+        if (prediction.task !== undefined && prediction.task !== record.task) {
+          throw inputError(
+            method.predictions,
+            prediction.line,
+            `record "${record.id}" is a ${record.task} record, the prediction says ${prediction.task}`,
+          );
+        }
+      } else {
+        const line = baselines.get(method.baseline)!.predict(record);
+        prediction = line ? storePrediction(line, pool) : undefined;
+      }
+      if (prepared) scorers[m].add(prepared, prediction);
+    });
+  }
+
+  for (const [m, method] of options.methods.entries()) {
+    if (!("predictions" in method)) continue;
+    let first: [string, StoredPrediction] | undefined;
+    for (const entry of files.get(method.name)!) {
+      if (!used[m].has(entry[0]) && (!first || entry[1].line < first[1].line)) first = entry;
+    }
+    if (first) {
+      const elsewhere = await splitHolding(data, first[0], split);
+      const hint = elsewhere ? ` (it is a ${elsewhere} record; use --split ${elsewhere})` : "";
+      throw inputError(
+        method.predictions,
+        first[1].line,
+        `unknown record id "${first[0]}": not in ${split}.jsonl${hint}`,
+      );
+    }
+  }
+
+  const report: EvalReport = { protocol: options.protocol, split, methods: {}, warnings: [] };
+  options.methods.forEach((method, m) => {
+    const result = scorers[m].result();
+    report.methods[method.name] = result;
+    const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
+    if (missing === 0) return;
+    if (options.strict) {
+      const file = "predictions" in method ? method.predictions : method.name;
+      throw inputError(
+        file,
+        undefined,
+        `${missing} ${split} record(s) have no prediction (--strict)`,
+      );
+    }
+    const where = "predictions" in method ? ` in ${method.predictions}` : "";
+    const message = `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
+      `they are not scored (see "missing")`;
+    report.warnings.push(message);
+  });
+  options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
+  return report;
+}

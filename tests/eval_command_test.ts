@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { main } from "../main.ts";
+
+// fixtures/eval/tiny: 5 users, items A..H (see tests/baselines_test.ts); fixtures/eval/model.jsonl:
+// hand-made test predictions. Their ranks under --protocol full:
+//   sequential seq-1 (seen):     u1 1, u2 2 (A repeated), u3 8, u4 2 (brand "Acme" first), u5 miss
+//   sequential seq-2 (held out): u1 3 ("Nonexistent Item" takes rank 2), u2 miss (empty list)
+//   direct:                      2, 1, 3, 1, 3
+const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const MODEL = new URL("../fixtures/eval/model.jsonl", import.meta.url).pathname;
+const N2 = 1 / Math.log2(3); // NDCG of rank 2
+const N3 = 1 / Math.log2(4); // = 1/2
+const N8 = 1 / Math.log2(9);
+
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(["eval", "--quiet", ...args]);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+async function json(...args: string[]) {
+  const result = await run(...args);
+  assert.equal(result.code, 0, result.err);
+  return JSON.parse(result.out);
+}
+
+const close = (actual: number, expected: number, what = "") =>
+  assert.ok(Math.abs(actual - expected) < 1e-12, `${what} ${actual} != ${expected}`);
+
+/** Runs `body` with a fresh temporary directory, removed afterwards. */
+async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "eval-test-" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function writeLines(dir: string, lines: string[], name = "pred.jsonl"): Promise<string> {
+  const path = join(dir, name);
+  await Deno.writeTextFile(path, lines.join("\n") + "\n");
+  return path;
+}
+
+async function modelLines(): Promise<string[]> {
+  return (await Deno.readTextFile(MODEL)).trim().split("\n");
+}
+
+Deno.test("eval scores every task of a predictions file, by hand (full protocol)", async () => {
+  const r = await json("--data", DATA, "--predictions", MODEL);
+  assert.equal(r.protocol, "full");
+  assert.equal(r.split, "test");
+  assert.equal(r.method, "model");
+  const seq = r.sequential;
+  // ranks 1, 2, 8, 2, miss, 3, miss
+  assert.equal(seq.count, 7);
+  assert.equal(seq.missing, 0);
+  close(seq["HR@1"], 1 / 7);
+  close(seq["HR@5"], 4 / 7);
+  close(seq["NDCG@5"], (1 + N2 + N2 + N3) / 7, "NDCG@5");
+  close(seq["HR@10"], 5 / 7);
+  close(seq["NDCG@10"], (1 + N2 + N2 + N3 + N8) / 7, "NDCG@10");
+  assert.equal(seq["NDCG@1"], undefined); // equals HR@1, not repeated
+  // valid outputs, distinct among the first 10: 3/3, 2/3, 2/2, 0/0, 8/8, 1/2, 2/2 -> 18/20
+  close(seq.valid, 18 / 20);
+  // breakdowns: seq-1 is seen (ranks 1 2 8 2 miss), seq-2 held out (3, miss)
+  assert.equal(seq.templates["seq-1"].count, 5);
+  close(seq.seen["HR@5"], 3 / 5);
+  close(seq.heldOut["NDCG@5"], N3 / 2);
+  assert.deepEqual(seq.heldOut, seq.templates["seq-2"]);
+  // direct: ranks 2 1 3 1 3
+  close(r.direct["HR@1"], 2 / 5);
+  close(r.direct["NDCG@5"], (N2 + 1 + N3 + 1 + N3) / 5, "direct NDCG@5");
+  assert.equal(r.direct.heldOut, undefined);
+  // rating: 4.5 vs 5, 7 (clipped to 5) vs 4, "3" (text) vs 4, no number vs 5
+  // errors -0.5, 1, -1: RMSE sqrt(2.25/3), MAE 2.5/3, valid 3/4
+  close(r.rating.RMSE, Math.sqrt(2.25 / 3), "RMSE");
+  close(r.rating.MAE, 2.5 / 3, "MAE");
+  assert.equal(r.rating.valid, 3 / 4);
+  assert.equal(r.rating.count, 4);
+  assert.equal(r.rating.heldOut.RMSE, null); // its only record had no number
+  // explanation: BLEU = 100 exp(1 - 14/7) (all precisions 1), ROUGE per pair averaged
+  // (tests/metrics_bleu_test.ts and metrics_rouge_test.ts work these out)
+  close(r.explanation["BLEU-4"], 100 * Math.exp(-1), "BLEU");
+  close(r.explanation["ROUGE-1"], (100 * 29) / 42, "ROUGE-1");
+  close(r.explanation["ROUGE-2"], (100 * 29) / 52, "ROUGE-2");
+  close(r.explanation["ROUGE-L"], (100 * 5) / 9, "ROUGE-L");
+  // review: a perfect 2-word summary has no 3- or 4-grams: BLEU 0, ROUGE 100
+  assert.deepEqual(
+    [r.review["BLEU-4"], r.review["ROUGE-1"], r.review["ROUGE-2"], r.review["ROUGE-L"]],
+    [0, 100, 100, 100],
+  );
+});
+
+Deno.test("eval --protocol sampled ranks within each record's candidates", async () => {
+  const r = await json("--data", DATA, "--predictions", MODEL, "--protocol", "sampled");
+  assert.equal(r.protocol, "sampled");
+  // within candidates: u1 1, u2 1, u3 3 (H D F), u4 1, u5 miss (C not listed), u1 seq-2 2, u2 miss
+  close(r.sequential["HR@1"], 3 / 7);
+  close(r.sequential["HR@5"], 5 / 7);
+  close(r.sequential["NDCG@5"], (1 + 1 + N3 + 1 + N2) / 7, "NDCG@5");
+  // valid is measured on the method's own list: unchanged
+  close(r.sequential.valid, 18 / 20);
+});
+
+Deno.test("several methods: one object per method, baselines beside the model", async () => {
+  const r = await json(
+    "--data",
+    DATA,
+    "--predictions",
+    MODEL,
+    "--name",
+    "glm",
+    "--baseline",
+    "pop,mean",
+  );
+  assert.deepEqual(Object.keys(r), ["protocol", "split", "methods"]);
+  assert.deepEqual(Object.keys(r.methods), ["glm", "pop", "mean"]);
+  assert.deepEqual(Object.keys(r.methods.pop), ["sequential", "direct"]);
+  assert.deepEqual(Object.keys(r.methods.mean), ["rating"]);
+  // most popular, test split: ranks 1 (u1) 1 (u2) 3 (u3: D E F) 1 (u4) 1 (u5), seq-2: 1, 1
+  close(r.methods.pop.sequential["HR@1"], 6 / 7);
+  close(r.methods.pop.sequential["NDCG@5"], (6 + N3) / 7);
+  assert.equal(r.methods.pop.sequential.missing, 0);
+  assert.equal(r.methods.glm.sequential.count, 7);
+});
+
+Deno.test("eval --format md prints a table per task", async () => {
+  const { code, out } = await run(
+    "--data",
+    DATA,
+    "--predictions",
+    MODEL,
+    "--baseline",
+    "itemknn",
+    "--format",
+    "md",
+  );
+  assert.equal(code, 0);
+  assert.ok(out.includes("### sequential"));
+  assert.ok(out.includes("| method | HR@1 | HR@5 | NDCG@5 | HR@10 | NDCG@10 | valid | count |"));
+  assert.ok(out.includes(`| model | ${(1 / 7).toFixed(4)} | ${(4 / 7).toFixed(4)} |`));
+  assert.ok(out.includes("| model (held-out templates) |"));
+  assert.ok(out.includes("| itemknn |"));
+  assert.ok(out.includes("| method | RMSE | MAE | valid | count |"));
+  assert.ok(out.includes("| method | BLEU-4 | ROUGE-1 | ROUGE-2 | ROUGE-L | count |"));
+});
+
+Deno.test("eval --chart writes an SVG bar chart naming every method", async () => {
+  await withTempDir(async (dir) => {
+    const chart = join(dir, "eval.svg");
+    const { code } = await run(
+      "--data",
+      DATA,
+      "--predictions",
+      MODEL,
+      "--baseline",
+      "pop",
+      "--chart",
+      chart,
+    );
+    assert.equal(code, 0);
+    const svg = await Deno.readTextFile(chart);
+    assert.ok(svg.startsWith("<?xml") && svg.trimEnd().endsWith("</svg>"));
+    assert.ok(svg.includes(">model<") && svg.includes(">pop<"));
+    assert.ok(svg.includes(`<title>model, HR@1: ${1 / 7}</title>`));
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["eval.svg"]); // no temp left
+  });
+});
+
+Deno.test("eval --k, --tasks and --split choose what is scored", async () => {
+  const r = await json(
+    "--data",
+    DATA,
+    "--baseline",
+    "pop",
+    "--split",
+    "valid",
+    "--k",
+    "3,1",
+    "--tasks",
+    "sequential",
+  );
+  assert.equal(r.split, "valid");
+  assert.deepEqual(Object.keys(r).filter((k) => !["protocol", "split", "method"].includes(k)), [
+    "sequential",
+  ]);
+  assert.deepEqual(Object.keys(r.sequential).slice(0, 3), ["HR@1", "HR@3", "NDCG@3"]);
+  // valid split, pop on unseen items: u1 (seen A B C) D E F.. target D: 1; u2 (A B) C D E..: C 1;
+  // u3 (A C) B D E..: B 1; u4 (A D) B C E..: B 1; u5 (B E) A C D..: A 1
+  assert.equal(r.sequential["HR@1"], 1);
+  assert.equal(r.sequential.count, 5);
+});
+
+Deno.test("records without a prediction are counted and warned about, or an error with --strict", async () => {
+  const lines = (await modelLines()).filter((l) => !l.includes('"u5/') && !l.includes("review"));
+  await withTempDir(async (dir) => {
+    const path = await writeLines(dir, lines);
+    const { code, out, err } = await run("--data", DATA, "--predictions", path);
+    assert.equal(code, 0);
+    const r = JSON.parse(out);
+    assert.equal(r.sequential.missing, 1);
+    assert.equal(r.sequential.count, 6);
+    assert.equal(r.direct.missing, 1);
+    assert.equal(r.review.missing, 1);
+    assert.equal(r.review.count, 0);
+    assert.equal(r.review["BLEU-4"], null);
+    assert.match(err, /warning: pred: 3 test record\(s\) have no prediction in .*pred\.jsonl/);
+    const strict = await run("--data", DATA, "--predictions", path, "--strict");
+    assert.equal(strict.code, 1);
+    assert.match(strict.err, /pred\.jsonl: 3 test record\(s\) have no prediction \(--strict\)/);
+  });
+});
+
+Deno.test("input errors name the file and line and exit 1", async () => {
+  const good = (await modelLines())[0];
+  const cases: [string[], RegExp][] = [
+    [
+      [good, '{"id": "u9/sequential/seq-1/test", "predictions": []}'],
+      /pred\.jsonl line 2: unknown record id "u9\/sequential\/seq-1\/test": not in test\.jsonl$/,
+    ],
+    [
+      [good, '{"id": "u1/direct/direct-1/valid", "predictions": []}'],
+      /line 2: unknown record id "u1\/direct\/direct-1\/valid": not in test\.jsonl \(it is a valid record; use --split valid\)/,
+    ],
+    [[good, "{not json"], /pred\.jsonl line 2: not valid JSON/],
+    [
+      [good, good],
+      /pred\.jsonl line 2: a second prediction for record "u1\/sequential\/seq-1\/test" \(the first is on line 1\)/,
+    ],
+    [
+      ['{"id": "u1/sequential/seq-1/test", "predictions": {"entity": "x"}}'],
+      /line 1: "predictions" must be an array/,
+    ],
+    [
+      ['{"id": "u1/sequential/seq-1/test", "predictions": ["Alpha Lipstick"]}'],
+      /line 1: predictions\[0\] must be an object with a string "entity"/,
+    ],
+    [
+      ['{"id": "u1/sequential/seq-1/test", "rating": "high"}'],
+      /line 1: "rating" must be a finite number/,
+    ],
+    [["[1, 2]"], /line 1: not a prediction/],
+    [
+      ['{"id": "u1/sequential/seq-1/test", "task": "direct", "predictions": []}'],
+      /line 1: record "u1\/sequential\/seq-1\/test" is a sequential record, the prediction says direct/,
+    ],
+  ];
+  for (const [lines, message] of cases) {
+    await withTempDir(async (dir) => {
+      const { code, err } = await run(
+        "--data",
+        DATA,
+        "--predictions",
+        await writeLines(dir, lines),
+      );
+      assert.equal(code, 1, `${lines.join(" | ")}: ${err}`);
+      assert.match(err, message);
+      assert.equal(err.split("\n").length, 1, "one line");
+    });
+  }
+  const missing = await run("--data", DATA, "--predictions", "/nonexistent/pred.jsonl");
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /\/nonexistent\/pred\.jsonl: file not found/);
+  const split = await run("--data", DATA, "--baseline", "pop", "--split", "holdout");
+  assert.equal(split.code, 1);
+  assert.match(split.err, /no split "holdout" \(this dataset has: train, valid, test\)/);
+});
+
+Deno.test("the sampled protocol needs candidates in the dataset", async () => {
+  await withTempDir(async (dir) => {
+    for (const name of ["manifest.json", "entities.json", "valid.jsonl"]) {
+      await Deno.copyFile(join(DATA, name), join(dir, name));
+    }
+    const test = (await Deno.readTextFile(join(DATA, "test.jsonl"))).trim().split("\n").map((l) => {
+      const record = JSON.parse(l);
+      delete record.candidates;
+      return JSON.stringify(record);
+    });
+    await writeLines(dir, test, "test.jsonl");
+    const { code, err } = await run("--data", dir, "--baseline", "pop", "--protocol", "sampled");
+    assert.equal(code, 1);
+    assert.match(
+      err,
+      /test\.jsonl: record "u1\/sequential\/seq-1\/test": has no candidates \(needed by --protocol sampled\)/,
+    );
+    // the full protocol does not need them
+    assert.equal((await run("--data", dir, "--baseline", "pop")).code, 0);
+  });
+});
+
+Deno.test("usage mistakes exit 2", async () => {
+  for (
+    const args of [
+      ["--data", DATA],
+      ["--data", DATA, "--baseline", "svd"],
+      ["--data", DATA, "--predictions", MODEL, "--predictions", MODEL],
+      ["--data", DATA, "--baseline", "pop", "--protocol", "loo"],
+      ["--data", DATA, "--baseline", "pop", "--k", "0"],
+      ["--data", DATA, "--baseline", "pop", "--tasks", "profile"],
+      ["--baseline", "pop"],
+    ]
+  ) {
+    const { code, err } = await run(...args);
+    assert.equal(code, 2, `${args.join(" ")}: ${err}`);
+  }
+});
