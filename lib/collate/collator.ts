@@ -116,7 +116,8 @@ function promptStart(record: TokenizedRecord, extra: number, maxLength: number):
 }
 
 /**
- * Builds collated examples from tokenized records.
+ * Builds collated examples from tokenized records. A collator reuses scratch buffers between
+ * calls: give each worker its own (they are cheap), and the same seed gives the same examples.
  *
  * @example
  * ```ts
