@@ -17,6 +17,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: "text records -> token ids, 2D positions, sep, labels, loss mask (JSONL, to inspect)",
     load: () => import("./commands/collate.ts"),
   },
+  init: {
+    summary: "new model directory from a preset: tokenizer trained on the data, random weights",
+    load: () => import("./commands/init.ts"),
+  },
+  forward: {
+    summary: "run one batch (JSON) through the model: logits and loss as safetensors",
+    load: () => import("./commands/forward.ts"),
+  },
   eval: {
     summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
     load: () => import("./commands/eval.ts"),

@@ -1,0 +1,88 @@
+/**
+ * `forward`: a low-level command for checking and debugging a model: runs one batch (JSON)
+ * through the forward graph and writes the logits and the loss as safetensors. Flags and files
+ * only; the work is `lib/model/`.
+ *
+ * @module
+ */
+
+import type { Command } from "../lib/cli/command.ts";
+import { choice, optional, parseFlags, required } from "../lib/cli/flags.ts";
+import { inputError, UsageError } from "../lib/errors.ts";
+import { parseBatchJson } from "../lib/model/batch_json.ts";
+import { runForward } from "../lib/model/forward.ts";
+import { writeSafetensors } from "../lib/model/safetensors.ts";
+import { loadModel } from "../lib/model/weights.ts";
+import { DEVICES } from "../lib/runtime/session.ts";
+
+const usage = `Usage: forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
+
+Runs one batch through the model's forward graph and writes "logits" [B, L, V] (float32) and,
+when the batch has labels, "loss" [1] (masked mean cross-entropy) to a safetensors file. Prints
+a JSON summary (device, shapes, loss) on stdout.
+
+Batch JSON: {"input_ids": [B][L], "position_ids": [B][2][L] (inter, intra), "sep": [B],
+             "labels": [B][L] (-100: no loss), "loss_mask": [B][L]}   (labels, loss_mask optional)
+
+Flags:
+  --model DIR          model directory (config.json, model.safetensors)
+  --batch FILE         the batch, as JSON
+  --out FILE           where to write the safetensors
+  --adapter PATH       a LoRA adapter directory (not supported yet)
+  --device NAME        ${DEVICES.join(" | ")} (default auto: CUDA, then WebGPU, then CPU)
+
+Example:
+  forward --model runs/tiny --batch batch.json --out out.safetensors --device cpu`;
+
+/** The `forward` subcommand. */
+export const command: Command = {
+  name: "forward",
+  summary: "run one batch (JSON) through the model: logits and loss as safetensors",
+  usage,
+  async run(args: string[]): Promise<void> {
+    const flags = parseFlags("forward", args, {
+      model: { type: "string" },
+      batch: { type: "string" },
+      out: { type: "string" },
+      adapter: { type: "string" },
+      device: { type: "string" },
+    });
+    const modelDir = required(flags, "model", "forward");
+    const batchPath = required(flags, "batch", "forward");
+    const out = required(flags, "out", "forward");
+    const device = choice(flags, "device", DEVICES, "auto");
+    const adapter = optional(flags, "adapter");
+    if (adapter !== undefined) {
+      throw new UsageError(
+        "forward: --adapter is not supported yet (LoRA adapters come with pretrain)",
+      );
+    }
+    const model = await loadModel(modelDir);
+    let json: unknown;
+    try {
+      json = JSON.parse(await Deno.readTextFile(batchPath));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw inputError(batchPath, undefined, "file not found");
+      }
+      throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
+    }
+    const batch = parseBatchJson(json, batchPath, model.config);
+    const result = await runForward(model, batch, { device });
+    const { batchSize: B, length: L } = batch;
+    const V = model.config.vocabSize;
+    const tensors: Parameters<typeof writeSafetensors>[1] = {
+      logits: { shape: [B, L, V], data: result.logits },
+    };
+    if (result.loss !== undefined) {
+      tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+    }
+    await writeSafetensors(out, tensors);
+    console.log(JSON.stringify({
+      out,
+      device: result.device,
+      logits: [B, L, V],
+      loss: result.loss ?? null,
+    }));
+  },
+};

@@ -1,0 +1,58 @@
+/**
+ * One forward pass of a loaded model over one batch: builds the forward graph (logits, and the
+ * loss when the batch has labels), runs it on the device asked for and returns the results.
+ * What the `forward` command runs; training and inference build their own graphs.
+ *
+ * @module
+ */
+
+import type { TensorData } from "../onnx/graph.ts";
+import { type Device, Session } from "../runtime/session.ts";
+import type { JsonBatch } from "./batch_json.ts";
+import { buildForwardGraph } from "./glm.ts";
+import type { LoadedModel } from "./weights.ts";
+
+/** What {@linkcode runForward} returns. */
+export interface ForwardResult {
+  /** [B, L, V] float32, row-major. */
+  logits: Float32Array;
+  /** The masked mean cross-entropy, when the batch has labels. */
+  loss?: number;
+  /** The device the graph ran on. */
+  device: string;
+}
+
+/** Runs `batch` through `model` on `device` (default auto). */
+export async function runForward(
+  model: LoadedModel,
+  batch: JsonBatch,
+  options: { device?: Device; threads?: number } = {},
+): Promise<ForwardResult> {
+  const withLoss = batch.labels !== undefined && batch.lossMask !== undefined;
+  const { graph } = buildForwardGraph({
+    config: model.config,
+    weights: model.weights,
+    outputs: withLoss ? "both" : "logits",
+  });
+  const session = await Session.create(graph, { device: options.device, threads: options.threads });
+  try {
+    const { batchSize: B, length: L } = batch;
+    const feeds: Record<string, TensorData> = {
+      input_ids: { dtype: "int32", shape: [B, L], data: batch.inputIds },
+      position_ids: { dtype: "int32", shape: [B, 2, L], data: batch.positionIds },
+      sep: { dtype: "int32", shape: [B], data: batch.sep },
+    };
+    if (withLoss) {
+      feeds.labels = { dtype: "int32", shape: [B, L], data: batch.labels! };
+      feeds.loss_mask = { dtype: "float32", shape: [B, L], data: batch.lossMask! };
+    }
+    const out = await session.run(feeds);
+    return {
+      logits: out.logits.data as Float32Array,
+      loss: withLoss ? (out.loss.data as Float32Array)[0] : undefined,
+      device: session.device,
+    };
+  } finally {
+    await session.release();
+  }
+}

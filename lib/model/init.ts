@@ -1,0 +1,112 @@
+/**
+ * Making a new model directory in the Hugging Face layout (`config.json`, `tokenizer.json`,
+ * `model.safetensors`) from a preset: a byte-level BPE tokenizer trained on the dataset's text
+ * (the entity pool and the training records, each text segment and entity on its own, as the
+ * collator encodes them) unless one is given, and seeded random weights. What `init` runs.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
+import { inputError } from "../errors.ts";
+import { buildDirAtomic } from "../io/atomic.ts";
+import { Rng } from "../random.ts";
+import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
+import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
+import { configJson, type GlmConfig, presetConfig, type PresetName, PRESETS } from "./config.ts";
+import { randomWeights, saveWeights } from "./weights.ts";
+
+/** The texts a tokenizer for `data` is trained on: every entity, then each text and entity of the training records. */
+export async function datasetTexts(data: Dataset): Promise<string[]> {
+  const texts = data.entities.map((e) => e.entity);
+  for await (const record of readRecords(data, "train")) {
+    for (const segment of [...record.segments, ...(record.target ?? [])]) {
+      if ("text" in segment && segment.text) texts.push(segment.text);
+      else if ("entity" in segment) texts.push(segment.entity);
+    }
+  }
+  return texts;
+}
+
+/** Options of {@linkcode initModel}. */
+export interface InitOptions {
+  /** The dataset directory (textualize's output). */
+  data: string;
+  preset: PresetName;
+  /** The model directory to create (replaced atomically if it exists). */
+  out: string;
+  /** Seed of the weights (default 0). */
+  seed?: number;
+  /** A tokenizer.json to use instead of training one. */
+  tokenizer?: string;
+  /** Called with progress messages. */
+  progress?: (message: string) => void;
+}
+
+/** What {@linkcode initModel} made. */
+export interface InitResult {
+  config: GlmConfig;
+  /** Parameters of the model. */
+  parameters: number;
+  /** Whether the tokenizer was trained here (or given). */
+  trainedTokenizer: boolean;
+}
+
+/**
+ * Creates the model directory `options.out`. Its `vocab_size` covers the tokenizer with any
+ * special token it lacked appended; weights are std-0.02 normal from `Rng.derive(seed, "init")`
+ * (LayerNorm weights 1, biases 0).
+ */
+export async function initModel(options: InitOptions): Promise<InitResult> {
+  const say = options.progress ?? (() => {});
+  const data = await openDataset(options.data);
+  let tokenizerJson: string;
+  if (options.tokenizer) {
+    try {
+      tokenizerJson = await Deno.readTextFile(options.tokenizer);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw inputError(options.tokenizer, undefined, "file not found");
+      }
+      throw inputError(options.tokenizer, undefined, (error as Error).message);
+    }
+  } else {
+    say("reading the dataset's text");
+    const texts = await datasetTexts(data);
+    if (texts.length === 0) {
+      throw inputError(options.data, undefined, "no text to train a tokenizer on");
+    }
+    say(`training a ${PRESETS[options.preset].tokenizerVocab}-token BPE on ${texts.length} texts`);
+    const json = trainByteLevelBpe(texts, {
+      vocabSize: PRESETS[options.preset].tokenizerVocab,
+      specialTokens: [...SPECIAL_TOKENS],
+    });
+    tokenizerJson = JSON.stringify(json);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(tokenizerJson);
+  } catch (error) {
+    throw inputError(
+      options.tokenizer ?? "tokenizer.json",
+      undefined,
+      `not valid JSON (${(error as Error).message})`,
+    );
+  }
+  const tokenizer = TextTokenizer.fromJson(parsed, options.tokenizer ?? "tokenizer.json");
+  const config = presetConfig(options.preset, tokenizer.vocabSize);
+  say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
+  const weights = randomWeights(config, Rng.derive(options.seed ?? 0, "init"));
+  let parameters = 0;
+  for (const w of weights.values()) parameters += w.length;
+  await buildDirAtomic(options.out, async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "config.json"),
+      JSON.stringify(configJson(config), null, 2) + "\n",
+    );
+    await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
+    await saveWeights(join(dir, "model.safetensors"), config, weights);
+  });
+  return { config, parameters, trainedTokenizer: !options.tokenizer };
+}
