@@ -13,6 +13,10 @@ import { InputError, UsageError } from "./lib/errors.ts";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
+  textualize: {
+    summary: "raw interactions (P5, Amazon reviews, CSV, RecBole) -> text records + entities",
+    load: () => import("./commands/textualize.ts"),
+  },
   collate: {
     summary: "text records -> token ids, 2D positions, sep, labels, loss mask (JSONL, to inspect)",
     load: () => import("./commands/collate.ts"),

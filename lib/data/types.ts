@@ -95,8 +95,12 @@ export interface Manifest {
   version: 1;
   /** The input format textualize read (`p5`, `amazon-reviews`, `csv`, `recbole`). */
   format: string;
-  /** Source files with their sizes and SHA-256 hashes. */
-  sources: { path: string; bytes: number; sha256: string }[];
+  /**
+   * Source files with their sizes and SHA-256 hashes. textualize writes `path` as the file name
+   * only (so the manifest does not depend on where the data lives) and adds `role`:
+   * `interactions`, `users` or `items`.
+   */
+  sources: { path: string; role?: string; bytes: number; sha256: string }[];
   seed: number;
   /** Every option that shaped the output (window sizes, max history, negatives, ...). */
   options: Record<string, unknown>;

@@ -1,0 +1,96 @@
+/**
+ * `manifest.json` of a textualized dataset: source files with sizes and SHA-256 hashes, seed and
+ * options, task statuses, templates, record counts by split/task/template, skipped rows and
+ * users with reasons, the rating scale, and the sizes of the dataset.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { basename } from "node:path";
+import { inputError } from "../errors.ts";
+import type { SourceFile } from "./log.ts";
+import type { DatasetPlan } from "./records.ts";
+import { templateInfos } from "./templates.ts";
+import type { Manifest } from "./types.ts";
+import { SPLITS, TASKS } from "./types.ts";
+
+/** Record counts: split -> task -> template -> count. */
+export type Counts = Record<string, Record<string, Record<string, number>>>;
+
+/** Adds one record to `counts`. */
+export function countRecord(counts: Counts, split: string, task: string, template: string): void {
+  const byTask = counts[split] ??= {};
+  const byTemplate = byTask[task] ??= {};
+  byTemplate[template] = (byTemplate[template] ?? 0) + 1;
+}
+
+/** `counts` with keys in a fixed order: splits, tasks in pipeline order, templates by id. */
+export function sortedCounts(counts: Counts): Counts {
+  const out: Counts = {};
+  for (const split of SPLITS) {
+    if (!counts[split]) continue;
+    out[split] = {};
+    for (const task of TASKS) {
+      const byTemplate = counts[split][task];
+      if (!byTemplate) continue;
+      out[split][task] = Object.fromEntries(
+        Object.keys(byTemplate).sort().map((t) => [t, byTemplate[t]]),
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * The size and SHA-256 of a source file, read as a stream. The path is kept as its file name
+ * only, so the manifest does not depend on where the data lives.
+ */
+export async function describeSource(
+  source: SourceFile,
+): Promise<{ path: string; role: string; bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(source.path, { read: true });
+  } catch (error) {
+    throw inputError(source.path, undefined, `cannot read: ${(error as Error).message}`);
+  }
+  for await (const chunk of file.readable) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { path: basename(source.path), role: source.role, bytes, sha256: hash.digest("hex") };
+}
+
+/** What the run adds to the plan for its manifest. */
+export interface ManifestParts {
+  sources: Manifest["sources"];
+  /** Every option that shaped the output, as plain JSON values. */
+  options: Record<string, unknown>;
+  counts: Counts;
+  skipped: { reason: string; count: number }[];
+}
+
+/** Assembles the manifest of a planned and written dataset. */
+export function buildManifest(plan: DatasetPlan, parts: ManifestParts): Manifest {
+  const skipped = parts.skipped.filter((s) => s.count > 0)
+    .sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
+  return {
+    version: 1,
+    format: plan.log.format,
+    sources: parts.sources,
+    seed: plan.options.seed,
+    options: parts.options,
+    tasks: plan.tasks,
+    templates: templateInfos(plan.active),
+    counts: sortedCounts(parts.counts),
+    skipped,
+    rating_scale: plan.ratingScale,
+    rating_values: plan.ratingValues,
+    users: plan.seqs.users.length,
+    items: plan.poolItems.length,
+    interactions: plan.interactions,
+  };
+}

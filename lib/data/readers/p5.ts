@@ -1,0 +1,65 @@
+/**
+ * Reader for the P5 / S3-Rec sequence format: `sequential_data.txt` (one line a user:
+ * `user item item ...`, oldest first, no timestamps) and an optional `items.csv`
+ * (`item_id,asin,title`). The ASIN, when there, is the label that tells repeated titles apart.
+ *
+ * @module
+ */
+
+import { readLines } from "../../io/lines.ts";
+import { type InteractionLog, LogBuilder } from "../log.ts";
+import { checkUniqueId, openTable } from "./table.ts";
+
+/** Options of {@linkcode readP5}. */
+export interface P5Options {
+  /** `sequential_data.txt`. */
+  input: string;
+  /** `items.csv`; without it items are named by their ids. */
+  items?: string;
+  /** Items table: id column (default `item_id`), title column (default `title`). */
+  itemIdCol?: string;
+  titleCol?: string;
+  /** Items table: the column whose value disambiguates repeated titles (default `asin` if present). */
+  labelCol?: string;
+  /** Items table: attribute columns (default: every other column). */
+  itemAttrs?: string[];
+}
+
+/** Reads a P5 dataset into an {@linkcode InteractionLog}. */
+export async function readP5(options: P5Options): Promise<InteractionLog> {
+  const log = new LogBuilder("p5", options.input);
+  if (options.items !== undefined) {
+    const table = await openTable(options.items);
+    const id = table.column(options.itemIdCol ?? "item_id", "item-id-col");
+    const title = table.column(options.titleCol ?? "title", "title-col");
+    const label = options.labelCol !== undefined
+      ? table.column(options.labelCol, "label-col")
+      : table.find("asin");
+    const attrNames = options.itemAttrs ??
+      table.names.filter((_, i) => i !== id && i !== title && i !== label);
+    const attrs = attrNames.map((name) => table.column(name, "item-attrs"));
+    log.setItemAttrNames(attrNames);
+    const firstLine = new Map<string, number>();
+    for await (const { line, fields } of table.rows()) {
+      const itemId = fields[id].trim();
+      checkUniqueId("item", itemId, firstLine, { label: table.label, line });
+      log.defineItem(itemId, {
+        label: label >= 0 ? fields[label] : undefined,
+        title: fields[title],
+        attrs: attrs.map((a) => [fields[a]]),
+      });
+    }
+    log.source(options.items, "items");
+  }
+  for await (const { number, text } of readLines(options.input)) {
+    const tokens = text.trim().split(/\s+/);
+    if (tokens[0] === "") continue;
+    if (tokens.length === 1) {
+      log.skip("users without any interaction");
+      continue;
+    }
+    for (let i = 1; i < tokens.length; i++) log.addInteraction(tokens[0], tokens[i], {}, number);
+  }
+  log.source(options.input, "interactions");
+  return log.build();
+}

@@ -1,0 +1,59 @@
+/**
+ * One entry point for every input format textualize reads: picks the reader for `format` and
+ * returns the common {@linkcode InteractionLog}.
+ *
+ * @module
+ */
+
+import { UsageError } from "../../errors.ts";
+import type { InteractionLog } from "../log.ts";
+import { readAmazonReviews } from "./amazon_reviews.ts";
+import { CSV_DIALECT, readTables, type TabularOptions } from "./csv.ts";
+import { readP5 } from "./p5.ts";
+import { readRecBole } from "./recbole.ts";
+
+/** The input formats, as `--format` names them. */
+export const FORMATS = ["p5", "amazon-reviews", "csv", "recbole"] as const;
+/** One input format. */
+export type InputFormat = typeof FORMATS[number];
+
+/** Files and column choices for {@linkcode readInteractionLog}. */
+export interface ReadOptions extends TabularOptions {
+  format: string;
+  /** P5 items table: the column that tells repeated titles apart (default `asin` if present). */
+  labelCol?: string;
+}
+
+/**
+ * Reads the input described by `options`. An unknown format, or a file the format cannot use
+ * (a users table for P5, any table for Amazon reviews), is a UsageError.
+ *
+ * @example
+ * ```ts
+ * const log = await readInteractionLog({ format: "p5", input: "seq.txt", items: "items.csv" });
+ * ```
+ */
+export async function readInteractionLog(options: ReadOptions): Promise<InteractionLog> {
+  switch (options.format) {
+    case "p5":
+      if (options.users !== undefined) {
+        throw new UsageError("textualize: --users is not used by --format p5");
+      }
+      return await readP5(options);
+    case "amazon-reviews":
+      if (options.users !== undefined || options.items !== undefined) {
+        throw new UsageError(
+          "textualize: --format amazon-reviews reads only --input (no --users or --items)",
+        );
+      }
+      return await readAmazonReviews(options);
+    case "csv":
+      return await readTables(options, CSV_DIALECT);
+    case "recbole":
+      return await readRecBole(options);
+    default:
+      throw new UsageError(
+        `textualize: unknown format "${options.format}" (formats: ${FORMATS.join(", ")})`,
+      );
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Small text helpers for textualize: folding white space, capping by words, cutting review text
+ * into sentences, and printing ratings. Pure functions on strings; no knowledge of records.
+ *
+ * @module
+ */
+
+/** `text` with every run of white space turned into one space and the ends trimmed. */
+export function foldSpace(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+/** The first `maxWords` space-separated words of already folded `text` (all of it if fewer). */
+export function capWords(text: string, maxWords: number): string {
+  let seen = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) === 32 && ++seen === maxWords) return text.slice(0, i);
+  }
+  return text;
+}
+
+/** The number of space-separated words in folded `text`. */
+export function countWords(text: string): number {
+  if (text === "") return 0;
+  let n = 1;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 32) n++;
+  return n;
+}
+
+/**
+ * The sentences of `text`: it is cut after `.`, `!` or `?` (and any run of them) followed by
+ * white space, and at line breaks. Each sentence comes back folded; empty pieces are dropped.
+ *
+ * @example
+ * ```ts
+ * sentences("Great strings! Stay in tune.\nWould buy again"); // 3 sentences
+ * ```
+ */
+export function sentences(text: string): string[] {
+  return text.split(/(?<=[.!?])\s+|[\r\n]+/).map(foldSpace).filter((s) => s !== "");
+}
+
+/**
+ * The explanation taken from a review: its first sentence of at least `minWords` words, capped
+ * at `maxWords` words; undefined when no sentence is long enough.
+ */
+export function explanationSentence(
+  review: string,
+  minWords: number,
+  maxWords: number,
+): string | undefined {
+  for (const sentence of sentences(review)) {
+    if (countWords(sentence) >= minWords) return capWords(sentence, maxWords);
+  }
+  return undefined;
+}
+
+/** A rating as text: integers without decimals (`4`), others as the shortest decimal (`4.5`). */
+export function formatRating(rating: number): string {
+  return String(rating);
+}
+
+/**
+ * Joins words in English: `["a"]` -> `a`, `["a", "b"]` -> `a and b`, three or more with commas.
+ * Used for plain-text lists; entity lists are built segment by segment in `templates.ts`.
+ */
+export function joinWords(words: string[], last = "and"): string {
+  if (words.length <= 1) return words.join("");
+  return `${words.slice(0, -1).join(", ")} ${last} ${words[words.length - 1]}`;
+}

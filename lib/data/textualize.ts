@@ -1,0 +1,225 @@
+/**
+ * `textualize` end to end: read an input in any supported format, plan the splits and the entity
+ * pool, write `train.jsonl`, `valid.jsonl`, `test.jsonl`, `entities.json` and `manifest.json`
+ * into a directory that appears only when complete, and return a summary of what was written.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { inputError } from "../errors.ts";
+import { buildDirAtomic } from "../io/atomic.ts";
+import type { Progress } from "../io/progress.ts";
+import { TextFileWriter } from "../io/text_writer.ts";
+import { CandidateSampler } from "./candidates.ts";
+import { buildManifest, countRecord, type Counts, describeSource } from "./manifest.ts";
+import { readInteractionLog, type ReadOptions } from "./readers/read.ts";
+import { planDataset, type RecordOptions, type RecordStats, userRecords } from "./records.ts";
+import type { Manifest, Split, Task, TextRecord } from "./types.ts";
+import { SPLITS, TASKS } from "./types.ts";
+
+/** One textualize run: what to read, how to build records, where to write. */
+export interface TextualizeRun {
+  read: ReadOptions;
+  records: RecordOptions;
+  /** The dataset directory to create (replaced atomically if it exists). */
+  out: string;
+  /** Progress on stderr; none when absent. */
+  progress?: Progress;
+}
+
+/** What a run wrote: the summary textualize prints as JSON. */
+export interface TextualizeSummary {
+  out: string;
+  users: number;
+  items: number;
+  interactions: number;
+  /** Record counts by split, then task. */
+  records: Record<string, Record<string, number>>;
+  /** Task families skipped, with why. */
+  skipped_tasks: Record<string, string>;
+  /** Rows and users skipped on purpose, with why. */
+  skipped: { reason: string; count: number }[];
+}
+
+/** The options that shaped the output, for the manifest (plain JSON, fixed key order). */
+function manifestOptions(run: TextualizeRun): Record<string, unknown> {
+  const r = run.records;
+  const columns = Object.fromEntries(
+    (
+      [
+        "delimiter",
+        "userCol",
+        "itemCol",
+        "timeCol",
+        "ratingCol",
+        "reviewCol",
+        "summaryCol",
+        "userIdCol",
+        "userFeatures",
+        "itemIdCol",
+        "titleCol",
+        "itemAttrs",
+        "labelCol",
+      ] as const
+    ).filter((k) => run.read[k] !== undefined).map((k) => [k, run.read[k]]),
+  );
+  return {
+    tasks: r.tasks,
+    max_history: r.maxHistory,
+    seq_per_user: r.seqPerUser,
+    direct_per_user: r.directPerUser,
+    direct_history: r.directHistory,
+    rating_per_user: r.ratingPerUser,
+    explanation_per_user: r.explanationPerUser,
+    review_per_user: r.reviewPerUser,
+    negatives: r.negatives,
+    profiles_per_user: r.profilesPerUser,
+    profile_sample: r.profileSample,
+    short_days: r.windows.shortDays,
+    medium_days: r.windows.mediumDays,
+    short_items: r.windows.shortItems,
+    medium_items: r.windows.mediumItems,
+    favourites: r.favourites,
+    max_entity_words: r.maxEntityWords,
+    explanation_min_words: r.explanationMinWords,
+    explanation_max_words: r.explanationMaxWords,
+    review_words: r.reviewWords,
+    min_interactions: 3,
+    windows_by: "", // filled in by textualize: "time" or "position"
+    columns,
+  };
+}
+
+/**
+ * `JSON.stringify(record)`, faster for valid/test item records: their candidate list and history
+ * are the same arrays for every record of one user and split, so each is serialized once and
+ * spliced in (they are the record's last keys, so the bytes are those of JSON.stringify).
+ */
+function recordJsonWriter(): (record: TextRecord) => string {
+  let candidates: string[] | undefined;
+  let candidatesJson = "";
+  let history: string[] | undefined;
+  let historyJson = "";
+  return (record) => {
+    if (record.candidates === undefined || record.history === undefined || "rating" in record) {
+      return JSON.stringify(record);
+    }
+    const { candidates: c, history: h, ...rest } = record;
+    if (c !== candidates) candidatesJson = JSON.stringify(candidates = c);
+    if (h !== history) historyJson = JSON.stringify(history = h);
+    const head = JSON.stringify(rest);
+    return `${head.slice(0, -1)},"candidates":${candidatesJson},"history":${historyJson}}`;
+  };
+}
+
+/**
+ * Runs textualize. Bad input throws an InputError (one line: file, line, problem) before
+ * anything appears at `run.out`.
+ *
+ * @example
+ * ```ts
+ * const summary = await textualize({
+ *   read: { format: "p5", input: "seq.txt", items: "items.csv" },
+ *   records: { ...DEFAULT_RECORD_OPTIONS, seed: 1 },
+ *   out: "runs/beauty",
+ * });
+ * ```
+ */
+export async function textualize(run: TextualizeRun): Promise<TextualizeSummary> {
+  const progress = run.progress;
+  progress?.update(`reading ${run.read.input}`);
+  const log = await readInteractionLog(run.read);
+  progress?.update(`read ${log.user.length} interactions of ${log.users.length} users`);
+  const plan = planDataset(log, run.records);
+  if (plan.seqs.users.length === 0) {
+    throw inputError(
+      run.read.input,
+      undefined,
+      "no user has 3 or more interactions (leave-one-out needs one each for training, validation and test)",
+    );
+  }
+  const sources: Manifest["sources"] = [];
+  const roles = ["interactions", "users", "items"];
+  for (
+    const source of [...log.sources].sort((a, b) => roles.indexOf(a.role) - roles.indexOf(b.role))
+  ) {
+    sources.push(await describeSource(source));
+  }
+
+  const counts: Counts = {};
+  const stats: RecordStats = { noExplanation: 0, shortCandidates: 0 };
+  const sampler = new CandidateSampler(plan.poolItems, log.items.length);
+  const toJson = recordJsonWriter();
+  const nUsers = plan.seqs.users.length;
+  let manifest: Manifest | undefined;
+  await buildDirAtomic(run.out, async (dir) => {
+    const writers = {} as Record<Split, TextFileWriter>;
+    try {
+      for (const split of SPLITS) {
+        writers[split] = await TextFileWriter.create(join(dir, `${split}.jsonl`));
+      }
+      for (let k = 0; k < nUsers; k++) {
+        for (const record of userRecords(plan, k, sampler, stats)) {
+          countRecord(counts, record.split, record.task, record.template);
+          await writers[record.split].write(toJson(record) + "\n");
+        }
+        if ((k & 255) === 0) progress?.update(`${k + 1}/${nUsers} users`);
+      }
+    } finally {
+      for (const split of SPLITS) await writers[split]?.close();
+    }
+    await Deno.writeTextFile(
+      join(dir, "entities.json"),
+      "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") + "\n]\n",
+    );
+    const options = manifestOptions(run);
+    options.windows_by = log.time ? "time" : "position";
+    const skipped = [
+      ...log.skipped,
+      {
+        reason: "users with fewer than 3 interactions (cannot be split)",
+        count: plan.seqs.skipped,
+      },
+      {
+        reason: "items-table rows of items without any interaction (not in the entity pool)",
+        count: log.items.length - plan.poolItems.length,
+      },
+      {
+        reason:
+          `interactions whose review has no sentence of ${run.records.explanationMinWords}+ words (no explanation record)`,
+        count: plan.tasks.explanation.status === "ok" ? stats.noExplanation : 0,
+      },
+      {
+        reason:
+          `candidate lists with fewer than ${run.records.negatives} negatives (the user left too few items unseen)`,
+        count: stats.shortCandidates,
+      },
+    ];
+    manifest = buildManifest(plan, { sources, options, counts, skipped });
+    await Deno.writeTextFile(join(dir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+  });
+
+  const records: Record<string, Record<string, number>> = {};
+  for (const split of SPLITS) {
+    records[split] = {};
+    for (const task of TASKS) {
+      const byTemplate = counts[split]?.[task];
+      if (byTemplate) records[split][task] = Object.values(byTemplate).reduce((a, b) => a + b, 0);
+    }
+  }
+  const skippedTasks: Record<string, string> = {};
+  for (const task of TASKS) {
+    const status = plan.tasks[task as Task];
+    if (status.status === "skipped") skippedTasks[task] = status.reason!;
+  }
+  return {
+    out: run.out,
+    users: nUsers,
+    items: plan.poolItems.length,
+    interactions: plan.interactions,
+    records,
+    skipped_tasks: skippedTasks,
+    skipped: manifest!.skipped,
+  };
+}

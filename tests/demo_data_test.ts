@@ -1,0 +1,94 @@
+/**
+ * The built-in demo dataset (fixtures/demo): the committed files are exactly what the seeded
+ * generator writes, and the data has the size and the learnable structure the demo relies on
+ * (short-term "next item" patterns a tiny model can pick up, preferred categories).
+ */
+
+import assert from "node:assert/strict";
+import { parseCsv } from "../lib/data/csv.ts";
+import { sentences } from "../lib/data/text.ts";
+import { readLines } from "../lib/io/lines.ts";
+import { generateDemo } from "../fixtures/demo/generate.ts";
+import { fixture } from "./textualize_support.ts";
+
+async function table(name: string): Promise<Record<string, string>[]> {
+  const rows: Record<string, string>[] = [];
+  let header: string[] | undefined;
+  for await (const { fields } of parseCsv(readLines(fixture("demo", name)))) {
+    if (!header) header = fields;
+    else rows.push(Object.fromEntries(header.map((h, i) => [h, fields[i]])));
+  }
+  return rows;
+}
+
+Deno.test("the committed demo files are exactly what the generator writes", async () => {
+  const data = generateDemo();
+  assert.equal(await Deno.readTextFile(fixture("demo", "interactions.csv")), data.interactions);
+  assert.equal(await Deno.readTextFile(fixture("demo", "users.csv")), data.users);
+  assert.equal(await Deno.readTextFile(fixture("demo", "items.csv")), data.items);
+  assert.notEqual(generateDemo(7).interactions, data.interactions);
+});
+
+Deno.test("demo catalog, users and interactions have the documented shape", async () => {
+  const items = await table("items.csv");
+  const users = await table("users.csv");
+  const rows = await table("interactions.csv");
+  assert.ok(items.length >= 280 && items.length <= 320, `${items.length} items`);
+  assert.equal(new Set(items.map((i) => i.title)).size, items.length);
+  assert.equal(new Set(items.map((i) => i.category)).size, 10);
+  assert.equal(new Set(items.map((i) => i.brand)).size, 20);
+  assert.equal(users.length, 600);
+  assert.deepEqual(Object.keys(users[0]), ["user_id", "age_band", "occupation", "region"]);
+  const perUser = new Map<string, number>();
+  for (const r of rows) {
+    perUser.set(r.user_id, (perUser.get(r.user_id) ?? 0) + 1);
+    assert.ok(Number.isInteger(Number(r.timestamp)) && Number(r.timestamp) > 1.6e9);
+    assert.ok(["1", "2", "3", "4", "5"].includes(r.rating));
+    const n = sentences(r.review).length;
+    assert.ok(n >= 1 && n <= 3, r.review);
+    assert.ok(r.summary.length > 0);
+  }
+  assert.equal(perUser.size, 600);
+  for (const n of perUser.values()) assert.ok(n >= 8 && n <= 20);
+});
+
+Deno.test("demo sequences have next-item patterns that beat popularity by far", async () => {
+  const rows = await table("interactions.csv");
+  const seqs = new Map<string, { t: number; item: string }[]>();
+  for (const r of rows) {
+    seqs.set(r.user_id, [...(seqs.get(r.user_id) ?? []), {
+      t: Number(r.timestamp),
+      item: r.item_id,
+    }]);
+  }
+  // Learn successor counts and popularity from everything but each user's last item.
+  const next = new Map<string, Map<string, number>>();
+  const pop = new Map<string, number>();
+  for (const s of seqs.values()) {
+    s.sort((a, b) => a.t - b.t);
+    const train = s.slice(0, -1).map((x) => x.item);
+    train.forEach((item, i) => {
+      pop.set(item, (pop.get(item) ?? 0) + 1);
+      if (i > 0) {
+        const m = next.get(train[i - 1]) ?? new Map<string, number>();
+        m.set(item, (m.get(item) ?? 0) + 1);
+        next.set(train[i - 1], m);
+      }
+    });
+  }
+  const ranked = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).map(([k]) => k);
+  const popular = ranked(pop);
+  let markov = 0, popularity = 0;
+  for (const s of seqs.values()) {
+    const seen = new Set(s.slice(0, -1).map((x) => x.item));
+    const target = s[s.length - 1].item;
+    const fromPrev = ranked(next.get(s[s.length - 2].item) ?? new Map()).filter((i) =>
+      !seen.has(i)
+    );
+    const top = [...fromPrev, ...popular.filter((i) => !seen.has(i) && !fromPrev.includes(i))];
+    if (top.slice(0, 10).includes(target)) markov++;
+    if (popular.filter((i) => !seen.has(i)).slice(0, 10).includes(target)) popularity++;
+  }
+  assert.ok(markov / seqs.size > 0.45, `successor HR@10 ${markov / seqs.size}`);
+  assert.ok(popularity / seqs.size < 0.2, `popularity HR@10 ${popularity / seqs.size}`);
+});

@@ -1,0 +1,64 @@
+/**
+ * textualize as a user runs it: a real `deno run main.ts textualize` process (two of them, as
+ * process start-up is slow): the JSON summary on stdout, the human line on stderr, exit codes.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fixture, GOLDEN_CASES, ROOT } from "./textualize_support.ts";
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "main.ts"), "textualize", ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+Deno.test("textualize prints a JSON summary on stdout and a human line on stderr", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const csv = GOLDEN_CASES.find((c) => c.name === "csv")!;
+    const out = join(tmp, "data");
+    const run = await cli([...csv.args, `--out=${out}`]);
+    assert.equal(run.code, 0, run.stderr);
+    const summary = JSON.parse(run.stdout);
+    const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+    assert.equal(summary.users, manifest.users);
+    assert.equal(summary.items, manifest.items);
+    for (const split of ["train", "valid", "test"]) {
+      for (const [task, byTemplate] of Object.entries(manifest.counts[split])) {
+        const total = Object.values(byTemplate as Record<string, number>).reduce((a, b) => a + b);
+        assert.equal(summary.records[split][task], total, `${split}/${task}`);
+      }
+    }
+    assert.match(run.stderr, /textualize: \d+ records for 4 users and 5 items written to /);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("textualize exits 1 with one line on bad input", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const run = await cli([
+      "--format=recbole",
+      `--input=${fixture("textualize", "recbole", "mini.item")}`,
+      `--out=${join(tmp, "data")}`,
+      "--quiet",
+    ]);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.match(
+      run.stderr,
+      /^error: .*mini\.item line 1: no column "user_id" \(columns: item_id, /,
+    );
+    assert.equal(run.stderr.trimEnd().split("\n").length, 1);
+    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

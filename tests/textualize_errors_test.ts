@@ -1,0 +1,245 @@
+/**
+ * Bad input to textualize: every kind ends with one line naming the file (and the line, where
+ * there is one) and the problem, exit status 1 (2 for usage mistakes), and no output directory,
+ * not even a temporary one, left behind.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { exists, runCli } from "./textualize_support.ts";
+
+const INTERACTIONS = "user_id,item_id,timestamp,rating\nu1,i1,1,5\nu1,i2,2,4\nu1,i3,3,3\n";
+
+interface Case {
+  name: string;
+  files: Record<string, string | Uint8Array>;
+  args: string[];
+  code?: number;
+  /** The expected message after "error: "; FILE stands for the bad file's path. */
+  message: RegExp;
+  file?: string;
+}
+
+const CASES: Case[] = [
+  {
+    name: "a missing input file",
+    files: {},
+    args: ["--format=csv", "--input=FILE"],
+    file: "nope.csv",
+    message: /^FILE: file not found$/,
+  },
+  {
+    name: "a missing items table",
+    files: { "inter.csv": INTERACTIONS },
+    args: ["--format=csv", "--input=DIR/inter.csv", "--items=FILE"],
+    file: "items.csv",
+    message: /^FILE: file not found$/,
+  },
+  {
+    name: "an unknown format",
+    files: { "inter.csv": INTERACTIONS },
+    args: ["--format=parquet", "--input=DIR/inter.csv"],
+    code: 2,
+    message: /^--format must be one of p5, amazon-reviews, csv, recbole, got "parquet"$/,
+  },
+  {
+    name: "an unknown column named by a flag",
+    files: { "inter.csv": INTERACTIONS },
+    args: ["--format=csv", "--input=FILE", "--rating-col=stars"],
+    file: "inter.csv",
+    message:
+      /^FILE line 1: no column "stars" \(columns: user_id, item_id, timestamp, rating\); choose another with --rating-col$/,
+  },
+  {
+    name: "a missing default column",
+    files: { "inter.csv": "user,item_id\nu1,i1\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message:
+      /^FILE line 1: no column "user_id" \(columns: user, item_id\); choose another with --user-col$/,
+  },
+  {
+    name: "a row with too few fields",
+    files: { "inter.csv": "user_id,item_id,rating\nu1,i1,5\nu1,i2\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE line 3: expected 3 fields as in the header, found 2$/,
+  },
+  {
+    name: "a rating that is not a number",
+    files: { "inter.csv": "user_id,item_id,rating\nu1,i1,5\nu1,i2,five\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE line 3: column "rating": "five" is not a number$/,
+  },
+  {
+    name: "a timestamp that is neither Unix seconds nor a date",
+    files: { "inter.csv": "user_id,item_id,timestamp\nu1,i1,yesterday\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE line 2: column "timestamp": "yesterday" is not a timestamp/,
+  },
+  {
+    name: "an unterminated quote",
+    files: { "inter.csv": 'user_id,item_id,review\nu1,i1,"fine\nu1,i2,ok\n' },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE line 2: quoted field is never closed/,
+  },
+  {
+    name: "an item defined twice in the items table",
+    files: { "inter.csv": INTERACTIONS, "items.csv": "item_id,title\ni1,A\ni2,B\ni1,C\n" },
+    args: ["--format=csv", "--input=DIR/inter.csv", "--items=FILE"],
+    file: "items.csv",
+    message: /^FILE line 4: item id "i1" already defined on line 2$/,
+  },
+  {
+    name: "a review line that is not JSON",
+    files: { "r.json": '{"reviewerID": "a", "asin": "x"}\n{"reviewerID": "a", asin}\n' },
+    args: ["--format=amazon-reviews", "--input=FILE"],
+    file: "r.json",
+    message: /^FILE line 2: not valid JSON/,
+  },
+  {
+    name: "a review without a reviewer",
+    files: { "r.json": '{"reviewerID": "a", "asin": "x"}\n{"asin": "y", "overall": 4}\n' },
+    args: ["--format=amazon-reviews", "--input=FILE"],
+    file: "r.json",
+    message: /^FILE line 2: missing "reviewerID"$/,
+  },
+  {
+    name: "a rating of the wrong type in a review",
+    files: { "r.json": '{"reviewerID": "a", "asin": "x", "overall": "great"}\n' },
+    args: ["--format=amazon-reviews", "--input=FILE"],
+    file: "r.json",
+    message: /^FILE line 1: "overall" is not a number: "great"$/,
+  },
+  {
+    name: "an empty file",
+    files: { "inter.csv": "" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE: empty input: no header line$/,
+  },
+  {
+    name: "a header without rows",
+    files: { "inter.csv": "user_id,item_id\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE: empty input: no interactions$/,
+  },
+  {
+    name: "an empty sequence file",
+    files: { "seq.txt": "\n\n" },
+    args: ["--format=p5", "--input=FILE"],
+    file: "seq.txt",
+    message: /^FILE: empty input: no interactions$/,
+  },
+  {
+    name: "no user long enough to split",
+    files: { "seq.txt": "1 10 11\n2 12\n" },
+    args: ["--format=p5", "--input=FILE"],
+    file: "seq.txt",
+    message: /^FILE: no user has 3 or more interactions/,
+  },
+  {
+    name: "invalid UTF-8",
+    files: {
+      "inter.csv": new Uint8Array([
+        ...new TextEncoder().encode("user_id,item_id\nu1,i1\nu1,"),
+        0xc3,
+        0x28,
+        0x0a,
+      ]),
+    },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE line 3: not valid UTF-8 text$/,
+  },
+  {
+    name: "a corrupt gzip file",
+    files: {
+      "r.json.gz": gzipSync(new TextEncoder().encode('{"reviewerID":"a","asin":"x"}\n'.repeat(50)))
+        .slice(0, 30),
+    },
+    args: ["--format=amazon-reviews", "--input=FILE"],
+    file: "r.json.gz",
+    message: /^FILE: corrupt gzip data/,
+  },
+  {
+    name: "a RecBole directory without an .inter file",
+    files: { "x.item": "item_id:token\n" },
+    args: ["--format=recbole", "--input=DIR"],
+    message: /^FILE: no \.inter file in this directory$/,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`textualize reports ${c.name} in one line and writes nothing`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      for (const [name, content] of Object.entries(c.files)) {
+        if (typeof content === "string") await Deno.writeTextFile(join(dir, name), content);
+        else await Deno.writeFile(join(dir, name), content);
+      }
+      const file = c.file ? join(dir, c.file) : dir;
+      const out = join(dir, "out");
+      const args = c.args.map((a) => a.replace("FILE", file).replace("DIR", dir));
+      const run = await runCli(["textualize", ...args, `--out=${out}`, "--quiet"]);
+      assert.equal(run.code, c.code ?? 1, run.stderr);
+      assert.equal(run.stdout, "");
+      assert.ok(!run.stderr.includes("\n"), `more than one line: ${run.stderr}`);
+      assert.ok(run.stderr.startsWith("error: "), run.stderr);
+      const message = run.stderr.slice("error: ".length).replaceAll(file, "FILE").replaceAll(
+        dir,
+        "DIR",
+      );
+      assert.match(message, c.message);
+      assert.ok(!exists(out), "output directory left behind");
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.deepEqual(left, Object.keys(c.files).sort(), "temporary files left behind");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("a failed run leaves an existing output directory as it was", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = join(dir, "out");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(join(out, "marker"), "old");
+    await Deno.writeTextFile(join(dir, "bad.csv"), "user_id,item_id,rating\nu1,i1,x\n");
+    const run = await runCli([
+      "textualize",
+      "--format=csv",
+      `--input=${join(dir, "bad.csv")}`,
+      `--out=${out}`,
+      "--quiet",
+    ]);
+    assert.equal(run.code, 1);
+    assert.equal(await Deno.readTextFile(join(out, "marker")), "old");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["bad.csv", "out"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("usage mistakes exit 2 with one line", async () => {
+  for (
+    const args of [
+      ["--input=x.csv", "--out=o"],
+      ["--format=csv", "--out=o"],
+      ["--format=csv", "--input=x", "--out=o", "--tasks=rating,poetry"],
+      ["--format=csv", "--input=x", "--out=o", "--negatives=-1"],
+      ["--format=csv", "--input=x", "--out=o", "--bogus"],
+      ["--format=amazon-reviews", "--input=x", "--out=o", "--items=i.csv", "--quiet"],
+    ]
+  ) {
+    const run = await runCli(["textualize", ...args]);
+    assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+    assert.ok(run.stderr.startsWith("error: ") && !run.stderr.includes("\n"), run.stderr);
+  }
+});

@@ -1,0 +1,64 @@
+/**
+ * Golden outputs of textualize, one hand-written fixture per input format: the command is run
+ * in-process and every file of the dataset directory must equal the committed golden byte for
+ * byte. To refresh the goldens after an intended change, run
+ *
+ *     UPDATE_GOLDENS=1 deno test -A tests/textualize_golden_test.ts
+ *
+ * and review the diff under fixtures/textualize/NAME/expected/ before committing.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { DATASET_FILES, fixture, GOLDEN_CASES, readRecords, runCli } from "./textualize_support.ts";
+
+const UPDATE = Deno.env.get("UPDATE_GOLDENS") === "1";
+
+for (const { name, args } of GOLDEN_CASES) {
+  Deno.test(`textualize ${name} fixture matches its golden output byte for byte`, async () => {
+    const tmp = await Deno.makeTempDir();
+    try {
+      const out = join(tmp, "data");
+      const run = await runCli(["textualize", ...args, `--out=${out}`, "--quiet"]);
+      assert.equal(run.code, 0, run.stderr);
+      const expectedDir = fixture("textualize", name, "expected");
+      if (UPDATE) {
+        await Deno.mkdir(expectedDir, { recursive: true });
+        for (const file of DATASET_FILES) {
+          await Deno.copyFile(join(out, file), join(expectedDir, file));
+        }
+      }
+      for (const file of DATASET_FILES) {
+        const got = await Deno.readTextFile(join(out, file));
+        const want = await Deno.readTextFile(join(expectedDir, file));
+        assert.equal(got, want, `${name}/${file} differs from the golden (see the file's header)`);
+      }
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+}
+
+Deno.test("a gzip-compressed review file gives the same records as the plain one", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const plain = fixture("textualize", "amazon", "reviews.json");
+    const gz = join(tmp, "reviews.json.gz");
+    await Deno.writeFile(gz, gzipSync(await Deno.readFile(plain)));
+    const amazon = GOLDEN_CASES.find((c) => c.name === "amazon")!;
+    const args = amazon.args.map((a) => a.startsWith("--input=") ? `--input=${gz}` : a);
+    const run = await runCli(["textualize", ...args, `--out=${join(tmp, "data")}`, "--quiet"]);
+    assert.equal(run.code, 0, run.stderr);
+    for (const file of ["train.jsonl", "valid.jsonl", "test.jsonl", "entities.json"]) {
+      assert.equal(
+        await Deno.readTextFile(join(tmp, "data", file)),
+        await Deno.readTextFile(fixture("textualize", "amazon", "expected", file)),
+        file,
+      );
+    }
+    assert.ok(readRecords(join(tmp, "data", "train.jsonl")).length > 0);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

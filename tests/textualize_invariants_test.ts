@@ -1,0 +1,184 @@
+/**
+ * Dataset-level rules of textualize (SPEC section 3) on the built-in demo data and the
+ * hand-written fixtures: leave-one-out targets and histories, nothing held out leaking into
+ * training (or the test item into validation), candidate lists, templates per split, entity
+ * uniqueness, manifest counts, and byte-identical output for the same seed.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parseCsv } from "../lib/data/csv.ts";
+import { readLines } from "../lib/io/lines.ts";
+import {
+  checkDataset,
+  DATASET_FILES,
+  DEMO_ARGS,
+  fixture,
+  GOLDEN_CASES,
+  readDatasetMeta,
+  runCli,
+} from "./textualize_support.ts";
+
+async function textualizeTo(args: string[], out: string): Promise<void> {
+  const run = await runCli(["textualize", ...args, `--out=${out}`, "--quiet"]);
+  assert.equal(run.code, 0, run.stderr);
+}
+
+/** The demo users' item sequences, sorted by timestamp here (ties: file order). */
+async function demoSequences(): Promise<Map<string, string[]>> {
+  const rows: { user: string; item: string; time: number; line: number }[] = [];
+  let header = true;
+  for await (const { line, fields } of parseCsv(readLines(fixture("demo", "interactions.csv")))) {
+    if (header) {
+      assert.deepEqual(fields.slice(0, 3), ["user_id", "item_id", "timestamp"]);
+      header = false;
+      continue;
+    }
+    rows.push({ user: fields[0], item: fields[1], time: Number(fields[2]), line });
+  }
+  rows.sort((a, b) => a.time - b.time || a.line - b.line);
+  const out = new Map<string, string[]>();
+  for (const r of rows) out.set(r.user, [...(out.get(r.user) ?? []), r.item]);
+  return out;
+}
+
+const FIXTURE_SEQUENCES: Record<
+  string,
+  { negatives: number; sequences: Record<string, string[]> }
+> = {
+  p5: {
+    negatives: 99,
+    sequences: {
+      "1": ["1", "2", "3", "4", "5"],
+      "2": ["6", "7", "8", "9", "10", "4", "11"],
+      "4": ["2", "5", "9", "1", "2"],
+      "5": ["13", "3", "7", "8", "1"],
+      "6": ["12", "13", "6", "7"],
+    },
+  },
+  amazon: {
+    negatives: 3,
+    sequences: {
+      A1: ["X100", "X300", "X200", "X400", "X500"],
+      A2: ["X200", "X400", "X500", "X300"],
+      A3: ["X100", "X500", "X300", "X200"],
+    },
+  },
+  csv: {
+    negatives: 2,
+    sequences: {
+      c1: ["k1", "k3", "k2", "k4"],
+      c2: ["k2", "k4", "k5"],
+      c3: ["k1", "k5", "k3"],
+      c4: ["k1", "k3", "k5"],
+    },
+  },
+  recbole: {
+    negatives: 1,
+    sequences: {
+      "10": ["m1", "m2", "m3", "m4"],
+      "11": ["m1", "m4", "m3", "m5"],
+      "12": ["m2", "m5", "m1"],
+    },
+  },
+};
+
+for (const { name, args } of GOLDEN_CASES) {
+  Deno.test(`textualize ${name}: leave-one-out, candidates and templates follow the rules`, async () => {
+    const tmp = await Deno.makeTempDir();
+    try {
+      await textualizeTo(args, join(tmp, "data"));
+      const expected = FIXTURE_SEQUENCES[name];
+      checkDataset(join(tmp, "data"), {
+        sequences: new Map(Object.entries(expected.sequences)),
+        negatives: expected.negatives,
+      });
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+}
+
+Deno.test("demo dataset: every rule of the split holds and the train split stays small", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const out = join(tmp, "demo");
+    await textualizeTo(DEMO_ARGS, out);
+    const records = checkDataset(out, { sequences: await demoSequences(), negatives: 99 });
+    const { manifest, entities } = readDatasetMeta(out);
+    assert.equal(manifest.users, 600);
+    assert.ok(
+      records.train.length >= 3000 && records.train.length <= 20000,
+      `${records.train.length}`,
+    );
+    for (const task of ["profile", "rating", "sequential", "explanation", "review", "direct"]) {
+      assert.equal(manifest.tasks[task as "rating"].status, "ok", task);
+      assert.ok(records.test.some((r) => r.task === task) || task === "profile", task);
+    }
+    assert.deepEqual(manifest.rating_scale, [1, 5]);
+    // Features and attributes are entities of their own kinds.
+    const kinds = new Set(entities.map((e) => e.kind));
+    for (const kind of ["item", "brand", "category", "age_band", "occupation", "region"]) {
+      assert.ok(kinds.has(kind), kind);
+    }
+    // Profiles describe the user with features and time-window samples.
+    const profile = records.train.find((r) => r.task === "profile")!;
+    assert.ok(profile.segments.some((s) => "kind" in s && s.kind === "age_band"));
+    assert.ok(profile.segments.some((s) => "kind" in s && s.kind === "item"));
+    // Ratings print as integers, and the numeric field agrees with the text.
+    for (const r of records.train.filter((r) => r.task === "rating")) {
+      assert.deepEqual(r.target, [{ text: String(r.rating) }]);
+      assert.ok(Number.isInteger(r.rating));
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("the same input and seed give byte-identical output; another seed another", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await textualizeTo(DEMO_ARGS, join(tmp, "a"));
+    await textualizeTo(DEMO_ARGS, join(tmp, "b"));
+    const other = DEMO_ARGS.map((a) => a === "--seed=1" ? "--seed=2" : a);
+    await textualizeTo(other, join(tmp, "c"));
+    for (const file of DATASET_FILES) {
+      const a = await Deno.readFile(join(tmp, "a", file));
+      const b = await Deno.readFile(join(tmp, "b", file));
+      assert.deepEqual(a, b, file);
+    }
+    const a = await Deno.readTextFile(join(tmp, "a", "train.jsonl"));
+    const c = await Deno.readTextFile(join(tmp, "c", "train.jsonl"));
+    assert.notEqual(a, c);
+    // The pool does not depend on the seed.
+    assert.equal(
+      await Deno.readTextFile(join(tmp, "a", "entities.json")),
+      await Deno.readTextFile(join(tmp, "c", "entities.json")),
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("training sequential records target every position from the second one on", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const out = join(tmp, "d");
+    await textualizeTo(DEMO_ARGS, out);
+    const sequences = await demoSequences();
+    const { entities } = readDatasetMeta(out);
+    const entity = new Map(entities.filter((e) => e.kind === "item").map((e) => [e.id, e.entity]));
+    const targets = new Map<string, string[]>();
+    for (const line of (await Deno.readTextFile(join(out, "train.jsonl"))).split("\n")) {
+      if (!line.includes('"task":"sequential"')) continue;
+      const r = JSON.parse(line);
+      targets.set(r.user, [...(targets.get(r.user) ?? []), r.target[0].entity]);
+    }
+    for (const [user, items] of sequences) {
+      const train = items.slice(0, -2).map((id) => entity.get(id)!);
+      assert.deepEqual(targets.get(user) ?? [], train.slice(1), user);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -1,0 +1,262 @@
+/**
+ * Shared helpers of the textualize tests (not a test file itself): fixture paths, running the
+ * CLI in-process with its console output captured, reading a dataset directory back.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { main } from "../main.ts";
+import assert from "node:assert/strict";
+import type { EntityEntry, Manifest, Split, TextRecord } from "../lib/data/types.ts";
+import { SPLITS } from "../lib/data/types.ts";
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** A path under `fixtures/`. */
+export function fixture(...parts: string[]): string {
+  return join(ROOT, "fixtures", ...parts);
+}
+
+/** The shared real data directory (`../shared/data`), and whether it is there. */
+export const SHARED_DATA = join(ROOT, "..", "shared", "data");
+export const HAVE_SHARED_DATA = (() => {
+  try {
+    return Deno.statSync(SHARED_DATA).isDirectory;
+  } catch {
+    return false;
+  }
+})();
+
+/** The result of one in-process CLI run. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `main(args)` in this process, capturing what it prints with console.log/console.error. */
+export async function runCli(args: string[]): Promise<CliRun> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...values: unknown[]) => out.push(values.map(String).join(" "));
+  console.error = (...values: unknown[]) => err.push(values.map(String).join(" "));
+  try {
+    const code = await main(args);
+    return { code, stdout: out.join("\n"), stderr: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** Every record of a JSONL file. */
+export function readRecords(path: string): TextRecord[] {
+  const text = Deno.readTextFileSync(path);
+  return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+}
+
+/** Whether a path exists. */
+export function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The entity strings a record mentions (prompt segments and target), in order. */
+export function mentions(record: TextRecord): string[] {
+  const out: string[] = [];
+  for (const s of [...record.segments, ...(record.target ?? [])]) {
+    if ("entity" in s) out.push(s.entity);
+  }
+  return out;
+}
+
+/** The command lines of the golden fixtures, one per input format. */
+export const GOLDEN_CASES: { name: string; args: string[] }[] = [
+  {
+    name: "p5",
+    args: [
+      "--format=p5",
+      `--input=${fixture("textualize", "p5", "sequential_data.txt")}`,
+      `--items=${fixture("textualize", "p5", "items.csv")}`,
+      "--seed=3",
+      "--max-entity-words=20",
+    ],
+  },
+  {
+    name: "amazon",
+    args: [
+      "--format=amazon-reviews",
+      `--input=${fixture("textualize", "amazon", "reviews.json")}`,
+      "--seed=5",
+      "--negatives=3",
+    ],
+  },
+  {
+    name: "csv",
+    args: [
+      "--format=csv",
+      `--input=${fixture("textualize", "csv", "interactions.csv")}`,
+      `--users=${fixture("textualize", "csv", "people.csv")}`,
+      `--items=${fixture("textualize", "csv", "products.csv")}`,
+      "--user-col=customer",
+      "--item-col=product",
+      "--time-col=when",
+      "--rating-col=stars",
+      "--review-col=text",
+      "--summary-col=headline",
+      "--user-id-col=customer_id",
+      "--item-id-col=sku",
+      "--title-col=name",
+      "--seed=11",
+      "--negatives=2",
+      "--short-days=3",
+    ],
+  },
+  {
+    name: "recbole",
+    args: [
+      "--format=recbole",
+      `--input=${fixture("textualize", "recbole")}`,
+      "--seed=2",
+      "--negatives=1",
+    ],
+  },
+];
+
+/** The files of a dataset directory, in the order the golden test compares them. */
+export const DATASET_FILES = [
+  "train.jsonl",
+  "valid.jsonl",
+  "test.jsonl",
+  "entities.json",
+  "manifest.json",
+];
+
+/** The manifest and entity pool of a dataset directory, parsed. */
+export function readDatasetMeta(dir: string): { manifest: Manifest; entities: EntityEntry[] } {
+  return {
+    manifest: JSON.parse(Deno.readTextFileSync(join(dir, "manifest.json"))),
+    entities: JSON.parse(Deno.readTextFileSync(join(dir, "entities.json"))),
+  };
+}
+
+/** Options of {@linkcode checkDataset}. */
+export interface CheckOptions {
+  /** Each kept user's item ids in time order, computed by the test from the raw input. */
+  sequences: Map<string, string[]>;
+  /** Negatives asked for (candidate lists have 1 + this many entries when enough items exist). */
+  negatives: number;
+}
+
+/**
+ * Checks the SPEC section 3 invariants of a dataset directory against sequences the test
+ * derived from the raw input itself; returns the records by split for further checks.
+ */
+export function checkDataset(dir: string, options: CheckOptions): Record<Split, TextRecord[]> {
+  const { manifest, entities } = readDatasetMeta(dir);
+  const kindOf = new Map<string, string>();
+  const byId = new Map<string, string>();
+  for (const e of entities) {
+    assert.ok(!kindOf.has(e.entity), `entity "${e.entity}" is not unique`);
+    assert.ok(e.entity !== "" && e.entity === e.entity.replace(/\s+/g, " ").trim());
+    kindOf.set(e.entity, e.kind);
+    if (e.kind === "item") byId.set(e.id, e.entity);
+  }
+  const heldOut = new Map(manifest.templates.map((t) => [t.id, t.heldOut]));
+  const records = {} as Record<Split, TextRecord[]>;
+  const ids = new Set<string>();
+  const counts: Record<string, Record<string, Record<string, number>>> = {};
+  for (const split of SPLITS) {
+    records[split] = readRecords(join(dir, `${split}.jsonl`));
+    for (const r of records[split]) {
+      assert.equal(r.split, split);
+      assert.ok(!ids.has(r.id), `duplicate id ${r.id}`);
+      ids.add(r.id);
+      const c = ((counts[split] ??= {})[r.task] ??= {});
+      c[r.template] = (c[r.template] ?? 0) + 1;
+      assert.ok(heldOut.has(r.template), `${r.id}: template not in the manifest`);
+      if (split === "train") assert.equal(heldOut.get(r.template), false, `${r.id} held out`);
+      let answers = 0;
+      r.segments.forEach((s, i) => {
+        if ("answer" in s) answers++;
+        if (i > 0 && !("text" in s)) {
+          assert.ok("text" in r.segments[i - 1], `${r.id}: two non-text segments side by side`);
+        }
+        if ("entity" in s) assert.equal(kindOf.get(s.entity), s.kind, `${r.id}: ${s.entity}`);
+      });
+      assert.equal(answers, r.task === "profile" ? 0 : 1, `${r.id}: answer markers`);
+      assert.equal(r.target === undefined, r.task === "profile", `${r.id}: target`);
+      for (const t of r.target ?? []) {
+        if ("entity" in t) assert.equal(kindOf.get(t.entity), t.kind);
+      }
+    }
+  }
+  assert.deepEqual(counts, manifest.counts);
+
+  const users = new Set(SPLITS.flatMap((s) => records[s].map((r) => r.user)));
+  assert.deepEqual([...users].sort(), [...options.sequences.keys()].sort());
+  assert.equal(manifest.users, options.sequences.size);
+  const itemsOf = (user: string) => options.sequences.get(user)!.map((id) => byId.get(id)!);
+  const candidateLists = new Map<string, string>();
+  for (const split of SPLITS) {
+    const seenFamilies = new Map<string, string[]>();
+    for (const r of records[split]) {
+      const items = itemsOf(r.user);
+      const n = items.length;
+      const allowed = new Set(
+        split === "train" ? items.slice(0, n - 2) : items.slice(0, n - (split === "valid" ? 1 : 0)),
+      );
+      for (const e of mentions(r)) {
+        if (kindOf.get(e) === "item") assert.ok(allowed.has(e), `${r.id} mentions held-out ${e}`);
+      }
+      if (split !== "train" && (r.task === "sequential" || r.task === "direct")) {
+        const p = split === "valid" ? n - 2 : n - 1;
+        assert.deepEqual(r.target, [{ entity: items[p], kind: "item" }], `${r.id} target`);
+        assert.deepEqual(r.history, items.slice(0, p), `${r.id} history`);
+        const cands = r.candidates!;
+        assert.equal(new Set(cands).size, cands.length, `${r.id}: repeated candidate`);
+        assert.equal(cands.filter((c) => c === items[p]).length, 1);
+        const owned = new Set(items);
+        for (const c of cands) if (c !== items[p]) assert.ok(!owned.has(c), `${r.id}: owned ${c}`);
+        const unseen = byId.size - owned.size;
+        assert.equal(cands.length, 1 + Math.min(options.negatives, unseen), `${r.id} candidates`);
+        const key = `${r.user}/${split}`;
+        const json = JSON.stringify(cands);
+        assert.equal(candidateLists.get(key) ?? json, json, `${r.id}: candidates differ`);
+        candidateLists.set(key, json);
+      }
+      if (split !== "train") {
+        const key = `${r.user}/${r.task}`;
+        seenFamilies.set(key, [...(seenFamilies.get(key) ?? []), r.template]);
+      }
+    }
+    for (const [key, templates] of seenFamilies) {
+      const task = key.slice(key.lastIndexOf("/") + 1);
+      const expectedHeldOut = manifest.templates.filter((t) => t.task === task && t.heldOut)
+        .map((t) => t.id);
+      assert.deepEqual(templates.filter((t) => heldOut.get(t)), expectedHeldOut, key);
+      assert.equal(templates.filter((t) => !heldOut.get(t)).length, 1, `${key}: seen templates`);
+    }
+  }
+  return records;
+}
+
+/** The textualize command line for the built-in demo dataset (as the report documents it). */
+export const DEMO_ARGS = [
+  "--format=csv",
+  `--input=${fixture("demo", "interactions.csv")}`,
+  `--users=${fixture("demo", "users.csv")}`,
+  `--items=${fixture("demo", "items.csv")}`,
+  "--seed=1",
+  "--rating-per-user=3",
+  "--explanation-per-user=2",
+  "--review-per-user=2",
+];
