@@ -175,7 +175,12 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
   const ids = new Set<string>();
   const counts: Record<string, Record<string, Record<string, number>>> = {};
   for (const split of SPLITS) {
-    records[split] = readRecords(join(dir, `${split}.jsonl`));
+    const lines = Deno.readTextFileSync(join(dir, `${split}.jsonl`)).split("\n");
+    assert.equal(lines.pop(), "", `${split}.jsonl must end with a line break`);
+    records[split] = lines.map((line) => JSON.parse(line));
+    // Records are written as plain JSON.stringify would write them (the writer splices shared
+    // candidate lists in for speed; the bytes must not change).
+    lines.forEach((line, i) => assert.equal(JSON.stringify(records[split][i]), line));
     for (const r of records[split]) {
       assert.equal(r.split, split);
       assert.ok(!ids.has(r.id), `duplicate id ${r.id}`);

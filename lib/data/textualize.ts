@@ -43,7 +43,7 @@ export interface TextualizeSummary {
 }
 
 /** The options that shaped the output, for the manifest (plain JSON, fixed key order). */
-function manifestOptions(run: TextualizeRun): Record<string, unknown> {
+function manifestOptions(run: TextualizeRun, byTime: boolean): Record<string, unknown> {
   const r = run.records;
   const columns = Object.fromEntries(
     (
@@ -86,7 +86,7 @@ function manifestOptions(run: TextualizeRun): Record<string, unknown> {
     explanation_max_words: r.explanationMaxWords,
     review_words: r.reviewWords,
     min_interactions: 3,
-    windows_by: "", // filled in by textualize: "time" or "position"
+    windows_by: byTime ? "time" : "position",
     columns,
   };
 }
@@ -173,8 +173,7 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
       join(dir, "entities.json"),
       "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") + "\n]\n",
     );
-    const options = manifestOptions(run);
-    options.windows_by = log.time ? "time" : "position";
+    const options = manifestOptions(run, log.time !== undefined);
     const skipped = [
       ...log.skipped,
       {
