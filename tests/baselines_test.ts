@@ -4,7 +4,8 @@ import type { TextRecord } from "../lib/data/types.ts";
 import { createBaseline } from "../lib/baselines/baseline.ts";
 import { TrainingHistories } from "../lib/baselines/histories.ts";
 import { ItemKnn } from "../lib/baselines/itemknn.ts";
-import { popularityCounts } from "../lib/baselines/popularity.ts";
+import { orderItems, popularityCounts, topItems } from "../lib/baselines/popularity.ts";
+import { Rng } from "../lib/random.ts";
 import { BiasRating, TrainingRatings } from "../lib/baselines/rating.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";
 
@@ -232,4 +233,23 @@ Deno.test("the rating baseline: mean plus damped biases, each (user, item) count
   assert.equal(line.id, "u1/rating/rating-1/test");
   close(line.rating!, 4.75, "line");
   assert.equal(mean.predict(byId(test, "u1/sequential/seq-1/test")), undefined);
+});
+
+Deno.test("top-k selection equals the first k of the full order, ties included", () => {
+  const rng = new Rng(11);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + rng.int(60);
+    const ids = rng.sample(100, n);
+    // few distinct scores and popularities, so ties are common
+    const scores = new Float64Array(100).map(() => rng.int(4));
+    const popularity = new Float64Array(100).map(() => rng.int(3));
+    const skipped = new Set(rng.sample(100, 10));
+    const k = rng.int(25);
+    const score = (id: number) => scores[id];
+    const expected = orderItems(ids.filter((id) => !skipped.has(id)), score, popularity).slice(
+      0,
+      k,
+    );
+    assert.deepEqual(topItems(ids, score, popularity, k, (id) => skipped.has(id)), expected);
+  }
 });

@@ -316,3 +316,35 @@ Deno.test("usage mistakes exit 2", async () => {
     assert.equal(code, 2, `${args.join(" ")}: ${err}`);
   }
 });
+
+Deno.test("eval reads what textualize writes: every test record of its fixtures is scored", async () => {
+  for (const source of ["p5", "amazon", "csv", "recbole"]) {
+    const dir = new URL(`../fixtures/textualize/${source}/expected`, import.meta.url).pathname;
+    const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+    const heldOut = new Set(
+      manifest.templates.filter((t: { heldOut: boolean }) => t.heldOut).map((t: { id: string }) =>
+        t.id
+      ),
+    );
+    for (const protocol of ["full", "sampled"]) {
+      const r = await json("--data", dir, "--baseline", "pop,itemknn,mean", "--protocol", protocol);
+      for (const [task, byTemplate] of Object.entries(manifest.counts.test)) {
+        const counts = Object.entries(byTemplate as Record<string, number>);
+        const total = counts.reduce((sum, [, n]) => sum + n, 0);
+        const held = counts.filter(([t]) => heldOut.has(t)).reduce((sum, [, n]) => sum + n, 0);
+        const methods = task === "rating"
+          ? ["mean"]
+          : ["sequential", "direct"].includes(task)
+          ? ["pop", "itemknn"]
+          : [];
+        for (const method of methods) {
+          const result = r.methods[method][task];
+          assert.equal(result.count, total, `${source} ${protocol} ${method} ${task}`);
+          assert.equal(result.missing, 0);
+          assert.equal(result.heldOut?.count ?? 0, held, `${source} ${task} held out`);
+          if (method !== "mean") assert.equal(result.valid, 1);
+        }
+      }
+    }
+  }
+});

@@ -26,7 +26,7 @@ import type { EvalTask } from "../eval/score.ts";
 import { Rng } from "../random.ts";
 import { historyIds } from "./histories.ts";
 import { ItemKnn } from "./itemknn.ts";
-import { orderItems, popularityCounts } from "./popularity.ts";
+import { orderItems, popularityCounts, topItems } from "./popularity.ts";
 import { BiasRating, ratedItem, type TrainingRating } from "./rating.ts";
 
 /** The baselines `eval --baseline` knows. */
@@ -102,6 +102,11 @@ class ItemRanker {
     return this.#popularity;
   }
 
+  /** Length of a ranking over all items. */
+  get top(): number {
+    return this.#options.top ?? 20;
+  }
+
   historyOf(record: TextRecord): Int32Array {
     return historyIds(record, this.#data.pool, this.#options.file ?? "records") ??
       this.#data.histories.get(record.user) ?? EMPTY;
@@ -124,7 +129,7 @@ class ItemRanker {
    * popularity, without excluded ids, cut at `top`.
    */
   allItems(first: readonly number[], excluded: ReadonlySet<number>): number[] {
-    const top = this.#options.top ?? 20;
+    const top = this.top;
     const out: number[] = [];
     const taken = new Set<number>();
     for (const list of [first, this.#byPopularity]) {
@@ -183,10 +188,17 @@ function itemKnnBaseline(data: BaselineData, options: BaselineOptions): Baseline
       const history = ranker.historyOf(record);
       const touched = knn.score(history, scores);
       const candidates = ranker.candidatesOf(record);
-      const ids = candidates ? orderItems(candidates, score, ranker.popularity) : ranker.allItems(
-        orderItems(touched, score, ranker.popularity),
-        ranker.excludedFor(history),
-      );
+      let ids: number[];
+      if (candidates) {
+        ids = orderItems(candidates, score, ranker.popularity);
+      } else {
+        const excluded = ranker.excludedFor(history);
+        const skip = (id: number) => excluded.has(id);
+        ids = ranker.allItems(
+          topItems(touched, score, ranker.popularity, ranker.top, skip),
+          excluded,
+        );
+      }
       const line = ranker.line(record, ids, score);
       for (const id of touched) scores[id] = 0;
       return line;
@@ -211,7 +223,7 @@ function randomBaseline(data: BaselineData, options: BaselineOptions): Baseline 
       } else {
         const items = data.pool.items;
         const excluded = ranker.excludedFor(ranker.historyOf(record));
-        const want = Math.min(items.length, (options.top ?? 20) + excluded.size);
+        const want = Math.min(items.length, ranker.top + excluded.size);
         ids = ranker.allItems(rng.sample(items.length, want).map((i) => items[i]), excluded);
       }
       const rank = new Map(ids.map((id, i) => [id, ids.length - i]));

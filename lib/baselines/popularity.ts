@@ -39,3 +39,39 @@ export function orderItems(
     score(b) - score(a) || popularity[b] - popularity[a] || a - b
   );
 }
+
+/**
+ * Returns the best `k` of `ids` in the order {@linkcode orderItems} gives, skipping ids for
+ * which `skip` is true, without sorting them all (item-kNN touches thousands of items per user
+ * and keeps 20).
+ *
+ * @example
+ * ```ts
+ * topItems([3, 1, 2], (id) => id, new Float64Array(4), 2); // [3, 2]
+ * ```
+ */
+export function topItems(
+  ids: ArrayLike<number>,
+  score: (id: number) => number,
+  popularity: Float64Array,
+  k: number,
+  skip?: (id: number) => boolean,
+): number[] {
+  // a ranks before b: higher score, then more popular, then lower id (a total order)
+  const before = (a: number, b: number) =>
+    (score(a) - score(b) || popularity[a] - popularity[b] || b - a) > 0;
+  const out: number[] = [];
+  if (k <= 0) return out;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (skip?.(id)) continue;
+    if (out.length === k && !before(id, out[k - 1])) continue;
+    let j = out.length < k ? out.push(id) - 1 : k - 1;
+    while (j > 0 && before(id, out[j - 1])) {
+      out[j] = out[j - 1];
+      j--;
+    }
+    out[j] = id;
+  }
+  return out;
+}
