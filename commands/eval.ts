@@ -6,7 +6,7 @@
  * @module
  */
 
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import {
   choice,
@@ -21,9 +21,11 @@ import {
 import { openDataset } from "../lib/data/dataset.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type BaselineName, BASELINES } from "../lib/baselines/baseline.ts";
 import { PROTOCOLS } from "../lib/eval/protocol.ts";
+import type { PredictionLine } from "../lib/eval/predictions.ts";
 import { reportChart, reportJson, reportMarkdown } from "../lib/eval/report.ts";
 import { evaluate, type MethodSource } from "../lib/eval/run.ts";
 import { EVAL_TASKS, type EvalTask } from "../lib/eval/score.ts";
@@ -48,6 +50,8 @@ Flags:
   --tasks LIST          score only these tasks (default all)
   --format F            json or md (a Markdown table) (default json)
   --chart FILE.svg      also write a bar chart comparing the methods
+  --save-baselines DIR  also write each baseline's predictions to DIR/NAME.jsonl (the format of
+                        \`infer\`, so they can be scored again with --predictions)
   --strict              a record without a prediction is an error (default: a warning on
                         stderr and a "missing" count; such records are not scored)
   --quiet               no progress on stderr
@@ -62,6 +66,52 @@ Baseline flags:
 Example:
   recsysllm eval --data runs/beauty --predictions runs/model.jsonl --baseline pop,itemknn \\
     --protocol sampled --format md --chart runs/eval.svg`;
+
+/** Baseline prediction files written while scoring: temporary files renamed when complete. */
+class BaselineFiles {
+  readonly #writers = new Map<string, { writer: TextFileWriter; temp: string; path: string }>();
+
+  static async open(dir: string | undefined, names: string[]): Promise<BaselineFiles | undefined> {
+    if (dir === undefined) return undefined;
+    const files = new BaselineFiles();
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+      for (const name of names) {
+        const path = join(dir, `${name}.jsonl`);
+        const temp = join(dir, `.${name}.jsonl.tmp-${Deno.pid}`);
+        files.#writers.set(name, { writer: await TextFileWriter.create(temp), temp, path });
+      }
+    } catch (error) {
+      await files.discard();
+      throw inputError(
+        dir,
+        undefined,
+        `cannot write baseline predictions (${(error as Error).message})`,
+      );
+    }
+    return files;
+  }
+
+  write = async (name: string, line: PredictionLine): Promise<void> => {
+    await this.#writers.get(name)!.writer.write(JSON.stringify(line) + "\n");
+  };
+
+  /** Closes every file and renames it into place. */
+  async commit(): Promise<void> {
+    for (const { writer, temp, path } of this.#writers.values()) {
+      await writer.close();
+      await Deno.rename(temp, path);
+    }
+  }
+
+  /** Closes and removes the temporary files (after a failure). */
+  async discard(): Promise<void> {
+    for (const { writer, temp } of this.#writers.values()) {
+      await writer.close().catch(() => {});
+      await Deno.remove(temp).catch(() => {});
+    }
+  }
+}
 
 function stem(path: string): string {
   return basename(path).replace(/(\.gz)?$/, "").replace(/\.(jsonl|json)$/, "");
@@ -116,6 +166,7 @@ export const command: Command = {
       tasks: { type: "string" },
       format: { type: "string" },
       chart: { type: "string" },
+      "save-baselines": { type: "string" },
       strict: { type: "boolean" },
       quiet: { type: "boolean" },
       top: { type: "string" },
@@ -137,6 +188,9 @@ export const command: Command = {
       }
     }
     const chart = optional(flags, "chart");
+    if (flags["save-baselines"] !== undefined && !methods.some((m) => "baseline" in m)) {
+      throw new UsageError("eval: --save-baselines needs a --baseline");
+    }
     const baseline = {
       top: int(flags, "top", 20, 1),
       excludeSeen: flags["include-seen"] !== true,
@@ -146,16 +200,28 @@ export const command: Command = {
     };
     const data = await openDataset(dir);
     const progress = new Progress("eval", { quiet: flags.quiet === true });
-    const report = await evaluate(data, {
-      split: optional(flags, "split", "test"),
-      protocol,
-      ks,
-      tasks: tasks as EvalTask[],
-      methods,
-      strict: flags.strict === true,
-      progress,
-      baseline: { ...baseline, seed: int(flags, "seed", data.manifest.seed ?? 0) },
-    });
+    const saved = await BaselineFiles.open(
+      optional(flags, "save-baselines"),
+      methods.flatMap((m) => "baseline" in m ? [m.name] : []),
+    );
+    let report;
+    try {
+      report = await evaluate(data, {
+        split: optional(flags, "split", "test"),
+        protocol,
+        ks,
+        tasks: tasks as EvalTask[],
+        methods,
+        strict: flags.strict === true,
+        progress,
+        baseline: { ...baseline, seed: int(flags, "seed", data.manifest.seed ?? 0) },
+        onBaselinePrediction: saved?.write,
+      });
+    } catch (error) {
+      await saved?.discard();
+      throw error;
+    }
+    await saved?.commit();
     // Warnings are not progress: --quiet does not hide them.
     for (const warning of report.warnings) console.error(`warning: ${warning}`);
     if (chart !== undefined) {

@@ -310,6 +310,7 @@ Deno.test("usage mistakes exit 2", async () => {
       ["--data", DATA, "--baseline", "pop", "--k", "0"],
       ["--data", DATA, "--baseline", "pop", "--tasks", "profile"],
       ["--baseline", "pop"],
+      ["--data", DATA, "--predictions", MODEL, "--save-baselines", "/tmp/never-written"],
     ]
   ) {
     const { code, err } = await run(...args);
@@ -347,4 +348,43 @@ Deno.test("eval reads what textualize writes: every test record of its fixtures 
       }
     }
   }
+});
+
+Deno.test("baselines write predictions in the infer format that score the same as a file", async () => {
+  await withTempDir(async (dir) => {
+    const saved = join(dir, "baselines");
+    for (const protocol of ["full", "sampled"]) {
+      const direct = await json(
+        "--data",
+        DATA,
+        "--baseline",
+        "pop,itemknn,mean",
+        "--protocol",
+        protocol,
+        "--save-baselines",
+        saved,
+      );
+      assert.deepEqual(
+        [...Deno.readDirSync(saved)].map((e) => e.name).sort(),
+        ["itemknn.jsonl", "mean.jsonl", "pop.jsonl"],
+      );
+      const lines = (await Deno.readTextFile(join(saved, "pop.jsonl"))).trim().split("\n");
+      assert.equal(lines.length, 12); // 7 sequential + 5 direct test records
+      const first = JSON.parse(lines[0]);
+      assert.deepEqual(Object.keys(first), ["id", "user", "task", "template", "predictions"]);
+      assert.deepEqual(Object.keys(first.predictions[0]), ["entity", "score"]);
+      const again = await json(
+        "--data",
+        DATA,
+        "--protocol",
+        protocol,
+        ...["pop", "itemknn", "mean"].flatMap((m) => ["--predictions", join(saved, `${m}.jsonl`)]),
+      );
+      for (const method of ["pop", "itemknn", "mean"]) {
+        for (const [task, result] of Object.entries(direct.methods[method])) {
+          assert.deepEqual(again.methods[method][task], result, `${protocol} ${method} ${task}`);
+        }
+      }
+    }
+  });
 });

@@ -28,7 +28,12 @@ import {
 import { TrainingHistories } from "../baselines/histories.ts";
 import { TrainingRatings } from "../baselines/rating.ts";
 import { EntityIndex } from "./entities.ts";
-import { readPredictions, type StoredPrediction, storePrediction } from "./predictions.ts";
+import {
+  type PredictionLine,
+  readPredictions,
+  type StoredPrediction,
+  storePrediction,
+} from "./predictions.ts";
 import type { Protocol } from "./protocol.ts";
 import {
   EVAL_TASKS,
@@ -61,6 +66,8 @@ export interface EvaluateOptions {
   strict?: boolean;
   /** Reports records read on stderr. */
   progress?: Progress;
+  /** Receives every prediction line a baseline makes (to save them), in record order. */
+  onBaselinePrediction?: (method: string, line: PredictionLine) => void | Promise<void>;
 }
 
 /** The result of one run. */
@@ -198,13 +205,13 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     const prepared = (wanted as readonly string[]).includes(record.task)
       ? prepareRecord(record, pool, scoreOptions, splitFile)
       : undefined;
-    options.methods.forEach((method, m) => {
+    for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
       if ("predictions" in method) {
         prediction = files.get(method.name)!.get(record.id);
         if (prediction === undefined) {
           if (prepared) scorers[m].add(prepared, undefined);
-          return;
+          continue;
         }
         used[m].add(record.id);
         if (prediction.task !== undefined && prediction.task !== record.task) {
@@ -215,11 +222,15 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
           );
         }
       } else {
+        if (!prepared) continue;
         const line = baselines.get(method.baseline)!.predict(record);
+        if (line && options.onBaselinePrediction) {
+          await options.onBaselinePrediction(method.name, line);
+        }
         prediction = line ? storePrediction(line, pool) : undefined;
       }
       if (prepared) scorers[m].add(prepared, prediction);
-    });
+    }
   }
 
   for (const [m, method] of options.methods.entries()) {
