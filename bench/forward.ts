@@ -4,7 +4,8 @@
  * execution. Reports tokens per second (all B x L positions counted) for the graph that returns
  * full logits [B, L, V] and the loss (`tokens_per_s`), the loss-only graph that computes logits
  * at the 96 part-B positions only (`loss_tokens_per_s`), and the logits-only graph; best and
- * median over repeated runs, interleaved so that load from other processes hits all alike.
+ * median over repeated runs, interleaved so that load from other processes hits all alike; and
+ * per-operator kernel times from onnxruntime's profiler (`both_op_ms`, `loss_op_ms`).
  * Reference: PyTorch 1.13 on 2 threads, about 6,500 tokens/s.
  *
  * @module
@@ -15,6 +16,7 @@ import { buildForwardGraph, type ForwardOutputs } from "../lib/model/glm.ts";
 import { randomWeights } from "../lib/model/weights.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
+import { readProfile } from "../lib/runtime/profile.ts";
 import { type OptimizationLevel, Session } from "../lib/runtime/session.ts";
 
 const B = 8;
@@ -107,6 +109,28 @@ export async function run(): Promise<Record<string, unknown>> {
     figures[`${prefix}median_tokens_per_s`] = Math.round((tokens / median) * 1000);
     figures[`${prefix}best_ms`] = Number(best.toFixed(1));
     figures[`${prefix}worst_ms`] = Number(ms[ms.length - 1].toFixed(1));
+  }
+  // Where the time goes: a separate profiled session per output variant (profiling slows a run).
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const outputs of ["both", "loss"] as const) {
+      const { graph } = buildForwardGraph({ config, weights, outputs });
+      const prefix = `${dir}/${outputs}`;
+      const session = await Session.create(graph, {
+        device: "cpu",
+        threads: THREADS,
+        profile: prefix,
+      });
+      for (let i = 0; i < 3; i++) await session.run(feeds);
+      session.endProfiling();
+      await session.release();
+      const summary = await readProfile(prefix);
+      figures[`${outputs}_op_ms`] = Object.fromEntries(
+        summary.byOp.slice(0, 8).map((e) => [e.name, Number(e.ms.toFixed(1))]),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
   figures.speedup_vs_pytorch = Number(
     ((figures.tokens_per_s as number) / PYTORCH_TOKENS_PER_S).toFixed(2),

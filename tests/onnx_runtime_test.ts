@@ -290,21 +290,27 @@ Deno.test("float64 graphs run for the operators the model uses", async () => {
 Deno.test("weights stored as external data load from memory and from disk", async () => {
   const g = new Graph("external");
   const x = g.input("x", "float32", [1, 300]);
-  const w = g.initializer("w", f32([300, 2], (i) => (i % 7) - 3));
+  const w1 = g.initializer("w1", f32([300, 2], (i) => (i % 7) - 3));
+  const w2 = g.initializer("w2", f32([2, 300], (i) => (i % 5) - 2));
   const bias = g.initializer("bias", f32([2], (i) => 10 * (i + 1)));
-  g.output(g.add(g.matmul(x, w), bias), "y");
+  g.output(g.matmul(g.add(g.matmul(x, w1), bias), w2), "y");
   const encoded = encodeModelChunks(g, {
     externalThreshold: 0,
     externalMinBytes: 1024,
     externalFile: "weights.bin",
+    externalFileBytes: 3000, // each weight (2400 bytes) in a file of its own
   });
-  assert.ok(encoded.external, "the large weight goes external");
-  assert.equal(encoded.external.path, "weights.bin");
-  const expected = [0, 1].map((c) => {
+  assert.ok(encoded.external, "the large weights go external");
+  assert.deepEqual(encoded.external.map((f) => f.path), ["weights.bin", "weights.bin.1"]);
+  const h = [0, 1].map((c) => {
     let s = 10 * (c + 1);
     for (let i = 0; i < 300; i++) s += ((i * 2 + c) % 7) - 3;
     return s;
   });
+  const expected = Array.from(
+    { length: 300 },
+    (_, j) => h[0] * ((j % 5) - 2) + h[1] * (((300 + j) % 5) - 2),
+  );
   const feeds = { x: f32([1, 300], () => 1) };
 
   const fromMemory = await Session.create(encoded, { device: "cpu", threads: 1 });
@@ -314,8 +320,10 @@ Deno.test("weights stored as external data load from memory and from disk", asyn
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeFile(`${dir}/model.onnx`, joinChunks(encoded.chunks));
-    await Deno.writeFile(`${dir}/weights.bin`, joinChunks(encoded.external.chunks));
-    // Only the side file holds the weight: the model itself is small.
+    for (const f of encoded.external) {
+      await Deno.writeFile(`${dir}/${f.path}`, joinChunks(f.chunks));
+    }
+    // Only the side files hold the weights: the model itself is small.
     assert.ok(encoded.byteLength < 1024);
     const fromDisk = await Session.create(`${dir}/model.onnx`, { device: "cpu", threads: 1 });
     close((await fromDisk.run(feeds)).y.data as Float32Array, expected, 1e-6, "from disk");

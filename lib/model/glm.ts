@@ -302,13 +302,17 @@ export class GlmBuilder {
     return this.g.scope("final", () => this.layerNorm("glm.transformer.final_layernorm", x));
   }
 
-  /** Logits tied to the word embedding: [M, H] -> [M, V]. */
+  /** Logits tied to the word embedding: [..., H] -> [..., V] (one Gemm for 2-D rows). */
   logits(x: Value): Value {
     const { vocabSize: v, hiddenSize: h } = this.config;
-    return this.g.scope(
+    const g = this.g;
+    const table = this.weight("glm.word_embeddings.weight", [v, h]);
+    return g.scope(
       "logits",
       () =>
-        this.g.gemm(x, this.weight("glm.word_embeddings.weight", [v, h]), null, { transB: true }),
+        x.shape.length === 2
+          ? g.gemm(x, table, null, { transB: true })
+          : g.matmul(x, g.transpose(table, [1, 0])),
     );
   }
 
@@ -401,30 +405,42 @@ export function buildForwardGraph(options: GlmOptions & { outputs: ForwardOutput
   const hidden = x;
 
   const result: ForwardGraph = { graph: g, builder: m, hidden };
-  let fullLogits: Value | undefined;
+  let logits3: Value | undefined;
   if (options.outputs !== "loss") {
-    fullLogits = m.logits(m.finalNorm(x)); // [B*L, V]
-    const shape = g.concat([bl, g.constant([options.config.vocabSize], "int64")], 0);
-    const logits3 = g.refine(g.reshape(fullLogits, shape), ["B", "L", options.config.vocabSize]);
-    result.logits = g.output(logits3, "logits");
+    // [B, L, V] straight from a 3-D MatMul: a Reshape of the 2-D product to the graph output
+    // would copy all B*L*V logits once more.
+    const normed = m.finalNorm(x); // [B*L, H]
+    const rows3 = g.refine(g.reshape(normed, g.concat([bl, g.constant([h], "int64")], 0)), [
+      "B",
+      "L",
+      h,
+    ]);
+    logits3 = g.output(m.logits(rows3), "logits"); // [B, L, V]
+    result.logits = logits3;
   }
   if (labels && lossMask) {
     // Loss weight per position: the loss mask where the label is a real token.
-    const labelsFlat = g.reshape(labels, [-1]); // [B*L]
-    const valid = g.cast(g.greaterOrEqual(labelsFlat, g.constant(0, "int32")), "float32");
-    let weight = g.mul(g.reshape(lossMask, [-1]), valid); // [B*L]
-    const rows = g.reshape(g.nonZero(weight), [-1]); // [M]: positions with loss
-    const picked = fullLogits
-      ? g.gather(fullLogits, rows) // [M, V]
-      : m.logits(m.finalNorm(g.gather(x, rows))); // [M, V]
-    if (dtype === "float64") weight = g.cast(weight, "float64");
-    const weightSum = g.reduceSum(weight, [0], true); // [1]
-    const loss = m.crossEntropy(
-      picked,
-      g.gather(labelsFlat, rows),
-      g.gather(weight, rows),
-      weightSum,
-    );
+    const valid = g.cast(g.greaterOrEqual(labels, g.constant(0, "int32")), "float32");
+    const weight32 = g.mul(lossMask, valid); // [B, L]
+    // (NonZero has no float64 kernel: positions are found on the float32 weights.)
+    const weight = dtype === "float64" ? g.cast(weight32, "float64") : weight32;
+    const weightSum = g.reshape(g.reduceSum(weight), [1]); // [1]
+    let loss: Value;
+    if (logits3) {
+      const where = g.transpose(g.nonZero(weight32), [1, 0]); // [M, 2]: (b, t) with loss
+      const picked = g.gatherND(logits3, where); // [M, V]
+      loss = m.crossEntropy(
+        picked,
+        g.gatherND(labels, where),
+        g.gatherND(weight, where),
+        weightSum,
+      );
+    } else {
+      const rows = g.reshape(g.nonZero(g.reshape(weight32, [-1])), [-1]); // [M]: rows with loss
+      const picked = m.logits(m.finalNorm(g.gather(x, rows))); // [M, V]
+      const flat = (v: Value) => g.gather(g.reshape(v, [-1]), rows); // [M]
+      loss = m.crossEntropy(picked, flat(labels), flat(weight), weightSum);
+    }
     result.loss = g.output(loss, "loss");
   }
   return result;

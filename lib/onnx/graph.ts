@@ -759,6 +759,10 @@ export class Graph {
   gather(data: Value, indices: Value, axis = 0): Value {
     return this.#one("Gather", [data, indices], axis === 0 ? {} : { axis: attr.int(axis) });
   }
+  /** Slices of `data` picked by index tuples: indices [..., k] address the first k axes. */
+  gatherND(data: Value, indices: Value): Value {
+    return this.#one("GatherND", [data, indices]);
+  }
   /** Elements of `data` picked along `axis` by `indices` of the same rank. */
   gatherElements(data: Value, indices: Value, axis: number): Value {
     return this.#one("GatherElements", [data, indices], { axis: attr.int(axis) });

@@ -232,25 +232,38 @@ export interface EncodeOptions {
   externalThreshold?: number;
   /** Only initializers at least this large go external (default 1024 bytes). */
   externalMinBytes?: number;
-  /** The side file's name, relative to the model file (default `model.onnx.data`). */
+  /**
+   * The side file's name, relative to the model file (default `model.onnx.data`); further files,
+   * when one passes `externalFileBytes`, add `.1`, `.2`, ...
+   */
   externalFile?: string;
+  /**
+   * Start a new side file past this many bytes (default 1 GiB), so that no single buffer
+   * handed to onnxruntime grows past what JavaScript engines allocate comfortably.
+   */
+  externalFileBytes?: number;
   /** Producer name recorded in the model. */
   producer?: string;
   /** The default domain's opset (default: the graph's); the IR version follows it. */
   opset?: number;
 }
 
-/** An encoded model: the ModelProto bytes and, when weights went external, the side file. */
+/** One side file of external data: its name (relative to the model) and contents. */
+export interface ExternalFile {
+  path: string;
+  /** The contents as chunks (each tensor's bytes at a 64-byte aligned offset). */
+  chunks: Uint8Array[];
+  byteLength: number;
+}
+
+/** An encoded model: the ModelProto bytes and, when weights went external, the side files. */
 export interface EncodedModel {
   /** The ModelProto, as chunks (concatenate or write them in order). */
   chunks: Uint8Array[];
   /** Total length of `chunks`. */
   byteLength: number;
-  /**
-   * External data, when used: the file name the model refers to and its contents as chunks
-   * (each tensor's bytes at a 64-byte aligned offset).
-   */
-  external?: { path: string; chunks: Uint8Array[]; byteLength: number };
+  /** External data files, when used (the model refers to them by `path`). */
+  external?: ExternalFile[];
 }
 
 /**
@@ -260,21 +273,27 @@ export interface EncodedModel {
 export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): EncodedModel {
   const threshold = options.externalThreshold ?? PROTO_LIMIT - 64 * 2 ** 20;
   const minBytes = options.externalMinBytes ?? 1024;
-  const path = options.externalFile ?? "model.onnx.data";
+  const base = options.externalFile ?? "model.onnx.data";
+  const fileBytes = options.externalFileBytes ?? 2 ** 30;
   let total = 0;
   for (const t of graph.initializers.values()) total += t.data.byteLength;
   const refs = new Map<string, ExternalRef>();
-  const externalChunks: Uint8Array[] = [];
-  let offset = 0;
+  const files: ExternalFile[] = [];
   if (total > threshold) {
+    let file: ExternalFile | undefined;
     for (const [name, t] of graph.initializers) {
-      if (t.data.byteLength < minBytes) continue;
-      const pad = (64 - (offset % 64)) % 64;
-      if (pad) externalChunks.push(new Uint8Array(pad));
-      offset += pad;
-      refs.set(name, { location: path, offset, length: t.data.byteLength });
-      externalChunks.push(tensorBytes(t));
-      offset += t.data.byteLength;
+      const n = t.data.byteLength;
+      if (n < minBytes) continue;
+      if (!file || (file.byteLength > 0 && file.byteLength + n > fileBytes)) {
+        file = { path: files.length ? `${base}.${files.length}` : base, chunks: [], byteLength: 0 };
+        files.push(file);
+      }
+      const pad = (64 - (file.byteLength % 64)) % 64;
+      if (pad) file.chunks.push(new Uint8Array(pad));
+      file.byteLength += pad;
+      refs.set(name, { location: file.path, offset: file.byteLength, length: n });
+      file.chunks.push(tensorBytes(t));
+      file.byteLength += n;
     }
   }
 
@@ -316,7 +335,7 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
   return {
     chunks,
     byteLength: w.length,
-    external: refs.size ? { path, chunks: externalChunks, byteLength: offset } : undefined,
+    external: files.length ? files : undefined,
   };
 }
 

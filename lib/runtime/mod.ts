@@ -7,3 +7,4 @@
 
 export * from "./session.ts";
 export * from "./tensor.ts";
+export * from "./profile.ts";

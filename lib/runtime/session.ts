@@ -123,12 +123,10 @@ function prepareModel(model: Graph | EncodedModel | Uint8Array | string): Model 
   const encoded = "chunks" in model ? model : encodeModelChunks(model);
   return {
     bytes: joinChunks(encoded.chunks, encoded.byteLength),
-    external: encoded.external
-      ? [{
-        path: encoded.external.path,
-        data: joinChunks(encoded.external.chunks, encoded.external.byteLength),
-      }]
-      : undefined,
+    external: encoded.external?.map((f) => ({
+      path: f.path,
+      data: joinChunks(f.chunks, f.byteLength),
+    })),
   };
 }
 
