@@ -170,7 +170,12 @@ class GroupScore {
         out[`HR@${k}`] = mean(this.hits[i], this.count);
         if (k > 1) out[`NDCG@${k}`] = mean(this.gains[i], this.count);
       });
-      out.valid = this.totalOutputs > 0 ? this.validOutputs / this.totalOutputs : 0;
+      // No records: undefined; records that all had empty lists: no valid output at all.
+      out.valid = this.count === 0
+        ? null
+        : this.totalOutputs > 0
+        ? this.validOutputs / this.totalOutputs
+        : 0;
     } else if (task === "rating") {
       out.RMSE = this.errors.count > 0 ? this.errors.rmse : null;
       out.MAE = this.errors.count > 0 ? this.errors.mae : null;
