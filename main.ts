@@ -29,6 +29,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: "run one batch (JSON) through the model: logits and loss as safetensors",
     load: () => import("./commands/forward.ts"),
   },
+  pretrain: {
+    summary: "LoRA or full training (own autodiff in onnxruntime): adapter, checkpoint, metrics",
+    load: () => import("./commands/pretrain.ts"),
+  },
   eval: {
     summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
     load: () => import("./commands/eval.ts"),

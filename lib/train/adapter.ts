@@ -1,0 +1,227 @@
+/**
+ * LoRA adapters in the Hugging Face PEFT layout, so Python users can load them with
+ * `PeftModel.from_pretrained` and this toolkit can load theirs: a directory with
+ * `adapter_model.safetensors` (tensors `base_model.model.{module}.lora_A.weight` [r, in] and
+ * `base_model.model.{module}.lora_B.weight` [out, r]) and `adapter_config.json` (PEFT's keys:
+ * `peft_type` "LORA", `r`, `lora_alpha`, `lora_dropout`, `target_modules`, `bias` "none", ...).
+ * Loading checks everything against the model and says in one line what does not fit; merging
+ * writes W + (lora_alpha / r) B A into the base weights.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { inputError } from "../errors.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import type { GlmConfig } from "../model/config.ts";
+import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
+import type { Weights } from "../model/weights.ts";
+import { LORA_TARGETS, type LoraConfig, loraModules, loraShapes } from "./lora.ts";
+
+/** The adapter files' names inside an adapter directory. */
+export const ADAPTER_FILES = {
+  weights: "adapter_model.safetensors",
+  config: "adapter_config.json",
+} as const;
+
+/** A LoRA adapter: its configuration and its tensors by PEFT name. */
+export interface Adapter {
+  lora: LoraConfig;
+  weights: Map<string, Float32Array>;
+  /** `base_model_name_or_path` of the config, when known. */
+  baseModel?: string;
+}
+
+/** PEFT's `adapter_config.json` for `lora` (the keys PEFT 0.x writes, with their defaults). */
+export function adapterConfigJson(lora: LoraConfig, baseModel = ""): Record<string, unknown> {
+  return {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: baseModel,
+    bias: "none",
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_pattern: null,
+    layers_to_transform: null,
+    lora_alpha: lora.alpha,
+    lora_dropout: lora.dropout,
+    modules_to_save: null,
+    peft_type: "LORA",
+    r: lora.rank,
+    rank_pattern: {},
+    revision: null,
+    target_modules: [...lora.targets],
+    task_type: null,
+    use_dora: false,
+    use_rslora: false,
+  };
+}
+
+/**
+ * Writes `adapter` into directory `dir` (created if needed): both files atomically, the tensors in
+ * module order.
+ */
+export async function saveAdapter(dir: string, adapter: Adapter, config: GlmConfig) {
+  await Deno.mkdir(dir, { recursive: true });
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, shape] of loraShapes(config, adapter.lora)) {
+    const data = adapter.weights.get(name);
+    if (!data) throw new Error(`saveAdapter: tensor ${name} is missing`);
+    tensors[name] = { shape, data };
+  }
+  await writeSafetensors(join(dir, ADAPTER_FILES.weights), tensors, { format: "pt" });
+  const json = adapterConfigJson(adapter.lora, adapter.baseModel);
+  await writeFileAtomic(join(dir, ADAPTER_FILES.config), JSON.stringify(json, null, 2) + "\n");
+}
+
+/** The canonical target name of a PEFT `target_modules` entry, or undefined when unknown. */
+function canonicalTarget(entry: string): string | undefined {
+  for (const name of Object.keys(LORA_TARGETS)) {
+    if (entry === name || entry.endsWith(`.${name}`)) return name;
+  }
+  return undefined;
+}
+
+/** Reads and checks `adapter_config.json`; problems are InputErrors naming the file. */
+function parseAdapterConfig(json: unknown, file: string): { lora: LoraConfig; baseModel?: string } {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw inputError(file, undefined, "expected a JSON object");
+  }
+  const o = json as Record<string, unknown>;
+  const bad = (problem: string) => inputError(file, undefined, problem);
+  if (o.peft_type !== "LORA") {
+    throw bad(`"peft_type" is ${JSON.stringify(o.peft_type)}; only "LORA" adapters are supported`);
+  }
+  if (!Number.isInteger(o.r) || (o.r as number) < 1) throw bad(`"r" must be a positive integer`);
+  if (typeof o.lora_alpha !== "number" || !(o.lora_alpha > 0)) {
+    throw bad(`"lora_alpha" must be a positive number`);
+  }
+  const dropout = o.lora_dropout ?? 0;
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) {
+    throw bad(`"lora_dropout" must be a number in [0, 1)`);
+  }
+  if ((o.bias ?? "none") !== "none") {
+    throw bad(`"bias" is ${JSON.stringify(o.bias)}; only "none" is supported`);
+  }
+  if (o.use_dora === true) throw bad(`DoRA adapters ("use_dora": true) are not supported`);
+  if (o.use_rslora === true) {
+    throw bad(`rank-stabilized LoRA ("use_rslora": true) is not supported`);
+  }
+  if (o.layers_to_transform !== undefined && o.layers_to_transform !== null) {
+    throw bad(`"layers_to_transform" is not supported: adapters must cover every layer`);
+  }
+  for (const key of ["rank_pattern", "alpha_pattern"]) {
+    const v = o[key];
+    if (v && typeof v === "object" && Object.keys(v).length > 0) {
+      throw bad(`"${key}" is not supported: one rank and alpha for every module`);
+    }
+  }
+  const rawTargets = typeof o.target_modules === "string" ? [o.target_modules] : o.target_modules;
+  if (!Array.isArray(rawTargets) || rawTargets.length === 0) {
+    throw bad(`"target_modules" must list the adapted modules`);
+  }
+  const targets: string[] = [];
+  for (const entry of rawTargets) {
+    const name = typeof entry === "string" ? canonicalTarget(entry) : undefined;
+    if (!name) {
+      throw bad(
+        `target module ${JSON.stringify(entry)} is not a GLM linear module (` +
+          `${Object.keys(LORA_TARGETS).join(", ")})`,
+      );
+    }
+    if (!targets.includes(name)) targets.push(name);
+  }
+  const baseModel = typeof o.base_model_name_or_path === "string"
+    ? o.base_model_name_or_path
+    : undefined;
+  return {
+    lora: { rank: o.r as number, alpha: o.lora_alpha as number, dropout, targets },
+    baseModel,
+  };
+}
+
+/**
+ * Loads the adapter in `dir` for a model of `config`. Errors (InputError, one line): a missing
+ * directory or file, a config PEFT would not write or this toolkit cannot apply, a missing tensor,
+ * a tensor of the wrong shape for the model, or a tensor for a module the config does not list.
+ */
+export async function loadAdapter(dir: string, config: GlmConfig): Promise<Adapter> {
+  try {
+    if (!(await Deno.stat(dir)).isDirectory) {
+      throw inputError(dir, undefined, "not an adapter directory");
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw inputError(dir, undefined, "adapter directory not found");
+    }
+    throw error;
+  }
+  const configPath = join(dir, ADAPTER_FILES.config);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(configPath);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw inputError(configPath, undefined, "file not found (is this a LoRA adapter directory?)");
+    }
+    throw inputError(configPath, undefined, `cannot read: ${(error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw inputError(configPath, undefined, `not valid JSON (${(error as Error).message})`);
+  }
+  const { lora, baseModel } = parseAdapterConfig(json, configPath);
+  const weightsPath = join(dir, ADAPTER_FILES.weights);
+  const file = await SafetensorsFile.open(weightsPath);
+  const shapes = loraShapes(config, lora);
+  for (const name of file.names()) {
+    if (!shapes.has(name)) {
+      throw inputError(
+        weightsPath,
+        undefined,
+        `tensor "${name}" does not belong to this model's adapter (${config.numLayers} layers, ` +
+          `targets ${lora.targets.join(", ")})`,
+      );
+    }
+  }
+  const weights = new Map<string, Float32Array>();
+  for (const [name, shape] of shapes) weights.set(name, await file.float32(name, shape));
+  return { lora, weights, baseModel };
+}
+
+/**
+ * The base weights with `adapter` merged in: W + (alpha / r) B A for every adapted module (new
+ * arrays for those; the other weights are shared, not copied).
+ */
+export function mergeAdapter(weights: Weights, config: GlmConfig, adapter: Adapter): Weights {
+  const merged: Weights = new Map(weights);
+  const scaling = adapter.lora.alpha / adapter.lora.rank;
+  const r = adapter.lora.rank;
+  for (const m of loraModules(config, adapter.lora)) {
+    const name = `${m.module}.weight`;
+    const w = weights.get(name);
+    if (!w) throw new Error(`mergeAdapter: weight ${name} is missing`);
+    const a = adapter.weights.get(m.a)!; // [r, in]
+    const b = adapter.weights.get(m.b)!; // [out, r]
+    const out = Float32Array.from(w); // [out, in]
+    const n = m.inFeatures;
+    // Accumulated in float64 per element, then one rounding, so merging is exact to float32.
+    const row = new Float64Array(n);
+    for (let o = 0; o < m.outFeatures; o++) {
+      row.fill(0);
+      for (let k = 0; k < r; k++) {
+        const s = scaling * b[o * r + k];
+        if (s === 0) continue;
+        const ak = k * n;
+        for (let i = 0; i < n; i++) row[i] += s * a[ak + i];
+      }
+      const at = o * n;
+      for (let i = 0; i < n; i++) out[at + i] = w[at + i] + row[i];
+    }
+    merged.set(name, out);
+  }
+  return merged;
+}

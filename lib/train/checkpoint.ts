@@ -1,0 +1,128 @@
+/**
+ * Training checkpoints: ONE safetensors file, written atomically (temporary file, fsync, rename),
+ * so a run killed at any moment leaves either the previous checkpoint or the new one, never a mix.
+ * It holds the trainable tensors (`param.{name}`), both AdamW moments (`adam_m.{name}`,
+ * `adam_v.{name}`), and in the header's `__metadata__` the JSON state: optimizer steps done, the
+ * data position (micro-batches consumed), the random generator's state, tokens seen, and the run's
+ * settings, which a resumed run must match.
+ *
+ * @module
+ */
+
+import { inputError } from "../errors.ts";
+import { SafetensorsFile, type TensorsToWrite, writeSafetensors } from "../model/safetensors.ts";
+
+/** The format tag in the checkpoint's metadata. */
+export const CHECKPOINT_FORMAT = "recsysllm-train-checkpoint-1";
+
+/** Everything a run needs to continue exactly where it stopped. */
+export interface CheckpointState {
+  /** Optimizer steps done. */
+  step: number;
+  /** Micro-batches consumed: the data position (epoch and batch follow from it). */
+  micro: number;
+  /** Padded tokens processed so far. */
+  tokens: number;
+  /** State of the run's sequential random generator (LoRA dropout masks). */
+  rng: number[];
+  /** The settings that must be equal to resume (seed, batch size, targets, schedule, ...). */
+  settings: Record<string, unknown>;
+  /** Trainable tensors, by name. */
+  params: Map<string, Float32Array>;
+  /** AdamW first moments, by trainable name. */
+  m: Map<string, Float32Array>;
+  /** AdamW second moments, by trainable name. */
+  v: Map<string, Float32Array>;
+}
+
+/** The shape of each trainable tensor, by name (what the checkpoint's tensors must have). */
+export type ParamShapes = ReadonlyMap<string, readonly number[]>;
+
+/** Writes `state` to `path` atomically. */
+export async function writeCheckpoint(
+  path: string,
+  state: CheckpointState,
+  shapes: ParamShapes,
+): Promise<void> {
+  const tensors: TensorsToWrite = {};
+  for (const [name, shape] of shapes) {
+    for (
+      const [prefix, map] of [["param", state.params], ["adam_m", state.m], [
+        "adam_v",
+        state.v,
+      ]] as const
+    ) {
+      const data = map.get(name);
+      if (!data) throw new Error(`writeCheckpoint: ${prefix} of ${name} is missing`);
+      tensors[`${prefix}.${name}`] = { shape, data };
+    }
+  }
+  const meta = {
+    step: state.step,
+    micro: state.micro,
+    tokens: state.tokens,
+    rng: state.rng,
+    settings: state.settings,
+  };
+  await writeSafetensors(path, tensors, {
+    format: CHECKPOINT_FORMAT,
+    state: JSON.stringify(meta),
+  });
+}
+
+/**
+ * Reads the checkpoint at `path`, checking every trainable tensor of `shapes` is there with its
+ * shape. Problems are InputErrors naming the file.
+ */
+export async function readCheckpoint(path: string, shapes: ParamShapes): Promise<CheckpointState> {
+  const file = await SafetensorsFile.open(path);
+  if (file.metadata.format !== CHECKPOINT_FORMAT || !file.metadata.state) {
+    throw inputError(path, undefined, `not a training checkpoint of this toolkit`);
+  }
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(file.metadata.state);
+  } catch {
+    throw inputError(path, undefined, `the checkpoint's state is not valid JSON`);
+  }
+  const { step, micro, tokens, rng, settings } = meta as Record<string, never>;
+  if (
+    !Number.isInteger(step) || !Number.isInteger(micro) || typeof tokens !== "number" ||
+    !Array.isArray(rng) || typeof settings !== "object"
+  ) {
+    throw inputError(path, undefined, `the checkpoint's state is incomplete`);
+  }
+  const state: CheckpointState = {
+    step,
+    micro,
+    tokens,
+    rng,
+    settings,
+    params: new Map(),
+    m: new Map(),
+    v: new Map(),
+  };
+  for (const [name, shape] of shapes) {
+    state.params.set(name, await file.float32(`param.${name}`, shape));
+    state.m.set(name, await file.float32(`adam_m.${name}`, shape));
+    state.v.set(name, await file.float32(`adam_v.${name}`, shape));
+  }
+  return state;
+}
+
+/**
+ * The first setting in which `saved` and `current` differ, as `name: saved -> current`, or
+ * undefined when they agree (compared as JSON).
+ */
+export function settingsDiffer(
+  saved: Record<string, unknown>,
+  current: Record<string, unknown>,
+): string | undefined {
+  const keys = new Set([...Object.keys(saved), ...Object.keys(current)]);
+  for (const key of keys) {
+    const a = JSON.stringify(saved[key]);
+    const b = JSON.stringify(current[key]);
+    if (a !== b) return `${key}: ${a ?? "(unset)"} -> ${b ?? "(unset)"}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,142 @@
+/**
+ * The training data stream: a dataset split tokenized once, cut every epoch into length-bucketed
+ * batches (a plan drawn from the seed and the epoch), each batch collated with per-example
+ * generators (seed, epoch, record). Micro-batch m of a run is a pure function of the seed and m,
+ * so a run resumed at micro-batch m sees exactly the batches an uninterrupted run sees.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { bucketByLength, makeBatch } from "../collate/batch.ts";
+import { Collator, type CollatorOptions, exampleRng } from "../collate/collator.ts";
+import { type TokenizedRecord, tokenizeRecord } from "../collate/tokenize.ts";
+import type { Batch } from "../collate/types.ts";
+import { type Dataset, readRecords } from "../data/dataset.ts";
+import type { Split } from "../data/types.ts";
+import { Rng } from "../random.ts";
+import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+
+/**
+ * Reads and tokenizes every record of `split`. A missing validation or test file gives an empty
+ * array; a missing training file is an InputError.
+ */
+export async function tokenizeSplit(
+  data: Dataset,
+  split: Split,
+  tokenizer: TextTokenizer,
+): Promise<TokenizedRecord[]> {
+  if (split !== "train") {
+    try {
+      await Deno.stat(join(data.dir, `${split}.jsonl`));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return [];
+      throw error;
+    }
+  }
+  const records: TokenizedRecord[] = [];
+  for await (const record of readRecords(data, split)) {
+    records.push(tokenizeRecord(tokenizer, record));
+  }
+  return records;
+}
+
+/** Options of {@linkcode BatchStream}. */
+export interface BatchStreamOptions {
+  batchSize: number;
+  seed: number;
+  /** Collator settings (objective, maximum length). */
+  collator: CollatorOptions;
+  /** Shuffle and bucket each epoch (training); false keeps a fixed plan (validation). */
+  shuffle?: boolean;
+  /** Key of the random streams, so that training and validation draw independently. */
+  stream?: string;
+}
+
+/**
+ * Batches of one split, addressed by a global micro-batch index: epoch = floor(m / perEpoch).
+ *
+ * @example
+ * ```ts
+ * const stream = new BatchStream(records, tokenizer.special, { batchSize: 8, seed: 1,
+ *   collator: { objective: "mix", maxLength: 512 } });
+ * const batch = stream.batch(0); // the first batch of epoch 0
+ * ```
+ */
+export class BatchStream {
+  /** Batches per epoch. */
+  readonly perEpoch: number;
+  readonly #records: readonly TokenizedRecord[];
+  readonly #collator: Collator;
+  readonly #pad: number;
+  readonly #options: BatchStreamOptions;
+  readonly #lengths: Int32Array;
+  #plan: { epoch: number; batches: Int32Array[] } | undefined;
+
+  constructor(
+    records: readonly TokenizedRecord[],
+    specials: ConstructorParameters<typeof Collator>[0],
+    options: BatchStreamOptions,
+  ) {
+    if (records.length === 0) throw new RangeError("no records to batch");
+    this.#records = records;
+    this.#collator = new Collator(specials, options.collator);
+    this.#pad = specials.pad;
+    this.#options = options;
+    const max = options.collator.maxLength ?? Infinity;
+    this.#lengths = Int32Array.from(records, (r) => Math.min(r.ids.length + 2, max));
+    this.perEpoch = Math.ceil(records.length / options.batchSize);
+  }
+
+  /** The record indices of every batch of `epoch`. */
+  plan(epoch: number): Int32Array[] {
+    if (this.#plan?.epoch !== epoch) {
+      const key = this.#options.stream ?? "train";
+      const batches = this.#options.shuffle === false ? this.#fixedPlan() : bucketByLength(
+        this.#lengths,
+        this.#options.batchSize,
+        Rng.derive(this.#options.seed, key, "plan", epoch),
+      );
+      this.#plan = { epoch, batches };
+    }
+    return this.#plan.batches;
+  }
+
+  #fixedPlan(): Int32Array[] {
+    // Sorted by length so that little is padded; the same plan on every call.
+    const order = Array.from(this.#lengths.keys()).sort((a, b) =>
+      this.#lengths[a] - this.#lengths[b] || a - b
+    );
+    const out: Int32Array[] = [];
+    for (let i = 0; i < order.length; i += this.#options.batchSize) {
+      out.push(Int32Array.from(order.slice(i, i + this.#options.batchSize)));
+    }
+    return out;
+  }
+
+  /** Epoch and index within the epoch of global micro-batch `m`. */
+  position(m: number): { epoch: number; index: number } {
+    return { epoch: Math.floor(m / this.perEpoch), index: m % this.perEpoch };
+  }
+
+  /** Global micro-batch `m`, collated and padded (to a multiple of 8 tokens). */
+  batch(m: number): Batch {
+    const { epoch, index } = this.position(m);
+    const indices = this.plan(epoch)[index];
+    const seedEpoch = this.#options.stream && this.#options.stream !== "train" ? -1 - epoch : epoch;
+    const examples = Array.from(
+      indices,
+      (i) => this.#collator.collate(this.#records[i], exampleRng(this.#options.seed, seedEpoch, i)),
+    );
+    return makeBatch(examples, this.#pad, { multipleOf: 8 });
+  }
+}
+
+/** Loss positions of a batch: loss mask 1 and a real label (what the loss averages over). */
+export function lossTokens(batch: Batch): number {
+  let n = 0;
+  for (let i = 0; i < batch.lossMask.length; i++) {
+    if (batch.lossMask[i] !== 0 && batch.labels[i] >= 0) n++;
+  }
+  return n;
+}

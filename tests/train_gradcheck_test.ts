@@ -1,0 +1,98 @@
+/**
+ * The whole small GLM's gradients, as the training graphs compute them, against central finite
+ * differences in float64: every weight (full training) and every LoRA tensor on all four linear
+ * modules. Elements are sampled evenly from each tensor; the worst relative error is printed.
+ */
+
+import assert from "node:assert/strict";
+import type { TensorData } from "../lib/onnx/graph.ts";
+import { Rng } from "../lib/random.ts";
+import { Session } from "../lib/runtime/session.ts";
+import type { LoraConfig } from "../lib/train/lora.ts";
+import { loraShapes } from "../lib/train/lora.ts";
+import { buildGradGraph, trainableParams, trainNames } from "../lib/train/train_graph.ts";
+import { compareWithFiniteDifferences } from "./grad_check.ts";
+import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./model_helpers.ts";
+
+const TOLERANCE = 1e-5;
+
+function float64(data: ArrayLike<number>, shape: number[]): TensorData {
+  return { dtype: "float64", shape, data: Float64Array.from(data) };
+}
+
+async function check(lora: LoraConfig | null, label: string) {
+  const weights = noisyWeights(SMALL, 3);
+  const setup = { config: SMALL, weights, lora, dtype: "float64" as const };
+  const { graph, params } = buildGradGraph(setup);
+  // Two sequences with different part A lengths, one padded, so masks and padding matter.
+  const batch = randomBatch(SMALL, [5, 3], 9, 11, [0, 2]);
+  const feeds: Record<string, TensorData> = {
+    ...forwardFeeds(batch) as Record<string, TensorData>,
+    loss_scale: float64([1], [1]),
+  };
+  const rng = new Rng(5);
+  for (const p of params) {
+    if (lora) {
+      // Random A and B (B is zero at init, which would hide A's gradient).
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      feeds[p.name] = float64(Array.from({ length: n }, () => 0.3 * rng.normal()), p.shape);
+    } else {
+      feeds[p.name] = float64(weights.get(p.name)!, p.shape);
+    }
+  }
+  const session = await Session.create(graph, { device: "cpu", threads: 1 });
+  try {
+    const pairs = params.map((p) => ({ input: p.name, grad: trainNames.grad(p.name) }));
+    const result = await compareWithFiniteDifferences(session, feeds, "loss", pairs, {
+      maxElements: 5,
+    });
+    const worstTensor = Object.entries(result.perTensor).sort((a, b) => b[1] - a[1])[0];
+    console.log(
+      `  ${label}: worst relative error ${result.worst.toExponential(2)} over ${result.checked} ` +
+        `elements of ${params.length} tensors (worst: ${worstTensor[0]}; tolerance ${TOLERANCE})`,
+    );
+    assert.ok(result.largest > 1e-3);
+    assert.ok(result.worst < TOLERANCE, JSON.stringify(result.perTensor));
+    for (const [name, err] of Object.entries(result.perTensor)) {
+      assert.ok(Number.isFinite(err), name);
+    }
+  } finally {
+    await session.release();
+  }
+}
+
+Deno.test("full training: every weight's gradient matches finite differences (float64)", async () => {
+  await check(null, "full model");
+});
+
+Deno.test("LoRA on all four linear modules: A and B gradients match finite differences", async () => {
+  const lora: LoraConfig = {
+    rank: 2,
+    alpha: 3,
+    dropout: 0,
+    targets: ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+  };
+  assert.equal(loraShapes(SMALL, lora).size, 4 * 2 * SMALL.numLayers);
+  await check(lora, "LoRA (4 targets, rank 2)");
+});
+
+Deno.test("LoRA graphs hold the base weights as initializers and differentiate nothing frozen", () => {
+  const lora: LoraConfig = { rank: 2, alpha: 4, dropout: 0, targets: ["query_key_value"] };
+  const { graph, params } = buildGradGraph({
+    config: SMALL,
+    weights: noisyWeights(SMALL, 1),
+    lora,
+  });
+  assert.deepEqual(params.map((p) => p.name), [...loraShapes(SMALL, lora).keys()]);
+  const inputs = graph.inputs.map((v) => v.name);
+  for (const name of trainableParams({ config: SMALL, lora: null }).map((p) => p.name)) {
+    assert.ok(!inputs.includes(name), `${name} is an input`);
+    assert.ok(graph.initializers.has(name), `${name} is not an initializer`);
+  }
+  // Nothing below layer 0's QKV needs a gradient: no scatter into an embedding table (the one
+  // ScatterND left puts the loss rows' gradient back among the [B*L, H] hidden rows).
+  const scatters = graph.nodes.filter((n) => n.op === "ScatterND");
+  assert.equal(scatters.length, 1);
+  assert.equal(graph.value(scatters[0].outputs[0]).shape.at(-1), SMALL.hiddenSize);
+  assert.ok(!scatters.some((n) => graph.value(n.outputs[0]).shape[0] === SMALL.vocabSize));
+});
