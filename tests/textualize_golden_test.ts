@@ -50,7 +50,15 @@ Deno.test("a gzip-compressed review file gives the same records as the plain one
     const args = amazon.args.map((a) => a.startsWith("--input=") ? `--input=${gz}` : a);
     const run = await runCli(["textualize", ...args, `--out=${join(tmp, "data")}`, "--quiet"]);
     assert.equal(run.code, 0, run.stderr);
-    for (const file of ["train.jsonl", "valid.jsonl", "test.jsonl", "entities.json"]) {
+    for (
+      const file of [
+        "train.jsonl",
+        "valid.jsonl",
+        "test.jsonl",
+        "candidates.jsonl",
+        "entities.json",
+      ]
+    ) {
       assert.equal(
         await Deno.readTextFile(join(tmp, "data", file)),
         await Deno.readTextFile(fixture("textualize", "amazon", "expected", file)),

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { main } from "../main.ts";
 import assert from "node:assert/strict";
-import type { EntityEntry, Manifest, Split, TextRecord } from "../lib/data/types.ts";
+import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "../lib/data/types.ts";
 import { SPLITS } from "../lib/data/types.ts";
 
 /** The repository root. */
@@ -136,6 +136,7 @@ export const DATASET_FILES = [
   "train.jsonl",
   "valid.jsonl",
   "test.jsonl",
+  "candidates.jsonl",
   "entities.json",
   "manifest.json",
 ];
@@ -171,6 +172,15 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
     if (e.kind === "item") byId.set(e.id, e.entity);
   }
   const heldOut = new Map(manifest.templates.map((t) => [t.id, t.heldOut]));
+  const candidateLists = new Map<string, Map<string, string[]>>();
+  for (const line of Deno.readTextFileSync(join(dir, "candidates.jsonl")).split("\n")) {
+    if (line === "") continue;
+    const { user, split, items } = JSON.parse(line) as CandidateLine;
+    const lists = candidateLists.get(split) ?? new Map<string, string[]>();
+    assert.ok(!lists.has(user), `candidates.jsonl: two lists for user ${user} in ${split}`);
+    lists.set(user, items.map((id) => byId.get(id)!));
+    candidateLists.set(split, lists);
+  }
   const records = {} as Record<Split, TextRecord[]>;
   const ids = new Set<string>();
   const counts: Record<string, Record<string, Record<string, number>>> = {};
@@ -179,8 +189,16 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
     assert.equal(lines.pop(), "", `${split}.jsonl must end with a line break`);
     records[split] = lines.map((line) => JSON.parse(line));
     // Records are written as plain JSON.stringify would write them (the writer splices shared
-    // candidate lists in for speed; the bytes must not change).
+    // histories in for speed; the bytes must not change).
     lines.forEach((line, i) => assert.equal(JSON.stringify(records[split][i]), line));
+    // Candidate lists live in candidates.jsonl, once per user and split, as item ids.
+    for (const r of records[split]) {
+      assert.equal(r.candidates, undefined, `${r.id}: inline candidates`);
+    }
+    const lists = candidateLists.get(split) ?? new Map<string, string[]>();
+    for (const r of records[split]) {
+      if (r.task === "sequential" || r.task === "direct") r.candidates = lists.get(r.user);
+    }
     for (const r of records[split]) {
       assert.equal(r.split, split);
       assert.ok(!ids.has(r.id), `duplicate id ${r.id}`);
@@ -210,7 +228,7 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
   assert.deepEqual([...users].sort(), [...options.sequences.keys()].sort());
   assert.equal(manifest.users, options.sequences.size);
   const itemsOf = (user: string) => options.sequences.get(user)!.map((id) => byId.get(id)!);
-  const candidateLists = new Map<string, string>();
+  const sharedLists = new Map<string, string>();
   for (const split of SPLITS) {
     const seenFamilies = new Map<string, string[]>();
     for (const r of records[split]) {
@@ -235,8 +253,8 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
         assert.equal(cands.length, 1 + Math.min(options.negatives, unseen), `${r.id} candidates`);
         const key = `${r.user}/${split}`;
         const json = JSON.stringify(cands);
-        assert.equal(candidateLists.get(key) ?? json, json, `${r.id}: candidates differ`);
-        candidateLists.set(key, json);
+        assert.equal(sharedLists.get(key) ?? json, json, `${r.id}: candidates differ`);
+        sharedLists.set(key, json);
       }
       if (split !== "train") {
         const key = `${r.user}/${r.task}`;

@@ -1,6 +1,7 @@
 /**
- * Reading a textualized dataset directory (train/valid/test JSONL, `entities.json`,
- * `manifest.json`) for the later stages. Records are streamed; the pool and manifest are small.
+ * Reading a textualized dataset directory (train/valid/test JSONL, `candidates.jsonl`,
+ * `entities.json`, `manifest.json`) for the later stages. Records are streamed; the pool, the
+ * manifest and one split's candidate lists are held in memory.
  *
  * @module
  */
@@ -8,7 +9,7 @@
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { readJsonLines } from "../io/lines.ts";
-import type { EntityEntry, Manifest, Split, TextRecord } from "./types.ts";
+import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "./types.ts";
 import { SPLITS } from "./types.ts";
 
 /** An opened dataset directory. */
@@ -57,16 +58,62 @@ export async function openDataset(dir: string): Promise<Dataset> {
   return { dir, manifest, entities };
 }
 
-/** Streams the records of one split, checking each has the fields every stage relies on. */
+/**
+ * The candidate lists of one split by user, as entity strings, from `candidates.jsonl` (empty when
+ * the dataset has none, e.g. one written by hand without the sampled protocol in mind).
+ */
+export async function readCandidates(data: Dataset, split: Split): Promise<Map<string, string[]>> {
+  const path = join(data.dir, "candidates.jsonl");
+  const byUser = new Map<string, string[]>();
+  try {
+    await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return byUser;
+    throw error;
+  }
+  const items = new Map<string, string>();
+  for (const e of data.entities) if (e.kind === "item") items.set(e.id, e.entity);
+  for await (const { number, value } of readJsonLines<CandidateLine>(path)) {
+    if (typeof value?.user !== "string" || !Array.isArray(value.items)) {
+      throw inputError(path, number, "not a candidate line (needs user, split and items)");
+    }
+    if (value.split !== split) continue;
+    byUser.set(
+      value.user,
+      value.items.map((id) => {
+        const entity = items.get(id);
+        if (entity === undefined) {
+          throw inputError(path, number, `item id "${id}" is not in entities.json`);
+        }
+        return entity;
+      }),
+    );
+  }
+  return byUser;
+}
+
+/**
+ * Streams the records of one split, checking each has the fields every stage relies on, with the
+ * user's candidate list (from `candidates.jsonl`) attached to valid/test item-task records.
+ */
 export async function* readRecords(data: Dataset, split: Split): AsyncGenerator<TextRecord> {
   if (!SPLITS.includes(split)) throw inputError(data.dir, undefined, `unknown split "${split}"`);
   const path = join(data.dir, `${split}.jsonl`);
+  const candidates = split === "train"
+    ? new Map<string, string[]>()
+    : await readCandidates(data, split);
   for await (const { number, value } of readJsonLines<TextRecord>(path)) {
     if (
       typeof value !== "object" || value === null || typeof value.id !== "string" ||
       !Array.isArray(value.segments)
     ) {
       throw inputError(path, number, "not a record (needs at least id and segments)");
+    }
+    if (
+      value.candidates === undefined && (value.task === "sequential" || value.task === "direct")
+    ) {
+      const list = candidates.get(value.user);
+      if (list !== undefined) value.candidates = list;
     }
     yield value;
   }

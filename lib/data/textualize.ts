@@ -1,7 +1,8 @@
 /**
  * `textualize` end to end: read an input in any supported format, plan the splits and the entity
- * pool, write `train.jsonl`, `valid.jsonl`, `test.jsonl`, `entities.json` and `manifest.json`
- * into a directory that appears only when complete, and return a summary of what was written.
+ * pool, write `train.jsonl`, `valid.jsonl`, `test.jsonl`, `candidates.jsonl`, `entities.json` and
+ * `manifest.json` into a directory that appears only when complete, and return a summary of what
+ * was written.
  *
  * @module
  */
@@ -92,24 +93,35 @@ function manifestOptions(run: TextualizeRun, byTime: boolean): Record<string, un
 }
 
 /**
- * `JSON.stringify(record)`, faster for valid/test item records: their candidate list and history
- * are the same arrays for every record of one user and split, so each is serialized once and
- * spliced in (they are the record's last keys, so the bytes are those of JSON.stringify).
+ * Serializes records for the split files and collects the candidate lists for
+ * `candidates.jsonl`: a user's valid (or test) item records all share one candidate list, so it
+ * is stored once per user and split, as item ids, instead of on every record (on Amazon Beauty
+ * that is the difference between about 1.6 GB and 0.2 GB). The history, also shared, is
+ * serialized once and spliced in.
  */
-function recordJsonWriter(): (record: TextRecord) => string {
+function recordJsonWriter(itemIds: Map<string, string>): {
+  toJson: (record: TextRecord) => string;
+  /** The `candidates.jsonl` line of a record's list the first time it is seen, else undefined. */
+  candidateLine: (record: TextRecord) => string | undefined;
+} {
   let candidates: string[] | undefined;
-  let candidatesJson = "";
   let history: string[] | undefined;
   let historyJson = "";
-  return (record) => {
-    if (record.candidates === undefined || record.history === undefined || "rating" in record) {
-      return JSON.stringify(record);
-    }
-    const { candidates: c, history: h, ...rest } = record;
-    if (c !== candidates) candidatesJson = JSON.stringify(candidates = c);
-    if (h !== history) historyJson = JSON.stringify(history = h);
-    const head = JSON.stringify(rest);
-    return `${head.slice(0, -1)},"candidates":${candidatesJson},"history":${historyJson}}`;
+  return {
+    toJson: (record) => {
+      const { candidates: _, ...stored } = record;
+      if (stored.history === undefined || "rating" in stored) return JSON.stringify(stored);
+      const { history: h, ...rest } = stored;
+      if (h !== history) historyJson = JSON.stringify(history = h);
+      const head = JSON.stringify(rest);
+      return `${head.slice(0, -1)},"history":${historyJson}}`;
+    },
+    candidateLine: (record) => {
+      if (record.candidates === undefined || record.candidates === candidates) return undefined;
+      candidates = record.candidates;
+      const items = candidates.map((entity) => itemIds.get(entity)!);
+      return JSON.stringify({ user: record.user, split: record.split, items });
+    },
   };
 }
 
@@ -150,24 +162,32 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   const counts: Counts = {};
   const stats: RecordStats = { noExplanation: 0, shortCandidates: 0 };
   const sampler = new CandidateSampler(plan.poolItems, log.items.length);
-  const toJson = recordJsonWriter();
+  const itemIds = new Map(
+    plan.pool.entries.filter((e) => e.kind === "item").map((e) => [e.entity, e.id]),
+  );
+  const { toJson, candidateLine } = recordJsonWriter(itemIds);
   const nUsers = plan.seqs.users.length;
   let manifest: Manifest | undefined;
   await buildDirAtomic(run.out, async (dir) => {
     const writers = {} as Record<Split, TextFileWriter>;
+    let candidatesOut: TextFileWriter | undefined;
     try {
       for (const split of SPLITS) {
         writers[split] = await TextFileWriter.create(join(dir, `${split}.jsonl`));
       }
+      candidatesOut = await TextFileWriter.create(join(dir, "candidates.jsonl"));
       for (let k = 0; k < nUsers; k++) {
         for (const record of userRecords(plan, k, sampler, stats)) {
           countRecord(counts, record.split, record.task, record.template);
           await writers[record.split].write(toJson(record) + "\n");
+          const line = candidateLine(record);
+          if (line !== undefined) await candidatesOut.write(line + "\n");
         }
         if ((k & 255) === 0) progress?.update(`${k + 1}/${nUsers} users`);
       }
     } finally {
       for (const split of SPLITS) await writers[split]?.close();
+      await candidatesOut?.close();
     }
     await Deno.writeTextFile(
       join(dir, "entities.json"),

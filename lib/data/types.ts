@@ -59,7 +59,9 @@ export interface TextRecord {
   target?: (TextSegment | EntitySegment)[];
   /**
    * Item tasks in valid/test: the items to rank under the sampled protocol, 1 positive (the
-   * target) + N negatives the user never interacted with, seeded, in a seeded order.
+   * target) + N negatives the user never interacted with, seeded, in a seeded order (entity
+   * strings). Not stored on the record: every record of one user and split shares one list, kept
+   * once in `candidates.jsonl` ({@linkcode CandidateLine}); `readRecords` attaches it.
    */
   candidates?: string[];
   /**
@@ -69,6 +71,17 @@ export interface TextRecord {
   history?: string[];
   /** Rating tasks: the true rating as a number (the target holds its text). */
   rating?: number;
+}
+
+/**
+ * One line of `candidates.jsonl`: the candidate list of one user in one split (valid or test),
+ * as item ids of `entities.json` (kind `item`), in the seeded order of the sampled protocol.
+ */
+export interface CandidateLine {
+  user: string;
+  split: Split;
+  /** Item ids (`EntityEntry.id` of items): the target and the sampled negatives. */
+  items: string[];
 }
 
 /** One entry of `entities.json`. */
