@@ -8,12 +8,16 @@
 
 import type { Command } from "../lib/cli/command.ts";
 import { choice, optional, parseFlags, required } from "../lib/cli/flags.ts";
+import type { Batch } from "../lib/collate/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import { parseBatchJson } from "../lib/model/batch_json.ts";
 import { runForward } from "../lib/model/forward.ts";
 import { writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { DEVICES } from "../lib/runtime/session.ts";
+import { loadAdapter } from "../lib/train/adapter.ts";
+import { adapterGradients } from "../lib/train/adapter_grads.ts";
+import { loraHook, loraShapes } from "../lib/train/lora.ts";
 
 const usage = `Usage: forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
 
@@ -28,7 +32,10 @@ Flags:
   --model DIR          model directory (config.json, model.safetensors)
   --batch FILE         the batch, as JSON
   --out FILE           where to write the safetensors
-  --adapter PATH       a LoRA adapter directory (not supported yet)
+  --adapter DIR        apply a LoRA adapter (PEFT layout: adapter_config.json,
+                       adapter_model.safetensors) on top of the model
+  --grads              with --adapter: also write the loss gradient of every adapter tensor,
+                       named as the tensor with the prefix "grad." (needs labels, loss_mask)
   --device NAME        ${DEVICES.join(" | ")} (default auto: CUDA, then WebGPU, then CPU)
 
 Example:
@@ -45,6 +52,7 @@ export const command: Command = {
       batch: { type: "string" },
       out: { type: "string" },
       adapter: { type: "string" },
+      grads: { type: "boolean" },
       device: { type: "string" },
     });
     const modelDir = required(flags, "model", "forward");
@@ -52,12 +60,11 @@ export const command: Command = {
     const out = required(flags, "out", "forward");
     const device = choice(flags, "device", DEVICES, "auto");
     const adapter = optional(flags, "adapter");
-    if (adapter !== undefined) {
-      throw new UsageError(
-        "forward: --adapter is not supported yet (LoRA adapters come with pretrain)",
-      );
+    if (flags.grads === true && adapter === undefined) {
+      throw new UsageError("forward: --grads needs --adapter (the gradients are the adapter's)");
     }
     const model = await loadModel(modelDir);
+    const lora = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
     let json: unknown;
     try {
       json = JSON.parse(await Deno.readTextFile(batchPath));
@@ -68,7 +75,8 @@ export const command: Command = {
       throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
     }
     const batch = parseBatchJson(json, batchPath, model.config);
-    const result = await runForward(model, batch, { device });
+    const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
+    const result = await runForward(model, batch, { device, linear });
     const { batchSize: B, length: L } = batch;
     const V = model.config.vocabSize;
     const tensors: Parameters<typeof writeSafetensors>[1] = {
@@ -76,6 +84,16 @@ export const command: Command = {
     };
     if (result.loss !== undefined) {
       tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+    }
+    if (lora && flags.grads === true) {
+      if (!batch.labels || !batch.lossMask) {
+        throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
+      }
+      const { grads } = await adapterGradients(model, lora, batch as Batch, { device });
+      const shapes = loraShapes(model.config, lora.lora);
+      for (const [name, data] of grads) {
+        tensors[`grad.${name}`] = { shape: shapes.get(name)!, data };
+      }
     }
     await writeSafetensors(out, tensors);
     console.log(JSON.stringify({

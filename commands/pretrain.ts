@@ -185,6 +185,7 @@ export const command: Command = {
       loss: summary.lastLoss,
       first_loss: summary.firstLoss,
       val_loss: summary.valLoss ?? null,
+      initial_val_loss: summary.initialValLoss ?? null,
       tokens: summary.tokens,
       device: summary.device,
       resumed: summary.resumed,

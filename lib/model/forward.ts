@@ -9,7 +9,7 @@
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { JsonBatch } from "./batch_json.ts";
-import { buildForwardGraph } from "./glm.ts";
+import { buildForwardGraph, type LinearHook } from "./glm.ts";
 import type { LoadedModel } from "./weights.ts";
 
 /** What {@linkcode runForward} returns. */
@@ -22,17 +22,18 @@ export interface ForwardResult {
   device: string;
 }
 
-/** Runs `batch` through `model` on `device` (default auto). */
+/** Runs `batch` through `model` on `device` (default auto); `linear` wraps linears (a LoRA adapter). */
 export async function runForward(
   model: LoadedModel,
   batch: JsonBatch,
-  options: { device?: Device; threads?: number } = {},
+  options: { device?: Device; threads?: number; linear?: LinearHook } = {},
 ): Promise<ForwardResult> {
   const withLoss = batch.labels !== undefined && batch.lossMask !== undefined;
   const { graph } = buildForwardGraph({
     config: model.config,
     weights: model.weights,
     outputs: withLoss ? "both" : "logits",
+    linear: options.linear,
   });
   const session = await Session.create(graph, { device: options.device, threads: options.threads });
   try {

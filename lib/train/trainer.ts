@@ -107,6 +107,8 @@ export interface TrainSummary {
   lastLoss: number;
   /** The last validation loss, when validated. */
   valLoss?: number;
+  /** Validation loss before the first step (fresh runs that validate). */
+  initialValLoss?: number;
   tokens: number;
   device: string;
   /** Whether the run continued from a checkpoint. */
@@ -327,6 +329,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       }, shapes);
     };
 
+    if (step === 0 && valStream) {
+      summary.initialValLoss = await validate();
+      if (summary.initialValLoss !== undefined) {
+        note(`val_loss before training ${summary.initialValLoss.toFixed(4)}`);
+      }
+    }
     while (step < totalSteps) {
       const t0 = performance.now();
       const batches = Array.from({ length: gradAccum }, (_, i) => stream.batch(micro + i));

@@ -1,0 +1,59 @@
+/**
+ * The loss gradient of every tensor of a LoRA adapter for one batch, computed by the same
+ * gradient graph training uses (dropout off), so that gradients can be checked from outside
+ * (`forward --adapter DIR --grads`, e.g. against PyTorch + PEFT on the same weights).
+ *
+ * @module
+ */
+
+import type { Batch } from "../collate/types.ts";
+import type { Weights } from "../model/weights.ts";
+import type { GlmConfig } from "../model/config.ts";
+import type { TensorData } from "../onnx/graph.ts";
+import { type Device, Session } from "../runtime/session.ts";
+import type { Adapter } from "./adapter.ts";
+import { batchFeeds } from "./engine.ts";
+import { buildGradGraph, trainNames } from "./train_graph.ts";
+
+/** What {@linkcode adapterGradients} returns. */
+export interface AdapterGradients {
+  /** The batch's masked mean cross-entropy. */
+  loss: number;
+  /** d loss / d tensor, by the adapter tensor's name. */
+  grads: Map<string, Float32Array>;
+  device: string;
+}
+
+/** The loss of `batch` under base weights + `adapter`, and its gradient for every adapter tensor. */
+export async function adapterGradients(
+  model: { config: GlmConfig; weights: Weights },
+  adapter: Adapter,
+  batch: Batch,
+  options: { device?: Device; threads?: number } = {},
+): Promise<AdapterGradients> {
+  const { graph, params } = buildGradGraph({
+    config: model.config,
+    weights: model.weights,
+    lora: { ...adapter.lora, dropout: 0 },
+  });
+  const session = await Session.create(graph, options);
+  try {
+    const feeds: Record<string, TensorData> = {
+      ...batchFeeds(batch),
+      loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(1) },
+    };
+    for (const p of params) {
+      feeds[p.name] = { dtype: "float32", shape: p.shape, data: adapter.weights.get(p.name)! };
+    }
+    const out = await session.run(feeds, ["loss", ...params.map((p) => trainNames.grad(p.name))]);
+    return {
+      loss: (out.loss.data as Float32Array)[0],
+      grads: new Map(
+        params.map((p) => [p.name, out[trainNames.grad(p.name)].data as Float32Array]),
+      ),
+      device: session.device,
+    };
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * Training behaviour: the schedule, LoRA's PEFT initialization, gradient accumulation, loss falling
+ * on the built-in demo dataset (LoRA and full) with validation loss reported, a diverging run
+ * stopping with its last good checkpoint kept, and resume refusing changed settings.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openDataset } from "../lib/data/dataset.ts";
+import { UsageError } from "../lib/errors.ts";
+import { configJson } from "../lib/model/config.ts";
+import { SafetensorsFile } from "../lib/model/safetensors.ts";
+import { loadModel, randomWeights, saveWeights } from "../lib/model/weights.ts";
+import type { TensorData } from "../lib/onnx/graph.ts";
+import { Rng } from "../lib/random.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { BatchStream, lossTokens, tokenizeSplit } from "../lib/train/data.ts";
+import { batchFeeds } from "../lib/train/engine.ts";
+import { initLora, type LoraConfig, loraShapes } from "../lib/train/lora.ts";
+import { readMetrics } from "../lib/train/outputs.ts";
+import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
+import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
+import { train, TrainingDiverged } from "../lib/train/trainer.ts";
+import { demoDataset, smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./train_support.ts";
+
+const QKV: LoraConfig = { rank: 8, alpha: 16, dropout: 0, targets: ["query_key_value"] };
+
+Deno.test("the schedule warms up linearly, then decays by cosine or linearly to 10% of the peak", () => {
+  const s = { lr: 1e-3, warmup: 10, totalSteps: 110 };
+  assert.equal(learningRate(1, s), 1e-4);
+  assert.equal(learningRate(10, s), 1e-3);
+  assert.ok(Math.abs(learningRate(60, s) - 0.55e-3) < 1e-12); // cosine midpoint: (1 + 0.1) / 2
+  assert.ok(Math.abs(learningRate(110, s) - 1e-4) < 1e-12);
+  assert.ok(Math.abs(learningRate(60, { ...s, kind: "linear" }) - 0.55e-3) < 1e-12);
+  assert.ok(Math.abs(learningRate(35, { ...s, kind: "linear" }) - 0.775e-3) < 1e-12);
+  assert.equal(learningRate(80, { ...s, kind: "constant" }), 1e-3);
+  assert.equal(learningRate(1, { lr: 1e-3, warmup: 0, totalSteps: 1 }), 1e-4);
+  const [bc1, bc2] = biasCorrections(2, 0.9, 0.999);
+  assert.ok(Math.abs(bc1 - 0.19) < 1e-12 && Math.abs(bc2 - 0.001999) < 1e-12);
+});
+
+Deno.test("LoRA starts as PEFT does: A uniform within 1/sqrt(in), B zero, one adapter per seed", async () => {
+  const config = await smallConfig();
+  const a = initLora(config, QKV, new Rng(4));
+  const b = initLora(config, QKV, new Rng(4));
+  for (const [name, shape] of loraShapes(config, QKV)) {
+    const data = a.get(name)!;
+    assert.equal(data.length, shape[0] * shape[1]);
+    assert.deepEqual(data, b.get(name));
+    if (name.endsWith("lora_B.weight")) assert.ok(data.every((x) => x === 0));
+    else {
+      const bound = 1 / Math.sqrt(config.hiddenSize);
+      assert.ok(data.every((x) => Math.abs(x) <= bound));
+      assert.ok(Math.max(...data) > 0.8 * bound && Math.min(...data) < -0.8 * bound);
+    }
+  }
+});
+
+Deno.test("gradient accumulation over two halves equals the gradient of the whole batch", async () => {
+  const config = await smallConfig({ hiddenSize: 16 });
+  const weights = randomWeights(config, new Rng(2));
+  const tokenizer = await TextTokenizer.load(TOKENIZER);
+  const records = (await tokenizeSplit(await openDataset(await demoDataset()), "train", tokenizer))
+    .slice(0, 64);
+  const stream = new BatchStream(records, tokenizer.special, {
+    batchSize: 8,
+    seed: 3,
+    collator: { maxLength: 64 },
+  });
+  const whole = stream.batch(0);
+  // The same examples, split in two micro-batches (padded to the same length, rows 0-3 and 4-7).
+  const rows = (from: number, to: number) => {
+    const l = whole.length;
+    const b = to - from;
+    return {
+      batchSize: b,
+      length: l,
+      inputIds: whole.inputIds.slice(from * l, to * l),
+      positionIds: whole.positionIds.slice(from * 2 * l, to * 2 * l),
+      sep: whole.sep.slice(from, to),
+      labels: whole.labels.slice(from * l, to * l),
+      lossMask: whole.lossMask.slice(from * l, to * l),
+    };
+  };
+  const halves = [rows(0, 4), rows(4, 8)];
+  const { graph, params } = buildGradGraph({ config, weights, lora: null }, { accumulate: true });
+  const session = await Session.create(graph, { device: "cpu", threads: 1 });
+  try {
+    const base: Record<string, TensorData> = {};
+    for (const p of params) {
+      base[p.name] = { dtype: "float32", shape: p.shape, data: weights.get(p.name)! };
+      base[trainNames.acc(p.name)] = {
+        dtype: "float32",
+        shape: p.shape,
+        data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)),
+      };
+    }
+    const one = (x: number): TensorData => ({
+      dtype: "float32",
+      shape: [1],
+      data: Float32Array.of(x),
+    });
+    const full = await session.run({ ...base, ...batchFeeds(whole), loss_scale: one(1) });
+    const total = lossTokens(whole);
+    let acc = { ...base };
+    let loss = 0;
+    for (const half of halves) {
+      const scale = lossTokens(half) / total;
+      const out = await session.run({ ...acc, ...batchFeeds(half), loss_scale: one(scale) });
+      loss += scale * (out.loss.data as Float32Array)[0];
+      acc = { ...acc };
+      for (const p of params) acc[trainNames.acc(p.name)] = out[trainNames.grad(p.name)];
+    }
+    assert.ok(Math.abs(loss - (full.loss.data as Float32Array)[0]) < 1e-5);
+    let worst = 0;
+    let largest = 0;
+    for (const p of params) {
+      const a = acc[trainNames.acc(p.name)].data as Float32Array;
+      const b = full[trainNames.grad(p.name)].data as Float32Array;
+      for (let i = 0; i < a.length; i++) {
+        worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        largest = Math.max(largest, Math.abs(b[i]));
+      }
+    }
+    assert.ok(largest > 1e-3, `gradients too small to tell (${largest})`);
+    assert.ok(worst < 1e-5 * Math.max(1, largest), `accumulated vs whole: ${worst}`);
+  } finally {
+    await session.release();
+  }
+});
+
+/** A base model whose word embeddings have std `embeddingStd` (the rest std 0.02). */
+async function baseModel(dir: string, embeddingStd: number) {
+  const config = await smallConfig();
+  const weights = randomWeights(config, new Rng(1));
+  const table = weights.get("glm.word_embeddings.weight")!;
+  for (let i = 0; i < table.length; i++) table[i] *= embeddingStd / 0.02;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(configJson(config)));
+  await Deno.copyFile(TOKENIZER, join(dir, "tokenizer.json"));
+  await saveWeights(join(dir, "model.safetensors"), config, weights);
+}
+
+const RUN = { steps: 40, batchSize: 8, maxLength: 128, valBatches: 4, seed: 1, threads: 2 };
+
+Deno.test("full training: the loss falls well below its start and val_loss is reported", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const out = join(dir, "full");
+    const summary = await train({
+      data,
+      model: join(dir, "base"),
+      out,
+      lora: null,
+      lr: 1e-2,
+      ...RUN,
+      saveEvery: 20,
+    });
+    const metrics = await readMetrics(join(out, "metrics.jsonl"));
+    console.log(
+      `  full: val_loss ${summary.initialValLoss?.toFixed(3)} -> ${summary.valLoss?.toFixed(3)}, ` +
+        `loss ${metrics[0].loss.toFixed(3)} -> ${summary.lastLoss.toFixed(3)}`,
+    );
+    assert.equal(metrics.length, 40);
+    assert.deepEqual(metrics.filter((l) => l.val_loss !== undefined).map((l) => l.step), [20, 40]);
+    const lastFive = metrics.slice(-5).reduce((a, l) => a + l.loss, 0) / 5;
+    const firstFive = metrics.slice(0, 5).reduce((a, l) => a + l.loss, 0) / 5;
+    assert.ok(lastFive < firstFive - 1, `training loss ${firstFive} -> ${lastFive}`);
+    assert.ok(summary.valLoss! < summary.initialValLoss! - 1.5);
+    // The run directory is a complete model directory that loads as a base model.
+    const trained = await loadModel(out);
+    assert.equal(trained.config.hiddenSize, 32);
+    assert.match(
+      await Deno.readTextFile(join(out, "loss.svg")),
+      /<svg[^]*<polyline[^]*val_loss[^]*<\/svg>/,
+    );
+    assert.deepEqual(
+      await Deno.readFile(join(out, "tokenizer.json")),
+      await Deno.readFile(TOKENIZER),
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("LoRA training: the loss falls well below its start, only the adapter is written", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    // Word embeddings of a realistic scale (a frozen std-0.02 table caps every logit near 0, so
+    // no adapter could make a confident prediction through it).
+    await baseModel(join(dir, "base"), 0.15);
+    const out = join(dir, "lora");
+    const summary = await train({
+      data,
+      model: join(dir, "base"),
+      out,
+      lora: QKV,
+      lr: 3e-2,
+      ...RUN,
+      saveEvery: 40,
+    });
+    console.log(
+      `  LoRA: val_loss ${summary.initialValLoss?.toFixed(3)} -> ${summary.valLoss?.toFixed(3)}`,
+    );
+    assert.ok(summary.valLoss! < summary.initialValLoss! - 1, JSON.stringify(summary));
+    const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
+    assert.deepEqual(files, [
+      "adapter_config.json",
+      "adapter_model.safetensors",
+      "checkpoint.safetensors",
+      "loss.svg",
+      "metrics.jsonl",
+    ]);
+    const adapter = await SafetensorsFile.open(join(out, "adapter_model.safetensors"));
+    assert.deepEqual(
+      adapter.names().sort(),
+      [...loraShapes(await smallConfig(), QKV).keys()].sort(),
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a diverging run stops with one line and keeps its last good checkpoint", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const out = join(dir, "run");
+    const error = await train({
+      data,
+      model: join(dir, "base"),
+      out,
+      lora: null,
+      lr: 1e6,
+      clip: 0,
+      ...RUN,
+      steps: 30,
+      saveEvery: 1,
+    }).then(() => undefined, (e) => e);
+    assert.ok(error instanceof TrainingDiverged, String(error));
+    assert.ok(!error.message.includes("\n"));
+    const step = Number(/^step (\d+): the (loss|gradient norm) is/.exec(error.message)?.[1]);
+    assert.ok(step >= 2, error.message);
+    const file = await SafetensorsFile.open(join(out, "checkpoint.safetensors"));
+    const state = JSON.parse(file.metadata.state);
+    assert.equal(state.step, step - 1);
+    for (const name of file.names()) {
+      const t = await file.tensor(name);
+      assert.ok((t.data as Float32Array).every(Number.isFinite), `${name} is not finite`);
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a run directory is never overwritten by accident, and resuming checks the settings", async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
+    const options = {
+      data,
+      model: join(dir, "base"),
+      out: join(dir, "run"),
+      lora: QKV,
+      lr: 1e-3,
+      ...RUN,
+      steps: 2,
+      valBatches: 0,
+    };
+    await train(options);
+    await assert.rejects(
+      () => train(options),
+      (e) => e instanceof UsageError && /--resume/.test(e.message),
+    );
+    await assert.rejects(
+      () => train({ ...options, resume: true, batchSize: 4 }),
+      (e) => e instanceof UsageError && /batchSize: 8 -> 4/.test(e.message),
+    );
+    const again = await train({ ...options, resume: true });
+    assert.ok(again.resumed);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("batches are a function of the seed and the position: the same micro-batch twice", async () => {
+  const tokenizer = await TextTokenizer.load(TOKENIZER);
+  const records = (await tokenizeSplit(await openDataset(await demoDataset()), "train", tokenizer))
+    .slice(0, 100);
+  const options = { batchSize: 8, seed: 9, collator: { maxLength: 64 } };
+  const a = new BatchStream(records, tokenizer.special, options);
+  const b = new BatchStream(records, tokenizer.special, options);
+  // Epoch 1's third batch, asked for cold, equals the one reached by walking there.
+  for (let m = 0; m < a.perEpoch + 3; m++) a.batch(m);
+  assert.deepEqual(b.batch(a.perEpoch + 2), a.batch(a.perEpoch + 2));
+  assert.notDeepEqual(a.batch(0).inputIds, a.batch(a.perEpoch).inputIds);
+});
