@@ -33,6 +33,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: "LoRA or full training (own autodiff in onnxruntime): adapter, checkpoint, metrics",
     load: () => import("./commands/pretrain.ts"),
   },
+  infer: {
+    summary: "predictions for a split: beam search over items, candidate ranking, ratings, text",
+    load: () => import("./commands/infer.ts"),
+  },
   eval: {
     summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
     load: () => import("./commands/eval.ts"),

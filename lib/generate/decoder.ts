@@ -1,0 +1,231 @@
+/**
+ * The {@linkcode StepModel} of a GLM model on onnxruntime: the prefill graph encodes part A of a
+ * batch of prompts once; the step graphs (lib/model/glm.ts) then take one token per sequence
+ * against that shared part-A cache and the sequences' own key/value cache, which onnxruntime
+ * reorders by `beam_index` inside the graph. Only the tensors of the current step cross between
+ * JavaScript and onnxruntime; every tensor is a flat typed array.
+ *
+ * Sessions are built lazily (the scoring graph only when something is scored) on the device the
+ * prefill session resolved, so `auto` probes the devices once.
+ *
+ * Not here: search (items.ts, text.ts, score.ts), which only see the StepModel interface.
+ *
+ * @module
+ */
+
+import type { GlmConfig } from "../model/config.ts";
+import { buildPrefillGraph, buildStepGraph, cacheNames, type StepOutputs } from "../model/glm.ts";
+import type { Weights } from "../model/weights.ts";
+import type { TensorData } from "../onnx/graph.ts";
+import { type Device, type ResolvedDevice, Session } from "../runtime/session.ts";
+import type { PromptInput, ScoreInput, StepInput, StepModel } from "./step_model.ts";
+
+/** Options of {@linkcode GlmDecoder.create}. */
+export interface DecoderOptions {
+  /** Where to run (default `auto`). */
+  device?: Device;
+  /** Intra-op threads (default: every core). */
+  threads?: number;
+}
+
+function int32(shape: number[], data: Int32Array): TensorData {
+  return { dtype: "int32", shape, data };
+}
+
+/** A GLM model decoding inside a span with cached part A (see the module docs). */
+export class GlmDecoder implements StepModel {
+  readonly vocabSize: number;
+  readonly config: GlmConfig;
+  /** Seconds spent inside onnxruntime's `run` so far (for benchmarks). */
+  runSeconds = 0;
+  /** Number of `run` calls so far. */
+  runs = 0;
+
+  readonly #weights: Weights;
+  readonly #threads?: number;
+  readonly #prefill: Session;
+  readonly #steps = new Map<StepOutputs, Session>();
+  readonly #nh: number;
+  readonly #hd: number;
+  /** Part-A caches by input name, [Bp, nh, La, hd] each. */
+  #partA: Record<string, TensorData> = {};
+  #sep: Int32Array = new Int32Array(0);
+  /** Generated-token caches by input name (`past_*`), or null before the first step. */
+  #past: Record<string, TensorData> | null = null;
+  #emptyPast: Record<string, TensorData> = {};
+  #fetchLast: string[];
+
+  private constructor(config: GlmConfig, weights: Weights, prefill: Session, threads?: number) {
+    this.config = config;
+    this.vocabSize = config.vocabSize;
+    this.#weights = weights;
+    this.#prefill = prefill;
+    this.#threads = threads;
+    this.#nh = config.numHeads;
+    this.#hd = config.hiddenSize / config.numHeads;
+    const presents: string[] = [];
+    for (let i = 0; i < config.numLayers; i++) {
+      presents.push(cacheNames.presentKey(i), cacheNames.presentValue(i));
+      const empty: TensorData = {
+        dtype: "float32",
+        shape: [1, this.#nh, 0, this.#hd],
+        data: new Float32Array(0),
+      };
+      this.#emptyPast[cacheNames.pastKey(i)] = empty;
+      this.#emptyPast[cacheNames.pastValue(i)] = empty;
+    }
+    this.#fetchLast = ["log_probs", ...presents];
+  }
+
+  /** Builds the prefill graph and opens its session (a device that cannot load throws here). */
+  static async create(
+    model: { config: GlmConfig; weights: Weights },
+    options: DecoderOptions = {},
+  ): Promise<GlmDecoder> {
+    const { graph } = buildPrefillGraph({ config: model.config, weights: model.weights });
+    const prefill = await Session.create(graph, {
+      device: options.device,
+      threads: options.threads,
+    });
+    return new GlmDecoder(model.config, model.weights, prefill, options.threads);
+  }
+
+  /** The device the sessions run on. */
+  get device(): ResolvedDevice {
+    return this.#prefill.device;
+  }
+
+  /** Number of prompts currently held. */
+  get promptCount(): number {
+    return this.#sep.length;
+  }
+
+  async #stepSession(outputs: StepOutputs): Promise<Session> {
+    let session = this.#steps.get(outputs);
+    if (!session) {
+      const { graph } = buildStepGraph({ config: this.config, weights: this.#weights, outputs });
+      session = await Session.create(graph, { device: this.device, threads: this.#threads });
+      this.#steps.set(outputs, session);
+    }
+    return session;
+  }
+
+  async #run(session: Session, feeds: Record<string, TensorData>, fetch: string[]) {
+    const t0 = performance.now();
+    const out = await session.run(feeds, fetch);
+    this.runSeconds += (performance.now() - t0) / 1000;
+    this.runs++;
+    return out;
+  }
+
+  async prefill(prompts: readonly PromptInput[]): Promise<void> {
+    const bp = prompts.length;
+    if (bp === 0) throw new RangeError("prefill needs at least one prompt");
+    let la = 0;
+    for (const p of prompts) la = Math.max(la, p.ids.length);
+    // Right padding (id 0, positions 0): no real token attends to it (sep masks it).
+    const ids = new Int32Array(bp * la);
+    const positions = new Int32Array(bp * 2 * la);
+    const sep = new Int32Array(bp);
+    for (let b = 0; b < bp; b++) {
+      const p = prompts[b];
+      ids.set(p.ids, b * la);
+      positions.set(p.inter, b * 2 * la);
+      positions.set(p.intra, b * 2 * la + la);
+      sep[b] = p.ids.length;
+    }
+    const fetch: string[] = [];
+    for (let i = 0; i < this.config.numLayers; i++) {
+      fetch.push(cacheNames.partAKey(i), cacheNames.partAValue(i));
+    }
+    this.#partA = await this.#run(this.#prefill, {
+      input_ids: int32([bp, la], ids),
+      position_ids: int32([bp, 2, la], positions),
+      sep: int32([bp], sep),
+    }, fetch);
+    this.#sep = sep;
+    this.#past = null;
+  }
+
+  keepPrompts(keep: readonly number[]): void {
+    const bp = this.#sep.length;
+    if (keep.length === bp && keep.every((k, i) => k === i)) return;
+    const sep = new Int32Array(keep.length);
+    keep.forEach((k, i) => (sep[i] = this.#sep[k]));
+    const partA: Record<string, TensorData> = {};
+    for (const [name, t] of Object.entries(this.#partA)) {
+      // [Bp, nh, La, hd]: each prompt's block is contiguous.
+      const stride = t.shape[1] * t.shape[2] * t.shape[3];
+      const src = t.data as Float32Array;
+      const data = new Float32Array(keep.length * stride);
+      keep.forEach((k, i) => data.set(src.subarray(k * stride, (k + 1) * stride), i * stride));
+      partA[name] = { dtype: "float32", shape: [keep.length, ...t.shape.slice(1)], data };
+    }
+    this.#partA = partA;
+    this.#sep = sep;
+  }
+
+  resetPast(): void {
+    this.#past = null;
+  }
+
+  async step(input: StepInput): Promise<Float32Array> {
+    const n = input.ids.length;
+    if (n !== this.#sep.length * input.perPrompt) {
+      throw new RangeError(`step: ${n} rows for ${this.#sep.length} prompts x ${input.perPrompt}`);
+    }
+    const positions = new Int32Array(2 * n);
+    for (let r = 0; r < n; r++) {
+      positions[2 * r] = input.inter[r];
+      positions[2 * r + 1] = input.intra[r];
+    }
+    const first = this.#past === null;
+    const feeds: Record<string, TensorData> = {
+      input_ids: int32([n, 1], input.ids),
+      position_ids: int32([n, 2, 1], positions),
+      sep: int32([this.#sep.length], this.#sep),
+      // Before any token is generated the past is [1, nh, 0, hd]: every row continues row 0.
+      beam_index: int32([n], first ? new Int32Array(n) : input.beamIndex),
+      ...this.#partA,
+      ...(first ? this.#emptyPast : this.#past),
+    };
+    const out = await this.#run(await this.#stepSession("last"), feeds, this.#fetchLast);
+    const past: Record<string, TensorData> = {};
+    for (let i = 0; i < this.config.numLayers; i++) {
+      past[cacheNames.pastKey(i)] = out[cacheNames.presentKey(i)];
+      past[cacheNames.pastValue(i)] = out[cacheNames.presentValue(i)];
+    }
+    this.#past = past;
+    return out.log_probs.data as Float32Array;
+  }
+
+  async scoreTargets(input: ScoreInput): Promise<Float32Array> {
+    const t = input.length;
+    const n = input.ids.length / t;
+    if (n !== this.#sep.length * input.perPrompt) {
+      throw new RangeError(`score: ${n} rows for ${this.#sep.length} prompts x ${input.perPrompt}`);
+    }
+    const positions = new Int32Array(2 * n * t);
+    for (let r = 0; r < n; r++) {
+      positions.set(input.inter.subarray(r * t, (r + 1) * t), 2 * r * t);
+      positions.set(input.intra.subarray(r * t, (r + 1) * t), 2 * r * t + t);
+    }
+    const out = await this.#run(await this.#stepSession("targets"), {
+      input_ids: int32([n, t], input.ids),
+      position_ids: int32([n, 2, t], positions),
+      sep: int32([this.#sep.length], this.#sep),
+      beam_index: int32([n], new Int32Array(n)),
+      targets: int32([n, t], input.targets),
+      ...this.#partA,
+      ...this.#emptyPast,
+    }, ["target_log_probs"]);
+    return out.target_log_probs.data as Float32Array;
+  }
+
+  /** Frees every session. */
+  async release(): Promise<void> {
+    await this.#prefill.release();
+    for (const s of this.#steps.values()) await s.release();
+    this.#steps.clear();
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * Predictions for task records: each record's part A is encoded as the collator encodes a prompt
+ * (its answer's `[MASK]` in place, truncated to the model's length with room for the answer), and
+ * the answer is produced by the method that fits its task:
+ *
+ * - sequential, direct (item tasks), protocol `full`: trie-constrained beam search over every item
+ *   of the pool (items.ts), the top-k items with their log-probabilities;
+ * - the same tasks, protocol `sampled`: the record's candidates ranked by their log-likelihood
+ *   (score.ts), the top-k of them;
+ * - rating: each rating value of the dataset (manifest `rating_values`) scored as the text the
+ *   collator builds for it; `rating` is the expected value under the renormalised likelihoods,
+ *   `most_likely` the likeliest value;
+ * - explanation, review: generated text (text.ts), decoded without special tokens and trimmed.
+ *
+ * With `excludeSeen`, the user's earlier items (`record.history`) are never predicted (neither
+ * over the pool nor among candidates).
+ *
+ * Records are processed in batches of one kind, sorted by prompt length (less padding); the
+ * predictions come back in the records' order. The output lines are the predictions format of
+ * lib/eval/predictions.ts.
+ *
+ * @module
+ */
+
+import { encodePromptPartA, tokenizeRecord } from "../collate/mod.ts";
+import type { TextRecord } from "../data/types.ts";
+import { formatRating } from "../data/text.ts";
+import { InputError } from "../errors.ts";
+import type { PredictionLine } from "../eval/predictions.ts";
+import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+import { searchItems } from "./items.ts";
+import { exclusionOf, type Pool } from "./pool.ts";
+import {
+  type AnswerTokens,
+  entityAnswer,
+  rankByScore,
+  ratingFromScores,
+  scoreAnswers,
+  textAnswer,
+} from "./score.ts";
+import type { PromptInput, StepModel } from "./step_model.ts";
+import { generateText } from "./text.ts";
+
+/** The task families infer answers. */
+export const INFER_TASKS = ["sequential", "direct", "rating", "explanation", "review"] as const;
+/** One of them. */
+export type InferTask = typeof INFER_TASKS[number];
+
+/** How item tasks are ranked: over every item (`full`) or among the record's candidates. */
+export const INFER_PROTOCOLS = ["full", "sampled"] as const;
+/** One ranking protocol. */
+export type InferProtocol = typeof INFER_PROTOCOLS[number];
+
+/** Options of {@linkcode Predictor}; defaults as shown. */
+export interface PredictOptions {
+  /** Item tasks: `full` (beam search over the pool, default) or `sampled` (rank candidates). */
+  protocol?: InferProtocol;
+  /** Items returned per record (default 10). */
+  topK?: number;
+  /** Beams of the item search (default 20). */
+  beams?: number;
+  /** Never predict the user's earlier items (default false). */
+  excludeSeen?: boolean;
+  /** Prompts decoded together (default 8). */
+  batchSize?: number;
+  /** Text tasks: most generated tokens (default 64). */
+  maxNewTokens?: number;
+  /** Text tasks: beams (default 1, greedy). */
+  textBeams?: number;
+  /** Longest sequence (part A + answer) the model takes. */
+  maxLength: number;
+  /** The dataset's rating values (manifest `rating_values`), for the rating task. */
+  ratingValues?: readonly number[];
+  /** Scoring: most tokens per run (default 2048). */
+  tokensPerRun?: number;
+}
+
+/** What the predictor needs besides options. */
+export interface PredictorParts {
+  model: StepModel;
+  tokenizer: TextTokenizer;
+  pool: Pool;
+}
+
+/**
+ * One output line: the predictions format (lib/eval/predictions.ts) plus, for ratings, the
+ * likeliest value.
+ */
+export type InferLine = PredictionLine & { most_likely?: number };
+
+type Mode = "items" | "candidates" | "rating" | "text";
+
+interface Job {
+  index: number;
+  record: TextRecord;
+  prompt: PromptInput;
+}
+
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * Predicts answers for task records with one model.
+ *
+ * @example
+ * ```ts
+ * const predictor = new Predictor({ model: decoder, tokenizer, pool }, { maxLength: 512 });
+ * const lines = await predictor.predict(records); // one PredictionLine per record, in order
+ * ```
+ */
+export class Predictor {
+  readonly #parts: PredictorParts;
+  readonly #options: Required<Omit<PredictOptions, "ratingValues">> & {
+    ratingValues: readonly number[];
+  };
+  readonly #allowed: Uint8Array;
+  readonly #longestItem: number;
+  #ratingAnswers?: AnswerTokens[];
+
+  constructor(parts: PredictorParts, options: PredictOptions) {
+    this.#parts = parts;
+    this.#options = {
+      protocol: options.protocol ?? "full",
+      topK: options.topK ?? 10,
+      beams: options.beams ?? 20,
+      excludeSeen: options.excludeSeen ?? false,
+      batchSize: options.batchSize ?? 8,
+      maxNewTokens: options.maxNewTokens ?? 64,
+      textBeams: options.textBeams ?? 1,
+      maxLength: options.maxLength,
+      ratingValues: options.ratingValues ?? [],
+      tokensPerRun: options.tokensPerRun ?? 2048,
+    };
+    const { tokenizer, model } = parts;
+    // Text may use every ordinary token of the tokenizer, and [E] to stop.
+    const allowed = new Uint8Array(model.vocabSize);
+    const known = Math.min(tokenizer.vocabSize, model.vocabSize);
+    for (let v = 0; v < known; v++) allowed[v] = tokenizer.isSpecial(v) ? 0 : 1;
+    allowed[tokenizer.special.eop] = 1;
+    this.#allowed = allowed;
+    let longest = 0;
+    for (const t of parts.pool.items.tokens) longest = Math.max(longest, t.length);
+    this.#longestItem = longest;
+  }
+
+  #mode(record: TextRecord): Mode {
+    switch (record.task) {
+      case "sequential":
+      case "direct":
+        return this.#options.protocol === "full" ? "items" : "candidates";
+      case "rating":
+        return "rating";
+      case "explanation":
+      case "review":
+        return "text";
+      default:
+        throw new InputError(
+          `record "${record.id}": task "${record.task}" has no answer to predict`,
+        );
+    }
+  }
+
+  #ratings(): AnswerTokens[] {
+    if (!this.#ratingAnswers) {
+      if (this.#options.ratingValues.length === 0) {
+        throw new InputError(
+          "manifest.json: no rating_values, so rating records cannot be answered",
+        );
+      }
+      this.#ratingAnswers = this.#options.ratingValues.map((v) =>
+        textAnswer(this.#parts.tokenizer, formatRating(v))
+      );
+    }
+    return this.#ratingAnswers;
+  }
+
+  /** Room part A must leave for `[S]` and the answer of a record of `mode`. */
+  #reserve(mode: Mode, record: TextRecord): number {
+    const { tokenizer } = this.#parts;
+    switch (mode) {
+      case "items":
+        return 1 + this.#longestItem;
+      case "candidates": {
+        let longest = 0;
+        for (const c of record.candidates ?? []) {
+          longest = Math.max(longest, entityAnswer(tokenizer, c).ids.length);
+        }
+        return 1 + longest;
+      }
+      case "rating": {
+        let longest = 0;
+        for (const a of this.#ratings()) longest = Math.max(longest, a.ids.length);
+        return 1 + longest;
+      }
+      case "text":
+        return 1 + this.#options.maxNewTokens;
+    }
+  }
+
+  /** The prediction line of each record, in order. */
+  async predict(records: readonly TextRecord[]): Promise<InferLine[]> {
+    const { tokenizer } = this.#parts;
+    const groups = new Map<Mode, Job[]>();
+    records.forEach((record, index) => {
+      const mode = this.#mode(record);
+      if (mode === "candidates" && !Array.isArray(record.candidates)) {
+        throw new InputError(
+          `record "${record.id}": no candidates to rank (the sampled protocol needs them)`,
+        );
+      }
+      const partA = encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special, {
+        maxLength: this.#options.maxLength,
+        reserve: this.#reserve(mode, record),
+      });
+      const job = { index, record, prompt: partA };
+      const list = groups.get(mode);
+      if (list) list.push(job);
+      else groups.set(mode, [job]);
+    });
+    const out = new Array<InferLine>(records.length);
+    for (const [mode, jobs] of groups) {
+      // Similar lengths together: less padding of part A.
+      jobs.sort((a, b) => a.prompt.ids.length - b.prompt.ids.length || a.index - b.index);
+      for (let at = 0; at < jobs.length; at += this.#options.batchSize) {
+        const batch = jobs.slice(at, at + this.#options.batchSize);
+        const lines = await this.#run(mode, batch);
+        batch.forEach((job, i) => (out[job.index] = lines[i]));
+      }
+    }
+    return out;
+  }
+
+  async #run(mode: Mode, jobs: Job[]): Promise<InferLine[]> {
+    const { model, tokenizer, pool } = this.#parts;
+    const o = this.#options;
+    const prompts = jobs.map((j) => j.prompt);
+    const { sop, eop } = tokenizer.special;
+    const head = (r: TextRecord): InferLine => ({
+      id: r.id,
+      user: r.user,
+      task: r.task,
+      template: r.template,
+    });
+    if (mode === "items") {
+      const exclusions = jobs.map((j) =>
+        o.excludeSeen ? exclusionOf(pool.items, j.record.history ?? []) : null
+      );
+      const ranked = await searchItems(model, prompts, {
+        pool: pool.items,
+        sop,
+        eop,
+        beams: o.beams,
+        topK: o.topK,
+        exclusions,
+      });
+      return jobs.map((j, i) => ({
+        ...head(j.record),
+        predictions: Array.from(ranked[i].items, (item, r) => ({
+          entity: pool.items.items[item],
+          score: round(ranked[i].scores[r]),
+        })),
+      }));
+    }
+    if (mode === "candidates") {
+      const lists = jobs.map((j) => {
+        const seen = o.excludeSeen ? new Set(j.record.history ?? []) : null;
+        return j.record.candidates!.filter((c) => seen === null || !seen.has(c));
+      });
+      const scores = await scoreAnswers(
+        model,
+        prompts,
+        lists.map((list) => list.map((c) => entityAnswer(tokenizer, c))),
+        { sop, eop, tokensPerRun: o.tokensPerRun },
+      );
+      return jobs.map((j, i) => ({
+        ...head(j.record),
+        predictions: Array.from(rankByScore(scores[i]).subarray(0, o.topK), (c) => ({
+          entity: lists[i][c],
+          score: round(scores[i][c]),
+        })),
+      }));
+    }
+    if (mode === "rating") {
+      const answers = this.#ratings();
+      const scores = await scoreAnswers(model, prompts, jobs.map(() => answers), {
+        sop,
+        eop,
+        tokensPerRun: o.tokensPerRun,
+      });
+      return jobs.map((j, i) => {
+        const r = ratingFromScores(scores[i], o.ratingValues);
+        return { ...head(j.record), rating: round(r.expected), most_likely: r.mostLikely };
+      });
+    }
+    const texts = await generateText(model, prompts, {
+      sop,
+      eop,
+      trie: pool.entities,
+      allowed: this.#allowed,
+      maxTokens: o.maxNewTokens,
+      beams: o.textBeams,
+    });
+    return jobs.map((j, i) => ({
+      ...head(j.record),
+      text: tokenizer.decode(texts[i].tokens, { skipSpecial: true }).trim(),
+    }));
+  }
+}

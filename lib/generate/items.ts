@@ -1,0 +1,318 @@
+/**
+ * Item recommendation over the whole pool: beam search inside the answer's span, constrained by
+ * the item trie so that every hypothesis is a prefix of a real item and `[E]` is taken only where
+ * an item is complete (SPEC section 7). Returns the top-k distinct items of each prompt with their
+ * log-probabilities.
+ *
+ * Scores: the natural-log probability of the item's tokens followed by `[E]`, given part A and
+ * `[S]`: sum over t of log p(token_t | ...), with no length normalisation. So the score of an item
+ * is exactly what scoring that item alone gives (score.ts), and with enough beams (at least the
+ * widest level of the trie) the result is exactly the top-k of scoring every item of the pool.
+ * Length normalisation would favour long titles and break that equivalence; none is applied.
+ *
+ * Positions: every token gets the mask's inter-position; `[S]` has intra 1 and the token that
+ * reaches trie node n has intra depth(n) + 1 (the dynamic position rule of SPEC section 7 gives
+ * exactly that along a path of the trie: each token continues the current entity's prefix).
+ *
+ * Search: B beams per prompt. At each step every beam may end (if its node is an item, not
+ * excluded) with score + log p([E]), and every child of its node is a candidate continuation;
+ * the B best candidates survive. An item is final once it ended: log-probabilities are at most 0,
+ * so a hypothesis can only lose score, and a prompt stops when no live beam can beat its k-th
+ * finished item (or none is left). Prompts are decoded together (rows grouped by prompt, padded
+ * to the widest prompt's beam count); a finished prompt leaves the batch.
+ *
+ * @module
+ */
+
+import { TRIE_ROOT } from "../collate/mod.ts";
+import type { Exclusion, ItemPool } from "./pool.ts";
+import type { PromptInput, StepModel } from "./step_model.ts";
+
+/** Options of {@linkcode searchItems}. */
+export interface ItemSearchOptions {
+  pool: ItemPool;
+  /** Id of `[S]`. */
+  sop: number;
+  /** Id of `[E]`. */
+  eop: number;
+  /** Beams per prompt (default 20). */
+  beams?: number;
+  /** Items returned per prompt (default 10). */
+  topK?: number;
+  /** Per prompt: nodes to avoid (exclusionOf), or null. */
+  exclusions?: readonly (Exclusion | null)[];
+}
+
+/** The items found for one prompt, best first. */
+export interface RankedItems {
+  /** Item indices into `pool.items`. */
+  items: Int32Array;
+  /** Their log-probabilities (item tokens + `[E]`). */
+  scores: Float64Array;
+}
+
+/** A fixed-capacity min-heap of candidates by score (keeps the best `capacity`). */
+class CandidateHeap {
+  readonly score: Float64Array;
+  readonly row: Int32Array;
+  readonly token: Int32Array;
+  readonly node: Int32Array;
+  size = 0;
+
+  constructor(readonly capacity: number) {
+    this.score = new Float64Array(capacity);
+    this.row = new Int32Array(capacity);
+    this.token = new Int32Array(capacity);
+    this.node = new Int32Array(capacity);
+  }
+
+  /** The score a candidate must beat to enter (-Infinity while not full). */
+  get floor(): number {
+    return this.size < this.capacity ? -Infinity : this.score[0];
+  }
+
+  offer(score: number, row: number, token: number, node: number): void {
+    if (this.size < this.capacity) {
+      let i = this.size++;
+      // Sift up.
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (this.score[parent] <= score) break;
+        this.#move(parent, i);
+        i = parent;
+      }
+      this.#set(i, score, row, token, node);
+      return;
+    }
+    if (score <= this.score[0]) return;
+    // Replace the minimum and sift down.
+    let i = 0;
+    const n = this.size;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.score[r] < this.score[l] ? r : l;
+      if (this.score[c] >= score) break;
+      this.#move(c, i);
+      i = c;
+    }
+    this.#set(i, score, row, token, node);
+  }
+
+  /** Empties the heap into the given arrays, best first; returns the count. */
+  drainDescending(
+    score: Float64Array,
+    row: Int32Array,
+    token: Int32Array,
+    node: Int32Array,
+    at: number,
+  ): number {
+    const count = this.size;
+    for (let k = count - 1; k >= 0; k--) {
+      score[at + k] = this.score[0];
+      row[at + k] = this.row[0];
+      token[at + k] = this.token[0];
+      node[at + k] = this.node[0];
+      this.#popMin();
+    }
+    return count;
+  }
+
+  #popMin(): void {
+    const last = --this.size;
+    if (last === 0) return;
+    const s = this.score[last], r = this.row[last], t = this.token[last], nd = this.node[last];
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= last) break;
+      const rr = l + 1;
+      const c = rr < last && this.score[rr] < this.score[l] ? rr : l;
+      if (this.score[c] >= s) break;
+      this.#move(c, i);
+      i = c;
+    }
+    this.#set(i, s, r, t, nd);
+  }
+
+  #move(from: number, to: number): void {
+    this.score[to] = this.score[from];
+    this.row[to] = this.row[from];
+    this.token[to] = this.token[from];
+    this.node[to] = this.node[from];
+  }
+
+  #set(i: number, score: number, row: number, token: number, node: number): void {
+    this.score[i] = score;
+    this.row[i] = row;
+    this.token[i] = token;
+    this.node[i] = node;
+  }
+}
+
+/** Inserts (item, score) into a prompt's descending top-k list; returns the new count. */
+function insertFinished(
+  items: Int32Array,
+  scores: Float64Array,
+  at: number,
+  count: number,
+  k: number,
+  item: number,
+  score: number,
+): number {
+  if (count === k && score <= scores[at + k - 1]) return count;
+  let i = count < k ? count++ : k - 1;
+  while (i > 0 && scores[at + i - 1] < score) {
+    scores[at + i] = scores[at + i - 1];
+    items[at + i] = items[at + i - 1];
+    i--;
+  }
+  scores[at + i] = score;
+  items[at + i] = item;
+  return count;
+}
+
+/**
+ * The top-k items of each prompt by constrained beam search (see the module docs).
+ *
+ * @example
+ * ```ts
+ * const [ranked] = await searchItems(decoder, [partA], {
+ *   pool: pool.items, sop: tokenizer.special.sop, eop: tokenizer.special.eop, beams: 20, topK: 10,
+ * });
+ * ranked.items.map((i) => pool.items.items[i]); // best first
+ * ```
+ */
+export async function searchItems(
+  model: StepModel,
+  prompts: readonly PromptInput[],
+  options: ItemSearchOptions,
+): Promise<RankedItems[]> {
+  const { pool, sop, eop } = options;
+  const beams = options.beams ?? 20;
+  const topK = options.topK ?? 10;
+  if (!(beams >= 1 && topK >= 1)) throw new RangeError("beams and topK must be at least 1");
+  const trie = pool.trie;
+  const { childStart, childToken, childNode, terminal, depth } = trie;
+  const V = model.vocabSize;
+  const P = prompts.length;
+  const results: RankedItems[] = [];
+  if (P === 0) return results;
+
+  // Per prompt (by its index in `prompts`): live beams and finished items.
+  const beamNode = new Int32Array(P * beams);
+  const beamScore = new Float64Array(P * beams);
+  const beamRow = new Int32Array(P * beams);
+  const beamCount = new Int32Array(P);
+  const finItem = new Int32Array(P * topK);
+  const finScore = new Float64Array(P * topK);
+  const finCount = new Int32Array(P);
+  // Survivors of a step before they become beams.
+  const nextScore = new Float64Array(P * beams);
+  const nextRow = new Int32Array(P * beams);
+  const nextToken = new Int32Array(P * beams);
+  const nextNode = new Int32Array(P * beams);
+  const nextCount = new Int32Array(P);
+  const heap = new CandidateHeap(beams);
+
+  await model.prefill(prompts);
+  // Step 0: `[S]` for every prompt, one row each.
+  let active = Array.from({ length: P }, (_, p) => p); // prompts in the model, in its order
+  let logp = await model.step({
+    perPrompt: 1,
+    ids: new Int32Array(P).fill(sop),
+    inter: Int32Array.from(prompts, (p) => p.maskIndex),
+    intra: new Int32Array(P).fill(1),
+    beamIndex: new Int32Array(P),
+  });
+  for (let p = 0; p < P; p++) {
+    beamNode[p * beams] = TRIE_ROOT;
+    beamScore[p * beams] = 0;
+    beamRow[p * beams] = p;
+    beamCount[p] = 1;
+  }
+
+  let maxSteps = 1;
+  for (let n = 0; n < depth.length; n++) maxSteps = Math.max(maxSteps, depth[n] + 1);
+  for (let stepNo = 0; stepNo < maxSteps && active.length > 0; stepNo++) {
+    for (const p of active) {
+      const at = p * beams;
+      const exclusion = options.exclusions?.[p] ?? null;
+      // Items that end here first, so that the k-th finished score prunes the continuations.
+      for (let j = 0; j < beamCount[p]; j++) {
+        const node = beamNode[at + j];
+        const item = terminal[node];
+        if (item < 0 || (exclusion !== null && exclusion.ends.has(node))) continue;
+        const score = beamScore[at + j] + logp[beamRow[at + j] * V + eop];
+        finCount[p] = insertFinished(finItem, finScore, p * topK, finCount[p], topK, item, score);
+      }
+      const bar = finCount[p] === topK ? finScore[p * topK + topK - 1] : -Infinity;
+      for (let j = 0; j < beamCount[p]; j++) {
+        const node = beamNode[at + j];
+        const base = beamScore[at + j];
+        const row = beamRow[at + j];
+        const offset = row * V;
+        for (let e = childStart[node]; e < childStart[node + 1]; e++) {
+          const token = childToken[e];
+          const score = base + logp[offset + token];
+          if (score <= bar || score <= heap.floor) continue;
+          const child = childNode[e];
+          if (exclusion !== null && exclusion.dead.has(child)) continue;
+          heap.offer(score, row, token, child);
+        }
+      }
+      nextCount[p] = heap.drainDescending(nextScore, nextRow, nextToken, nextNode, at);
+    }
+
+    // Prompts with live beams continue; the others leave the batch.
+    const keep: number[] = [];
+    const still: number[] = [];
+    let width = 0;
+    active.forEach((p, q) => {
+      if (nextCount[p] === 0) return;
+      keep.push(q);
+      still.push(p);
+      width = Math.max(width, nextCount[p]);
+    });
+    if (still.length === 0) break;
+    if (still.length !== active.length) model.keepPrompts(keep);
+    active = still;
+
+    // Rows: prompt q's beams at q * width + j, padded with copies of its first beam.
+    const n = active.length * width;
+    const ids = new Int32Array(n);
+    const inter = new Int32Array(n);
+    const intra = new Int32Array(n);
+    const beamIndex = new Int32Array(n);
+    for (let q = 0; q < active.length; q++) {
+      const p = active[q];
+      const at = p * beams;
+      const mask = prompts[p].maskIndex;
+      for (let j = 0; j < width; j++) {
+        const src = at + (j < nextCount[p] ? j : 0);
+        const r = q * width + j;
+        ids[r] = nextToken[src];
+        inter[r] = mask;
+        intra[r] = depth[nextNode[src]] + 1;
+        beamIndex[r] = nextRow[src];
+      }
+      for (let j = 0; j < nextCount[p]; j++) {
+        beamNode[at + j] = nextNode[at + j];
+        beamScore[at + j] = nextScore[at + j];
+        beamRow[at + j] = q * width + j;
+      }
+      beamCount[p] = nextCount[p];
+    }
+    logp = await model.step({ perPrompt: width, ids, inter, intra, beamIndex });
+  }
+
+  for (let p = 0; p < P; p++) {
+    const c = finCount[p];
+    results.push({
+      items: finItem.slice(p * topK, p * topK + c),
+      scores: finScore.slice(p * topK, p * topK + c),
+    });
+  }
+  return results;
+}

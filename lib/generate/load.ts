@@ -1,0 +1,156 @@
+/**
+ * Opening a model for inference: `config.json`, `model.safetensors` and `tokenizer.json` from the
+ * model directory, an optional LoRA adapter (PEFT layout, lib/train/adapter.ts) merged into the
+ * base weights at load so decoding runs at full speed, and the decoder on the device asked for.
+ *
+ * Checked here, each a one-line InputError:
+ * - the tokenizer needs more ids (its vocabulary and any special token appended) than the model's
+ *   embedding has rows (`vocab_size`): they do not belong together;
+ * - the adapter: a missing path, its config, missing or misshaped tensors or tensors for modules
+ *   the model does not have (lib/train/adapter.ts), and, when the adapter directory carries a
+ *   `tokenizer.json` or its `adapter_config.json` records `tokenizer_sha256`, a tokenizer other
+ *   than the model's (by SHA-256 of the file's bytes). A base model of the same shape but other
+ *   weights cannot be told apart: PEFT records only a name for it.
+ * The pool's own checks (tokens beyond the vocabulary, entities the tokenizer cannot represent)
+ * are in pool.ts.
+ *
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+import { inputError } from "../errors.ts";
+import type { GlmConfig } from "../model/config.ts";
+import { loadModel } from "../model/weights.ts";
+import type { Device } from "../runtime/session.ts";
+import { TextTokenizer } from "../tokenizer/tokenizer.ts";
+import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../train/adapter.ts";
+import { GlmDecoder } from "./decoder.ts";
+
+/** Options of {@linkcode loadForInference}. */
+export interface LoadOptions {
+  /** The model directory. */
+  model: string;
+  /** A LoRA adapter directory (or its `adapter_model.safetensors`). */
+  adapter?: string;
+  device?: Device;
+  threads?: number;
+}
+
+/** What {@linkcode loadForInference} opened. */
+export interface LoadedForInference {
+  config: GlmConfig;
+  tokenizer: TextTokenizer;
+  decoder: GlmDecoder;
+  /** The adapter merged in, when one was given. */
+  adapter?: { dir: string; rank: number; alpha: number; targets: string[] };
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function readBytes(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
+  }
+}
+
+/** The adapter directory named by `path` (the directory, or a file inside it). */
+async function adapterDir(path: string): Promise<string> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw inputError(path, undefined, "adapter not found");
+    }
+    throw inputError(path, undefined, `cannot read adapter: ${(error as Error).message}`);
+  }
+  if (info.isDirectory) return path;
+  if (basename(path) === ADAPTER_FILES.weights) return dirname(path);
+  throw inputError(
+    path,
+    undefined,
+    "not an adapter directory (adapter_model.safetensors + " +
+      "adapter_config.json)",
+  );
+}
+
+async function checkAdapterTokenizer(dir: string, modelTokenizer: Uint8Array, modelDir: string) {
+  const ours = await sha256(modelTokenizer);
+  const copy = await readBytes(join(dir, "tokenizer.json"));
+  if (copy !== undefined && (await sha256(copy)) !== ours) {
+    throw inputError(
+      join(dir, "tokenizer.json"),
+      undefined,
+      `differs from ${join(modelDir, "tokenizer.json")}: the adapter was trained with another ` +
+        `tokenizer`,
+    );
+  }
+  const configPath = join(dir, ADAPTER_FILES.config);
+  const text = await readBytes(configPath);
+  if (text === undefined) return; // loadAdapter reports it
+  let recorded: unknown;
+  try {
+    recorded = JSON.parse(new TextDecoder().decode(text))?.tokenizer_sha256;
+  } catch {
+    return; // loadAdapter reports it
+  }
+  if (typeof recorded === "string" && recorded.toLowerCase() !== ours) {
+    throw inputError(
+      configPath,
+      undefined,
+      `tokenizer_sha256 ${recorded} is not that of ${join(modelDir, "tokenizer.json")} ` +
+        `(${ours}): the adapter was trained with another tokenizer`,
+    );
+  }
+}
+
+/**
+ * Loads the model in `options.model` (with `options.adapter` merged in) and opens its decoder.
+ *
+ * @example
+ * ```ts
+ * const { decoder, tokenizer } = await loadForInference({ model: "runs/tiny", device: "cpu" });
+ * ```
+ */
+export async function loadForInference(options: LoadOptions): Promise<LoadedForInference> {
+  const model = await loadModel(options.model);
+  const tokenizerPath = join(options.model, "tokenizer.json");
+  const tokenizerBytes = await readBytes(tokenizerPath);
+  if (tokenizerBytes === undefined) {
+    throw inputError(tokenizerPath, undefined, "file not found (the model directory needs it)");
+  }
+  const tokenizer = await TextTokenizer.load(tokenizerPath);
+  if (tokenizer.vocabSize > model.config.vocabSize) {
+    throw inputError(
+      join(options.model, "config.json"),
+      undefined,
+      `vocab_size ${model.config.vocabSize} is smaller than the ${tokenizer.vocabSize} ids of ` +
+        `${tokenizerPath} (special tokens included): the model and tokenizer do not belong together`,
+    );
+  }
+  let weights = model.weights;
+  let adapter: LoadedForInference["adapter"];
+  if (options.adapter !== undefined) {
+    const dir = await adapterDir(options.adapter);
+    await checkAdapterTokenizer(dir, tokenizerBytes, options.model);
+    const loaded = await loadAdapter(dir, model.config);
+    weights = mergeAdapter(weights, model.config, loaded);
+    adapter = {
+      dir,
+      rank: loaded.lora.rank,
+      alpha: loaded.lora.alpha,
+      targets: loaded.lora.targets,
+    };
+  }
+  const decoder = await GlmDecoder.create(
+    { config: model.config, weights },
+    { device: options.device, threads: options.threads },
+  );
+  return { config: model.config, tokenizer, decoder, adapter };
+}

@@ -1,0 +1,84 @@
+/**
+ * What generation needs from a model, as one small interface: part A of some prompts encoded once,
+ * then steps that feed one new token to each of N sequences (K per prompt, continuing the rows of
+ * the previous step given by a beam index) and return the next token's log-probabilities, and a
+ * scoring call for known answers. The ONNX decoder (`decoder.ts`) implements it over the cached
+ * decoding graphs; tests implement it with a plain function, so the search code here is pure.
+ *
+ * Not here: any search logic (see `items.ts`, `text.ts`, `score.ts`).
+ *
+ * @module
+ */
+
+/** Part A of one prompt as the decoder takes it (what `encodePromptPartA` returns). */
+export interface PromptInput {
+  /** [La] token ids of part A, the answer's `[MASK]` included. */
+  ids: Int32Array;
+  /** [La] inter-positions. */
+  inter: Int32Array;
+  /** [La] intra-positions. */
+  intra: Int32Array;
+  /** Index of the answer's mask token: the inter-position of every token generated for it. */
+  maskIndex: number;
+}
+
+/** One decoding step: one new token for each of N = prompts * perPrompt sequences. */
+export interface StepInput {
+  /** K: sequences per prompt; row n continues prompt floor(n / K). */
+  perPrompt: number;
+  /** [N] the new token of each row. */
+  ids: Int32Array;
+  /** [N] its inter-position. */
+  inter: Int32Array;
+  /** [N] its intra-position. */
+  intra: Int32Array;
+  /**
+   * [N] the row of the previous step each row continues (its generated tokens so far); ignored
+   * at the first step after a reset, when no token has been generated yet.
+   */
+  beamIndex: Int32Array;
+}
+
+/** Scoring known continuations: N = prompts * perPrompt rows of T tokens each, from part A. */
+export interface ScoreInput {
+  /** K: rows per prompt; row n belongs to prompt floor(n / K). */
+  perPrompt: number;
+  /** T: tokens per row (rows are right-padded to it). */
+  length: number;
+  /** [N * T] input tokens (`[S]` t1 .. tn, then padding). */
+  ids: Int32Array;
+  /** [N * T] inter-positions. */
+  inter: Int32Array;
+  /** [N * T] intra-positions. */
+  intra: Int32Array;
+  /** [N * T] the token whose log-probability is wanted after each input (t1 .. tn `[E]`, ...). */
+  targets: Int32Array;
+}
+
+/**
+ * A model that decodes inside a span with a cached part A. Stateful: `prefill` sets the prompts,
+ * `step` extends the generated tokens, `keepPrompts` drops finished prompts.
+ */
+export interface StepModel {
+  /** V: the size of each log-probability row. */
+  readonly vocabSize: number;
+  /** Encodes part A of `prompts` (replacing any earlier ones) and forgets generated tokens. */
+  prefill(prompts: readonly PromptInput[]): Promise<void>;
+  /**
+   * Keeps only the prompts at positions `keep` (ascending) of the current list, in that order.
+   * Generated tokens stay addressable by their previous row numbers through `beamIndex`.
+   */
+  keepPrompts(keep: readonly number[]): void;
+  /** Forgets the generated tokens; part A stays. */
+  resetPast(): void;
+  /**
+   * Feeds one token per row and returns the log-softmax of the next token, [N, V] row-major.
+   * The array may be reused by the next call: read it before stepping again.
+   */
+  step(input: StepInput): Promise<Float32Array>;
+  /**
+   * Returns the log-probability of each target, [N, T], for rows fed right after part A (the
+   * generated tokens are neither used nor changed).
+   */
+  scoreTargets(input: ScoreInput): Promise<Float32Array>;
+}

@@ -1,0 +1,339 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { main } from "../main.ts";
+import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
+import { checkPredictionLine } from "../lib/eval/predictions.ts";
+import type { InferLine } from "../lib/generate/mod.ts";
+import { configJson } from "../lib/model/config.ts";
+import { saveWeights } from "../lib/model/weights.ts";
+import { Rng } from "../lib/random.ts";
+import { mergeAdapter, saveAdapter } from "../lib/train/adapter.ts";
+import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
+import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./infer_helpers.ts";
+
+// fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,
+// 5 direct, 4 rating, 2 explanation, 1 review), candidate lists in candidates.jsonl.
+const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const entities: EntityEntry[] = JSON.parse(await Deno.readTextFile(join(DATA, "entities.json")));
+const ITEMS = new Set(entities.filter((e) => e.kind === "item").map((e) => e.entity));
+const manifest: Manifest = JSON.parse(await Deno.readTextFile(join(DATA, "manifest.json")));
+const records: TextRecord[] = (await Deno.readTextFile(join(DATA, "test.jsonl")))
+  .split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+const byId = new Map(records.map((r) => [r.id, r]));
+
+const weights = tinyWeights(TINY, 3);
+const MODEL = await Deno.makeTempDir({ prefix: "infer-model-" });
+await writeModelDir(MODEL, TINY, weights);
+
+async function run(...args: string[]): Promise<{ code: number; err: string }> {
+  const err: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(["infer", "--quiet", "--device", "cpu", ...args]);
+    return { code, err: err.join("\n") };
+  } finally {
+    console.error = error;
+  }
+}
+
+async function withTemp(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "infer-test-" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function infer(dir: string, ...args: string[]): Promise<InferLine[]> {
+  const out = join(dir, `pred-${Math.random().toString(36).slice(2)}.jsonl`);
+  const result = await run("--model", MODEL, "--data", DATA, "--out", out, ...args);
+  assert.equal(result.code, 0, result.err);
+  const lines = (await Deno.readTextFile(out)).split("\n").filter((l) => l !== "");
+  return lines.map((l, i) => checkPredictionLine(JSON.parse(l), out, i + 1) as InferLine);
+}
+
+Deno.test("infer answers every record of the split in order, in the format eval reads", async () => {
+  await withTemp(async (dir) => {
+    const lines = await infer(dir, "--top-k", "5", "--beams", "12", "--max-new-tokens", "6");
+    assert.deepEqual(lines.map((l) => l.id), records.map((r) => r.id));
+    for (const line of lines) {
+      const record = byId.get(line.id)!;
+      assert.equal(line.task, record.task);
+      assert.equal(line.user, record.user);
+      assert.equal(line.template, record.template);
+      if (record.task === "sequential" || record.task === "direct") {
+        const names = line.predictions!.map((p) => p.entity);
+        assert.equal(names.length, 5);
+        assert.equal(new Set(names).size, 5);
+        for (const n of names) assert.ok(ITEMS.has(n), `${n} is an item of the pool`);
+        const scores = line.predictions!.map((p) => p.score!);
+        for (let i = 1; i < scores.length; i++) assert.ok(scores[i - 1] >= scores[i]);
+      } else if (record.task === "rating") {
+        const values = manifest.rating_values;
+        assert.ok(line.rating! >= values[0] && line.rating! <= values.at(-1)!);
+        assert.ok(values.includes(line.most_likely!));
+      } else {
+        assert.equal(typeof line.text, "string");
+        assert.equal(line.text, line.text!.trim());
+      }
+    }
+    // eval takes the file as it is.
+    const out = join(dir, "all.jsonl");
+    await Deno.writeTextFile(out, lines.map((l) => JSON.stringify(l) + "\n").join(""));
+    const log = console.log;
+    console.log = () => {};
+    try {
+      assert.equal(await main(["eval", "--quiet", "--data", DATA, "--predictions", out]), 0);
+    } finally {
+      console.log = log;
+    }
+  });
+});
+
+Deno.test("--protocol sampled ranks the record's candidates; --exclude-seen drops the history", async () => {
+  await withTemp(async (dir) => {
+    const sampled = await infer(dir, "--protocol", "sampled", "--task", "sequential,direct");
+    const full = await infer(dir, "--task", "sequential,direct", "--exclude-seen", "--top-k", "8");
+    const seenSampled = await infer(
+      dir,
+      "--protocol",
+      "sampled",
+      "--task",
+      "direct",
+      "--exclude-seen",
+    );
+    const candidates = new Map<string, string[]>();
+    for (const line of (await Deno.readTextFile(join(DATA, "candidates.jsonl"))).split("\n")) {
+      if (line.trim() === "") continue;
+      const c = JSON.parse(line);
+      if (c.split !== "test") continue;
+      const names = c.items.map((id: string) => entities.find((e) => e.id === id)!.entity);
+      candidates.set(c.user, names);
+    }
+    assert.equal(sampled.length, 12);
+    for (const line of sampled) {
+      const list = candidates.get(line.user!)!;
+      assert.deepEqual(line.predictions!.map((p) => p.entity).sort(), [...list].sort());
+    }
+    for (const line of [...full, ...seenSampled]) {
+      const history = byId.get(line.id)!.history!;
+      assert.ok(history.length > 0);
+      for (const p of line.predictions!) assert.ok(!history.includes(p.entity), p.entity);
+    }
+    // Without the history there are 8 - |history| items left to rank over the pool.
+    for (const line of full) {
+      assert.equal(line.predictions!.length, ITEMS.size - byId.get(line.id)!.history!.length);
+    }
+  });
+});
+
+Deno.test("--task, --template and --limit select records", async () => {
+  await withTemp(async (dir) => {
+    const seq2 = await infer(dir, "--task", "sequential", "--template", "seq-2");
+    assert.deepEqual(
+      seq2.map((l) => l.id),
+      records.filter((r) => r.template === "seq-2").map((r) => r.id),
+    );
+    const limited = await infer(dir, "--task", "rating,review", "--limit", "3");
+    assert.deepEqual(
+      limited.map((l) => l.id),
+      records.filter((r) => r.task === "rating" || r.task === "review").slice(0, 3).map((r) =>
+        r.id
+      ),
+    );
+  });
+});
+
+Deno.test("batch size does not change the predictions", async () => {
+  await withTemp(async (dir) => {
+    const one = await infer(dir, "--batch-size", "1", "--max-new-tokens", "5");
+    const many = await infer(dir, "--batch-size", "7", "--max-new-tokens", "5");
+    assert.equal(one.length, many.length);
+    for (let i = 0; i < one.length; i++) {
+      assert.deepEqual(
+        one[i].predictions?.map((p) => p.entity),
+        many[i].predictions?.map((p) => p.entity),
+      );
+      assert.equal(one[i].text, many[i].text);
+      if (one[i].rating !== undefined) assert.ok(Math.abs(one[i].rating! - many[i].rating!) < 1e-4);
+      one[i].predictions?.forEach((p, j) =>
+        assert.ok(Math.abs(p.score! - many[i].predictions![j].score!) < 1e-4)
+      );
+    }
+  });
+});
+
+Deno.test("an adapter merged at load predicts as the model with the merged weights", async () => {
+  await withTemp(async (dir) => {
+    const lora = { ...DEFAULT_LORA, rank: 4, alpha: 8, targets: ["query_key_value", "dense"] };
+    const adapterWeights = initLora(TINY, lora, new Rng(5));
+    const rng = new Rng(6);
+    for (const [name, data] of adapterWeights) {
+      if (name.includes("lora_B")) { for (let i = 0; i < data.length; i++) data[i] = rng.normal(); }
+    }
+    const adapter = join(dir, "adapter");
+    await saveAdapter(adapter, { lora, weights: adapterWeights }, TINY);
+    const merged = join(dir, "merged");
+    await writeModelDir(
+      merged,
+      TINY,
+      mergeAdapter(weights, TINY, { lora, weights: adapterWeights }),
+    );
+    const args = ["--task", "sequential,rating", "--top-k", "4"];
+    const viaAdapter = await infer(dir, "--adapter", adapter, ...args);
+    const out = join(dir, "merged.jsonl");
+    const r = await run("--model", merged, "--data", DATA, "--out", out, ...args);
+    assert.equal(r.code, 0, r.err);
+    const viaMerged: InferLine[] = (await Deno.readTextFile(out)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const base = await infer(dir, ...args);
+    assert.deepEqual(viaAdapter, viaMerged);
+    assert.notDeepEqual(viaAdapter, base, "the adapter changes the predictions");
+  });
+});
+
+Deno.test("--out - writes the lines to stdout", async () => {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "main.ts",
+      "infer",
+      "--quiet",
+      "--device",
+      "cpu",
+      "--model",
+      MODEL,
+      "--data",
+      DATA,
+      "--task",
+      "rating",
+      "--out",
+      "-",
+    ],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const { code, stdout, stderr } = await cmd.output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const lines = new TextDecoder().decode(stdout).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.id),
+    records.filter((r) => r.task === "rating").map((r) => r.id),
+  );
+});
+
+// ---- bad input -------------------------------------------------------------------------------
+
+async function expectError(code: number, pattern: RegExp, ...args: string[]): Promise<void> {
+  await withTemp(async (dir) => {
+    const out = join(dir, "pred.jsonl");
+    const hasData = args.includes("--data");
+    const hasModel = args.includes("--model");
+    const r = await run(
+      ...(hasModel ? [] : ["--model", MODEL]),
+      ...(hasData ? [] : ["--data", DATA]),
+      "--out",
+      out,
+      ...args,
+    );
+    assert.equal(r.code, code, r.err);
+    assert.match(r.err, pattern);
+    assert.equal(r.err.trim().split("\n").length, 1, `one line: ${r.err}`);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing written");
+  });
+}
+
+Deno.test("a model whose vocab_size is smaller than its tokenizer's is refused", async () => {
+  await withTemp(async (dir) => {
+    const config = { ...TINY, vocabSize: TINY.vocabSize - 1 };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(configJson(config)));
+    await Deno.copyFile(TOKENIZER, join(dir, "tokenizer.json"));
+    await saveWeights(join(dir, "model.safetensors"), config, tinyWeights(config, 1));
+    const v = TINY.vocabSize;
+    await expectError(
+      1,
+      new RegExp(`vocab_size ${v - 1} is smaller than the ${v} ids`),
+      "--model",
+      dir,
+    );
+  });
+});
+
+Deno.test("entities the model's tokenizer cannot represent are refused", async () => {
+  await withTemp(async (dir) => {
+    await writeModelDir(dir, TINY, weights);
+    const json = JSON.parse(await Deno.readTextFile(TOKENIZER));
+    json.normalizer = { type: "Lowercase" }; // " Alpha Lipstick" would come back lower-cased
+    await Deno.writeTextFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    await expectError(
+      1,
+      /entities\.json: entity "Alpha Lipstick" decodes as "alpha lipstick"/,
+      "--model",
+      dir,
+    );
+  });
+});
+
+Deno.test("adapters that are missing, misshaped or from another tokenizer are refused", async () => {
+  await expectError(1, /adapter not found/, "--adapter", "/nonexistent/adapter");
+  await withTemp(async (dir) => {
+    const other = { ...TINY, hiddenSize: 16 };
+    const lora = { ...DEFAULT_LORA, rank: 2 };
+    await saveAdapter(
+      join(dir, "wide"),
+      { lora, weights: initLora(other, lora, new Rng(1)) },
+      other,
+    );
+    await expectError(
+      1,
+      /lora_A\.weight" has shape \[2, 16\], expected \[2, 32\]/,
+      "--adapter",
+      join(dir, "wide"),
+    );
+    const fits = join(dir, "fits");
+    await saveAdapter(fits, { lora, weights: initLora(TINY, lora, new Rng(1)) }, TINY);
+    const json = JSON.parse(await Deno.readTextFile(TOKENIZER));
+    json.added_tokens.push({ id: 5000, content: "[X]", special: true });
+    await Deno.writeTextFile(join(fits, "tokenizer.json"), JSON.stringify(json));
+    await expectError(1, /tokenizer\.json: differs from .*another tokenizer/, "--adapter", fits);
+    await Deno.remove(join(fits, "tokenizer.json"));
+    const config = JSON.parse(await Deno.readTextFile(join(fits, "adapter_config.json")));
+    config.tokenizer_sha256 = "0".repeat(64);
+    await Deno.writeTextFile(join(fits, "adapter_config.json"), JSON.stringify(config));
+    await expectError(1, /tokenizer_sha256 0+ is not that of/, "--adapter", fits);
+  });
+});
+
+Deno.test("unknown tasks and templates are usage errors; a missing split is an input error", async () => {
+  await expectError(2, /--task must list tasks of/, "--task", "sequential,summarize");
+  await expectError(2, /--template "seq-9" is not a template/, "--template", "seq-9");
+  await expectError(
+    2,
+    /--template "seq-1" is a sequential template, not in --task/,
+    "--task",
+    "rating",
+    "--template",
+    "seq-1",
+  );
+  await expectError(2, /--split must be one of/, "--split", "dev");
+  await withTemp(async (data) => {
+    for (const f of ["entities.json", "manifest.json", "test.jsonl"]) {
+      await Deno.copyFile(join(DATA, f), join(data, f));
+    }
+    await expectError(
+      1,
+      /valid\.jsonl: split "valid" does not exist/,
+      "--data",
+      data,
+      "--split",
+      "valid",
+    );
+    // Without candidates.jsonl the sampled protocol has nothing to rank: an error, no file.
+    await expectError(1, /no candidates to rank/, "--data", data, "--protocol", "sampled");
+  });
+});

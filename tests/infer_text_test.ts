@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { dynamicIntraPositions, encodeEntity } from "../lib/collate/mod.ts";
+import type { EntityEntry } from "../lib/data/types.ts";
+import {
+  buildPool,
+  generateText,
+  GlmDecoder,
+  type PromptInput,
+  type StepInput,
+} from "../lib/generate/mod.ts";
+import {
+  forwardSession,
+  FunctionModel,
+  testItems,
+  TINY,
+  tinyWeights,
+  tokenizer,
+} from "./infer_helpers.ts";
+
+const { sop, eop, mask } = tokenizer.special;
+const ENTITIES: EntityEntry[] = [
+  ...testItems().map((entity, i) => ({ entity, kind: "item", id: `i${i}` })),
+  { entity: "Skin Care", kind: "category", id: "Skin Care" },
+];
+const pool = buildPool(tokenizer, ENTITIES, { vocabSize: TINY.vocabSize });
+const V = TINY.vocabSize;
+
+const allowed = new Uint8Array(V);
+for (let v = 0; v < V; v++) allowed[v] = tokenizer.isSpecial(v) ? 0 : 1;
+allowed[eop] = 1;
+
+function promptOf(text: string, maskAt = -1): PromptInput {
+  const ids = [...tokenizer.encode(text)];
+  const at = maskAt < 0 ? ids.length : maskAt;
+  ids.splice(at, 0, mask);
+  return {
+    ids: Int32Array.from(ids),
+    inter: Int32Array.from(ids, (_, i) => i),
+    intra: new Int32Array(ids.length),
+    maskIndex: at,
+  };
+}
+
+const PROMPTS = [
+  promptOf(" Explain why user 4 likes the cream:"),
+  promptOf(" Review summary:"),
+  promptOf(" What would user 9 say?", 2),
+];
+
+/** Prefers `script[t]` at the t-th token after `[S]`, then `[E]`; records what it was fed. */
+class ScriptedModel extends FunctionModel {
+  fed: StepInput[] = [];
+  constructor(readonly script: number[], readonly favour = mask) {
+    super(V, 5);
+  }
+  override logProbs(p: PromptInput, tokens: readonly number[]): Float64Array {
+    const out = super.logProbs(p, tokens);
+    const t = tokens.length - 1; // tokens after [S]
+    out[t < this.script.length ? this.script[t] : eop] = -1e-4;
+    out[this.favour] = -1e-5; // a special token the model may not write, liked best of all
+    return out;
+  }
+  override step(input: StepInput): Promise<Float32Array> {
+    this.fed.push({ ...input, ids: input.ids.slice(), intra: input.intra.slice() });
+    return super.step(input);
+  }
+}
+
+Deno.test("greedy text stops at [E], never writes special tokens, and positions follow the dynamic rule", async () => {
+  // Text, then an entity's tokens (intra grows), then text again (back to 2).
+  const script = [
+    ...tokenizer.encode(" I like"),
+    ...encodeEntity(tokenizer, "Skin Care"),
+    ...tokenizer.encode(" a lot."),
+  ];
+  const model = new ScriptedModel(script);
+  const [out] = await generateText(model, [PROMPTS[0]], { sop, eop, trie: pool.entities, allowed });
+  assert.deepEqual(Array.from(out.tokens), script);
+  assert.equal(out.finished, true);
+  // Fed: [S] (intra 1) then every generated token except the last before [E].
+  const fed = model.fed.map((s) => s.ids[0]);
+  assert.deepEqual(fed, [sop, ...script]);
+  const intra = model.fed.map((s) => s.intra[0]);
+  assert.deepEqual(intra, [1, ...dynamicIntraPositions(pool.entities, script)]);
+  assert.ok(intra.some((x) => x > 2), "the entity's tokens count up");
+  for (const s of model.fed) assert.equal(s.inter[0], PROMPTS[0].maskIndex);
+});
+
+Deno.test("text generation is cut at the length limit", async () => {
+  const script = [...tokenizer.encode(" one two three four five six seven eight nine")];
+  const model = new ScriptedModel(script);
+  const [out] = await generateText(model, [PROMPTS[1]], {
+    sop,
+    eop,
+    trie: pool.entities,
+    allowed,
+    maxTokens: 4,
+  });
+  assert.deepEqual(Array.from(out.tokens), script.slice(0, 4));
+  assert.equal(out.finished, false);
+  assert.equal(model.fed.length, 4, "no step beyond the limit");
+});
+
+Deno.test("greedy decoding with the cache equals greedy decoding through the full forward", async () => {
+  const weights = tinyWeights(TINY, 11);
+  const full = await forwardSession(TINY, weights);
+  const decoder = await GlmDecoder.create({ config: TINY, weights }, { device: "cpu", threads: 1 });
+  try {
+    const maxTokens = 8;
+    const batched = await generateText(decoder, PROMPTS, {
+      sop,
+      eop,
+      trie: pool.entities,
+      allowed,
+      maxTokens,
+    });
+    for (let p = 0; p < PROMPTS.length; p++) {
+      const prompt = PROMPTS[p];
+      // Reference: re-run the whole sequence each step, choose the best allowed token.
+      const tokens: number[] = [];
+      let finished = false;
+      while (tokens.length < maxTokens) {
+        const intra = [1, ...dynamicIntraPositions(pool.entities, tokens)];
+        const ids = [...prompt.ids, sop, ...tokens];
+        const L = ids.length;
+        const La = prompt.ids.length;
+        const pos = new Int32Array(2 * L);
+        pos.set(prompt.inter, 0);
+        pos.fill(prompt.maskIndex, La, L);
+        pos.set(prompt.intra, L);
+        pos.set(intra, L + La);
+        const out = await full.run({
+          input_ids: { dtype: "int32", shape: [1, L], data: Int32Array.from(ids) },
+          position_ids: { dtype: "int32", shape: [1, 2, L], data: pos },
+          sep: { dtype: "int32", shape: [1], data: Int32Array.of(La) },
+        });
+        const logits = (out.logits.data as Float32Array).subarray((L - 1) * V, L * V);
+        let best = -1;
+        for (let v = 0; v < V; v++) {
+          if (allowed[v] && (best < 0 || logits[v] > logits[best])) best = v;
+        }
+        if (best === eop) {
+          finished = true;
+          break;
+        }
+        tokens.push(best);
+      }
+      assert.deepEqual(Array.from(batched[p].tokens), tokens, `prompt ${p}`);
+      assert.equal(batched[p].finished, finished);
+      const [alone] = await generateText(decoder, [prompt], {
+        sop,
+        eop,
+        trie: pool.entities,
+        allowed,
+        maxTokens,
+      });
+      assert.deepEqual(Array.from(alone.tokens), tokens, `prompt ${p} alone`);
+    }
+  } finally {
+    await decoder.release();
+    await full.release();
+  }
+});
+
+Deno.test("beam text search finds a better-scoring text than greedy and scores it exactly", async () => {
+  const [a, b, x, w] = tokenizer.encode(" alpha beta gamma delta").slice(0, 4);
+  assert.equal(new Set([a, b, x, w]).size, 4);
+  // Greedy takes a (0.6) and rambles; the best text by mean log-probability is b [E].
+  class Fork extends FunctionModel {
+    override logProbs(_: PromptInput, tokens: readonly number[]): Float64Array {
+      const out = new Float64Array(V).fill(-50);
+      const last = tokens[tokens.length - 1];
+      if (tokens.length === 1) [out[a], out[b]] = [Math.log(0.6), Math.log(0.4)];
+      else if (last === b) out[eop] = Math.log(0.95);
+      else [out[x], out[w], out[eop]] = [Math.log(0.45), Math.log(0.45), Math.log(0.1)];
+      return out;
+    }
+  }
+  const options = { sop, eop, trie: pool.entities, allowed, maxTokens: 6 };
+  const [greedy] = await generateText(new Fork(V), [PROMPTS[0]], options);
+  assert.equal(greedy.tokens[0], a);
+  const [beam] = await generateText(new Fork(V), [PROMPTS[0]], { ...options, beams: 2 });
+  assert.deepEqual(Array.from(beam.tokens), [b]);
+  assert.equal(beam.finished, true);
+  assert.ok(Math.abs(beam.score - (Math.log(0.4) + Math.log(0.95))) < 1e-6);
+});
