@@ -41,6 +41,16 @@ const CASES: Case[] = [
     build: (g, x) => g.matmul(x.a, x.b),
   },
   {
+    name: "MatMul with a transposed operand (q @ k^T, whose backward elides the transposes)",
+    inputs: [{ name: "q", shape: [2, 3, 4] }, { name: "k", shape: [2, 5, 4] }],
+    build: (g, x) => g.matmul(g.transpose(x.q, [0, 1, 2]), g.transpose(x.k, [0, 2, 1])),
+  },
+  {
+    name: "Transpose of a Transpose (composed permutations)",
+    inputs: [{ name: "a", shape: [2, 3, 4] }],
+    build: (g, x) => g.transpose(g.transpose(x.a, [1, 2, 0]), [2, 0, 1]),
+  },
+  {
     name: "MatMul with broadcast batch dims",
     inputs: [{ name: "a", shape: [3, 4] }, { name: "b", shape: [2, 1, 4, 5] }],
     build: (g, x) => g.matmul(x.a, x.b),

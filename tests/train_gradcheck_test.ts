@@ -96,3 +96,52 @@ Deno.test("LoRA graphs hold the base weights as initializers and differentiate n
   assert.equal(graph.value(scatters[0].outputs[0]).shape.at(-1), SMALL.hiddenSize);
   assert.ok(!scatters.some((n) => graph.value(n.outputs[0]).shape[0] === SMALL.vocabSize));
 });
+
+Deno.test("the float32 training graph (LayerNorm statistics reused) agrees with float64", async () => {
+  const weights = noisyWeights(SMALL, 3);
+  const batch = randomBatch(SMALL, [5, 3], 9, 11, [0, 2]);
+  const grads: Record<string, Float64Array>[] = [];
+  for (const dtype of ["float64", "float32"] as const) {
+    const { graph, params } = buildGradGraph({ config: SMALL, weights, lora: null, dtype });
+    assert.equal(
+      graph.nodes.filter((n) => n.op === "LayerNormalization").length,
+      dtype === "float32" ? 2 * SMALL.numLayers + 1 : 0,
+    );
+    const feeds: Record<string, TensorData> = {
+      ...forwardFeeds(batch) as Record<string, TensorData>,
+      loss_scale: {
+        dtype,
+        shape: [1],
+        data: dtype === "float64" ? Float64Array.of(1) : Float32Array.of(1),
+      },
+    };
+    for (const p of params) {
+      const w = weights.get(p.name)!;
+      feeds[p.name] = {
+        dtype,
+        shape: p.shape,
+        data: dtype === "float64" ? Float64Array.from(w) : w,
+      };
+    }
+    const session = await Session.create(graph, { device: "cpu", threads: 1 });
+    const out = await session.run(feeds);
+    await session.release();
+    grads.push(Object.fromEntries(params.map((p) => [
+      p.name,
+      Float64Array.from(out[trainNames.grad(p.name)].data as Float32Array),
+    ])));
+  }
+  let worst = 0;
+  for (const [name, g64] of Object.entries(grads[0])) {
+    const g32 = grads[1][name];
+    let scale = 0;
+    for (const x of g64) scale = Math.max(scale, Math.abs(x));
+    for (let i = 0; i < g64.length; i++) {
+      worst = Math.max(worst, Math.abs(g64[i] - g32[i]) / Math.max(scale, 1e-6));
+    }
+  }
+  console.log(
+    `  float32 vs float64 gradients: worst error ${worst.toExponential(2)} of each tensor's scale`,
+  );
+  assert.ok(worst < 1e-4, `${worst}`);
+});

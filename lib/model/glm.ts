@@ -83,6 +83,11 @@ export interface GlmOptions {
    * autodiff) or as one opset-23 Attention node (`fused`, forward only).
    */
   attention?: "ops" | "fused";
+  /**
+   * Give each float32 LayerNormalization node its Mean and InvStdDev outputs too, so that
+   * training's backward pass reuses them instead of recomputing them (default false).
+   */
+  layerNormStats?: boolean;
 }
 
 /** GLM's additive mask value for positions a token may not see. */
@@ -170,7 +175,11 @@ export class GlmBuilder {
     const w = this.weight(`${prefix}.weight`, [h]);
     const b = this.weight(`${prefix}.bias`, [h]);
     const epsilon = this.config.layernormEpsilon;
-    if (this.dtype === "float32") return g.layerNorm(x, w, b, { epsilon });
+    if (this.dtype === "float32") {
+      return this.#options.layerNormStats
+        ? g.layerNormWithStats(x, w, b, { epsilon })[0]
+        : g.layerNorm(x, w, b, { epsilon });
+    }
     const centered = g.sub(x, g.reduceMean(x, [-1])); // [N, H]
     const variance = g.reduceMean(g.mul(centered, centered), [-1]); // [N, 1]
     const normed = g.div(centered, g.sqrt(g.add(variance, this.scalar(epsilon))));

@@ -111,13 +111,33 @@ export function unbroadcast(g: Graph, dy: Value, x: Value): Value {
   return g.squeeze(summed, axes.slice(0, lead));
 }
 
+/**
+ * `x` with its axes permuted by `perm`. When `x` is itself a Transpose's output the two
+ * permutations are composed into one node, and a composition that is the identity gives the
+ * Transpose's input back: the backward of `q @ k^T` multiplies by `k` itself, no copy.
+ */
+export function transposed(g: Graph, x: Value, perm: readonly number[]): Value {
+  let source = x;
+  let total = [...perm];
+  const producer = g.producer(x.name);
+  if (producer?.op === "Transpose") {
+    const inner = g.value(producer.inputs[0]);
+    const first = intsAttr(producer, "perm") ?? inner.shape.map((_, i) => inner.shape.length - 1 - i);
+    // y = transpose(inner, first); z = transpose(y, perm): z axis i is inner axis first[perm[i]].
+    total = perm.map((p) => first[p]);
+    source = inner;
+  }
+  if (total.every((p, i) => p === i)) return source;
+  return g.transpose(source, total);
+}
+
 /** The last two axes of `x` swapped. */
 function swapLast(g: Graph, x: Value): Value {
   const r = x.shape.length;
   const perm = Array.from({ length: r }, (_, i) => i);
   perm[r - 2] = r - 1;
   perm[r - 1] = r - 2;
-  return g.transpose(x, perm);
+  return transposed(g, x, perm);
 }
 
 /** The normalized `axes` of a Reduce node (input 1 or attribute), or undefined for "all". */
@@ -493,7 +513,7 @@ function transposeGrads(ctx: GradContext): (Value | null)[] {
   if (!ctx.needs[0]) return [null];
   const x = inp(ctx, 0);
   const perm = intsAttr(ctx.node, "perm") ?? x.shape.map((_, i) => x.shape.length - 1 - i);
-  return [ctx.g.transpose(grad(ctx), inverse(perm))];
+  return [transposed(ctx.g, grad(ctx), inverse(perm))];
 }
 
 function powGrads(ctx: GradContext): (Value | null)[] {

@@ -100,6 +100,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
     dtype: setup.dtype,
     trainable: setup.lora ? () => false : (name) => trainable.has(name),
     linear: setup.lora ? loraHook(setup.config, setup.lora, { dropout }) : undefined,
+    layerNormStats: true,
   });
   const g = built.graph;
   const params = trainableParams(setup).map((p) => g.value(p.name));
