@@ -7,8 +7,9 @@
  * machine hit both alike). Reference: PyTorch 1.13 on 2 threads, about 3,700 tokens/s for the
  * LoRA step.
  *
- * `RECSYSLLM_TRAIN_PROFILE=prefix` also writes onnxruntime profiles of both steps (per-operator
- * times) and prints a summary of where the time goes on stderr.
+ * Where the time goes, from onnxruntime's profiler on separate profiled sessions (profiling slows
+ * a run): `{lora,full}_part_ms` (forward, backward, optimizer: node names under `grad/` are the
+ * backward, under `adamw/` the optimizer) and `{lora,full}_op_ms` (the costliest operators).
  *
  * @module
  */
@@ -19,7 +20,7 @@ import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
-import { summarizeProfile } from "../lib/train/profile.ts";
+import { readProfile } from "../lib/runtime/profile.ts";
 import { buildTrainStepGraph, trainNames, type TrainSetup } from "../lib/train/train_graph.ts";
 
 const B = 8;
@@ -94,21 +95,25 @@ async function step(p: Prepared): Promise<number> {
   return ms;
 }
 
+function part(node: string): string {
+  return node.startsWith("grad/")
+    ? "backward"
+    : node.startsWith("adamw/")
+    ? "optimizer"
+    : "forward";
+}
+
 /** Runs the benchmark; returns its figures. */
 export async function run(): Promise<Record<string, unknown>> {
   const config = presetConfig("tiny", 8000);
   const weights = randomWeights(config, new Rng(1));
-  let profile: string | undefined;
-  try {
-    profile = Deno.env.get("RECSYSLLM_TRAIN_PROFILE");
-  } catch { /* no env permission */ }
   const variants: [string, TrainSetup][] = [
     ["lora", { config, weights, lora: { ...DEFAULT_LORA } }],
     ["full", { config, weights, lora: null }],
   ];
   const prepared = new Map<string, Prepared>();
   for (const [name, setup] of variants) {
-    const p = await prepare(setup, profile ? `${profile}_${name}` : undefined);
+    const p = await prepare(setup);
     for (let i = 0; i < WARMUP; i++) await step(p);
     prepared.set(name, p);
   }
@@ -118,9 +123,6 @@ export async function run(): Promise<Record<string, unknown>> {
   }
   const figures: Record<string, unknown> = {};
   for (const [name, p] of prepared) {
-    if (profile) {
-      p.session.endProfiling();
-    }
     await p.session.release();
     const ms = times.get(name)!.sort((a, b) => a - b);
     const prefix = name === "lora" ? "" : `${name}_`;
@@ -129,14 +131,28 @@ export async function run(): Promise<Record<string, unknown>> {
     figures[`${prefix}best_ms`] = Number(ms[0].toFixed(1));
     figures[`${prefix}worst_ms`] = Number(ms[ms.length - 1].toFixed(1));
   }
-  if (profile) {
-    for (const [name] of variants) {
-      const files = [...Deno.readDirSync(".")].map((e) => e.name)
-        .filter((f) => f.startsWith(`${profile}_${name}`) && f.endsWith(".json"));
-      for (const f of files) {
-        console.error(`${name} (${f}):\n${summarizeProfile(JSON.parse(Deno.readTextFileSync(f)))}`);
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const [name, setup] of variants) {
+      const prefix = `${dir}/${name}`;
+      const p = await prepare(setup, prefix);
+      for (let i = 0; i < 3; i++) await step(p);
+      p.session.endProfiling();
+      await p.session.release();
+      const summary = await readProfile(prefix);
+      const parts = new Map<string, number>();
+      for (const e of summary.byNode) {
+        parts.set(part(e.name), (parts.get(part(e.name)) ?? 0) + e.ms);
       }
+      figures[`${name}_part_ms`] = Object.fromEntries(
+        [...parts].map(([k, v]) => [k, Number(v.toFixed(1))]),
+      );
+      figures[`${name}_op_ms`] = Object.fromEntries(
+        summary.byOp.slice(0, 8).map((e) => [e.name, Number(e.ms.toFixed(1))]),
+      );
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
   figures.speedup_vs_pytorch = Number(
     ((figures.tokens_per_s as number) / PYTORCH_LORA_TOKENS_PER_S).toFixed(2),
