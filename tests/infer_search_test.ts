@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
+import { dynamicIntraPositions, encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
 import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
 import {
   buildPool,
@@ -301,4 +301,11 @@ Deno.test("ratingFromScores on hand-computed likelihoods", () => {
   assert.ok(Math.abs(r.expected - 4.75) < 1e-12);
   assert.equal(r.mostLikely, 5);
   assert.ok(Math.abs(r.probabilities[0] - 0.25) < 1e-12);
+});
+
+Deno.test("along any item the dynamic position rule gives intra 2 .. n + 1, as search and scoring use", () => {
+  for (const tokens of pool.items.tokens) {
+    const intra = dynamicIntraPositions(pool.entities, tokens);
+    assert.deepEqual(Array.from(intra), Array.from(tokens, (_, i) => i + 2));
+  }
 });

@@ -85,6 +85,15 @@ export async function scoreAnswers(
   const P = prompts.length;
   const scores = answers.map((list) => new Float64Array(list.length));
   if (P === 0) return scores;
+  // Each prompt's answers shortest first, so that the answers of one run have similar lengths
+  // (rows are padded to the longest of their run).
+  const orders = answers.map((list) =>
+    Int32Array.from(list, (_, i) => i).sort((a, b) =>
+      list[a].ids.length - list[b].ids.length || a - b
+    )
+  );
+  const answerAt = (q: number, j: number) =>
+    j < orders[q].length ? answers[q][orders[q][j]] : undefined;
   let most = 0;
   let longest = 0;
   for (const list of answers) {
@@ -98,9 +107,9 @@ export async function scoreAnswers(
   for (let start = 0; start < most; start += perRun) {
     const k = Math.min(perRun, most - start);
     let T = 1;
-    for (const list of answers) {
-      for (let j = start; j < Math.min(start + k, list.length); j++) {
-        T = Math.max(T, list[j].ids.length + 1);
+    for (let q = 0; q < P; q++) {
+      for (let j = start; j < start + k; j++) {
+        T = Math.max(T, (answerAt(q, j)?.ids.length ?? 0) + 1);
       }
     }
     const n = P * k;
@@ -111,7 +120,7 @@ export async function scoreAnswers(
     for (let q = 0; q < P; q++) {
       inter.fill(prompts[q].maskIndex, q * k * T, (q + 1) * k * T);
       for (let j = 0; j < k; j++) {
-        const a = answers[q][start + j];
+        const a = answerAt(q, start + j);
         const at = (q * k + j) * T;
         ids[at] = options.sop;
         intra[at] = 1;
@@ -126,10 +135,10 @@ export async function scoreAnswers(
     for (let q = 0; q < P; q++) {
       for (let j = 0; j < k && start + j < answers[q].length; j++) {
         const at = (q * k + j) * T;
-        const len = answers[q][start + j].ids.length + 1;
+        const len = answerAt(q, start + j)!.ids.length + 1;
         let sum = 0;
         for (let t = 0; t < len; t++) sum += logp[at + t];
-        scores[q][start + j] = sum;
+        scores[q][orders[q][start + j]] = sum;
       }
     }
   }

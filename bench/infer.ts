@@ -1,0 +1,174 @@
+/**
+ * Benchmark of `infer` for top-10 sequential recommendation over all items with 20 beams: the
+ * tiny preset (vocab 8000, hidden 256, 4 layers, 4 heads, random std-0.02 weights) on the CPU with
+ * 2 intra-op threads, over the Amazon Beauty item titles (../shared/data/amazon-beauty, every
+ * distinct title: about 12,000 items) with a BPE tokenizer of 8,000 ids trained here on those
+ * titles. Prompts are sequential-recommendation prompts of real Beauty users (their last ten
+ * items before the test item). What is timed is `Predictor.predict`, i.e. everything `infer` does
+ * per record except writing the line: tokenizing, part A, prefill, the constrained beam search.
+ *
+ * Figures: `users_per_s` (best of the repeats, and the spread), `outside_run_share` (the share of
+ * wall time spent outside onnxruntime's `run`, target at most 0.3), runs per user; and the same
+ * for the sampled protocol (`sampled_users_per_s`: 100 candidates per user scored). The batch
+ * size (default 8) can be changed with INFER_BENCH_BATCH for experiments.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { TextRecord } from "../lib/data/types.ts";
+import { parseCsv } from "../lib/data/csv.ts";
+import { GlmDecoder } from "../lib/generate/decoder.ts";
+import { Predictor } from "../lib/generate/infer.ts";
+import { buildPool } from "../lib/generate/pool.ts";
+import { readLines } from "../lib/io/lines.ts";
+import { presetConfig } from "../lib/model/config.ts";
+import { randomWeights } from "../lib/model/weights.ts";
+import { Rng } from "../lib/random.ts";
+import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
+import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+
+const DATA = new URL("../../shared/data/amazon-beauty", import.meta.url).pathname;
+const USERS = 48;
+const REPEATS = 3;
+const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
+const THREADS = 2;
+const SAMPLED_USERS = 32;
+
+async function beautyTitles(): Promise<Map<string, string>> {
+  const byId = new Map<string, string>();
+  const seen = new Set<string>();
+  const path = join(DATA, "items.csv");
+  let header = true;
+  for await (const { fields } of parseCsv(readLines(path), { label: path })) {
+    if (header) {
+      header = false;
+      continue;
+    }
+    const title = fields[2]?.trim();
+    if (!title || seen.has(title)) continue;
+    seen.add(title);
+    byId.set(fields[0], title);
+  }
+  return byId;
+}
+
+async function prompts(titles: Map<string, string>): Promise<TextRecord[]> {
+  const records: TextRecord[] = [];
+  for await (const { text } of readLines(join(DATA, "sequential_data.txt"))) {
+    const [user, ...items] = text.trim().split(/\s+/);
+    const history = items.slice(0, -1).map((i) => titles.get(i)).filter((t) => t !== undefined)
+      .slice(-10) as string[];
+    if (history.length < 3) continue;
+    records.push({
+      id: `u${user}/seq`,
+      task: "sequential",
+      template: "seq-1",
+      split: "test",
+      user,
+      segments: [
+        { text: `User ${user} bought ` },
+        ...history.flatMap((entity, i) => [
+          ...(i > 0 ? [{ text: ", " }] : []),
+          { entity, kind: "item" },
+        ]),
+        { text: ". What will the user buy next? " },
+        { answer: true },
+      ],
+      history,
+    });
+    if (records.length === USERS * REPEATS + BATCH) break;
+  }
+  return records;
+}
+
+/** Runs the benchmark; returns its figures. */
+export async function run(): Promise<Record<string, unknown>> {
+  const titles = await beautyTitles();
+  const items = [...titles.values()];
+  const t0 = performance.now();
+  const json = trainByteLevelBpe(
+    [...items, "User 12 bought a, b and c. What will the user buy next?"],
+    { vocabSize: 8000, specialTokens: [...SPECIAL_TOKENS] },
+  );
+  const tokenizer = TextTokenizer.fromJson(json, "bench tokenizer");
+  const tokenizerSeconds = (performance.now() - t0) / 1000;
+  const config = presetConfig("tiny", tokenizer.vocabSize);
+  const weights = randomWeights(config, new Rng(1));
+  const pool = buildPool(
+    tokenizer,
+    items.map((entity, i) => ({ entity, kind: "item", id: `${i}` })),
+    {
+      vocabSize: config.vocabSize,
+    },
+  );
+  const records = await prompts(titles);
+  const decoder = await GlmDecoder.create({ config, weights }, { device: "cpu", threads: THREADS });
+  try {
+    const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+      protocol: "full",
+      topK: 10,
+      beams: 20,
+      batchSize: BATCH,
+      maxLength: config.maxSequenceLength,
+    });
+    await predictor.predict(records.slice(0, BATCH)); // warm-up: sessions, first runs
+    const rates: number[] = [];
+    const shares: number[] = [];
+    let runs = 0;
+    for (let r = 0; r < REPEATS; r++) {
+      const batch = records.slice(BATCH + r * USERS, BATCH + (r + 1) * USERS);
+      const runBefore = decoder.runSeconds;
+      const runsBefore = decoder.runs;
+      const start = performance.now();
+      const lines = await predictor.predict(batch);
+      const wall = (performance.now() - start) / 1000;
+      if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
+      rates.push(batch.length / wall);
+      shares.push(1 - (decoder.runSeconds - runBefore) / wall);
+      runs += decoder.runs - runsBefore;
+    }
+    // Secondary figure: the sampled protocol (100 candidates: the user's next item + 99 others).
+    const rng = new Rng(2);
+    const sampledRecords = records.slice(BATCH, BATCH + SAMPLED_USERS).map((r) => ({
+      ...r,
+      candidates: rng.sample(items.length, 100).map((i) => items[i]),
+    }));
+    const sampler = new Predictor({ model: decoder, tokenizer, pool }, {
+      protocol: "sampled",
+      topK: 10,
+      batchSize: BATCH,
+      maxLength: config.maxSequenceLength,
+    });
+    await sampler.predict(sampledRecords.slice(0, 2)); // warm-up: the scoring session
+    const sampledRunBefore = decoder.runSeconds;
+    const sampledStart = performance.now();
+    await sampler.predict(sampledRecords);
+    const sampledWall = (performance.now() - sampledStart) / 1000;
+    let tokens = 0;
+    for (const t of pool.items.tokens) tokens += t.length;
+    const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+    const best = rates.indexOf(Math.max(...rates));
+    return {
+      users_per_s: round(rates[best], 2),
+      users_per_s_all: rates.map((x) => round(x, 2)),
+      outside_run_share: round(shares[best]),
+      outside_run_share_all: shares.map((x) => round(x)),
+      runs_per_user: round(runs / (USERS * REPEATS), 1),
+      sampled_users_per_s: round(SAMPLED_USERS / sampledWall, 2),
+      sampled_outside_run_share: round(1 - (decoder.runSeconds - sampledRunBefore) / sampledWall),
+      items: items.length,
+      item_tokens_mean: round(tokens / items.length, 1),
+      trie_nodes: pool.items.trie.nodeCount,
+      beams: 20,
+      top_k: 10,
+      batch_size: BATCH,
+      threads: THREADS,
+      vocab: config.vocabSize,
+      tokenizer_train_s: round(tokenizerSeconds, 1),
+      device: decoder.device,
+    };
+  } finally {
+    await decoder.release();
+  }
+}
