@@ -122,7 +122,8 @@ export function transposed(g: Graph, x: Value, perm: readonly number[]): Value {
   const producer = g.producer(x.name);
   if (producer?.op === "Transpose") {
     const inner = g.value(producer.inputs[0]);
-    const first = intsAttr(producer, "perm") ?? inner.shape.map((_, i) => inner.shape.length - 1 - i);
+    const first = intsAttr(producer, "perm") ??
+      inner.shape.map((_, i) => inner.shape.length - 1 - i);
     // y = transpose(inner, first); z = transpose(y, perm): z axis i is inner axis first[perm[i]].
     total = perm.map((p) => first[p]);
     source = inner;
