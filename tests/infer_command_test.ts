@@ -24,6 +24,7 @@ const byId = new Map(records.map((r) => [r.id, r]));
 const weights = tinyWeights(TINY, 3);
 const MODEL = await Deno.makeTempDir({ prefix: "infer-model-" });
 await writeModelDir(MODEL, TINY, weights);
+globalThis.addEventListener("unload", () => Deno.removeSync(MODEL, { recursive: true }));
 
 async function run(...args: string[]): Promise<{ code: number; err: string }> {
   const err: string[] = [];
