@@ -96,6 +96,8 @@ Deno.test("pretrain killed with SIGKILL and resumed ends with the same bytes as 
       await Deno.readFile(join(dir, "merged1", "model.safetensors")),
     );
     await loadModel(join(dir, "merged2"));
+    const stray = [...Deno.readDirSync(killed)].filter((e) => e.name.includes(".tmp-"));
+    assert.deepEqual(stray, [], "temporaries of the killed runs are left");
     // The log has every step once, in order, with the same losses.
     const a = await readMetrics(join(straight, "metrics.jsonl"));
     const b = await readMetrics(metrics);

@@ -130,6 +130,15 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Removes temporaries a killed run left behind (`.name.tmp-*`, see lib/io/atomic.ts). */
+async function removeStrayTemporaries(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name.startsWith(".") && entry.name.includes(".tmp-")) {
+      await Deno.remove(join(dir, entry.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
 function positive(name: string, value: number, min = 1): number {
   if (!(Number.isInteger(value) && value >= min)) {
     throw new UsageError(`--${name} must be an integer >= ${min}, got ${value}`);
@@ -224,12 +233,16 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     },
   };
 
+  // Recorded in the checkpoint, not required to match: only bitwise equality depends on them.
+  const runtime = { threads: options.threads ?? navigator.hardwareConcurrency ?? 1 };
   await Deno.mkdir(options.out, { recursive: true });
   const checkpointPath = join(options.out, RUN_FILES.checkpoint);
   const metricsPath = join(options.out, RUN_FILES.metrics);
   const shapes = new Map(
     trainableParams({ config, lora: options.lora }).map((p) => [p.name, p.shape] as const),
   );
+
+  await removeStrayTemporaries(options.out);
 
   let step = 0;
   let micro = 0;
@@ -247,11 +260,19 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   }
   if (hasCheckpoint) {
     const saved = await readCheckpoint(checkpointPath, shapes);
-    const differ = settingsDiffer(saved.settings, settings);
+    const { runtime: _saved, ...comparable } = saved.settings;
+    const differ = settingsDiffer(comparable, settings);
     if (differ) {
       throw new UsageError(`cannot resume ${options.out} with different settings (${differ})`);
     }
     ({ step, micro, tokens } = saved);
+    const was = saved.settings.runtime as { threads?: number } | undefined;
+    if (was && was.threads !== runtime.threads) {
+      note(
+        `resuming with ${runtime.threads} threads where the run used ${was.threads}: the weights ` +
+          `will not be bitwise those of an uninterrupted run`,
+      );
+    }
     rng = Rng.fromState(saved.rng);
     params = saved.params;
     moments = { m: saved.m, v: saved.v };
@@ -324,7 +345,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         micro,
         tokens,
         rng: rng.state(),
-        settings,
+        settings: { ...settings, runtime },
         ...snap,
       }, shapes);
     };
