@@ -190,9 +190,9 @@ Deno.test("LoRA training: the loss falls well below its start, only the adapter 
   const [dir, cleanup] = await tempDir();
   try {
     const data = await demoDataset();
-    // Word embeddings of a realistic scale (a frozen std-0.02 table caps every logit near 0, so
-    // no adapter could make a confident prediction through it).
-    await baseModel(join(dir, "base"), 0.15);
+    // Word embeddings of std 0.3 (a frozen std-0.02 table caps every logit near 0, so no adapter
+    // could make a prediction through it; a pretrained model's embeddings are larger).
+    await baseModel(join(dir, "base"), 0.3);
     const out = join(dir, "lora");
     const summary = await train({
       data,
@@ -203,10 +203,15 @@ Deno.test("LoRA training: the loss falls well below its start, only the adapter 
       ...RUN,
       saveEvery: 40,
     });
+    const metrics = await readMetrics(join(out, "metrics.jsonl"));
+    const firstFive = metrics.slice(0, 5).reduce((a, l) => a + l.loss, 0) / 5;
+    const lastFive = metrics.slice(-5).reduce((a, l) => a + l.loss, 0) / 5;
     console.log(
-      `  LoRA: val_loss ${summary.initialValLoss?.toFixed(3)} -> ${summary.valLoss?.toFixed(3)}`,
+      `  LoRA: val_loss ${summary.initialValLoss?.toFixed(3)} -> ${summary.valLoss?.toFixed(3)}, ` +
+        `loss (mean of 5 steps) ${firstFive.toFixed(3)} -> ${lastFive.toFixed(3)}`,
     );
-    assert.ok(summary.valLoss! < summary.initialValLoss! - 1, JSON.stringify(summary));
+    assert.ok(summary.valLoss! < summary.initialValLoss! - 1.5, JSON.stringify(summary));
+    assert.ok(lastFive < firstFive - 1, `training loss ${firstFive} -> ${lastFive}`);
     const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
     assert.deepEqual(files, [
       "adapter_config.json",

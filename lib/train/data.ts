@@ -47,9 +47,10 @@ export interface BatchStreamOptions {
   seed: number;
   /** Collator settings (objective, maximum length). */
   collator: CollatorOptions;
-  /** Shuffle and bucket each epoch (training); false keeps a fixed plan (validation). */
-  shuffle?: boolean;
-  /** Key of the random streams, so that training and validation draw independently. */
+  /**
+   * Key of the random streams (default `train`), so that training and validation draw
+   * independently; validation reads the first batches of its epoch 0, the same every time.
+   */
   stream?: string;
 }
 
@@ -88,30 +89,16 @@ export class BatchStream {
     this.perEpoch = Math.ceil(records.length / options.batchSize);
   }
 
-  /** The record indices of every batch of `epoch`. */
+  /**
+   * The record indices of every batch of `epoch`: shuffled, bucketed by length (so little is
+   * padded) and the batches shuffled, all from the seed, the stream and the epoch.
+   */
   plan(epoch: number): Int32Array[] {
     if (this.#plan?.epoch !== epoch) {
-      const key = this.#options.stream ?? "train";
-      const batches = this.#options.shuffle === false ? this.#fixedPlan() : bucketByLength(
-        this.#lengths,
-        this.#options.batchSize,
-        Rng.derive(this.#options.seed, key, "plan", epoch),
-      );
-      this.#plan = { epoch, batches };
+      const rng = Rng.derive(this.#options.seed, this.#options.stream ?? "train", "plan", epoch);
+      this.#plan = { epoch, batches: bucketByLength(this.#lengths, this.#options.batchSize, rng) };
     }
     return this.#plan.batches;
-  }
-
-  #fixedPlan(): Int32Array[] {
-    // Sorted by length so that little is padded; the same plan on every call.
-    const order = Array.from(this.#lengths.keys()).sort((a, b) =>
-      this.#lengths[a] - this.#lengths[b] || a - b
-    );
-    const out: Int32Array[] = [];
-    for (let i = 0; i < order.length; i += this.#options.batchSize) {
-      out.push(Int32Array.from(order.slice(i, i + this.#options.batchSize)));
-    }
-    return out;
   }
 
   /** Epoch and index within the epoch of global micro-batch `m`. */

@@ -197,7 +197,6 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       batchSize,
       seed,
       collator,
-      shuffle: false,
       stream: "valid",
     })
     : undefined;
