@@ -32,6 +32,12 @@ async function quiet<T>(run: () => Promise<T>): Promise<T> {
 export function demoDataset(): Promise<string> {
   demo ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "recsysllm-demo-" });
+    // Removed when the test process ends (every test file of the process shares it).
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* already gone */ }
+    });
     const out = join(dir, "data");
     const status = await quiet(() =>
       main([
