@@ -111,14 +111,16 @@ Deno.test("most-popular over all items: unseen items by count, ties in pool orde
   assert.equal(pop.predict(byId(test, "u1/rating/rating-1/test")), undefined);
 });
 
-Deno.test("most-popular under sampled ranks the candidates; direct always does", async () => {
+Deno.test("most-popular ranks the candidates under sampled and every item under full, for both item tasks", async () => {
   const { pool, histories, test } = await load();
   const sampled = createBaseline("pop", { pool, histories }, { protocol: "sampled" });
   // user 1's candidates G E F: E (1), F (0), G (0)
   assert.equal(ranked(sampled.predict(byId(test, "u1/sequential/seq-1/test"))), "E F G");
-  const full = createBaseline("pop", { pool, histories }, { protocol: "full" });
   // user 3's direct candidates H D F: D (1), F, H
-  assert.equal(ranked(full.predict(byId(test, "u3/direct/direct-1/test"))), "D F H");
+  assert.equal(ranked(sampled.predict(byId(test, "u3/direct/direct-1/test"))), "D F H");
+  const full = createBaseline("pop", { pool, histories }, { protocol: "full" });
+  // open direct recommendation: user 3 has seen A C B; the rest by count D (1), E (1), F G H (0)
+  assert.equal(ranked(full.predict(byId(test, "u3/direct/direct-1/test"))), "D E F G H");
 });
 
 Deno.test("item-kNN cosine similarities from co-occurrence, by hand", async () => {

@@ -2,12 +2,10 @@
  * The baselines as predictors: each turns a valid/test record into a prediction line in the
  * format `infer` writes (eval/predictions.ts), so `eval` scores them exactly like a model.
  *
- * What an item baseline ranks (sequential and direct records):
- * - a direct record: its `candidates` (the direct task is choosing among the candidates its prompt
- *   offers), under either protocol;
- * - a sequential record under `sampled`: its `candidates`, every one scored;
- * - a sequential record under `full` (or any record without candidates): all items of the pool,
- *   the best `top` of them. With `excludeSeen` (default) the items of the user's history are left
+ * What an item baseline ranks (sequential and direct records), as `infer` does for a model:
+ * - under `sampled`: the record's `candidates`, every one scored;
+ * - under `full` (or a record without candidates): all items of the pool, the best `top` of them
+ *   (open recommendation). With `excludeSeen` (default) the items of the user's history are left
  *   out of this ranking; candidate lists are ranked as they are (their negatives are unseen items
  *   by construction, so exclusion could only drop a repeated positive).
  *
@@ -115,7 +113,7 @@ class ItemRanker {
   /** The candidate ids when the record is ranked over its candidates, else undefined. */
   candidatesOf(record: TextRecord): number[] | undefined {
     if (!Array.isArray(record.candidates)) return undefined;
-    if (record.task !== "direct" && this.#options.protocol !== "sampled") return undefined;
+    if (this.#options.protocol !== "sampled") return undefined;
     return record.candidates.map((c) => this.#data.pool.id(c)).filter((id) => id >= 0);
   }
 
