@@ -24,6 +24,7 @@ import { buildPool } from "../lib/generate/pool.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { DEVICES } from "../lib/runtime/session.ts";
+import { pathExists } from "../lib/io/fs.ts";
 
 const usage = `Usage: recsysllm infer --model DIR --data DIR --out FILE.jsonl [flags]
 
@@ -74,16 +75,6 @@ function tasksOf(flags: Flags): InferTask[] {
   return tasks as InferTask[];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** Where the lines go: stdout, or a temporary file renamed into place when complete. */
 class Output {
   #writer?: TextFileWriter;
@@ -99,7 +90,9 @@ class Output {
     const out = new Output(path);
     if (path !== "-") {
       const dir = dirname(path) || ".";
-      if (!(await exists(dir))) throw inputError(path, undefined, "its directory does not exist");
+      if (!(await pathExists(dir))) {
+        throw inputError(path, undefined, "its directory does not exist");
+      }
       out.#tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${Date.now().toString(36)}`);
       out.#writer = await TextFileWriter.create(out.#tmp);
     }
@@ -185,7 +178,7 @@ export const command: Command = {
       }
     }
     const splitFile = join(dataDir, `${split}.jsonl`);
-    if (!(await exists(splitFile))) {
+    if (!(await pathExists(splitFile))) {
       throw inputError(splitFile, undefined, `split "${split}" does not exist in this dataset`);
     }
     const loaded = await loadForInference({

@@ -43,6 +43,7 @@ import {
   prepareRecord,
   type ScoreOptions,
 } from "./score.ts";
+import { pathExists } from "../io/fs.ts";
 
 /** A method to score: a predictions file or a baseline. */
 export type MethodSource =
@@ -80,19 +81,9 @@ export interface EvalReport {
   warnings: string[];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 async function checkSplit(data: Dataset, split: string): Promise<Split> {
   const present: string[] = [];
-  for (const s of SPLITS) if (await exists(join(data.dir, `${s}.jsonl`))) present.push(s);
+  for (const s of SPLITS) if (await pathExists(join(data.dir, `${s}.jsonl`))) present.push(s);
   if (!present.includes(split)) {
     throw inputError(
       data.dir,
@@ -110,7 +101,7 @@ async function splitHolding(
   except: string,
 ): Promise<string | undefined> {
   for (const split of SPLITS) {
-    if (split === except || !(await exists(join(data.dir, `${split}.jsonl`)))) continue;
+    if (split === except || !(await pathExists(join(data.dir, `${split}.jsonl`)))) continue;
     for await (const record of readRecords(data, split)) if (record.id === id) return split;
   }
   return undefined;
@@ -129,7 +120,7 @@ async function loadBaselines(
   if (names.some((n) => n !== "mean")) {
     for (const split of ["valid", "test"] as const) {
       const file = join(data.dir, `${split}.jsonl`);
-      if (!(await exists(file))) continue;
+      if (!(await pathExists(file))) continue;
       progress?.update(`reading training histories from ${split}.jsonl`);
       for await (const record of readRecords(data, split)) {
         if (split === "valid") histories.addValid(record, file);
@@ -138,7 +129,7 @@ async function loadBaselines(
     }
   }
   const ratings = new TrainingRatings();
-  if (names.includes("mean") && await exists(join(data.dir, "train.jsonl"))) {
+  if (names.includes("mean") && await pathExists(join(data.dir, "train.jsonl"))) {
     progress?.update("reading training ratings from train.jsonl");
     for await (const record of readRecords(data, "train")) ratings.add(record);
   }

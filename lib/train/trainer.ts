@@ -44,6 +44,7 @@ import {
 } from "./outputs.ts";
 import { biasCorrections, learningRate, type ScheduleKind } from "./schedule.ts";
 import { DEFAULT_ADAMW, trainableParams } from "./train_graph.ts";
+import { pathExists } from "../io/fs.ts";
 
 /** Options of {@linkcode train}; defaults as listed. */
 export interface TrainOptions {
@@ -118,16 +119,6 @@ export interface TrainSummary {
 /** A run stopped because the loss or the gradients stopped being finite. */
 export class TrainingDiverged extends InputError {
   override name = "TrainingDiverged";
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** Removes temporaries a killed run left behind (`.name.tmp-*`, see lib/io/atomic.ts). */
@@ -250,7 +241,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   let params: Map<string, Float32Array>;
   let moments: { m: Map<string, Float32Array>; v: Map<string, Float32Array> } | undefined;
   let metrics: MetricsLine[] = [];
-  const hasCheckpoint = await exists(checkpointPath);
+  const hasCheckpoint = await pathExists(checkpointPath);
   if (hasCheckpoint && !options.resume) {
     throw new UsageError(
       `${options.out} already holds a training run (${RUN_FILES.checkpoint}): pass --resume to ` +
@@ -374,7 +365,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         const what = !Number.isFinite(result.loss)
           ? `loss is ${result.loss}`
           : `gradient norm is ${result.gradNorm}`;
-        const kept = await exists(checkpointPath)
+        const kept = await pathExists(checkpointPath)
           ? `the last good checkpoint is kept in ${checkpointPath}`
           : "no checkpoint was written yet";
         throw new TrainingDiverged(

@@ -1,0 +1,199 @@
+/**
+ * The end-to-end demo as data: the command lines of each stage (textualize the built-in dataset,
+ * init a tiny model, pretrain it from scratch, infer every task, eval against the baselines), so
+ * the demo runs exactly the commands a user would type, and a test can check them without
+ * running them.
+ *
+ * Not for running anything: `commands/demo.ts` spawns the stages.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+
+/** The built-in dataset's directory (`fixtures/demo`). */
+export const DEMO_DATA = fileURLToPath(new URL("../../fixtures/demo/", import.meta.url));
+
+/** Options of {@linkcode demoStages}. */
+export interface DemoOptions {
+  /** Directory for everything the demo writes. */
+  out: string;
+  /** Optimizer steps of pretraining (default 700: about three minutes on 2 CPU cores). */
+  steps?: number;
+  /** Seed of every stage (default 1). */
+  seed?: number;
+  /** Device of pretrain and infer (default auto). */
+  device?: string;
+  /** Answer only the first N test records of each task (default: all). */
+  limit?: number;
+}
+
+/** One stage: its name, its command line (after the program), and where its stdout goes. */
+export interface DemoStage {
+  name: string;
+  args: string[];
+  /** File (inside `out`) that receives the stage's stdout, or undefined for the terminal. */
+  stdout?: string;
+}
+
+/** The paths the demo writes, inside `out`. */
+export function demoPaths(out: string) {
+  return {
+    data: join(out, "data"),
+    model: join(out, "model"),
+    run: join(out, "run"),
+    predictions: join(out, "recsysllm.jsonl"),
+    evalJson: join(out, "eval.json"),
+    chart: join(out, "eval.svg"),
+  };
+}
+
+/**
+ * The demo's stages in order.
+ *
+ * @example
+ * ```ts
+ * for (const stage of demoStages({ out: ".runs/demo" })) console.log(stage.args.join(" "));
+ * ```
+ */
+export function demoStages(options: DemoOptions): DemoStage[] {
+  const paths = demoPaths(options.out);
+  const seed = String(options.seed ?? 1);
+  const device = options.device ?? "auto";
+  const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
+  const evalArgs = [
+    "eval",
+    "--data",
+    paths.data,
+    "--predictions",
+    paths.predictions,
+    "--name",
+    "recsysllm",
+    "--baseline",
+    "pop,itemknn,mean",
+    "--quiet",
+  ];
+  return [
+    {
+      name: "textualize",
+      stdout: "textualize.json",
+      args: [
+        "textualize",
+        "--format",
+        "csv",
+        "--input",
+        join(DEMO_DATA, "interactions.csv"),
+        "--users",
+        join(DEMO_DATA, "users.csv"),
+        "--items",
+        join(DEMO_DATA, "items.csv"),
+        "--out",
+        paths.data,
+        "--seed",
+        seed,
+      ],
+    },
+    {
+      name: "init",
+      stdout: "init.json",
+      args: [
+        "init",
+        "--data",
+        paths.data,
+        "--preset",
+        "tiny",
+        "--out",
+        paths.model,
+        "--seed",
+        seed,
+      ],
+    },
+    {
+      name: "pretrain",
+      stdout: "pretrain.json",
+      // A tiny model from scratch: every weight trains (--full), with a learning rate for that.
+      args: [
+        "pretrain",
+        "--data",
+        paths.data,
+        "--model",
+        paths.model,
+        "--out",
+        paths.run,
+        "--full",
+        "--steps",
+        String(options.steps ?? 700),
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-3",
+        "--save-every",
+        "100",
+        "--val-batches",
+        "4",
+        "--seed",
+        seed,
+        "--device",
+        device,
+      ],
+    },
+    {
+      name: "infer",
+      stdout: "infer.json",
+      args: [
+        "infer",
+        "--model",
+        paths.run,
+        "--data",
+        paths.data,
+        "--out",
+        paths.predictions,
+        "--device",
+        device,
+        ...limit,
+      ],
+    },
+    {
+      name: "eval",
+      stdout: "eval.json",
+      args: [...evalArgs, "--format", "json"],
+    },
+    {
+      name: "report",
+      args: [...evalArgs, "--format", "md", "--chart", paths.chart],
+    },
+  ];
+}
+
+/** The part of `eval.json` (several methods) the verdict reads. */
+export interface DemoReport {
+  methods: Record<string, Record<string, Record<string, unknown>>>;
+}
+
+/**
+ * One line comparing the model with the baselines on next-item prediction (HR@10 of the
+ * sequential task), or undefined when the report has no such figures.
+ *
+ * @example
+ * ```ts
+ * demoVerdict(JSON.parse(await Deno.readTextFile(".runs/demo/eval.json")));
+ * // "sequential HR@10: recsysllm 0.1892, pop 0.0767, itemknn 0.5267 (recsysllm beats pop)"
+ * ```
+ */
+export function demoVerdict(report: DemoReport, model = "recsysllm"): string | undefined {
+  const hr = (method: string) => report.methods[method]?.sequential?.["HR@10"];
+  const ours = hr(model);
+  if (typeof ours !== "number") return undefined;
+  const others = Object.keys(report.methods).filter((m) =>
+    m !== model && typeof hr(m) === "number"
+  );
+  const figures = [model, ...others].map((m) => `${m} ${(hr(m) as number).toFixed(4)}`).join(", ");
+  const pop = hr("pop");
+  const versus = typeof pop !== "number"
+    ? ""
+    : ours > pop
+    ? ` (${model} beats pop)`
+    : ` (${model} does not beat pop: train longer, e.g. --steps 1500)`;
+  return `sequential HR@10: ${figures}${versus}`;
+}

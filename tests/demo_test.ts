@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { demoVerdict } from "../lib/demo/plan.ts";
+import { pathExists as exists } from "../lib/io/fs.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+async function demo(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "demo", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test("the demo runs every stage end to end and ends with the results table", async () => {
+  const tmp = await Deno.makeTempDir();
+  const out = join(tmp, "demo");
+  try {
+    // A few steps and a handful of records: this checks the wiring, not the quality.
+    const run = await demo("--out", out, "--steps", "3", "--limit", "12");
+    assert.equal(run.code, 0, run.stderr);
+    for (const stage of ["textualize", "init", "pretrain", "infer", "eval"]) {
+      assert.match(run.stderr, new RegExp(`\\$ recsysllm ${stage} `), `${stage} was not run`);
+    }
+    assert.match(run.stdout, /\| method \| HR@1 \| HR@5 \| NDCG@5 \| HR@10 \| NDCG@10 \|/);
+    assert.match(
+      run.stdout,
+      /sequential HR@10: recsysllm \d\.\d{4}, pop \d\.\d{4}, itemknn \d\.\d{4}/,
+    );
+
+    const report = JSON.parse(await Deno.readTextFile(join(out, "eval.json")));
+    assert.deepEqual(Object.keys(report.methods), ["recsysllm", "pop", "itemknn", "mean"]);
+    const lines = (await Deno.readTextFile(join(out, "recsysllm.jsonl"))).trim().split("\n");
+    assert.equal(lines.length, 12);
+    const items = new Set(
+      JSON.parse(await Deno.readTextFile(join(out, "data", "entities.json")))
+        .filter((e: { kind: string }) => e.kind === "item").map((e: { entity: string }) =>
+          e.entity
+        ),
+    );
+    for (const line of lines.map((l) => JSON.parse(l))) {
+      for (const p of line.predictions ?? []) {
+        assert.ok(items.has(p.entity), `${p.entity} is not an item`);
+      }
+    }
+    const metrics = (await Deno.readTextFile(join(out, "run", "metrics.jsonl"))).trim().split("\n");
+    assert.equal(JSON.parse(metrics.at(-1)!).step, 3);
+    assert.ok((await Deno.stat(join(out, "eval.svg"))).size > 1000);
+
+    // A second run replaces the first; a directory the demo did not make is left alone.
+    await Deno.writeTextFile(join(out, "stale.txt"), "old");
+    const again = await demo("--out", out, "--steps", "1", "--limit", "2");
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(!(await exists(join(out, "stale.txt"))), "the second run kept the first run's files");
+    const foreign = join(tmp, "mine");
+    await Deno.mkdir(foreign);
+    await Deno.writeTextFile(join(foreign, "notes.txt"), "keep me");
+    const refused = await demo("--out", foreign, "--steps", "1");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /exists and was not made by the demo/);
+    assert.equal(await Deno.readTextFile(join(foreign, "notes.txt")), "keep me");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("the demo verdict compares next-item HR@10 with the baselines", () => {
+  const report = (ours: number) => ({
+    methods: {
+      recsysllm: { sequential: { "HR@10": ours } },
+      pop: { sequential: { "HR@10": 0.08 } },
+      itemknn: { sequential: { "HR@10": 0.5 } },
+      mean: { rating: { RMSE: 0.8 } },
+    },
+  });
+  assert.equal(
+    demoVerdict(report(0.19)),
+    "sequential HR@10: recsysllm 0.1900, pop 0.0800, itemknn 0.5000 (recsysllm beats pop)",
+  );
+  assert.match(demoVerdict(report(0.05))!, /does not beat pop/);
+  assert.equal(demoVerdict({ methods: { pop: {} } }), undefined);
+});
