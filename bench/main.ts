@@ -7,7 +7,7 @@
  */
 
 /** Benchmarks in pipeline order; each file is `bench/NAME.ts`. */
-export const BENCHES = ["textualize", "collate", "forward", "train", "infer"] as const;
+export const BENCHES = ["textualize", "collate", "forward", "train", "infer", "eval"] as const;
 
 async function runOne(name: string): Promise<void> {
   let module: { run: () => Promise<Record<string, unknown>> };

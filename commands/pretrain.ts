@@ -29,7 +29,8 @@ const usage = `Usage: pretrain --data DIR --model DIR --out DIR [flags]
 
 Trains a GLM on a dataset's training records (profile documents, masked by the collator, and task
 prompts) and validates on its validation split. Writes into the run directory (--out):
-  adapter_model.safetensors + adapter_config.json   the LoRA adapter (Hugging Face PEFT layout)
+  adapter_model.safetensors + adapter_config.json   the LoRA adapter (Hugging Face PEFT layout),
+                           with the base model's tokenizer.json beside it
   config.json, tokenizer.json, model.safetensors    with --full: a complete model directory
   checkpoint.safetensors   tensors, AdamW moments, step, data position, random state (atomic)
   metrics.jsonl            one line per step: step, loss, lr, tokens_per_s, grad_norm, val_loss

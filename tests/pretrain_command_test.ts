@@ -96,6 +96,11 @@ Deno.test("pretrain killed with SIGKILL and resumed ends with the same bytes as 
       await Deno.readFile(join(dir, "merged1", "model.safetensors")),
     );
     await loadModel(join(dir, "merged2"));
+    // The adapter carries the base model's tokenizer, for infer's check.
+    assert.deepEqual(
+      await Deno.readFile(join(killed, "tokenizer.json")),
+      await Deno.readFile(join(dir, "base", "tokenizer.json")),
+    );
     const stray = [...Deno.readDirSync(killed)].filter((e) => e.name.includes(".tmp-"));
     assert.deepEqual(stray, [], "temporaries of the killed runs are left");
     // The log has every step once, in order, with the same losses.

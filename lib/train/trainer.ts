@@ -321,6 +321,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
           weights: snap.params,
           baseModel: resolve(options.model),
         }, config);
+        // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
+        // the model it is applied to tokenizes the same way.
+        await writeFileAtomic(
+          join(options.out, "tokenizer.json"),
+          await Deno.readFile(tokenizerFile),
+        );
       } else {
         await writeModelDir(
           options.out,
