@@ -18,7 +18,7 @@ import { InputError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 
-const usage = `Usage: collate --data DIR --tokenizer FILE [flags]
+const usage = `Usage: recsysllm collate --data DIR --tokenizer FILE [flags]
 
 Prints one collated example per record as a JSON line on stdout, so every rule of the masking,
 positions and labels can be checked from the output alone:

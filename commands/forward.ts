@@ -19,7 +19,7 @@ import { loadAdapter } from "../lib/train/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
 import { loraHook, loraShapes } from "../lib/train/lora.ts";
 
-const usage = `Usage: forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
+const usage = `Usage: recsysllm forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
 
 Runs one batch through the model's forward graph and writes "logits" [B, L, V] (float32) and,
 when the batch has labels, "loss" [1] (masked mean cross-entropy) to a safetensors file. Prints

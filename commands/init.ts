@@ -17,7 +17,7 @@ const presetLines = Object.entries(PRESETS).map(([name, p]) =>
   `max length ${p.maxSequenceLength}, tokenizer vocabulary ${p.tokenizerVocab}`
 ).join("\n");
 
-const usage = `Usage: init --data DIR --preset NAME --out DIR [flags]
+const usage = `Usage: recsysllm init --data DIR --preset NAME --out DIR [flags]
 
 Makes a new model directory: config.json, tokenizer.json and model.safetensors (random weights,
 normal with std 0.02, LayerNorm weights 1, biases 0). Unless --tokenizer is given, a byte-level

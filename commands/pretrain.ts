@@ -25,7 +25,7 @@ import { DEFAULT_LORA, type LoraConfig, targetName } from "../lib/train/lora.ts"
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { train } from "../lib/train/trainer.ts";
 
-const usage = `Usage: pretrain --data DIR --model DIR --out DIR [flags]
+const usage = `Usage: recsysllm pretrain --data DIR --model DIR --out DIR [flags]
 
 Trains a GLM on a dataset's training records (profile documents, masked by the collator, and task
 prompts) and validates on its validation split. Writes into the run directory (--out):

@@ -16,10 +16,11 @@ import { textualize } from "../lib/data/textualize.ts";
 import { type Task, TASKS } from "../lib/data/types.ts";
 
 const usage =
-  `Usage: textualize --format p5|amazon-reviews|csv|recbole --input PATH --out DIR [flags]
+  `Usage: recsysllm textualize --format p5|amazon-reviews|csv|recbole --input PATH --out DIR [flags]
 
 Turns interaction data into a dataset directory: train.jsonl, valid.jsonl, test.jsonl (records
-of text and entities, leave-one-out per user), entities.json and manifest.json.
+of text and entities, leave-one-out per user), candidates.jsonl (each user's 1 + N candidate items
+for the sampled protocol, per split), entities.json and manifest.json.
 
 Input:
   --format NAME            p5 | amazon-reviews | csv | recbole
