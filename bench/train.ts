@@ -18,41 +18,21 @@ import { presetConfig } from "../lib/model/config.ts";
 import { randomWeights } from "../lib/model/weights.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
+import { BATCH, syntheticBatch } from "./synthetic_batch.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
 import { readProfile } from "../lib/runtime/profile.ts";
 import { buildTrainStepGraph, trainNames, type TrainSetup } from "../lib/train/train_graph.ts";
 
-const B = 8;
-const L = 256;
-const SEP = 160;
+const { B, L, SEP } = BATCH;
 const THREADS = 2;
 const WARMUP = 2;
 const RUNS = 8;
 const PYTORCH_LORA_TOKENS_PER_S = 3700;
 
 function batchFeeds(vocab: number): Record<string, TensorData> {
-  const rng = new Rng(2);
-  const ids = Int32Array.from({ length: B * L }, () => rng.int(vocab));
-  const pos = new Int32Array(B * 2 * L);
-  const labels = new Int32Array(B * L).fill(-100);
-  const mask = new Float32Array(B * L);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < L; t++) {
-      pos[b * 2 * L + t] = t < SEP ? t : SEP - 1;
-      pos[b * 2 * L + L + t] = t < SEP ? 0 : t - SEP + 1;
-      if (t >= SEP) {
-        labels[b * L + t] = rng.int(vocab);
-        mask[b * L + t] = 1;
-      }
-    }
-  }
   return {
-    input_ids: { dtype: "int32", shape: [B, L], data: ids },
-    position_ids: { dtype: "int32", shape: [B, 2, L], data: pos },
-    sep: { dtype: "int32", shape: [B], data: new Int32Array(B).fill(SEP) },
-    labels: { dtype: "int32", shape: [B, L], data: labels },
-    loss_mask: { dtype: "float32", shape: [B, L], data: mask },
+    ...syntheticBatch(vocab),
     loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(1) },
     lr: { dtype: "float32", shape: [], data: Float32Array.of(1e-4) },
     bias_correction1: { dtype: "float32", shape: [], data: Float32Array.of(0.1) },
