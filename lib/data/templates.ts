@@ -157,9 +157,11 @@ const PROFILE: Template<ProfileInput>[] = [
       featureNote(b, user);
       b.text(".");
       favouriteSentence(b, user, " Their usual picks by ");
-      if (long.length > 0) b.text(" Over the long run they chose ").list(items(long)).text(".");
+      if (long.length > 0) {
+        b.text(" Across all their visits they chose ").list(items(long)).text(".");
+      }
       if (medium.length > 0) {
-        b.text(" In the months before their latest visits they chose ").list(items(medium))
+        b.text(" During the months before their latest visits they chose ").list(items(medium))
           .text(".");
       }
       if (short.length > 0) b.text(" Most recently they chose ").list(items(short)).text(".");
