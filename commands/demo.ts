@@ -22,13 +22,13 @@ const usage = `Usage: recsysllm demo [flags]
 Runs the whole pipeline on the built-in dataset (fixtures/demo: 600 users, 294 items, ratings,
 reviews): textualize, init a tiny model (hidden 256, 4 layers), pretrain it from scratch,
 infer every task on the test split, and eval it against the baselines (most popular, item-kNN,
-and a mean-rating baseline). Takes a few minutes on 2 CPU cores. Prints each command before it
+and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each command before it
 runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg and the
 training curve (run/loss.svg) are left in --out.
 
 Flags:
   --out DIR        where everything goes (default .runs/demo; replaced on each run)
-  --steps N        pretraining steps (default 700)
+  --steps N        pretraining steps (default 1200)
   --seed N         seed of every stage (default 1)
   --device NAME    auto | cpu | cuda | webgpu for pretrain and infer (default auto)
   --limit N        answer only the first N test records (default: all; for a quick look)
@@ -90,7 +90,7 @@ export const command: Command = {
     const out = optional(flags, "out", ".runs/demo");
     const stages = demoStages({
       out,
-      steps: int(flags, "steps", 700, 1),
+      steps: int(flags, "steps", 1200, 1),
       seed: int(flags, "seed", 1, 0),
       device: optional(flags, "device", "auto"),
       limit: flags.limit === undefined ? undefined : int(flags, "limit", 0, 1),

@@ -19,7 +19,7 @@ export const DEMO_DATA = fileURLToPath(new URL("../../fixtures/demo/", import.me
 export interface DemoOptions {
   /** Directory for everything the demo writes. */
   out: string;
-  /** Optimizer steps of pretraining (default 700: about three minutes on 2 CPU cores). */
+  /** Optimizer steps of pretraining (default 1200: about four minutes on 2 CPU cores). */
   steps?: number;
   /** Seed of every stage (default 1). */
   seed?: number;
@@ -123,7 +123,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         paths.run,
         "--full",
         "--steps",
-        String(options.steps ?? 700),
+        String(options.steps ?? 1200),
         "--batch-size",
         "16",
         "--lr",
@@ -194,6 +194,6 @@ export function demoVerdict(report: DemoReport, model = "recsysllm"): string | u
     ? ""
     : ours > pop
     ? ` (${model} beats pop)`
-    : ` (${model} does not beat pop: train longer, e.g. --steps 1500)`;
+    : ` (${model} does not beat pop: train longer, e.g. --steps 2000)`;
   return `sequential HR@10: ${figures}${versus}`;
 }
