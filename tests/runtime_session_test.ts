@@ -76,3 +76,12 @@ Deno.test("profiling writes per-operator times that readProfile sums up", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("onnxruntime's telemetry is off: no trace file is left in /tmp", async () => {
+  const g = new Graph("telemetry");
+  g.output(g.neg(g.input("x", "float32", [1])), "y");
+  const session = await Session.create(g, { device: "cpu" });
+  await session.release();
+  assert.equal(Deno.env.get("ORT_DISABLE_TELEMETRY"), "1");
+  await assert.rejects(Deno.lstat(`/tmp/mat-debug-${Deno.pid}.log`), Deno.errors.NotFound);
+});

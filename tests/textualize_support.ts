@@ -20,15 +20,19 @@ export function fixture(...parts: string[]): string {
   return join(ROOT, "fixtures", ...parts);
 }
 
-/** The shared real data directory (`../shared/data`), and whether it is there. */
+/** The shared real data directory (`../shared/data`), and whether its files are there. */
 export const SHARED_DATA = join(ROOT, "..", "shared", "data");
-export const HAVE_SHARED_DATA = (() => {
+export const HAVE_SHARED_DATA = [
+  "amazon-beauty/sequential_data.txt",
+  "amazon-beauty/items.csv",
+  "amazon-musical-instruments/reviews_Musical_Instruments_5.json.gz",
+].every((file) => {
   try {
-    return Deno.statSync(SHARED_DATA).isDirectory;
+    return Deno.statSync(join(SHARED_DATA, file)).isFile;
   } catch {
     return false;
   }
-})();
+});
 
 /** The result of one in-process CLI run. */
 export interface CliRun {

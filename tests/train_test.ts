@@ -186,7 +186,7 @@ Deno.test("full training: the loss falls well below its start and val_loss is re
   }
 });
 
-Deno.test("LoRA training: the loss falls well below its start, only the adapter is written", async () => {
+Deno.test("LoRA training: the loss falls well below its start, only the adapter (and its tokenizer) is written", async () => {
   const [dir, cleanup] = await tempDir();
   try {
     const data = await demoDataset();
@@ -219,6 +219,7 @@ Deno.test("LoRA training: the loss falls well below its start, only the adapter 
       "checkpoint.safetensors",
       "loss.svg",
       "metrics.jsonl",
+      "tokenizer.json",
     ]);
     const adapter = await SafetensorsFile.open(join(out, "adapter_model.safetensors"));
     assert.deepEqual(

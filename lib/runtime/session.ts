@@ -1,5 +1,5 @@
 /**
- * The session layer: the one place (with `tensor.ts`) that imports onnxruntime-node. Creates
+ * The session layer: with `tensor.ts`, the only user of onnxruntime-node (loaded in `ort.ts`). Creates
  * inference sessions from graphs the toolkit builds, on the device asked for (`auto` tries CUDA,
  * then WebGPU, then the CPU; a device named explicitly that cannot load is a one-line
  * {@linkcode DeviceError}, never a silent fallback), with the thread and optimization settings
@@ -15,7 +15,7 @@
  * @module
  */
 
-import * as ort from "onnxruntime-node";
+import { ort } from "./ort.ts";
 import { InputError } from "../errors.ts";
 import { Graph, type TensorData } from "../onnx/graph.ts";
 import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import * as ort from "onnxruntime-node";
+import { ort } from "./ort.ts";
 import type { DType, TensorData, TypedArray } from "../onnx/graph.ts";
 
 export type { DType, TensorData, TypedArray } from "../onnx/graph.ts";
