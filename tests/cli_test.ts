@@ -1,24 +1,10 @@
 import assert from "node:assert/strict";
 import denoConfig from "../deno.json" with { type: "json" };
-import { main } from "../main.ts";
+import { runCli } from "./cli_support.ts";
 
 const COMMANDS = ["textualize", "collate", "init", "forward", "pretrain", "infer", "eval", "demo"];
 
-/** Runs the command line in this process, capturing what it prints. */
-async function cli(...args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...v: unknown[]) => out.push(v.map(String).join(" "));
-  console.error = (...v: unknown[]) => err.push(v.map(String).join(" "));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join("\n"), stderr: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli = (...args: string[]) => runCli(args);
 
 Deno.test("--version prints the version from deno.json", async () => {
   const run = await cli("--version");

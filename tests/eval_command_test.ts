@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../main.ts";
+import { runCli } from "./cli_support.ts";
 
 // fixtures/eval/tiny: 5 users, items A..H (see tests/baselines_test.ts); fixtures/eval/model.jsonl:
 // hand-made test predictions. Their ranks under --protocol full:
@@ -14,18 +14,8 @@ const N3 = 1 / Math.log2(4); // = 1/2
 const N8 = 1 / Math.log2(9);
 
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(["eval", "--quiet", ...args]);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const { code, stdout, stderr } = await runCli(["eval", "--quiet", ...args]);
+  return { code, out: stdout, err: stderr };
 }
 
 async function json(...args: string[]) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../main.ts";
+import { runCli } from "./cli_support.ts";
 import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
 import { checkPredictionLine } from "../lib/eval/predictions.ts";
 import type { InferLine } from "../lib/generate/mod.ts";
@@ -27,15 +27,8 @@ await writeModelDir(MODEL, TINY, weights);
 globalThis.addEventListener("unload", () => Deno.removeSync(MODEL, { recursive: true }));
 
 async function run(...args: string[]): Promise<{ code: number; err: string }> {
-  const err: string[] = [];
-  const error = console.error;
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(["infer", "--quiet", "--device", "cpu", ...args]);
-    return { code, err: err.join("\n") };
-  } finally {
-    console.error = error;
-  }
+  const { code, stderr } = await runCli(["infer", "--quiet", "--device", "cpu", ...args]);
+  return { code, err: stderr };
 }
 
 async function withTemp(body: (dir: string) => Promise<void>): Promise<void> {
@@ -83,13 +76,8 @@ Deno.test("infer answers every record of the split in order, in the format eval 
     // eval takes the file as it is.
     const out = join(dir, "all.jsonl");
     await Deno.writeTextFile(out, lines.map((l) => JSON.stringify(l) + "\n").join(""));
-    const log = console.log;
-    console.log = () => {};
-    try {
-      assert.equal(await main(["eval", "--quiet", "--data", DATA, "--predictions", out]), 0);
-    } finally {
-      console.log = log;
-    }
+    const scored = await runCli(["eval", "--quiet", "--data", DATA, "--predictions", out]);
+    assert.equal(scored.code, 0, scored.stderr);
   });
 });
 

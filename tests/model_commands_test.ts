@@ -1,6 +1,6 @@
 // `init` and `forward` end to end through the command line's main().
 import assert from "node:assert/strict";
-import { main } from "../main.ts";
+import { runCli } from "./cli_support.ts";
 import { readConfig, weightShapes } from "../lib/model/config.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
@@ -12,18 +12,10 @@ const DATA = "fixtures/collate";
 async function quietly(
   args: string[],
 ): Promise<{ status: number; stdout: string; stderr: string }> {
-  const log = console.log;
-  const error = console.error;
-  let stdout = "";
-  let stderr = "";
-  console.log = (...a: unknown[]) => (stdout += a.join(" ") + "\n");
-  console.error = (...a: unknown[]) => (stderr += a.join(" ") + "\n");
-  try {
-    return { status: await main(args), stdout, stderr };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
+  const { code, stdout, stderr } = await runCli(args);
+  // One line break after every printed line, as a terminal shows them.
+  const lines = (text: string) => text === "" ? "" : text + "\n";
+  return { status: code, stdout: lines(stdout), stderr: lines(stderr) };
 }
 
 async function withDir(f: (dir: string) => Promise<void>): Promise<void> {

@@ -7,7 +7,6 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { main } from "../main.ts";
 import assert from "node:assert/strict";
 import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "../lib/data/types.ts";
 import { SPLITS } from "../lib/data/types.ts";
@@ -34,28 +33,7 @@ export const HAVE_SHARED_DATA = [
   }
 });
 
-/** The result of one in-process CLI run. */
-export interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `main(args)` in this process, capturing what it prints with console.log/console.error. */
-export async function runCli(args: string[]): Promise<CliRun> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...values: unknown[]) => out.push(values.map(String).join(" "));
-  console.error = (...values: unknown[]) => err.push(values.map(String).join(" "));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join("\n"), stderr: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+export { type CliRun, runCli } from "./cli_support.ts";
 
 /** Every record of a JSONL file. */
 export function readRecords(path: string): TextRecord[] {

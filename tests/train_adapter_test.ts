@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { main } from "../main.ts";
+import { runCli } from "./cli_support.ts";
 import { InputError } from "../lib/errors.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
@@ -35,15 +35,8 @@ function randomAdapter(config: Awaited<ReturnType<typeof smallConfig>>, seed: nu
 }
 
 async function cli(args: string[]): Promise<{ status: number; out: string }> {
-  const lines: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...xs: unknown[]) => lines.push(xs.join(" "));
-  console.error = () => {};
-  try {
-    return { status: await main(args), out: lines.join("\n") };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
+  const { code, stdout } = await runCli(args);
+  return { status: code, out: stdout };
 }
 
 async function batchFile(dir: string, vocab: number): Promise<string> {
