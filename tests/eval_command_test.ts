@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./cli_support.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 // fixtures/eval/tiny: 5 users, items A..H (see tests/baselines_test.ts); fixtures/eval/model.jsonl:
 // hand-made test predictions. Their ranks under --protocol full:
@@ -28,15 +29,6 @@ const close = (actual: number, expected: number, what = "") =>
   assert.ok(Math.abs(actual - expected) < 1e-12, `${what} ${actual} != ${expected}`);
 
 /** Runs `body` with a fresh temporary directory, removed afterwards. */
-async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "eval-test-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function writeLines(dir: string, lines: string[], name = "pred.jsonl"): Promise<string> {
   const path = join(dir, name);
   await Deno.writeTextFile(path, lines.join("\n") + "\n");

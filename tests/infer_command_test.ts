@@ -10,6 +10,7 @@ import { Rng } from "../lib/random.ts";
 import { mergeAdapter, saveAdapter } from "../lib/train/adapter.ts";
 import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
 import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./infer_helpers.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 // fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,
 // 5 direct, 4 rating, 2 explanation, 1 review), candidate lists in candidates.jsonl.
@@ -31,15 +32,6 @@ async function run(...args: string[]): Promise<{ code: number; err: string }> {
   return { code, err: stderr };
 }
 
-async function withTemp(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "infer-test-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function infer(dir: string, ...args: string[]): Promise<InferLine[]> {
   const out = join(dir, `pred-${Math.random().toString(36).slice(2)}.jsonl`);
   const result = await run("--model", MODEL, "--data", DATA, "--out", out, ...args);
@@ -49,7 +41,7 @@ async function infer(dir: string, ...args: string[]): Promise<InferLine[]> {
 }
 
 Deno.test("infer answers every record of the split in order, in the format eval reads", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const lines = await infer(dir, "--top-k", "5", "--beams", "12", "--max-new-tokens", "6");
     assert.deepEqual(lines.map((l) => l.id), records.map((r) => r.id));
     for (const line of lines) {
@@ -82,7 +74,7 @@ Deno.test("infer answers every record of the split in order, in the format eval 
 });
 
 Deno.test("--protocol sampled ranks the record's candidates; --exclude-seen drops the history", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const sampled = await infer(dir, "--protocol", "sampled", "--task", "sequential,direct");
     const full = await infer(dir, "--task", "sequential,direct", "--exclude-seen", "--top-k", "8");
     const seenSampled = await infer(
@@ -119,7 +111,7 @@ Deno.test("--protocol sampled ranks the record's candidates; --exclude-seen drop
 });
 
 Deno.test("--task, --template and --limit select records", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const seq2 = await infer(dir, "--task", "sequential", "--template", "seq-2");
     assert.deepEqual(
       seq2.map((l) => l.id),
@@ -136,7 +128,7 @@ Deno.test("--task, --template and --limit select records", async () => {
 });
 
 Deno.test("batch size does not change the predictions", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const one = await infer(dir, "--batch-size", "1", "--max-new-tokens", "5");
     const many = await infer(dir, "--batch-size", "7", "--max-new-tokens", "5");
     assert.equal(one.length, many.length);
@@ -155,7 +147,7 @@ Deno.test("batch size does not change the predictions", async () => {
 });
 
 Deno.test("an adapter merged at load predicts as the model with the merged weights", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const lora = { ...DEFAULT_LORA, rank: 4, alpha: 8, targets: ["query_key_value", "dense"] };
     const adapterWeights = initLora(TINY, lora, new Rng(5));
     const rng = new Rng(6);
@@ -219,7 +211,7 @@ Deno.test("--out - writes the lines to stdout", async () => {
 // ---- bad input -------------------------------------------------------------------------------
 
 async function expectError(code: number, pattern: RegExp, ...args: string[]): Promise<void> {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const out = join(dir, "pred.jsonl");
     const hasData = args.includes("--data");
     const hasModel = args.includes("--model");
@@ -238,7 +230,7 @@ async function expectError(code: number, pattern: RegExp, ...args: string[]): Pr
 }
 
 Deno.test("a model whose vocab_size is smaller than its tokenizer's is refused", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const config = { ...TINY, vocabSize: TINY.vocabSize - 1 };
     await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(configJson(config)));
     await Deno.copyFile(TOKENIZER, join(dir, "tokenizer.json"));
@@ -254,7 +246,7 @@ Deno.test("a model whose vocab_size is smaller than its tokenizer's is refused",
 });
 
 Deno.test("entities the model's tokenizer cannot represent are refused", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await writeModelDir(dir, TINY, weights);
     const json = JSON.parse(await Deno.readTextFile(TOKENIZER));
     json.normalizer = { type: "Lowercase" }; // " Alpha Lipstick" would come back lower-cased
@@ -270,7 +262,7 @@ Deno.test("entities the model's tokenizer cannot represent are refused", async (
 
 Deno.test("adapters that are missing, misshaped or from another tokenizer are refused", async () => {
   await expectError(1, /adapter not found/, "--adapter", "/nonexistent/adapter");
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const other = { ...TINY, hiddenSize: 16 };
     const lora = { ...DEFAULT_LORA, rank: 2 };
     await saveAdapter(
@@ -310,7 +302,7 @@ Deno.test("unknown tasks and templates are usage errors; a missing split is an i
     "seq-1",
   );
   await expectError(2, /--split must be one of/, "--split", "dev");
-  await withTemp(async (data) => {
+  await withTempDir(async (data) => {
     for (const f of ["entities.json", "manifest.json", "test.jsonl"]) {
       await Deno.copyFile(join(DATA, f), join(data, f));
     }

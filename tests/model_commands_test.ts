@@ -6,6 +6,7 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { referenceForward } from "./reference/glm_reference.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 const DATA = "fixtures/collate";
 
@@ -18,17 +19,8 @@ async function quietly(
   return { status: code, stdout: lines(stdout), stderr: lines(stderr) };
 }
 
-async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("init makes a Hugging Face model directory: trained tokenizer, config, std-0.02 weights", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const out = `${dir}/model`;
     const r = await quietly([
       "init",
@@ -86,7 +78,7 @@ Deno.test("init makes a Hugging Face model directory: trained tokenizer, config,
   }));
 
 Deno.test("init --tokenizer keeps the given tokenizer and sizes the vocabulary to it", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const out = `${dir}/model`;
     const given = "fixtures/tokenizer/tokenizer.json";
     const r = await quietly([
@@ -107,7 +99,7 @@ Deno.test("init --tokenizer keeps the given tokenizer and sizes the vocabulary t
   }));
 
 Deno.test("init: usage mistakes and bad input have the right exit status", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     assert.equal((await quietly(["init", "--data", DATA, "--out", `${dir}/m`])).status, 2);
     const badPreset = await quietly([
       "init",
@@ -134,7 +126,7 @@ Deno.test("init: usage mistakes and bad input have the right exit status", () =>
   }));
 
 Deno.test("forward writes logits and loss equal to the reference; errors are one line", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const modelDir = `${dir}/model`;
     await quietly(["init", "--data", DATA, "--preset", "tiny", "--out", modelDir, "--seed", "5"]);
     const model = await loadModel(modelDir);

@@ -4,6 +4,7 @@ import { presetConfig, weightShapes } from "../lib/model/config.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadWeights, randomWeights, saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 /** A safetensors file written byte by byte from a header object and a data section. */
 async function rawFile(dir: string, header: unknown, data: Uint8Array, headerText?: string) {
@@ -23,17 +24,8 @@ function u16(values: number[]): Uint8Array {
   return out;
 }
 
-async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("safetensors: F32, F64, I32 and I64 tensors round-trip with metadata", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const path = `${dir}/a.safetensors`;
     const w = Float32Array.from({ length: 6 }, (_, i) => i * 0.5 - 1);
     await writeSafetensors(path, {
@@ -57,7 +49,7 @@ Deno.test("safetensors: F32, F64, I32 and I64 tensors round-trip with metadata",
   }));
 
 Deno.test("safetensors: F16 and BF16 are read as float32", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const f16 = [0x3c00, 0xc000, 0x3555, 0x0001, 0x7c00, 0x8000];
     const bf16 = [0x3f80, 0xc040, 0x4049];
     const path = await rawFile(dir, {
@@ -73,7 +65,7 @@ Deno.test("safetensors: F16 and BF16 are read as float32", () =>
   }));
 
 Deno.test("safetensors: a missing tensor, a wrong shape and an unusable dtype are InputErrors", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const path = await rawFile(dir, {
       ids: { dtype: "I64", shape: [2], data_offsets: [0, 16] },
       w: { dtype: "F32", shape: [2, 2], data_offsets: [16, 32] },
@@ -97,7 +89,7 @@ Deno.test("safetensors: a missing tensor, a wrong shape and an unusable dtype ar
   }));
 
 Deno.test("safetensors: bad headers are InputErrors naming the file", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const cases: [unknown, Uint8Array, RegExp, string?][] = [
       [null, new Uint8Array(0), /not valid JSON|bad safetensors header/, "{not json"],
       [[1, 2], new Uint8Array(0), /not a JSON object/],
@@ -149,7 +141,7 @@ Deno.test("safetensors: bad headers are InputErrors naming the file", () =>
   }));
 
 Deno.test("model weights save and load by their Hugging Face names, shapes checked", () =>
-  withDir(async (dir) => {
+  withTempDir(async (dir) => {
     const config = {
       ...presetConfig("tiny", 50),
       hiddenSize: 8,
