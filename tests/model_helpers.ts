@@ -4,6 +4,7 @@ import type { GlmConfig } from "../lib/model/config.ts";
 import { weightShapes } from "../lib/model/config.ts";
 import type { Weights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
+import type { Batch } from "../lib/collate/types.ts";
 
 export const SMALL: GlmConfig = {
   vocabSize: 37,
@@ -29,17 +30,6 @@ export function noisyWeights(config: GlmConfig, seed: number): Weights {
   return weights;
 }
 
-/** A batch as flat arrays. */
-export interface TestBatch {
-  batchSize: number;
-  length: number;
-  inputIds: Int32Array;
-  positionIds: Int32Array;
-  sep: Int32Array;
-  labels: Int32Array;
-  lossMask: Float32Array;
-}
-
 /**
  * A random batch: part A of length sep[b] (inter 0..sep-1, intra random small), part B with inter
  * positions of part A and intra 1, 2, ...; labels on part B, -100 elsewhere; right padding with
@@ -51,11 +41,11 @@ export function randomBatch(
   length: number,
   seed: number,
   pads: number[] = [],
-): TestBatch {
+): Batch {
   const rng = new Rng(seed);
   const B = seps.length;
   const L = length;
-  const batch: TestBatch = {
+  const batch: Batch = {
     batchSize: B,
     length: L,
     inputIds: new Int32Array(B * L),
@@ -88,7 +78,7 @@ export function randomBatch(
 }
 
 /** The feeds of a forward graph for `batch`. */
-export function forwardFeeds(batch: TestBatch, withLoss = true) {
+export function forwardFeeds(batch: Batch, withLoss = true) {
   const { batchSize: B, length: L } = batch;
   const feeds: Record<
     string,
