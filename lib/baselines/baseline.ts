@@ -23,9 +23,9 @@ import type { Protocol } from "../eval/protocol.ts";
 import type { EvalTask } from "../eval/score.ts";
 import { Rng } from "../random.ts";
 import { historyIds } from "./histories.ts";
-import { ItemKnn } from "./itemknn.ts";
+import { DEFAULT_ITEM_KNN, ItemKnn } from "./itemknn.ts";
 import { orderItems, popularityCounts, topItems } from "./popularity.ts";
-import { BiasRating, ratedItem, type TrainingRating } from "./rating.ts";
+import { BiasRating, DEFAULT_BIAS_RATING, ratedItem, type TrainingRating } from "./rating.ts";
 
 /** The baselines `eval --baseline` knows. */
 export const BASELINES = ["pop", "itemknn", "random", "mean"] as const;
@@ -60,21 +60,31 @@ export interface BaselineData {
   ratingScale?: readonly [number, number] | null;
 }
 
-/** Options of {@linkcode createBaseline}. */
+/** Defaults of the optional {@linkcode BaselineOptions}. */
+export const DEFAULT_BASELINE = Object.freeze({
+  top: 20,
+  excludeSeen: true,
+  seed: 0,
+  neighbors: DEFAULT_ITEM_KNN.neighbors,
+  recency: DEFAULT_ITEM_KNN.recency,
+  damping: DEFAULT_BIAS_RATING.damping,
+});
+
+/** Options of {@linkcode createBaseline}; defaults in {@linkcode DEFAULT_BASELINE}. */
 export interface BaselineOptions {
   /** The protocol the predictions are for. */
   protocol: Protocol;
-  /** Length of a ranking over all items; default 20. */
+  /** Length of a ranking over all items. */
   top?: number;
-  /** Leave the user's history out of rankings over all items; default true. */
+  /** Leave the user's history out of rankings over all items. */
   excludeSeen?: boolean;
-  /** `random`: the seed; default 0. */
+  /** `random`: the seed. */
   seed?: number;
-  /** `itemknn`: neighbours kept per item (0 = all, the default). */
+  /** `itemknn`: neighbours kept per item (0 = all). */
   neighbors?: number;
-  /** `itemknn`: recency decay in (0, 1]; default 1. */
+  /** `itemknn`: recency decay in (0, 1]. */
   recency?: number;
-  /** `mean`: bias damping; default 5. */
+  /** `mean`: bias damping. */
   damping?: number;
   /** Names the record's file in errors; default "records". */
   file?: string;
@@ -102,7 +112,7 @@ class ItemRanker {
 
   /** Length of a ranking over all items. */
   get top(): number {
-    return this.#options.top ?? 20;
+    return this.#options.top ?? DEFAULT_BASELINE.top;
   }
 
   historyOf(record: TextRecord): Int32Array {
@@ -119,7 +129,9 @@ class ItemRanker {
 
   /** The excluded ids of a ranking over all items. */
   excludedFor(history: Int32Array): ReadonlySet<number> {
-    return (this.#options.excludeSeen ?? true) ? new Set(history) : new Set();
+    return (this.#options.excludeSeen ?? DEFAULT_BASELINE.excludeSeen)
+      ? new Set(history)
+      : new Set();
   }
 
   /**
@@ -206,7 +218,7 @@ function itemKnnBaseline(data: BaselineData, options: BaselineOptions): Baseline
 
 function randomBaseline(data: BaselineData, options: BaselineOptions): Baseline {
   const ranker = new ItemRanker(data, options);
-  const seed = options.seed ?? 0;
+  const seed = options.seed ?? DEFAULT_BASELINE.seed;
   return {
     name: "random",
     tasks: BASELINE_TASKS.random,

@@ -12,11 +12,14 @@
  * @module
  */
 
-/** Options of {@linkcode ItemKnn}. */
+/** Defaults of {@linkcode ItemKnnOptions}: every neighbour, no recency weighting. */
+export const DEFAULT_ITEM_KNN = Object.freeze({ neighbors: 0, recency: 1 });
+
+/** Options of {@linkcode ItemKnn}; defaults in {@linkcode DEFAULT_ITEM_KNN}. */
 export interface ItemKnnOptions {
-  /** Keep this many nearest neighbours per item; 0 (default) keeps all co-occurring items. */
+  /** Keep this many nearest neighbours per item; 0 keeps all co-occurring items. */
   neighbors?: number;
-  /** Recency decay in (0, 1] per step back in the history; default 1 (no weighting). */
+  /** Recency decay in (0, 1] per step back in the history (1: no weighting). */
   recency?: number;
 }
 
@@ -48,7 +51,7 @@ export class ItemKnn {
     poolSize: number,
     options: ItemKnnOptions = {},
   ) {
-    this.#recency = options.recency ?? 1;
+    this.#recency = options.recency ?? DEFAULT_ITEM_KNN.recency;
     if (!(this.#recency > 0 && this.#recency <= 1)) {
       throw new RangeError(`item-kNN recency must be in (0, 1], got ${this.#recency}`);
     }
@@ -94,7 +97,7 @@ export class ItemKnn {
       neighbor[fill[b]] = a;
       similarity[fill[b]++] = sim;
     }
-    const keep = options.neighbors ?? 0;
+    const keep = options.neighbors ?? DEFAULT_ITEM_KNN.neighbors;
     if (keep > 0) [offset, neighbor, similarity] = truncate(offset, neighbor, similarity, keep);
     this.#offset = offset;
     this.#neighbor = neighbor;

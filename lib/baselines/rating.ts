@@ -60,9 +60,12 @@ export class TrainingRatings {
   }
 }
 
-/** Options of {@linkcode BiasRating}. */
+/** Defaults of {@linkcode BiasRatingOptions}. */
+export const DEFAULT_BIAS_RATING = Object.freeze({ damping: 5 });
+
+/** Options of {@linkcode BiasRating}; defaults in {@linkcode DEFAULT_BIAS_RATING}. */
 export interface BiasRatingOptions {
-  /** Damping added to each bias's count; default 5. */
+  /** Damping added to each bias's count. */
   damping?: number;
   /** Predictions are clipped to [min, max]; default no clipping. */
   scale?: readonly [number, number] | null;
@@ -86,7 +89,7 @@ export class BiasRating {
 
   /** Fits the biases to `ratings`. */
   constructor(ratings: readonly TrainingRating[], options: BiasRatingOptions = {}) {
-    const damping = options.damping ?? 5;
+    const damping = options.damping ?? DEFAULT_BIAS_RATING.damping;
     this.#scale = options.scale ?? null;
     this.mean = ratings.length > 0
       ? ratings.reduce((sum, r) => sum + r.rating, 0) / ratings.length

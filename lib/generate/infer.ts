@@ -28,10 +28,11 @@ import { formatRating } from "../data/text.ts";
 import { InputError } from "../errors.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { searchItems } from "./items.ts";
+import { DEFAULT_ITEM_SEARCH, searchItems } from "./items.ts";
 import { exclusionOf, type Pool } from "./pool.ts";
 import {
   type AnswerTokens,
+  DEFAULT_TOKENS_PER_RUN,
   entityAnswer,
   rankByScore,
   ratingFromScores,
@@ -39,7 +40,7 @@ import {
   textAnswer,
 } from "./score.ts";
 import type { PromptInput, StepModel } from "./step_model.ts";
-import { generateText } from "./text.ts";
+import { DEFAULT_TEXT, generateText } from "./text.ts";
 
 /** The task families infer answers. */
 export const INFER_TASKS = ["sequential", "direct", "rating", "explanation", "review"] as const;
@@ -51,27 +52,39 @@ export const INFER_PROTOCOLS = ["full", "sampled"] as const;
 /** One ranking protocol. */
 export type InferProtocol = typeof INFER_PROTOCOLS[number];
 
-/** Options of {@linkcode Predictor}; defaults as shown. */
+/** Defaults of {@linkcode PredictOptions}, from the searches they configure. */
+export const DEFAULT_PREDICT = Object.freeze({
+  protocol: "full" as InferProtocol,
+  topK: DEFAULT_ITEM_SEARCH.topK,
+  beams: DEFAULT_ITEM_SEARCH.beams,
+  excludeSeen: false,
+  batchSize: 8,
+  maxNewTokens: DEFAULT_TEXT.maxTokens,
+  textBeams: DEFAULT_TEXT.beams,
+  tokensPerRun: DEFAULT_TOKENS_PER_RUN,
+});
+
+/** Options of {@linkcode Predictor}; defaults in {@linkcode DEFAULT_PREDICT}. */
 export interface PredictOptions {
-  /** Item tasks: `full` (beam search over the pool, default) or `sampled` (rank candidates). */
+  /** Item tasks: `full` (beam search over the pool) or `sampled` (rank candidates). */
   protocol?: InferProtocol;
-  /** Items returned per record (default 10). */
+  /** Items returned per record. */
   topK?: number;
-  /** Beams of the item search (default 20). */
+  /** Beams of the item search. */
   beams?: number;
-  /** Never predict the user's earlier items (default false). */
+  /** Never predict the user's earlier items. */
   excludeSeen?: boolean;
-  /** Prompts decoded together (default 8). */
+  /** Prompts decoded together. */
   batchSize?: number;
-  /** Text tasks: most generated tokens (default 64). */
+  /** Text tasks: most generated tokens. */
   maxNewTokens?: number;
-  /** Text tasks: beams (default 1, greedy). */
+  /** Text tasks: beams (1: greedy). */
   textBeams?: number;
   /** Longest sequence (part A + answer) the model takes. */
   maxLength: number;
   /** The dataset's rating values (manifest `rating_values`), for the rating task. */
   ratingValues?: readonly number[];
-  /** Scoring: most tokens per run (default 2048). */
+  /** Scoring: most tokens per run. */
   tokensPerRun?: number;
 }
 
@@ -119,16 +132,16 @@ export class Predictor {
   constructor(parts: PredictorParts, options: PredictOptions) {
     this.#parts = parts;
     this.#options = {
-      protocol: options.protocol ?? "full",
-      topK: options.topK ?? 10,
-      beams: options.beams ?? 20,
-      excludeSeen: options.excludeSeen ?? false,
-      batchSize: options.batchSize ?? 8,
-      maxNewTokens: options.maxNewTokens ?? 64,
-      textBeams: options.textBeams ?? 1,
+      protocol: options.protocol ?? DEFAULT_PREDICT.protocol,
+      topK: options.topK ?? DEFAULT_PREDICT.topK,
+      beams: options.beams ?? DEFAULT_PREDICT.beams,
+      excludeSeen: options.excludeSeen ?? DEFAULT_PREDICT.excludeSeen,
+      batchSize: options.batchSize ?? DEFAULT_PREDICT.batchSize,
+      maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
+      textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,
+      tokensPerRun: options.tokensPerRun ?? DEFAULT_PREDICT.tokensPerRun,
       maxLength: options.maxLength,
       ratingValues: options.ratingValues ?? [],
-      tokensPerRun: options.tokensPerRun ?? 2048,
     };
     const { tokenizer, model } = parts;
     // Text may use every ordinary token of the tokenizer, and [E] to stop.

@@ -28,16 +28,19 @@ import { TRIE_ROOT } from "../collate/mod.ts";
 import type { Exclusion, ItemPool } from "./pool.ts";
 import type { PromptInput, StepModel } from "./step_model.ts";
 
-/** Options of {@linkcode searchItems}. */
+/** Defaults of {@linkcode ItemSearchOptions}. */
+export const DEFAULT_ITEM_SEARCH = Object.freeze({ beams: 20, topK: 10 });
+
+/** Options of {@linkcode searchItems}; defaults in {@linkcode DEFAULT_ITEM_SEARCH}. */
 export interface ItemSearchOptions {
   pool: ItemPool;
   /** Id of `[S]`. */
   sop: number;
   /** Id of `[E]`. */
   eop: number;
-  /** Beams per prompt (default 20). */
+  /** Beams per prompt. */
   beams?: number;
-  /** Items returned per prompt (default 10). */
+  /** Items returned per prompt. */
   topK?: number;
   /** Per prompt: nodes to avoid (exclusionOf), or null. */
   exclusions?: readonly (Exclusion | null)[];
@@ -190,8 +193,8 @@ export async function searchItems(
   options: ItemSearchOptions,
 ): Promise<RankedItems[]> {
   const { pool, sop, eop } = options;
-  const beams = options.beams ?? 20;
-  const topK = options.topK ?? 10;
+  const beams = options.beams ?? DEFAULT_ITEM_SEARCH.beams;
+  const topK = options.topK ?? DEFAULT_ITEM_SEARCH.topK;
   if (!(beams >= 1 && topK >= 1)) throw new RangeError("beams and topK must be at least 1");
   const trie = pool.trie;
   const { childStart, childToken, childNode, terminal, depth } = trie;

@@ -52,6 +52,9 @@ export function textAnswer(tokenizer: TextTokenizer, text: string): AnswerTokens
   return { ids, intra };
 }
 
+/** Default of {@linkcode ScoreOptions.tokensPerRun}. */
+export const DEFAULT_TOKENS_PER_RUN = 2048;
+
 /** Options of {@linkcode scoreAnswers}. */
 export interface ScoreOptions {
   /** Id of `[S]`. */
@@ -59,7 +62,7 @@ export interface ScoreOptions {
   /** Id of `[E]`. */
   eop: number;
   /**
-   * Most tokens (rows x row length) in one run (default 2048): the graph holds log-softmax rows
+   * Most tokens (rows x row length) in one run (`DEFAULT_TOKENS_PER_RUN`): the graph holds log-softmax rows
    * of the vocabulary for each, so this bounds memory.
    */
   tokensPerRun?: number;
@@ -102,7 +105,7 @@ export async function scoreAnswers(
   }
   if (most === 0) return scores;
   await model.prefill(prompts);
-  const budget = options.tokensPerRun ?? 2048;
+  const budget = options.tokensPerRun ?? DEFAULT_TOKENS_PER_RUN;
   const perRun = Math.max(1, Math.min(most, Math.floor(budget / (P * longest))));
   for (let start = 0; start < most; start += perRun) {
     const k = Math.min(perRun, most - start);

@@ -21,7 +21,10 @@ import type { EntityTrie } from "../collate/mod.ts";
 import { TRIE_ROOT } from "../collate/mod.ts";
 import type { PromptInput, StepModel } from "./step_model.ts";
 
-/** Options of {@linkcode generateText}. */
+/** Defaults of {@linkcode TextOptions}: greedy decoding of at most 64 tokens. */
+export const DEFAULT_TEXT = Object.freeze({ beams: 1, maxTokens: 64 });
+
+/** Options of {@linkcode generateText}; defaults in {@linkcode DEFAULT_TEXT}. */
 export interface TextOptions {
   /** Id of `[S]`. */
   sop: number;
@@ -31,7 +34,7 @@ export interface TextOptions {
   trie: EntityTrie;
   /** [V] 1 for tokens the model may write (`[E]` included). */
   allowed: Uint8Array;
-  /** Most tokens before `[E]` (default 64). */
+  /** Most tokens before `[E]`. */
   maxTokens?: number;
   /** Beams per prompt (default 1: greedy). */
   beams?: number;
@@ -97,8 +100,8 @@ export async function generateText(
   prompts: readonly PromptInput[],
   options: TextOptions,
 ): Promise<GeneratedText[]> {
-  const beams = options.beams ?? 1;
-  const maxTokens = options.maxTokens ?? 64;
+  const beams = options.beams ?? DEFAULT_TEXT.beams;
+  const maxTokens = options.maxTokens ?? DEFAULT_TEXT.maxTokens;
   if (!(beams >= 1 && maxTokens >= 1)) {
     throw new RangeError("beams and maxTokens must be at least 1");
   }
