@@ -15,6 +15,30 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/**
+ * A library option whose value cannot work (out of range, or in conflict with another option).
+ * Libraries never spell command-line flags: the message words the problem around the option's
+ * name, and a command re-words it with its flag name (see `withFlagNames` in lib/cli/flags.ts).
+ *
+ * @example
+ * ```ts
+ * const error = new OptionError("maxLength", (name) => `${name} must be at most 512, got 600`);
+ * error.message; // "maxLength must be at most 512, got 600"
+ * error.describe("--max-length"); // "--max-length must be at most 512, got 600"
+ * ```
+ */
+export class OptionError extends UsageError {
+  override name = "OptionError";
+
+  /**
+   * @param option the option as the library names it (`maxLength`)
+   * @param describe the one-line message, given the name to call the option by
+   */
+  constructor(readonly option: string, readonly describe: (name: string) => string) {
+    super(describe(option));
+  }
+}
+
 /** Bad input data or files; the CLI prints it and exits with status 1. */
 export class InputError extends Error {
   override name = "InputError";

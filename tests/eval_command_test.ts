@@ -201,7 +201,10 @@ Deno.test("records without a prediction are counted and warned about, or an erro
     assert.match(err, /warning: pred: 3 test record\(s\) have no prediction in .*pred\.jsonl/);
     const strict = await run("--data", DATA, "--predictions", path, "--strict");
     assert.equal(strict.code, 1);
-    assert.match(strict.err, /pred\.jsonl: 3 test record\(s\) have no prediction \(--strict\)/);
+    assert.match(
+      strict.err,
+      /pred\.jsonl: 3 test record\(s\) have no prediction \(strict: every record needs one\)/,
+    );
   });
 });
 
@@ -214,7 +217,7 @@ Deno.test("input errors name the file and line and exit 1", async () => {
     ],
     [
       [good, '{"id": "u1/direct/direct-1/valid", "predictions": []}'],
-      /line 2: unknown record id "u1\/direct\/direct-1\/valid": not in test\.jsonl \(it is a valid record; use --split valid\)/,
+      /line 2: unknown record id "u1\/direct\/direct-1\/valid": not in test\.jsonl \(it is a valid record; score the valid split\)/,
     ],
     [[good, "{not json"], /pred\.jsonl line 2: not valid JSON/],
     [
@@ -270,7 +273,7 @@ Deno.test("the sampled protocol needs candidates in the dataset", async () => {
     assert.equal(code, 1);
     assert.match(
       err,
-      /test\.jsonl: record "u1\/sequential\/seq-1\/test": has no candidates \(needed by --protocol sampled\)/,
+      /test\.jsonl: record "u1\/sequential\/seq-1\/test": has no candidates \(needed by the sampled protocol\)/,
     );
     // the full protocol does not need them
     assert.equal((await run("--data", dir, "--baseline", "pop")).code, 0);

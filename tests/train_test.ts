@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openDataset } from "../lib/data/dataset.ts";
-import { UsageError } from "../lib/errors.ts";
+import { OptionError, UsageError } from "../lib/errors.ts";
 import { configJson } from "../lib/model/config.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel, randomWeights, saveWeights } from "../lib/model/weights.ts";
@@ -282,7 +282,8 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
     await train(options);
     await assert.rejects(
       () => train(options),
-      (e) => e instanceof UsageError && /--resume/.test(e.message),
+      // The library names its option; the command re-words it as --resume.
+      (e) => e instanceof OptionError && e.option === "resume" && /pass resume/.test(e.message),
     );
     await assert.rejects(
       () => train({ ...options, resume: true, batchSize: 4 }),

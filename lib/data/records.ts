@@ -124,7 +124,7 @@ function taskStatuses(
   const out = {} as Record<Task, TaskStatus>;
   for (const task of TASKS) {
     let reason: string | undefined;
-    if (!requested.includes(task)) reason = "not requested (--tasks)";
+    if (!requested.includes(task)) reason = "not requested";
     else if (task === "rating" && !log.rating) reason = "the input has no ratings";
     else if (task === "rating" && !ratingScale) reason = "no ratings in the training data";
     else if ((task === "explanation" || task === "review") && !log.review) {

@@ -24,6 +24,7 @@ import {
   type BaselineName,
   type BaselineOptions,
   createBaseline,
+  DEFAULT_BASELINE,
 } from "../baselines/baseline.ts";
 import { TrainingHistories } from "../baselines/histories.ts";
 import { TrainingRatings } from "../baselines/rating.ts";
@@ -176,7 +177,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const baselineNames = options.methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
   const baselines = await loadBaselines(data, pool, [...new Set(baselineNames)], {
     ...options.baseline,
-    top: Math.max(options.baseline?.top ?? 20, ...scoreOptions.ks),
+    top: Math.max(options.baseline?.top ?? DEFAULT_BASELINE.top, ...scoreOptions.ks),
     protocol: options.protocol,
     file: splitFile,
   }, options.progress);
@@ -232,7 +233,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     }
     if (first) {
       const elsewhere = await splitHolding(data, first[0], split);
-      const hint = elsewhere ? ` (it is a ${elsewhere} record; use --split ${elsewhere})` : "";
+      const hint = elsewhere ? ` (it is a ${elsewhere} record; score the ${elsewhere} split)` : "";
       throw inputError(
         method.predictions,
         first[1].line,
@@ -252,7 +253,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       throw inputError(
         file,
         undefined,
-        `${missing} ${split} record(s) have no prediction (--strict)`,
+        `${missing} ${split} record(s) have no prediction (strict: every record needs one)`,
       );
     }
     const where = "predictions" in method ? ` in ${method.predictions}` : "";

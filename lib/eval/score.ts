@@ -122,7 +122,7 @@ export function prepareRecord(
     if (!pool.isItem(prepared.target)) throw fail(`target "${target}" is not an item of the pool`);
     if (options.protocol === "sampled") {
       if (!Array.isArray(record.candidates)) {
-        throw fail("has no candidates (needed by --protocol sampled)");
+        throw fail("has no candidates (needed by the sampled protocol)");
       }
       prepared.candidates = Int32Array.from(record.candidates, (c) => {
         const id = pool.id(c);

@@ -22,7 +22,7 @@
 import { join, resolve } from "node:path";
 import type { Objective } from "../collate/collator.ts";
 import { openDataset } from "../data/dataset.ts";
-import { InputError, UsageError } from "../errors.ts";
+import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { GlmConfig } from "../model/config.ts";
 import { loadModel } from "../model/weights.ts";
@@ -46,7 +46,22 @@ import { biasCorrections, learningRate, type ScheduleKind } from "./schedule.ts"
 import { DEFAULT_ADAMW, trainableParams } from "./train_graph.ts";
 import { pathExists } from "../io/fs.ts";
 
-/** Options of {@linkcode train}; defaults as listed. */
+/** Defaults of the optional {@linkcode TrainOptions} (AdamW's are `DEFAULT_ADAMW`). */
+export const DEFAULT_TRAIN = Object.freeze({
+  objective: "mix" as Objective | "mix",
+  epochs: 1,
+  batchSize: 8,
+  gradAccum: 1,
+  /** Peak learning rate: LoRA, and full training. */
+  lr: Object.freeze({ lora: 2e-4, full: 1e-4 }),
+  warmupShare: 0,
+  schedule: "cosine" as ScheduleKind,
+  seed: 0,
+  saveEvery: 100,
+  valBatches: 8,
+});
+
+/** Options of {@linkcode train}; defaults in {@linkcode DEFAULT_TRAIN} and `DEFAULT_ADAMW`. */
 export interface TrainOptions {
   /** Dataset directory (from `textualize`). */
   data: string;
@@ -54,39 +69,39 @@ export interface TrainOptions {
   model: string;
   /** Run directory. */
   out: string;
-  /** The adapter to train; null trains every weight (`--full`). */
+  /** The adapter to train; null trains every weight. */
   lora: LoraConfig | null;
-  /** Masking objective of documents (default `mix`). */
+  /** Masking objective of documents. */
   objective?: Objective | "mix";
   /** Optimizer steps (default: `epochs` worth). */
   steps?: number;
-  /** Epochs over the training records when `steps` is not given (default 1). */
+  /** Epochs over the training records when `steps` is not given. */
   epochs?: number;
-  /** Examples per micro-batch (default 8). */
+  /** Examples per micro-batch. */
   batchSize?: number;
-  /** Micro-batches per optimizer step (default 1). */
+  /** Micro-batches per optimizer step. */
   gradAccum?: number;
-  /** Peak learning rate. */
-  lr: number;
+  /** Peak learning rate (default by kind of run: `DEFAULT_TRAIN.lr`). */
+  lr?: number;
   /** Warmup steps (default: `warmupShare` of the steps). */
   warmup?: number;
-  /** Warmup as a share of the steps, when `warmup` is not given (default 0). */
+  /** Warmup as a share of the steps, when `warmup` is not given. */
   warmupShare?: number;
-  /** Decay after warmup (default cosine to 10% of the peak). */
+  /** Decay after warmup, to 10% of the peak. */
   schedule?: ScheduleKind;
-  /** Decoupled weight decay (default 0.01). */
+  /** Decoupled weight decay on matrices. */
   weightDecay?: number;
-  /** Global gradient-norm clip (default 1; 0 disables). */
+  /** Global gradient-norm clip (0 disables). */
   clip?: number;
-  /** Random seed (default 0). */
+  /** Random seed. */
   seed?: number;
   /** Longest example in tokens (default the model's maximum sequence length). */
   maxLength?: number;
-  /** Write the checkpoint and outputs every N steps (default 100) and at the end. */
+  /** Write the checkpoint and outputs every N steps and at the end. */
   saveEvery?: number;
   /** Validate every N steps (default: with every save) and at the end; 0: only at the end. */
   valEvery?: number;
-  /** Validation batches (default 8). */
+  /** Validation batches (0: no validation). */
   valBatches?: number;
   /** Continue from the run directory's checkpoint. */
   resume?: boolean;
@@ -130,27 +145,30 @@ async function removeStrayTemporaries(dir: string): Promise<void> {
   }
 }
 
-function positive(name: string, value: number, min = 1): number {
+function positive(option: string, value: number, min = 1): number {
   if (!(Number.isInteger(value) && value >= min)) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got ${value}`);
+    throw new OptionError(option, (name) => `${name} must be an integer >= ${min}, got ${value}`);
   }
   return value;
 }
 
 /**
- * Runs (or resumes) a training run as `options` say; returns a summary. Throws UsageError for
+ * Runs (or resumes) a training run as `options` say; returns a summary. Throws OptionError for
  * settings that cannot work, InputError for bad inputs, TrainingDiverged for a non-finite loss.
  */
 export async function train(options: TrainOptions): Promise<TrainSummary> {
   const note = options.onNote ?? (() => {});
   if (options.merge && !options.lora) {
-    throw new UsageError("--merge needs a LoRA run (with --full the run directory is the model)");
+    throw new OptionError(
+      "merge",
+      (name) => `${name} needs a LoRA run (a full run's directory is the model)`,
+    );
   }
-  const batchSize = positive("batch-size", options.batchSize ?? 8);
-  const gradAccum = positive("grad-accum", options.gradAccum ?? 1);
-  const seed = options.seed ?? 0;
-  const saveEvery = positive("save-every", options.saveEvery ?? 100);
-  const valBatches = positive("val-batches", options.valBatches ?? 8, 0);
+  const batchSize = positive("batchSize", options.batchSize ?? DEFAULT_TRAIN.batchSize);
+  const gradAccum = positive("gradAccum", options.gradAccum ?? DEFAULT_TRAIN.gradAccum);
+  const seed = options.seed ?? DEFAULT_TRAIN.seed;
+  const saveEvery = positive("saveEvery", options.saveEvery ?? DEFAULT_TRAIN.saveEvery);
+  const valBatches = positive("valBatches", options.valBatches ?? DEFAULT_TRAIN.valBatches, 0);
   const valEvery = options.valEvery ?? saveEvery;
   const adamw = {
     ...DEFAULT_ADAMW,
@@ -170,13 +188,15 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   }
   const maxLength = options.maxLength ?? config.maxSequenceLength;
   if (maxLength > config.maxSequenceLength || maxLength < 8) {
-    throw new UsageError(
-      `--max-length must be in 8..${config.maxSequenceLength} (the model's maximum), got ${maxLength}`,
+    throw new OptionError(
+      "maxLength",
+      (name) =>
+        `${name} must be in 8..${config.maxSequenceLength} (the model's maximum), got ${maxLength}`,
     );
   }
 
   const dataset = await openDataset(options.data);
-  const collator = { objective: options.objective ?? "mix", maxLength };
+  const collator = { objective: options.objective ?? DEFAULT_TRAIN.objective, maxLength };
   const trainRecords = await tokenizeSplit(dataset, "train", tokenizer);
   if (trainRecords.length === 0) {
     throw new InputError(`${join(options.data, "train.jsonl")}: no training records`);
@@ -194,15 +214,18 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   if (!valStream && valBatches > 0) note("no validation records: val_loss is not reported");
 
   const totalSteps = options.steps ??
-    Math.ceil(((options.epochs ?? 1) * stream.perEpoch) / gradAccum);
+    Math.ceil(((options.epochs ?? DEFAULT_TRAIN.epochs) * stream.perEpoch) / gradAccum);
   positive("steps", totalSteps);
   const schedule = {
-    lr: options.lr,
-    warmup: options.warmup ?? Math.floor((options.warmupShare ?? 0) * totalSteps),
+    lr: options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full),
+    warmup: options.warmup ??
+      Math.floor((options.warmupShare ?? DEFAULT_TRAIN.warmupShare) * totalSteps),
     totalSteps,
-    kind: options.schedule ?? "cosine",
+    kind: options.schedule ?? DEFAULT_TRAIN.schedule,
   };
-  if (!(schedule.lr > 0)) throw new UsageError(`--lr must be positive, got ${schedule.lr}`);
+  if (!(schedule.lr > 0)) {
+    throw new OptionError("lr", (name) => `${name} must be positive, got ${schedule.lr}`);
+  }
 
   // What must not change between a run and its resumption.
   const settings: Record<string, unknown> = {
@@ -243,9 +266,11 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   let metrics: MetricsLine[] = [];
   const hasCheckpoint = await pathExists(checkpointPath);
   if (hasCheckpoint && !options.resume) {
-    throw new UsageError(
-      `${options.out} already holds a training run (${RUN_FILES.checkpoint}): pass --resume to ` +
-        `continue it, or choose another --out`,
+    throw new OptionError(
+      "resume",
+      (name) =>
+        `${options.out} already holds a training run (${RUN_FILES.checkpoint}): pass ${name} ` +
+        `to continue it, or choose another run directory`,
     );
   }
   if (hasCheckpoint) {
@@ -375,7 +400,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
           ? `the last good checkpoint is kept in ${checkpointPath}`
           : "no checkpoint was written yet";
         throw new TrainingDiverged(
-          `step ${t}: the ${what}; training stopped (${kept}; try a lower --lr)`,
+          `step ${t}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
         );
       }
       step = t;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "../../errors.ts";
+import { OptionError } from "../../errors.ts";
 import type { InteractionLog } from "../log.ts";
 import { readAmazonReviews } from "./amazon_reviews.ts";
 import { CSV_DIALECT, readTables, type TabularOptions } from "./csv.ts";
@@ -26,7 +26,7 @@ export interface ReadOptions extends TabularOptions {
 
 /**
  * Reads the input described by `options`. An unknown format, or a file the format cannot use
- * (a users table for P5, any table for Amazon reviews), is a UsageError.
+ * (a users table for P5, any table for Amazon reviews), is an OptionError naming the option.
  *
  * @example
  * ```ts
@@ -37,13 +37,14 @@ export async function readInteractionLog(options: ReadOptions): Promise<Interact
   switch (options.format) {
     case "p5":
       if (options.users !== undefined) {
-        throw new UsageError("textualize: --users is not used by --format p5");
+        throw new OptionError("users", (name) => `${name} is not used by the p5 format`);
       }
       return await readP5(options);
     case "amazon-reviews":
       if (options.users !== undefined || options.items !== undefined) {
-        throw new UsageError(
-          "textualize: --format amazon-reviews reads only --input (no --users or --items)",
+        throw new OptionError(
+          options.users !== undefined ? "users" : "items",
+          (name) => `${name} is not used by the amazon-reviews format (it reads only the input)`,
         );
       }
       return await readAmazonReviews(options);
@@ -52,8 +53,9 @@ export async function readInteractionLog(options: ReadOptions): Promise<Interact
     case "recbole":
       return await readRecBole(options);
     default:
-      throw new UsageError(
-        `textualize: unknown format "${options.format}" (formats: ${FORMATS.join(", ")})`,
+      throw new OptionError(
+        "format",
+        (name) => `${name} must be one of ${FORMATS.join(", ")}, got "${options.format}"`,
       );
   }
 }

@@ -57,7 +57,7 @@ async function interFile(input: string): Promise<string> {
       undefined,
       found.length === 0
         ? "no .inter file in this directory"
-        : `several .inter files (${found.join(", ")}); name one with --input`,
+        : `several .inter files (${found.join(", ")}); name one as the input`,
     );
   }
   return join(input, found[0]);
