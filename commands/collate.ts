@@ -8,7 +8,7 @@
  */
 
 import type { Command } from "../lib/cli/command.ts";
-import { choice, int, parseFlags, required } from "../lib/cli/flags.ts";
+import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { Collator, exampleRng, OBJECTIVES } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
 import { tokenizeRecord } from "../lib/collate/tokenize.ts";
@@ -18,6 +18,43 @@ import { InputError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 
+const FLAGS = defineFlags({
+  data: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "dataset directory written by textualize",
+  },
+  tokenizer: {
+    type: "string",
+    placeholder: "FILE",
+    required: true,
+    help: "tokenizer.json (special tokens missing from it are appended)",
+  },
+  split: { type: "choice", choices: SPLITS, default: "train", help: SPLITS.join(" | ") },
+  objective: {
+    type: "choice",
+    choices: [...OBJECTIVES, "mix"],
+    default: "mix",
+    help: `for documents: ${[...OBJECTIVES, "mix"].join(" | ")};\n` +
+      "task prompts always have their target as the one span",
+  },
+  seed: {
+    type: "int",
+    min: 0,
+    max: 2 ** 53,
+    default: 0,
+    help: "random seed; example i draws from the stream of seed, epoch 0 and i",
+  },
+  limit: { type: "int", min: 1, defaultText: "all", help: "stop after N records" },
+  "max-length": {
+    type: "int",
+    min: 3,
+    defaultText: "no limit",
+    help: "longest example in tokens, parts A and B",
+  },
+});
+
 const usage = `Usage: recsysllm collate --data DIR --tokenizer FILE [flags]
 
 Prints one collated example per record as a JSON line on stdout, so every rule of the masking,
@@ -25,15 +62,7 @@ positions and labels can be checked from the output alone:
   id, objective, input_ids, position_ids ([inter, intra]), sep, labels (-100: no loss),
   loss_mask, units (source unit of each token, -1 for special tokens), tokens (token strings).
 
-Flags:
-  --data DIR           dataset directory written by textualize
-  --tokenizer FILE     tokenizer.json (special tokens missing from it are appended)
-  --split NAME         ${SPLITS.join(" | ")} (default train)
-  --objective NAME     for documents: ${OBJECTIVES.join(" | ")} | mix (default mix);
-                       task prompts always have their target as the one span
-  --seed N             random seed (default 0); example i uses the stream (seed, epoch 0, i)
-  --limit N            stop after N records (default: all)
-  --max-length N       longest example in tokens, parts A and B (default: no limit)
+${formatFlags(FLAGS)}
 
 Example:
   collate --data runs/beauty --tokenizer model/tokenizer.json --objective entity --limit 3`;
@@ -60,24 +89,10 @@ export const command: Command = {
   summary: "text records -> token ids, 2D positions, sep, labels, loss mask (JSONL, to inspect)",
   usage,
   async run(args: string[]): Promise<void> {
-    const flags = parseFlags("collate", args, {
-      data: { type: "string" },
-      tokenizer: { type: "string" },
-      split: { type: "string" },
-      objective: { type: "string" },
-      seed: { type: "string" },
-      limit: { type: "string" },
-      "max-length": { type: "string" },
-    });
-    const dir = required(flags, "data", "collate");
-    const tokenizerPath = required(flags, "tokenizer", "collate");
-    const split = choice(flags, "split", SPLITS, "train");
-    const objective = choice(flags, "objective", [...OBJECTIVES, "mix"] as const, "mix");
-    const seed = int(flags, "seed", 0, 0, 2 ** 53);
-    const limit = flags.limit === undefined ? Infinity : int(flags, "limit", 0, 1);
-    const maxLength = flags["max-length"] === undefined
-      ? undefined
-      : int(flags, "max-length", 0, 3);
+    const { values: flags } = parseFlags("collate", args, FLAGS);
+    const { data: dir, tokenizer: tokenizerPath, split, objective, seed } = flags;
+    const limit = flags.limit ?? Infinity;
+    const maxLength = flags["max-length"];
 
     const tokenizer = await TextTokenizer.load(tokenizerPath);
     const data = await openDataset(dir);

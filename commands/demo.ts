@@ -9,13 +9,37 @@
 
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
-import { int, optional, parseFlags } from "../lib/cli/flags.ts";
+import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import { DEVICES } from "../lib/runtime/session.ts";
 import { demoPaths, type DemoStage, demoStages, demoVerdict } from "../lib/demo/plan.ts";
 import { InputError } from "../lib/errors.ts";
 import { isMissingOrEmptyDir, pathExists } from "../lib/io/fs.ts";
 import { formatSeconds } from "../lib/io/progress.ts";
 
 const MARKER = ".recsysllm-demo";
+
+const FLAGS = defineFlags({
+  out: {
+    type: "string",
+    placeholder: "DIR",
+    default: ".runs/demo",
+    help: "where everything goes (replaced on each run)",
+  },
+  steps: { type: "int", min: 1, default: 1200, help: "pretraining steps" },
+  seed: { type: "int", min: 0, default: 1, help: "seed of every stage" },
+  device: {
+    type: "choice",
+    choices: DEVICES,
+    default: "auto",
+    help: `${DEVICES.join(" | ")} for pretrain and infer`,
+  },
+  limit: {
+    type: "int",
+    min: 1,
+    defaultText: "all; for a quick look",
+    help: "answer only the first N test records",
+  },
+});
 
 const usage = `Usage: recsysllm demo [flags]
 
@@ -26,12 +50,7 @@ and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each c
 runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg and the
 training curve (run/loss.svg) are left in --out.
 
-Flags:
-  --out DIR        where everything goes (default .runs/demo; replaced on each run)
-  --steps N        pretraining steps (default 1200)
-  --seed N         seed of every stage (default 1)
-  --device NAME    auto | cpu | cuda | webgpu for pretrain and infer (default auto)
-  --limit N        answer only the first N test records (default: all; for a quick look)
+${formatFlags(FLAGS)}
 
 Example:
   deno task demo
@@ -80,20 +99,14 @@ export const command: Command = {
   summary: "the whole pipeline on the built-in dataset, in a few minutes on 2 CPU cores",
   usage,
   async run(args: string[]): Promise<void> {
-    const flags = parseFlags("demo", args, {
-      out: { type: "string" },
-      steps: { type: "string" },
-      seed: { type: "string" },
-      device: { type: "string" },
-      limit: { type: "string" },
-    });
-    const out = optional(flags, "out", ".runs/demo");
+    const { values: flags } = parseFlags("demo", args, FLAGS);
+    const out = flags.out;
     const stages = demoStages({
       out,
-      steps: int(flags, "steps", 1200, 1),
-      seed: int(flags, "seed", 1, 0),
-      device: optional(flags, "device", "auto"),
-      limit: flags.limit === undefined ? undefined : int(flags, "limit", 0, 1),
+      steps: flags.steps,
+      seed: flags.seed,
+      device: flags.device,
+      limit: flags.limit,
     });
     await prepareOut(out);
     const self = selfCommand();

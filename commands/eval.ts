@@ -8,60 +8,130 @@
 
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
-import {
-  choice,
-  float,
-  int,
-  intList,
-  list,
-  optional,
-  parseFlags,
-  required,
-} from "../lib/cli/flags.ts";
+import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { openDataset } from "../lib/data/dataset.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { Progress } from "../lib/io/progress.ts";
-import { type BaselineName, BASELINES } from "../lib/baselines/baseline.ts";
+import { type BaselineName, BASELINES, DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
 import { PROTOCOLS } from "../lib/eval/protocol.ts";
 import type { PredictionLine } from "../lib/eval/predictions.ts";
 import { reportChart, reportJson, reportMarkdown } from "../lib/eval/report.ts";
 import { evaluate, type MethodSource } from "../lib/eval/run.ts";
-import { EVAL_TASKS, type EvalTask } from "../lib/eval/score.ts";
+import { EVAL_TASKS } from "../lib/eval/score.ts";
+
+const FLAGS = defineFlags({
+  data: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "dataset directory (manifest.json, entities.json, SPLIT.jsonl)",
+  },
+  predictions: {
+    type: "string",
+    placeholder: "FILE",
+    multiple: true,
+    help: "a predictions file; may be repeated to compare methods",
+  },
+  name: {
+    type: "string",
+    multiple: true,
+    placeholder: "NAME",
+    defaultText: "the file name stem",
+    help: "names the --predictions files in order",
+  },
+  baseline: {
+    type: "list",
+    placeholder: "NAME",
+    choices: BASELINES,
+    items: "baselines",
+    multiple: true,
+    help: `${BASELINES.join(", ")}; may be repeated or comma-separated\n` +
+      "(pop, itemknn, random: item tasks; mean: rating)",
+  },
+  split: { type: "string", placeholder: "NAME", default: "test", help: "split to score" },
+  protocol: {
+    type: "choice",
+    choices: PROTOCOLS,
+    placeholder: "P",
+    default: "full",
+    help: "full: rank over all items, predictions as given;\n" +
+      "sampled: rank within each record's candidates",
+  },
+  k: { type: "intList", min: 1, default: [1, 5, 10], help: "cut-offs for HR@k and NDCG@k" },
+  tasks: {
+    type: "list",
+    choices: EVAL_TASKS,
+    items: "tasks",
+    defaultText: "all",
+    help: "score only these tasks",
+  },
+  format: {
+    type: "choice",
+    choices: ["json", "md"],
+    placeholder: "F",
+    default: "json",
+    help: "json or md (a Markdown table)",
+  },
+  chart: {
+    type: "string",
+    placeholder: "FILE.svg",
+    help: "also write a bar chart comparing the methods",
+  },
+  "save-baselines": {
+    type: "string",
+    placeholder: "DIR",
+    help: "also write each baseline's predictions to DIR/NAME.jsonl (the format of `infer`, " +
+      "so they can be scored again with --predictions)",
+  },
+  strict: {
+    type: "boolean",
+    help: "a record without a prediction is an error (default: a warning on stderr and a " +
+      '"missing" count; such records are not scored)',
+  },
+  quiet: { type: "boolean", help: "no progress on stderr" },
+  top: {
+    type: "int",
+    min: 1,
+    default: DEFAULT_BASELINE.top,
+    section: "Baseline flags",
+    help: "length of rankings over all items (at least the largest k)",
+  },
+  "include-seen": {
+    type: "boolean",
+    help: "keep the user's history items in rankings over all items",
+  },
+  neighbors: {
+    type: "int",
+    min: 0,
+    default: DEFAULT_BASELINE.neighbors,
+    help: "itemknn: neighbours kept per item (0: all)",
+  },
+  recency: {
+    type: "number",
+    above: 0,
+    max: 1,
+    default: DEFAULT_BASELINE.recency,
+    help: "itemknn: weight decay per step back in the history, in (0, 1]",
+  },
+  damping: {
+    type: "number",
+    min: 0,
+    default: DEFAULT_BASELINE.damping,
+    help: "mean: bias damping",
+  },
+  seed: { type: "int", defaultText: "the dataset's seed", help: "random: seed" },
+});
 
 const USAGE =
   `Usage: recsysllm eval --data DIR (--predictions FILE.jsonl | --baseline NAME)... [flags]
 
 Scores predictions in the JSONL format of \`infer\` and baselines on one split of a dataset
 written by textualize, under one ranking protocol. Prints JSON on stdout (keyed by task:
-sequential, direct, rating, explanation, review; with several methods, under "methods").
+${EVAL_TASKS.join(", ")}; with several methods, under "methods").
 
-Flags:
-  --data DIR            dataset directory (manifest.json, entities.json, SPLIT.jsonl)
-  --predictions FILE    a predictions file; may be repeated to compare methods
-  --name NAME           names the --predictions files in order (default: the file name stem)
-  --baseline NAME       ${BASELINES.join(", ")}; may be repeated or comma-separated
-                        (pop, itemknn, random: item tasks; mean: rating)
-  --split NAME          split to score (default test)
-  --protocol P          full: rank over all items, predictions as given;
-                        sampled: rank within each record's candidates (default full)
-  --k LIST              cut-offs for HR@k and NDCG@k (default 1,5,10)
-  --tasks LIST          score only these tasks (default all)
-  --format F            json or md (a Markdown table) (default json)
-  --chart FILE.svg      also write a bar chart comparing the methods
-  --save-baselines DIR  also write each baseline's predictions to DIR/NAME.jsonl (the format of
-                        \`infer\`, so they can be scored again with --predictions)
-  --strict              a record without a prediction is an error (default: a warning on
-                        stderr and a "missing" count; such records are not scored)
-  --quiet               no progress on stderr
-Baseline flags:
-  --top N               length of rankings over all items (default 20, at least max k)
-  --include-seen        keep the user's history items in rankings over all items
-  --neighbors N         itemknn: neighbours kept per item (default 0: all)
-  --recency X           itemknn: weight decay per step back in the history, in (0, 1] (default 1)
-  --damping X           mean: bias damping (default 5)
-  --seed N              random: seed (default: the dataset's seed)
+${formatFlags(FLAGS)}
 
 Example:
   recsysllm eval --data runs/beauty --predictions runs/model.jsonl --baseline pop,itemknn \\
@@ -117,21 +187,13 @@ function stem(path: string): string {
   return basename(path).replace(/(\.gz)?$/, "").replace(/\.(jsonl|json)$/, "");
 }
 
-function methodsOf(flags: Record<string, unknown>): MethodSource[] {
-  const files = (flags.predictions as string[] | undefined) ?? [];
-  const names = (flags.name as string[] | undefined) ?? [];
+function methodsOf(flags: FlagValues<typeof FLAGS>): MethodSource[] {
+  const files = flags.predictions;
+  const names = flags.name;
   if (names.length > files.length) {
     throw new UsageError("eval: more --name flags than --predictions files");
   }
-  const baselines = ((flags.baseline as string[] | undefined) ?? [])
-    .flatMap((b) => b.split(","))
-    .map((b) => b.trim())
-    .filter((b) => b !== "");
-  for (const b of baselines) {
-    if (!(BASELINES as readonly string[]).includes(b)) {
-      throw new UsageError(`--baseline must be one of ${BASELINES.join(", ")}, got "${b}"`);
-    }
-  }
+  const baselines = flags.baseline;
   const methods: MethodSource[] = [
     ...files.map((path, i) => ({ name: names[i] ?? stem(path), predictions: path })),
     ...baselines.map((b) => ({ name: b, baseline: b as BaselineName })),
@@ -155,66 +217,37 @@ export const command: Command = {
   summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
   usage: USAGE,
   async run(args) {
-    const flags = parseFlags("eval", args, {
-      data: { type: "string" },
-      predictions: { type: "string", multiple: true },
-      name: { type: "string", multiple: true },
-      baseline: { type: "string", multiple: true },
-      split: { type: "string" },
-      protocol: { type: "string" },
-      k: { type: "string" },
-      tasks: { type: "string" },
-      format: { type: "string" },
-      chart: { type: "string" },
-      "save-baselines": { type: "string" },
-      strict: { type: "boolean" },
-      quiet: { type: "boolean" },
-      top: { type: "string" },
-      "include-seen": { type: "boolean" },
-      neighbors: { type: "string" },
-      recency: { type: "string" },
-      damping: { type: "string" },
-      seed: { type: "string" },
-    });
-    const dir = required(flags, "data", "eval");
+    const { values: flags } = parseFlags("eval", args, FLAGS);
+    const dir = flags.data;
     const methods = methodsOf(flags);
-    const protocol = choice(flags, "protocol", PROTOCOLS, "full");
-    const format = choice(flags, "format", ["json", "md"] as const, "json");
-    const ks = intList(flags, "k", [1, 5, 10]);
-    const tasks = list(flags, "tasks", [...EVAL_TASKS]);
-    for (const t of tasks) {
-      if (!(EVAL_TASKS as readonly string[]).includes(t)) {
-        throw new UsageError(`--tasks must list tasks among ${EVAL_TASKS.join(", ")}, got "${t}"`);
-      }
-    }
-    const chart = optional(flags, "chart");
+    const chart = flags.chart;
     if (flags["save-baselines"] !== undefined && !methods.some((m) => "baseline" in m)) {
       throw new UsageError("eval: --save-baselines needs a --baseline");
     }
     const baseline = {
-      top: int(flags, "top", 20, 1),
-      excludeSeen: flags["include-seen"] !== true,
-      neighbors: int(flags, "neighbors", 0, 0),
-      recency: float(flags, "recency", 1, Number.MIN_VALUE, 1),
-      damping: float(flags, "damping", 5, 0),
+      top: flags.top,
+      excludeSeen: !flags["include-seen"],
+      neighbors: flags.neighbors,
+      recency: flags.recency,
+      damping: flags.damping,
     };
     const data = await openDataset(dir);
-    const progress = new Progress("eval", { quiet: flags.quiet === true });
+    const progress = new Progress("eval", { quiet: flags.quiet });
     const saved = await BaselineFiles.open(
-      optional(flags, "save-baselines"),
+      flags["save-baselines"],
       methods.flatMap((m) => "baseline" in m ? [m.name] : []),
     );
     let report;
     try {
       report = await evaluate(data, {
-        split: optional(flags, "split", "test"),
-        protocol,
-        ks,
-        tasks: tasks as EvalTask[],
+        split: flags.split,
+        protocol: flags.protocol,
+        ks: flags.k,
+        tasks: flags.tasks,
         methods,
-        strict: flags.strict === true,
+        strict: flags.strict,
         progress,
-        baseline: { ...baseline, seed: int(flags, "seed", data.manifest.seed ?? 0) },
+        baseline: { ...baseline, seed: flags.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed },
         onBaselinePrediction: saved?.write,
       });
     } catch (error) {
@@ -232,7 +265,7 @@ export const command: Command = {
       }
     }
     console.log(
-      format === "md" ? reportMarkdown(report) : JSON.stringify(reportJson(report), null, 2),
+      flags.format === "md" ? reportMarkdown(report) : JSON.stringify(reportJson(report), null, 2),
     );
   },
 };

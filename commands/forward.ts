@@ -7,7 +7,7 @@
  */
 
 import type { Command } from "../lib/cli/command.ts";
-import { choice, optional, parseFlags, required } from "../lib/cli/flags.ts";
+import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import type { Batch } from "../lib/collate/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import { parseBatchJson } from "../lib/model/batch_json.ts";
@@ -19,6 +19,39 @@ import { loadAdapter } from "../lib/train/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
 import { loraHook, loraShapes } from "../lib/train/lora.ts";
 
+const FLAGS = defineFlags({
+  model: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "model directory (config.json, model.safetensors)",
+  },
+  batch: { type: "string", placeholder: "FILE", required: true, help: "the batch, as JSON" },
+  out: {
+    type: "string",
+    placeholder: "FILE",
+    required: true,
+    help: "where to write the safetensors",
+  },
+  adapter: {
+    type: "string",
+    placeholder: "DIR",
+    help: "apply a LoRA adapter (PEFT layout: adapter_config.json, adapter_model.safetensors) " +
+      "on top of the model",
+  },
+  grads: {
+    type: "boolean",
+    help: "with --adapter: also write the loss gradient of every adapter tensor, named as the " +
+      'tensor with the prefix "grad." (needs labels, loss_mask)',
+  },
+  device: {
+    type: "choice",
+    choices: DEVICES,
+    default: "auto",
+    help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
+  },
+});
+
 const usage = `Usage: recsysllm forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
 
 Runs one batch through the model's forward graph and writes "logits" [B, L, V] (float32) and,
@@ -28,15 +61,7 @@ a JSON summary (device, shapes, loss) on stdout.
 Batch JSON: {"input_ids": [B][L], "position_ids": [B][2][L] (inter, intra), "sep": [B],
              "labels": [B][L] (-100: no loss), "loss_mask": [B][L]}   (labels, loss_mask optional)
 
-Flags:
-  --model DIR          model directory (config.json, model.safetensors)
-  --batch FILE         the batch, as JSON
-  --out FILE           where to write the safetensors
-  --adapter DIR        apply a LoRA adapter (PEFT layout: adapter_config.json,
-                       adapter_model.safetensors) on top of the model
-  --grads              with --adapter: also write the loss gradient of every adapter tensor,
-                       named as the tensor with the prefix "grad." (needs labels, loss_mask)
-  --device NAME        ${DEVICES.join(" | ")} (default auto: CUDA, then WebGPU, then CPU)
+${formatFlags(FLAGS)}
 
 Example:
   forward --model runs/tiny --batch batch.json --out out.safetensors --device cpu`;
@@ -47,19 +72,8 @@ export const command: Command = {
   summary: "run one batch (JSON) through the model: logits and loss as safetensors",
   usage,
   async run(args: string[]): Promise<void> {
-    const flags = parseFlags("forward", args, {
-      model: { type: "string" },
-      batch: { type: "string" },
-      out: { type: "string" },
-      adapter: { type: "string" },
-      grads: { type: "boolean" },
-      device: { type: "string" },
-    });
-    const modelDir = required(flags, "model", "forward");
-    const batchPath = required(flags, "batch", "forward");
-    const out = required(flags, "out", "forward");
-    const device = choice(flags, "device", DEVICES, "auto");
-    const adapter = optional(flags, "adapter");
+    const { values: flags } = parseFlags("forward", args, FLAGS);
+    const { model: modelDir, batch: batchPath, out, device, adapter } = flags;
     if (flags.grads === true && adapter === undefined) {
       throw new UsageError("forward: --grads needs --adapter (the gradients are the adapter's)");
     }

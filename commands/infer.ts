@@ -8,11 +8,12 @@
 
 import { basename, dirname, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
-import { choice, type Flags, int, list, optional, parseFlags, required } from "../lib/cli/flags.ts";
+import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
-import { type Split, SPLITS, type TextRecord } from "../lib/data/types.ts";
+import { SPLITS, type TextRecord } from "../lib/data/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import {
+  DEFAULT_PREDICT,
   INFER_PROTOCOLS,
   INFER_TASKS,
   type InferLine,
@@ -26,6 +27,94 @@ import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { DEVICES } from "../lib/runtime/session.ts";
 import { pathExists } from "../lib/io/fs.ts";
 
+const FLAGS = defineFlags({
+  model: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "model directory (config.json, model.safetensors, tokenizer.json)",
+  },
+  adapter: {
+    type: "string",
+    placeholder: "PATH",
+    help: "a LoRA adapter directory (PEFT layout), merged into the weights at load",
+  },
+  data: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "dataset directory written by textualize",
+  },
+  out: {
+    type: "string",
+    placeholder: "FILE",
+    required: true,
+    help: "where to write the predictions (JSONL, written atomically); - for stdout",
+  },
+  split: { type: "choice", choices: SPLITS, default: "test", help: SPLITS.join(", ") },
+  task: {
+    type: "list",
+    choices: INFER_TASKS,
+    items: "tasks",
+    default: INFER_TASKS,
+    help: "tasks to answer",
+  },
+  template: { type: "list", defaultText: "all", help: "only these template ids" },
+  protocol: {
+    type: "choice",
+    choices: INFER_PROTOCOLS,
+    placeholder: "P",
+    default: DEFAULT_PREDICT.protocol,
+    help: "item tasks: full, beam search over all items, or sampled, the record's candidates " +
+      "ranked by likelihood",
+  },
+  "top-k": {
+    type: "int",
+    min: 1,
+    max: 100_000,
+    default: DEFAULT_PREDICT.topK,
+    help: "items per record",
+  },
+  beams: {
+    type: "int",
+    min: 1,
+    max: 10_000,
+    default: DEFAULT_PREDICT.beams,
+    help: "beams of the item search",
+  },
+  "exclude-seen": { type: "boolean", help: "never predict an item of the user's history" },
+  limit: { type: "int", min: 1, help: "answer only the first N selected records" },
+  "batch-size": {
+    type: "int",
+    min: 1,
+    max: 4096,
+    default: DEFAULT_PREDICT.batchSize,
+    help: "prompts decoded together",
+  },
+  "max-new-tokens": {
+    type: "int",
+    min: 1,
+    max: 4096,
+    default: DEFAULT_PREDICT.maxNewTokens,
+    help: "text tasks: longest generated text in tokens",
+  },
+  "text-beams": {
+    type: "int",
+    min: 1,
+    max: 256,
+    default: DEFAULT_PREDICT.textBeams,
+    help: "text tasks: beams (1: greedy)",
+  },
+  device: {
+    type: "choice",
+    choices: DEVICES,
+    default: "auto",
+    help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
+  },
+  threads: { type: "int", min: 1, max: 1024, defaultText: "every core", help: "intra-op threads" },
+  quiet: { type: "boolean", help: "no progress on stderr" },
+});
+
 const usage = `Usage: recsysllm infer --model DIR --data DIR --out FILE.jsonl [flags]
 
 Answers the task records of one split with the model: item tasks (sequential, direct) by
@@ -37,26 +126,7 @@ rating values; explanation and review by generated text. Writes one JSON line pe
   {"id", ..., "text": "..."}                                                         text tasks
 Scores are natural-log probabilities of the item's tokens and [E] (no length normalisation).
 
-Flags:
-  --model DIR          model directory (config.json, model.safetensors, tokenizer.json)
-  --adapter PATH       a LoRA adapter directory (PEFT layout), merged into the weights at load
-  --data DIR           dataset directory written by textualize
-  --out FILE           where to write the predictions (JSONL, written atomically); - for stdout
-  --split NAME         ${SPLITS.join(", ")} (default test)
-  --task LIST          tasks to answer (default all: ${INFER_TASKS.join(", ")})
-  --template LIST      only these template ids (default all)
-  --protocol P         item tasks: full (all items, beam search) or sampled (rank the record's
-                       candidates) (default full)
-  --top-k N            items per record (default 10)
-  --beams N            beams of the item search (default 20)
-  --exclude-seen       never predict an item of the user's history
-  --limit N            answer only the first N selected records
-  --batch-size N       prompts decoded together (default 8)
-  --max-new-tokens N   text tasks: longest generated text in tokens (default 64)
-  --text-beams N       text tasks: beams (default 1: greedy)
-  --device NAME        ${DEVICES.join(" | ")} (default auto: CUDA, then WebGPU, then CPU)
-  --threads N          intra-op threads (default: every core)
-  --quiet              no progress on stderr
+${formatFlags(FLAGS)}
 
 Example:
   recsysllm infer --model runs/tiny --adapter runs/lora --data runs/beauty --task sequential \\
@@ -64,16 +134,6 @@ Example:
 
 /** Records read (and answered) together: enough for several full batches of each kind. */
 const WINDOW_BATCHES = 16;
-
-function tasksOf(flags: Flags): InferTask[] {
-  const tasks = list(flags, "task", [...INFER_TASKS]);
-  for (const t of tasks) {
-    if (!(INFER_TASKS as readonly string[]).includes(t)) {
-      throw new UsageError(`--task must list tasks of ${INFER_TASKS.join(", ")}, got "${t}"`);
-    }
-  }
-  return tasks as InferTask[];
-}
 
 /** Where the lines go: stdout, or a temporary file renamed into place when complete. */
 class Output {
@@ -126,42 +186,16 @@ export const command: Command = {
   summary: "predictions for a split: beam search over items, candidate ranking, ratings, text",
   usage,
   async run(args: string[]): Promise<void> {
-    const flags = parseFlags("infer", args, {
-      model: { type: "string" },
-      adapter: { type: "string" },
-      data: { type: "string" },
-      out: { type: "string" },
-      split: { type: "string" },
-      task: { type: "string" },
-      template: { type: "string" },
-      protocol: { type: "string" },
-      "top-k": { type: "string" },
-      beams: { type: "string" },
-      "exclude-seen": { type: "boolean" },
-      limit: { type: "string" },
-      "batch-size": { type: "string" },
-      "max-new-tokens": { type: "string" },
-      "text-beams": { type: "string" },
-      device: { type: "string" },
-      threads: { type: "string" },
-      quiet: { type: "boolean" },
-    });
-    const modelDir = required(flags, "model", "infer");
-    const dataDir = required(flags, "data", "infer");
-    const outPath = required(flags, "out", "infer");
-    const split = choice(flags, "split", SPLITS, "test") as Split;
-    const tasks = tasksOf(flags);
-    const templates = flags.template === undefined ? undefined : list(flags, "template", []);
-    const protocol = choice(flags, "protocol", INFER_PROTOCOLS, "full");
-    const topK = int(flags, "top-k", 10, 1, 100_000);
-    const beams = int(flags, "beams", 20, 1, 10_000);
-    const limit = flags.limit === undefined ? Infinity : int(flags, "limit", 0, 1);
-    const batchSize = int(flags, "batch-size", 8, 1, 4096);
-    const maxNewTokens = int(flags, "max-new-tokens", 64, 1, 4096);
-    const textBeams = int(flags, "text-beams", 1, 1, 256);
-    const device = choice(flags, "device", DEVICES, "auto");
-    const threads = flags.threads === undefined ? undefined : int(flags, "threads", 0, 1, 1024);
-    const progress = new Progress("infer", { quiet: flags.quiet === true });
+    const { values: flags } = parseFlags("infer", args, FLAGS);
+    const modelDir = flags.model;
+    const dataDir = flags.data;
+    const outPath = flags.out;
+    const split = flags.split;
+    const tasks: readonly InferTask[] = flags.task;
+    const templates = flags.template;
+    const limit = flags.limit ?? Infinity;
+    const batchSize = flags["batch-size"];
+    const progress = new Progress("infer", { quiet: flags.quiet });
 
     // Everything that can be wrong with the inputs is found before anything is written.
     const data = await openDataset(dataDir);
@@ -183,9 +217,9 @@ export const command: Command = {
     }
     const loaded = await loadForInference({
       model: modelDir,
-      adapter: optional(flags, "adapter"),
-      device,
-      threads,
+      adapter: flags.adapter,
+      device: flags.device,
+      threads: flags.threads,
     });
     try {
       const { config, tokenizer, decoder } = loaded;
@@ -194,13 +228,13 @@ export const command: Command = {
         file: join(dataDir, "entities.json"),
       });
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
-        protocol,
-        topK,
-        beams,
-        excludeSeen: flags["exclude-seen"] === true,
+        protocol: flags.protocol,
+        topK: flags["top-k"],
+        beams: flags.beams,
+        excludeSeen: flags["exclude-seen"],
         batchSize,
-        maxNewTokens,
-        textBeams,
+        maxNewTokens: flags["max-new-tokens"],
+        textBeams: flags["text-beams"],
         maxLength: config.maxSequenceLength,
         ratingValues: data.manifest.rating_values ?? [],
       });

@@ -7,7 +7,7 @@
  */
 
 import type { Command } from "../lib/cli/command.ts";
-import { choice, int, optional, parseFlags, required } from "../lib/cli/flags.ts";
+import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { PRESETS } from "../lib/model/config.ts";
 import { initModel } from "../lib/model/init.ts";
@@ -16,6 +16,30 @@ const presetLines = Object.entries(PRESETS).map(([name, p]) =>
   `  ${name.padEnd(6)} hidden ${p.hiddenSize}, ${p.numLayers} layers, ${p.numHeads} heads, ` +
   `max length ${p.maxSequenceLength}, tokenizer vocabulary ${p.tokenizerVocab}`
 ).join("\n");
+
+const PRESET_NAMES = Object.keys(PRESETS) as (keyof typeof PRESETS)[];
+
+const FLAGS = defineFlags({
+  data: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "dataset directory written by textualize",
+  },
+  preset: { type: "choice", choices: PRESET_NAMES, required: true, help: PRESET_NAMES.join(" | ") },
+  out: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "the model directory to create",
+  },
+  seed: { type: "int", min: 0, max: 2 ** 53, default: 0, help: "random seed of the weights" },
+  tokenizer: {
+    type: "string",
+    placeholder: "FILE",
+    help: "use this tokenizer.json instead of training one",
+  },
+});
 
 const usage = `Usage: recsysllm init --data DIR --preset NAME --out DIR [flags]
 
@@ -28,12 +52,7 @@ An existing --out directory is replaced (atomically, once the new one is complet
 Presets:
 ${presetLines}
 
-Flags:
-  --data DIR          dataset directory written by textualize
-  --preset NAME       ${Object.keys(PRESETS).join(" | ")}
-  --out DIR           the model directory to create
-  --seed N            random seed of the weights (default 0)
-  --tokenizer FILE    use this tokenizer.json instead of training one
+${formatFlags(FLAGS)}
 
 Example:
   init --data runs/beauty --preset tiny --out runs/tiny-model --seed 1`;
@@ -44,30 +63,15 @@ export const command: Command = {
   summary: "new model directory from a preset: tokenizer trained on the data, random weights",
   usage,
   async run(args: string[]): Promise<void> {
-    const flags = parseFlags("init", args, {
-      data: { type: "string" },
-      preset: { type: "string" },
-      out: { type: "string" },
-      seed: { type: "string" },
-      tokenizer: { type: "string" },
-    });
-    const data = required(flags, "data", "init");
-    const out = required(flags, "out", "init");
-    required(flags, "preset", "init");
-    const preset = choice(
-      flags,
-      "preset",
-      Object.keys(PRESETS) as (keyof typeof PRESETS)[],
-      "tiny",
-    );
-    const seed = int(flags, "seed", 0, 0, 2 ** 53);
+    const { values: flags } = parseFlags("init", args, FLAGS);
+    const { data, out, preset, seed } = flags;
     const progress = new Progress("init");
     const result = await initModel({
       data,
       preset,
       out,
       seed,
-      tokenizer: optional(flags, "tokenizer"),
+      tokenizer: flags.tokenizer,
       progress: (message) => progress.update(message),
     });
     progress.done(`model written to ${out}`);

@@ -8,14 +8,12 @@
 
 import type { Command } from "../lib/cli/command.ts";
 import {
-  choice,
-  type Flags,
-  float,
-  int,
-  list,
-  optional,
+  defineFlags,
+  formatDefault,
+  formatFlags,
+  type ParsedFlags,
   parseFlags,
-  required,
+  withFlagNames,
 } from "../lib/cli/flags.ts";
 import { OBJECTIVES } from "../lib/collate/collator.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -23,7 +21,166 @@ import { Progress } from "../lib/io/progress.ts";
 import { DEVICES } from "../lib/runtime/session.ts";
 import { DEFAULT_LORA, type LoraConfig, targetName } from "../lib/train/lora.ts";
 import { SCHEDULES } from "../lib/train/schedule.ts";
-import { train } from "../lib/train/trainer.ts";
+import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
+import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
+
+/** Warmup, when --warmup is not given: this share of the steps. */
+const WARMUP_SHARE = 0.05;
+
+const FLAGS = defineFlags({
+  data: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    section: "What to train",
+    help: "dataset directory written by textualize",
+  },
+  model: {
+    type: "string",
+    placeholder: "DIR",
+    required: true,
+    help: "base model directory (config.json, model.safetensors, tokenizer.json)",
+  },
+  out: { type: "string", placeholder: "DIR", required: true, help: "run directory" },
+  "lora-rank": { type: "int", min: 1, max: 4096, default: DEFAULT_LORA.rank, help: "LoRA rank r" },
+  "lora-alpha": {
+    type: "number",
+    min: 1e-9,
+    default: DEFAULT_LORA.alpha,
+    help: "LoRA alpha; the update is (alpha / r) B A",
+  },
+  "lora-dropout": {
+    type: "number",
+    placeholder: "P",
+    min: 0,
+    max: 0.99,
+    default: DEFAULT_LORA.dropout,
+    help: "dropout on the adapter's input (masks are drawn from --seed)",
+  },
+  "lora-targets": {
+    type: "list",
+    default: DEFAULT_LORA.targets,
+    help: "of qkv (query_key_value), dense, dense_h_to_4h, dense_4h_to_h",
+  },
+  full: {
+    type: "boolean",
+    help: "train every weight instead (no adapter); --out becomes a model directory",
+  },
+  merge: {
+    type: "string",
+    placeholder: "DIR",
+    help: "after LoRA training, also write the merged model (W + (alpha/r) B A) there",
+  },
+  objective: {
+    type: "choice",
+    choices: [...OBJECTIVES, "mix"],
+    default: DEFAULT_TRAIN.objective,
+    section: "Data",
+    help: `${[...OBJECTIVES, "mix"].join(" | ")} for profile documents`,
+  },
+  "max-length": {
+    type: "int",
+    min: 8,
+    defaultText: "the model's max_sequence_length",
+    help: "longest example in tokens",
+  },
+  "batch-size": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_TRAIN.batchSize,
+    help: "examples per micro-batch",
+  },
+  "grad-accum": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_TRAIN.gradAccum,
+    help: "micro-batches per optimizer step",
+  },
+  epochs: {
+    type: "int",
+    min: 1,
+    default: DEFAULT_TRAIN.epochs,
+    help: "passes over the training records",
+  },
+  steps: { type: "int", min: 1, help: "optimizer steps (overrides --epochs)" },
+  lr: {
+    type: "number",
+    min: 1e-12,
+    max: 10,
+    section: `Optimizer (AdamW, betas ${DEFAULT_ADAMW.beta1}/${DEFAULT_ADAMW.beta2}, eps ${
+      formatDefault(DEFAULT_ADAMW.eps)
+    })`,
+    defaultText: `${formatDefault(DEFAULT_TRAIN.lr.lora)} with LoRA, ${
+      formatDefault(DEFAULT_TRAIN.lr.full)
+    } with --full`,
+    help: "peak learning rate",
+  },
+  warmup: {
+    type: "int",
+    min: 0,
+    defaultText: `${WARMUP_SHARE * 100}% of the steps`,
+    help: "linear warmup steps",
+  },
+  schedule: {
+    type: "choice",
+    choices: SCHEDULES,
+    default: DEFAULT_TRAIN.schedule,
+    help: `${SCHEDULES.join(" | ")} decay after warmup, to 10% of the peak`,
+  },
+  "weight-decay": {
+    type: "number",
+    min: 0,
+    default: DEFAULT_ADAMW.weightDecay,
+    help: "decoupled weight decay on matrices",
+  },
+  clip: {
+    type: "number",
+    min: 0,
+    default: DEFAULT_ADAMW.clip,
+    help: "clip the global gradient norm (0: off)",
+  },
+  seed: {
+    type: "int",
+    min: 0,
+    max: 2 ** 53,
+    default: DEFAULT_TRAIN.seed,
+    section: "Run",
+    help: "random seed: adapter init, batches, masking, dropout",
+  },
+  "save-every": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_TRAIN.saveEvery,
+    help: "checkpoint and outputs every N steps, and at the end",
+  },
+  "val-every": {
+    type: "int",
+    min: 0,
+    defaultText: "--save-every",
+    help: "validate every N steps, and at the end",
+  },
+  "val-batches": {
+    type: "int",
+    min: 0,
+    default: DEFAULT_TRAIN.valBatches,
+    help: "validation batches (0: no validation)",
+  },
+  resume: { type: "boolean", help: "continue the run in --out from its checkpoint" },
+  device: {
+    type: "choice",
+    choices: DEVICES,
+    default: "auto",
+    help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
+  },
+  threads: {
+    type: "int",
+    min: 1,
+    max: 1024,
+    defaultText: "all cores",
+    help: "intra-op threads; keep it fixed to resume bitwise",
+  },
+  quiet: { type: "boolean", help: "no progress on stderr" },
+});
 
 const usage = `Usage: recsysllm pretrain --data DIR --model DIR --out DIR [flags]
 
@@ -37,64 +194,31 @@ prompts) and validates on its validation split. Writes into the run directory (-
   loss.svg                 the loss curve
 Killed at any moment and started again with --resume, it ends with the same weights.
 
-What to train:
-  --data DIR             dataset directory written by textualize
-  --model DIR            base model directory (config.json, model.safetensors, tokenizer.json)
-  --out DIR              run directory
-  --lora-rank N          LoRA rank r (default ${DEFAULT_LORA.rank})
-  --lora-alpha X         LoRA alpha; the update is (alpha / r) B A (default ${DEFAULT_LORA.alpha})
-  --lora-dropout P       dropout on the adapter's input (default 0; masks are drawn from --seed)
-  --lora-targets LIST    of qkv (query_key_value), dense, dense_h_to_4h, dense_4h_to_h
-                         (default qkv)
-  --full                 train every weight instead (no adapter); --out becomes a model directory
-  --merge DIR            after LoRA training, also write the merged model (W + (alpha/r) B A) there
-Data:
-  --objective NAME       ${OBJECTIVES.join(" | ")} | mix (default mix) for profile documents
-  --max-length N         longest example in tokens (default: the model's max_sequence_length)
-  --batch-size N         examples per micro-batch (default 8)
-  --grad-accum N         micro-batches per optimizer step (default 1)
-  --epochs N             passes over the training records (default 1)
-  --steps N              optimizer steps (overrides --epochs)
-Optimizer (AdamW, betas 0.9/0.999, eps 1e-8):
-  --lr X                 peak learning rate (default 2e-4 with LoRA, 1e-4 with --full)
-  --warmup N             linear warmup steps (default: 5% of the steps)
-  --schedule NAME        ${
-  SCHEDULES.join(" | ")
-} decay after warmup, to 10% of the peak (default cosine)
-  --weight-decay X       decoupled weight decay on matrices (default 0.01)
-  --clip X               clip the global gradient norm (default 1; 0: off)
-Run:
-  --seed N               random seed: adapter init, batches, masking, dropout (default 0)
-  --save-every N         checkpoint and outputs every N steps (default 100) and at the end
-  --val-every N          validate every N steps (default: --save-every) and at the end
-  --val-batches N        validation batches (default 8; 0: no validation)
-  --resume               continue the run in --out from its checkpoint
-  --device NAME          ${DEVICES.join(" | ")} (default auto: CUDA, then WebGPU, then CPU)
-  --threads N            intra-op threads (default: all cores); keep it fixed to resume bitwise
-  --quiet                no progress on stderr
+${formatFlags(FLAGS)}
 
 Example:
   pretrain --data runs/beauty --model models/tiny --out runs/lora1 --steps 500 --lr 1e-3`;
 
-function loraFromFlags(flags: Flags): LoraConfig | null {
-  const full = flags.full === true;
-  const given = ["lora-rank", "lora-alpha", "lora-dropout", "lora-targets"].filter((f) =>
-    flags[f] !== undefined
-  );
-  if (full) {
-    if (given.length > 0) throw new UsageError(`--full trains every weight: drop --${given[0]}`);
+type Parsed = ParsedFlags<typeof FLAGS>;
+
+function loraOf({ values, given }: Parsed): LoraConfig | null {
+  if (values.full) {
+    const lora = (["lora-rank", "lora-alpha", "lora-dropout", "lora-targets"] as const).find((f) =>
+      given.has(f)
+    );
+    if (lora) throw new UsageError(`--full trains every weight: drop --${lora}`);
     return null;
   }
   let targets: string[];
   try {
-    targets = list(flags, "lora-targets", ["qkv"]).map(targetName);
+    targets = values["lora-targets"].map(targetName);
   } catch (error) {
     throw new UsageError(`--lora-targets: ${(error as Error).message}`);
   }
   return {
-    rank: int(flags, "lora-rank", DEFAULT_LORA.rank, 1, 4096),
-    alpha: float(flags, "lora-alpha", DEFAULT_LORA.alpha, 1e-9),
-    dropout: float(flags, "lora-dropout", 0, 0, 0.99),
+    rank: values["lora-rank"],
+    alpha: values["lora-alpha"],
+    dropout: values["lora-dropout"],
     targets: [...new Set(targets)],
   };
 }
@@ -105,78 +229,48 @@ export const command: Command = {
   summary: "LoRA or full training (autodiff in onnxruntime): adapter/weights, metrics, loss curve",
   usage,
   async run(args: string[]): Promise<void> {
-    const flags = parseFlags("pretrain", args, {
-      data: { type: "string" },
-      model: { type: "string" },
-      out: { type: "string" },
-      "lora-rank": { type: "string" },
-      "lora-alpha": { type: "string" },
-      "lora-dropout": { type: "string" },
-      "lora-targets": { type: "string" },
-      full: { type: "boolean" },
-      merge: { type: "string" },
-      objective: { type: "string" },
-      "max-length": { type: "string" },
-      "batch-size": { type: "string" },
-      "grad-accum": { type: "string" },
-      epochs: { type: "string" },
-      steps: { type: "string" },
-      lr: { type: "string" },
-      warmup: { type: "string" },
-      schedule: { type: "string" },
-      "weight-decay": { type: "string" },
-      clip: { type: "string" },
-      seed: { type: "string" },
-      "save-every": { type: "string" },
-      "val-every": { type: "string" },
-      "val-batches": { type: "string" },
-      resume: { type: "boolean" },
-      device: { type: "string" },
-      threads: { type: "string" },
-      quiet: { type: "boolean" },
-    });
-    const lora = loraFromFlags(flags);
-    if (flags.steps !== undefined && flags.epochs !== undefined) {
+    const parsed = parseFlags("pretrain", args, FLAGS);
+    const flags = parsed.values;
+    const lora = loraOf(parsed);
+    if (parsed.given.has("steps") && parsed.given.has("epochs")) {
       throw new UsageError("give --steps or --epochs, not both");
     }
-    const steps = flags.steps === undefined ? undefined : int(flags, "steps", 1, 1);
-    const epochs = int(flags, "epochs", 1, 1);
-    const progress = new Progress("pretrain", { quiet: flags.quiet === true });
-    const warmupGiven = flags.warmup === undefined ? undefined : int(flags, "warmup", 0, 0);
-    const summary = await train({
-      data: required(flags, "data", "pretrain"),
-      model: required(flags, "model", "pretrain"),
-      out: required(flags, "out", "pretrain"),
-      lora,
-      merge: optional(flags, "merge"),
-      objective: choice(flags, "objective", [...OBJECTIVES, "mix"] as const, "mix"),
-      maxLength: flags["max-length"] === undefined ? undefined : int(flags, "max-length", 0, 8),
-      batchSize: int(flags, "batch-size", 8, 1),
-      gradAccum: int(flags, "grad-accum", 1, 1),
-      steps,
-      epochs,
-      lr: float(flags, "lr", lora ? 2e-4 : 1e-4, 1e-12, 10),
-      warmup: warmupGiven,
-      warmupShare: warmupGiven === undefined ? 0.05 : undefined,
-      schedule: choice(flags, "schedule", SCHEDULES, "cosine"),
-      weightDecay: float(flags, "weight-decay", 0.01, 0),
-      clip: float(flags, "clip", 1, 0),
-      seed: int(flags, "seed", 0, 0, 2 ** 53),
-      saveEvery: int(flags, "save-every", 100, 1),
-      valEvery: flags["val-every"] === undefined ? undefined : int(flags, "val-every", 0, 0),
-      valBatches: int(flags, "val-batches", 8, 0),
-      resume: flags.resume === true,
-      device: choice(flags, "device", DEVICES, "auto"),
-      threads: flags.threads === undefined ? undefined : int(flags, "threads", 0, 1, 1024),
-      onNote: (message) => progress.log(message),
-      onStep: (line, total) => {
-        const val = line.val_loss === undefined ? "" : ` val_loss ${line.val_loss.toFixed(4)}`;
-        const message = `step ${line.step}/${total} loss ${line.loss.toFixed(4)}${val} ` +
-          `lr ${line.lr.toExponential(2)} ${line.tokens_per_s} tokens/s`;
-        if (line.step === total || line.val_loss !== undefined) progress.log(message);
-        else progress.update(message);
-      },
-    });
+    const progress = new Progress("pretrain", { quiet: flags.quiet });
+    const summary = await withFlagNames(FLAGS, () =>
+      train({
+        data: flags.data,
+        model: flags.model,
+        out: flags.out,
+        lora,
+        merge: flags.merge,
+        objective: flags.objective,
+        maxLength: flags["max-length"],
+        batchSize: flags["batch-size"],
+        gradAccum: flags["grad-accum"],
+        steps: flags.steps,
+        epochs: flags.epochs,
+        lr: flags.lr,
+        warmup: flags.warmup,
+        warmupShare: flags.warmup === undefined ? WARMUP_SHARE : undefined,
+        schedule: flags.schedule,
+        weightDecay: flags["weight-decay"],
+        clip: flags.clip,
+        seed: flags.seed,
+        saveEvery: flags["save-every"],
+        valEvery: flags["val-every"],
+        valBatches: flags["val-batches"],
+        resume: flags.resume,
+        device: flags.device,
+        threads: flags.threads,
+        onNote: (message) => progress.log(message),
+        onStep: (line, total) => {
+          const val = line.val_loss === undefined ? "" : ` val_loss ${line.val_loss.toFixed(4)}`;
+          const message = `step ${line.step}/${total} loss ${line.loss.toFixed(4)}${val} ` +
+            `lr ${line.lr.toExponential(2)} ${line.tokens_per_s} tokens/s`;
+          if (line.step === total || line.val_loss !== undefined) progress.log(message);
+          else progress.update(message);
+        },
+      }));
     progress.done(
       `${summary.steps} steps on ${summary.device}, loss ${summary.lastLoss.toFixed(4)}` +
         (summary.valLoss === undefined ? "" : `, val_loss ${summary.valLoss.toFixed(4)}`),

@@ -1,40 +1,192 @@
 /**
- * Flag parsing for the subcommands: `node:util` parseArgs in strict mode, with every mistake turned
- * into a one-line {@linkcode UsageError}, and typed readers for numbers, lists and choices.
+ * Flags declared once. A command declares each flag in one table (name, type, default, help);
+ * {@linkcode parseFlags} reads the command line against it into typed values, and
+ * {@linkcode formatFlags} writes the flag section of the command's `--help` from it. Every
+ * mistake is a one-line {@linkcode UsageError} that names the flag.
+ *
+ * A default that belongs to a library (AdamW's weight decay, the number of beams) is the
+ * library's constant, referenced from the table, never a number written again here.
+ *
+ * @example
+ * ```ts
+ * import { defineFlags, formatFlags, parseFlags } from "./flags.ts";
+ *
+ * const FLAGS = defineFlags({
+ *   data: { type: "string", placeholder: "DIR", required: true, help: "dataset directory" },
+ *   k: { type: "intList", min: 1, default: [1, 5, 10], help: "cut-offs for HR@k and NDCG@k" },
+ *   format: { type: "choice", choices: ["json", "md"], default: "json", help: "output format" },
+ *   limit: { type: "int", min: 1, defaultText: "all", help: "score only the first N records" },
+ *   quiet: { type: "boolean", help: "no progress on stderr" },
+ * });
+ * const { values } = parseFlags("eval", ["--data", "d", "--k", "1,20"], FLAGS);
+ * values.k; // [1, 20]            (number[])
+ * values.format; // "json"        ("json" | "md")
+ * values.limit; // undefined      (number | undefined: no default)
+ * formatFlags(FLAGS); // "Flags:\n  --data DIR     dataset directory\n  --k LIST ..."
+ * ```
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { UsageError } from "../errors.ts";
+import { OptionError, UsageError } from "../errors.ts";
 
-/** How one flag is read: a string value, or a boolean switch. */
-export interface FlagSpec {
-  type: "string" | "boolean";
-  /** A one-letter alias (`-o`). */
-  short?: string;
-  /** May be given several times; the values are collected in order. */
+/** What every flag but a switch has. */
+interface ValueFlag {
+  /** One sentence for `--help`; `\n` starts a new line. The default is appended to it. */
+  help: string;
+  /** The word after the flag in `--help`: `DIR`, `FILE` (default by type: `N`, `X`, `LIST`...). */
+  placeholder?: string;
+  /** Starts a section of `--help` with this heading (`Data`), up to the next flag that has one. */
+  section?: string;
+  /** Absence (or an empty value) is an error: `pretrain: --out is required`. */
+  required?: boolean;
+  /** Says in `--help` what absence means when it is no value (`the model's maximum`). */
+  defaultText?: string;
+}
+
+/** A string: `--out runs/x`. With `multiple`, every occurrence, in order (`[]` when absent). */
+export interface StringFlag extends ValueFlag {
+  type: "string";
+  default?: string;
   multiple?: boolean;
 }
 
-/** The parsed flags: strings, booleans or string lists, by flag name. */
-export type Flags = Record<string, string | boolean | string[] | undefined>;
+/** An integer within [min, max]: `--steps 500`. */
+export interface IntFlag extends ValueFlag {
+  type: "int";
+  default?: number;
+  min?: number;
+  max?: number;
+}
+
+/** A finite number within [min, max] (or above `above`): `--lr 1e-3`. */
+export interface NumberFlag extends ValueFlag {
+  type: "number";
+  default?: number;
+  min?: number;
+  /** An exclusive lower bound: the value must be greater. */
+  above?: number;
+  max?: number;
+}
+
+/** A switch: `--quiet` (false when absent). */
+export interface BooleanFlag {
+  type: "boolean";
+  help: string;
+  section?: string;
+}
 
 /**
- * Parses `args` against `spec`. Unknown flags, missing values and stray positional arguments are
- * {@linkcode UsageError}s that name the command. `--help` is always accepted.
+ * A comma-separated list: `--tasks rating,review`. With `choices`, each item must be one of them;
+ * with `multiple`, the flag may be repeated and the lists are joined.
+ */
+export interface ListFlag extends ValueFlag {
+  type: "list";
+  default?: readonly string[];
+  choices?: readonly string[];
+  /** What the items are, for the error: `--task must list tasks of ...` (default `values`). */
+  items?: string;
+  multiple?: boolean;
+}
+
+/** A comma-separated list of integers within [min, max]: `--k 1,5,10`. */
+export interface IntListFlag extends ValueFlag {
+  type: "intList";
+  default?: readonly number[];
+  min?: number;
+  max?: number;
+}
+
+/** One of `choices`: `--device cpu`. */
+export interface ChoiceFlag extends ValueFlag {
+  type: "choice";
+  choices: readonly string[];
+  default?: string;
+}
+
+/** One flag's declaration. */
+export type FlagDecl =
+  | StringFlag
+  | IntFlag
+  | NumberFlag
+  | BooleanFlag
+  | ListFlag
+  | IntListFlag
+  | ChoiceFlag;
+
+/** A command's flags by name (without the dashes), in the order `--help` lists them. */
+export type FlagTable = Record<string, FlagDecl>;
+
+/** The value type a declaration reads to. */
+export type FlagValue<D> = D extends { type: "boolean" } ? boolean
+  : D extends { type: "string"; multiple: true } ? string[]
+  : D extends { type: "string" } ? string
+  : D extends { type: "int" | "number" } ? number
+  : D extends { type: "list"; choices: readonly (infer C)[] } ? C[]
+  : D extends { type: "list" } ? string[]
+  : D extends { type: "intList" } ? number[]
+  : D extends { type: "choice"; choices: readonly (infer C)[] } ? C
+  : never;
+
+/** Whether a declaration always has a value (switch, default, required, repeatable). */
+type Always<D> = D extends
+  { type: "boolean" } | { default: unknown } | { required: true } | { multiple: true } ? true
+  : false;
+
+/** The parsed flags of a table: typed, `undefined` where absent without a default. */
+export type FlagValues<T extends FlagTable> = {
+  readonly [K in keyof T]: Always<T[K]> extends true ? FlagValue<T[K]>
+    : FlagValue<T[K]> | undefined;
+};
+
+/** What {@linkcode parseFlags} returns. */
+export interface ParsedFlags<T extends FlagTable> {
+  /** Every flag of the table, typed; defaults filled in. */
+  values: FlagValues<T>;
+  /** The flags given on the command line (to tell a default from the same value given). */
+  given: ReadonlySet<keyof T & string>;
+}
+
+/**
+ * Declares a command's flags; returns the table as written, with its literal types kept so
+ * {@linkcode parseFlags} can type the values (`choices: DEVICES` reads to `Device`).
+ */
+export function defineFlags<const T extends FlagTable>(table: T): T {
+  return table;
+}
+
+/**
+ * Parses `args` against `table`. Unknown flags, missing values, stray positional arguments,
+ * missing required flags and malformed values are one-line {@linkcode UsageError}s; `--help` is
+ * always accepted (the caller handles it).
  *
  * @example
  * ```ts
- * const flags = parseFlags("eval", ["--k", "1,5"], { k: { type: "string" } });
- * intList(flags, "k", [1, 5, 10]); // [1, 5]
+ * const table = defineFlags({ steps: { type: "int", min: 1, default: 100, help: "steps" } });
+ * parseFlags("pretrain", ["--steps", "5"], table).values.steps; // 5
+ * parseFlags("pretrain", ["--steps", "0"], table); // throws "--steps must be at least 1, got 0"
  * ```
  */
-export function parseFlags(command: string, args: string[], spec: Record<string, FlagSpec>): Flags {
+export function parseFlags<T extends FlagTable>(
+  command: string,
+  args: string[],
+  table: T,
+): ParsedFlags<T> {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    help: { type: "boolean" },
+  };
+  for (const [name, decl] of Object.entries(table)) {
+    options[name] = {
+      type: decl.type === "boolean" ? "boolean" : "string",
+      multiple: "multiple" in decl && decl.multiple === true,
+    };
+  }
+  let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     const { values, positionals } = parseArgs({
       args,
-      options: { help: { type: "boolean", short: "h" }, ...spec },
+      options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
     });
@@ -43,99 +195,235 @@ export function parseFlags(command: string, args: string[], spec: Record<string,
         `${command}: unexpected argument "${positionals[0]}" (see ${command} --help)`,
       );
     }
-    return values as Flags;
+    raw = values;
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const message = (error as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
     throw new UsageError(`${command}: ${message} (see ${command} --help)`);
   }
-}
-
-/** A required string flag. */
-export function required(flags: Flags, name: string, command: string): string {
-  const value = flags[name];
-  if (typeof value !== "string" || value === "") {
-    throw new UsageError(`${command}: --${name} is required`);
-  }
-  return value;
-}
-
-/** An optional string flag, or `fallback`. */
-export function optional(flags: Flags, name: string): string | undefined;
-export function optional(flags: Flags, name: string, fallback: string): string;
-export function optional(flags: Flags, name: string, fallback?: string): string | undefined {
-  const value = flags[name];
-  return typeof value === "string" ? value : fallback;
-}
-
-/** An integer flag within [min, max], or `fallback` when absent. */
-export function int(
-  flags: Flags,
-  name: string,
-  fallback: number,
-  min = -Infinity,
-  max = Infinity,
-): number {
-  const value = flags[name];
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (typeof value !== "string" || value.trim() === "" || !Number.isInteger(n)) {
-    throw new UsageError(`--${name} must be an integer, got "${value}"`);
-  }
-  if (n < min || n > max) throw new UsageError(`--${name} must be in ${min}..${max}, got ${n}`);
-  return n;
-}
-
-/** A number flag within [min, max], or `fallback` when absent. */
-export function float(
-  flags: Flags,
-  name: string,
-  fallback: number,
-  min = -Infinity,
-  max = Infinity,
-): number {
-  const value = flags[name];
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) {
-    throw new UsageError(`--${name} must be a number, got "${value}"`);
-  }
-  if (n < min || n > max) throw new UsageError(`--${name} must be in ${min}..${max}, got ${n}`);
-  return n;
-}
-
-/** A comma-separated list flag, or `fallback` when absent. */
-export function list(flags: Flags, name: string, fallback: string[]): string[] {
-  const value = flags[name];
-  if (value === undefined) return fallback;
-  const items = String(value).split(",").map((s) => s.trim()).filter((s) => s !== "");
-  if (items.length === 0) throw new UsageError(`--${name} must list at least one value`);
-  return items;
-}
-
-/** A comma-separated list of positive integers, or `fallback` when absent. */
-export function intList(flags: Flags, name: string, fallback: number[]): number[] {
-  if (flags[name] === undefined) return fallback;
-  return list(flags, name, []).map((s) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new UsageError(`--${name} must list positive integers, got "${s}"`);
+  const values: Record<string, unknown> = {};
+  const given = new Set<string>();
+  for (const [name, decl] of Object.entries(table)) {
+    const value = raw[name];
+    const absent = value === undefined || (Array.isArray(value) && value.length === 0);
+    if (!absent) given.add(name);
+    if (decl.type === "boolean") {
+      values[name] = value === true;
+    } else if (absent || (decl.required && value === "")) {
+      if (decl.required) throw new UsageError(`${command}: --${name} is required`);
+      const fallback = decl.default;
+      values[name] = Array.isArray(fallback)
+        ? [...fallback]
+        : fallback ?? ("multiple" in decl && decl.multiple ? [] : undefined);
+    } else {
+      values[name] = readValue(name, decl, value as string | string[]);
     }
-    return n;
-  });
+  }
+  return { values: values as FlagValues<T>, given: given as Set<keyof T & string> };
 }
 
-/** A flag whose value must be one of `choices`, or `fallback` when absent. */
-export function choice<T extends string>(
-  flags: Flags,
-  name: string,
-  choices: readonly T[],
-  fallback: T,
-): T {
-  const value = flags[name];
-  if (value === undefined) return fallback;
-  if (!choices.includes(value as T)) {
-    throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got "${value}"`);
+function rangeText(min?: number, max?: number, above?: number): string | undefined {
+  const low = above !== undefined ? `greater than ${above}` : min !== undefined ? min : undefined;
+  if (max === undefined) {
+    return low === undefined ? undefined : typeof low === "number" ? `at least ${low}` : low;
   }
-  return value as T;
+  if (low === undefined) return `at most ${max}`;
+  return typeof low === "number" ? `in ${low}..${max}` : `${low} and at most ${max}`;
+}
+
+function inRange(
+  name: string,
+  n: number,
+  decl: { min?: number; max?: number; above?: number },
+): number {
+  const { min, max, above } = decl;
+  if (
+    (min !== undefined && n < min) || (max !== undefined && n > max) ||
+    (above !== undefined && !(n > above))
+  ) {
+    throw new UsageError(`--${name} must be ${rangeText(min, max, above)}, got ${n}`);
+  }
+  return n;
+}
+
+function items(name: string, text: string): string[] {
+  const out = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (out.length === 0) throw new UsageError(`--${name} must list at least one value`);
+  return out;
+}
+
+function readValue(name: string, decl: FlagDecl, value: string | string[]): unknown {
+  switch (decl.type) {
+    case "string":
+      return value;
+    case "int": {
+      const n = Number(value);
+      if (typeof value !== "string" || value.trim() === "" || !Number.isInteger(n)) {
+        throw new UsageError(`--${name} must be an integer, got "${value}"`);
+      }
+      return inRange(name, n, decl);
+    }
+    case "number": {
+      const n = Number(value);
+      if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) {
+        throw new UsageError(`--${name} must be a number, got "${value}"`);
+      }
+      return inRange(name, n, decl);
+    }
+    case "list": {
+      const list = (Array.isArray(value) ? value : [value]).flatMap((v) => items(name, v));
+      for (const item of decl.choices === undefined ? [] : list) {
+        if (!decl.choices!.includes(item)) {
+          throw new UsageError(
+            `--${name} must list ${decl.items ?? "values"} of ${decl.choices!.join(", ")}, ` +
+              `got "${item}"`,
+          );
+        }
+      }
+      return list;
+    }
+    case "intList":
+      return items(name, value as string).map((s) => {
+        const n = Number(s);
+        const { min, max } = decl;
+        if (
+          !Number.isInteger(n) || (min !== undefined && n < min) || (max !== undefined && n > max)
+        ) {
+          const kind = min === 1 && max === undefined
+            ? "positive integers"
+            : `integers${rangeText(min, max) ? ` ${rangeText(min, max)}` : ""}`;
+          throw new UsageError(`--${name} must list ${kind}, got "${s}"`);
+        }
+        return n;
+      });
+    case "choice":
+      if (!decl.choices.includes(value as string)) {
+        throw new UsageError(
+          `--${name} must be one of ${decl.choices.join(", ")}, got "${value}"`,
+        );
+      }
+      return value;
+    case "boolean":
+      return true;
+  }
+}
+
+const PLACEHOLDERS: Record<FlagDecl["type"], string> = {
+  string: "VALUE",
+  int: "N",
+  number: "X",
+  boolean: "",
+  list: "LIST",
+  intList: "LIST",
+  choice: "NAME",
+};
+
+/** A default as `--help` shows it: `1e-8` rather than `0.00000001`, lists comma-separated. */
+export function formatDefault(value: unknown): string {
+  if (typeof value === "number") {
+    return value !== 0 && Math.abs(value) < 1e-3 ? value.toExponential() : String(value);
+  }
+  if (Array.isArray(value)) return value.map(formatDefault).join(",");
+  if (value === "") return '""';
+  return String(value);
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const paragraph of text.split("\n")) {
+    let line = "";
+    for (const word of paragraph.split(" ")) {
+      if (line !== "" && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = word;
+      } else {
+        line = line === "" ? word : `${line} ${word}`;
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+/** Options of {@linkcode formatFlags}. */
+export interface FormatFlagsOptions {
+  /** Heading of the flags before the first `section` (default `Flags`). */
+  heading?: string;
+  /** Longest line (default 100, the project's line width). */
+  width?: number;
+}
+
+/**
+ * The flag section of a command's `--help`: one entry per flag, in table order, with its
+ * placeholder, its help wrapped to `width` and its default (`(default 8)`, or
+ * `(default: TEXT)` from `defaultText`); a heading line where a flag starts a `section`.
+ *
+ * @example
+ * ```ts
+ * formatFlags(defineFlags({ seed: { type: "int", default: 0, help: "random seed" } }));
+ * // "Flags:\n  --seed N  random seed (default 0)"
+ * ```
+ */
+export function formatFlags(table: FlagTable, options: FormatFlagsOptions = {}): string {
+  const width = options.width ?? 100;
+  const label = (name: string, decl: FlagDecl) => {
+    const placeholder = decl.type === "boolean"
+      ? ""
+      : ` ${decl.placeholder ?? PLACEHOLDERS[decl.type]}`;
+    return `  --${name}${placeholder}`;
+  };
+  const entries = Object.entries(table);
+  const column = Math.max(...entries.map(([name, decl]) => label(name, decl).length)) + 2;
+  const lines: string[] = [];
+  entries.forEach(([name, decl], i) => {
+    if (decl.section !== undefined) lines.push(`${decl.section}:`);
+    else if (i === 0) lines.push(`${options.heading ?? "Flags"}:`);
+    let help = decl.help;
+    const shown = decl.type === "boolean"
+      ? undefined
+      : decl.defaultText !== undefined
+      ? `default: ${decl.defaultText}`
+      : decl.default !== undefined
+      ? `default ${formatDefault(decl.default)}`
+      : undefined;
+    // "clip the norm (0: off)" + "default 1" -> "clip the norm (0: off; default 1)".
+    if (shown !== undefined) {
+      help = help.endsWith(")") ? `${help.slice(0, -1)}; ${shown})` : `${help} (${shown})`;
+    }
+    const wrapped = wrap(help, Math.max(width - column, 30));
+    lines.push(label(name, decl).padEnd(column) + wrapped[0]);
+    for (const more of wrapped.slice(1)) lines.push(" ".repeat(column) + more);
+  });
+  return lines.join("\n");
+}
+
+/** `maxLength` -> `max-length`: the flag that conventionally sets a library option. */
+function flagOf(option: string): string {
+  return option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/**
+ * Runs `work`, re-wording an {@linkcode OptionError} from a library with the flag that sets the
+ * option (`maxLength` -> `--max-length`, by the kebab-case convention, or as `rename` says), so
+ * the user reads the name they typed. Options no flag of `table` sets are left as they are.
+ *
+ * @example
+ * ```ts
+ * await withFlagNames(PRETRAIN_FLAGS, () => train(options));
+ * // OptionError "maxLength must be in 8..512" becomes UsageError "--max-length must be in 8..512"
+ * ```
+ */
+export async function withFlagNames<R>(
+  table: FlagTable,
+  work: () => Promise<R>,
+  rename: Record<string, string> = {},
+): Promise<R> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof OptionError)) throw error;
+    const flag = rename[error.option] ?? flagOf(error.option);
+    if (!(flag in table)) throw error;
+    throw new UsageError(error.describe(`--${flag}`));
+  }
 }
