@@ -126,6 +126,11 @@ Deno.test("pretrain usage mistakes are one-line errors with status 2", async () 
       /--steps or --epochs/,
     ],
     [["--data", "d", "--model", "m", "--out", "o", "--objective", "words"], /--objective must be/],
+    // The library names its option (merge); the command says the flag.
+    [
+      ["--data", "d", "--model", "m", "--out", "o", "--full", "--merge", "x"],
+      /^error: --merge needs a LoRA run/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const r = await finish(pretrain(args));
