@@ -9,7 +9,7 @@
 
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
-import { Collator, exampleRng, OBJECTIVES } from "../lib/collate/collator.ts";
+import { Collator, DEFAULT_COLLATOR, exampleRng, OBJECTIVES } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
 import { tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
@@ -35,7 +35,7 @@ const FLAGS = defineFlags({
   objective: {
     type: "choice",
     choices: [...OBJECTIVES, "mix"],
-    default: "mix",
+    default: DEFAULT_COLLATOR.objective,
     help: `for documents: ${[...OBJECTIVES, "mix"].join(" | ")};\n` +
       "task prompts always have their target as the one span",
   },

@@ -10,8 +10,14 @@
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
-import { DEVICES } from "../lib/runtime/session.ts";
-import { demoPaths, type DemoStage, demoStages, demoVerdict } from "../lib/demo/plan.ts";
+import { DEVICES } from "../lib/runtime/devices.ts";
+import {
+  DEFAULT_DEMO,
+  demoPaths,
+  type DemoStage,
+  demoStages,
+  demoVerdict,
+} from "../lib/demo/plan.ts";
 import { InputError } from "../lib/errors.ts";
 import { isMissingOrEmptyDir, pathExists } from "../lib/io/fs.ts";
 import { formatSeconds } from "../lib/io/progress.ts";
@@ -22,15 +28,15 @@ const FLAGS = defineFlags({
   out: {
     type: "string",
     placeholder: "DIR",
-    default: ".runs/demo",
+    default: DEFAULT_DEMO.out,
     help: "where everything goes (replaced on each run)",
   },
-  steps: { type: "int", min: 1, default: 1200, help: "pretraining steps" },
-  seed: { type: "int", min: 0, default: 1, help: "seed of every stage" },
+  steps: { type: "int", min: 1, default: DEFAULT_DEMO.steps, help: "pretraining steps" },
+  seed: { type: "int", min: 0, default: DEFAULT_DEMO.seed, help: "seed of every stage" },
   device: {
     type: "choice",
     choices: DEVICES,
-    default: "auto",
+    default: DEFAULT_DEMO.device,
     help: `${DEVICES.join(" | ")} for pretrain and infer`,
   },
   limit: {

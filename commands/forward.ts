@@ -14,7 +14,7 @@ import { parseBatchJson } from "../lib/model/batch_json.ts";
 import { runForward } from "../lib/model/forward.ts";
 import { writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
-import { DEVICES } from "../lib/runtime/session.ts";
+import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { loadAdapter } from "../lib/train/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
 import { loraHook, loraShapes } from "../lib/train/lora.ts";
@@ -47,7 +47,7 @@ const FLAGS = defineFlags({
   device: {
     type: "choice",
     choices: DEVICES,
-    default: "auto",
+    default: DEFAULT_DEVICE,
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
 });

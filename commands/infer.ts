@@ -24,7 +24,7 @@ import { loadForInference } from "../lib/generate/load.ts";
 import { buildPool } from "../lib/generate/pool.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
-import { DEVICES } from "../lib/runtime/session.ts";
+import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { pathExists } from "../lib/io/fs.ts";
 
 const FLAGS = defineFlags({
@@ -108,7 +108,7 @@ const FLAGS = defineFlags({
   device: {
     type: "choice",
     choices: DEVICES,
-    default: "auto",
+    default: DEFAULT_DEVICE,
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
   threads: { type: "int", min: 1, max: 1024, defaultText: "every core", help: "intra-op threads" },

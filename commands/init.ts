@@ -10,7 +10,7 @@ import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { PRESETS } from "../lib/model/config.ts";
-import { initModel } from "../lib/model/init.ts";
+import { DEFAULT_INIT, initModel } from "../lib/model/init.ts";
 
 const presetLines = Object.entries(PRESETS).map(([name, p]) =>
   `  ${name.padEnd(6)} hidden ${p.hiddenSize}, ${p.numLayers} layers, ${p.numHeads} heads, ` +
@@ -33,7 +33,13 @@ const FLAGS = defineFlags({
     required: true,
     help: "the model directory to create",
   },
-  seed: { type: "int", min: 0, max: 2 ** 53, default: 0, help: "random seed of the weights" },
+  seed: {
+    type: "int",
+    min: 0,
+    max: 2 ** 53,
+    default: DEFAULT_INIT.seed,
+    help: "random seed of the weights",
+  },
   tokenizer: {
     type: "string",
     placeholder: "FILE",

@@ -18,7 +18,7 @@ import {
 import { OBJECTIVES } from "../lib/collate/collator.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
-import { DEVICES } from "../lib/runtime/session.ts";
+import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { DEFAULT_LORA, type LoraConfig, targetName } from "../lib/train/lora.ts";
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
@@ -169,7 +169,7 @@ const FLAGS = defineFlags({
   device: {
     type: "choice",
     choices: DEVICES,
-    default: "auto",
+    default: DEFAULT_DEVICE,
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
   threads: {

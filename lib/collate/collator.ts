@@ -52,7 +52,14 @@ export const DEFAULT_MIX: Readonly<ObjectiveMix> = Object.freeze({
   document: 0.25,
 });
 
-/** Options of {@linkcode Collator}; every field has the default shown. */
+/** Defaults of {@linkcode CollatorOptions} (the mix is {@linkcode DEFAULT_MIX}). */
+export const DEFAULT_COLLATOR = Object.freeze({
+  objective: "mix" as Objective | "mix",
+  maxLength: Infinity,
+  shuffleSpans: false,
+});
+
+/** Options of {@linkcode Collator}; defaults in {@linkcode DEFAULT_COLLATOR}. */
 export interface CollatorOptions extends SpanOptions {
   /** One objective for every document, or `mix` to draw one per example. Default `mix`. */
   objective?: Objective | "mix";
@@ -135,9 +142,9 @@ export class Collator {
 
   constructor(specials: SpecialIds, options: CollatorOptions = {}) {
     this.specials = specials;
-    this.maxLength = options.maxLength ?? Infinity;
-    this.objective = options.objective ?? "mix";
-    this.shuffleSpans = options.shuffleSpans ?? false;
+    this.maxLength = options.maxLength ?? DEFAULT_COLLATOR.maxLength;
+    this.objective = options.objective ?? DEFAULT_COLLATOR.objective;
+    this.shuffleSpans = options.shuffleSpans ?? DEFAULT_COLLATOR.shuffleSpans;
     if (!(this.maxLength >= 3)) throw new RangeError(`maxLength must be at least 3`);
     if (this.objective !== "mix" && !OBJECTIVES.includes(this.objective)) {
       throw new RangeError(`unknown objective "${this.objective}"`);

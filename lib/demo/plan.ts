@@ -11,20 +11,30 @@
 
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { DEFAULT_DEVICE, type Device } from "../runtime/devices.ts";
 
 /** The built-in dataset's directory (`fixtures/demo`). */
 export const DEMO_DATA = fileURLToPath(new URL("../../fixtures/demo/", import.meta.url));
 
-/** Options of {@linkcode demoStages}. */
+/** Defaults of {@linkcode DemoOptions}. */
+export const DEFAULT_DEMO = Object.freeze({
+  out: ".runs/demo",
+  /** About four minutes on 2 CPU cores. */
+  steps: 1200,
+  seed: 1,
+  device: DEFAULT_DEVICE,
+});
+
+/** Options of {@linkcode demoStages}; defaults in {@linkcode DEFAULT_DEMO}. */
 export interface DemoOptions {
   /** Directory for everything the demo writes. */
   out: string;
-  /** Optimizer steps of pretraining (default 1200: about four minutes on 2 CPU cores). */
+  /** Optimizer steps of pretraining. */
   steps?: number;
-  /** Seed of every stage (default 1). */
+  /** Seed of every stage. */
   seed?: number;
-  /** Device of pretrain and infer (default auto). */
-  device?: string;
+  /** Device of pretrain and infer. */
+  device?: Device;
   /** Answer only the first N test records of each task (default: all). */
   limit?: number;
 }
@@ -59,8 +69,8 @@ export function demoPaths(out: string) {
  */
 export function demoStages(options: DemoOptions): DemoStage[] {
   const paths = demoPaths(options.out);
-  const seed = String(options.seed ?? 1);
-  const device = options.device ?? "auto";
+  const seed = String(options.seed ?? DEFAULT_DEMO.seed);
+  const device = options.device ?? DEFAULT_DEMO.device;
   const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
   const evalArgs = [
     "eval",
@@ -123,7 +133,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         paths.run,
         "--full",
         "--steps",
-        String(options.steps ?? 1200),
+        String(options.steps ?? DEFAULT_DEMO.steps),
         "--batch-size",
         "16",
         "--lr",

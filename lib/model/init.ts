@@ -29,14 +29,17 @@ export async function datasetTexts(data: Dataset): Promise<string[]> {
   return texts;
 }
 
-/** Options of {@linkcode initModel}. */
+/** Defaults of {@linkcode InitOptions}. */
+export const DEFAULT_INIT = Object.freeze({ seed: 0 });
+
+/** Options of {@linkcode initModel}; defaults in {@linkcode DEFAULT_INIT}. */
 export interface InitOptions {
   /** The dataset directory (textualize's output). */
   data: string;
   preset: PresetName;
   /** The model directory to create (replaced atomically if it exists). */
   out: string;
-  /** Seed of the weights (default 0). */
+  /** Seed of the weights. */
   seed?: number;
   /** A tokenizer.json to use instead of training one. */
   tokenizer?: string;
@@ -97,7 +100,7 @@ export async function initModel(options: InitOptions): Promise<InitResult> {
   const tokenizer = TextTokenizer.fromJson(parsed, options.tokenizer ?? "tokenizer.json");
   const config = presetConfig(options.preset, tokenizer.vocabSize);
   say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
-  const weights = randomWeights(config, Rng.derive(options.seed ?? 0, "init"));
+  const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));
   let parameters = 0;
   for (const w of weights.values()) parameters += w.length;
   await buildDirAtomic(options.out, async (dir) => {

@@ -21,12 +21,8 @@ import { Graph, type TensorData } from "../onnx/graph.ts";
 import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";
 import { fromOrt, toOrt } from "./tensor.ts";
 
-/** What `--device` accepts. */
-export const DEVICES = ["auto", "cpu", "cuda", "webgpu"] as const;
-/** A device choice; `auto` picks the first that loads of CUDA, WebGPU, CPU. */
-export type Device = typeof DEVICES[number];
-/** A device a session actually runs on. */
-export type ResolvedDevice = Exclude<Device, "auto">;
+import { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice } from "./devices.ts";
+export { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice };
 
 /** A device named explicitly could not be used (exit status 1, one line). */
 export class DeviceError extends InputError {
@@ -164,7 +160,7 @@ export class Session {
       options = { ...options, optimization: "basic" };
     }
     const prepared = prepareModel(model);
-    const device = options.device ?? "auto";
+    const device = options.device ?? DEFAULT_DEVICE;
     if (!(DEVICES as readonly string[]).includes(device)) {
       throw new DeviceError(`unknown device "${device}" (devices: ${DEVICES.join(", ")})`);
     }

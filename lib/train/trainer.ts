@@ -20,7 +20,7 @@
  */
 
 import { join, resolve } from "node:path";
-import type { Objective } from "../collate/collator.ts";
+import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { openDataset } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -48,7 +48,7 @@ import { pathExists } from "../io/fs.ts";
 
 /** Defaults of the optional {@linkcode TrainOptions} (AdamW's are `DEFAULT_ADAMW`). */
 export const DEFAULT_TRAIN = Object.freeze({
-  objective: "mix" as Objective | "mix",
+  objective: DEFAULT_COLLATOR.objective,
   epochs: 1,
   batchSize: 8,
   gradAccum: 1,
