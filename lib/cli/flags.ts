@@ -22,7 +22,13 @@
  * values.k; // [1, 20]            (number[])
  * values.format; // "json"        ("json" | "md")
  * values.limit; // undefined      (number | undefined: no default)
- * formatFlags(FLAGS); // "Flags:\n  --data DIR     dataset directory\n  --k LIST ..."
+ * formatFlags(FLAGS);
+ * // Flags:
+ * //   --data DIR     dataset directory
+ * //   --k LIST       cut-offs for HR@k and NDCG@k (default 1,5,10)
+ * //   --format NAME  output format (default json)
+ * //   --limit N      score only the first N records (default: all)
+ * //   --quiet        no progress on stderr
  * ```
  *
  * @module
@@ -173,9 +179,7 @@ export function parseFlags<T extends FlagTable>(
   args: string[],
   table: T,
 ): ParsedFlags<T> {
-  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
-    help: { type: "boolean" },
-  };
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
   for (const [name, decl] of Object.entries(table)) {
     options[name] = {
       type: decl.type === "boolean" ? "boolean" : "string",
@@ -373,7 +377,7 @@ export function formatFlags(table: FlagTable, options: FormatFlagsOptions = {}):
     return `  --${name}${placeholder}`;
   };
   const entries = Object.entries(table);
-  const column = Math.max(...entries.map(([name, decl]) => label(name, decl).length)) + 2;
+  const column = Math.max(0, ...entries.map(([name, decl]) => label(name, decl).length)) + 2;
   const lines: string[] = [];
   entries.forEach(([name, decl], i) => {
     if (decl.section !== undefined) lines.push(`${decl.section}:`);
@@ -409,8 +413,13 @@ function flagOf(option: string): string {
  *
  * @example
  * ```ts
- * await withFlagNames(PRETRAIN_FLAGS, () => train(options));
- * // OptionError "maxLength must be in 8..512" becomes UsageError "--max-length must be in 8..512"
+ * import { OptionError } from "../errors.ts";
+ *
+ * const FLAGS = defineFlags({ "max-length": { type: "int", help: "longest example in tokens" } });
+ * const train = (_: { maxLength?: number }) =>
+ *   Promise.reject(new OptionError("maxLength", (name) => `${name} must be in 8..512, got 600`));
+ * await withFlagNames(FLAGS, () => train({ maxLength: 600 }));
+ * // throws UsageError "--max-length must be in 8..512, got 600"
  * ```
  */
 export async function withFlagNames<R>(
