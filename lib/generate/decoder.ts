@@ -18,7 +18,14 @@ import { buildPrefillGraph, buildStepGraph, cacheNames, type StepOutputs } from 
 import type { Weights } from "../model/weights.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, type ResolvedDevice, Session } from "../runtime/session.ts";
-import type { PromptInput, ScoreInput, StepInput, StepModel } from "./step_model.ts";
+import {
+  paddedLength,
+  PART_A_QUANTUM,
+  type PromptInput,
+  type ScoreInput,
+  type StepInput,
+  type StepModel,
+} from "./step_model.ts";
 
 /** Options of {@linkcode GlmDecoder.create}. */
 export interface DecoderOptions {
@@ -123,6 +130,8 @@ export class GlmDecoder implements StepModel {
     if (bp === 0) throw new RangeError("prefill needs at least one prompt");
     let la = 0;
     for (const p of prompts) la = Math.max(la, p.ids.length);
+    // To a multiple of PART_A_QUANTUM, so that a prompt's results do not depend on its batch.
+    la = paddedLength(la, PART_A_QUANTUM);
     // Right padding (id 0, positions 0): no real token attends to it (sep masks it).
     const ids = new Int32Array(bp * la);
     const positions = new Int32Array(bp * 2 * la);

@@ -39,7 +39,7 @@ import {
   scoreAnswers,
   textAnswer,
 } from "./score.ts";
-import type { PromptInput, StepModel } from "./step_model.ts";
+import { paddedLength, PART_A_QUANTUM, type PromptInput, type StepModel } from "./step_model.ts";
 import { DEFAULT_TEXT, generateText } from "./text.ts";
 
 /** The task families infer answers. */
@@ -231,12 +231,22 @@ export class Predictor {
     });
     const out = new Array<InferLine>(records.length);
     for (const [mode, jobs] of groups) {
-      // Similar lengths together: less padding of part A.
-      jobs.sort((a, b) => a.prompt.ids.length - b.prompt.ids.length || a.index - b.index);
-      for (let at = 0; at < jobs.length; at += this.#options.batchSize) {
-        const batch = jobs.slice(at, at + this.#options.batchSize);
-        const lines = await this.#run(mode, batch);
-        batch.forEach((job, i) => (out[job.index] = lines[i]));
+      // Batches hold prompts of one padded length only (see PART_A_QUANTUM): a record's
+      // output is then the same whichever records share its batch.
+      const byLength = new Map<number, Job[]>();
+      for (const job of jobs) {
+        const length = paddedLength(job.prompt.ids.length, PART_A_QUANTUM);
+        const list = byLength.get(length);
+        if (list) list.push(job);
+        else byLength.set(length, [job]);
+      }
+      for (const length of [...byLength.keys()].sort((a, b) => a - b)) {
+        const group = byLength.get(length)!;
+        for (let at = 0; at < group.length; at += this.#options.batchSize) {
+          const batch = group.slice(at, at + this.#options.batchSize);
+          const lines = await this.#run(mode, batch);
+          batch.forEach((job, i) => (out[job.index] = lines[i]));
+        }
       }
     }
     return out;

@@ -16,7 +16,7 @@
 import { encodeEntity, tokenizeRecord } from "../collate/mod.ts";
 import type { TextRecord } from "../data/types.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import type { PromptInput, StepModel } from "./step_model.ts";
+import { ANSWER_QUANTUM, paddedLength, type PromptInput, type StepModel } from "./step_model.ts";
 
 /** An answer's tokens after `[S]` and their intra-positions. */
 export interface AnswerTokens {
@@ -88,60 +88,66 @@ export async function scoreAnswers(
   const P = prompts.length;
   const scores = answers.map((list) => new Float64Array(list.length));
   if (P === 0) return scores;
-  // Each prompt's answers shortest first, so that the answers of one run have similar lengths
-  // (rows are padded to the longest of their run).
-  const orders = answers.map((list) =>
-    Int32Array.from(list, (_, i) => i).sort((a, b) =>
-      list[a].ids.length - list[b].ids.length || a - b
-    )
-  );
-  const answerAt = (q: number, j: number) =>
-    j < orders[q].length ? answers[q][orders[q][j]] : undefined;
-  let most = 0;
-  let longest = 0;
-  for (const list of answers) {
-    most = Math.max(most, list.length);
-    for (const a of list) longest = Math.max(longest, a.ids.length + 1);
-  }
-  if (most === 0) return scores;
+  // Rows of one run share one length T, a multiple of ANSWER_QUANTUM: answers are grouped by
+  // their padded length (not padded to the longest of the run), so an answer's score does not
+  // depend on the other answers or prompts it is scored with.
+  const byLength = new Map<number, number[][]>();
+  answers.forEach((list, q) => {
+    list.forEach((a, i) => {
+      const T = paddedLength(a.ids.length + 1, ANSWER_QUANTUM);
+      let perPrompt = byLength.get(T);
+      if (!perPrompt) byLength.set(T, perPrompt = answers.map(() => []));
+      perPrompt[q].push(i);
+    });
+  });
+  if (byLength.size === 0) return scores;
   await model.prefill(prompts);
   const budget = options.tokensPerRun ?? DEFAULT_TOKENS_PER_RUN;
-  const perRun = Math.max(1, Math.min(most, Math.floor(budget / (P * longest))));
-  for (let start = 0; start < most; start += perRun) {
-    const k = Math.min(perRun, most - start);
-    let T = 1;
-    for (let q = 0; q < P; q++) {
-      for (let j = start; j < start + k; j++) {
-        T = Math.max(T, (answerAt(q, j)?.ids.length ?? 0) + 1);
+  for (const T of [...byLength.keys()].sort((a, b) => a - b)) {
+    const chosen = byLength.get(T)!;
+    let most = 0;
+    for (const list of chosen) most = Math.max(most, list.length);
+    const perRun = Math.max(1, Math.min(most, Math.floor(budget / (P * T))));
+    for (let start = 0; start < most; start += perRun) {
+      const k = Math.min(perRun, most - start);
+      const n = P * k;
+      const ids = new Int32Array(n * T);
+      const inter = new Int32Array(n * T);
+      const intra = new Int32Array(n * T);
+      const targets = new Int32Array(n * T);
+      for (let q = 0; q < P; q++) {
+        inter.fill(prompts[q].maskIndex, q * k * T, (q + 1) * k * T);
+        for (let j = 0; j < k; j++) {
+          const at = (q * k + j) * T;
+          ids[at] = options.sop;
+          intra[at] = 1;
+          const i = chosen[q][start + j];
+          if (i === undefined) continue; // padding row: its result is not read
+          const a = answers[q][i];
+          ids.set(a.ids, at + 1);
+          intra.set(a.intra, at + 1);
+          targets.set(a.ids, at);
+          targets[at + a.ids.length] = options.eop;
+        }
       }
-    }
-    const n = P * k;
-    const ids = new Int32Array(n * T);
-    const inter = new Int32Array(n * T);
-    const intra = new Int32Array(n * T);
-    const targets = new Int32Array(n * T);
-    for (let q = 0; q < P; q++) {
-      inter.fill(prompts[q].maskIndex, q * k * T, (q + 1) * k * T);
-      for (let j = 0; j < k; j++) {
-        const a = answerAt(q, start + j);
-        const at = (q * k + j) * T;
-        ids[at] = options.sop;
-        intra[at] = 1;
-        if (a === undefined) continue; // padding row: its result is not read
-        ids.set(a.ids, at + 1);
-        intra.set(a.intra, at + 1);
-        targets.set(a.ids, at);
-        targets[at + a.ids.length] = options.eop;
-      }
-    }
-    const logp = await model.scoreTargets({ perPrompt: k, length: T, ids, inter, intra, targets });
-    for (let q = 0; q < P; q++) {
-      for (let j = 0; j < k && start + j < answers[q].length; j++) {
-        const at = (q * k + j) * T;
-        const len = answerAt(q, start + j)!.ids.length + 1;
-        let sum = 0;
-        for (let t = 0; t < len; t++) sum += logp[at + t];
-        scores[q][orders[q][start + j]] = sum;
+      const logp = await model.scoreTargets({
+        perPrompt: k,
+        length: T,
+        ids,
+        inter,
+        intra,
+        targets,
+      });
+      for (let q = 0; q < P; q++) {
+        for (let j = 0; j < k; j++) {
+          const i = chosen[q][start + j];
+          if (i === undefined) continue;
+          const at = (q * k + j) * T;
+          const len = answers[q][i].ids.length + 1;
+          let sum = 0;
+          for (let t = 0; t < len; t++) sum += logp[at + t];
+          scores[q][i] = sum;
+        }
       }
     }
   }

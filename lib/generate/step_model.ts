@@ -10,6 +10,23 @@
  * @module
  */
 
+/**
+ * Part A is padded to a multiple of this many tokens, and prompts are batched only with prompts
+ * of the same padded length. onnxruntime's CPU kernels give a row the same bits whatever the
+ * number of rows, but not whatever the padded length (a softmax over a longer row groups its
+ * sums differently), so this makes a record's scores independent of the records it happens to
+ * be batched with: batch size, input order and sharding (lib/shard) change no byte of the output.
+ */
+export const PART_A_QUANTUM = 32;
+
+/** Answers scored together are padded to a multiple of this many tokens, for the same reason. */
+export const ANSWER_QUANTUM = 8;
+
+/** `length` rounded up to a multiple of `quantum`. */
+export function paddedLength(length: number, quantum: number): number {
+  return Math.ceil(length / quantum) * quantum;
+}
+
 /** Part A of one prompt as the decoder takes it (what `encodePromptPartA` returns). */
 export interface PromptInput {
   /** [La] token ids of part A, the answer's `[MASK]` included. */
