@@ -41,6 +41,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
     summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
     load: () => import("./commands/eval.ts"),
   },
+  merge: {
+    summary: "join the parts of a sharded run (infer, baselines, textualize) byte for byte",
+    load: () => import("./commands/merge.ts"),
+  },
   demo: {
     summary: "the whole pipeline on the built-in dataset, in a few minutes on 2 CPU cores",
     load: () => import("./commands/demo.ts"),

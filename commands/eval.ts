@@ -20,6 +20,20 @@ import type { PredictionLine } from "../lib/eval/predictions.ts";
 import { reportChart, reportJson, reportMarkdown } from "../lib/eval/report.ts";
 import { evaluate, type MethodSource } from "../lib/eval/run.ts";
 import { EVAL_TASKS } from "../lib/eval/score.ts";
+import {
+  baselineRunIdentity,
+  checkPartSet,
+  digestDataset,
+  parseShard,
+  PartFileKeys,
+  partManifest,
+  partPath,
+  type ReadPart,
+  readPart,
+  type Shard,
+  ShardFilter,
+  writeSidecar,
+} from "../lib/shard/mod.ts";
 
 const FLAGS = defineFlags({
   data: {
@@ -32,7 +46,9 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "FILE",
     multiple: true,
-    help: "a predictions file; may be repeated to compare methods",
+    help: "a predictions file; may be repeated to compare methods. Files of one name make one\n" +
+      "method: the parts of a sharded infer run (their default name drops the\n" +
+      "-0000i-of-0000n tag), or files given the same --name",
   },
   name: {
     type: "string",
@@ -84,6 +100,13 @@ const FLAGS = defineFlags({
     placeholder: "DIR",
     help: "also write each baseline's predictions to DIR/NAME.jsonl (the format of `infer`, " +
       "so they can be scored again with --predictions)",
+  },
+  shard: {
+    type: "string",
+    placeholder: "i/n",
+    help: "with --save-baselines and no --predictions: only the records of users in shard i\n" +
+      "of n, saved to DIR/NAME-0000i-of-0000n.jsonl with sidecars for `recsysllm merge`;\n" +
+      "the printed scores are this shard's. auto: the index of an array job (infer --help)",
   },
   strict: {
     type: "boolean",
@@ -139,17 +162,32 @@ Example:
 
 /** Baseline prediction files written while scoring: temporary files renamed when complete. */
 class BaselineFiles {
-  readonly #writers = new Map<string, { writer: TextFileWriter; temp: string; path: string }>();
+  readonly #writers = new Map<
+    string,
+    { writer: TextFileWriter; temp: string; path: string; keys: PartFileKeys }
+  >();
+  #shard?: Shard;
 
-  static async open(dir: string | undefined, names: string[]): Promise<BaselineFiles | undefined> {
+  static async open(
+    dir: string | undefined,
+    names: string[],
+    shard?: Shard,
+  ): Promise<BaselineFiles | undefined> {
     if (dir === undefined) return undefined;
     const files = new BaselineFiles();
+    files.#shard = shard;
     try {
       await Deno.mkdir(dir, { recursive: true });
       for (const name of names) {
-        const path = join(dir, `${name}.jsonl`);
-        const temp = join(dir, `.${name}.jsonl.tmp-${Deno.pid}`);
-        files.#writers.set(name, { writer: await TextFileWriter.create(temp), temp, path });
+        const whole = join(dir, `${name}.jsonl`);
+        const path = shard ? partPath(whole, shard) : whole;
+        const temp = join(dir, `.${basename(path)}.tmp-${Deno.pid}`);
+        files.#writers.set(name, {
+          writer: await TextFileWriter.create(temp),
+          temp,
+          path,
+          keys: new PartFileKeys(),
+        });
       }
     } catch (error) {
       await files.discard();
@@ -162,15 +200,29 @@ class BaselineFiles {
     return files;
   }
 
-  write = async (name: string, line: PredictionLine): Promise<void> => {
-    await this.#writers.get(name)!.writer.write(JSON.stringify(line) + "\n");
+  write = async (name: string, line: PredictionLine, index: number): Promise<void> => {
+    const file = this.#writers.get(name)!;
+    const text = JSON.stringify(line) + "\n";
+    file.keys.add(index, text);
+    await file.writer.write(text);
   };
 
-  /** Closes every file and renames it into place. */
-  async commit(): Promise<void> {
-    for (const { writer, temp, path } of this.#writers.values()) {
+  /**
+   * Closes every file and renames it into place; a shard's files then get their sidecars, with
+   * `run(name)` as what must agree between the shards and `records` the records of the split.
+   */
+  async commit(run?: (name: string) => Record<string, unknown>, records = 0): Promise<void> {
+    for (const [name, { writer, temp, path, keys }] of this.#writers) {
       await writer.close();
       await Deno.rename(temp, path);
+      if (this.#shard && run) {
+        await writeSidecar(
+          path,
+          partManifest("baseline", this.#shard, run(name), {
+            [`${name}.jsonl`]: keys.file(records),
+          }),
+        );
+      }
     }
   }
 
@@ -183,19 +235,50 @@ class BaselineFiles {
   }
 }
 
+/** The default name of a predictions file: its stem, without a shard tag (`-00002-of-00007`). */
 function stem(path: string): string {
-  return basename(path).replace(/(\.gz)?$/, "").replace(/\.(jsonl|json)$/, "");
+  return basename(path).replace(/(\.gz)?$/, "").replace(/\.(jsonl|json)$/, "")
+    .replace(/-\d+-of-\d+$/, "");
 }
 
-function methodsOf(flags: FlagValues<typeof FLAGS>): MethodSource[] {
+async function methodsOf(flags: FlagValues<typeof FLAGS>): Promise<MethodSource[]> {
   const files = flags.predictions;
   const names = flags.name;
   if (names.length > files.length) {
     throw new UsageError("eval: more --name flags than --predictions files");
   }
   const baselines = flags.baseline;
+  // Files of one name make one method: named alike with --name, or the parts of a sharded run
+  // (their default names drop the shard tag).
+  const groups = new Map<string, { files: string[]; named: boolean }>();
+  files.forEach((path, i) => {
+    const name = names[i] ?? stem(path);
+    const group = groups.get(name);
+    if (group) {
+      group.files.push(path);
+      group.named &&= names[i] !== undefined;
+    } else groups.set(name, { files: [path], named: names[i] !== undefined });
+  });
+  for (const [name, group] of groups) {
+    if (group.files.length === 1) continue;
+    const parts: ReadPart[] = [];
+    for (const file of group.files) {
+      const part = await readPart(file).catch(() => undefined);
+      if (part) parts.push(part);
+      else if (!group.named) {
+        throw new UsageError(
+          `eval: two methods are named "${name}" (name files with --name; files given the ` +
+            "same --name are joined into one method)",
+        );
+      }
+    }
+    if (parts.length > 1) checkPartSet(parts, false);
+  }
   const methods: MethodSource[] = [
-    ...files.map((path, i) => ({ name: names[i] ?? stem(path), predictions: path })),
+    ...[...groups].map(([name, g]) => ({
+      name,
+      predictions: g.files.length === 1 ? g.files[0] : g.files,
+    })),
     ...baselines.map((b) => ({ name: b, baseline: b as BaselineName })),
   ];
   if (methods.length === 0) {
@@ -219,7 +302,7 @@ export const command: Command = {
   async run(args) {
     const { values: flags } = parseFlags("eval", args, FLAGS);
     const dir = flags.data;
-    const methods = methodsOf(flags);
+    const methods = await methodsOf(flags);
     const chart = flags.chart;
     if (flags["save-baselines"] !== undefined && !methods.some((m) => "baseline" in m)) {
       throw new UsageError("eval: --save-baselines needs a --baseline");
@@ -231,15 +314,28 @@ export const command: Command = {
       recency: flags.recency,
       damping: flags.damping,
     };
+    const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+    if (shard && flags["save-baselines"] === undefined) {
+      throw new UsageError("eval: --shard needs --save-baselines (it shards the saved baselines)");
+    }
+    if (shard && methods.some((m) => "predictions" in m)) {
+      throw new UsageError(
+        "eval: --shard shards baselines only; score predictions parts with --predictions, unsharded",
+      );
+    }
     const data = await openDataset(dir);
+    const seed = flags.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed;
     const progress = new Progress("eval", { quiet: flags.quiet });
     const saved = await BaselineFiles.open(
       flags["save-baselines"],
       methods.flatMap((m) => "baseline" in m ? [m.name] : []),
+      shard,
     );
+    const filter = shard ? new ShardFilter(shard) : undefined;
     let report;
     try {
       report = await evaluate(data, {
+        select: filter && ((record) => filter.has(record.user)),
         split: flags.split,
         protocol: flags.protocol,
         ks: flags.k,
@@ -247,14 +343,28 @@ export const command: Command = {
         methods,
         strict: flags.strict,
         progress,
-        baseline: { ...baseline, seed: flags.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed },
+        baseline: { ...baseline, seed },
         onBaselinePrediction: saved?.write,
       });
     } catch (error) {
       await saved?.discard();
       throw error;
     }
-    await saved?.commit();
+    const digest = shard ? await digestDataset(dir) : {};
+    await saved?.commit(
+      (name) =>
+        baselineRunIdentity({
+          ...baseline,
+          baseline: name,
+          data: digest,
+          split: flags.split,
+          protocol: flags.protocol,
+          tasks: flags.tasks ?? EVAL_TASKS,
+          top: Math.max(baseline.top, ...flags.k),
+          seed,
+        }),
+      report.splitRecords,
+    );
     // Warnings are not progress: --quiet does not hide them.
     for (const warning of report.warnings) console.error(`warning: ${warning}`);
     if (chart !== undefined) {

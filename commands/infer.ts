@@ -26,6 +26,15 @@ import { Progress } from "../lib/io/progress.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { pathExists } from "../lib/io/fs.ts";
+import {
+  inferRunIdentity,
+  parseShard,
+  PartFileKeys,
+  partManifest,
+  partPath,
+  ShardFilter,
+  writeSidecar,
+} from "../lib/shard/mod.ts";
 
 const FLAGS = defineFlags({
   model: {
@@ -112,6 +121,14 @@ const FLAGS = defineFlags({
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
   threads: { type: "int", min: 1, max: 1024, defaultText: "every core", help: "intra-op threads" },
+  shard: {
+    type: "string",
+    placeholder: "i/n",
+    help: "answer only the records of users in shard i (0-based) of n, written to\n" +
+      "FILE-0000i-of-0000n.jsonl with a sidecar FILE-...jsonl.shard.json; join the parts\n" +
+      "with `recsysllm merge`. auto: the index of an array job (SLURM_ARRAY_TASK_ID, or\n" +
+      "JOB_COMPLETION_INDEX with auto/n; see README)",
+  },
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
@@ -132,8 +149,12 @@ Example:
   recsysllm infer --model runs/tiny --adapter runs/lora --data runs/beauty --task sequential \\
     --beams 20 --top-k 10 --out runs/pred.jsonl`;
 
-/** Records read (and answered) together: enough for several full batches of each kind. */
-const WINDOW_BATCHES = 16;
+/**
+ * Records read (and answered) together, in batches: enough for several full batches of each kind
+ * and padded prompt length (prompts are batched only with prompts of the same padded length, so
+ * each length leaves one partial batch per window).
+ */
+const WINDOW_BATCHES = 64;
 
 /** Where the lines go: stdout, or a temporary file renamed into place when complete. */
 class Output {
@@ -141,6 +162,8 @@ class Output {
   #tmp?: string;
   readonly #path: string;
   readonly #encoder = new TextEncoder();
+  /** The keys of the lines written, for the sidecar of a shard's part. */
+  readonly keys = new PartFileKeys();
 
   private constructor(path: string) {
     this.#path = path;
@@ -159,8 +182,11 @@ class Output {
     return out;
   }
 
-  async write(lines: readonly InferLine[]): Promise<void> {
-    const text = lines.map((l) => JSON.stringify(l) + "\n").join("");
+  /** Writes `lines`; `keys[i]` is the index in the split of the record of line i. */
+  async write(lines: readonly InferLine[], keys: readonly number[]): Promise<void> {
+    const texts = lines.map((l) => JSON.stringify(l) + "\n");
+    texts.forEach((t, i) => this.keys.add(keys[i], t));
+    const text = texts.join("");
     if (this.#writer) await this.#writer.write(text);
     else await Deno.stdout.write(this.#encoder.encode(text));
   }
@@ -195,6 +221,12 @@ export const command: Command = {
     const templates = flags.template;
     const limit = flags.limit ?? Infinity;
     const batchSize = flags["batch-size"];
+    const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+    if (shard && outPath === "-") {
+      throw new UsageError(
+        "infer: --shard writes a part file and its sidecar, not stdout (--out -)",
+      );
+    }
     const progress = new Progress("infer", { quiet: flags.quiet });
 
     // Everything that can be wrong with the inputs is found before anything is written.
@@ -248,33 +280,79 @@ export const command: Command = {
         }
       }
       total = Math.min(total, limit);
+      if (shard && shard.count > 1) total = 0; // unknown until read: the shard's share varies
       const adapterNote = loaded.adapter ? ` + adapter ${loaded.adapter.dir}` : "";
       progress.log(
         `${modelDir}${adapterNote} on ${decoder.device}; ${pool.items.items.length} items; ` +
           `${split}: ${total || "?"} records`,
       );
 
-      const out = await Output.open(outPath);
+      const partFile = shard ? partPath(outPath, shard) : outPath;
+      const filter = shard ? new ShardFilter(shard) : undefined;
+      const out = await Output.open(partFile);
       try {
         let done = 0;
+        let selected = 0;
+        let index = 0;
         let window: TextRecord[] = [];
+        let keys: number[] = [];
         const flush = async () => {
           if (window.length === 0) return;
-          await out.write(await predictor.predict(window));
+          await out.write(await predictor.predict(window), keys);
           done += window.length;
           window = [];
+          keys = [];
           const rate = done / Math.max(progress.elapsedSeconds, 1e-9);
           progress.update(`${done}/${total || "?"} records, ${rate.toFixed(2)} records/s`);
         };
+        // --limit counts the records of every shard, so the shards of a limited run answer
+        // together what the unsharded run answers; a shard reads the whole split to know the
+        // number of records (the keys of the merge).
         for await (const record of readRecords(data, split)) {
-          if (done + window.length >= limit) break;
+          const key = index++;
+          if (selected >= limit) {
+            if (shard) continue;
+            break;
+          }
           if (!wanted(record)) continue;
+          selected++;
+          if (filter && !filter.has(record.user)) continue;
           window.push(record);
+          keys.push(key);
           if (window.length >= batchSize * WINDOW_BATCHES) await flush();
         }
         await flush();
         await out.commit();
-        progress.done(`${done} records on ${decoder.device}`);
+        if (shard) {
+          await writeSidecar(
+            partFile,
+            partManifest(
+              "infer",
+              shard,
+              await inferRunIdentity({
+                model: modelDir,
+                adapter: loaded.adapter?.dir,
+                data: dataDir,
+                split,
+                tasks,
+                templates,
+                protocol: flags.protocol,
+                topK: flags["top-k"],
+                beams: flags.beams,
+                excludeSeen: flags["exclude-seen"],
+                limit,
+                maxNewTokens: flags["max-new-tokens"],
+                textBeams: flags["text-beams"],
+              }),
+              { [basename(outPath)]: out.keys.file(index) },
+              { device: decoder.device, threads: flags.threads ?? null },
+            ),
+          );
+        }
+        progress.done(
+          `${done} records on ${decoder.device}` +
+            (shard ? ` (shard ${shard.index}/${shard.count}: ${partFile})` : ""),
+        );
       } catch (error) {
         await out.abort();
         throw error;

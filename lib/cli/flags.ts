@@ -152,6 +152,14 @@ export interface ParsedFlags<T extends FlagTable> {
   values: FlagValues<T>;
   /** The flags given on the command line (to tell a default from the same value given). */
   given: ReadonlySet<keyof T & string>;
+  /** The arguments that are not flags, in order (only with `positionals: true`; else none). */
+  positionals: string[];
+}
+
+/** Options of {@linkcode parseFlags}. */
+export interface ParseOptions {
+  /** The command takes arguments besides its flags (`merge --out F PART...`). */
+  positionals?: boolean;
 }
 
 /**
@@ -178,6 +186,7 @@ export function parseFlags<T extends FlagTable>(
   command: string,
   args: string[],
   table: T,
+  parseOptions: ParseOptions = {},
 ): ParsedFlags<T> {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
   for (const [name, decl] of Object.entries(table)) {
@@ -187,14 +196,17 @@ export function parseFlags<T extends FlagTable>(
     };
   }
   let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  let positionals: string[];
   try {
-    const { values, positionals } = parseArgs({
+    const parsed = parseArgs({
       args,
       options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
     });
-    if (positionals.length > 0) {
+    positionals = parsed.positionals;
+    const values = parsed.values;
+    if (positionals.length > 0 && !parseOptions.positionals) {
       throw new UsageError(
         `${command}: unexpected argument "${positionals[0]}" (see ${command} --help)`,
       );
@@ -223,7 +235,11 @@ export function parseFlags<T extends FlagTable>(
       values[name] = readValue(name, decl, value as string | string[]);
     }
   }
-  return { values: values as FlagValues<T>, given: given as Set<keyof T & string> };
+  return {
+    values: values as FlagValues<T>,
+    given: given as Set<keyof T & string>,
+    positionals,
+  };
 }
 
 function rangeText(min?: number, max?: number, above?: number): string | undefined {

@@ -49,6 +49,8 @@ export interface PredictionLine {
 export interface StoredPrediction {
   /** Line number in its file, for error messages. */
   line: number;
+  /** Its file (as labelled), for error messages; absent for predictions not read from a file. */
+  file?: string;
   /** The task the line claims, if any. */
   task?: string;
   /**
@@ -140,7 +142,9 @@ export function storePrediction(
 
 /**
  * Reads a predictions file into a map by record id. Malformed lines and a second prediction for
- * the same id are InputErrors naming the file (as `label`) and line; a missing file too.
+ * the same id are InputErrors naming the file (as `label`) and line; a missing file too. With
+ * `into`, the predictions are added to that map (several files, such as the parts of a sharded
+ * run, make one method; a record predicted in two of them is an error naming both).
  *
  * @example
  * ```ts
@@ -152,19 +156,23 @@ export async function readPredictions(
   path: string,
   pool: EntityIndex,
   label = path,
+  into = new Map<string, StoredPrediction>(),
 ): Promise<Map<string, StoredPrediction>> {
-  const byId = new Map<string, StoredPrediction>();
+  const byId = into;
   for await (const { number, value } of readJsonLines(path, label)) {
     const prediction = checkPredictionLine(value, label, number);
     const earlier = byId.get(prediction.id);
     if (earlier) {
+      const where = earlier.file === undefined || earlier.file === label
+        ? `line ${earlier.line}`
+        : `${earlier.file} line ${earlier.line}`;
       throw inputError(
         label,
         number,
-        `a second prediction for record "${prediction.id}" (the first is on line ${earlier.line})`,
+        `a second prediction for record "${prediction.id}" (the first is on ${where})`,
       );
     }
-    byId.set(prediction.id, storePrediction(prediction, pool, number));
+    byId.set(prediction.id, { ...storePrediction(prediction, pool, number), file: label });
   }
   return byId;
 }

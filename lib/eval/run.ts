@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { readRecords } from "../data/dataset.ts";
-import { type Split, SPLITS } from "../data/types.ts";
+import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import {
   type Baseline,
@@ -46,10 +46,18 @@ import {
 } from "./score.ts";
 import { pathExists } from "../io/fs.ts";
 
-/** A method to score: a predictions file or a baseline. */
+/**
+ * A method to score: a predictions file (or several files whose predictions together make the
+ * method, such as the parts of a sharded run), or a baseline.
+ */
 export type MethodSource =
-  | { name: string; predictions: string }
+  | { name: string; predictions: string | readonly string[] }
   | { name: string; baseline: BaselineName };
+
+/** The files of a method read from predictions, as a list. */
+function filesOf(method: { predictions: string | readonly string[] }): readonly string[] {
+  return typeof method.predictions === "string" ? [method.predictions] : method.predictions;
+}
 
 /** Options of {@linkcode evaluate}. */
 export interface EvaluateOptions {
@@ -68,8 +76,20 @@ export interface EvaluateOptions {
   strict?: boolean;
   /** Reports records read on stderr. */
   progress?: Progress;
-  /** Receives every prediction line a baseline makes (to save them), in record order. */
-  onBaselinePrediction?: (method: string, line: PredictionLine) => void | Promise<void>;
+  /**
+   * Receives every prediction line a baseline makes (to save them), in record order, with the
+   * index of its record in the split file.
+   */
+  onBaselinePrediction?: (
+    method: string,
+    line: PredictionLine,
+    index: number,
+  ) => void | Promise<void>;
+  /**
+   * Scores only the records it accepts (a shard's users); the others are skipped, not missing.
+   * Default: every record.
+   */
+  select?: (record: TextRecord) => boolean;
 }
 
 /** The result of one run. */
@@ -80,6 +100,8 @@ export interface EvalReport {
   methods: Record<string, MethodResult>;
   /** One line per method with missing predictions. */
   warnings: string[];
+  /** Records in the split file (scored or not). */
+  splitRecords: number;
 }
 
 async function checkSplit(data: Dataset, split: string): Promise<Split> {
@@ -171,8 +193,12 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const files = new Map<string, Map<string, StoredPrediction>>();
   for (const method of options.methods) {
     if (!("predictions" in method)) continue;
-    options.progress?.update(`reading ${method.predictions}`);
-    files.set(method.name, await readPredictions(method.predictions, pool));
+    const byId = new Map<string, StoredPrediction>();
+    for (const file of filesOf(method)) {
+      options.progress?.update(`reading ${file}`);
+      await readPredictions(file, pool, file, byId);
+    }
+    files.set(method.name, byId);
   }
   const baselineNames = options.methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
   const baselines = await loadBaselines(data, pool, [...new Set(baselineNames)], {
@@ -191,7 +217,10 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   });
   const used = options.methods.map(() => new Set<string>());
   let records = 0;
+  let index = -1;
   for await (const record of readRecords(data, split)) {
+    index++;
+    if (options.select && !options.select(record)) continue;
     records++;
     options.progress?.update(`${records} ${split} records scored`);
     const prepared = (wanted as readonly string[]).includes(record.task)
@@ -208,7 +237,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         used[m].add(record.id);
         if (prediction.task !== undefined && prediction.task !== record.task) {
           throw inputError(
-            method.predictions,
+            prediction.file ?? filesOf(method).join(", "),
             prediction.line,
             `record "${record.id}" is a ${record.task} record, the prediction says ${prediction.task}`,
           );
@@ -217,7 +246,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         if (!prepared) continue;
         const line = baselines.get(method.baseline)!.predict(record);
         if (line && options.onBaselinePrediction) {
-          await options.onBaselinePrediction(method.name, line);
+          await options.onBaselinePrediction(method.name, line, index);
         }
         prediction = line ? storePrediction(line, pool) : undefined;
       }
@@ -235,28 +264,34 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       const elsewhere = await splitHolding(data, first[0], split);
       const hint = elsewhere ? ` (it is a ${elsewhere} record; score the ${elsewhere} split)` : "";
       throw inputError(
-        method.predictions,
+        first[1].file ?? filesOf(method).join(", "),
         first[1].line,
         `unknown record id "${first[0]}": not in ${split}.jsonl${hint}`,
       );
     }
   }
 
-  const report: EvalReport = { protocol: options.protocol, split, methods: {}, warnings: [] };
+  const report: EvalReport = {
+    protocol: options.protocol,
+    split,
+    methods: {},
+    warnings: [],
+    splitRecords: index + 1,
+  };
   options.methods.forEach((method, m) => {
     const result = scorers[m].result();
     report.methods[method.name] = result;
     const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
     if (missing === 0) return;
     if (options.strict) {
-      const file = "predictions" in method ? method.predictions : method.name;
+      const file = "predictions" in method ? filesOf(method).join(", ") : method.name;
       throw inputError(
         file,
         undefined,
         `${missing} ${split} record(s) have no prediction (strict: every record needs one)`,
       );
     }
-    const where = "predictions" in method ? ` in ${method.predictions}` : "";
+    const where = "predictions" in method ? ` in ${filesOf(method).join(", ")}` : "";
     const message = `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
       `they are not scored (see "missing")`;
     report.warnings.push(message);

@@ -1,0 +1,51 @@
+/**
+ * `merge`: joins the parts of a sharded run (infer, eval --save-baselines, textualize; see
+ * lib/shard) into exactly what one unsharded run writes. Flags and printing only.
+ *
+ * @module
+ */
+
+import type { Command } from "../lib/cli/command.ts";
+import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import { UsageError } from "../lib/errors.ts";
+import { mergeParts } from "../lib/shard/merge.ts";
+
+const FLAGS = defineFlags({
+  out: {
+    type: "string",
+    placeholder: "PATH",
+    required: true,
+    help: "the merged predictions file or dataset directory (written atomically)",
+  },
+  quiet: { type: "boolean", help: "print nothing on success" },
+});
+
+const usage = `Usage: recsysllm merge --out PATH PART...
+
+Joins the parts that the shards of one run wrote (infer --shard, eval --save-baselines --shard:
+part files with a PART.shard.json sidecar; textualize --shard: part directories with shard.json)
+into what one unsharded run writes, byte for byte: the predictions in the unsharded order, or the
+dataset directory. Refuses, with a one-line error and nothing written, parts of different runs
+(model, data or flags), a shard given twice, a missing shard, and parts changed since written.
+
+${formatFlags(FLAGS)}
+
+Prints a JSON summary (kind, shards, lines per file) on stdout.
+
+Example:
+  recsysllm merge --out runs/pred.jsonl runs/pred-*-of-00008.jsonl
+  recsysllm merge --out runs/data runs/data-*-of-00004`;
+
+/** The `merge` subcommand. */
+export const command: Command = {
+  name: "merge",
+  summary: "join the parts of a sharded run (infer, baselines, textualize) byte for byte",
+  usage,
+  async run(args: string[]): Promise<void> {
+    const { values: flags, positionals } = parseFlags("merge", args, FLAGS, { positionals: true });
+    const out = flags.out;
+    if (positionals.length === 0) throw new UsageError("merge: give the parts to merge (PART...)");
+    const summary = await mergeParts(positionals, out);
+    if (!flags.quiet) console.log(JSON.stringify(summary));
+  },
+};

@@ -1,0 +1,115 @@
+/**
+ * What identifies the inputs of a sharded run, for the `run` record of its parts: the SHA-256 of
+ * the files that decide the output (a model's config, tokenizer and weights; a dataset's manifest
+ * and entity pool). Paths are not part of it: shards may see the same files at other paths.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileDigest } from "./part.ts";
+
+/** The model, adapter, dataset and flags of an infer run. */
+export interface InferRun {
+  model: string;
+  adapter?: string;
+  data: string;
+  split: string;
+  tasks: readonly string[];
+  templates?: readonly string[];
+  protocol: string;
+  topK: number;
+  beams: number;
+  excludeSeen: boolean;
+  limit: number;
+  maxNewTokens: number;
+  textBeams: number;
+}
+
+/**
+ * What must agree between the shards of one infer run: the model's config, tokenizer and weights
+ * and the adapter's files (by SHA-256), the dataset, and every flag that changes the predictions
+ * (batch size, device and threads do not: lib/generate/step_model.ts).
+ */
+export async function inferRunIdentity(run: InferRun): Promise<Record<string, unknown>> {
+  return {
+    command: "infer",
+    model: await digestFiles(run.model, ["config.json", "tokenizer.json", "model.safetensors"]),
+    adapter: run.adapter === undefined
+      ? null
+      : await digestFiles(run.adapter, ["adapter_config.json", "adapter_model.safetensors"]),
+    data: await digestDataset(run.data),
+    split: run.split,
+    tasks: [...run.tasks].sort(),
+    templates: run.templates ? [...run.templates].sort() : null,
+    protocol: run.protocol,
+    top_k: run.topK,
+    beams: run.beams,
+    exclude_seen: run.excludeSeen,
+    limit: Number.isFinite(run.limit) ? run.limit : null,
+    max_new_tokens: run.maxNewTokens,
+    text_beams: run.textBeams,
+  };
+}
+
+/** The dataset and flags of an `eval --save-baselines` run, for one baseline. */
+export interface BaselineRun {
+  baseline: string;
+  /** The dataset's digest ({@linkcode digestDataset}). */
+  data: Record<string, string>;
+  split: string;
+  protocol: string;
+  tasks: readonly string[];
+  /** The length of rankings over all items, after the cut-offs are taken into account. */
+  top: number;
+  excludeSeen: boolean;
+  neighbors: number;
+  recency: number;
+  damping: number;
+  seed: number;
+}
+
+/** What must agree between the shards of one saved baseline. */
+export function baselineRunIdentity(run: BaselineRun): Record<string, unknown> {
+  return {
+    command: "eval --save-baselines",
+    baseline: run.baseline,
+    data: run.data,
+    split: run.split,
+    protocol: run.protocol,
+    tasks: [...run.tasks].sort(),
+    top: run.top,
+    exclude_seen: run.excludeSeen,
+    neighbors: run.neighbors,
+    recency: run.recency,
+    damping: run.damping,
+    seed: run.seed,
+  };
+}
+
+/**
+ * The SHA-256 of each of `names` inside `dir` that exists, by name (a missing file is left out:
+ * whoever reads the directory reports it).
+ *
+ * @example
+ * ```ts
+ * await digestFiles("runs/tiny", ["config.json", "tokenizer.json", "model.safetensors"]);
+ * // { "config.json": "9f2c...", ... }
+ * ```
+ */
+export async function digestFiles(
+  dir: string,
+  names: readonly string[],
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const digest = await fileDigest(join(dir, name));
+    if (digest) out[name] = digest.sha256;
+  }
+  return out;
+}
+
+/** The files of a dataset directory that decide every record: its manifest and entity pool. */
+export function digestDataset(dir: string): Promise<Record<string, string>> {
+  return digestFiles(dir, ["manifest.json", "entities.json"]);
+}
