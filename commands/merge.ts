@@ -8,6 +8,7 @@
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { UsageError } from "../lib/errors.ts";
+import { mergeShardManifestTexts } from "../lib/data/manifest.ts";
 import { mergeParts } from "../lib/shard/merge.ts";
 
 const FLAGS = defineFlags({
@@ -45,7 +46,9 @@ export const command: Command = {
     const { values: flags, positionals } = parseFlags("merge", args, FLAGS, { positionals: true });
     const out = flags.out;
     if (positionals.length === 0) throw new UsageError("merge: give the parts to merge (PART...)");
-    const summary = await mergeParts(positionals, out);
-    if (!flags.quiet) console.log(JSON.stringify(summary));
+    const summary = await mergeParts(positionals, out, {
+      ownFiles: { textualize: { "manifest.json": mergeShardManifestTexts } },
+    });
+    if (flags.quiet !== true) console.log(JSON.stringify(summary));
   },
 };

@@ -16,6 +16,7 @@ import {
 } from "../lib/cli/flags.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
+import { parseShard } from "../lib/shard/shard.ts";
 import { FORMATS } from "../lib/data/readers/read.ts";
 import { DEFAULT_RECORD_OPTIONS as D } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
@@ -256,6 +257,13 @@ const FLAGS = defineFlags({
     section: "Output",
     help: "dataset directory (replaced atomically)",
   },
+  shard: {
+    type: "string",
+    placeholder: "i/n",
+    help: "only the users in shard i (0-based) of n, into DIR-0000i-of-0000n with a\n" +
+      "shard.json sidecar; `recsysllm merge` joins the parts into DIR. auto: the index\n" +
+      "of an array job (see infer --help)",
+  },
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
@@ -341,6 +349,7 @@ export const command: Command = {
           reviewWords: flags["review-words"],
         },
         out,
+        shard: flags.shard === undefined ? undefined : parseShard(flags.shard),
         progress,
       }));
     const total = Object.values(summary.records).reduce(
@@ -348,7 +357,7 @@ export const command: Command = {
       0,
     );
     progress.done(
-      `${total} records for ${summary.users} users and ${summary.items} items written to ${out}`,
+      `${total} records for ${summary.users} users and ${summary.items} items written to ${summary.out}`,
     );
     console.log(JSON.stringify(summary));
   },

@@ -94,3 +94,67 @@ export function buildManifest(plan: DatasetPlan, parts: ManifestParts): Manifest
     interactions: plan.interactions,
   };
 }
+
+/**
+ * What the manifests of the shards of one textualize run share: everything but the record
+ * counts and the per-user skip counts (`perUser`: their reasons), as the SHA-256 of its
+ * canonical JSON.
+ */
+export function shardIdentity(manifest: Manifest, perUser: readonly string[]): string {
+  const { counts: _, skipped, ...rest } = manifest;
+  const shared = { ...rest, skipped: skipped.filter((s) => !perUser.includes(s.reason)) };
+  return createHash("sha256").update(canonical(shared)).digest("hex");
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
+        : v,
+  );
+}
+
+/**
+ * The manifest of the whole dataset from the manifests of its shards (in any order): the
+ * record counts and the per-user skip counts (`perUser`: their reasons) added up, the rest as in
+ * every shard. Key order is the shards' own, so the JSON text is what an unsharded run writes.
+ */
+export function mergeShardManifests(
+  parts: readonly Manifest[],
+  perUser: readonly string[],
+): Manifest {
+  const counts: Counts = {};
+  const sums = new Map<string, number>();
+  for (const part of parts) {
+    for (const [split, byTask] of Object.entries(part.counts ?? {})) {
+      for (const [task, byTemplate] of Object.entries(byTask)) {
+        for (const [template, n] of Object.entries(byTemplate)) {
+          const t = (counts[split] ??= {})[task] ??= {};
+          t[template] = (t[template] ?? 0) + n;
+        }
+      }
+    }
+    for (const s of part.skipped) {
+      if (perUser.includes(s.reason)) sums.set(s.reason, (sums.get(s.reason) ?? 0) + s.count);
+    }
+  }
+  const skipped = [
+    ...parts[0].skipped.filter((s) => !perUser.includes(s.reason)),
+    ...[...sums].map(([reason, count]) => ({ reason, count })),
+  ].filter((s) => s.count > 0)
+    .sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
+  return { ...parts[0], counts: sortedCounts(counts), skipped };
+}
+
+/**
+ * {@linkcode mergeShardManifests} on the text of the shards' manifest.json files, giving the text
+ * an unsharded run writes (for `recsysllm merge`); `run.per_user_skips` names the skip reasons
+ * counted per user.
+ */
+export function mergeShardManifestTexts(texts: string[], run: Record<string, unknown>): string {
+  const perUser = (run.per_user_skips ?? []) as string[];
+  const merged = mergeShardManifests(texts.map((t) => JSON.parse(t) as Manifest), perUser);
+  return JSON.stringify(merged, null, 2) + "\n";
+}

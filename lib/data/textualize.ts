@@ -13,7 +13,21 @@ import { buildDirAtomic } from "../io/atomic.ts";
 import type { Progress } from "../io/progress.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
 import { CandidateSampler } from "./candidates.ts";
-import { buildManifest, countRecord, type Counts, describeSource } from "./manifest.ts";
+import {
+  buildManifest,
+  countRecord,
+  type Counts,
+  describeSource,
+  shardIdentity,
+} from "./manifest.ts";
+import {
+  PartFileKeys,
+  partManifest,
+  partPath,
+  sha256Hex,
+  type Shard,
+  ShardFilter,
+} from "../shard/mod.ts";
 import { readInteractionLog, type ReadOptions } from "./readers/read.ts";
 import { planDataset, type RecordOptions, type RecordStats, userRecords } from "./records.ts";
 import type { Manifest, Split, Task, TextRecord } from "./types.ts";
@@ -25,6 +39,14 @@ export interface TextualizeRun {
   records: RecordOptions;
   /** The dataset directory to create (replaced atomically if it exists). */
   out: string;
+  /**
+   * Write only the records of the users of this shard, into `out` tagged with the shard
+   * (`data-00002-of-00007`), with a `shard.json` sidecar for `recsysllm merge`. The entity pool
+   * is the whole dataset's; the manifest is the whole dataset's too except the record counts and
+   * the per-user skip counts, which are this shard's (so the directory describes itself, and the
+   * merge adds them up).
+   */
+  shard?: Shard;
   /** Progress on stderr; none when absent. */
   progress?: Progress;
 }
@@ -167,8 +189,18 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   );
   const { toJson, candidateLine } = recordJsonWriter(itemIds);
   const nUsers = plan.seqs.users.length;
+  const shard = run.shard;
+  const filter = shard ? new ShardFilter(shard) : undefined;
+  const out = shard ? partPath(run.out, shard) : run.out;
+  const keys = new Map<string, PartFileKeys>();
+  const keysOf = (file: string) => {
+    let k = keys.get(file);
+    if (!k) keys.set(file, k = new PartFileKeys());
+    return k;
+  };
   let manifest: Manifest | undefined;
-  await buildDirAtomic(run.out, async (dir) => {
+  let shardUsers = 0;
+  await buildDirAtomic(out, async (dir) => {
     const writers = {} as Record<Split, TextFileWriter>;
     let candidatesOut: TextFileWriter | undefined;
     try {
@@ -177,11 +209,18 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
       }
       candidatesOut = await TextFileWriter.create(join(dir, "candidates.jsonl"));
       for (let k = 0; k < nUsers; k++) {
+        if (filter && !filter.has(log.users[plan.seqs.users[k]])) continue;
+        shardUsers++;
         for (const record of userRecords(plan, k, sampler, stats)) {
           countRecord(counts, record.split, record.task, record.template);
-          await writers[record.split].write(toJson(record) + "\n");
+          const text = toJson(record) + "\n";
+          await writers[record.split].write(text);
           const line = candidateLine(record);
           if (line !== undefined) await candidatesOut.write(line + "\n");
+          if (shard) {
+            keysOf(`${record.split}.jsonl`).add(k, text);
+            if (line !== undefined) keysOf("candidates.jsonl").add(k, line + "\n");
+          }
         }
         if ((k & 255) === 0) progress?.update(`${k + 1}/${nUsers} users`);
       }
@@ -189,10 +228,9 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
       for (const split of SPLITS) await writers[split]?.close();
       await candidatesOut?.close();
     }
-    await Deno.writeTextFile(
-      join(dir, "entities.json"),
-      "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") + "\n]\n",
-    );
+    const entitiesJson = "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") +
+      "\n]\n";
+    await Deno.writeTextFile(join(dir, "entities.json"), entitiesJson);
     const options = manifestOptions(run, log.time !== undefined);
     const skipped = [
       ...log.skipped,
@@ -204,6 +242,9 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
         reason: "items-table rows of items without any interaction (not in the entity pool)",
         count: log.items.length - plan.poolItems.length,
       },
+    ];
+    // Counted over the users written (a shard's users), so they add up over shards.
+    const perUser = [
       {
         reason:
           `interactions whose review has no sentence of ${run.records.explanationMinWords}+ words (no explanation record)`,
@@ -215,8 +256,25 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
         count: stats.shortCandidates,
       },
     ];
-    manifest = buildManifest(plan, { sources, options, counts, skipped });
-    await Deno.writeTextFile(join(dir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+    manifest = buildManifest(plan, { sources, options, counts, skipped: [...skipped, ...perUser] });
+    const manifestJson = JSON.stringify(manifest, null, 2) + "\n";
+    await Deno.writeTextFile(join(dir, "manifest.json"), manifestJson);
+    if (shard) {
+      for (const split of SPLITS) keysOf(`${split}.jsonl`);
+      keysOf("candidates.jsonl");
+      const files = Object.fromEntries(
+        [...keys].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, k]) => [name, k.file(nUsers)]),
+      );
+      const perUserReasons = perUser.map((p) => p.reason);
+      const sidecar = partManifest("textualize", shard, {
+        command: "textualize",
+        manifest: shardIdentity(manifest, perUserReasons),
+        per_user_skips: perUserReasons,
+        same_files: { "entities.json": sha256Hex(entitiesJson) },
+      }, files);
+      sidecar.own_files = { "manifest.json": sha256Hex(manifestJson) };
+      await Deno.writeTextFile(join(dir, "shard.json"), JSON.stringify(sidecar) + "\n");
+    }
   });
 
   const records: Record<string, Record<string, number>> = {};
@@ -233,8 +291,8 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
     if (status.status === "skipped") skippedTasks[task] = status.reason!;
   }
   return {
-    out: run.out,
-    users: nUsers,
+    out,
+    users: shard ? shardUsers : nUsers,
     items: plan.poolItems.length,
     interactions: plan.interactions,
     records,

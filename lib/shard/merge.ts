@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { buildDirAtomic } from "../io/atomic.ts";
-import { checkPartSet, type PartManifest, type ReadPart, readPart } from "./part.ts";
+import { checkPartSet, type PartManifest, type ReadPart, readPart, sha256Hex } from "./part.ts";
 
 /** What a merge wrote. */
 export interface MergeSummary {
@@ -196,7 +196,11 @@ async function mergeFile(
  * await mergeParts(["pred-00000-of-00002.jsonl", "pred-00001-of-00002.jsonl"], "pred.jsonl");
  * ```
  */
-export async function mergeParts(paths: readonly string[], out: string): Promise<MergeSummary> {
+export async function mergeParts(
+  paths: readonly string[],
+  out: string,
+  options: MergeOptions = {},
+): Promise<MergeSummary> {
   const parts: ReadPart[] = [];
   for (const path of paths) parts.push(await readPart(path));
   checkPartSet(parts, true);
@@ -249,8 +253,52 @@ export async function mergeParts(paths: readonly string[], out: string): Promise
       }
       await Deno.writeFile(join(dir, name), bytes);
     }
+    const mergers = options.ownFiles?.[parts[0].manifest.kind] ?? {};
+    for (const name of Object.keys(parts[0].manifest.own_files ?? {}).sort()) {
+      const merger = mergers[name];
+      if (!merger) {
+        throw inputError(parts[0].path, undefined, `${name}: no way to merge this part file`);
+      }
+      await Deno.writeTextFile(join(dir, name), await mergeOwnFile(parts, name, merger));
+    }
   });
   return summary;
+}
+
+/**
+ * Joins the texts of a file every part has its own version of (its SHA-256 in `own_files`), such
+ * as a dataset's manifest.json, whose counts are added up: `texts` in shard order, `run` the
+ * parts' common run record.
+ */
+export type OwnFileMerger = (texts: string[], run: Record<string, unknown>) => string;
+
+/** Options of {@linkcode mergeParts}. */
+export interface MergeOptions {
+  /** How to join the own files of parts, by part kind, then file name. */
+  ownFiles?: Partial<Record<PartManifest["kind"], Record<string, OwnFileMerger>>>;
+}
+
+async function mergeOwnFile(
+  parts: readonly ReadPart[],
+  name: string,
+  merger: OwnFileMerger,
+): Promise<string> {
+  const texts: string[] = [];
+  for (const part of parts) {
+    const path = join(part.path, name);
+    const text = await Deno.readTextFile(path).catch(() => {
+      throw inputError(path, undefined, "is missing (its sidecar lists it)");
+    });
+    if (sha256Hex(text) !== part.manifest.own_files?.[name]) {
+      throw inputError(
+        path,
+        undefined,
+        "its bytes are not those its sidecar records (changed after it was written)",
+      );
+    }
+    texts.push(text);
+  }
+  return merger(texts, parts[0].manifest.run);
 }
 
 /** Writes a file through a temporary sibling renamed into place when `build` has filled it. */

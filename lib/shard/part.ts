@@ -55,6 +55,8 @@ export interface PartManifest {
   run_sha256: string;
   /** Files by name: the name of the file the merge writes (inside the output, for directories). */
   files: Record<string, PartFile>;
+  /** Files of this part that are not merged line by line (name -> SHA-256), checked on merge. */
+  own_files?: Record<string, string>;
   /** Informative only (device, threads): not compared. */
   written_by?: Record<string, unknown>;
 }
