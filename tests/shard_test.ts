@@ -1,0 +1,319 @@
+// Sharded runs (lib/shard, `--shard`, `recsysllm merge`): the stable user hash, --shard parsing,
+// byte-identical merges of infer, baselines and textualize parts for n = 1, 3 and 7, eval over
+// parts, and the refusals of merge.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "./cli_support.ts";
+import { TINY, tinyWeights, writeModelDir } from "./infer_helpers.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { parseShard, partPath, shardOfUser } from "../lib/shard/shard.ts";
+
+const DEMO = new URL("../fixtures/demo", import.meta.url).pathname;
+const TEXTUALIZE = [
+  "textualize",
+  "--quiet",
+  "--format",
+  "csv",
+  "--input",
+  join(DEMO, "interactions.csv"),
+  "--users",
+  join(DEMO, "users.csv"),
+  "--items",
+  join(DEMO, "items.csv"),
+  "--seed",
+  "3",
+];
+
+// One dataset (the built-in demo data: 600 users) and one tiny model for the whole file.
+const WORK = await Deno.makeTempDir({ prefix: "shard-test-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(WORK, { recursive: true }));
+const DATA = join(WORK, "data");
+const MODEL = join(WORK, "model");
+assert.equal((await runCli([...TEXTUALIZE, "--out", DATA])).code, 0);
+await writeModelDir(MODEL, TINY, tinyWeights(TINY, 5));
+
+async function ok(args: string[]): Promise<string> {
+  const result = await runCli(args);
+  assert.equal(result.code, 0, result.stderr);
+  return result.stdout;
+}
+
+async function files(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+async function sameTree(a: string, b: string): Promise<void> {
+  const names = await files(a);
+  assert.deepEqual(await files(b), names);
+  for (const name of names) {
+    assert.ok(
+      (await Deno.readTextFile(join(a, name))) === (await Deno.readTextFile(join(b, name))),
+      `${name} differs`,
+    );
+  }
+}
+
+/** Independent of lib/shard: WebCrypto's SHA-256 and DataView's 64-bit read. */
+async function expectedShard(user: string, n: number): Promise<number> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(user));
+  return Number(new DataView(digest).getBigUint64(0, false) % BigInt(n));
+}
+
+Deno.test("a user's shard is SHA-256 of its id mod n: fixed, spread evenly", async () => {
+  const users = Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? `A${i * 7919}X` : `${i}`));
+  for (const n of [1, 2, 3, 7, 100]) {
+    const sizes = new Array(n).fill(0);
+    for (const [i, user] of users.entries()) {
+      const s = shardOfUser(user, n);
+      if (i < 300) assert.equal(s, await expectedShard(user, n), `${user} of ${n}`);
+      sizes[s]++;
+    }
+    if (n <= 7) {
+      for (const size of sizes) {
+        assert.ok(Math.abs(size - users.length / n) < 0.2 * users.length / n);
+      }
+    }
+  }
+  assert.equal(shardOfUser("ü-ñ", 5), await expectedShard("ü-ñ", 5));
+});
+
+Deno.test("--shard reads i/n, and the index of a Kubernetes or Slurm array job with auto", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const none = env({});
+  assert.deepEqual(parseShard("2/7", none), { index: 2, count: 7 });
+  assert.deepEqual(parseShard("0/1", none), { index: 0, count: 1 });
+  for (const bad of ["7/7", "-1/3", "1", "a/3", "1/0", "1/2/3", ""]) {
+    assert.throws(() => parseShard(bad, none), /--shard/, bad);
+  }
+  const k8s = env({ JOB_COMPLETION_INDEX: "4" });
+  assert.deepEqual(parseShard("auto/5", k8s), { index: 4, count: 5 });
+  assert.throws(() => parseShard("auto", k8s), /auto\/N/);
+  assert.throws(() => parseShard("auto/4", k8s), /0\.\.3/);
+  const slurm = env({
+    SLURM_ARRAY_TASK_ID: "7",
+    SLURM_ARRAY_TASK_MIN: "1",
+    SLURM_ARRAY_TASK_COUNT: "7",
+  });
+  assert.deepEqual(parseShard("auto", slurm), { index: 6, count: 7 });
+  assert.deepEqual(parseShard("auto/7", slurm), { index: 6, count: 7 });
+  assert.throws(() => parseShard("auto/8", slurm), /SLURM_ARRAY_TASK_COUNT is 7/);
+  const stepped = env({ SLURM_ARRAY_TASK_ID: "12", SLURM_ARRAY_TASK_COUNT: "7" });
+  assert.throws(() => parseShard("auto", stepped), /contiguous/);
+  assert.throws(() => parseShard("auto", none), /neither/);
+  assert.throws(
+    () => parseShard("auto/3", env({ JOB_COMPLETION_INDEX: "1", SLURM_ARRAY_TASK_ID: "1" })),
+    /both/,
+  );
+  assert.equal(
+    partPath("runs/pred.jsonl", { index: 2, count: 7 }),
+    "runs/pred-00002-of-00007.jsonl",
+  );
+  assert.equal(partPath("runs/data/", { index: 0, count: 3 }), "runs/data-00000-of-00003");
+});
+
+Deno.test("sharded infer merges into the unsharded predictions byte for byte (n = 1, 3, 7)", async () => {
+  await withTempDir(async (dir) => {
+    const infer = [
+      "infer",
+      "--quiet",
+      "--device",
+      "cpu",
+      "--model",
+      MODEL,
+      "--data",
+      DATA,
+      "--limit",
+      "60",
+      "--beams",
+      "4",
+      "--top-k",
+      "3",
+      "--max-new-tokens",
+      "3",
+      "--batch-size",
+      "5",
+    ]; // deno-fmt-ignore
+    const whole = join(dir, "pred.jsonl");
+    await ok([...infer, "--out", whole]);
+    const expected = await Deno.readTextFile(whole);
+    assert.equal(expected.split("\n").length - 1, 60);
+    for (const n of [1, 3, 7]) {
+      const parts: string[] = [];
+      // In reverse order: what one shard writes does not depend on the others.
+      for (let i = n - 1; i >= 0; i--) {
+        await ok([...infer, "--out", join(dir, `p${n}.jsonl`), "--shard", `${i}/${n}`]);
+        parts.push(
+          join(dir, `p${n}-${String(i).padStart(5, "0")}-of-${String(n).padStart(5, "0")}.jsonl`),
+        );
+      }
+      const merged = join(dir, `merged${n}.jsonl`);
+      await ok(["merge", "--quiet", "--out", merged, ...parts]);
+      assert.ok((await Deno.readTextFile(merged)) === expected, `n = ${n}`);
+      if (n === 3) {
+        // eval over the parts (one method: the tag is not part of the name) = eval of the merge.
+        const evalArgs = ["eval", "--quiet", "--data", DATA];
+        const ofParts = await ok([...evalArgs, ...parts.flatMap((p) => ["--predictions", p])]);
+        const ofMerged = await ok([...evalArgs, "--predictions", merged, "--name", "p3"]);
+        const a = JSON.parse(ofParts);
+        const b = JSON.parse(ofMerged);
+        assert.equal(a.method, "p3");
+        assert.deepEqual(a, b);
+      }
+    }
+  });
+});
+
+Deno.test("sharded baselines merge into the unsharded saved baselines byte for byte", async () => {
+  await withTempDir(async (dir) => {
+    const evalArgs = ["eval", "--quiet", "--data", DATA, "--baseline", "pop,itemknn,random,mean"];
+    const wholeOut = await ok([...evalArgs, "--save-baselines", join(dir, "whole")]);
+    for (const n of [1, 3, 7]) {
+      const partsDir = join(dir, `parts${n}`);
+      for (let i = 0; i < n; i++) {
+        await ok([...evalArgs, "--save-baselines", partsDir, "--shard", `${i}/${n}`]);
+      }
+      for (const name of ["pop", "itemknn", "random", "mean"]) {
+        const parts = (await files(partsDir))
+          .filter((f) => f.startsWith(`${name}-`) && f.endsWith(".jsonl"))
+          .map((f) => join(partsDir, f));
+        assert.equal(parts.length, n);
+        const merged = join(dir, `${name}${n}.jsonl`);
+        await ok(["merge", "--quiet", "--out", merged, ...parts]);
+        assert.ok(
+          (await Deno.readTextFile(merged)) ===
+            (await Deno.readTextFile(join(dir, "whole", `${name}.jsonl`))),
+          `${name}, n = ${n}`,
+        );
+      }
+    }
+    // The merged files score as the baselines themselves did (on the tasks each answers).
+    const scored = JSON.parse(
+      await ok([
+        "eval",
+        "--quiet",
+        "--data",
+        DATA,
+        ...["pop", "itemknn", "random", "mean"].flatMap((
+          b,
+        ) => ["--predictions", join(dir, `${b}7.jsonl`), "--name", b]),
+      ]), // deno-fmt-ignore
+    ).methods;
+    const whole = JSON.parse(wholeOut).methods;
+    for (const [name, tasks] of Object.entries(whole as Record<string, Record<string, unknown>>)) {
+      for (const [task, result] of Object.entries(tasks)) {
+        assert.deepEqual(scored[name][task], result, `${name} ${task}`);
+      }
+    }
+  });
+});
+
+Deno.test("sharded textualize merges into the unsharded dataset directory byte for byte", async () => {
+  await withTempDir(async (dir) => {
+    for (const n of [1, 3, 7]) {
+      const parts: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const summary = JSON.parse(
+          await ok([...TEXTUALIZE, "--out", join(dir, `d${n}`), "--shard", `${i}/${n}`]),
+        );
+        parts.push(summary.out);
+      }
+      await ok(["merge", "--quiet", "--out", join(dir, `merged${n}`), ...parts]);
+      await sameTree(DATA, join(dir, `merged${n}`));
+    }
+    // Each part is a dataset of its own users: its counts are those of its files.
+    const part = join(dir, "d3-00001-of-00003");
+    const manifest = JSON.parse(await Deno.readTextFile(join(part, "manifest.json")));
+    const lines = (await Deno.readTextFile(join(part, "test.jsonl"))).split("\n").length - 1;
+    const counted = Object.values(manifest.counts.test as Record<string, Record<string, number>>)
+      .flatMap((t) => Object.values(t)).reduce((a, b) => a + b, 0);
+    assert.equal(counted, lines);
+  });
+});
+
+Deno.test("a user's shard does not depend on the order of the input or on other shards", async () => {
+  await withTempDir(async (dir) => {
+    // The interactions in reverse row order: other record order, same users in each shard.
+    const [header, ...rows] = (await Deno.readTextFile(join(DEMO, "interactions.csv")))
+      .trimEnd().split("\n");
+    const reversed = join(dir, "reversed.csv");
+    await Deno.writeTextFile(reversed, [header, ...rows.reverse()].join("\n") + "\n");
+    const usersOf = async (path: string) => {
+      const users = new Set<string>();
+      for (const line of (await Deno.readTextFile(path)).split("\n")) {
+        if (line !== "") users.add(JSON.parse(line).user);
+      }
+      return [...users].sort();
+    };
+    const args = TEXTUALIZE.map((a) => (a === join(DEMO, "interactions.csv") ? reversed : a));
+    for (const i of [2, 0]) {
+      const a = JSON.parse(await ok([...TEXTUALIZE, "--out", join(dir, "a"), "--shard", `${i}/3`]));
+      const b = JSON.parse(await ok([...args, "--out", join(dir, "b"), "--shard", `${i}/3`]));
+      const users = await usersOf(join(a.out, "test.jsonl"));
+      assert.ok(users.length > 150);
+      assert.deepEqual(await usersOf(join(b.out, "test.jsonl")), users);
+      for (const user of users) assert.equal(shardOfUser(user, 3), i);
+    }
+  });
+});
+
+Deno.test("merge refuses missing, duplicated, foreign and altered parts, writing nothing", async () => {
+  await withTempDir(async (dir) => {
+    const evalArgs = ["eval", "--quiet", "--data", DATA, "--baseline", "pop,itemknn"];
+    for (let i = 0; i < 3; i++) {
+      await ok([...evalArgs, "--save-baselines", join(dir, "a"), "--shard", `${i}/3`]);
+    }
+    await ok([...evalArgs, "--top", "30", "--save-baselines", join(dir, "b"), "--shard", "1/3"]);
+    await ok([...evalArgs, "--save-baselines", join(dir, "c"), "--shard", "1/4"]);
+    const pop = (i: number, d = "a", n = 3) => join(dir, d, `pop-0000${i}-of-0000${n}.jsonl`);
+    const refused = async (parts: string[], pattern: RegExp) => {
+      const before = await files(dir);
+      const out = join(dir, "merged.jsonl");
+      const result = await runCli(["merge", "--out", out, ...parts]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.equal(result.stderr.split("\n").length, 1, result.stderr);
+      assert.match(result.stderr, pattern);
+      assert.deepEqual(await files(dir), before, "merge wrote something");
+    };
+    await refused([pop(0), pop(2)], /1 of 3 shards are missing \(1\/3\)/);
+    await refused([pop(0), pop(1), pop(1), pop(2)], /shard 1\/3 is given twice/);
+    await refused([pop(0), pop(1, "b"), pop(2)], /another run .*differ in top/);
+    await refused([pop(0), pop(1, "c", 4), pop(2)], /one of 3 shards/);
+    await refused(
+      [pop(0), join(dir, "a", "itemknn-00001-of-00003.jsonl"), pop(2)],
+      /differ in baseline/,
+    );
+    const plain = join(dir, "plain.jsonl");
+    await Deno.copyFile(pop(1), plain);
+    await refused(
+      [pop(0), plain, pop(2)],
+      /not a shard part: plain\.jsonl\.shard\.json is missing/,
+    );
+    await Deno.remove(plain);
+    // A part changed after it was written (same size): caught while copying, nothing left.
+    const text = await Deno.readTextFile(pop(1));
+    const at = text.indexOf('"score":') + 8;
+    const digit = String((Number(text[at]) + 1) % 10);
+    await Deno.writeTextFile(pop(1), text.slice(0, at) + digit + text.slice(at + 1));
+    assert.notEqual(await Deno.readTextFile(pop(1)), text);
+    await refused([pop(0), pop(1), pop(2)], /not those its sidecar records/);
+    await Deno.writeTextFile(pop(1), text);
+    await ok(["merge", "--quiet", "--out", join(dir, "merged.jsonl"), pop(0), pop(1), pop(2)]);
+    // Usage mistakes are usage errors.
+    assert.equal((await runCli(["merge", "--out", join(dir, "x.jsonl")])).code, 2);
+    const shardStdout = await runCli([
+      "infer",
+      "--model",
+      MODEL,
+      "--data",
+      DATA,
+      "--out",
+      "-",
+      "--shard",
+      "0/2",
+    ]);
+    assert.equal(shardStdout.code, 2);
+    assert.equal((await runCli([...evalArgs, "--shard", "0/2"])).code, 2);
+  });
+});
