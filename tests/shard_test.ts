@@ -222,6 +222,27 @@ Deno.test("sharded textualize merges into the unsharded dataset directory byte f
       await ok(["merge", "--quiet", "--out", join(dir, `merged${n}`), ...parts]);
       await sameTree(DATA, join(dir, `merged${n}`));
     }
+    // Parts of another seed, missing parts, and a directory that is not a dataset are refused.
+    const other = JSON.parse(
+      await ok([...TEXTUALIZE, "--seed", "4", "--out", join(dir, "e"), "--shard", "1/3"]),
+    ).out;
+    const d3 = (i: number) => join(dir, `d3-0000${i}-of-00003`);
+    const keep = join(dir, "keep");
+    await Deno.mkdir(keep);
+    await Deno.writeTextFile(join(keep, "notes.txt"), "mine");
+    for (
+      const [parts, out, pattern] of [
+        [[d3(0), other, d3(2)], join(dir, "m"), /another run .*differ in manifest\.seed/],
+        [[d3(0), d3(2)], join(dir, "m"), /1 of 3 shards are missing/],
+        [[d3(0), d3(1), d3(2)], keep, /not a dataset directory/],
+      ] as const
+    ) {
+      const result = await runCli(["merge", "--out", out, ...parts]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, pattern);
+    }
+    assert.equal(await Deno.readTextFile(join(keep, "notes.txt")), "mine");
+    assert.ok(!(await files(dir)).includes("m"));
     // Each part is a dataset of its own users: its counts are those of its files.
     const part = join(dir, "d3-00001-of-00003");
     const manifest = JSON.parse(await Deno.readTextFile(join(part, "manifest.json")));

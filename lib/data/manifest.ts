@@ -97,23 +97,14 @@ export function buildManifest(plan: DatasetPlan, parts: ManifestParts): Manifest
 
 /**
  * What the manifests of the shards of one textualize run share: everything but the record
- * counts and the per-user skip counts (`perUser`: their reasons), as the SHA-256 of its
- * canonical JSON.
+ * counts and the per-user skip counts (`perUser`: their reasons).
  */
-export function shardIdentity(manifest: Manifest, perUser: readonly string[]): string {
+export function sharedManifest(
+  manifest: Manifest,
+  perUser: readonly string[],
+): Record<string, unknown> {
   const { counts: _, skipped, ...rest } = manifest;
-  const shared = { ...rest, skipped: skipped.filter((s) => !perUser.includes(s.reason)) };
-  return createHash("sha256").update(canonical(shared)).digest("hex");
-}
-
-function canonical(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_, v) =>
-      v && typeof v === "object" && !Array.isArray(v)
-        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
-        : v,
-  );
+  return { ...rest, skipped: skipped.filter((s) => !perUser.includes(s.reason)) };
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   countRecord,
   type Counts,
   describeSource,
-  shardIdentity,
+  sharedManifest,
 } from "./manifest.ts";
 import {
   PartFileKeys,
@@ -268,7 +268,7 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
       const perUserReasons = perUser.map((p) => p.reason);
       const sidecar = partManifest("textualize", shard, {
         command: "textualize",
-        manifest: shardIdentity(manifest, perUserReasons),
+        manifest: sharedManifest(manifest, perUserReasons),
         per_user_skips: perUserReasons,
         same_files: { "entities.json": sha256Hex(entitiesJson) },
       }, files);

@@ -17,7 +17,7 @@
  * sums differently), so this makes a record's scores independent of the records it happens to
  * be batched with: batch size, input order and sharding (lib/shard) change no byte of the output.
  */
-export const PART_A_QUANTUM = 32;
+export const PART_A_QUANTUM = 64;
 
 /** Answers scored together are padded to a multiple of this many tokens, for the same reason. */
 export const ANSWER_QUANTUM = 8;

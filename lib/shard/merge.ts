@@ -221,6 +221,7 @@ export async function mergeParts(
       }
     }
   }
+  await checkOutput(outPath, parts[0].isDir);
   const lines: Record<string, number> = {};
   const summary = {
     out,
@@ -299,6 +300,42 @@ async function mergeOwnFile(
     texts.push(text);
   }
   return merger(texts, parts[0].manifest.run);
+}
+
+/**
+ * The output may replace an earlier merge (a predictions file, a dataset directory) but never
+ * anything else: a directory where a file goes, or a directory that is not a dataset.
+ */
+async function checkOutput(path: string, isDir: boolean): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const parent = slash < 0 ? "." : path.slice(0, slash) || "/";
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw inputError(path, undefined, `cannot write: ${(error as Error).message}`);
+    }
+  }
+  if (info === undefined) {
+    if (!isDir) {
+      const dir = await Deno.stat(parent).catch(() => undefined);
+      if (!dir?.isDirectory) throw inputError(path, undefined, "its directory does not exist");
+    }
+    return;
+  }
+  if (!isDir && !info.isFile) throw inputError(path, undefined, "exists and is not a file");
+  if (isDir) {
+    if (!info.isDirectory) throw inputError(path, undefined, "exists and is not a directory");
+    const manifest = await Deno.stat(join(path, "manifest.json")).catch(() => undefined);
+    if (!manifest) {
+      throw inputError(
+        path,
+        undefined,
+        "exists and is not a dataset directory (no manifest.json): not replacing it",
+      );
+    }
+  }
 }
 
 /** Writes a file through a temporary sibling renamed into place when `build` has filled it. */
