@@ -46,8 +46,8 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "FILE",
     multiple: true,
-    help: "a predictions file; may be repeated to compare methods. Files of one name make one\n" +
-      "method: the parts of a sharded infer run (their default name drops the\n" +
+    help: "a predictions file; may be repeated to compare methods. Files of one name make one " +
+      "method: the parts of a sharded infer run (their default name drops the " +
       "-0000i-of-0000n tag), or files given the same --name",
   },
   name: {
@@ -104,8 +104,8 @@ const FLAGS = defineFlags({
   shard: {
     type: "string",
     placeholder: "i/n",
-    help: "with --save-baselines and no --predictions: only the records of users in shard i\n" +
-      "of n, saved to DIR/NAME-0000i-of-0000n.jsonl with sidecars for `recsysllm merge`;\n" +
+    help: "with --save-baselines and no --predictions: only the records of users in shard i " +
+      "of n, saved to DIR/NAME-0000i-of-0000n.jsonl with sidecars for `recsysllm merge`; " +
       "the printed scores are this shard's. auto: the index of an array job (infer --help)",
   },
   strict: {

@@ -260,8 +260,8 @@ const FLAGS = defineFlags({
   shard: {
     type: "string",
     placeholder: "i/n",
-    help: "only the users in shard i (0-based) of n, into DIR-0000i-of-0000n with a\n" +
-      "shard.json sidecar; `recsysllm merge` joins the parts into DIR. auto: the index\n" +
+    help: "only the users in shard i (0-based) of n, into DIR-0000i-of-0000n with a " +
+      "shard.json sidecar; `recsysllm merge` joins the parts into DIR. auto: the index " +
       "of an array job (see infer --help)",
   },
   quiet: { type: "boolean", help: "no progress on stderr" },
