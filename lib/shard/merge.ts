@@ -211,6 +211,17 @@ export async function mergeParts(
       throw inputError(out, undefined, "is one of the parts; merge into another path");
     }
   }
+  if (!parts[0].isDir) {
+    // A part file holds one file, whatever name its run gave the output (--out may differ
+    // between shards): merge it under one name.
+    for (const part of parts) {
+      const entries = Object.values(part.manifest.files);
+      if (entries.length !== 1) {
+        throw inputError(part.path, undefined, "its sidecar must list exactly one file");
+      }
+      part.manifest.files = { [Object.keys(parts[0].manifest.files)[0]]: entries[0] };
+    }
+  }
   const names = Object.keys(parts[0].manifest.files).sort();
   const plans = new Map<string, Awaited<ReturnType<typeof planFile>>>();
   for (const name of names) plans.set(name, await planFile(parts, name));
