@@ -30,6 +30,7 @@ import {
   partPath,
   type ReadPart,
   readPart,
+  removeSidecar,
   type Shard,
   ShardFilter,
   writeSidecar,
@@ -214,6 +215,7 @@ class BaselineFiles {
   async commit(run?: (name: string) => Record<string, unknown>, records = 0): Promise<void> {
     for (const [name, { writer, temp, path, keys }] of this.#writers) {
       await writer.close();
+      if (this.#shard) await removeSidecar(path);
       await Deno.rename(temp, path);
       if (this.#shard && run) {
         await writeSidecar(

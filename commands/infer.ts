@@ -32,6 +32,7 @@ import {
   PartFileKeys,
   partManifest,
   partPath,
+  removeSidecar,
   ShardFilter,
   writeSidecar,
 } from "../lib/shard/mod.ts";
@@ -322,6 +323,7 @@ export const command: Command = {
           if (window.length >= batchSize * WINDOW_BATCHES) await flush();
         }
         await flush();
+        if (shard) await removeSidecar(partFile);
         await out.commit();
         if (shard) {
           await writeSidecar(

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { buildDirAtomic } from "../io/atomic.ts";
@@ -207,7 +207,7 @@ export async function mergeParts(
   parts.sort((a, b) => a.manifest.shard.index - b.manifest.shard.index);
   const outPath = out.replace(/(.)\/+$/, "$1");
   for (const part of parts) {
-    if (part.path === outPath) {
+    if (resolve(part.path) === resolve(outPath)) {
       throw inputError(out, undefined, "is one of the parts; merge into another path");
     }
   }

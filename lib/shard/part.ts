@@ -169,6 +169,17 @@ export function partManifest(
   };
 }
 
+/**
+ * Removes the sidecar of an earlier run of the same part, before the new part is renamed into
+ * place: a run killed between the two renames then leaves a part without a sidecar (refused as
+ * unfinished), never a new part with an old sidecar.
+ */
+export async function removeSidecar(part: string): Promise<void> {
+  await Deno.remove(sidecarPath(part, false)).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+}
+
 /** Writes the sidecar of a part file (after the part itself is in place). */
 export async function writeSidecar(part: string, manifest: PartManifest): Promise<void> {
   await writeFileAtomic(sidecarPath(part, false), JSON.stringify(manifest) + "\n");
