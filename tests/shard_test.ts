@@ -7,6 +7,7 @@ import { runCli } from "./cli_support.ts";
 import { TINY, tinyWeights, writeModelDir } from "./infer_helpers.ts";
 import { withTempDir } from "./temp_dir.ts";
 import { parseShard, partPath, shardOfUser } from "../lib/shard/shard.ts";
+import { fixture, GOLDEN_CASES } from "./textualize_support.ts";
 
 const DEMO = new URL("../fixtures/demo", import.meta.url).pathname;
 const TEXTUALIZE = [
@@ -251,6 +252,71 @@ Deno.test("sharded textualize merges into the unsharded dataset directory byte f
       .flatMap((t) => Object.values(t)).reduce((a, b) => a + b, 0);
     assert.equal(counted, lines);
   });
+});
+
+Deno.test("every golden textualize case, sharded in 3 and merged, is its golden directory", async () => {
+  // These small inputs have users skipped, short candidate lists and reviews without an
+  // explanation: the per-user skip counts of the manifest add up over the shards.
+  await withTempDir(async (dir) => {
+    for (const { name, args } of GOLDEN_CASES) {
+      const parts: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const summary = await ok([
+          "textualize",
+          "--quiet",
+          ...args,
+          `--out=${join(dir, name)}`,
+          `--shard=${i}/3`,
+        ]);
+        parts.push(JSON.parse(summary).out);
+      }
+      await ok(["merge", "--quiet", "--out", join(dir, `${name}-merged`), ...parts]);
+      const expected = fixture("textualize", name, "expected");
+      for (const file of await files(expected)) {
+        assert.ok(
+          (await Deno.readTextFile(join(dir, `${name}-merged`, file))) ===
+            (await Deno.readTextFile(join(expected, file))),
+          `${name}: ${file}`,
+        );
+      }
+    }
+  });
+});
+
+Deno.test("--shard auto on the command line reads the array job's environment", async () => {
+  const names = [
+    "JOB_COMPLETION_INDEX",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_COUNT",
+  ];
+  // This test may itself run inside an array job: its variables are put back afterwards.
+  const saved = names.map((k) => [k, Deno.env.get(k)] as const);
+  for (const k of names) Deno.env.delete(k);
+  try {
+    await withTempDir(async (dir) => {
+      const args = ["textualize", "--quiet", ...GOLDEN_CASES[0].args, `--out=${join(dir, "d")}`];
+      const cases: [Record<string, string>, string, string][] = [
+        [
+          { SLURM_ARRAY_TASK_ID: "3", SLURM_ARRAY_TASK_MIN: "1", SLURM_ARRAY_TASK_COUNT: "3" },
+          "auto",
+          "d-00002-of-00003",
+        ],
+        [{ JOB_COMPLETION_INDEX: "1" }, "auto/4", "d-00001-of-00004"],
+      ]; // deno-fmt-ignore
+      for (const [env, value, part] of cases) {
+        for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+        try {
+          assert.equal(JSON.parse(await ok([...args, `--shard=${value}`])).out, join(dir, part));
+        } finally {
+          for (const k of Object.keys(env)) Deno.env.delete(k);
+        }
+      }
+      assert.equal((await runCli([...args, "--shard=auto"])).code, 2);
+    });
+  } finally {
+    for (const [k, v] of saved) if (v !== undefined) Deno.env.set(k, v);
+  }
 });
 
 Deno.test("a user's shard does not depend on the order of the input or on other shards", async () => {
