@@ -20,14 +20,8 @@ import {
   describeSource,
   sharedManifest,
 } from "./manifest.ts";
-import {
-  PartFileKeys,
-  partManifest,
-  partPath,
-  sha256Hex,
-  type Shard,
-  ShardFilter,
-} from "../shard/mod.ts";
+import { PartFileKeys, partManifest, sha256Hex } from "../shard/part.ts";
+import { partPath, type Shard, ShardFilter } from "../shard/shard.ts";
 import { readInteractionLog, type ReadOptions } from "./readers/read.ts";
 import { planDataset, type RecordOptions, type RecordStats, userRecords } from "./records.ts";
 import type { Manifest, Split, Task, TextRecord } from "./types.ts";
