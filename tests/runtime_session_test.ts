@@ -21,6 +21,11 @@ for (const device of ["cuda", "webgpu"] as const) {
       assert.ok(error instanceof DeviceError, `not a DeviceError: ${error}`);
       assert.ok(!error.message.includes("\n"), error.message);
       assert.match(error.message, new RegExp(`^device ${device} cannot be used: `));
+      // Names the missing provider file or library where one is missing (lib/runtime/providers.ts).
+      assert.match(
+        error.message,
+        /: (lib[\w.+-]+\.so[\w.]*(, | and ))*lib[\w.+-]+\.so[\w.]* not found|were all found|driver supports Vulkan|is for onnxruntime/,
+      );
       return;
     }
     assert.equal(session.device, device);

@@ -20,6 +20,7 @@ import { InputError } from "../errors.ts";
 import { Graph, type TensorData } from "../onnx/graph.ts";
 import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";
 import { fromOrt, toOrt } from "./tensor.ts";
+import { cudaProblem, ortLibraryDir, webgpuProblem } from "./providers.ts";
 
 import { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice } from "./devices.ts";
 export { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice };
@@ -74,28 +75,6 @@ function cores(): number {
   return Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
-/** Whether the Vulkan loader WebGPU needs on Linux can be found (elsewhere: assume so). */
-function vulkanLoaderPresent(): boolean {
-  if (Deno.build.os !== "linux") return true;
-  const dirs: string[] = [];
-  try {
-    dirs.push(...(Deno.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter(Boolean));
-  } catch { /* no env permission */ }
-  dirs.push("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu");
-  for (const dir of dirs) {
-    try {
-      Deno.statSync(`${dir}/libvulkan.so.1`);
-      return true;
-    } catch { /* not here */ }
-  }
-  try {
-    const cache = new TextDecoder("latin1").decode(Deno.readFileSync("/etc/ld.so.cache"));
-    return cache.includes("libvulkan.so.1");
-  } catch {
-    return false;
-  }
-}
-
 function firstLine(error: unknown): string {
   const text = String((error as Error)?.message ?? error);
   const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
@@ -106,11 +85,25 @@ function firstLine(error: unknown): string {
   return (at > 0 ? line.slice(at) : line).replace(/^Error:\s*/, "").slice(0, 300);
 }
 
-const HINTS: Record<Exclude<ResolvedDevice, "cpu">, string> = {
-  cuda: "the CUDA provider libraries of onnxruntime 1.30 (libonnxruntime_providers_cuda.so) " +
-    "and CUDA 12 with cuDNN 9 must be installed",
-  webgpu: "WebGPU needs a GPU driver and, on Linux, the Vulkan loader (libvulkan.so.1)",
-};
+/**
+ * Why `device` did not load, as precisely as the machine tells: the missing provider file or
+ * library by name where one is missing, else onnxruntime's own sentence.
+ */
+function loadProblem(device: Exclude<ResolvedDevice, "cpu">, error: unknown): string {
+  let problem: string | undefined;
+  try {
+    problem = device === "cuda"
+      ? cudaProblem({ dir: ortLibraryDir(), version: ort.env.versions.node ?? "unknown" })
+      : webgpuProblem();
+  } catch { /* no read permission, or no installed onnxruntime-node to look into */ }
+  const reason = firstLine(error);
+  if (problem) return `${reason}: ${problem}`;
+  return device === "cuda"
+    ? `${reason} (the provider's libraries were all found; RECSYSLLM_ORT_LOG=error shows ` +
+      "onnxruntime's own message)"
+    : `${reason} (WebGPU needs a GPU whose driver supports Vulkan; RECSYSLLM_ORT_LOG=error ` +
+      "shows onnxruntime's own message)";
+}
 
 type Model = { bytes: Uint8Array | string; external?: { path: string; data: Uint8Array }[] };
 
@@ -169,22 +162,21 @@ export class Session {
       try {
         return new Session(await open(prepared, device, options), device, []);
       } catch (error) {
-        const hint = device === "webgpu" && !vulkanLoaderPresent()
-          ? "libvulkan.so.1 not found: install the Vulkan loader and a GPU driver"
-          : HINTS[device];
-        throw new DeviceError(`device ${device} cannot be used: ${firstLine(error)} (${hint})`);
+        throw new DeviceError(`device ${device} cannot be used: ${loadProblem(device, error)}`);
       }
     }
     const skipped: string[] = [];
     for (const candidate of ["cuda", "webgpu"] as const) {
-      if (candidate === "webgpu" && !vulkanLoaderPresent()) {
-        skipped.push("webgpu: libvulkan.so.1 not found");
+      // Dawn logs a warning on stderr when it looks for Vulkan and finds none: skip the attempt.
+      const vulkan = candidate === "webgpu" ? webgpuProblem() : undefined;
+      if (vulkan) {
+        skipped.push(`webgpu: ${vulkan}`);
         continue;
       }
       try {
         return new Session(await open(prepared, candidate, options), candidate, skipped);
       } catch (error) {
-        skipped.push(`${candidate}: ${firstLine(error)}`);
+        skipped.push(`${candidate}: ${loadProblem(candidate, error)}`);
       }
     }
     return new Session(await open(prepared, "cpu", options), "cpu", skipped);

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  findLibrary,
+  missingLibraries,
+  readElfDynamic,
+  type SearchPath,
+} from "../lib/runtime/shared_libraries.ts";
+import { CUDA_MANIFEST, cudaProblem, webgpuProblem } from "../lib/runtime/providers.ts";
+import { elfSharedObject, type ElfSpec } from "./elf_writer.ts";
+import { withTempDir } from "./temp_dir.ts";
+
+/** Nothing but `dirs` is searched (the machine's own libraries play no part). */
+const only = (...dirs: string[]): SearchPath => ({
+  ldLibraryPath: dirs,
+  cache: [],
+  defaultDirs: [],
+});
+
+async function writeElf(path: string, spec: ElfSpec): Promise<void> {
+  await Deno.mkdir(join(path, ".."), { recursive: true });
+  await Deno.writeFile(path, elfSharedObject(spec));
+}
+
+Deno.test("the ELF reader lists what readelf lists for the system's own libraries", async () => {
+  const libs = ["libstdc++.so.6", "libm.so.6"].map((n) =>
+    findLibrary(n, { rpath: [], runpath: [] }, "/")
+  ).filter((p) => p !== undefined);
+  assert.ok(libs.length > 0, "no libstdc++.so.6 or libm.so.6 on this machine");
+  for (const path of libs) {
+    const ours = readElfDynamic(path);
+    assert.ok(ours.needed.includes("libc.so.6"), `${path}: ${ours.needed}`);
+    let text: string;
+    try {
+      const out = await new Deno.Command("readelf", { args: ["-d", path], stdout: "piped" })
+        .output();
+      text = new TextDecoder().decode(out.stdout);
+    } catch {
+      continue; // no binutils: the libc.so.6 check above still ran
+    }
+    const theirs = [...text.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) =>
+      m[1]
+    );
+    assert.deepEqual(ours.needed, theirs, path);
+    assert.equal(ours.soname, text.match(/\(SONAME\)\s+Library soname: \[([^\]]+)\]/)?.[1]);
+  }
+});
+
+Deno.test("the ELF reader rejects what is not a 64-bit ELF object, naming the file", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "libnot.so");
+    await Deno.writeTextFile(path, "INPUT(-lc)\n"); // a linker script, as libc.so is
+    assert.throws(() => readElfDynamic(path), new RegExp(`${path}: not an ELF file`));
+  });
+});
+
+Deno.test("missing libraries are found through RUNPATH $ORIGIN and followed transitively", async () => {
+  await withTempDir(async (dir) => {
+    const top = join(dir, "libtop.so");
+    await writeElf(top, {
+      needed: ["libnear.so.1", "libabsent.so.13", "libloaded.so.1"],
+      runpath: "$ORIGIN/sub",
+    });
+    await writeElf(join(dir, "sub", "libnear.so.1"), { needed: ["libdeeper.so.2"] });
+    const search = { ...only(), loaded: ["libloaded.so.1"] };
+    assert.deepEqual(readElfDynamic(top).runpath, ["$ORIGIN/sub"]);
+    assert.deepEqual(missingLibraries(top, search), [
+      { name: "libdeeper.so.2", neededBy: "libnear.so.1" },
+      { name: "libabsent.so.13", neededBy: "libtop.so" },
+    ]);
+    // Put both where LD_LIBRARY_PATH points, and nothing is missing.
+    await writeElf(join(dir, "extra", "libabsent.so.13"), { needed: [] });
+    await writeElf(join(dir, "extra", "libdeeper.so.2"), { needed: [] });
+    assert.deepEqual(missingLibraries(top, { ...search, ...only(join(dir, "extra")) }), []);
+    // The loader's cache lists full paths.
+    assert.equal(
+      findLibrary("libabsent.so.13", { rpath: [], runpath: [] }, dir, {
+        ...only(),
+        cache: [join(dir, "extra", "libabsent.so.13")],
+      }),
+      join(dir, "extra", "libabsent.so.13"),
+    );
+  });
+});
+
+async function providers(dir: string, cudaNeeds: string[]): Promise<void> {
+  await writeElf(join(dir, "libonnxruntime_providers_shared.so"), { needed: [] });
+  await writeElf(join(dir, "libonnxruntime_providers_cuda.so"), { needed: cudaNeeds });
+}
+
+Deno.test("a CUDA provider that cannot load names what is missing, in one line", async () => {
+  await withTempDir(async (dir) => {
+    const where = { dir, version: "1.29.0" };
+    const none = cudaProblem(where, only());
+    assert.match(
+      none!,
+      /^libonnxruntime_providers_shared\.so and libonnxruntime_providers_cuda\.so not found beside onnxruntime 1\.29\.0 .*setup-cuda/,
+    );
+    await providers(dir, ["libcublas.so.13", "libcudart.so.13", "libcuda.so.1"]);
+    const problem = cudaProblem(where, only())!;
+    assert.ok(!problem.includes("\n"), problem);
+    assert.match(
+      problem,
+      /^libcublas\.so\.13, libcudart\.so\.13, libcuda\.so\.1 not found \(needed by libonnxruntime_providers_cuda\.so; .*NVIDIA driver.*LD_LIBRARY_PATH/,
+    );
+    // CUDA found in a directory on LD_LIBRARY_PATH (say, pip's nvidia wheels): only the driver left.
+    await writeElf(join(dir, "cuda", "libcublas.so.13"), { needed: ["libcublasLt.so.13"] });
+    await writeElf(join(dir, "cuda", "libcublasLt.so.13"), { needed: [] });
+    await writeElf(join(dir, "cuda", "libcudart.so.13"), { needed: [] });
+    assert.match(cudaProblem(where, only(join(dir, "cuda")))!, /^libcuda\.so\.1 not found/);
+    await writeElf(join(dir, "cuda", "libcuda.so.1"), { needed: [] });
+    assert.equal(cudaProblem(where, only(join(dir, "cuda"))), undefined);
+  });
+});
+
+Deno.test("a CUDA provider set up for another onnxruntime version is named as such", async () => {
+  await withTempDir(async (dir) => {
+    await providers(dir, []);
+    const manifest = { onnxruntime: "1.29.0", package: "p@1", sha256: {} };
+    await Deno.writeTextFile(join(dir, CUDA_MANIFEST), JSON.stringify(manifest));
+    assert.equal(cudaProblem({ dir, version: "1.29.0" }, only()), undefined);
+    assert.match(
+      cudaProblem({ dir, version: "1.30.0" }, only())!,
+      /is for onnxruntime 1\.29\.0, this onnxruntime is 1\.30\.0: run `deno task setup-cuda` again$/,
+    );
+  });
+});
+
+Deno.test("WebGPU without the Vulkan loader names libvulkan.so.1", async () => {
+  await withTempDir(async (dir) => {
+    assert.match(webgpuProblem(only(dir))!, /^libvulkan\.so\.1 not found \(.*\): install/);
+    await writeElf(join(dir, "libvulkan.so.1"), { needed: [] });
+    assert.equal(webgpuProblem(only(dir)), undefined);
+  });
+});
