@@ -1,0 +1,150 @@
+/**
+ * The offline bundle (tools/bundle.ts), built uncompressed (xz takes a minute; the compressed
+ * size is what `deno task bundle` reports) and unpacked into a fresh directory, run with an empty
+ * DENO_DIR, another HOME, a bare environment and, where `unshare -n` works (as root), no network
+ * at all. Also setup-cuda inside the bundle, from a package file made here.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { elfSharedObject } from "./elf_writer.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { findLibrary } from "../lib/runtime/shared_libraries.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const denoConfig = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+const NAME = `recsysllm-${denoConfig.version}-linux-x64`;
+const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
+
+async function run(cmd: string, args: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env,
+    clearEnv: env !== undefined,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Whether this process may take away its own network (`unshare -n`, root only). */
+async function canUnshare(): Promise<boolean> {
+  try {
+    return (await run("unshare", ["-n", "true"])).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "the bundle runs from a fresh directory with no network, no Deno cache, no deno on PATH",
+  ignore: !supported,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const archive = join(dir, "bundle.tar");
+      const built = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        join(ROOT, "tools/bundle.ts"),
+        "--compression",
+        "none",
+        "--out",
+        archive,
+      ]);
+      assert.equal(built.code, 0, built.stderr);
+      const report = JSON.parse(built.stdout.trim().split("\n").pop()!);
+      assert.equal(report.bytes, (await Deno.stat(archive)).size);
+      assert.equal(
+        report.packages["onnxruntime-node"],
+        denoConfig.imports["onnxruntime-node"].split("@").pop(),
+      );
+
+      const listing = (await run("tar", ["tf", archive])).stdout.split("\n");
+      const binaries = listing.filter((p) => /\.(node|so[.\d]*|dylib|dll)$/.test(p));
+      assert.deepEqual(binaries.map((p) => p.replace(/^.*\/bin\/napi-v6\//, "")).sort(), [
+        "linux/x64/libonnxruntime.so.1",
+        "linux/x64/onnxruntime_binding.node",
+      ]);
+      assert.ok(listing.includes(`${NAME}/app/fixtures/demo/interactions.csv`));
+      assert.ok(!listing.some((p) => p.includes("node_modules/.deno")));
+
+      // A fresh place: only the archive, an empty DENO_DIR, a HOME without a cache.
+      const fresh = join(dir, "fresh");
+      await Deno.mkdir(fresh);
+      assert.equal((await run("tar", ["xf", archive, "-C", fresh])).code, 0);
+      await Deno.remove(archive);
+      const home = join(dir, "home");
+      const denoDir = join(dir, "deno-dir");
+      await Deno.mkdir(home);
+      await Deno.mkdir(denoDir);
+      const env = { HOME: home, DENO_DIR: denoDir, PATH: "/usr/bin:/bin", NO_COLOR: "1" };
+      const offline = await canUnshare();
+      const launcher = join(fresh, NAME, "recsysllm");
+      const recsysllm = (...args: string[]) =>
+        offline ? run("unshare", ["-n", launcher, ...args], env) : run(launcher, args, env);
+
+      const version = await recsysllm("--version");
+      assert.equal(version.code, 0, version.stderr);
+      assert.equal(version.stdout.trim(), `recsysllm ${denoConfig.version}`);
+
+      const out = join(dir, "demo");
+      const demo = await recsysllm("demo", "--steps", "2", "--limit", "2", "--out", out);
+      assert.equal(demo.code, 0, demo.stderr);
+      assert.match(demo.stdout, /\| method \| HR@1 /);
+      const evaluation = JSON.parse(await Deno.readTextFile(join(out, "eval.json")));
+      assert.ok(evaluation, "eval.json");
+
+      // setup-cuda in the bundle, offline, from a package file: the provider lands beside
+      // onnxruntime's library, and --device cuda then names the CUDA libraries it lacks.
+      const ortVersion = report.packages["onnxruntime-node"];
+      const pkg = join(dir, "pkg", "package");
+      await Deno.mkdir(join(pkg, "Plugins/Linux/x64"), { recursive: true });
+      await Deno.writeTextFile(join(pkg, "package.json"), '{"name":"test-gpu","version":"1.0.0"}');
+      const needs = ["libcublas.so.13", "libcudart.so.13", "libcuda.so.1"];
+      const provider = elfSharedObject({ needed: needs });
+      const versionString = new TextEncoder().encode(`\0${ortVersion}\0`);
+      await Deno.writeFile(
+        join(pkg, "Plugins/Linux/x64/libonnxruntime_providers_cuda.so"),
+        new Uint8Array([...provider, ...versionString]),
+      );
+      await Deno.writeFile(
+        join(pkg, "Plugins/Linux/x64/libonnxruntime_providers_shared.so"),
+        elfSharedObject({ needed: [] }),
+      );
+      const tgz = join(dir, "provider.tgz");
+      assert.equal((await run("tar", ["czf", tgz, "-C", join(dir, "pkg"), "package"])).code, 0);
+      const setup = await recsysllm("setup-cuda", "--from", tgz);
+      assert.equal(setup.code, 0, setup.stderr);
+      const installed = JSON.parse(setup.stdout.trim());
+      assert.equal(installed.onnxruntime, ortVersion);
+      assert.equal(installed.package, "test-gpu@1.0.0");
+      assert.ok(installed.setup_cuda.startsWith(join(fresh, NAME, "app", "node_modules")));
+
+      // The demo's dataset and model, trained on a device whose provider cannot load.
+      const cuda = await recsysllm(
+        "pretrain",
+        "--data",
+        join(out, "data"),
+        "--model",
+        join(out, "model"),
+        "--out",
+        join(dir, "run-cuda"),
+        "--full",
+        "--steps",
+        "1",
+        "--device",
+        "cuda",
+      );
+      assert.equal(cuda.code, 1, cuda.stderr);
+      const line = cuda.stderr.split("\n").find((l) => l.includes("device cuda cannot be used"));
+      assert.ok(line, cuda.stderr);
+      const missing = needs.filter((n) => !findLibrary(n, { rpath: [], runpath: [] }, "/"));
+      if (missing.length > 0) {
+        assert.ok(line.includes(`${missing.join(", ")} not found (needed by`), line);
+      } else {
+        assert.match(line, /were all found/); // a CUDA machine: our stand-in provider is no library
+      }
+    });
+  },
+});

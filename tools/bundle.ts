@@ -1,0 +1,276 @@
+/**
+ * `deno task bundle`: one archive for linux-x64 that runs the toolkit on a machine with no
+ * network and no Deno installed or cached: `tar xf recsysllm-VERSION-linux-x64.tar.xz` then
+ * `./recsysllm-VERSION-linux-x64/recsysllm demo`. It holds
+ *
+ * - `bin/deno`: the Deno runtime (by default the one running this script);
+ * - `app/`: the toolkit's sources (`main.ts`, `commands/`, `lib/`, `tools/setup_cuda.ts`), the
+ *   built-in demo data (`fixtures/demo`), a `deno.json` that resolves the npm packages from
+ *   `app/node_modules` (`nodeModulesDir: manual`, so Deno never asks a registry), and the npm
+ *   packages the toolkit imports at run time, with onnxruntime's native library for linux-x64
+ *   only (the npm package carries seven platforms' binaries);
+ * - `recsysllm`: the launcher (`recsysllm setup-cuda ...` and, in a `--bench` bundle,
+ *   `recsysllm bench NAME` run the matching scripts).
+ *
+ * `--bench` adds `bench/` and the Amazon Beauty data its infer benchmark reads, for
+ * `bench/gpu_check.sh`. Prints one JSON line with the archive's path and size; a default bundle
+ * (no `--bench`) over 60 MB compressed with xz is an error. The archive is written under a
+ * temporary name and renamed when complete.
+ *
+ *     deno task bundle [--out FILE] [--compression xz|gzip|none] [--deno PATH] [--bench]
+ *
+ * @module
+ */
+
+import { basename, dirname, join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The limit the issue sets for the default bundle, compressed. */
+export const LIMIT_BYTES = 60 * 1024 * 1024;
+/** What a default bundle contains of the repository, relative to its root. */
+const APP_PATHS = ["main.ts", "commands", "lib", "fixtures/demo", "tools/setup_cuda.ts"];
+/** Dependencies of onnxruntime-node used only by its install script, which never runs here. */
+const INSTALL_ONLY = new Set(["adm-zip", "global-agent"]);
+
+const USAGE = `Usage: deno task bundle [flags]
+
+Writes one archive for linux-x64 with the Deno runtime, the toolkit, its npm packages (linux-x64
+binaries only) and the demo data; on the target: tar xf FILE && ./recsysllm-*/recsysllm demo
+
+Flags:
+  --out FILE            the archive (default dist/recsysllm-VERSION-linux-x64.tar.xz, .tar.gz, .tar)
+  --compression NAME    xz (default, smallest) | gzip | none
+  --deno PATH           the linux-x64 deno binary to ship (default: the one running this)
+  --bench               add bench/ and the Beauty data its infer benchmark reads`;
+
+/** One npm package to ship: its name and the directory it is installed in. */
+interface Package {
+  name: string;
+  version: string;
+  dir: string;
+}
+
+function fail(message: string, code = 1): never {
+  console.error(`bundle: ${message}`);
+  Deno.exit(code);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where Deno's `nodeModulesDir: auto` installed `name@version` under `node_modules/.deno`. */
+async function installedPackage(name: string, version: string): Promise<Package> {
+  const dir = join(ROOT, "node_modules", ".deno", `${name.replace("/", "+")}@${version}`);
+  const pkg = join(dir, "node_modules", name);
+  if (!(await exists(join(pkg, "package.json")))) {
+    fail(`${name}@${version} is not installed in node_modules (run \`deno install\` first)`);
+  }
+  return { name, version, dir: pkg };
+}
+
+/** The npm packages the toolkit imports (deno.json) and their run-time dependencies. */
+async function runtimePackages(imports: Record<string, string>): Promise<Package[]> {
+  const found = new Map<string, Package>();
+  const queue: [string, string][] = Object.values(imports).flatMap((spec) => {
+    const m = spec.match(/^npm:(@?[^@]+)@(.+)$/);
+    return m ? [[m[1], m[2]] as [string, string]] : [];
+  });
+  while (queue.length > 0) {
+    const [name, version] = queue.shift()!;
+    if (found.has(name)) continue;
+    const pkg = await installedPackage(name, version);
+    found.set(name, pkg);
+    const meta = JSON.parse(await Deno.readTextFile(join(pkg.dir, "package.json")));
+    for (const [dep, range] of Object.entries(meta.dependencies ?? {})) {
+      if (INSTALL_ONLY.has(dep)) continue;
+      if (!/^\d+\.\d+\.\d+$/.test(String(range))) {
+        fail(`${name} depends on ${dep}@${range}: only exact versions are handled`);
+      }
+      queue.push([dep, String(range)]);
+    }
+  }
+  return [...found.values()];
+}
+
+/** Copies `from` to `to` recursively, skipping what `skip` says (paths relative to `root`). */
+async function copyTree(
+  from: string,
+  to: string,
+  skip: (rel: string) => boolean = () => false,
+  root = from,
+): Promise<void> {
+  const info = await Deno.stat(from);
+  if (info.isFile) {
+    await Deno.mkdir(dirname(to), { recursive: true });
+    await Deno.copyFile(from, to);
+    return;
+  }
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    const source = join(from, entry.name);
+    if (skip(relative(root, source))) continue;
+    await copyTree(source, join(to, entry.name), skip, root);
+  }
+}
+
+/** The launcher: the bundle's own deno, its own config, its own node_modules; no network. */
+function launcher(bench: boolean): string {
+  return `#!/bin/sh
+# recsysllm, from the offline bundle: runs the toolkit with the Deno runtime and the npm packages
+# shipped beside this script (app/node_modules); needs no network and no Deno cache. Deno's
+# transpile cache goes to DENO_DIR (default ~/.cache/deno). Usage: recsysllm COMMAND [flags]
+set -e
+self=$(readlink -f "$0" 2>/dev/null || echo "$0")
+here=$(cd "$(dirname "$self")" && pwd)
+export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1
+run() {
+  exec "$here/bin/deno" run -A --no-remote --node-modules-dir=manual \\
+    --config "$here/app/deno.json" "$@"
+}
+case "$1" in
+  setup-cuda) shift; run "$here/app/tools/setup_cuda.ts" "$@" ;;${
+    bench ? `\n  bench) shift; run "$here/app/bench/main.ts" "$@" ;;` : ""
+  }
+  *) run "$here/app/main.ts" "$@" ;;
+esac
+`;
+}
+
+async function sh(cmd: string, args: string[], env?: Record<string, string>): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "inherit", stderr: "inherit" })
+    .output();
+  if (!out.success) fail(`${cmd} ${args.join(" ")} failed (exit ${out.code})`);
+}
+
+if (import.meta.main) {
+  const { values } = (() => {
+    try {
+      return parseArgs({
+        args: Deno.args,
+        options: {
+          out: { type: "string" },
+          compression: { type: "string", default: "xz" },
+          deno: { type: "string" },
+          bench: { type: "boolean", default: false },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+      });
+    } catch (error) {
+      fail(`${(error as Error).message.split("\n")[0]} (see --help)`, 2);
+    }
+  })();
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const compression = values.compression;
+  const suffix = { xz: ".tar.xz", gzip: ".tar.gz", none: ".tar" }[compression];
+  if (!suffix) fail(`--compression: "${compression}" is not one of xz, gzip, none`, 2);
+
+  const started = performance.now();
+  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
+  const name = `recsysllm-${config.version}-linux-x64`;
+  const out = values.out ?? join(ROOT, "dist", `${name}${suffix}`);
+  const denoBinary = values.deno ?? Deno.execPath();
+  if (!values.deno && (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64")) {
+    fail("not on linux-x64: give --deno the linux-x64 deno binary (npm: @deno/linux-x64-glibc)");
+  }
+  if (basename(denoBinary).startsWith("recsysllm")) {
+    fail("--deno: this is a compiled recsysllm, not a deno binary");
+  }
+
+  // The npm packages are installed into node_modules when missing (from the registry or the
+  // Deno cache); nothing else is fetched.
+  await sh(Deno.execPath(), ["install", "--quiet"]);
+  const packages = await runtimePackages(config.imports);
+
+  const stageRoot = await Deno.makeTempDir({ prefix: "recsysllm-bundle-" });
+  try {
+    const stage = join(stageRoot, name);
+    const app = join(stage, "app");
+    for (const path of APP_PATHS) {
+      await copyTree(join(ROOT, path), join(app, path), (rel) => rel.endsWith("generate.ts"));
+    }
+    if (values.bench) {
+      await copyTree(join(ROOT, "bench"), join(app, "bench"));
+      // bench/infer.ts reads ../../shared/data/amazon-beauty from bench/.
+      const beauty = join(ROOT, "..", "shared", "data", "amazon-beauty");
+      if (!(await exists(beauty))) fail(`--bench: ${beauty} not found`);
+      await copyTree(beauty, join(stage, "shared", "data", "amazon-beauty"));
+    }
+    for (const pkg of packages) {
+      // Of onnxruntime-node's binaries only linux/x64's; nothing of its install script's.
+      const skip = (rel: string) =>
+        (rel.startsWith("bin/napi-v6/") && rel.split("/").length === 3 &&
+          !rel.endsWith("/linux")) ||
+        rel === "bin/napi-v6/linux/arm64" || rel === "script" || rel === "node_modules";
+      await copyTree(pkg.dir, join(app, "node_modules", pkg.name), skip);
+    }
+    const appConfig = {
+      version: config.version,
+      nodeModulesDir: "manual",
+      imports: config.imports,
+    };
+    await Deno.writeTextFile(join(app, "deno.json"), JSON.stringify(appConfig, null, 2) + "\n");
+    const dependencies = Object.fromEntries(packages.map((p) => [p.name, p.version]));
+    await Deno.writeTextFile(
+      join(app, "package.json"),
+      JSON.stringify({ private: true, dependencies }, null, 2) + "\n",
+    );
+    await Deno.mkdir(join(stage, "bin"));
+    await Deno.copyFile(denoBinary, join(stage, "bin", "deno"));
+    await Deno.chmod(join(stage, "bin", "deno"), 0o755);
+    await Deno.writeTextFile(join(stage, "recsysllm"), launcher(values.bench), { mode: 0o755 });
+    await Deno.chmod(join(stage, "recsysllm"), 0o755);
+
+    await Deno.mkdir(dirname(out), { recursive: true });
+    const partial = `${out}.partial`;
+    const flag = { xz: ["-J"], gzip: ["-z"], none: [] }[compression]!;
+    console.error(`bundle: packing ${name} (${compression}) ...`);
+    await sh(
+      "tar",
+      [
+        "-c",
+        ...flag,
+        "-f",
+        partial,
+        "--owner=0",
+        "--group=0",
+        "--numeric-owner",
+        "--sort=name",
+        "-C",
+        stageRoot,
+        name,
+      ],
+      { XZ_OPT: "-6 -T0", GZIP: "-9" },
+    );
+    await Deno.rename(partial, out);
+    const bytes = (await Deno.stat(out)).size;
+    const mb = (n: number) => Math.round(n / 1024 / 1024 * 10) / 10;
+    console.log(JSON.stringify({
+      bundle: out,
+      bytes,
+      mb: mb(bytes),
+      limit_mb: mb(LIMIT_BYTES),
+      compression,
+      bench: values.bench,
+      deno: Deno.version.deno,
+      packages: dependencies,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+    }));
+    if (compression === "xz" && !values.bench && bytes > LIMIT_BYTES) {
+      fail(`${out} is ${mb(bytes)} MB, over the ${mb(LIMIT_BYTES)} MB limit`);
+    }
+  } finally {
+    await Deno.remove(stageRoot, { recursive: true });
+  }
+}
