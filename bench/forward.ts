@@ -20,7 +20,8 @@ import { randomWeights } from "../lib/model/weights.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { BATCH, syntheticBatch } from "./synthetic_batch.ts";
-import { readProfile } from "../lib/runtime/profile.ts";
+import { providerFigures, readProfile } from "../lib/runtime/profile.ts";
+import type { BenchOptions } from "./main.ts";
 import { type OptimizationLevel, Session } from "../lib/runtime/session.ts";
 
 const { B, L, SEP } = BATCH;
@@ -45,7 +46,8 @@ const VARIANTS: Variant[] = [
 ];
 
 /** Runs the benchmark; returns its figures. */
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(options: BenchOptions = {}): Promise<Record<string, unknown>> {
+  const device = options.device ?? "cpu";
   const config = presetConfig("tiny", 8000);
   const weights = randomWeights(config, new Rng(1));
   const feeds = syntheticBatch(config.vocabSize);
@@ -53,7 +55,7 @@ export async function run(): Promise<Record<string, unknown>> {
   for (const v of VARIANTS) {
     const { graph } = buildForwardGraph({ config, weights, outputs: v.outputs });
     const session = await Session.create(graph, {
-      device: "cpu",
+      device,
       threads: THREADS,
       optimization: v.optimization,
     });
@@ -93,18 +95,16 @@ export async function run(): Promise<Record<string, unknown>> {
     for (const outputs of ["loss", "both"] as const) {
       const { graph } = buildForwardGraph({ config, weights, outputs });
       const prefix = `${dir}/${outputs}`;
-      const session = await Session.create(graph, {
-        device: "cpu",
-        threads: THREADS,
-        profile: prefix,
-      });
+      const session = await Session.create(graph, { device, threads: THREADS, profile: prefix });
       for (let i = 0; i < 3; i++) await session.run(feeds);
       session.endProfiling();
       await session.release();
       const summary = await readProfile(prefix);
-      figures[`${outputs === "loss" ? "loss" : "full_logits"}_op_ms`] = Object.fromEntries(
+      const name = outputs === "loss" ? "loss" : "full_logits";
+      figures[`${name}_op_ms`] = Object.fromEntries(
         summary.byOp.slice(0, 8).map((e) => [e.name, Number(e.ms.toFixed(1))]),
       );
+      figures[`${name}_providers`] = providerFigures(summary);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -122,6 +122,6 @@ export async function run(): Promise<Record<string, unknown>> {
     sep: SEP,
     threads: THREADS,
     runs: RUNS,
-    device: "cpu",
+    device: sessions.get("loss")!.session.device,
   };
 }

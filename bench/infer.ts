@@ -27,6 +27,7 @@ import { randomWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import type { BenchOptions } from "./main.ts";
 
 const DATA = new URL("../../shared/data/amazon-beauty", import.meta.url).pathname;
 const USERS = 48;
@@ -83,7 +84,7 @@ async function prompts(titles: Map<string, string>): Promise<TextRecord[]> {
 }
 
 /** Runs the benchmark; returns its figures. */
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(options: BenchOptions = {}): Promise<Record<string, unknown>> {
   const titles = await beautyTitles();
   const items = [...titles.values()];
   const t0 = performance.now();
@@ -103,7 +104,10 @@ export async function run(): Promise<Record<string, unknown>> {
     },
   );
   const records = await prompts(titles);
-  const decoder = await GlmDecoder.create({ config, weights }, { device: "cpu", threads: THREADS });
+  const decoder = await GlmDecoder.create({ config, weights }, {
+    device: options.device ?? "cpu",
+    threads: THREADS,
+  });
   try {
     const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
       protocol: "full",

@@ -1,16 +1,28 @@
 /**
  * Benchmark runner: `deno task bench NAME` runs `bench/NAME.ts` and prints one JSON line
  * `{"bench": NAME, ...figures}`; `deno task bench` runs every benchmark in BENCHES in turn.
- * Each benchmark module exports `run(): Promise<Record<string, unknown>>`.
+ * Each benchmark module exports `run(options): Promise<Record<string, unknown>>`.
+ * `--device NAME` (default cpu) runs the onnxruntime benchmarks (forward, train, infer) on that
+ * device; their figures say which (`device`) and, from onnxruntime's profiler, how the kernel
+ * time and nodes split between execution providers (`*_providers`).
  *
  * @module
  */
 
+import { parseArgs } from "node:util";
+import { type Device, DEVICES } from "../lib/runtime/session.ts";
+
 /** Benchmarks in pipeline order; each file is `bench/NAME.ts`. */
 export const BENCHES = ["textualize", "collate", "forward", "train", "infer", "eval"] as const;
 
-async function runOne(name: string): Promise<void> {
-  let module: { run: () => Promise<Record<string, unknown>> };
+/** What every benchmark's `run` is given. */
+export interface BenchOptions {
+  /** The device of the onnxruntime benchmarks (default cpu). */
+  device?: Device;
+}
+
+async function runOne(name: string, options: BenchOptions): Promise<void> {
+  let module: { run: (options: BenchOptions) => Promise<Record<string, unknown>> };
   try {
     module = await import(`./${name}.ts`);
   } catch (error) {
@@ -20,11 +32,20 @@ async function runOne(name: string): Promise<void> {
     }
     throw error;
   }
-  const figures = await module.run();
+  const figures = await module.run(options);
   console.log(JSON.stringify({ bench: name, ...figures }));
 }
 
 if (import.meta.main) {
-  const names = Deno.args.length > 0 ? Deno.args : [...BENCHES];
-  for (const name of names) await runOne(name);
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: { device: { type: "string", default: "cpu" } },
+    allowPositionals: true,
+  });
+  if (!(DEVICES as readonly string[]).includes(values.device)) {
+    console.error(`error: --device "${values.device}" is not one of ${DEVICES.join(", ")}`);
+    Deno.exit(2);
+  }
+  const names = positionals.length > 0 ? positionals : [...BENCHES];
+  for (const name of names) await runOne(name, { device: values.device as Device });
 }

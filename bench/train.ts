@@ -19,9 +19,10 @@ import { randomWeights } from "../lib/model/weights.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { BATCH, syntheticBatch } from "./synthetic_batch.ts";
-import { Session } from "../lib/runtime/session.ts";
+import { type Device, Session } from "../lib/runtime/session.ts";
+import type { BenchOptions } from "./main.ts";
 import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
-import { readProfile } from "../lib/runtime/profile.ts";
+import { providerFigures, readProfile } from "../lib/runtime/profile.ts";
 import { buildTrainStepGraph, trainNames, type TrainSetup } from "../lib/train/train_graph.ts";
 
 const { B, L, SEP } = BATCH;
@@ -47,9 +48,9 @@ interface Prepared {
   carry: [string, string][];
 }
 
-async function prepare(setup: TrainSetup, profile?: string): Promise<Prepared> {
+async function prepare(setup: TrainSetup, device: Device, profile?: string): Promise<Prepared> {
   const { graph, params } = buildTrainStepGraph(setup);
-  const session = await Session.create(graph, { device: "cpu", threads: THREADS, profile });
+  const session = await Session.create(graph, { device, threads: THREADS, profile });
   const feeds = batchFeeds(setup.config.vocabSize);
   const initial = setup.lora ? initLora(setup.config, setup.lora, new Rng(3)) : setup.weights;
   const carry: [string, string][] = [];
@@ -84,7 +85,8 @@ function part(node: string): string {
 }
 
 /** Runs the benchmark; returns its figures. */
-export async function run(): Promise<Record<string, unknown>> {
+export async function run(options: BenchOptions = {}): Promise<Record<string, unknown>> {
+  const device = options.device ?? "cpu";
   const config = presetConfig("tiny", 8000);
   const weights = randomWeights(config, new Rng(1));
   const variants: [string, TrainSetup][] = [
@@ -93,7 +95,7 @@ export async function run(): Promise<Record<string, unknown>> {
   ];
   const prepared = new Map<string, Prepared>();
   for (const [name, setup] of variants) {
-    const p = await prepare(setup);
+    const p = await prepare(setup, device);
     for (let i = 0; i < WARMUP; i++) await step(p);
     prepared.set(name, p);
   }
@@ -102,6 +104,7 @@ export async function run(): Promise<Record<string, unknown>> {
     for (const [name] of variants) times.get(name)!.push(await step(prepared.get(name)!));
   }
   const figures: Record<string, unknown> = {};
+  const ranOn = prepared.get("lora")!.session.device;
   for (const [name, p] of prepared) {
     await p.session.release();
     const ms = times.get(name)!.sort((a, b) => a - b);
@@ -115,7 +118,7 @@ export async function run(): Promise<Record<string, unknown>> {
   try {
     for (const [name, setup] of variants) {
       const prefix = `${dir}/${name}`;
-      const p = await prepare(setup, prefix);
+      const p = await prepare(setup, device, prefix);
       for (let i = 0; i < 3; i++) await step(p);
       p.session.endProfiling();
       await p.session.release();
@@ -130,6 +133,7 @@ export async function run(): Promise<Record<string, unknown>> {
       figures[`${name}_op_ms`] = Object.fromEntries(
         summary.byOp.slice(0, 8).map((e) => [e.name, Number(e.ms.toFixed(1))]),
       );
+      figures[`${name}_providers`] = providerFigures(summary);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -145,6 +149,6 @@ export async function run(): Promise<Record<string, unknown>> {
     lora_rank: DEFAULT_LORA.rank,
     threads: THREADS,
     runs: RUNS,
-    device: "cpu",
+    device: ranOn,
   };
 }

@@ -76,6 +76,12 @@ Deno.test("profiling writes per-operator times that readProfile sums up", async 
     assert.deepEqual(summary.byOp.map((e) => e.name).sort(), ["Exp", "Mul"]);
     const shares = summary.byOp.reduce((a, e) => a + e.share, 0);
     assert.ok(Math.abs(shares - 1) < 1e-9);
+    // Every kernel ran on the CPU provider: both nodes, all the time.
+    assert.deepEqual(summary.byProvider.map((p) => [p.name, p.nodes]), [[
+      "CPUExecutionProvider",
+      2,
+    ]]);
+    assert.ok(Math.abs(summary.byProvider[0].share - 1) < 1e-9);
     assert.ok(summary.byNode.every((e) => e.ms >= 0));
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -38,13 +38,18 @@ export interface ProfileSummary {
   byOp: ProfileEntry[];
   /** Kernel time per node, largest first. */
   byNode: ProfileEntry[];
+  /**
+   * Kernel time per execution provider (`CPUExecutionProvider`, `CUDAExecutionProvider`, ...),
+   * with the number of distinct nodes each ran: on a GPU, what fell back to the CPU.
+   */
+  byProvider: (ProfileEntry & { nodes: number })[];
 }
 
 interface Event {
   cat?: string;
   name?: string;
   dur?: number;
-  args?: { op_name?: string };
+  args?: { op_name?: string; provider?: string };
 }
 
 function entries(map: Map<string, number>, runs: number, total: number): ProfileEntry[] {
@@ -70,6 +75,8 @@ export async function readProfile(prefix: string): Promise<ProfileSummary> {
   const events = JSON.parse(await Deno.readTextFile(file)) as Event[];
   const byOp = new Map<string, number>();
   const byNode = new Map<string, number>();
+  const byProvider = new Map<string, number>();
+  const providerNodes = new Map<string, Set<string>>();
   let runs = 0;
   let runUs = 0;
   let total = 0;
@@ -83,6 +90,10 @@ export async function readProfile(prefix: string): Promise<ProfileSummary> {
       byOp.set(e.args.op_name, (byOp.get(e.args.op_name) ?? 0) + us);
       const node = e.name.slice(0, -"_kernel_time".length);
       byNode.set(node, (byNode.get(node) ?? 0) + us);
+      const provider = e.args.provider ?? "unknown";
+      byProvider.set(provider, (byProvider.get(provider) ?? 0) + us);
+      if (!providerNodes.has(provider)) providerNodes.set(provider, new Set());
+      providerNodes.get(provider)!.add(node);
     }
   }
   const n = Math.max(runs, 1);
@@ -92,5 +103,24 @@ export async function readProfile(prefix: string): Promise<ProfileSummary> {
     runMs: runUs / n / 1000,
     byOp: entries(byOp, n, total),
     byNode: entries(byNode, n, total),
+    byProvider: entries(byProvider, n, total).map((e) => ({
+      ...e,
+      nodes: providerNodes.get(e.name)!.size,
+    })),
   };
+}
+
+/**
+ * The provider split of a summary as benchmark figures: `{ CPUExecutionProvider: { share: 1,
+ * nodes: 120 } }` (share of kernel time, rounded to 3 places; distinct nodes run).
+ */
+export function providerFigures(
+  summary: ProfileSummary,
+): Record<string, { share: number; nodes: number }> {
+  return Object.fromEntries(
+    summary.byProvider.map((p) => [p.name, {
+      share: Math.round(p.share * 1000) / 1000,
+      nodes: p.nodes,
+    }]),
+  );
 }

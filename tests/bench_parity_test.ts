@@ -1,0 +1,24 @@
+import assert from "node:assert/strict";
+import { compare, run } from "../bench/parity.ts";
+
+Deno.test("the parity check's tolerance is float32's: 1e-4 absolute plus 1e-3 relative", () => {
+  const want = Float32Array.of(0, 1, -200, 5);
+  assert.deepEqual(compare(want, want), { max_abs: 0, max_rel: 0, within_tolerance: true });
+  const near = compare(want, Float32Array.of(5e-5, 1.0005, -200.1, 5));
+  assert.ok(near.within_tolerance, JSON.stringify(near));
+  const far = compare(want, Float32Array.of(0, 1.01, -200, 5));
+  assert.equal(far.within_tolerance, false);
+  assert.ok(Math.abs(far.max_abs - 0.01) < 1e-6, JSON.stringify(far));
+  assert.equal(compare(want, Float32Array.of(0, NaN, -200, 5)).within_tolerance, false);
+});
+
+Deno.test("the parity check of the CPU against itself finds no difference", async () => {
+  const r = await run({ device: "cpu" });
+  assert.equal(r.device, "cpu");
+  assert.equal(r.within_tolerance, true);
+  for (const key of ["forward_logits", "train_step_updated", "train_step_loss"]) {
+    assert.equal((r[key] as { max_abs: number }).max_abs, 0, key);
+  }
+  assert.equal((r.train_step_updated as { tensors: number }).tensors, 24);
+  assert.deepEqual(r.top10, { identical_lists: 1, overlap: 1, users: 8 });
+});
