@@ -34,7 +34,7 @@ tar xf "$bundle" -C "$work" || exit 1
 recsysllm=$(echo "$work"/recsysllm-*/recsysllm)
 [ -x "$recsysllm" ] || { log "no launcher in $bundle"; exit 1; }
 "$recsysllm" --version
-export DENO_DIR="$work/deno-dir" # a fresh cache: nothing from an earlier run
+export DENO_DIR="$work/deno-dir" NO_COLOR=1 # a fresh cache: nothing from an earlier run
 
 (nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true) |
   tee "$results/gpu.txt"
@@ -64,7 +64,8 @@ for device in ${GPU_CHECK_DEVICES:-cpu cuda webgpu}; do
     log "bench $bench --device $device"
     if ! "$recsysllm" bench "$bench" --device "$device" >>"$results/bench.jsonl" \
       2>"$results/$bench-$device.err"; then
-      error=$(grep -m1 'cannot be used' "$results/$bench-$device.err" || tail -n1 "$results/$bench-$device.err")
+      error=$(grep -m1 -o 'device .* cannot be used.*' "$results/$bench-$device.err" ||
+        tail -n1 "$results/$bench-$device.err")
       echo "{\"bench\":\"$bench\",\"device\":\"$device\",\"error\":$(printf '%s' "$error" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))' 2>/dev/null || echo '"failed"')}" \
         >>"$results/bench.jsonl"
       [ "$bench" = forward ] && break # the device does not load: skip its other benchmarks
@@ -75,7 +76,9 @@ for device in ${GPU_CHECK_DEVICES:-cpu cuda webgpu}; do
   [ "$device" = cpu ] && continue
   log "parity --device $device"
   "$recsysllm" bench parity --device "$device" >>"$results/parity.jsonl" \
-    2>"$results/parity-$device.err" || log "parity on $device failed: $(tail -n1 "$results/parity-$device.err")"
+    2>"$results/parity-$device.err" ||
+    log "parity on $device failed: $(grep -m1 -o 'device .* cannot be used.*' "$results/parity-$device.err" ||
+      tail -n1 "$results/parity-$device.err")"
 done
 
 cat "$results/bench.jsonl" "$results/parity.jsonl" 2>/dev/null

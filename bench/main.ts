@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { InputError } from "../lib/errors.ts";
 import { type Device, DEVICES } from "../lib/runtime/session.ts";
 
 /** Benchmarks in pipeline order; each file is `bench/NAME.ts`. */
@@ -32,7 +33,17 @@ async function runOne(name: string, options: BenchOptions): Promise<void> {
     }
     throw error;
   }
-  const figures = await module.run(options);
+  let figures: Record<string, unknown>;
+  try {
+    figures = await module.run(options);
+  } catch (error) {
+    // A device that cannot load, bad data: one line, as the command line reports it.
+    if (error instanceof InputError) {
+      console.error(`error: ${error.message}`);
+      Deno.exit(1);
+    }
+    throw error;
+  }
   console.log(JSON.stringify({ bench: name, ...figures }));
 }
 
