@@ -1,6 +1,8 @@
 /**
- * `deno task setup-cuda --from FILE --dir DIR` on a stand-in onnxruntime-node layout: installs the
- * provider only when it is built for that onnxruntime version, and records what it installed.
+ * `deno task setup-cuda --from ... --runtime DIR` with stand-in package files (the real ones are
+ * 300 MB): assembles the CUDA runtime only when the provider is built for its onnxruntime
+ * version, records what it installed, keeps linux-x64 binaries only, never touches a directory
+ * it did not make.
  */
 
 import assert from "node:assert/strict";
@@ -11,42 +13,56 @@ import { withTempDir } from "./temp_dir.ts";
 
 const SCRIPT = new URL("../tools/setup_cuda.ts", import.meta.url).pathname;
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
+const PROVIDER = "com.github.asus4.onnxruntime.linux-x64-gpu";
 
-/** onnxruntime-node@`version`'s library directory, and a provider package built for `builtFor`. */
-async function layout(dir: string, version: string, builtFor: string) {
-  const ortDir = join(dir, "onnxruntime-node", "bin", "napi-v6", "linux", "x64");
-  await Deno.mkdir(ortDir, { recursive: true });
-  await Deno.writeTextFile(
-    join(dir, "onnxruntime-node", "package.json"),
-    JSON.stringify({ name: "onnxruntime-node", version }),
-  );
-  const plugins = join(dir, "pkg", "package", "Plugins", "Linux", "x64");
-  await Deno.mkdir(plugins, { recursive: true });
-  await Deno.writeTextFile(
-    join(dir, "pkg", "package", "package.json"),
-    '{"name":"p","version":"2"}',
-  );
-  const cuda = elfSharedObject({ needed: ["libcudart.so.13"] });
-  await Deno.writeFile(
-    join(plugins, "libonnxruntime_providers_cuda.so"),
-    new Uint8Array([...cuda, ...new TextEncoder().encode(`\0${builtFor}\0`)]),
-  );
-  await Deno.writeFile(
-    join(plugins, "libonnxruntime_providers_shared.so"),
-    elfSharedObject({ needed: [] }),
-  );
-  const tgz = join(dir, "p.tgz");
-  const tar = await new Deno.Command("tar", {
-    args: ["czf", tgz, "-C", join(dir, "pkg"), "package"],
-  })
-    .output();
+/** An npm package file (`package/...` inside a tar) with `files` beside its package.json. */
+export async function packageFile(
+  dir: string,
+  meta: { name: string; version: string },
+  files: Record<string, Uint8Array | string>,
+): Promise<string> {
+  const root = await Deno.makeTempDir({ dir });
+  await Deno.mkdir(join(root, "package"));
+  await Deno.writeTextFile(join(root, "package", "package.json"), JSON.stringify(meta));
+  for (const [path, data] of Object.entries(files)) {
+    await Deno.mkdir(join(root, "package", path, ".."), { recursive: true });
+    if (typeof data === "string") await Deno.writeTextFile(join(root, "package", path), data);
+    else await Deno.writeFile(join(root, "package", path), data);
+  }
+  const file = join(dir, `${meta.name}-${meta.version}.tar`);
+  const tar = await new Deno.Command("tar", { args: ["cf", file, "-C", root, "package"] }).output();
   assert.ok(tar.success);
-  return { ortDir, tgz };
+  return file;
 }
 
-async function setup(tgz: string, ortDir: string) {
+/** A stand-in provider package whose CUDA library carries `builtFor` and needs `needs`. */
+export function providerPackage(dir: string, builtFor: string, needs: string[]): Promise<string> {
+  const cuda = elfSharedObject({ needed: needs });
+  const version = new TextEncoder().encode(`\0${builtFor}\0`);
+  return packageFile(dir, { name: PROVIDER, version: "0.4.9" }, {
+    "Plugins/Linux/x64/libonnxruntime_providers_cuda.so": new Uint8Array([...cuda, ...version]),
+    "Plugins/Linux/x64/libonnxruntime_providers_shared.so": elfSharedObject({ needed: [] }),
+  });
+}
+
+async function standIns(dir: string, builtFor: string): Promise<string[]> {
+  return [
+    await packageFile(dir, { name: "onnxruntime-node", version: "1.29.0" }, {
+      "dist/index.js": "module.exports = {};\n",
+      "bin/napi-v6/linux/x64/libonnxruntime.so.1": "stand-in",
+      "bin/napi-v6/darwin/arm64/libonnxruntime.1.dylib": "not for linux",
+      "script/install.js": "not needed",
+    }),
+    await packageFile(dir, { name: "onnxruntime-common", version: "1.29.0" }, {
+      "dist/cjs/index.js": "module.exports = {};\n",
+    }),
+    await providerPackage(dir, builtFor, ["libcudart.so.13"]),
+  ];
+}
+
+async function setup(files: string[], runtime: string) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, "--from", tgz, "--dir", ortDir],
+    args: ["run", "-A", SCRIPT, ...files.flatMap((f) => ["--from", f]), "--runtime", runtime],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -54,47 +70,73 @@ async function setup(tgz: string, ortDir: string) {
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
+async function tree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const rel = prefix + e.name;
+    if (e.isDirectory) out.push(...await tree(join(dir, e.name), rel + "/"));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
 Deno.test({
-  name: "setup-cuda installs a provider built for this onnxruntime and records it",
+  name: "setup-cuda assembles the CUDA runtime with the provider beside its library",
   ignore: !supported,
   async fn() {
     await withTempDir(async (dir) => {
-      const { ortDir, tgz } = await layout(dir, "1.29.0", "1.29.0");
-      const r = await setup(tgz, ortDir);
+      const runtime = join(dir, "cuda", "node_modules");
+      const r = await setup(await standIns(dir, "1.29.0"), runtime);
       assert.equal(r.code, 0, r.stderr);
       const report = JSON.parse(r.stdout);
       assert.equal(report.onnxruntime, "1.29.0");
-      assert.equal(report.package, "p@2");
-      const manifest = JSON.parse(await Deno.readTextFile(join(ortDir, CUDA_MANIFEST)));
-      const bytes = await Deno.readFile(join(ortDir, "libonnxruntime_providers_cuda.so"));
+      assert.equal(report.provider, `${PROVIDER}@0.4.9`);
+      const lib = "onnxruntime-node/bin/napi-v6/linux/x64";
+      assert.deepEqual(await tree(runtime), [
+        ".made-by-setup-cuda",
+        "onnxruntime-common/dist/cjs/index.js",
+        "onnxruntime-common/package.json",
+        "onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1",
+        `${lib}/${CUDA_MANIFEST}`,
+        `${lib}/libonnxruntime_providers_cuda.so`,
+        `${lib}/libonnxruntime_providers_shared.so`,
+        "onnxruntime-node/dist/index.js",
+        "onnxruntime-node/package.json",
+      ]);
+      const manifest = JSON.parse(await Deno.readTextFile(join(runtime, lib, CUDA_MANIFEST)));
+      const bytes = await Deno.readFile(join(runtime, lib, "libonnxruntime_providers_cuda.so"));
       const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
       const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
       assert.equal(manifest.sha256["libonnxruntime_providers_cuda.so"], hex);
-      assert.equal(manifest.onnxruntime, "1.29.0");
-      // No temporary files left beside onnxruntime's library.
-      const names = [...Deno.readDirSync(ortDir)].map((e) => e.name).sort();
-      assert.deepEqual(names, [
-        CUDA_MANIFEST,
-        "libonnxruntime_providers_cuda.so",
-        "libonnxruntime_providers_shared.so",
-      ]);
+      // A second run replaces the runtime it made; nothing is left beside it.
+      assert.equal((await setup(await standIns(dir, "1.29.0"), runtime)).code, 0);
+      assert.deepEqual(
+        (await tree(join(dir, "cuda"))).filter((p) => !p.startsWith("node_modules/")),
+        [],
+      );
     });
   },
 });
 
 Deno.test({
-  name: "setup-cuda refuses a provider built for another onnxruntime version, installing nothing",
+  name: "setup-cuda refuses a provider built for another onnxruntime, and a directory not its own",
   ignore: !supported,
   async fn() {
     await withTempDir(async (dir) => {
-      const { ortDir, tgz } = await layout(dir, "1.30.0", "1.29.0");
-      const r = await setup(tgz, ortDir);
+      const runtime = join(dir, "cuda", "node_modules");
+      const r = await setup(await standIns(dir, "1.28.0"), runtime);
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
-        /^setup-cuda: p\.tgz: its libonnxruntime_providers_cuda\.so is not built for onnxruntime 1\.30\.0/,
+        /^setup-cuda: com\.github\.asus4\.onnxruntime\.linux-x64-gpu-0\.4\.9\.tar: its libonnxruntime_providers_cuda\.so is not built for onnxruntime 1\.29\.0/,
       );
-      assert.deepEqual([...Deno.readDirSync(ortDir)], []);
+      assert.deepEqual(await tree(dir).then((t) => t.filter((p) => p.startsWith("cuda/"))), []);
+      await Deno.mkdir(runtime, { recursive: true });
+      await Deno.writeTextFile(join(runtime, "mine.txt"), "the user's");
+      const again = await setup(await standIns(dir, "1.29.0"), runtime);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /exists and was not made by setup-cuda/);
+      assert.deepEqual(await tree(join(dir, "cuda")), ["node_modules/mine.txt"]);
     });
   },
 });

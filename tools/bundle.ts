@@ -52,9 +52,15 @@ interface Package {
   dir: string;
 }
 
+/** A one-line failure: printed by the entry point, after the temporary files are removed. */
+class Failure extends Error {
+  constructor(message: string, readonly code = 1) {
+    super(message);
+  }
+}
+
 function fail(message: string, code = 1): never {
-  console.error(`bundle: ${message}`);
-  Deno.exit(code);
+  throw new Failure(message, code);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -150,7 +156,7 @@ async function sh(cmd: string, args: string[], env?: Record<string, string>): Pr
   if (!out.success) fail(`${cmd} ${args.join(" ")} failed (exit ${out.code})`);
 }
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   const { values } = (() => {
     try {
       return parseArgs({
@@ -170,7 +176,7 @@ if (import.meta.main) {
   })();
   if (values.help) {
     console.log(USAGE);
-    Deno.exit(0);
+    return;
   }
   const compression = values.compression;
   const suffix = { xz: ".tar.xz", gzip: ".tar.gz", none: ".tar" }[compression];
@@ -272,5 +278,15 @@ if (import.meta.main) {
     }
   } finally {
     await Deno.remove(stageRoot, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    console.error(`bundle: ${error.message}`);
+    Deno.exit(error.code);
   }
 }

@@ -1,54 +1,80 @@
 /**
- * `deno task setup-cuda` (`./recsysllm setup-cuda` in the offline bundle): puts onnxruntime's
- * CUDA execution provider libraries (`libonnxruntime_providers_cuda.so` and
- * `libonnxruntime_providers_shared.so`) beside onnxruntime's own library, where onnxruntime looks
- * for them, so that `--device cuda` can load. onnxruntime-node's own install script would
- * download them from GitHub, which fails on machines without internet; the same providers are
- * published on the npm registry inside a Unity package (see {@linkcode PROVIDER_PACKAGES}).
+ * `deno task setup-cuda` (`./recsysllm setup-cuda` in the offline bundle): installs the CUDA
+ * runtime that `--device cuda` (and `auto`) loads, in `.cuda-runtime/node_modules/` at the project
+ * root (`lib/runtime/ort.ts` says how a process picks it):
  *
- * Online, the package is fetched with `npm pack` (npm checks its integrity). Offline, fetch it
- * elsewhere (`npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9`) and pass the `.tgz`
- * with `--from`. The provider must be built for exactly the installed onnxruntime version: the
- * version string is checked inside the library before anything is installed, and recorded in
- * `libonnxruntime_providers_cuda.json` beside it (the runtime names a mismatch). Files are
- * written under temporary names and renamed. Prints one JSON line; then says which CUDA
- * libraries the provider still cannot find, if any.
+ * - onnxruntime-node 1.29.0 and onnxruntime-common 1.29.0 (linux-x64 binaries only), because the
+ *   only CUDA execution provider on the npm registry is 1.29.0's and a provider must match its
+ *   onnxruntime exactly; the default onnxruntime-node (1.30.0) stays for the CPU and WebGPU,
+ *   being faster on the CPU (README, "Devices");
+ * - `libonnxruntime_providers_cuda.so` and `libonnxruntime_providers_shared.so` beside that
+ *   runtime's library, where onnxruntime looks for them, from the Unity package
+ *   `com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9` (onnxruntime-node's own install script
+ *   downloads them from GitHub, which fails on machines without internet).
  *
- *     deno task setup-cuda [--from FILE.tgz] [--dir DIR]
+ * Online the three packages are fetched with `npm pack` (npm checks their integrity). Offline,
+ * fetch them elsewhere (`npm pack onnxruntime-node@1.29.0 onnxruntime-common@1.29.0
+ * com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9`) and pass each with `--from`. The provider's
+ * version string is checked inside the library before anything is installed, and recorded with
+ * the files' SHA-256 in `libonnxruntime_providers_cuda.json`. The runtime is assembled under a
+ * temporary name and renamed into place; a runtime an earlier setup-cuda made is replaced, a
+ * directory it did not make is never touched. Prints one JSON line, then which CUDA libraries
+ * the provider still cannot find, if any.
+ *
+ *     deno task setup-cuda [--from FILE.tgz]... [--runtime DIR]
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   CUDA_MANIFEST,
   CUDA_PROVIDER_FILES,
   type CudaManifest,
   cudaProblem,
-  ortLibraryDir,
+  defaultCudaRuntimePackage,
+  packageLibraryDir,
 } from "../lib/runtime/providers.ts";
 
-/** npm packages that carry the linux-x64 CUDA provider, by the onnxruntime version they fit. */
-export const PROVIDER_PACKAGES: Record<string, string> = {
-  "1.29.0": "com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9",
+/** The onnxruntime version of the CUDA runtime, and the npm packages that make it up. */
+export const CUDA_RUNTIME = {
+  onnxruntime: "1.29.0",
+  packages: {
+    "onnxruntime-node": "1.29.0",
+    "onnxruntime-common": "1.29.0",
+    "com.github.asus4.onnxruntime.linux-x64-gpu": "0.4.9",
+  } as Record<string, string>,
+  provider: "com.github.asus4.onnxruntime.linux-x64-gpu",
 };
-/** Where the provider libraries sit inside those packages. */
+/** Where the provider libraries sit inside the provider package. */
 export const PACKAGE_DIR = "package/Plugins/Linux/x64";
+/** The file that marks a runtime directory as made by setup-cuda (so it may be replaced). */
+const MARKER = ".made-by-setup-cuda";
 
 const USAGE = `Usage: deno task setup-cuda [flags]
 
-Puts onnxruntime's CUDA provider libraries beside onnxruntime's library, from the npm registry
-(${Object.entries(PROVIDER_PACKAGES).map(([v, p]) => `${p} for onnxruntime ${v}`).join("; ")}).
+Installs the CUDA runtime of --device cuda: onnxruntime-node 1.29.0 with the CUDA provider of
+the same version beside its library, from the npm registry (${
+  Object.entries(CUDA_RUNTIME.packages).map(([n, v]) => `${n}@${v}`).join(", ")
+}).
 
 Flags:
-  --from FILE.tgz   the package file, fetched elsewhere with npm pack (for machines offline)
-  --dir DIR         where onnxruntime's library is (default: the installed onnxruntime-node's)`;
+  --from FILE.tgz   one of those packages as a file (npm pack elsewhere, for machines offline);
+                    may be given once per package; the others are fetched with npm pack
+  --runtime DIR     where to install (default: .cuda-runtime/node_modules at the project root;
+                    elsewhere, set RECSYSLLM_CUDA_RUNTIME=DIR/onnxruntime-node when running)`;
+
+/** A one-line failure: printed by the entry point, after the temporary files are removed. */
+class Failure extends Error {
+  constructor(message: string, readonly code = 1) {
+    super(message);
+  }
+}
 
 function fail(message: string, code = 1): never {
-  console.error(`setup-cuda: ${message}`);
-  Deno.exit(code);
+  throw new Failure(message, code);
 }
 
 async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
@@ -56,7 +82,9 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   try {
     out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) fail(`${cmd} not found`);
+    if (error instanceof Deno.errors.NotFound) {
+      fail(`${cmd} not found${cmd === "npm" ? ": offline, pass every package with --from" : ""}`);
+    }
     throw error;
   }
   if (!out.success) {
@@ -64,17 +92,6 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
     fail(`${cmd} ${args.join(" ")} failed (exit ${out.code}): ${err}`);
   }
   return new TextDecoder().decode(out.stdout);
-}
-
-/** The onnxruntime version of the onnxruntime-node whose library is in `dir`. */
-export async function ortVersionAt(dir: string): Promise<string> {
-  // dir is onnxruntime-node/bin/napi-v6/<os>/<arch>
-  const meta = join(dir, "..", "..", "..", "..", "package.json");
-  try {
-    return JSON.parse(await Deno.readTextFile(meta)).version;
-  } catch {
-    fail(`${meta}: cannot read onnxruntime-node's version`);
-  }
 }
 
 /** Whether the library's bytes contain `version` as a NUL-terminated string of its own. */
@@ -88,12 +105,41 @@ async function sha256(bytes: Uint8Array): Promise<string> {
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-if (import.meta.main) {
-  let values: { from?: string; dir?: string; help?: boolean };
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The name and version in a package file's package.json. */
+async function packageOf(file: string, work: string): Promise<{ name: string; version: string }> {
+  const dir = await Deno.makeTempDir({ dir: work });
+  await run("tar", ["-xf", file, "-C", dir, "package/package.json"]);
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "package", "package.json")));
+  return { name: meta.name, version: meta.version };
+}
+
+/** Unpacks `file` (an npm package) into `to`, only `members` of it (all when empty). */
+async function unpack(file: string, to: string, members: string[] = []): Promise<void> {
+  const dir = await Deno.makeTempDir({ dir: dirname(to) });
+  await run("tar", ["-xf", file, "-C", dir, ...members]);
+  await Deno.rename(join(dir, "package"), to);
+  await Deno.remove(dir, { recursive: true });
+}
+
+async function main(): Promise<void> {
+  let values: { from?: string[]; runtime?: string; help?: boolean };
   try {
     values = parseArgs({
       args: Deno.args,
-      options: { from: { type: "string" }, dir: { type: "string" }, help: { type: "boolean" } },
+      options: {
+        from: { type: "string", multiple: true },
+        runtime: { type: "string" },
+        help: { type: "boolean" },
+      },
       strict: true,
     }).values;
   } catch (error) {
@@ -101,59 +147,91 @@ if (import.meta.main) {
   }
   if (values.help) {
     console.log(USAGE);
-    Deno.exit(0);
+    return;
   }
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     fail("the CUDA provider on the npm registry is for linux-x64 only");
   }
-  const dir = values.dir ?? ortLibraryDir();
-  const version = await ortVersionAt(dir);
-  const known = PROVIDER_PACKAGES[version];
-  if (!known && !values.from) {
-    fail(
-      `no npm package is known to carry the CUDA provider of onnxruntime ${version} (known: ` +
-        `${Object.keys(PROVIDER_PACKAGES).join(", ")}); pass --from a package that does`,
-    );
-  }
-
+  const runtime = values.runtime ?? dirname(defaultCudaRuntimePackage());
   const work = await Deno.makeTempDir({ prefix: "recsysllm-setup-cuda-" });
+  const stage = `${runtime}.partial-${Date.now()}`;
   try {
-    let tgz = values.from;
-    if (!tgz) {
-      console.error(`setup-cuda: npm pack ${known} (about 180 MB) ...`);
-      const name = (await run("npm", ["pack", known!, "--silent"], work)).trim().split("\n").pop()!;
-      tgz = join(work, name);
+    // The package files: those given, the rest from the registry.
+    const files = new Map<string, string>();
+    for (const file of values.from ?? []) {
+      const { name, version } = await packageOf(file, work);
+      if (CUDA_RUNTIME.packages[name] === undefined) {
+        fail(
+          `${file}: package ${name} is not one of ${Object.keys(CUDA_RUNTIME.packages).join(", ")}`,
+        );
+      }
+      if (name !== CUDA_RUNTIME.provider && version !== CUDA_RUNTIME.packages[name]) {
+        fail(`${file}: ${name}@${version}, the CUDA runtime needs ${CUDA_RUNTIME.packages[name]}`);
+      }
+      files.set(name, file);
     }
+    for (const [name, version] of Object.entries(CUDA_RUNTIME.packages)) {
+      if (files.has(name)) continue;
+      console.error(`setup-cuda: npm pack ${name}@${version} ...`);
+      const out = (await run("npm", ["pack", `${name}@${version}`, "--silent"], work)).trim();
+      files.set(name, join(work, out.split("\n").pop()!));
+    }
+
+    // Assemble the runtime beside its final place, then rename it in.
+    await Deno.mkdir(stage, { recursive: true });
+    const node = join(stage, "onnxruntime-node");
+    await unpack(files.get("onnxruntime-node")!, node, [
+      "package/package.json",
+      "package/dist",
+      "package/bin/napi-v6/linux/x64",
+    ]);
+    await unpack(files.get("onnxruntime-common")!, join(stage, "onnxruntime-common"));
+    const libDir = packageLibraryDir(node);
+    const version = JSON.parse(await Deno.readTextFile(join(node, "package.json"))).version;
+
+    const providerDir = join(work, "provider");
+    await Deno.mkdir(providerDir);
+    const provider = files.get(CUDA_RUNTIME.provider)!;
     const members = CUDA_PROVIDER_FILES.map((f) => `${PACKAGE_DIR}/${f}`);
-    await run("tar", ["-xzf", tgz, "-C", work, "package/package.json", ...members]);
-    const meta = JSON.parse(await Deno.readTextFile(join(work, "package", "package.json")));
-    const source = `${meta.name}@${meta.version}`;
-    const manifest: CudaManifest = { onnxruntime: version, package: source, sha256: {} };
-    const files: Record<string, Uint8Array> = {};
-    for (const file of CUDA_PROVIDER_FILES) {
-      files[file] = await Deno.readFile(join(work, PACKAGE_DIR, file));
-      manifest.sha256[file] = await sha256(files[file]);
-    }
-    if (!carriesVersion(files["libonnxruntime_providers_cuda.so"], version)) {
-      fail(
-        `${basename(tgz)}: its libonnxruntime_providers_cuda.so is not built for onnxruntime ` +
-          `${version} (the version string is absent); the provider must match onnxruntime exactly`,
-      );
-    }
-    for (const [file, bytes] of Object.entries(files)) {
-      const partial = join(dir, `.${file}.partial`);
-      await Deno.writeFile(partial, bytes, { mode: 0o755 });
-      await Deno.rename(partial, join(dir, file));
-    }
-    const partial = join(dir, `.${CUDA_MANIFEST}.partial`);
-    await Deno.writeTextFile(partial, JSON.stringify(manifest, null, 2) + "\n");
-    await Deno.rename(partial, join(dir, CUDA_MANIFEST));
-    const problem = cudaProblem({ dir, version });
-    console.log(JSON.stringify({
-      setup_cuda: dir,
+    await run("tar", ["-xf", provider, "-C", providerDir, "package/package.json", ...members]);
+    const meta = JSON.parse(await Deno.readTextFile(join(providerDir, "package", "package.json")));
+    const manifest: CudaManifest = {
       onnxruntime: version,
-      package: source,
-      files: Object.keys(files),
+      package: `${meta.name}@${meta.version}`,
+      sha256: {},
+    };
+    for (const file of CUDA_PROVIDER_FILES) {
+      const bytes = await Deno.readFile(join(providerDir, PACKAGE_DIR, file));
+      if (file === "libonnxruntime_providers_cuda.so" && !carriesVersion(bytes, version)) {
+        fail(
+          `${basename(provider)}: its ${file} is not built for onnxruntime ${version} (the ` +
+            "version string is absent); the provider must match onnxruntime exactly",
+        );
+      }
+      manifest.sha256[file] = await sha256(bytes);
+      await Deno.writeFile(join(libDir, file), bytes, { mode: 0o755 });
+    }
+    await Deno.writeTextFile(join(libDir, CUDA_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+    await Deno.writeTextFile(join(stage, MARKER), "made by setup-cuda; replaced by its next run\n");
+
+    if (await exists(runtime)) {
+      if (!(await exists(join(runtime, MARKER)))) {
+        fail(`${runtime} exists and was not made by setup-cuda; choose another --runtime`);
+      }
+      const old = `${runtime}.old-${Date.now()}`;
+      await Deno.rename(runtime, old);
+      await Deno.rename(stage, runtime);
+      await Deno.remove(old, { recursive: true });
+    } else {
+      await Deno.rename(stage, runtime);
+    }
+    const installedLib = packageLibraryDir(join(runtime, "onnxruntime-node"));
+    const problem = cudaProblem({ dir: installedLib, version });
+    console.log(JSON.stringify({
+      setup_cuda: runtime,
+      onnxruntime: version,
+      provider: manifest.package,
+      library_dir: installedLib,
       ready: problem === undefined,
     }));
     console.error(
@@ -163,5 +241,16 @@ if (import.meta.main) {
     );
   } finally {
     await Deno.remove(work, { recursive: true });
+    if (await exists(stage)) await Deno.remove(stage, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    if (!(error instanceof Failure)) throw error;
+    console.error(`setup-cuda: ${error.message}`);
+    Deno.exit(error.code);
   }
 }

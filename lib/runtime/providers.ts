@@ -38,13 +38,41 @@ export interface CudaManifest {
   sha256: Record<string, string>;
 }
 
-/** The directory of onnxruntime's native library inside the installed onnxruntime-node. */
-export function ortLibraryDir(): string {
-  const index = fileURLToPath(import.meta.resolve("onnxruntime-node"));
-  // onnxruntime-node/dist/index.js -> onnxruntime-node/bin/napi-v6/<platform>/<arch>
+/** Where setup-cuda installs the CUDA runtime, under the project root (the bundle's `app/`). */
+export const CUDA_RUNTIME_DIR = ".cuda-runtime";
+
+/** The directory of onnxruntime's native library inside an onnxruntime-node package directory. */
+export function packageLibraryDir(pkg: string): string {
   const os = Deno.build.os === "windows" ? "win32" : Deno.build.os;
   const arch = Deno.build.arch === "x86_64" ? "x64" : "arm64";
-  return join(dirname(dirname(index)), "bin", "napi-v6", os, arch);
+  return join(pkg, "bin", "napi-v6", os, arch);
+}
+
+/** The directory of onnxruntime's native library inside the default onnxruntime-node. */
+export function ortLibraryDir(): string {
+  // onnxruntime-node/dist/index.js -> onnxruntime-node
+  return packageLibraryDir(
+    dirname(dirname(fileURLToPath(import.meta.resolve("onnxruntime-node")))),
+  );
+}
+
+/** The onnxruntime-node package directory where setup-cuda puts the CUDA runtime. */
+export function defaultCudaRuntimePackage(): string {
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  return join(root, CUDA_RUNTIME_DIR, "node_modules", "onnxruntime-node");
+}
+
+/**
+ * The CUDA runtime's onnxruntime-node package directory where one is installed:
+ * `RECSYSLLM_CUDA_RUNTIME` when set, else {@linkcode defaultCudaRuntimePackage}.
+ */
+export function cudaRuntimePackage(): string | undefined {
+  let pkg: string | undefined;
+  try {
+    pkg = Deno.env.get("RECSYSLLM_CUDA_RUNTIME");
+  } catch { /* no env permission */ }
+  pkg ||= defaultCudaRuntimePackage();
+  return exists(join(pkg, "package.json")) ? pkg : undefined;
 }
 
 function exists(path: string): boolean {

@@ -1,5 +1,5 @@
 /**
- * The session layer: with `tensor.ts`, the only user of onnxruntime-node (loaded in `ort.ts`). Creates
+ * The session layer: with `tensor.ts`, the only user of onnxruntime (loaded by `ort.ts`). Creates
  * inference sessions from graphs the toolkit builds, on the device asked for (`auto` tries CUDA,
  * then WebGPU, then the CPU; a device named explicitly that cannot load is a one-line
  * {@linkcode DeviceError}, never a silent fallback), with the thread and optimization settings
@@ -15,12 +15,19 @@
  * @module
  */
 
-import { ort } from "./ort.ts";
+import type * as ort from "onnxruntime-node";
+import { loadedOrt, loadOrt, type Ort, usesCudaRuntime } from "./ort.ts";
 import { InputError } from "../errors.ts";
 import { Graph, type TensorData } from "../onnx/graph.ts";
 import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";
 import { fromOrt, toOrt } from "./tensor.ts";
-import { cudaProblem, ortLibraryDir, webgpuProblem } from "./providers.ts";
+import {
+  cudaProblem,
+  cudaRuntimePackage,
+  ortLibraryDir,
+  packageLibraryDir,
+  webgpuProblem,
+} from "./providers.ts";
 
 import { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice } from "./devices.ts";
 export { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice };
@@ -59,7 +66,7 @@ export interface SessionOptions {
 
 let ortInitialized = false;
 
-function initOrt(): void {
+function initOrt(ort: Ort): void {
   if (ortInitialized) return;
   ortInitialized = true;
   // The runtime logs failed provider loads as errors on stderr; the toolkit reports them itself
@@ -92,9 +99,19 @@ function firstLine(error: unknown): string {
 function loadProblem(device: Exclude<ResolvedDevice, "cpu">, error: unknown): string {
   let problem: string | undefined;
   try {
-    problem = device === "cuda"
-      ? cudaProblem({ dir: ortLibraryDir(), version: ort.env.versions.node ?? "unknown" })
-      : webgpuProblem();
+    if (device === "cuda") {
+      const runtime = cudaRuntimePackage();
+      const dir = usesCudaRuntime() && runtime ? packageLibraryDir(runtime) : ortLibraryDir();
+      const version = loadedOrt().env.versions.node ?? "unknown";
+      problem = cudaProblem({ dir, version });
+      if (runtime && !usesCudaRuntime()) {
+        problem = `this process loaded the default onnxruntime ${version} for an earlier ` +
+          `session on another device, not the CUDA runtime in ${runtime}: run CUDA work in a ` +
+          "process of its own";
+      }
+    } else {
+      problem = webgpuProblem();
+    }
   } catch { /* no read permission, or no installed onnxruntime-node to look into */ }
   const reason = firstLine(error);
   if (problem) return `${reason}: ${problem}`;
@@ -148,7 +165,6 @@ export class Session {
     model: Graph | EncodedModel | Uint8Array | string,
     options: SessionOptions = {},
   ): Promise<Session> {
-    initOrt();
     if (options.optimization === undefined && model instanceof Graph && usesFloat64(model)) {
       options = { ...options, optimization: "basic" };
     }
@@ -157,6 +173,7 @@ export class Session {
     if (!(DEVICES as readonly string[]).includes(device)) {
       throw new DeviceError(`unknown device "${device}" (devices: ${DEVICES.join(", ")})`);
     }
+    initOrt(await loadOrt(device));
     if (device !== "auto") {
       if (device === "cpu") return new Session(await open(prepared, "cpu", options), "cpu", []);
       try {
@@ -214,7 +231,7 @@ export class Session {
     if (this.#released) throw new Error("session already released");
     const input: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
-      input[name] = t instanceof ort.Tensor ? t : toOrt(t as TensorData);
+      input[name] = t instanceof loadedOrt().Tensor ? t as ort.Tensor : toOrt(t as TensorData);
     }
     const result = fetch
       ? await this.#session.run(input, [...fetch])
@@ -256,6 +273,6 @@ async function open(
   if (options.config) sessionOptions.extra = { ...options.config };
   if (model.external) sessionOptions.externalData = model.external;
   return typeof model.bytes === "string"
-    ? await ort.InferenceSession.create(model.bytes, sessionOptions)
-    : await ort.InferenceSession.create(model.bytes, sessionOptions);
+    ? await loadedOrt().InferenceSession.create(model.bytes, sessionOptions)
+    : await loadedOrt().InferenceSession.create(model.bytes, sessionOptions);
 }

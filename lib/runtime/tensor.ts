@@ -6,7 +6,8 @@
  * @module
  */
 
-import { ort } from "./ort.ts";
+import type * as ort from "onnxruntime-node";
+import { loadedOrt } from "./ort.ts";
 import type { DType, TensorData, TypedArray } from "../onnx/graph.ts";
 
 export type { DType, TensorData, TypedArray } from "../onnx/graph.ts";
@@ -17,7 +18,8 @@ export type OrtTensor = ort.Tensor;
 /** Wraps tensor data as an onnxruntime tensor (the typed array is shared, not copied). */
 export function toOrt(t: TensorData): ort.Tensor {
   // onnxruntime-node takes bool data as Uint8Array and float16 as raw Uint16Array bits.
-  return new ort.Tensor(t.dtype as ort.Tensor.Type, t.data as never, [...t.shape]);
+  const { Tensor } = loadedOrt();
+  return new Tensor(t.dtype as ort.Tensor.Type, t.data as never, [...t.shape]);
 }
 
 /** The data of an onnxruntime tensor in the toolkit's form (shares its buffer). */
