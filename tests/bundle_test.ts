@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { elfSharedObject } from "./elf_writer.ts";
+import { providerPackage } from "./package_files.ts";
 import { withTempDir } from "./temp_dir.ts";
 import { findLibrary } from "../lib/runtime/shared_libraries.ts";
 
@@ -95,31 +95,42 @@ Deno.test({
       const evaluation = JSON.parse(await Deno.readTextFile(join(out, "eval.json")));
       assert.ok(evaluation, "eval.json");
 
-      // setup-cuda in the bundle, offline, from a package file: the provider lands beside
-      // onnxruntime's library, and --device cuda then names the CUDA libraries it lacks.
-      const ortVersion = report.packages["onnxruntime-node"];
-      const pkg = join(dir, "pkg", "package");
-      await Deno.mkdir(join(pkg, "Plugins/Linux/x64"), { recursive: true });
-      await Deno.writeTextFile(join(pkg, "package.json"), '{"name":"test-gpu","version":"1.0.0"}');
+      // setup-cuda in the bundle, offline, from package files: the bundle's own onnxruntime
+      // relabeled as the CUDA runtime's version (the real 1.29.0 packages and provider are 300
+      // MB), and a stand-in provider that needs CUDA's libraries. A process asking for cuda then
+      // loads that runtime, and names the CUDA libraries this machine lacks.
+      const cudaVersion = "1.29.0";
+      const relabeled = async (name: string) => {
+        const root = join(dir, `pkg-${name}`);
+        await Deno.mkdir(root);
+        await run("cp", [
+          "-r",
+          join(fresh, NAME, "app", "node_modules", name),
+          join(root, "package"),
+        ]);
+        const meta = JSON.parse(await Deno.readTextFile(join(root, "package", "package.json")));
+        meta.version = cudaVersion;
+        await Deno.writeTextFile(join(root, "package", "package.json"), JSON.stringify(meta));
+        for (const version of [join(root, "package/dist/version.js")]) {
+          if (name !== "onnxruntime-node") continue;
+          const text = await Deno.readTextFile(version);
+          await Deno.writeTextFile(version, text.replace(/'\d+\.\d+\.\d+'/, `'${cudaVersion}'`));
+        }
+        const file = join(dir, `${name}.tar`);
+        assert.equal((await run("tar", ["cf", file, "-C", root, "package"])).code, 0);
+        return file;
+      };
       const needs = ["libcublas.so.13", "libcudart.so.13", "libcuda.so.1"];
-      const provider = elfSharedObject({ needed: needs });
-      const versionString = new TextEncoder().encode(`\0${ortVersion}\0`);
-      await Deno.writeFile(
-        join(pkg, "Plugins/Linux/x64/libonnxruntime_providers_cuda.so"),
-        new Uint8Array([...provider, ...versionString]),
+      const providerFile = await providerPackage(dir, cudaVersion, needs);
+      const from = [await relabeled("onnxruntime-node"), await relabeled("onnxruntime-common")];
+      const setup = await recsysllm(
+        "setup-cuda",
+        ...[...from, providerFile].flatMap((f) => ["--from", f]),
       );
-      await Deno.writeFile(
-        join(pkg, "Plugins/Linux/x64/libonnxruntime_providers_shared.so"),
-        elfSharedObject({ needed: [] }),
-      );
-      const tgz = join(dir, "provider.tgz");
-      assert.equal((await run("tar", ["czf", tgz, "-C", join(dir, "pkg"), "package"])).code, 0);
-      const setup = await recsysllm("setup-cuda", "--from", tgz);
       assert.equal(setup.code, 0, setup.stderr);
       const installed = JSON.parse(setup.stdout.trim());
-      assert.equal(installed.onnxruntime, ortVersion);
-      assert.equal(installed.package, "test-gpu@1.0.0");
-      assert.ok(installed.setup_cuda.startsWith(join(fresh, NAME, "app", "node_modules")));
+      assert.equal(installed.onnxruntime, cudaVersion);
+      assert.equal(installed.setup_cuda, join(fresh, NAME, "app", ".cuda-runtime", "node_modules"));
 
       // The demo's dataset and model, trained on a device whose provider cannot load.
       const cuda = await recsysllm(

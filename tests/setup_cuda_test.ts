@@ -8,42 +8,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CUDA_MANIFEST } from "../lib/runtime/providers.ts";
-import { elfSharedObject } from "./elf_writer.ts";
+import { packageFile, providerPackage } from "./package_files.ts";
 import { withTempDir } from "./temp_dir.ts";
 
 const SCRIPT = new URL("../tools/setup_cuda.ts", import.meta.url).pathname;
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 const PROVIDER = "com.github.asus4.onnxruntime.linux-x64-gpu";
-
-/** An npm package file (`package/...` inside a tar) with `files` beside its package.json. */
-export async function packageFile(
-  dir: string,
-  meta: { name: string; version: string },
-  files: Record<string, Uint8Array | string>,
-): Promise<string> {
-  const root = await Deno.makeTempDir({ dir });
-  await Deno.mkdir(join(root, "package"));
-  await Deno.writeTextFile(join(root, "package", "package.json"), JSON.stringify(meta));
-  for (const [path, data] of Object.entries(files)) {
-    await Deno.mkdir(join(root, "package", path, ".."), { recursive: true });
-    if (typeof data === "string") await Deno.writeTextFile(join(root, "package", path), data);
-    else await Deno.writeFile(join(root, "package", path), data);
-  }
-  const file = join(dir, `${meta.name}-${meta.version}.tar`);
-  const tar = await new Deno.Command("tar", { args: ["cf", file, "-C", root, "package"] }).output();
-  assert.ok(tar.success);
-  return file;
-}
-
-/** A stand-in provider package whose CUDA library carries `builtFor` and needs `needs`. */
-export function providerPackage(dir: string, builtFor: string, needs: string[]): Promise<string> {
-  const cuda = elfSharedObject({ needed: needs });
-  const version = new TextEncoder().encode(`\0${builtFor}\0`);
-  return packageFile(dir, { name: PROVIDER, version: "0.4.9" }, {
-    "Plugins/Linux/x64/libonnxruntime_providers_cuda.so": new Uint8Array([...cuda, ...version]),
-    "Plugins/Linux/x64/libonnxruntime_providers_shared.so": elfSharedObject({ needed: [] }),
-  });
-}
 
 async function standIns(dir: string, builtFor: string): Promise<string[]> {
   return [
