@@ -2,19 +2,19 @@
 # The GPU check of issue 15, for a Linux machine with an NVIDIA GPU and no network. Prepared on a
 # CPU machine and not yet run: no GPU was available when it was written (README, "Devices").
 #
-#   bench/gpu_check.sh BUNDLE [PROVIDER]
+#   bench/gpu_check.sh BUNDLE [PACKAGE.tgz...]
 #
-# BUNDLE    recsysllm-VERSION-linux-x64.tar.xz from `deno task bundle --bench` (about 45 MB:
-#           the xz-compressed deno, onnxruntime's linux-x64 library, the toolkit, bench/ and the
-#           Beauty data the infer benchmark reads).
-# PROVIDER  the CUDA provider: the npm package file (`npm pack
-#           com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9`, 179 MB), or a directory holding
-#           libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so (for instance
-#           reassembled from xz pieces carried one per call). Without it only WebGPU and the CPU
-#           are measured.
+# BUNDLE       recsysllm-VERSION-linux-x64.tar.xz from `deno task bundle --bench` (a little over
+#              42 MB: the xz-compressed deno, onnxruntime's linux-x64 library, the toolkit, bench/
+#              and the Beauty data the infer benchmark reads).
+# PACKAGE.tgz  the CUDA runtime's npm package files, for setup-cuda --from (`npm pack
+#              onnxruntime-node@1.29.0 onnxruntime-common@1.29.0
+#              com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9`; the last is 179 MB, so it may
+#              have to be carried in pieces and joined with cat first). Without them only WebGPU
+#              and the CPU are measured.
 #
 # It unpacks the bundle into a fresh directory, puts CUDA 13's libraries on LD_LIBRARY_PATH where
-# pip's nvidia-*-cu13 wheels keep them (site-packages/nvidia/*/lib), installs the provider with
+# pip's nvidia-*-cu13 wheels keep them (site-packages/nvidia/*/lib), installs the CUDA runtime with
 # setup-cuda, runs the forward, train and infer benchmarks on cpu, cuda and webgpu (a device that
 # cannot load prints its one-line error and the check goes on), then the parity check (logits,
 # one training step's updated tensors, the top-10 items, GPU against CPU to float32 tolerance),
@@ -22,8 +22,9 @@
 # when OUT is set (the device tool's output folder).
 set -uo pipefail
 
-bundle=${1:?usage: bench/gpu_check.sh BUNDLE [PROVIDER]}
-provider=${2:-}
+bundle=${1:?usage: bench/gpu_check.sh BUNDLE [PACKAGE.tgz...]}
+shift
+packages=("$@")
 work=$(mktemp -d)
 results=${OUT:-$work}/gpu_check
 mkdir -p "$results"
@@ -45,17 +46,10 @@ nv_dirs=$(find /usr /opt /root /home -type d \( -path '*-packages/nvidia/*/lib' 
 export LD_LIBRARY_PATH="${nv_dirs}${LD_LIBRARY_PATH:-}"
 log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
-if [ -n "$provider" ]; then
-  if [ -d "$provider" ]; then
-    # A directory of the two libraries: wrap them as the npm package's layout for setup-cuda.
-    mkdir -p "$work/pkg/package/Plugins/Linux/x64"
-    cp "$provider"/libonnxruntime_providers_{cuda,shared}.so "$work/pkg/package/Plugins/Linux/x64/"
-    echo '{"name":"com.github.asus4.onnxruntime.linux-x64-gpu","version":"0.4.9"}' \
-      >"$work/pkg/package/package.json"
-    tar czf "$work/provider.tgz" -C "$work/pkg" package && rm -rf "$work/pkg"
-    provider="$work/provider.tgz"
-  fi
-  "$recsysllm" setup-cuda --from "$provider" | tee "$results/setup_cuda.json"
+if [ ${#packages[@]} -gt 0 ]; then
+  from=()
+  for p in "${packages[@]}"; do from+=(--from "$p"); done
+  "$recsysllm" setup-cuda "${from[@]}" | tee "$results/setup_cuda.json"
 fi
 
 # GPU_CHECK_DEVICES and GPU_CHECK_BENCHES narrow the run (a dry run on a CPU machine, say).

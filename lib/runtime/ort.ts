@@ -52,3 +52,8 @@ export function loadedOrt(): Ort {
 export function usesCudaRuntime(): boolean | undefined {
   return loaded?.cuda;
 }
+
+/** The loaded onnxruntime's version (`1.30.0`), or undefined before the first session. */
+export function runtimeVersion(): string | undefined {
+  return loaded?.ort.env.versions.node;
+}
