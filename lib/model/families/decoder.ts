@@ -1,0 +1,685 @@
+/**
+ * The Llama-style decoder family (llama, mistral, qwen2, qwen3, GLM-4; SPEC section 11) as ONNX
+ * graphs: the forward graph (logits, the masked mean cross-entropy, or both), the prefill graph
+ * (part A's keys and values) and the cached step graph. Every graph runs the one layer function
+ * {@linkcode DecoderBuilder.layer}; what differs between them is only how a layer's queries meet
+ * keys and values (the `attend` callback): the whole sequence under a mask in the forward and
+ * prefill graphs, part A's cache plus the generated tokens in the step graph.
+ *
+ * The method's additions (SPEC section 11): the intra-position table
+ * `model.intra_position_embeddings.weight` [R, H] added to the token embeddings (zero where the
+ * weights lack it, so an unadapted model computes what the pretrained LLM computes); rotary
+ * positions from `rope_position_ids`; `prefix` (SPEC section 6) or `causal` attention; special
+ * tokens past the checkpoint's rows as `addedRows` extra rows (`model.embed_tokens.added.weight`,
+ * and `lm_head.added.weight` when untied) beside the frozen table, so training them never touches
+ * a gradient of the full vocabulary.
+ *
+ * Shapes: B sequences of L tokens, H hidden, nh query heads and nkv key/value heads of hd each
+ * (g = nh / nkv queries per kv head), d rotated dims, V vocabulary; rows between layers are 2-D
+ * [B*L, H], so every linear is one Gemm. Grouped-query attention never repeats keys: queries are
+ * regrouped to [B, nkv, g*T, hd] against keys [B, nkv, S, hd].
+ *
+ * @module
+ */
+
+import { type DType, Graph, type Shape, type Value } from "../../onnx/graph.ts";
+import type { Weights } from "../weights.ts";
+import { cacheNames, type StepOutputs } from "../glm.ts";
+import { type DecoderConfig, decoderLayerPrefix, INTRA_TABLE } from "./config.ts";
+
+/** The linear modules of a decoder layer, by their name after `model.layers.{i}.`. */
+export type DecoderLinearKind =
+  | "self_attn.q_proj"
+  | "self_attn.k_proj"
+  | "self_attn.v_proj"
+  | "self_attn.o_proj"
+  | "mlp.gate_proj"
+  | "mlp.up_proj"
+  | "mlp.down_proj"
+  | "mlp.gate_up_proj";
+
+/** What a linear hook is given (the same fields as GLM's `LinearContext`). */
+export interface DecoderLinearContext {
+  g: Graph;
+  /** The full module name: `model.layers.0.self_attn.q_proj`. */
+  module: string;
+  layer: number;
+  kind: DecoderLinearKind;
+  /** [N, inFeatures]. */
+  x: Value;
+  inFeatures: number;
+  outFeatures: number;
+  weight: Value;
+  bias: Value | null;
+  dtype: "float32" | "float64";
+  /** x W^T (+ b): [N, outFeatures]. */
+  base(): Value;
+}
+
+/** Replaces a linear module's output (LoRA adds its update here). */
+export type DecoderLinearHook = (ctx: DecoderLinearContext) => Value;
+
+/** The attention rule of a run: `prefix` (SPEC section 6) or `causal` (j <= i). */
+export type AttentionMode = "prefix" | "causal";
+
+/** Names of the extra rows for special tokens beyond the checkpoint's vocabulary. */
+export const ADDED_ROWS = {
+  embed: "model.embed_tokens.added.weight",
+  head: "lm_head.added.weight",
+} as const;
+
+/** How the decoder graphs are built. */
+export interface DecoderOptions {
+  config: DecoderConfig;
+  /** Weights by name; every frozen weight must be here (the intra table may be absent: zero). */
+  weights: Weights;
+  /** Which weights are graph inputs (fed at run time, named as the weight). Default none. */
+  trainable?: (name: string) => boolean;
+  /** Float type of the graph (default float32; float64 for gradient checks). */
+  dtype?: "float32" | "float64";
+  linear?: DecoderLinearHook;
+  /** Default `causal` (how these families were pretrained). */
+  attention?: AttentionMode;
+  /** Rows for ids V .. V + addedRows - 1 (special tokens the checkpoint lacks). Default 0. */
+  addedRows?: number;
+}
+
+/** Additive mask value for keys a query may not see (exp underflows to exactly 0). */
+const MASKED = -1e9;
+
+/** The rotary inverse frequencies theta^(-2i/d), with `linear` or `llama3` scaling applied. */
+export function inverseFrequencies(config: DecoderConfig): Float64Array {
+  const d = config.rotaryDim;
+  const inv = new Float64Array(d / 2);
+  for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.pow(config.ropeTheta, (2 * i) / d);
+  const s = config.ropeScaling;
+  if (s?.type === "linear") {
+    for (let i = 0; i < inv.length; i++) inv[i] /= s.factor;
+  } else if (s?.type === "llama3") {
+    const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+    for (let i = 0; i < inv.length; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowWavelen) inv[i] /= s.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) /
+          (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = (1 - smooth) * inv[i] / s.factor + smooth * inv[i];
+      }
+    }
+  }
+  return inv;
+}
+
+/** A layer's rotary factors: cos and sin of each token's angles, [B, 1, T, d/2]. */
+export interface Rotary {
+  cos: Value;
+  sin: Value;
+}
+
+/**
+ * How a layer's queries meet keys and values: q [B, nh, T, hd], k and v [B, nkv, T, hd] (after
+ * the rotary embedding) -> context [B, nh, T, hd].
+ */
+export type Attend = (layer: number, q: Value, k: Value, v: Value) => Value;
+
+/** Builds the decoder's pieces into a graph (shared by every graph builder below). */
+export class DecoderBuilder {
+  readonly g: Graph;
+  readonly config: DecoderConfig;
+  readonly dtype: "float32" | "float64";
+  readonly params: Map<string, Value> = new Map();
+  readonly addedRows: number;
+  readonly #options: DecoderOptions;
+
+  constructor(g: Graph, options: DecoderOptions) {
+    this.g = g;
+    this.config = options.config;
+    this.dtype = options.dtype ?? "float32";
+    this.addedRows = options.addedRows ?? 0;
+    this.#options = options;
+  }
+
+  /** A float constant in the graph's dtype. */
+  scalar(x: number): Value {
+    return this.g.constant(x, this.dtype);
+  }
+
+  /** g = nh / nkv: query heads per key/value head. */
+  get groups(): number {
+    return this.config.numHeads / this.config.numKvHeads;
+  }
+
+  /** Weight `name`: a graph input when trainable, else an initializer (zeros when `zero`). */
+  weight(name: string, shape: number[], zero = false): Value {
+    const known = this.params.get(name);
+    if (known) return known;
+    let v: Value;
+    if (this.#options.trainable?.(name)) {
+      v = this.g.input(name, this.dtype, shape);
+    } else {
+      const n = shape.reduce((a, b) => a * b, 1);
+      let data: Float32Array | undefined = this.#options.weights.get(name);
+      if (!data && zero) data = new Float32Array(n);
+      if (!data) throw new Error(`weight ${name} is missing`);
+      if (data.length !== n) {
+        throw new Error(`weight ${name}: ${data.length} values for shape [${shape.join(", ")}]`);
+      }
+      v = this.g.initializer(name, {
+        dtype: this.dtype,
+        shape,
+        data: this.dtype === "float64" ? Float64Array.from(data) : data,
+      });
+    }
+    this.params.set(name, v);
+    return v;
+  }
+
+  /**
+   * Token embeddings plus the intra-position table: ids and intra [B, T] -> [B*T, H]. Ids at or
+   * past V read the added rows.
+   */
+  embed(ids: Value, intra: Value): Value {
+    const g = this.g;
+    const { vocabSize: v, hiddenSize: h, intraRows: r } = this.config;
+    return g.scope("embed", () => {
+      const table = this.weight("model.embed_tokens.weight", [v, h]);
+      let words: Value;
+      if (this.addedRows > 0) {
+        const vocab = g.constant(v, "int32");
+        const isNew = g.greaterOrEqual(ids, vocab); // [B, T]
+        const zero = g.constant(0, "int32");
+        const baseIds = g.where(isNew, zero, ids);
+        const newIds = g.where(isNew, g.sub(ids, vocab), zero);
+        const added = this.weight(ADDED_ROWS.embed, [this.addedRows, h]);
+        words = g.where(
+          g.unsqueeze(isNew, [2]),
+          g.gather(added, newIds),
+          g.gather(table, baseIds),
+        ); // [B, T, H]
+      } else {
+        words = g.gather(table, ids); // [B, T, H]
+      }
+      const intraIds = g.min(intra, g.constant(r - 1, "int32"));
+      const pos = g.gather(this.weight(INTRA_TABLE, [r, h], true), intraIds); // [B, T, H]
+      return g.reshape(g.add(words, pos), [-1, h]);
+    });
+  }
+
+  /** cos and sin of rotary positions rope [B, T] (int32): each [B, 1, T, d/2]. */
+  rotary(rope: Value): Rotary {
+    const g = this.g;
+    return g.scope("rotary", () => {
+      const inv = inverseFrequencies(this.config);
+      const freq = g.constant(
+        {
+          dtype: this.dtype,
+          shape: [inv.length],
+          data: this.dtype === "float64" ? inv : Float32Array.from(inv),
+        },
+      );
+      const pos = g.unsqueeze(g.cast(rope, this.dtype), [1, 3]); // [B, 1, T, 1]
+      const angles = g.mul(pos, freq); // [B, 1, T, d/2]
+      const info = [{ dtype: angles.dtype, shape: angles.shape }];
+      const [cos] = g.node("Cos", [angles], {}, { infer: info });
+      const [sin] = g.node("Sin", [angles], {}, { infer: info });
+      return { cos, sin };
+    });
+  }
+
+  /**
+   * The rotary embedding of x [B, n, T, hd]: the first d dims rotated (rotate_half, or
+   * interleaved pairs (2i, 2i+1) by permuting them to halves and back), the rest passed through.
+   */
+  applyRotary(x: Value, rot: Rotary): Value {
+    const g = this.g;
+    const { rotaryDim: d, headDim: hd, ropeStyle } = this.config;
+    let perm: number[] | null = null;
+    if (ropeStyle === "interleaved") {
+      perm = [];
+      for (let i = 0; i < d; i += 2) perm.push(i);
+      for (let i = 1; i < d; i += 2) perm.push(i);
+      for (let i = d; i < hd; i++) perm.push(i);
+      x = g.gather(x, g.constant(perm, "int64"), 3);
+    }
+    const parts = g.split(x, d < hd ? [d / 2, d / 2, hd - d] : [d / 2, d / 2], 3);
+    const [x1, x2] = parts;
+    const out1 = g.sub(g.mul(x1, rot.cos), g.mul(x2, rot.sin));
+    const out2 = g.add(g.mul(x2, rot.cos), g.mul(x1, rot.sin));
+    let y = g.concat([out1, out2, ...parts.slice(2)], 3);
+    if (perm) {
+      const inverse = new Array<number>(hd);
+      perm.forEach((p, i) => (inverse[p] = i));
+      y = g.gather(y, g.constant(inverse, "int64"), 3);
+    }
+    return y;
+  }
+
+  /** RMSNorm x * rsqrt(mean(x^2) + eps) * w over the last axis, w = `{name}` [width]. */
+  rmsNorm(name: string, x: Value, width: number): Value {
+    const g = this.g;
+    const w = this.weight(name, [width]);
+    const meanSquare = g.reduceMean(g.mul(x, x), [-1]);
+    const inv = g.reciprocal(g.sqrt(g.add(meanSquare, this.scalar(this.config.rmsNormEps))));
+    return g.mul(g.mul(x, inv), w);
+  }
+
+  /** Linear module `kind` of layer i on x [N, in] -> [N, out], through the hook if any. */
+  linear(i: number, kind: DecoderLinearKind, x: Value, inFeatures: number, outFeatures: number) {
+    const module = `${decoderLayerPrefix(i)}.${kind}`;
+    const { biases } = this.config;
+    const hasBias = kind.startsWith("mlp.")
+      ? biases.mlp
+      : kind === "self_attn.o_proj"
+      ? biases.o
+      : biases.qkv;
+    const weight = this.weight(`${module}.weight`, [outFeatures, inFeatures]);
+    const bias = hasBias ? this.weight(`${module}.bias`, [outFeatures]) : null;
+    const base = () => this.g.gemm(x, weight, bias, { transB: true });
+    const hook = this.#options.linear;
+    if (!hook) return base();
+    return hook({
+      g: this.g,
+      module,
+      layer: i,
+      kind,
+      x,
+      inFeatures,
+      outFeatures,
+      weight,
+      bias,
+      dtype: this.dtype,
+      base,
+    });
+  }
+
+  /** Rows [B*T, n*hd] to heads [B, n, T, hd]; `bt` is (B, T) as int64 [2]. */
+  heads(x: Value, n: number, bt: Value, b: Shape[number], t: Shape[number]): Value {
+    const g = this.g;
+    const hd = this.config.headDim;
+    const shaped = g.refine(g.reshape(x, g.concat([bt, g.constant([n, hd], "int64")], 0)), [
+      b,
+      t,
+      n,
+      hd,
+    ]);
+    return g.transpose(shaped, [0, 2, 1, 3]);
+  }
+
+  /**
+   * Decoder layer i over rows x [B*T, H]: RMSNorm, q/k/v projections, (qwen3) q/k norm, rotary,
+   * `attend`, o_proj, residual; RMSNorm, SwiGLU MLP, residual. Returns the new rows and the
+   * layer's keys and values after the rotary embedding ([B, nkv, T, hd]).
+   */
+  layer(
+    i: number,
+    x: Value,
+    rot: Rotary,
+    shape: { bt: Value; b: Shape[number]; t: Shape[number] },
+    attend: Attend,
+  ): { x: Value; k: Value; v: Value } {
+    const g = this.g;
+    const c = this.config;
+    const p = decoderLayerPrefix(i);
+    const h = c.hiddenSize;
+    const qw = c.numHeads * c.headDim;
+    const kvw = c.numKvHeads * c.headDim;
+    return g.scope(`layers.${i}`, () => {
+      const normed = this.rmsNorm(`${p}.input_layernorm.weight`, x, h); // [B*T, H]
+      let q = this.heads(
+        this.linear(i, "self_attn.q_proj", normed, h, qw),
+        c.numHeads,
+        shape.bt,
+        shape.b,
+        shape.t,
+      );
+      let k = this.heads(
+        this.linear(i, "self_attn.k_proj", normed, h, kvw),
+        c.numKvHeads,
+        shape.bt,
+        shape.b,
+        shape.t,
+      );
+      const v = this.heads(
+        this.linear(i, "self_attn.v_proj", normed, h, kvw),
+        c.numKvHeads,
+        shape.bt,
+        shape.b,
+        shape.t,
+      );
+      if (c.qkNorm) {
+        q = this.rmsNorm(`${p}.self_attn.q_norm.weight`, q, c.headDim);
+        k = this.rmsNorm(`${p}.self_attn.k_norm.weight`, k, c.headDim);
+      }
+      q = this.applyRotary(q, rot); // [B, nh, T, hd]
+      k = this.applyRotary(k, rot); // [B, nkv, T, hd]
+      const ctx = attend(i, q, k, v); // [B, nh, T, hd]
+      const merged = g.reshape(g.transpose(ctx, [0, 2, 1, 3]), [-1, qw]); // [B*T, nh*hd]
+      const mid = g.add(x, this.linear(i, "self_attn.o_proj", merged, qw, h));
+      return {
+        x: g.add(mid, this.mlp(i, this.rmsNorm(`${p}.post_attention_layernorm.weight`, mid, h))),
+        k,
+        v,
+      };
+    });
+  }
+
+  /** down(silu(gate(x)) * up(x)): [N, H] -> [N, H]. */
+  mlp(i: number, x: Value): Value {
+    const g = this.g;
+    const { hiddenSize: h, intermediateSize: im } = this.config;
+    let gate: Value;
+    let up: Value;
+    if (this.config.fusedGateUp) {
+      [gate, up] = g.split(this.linear(i, "mlp.gate_up_proj", x, h, 2 * im), [im, im], 1);
+    } else {
+      gate = this.linear(i, "mlp.gate_proj", x, h, im);
+      up = this.linear(i, "mlp.up_proj", x, h, im);
+    }
+    const act = g.mul(g.mul(gate, g.sigmoid(gate)), up); // [N, I]
+    return this.linear(i, "mlp.down_proj", act, im, h);
+  }
+
+  /**
+   * Scaled dot-product attention with grouped heads: q [B, nh, T, hd] against k, v
+   * [B, nkv, S, hd] under an additive mask [B or 1, 1, T, S] -> [B, nh, T, hd].
+   */
+  attendAll(q: Value, k: Value, v: Value, mask: Value): Value {
+    const g = this.g;
+    const { numKvHeads: nkv, headDim: hd } = this.config;
+    const gr = this.groups;
+    const qg = g.reshape(q, [0, nkv, -1, hd]); // [B, nkv, g*T, hd]
+    const scores = g.mul(
+      g.matmul(qg, g.transpose(k, [0, 1, 3, 2])),
+      this.scalar(1 / Math.sqrt(hd)),
+    );
+    // Row j*T + t of a kv head's queries is query head kvh*g + j at token t: the mask repeats g times.
+    const probs = g.softmax(g.add(scores, g.tile(mask, [1, 1, gr, 1])), -1);
+    const ctx = g.matmul(probs, v); // [B, nkv, g*T, hd]
+    return g.reshape(ctx, [0, this.config.numHeads, -1, hd]); // [B, nh, T, hd]
+  }
+
+  /**
+   * The additive mask [B, 1, L, L] of `mode`: causal j <= i; prefix also j < sep.
+   */
+  mask(mode: AttentionMode, sep: Value, length: Value, l: Shape[number]): Value {
+    const g = this.g;
+    return g.scope("mask", () => {
+      const range = g.refine(g.range(g.constant(0, "int64"), length, g.constant(1, "int64")), [l]);
+      const j = g.unsqueeze(range, [0, 1]); // [1, 1, L]
+      const i = g.unsqueeze(range, [0, 2]); // [1, L, 1]
+      let seen = g.lessOrEqual(j, i); // [1, L, L]
+      if (mode === "prefix") {
+        seen = g.or(seen, g.less(j, g.unsqueeze(g.cast(sep, "int64"), [1, 2]))); // [B, L, L]
+      }
+      return g.unsqueeze(g.where(seen, this.scalar(0), this.scalar(MASKED)), [1]);
+    });
+  }
+
+  /** The final RMSNorm then the output projection: rows [M, H] -> logits [M, V (+ added)]. */
+  logits(x: Value): Value {
+    const g = this.g;
+    const { vocabSize: v, hiddenSize: h, tieWordEmbeddings: tied } = this.config;
+    return g.scope("logits", () => {
+      const normed = this.rmsNorm("model.norm.weight", x, h);
+      const head = this.weight(tied ? "model.embed_tokens.weight" : "lm_head.weight", [v, h]);
+      const out = g.gemm(normed, head, null, { transB: true }); // [M, V]
+      if (this.addedRows === 0) return out;
+      const added = this.weight(tied ? ADDED_ROWS.embed : ADDED_ROWS.head, [this.addedRows, h]);
+      return g.concat([out, g.gemm(normed, added, null, { transB: true })], 1);
+    });
+  }
+
+  /**
+   * Masked mean cross-entropy of logits [M, V] against labels [M] with weights [M], divided by
+   * max(weightSum, 1): [1].
+   */
+  crossEntropy(logits: Value, labels: Value, weights: Value, weightSum: Value): Value {
+    const g = this.g;
+    return g.scope("loss", () => {
+      const logp = g.logSoftmax(logits, -1);
+      const target = g.reshape(g.gatherElements(logp, g.unsqueeze(labels, [1]), 1), [-1]);
+      const total = g.reduceSum(g.mul(target, weights), [0], true);
+      return g.div(g.sub(this.scalar(0), total), g.max(weightSum, this.scalar(1)));
+    });
+  }
+}
+
+/** Which outputs a forward graph has. */
+export type DecoderOutputs = "logits" | "loss" | "both";
+
+/** What {@linkcode buildDecoderForwardGraph} returns. */
+export interface DecoderForwardGraph {
+  graph: Graph;
+  builder: DecoderBuilder;
+  logits?: Value;
+  loss?: Value;
+}
+
+/** The forward-graph inputs every decoder graph reads. */
+function sequenceInputs(g: Graph, b: string, l: string) {
+  const inputIds = g.input("input_ids", "int32", [b, l]);
+  const positionIds = g.input("position_ids", "int32", [b, 2, l]);
+  const rope = g.input("rope_position_ids", "int32", [b, l]);
+  const sep = g.input("sep", "int32", [b]);
+  const intra = g.gather(positionIds, g.constant(1, "int64"), 1); // [B, L]
+  return { inputIds, positionIds, rope, sep, intra };
+}
+
+/**
+ * The decoder forward graph. Inputs: `input_ids` int32 [B, L], `position_ids` int32 [B, 2, L]
+ * (inter, intra; the intra id picks the table row), `rope_position_ids` int32 [B, L], `sep` int32
+ * [B]; with a loss also `labels` int32 [B, L] and `loss_mask` float [B, L]. Outputs `logits`
+ * [B, L, V'] (V' = V + addedRows) and/or `loss` [1]; with the loss only, logits are computed at
+ * the loss positions only.
+ */
+export function buildDecoderForwardGraph(
+  options: DecoderOptions & { outputs: DecoderOutputs },
+): DecoderForwardGraph {
+  const g = new Graph(`${options.config.family}_forward_${options.outputs}`);
+  const m = new DecoderBuilder(g, options);
+  const mode = options.attention ?? "causal";
+  const { inputIds, rope, sep, intra } = sequenceInputs(g, "B", "L");
+  const wantLoss = options.outputs !== "logits";
+  const labels = wantLoss ? g.input("labels", "int32", ["B", "L"]) : undefined;
+  const lossMask = wantLoss ? g.input("loss_mask", "float32", ["B", "L"]) : undefined;
+
+  const bl = g.shapeOf(inputIds);
+  const length = g.gather(bl, g.constant(1, "int64"));
+  let x = m.embed(inputIds, intra); // [B*L, H]
+  const rot = m.rotary(rope);
+  const mask = m.mask(mode, sep, length, "L");
+  const attend: Attend = (_i, q, k, v) => m.attendAll(q, k, v, mask);
+  for (let i = 0; i < options.config.numLayers; i++) {
+    x = m.layer(i, x, rot, { bt: bl, b: "B", t: "L" }, attend).x;
+  }
+  const result: DecoderForwardGraph = { graph: g, builder: m };
+  const vocab = options.config.vocabSize + m.addedRows;
+  if (options.outputs !== "loss") {
+    const logits = g.reshape(m.logits(x), g.concat([bl, g.constant([vocab], "int64")], 0));
+    result.logits = g.output(g.refine(logits, ["B", "L", vocab]), "logits");
+  }
+  if (labels && lossMask) {
+    const valid = g.cast(g.greaterOrEqual(labels, g.constant(0, "int32")), "float32");
+    const weight32 = g.mul(lossMask, valid);
+    const weight = m.dtype === "float64" ? g.cast(weight32, "float64") : weight32;
+    const weightSum = g.reshape(g.reduceSum(weight), [1]);
+    const rows = g.reshape(g.nonZero(g.reshape(weight32, [-1])), [-1]); // [M]
+    const flat = (v: Value) => g.gather(g.reshape(v, [-1]), rows);
+    const loss = m.crossEntropy(m.logits(g.gather(x, rows)), flat(labels), flat(weight), weightSum);
+    result.loss = g.output(loss, "loss");
+  }
+  return result;
+}
+
+/**
+ * The prefill graph: part A through every layer under the run's attention mode; outputs each
+ * layer's keys and values after the rotary embedding, `part_a_key_{i}`/`part_a_value_{i}`
+ * [Bp, nkv, La, hd]. Inputs as the forward graph's, over [Bp, La].
+ */
+export function buildDecoderPrefillGraph(
+  options: DecoderOptions,
+): { graph: Graph; builder: DecoderBuilder } {
+  const g = new Graph(`${options.config.family}_prefill`);
+  const m = new DecoderBuilder(g, options);
+  const { inputIds, rope, sep, intra } = sequenceInputs(g, "Bp", "La");
+  const bl = g.shapeOf(inputIds);
+  let x = m.embed(inputIds, intra);
+  const rot = m.rotary(rope);
+  const mask = m.mask(
+    options.attention ?? "causal",
+    sep,
+    g.gather(bl, g.constant(1, "int64")),
+    "La",
+  );
+  const attend: Attend = (_i, q, k, v) => m.attendAll(q, k, v, mask);
+  for (let i = 0; i < options.config.numLayers; i++) {
+    const out = m.layer(i, x, rot, { bt: bl, b: "Bp", t: "La" }, attend);
+    g.output(out.k, cacheNames.partAKey(i));
+    g.output(out.v, cacheNames.partAValue(i));
+    x = out.x;
+  }
+  g.prune();
+  return { graph: g, builder: m };
+}
+
+/**
+ * One decoding step over N = Bp * K sequences (K per prompt), T new tokens each, through the same
+ * layer function as the forward graph. Queries attend to their prompt's part A (cached once per
+ * prompt, shared by its K rows: queries are regrouped per prompt, never the cache per row), to
+ * the generated tokens before (the past, reordered by `beam_index`) and causally among the new
+ * ones. Caches are per key/value head after the rotary embedding.
+ *
+ * Inputs: `input_ids`, `rope_position_ids` int32 [N, T], `position_ids` int32 [N, 2, T], `sep`
+ * int32 [Bp], `beam_index` int32 [N], `part_a_key_{i}`/`part_a_value_{i}` [Bp, nkv, La, hd],
+ * `past_key_{i}`/`past_value_{i}` [Nprev, nkv, P, hd], `targets` int32 [N, T] with outputs
+ * `targets`. Outputs as GLM's step graph: `log_probs` or `target_log_probs`, and
+ * `present_key_{i}`/`present_value_{i}` [N, nkv, P + T, hd].
+ */
+export function buildDecoderStepGraph(
+  options: DecoderOptions & { outputs: StepOutputs },
+): { graph: Graph; builder: DecoderBuilder } {
+  const g = new Graph(`${options.config.family}_step_${options.outputs}`);
+  const m = new DecoderBuilder(g, options);
+  const c = options.config;
+  const { numLayers, numKvHeads: nkv, headDim: hd } = c;
+  const gr = m.groups;
+  const dtype: DType = m.dtype;
+  const vocab = c.vocabSize + m.addedRows;
+
+  const inputIds = g.input("input_ids", "int32", ["N", "T"]);
+  const positionIds = g.input("position_ids", "int32", ["N", 2, "T"]);
+  const rope = g.input("rope_position_ids", "int32", ["N", "T"]);
+  const sep = g.input("sep", "int32", ["Bp"]);
+  const beamIndex = g.input("beam_index", "int32", ["N"]);
+  const partA = Array.from({ length: numLayers }, (_, i) => ({
+    k: g.input(cacheNames.partAKey(i), dtype, ["Bp", nkv, "La", hd]),
+    v: g.input(cacheNames.partAValue(i), dtype, ["Bp", nkv, "La", hd]),
+  }));
+  const past = Array.from({ length: numLayers }, (_, i) => ({
+    k: g.input(cacheNames.pastKey(i), dtype, ["Nprev", nkv, "P", hd]),
+    v: g.input(cacheNames.pastValue(i), dtype, ["Nprev", nkv, "P", hd]),
+  }));
+  const targets = options.outputs === "targets" ? g.input("targets", "int32", ["N", "T"]) : null;
+
+  const nt = g.shapeOf(inputIds);
+  const n1 = g.slice(nt, [0], [1]);
+  const t1 = g.slice(nt, [1], [2]);
+  const bp1 = g.shapeOf(sep);
+  const k1 = g.div(n1, bp1);
+  const la1 = g.slice(g.shapeOf(partA[0].k), [2], [3]);
+  const p1 = g.slice(g.shapeOf(past[0].k), [2], [3]);
+  const ints = (xs: number[]) => g.constant(xs, "int64");
+  // Rows [N, nh, T, D] <-> prompts [Bp, nkv, K*g*T, D]: row n = p*K + k, head = kvh*g + j.
+  const toPrompts = (x: Value, d1: Value, d: Shape[number]) => {
+    const six = g.reshape(x, g.concat([bp1, k1, ints([nkv, gr]), t1, d1], 0)); // [Bp, K, nkv, g, T, D]
+    const moved = g.transpose(six, [0, 2, 1, 3, 4, 5]); // [Bp, nkv, K, g, T, D]
+    return g.refine(g.reshape(moved, g.concat([bp1, ints([nkv, -1]), d1], 0)), [
+      "Bp",
+      nkv,
+      "K*g*T",
+      d,
+    ]);
+  };
+  const toRows = (x: Value, d1: Value, d: Shape[number]) => {
+    const six = g.reshape(x, g.concat([bp1, ints([nkv]), k1, ints([gr]), t1, d1], 0));
+    const moved = g.transpose(six, [0, 2, 1, 3, 4, 5]); // [Bp, K, nkv, g, T, D]
+    return g.refine(g.reshape(moved, g.concat([n1, ints([nkv * gr]), t1, d1], 0)), [
+      "N",
+      c.numHeads,
+      "T",
+      d,
+    ]);
+  };
+
+  const zero = g.constant(0, "int64");
+  const one = g.constant(1, "int64");
+  const jA = g.refine(g.range(zero, g.reshape(la1, []), one), ["La"]);
+  const seenA = g.less(g.unsqueeze(jA, [0]), g.unsqueeze(g.cast(sep, "int64"), [1])); // [Bp, La]
+  const maskA = g.unsqueeze(g.where(seenA, m.scalar(0), m.scalar(MASKED)), [1, 2]); // [Bp,1,1,La]
+  const p = g.reshape(p1, []);
+  const tq = g.refine(g.range(zero, g.reshape(t1, []), one), ["T"]);
+  const jG = g.refine(g.range(zero, g.add(p, g.reshape(t1, [])), one), ["P+T"]);
+  const seenG = g.lessOrEqual(g.unsqueeze(jG, [0]), g.unsqueeze(g.add(tq, p), [1])); // [T, P+T]
+  // [g*T, P+T]: query row j*T + t of a kv head is new token t.
+  const maskG = g.tile(g.where(seenG, m.scalar(0), m.scalar(MASKED)), [gr, 1]);
+  const beam = g.cast(beamIndex, "int64");
+  const scale = m.scalar(1 / Math.sqrt(hd));
+  const hd1 = ints([hd]);
+  const axis3 = ints([3]);
+  const end = ints([Number.MAX_SAFE_INTEGER]);
+
+  const attend: Attend = (i, q, k, v) => {
+    const qs = g.mul(q, scale); // [N, nh, T, hd]
+    const sA = g.add(
+      g.matmul(toPrompts(qs, hd1, hd), g.transpose(partA[i].k, [0, 1, 3, 2])),
+      maskA,
+    );
+    const scoresA = toRows(sA, la1, "La"); // [N, nh, T, La]
+    const keys = g.output(
+      g.refine(g.concat([g.gather(past[i].k, beam), k], 2), ["N", nkv, "P+T", hd]),
+      cacheNames.presentKey(i),
+    );
+    const values = g.output(
+      g.refine(g.concat([g.gather(past[i].v, beam), v], 2), ["N", nkv, "P+T", hd]),
+      cacheNames.presentValue(i),
+    );
+    const qg = g.reshape(qs, [0, nkv, -1, hd]); // [N, nkv, g*T, hd]
+    const sG = g.add(g.matmul(qg, g.transpose(keys, [0, 1, 3, 2])), maskG); // [N, nkv, g*T, P+T]
+    const scoresG = g.reshape(sG, [0, c.numHeads, -1, 0]); // [N, nh, T, P+T]
+    const probs = g.softmax(g.concat([scoresA, scoresG], 3), -1);
+    const probsA = g.refine(g.slice(probs, ints([0]), la1, axis3), ["N", c.numHeads, "T", "La"]);
+    const probsG = g.slice(probs, la1, end, axis3); // [N, nh, T, P+T]
+    const ctxA = toRows(g.matmul(toPrompts(probsA, la1, "La"), partA[i].v), hd1, hd);
+    const ctxG = g.reshape(g.matmul(g.reshape(probsG, [0, nkv, -1, 0]), values), [
+      0,
+      c.numHeads,
+      -1,
+      hd,
+    ]);
+    return g.add(ctxA, ctxG); // [N, nh, T, hd]
+  };
+
+  const intra = g.gather(positionIds, g.constant(1, "int64"), 1);
+  let x = m.embed(inputIds, intra); // [N*T, H]
+  const rot = m.rotary(rope);
+  for (let i = 0; i < numLayers; i++) {
+    x = m.layer(i, x, rot, { bt: nt, b: "N", t: "T" }, attend).x;
+  }
+  const h = c.hiddenSize;
+  if (options.outputs === "last") {
+    const rows = g.reshape(x, g.concat([n1, t1, ints([h])], 0));
+    const lastRow = g.reshape(g.slice(rows, [-1], [Number.MAX_SAFE_INTEGER], [1]), [-1, h]);
+    g.output(g.refine(g.logSoftmax(m.logits(lastRow), -1), ["N", vocab]), "log_probs");
+  } else {
+    const logp = g.logSoftmax(m.logits(x), -1); // [N*T, V']
+    if (options.outputs === "all") {
+      const shape = g.concat([nt, ints([vocab])], 0);
+      g.output(g.refine(g.reshape(logp, shape), ["N", "T", vocab]), "log_probs");
+    } else {
+      const picked = g.gatherElements(logp, g.reshape(targets!, [-1, 1]), 1);
+      g.output(g.refine(g.reshape(picked, nt), ["N", "T"]), "target_log_probs");
+    }
+  }
+  return { graph: g, builder: m };
+}

@@ -1,0 +1,315 @@
+/**
+ * The registry of model families, keyed by `config.json`'s `model_type` (the way transformers.js
+ * keeps its families behind one normalised config). Each decoder family is a row of traits (data,
+ * not code): its Hugging Face defaults for `head_dim` and biases, q/k norm, fused gate_up, rotary
+ * style; `parseDecoderConfig` turns any of their `config.json` files into a {@linkcode
+ * DecoderConfig}, and `decoderConfigJson` writes one back in the family's own keys.
+ *
+ * `model_type: "glm"` names two architectures: THUDM's original GLM (SPEC section 8, the paper's
+ * base, keys `num_layers` and `max_sequence_length`) and GLM-4 as transformers has it (SPEC
+ * section 11, keys `num_hidden_layers`, `partial_rotary_factor`). {@linkcode modelArchitecture}
+ * tells them apart by those keys, so every GLM directory this toolkit wrote keeps loading as GLM.
+ *
+ * @module
+ */
+
+import { inputError } from "../../errors.ts";
+import {
+  type Biases,
+  type DecoderConfig,
+  type DecoderFamily,
+  DEFAULT_INTRA_ROWS,
+  type RopeScaling,
+  validateDecoderConfig,
+} from "./config.ts";
+
+/** What distinguishes one decoder family from another (Hugging Face's defaults). */
+export interface FamilyTraits {
+  /** `architectures[0]` written by `decoderConfigJson`. */
+  architecture: string;
+  /** head_dim where `config.json` has none: hidden / heads, or a fixed width. */
+  headDim: "hidden/heads" | number;
+  /** Biases from `attention_bias` (and `mlp_bias`). */
+  biases: (attentionBias: boolean, mlpBias: boolean) => Biases;
+  /** Default of `attention_bias` where absent. */
+  attentionBiasDefault: boolean;
+  qkNorm: boolean;
+  fusedGateUp: boolean;
+  ropeStyle: "half" | "interleaved";
+  /** Default `partial_rotary_factor` (only glm reads the key). */
+  partialRotary: number | null;
+  /** Default `rms_norm_eps`. */
+  rmsNormEps: number;
+  /** Default `rope_theta`. */
+  ropeTheta: number;
+  /** Which sliding-window keys the family has, and their defaults. */
+  slidingWindow: "mistral" | "qwen" | "none";
+}
+
+/** The decoder families of SPEC section 11. */
+export const DECODER_FAMILIES: Record<DecoderFamily, FamilyTraits> = {
+  llama: {
+    architecture: "LlamaForCausalLM",
+    headDim: "hidden/heads",
+    biases: (attn, mlp) => ({ qkv: attn, o: attn, mlp }),
+    attentionBiasDefault: false,
+    qkNorm: false,
+    fusedGateUp: false,
+    ropeStyle: "half",
+    partialRotary: null,
+    rmsNormEps: 1e-6,
+    ropeTheta: 10000,
+    slidingWindow: "none",
+  },
+  mistral: {
+    architecture: "MistralForCausalLM",
+    headDim: "hidden/heads",
+    biases: () => ({ qkv: false, o: false, mlp: false }),
+    attentionBiasDefault: false,
+    qkNorm: false,
+    fusedGateUp: false,
+    ropeStyle: "half",
+    partialRotary: null,
+    rmsNormEps: 1e-6,
+    ropeTheta: 10000,
+    slidingWindow: "mistral",
+  },
+  qwen2: {
+    architecture: "Qwen2ForCausalLM",
+    headDim: "hidden/heads",
+    biases: () => ({ qkv: true, o: false, mlp: false }),
+    attentionBiasDefault: true,
+    qkNorm: false,
+    fusedGateUp: false,
+    ropeStyle: "half",
+    partialRotary: null,
+    rmsNormEps: 1e-6,
+    ropeTheta: 10000,
+    slidingWindow: "qwen",
+  },
+  qwen3: {
+    architecture: "Qwen3ForCausalLM",
+    headDim: 128,
+    biases: (attn) => ({ qkv: attn, o: attn, mlp: false }),
+    attentionBiasDefault: false,
+    qkNorm: true,
+    fusedGateUp: false,
+    ropeStyle: "half",
+    partialRotary: null,
+    rmsNormEps: 1e-6,
+    ropeTheta: 10000,
+    slidingWindow: "qwen",
+  },
+  glm: {
+    architecture: "GlmForCausalLM",
+    headDim: 128,
+    biases: (attn) => ({ qkv: attn, o: false, mlp: false }),
+    attentionBiasDefault: true,
+    qkNorm: false,
+    fusedGateUp: true,
+    ropeStyle: "interleaved",
+    partialRotary: 0.5,
+    rmsNormEps: 1.5625e-7,
+    ropeTheta: 10000,
+    slidingWindow: "none",
+  },
+};
+
+/** Which builder a model directory needs. */
+export type Architecture = { kind: "glm-thudm" } | { kind: "decoder"; family: DecoderFamily };
+
+/** The `model_type` values the toolkit reads. */
+export const MODEL_TYPES = Object.keys(DECODER_FAMILIES) as DecoderFamily[];
+
+/**
+ * The architecture of a parsed `config.json`: THUDM's GLM (`model_type` glm, or none, with
+ * `num_layers` and no `num_hidden_layers`) or a decoder family; anything else is a one-line error.
+ */
+export function modelArchitecture(json: unknown, file: string): Architecture {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw inputError(file, undefined, "expected a JSON object");
+  }
+  const o = json as Record<string, unknown>;
+  const type = o.model_type;
+  if ((type === "glm" || type === undefined) && "num_layers" in o && !("num_hidden_layers" in o)) {
+    return { kind: "glm-thudm" };
+  }
+  if (typeof type === "string" && type in DECODER_FAMILIES) {
+    return { kind: "decoder", family: type as DecoderFamily };
+  }
+  throw inputError(
+    file,
+    undefined,
+    `"model_type" ${JSON.stringify(type)} is not supported (supported: ${
+      MODEL_TYPES.join(", ")
+    }, and THUDM GLM)`,
+  );
+}
+
+function num(o: Record<string, unknown>, key: string, fallback: number | undefined, file: string) {
+  const v = o[key] ?? fallback;
+  if (v === undefined) throw inputError(file, undefined, `"${key}" is missing`);
+  if (typeof v !== "number") {
+    throw inputError(file, undefined, `"${key}" must be a number, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function bool(o: Record<string, unknown>, key: string, fallback: boolean, file: string) {
+  const v = o[key] ?? fallback;
+  if (typeof v !== "boolean") {
+    throw inputError(file, undefined, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function ropeScaling(o: Record<string, unknown>, file: string): RopeScaling | null {
+  const raw = o.rope_scaling;
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw inputError(file, undefined, `"rope_scaling" must be an object or null`);
+  }
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type;
+  const key = "rope_type" in r ? "rope_scaling.rope_type" : "rope_scaling.type";
+  if (type === "default") return null;
+  if (type === "linear") {
+    return { type: "linear", factor: num(r, "factor", undefined, `${file} rope_scaling`) };
+  }
+  if (type === "llama3") {
+    const f = `${file} rope_scaling`;
+    return {
+      type: "llama3",
+      factor: num(r, "factor", undefined, f),
+      lowFreqFactor: num(r, "low_freq_factor", undefined, f),
+      highFreqFactor: num(r, "high_freq_factor", undefined, f),
+      originalMaxPositions: num(r, "original_max_position_embeddings", undefined, f),
+    };
+  }
+  throw inputError(
+    file,
+    undefined,
+    `"${key}" ${JSON.stringify(type)} is not supported (supported: none, default, linear, llama3)`,
+  );
+}
+
+/** An error when the family's sliding window is active (it would change attention). */
+function checkSlidingWindow(
+  traits: FamilyTraits,
+  o: Record<string, unknown>,
+  maxPositions: number,
+  file: string,
+) {
+  if (traits.slidingWindow === "none") return;
+  const window = o.sliding_window === undefined
+    ? (traits.slidingWindow === "mistral" ? 4096 : null)
+    : o.sliding_window;
+  const active = traits.slidingWindow === "mistral" ? true : o.use_sliding_window === true;
+  if (!active || window === null) return;
+  if (typeof window !== "number") {
+    throw inputError(file, undefined, `"sliding_window" must be a number or null`);
+  }
+  if (window < maxPositions) {
+    throw inputError(
+      file,
+      undefined,
+      `"sliding_window" ${window} is active (below max_position_embeddings ${maxPositions}); ` +
+        "sliding-window attention is not supported",
+    );
+  }
+}
+
+/** A normalised configuration from a parsed decoder `config.json`; `file` is named in errors. */
+export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
+  const arch = modelArchitecture(json, file);
+  if (arch.kind !== "decoder") {
+    throw inputError(file, undefined, "a THUDM GLM config, not a decoder-family config");
+  }
+  const o = json as Record<string, unknown>;
+  const traits = DECODER_FAMILIES[arch.family];
+  const act = o.hidden_act ?? o.hidden_activation ?? "silu";
+  if (act !== "silu") {
+    throw inputError(
+      file,
+      undefined,
+      `"hidden_act" ${JSON.stringify(act)} is not supported (only "silu")`,
+    );
+  }
+  const hidden = num(o, "hidden_size", undefined, file);
+  const heads = num(o, "num_attention_heads", undefined, file);
+  const headDimDefault = traits.headDim === "hidden/heads" ? hidden / heads : traits.headDim;
+  const headDim = num(o, "head_dim", headDimDefault, file);
+  const partial = traits.partialRotary === null
+    ? 1
+    : num(o, "partial_rotary_factor", traits.partialRotary, file);
+  const maxPositions = num(o, "max_position_embeddings", undefined, file);
+  checkSlidingWindow(traits, o, maxPositions, file);
+  const attentionBias = arch.family === "qwen2"
+    ? true
+    : bool(o, "attention_bias", traits.attentionBiasDefault, file);
+  const mlpBias = arch.family === "llama" ? bool(o, "mlp_bias", false, file) : false;
+  const config: DecoderConfig = {
+    family: arch.family,
+    vocabSize: num(o, "vocab_size", undefined, file),
+    hiddenSize: hidden,
+    intermediateSize: num(o, "intermediate_size", undefined, file),
+    numLayers: num(o, "num_hidden_layers", undefined, file),
+    numHeads: heads,
+    numKvHeads: num(o, "num_key_value_heads", heads, file),
+    headDim,
+    rmsNormEps: num(o, "rms_norm_eps", traits.rmsNormEps, file),
+    ropeTheta: num(o, "rope_theta", traits.ropeTheta, file),
+    rotaryDim: Math.round(headDim * partial),
+    ropeStyle: traits.ropeStyle,
+    ropeScaling: ropeScaling(o, file),
+    biases: traits.biases(attentionBias, mlpBias),
+    qkNorm: traits.qkNorm,
+    fusedGateUp: traits.fusedGateUp,
+    tieWordEmbeddings: bool(o, "tie_word_embeddings", false, file),
+    maxPositionEmbeddings: maxPositions,
+    intraRows: num(o, "intra_position_rows", DEFAULT_INTRA_ROWS, file),
+  };
+  return validateDecoderConfig(config, file);
+}
+
+/** The `config.json` object of `c`, in its family's Hugging Face keys. */
+export function decoderConfigJson(c: DecoderConfig): Record<string, unknown> {
+  const traits = DECODER_FAMILIES[c.family];
+  const json: Record<string, unknown> = {
+    architectures: [traits.architecture],
+    model_type: c.family,
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    hidden_act: "silu",
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: c.ropeScaling === null
+      ? null
+      : c.ropeScaling.type === "linear"
+      ? { rope_type: "linear", factor: c.ropeScaling.factor }
+      : {
+        rope_type: "llama3",
+        factor: c.ropeScaling.factor,
+        low_freq_factor: c.ropeScaling.lowFreqFactor,
+        high_freq_factor: c.ropeScaling.highFreqFactor,
+        original_max_position_embeddings: c.ropeScaling.originalMaxPositions,
+      },
+    max_position_embeddings: c.maxPositionEmbeddings,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    torch_dtype: "bfloat16",
+  };
+  if (c.family !== "qwen2" && c.family !== "mistral") json.attention_bias = c.biases.qkv;
+  if (c.family === "llama") json.mlp_bias = c.biases.mlp;
+  if (c.family === "glm") json.partial_rotary_factor = c.rotaryDim / c.headDim;
+  if (c.family === "mistral" || c.family === "qwen2" || c.family === "qwen3") {
+    json.sliding_window = null;
+  }
+  if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
+  if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
+  return json;
+}

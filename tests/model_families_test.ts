@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { InputError } from "../lib/errors.ts";
+import { configJson } from "../lib/model/config.ts";
+import { decoderWeightShapes } from "../lib/model/families/config.ts";
+import { loadDecoder, toBf16Bits, writeCheckpoint } from "../lib/model/families/checkpoint.ts";
+import {
+  decoderConfigJson,
+  modelArchitecture,
+  parseDecoderConfig,
+} from "../lib/model/families/registry.ts";
+import { noisyDecoderWeights, TINY, TINY_JSON } from "./decoder_helpers.ts";
+import { withTempDir } from "./temp_dir.ts";
+
+const QWEN25_05B = {
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  max_window_layers: 21,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  sliding_window: 32768,
+  use_sliding_window: false,
+  tie_word_embeddings: true,
+  hidden_act: "silu",
+};
+
+Deno.test("config.json of each family normalises with the families' Hugging Face defaults", () => {
+  const q = parseDecoderConfig(QWEN25_05B, "config.json");
+  assert.equal(q.headDim, 64);
+  assert.deepEqual(q.biases, { qkv: true, o: false, mlp: false });
+  assert.equal(q.rotaryDim, 64);
+  assert.equal(q.tieWordEmbeddings, true);
+  const base = { ...TINY_JSON.qwen3 } as Record<string, unknown>;
+  delete base.head_dim;
+  const q3 = parseDecoderConfig(base, "c");
+  assert.equal(q3.headDim, 128); // Qwen3's default, not hidden / heads
+  assert.ok(q3.qkNorm);
+  const glm = { ...TINY_JSON.glm } as Record<string, unknown>;
+  delete glm.partial_rotary_factor;
+  const g = parseDecoderConfig(glm, "c");
+  assert.equal(g.rotaryDim, 4); // head_dim 8 x 0.5
+  assert.equal(g.ropeStyle, "interleaved");
+  assert.ok(g.fusedGateUp && g.biases.qkv && !g.biases.o);
+  assert.deepEqual(TINY.mistral.biases, { qkv: false, o: false, mlp: false });
+  // Round trip through the written config.json.
+  for (const c of Object.values(TINY)) {
+    assert.deepEqual(parseDecoderConfig(decoderConfigJson(c), "c"), c);
+  }
+});
+
+Deno.test("model_type glm: THUDM's GLM keeps its own builder; GLM-4 keys select the decoder", () => {
+  const thudm = configJson({
+    vocabSize: 10,
+    hiddenSize: 8,
+    numLayers: 1,
+    numHeads: 2,
+    maxSequenceLength: 16,
+    layernormEpsilon: 1e-5,
+  });
+  assert.deepEqual(modelArchitecture(thudm, "c"), { kind: "glm-thudm" });
+  assert.deepEqual(modelArchitecture(TINY_JSON.glm, "c"), { kind: "decoder", family: "glm" });
+});
+
+Deno.test("settings the toolkit cannot honour are one-line errors naming the key", () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...QWEN25_05B, model_type: "gemma" }, /^c: "model_type" "gemma" is not supported/],
+    [
+      { ...QWEN25_05B, rope_scaling: { rope_type: "yarn", factor: 4 } },
+      /"rope_scaling.rope_type" "yarn"/,
+    ],
+    [
+      { ...QWEN25_05B, use_sliding_window: true, sliding_window: 4096 },
+      /"sliding_window" 4096 is active/,
+    ],
+    [
+      { ...TINY_JSON.mistral, sliding_window: undefined, max_position_embeddings: 32768 },
+      /"sliding_window" 4096 is active/,
+    ],
+    [{ ...QWEN25_05B, hidden_act: "gelu" }, /"hidden_act" "gelu" is not supported/],
+    [{ ...QWEN25_05B, num_key_value_heads: 3 }, /"num_key_value_heads" \(3\) must divide/],
+    [{ ...QWEN25_05B, hidden_size: undefined }, /"hidden_size" is missing/],
+  ];
+  for (const [json, pattern] of cases) {
+    assert.throws(() => parseDecoderConfig(json, "c"), (e: Error) => {
+      assert.ok(e instanceof InputError, e.message);
+      assert.match(e.message, pattern);
+      assert.ok(!e.message.includes("\n"));
+      return true;
+    });
+  }
+  // A sliding window as long as the context is no window at all.
+  parseDecoderConfig({ ...QWEN25_05B, use_sliding_window: true }, "c");
+});
+
+/** Rounds every value to bfloat16, so a BF16 file holds it exactly. */
+function bf16Exact(data: Float32Array): Float32Array {
+  const u = new Uint32Array(data.length);
+  for (let i = 0; i < data.length; i++) u[i] = toBf16Bits(data[i]) << 16;
+  return new Float32Array(u.buffer);
+}
+
+Deno.test("sharded BF16 and single-file F32/F16 checkpoints load to the same values", async () => {
+  await withTempDir(async (root) => {
+    const config = TINY.llama;
+    const weights = noisyDecoderWeights(config, 2);
+    for (const [name, w] of weights) weights.set(name, bf16Exact(w));
+    const sources = [...decoderWeightShapes(config)].map(([name, shape]) => ({
+      name,
+      shape,
+      data: () => weights.get(name)!,
+    }));
+    const dirs = { f32: join(root, "f32"), bf16: join(root, "bf16"), f16: join(root, "f16") };
+    for (const dir of Object.values(dirs)) {
+      await Deno.mkdir(dir);
+      await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(decoderConfigJson(config)));
+    }
+    await writeCheckpoint(dirs.f32, sources, { format: "F32" });
+    const files = await writeCheckpoint(dirs.bf16, sources, { format: "BF16", shardBytes: 4000 });
+    assert.ok(files.length > 3, `${files.length} files`);
+    await writeCheckpoint(dirs.f16, sources, { format: "F16" });
+    const f32 = await loadDecoder(dirs.f32);
+    const bf16 = await loadDecoder(dirs.bf16);
+    const f16 = await loadDecoder(dirs.f16);
+    for (const [name, w] of weights) {
+      assert.deepEqual(f32.weights.get(name), w, name);
+      assert.deepEqual(bf16.weights.get(name), w, name);
+      const h = f16.weights.get(name)!;
+      for (let i = 0; i < w.length; i++) {
+        assert.ok(Math.abs(h[i] - w[i]) <= 1e-3 * Math.abs(w[i]) + 1e-7);
+      }
+    }
+    // A missing shard, a tensor of the wrong shape, no checkpoint at all.
+    await Deno.remove(join(dirs.bf16, files[1]));
+    await assert.rejects(() => loadDecoder(dirs.bf16), (e: Error) => {
+      assert.ok(e instanceof InputError);
+      assert.match(e.message, new RegExp(`${files[1]}: file not found \\(it should hold tensor "`));
+      return true;
+    });
+    const wrong = { ...decoderConfigJson(config), intermediate_size: 20 };
+    await Deno.writeTextFile(join(dirs.f32, "config.json"), JSON.stringify(wrong));
+    await assert.rejects(
+      () => loadDecoder(dirs.f32),
+      /model\.safetensors: tensor "model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[24, 16\], expected \[20, 16\]/,
+    );
+    await Deno.remove(join(dirs.f16, "model.safetensors"));
+    await assert.rejects(
+      () => loadDecoder(dirs.f16),
+      /neither model\.safetensors nor model\.safetensors\.index\.json/,
+    );
+  });
+});
