@@ -1,9 +1,13 @@
 /**
- * The {@linkcode StepModel} of a GLM model on onnxruntime: the prefill graph encodes part A of a
- * batch of prompts once; the step graphs (lib/model/glm.ts) then take one token per sequence
+ * The {@linkcode StepModel} of any model family (lib/model/family.ts) on onnxruntime: the prefill
+ * graph encodes part A of a batch of prompts once; the step graphs then take one token per sequence
  * against that shared part-A cache and the sequences' own key/value cache, which onnxruntime
  * reorders by `beam_index` inside the graph. Only the tensors of the current step cross between
  * JavaScript and onnxruntime; every tensor is a flat typed array.
+ *
+ * Families with rotary positions (SPEC section 11) get `rope_position_ids`: part A's
+ * inter-positions, and for generated tokens the span's mask index plus the count of the span's
+ * tokens so far (1 for `[S]`).
  *
  * Sessions are built lazily (the scoring graph only when something is scored) on the device the
  * prefill session resolved, so `auto` probes the devices once.
@@ -14,7 +18,8 @@
  */
 
 import type { GlmConfig } from "../model/config.ts";
-import { buildPrefillGraph, buildStepGraph, cacheNames, type StepOutputs } from "../model/glm.ts";
+import { glmFamily, type ModelFamily } from "../model/family.ts";
+import { cacheNames, type StepOutputs } from "../model/glm.ts";
 import type { Weights } from "../model/weights.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, type ResolvedDevice, Session } from "../runtime/session.ts";
@@ -39,16 +44,15 @@ function int32(shape: number[], data: Int32Array): TensorData {
   return { dtype: "int32", shape, data };
 }
 
-/** A GLM model decoding inside a span with cached part A (see the module docs). */
+/** A model decoding inside a span with cached part A (see the module docs). */
 export class GlmDecoder implements StepModel {
   readonly vocabSize: number;
-  readonly config: GlmConfig;
+  readonly family: ModelFamily;
   /** Seconds spent inside onnxruntime's `run` so far (for benchmarks). */
   runSeconds = 0;
   /** Number of `run` calls so far. */
   runs = 0;
 
-  readonly #weights: Weights;
   readonly #threads?: number;
   readonly #prefill: Session;
   readonly #steps = new Map<StepOutputs, Session>();
@@ -61,17 +65,18 @@ export class GlmDecoder implements StepModel {
   #past: Record<string, TensorData> | null = null;
   #emptyPast: Record<string, TensorData> = {};
   #fetchLast: string[];
+  /** Tokens fed since part A (every row has as many): the rotary offset of the next one. */
+  #fed = 0;
 
-  private constructor(config: GlmConfig, weights: Weights, prefill: Session, threads?: number) {
-    this.config = config;
-    this.vocabSize = config.vocabSize;
-    this.#weights = weights;
+  private constructor(family: ModelFamily, prefill: Session, threads?: number) {
+    this.family = family;
+    this.vocabSize = family.vocabSize;
     this.#prefill = prefill;
     this.#threads = threads;
-    this.#nh = config.numHeads;
-    this.#hd = config.hiddenSize / config.numHeads;
+    this.#nh = family.cacheHeads;
+    this.#hd = family.headDim;
     const presents: string[] = [];
-    for (let i = 0; i < config.numLayers; i++) {
+    for (let i = 0; i < family.numLayers; i++) {
       presents.push(cacheNames.presentKey(i), cacheNames.presentValue(i));
       const empty: TensorData = {
         dtype: "float32",
@@ -84,17 +89,20 @@ export class GlmDecoder implements StepModel {
     this.#fetchLast = ["log_probs", ...presents];
   }
 
-  /** Builds the prefill graph and opens its session (a device that cannot load throws here). */
+  /**
+   * Builds the prefill graph and opens its session (a device that cannot load throws here).
+   * `model` is a family (lib/model/family.ts) or a GLM's config and weights.
+   */
   static async create(
-    model: { config: GlmConfig; weights: Weights },
+    model: ModelFamily | { config: GlmConfig; weights: Weights },
     options: DecoderOptions = {},
   ): Promise<GlmDecoder> {
-    const { graph } = buildPrefillGraph({ config: model.config, weights: model.weights });
-    const prefill = await Session.create(graph, {
+    const family = "prefillGraph" in model ? model : glmFamily(model);
+    const prefill = await Session.create(family.prefillGraph(), {
       device: options.device,
       threads: options.threads,
     });
-    return new GlmDecoder(model.config, model.weights, prefill, options.threads);
+    return new GlmDecoder(family, prefill, options.threads);
   }
 
   /** The device the sessions run on. */
@@ -110,8 +118,10 @@ export class GlmDecoder implements StepModel {
   async #stepSession(outputs: StepOutputs): Promise<Session> {
     let session = this.#steps.get(outputs);
     if (!session) {
-      const { graph } = buildStepGraph({ config: this.config, weights: this.#weights, outputs });
-      session = await Session.create(graph, { device: this.device, threads: this.#threads });
+      session = await Session.create(this.family.stepGraph(outputs), {
+        device: this.device,
+        threads: this.#threads,
+      });
       this.#steps.set(outputs, session);
     }
     return session;
@@ -144,16 +154,23 @@ export class GlmDecoder implements StepModel {
       sep[b] = p.ids.length;
     }
     const fetch: string[] = [];
-    for (let i = 0; i < this.config.numLayers; i++) {
+    for (let i = 0; i < this.family.numLayers; i++) {
       fetch.push(cacheNames.partAKey(i), cacheNames.partAValue(i));
     }
-    this.#partA = await this.#run(this.#prefill, {
+    const feeds: Record<string, TensorData> = {
       input_ids: int32([bp, la], ids),
       position_ids: int32([bp, 2, la], positions),
       sep: int32([bp], sep),
-    }, fetch);
+    };
+    if (this.family.usesRope) {
+      const rope = new Int32Array(bp * la);
+      prompts.forEach((p, b) => rope.set(p.inter, b * la));
+      feeds.rope_position_ids = int32([bp, la], rope);
+    }
+    this.#partA = await this.#run(this.#prefill, feeds, fetch);
     this.#sep = sep;
     this.#past = null;
+    this.#fed = 0;
   }
 
   keepPrompts(keep: readonly number[]): void {
@@ -176,6 +193,7 @@ export class GlmDecoder implements StepModel {
 
   resetPast(): void {
     this.#past = null;
+    this.#fed = 0;
   }
 
   async step(input: StepInput): Promise<Float32Array> {
@@ -198,9 +216,14 @@ export class GlmDecoder implements StepModel {
       ...this.#partA,
       ...(first ? this.#emptyPast : this.#past),
     };
+    if (this.family.usesRope) {
+      const rope = Int32Array.from(input.inter, (inter) => inter + this.#fed + 1);
+      feeds.rope_position_ids = int32([n, 1], rope);
+    }
     const out = await this.#run(await this.#stepSession("last"), feeds, this.#fetchLast);
+    this.#fed++;
     const past: Record<string, TensorData> = {};
-    for (let i = 0; i < this.config.numLayers; i++) {
+    for (let i = 0; i < this.family.numLayers; i++) {
       past[cacheNames.pastKey(i)] = out[cacheNames.presentKey(i)];
       past[cacheNames.pastValue(i)] = out[cacheNames.presentValue(i)];
     }
@@ -219,7 +242,7 @@ export class GlmDecoder implements StepModel {
       positions.set(input.inter.subarray(r * t, (r + 1) * t), 2 * r * t);
       positions.set(input.intra.subarray(r * t, (r + 1) * t), 2 * r * t + t);
     }
-    const out = await this.#run(await this.#stepSession("targets"), {
+    const feeds: Record<string, TensorData> = {
       input_ids: int32([n, t], input.ids),
       position_ids: int32([n, 2, t], positions),
       sep: int32([this.#sep.length], this.#sep),
@@ -227,7 +250,13 @@ export class GlmDecoder implements StepModel {
       targets: int32([n, t], input.targets),
       ...this.#partA,
       ...this.#emptyPast,
-    }, ["target_log_probs"]);
+    };
+    if (this.family.usesRope) {
+      // Rows start right after part A: token j of a row is the span's (j + 1)-th.
+      const rope = Int32Array.from(input.inter, (inter, i) => inter + (i % t) + 1);
+      feeds.rope_position_ids = int32([n, t], rope);
+    }
+    const out = await this.#run(await this.#stepSession("targets"), feeds, ["target_log_probs"]);
     return out.target_log_probs.data as Float32Array;
   }
 
