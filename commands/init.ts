@@ -11,6 +11,8 @@ import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { PRESETS } from "../lib/model/config.ts";
 import { DEFAULT_INIT, initModel } from "../lib/model/init.ts";
+import { DECODER_PRESETS, INIT_FAMILIES, initDecoder } from "../lib/model/families/init.ts";
+import { UsageError } from "../lib/errors.ts";
 
 const presetLines = Object.entries(PRESETS).map(([name, p]) =>
   `  ${name.padEnd(6)} hidden ${p.hiddenSize}, ${p.numLayers} layers, ${p.numHeads} heads, ` +
@@ -18,15 +20,26 @@ const presetLines = Object.entries(PRESETS).map(([name, p]) =>
 ).join("\n");
 
 const PRESET_NAMES = Object.keys(PRESETS) as (keyof typeof PRESETS)[];
+const DECODER_PRESET_NAMES = Object.keys(DECODER_PRESETS) as (keyof typeof DECODER_PRESETS)[];
 
 const FLAGS = defineFlags({
   data: {
     type: "string",
     placeholder: "DIR",
-    required: true,
-    help: "dataset directory written by textualize",
+    help: "dataset directory written by textualize (with --family, optional beside --tokenizer)",
   },
-  preset: { type: "choice", choices: PRESET_NAMES, required: true, help: PRESET_NAMES.join(" | ") },
+  preset: {
+    type: "choice",
+    choices: PRESET_NAMES,
+    required: true,
+    help: `${PRESET_NAMES.join(" | ")} (with --family: ${DECODER_PRESET_NAMES.join(" | ")})`,
+  },
+  family: {
+    type: "choice",
+    choices: INIT_FAMILIES,
+    placeholder: "NAME",
+    help: `${INIT_FAMILIES.join(" | ")}: a decoder-family checkpoint instead of GLM`,
+  },
   out: {
     type: "string",
     placeholder: "DIR",
@@ -58,10 +71,17 @@ An existing --out directory is replaced (atomically, once the new one is complet
 Presets:
 ${presetLines}
 
+With --family llama | qwen2 | qwen3 | glm (glm: GLM-4, SPEC section 11) the model is a
+Llama-style decoder in the Hugging Face layout (BF16 model.safetensors), presets
+${DECODER_PRESET_NAMES.join(" | ")}; its vocab_size covers the tokenizer's own ids, so the
+method's special tokens are added at load as for a real pretrained model. --data may be left out
+when --tokenizer is given.
+
 ${formatFlags(FLAGS)}
 
-Example:
-  init --data runs/beauty --preset tiny --out runs/tiny-model --seed 1`;
+Examples:
+  init --data runs/beauty --preset tiny --out runs/tiny-model --seed 1
+  init --family qwen3 --preset tiny --tokenizer tokenizer.json --out runs/tiny-qwen3`;
 
 /** The `init` subcommand. */
 export const command: Command = {
@@ -70,10 +90,40 @@ export const command: Command = {
   usage,
   async run(args: string[]): Promise<void> {
     const { values: flags } = parseFlags("init", args, FLAGS);
-    const { data, out, preset, seed } = flags;
+    const { data, out, preset, seed, family } = flags;
+    if (data === undefined && (family === undefined || flags.tokenizer === undefined)) {
+      throw new UsageError("init: --data is required (or, with --family, --tokenizer)");
+    }
+    if (family !== undefined) {
+      if (!(DECODER_PRESET_NAMES as string[]).includes(preset)) {
+        throw new UsageError(
+          `init: --preset must be one of ${DECODER_PRESET_NAMES.join(", ")} with --family`,
+        );
+      }
+      const progress = new Progress("init");
+      const result = await initDecoder({
+        family,
+        preset: preset as keyof typeof DECODER_PRESETS,
+        out,
+        data,
+        tokenizer: flags.tokenizer,
+        seed,
+        progress: (message) => progress.update(message),
+      });
+      progress.done(`model written to ${out}`);
+      console.log(JSON.stringify({
+        out,
+        family,
+        preset,
+        vocab_size: result.config.vocabSize,
+        parameters: result.parameters,
+        tokenizer: result.trainedTokenizer ? "trained" : "given",
+      }));
+      return;
+    }
     const progress = new Progress("init");
     const result = await initModel({
-      data,
+      data: data!,
       preset,
       out,
       seed,

@@ -1,0 +1,207 @@
+/**
+ * Seeded random checkpoints of the decoder families in the Hugging Face layout (`config.json`,
+ * `tokenizer.json`, `model.safetensors` in BF16), for tests, the demo and benchmarks: nothing is
+ * ever downloaded. Weights as transformers initialises them (normal with std 0.02, norm weights
+ * 1, biases 0). The checkpoint plays a pretrained model: its `vocab_size` covers the tokenizer's
+ * own ids only, so the method's special tokens it lacks are added at load (`special.ts`), as
+ * they are for a real model.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type Dataset, openDataset } from "../../data/dataset.ts";
+import { inputError } from "../../errors.ts";
+import { buildDirAtomic } from "../../io/atomic.ts";
+import { Rng } from "../../random.ts";
+import { trainByteLevelBpe } from "../../tokenizer/train_bpe.ts";
+import { SPECIAL_TOKENS } from "../../tokenizer/tokenizer.ts";
+import { datasetTexts } from "../init.ts";
+import { writeCheckpoint } from "./checkpoint.ts";
+import {
+  type DecoderConfig,
+  type DecoderFamily,
+  decoderWeightShapes,
+  DEFAULT_INTRA_ROWS,
+} from "./config.ts";
+import { DECODER_FAMILIES, decoderConfigJson } from "./registry.ts";
+
+/** The families `init --family` makes (mistral reads like llama without biases). */
+export const INIT_FAMILIES = ["llama", "qwen2", "qwen3", "glm"] as const;
+
+/** A decoder preset: the shape, and the tokenizer vocabulary trained for it. */
+export interface DecoderPreset {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  tokenizerVocab: number;
+}
+
+/** tiny: about 0.1M layer parameters (tests); small: about 3M (the demo on a CPU). */
+export const DECODER_PRESETS: Record<"tiny" | "small", DecoderPreset> = {
+  tiny: {
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    tokenizerVocab: 2000,
+  },
+  small: {
+    hiddenSize: 256,
+    intermediateSize: 704,
+    numLayers: 4,
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 32,
+    tokenizerVocab: 8000,
+  },
+};
+
+/** The configuration of `family` at `preset` for a vocabulary of `vocabSize` rows. */
+export function decoderPresetConfig(
+  family: DecoderFamily,
+  preset: keyof typeof DECODER_PRESETS,
+  vocabSize: number,
+): DecoderConfig {
+  const p = DECODER_PRESETS[preset];
+  const traits = DECODER_FAMILIES[family];
+  const qwen = family === "qwen2" || family === "qwen3";
+  return {
+    family,
+    vocabSize,
+    hiddenSize: p.hiddenSize,
+    intermediateSize: p.intermediateSize,
+    numLayers: p.numLayers,
+    numHeads: p.numHeads,
+    numKvHeads: p.numKvHeads,
+    headDim: family === "qwen2" || family === "llama" ? p.hiddenSize / p.numHeads : p.headDim,
+    rmsNormEps: 1e-6,
+    ropeTheta: qwen ? 1_000_000 : family === "llama" ? 500_000 : 10_000,
+    rotaryDim: family === "glm"
+      ? p.headDim / 2
+      : (family === "qwen3" ? p.headDim : p.hiddenSize / p.numHeads),
+    ropeStyle: traits.ropeStyle,
+    ropeScaling: null,
+    biases: traits.biases(traits.attentionBiasDefault, false),
+    qkNorm: traits.qkNorm,
+    fusedGateUp: traits.fusedGateUp,
+    tieWordEmbeddings: qwen,
+    maxPositionEmbeddings: 4096,
+    intraRows: DEFAULT_INTRA_ROWS,
+  };
+}
+
+/** Ids a `tokenizer.json` itself defines (its highest id + 1), before any special is appended. */
+export function tokenizerIdCount(json: unknown, source: string): number {
+  const t = json as { model?: { vocab?: unknown }; added_tokens?: { id: number }[] };
+  const vocab = t?.model?.vocab;
+  let n = 0;
+  if (Array.isArray(vocab)) n = vocab.length;
+  else if (typeof vocab === "object" && vocab !== null) {
+    for (const id of Object.values(vocab as Record<string, number>)) n = Math.max(n, id + 1);
+  } else throw inputError(source, undefined, "not a tokenizer.json (model has no vocab)");
+  for (const a of t.added_tokens ?? []) n = Math.max(n, a.id + 1);
+  return n;
+}
+
+/** Options of {@linkcode initDecoder}. */
+export interface InitDecoderOptions {
+  family: DecoderFamily;
+  preset: keyof typeof DECODER_PRESETS;
+  out: string;
+  /** Dataset to train a tokenizer on (unless `tokenizer` is given). */
+  data?: string;
+  /** A `tokenizer.json` to use. */
+  tokenizer?: string;
+  seed?: number;
+  progress?: (message: string) => void;
+}
+
+/** Writes a seeded random checkpoint of `options.family` into `options.out` (atomically). */
+export async function initDecoder(
+  options: InitDecoderOptions,
+): Promise<{ config: DecoderConfig; parameters: number; trainedTokenizer: boolean }> {
+  const say = options.progress ?? (() => {});
+  let tokenizerJson: string;
+  if (options.tokenizer) {
+    try {
+      tokenizerJson = await Deno.readTextFile(options.tokenizer);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw inputError(options.tokenizer, undefined, "file not found");
+      }
+      throw inputError(options.tokenizer, undefined, (error as Error).message);
+    }
+  } else {
+    if (!options.data) throw new Error("initDecoder: data or tokenizer is needed");
+    const data: Dataset = await openDataset(options.data);
+    const texts = await datasetTexts(data);
+    if (texts.length === 0) {
+      throw inputError(options.data, undefined, "no text to train a tokenizer on");
+    }
+    const vocab = DECODER_PRESETS[options.preset].tokenizerVocab;
+    say(`training a ${vocab}-token BPE on ${texts.length} texts`);
+    tokenizerJson = JSON.stringify(
+      trainByteLevelBpe(texts, { vocabSize: vocab, specialTokens: ["[PAD]"] }),
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(tokenizerJson);
+  } catch (error) {
+    throw inputError(
+      options.tokenizer ?? "tokenizer.json",
+      undefined,
+      `not valid JSON (${(error as Error).message})`,
+    );
+  }
+  const config = decoderPresetConfig(
+    options.family,
+    options.preset,
+    tokenizerIdCount(parsed, options.tokenizer ?? "tokenizer.json"),
+  );
+  const rng = Rng.derive(options.seed ?? 0, `init ${options.family}`);
+  const shapes = decoderWeightShapes(config);
+  let parameters = 0;
+  for (const shape of shapes.values()) parameters += shape.reduce((a, b) => a * b, 1);
+  say(`drawing ${options.preset} ${options.family} weights (${parameters} parameters)`);
+  await buildDirAtomic(options.out, async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "config.json"),
+      JSON.stringify(decoderConfigJson(config), null, 2) + "\n",
+    );
+    await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
+    await writeCheckpoint(dir, randomDecoderTensors(config, rng), { format: "BF16" });
+  });
+  return { config, parameters, trainedTokenizer: !options.tokenizer };
+}
+
+/**
+ * The tensors of a fresh `config` in checkpoint order, each drawn when written (so a large model
+ * never holds more than one tensor in memory): std-0.02 normal matrices, norm weights 1, biases 0.
+ */
+export function randomDecoderTensors(config: DecoderConfig, rng: Rng, std = 0.02) {
+  return [...decoderWeightShapes(config)].map(([name, shape]) => ({
+    name,
+    shape,
+    data: () => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      if (name.endsWith("norm.weight")) data.fill(1);
+      else if (!name.endsWith(".bias")) {
+        for (let i = 0; i < n; i++) {
+          data[i] = std * rng.normal();
+        }
+      }
+      return data;
+    },
+  }));
+}
+
+/** The special tokens the method needs (for messages). */
+export const METHOD_TOKENS = SPECIAL_TOKENS;

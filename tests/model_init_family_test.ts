@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadDecoder } from "../lib/model/families/checkpoint.ts";
+import { buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
+import { addedRowCount, addSpecialRows } from "../lib/model/families/special.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { runCli } from "./cli_support.ts";
+import { REAL_TOKENIZERS } from "./real_tokenizers.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { demoDataset } from "./train_support.ts";
+
+Deno.test("init --family qwen3 with the real Qwen3 tokenizer: a seeded HF checkpoint; special rows are added at load", async () => {
+  await withTempDir(async (root) => {
+    const out = join(root, "qwen3");
+    const args = [
+      "init",
+      "--family",
+      "qwen3",
+      "--preset",
+      "tiny",
+      "--tokenizer",
+      REAL_TOKENIZERS.qwen3,
+    ];
+    const run = await runCli([...args, "--out", out, "--seed", "3"]);
+    assert.equal(run.code, 0, run.stderr);
+    const summary = JSON.parse(run.stdout);
+    assert.equal(summary.family, "qwen3");
+    const config = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
+    assert.equal(config.model_type, "qwen3");
+    assert.equal(config.vocab_size, 151669); // the tokenizer's own ids
+    const model = await loadDecoder(out);
+    assert.ok(model.config.qkNorm && model.config.tieWordEmbeddings);
+    // Same seed, same bytes.
+    const again = join(root, "again");
+    assert.equal((await runCli([...args, "--out", again, "--seed", "3"])).code, 0);
+    assert.deepEqual(
+      await Deno.readFile(join(out, "model.safetensors")),
+      await Deno.readFile(join(again, "model.safetensors")),
+    );
+    // Qwen3's tokenizer has <|endoftext|> (the pad) but none of the method's five other tokens.
+    const tokenizer = await TextTokenizer.load(join(out, "tokenizer.json"));
+    const rows = addedRowCount(model.config, tokenizer.vocabSize);
+    assert.equal(rows, 5);
+    assert.equal(tokenizer.special.mask, 151669);
+    addSpecialRows(model.config, model.weights, rows);
+    const added = model.weights.get("model.embed_tokens.added.weight")!;
+    const table = model.weights.get("model.embed_tokens.weight")!;
+    const h = model.config.hiddenSize;
+    let mean0 = 0;
+    for (let r = 0; r < model.config.vocabSize; r++) mean0 += table[r * h];
+    assert.ok(Math.abs(added[0] - mean0 / model.config.vocabSize) < 1e-6);
+    assert.equal(added[4 * h], added[0]);
+  });
+});
+
+Deno.test("init --family for llama, qwen2 and glm trains a tokenizer on the data; each model runs", async () => {
+  const data = await demoDataset();
+  await withTempDir(async (root) => {
+    for (const family of ["llama", "qwen2", "glm"]) {
+      const out = join(root, family);
+      const run = await runCli([
+        "init",
+        "--family",
+        family,
+        "--preset",
+        "tiny",
+        "--data",
+        data,
+        "--out",
+        out,
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const model = await loadDecoder(out);
+      assert.equal(model.config.family, family);
+      const tokenizer = await TextTokenizer.load(join(out, "tokenizer.json"));
+      const rows = addedRowCount(model.config, tokenizer.vocabSize);
+      assert.equal(rows, 5, "the trained tokenizer has [PAD] only"); // [MASK] [sMASK] [gMASK] [S] [E]
+      addSpecialRows(model.config, model.weights, rows);
+      const ids = tokenizer.encode(" Nail polish in red");
+      const L = ids.length + 1;
+      const input = Int32Array.from([...ids, tokenizer.special.mask]);
+      const { graph } = buildDecoderForwardGraph({
+        config: model.config,
+        weights: model.weights,
+        outputs: "logits",
+        addedRows: rows,
+      });
+      const session = await Session.create(graph, { device: "cpu", threads: 1 });
+      try {
+        const logits = (await session.run({
+          input_ids: { dtype: "int32", shape: [1, L], data: input },
+          position_ids: { dtype: "int32", shape: [1, 2, L], data: new Int32Array(2 * L) },
+          rope_position_ids: {
+            dtype: "int32",
+            shape: [1, L],
+            data: Int32Array.from({ length: L }, (_, i) => i),
+          },
+          sep: { dtype: "int32", shape: [1], data: Int32Array.of(L) },
+        })).logits;
+        assert.deepEqual(logits.shape, [1, L, tokenizer.vocabSize]);
+        assert.ok((logits.data as Float32Array).every(Number.isFinite));
+      } finally {
+        await session.release();
+      }
+    }
+  });
+});
+
+Deno.test("init --family: an unknown family or preset is a usage error", async () => {
+  const bad = await runCli([
+    "init",
+    "--family",
+    "gpt2",
+    "--preset",
+    "tiny",
+    "--tokenizer",
+    "x",
+    "--out",
+    "/tmp/none",
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /family/);
+  const preset = await runCli([
+    "init",
+    "--family",
+    "qwen3",
+    "--preset",
+    "base",
+    "--tokenizer",
+    "x",
+    "--out",
+    "/tmp/none",
+  ]);
+  assert.equal(preset.code, 2);
+});
