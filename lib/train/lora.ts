@@ -18,7 +18,9 @@
 
 import { layerPrefix } from "../model/config.ts";
 import type { GlmConfig } from "../model/config.ts";
-import type { LinearHook, LinearKind } from "../model/glm.ts";
+import type { LinearContext, LinearKind } from "../model/glm.ts";
+import { type DecoderConfig, decoderLayerPrefix } from "../model/families/config.ts";
+import type { DecoderLinearKind } from "../model/families/decoder.ts";
 import type { Value } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
 
@@ -29,6 +31,32 @@ export const LORA_TARGETS: Record<string, LinearKind> = {
   dense_h_to_4h: "mlp.dense_h_to_4h",
   dense_4h_to_h: "mlp.dense_4h_to_h",
 };
+
+/**
+ * The linear modules LoRA may target in the decoder families (SPEC section 11), by PEFT's names;
+ * `gate_up_proj` is GLM-4's fused MLP input, `gate_proj` and `up_proj` the others'.
+ */
+export const DECODER_LORA_TARGETS: Record<string, DecoderLinearKind> = {
+  q_proj: "self_attn.q_proj",
+  k_proj: "self_attn.k_proj",
+  v_proj: "self_attn.v_proj",
+  o_proj: "self_attn.o_proj",
+  gate_proj: "mlp.gate_proj",
+  up_proj: "mlp.up_proj",
+  down_proj: "mlp.down_proj",
+  gate_up_proj: "mlp.gate_up_proj",
+};
+
+/** The paper's choice for the decoder families: q, k and v (SPEC section 11). */
+export const DEFAULT_DECODER_TARGETS: readonly string[] = ["q_proj", "k_proj", "v_proj"];
+
+/** A GLM (SPEC section 8) or decoder-family (section 11) configuration. */
+export type AnyConfig = GlmConfig | DecoderConfig;
+
+/** Whether `config` is a decoder family's. */
+export function isDecoderConfig(config: AnyConfig): config is DecoderConfig {
+  return "family" in config;
+}
 
 /** Short names accepted on the command line for the targets. */
 export const TARGET_ALIASES: Record<string, string> = {
@@ -77,7 +105,7 @@ export interface LoraModule {
   /** `glm.transformer.layers.0.attention.query_key_value`. */
   module: string;
   layer: number;
-  kind: LinearKind;
+  kind: LinearKind | DecoderLinearKind;
   inFeatures: number;
   outFeatures: number;
   /** `base_model.model.{module}.lora_A.weight`: [r, in]. */
@@ -107,14 +135,52 @@ function features(config: GlmConfig, kind: LinearKind): [number, number] {
   }
 }
 
+function decoderFeatures(c: DecoderConfig, target: string): [number, number] {
+  const { hiddenSize: h, intermediateSize: im } = c;
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const fused = target === "gate_up_proj";
+  if (c.fusedGateUp ? target === "gate_proj" || target === "up_proj" : fused) {
+    throw new RangeError(
+      `LoRA target "${target}" is not a module of ${c.family} (its MLP has ${
+        c.fusedGateUp ? "gate_up_proj" : "gate_proj and up_proj"
+      })`,
+    );
+  }
+  const table: Record<string, [number, number]> = {
+    q_proj: [h, q],
+    k_proj: [h, kv],
+    v_proj: [h, kv],
+    o_proj: [q, h],
+    gate_proj: [h, im],
+    up_proj: [h, im],
+    down_proj: [im, h],
+    gate_up_proj: [h, 2 * im],
+  };
+  const f = table[target];
+  if (!f) {
+    throw new RangeError(
+      `unknown LoRA target "${target}" (targets: ${Object.keys(DECODER_LORA_TARGETS).join(", ")})`,
+    );
+  }
+  return f;
+}
+
 /** Every module `lora` adapts in a model of `config`, layer by layer, in target order. */
-export function loraModules(config: GlmConfig, lora: LoraConfig): LoraModule[] {
-  const kinds = lora.targets.map((t) => LORA_TARGETS[targetName(t)]);
+export function loraModules(config: AnyConfig, lora: LoraConfig): LoraModule[] {
+  const decoder = isDecoderConfig(config) ? config : null;
+  const kinds = decoder
+    ? lora.targets.map((t) => (decoderFeatures(decoder, t), DECODER_LORA_TARGETS[t]))
+    : lora.targets.map((t) => LORA_TARGETS[targetName(t)]);
   const out: LoraModule[] = [];
   for (let layer = 0; layer < config.numLayers; layer++) {
-    for (const kind of kinds) {
-      const module = `${layerPrefix(layer)}.${kind}`;
-      const [inFeatures, outFeatures] = features(config, kind);
+    for (const [k, kind] of kinds.entries()) {
+      const module = decoder
+        ? `${decoderLayerPrefix(layer)}.${kind}`
+        : `${layerPrefix(layer)}.${kind}`;
+      const [inFeatures, outFeatures] = decoder
+        ? decoderFeatures(decoder, lora.targets[k])
+        : features(config as GlmConfig, kind as LinearKind);
       out.push({
         module,
         layer,
@@ -131,7 +197,7 @@ export function loraModules(config: GlmConfig, lora: LoraConfig): LoraModule[] {
 }
 
 /** The shape of each LoRA tensor by name. */
-export function loraShapes(config: GlmConfig, lora: LoraConfig): Map<string, number[]> {
+export function loraShapes(config: AnyConfig, lora: LoraConfig): Map<string, number[]> {
   const shapes = new Map<string, number[]>();
   for (const m of loraModules(config, lora)) {
     shapes.set(m.a, [lora.rank, m.inFeatures]);
@@ -144,7 +210,7 @@ export function loraShapes(config: GlmConfig, lora: LoraConfig): Map<string, num
  * Fresh adapter weights as PEFT initializes them: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform
  * with a = sqrt 5), B = 0. Drawn module by module from `rng`, so a seed gives one adapter.
  */
-export function initLora(config: GlmConfig, lora: LoraConfig, rng: Rng): Map<string, Float32Array> {
+export function initLora(config: AnyConfig, lora: LoraConfig, rng: Rng): Map<string, Float32Array> {
   const weights = new Map<string, Float32Array>();
   for (const m of loraModules(config, lora)) {
     const bound = 1 / Math.sqrt(m.inFeatures);
@@ -169,8 +235,11 @@ export interface LoraHookOptions {
   inputs?: Map<string, Value>;
 }
 
+/** What the LoRA hook reads of a linear module (GLM's and the decoders' contexts both have it). */
+export type LoraHookContext = Pick<LinearContext, "g" | "module" | "x" | "dtype" | "base">;
+
 /**
- * The linear hook that adds LoRA to the targeted modules of a GLM graph. A and B are graph inputs
+ * The linear hook that adds LoRA to the targeted modules of a GLM or decoder graph. A and B are graph inputs
  * named as in PEFT (or initializers, when `options.weights` is given); the update is one Gemm
  * x A^T [rows, r] then one Gemm (alpha / r) (x A^T) B^T + base, which adds the base output in the
  * same kernel.
@@ -182,10 +251,10 @@ export interface LoraHookOptions {
  * ```
  */
 export function loraHook(
-  config: GlmConfig,
+  config: AnyConfig,
   lora: LoraConfig,
   options: LoraHookOptions = {},
-): LinearHook {
+): (ctx: LoraHookContext) => Value {
   const modules = new Map(loraModules(config, lora).map((m) => [m.module, m]));
   const scaling = lora.alpha / lora.rank;
   return (ctx) => {

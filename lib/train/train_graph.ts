@@ -23,11 +23,17 @@
  */
 
 import { type GlmConfig, weightShapes } from "../model/config.ts";
+import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE } from "../model/families/config.ts";
+import {
+  ADDED_ROWS,
+  type AttentionMode,
+  buildDecoderForwardGraph,
+} from "../model/families/decoder.ts";
 import { buildForwardGraph } from "../model/glm.ts";
 import type { Weights } from "../model/weights.ts";
 import { attr, Graph, type Value } from "../onnx/graph.ts";
 import { gradients } from "./autodiff.ts";
-import { type LoraConfig, loraHook, loraModules, loraShapes } from "./lora.ts";
+import { isDecoderConfig, type LoraConfig, loraHook, loraModules, loraShapes } from "./lora.ts";
 
 /** AdamW and clipping settings (PyTorch's AdamW semantics). */
 export interface AdamWOptions {
@@ -62,7 +68,13 @@ export interface TrainParam {
 
 /** What to train: LoRA adapters (frozen base) or every weight (`lora` null). */
 export interface TrainSetup {
-  config: GlmConfig;
+  /** A GLM's (SPEC section 8) or a decoder family's (section 11) configuration. */
+  config: GlmConfig | DecoderConfig;
+  /**
+   * Decoder families only: the run's attention rule (default causal) and the special-token rows
+   * past the checkpoint's vocabulary (trained with the adapter, as the intra-position table).
+   */
+  decoder?: { attention?: AttentionMode; addedRows?: number };
   /** Base weights: every frozen weight must be here; trainable ones are fed at run time. */
   weights: Weights;
   /** The adapter to train; null trains every weight of the model. */
@@ -80,9 +92,32 @@ export const trainNames = {
   updated: (name: string) => `new.${name}`,
 };
 
+/**
+ * The method's own tensors of a decoder family, trained with the adapter and saved with it (SPEC
+ * section 11): the intra-position table and the special-token rows.
+ */
+export function methodShapes(config: DecoderConfig, addedRows = 0): Map<string, number[]> {
+  const shapes = new Map([[INTRA_TABLE, [config.intraRows, config.hiddenSize]]]);
+  if (addedRows > 0) {
+    shapes.set(ADDED_ROWS.embed, [addedRows, config.hiddenSize]);
+    if (!config.tieWordEmbeddings) shapes.set(ADDED_ROWS.head, [addedRows, config.hiddenSize]);
+  }
+  return shapes;
+}
+
 /** The trainable tensors of `setup`, in a fixed order (checkpoint order, or adapter order). */
-export function trainableParams(setup: Pick<TrainSetup, "config" | "lora">): TrainParam[] {
-  const shapes = setup.lora ? loraShapes(setup.config, setup.lora) : weightShapes(setup.config);
+export function trainableParams(
+  setup: Pick<TrainSetup, "config" | "lora" | "decoder">,
+): TrainParam[] {
+  const c = setup.config;
+  const shapes = setup.lora
+    ? loraShapes(c, setup.lora)
+    : isDecoderConfig(c)
+    ? decoderWeightShapes(c)
+    : weightShapes(c);
+  if (isDecoderConfig(c)) {
+    for (const [name, shape] of methodShapes(c, setup.decoder?.addedRows)) shapes.set(name, shape);
+  }
   return [...shapes].map(([name, shape]) => ({
     name,
     shape,
@@ -90,16 +125,34 @@ export function trainableParams(setup: Pick<TrainSetup, "config" | "lora">): Tra
   }));
 }
 
-/** The GLM forward graph with loss whose trainable tensors are graph inputs. */
+/** The model's forward graph with loss whose trainable tensors are graph inputs. */
 function forwardForTraining(setup: TrainSetup, dropout: boolean) {
   const trainable = new Set(trainableParams(setup).map((p) => p.name));
+  const c = setup.config;
+  if (isDecoderConfig(c)) {
+    const lora = setup.lora;
+    const built = buildDecoderForwardGraph({
+      config: c,
+      weights: setup.weights,
+      outputs: "loss",
+      dtype: setup.dtype,
+      // LoRA tensors enter through the hook; the method's tensors (and, in full training, every
+      // weight) are inputs named as themselves.
+      trainable: (name) => trainable.has(name),
+      linear: lora ? loraHook(c, lora, { dropout }) : undefined,
+      attention: setup.decoder?.attention,
+      addedRows: setup.decoder?.addedRows,
+    });
+    const g = built.graph;
+    return { g, loss: built.loss!, params: trainableParams(setup).map((p) => g.value(p.name)) };
+  }
   const built = buildForwardGraph({
-    config: setup.config,
+    config: c,
     weights: setup.weights,
     outputs: "loss",
     dtype: setup.dtype,
     trainable: setup.lora ? () => false : (name) => trainable.has(name),
-    linear: setup.lora ? loraHook(setup.config, setup.lora, { dropout }) : undefined,
+    linear: setup.lora ? loraHook(c, setup.lora, { dropout }) : undefined,
     layerNormStats: true,
   });
   const g = built.graph;

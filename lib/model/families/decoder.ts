@@ -234,25 +234,18 @@ export class DecoderBuilder {
   applyRotary(x: Value, rot: Rotary): Value {
     const g = this.g;
     const { rotaryDim: d, headDim: hd, ropeStyle } = this.config;
-    let perm: number[] | null = null;
-    if (ropeStyle === "interleaved") {
-      perm = [];
-      for (let i = 0; i < d; i += 2) perm.push(i);
-      for (let i = 1; i < d; i += 2) perm.push(i);
-      for (let i = d; i < hd; i++) perm.push(i);
-      x = g.gather(x, g.constant(perm, "int64"), 3);
-    }
-    const parts = g.split(x, d < hd ? [d / 2, d / 2, hd - d] : [d / 2, d / 2], 3);
-    const [x1, x2] = parts;
+    const [rotated, ...pass] = d < hd ? g.split(x, [d, hd - d], 3) : [x];
+    let r = rotated; // [B, n, T, d]
+    // Interleaved pairs (2i, 2i+1) become halves (evens, odds) and back: reshape-transposes.
+    const regroup = (v: Value, from: [number, number]) =>
+      g.reshape(g.transpose(g.reshape(v, [0, 0, 0, ...from]), [0, 1, 2, 4, 3]), [0, 0, 0, d]);
+    if (ropeStyle === "interleaved") r = regroup(r, [d / 2, 2]);
+    const [x1, x2] = g.split(r, [d / 2, d / 2], 3);
     const out1 = g.sub(g.mul(x1, rot.cos), g.mul(x2, rot.sin));
     const out2 = g.add(g.mul(x2, rot.cos), g.mul(x1, rot.sin));
-    let y = g.concat([out1, out2, ...parts.slice(2)], 3);
-    if (perm) {
-      const inverse = new Array<number>(hd);
-      perm.forEach((p, i) => (inverse[p] = i));
-      y = g.gather(y, g.constant(inverse, "int64"), 3);
-    }
-    return y;
+    let y = g.concat([out1, out2], 3);
+    if (ropeStyle === "interleaved") y = regroup(y, [2, d / 2]);
+    return pass.length ? g.concat([y, ...pass], 3) : y;
   }
 
   /** RMSNorm x * rsqrt(mean(x^2) + eps) * w over the last axis, w = `{name}` [width]. */
