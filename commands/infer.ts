@@ -255,9 +255,9 @@ export const command: Command = {
       threads: flags.threads,
     });
     try {
-      const { config, tokenizer, decoder } = loaded;
+      const { tokenizer, decoder } = loaded;
       const pool = buildPool(tokenizer, data.entities, {
-        vocabSize: config.vocabSize,
+        vocabSize: loaded.vocabSize,
         file: join(dataDir, "entities.json"),
       });
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
@@ -268,7 +268,7 @@ export const command: Command = {
         batchSize,
         maxNewTokens: flags["max-new-tokens"],
         textBeams: flags["text-beams"],
-        maxLength: config.maxSequenceLength,
+        maxLength: loaded.maxLength,
         ratingValues: data.manifest.rating_values ?? [],
       });
       const wanted = (r: TextRecord) =>

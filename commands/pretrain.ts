@@ -19,7 +19,13 @@ import { OBJECTIVES } from "../lib/collate/collator.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
-import { DEFAULT_LORA, type LoraConfig, targetName } from "../lib/train/lora.ts";
+import {
+  DECODER_LORA_TARGETS,
+  DEFAULT_LORA,
+  LORA_TARGETS,
+  type LoraConfig,
+  TARGET_ALIASES,
+} from "../lib/train/lora.ts";
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
@@ -59,12 +65,21 @@ const FLAGS = defineFlags({
   },
   "lora-targets": {
     type: "list",
-    default: DEFAULT_LORA.targets,
-    help: "of qkv (query_key_value), dense, dense_h_to_4h, dense_4h_to_h",
+    defaultText: "GLM: qkv; the decoder families: q_proj,k_proj,v_proj",
+    help: "GLM: of qkv (query_key_value), dense, dense_h_to_4h, dense_4h_to_h;\n" +
+      "llama, mistral, qwen2, qwen3, GLM-4: of q_proj, k_proj, v_proj, o_proj, gate_proj,\n" +
+      "up_proj, down_proj (GLM-4: gate_up_proj)",
+  },
+  attention: {
+    type: "choice",
+    choices: ["prefix", "causal"],
+    placeholder: "NAME",
+    defaultText: "causal for the decoder families; GLM is always prefix",
+    help: "the attention rule, recorded with the adapter and used by infer",
   },
   full: {
     type: "boolean",
-    help: "train every weight instead (no adapter); --out becomes a model directory",
+    help: "train every weight instead (no adapter); --out becomes a model directory (GLM only)",
   },
   merge: {
     type: "string",
@@ -184,8 +199,9 @@ const FLAGS = defineFlags({
 
 const usage = `Usage: recsysllm pretrain --data DIR --model DIR --out DIR [flags]
 
-Trains a GLM on a dataset's training records (profile documents, masked by the collator, and task
-prompts) and validates on its validation split. Writes into the run directory (--out):
+Trains a GLM or a decoder-family LLM (llama, mistral, qwen2, qwen3, GLM-4) on a dataset's
+training records (profile documents, masked by the collator, and task prompts) and validates on
+its validation split. Writes into the run directory (--out):
   adapter_model.safetensors + adapter_config.json   the LoRA adapter (Hugging Face PEFT layout),
                            with the base model's tokenizer.json beside it
   config.json, tokenizer.json, model.safetensors    with --full: a complete model directory
@@ -209,11 +225,17 @@ function loraOf({ values, given }: Parsed): LoraConfig | null {
     if (lora) throw new UsageError(`--full trains every weight: drop --${lora}`);
     return null;
   }
-  let targets: string[];
-  try {
-    targets = values["lora-targets"].map(targetName);
-  } catch (error) {
-    throw new UsageError(`--lora-targets: ${(error as Error).message}`);
+  // Names of either family's table here; against the model's own family in the trainer.
+  // None given: the family's default.
+  const targets = (values["lora-targets"] ?? []).map((t) => TARGET_ALIASES[t] ?? t);
+  for (const t of targets) {
+    if (!(t in LORA_TARGETS) && !(t in DECODER_LORA_TARGETS)) {
+      throw new UsageError(
+        `--lora-targets: unknown LoRA target "${t}" (GLM: ${
+          Object.keys(LORA_TARGETS).join(", ")
+        }, or qkv; decoders: ${Object.keys(DECODER_LORA_TARGETS).join(", ")})`,
+      );
+    }
   }
   return {
     rank: values["lora-rank"],
@@ -242,6 +264,7 @@ export const command: Command = {
         model: flags.model,
         out: flags.out,
         lora,
+        attention: flags.attention,
         merge: flags.merge,
         objective: flags.objective,
         maxLength: flags["max-length"],

@@ -19,8 +19,14 @@
 
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
-import type { GlmConfig } from "../model/config.ts";
-import { loadModel } from "../model/weights.ts";
+import { decoderFamily, glmFamily } from "../model/family.ts";
+import {
+  type AnyModel,
+  architectureOf,
+  loadAnyModel,
+  maxModelLength,
+  modelVocabSize,
+} from "../model/load_any.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../train/adapter.ts";
@@ -38,11 +44,22 @@ export interface LoadOptions {
 
 /** What {@linkcode loadForInference} opened. */
 export interface LoadedForInference {
-  config: GlmConfig;
+  config: AnyModel["config"];
+  /** Rows of the model's output (special rows included). */
+  vocabSize: number;
+  /** The longest sequence the model takes. */
+  maxLength: number;
   tokenizer: TextTokenizer;
   decoder: GlmDecoder;
   /** The adapter merged in, when one was given. */
-  adapter?: { dir: string; rank: number; alpha: number; targets: string[] };
+  adapter?: {
+    dir: string;
+    rank: number;
+    alpha: number;
+    targets: string[];
+    /** Decoder families: the attention rule the adapter was trained with. */
+    attention?: "prefix" | "causal";
+  };
 }
 
 async function sha256(bytes: Uint8Array): Promise<string> {
@@ -119,38 +136,55 @@ async function checkAdapterTokenizer(dir: string, modelTokenizer: Uint8Array, mo
  * ```
  */
 export async function loadForInference(options: LoadOptions): Promise<LoadedForInference> {
-  const model = await loadModel(options.model);
   const tokenizerPath = join(options.model, "tokenizer.json");
   const tokenizerBytes = await readBytes(tokenizerPath);
   if (tokenizerBytes === undefined) {
+    await architectureOf(options.model); // a missing directory or config is named as such
     throw inputError(tokenizerPath, undefined, "file not found (the model directory needs it)");
   }
   const tokenizer = await TextTokenizer.load(tokenizerPath);
-  if (tokenizer.vocabSize > model.config.vocabSize) {
-    throw inputError(
-      join(options.model, "config.json"),
-      undefined,
-      `vocab_size ${model.config.vocabSize} is smaller than the ${tokenizer.vocabSize} ids of ` +
-        `${tokenizerPath} (special tokens included): the model and tokenizer do not belong together`,
-    );
-  }
+  const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   let weights = model.weights;
+  let attention: "prefix" | "causal" = "causal";
   let adapter: LoadedForInference["adapter"];
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);
     await checkAdapterTokenizer(dir, tokenizerBytes, options.model);
     const loaded = await loadAdapter(dir, model.config);
+    if (model.kind === "decoder" && loaded.method && loaded.method.addedRows !== model.addedRows) {
+      throw inputError(
+        join(dir, ADAPTER_FILES.config),
+        undefined,
+        `"recsysllm.added_rows" is ${loaded.method.addedRows}; the model and its tokenizer need ` +
+          `${model.addedRows}`,
+      );
+    }
     weights = mergeAdapter(weights, model.config, loaded);
+    attention = loaded.method?.attention ?? attention;
     adapter = {
       dir,
       rank: loaded.lora.rank,
       alpha: loaded.lora.alpha,
       targets: loaded.lora.targets,
+      attention: loaded.method?.attention,
     };
   }
-  const decoder = await GlmDecoder.create(
-    { config: model.config, weights },
-    { device: options.device, threads: options.threads },
-  );
-  return { config: model.config, tokenizer, decoder, adapter };
+  const family = model.kind === "glm"
+    ? glmFamily({ config: model.config, weights })
+    : decoderFamily({ config: model.config, weights }, {
+      attention,
+      addedRows: model.addedRows,
+    });
+  const decoder = await GlmDecoder.create(family, {
+    device: options.device,
+    threads: options.threads,
+  });
+  return {
+    config: model.config,
+    vocabSize: modelVocabSize(model),
+    maxLength: maxModelLength(model),
+    tokenizer,
+    decoder,
+    adapter,
+  };
 }

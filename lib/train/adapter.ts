@@ -13,10 +13,19 @@
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { GlmConfig } from "../model/config.ts";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import type { Weights } from "../model/weights.ts";
-import { LORA_TARGETS, type LoraConfig, loraModules, loraShapes } from "./lora.ts";
+import type { AttentionMode } from "../model/families/decoder.ts";
+import {
+  type AnyConfig,
+  DECODER_LORA_TARGETS,
+  isDecoderConfig,
+  LORA_TARGETS,
+  type LoraConfig,
+  loraModules,
+  loraShapes,
+} from "./lora.ts";
+import { methodShapes } from "./train_graph.ts";
 
 /** The adapter files' names inside an adapter directory. */
 export const ADAPTER_FILES = {
@@ -24,16 +33,60 @@ export const ADAPTER_FILES = {
   config: "adapter_config.json",
 } as const;
 
+/**
+ * The method's settings and tensors that go with a decoder family's adapter (SPEC section 11):
+ * the run's attention rule, and the intra-position table and special-token rows, kept in
+ * `adapter_model.safetensors` as `base_model.model.{name}` beside the LoRA tensors and described
+ * under `recsysllm` in `adapter_config.json` (PEFT ignores the key).
+ */
+export interface MethodSettings {
+  attention: AttentionMode;
+  intraRows: number;
+  addedRows: number;
+}
+
 /** A LoRA adapter: its configuration and its tensors by PEFT name. */
 export interface Adapter {
   lora: LoraConfig;
+  /** LoRA tensors by PEFT name; for decoders also the method's tensors by their model names. */
   weights: Map<string, Float32Array>;
   /** `base_model_name_or_path` of the config, when known. */
   baseModel?: string;
+  /** Decoder families only. */
+  method?: MethodSettings;
+}
+
+/** The name of a method tensor inside `adapter_model.safetensors`. */
+const methodFileName = (name: string) => `base_model.model.${name}`;
+
+/** Every tensor of an adapter: its name in the file, its name in the weights, its shape. */
+function adapterTensors(config: AnyConfig, lora: LoraConfig, method?: MethodSettings) {
+  const out: { file: string; name: string; shape: number[] }[] = [];
+  for (const [name, shape] of loraShapes(config, lora)) out.push({ file: name, name, shape });
+  if (method && isDecoderConfig(config)) {
+    for (const [name, shape] of methodShapes(config, method.addedRows)) {
+      out.push({ file: methodFileName(name), name, shape });
+    }
+  }
+  return out;
 }
 
 /** PEFT's `adapter_config.json` for `lora` (the keys PEFT 0.x writes, with their defaults). */
-export function adapterConfigJson(lora: LoraConfig, baseModel = ""): Record<string, unknown> {
+export function adapterConfigJson(
+  lora: LoraConfig,
+  baseModel = "",
+  method?: MethodSettings,
+): Record<string, unknown> {
+  const extra: Record<string, unknown> = method
+    ? {
+      task_type: "CAUSAL_LM",
+      recsysllm: {
+        attention: method.attention,
+        intra_position_rows: method.intraRows,
+        added_rows: method.addedRows,
+      },
+    }
+    : {};
   return {
     alpha_pattern: {},
     auto_mapping: null,
@@ -55,6 +108,7 @@ export function adapterConfigJson(lora: LoraConfig, baseModel = ""): Record<stri
     task_type: null,
     use_dora: false,
     use_rslora: false,
+    ...extra,
   };
 }
 
@@ -62,29 +116,33 @@ export function adapterConfigJson(lora: LoraConfig, baseModel = ""): Record<stri
  * Writes `adapter` into directory `dir` (created if needed): both files atomically, the tensors in
  * module order.
  */
-export async function saveAdapter(dir: string, adapter: Adapter, config: GlmConfig) {
+export async function saveAdapter(dir: string, adapter: Adapter, config: AnyConfig) {
   await Deno.mkdir(dir, { recursive: true });
   const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const [name, shape] of loraShapes(config, adapter.lora)) {
+  for (const { file, name, shape } of adapterTensors(config, adapter.lora, adapter.method)) {
     const data = adapter.weights.get(name);
     if (!data) throw new Error(`saveAdapter: tensor ${name} is missing`);
-    tensors[name] = { shape, data };
+    tensors[file] = { shape, data };
   }
   await writeSafetensors(join(dir, ADAPTER_FILES.weights), tensors, { format: "pt" });
-  const json = adapterConfigJson(adapter.lora, adapter.baseModel);
+  const json = adapterConfigJson(adapter.lora, adapter.baseModel, adapter.method);
   await writeFileAtomic(join(dir, ADAPTER_FILES.config), JSON.stringify(json, null, 2) + "\n");
 }
 
 /** The canonical target name of a PEFT `target_modules` entry, or undefined when unknown. */
-function canonicalTarget(entry: string): string | undefined {
-  for (const name of Object.keys(LORA_TARGETS)) {
+function canonicalTarget(entry: string, decoder: boolean): string | undefined {
+  for (const name of Object.keys(decoder ? DECODER_LORA_TARGETS : LORA_TARGETS)) {
     if (entry === name || entry.endsWith(`.${name}`)) return name;
   }
   return undefined;
 }
 
 /** Reads and checks `adapter_config.json`; problems are InputErrors naming the file. */
-function parseAdapterConfig(json: unknown, file: string): { lora: LoraConfig; baseModel?: string } {
+function parseAdapterConfig(
+  json: unknown,
+  file: string,
+  config: AnyConfig,
+): { lora: LoraConfig; baseModel?: string; method?: MethodSettings } {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw inputError(file, undefined, "expected a JSON object");
   }
@@ -123,11 +181,14 @@ function parseAdapterConfig(json: unknown, file: string): { lora: LoraConfig; ba
   }
   const targets: string[] = [];
   for (const entry of rawTargets) {
-    const name = typeof entry === "string" ? canonicalTarget(entry) : undefined;
+    const decoder = isDecoderConfig(config);
+    const name = typeof entry === "string" ? canonicalTarget(entry, decoder) : undefined;
     if (!name) {
       throw bad(
-        `target module ${JSON.stringify(entry)} is not a GLM linear module (` +
-          `${Object.keys(LORA_TARGETS).join(", ")})`,
+        `target module ${JSON.stringify(entry)} is not a ${
+          decoder ? config.family : "GLM"
+        } linear module (` +
+          `${Object.keys(decoder ? DECODER_LORA_TARGETS : LORA_TARGETS).join(", ")})`,
       );
     }
     if (!targets.includes(name)) targets.push(name);
@@ -135,9 +196,27 @@ function parseAdapterConfig(json: unknown, file: string): { lora: LoraConfig; ba
   const baseModel = typeof o.base_model_name_or_path === "string"
     ? o.base_model_name_or_path
     : undefined;
+  let method: MethodSettings | undefined;
+  if (isDecoderConfig(config)) {
+    const r = (o.recsysllm ?? {}) as Record<string, unknown>;
+    const attention = r.attention ?? "causal";
+    if (attention !== "prefix" && attention !== "causal") {
+      throw bad(`"recsysllm.attention" must be "prefix" or "causal"`);
+    }
+    const rows = r.intra_position_rows ?? config.intraRows;
+    const added = r.added_rows ?? 0;
+    if (!Number.isInteger(rows) || (rows as number) < 1) {
+      throw bad(`"recsysllm.intra_position_rows" must be a positive integer`);
+    }
+    if (!Number.isInteger(added) || (added as number) < 0) {
+      throw bad(`"recsysllm.added_rows" must be a non-negative integer`);
+    }
+    method = { attention, intraRows: rows as number, addedRows: added as number };
+  }
   return {
     lora: { rank: o.r as number, alpha: o.lora_alpha as number, dropout, targets },
     baseModel,
+    method,
   };
 }
 
@@ -146,7 +225,7 @@ function parseAdapterConfig(json: unknown, file: string): { lora: LoraConfig; ba
  * directory or file, a config PEFT would not write or this toolkit cannot apply, a missing tensor,
  * a tensor of the wrong shape for the model, or a tensor for a module the config does not list.
  */
-export async function loadAdapter(dir: string, config: GlmConfig): Promise<Adapter> {
+export async function loadAdapter(dir: string, config: AnyConfig): Promise<Adapter> {
   try {
     if (!(await Deno.stat(dir)).isDirectory) {
       throw inputError(dir, undefined, "not an adapter directory");
@@ -173,12 +252,24 @@ export async function loadAdapter(dir: string, config: GlmConfig): Promise<Adapt
   } catch (error) {
     throw inputError(configPath, undefined, `not valid JSON (${(error as Error).message})`);
   }
-  const { lora, baseModel } = parseAdapterConfig(json, configPath);
+  const { lora, baseModel, method } = parseAdapterConfig(json, configPath, config);
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);
-  const shapes = loraShapes(config, lora);
+  const tensors = adapterTensors(
+    config,
+    lora,
+    method && { ...method, intraRows: isDecoderConfig(config) ? config.intraRows : 0 },
+  );
+  if (method && isDecoderConfig(config) && method.intraRows !== config.intraRows) {
+    throw inputError(
+      configPath,
+      undefined,
+      `"recsysllm.intra_position_rows" is ${method.intraRows}; the model has ${config.intraRows}`,
+    );
+  }
+  const inFile = new Set(tensors.map((t) => t.file));
   for (const name of file.names()) {
-    if (!shapes.has(name)) {
+    if (!inFile.has(name)) {
       throw inputError(
         weightsPath,
         undefined,
@@ -188,16 +279,22 @@ export async function loadAdapter(dir: string, config: GlmConfig): Promise<Adapt
     }
   }
   const weights = new Map<string, Float32Array>();
-  for (const [name, shape] of shapes) weights.set(name, await file.float32(name, shape));
-  return { lora, weights, baseModel };
+  for (const t of tensors) weights.set(t.name, await file.float32(t.file, t.shape));
+  return { lora, weights, baseModel, method };
 }
 
 /**
  * The base weights with `adapter` merged in: W + (alpha / r) B A for every adapted module (new
- * arrays for those; the other weights are shared, not copied).
+ * arrays for those; the other weights are shared, not copied); a decoder adapter's method tensors
+ * (intra table, special rows) are added as they are.
  */
-export function mergeAdapter(weights: Weights, config: GlmConfig, adapter: Adapter): Weights {
+export function mergeAdapter(weights: Weights, config: AnyConfig, adapter: Adapter): Weights {
   const merged: Weights = new Map(weights);
+  if (adapter.method && isDecoderConfig(config)) {
+    for (const name of methodShapes(config, adapter.method.addedRows).keys()) {
+      merged.set(name, adapter.weights.get(name)!);
+    }
+  }
   const scaling = adapter.lora.alpha / adapter.lora.rank;
   const r = adapter.lora.rank;
   for (const m of loraModules(config, adapter.lora)) {

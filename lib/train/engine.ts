@@ -10,6 +10,7 @@
  * @module
  */
 
+import { ropePositionIds } from "../model/families/positions.ts";
 import type { Batch } from "../collate/types.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
@@ -48,16 +49,23 @@ export interface StepResult {
   gradNorm: number;
 }
 
-/** The feeds of a batch for the model graphs. */
-export function batchFeeds(batch: Batch): Record<string, TensorData> {
+/**
+ * The feeds of a batch for the model graphs; with `rope` (the decoder families) also
+ * `rope_position_ids` derived from the positions (lib/model/families/positions.ts).
+ */
+export function batchFeeds(batch: Batch, rope = false): Record<string, TensorData> {
   const { batchSize: b, length: l } = batch;
-  return {
+  const feeds: Record<string, TensorData> = {
     input_ids: { dtype: "int32", shape: [b, l], data: batch.inputIds },
     position_ids: { dtype: "int32", shape: [b, 2, l], data: batch.positionIds },
     sep: { dtype: "int32", shape: [b], data: batch.sep },
     labels: { dtype: "int32", shape: [b, l], data: batch.labels },
     loss_mask: { dtype: "float32", shape: [b, l], data: batch.lossMask },
   };
+  if (rope) {
+    feeds.rope_position_ids = { dtype: "int32", shape: [b, l], data: ropePositionIds(batch) };
+  }
+  return feeds;
 }
 
 function scalar(x: number): TensorData {
@@ -80,6 +88,8 @@ export class TrainEngine {
   readonly #update?: Session;
   readonly #eval?: Session;
   readonly #dropout: number;
+  /** Whether the graphs take rotary positions (decoder families). */
+  readonly #rope: boolean;
   /** Current tensors and moments, by input name (`name`, `adam_m.name`, `adam_v.name`). */
   readonly #state = new Map<string, TensorData>();
   #zeros?: Map<string, TensorData>;
@@ -96,6 +106,7 @@ export class TrainEngine {
     this.#update = sessions.update;
     this.#eval = sessions.eval;
     this.#dropout = dropout;
+    this.#rope = graph.graph.isInput("rope_position_ids");
     this.device = (sessions.step ?? sessions.grad)!.device;
   }
 
@@ -215,7 +226,7 @@ export class TrainEngine {
     if (this.#step) {
       if (batches.length !== 1) throw new Error("the step graph takes one micro-batch");
       outputs = await this.#step.run({
-        ...batchFeeds(batches[0]),
+        ...batchFeeds(batches[0], this.#rope),
         ...this.#maskFeeds(batches[0], rng),
         ...this.#paramFeeds(),
         ...this.#optimizerFeeds(lr, bc),
@@ -228,7 +239,7 @@ export class TrainEngine {
         const accFeeds: Record<string, TensorData> = {};
         for (const p of this.params) accFeeds[trainNames.acc(p.name)] = acc.get(p.name)!;
         const out = await this.#grad!.run({
-          ...batchFeeds(batches[i]),
+          ...batchFeeds(batches[i], this.#rope),
           ...this.#maskFeeds(batches[i], rng),
           ...this.#paramFeeds(),
           ...accFeeds,
@@ -270,7 +281,9 @@ export class TrainEngine {
   /** The mean loss of `batch` under the current tensors (no dropout, no update). */
   async evaluate(batch: Batch): Promise<number> {
     if (!this.#eval) throw new Error("the engine was made without validation");
-    const out = await this.#eval.run({ ...batchFeeds(batch), ...this.#paramFeeds() }, ["loss"]);
+    const out = await this.#eval.run({ ...batchFeeds(batch, this.#rope), ...this.#paramFeeds() }, [
+      "loss",
+    ]);
     return (out.loss.data as Float32Array)[0];
   }
 

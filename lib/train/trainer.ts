@@ -24,8 +24,8 @@ import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { openDataset } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { GlmConfig } from "../model/config.ts";
-import { loadModel } from "../model/weights.ts";
+import type { AttentionMode } from "../model/families/decoder.ts";
+import { loadAnyModel, maxModelLength } from "../model/load_any.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -34,6 +34,13 @@ import { readCheckpoint, settingsDiffer, writeCheckpoint } from "./checkpoint.ts
 import { BatchStream, lossTokens, tokenizeSplit } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
 import { initLora, type LoraConfig } from "./lora.ts";
+import {
+  decoderSetup,
+  initialMethodTensors,
+  methodSettings,
+  modelSettings,
+  resolveLora,
+} from "./family_setup.ts";
 import {
   lossChart,
   type MetricsLine,
@@ -69,8 +76,13 @@ export interface TrainOptions {
   model: string;
   /** Run directory. */
   out: string;
-  /** The adapter to train; null trains every weight. */
+  /**
+   * The adapter to train (empty `targets`: the family's default); null trains every weight
+   * (GLM only).
+   */
   lora: LoraConfig | null;
+  /** Decoder families: the attention rule, recorded with the adapter (default causal). */
+  attention?: AttentionMode;
   /** Masking objective of documents. */
   objective?: Objective | "mix";
   /** Optimizer steps (default: `epochs` worth). */
@@ -176,22 +188,29 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     clip: options.clip ?? DEFAULT_ADAMW.clip,
   };
 
-  const base = await loadModel(options.model);
-  const config: GlmConfig = base.config;
   const tokenizerFile = join(options.model, "tokenizer.json");
   const tokenizer = await TextTokenizer.load(tokenizerFile);
-  if (tokenizer.vocabSize > config.vocabSize) {
-    throw new InputError(
-      `${tokenizerFile}: the tokenizer has ${tokenizer.vocabSize} ids (special tokens included), ` +
-        `more than the model's vocab_size ${config.vocabSize}`,
+  const base = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
+  const config = base.config;
+  if (base.kind === "decoder" && (!options.lora || options.merge)) {
+    const option = options.lora ? "merge" : "lora";
+    throw new OptionError(
+      option,
+      (name) =>
+        `${option === "lora" ? "training every weight" : name} is not supported yet for ` +
+        `${base.config.family} models (LoRA runs are)`,
     );
   }
-  const maxLength = options.maxLength ?? config.maxSequenceLength;
-  if (maxLength > config.maxSequenceLength || maxLength < 8) {
+  const lora = resolveLora(base, options.lora);
+  const decoder = decoderSetup(base, options.attention);
+  const modelMax = maxModelLength(base);
+  // Decoders take long contexts; records are short, so 1024 bounds memory unless asked.
+  const maxLength = options.maxLength ??
+    (base.kind === "glm" ? modelMax : Math.min(modelMax, 1024));
+  if (maxLength > modelMax || maxLength < 8) {
     throw new OptionError(
       "maxLength",
-      (name) =>
-        `${name} must be in 8..${config.maxSequenceLength} (the model's maximum), got ${maxLength}`,
+      (name) => `${name} must be in 8..${modelMax} (the model's maximum), got ${maxLength}`,
     );
   }
 
@@ -230,7 +249,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   // What must not change between a run and its resumption.
   const settings: Record<string, unknown> = {
     seed,
-    lora: options.lora,
+    lora,
     objective: collator.objective,
     maxLength,
     batchSize,
@@ -238,12 +257,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     schedule,
     adamw,
     trainRecords: trainRecords.length,
-    model: {
-      vocabSize: config.vocabSize,
-      hiddenSize: config.hiddenSize,
-      numLayers: config.numLayers,
-      numHeads: config.numHeads,
-    },
+    model: modelSettings(base, options.attention),
   };
 
   // Recorded in the checkpoint, not required to match: only bitwise equality depends on them.
@@ -252,7 +266,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   const checkpointPath = join(options.out, RUN_FILES.checkpoint);
   const metricsPath = join(options.out, RUN_FILES.metrics);
   const shapes = new Map(
-    trainableParams({ config, lora: options.lora }).map((p) => [p.name, p.shape] as const),
+    trainableParams({ config, lora, decoder }).map((p) => [p.name, p.shape] as const),
   );
 
   await removeStrayTemporaries(options.out);
@@ -296,14 +310,17 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     note(`resuming at step ${step} of ${totalSteps}`);
   } else {
     if (options.resume) note("no checkpoint to resume from: starting a new run");
-    params = options.lora
-      ? initLora(config, options.lora, Rng.derive(seed, "train", "lora-init"))
+    params = lora
+      ? new Map([
+        ...initLora(config, lora, Rng.derive(seed, "train", "lora-init")),
+        ...initialMethodTensors(base),
+      ])
       : new Map([...shapes.keys()].map((name) => [name, base.weights.get(name)!]));
     await writeFileAtomic(metricsPath, "");
   }
 
   const engine = await TrainEngine.create(
-    { config, weights: base.weights, lora: options.lora },
+    { config, weights: base.weights, lora, decoder },
     {
       gradAccum,
       adamw,
@@ -340,11 +357,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
 
     const save = async () => {
       const snap = engine.snapshot();
-      if (options.lora) {
+      if (lora) {
         await saveAdapter(options.out, {
-          lora: options.lora,
+          lora,
           weights: snap.params,
           baseModel: resolve(options.model),
+          method: methodSettings(base, options.attention),
         }, config);
         // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
         // the model it is applied to tokenizes the same way.
@@ -352,10 +370,10 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
           join(options.out, "tokenizer.json"),
           await Deno.readFile(tokenizerFile),
         );
-      } else {
+      } else if (base.kind === "glm") {
         await writeModelDir(
           options.out,
-          config,
+          base.config,
           new Map([...base.weights, ...snap.params]),
           tokenizerFile,
         );
@@ -438,11 +456,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       summary.lastLoss = metrics[metrics.length - 1].loss;
     }
     if (options.merge) {
+      if (base.kind !== "glm") throw new Error("unreachable: --merge is checked above");
       const merged = mergeAdapter(base.weights, config, {
-        lora: options.lora!,
+        lora: lora!,
         weights: engine.snapshot().params,
       });
-      await writeModelDir(options.merge, config, merged, tokenizerFile);
+      await writeModelDir(options.merge, base.config, merged, tokenizerFile);
     }
     summary.tokens = tokens;
     return summary;

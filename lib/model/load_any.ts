@@ -1,0 +1,93 @@
+/**
+ * Opening a model directory of any supported architecture: `config.json`'s `model_type` (and
+ * keys, lib/model/families/registry.ts) picks THUDM's GLM (SPEC section 8) or a decoder family
+ * (section 11). For a decoder, the special tokens its tokenizer lacks (appended after the
+ * tokenizer's highest id) get mean-initialised rows when they run past the embedding.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { inputError } from "../errors.ts";
+import type { GlmConfig } from "./config.ts";
+import { loadDecoder } from "./families/checkpoint.ts";
+import type { DecoderConfig } from "./families/config.ts";
+import { addedRowCount, addSpecialRows } from "./families/special.ts";
+import { modelArchitecture } from "./families/registry.ts";
+import { loadModel } from "./weights.ts";
+import type { Weights } from "./weights.ts";
+
+/** A loaded model of either kind. */
+export type AnyModel =
+  | { kind: "glm"; dir: string; config: GlmConfig; weights: Weights }
+  | {
+    kind: "decoder";
+    dir: string;
+    config: DecoderConfig;
+    weights: Weights;
+    /** Special-token rows past the checkpoint's vocabulary (in `weights`, mean-initialised). */
+    addedRows: number;
+  };
+
+/** Options of {@linkcode loadAnyModel}. */
+export interface LoadAnyOptions {
+  /** Ids the tokenizer needs (its vocabulary and appended special tokens). */
+  tokenizerIds: number;
+  progress?: (message: string) => void;
+}
+
+/** Reads `dir/config.json` just far enough to tell the architecture. */
+export async function architectureOf(dir: string) {
+  const path = join(dir, "config.json");
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      const exists = await Deno.stat(dir).then(() => true, () => false);
+      throw inputError(
+        exists ? path : dir,
+        undefined,
+        exists ? "file not found" : "model directory not found",
+      );
+    }
+    throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
+  }
+  return modelArchitecture(json, path);
+}
+
+/**
+ * Loads the model in `dir`. A GLM's vocabulary must cover the tokenizer (as before); a decoder's
+ * grows by the special rows it lacks.
+ */
+export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promise<AnyModel> {
+  const arch = await architectureOf(dir);
+  if (arch.kind === "glm-thudm") {
+    const model = await loadModel(dir);
+    if (options.tokenizerIds > model.config.vocabSize) {
+      throw inputError(
+        join(dir, "config.json"),
+        undefined,
+        `vocab_size ${model.config.vocabSize} is smaller than the ${options.tokenizerIds} ids of ` +
+          `its tokenizer (special tokens included): the model and tokenizer do not belong together`,
+      );
+    }
+    return { kind: "glm", ...model };
+  }
+  const model = await loadDecoder(dir, {
+    progress: (name, done, total) => options.progress?.(`loading ${done}/${total}: ${name}`),
+  });
+  const addedRows = addedRowCount(model.config, options.tokenizerIds);
+  addSpecialRows(model.config, model.weights, addedRows);
+  return { kind: "decoder", ...model, addedRows };
+}
+
+/** The longest sequence the model takes. */
+export function maxModelLength(model: AnyModel): number {
+  return model.kind === "glm" ? model.config.maxSequenceLength : model.config.maxPositionEmbeddings;
+}
+
+/** Rows of the model's output (the vocabulary, special rows included). */
+export function modelVocabSize(model: AnyModel): number {
+  return model.kind === "glm" ? model.config.vocabSize : model.config.vocabSize + model.addedRows;
+}
