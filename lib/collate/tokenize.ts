@@ -11,7 +11,9 @@
  *   encoding the whole string in almost all cases); a line break ends its sentence and belongs to
  *   it (when a terminator is followed by white space holding line breaks, the cut is after the
  *   last line break). Each piece is encoded on its own; each of its tokens is one unit.
- * - Every entity is encoded as `" " + entity` ({@linkcode encodeEntity}): one canonical token
+ * - Every entity is encoded as `" " + entity` ({@linkcode encodeEntity}; for metaspace
+ *   tokenizers such as Llama 2's, whose `▁` prefix stands for that space, as the entity itself,
+ *   and a text piece's one leading space is dropped for the same reason): one canonical token
  *   sequence per entity, the one the entity trie holds; all its tokens are one unit. Entity
  *   punctuation never ends a sentence.
  * - The trailing white space of a text segment just before an entity or the answer marker is
@@ -117,12 +119,21 @@ export function splitSentences(text: string): SentencePiece[] {
 }
 
 /**
- * The canonical token ids of an entity: the encoding of `" " + entity`, as every record, the
+ * The text an entity is encoded from: `" " + entity` for byte-level tokenizers (the leading
+ * space belongs to the first token, as after a space in running text), the entity itself for
+ * metaspace ones (their prepended `▁` is that space). See {@linkcode LeadingSpace}.
+ */
+export function entityText(tokenizer: TextTokenizer, entity: string): string {
+  return tokenizer.leadingSpace === "metaspace" ? entity : " " + entity;
+}
+
+/**
+ * The canonical token ids of an entity ({@linkcode entityText} encoded), as every record, the
  * entity trie and candidate scoring use it. Inside a part B span these tokens take the
  * intra-positions 2, 3, ..., n + 1 (after `[S]` at 1).
  */
 export function encodeEntity(tokenizer: TextTokenizer, entity: string): Int32Array {
-  return tokenizer.encode(" " + entity);
+  return tokenizer.encode(entityText(tokenizer, entity));
 }
 
 /** Growable typed buffers for one record. */
@@ -211,15 +222,18 @@ function dropTrailingSpace(text: string): string {
 }
 
 function addText(builder: Builder, tokenizer: TextTokenizer, text: string): void {
+  // A metaspace tokenizer prepends a space to every piece: one leading space is that space.
+  const metaspace = tokenizer.leadingSpace === "metaspace";
   for (const piece of splitSentences(text)) {
-    builder.addTokens(tokenizer.encodeShared(piece.text));
+    const t = metaspace && piece.text.startsWith(" ") ? piece.text.slice(1) : piece.text;
+    builder.addTokens(tokenizer.encodeShared(t));
     if (piece.endsSentence) builder.endSentence();
   }
 }
 
 function addEntity(builder: Builder, tokenizer: TextTokenizer, entity: string, where: string) {
   if (entity === "") throw new InputError(`${where}: empty entity`);
-  builder.addEntity(tokenizer.encodeShared(" " + entity));
+  builder.addEntity(tokenizer.encodeShared(entityText(tokenizer, entity)));
 }
 
 /**

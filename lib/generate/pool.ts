@@ -11,6 +11,7 @@
  */
 
 import { encodeEntity, EntityTrie, TRIE_ROOT } from "../collate/mod.ts";
+import { entityText } from "../collate/tokenize.ts";
 import type { EntityEntry } from "../data/types.ts";
 import { inputError } from "../errors.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -103,12 +104,16 @@ export function buildPool(
         );
       }
     }
+    // Byte-level tokenizers decode the canonical " " + entity as it is; metaspace ones (their
+    // decoder strips the prepended space) as the entity.
     const decoded = tokenizer.decode(ids);
-    if (decoded !== " " + entity) {
+    if (decoded !== " " + entity && decoded !== entityText(tokenizer, entity)) {
       throw inputError(
         file,
         undefined,
-        `entity "${entity}" decodes as ${JSON.stringify(decoded.slice(1))}: the tokenizer ` +
+        `entity "${entity}" decodes as ${
+          JSON.stringify(decoded.startsWith(" ") ? decoded.slice(1) : decoded)
+        }: the tokenizer ` +
           `cannot represent it`,
       );
     }

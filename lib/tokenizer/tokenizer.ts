@@ -54,6 +54,34 @@ const SPECIAL_ALIASES: Record<keyof SpecialIds, string[]> = {
 
 const SPECIAL_KEYS = ["mask", "smask", "gmask", "sop", "eop", "pad"] as const;
 
+/**
+ * How a tokenizer marks the space before a word, which decides an entity's canonical encoding
+ * (SPEC section 4): `byte-level` (GPT-2, Qwen, Llama 3, the toolkit's own BPE): the space is
+ * part of the word's first token, so an entity is encoded as `" " + entity`; `metaspace`
+ * (SentencePiece-style, Llama 2): the normalizer or pre-tokenizer prepends `▁` to every encoded
+ * string, which stands for that space, so an entity is encoded as it is.
+ */
+export type LeadingSpace = "byte-level" | "metaspace";
+
+/** The {@linkcode LeadingSpace} of a parsed `tokenizer.json`. */
+export function leadingSpaceOf(json: unknown): LeadingSpace {
+  const prepends = (node: unknown): boolean => {
+    if (typeof node !== "object" || node === null) return false;
+    const n = node as Record<string, unknown>;
+    if (n.type === "Prepend" && n.prepend === "\u2581") return true;
+    if (n.type === "Metaspace") {
+      const scheme = n.prepend_scheme ?? (n.add_prefix_space === false ? "never" : "always");
+      return scheme !== "never";
+    }
+    for (const key of ["normalizers", "pretokenizers"]) {
+      if (Array.isArray(n[key]) && (n[key] as unknown[]).some(prepends)) return true;
+    }
+    return false;
+  };
+  const t = json as { normalizer?: unknown; pre_tokenizer?: unknown };
+  return prepends(t?.normalizer) || prepends(t?.pre_tokenizer) ? "metaspace" : "byte-level";
+}
+
 /** Most distinct strings kept in the encoding cache before the oldest are dropped. */
 const CACHE_LIMIT = 200_000;
 
@@ -81,6 +109,8 @@ export class TextTokenizer {
   readonly vocabSize: number;
   /** Where the tokenizer came from, for messages. */
   readonly source: string;
+  /** How it marks a word's leading space (decides the entities' canonical encoding). */
+  readonly leadingSpace: LeadingSpace;
 
   readonly #engine: Tokenizer;
   readonly #strings: string[];
@@ -93,6 +123,7 @@ export class TextTokenizer {
     isSpecial: Uint8Array,
     special: SpecialIds,
     source: string,
+    leadingSpace: LeadingSpace,
   ) {
     this.#engine = engine;
     this.#strings = strings;
@@ -100,6 +131,7 @@ export class TextTokenizer {
     this.special = Object.freeze(special);
     this.vocabSize = strings.length;
     this.source = source;
+    this.leadingSpace = leadingSpace;
   }
 
   /**
@@ -186,7 +218,7 @@ export class TextTokenizer {
     } catch (error) {
       throw inputError(source, undefined, `cannot load tokenizer (${(error as Error).message})`);
     }
-    return new TextTokenizer(engine, strings, isSpecial, special, source);
+    return new TextTokenizer(engine, strings, isSpecial, special, source, leadingSpaceOf(json));
   }
 
   /**
