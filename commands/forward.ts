@@ -14,6 +14,10 @@ import { parseBatchJson } from "../lib/model/batch_json.ts";
 import { runForward } from "../lib/model/forward.ts";
 import { writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
+import { architectureOf, loadAnyModel } from "../lib/model/load_any.ts";
+import { join } from "node:path";
+import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { mergeAdapter } from "../lib/train/adapter.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { loadAdapter } from "../lib/train/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
@@ -59,7 +63,13 @@ when the batch has labels, "loss" [1] (masked mean cross-entropy) to a safetenso
 a JSON summary (device, shapes, loss) on stdout.
 
 Batch JSON: {"input_ids": [B][L], "position_ids": [B][2][L] (inter, intra), "sep": [B],
-             "labels": [B][L] (-100: no loss), "loss_mask": [B][L]}   (labels, loss_mask optional)
+             "labels": [B][L] (-100: no loss), "loss_mask": [B][L],   (optional)
+             "rope_position_ids": [B][L]}   (decoder families; optional: derived from the
+             positions as SPEC section 11 says when absent)
+
+For the decoder families (llama, mistral, qwen2, qwen3, GLM-4) the attention rule is the
+adapter's (recorded by pretrain), else a merged model's, else causal; an adapter's intra table and
+special-token rows are applied with it.
 
 ${formatFlags(FLAGS)}
 
@@ -77,8 +87,7 @@ export const command: Command = {
     if (flags.grads === true && adapter === undefined) {
       throw new UsageError("forward: --grads needs --adapter (the gradients are the adapter's)");
     }
-    const model = await loadModel(modelDir);
-    const lora = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
+    const arch = await architectureOf(modelDir);
     let json: unknown;
     try {
       json = JSON.parse(await Deno.readTextFile(batchPath));
@@ -88,6 +97,46 @@ export const command: Command = {
       }
       throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
     }
+    if (arch.kind === "decoder") {
+      if (flags.grads === true) {
+        throw new UsageError("forward: --grads is not supported yet for the decoder families");
+      }
+      const tokenizerPath = join(modelDir, "tokenizer.json");
+      const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
+        (t) => t.vocabSize,
+        () => 0, // no tokenizer: no special rows
+      );
+      const model = await loadAnyModel(modelDir, { tokenizerIds });
+      if (model.kind !== "decoder") throw new Error("unreachable");
+      const V = model.config.vocabSize + model.addedRows;
+      const batch = parseBatchJson(json, batchPath, {
+        vocabSize: V,
+        maxSequenceLength: model.config.maxPositionEmbeddings,
+      });
+      const loaded = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
+      if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
+      const result = await runForward(model, batch, {
+        device,
+        attention: loaded?.method?.attention,
+      });
+      const { batchSize: B, length: L } = batch;
+      const tensors: Parameters<typeof writeSafetensors>[1] = {
+        logits: { shape: [B, L, V], data: result.logits },
+      };
+      if (result.loss !== undefined) {
+        tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+      }
+      await writeSafetensors(out, tensors);
+      console.log(JSON.stringify({
+        out,
+        device: result.device,
+        logits: [B, L, V],
+        loss: result.loss ?? null,
+      }));
+      return;
+    }
+    const model = await loadModel(modelDir);
+    const lora = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
     const batch = parseBatchJson(json, batchPath, model.config);
     const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
     const result = await runForward(model, batch, { device, linear });

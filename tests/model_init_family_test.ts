@@ -134,3 +134,54 @@ Deno.test("init --family: an unknown family or preset is a usage error", async (
   ]);
   assert.equal(preset.code, 2);
 });
+
+Deno.test("forward --batch on a decoder: rope_position_ids as given or derived, logits and loss as the graph's", async () => {
+  await withTempDir(async (root) => {
+    const out = join(root, "m");
+    const init = await runCli([
+      "init",
+      "--family",
+      "glm",
+      "--preset",
+      "tiny",
+      "--data",
+      await demoDataset(),
+      "--out",
+      out,
+    ]);
+    assert.equal(init.code, 0, init.stderr);
+    const L = 6;
+    const batch = {
+      input_ids: [[5, 9, 2, 7, 3, 4]],
+      position_ids: [[[0, 1, 2, 2, 2, 2], [0, 1, 0, 1, 2, 3]]],
+      sep: [3],
+      labels: [[-100, -100, -100, 3, 4, 1]],
+      loss_mask: [[0, 0, 0, 1, 1, 1]],
+    };
+    const run = async (b: unknown) => {
+      await Deno.writeTextFile(join(root, "b.json"), JSON.stringify(b));
+      const r = await runCli([
+        "forward",
+        "--model",
+        out,
+        "--batch",
+        join(root, "b.json"),
+        "--out",
+        join(root, "o.safetensors"),
+        "--device",
+        "cpu",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout).loss as number;
+    };
+    const derived = await run(batch);
+    // SPEC section 11: part A its inter-position, the span mask index 2 + 1, 2, 3.
+    const given = await run({ ...batch, rope_position_ids: [[0, 1, 2, 3, 4, 5]] });
+    assert.equal(given, derived);
+    const other = await run({ ...batch, rope_position_ids: [[0, 1, 2, 7, 8, 9]] });
+    assert.notEqual(other, derived);
+    assert.ok(Number.isFinite(derived) && derived > 0 && L === 6);
+    const bad = await run({ ...batch, rope_position_ids: [[0, 1]] }).catch((e) => e);
+    assert.ok(bad instanceof Error);
+  });
+});

@@ -15,10 +15,23 @@ import type { GlmConfig } from "./config.ts";
 export interface JsonBatch extends Omit<Batch, "labels" | "lossMask"> {
   labels?: Int32Array;
   lossMask?: Float32Array;
+  /** [B, L] rotary positions (decoder families, SPEC section 11), when the file has them. */
+  ropePositionIds?: Int32Array;
+}
+
+/** The limits a batch is checked against (a GLM config has both). */
+export interface BatchLimits {
+  vocabSize: number;
+  /** Largest position id. */
+  maxSequenceLength: number;
 }
 
 /** Parses and checks a batch object (`file` is named in errors). */
-export function parseBatchJson(json: unknown, file: string, config: GlmConfig): JsonBatch {
+export function parseBatchJson(
+  json: unknown,
+  file: string,
+  config: GlmConfig | BatchLimits,
+): JsonBatch {
   const fail = (problem: string) => inputError(file, undefined, problem);
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw fail("expected a JSON object with input_ids, position_ids and sep");
@@ -109,6 +122,17 @@ export function parseBatchJson(json: unknown, file: string, config: GlmConfig): 
     maskRows.forEach((row, b) => {
       numbers("loss_mask", row, `[${b}]`, false).forEach((v, t) => {
         batch.lossMask![b * L + t] = v;
+      });
+    });
+  }
+  if (o.rope_position_ids !== undefined) {
+    const ropeRows = rows("rope_position_ids");
+    if (ropeRows.length !== B) throw fail(`"rope_position_ids" must have ${B} rows`);
+    batch.ropePositionIds = new Int32Array(B * L);
+    ropeRows.forEach((row, b) => {
+      numbers("rope_position_ids", row, `[${b}]`, true).forEach((v, t) => {
+        inRange("rope_position_ids", `[${b}][${t}]`, v, 0, config.maxSequenceLength);
+        batch.ropePositionIds![b * L + t] = v;
       });
     });
   }

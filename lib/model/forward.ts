@@ -10,6 +10,9 @@ import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { JsonBatch } from "./batch_json.ts";
 import { buildForwardGraph, type LinearHook } from "./glm.ts";
+import { type AttentionMode, buildDecoderForwardGraph } from "./families/decoder.ts";
+import { ropePositionIds } from "./families/positions.ts";
+import type { AnyModel } from "./load_any.ts";
 import type { LoadedModel } from "./weights.ts";
 
 /** What {@linkcode runForward} returns. */
@@ -24,17 +27,33 @@ export interface ForwardResult {
 
 /** Runs `batch` through `model` on `device` (default auto); `linear` wraps linears (a LoRA adapter). */
 export async function runForward(
-  model: LoadedModel,
+  model: LoadedModel | AnyModel,
   batch: JsonBatch,
-  options: { device?: Device; threads?: number; linear?: LinearHook } = {},
+  options: {
+    device?: Device;
+    threads?: number;
+    linear?: LinearHook;
+    /** Decoder families: the attention rule (default causal). */
+    attention?: AttentionMode;
+  } = {},
 ): Promise<ForwardResult> {
   const withLoss = batch.labels !== undefined && batch.lossMask !== undefined;
-  const { graph } = buildForwardGraph({
-    config: model.config,
-    weights: model.weights,
-    outputs: withLoss ? "both" : "logits",
-    linear: options.linear,
-  });
+  const outputs = withLoss ? "both" : "logits";
+  const decoder = "kind" in model && model.kind === "decoder" ? model : undefined;
+  const { graph } = decoder
+    ? buildDecoderForwardGraph({
+      config: decoder.config,
+      weights: decoder.weights,
+      outputs,
+      attention: options.attention,
+      addedRows: decoder.addedRows,
+    })
+    : buildForwardGraph({
+      config: (model as LoadedModel).config,
+      weights: model.weights,
+      outputs,
+      linear: options.linear,
+    });
   const session = await Session.create(graph, { device: options.device, threads: options.threads });
   try {
     const { batchSize: B, length: L } = batch;
@@ -43,6 +62,14 @@ export async function runForward(
       position_ids: { dtype: "int32", shape: [B, 2, L], data: batch.positionIds },
       sep: { dtype: "int32", shape: [B], data: batch.sep },
     };
+    if (decoder) {
+      // Rotary positions as given, else derived from the positions (SPEC section 11).
+      feeds.rope_position_ids = {
+        dtype: "int32",
+        shape: [B, L],
+        data: batch.ropePositionIds ?? ropePositionIds(batch),
+      };
+    }
     if (withLoss) {
       feeds.labels = { dtype: "int32", shape: [B, L], data: batch.labels! };
       feeds.loss_mask = { dtype: "float32", shape: [B, L], data: batch.lossMask! };
