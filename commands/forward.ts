@@ -117,7 +117,7 @@ export const command: Command = {
       if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
       const result = await runForward(model, batch, {
         device,
-        attention: loaded?.method?.attention,
+        attention: loaded?.method?.attention ?? model.config.attention,
       });
       const { batchSize: B, length: L } = batch;
       const tensors: Parameters<typeof writeSafetensors>[1] = {

@@ -60,6 +60,8 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
         "160",
         "--attention",
         "prefix",
+        "--merge",
+        join(root, "merged"),
       ]),
     );
     assert.ok(Number.isFinite(summary.loss) && summary.steps === 3, JSON.stringify(summary));
@@ -113,6 +115,43 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     for (const line of lines) {
       assert.equal(line.predictions.length, 4);
       for (const p of line.predictions) assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
+    }
+    // The merged model (special rows joined on, intra table, attention rule in config.json)
+    // predicts what the base model with the adapter predicts.
+    const merged = JSON.parse(await Deno.readTextFile(join(root, "merged", "config.json")));
+    assert.equal(merged.vocab_size, 151674);
+    assert.deepEqual(merged.recsysllm, { attention: "prefix" });
+    const mergedPred = join(root, "merged.jsonl");
+    await ok([
+      "infer",
+      "--quiet",
+      "--device",
+      "cpu",
+      "--threads",
+      "1",
+      "--model",
+      join(root, "merged"),
+      "--data",
+      data,
+      "--task",
+      "sequential",
+      "--limit",
+      "3",
+      "--beams",
+      "6",
+      "--top-k",
+      "4",
+      "--out",
+      mergedPred,
+    ]);
+    const again = (await Deno.readTextFile(mergedPred)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    for (const [i, line] of again.entries()) {
+      for (const [k, p] of line.predictions.entries()) {
+        assert.equal(p.entity, lines[i].predictions[k].entity);
+        assert.ok(Math.abs(p.score - lines[i].predictions[k].score) < 1e-3);
+      }
     }
     const scores = JSON.parse(
       await ok(["eval", "--quiet", "--data", data, "--predictions", pred, "--tasks", "sequential"]),

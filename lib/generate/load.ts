@@ -145,7 +145,9 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   const tokenizer = await TextTokenizer.load(tokenizerPath);
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   let weights = model.weights;
-  let attention: "prefix" | "causal" = "causal";
+  // The adapter's rule, else a merged model's own (config.json), else causal.
+  let attention: "prefix" | "causal" = (model.kind === "decoder" && model.config.attention) ||
+    "causal";
   let adapter: LoadedForInference["adapter"];
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);

@@ -26,6 +26,7 @@ import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
 import { loadAnyModel, maxModelLength } from "../model/load_any.ts";
+import { writeMergedDecoder } from "../model/families/merge.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -192,13 +193,11 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   const tokenizer = await TextTokenizer.load(tokenizerFile);
   const base = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   const config = base.config;
-  if (base.kind === "decoder" && (!options.lora || options.merge)) {
-    const option = options.lora ? "merge" : "lora";
+  if (base.kind === "decoder" && !options.lora) {
     throw new OptionError(
-      option,
-      (name) =>
-        `${option === "lora" ? "training every weight" : name} is not supported yet for ` +
-        `${base.config.family} models (LoRA runs are)`,
+      "lora",
+      () =>
+        `training every weight is not supported yet for ${base.config.family} models (LoRA runs are)`,
     );
   }
   const lora = resolveLora(base, options.lora);
@@ -456,12 +455,21 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       summary.lastLoss = metrics[metrics.length - 1].loss;
     }
     if (options.merge) {
-      if (base.kind !== "glm") throw new Error("unreachable: --merge is checked above");
+      const method = methodSettings(base, options.attention);
       const merged = mergeAdapter(base.weights, config, {
         lora: lora!,
         weights: engine.snapshot().params,
+        method,
       });
-      await writeModelDir(options.merge, base.config, merged, tokenizerFile);
+      if (base.kind === "glm") {
+        await writeModelDir(options.merge, base.config, merged, tokenizerFile);
+      } else {
+        await writeMergedDecoder(options.merge, base.config, merged, {
+          addedRows: base.addedRows,
+          attention: method!.attention,
+          tokenizerFile,
+        });
+      }
     }
     summary.tokens = tokens;
     return summary;

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { inputError } from "../../errors.ts";
 import { SafetensorsFile } from "../safetensors.ts";
 import type { Weights } from "../weights.ts";
-import { type DecoderConfig, decoderWeightShapes } from "./config.ts";
+import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE } from "./config.ts";
 import { parseDecoderConfig } from "./registry.ts";
 
 /** The checkpoint's files inside a model directory. */
@@ -55,8 +55,10 @@ export async function readDecoderConfig(dir: string): Promise<DecoderConfig> {
   return parseDecoderConfig(await readJson(path), path);
 }
 
-/** Which file of the checkpoint holds each tensor. */
-async function tensorFiles(dir: string): Promise<(name: string) => string> {
+/** Which file of the checkpoint holds each tensor (and whether the checkpoint lists it). */
+async function tensorFiles(
+  dir: string,
+): Promise<((name: string) => string) & { lists?: (name: string) => boolean }> {
   const single = join(dir, CHECKPOINT_FILES.single);
   if (await exists(single)) return () => single;
   const indexPath = join(dir, CHECKPOINT_FILES.index);
@@ -80,11 +82,12 @@ async function tensorFiles(dir: string): Promise<(name: string) => string> {
     }
     files.set(name, file);
   }
-  return (name) => {
+  const fileOf = (name: string) => {
     const file = files.get(name);
     if (!file) throw inputError(indexPath, undefined, `tensor "${name}" is not in "weight_map"`);
     return join(dir, file);
   };
+  return Object.assign(fileOf, { lists: (name: string) => files.has(name) });
 }
 
 /** Options of {@linkcode loadDecoderWeights}. */
@@ -120,6 +123,18 @@ export async function loadDecoderWeights(
     }
     weights.set(name, await file.float32(name, shape));
     options.progress?.(name, ++done, shapes.size);
+  }
+  // A merged model (`pretrain --merge`) carries its trained intra-position table.
+  const listed = fileOf.lists ? fileOf.lists(INTRA_TABLE) : true;
+  if (listed) {
+    const path = fileOf(INTRA_TABLE);
+    const file = opened.get(path) ?? await SafetensorsFile.open(path);
+    if (file.has(INTRA_TABLE)) {
+      weights.set(
+        INTRA_TABLE,
+        await file.float32(INTRA_TABLE, [config.intraRows, config.hiddenSize]),
+      );
+    }
   }
   return weights;
 }

@@ -65,6 +65,11 @@ export interface DecoderConfig {
   maxPositionEmbeddings: number;
   /** R: rows of `model.intra_position_embeddings.weight` (ids past R-1 use row R-1). */
   intraRows: number;
+  /**
+   * The attention rule a merged model was trained with (`recsysllm.attention` in config.json,
+   * written by `pretrain --merge`); absent for a pretrained checkpoint.
+   */
+  attention?: "prefix" | "causal";
 }
 
 /** Rows of the intra-position table unless set (SPEC section 11). */

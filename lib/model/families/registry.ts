@@ -269,6 +269,13 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
     maxPositionEmbeddings: maxPositions,
     intraRows: num(o, "intra_position_rows", DEFAULT_INTRA_ROWS, file),
   };
+  const method = o.recsysllm as Record<string, unknown> | undefined;
+  if (method?.attention !== undefined) {
+    if (method.attention !== "prefix" && method.attention !== "causal") {
+      throw inputError(file, undefined, `"recsysllm.attention" must be "prefix" or "causal"`);
+    }
+    config.attention = method.attention;
+  }
   return validateDecoderConfig(config, file);
 }
 
@@ -311,5 +318,6 @@ export function decoderConfigJson(c: DecoderConfig): Record<string, unknown> {
   }
   if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
   if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
+  if (c.attention) json.recsysllm = { attention: c.attention };
   return json;
 }
