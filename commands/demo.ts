@@ -19,6 +19,7 @@ import {
   demoVerdict,
 } from "../lib/demo/plan.ts";
 import { InputError } from "../lib/errors.ts";
+import { INIT_FAMILIES } from "../lib/model/families/init.ts";
 import { isMissingOrEmptyDir, pathExists } from "../lib/io/fs.ts";
 import { formatSeconds } from "../lib/io/progress.ts";
 
@@ -44,6 +45,14 @@ const FLAGS = defineFlags({
     min: 1,
     defaultText: "all; for a quick look",
     help: "answer only the first N test records",
+  },
+  family: {
+    type: "choice",
+    choices: INIT_FAMILIES,
+    placeholder: "NAME",
+    help: `${INIT_FAMILIES.join(" | ")}: a seeded random small checkpoint of that decoder\n` +
+      "family (SPEC section 11; glm is GLM-4) adapted with LoRA, instead of GLM trained from\n" +
+      "scratch (random weights know nothing: this shows the pipeline)",
   },
 });
 
@@ -113,6 +122,7 @@ export const command: Command = {
       seed: flags.seed,
       device: flags.device,
       limit: flags.limit,
+      family: flags.family,
     });
     await prepareOut(out);
     const self = selfCommand();

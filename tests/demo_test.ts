@@ -83,3 +83,24 @@ Deno.test("the demo verdict compares next-item HR@10 with the baselines", () => 
   assert.match(demoVerdict(report(0.05))!, /does not beat pop/);
   assert.equal(demoVerdict({ methods: { pop: {} } }), undefined);
 });
+
+Deno.test("demo --family runs the pipeline on a random decoder checkpoint with LoRA", async () => {
+  const tmp = await Deno.makeTempDir();
+  const out = join(tmp, "demo");
+  try {
+    const run = await demo("--out", out, "--family", "qwen2", "--steps", "2", "--limit", "2");
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /\$ recsysllm init .*--family qwen2/);
+    assert.match(run.stderr, /\$ recsysllm infer .*--adapter/);
+    const config = JSON.parse(await Deno.readTextFile(join(out, "model", "config.json")));
+    assert.equal(config.model_type, "qwen2");
+    const adapter = JSON.parse(await Deno.readTextFile(join(out, "run", "adapter_config.json")));
+    assert.deepEqual(adapter.target_modules, ["q_proj", "k_proj", "v_proj"]);
+    const report = JSON.parse(await Deno.readTextFile(join(out, "eval.json")));
+    assert.ok("recsysllm" in report.methods);
+    const lines = (await Deno.readTextFile(join(out, "recsysllm.jsonl"))).trim().split("\n");
+    assert.equal(lines.length, 2);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

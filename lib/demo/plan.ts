@@ -37,6 +37,12 @@ export interface DemoOptions {
   device?: Device;
   /** Answer only the first N test records of each task (default: all). */
   limit?: number;
+  /**
+   * A decoder family (`llama`, `qwen2`, `qwen3`, `glm`: SPEC section 11) instead of GLM: a
+   * seeded random small checkpoint of it, adapted with LoRA (the method as it is meant for a
+   * pretrained model) and inferred with the adapter.
+   */
+  family?: string;
 }
 
 /** One stage: its name, its command line (after the program), and where its stdout goes. */
@@ -111,8 +117,9 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         "init",
         "--data",
         paths.data,
-        "--preset",
-        "tiny",
+        ...(options.family
+          ? ["--family", options.family, "--preset", "small"]
+          : ["--preset", "tiny"]),
         "--out",
         paths.model,
         "--seed",
@@ -122,7 +129,8 @@ export function demoStages(options: DemoOptions): DemoStage[] {
     {
       name: "pretrain",
       stdout: "pretrain.json",
-      // A tiny model from scratch: every weight trains (--full), with a learning rate for that.
+      // GLM: a tiny model from scratch, every weight trains (--full), with a learning rate for
+      // that. A decoder family: LoRA (q, k, v) with the intra table and the special rows.
       args: [
         "pretrain",
         "--data",
@@ -131,13 +139,13 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         paths.model,
         "--out",
         paths.run,
-        "--full",
+        ...(options.family ? ["--lora-rank", "16"] : ["--full"]),
         "--steps",
         String(options.steps ?? DEFAULT_DEMO.steps),
         "--batch-size",
         "16",
         "--lr",
-        "1e-3",
+        options.family ? "2e-3" : "1e-3",
         "--save-every",
         "100",
         "--val-batches",
@@ -153,8 +161,9 @@ export function demoStages(options: DemoOptions): DemoStage[] {
       stdout: "infer.json",
       args: [
         "infer",
-        "--model",
-        paths.run,
+        ...(options.family
+          ? ["--model", paths.model, "--adapter", paths.run]
+          : ["--model", paths.run]),
         "--data",
         paths.data,
         "--out",
