@@ -29,7 +29,6 @@ import { loadDecoder, writeCheckpoint } from "../lib/model/families/checkpoint.t
 import type { DecoderConfig } from "../lib/model/families/config.ts";
 import { buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
 import { randomDecoderTensors } from "../lib/model/families/init.ts";
-import { ropePositionIds } from "../lib/model/families/positions.ts";
 import { decoderConfigJson, parseDecoderConfig } from "../lib/model/families/registry.ts";
 import { addSpecialRows } from "../lib/model/families/special.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
