@@ -13,7 +13,11 @@ import { parseArgs } from "node:util";
 import { InputError } from "../lib/errors.ts";
 import { type Device, DEVICES } from "../lib/runtime/session.ts";
 
-/** Benchmarks in pipeline order; each file is `bench/NAME.ts`. */
+/**
+ * Benchmarks in pipeline order; each file is `bench/NAME.ts`. `llm` (bench/llm.ts: a
+ * Qwen2.5-0.5B-shaped checkpoint) runs only when named: it writes a 1 GB checkpoint once and its
+ * LoRA phase needs about 10 GB of memory.
+ */
 export const BENCHES = ["textualize", "collate", "forward", "train", "infer", "eval"] as const;
 
 /** What every benchmark's `run` is given. */
