@@ -75,6 +75,14 @@ function peakRssGb(): number {
   return Math.round(kb / 1024 / 1024 * 100) / 100;
 }
 
+/**
+ * onnxruntime session entries of the LoRA phase: the trainer's for decoder families (GEMM
+ * prepacking off), or LLM_BENCH_ORT_CONFIG (JSON; `{}` for onnxruntime's defaults).
+ */
+const ORT_CONFIG: Record<string, string> = JSON.parse(
+  Deno.env.get("LLM_BENCH_ORT_CONFIG") ?? '{"session.disable_prepacking":"1"}',
+);
+
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** The benchmark batch as the collator shapes it (one span at the last mask). */
@@ -152,7 +160,7 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
       weights: model.weights,
       lora,
       decoder: { attention: "causal", addedRows: ADDED },
-    }, { device: "cpu", threads: THREADS, validation: false });
+    }, { device: "cpu", threads: THREADS, validation: false, sessionConfig: ORT_CONFIG });
     const params = initLora(model.config, lora, new Rng(3));
     const h = model.config.hiddenSize;
     params.set(INTRA_TABLE, new Float32Array(model.config.intraRows * h));

@@ -39,6 +39,8 @@ export interface EngineOptions {
   threads?: number;
   /** Build the validation graph too (default true). */
   validation?: boolean;
+  /** onnxruntime session configuration entries (e.g. `session.disable_prepacking`). */
+  sessionConfig?: Record<string, string>;
 }
 
 /** What one optimizer step reports. */
@@ -114,7 +116,11 @@ export class TrainEngine {
   static async create(setup: TrainSetup, options: EngineOptions = {}): Promise<TrainEngine> {
     const accum = options.gradAccum ?? 1;
     const adamw = { ...DEFAULT_ADAMW, ...options.adamw };
-    const session = { device: options.device ?? "cpu", threads: options.threads };
+    const session = {
+      device: options.device ?? "cpu",
+      threads: options.threads,
+      config: options.sessionConfig,
+    };
     const sessions: { step?: Session; grad?: Session; update?: Session; eval?: Session } = {};
     let graph: TrainGraph;
     try {
