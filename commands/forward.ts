@@ -98,9 +98,6 @@ export const command: Command = {
       throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
     }
     if (arch.kind === "decoder") {
-      if (flags.grads === true) {
-        throw new UsageError("forward: --grads is not supported yet for the decoder families");
-      }
       const tokenizerPath = join(modelDir, "tokenizer.json");
       const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
         (t) => t.vocabSize,
@@ -114,17 +111,34 @@ export const command: Command = {
         maxSequenceLength: model.config.maxPositionEmbeddings,
       });
       const loaded = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
+      const base = model.weights;
+      const attention = loaded?.method?.attention ?? model.config.attention;
       if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
-      const result = await runForward(model, batch, {
-        device,
-        attention: loaded?.method?.attention ?? model.config.attention,
-      });
+      const result = await runForward(model, batch, { device, attention });
       const { batchSize: B, length: L } = batch;
       const tensors: Parameters<typeof writeSafetensors>[1] = {
         logits: { shape: [B, L, V], data: result.logits },
       };
       if (result.loss !== undefined) {
         tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+      }
+      if (loaded && flags.grads === true) {
+        if (!batch.labels || !batch.lossMask) {
+          throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
+        }
+        // The gradient graph takes the adapter's tensors as inputs: the unmerged base.
+        const { grads } = await adapterGradients(
+          { config: model.config, weights: base },
+          loaded,
+          batch as Batch,
+          { device, decoder: { attention, addedRows: model.addedRows } },
+        );
+        for (const [name, data] of grads) {
+          const shape = name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight")
+            ? loraShapes(model.config, loaded.lora).get(name)!
+            : [data.length / model.config.hiddenSize, model.config.hiddenSize];
+          tensors[`grad.${name}`] = { shape, data };
+        }
       }
       await writeSafetensors(out, tensors);
       console.log(JSON.stringify({

@@ -79,6 +79,45 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     assert.ok(file.has("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"));
     assert.ok(file.has("base_model.model.model.embed_tokens.added.weight"));
 
+    // forward --grads: the adapter's gradients, the method's tensors included.
+    const batchFile = join(root, "batch.json");
+    await Deno.writeTextFile(
+      batchFile,
+      JSON.stringify({
+        input_ids: [[9707, 11, 1879, 151669, 151672, 1879, 0]],
+        position_ids: [[[0, 1, 2, 3, 3, 3, 3], [0, 0, 0, 0, 1, 2, 3]]],
+        sep: [4],
+        labels: [[-100, -100, -100, -100, 1879, 0, 151673]],
+        loss_mask: [[0, 0, 0, 0, 1, 1, 1]],
+      }),
+    );
+    const gradsFile = join(root, "grads.safetensors");
+    await ok([
+      "forward",
+      "--model",
+      model,
+      "--adapter",
+      run,
+      "--batch",
+      batchFile,
+      "--out",
+      gradsFile,
+      "--device",
+      "cpu",
+      "--grads",
+    ]);
+    const grads = await SafetensorsFile.open(gradsFile);
+    for (
+      const name of [
+        "grad.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+        "grad.model.intra_position_embeddings.weight",
+        "grad.model.embed_tokens.added.weight",
+      ]
+    ) {
+      const g = await grads.float32(name);
+      assert.ok(g.every(Number.isFinite) && g.some((x) => x !== 0), name);
+    }
+
     await ok([
       "infer",
       "--quiet",

@@ -8,7 +8,8 @@
 
 import type { Batch } from "../collate/types.ts";
 import type { Weights } from "../model/weights.ts";
-import type { GlmConfig } from "../model/config.ts";
+import type { AnyConfig } from "./lora.ts";
+import type { TrainSetup } from "./train_graph.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { Adapter } from "./adapter.ts";
@@ -24,22 +25,27 @@ export interface AdapterGradients {
   device: string;
 }
 
-/** The loss of `batch` under base weights + `adapter`, and its gradient for every adapter tensor. */
+/**
+ * The loss of `batch` under base weights + `adapter`, and its gradient for every adapter tensor
+ * (for a decoder family also the intra-position table and the special rows, by their names;
+ * `decoder` as in training: the attention rule and the special rows).
+ */
 export async function adapterGradients(
-  model: { config: GlmConfig; weights: Weights },
+  model: { config: AnyConfig; weights: Weights },
   adapter: Adapter,
   batch: Batch,
-  options: { device?: Device; threads?: number } = {},
+  options: { device?: Device; threads?: number; decoder?: TrainSetup["decoder"] } = {},
 ): Promise<AdapterGradients> {
   const { graph, params } = buildGradGraph({
     config: model.config,
     weights: model.weights,
     lora: { ...adapter.lora, dropout: 0 },
+    decoder: options.decoder,
   });
-  const session = await Session.create(graph, options);
+  const session = await Session.create(graph, { device: options.device, threads: options.threads });
   try {
     const feeds: Record<string, TensorData> = {
-      ...batchFeeds(batch),
+      ...batchFeeds(batch, options.decoder !== undefined),
       loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(1) },
     };
     for (const p of params) {
