@@ -255,11 +255,7 @@ export async function loadAdapter(dir: string, config: AnyConfig): Promise<Adapt
   const { lora, baseModel, method } = parseAdapterConfig(json, configPath, config);
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);
-  const tensors = adapterTensors(
-    config,
-    lora,
-    method && { ...method, intraRows: isDecoderConfig(config) ? config.intraRows : 0 },
-  );
+  const tensors = adapterTensors(config, lora, method);
   if (method && isDecoderConfig(config) && method.intraRows !== config.intraRows) {
     throw inputError(
       configPath,

@@ -15,7 +15,6 @@ import { inputError } from "../../errors.ts";
 import { buildDirAtomic } from "../../io/atomic.ts";
 import { Rng } from "../../random.ts";
 import { trainByteLevelBpe } from "../../tokenizer/train_bpe.ts";
-import { SPECIAL_TOKENS } from "../../tokenizer/tokenizer.ts";
 import { datasetTexts } from "../init.ts";
 import { writeCheckpoint } from "./checkpoint.ts";
 import {
@@ -202,6 +201,3 @@ export function randomDecoderTensors(config: DecoderConfig, rng: Rng, std = 0.02
     },
   }));
 }
-
-/** The special tokens the method needs (for messages). */
-export const METHOD_TOKENS = SPECIAL_TOKENS;
