@@ -15,9 +15,9 @@ import { runForward } from "../lib/model/forward.ts";
 import { writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
-import { loadAdapter } from "../lib/train/adapter.ts";
+import { loadAdapter } from "../lib/model/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
-import { loraHook, loraShapes } from "../lib/train/lora.ts";
+import { loraHook, loraShapes } from "../lib/model/lora.ts";
 
 const FLAGS = defineFlags({
   model: {

@@ -19,7 +19,7 @@ import { OBJECTIVES } from "../lib/collate/collator.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
-import { DEFAULT_LORA, type LoraConfig, targetName } from "../lib/train/lora.ts";
+import { DEFAULT_LORA, type LoraConfig, targetName } from "../lib/model/lora.ts";
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";

@@ -11,7 +11,7 @@ import type { Weights } from "../model/weights.ts";
 import type { GlmConfig } from "../model/config.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
-import type { Adapter } from "./adapter.ts";
+import type { Adapter } from "../model/adapter.ts";
 import { batchFeeds } from "./engine.ts";
 import { buildGradGraph, trainNames } from "./train_graph.ts";
 

@@ -8,7 +8,7 @@
  * no gradient for a frozen weight and nothing is computed below the lowest trainable tensor.
  * Where a tensor feeds several nodes, its gradients are summed (one Sum node).
  *
- * Not for running anything, nor for the optimizer: see `step_graph.ts`.
+ * Not for running anything, nor for the optimizer: see `train_graph.ts`.
  *
  * @example
  * ```ts

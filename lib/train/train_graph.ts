@@ -27,7 +27,7 @@ import { buildForwardGraph } from "../model/glm.ts";
 import type { Weights } from "../model/weights.ts";
 import { attr, Graph, type Value } from "../onnx/graph.ts";
 import { gradients } from "./autodiff.ts";
-import { type LoraConfig, loraHook, loraModules, loraShapes } from "./lora.ts";
+import { type LoraConfig, loraHook, loraModules, loraShapes } from "../model/lora.ts";
 
 /** AdamW and clipping settings (PyTorch's AdamW semantics). */
 export interface AdamWOptions {

@@ -29,11 +29,11 @@ import { loadModel } from "../model/weights.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { mergeAdapter, saveAdapter } from "./adapter.ts";
+import { mergeAdapter, saveAdapter } from "../model/adapter.ts";
 import { readCheckpoint, settingsDiffer, writeCheckpoint } from "./checkpoint.ts";
 import { BatchStream, lossTokens, tokenizeSplit } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
-import { initLora, type LoraConfig } from "./lora.ts";
+import { initLora, type LoraConfig } from "../model/lora.ts";
 import {
   lossChart,
   type MetricsLine,

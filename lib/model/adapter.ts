@@ -13,9 +13,9 @@
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { GlmConfig } from "../model/config.ts";
-import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
-import type { Weights } from "../model/weights.ts";
+import type { GlmConfig } from "./config.ts";
+import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+import type { Weights } from "./weights.ts";
 import { LORA_TARGETS, type LoraConfig, loraModules, loraShapes } from "./lora.ts";
 
 /** The adapter files' names inside an adapter directory. */

@@ -11,14 +11,14 @@
  * project's {@linkcode Rng}, so a run resumed from a checkpoint (which stores the generator's
  * state) draws exactly the masks the uninterrupted run drew. Default dropout 0, as in PEFT.
  *
- * Not here: saving and loading adapters (`adapter.ts`), the optimizer (`step_graph.ts`).
+ * Not here: saving and loading adapters (`adapter.ts`), the optimizer (lib/train/train_graph.ts).
  *
  * @module
  */
 
-import { layerPrefix } from "../model/config.ts";
-import type { GlmConfig } from "../model/config.ts";
-import type { LinearHook, LinearKind } from "../model/glm.ts";
+import { layerPrefix } from "./config.ts";
+import type { GlmConfig } from "./config.ts";
+import type { LinearHook, LinearKind } from "./glm.ts";
 import type { Value } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
 
