@@ -11,7 +11,8 @@
  * @module
  */
 
-import { type Attribute, DTYPE_INFO, type Graph, type TensorData, type Value } from "./graph.ts";
+import type { Graph } from "./graph.ts";
+import { type Attribute, DTYPE_INFO, type TensorData, type Value } from "./types.ts";
 
 /** ONNX IR version written (8 is the one that goes with opsets 17 and 18). */
 export const IR_VERSION = 8;
