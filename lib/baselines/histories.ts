@@ -15,9 +15,10 @@
 
 import { inputError } from "../errors.ts";
 import type { TextRecord } from "../data/types.ts";
+import { tasksAnswering } from "../data/tasks.ts";
 import type { EntityIndex } from "../eval/entities.ts";
 
-const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
+const ITEM_TASKS: readonly string[] = tasksAnswering("item");
 
 /**
  * Returns the pool ids of `record.history` (oldest first), or undefined when the record has
