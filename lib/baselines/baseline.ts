@@ -274,6 +274,10 @@ function meanBaseline(data: BaselineData, options: BaselineOptions): Baseline {
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { EntityIndex } from "../eval/entities.ts";
+ *
+ * declare const pool: EntityIndex, histories: Map<string, Int32Array>, record: TextRecord;
  * const pop = createBaseline("pop", { pool, histories }, { protocol: "full", top: 10 });
  * pop.predict(record); // {id, user, task, template, predictions: [{entity, score}, ...]}
  * ```

@@ -49,6 +49,10 @@ export function historyIds(
  *
  * @example
  * ```ts
+ * import { type Dataset, readRecords } from "../data/dataset.ts";
+ * import type { EntityIndex } from "../eval/entities.ts";
+ *
+ * declare const data: Dataset, pool: EntityIndex;
  * const histories = new TrainingHistories(pool);
  * for await (const r of readRecords(data, "valid")) histories.addValid(r, "valid.jsonl");
  * for await (const r of readRecords(data, "test")) histories.addTest(r, "test.jsonl");

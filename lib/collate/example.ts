@@ -70,6 +70,10 @@ export interface ExamplePlan {
  *
  * @example
  * ```ts
+ * import type { SpecialIds } from "../tokenizer/tokenizer.ts";
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const record: TokenizedRecord, specials: SpecialIds;
  * // SPEC section 6: units e1 = (x1 x2 x3), e2 = (x4 x5), x6, x7; spans e1 and x6.
  * const example = assembleExample(record, {
  *   from: 0, to: 4, spans: Int32Array.of(0, 1, 2, 3), spanCount: 2,

@@ -131,8 +131,16 @@ function taskStatuses(
  *
  * @example
  * ```ts
+ * import { CandidateSampler } from "./candidates.ts";
+ * import type { InteractionLog } from "./log.ts";
+ *
+ * declare const log: InteractionLog;
  * const plan = planDataset(log, { ...DEFAULT_RECORD_OPTIONS, seed: 7 });
- * for (let k = 0; k < plan.seqs.users.length; k++) for (const r of userRecords(plan, k, stats)) {}
+ * const sampler = new CandidateSampler(plan.poolItems, log.items.length);
+ * const stats = { noExplanation: 0, shortCandidates: 0 };
+ * for (let k = 0; k < plan.seqs.users.length; k++) {
+ *   for (const record of userRecords(plan, k, sampler, stats)) console.log(record.id);
+ * }
  * ```
  */
 export function planDataset(log: InteractionLog, options: RecordOptions): DatasetPlan {

@@ -153,6 +153,8 @@ function recordJsonWriter(itemIds: Map<string, string>): {
  *
  * @example
  * ```ts
+ * import { DEFAULT_RECORD_OPTIONS } from "./records.ts";
+ *
  * const summary = await textualize({
  *   read: { format: "p5", input: "seq.txt", items: "items.csv" },
  *   records: { ...DEFAULT_RECORD_OPTIONS, seed: 1 },

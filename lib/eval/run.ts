@@ -140,6 +140,8 @@ async function splitHolding(
  *
  * @example
  * ```ts
+ * import { openDataset } from "../data/dataset.ts";
+ *
  * const data = await openDataset("runs/beauty");
  * const report = await evaluate(data, {
  *   split: "test", protocol: "full", ks: [1, 5, 10],

@@ -200,6 +200,11 @@ class GroupScore {
  *
  * @example
  * ```ts
+ * import type { EntityIndex } from "./entities.ts";
+ * import type { StoredPrediction } from "./predictions.ts";
+ *
+ * declare const pool: EntityIndex, options: ScoreOptions, prepared: PreparedRecord[];
+ * declare const predictions: Map<string, StoredPrediction>;
  * const scorer = new MethodScorer(pool, options);
  * for (const r of prepared) scorer.add(r, predictions.get(r.id));
  * scorer.result().sequential?.metrics["HR@10"];

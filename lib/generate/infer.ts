@@ -117,6 +117,12 @@ const round = (x: number) => Math.round(x * 1e6) / 1e6;
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { Pool } from "./pool.ts";
+ * import type { StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, tokenizer: TextTokenizer, pool: Pool, records: TextRecord[];
  * const predictor = new Predictor({ model: decoder, tokenizer, pool }, { maxLength: 512 });
  * const lines = await predictor.predict(records); // one PredictionLine per record, in order
  * ```

@@ -181,10 +181,15 @@ function insertFinished(
  *
  * @example
  * ```ts
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { Pool } from "./pool.ts";
+ * import type { PromptInput, StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, partA: PromptInput, pool: Pool, tokenizer: TextTokenizer;
  * const [ranked] = await searchItems(decoder, [partA], {
  *   pool: pool.items, sop: tokenizer.special.sop, eop: tokenizer.special.eop, beams: 20, topK: 10,
  * });
- * ranked.items.map((i) => pool.items.items[i]); // best first
+ * Array.from(ranked.items, (i) => pool.items.items[i]); // entity strings, best first
  * ```
  */
 export async function searchItems(

@@ -91,6 +91,13 @@ const mean = (h: { tokens: number[]; score: number }, ended: boolean) =>
  *
  * @example
  * ```ts
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { Pool } from "./pool.ts";
+ * import type { PromptInput, StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, partA: PromptInput, pool: Pool, tokenizer: TextTokenizer;
+ * declare const allowed: Uint8Array;
+ * const { sop, eop } = tokenizer.special;
  * const [out] = await generateText(decoder, [partA], { sop, eop, trie: pool.entities, allowed });
  * tokenizer.decode(out.tokens, { skipSpecial: true }).trim();
  * ```

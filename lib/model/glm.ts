@@ -383,6 +383,11 @@ export interface ForwardGraph {
  *
  * @example
  * ```ts
+ * import { Session } from "../runtime/session.ts";
+ * import type { GlmConfig } from "./config.ts";
+ * import type { Weights } from "./weights.ts";
+ *
+ * declare const config: GlmConfig, weights: Weights;
  * const { graph } = buildForwardGraph({ config, weights, outputs: "loss" });
  * const session = await Session.create(graph);
  * ```

@@ -177,6 +177,11 @@ export interface LoraHookOptions {
  *
  * @example
  * ```ts
+ * import type { GlmConfig } from "./config.ts";
+ * import { buildForwardGraph } from "./glm.ts";
+ * import type { Weights } from "./weights.ts";
+ *
+ * declare const config: GlmConfig, weights: Weights;
  * const { graph } = buildForwardGraph({ config, weights, outputs: "loss",
  *   linear: loraHook(config, DEFAULT_LORA) });
  * ```

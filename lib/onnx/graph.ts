@@ -14,6 +14,8 @@
  *
  * @example
  * ```ts
+ * import { encodeModel } from "./proto.ts";
+ *
  * const g = new Graph("mlp");
  * const x = g.input("x", "float32", ["B", 4]);
  * const w = g.initializer("w", { dtype: "float32", shape: [4, 2], data: new Float32Array(8) });
@@ -316,6 +318,9 @@ export class Graph {
    *
    * @example
    * ```ts
+   * import { attr, type Value } from "./types.ts";
+   *
+   * declare const g: Graph, x: Value;
    * const [y] = g.node("Softmax", [x], { axis: attr.int(-1) });
    * ```
    */
@@ -715,9 +720,9 @@ export class Graph {
   }
 
   /**
-   * LayerNormalization over the axes from `axis` on (default the last). With `stats`, also returns
-   * the mean and inverse standard deviation (shape of x with the normalized axes set to 1), which
-   * a backward pass can reuse.
+   * LayerNormalization over the axes from `axis` on (default the last).
+   * {@linkcode Graph.layerNormWithStats} also returns the mean and inverse standard deviation
+   * (shape of x with the normalized axes set to 1), which a backward pass can reuse.
    */
   layerNorm(
     x: Value,
@@ -728,7 +733,10 @@ export class Graph {
     return this.#one("LayerNormalization", [x, scale, bias], this.#lnAttrs(x, options));
   }
 
-  /** {@linkcode Graph.layerNorm} that also returns [mean, invStdDev]. */
+  /**
+   * {@linkcode Graph.layerNorm} that also returns [mean, invStdDev] (shape of x with the
+   * normalized axes set to 1).
+   */
   layerNormWithStats(
     x: Value,
     scale: Value,

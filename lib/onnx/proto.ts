@@ -358,7 +358,11 @@ export function joinChunks(chunks: readonly Uint8Array[], byteLength?: number): 
  *
  * @example
  * ```ts
- * const session = await createSession(encodeModel(graph)); // lib/runtime
+ * import { Session } from "../runtime/session.ts";
+ * import type { Graph } from "./graph.ts";
+ *
+ * declare const graph: Graph;
+ * const session = await Session.create(encodeModel(graph)); // lib/runtime
  * ```
  */
 export function encodeModel(graph: Graph, options: EncodeOptions = {}): Uint8Array {

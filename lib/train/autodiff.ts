@@ -12,6 +12,9 @@
  *
  * @example
  * ```ts
+ * import type { Graph, Value } from "../onnx/graph.ts";
+ *
+ * declare const g: Graph, loss: Value, w: Value;
  * const [dW] = gradients(g, loss, [w]);
  * g.output(dW, "grad.w");
  * ```
