@@ -17,7 +17,7 @@ import { buildEntityPool, type EntityPool } from "./entities.ts";
 import type { InteractionLog } from "./log.ts";
 import { samplePositions, type WindowOptions } from "./profile.ts";
 import { type UserSequences, userSequences } from "./splits.ts";
-import { type PromptFamily, type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
+import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
 import type { Template } from "./templates.ts";
 import type { Split, TextRecord } from "./types.ts";
 import { UserView } from "./user_view.ts";
