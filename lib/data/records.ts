@@ -19,7 +19,7 @@ import { samplePositions, type WindowOptions } from "./profile.ts";
 import { type UserSequences, userSequences } from "./splits.ts";
 import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
 import type { Template } from "./templates.ts";
-import type { Split, TextRecord } from "./types.ts";
+import type { Segment, Split, TextRecord } from "./types.ts";
 import { UserView } from "./user_view.ts";
 
 /** Every knob of record building; `DEFAULT_RECORD_OPTIONS` holds the defaults. */
@@ -242,8 +242,9 @@ export function* userRecords(
     task: Task,
     template: string,
     split: Split,
-    fields: Pick<TextRecord, "segments"> & Partial<TextRecord>,
-  ): TextRecord => ({ id, task, template, split, user: userId, ...fields });
+    segments: Segment[],
+    extra?: Partial<TextRecord>,
+  ): TextRecord => ({ id, task, template, split, user: userId, segments, ...extra });
 
   if (log.review) {
     for (let p = 0; p < n; p++) {
@@ -257,9 +258,7 @@ export function* userRecords(
     const family: TaskFamily<unknown> = TASK_FAMILIES[task];
     const rng = Rng.derive(options.seed, userId, task);
     for (const doc of family.documents?.(user, rng) ?? []) {
-      yield record(trainId(task, doc.template), task, doc.template, "train", {
-        segments: doc.segments,
-      });
+      yield record(trainId(task, doc.template), task, doc.template, "train", doc.segments);
     }
     const prompts = family.prompts;
     if (!prompts) continue;
@@ -269,10 +268,8 @@ export function* userRecords(
       const p of choosePositions(rng, prompts.firstTrain, nTrain, prompts.perUser(options), keep)
     ) {
       const t = seen[rng.int(seen.length)];
-      yield record(trainId(task, t.id), task, t.id, "train", {
-        segments: t.render(prompts.input(user, p)),
-        ...prompts.target(user, p),
-      });
+      const segments = t.render(prompts.input(user, p));
+      yield record(trainId(task, t.id), task, t.id, "train", segments, prompts.target(user, p));
     }
   }
 
@@ -294,11 +291,16 @@ export function* userRecords(
       // One seen template (seeded per user, task and split) plus every held-out template.
       const rng = Rng.derive(options.seed, userId, task, split);
       for (const t of [family.seen[rng.int(family.seen.length)], ...family.heldOut]) {
-        yield record(`${prefix}/${task}/${t.id}/${split}`, task, t.id, split, {
-          segments: t.render(prompts.input(user, p)),
-          ...prompts.target(user, p),
-          ...(family.item ? { candidates: candidateList(), history } : {}),
-        });
+        const segments = t.render(prompts.input(user, p));
+        const target = prompts.target(user, p);
+        yield record(
+          `${prefix}/${task}/${t.id}/${split}`,
+          task,
+          t.id,
+          split,
+          segments,
+          family.item ? { ...target, candidates: candidateList(), history } : target,
+        );
       }
     }
   }
