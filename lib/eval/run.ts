@@ -161,16 +161,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     heldOut: new Set((data.manifest.templates ?? []).filter((t) => t.heldOut).map((t) => t.id)),
   };
 
-  const files = new Map<string, Map<string, StoredPrediction>>();
-  for (const method of options.methods) {
-    if (!("predictions" in method)) continue;
-    const byId = new Map<string, StoredPrediction>();
-    for (const file of filesOf(method)) {
-      options.progress?.update(`reading ${file}`);
-      await readPredictions(file, pool, file, byId);
-    }
-    files.set(method.name, byId);
-  }
+  const files = await readMethodFiles(options, pool);
 
   const wanted = options.tasks ?? EVAL_TASKS;
   const scorers = options.methods.map((method) => {
@@ -214,7 +205,53 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     }
   }
 
-  for (const [m, method] of options.methods.entries()) {
+  await checkAllUsed(data, split, options.methods, files, used);
+  const report: EvalReport = {
+    protocol: options.protocol,
+    split,
+    methods: {},
+    warnings: [],
+    splitRecords: index + 1,
+  };
+  options.methods.forEach((method, m) => {
+    report.methods[method.name] = scorers[m].result();
+    const warning = missingWarning(method, report.methods[method.name], split, options.strict);
+    if (warning) report.warnings.push(warning);
+  });
+  options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
+  return report;
+}
+
+/** The predictions of every method read from files, by method name, then by record id. */
+async function readMethodFiles(
+  options: EvaluateOptions,
+  pool: EntityIndex,
+): Promise<Map<string, Map<string, StoredPrediction>>> {
+  const files = new Map<string, Map<string, StoredPrediction>>();
+  for (const method of options.methods) {
+    if (!("predictions" in method)) continue;
+    const byId = new Map<string, StoredPrediction>();
+    for (const file of filesOf(method)) {
+      options.progress?.update(`reading ${file}`);
+      await readPredictions(file, pool, file, byId);
+    }
+    files.set(method.name, byId);
+  }
+  return files;
+}
+
+/**
+ * Every prediction read from a file must be for a record of the split: the first (by line) that
+ * is not is an InputError, with a hint when another split holds that id.
+ */
+async function checkAllUsed(
+  data: Dataset,
+  split: Split,
+  methods: readonly MethodSource[],
+  files: Map<string, Map<string, StoredPrediction>>,
+  used: readonly Set<string>[],
+): Promise<void> {
+  for (const [m, method] of methods.entries()) {
     if (!("predictions" in method)) continue;
     let first: [string, StoredPrediction] | undefined;
     for (const entry of files.get(method.name)!) {
@@ -230,32 +267,29 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       );
     }
   }
+}
 
-  const report: EvalReport = {
-    protocol: options.protocol,
-    split,
-    methods: {},
-    warnings: [],
-    splitRecords: index + 1,
-  };
-  options.methods.forEach((method, m) => {
-    const result = scorers[m].result();
-    report.methods[method.name] = result;
-    const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
-    if (missing === 0) return;
-    if (options.strict) {
-      const file = "predictions" in method ? filesOf(method).join(", ") : method.name;
-      throw inputError(
-        file,
-        undefined,
-        `${missing} ${split} record(s) have no prediction (strict: every record needs one)`,
-      );
-    }
-    const where = "predictions" in method ? ` in ${filesOf(method).join(", ")}` : "";
-    const message = `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
-      `they are not scored (see "missing")`;
-    report.warnings.push(message);
-  });
-  options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
-  return report;
+/**
+ * The warning for a method's records without a prediction (undefined when it has none);
+ * with `strict`, an InputError instead.
+ */
+function missingWarning(
+  method: MethodSource,
+  result: MethodResult,
+  split: string,
+  strict: boolean | undefined,
+): string | undefined {
+  const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
+  if (missing === 0) return undefined;
+  if (strict) {
+    const file = "predictions" in method ? filesOf(method).join(", ") : method.name;
+    throw inputError(
+      file,
+      undefined,
+      `${missing} ${split} record(s) have no prediction (strict: every record needs one)`,
+    );
+  }
+  const where = "predictions" in method ? ` in ${filesOf(method).join(", ")}` : "";
+  return `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
+    `they are not scored (see "missing")`;
 }
