@@ -18,7 +18,7 @@ import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { runtimeVersion } from "../lib/runtime/ort.ts";
 import { Session } from "../lib/runtime/session.ts";
-import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
+import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { buildTrainStepGraph, trainNames } from "../lib/train/train_graph.ts";
 import type { BenchOptions } from "./main.ts";
 import { syntheticBatch } from "./synthetic_batch.ts";

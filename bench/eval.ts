@@ -14,6 +14,7 @@ import { openDataset } from "../lib/data/dataset.ts";
 import { DEFAULT_RECORD_OPTIONS } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { evaluate } from "../lib/eval/run.ts";
+import { loadBaselines } from "../lib/baselines/load.ts";
 
 const DATA = fileURLToPath(new URL("../../shared/data/amazon-beauty/", import.meta.url));
 
@@ -35,11 +36,16 @@ export async function run(): Promise<Record<string, unknown>> {
     const figures: Record<string, unknown> = {};
     for (const protocol of ["full", "sampled"] as const) {
       const start = performance.now();
+      const file = join(out, "test.jsonl");
+      const baselines = await loadBaselines(data, ["pop", "itemknn"], { protocol, top: 20, file });
       const report = await evaluate(data, {
         split: "test",
         protocol,
         ks: [1, 5, 10],
-        methods: [{ name: "pop", baseline: "pop" }, { name: "itemknn", baseline: "itemknn" }],
+        methods: [
+          { name: "pop", predictor: baselines.get("pop")! },
+          { name: "itemknn", predictor: baselines.get("itemknn")! },
+        ],
       });
       const seconds = (performance.now() - start) / 1000;
       const knn = report.methods.itemknn;

@@ -37,7 +37,7 @@ import { Session } from "../lib/runtime/session.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { batchFeeds } from "../lib/train/engine.ts";
 import { TrainEngine } from "../lib/train/engine.ts";
-import { initLora } from "../lib/train/lora.ts";
+import { initLora } from "../lib/model/lora.ts";
 import { biasCorrections } from "../lib/train/schedule.ts";
 import { INTRA_TABLE } from "../lib/model/families/config.ts";
 import { beautyTitles, prompts } from "./infer.ts";

@@ -34,7 +34,7 @@ import { Rng } from "../lib/random.ts";
 import { type Device, Session } from "../lib/runtime/session.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
+import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { buildTrainStepGraph, trainNames } from "../lib/train/train_graph.ts";
 import type { BenchOptions } from "./main.ts";
 import { syntheticBatch } from "./synthetic_batch.ts";

@@ -21,7 +21,7 @@ import { Rng } from "../lib/random.ts";
 import { BATCH, syntheticBatch } from "./synthetic_batch.ts";
 import { type Device, Session } from "../lib/runtime/session.ts";
 import type { BenchOptions } from "./main.ts";
-import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
+import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { providerFigures, readProfile } from "../lib/runtime/profile.ts";
 import { buildTrainStepGraph, trainNames, type TrainSetup } from "../lib/train/train_graph.ts";
 

@@ -15,10 +15,11 @@ import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type BaselineName, BASELINES, DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
+import { loadBaselines } from "../lib/baselines/load.ts";
 import { PROTOCOLS } from "../lib/eval/protocol.ts";
 import type { PredictionLine } from "../lib/eval/predictions.ts";
 import { reportChart, reportJson, reportMarkdown } from "../lib/eval/report.ts";
-import { evaluate, type MethodSource } from "../lib/eval/run.ts";
+import { evaluate, type MethodSource, splitFile } from "../lib/eval/run.ts";
 import { EVAL_TASKS } from "../lib/eval/score.ts";
 import {
   baselineRunIdentity,
@@ -243,7 +244,12 @@ function stem(path: string): string {
     .replace(/-\d+-of-\d+$/, "");
 }
 
-async function methodsOf(flags: FlagValues<typeof FLAGS>): Promise<MethodSource[]> {
+/** A method as the flags name it: predictions files or a baseline to train. */
+type MethodFlag =
+  | { name: string; predictions: string | readonly string[] }
+  | { name: string; baseline: BaselineName };
+
+async function methodsOf(flags: FlagValues<typeof FLAGS>): Promise<MethodFlag[]> {
   const files = flags.predictions;
   const names = flags.name;
   if (names.length > files.length) {
@@ -276,7 +282,7 @@ async function methodsOf(flags: FlagValues<typeof FLAGS>): Promise<MethodSource[
     }
     if (parts.length > 1) checkPartSet(parts, false);
   }
-  const methods: MethodSource[] = [
+  const methods: MethodFlag[] = [
     ...[...groups].map(([name, g]) => ({
       name,
       predictions: g.files.length === 1 ? g.files[0] : g.files,
@@ -336,17 +342,32 @@ export const command: Command = {
     const filter = shard ? new ShardFilter(shard) : undefined;
     let report;
     try {
+      // eval composes: the baselines are trained here and scored by lib/eval as predictors.
+      const baselines = await loadBaselines(
+        data,
+        methods.flatMap((m) => "baseline" in m ? [m.baseline] : []),
+        {
+          ...baseline,
+          top: Math.max(baseline.top ?? DEFAULT_BASELINE.top, ...flags.k),
+          seed,
+          protocol: flags.protocol,
+          file: await splitFile(data, flags.split),
+        },
+        progress,
+      );
+      const sources: MethodSource[] = methods.map((m) =>
+        "baseline" in m ? { name: m.name, predictor: baselines.get(m.baseline)! } : m
+      );
       report = await evaluate(data, {
         select: filter && ((record) => filter.has(record.user)),
         split: flags.split,
         protocol: flags.protocol,
         ks: flags.k,
         tasks: flags.tasks,
-        methods,
+        methods: sources,
         strict: flags.strict,
         progress,
-        baseline: { ...baseline, seed },
-        onBaselinePrediction: saved?.write,
+        onPrediction: saved?.write,
       });
     } catch (error) {
       await saved?.discard();

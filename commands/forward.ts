@@ -17,11 +17,10 @@ import { loadModel } from "../lib/model/weights.ts";
 import { architectureOf, loadAnyModel } from "../lib/model/load_any.ts";
 import { join } from "node:path";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { mergeAdapter } from "../lib/train/adapter.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
-import { loadAdapter } from "../lib/train/adapter.ts";
+import { loadAdapter, mergeAdapter } from "../lib/model/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
-import { loraHook, loraShapes } from "../lib/train/lora.ts";
+import { loraHook, loraShapes } from "../lib/model/lora.ts";
 
 const FLAGS = defineFlags({
   model: {

@@ -25,7 +25,7 @@ import {
   LORA_TARGETS,
   type LoraConfig,
   TARGET_ALIASES,
-} from "../lib/train/lora.ts";
+} from "../lib/model/lora.ts";
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";

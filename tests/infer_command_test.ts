@@ -7,8 +7,8 @@ import type { InferLine } from "../lib/generate/mod.ts";
 import { configJson } from "../lib/model/config.ts";
 import { saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
-import { mergeAdapter, saveAdapter } from "../lib/train/adapter.ts";
-import { DEFAULT_LORA, initLora } from "../lib/train/lora.ts";
+import { mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
+import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./infer_helpers.ts";
 import { withTempDir } from "./temp_dir.ts";
 

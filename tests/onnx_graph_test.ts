@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { attr, Graph, tensorData } from "../lib/onnx/graph.ts";
+import { attr, DTYPE_INFO, dtypeOfOnnx, Graph, intAttr, tensorData } from "../lib/onnx/graph.ts";
+import type { DType } from "../lib/onnx/types.ts";
 import { broadcastShapes, divDims, isFresh, mulDims } from "../lib/onnx/shape.ts";
 
 function weights(g: Graph, name: string, shape: number[]) {
@@ -77,6 +78,39 @@ Deno.test("shape mistakes fail when the node is added, naming the operator", () 
   assert.throws(() => g.reshape(a, [5, -1, 7]), /Reshape|cannot reshape/);
   assert.throws(() => g.add(a, g.input("c", "float64", [3, 4])), /mixed dtypes/);
   assert.throws(() => g.node("NoSuchOp", [a]), /no shape rule for operator NoSuchOp/);
+});
+
+Deno.test("shape rules and gradient rules read attributes alike: a wrong type is an error", () => {
+  // Shape inference used to fall back to the default on a wrongly typed attribute (a Gemm with a
+  // float transB was inferred untransposed, so a mistake surfaced, if at all, at run time);
+  // now it reads attributes with the readers the backward rules use, which reject it.
+  const g = new Graph("attrs");
+  const a = g.input("a", "float32", [3, 4]);
+  const b = g.input("b", "float32", [5, 4]);
+  assert.deepEqual(g.node("Gemm", [a, b], { transB: attr.int(1) })[0].shape, [3, 5]);
+  assert.throws(
+    () => g.node("Gemm", [a, b], { transB: attr.float(1) }),
+    /Gemm: attribute transB is not an int/,
+  );
+  assert.throws(
+    () => g.node("Transpose", [a], { perm: attr.int(1) }),
+    /Transpose: attribute perm is not ints/,
+  );
+  const [y] = g.node("Softmax", [a], { axis: attr.int(1) });
+  assert.equal(intAttr(g.producer(y.name)!, "axis", -1), 1);
+  assert.equal(intAttr(g.producer(y.name)!, "missing", 7), 7);
+});
+
+Deno.test("one dtype table: ONNX codes map back to their dtype, Cast uses it", () => {
+  for (const [dtype, info] of Object.entries(DTYPE_INFO) as [DType, typeof DTYPE_INFO[DType]][]) {
+    assert.equal(dtypeOfOnnx(info.onnx), dtype);
+    assert.equal(new info.array(2).BYTES_PER_ELEMENT, dtype === "bool" ? 1 : info.bytes);
+  }
+  assert.equal(dtypeOfOnnx(8), undefined); // STRING: not a tensor type here
+  const g = new Graph("cast");
+  const x = g.input("x", "float32", [2]);
+  assert.equal(g.cast(x, "float16").dtype, "float16");
+  assert.throws(() => g.node("Cast", [x], { to: attr.int(8) }), /Cast: unknown target type/);
 });
 
 Deno.test("every tensor knows its producer and consumers", () => {

@@ -9,7 +9,7 @@ import type { DecoderFamily } from "../lib/model/families/config.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
-import type { LoraConfig } from "../lib/train/lora.ts";
+import type { LoraConfig } from "../lib/model/lora.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
 import { decoderBatch, decoderFeeds, noisyDecoderWeights, TINY } from "./decoder_helpers.ts";
 import { compareWithFiniteDifferences } from "./grad_check.ts";

@@ -17,7 +17,7 @@ import { Session } from "../lib/runtime/session.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { BatchStream, lossTokens, tokenizeSplit } from "../lib/train/data.ts";
 import { batchFeeds } from "../lib/train/engine.ts";
-import { initLora, type LoraConfig, loraShapes } from "../lib/train/lora.ts";
+import { initLora, type LoraConfig, loraShapes } from "../lib/model/lora.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
 import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";

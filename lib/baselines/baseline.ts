@@ -17,6 +17,7 @@
  */
 
 import type { TextRecord } from "../data/types.ts";
+import { tasksAnswering } from "../data/tasks.ts";
 import type { EntityIndex } from "../eval/entities.ts";
 import type { PredictionLine, RankedEntity } from "../eval/predictions.ts";
 import type { Protocol } from "../eval/protocol.ts";
@@ -32,12 +33,15 @@ export const BASELINES = ["pop", "itemknn", "random", "mean"] as const;
 /** One baseline's name. */
 export type BaselineName = typeof BASELINES[number];
 
-/** The task families each baseline answers. */
+/**
+ * The task families each baseline answers: the item rankers every family whose answer is an item,
+ * `mean` every family whose answer is a rating (lib/data/tasks.ts).
+ */
 export const BASELINE_TASKS: Record<BaselineName, readonly EvalTask[]> = {
-  pop: ["sequential", "direct"],
-  itemknn: ["sequential", "direct"],
-  random: ["sequential", "direct"],
-  mean: ["rating"],
+  pop: tasksAnswering("item"),
+  itemknn: tasksAnswering("item"),
+  random: tasksAnswering("item"),
+  mean: tasksAnswering("rating"),
 };
 
 /** A method that predicts records without a model. */
@@ -251,7 +255,7 @@ function meanBaseline(data: BaselineData, options: BaselineOptions): Baseline {
     name: "mean",
     tasks: BASELINE_TASKS.mean,
     predict(record) {
-      if (record.task !== "rating") return undefined;
+      if (!BASELINE_TASKS.mean.includes(record.task as EvalTask)) return undefined;
       const item = ratedItem(record) ?? "";
       const rating = model.predict(record.user, item);
       return {
@@ -270,6 +274,10 @@ function meanBaseline(data: BaselineData, options: BaselineOptions): Baseline {
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { EntityIndex } from "../eval/entities.ts";
+ *
+ * declare const pool: EntityIndex, histories: Map<string, Int32Array>, record: TextRecord;
  * const pop = createBaseline("pop", { pool, histories }, { protocol: "full", top: 10 });
  * pop.predict(record); // {id, user, task, template, predictions: [{entity, score}, ...]}
  * ```

@@ -15,9 +15,10 @@
 
 import { inputError } from "../errors.ts";
 import type { TextRecord } from "../data/types.ts";
+import { tasksAnswering } from "../data/tasks.ts";
 import type { EntityIndex } from "../eval/entities.ts";
 
-const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
+const ITEM_TASKS: readonly string[] = tasksAnswering("item");
 
 /**
  * Returns the pool ids of `record.history` (oldest first), or undefined when the record has
@@ -48,6 +49,10 @@ export function historyIds(
  *
  * @example
  * ```ts
+ * import { type Dataset, readRecords } from "../data/dataset.ts";
+ * import type { EntityIndex } from "../eval/entities.ts";
+ *
+ * declare const data: Dataset, pool: EntityIndex;
  * const histories = new TrainingHistories(pool);
  * for await (const r of readRecords(data, "valid")) histories.addValid(r, "valid.jsonl");
  * for await (const r of readRecords(data, "test")) histories.addTest(r, "test.jsonl");

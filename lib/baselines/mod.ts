@@ -10,3 +10,4 @@ export * from "./histories.ts";
 export * from "./itemknn.ts";
 export * from "./popularity.ts";
 export * from "./rating.ts";
+export * from "./load.ts";

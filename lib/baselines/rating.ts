@@ -38,6 +38,9 @@ export function ratedItem(record: TextRecord): string | undefined {
  *
  * @example
  * ```ts
+ * import { type Dataset, readRecords } from "../data/dataset.ts";
+ *
+ * declare const data: Dataset;
  * const ratings = new TrainingRatings();
  * for await (const r of readRecords(data, "train")) ratings.add(r);
  * ratings.list; // [{user, item, rating}, ...]
@@ -76,6 +79,7 @@ export interface BiasRatingOptions {
  *
  * @example
  * ```ts
+ * declare const ratings: TrainingRatings;
  * const model = new BiasRating(ratings.list, { damping: 5, scale: [1, 5] });
  * model.predict("12", "Alpha Lipstick"); // a number in [1, 5]
  * ```

@@ -24,6 +24,10 @@ export interface BatchOptions {
  *
  * @example
  * ```ts
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { CollatedExample } from "./example.ts";
+ *
+ * declare const examples: CollatedExample[], tokenizer: TextTokenizer;
  * const batch = makeBatch(examples, tokenizer.special.pad, { multipleOf: 8 });
  * batch.inputIds.length === batch.batchSize * batch.length; // true
  * ```
@@ -68,6 +72,12 @@ export function makeBatch(
  *
  * @example
  * ```ts
+ * import { Rng } from "../random.ts";
+ * import type { CollatedExample } from "./example.ts";
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const records: TokenizedRecord[], seed: number, pad: number;
+ * declare function collateOne(index: number): CollatedExample;
  * const plan = bucketByLength(records.map((r) => r.ids.length), 16, Rng.derive(seed, "epoch", 0));
  * for (const indices of plan) makeBatch([...indices].map(collateOne), pad);
  * ```

@@ -128,6 +128,11 @@ function promptStart(record: TokenizedRecord, extra: number, maxLength: number):
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import { tokenizeRecord } from "./tokenize.ts";
+ *
+ * declare const tokenizer: TextTokenizer, record: TextRecord, seed: number, i: number;
  * const collator = new Collator(tokenizer.special, { objective: "mix", maxLength: 512 });
  * const example = collator.collate(tokenizeRecord(tokenizer, record), exampleRng(seed, 0, i));
  * ```
@@ -259,6 +264,11 @@ export class Collator {
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import { tokenizeRecord } from "./tokenize.ts";
+ *
+ * declare const tokenizer: TextTokenizer, record: TextRecord;
  * const a = encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special, {
  *   maxLength: 512, reserve: 64,
  * });

@@ -33,6 +33,10 @@ export const SPAN_START: IntraState = Object.freeze({ node: -1, intra: 1 });
  *
  * @example
  * ```ts
+ * import type { EntityTrie } from "./trie.ts";
+ *
+ * declare const trie: EntityTrie, generated: number[], maskIndex: number;
+ * declare function feed(token: number, position: { inter: number; intra: number }): void;
  * let state = SPAN_START;
  * for (const token of generated) {
  *   state = nextIntraState(trie, state, token);

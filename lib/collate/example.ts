@@ -70,6 +70,10 @@ export interface ExamplePlan {
  *
  * @example
  * ```ts
+ * import type { SpecialIds } from "../tokenizer/tokenizer.ts";
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const record: TokenizedRecord, specials: SpecialIds;
  * // SPEC section 6: units e1 = (x1 x2 x3), e2 = (x4 x5), x6, x7; spans e1 and x6.
  * const example = assembleExample(record, {
  *   from: 0, to: 4, spans: Int32Array.of(0, 1, 2, 3), spanCount: 2,
@@ -83,8 +87,8 @@ export function assembleExample(
   plan: ExamplePlan,
   specials: SpecialIds,
 ): CollatedExample {
-  const { unitStart, unitEntity, ids } = record;
-  const { from, to, spans, spanCount, mask, task } = plan;
+  const { unitStart } = record;
+  const { from, to, spans, spanCount, task } = plan;
 
   let spanTokens = 0;
   for (let j = 0; j < spanCount; j++) {
@@ -95,14 +99,43 @@ export function assembleExample(
   const length = lengthA + spanTokens + spanCount;
 
   const buffer = new Int32Array(5 * length);
-  const inputIds = buffer.subarray(0, length);
-  const inter = buffer.subarray(length, 2 * length);
-  const intra = buffer.subarray(2 * length, 3 * length);
-  const labels = buffer.subarray(3 * length, 4 * length);
-  const units = buffer.subarray(4 * length, 5 * length);
+  const out: ExampleRows = {
+    inputIds: buffer.subarray(0, length),
+    inter: buffer.subarray(length, 2 * length),
+    intra: buffer.subarray(2 * length, 3 * length),
+    labels: buffer.subarray(3 * length, 4 * length),
+    units: buffer.subarray(4 * length, 5 * length),
+  };
   const maskAt = new Int32Array(spanCount);
+  const sep = writePartA(record, plan, out, maskAt);
+  out.labels.fill(-100, 0, sep);
+  const spanOrder = writePartB(record, plan, out, maskAt, sep, specials);
+  return { id: record.id, objective: plan.objective, length, sep, ...out, spans: spanOrder };
+}
 
-  // Part A.
+/** The per-token arrays of an example being written. */
+interface ExampleRows {
+  inputIds: Int32Array;
+  inter: Int32Array;
+  intra: Int32Array;
+  labels: Int32Array;
+  units: Int32Array;
+}
+
+/**
+ * Writes part A from position 0: the source units with each span replaced by its mask token
+ * (documents), or with the one mask token before unit `record.answerAt` (task prompts). Records
+ * each span's mask position in `maskAt`; returns part A's length (`sep`).
+ */
+function writePartA(
+  record: TokenizedRecord,
+  plan: ExamplePlan,
+  out: ExampleRows,
+  maskAt: Int32Array,
+): number {
+  const { unitStart, unitEntity, ids } = record;
+  const { from, to, spans, spanCount, mask, task } = plan;
+  const { inputIds, inter, intra, units } = out;
   let p = 0;
   let next = 0; // next span to meet (documents)
   const answerAt = task ? record.answerAt : -1;
@@ -142,11 +175,27 @@ export function assembleExample(
     units[p] = -1;
     p++;
   }
-  const sep = p;
-  labels.fill(-100, 0, sep);
+  return p;
+}
 
-  // Part B.
+/**
+ * Writes part B from position `sep`: each span, in `plan.order`, as `[S]` + its tokens at its
+ * mask token's inter-position, with labels shifted by one and `[E]` last. Returns the spans'
+ * units as `start, end` pairs in part B order.
+ */
+function writePartB(
+  record: TokenizedRecord,
+  plan: ExamplePlan,
+  out: ExampleRows,
+  maskAt: Int32Array,
+  sep: number,
+  specials: SpecialIds,
+): Int32Array {
+  const { unitStart, ids } = record;
+  const { spans, spanCount } = plan;
+  const { inputIds, inter, intra, labels, units } = out;
   const spanOrder = new Int32Array(2 * spanCount);
+  let p = sep;
   for (let k = 0; k < spanCount; k++) {
     const j = plan.order ? plan.order[k] : k;
     const s = spans[2 * j], e = spans[2 * j + 1], m = maskAt[j];
@@ -171,17 +220,5 @@ export function assembleExample(
     for (let i = begin; i < p - 1; i++) labels[i] = inputIds[i + 1];
     labels[p - 1] = specials.eop;
   }
-
-  return {
-    id: record.id,
-    objective: plan.objective,
-    length,
-    sep,
-    inputIds,
-    inter,
-    intra,
-    labels,
-    units,
-    spans: spanOrder,
-  };
+  return spanOrder;
 }

@@ -39,6 +39,11 @@ export interface SpanOptions {
  *
  * @example
  * ```ts
+ * import type { Rng } from "../random.ts";
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const record: TokenizedRecord, rng: Rng;
+ * const units = record.unitStart.length - 1;
  * const sampler = new SpanSampler();
  * const count = sampler.entity(record.unitStart, units, rng);
  * for (let i = 0; i < count; i++) console.log(sampler.spans[2 * i], sampler.spans[2 * i + 1]);

@@ -244,6 +244,10 @@ function addEntity(builder: Builder, tokenizer: TextTokenizer, entity: string, w
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ *
+ * declare const tokenizer: TextTokenizer, record: TextRecord;
  * const tokenized = tokenizeRecord(tokenizer, record);
  * tokenized.unitStart[1] - tokenized.unitStart[0]; // tokens of the first unit
  * ```

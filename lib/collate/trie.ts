@@ -25,6 +25,11 @@ export const TRIE_ROOT = 0;
  *
  * @example
  * ```ts
+ * import type { EntityEntry } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import { encodeEntity } from "./tokenize.ts";
+ *
+ * declare const tokenizer: TextTokenizer, pool: EntityEntry[];
  * const trie = EntityTrie.fromEntities(tokenizer, pool.map((e) => e.entity));
  * let node = TRIE_ROOT;
  * for (const id of encodeEntity(tokenizer, "OPI Nail Lacquer")) node = trie.child(node, id);

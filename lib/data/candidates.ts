@@ -13,6 +13,11 @@ import type { Rng } from "../random.ts";
  *
  * @example
  * ```ts
+ * import { Rng } from "../random.ts";
+ * import type { InteractionLog } from "./log.ts";
+ *
+ * declare const log: InteractionLog, poolItems: Int32Array, userItems: number[];
+ * declare const seed: number, user: string, target: number;
  * const sampler = new CandidateSampler(poolItems, log.items.length);
  * const list = sampler.draw(Rng.derive(seed, "candidates", user, "test"), userItems, target, 99);
  * ```

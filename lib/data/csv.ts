@@ -36,6 +36,8 @@ export interface CsvRow {
  *
  * @example
  * ```ts
+ * import { readLines } from "../io/lines.ts";
+ *
  * for await (const { line, fields } of parseCsv(readLines("items.csv"), { label: "items.csv" })) {
  *   console.log(line, fields);
  * }

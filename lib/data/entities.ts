@@ -56,6 +56,9 @@ function byKindThen(key: (d: Draft) => string): (a: Draft, b: Draft) => number {
  *
  * @example
  * ```ts
+ * import type { InteractionLog } from "./log.ts";
+ *
+ * declare const log: InteractionLog, inPool: Uint8Array, kept: Uint8Array;
  * const pool = buildEntityPool(log, { items: inPool, users: kept, maxWords: 24 });
  * pool.items[3]; // "OPI Nail Lacquer, Simmer and Shimmer, 0.5-Fluid Ounce"
  * pool.attr("age_band", "25-34"); // "25-34"

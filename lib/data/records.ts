@@ -15,18 +15,12 @@ import { Rng } from "../random.ts";
 import type { CandidateSampler } from "./candidates.ts";
 import { buildEntityPool, type EntityPool } from "./entities.ts";
 import type { InteractionLog } from "./log.ts";
-import { preferenceWindows, samplePositions, topValues, type WindowOptions } from "./profile.ts";
+import { samplePositions, type WindowOptions } from "./profile.ts";
 import { type UserSequences, userSequences } from "./splits.ts";
-import {
-  type ItemInfo,
-  type NamedValues,
-  type Template,
-  TEMPLATES,
-  type UserInfo,
-} from "./templates.ts";
-import { capWords, explanationSentence, formatRating } from "./text.ts";
-import type { Segment, Split, Task, TextRecord } from "./types.ts";
-import { TASKS } from "./types.ts";
+import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
+import type { Template } from "./templates.ts";
+import type { Segment, Split, TextRecord } from "./types.ts";
+import { UserView } from "./user_view.ts";
 
 /** Every knob of record building; `DEFAULT_RECORD_OPTIONS` holds the defaults. */
 export interface RecordOptions {
@@ -123,13 +117,10 @@ function taskStatuses(
 ): Record<Task, TaskStatus> {
   const out = {} as Record<Task, TaskStatus>;
   for (const task of TASKS) {
-    let reason: string | undefined;
-    if (!requested.includes(task)) reason = "not requested";
-    else if (task === "rating" && !log.rating) reason = "the input has no ratings";
-    else if (task === "rating" && !ratingScale) reason = "no ratings in the training data";
-    else if ((task === "explanation" || task === "review") && !log.review) {
-      reason = "the input has no review texts";
-    } else if (task === "review" && !log.summary) reason = "the input has no review summaries";
+    const family: TaskFamily<unknown> = TASK_FAMILIES[task];
+    const reason = !requested.includes(task)
+      ? "not requested"
+      : family.unavailable?.(log, ratingScale);
     out[task] = reason === undefined ? { status: "ok" } : { status: "skipped", reason };
   }
   return out;
@@ -140,8 +131,16 @@ function taskStatuses(
  *
  * @example
  * ```ts
+ * import { CandidateSampler } from "./candidates.ts";
+ * import type { InteractionLog } from "./log.ts";
+ *
+ * declare const log: InteractionLog;
  * const plan = planDataset(log, { ...DEFAULT_RECORD_OPTIONS, seed: 7 });
- * for (let k = 0; k < plan.seqs.users.length; k++) for (const r of userRecords(plan, k, stats)) {}
+ * const sampler = new CandidateSampler(plan.poolItems, log.items.length);
+ * const stats = { noExplanation: 0, shortCandidates: 0 };
+ * for (let k = 0; k < plan.seqs.users.length; k++) {
+ *   for (const record of userRecords(plan, k, sampler, stats)) console.log(record.id);
+ * }
  * ```
  */
 export function planDataset(log: InteractionLog, options: RecordOptions): DatasetPlan {
@@ -186,21 +185,19 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
 }
 
 /** Seen templates and held-out templates of a family. */
-function split<I>(templates: Template<I>[]): { seen: Template<I>[]; heldOut: Template<I>[] } {
+function split<I>(templates: readonly Template<I>[]) {
   return {
     seen: templates.filter((t) => !t.heldOut),
     heldOut: templates.filter((t) => t.heldOut),
   };
 }
 
-const FAMILIES = {
-  profile: split(TEMPLATES.profile),
-  rating: split(TEMPLATES.rating),
-  sequential: split(TEMPLATES.sequential),
-  explanation: split(TEMPLATES.explanation),
-  review: split(TEMPLATES.review),
-  direct: split(TEMPLATES.direct),
-};
+/** The families with prompts, in task order, with their templates split once. */
+const PROMPT_FAMILIES = TASKS.flatMap((task) => {
+  const { prompts, answer }: TaskFamily<unknown> = TASK_FAMILIES[task];
+  if (!prompts) return [];
+  return [{ task, prompts, item: answer === "item", ...split(prompts.templates) }];
+});
 
 /** Positions of `[start, end)` passing `keep`, thinned to a seeded sample of `cap` (0: all). */
 function choosePositions(
@@ -219,7 +216,7 @@ function choosePositions(
 /**
  * Builds the records of kept user `k` (index into `plan.seqs.users`): training records first
  * (task order), then validation, then test. `sampler` is shared across users; `stats` collects
- * counts for the manifest.
+ * counts for the manifest. What each family writes is its entry of `TASK_FAMILIES` (tasks.ts).
  */
 export function* userRecords(
   plan: DatasetPlan,
@@ -227,74 +224,11 @@ export function* userRecords(
   sampler: CandidateSampler,
   stats: RecordStats,
 ): Generator<TextRecord> {
-  const { log, options, pool, seqs } = plan;
-  const userIndex = seqs.users[k];
-  const userId = log.users[userIndex];
+  const { log, options, pool } = plan;
+  const user = new UserView(plan, k);
+  const { n, nTrain, order } = user;
+  const userId = user.id;
   const prefix = `u${userId}`;
-  const order = seqs.order.subarray(seqs.offsets[k], seqs.offsets[k + 1]);
-  const n = order.length;
-  const nTrain = n - 2;
-  const entity = (p: number): string => pool.items[log.item[order[p]]]!;
-  const entities = (from: number, to: number): string[] => {
-    const out: string[] = [];
-    for (let p = Math.max(0, from); p < to; p++) out.push(entity(p));
-    return out;
-  };
-  const recentFirst = (to: number, count: number): string[] => entities(to - count, to).reverse();
-
-  const features: NamedValues[] = [];
-  const row = log.userFeatures[userIndex];
-  if (row) {
-    row.forEach((value, f) => {
-      const name = log.userFeatureNames[f];
-      const e = value === "" ? undefined : pool.attr(name, value);
-      if (e !== undefined) features.push({ name, values: [{ entity: e, kind: name }] });
-    });
-  }
-  const favouritesBefore = (to: number): NamedValues[] => {
-    if (options.favourites <= 0) return [];
-    const out: NamedValues[] = [];
-    log.itemAttrNames.forEach((name, a) => {
-      const values: string[] = [];
-      for (let p = 0; p < to; p++) {
-        for (const v of log.itemAttrs[log.item[order[p]]]?.[a] ?? []) values.push(v);
-      }
-      const top = topValues(values, options.favourites);
-      if (top.length > 0) {
-        out.push({ name, values: top.map((v) => ({ entity: pool.attr(name, v)!, kind: name })) });
-      }
-    });
-    return out;
-  };
-  // Favourites cost a pass over the history, so only the templates that show them get them.
-  const userBefore = (to: number, withFavourites = false): UserInfo => ({
-    id: userId,
-    features,
-    favourites: withFavourites ? favouritesBefore(to) : [],
-  });
-  const itemAt = (p: number): ItemInfo => {
-    const item = log.item[order[p]];
-    const attrs: NamedValues[] = [];
-    log.itemAttrs[item]?.forEach((values, a) => {
-      const name = log.itemAttrNames[a];
-      if (values.length > 0) {
-        attrs.push({
-          name,
-          values: values.map((v) => ({ entity: pool.attr(name, v)!, kind: name })),
-        });
-      }
-    });
-    return { entity: entity(p), attrs };
-  };
-  const ratingAt = (p: number): number => log.rating ? log.rating[order[p]] : NaN;
-  const reviewAt = (p: number): string | undefined => log.review?.[order[p]];
-  const explanationAt = (p: number): string | undefined => {
-    const review = reviewAt(p);
-    return review === undefined
-      ? undefined
-      : explanationSentence(review, options.explanationMinWords, options.explanationMaxWords);
-  };
-  const summaryAt = (p: number): string | undefined => log.summary?.[order[p]];
   const has = (task: Task) => plan.tasks[task].status === "ok";
   const counters = new Map<string, number>();
   const trainId = (task: Task, template: string): string => {
@@ -309,145 +243,39 @@ export function* userRecords(
     template: string,
     split: Split,
     segments: Segment[],
-    extra: Partial<TextRecord> = {},
+    extra?: Partial<TextRecord>,
   ): TextRecord => ({ id, task, template, split, user: userId, segments, ...extra });
-  const item = (e: string) => [{ entity: e, kind: "item" }];
 
   if (log.review) {
     for (let p = 0; p < n; p++) {
-      if (reviewAt(p) !== undefined && !explanationAt(p)) stats.noExplanation++;
+      if (user.reviewAt(p) !== undefined && !user.explanationAt(p)) stats.noExplanation++;
     }
   }
 
   // ---- training: interactions [0, nTrain) only ----
-  if (has("profile")) {
-    const rng = Rng.derive(options.seed, userId, "profile");
-    const times = log.time ? Array.from(order.subarray(0, nTrain), (i) => log.time![i]) : undefined;
-    const { longEnd, mediumEnd } = preferenceWindows(nTrain, times, options.windows);
-    const user = userBefore(nTrain, true);
-    for (let j = 0; j < options.profilesPerUser; j++) {
-      const t = FAMILIES.profile.seen[rng.int(FAMILIES.profile.seen.length)];
-      const pick = (a: number, b: number) =>
-        samplePositions(rng, a, b, options.profileSample).map(entity);
-      const segments = t.render({
-        user,
-        long: pick(0, longEnd),
-        medium: pick(longEnd, mediumEnd),
-        short: pick(mediumEnd, nTrain),
-      });
-      yield record(trainId("profile", t.id), "profile", t.id, "train", segments);
+  for (const task of TASKS) {
+    if (!has(task)) continue;
+    const family: TaskFamily<unknown> = TASK_FAMILIES[task];
+    const rng = Rng.derive(options.seed, userId, task);
+    for (const doc of family.documents?.(user, rng) ?? []) {
+      yield record(trainId(task, doc.template), task, doc.template, "train", doc.segments);
     }
-  }
-  if (has("rating")) {
-    const rng = Rng.derive(options.seed, userId, "rating");
-    const scale = plan.ratingScale!;
+    const prompts = family.prompts;
+    if (!prompts) continue;
+    const { seen } = PROMPT_FAMILIES.find((f) => f.task === task)!;
+    const keep = prompts.eligible && ((p: number) => prompts.eligible!(user, p));
     for (
-      const p of choosePositions(
-        rng,
-        0,
-        nTrain,
-        options.ratingPerUser,
-        (p) => !Number.isNaN(ratingAt(p)),
-      )
+      const p of choosePositions(rng, prompts.firstTrain, nTrain, prompts.perUser(options), keep)
     ) {
-      const t = FAMILIES.rating.seen[rng.int(FAMILIES.rating.seen.length)];
-      const r = ratingAt(p);
-      const segments = t.render({
-        user: userBefore(p),
-        item: itemAt(p),
-        scale,
-        recent: recentFirst(p, 5),
-      });
-      yield record(trainId("rating", t.id), "rating", t.id, "train", segments, {
-        target: [{ text: formatRating(r) }],
-        rating: r,
-      });
-    }
-  }
-  if (has("sequential")) {
-    const rng = Rng.derive(options.seed, userId, "sequential");
-    for (const p of choosePositions(rng, 1, nTrain, options.seqPerUser)) {
-      const t = FAMILIES.sequential.seen[rng.int(FAMILIES.sequential.seen.length)];
-      const segments = t.render({
-        user: userBefore(p),
-        history: entities(p - options.maxHistory, p),
-      });
-      yield record(trainId("sequential", t.id), "sequential", t.id, "train", segments, {
-        target: item(entity(p)),
-      });
-    }
-  }
-  if (has("explanation")) {
-    const rng = Rng.derive(options.seed, userId, "explanation");
-    for (
-      const p of choosePositions(
-        rng,
-        0,
-        nTrain,
-        options.explanationPerUser,
-        (p) => explanationAt(p) !== undefined,
-      )
-    ) {
-      const t = FAMILIES.explanation.seen[rng.int(FAMILIES.explanation.seen.length)];
-      const r = ratingAt(p);
-      const segments = t.render({
-        user: userBefore(p),
-        item: itemAt(p),
-        rating: Number.isNaN(r) ? undefined : formatRating(r),
-      });
-      yield record(trainId("explanation", t.id), "explanation", t.id, "train", segments, {
-        target: [{ text: explanationAt(p)! }],
-      });
-    }
-  }
-  if (has("review")) {
-    const rng = Rng.derive(options.seed, userId, "review");
-    for (
-      const p of choosePositions(
-        rng,
-        0,
-        nTrain,
-        options.reviewPerUser,
-        (p) => reviewAt(p) !== undefined && summaryAt(p) !== undefined,
-      )
-    ) {
-      const t = FAMILIES.review.seen[rng.int(FAMILIES.review.seen.length)];
-      const segments = t.render({
-        user: userBefore(p),
-        item: itemAt(p),
-        review: capWords(reviewAt(p)!, options.reviewWords),
-      });
-      yield record(trainId("review", t.id), "review", t.id, "train", segments, {
-        target: [{ text: summaryAt(p)! }],
-      });
-    }
-  }
-  if (has("direct")) {
-    const rng = Rng.derive(options.seed, userId, "direct");
-    for (const p of choosePositions(rng, 1, nTrain, options.directPerUser)) {
-      const t = FAMILIES.direct.seen[rng.int(FAMILIES.direct.seen.length)];
-      const segments = t.render({
-        user: userBefore(p, true),
-        recent: recentFirst(p, options.directHistory),
-      });
-      yield record(trainId("direct", t.id), "direct", t.id, "train", segments, {
-        target: item(entity(p)),
-      });
+      const t = seen[rng.int(seen.length)];
+      const segments = t.render(prompts.input(user, p));
+      yield record(trainId(task, t.id), task, t.id, "train", segments, prompts.target(user, p));
     }
   }
 
   // ---- validation (target n-2) and test (target n-1) ----
   const userItems = Array.from(order, (i) => log.item[i]);
   for (const [split, p] of [["valid", n - 2], ["test", n - 1]] as [Split, number][]) {
-    const id = (task: Task, template: string) => `${prefix}/${task}/${template}/${split}`;
-    const user = userBefore(p);
-    const pickTemplates = <I>(
-      task: Task,
-      family: { seen: Template<I>[]; heldOut: Template<I>[] },
-    ) => {
-      const rng = Rng.derive(options.seed, userId, task, split);
-      return [family.seen[rng.int(family.seen.length)], ...family.heldOut];
-    };
     let candidates: string[] | undefined;
     const candidateList = (): string[] => {
       if (candidates) return candidates;
@@ -456,69 +284,23 @@ export function* userRecords(
       if (drawn.length - 1 < options.negatives) stats.shortCandidates++;
       return candidates = drawn.map((i) => pool.items[i]!);
     };
-    const history = entities(0, p);
-    if (has("rating") && !Number.isNaN(ratingAt(p))) {
-      const r = ratingAt(p);
-      for (const t of pickTemplates("rating", FAMILIES.rating)) {
-        const segments = t.render({
-          user,
-          item: itemAt(p),
-          scale: plan.ratingScale!,
-          recent: recentFirst(p, 5),
-        });
-        yield record(id("rating", t.id), "rating", t.id, split, segments, {
-          target: [{ text: formatRating(r) }],
-          rating: r,
-        });
-      }
-    }
-    if (has("sequential")) {
-      for (const t of pickTemplates("sequential", FAMILIES.sequential)) {
-        const segments = t.render({ user, history: entities(p - options.maxHistory, p) });
-        yield record(id("sequential", t.id), "sequential", t.id, split, segments, {
-          target: item(entity(p)),
-          candidates: candidateList(),
-          history,
-        });
-      }
-    }
-    const explanation = has("explanation") ? explanationAt(p) : undefined;
-    if (explanation !== undefined) {
-      const r = ratingAt(p);
-      for (const t of pickTemplates("explanation", FAMILIES.explanation)) {
-        const segments = t.render({
-          user,
-          item: itemAt(p),
-          rating: Number.isNaN(r) ? undefined : formatRating(r),
-        });
-        yield record(id("explanation", t.id), "explanation", t.id, split, segments, {
-          target: [{ text: explanation }],
-        });
-      }
-    }
-    if (has("review") && reviewAt(p) !== undefined && summaryAt(p) !== undefined) {
-      for (const t of pickTemplates("review", FAMILIES.review)) {
-        const segments = t.render({
-          user,
-          item: itemAt(p),
-          review: capWords(reviewAt(p)!, options.reviewWords),
-        });
-        yield record(id("review", t.id), "review", t.id, split, segments, {
-          target: [{ text: summaryAt(p)! }],
-        });
-      }
-    }
-    if (has("direct")) {
-      for (const t of pickTemplates("direct", FAMILIES.direct)) {
-        const segments = t.render({
-          user: userBefore(p, true),
-          recent: recentFirst(p, options.directHistory),
-        });
-        yield record(id("direct", t.id), "direct", t.id, split, segments, {
-          target: item(entity(p)),
-          candidates: candidateList(),
-          history,
-        });
+    const history = user.entities(0, p);
+    for (const family of PROMPT_FAMILIES) {
+      const { task, prompts } = family;
+      if (!has(task) || (prompts.eligible && !prompts.eligible(user, p))) continue;
+      // One seen template (seeded per user, task and split) plus every held-out template.
+      const rng = Rng.derive(options.seed, userId, task, split);
+      for (const t of [family.seen[rng.int(family.seen.length)], ...family.heldOut]) {
+        const segments = t.render(prompts.input(user, p));
+        const target = prompts.target(user, p);
+        yield record(
+          `${prefix}/${task}/${t.id}/${split}`,
+          task,
+          t.id,
+          split,
+          segments,
+          family.item ? { ...target, candidates: candidateList(), history } : target,
+        );
       }
     }
   }

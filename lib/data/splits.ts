@@ -27,6 +27,9 @@ export interface UserSequences {
  *
  * @example
  * ```ts
+ * import type { InteractionLog } from "./log.ts";
+ *
+ * declare const log: InteractionLog;
  * const seqs = userSequences(log);
  * const k = 0, end = seqs.offsets[k + 1];
  * const test = seqs.order[end - 1], valid = seqs.order[end - 2];

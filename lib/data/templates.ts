@@ -382,6 +382,7 @@ const REVIEW: Template<ReviewInput>[] = [
  *
  * @example
  * ```ts
+ * const user: UserInfo = { id: "12", features: [], favourites: [] };
  * const [seen] = TEMPLATES.sequential.filter((t) => !t.heldOut);
  * seen.render({ user, history: ["Rose Shampoo"] }); // segments with an answer marker
  * ```

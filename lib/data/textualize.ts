@@ -23,7 +23,13 @@ import {
 import { PartFileKeys, partManifest, sha256Hex } from "../shard/part.ts";
 import { partPath, type Shard, ShardFilter } from "../shard/shard.ts";
 import { readInteractionLog, type ReadOptions } from "./readers/read.ts";
-import { planDataset, type RecordOptions, type RecordStats, userRecords } from "./records.ts";
+import {
+  type DatasetPlan,
+  planDataset,
+  type RecordOptions,
+  type RecordStats,
+  userRecords,
+} from "./records.ts";
 import type { Manifest, Split, Task, TextRecord } from "./types.ts";
 import { SPLITS, TASKS } from "./types.ts";
 
@@ -147,6 +153,8 @@ function recordJsonWriter(itemIds: Map<string, string>): {
  *
  * @example
  * ```ts
+ * import { DEFAULT_RECORD_OPTIONS } from "./records.ts";
+ *
  * const summary = await textualize({
  *   read: { format: "p5", input: "seq.txt", items: "items.csv" },
  *   records: { ...DEFAULT_RECORD_OPTIONS, seed: 1 },
@@ -177,100 +185,161 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
 
   const counts: Counts = {};
   const stats: RecordStats = { noExplanation: 0, shortCandidates: 0 };
+  const shard = run.shard;
+  const out = shard ? partPath(run.out, shard) : run.out;
+  const keys = new Map<string, PartFileKeys>();
+  let manifest: Manifest | undefined;
+  let shardUsers = 0;
+  await buildDirAtomic(out, async (dir) => {
+    shardUsers = await writeRecordFiles(dir, plan, counts, stats, {
+      shard,
+      keys: shard ? keys : undefined,
+      progress,
+    });
+    const entitiesJson = "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") +
+      "\n]\n";
+    await Deno.writeTextFile(join(dir, "entities.json"), entitiesJson);
+    const options = manifestOptions(run, log.time !== undefined);
+    const { skipped, perUser } = skippedCounts(run, plan, stats);
+    manifest = buildManifest(plan, { sources, options, counts, skipped: [...skipped, ...perUser] });
+    const manifestJson = JSON.stringify(manifest, null, 2) + "\n";
+    await Deno.writeTextFile(join(dir, "manifest.json"), manifestJson);
+    if (shard) {
+      const sidecar = shardSidecar(shard, keys, plan, manifest, {
+        perUserReasons: perUser.map((p) => p.reason),
+        entitiesJson,
+        manifestJson,
+      });
+      await Deno.writeTextFile(join(dir, "shard.json"), JSON.stringify(sidecar) + "\n");
+    }
+  });
+  return summarize(plan, counts, manifest!, out, shard ? shardUsers : plan.seqs.users.length);
+}
+
+/**
+ * Writes the records of every user (of `shard`, when given) into `dir` (SPLIT.jsonl,
+ * candidates.jsonl), counting them by split, task and template, and with a shard, collecting each
+ * file's per-user keys into `keys`. Returns the number of users written.
+ */
+async function writeRecordFiles(
+  dir: string,
+  plan: DatasetPlan,
+  counts: Counts,
+  stats: RecordStats,
+  options: { shard?: Shard; keys?: Map<string, PartFileKeys>; progress?: Progress },
+): Promise<number> {
+  const { log } = plan;
+  const { shard, keys, progress } = options;
   const sampler = new CandidateSampler(plan.poolItems, log.items.length);
   const itemIds = new Map(
     plan.pool.entries.filter((e) => e.kind === "item").map((e) => [e.entity, e.id]),
   );
   const { toJson, candidateLine } = recordJsonWriter(itemIds);
   const nUsers = plan.seqs.users.length;
-  const shard = run.shard;
   const filter = shard ? new ShardFilter(shard) : undefined;
-  const out = shard ? partPath(run.out, shard) : run.out;
-  const keys = new Map<string, PartFileKeys>();
-  const keysOf = (file: string) => {
-    let k = keys.get(file);
-    if (!k) keys.set(file, k = new PartFileKeys());
-    return k;
-  };
-  let manifest: Manifest | undefined;
-  let shardUsers = 0;
-  await buildDirAtomic(out, async (dir) => {
-    const writers = {} as Record<Split, TextFileWriter>;
-    let candidatesOut: TextFileWriter | undefined;
-    try {
-      for (const split of SPLITS) {
-        writers[split] = await TextFileWriter.create(join(dir, `${split}.jsonl`));
-      }
-      candidatesOut = await TextFileWriter.create(join(dir, "candidates.jsonl"));
-      for (let k = 0; k < nUsers; k++) {
-        if (filter && !filter.has(log.users[plan.seqs.users[k]])) continue;
-        shardUsers++;
-        for (const record of userRecords(plan, k, sampler, stats)) {
-          countRecord(counts, record.split, record.task, record.template);
-          const text = toJson(record) + "\n";
-          await writers[record.split].write(text);
-          const line = candidateLine(record);
-          if (line !== undefined) await candidatesOut.write(line + "\n");
-          if (shard) {
-            keysOf(`${record.split}.jsonl`).add(k, text);
-            if (line !== undefined) keysOf("candidates.jsonl").add(k, line + "\n");
-          }
+  const keysOf = (file: string) => fileKeys(keys!, file);
+  let users = 0;
+  const writers = {} as Record<Split, TextFileWriter>;
+  let candidatesOut: TextFileWriter | undefined;
+  try {
+    for (const split of SPLITS) {
+      writers[split] = await TextFileWriter.create(join(dir, `${split}.jsonl`));
+    }
+    candidatesOut = await TextFileWriter.create(join(dir, "candidates.jsonl"));
+    for (let k = 0; k < nUsers; k++) {
+      if (filter && !filter.has(log.users[plan.seqs.users[k]])) continue;
+      users++;
+      for (const record of userRecords(plan, k, sampler, stats)) {
+        countRecord(counts, record.split, record.task, record.template);
+        const text = toJson(record) + "\n";
+        await writers[record.split].write(text);
+        const line = candidateLine(record);
+        if (line !== undefined) await candidatesOut.write(line + "\n");
+        if (keys) {
+          keysOf(`${record.split}.jsonl`).add(k, text);
+          if (line !== undefined) keysOf("candidates.jsonl").add(k, line + "\n");
         }
-        if ((k & 255) === 0) progress?.update(`${k + 1}/${nUsers} users`);
       }
-    } finally {
-      for (const split of SPLITS) await writers[split]?.close();
-      await candidatesOut?.close();
+      if ((k & 255) === 0) progress?.update(`${k + 1}/${nUsers} users`);
     }
-    const entitiesJson = "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") +
-      "\n]\n";
-    await Deno.writeTextFile(join(dir, "entities.json"), entitiesJson);
-    const options = manifestOptions(run, log.time !== undefined);
-    const skipped = [
-      ...log.skipped,
-      {
-        reason: "users with fewer than 3 interactions (cannot be split)",
-        count: plan.seqs.skipped,
-      },
-      {
-        reason: "items-table rows of items without any interaction (not in the entity pool)",
-        count: log.items.length - plan.poolItems.length,
-      },
-    ];
-    // Counted over the users written (a shard's users), so they add up over shards.
-    const perUser = [
-      {
-        reason:
-          `interactions whose review has no sentence of ${run.records.explanationMinWords}+ words (no explanation record)`,
-        count: plan.tasks.explanation.status === "ok" ? stats.noExplanation : 0,
-      },
-      {
-        reason:
-          `candidate lists with fewer than ${run.records.negatives} negatives (the user left too few items unseen)`,
-        count: stats.shortCandidates,
-      },
-    ];
-    manifest = buildManifest(plan, { sources, options, counts, skipped: [...skipped, ...perUser] });
-    const manifestJson = JSON.stringify(manifest, null, 2) + "\n";
-    await Deno.writeTextFile(join(dir, "manifest.json"), manifestJson);
-    if (shard) {
-      for (const split of SPLITS) keysOf(`${split}.jsonl`);
-      keysOf("candidates.jsonl");
-      const files = Object.fromEntries(
-        [...keys].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, k]) => [name, k.file(nUsers)]),
-      );
-      const perUserReasons = perUser.map((p) => p.reason);
-      const sidecar = partManifest("textualize", shard, {
-        command: "textualize",
-        manifest: sharedManifest(manifest, perUserReasons),
-        per_user_skips: perUserReasons,
-        same_files: { "entities.json": sha256Hex(entitiesJson) },
-      }, files);
-      sidecar.own_files = { "manifest.json": sha256Hex(manifestJson) };
-      await Deno.writeTextFile(join(dir, "shard.json"), JSON.stringify(sidecar) + "\n");
-    }
-  });
+  } finally {
+    for (const split of SPLITS) await writers[split]?.close();
+    await candidatesOut?.close();
+  }
+  return users;
+}
 
+/** The per-user keys of `file` in `keys`, created when new. */
+function fileKeys(keys: Map<string, PartFileKeys>, file: string): PartFileKeys {
+  let k = keys.get(file);
+  if (!k) keys.set(file, k = new PartFileKeys());
+  return k;
+}
+
+/**
+ * The manifest's `skipped` entries: what the input had that no record shows, and why. `perUser`
+ * are counted over the users written (a shard's users), so they add up over shards.
+ */
+function skippedCounts(run: TextualizeRun, plan: DatasetPlan, stats: RecordStats) {
+  const { log } = plan;
+  const skipped = [
+    ...log.skipped,
+    {
+      reason: "users with fewer than 3 interactions (cannot be split)",
+      count: plan.seqs.skipped,
+    },
+    {
+      reason: "items-table rows of items without any interaction (not in the entity pool)",
+      count: log.items.length - plan.poolItems.length,
+    },
+  ];
+  const perUser = [
+    {
+      reason:
+        `interactions whose review has no sentence of ${run.records.explanationMinWords}+ words (no explanation record)`,
+      count: plan.tasks.explanation.status === "ok" ? stats.noExplanation : 0,
+    },
+    {
+      reason:
+        `candidate lists with fewer than ${run.records.negatives} negatives (the user left too few items unseen)`,
+      count: stats.shortCandidates,
+    },
+  ];
+  return { skipped, perUser };
+}
+
+/** The `shard.json` sidecar of a shard's dataset directory, for `recsysllm merge`. */
+function shardSidecar(
+  shard: Shard,
+  keys: Map<string, PartFileKeys>,
+  plan: DatasetPlan,
+  manifest: Manifest,
+  written: { perUserReasons: string[]; entitiesJson: string; manifestJson: string },
+) {
+  for (const split of SPLITS) fileKeys(keys, `${split}.jsonl`);
+  fileKeys(keys, "candidates.jsonl");
+  const nUsers = plan.seqs.users.length;
+  const files = Object.fromEntries(
+    [...keys].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, k]) => [name, k.file(nUsers)]),
+  );
+  const sidecar = partManifest("textualize", shard, {
+    command: "textualize",
+    manifest: sharedManifest(manifest, written.perUserReasons),
+    per_user_skips: written.perUserReasons,
+    same_files: { "entities.json": sha256Hex(written.entitiesJson) },
+  }, files);
+  sidecar.own_files = { "manifest.json": sha256Hex(written.manifestJson) };
+  return sidecar;
+}
+
+/** What a finished run reports: records by split and task, skipped tasks and inputs. */
+function summarize(
+  plan: DatasetPlan,
+  counts: Counts,
+  manifest: Manifest,
+  out: string,
+  users: number,
+): TextualizeSummary {
   const records: Record<string, Record<string, number>> = {};
   for (const split of SPLITS) {
     records[split] = {};
@@ -286,11 +355,11 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   }
   return {
     out,
-    users: shard ? shardUsers : nUsers,
+    users,
     items: plan.poolItems.length,
     interactions: plan.interactions,
     records,
     skipped_tasks: skippedTasks,
-    skipped: manifest!.skipped,
+    skipped: manifest.skipped,
   };
 }

@@ -26,17 +26,9 @@ export interface AnswerSegment {
 /** One segment of a record: text, an entity, or the answer marker. */
 export type Segment = TextSegment | EntitySegment | AnswerSegment;
 
-/** The task families, plus `profile` for the pretraining documents (no target). */
-export const TASKS = [
-  "profile",
-  "rating",
-  "sequential",
-  "explanation",
-  "review",
-  "direct",
-] as const;
-/** One task family. */
-export type Task = typeof TASKS[number];
+// The task families are one table (tasks.ts); their names are re-exported here with the format.
+export { type Task, TASKS } from "./tasks.ts";
+import type { Task } from "./tasks.ts";
 
 /** The leave-one-out splits. */
 export const SPLITS = ["train", "valid", "test"] as const;

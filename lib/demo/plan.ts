@@ -65,6 +65,16 @@ export function demoPaths(out: string) {
   };
 }
 
+/** `name --flag value ...` from flags in order; `true` is a flag without a value. */
+function commandLine(name: string, flags: Record<string, string | true>): string[] {
+  const args = [name];
+  for (const [flag, value] of Object.entries(flags)) {
+    args.push(`--${flag}`);
+    if (value !== true) args.push(value);
+  }
+  return args;
+}
+
 /**
  * The demo's stages in order.
  *
@@ -78,109 +88,76 @@ export function demoStages(options: DemoOptions): DemoStage[] {
   const seed = String(options.seed ?? DEFAULT_DEMO.seed);
   const device = options.device ?? DEFAULT_DEMO.device;
   const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
-  const evalArgs = [
-    "eval",
-    "--data",
-    paths.data,
-    "--predictions",
-    paths.predictions,
-    "--name",
-    "recsysllm",
-    "--baseline",
-    "pop,itemknn,mean",
-    "--quiet",
-  ];
+  const evalFlags = {
+    data: paths.data,
+    predictions: paths.predictions,
+    name: "recsysllm",
+    baseline: "pop,itemknn,mean",
+    quiet: true,
+  } as const;
   return [
     {
       name: "textualize",
       stdout: "textualize.json",
-      args: [
-        "textualize",
-        "--format",
-        "csv",
-        "--input",
-        join(DEMO_DATA, "interactions.csv"),
-        "--users",
-        join(DEMO_DATA, "users.csv"),
-        "--items",
-        join(DEMO_DATA, "items.csv"),
-        "--out",
-        paths.data,
-        "--seed",
+      args: commandLine("textualize", {
+        format: "csv",
+        input: join(DEMO_DATA, "interactions.csv"),
+        users: join(DEMO_DATA, "users.csv"),
+        items: join(DEMO_DATA, "items.csv"),
+        out: paths.data,
         seed,
-      ],
+      }),
     },
     {
       name: "init",
       stdout: "init.json",
-      args: [
-        "init",
-        "--data",
-        paths.data,
-        ...(options.family
-          ? ["--family", options.family, "--preset", "small"]
-          : ["--preset", "tiny"]),
-        "--out",
-        paths.model,
-        "--seed",
+      args: commandLine("init", {
+        data: paths.data,
+        ...(options.family ? { family: options.family, preset: "small" } : { preset: "tiny" }),
+        out: paths.model,
         seed,
-      ],
+      }),
     },
     {
       name: "pretrain",
       stdout: "pretrain.json",
       // GLM: a tiny model from scratch, every weight trains (--full), with a learning rate for
       // that. A decoder family: LoRA (q, k, v) with the intra table and the special rows.
-      args: [
-        "pretrain",
-        "--data",
-        paths.data,
-        "--model",
-        paths.model,
-        "--out",
-        paths.run,
-        ...(options.family ? ["--lora-rank", "16"] : ["--full"]),
-        "--steps",
-        String(options.steps ?? DEFAULT_DEMO.steps),
-        "--batch-size",
-        "16",
-        "--lr",
-        options.family ? "2e-3" : "1e-3",
-        "--save-every",
-        "100",
-        "--val-batches",
-        "4",
-        "--seed",
+      args: commandLine("pretrain", {
+        data: paths.data,
+        model: paths.model,
+        out: paths.run,
+        ...(options.family ? { "lora-rank": "16" } : { full: true as const }),
+        steps: String(options.steps ?? DEFAULT_DEMO.steps),
+        "batch-size": "16",
+        lr: options.family ? "2e-3" : "1e-3",
+        "save-every": "100",
+        "val-batches": "4",
         seed,
-        "--device",
         device,
-      ],
+      }),
     },
     {
       name: "infer",
       stdout: "infer.json",
       args: [
-        "infer",
-        ...(options.family
-          ? ["--model", paths.model, "--adapter", paths.run]
-          : ["--model", paths.run]),
-        "--data",
-        paths.data,
-        "--out",
-        paths.predictions,
-        "--device",
-        device,
+        ...commandLine("infer", {
+          ...(options.family ? { model: paths.model, adapter: paths.run } : { model: paths.run }),
+          data: paths.data,
+          out: paths.predictions,
+          device,
+        }),
         ...limit,
       ],
     },
     {
       name: "eval",
       stdout: "eval.json",
-      args: [...evalArgs, "--format", "json"],
+      args: commandLine("eval", { ...evalFlags, format: "json" }),
     },
     {
       name: "report",
-      args: [...evalArgs, "--format", "md", "--chart", paths.chart],
+      args: commandLine("eval", { ...evalFlags, format: "md", chart: paths.chart }),
     },
   ];
 }

@@ -13,6 +13,9 @@ import type { EntityEntry } from "../data/types.ts";
  *
  * @example
  * ```ts
+ * import type { Dataset } from "../data/dataset.ts";
+ *
+ * declare const data: Dataset;
  * const pool = new EntityIndex(data.entities);
  * const id = pool.id("Alpha Lipstick"); // -1 when not in the pool
  * pool.isItem(id); // true for kind "item"

@@ -148,6 +148,10 @@ export function storePrediction(
  *
  * @example
  * ```ts
+ * import type { Dataset } from "../data/dataset.ts";
+ * import { EntityIndex } from "./entities.ts";
+ *
+ * declare const data: Dataset;
  * const byId = await readPredictions("runs/beauty/pred.jsonl", new EntityIndex(data.entities));
  * byId.get("u12/seq/test")?.ranked; // Int32Array of pool ids, best first
  * ```

@@ -1,7 +1,8 @@
 /**
- * One `eval` run: scores every method (prediction files and baselines) on one split of a dataset
- * under one protocol, streaming the split's records once. Files are read here; the scoring
- * itself is score.ts, the output shapes report.ts.
+ * One `eval` run: scores every method (prediction files and predictors such as the baselines) on
+ * one split of a dataset under one protocol, streaming the split's records once. Files are read
+ * here; the scoring itself is score.ts, the output shapes report.ts. Predictors are built by their
+ * own modules (lib/baselines) and handed in, so this module depends on none of them.
  *
  * Checks, each an InputError naming the file and line: a split that does not exist; a
  * predictions file that is missing or has a malformed line, a second line for the same record,
@@ -18,16 +19,6 @@ import type { Dataset } from "../data/dataset.ts";
 import { readRecords } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
-import {
-  type Baseline,
-  BASELINE_TASKS,
-  type BaselineName,
-  type BaselineOptions,
-  createBaseline,
-  DEFAULT_BASELINE,
-} from "../baselines/baseline.ts";
-import { TrainingHistories } from "../baselines/histories.ts";
-import { TrainingRatings } from "../baselines/rating.ts";
 import { EntityIndex } from "./entities.ts";
 import {
   type PredictionLine,
@@ -46,13 +37,21 @@ import {
 } from "./score.ts";
 import { pathExists } from "../io/fs.ts";
 
+/** A method that predicts records as it goes (a baseline, lib/baselines). */
+export interface Predictor {
+  /** The task families it answers; its other records are not scored for it. */
+  readonly tasks: readonly EvalTask[];
+  /** Returns the prediction line for `record`, or undefined when it has none. */
+  predict(record: TextRecord): PredictionLine | undefined;
+}
+
 /**
  * A method to score: a predictions file (or several files whose predictions together make the
- * method, such as the parts of a sharded run), or a baseline.
+ * method, such as the parts of a sharded run), or a predictor.
  */
 export type MethodSource =
   | { name: string; predictions: string | readonly string[] }
-  | { name: string; baseline: BaselineName };
+  | { name: string; predictor: Predictor };
 
 /** The files of a method read from predictions, as a list. */
 function filesOf(method: { predictions: string | readonly string[] }): readonly string[] {
@@ -68,8 +67,6 @@ export interface EvaluateOptions {
   ks: readonly number[];
   /** In report order; names must be distinct. */
   methods: readonly MethodSource[];
-  /** Options for the baselines (protocol and file are set here). */
-  baseline?: Omit<BaselineOptions, "protocol" | "file">;
   /** Score only these task families; default all. */
   tasks?: readonly EvalTask[];
   /** Missing predictions are an error instead of a warning. */
@@ -77,10 +74,10 @@ export interface EvaluateOptions {
   /** Reports records read on stderr. */
   progress?: Progress;
   /**
-   * Receives every prediction line a baseline makes (to save them), in record order, with the
+   * Receives every prediction line a predictor makes (to save them), in record order, with the
    * index of its record in the split file.
    */
-  onBaselinePrediction?: (
+  onPrediction?: (
     method: string,
     line: PredictionLine,
     index: number,
@@ -102,6 +99,14 @@ export interface EvalReport {
   warnings: string[];
   /** Records in the split file (scored or not). */
   splitRecords: number;
+}
+
+/**
+ * Returns the path of `split`'s records in `data`; an InputError naming the splits there are
+ * when it has none.
+ */
+export async function splitFile(data: Dataset, split: string): Promise<string> {
+  return join(data.dir, `${await checkSplit(data, split)}.jsonl`);
 }
 
 async function checkSplit(data: Dataset, split: string): Promise<Split> {
@@ -130,58 +135,24 @@ async function splitHolding(
   return undefined;
 }
 
-async function loadBaselines(
-  data: Dataset,
-  pool: EntityIndex,
-  names: BaselineName[],
-  options: BaselineOptions,
-  progress?: Progress,
-): Promise<Map<BaselineName, Baseline>> {
-  const out = new Map<BaselineName, Baseline>();
-  if (names.length === 0) return out;
-  const histories = new TrainingHistories(pool);
-  if (names.some((n) => n !== "mean")) {
-    for (const split of ["valid", "test"] as const) {
-      const file = join(data.dir, `${split}.jsonl`);
-      if (!(await pathExists(file))) continue;
-      progress?.update(`reading training histories from ${split}.jsonl`);
-      for await (const record of readRecords(data, split)) {
-        if (split === "valid") histories.addValid(record, file);
-        else histories.addTest(record, file);
-      }
-    }
-  }
-  const ratings = new TrainingRatings();
-  if (names.includes("mean") && await pathExists(join(data.dir, "train.jsonl"))) {
-    progress?.update("reading training ratings from train.jsonl");
-    for await (const record of readRecords(data, "train")) ratings.add(record);
-  }
-  const trained = {
-    pool,
-    histories: histories.byUser,
-    ratings: ratings.list,
-    ratingScale: data.manifest.rating_scale,
-  };
-  for (const name of names) out.set(name, createBaseline(name, trained, options));
-  return out;
-}
-
 /**
  * Scores `options.methods` on one split of `data`; returns the results of every method.
  *
  * @example
  * ```ts
+ * import { openDataset } from "../data/dataset.ts";
+ *
  * const data = await openDataset("runs/beauty");
  * const report = await evaluate(data, {
  *   split: "test", protocol: "full", ks: [1, 5, 10],
- *   methods: [{ name: "model", predictions: "runs/pred.jsonl" }, { name: "pop", baseline: "pop" }],
+ *   methods: [{ name: "model", predictions: "runs/pred.jsonl" }],
  * });
  * report.methods.model.sequential?.metrics["NDCG@10"];
  * ```
  */
 export async function evaluate(data: Dataset, options: EvaluateOptions): Promise<EvalReport> {
   const split = await checkSplit(data, options.split);
-  const splitFile = join(data.dir, `${split}.jsonl`);
+  const recordsFile = join(data.dir, `${split}.jsonl`);
   const pool = new EntityIndex(data.entities);
   const scoreOptions: ScoreOptions = {
     protocol: options.protocol,
@@ -190,29 +161,11 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     heldOut: new Set((data.manifest.templates ?? []).filter((t) => t.heldOut).map((t) => t.id)),
   };
 
-  const files = new Map<string, Map<string, StoredPrediction>>();
-  for (const method of options.methods) {
-    if (!("predictions" in method)) continue;
-    const byId = new Map<string, StoredPrediction>();
-    for (const file of filesOf(method)) {
-      options.progress?.update(`reading ${file}`);
-      await readPredictions(file, pool, file, byId);
-    }
-    files.set(method.name, byId);
-  }
-  const baselineNames = options.methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
-  const baselines = await loadBaselines(data, pool, [...new Set(baselineNames)], {
-    ...options.baseline,
-    top: Math.max(options.baseline?.top ?? DEFAULT_BASELINE.top, ...scoreOptions.ks),
-    protocol: options.protocol,
-    file: splitFile,
-  }, options.progress);
+  const files = await readMethodFiles(options, pool);
 
   const wanted = options.tasks ?? EVAL_TASKS;
   const scorers = options.methods.map((method) => {
-    const answers: readonly string[] = "baseline" in method
-      ? BASELINE_TASKS[method.baseline]
-      : EVAL_TASKS;
+    const answers: readonly string[] = "predictor" in method ? method.predictor.tasks : EVAL_TASKS;
     return new MethodScorer(pool, scoreOptions, wanted.filter((t) => answers.includes(t)));
   });
   const used = options.methods.map(() => new Set<string>());
@@ -224,7 +177,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     records++;
     options.progress?.update(`${records} ${split} records scored`);
     const prepared = (wanted as readonly string[]).includes(record.task)
-      ? prepareRecord(record, pool, scoreOptions, splitFile)
+      ? prepareRecord(record, pool, scoreOptions, recordsFile)
       : undefined;
     for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
@@ -244,17 +197,61 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         }
       } else {
         if (!prepared) continue;
-        const line = baselines.get(method.baseline)!.predict(record);
-        if (line && options.onBaselinePrediction) {
-          await options.onBaselinePrediction(method.name, line, index);
-        }
+        const line = method.predictor.predict(record);
+        if (line && options.onPrediction) await options.onPrediction(method.name, line, index);
         prediction = line ? storePrediction(line, pool) : undefined;
       }
       if (prepared) scorers[m].add(prepared, prediction);
     }
   }
 
-  for (const [m, method] of options.methods.entries()) {
+  await checkAllUsed(data, split, options.methods, files, used);
+  const report: EvalReport = {
+    protocol: options.protocol,
+    split,
+    methods: {},
+    warnings: [],
+    splitRecords: index + 1,
+  };
+  options.methods.forEach((method, m) => {
+    report.methods[method.name] = scorers[m].result();
+    const warning = missingWarning(method, report.methods[method.name], split, options.strict);
+    if (warning) report.warnings.push(warning);
+  });
+  options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
+  return report;
+}
+
+/** The predictions of every method read from files, by method name, then by record id. */
+async function readMethodFiles(
+  options: EvaluateOptions,
+  pool: EntityIndex,
+): Promise<Map<string, Map<string, StoredPrediction>>> {
+  const files = new Map<string, Map<string, StoredPrediction>>();
+  for (const method of options.methods) {
+    if (!("predictions" in method)) continue;
+    const byId = new Map<string, StoredPrediction>();
+    for (const file of filesOf(method)) {
+      options.progress?.update(`reading ${file}`);
+      await readPredictions(file, pool, file, byId);
+    }
+    files.set(method.name, byId);
+  }
+  return files;
+}
+
+/**
+ * Every prediction read from a file must be for a record of the split: the first (by line) that
+ * is not is an InputError, with a hint when another split holds that id.
+ */
+async function checkAllUsed(
+  data: Dataset,
+  split: Split,
+  methods: readonly MethodSource[],
+  files: Map<string, Map<string, StoredPrediction>>,
+  used: readonly Set<string>[],
+): Promise<void> {
+  for (const [m, method] of methods.entries()) {
     if (!("predictions" in method)) continue;
     let first: [string, StoredPrediction] | undefined;
     for (const entry of files.get(method.name)!) {
@@ -270,32 +267,29 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       );
     }
   }
+}
 
-  const report: EvalReport = {
-    protocol: options.protocol,
-    split,
-    methods: {},
-    warnings: [],
-    splitRecords: index + 1,
-  };
-  options.methods.forEach((method, m) => {
-    const result = scorers[m].result();
-    report.methods[method.name] = result;
-    const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
-    if (missing === 0) return;
-    if (options.strict) {
-      const file = "predictions" in method ? filesOf(method).join(", ") : method.name;
-      throw inputError(
-        file,
-        undefined,
-        `${missing} ${split} record(s) have no prediction (strict: every record needs one)`,
-      );
-    }
-    const where = "predictions" in method ? ` in ${filesOf(method).join(", ")}` : "";
-    const message = `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
-      `they are not scored (see "missing")`;
-    report.warnings.push(message);
-  });
-  options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
-  return report;
+/**
+ * The warning for a method's records without a prediction (undefined when it has none);
+ * with `strict`, an InputError instead.
+ */
+function missingWarning(
+  method: MethodSource,
+  result: MethodResult,
+  split: string,
+  strict: boolean | undefined,
+): string | undefined {
+  const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
+  if (missing === 0) return undefined;
+  if (strict) {
+    const file = "predictions" in method ? filesOf(method).join(", ") : method.name;
+    throw inputError(
+      file,
+      undefined,
+      `${missing} ${split} record(s) have no prediction (strict: every record needs one)`,
+    );
+  }
+  const where = "predictions" in method ? ` in ${filesOf(method).join(", ")}` : "";
+  return `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
+    `they are not scored (see "missing")`;
 }

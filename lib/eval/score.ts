@@ -19,6 +19,7 @@
 
 import { inputError } from "../errors.ts";
 import type { TextRecord } from "../data/types.ts";
+import { ANSWERED_TASKS, type AnsweredTask, tasksAnswering } from "../data/tasks.ts";
 import { addBleuStats, bleuFromStats, bleuStats, emptyBleuStats } from "../metrics/bleu.ts";
 import { hitAt, ndcgAt, targetRank } from "../metrics/ranking.ts";
 import { RatingErrors } from "../metrics/rating.ts";
@@ -29,13 +30,14 @@ import type { EntityIndex } from "./entities.ts";
 import type { StoredPrediction } from "./predictions.ts";
 import { type Protocol, protocolRanking } from "./protocol.ts";
 
-/** The task families `eval` scores, in report order. */
-export const EVAL_TASKS = ["sequential", "direct", "rating", "explanation", "review"] as const;
+/** The task families `eval` scores, in report order: every family with an answer (tasks.ts). */
+export const EVAL_TASKS: readonly EvalTask[] = ANSWERED_TASKS;
 /** A task family `eval` scores. */
-export type EvalTask = typeof EVAL_TASKS[number];
+export type EvalTask = AnsweredTask;
 
-const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
-const TEXT_TASKS: readonly string[] = ["explanation", "review"];
+// How a family is scored follows from its answer kind: ranking, rating error, or text overlap.
+const ITEM_TASKS: readonly string[] = tasksAnswering("item");
+const TEXT_TASKS: readonly string[] = tasksAnswering("text");
 
 /** What every method of one run is scored under. */
 export interface ScoreOptions {
@@ -198,6 +200,11 @@ class GroupScore {
  *
  * @example
  * ```ts
+ * import type { EntityIndex } from "./entities.ts";
+ * import type { StoredPrediction } from "./predictions.ts";
+ *
+ * declare const pool: EntityIndex, options: ScoreOptions, prepared: PreparedRecord[];
+ * declare const predictions: Map<string, StoredPrediction>;
  * const scorer = new MethodScorer(pool, options);
  * for (const r of prepared) scorer.add(r, predictions.get(r.id));
  * scorer.result().sequential?.metrics["HR@10"];

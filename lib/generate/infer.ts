@@ -24,6 +24,7 @@
 
 import { encodePromptPartA, tokenizeRecord } from "../collate/mod.ts";
 import type { TextRecord } from "../data/types.ts";
+import { ANSWERED_TASKS, type AnsweredTask, answerOf } from "../data/tasks.ts";
 import { formatRating } from "../data/text.ts";
 import { InputError } from "../errors.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
@@ -42,10 +43,10 @@ import {
 import { paddedLength, PART_A_QUANTUM, type PromptInput, type StepModel } from "./step_model.ts";
 import { DEFAULT_TEXT, generateText } from "./text.ts";
 
-/** The task families infer answers. */
-export const INFER_TASKS = ["sequential", "direct", "rating", "explanation", "review"] as const;
+/** The task families infer answers: every family with an answer (lib/data/tasks.ts). */
+export const INFER_TASKS: readonly InferTask[] = ANSWERED_TASKS;
 /** One of them. */
-export type InferTask = typeof INFER_TASKS[number];
+export type InferTask = AnsweredTask;
 
 /** How item tasks are ranked: over every item (`full`) or among the record's candidates. */
 export const INFER_PROTOCOLS = ["full", "sampled"] as const;
@@ -116,6 +117,12 @@ const round = (x: number) => Math.round(x * 1e6) / 1e6;
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { Pool } from "./pool.ts";
+ * import type { StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, tokenizer: TextTokenizer, pool: Pool, records: TextRecord[];
  * const predictor = new Predictor({ model: decoder, tokenizer, pool }, { maxLength: 512 });
  * const lines = await predictor.predict(records); // one PredictionLine per record, in order
  * ```
@@ -156,14 +163,13 @@ export class Predictor {
   }
 
   #mode(record: TextRecord): Mode {
-    switch (record.task) {
-      case "sequential":
-      case "direct":
+    // How a record is answered follows from its family's answer kind (lib/data/tasks.ts).
+    switch (answerOf(record.task)) {
+      case "item":
         return this.#options.protocol === "full" ? "items" : "candidates";
       case "rating":
         return "rating";
-      case "explanation":
-      case "review":
+      case "text":
         return "text";
       default:
         throw new InputError(

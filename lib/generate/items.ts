@@ -181,10 +181,15 @@ function insertFinished(
  *
  * @example
  * ```ts
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { Pool } from "./pool.ts";
+ * import type { PromptInput, StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, partA: PromptInput, pool: Pool, tokenizer: TextTokenizer;
  * const [ranked] = await searchItems(decoder, [partA], {
  *   pool: pool.items, sop: tokenizer.special.sop, eop: tokenizer.special.eop, beams: 20, topK: 10,
  * });
- * ranked.items.map((i) => pool.items.items[i]); // best first
+ * Array.from(ranked.items, (i) => pool.items.items[i]); // entity strings, best first
  * ```
  */
 export async function searchItems(
@@ -196,31 +201,14 @@ export async function searchItems(
   const beams = options.beams ?? DEFAULT_ITEM_SEARCH.beams;
   const topK = options.topK ?? DEFAULT_ITEM_SEARCH.topK;
   if (!(beams >= 1 && topK >= 1)) throw new RangeError("beams and topK must be at least 1");
-  const trie = pool.trie;
-  const { childStart, childToken, childNode, terminal, depth } = trie;
-  const V = model.vocabSize;
+  const { depth } = pool.trie;
   const P = prompts.length;
-  const results: RankedItems[] = [];
-  if (P === 0) return results;
-
-  // Per prompt (by its index in `prompts`): live beams and finished items.
-  const beamNode = new Int32Array(P * beams);
-  const beamScore = new Float64Array(P * beams);
-  const beamRow = new Int32Array(P * beams);
-  const beamCount = new Int32Array(P);
-  const finItem = new Int32Array(P * topK);
-  const finScore = new Float64Array(P * topK);
-  const finCount = new Int32Array(P);
-  // Survivors of a step before they become beams.
-  const nextScore = new Float64Array(P * beams);
-  const nextRow = new Int32Array(P * beams);
-  const nextToken = new Int32Array(P * beams);
-  const nextNode = new Int32Array(P * beams);
-  const nextCount = new Int32Array(P);
+  if (P === 0) return [];
+  const state = new BeamState(P, beams, topK);
   const heap = new CandidateHeap(beams);
 
   await model.prefill(prompts);
-  // Step 0: `[S]` for every prompt, one row each.
+  // Step 0: `[S]` for every prompt, one row each, every prompt at the trie's root.
   let active = Array.from({ length: P }, (_, p) => p); // prompts in the model, in its order
   let logp = await model.step({
     perPrompt: 1,
@@ -229,43 +217,12 @@ export async function searchItems(
     intra: new Int32Array(P).fill(1),
     beamIndex: new Int32Array(P),
   });
-  for (let p = 0; p < P; p++) {
-    beamNode[p * beams] = TRIE_ROOT;
-    beamScore[p * beams] = 0;
-    beamRow[p * beams] = p;
-    beamCount[p] = 1;
-  }
 
   let maxSteps = 1;
   for (let n = 0; n < depth.length; n++) maxSteps = Math.max(maxSteps, depth[n] + 1);
   for (let stepNo = 0; stepNo < maxSteps && active.length > 0; stepNo++) {
     for (const p of active) {
-      const at = p * beams;
-      const exclusion = options.exclusions?.[p] ?? null;
-      // Items that end here first, so that the k-th finished score prunes the continuations.
-      for (let j = 0; j < beamCount[p]; j++) {
-        const node = beamNode[at + j];
-        const item = terminal[node];
-        if (item < 0 || (exclusion !== null && exclusion.ends.has(node))) continue;
-        const score = beamScore[at + j] + logp[beamRow[at + j] * V + eop];
-        finCount[p] = insertFinished(finItem, finScore, p * topK, finCount[p], topK, item, score);
-      }
-      const bar = finCount[p] === topK ? finScore[p * topK + topK - 1] : -Infinity;
-      for (let j = 0; j < beamCount[p]; j++) {
-        const node = beamNode[at + j];
-        const base = beamScore[at + j];
-        const row = beamRow[at + j];
-        const offset = row * V;
-        for (let e = childStart[node]; e < childStart[node + 1]; e++) {
-          const token = childToken[e];
-          const score = base + logp[offset + token];
-          if (score <= bar || score <= heap.floor) continue;
-          const child = childNode[e];
-          if (exclusion !== null && exclusion.dead.has(child)) continue;
-          heap.offer(score, row, token, child);
-        }
-      }
-      nextCount[p] = heap.drainDescending(nextScore, nextRow, nextToken, nextNode, at);
+      state.advance(p, logp, model.vocabSize, pool, eop, options.exclusions?.[p] ?? null, heap);
     }
 
     // Prompts with live beams continue; the others leave the batch.
@@ -273,16 +230,132 @@ export async function searchItems(
     const still: number[] = [];
     let width = 0;
     active.forEach((p, q) => {
-      if (nextCount[p] === 0) return;
+      if (state.nextCount[p] === 0) return;
       keep.push(q);
       still.push(p);
-      width = Math.max(width, nextCount[p]);
+      width = Math.max(width, state.nextCount[p]);
     });
     if (still.length === 0) break;
     if (still.length !== active.length) model.keepPrompts(keep);
     active = still;
+    logp = await model.step(state.nextRows(active, width, prompts, depth));
+  }
+  return state.results();
+}
 
-    // Rows: prompt q's beams at q * width + j, padded with copies of its first beam.
+/**
+ * The beams and finished items of every prompt (by its index in the search's prompts), in flat
+ * typed arrays: prompt p's beams at `p * beams + j`, its finished items at `p * topK + j`.
+ */
+class BeamState {
+  readonly beams: number;
+  readonly topK: number;
+  // Live beams: trie node, score, and the model row that holds their past.
+  readonly node: Int32Array;
+  readonly score: Float64Array;
+  readonly row: Int32Array;
+  readonly count: Int32Array;
+  // Finished items, best first.
+  readonly finItem: Int32Array;
+  readonly finScore: Float64Array;
+  readonly finCount: Int32Array;
+  // Survivors of a step before they become beams.
+  readonly nextScore: Float64Array;
+  readonly nextRow: Int32Array;
+  readonly nextToken: Int32Array;
+  readonly nextNode: Int32Array;
+  readonly nextCount: Int32Array;
+
+  constructor(prompts: number, beams: number, topK: number) {
+    this.beams = beams;
+    this.topK = topK;
+    this.node = new Int32Array(prompts * beams);
+    this.score = new Float64Array(prompts * beams);
+    this.row = new Int32Array(prompts * beams);
+    this.count = new Int32Array(prompts);
+    this.finItem = new Int32Array(prompts * topK);
+    this.finScore = new Float64Array(prompts * topK);
+    this.finCount = new Int32Array(prompts);
+    this.nextScore = new Float64Array(prompts * beams);
+    this.nextRow = new Int32Array(prompts * beams);
+    this.nextToken = new Int32Array(prompts * beams);
+    this.nextNode = new Int32Array(prompts * beams);
+    this.nextCount = new Int32Array(prompts);
+    // Before step 0: one beam per prompt at the root, continuing row p.
+    for (let p = 0; p < prompts; p++) {
+      this.node[p * beams] = TRIE_ROOT;
+      this.score[p * beams] = 0;
+      this.row[p * beams] = p;
+      this.count[p] = 1;
+    }
+  }
+
+  /**
+   * One step of prompt `p` given the step's log-probabilities `logp` [rows, V]: the items its
+   * beams end first (so the k-th finished score prunes the continuations), then its best
+   * continuations into the `next*` arrays.
+   */
+  advance(
+    p: number,
+    logp: Float32Array,
+    V: number,
+    pool: ItemPool,
+    eop: number,
+    exclusion: Exclusion | null,
+    heap: CandidateHeap,
+  ): void {
+    const { childStart, childToken, childNode, terminal } = pool.trie;
+    const { beams, topK } = this;
+    const at = p * beams;
+    for (let j = 0; j < this.count[p]; j++) {
+      const node = this.node[at + j];
+      const item = terminal[node];
+      if (item < 0 || (exclusion !== null && exclusion.ends.has(node))) continue;
+      const score = this.score[at + j] + logp[this.row[at + j] * V + eop];
+      this.finCount[p] = insertFinished(
+        this.finItem,
+        this.finScore,
+        p * topK,
+        this.finCount[p],
+        topK,
+        item,
+        score,
+      );
+    }
+    const bar = this.finCount[p] === topK ? this.finScore[p * topK + topK - 1] : -Infinity;
+    for (let j = 0; j < this.count[p]; j++) {
+      const node = this.node[at + j];
+      const base = this.score[at + j];
+      const row = this.row[at + j];
+      const offset = row * V;
+      for (let e = childStart[node]; e < childStart[node + 1]; e++) {
+        const token = childToken[e];
+        const score = base + logp[offset + token];
+        if (score <= bar || score <= heap.floor) continue;
+        const child = childNode[e];
+        if (exclusion !== null && exclusion.dead.has(child)) continue;
+        heap.offer(score, row, token, child);
+      }
+    }
+    this.nextCount[p] = heap.drainDescending(
+      this.nextScore,
+      this.nextRow,
+      this.nextToken,
+      this.nextNode,
+      at,
+    );
+  }
+
+  /**
+   * Makes the survivors of `active` prompts the beams and returns the next step's rows: prompt
+   * q's beams at q * width + j, padded with copies of its first beam.
+   */
+  nextRows(
+    active: readonly number[],
+    width: number,
+    prompts: readonly PromptInput[],
+    depth: Int32Array,
+  ) {
     const n = active.length * width;
     const ids = new Int32Array(n);
     const inter = new Int32Array(n);
@@ -290,32 +363,38 @@ export async function searchItems(
     const beamIndex = new Int32Array(n);
     for (let q = 0; q < active.length; q++) {
       const p = active[q];
-      const at = p * beams;
+      const at = p * this.beams;
       const mask = prompts[p].maskIndex;
+      const count = this.nextCount[p];
       for (let j = 0; j < width; j++) {
-        const src = at + (j < nextCount[p] ? j : 0);
+        const src = at + (j < count ? j : 0);
         const r = q * width + j;
-        ids[r] = nextToken[src];
+        ids[r] = this.nextToken[src];
         inter[r] = mask;
-        intra[r] = depth[nextNode[src]] + 1;
-        beamIndex[r] = nextRow[src];
+        intra[r] = depth[this.nextNode[src]] + 1;
+        beamIndex[r] = this.nextRow[src];
       }
-      for (let j = 0; j < nextCount[p]; j++) {
-        beamNode[at + j] = nextNode[at + j];
-        beamScore[at + j] = nextScore[at + j];
-        beamRow[at + j] = q * width + j;
+      for (let j = 0; j < count; j++) {
+        this.node[at + j] = this.nextNode[at + j];
+        this.score[at + j] = this.nextScore[at + j];
+        this.row[at + j] = q * width + j;
       }
-      beamCount[p] = nextCount[p];
+      this.count[p] = count;
     }
-    logp = await model.step({ perPrompt: width, ids, inter, intra, beamIndex });
+    return { perPrompt: width, ids, inter, intra, beamIndex };
   }
 
-  for (let p = 0; p < P; p++) {
-    const c = finCount[p];
-    results.push({
-      items: finItem.slice(p * topK, p * topK + c),
-      scores: finScore.slice(p * topK, p * topK + c),
-    });
+  /** Each prompt's finished items, best first. */
+  results(): RankedItems[] {
+    const { topK } = this;
+    const out: RankedItems[] = [];
+    for (let p = 0; p < this.count.length; p++) {
+      const c = this.finCount[p];
+      out.push({
+        items: this.finItem.slice(p * topK, p * topK + c),
+        scores: this.finScore.slice(p * topK, p * topK + c),
+      });
+    }
+    return out;
   }
-  return results;
 }

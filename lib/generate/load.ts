@@ -1,13 +1,13 @@
 /**
  * Opening a model for inference: `config.json`, `model.safetensors` and `tokenizer.json` from the
- * model directory, an optional LoRA adapter (PEFT layout, lib/train/adapter.ts) merged into the
+ * model directory, an optional LoRA adapter (PEFT layout, lib/model/adapter.ts) merged into the
  * base weights at load so decoding runs at full speed, and the decoder on the device asked for.
  *
  * Checked here, each a one-line InputError:
  * - the tokenizer needs more ids (its vocabulary and any special token appended) than the model's
  *   embedding has rows (`vocab_size`): they do not belong together;
  * - the adapter: a missing path, its config, missing or misshaped tensors or tensors for modules
- *   the model does not have (lib/train/adapter.ts), and, when the adapter directory carries a
+ *   the model does not have (lib/model/adapter.ts), and, when the adapter directory carries a
  *   `tokenizer.json` or its `adapter_config.json` records `tokenizer_sha256`, a tokenizer other
  *   than the model's (by SHA-256 of the file's bytes). A base model of the same shape but other
  *   weights cannot be told apart: PEFT records only a name for it.
@@ -29,7 +29,7 @@ import {
 } from "../model/load_any.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../train/adapter.ts";
+import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../model/adapter.ts";
 import { GlmDecoder } from "./decoder.ts";
 
 /** Options of {@linkcode loadForInference}. */

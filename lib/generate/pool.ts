@@ -72,6 +72,11 @@ function countItemsBelow(trie: EntityTrie): Int32Array {
  *
  * @example
  * ```ts
+ * import type { Dataset } from "../data/dataset.ts";
+ * import type { GlmConfig } from "../model/config.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ *
+ * declare const tokenizer: TextTokenizer, data: Dataset, config: GlmConfig, node: number;
  * const pool = buildPool(tokenizer, data.entities, { vocabSize: config.vocabSize });
  * pool.items.trie.terminal[node]; // item index of a complete item, or -1
  * ```

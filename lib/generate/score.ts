@@ -75,8 +75,14 @@ export interface ScoreOptions {
  *
  * @example
  * ```ts
+ * import type { TextRecord } from "../data/types.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { PromptInput, StepModel } from "./step_model.ts";
+ *
+ * declare const record: TextRecord, tokenizer: TextTokenizer;
+ * declare const decoder: StepModel, partA: PromptInput;
  * const answers = record.candidates!.map((c) => entityAnswer(tokenizer, c));
- * const [scores] = await scoreAnswers(decoder, [partA], [answers], specials);
+ * const [scores] = await scoreAnswers(decoder, [partA], [answers], tokenizer.special);
  * ```
  */
 export async function scoreAnswers(

@@ -91,6 +91,13 @@ const mean = (h: { tokens: number[]; score: number }, ended: boolean) =>
  *
  * @example
  * ```ts
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * import type { Pool } from "./pool.ts";
+ * import type { PromptInput, StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, partA: PromptInput, pool: Pool, tokenizer: TextTokenizer;
+ * declare const allowed: Uint8Array;
+ * const { sop, eop } = tokenizer.special;
  * const [out] = await generateText(decoder, [partA], { sop, eop, trie: pool.entities, allowed });
  * tokenizer.decode(out.tokens, { skipSpecial: true }).trim();
  * ```
@@ -105,7 +112,6 @@ export async function generateText(
   if (!(beams >= 1 && maxTokens >= 1)) {
     throw new RangeError("beams and maxTokens must be at least 1");
   }
-  const { trie, allowed, eop } = options;
   const V = model.vocabSize;
   const P = prompts.length;
   if (P === 0) return [];
@@ -129,71 +135,99 @@ export async function generateText(
     const still: number[] = [];
     for (let q = 0; q < active.length; q++) {
       const p = active[q];
-      // Candidates: each live hypothesis's best `beams` tokens; the best `beams` of all survive.
-      const candidates: { parent: Hypothesis; token: number; score: number }[] = [];
-      for (const h of live[p]) {
-        for (const token of topTokens(logp, h.row * V, V, allowed, beams)) {
-          candidates.push({ parent: h, token, score: h.score + logp[h.row * V + token] });
-        }
-      }
-      candidates.sort((a, b) => b.score - a.score);
-      const next: Hypothesis[] = [];
-      for (const c of candidates.slice(0, beams)) {
-        if (c.token === eop) {
-          done[p].push({ ...c.parent, score: c.score });
-          continue;
-        }
-        // The dynamic position rule (lib/collate/dynamic_positions.ts), on plain fields.
-        const h = c.parent;
-        let node = h.node >= 0 ? trie.child(h.node, c.token) : -1;
-        let intra = h.intra + 1;
-        if (node < 0) {
-          node = trie.child(TRIE_ROOT, c.token);
-          intra = 2;
-        }
-        // `row` stays the parent's until the rows of the next step are laid out.
-        next.push({ tokens: [...h.tokens, c.token], score: c.score, node, intra, row: h.row });
-      }
-      live[p] = next;
-      if (done[p].length >= beams || next.length === 0 || length + 1 >= maxTokens) continue;
+      live[p] = extendBeams(live[p], done[p], logp, V, beams, options);
+      if (done[p].length >= beams || live[p].length === 0 || length + 1 >= maxTokens) continue;
       keep.push(q);
       still.push(p);
     }
     if (still.length === 0) break;
     if (still.length !== active.length) model.keepPrompts(keep);
     active = still;
-
-    let width = 0;
-    for (const p of active) width = Math.max(width, live[p].length);
-    const n = active.length * width;
-    const ids = new Int32Array(n);
-    const inter = new Int32Array(n);
-    const intra = new Int32Array(n);
-    const beamIndex = new Int32Array(n);
-    active.forEach((p, q) => {
-      const hs = live[p];
-      for (let j = 0; j < width; j++) {
-        const h = hs[j < hs.length ? j : 0];
-        const r = q * width + j;
-        ids[r] = h.tokens[h.tokens.length - 1];
-        inter[r] = prompts[p].maskIndex;
-        intra[r] = h.intra;
-        beamIndex[r] = h.row;
-      }
-      hs.forEach((h, j) => (h.row = q * width + j));
-    });
-    logp = await model.step({ perPrompt: width, ids, inter, intra, beamIndex });
+    logp = await model.step(nextRows(active, live, prompts));
   }
+  return prompts.map((_, p) => bestText(done[p], live[p]));
+}
 
-  return prompts.map((_, p) => {
-    let best: Hypothesis | undefined;
-    for (const h of done[p]) if (!best || mean(h, true) > mean(best, true)) best = h;
-    if (best) return { tokens: Int32Array.from(best.tokens), score: best.score, finished: true };
-    for (const h of live[p]) if (!best || mean(h, false) > mean(best, false)) best = h;
-    return {
-      tokens: Int32Array.from(best?.tokens ?? []),
-      score: best?.score ?? 0,
-      finished: false,
-    };
+/**
+ * One step of one prompt: each live hypothesis's best `beams` tokens are the candidates, and the
+ * best `beams` of all survive; those ending with `[E]` go to `done`. Returns the new live ones.
+ */
+function extendBeams(
+  live: readonly Hypothesis[],
+  done: Hypothesis[],
+  logp: Float32Array,
+  V: number,
+  beams: number,
+  options: TextOptions,
+): Hypothesis[] {
+  const { trie, allowed, eop } = options;
+  const candidates: { parent: Hypothesis; token: number; score: number }[] = [];
+  for (const h of live) {
+    for (const token of topTokens(logp, h.row * V, V, allowed, beams)) {
+      candidates.push({ parent: h, token, score: h.score + logp[h.row * V + token] });
+    }
+  }
+  candidates.sort((a, b) => b.score - a.score);
+  const next: Hypothesis[] = [];
+  for (const c of candidates.slice(0, beams)) {
+    if (c.token === eop) {
+      done.push({ ...c.parent, score: c.score });
+      continue;
+    }
+    // The dynamic position rule (lib/collate/dynamic_positions.ts), on plain fields.
+    const h = c.parent;
+    let node = h.node >= 0 ? trie.child(h.node, c.token) : -1;
+    let intra = h.intra + 1;
+    if (node < 0) {
+      node = trie.child(TRIE_ROOT, c.token);
+      intra = 2;
+    }
+    // `row` stays the parent's until the rows of the next step are laid out.
+    next.push({ tokens: [...h.tokens, c.token], score: c.score, node, intra, row: h.row });
+  }
+  return next;
+}
+
+/**
+ * The next step's rows: prompt q's live hypotheses at q * width + j (padded with copies of its
+ * first); each hypothesis's `row` becomes its new row.
+ */
+function nextRows(
+  active: readonly number[],
+  live: readonly Hypothesis[][],
+  prompts: readonly PromptInput[],
+) {
+  let width = 0;
+  for (const p of active) width = Math.max(width, live[p].length);
+  const n = active.length * width;
+  const ids = new Int32Array(n);
+  const inter = new Int32Array(n);
+  const intra = new Int32Array(n);
+  const beamIndex = new Int32Array(n);
+  active.forEach((p, q) => {
+    const hs = live[p];
+    for (let j = 0; j < width; j++) {
+      const h = hs[j < hs.length ? j : 0];
+      const r = q * width + j;
+      ids[r] = h.tokens[h.tokens.length - 1];
+      inter[r] = prompts[p].maskIndex;
+      intra[r] = h.intra;
+      beamIndex[r] = h.row;
+    }
+    hs.forEach((h, j) => (h.row = q * width + j));
   });
+  return { perPrompt: width, ids, inter, intra, beamIndex };
+}
+
+/** The finished hypothesis of best mean log-probability, else the best unfinished one. */
+function bestText(done: readonly Hypothesis[], live: readonly Hypothesis[]): GeneratedText {
+  let best: Hypothesis | undefined;
+  for (const h of done) if (!best || mean(h, true) > mean(best, true)) best = h;
+  if (best) return { tokens: Int32Array.from(best.tokens), score: best.score, finished: true };
+  for (const h of live) if (!best || mean(h, false) > mean(best, false)) best = h;
+  return {
+    tokens: Int32Array.from(best?.tokens ?? []),
+    score: best?.score ?? 0,
+    finished: false,
+  };
 }

@@ -23,6 +23,7 @@ export interface ProgressOptions {
  *
  * @example
  * ```ts
+ * const n = 1000;
  * const progress = new Progress("textualize");
  * for (let i = 0; i < n; i++) progress.update(`${i + 1}/${n} users`);
  * progress.done(`${n} users`);

@@ -13,6 +13,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
+ * declare const dir: string, record: { id: string };
  * const out = await TextFileWriter.create(`${dir}/train.jsonl`);
  * await out.write(JSON.stringify(record) + "\n");
  * await out.close();

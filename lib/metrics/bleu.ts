@@ -132,6 +132,8 @@ export function bleuFromStats(stats: BleuStats): BleuResult {
  *
  * @example
  * ```ts
+ * import { words } from "./words.ts";
+ *
  * corpusBleu([words("the cat sat on the mat")], [words("the cat sat on the mat")]).bleu; // 1
  * ```
  */

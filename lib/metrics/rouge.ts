@@ -104,6 +104,8 @@ export function rougeL(hypothesis: readonly string[], reference: readonly string
  *
  * @example
  * ```ts
+ * import { words } from "./words.ts";
+ *
  * const sums = new RougeSums();
  * sums.add(words("great value"), words("great value for money"));
  * sums.mean().rouge1.f; // 2/3
@@ -153,6 +155,8 @@ export class RougeSums {
  *
  * @example
  * ```ts
+ * import { words } from "./words.ts";
+ *
  * corpusRouge([words("a b")], [words("a b")]).rougeL.f; // 1
  * ```
  */

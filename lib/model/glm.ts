@@ -383,6 +383,11 @@ export interface ForwardGraph {
  *
  * @example
  * ```ts
+ * import { Session } from "../runtime/session.ts";
+ * import type { GlmConfig } from "./config.ts";
+ * import type { Weights } from "./weights.ts";
+ *
+ * declare const config: GlmConfig, weights: Weights;
  * const { graph } = buildForwardGraph({ config, weights, outputs: "loss" });
  * const session = await Session.create(graph);
  * ```
@@ -533,7 +538,7 @@ export function buildStepGraph(
 ): { graph: Graph; builder: GlmBuilder } {
   const g = new Graph(`glm_step_${options.outputs}`);
   const m = new GlmBuilder(g, { ...options, attention: "ops" });
-  const { hiddenSize: h, numLayers, vocabSize } = options.config;
+  const { hiddenSize: h, numLayers } = options.config;
   const { nh, hd } = m.heads;
   const dtype: DType = m.dtype;
 
@@ -551,20 +556,76 @@ export function buildStepGraph(
   }));
   const targets = options.outputs === "targets" ? g.input("targets", "int32", ["N", "T"]) : null;
 
-  // Sizes at run time, as [1] int64 tensors.
+  const sizes = stepSizes(g, inputIds, sep, partA[0].k, past[0].k, nh, hd);
+  const masks = stepMasks(g, m, sep, sizes);
+  const inter = g.gather(positionIds, g.constant(0, "int64"), 1); // [N, T]
+  const intra = g.gather(positionIds, g.constant(1, "int64"), 1); // [N, T]
+  let x = g.reshape(m.embed(inputIds, inter, intra), [-1, h]); // [N*T, H]
+  const shared: StepLayerParts = {
+    g,
+    m,
+    h,
+    sizes,
+    masks,
+    beam: g.cast(beamIndex, "int64"),
+    scale: m.scalar(1 / Math.sqrt(hd)),
+    end: g.constant([Number.MAX_SAFE_INTEGER], "int64"),
+    axis3: g.constant([3], "int64"),
+  };
+  for (let i = 0; i < numLayers; i++) {
+    x = g.scope(`layers.${i}`, () => stepLayer(shared, i, x, partA[i], past[i]));
+  }
+  stepHead(g, m, options, x, sizes, targets);
+  return { graph: g, builder: m };
+}
+
+/** A decoding step's sizes at run time ([1] int64 tensors) and its row regroupings. */
+interface StepSizes {
+  /** (N, T). */
+  nt: Value;
+  n1: Value;
+  t1: Value;
+  la1: Value;
+  p1: Value;
+  /** Regroupings with the head size and with La as the last dimension. */
+  rgHd: Regroup;
+  rgLa: Regroup;
+  /** Rows of sequences [N, nh, T, D] to rows of prompts [Bp, nh, K*T, D]. */
+  toPrompts(x: Value, rg: Regroup, d: Shape[number]): Value;
+  /** Rows of prompts back to rows of sequences. */
+  toRows(x: Value, rg: Regroup, d: Shape[number]): Value;
+}
+
+/** The target shapes of one regrouping (see {@linkcode stepSizes}). */
+interface Regroup {
+  split5: Value;
+  byPrompt: Value;
+  split5b: Value;
+  byRow: Value;
+}
+
+function stepSizes(
+  g: Graph,
+  inputIds: Value,
+  sep: Value,
+  partAKey: Value,
+  pastKey: Value,
+  nh: number,
+  hd: number,
+): StepSizes {
   const nt = g.shapeOf(inputIds); // (N, T)
   const n1 = g.slice(nt, [0], [1]);
   const t1 = g.slice(nt, [1], [2]);
   const bp1 = g.shapeOf(sep);
   const k1 = g.div(n1, bp1); // K: sequences per prompt
-  const la1 = g.slice(g.shapeOf(partA[0].k), [2], [3]);
-  const p1 = g.slice(g.shapeOf(past[0].k), [2], [3]);
+  const la1 = g.slice(g.shapeOf(partAKey), [2], [3]);
+  const p1 = g.slice(g.shapeOf(pastKey), [2], [3]);
   const nh1 = g.constant([nh], "int64");
   const hd1 = g.constant([hd], "int64");
   const kt1 = g.mul(k1, t1);
   // Regrouping between rows of sequences [N, nh, T, D] and rows of prompts [Bp, nh, K*T, D], so
   // each prompt's part-A cache is used once for all its K sequences (one matmul, no copies).
-  const regroup = (d1: Value) => ({
+  const regroup = (d1: Value): Regroup => ({
     split5: g.concat([bp1, k1, nh1, t1, d1], 0), // [Bp, K, nh, T, D]
     byPrompt: g.concat([bp1, nh1, kt1, d1], 0), // [Bp, nh, K*T, D]
     split5b: g.concat([bp1, nh1, k1, t1, d1], 0), // [Bp, nh, K, T, D]
@@ -572,74 +633,119 @@ export function buildStepGraph(
   });
   const rgHd = regroup(hd1);
   const rgLa = regroup(la1);
-  const toPrompts = (x: Value, rg: ReturnType<typeof regroup>, d: Shape[number]) =>
-    g.refine(
-      g.reshape(g.transpose(g.reshape(x, rg.split5), [0, 2, 1, 3, 4]), rg.byPrompt),
-      ["Bp", nh, "K*T", d],
-    );
-  const toRows = (x: Value, rg: ReturnType<typeof regroup>, d: Shape[number]) =>
-    g.refine(
-      g.reshape(g.transpose(g.reshape(x, rg.split5b), [0, 2, 1, 3, 4]), rg.byRow),
-      ["N", nh, "T", d],
-    );
+  return {
+    nt,
+    n1,
+    t1,
+    la1,
+    p1,
+    rgHd,
+    rgLa,
+    toPrompts: (x, rg, d) =>
+      g.refine(
+        g.reshape(g.transpose(g.reshape(x, rg.split5), [0, 2, 1, 3, 4]), rg.byPrompt),
+        ["Bp", nh, "K*T", d],
+      ),
+    toRows: (x, rg, d) =>
+      g.refine(
+        g.reshape(g.transpose(g.reshape(x, rg.split5b), [0, 2, 1, 3, 4]), rg.byRow),
+        ["N", nh, "T", d],
+      ),
+  };
+}
 
-  // Masks. Part A: key j of prompt p is seen iff j < sep[p]: [Bp, 1, 1, La].
+/**
+ * The step's additive masks. Part A: key j of prompt p is seen iff j < sep[p]: [Bp, 1, 1, La].
+ * Generated: new token t sees generated key j iff j <= P + t: [1, 1, T, P+T].
+ */
+function stepMasks(g: Graph, m: GlmBuilder, sep: Value, sizes: StepSizes) {
   const zero = g.constant(0, "int64");
   const step = g.constant(1, "int64");
-  const jA = g.refine(g.range(zero, g.reshape(la1, []), step), ["La"]);
+  const jA = g.refine(g.range(zero, g.reshape(sizes.la1, []), step), ["La"]);
   const seenA = g.less(g.unsqueeze(jA, [0]), g.unsqueeze(g.cast(sep, "int64"), [1])); // [Bp, La]
   const maskA = g.unsqueeze(g.where(seenA, m.scalar(0), m.scalar(MASKED)), [1, 2]);
-  // Generated: new token t sees generated key j iff j <= P + t: [1, 1, T, P+T].
-  const p = g.reshape(p1, []);
-  const tq = g.refine(g.range(zero, g.reshape(t1, []), step), ["T"]);
-  const jG = g.refine(g.range(zero, g.add(p, g.reshape(t1, [])), step), ["P+T"]);
+  const p = g.reshape(sizes.p1, []);
+  const tq = g.refine(g.range(zero, g.reshape(sizes.t1, []), step), ["T"]);
+  const jG = g.refine(g.range(zero, g.add(p, g.reshape(sizes.t1, [])), step), ["P+T"]);
   const seenG = g.lessOrEqual(g.unsqueeze(jG, [0]), g.unsqueeze(g.add(tq, p), [1])); // [T, P+T]
   const maskG = g.unsqueeze(g.where(seenG, m.scalar(0), m.scalar(MASKED)), [0, 1]);
+  return { maskA, maskG };
+}
 
-  const inter = g.gather(positionIds, g.constant(0, "int64"), 1); // [N, T]
-  const intra = g.gather(positionIds, g.constant(1, "int64"), 1); // [N, T]
-  let x = g.reshape(m.embed(inputIds, inter, intra), [-1, h]); // [N*T, H]
-  const beam = g.cast(beamIndex, "int64");
-  const scale = m.scalar(1 / Math.sqrt(hd));
-  const end = g.constant([Number.MAX_SAFE_INTEGER], "int64");
-  const axis3 = g.constant([3], "int64");
+/** What every layer of a step graph shares. */
+interface StepLayerParts {
+  g: Graph;
+  m: GlmBuilder;
+  /** Hidden size. */
+  h: number;
+  sizes: StepSizes;
+  masks: { maskA: Value; maskG: Value };
+  /** `beam_index` as int64. */
+  beam: Value;
+  /** 1 / sqrt(hd). */
+  scale: Value;
+  end: Value;
+  axis3: Value;
+}
 
-  for (let i = 0; i < numLayers; i++) {
-    x = g.scope(`layers.${i}`, () => {
-      const pre = layerPrefix(i);
-      const normed = m.layerNorm(`${pre}.input_layernorm`, x); // [N*T, H]
-      const { q, k, v } = m.qkv(i, normed, nt, "N", "T"); // each [N, nh, T, hd]
-      const qs = g.mul(q, scale);
-      // Scores against part A, per prompt, then back to rows: [N, nh, T, La].
-      const sA = g.matmul(toPrompts(qs, rgHd, hd), g.transpose(partA[i].k, [0, 1, 3, 2]));
-      const scoresA = toRows(g.add(sA, maskA), rgLa, "La");
-      // Scores against the generated tokens (reordered past + new): [N, nh, T, P+T].
-      const keys = g.output(
-        g.refine(g.concat([g.gather(past[i].k, beam), k], 2), ["N", nh, "P+T", hd]),
-        cacheNames.presentKey(i),
-      ); // [N, nh, P+T, hd]
-      const values = g.output(
-        g.refine(g.concat([g.gather(past[i].v, beam), v], 2), ["N", nh, "P+T", hd]),
-        cacheNames.presentValue(i),
-      );
-      const scoresG = g.add(g.matmul(qs, g.transpose(keys, [0, 1, 3, 2])), maskG);
-      // One softmax over both parts: [N, nh, T, La + P + T].
-      const probs = g.softmax(g.concat([scoresA, scoresG], 3), -1);
-      const probsA = g.refine(g.slice(probs, g.constant([0], "int64"), la1, axis3), [
-        "N",
-        nh,
-        "T",
-        "La",
-      ]);
-      const probsG = g.refine(g.slice(probs, la1, end, axis3), ["N", nh, "T", "P+T"]);
-      const ctxA = toRows(g.matmul(toPrompts(probsA, rgLa, "La"), partA[i].v), rgHd, hd);
-      const ctx = g.add(ctxA, g.matmul(probsG, values)); // [N, nh, T, hd]
-      const attn = m.linear(i, "attention.dense", m.mergeHeads(ctx), h, h); // [N*T, H]
-      const mid = g.add(x, attn);
-      return g.add(mid, m.mlp(i, m.layerNorm(`${pre}.post_attention_layernorm`, mid)));
-    });
-  }
+/**
+ * Layer `i` of a step: attention over the prompt's part A and the generated tokens (one softmax
+ * over both), writing the presents, then the MLP. `x` [N*T, H] in, [N*T, H] out.
+ */
+function stepLayer(
+  parts: StepLayerParts,
+  i: number,
+  x: Value,
+  partA: { k: Value; v: Value },
+  past: { k: Value; v: Value },
+): Value {
+  const { g, m, h, sizes, beam, scale, end, axis3 } = parts;
+  const { toPrompts, toRows, rgHd, rgLa, la1, nt } = sizes;
+  const { nh, hd } = m.heads;
+  const pre = layerPrefix(i);
+  const normed = m.layerNorm(`${pre}.input_layernorm`, x); // [N*T, H]
+  const { q, k, v } = m.qkv(i, normed, nt, "N", "T"); // each [N, nh, T, hd]
+  const qs = g.mul(q, scale);
+  // Scores against part A, per prompt, then back to rows: [N, nh, T, La].
+  const sA = g.matmul(toPrompts(qs, rgHd, hd), g.transpose(partA.k, [0, 1, 3, 2]));
+  const scoresA = toRows(g.add(sA, parts.masks.maskA), rgLa, "La");
+  // Scores against the generated tokens (reordered past + new): [N, nh, T, P+T].
+  const keys = g.output(
+    g.refine(g.concat([g.gather(past.k, beam), k], 2), ["N", nh, "P+T", hd]),
+    cacheNames.presentKey(i),
+  ); // [N, nh, P+T, hd]
+  const values = g.output(
+    g.refine(g.concat([g.gather(past.v, beam), v], 2), ["N", nh, "P+T", hd]),
+    cacheNames.presentValue(i),
+  );
+  const scoresG = g.add(g.matmul(qs, g.transpose(keys, [0, 1, 3, 2])), parts.masks.maskG);
+  // One softmax over both parts: [N, nh, T, La + P + T].
+  const probs = g.softmax(g.concat([scoresA, scoresG], 3), -1);
+  const probsA = g.refine(g.slice(probs, g.constant([0], "int64"), la1, axis3), [
+    "N",
+    nh,
+    "T",
+    "La",
+  ]);
+  const probsG = g.refine(g.slice(probs, la1, end, axis3), ["N", nh, "T", "P+T"]);
+  const ctxA = toRows(g.matmul(toPrompts(probsA, rgLa, "La"), partA.v), rgHd, hd);
+  const ctx = g.add(ctxA, g.matmul(probsG, values)); // [N, nh, T, hd]
+  const attn = m.linear(i, "attention.dense", m.mergeHeads(ctx), h, h); // [N*T, H]
+  const mid = g.add(x, attn);
+  return g.add(mid, m.mlp(i, m.layerNorm(`${pre}.post_attention_layernorm`, mid)));
+}
 
+/** The step's outputs from the last hidden states `x` [N*T, H], per {@linkcode StepOutputs}. */
+function stepHead(
+  g: Graph,
+  m: GlmBuilder,
+  options: GlmOptions & { outputs: StepOutputs },
+  x: Value,
+  sizes: StepSizes,
+  targets: Value | null,
+): void {
+  const { hiddenSize: h, vocabSize } = options.config;
+  const { nt, n1, t1 } = sizes;
   if (options.outputs === "last") {
     // Only the last new token of each sequence: rows T-1, 2T-1, ...
     const rows = g.reshape(x, g.concat([n1, t1, g.constant([h], "int64")], 0));
@@ -656,5 +762,4 @@ export function buildStepGraph(
       g.output(g.refine(g.reshape(picked, nt), ["N", "T"]), "target_log_probs");
     }
   }
-  return { graph: g, builder: m };
 }

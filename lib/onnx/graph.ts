@@ -14,6 +14,8 @@
  *
  * @example
  * ```ts
+ * import { encodeModel } from "./proto.ts";
+ *
  * const g = new Graph("mlp");
  * const x = g.input("x", "float32", ["B", 4]);
  * const w = g.initializer("w", { dtype: "float32", shape: [4, 2], data: new Float32Array(8) });
@@ -27,151 +29,23 @@
 
 import { inferOutputs } from "./infer.ts";
 import { type Shape, show } from "./shape.ts";
+import {
+  attr,
+  type Attributes,
+  type DType,
+  DTYPE_INFO,
+  type Node,
+  type TensorData,
+  type Value,
+} from "./types.ts";
 
 export type { Dim, Shape } from "./shape.ts";
+// The graph's vocabulary lives in types.ts (shared with infer.ts); importers of the builder get
+// it from here too.
+export * from "./types.ts";
 
 /** The opset of the default domain every graph is built for. */
 export const OPSET = 18;
-
-/** Element types, named as onnxruntime-node names them. */
-export type DType =
-  | "float32"
-  | "float64"
-  | "float16"
-  | "bfloat16"
-  | "int8"
-  | "uint8"
-  | "int16"
-  | "uint16"
-  | "int32"
-  | "int64"
-  | "uint32"
-  | "uint64"
-  | "bool";
-
-/** ONNX TensorProto.DataType code and byte size of each {@linkcode DType}. */
-export const DTYPE_INFO: Record<DType, { onnx: number; bytes: number }> = {
-  float32: { onnx: 1, bytes: 4 },
-  uint8: { onnx: 2, bytes: 1 },
-  int8: { onnx: 3, bytes: 1 },
-  uint16: { onnx: 4, bytes: 2 },
-  int16: { onnx: 5, bytes: 2 },
-  int32: { onnx: 6, bytes: 4 },
-  int64: { onnx: 7, bytes: 8 },
-  bool: { onnx: 9, bytes: 1 },
-  float16: { onnx: 10, bytes: 2 },
-  float64: { onnx: 11, bytes: 8 },
-  uint32: { onnx: 12, bytes: 4 },
-  uint64: { onnx: 13, bytes: 8 },
-  bfloat16: { onnx: 16, bytes: 2 },
-};
-
-/** Whether `dtype` is a floating-point type (the ones gradients flow through). */
-export function isFloat(dtype: DType): boolean {
-  return dtype === "float32" || dtype === "float64" || dtype === "float16" ||
-    dtype === "bfloat16";
-}
-
-/** The typed arrays tensor data lives in (float16/bfloat16 as raw Uint16Array bits). */
-export type TypedArray =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array;
-
-/** Concrete tensor contents: an initializer, or a tensor-valued attribute. */
-export interface TensorData {
-  dtype: DType;
-  /** Static shape (row-major). */
-  shape: readonly number[];
-  /** The elements, row-major, in the typed array of `dtype`. */
-  data: TypedArray;
-}
-
-/** A tensor of the graph as the builder knows it: its unique name, dtype and static shape. */
-export interface Value {
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: Shape;
-}
-
-/** A node attribute, tagged with its ONNX type (a JavaScript number does not say int or float). */
-export type Attribute =
-  | { type: "int"; value: number }
-  | { type: "float"; value: number }
-  | { type: "string"; value: string }
-  | { type: "ints"; value: readonly number[] }
-  | { type: "floats"; value: readonly number[] }
-  | { type: "strings"; value: readonly string[] }
-  | { type: "tensor"; value: TensorData };
-
-/** Attribute constructors: `{ axis: attr.int(-1) }`. */
-export const attr = {
-  /** An INT attribute. */
-  int: (value: number): Attribute => ({ type: "int", value }),
-  /** A FLOAT attribute. */
-  float: (value: number): Attribute => ({ type: "float", value }),
-  /** A STRING attribute. */
-  string: (value: string): Attribute => ({ type: "string", value }),
-  /** An INTS attribute. */
-  ints: (value: readonly number[]): Attribute => ({ type: "ints", value }),
-  /** A FLOATS attribute. */
-  floats: (value: readonly number[]): Attribute => ({ type: "floats", value }),
-  /** A STRINGS attribute. */
-  strings: (value: readonly string[]): Attribute => ({ type: "strings", value }),
-  /** A TENSOR attribute. */
-  tensor: (value: TensorData): Attribute => ({ type: "tensor", value }),
-};
-
-/** Attributes by name. */
-export type Attributes = Record<string, Attribute>;
-
-/** One operator application. Inputs and outputs are tensor names; `""` is an absent optional. */
-export interface Node {
-  /** Unique node name (shown in onnxruntime's profiles). */
-  readonly name: string;
-  /** Operator type: `MatMul`. */
-  readonly op: string;
-  /** Operator domain; `""` is the default ONNX domain. */
-  readonly domain: string;
-  readonly inputs: string[];
-  readonly outputs: string[];
-  readonly attrs: Attributes;
-}
-
-/** Reads an INT attribute of `node`, or `fallback` when absent. */
-export function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attrs[name];
-  if (a === undefined) return fallback;
-  if (a.type !== "int") throw new Error(`${node.name}: attribute ${name} is not an int`);
-  return a.value;
-}
-
-/** Reads a FLOAT attribute of `node`, or `fallback` when absent. */
-export function floatAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attrs[name];
-  if (a === undefined) return fallback;
-  if (a.type !== "float") throw new Error(`${node.name}: attribute ${name} is not a float`);
-  return a.value;
-}
-
-/** Reads an INTS attribute of `node`, or `fallback` when absent. */
-export function intsAttr(
-  node: Node,
-  name: string,
-  fallback?: readonly number[],
-): readonly number[] | undefined {
-  const a = node.attrs[name];
-  if (a === undefined) return fallback;
-  if (a.type !== "ints") throw new Error(`${node.name}: attribute ${name} is not ints`);
-  return a.value;
-}
 
 /** Options of {@linkcode Graph.node}. */
 export interface NodeOptions {
@@ -191,22 +65,6 @@ export interface NodeOptions {
 /** Where an int64 constant's values may be given as plain numbers. */
 export type IntsOrValue = readonly number[] | Value;
 
-const TYPED_ARRAY: Record<DType, new (n: number) => TypedArray> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  float16: Uint16Array,
-  bfloat16: Uint16Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint32: Uint32Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-};
-
 /**
  * Tensor data of `dtype` and `shape` from plain numbers (booleans as 0/1; float16 not accepted:
  * pass raw bits through {@linkcode TensorData} directly).
@@ -219,7 +77,7 @@ export function tensorData(dtype: DType, shape: readonly number[], values: Array
   if (dtype === "float16" || dtype === "bfloat16") {
     throw new Error(`tensorData: give ${dtype} data as raw bits`);
   }
-  const data = new TYPED_ARRAY[dtype](n);
+  const data = new DTYPE_INFO[dtype].array(n);
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
     for (let i = 0; i < n; i++) data[i] = BigInt(values[i]);
   } else {
@@ -460,6 +318,9 @@ export class Graph {
    *
    * @example
    * ```ts
+   * import { attr, type Value } from "./types.ts";
+   *
+   * declare const g: Graph, x: Value;
    * const [y] = g.node("Softmax", [x], { axis: attr.int(-1) });
    * ```
    */
@@ -859,9 +720,9 @@ export class Graph {
   }
 
   /**
-   * LayerNormalization over the axes from `axis` on (default the last). With `stats`, also returns
-   * the mean and inverse standard deviation (shape of x with the normalized axes set to 1), which
-   * a backward pass can reuse.
+   * LayerNormalization over the axes from `axis` on (default the last).
+   * {@linkcode Graph.layerNormWithStats} also returns the mean and inverse standard deviation
+   * (shape of x with the normalized axes set to 1), which a backward pass can reuse.
    */
   layerNorm(
     x: Value,
@@ -872,7 +733,10 @@ export class Graph {
     return this.#one("LayerNormalization", [x, scale, bias], this.#lnAttrs(x, options));
   }
 
-  /** {@linkcode Graph.layerNorm} that also returns [mean, invStdDev]. */
+  /**
+   * {@linkcode Graph.layerNorm} that also returns [mean, invStdDev] (shape of x with the
+   * normalized axes set to 1).
+   */
   layerNormWithStats(
     x: Value,
     scale: Value,

@@ -8,7 +8,14 @@
  * @module
  */
 
-import type { Attributes, DType, Value } from "./graph.ts";
+import {
+  type Attributes,
+  type DType,
+  dtypeOfOnnx,
+  intAttr as readInt,
+  intsAttr as readInts,
+  type Value,
+} from "./types.ts";
 import {
   broadcastShapes,
   type Dim,
@@ -41,36 +48,19 @@ export interface OutputInfo {
 /** A shape rule: the outputs of one node of an operator. */
 export type ShapeRule = (ctx: InferContext) => OutputInfo[];
 
-const ONNX_TO_DTYPE: Record<number, DType> = {
-  1: "float32",
-  2: "uint8",
-  3: "int8",
-  4: "uint16",
-  5: "int16",
-  6: "int32",
-  7: "int64",
-  9: "bool",
-  10: "float16",
-  11: "float64",
-  12: "uint32",
-  13: "uint64",
-  16: "bfloat16",
-};
-
 function input(ctx: InferContext, i: number): Value {
   const v = ctx.inputs[i];
   if (!v) throw new Error(`${ctx.opName}: input ${i} is required`);
   return v;
 }
 
+// Shape rules read attributes as the node's own readers do (types.ts); messages name the op.
 function intAttr(ctx: InferContext, name: string, fallback: number): number {
-  const a = ctx.attrs[name];
-  return a && a.type === "int" ? a.value : fallback;
+  return readInt({ name: ctx.opName, attrs: ctx.attrs }, name, fallback);
 }
 
 function intsAttr(ctx: InferContext, name: string): readonly number[] | undefined {
-  const a = ctx.attrs[name];
-  return a && a.type === "ints" ? a.value : undefined;
+  return readInts({ name: ctx.opName, attrs: ctx.attrs }, name);
 }
 
 function sameAsInput(i = 0): ShapeRule {
@@ -250,7 +240,7 @@ export const SHAPE_RULES: Record<string, ShapeRule> = {
     return [{ dtype: a.dtype, shape: broadcastShapes(c.shape, a.shape, b.shape) }];
   },
   Cast: (ctx) => {
-    const to = ONNX_TO_DTYPE[intAttr(ctx, "to", 0)];
+    const to = dtypeOfOnnx(intAttr(ctx, "to", 0));
     if (!to) throw new Error(`Cast: unknown target type`);
     return [{ dtype: to, shape: input(ctx, 0).shape }];
   },
@@ -464,7 +454,7 @@ export const SHAPE_RULES: Record<string, ShapeRule> = {
     const x = input(ctx, 0);
     const axis = normAxis(intAttr(ctx, "axis", -1), x.shape.length, "LayerNormalization axis");
     const stats = x.shape.map((d, i) => (i < axis ? d : 1));
-    const stash = ONNX_TO_DTYPE[intAttr(ctx, "stash_type", 1)] ?? "float32";
+    const stash = dtypeOfOnnx(intAttr(ctx, "stash_type", 1)) ?? "float32";
     return [
       { dtype: x.dtype, shape: x.shape },
       { dtype: stash, shape: stats },

@@ -9,3 +9,4 @@ export * from "./graph.ts";
 export * from "./shape.ts";
 export * from "./infer.ts";
 export * from "./proto.ts";
+export * from "./types.ts";

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { type Attribute, DTYPE_INFO, type Graph, type TensorData, type Value } from "./graph.ts";
+import type { Graph } from "./graph.ts";
+import { type Attribute, DTYPE_INFO, type TensorData, type Value } from "./types.ts";
 
 /** ONNX IR version written (8 is the one that goes with opsets 17 and 18). */
 export const IR_VERSION = 8;
@@ -357,7 +358,11 @@ export function joinChunks(chunks: readonly Uint8Array[], byteLength?: number): 
  *
  * @example
  * ```ts
- * const session = await createSession(encodeModel(graph)); // lib/runtime
+ * import { Session } from "../runtime/session.ts";
+ * import type { Graph } from "./graph.ts";
+ *
+ * declare const graph: Graph;
+ * const session = await Session.create(encodeModel(graph)); // lib/runtime
  * ```
  */
 export function encodeModel(graph: Graph, options: EncodeOptions = {}): Uint8Array {

@@ -5,6 +5,10 @@
  *
  * @example
  * ```ts
+ * import type { Graph, TensorData } from "../onnx/graph.ts";
+ * import { Session } from "./session.ts";
+ *
+ * declare const graph: Graph, feeds: Record<string, TensorData>;
  * const session = await Session.create(graph, { profile: "/tmp/forward" });
  * for (let i = 0; i < 5; i++) await session.run(feeds);
  * session.endProfiling();

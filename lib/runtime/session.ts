@@ -7,6 +7,10 @@
  *
  * @example
  * ```ts
+ * import type { Graph } from "../onnx/graph.ts";
+ * import { int32 } from "./tensor.ts";
+ *
+ * declare const graph: Graph, ids: Int32Array;
  * const session = await Session.create(graph, { device: "cpu", threads: 2 });
  * const { loss } = await session.run({ input_ids: int32([1, 3], ids) }, ["loss"]);
  * await session.release();

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * const { missing } = missingLibraries("/opt/ort/libonnxruntime_providers_cuda.so");
+ * const missing = missingLibraries("/opt/ort/libonnxruntime_providers_cuda.so");
  * // [{ name: "libcublas.so.13", neededBy: "libonnxruntime_providers_cuda.so" }, ...]
  * ```
  *

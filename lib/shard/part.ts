@@ -107,6 +107,7 @@ export async function fileDigest(
  *
  * @example
  * ```ts
+ * declare const line: string;
  * const keys = new PartFileKeys();
  * keys.add(17, line); // a line of the record at index 17
  * keys.file(2174);    // the PartFile entry for a split of 2174 records

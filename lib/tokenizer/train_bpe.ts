@@ -156,6 +156,14 @@ export function trainByteLevelBpe(
 ): Record<string, unknown> {
   const specials = options.specialTokens ?? [];
   const minFrequency = Math.max(1, options.minFrequency ?? 2);
+  checkOptions(options, specials);
+  const symbols = new SymbolTable();
+  const words = encodeWords(countWords(texts), symbols.byteId);
+  const merges = learnMerges(words, symbols, options.vocabSize - specials.length, minFrequency);
+  return tokenizerJson(symbols.strings, merges, specials);
+}
+
+function checkOptions(options: TrainBpeOptions, specials: readonly string[]): void {
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < 256 + specials.length) {
     throw new RangeError(
       `vocabSize must be an integer of at least 256 + ${specials.length} special tokens, got ${options.vocabSize}`,
@@ -167,75 +175,119 @@ export function trainByteLevelBpe(
   if (new Set(specials).size !== specials.length) {
     throw new RangeError("specialTokens must not repeat a token");
   }
+}
 
-  // Symbols: strings by id, ids by string. Ids 0..255 are the bytes in GPT-2's order.
-  const symbols: string[] = [];
-  const symbolId = new Map<string, number>();
-  const byteId = new Int32Array(256);
-  for (const b of byteOrder()) {
-    byteId[b] = symbols.length;
-    symbolId.set(BYTE_TO_CHAR[b], symbols.length);
-    symbols.push(BYTE_TO_CHAR[b]);
+/** Symbols: strings by id, ids by string. Ids 0..255 are the bytes in GPT-2's order. */
+class SymbolTable {
+  readonly strings: string[] = [];
+  readonly #ids = new Map<string, number>();
+  /** The symbol id of each byte. */
+  readonly byteId = new Int32Array(256);
+
+  constructor() {
+    for (const b of byteOrder()) {
+      this.byteId[b] = this.strings.length;
+      this.#ids.set(BYTE_TO_CHAR[b], this.strings.length);
+      this.strings.push(BYTE_TO_CHAR[b]);
+    }
   }
 
-  // Words as runs in one symbol pool; a word shrinks in place as merges apply.
-  const wordCounts = countWords(texts);
+  get size(): number {
+    return this.strings.length;
+  }
+
+  /** The id of symbol `text`, added when new. */
+  intern(text: string): number {
+    let id = this.#ids.get(text);
+    if (id === undefined) {
+      id = this.strings.length;
+      this.strings.push(text);
+      this.#ids.set(text, id);
+    }
+    return id;
+  }
+}
+
+/** The corpus's distinct words as runs of symbol ids in one pool; a word shrinks as merges apply. */
+interface Words {
+  count: number;
+  pool: Int32Array;
+  freq: Float64Array;
+  start: Int32Array;
+  len: Int32Array;
+}
+
+function encodeWords(wordCounts: Map<string, number>, byteId: Int32Array): Words {
   const encoder = new TextEncoder();
-  const nWords = wordCounts.size;
-  const wordFreq = new Float64Array(nWords);
-  const wordStart = new Int32Array(nWords);
-  const wordLen = new Int32Array(nWords);
+  const count = wordCounts.size;
+  const freq = new Float64Array(count);
+  const start = new Int32Array(count);
+  const len = new Int32Array(count);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  {
-    let w = 0;
-    for (const [word, count] of wordCounts) {
-      const bytes = encoder.encode(word);
-      chunks.push(bytes);
-      wordFreq[w] = count;
-      wordStart[w] = total;
-      wordLen[w] = bytes.length;
-      total += bytes.length;
-      w++;
-    }
+  let w = 0;
+  for (const [word, n] of wordCounts) {
+    const bytes = encoder.encode(word);
+    chunks.push(bytes);
+    freq[w] = n;
+    start[w] = total;
+    len[w] = bytes.length;
+    total += bytes.length;
+    w++;
   }
   const pool = new Int32Array(total);
-  {
-    let at = 0;
-    for (const bytes of chunks) {
-      for (let i = 0; i < bytes.length; i++) pool[at++] = byteId[bytes[i]];
-    }
+  let at = 0;
+  for (const bytes of chunks) {
+    for (let i = 0; i < bytes.length; i++) pool[at++] = byteId[bytes[i]];
   }
-  chunks.length = 0;
+  return { count, pool, freq, start, len };
+}
 
-  const pairCount = new Map<number, number>();
-  const pairWords = new Map<number, number[]>();
-  for (let w = 0; w < nWords; w++) {
-    const start = wordStart[w], end = start + wordLen[w], f = wordFreq[w];
+/** Pair counts (weighted by word frequency) and the words each pair occurs in, by pair key. */
+interface PairIndex {
+  count: Map<number, number>;
+  words: Map<number, number[]>;
+}
+
+function indexPairs(words: Words): PairIndex {
+  const { pool } = words;
+  const count = new Map<number, number>();
+  const wordsOf = new Map<number, number[]>();
+  for (let w = 0; w < words.count; w++) {
+    const start = words.start[w], end = start + words.len[w], f = words.freq[w];
     for (let i = start; i + 1 < end; i++) {
       const key = pool[i] * PAIR_SHIFT + pool[i + 1];
-      pairCount.set(key, (pairCount.get(key) ?? 0) + f);
-      const list = pairWords.get(key);
-      if (list === undefined) pairWords.set(key, [w]);
+      count.set(key, (count.get(key) ?? 0) + f);
+      const list = wordsOf.get(key);
+      if (list === undefined) wordsOf.set(key, [w]);
       else if (list[list.length - 1] !== w) list.push(w);
     }
   }
+  return { count, words: wordsOf };
+}
+
+/**
+ * Merges the most frequent pair (ties: see {@linkcode PairHeap}) until `budget` symbols or no
+ * pair of `minFrequency`; returns the merges in order. The heap may hold stale counts: an entry
+ * whose count is no longer the pair's is dropped (or pushed again with the current count).
+ */
+function learnMerges(
+  words: Words,
+  symbols: SymbolTable,
+  budget: number,
+  minFrequency: number,
+): string[] {
+  const pairs = indexPairs(words);
   const heap = new PairHeap();
-  for (const [key, count] of pairCount) heap.push(count, key);
-
+  for (const [key, count] of pairs.count) heap.push(count, key);
   const merges: string[] = [];
-  const budget = options.vocabSize - specials.length;
-  const seenStamp = new Int32Array(nWords).fill(-1);
-  const touched: number[] = [];
-  const touchedSet = new Set<number>();
-  const addPair = (key: number, f: number) => {
-    pairCount.set(key, (pairCount.get(key) ?? 0) + f);
-  };
+  const seenStamp = new Int32Array(words.count).fill(-1);
+  const touched = new Set<number>();
 
-  while (symbols.length < budget && heap.size > 0) {
+  while (symbols.size < budget && heap.size > 0) {
     const count = heap.counts[0], key = heap.keys[0];
     heap.pop();
-    const current = pairCount.get(key) ?? 0;
+    const current = pairs.count.get(key) ?? 0;
     if (current !== count) {
       if (current > 0) heap.push(current, key);
       continue;
@@ -243,66 +295,84 @@ export function trainByteLevelBpe(
     if (count < minFrequency) break;
 
     const a = Math.floor(key / PAIR_SHIFT), b = key - a * PAIR_SHIFT;
-    const merged = symbols[a] + symbols[b];
-    merges.push(`${symbols[a]} ${symbols[b]}`);
-    let id = symbolId.get(merged);
-    if (id === undefined) {
-      id = symbols.length;
-      symbols.push(merged);
-      symbolId.set(merged, id);
-    }
+    merges.push(`${symbols.strings[a]} ${symbols.strings[b]}`);
+    const id = symbols.intern(symbols.strings[a] + symbols.strings[b]);
 
     const step = merges.length;
-    const words = pairWords.get(key) ?? [];
-    pairWords.delete(key);
-    for (const w of words) {
+    const list = pairs.words.get(key) ?? [];
+    pairs.words.delete(key);
+    for (const w of list) {
       if (seenStamp[w] === step) continue;
       seenStamp[w] = step;
-      const start = wordStart[w], end = start + wordLen[w], f = wordFreq[w];
-      let found = false;
-      for (let i = start; i + 1 < end; i++) {
-        if (pool[i] === a && pool[i + 1] === b) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) continue;
-      // Take the word's pairs out, merge left to right without overlaps, put its pairs back.
-      for (let i = start; i + 1 < end; i++) addPair(pool[i] * PAIR_SHIFT + pool[i + 1], -f);
-      let out = start;
-      for (let i = start; i < end; i++) {
-        if (i + 1 < end && pool[i] === a && pool[i + 1] === b) {
-          pool[out++] = id;
-          i++;
-        } else {
-          pool[out++] = pool[i];
-        }
-      }
-      wordLen[w] = out - start;
-      for (let i = start; i + 1 < out; i++) {
-        const k = pool[i] * PAIR_SHIFT + pool[i + 1];
-        addPair(k, f);
-        if (pool[i] === id || pool[i + 1] === id) {
-          // Only pairs with the new symbol are new to this word; the others already list it.
-          let list = pairWords.get(k);
-          if (list === undefined) pairWords.set(k, list = []);
-          if (list[list.length - 1] !== w) list.push(w);
-          if (!touchedSet.has(k)) {
-            touchedSet.add(k);
-            touched.push(k);
-          }
-        }
-      }
+      mergeInWord(words, w, a, b, id, pairs, touched);
     }
-    pairCount.delete(key);
+    pairs.count.delete(key);
     for (const k of touched) {
-      const c = pairCount.get(k) ?? 0;
+      const c = pairs.count.get(k) ?? 0;
       if (c > 0) heap.push(c, k);
     }
-    touched.length = 0;
-    touchedSet.clear();
+    touched.clear();
   }
+  return merges;
+}
 
+/**
+ * Applies merge (a, b) -> `id` to word `w`, left to right without overlaps, keeping `pairs` up to
+ * date; adds to `touched` (in first-touched order) the keys of the pairs with the new symbol.
+ */
+function mergeInWord(
+  words: Words,
+  w: number,
+  a: number,
+  b: number,
+  id: number,
+  pairs: PairIndex,
+  touched: Set<number>,
+): void {
+  const { pool } = words;
+  const start = words.start[w], end = start + words.len[w], f = words.freq[w];
+  let found = false;
+  for (let i = start; i + 1 < end; i++) {
+    if (pool[i] === a && pool[i + 1] === b) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) return;
+  const addPair = (key: number, df: number) => {
+    pairs.count.set(key, (pairs.count.get(key) ?? 0) + df);
+  };
+  // Take the word's pairs out, merge, put its pairs back.
+  for (let i = start; i + 1 < end; i++) addPair(pool[i] * PAIR_SHIFT + pool[i + 1], -f);
+  let out = start;
+  for (let i = start; i < end; i++) {
+    if (i + 1 < end && pool[i] === a && pool[i + 1] === b) {
+      pool[out++] = id;
+      i++;
+    } else {
+      pool[out++] = pool[i];
+    }
+  }
+  words.len[w] = out - start;
+  for (let i = start; i + 1 < out; i++) {
+    const k = pool[i] * PAIR_SHIFT + pool[i + 1];
+    addPair(k, f);
+    if (pool[i] === id || pool[i + 1] === id) {
+      // Only pairs with the new symbol are new to this word; the others already list it.
+      let list = pairs.words.get(k);
+      if (list === undefined) pairs.words.set(k, list = []);
+      if (list[list.length - 1] !== w) list.push(w);
+      touched.add(k);
+    }
+  }
+}
+
+/** The Hugging Face `tokenizer.json` object of a byte-level BPE model. */
+function tokenizerJson(
+  symbols: readonly string[],
+  merges: string[],
+  specials: readonly string[],
+): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   for (let i = 0; i < symbols.length; i++) vocab[symbols[i]] = i;
   const addedTokens = specials.map((content, i) => {

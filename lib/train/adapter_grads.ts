@@ -8,11 +8,11 @@
 
 import type { Batch } from "../collate/types.ts";
 import type { Weights } from "../model/weights.ts";
-import type { AnyConfig } from "./lora.ts";
+import type { AnyConfig } from "../model/lora.ts";
 import type { TrainSetup } from "./train_graph.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
-import type { Adapter } from "./adapter.ts";
+import type { Adapter } from "../model/adapter.ts";
 import { batchFeeds } from "./engine.ts";
 import { buildGradGraph, trainNames } from "./train_graph.ts";
 

@@ -8,10 +8,13 @@
  * no gradient for a frozen weight and nothing is computed below the lowest trainable tensor.
  * Where a tensor feeds several nodes, its gradients are summed (one Sum node).
  *
- * Not for running anything, nor for the optimizer: see `step_graph.ts`.
+ * Not for running anything, nor for the optimizer: see `train_graph.ts`.
  *
  * @example
  * ```ts
+ * import type { Graph, Value } from "../onnx/graph.ts";
+ *
+ * declare const g: Graph, loss: Value, w: Value;
  * const [dW] = gradients(g, loss, [w]);
  * g.output(dW, "grad.w");
  * ```

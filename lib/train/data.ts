@@ -59,6 +59,10 @@ export interface BatchStreamOptions {
  *
  * @example
  * ```ts
+ * import type { TokenizedRecord } from "../collate/tokenize.ts";
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ *
+ * declare const records: TokenizedRecord[], tokenizer: TextTokenizer;
  * const stream = new BatchStream(records, tokenizer.special, { batchSize: 8, seed: 1,
  *   collator: { objective: "mix", maxLength: 512 } });
  * const batch = stream.batch(0); // the first batch of epoch 0

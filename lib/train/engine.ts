@@ -15,7 +15,7 @@ import type { Batch } from "../collate/types.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
 import { type Device, Session } from "../runtime/session.ts";
-import { dropoutMask } from "./lora.ts";
+import { dropoutMask } from "../model/lora.ts";
 import {
   type AdamWOptions,
   buildEvalGraph,

@@ -12,7 +12,7 @@ import { OptionError } from "../errors.ts";
 import { INTRA_TABLE } from "../model/families/config.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
 import type { AnyModel } from "../model/load_any.ts";
-import type { MethodSettings } from "./adapter.ts";
+import type { MethodSettings } from "../model/adapter.ts";
 import {
   DECODER_LORA_TARGETS,
   DEFAULT_DECODER_TARGETS,
@@ -20,8 +20,9 @@ import {
   type LoraConfig,
   loraModules,
   targetName,
-} from "./lora.ts";
-import { methodShapes, type TrainSetup } from "./train_graph.ts";
+} from "../model/lora.ts";
+import { methodShapes } from "../model/families/decoder.ts";
+import type { TrainSetup } from "./train_graph.ts";
 
 /**
  * `lora` with its targets in the family's PEFT names: an empty list is the family's default;

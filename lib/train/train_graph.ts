@@ -23,17 +23,23 @@
  */
 
 import { type GlmConfig, weightShapes } from "../model/config.ts";
-import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE } from "../model/families/config.ts";
+import { type DecoderConfig, decoderWeightShapes } from "../model/families/config.ts";
 import {
-  ADDED_ROWS,
   type AttentionMode,
   buildDecoderForwardGraph,
+  methodShapes,
 } from "../model/families/decoder.ts";
 import { buildForwardGraph } from "../model/glm.ts";
 import type { Weights } from "../model/weights.ts";
 import { attr, Graph, type Value } from "../onnx/graph.ts";
 import { gradients } from "./autodiff.ts";
-import { isDecoderConfig, type LoraConfig, loraHook, loraModules, loraShapes } from "./lora.ts";
+import {
+  isDecoderConfig,
+  type LoraConfig,
+  loraHook,
+  loraModules,
+  loraShapes,
+} from "../model/lora.ts";
 
 /** AdamW and clipping settings (PyTorch's AdamW semantics). */
 export interface AdamWOptions {
@@ -91,19 +97,6 @@ export const trainNames = {
   acc: (name: string) => `acc.${name}`,
   updated: (name: string) => `new.${name}`,
 };
-
-/**
- * The method's own tensors of a decoder family, trained with the adapter and saved with it (SPEC
- * section 11): the intra-position table and the special-token rows.
- */
-export function methodShapes(config: DecoderConfig, addedRows = 0): Map<string, number[]> {
-  const shapes = new Map([[INTRA_TABLE, [config.intraRows, config.hiddenSize]]]);
-  if (addedRows > 0) {
-    shapes.set(ADDED_ROWS.embed, [addedRows, config.hiddenSize]);
-    if (!config.tieWordEmbeddings) shapes.set(ADDED_ROWS.head, [addedRows, config.hiddenSize]);
-  }
-  return shapes;
-}
 
 /** The trainable tensors of `setup`, in a fixed order (checkpoint order, or adapter order). */
 export function trainableParams(

@@ -25,16 +25,16 @@ import { openDataset } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
-import { loadAnyModel, maxModelLength } from "../model/load_any.ts";
+import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
 import { writeMergedDecoder } from "../model/families/merge.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { mergeAdapter, saveAdapter } from "./adapter.ts";
+import { mergeAdapter, saveAdapter } from "../model/adapter.ts";
 import { readCheckpoint, settingsDiffer, writeCheckpoint } from "./checkpoint.ts";
 import { BatchStream, lossTokens, tokenizeSplit } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
-import { initLora, type LoraConfig } from "./lora.ts";
+import { initLora, type LoraConfig } from "../model/lora.ts";
 import {
   decoderSetup,
   initialMethodTensors,
@@ -165,12 +165,20 @@ function positive(option: string, value: number, min = 1): number {
   return value;
 }
 
-/**
- * Runs (or resumes) a training run as `options` say; returns a summary. Throws OptionError for
- * settings that cannot work, InputError for bad inputs, TrainingDiverged for a non-finite loss.
- */
-export async function train(options: TrainOptions): Promise<TrainSummary> {
-  const note = options.onNote ?? (() => {});
+/** The run's step, batch and validation sizes, checked (stage 1 of {@linkcode train}). */
+export interface RunSizes {
+  batchSize: number;
+  gradAccum: number;
+  seed: number;
+  saveEvery: number;
+  valBatches: number;
+  /** Validate every N steps; 0: only at the end. */
+  valEvery: number;
+  adamw: typeof DEFAULT_ADAMW;
+}
+
+/** Stage 1: the sizes and optimizer settings of `options`, with their defaults, checked. */
+export function runSizes(options: TrainOptions): RunSizes {
   if (options.merge && !options.lora) {
     throw new OptionError(
       "merge",
@@ -188,33 +196,82 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     weightDecay: options.weightDecay ?? DEFAULT_ADAMW.weightDecay,
     clip: options.clip ?? DEFAULT_ADAMW.clip,
   };
+  return { batchSize, gradAccum, seed, saveEvery, valBatches, valEvery, adamw };
+}
 
+/** The base model a run trains. */
+export interface BaseModel {
+  /** The loaded model of any family. */
+  model: AnyModel;
+  config: AnyModel["config"];
+  weights: Map<string, Float32Array>;
+  /** The adapter to train with the family's default targets filled in; null: every weight. */
+  lora: LoraConfig | null;
+  /** Decoder families: how their training graph is built (attention rule, added rows). */
+  decoder: ReturnType<typeof decoderSetup>;
+  tokenizer: TextTokenizer;
+  tokenizerFile: string;
+  /** Longest example in tokens. */
+  maxLength: number;
+}
+
+/** Stage 2: loads the base model and its tokenizer and checks that they fit each other. */
+export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   const tokenizerFile = join(options.model, "tokenizer.json");
   const tokenizer = await TextTokenizer.load(tokenizerFile);
-  const base = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
-  const config = base.config;
-  if (base.kind === "decoder" && !options.lora) {
+  const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
+  if (model.kind === "decoder" && !options.lora) {
     throw new OptionError(
       "lora",
       () =>
-        `training every weight is not supported yet for ${base.config.family} models (LoRA runs are)`,
+        `training every weight is not supported yet for ${model.config.family} models (LoRA runs are)`,
     );
   }
-  const lora = resolveLora(base, options.lora);
-  const decoder = decoderSetup(base, options.attention);
-  const modelMax = maxModelLength(base);
+  const modelMax = maxModelLength(model);
   // Decoders take long contexts; records are short, so 1024 bounds memory unless asked.
   const maxLength = options.maxLength ??
-    (base.kind === "glm" ? modelMax : Math.min(modelMax, 1024));
+    (model.kind === "glm" ? modelMax : Math.min(modelMax, 1024));
   if (maxLength > modelMax || maxLength < 8) {
     throw new OptionError(
       "maxLength",
       (name) => `${name} must be in 8..${modelMax} (the model's maximum), got ${maxLength}`,
     );
   }
+  return {
+    model,
+    config: model.config,
+    weights: model.weights,
+    lora: resolveLora(model, options.lora),
+    decoder: decoderSetup(model, options.attention),
+    tokenizer,
+    tokenizerFile,
+    maxLength,
+  };
+}
 
+/** The run's data: seeded batch streams over the tokenized training and validation records. */
+export interface RunData {
+  collator: { objective: Objective | "mix"; maxLength: number };
+  trainRecords: number;
+  stream: BatchStream;
+  /** Undefined when validation is off or the dataset has no validation records. */
+  valStream?: BatchStream;
+}
+
+/** Stage 3: tokenizes the training (and validation) records and builds their batch streams. */
+export async function loadRunData(
+  options: TrainOptions,
+  sizes: RunSizes,
+  base: BaseModel,
+  note: (message: string) => void,
+): Promise<RunData> {
+  const { batchSize, seed, valBatches } = sizes;
+  const { tokenizer } = base;
   const dataset = await openDataset(options.data);
-  const collator = { objective: options.objective ?? DEFAULT_TRAIN.objective, maxLength };
+  const collator = {
+    objective: options.objective ?? DEFAULT_TRAIN.objective,
+    maxLength: base.maxLength,
+  };
   const trainRecords = await tokenizeSplit(dataset, "train", tokenizer);
   if (trainRecords.length === 0) {
     throw new InputError(`${join(options.data, "train.jsonl")}: no training records`);
@@ -230,11 +287,23 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     })
     : undefined;
   if (!valStream && valBatches > 0) note("no validation records: val_loss is not reported");
+  return { collator, trainRecords: trainRecords.length, stream, valStream };
+}
 
+/** The learning-rate schedule of a run, with its length. */
+export interface RunSchedule {
+  lr: number;
+  warmup: number;
+  totalSteps: number;
+  kind: ScheduleKind;
+}
+
+/** Stage 4: the run's length (steps, or epochs over `perEpoch` batches) and schedule. */
+export function runSchedule(options: TrainOptions, perEpoch: number, gradAccum: number) {
   const totalSteps = options.steps ??
-    Math.ceil(((options.epochs ?? DEFAULT_TRAIN.epochs) * stream.perEpoch) / gradAccum);
+    Math.ceil(((options.epochs ?? DEFAULT_TRAIN.epochs) * perEpoch) / gradAccum);
   positive("steps", totalSteps);
-  const schedule = {
+  const schedule: RunSchedule = {
     lr: options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full),
     warmup: options.warmup ??
       Math.floor((options.warmupShare ?? DEFAULT_TRAIN.warmupShare) * totalSteps),
@@ -244,39 +313,66 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   if (!(schedule.lr > 0)) {
     throw new OptionError("lr", (name) => `${name} must be positive, got ${schedule.lr}`);
   }
+  return schedule;
+}
 
-  // What must not change between a run and its resumption.
-  const settings: Record<string, unknown> = {
-    seed,
-    lora,
-    objective: collator.objective,
-    maxLength,
-    batchSize,
-    gradAccum,
+/** Everything the stages after planning share. */
+interface Run {
+  options: TrainOptions;
+  sizes: RunSizes;
+  base: BaseModel;
+  data: RunData;
+  schedule: RunSchedule;
+  /** What must not change between a run and its resumption. */
+  settings: Record<string, unknown>;
+  /** Recorded in the checkpoint, not required to match: only bitwise equality depends on them. */
+  runtime: { threads: number };
+  checkpointPath: string;
+  metricsPath: string;
+  shapes: Map<string, readonly number[]>;
+  note: (message: string) => void;
+}
+
+/** Where a run stands: what a checkpoint stores, plus the metrics logged so far. */
+interface RunState {
+  step: number;
+  micro: number;
+  tokens: number;
+  rng: Rng;
+  params: Map<string, Float32Array>;
+  moments?: { m: Map<string, Float32Array>; v: Map<string, Float32Array> };
+  metrics: MetricsLine[];
+  resumed: boolean;
+}
+
+/** The settings a resumed run must share with the run it continues. */
+function resumeSettings(
+  options: TrainOptions,
+  sizes: RunSizes,
+  base: BaseModel,
+  data: RunData,
+  schedule: RunSchedule,
+): Record<string, unknown> {
+  return {
+    seed: sizes.seed,
+    lora: base.lora,
+    objective: data.collator.objective,
+    maxLength: base.maxLength,
+    batchSize: sizes.batchSize,
+    gradAccum: sizes.gradAccum,
     schedule,
-    adamw,
-    trainRecords: trainRecords.length,
-    model: modelSettings(base, options.attention),
+    adamw: sizes.adamw,
+    trainRecords: data.trainRecords,
+    model: modelSettings(base.model, options.attention),
   };
+}
 
-  // Recorded in the checkpoint, not required to match: only bitwise equality depends on them.
-  const runtime = { threads: options.threads ?? navigator.hardwareConcurrency ?? 1 };
-  await Deno.mkdir(options.out, { recursive: true });
-  const checkpointPath = join(options.out, RUN_FILES.checkpoint);
-  const metricsPath = join(options.out, RUN_FILES.metrics);
-  const shapes = new Map(
-    trainableParams({ config, lora, decoder }).map((p) => [p.name, p.shape] as const),
-  );
-
-  await removeStrayTemporaries(options.out);
-
-  let step = 0;
-  let micro = 0;
-  let tokens = 0;
-  let rng = Rng.derive(seed, "train", "dropout");
-  let params: Map<string, Float32Array>;
-  let moments: { m: Map<string, Float32Array>; v: Map<string, Float32Array> } | undefined;
-  let metrics: MetricsLine[] = [];
+/**
+ * Stage 5: the run's starting state: read from the checkpoint when resuming (settings checked,
+ * metrics cut back to the checkpoint's step), else fresh (a new adapter, or the base weights).
+ */
+async function startOrResume(run: Run): Promise<RunState> {
+  const { options, base, sizes, checkpointPath, metricsPath, note } = run;
   const hasCheckpoint = await pathExists(checkpointPath);
   if (hasCheckpoint && !options.resume) {
     throw new OptionError(
@@ -287,194 +383,271 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     );
   }
   if (hasCheckpoint) {
-    const saved = await readCheckpoint(checkpointPath, shapes);
+    const saved = await readCheckpoint(checkpointPath, run.shapes);
     const { runtime: _saved, ...comparable } = saved.settings;
-    const differ = settingsDiffer(comparable, settings);
+    const differ = settingsDiffer(comparable, run.settings);
     if (differ) {
       throw new UsageError(`cannot resume ${options.out} with different settings (${differ})`);
     }
-    ({ step, micro, tokens } = saved);
+    const { step, micro, tokens } = saved;
     const was = saved.settings.runtime as { threads?: number } | undefined;
-    if (was && was.threads !== runtime.threads) {
+    if (was && was.threads !== run.runtime.threads) {
       note(
-        `resuming with ${runtime.threads} threads where the run used ${was.threads}: the weights ` +
-          `will not be bitwise those of an uninterrupted run`,
+        `resuming with ${run.runtime.threads} threads where the run used ${was.threads}: the ` +
+          `weights will not be bitwise those of an uninterrupted run`,
       );
     }
-    rng = Rng.fromState(saved.rng);
-    params = saved.params;
-    moments = { m: saved.m, v: saved.v };
-    metrics = await readMetrics(metricsPath, step);
+    const metrics = await readMetrics(metricsPath, step);
     await writeFileAtomic(metricsPath, metricsText(metrics));
-    note(`resuming at step ${step} of ${totalSteps}`);
-  } else {
-    if (options.resume) note("no checkpoint to resume from: starting a new run");
-    params = lora
-      ? new Map([
-        ...initLora(config, lora, Rng.derive(seed, "train", "lora-init")),
-        ...initialMethodTensors(base),
-      ])
-      : new Map([...shapes.keys()].map((name) => [name, base.weights.get(name)!]));
-    await writeFileAtomic(metricsPath, "");
+    note(`resuming at step ${step} of ${run.schedule.totalSteps}`);
+    return {
+      step,
+      micro,
+      tokens,
+      rng: Rng.fromState(saved.rng),
+      params: saved.params,
+      moments: { m: saved.m, v: saved.v },
+      metrics,
+      resumed: true,
+    };
   }
+  if (options.resume) note("no checkpoint to resume from: starting a new run");
+  const params = base.lora
+    ? new Map([
+      ...initLora(base.config, base.lora, Rng.derive(sizes.seed, "train", "lora-init")),
+      ...initialMethodTensors(base.model),
+    ])
+    : new Map([...run.shapes.keys()].map((name) => [name, base.weights.get(name)!]));
+  await writeFileAtomic(metricsPath, "");
+  return {
+    step: 0,
+    micro: 0,
+    tokens: 0,
+    rng: Rng.derive(sizes.seed, "train", "dropout"),
+    params,
+    metrics: [],
+    resumed: false,
+  };
+}
+
+/** The mean loss per loss token over the first validation batches; undefined without any. */
+async function validationLoss(run: Run, engine: TrainEngine): Promise<number | undefined> {
+  const { valStream } = run.data;
+  if (!valStream) return undefined;
+  let sum = 0;
+  let count = 0;
+  const n = Math.min(run.sizes.valBatches, valStream.perEpoch);
+  for (let i = 0; i < n; i++) {
+    const batch = valStream.batch(i);
+    const k = lossTokens(batch);
+    if (k === 0) continue;
+    sum += (await engine.evaluate(batch)) * k;
+    count += k;
+  }
+  return count > 0 ? sum / count : undefined;
+}
+
+/** Writes the run's outputs (adapter or model, loss chart) and then its checkpoint. */
+async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<void> {
+  const { options, base } = run;
+  const snap = engine.snapshot();
+  if (base.lora) {
+    await saveAdapter(options.out, {
+      lora: base.lora,
+      weights: snap.params,
+      baseModel: resolve(options.model),
+      method: methodSettings(base.model, options.attention),
+    }, base.config);
+    // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
+    // the model it is applied to tokenizes the same way.
+    await writeFileAtomic(
+      join(options.out, "tokenizer.json"),
+      await Deno.readFile(base.tokenizerFile),
+    );
+  } else if (base.model.kind === "glm") {
+    await writeModelDir(
+      options.out,
+      base.model.config,
+      new Map([...base.weights, ...snap.params]),
+      base.tokenizerFile,
+    );
+  }
+  await writeFileAtomic(join(options.out, RUN_FILES.chart), lossChart(state.metrics));
+  await writeCheckpoint(run.checkpointPath, {
+    step: state.step,
+    micro: state.micro,
+    tokens: state.tokens,
+    rng: state.rng.state(),
+    settings: { ...run.settings, runtime: run.runtime },
+    ...snap,
+  }, run.shapes);
+}
+
+/**
+ * One optimizer step over the next `gradAccum` micro-batches, each weighted by its share of the
+ * loss tokens; advances `state` and returns the step's metrics line (without validation). A
+ * non-finite loss or gradient norm throws TrainingDiverged and leaves `state` as it was.
+ */
+async function optimizerStep(run: Run, engine: TrainEngine, state: RunState) {
+  const { gradAccum, adamw } = run.sizes;
+  const { stream } = run.data;
+  const t0 = performance.now();
+  const batches = Array.from({ length: gradAccum }, (_, i) => stream.batch(state.micro + i));
+  const counts = batches.map(lossTokens);
+  const total = counts.reduce((a, b) => a + b, 0);
+  const scales = counts.map((c) => (total > 0 ? c / total : 0));
+  const t = state.step + 1;
+  const lr = learningRate(t, run.schedule);
+  const result = await engine.step(
+    batches,
+    scales,
+    lr,
+    biasCorrections(t, adamw.beta1, adamw.beta2),
+    state.rng,
+  );
+  if (!Number.isFinite(result.loss) || !Number.isFinite(result.gradNorm)) {
+    const what = !Number.isFinite(result.loss)
+      ? `loss is ${result.loss}`
+      : `gradient norm is ${result.gradNorm}`;
+    const kept = await pathExists(run.checkpointPath)
+      ? `the last good checkpoint is kept in ${run.checkpointPath}`
+      : "no checkpoint was written yet";
+    throw new TrainingDiverged(
+      `step ${t}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
+    );
+  }
+  state.step = t;
+  state.micro += gradAccum;
+  const stepTokens = batches.reduce((a, b) => a + b.batchSize * b.length, 0);
+  state.tokens += stepTokens;
+  const seconds = (performance.now() - t0) / 1000;
+  const line: MetricsLine = {
+    step: state.step,
+    loss: result.loss,
+    lr,
+    tokens_per_s: Math.round(stepTokens / seconds),
+    grad_norm: result.gradNorm,
+    epoch: Number((state.micro / stream.perEpoch).toFixed(4)),
+    tokens: state.tokens,
+  };
+  return line;
+}
+
+/** Stage 6: the training loop: validate first (fresh runs), then step, log, validate and save. */
+async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary: TrainSummary) {
+  const { options, note } = run;
+  const { totalSteps } = run.schedule;
+  const { valEvery, saveEvery } = run.sizes;
+  engine.load(state.params, state.moments?.m, state.moments?.v);
+  if (state.step === 0 && run.data.valStream) {
+    summary.initialValLoss = await validationLoss(run, engine);
+    if (summary.initialValLoss !== undefined) {
+      note(`val_loss before training ${summary.initialValLoss.toFixed(4)}`);
+    }
+  }
+  while (state.step < totalSteps) {
+    const line = await optimizerStep(run, engine, state);
+    const { step } = state;
+    const validateNow = step === totalSteps || (valEvery > 0 && step % valEvery === 0);
+    if (validateNow) {
+      const val = await validationLoss(run, engine);
+      if (val !== undefined) {
+        line.val_loss = val;
+        summary.valLoss = val;
+      }
+    }
+    state.metrics.push(line);
+    await Deno.writeTextFile(run.metricsPath, JSON.stringify(line) + "\n", { append: true });
+    if (Number.isNaN(summary.firstLoss)) summary.firstLoss = line.loss;
+    summary.lastLoss = line.loss;
+    options.onStep?.(line, totalSteps);
+    if (step === totalSteps || step % saveEvery === 0) await saveRun(run, engine, state);
+  }
+  if (summary.firstLoss !== summary.firstLoss && state.metrics.length > 0) {
+    // Resumed at the end: report what the log says.
+    summary.firstLoss = state.metrics[0].loss;
+    summary.lastLoss = state.metrics[state.metrics.length - 1].loss;
+  }
+}
+
+/**
+ * Runs (or resumes) a training run as `options` say; returns a summary. Throws OptionError for
+ * settings that cannot work, InputError for bad inputs, TrainingDiverged for a non-finite loss.
+ *
+ * The stages, in order: {@linkcode runSizes}, {@linkcode loadBase}, {@linkcode loadRunData},
+ * {@linkcode runSchedule}, then starting or resuming the state, the training loop (steps,
+ * validation, saves) and, with `merge`, writing the merged model.
+ */
+export async function train(options: TrainOptions): Promise<TrainSummary> {
+  const note = options.onNote ?? (() => {});
+  const sizes = runSizes(options);
+  const base = await loadBase(options);
+  const data = await loadRunData(options, sizes, base, note);
+  const schedule = runSchedule(options, data.stream.perEpoch, sizes.gradAccum);
+  const run: Run = {
+    options,
+    sizes,
+    base,
+    data,
+    schedule,
+    settings: resumeSettings(options, sizes, base, data, schedule),
+    runtime: { threads: options.threads ?? navigator.hardwareConcurrency ?? 1 },
+    checkpointPath: join(options.out, RUN_FILES.checkpoint),
+    metricsPath: join(options.out, RUN_FILES.metrics),
+    shapes: new Map(
+      trainableParams({ config: base.config, lora: base.lora, decoder: base.decoder }).map((p) =>
+        [p.name, p.shape] as const
+      ),
+    ),
+    note,
+  };
+  await Deno.mkdir(options.out, { recursive: true });
+  await removeStrayTemporaries(options.out);
+  const state = await startOrResume(run);
 
   const engine = await TrainEngine.create(
-    { config, weights: base.weights, lora, decoder },
+    { config: base.config, weights: base.weights, lora: base.lora, decoder: base.decoder },
     {
-      gradAccum,
-      adamw,
+      gradAccum: sizes.gradAccum,
+      adamw: sizes.adamw,
       device: options.device,
       threads: options.threads,
-      validation: valStream !== undefined,
+      validation: data.valStream !== undefined,
       // The decoders' frozen weights are large: onnxruntime's packed copies of every GEMM
       // operand cost 3.3 GB on the 0.5B shape for no measurable speed (bench llm).
-      sessionConfig: base.kind === "decoder" ? { "session.disable_prepacking": "1" } : undefined,
+      sessionConfig: base.model.kind === "decoder"
+        ? { "session.disable_prepacking": "1" }
+        : undefined,
     },
   );
   const summary: TrainSummary = {
-    steps: totalSteps,
+    steps: schedule.totalSteps,
     firstLoss: NaN,
     lastLoss: NaN,
-    tokens,
+    tokens: state.tokens,
     device: engine.device,
-    resumed: hasCheckpoint,
+    resumed: state.resumed,
   };
   try {
-    engine.load(params, moments?.m, moments?.v);
-
-    const validate = async (): Promise<number | undefined> => {
-      if (!valStream) return undefined;
-      let sum = 0;
-      let count = 0;
-      const n = Math.min(valBatches, valStream.perEpoch);
-      for (let i = 0; i < n; i++) {
-        const batch = valStream.batch(i);
-        const k = lossTokens(batch);
-        if (k === 0) continue;
-        sum += (await engine.evaluate(batch)) * k;
-        count += k;
-      }
-      return count > 0 ? sum / count : undefined;
-    };
-
-    const save = async () => {
-      const snap = engine.snapshot();
-      if (lora) {
-        await saveAdapter(options.out, {
-          lora,
-          weights: snap.params,
-          baseModel: resolve(options.model),
-          method: methodSettings(base, options.attention),
-        }, config);
-        // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
-        // the model it is applied to tokenizes the same way.
-        await writeFileAtomic(
-          join(options.out, "tokenizer.json"),
-          await Deno.readFile(tokenizerFile),
-        );
-      } else if (base.kind === "glm") {
-        await writeModelDir(
-          options.out,
-          base.config,
-          new Map([...base.weights, ...snap.params]),
-          tokenizerFile,
-        );
-      }
-      await writeFileAtomic(join(options.out, RUN_FILES.chart), lossChart(metrics));
-      await writeCheckpoint(checkpointPath, {
-        step,
-        micro,
-        tokens,
-        rng: rng.state(),
-        settings: { ...settings, runtime },
-        ...snap,
-      }, shapes);
-    };
-
-    if (step === 0 && valStream) {
-      summary.initialValLoss = await validate();
-      if (summary.initialValLoss !== undefined) {
-        note(`val_loss before training ${summary.initialValLoss.toFixed(4)}`);
-      }
-    }
-    while (step < totalSteps) {
-      const t0 = performance.now();
-      const batches = Array.from({ length: gradAccum }, (_, i) => stream.batch(micro + i));
-      const counts = batches.map(lossTokens);
-      const total = counts.reduce((a, b) => a + b, 0);
-      const scales = counts.map((c) => (total > 0 ? c / total : 0));
-      const t = step + 1;
-      const lr = learningRate(t, schedule);
-      const result = await engine.step(
-        batches,
-        scales,
-        lr,
-        biasCorrections(t, adamw.beta1, adamw.beta2),
-        rng,
-      );
-      if (!Number.isFinite(result.loss) || !Number.isFinite(result.gradNorm)) {
-        const what = !Number.isFinite(result.loss)
-          ? `loss is ${result.loss}`
-          : `gradient norm is ${result.gradNorm}`;
-        const kept = await pathExists(checkpointPath)
-          ? `the last good checkpoint is kept in ${checkpointPath}`
-          : "no checkpoint was written yet";
-        throw new TrainingDiverged(
-          `step ${t}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
-        );
-      }
-      step = t;
-      micro += gradAccum;
-      const stepTokens = batches.reduce((a, b) => a + b.batchSize * b.length, 0);
-      tokens += stepTokens;
-      const seconds = (performance.now() - t0) / 1000;
-      const line: MetricsLine = {
-        step,
-        loss: result.loss,
-        lr,
-        tokens_per_s: Math.round(stepTokens / seconds),
-        grad_norm: result.gradNorm,
-        epoch: Number((micro / stream.perEpoch).toFixed(4)),
-        tokens,
-      };
-      const validateNow = step === totalSteps || (valEvery > 0 && step % valEvery === 0);
-      if (validateNow) {
-        const val = await validate();
-        if (val !== undefined) {
-          line.val_loss = val;
-          summary.valLoss = val;
-        }
-      }
-      metrics.push(line);
-      await Deno.writeTextFile(metricsPath, JSON.stringify(line) + "\n", { append: true });
-      if (Number.isNaN(summary.firstLoss)) summary.firstLoss = result.loss;
-      summary.lastLoss = result.loss;
-      options.onStep?.(line, totalSteps);
-      if (step === totalSteps || step % saveEvery === 0) await save();
-    }
-    if (summary.firstLoss !== summary.firstLoss && metrics.length > 0) {
-      // Resumed at the end: report what the log says.
-      summary.firstLoss = metrics[0].loss;
-      summary.lastLoss = metrics[metrics.length - 1].loss;
-    }
+    await trainLoop(run, engine, state, summary);
     if (options.merge) {
-      const method = methodSettings(base, options.attention);
-      const merged = mergeAdapter(base.weights, config, {
-        lora: lora!,
+      const method = methodSettings(base.model, options.attention);
+      const merged = mergeAdapter(base.weights, base.config, {
+        lora: base.lora!,
         weights: engine.snapshot().params,
         method,
       });
-      if (base.kind === "glm") {
-        await writeModelDir(options.merge, base.config, merged, tokenizerFile);
+      if (base.model.kind === "glm") {
+        await writeModelDir(options.merge, base.model.config, merged, base.tokenizerFile);
       } else {
-        await writeMergedDecoder(options.merge, base.config, merged, {
-          addedRows: base.addedRows,
+        await writeMergedDecoder(options.merge, base.model.config, merged, {
+          addedRows: base.model.addedRows,
           attention: method!.attention,
-          tokenizerFile,
+          tokenizerFile: base.tokenizerFile,
         });
       }
     }
-    summary.tokens = tokens;
+    summary.tokens = state.tokens;
     return summary;
   } finally {
     await engine.release();

@@ -68,6 +68,19 @@ export const ADDED_ROWS = {
   head: "lm_head.added.weight",
 } as const;
 
+/**
+ * The method's own tensors of a decoder family, trained with the adapter and saved with it (SPEC
+ * section 11): the intra-position table and the special-token rows.
+ */
+export function methodShapes(config: DecoderConfig, addedRows = 0): Map<string, number[]> {
+  const shapes = new Map([[INTRA_TABLE, [config.intraRows, config.hiddenSize]]]);
+  if (addedRows > 0) {
+    shapes.set(ADDED_ROWS.embed, [addedRows, config.hiddenSize]);
+    if (!config.tieWordEmbeddings) shapes.set(ADDED_ROWS.head, [addedRows, config.hiddenSize]);
+  }
+  return shapes;
+}
+
 /** How the decoder graphs are built. */
 export interface DecoderOptions {
   config: DecoderConfig;

@@ -13,9 +13,9 @@
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
-import type { Weights } from "../model/weights.ts";
-import type { AttentionMode } from "../model/families/decoder.ts";
+import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
+import type { Weights } from "./weights.ts";
+import { type AttentionMode, methodShapes } from "./families/decoder.ts";
 import {
   type AnyConfig,
   DECODER_LORA_TARGETS,
@@ -25,7 +25,6 @@ import {
   loraModules,
   loraShapes,
 } from "./lora.ts";
-import { methodShapes } from "./train_graph.ts";
 
 /** The adapter files' names inside an adapter directory. */
 export const ADAPTER_FILES = {

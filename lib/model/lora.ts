@@ -11,16 +11,16 @@
  * project's {@linkcode Rng}, so a run resumed from a checkpoint (which stores the generator's
  * state) draws exactly the masks the uninterrupted run drew. Default dropout 0, as in PEFT.
  *
- * Not here: saving and loading adapters (`adapter.ts`), the optimizer (`step_graph.ts`).
+ * Not here: saving and loading adapters (`adapter.ts`), the optimizer (lib/train/train_graph.ts).
  *
  * @module
  */
 
-import { layerPrefix } from "../model/config.ts";
-import type { GlmConfig } from "../model/config.ts";
-import type { LinearContext, LinearKind } from "../model/glm.ts";
-import { type DecoderConfig, decoderLayerPrefix } from "../model/families/config.ts";
-import type { DecoderLinearKind } from "../model/families/decoder.ts";
+import { layerPrefix } from "./config.ts";
+import type { GlmConfig } from "./config.ts";
+import type { LinearContext, LinearKind } from "./glm.ts";
+import { type DecoderConfig, decoderLayerPrefix } from "./families/config.ts";
+import type { DecoderLinearKind } from "./families/decoder.ts";
 import type { Value } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
 
@@ -246,6 +246,11 @@ export type LoraHookContext = Pick<LinearContext, "g" | "module" | "x" | "dtype"
  *
  * @example
  * ```ts
+ * import type { GlmConfig } from "./config.ts";
+ * import { buildForwardGraph } from "./glm.ts";
+ * import type { Weights } from "./weights.ts";
+ *
+ * declare const config: GlmConfig, weights: Weights;
  * const { graph } = buildForwardGraph({ config, weights, outputs: "loss",
  *   linear: loraHook(config, DEFAULT_LORA) });
  * ```

@@ -1,0 +1,38 @@
+// The stages of `train` one by one (the whole run is tests/train_test.ts).
+import assert from "node:assert/strict";
+import { UsageError } from "../lib/errors.ts";
+import { runSchedule, runSizes, type TrainOptions } from "../lib/train/trainer.ts";
+import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
+
+const OPTIONS: TrainOptions = { data: "d", model: "m", out: "o", lora: null, lr: 1e-3 };
+
+Deno.test("runSizes fills the defaults and rejects sizes that cannot work", () => {
+  const sizes = runSizes(OPTIONS);
+  assert.deepEqual(
+    { ...sizes, adamw: undefined },
+    {
+      batchSize: 8,
+      gradAccum: 1,
+      seed: 0,
+      saveEvery: 100,
+      valBatches: 8,
+      valEvery: 100,
+      adamw: undefined,
+    },
+  );
+  assert.deepEqual(sizes.adamw, DEFAULT_ADAMW);
+  assert.equal(runSizes({ ...OPTIONS, saveEvery: 7 }).valEvery, 7);
+  assert.equal(runSizes({ ...OPTIONS, weightDecay: 0 }).adamw.weightDecay, 0);
+  assert.throws(() => runSizes({ ...OPTIONS, batchSize: 0 }), UsageError);
+  assert.throws(() => runSizes({ ...OPTIONS, gradAccum: 1.5 }), UsageError);
+  assert.throws(() => runSizes({ ...OPTIONS, merge: "x" }), /needs a LoRA run/);
+});
+
+Deno.test("runSchedule: epochs over micro-batches, warmup as a share, a positive lr", () => {
+  // 10 batches an epoch, 2 epochs, 3 micro-batches a step: ceil(20 / 3) = 7 steps.
+  const s = runSchedule({ ...OPTIONS, epochs: 2, warmupShare: 0.3 }, 10, 3);
+  assert.deepEqual(s, { lr: 1e-3, warmup: 2, totalSteps: 7, kind: "cosine" });
+  assert.equal(runSchedule({ ...OPTIONS, steps: 5, warmup: 1 }, 10, 3).totalSteps, 5);
+  assert.throws(() => runSchedule({ ...OPTIONS, lr: 0 }, 10, 1), /lr must be positive/);
+  assert.throws(() => runSchedule({ ...OPTIONS, steps: 0 }, 10, 1), UsageError);
+});
