@@ -1,6 +1,9 @@
 /**
  * The `recsysllm` command line: dispatches to the subcommands in `commands/`, and turns errors
  * into one-line messages with the right exit status (2: usage, 1: bad input, 70: internal bug).
+ * A file-system fault (disk full, read-only, permission denied, ...) is bad input, not a bug:
+ * any `Deno.errors.*` or errno error that reaches here unwrapped is translated by
+ * lib/io/io_error.ts (exit 1), so none escapes as an internal error.
  *
  *     deno run -A main.ts textualize --format p5 --input seq.txt --items items.csv --out data/
  *
@@ -9,7 +12,8 @@
 
 import denoConfig from "./deno.json" with { type: "json" };
 import type { Command } from "./lib/cli/command.ts";
-import { InputError, UsageError } from "./lib/errors.ts";
+import { InputError, oneLine, UsageError } from "./lib/errors.ts";
+import { toIoError } from "./lib/io/io_error.ts";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -93,13 +97,14 @@ export async function main(args: string[]): Promise<number> {
     }
     await command.run(rest);
     return 0;
-  } catch (error) {
+  } catch (caught) {
+    const error = toIoError(caught);
     if (error instanceof UsageError) {
-      console.error(`error: ${error.message}`);
+      console.error(`error: ${oneLine(error.message)}`);
       return 2;
     }
     if (error instanceof InputError) {
-      console.error(`error: ${error.message}`);
+      console.error(`error: ${oneLine(error.message)}`);
       return 1;
     }
     console.error(

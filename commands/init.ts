@@ -58,6 +58,7 @@ const FLAGS = defineFlags({
     placeholder: "FILE",
     help: "use this tokenizer.json instead of training one",
   },
+  force: { type: "boolean", help: "replace --out even when init did not write it" },
 });
 
 const usage = `Usage: recsysllm init --data DIR --preset NAME --out DIR [flags]
@@ -66,7 +67,8 @@ Makes a new model directory: config.json, tokenizer.json and model.safetensors (
 normal with std 0.02, LayerNorm weights 1, biases 0). Unless --tokenizer is given, a byte-level
 BPE tokenizer is trained on the dataset's entities and training records, with the special tokens
 [MASK] [sMASK] [gMASK] [S] [E] [PAD]. vocab_size covers the tokenizer and its special tokens.
-An existing --out directory is replaced (atomically, once the new one is complete).
+An existing --out directory is replaced (atomically, once the new one is complete) only when
+init wrote it; anything else is refused unless --force.
 
 Presets:
 ${presetLines}
@@ -128,6 +130,7 @@ export const command: Command = {
       out,
       seed,
       tokenizer: flags.tokenizer,
+      force: flags.force,
       progress: (message) => progress.update(message),
     });
     progress.done(`model written to ${out}`);

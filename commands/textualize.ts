@@ -255,7 +255,8 @@ const FLAGS = defineFlags({
     placeholder: "DIR",
     required: true,
     section: "Output",
-    help: "dataset directory (replaced atomically)",
+    help: "dataset directory (replaced atomically; only a dataset textualize wrote is replaced, " +
+      "anything else is refused)",
   },
   shard: {
     type: "string",
@@ -264,6 +265,7 @@ const FLAGS = defineFlags({
       "shard.json sidecar; `recsysllm merge` joins the parts into DIR. auto: the index " +
       "of an array job (see infer --help)",
   },
+  force: { type: "boolean", help: "replace --out even when textualize did not write it" },
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
@@ -350,6 +352,7 @@ export const command: Command = {
         },
         out,
         shard: flags.shard === undefined ? undefined : parseShard(flags.shard),
+        force: flags.force,
         progress,
       }));
     const total = Object.values(summary.records).reduce(

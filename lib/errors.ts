@@ -58,3 +58,28 @@ export function inputError(file: string, line: number | undefined, problem: stri
     line === undefined ? `${file}: ${problem}` : `${file} line ${line}: ${problem}`,
   );
 }
+
+/** Longest message the CLI prints (a quoted 50 MB header line must not flood the terminal). */
+export const MAX_MESSAGE = 500;
+
+/**
+ * `text` quoted for a message, cut to `max` characters (with the full length said) and with
+ * line breaks escaped, so a message stays one readable line whatever the data holds.
+ *
+ * @example
+ * ```ts
+ * quote("a".repeat(1000), 10); // '"aaaaaaaaaa…" (1000 characters)'
+ * ```
+ */
+export function quote(text: string, max = 80): string {
+  const escaped = JSON.stringify(text.length > max ? text.slice(0, max) : text).slice(1, -1);
+  return text.length > max ? `"${escaped}…" (${text.length} characters)` : `"${escaped}"`;
+}
+
+/** `message` as one line of at most {@linkcode MAX_MESSAGE} characters. */
+export function oneLine(message: string): string {
+  const line = message.replace(/\r?\n/g, " ");
+  return line.length > MAX_MESSAGE
+    ? `${line.slice(0, MAX_MESSAGE)}… (message cut; ${line.length} characters)`
+    : line;
+}

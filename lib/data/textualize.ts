@@ -9,7 +9,8 @@
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
-import { buildDirAtomic } from "../io/atomic.ts";
+import { temporaryRenamed } from "../io/atomic.ts";
+import { claimOutputDir } from "../io/safe_output.ts";
 import type { Progress } from "../io/progress.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
 import { CandidateSampler } from "./candidates.ts";
@@ -37,7 +38,10 @@ import { SPLITS, TASKS } from "./types.ts";
 export interface TextualizeRun {
   read: ReadOptions;
   records: RecordOptions;
-  /** The dataset directory to create (replaced atomically if it exists). */
+  /**
+   * The dataset directory to create: replaced atomically when it exists and holds a dataset
+   * textualize wrote (lib/io/safe_output.ts); anything else is refused unless `force`.
+   */
   out: string;
   /**
    * Write only the records of the users of this shard, into `out` tagged with the shard
@@ -47,6 +51,8 @@ export interface TextualizeRun {
    * merge adds them up).
    */
   shard?: Shard;
+  /** Replace `out` even when textualize did not write it (`--force`). */
+  force?: boolean;
   /** Progress on stderr; none when absent. */
   progress?: Progress;
 }
@@ -163,6 +169,58 @@ function recordJsonWriter(itemIds: Map<string, string>): {
  * ```
  */
 export async function textualize(run: TextualizeRun): Promise<TextualizeSummary> {
+  // Claimed first: a second run on the same directory, or a directory of the user's, is refused
+  // before minutes of reading. A shard writes its part directory (`data-00002-of-00007`).
+  const out = run.shard ? partPath(run.out, run.shard) : run.out;
+  const claim = await claimOutputDir(out, {
+    command: "textualize",
+    force: run.force,
+    inputs: [run.read.input, run.read.items, run.read.users],
+    recognize: isOlderDataset,
+  });
+  try {
+    const summary = await textualizeInto(run, claim.tmp, out);
+    await claim.commit();
+    return summary;
+  } catch (error) {
+    throw temporaryRenamed(error, claim.tmp, out);
+  } finally {
+    await claim.close();
+  }
+}
+
+/** The files of a dataset directory. */
+const DATASET_FILES = new Set([
+  ...SPLITS.map((s) => `${s}.jsonl`),
+  "candidates.jsonl",
+  "entities.json",
+  "manifest.json",
+  "shard.json",
+]);
+
+/**
+ * Whether `dir` (without an ownership marker) is a dataset an earlier version of textualize
+ * wrote: nothing but dataset files, and a manifest of this toolkit's shape.
+ */
+async function isOlderDataset(dir: string): Promise<boolean> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (!DATASET_FILES.has(entry.name)) return false;
+  }
+  try {
+    const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+    return manifest?.version === 1 && typeof manifest.counts === "object" &&
+      Array.isArray(manifest.sources);
+  } catch {
+    return false;
+  }
+}
+
+/** Writes the dataset of `run` into the empty directory `dir`, which becomes `out`. */
+async function textualizeInto(
+  run: TextualizeRun,
+  dir: string,
+  out: string,
+): Promise<TextualizeSummary> {
   const progress = run.progress;
   progress?.update(`reading ${run.read.input}`);
   const log = await readInteractionLog(run.read);
@@ -186,11 +244,10 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   const counts: Counts = {};
   const stats: RecordStats = { noExplanation: 0, shortCandidates: 0 };
   const shard = run.shard;
-  const out = shard ? partPath(run.out, shard) : run.out;
   const keys = new Map<string, PartFileKeys>();
   let manifest: Manifest | undefined;
   let shardUsers = 0;
-  await buildDirAtomic(out, async (dir) => {
+  {
     shardUsers = await writeRecordFiles(dir, plan, counts, stats, {
       shard,
       keys: shard ? keys : undefined,
@@ -212,7 +269,7 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
       });
       await Deno.writeTextFile(join(dir, "shard.json"), JSON.stringify(sidecar) + "\n");
     }
-  });
+  }
   return summarize(plan, counts, manifest!, out, shard ? shardUsers : plan.seqs.users.length);
 }
 

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { withIo } from "./io_error.ts";
+
 const encoder = new TextEncoder();
 
 /**
@@ -21,20 +23,30 @@ const encoder = new TextEncoder();
  */
 export class TextFileWriter {
   readonly #file: Deno.FsFile;
+  readonly #path: string;
   readonly #limit: number;
   #parts: string[] = [];
   #size = 0;
   #bytes = 0;
+  #closed = false;
 
-  private constructor(file: Deno.FsFile, limit: number) {
+  private constructor(file: Deno.FsFile, path: string, limit: number) {
     this.#file = file;
+    this.#path = path;
     this.#limit = limit;
   }
 
-  /** Creates (or truncates) `path`; `bufferChars` sets the flush threshold (default 1 Mi). */
+  /**
+   * Creates (or truncates) `path`; `bufferChars` sets the flush threshold (default 1 Mi).
+   * File-system faults here and in every later call are IoErrors naming `path`.
+   */
   static async create(path: string, bufferChars = 1 << 20): Promise<TextFileWriter> {
-    const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    return new TextFileWriter(file, bufferChars);
+    const file = await withIo(
+      path,
+      "cannot write",
+      () => Deno.open(path, { write: true, create: true, truncate: true }),
+    );
+    return new TextFileWriter(file, path, bufferChars);
   }
 
   /** Bytes written to the file so far (flushed data only). */
@@ -55,17 +67,21 @@ export class TextFileWriter {
     const bytes = encoder.encode(this.#parts.join(""));
     this.#parts = [];
     this.#size = 0;
-    let written = 0;
-    while (written < bytes.length) written += await this.#file.write(bytes.subarray(written));
+    await withIo(this.#path, "cannot write", async () => {
+      let written = 0;
+      while (written < bytes.length) written += await this.#file.write(bytes.subarray(written));
+    });
     this.#bytes += bytes.length;
   }
 
   /** Flushes, syncs and closes the file. */
   async close(): Promise<void> {
+    if (this.#closed) return;
     try {
       await this.flush();
-      await this.#file.sync();
+      await withIo(this.#path, "cannot write", () => this.#file.sync());
     } finally {
+      this.#closed = true;
       this.#file.close();
     }
   }

@@ -10,7 +10,8 @@
 import { join } from "node:path";
 import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
 import { inputError } from "../errors.ts";
-import { buildDirAtomic } from "../io/atomic.ts";
+import { claimOutputDir } from "../io/safe_output.ts";
+import { temporaryRenamed } from "../io/atomic.ts";
 import { Rng } from "../random.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -37,8 +38,13 @@ export interface InitOptions {
   /** The dataset directory (textualize's output). */
   data: string;
   preset: PresetName;
-  /** The model directory to create (replaced atomically if it exists). */
+  /**
+   * The model directory to create: replaced atomically when it exists and holds a model init
+   * wrote; anything else is refused unless `force` (lib/io/safe_output.ts).
+   */
   out: string;
+  /** Replace `out` even when init did not write it. */
+  force?: boolean;
   /** Seed of the weights. */
   seed?: number;
   /** A tokenizer.json to use instead of training one. */
@@ -62,6 +68,23 @@ export interface InitResult {
  * (LayerNorm weights 1, biases 0).
  */
 export async function initModel(options: InitOptions): Promise<InitResult> {
+  const out = await claimOutputDir(options.out, {
+    command: "init",
+    force: options.force,
+    inputs: [options.data, options.tokenizer],
+  });
+  try {
+    const result = await initInto(options, out.tmp);
+    await out.commit();
+    return result;
+  } catch (error) {
+    throw temporaryRenamed(error, out.tmp, options.out);
+  } finally {
+    await out.close();
+  }
+}
+
+async function initInto(options: InitOptions, dir: string): Promise<InitResult> {
   const say = options.progress ?? (() => {});
   const data = await openDataset(options.data);
   let tokenizerJson: string;
@@ -103,13 +126,11 @@ export async function initModel(options: InitOptions): Promise<InitResult> {
   const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));
   let parameters = 0;
   for (const w of weights.values()) parameters += w.length;
-  await buildDirAtomic(options.out, async (dir) => {
-    await Deno.writeTextFile(
-      join(dir, "config.json"),
-      JSON.stringify(configJson(config), null, 2) + "\n",
-    );
-    await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
-    await saveWeights(join(dir, "model.safetensors"), config, weights);
-  });
+  await Deno.writeTextFile(
+    join(dir, "config.json"),
+    JSON.stringify(configJson(config), null, 2) + "\n",
+  );
+  await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
+  await saveWeights(join(dir, "model.safetensors"), config, weights);
   return { config, parameters, trainedTokenizer: !options.tokenizer };
 }

@@ -1,0 +1,414 @@
+/**
+ * Outputs that never cost a user their data. Every command that writes a file or directory
+ * claims it here first, and a claim:
+ *
+ * 1. refuses an output that is, or contains, one of the run's inputs (even with `--force`);
+ * 2. takes the output's exclusive lock (lib/io/lock.ts), so a second run on it is refused;
+ * 3. removes what killed runs left there (temporaries, an old directory moved aside);
+ * 4. refuses to replace anything this tool did not write, unless `force`: a directory must be
+ *    empty or hold an ownership marker ({@linkcode OUTPUT_MARKER}: the command that wrote it and
+ *    every file it wrote) naming the same command and covering every entry; a file must be empty
+ *    or be recognised by the command's `recognize` (its own format, e.g. a predictions file).
+ *
+ * The work is then written to a temporary sibling and renamed into place when complete (lib/io/
+ * atomic.ts), and the temporary is removed on failure, SIGINT or SIGTERM.
+ *
+ * @module
+ */
+
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { InputError } from "../errors.ts";
+import {
+  isTemporaryName,
+  removeStaleTemporaries,
+  replaceWith,
+  tempName,
+  temporaryRenamed,
+} from "./atomic.ts";
+import { removeOnSignal } from "./cleanup.ts";
+import { toIoError, withIo } from "./io_error.ts";
+import { OutputLock } from "./lock.ts";
+
+/** The ownership marker inside every directory this tool writes. */
+export const OUTPUT_MARKER = ".recsysllm-output.json";
+
+/** What the ownership marker says. */
+export interface OutputMarker {
+  tool: "recsysllm";
+  /** The command that wrote the directory (`textualize`, `init`, `pretrain`, ...). */
+  command: string;
+  /** Every entry the command wrote in the directory (the marker itself aside). */
+  files: string[];
+}
+
+/** The output is not the tool's to replace, or contains an input. The CLI exits 1. */
+export class OutputRefused extends InputError {
+  override name = "OutputRefused";
+}
+
+/** Options of a claim. */
+export interface ClaimOptions {
+  /** The command writing (named in the marker and the lock). */
+  command: string;
+  /** Replace what is there even when this tool did not write it (`--force`). */
+  force?: boolean;
+  /** The flag that named the output, for messages (default `--out`). */
+  flag?: string;
+  /** Inputs of the run: the output must not be, or contain, any of them. */
+  inputs?: readonly (string | undefined)[];
+  /**
+   * Whether an existing output (file, or directory without a marker) is this tool's own work, in
+   * a format only it writes (a predictions file, an older dataset directory). Default: no.
+   */
+  recognize?: (path: string) => Promise<boolean>;
+}
+
+async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw toIoError(error, path, "cannot read");
+  }
+}
+
+async function realOrResolved(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** Whether `inner` is `outer` or inside it. */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+async function checkInputs(path: string, options: ClaimOptions): Promise<void> {
+  const out = await realOrResolved(path);
+  for (const input of options.inputs ?? []) {
+    if (input === undefined || input === "-") continue;
+    if (within(await realOrResolved(input), out)) {
+      const what = resolve(input) === resolve(path) ? "is" : "contains";
+      throw new OutputRefused(
+        `${options.flag ?? "--out"} ${path} ${what} the input ${input}: writing there would ` +
+          `destroy it; choose another ${options.flag ?? "--out"}`,
+      );
+    }
+  }
+}
+
+/** Reads the marker of directory `dir`, or undefined when there is none (or it is not ours). */
+export async function readMarker(dir: string): Promise<OutputMarker | undefined> {
+  try {
+    const marker = JSON.parse(await Deno.readTextFile(join(dir, OUTPUT_MARKER)));
+    if (
+      marker?.tool === "recsysllm" && typeof marker.command === "string" &&
+      Array.isArray(marker.files) && marker.files.every((f: unknown) => typeof f === "string")
+    ) return marker;
+  } catch { /* no marker, or not one of ours */ }
+  return undefined;
+}
+
+/** Writes the marker of `dir`: `command` wrote `files` there. */
+export async function writeMarker(dir: string, command: string, files: string[]): Promise<void> {
+  const marker: OutputMarker = { tool: "recsysllm", command, files: [...files].sort() };
+  await withIo(
+    join(dir, OUTPUT_MARKER),
+    "cannot write",
+    () => Deno.writeTextFile(join(dir, OUTPUT_MARKER), JSON.stringify(marker) + "\n"),
+  );
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  } catch (error) {
+    throw toIoError(error, dir, "cannot list");
+  }
+  return names.sort();
+}
+
+/** Why the tool may not replace the directory `path`, or undefined when it may. */
+async function foreignDir(path: string, options: ClaimOptions): Promise<string | undefined> {
+  const names = (await entries(path)).filter((n) => !isTemporaryName(n));
+  if (names.length === 0) return undefined;
+  const marker = await readMarker(path);
+  if (marker === undefined) {
+    if (options.recognize && (await options.recognize(path))) return undefined;
+    return `holds files recsysllm did not write (${listed(names)})`;
+  }
+  if (marker.command !== options.command) {
+    return `holds the output of recsysllm ${marker.command}, not of ${options.command}`;
+  }
+  const known = new Set([...marker.files, OUTPUT_MARKER]);
+  const foreign = names.filter((n) => !known.has(n));
+  if (foreign.length > 0) {
+    return `holds files recsysllm ${options.command} did not write (${listed(foreign)})`;
+  }
+  return undefined;
+}
+
+function listed(names: string[]): string {
+  const shown = names.slice(0, 3).join(", ");
+  return names.length > 3 ? `${shown} and ${names.length - 3} more` : shown;
+}
+
+function refused(path: string, why: string, options: ClaimOptions): OutputRefused {
+  const flag = options.flag ?? "--out";
+  return new OutputRefused(
+    `${path}: ${why}; choose another ${flag}, or pass --force to replace it`,
+  );
+}
+
+/** A claimed output: locked, checked, with a temporary to write into. */
+export interface OutputClaim {
+  /** The output's path. */
+  readonly path: string;
+  /** The temporary sibling to write (a file path, or a directory that exists). */
+  readonly tmp: string;
+  /** The lock held on the output. */
+  readonly lock: OutputLock;
+  /** Puts the temporary in place (for directories, with the marker), atomically. */
+  commit(): Promise<void>;
+  /** Removes the temporary (if still there) and releases the lock; safe to call twice. */
+  close(): Promise<void>;
+}
+
+async function claim(
+  path: string,
+  kind: "file" | "dir",
+  options: ClaimOptions,
+): Promise<OutputClaim> {
+  await checkInputs(path, options);
+  const parent = dirname(path) || ".";
+  if (kind === "dir") {
+    await withIo(
+      parent,
+      "cannot create the directory",
+      () => Deno.mkdir(parent, { recursive: true }),
+    );
+  } else if (!(await lstatOrUndefined(parent))?.isDirectory) {
+    throw new InputError(`${path}: cannot write: its directory does not exist`);
+  }
+  const lock = await OutputLock.acquire(path, options.command);
+  let tmp: string | undefined;
+  let forget = () => {};
+  try {
+    await removeStaleTemporaries(path);
+    const info = await lstatOrUndefined(path);
+    if (info && !options.force) {
+      let why: string | undefined;
+      if (kind === "dir") {
+        why = info.isDirectory
+          ? await foreignDir(path, options)
+          : "is a file, not a directory recsysllm wrote";
+      } else if (info.isDirectory) {
+        why = "is a directory";
+      } else if (info.size > 0 && !(options.recognize && (await options.recognize(path)))) {
+        why = `is not a file recsysllm ${options.command} wrote`;
+      }
+      if (why) throw refused(path, why, options);
+    }
+    tmp = tempName(path);
+    forget = removeOnSignal(tmp);
+    if (kind === "dir") await withIo(path, "cannot write", () => Deno.mkdir(tmp!));
+  } catch (error) {
+    forget();
+    if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    lock.release();
+    throw error;
+  }
+  const temporary = tmp;
+  let closed = false;
+  return {
+    path,
+    tmp: temporary,
+    lock,
+    async commit() {
+      if (kind === "dir") {
+        const files = (await entries(temporary)).filter((n) => n !== OUTPUT_MARKER);
+        await writeMarker(temporary, options.command, files);
+        await replaceWith(temporary, path);
+      } else {
+        const info = await lstatOrUndefined(path);
+        if (info?.isDirectory) await replaceWith(temporary, path);
+        else await withIo(path, "cannot write", () => Deno.rename(temporary, path));
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Deno.remove(temporary, { recursive: true }).catch(() => {});
+      forget();
+      lock.release();
+    },
+  };
+}
+
+/**
+ * Claims the output file `path` for writing (see the module doc). Write the temporary
+ * (`claim.tmp`), then `commit`; `close` in every case.
+ */
+export function claimOutputFile(path: string, options: ClaimOptions): Promise<OutputClaim> {
+  return claim(path, "file", options);
+}
+
+/** Claims the output directory `path` to be built whole (`claim.tmp` exists, empty). */
+export function claimOutputDir(path: string, options: ClaimOptions): Promise<OutputClaim> {
+  return claim(path, "dir", options);
+}
+
+/**
+ * Builds the output directory `path` with `build(tmp)` and puts it in place with its marker;
+ * nothing is replaced if `build` fails. Returns what `build` returns.
+ *
+ * @example
+ * ```ts
+ * await writeOutputDir("runs/data", { command: "textualize", inputs: ["raw.csv"] }, async (dir) => {
+ *   await Deno.writeTextFile(`${dir}/manifest.json`, "{}");
+ * });
+ * ```
+ */
+export async function writeOutputDir<T>(
+  path: string,
+  options: ClaimOptions,
+  build: (dir: string) => Promise<T>,
+): Promise<T> {
+  const out = await claimOutputDir(path, options);
+  try {
+    const result = await build(out.tmp);
+    await out.commit();
+    return result;
+  } catch (error) {
+    throw temporaryRenamed(error, out.tmp, path);
+  } finally {
+    await out.close();
+  }
+}
+
+/** Writes the output file `path` with `write(tmp)` and renames it into place when complete. */
+export async function writeOutputFile<T>(
+  path: string,
+  options: ClaimOptions,
+  write: (tmp: string) => Promise<T>,
+): Promise<T> {
+  const out = await claimOutputFile(path, options);
+  try {
+    const result = await write(out.tmp);
+    await out.commit();
+    return result;
+  } catch (error) {
+    throw temporaryRenamed(error, out.tmp, path);
+  } finally {
+    await out.close();
+  }
+}
+
+/** A run directory written in place (not replaced), claimed with {@linkcode claimRunDir}. */
+export interface RunDirClaim {
+  readonly path: string;
+  readonly lock: OutputLock;
+  /** Whether this claim created the directory (it did not exist). */
+  readonly created: boolean;
+  /**
+   * Releases the lock. With `removeIfCreated`, a directory this claim created is removed when
+   * it holds nothing but what this run wrote (a run that failed before its first checkpoint).
+   */
+  release(removeIfCreated?: boolean): Promise<void>;
+}
+
+/**
+ * Claims a directory a command writes in place (a training run: it adds and rewrites its own
+ * files, never removes the directory): refused when it contains an input, is locked, or holds
+ * files this command did not write (no marker, or entries the marker does not list) unless
+ * `force`. `files` are the entries the command may write; they are added to the marker. Stale
+ * temporaries inside are removed.
+ */
+export async function claimRunDir(
+  path: string,
+  files: readonly string[],
+  options: ClaimOptions,
+): Promise<RunDirClaim> {
+  await checkInputs(path, options);
+  const parent = dirname(resolve(path));
+  await withIo(
+    parent,
+    "cannot create the directory",
+    () => Deno.mkdir(parent, { recursive: true }),
+  );
+  const lock = await OutputLock.acquire(path, options.command);
+  try {
+    await removeStaleTemporaries(path);
+    const info = await lstatOrUndefined(path);
+    let previous: string[] = [];
+    if (info && !info.isDirectory) {
+      throw refused(path, "is a file, not a directory", options);
+    }
+    if (info) {
+      const why = options.force ? undefined : await foreignDir(path, options);
+      if (why) throw refused(path, why, options);
+      previous = (await readMarker(path))?.files ?? [];
+      for (const name of await entries(path)) {
+        if (isTemporaryName(name)) {
+          await Deno.remove(join(path, name), { recursive: true }).catch(() => {});
+        }
+      }
+    } else {
+      await withIo(path, "cannot create the directory", () => Deno.mkdir(path));
+    }
+    await writeMarker(path, options.command, [...new Set([...previous, ...files])]);
+    const created = info === undefined;
+    return {
+      path,
+      lock,
+      created,
+      async release(removeIfCreated = false) {
+        try {
+          if (removeIfCreated && created) {
+            const known = new Set([...files, OUTPUT_MARKER]);
+            const names = await entries(path).catch(() => [] as string[]);
+            if (names.every((n) => known.has(n) || isTemporaryName(n))) {
+              await Deno.remove(path, { recursive: true }).catch(() => {});
+            }
+          }
+        } finally {
+          lock.release();
+        }
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+/** The first line of the file `path` (at most `maxBytes` read), or undefined if unreadable. */
+export async function firstLine(path: string, maxBytes = 1 << 16): Promise<string | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    const buffer = new Uint8Array(maxBytes);
+    let at = 0;
+    while (at < maxBytes) {
+      const n = await file.read(buffer.subarray(at));
+      if (n === null) break;
+      at += n;
+      if (buffer.subarray(0, at).includes(0x0a)) break;
+    }
+    const text = new TextDecoder().decode(buffer.subarray(0, at));
+    const end = text.indexOf("\n");
+    return end === -1 ? text : text.slice(0, end);
+  } catch {
+    return undefined;
+  } finally {
+    file.close();
+  }
+}
