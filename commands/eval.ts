@@ -11,13 +11,20 @@ import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { openDataset } from "../lib/data/dataset.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
-import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { withIo } from "../lib/io/io_error.ts";
+import {
+  type ClaimOptions,
+  claimOutputFile,
+  fileHead,
+  type OutputClaim,
+} from "../lib/io/safe_output.ts";
+import { CHART_START } from "../lib/chart/svg.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type BaselineName, BASELINES, DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
 import { loadBaselines } from "../lib/baselines/load.ts";
 import { PROTOCOLS } from "../lib/eval/protocol.ts";
-import type { PredictionLine } from "../lib/eval/predictions.ts";
+import { isPredictionsFile, type PredictionLine } from "../lib/eval/predictions.ts";
 import { reportChart, reportJson, reportMarkdown } from "../lib/eval/report.ts";
 import { evaluate, type MethodSource, splitFile } from "../lib/eval/run.ts";
 import { EVAL_TASKS } from "../lib/eval/score.ts";
@@ -103,6 +110,11 @@ const FLAGS = defineFlags({
     help: "also write each baseline's predictions to DIR/NAME.jsonl (the format of `infer`, " +
       "so they can be scored again with --predictions)",
   },
+  force: {
+    type: "boolean",
+    help: "replace --chart and --save-baselines files even when eval did not write them (by " +
+      "default only its own charts and predictions files are)",
+  },
   shard: {
     type: "string",
     placeholder: "i/n",
@@ -164,46 +176,53 @@ Example:
 
 /** Baseline prediction files written while scoring: temporary files renamed when complete. */
 class BaselineFiles {
-  readonly #writers = new Map<
+  readonly #files = new Map<
     string,
-    { writer: TextFileWriter; temp: string; path: string; keys: PartFileKeys }
+    { writer: TextFileWriter; claim: OutputClaim; path: string; keys: PartFileKeys }
   >();
   #shard?: Shard;
 
   static async open(
     dir: string | undefined,
     names: string[],
+    options: Omit<ClaimOptions, "command" | "recognize">,
     shard?: Shard,
   ): Promise<BaselineFiles | undefined> {
     if (dir === undefined) return undefined;
     const files = new BaselineFiles();
     files.#shard = shard;
     try {
-      await Deno.mkdir(dir, { recursive: true });
+      await withIo(dir, "cannot create the directory", () => Deno.mkdir(dir, { recursive: true }));
       for (const name of names) {
         const whole = join(dir, `${name}.jsonl`);
         const path = shard ? partPath(whole, shard) : whole;
-        const temp = join(dir, `.${basename(path)}.tmp-${Deno.pid}`);
-        files.#writers.set(name, {
-          writer: await TextFileWriter.create(temp),
-          temp,
-          path,
-          keys: new PartFileKeys(),
+        const claim = await claimOutputFile(path, {
+          ...options,
+          command: "eval",
+          flag: "--save-baselines",
+          recognize: isPredictionsFile,
         });
+        try {
+          files.#files.set(name, {
+            writer: await TextFileWriter.create(claim.tmp),
+            claim,
+            path,
+            keys: new PartFileKeys(),
+          });
+        } catch (error) {
+          await claim.close();
+          throw error;
+        }
       }
     } catch (error) {
-      await files.discard();
-      throw inputError(
-        dir,
-        undefined,
-        `cannot write baseline predictions (${(error as Error).message})`,
-      );
+      await files.close();
+      throw error;
     }
     return files;
   }
 
   write = async (name: string, line: PredictionLine, index: number): Promise<void> => {
-    const file = this.#writers.get(name)!;
+    const file = this.#files.get(name)!;
     const text = JSON.stringify(line) + "\n";
     file.keys.add(index, text);
     await file.writer.write(text);
@@ -214,10 +233,10 @@ class BaselineFiles {
    * `run(name)` as what must agree between the shards and `records` the records of the split.
    */
   async commit(run?: (name: string) => Record<string, unknown>, records = 0): Promise<void> {
-    for (const [name, { writer, temp, path, keys }] of this.#writers) {
+    for (const [name, { writer, claim, path, keys }] of this.#files) {
       await writer.close();
       if (this.#shard) await removeSidecar(path);
-      await Deno.rename(temp, path);
+      await claim.commit();
       if (this.#shard && run) {
         await writeSidecar(
           path,
@@ -229,13 +248,18 @@ class BaselineFiles {
     }
   }
 
-  /** Closes and removes the temporary files (after a failure). */
-  async discard(): Promise<void> {
-    for (const { writer, temp } of this.#writers.values()) {
+  /** Removes what was not committed and releases the files; safe to call twice. */
+  async close(): Promise<void> {
+    for (const { writer, claim } of this.#files.values()) {
       await writer.close().catch(() => {});
-      await Deno.remove(temp).catch(() => {});
+      await claim.close();
     }
   }
+}
+
+/** Whether `path` holds a chart this toolkit drew. */
+async function isChartFile(path: string): Promise<boolean> {
+  return (await fileHead(path, CHART_START.length))?.startsWith(CHART_START) ?? false;
 }
 
 /** The default name of a predictions file: its stem, without a shard tag (`-00002-of-00007`). */
@@ -334,14 +358,26 @@ export const command: Command = {
     const data = await openDataset(dir);
     const seed = flags.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed;
     const progress = new Progress("eval", { quiet: flags.quiet });
-    const saved = await BaselineFiles.open(
-      flags["save-baselines"],
-      methods.flatMap((m) => "baseline" in m ? [m.name] : []),
-      shard,
-    );
+    const force = flags.force;
+    const inputs = [dir, ...methods.flatMap((m) => "predictions" in m ? m.predictions : [])];
+    // Claimed before scoring, so a chart or baseline file of the user's is refused before the work.
+    const chartOut = chart === undefined ? undefined : await claimOutputFile(chart, {
+      command: "eval",
+      flag: "--chart",
+      force,
+      inputs,
+      recognize: isChartFile,
+    });
+    let saved: BaselineFiles | undefined;
     const filter = shard ? new ShardFilter(shard) : undefined;
     let report;
     try {
+      saved = await BaselineFiles.open(
+        flags["save-baselines"],
+        methods.flatMap((m) => "baseline" in m ? [m.name] : []),
+        { force, inputs },
+        shard,
+      );
       // eval composes: the baselines are trained here and scored by lib/eval as predictors.
       const baselines = await loadBaselines(
         data,
@@ -369,34 +405,36 @@ export const command: Command = {
         progress,
         onPrediction: saved?.write,
       });
-    } catch (error) {
-      await saved?.discard();
-      throw error;
+      const digest = shard ? await digestDataset(dir) : {};
+      const scored = report;
+      await saved?.commit(
+        (name) =>
+          baselineRunIdentity({
+            ...baseline,
+            baseline: name,
+            data: digest,
+            split: flags.split,
+            protocol: flags.protocol,
+            tasks: flags.tasks ?? EVAL_TASKS,
+            top: Math.max(baseline.top, ...flags.k),
+            seed,
+          }),
+        scored.splitRecords,
+      );
+      if (chartOut) {
+        await withIo(
+          chart!,
+          "cannot write the chart",
+          () => Deno.writeTextFile(chartOut.tmp, reportChart(scored)),
+        );
+        await chartOut.commit();
+      }
+    } finally {
+      await saved?.close();
+      await chartOut?.close();
     }
-    const digest = shard ? await digestDataset(dir) : {};
-    await saved?.commit(
-      (name) =>
-        baselineRunIdentity({
-          ...baseline,
-          baseline: name,
-          data: digest,
-          split: flags.split,
-          protocol: flags.protocol,
-          tasks: flags.tasks ?? EVAL_TASKS,
-          top: Math.max(baseline.top, ...flags.k),
-          seed,
-        }),
-      report.splitRecords,
-    );
     // Warnings are not progress: --quiet does not hide them.
     for (const warning of report.warnings) console.error(`warning: ${warning}`);
-    if (chart !== undefined) {
-      try {
-        await writeFileAtomic(chart, reportChart(report));
-      } catch (error) {
-        throw inputError(chart, undefined, `cannot write the chart (${(error as Error).message})`);
-      }
-    }
     console.log(
       flags.format === "md" ? reportMarkdown(report) : JSON.stringify(reportJson(report), null, 2),
     );

@@ -12,7 +12,10 @@ import type { Batch } from "../lib/collate/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import { parseBatchJson } from "../lib/model/batch_json.ts";
 import { runForward } from "../lib/model/forward.ts";
-import { writeSafetensors } from "../lib/model/safetensors.ts";
+import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
+import { modelIdentity } from "../lib/model/identity.ts";
+import { claimOutputFile } from "../lib/io/safe_output.ts";
+import { toIoError } from "../lib/io/io_error.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { architectureOf, loadAnyModel } from "../lib/model/load_any.ts";
 import { join } from "node:path";
@@ -53,6 +56,7 @@ const FLAGS = defineFlags({
     default: DEFAULT_DEVICE,
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
+  force: { type: "boolean", help: "replace --out even when forward did not write it" },
 });
 
 const usage = `Usage: recsysllm forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
@@ -86,97 +90,146 @@ export const command: Command = {
     if (flags.grads === true && adapter === undefined) {
       throw new UsageError("forward: --grads needs --adapter (the gradients are the adapter's)");
     }
-    const arch = await architectureOf(modelDir);
-    let json: unknown;
-    try {
-      json = JSON.parse(await Deno.readTextFile(batchPath));
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw inputError(batchPath, undefined, "file not found");
+    // Claimed first: a second run on --out, or a file of the user's, is refused before the work.
+    const output = await claimOutputFile(out, {
+      command: "forward",
+      force: flags.force,
+      inputs: [modelDir, batchPath, adapter],
+      recognize: isForwardOutput,
+    });
+    const write = async (target: string): Promise<void> => {
+      const arch = await architectureOf(modelDir);
+      let json: unknown;
+      try {
+        json = JSON.parse(await Deno.readTextFile(batchPath));
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) {
+          throw inputError(batchPath, undefined, "file not found");
+        }
+        if (!(error instanceof SyntaxError)) throw toIoError(error, batchPath, "cannot read");
+        throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
       }
-      throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
-    }
-    if (arch.kind === "decoder") {
-      const tokenizerPath = join(modelDir, "tokenizer.json");
-      const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
-        (t) => t.vocabSize,
-        () => 0, // no tokenizer: no special rows
-      );
-      const model = await loadAnyModel(modelDir, { tokenizerIds });
-      if (model.kind !== "decoder") throw new Error("unreachable");
-      const V = model.config.vocabSize + model.addedRows;
-      const batch = parseBatchJson(json, batchPath, {
-        vocabSize: V,
-        maxSequenceLength: model.config.maxPositionEmbeddings,
+      if (arch.kind === "decoder") {
+        const tokenizerPath = join(modelDir, "tokenizer.json");
+        const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
+          (t) => t.vocabSize,
+          () => 0, // no tokenizer: no special rows
+        );
+        const model = await loadAnyModel(modelDir, { tokenizerIds });
+        if (model.kind !== "decoder") throw new Error("unreachable");
+        const V = model.config.vocabSize + model.addedRows;
+        const batch = parseBatchJson(json, batchPath, {
+          vocabSize: V,
+          maxSequenceLength: model.config.maxPositionEmbeddings,
+        });
+        const loaded = adapter === undefined
+          ? undefined
+          : await loadAdapter(adapter, model.config, {
+            base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
+            onWarning: (message) => console.error(`warning: ${message}`),
+          });
+        const base = model.weights;
+        const attention = loaded?.method?.attention ?? model.config.attention;
+        if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
+        const result = await runForward(model, batch, { device, attention });
+        const { batchSize: B, length: L } = batch;
+        const tensors: Parameters<typeof writeSafetensors>[1] = {
+          logits: { shape: [B, L, V], data: result.logits },
+        };
+        if (result.loss !== undefined) {
+          finiteLoss(result.loss, batchPath, modelDir);
+          tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+        }
+        if (loaded && flags.grads === true) {
+          if (!batch.labels || !batch.lossMask) {
+            throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
+          }
+          // The gradient graph takes the adapter's tensors as inputs: the unmerged base.
+          const { grads } = await adapterGradients(
+            { config: model.config, weights: base },
+            loaded,
+            batch as Batch,
+            { device, decoder: { attention, addedRows: model.addedRows } },
+          );
+          for (const [name, data] of grads) {
+            const shape = name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight")
+              ? loraShapes(model.config, loaded.lora).get(name)!
+              : [data.length / model.config.hiddenSize, model.config.hiddenSize];
+            tensors[`grad.${name}`] = { shape, data };
+          }
+        }
+        await writeSafetensors(target, tensors, { format: FORWARD_FORMAT });
+        console.log(JSON.stringify({
+          out,
+          device: result.device,
+          logits: [B, L, V],
+          loss: result.loss ?? null,
+        }));
+        return;
+      }
+      const model = await loadModel(modelDir);
+      const lora = adapter === undefined ? undefined : await loadAdapter(adapter, model.config, {
+        base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
+        onWarning: (message) => console.error(`warning: ${message}`),
       });
-      const loaded = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
-      const base = model.weights;
-      const attention = loaded?.method?.attention ?? model.config.attention;
-      if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
-      const result = await runForward(model, batch, { device, attention });
+      const batch = parseBatchJson(json, batchPath, model.config);
+      const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
+      const result = await runForward(model, batch, { device, linear });
       const { batchSize: B, length: L } = batch;
+      const V = model.config.vocabSize;
       const tensors: Parameters<typeof writeSafetensors>[1] = {
         logits: { shape: [B, L, V], data: result.logits },
       };
       if (result.loss !== undefined) {
+        finiteLoss(result.loss, batchPath, modelDir);
         tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
       }
-      if (loaded && flags.grads === true) {
+      if (lora && flags.grads === true) {
         if (!batch.labels || !batch.lossMask) {
           throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
         }
-        // The gradient graph takes the adapter's tensors as inputs: the unmerged base.
-        const { grads } = await adapterGradients(
-          { config: model.config, weights: base },
-          loaded,
-          batch as Batch,
-          { device, decoder: { attention, addedRows: model.addedRows } },
-        );
+        const { grads } = await adapterGradients(model, lora, batch as Batch, { device });
+        const shapes = loraShapes(model.config, lora.lora);
         for (const [name, data] of grads) {
-          const shape = name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight")
-            ? loraShapes(model.config, loaded.lora).get(name)!
-            : [data.length / model.config.hiddenSize, model.config.hiddenSize];
-          tensors[`grad.${name}`] = { shape, data };
+          tensors[`grad.${name}`] = { shape: shapes.get(name)!, data };
         }
       }
-      await writeSafetensors(out, tensors);
+      await writeSafetensors(target, tensors, { format: FORWARD_FORMAT });
       console.log(JSON.stringify({
         out,
         device: result.device,
         logits: [B, L, V],
         loss: result.loss ?? null,
       }));
-      return;
-    }
-    const model = await loadModel(modelDir);
-    const lora = adapter === undefined ? undefined : await loadAdapter(adapter, model.config);
-    const batch = parseBatchJson(json, batchPath, model.config);
-    const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
-    const result = await runForward(model, batch, { device, linear });
-    const { batchSize: B, length: L } = batch;
-    const V = model.config.vocabSize;
-    const tensors: Parameters<typeof writeSafetensors>[1] = {
-      logits: { shape: [B, L, V], data: result.logits },
     };
-    if (result.loss !== undefined) {
-      tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+    try {
+      await write(output.tmp);
+      await output.commit();
+    } finally {
+      await output.close();
     }
-    if (lora && flags.grads === true) {
-      if (!batch.labels || !batch.lossMask) {
-        throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
-      }
-      const { grads } = await adapterGradients(model, lora, batch as Batch, { device });
-      const shapes = loraShapes(model.config, lora.lora);
-      for (const [name, data] of grads) {
-        tensors[`grad.${name}`] = { shape: shapes.get(name)!, data };
-      }
-    }
-    await writeSafetensors(out, tensors);
-    console.log(JSON.stringify({
-      out,
-      device: result.device,
-      logits: [B, L, V],
-      loss: result.loss ?? null,
-    }));
   },
 };
+
+/** The metadata `format` of forward's safetensors output. */
+const FORWARD_FORMAT = "recsysllm-forward-1";
+
+/** Whether `path` is a safetensors file forward wrote. */
+async function isForwardOutput(path: string): Promise<boolean> {
+  try {
+    return (await SafetensorsFile.open(path)).metadata.format === FORWARD_FORMAT;
+  } catch {
+    return false;
+  }
+}
+
+/** A non-finite loss is an error naming the batch and the model (a NaN weight, a bad batch). */
+function finiteLoss(loss: number, batchPath: string, modelDir: string): void {
+  if (!Number.isFinite(loss)) {
+    throw inputError(
+      batchPath,
+      undefined,
+      `the loss is ${loss} with the model ${modelDir}: a weight or the batch makes it non-finite`,
+    );
+  }
+}

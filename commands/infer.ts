@@ -6,7 +6,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
@@ -23,7 +23,9 @@ import {
 import { loadForInference } from "../lib/generate/load.ts";
 import { buildPool } from "../lib/generate/pool.ts";
 import { Progress } from "../lib/io/progress.ts";
+import { isPredictionsFile } from "../lib/eval/predictions.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
+import { type ClaimOptions, claimOutputFile, type OutputClaim } from "../lib/io/safe_output.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { pathExists } from "../lib/io/fs.ts";
 import {
@@ -59,8 +61,10 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "FILE",
     required: true,
-    help: "where to write the predictions (JSONL, written atomically); - for stdout",
+    help: "where to write the predictions (JSONL, written atomically); - for stdout. An " +
+      "existing file is replaced only when it holds predictions",
   },
+  force: { type: "boolean", help: "replace --out even when it does not hold predictions" },
   split: { type: "choice", choices: SPLITS, default: "test", help: SPLITS.join(", ") },
   task: {
     type: "list",
@@ -89,8 +93,8 @@ const FLAGS = defineFlags({
     type: "int",
     min: 1,
     max: 10_000,
-    default: DEFAULT_PREDICT.beams,
-    help: "beams of the item search",
+    defaultText: `${DEFAULT_PREDICT.beams}, or --top-k when larger`,
+    help: "beams of the item search, at least --top-k",
   },
   "exclude-seen": { type: "boolean", help: "never predict an item of the user's history" },
   limit: { type: "int", min: 1, help: "answer only the first N selected records" },
@@ -160,25 +164,21 @@ const WINDOW_BATCHES = 64;
 /** Where the lines go: stdout, or a temporary file renamed into place when complete. */
 class Output {
   #writer?: TextFileWriter;
-  #tmp?: string;
-  readonly #path: string;
+  #claim?: OutputClaim;
   readonly #encoder = new TextEncoder();
   /** The keys of the lines written, for the sidecar of a shard's part. */
   readonly keys = new PartFileKeys();
 
-  private constructor(path: string) {
-    this.#path = path;
-  }
-
-  static async open(path: string): Promise<Output> {
-    const out = new Output(path);
+  static async open(path: string, options: ClaimOptions): Promise<Output> {
+    const out = new Output();
     if (path !== "-") {
-      const dir = dirname(path) || ".";
-      if (!(await pathExists(dir))) {
-        throw inputError(path, undefined, "its directory does not exist");
+      out.#claim = await claimOutputFile(path, options);
+      try {
+        out.#writer = await TextFileWriter.create(out.#claim.tmp);
+      } catch (error) {
+        await out.#claim.close();
+        throw error;
       }
-      out.#tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${Date.now().toString(36)}`);
-      out.#writer = await TextFileWriter.create(out.#tmp);
     }
     return out;
   }
@@ -195,15 +195,13 @@ class Output {
   async commit(): Promise<void> {
     if (!this.#writer) return;
     await this.#writer.close();
-    await Deno.rename(this.#tmp!, this.#path);
+    await this.#claim!.commit();
   }
 
-  async abort(): Promise<void> {
-    if (!this.#writer) return;
-    try {
-      await this.#writer.close();
-    } catch { /* already closed */ }
-    await Deno.remove(this.#tmp!).catch(() => {});
+  /** Removes the temporary if not committed, and releases the output. */
+  async close(): Promise<void> {
+    await this.#writer?.close().catch(() => {});
+    await this.#claim?.close();
   }
 }
 
@@ -248,12 +246,43 @@ export const command: Command = {
     if (!(await pathExists(splitFile))) {
       throw inputError(splitFile, undefined, `split "${split}" does not exist in this dataset`);
     }
-    const loaded = await loadForInference({
-      model: modelDir,
-      adapter: flags.adapter,
-      device: flags.device,
-      threads: flags.threads,
+    const topK = flags["top-k"];
+    // The item search returns at most one item per beam: without --beams, enough beams for
+    // --top-k; a --beams below --top-k could not give the items asked for.
+    const beams = flags.beams ?? Math.max(DEFAULT_PREDICT.beams, topK);
+    if (flags.protocol === "full" && beams < topK) {
+      throw new UsageError(
+        `--top-k ${topK} needs at least as many --beams (got ${beams}): the search returns one ` +
+          `item per beam`,
+      );
+    }
+    // Claimed before the model loads: a second run on --out, or a file of the user's, is refused
+    // at once. A shard writes its part file (`pred-00002-of-00007.jsonl`).
+    const partFile = shard ? partPath(outPath, shard) : outPath;
+    const out = await Output.open(partFile, {
+      command: "infer",
+      force: flags.force,
+      inputs: [
+        modelDir,
+        flags.adapter,
+        splitFile,
+        ...["manifest.json", "entities.json", "candidates.jsonl"].map((f) => join(dataDir, f)),
+      ],
+      recognize: isPredictionsFile,
     });
+    let loaded;
+    try {
+      loaded = await loadForInference({
+        model: modelDir,
+        adapter: flags.adapter,
+        device: flags.device,
+        threads: flags.threads,
+        onWarning: (message) => console.error(`warning: ${message}`),
+      });
+    } catch (error) {
+      await out.close();
+      throw error;
+    }
     try {
       const { tokenizer, decoder } = loaded;
       const pool = buildPool(tokenizer, data.entities, {
@@ -262,8 +291,8 @@ export const command: Command = {
       });
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
         protocol: flags.protocol,
-        topK: flags["top-k"],
-        beams: flags.beams,
+        topK,
+        beams,
         excludeSeen: flags["exclude-seen"],
         batchSize,
         maxNewTokens: flags["max-new-tokens"],
@@ -288,10 +317,8 @@ export const command: Command = {
           `${split}: ${total || "?"} records`,
       );
 
-      const partFile = shard ? partPath(outPath, shard) : outPath;
       const filter = shard ? new ShardFilter(shard) : undefined;
-      const out = await Output.open(partFile);
-      try {
+      {
         let done = 0;
         let selected = 0;
         let index = 0;
@@ -339,8 +366,8 @@ export const command: Command = {
                 tasks,
                 templates,
                 protocol: flags.protocol,
-                topK: flags["top-k"],
-                beams: flags.beams,
+                topK,
+                beams,
                 excludeSeen: flags["exclude-seen"],
                 limit,
                 maxNewTokens: flags["max-new-tokens"],
@@ -355,11 +382,9 @@ export const command: Command = {
           `${done} records on ${decoder.device}` +
             (shard ? ` (shard ${shard.index}/${shard.count}: ${partFile})` : ""),
         );
-      } catch (error) {
-        await out.abort();
-        throw error;
       }
     } finally {
+      await out.close();
       await loaded.decoder.release();
     }
   },

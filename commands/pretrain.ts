@@ -180,7 +180,16 @@ const FLAGS = defineFlags({
     default: DEFAULT_TRAIN.valBatches,
     help: "validation batches (0: no validation)",
   },
-  resume: { type: "boolean", help: "continue the run in --out from its checkpoint" },
+  resume: {
+    type: "boolean",
+    help: "continue the run in --out from its checkpoint (refused when the checkpoint is " +
+      "corrupt or was trained on another --model)",
+  },
+  force: {
+    type: "boolean",
+    help: "write into --out (and replace --merge) even when they hold files pretrain did not " +
+      "write",
+  },
   device: {
     type: "choice",
     choices: DEVICES,
@@ -283,6 +292,7 @@ export const command: Command = {
         valEvery: flags["val-every"],
         valBatches: flags["val-batches"],
         resume: flags.resume,
+        force: flags.force,
         device: flags.device,
         threads: flags.threads,
         onNote: (message) => progress.log(message),

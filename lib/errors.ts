@@ -76,6 +76,12 @@ export function quote(text: string, max = 80): string {
   return text.length > max ? `"${escaped}…" (${text.length} characters)` : `"${escaped}"`;
 }
 
+/** `text` cut to `max` characters (with an ellipsis), line breaks escaped; unquoted. */
+export function cut(text: string, max = 80): string {
+  const line = text.replace(/\r?\n/g, " ");
+  return line.length > max ? `${line.slice(0, max)}…` : line;
+}
+
 /** `message` as one line of at most {@linkcode MAX_MESSAGE} characters. */
 export function oneLine(message: string): string {
   const line = message.replace(/\r?\n/g, " ");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { InputError } from "../lib/errors.ts";
 import { presetConfig, weightShapes } from "../lib/model/config.ts";
-import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
+import { CHECKSUM_KEY, SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadWeights, randomWeights, saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { withTempDir } from "./temp_dir.ts";
@@ -36,7 +36,9 @@ Deno.test("safetensors: F32, F64, I32 and I64 tensors round-trip with metadata",
     }, { format: "pt" });
     const file = await SafetensorsFile.open(path);
     assert.deepEqual(file.names(), ["layer.weight", "état", "step", "big"]);
-    assert.deepEqual(file.metadata, { format: "pt" });
+    assert.equal(file.metadata.format, "pt");
+    assert.match(file.metadata[CHECKSUM_KEY], /^[0-9a-f]{64}$/);
+    assert.equal(await file.verify(), true);
     assert.deepEqual(file.entry("layer.weight").shape, [2, 3]);
     assert.deepEqual(await file.float32("layer.weight", [2, 3]), w);
     assert.deepEqual((await file.tensor("état")).data, new Float64Array([Math.PI, -0]));

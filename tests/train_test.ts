@@ -214,6 +214,7 @@ Deno.test("LoRA training: the loss falls well below its start, only the adapter 
     assert.ok(lastFive < firstFive - 1, `training loss ${firstFive} -> ${lastFive}`);
     const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
     assert.deepEqual(files, [
+      ".recsysllm-output.json",
       "adapter_config.json",
       "adapter_model.safetensors",
       "checkpoint.safetensors",

@@ -120,10 +120,16 @@ function legend(names: readonly string[], x0: number, y0: number, width: number)
   return { markup: parts.join("\n"), height: names.length > 0 ? y - y0 + 18 : 0 };
 }
 
+/**
+ * The start of every chart: the XML declaration and the root element with an attribute that says
+ * this toolkit drew it, so an output path holding a chart can be told from a user's own SVG.
+ */
+export const CHART_START = `<?xml version="1.0" encoding="UTF-8"?>\n` +
+  `<svg xmlns="http://www.w3.org/2000/svg" data-generator="recsysllm" `;
+
 function document(width: number, height: number, body: string[]): string {
   return [
-    `<?xml version="1.0" encoding="UTF-8"?>`,
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${fmt(width)}" height="${fmt(height)}" ` +
+    CHART_START + `width="${fmt(width)}" height="${fmt(height)}" ` +
     `viewBox="0 0 ${fmt(width)} ${fmt(height)}" ${FONT}>`,
     `<rect x="0" y="0" width="${fmt(width)}" height="${fmt(height)}" fill="#ffffff"/>`,
     ...body,

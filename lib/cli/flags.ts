@@ -199,7 +199,7 @@ export function parseFlags<T extends FlagTable>(
   let positionals: string[];
   try {
     const parsed = parseArgs({
-      args,
+      args: negativeValuesJoined(args, options),
       options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
@@ -451,4 +451,31 @@ export async function withFlagNames<R>(
     if (!(flag in table)) throw error;
     throw new UsageError(error.describe(`--${flag}`));
   }
+}
+
+/**
+ * `args` with a negative number after a value flag joined to it (`--seed -3` -> `--seed=-3`):
+ * parseArgs would take `-3` for a flag and call the value ambiguous, where the user meant a value
+ * (which the flag's declaration then accepts or rejects with its range).
+ */
+function negativeValuesJoined(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const name = arg.startsWith("--") && !arg.includes("=") ? arg.slice(2) : undefined;
+    const next = args[i + 1];
+    if (
+      name !== undefined && options[name]?.type === "string" && next !== undefined &&
+      /^-(\d|\.\d|Infinity)/.test(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }

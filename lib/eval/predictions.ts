@@ -22,6 +22,7 @@ import { inputError } from "../errors.ts";
 import type { Task } from "../data/types.ts";
 import { readJsonLines } from "../io/lines.ts";
 import type { EntityIndex } from "./entities.ts";
+import { firstLine } from "../io/safe_output.ts";
 
 /** One ranked entry of a prediction list. */
 export interface RankedEntity {
@@ -179,4 +180,20 @@ export async function readPredictions(
     byId.set(prediction.id, { ...storePrediction(prediction, pool, number), file: label });
   }
   return byId;
+}
+
+/**
+ * Whether `path` is a predictions file (what infer and `eval --save-baselines` write): its first
+ * line is an answer (`id`, `task`, and no `segments`, which a dataset record has).
+ */
+export async function isPredictionsFile(path: string): Promise<boolean> {
+  const line = await firstLine(path);
+  if (line === undefined) return false;
+  try {
+    const value = JSON.parse(line);
+    return typeof value === "object" && value !== null && typeof value.id === "string" &&
+      typeof value.task === "string" && !("segments" in value);
+  } catch {
+    return false;
+  }
 }

@@ -171,6 +171,9 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const used = options.methods.map(() => new Set<string>());
   let records = 0;
   let index = -1;
+  // Sampled records whose candidate list is the target alone (textualize --negatives 0, or a
+  // user who left no item unseen): every method ranks them first, so HR/NDCG say nothing.
+  let onlyTarget = 0;
   for await (const record of readRecords(data, split)) {
     index++;
     if (options.select && !options.select(record)) continue;
@@ -179,6 +182,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     const prepared = (wanted as readonly string[]).includes(record.task)
       ? prepareRecord(record, pool, scoreOptions, recordsFile)
       : undefined;
+    if (prepared?.candidates !== undefined && prepared.candidates.length <= 1) onlyTarget++;
     for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
       if ("predictions" in method) {
@@ -218,8 +222,16 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     const warning = missingWarning(method, report.methods[method.name], split, options.strict);
     if (warning) report.warnings.push(warning);
   });
+  if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
   options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
   return report;
+}
+
+/** The warning for sampled records whose candidate list is the target alone. */
+function noNegativesWarning(count: number, split: string): string {
+  return `${count} ${split} record(s) have no negative candidates (the candidate list is the ` +
+    `target alone): under --protocol sampled every method ranks them first, so their HR@k and ` +
+    `NDCG@k are 1 whatever the method (textualize --negatives N sets the negatives)`;
 }
 
 /** The predictions of every method read from files, by method name, then by record id. */

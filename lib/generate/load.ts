@@ -9,8 +9,9 @@
  * - the adapter: a missing path, its config, missing or misshaped tensors or tensors for modules
  *   the model does not have (lib/model/adapter.ts), and, when the adapter directory carries a
  *   `tokenizer.json` or its `adapter_config.json` records `tokenizer_sha256`, a tokenizer other
- *   than the model's (by SHA-256 of the file's bytes). A base model of the same shape but other
- *   weights cannot be told apart: PEFT records only a name for it.
+ *   than the model's (by SHA-256 of the file's bytes), and, when the adapter records the identity
+ *   of its base model (config and weights hashes, lib/model/identity.ts), a model other than it.
+ *   Adapters that record none (PEFT's) load with a warning.
  * The pool's own checks (tokens beyond the vocabulary, entities the tokenizer cannot represent)
  * are in pool.ts.
  *
@@ -20,6 +21,7 @@
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
 import { decoderFamily, glmFamily } from "../model/family.ts";
+import { modelIdentity } from "../model/identity.ts";
 import {
   type AnyModel,
   architectureOf,
@@ -40,6 +42,8 @@ export interface LoadOptions {
   adapter?: string;
   device?: Device;
   threads?: number;
+  /** Told about what cannot be checked (an adapter without a recorded base model). */
+  onWarning?: (message: string) => void;
 }
 
 /** What {@linkcode loadForInference} opened. */
@@ -152,7 +156,10 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);
     await checkAdapterTokenizer(dir, tokenizerBytes, options.model);
-    const loaded = await loadAdapter(dir, model.config);
+    const loaded = await loadAdapter(dir, model.config, {
+      base: { identity: modelIdentity(model.config, model.weights), dir: options.model },
+      onWarning: options.onWarning,
+    });
     if (model.kind === "decoder" && loaded.method && loaded.method.addedRows !== model.addedRows) {
       throw inputError(
         join(dir, ADAPTER_FILES.config),

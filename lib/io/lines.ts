@@ -7,6 +7,7 @@
  */
 
 import { inputError } from "../errors.ts";
+import { toIoError } from "./io_error.ts";
 
 /** One line of a file, without its line break (a trailing `\r` is removed too). */
 export interface Line {
@@ -25,7 +26,11 @@ async function openBytes(path: string, label: string): Promise<ReadableStream<Ui
     if (error instanceof Deno.errors.PermissionDenied) {
       throw inputError(label, undefined, "permission denied");
     }
-    throw inputError(label, undefined, `cannot open: ${(error as Error).message}`);
+    throw toIoError(error, label, "cannot open");
+  }
+  if ((await file.stat()).isDirectory) {
+    file.close();
+    throw inputError(label, undefined, "is a directory; a file was expected");
   }
   const head = new Uint8Array(2);
   const n = await file.read(head);
@@ -48,7 +53,9 @@ async function openBytes(path: string, label: string): Promise<ReadableStream<Ui
 export async function* readLines(path: string, label = path): AsyncGenerator<Line> {
   const stream = await openBytes(path, label);
   const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
-  let pending: Uint8Array | undefined;
+  // The start of a line that spans chunks, as the chunks themselves: joined once when the line
+  // ends, so a line of many megabytes costs one copy, not one per chunk.
+  let pending: Uint8Array[] = [];
   let number = 0;
   const decode = (bytes: Uint8Array): string => {
     number++;
@@ -65,35 +72,35 @@ export async function* readLines(path: string, label = path): AsyncGenerator<Lin
       let start = 0;
       for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, start)) {
         let piece = chunk.subarray(start, i);
-        if (pending) {
-          piece = concat(pending, piece);
-          pending = undefined;
+        if (pending.length > 0) {
+          piece = concat([...pending, piece]);
+          pending = [];
         }
         const text = decode(piece);
         yield { number, text };
         start = i + 1;
       }
-      if (start < chunk.length) {
-        const rest = chunk.subarray(start);
-        pending = pending ? concat(pending, rest) : rest.slice();
-      }
+      if (start < chunk.length) pending.push(chunk.subarray(start).slice());
     }
   } catch (error) {
     if (error instanceof TypeError && /gzip|deflate|compress/i.test(error.message)) {
       throw inputError(label, undefined, `corrupt gzip data (${error.message})`);
     }
-    throw error;
+    throw toIoError(error, label, "cannot read");
   }
-  if (pending && pending.length > 0) {
-    const text = decode(pending);
+  if (pending.length > 0) {
+    const text = decode(concat(pending));
     yield { number, text };
   }
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 

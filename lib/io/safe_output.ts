@@ -360,7 +360,9 @@ export async function claimRunDir(
     } else {
       await withIo(path, "cannot create the directory", () => Deno.mkdir(path));
     }
-    await writeMarker(path, options.command, [...new Set([...previous, ...files])]);
+    const known = [...new Set([...previous, ...files])];
+    await writeMarker(path, options.command, known);
+    const before = new Set(info ? await entries(path) : []);
     const created = info === undefined;
     return {
       path,
@@ -368,6 +370,14 @@ export async function claimRunDir(
       created,
       async release(removeIfCreated = false) {
         try {
+          // Whatever this run added beyond `files` is its own too: the marker says so.
+          const now = await entries(path).catch(() => [] as string[]);
+          const added = now.filter((n) =>
+            !before.has(n) && !isTemporaryName(n) && n !== OUTPUT_MARKER && !known.includes(n)
+          );
+          if (added.length > 0) {
+            await writeMarker(path, options.command, [...known, ...added]).catch(() => {});
+          }
           if (removeIfCreated && created) {
             const known = new Set([...files, OUTPUT_MARKER]);
             const names = await entries(path).catch(() => [] as string[]);
@@ -388,6 +398,21 @@ export async function claimRunDir(
 
 /** The first line of the file `path` (at most `maxBytes` read), or undefined if unreadable. */
 export async function firstLine(path: string, maxBytes = 1 << 16): Promise<string | undefined> {
+  const head = await fileHead(path, maxBytes, true);
+  if (head === undefined) return undefined;
+  const end = head.indexOf("\n");
+  return end === -1 ? head : head.slice(0, end);
+}
+
+/**
+ * The first `maxBytes` of the file `path` as text (to a line break when `toLineBreak`), or
+ * undefined when it cannot be read.
+ */
+export async function fileHead(
+  path: string,
+  maxBytes: number,
+  toLineBreak = false,
+): Promise<string | undefined> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -401,11 +426,9 @@ export async function firstLine(path: string, maxBytes = 1 << 16): Promise<strin
       const n = await file.read(buffer.subarray(at));
       if (n === null) break;
       at += n;
-      if (buffer.subarray(0, at).includes(0x0a)) break;
+      if (toLineBreak && buffer.subarray(0, at).includes(0x0a)) break;
     }
-    const text = new TextDecoder().decode(buffer.subarray(0, at));
-    const end = text.indexOf("\n");
-    return end === -1 ? text : text.slice(0, end);
+    return new TextDecoder().decode(buffer.subarray(0, at));
   } catch {
     return undefined;
   } finally {

@@ -7,12 +7,25 @@
  * Loading checks everything against the model and says in one line what does not fit; merging
  * writes W + (lora_alpha / r) B A into the base weights.
  *
+ * The safetensors header's `__metadata__` (string pairs PEFT ignores; it writes only `format`)
+ * also records the SHA-256 of the tensor data and the identity of the base model
+ * (lib/model/identity.ts): loading checks the first always and the second when given the base.
+ * Adapters without them (PEFT's, this toolkit's before 0.1) still load, with a warning that the
+ * base model cannot be checked.
+ *
  * @module
  */
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import {
+  checkFinite,
+  checkIdentity,
+  identityFromMetadata,
+  identityMetadata,
+  type ModelIdentity,
+} from "./identity.ts";
 import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
 import type { Weights } from "./weights.ts";
 import { type AttentionMode, methodShapes } from "./families/decoder.ts";
@@ -53,6 +66,8 @@ export interface Adapter {
   baseModel?: string;
   /** Decoder families only. */
   method?: MethodSettings;
+  /** The identity of the base model it was trained on (recorded on save, read on load). */
+  base?: ModelIdentity;
 }
 
 /** The name of a method tensor inside `adapter_model.safetensors`. */
@@ -123,7 +138,10 @@ export async function saveAdapter(dir: string, adapter: Adapter, config: AnyConf
     if (!data) throw new Error(`saveAdapter: tensor ${name} is missing`);
     tensors[file] = { shape, data };
   }
-  await writeSafetensors(join(dir, ADAPTER_FILES.weights), tensors, { format: "pt" });
+  await writeSafetensors(join(dir, ADAPTER_FILES.weights), tensors, {
+    format: "pt",
+    ...(adapter.base ? identityMetadata(adapter.base) : {}),
+  });
   const json = adapterConfigJson(adapter.lora, adapter.baseModel, adapter.method);
   await writeFileAtomic(join(dir, ADAPTER_FILES.config), JSON.stringify(json, null, 2) + "\n");
 }
@@ -219,12 +237,26 @@ function parseAdapterConfig(
   };
 }
 
+/** Options of {@linkcode loadAdapter}. */
+export interface LoadAdapterOptions {
+  /** The base model the adapter is applied to: a recorded identity must match it. */
+  base?: { identity: ModelIdentity; dir: string };
+  /** Told when the adapter records no base identity, so it cannot be checked. */
+  onWarning?: (message: string) => void;
+}
+
 /**
  * Loads the adapter in `dir` for a model of `config`. Errors (InputError, one line): a missing
  * directory or file, a config PEFT would not write or this toolkit cannot apply, a missing tensor,
- * a tensor of the wrong shape for the model, or a tensor for a module the config does not list.
+ * a tensor of the wrong shape for the model, or a tensor for a module the config does not list,
+ * tensor data that does not match its recorded checksum, a non-finite value, and (with
+ * `options.base`) a recorded base model other than the one given.
  */
-export async function loadAdapter(dir: string, config: AnyConfig): Promise<Adapter> {
+export async function loadAdapter(
+  dir: string,
+  config: AnyConfig,
+  options: LoadAdapterOptions = {},
+): Promise<Adapter> {
   try {
     if (!(await Deno.stat(dir)).isDirectory) {
       throw inputError(dir, undefined, "not an adapter directory");
@@ -254,6 +286,10 @@ export async function loadAdapter(dir: string, config: AnyConfig): Promise<Adapt
   const { lora, baseModel, method } = parseAdapterConfig(json, configPath, config);
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);
+  const base = identityFromMetadata(file.metadata);
+  if (options.base && base) {
+    checkIdentity(weightsPath, base, options.base.identity, options.base.dir);
+  }
   const tensors = adapterTensors(config, lora, method);
   if (method && isDecoderConfig(config) && method.intraRows !== config.intraRows) {
     throw inputError(
@@ -273,9 +309,17 @@ export async function loadAdapter(dir: string, config: AnyConfig): Promise<Adapt
       );
     }
   }
-  const weights = new Map<string, Float32Array>();
-  for (const t of tensors) weights.set(t.name, await file.float32(t.file, t.shape));
-  return { lora, weights, baseModel, method };
+  const read = await file.float32All(new Map(tensors.map((t) => [t.file, t.shape])));
+  const weights = new Map(tensors.map((t) => [t.name, read.tensors.get(t.file)!]));
+  checkFinite(weightsPath, weights);
+  if (options.base && !base) {
+    // Loaded all the same: PEFT's adapters, and this toolkit's older ones, record no base model.
+    options.onWarning?.(
+      `${weightsPath} records no base model identity (made by PEFT or an older recsysllm): ` +
+        `cannot check that it was trained on ${options.base.dir}`,
+    );
+  }
+  return { lora, weights, baseModel, method, base };
 }
 
 /**

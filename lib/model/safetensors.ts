@@ -12,6 +12,7 @@
  */
 
 import { inputError } from "../errors.ts";
+import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { TensorData } from "../onnx/graph.ts";
 
@@ -159,15 +160,58 @@ export class SafetensorsFile {
   /** The `__metadata__` strings of the header. */
   readonly metadata: Record<string, string>;
   #entries: Map<string, SafetensorsEntry>;
+  #dataStart: number;
+  #size: number;
 
   private constructor(
     path: string,
     entries: Map<string, SafetensorsEntry>,
     meta: Record<string, string>,
+    dataStart: number,
+    size: number,
   ) {
     this.path = path;
     this.#entries = entries;
     this.metadata = meta;
+    this.#dataStart = dataStart;
+    this.#size = size;
+  }
+
+  /** Whether the header records a checksum of the tensor data ({@linkcode CHECKSUM_KEY}). */
+  get hasChecksum(): boolean {
+    return typeof this.metadata[CHECKSUM_KEY] === "string";
+  }
+
+  /**
+   * Checks the tensor data against the checksum in the header (SHA-256 of every byte after the
+   * header): a mismatch is an InputError saying the file is corrupt. Returns false, checking
+   * nothing, when the file records no checksum (written by another tool or an older version).
+   */
+  async verify(): Promise<boolean> {
+    const expected = this.metadata[CHECKSUM_KEY];
+    if (typeof expected !== "string") return false;
+    const hash = createHash("sha256");
+    const file = await Deno.open(this.path, { read: true });
+    try {
+      const chunk = 1 << 24;
+      for (let at = this.#dataStart; at < this.#size; at += chunk) {
+        hash.update(await readAt(file, at, Math.min(chunk, this.#size - at)));
+      }
+    } finally {
+      file.close();
+    }
+    const actual = hash.digest("hex");
+    if (actual !== expected) {
+      throw inputError(
+        this.path,
+        undefined,
+        `the tensor data does not match the checksum in its header (sha256 ${
+          actual.slice(0, 12)
+        }… ` +
+          `where ${expected.slice(0, 12)}… was written): the file is corrupt`,
+      );
+    }
+    return true;
   }
 
   /** Opens `path` and reads its header. */
@@ -194,7 +238,7 @@ export class SafetensorsFile {
         );
       }
       const { entries, metadata } = parseHeader(path, await readAt(file, 8, n), size - 8 - n);
-      return new SafetensorsFile(path, entries, metadata);
+      return new SafetensorsFile(path, entries, metadata, 8 + n, size);
     } finally {
       file.close();
     }
@@ -336,13 +380,34 @@ export function encodeSafetensors(
   return [prefix, headerBytes, ...chunks];
 }
 
-/** Writes `tensors` to `path` as safetensors, atomically. */
+/**
+ * The metadata key of the SHA-256 (hex) of a file's tensor data: every byte after the header, in
+ * file order. Readers that do not know it (PEFT, safetensors) ignore it.
+ */
+export const CHECKSUM_KEY = "recsysllm_tensors_sha256";
+
+/** SHA-256 (hex) of the tensor data `tensors` will have in a safetensors file. */
+export function tensorsSha256(tensors: TensorsToWrite): string {
+  const hash = createHash("sha256");
+  for (const t of Object.values(tensors)) {
+    hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Writes `tensors` to `path` as safetensors, atomically, with the checksum of the tensor data in
+ * the metadata ({@linkcode CHECKSUM_KEY}; {@linkcode SafetensorsFile.verify} checks it).
+ */
 export async function writeSafetensors(
   path: string,
   tensors: TensorsToWrite,
-  metadata?: Record<string, string>,
+  metadata: Record<string, string> = {},
 ): Promise<void> {
-  const chunks = encodeSafetensors(tensors, metadata);
+  const chunks = encodeSafetensors(tensors, {
+    ...metadata,
+    [CHECKSUM_KEY]: tensorsSha256(tensors),
+  });
   const total = chunks.reduce((a, c) => a + c.length, 0);
   const bytes = new Uint8Array(total);
   let at = 0;

@@ -10,18 +10,25 @@ import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import type { Rng } from "../random.ts";
 import { type GlmConfig, readConfig, weightShapes } from "./config.ts";
+import { checkFinite } from "./identity.ts";
 import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
 
 /** Weights by name, float32, row-major in the checkpoint's layout ([out, in] for linears). */
 export type Weights = Map<string, Float32Array>;
 
-/** Reads every weight `config` needs from the safetensors file at `path`, checking shapes. */
+/**
+ * Reads every weight `config` needs from the safetensors file at `path`, checking shapes, the
+ * checksum of the data when the file records one, and that every value is finite (each an
+ * InputError naming the file).
+ */
 export async function loadWeights(path: string, config: GlmConfig): Promise<Weights> {
   const file = await SafetensorsFile.open(path);
+  await file.verify();
   const weights: Weights = new Map();
   for (const [name, shape] of weightShapes(config)) {
     weights.set(name, await file.float32(name, shape));
   }
+  checkFinite(path, weights);
   return weights;
 }
 

@@ -4,12 +4,15 @@
  * It holds the trainable tensors (`param.{name}`), both AdamW moments (`adam_m.{name}`,
  * `adam_v.{name}`), and in the header's `__metadata__` the JSON state: optimizer steps done, the
  * data position (micro-batches consumed), the random generator's state, tokens seen, and the run's
- * settings, which a resumed run must match.
+ * settings, which a resumed run must match, and the identity of the base model it was trained on
+ * (lib/model/identity.ts). The header also records the SHA-256 of the tensor data, checked on
+ * every read, so a corrupt checkpoint is refused instead of resumed.
  *
  * @module
  */
 
 import { inputError } from "../errors.ts";
+import { checkFinite, type ModelIdentity } from "../model/identity.ts";
 import { SafetensorsFile, type TensorsToWrite, writeSafetensors } from "../model/safetensors.ts";
 
 /** The format tag in the checkpoint's metadata. */
@@ -33,6 +36,13 @@ export interface CheckpointState {
   m: Map<string, Float32Array>;
   /** AdamW second moments, by trainable name. */
   v: Map<string, Float32Array>;
+  /**
+   * The base model the run trains on. Absent in checkpoints of older versions, which also lack
+   * the checksum; {@linkcode readCheckpoint} reports both through `verified`.
+   */
+  base?: ModelIdentity;
+  /** Set by {@linkcode readCheckpoint}: whether the file carried a checksum (and it matched). */
+  verified?: boolean;
 }
 
 /** The shape of each trainable tensor, by name (what the checkpoint's tensors must have). */
@@ -63,6 +73,7 @@ export async function writeCheckpoint(
     tokens: state.tokens,
     rng: state.rng,
     settings: state.settings,
+    base: state.base,
   };
   await writeSafetensors(path, tensors, {
     format: CHECKPOINT_FORMAT,
@@ -79,13 +90,14 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
   if (file.metadata.format !== CHECKPOINT_FORMAT || !file.metadata.state) {
     throw inputError(path, undefined, `not a training checkpoint of this toolkit`);
   }
+  const verified = await file.verify();
   let meta: Record<string, unknown>;
   try {
     meta = JSON.parse(file.metadata.state);
   } catch {
     throw inputError(path, undefined, `the checkpoint's state is not valid JSON`);
   }
-  const { step, micro, tokens, rng, settings } = meta as Record<string, never>;
+  const { step, micro, tokens, rng, settings, base } = meta as Record<string, never>;
   if (
     !Number.isInteger(step) || !Number.isInteger(micro) || typeof tokens !== "number" ||
     !Array.isArray(rng) || typeof settings !== "object"
@@ -101,12 +113,15 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
     params: new Map(),
     m: new Map(),
     v: new Map(),
+    base: base ?? undefined,
+    verified,
   };
   for (const [name, shape] of shapes) {
     state.params.set(name, await file.float32(`param.${name}`, shape));
     state.m.set(name, await file.float32(`adam_m.${name}`, shape));
     state.v.set(name, await file.float32(`adam_v.${name}`, shape));
   }
+  checkFinite(path, [...state.params, ...state.m, ...state.v]);
   return state;
 }
 

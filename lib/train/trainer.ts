@@ -30,8 +30,17 @@ import { writeMergedDecoder } from "../model/families/merge.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { mergeAdapter, saveAdapter } from "../model/adapter.ts";
-import { readCheckpoint, settingsDiffer, writeCheckpoint } from "./checkpoint.ts";
+import { ADAPTER_FILES, mergeAdapter, saveAdapter } from "../model/adapter.ts";
+import { claimOutputDir, claimRunDir, type OutputClaim } from "../io/safe_output.ts";
+import { isTemporaryName } from "../io/atomic.ts";
+import { checkIdentity, type ModelIdentity, modelIdentity } from "../model/identity.ts";
+import { SafetensorsFile } from "../model/safetensors.ts";
+import {
+  CHECKPOINT_FORMAT,
+  readCheckpoint,
+  settingsDiffer,
+  writeCheckpoint,
+} from "./checkpoint.ts";
 import { BatchStream, lossTokens, tokenizeSplit } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
 import { initLora, type LoraConfig } from "../model/lora.ts";
@@ -120,6 +129,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Also write the base model with the adapter merged in, as a model directory, here. */
   merge?: string;
+  /** Write into `out` (and replace `merge`) even when they hold files pretrain did not write. */
+  force?: boolean;
   device?: Device;
   threads?: number;
   /** Called after every step (progress lines). */
@@ -147,15 +158,6 @@ export interface TrainSummary {
 /** A run stopped because the loss or the gradients stopped being finite. */
 export class TrainingDiverged extends InputError {
   override name = "TrainingDiverged";
-}
-
-/** Removes temporaries a killed run left behind (`.name.tmp-*`, see lib/io/atomic.ts). */
-async function removeStrayTemporaries(dir: string): Promise<void> {
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name.startsWith(".") && entry.name.includes(".tmp-")) {
-      await Deno.remove(join(dir, entry.name), { recursive: true }).catch(() => {});
-    }
-  }
 }
 
 function positive(option: string, value: number, min = 1): number {
@@ -213,6 +215,8 @@ export interface BaseModel {
   tokenizerFile: string;
   /** Longest example in tokens. */
   maxLength: number;
+  /** The identity of the base model, recorded in checkpoints and adapters and checked on resume. */
+  identity: ModelIdentity;
 }
 
 /** Stage 2: loads the base model and its tokenizer and checks that they fit each other. */
@@ -246,6 +250,7 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
     tokenizer,
     tokenizerFile,
     maxLength,
+    identity: modelIdentity(model.config, model.weights),
   };
 }
 
@@ -384,6 +389,14 @@ async function startOrResume(run: Run): Promise<RunState> {
   }
   if (hasCheckpoint) {
     const saved = await readCheckpoint(checkpointPath, run.shapes);
+    if (saved.base) checkIdentity(checkpointPath, saved.base, base.identity, options.model);
+    else {
+      note(
+        `${checkpointPath} was written by an older version: no base-model identity to check ` +
+          `(make sure --model is the model it was trained on)`,
+      );
+    }
+    if (!saved.verified) note(`${checkpointPath} records no checksum: its data is not checked`);
     const { runtime: _saved, ...comparable } = saved.settings;
     const differ = settingsDiffer(comparable, run.settings);
     if (differ) {
@@ -457,6 +470,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       weights: snap.params,
       baseModel: resolve(options.model),
       method: methodSettings(base.model, options.attention),
+      base: base.identity,
     }, base.config);
     // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
     // the model it is applied to tokenizes the same way.
@@ -479,6 +493,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
     tokens: state.tokens,
     rng: state.rng.state(),
     settings: { ...run.settings, runtime: run.runtime },
+    base: base.identity,
     ...snap,
   }, run.shapes);
 }
@@ -579,8 +594,64 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
  * validation, saves) and, with `merge`, writing the merged model.
  */
 export async function train(options: TrainOptions): Promise<TrainSummary> {
-  const note = options.onNote ?? (() => {});
   const sizes = runSizes(options);
+  const inputs = [options.data, options.model];
+  const runDir = await claimRunDir(options.out, RUN_DIR_FILES, {
+    command: "pretrain",
+    force: options.force,
+    inputs,
+    recognize: isOlderRunDir,
+  });
+  let merge: OutputClaim | undefined;
+  try {
+    if (options.merge) {
+      merge = await claimOutputDir(options.merge, {
+        command: "pretrain",
+        flag: "--merge",
+        force: options.force,
+        inputs: [...inputs, options.out],
+      });
+    }
+    return await trainClaimed(options, sizes, merge);
+  } finally {
+    await merge?.close();
+    const checkpoint = await pathExists(join(options.out, RUN_FILES.checkpoint)).catch(() => true);
+    await runDir.release(!checkpoint);
+  }
+}
+
+/** Every entry a run directory may hold (its ownership marker lists them). */
+const RUN_DIR_FILES = [
+  ...Object.values(RUN_FILES),
+  ...Object.values(ADAPTER_FILES),
+  "tokenizer.json",
+  "config.json",
+  "model.safetensors",
+];
+
+/**
+ * Whether `dir` (without an ownership marker) is a run directory an earlier version of pretrain
+ * wrote: nothing but run files and temporaries, and a checkpoint of this toolkit's format.
+ */
+async function isOlderRunDir(dir: string): Promise<boolean> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (!RUN_DIR_FILES.includes(entry.name) && !isTemporaryName(entry.name)) return false;
+  }
+  try {
+    const file = await SafetensorsFile.open(join(dir, RUN_FILES.checkpoint));
+    return file.metadata.format === CHECKPOINT_FORMAT;
+  } catch {
+    return false;
+  }
+}
+
+/** {@linkcode train} once its run directory (and merge directory) are claimed. */
+async function trainClaimed(
+  options: TrainOptions,
+  sizes: RunSizes,
+  merge: OutputClaim | undefined,
+): Promise<TrainSummary> {
+  const note = options.onNote ?? (() => {});
   const base = await loadBase(options);
   const data = await loadRunData(options, sizes, base, note);
   const schedule = runSchedule(options, data.stream.perEpoch, sizes.gradAccum);
@@ -601,8 +672,6 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     ),
     note,
   };
-  await Deno.mkdir(options.out, { recursive: true });
-  await removeStrayTemporaries(options.out);
   const state = await startOrResume(run);
 
   const engine = await TrainEngine.create(
@@ -630,7 +699,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   };
   try {
     await trainLoop(run, engine, state, summary);
-    if (options.merge) {
+    if (merge) {
       const method = methodSettings(base.model, options.attention);
       const merged = mergeAdapter(base.weights, base.config, {
         lora: base.lora!,
@@ -638,14 +707,15 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
         method,
       });
       if (base.model.kind === "glm") {
-        await writeModelDir(options.merge, base.model.config, merged, base.tokenizerFile);
+        await writeModelDir(merge.tmp, base.model.config, merged, base.tokenizerFile);
       } else {
-        await writeMergedDecoder(options.merge, base.model.config, merged, {
+        await writeMergedDecoder(merge.tmp, base.model.config, merged, {
           addedRows: base.model.addedRows,
           attention: method!.attention,
           tokenizerFile: base.tokenizerFile,
         });
       }
+      await merge.commit();
     }
     summary.tokens = state.tokens;
     return summary;

@@ -7,6 +7,7 @@
  */
 
 import { readLines } from "../../io/lines.ts";
+import { inputError } from "../../errors.ts";
 import { type InteractionLog, LogBuilder } from "../log.ts";
 import { checkUniqueId, openTable } from "./table.ts";
 
@@ -54,6 +55,17 @@ export async function readP5(options: P5Options): Promise<InteractionLog> {
   for await (const { number, text } of readLines(options.input)) {
     const tokens = text.trim().split(/\s+/);
     if (tokens[0] === "") continue;
+    // P5 lines are ids separated by spaces; a comma or a tab means a table was given.
+    if (/[,\t]/.test(text)) {
+      throw inputError(
+        options.input,
+        number,
+        `not a P5 sequence line ("USER ITEM ITEM ..." separated by spaces): it holds ` +
+          `${
+            text.includes("\t") ? "tabs" : "commas"
+          }, as a table does; for a table use --format csv`,
+      );
+    }
     if (tokens.length === 1) {
       log.skip("users without any interaction");
       continue;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { inputError } from "../../errors.ts";
+import { cut, inputError, quote } from "../../errors.ts";
 import { readLines } from "../../io/lines.ts";
 import { type CsvRow, parseCsv } from "../csv.ts";
 
@@ -21,6 +21,12 @@ export interface TableOptions {
   quoting?: boolean;
   /** Whether header names carry a `:type` suffix (RecBole). Default false. */
   typed?: boolean;
+}
+
+/** The header's column names for a message: quoted, cut, at most 20 of them. */
+function columnList(names: readonly string[]): string {
+  const shown = names.slice(0, 20).map((n) => cut(n, 40)).join(", ");
+  return names.length > 20 ? `${shown} and ${names.length - 20} more` : shown;
 }
 
 /** An opened table: its header, and its rows still to be streamed. */
@@ -47,7 +53,7 @@ export class Table {
     const seen = new Set<string>();
     for (const name of this.names) {
       if (name === "") throw inputError(label, 1, "header has an empty column name");
-      if (seen.has(name)) throw inputError(label, 1, `header names column "${name}" twice`);
+      if (seen.has(name)) throw inputError(label, 1, `header names column ${quote(name)} twice`);
       seen.add(name);
     }
   }
@@ -68,7 +74,7 @@ export class Table {
       throw inputError(
         this.label,
         1,
-        `no column "${name}" (columns: ${this.names.join(", ")})${hint}`,
+        `no column ${quote(name)} (columns: ${columnList(this.names)})${hint}`,
       );
     }
     return index;
