@@ -61,6 +61,16 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether `path` still names the file whose information is `held` (not removed or replaced). */
+function sameFile(path: string, held: Deno.FileInfo): boolean {
+  try {
+    const onDisk = Deno.statSync(path);
+    return onDisk.ino === null || (onDisk.ino === held.ino && onDisk.dev === held.dev);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A held lock on one output. Release it with {@linkcode OutputLock.release} (also done on
  * SIGINT/SIGTERM); a process that dies without releasing leaves a stale lock the next run takes.
@@ -112,8 +122,15 @@ export class OutputLock {
         locked = owner === undefined || !alive(owner.pid);
       }
       if (!locked) {
+        const held = file.statSync();
         file.close();
-        const owner = readOwner(path);
+        // The holder writes its details just after locking: give it a moment to.
+        let owner = readOwner(path);
+        for (let i = 0; i < 20 && owner === undefined; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          owner = readOwner(path);
+        }
+        if (owner === undefined && !sameFile(path, held)) continue; // the holder just finished
         const who = owner
           ? `recsysllm ${owner.command} (pid ${owner.pid}, started ${owner.started})`
           : "another recsysllm run";
@@ -124,12 +141,7 @@ export class OutputLock {
       }
       // The holder may have removed the file between our open and our lock: then the lock is on
       // a deleted file, and the name belongs to whoever creates it next. Start again.
-      let same = false;
-      try {
-        const [onDisk, held] = [Deno.statSync(path), file.statSync()];
-        same = onDisk.ino === null || (onDisk.ino === held.ino && onDisk.dev === held.dev);
-      } catch { /* removed */ }
-      if (!same) {
+      if (!sameFile(path, file.statSync())) {
         file.close();
         continue;
       }

@@ -1,0 +1,271 @@
+/**
+ * Outputs never cost the user data: ownership checks and --force, the input never inside what is
+ * replaced, exclusive locks (stale ones taken over), temporaries removed on SIGINT/SIGTERM and
+ * by the next run after a kill -9, and the atomic writers killed at random points.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { removeStaleTemporaries, replaceWith, writeFileAtomic } from "../lib/io/atomic.ts";
+import { LockedError, lockPath, OutputLock } from "../lib/io/lock.ts";
+import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
+import { runCli } from "./cli_support.ts";
+import { fileVersion } from "./safety_child.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { GOLDEN_CASES } from "./textualize_support.ts";
+
+const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
+const CHILD = new URL("./safety_child.ts", import.meta.url).pathname;
+
+function textualize(out: string, ...extra: string[]) {
+  return runCli(["textualize", ...CSV, `--out=${out}`, "--quiet", ...extra]);
+}
+
+async function names(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const e of Deno.readDir(dir)) found.push(e.name);
+  return found.sort();
+}
+
+/** Starts the child in `mode` on `path` and waits until it says it is under way. */
+async function startChild(mode: string, path: string): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CHILD, mode, path],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("ready")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`child ${mode} ended before it was ready`);
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  return child;
+}
+
+Deno.test("textualize refuses a directory of the user's files and a regular file; --force replaces them", () =>
+  withTempDir(async (dir) => {
+    const mine = join(dir, "x");
+    await Deno.mkdir(mine);
+    await Deno.writeTextFile(join(mine, "n.txt"), "k\n");
+    const refused = await textualize(mine);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^error: .*x: holds files recsysllm did not write \(n\.txt\); .*--force/,
+    );
+    assert.equal(refused.stderr.trim().split("\n").length, 1);
+    assert.equal(await Deno.readTextFile(join(mine, "n.txt")), "k\n");
+
+    const file = join(dir, "file");
+    await Deno.writeTextFile(file, "keep");
+    const onFile = await textualize(file);
+    assert.equal(onFile.code, 1);
+    assert.match(onFile.stderr, /file: is a file, not a directory recsysllm wrote/);
+    assert.equal(await Deno.readTextFile(file), "keep");
+
+    const forced = await textualize(mine, "--force");
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok((await names(mine)).includes("manifest.json"));
+    assert.ok(!(await names(mine)).includes("n.txt"));
+    // Nothing left beside it: no temporary, no lock.
+    assert.equal((await names(dir)).filter((n) => n.startsWith(".")).length, 0);
+  }));
+
+Deno.test("an output that is or contains an input is refused, even with --force", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await Deno.mkdir(data);
+    await Deno.copyFile(CSV[1].slice("--input=".length), join(data, "interactions.csv"));
+    const args = ["textualize", ...CSV.filter((a) => !a.startsWith("--input="))];
+    for (const out of [data, dir]) {
+      const run = await runCli([
+        ...args,
+        `--input=${join(data, "interactions.csv")}`,
+        `--out=${out}`,
+        "--force",
+        "--quiet",
+      ]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        /contains the input .*interactions\.csv: writing there would destroy it/,
+      );
+    }
+    assert.equal((await names(data)).join(), "interactions.csv");
+  }));
+
+Deno.test("textualize replaces its own output, and an older one without a marker, but not once a user file is added", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "data");
+    assert.equal((await textualize(out)).code, 0);
+    assert.ok((await names(out)).includes(OUTPUT_MARKER));
+    assert.equal((await textualize(out)).code, 0, "its own output is replaced");
+    await Deno.remove(join(out, OUTPUT_MARKER));
+    assert.equal((await textualize(out)).code, 0, "an older dataset (no marker) is recognised");
+    await Deno.writeTextFile(join(out, "pred.jsonl"), "{}\n");
+    const run = await textualize(out);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /holds files recsysllm textualize did not write \(pred\.jsonl\)/);
+    // Another command's output is not textualize's to replace.
+    const model = join(dir, "model");
+    await Deno.mkdir(model);
+    await Deno.writeTextFile(
+      join(model, OUTPUT_MARKER),
+      JSON.stringify({ tool: "recsysllm", command: "init", files: [] }),
+    );
+    assert.match(
+      (await textualize(model)).stderr,
+      /holds the output of recsysllm init, not of textualize/,
+    );
+  }));
+
+Deno.test("init refuses a directory it did not write", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    assert.equal((await textualize(data)).code, 0);
+    const out = join(dir, "model");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(join(out, "config.json"), "{}");
+    const run = await runCli(["init", "--data", data, "--preset", "tiny", "--out", out]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /model: holds files recsysllm did not write \(config\.json\)/);
+    assert.equal(await Deno.readTextFile(join(out, "config.json")), "{}");
+    const onData = await runCli(["init", "--data", data, "--preset", "tiny", "--out", data]);
+    assert.match(onData.stderr, /is the input/);
+  }));
+
+Deno.test("a second run on a locked output is refused with the holder's PID; a dead holder's lock is taken over", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "data");
+    const child = await startChild("lock", out);
+    try {
+      const run = await textualize(out);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        new RegExp(`data: in use by recsysllm test \\(pid ${child.pid}, started`),
+      );
+      await assert.rejects(() => OutputLock.acquire(out, "test"), LockedError);
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+    // The killed holder left its lock file: stale, so it is taken over.
+    assert.ok(await Deno.stat(lockPath(out)));
+    const lock = await OutputLock.acquire(out, "test");
+    assert.equal(lock.tookOverFrom?.pid, child.pid);
+    lock.release();
+    assert.equal((await textualize(out)).code, 0);
+    assert.equal((await names(dir)).join(), "data", "no lock file left");
+  }));
+
+Deno.test("two textualize processes on one output at once: one writes it, the other is refused", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "data");
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const args = ["run", "-A", main, "textualize", "--format=csv", "--quiet", `--out=${out}`];
+    for (const f of ["interactions", "users", "items"]) {
+      args.push(`--${f === "interactions" ? "input" : f}=fixtures/demo/${f}.csv`);
+    }
+    const runs = await Promise.all(
+      [0, 1].map(() =>
+        new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" }).output()
+      ),
+    );
+    const stderr = runs.map((r) => new TextDecoder().decode(r.stderr));
+    assert.deepEqual(runs.map((r) => r.code).sort(), [0, 1], stderr.join("\n"));
+    assert.match(
+      stderr[runs.findIndex((r) => r.code === 1)],
+      /in use by recsysllm textualize \(pid/,
+    );
+    assert.equal((await names(dir)).join(), "data");
+  }));
+
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+  Deno.test(`${signal} removes the temporaries and the lock of a run being written`, () =>
+    withTempDir(async (dir) => {
+      for (const mode of ["build-dir", "build-file"]) {
+        const out = join(dir, mode);
+        const child = await startChild(mode, out);
+        assert.ok((await names(dir)).some((n) => n.startsWith(`.${mode}.tmp-`)));
+        child.kill(signal);
+        assert.equal((await child.status).code, code);
+        assert.equal((await names(dir)).join(), "", `left: ${await names(dir)}`);
+      }
+    }));
+}
+
+Deno.test("what a kill -9 left (temporaries, the lock) is removed by the next run on the output", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "data");
+    const child = await startChild("build-dir", out);
+    child.kill("SIGKILL");
+    await child.status;
+    assert.ok((await names(dir)).some((n) => n.startsWith(".data.tmp-")));
+    await writeOutputDir(out, { command: "test" }, async (tmp) => {
+      await Deno.writeTextFile(join(tmp, "a.txt"), "complete");
+    });
+    assert.equal((await names(dir)).join(), "data");
+    assert.deepEqual(await names(out), [OUTPUT_MARKER, "a.txt"]);
+  }));
+
+/** Waits a random time, then kills `child` with SIGKILL. */
+async function killAtRandom(child: Deno.ChildProcess, maxMs: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * maxMs));
+  child.kill("SIGKILL");
+  await child.status;
+}
+
+Deno.test("fault injection: a file writer killed at random points leaves the old or the new file, whole", () =>
+  withTempDir(async (dir) => {
+    const path = join(dir, "out.bin");
+    await Deno.writeFile(path, fileVersion(0));
+    const seen = new Set<number>();
+    for (let trial = 0; trial < 10; trial++) {
+      await killAtRandom(await startChild("file-loop", path), 300);
+      const bytes = await Deno.readFile(path);
+      assert.equal(bytes.length, 2 << 20, `trial ${trial}: a file of ${bytes.length} bytes`);
+      assert.ok(bytes.every((b) => b === bytes[0]), `trial ${trial}: versions mixed`);
+      seen.add(bytes[0]);
+      await removeStaleTemporaries(path);
+      assert.equal((await names(dir)).join(), "out.bin");
+    }
+    console.log(`versions found after the kills: ${[...seen].sort((a, b) => a - b).join(", ")}`);
+  }));
+
+Deno.test("fault injection: a directory replaced and killed at random points is the old or the new one, whole", () =>
+  withTempDir(async (dir) => {
+    const path = join(dir, "out");
+    const first = join(dir, "first");
+    await Deno.mkdir(first);
+    for (let f = 0; f < 8; f++) await Deno.writeTextFile(join(first, `f${f}.txt`), "0\n");
+    await replaceWith(first, path);
+    for (let trial = 0; trial < 10; trial++) {
+      await killAtRandom(await startChild("dir-loop", path), 300);
+      // The next run's clean-up restores an old directory a kill left moved aside.
+      await removeStaleTemporaries(path);
+      assert.equal((await names(dir)).join(), "out", `trial ${trial}`);
+      const texts = await Promise.all(
+        Array.from({ length: 8 }, (_, f) => Deno.readTextFile(join(path, `f${f}.txt`))),
+      );
+      const version = texts[0].split("\n")[0];
+      for (const text of texts) {
+        const lines = text.split("\n").slice(0, -1);
+        assert.ok(lines.every((l) => l === version), `trial ${trial}: versions mixed`);
+        assert.ok(version === "0" || lines.length === 20_000, `trial ${trial}: a file cut short`);
+      }
+    }
+  }));
+
+Deno.test("writeFileAtomic into a missing directory names it, and leaves nothing", () =>
+  withTempDir(async (dir) => {
+    await assert.rejects(
+      () => writeFileAtomic(join(dir, "missing", "a.txt"), "x"),
+      /missing\/a\.txt: cannot write: its directory does not exist \(ENOENT\)/,
+    );
+    assert.equal((await names(dir)).join(), "");
+  }));
