@@ -204,7 +204,7 @@ class BaselineFiles {
         });
         try {
           files.#files.set(name, {
-            writer: await TextFileWriter.create(claim.tmp),
+            writer: await TextFileWriter.create(claim.tmp, undefined, path),
             claim,
             path,
             keys: new PartFileKeys(),

@@ -174,7 +174,7 @@ class Output {
     if (path !== "-") {
       out.#claim = await claimOutputFile(path, options);
       try {
-        out.#writer = await TextFileWriter.create(out.#claim.tmp);
+        out.#writer = await TextFileWriter.create(out.#claim.tmp, undefined, path);
       } catch (error) {
         await out.#claim.close();
         throw error;

@@ -38,15 +38,20 @@ export class TextFileWriter {
 
   /**
    * Creates (or truncates) `path`; `bufferChars` sets the flush threshold (default 1 Mi).
-   * File-system faults here and in every later call are IoErrors naming `path`.
+   * File-system faults here and in every later call are IoErrors naming `label` (default
+   * `path`; the output's name when `path` is its temporary).
    */
-  static async create(path: string, bufferChars = 1 << 20): Promise<TextFileWriter> {
+  static async create(
+    path: string,
+    bufferChars = 1 << 20,
+    label = path,
+  ): Promise<TextFileWriter> {
     const file = await withIo(
-      path,
+      label,
       "cannot write",
       () => Deno.open(path, { write: true, create: true, truncate: true }),
     );
-    return new TextFileWriter(file, path, bufferChars);
+    return new TextFileWriter(file, label, bufferChars);
   }
 
   /** Bytes written to the file so far (flushed data only). */

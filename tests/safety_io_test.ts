@@ -1,0 +1,215 @@
+/**
+ * Ordinary I/O faults are one-line errors naming the path and the cause, exit 1 (never exit 70
+ * with a stack): disk full (a small tmpfs, where the tests run as root and may mount one), a
+ * read-only file system, permission denied (an immutable directory for root, else a read-only
+ * mode), a directory where a file is expected, a missing output directory. Cases that need
+ * root are skipped with a message elsewhere.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { IoError, toIoError } from "../lib/io/io_error.ts";
+import { runCli } from "./cli_support.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./train_support.ts";
+
+const DEMO = ["--format=csv", "--quiet"].concat(
+  ["interactions", "users", "items"].map((f) =>
+    `--${f === "interactions" ? "input" : f}=fixtures/demo/${f}.csv`
+  ),
+);
+
+const isRoot = Deno.uid() === 0;
+
+/** Mounts a tmpfs of `size` (with `ro`, read-only) on a new directory; undefined when it cannot. */
+async function tmpfs(dir: string, size: string, ro = false): Promise<string | undefined> {
+  if (!isRoot || Deno.build.os !== "linux") return undefined;
+  const at = join(dir, `mnt-${size}${ro ? "-ro" : ""}`);
+  await Deno.mkdir(at);
+  const { success } = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `${ro ? "ro," : ""}size=${size}`, "tmpfs", at],
+    stderr: "null",
+  }).output();
+  return success ? at : undefined;
+}
+
+async function unmount(at: string): Promise<void> {
+  const { success } = await new Deno.Command("umount", { args: [at], stderr: "null" }).output();
+  if (!success) await new Deno.Command("umount", { args: ["-l", at] }).output();
+}
+
+async function names(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const e of Deno.readDir(dir)) found.push(e.name);
+  return found.sort();
+}
+
+function oneLineExit1(run: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.equal(run.code, 1, run.stderr);
+  assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);
+  assert.match(run.stderr, pattern);
+}
+
+Deno.test("file-system errors become one-line IoErrors naming the path and the cause", async () => {
+  const full = (() => {
+    try {
+      Deno.writeFileSync("/dev/full", new Uint8Array(16));
+    } catch (error) {
+      return toIoError(error);
+    }
+  })();
+  if (Deno.build.os === "linux") {
+    assert.ok(full instanceof IoError);
+    assert.equal(full.message, "/dev/full: no space left on device (ENOSPC)");
+  }
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "f"), "");
+    const cases: [() => Promise<unknown>, RegExp][] = [
+      [() => Deno.readTextFile(dir), /: is a directory \(a file was expected\) \(EISDIR\)$/],
+      [() => Deno.writeTextFile(join(dir, "f", "x"), ""), /f\/x: not a directory .*\(ENOTDIR\)$/],
+    ];
+    for (const [body, pattern] of cases) {
+      const error = await body().then(() => undefined, (e) => toIoError(e));
+      assert.ok(error instanceof IoError, String(error));
+      assert.match(error.message, pattern);
+    }
+    const missing = await Deno.writeTextFile(join(dir, "no", "x"), "").then(
+      () => undefined,
+      (e) => toIoError(e, join(dir, "no", "x"), "cannot write"),
+    );
+    assert.match((missing as Error).message, /no\/x: cannot write: its directory does not exist/);
+  });
+  // Errors Deno raises for faults this machine cannot stage, as Deno words them.
+  const erofs = Object.assign(new Error("Read-only file system (os error 30): open '/ro/x'"), {
+    code: "EROFS",
+  });
+  assert.equal((toIoError(erofs) as Error).message, "/ro/x: read-only file system (EROFS)");
+  const denied = new Deno.errors.PermissionDenied("Permission denied (os error 13): mkdir '/p'");
+  assert.equal((toIoError(denied) as Error).message, "/p: permission denied (EACCES)");
+  // Not file-system faults: left alone, so real bugs still exit 70.
+  const bug = new TypeError("x is undefined");
+  assert.equal(toIoError(bug), bug);
+});
+
+Deno.test("a directory given where a file is expected, and a missing or wrong output directory, exit 1 in one line", () =>
+  withTempDir(async (dir) => {
+    oneLineExit1(
+      await runCli(["textualize", "--format=csv", `--input=${dir}`, `--out=${join(dir, "o")}`]),
+      /is a directory; a file was expected/,
+    );
+    const data = await demoDataset();
+    oneLineExit1(
+      await runCli(["eval", "--data", data, "--predictions", dir, "--quiet"]),
+      /is a directory; a file was expected/,
+    );
+    const model = join(dir, "model");
+    await writeSmallModel(model, await smallConfig());
+    const batch = join(dir, "batch.json");
+    await Deno.writeTextFile(
+      batch,
+      JSON.stringify({ input_ids: [[1, 2]], position_ids: [[[0, 1], [0, 0]]], sep: [1] }),
+    );
+    const forward = (out: string) =>
+      runCli(["forward", "--model", model, "--batch", batch, "--out", out, "--device", "cpu"]);
+    oneLineExit1(
+      await forward(join(dir, "missing", "o.safetensors")),
+      /o\.safetensors: cannot write: its directory does not exist/,
+    );
+    const outDir = join(dir, "outdir");
+    await Deno.mkdir(outDir);
+    oneLineExit1(await forward(outDir), /outdir: is a directory; choose another --out/);
+    oneLineExit1(
+      await runCli(["forward", "--model", model, "--batch", dir, "--out", join(dir, "o")]),
+      /: cannot read: is a directory/,
+    );
+  }));
+
+Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and leave nothing behind", async (t) => {
+  await withTempDir(async (dir) => {
+    const disk = await tmpfs(dir, "32k");
+    if (!disk) {
+      console.log("skipped: needs root and mount -t tmpfs to stage a full disk");
+      return;
+    }
+    try {
+      await t.step("textualize", async () => {
+        oneLineExit1(
+          await runCli(["textualize", ...DEMO, `--out=${join(disk, "data")}`]),
+          /data.*: no space left on device \(ENOSPC\)/,
+        );
+        assert.deepEqual(await names(disk), []);
+      });
+      const data = await demoDataset();
+      const model = join(dir, "model");
+      await writeSmallModel(model, await smallConfig());
+      await t.step("pretrain", async () => {
+        oneLineExit1(
+          await runCli([
+            "pretrain",
+            ...["--data", data, "--model", model, "--out", join(disk, "run")],
+            ...["--steps", "1", "--batch-size", "2", "--val-batches", "0", "--device", "cpu"],
+            "--quiet",
+          ]),
+          /run.*: no space left on device \(ENOSPC\)/,
+        );
+        // The run failed before its first checkpoint: the directory it made is gone too.
+        assert.deepEqual(await names(disk), []);
+      });
+      await t.step("infer", async () => {
+        await Deno.writeFile(join(disk, "filler"), new Uint8Array(24 << 10));
+        oneLineExit1(
+          await runCli([
+            "infer",
+            ...["--model", model, "--data", data, "--out", join(disk, "pred.jsonl")],
+            ...["--task", "rating", "--limit", "200", "--device", "cpu", "--quiet"],
+          ]),
+          /pred\.jsonl: cannot write: no space left on device \(ENOSPC\)/,
+        );
+        assert.deepEqual(await names(disk), ["filler"]);
+      });
+    } finally {
+      await unmount(disk);
+    }
+  });
+});
+
+Deno.test("a read-only file system and a directory without write permission exit 1 with one line", () =>
+  withTempDir(async (dir) => {
+    const ro = await tmpfs(dir, "64k", true);
+    if (ro) {
+      try {
+        oneLineExit1(
+          await runCli(["textualize", ...DEMO, `--out=${join(ro, "data")}`]),
+          /read-only file system \(EROFS\)/,
+        );
+      } finally {
+        await unmount(ro);
+      }
+    } else {
+      console.log("read-only file system: skipped (needs root and mount -t tmpfs)");
+    }
+    // Root ignores permission bits: an immutable directory (chattr +i) refuses it all the same.
+    const locked = join(dir, "locked");
+    await Deno.mkdir(locked);
+    let undo: () => Promise<unknown>;
+    if (isRoot) {
+      const set = await new Deno.Command("chattr", { args: ["+i", locked], stderr: "null" })
+        .output().catch(() => ({ success: false }));
+      if (!set.success) {
+        console.log("permission denied: skipped (root, and chattr +i is not available here)");
+        return;
+      }
+      undo = () => new Deno.Command("chattr", { args: ["-i", locked] }).output();
+    } else {
+      await Deno.chmod(locked, 0o555);
+      undo = () => Deno.chmod(locked, 0o755);
+    }
+    try {
+      oneLineExit1(
+        await runCli(["textualize", ...DEMO, `--out=${join(locked, "data")}`]),
+        /locked.*: (permission denied \(EACCES\)|operation not permitted \(EPERM\))/,
+      );
+    } finally {
+      await undo();
+    }
+  }));
