@@ -37,7 +37,23 @@ export function countWords(text: string): number {
  * ```
  */
 export function sentences(text: string): string[] {
-  return text.split(/(?<=[.!?])\s+|[\r\n]+/).map(foldSpace).filter((s) => s !== "");
+  return [...eachSentence(text)];
+}
+
+/**
+ * The sentences of `text` one at a time, as {@linkcode sentences} cuts them: a caller that needs
+ * only the first few does not cut a review of many megabytes whole.
+ */
+export function* eachSentence(text: string): Generator<string> {
+  const boundary = /(?<=[.!?])\s+|[\r\n]+/g;
+  let start = 0;
+  for (let m = boundary.exec(text); m !== null; m = boundary.exec(text)) {
+    const sentence = foldSpace(text.slice(start, m.index));
+    if (sentence !== "") yield sentence;
+    start = m.index + m[0].length;
+  }
+  const last = foldSpace(text.slice(start));
+  if (last !== "") yield last;
 }
 
 /**
@@ -49,7 +65,7 @@ export function explanationSentence(
   minWords: number,
   maxWords: number,
 ): string | undefined {
-  for (const sentence of sentences(review)) {
+  for (const sentence of eachSentence(review)) {
     if (countWords(sentence) >= minWords) return capWords(sentence, maxWords);
   }
   return undefined;
