@@ -98,20 +98,32 @@ export async function main(args: string[]): Promise<number> {
     await command.run(rest);
     return 0;
   } catch (caught) {
-    const error = toIoError(caught);
-    if (error instanceof UsageError) {
-      console.error(`error: ${oneLine(error.message)}`);
-      return 2;
-    }
-    if (error instanceof InputError) {
-      console.error(`error: ${oneLine(error.message)}`);
-      return 1;
-    }
-    console.error(
-      `internal error (a bug in recsysllm, please report it): ${(error as Error)?.stack ?? error}`,
-    );
-    return 70;
+    const { status, message } = errorReport(caught);
+    console.error(message);
+    return status;
   }
+}
+
+/**
+ * What the command line prints for an error that ended a run, and its exit status: 2 for a
+ * UsageError, 1 for an InputError and for any file-system fault (a `Deno.errors.*` or errno
+ * error, translated by lib/io/io_error.ts, whatever code let it through), 70 for anything else
+ * (a bug), with its stack.
+ */
+export function errorReport(caught: unknown): { status: number; message: string } {
+  const error = toIoError(caught);
+  if (error instanceof UsageError) {
+    return { status: 2, message: `error: ${oneLine(error.message)}` };
+  }
+  if (error instanceof InputError) {
+    return { status: 1, message: `error: ${oneLine(error.message)}` };
+  }
+  return {
+    status: 70,
+    message: `internal error (a bug in recsysllm, please report it): ${
+      (error as Error)?.stack ?? error
+    }`,
+  };
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { basename, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { DEVICES } from "../lib/runtime/devices.ts";
@@ -22,6 +22,8 @@ import { InputError } from "../lib/errors.ts";
 import { INIT_FAMILIES } from "../lib/model/families/init.ts";
 import { isMissingOrEmptyDir, pathExists } from "../lib/io/fs.ts";
 import { formatSeconds } from "../lib/io/progress.ts";
+import { isTemporaryName } from "../lib/io/atomic.ts";
+import { OutputLock } from "../lib/io/lock.ts";
 
 const MARKER = ".recsysllm-demo";
 
@@ -81,9 +83,27 @@ function selfCommand(): string[] {
   return [exe];
 }
 
-/** Empties `out` when an earlier demo made it; refuses to touch a directory it did not make. */
-async function prepareOut(out: string): Promise<void> {
+/**
+ * Empties `out` when an earlier demo made it (its marker is there, and nothing but what the demo
+ * writes); refuses to touch a directory it did not make, or one the user added files to.
+ */
+async function prepareOut(out: string, stages: DemoStage[]): Promise<void> {
   if (await pathExists(join(out, MARKER))) {
+    const known = new Set([
+      MARKER,
+      ...Object.values(demoPaths(out)).map((p) => basename(p)),
+      ...stages.flatMap((s) => s.stdout ? [s.stdout] : []),
+    ]);
+    const foreign: string[] = [];
+    for await (const entry of Deno.readDir(out)) {
+      if (!known.has(entry.name) && !isTemporaryName(entry.name)) foreign.push(entry.name);
+    }
+    if (foreign.length > 0) {
+      throw new InputError(
+        `${out}: holds files the demo did not write (${foreign.slice(0, 3).join(", ")}); ` +
+          `choose another --out`,
+      );
+    }
     await Deno.remove(out, { recursive: true });
   } else if (!(await isMissingOrEmptyDir(out))) {
     throw new InputError(`${out}: exists and was not made by the demo; choose another --out`);
@@ -124,16 +144,27 @@ export const command: Command = {
       limit: flags.limit,
       family: flags.family,
     });
-    await prepareOut(out);
-    const self = selfCommand();
-    const start = performance.now();
-    for (const stage of stages) await runStage(self, stage, out);
-    const paths = demoPaths(out);
-    const verdict = demoVerdict(JSON.parse(await Deno.readTextFile(paths.evalJson)));
-    if (verdict) console.log(`\n${verdict}`);
-    console.error(
-      `\ndemo: done in ${formatSeconds((performance.now() - start) / 1000)}; results in ` +
-        `${paths.evalJson}, chart ${paths.chart}, training curve ${join(paths.run, "loss.svg")}`,
-    );
+    // Locked for the whole demo: a second demo on the same --out is refused.
+    await Deno.mkdir(dirname(resolve(out)), { recursive: true });
+    const lock = await OutputLock.acquire(out, "demo");
+    try {
+      await runDemo(out, stages);
+    } finally {
+      lock.release();
+    }
   },
 };
+
+async function runDemo(out: string, stages: DemoStage[]): Promise<void> {
+  await prepareOut(out, stages);
+  const self = selfCommand();
+  const start = performance.now();
+  for (const stage of stages) await runStage(self, stage, out);
+  const paths = demoPaths(out);
+  const verdict = demoVerdict(JSON.parse(await Deno.readTextFile(paths.evalJson)));
+  if (verdict) console.log(`\n${verdict}`);
+  console.error(
+    `\ndemo: done in ${formatSeconds((performance.now() - start) / 1000)}; results in ` +
+      `${paths.evalJson}, chart ${paths.chart}, training curve ${join(paths.run, "loss.svg")}`,
+  );
+}

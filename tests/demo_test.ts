@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { demoVerdict } from "../lib/demo/plan.ts";
-import { pathExists as exists } from "../lib/io/fs.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -50,11 +49,18 @@ Deno.test("the demo runs every stage end to end and ends with the results table"
     assert.equal(JSON.parse(metrics.at(-1)!).step, 3);
     assert.ok((await Deno.stat(join(out, "eval.svg"))).size > 1000);
 
-    // A second run replaces the first; a directory the demo did not make is left alone.
-    await Deno.writeTextFile(join(out, "stale.txt"), "old");
+    // A second run replaces the first, but not once a file of the user's is in it; a directory
+    // the demo did not make is left alone.
+    await Deno.writeTextFile(join(out, "notes.txt"), "mine");
+    const kept = await demo("--out", out, "--steps", "1", "--limit", "2");
+    assert.equal(kept.code, 1);
+    assert.match(kept.stderr, /holds files the demo did not write \(notes\.txt\)/);
+    assert.equal(await Deno.readTextFile(join(out, "notes.txt")), "mine");
+    await Deno.remove(join(out, "notes.txt"));
+    const before = (await Deno.stat(join(out, "eval.json"))).mtime!.getTime();
     const again = await demo("--out", out, "--steps", "1", "--limit", "2");
     assert.equal(again.code, 0, again.stderr);
-    assert.ok(!(await exists(join(out, "stale.txt"))), "the second run kept the first run's files");
+    assert.ok((await Deno.stat(join(out, "eval.json"))).mtime!.getTime() >= before);
     const foreign = join(tmp, "mine");
     await Deno.mkdir(foreign);
     await Deno.writeTextFile(join(foreign, "notes.txt"), "keep me");

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { IoError, toIoError } from "../lib/io/io_error.ts";
+import { errorReport } from "../main.ts";
 import { runCli } from "./cli_support.ts";
 import { withTempDir } from "./temp_dir.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./train_support.ts";
@@ -89,6 +90,38 @@ Deno.test("file-system errors become one-line IoErrors naming the path and the c
   // Not file-system faults: left alone, so real bugs still exit 70.
   const bug = new TypeError("x is undefined");
   assert.equal(toIoError(bug), bug);
+});
+
+Deno.test("any file-system error reaching the command line exits 1 in one line; only other errors are bugs (70)", () => {
+  const node = Object.assign(new Error("ENOSPC: no space left on device, write"), {
+    code: "ENOSPC",
+    syscall: "write",
+    path: "/data/out.jsonl",
+  });
+  const raw: [unknown, string][] = [
+    [node, "error: /data/out.jsonl: no space left on device (ENOSPC)"],
+    [
+      new Deno.errors.NotFound("No such file or directory (os error 2): open '/x/y'"),
+      "error: /x/y: no such file or directory (ENOENT)",
+    ],
+    [
+      new Deno.errors.IsADirectory("Is a directory (os error 21): read '/d'"),
+      "error: /d: is a directory (a file was expected) (EISDIR)",
+    ],
+    [
+      new Deno.errors.NotCapable('Requires write access to "/o", run again with --allow-write'),
+      'error: Requires write access to "/o", run again with --allow-write',
+    ],
+  ];
+  for (const [error, message] of raw) {
+    assert.deepEqual(errorReport(error), { status: 1, message });
+  }
+  const bug = errorReport(new TypeError("cannot read properties of undefined"));
+  assert.equal(bug.status, 70);
+  assert.match(bug.message, /^internal error \(a bug in recsysllm/);
+  const long = errorReport(new IoError(`x: ${"y".repeat(5000)}\nsecond line`));
+  assert.equal(long.status, 1);
+  assert.ok(long.message.length < 600 && !long.message.includes("\n"), long.message);
 });
 
 Deno.test("a directory given where a file is expected, and a missing or wrong output directory, exit 1 in one line", () =>
