@@ -269,3 +269,32 @@ Deno.test("writeFileAtomic into a missing directory names it, and leaves nothing
     );
     assert.equal((await names(dir)).join(), "");
   }));
+
+Deno.test("every command that writes refuses an output another run holds", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    assert.equal((await textualize(data)).code, 0);
+    const out = (name: string) => join(dir, name);
+    const runs: [string, string[]][] = [
+      ["data2", ["textualize", ...CSV, `--out=${out("data2")}`]],
+      ["model", ["init", "--data", data, "--preset", "tiny", "--out", out("model")]],
+      ["run", ["pretrain", "--data", data, "--model", out("none"), "--out", out("run")]],
+      ["p.jsonl", ["infer", "--data", data, "--model", out("none"), "--out", out("p.jsonl")]],
+      ["f.st", ["forward", "--model", out("none"), "--batch", out("b"), "--out", out("f.st")]],
+      ["c.svg", ["eval", "--data", data, "--baseline", "pop", "--chart", out("c.svg")]],
+    ];
+    for (const [name, args] of runs) {
+      const lock = await OutputLock.acquire(out(name), "test");
+      try {
+        const run = await runCli(args);
+        assert.equal(run.code, 1, `${args[0]}: ${run.stderr}`);
+        assert.match(
+          run.stderr,
+          new RegExp(`${name}: in use by recsysllm test \\(pid ${Deno.pid}`),
+        );
+      } finally {
+        lock.release();
+      }
+    }
+    assert.deepEqual(await names(dir), ["data"]);
+  }));

@@ -157,11 +157,14 @@ function listed(names: string[]): string {
   return names.length > 3 ? `${shown} and ${names.length - 3} more` : shown;
 }
 
-function refused(path: string, why: string, options: ClaimOptions): OutputRefused {
+function refused(
+  path: string,
+  why: string,
+  options: ClaimOptions,
+  force = "to replace it",
+): OutputRefused {
   const flag = options.flag ?? "--out";
-  return new OutputRefused(
-    `${path}: ${why}; choose another ${flag}, or pass --force to replace it`,
-  );
+  return new OutputRefused(`${path}: ${why}; choose another ${flag}, or pass --force ${force}`);
 }
 
 /** A claimed output: locked, checked, with a temporary to write into. */
@@ -346,11 +349,11 @@ export async function claimRunDir(
     const info = await lstatOrUndefined(path);
     let previous: string[] = [];
     if (info && !info.isDirectory) {
-      throw refused(path, "is a file, not a directory", options);
+      throw new OutputRefused(`${path}: is a file, not a directory; choose another --out`);
     }
     if (info) {
       const why = options.force ? undefined : await foreignDir(path, options);
-      if (why) throw refused(path, why, options);
+      if (why) throw refused(path, why, options, "to write into it");
       previous = (await readMarker(path))?.files ?? [];
       for (const name of await entries(path)) {
         if (isTemporaryName(name)) {
