@@ -298,3 +298,32 @@ Deno.test("every command that writes refuses an output another run holds", () =>
     }
     assert.deepEqual(await names(dir), ["data"]);
   }));
+
+/** Waits until `dir` holds an entry that `test` accepts (or `ms` pass). */
+async function waitFor(dir: string, test: (name: string) => boolean, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if ((await names(dir)).some(test)) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`nothing appeared in ${dir}`);
+}
+
+Deno.test("Ctrl-C during a real textualize leaves nothing behind, and the old output as it was", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "data");
+    assert.equal((await textualize(out)).code, 0);
+    const manifest = await Deno.readTextFile(join(out, "manifest.json"));
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const args = ["run", "-A", main, "textualize", "--format=csv", "--quiet", `--out=${out}`];
+    for (const f of ["interactions", "users", "items"]) {
+      args.push(`--${f === "interactions" ? "input" : f}=fixtures/demo/${f}.csv`);
+    }
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "null" })
+      .spawn();
+    await waitFor(dir, (n) => n.startsWith(".data.tmp-"));
+    child.kill("SIGINT");
+    assert.equal((await child.status).code, 130);
+    assert.deepEqual(await names(dir), ["data"]);
+    assert.equal(await Deno.readTextFile(join(out, "manifest.json")), manifest);
+  }));
