@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { InputError } from "../lib/errors.ts";
 import { presetConfig, weightShapes } from "../lib/model/config.ts";
-import { CHECKSUM_KEY, SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
+import {
+  CHECKSUM_KEY,
+  encodeSafetensors,
+  SafetensorsFile,
+  writeSafetensors,
+} from "../lib/model/safetensors.ts";
 import { loadWeights, randomWeights, saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { withTempDir } from "./temp_dir.ts";
@@ -171,4 +176,34 @@ Deno.test("model weights save and load by their Hugging Face names, shapes check
       () => loadWeights(path, { ...config, numLayers: 2 }),
       /tensor "glm.transformer.layers.1.input_layernorm.weight" is missing/,
     );
+  }));
+
+Deno.test("safetensors: the checksum of the tensor data catches one flipped byte; files without one load unchecked", () =>
+  withTempDir(async (dir) => {
+    const path = `${dir}/c.safetensors`;
+    const shapes = new Map([["a", [3]], ["b", [2, 2]]]);
+    await writeSafetensors(path, {
+      a: { shape: [3], data: new Float32Array([1, 2, 3]) },
+      b: { shape: [2, 2], data: new Float32Array([4, 5, 6, 7]) },
+    });
+    const { tensors, verified } = await (await SafetensorsFile.open(path)).float32All(shapes);
+    assert.equal(verified, true);
+    assert.deepEqual(tensors.get("b"), new Float32Array([4, 5, 6, 7]));
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 3] ^= 0x01;
+    await Deno.writeFile(path, bytes);
+    const file = await SafetensorsFile.open(path);
+    await assert.rejects(() => file.float32All(shapes), /does not match the checksum .*corrupt/);
+    await assert.rejects(() => file.verify(), /corrupt/);
+    // A file another tool wrote (no checksum in its metadata) loads, unchecked.
+    const [prefix, header, ...data] = encodeSafetensors({
+      a: { shape: [3], data: new Float32Array([1, 2, 3]) },
+    }, { format: "pt" });
+    await Deno.writeFile(
+      path,
+      new Uint8Array([...prefix, ...header, ...data.flatMap((d) => [...d])]),
+    );
+    const plain = await SafetensorsFile.open(path);
+    assert.equal(await plain.verify(), false);
+    assert.equal((await plain.float32All(new Map([["a", [3]]]))).verified, false);
   }));

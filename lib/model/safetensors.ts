@@ -244,6 +244,63 @@ export class SafetensorsFile {
     }
   }
 
+  /**
+   * Every tensor of `shapes` as float32 (shapes and dtypes checked as {@linkcode float32} does),
+   * read in one pass over the file in data order, with the checksum (when the header records
+   * one) computed on the same bytes: a model loads and is verified with a single read. A
+   * mismatch is an InputError saying the file is corrupt. `verified` says whether a checksum was
+   * there to check.
+   */
+  async float32All(
+    shapes: ReadonlyMap<string, readonly number[]>,
+  ): Promise<{ tensors: Map<string, Float32Array>; verified: boolean }> {
+    for (const [name, shape] of shapes) {
+      const e = this.#check(name, shape);
+      if (!(FLOAT_READABLE as readonly string[]).includes(e.dtype)) {
+        throw inputError(
+          this.path,
+          undefined,
+          `tensor "${name}" has dtype ${e.dtype}; the model takes ${FLOAT_READABLE.join(", ")}`,
+        );
+      }
+    }
+    const expected = this.metadata[CHECKSUM_KEY];
+    const hash = typeof expected === "string" ? createHash("sha256") : undefined;
+    const ordered = [...this.#entries.values()].sort((a, b) => a.start - b.start);
+    const tensors = new Map<string, Float32Array>();
+    const file = await Deno.open(this.path, { read: true });
+    let contiguous = true;
+    try {
+      let at = this.#dataStart;
+      for (const e of ordered) {
+        if (e.start !== at) contiguous = false;
+        if (!shapes.has(e.name) && !hash) continue;
+        const bytes = await readAt(file, e.start, e.length);
+        hash?.update(bytes);
+        if (shapes.has(e.name)) tensors.set(e.name, toFloat32(e, bytes));
+        at = e.start + e.length;
+      }
+      if (at !== this.#size) contiguous = false;
+    } finally {
+      file.close();
+    }
+    if (!hash) return { tensors, verified: false };
+    // Tensors that leave gaps or overlap: hash the data section as it lies instead.
+    if (!contiguous) return { tensors, verified: await this.verify() };
+    const actual = hash.digest("hex");
+    if (actual !== expected) throw this.#corrupt(actual, expected);
+    return { tensors, verified: true };
+  }
+
+  #corrupt(actual: string, expected: string): Error {
+    return inputError(
+      this.path,
+      undefined,
+      `the tensor data does not match the checksum in its header (sha256 ${actual.slice(0, 12)}… ` +
+        `where ${expected.slice(0, 12)}… was written): the file is corrupt`,
+    );
+  }
+
   /** The names of the tensors, in header order. */
   names(): string[] {
     return [...this.#entries.keys()];

@@ -23,11 +23,9 @@ export type Weights = Map<string, Float32Array>;
  */
 export async function loadWeights(path: string, config: GlmConfig): Promise<Weights> {
   const file = await SafetensorsFile.open(path);
-  await file.verify();
-  const weights: Weights = new Map();
-  for (const [name, shape] of weightShapes(config)) {
-    weights.set(name, await file.float32(name, shape));
-  }
+  const shapes = weightShapes(config);
+  const { tensors } = await file.float32All(shapes);
+  const weights: Weights = new Map([...shapes.keys()].map((name) => [name, tensors.get(name)!]));
   checkFinite(path, weights);
   return weights;
 }

@@ -90,7 +90,6 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
   if (file.metadata.format !== CHECKPOINT_FORMAT || !file.metadata.state) {
     throw inputError(path, undefined, `not a training checkpoint of this toolkit`);
   }
-  const verified = await file.verify();
   let meta: Record<string, unknown>;
   try {
     meta = JSON.parse(file.metadata.state);
@@ -114,12 +113,17 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
     m: new Map(),
     v: new Map(),
     base: base ?? undefined,
-    verified,
   };
+  const wanted = new Map<string, readonly number[]>();
   for (const [name, shape] of shapes) {
-    state.params.set(name, await file.float32(`param.${name}`, shape));
-    state.m.set(name, await file.float32(`adam_m.${name}`, shape));
-    state.v.set(name, await file.float32(`adam_v.${name}`, shape));
+    for (const prefix of ["param", "adam_m", "adam_v"]) wanted.set(`${prefix}.${name}`, shape);
+  }
+  const { tensors, verified } = await file.float32All(wanted);
+  state.verified = verified;
+  for (const name of shapes.keys()) {
+    state.params.set(name, tensors.get(`param.${name}`)!);
+    state.m.set(name, tensors.get(`adam_m.${name}`)!);
+    state.v.set(name, tensors.get(`adam_v.${name}`)!);
   }
   checkFinite(path, [...state.params, ...state.m, ...state.v]);
   return state;
