@@ -63,6 +63,7 @@ function update(): void {
  *
  * @example
  * ```ts
+ * const tmp = ".out.txt.tmp-1";
  * const forget = removeOnSignal(tmp);
  * try {
  *   await Deno.writeTextFile(tmp, "data");
