@@ -10,7 +10,7 @@ import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { openDataset } from "../lib/data/dataset.ts";
-import { inputError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { withIo } from "../lib/io/io_error.ts";
 import {
   type ClaimOptions,

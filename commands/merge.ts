@@ -16,8 +16,10 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "PATH",
     required: true,
-    help: "the merged predictions file or dataset directory (written atomically)",
+    help: "the merged predictions file or dataset directory (written atomically; only a " +
+      "predictions file or dataset is replaced, anything else is refused)",
   },
+  force: { type: "boolean", help: "replace --out even when this tool did not write it" },
   quiet: { type: "boolean", help: "print nothing on success" },
 });
 
@@ -48,6 +50,7 @@ export const command: Command = {
     if (positionals.length === 0) throw new UsageError("merge: give the parts to merge (PART...)");
     const summary = await mergeParts(positionals, out, {
       ownFiles: { textualize: { "manifest.json": mergeShardManifestTexts } },
+      force: flags.force,
     });
     if (flags.quiet !== true) console.log(JSON.stringify(summary));
   },

@@ -235,7 +235,7 @@ Deno.test("sharded textualize merges into the unsharded dataset directory byte f
       const [parts, out, pattern] of [
         [[d3(0), other, d3(2)], join(dir, "m"), /another run .*differ in manifest\.seed/],
         [[d3(0), d3(2)], join(dir, "m"), /1 of 3 shards are missing/],
-        [[d3(0), d3(1), d3(2)], keep, /not a dataset directory/],
+        [[d3(0), d3(1), d3(2)], keep, /keep: holds files recsysllm did not write \(notes\.txt\)/],
       ] as const
     ) {
       const result = await runCli(["merge", "--out", out, ...parts]);

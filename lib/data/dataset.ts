@@ -118,3 +118,30 @@ export async function* readRecords(data: Dataset, split: Split): AsyncGenerator<
     yield value;
   }
 }
+
+/** The files of a dataset directory. */
+const DATASET_FILES = new Set([
+  ...SPLITS.map((s) => `${s}.jsonl`),
+  "candidates.jsonl",
+  "entities.json",
+  "manifest.json",
+  "shard.json",
+]);
+
+/**
+ * Whether `dir` (without an ownership marker) is a dataset directory as textualize (of any
+ * version) or `merge` writes it: nothing but dataset files, and a manifest of this toolkit's
+ * shape. Such a directory may be replaced by a new dataset.
+ */
+export async function isDatasetDir(dir: string): Promise<boolean> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (!DATASET_FILES.has(entry.name)) return false;
+  }
+  try {
+    const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+    return manifest?.version === 1 && typeof manifest.counts === "object" &&
+      Array.isArray(manifest.sources);
+  } catch {
+    return false;
+  }
+}

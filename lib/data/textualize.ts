@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { temporaryRenamed } from "../io/atomic.ts";
 import { claimOutputDir } from "../io/safe_output.ts";
+import { isDatasetDir } from "./dataset.ts";
 import type { Progress } from "../io/progress.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
 import { CandidateSampler } from "./candidates.ts";
@@ -176,7 +177,7 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
     command: "textualize",
     force: run.force,
     inputs: [run.read.input, run.read.items, run.read.users],
-    recognize: isOlderDataset,
+    recognize: isDatasetDir,
   });
   try {
     const summary = await textualizeInto(run, claim.tmp, out);
@@ -186,32 +187,6 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
     throw temporaryRenamed(error, claim.tmp, out);
   } finally {
     await claim.close();
-  }
-}
-
-/** The files of a dataset directory. */
-const DATASET_FILES = new Set([
-  ...SPLITS.map((s) => `${s}.jsonl`),
-  "candidates.jsonl",
-  "entities.json",
-  "manifest.json",
-  "shard.json",
-]);
-
-/**
- * Whether `dir` (without an ownership marker) is a dataset an earlier version of textualize
- * wrote: nothing but dataset files, and a manifest of this toolkit's shape.
- */
-async function isOlderDataset(dir: string): Promise<boolean> {
-  for await (const entry of Deno.readDir(dir)) {
-    if (!DATASET_FILES.has(entry.name)) return false;
-  }
-  try {
-    const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
-    return manifest?.version === 1 && typeof manifest.counts === "object" &&
-      Array.isArray(manifest.sources);
-  } catch {
-    return false;
   }
 }
 

@@ -11,7 +11,9 @@
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
-import { buildDirAtomic } from "../io/atomic.ts";
+import { writeOutputDir, writeOutputFile } from "../io/safe_output.ts";
+import { isDatasetDir } from "../data/dataset.ts";
+import { isPredictionsFile } from "../eval/predictions.ts";
 import { checkPartSet, type PartManifest, type ReadPart, readPart, sha256Hex } from "./part.ts";
 
 /** What a merge wrote. */
@@ -232,7 +234,14 @@ export async function mergeParts(
       }
     }
   }
-  await checkOutput(outPath, parts[0].isDir);
+  // Claimed like every output (lib/io/safe_output.ts): locked, and replaced only when it holds
+  // what this tool wrote (a dataset, a predictions file) unless `force`; never a part.
+  const claimOptions = {
+    force: options.force,
+    inputs: parts.map((p) => p.path),
+    command: parts[0].isDir ? "textualize" : parts[0].manifest.kind,
+    recognize: parts[0].isDir ? isDatasetDir : isPredictionsFile,
+  };
   const lines: Record<string, number> = {};
   const summary = {
     out,
@@ -242,13 +251,13 @@ export async function mergeParts(
   };
   if (!parts[0].isDir) {
     const name = names[0];
-    await buildFileAtomic(outPath, async (tmp) => {
+    await writeOutputFile(outPath, claimOptions, async (tmp) => {
       lines[name] = await mergeFile(parts, name, plans.get(name)!, tmp);
     });
     return summary;
   }
   const same = (parts[0].manifest.run.same_files ?? {}) as Record<string, string>;
-  await buildDirAtomic(outPath, async (dir) => {
+  await writeOutputDir(outPath, claimOptions, async (dir) => {
     for (const name of names) {
       lines[name] = await mergeFile(parts, name, plans.get(name)!, join(dir, name));
     }
@@ -288,6 +297,8 @@ export type OwnFileMerger = (texts: string[], run: Record<string, unknown>) => s
 export interface MergeOptions {
   /** How to join the own files of parts, by part kind, then file name. */
   ownFiles?: Partial<Record<PartManifest["kind"], Record<string, OwnFileMerger>>>;
+  /** Replace `out` even when this tool did not write it (`--force`). */
+  force?: boolean;
 }
 
 async function mergeOwnFile(
@@ -311,55 +322,4 @@ async function mergeOwnFile(
     texts.push(text);
   }
   return merger(texts, parts[0].manifest.run);
-}
-
-/**
- * The output may replace an earlier merge (a predictions file, a dataset directory) but never
- * anything else: a directory where a file goes, or a directory that is not a dataset.
- */
-async function checkOutput(path: string, isDir: boolean): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const parent = slash < 0 ? "." : path.slice(0, slash) || "/";
-  let info: Deno.FileInfo | undefined;
-  try {
-    info = await Deno.stat(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
-      throw inputError(path, undefined, `cannot write: ${(error as Error).message}`);
-    }
-  }
-  if (info === undefined) {
-    if (!isDir) {
-      const dir = await Deno.stat(parent).catch(() => undefined);
-      if (!dir?.isDirectory) throw inputError(path, undefined, "its directory does not exist");
-    }
-    return;
-  }
-  if (!isDir && !info.isFile) throw inputError(path, undefined, "exists and is not a file");
-  if (isDir) {
-    if (!info.isDirectory) throw inputError(path, undefined, "exists and is not a directory");
-    const manifest = await Deno.stat(join(path, "manifest.json")).catch(() => undefined);
-    if (!manifest) {
-      throw inputError(
-        path,
-        undefined,
-        "exists and is not a dataset directory (no manifest.json): not replacing it",
-      );
-    }
-  }
-}
-
-/** Writes a file through a temporary sibling renamed into place when `build` has filled it. */
-async function buildFileAtomic(path: string, build: (tmp: string) => Promise<void>): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.tmp-${Deno.pid}-${
-    Date.now().toString(36)
-  }`;
-  try {
-    await build(tmp);
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
 }
