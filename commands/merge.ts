@@ -10,6 +10,8 @@ import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { UsageError } from "../lib/errors.ts";
 import { mergeShardManifestTexts } from "../lib/data/manifest.ts";
 import { mergeParts } from "../lib/shard/merge.ts";
+import { isDatasetDir } from "../lib/data/dataset.ts";
+import { isPredictionsFile } from "../lib/eval/predictions.ts";
 
 const FLAGS = defineFlags({
   out: {
@@ -51,6 +53,7 @@ export const command: Command = {
     const summary = await mergeParts(positionals, out, {
       ownFiles: { textualize: { "manifest.json": mergeShardManifestTexts } },
       force: flags.force,
+      recognize: { dir: isDatasetDir, file: isPredictionsFile },
     });
     if (flags.quiet !== true) console.log(JSON.stringify(summary));
   },

@@ -12,8 +12,6 @@ import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { writeOutputDir, writeOutputFile } from "../io/safe_output.ts";
-import { isDatasetDir } from "../data/dataset.ts";
-import { isPredictionsFile } from "../eval/predictions.ts";
 import { checkPartSet, type PartManifest, type ReadPart, readPart, sha256Hex } from "./part.ts";
 
 /** What a merge wrote. */
@@ -240,7 +238,7 @@ export async function mergeParts(
     force: options.force,
     inputs: parts.map((p) => p.path),
     command: parts[0].isDir ? "textualize" : parts[0].manifest.kind,
-    recognize: parts[0].isDir ? isDatasetDir : isPredictionsFile,
+    recognize: parts[0].isDir ? options.recognize?.dir : options.recognize?.file,
   };
   const lines: Record<string, number> = {};
   const summary = {
@@ -299,6 +297,14 @@ export interface MergeOptions {
   ownFiles?: Partial<Record<PartManifest["kind"], Record<string, OwnFileMerger>>>;
   /** Replace `out` even when this tool did not write it (`--force`). */
   force?: boolean;
+  /**
+   * Whether an existing `out` without an ownership marker is this tool's own output and may be
+   * replaced: a dataset directory (`dir`), a predictions file (`file`). Default: never.
+   */
+  recognize?: {
+    dir?: (path: string) => Promise<boolean>;
+    file?: (path: string) => Promise<boolean>;
+  };
 }
 
 async function mergeOwnFile(
