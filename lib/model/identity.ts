@@ -11,7 +11,6 @@
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 
-
 /** A base model's identity: hashes of its config and weights (hex). */
 export interface ModelIdentity {
   config_sha256: string;
@@ -20,10 +19,13 @@ export interface ModelIdentity {
 
 /** `value` as JSON with every object's keys sorted (one text per value). */
 function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v) =>
-    v && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
-      : v);
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      v && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v)
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]))
+        : v,
+  );
 }
 
 /** The identity of the model `config` (a loaded config of any family) + `weights`. */
