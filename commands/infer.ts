@@ -8,8 +8,8 @@
 
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
-import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
-import { openDataset, readRecords } from "../lib/data/dataset.ts";
+import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import { type Dataset, openDataset, readRecords } from "../lib/data/dataset.ts";
 import { SPLITS, type TextRecord } from "../lib/data/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
 import {
@@ -17,7 +17,6 @@ import {
   INFER_PROTOCOLS,
   INFER_TASKS,
   type InferLine,
-  type InferTask,
   Predictor,
 } from "../lib/generate/infer.ts";
 import { loadForInference } from "../lib/generate/load.ts";
@@ -205,6 +204,151 @@ class Output {
   }
 }
 
+type InferFlags = FlagValues<typeof FLAGS>;
+type Shard = ReturnType<typeof parseShard>;
+
+/**
+ * Stage 1: everything that can be wrong with the inputs and flags, found before anything is
+ * written. Returns the split file and the item search's top-k and beams.
+ */
+async function checkInputs(flags: InferFlags, data: Dataset) {
+  const known = new Map((data.manifest.templates ?? []).map((t) => [t.id, t.task]));
+  for (const id of flags.template ?? []) {
+    if (!known.has(id)) {
+      throw new UsageError(
+        `--template "${id}" is not a template of ${join(flags.data, "manifest.json")} ` +
+          `(${[...known.keys()].join(", ")})`,
+      );
+    }
+    if (!(flags.task as readonly string[]).includes(known.get(id)!)) {
+      throw new UsageError(`--template "${id}" is a ${known.get(id)} template, not in --task`);
+    }
+  }
+  const splitFile = join(flags.data, `${flags.split}.jsonl`);
+  if (!(await pathExists(splitFile))) {
+    throw inputError(splitFile, undefined, `split "${flags.split}" does not exist in this dataset`);
+  }
+  const topK = flags["top-k"];
+  // The item search returns at most one item per beam: without --beams, enough beams for
+  // --top-k; a --beams below --top-k could not give the items asked for.
+  const beams = flags.beams ?? Math.max(DEFAULT_PREDICT.beams, topK);
+  if (flags.protocol === "full" && beams < topK) {
+    throw new UsageError(
+      `--top-k ${topK} needs at least as many --beams (got ${beams}): the search returns one ` +
+        `item per beam`,
+    );
+  }
+  return { splitFile, topK, beams };
+}
+
+/** The selected records of the split by the manifest's counts; 0 (unknown) for a shard. */
+function expectedRecords(
+  flags: InferFlags,
+  data: Dataset,
+  wanted: (r: TextRecord) => boolean,
+  shard: Shard | undefined,
+): number {
+  if (shard && shard.count > 1) return 0; // unknown until read: the shard's share varies
+  let total = 0;
+  for (const [task, byTemplate] of Object.entries(data.manifest.counts?.[flags.split] ?? {})) {
+    for (const [template, count] of Object.entries(byTemplate)) {
+      if (wanted({ task, template } as TextRecord)) total += count;
+    }
+  }
+  return Math.min(total, flags.limit ?? Infinity);
+}
+
+/**
+ * Stage 2: reads the split and answers the selected records (of this shard) a window at a time.
+ * Returns the records answered and the number of records in the split (the merge's keys).
+ */
+async function answerSplit(options: {
+  flags: InferFlags;
+  data: Dataset;
+  wanted: (r: TextRecord) => boolean;
+  shard: Shard | undefined;
+  predictor: Predictor;
+  out: Output;
+  total: number;
+  progress: Progress;
+}): Promise<{ done: number; read: number }> {
+  const { flags, data, wanted, shard, predictor, out, total, progress } = options;
+  const limit = flags.limit ?? Infinity;
+  const filter = shard ? new ShardFilter(shard) : undefined;
+  let done = 0;
+  let selected = 0;
+  let index = 0;
+  let window: TextRecord[] = [];
+  let keys: number[] = [];
+  const flush = async () => {
+    if (window.length === 0) return;
+    await out.write(await predictor.predict(window), keys);
+    done += window.length;
+    window = [];
+    keys = [];
+    const rate = done / Math.max(progress.elapsedSeconds, 1e-9);
+    progress.update(`${done}/${total || "?"} records, ${rate.toFixed(2)} records/s`);
+  };
+  // --limit counts the records of every shard, so the shards of a limited run answer together
+  // what the unsharded run answers; a shard reads the whole split to know the number of
+  // records (the keys of the merge).
+  for await (const record of readRecords(data, flags.split)) {
+    const key = index++;
+    if (selected >= limit) {
+      if (shard) continue;
+      break;
+    }
+    if (!wanted(record)) continue;
+    selected++;
+    if (filter && !filter.has(record.user)) continue;
+    window.push(record);
+    keys.push(key);
+    if (window.length >= flags["batch-size"] * WINDOW_BATCHES) await flush();
+  }
+  await flush();
+  return { done, read: index };
+}
+
+/** Stage 3, sharded runs: the part's sidecar, which `merge` checks and orders the lines by. */
+async function writePartSidecar(options: {
+  flags: InferFlags;
+  shard: Shard;
+  partFile: string;
+  out: Output;
+  read: number;
+  adapterDir: string | undefined;
+  device: string;
+  topK: number;
+  beams: number;
+}): Promise<void> {
+  const { flags, shard, partFile, out, read } = options;
+  const identity = await inferRunIdentity({
+    model: flags.model,
+    adapter: options.adapterDir,
+    data: flags.data,
+    split: flags.split,
+    tasks: flags.task,
+    templates: flags.template,
+    protocol: flags.protocol,
+    topK: options.topK,
+    beams: options.beams,
+    excludeSeen: flags["exclude-seen"],
+    limit: flags.limit ?? Infinity,
+    maxNewTokens: flags["max-new-tokens"],
+    textBeams: flags["text-beams"],
+  });
+  await writeSidecar(
+    partFile,
+    partManifest(
+      "infer",
+      shard,
+      identity,
+      { [basename(flags.out)]: out.keys.file(read) },
+      { device: options.device, threads: flags.threads ?? null },
+    ),
+  );
+}
+
 /** The `infer` subcommand. */
 export const command: Command = {
   name: "infer",
@@ -212,68 +356,33 @@ export const command: Command = {
   usage,
   async run(args: string[]): Promise<void> {
     const { values: flags } = parseFlags("infer", args, FLAGS);
-    const modelDir = flags.model;
-    const dataDir = flags.data;
-    const outPath = flags.out;
-    const split = flags.split;
-    const tasks: readonly InferTask[] = flags.task;
-    const templates = flags.template;
-    const limit = flags.limit ?? Infinity;
-    const batchSize = flags["batch-size"];
     const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
-    if (shard && outPath === "-") {
+    if (shard && flags.out === "-") {
       throw new UsageError(
         "infer: --shard writes a part file and its sidecar, not stdout (--out -)",
       );
     }
     const progress = new Progress("infer", { quiet: flags.quiet });
-
-    // Everything that can be wrong with the inputs is found before anything is written.
-    const data = await openDataset(dataDir);
-    const known = new Map((data.manifest.templates ?? []).map((t) => [t.id, t.task]));
-    for (const id of templates ?? []) {
-      if (!known.has(id)) {
-        throw new UsageError(
-          `--template "${id}" is not a template of ${join(dataDir, "manifest.json")} ` +
-            `(${[...known.keys()].join(", ")})`,
-        );
-      }
-      if (!(tasks as string[]).includes(known.get(id)!)) {
-        throw new UsageError(`--template "${id}" is a ${known.get(id)} template, not in --task`);
-      }
-    }
-    const splitFile = join(dataDir, `${split}.jsonl`);
-    if (!(await pathExists(splitFile))) {
-      throw inputError(splitFile, undefined, `split "${split}" does not exist in this dataset`);
-    }
-    const topK = flags["top-k"];
-    // The item search returns at most one item per beam: without --beams, enough beams for
-    // --top-k; a --beams below --top-k could not give the items asked for.
-    const beams = flags.beams ?? Math.max(DEFAULT_PREDICT.beams, topK);
-    if (flags.protocol === "full" && beams < topK) {
-      throw new UsageError(
-        `--top-k ${topK} needs at least as many --beams (got ${beams}): the search returns one ` +
-          `item per beam`,
-      );
-    }
+    const data = await openDataset(flags.data);
+    const { splitFile, topK, beams } = await checkInputs(flags, data);
     // Claimed before the model loads: a second run on --out, or a file of the user's, is refused
     // at once. A shard writes its part file (`pred-00002-of-00007.jsonl`).
-    const partFile = shard ? partPath(outPath, shard) : outPath;
+    const partFile = shard ? partPath(flags.out, shard) : flags.out;
     const out = await Output.open(partFile, {
       command: "infer",
       force: flags.force,
       inputs: [
-        modelDir,
+        flags.model,
         flags.adapter,
         splitFile,
-        ...["manifest.json", "entities.json", "candidates.jsonl"].map((f) => join(dataDir, f)),
+        ...["manifest.json", "entities.json", "candidates.jsonl"].map((f) => join(flags.data, f)),
       ],
       recognize: isPredictionsFile,
     });
     let loaded;
     try {
       loaded = await loadForInference({
-        model: modelDir,
+        model: flags.model,
         adapter: flags.adapter,
         device: flags.device,
         threads: flags.threads,
@@ -287,102 +396,57 @@ export const command: Command = {
       const { tokenizer, decoder } = loaded;
       const pool = buildPool(tokenizer, data.entities, {
         vocabSize: loaded.vocabSize,
-        file: join(dataDir, "entities.json"),
+        file: join(flags.data, "entities.json"),
       });
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
         protocol: flags.protocol,
         topK,
         beams,
         excludeSeen: flags["exclude-seen"],
-        batchSize,
+        batchSize: flags["batch-size"],
         maxNewTokens: flags["max-new-tokens"],
         textBeams: flags["text-beams"],
         maxLength: loaded.maxLength,
         ratingValues: data.manifest.rating_values ?? [],
       });
       const wanted = (r: TextRecord) =>
-        (tasks as string[]).includes(r.task) &&
-        (templates === undefined || templates.includes(r.template));
-      let total = 0;
-      for (const [task, byTemplate] of Object.entries(data.manifest.counts?.[split] ?? {})) {
-        for (const [template, count] of Object.entries(byTemplate)) {
-          if (wanted({ task, template } as TextRecord)) total += count;
-        }
-      }
-      total = Math.min(total, limit);
-      if (shard && shard.count > 1) total = 0; // unknown until read: the shard's share varies
+        (flags.task as readonly string[]).includes(r.task) &&
+        (flags.template === undefined || flags.template.includes(r.template));
+      const total = expectedRecords(flags, data, wanted, shard);
       const adapterNote = loaded.adapter ? ` + adapter ${loaded.adapter.dir}` : "";
       progress.log(
-        `${modelDir}${adapterNote} on ${decoder.device}; ${pool.items.items.length} items; ` +
-          `${split}: ${total || "?"} records`,
+        `${flags.model}${adapterNote} on ${decoder.device}; ${pool.items.items.length} items; ` +
+          `${flags.split}: ${total || "?"} records`,
       );
-
-      const filter = shard ? new ShardFilter(shard) : undefined;
-      {
-        let done = 0;
-        let selected = 0;
-        let index = 0;
-        let window: TextRecord[] = [];
-        let keys: number[] = [];
-        const flush = async () => {
-          if (window.length === 0) return;
-          await out.write(await predictor.predict(window), keys);
-          done += window.length;
-          window = [];
-          keys = [];
-          const rate = done / Math.max(progress.elapsedSeconds, 1e-9);
-          progress.update(`${done}/${total || "?"} records, ${rate.toFixed(2)} records/s`);
-        };
-        // --limit counts the records of every shard, so the shards of a limited run answer
-        // together what the unsharded run answers; a shard reads the whole split to know the
-        // number of records (the keys of the merge).
-        for await (const record of readRecords(data, split)) {
-          const key = index++;
-          if (selected >= limit) {
-            if (shard) continue;
-            break;
-          }
-          if (!wanted(record)) continue;
-          selected++;
-          if (filter && !filter.has(record.user)) continue;
-          window.push(record);
-          keys.push(key);
-          if (window.length >= batchSize * WINDOW_BATCHES) await flush();
-        }
-        await flush();
-        if (shard) await removeSidecar(partFile);
-        await out.commit();
-        if (shard) {
-          await writeSidecar(
-            partFile,
-            partManifest(
-              "infer",
-              shard,
-              await inferRunIdentity({
-                model: modelDir,
-                adapter: loaded.adapter?.dir,
-                data: dataDir,
-                split,
-                tasks,
-                templates,
-                protocol: flags.protocol,
-                topK,
-                beams,
-                excludeSeen: flags["exclude-seen"],
-                limit,
-                maxNewTokens: flags["max-new-tokens"],
-                textBeams: flags["text-beams"],
-              }),
-              { [basename(outPath)]: out.keys.file(index) },
-              { device: decoder.device, threads: flags.threads ?? null },
-            ),
-          );
-        }
-        progress.done(
-          `${done} records on ${decoder.device}` +
-            (shard ? ` (shard ${shard.index}/${shard.count}: ${partFile})` : ""),
-        );
+      const { done, read } = await answerSplit({
+        flags,
+        data,
+        wanted,
+        shard,
+        predictor,
+        out,
+        total,
+        progress,
+      });
+      if (shard) await removeSidecar(partFile);
+      await out.commit();
+      if (shard) {
+        await writePartSidecar({
+          flags,
+          shard,
+          partFile,
+          out,
+          read,
+          adapterDir: loaded.adapter?.dir,
+          device: decoder.device,
+          topK,
+          beams,
+        });
       }
+      progress.done(
+        `${done} records on ${decoder.device}` +
+          (shard ? ` (shard ${shard.index}/${shard.count}: ${partFile})` : ""),
+      );
     } finally {
       await out.close();
       await loaded.decoder.release();
