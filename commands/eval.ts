@@ -8,7 +8,13 @@
 
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
-import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import {
+  defineFlags,
+  type FlagValues,
+  formatFlags,
+  parseFlags,
+  withFlagNames,
+} from "../lib/cli/flags.ts";
 import { openDataset } from "../lib/data/dataset.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withIo } from "../lib/io/io_error.ts";
@@ -19,6 +25,7 @@ import {
   type OutputClaim,
 } from "../lib/io/safe_output.ts";
 import { CHART_START } from "../lib/chart/svg.ts";
+import type { Split } from "../lib/data/types.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type BaselineName, BASELINES, DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
@@ -43,6 +50,8 @@ import {
   ShardFilter,
   writeSidecar,
 } from "../lib/shard/mod.ts";
+import { curveChart, curveJsonl } from "../lib/sasrec/curve.ts";
+import { type CurvePoint, DEFAULT_SASREC, type SasrecOptions } from "../lib/sasrec/train.ts";
 
 const FLAGS = defineFlags({
   data: {
@@ -73,7 +82,7 @@ const FLAGS = defineFlags({
     items: "baselines",
     multiple: true,
     help: `${BASELINES.join(", ")}; may be repeated or comma-separated\n` +
-      "(pop, itemknn, random: item tasks; mean: rating)",
+      "(pop, itemknn, random, sasrec: item tasks; mean: rating)",
   },
   split: { type: "string", placeholder: "NAME", default: "test", help: "split to score" },
   protocol: {
@@ -158,8 +167,100 @@ const FLAGS = defineFlags({
     default: DEFAULT_BASELINE.damping,
     help: "mean: bias damping",
   },
-  seed: { type: "int", defaultText: "the dataset's seed", help: "random: seed" },
+  seed: { type: "int", defaultText: "the dataset's seed", help: "random, sasrec: seed" },
+  "sasrec-epochs": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_SASREC.epochs,
+    section: "SASRec flags (--baseline sasrec: trained on the training histories, early-stopped " +
+      "on the validation records' NDCG@10, ranking all items; progress on stderr)",
+    help: "most epochs",
+  },
+  "sasrec-patience": {
+    type: "int",
+    min: 0,
+    default: DEFAULT_SASREC.patience,
+    help: "stop after N validations without a better NDCG@10 (0: never)",
+  },
+  "sasrec-eval-every": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_SASREC.evalEvery,
+    help: "epochs between validations",
+  },
+  "sasrec-batch-size": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_SASREC.batchSize,
+    help: "users per step",
+  },
+  "sasrec-lr": { type: "number", above: 0, default: DEFAULT_SASREC.lr, help: "Adam learning rate" },
+  "sasrec-dropout": {
+    type: "number",
+    min: 0,
+    max: 0.99,
+    default: DEFAULT_SASREC.dropout,
+    help: "dropout rate (embeddings, attention and feed-forward outputs)",
+  },
+  "sasrec-weight-decay": {
+    type: "number",
+    min: 0,
+    default: DEFAULT_SASREC.weightDecay,
+    help: "AdamW decoupled weight decay on matrices and embeddings",
+  },
+  "sasrec-hidden": { type: "int", min: 1, default: DEFAULT_SASREC.hidden, help: "hidden size" },
+  "sasrec-blocks": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_SASREC.blocks,
+    help: "self-attention blocks",
+  },
+  "sasrec-heads": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_SASREC.heads,
+    help: "attention heads (dividing the hidden size)",
+  },
+  "sasrec-max-length": {
+    type: "int",
+    min: 1,
+    default: DEFAULT_SASREC.maxLength,
+    help: "longest history read",
+  },
+  "sasrec-curve": {
+    type: "string",
+    placeholder: "FILE",
+    multiple: true,
+    help: "write the training curve: FILE.svg a chart of the validation metrics, any other " +
+      "name JSONL; may be repeated",
+  },
 });
+
+/** The `--sasrec-*` flag of each SASRec option (for errors from the library). */
+const SASREC_FLAGS: Record<string, string> = Object.fromEntries(
+  ["epochs", "patience", "batchSize", "lr", "dropout", "hidden", "blocks", "heads", "maxLength"]
+    .map((o) => [o, `sasrec-${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`]),
+);
+
+function sasrecOptions(
+  flags: FlagValues<typeof FLAGS>,
+  onEpoch: (point: CurvePoint) => void,
+): SasrecOptions {
+  return {
+    epochs: flags["sasrec-epochs"],
+    patience: flags["sasrec-patience"],
+    evalEvery: flags["sasrec-eval-every"],
+    batchSize: flags["sasrec-batch-size"],
+    lr: flags["sasrec-lr"],
+    dropout: flags["sasrec-dropout"],
+    weightDecay: flags["sasrec-weight-decay"],
+    hidden: flags["sasrec-hidden"],
+    blocks: flags["sasrec-blocks"],
+    heads: flags["sasrec-heads"],
+    maxLength: flags["sasrec-max-length"],
+    onEpoch,
+  };
+}
 
 const USAGE =
   `Usage: recsysllm eval --data DIR (--predictions FILE.jsonl | --baseline NAME)... [flags]
@@ -255,6 +356,11 @@ class BaselineFiles {
       await claim.close();
     }
   }
+}
+
+/** Whether `path` holds a SASRec training curve this toolkit wrote (JSONL, one epoch a line). */
+async function isCurveFile(path: string): Promise<boolean> {
+  return (await fileHead(path, 10))?.startsWith('{"epoch":') ?? false;
 }
 
 /** Whether `path` holds a chart this toolkit drew. */
@@ -355,6 +461,8 @@ export const command: Command = {
         "eval: --shard shards baselines only; score predictions parts with --predictions, unsharded",
       );
     }
+    const curve: CurvePoint[] = [];
+    const sasrec = sasrecOptions(flags, (point) => curve.push(point));
     const data = await openDataset(dir);
     const seed = flags.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed;
     const progress = new Progress("eval", { quiet: flags.quiet });
@@ -368,6 +476,18 @@ export const command: Command = {
       inputs,
       recognize: isChartFile,
     });
+    const curveOuts: OutputClaim[] = [];
+    for (const file of flags["sasrec-curve"]) {
+      curveOuts.push(
+        await claimOutputFile(file, {
+          command: "eval",
+          flag: "--sasrec-curve",
+          force,
+          inputs,
+          recognize: file.endsWith(".svg") ? isChartFile : isCurveFile,
+        }),
+      );
+    }
     let saved: BaselineFiles | undefined;
     const filter = shard ? new ShardFilter(shard) : undefined;
     let report;
@@ -379,18 +499,22 @@ export const command: Command = {
         shard,
       );
       // eval composes: the baselines are trained here and scored by lib/eval as predictors.
-      const baselines = await loadBaselines(
-        data,
-        methods.flatMap((m) => "baseline" in m ? [m.baseline] : []),
-        {
-          ...baseline,
-          top: Math.max(baseline.top ?? DEFAULT_BASELINE.top, ...flags.k),
-          seed,
-          protocol: flags.protocol,
-          file: await splitFile(data, flags.split),
-        },
-        progress,
-      );
+      const file = await splitFile(data, flags.split);
+      const baselines = await withFlagNames(FLAGS, () =>
+        loadBaselines(
+          data,
+          methods.flatMap((m) => "baseline" in m ? [m.baseline] : []),
+          {
+            ...baseline,
+            top: Math.max(baseline.top ?? DEFAULT_BASELINE.top, ...flags.k),
+            seed,
+            sasrec,
+            protocol: flags.protocol,
+            file,
+          },
+          progress,
+          flags.split as Split,
+        ), SASREC_FLAGS);
       const sources: MethodSource[] = methods.map((m) =>
         "baseline" in m ? { name: m.name, predictor: baselines.get(m.baseline)! } : m
       );
@@ -429,7 +553,17 @@ export const command: Command = {
         );
         await chartOut.commit();
       }
+      for (const [i, file] of flags["sasrec-curve"].entries()) {
+        const text = file.endsWith(".svg") ? curveChart(curve) : curveJsonl(curve);
+        await withIo(
+          file,
+          "cannot write the curve",
+          () => Deno.writeTextFile(curveOuts[i].tmp, text),
+        );
+        await curveOuts[i].commit();
+      }
     } finally {
+      for (const out of curveOuts) await out.close();
       await saved?.close();
       await chartOut?.close();
     }

@@ -23,13 +23,14 @@ import type { PredictionLine, RankedEntity } from "../eval/predictions.ts";
 import type { Protocol } from "../eval/protocol.ts";
 import type { EvalTask } from "../eval/score.ts";
 import { Rng } from "../random.ts";
+import type { SasrecOptions } from "../sasrec/train.ts";
 import { historyIds } from "./histories.ts";
 import { DEFAULT_ITEM_KNN, ItemKnn } from "./itemknn.ts";
 import { orderItems, popularityCounts, topItems } from "./popularity.ts";
 import { BiasRating, DEFAULT_BIAS_RATING, ratedItem, type TrainingRating } from "./rating.ts";
 
 /** The baselines `eval --baseline` knows. */
-export const BASELINES = ["pop", "itemknn", "random", "mean"] as const;
+export const BASELINES = ["pop", "itemknn", "random", "mean", "sasrec"] as const;
 /** One baseline's name. */
 export type BaselineName = typeof BASELINES[number];
 
@@ -42,6 +43,7 @@ export const BASELINE_TASKS: Record<BaselineName, readonly EvalTask[]> = {
   itemknn: tasksAnswering("item"),
   random: tasksAnswering("item"),
   mean: tasksAnswering("rating"),
+  sasrec: tasksAnswering("item"),
 };
 
 /** A method that predicts records without a model. */
@@ -90,6 +92,8 @@ export interface BaselineOptions {
   recency?: number;
   /** `mean`: bias damping. */
   damping?: number;
+  /** `sasrec`: the model and its training (sasrec.ts); `seed` seeds it too. */
+  sasrec?: SasrecOptions;
   /** Names the record's file in errors; default "records". */
   file?: string;
 }
@@ -270,7 +274,8 @@ function meanBaseline(data: BaselineData, options: BaselineOptions): Baseline {
 }
 
 /**
- * Returns the baseline `name` trained on `data`.
+ * Returns the baseline `name` trained on `data` (all but `sasrec`, which trains for a while and
+ * reads its records itself: {@linkcode createSasrecBaseline}).
  *
  * @example
  * ```ts
@@ -296,5 +301,7 @@ export function createBaseline(
       return randomBaseline(data, options);
     case "mean":
       return meanBaseline(data, options);
+    case "sasrec":
+      throw new Error("sasrec is trained asynchronously: use createSasrecBaseline (sasrec.ts)");
   }
 }

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import type { Dataset } from "../data/dataset.ts";
 import { readRecords } from "../data/dataset.ts";
+import type { Split } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { pathExists } from "../io/fs.ts";
 import { EntityIndex } from "../eval/entities.ts";
@@ -20,9 +21,11 @@ import {
 } from "./baseline.ts";
 import { TrainingHistories } from "./histories.ts";
 import { TrainingRatings } from "./rating.ts";
+import { createSasrecBaseline } from "./sasrec.ts";
 
 /**
- * Returns each baseline of `names` (duplicates once) trained on `data`, by name.
+ * Returns each baseline of `names` (duplicates once) trained on `data`, by name; `split` is the
+ * split to be scored (SASRec ranks its records while it loads).
  *
  * @example
  * ```ts
@@ -38,6 +41,7 @@ export async function loadBaselines(
   names: readonly BaselineName[],
   options: BaselineOptions,
   progress?: Progress,
+  split: Split = "test",
 ): Promise<Map<BaselineName, Baseline>> {
   const out = new Map<BaselineName, Baseline>();
   if (names.length === 0) return out;
@@ -65,6 +69,20 @@ export async function loadBaselines(
     ratings: ratings.list,
     ratingScale: data.manifest.rating_scale,
   };
-  for (const name of new Set(names)) out.set(name, createBaseline(name, trained, options));
+  for (const name of new Set(names)) {
+    if (name !== "sasrec") {
+      out.set(name, createBaseline(name, trained, options));
+      continue;
+    }
+    // SASRec early-stops on valid.jsonl and ranks the records of `split` before scoring.
+    const hasValid = await pathExists(join(data.dir, "valid.jsonl"));
+    out.set(
+      name,
+      await createSasrecBaseline(trained, options, {
+        validation: hasValid ? readRecords(data, "valid") : undefined,
+        records: readRecords(data, split),
+      }, progress),
+    );
+  }
   return out;
 }

@@ -1,6 +1,6 @@
 /**
- * Baselines that `eval` scores beside a model (SPEC section 10): most-popular, item-kNN, random
- * and a rating bias model, each producing predictions in the format of `infer`.
+ * Baselines that `eval` scores beside a model (SPEC section 10): most-popular, item-kNN, random,
+ * SASRec and a rating bias model, each producing predictions in the format of `infer`.
  *
  * @module
  */
@@ -11,3 +11,4 @@ export * from "./itemknn.ts";
 export * from "./popularity.ts";
 export * from "./rating.ts";
 export * from "./load.ts";
+export * from "./sasrec.ts";

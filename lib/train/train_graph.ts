@@ -167,7 +167,7 @@ function forwardBackward(setup: TrainSetup) {
  * inputs `lr`, `bias_correction1`, `bias_correction2` (scalars) and the moments, and the outputs
  * `grad_norm` (before clipping) and the updated tensors and moments.
  */
-function appendAdamW(
+export function appendAdamW(
   g: Graph,
   params: readonly { value: Value; grad: Value; decay: boolean }[],
   adamw: AdamWOptions,

@@ -1,0 +1,265 @@
+/**
+ * SASRec as a baseline of `eval` (lib/sasrec has the model): trained on the same training
+ * histories as the other item baselines (histories.ts: every interaction before the validation
+ * target, so neither the validation nor the test target is ever a training item), early-stopped
+ * on the validation records' NDCG@10, then asked for every item record of the split being
+ * scored, in batches, before scoring starts.
+ *
+ * What it ranks, as the other item baselines: the record's own history is the model's input
+ * (at test time it includes the validation item, as a model's prompt does), or the training
+ * history when the record has none. Under `full` (or without candidates) it ranks ALL items, the
+ * user's history left out unless `excludeSeen` is false, and keeps the best `top`; under
+ * `sampled`, the record's candidates by score (ties: popularity, then pool order).
+ *
+ * Items are numbered for the model 1..V in pool order (0 is its padding item).
+ *
+ * @module
+ */
+
+import type { TextRecord } from "../data/types.ts";
+import type { EntityIndex } from "../eval/entities.ts";
+import type { PredictionLine } from "../eval/predictions.ts";
+import type { Progress } from "../io/progress.ts";
+import { formatSeconds } from "../io/progress.ts";
+import type { SasrecConfig } from "../sasrec/model.ts";
+import { type RankQuery, SasrecRanker } from "../sasrec/rank.ts";
+import {
+  DEFAULT_SASREC_SIZE,
+  type SasrecOptions,
+  type SasrecValidation,
+  type TrainedSasrec,
+  trainSasrec,
+} from "../sasrec/train.ts";
+import {
+  type Baseline,
+  type BaselineData,
+  type BaselineOptions,
+  DEFAULT_BASELINE,
+} from "./baseline.ts";
+import { historyIds } from "./histories.ts";
+import { orderItems, popularityCounts } from "./popularity.ts";
+
+/** Where the SASRec baseline reads its records. */
+export interface SasrecSources {
+  /** The validation split's records (for early stopping); absent: no early stopping. */
+  validation?: AsyncIterable<TextRecord>;
+  /** The records of the split being scored (each item record gets a prediction). */
+  records: AsyncIterable<TextRecord>;
+}
+
+/** The SASRec baseline, with its model and what it was trained on. */
+export interface SasrecBaseline extends Baseline {
+  model: TrainedSasrec;
+  /** The training sequences the model saw, by user (pool ids, oldest first). */
+  trainedOn: ReadonlyMap<string, Int32Array>;
+}
+
+const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
+
+/** Pool ids <-> the model's item indices (1..V). */
+class ItemNumbering {
+  readonly #index: Int32Array;
+  readonly pool: EntityIndex;
+
+  constructor(pool: EntityIndex) {
+    this.pool = pool;
+    this.#index = new Int32Array(pool.size);
+    pool.items.forEach((id, i) => (this.#index[id] = i + 1));
+  }
+
+  get numItems(): number {
+    return this.pool.items.length;
+  }
+
+  index(poolIds: ArrayLike<number>): Int32Array {
+    return Int32Array.from(poolIds, (id) => this.#index[id]);
+  }
+
+  poolId = (index: number): number => this.pool.items[index - 1];
+}
+
+/**
+ * The validation users: for each user's first item record of the validation split with an item
+ * target, its history (the training history) and the target.
+ */
+export async function validationUsers(
+  records: AsyncIterable<TextRecord>,
+  pool: EntityIndex,
+  file = "valid.jsonl",
+): Promise<{ histories: Int32Array[]; targets: number[] }> {
+  const seen = new Set<string>();
+  const histories: Int32Array[] = [];
+  const targets: number[] = [];
+  for await (const record of records) {
+    if (!ITEM_TASKS.includes(record.task) || seen.has(record.user)) continue;
+    const target = record.target?.find((s) => "entity" in s);
+    const id = target && "entity" in target ? pool.id(target.entity) : -1;
+    const history = historyIds(record, pool, file);
+    if (!pool.isItem(id) || history === undefined) continue;
+    seen.add(record.user);
+    histories.push(history);
+    targets.push(id);
+  }
+  return { histories, targets };
+}
+
+/** The model configuration for a pool and options. */
+export function sasrecConfig(pool: EntityIndex, options: SasrecOptions = {}): SasrecConfig {
+  return {
+    numItems: pool.items.length,
+    hidden: options.hidden ?? DEFAULT_SASREC_SIZE.hidden,
+    blocks: options.blocks ?? DEFAULT_SASREC_SIZE.blocks,
+    heads: options.heads ?? DEFAULT_SASREC_SIZE.heads,
+    maxLength: options.maxLength ?? DEFAULT_SASREC_SIZE.maxLength,
+  };
+}
+
+/**
+ * Trains SASRec on `data.histories` (early stopping on `sources.validation`) and predicts every
+ * item record of `sources.records`; returns the baseline (and the trained model).
+ *
+ * @example
+ * ```ts
+ * const sasrec = await createSasrecBaseline(
+ *   { pool, histories: histories.byUser },
+ *   { protocol: "full", top: 20, sasrec: { epochs: 50 } },
+ *   { validation: readRecords(data, "valid"), records: readRecords(data, "test") },
+ * );
+ * sasrec.predict(record); // {id, user, task, template, predictions: [{entity, score}, ...]}
+ * ```
+ */
+export async function createSasrecBaseline(
+  data: BaselineData,
+  options: BaselineOptions,
+  sources: SasrecSources,
+  progress?: Progress,
+): Promise<SasrecBaseline> {
+  const pool = data.pool;
+  const numbering = new ItemNumbering(pool);
+  const sasrec = options.sasrec ?? {};
+  const config = sasrecConfig(pool, sasrec);
+  const users = [...data.histories.keys()];
+  const sequences = users.map((u) => numbering.index(data.histories.get(u)!));
+
+  let validation: SasrecValidation | undefined;
+  if (sources.validation) {
+    progress?.update("sasrec: reading the validation records");
+    const users = await validationUsers(sources.validation, pool);
+    if (users.histories.length > 0) {
+      validation = {
+        histories: users.histories.map((h) => numbering.index(h)),
+        targets: numbering.index(users.targets),
+      };
+    }
+  }
+  progress?.log(
+    `sasrec: training on ${sequences.length} users' histories, ${config.numItems} items` +
+      (validation ? `, early stopping on ${validation.targets.length} validation users` : ""),
+  );
+  const model = await trainSasrec(
+    config,
+    sequences,
+    { seed: options.seed, ...sasrec },
+    validation,
+    (point, best) => {
+      const metrics = point.ndcg10 === undefined
+        ? ""
+        : `, valid NDCG@10 ${point.ndcg10.toFixed(4)} HR@10 ${point.hr10!.toFixed(4)}` +
+          (best ? " (best)" : "");
+      progress?.log(
+        `sasrec: epoch ${point.epoch}: loss ${point.loss.toFixed(4)}${metrics} ` +
+          `[${formatSeconds(point.seconds)}]`,
+      );
+      sasrec.onEpoch?.(point, best);
+    },
+    (epoch, step, steps, loss) =>
+      progress?.update(`sasrec: epoch ${epoch}, step ${step}/${steps}, loss ${loss.toFixed(4)}`),
+  );
+  progress?.log(`sasrec: using the weights of epoch ${model.bestEpoch}`);
+
+  const lines = await predictRecords(model, numbering, data, options, sources.records, progress);
+  return {
+    name: "sasrec",
+    tasks: ["sequential", "direct"],
+    model,
+    trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(sequences[i], numbering.poolId)])),
+    predict(record) {
+      if (!ITEM_TASKS.includes(record.task)) return undefined;
+      return lines.get(record.id);
+    },
+  };
+}
+
+/** Ranks for every item record of `records`: the prediction lines by record id. */
+async function predictRecords(
+  model: TrainedSasrec,
+  numbering: ItemNumbering,
+  data: BaselineData,
+  options: BaselineOptions,
+  records: AsyncIterable<TextRecord>,
+  progress?: Progress,
+): Promise<Map<string, PredictionLine>> {
+  const pool = data.pool;
+  const file = options.file ?? "records";
+  const top = options.top ?? DEFAULT_BASELINE.top;
+  const excludeSeen = options.excludeSeen ?? DEFAULT_BASELINE.excludeSeen;
+  const popularity = popularityCounts(data.histories.values(), pool.size);
+  // Records that ask the same question (one user's templates) share one query.
+  const queries: RankQuery[] = [];
+  const byKey = new Map<string, number>();
+  const asked: { record: TextRecord; query: number; candidates?: number[] }[] = [];
+  for await (const record of records) {
+    if (!ITEM_TASKS.includes(record.task)) continue;
+    const history = historyIds(record, pool, file) ?? data.histories.get(record.user) ??
+      new Int32Array(0);
+    const candidates = options.protocol === "sampled" && Array.isArray(record.candidates)
+      ? record.candidates.map((c) => pool.id(c)).filter((id) => pool.isItem(id))
+      : undefined;
+    const key = `${history.join(",")}|${excludeSeen}|${candidates?.join(",") ?? "-"}`;
+    let query = byKey.get(key);
+    if (query === undefined) {
+      const items = numbering.index(history);
+      query = queries.push({
+        history: items,
+        exclude: excludeSeen ? items : undefined,
+        candidates: candidates ? numbering.index(candidates) : undefined,
+      }) - 1;
+      byKey.set(key, query);
+    }
+    asked.push({ record, query, candidates });
+  }
+  progress?.update(`sasrec: ranking all items for ${queries.length} histories`);
+  const ranker = await SasrecRanker.create(model.config, {
+    k: top,
+    threads: options.sasrec?.threads,
+  });
+  let results;
+  try {
+    results = await ranker.rank(model.weights, queries);
+  } finally {
+    await ranker.release();
+  }
+  const lines = new Map<string, PredictionLine>();
+  for (const { record, query, candidates } of asked) {
+    const result = results[query];
+    let predictions;
+    if (candidates) {
+      const score = new Map(candidates.map((id, i) => [id, result.candidateScores[i]]));
+      predictions = orderItems(candidates, (id) => score.get(id)!, popularity)
+        .map((id) => ({ entity: pool.name(id), score: score.get(id)! }));
+    } else {
+      predictions = Array.from(result.items, (index, i) => ({
+        entity: pool.name(numbering.poolId(index)),
+        score: result.scores[i],
+      }));
+    }
+    lines.set(record.id, {
+      id: record.id,
+      user: record.user,
+      task: record.task,
+      template: record.template,
+      predictions,
+    });
+  }
+  return lines;
+}

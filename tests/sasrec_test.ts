@@ -1,0 +1,271 @@
+/**
+ * SASRec (lib/sasrec, lib/baselines/sasrec.ts): its gradients against finite differences in
+ * float64, the batches it reads, that it learns a deterministic next item on a small synthetic
+ * dataset through `eval --baseline sasrec`, and that no validation or test target reaches its
+ * training data.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openDataset, readRecords } from "../lib/data/dataset.ts";
+import { DEFAULT_RECORD_OPTIONS } from "../lib/data/records.ts";
+import { textualize } from "../lib/data/textualize.ts";
+import { createSasrecBaseline } from "../lib/baselines/sasrec.ts";
+import { TrainingHistories } from "../lib/baselines/histories.ts";
+import { EntityIndex } from "../lib/eval/entities.ts";
+import type { TensorData } from "../lib/onnx/graph.ts";
+import { Rng } from "../lib/random.ts";
+import { rankingBatch, trainingBatch, trainingWindow } from "../lib/sasrec/batch.ts";
+import {
+  buildSasrecLossGraph,
+  dropoutSites,
+  initSasrec,
+  type SasrecConfig,
+  sasrecShapes,
+} from "../lib/sasrec/model.ts";
+import { SasrecRanker } from "../lib/sasrec/rank.ts";
+import { epochBatches } from "../lib/sasrec/train.ts";
+import { checkGradients } from "./grad_check.ts";
+import { runCli } from "./cli_support.ts";
+import { withTempDir } from "./temp_dir.ts";
+
+Deno.test("training and ranking batches: left padding, right-aligned positions, loss rows", () => {
+  assert.equal(trainingWindow(Int32Array.of(5), 4), undefined);
+  assert.deepEqual(Array.from(trainingWindow(Int32Array.of(1, 2, 3, 4, 5, 6, 7), 4)!), [
+    3,
+    4,
+    5,
+    6,
+    7,
+  ]);
+  const batch = trainingBatch([Int32Array.of(3, 1, 2), Int32Array.of(4, 5, 6, 7)], 10);
+  assert.equal(batch.length, 3);
+  assert.deepEqual(Array.from(batch.items), [0, 3, 1, 4, 5, 6]);
+  assert.deepEqual(Array.from(batch.positions), [0, 8, 9, 7, 8, 9]);
+  assert.deepEqual(Array.from(batch.rows), [1, 2, 3, 4, 5]);
+  assert.deepEqual(Array.from(batch.targets), [0, 1, 4, 5, 6]); // items 1 2 5 6 7, 0-based
+  const rank = rankingBatch([[1, 2, 3, 4], [9]], 3);
+  assert.deepEqual(Array.from(rank.items), [2, 3, 4, 0, 0, 9]);
+  assert.deepEqual(Array.from(rank.positions), [0, 1, 2, 0, 0, 2]);
+  // An epoch's batches cover every window once.
+  const windows = Array.from({ length: 50 }, (_, i) => new Int32Array(2 + (i % 7)));
+  const batches = epochBatches(windows, 8, new Rng(3));
+  assert.deepEqual(batches.flat().sort((a, b) => a - b), windows.map((_, i) => i));
+});
+
+Deno.test("the SASRec loss graph's gradients match finite differences (float64, dropout)", async () => {
+  const config: SasrecConfig = { numItems: 7, hidden: 8, blocks: 2, heads: 2, maxLength: 6 };
+  const rng = new Rng(11);
+  const weights = initSasrec(config, rng);
+  // LayerNorm weights and biases off their init, so their gradients are generic.
+  for (const [name, data] of weights) {
+    if (name.includes("norm") || name.endsWith("bias")) {
+      for (let i = 0; i < data.length; i++) data[i] += 0.3 * rng.normal();
+    }
+  }
+  const { graph, loss, params } = buildSasrecLossGraph({ config, dtype: "float64", dropout: true });
+  // Three sequences of different lengths (padding matters), one repeating an item.
+  const batch = trainingBatch(
+    [Int32Array.of(1, 2, 3), Int32Array.of(4, 5, 6, 7, 1), Int32Array.of(2, 2)],
+    config.maxLength,
+  );
+  const shape = [batch.batchSize, batch.length];
+  const n = batch.batchSize * batch.length;
+  const feeds: Record<string, TensorData> = {
+    items: { dtype: "int32", shape, data: batch.items },
+    positions: { dtype: "int32", shape, data: batch.positions },
+    rows: { dtype: "int32", shape: [batch.rows.length], data: batch.rows },
+    targets: { dtype: "int32", shape: [batch.targets.length], data: batch.targets },
+  };
+  for (const site of dropoutSites(config)) {
+    const mask = Float64Array.from(
+      { length: n * config.hidden },
+      () => rng.float() < 0.3 ? 0 : 1.4,
+    );
+    feeds[site] = { dtype: "float64", shape: [n, config.hidden], data: mask };
+  }
+  for (const [name, shape] of sasrecShapes(config)) {
+    feeds[name] = { dtype: "float64", shape, data: Float64Array.from(weights.get(name)!) };
+  }
+  const result = await checkGradients(graph, loss, params, feeds, { maxElements: 6 });
+  const worst = Object.entries(result.perTensor).sort((a, b) => b[1] - a[1])[0];
+  console.log(
+    `  SASRec: worst relative error ${result.worst.toExponential(2)} over ${result.checked} ` +
+      `elements of ${params.length} tensors (worst: ${worst[0]})`,
+  );
+  assert.equal(params.length, sasrecShapes(config).size);
+  assert.ok(result.largest > 1e-3);
+  assert.ok(result.worst < 1e-5, JSON.stringify(result.perTensor));
+});
+
+Deno.test("ranking leaves excluded items out and scores candidates as it ranks", async () => {
+  const config: SasrecConfig = { numItems: 9, hidden: 8, blocks: 1, heads: 1, maxLength: 5 };
+  const weights = initSasrec(config, new Rng(2));
+  const ranker = await SasrecRanker.create(config, { k: 9, threads: 1 });
+  try {
+    const [a, b] = await ranker.rank(weights, [
+      { history: [1, 2, 3], exclude: [1, 2, 3], candidates: [4, 5, 6] },
+      { history: [7, 8, 9, 1, 2, 3] },
+    ]);
+    assert.deepEqual([...a.items].sort(), [4, 5, 6, 7, 8, 9]);
+    assert.equal(b.items.length, 9);
+    for (const [i, c] of [4, 5, 6].entries()) {
+      assert.ok(Math.abs(a.candidateScores[i] - a.scores[a.items.indexOf(c)]) < 1e-5);
+    }
+    // Only the last maxLength items are read: a history's older items change nothing.
+    const [c] = await ranker.rank(weights, [{ history: [8, 9, 1, 2, 3] }]);
+    assert.deepEqual(Array.from(c.items), Array.from(b.items));
+  } finally {
+    await ranker.release();
+  }
+});
+
+/**
+ * A synthetic dataset in P5's format: items 1..N in a cycle, each user's sequence a run of
+ * consecutive items from a random start, so the next item is always the current one + 1.
+ */
+async function cyclicDataset(dir: string, users: number, items: number): Promise<string> {
+  const rng = new Rng(7);
+  const lines: string[] = [];
+  for (let u = 1; u <= users; u++) {
+    const start = rng.int(items);
+    const length = 5 + rng.int(4);
+    const seq = Array.from({ length }, (_, t) => 1 + ((start + t) % items));
+    lines.push(`${u} ${seq.join(" ")}`);
+  }
+  const input = join(dir, "sequential_data.txt");
+  await Deno.writeTextFile(input, lines.join("\n") + "\n");
+  const csv = ["item_id,asin,title"];
+  for (let i = 1; i <= items; i++) csv.push(`${i},A${i},Product number ${i}`);
+  await Deno.writeTextFile(join(dir, "items.csv"), csv.join("\n") + "\n");
+  const out = join(dir, "data");
+  await textualize({
+    read: { format: "p5", input, items: join(dir, "items.csv") },
+    records: { ...DEFAULT_RECORD_OPTIONS, tasks: ["sequential"] },
+    out,
+  });
+  return out;
+}
+
+const FAST = [
+  "--sasrec-hidden",
+  "16",
+  "--sasrec-blocks",
+  "1",
+  "--sasrec-dropout",
+  "0",
+  "--sasrec-lr",
+  "0.01",
+  "--sasrec-batch-size",
+  "16",
+  "--sasrec-max-length",
+  "8",
+];
+
+Deno.test("eval --baseline sasrec learns a deterministic next item (HR@1 near 1)", async () => {
+  await withTempDir(async (dir) => {
+    const data = await cyclicDataset(dir, 80, 24);
+    const curve = join(dir, "curve.jsonl");
+    const chart = join(dir, "curve.svg");
+    const run = await runCli([
+      "eval",
+      "--data",
+      data,
+      "--baseline",
+      "sasrec,pop",
+      "--k",
+      "1,10",
+      "--quiet",
+      ...FAST,
+      "--sasrec-epochs",
+      "40",
+      "--sasrec-patience",
+      "3",
+      "--sasrec-curve",
+      curve,
+      "--sasrec-curve",
+      chart,
+      "--save-baselines",
+      join(dir, "saved"),
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout);
+    const hr1 = report.methods.sasrec.sequential["HR@1"];
+    const pop = report.methods.pop.sequential["HR@1"];
+    console.log(`  synthetic cycle of 24 items: SASRec HR@1 ${hr1.toFixed(3)}, pop ${pop}`);
+    assert.ok(hr1 >= 0.95, `HR@1 ${hr1}`);
+    assert.ok(pop < 0.2);
+    const points = (await Deno.readTextFile(curve)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(points.length >= 2 && points.length <= 40);
+    assert.ok(points.at(-1).loss < points[0].loss);
+    assert.ok(points.every((p: { ndcg10?: number }) => typeof p.ndcg10 === "number"));
+    assert.match(await Deno.readTextFile(chart), /<svg[\s\S]*NDCG@10/);
+    // Saved predictions: one line per test record, never a seen item, best first.
+    const saved = (await Deno.readTextFile(join(dir, "saved", "sasrec.jsonl"))).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    const ds = await openDataset(data);
+    const test = new Map<string, string[]>();
+    for await (const r of readRecords(ds, "test")) test.set(r.id, r.history ?? []);
+    assert.equal(saved.length, test.size);
+    for (const line of saved) {
+      const seen = new Set(test.get(line.id));
+      assert.equal(line.predictions.length, Math.min(20, 24 - seen.size)); // --top 20
+      assert.ok(line.predictions.every((p: { entity: string }) => !seen.has(p.entity)));
+    }
+  });
+});
+
+Deno.test("SASRec is seeded: the same seed gives the same predictions", async () => {
+  await withTempDir(async (dir) => {
+    const data = await cyclicDataset(dir, 30, 12);
+    const once = () =>
+      runCli([
+        "eval",
+        "--data",
+        data,
+        "--baseline",
+        "sasrec",
+        "--quiet",
+        ...FAST,
+        "--sasrec-dropout",
+        "0.3",
+        "--sasrec-epochs",
+        "3",
+        "--seed",
+        "5",
+      ]);
+    const [a, b] = [await once(), await once()];
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+  });
+});
+
+Deno.test("leave-one-out hygiene: SASRec trains on histories without validation or test targets", async () => {
+  await withTempDir(async (dir) => {
+    const dataDir = await cyclicDataset(dir, 20, 40);
+    const data = await openDataset(dataDir);
+    const pool = new EntityIndex(data.entities);
+    const histories = new TrainingHistories(pool);
+    for await (const r of readRecords(data, "valid")) histories.addValid(r, "valid.jsonl");
+    for await (const r of readRecords(data, "test")) histories.addTest(r, "test.jsonl");
+    const sasrec = await createSasrecBaseline(
+      { pool, histories: histories.byUser },
+      { protocol: "full", top: 5, sasrec: { epochs: 1, hidden: 8, blocks: 1, maxLength: 8 } },
+      { validation: readRecords(data, "valid"), records: readRecords(data, "test") },
+    );
+    const source = (await Deno.readTextFile(join(dir, "sequential_data.txt"))).trim().split("\n");
+    const full = new Map(source.map((l) => {
+      const [user, ...items] = l.split(" ");
+      return [user, items.map((i) => `Product number ${i}`)];
+    }));
+    assert.equal(sasrec.trainedOn.size, 20);
+    for (const [user, ids] of sasrec.trainedOn) {
+      const items = full.get(user)!;
+      // Exactly the sequence before the last two items (validation, test target): with every
+      // item of a user distinct here, neither target is anywhere in what SASRec saw.
+      assert.deepEqual(Array.from(ids, (id) => pool.name(id)), items.slice(0, -2));
+      const names = new Set(Array.from(ids, (id) => pool.name(id)));
+      assert.ok(!names.has(items.at(-1)!) && !names.has(items.at(-2)!));
+    }
+  });
+});
