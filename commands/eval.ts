@@ -172,8 +172,8 @@ const FLAGS = defineFlags({
     type: "int",
     min: 1,
     default: DEFAULT_SASREC.epochs,
-    section: "SASRec flags (--baseline sasrec: trained on the training histories, early-stopped " +
-      "on the validation records' NDCG@10, ranking all items; progress on stderr)",
+    section: "SASRec flags (trained on the training histories, early-stopped on the validation " +
+      "split's NDCG@10)",
     help: "most epochs",
   },
   "sasrec-patience": {
