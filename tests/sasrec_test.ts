@@ -267,5 +267,17 @@ Deno.test("leave-one-out hygiene: SASRec trains on histories without validation 
       const names = new Set(Array.from(ids, (id) => pool.name(id)));
       assert.ok(!names.has(items.at(-1)!) && !names.has(items.at(-2)!));
     }
+    // Under the sampled protocol each record's candidates come back, all of them, best first.
+    const sampled = await createSasrecBaseline(
+      { pool, histories: histories.byUser },
+      { protocol: "sampled", sasrec: { epochs: 1, hidden: 8, blocks: 1, maxLength: 8 } },
+      { records: readRecords(data, "test") },
+    );
+    for await (const record of readRecords(data, "test")) {
+      const line = sampled.predict(record)!;
+      const got = line.predictions!;
+      assert.deepEqual(got.map((p) => p.entity).sort(), [...record.candidates!].sort());
+      for (let i = 1; i < got.length; i++) assert.ok(got[i - 1].score! >= got[i].score!);
+    }
   });
 });
