@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { attr, type DType, Graph, tensorData, type Value } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { gradients } from "../lib/train/autodiff.ts";
+import { Session } from "../lib/runtime/session.ts";
 import { checkGradients } from "./grad_check.ts";
 
 /** How an input of a case is filled. */
@@ -355,4 +356,28 @@ Deno.test("a Softmax attribute other than the last axis is honoured by the rule"
   gradients(g, loss, [x]);
   const sums = g.nodes.slice(before).filter((n) => n.op === "ReduceSum");
   assert.ok(sums.some((n) => JSON.stringify(g.constantInts(n.inputs[1])) === "[1]"));
+});
+
+Deno.test("Gather's gradient adds repeated rows exactly on 2 threads (no lost updates)", async () => {
+  // 20,000 lookups of 3 rows: onnxruntime's ScatterND-add spreads such updates over its threads
+  // unsynchronised and lost some in about one run of 30; the rule must not depend on it.
+  const [k, v, d] = [20000, 3, 64];
+  const g = new Graph("gather_grad_threads");
+  const table = g.input("table", "float32", [v, d]);
+  const ids = g.input("ids", "int32", [k]);
+  const [dTable] = gradients(g, g.reduceSum(g.gather(table, ids), undefined, false), [table]);
+  g.output(dTable, "d_table");
+  const session = await Session.create(g, { device: "cpu", threads: 2 });
+  try {
+    const feeds = {
+      table: tensorData("float32", [v, d], new Float32Array(v * d)),
+      ids: tensorData("int32", [k], Int32Array.from({ length: k }, (_, i) => i % v)),
+    };
+    for (let run = 0; run < 60; run++) {
+      const out = (await session.run(feeds)).d_table.data as Float32Array;
+      out.forEach((x, i) => assert.equal(x, Math.ceil((k - Math.floor(i / d)) / v), `run ${run}`));
+    }
+  } finally {
+    await session.release();
+  }
 });

@@ -90,11 +90,14 @@ Deno.test("LoRA graphs hold the base weights as initializers and differentiate n
     assert.ok(graph.initializers.has(name), `${name} is not an initializer`);
   }
   // Nothing below layer 0's QKV needs a gradient: no scatter into an embedding table (the one
-  // ScatterND left puts the loss rows' gradient back among the [B*L, H] hidden rows).
-  const scatters = graph.nodes.filter((n) => n.op === "ScatterND");
-  assert.equal(scatters.length, 1);
-  assert.equal(graph.value(scatters[0].outputs[0]).shape.at(-1), SMALL.hiddenSize);
-  assert.ok(!scatters.some((n) => graph.value(n.outputs[0]).shape[0] === SMALL.vocabSize));
+  // Gather gradient left puts the loss rows' gradient back among the [B*L, H] hidden rows; the
+  // other scatter is the loss's, into the [M, V] log-probabilities).
+  const scatters = graph.nodes.filter((n) => n.op === "ScatterElements" || n.op === "ScatterND")
+    .map((n) => graph.value(n.outputs[0]).shape);
+  const intoRows = scatters.filter((shape) => shape.at(-1) === SMALL.hiddenSize);
+  assert.equal(intoRows.length, 1);
+  assert.ok(!intoRows.some((shape) => shape[0] === SMALL.vocabSize));
+  assert.equal(scatters.length, 2);
 });
 
 Deno.test("the float32 training graph (LayerNorm statistics reused) agrees with float64", async () => {

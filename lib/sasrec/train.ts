@@ -13,7 +13,7 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { TensorData } from "../onnx/graph.ts";
+import type { Graph, TensorData } from "../onnx/graph.ts";
 import { Rng } from "../random.ts";
 import { Session } from "../runtime/session.ts";
 import { gradients } from "../train/autodiff.ts";
@@ -35,17 +35,26 @@ export interface SasrecTrainOptions {
   epochs?: number;
   /** Users per step. Default 128. */
   batchSize?: number;
-  /** Adam learning rate. Default 1e-3. */
+  /**
+   * Adam learning rate. Default 2e-3 (with dropout 0.3 it converged on Beauty in a fraction of
+   * the epochs the published 1e-3 with dropout 0.5 needed; README, SASRec).
+   */
   lr?: number;
   /** Adam beta2 (the public code uses 0.98). Default 0.98. */
   beta2?: number;
   /** Decoupled weight decay on matrices and embeddings. Default 0. */
   weightDecay?: number;
-  /** Dropout rate at every site of {@linkcode dropoutSites}. Default 0.5. */
+  /**
+   * Dropout rate at every site of {@linkcode dropoutSites}. Default 0.3 (the paper: 0.5 on its
+   * sparse Amazon data, trained with one sampled negative for far more epochs).
+   */
   dropout?: number;
   /** Epochs between validations. Default 1. */
   evalEvery?: number;
-  /** Stop after this many validations without a better NDCG@10 (0: never). Default 5. */
+  /**
+   * Stop after this many validations without a better NDCG@10 (0: never). Default 3: with
+   * thousands of validation users a real improvement shows at once.
+   */
   patience?: number;
   /** Seed of weights, order and dropout. Default 0. */
   seed?: number;
@@ -80,12 +89,12 @@ export const DEFAULT_SASREC_TRAIN: Readonly<Required<Omit<SasrecTrainOptions, "t
   .freeze({
     epochs: 200,
     batchSize: 128,
-    lr: 1e-3,
+    lr: 2e-3,
     beta2: 0.98,
     weightDecay: 0,
-    dropout: 0.5,
+    dropout: 0.3,
     evalEvery: 1,
-    patience: 5,
+    patience: 3,
     seed: 0,
   });
 
@@ -122,7 +131,10 @@ export interface TrainedSasrec {
 }
 
 /** The step graph: loss, backward and AdamW (no clipping); tensors and moments in and out. */
-export function buildSasrecStepGraph(config: SasrecConfig, options: Required<SasrecTrainOptions>) {
+export function buildSasrecStepGraph(
+  config: SasrecConfig,
+  options: Required<Pick<SasrecTrainOptions, "dropout" | "beta2" | "weightDecay">>,
+): Graph {
   const { graph: g, loss, params } = buildSasrecLossGraph({
     config,
     dropout: options.dropout > 0,

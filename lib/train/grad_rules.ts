@@ -293,11 +293,18 @@ function gatherGrads(ctx: GradContext): (Value | null)[] {
   const [data, indices] = [inp(ctx, 0), inp(ctx, 1)];
   const axis = normAxis(intAttr(node, "axis", 0), data.shape.length, `${node.name} axis`);
   if (axis !== 0) throw new Error(`${node.name}: Gather gradient supports axis 0 only`);
-  // Rows picked several times get the sum of their gradients: ScatterND with reduction add
-  // into zeros, indices [..., 1] addressing rows of data.
-  const idx = g.unsqueeze(int64(g, indices), [indices.shape.length]);
-  const dData = g.scatterND(zerosLike(g, data), idx, grad(ctx), "add");
-  return [dData, null];
+  // Rows picked several times get the sum of their gradients: ScatterElements with reduction
+  // add into zeros [rows, D], every element of a gradient row addressed by its row's index. Not
+  // ScatterND: onnxruntime's CPU kernel spreads ScatterND's updates over its threads with no
+  // synchronisation, so two threads adding into one row race (lost updates, and results that
+  // change from run to run); its ScatterElements is one sequential loop.
+  const rowShape = data.shape.slice(1);
+  if (!isStatic(rowShape)) throw new Error(`${node.name}: Gather gradient needs static row dims`);
+  const width = (rowShape as number[]).reduce((a, b) => a * b, 1);
+  const rows = g.reshape(grad(ctx), [-1, width]); // [K, D]
+  const idx = g.expand(g.reshape(int64(g, indices), [-1, 1]), g.shapeOf(rows)); // [K, D]
+  const summed = g.scatterElements(g.reshape(zerosLike(g, data), [-1, width]), idx, rows, 0, "add");
+  return [reshapeLike(g, summed, data), null];
 }
 
 function gatherElementsGrads(ctx: GradContext): (Value | null)[] {
