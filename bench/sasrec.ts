@@ -17,6 +17,7 @@ import { openDataset } from "../lib/data/dataset.ts";
 import { DEFAULT_RECORD_OPTIONS } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { evaluate } from "../lib/eval/run.ts";
+import { loadBaselines } from "../lib/baselines/load.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type CurvePoint, DEFAULT_SASREC } from "../lib/sasrec/train.ts";
 
@@ -42,14 +43,24 @@ export async function run(): Promise<Record<string, unknown>> {
     const curve: CurvePoint[] = [];
     const epochs = Number(Deno.env.get("SASREC_EPOCHS") ?? DEFAULT_SASREC.epochs);
     const start = performance.now();
+    const progress = new Progress("bench sasrec");
+    const baselines = await loadBaselines(data, ["sasrec", "itemknn"], {
+      protocol: "full",
+      top: 20,
+      seed: 1,
+      file: join(out, "test.jsonl"),
+      sasrec: { epochs, onEpoch: (p: CurvePoint) => curve.push(p) },
+    }, progress);
     const report = await evaluate(data, {
       split: "test",
       protocol: "full",
       ks: [5, 10],
       tasks: ["sequential"],
-      methods: [{ name: "sasrec", baseline: "sasrec" }, { name: "itemknn", baseline: "itemknn" }],
-      baseline: { seed: 1, sasrec: { epochs, onEpoch: (p) => curve.push(p) } },
-      progress: new Progress("bench sasrec"),
+      methods: [
+        { name: "sasrec", predictor: baselines.get("sasrec")! },
+        { name: "itemknn", predictor: baselines.get("itemknn")! },
+      ],
+      progress,
     });
     const seconds = (performance.now() - start) / 1000;
     const sasrec = report.methods.sasrec.sequential!;

@@ -120,6 +120,15 @@ export function sasrecConfig(pool: EntityIndex, options: SasrecOptions = {}): Sa
  *
  * @example
  * ```ts
+ * import { openDataset, readRecords } from "../data/dataset.ts";
+ * import type { TextRecord } from "../data/types.ts";
+ * import { EntityIndex } from "../eval/entities.ts";
+ * import { TrainingHistories } from "./histories.ts";
+ *
+ * const data = await openDataset("runs/beauty");
+ * const pool = new EntityIndex(data.entities);
+ * const histories = new TrainingHistories(pool); // filled from valid.jsonl and test.jsonl
+ * declare const record: TextRecord;
  * const sasrec = await createSasrecBaseline(
  *   { pool, histories: histories.byUser },
  *   { protocol: "full", top: 20, sasrec: { epochs: 50 } },

@@ -223,6 +223,11 @@ async function validate(
  *
  * @example
  * ```ts
+ * import type { SasrecConfig } from "./model.ts";
+ *
+ * declare const config: SasrecConfig;
+ * declare const sequences: Int32Array[]; // each user's training items, 1..V
+ * declare const validation: SasrecValidation;
  * const model = await trainSasrec(config, sequences, { epochs: 50 }, validation);
  * model.curve.at(-1); // {epoch, loss, ndcg10, hr10, seconds}
  * ```
