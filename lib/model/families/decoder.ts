@@ -561,18 +561,34 @@ export function buildDecoderPrefillGraph(
  * `past_key_{i}`/`past_value_{i}` [Nprev, nkv, P, hd], `targets` int32 [N, T] with outputs
  * `targets`. Outputs as GLM's step graph: `log_probs` or `target_log_probs`, and
  * `present_key_{i}`/`present_value_{i}` [N, nkv, P + T, hd].
+ *
+ * Built in stages, in this order (the order fixes the node names, so the graph's bytes):
+ * {@linkcode stepInputs}, {@linkcode stepLayout}, {@linkcode stepMasks}, {@linkcode stepAttend},
+ * the layers, {@linkcode stepOutputs}.
  */
 export function buildDecoderStepGraph(
   options: DecoderOptions & { outputs: StepOutputs },
 ): { graph: Graph; builder: DecoderBuilder } {
   const g = new Graph(`${options.config.family}_step_${options.outputs}`);
   const m = new DecoderBuilder(g, options);
-  const c = options.config;
-  const { numLayers, numKvHeads: nkv, headDim: hd } = c;
-  const gr = m.groups;
-  const dtype: DType = m.dtype;
-  const vocab = c.vocabSize + m.addedRows;
+  const inputs = stepInputs(m, options.outputs);
+  const layout = stepLayout(m, inputs);
+  const attend = stepAttend(m, inputs, layout, stepMasks(m, inputs, layout));
+  const intra = g.gather(inputs.positionIds, g.constant(1, "int64"), 1);
+  let x = m.embed(inputs.inputIds, intra); // [N*T, H]
+  const rot = m.rotary(inputs.rope);
+  for (let i = 0; i < options.config.numLayers; i++) {
+    x = m.layer(i, x, rot, { bt: layout.nt, b: "N", t: "T" }, attend).x;
+  }
+  stepOutputs(m, x, options.outputs, layout, inputs.targets);
+  return { graph: g, builder: m };
+}
 
+/** The step graph's inputs, declared in the order the graph lists them. */
+function stepInputs(m: DecoderBuilder, outputs: StepOutputs) {
+  const g = m.g;
+  const { numLayers, numKvHeads: nkv, headDim: hd } = m.config;
+  const dtype: DType = m.dtype;
   const inputIds = g.input("input_ids", "int32", ["N", "T"]);
   const positionIds = g.input("position_ids", "int32", ["N", 2, "T"]);
   const rope = g.input("rope_position_ids", "int32", ["N", "T"]);
@@ -586,17 +602,31 @@ export function buildDecoderStepGraph(
     k: g.input(cacheNames.pastKey(i), dtype, ["Nprev", nkv, "P", hd]),
     v: g.input(cacheNames.pastValue(i), dtype, ["Nprev", nkv, "P", hd]),
   }));
-  const targets = options.outputs === "targets" ? g.input("targets", "int32", ["N", "T"]) : null;
+  const targets = outputs === "targets" ? g.input("targets", "int32", ["N", "T"]) : null;
+  return { inputIds, positionIds, rope, sep, beamIndex, partA, past, targets };
+}
 
-  const nt = g.shapeOf(inputIds);
+/** What {@linkcode stepInputs} declares. */
+type StepInputs = ReturnType<typeof stepInputs>;
+
+/**
+ * The step's run-time sizes as 1-element int64 tensors (N, T, Bp, K = N / Bp, La, P) and the
+ * regrouping between rows [N, nh, T, D] and prompts [Bp, nkv, K*g*T, D] (row n = p*K + k, head =
+ * kvh*g + j), which lets K rows share their prompt's part-A cache.
+ */
+function stepLayout(m: DecoderBuilder, inputs: StepInputs) {
+  const g = m.g;
+  const c = m.config;
+  const nkv = c.numKvHeads;
+  const gr = m.groups;
+  const nt = g.shapeOf(inputs.inputIds);
   const n1 = g.slice(nt, [0], [1]);
   const t1 = g.slice(nt, [1], [2]);
-  const bp1 = g.shapeOf(sep);
+  const bp1 = g.shapeOf(inputs.sep);
   const k1 = g.div(n1, bp1);
-  const la1 = g.slice(g.shapeOf(partA[0].k), [2], [3]);
-  const p1 = g.slice(g.shapeOf(past[0].k), [2], [3]);
+  const la1 = g.slice(g.shapeOf(inputs.partA[0].k), [2], [3]);
+  const p1 = g.slice(g.shapeOf(inputs.past[0].k), [2], [3]);
   const ints = (xs: number[]) => g.constant(xs, "int64");
-  // Rows [N, nh, T, D] <-> prompts [Bp, nkv, K*g*T, D]: row n = p*K + k, head = kvh*g + j.
   const toPrompts = (x: Value, d1: Value, d: Shape[number]) => {
     const six = g.reshape(x, g.concat([bp1, k1, ints([nkv, gr]), t1, d1], 0)); // [Bp, K, nkv, g, T, D]
     const moved = g.transpose(six, [0, 2, 1, 3, 4, 5]); // [Bp, nkv, K, g, T, D]
@@ -617,25 +647,56 @@ export function buildDecoderStepGraph(
       d,
     ]);
   };
+  return { nt, n1, t1, la1, p1, ints, toPrompts, toRows };
+}
 
+/** What {@linkcode stepLayout} returns. */
+type StepLayout = ReturnType<typeof stepLayout>;
+
+/**
+ * The step's additive masks: `maskA` [Bp, 1, 1, La] hides part-A keys at or past each prompt's
+ * `sep`; `maskG` [g*T, P+T] lets new token t see the past and the new tokens up to itself (query
+ * row j*T + t of a kv head is new token t).
+ */
+function stepMasks(m: DecoderBuilder, inputs: StepInputs, layout: StepLayout) {
+  const g = m.g;
+  const { la1, p1, t1 } = layout;
   const zero = g.constant(0, "int64");
   const one = g.constant(1, "int64");
   const jA = g.refine(g.range(zero, g.reshape(la1, []), one), ["La"]);
-  const seenA = g.less(g.unsqueeze(jA, [0]), g.unsqueeze(g.cast(sep, "int64"), [1])); // [Bp, La]
+  const seenA = g.less(g.unsqueeze(jA, [0]), g.unsqueeze(g.cast(inputs.sep, "int64"), [1])); // [Bp, La]
   const maskA = g.unsqueeze(g.where(seenA, m.scalar(0), m.scalar(MASKED)), [1, 2]); // [Bp,1,1,La]
   const p = g.reshape(p1, []);
   const tq = g.refine(g.range(zero, g.reshape(t1, []), one), ["T"]);
   const jG = g.refine(g.range(zero, g.add(p, g.reshape(t1, [])), one), ["P+T"]);
   const seenG = g.lessOrEqual(g.unsqueeze(jG, [0]), g.unsqueeze(g.add(tq, p), [1])); // [T, P+T]
-  // [g*T, P+T]: query row j*T + t of a kv head is new token t.
-  const maskG = g.tile(g.where(seenG, m.scalar(0), m.scalar(MASKED)), [gr, 1]);
-  const beam = g.cast(beamIndex, "int64");
+  const maskG = g.tile(g.where(seenG, m.scalar(0), m.scalar(MASKED)), [m.groups, 1]);
+  return { maskA, maskG };
+}
+
+/**
+ * The step's attention for layer i: scores against the prompt's part A (queries regrouped per
+ * prompt) and against the past (gathered by `beam_index`) plus the new keys, one softmax over
+ * both; outputs the layer's `present_key_{i}`/`present_value_{i}` on the way.
+ */
+function stepAttend(
+  m: DecoderBuilder,
+  inputs: StepInputs,
+  layout: StepLayout,
+  masks: { maskA: Value; maskG: Value },
+): Attend {
+  const g = m.g;
+  const c = m.config;
+  const { numKvHeads: nkv, headDim: hd } = c;
+  const { partA, past } = inputs;
+  const { la1, ints, toPrompts, toRows } = layout;
+  const { maskA, maskG } = masks;
+  const beam = g.cast(inputs.beamIndex, "int64");
   const scale = m.scalar(1 / Math.sqrt(hd));
   const hd1 = ints([hd]);
   const axis3 = ints([3]);
   const end = ints([Number.MAX_SAFE_INTEGER]);
-
-  const attend: Attend = (i, q, k, v) => {
+  return (i, q, k, v) => {
     const qs = g.mul(q, scale); // [N, nh, T, hd]
     const sA = g.add(
       g.matmul(toPrompts(qs, hd1, hd), g.transpose(partA[i].k, [0, 1, 3, 2])),
@@ -665,21 +726,31 @@ export function buildDecoderStepGraph(
     ]);
     return g.add(ctxA, ctxG); // [N, nh, T, hd]
   };
+}
 
-  const intra = g.gather(positionIds, g.constant(1, "int64"), 1);
-  let x = m.embed(inputIds, intra); // [N*T, H]
-  const rot = m.rotary(rope);
-  for (let i = 0; i < numLayers; i++) {
-    x = m.layer(i, x, rot, { bt: nt, b: "N", t: "T" }, attend).x;
-  }
-  const h = c.hiddenSize;
-  if (options.outputs === "last") {
+/**
+ * The step's log-probabilities from the last layer's rows x [N*T, H]: `last`, the last new
+ * token's row of each sequence (`log_probs` [N, V']); `all`, every row (`log_probs` [N, T, V']);
+ * `targets`, the log-probability of each given target (`target_log_probs` [N, T]).
+ */
+function stepOutputs(
+  m: DecoderBuilder,
+  x: Value,
+  outputs: StepOutputs,
+  layout: StepLayout,
+  targets: Value | null,
+): void {
+  const g = m.g;
+  const { nt, n1, t1, ints } = layout;
+  const h = m.config.hiddenSize;
+  const vocab = m.config.vocabSize + m.addedRows;
+  if (outputs === "last") {
     const rows = g.reshape(x, g.concat([n1, t1, ints([h])], 0));
     const lastRow = g.reshape(g.slice(rows, [-1], [Number.MAX_SAFE_INTEGER], [1]), [-1, h]);
     g.output(g.refine(g.logSoftmax(m.logits(lastRow), -1), ["N", vocab]), "log_probs");
   } else {
     const logp = g.logSoftmax(m.logits(x), -1); // [N*T, V']
-    if (options.outputs === "all") {
+    if (outputs === "all") {
       const shape = g.concat([nt, ints([vocab])], 0);
       g.output(g.refine(g.reshape(logp, shape), ["N", "T", vocab]), "log_probs");
     } else {
@@ -687,5 +758,4 @@ export function buildDecoderStepGraph(
       g.output(g.refine(g.reshape(picked, nt), ["N", "T"]), "target_log_probs");
     }
   }
-  return { graph: g, builder: m };
 }
