@@ -7,16 +7,16 @@
  */
 
 import type { Command } from "../lib/cli/command.ts";
-import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import type { Batch } from "../lib/collate/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
-import { parseBatchJson } from "../lib/model/batch_json.ts";
-import { runForward } from "../lib/model/forward.ts";
+import { type JsonBatch, parseBatchJson } from "../lib/model/batch_json.ts";
+import { type ForwardResult, runForward } from "../lib/model/forward.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { modelIdentity } from "../lib/model/identity.ts";
 import { claimOutputFile } from "../lib/io/safe_output.ts";
 import { toIoError } from "../lib/io/io_error.ts";
-import { loadModel } from "../lib/model/weights.ts";
+import { loadModel, type Weights } from "../lib/model/weights.ts";
 import { architectureOf, loadAnyModel } from "../lib/model/load_any.ts";
 import { join } from "node:path";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
@@ -86,7 +86,7 @@ export const command: Command = {
   usage,
   async run(args: string[]): Promise<void> {
     const { values: flags } = parseFlags("forward", args, FLAGS);
-    const { model: modelDir, batch: batchPath, out, device, adapter } = flags;
+    const { model: modelDir, batch: batchPath, out, adapter } = flags;
     if (flags.grads === true && adapter === undefined) {
       throw new UsageError("forward: --grads needs --adapter (the gradients are the adapter's)");
     }
@@ -97,119 +97,152 @@ export const command: Command = {
       inputs: [modelDir, batchPath, adapter],
       recognize: isForwardOutput,
     });
-    const write = async (target: string): Promise<void> => {
+    try {
       const arch = await architectureOf(modelDir);
-      let json: unknown;
-      try {
-        json = JSON.parse(await Deno.readTextFile(batchPath));
-      } catch (error) {
-        if (error instanceof Deno.errors.NotFound) {
-          throw inputError(batchPath, undefined, "file not found");
-        }
-        if (!(error instanceof SyntaxError)) throw toIoError(error, batchPath, "cannot read");
-        throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
-      }
-      if (arch.kind === "decoder") {
-        const tokenizerPath = join(modelDir, "tokenizer.json");
-        const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
-          (t) => t.vocabSize,
-          () => 0, // no tokenizer: no special rows
-        );
-        const model = await loadAnyModel(modelDir, { tokenizerIds });
-        if (model.kind !== "decoder") throw new Error("unreachable");
-        const V = model.config.vocabSize + model.addedRows;
-        const batch = parseBatchJson(json, batchPath, {
-          vocabSize: V,
-          maxSequenceLength: model.config.maxPositionEmbeddings,
-        });
-        const loaded = adapter === undefined
-          ? undefined
-          : await loadAdapter(adapter, model.config, {
-            base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
-            onWarning: (message) => console.error(`warning: ${message}`),
-          });
-        const base = model.weights;
-        const attention = loaded?.method?.attention ?? model.config.attention;
-        if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
-        const result = await runForward(model, batch, { device, attention });
-        const { batchSize: B, length: L } = batch;
-        const tensors: Parameters<typeof writeSafetensors>[1] = {
-          logits: { shape: [B, L, V], data: result.logits },
-        };
-        if (result.loss !== undefined) {
-          finiteLoss(result.loss, batchPath, modelDir);
-          tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
-        }
-        if (loaded && flags.grads === true) {
-          if (!batch.labels || !batch.lossMask) {
-            throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
-          }
-          // The gradient graph takes the adapter's tensors as inputs: the unmerged base.
-          const { grads } = await adapterGradients(
-            { config: model.config, weights: base },
-            loaded,
-            batch as Batch,
-            { device, decoder: { attention, addedRows: model.addedRows } },
-          );
-          for (const [name, data] of grads) {
-            const shape = name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight")
-              ? loraShapes(model.config, loaded.lora).get(name)!
-              : [data.length / model.config.hiddenSize, model.config.hiddenSize];
-            tensors[`grad.${name}`] = { shape, data };
-          }
-        }
-        await writeSafetensors(target, tensors, { format: FORWARD_FORMAT });
-        console.log(JSON.stringify({
-          out,
-          device: result.device,
-          logits: [B, L, V],
-          loss: result.loss ?? null,
-        }));
-        return;
-      }
-      const model = await loadModel(modelDir);
-      const lora = adapter === undefined ? undefined : await loadAdapter(adapter, model.config, {
-        base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
-        onWarning: (message) => console.error(`warning: ${message}`),
-      });
-      const batch = parseBatchJson(json, batchPath, model.config);
-      const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
-      const result = await runForward(model, batch, { device, linear });
-      const { batchSize: B, length: L } = batch;
-      const V = model.config.vocabSize;
-      const tensors: Parameters<typeof writeSafetensors>[1] = {
-        logits: { shape: [B, L, V], data: result.logits },
-      };
-      if (result.loss !== undefined) {
-        finiteLoss(result.loss, batchPath, modelDir);
-        tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
-      }
-      if (lora && flags.grads === true) {
-        if (!batch.labels || !batch.lossMask) {
-          throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
-        }
-        const { grads } = await adapterGradients(model, lora, batch as Batch, { device });
-        const shapes = loraShapes(model.config, lora.lora);
-        for (const [name, data] of grads) {
-          tensors[`grad.${name}`] = { shape: shapes.get(name)!, data };
-        }
-      }
-      await writeSafetensors(target, tensors, { format: FORWARD_FORMAT });
+      const json = await readBatchFile(batchPath);
+      const done = arch.kind === "decoder"
+        ? await forwardDecoder(flags, json)
+        : await forwardGlm(flags, json);
+      await writeSafetensors(output.tmp, done.tensors, { format: FORWARD_FORMAT });
       console.log(JSON.stringify({
         out,
-        device: result.device,
-        logits: [B, L, V],
-        loss: result.loss ?? null,
+        device: done.device,
+        logits: done.logits,
+        loss: done.loss ?? null,
       }));
-    };
-    try {
-      await write(output.tmp);
       await output.commit();
     } finally {
       await output.close();
     }
   },
 };
+
+type ForwardFlags = FlagValues<typeof FLAGS>;
+type Tensors = Parameters<typeof writeSafetensors>[1];
+
+/** One batch through the model: the tensors to write and the summary's fields. */
+interface Forwarded {
+  tensors: Tensors;
+  device: string;
+  /** [B, L, V] of the logits. */
+  logits: [number, number, number];
+  loss: number | undefined;
+}
+
+/** The batch file as JSON; a missing file or bad JSON is a one-line error naming it. */
+async function readBatchFile(batchPath: string): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(batchPath));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw inputError(batchPath, undefined, "file not found");
+    }
+    if (!(error instanceof SyntaxError)) throw toIoError(error, batchPath, "cannot read");
+    throw inputError(batchPath, undefined, `not valid JSON (${(error as Error).message})`);
+  }
+}
+
+/**
+ * A Llama-style decoder: the model with the tokenizer's special rows, the adapter merged into its
+ * weights (its attention rule, intra table and rows with it), and with --grads the adapter's
+ * gradients, computed against the unmerged base.
+ */
+async function forwardDecoder(flags: ForwardFlags, json: unknown): Promise<Forwarded> {
+  const { model: modelDir, batch: batchPath, device, adapter } = flags;
+  const tokenizerPath = join(modelDir, "tokenizer.json");
+  const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
+    (t) => t.vocabSize,
+    () => 0, // no tokenizer: no special rows
+  );
+  const model = await loadAnyModel(modelDir, { tokenizerIds });
+  if (model.kind !== "decoder") throw new Error("unreachable");
+  const V = model.config.vocabSize + model.addedRows;
+  const batch = parseBatchJson(json, batchPath, {
+    vocabSize: V,
+    maxSequenceLength: model.config.maxPositionEmbeddings,
+  });
+  const loaded = adapter === undefined
+    ? undefined
+    : await loadAdapterOnto(adapter, model, modelDir);
+  const base = model.weights;
+  const attention = loaded?.method?.attention ?? model.config.attention;
+  if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
+  const result = await runForward(model, batch, { device, attention });
+  const { batchSize: B, length: L } = batch;
+  const tensors = resultTensors(result, [B, L, V], batchPath, modelDir);
+  if (loaded && flags.grads === true) {
+    // The gradient graph takes the adapter's tensors as inputs: the unmerged base.
+    const { grads } = await adapterGradients(
+      { config: model.config, weights: base },
+      loaded,
+      gradBatch(batch),
+      { device, decoder: { attention, addedRows: model.addedRows } },
+    );
+    for (const [name, data] of grads) {
+      const shape = name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight")
+        ? loraShapes(model.config, loaded.lora).get(name)!
+        : [data.length / model.config.hiddenSize, model.config.hiddenSize];
+      tensors[`grad.${name}`] = { shape, data };
+    }
+  }
+  return { tensors, device: result.device, logits: [B, L, V], loss: result.loss };
+}
+
+/** THUDM's GLM: the adapter as a hook on the linears, and with --grads its LoRA gradients. */
+async function forwardGlm(flags: ForwardFlags, json: unknown): Promise<Forwarded> {
+  const { model: modelDir, batch: batchPath, device, adapter } = flags;
+  const model = await loadModel(modelDir);
+  const lora = adapter === undefined ? undefined : await loadAdapterOnto(adapter, model, modelDir);
+  const batch = parseBatchJson(json, batchPath, model.config);
+  const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
+  const result = await runForward(model, batch, { device, linear });
+  const { batchSize: B, length: L } = batch;
+  const V = model.config.vocabSize;
+  const tensors = resultTensors(result, [B, L, V], batchPath, modelDir);
+  if (lora && flags.grads === true) {
+    const { grads } = await adapterGradients(model, lora, gradBatch(batch), { device });
+    const shapes = loraShapes(model.config, lora.lora);
+    for (const [name, data] of grads) {
+      tensors[`grad.${name}`] = { shape: shapes.get(name)!, data };
+    }
+  }
+  return { tensors, device: result.device, logits: [B, L, V], loss: result.loss };
+}
+
+/** The adapter in `dir`, checked against the base model it is applied to (`modelDir`). */
+function loadAdapterOnto(
+  dir: string,
+  model: { config: Parameters<typeof loadAdapter>[1]; weights: Weights },
+  modelDir: string,
+): ReturnType<typeof loadAdapter> {
+  return loadAdapter(dir, model.config, {
+    base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
+    onWarning: (message) => console.error(`warning: ${message}`),
+  });
+}
+
+/** `logits` [B, L, V] and, when the batch has labels, `loss` [1] (which must be finite). */
+function resultTensors(
+  result: ForwardResult,
+  shape: [number, number, number],
+  batchPath: string,
+  modelDir: string,
+): Tensors {
+  const tensors: Tensors = { logits: { shape, data: result.logits } };
+  if (result.loss !== undefined) {
+    finiteLoss(result.loss, batchPath, modelDir);
+    tensors.loss = { shape: [1], data: new Float32Array([result.loss]) };
+  }
+  return tensors;
+}
+
+/** The batch for --grads, which needs its labels and loss mask. */
+function gradBatch(batch: JsonBatch): Batch {
+  if (!batch.labels || !batch.lossMask) {
+    throw new UsageError("forward: --grads needs labels and loss_mask in the batch");
+  }
+  return batch as Batch;
+}
 
 /** The metadata `format` of forward's safetensors output. */
 const FORWARD_FORMAT = "recsysllm-forward-1";
