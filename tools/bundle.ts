@@ -156,33 +156,45 @@ async function sh(cmd: string, args: string[], env?: Record<string, string>): Pr
   if (!out.success) fail(`${cmd} ${args.join(" ")} failed (exit ${out.code})`);
 }
 
-async function main(): Promise<void> {
-  const { values } = (() => {
-    try {
-      return parseArgs({
-        args: Deno.args,
-        options: {
-          out: { type: "string" },
-          compression: { type: "string", default: "xz" },
-          deno: { type: "string" },
-          bench: { type: "boolean", default: false },
-          help: { type: "boolean", short: "h" },
-        },
-        strict: true,
-      });
-    } catch (error) {
-      fail(`${(error as Error).message.split("\n")[0]} (see --help)`, 2);
-    }
-  })();
-  if (values.help) {
-    console.log(USAGE);
-    return;
+/** The parsed command line of `deno task bundle`. */
+type BundleArgs = ReturnType<typeof parseBundleArgs>;
+
+/** Parses the flags; an unknown or malformed one is a usage error (exit 2). */
+function parseBundleArgs(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        out: { type: "string" },
+        compression: { type: "string", default: "xz" },
+        deno: { type: "string" },
+        bench: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    fail(`${(error as Error).message.split("\n")[0]} (see --help)`, 2);
   }
+}
+
+/** What the bundle is made of and where it goes, checked before anything is copied. */
+interface BundlePlan {
+  /** `recsysllm-VERSION-linux-x64`: the archive's top folder. */
+  name: string;
+  out: string;
+  compression: "xz" | "gzip" | "none";
+  denoBinary: string;
+  bench: boolean;
+  /** The repository's deno.json. */
+  config: { version: string; imports: Record<string, string> };
+}
+
+/** Stage 1: the archive's name, path and compression and the deno binary, from the flags. */
+async function bundlePlan(values: BundleArgs): Promise<BundlePlan> {
   const compression = values.compression;
   const suffix = { xz: ".tar.xz", gzip: ".tar.gz", none: ".tar" }[compression];
   if (!suffix) fail(`--compression: "${compression}" is not one of xz, gzip, none`, 2);
-
-  const started = performance.now();
   const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
   const name = `recsysllm-${config.version}-linux-x64`;
   const out = values.out ?? join(ROOT, "dist", `${name}${suffix}`);
@@ -193,74 +205,126 @@ async function main(): Promise<void> {
   if (basename(denoBinary).startsWith("recsysllm")) {
     fail("--deno: this is a compiled recsysllm, not a deno binary");
   }
+  return {
+    name,
+    out,
+    compression: compression as BundlePlan["compression"],
+    denoBinary,
+    bench: values.bench,
+    config,
+  };
+}
+
+/** Stage 2a: the toolkit's sources into `app/`; with --bench also `bench/` and the Beauty data. */
+async function stageSources(stage: string, bench: boolean): Promise<void> {
+  const app = join(stage, "app");
+  for (const path of APP_PATHS) {
+    await copyTree(join(ROOT, path), join(app, path), (rel) => rel.endsWith("generate.ts"));
+  }
+  if (bench) {
+    await copyTree(join(ROOT, "bench"), join(app, "bench"));
+    // bench/infer.ts reads ../../shared/data/amazon-beauty from bench/.
+    const beauty = join(ROOT, "..", "shared", "data", "amazon-beauty");
+    if (!(await exists(beauty))) fail(`--bench: ${beauty} not found`);
+    await copyTree(beauty, join(stage, "shared", "data", "amazon-beauty"));
+  }
+}
+
+/**
+ * Stage 2b: the npm packages into `app/node_modules` (onnxruntime's linux-x64 binaries only) and
+ * the `deno.json` and `package.json` that resolve them there. Returns the packages' versions.
+ */
+async function stagePackages(
+  stage: string,
+  packages: Package[],
+  config: BundlePlan["config"],
+): Promise<Record<string, string>> {
+  const app = join(stage, "app");
+  for (const pkg of packages) {
+    // Of onnxruntime-node's binaries only linux/x64's; nothing of its install script's.
+    const skip = (rel: string) =>
+      (rel.startsWith("bin/napi-v6/") && rel.split("/").length === 3 &&
+        !rel.endsWith("/linux")) ||
+      rel === "bin/napi-v6/linux/arm64" || rel === "script" || rel === "node_modules";
+    await copyTree(pkg.dir, join(app, "node_modules", pkg.name), skip);
+  }
+  const appConfig = {
+    version: config.version,
+    nodeModulesDir: "manual",
+    imports: config.imports,
+  };
+  await Deno.writeTextFile(join(app, "deno.json"), JSON.stringify(appConfig, null, 2) + "\n");
+  const dependencies = Object.fromEntries(packages.map((p) => [p.name, p.version]));
+  await Deno.writeTextFile(
+    join(app, "package.json"),
+    JSON.stringify({ private: true, dependencies }, null, 2) + "\n",
+  );
+  return dependencies;
+}
+
+/** Stage 2c: the Deno runtime as `bin/deno` and the `recsysllm` launcher, both executable. */
+async function stageLauncher(stage: string, denoBinary: string, bench: boolean): Promise<void> {
+  await Deno.mkdir(join(stage, "bin"));
+  await Deno.copyFile(denoBinary, join(stage, "bin", "deno"));
+  await Deno.chmod(join(stage, "bin", "deno"), 0o755);
+  await Deno.writeTextFile(join(stage, "recsysllm"), launcher(bench), { mode: 0o755 });
+  await Deno.chmod(join(stage, "recsysllm"), 0o755);
+}
+
+/**
+ * Stage 3: `stageRoot/name` packed into `out` (reproducible: root owner, sorted names), written
+ * as `out.partial` and renamed when complete. Returns the archive's size in bytes.
+ */
+async function packArchive(stageRoot: string, plan: BundlePlan): Promise<number> {
+  const { name, out, compression } = plan;
+  await Deno.mkdir(dirname(out), { recursive: true });
+  const partial = `${out}.partial`;
+  const flag = { xz: ["-J"], gzip: ["-z"], none: [] }[compression]!;
+  console.error(`bundle: packing ${name} (${compression}) ...`);
+  await sh(
+    "tar",
+    [
+      "-c",
+      ...flag,
+      "-f",
+      partial,
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "--sort=name",
+      "-C",
+      stageRoot,
+      name,
+    ],
+    { XZ_OPT: "-6 -T0", GZIP: "-9" },
+  );
+  await Deno.rename(partial, out);
+  return (await Deno.stat(out)).size;
+}
+
+/** Plans, stages in a temporary folder (always removed), packs, and reports one JSON line. */
+async function main(): Promise<void> {
+  const values = parseBundleArgs(Deno.args);
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const started = performance.now();
+  const plan = await bundlePlan(values);
+  const { name, out, compression } = plan;
 
   // The npm packages are installed into node_modules when missing (from the registry or the
   // Deno cache); nothing else is fetched.
   await sh(Deno.execPath(), ["install", "--quiet"]);
-  const packages = await runtimePackages(config.imports);
+  const packages = await runtimePackages(plan.config.imports);
 
   const stageRoot = await Deno.makeTempDir({ prefix: "recsysllm-bundle-" });
   try {
     const stage = join(stageRoot, name);
-    const app = join(stage, "app");
-    for (const path of APP_PATHS) {
-      await copyTree(join(ROOT, path), join(app, path), (rel) => rel.endsWith("generate.ts"));
-    }
-    if (values.bench) {
-      await copyTree(join(ROOT, "bench"), join(app, "bench"));
-      // bench/infer.ts reads ../../shared/data/amazon-beauty from bench/.
-      const beauty = join(ROOT, "..", "shared", "data", "amazon-beauty");
-      if (!(await exists(beauty))) fail(`--bench: ${beauty} not found`);
-      await copyTree(beauty, join(stage, "shared", "data", "amazon-beauty"));
-    }
-    for (const pkg of packages) {
-      // Of onnxruntime-node's binaries only linux/x64's; nothing of its install script's.
-      const skip = (rel: string) =>
-        (rel.startsWith("bin/napi-v6/") && rel.split("/").length === 3 &&
-          !rel.endsWith("/linux")) ||
-        rel === "bin/napi-v6/linux/arm64" || rel === "script" || rel === "node_modules";
-      await copyTree(pkg.dir, join(app, "node_modules", pkg.name), skip);
-    }
-    const appConfig = {
-      version: config.version,
-      nodeModulesDir: "manual",
-      imports: config.imports,
-    };
-    await Deno.writeTextFile(join(app, "deno.json"), JSON.stringify(appConfig, null, 2) + "\n");
-    const dependencies = Object.fromEntries(packages.map((p) => [p.name, p.version]));
-    await Deno.writeTextFile(
-      join(app, "package.json"),
-      JSON.stringify({ private: true, dependencies }, null, 2) + "\n",
-    );
-    await Deno.mkdir(join(stage, "bin"));
-    await Deno.copyFile(denoBinary, join(stage, "bin", "deno"));
-    await Deno.chmod(join(stage, "bin", "deno"), 0o755);
-    await Deno.writeTextFile(join(stage, "recsysllm"), launcher(values.bench), { mode: 0o755 });
-    await Deno.chmod(join(stage, "recsysllm"), 0o755);
-
-    await Deno.mkdir(dirname(out), { recursive: true });
-    const partial = `${out}.partial`;
-    const flag = { xz: ["-J"], gzip: ["-z"], none: [] }[compression]!;
-    console.error(`bundle: packing ${name} (${compression}) ...`);
-    await sh(
-      "tar",
-      [
-        "-c",
-        ...flag,
-        "-f",
-        partial,
-        "--owner=0",
-        "--group=0",
-        "--numeric-owner",
-        "--sort=name",
-        "-C",
-        stageRoot,
-        name,
-      ],
-      { XZ_OPT: "-6 -T0", GZIP: "-9" },
-    );
-    await Deno.rename(partial, out);
-    const bytes = (await Deno.stat(out)).size;
+    await stageSources(stage, plan.bench);
+    const dependencies = await stagePackages(stage, packages, plan.config);
+    await stageLauncher(stage, plan.denoBinary, plan.bench);
+    const bytes = await packArchive(stageRoot, plan);
     const mb = (n: number) => Math.round(n / 1024 / 1024 * 10) / 10;
     console.log(JSON.stringify({
       bundle: out,
@@ -268,12 +332,12 @@ async function main(): Promise<void> {
       mb: mb(bytes),
       limit_mb: mb(LIMIT_BYTES),
       compression,
-      bench: values.bench,
+      bench: plan.bench,
       deno: Deno.version.deno,
       packages: dependencies,
       seconds: Math.round((performance.now() - started) / 100) / 10,
     }));
-    if (compression === "xz" && !values.bench && bytes > LIMIT_BYTES) {
+    if (compression === "xz" && !plan.bench && bytes > LIMIT_BYTES) {
       fail(`${out} is ${mb(bytes)} MB, over the ${mb(LIMIT_BYTES)} MB limit`);
     }
   } finally {
