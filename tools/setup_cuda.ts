@@ -130,11 +130,11 @@ async function unpack(file: string, to: string, members: string[] = []): Promise
   await Deno.remove(dir, { recursive: true });
 }
 
-async function main(): Promise<void> {
-  let values: { from?: string[]; runtime?: string; help?: boolean };
+/** Parses the flags; an unknown or malformed one is a usage error (exit 2). */
+function parseSetupArgs(args: string[]): { from?: string[]; runtime?: string; help?: boolean } {
   try {
-    values = parseArgs({
-      args: Deno.args,
+    return parseArgs({
+      args,
       options: {
         from: { type: "string", multiple: true },
         runtime: { type: "string" },
@@ -145,6 +145,135 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`${(error as Error).message.split("\n")[0]} (see --help)`, 2);
   }
+}
+
+/**
+ * Stage 1: a file for each package of {@linkcode CUDA_RUNTIME}, by name: those given with
+ * --from (checked to be one of them, at the version needed), the rest fetched into `work` with
+ * `npm pack`.
+ */
+async function packageFiles(from: string[], work: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const file of from) {
+    const { name, version } = await packageOf(file, work);
+    if (CUDA_RUNTIME.packages[name] === undefined) {
+      fail(
+        `${file}: package ${name} is not one of ${Object.keys(CUDA_RUNTIME.packages).join(", ")}`,
+      );
+    }
+    if (name !== CUDA_RUNTIME.provider && version !== CUDA_RUNTIME.packages[name]) {
+      fail(`${file}: ${name}@${version}, the CUDA runtime needs ${CUDA_RUNTIME.packages[name]}`);
+    }
+    files.set(name, file);
+  }
+  for (const [name, version] of Object.entries(CUDA_RUNTIME.packages)) {
+    if (files.has(name)) continue;
+    console.error(`setup-cuda: npm pack ${name}@${version} ...`);
+    const out = (await run("npm", ["pack", `${name}@${version}`, "--silent"], work)).trim();
+    files.set(name, join(work, out.split("\n").pop()!));
+  }
+  return files;
+}
+
+/**
+ * Stage 2a: onnxruntime-node (its linux-x64 binaries only) and onnxruntime-common unpacked into
+ * `stage`. Returns the native library's folder and the onnxruntime version.
+ */
+async function unpackRuntime(
+  stage: string,
+  files: Map<string, string>,
+): Promise<{ libDir: string; version: string }> {
+  await Deno.mkdir(stage, { recursive: true });
+  const node = join(stage, "onnxruntime-node");
+  await unpack(files.get("onnxruntime-node")!, node, [
+    "package/package.json",
+    "package/dist",
+    "package/bin/napi-v6/linux/x64",
+  ]);
+  await unpack(files.get("onnxruntime-common")!, join(stage, "onnxruntime-common"));
+  const libDir = packageLibraryDir(node);
+  const version = JSON.parse(await Deno.readTextFile(join(node, "package.json"))).version;
+  return { libDir, version };
+}
+
+/**
+ * Stage 2b: the provider libraries from the provider package into `libDir`, the CUDA one checked
+ * to carry onnxruntime's `version`, and the manifest of their SHA-256 beside them.
+ */
+async function installProvider(
+  files: Map<string, string>,
+  work: string,
+  libDir: string,
+  version: string,
+): Promise<CudaManifest> {
+  const providerDir = join(work, "provider");
+  await Deno.mkdir(providerDir);
+  const provider = files.get(CUDA_RUNTIME.provider)!;
+  const members = CUDA_PROVIDER_FILES.map((f) => `${PACKAGE_DIR}/${f}`);
+  await run("tar", ["-xf", provider, "-C", providerDir, "package/package.json", ...members]);
+  const meta = JSON.parse(await Deno.readTextFile(join(providerDir, "package", "package.json")));
+  const manifest: CudaManifest = {
+    onnxruntime: version,
+    package: `${meta.name}@${meta.version}`,
+    sha256: {},
+  };
+  for (const file of CUDA_PROVIDER_FILES) {
+    const bytes = await Deno.readFile(join(providerDir, PACKAGE_DIR, file));
+    if (file === "libonnxruntime_providers_cuda.so" && !carriesVersion(bytes, version)) {
+      fail(
+        `${basename(provider)}: its ${file} is not built for onnxruntime ${version} (the ` +
+          "version string is absent); the provider must match onnxruntime exactly",
+      );
+    }
+    manifest.sha256[file] = await sha256(bytes);
+    await Deno.writeFile(join(libDir, file), bytes, { mode: 0o755 });
+  }
+  await Deno.writeTextFile(join(libDir, CUDA_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+  return manifest;
+}
+
+/**
+ * Stage 3: the assembled `stage` renamed to `runtime`; a runtime there is replaced only when an
+ * earlier setup-cuda made it (its marker file), anything else there is an error.
+ */
+async function replaceRuntime(stage: string, runtime: string): Promise<void> {
+  if (await exists(runtime)) {
+    if (!(await exists(join(runtime, MARKER)))) {
+      fail(`${runtime} exists and was not made by setup-cuda; choose another --runtime`);
+    }
+    const old = `${runtime}.old-${Date.now()}`;
+    await Deno.rename(runtime, old);
+    await Deno.rename(stage, runtime);
+    await Deno.remove(old, { recursive: true });
+  } else {
+    await Deno.rename(stage, runtime);
+  }
+}
+
+/** Stage 4: the JSON line on stdout, then whether the provider finds every CUDA library. */
+function report(runtime: string, version: string, manifest: CudaManifest): void {
+  const installedLib = packageLibraryDir(join(runtime, "onnxruntime-node"));
+  const problem = cudaProblem({ dir: installedLib, version });
+  console.log(JSON.stringify({
+    setup_cuda: runtime,
+    onnxruntime: version,
+    provider: manifest.package,
+    library_dir: installedLib,
+    ready: problem === undefined,
+  }));
+  console.error(
+    problem
+      ? `setup-cuda: installed; --device cuda still cannot load: ${problem}`
+      : "setup-cuda: installed; every library the CUDA provider needs was found",
+  );
+}
+
+/**
+ * Fetches the packages, assembles the runtime beside its final place and renames it in; the
+ * temporary folders are removed whatever happens.
+ */
+async function main(): Promise<void> {
+  const values = parseSetupArgs(Deno.args);
   if (values.help) {
     console.log(USAGE);
     return;
@@ -156,89 +285,12 @@ async function main(): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "recsysllm-setup-cuda-" });
   const stage = `${runtime}.partial-${Date.now()}`;
   try {
-    // The package files: those given, the rest from the registry.
-    const files = new Map<string, string>();
-    for (const file of values.from ?? []) {
-      const { name, version } = await packageOf(file, work);
-      if (CUDA_RUNTIME.packages[name] === undefined) {
-        fail(
-          `${file}: package ${name} is not one of ${Object.keys(CUDA_RUNTIME.packages).join(", ")}`,
-        );
-      }
-      if (name !== CUDA_RUNTIME.provider && version !== CUDA_RUNTIME.packages[name]) {
-        fail(`${file}: ${name}@${version}, the CUDA runtime needs ${CUDA_RUNTIME.packages[name]}`);
-      }
-      files.set(name, file);
-    }
-    for (const [name, version] of Object.entries(CUDA_RUNTIME.packages)) {
-      if (files.has(name)) continue;
-      console.error(`setup-cuda: npm pack ${name}@${version} ...`);
-      const out = (await run("npm", ["pack", `${name}@${version}`, "--silent"], work)).trim();
-      files.set(name, join(work, out.split("\n").pop()!));
-    }
-
-    // Assemble the runtime beside its final place, then rename it in.
-    await Deno.mkdir(stage, { recursive: true });
-    const node = join(stage, "onnxruntime-node");
-    await unpack(files.get("onnxruntime-node")!, node, [
-      "package/package.json",
-      "package/dist",
-      "package/bin/napi-v6/linux/x64",
-    ]);
-    await unpack(files.get("onnxruntime-common")!, join(stage, "onnxruntime-common"));
-    const libDir = packageLibraryDir(node);
-    const version = JSON.parse(await Deno.readTextFile(join(node, "package.json"))).version;
-
-    const providerDir = join(work, "provider");
-    await Deno.mkdir(providerDir);
-    const provider = files.get(CUDA_RUNTIME.provider)!;
-    const members = CUDA_PROVIDER_FILES.map((f) => `${PACKAGE_DIR}/${f}`);
-    await run("tar", ["-xf", provider, "-C", providerDir, "package/package.json", ...members]);
-    const meta = JSON.parse(await Deno.readTextFile(join(providerDir, "package", "package.json")));
-    const manifest: CudaManifest = {
-      onnxruntime: version,
-      package: `${meta.name}@${meta.version}`,
-      sha256: {},
-    };
-    for (const file of CUDA_PROVIDER_FILES) {
-      const bytes = await Deno.readFile(join(providerDir, PACKAGE_DIR, file));
-      if (file === "libonnxruntime_providers_cuda.so" && !carriesVersion(bytes, version)) {
-        fail(
-          `${basename(provider)}: its ${file} is not built for onnxruntime ${version} (the ` +
-            "version string is absent); the provider must match onnxruntime exactly",
-        );
-      }
-      manifest.sha256[file] = await sha256(bytes);
-      await Deno.writeFile(join(libDir, file), bytes, { mode: 0o755 });
-    }
-    await Deno.writeTextFile(join(libDir, CUDA_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+    const files = await packageFiles(values.from ?? [], work);
+    const { libDir, version } = await unpackRuntime(stage, files);
+    const manifest = await installProvider(files, work, libDir, version);
     await Deno.writeTextFile(join(stage, MARKER), "made by setup-cuda; replaced by its next run\n");
-
-    if (await exists(runtime)) {
-      if (!(await exists(join(runtime, MARKER)))) {
-        fail(`${runtime} exists and was not made by setup-cuda; choose another --runtime`);
-      }
-      const old = `${runtime}.old-${Date.now()}`;
-      await Deno.rename(runtime, old);
-      await Deno.rename(stage, runtime);
-      await Deno.remove(old, { recursive: true });
-    } else {
-      await Deno.rename(stage, runtime);
-    }
-    const installedLib = packageLibraryDir(join(runtime, "onnxruntime-node"));
-    const problem = cudaProblem({ dir: installedLib, version });
-    console.log(JSON.stringify({
-      setup_cuda: runtime,
-      onnxruntime: version,
-      provider: manifest.package,
-      library_dir: installedLib,
-      ready: problem === undefined,
-    }));
-    console.error(
-      problem
-        ? `setup-cuda: installed; --device cuda still cannot load: ${problem}`
-        : "setup-cuda: installed; every library the CUDA provider needs was found",
-    );
+    await replaceRuntime(stage, runtime);
+    report(runtime, version, manifest);
   } finally {
     await Deno.remove(work, { recursive: true });
     if (await exists(stage)) await Deno.remove(stage, { recursive: true });
