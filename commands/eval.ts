@@ -227,6 +227,11 @@ const FLAGS = defineFlags({
     default: DEFAULT_SASREC.maxLength,
     help: "longest history read",
   },
+  "sasrec-no-refit": {
+    type: "boolean",
+    help: "rank the test split with the early-stopped model itself, not one retrained for its " +
+      "epoch count on the histories followed by the validation item",
+  },
   "sasrec-curve": {
     type: "string",
     placeholder: "FILE",
@@ -258,6 +263,7 @@ function sasrecOptions(
     blocks: flags["sasrec-blocks"],
     heads: flags["sasrec-heads"],
     maxLength: flags["sasrec-max-length"],
+    refit: !flags["sasrec-no-refit"],
     onEpoch,
   };
 }

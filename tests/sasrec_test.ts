@@ -180,7 +180,7 @@ Deno.test("eval --baseline sasrec learns a deterministic next item (HR@1 near 1)
       "--sasrec-epochs",
       "40",
       "--sasrec-patience",
-      "3",
+      "6",
       "--sasrec-curve",
       curve,
       "--sasrec-curve",
@@ -266,6 +266,23 @@ Deno.test("leave-one-out hygiene: SASRec trains on histories without validation 
       assert.deepEqual(Array.from(ids, (id) => pool.name(id)), items.slice(0, -2));
       const names = new Set(Array.from(ids, (id) => pool.name(id)));
       assert.ok(!names.has(items.at(-1)!) && !names.has(items.at(-2)!));
+    }
+    assert.equal(sasrec.refit, false);
+    // Ranking the test split, the refit model trains on each history followed by the user's
+    // validation item: everything before the test target, and never the target itself.
+    const refit = await createSasrecBaseline(
+      { pool, histories: histories.byUser },
+      { protocol: "full", top: 5, sasrec: { epochs: 1, hidden: 8, blocks: 1, maxLength: 8 } },
+      {
+        validation: readRecords(data, "valid"),
+        records: readRecords(data, "test"),
+        scoresTest: true,
+      },
+    );
+    assert.equal(refit.refit, true);
+    for (const [user, ids] of refit.trainedOn) {
+      const items = full.get(user)!;
+      assert.deepEqual(Array.from(ids, (id) => pool.name(id)), items.slice(0, -1));
     }
     // Under the sampled protocol each record's candidates come back, all of them, best first.
     const sampled = await createSasrecBaseline(

@@ -81,6 +81,7 @@ export async function loadBaselines(
       await createSasrecBaseline(trained, options, {
         validation: hasValid ? readRecords(data, "valid") : undefined,
         records: readRecords(data, split),
+        scoresTest: split === "test",
       }, progress),
     );
   }

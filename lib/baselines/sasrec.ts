@@ -24,6 +24,7 @@ import { formatSeconds } from "../io/progress.ts";
 import type { SasrecConfig } from "../sasrec/model.ts";
 import { type RankQuery, SasrecRanker } from "../sasrec/rank.ts";
 import {
+  DEFAULT_SASREC,
   DEFAULT_SASREC_SIZE,
   type SasrecOptions,
   type SasrecValidation,
@@ -45,13 +46,23 @@ export interface SasrecSources {
   validation?: AsyncIterable<TextRecord>;
   /** The records of the split being scored (each item record gets a prediction). */
   records: AsyncIterable<TextRecord>;
+  /**
+   * The records are the test split's: their inputs end with the validation item, so (with the
+   * `refit` option) the model that ranks them is trained on histories that end with it too.
+   */
+  scoresTest?: boolean;
 }
 
 /** The SASRec baseline, with its model and what it was trained on. */
 export interface SasrecBaseline extends Baseline {
   model: TrainedSasrec;
-  /** The training sequences the model saw, by user (pool ids, oldest first). */
+  /**
+   * The training sequences the ranking model saw, by user (pool ids, oldest first): the
+   * training histories, or with a refit those followed by the user's validation item.
+   */
   trainedOn: ReadonlyMap<string, Int32Array>;
+  /** Whether the ranking model is the refit one (trained for the early-stopped epoch count). */
+  refit: boolean;
 }
 
 const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
@@ -86,8 +97,9 @@ export async function validationUsers(
   records: AsyncIterable<TextRecord>,
   pool: EntityIndex,
   file = "valid.jsonl",
-): Promise<{ histories: Int32Array[]; targets: number[] }> {
+): Promise<{ users: string[]; histories: Int32Array[]; targets: number[] }> {
   const seen = new Set<string>();
+  const users: string[] = [];
   const histories: Int32Array[] = [];
   const targets: number[] = [];
   for await (const record of records) {
@@ -97,10 +109,11 @@ export async function validationUsers(
     const history = historyIds(record, pool, file);
     if (!pool.isItem(id) || history === undefined) continue;
     seen.add(record.user);
+    users.push(record.user);
     histories.push(history);
     targets.push(id);
   }
-  return { histories, targets };
+  return { users, histories, targets };
 }
 
 /** The model configuration for a pool and options. */
@@ -151,14 +164,16 @@ export async function createSasrecBaseline(
   const sequences = users.map((u) => numbering.index(data.histories.get(u)!));
 
   let validation: SasrecValidation | undefined;
+  let validTargets = new Map<string, number>();
   if (sources.validation) {
     progress?.update("sasrec: reading the validation records");
-    const users = await validationUsers(sources.validation, pool);
-    if (users.histories.length > 0) {
+    const valid = await validationUsers(sources.validation, pool);
+    if (valid.histories.length > 0) {
       validation = {
-        histories: users.histories.map((h) => numbering.index(h)),
-        targets: numbering.index(users.targets),
+        histories: valid.histories.map((h) => numbering.index(h)),
+        targets: numbering.index(valid.targets),
       };
+      validTargets = new Map(valid.users.map((u, i) => [u, valid.targets[i]]));
     }
   }
   progress?.log(
@@ -186,12 +201,47 @@ export async function createSasrecBaseline(
   );
   progress?.log(`sasrec: using the weights of epoch ${model.bestEpoch}`);
 
-  const lines = await predictRecords(model, numbering, data, options, sources.records, progress);
+  let ranking = model;
+  let trainedOn = sequences;
+  const refit = (sasrec.refit ?? DEFAULT_SASREC.refit) && sources.scoresTest === true &&
+    validTargets.size > 0;
+  if (refit) {
+    // The test records' inputs end with the validation item: the model that ranks them learns
+    // from it too, for as many epochs as early stopping chose (the test target is never seen).
+    trainedOn = users.map((u, i) => {
+      const target = validTargets.get(u);
+      return target === undefined
+        ? sequences[i]
+        : Int32Array.from([...sequences[i], ...numbering.index([target])]);
+    });
+    progress?.log(
+      `sasrec: refit for the test split: ${model.bestEpoch} epochs on the histories followed by ` +
+        `their validation item (${validTargets.size} users)`,
+    );
+    ranking = await trainSasrec(
+      config,
+      trainedOn,
+      { seed: options.seed, ...sasrec, epochs: model.bestEpoch, patience: 0 },
+      undefined,
+      (point) =>
+        progress?.log(
+          `sasrec: refit epoch ${point.epoch}/${model.bestEpoch}: loss ${point.loss.toFixed(4)} ` +
+            `[${formatSeconds(point.seconds)}]`,
+        ),
+      (epoch, step, steps, loss) =>
+        progress?.update(
+          `sasrec: refit epoch ${epoch}, step ${step}/${steps}, loss ${loss.toFixed(4)}`,
+        ),
+    );
+  }
+
+  const lines = await predictRecords(ranking, numbering, data, options, sources.records, progress);
   return {
     name: "sasrec",
     tasks: ["sequential", "direct"],
-    model,
-    trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(sequences[i], numbering.poolId)])),
+    model: ranking,
+    refit,
+    trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(trainedOn[i], numbering.poolId)])),
     predict(record) {
       if (!ITEM_TASKS.includes(record.task)) return undefined;
       return lines.get(record.id);

@@ -72,6 +72,12 @@ export interface SasrecOptions extends SasrecTrainOptions {
   heads?: number;
   /** Longest history the model reads; default 50. */
   maxLength?: number;
+  /**
+   * When the test split is scored: after early stopping, train a second model from scratch, for
+   * the best epoch count, on the histories that end with the validation item (what a test
+   * record's input holds; the test target never), and rank with it. Default true.
+   */
+  refit?: boolean;
   /** Receives each point of the training curve (and whether it is the best so far). */
   onEpoch?: (point: CurvePoint, best: boolean) => void;
 }
@@ -99,7 +105,11 @@ export const DEFAULT_SASREC_TRAIN: Readonly<Required<Omit<SasrecTrainOptions, "t
   });
 
 /** Every default of {@linkcode SasrecOptions} (model size and training). */
-export const DEFAULT_SASREC = Object.freeze({ ...DEFAULT_SASREC_SIZE, ...DEFAULT_SASREC_TRAIN });
+export const DEFAULT_SASREC = Object.freeze({
+  ...DEFAULT_SASREC_SIZE,
+  ...DEFAULT_SASREC_TRAIN,
+  refit: true,
+});
 
 /** Validation users: what each has seen (training items) and the item to find. */
 export interface SasrecValidation {
@@ -240,9 +250,11 @@ export async function trainSasrec(
   onEpoch?: (point: CurvePoint, best: boolean) => void,
   onStep?: (epoch: number, step: number, steps: number, loss: number) => void,
 ): Promise<TrainedSasrec> {
-  const options = { ...DEFAULT_SASREC_TRAIN, threads: undefined, ...trainOptions } as Required<
-    SasrecTrainOptions
-  >;
+  const options = {
+    ...DEFAULT_SASREC_TRAIN,
+    threads: undefined,
+    ...trainOptions,
+  } as Required<SasrecTrainOptions>;
   if (!(options.dropout >= 0 && options.dropout < 1)) {
     throw new OptionError("dropout", (n) => `${n} must be in [0, 1), got ${options.dropout}`);
   }
