@@ -2,8 +2,9 @@
  * Benchmark: SASRec (full cross-entropy) on Amazon Beauty (../shared/data/amazon-beauty),
  * textualized with the sequential task only into a temporary directory (not timed), trained by
  * `eval --baseline sasrec`'s code path with its default settings (early stopping on the
- * validation split's NDCG@10) and scored on the test split, ranking all 12,101 items with the
- * user's history excluded; item-kNN is scored in the same run for reference. Target (issue 13):
+ * validation split's NDCG@10, then the refit on the histories followed by their validation item)
+ * and scored on the test split, ranking all 12,101 items with the user's history excluded;
+ * item-kNN is scored in the same run for reference. Target (issue 13):
  * HR@10 >= 0.09 and NDCG@10 >= 0.05 within 30 minutes on 2 cores.
  *
  * `SASREC_EPOCHS` (environment) caps the epochs for a quicker look.
