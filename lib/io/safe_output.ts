@@ -265,6 +265,23 @@ export function claimOutputDir(path: string, options: ClaimOptions): Promise<Out
   return claim(path, "dir", options);
 }
 
+/** Runs `work` on the claim's temporary, commits it, and always releases the claim. */
+async function completeClaim<T>(
+  out: OutputClaim,
+  path: string,
+  work: (tmp: string) => Promise<T>,
+): Promise<T> {
+  try {
+    const result = await work(out.tmp);
+    await out.commit();
+    return result;
+  } catch (error) {
+    throw temporaryRenamed(error, out.tmp, path);
+  } finally {
+    await out.close();
+  }
+}
+
 /**
  * Builds the output directory `path` with `build(tmp)` and puts it in place with its marker;
  * nothing is replaced if `build` fails. Returns what `build` returns.
@@ -281,16 +298,7 @@ export async function writeOutputDir<T>(
   options: ClaimOptions,
   build: (dir: string) => Promise<T>,
 ): Promise<T> {
-  const out = await claimOutputDir(path, options);
-  try {
-    const result = await build(out.tmp);
-    await out.commit();
-    return result;
-  } catch (error) {
-    throw temporaryRenamed(error, out.tmp, path);
-  } finally {
-    await out.close();
-  }
+  return completeClaim(await claimOutputDir(path, options), path, build);
 }
 
 /** Writes the output file `path` with `write(tmp)` and renames it into place when complete. */
@@ -299,16 +307,7 @@ export async function writeOutputFile<T>(
   options: ClaimOptions,
   write: (tmp: string) => Promise<T>,
 ): Promise<T> {
-  const out = await claimOutputFile(path, options);
-  try {
-    const result = await write(out.tmp);
-    await out.commit();
-    return result;
-  } catch (error) {
-    throw temporaryRenamed(error, out.tmp, path);
-  } finally {
-    await out.close();
-  }
+  return completeClaim(await claimOutputFile(path, options), path, write);
 }
 
 /** A run directory written in place (not replaced), claimed with {@linkcode claimRunDir}. */
