@@ -109,6 +109,7 @@ export const command: Command = {
         out,
         data,
         tokenizer: flags.tokenizer,
+        force: flags.force,
         seed,
         progress: (message) => progress.update(message),
       });

@@ -12,6 +12,8 @@ import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
 import { runCli } from "./cli_support.ts";
 import { fileVersion } from "./safety_child.ts";
 import { withTempDir } from "./temp_dir.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
 import { GOLDEN_CASES } from "./textualize_support.ts";
 
 const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
@@ -136,6 +138,22 @@ Deno.test("init refuses a directory it did not write", () =>
     assert.equal(await Deno.readTextFile(join(out, "config.json")), "{}");
     const onData = await runCli(["init", "--data", data, "--preset", "tiny", "--out", data]);
     assert.match(onData.stderr, /is the input/);
+  }));
+
+Deno.test("init --family refuses a directory it did not write, and replaces its own", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "model");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(join(out, "notes.txt"), "mine");
+    const tokenizer = join(ROOT, "fixtures", "tokenizer", "tokenizer.json");
+    const args = ["init", "--family", "qwen3", "--preset", "tiny", "--tokenizer", tokenizer];
+    const run = await runCli([...args, "--out", out]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /model: holds files recsysllm did not write \(notes\.txt\)/);
+    assert.equal(await Deno.readTextFile(join(out, "notes.txt")), "mine");
+    const fresh = join(dir, "fresh");
+    assert.equal((await runCli([...args, "--out", fresh])).code, 0);
+    assert.equal((await runCli([...args, "--out", fresh, "--seed", "2"])).code, 0);
   }));
 
 Deno.test("a second run on a locked output is refused with the holder's PID; a dead holder's lock is taken over", () =>

@@ -10,8 +10,7 @@
 import { join } from "node:path";
 import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
 import { inputError } from "../errors.ts";
-import { claimOutputDir } from "../io/safe_output.ts";
-import { temporaryRenamed } from "../io/atomic.ts";
+import { writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -67,60 +66,78 @@ export interface InitResult {
  * special token it lacked appended; weights are std-0.02 normal from `Rng.derive(seed, "init")`
  * (LayerNorm weights 1, biases 0).
  */
-export async function initModel(options: InitOptions): Promise<InitResult> {
-  const out = await claimOutputDir(options.out, {
+export function initModel(options: InitOptions): Promise<InitResult> {
+  return writeOutputDir(options.out, {
     command: "init",
     force: options.force,
     inputs: [options.data, options.tokenizer],
-  });
+  }, (dir) => initInto(options, dir));
+}
+
+/** Where a new model's tokenizer comes from: a given file, or BPE trained on a dataset. */
+export interface TokenizerSource {
+  /** A `tokenizer.json` to use. */
+  tokenizer?: string;
+  /** The dataset to train on when no tokenizer is given. */
+  data?: Dataset;
+  /** The trained vocabulary's size. */
+  vocabSize: number;
+  /** Special tokens the trained tokenizer reserves. */
+  specialTokens: string[];
+  say: (message: string) => void;
+}
+
+/**
+ * The tokenizer of a new model: the text of `source.tokenizer`, or of a byte-level BPE trained
+ * on the dataset's text; returned as written to `tokenizer.json` and parsed.
+ */
+export async function newModelTokenizer(
+  source: TokenizerSource,
+): Promise<{ text: string; json: unknown; file: string }> {
+  const file = source.tokenizer ?? "tokenizer.json";
+  let text: string;
+  if (source.tokenizer) {
+    try {
+      text = await Deno.readTextFile(source.tokenizer);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw inputError(source.tokenizer, undefined, "file not found");
+      }
+      throw inputError(source.tokenizer, undefined, (error as Error).message);
+    }
+  } else {
+    if (!source.data) throw new Error("newModelTokenizer: a dataset or a tokenizer is needed");
+    source.say("reading the dataset's text");
+    const texts = await datasetTexts(source.data);
+    if (texts.length === 0) {
+      throw inputError(source.data.dir, undefined, "no text to train a tokenizer on");
+    }
+    source.say(`training a ${source.vocabSize}-token BPE on ${texts.length} texts`);
+    text = JSON.stringify(
+      trainByteLevelBpe(texts, {
+        vocabSize: source.vocabSize,
+        specialTokens: source.specialTokens,
+      }),
+    );
+  }
   try {
-    const result = await initInto(options, out.tmp);
-    await out.commit();
-    return result;
+    return { text, json: JSON.parse(text), file };
   } catch (error) {
-    throw temporaryRenamed(error, out.tmp, options.out);
-  } finally {
-    await out.close();
+    throw inputError(file, undefined, `not valid JSON (${(error as Error).message})`);
   }
 }
 
 async function initInto(options: InitOptions, dir: string): Promise<InitResult> {
   const say = options.progress ?? (() => {});
   const data = await openDataset(options.data);
-  let tokenizerJson: string;
-  if (options.tokenizer) {
-    try {
-      tokenizerJson = await Deno.readTextFile(options.tokenizer);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw inputError(options.tokenizer, undefined, "file not found");
-      }
-      throw inputError(options.tokenizer, undefined, (error as Error).message);
-    }
-  } else {
-    say("reading the dataset's text");
-    const texts = await datasetTexts(data);
-    if (texts.length === 0) {
-      throw inputError(options.data, undefined, "no text to train a tokenizer on");
-    }
-    say(`training a ${PRESETS[options.preset].tokenizerVocab}-token BPE on ${texts.length} texts`);
-    const json = trainByteLevelBpe(texts, {
-      vocabSize: PRESETS[options.preset].tokenizerVocab,
-      specialTokens: [...SPECIAL_TOKENS],
-    });
-    tokenizerJson = JSON.stringify(json);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(tokenizerJson);
-  } catch (error) {
-    throw inputError(
-      options.tokenizer ?? "tokenizer.json",
-      undefined,
-      `not valid JSON (${(error as Error).message})`,
-    );
-  }
-  const tokenizer = TextTokenizer.fromJson(parsed, options.tokenizer ?? "tokenizer.json");
+  const { text: tokenizerJson, json: parsed, file } = await newModelTokenizer({
+    tokenizer: options.tokenizer,
+    data,
+    vocabSize: PRESETS[options.preset].tokenizerVocab,
+    specialTokens: [...SPECIAL_TOKENS],
+    say,
+  });
+  const tokenizer = TextTokenizer.fromJson(parsed, file);
   const config = presetConfig(options.preset, tokenizer.vocabSize);
   say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
   const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));

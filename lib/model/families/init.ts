@@ -10,12 +10,11 @@
  */
 
 import { join } from "node:path";
-import { type Dataset, openDataset } from "../../data/dataset.ts";
+import { openDataset } from "../../data/dataset.ts";
 import { inputError } from "../../errors.ts";
-import { buildDirAtomic } from "../../io/atomic.ts";
+import { writeOutputDir } from "../../io/safe_output.ts";
 import { Rng } from "../../random.ts";
-import { trainByteLevelBpe } from "../../tokenizer/train_bpe.ts";
-import { datasetTexts } from "../init.ts";
+import { newModelTokenizer } from "../init.ts";
 import { writeCheckpoint } from "./checkpoint.ts";
 import {
   type DecoderConfig,
@@ -117,64 +116,47 @@ export interface InitDecoderOptions {
   data?: string;
   /** A `tokenizer.json` to use. */
   tokenizer?: string;
+  /** Replace `out` even when init did not write it (lib/io/safe_output.ts). */
+  force?: boolean;
   seed?: number;
   progress?: (message: string) => void;
 }
 
-/** Writes a seeded random checkpoint of `options.family` into `options.out` (atomically). */
+/**
+ * Writes a seeded random checkpoint of `options.family` into `options.out` (atomically; an `out`
+ * that init did not write is refused unless `force`).
+ */
 export async function initDecoder(
   options: InitDecoderOptions,
 ): Promise<{ config: DecoderConfig; parameters: number; trainedTokenizer: boolean }> {
   const say = options.progress ?? (() => {});
-  let tokenizerJson: string;
-  if (options.tokenizer) {
-    try {
-      tokenizerJson = await Deno.readTextFile(options.tokenizer);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        throw inputError(options.tokenizer, undefined, "file not found");
-      }
-      throw inputError(options.tokenizer, undefined, (error as Error).message);
-    }
-  } else {
-    if (!options.data) throw new Error("initDecoder: data or tokenizer is needed");
-    const data: Dataset = await openDataset(options.data);
-    const texts = await datasetTexts(data);
-    if (texts.length === 0) {
-      throw inputError(options.data, undefined, "no text to train a tokenizer on");
-    }
-    const vocab = DECODER_PRESETS[options.preset].tokenizerVocab;
-    say(`training a ${vocab}-token BPE on ${texts.length} texts`);
-    tokenizerJson = JSON.stringify(
-      trainByteLevelBpe(texts, { vocabSize: vocab, specialTokens: ["[PAD]"] }),
-    );
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(tokenizerJson);
-  } catch (error) {
-    throw inputError(
-      options.tokenizer ?? "tokenizer.json",
-      undefined,
-      `not valid JSON (${(error as Error).message})`,
-    );
-  }
+  const tokenizer = await newModelTokenizer({
+    tokenizer: options.tokenizer,
+    data: options.tokenizer || !options.data ? undefined : await openDataset(options.data),
+    vocabSize: DECODER_PRESETS[options.preset].tokenizerVocab,
+    specialTokens: ["[PAD]"],
+    say,
+  });
   const config = decoderPresetConfig(
     options.family,
     options.preset,
-    tokenizerIdCount(parsed, options.tokenizer ?? "tokenizer.json"),
+    tokenizerIdCount(tokenizer.json, tokenizer.file),
   );
   const rng = Rng.derive(options.seed ?? 0, `init ${options.family}`);
   const shapes = decoderWeightShapes(config);
   let parameters = 0;
   for (const shape of shapes.values()) parameters += shape.reduce((a, b) => a * b, 1);
   say(`drawing ${options.preset} ${options.family} weights (${parameters} parameters)`);
-  await buildDirAtomic(options.out, async (dir) => {
+  await writeOutputDir(options.out, {
+    command: "init",
+    force: options.force,
+    inputs: [options.data, options.tokenizer],
+  }, async (dir) => {
     await Deno.writeTextFile(
       join(dir, "config.json"),
       JSON.stringify(decoderConfigJson(config), null, 2) + "\n",
     );
-    await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
+    await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizer.text);
     await writeCheckpoint(dir, randomDecoderTensors(config, rng), { format: "BF16" });
   });
   return { config, parameters, trainedTokenizer: !options.tokenizer };
