@@ -5,6 +5,8 @@
  * @module
  */
 
+import { inputError } from "../errors.ts";
+
 /** Whether `path` exists (a file, directory or link). */
 export async function pathExists(path: string): Promise<boolean> {
   try {
@@ -24,5 +26,29 @@ export async function isMissingOrEmptyDir(path: string): Promise<boolean> {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return true;
     throw error;
+  }
+}
+
+/**
+ * The JSON value in the file `path`. A missing file, an unreadable one and malformed JSON are
+ * one-line InputErrors naming the path; `notFound` words the first (default "file not found").
+ *
+ * @example
+ * ```ts
+ * const config = await readJsonFile("model/config.json");
+ * ```
+ */
+export async function readJsonFile(path: string, notFound = "file not found"): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw inputError(path, undefined, notFound);
+    throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
   }
 }

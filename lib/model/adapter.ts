@@ -18,6 +18,7 @@
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
+import { readJsonFile } from "../io/fs.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import {
   checkFinite,
@@ -268,21 +269,10 @@ export async function loadAdapter(
     throw error;
   }
   const configPath = join(dir, ADAPTER_FILES.config);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(configPath);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw inputError(configPath, undefined, "file not found (is this a LoRA adapter directory?)");
-    }
-    throw inputError(configPath, undefined, `cannot read: ${(error as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw inputError(configPath, undefined, `not valid JSON (${(error as Error).message})`);
-  }
+  const json = await readJsonFile(
+    configPath,
+    "file not found (is this a LoRA adapter directory?)",
+  );
   const { lora, baseModel, method } = parseAdapterConfig(json, configPath, config);
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);

@@ -8,6 +8,7 @@
  */
 
 import { inputError } from "../errors.ts";
+import { readJsonFile } from "../io/fs.ts";
 
 /** A GLM configuration. */
 export interface GlmConfig {
@@ -133,20 +134,7 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
 
 /** Reads and validates `config.json` at `path`. */
 export async function readConfig(path: string): Promise<GlmConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw inputError(path, undefined, "file not found");
-    throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
-  }
-  return parseConfig(json, path);
+  return parseConfig(await readJsonFile(path), path);
 }
 
 /** The `config.json` object of `config`, in the Hugging Face GLM form. */

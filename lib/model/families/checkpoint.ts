@@ -12,6 +12,7 @@
 
 import { join } from "node:path";
 import { inputError } from "../../errors.ts";
+import { readJsonFile } from "../../io/fs.ts";
 import { SafetensorsFile } from "../safetensors.ts";
 import type { Weights } from "../weights.ts";
 import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE } from "./config.ts";
@@ -24,21 +25,8 @@ export const CHECKPOINT_FILES = {
   index: "model.safetensors.index.json",
 } as const;
 
-async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw inputError(path, undefined, "file not found");
-    throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
-  }
-}
-
+// A checkpoint's files may be links (a Hugging Face hub snapshot): `stat` follows them, so a
+// link whose target is missing counts as missing.
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -52,7 +40,7 @@ async function exists(path: string): Promise<boolean> {
 /** Reads and normalises `dir/config.json` of a decoder family. */
 export async function readDecoderConfig(dir: string): Promise<DecoderConfig> {
   const path = join(dir, CHECKPOINT_FILES.config);
-  return parseDecoderConfig(await readJson(path), path);
+  return parseDecoderConfig(await readJsonFile(path), path);
 }
 
 /** Which file of the checkpoint holds each tensor (and whether the checkpoint lists it). */
@@ -70,7 +58,7 @@ async function tensorFiles(
         "(only safetensors checkpoints are read)",
     );
   }
-  const index = await readJson(indexPath) as Record<string, unknown>;
+  const index = await readJsonFile(indexPath) as Record<string, unknown>;
   const map = index?.weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map)) {
     throw inputError(indexPath, undefined, `"weight_map" must be an object`);
