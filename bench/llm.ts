@@ -27,13 +27,16 @@ import { buildPool } from "../lib/generate/pool.ts";
 import { decoderFamily } from "../lib/model/family.ts";
 import { loadDecoder, writeCheckpoint } from "../lib/model/families/checkpoint.ts";
 import type { DecoderConfig } from "../lib/model/families/config.ts";
-import { buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
+import {
+  buildDecoderForwardGraph,
+  DECODER_SESSION_OPTIONS,
+} from "../lib/model/families/decoder.ts";
 import { randomDecoderTensors } from "../lib/model/families/init.ts";
 import { decoderConfigJson, parseDecoderConfig } from "../lib/model/families/registry.ts";
 import { addSpecialRows } from "../lib/model/families/special.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
-import { Session } from "../lib/runtime/session.ts";
+import { Session, type WeightSessionOptions } from "../lib/runtime/session.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { batchFeeds } from "../lib/train/engine.ts";
 import { TrainEngine } from "../lib/train/engine.ts";
@@ -76,11 +79,11 @@ function peakRssGb(): number {
 }
 
 /**
- * onnxruntime session entries of the LoRA phase: the trainer's for decoder families (GEMM
- * prepacking off), or LLM_BENCH_ORT_CONFIG (JSON; `{}` for onnxruntime's defaults).
+ * Session settings of the forward and LoRA phases: the decoder families' own (fed weights, no
+ * memory pattern), or LLM_BENCH_SESSION (JSON, e.g. `{"feedWeights":false}` for initializers).
  */
-const ORT_CONFIG: Record<string, string> = JSON.parse(
-  Deno.env.get("LLM_BENCH_ORT_CONFIG") ?? '{"session.disable_prepacking":"1"}',
+const SESSION: WeightSessionOptions = JSON.parse(
+  Deno.env.get("LLM_BENCH_SESSION") ?? JSON.stringify(DECODER_SESSION_OPTIONS),
 );
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -138,7 +141,7 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
   async forward() {
     const model = await loadDecoder(DIR);
     const { graph } = buildDecoderForwardGraph({ ...model, outputs: "loss" });
-    const session = await Session.create(graph, { device: "cpu", threads: THREADS });
+    const session = await Session.create(graph, { ...SESSION, device: "cpu", threads: THREADS });
     const feeds: Record<string, TensorData> = batchFeeds(batch(model.config.vocabSize), true);
     await session.run(feeds); // warm-up
     const times: number[] = [];
@@ -160,7 +163,7 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
       weights: model.weights,
       lora,
       decoder: { attention: "causal", addedRows: ADDED },
-    }, { device: "cpu", threads: THREADS, validation: false, sessionConfig: ORT_CONFIG });
+    }, { device: "cpu", threads: THREADS, validation: false, session: SESSION });
     const params = initLora(model.config, lora, new Rng(3));
     const h = model.config.hiddenSize;
     params.set(INTRA_TABLE, new Float32Array(model.config.intraRows * h));
@@ -233,12 +236,30 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
   },
 };
 
-async function child(args: string[], command = Deno.execPath()): Promise<Record<string, unknown>> {
-  const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "inherit" })
+async function child(
+  args: string[],
+  command = Deno.execPath(),
+  env: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "inherit" })
     .output();
   if (!out.success) return { error: `exit ${out.code}` };
   const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
   return JSON.parse(lines[lines.length - 1]);
+}
+
+/**
+ * OpenBLAS 0.3.21 (Debian 12) does not know recent AVX-512 CPUs (AMD Zen 4 here) and picks its
+ * Haswell (AVX2) kernel: 170 against 330 GFLOP/s on a 2048 SGEMM with 2 threads. The reference
+ * is PyTorch at its best, so it gets the AVX-512 kernel where the CPU has AVX-512, whatever
+ * OPENBLAS_CORETYPE the environment sets (this machine's says Haswell);
+ * LLM_BENCH_OPENBLAS_CORETYPE chooses another.
+ */
+function openblasCore(): Record<string, string> {
+  const asked = Deno.env.get("LLM_BENCH_OPENBLAS_CORETYPE");
+  if (asked) return { OPENBLAS_CORETYPE: asked };
+  const flags = Deno.readTextFileSync("/proc/cpuinfo");
+  return /\bavx512f\b/.test(flags) ? { OPENBLAS_CORETYPE: "SkylakeX" } : {};
 }
 
 /** Runs every phase in its own process; returns their figures. */
@@ -263,6 +284,7 @@ export async function run(): Promise<Record<string, unknown>> {
     results.torch = await child(
       [script, DIR, String(THREADS), String(B), String(L), String(SEP)],
       "/usr/bin/python3",
+      openblasCore(),
     )
       .catch((error) => ({ error: String(error) }));
   }

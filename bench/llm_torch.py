@@ -11,6 +11,7 @@ Usage: python3 bench/llm_torch.py CHECKPOINT_DIR THREADS B L SEP
 
 import json
 import math
+import os
 import resource
 import struct
 import sys
@@ -136,6 +137,7 @@ def main():
     print(json.dumps({
         "torch": torch.__version__,
         "blas": blas,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "auto"),
         "threads": torch.get_num_threads(),
         "load_s": round(load_s, 2),
         "forward_tokens_per_s": round(fwd, 1),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Graph } from "../lib/onnx/graph.ts";
+import { encodeModelChunks } from "../lib/onnx/proto.ts";
 import { DeviceError, Session } from "../lib/runtime/session.ts";
 import { float32 } from "../lib/runtime/tensor.ts";
 import { readProfile } from "../lib/runtime/profile.ts";
@@ -95,4 +96,47 @@ Deno.test("onnxruntime's telemetry is off: no trace file is left in /tmp", async
   await session.release();
   assert.equal(Deno.env.get("ORT_DISABLE_TELEMETRY"), "1");
   await assert.rejects(Deno.lstat(`/tmp/mat-debug-${Deno.pid}.log`), Deno.errors.NotFound);
+});
+
+Deno.test("feedWeights: large weights become inputs the session feeds itself, same results", async () => {
+  // A [512, 1024] float32 weight is 2 MiB (fed); the [4] bias stays an initializer.
+  const rows = 512, cols = 1024;
+  const w = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i));
+  const bias = Float32Array.of(0.5, -1, 2, 0);
+  const g = new Graph("fed");
+  const x = g.input("x", "float32", [2, cols]);
+  const weight = g.initializer("w", { dtype: "float32", shape: [rows, cols], data: w });
+  const y = g.gemm(x, weight, null, { transB: true }); // [2, rows]
+  const b = g.initializer("b", { dtype: "float32", shape: [4], data: bias });
+  g.output(g.add(g.reshape(y, [-1, 4]), b), "y");
+
+  const encoded = encodeModelChunks(g, { feedMinBytes: 2 ** 20 });
+  assert.deepEqual([...encoded.fed!.keys()], ["w"]);
+  assert.ok(
+    encoded.byteLength < 4096,
+    `the weight's data stayed in the model: ${encoded.byteLength}`,
+  );
+
+  const feeds = { x: float32([2, cols], Float32Array.from({ length: 2 * cols }, (_, i) => i % 3)) };
+  const plain = await Session.create(g, { device: "cpu", threads: 1 });
+  const fed = await Session.create(g, {
+    device: "cpu",
+    threads: 1,
+    feedWeights: true,
+    memoryPattern: false,
+  });
+  assert.deepEqual(fed.inputNames, ["x"]);
+  const want = (await plain.run(feeds)).y.data as Float32Array;
+  const got = (await fed.run(feeds)).y.data as Float32Array;
+  assert.equal(got.length, 2 * rows);
+  // Same values up to summation order (the initializer's GEMM runs on prepacked weights).
+  for (let i = 0; i < got.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), `y[${i}]`);
+  }
+  // The session reads the caller's array in place: a change to it shows in the next run.
+  w.fill(0);
+  const zeroed = (await fed.run(feeds)).y.data as Float32Array;
+  assert.deepEqual([...zeroed.slice(0, 4)], [...bias]);
+  await plain.release();
+  await fed.release();
 });

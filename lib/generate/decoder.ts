@@ -99,6 +99,7 @@ export class GlmDecoder implements StepModel {
   ): Promise<GlmDecoder> {
     const family = "prefillGraph" in model ? model : glmFamily(model);
     const prefill = await Session.create(family.prefillGraph(), {
+      ...family.sessionOptions,
       device: options.device,
       threads: options.threads,
     });
@@ -119,6 +120,7 @@ export class GlmDecoder implements StepModel {
     let session = this.#steps.get(outputs);
     if (!session) {
       session = await Session.create(this.family.stepGraph(outputs), {
+        ...this.family.sessionOptions,
         device: this.device,
         threads: this.#threads,
       });

@@ -10,10 +10,12 @@
 import type { Graph } from "../onnx/graph.ts";
 import type { GlmConfig } from "./config.ts";
 import type { DecoderConfig } from "./families/config.ts";
+import type { WeightSessionOptions } from "../runtime/session.ts";
 import {
   type AttentionMode,
   buildDecoderPrefillGraph,
   buildDecoderStepGraph,
+  DECODER_SESSION_OPTIONS,
   type DecoderLinearHook,
 } from "./families/decoder.ts";
 import { buildPrefillGraph, buildStepGraph, type LinearHook, type StepOutputs } from "./glm.ts";
@@ -31,6 +33,8 @@ export interface ModelFamily {
   readonly headDim: number;
   /** Whether the graphs take `rope_position_ids` (SPEC section 11). */
   readonly usesRope: boolean;
+  /** How sessions over these graphs hold the weights (lib/runtime `SessionOptions`). */
+  readonly sessionOptions: WeightSessionOptions;
   /** The prefill graph (part A -> `part_a_key_{i}`, `part_a_value_{i}`). */
   prefillGraph(): Graph;
   /** A cached step graph. */
@@ -50,6 +54,7 @@ export function glmFamily(
     cacheHeads: config.numHeads,
     headDim: config.hiddenSize / config.numHeads,
     usesRope: false,
+    sessionOptions: {},
     prefillGraph: () => buildPrefillGraph({ config, weights, linear: options.linear }).graph,
     stepGraph: (outputs) =>
       buildStepGraph({ config, weights, outputs, linear: options.linear }).graph,
@@ -79,6 +84,7 @@ export function decoderFamily(
     cacheHeads: config.numKvHeads,
     headDim: config.headDim,
     usesRope: true,
+    sessionOptions: DECODER_SESSION_OPTIONS,
     prefillGraph: () => buildDecoderPrefillGraph(common).graph,
     stepGraph: (outputs) => buildDecoderStepGraph({ ...common, outputs }).graph,
   };

@@ -10,7 +10,11 @@ import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { JsonBatch } from "./batch_json.ts";
 import { buildForwardGraph, type LinearHook } from "./glm.ts";
-import { type AttentionMode, buildDecoderForwardGraph } from "./families/decoder.ts";
+import {
+  type AttentionMode,
+  buildDecoderForwardGraph,
+  DECODER_SESSION_OPTIONS,
+} from "./families/decoder.ts";
 import { ropePositionIds } from "./families/positions.ts";
 import type { AnyModel } from "./load_any.ts";
 import type { LoadedModel } from "./weights.ts";
@@ -54,7 +58,11 @@ export async function runForward(
       outputs,
       linear: options.linear,
     });
-  const session = await Session.create(graph, { device: options.device, threads: options.threads });
+  const session = await Session.create(graph, {
+    ...(decoder ? DECODER_SESSION_OPTIONS : {}),
+    device: options.device,
+    threads: options.threads,
+  });
   try {
     const { batchSize: B, length: L } = batch;
     const feeds: Record<string, TensorData> = {

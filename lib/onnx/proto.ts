@@ -243,6 +243,12 @@ export interface EncodeOptions {
    * handed to onnxruntime grows past what JavaScript engines allocate comfortably.
    */
   externalFileBytes?: number;
+  /**
+   * Declare initializers of at least this many bytes as graph inputs instead, and leave their
+   * data out of the model: the runner feeds them on every run ({@linkcode EncodedModel.fed}).
+   * onnxruntime then reads the caller's arrays in place and keeps no copy of its own.
+   */
+  feedMinBytes?: number;
   /** Producer name recorded in the model. */
   producer?: string;
   /** The default domain's opset (default: the graph's); the IR version follows it. */
@@ -265,6 +271,8 @@ export interface EncodedModel {
   byteLength: number;
   /** External data files, when used (the model refers to them by `path`). */
   external?: ExternalFile[];
+  /** Initializers declared as inputs (with `feedMinBytes`): feed them on every run. */
+  fed?: Map<string, TensorData>;
 }
 
 /**
@@ -276,13 +284,19 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
   const minBytes = options.externalMinBytes ?? 1024;
   const base = options.externalFile ?? "model.onnx.data";
   const fileBytes = options.externalFileBytes ?? 2 ** 30;
+  const fed = new Map<string, TensorData>();
+  const initializers = new Map<string, TensorData>();
+  for (const [name, t] of graph.initializers) {
+    const isFed = options.feedMinBytes !== undefined && t.data.byteLength >= options.feedMinBytes;
+    (isFed ? fed : initializers).set(name, t);
+  }
   let total = 0;
-  for (const t of graph.initializers.values()) total += t.data.byteLength;
+  for (const t of initializers.values()) total += t.data.byteLength;
   const refs = new Map<string, ExternalRef>();
   const files: ExternalFile[] = [];
   if (total > threshold) {
     let file: ExternalFile | undefined;
-    for (const [name, t] of graph.initializers) {
+    for (const [name, t] of initializers) {
       const n = t.data.byteLength;
       if (n < minBytes) continue;
       if (!file || (file.byteLength > 0 && file.byteLength + n > fileBytes)) {
@@ -317,10 +331,11 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
       });
     }
     stringField(g, 2, graph.name);
-    for (const [name, t] of graph.initializers) {
+    for (const [name, t] of initializers) {
       messageField(g, 5, (m) => writeTensor(m, name, t, refs.get(name)));
     }
     for (const v of graph.inputs) messageField(g, 11, (m) => writeValueInfo(m, v));
+    for (const name of fed.keys()) messageField(g, 11, (m) => writeValueInfo(m, graph.value(name)));
     for (const v of graph.outputs) messageField(g, 12, (m) => writeValueInfo(m, v));
   });
   messageField(w, 8, (o) => {
@@ -337,6 +352,7 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
     chunks,
     byteLength: w.length,
     external: files.length ? files : undefined,
+    fed: fed.size ? fed : undefined,
   };
 }
 
@@ -367,8 +383,8 @@ export function joinChunks(chunks: readonly Uint8Array[], byteLength?: number): 
  */
 export function encodeModel(graph: Graph, options: EncodeOptions = {}): Uint8Array {
   const model = encodeModelChunks(graph, options);
-  if (model.external) {
-    throw new Error(`model ${graph.name} needs external data; use encodeModelChunks`);
+  if (model.external || model.fed) {
+    throw new Error(`model ${graph.name} needs external data or feeds; use encodeModelChunks`);
   }
   return joinChunks(model.chunks, model.byteLength);
 }

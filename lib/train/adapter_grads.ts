@@ -13,6 +13,7 @@ import type { TrainSetup } from "./train_graph.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { Adapter } from "../model/adapter.ts";
+import { DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
 import { batchFeeds } from "./engine.ts";
 import { buildGradGraph, trainNames } from "./train_graph.ts";
 
@@ -42,7 +43,11 @@ export async function adapterGradients(
     lora: { ...adapter.lora, dropout: 0 },
     decoder: options.decoder,
   });
-  const session = await Session.create(graph, { device: options.device, threads: options.threads });
+  const session = await Session.create(graph, {
+    ...(options.decoder ? DECODER_SESSION_OPTIONS : {}),
+    device: options.device,
+    threads: options.threads,
+  });
   try {
     const feeds: Record<string, TensorData> = {
       ...batchFeeds(batch, options.decoder !== undefined),

@@ -14,7 +14,7 @@ import { ropePositionIds } from "../model/families/positions.ts";
 import type { Batch } from "../collate/types.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
-import { type Device, Session } from "../runtime/session.ts";
+import { type Device, Session, type WeightSessionOptions } from "../runtime/session.ts";
 import { dropoutMask } from "../model/lora.ts";
 import {
   type AdamWOptions,
@@ -39,8 +39,11 @@ export interface EngineOptions {
   threads?: number;
   /** Build the validation graph too (default true). */
   validation?: boolean;
-  /** onnxruntime session configuration entries (e.g. `session.disable_prepacking`). */
-  sessionConfig?: Record<string, string>;
+  /**
+   * Session settings for the model's weights (a family's `sessionOptions`: fed weights, memory
+   * pattern, onnxruntime config entries).
+   */
+  session?: WeightSessionOptions;
 }
 
 /** What one optimizer step reports. */
@@ -117,9 +120,9 @@ export class TrainEngine {
     const accum = options.gradAccum ?? 1;
     const adamw = { ...DEFAULT_ADAMW, ...options.adamw };
     const session = {
+      ...options.session,
       device: options.device ?? "cpu",
       threads: options.threads,
-      config: options.sessionConfig,
     };
     const sessions: { step?: Session; grad?: Session; update?: Session; eval?: Session } = {};
     let graph: TrainGraph;

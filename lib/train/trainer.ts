@@ -24,7 +24,7 @@ import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { openDataset } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import type { AttentionMode } from "../model/families/decoder.ts";
+import { type AttentionMode, DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
 import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
 import { writeMergedDecoder } from "../model/families/merge.ts";
 import { Rng } from "../random.ts";
@@ -682,11 +682,7 @@ async function trainClaimed(
       device: options.device,
       threads: options.threads,
       validation: data.valStream !== undefined,
-      // The decoders' frozen weights are large: onnxruntime's packed copies of every GEMM
-      // operand cost 3.3 GB on the 0.5B shape for no measurable speed (bench llm).
-      sessionConfig: base.model.kind === "decoder"
-        ? { "session.disable_prepacking": "1" }
-        : undefined,
+      session: base.model.kind === "decoder" ? DECODER_SESSION_OPTIONS : undefined,
     },
   );
   const summary: TrainSummary = {
