@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
-import { GlmDecoder } from "../lib/generate/decoder.ts";
+import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/generate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
@@ -104,7 +104,7 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     },
   );
   const records = await prompts(titles);
-  const decoder = await GlmDecoder.create({ config, weights }, {
+  const decoder = await CachedDecoder.create({ config, weights }, {
     device: options.device ?? "cpu",
     threads: THREADS,
   });

@@ -21,7 +21,7 @@
 
 import { join } from "node:path";
 import type { Batch } from "../lib/collate/types.ts";
-import { GlmDecoder } from "../lib/generate/decoder.ts";
+import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/generate/pool.ts";
 import { decoderFamily } from "../lib/model/family.ts";
@@ -210,7 +210,7 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
       },
     );
     const records = await prompts(titles);
-    const decoder = await GlmDecoder.create(decoderFamily(model), {
+    const decoder = await CachedDecoder.create(decoderFamily(model), {
       device: "cpu",
       threads: THREADS,
     });

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
-import { GlmDecoder } from "../lib/generate/decoder.ts";
+import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/generate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
@@ -189,7 +189,10 @@ async function topTenParity(device: Device) {
     };
   });
   const { cpu, dev, ranOn } = await onBoth(device, async (d) => {
-    const decoder = await GlmDecoder.create({ config, weights }, { device: d, threads: THREADS });
+    const decoder = await CachedDecoder.create({ config, weights }, {
+      device: d,
+      threads: THREADS,
+    });
     try {
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
         protocol: "full",

@@ -3,8 +3,8 @@ import { dynamicIntraPositions, encodePromptPartA, tokenizeRecord } from "../lib
 import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
 import {
   buildPool,
+  CachedDecoder,
   exclusionOf,
-  GlmDecoder,
   type ItemPool,
   type PromptInput,
   rankByScore,
@@ -76,8 +76,11 @@ function topOf(scores: number[], k: number, skip = new Set<number>()) {
   return { items: order, scores: order.map((i) => scores[i]) };
 }
 
-async function withDecoder<T>(run: (d: GlmDecoder) => Promise<T>): Promise<T> {
-  const decoder = await GlmDecoder.create({ config: TINY, weights }, { device: "cpu", threads: 1 });
+async function withDecoder<T>(run: (d: CachedDecoder) => Promise<T>): Promise<T> {
+  const decoder = await CachedDecoder.create({ config: TINY, weights }, {
+    device: "cpu",
+    threads: 1,
+  });
   try {
     return await run(decoder);
   } finally {

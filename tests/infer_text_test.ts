@@ -3,8 +3,8 @@ import { dynamicIntraPositions, encodeEntity } from "../lib/collate/mod.ts";
 import type { EntityEntry } from "../lib/data/types.ts";
 import {
   buildPool,
+  CachedDecoder,
   generateText,
-  GlmDecoder,
   type PromptInput,
   type StepInput,
 } from "../lib/generate/mod.ts";
@@ -104,7 +104,10 @@ Deno.test("text generation is cut at the length limit", async () => {
 Deno.test("greedy decoding with the cache equals greedy decoding through the full forward", async () => {
   const weights = tinyWeights(TINY, 11);
   const full = await forwardSession(TINY, weights);
-  const decoder = await GlmDecoder.create({ config: TINY, weights }, { device: "cpu", threads: 1 });
+  const decoder = await CachedDecoder.create({ config: TINY, weights }, {
+    device: "cpu",
+    threads: 1,
+  });
   try {
     const maxTokens = 8;
     const batched = await generateText(decoder, PROMPTS, {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { GlmDecoder } from "../lib/generate/decoder.ts";
+import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { decoderFamily } from "../lib/model/family.ts";
 import type { DecoderFamily } from "../lib/model/families/config.ts";
 import { type AttentionMode, buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
@@ -61,7 +61,7 @@ for (const [family, attention] of cases) {
     assert.ok(config.numKvHeads < config.numHeads);
     const weights = noisyDecoderWeights(config, 6, { intra: true });
     const V = config.vocabSize;
-    const decoder = await GlmDecoder.create(decoderFamily({ config, weights }, { attention }), {
+    const decoder = await CachedDecoder.create(decoderFamily({ config, weights }, { attention }), {
       device: "cpu",
       threads: 1,
     });

@@ -32,7 +32,7 @@ import {
   type StepModel,
 } from "./step_model.ts";
 
-/** Options of {@linkcode GlmDecoder.create}. */
+/** Options of {@linkcode CachedDecoder.create}. */
 export interface DecoderOptions {
   /** Where to run (default `auto`). */
   device?: Device;
@@ -45,7 +45,7 @@ function int32(shape: number[], data: Int32Array): TensorData {
 }
 
 /** A model decoding inside a span with cached part A (see the module docs). */
-export class GlmDecoder implements StepModel {
+export class CachedDecoder implements StepModel {
   readonly vocabSize: number;
   readonly family: ModelFamily;
   /** Seconds spent inside onnxruntime's `run` so far (for benchmarks). */
@@ -96,14 +96,14 @@ export class GlmDecoder implements StepModel {
   static async create(
     model: ModelFamily | { config: GlmConfig; weights: Weights },
     options: DecoderOptions = {},
-  ): Promise<GlmDecoder> {
+  ): Promise<CachedDecoder> {
     const family = "prefillGraph" in model ? model : glmFamily(model);
     const prefill = await Session.create(family.prefillGraph(), {
       ...family.sessionOptions,
       device: options.device,
       threads: options.threads,
     });
-    return new GlmDecoder(family, prefill, options.threads);
+    return new CachedDecoder(family, prefill, options.threads);
   }
 
   /** The device the sessions run on. */

@@ -32,7 +32,7 @@ import {
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../model/adapter.ts";
-import { GlmDecoder } from "./decoder.ts";
+import { CachedDecoder } from "./decoder.ts";
 
 /** Options of {@linkcode loadForInference}. */
 export interface LoadOptions {
@@ -54,7 +54,7 @@ export interface LoadedForInference {
   /** The longest sequence the model takes. */
   maxLength: number;
   tokenizer: TextTokenizer;
-  decoder: GlmDecoder;
+  decoder: CachedDecoder;
   /** The adapter merged in, when one was given. */
   adapter?: {
     dir: string;
@@ -184,7 +184,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
       attention,
       addedRows: model.addedRows,
     });
-  const decoder = await GlmDecoder.create(family, {
+  const decoder = await CachedDecoder.create(family, {
     device: options.device,
     threads: options.threads,
   });

@@ -8,7 +8,7 @@
  */
 
 export type { PromptInput, ScoreInput, StepInput, StepModel } from "./step_model.ts";
-export { type DecoderOptions, GlmDecoder } from "./decoder.ts";
+export { CachedDecoder, type DecoderOptions } from "./decoder.ts";
 export { buildPool, type Exclusion, exclusionOf, type ItemPool, type Pool } from "./pool.ts";
 export { type ItemSearchOptions, type RankedItems, searchItems } from "./items.ts";
 export {
