@@ -25,7 +25,8 @@ import {
   type OutputClaim,
 } from "../lib/io/safe_output.ts";
 import { CHART_START } from "../lib/chart/svg.ts";
-import type { Split } from "../lib/data/types.ts";
+import type { Split, TextRecord } from "../lib/data/types.ts";
+import { UserSample } from "../lib/data/user_sample.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type BaselineName, BASELINES, DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
@@ -131,6 +132,13 @@ const FLAGS = defineFlags({
       "of n, saved to DIR/NAME-0000i-of-0000n.jsonl with sidecars for `recsysllm merge`; " +
       "the printed scores are this shard's. auto: the index of an array job (infer --help)",
   },
+  "sample-users": {
+    type: "int",
+    min: 1,
+    help: "score only the records of a seeded sample of about N users (the users infer " +
+      "--sample-users N answers with the same --sample-seed)",
+  },
+  "sample-seed": { type: "int", default: 1, help: "which sample --sample-users draws" },
   strict: {
     type: "boolean",
     help: "a record without a prediction is an error (default: a warning on stderr and a " +
@@ -524,8 +532,17 @@ export const command: Command = {
       const sources: MethodSource[] = methods.map((m) =>
         "baseline" in m ? { name: m.name, predictor: baselines.get(m.baseline)! } : m
       );
+      const sample = flags["sample-users"] === undefined ? undefined : new UserSample({
+        size: flags["sample-users"],
+        users: data.manifest.users ?? 0,
+        seed: flags["sample-seed"],
+      });
+      const select = filter || sample
+        ? (record: TextRecord) =>
+          (!filter || filter.has(record.user)) && (!sample || sample.has(record.user))
+        : undefined;
       report = await evaluate(data, {
-        select: filter && ((record) => filter.has(record.user)),
+        select,
         split: flags.split,
         protocol: flags.protocol,
         ks: flags.k,

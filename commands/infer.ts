@@ -9,6 +9,7 @@
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import { UserSample } from "../lib/data/user_sample.ts";
 import { type Dataset, openDataset, readRecords } from "../lib/data/dataset.ts";
 import { SPLITS, type TextRecord } from "../lib/data/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
@@ -97,6 +98,13 @@ const FLAGS = defineFlags({
   },
   "exclude-seen": { type: "boolean", help: "never predict an item of the user's history" },
   limit: { type: "int", min: 1, help: "answer only the first N selected records" },
+  "sample-users": {
+    type: "int",
+    min: 1,
+    help: "answer only the records of a seeded sample of about N users (fast validation; " +
+      "eval --sample-users N with the same --sample-seed scores the same users)",
+  },
+  "sample-seed": { type: "int", default: 1, help: "which sample --sample-users draws" },
   "batch-size": {
     type: "int",
     min: 1,
@@ -409,10 +417,17 @@ export const command: Command = {
         maxLength: loaded.maxLength,
         ratingValues: data.manifest.rating_values ?? [],
       });
-      const wanted = (r: TextRecord) =>
+      const byTask = (r: TextRecord) =>
         (flags.task as readonly string[]).includes(r.task) &&
         (flags.template === undefined || flags.template.includes(r.template));
-      const total = expectedRecords(flags, data, wanted, shard);
+      const sample = flags["sample-users"] === undefined ? undefined : new UserSample({
+        size: flags["sample-users"],
+        users: data.manifest.users ?? 0,
+        seed: flags["sample-seed"],
+      });
+      const wanted = sample ? (r: TextRecord) => byTask(r) && sample.has(r.user) : byTask;
+      const share = sample ? Math.min(1, sample.size / Math.max(1, data.manifest.users ?? 0)) : 1;
+      const total = Math.round(expectedRecords(flags, data, byTask, shard) * share);
       const adapterNote = loaded.adapter ? ` + adapter ${loaded.adapter.dir}` : "";
       progress.log(
         `${flags.model}${adapterNote} on ${decoder.device}; ${pool.items.items.length} items; ` +

@@ -16,6 +16,7 @@ import {
   withFlagNames,
 } from "../lib/cli/flags.ts";
 import { OBJECTIVES } from "../lib/collate/collator.ts";
+import { RECIPES } from "../lib/train/recipes.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
@@ -86,12 +87,28 @@ const FLAGS = defineFlags({
     placeholder: "DIR",
     help: "after LoRA training, also write the merged model (W + (alpha/r) B A) there",
   },
+  recipe: {
+    type: "choice",
+    choices: Object.keys(RECIPES),
+    help: "start from a recipe's settings (flags given explicitly win): " +
+      Object.entries(RECIPES).map(([name, r]) => `${name}, ${r.summary}`).join("; ") +
+      " (README, Amazon Beauty)",
+  },
   objective: {
     type: "choice",
     choices: [...OBJECTIVES, "mix"],
-    default: DEFAULT_TRAIN.objective,
+    defaultText: `${DEFAULT_TRAIN.objective}, or the recipe's`,
     section: "Data",
     help: `${[...OBJECTIVES, "mix"].join(" | ")} for profile documents`,
+  },
+  "task-weights": {
+    type: "list",
+    placeholder: "TASK=W,...",
+    section: "Data",
+    defaultText: "1 for every task, or the recipe's",
+    help: "training records per epoch by task, as a multiple of the task's records " +
+      "(profile=4: each profile document four times, masked anew; sequential=0.5: half the " +
+      "sequential prompts, drawn anew each epoch)",
   },
   "max-length": {
     type: "int",
@@ -206,6 +223,22 @@ const FLAGS = defineFlags({
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
+/** `--task-weights profile=4,sequential=0.5` as a record; a malformed entry is a UsageError. */
+export function parseTaskWeights(
+  list: readonly string[] | undefined,
+): Record<string, number> | undefined {
+  if (!list) return undefined;
+  const out: Record<string, number> = {};
+  for (const entry of list) {
+    const match = /^([a-z_]+)=([0-9]*\.?[0-9]+)$/.exec(entry.trim());
+    if (!match) {
+      throw new UsageError(`--task-weights: "${entry}" is not TASK=WEIGHT (e.g. profile=4)`);
+    }
+    out[match[1]] = Number(match[2]);
+  }
+  return out;
+}
+
 const usage = `Usage: recsysllm pretrain --data DIR --model DIR --out DIR [flags]
 
 Trains a GLM or a decoder-family LLM (llama, mistral, qwen2, qwen3, GLM-4) on a dataset's
@@ -266,6 +299,7 @@ export const command: Command = {
     if (parsed.given.has("steps") && parsed.given.has("epochs")) {
       throw new UsageError("give --steps or --epochs, not both");
     }
+    const chosen = flags.recipe === undefined ? undefined : RECIPES[flags.recipe];
     const progress = new Progress("pretrain", { quiet: flags.quiet });
     const summary = await withFlagNames(FLAGS, () =>
       train({
@@ -275,7 +309,8 @@ export const command: Command = {
         lora,
         attention: flags.attention,
         merge: flags.merge,
-        objective: flags.objective,
+        objective: flags.objective ?? chosen?.objective,
+        taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
         maxLength: flags["max-length"],
         batchSize: flags["batch-size"],
         gradAccum: flags["grad-accum"],

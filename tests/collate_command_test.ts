@@ -154,5 +154,5 @@ Deno.test("collate errors: missing tokenizer, record without segments, max lengt
 
   const usage = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--objective", "word");
   assert.equal(usage.code, 2);
-  assert.match(usage.err, /--objective must be one of entity, sentence, document, mix/);
+  assert.match(usage.err, /--objective must be one of entity, sentence, document, sequence, mix/);
 });

@@ -115,7 +115,11 @@ function spansOf(example: CollatedExample): number[][] {
 }
 
 const MASK_OF = (s: SpecialIds, objective: string) =>
-  objective === "entity" ? s.mask : objective === "sentence" ? s.smask : s.gmask;
+  objective === "entity" || objective === "sequence"
+    ? s.mask
+    : objective === "sentence"
+    ? s.smask
+    : s.gmask;
 
 /** Checks every rule of SPEC sections 5 and 6 on one document example. */
 function checkDocument(
@@ -141,6 +145,13 @@ function checkDocument(
     }
     assert.ok(masked >= 0.15 * tokens, `coverage ${masked}/${tokens}`);
     assert.ok(masked - largest < 0.15 * tokens, "only the last span overshoots");
+  } else if (example.objective === "sequence") {
+    // Every entity after the first k (1 <= k < m) is its own span; nothing else is masked.
+    const entities: number[] = [];
+    for (let u = 0; u < keep; u++) if (record.unitEntity[u] === 1) entities.push(u);
+    const k = entities.length - spans.length;
+    assert.ok(k >= 1 && k < entities.length, `kept ${k} of ${entities.length} entities`);
+    assert.deepEqual(spans, entities.slice(k).map((u) => [u, u + 1]));
   } else if (example.objective === "sentence") {
     const sentence = record.unitSentence;
     for (const [s, e] of spans) {
@@ -175,7 +186,7 @@ function checkDocument(
   if (options.maxLength !== undefined) assert.ok(example.length <= options.maxLength);
 }
 
-for (const objective of ["entity", "sentence", "document"] as Objective[]) {
+for (const objective of ["entity", "sentence", "document", "sequence"] as Objective[]) {
   Deno.test(`${objective}-level examples keep every rule over random documents and seeds`, () => {
     const collator = new Collator(S, { objective });
     let masked = 0, total = 0;
@@ -188,7 +199,7 @@ for (const objective of ["entity", "sentence", "document"] as Objective[]) {
         total += DOCUMENTS[i].ids.length;
       }
     }
-    if (objective !== "document") {
+    if (objective === "entity" || objective === "sentence") {
       // Near 15%: at least 15% and no more than the overshoot of the last span allows.
       assert.ok(masked / total >= 0.15 && masked / total < 0.3, `coverage ${masked / total}`);
     }
@@ -207,6 +218,32 @@ Deno.test("document spans cover the whole range from half to all but one unit", 
   assert.equal(Math.min(...lengths), Math.ceil(units / 2));
   assert.equal(Math.max(...lengths), units - 1);
   assert.equal(lengths.size, units - Math.ceil(units / 2));
+});
+
+Deno.test("sequence-level spans keep 1 to m-1 entities in part A, every count drawn", () => {
+  const collator = new Collator(S, { objective: "sequence" });
+  const record = DOCUMENTS.find((r) => {
+    let m = 0;
+    for (const e of r.unitEntity) m += e;
+    return m >= 8 && m <= 16;
+  })!;
+  let m = 0;
+  for (const e of record.unitEntity) m += e;
+  const kept = new Set<number>();
+  for (let i = 0; i < 1000; i++) {
+    kept.add(m - collator.collate(record, new Rng(i)).spans.length / 2);
+  }
+  assert.deepEqual([...kept].sort((a, b) => a - b), Array.from({ length: m - 1 }, (_, i) => i + 1));
+  // A document of one entity cannot keep one and mask another: it gets the entity objective.
+  const one = tokenizeRecord(tokenizer, {
+    id: "one",
+    task: "profile",
+    template: "p",
+    split: "train",
+    user: "u",
+    segments: [{ text: "Bought " }, { entity: POOL[0], kind: "item" }, { text: " today." }],
+  });
+  assert.equal(collator.collate(one, new Rng(1)).objective, "entity");
 });
 
 Deno.test("the same seed gives the same example, other seeds other examples", () => {

@@ -11,6 +11,7 @@ import { mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
 import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./infer_helpers.ts";
 import { withTempDir } from "./temp_dir.ts";
+import { UserSample } from "../lib/data/user_sample.ts";
 
 // fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,
 // 5 direct, 4 rating, 2 explanation, 1 review), candidate lists in candidates.jsonl.
@@ -323,5 +324,43 @@ Deno.test("unknown tasks and templates are usage errors; a missing split is an i
     );
     // Without candidates.jsonl the sampled protocol has nothing to rank: an error, no file.
     await expectError(1, /no candidates to rank/, "--data", data, "--protocol", "sampled");
+  });
+});
+
+Deno.test("infer and eval --sample-users answer and score the same seeded users", async () => {
+  await withTempDir(async (dir) => {
+    const users = [...new Set(records.map((r) => r.user))];
+    const sample = new UserSample({ size: 2, users: manifest.users ?? users.length, seed: 4 });
+    const chosen = new Set(users.filter((u) => sample.has(u)));
+    assert.ok(chosen.size > 0 && chosen.size < users.length, `seed 4 picks ${chosen.size}`);
+    const wanted = records.filter((r) => r.task === "sequential" && chosen.has(r.user));
+    const lines = await infer(
+      dir,
+      "--task=sequential",
+      "--sample-users=2",
+      "--sample-seed=4",
+      "--top-k=3",
+    );
+    assert.deepEqual(lines.map((l) => l.id), wanted.map((r) => r.id));
+    const out = join(dir, "sampled.jsonl");
+    await Deno.writeTextFile(out, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    const scored = await runCli([
+      "eval",
+      "--quiet",
+      "--data",
+      DATA,
+      "--predictions",
+      out,
+      "--tasks=sequential",
+      "--sample-users=2",
+      "--sample-seed=4",
+      "--strict",
+    ]);
+    assert.equal(scored.code, 0, scored.stderr);
+    const report = JSON.parse(scored.stdout);
+    // One method: the report is that method's.
+    assert.equal(report.method, "sampled");
+    assert.equal(report.sequential.count, wanted.length);
+    assert.equal(report.sequential.missing, 0);
   });
 });

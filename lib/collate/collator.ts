@@ -11,6 +11,10 @@
  * for behaviour sequences, and keep the other two equal for text generation (explanations,
  * reviews). A one-unit document cannot have a document-level span (at least one unit must stay
  * in part A), so it gets the entity-level objective instead; the example's `objective` says so.
+ * The sequence-level objective (every entity after a random first few, each its own `[MASK]`
+ * span; see `spans.ts`) is the dense next-item variant of the entity-level one, for behaviour
+ * documents; it is not in the default mix, and a document of fewer than two entities gets the
+ * entity-level objective instead.
  *
  * Truncation to `maxLength` (the whole example, parts A and B) never splits a unit:
  * - documents lose whole units from their end, before the spans are drawn (the spans' mask and
@@ -38,18 +42,19 @@ import { type SpanOptions, SpanSampler } from "./spans.ts";
 import type { TokenizedRecord } from "./tokenize.ts";
 
 /** The masking objectives of documents. */
-export const OBJECTIVES = ["entity", "sentence", "document"] as const;
+export const OBJECTIVES = ["entity", "sentence", "document", "sequence"] as const;
 /** One masking objective. */
 export type Objective = typeof OBJECTIVES[number];
 
-/** Probabilities of the objectives when mixing (normalized; need not sum to 1). */
-export type ObjectiveMix = Record<Objective, number>;
+/** Probabilities of the objectives when mixing (normalized; need not sum to 1; absent: 0). */
+export type ObjectiveMix = Partial<Record<Objective, number>>;
 
 /** The default mix (see the module docs for why). */
 export const DEFAULT_MIX: Readonly<ObjectiveMix> = Object.freeze({
   entity: 0.5,
   sentence: 0.25,
   document: 0.25,
+  sequence: 0,
 });
 
 /** Defaults of {@linkcode CollatorOptions} (the mix is {@linkcode DEFAULT_MIX}). */
@@ -93,6 +98,13 @@ export interface PromptPartA {
   maskIndex: number;
   /** L, which is also `sep` for the generation that follows. */
   length: number;
+}
+
+/** Entities among units `[0, units)`. */
+function entityCount(unitEntity: Uint8Array, units: number): number {
+  let m = 0;
+  for (let u = 0; u < units; u++) m += unitEntity[u];
+  return m;
 }
 
 /** Where truncation of a task prompt must stop: the end of the last entity before the answer. */
@@ -224,7 +236,11 @@ export class Collator {
     let count: number;
     for (;;) {
       if (objective === "document" && keep < 2) objective = "entity";
+      if (objective === "sequence" && entityCount(record.unitEntity, keep) < 2) {
+        objective = "entity";
+      }
       if (objective === "entity") count = sampler.entity(unitStart, keep, rng);
+      else if (objective === "sequence") count = sampler.sequence(record.unitEntity, keep, rng);
       else if (objective === "sentence") {
         count = sampler.sentence(unitStart, record.unitSentence, keep, rng);
       } else count = sampler.document(keep, rng);
@@ -239,7 +255,7 @@ export class Collator {
     if (this.shuffleSpans && count > 1) {
       order = rng.shuffle(Int32Array.from({ length: count }, (_, i) => i));
     }
-    const mask = objective === "entity"
+    const mask = objective === "entity" || objective === "sequence"
       ? this.specials.mask
       : objective === "sentence"
       ? this.specials.smask

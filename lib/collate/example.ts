@@ -18,7 +18,7 @@ import type { SpecialIds } from "../tokenizer/tokenizer.ts";
 import type { TokenizedRecord } from "./tokenize.ts";
 
 /** The objective an example was built with; `task` for prompts with a target. */
-export type ExampleObjective = "entity" | "sentence" | "document" | "task";
+export type ExampleObjective = "entity" | "sentence" | "document" | "sequence" | "task";
 
 /** One collated example (unpadded), L = `length` tokens; all arrays share one buffer. */
 export interface CollatedExample {

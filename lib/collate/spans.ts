@@ -14,6 +14,11 @@
  *   one sentence stays unmasked when there are two or more.
  * - document-level: one span at the end of `k` units, `k` uniform in ceil(U/2)..U-1 (50% up to
  *   all but one unit); needs U >= 2.
+ * - sequence-level (entity-level blanks, denser): of a document's m entities, the first `k` stay
+ *   in part A, `k` uniform in 1..m-1, and every later entity is a span of its own. Read in
+ *   chronological order, span j predicts entity k + j from the first k in part A and the spans
+ *   before it: next-item supervision for every item after the k-th in one example, where a task
+ *   prompt supervises one. Needs m >= 2.
  *
  * Not here: truncation, mask tokens, positions (see `collator.ts` and `example.ts`).
  *
@@ -215,6 +220,26 @@ export class SpanSampler {
   }
 
   /** The document-level span over units `[0, units)` (needs units >= 2). Returns 1. */
+  /**
+   * Sequence-level spans over units `[0, units)`: every entity after the first `k` (`k` uniform
+   * in 1..m-1 of the m entities), each its own one-unit span. Returns the number of spans.
+   */
+  sequence(unitEntity: Uint8Array, units: number, rng: Rng): number {
+    let m = 0;
+    for (let u = 0; u < units; u++) m += unitEntity[u];
+    if (m < 2) throw new RangeError("the sequence-level spans need at least two entities");
+    this.#ensure(units);
+    const keep = 1 + rng.int(m - 1);
+    let seen = 0, count = 0;
+    for (let u = 0; u < units; u++) {
+      if (unitEntity[u] !== 1 || seen++ < keep) continue;
+      this.spans[2 * count] = u;
+      this.spans[2 * count + 1] = u + 1;
+      count++;
+    }
+    return count;
+  }
+
   document(units: number, rng: Rng): number {
     if (units < 2) throw new RangeError("the document-level span needs at least two units");
     this.#ensure(units);

@@ -38,6 +38,8 @@ import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 export interface TokenizedRecord {
   /** The record's id, for messages. */
   id: string;
+  /** The record's task family (`profile`, `sequential`, ...), where the record names one. */
+  task?: string;
   /** [T] token ids: the prompt's, then the target's. */
   ids: Int32Array;
   /** [U + 1] first token of each unit; `unitStart[U] === T`. */
@@ -314,6 +316,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
   unitStart[units] = builder.n;
   return {
     id: String(record.id),
+    task: typeof record.task === "string" ? record.task : undefined,
     ids: builder.ids.slice(0, builder.n),
     unitStart,
     unitEntity: builder.unitEntity.slice(0, units),

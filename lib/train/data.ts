@@ -52,6 +52,43 @@ export interface BatchStreamOptions {
    * independently; validation reads the first batches of its epoch 0, the same every time.
    */
   stream?: string;
+  /**
+   * Records per epoch by task, as a multiple of the task's records (default 1 each): 3 puts
+   * every record of the task in each epoch three times (each time masked anew), 0.25 a quarter
+   * of them, drawn anew each epoch. A task not named keeps weight 1.
+   */
+  taskWeights?: Readonly<Record<string, number>>;
+}
+
+/**
+ * The records of one epoch as indices into the records, with `weights` per task: each record
+ * floor(w) times, and round(frac(w) * n) of the task's n records once more, drawn by `rng`.
+ * Without weights: every record once, in order.
+ */
+export function epochRecords(
+  tasks: readonly (string | undefined)[],
+  weights: Readonly<Record<string, number>> | undefined,
+  rng: Rng,
+): Int32Array {
+  if (!weights || Object.keys(weights).length === 0) {
+    return Int32Array.from({ length: tasks.length }, (_, i) => i);
+  }
+  const byTask = new Map<string, number[]>();
+  tasks.forEach((task, i) => {
+    const key = task ?? "";
+    let list = byTask.get(key);
+    if (!list) byTask.set(key, list = []);
+    list.push(i);
+  });
+  const out: number[] = [];
+  for (const [task, list] of byTask) {
+    const w = weights[task] ?? 1;
+    const whole = Math.floor(w);
+    for (let r = 0; r < whole; r++) out.push(...list);
+    const extra = Math.round((w - whole) * list.length);
+    if (extra > 0) out.push(...rng.shuffle(Int32Array.from(list)).subarray(0, extra));
+  }
+  return Int32Array.from(out);
 }
 
 /**
@@ -76,7 +113,9 @@ export class BatchStream {
   readonly #pad: number;
   readonly #options: BatchStreamOptions;
   readonly #lengths: Int32Array;
-  #plan: { epoch: number; batches: Int32Array[] } | undefined;
+  readonly #tasks: (string | undefined)[];
+  /** The epoch's records (indices into the records) and its batches (indices into those). */
+  #plan: { epoch: number; records: Int32Array; batches: Int32Array[] } | undefined;
 
   constructor(
     records: readonly TokenizedRecord[],
@@ -90,7 +129,21 @@ export class BatchStream {
     this.#options = options;
     const max = options.collator.maxLength ?? Infinity;
     this.#lengths = Int32Array.from(records, (r) => Math.min(r.ids.length + 2, max));
-    this.perEpoch = Math.ceil(records.length / options.batchSize);
+    this.#tasks = records.map((r) => r.task);
+    const weights = options.taskWeights ?? {};
+    for (const [task, w] of Object.entries(weights)) {
+      if (!(w >= 0) || !Number.isFinite(w)) {
+        throw new RangeError(`task weight of ${task} must be a number >= 0, got ${w}`);
+      }
+    }
+    const perEpochRecords = this.#epochRecords(0).length;
+    if (perEpochRecords === 0) throw new RangeError("the task weights leave no records to batch");
+    this.perEpoch = Math.ceil(perEpochRecords / options.batchSize);
+  }
+
+  #epochRecords(epoch: number): Int32Array {
+    const rng = Rng.derive(this.#options.seed, this.#options.stream ?? "train", "tasks", epoch);
+    return epochRecords(this.#tasks, this.#options.taskWeights, rng);
   }
 
   /**
@@ -98,11 +151,21 @@ export class BatchStream {
    * padded) and the batches shuffled, all from the seed, the stream and the epoch.
    */
   plan(epoch: number): Int32Array[] {
+    return this.#epochPlan(epoch).batches;
+  }
+
+  #epochPlan(epoch: number): { records: Int32Array; batches: Int32Array[] } {
     if (this.#plan?.epoch !== epoch) {
+      const records = this.#epochRecords(epoch);
+      const lengths = records.map((i) => this.#lengths[i]);
       const rng = Rng.derive(this.#options.seed, this.#options.stream ?? "train", "plan", epoch);
-      this.#plan = { epoch, batches: bucketByLength(this.#lengths, this.#options.batchSize, rng) };
+      this.#plan = {
+        epoch,
+        records,
+        batches: bucketByLength(lengths, this.#options.batchSize, rng),
+      };
     }
-    return this.#plan.batches;
+    return this.#plan;
   }
 
   /** Epoch and index within the epoch of global micro-batch `m`. */
@@ -113,11 +176,17 @@ export class BatchStream {
   /** Global micro-batch `m`, collated and padded (to a multiple of 8 tokens). */
   batch(m: number): Batch {
     const { epoch, index } = this.position(m);
-    const indices = this.plan(epoch)[index];
+    const { records, batches } = this.#epochPlan(epoch);
     const seedEpoch = this.#options.stream && this.#options.stream !== "train" ? -1 - epoch : epoch;
+    // Example j of the epoch draws from stream j: a record repeated within an epoch is masked
+    // anew each time (without task weights, j is the record's index, as it always was).
     const examples = Array.from(
-      indices,
-      (i) => this.#collator.collate(this.#records[i], exampleRng(this.#options.seed, seedEpoch, i)),
+      batches[index],
+      (j) =>
+        this.#collator.collate(
+          this.#records[records[j]],
+          exampleRng(this.#options.seed, seedEpoch, j),
+        ),
     );
     return makeBatch(examples, this.#pad, { multipleOf: 8 });
   }

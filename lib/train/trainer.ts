@@ -95,6 +95,11 @@ export interface TrainOptions {
   attention?: AttentionMode;
   /** Masking objective of documents. */
   objective?: Objective | "mix";
+  /**
+   * Training records per epoch by task, as a multiple of the task's records (lib/train/data.ts
+   * `taskWeights`; default 1 for every task).
+   */
+  taskWeights?: Readonly<Record<string, number>>;
   /** Optimizer steps (default: `epochs` worth). */
   steps?: number;
   /** Epochs over the training records when `steps` is not given. */
@@ -281,7 +286,21 @@ export async function loadRunData(
   if (trainRecords.length === 0) {
     throw new InputError(`${join(options.data, "train.jsonl")}: no training records`);
   }
-  const stream = new BatchStream(trainRecords, tokenizer.special, { batchSize, seed, collator });
+  const taskWeights = options.taskWeights;
+  for (const task of Object.keys(taskWeights ?? {})) {
+    if (!trainRecords.some((r) => r.task === task)) {
+      throw new OptionError(
+        "taskWeights",
+        (name) => `${name}: no training record has the task "${task}"`,
+      );
+    }
+  }
+  const stream = new BatchStream(trainRecords, tokenizer.special, {
+    batchSize,
+    seed,
+    collator,
+    taskWeights,
+  });
   const validRecords = valBatches > 0 ? await tokenizeSplit(dataset, "valid", tokenizer) : [];
   const valStream = validRecords.length > 0
     ? new BatchStream(validRecords, tokenizer.special, {
@@ -362,6 +381,7 @@ function resumeSettings(
     seed: sizes.seed,
     lora: base.lora,
     objective: data.collator.objective,
+    taskWeights: options.taskWeights ?? {},
     maxLength: base.maxLength,
     batchSize: sizes.batchSize,
     gradAccum: sizes.gradAccum,

@@ -1,0 +1,34 @@
+/**
+ * Training recipes: named sets of pretrain settings measured to work well together, as data.
+ * `pretrain --recipe NAME` starts from a recipe's settings; any flag given explicitly wins.
+ *
+ * `sequential`: the recipe for sequential recommendation (README, "Amazon Beauty"). Its levers,
+ * each measured on Beauty's validation split (README's table of levers):
+ * - the profile documents get the sequence-level objective (every item after a random first few
+ *   masked, each its own span: next-item supervision for every item of a document in one
+ *   example, where a task prompt supervises one), and are read several times an epoch, masked
+ *   anew each time;
+ * - the sequential prompts are kept, at a share of an epoch, so that the model reads the task's
+ *   own templates with the answer's `[MASK]`, as infer asks them.
+ *
+ * @module
+ */
+
+import type { Objective } from "../collate/collator.ts";
+
+/** The settings a recipe sets (each is a pretrain option of the same name). */
+export interface Recipe {
+  /** One line on what the recipe is for, for `--help`. */
+  summary: string;
+  objective?: Objective | "mix";
+  taskWeights?: Readonly<Record<string, number>>;
+}
+
+/** The recipes by name. */
+export const RECIPES: Readonly<Record<string, Recipe>> = Object.freeze({
+  sequential: {
+    summary: "sequential recommendation: dense next-item documents beside the task prompts",
+    objective: "sequence",
+    taskWeights: { profile: 3, sequential: 0.3 },
+  },
+});
