@@ -16,8 +16,9 @@ import { type Device, DEVICES } from "../lib/runtime/session.ts";
 /**
  * Benchmarks in pipeline order; each file is `bench/NAME.ts`. `llm` (bench/llm.ts: a
  * Qwen2.5-0.5B-shaped checkpoint) runs only when named: it writes a 1 GB checkpoint once and its
- * LoRA phase needs about 10 GB of memory. `sasrec` (bench/sasrec.ts: SASRec trained on Beauty)
- * too: it trains for a quarter of an hour.
+ * LoRA phase needs about 4 GB of memory. `sasrec` (bench/sasrec.ts: SASRec trained on Beauty)
+ * too: it trains for a quarter of an hour; and `quality` (bench/quality.ts: the sequential recipe
+ * on Beauty end to end), which runs for over an hour at its full length.
  */
 export const BENCHES = ["textualize", "collate", "forward", "train", "infer", "eval"] as const;
 

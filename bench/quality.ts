@@ -12,7 +12,12 @@
  * - QUALITY_SAMPLE_USERS: infer and eval on a seeded sample of about N test users (default:
  *   every user) for a quick look;
  * - QUALITY_PRETRAIN: extra pretrain flags (space-separated);
- * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced).
+ * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced);
+ * - QUALITY_CURVE_USERS: the validation sample of the curve (default 1000; 0: no curve). Each
+ *   model pretrain saves (every eighth of the run) is copied to `snaps/`; after the test figures,
+ *   each is scored on that sample of validation users (about a minute each), and `curve.json`
+ *   and `curve.svg` (HR@10 against training minutes, with the baselines) are written;
+ * - QUALITY_CURVE_FROM=DIR: only that curve, from the snapshots of an earlier run's DIR.
  *
  * Needs `../shared/data/amazon-beauty` beside the checkout.
  *
@@ -20,6 +25,7 @@
  */
 
 import { join } from "node:path";
+import { lineChart } from "../lib/chart/svg.ts";
 import { InputError } from "../lib/errors.ts";
 
 const BEAUTY = new URL("../../shared/data/amazon-beauty/", import.meta.url).pathname;
@@ -27,20 +33,146 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 const env = (name: string) => Deno.env.get(name);
 
-async function stage(name: string, args: string[], seconds: Record<string, number>) {
+async function stage(
+  name: string,
+  args: string[],
+  seconds: Record<string, number>,
+  whileRunning?: (done: () => boolean) => Promise<void>,
+) {
   console.error(`bench quality: ${name}`);
   const t0 = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     stdout: "piped",
     stderr: "inherit",
-  }).output();
+  }).spawn();
+  let finished = false;
+  const watching = whileRunning?.(() => finished);
+  const out = await child.output();
+  finished = true;
+  await watching;
   seconds[name] = Math.round((performance.now() - t0) / 100) / 10;
   if (!out.success) throw new Error(`${name} failed (exit ${out.code})`);
   return new TextDecoder().decode(out.stdout);
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
+
+/**
+ * While pretrain runs: copies each model it saves (every --save-every steps) to
+ * `snaps/step-N`, and records the step and the seconds since training started in
+ * `snaps/index.txt`, for the curve of HR@10 against training minutes.
+ */
+async function snapshots(runDir: string, snaps: string, done: () => boolean): Promise<void> {
+  await Deno.mkdir(snaps, { recursive: true });
+  const t0 = performance.now();
+  let last = 0;
+  const take = async () => {
+    let mtime = 0;
+    try {
+      mtime = (await Deno.stat(join(runDir, "model.safetensors"))).mtime?.getTime() ?? 0;
+    } catch {
+      return;
+    }
+    if (mtime === last) return;
+    last = mtime;
+    const lines = (await Deno.readTextFile(join(runDir, "metrics.jsonl"))).trim().split("\n");
+    const step = JSON.parse(lines[lines.length - 1]).step;
+    const to = join(snaps, `step-${step}`);
+    await Deno.mkdir(to, { recursive: true });
+    for (const file of ["config.json", "tokenizer.json", "model.safetensors"]) {
+      await Deno.copyFile(join(runDir, file), join(to, file));
+    }
+    const at = Math.round((performance.now() - t0) / 1000);
+    await Deno.writeTextFile(join(snaps, "index.txt"), `${step} ${at}\n`, { append: true });
+  };
+  while (!done()) {
+    await new Promise((r) => setTimeout(r, 5000));
+    await take().catch(() => {}); // a file mid-write: the next poll takes it
+  }
+}
+
+/** One curve point: HR@10 / NDCG@10 on a validation sample for the model in `model`. */
+async function validationPoint(
+  model: string,
+  data: string,
+  users: number,
+  seconds: Record<string, number>,
+): Promise<{ hr10: number; ndcg10: number; baselines: Record<string, number> }> {
+  const predictions = join(model, "valid.jsonl");
+  const sample = [`--sample-users=${users}`];
+  await stage("curve infer", [
+    "infer",
+    `--model=${model}`,
+    `--data=${data}`,
+    "--split=valid",
+    "--task=sequential",
+    "--template=seq-1,seq-2,seq-3",
+    "--beams=20",
+    "--top-k=10",
+    "--exclude-seen",
+    `--out=${predictions}`,
+    "--quiet",
+    "--force",
+    ...sample,
+  ], seconds);
+  const report = JSON.parse(
+    await stage("curve eval", [
+      "eval",
+      `--data=${data}`,
+      "--split=valid",
+      `--predictions=${predictions}`,
+      "--name=recsysllm",
+      "--baseline=pop,itemknn",
+      "--tasks=sequential",
+      "--k=10",
+      "--quiet",
+      ...sample,
+    ], seconds),
+  );
+  const seen = (name: string) =>
+    report.methods[name].sequential.seen ?? report.methods[name].sequential;
+  return {
+    hr10: round(seen("recsysllm")["HR@10"]),
+    ndcg10: round(seen("recsysllm")["NDCG@10"]),
+    baselines: { pop: round(seen("pop")["HR@10"]), itemknn: round(seen("itemknn")["HR@10"]) },
+  };
+}
+
+/**
+ * The curve of validation HR@10 against training minutes from the snapshots in `snaps`, with
+ * most-popular and item-kNN on the same users as flat lines; writes `curve.json` and
+ * `curve.svg` into `dir`.
+ */
+async function validationCurve(dir: string, data: string, users: number) {
+  const snaps = join(dir, "snaps");
+  const index = (await Deno.readTextFile(join(snaps, "index.txt"))).trim().split("\n")
+    .map((l) => l.split(" ").map(Number));
+  const points: { step: number; minutes: number; hr10: number; ndcg10: number }[] = [];
+  let baselines: Record<string, number> = {};
+  for (const [step, at] of index) {
+    const point = await validationPoint(join(snaps, `step-${step}`), data, users, {});
+    baselines = point.baselines;
+    points.push({ step, minutes: Math.round(at / 6) / 10, hr10: point.hr10, ndcg10: point.ndcg10 });
+    console.error(`bench quality: step ${step} (${at} s): validation HR@10 ${point.hr10}`);
+  }
+  const end = Math.max(...points.map((p) => p.minutes));
+  const flat = (value: number) => [[0, value], [end, value]] as [number, number][];
+  const svg = lineChart({
+    title: `Beauty validation, ${users} sampled users: HR@10 against training minutes`,
+    xLabel: "training minutes (2 CPU cores)",
+    yLabel: "HR@10 (validation)",
+    series: [
+      { name: "recsysllm (this run)", points: points.map((p) => [p.minutes, p.hr10]) },
+      { name: "item-kNN", points: flat(baselines.itemknn) },
+      { name: "most popular", points: flat(baselines.pop) },
+    ],
+  });
+  await Deno.writeTextFile(join(dir, "curve.svg"), svg);
+  const curve = { users, points, baselines };
+  await Deno.writeTextFile(join(dir, "curve.json"), JSON.stringify(curve, null, 1));
+  return curve;
+}
 
 /** Runs the recipe end to end; returns its figures. */
 export async function run(): Promise<Record<string, unknown>> {
@@ -49,6 +181,9 @@ export async function run(): Promise<Record<string, unknown>> {
   } catch {
     throw new InputError(`${BEAUTY}: the Amazon Beauty data is not there`);
   }
+  const curveUsers = Number(env("QUALITY_CURVE_USERS") ?? 1000);
+  const only = env("QUALITY_CURVE_FROM");
+  if (only) return { curve: await validationCurve(only, join(only, "data"), curveUsers) };
   const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
@@ -92,7 +227,7 @@ export async function run(): Promise<Record<string, unknown>> {
     ...(recipe === "none" ? [] : [`--recipe=${recipe}`]),
     ...extra,
   ];
-  await stage("pretrain", pretrain, seconds);
+  await stage("pretrain", pretrain, seconds, (done) => snapshots(runDir, join(dir, "snaps"), done));
   await stage("infer", [
     "infer",
     `--model=${runDir}`,
@@ -132,6 +267,7 @@ export async function run(): Promise<Record<string, unknown>> {
       records: m.count,
     };
   };
+  const curve = curveUsers > 0 ? await validationCurve(dir, data, curveUsers) : undefined;
   return {
     recipe,
     steps,
@@ -141,5 +277,6 @@ export async function run(): Promise<Record<string, unknown>> {
     seconds,
     train_plus_infer_minutes: Math.round((seconds.pretrain + seconds.infer) / 6) / 10,
     pretrain_flags: pretrain.slice(1).join(" "),
+    curve,
   };
 }
