@@ -63,7 +63,13 @@ const round = (x: number) => Math.round(x * 1e4) / 1e4;
  * `snaps/step-N`, and records the step and the seconds since training started in
  * `snaps/index.txt`, for the curve of HR@10 against training minutes.
  */
-async function snapshots(runDir: string, snaps: string, done: () => boolean): Promise<void> {
+async function snapshots(
+  runDir: string,
+  snaps: string,
+  saveEvery: number,
+  steps: number,
+  done: () => boolean,
+): Promise<void> {
   await Deno.mkdir(snaps, { recursive: true });
   const t0 = performance.now();
   let last = 0;
@@ -77,7 +83,9 @@ async function snapshots(runDir: string, snaps: string, done: () => boolean): Pr
     if (mtime === last) return;
     last = mtime;
     const lines = (await Deno.readTextFile(join(runDir, "metrics.jsonl"))).trim().split("\n");
-    const step = JSON.parse(lines[lines.length - 1]).step;
+    // The metrics may already be a few steps past the save: the save was at a multiple.
+    const logged = JSON.parse(lines[lines.length - 1]).step;
+    const step = logged >= steps ? steps : Math.floor(logged / saveEvery) * saveEvery;
     const to = join(snaps, `step-${step}`);
     await Deno.mkdir(to, { recursive: true });
     for (const file of ["config.json", "tokenizer.json", "model.safetensors"]) {
@@ -211,6 +219,7 @@ export async function run(): Promise<Record<string, unknown>> {
     ["init", `--data=${data}`, "--preset=tiny", `--out=${model}`, "--seed=1"],
     seconds,
   );
+  const saveEvery = Math.max(500, Math.ceil(steps / 8));
   const pretrain = [
     "pretrain",
     `--data=${data}`,
@@ -220,14 +229,19 @@ export async function run(): Promise<Record<string, unknown>> {
     `--steps=${steps}`,
     "--batch-size=16",
     "--lr=1e-3",
-    `--save-every=${Math.max(500, Math.ceil(steps / 8))}`,
+    `--save-every=${saveEvery}`,
     "--val-batches=8",
     "--seed=1",
     "--quiet",
     ...(recipe === "none" ? [] : [`--recipe=${recipe}`]),
     ...extra,
   ];
-  await stage("pretrain", pretrain, seconds, (done) => snapshots(runDir, join(dir, "snaps"), done));
+  await stage(
+    "pretrain",
+    pretrain,
+    seconds,
+    (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
+  );
   await stage("infer", [
     "infer",
     `--model=${runDir}`,
