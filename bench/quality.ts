@@ -100,6 +100,50 @@ async function snapshots(
   }
 }
 
+/**
+ * Answers a split's sequential records with the model (the seen templates, the trie over every
+ * item, 20 beams, history excluded) and scores them beside most-popular and item-kNN: eval's
+ * JSON report. `sampleUsers`: a seeded sample of about that many users.
+ */
+async function inferAndScore(
+  label: string,
+  options: { model: string; data: string; split: string; out: string; sampleUsers?: number },
+  ks: string,
+  seconds: Record<string, number>,
+) {
+  const { model, data, split, out } = options;
+  const sample = options.sampleUsers ? [`--sample-users=${options.sampleUsers}`] : [];
+  await stage(`${label}infer`, [
+    "infer",
+    `--model=${model}`,
+    `--data=${data}`,
+    `--split=${split}`,
+    "--task=sequential",
+    "--template=seq-1,seq-2,seq-3",
+    "--beams=20",
+    "--top-k=10",
+    "--exclude-seen",
+    `--out=${out}`,
+    "--quiet",
+    "--force",
+    ...sample,
+  ], seconds);
+  return JSON.parse(
+    await stage(`${label}eval`, [
+      "eval",
+      `--data=${data}`,
+      `--split=${split}`,
+      `--predictions=${out}`,
+      "--name=recsysllm",
+      "--baseline=pop,itemknn",
+      "--tasks=sequential",
+      `--k=${ks}`,
+      "--quiet",
+      ...sample,
+    ], seconds),
+  );
+}
+
 /** One curve point: HR@10 / NDCG@10 on a validation sample for the model in `model`. */
 async function validationPoint(
   model: string,
@@ -107,36 +151,17 @@ async function validationPoint(
   users: number,
   seconds: Record<string, number>,
 ): Promise<{ hr10: number; ndcg10: number; baselines: Record<string, number> }> {
-  const predictions = join(model, "valid.jsonl");
-  const sample = [`--sample-users=${users}`];
-  await stage("curve infer", [
-    "infer",
-    `--model=${model}`,
-    `--data=${data}`,
-    "--split=valid",
-    "--task=sequential",
-    "--template=seq-1,seq-2,seq-3",
-    "--beams=20",
-    "--top-k=10",
-    "--exclude-seen",
-    `--out=${predictions}`,
-    "--quiet",
-    "--force",
-    ...sample,
-  ], seconds);
-  const report = JSON.parse(
-    await stage("curve eval", [
-      "eval",
-      `--data=${data}`,
-      "--split=valid",
-      `--predictions=${predictions}`,
-      "--name=recsysllm",
-      "--baseline=pop,itemknn",
-      "--tasks=sequential",
-      "--k=10",
-      "--quiet",
-      ...sample,
-    ], seconds),
+  const report = await inferAndScore(
+    "curve ",
+    {
+      model,
+      data,
+      split: "valid",
+      out: join(model, "valid.jsonl"),
+      sampleUsers: users,
+    },
+    "10",
+    seconds,
   );
   const seen = (name: string) =>
     report.methods[name].sequential.seen ?? report.methods[name].sequential;
@@ -198,7 +223,6 @@ export async function run(): Promise<Record<string, unknown>> {
   const steps = Number(env("QUALITY_STEPS") ?? 8000);
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
   const sample = env("QUALITY_SAMPLE_USERS");
-  const sampleFlags = sample ? ["--sample-users", sample] : [];
   const extra = (env("QUALITY_PRETRAIN") ?? "").split(" ").filter(Boolean);
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");
   const predictions = join(dir, "test.jsonl");
@@ -242,31 +266,17 @@ export async function run(): Promise<Record<string, unknown>> {
     seconds,
     (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
   );
-  await stage("infer", [
-    "infer",
-    `--model=${runDir}`,
-    `--data=${data}`,
-    "--task=sequential",
-    "--template=seq-1,seq-2,seq-3",
-    "--beams=20",
-    "--top-k=10",
-    "--exclude-seen",
-    `--out=${predictions}`,
-    "--quiet",
-    ...sampleFlags,
-  ], seconds);
-  const report = JSON.parse(
-    await stage("eval", [
-      "eval",
-      `--data=${data}`,
-      `--predictions=${predictions}`,
-      "--name=recsysllm",
-      "--baseline=pop,itemknn",
-      "--tasks=sequential",
-      "--k=5,10",
-      "--quiet",
-      ...sampleFlags,
-    ], seconds),
+  const report = await inferAndScore(
+    "",
+    {
+      model: runDir,
+      data,
+      split: "test",
+      out: predictions,
+      sampleUsers: sample ? Number(sample) : undefined,
+    },
+    "5,10",
+    seconds,
   );
   // The seen templates only (infer answers those; the held-out one is a separate question).
   const figures = (name: string) => {
