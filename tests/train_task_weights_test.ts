@@ -71,3 +71,10 @@ Deno.test("BatchStream with task weights: the epoch's size follows them; repeats
     /task weight of profile must be a number >= 0/,
   );
 });
+
+Deno.test("epochRecords takes tasks of more records than a call takes arguments", () => {
+  const tasks = Array(300_000).fill("sequential");
+  const out = epochRecords(tasks, { sequential: 1.5 }, new Rng(3));
+  assert.equal(out.length, 450_000);
+  assert.equal(out[299_999], 299_999);
+});

@@ -38,7 +38,7 @@ import { InputError } from "../errors.ts";
 import { Rng } from "../random.ts";
 import type { SpecialIds } from "../tokenizer/tokenizer.ts";
 import { assembleExample, type CollatedExample, type ExampleObjective } from "./example.ts";
-import { type SpanOptions, SpanSampler } from "./spans.ts";
+import { entityCount, type SpanOptions, SpanSampler } from "./spans.ts";
 import type { TokenizedRecord } from "./tokenize.ts";
 
 /** The masking objectives of documents. */
@@ -98,13 +98,6 @@ export interface PromptPartA {
   maskIndex: number;
   /** L, which is also `sep` for the generation that follows. */
   length: number;
-}
-
-/** Entities among units `[0, units)`. */
-function entityCount(unitEntity: Uint8Array, units: number): number {
-  let m = 0;
-  for (let u = 0; u < units; u++) m += unitEntity[u];
-  return m;
 }
 
 /** Where truncation of a task prompt must stop: the end of the last entity before the answer. */

@@ -27,6 +27,13 @@
 
 import { type Rng, truncatedPoissonCdf } from "../random.ts";
 
+/** Entities among units `[0, units)` (`unitEntity[u]` is 1 for an entity). */
+export function entityCount(unitEntity: Uint8Array, units: number): number {
+  let m = 0;
+  for (let u = 0; u < units; u++) m += unitEntity[u];
+  return m;
+}
+
 /** Options of {@linkcode SpanSampler}; every field has the default shown. */
 export interface SpanOptions {
   /** Share of the document's tokens the entity-level spans mask at least. Default 0.15. */
@@ -225,8 +232,7 @@ export class SpanSampler {
    * in 1..m-1 of the m entities), each its own one-unit span. Returns the number of spans.
    */
   sequence(unitEntity: Uint8Array, units: number, rng: Rng): number {
-    let m = 0;
-    for (let u = 0; u < units; u++) m += unitEntity[u];
+    const m = entityCount(unitEntity, units);
     if (m < 2) throw new RangeError("the sequence-level spans need at least two entities");
     this.#ensure(units);
     const keep = 1 + rng.int(m - 1);

@@ -80,13 +80,16 @@ export function epochRecords(
     if (!list) byTask.set(key, list = []);
     list.push(i);
   });
+  // Plain loops, not push(...list): a task's records can outnumber the arguments a call takes.
   const out: number[] = [];
   for (const [task, list] of byTask) {
     const w = weights[task] ?? 1;
     const whole = Math.floor(w);
-    for (let r = 0; r < whole; r++) out.push(...list);
+    for (let r = 0; r < whole; r++) for (const i of list) out.push(i);
     const extra = Math.round((w - whole) * list.length);
-    if (extra > 0) out.push(...rng.shuffle(Int32Array.from(list)).subarray(0, extra));
+    if (extra > 0) {
+      for (const i of rng.shuffle(Int32Array.from(list)).subarray(0, extra)) out.push(i);
+    }
   }
   return Int32Array.from(out);
 }
