@@ -18,7 +18,8 @@ import { type Device, DEVICES } from "../lib/runtime/session.ts";
  * Qwen2.5-0.5B-shaped checkpoint) runs only when named: it writes a 1 GB checkpoint once and its
  * LoRA phase needs about 4 GB of memory. `sasrec` (bench/sasrec.ts: SASRec trained on Beauty)
  * too: it trains for a quarter of an hour; and `quality` (bench/quality.ts: the sequential recipe
- * on Beauty end to end), which runs for over an hour at its full length.
+ * on Beauty end to end), which runs for over an hour at its full length; and `supervision`
+ * (bench/supervision.ts), which needs the Beauty data too.
  */
 export const BENCHES = ["textualize", "collate", "forward", "train", "infer", "eval"] as const;
 
