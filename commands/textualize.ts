@@ -18,7 +18,11 @@ import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { parseShard } from "../lib/shard/shard.ts";
 import { FORMATS } from "../lib/data/readers/read.ts";
-import { DEFAULT_RECORD_OPTIONS as D } from "../lib/data/records.ts";
+import {
+  DEFAULT_RECORD_OPTIONS as D,
+  TRAIN_THROUGH,
+  type TrainThrough,
+} from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { TASKS } from "../lib/data/types.ts";
 
@@ -250,6 +254,12 @@ const FLAGS = defineFlags({
     default: D.reviewWords,
     help: "words of review text quoted in review prompts",
   },
+  "train-through": {
+    type: "choice",
+    choices: TRAIN_THROUGH,
+    default: D.trainThrough,
+    help: "training records cover interactions through: train, or valid (the refit for test)",
+  },
   out: {
     type: "string",
     placeholder: "DIR",
@@ -349,6 +359,7 @@ export const command: Command = {
           explanationMinWords: flags["explanation-min-words"],
           explanationMaxWords: flags["explanation-max-words"],
           reviewWords: flags["review-words"],
+          trainThrough: flags["train-through"] as TrainThrough,
         },
         out,
         shard: flags.shard === undefined ? undefined : parseShard(flags.shard),

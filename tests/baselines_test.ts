@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import type { TextRecord } from "../lib/data/types.ts";
+import { join } from "node:path";
 import { createBaseline } from "../lib/baselines/baseline.ts";
+import { loadBaselines } from "../lib/baselines/load.ts";
 import { TrainingHistories } from "../lib/baselines/histories.ts";
 import { ItemKnn } from "../lib/baselines/itemknn.ts";
 import { orderItems, popularityCounts, topItems } from "../lib/baselines/popularity.ts";
 import { Rng } from "../lib/random.ts";
 import { BiasRating, TrainingRatings } from "../lib/baselines/rating.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";
+import { withTempDir } from "./temp_dir.ts";
 
 // The fixture (fixtures/eval/tiny), items A..H in pool order, sequences oldest first:
 //   user 1: A B C | valid D | test E        user 4: A D | valid B | test C
@@ -254,4 +257,50 @@ Deno.test("top-k selection equals the first k of the full order, ties included",
     );
     assert.deepEqual(topItems(ids, score, popularity, k, (id) => skipped.has(id)), expected);
   }
+});
+
+/** A copy of the fixture whose manifest says it was textualized with `--train-through valid`. */
+async function refitCopy(dir: string): Promise<string> {
+  for (const entry of Deno.readDirSync(DIR)) {
+    await Deno.copyFile(join(DIR, entry.name), join(dir, entry.name));
+  }
+  const manifest = JSON.parse(await Deno.readTextFile(join(DIR, "manifest.json")));
+  manifest.options.train_through = "valid";
+  await Deno.writeTextFile(join(dir, "manifest.json"), JSON.stringify(manifest));
+  return dir;
+}
+
+Deno.test("a refit dataset (--train-through valid): the item baselines learn the validation item too", async () => {
+  await withTempDir(async (dir) => {
+    const data = await openDataset(await refitCopy(dir));
+    const pool = new EntityIndex(data.entities);
+    const histories = new TrainingHistories(pool, { throughValid: true });
+    for await (const r of readRecords(data, "valid")) histories.addValid(r, "valid.jsonl");
+    for await (const r of readRecords(data, "test")) histories.addTest(r, "test.jsonl");
+    const asLetters = (user: string) =>
+      Array.from(histories.byUser.get(user)!, (id) => letter(pool.name(id))).join(" ");
+    // The test histories in full: training items then the validation item, never the test item.
+    assert.deepEqual(["1", "2", "3", "4", "5"].map(asLetters), [
+      "A B C D",
+      "A B C",
+      "A C B",
+      "A D B",
+      "B E A",
+    ]);
+    // loadBaselines takes them from the manifest: its item-kNN is the one trained on these
+    // histories, and it ranks some test record differently from the plain fixture's.
+    const options = { protocol: "full" as const };
+    const plain = (await loadBaselines(await openDataset(DIR), ["itemknn"], options)).get(
+      "itemknn",
+    )!;
+    const refit = (await loadBaselines(data, ["itemknn"], options)).get("itemknn")!;
+    const expected = createBaseline("itemknn", { pool, histories: histories.byUser }, options);
+    let differs = 0;
+    for await (const r of readRecords(data, "test")) {
+      if (r.task !== "sequential") continue;
+      assert.deepEqual(refit.predict(r), expected.predict(r), r.id);
+      if (ranked(refit.predict(r)) !== ranked(plain.predict(r))) differs++;
+    }
+    assert.ok(differs > 0);
+  });
 });

@@ -368,3 +368,23 @@ Deno.test("baselines write predictions in the infer format that score the same a
     }
   });
 });
+
+Deno.test("a refit dataset (--train-through valid) refuses to score its validation split", async () => {
+  await withTempDir(async (dir) => {
+    for (const entry of Deno.readDirSync(DATA)) {
+      await Deno.copyFile(join(DATA, entry.name), join(dir, entry.name));
+    }
+    const manifest = JSON.parse(await Deno.readTextFile(join(DATA, "manifest.json")));
+    manifest.options.train_through = "valid";
+    await Deno.writeTextFile(join(dir, "manifest.json"), JSON.stringify(manifest));
+    const valid = await run("--data", dir, "--split", "valid", "--baseline", "pop");
+    assert.equal(valid.code, 1, valid.err);
+    assert.match(
+      valid.err,
+      /manifest\.json: the validation items are training data here \(textualize --train-through valid\)/,
+    );
+    // The test split still scores.
+    const test = await json("--data", dir, "--predictions", MODEL);
+    assert.equal(test.split, "test");
+  });
+});

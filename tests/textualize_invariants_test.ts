@@ -182,3 +182,42 @@ Deno.test("training sequential records target every position from the second one
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("--train-through valid: training covers the validation item, never the test item; valid and test unchanged", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const plain = join(tmp, "plain"), refit = join(tmp, "refit");
+    await textualizeTo(DEMO_ARGS, plain);
+    await textualizeTo([...DEMO_ARGS, "--train-through=valid"], refit);
+    const sequences = await demoSequences();
+    // Every rule holds with the training window one interaction longer (the test item never).
+    const records = checkDataset(refit, { sequences, negatives: 99, trainThrough: "valid" });
+    const { manifest, entities } = readDatasetMeta(refit);
+    assert.equal((manifest.options as Record<string, unknown>).train_through, "valid");
+    for (const file of ["valid.jsonl", "test.jsonl", "candidates.jsonl", "entities.json"]) {
+      assert.equal(
+        await Deno.readTextFile(join(refit, file)),
+        await Deno.readTextFile(join(plain, file)),
+        file,
+      );
+    }
+    // The training sequential targets run through each user's validation item.
+    const entity = new Map(entities.filter((e) => e.kind === "item").map((e) => [e.id, e.entity]));
+    const targets = new Map<string, string[]>();
+    for (const r of records.train) {
+      if (r.task !== "sequential") continue;
+      const t = r.target![0] as { entity: string };
+      targets.set(r.user, [...(targets.get(r.user) ?? []), t.entity]);
+    }
+    for (const [user, items] of sequences) {
+      const train = items.slice(0, -1).map((id) => entity.get(id)!);
+      assert.deepEqual(targets.get(user) ?? [], train.slice(1), user);
+    }
+    // The plain dataset's training never mentions a validation item the refit one does.
+    const plainTrain = await Deno.readTextFile(join(plain, "train.jsonl"));
+    const refitTrain = await Deno.readTextFile(join(refit, "train.jsonl"));
+    assert.ok(refitTrain.length > plainTrain.length);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -137,6 +137,8 @@ export interface CheckOptions {
   sequences: Map<string, string[]>;
   /** Negatives asked for (candidate lists have 1 + this many entries when enough items exist). */
   negatives: number;
+  /** `textualize --train-through` (default `train`): `valid` lets training see the valid item. */
+  trainThrough?: "train" | "valid";
 }
 
 /**
@@ -216,8 +218,11 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
     for (const r of records[split]) {
       const items = itemsOf(r.user);
       const n = items.length;
+      const trainEnd = options.trainThrough === "valid" ? n - 1 : n - 2;
       const allowed = new Set(
-        split === "train" ? items.slice(0, n - 2) : items.slice(0, n - (split === "valid" ? 1 : 0)),
+        split === "train"
+          ? items.slice(0, trainEnd)
+          : items.slice(0, n - (split === "valid" ? 1 : 0)),
       );
       for (const e of mentions(r)) {
         if (kindOf.get(e) === "item") assert.ok(allowed.has(e), `${r.id} mentions held-out ${e}`);

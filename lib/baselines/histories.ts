@@ -8,7 +8,9 @@
  *   in test.jsonl minus its last entry (that entry is the validation interaction).
  *
  * So the validation and test targets are never training interactions, whichever split is
- * evaluated.
+ * evaluated. A dataset textualized with `--train-through valid` (the refit for the test split)
+ * trains the model on the validation item too; {@linkcode TrainingHistories} with
+ * `throughValid` then learns the same: every user's test history in full (never the test target).
  *
  * @module
  */
@@ -64,13 +66,17 @@ export class TrainingHistories {
   readonly byUser = new Map<string, Int32Array>();
   readonly #pool: EntityIndex;
   readonly #fromValid = new Set<string>();
+  readonly #throughValid: boolean;
 
-  constructor(pool: EntityIndex) {
+  /** `throughValid`: the training interactions include the validation item (a refit dataset). */
+  constructor(pool: EntityIndex, options: { throughValid?: boolean } = {}) {
     this.#pool = pool;
+    this.#throughValid = options.throughValid ?? false;
   }
 
   /** Takes a valid-split record's history as its user's training interactions (first one wins). */
   addValid(record: TextRecord, file: string): void {
+    if (this.#throughValid) return;
     if (!ITEM_TASKS.includes(record.task) || this.#fromValid.has(record.user)) return;
     const ids = historyIds(record, this.#pool, file);
     if (ids === undefined) return;
@@ -78,11 +84,14 @@ export class TrainingHistories {
     this.#fromValid.add(record.user);
   }
 
-  /** For a user no valid record covered: a test record's history minus the validation item. */
+  /**
+   * For a user no valid record covered: a test record's history minus the validation item (with
+   * `throughValid`: every user, the whole history).
+   */
   addTest(record: TextRecord, file: string): void {
     if (!ITEM_TASKS.includes(record.task) || this.byUser.has(record.user)) return;
     const ids = historyIds(record, this.#pool, file);
     if (ids === undefined || ids.length === 0) return;
-    this.byUser.set(record.user, ids.slice(0, ids.length - 1));
+    this.byUser.set(record.user, this.#throughValid ? ids : ids.slice(0, ids.length - 1));
   }
 }

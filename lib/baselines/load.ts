@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import type { Dataset } from "../data/dataset.ts";
-import { readRecords } from "../data/dataset.ts";
+import { readRecords, trainsThroughValid } from "../data/dataset.ts";
 import type { Split } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { pathExists } from "../io/fs.ts";
@@ -46,15 +46,22 @@ export async function loadBaselines(
   const out = new Map<BaselineName, Baseline>();
   if (names.length === 0) return out;
   const pool = new EntityIndex(data.entities);
+  // SASRec refits on the validation items itself (sasrec.ts), from the histories before them;
+  // the other item baselines learn what the model learned: through the validation item when the
+  // dataset was textualized with `--train-through valid`.
   const histories = new TrainingHistories(pool);
+  const throughValid = trainsThroughValid(data);
+  const modelHistories = throughValid ? new TrainingHistories(pool, { throughValid }) : histories;
   if (names.some((n) => n !== "mean")) {
     for (const split of ["valid", "test"] as const) {
       const file = join(data.dir, `${split}.jsonl`);
       if (!(await pathExists(file))) continue;
       progress?.update(`reading training histories from ${split}.jsonl`);
       for await (const record of readRecords(data, split)) {
-        if (split === "valid") histories.addValid(record, file);
-        else histories.addTest(record, file);
+        for (const h of new Set([histories, modelHistories])) {
+          if (split === "valid") h.addValid(record, file);
+          else h.addTest(record, file);
+        }
       }
     }
   }
@@ -65,7 +72,7 @@ export async function loadBaselines(
   }
   const trained = {
     pool,
-    histories: histories.byUser,
+    histories: modelHistories.byUser,
     ratings: ratings.list,
     ratingScale: data.manifest.rating_scale,
   };
@@ -78,7 +85,7 @@ export async function loadBaselines(
     const hasValid = await pathExists(join(data.dir, "valid.jsonl"));
     out.set(
       name,
-      await createSasrecBaseline(trained, options, {
+      await createSasrecBaseline({ ...trained, histories: histories.byUser }, options, {
         validation: hasValid ? readRecords(data, "valid") : undefined,
         records: readRecords(data, split),
         scoresTest: split === "test",

@@ -59,6 +59,15 @@ export async function openDataset(dir: string): Promise<Dataset> {
 }
 
 /**
+ * Whether the dataset's training records cover each user's validation item too (`textualize
+ * --train-through valid`, the refit for the test split): its validation split is then training
+ * data, not a held-out measure.
+ */
+export function trainsThroughValid(data: Dataset): boolean {
+  return data.manifest.options?.train_through === "valid";
+}
+
+/**
  * The candidate lists of one split by user, as entity strings, from `candidates.jsonl` (empty when
  * the dataset has none, e.g. one written by hand without the sampled protocol in mind).
  */

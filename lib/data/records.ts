@@ -55,7 +55,20 @@ export interface RecordOptions {
   explanationMaxWords: number;
   /** Review prompts quote at most this many words of the review. */
   reviewWords: number;
+  /**
+   * What the training records cover: `train` (each user's interactions before the validation
+   * target) or `valid` (through the validation target too: the final model for the test split,
+   * refit after the settings were chosen on validation; the validation split is then training
+   * data and `eval` refuses to score it).
+   */
+  trainThrough: TrainThrough;
 }
+
+/** What the training records cover: see {@linkcode RecordOptions.trainThrough}. */
+export type TrainThrough = "train" | "valid";
+
+/** The values of {@linkcode TrainThrough}. */
+export const TRAIN_THROUGH: readonly TrainThrough[] = ["train", "valid"];
 
 /** The defaults of {@linkcode RecordOptions}. */
 export const DEFAULT_RECORD_OPTIONS: RecordOptions = {
@@ -77,6 +90,7 @@ export const DEFAULT_RECORD_OPTIONS: RecordOptions = {
   explanationMinWords: 4,
   explanationMaxWords: 30,
   reviewWords: 64,
+  trainThrough: "train",
 };
 
 /** A task family's status in the manifest. */
@@ -161,7 +175,8 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
   const values = new Set<number>();
   if (log.rating) {
     for (let k = 0; k < seqs.users.length; k++) {
-      for (let j = seqs.offsets[k]; j < seqs.offsets[k + 1] - 2; j++) {
+      const held = options.trainThrough === "valid" ? 1 : 2;
+      for (let j = seqs.offsets[k]; j < seqs.offsets[k + 1] - held; j++) {
         const r = log.rating[seqs.order[j]];
         if (!Number.isNaN(r)) values.add(r);
       }

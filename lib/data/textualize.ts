@@ -115,6 +115,7 @@ function manifestOptions(run: TextualizeRun, byTime: boolean): Record<string, un
     explanation_min_words: r.explanationMinWords,
     explanation_max_words: r.explanationMaxWords,
     review_words: r.reviewWords,
+    train_through: r.trainThrough,
     min_interactions: 3,
     windows_by: byTime ? "time" : "position",
     columns,

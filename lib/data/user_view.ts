@@ -1,7 +1,8 @@
 /**
  * One kept user's interactions as the task families read them (tasks.ts): position `p` is the
- * user's `p`-th interaction in time order; positions `[0, nTrain)` are training, `nTrain` the
- * validation target and `nTrain + 1` the test target. Everything a prompt shows of the user or an
+ * user's `p`-th interaction in time order; `n - 2` is the validation target and `n - 1` the test
+ * target; positions `[0, nTrain)` are training: every position before the validation target, or
+ * through it when the options train through valid. Everything a prompt shows of the user or an
  * item before a position comes from here, so no family can look past the position it is about.
  *
  * @module
@@ -44,7 +45,7 @@ export class UserView {
     this.id = log.users[userIndex];
     this.order = seqs.order.subarray(seqs.offsets[k], seqs.offsets[k + 1]);
     this.n = this.order.length;
-    this.nTrain = this.n - 2;
+    this.nTrain = this.options.trainThrough === "valid" ? this.n - 1 : this.n - 2;
     this.#explanations = new Array(this.n).fill(null);
     const row = log.userFeatures[userIndex];
     if (row) {

@@ -16,7 +16,7 @@
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { readRecords } from "../data/dataset.ts";
+import { readRecords, trainsThroughValid } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { EntityIndex } from "./entities.ts";
@@ -152,6 +152,14 @@ async function splitHolding(
  */
 export async function evaluate(data: Dataset, options: EvaluateOptions): Promise<EvalReport> {
   const split = await checkSplit(data, options.split);
+  if (split === "valid" && trainsThroughValid(data)) {
+    throw inputError(
+      join(data.dir, "manifest.json"),
+      undefined,
+      "the validation items are training data here (textualize --train-through valid): " +
+        "score the test split, or textualize without it to validate",
+    );
+  }
   const recordsFile = join(data.dir, `${split}.jsonl`);
   const pool = new EntityIndex(data.entities);
   const scoreOptions: ScoreOptions = {
