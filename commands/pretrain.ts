@@ -101,6 +101,13 @@ const FLAGS = defineFlags({
     section: "Data",
     help: `${[...OBJECTIVES, "mix"].join(" | ")} for profile documents`,
   },
+  "sequence-keep": {
+    type: "int",
+    min: 1,
+    defaultText: "no cap, or the recipe's",
+    section: "Data",
+    help: "sequence objective: at most N items stay in part A (k uniform in 1..min(m-1, N))",
+  },
   "task-weights": {
     type: "list",
     placeholder: "TASK=W,...",
@@ -310,6 +317,7 @@ export const command: Command = {
         attention: flags.attention,
         merge: flags.merge,
         objective: flags.objective ?? chosen?.objective,
+        sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
         taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
         maxLength: flags["max-length"],
         batchSize: flags["batch-size"],

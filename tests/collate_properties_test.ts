@@ -246,6 +246,34 @@ Deno.test("sequence-level spans keep 1 to m-1 entities in part A, every count dr
   assert.equal(collator.collate(one, new Rng(1)).objective, "entity");
 });
 
+Deno.test("sequenceMaxKeep caps the entities kept in part A (1: every entity after the first)", () => {
+  const record = DOCUMENTS.find((r) => {
+    let m = 0;
+    for (const e of r.unitEntity) m += e;
+    return m >= 8 && m <= 16;
+  })!;
+  let m = 0;
+  for (const e of record.unitEntity) m += e;
+  for (const cap of [1, 3]) {
+    const collator = new Collator(S, { objective: "sequence", sequenceMaxKeep: cap });
+    const kept = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const example = collator.collate(record, new Rng(i));
+      checkDocument(record, example);
+      kept.add(m - example.spans.length / 2);
+    }
+    assert.deepEqual([...kept].sort((a, b) => a - b), Array.from({ length: cap }, (_, i) => i + 1));
+  }
+  // No cap draws as before: the same examples as the default collator.
+  const plain = new Collator(S, { objective: "sequence" });
+  const huge = new Collator(S, { objective: "sequence", sequenceMaxKeep: 1000 });
+  for (let i = 0; i < 20; i++) {
+    assert.deepEqual(huge.collate(record, new Rng(i)), plain.collate(record, new Rng(i)));
+  }
+  assert.throws(() => new Collator(S, { objective: "sequence", sequenceMaxKeep: 0 }), RangeError);
+  assert.throws(() => new Collator(S, { objective: "sequence", sequenceMaxKeep: 1.5 }), RangeError);
+});
+
 Deno.test("the same seed gives the same example, other seeds other examples", () => {
   const collator = new Collator(S, { objective: "mix" });
   let differ = 0;

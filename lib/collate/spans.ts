@@ -15,7 +15,8 @@
  * - document-level: one span at the end of `k` units, `k` uniform in ceil(U/2)..U-1 (50% up to
  *   all but one unit); needs U >= 2.
  * - sequence-level (entity-level blanks, denser): of a document's m entities, the first `k` stay
- *   in part A, `k` uniform in 1..m-1, and every later entity is a span of its own. Read in
+ *   in part A, `k` uniform in 1..min(m-1, `sequenceMaxKeep`), and every later entity is a span
+ *   of its own. Read in
  *   chronological order, span j predicts entity k + j from the first k in part A and the spans
  *   before it: next-item supervision for every item after the k-th in one example, where a task
  *   prompt supervises one. Needs m >= 2.
@@ -44,6 +45,11 @@ export interface SpanOptions {
   poissonLambda?: number;
   /** Longest entity-level span, in units. Default 39 (GLM's truncation). */
   maxSpanUnits?: number;
+  /**
+   * Sequence-level spans: the most entities kept in part A (`k` uniform in 1..min(m-1, this)).
+   * Default: no cap (`k` uniform in 1..m-1); 1 masks every entity after the first.
+   */
+  sequenceMaxKeep?: number;
 }
 
 /**
@@ -66,6 +72,7 @@ export class SpanSampler {
   spans: Int32Array<ArrayBuffer> = new Int32Array(64);
   readonly maskRatio: number;
   readonly sentenceRatio: number;
+  readonly sequenceMaxKeep: number;
   readonly #cdf: Float64Array;
   #gapStart = new Int32Array(32);
   #gapEnd = new Int32Array(32);
@@ -75,6 +82,11 @@ export class SpanSampler {
   constructor(options: SpanOptions = {}) {
     this.maskRatio = options.maskRatio ?? 0.15;
     this.sentenceRatio = options.sentenceRatio ?? 0.15;
+    this.sequenceMaxKeep = options.sequenceMaxKeep ?? Infinity;
+    const cap = this.sequenceMaxKeep;
+    if (!(cap === Infinity || (Number.isInteger(cap) && cap >= 1))) {
+      throw new RangeError(`sequenceMaxKeep must be a positive integer, got ${cap}`);
+    }
     const lambda = options.poissonLambda ?? 3;
     const maxUnits = options.maxSpanUnits ?? 39;
     if (!(this.maskRatio > 0 && this.maskRatio < 1)) {
@@ -226,16 +238,16 @@ export class SpanSampler {
     return chosen;
   }
 
-  /** The document-level span over units `[0, units)` (needs units >= 2). Returns 1. */
   /**
    * Sequence-level spans over units `[0, units)`: every entity after the first `k` (`k` uniform
-   * in 1..m-1 of the m entities), each its own one-unit span. Returns the number of spans.
+   * in 1..min(m-1, `sequenceMaxKeep`) of the m entities), each its own one-unit span. Returns
+   * the number of spans.
    */
   sequence(unitEntity: Uint8Array, units: number, rng: Rng): number {
     const m = entityCount(unitEntity, units);
     if (m < 2) throw new RangeError("the sequence-level spans need at least two entities");
     this.#ensure(units);
-    const keep = 1 + rng.int(m - 1);
+    const keep = 1 + rng.int(Math.min(m - 1, this.sequenceMaxKeep));
     let seen = 0, count = 0;
     for (let u = 0; u < units; u++) {
       if (unitEntity[u] !== 1 || seen++ < keep) continue;
@@ -246,6 +258,7 @@ export class SpanSampler {
     return count;
   }
 
+  /** The document-level span over units `[0, units)` (needs units >= 2). Returns 1. */
   document(units: number, rng: Rng): number {
     if (units < 2) throw new RangeError("the document-level span needs at least two units");
     this.#ensure(units);

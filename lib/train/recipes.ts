@@ -21,6 +21,7 @@ export interface Recipe {
   /** One line on what the recipe is for, for `--help`. */
   summary: string;
   objective?: Objective | "mix";
+  sequenceMaxKeep?: number;
   taskWeights?: Readonly<Record<string, number>>;
 }
 

@@ -21,7 +21,7 @@
 
 import { join, resolve } from "node:path";
 import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
-import { openDataset } from "../data/dataset.ts";
+import { openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { type AttentionMode, DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
@@ -95,6 +95,8 @@ export interface TrainOptions {
   attention?: AttentionMode;
   /** Masking objective of documents. */
   objective?: Objective | "mix";
+  /** The sequence objective's cap on the items kept in part A (lib/collate/spans.ts). */
+  sequenceMaxKeep?: number;
   /**
    * Training records per epoch by task, as a multiple of the task's records (lib/train/data.ts
    * `taskWeights`; default 1 for every task).
@@ -261,7 +263,7 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
 
 /** The run's data: seeded batch streams over the tokenized training and validation records. */
 export interface RunData {
-  collator: { objective: Objective | "mix"; maxLength: number };
+  collator: { objective: Objective | "mix"; maxLength: number; sequenceMaxKeep?: number };
   trainRecords: number;
   stream: BatchStream;
   /** Undefined when validation is off or the dataset has no validation records. */
@@ -281,6 +283,7 @@ export async function loadRunData(
   const collator = {
     objective: options.objective ?? DEFAULT_TRAIN.objective,
     maxLength: base.maxLength,
+    sequenceMaxKeep: options.sequenceMaxKeep,
   };
   const trainRecords = await tokenizeSplit(dataset, "train", tokenizer);
   if (trainRecords.length === 0) {
@@ -311,6 +314,11 @@ export async function loadRunData(
     })
     : undefined;
   if (!valStream && valBatches > 0) note("no validation records: val_loss is not reported");
+  if (valStream && trainsThroughValid(dataset)) {
+    note(
+      "the dataset trains through the validation items (--train-through valid): val_loss is not held out",
+    );
+  }
   return { collator, trainRecords: trainRecords.length, stream, valStream };
 }
 
@@ -381,6 +389,9 @@ function resumeSettings(
     seed: sizes.seed,
     lora: base.lora,
     objective: data.collator.objective,
+    ...(data.collator.sequenceMaxKeep === undefined
+      ? {}
+      : { sequenceMaxKeep: data.collator.sequenceMaxKeep }),
     taskWeights: options.taskWeights ?? {},
     maxLength: base.maxLength,
     batchSize: sizes.batchSize,
