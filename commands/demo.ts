@@ -10,6 +10,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
+import { RECIPES } from "../lib/train/recipes.ts";
 import { DEVICES } from "../lib/runtime/devices.ts";
 import {
   DEFAULT_DEMO,
@@ -47,6 +48,11 @@ const FLAGS = defineFlags({
     min: 1,
     defaultText: "all; for a quick look",
     help: "answer only the first N test records",
+  },
+  recipe: {
+    type: "choice",
+    choices: Object.keys(RECIPES),
+    help: "a pretrain recipe (pretrain --help), e.g. sequential",
   },
   family: {
     type: "choice",
@@ -143,6 +149,7 @@ export const command: Command = {
       device: flags.device,
       limit: flags.limit,
       family: flags.family,
+      recipe: flags.recipe,
     });
     // Locked for the whole demo: a second demo on the same --out is refused.
     await Deno.mkdir(dirname(resolve(out)), { recursive: true });

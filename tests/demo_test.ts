@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { demoVerdict } from "../lib/demo/plan.ts";
+import { demoStages, demoVerdict } from "../lib/demo/plan.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -109,4 +109,14 @@ Deno.test("demo --family runs the pipeline on a random decoder checkpoint with L
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("demo --recipe passes the recipe to pretrain, and only to pretrain", () => {
+  const args = (recipe?: string) =>
+    demoStages({ out: "/tmp/d", recipe }).map((stage) => stage.args.join(" "));
+  const plain = args(), withRecipe = args("sequential");
+  const at = plain.findIndex((line) => line.startsWith("pretrain "));
+  assert.ok(!plain[at].includes("--recipe"));
+  assert.match(withRecipe[at], / --recipe sequential /);
+  withRecipe.forEach((line, i) => i === at || assert.equal(line, plain[i]));
 });

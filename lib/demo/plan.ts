@@ -37,6 +37,8 @@ export interface DemoOptions {
   device?: Device;
   /** Answer only the first N test records of each task (default: all). */
   limit?: number;
+  /** A pretrain recipe (`lib/train/recipes.ts`) for the GLM from scratch (default: none). */
+  recipe?: string;
   /**
    * A decoder family (`llama`, `qwen2`, `qwen3`, `glm`: SPEC section 11) instead of GLM: a
    * seeded random small checkpoint of it, adapted with LoRA (the method as it is meant for a
@@ -128,6 +130,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         model: paths.model,
         out: paths.run,
         ...(options.family ? { "lora-rank": "16" } : { full: true as const }),
+        ...(options.recipe ? { recipe: options.recipe } : {}),
         steps: String(options.steps ?? DEFAULT_DEMO.steps),
         "batch-size": "16",
         lr: options.family ? "2e-3" : "1e-3",
