@@ -11,6 +11,9 @@
  * - QUALITY_RECIPE: the pretrain recipe (default `sequential`; `none` for plain defaults);
  * - QUALITY_SAMPLE_USERS: infer and eval on a seeded sample of about N test users (default:
  *   every user) for a quick look;
+ * - QUALITY_TEXTUALIZE: extra textualize flags (space-separated), e.g. `--train-through=valid`
+ *   for the refit (the model for the test split also learns each user's validation item; the
+ *   baselines then learn it too, and the validation curve is not drawn: valid is training data);
  * - QUALITY_PRETRAIN: extra pretrain flags (space-separated);
  * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced);
  * - QUALITY_CURVE_USERS: the validation sample of the curve (default 1000; 0: no curve). Each
@@ -26,6 +29,7 @@
 
 import { join } from "node:path";
 import { lineChart } from "../lib/chart/svg.ts";
+import { openDataset, trainsThroughValid } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
 
 const BEAUTY = new URL("../../shared/data/amazon-beauty/", import.meta.url).pathname;
@@ -223,7 +227,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const steps = Number(env("QUALITY_STEPS") ?? 8000);
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
   const sample = env("QUALITY_SAMPLE_USERS");
-  const extra = (env("QUALITY_PRETRAIN") ?? "").split(" ").filter(Boolean);
+  const words = (name: string) => (env(name) ?? "").split(" ").filter(Boolean);
+  const extra = words("QUALITY_PRETRAIN");
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");
   const predictions = join(dir, "test.jsonl");
   const seconds: Record<string, number> = {};
@@ -237,7 +242,9 @@ export async function run(): Promise<Record<string, unknown>> {
     "--max-history=10",
     `--out=${data}`,
     "--seed=1",
+    ...words("QUALITY_TEXTUALIZE"),
   ], seconds);
+  const refit = trainsThroughValid(await openDataset(data));
   await stage(
     "init",
     ["init", `--data=${data}`, "--preset=tiny", `--out=${model}`, "--seed=1"],
@@ -264,7 +271,9 @@ export async function run(): Promise<Record<string, unknown>> {
     "pretrain",
     pretrain,
     seconds,
-    (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
+    refit || curveUsers === 0
+      ? undefined
+      : (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
   );
   const report = await inferAndScore(
     "",
@@ -291,15 +300,17 @@ export async function run(): Promise<Record<string, unknown>> {
       records: m.count,
     };
   };
-  const curve = curveUsers > 0 ? await validationCurve(dir, data, curveUsers) : undefined;
+  const curve = curveUsers > 0 && !refit ? await validationCurve(dir, data, curveUsers) : undefined;
   return {
     recipe,
     steps,
+    train_through: refit ? "valid" : "train",
     sample_users: sample ? Number(sample) : "all",
     ...figures("recsysllm"),
     baselines: { pop: figures("pop"), itemknn: figures("itemknn") },
     seconds,
     train_plus_infer_minutes: Math.round((seconds.pretrain + seconds.infer) / 6) / 10,
+    textualize_flags: words("QUALITY_TEXTUALIZE").join(" "),
     pretrain_flags: pretrain.slice(1).join(" "),
     curve,
   };
