@@ -11,6 +11,11 @@
  * - the sequential prompts are kept, at a share of an epoch, so that the model reads the task's
  *   own templates with the answer's `[MASK]`, as infer asks them.
  *
+ * For the test split, the recipe trains on a dataset textualized with `--train-through valid`
+ * (the refit: the validation items join the profile documents). Measured one step back, that
+ * lifted HR@10 by about a quarter. Measured at 1,000 steps and not kept: titles cut to 10 words,
+ * and `sequenceMaxKeep` 1.
+ *
  * @module
  */
 
