@@ -220,15 +220,16 @@ Deno.test("document spans cover the whole range from half to all but one unit", 
   assert.equal(lengths.size, units - Math.ceil(units / 2));
 });
 
+/** A document with 8 to 16 entities, and its entity count. */
+function documentOfEight(): [TokenizedRecord, number] {
+  const count = (r: TokenizedRecord) => r.unitEntity.reduce((sum, e) => sum + e, 0);
+  const record = DOCUMENTS.find((r) => count(r) >= 8 && count(r) <= 16)!;
+  return [record, count(record)];
+}
+
 Deno.test("sequence-level spans keep 1 to m-1 entities in part A, every count drawn", () => {
   const collator = new Collator(S, { objective: "sequence" });
-  const record = DOCUMENTS.find((r) => {
-    let m = 0;
-    for (const e of r.unitEntity) m += e;
-    return m >= 8 && m <= 16;
-  })!;
-  let m = 0;
-  for (const e of record.unitEntity) m += e;
+  const [record, m] = documentOfEight();
   const kept = new Set<number>();
   for (let i = 0; i < 1000; i++) {
     kept.add(m - collator.collate(record, new Rng(i)).spans.length / 2);
@@ -247,13 +248,7 @@ Deno.test("sequence-level spans keep 1 to m-1 entities in part A, every count dr
 });
 
 Deno.test("sequenceMaxKeep caps the entities kept in part A (1: every entity after the first)", () => {
-  const record = DOCUMENTS.find((r) => {
-    let m = 0;
-    for (const e of r.unitEntity) m += e;
-    return m >= 8 && m <= 16;
-  })!;
-  let m = 0;
-  for (const e of record.unitEntity) m += e;
+  const [record, m] = documentOfEight();
   for (const cap of [1, 3]) {
     const collator = new Collator(S, { objective: "sequence", sequenceMaxKeep: cap });
     const kept = new Set<number>();
