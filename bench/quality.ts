@@ -28,11 +28,11 @@
  */
 
 import { join } from "node:path";
+import { BEAUTY, beautyTextualizeArgs } from "./beauty.ts";
 import { lineChart } from "../lib/chart/svg.ts";
 import { openDataset, trainsThroughValid } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
 
-const BEAUTY = new URL("../../shared/data/amazon-beauty/", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 const env = (name: string) => Deno.env.get(name);
@@ -233,17 +233,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const predictions = join(dir, "test.jsonl");
   const seconds: Record<string, number> = {};
 
-  await stage("textualize", [
-    "textualize",
-    "--format=p5",
-    `--input=${join(BEAUTY, "sequential_data.txt")}`,
-    `--items=${join(BEAUTY, "items.csv")}`,
-    "--tasks=profile,sequential",
-    "--max-history=10",
-    `--out=${data}`,
-    "--seed=1",
-    ...words("QUALITY_TEXTUALIZE"),
-  ], seconds);
+  await stage("textualize", beautyTextualizeArgs(data, words("QUALITY_TEXTUALIZE")), seconds);
   const refit = trainsThroughValid(await openDataset(data));
   await stage(
     "init",

@@ -12,6 +12,7 @@
  */
 
 import { join } from "node:path";
+import { beautyTextualizeArgs } from "./beauty.ts";
 import { Collator, exampleRng, type Objective } from "../lib/collate/collator.ts";
 import { type TokenizedRecord, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
@@ -20,7 +21,6 @@ import { RECIPES } from "../lib/train/recipes.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 
-const BEAUTY = new URL("../../shared/data/amazon-beauty/", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const RECORDS = 20_000;
 
@@ -72,16 +72,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = join(Deno.env.get("TMPDIR") ?? "/tmp", "recsysllm-bench-supervision");
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   const data = join(dir, "data"), model = join(dir, "model");
-  await cli([
-    "textualize",
-    "--format=p5",
-    `--input=${join(BEAUTY, "sequential_data.txt")}`,
-    `--items=${join(BEAUTY, "items.csv")}`,
-    "--tasks=profile,sequential",
-    "--max-history=10",
-    `--out=${data}`,
-    "--seed=1",
-  ]);
+  await cli(beautyTextualizeArgs(data));
   await cli(["init", `--data=${data}`, "--preset=tiny", `--out=${model}`, "--seed=1"]);
   const tokenizer = await TextTokenizer.load(join(model, "tokenizer.json"));
   const records: TokenizedRecord[] = [];
