@@ -58,6 +58,19 @@ const FLAGS = defineFlags({
     placeholder: "FILE",
     help: "use this tokenizer.json instead of training one",
   },
+  "hidden-size": {
+    type: "int",
+    min: 1,
+    placeholder: "N",
+    help: "hidden size in place of the preset's (GLM presets)",
+  },
+  layers: { type: "int", min: 1, placeholder: "N", help: "layers in place of the preset's" },
+  heads: {
+    type: "int",
+    min: 1,
+    placeholder: "N",
+    help: "attention heads in place of the preset's (must divide the hidden size)",
+  },
   force: { type: "boolean", help: "replace --out even when init did not write it" },
 });
 
@@ -83,6 +96,7 @@ ${formatFlags(FLAGS)}
 
 Examples:
   init --data runs/beauty --preset tiny --out runs/tiny-model --seed 1
+  init --data runs/beauty --preset tiny --hidden-size 128 --out runs/narrow-model
   init --family qwen3 --preset tiny --tokenizer tokenizer.json --out runs/tiny-qwen3`;
 
 /** The `init` subcommand. */
@@ -96,7 +110,23 @@ export const command: Command = {
     if (data === undefined && (family === undefined || flags.tokenizer === undefined)) {
       throw new UsageError("init: --data is required (or, with --family, --tokenizer)");
     }
+    const shape = {
+      hiddenSize: flags["hidden-size"],
+      numLayers: flags.layers,
+      numHeads: flags.heads,
+    };
+    const reshaped = Object.values(shape).some((v) => v !== undefined);
+    if (family === undefined && reshaped && preset in PRESETS) {
+      const hidden = shape.hiddenSize ?? PRESETS[preset].hiddenSize;
+      const heads = shape.numHeads ?? PRESETS[preset].numHeads;
+      if (hidden % heads !== 0) {
+        throw new UsageError(`init: --heads ${heads} must divide the hidden size ${hidden}`);
+      }
+    }
     if (family !== undefined) {
+      if (reshaped) {
+        throw new UsageError("init: --hidden-size, --layers and --heads are for the GLM presets");
+      }
       if (!(DECODER_PRESET_NAMES as string[]).includes(preset)) {
         throw new UsageError(
           `init: --preset must be one of ${DECODER_PRESET_NAMES.join(", ")} with --family`,
@@ -128,6 +158,7 @@ export const command: Command = {
     const result = await initModel({
       data: data!,
       preset,
+      shape: Object.fromEntries(Object.entries(shape).filter(([, v]) => v !== undefined)),
       out,
       seed,
       tokenizer: flags.tokenizer,
@@ -138,6 +169,13 @@ export const command: Command = {
     console.log(JSON.stringify({
       out,
       preset,
+      ...(reshaped
+        ? {
+          hidden_size: result.config.hiddenSize,
+          num_layers: result.config.numLayers,
+          num_attention_heads: result.config.numHeads,
+        }
+        : {}),
       vocab_size: result.config.vocabSize,
       parameters: result.parameters,
       tokenizer: result.trainedTokenizer ? "trained" : "given",

@@ -98,6 +98,53 @@ Deno.test("init --tokenizer keeps the given tokenizer and sizes the vocabulary t
     assert.equal(config.vocabSize, (await TextTokenizer.load(given)).vocabSize);
   }));
 
+Deno.test("init --hidden-size --layers --heads reshape the preset; a bad shape is a usage error", () =>
+  withTempDir(async (dir) => {
+    const out = `${dir}/narrow`;
+    const shape = ["--hidden-size", "64", "--layers", "2", "--heads", "2"];
+    const r = await quietly(["init", "--data", DATA, "--preset", "tiny", ...shape, "--out", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const config = await readConfig(`${out}/config.json`);
+    assert.deepEqual([config.hiddenSize, config.numLayers, config.numHeads], [64, 2, 2]);
+    const summary = JSON.parse(r.stdout);
+    assert.deepEqual([summary.hidden_size, summary.num_layers], [64, 2]);
+    // The weights have the new shapes: the forward pass reads them.
+    const file = await SafetensorsFile.open(`${out}/model.safetensors`);
+    assert.deepEqual(file.names().sort(), [...weightShapes(config).keys()].sort());
+    const dense = "glm.transformer.layers.1.mlp.dense_h_to_4h.weight";
+    assert.deepEqual(file.entry(dense).shape, weightShapes(config).get(dense));
+    const bad = await quietly([
+      "init",
+      "--data",
+      DATA,
+      "--preset",
+      "tiny",
+      "--hidden-size",
+      "100",
+      "--heads",
+      "3",
+      "--out",
+      `${dir}/bad`,
+    ]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--heads 3 must divide the hidden size 100/);
+    const decoder = await quietly([
+      "init",
+      "--family",
+      "qwen3",
+      "--preset",
+      "tiny",
+      "--tokenizer",
+      "fixtures/tokenizer/tokenizer.json",
+      "--layers",
+      "2",
+      "--out",
+      `${dir}/qwen`,
+    ]);
+    assert.equal(decoder.status, 2);
+    assert.match(decoder.stderr, /for the GLM presets/);
+  }));
+
 Deno.test("init: usage mistakes and bad input have the right exit status", () =>
   withTempDir(async (dir) => {
     assert.equal((await quietly(["init", "--data", DATA, "--out", `${dir}/m`])).status, 2);

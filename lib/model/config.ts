@@ -67,9 +67,24 @@ export const PRESETS: Record<"tiny" | "small" | "base", Preset> = {
 /** The preset names. */
 export type PresetName = keyof typeof PRESETS;
 
-/** The configuration of `preset` for a vocabulary of `vocabSize` ids. */
-export function presetConfig(preset: PresetName, vocabSize: number): GlmConfig {
-  const p = PRESETS[preset];
+/** Preset values a user may override (`init --hidden-size --layers --heads`). */
+export type PresetShape = Partial<Pick<Preset, "hiddenSize" | "numLayers" | "numHeads">>;
+
+/**
+ * The configuration of `preset` for a vocabulary of `vocabSize` ids, with any of `shape`'s values
+ * in place of the preset's (the hidden size must stay divisible by the heads).
+ *
+ * @example
+ * ```ts
+ * presetConfig("tiny", 8006, { hiddenSize: 128 }).hiddenSize; // 128
+ * ```
+ */
+export function presetConfig(
+  preset: PresetName,
+  vocabSize: number,
+  shape: PresetShape = {},
+): GlmConfig {
+  const p = { ...PRESETS[preset], ...shape };
   return validateConfig({
     vocabSize,
     hiddenSize: p.hiddenSize,

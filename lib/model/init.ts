@@ -14,7 +14,14 @@ import { writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { configJson, type GlmConfig, presetConfig, type PresetName, PRESETS } from "./config.ts";
+import {
+  configJson,
+  type GlmConfig,
+  presetConfig,
+  type PresetName,
+  PRESETS,
+  type PresetShape,
+} from "./config.ts";
 import { randomWeights, saveWeights } from "./weights.ts";
 
 /** The texts a tokenizer for `data` is trained on: every entity, then each text and entity of the training records. */
@@ -37,6 +44,8 @@ export interface InitOptions {
   /** The dataset directory (textualize's output). */
   data: string;
   preset: PresetName;
+  /** Values in place of the preset's (hidden size, layers, heads). */
+  shape?: PresetShape;
   /**
    * The model directory to create: replaced atomically when it exists and holds a model init
    * wrote; anything else is refused unless `force` (lib/io/safe_output.ts).
@@ -138,7 +147,7 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
     say,
   });
   const tokenizer = TextTokenizer.fromJson(parsed, file);
-  const config = presetConfig(options.preset, tokenizer.vocabSize);
+  const config = presetConfig(options.preset, tokenizer.vocabSize, options.shape);
   say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
   const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));
   let parameters = 0;
