@@ -15,6 +15,9 @@
  *   for the refit (the model for the test split also learns each user's validation item; the
  *   baselines then learn it too, and the validation curve is not drawn: valid is training data);
  * - QUALITY_PRETRAIN: extra pretrain flags (space-separated);
+ * - QUALITY_INIT: extra init flags (space-separated), e.g. `--hidden-size=128`;
+ * - QUALITY_INFER: extra infer flags (space-separated), e.g. `--trie-softmax`, for the test
+ *   figures and the curve alike;
  * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced);
  * - QUALITY_CURVE_USERS: the validation sample of the curve (default 1000; 0: no curve). Each
  *   model pretrain saves (every eighth of the run) is copied to `snaps/`; after the test figures,
@@ -59,6 +62,9 @@ async function stage(
   if (!out.success) throw new Error(`${name} failed (exit ${out.code})`);
   return new TextDecoder().decode(out.stdout);
 }
+
+const words = (name: string) => (env(name) ?? "").split(" ").filter(Boolean);
+const inferFlags = () => words("QUALITY_INFER");
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
@@ -131,6 +137,7 @@ async function inferAndScore(
     "--quiet",
     "--force",
     ...sample,
+    ...inferFlags(),
   ], seconds);
   return JSON.parse(
     await stage(`${label}eval`, [
@@ -227,7 +234,6 @@ export async function run(): Promise<Record<string, unknown>> {
   const steps = Number(env("QUALITY_STEPS") ?? 8000);
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
   const sample = env("QUALITY_SAMPLE_USERS");
-  const words = (name: string) => (env(name) ?? "").split(" ").filter(Boolean);
   const extra = words("QUALITY_PRETRAIN");
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");
   const predictions = join(dir, "test.jsonl");
@@ -237,7 +243,14 @@ export async function run(): Promise<Record<string, unknown>> {
   const refit = trainsThroughValid(await openDataset(data));
   await stage(
     "init",
-    ["init", `--data=${data}`, "--preset=tiny", `--out=${model}`, "--seed=1"],
+    [
+      "init",
+      `--data=${data}`,
+      "--preset=tiny",
+      `--out=${model}`,
+      "--seed=1",
+      ...words("QUALITY_INIT"),
+    ],
     seconds,
   );
   const saveEvery = Math.max(500, Math.ceil(steps / 8));
@@ -301,6 +314,8 @@ export async function run(): Promise<Record<string, unknown>> {
     seconds,
     train_plus_infer_minutes: Math.round((seconds.pretrain + seconds.infer) / 6) / 10,
     textualize_flags: words("QUALITY_TEXTUALIZE").join(" "),
+    init_flags: words("QUALITY_INIT").join(" "),
+    infer_flags: inferFlags().join(" "),
     pretrain_flags: pretrain.slice(1).join(" "),
     curve,
   };

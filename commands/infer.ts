@@ -97,6 +97,10 @@ const FLAGS = defineFlags({
     help: "beams of the item search, at least --top-k",
   },
   "exclude-seen": { type: "boolean", help: "never predict an item of the user's history" },
+  "trie-softmax": {
+    type: "boolean",
+    help: "item search: score each item by its probability among the items (the trie's softmax)",
+  },
   limit: { type: "int", min: 1, help: "answer only the first N selected records" },
   "sample-users": {
     type: "int",
@@ -246,6 +250,12 @@ async function checkInputs(flags: InferFlags, data: Dataset) {
         `item per beam`,
     );
   }
+  if (flags["trie-softmax"] && flags.protocol !== "full") {
+    throw new UsageError(
+      "--trie-softmax scores the item search over all items (--protocol full); " +
+        "the sampled protocol scores its candidates under the vocabulary's softmax",
+    );
+  }
   return { splitFile, topK, beams };
 }
 
@@ -341,6 +351,7 @@ async function writePartSidecar(options: {
     topK: options.topK,
     beams: options.beams,
     excludeSeen: flags["exclude-seen"],
+    trieSoftmax: flags["trie-softmax"],
     limit: flags.limit ?? Infinity,
     maxNewTokens: flags["max-new-tokens"],
     textBeams: flags["text-beams"],
@@ -411,6 +422,7 @@ export const command: Command = {
         topK,
         beams,
         excludeSeen: flags["exclude-seen"],
+        trieSoftmax: flags["trie-softmax"],
         batchSize: flags["batch-size"],
         maxNewTokens: flags["max-new-tokens"],
         textBeams: flags["text-beams"],

@@ -160,6 +160,8 @@ export async function fullForwardScores(
   prompt: PromptInput,
   answers: readonly { ids: ArrayLike<number>; intra: ArrayLike<number> }[],
   specials: { sop: number; eop: number },
+  /** The tokens the softmax of answer b's i-th target runs over (default: the vocabulary). */
+  softmaxOver?: (b: number, i: number) => readonly number[],
 ): Promise<number[]> {
   const La = prompt.ids.length;
   let L = 0;
@@ -191,10 +193,11 @@ export async function fullForwardScores(
     let total = 0;
     for (let i = 0; i <= a.ids.length; i++) {
       const at = (b * L + La + i) * vocab;
+      const over = softmaxOver?.(b, i) ?? Array.from({ length: vocab }, (_, v) => v);
       let max = -Infinity;
-      for (let v = 0; v < vocab; v++) max = Math.max(max, logits[at + v]);
+      for (const v of over) max = Math.max(max, logits[at + v]);
       let sum = 0;
-      for (let v = 0; v < vocab; v++) sum += Math.exp(logits[at + v] - max);
+      for (const v of over) sum += Math.exp(logits[at + v] - max);
       const target = i < a.ids.length ? a.ids[i] : specials.eop;
       total += logits[at + target] - max - Math.log(sum);
     }

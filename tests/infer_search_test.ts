@@ -125,6 +125,69 @@ Deno.test("beam search with enough beams returns exactly the top-k of scoring ev
   }
 });
 
+Deno.test("the trie softmax: scores are log-probabilities among the items, and the search finds their top-k", async () => {
+  const full = await forwardSession(TINY, weights);
+  const answers = pool.items.items.map(itemAnswer);
+  // What may follow each prefix, read off the items' tokens (not the trie): the next token of
+  // every item that continues the prefix, and [E] where an item ends there.
+  const allowed = (b: number, i: number) => {
+    const prefix = answers[b].ids.slice(0, i);
+    const next = new Set<number>();
+    for (const a of answers) {
+      if (a.ids.length < i || prefix.some((t, j) => a.ids[j] !== t)) continue;
+      next.add(i < a.ids.length ? a.ids[i] : eop);
+    }
+    return [...next];
+  };
+  const beams = widestLevel(pool.items);
+  try {
+    await withDecoder(async (decoder) => {
+      const excluded = [ITEMS[0], ITEMS[4]];
+      const found = await searchItems(decoder, PROMPTS, {
+        pool: pool.items,
+        sop,
+        eop,
+        beams,
+        topK: 8,
+        trieSoftmax: true,
+        exclusions: [exclusionOf(pool.items, excluded), null, null],
+      });
+      let worst = 0;
+      for (let p = 0; p < PROMPTS.length; p++) {
+        const specials = { sop, eop };
+        const brute = await fullForwardScores(
+          full,
+          TINY.vocabSize,
+          PROMPTS[p],
+          answers,
+          specials,
+          allowed,
+        );
+        // A distribution over the items: the probabilities sum to 1.
+        const total = brute.reduce((sum, s) => sum + Math.exp(s), 0);
+        assert.ok(
+          Math.abs(total - 1) < 1e-4,
+          `prompt ${p}: the items' probabilities sum to ${total}`,
+        );
+        const skip = p === 0
+          ? new Set(excluded.map((e) => pool.items.items.indexOf(e)))
+          : undefined;
+        const expected = topOf(brute, 8, skip);
+        assert.deepEqual(Array.from(found[p].items), expected.items, `prompt ${p}`);
+        for (let i = 0; i < 8; i++) {
+          worst = Math.max(worst, Math.abs(found[p].scores[i] - expected.scores[i]));
+        }
+        // Not the vocabulary's scores: those are lower (mass goes to tokens no item continues with).
+        const vocab = await fullForwardScores(full, TINY.vocabSize, PROMPTS[p], answers, specials);
+        assert.ok(vocab.every((v, i) => v < brute[i]));
+      }
+      assert.ok(worst < TOLERANCE, `scores differ by ${worst}`);
+    });
+  } finally {
+    await full.release();
+  }
+});
+
 Deno.test("candidate and rating scores from the cached decoding equal the full forward's", async () => {
   const full = await forwardSession(TINY, weights);
   const items = pool.items.items.map(itemAnswer);

@@ -146,6 +146,29 @@ Deno.test("--top-k above the beams is raised or refused, never cut silently", ()
     assert.equal(raised.code, 0, raised.stderr);
     const line = JSON.parse((await Deno.readTextFile(pred)).trim());
     assert.equal(line.predictions.length, 30);
+
+    // The trie softmax ranks the same search by probability among the items: the same item
+    // set size, each score at least the vocabulary's score of that item.
+    const triePred = join(dir, "trie.jsonl");
+    const trie = await infer(
+      data,
+      model,
+      triePred,
+      ...["--top-k", "30", "--task", "sequential", "--limit", "1", "--trie-softmax"],
+    );
+    assert.equal(trie.code, 0, trie.stderr);
+    const trieLine = JSON.parse((await Deno.readTextFile(triePred)).trim());
+    assert.equal(trieLine.predictions.length, 30);
+    const vocabScore = new Map<string, number>(
+      line.predictions.map((p: { entity: string; score: number }) => [p.entity, p.score]),
+    );
+    for (const p of trieLine.predictions) {
+      const v = vocabScore.get(p.entity);
+      if (v !== undefined) assert.ok(p.score >= v, `${p.entity}: ${p.score} < ${v}`);
+    }
+    const sampled = await infer(data, model, triePred, "--protocol", "sampled", "--trie-softmax");
+    assert.equal(sampled.code, 2);
+    assert.match(sampled.stderr, /--trie-softmax scores the item search over all items/);
   }));
 
 Deno.test("smaller cases: a negative --seed, a table given as P5, a huge header in a message", () =>

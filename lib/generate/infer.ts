@@ -59,6 +59,7 @@ export const DEFAULT_PREDICT = Object.freeze({
   topK: DEFAULT_ITEM_SEARCH.topK,
   beams: DEFAULT_ITEM_SEARCH.beams,
   excludeSeen: false,
+  trieSoftmax: false,
   batchSize: 8,
   maxNewTokens: DEFAULT_TEXT.maxTokens,
   textBeams: DEFAULT_TEXT.beams,
@@ -75,6 +76,8 @@ export interface PredictOptions {
   beams?: number;
   /** Never predict the user's earlier items. */
   excludeSeen?: boolean;
+  /** Item search: scores under the trie's softmax (ItemSearchOptions.trieSoftmax). */
+  trieSoftmax?: boolean;
   /** Prompts decoded together. */
   batchSize?: number;
   /** Text tasks: most generated tokens. */
@@ -143,6 +146,7 @@ export class Predictor {
       topK: options.topK ?? DEFAULT_PREDICT.topK,
       beams: options.beams ?? DEFAULT_PREDICT.beams,
       excludeSeen: options.excludeSeen ?? DEFAULT_PREDICT.excludeSeen,
+      trieSoftmax: options.trieSoftmax ?? DEFAULT_PREDICT.trieSoftmax,
       batchSize: options.batchSize ?? DEFAULT_PREDICT.batchSize,
       maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
       textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,
@@ -280,6 +284,7 @@ export class Predictor {
         beams: o.beams,
         topK: o.topK,
         exclusions,
+        trieSoftmax: o.trieSoftmax,
       });
       return jobs.map((j, i) => ({
         ...head(j.record),

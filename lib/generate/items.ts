@@ -44,6 +44,12 @@ export interface ItemSearchOptions {
   topK?: number;
   /** Per prompt: nodes to avoid (exclusionOf), or null. */
   exclusions?: readonly (Exclusion | null)[];
+  /**
+   * Score with the trie's softmax: each step's log-probabilities renormalised over the tokens the
+   * trie allows there (the node's children, and `[E]` where an item ends), so an item's score is
+   * its log-probability among the items, and tokens the trie forces cost nothing.
+   */
+  trieSoftmax?: boolean;
 }
 
 /** The items found for one prompt, best first. */
@@ -222,7 +228,16 @@ export async function searchItems(
   for (let n = 0; n < depth.length; n++) maxSteps = Math.max(maxSteps, depth[n] + 1);
   for (let stepNo = 0; stepNo < maxSteps && active.length > 0; stepNo++) {
     for (const p of active) {
-      state.advance(p, logp, model.vocabSize, pool, eop, options.exclusions?.[p] ?? null, heap);
+      state.advance(
+        p,
+        logp,
+        model.vocabSize,
+        pool,
+        eop,
+        options.exclusions?.[p] ?? null,
+        heap,
+        options.trieSoftmax ?? false,
+      );
     }
 
     // Prompts with live beams continue; the others leave the batch.
@@ -264,6 +279,8 @@ class BeamState {
   readonly nextRow: Int32Array;
   readonly nextToken: Int32Array;
   readonly nextNode: Int32Array;
+  // Scratch: the trie softmax's log normaliser of each beam of the prompt being advanced.
+  readonly norm: Float64Array;
   readonly nextCount: Int32Array;
 
   constructor(prompts: number, beams: number, topK: number) {
@@ -280,6 +297,7 @@ class BeamState {
     this.nextRow = new Int32Array(prompts * beams);
     this.nextToken = new Int32Array(prompts * beams);
     this.nextNode = new Int32Array(prompts * beams);
+    this.norm = new Float64Array(beams);
     this.nextCount = new Int32Array(prompts);
     // Before step 0: one beam per prompt at the root, continuing row p.
     for (let p = 0; p < prompts; p++) {
@@ -303,15 +321,35 @@ class BeamState {
     eop: number,
     exclusion: Exclusion | null,
     heap: CandidateHeap,
+    trieSoftmax: boolean,
   ): void {
     const { childStart, childToken, childNode, terminal } = pool.trie;
     const { beams, topK } = this;
     const at = p * beams;
+    // Per beam: log of the probability mass the trie allows at its node (0: the vocabulary's).
+    const norm = this.norm;
+    for (let j = 0; j < this.count[p]; j++) {
+      if (!trieSoftmax) {
+        norm[j] = 0;
+        continue;
+      }
+      const node = this.node[at + j];
+      const offset = this.row[at + j] * V;
+      let max = terminal[node] >= 0 ? logp[offset + eop] : -Infinity;
+      for (let e = childStart[node]; e < childStart[node + 1]; e++) {
+        max = Math.max(max, logp[offset + childToken[e]]);
+      }
+      let sum = terminal[node] >= 0 ? Math.exp(logp[offset + eop] - max) : 0;
+      for (let e = childStart[node]; e < childStart[node + 1]; e++) {
+        sum += Math.exp(logp[offset + childToken[e]] - max);
+      }
+      norm[j] = max + Math.log(sum);
+    }
     for (let j = 0; j < this.count[p]; j++) {
       const node = this.node[at + j];
       const item = terminal[node];
       if (item < 0 || (exclusion !== null && exclusion.ends.has(node))) continue;
-      const score = this.score[at + j] + logp[this.row[at + j] * V + eop];
+      const score = this.score[at + j] + logp[this.row[at + j] * V + eop] - norm[j];
       this.finCount[p] = insertFinished(
         this.finItem,
         this.finScore,
@@ -325,7 +363,7 @@ class BeamState {
     const bar = this.finCount[p] === topK ? this.finScore[p * topK + topK - 1] : -Infinity;
     for (let j = 0; j < this.count[p]; j++) {
       const node = this.node[at + j];
-      const base = this.score[at + j];
+      const base = this.score[at + j] - norm[j];
       const row = this.row[at + j];
       const offset = row * V;
       for (let e = childStart[node]; e < childStart[node + 1]; e++) {

@@ -21,6 +21,8 @@ export interface InferRun {
   topK: number;
   beams: number;
   excludeSeen: boolean;
+  /** Item search under the trie's softmax (recorded only when set, so older parts still match). */
+  trieSoftmax?: boolean;
   limit: number;
   maxNewTokens: number;
   textBeams: number;
@@ -49,6 +51,7 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
     limit: Number.isFinite(run.limit) ? run.limit : null,
     max_new_tokens: run.maxNewTokens,
     text_beams: run.textBeams,
+    ...(run.trieSoftmax ? { trie_softmax: true } : {}),
   };
 }
 
