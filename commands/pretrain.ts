@@ -108,6 +108,12 @@ const FLAGS = defineFlags({
     section: "Data",
     help: "sequence objective: at most N items stay in part A (k uniform in 1..min(m-1, N))",
   },
+  "trie-softmax": {
+    type: "boolean",
+    section: "Data",
+    help:
+      "item targets: the softmax over the tokens the item trie allows (what infer --trie-softmax ranks by)",
+  },
   "task-weights": {
     type: "list",
     placeholder: "TASK=W,...",
@@ -318,6 +324,7 @@ export const command: Command = {
         merge: flags.merge,
         objective: flags.objective ?? chosen?.objective,
         sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
+        trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
         taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
         maxLength: flags["max-length"],
         batchSize: flags["batch-size"],

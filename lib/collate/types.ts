@@ -22,4 +22,9 @@ export interface Batch {
   labels: Int32Array;
   /** [B, L]: 1 on part B tokens, 0 on part A and padding. */
   lossMask: Float32Array;
+  /**
+   * [M, V] additive bias on the logits of the M loss positions (the trie softmax's training loss,
+   * `trie_loss.ts`); absent: the vocabulary's softmax everywhere.
+   */
+  lossLogitBias?: { data: Float32Array; rows: number; vocab: number };
 }

@@ -88,7 +88,17 @@ export interface GlmOptions {
    * training's backward pass reuses them instead of recomputing them (default false).
    */
   layerNormStats?: boolean;
+  /**
+   * With a loss: a `loss_logit_bias` float32 input [M, V] added to the logits of the M loss
+   * positions (row-major over [B, L], the positions whose loss weight is not 0) before the
+   * softmax. The trie softmax's training loss feeds 0 where the trie allows a token and a large
+   * negative value elsewhere (lib/collate/trie_loss.ts). Default false.
+   */
+  lossLogitBias?: boolean;
 }
+
+/** Name of the input of {@linkcode GlmOptions.lossLogitBias}. */
+export const LOSS_LOGIT_BIAS = "loss_logit_bias";
 
 /** GLM's additive mask value for positions a token may not see. */
 const MASKED = -10000;
@@ -406,6 +416,14 @@ export function buildForwardGraph(options: GlmOptions & { outputs: ForwardOutput
   const wantLoss = options.outputs !== "logits";
   const labels = wantLoss ? g.input("labels", "int32", ["B", "L"]) : undefined;
   const lossMask = wantLoss ? g.input("loss_mask", "float32", ["B", "L"]) : undefined;
+  const logitBias = wantLoss && options.lossLogitBias
+    ? g.input(LOSS_LOGIT_BIAS, "float32", ["M", options.config.vocabSize])
+    : undefined;
+  // [M, V] logits of the loss positions, with the bias when there is one.
+  const biased = (logits: Value) =>
+    logitBias
+      ? g.add(logits, dtype === "float64" ? g.cast(logitBias, "float64") : logitBias)
+      : logits;
 
   const bl = g.shapeOf(inputIds); // [2] = (B, L)
   const length = g.gather(bl, g.constant(1, "int64")); // scalar L
@@ -442,7 +460,7 @@ export function buildForwardGraph(options: GlmOptions & { outputs: ForwardOutput
     let loss: Value;
     if (logits3) {
       const where = g.transpose(g.nonZero(weight32), [1, 0]); // [M, 2]: (b, t) with loss
-      const picked = g.gatherND(logits3, where); // [M, V]
+      const picked = biased(g.gatherND(logits3, where)); // [M, V]
       loss = m.crossEntropy(
         picked,
         g.gatherND(labels, where),
@@ -451,7 +469,7 @@ export function buildForwardGraph(options: GlmOptions & { outputs: ForwardOutput
       );
     } else {
       const rows = g.reshape(g.nonZero(g.reshape(weight32, [-1])), [-1]); // [M]: rows with loss
-      const picked = m.logits(m.finalNorm(g.gather(x, rows))); // [M, V]
+      const picked = biased(m.logits(m.finalNorm(g.gather(x, rows)))); // [M, V]
       const flat = (v: Value) => g.gather(g.reshape(v, [-1]), rows); // [M]
       loss = m.crossEntropy(picked, flat(labels), flat(weight), weightSum);
     }

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { bucketByLength, makeBatch } from "../collate/batch.ts";
 import { Collator, type CollatorOptions, exampleRng } from "../collate/collator.ts";
 import { type TokenizedRecord, tokenizeRecord } from "../collate/tokenize.ts";
+import type { EntityTrie } from "../collate/trie.ts";
+import { trieLossBias } from "../collate/trie_loss.ts";
 import type { Batch } from "../collate/types.ts";
 import { type Dataset, readRecords } from "../data/dataset.ts";
 import type { Split } from "../data/types.ts";
@@ -58,6 +60,11 @@ export interface BatchStreamOptions {
    * of them, drawn anew each epoch. A task not named keeps weight 1.
    */
   taskWeights?: Readonly<Record<string, number>>;
+  /**
+   * Train under the trie's softmax: each batch carries the logit bias of `trieLossBias` for
+   * this trie of the items and the model's logit width.
+   */
+  trieLoss?: { trie: EntityTrie; vocab: number };
 }
 
 /**
@@ -191,7 +198,14 @@ export class BatchStream {
           exampleRng(this.#options.seed, seedEpoch, j),
         ),
     );
-    return makeBatch(examples, this.#pad, { multipleOf: 8 });
+    const batch = makeBatch(examples, this.#pad, { multipleOf: 8 });
+    const trie = this.#options.trieLoss;
+    if (trie) {
+      const { sop, eop } = this.#collator.specials;
+      const { bias, rows } = trieLossBias(batch, trie.trie, { sop, eop, vocab: trie.vocab });
+      batch.lossLogitBias = { data: bias, rows, vocab: trie.vocab };
+    }
+    return batch;
   }
 }
 

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { LOSS_LOGIT_BIAS } from "../model/glm.ts";
 import { ropePositionIds } from "../model/families/positions.ts";
 import type { Batch } from "../collate/types.ts";
 import type { TensorData } from "../onnx/graph.ts";
@@ -67,6 +68,10 @@ export function batchFeeds(batch: Batch, rope = false): Record<string, TensorDat
     labels: { dtype: "int32", shape: [b, l], data: batch.labels },
     loss_mask: { dtype: "float32", shape: [b, l], data: batch.lossMask },
   };
+  if (batch.lossLogitBias) {
+    const { data, rows, vocab } = batch.lossLogitBias;
+    feeds[LOSS_LOGIT_BIAS] = { dtype: "float32", shape: [rows, vocab], data };
+  }
   if (rope) {
     feeds.rope_position_ids = { dtype: "int32", shape: [b, l], data: ropePositionIds(batch) };
   }

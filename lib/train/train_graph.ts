@@ -87,6 +87,11 @@ export interface TrainSetup {
   lora: LoraConfig | null;
   /** Float type (default float32; float64 for gradient checks). */
   dtype?: "float32" | "float64";
+  /**
+   * The loss takes the `loss_logit_bias` input (the trie softmax, lib/collate/trie_loss.ts), so
+   * every batch must carry `lossLogitBias`. Default false.
+   */
+  trieLoss?: boolean;
 }
 
 /** Names of the tensors of a trainable tensor in the graphs. */
@@ -135,6 +140,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
       linear: lora ? loraHook(c, lora, { dropout }) : undefined,
       attention: setup.decoder?.attention,
       addedRows: setup.decoder?.addedRows,
+      lossLogitBias: setup.trieLoss,
     });
     const g = built.graph;
     return { g, loss: built.loss!, params: trainableParams(setup).map((p) => g.value(p.name)) };
@@ -147,6 +153,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
     trainable: setup.lora ? () => false : (name) => trainable.has(name),
     linear: setup.lora ? loraHook(c, setup.lora, { dropout }) : undefined,
     layerNormStats: true,
+    lossLogitBias: setup.trieLoss,
   });
   const g = built.graph;
   const params = trainableParams(setup).map((p) => g.value(p.name));

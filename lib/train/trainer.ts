@@ -21,7 +21,9 @@
 
 import { join, resolve } from "node:path";
 import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
-import { openDataset, trainsThroughValid } from "../data/dataset.ts";
+import { encodeEntity } from "../collate/tokenize.ts";
+import { EntityTrie } from "../collate/trie.ts";
+import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { type AttentionMode, DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
@@ -97,6 +99,11 @@ export interface TrainOptions {
   objective?: Objective | "mix";
   /** The sequence objective's cap on the items kept in part A (lib/collate/spans.ts). */
   sequenceMaxKeep?: number;
+  /**
+   * Train item targets under the trie's softmax (lib/collate/trie_loss.ts): the loss that
+   * `infer --trie-softmax` ranks by. Default false.
+   */
+  trieSoftmax?: boolean;
   /**
    * Training records per epoch by task, as a multiple of the task's records (lib/train/data.ts
    * `taskWeights`; default 1 for every task).
@@ -298,11 +305,13 @@ export async function loadRunData(
       );
     }
   }
+  const trieLoss = options.trieSoftmax ? itemTrieLoss(dataset, base) : undefined;
   const stream = new BatchStream(trainRecords, tokenizer.special, {
     batchSize,
     seed,
     collator,
     taskWeights,
+    trieLoss,
   });
   const validRecords = valBatches > 0 ? await tokenizeSplit(dataset, "valid", tokenizer) : [];
   const valStream = validRecords.length > 0
@@ -311,6 +320,7 @@ export async function loadRunData(
       seed,
       collator,
       stream: "valid",
+      trieLoss,
     })
     : undefined;
   if (!valStream && valBatches > 0) note("no validation records: val_loss is not reported");
@@ -320,6 +330,32 @@ export async function loadRunData(
     );
   }
   return { collator, trainRecords: trainRecords.length, stream, valStream };
+}
+
+/**
+ * The trie of the dataset's items (as infer builds it) and the model's logit width, for the trie
+ * softmax's loss. Two items with the same tokens are an InputError naming entities.json.
+ */
+function itemTrieLoss(dataset: Dataset, base: BaseModel): { trie: EntityTrie; vocab: number } {
+  const items = dataset.entities.filter((e) => e.kind === "item").map((e) => e.entity);
+  if (items.length === 0) {
+    throw new InputError(`${join(dataset.dir, "entities.json")}: no items for the trie softmax`);
+  }
+  const sequences = items.map((entity) => encodeEntity(base.tokenizer, entity));
+  const seen = new Map<string, number>();
+  sequences.forEach((ids, i) => {
+    const key = ids.join(",");
+    const earlier = seen.get(key);
+    if (earlier !== undefined) {
+      throw new InputError(
+        `${join(dataset.dir, "entities.json")}: items "${items[earlier]}" and "${items[i]}" ` +
+          `have the same tokens, so the trie cannot tell them apart`,
+      );
+    }
+    seen.set(key, i);
+  });
+  const vocab = base.config.vocabSize + (base.decoder?.addedRows ?? 0);
+  return { trie: EntityTrie.build(sequences), vocab };
 }
 
 /** The learning-rate schedule of a run, with its length. */
@@ -393,6 +429,7 @@ function resumeSettings(
       ? {}
       : { sequenceMaxKeep: data.collator.sequenceMaxKeep }),
     taskWeights: options.taskWeights ?? {},
+    ...(options.trieSoftmax ? { trieSoftmax: true } : {}),
     maxLength: base.maxLength,
     batchSize: sizes.batchSize,
     gradAccum: sizes.gradAccum,
@@ -706,7 +743,13 @@ async function trainClaimed(
   const state = await startOrResume(run);
 
   const engine = await TrainEngine.create(
-    { config: base.config, weights: base.weights, lora: base.lora, decoder: base.decoder },
+    {
+      config: base.config,
+      weights: base.weights,
+      lora: base.lora,
+      decoder: base.decoder,
+      trieLoss: options.trieSoftmax,
+    },
     {
       gradAccum: sizes.gradAccum,
       adamw: sizes.adamw,

@@ -24,7 +24,7 @@
 
 import { type DType, Graph, type Shape, type Value } from "../../onnx/graph.ts";
 import type { Weights } from "../weights.ts";
-import { cacheNames, type StepOutputs } from "../glm.ts";
+import { cacheNames, LOSS_LOGIT_BIAS, type StepOutputs } from "../glm.ts";
 import { type DecoderConfig, decoderLayerPrefix, INTRA_TABLE } from "./config.ts";
 import type { WeightSessionOptions } from "../../runtime/session.ts";
 
@@ -111,6 +111,8 @@ export interface DecoderOptions {
   attention?: AttentionMode;
   /** Rows for ids V .. V + addedRows - 1 (special tokens the checkpoint lacks). Default 0. */
   addedRows?: number;
+  /** With a loss: the `loss_logit_bias` input [M, V'] (as GlmOptions.lossLogitBias). */
+  lossLogitBias?: boolean;
 }
 
 /** Additive mask value for keys a query may not see (exp underflows to exactly 0). */
@@ -528,7 +530,12 @@ export function buildDecoderForwardGraph(
     const weightSum = g.reshape(g.reduceSum(weight), [1]);
     const rows = g.reshape(g.nonZero(g.reshape(weight32, [-1])), [-1]); // [M]
     const flat = (v: Value) => g.gather(g.reshape(v, [-1]), rows);
-    const loss = m.crossEntropy(m.logits(g.gather(x, rows)), flat(labels), flat(weight), weightSum);
+    let picked = m.logits(g.gather(x, rows)); // [M, V']
+    if (options.lossLogitBias) {
+      const bias = g.input(LOSS_LOGIT_BIAS, "float32", ["M", vocab]);
+      picked = g.add(picked, m.dtype === "float64" ? g.cast(bias, "float64") : bias);
+    }
+    const loss = m.crossEntropy(picked, flat(labels), flat(weight), weightSum);
     result.loss = g.output(loss, "loss");
   }
   return result;
