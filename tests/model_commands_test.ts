@@ -115,31 +115,15 @@ Deno.test("init --hidden-size --layers --heads reshape the preset; a bad shape i
     assert.deepEqual(file.entry(dense).shape, weightShapes(config).get(dense));
     const bad = await quietly([
       "init",
-      "--data",
-      DATA,
-      "--preset",
-      "tiny",
-      "--hidden-size",
-      "100",
-      "--heads",
-      "3",
-      "--out",
-      `${dir}/bad`,
+      ...["--data", DATA, "--preset", "tiny", "--hidden-size", "100", "--heads", "3"],
+      ...["--out", `${dir}/bad`],
     ]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--heads 3 must divide the hidden size 100/);
     const decoder = await quietly([
       "init",
-      "--family",
-      "qwen3",
-      "--preset",
-      "tiny",
-      "--tokenizer",
-      "fixtures/tokenizer/tokenizer.json",
-      "--layers",
-      "2",
-      "--out",
-      `${dir}/qwen`,
+      ...["--family", "qwen3", "--preset", "tiny", "--layers", "2"],
+      ...["--tokenizer", "fixtures/tokenizer/tokenizer.json", "--out", `${dir}/qwen`],
     ]);
     assert.equal(decoder.status, 2);
     assert.match(decoder.stderr, /for the GLM presets/);
