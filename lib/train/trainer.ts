@@ -21,8 +21,8 @@
 
 import { join, resolve } from "node:path";
 import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
-import { encodeEntity } from "../collate/tokenize.ts";
-import { EntityTrie } from "../collate/trie.ts";
+import type { EntityTrie } from "../collate/trie.ts";
+import { buildPool } from "../generate/pool.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -333,29 +333,20 @@ export async function loadRunData(
 }
 
 /**
- * The trie of the dataset's items (as infer builds it) and the model's logit width, for the trie
- * softmax's loss. Two items with the same tokens are an InputError naming entities.json.
+ * The trie of the dataset's items, built exactly as infer builds it (`buildPool`, with its checks:
+ * entities the tokenizer cannot represent or tell apart are InputErrors naming entities.json), and
+ * the model's logit width, for the trie softmax's loss.
  */
 function itemTrieLoss(dataset: Dataset, base: BaseModel): { trie: EntityTrie; vocab: number } {
-  const items = dataset.entities.filter((e) => e.kind === "item").map((e) => e.entity);
-  if (items.length === 0) {
+  const vocab = base.config.vocabSize + (base.decoder?.addedRows ?? 0);
+  const pool = buildPool(base.tokenizer, dataset.entities, {
+    vocabSize: vocab,
+    file: join(dataset.dir, "entities.json"),
+  });
+  if (pool.items.items.length === 0) {
     throw new InputError(`${join(dataset.dir, "entities.json")}: no items for the trie softmax`);
   }
-  const sequences = items.map((entity) => encodeEntity(base.tokenizer, entity));
-  const seen = new Map<string, number>();
-  sequences.forEach((ids, i) => {
-    const key = ids.join(",");
-    const earlier = seen.get(key);
-    if (earlier !== undefined) {
-      throw new InputError(
-        `${join(dataset.dir, "entities.json")}: items "${items[earlier]}" and "${items[i]}" ` +
-          `have the same tokens, so the trie cannot tell them apart`,
-      );
-    }
-    seen.set(key, i);
-  });
-  const vocab = base.config.vocabSize + (base.decoder?.addedRows ?? 0);
-  return { trie: EntityTrie.build(sequences), vocab };
+  return { trie: pool.items.trie, vocab };
 }
 
 /** The learning-rate schedule of a run, with its length. */
