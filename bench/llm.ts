@@ -23,7 +23,7 @@ import { join } from "node:path";
 import type { Batch } from "../lib/collate/types.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
-import { buildPool } from "../lib/generate/pool.ts";
+import { buildPool } from "../lib/collate/pool.ts";
 import { decoderFamily } from "../lib/model/family.ts";
 import { loadDecoder, writeCheckpoint } from "../lib/model/families/checkpoint.ts";
 import type { DecoderConfig } from "../lib/model/families/config.ts";

@@ -24,7 +24,7 @@ import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
-import { buildPool } from "../lib/generate/pool.ts";
+import { buildPool } from "../lib/collate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
 import { presetConfig } from "../lib/model/config.ts";
 import { buildForwardGraph } from "../lib/model/glm.ts";

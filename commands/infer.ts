@@ -21,7 +21,7 @@ import {
   Predictor,
 } from "../lib/generate/infer.ts";
 import { loadForInference } from "../lib/generate/load.ts";
-import { buildPool } from "../lib/generate/pool.ts";
+import { buildPool } from "../lib/collate/pool.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { isPredictionsFile } from "../lib/eval/predictions.ts";
 import { TextFileWriter } from "../lib/io/text_writer.ts";

@@ -30,7 +30,7 @@ import { InputError } from "../errors.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { DEFAULT_ITEM_SEARCH, searchItems } from "./items.ts";
-import { exclusionOf, type Pool } from "./pool.ts";
+import { exclusionOf, type Pool } from "../collate/pool.ts";
 import {
   type AnswerTokens,
   DEFAULT_TOKENS_PER_RUN,
@@ -122,7 +122,7 @@ const round = (x: number) => Math.round(x * 1e6) / 1e6;
  * ```ts
  * import type { TextRecord } from "../data/types.ts";
  * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
- * import type { Pool } from "./pool.ts";
+ * import type { Pool } from "../collate/pool.ts";
  * import type { StepModel } from "./step_model.ts";
  *
  * declare const decoder: StepModel, tokenizer: TextTokenizer, pool: Pool, records: TextRecord[];

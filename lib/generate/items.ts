@@ -25,7 +25,7 @@
  */
 
 import { TRIE_ROOT } from "../collate/mod.ts";
-import type { Exclusion, ItemPool } from "./pool.ts";
+import type { Exclusion, ItemPool } from "../collate/pool.ts";
 import type { PromptInput, StepModel } from "./step_model.ts";
 
 /** Defaults of {@linkcode ItemSearchOptions}. */
@@ -188,7 +188,7 @@ function insertFinished(
  * @example
  * ```ts
  * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
- * import type { Pool } from "./pool.ts";
+ * import type { Pool } from "../collate/pool.ts";
  * import type { PromptInput, StepModel } from "./step_model.ts";
  *
  * declare const decoder: StepModel, partA: PromptInput, pool: Pool, tokenizer: TextTokenizer;

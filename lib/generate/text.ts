@@ -92,7 +92,7 @@ const mean = (h: { tokens: number[]; score: number }, ended: boolean) =>
  * @example
  * ```ts
  * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
- * import type { Pool } from "./pool.ts";
+ * import type { Pool } from "../collate/pool.ts";
  * import type { PromptInput, StepModel } from "./step_model.ts";
  *
  * declare const decoder: StepModel, partA: PromptInput, pool: Pool, tokenizer: TextTokenizer;

@@ -22,7 +22,7 @@
 import { join, resolve } from "node:path";
 import { DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import type { EntityTrie } from "../collate/trie.ts";
-import { buildPool } from "../generate/pool.ts";
+import { buildPool } from "../collate/pool.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";

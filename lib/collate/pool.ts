@@ -1,17 +1,20 @@
 /**
- * The entity pool as inference uses it: the trie of every entity (for the dynamic position rule,
- * SPEC section 7) and the trie of the items only (kind `item`), which constrains item decoding,
- * each entity encoded exactly as the collator encodes it (`encodeEntity`). Building them checks
- * that the tokenizer and the model fit the pool (see {@linkcode buildPool}); excluding a user's
- * items turns into trie nodes that decoding must not enter or end at.
+ * The entity pool as inference and the trie loss of training use it: the trie of every entity
+ * (for the dynamic position rule, SPEC section 7) and the trie of the items only (kind `item`),
+ * which constrains item decoding, each entity encoded exactly as the collator encodes it
+ * (`encodeEntity`). Building them checks that the tokenizer and the model fit the pool (see
+ * {@linkcode buildPool}); excluding a user's items turns into trie nodes that decoding must not
+ * enter or end at.
  *
- * Not here: the search itself (items.ts).
+ * It lives in collate, not generate, because training builds the same trie (`pretrain
+ * --trie-softmax`), and train may not import generate. Not here: the search itself
+ * (`lib/generate/items.ts`).
  *
  * @module
  */
 
-import { encodeEntity, EntityTrie, TRIE_ROOT } from "../collate/mod.ts";
-import { entityText } from "../collate/tokenize.ts";
+import { encodeEntity, entityText } from "./tokenize.ts";
+import { EntityTrie, TRIE_ROOT } from "./trie.ts";
 import type { EntityEntry } from "../data/types.ts";
 import { inputError } from "../errors.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -73,11 +76,10 @@ function countItemsBelow(trie: EntityTrie): Int32Array {
  * @example
  * ```ts
  * import type { Dataset } from "../data/dataset.ts";
- * import type { GlmConfig } from "../model/config.ts";
  * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
  *
- * declare const tokenizer: TextTokenizer, data: Dataset, config: GlmConfig, node: number;
- * const pool = buildPool(tokenizer, data.entities, { vocabSize: config.vocabSize });
+ * declare const tokenizer: TextTokenizer, data: Dataset, vocabSize: number, node: number;
+ * const pool = buildPool(tokenizer, data.entities, { vocabSize }); // the model's embedding rows
  * pool.items.trie.terminal[node]; // item index of a complete item, or -1
  * ```
  */
