@@ -9,7 +9,13 @@
 
 export type { PromptInput, ScoreInput, StepInput, StepModel } from "./step_model.ts";
 export { CachedDecoder, type DecoderOptions } from "./decoder.ts";
-export { buildPool, type Exclusion, exclusionOf, type ItemPool, type Pool } from "../collate/pool.ts";
+export {
+  buildPool,
+  type Exclusion,
+  exclusionOf,
+  type ItemPool,
+  type Pool,
+} from "../collate/pool.ts";
 export { type ItemSearchOptions, type RankedItems, searchItems } from "./items.ts";
 export {
   type AnswerTokens,
