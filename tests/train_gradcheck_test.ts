@@ -100,7 +100,9 @@ Deno.test("LoRA graphs hold the base weights as initializers and differentiate n
   assert.equal(scatters.length, 2);
 });
 
-Deno.test("the float32 training graph (LayerNorm statistics reused) agrees with float64", async () => {
+Deno.test("the float32 training graph (LayerNorm statistics, Gelu nodes) agrees with float64", async () => {
+  // float64 keeps GELU's elementwise form (checked by finite differences above); float32 training
+  // graphs use one Gelu node a layer and its rule.
   const weights = noisyWeights(SMALL, 3);
   const batch = randomBatch(SMALL, [5, 3], 9, 11, [0, 2]);
   const grads: Record<string, Float64Array>[] = [];
@@ -109,6 +111,10 @@ Deno.test("the float32 training graph (LayerNorm statistics reused) agrees with 
     assert.equal(
       graph.nodes.filter((n) => n.op === "LayerNormalization").length,
       dtype === "float32" ? 2 * SMALL.numLayers + 1 : 0,
+    );
+    assert.equal(
+      graph.nodes.filter((n) => n.op === "Gelu").length,
+      dtype === "float32" ? SMALL.numLayers : 0,
     );
     const feeds: Record<string, TensorData> = {
       ...forwardFeeds(batch) as Record<string, TensorData>,

@@ -95,6 +95,14 @@ export interface GlmOptions {
    * negative value elsewhere (lib/collate/trie_loss.ts). Default false.
    */
   lossLogitBias?: boolean;
+  /**
+   * Each float32 GELU as one Gelu node (opset 20) instead of its elementwise form. For training
+   * graphs: onnxruntime fuses the form into one kernel only where nothing else reads its
+   * intermediates, and the backward pass reads them; the Gelu rule (lib/train/grad_rules.ts)
+   * needs fewer passes over the activations than the form's nine nodes differentiated one by one.
+   * Default false (float64 graphs keep the form: the independent reference of the rule).
+   */
+  geluNode?: boolean;
 }
 
 /** Name of the input of {@linkcode GlmOptions.lossLogitBias}. */
@@ -225,6 +233,7 @@ export class GlmBuilder {
    */
   gelu(x: Value): Value {
     const { g, scalar } = this;
+    if (this.#options.geluNode && this.dtype === "float32") return g.gelu(x, "tanh");
     const inner = g.add(g.mul(g.mul(x, scalar(0.044715)), x), scalar(1)); // 1 + 0.044715 x^2
     const t = g.tanh(g.mul(g.mul(x, scalar(0.7978845608028654)), inner));
     return g.mul(g.mul(x, scalar(0.5)), g.add(t, scalar(1)));

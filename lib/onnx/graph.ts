@@ -459,6 +459,15 @@ export class Graph {
   tanh(x: Value): Value {
     return this.#one("Tanh", [x]);
   }
+  /**
+   * GELU as one opset-20 Gelu node: x Phi(x) (`approximate: "none"`) or its tanh approximation
+   * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (`"tanh"`). Raises the graph's opset to 20
+   * when it is lower (the operators used here mean the same from opset 18 to 20).
+   */
+  gelu(x: Value, approximate: "none" | "tanh"): Value {
+    this.opset = Math.max(this.opset, 20);
+    return this.#one("Gelu", [x], { approximate: attr.string(approximate) });
+  }
   /** 1 / (1 + e^-x). */
   sigmoid(x: Value): Value {
     return this.#one("Sigmoid", [x]);

@@ -542,6 +542,35 @@ function powGrads(ctx: GradContext): (Value | null)[] {
 }
 
 /**
+ * Gelu (opset 20): dx = dy gelu'(x), in as few passes over x as the formula allows (training's
+ * activations are the largest elementwise tensors of a step).
+ * - `tanh`: gelu(x) = x s with s = sigmoid(z), z = k x (1 + b x^2), k = 2 sqrt(2/pi), b = 0.044715
+ *   (0.5 (1 + tanh u) is sigmoid(2u)); gelu'(x) = s + y (1 - s) (k + 3 k b x^2), y the output.
+ * - `none`: gelu(x) = x Phi(x); gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+ */
+function geluGrad(ctx: GradContext, dy: Value): Value {
+  const { g } = ctx;
+  const x = inp(ctx, 0);
+  const c = (v: number) => scalar(g, v, dy.dtype);
+  const mode = ctx.node.attrs.approximate;
+  const approximate = mode === undefined ? "none" : mode.type === "string" ? mode.value : "";
+  if (approximate !== "none" && approximate !== "tanh") {
+    throw new Error(`${ctx.node.name}: Gelu approximate must be "none" or "tanh"`);
+  }
+  const x2 = g.mul(x, x);
+  if (approximate === "tanh") {
+    const k = 2 * Math.sqrt(2 / Math.PI), b = 0.044715;
+    const s = g.sigmoid(g.mul(x, g.add(g.mul(x2, c(k * b)), c(k))));
+    const q = g.add(g.mul(x2, c(3 * k * b)), c(k));
+    const slope = g.add(s, g.mul(g.mul(ctx.outputs[0], g.sub(c(1), s)), q));
+    return g.mul(dy, slope);
+  }
+  const cdf = g.mul(g.add(g.erf(g.mul(x, c(Math.SQRT1_2))), c(1)), c(0.5));
+  const pdf = g.mul(g.exp(g.mul(x2, c(-0.5))), c(1 / Math.sqrt(2 * Math.PI)));
+  return g.mul(dy, g.add(cdf, g.mul(x, pdf)));
+}
+
+/**
  * The gradient rules, keyed by operator type (default ONNX domain). Each returns one gradient
  * per input of the node, null where none is wanted or the input is not differentiable.
  */
@@ -620,6 +649,7 @@ export const GRAD_RULES: Record<string, GradRule> = {
     return g.mul(dy, g.mul(bell, scalar(g, 2 / Math.sqrt(Math.PI), dy.dtype)));
   }),
   Abs: unary((ctx, dy) => ctx.g.mul(dy, ctx.g.node("Sign", [inp(ctx, 0)])[0])),
+  Gelu: unary(geluGrad),
 
   MatMul: matmulGrads,
   Gemm: gemmGrads,

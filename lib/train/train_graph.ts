@@ -153,6 +153,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
     trainable: setup.lora ? () => false : (name) => trainable.has(name),
     linear: setup.lora ? loraHook(c, setup.lora, { dropout }) : undefined,
     layerNormStats: true,
+    geluNode: true,
     lossLogitBias: setup.trieLoss,
   });
   const g = built.graph;
