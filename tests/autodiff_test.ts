@@ -230,6 +230,13 @@ const CASES: Case[] = [
     build: (g, x) => g.logSoftmax(x.a, -1),
   },
   {
+    // A cross-entropy's shape; repeated indices in a row. The LogSoftmax rule sees the
+    // scatter-add GatherElements' rule emits and scatters onto -softmax * sum instead.
+    name: "GatherElements of LogSoftmax (repeated indices)",
+    inputs: [{ name: "a", shape: [3, 5] }, { name: "i", shape: [3, 3], fill: { int: 5 } }],
+    build: (g, x) => g.gatherElements(g.logSoftmax(x.a, -1), g.cast(x.i, "int64"), 1),
+  },
+  {
     name: "LayerNormalization with Mean/InvStdDev outputs",
     inputs: [{ name: "a", shape: [2, 3, 6] }, { name: "s", shape: [6] }, { name: "b", shape: [6] }],
     build: (g, x) => g.layerNormWithStats(x.a, x.s, x.b, { epsilon: 1e-5 })[0],
@@ -367,6 +374,21 @@ Deno.test("the Gelu rule equals the autodiff of GELU's elementwise form (float64
   console.log(`  Gelu rule against the form: worst absolute difference ${worst.toExponential(2)}`);
   // The rule reads the Gelu kernel's output, exact to about 6e-9 in float64.
   assert.ok(worst < 1e-7, `worst ${worst}`);
+});
+
+Deno.test("a cross-entropy's LogSoftmax gradient scatters onto the softmax (no zeros, no Sub)", () => {
+  const g = new Graph("ce");
+  const logits = g.input("logits", "float32", [4, 7]);
+  const labels = g.input("labels", "int64", [4, 1]);
+  const picked = g.gatherElements(g.logSoftmax(logits, -1), labels, 1);
+  const loss = g.reduceSum(picked, undefined, false);
+  g.output(gradients(g, loss, [logits])[0], "d_logits");
+  g.prune();
+  const ops = g.nodes.map((n) => n.op);
+  const scatters = g.nodes.filter((n) => n.op === "ScatterElements");
+  assert.equal(scatters.length, 1, ops.join(" "));
+  assert.equal(g.producer(scatters[0].inputs[0])?.op, "Mul", "scattered onto -softmax * sum");
+  assert.ok(!ops.includes("Sub"), ops.join(" "));
 });
 
 Deno.test("only nodes between the trainable tensors and the loss are differentiated", () => {

@@ -398,7 +398,42 @@ function logSoftmaxGrads(ctx: GradContext): (Value | null)[] {
   const dy = grad(ctx);
   const axis = normAxis(intAttr(node, "axis", -1), y.shape.length, `${node.name} axis`);
   // dx = dy - softmax(x) * sum(dy)
+  const scatter = zeroScatterAdd(g, dy, axis);
+  if (scatter) {
+    // dy is GatherElements' gradient (a cross-entropy's: a few entries a row). Then dx is the
+    // same scatter-add onto -softmax(x) * sum(updates): the zeros, the reduction over dy and the
+    // subtraction are never materialised (3 passes over the logits instead of 6; the unused
+    // scatter is pruned).
+    const { indices, updates } = scatter;
+    const data = g.mul(g.exp(y), g.neg(g.reduceSum(updates, [axis], true)));
+    return [g.scatterElements(data, indices, updates, axis, "add")];
+  }
   return [g.sub(dy, g.mul(g.exp(y), g.reduceSum(dy, [axis], true)))];
+}
+
+/**
+ * The indices and updates when `v` is ScatterElements(zeros, indices, updates, axis, add): what
+ * GatherElements' rule emits. Undefined for anything else.
+ */
+function zeroScatterAdd(
+  g: Graph,
+  v: Value,
+  axis: number,
+): { indices: Value; updates: Value } | undefined {
+  const node = g.producer(v.name);
+  if (node?.op !== "ScatterElements" || node.inputs.length !== 3) return undefined;
+  const reduction = node.attrs.reduction;
+  if (reduction?.type !== "string" || reduction.value !== "add") return undefined;
+  if (normAxis(intAttr(node, "axis", 0), v.shape.length, `${node.name} axis`) !== axis) {
+    return undefined;
+  }
+  const zeros = g.producer(node.inputs[0]);
+  const fill = zeros?.attrs.value;
+  if (zeros?.op !== "ConstantOfShape" || fill?.type !== "tensor") return undefined;
+  if (!Array.from(fill.value.data as ArrayLike<number | bigint>).every((x) => Number(x) === 0)) {
+    return undefined;
+  }
+  return { indices: g.value(node.inputs[1]), updates: g.value(node.inputs[2]) };
 }
 
 function layerNormGrads(ctx: GradContext): (Value | null)[] {
