@@ -10,6 +10,7 @@ import { attr, type DType, Graph, tensorData, type Value } from "../lib/onnx/gra
 import { Rng } from "../lib/random.ts";
 import { gradients } from "../lib/train/autodiff.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { geluTanhForm } from "../lib/model/glm.ts";
 import { checkGradients } from "./grad_check.ts";
 
 /** How an input of a case is filled. */
@@ -362,13 +363,8 @@ Deno.test("the Gelu rule equals the autodiff of GELU's elementwise form (float64
       await session.release();
     }
   };
-  const c = (g: Graph, v: number) => g.constant(v, "float64");
   const rule = await slope((g, x) => g.gelu(x, "tanh"));
-  const form = await slope((g, x) => {
-    const inner = g.add(g.mul(g.mul(x, c(g, 0.044715)), x), c(g, 1));
-    const t = g.tanh(g.mul(g.mul(x, c(g, 0.7978845608028654)), inner));
-    return g.mul(g.mul(x, c(g, 0.5)), g.add(t, c(g, 1)));
-  });
+  const form = await slope((g, x) => geluTanhForm(g, x, (v) => g.constant(v, "float64")));
   let worst = 0;
   for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(rule[i] - form[i]));
   console.log(`  Gelu rule against the form: worst absolute difference ${worst.toExponential(2)}`);

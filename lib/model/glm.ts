@@ -105,6 +105,16 @@ export interface GlmOptions {
   geluNode?: boolean;
 }
 
+/**
+ * GELU's tanh approximation in elementwise nodes, written as (0.5 x) (1 + tanh((c x) (1 + 0.044715
+ * x x))), the form onnxruntime fuses into one kernel (and the reference of the Gelu rule's tests).
+ */
+export function geluTanhForm(g: Graph, x: Value, scalar: (v: number) => Value): Value {
+  const inner = g.add(g.mul(g.mul(x, scalar(0.044715)), x), scalar(1)); // 1 + 0.044715 x^2
+  const t = g.tanh(g.mul(g.mul(x, scalar(0.7978845608028654)), inner));
+  return g.mul(g.mul(x, scalar(0.5)), g.add(t, scalar(1)));
+}
+
 /** Name of the input of {@linkcode GlmOptions.lossLogitBias}. */
 export const LOSS_LOGIT_BIAS = "loss_logit_bias";
 
@@ -234,9 +244,7 @@ export class GlmBuilder {
   gelu(x: Value): Value {
     const { g, scalar } = this;
     if (this.#options.geluNode && this.dtype === "float32") return g.gelu(x, "tanh");
-    const inner = g.add(g.mul(g.mul(x, scalar(0.044715)), x), scalar(1)); // 1 + 0.044715 x^2
-    const t = g.tanh(g.mul(g.mul(x, scalar(0.7978845608028654)), inner));
-    return g.mul(g.mul(x, scalar(0.5)), g.add(t, scalar(1)));
+    return geluTanhForm(g, x, scalar);
   }
 
   /** The MLP of layer i: x [N, H] -> [N, H]. */
