@@ -30,6 +30,8 @@ import {
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
+import { isInitModel } from "../lib/model/init.ts";
+import { architectureOf } from "../lib/model/load_any.ts";
 
 /** Warmup, when --warmup is not given: this share of the steps. */
 const WARMUP_SHARE = 0.05;
@@ -80,7 +82,12 @@ const FLAGS = defineFlags({
   },
   full: {
     type: "boolean",
-    help: "train every weight instead (no adapter); --out becomes a model directory (GLM only)",
+    help: "train every weight (no adapter); --out becomes a model directory (GLM only). " +
+      "The default for a GLM that init wrote (random weights)",
+  },
+  lora: {
+    type: "boolean",
+    help: "train a LoRA adapter: the default for a pretrained model (and for init's decoders)",
   },
   merge: {
     type: "string",
@@ -267,16 +274,33 @@ Killed at any moment and started again with --resume, it ends with the same weig
 
 ${formatFlags(FLAGS)}
 
-Example:
-  pretrain --data runs/beauty --model models/tiny --out runs/lora1 --steps 500 --lr 1e-3`;
+On a model init wrote (random weights) a GLM trains every weight by default (--full); on a
+pretrained checkpoint the default is a LoRA adapter (--lora).
+
+Examples:
+  pretrain --data runs/beauty --model runs/tiny-model --out runs/full1 --steps 500 --lr 1e-3
+  pretrain --data runs/beauty --model models/chatglm-6b --out runs/lora1 --steps 500`;
 
 type Parsed = ParsedFlags<typeof FLAGS>;
 
-function loraOf({ values, given }: Parsed): LoraConfig | null {
-  if (values.full) {
-    const lora = (["lora-rank", "lora-alpha", "lora-dropout", "lora-targets"] as const).find((f) =>
-      given.has(f)
-    );
+const LORA_FLAGS = ["lora-rank", "lora-alpha", "lora-dropout", "lora-targets"] as const;
+
+/**
+ * Full training or LoRA: `--full`, `--lora` (or a `--lora-*` flag) as given; otherwise every
+ * weight for a GLM that init wrote (LoRA on random weights barely learns) and LoRA for a
+ * pretrained checkpoint (or a decoder family, which trains only with LoRA).
+ */
+async function trainsFull({ values, given }: Parsed): Promise<boolean> {
+  if (values.full && values.lora) throw new UsageError("give --full or --lora, not both");
+  if (values.full) return true;
+  if (values.lora || LORA_FLAGS.some((f) => given.has(f))) return false;
+  if (!(await isInitModel(values.model))) return false;
+  return (await architectureOf(values.model)).kind === "glm-thudm";
+}
+
+function loraOf({ values, given }: Parsed, full: boolean): LoraConfig | null {
+  if (full) {
+    const lora = LORA_FLAGS.find((f) => given.has(f));
     if (lora) throw new UsageError(`--full trains every weight: drop --${lora}`);
     return null;
   }
@@ -308,12 +332,18 @@ export const command: Command = {
   async run(args: string[]): Promise<void> {
     const parsed = parseFlags("pretrain", args, FLAGS);
     const flags = parsed.values;
-    const lora = loraOf(parsed);
+    const lora = loraOf(parsed, await trainsFull(parsed));
     if (parsed.given.has("steps") && parsed.given.has("epochs")) {
       throw new UsageError("give --steps or --epochs, not both");
     }
     const chosen = flags.recipe === undefined ? undefined : RECIPES[flags.recipe];
     const progress = new Progress("pretrain", { quiet: flags.quiet });
+    if (lora && await isInitModel(flags.model)) {
+      console.error(
+        `pretrain: note: ${flags.model} holds init's random weights; LoRA trains only the ` +
+          `adapter on them${parsed.given.has("lora") ? "" : " (--full trains every weight)"}`,
+      );
+    }
     const summary = await withFlagNames(FLAGS, () =>
       train({
         data: flags.data,

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
 import { inputError } from "../errors.ts";
-import { writeOutputDir } from "../io/safe_output.ts";
+import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -34,6 +34,25 @@ export async function datasetTexts(data: Dataset): Promise<string[]> {
     }
   }
   return texts;
+}
+
+/**
+ * Whether `dir` holds a model `init` wrote: random weights nothing has trained yet. Told by the
+ * ownership marker init leaves in the directory (lib/io/safe_output.ts); a downloaded checkpoint,
+ * a `pretrain --full` run or a merged model has none naming init.
+ *
+ * @example
+ * ```ts
+ * await isInitModel("runs/tiny-model"); // true right after `init --out runs/tiny-model`
+ * ```
+ */
+export async function isInitModel(dir: string): Promise<boolean> {
+  try {
+    const marker = JSON.parse(await Deno.readTextFile(join(dir, OUTPUT_MARKER)));
+    return marker?.tool === "recsysllm" && marker?.command === "init";
+  } catch {
+    return false; // no marker (or an unreadable one): not known to be init's
+  }
 }
 
 /** Defaults of {@linkcode InitOptions}. */
