@@ -455,16 +455,17 @@ export function tensorsSha256(tensors: TensorsToWrite): string {
 /**
  * Writes `tensors` to `path` as safetensors, atomically, with the checksum of the tensor data in
  * the metadata ({@linkcode CHECKSUM_KEY}; {@linkcode SafetensorsFile.verify} checks it).
+ * `metadata` may be a function of that checksum, for metadata that seals itself to the tensors
+ * (a checkpoint's training state).
  */
 export async function writeSafetensors(
   path: string,
   tensors: TensorsToWrite,
-  metadata: Record<string, string> = {},
+  metadata: Record<string, string> | ((checksum: string) => Record<string, string>) = {},
 ): Promise<void> {
-  const chunks = encodeSafetensors(tensors, {
-    ...metadata,
-    [CHECKSUM_KEY]: tensorsSha256(tensors),
-  });
+  const checksum = tensorsSha256(tensors);
+  const extra = typeof metadata === "function" ? metadata(checksum) : metadata;
+  const chunks = encodeSafetensors(tensors, { ...extra, [CHECKSUM_KEY]: checksum });
   const total = chunks.reduce((a, c) => a + c.length, 0);
   const bytes = new Uint8Array(total);
   let at = 0;

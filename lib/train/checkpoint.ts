@@ -5,18 +5,37 @@
  * `adam_v.{name}`), and in the header's `__metadata__` the JSON state: optimizer steps done, the
  * data position (micro-batches consumed), the random generator's state, tokens seen, and the run's
  * settings, which a resumed run must match, and the identity of the base model it was trained on
- * (lib/model/identity.ts). The header also records the SHA-256 of the tensor data, checked on
- * every read, so a corrupt checkpoint is refused instead of resumed.
+ * (lib/model/identity.ts). The header also records the SHA-256 of the tensor data and a SHA-256
+ * of the state sealed to it ({@linkcode STATE_CHECKSUM_KEY}), both checked on every read, so a
+ * corrupt or edited checkpoint (a `step` changed by hand, a state copied from another run) is
+ * refused instead of resumed.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { checkFinite, type ModelIdentity } from "../model/identity.ts";
-import { SafetensorsFile, type TensorsToWrite, writeSafetensors } from "../model/safetensors.ts";
+import {
+  CHECKSUM_KEY,
+  SafetensorsFile,
+  type TensorsToWrite,
+  writeSafetensors,
+} from "../model/safetensors.ts";
 
 /** The format tag in the checkpoint's metadata. */
 export const CHECKPOINT_FORMAT = "recsysllm-train-checkpoint-1";
+
+/**
+ * The metadata key of the SHA-256 (hex) of the format tag, the state JSON and the tensor data's
+ * checksum: the state cannot change, or move to other tensors, without the check failing.
+ */
+export const STATE_CHECKSUM_KEY = "recsysllm_state_sha256";
+
+function stateSha256(state: string, tensorsChecksum: string): string {
+  return createHash("sha256").update(`${CHECKPOINT_FORMAT}\n${state}\n${tensorsChecksum}`)
+    .digest("hex");
+}
 
 /** Everything a run needs to continue exactly where it stopped. */
 export interface CheckpointState {
@@ -75,10 +94,12 @@ export async function writeCheckpoint(
     settings: state.settings,
     base: state.base,
   };
-  await writeSafetensors(path, tensors, {
+  const stateJson = JSON.stringify(meta);
+  await writeSafetensors(path, tensors, (checksum) => ({
     format: CHECKPOINT_FORMAT,
-    state: JSON.stringify(meta),
-  });
+    state: stateJson,
+    [STATE_CHECKSUM_KEY]: stateSha256(stateJson, checksum),
+  }));
 }
 
 /**
@@ -89,6 +110,20 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
   const file = await SafetensorsFile.open(path);
   if (file.metadata.format !== CHECKPOINT_FORMAT || !file.metadata.state) {
     throw inputError(path, undefined, `not a training checkpoint of this toolkit`);
+  }
+  const sealed = file.metadata[STATE_CHECKSUM_KEY];
+  const tensorsChecksum = file.metadata[CHECKSUM_KEY];
+  if (
+    sealed !== undefined &&
+    (typeof tensorsChecksum !== "string" ||
+      sealed !== stateSha256(file.metadata.state, tensorsChecksum))
+  ) {
+    throw inputError(
+      path,
+      undefined,
+      `the checkpoint's training state does not match its checksum (edited or corrupt): ` +
+        `resume from an intact checkpoint, or start the run again in a new directory`,
+    );
   }
   let meta: Record<string, unknown>;
   try {
@@ -119,7 +154,8 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
     for (const prefix of ["param", "adam_m", "adam_v"]) wanted.set(`${prefix}.${name}`, shape);
   }
   const { tensors, verified } = await file.float32All(wanted);
-  state.verified = verified;
+  // Checkpoints of older versions have no sealed state: they count as unverified.
+  state.verified = verified && sealed !== undefined;
   for (const name of shapes.keys()) {
     state.params.set(name, tensors.get(`param.${name}`)!);
     state.m.set(name, tensors.get(`adam_m.${name}`)!);

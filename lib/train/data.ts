@@ -7,6 +7,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { bucketByLength, makeBatch } from "../collate/batch.ts";
 import { Collator, type CollatorOptions, exampleRng } from "../collate/collator.ts";
@@ -18,6 +19,32 @@ import { type Dataset, readRecords } from "../data/dataset.ts";
 import type { Split } from "../data/types.ts";
 import { Rng } from "../random.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+
+/**
+ * SHA-256 (hex) of tokenized records, in order: every field the collator reads. Two datasets
+ * train alike exactly when their hashes are equal, whatever their record counts (a resumed run
+ * checks its data by it).
+ */
+export function recordsSha256(records: readonly TokenizedRecord[]): string {
+  const hash = createHash("sha256");
+  const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  for (const r of records) {
+    hash.update(
+      JSON.stringify([
+        r.id,
+        r.task ?? null,
+        r.promptUnits,
+        r.answerAt,
+        r.hasTarget,
+        r.answerMarked,
+      ]),
+    );
+    for (const array of [r.ids, r.unitStart, r.unitEntity, r.unitSentence]) {
+      hash.update(String(array.length)).update(bytes(array));
+    }
+  }
+  return hash.digest("hex");
+}
 
 /**
  * Reads and tokenizes every record of `split`. A missing validation or test file gives an empty

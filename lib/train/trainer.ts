@@ -43,7 +43,7 @@ import {
   settingsDiffer,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { BatchStream, lossTokens, tokenizeSplit } from "./data.ts";
+import { BatchStream, lossTokens, recordsSha256, tokenizeSplit } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
 import { initLora, type LoraConfig } from "../model/lora.ts";
 import {
@@ -272,6 +272,8 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
 export interface RunData {
   collator: { objective: Objective | "mix"; maxLength: number; sequenceMaxKeep?: number };
   trainRecords: number;
+  /** {@linkcode recordsSha256} of the training records: the data's identity for `--resume`. */
+  trainSha256: string;
   stream: BatchStream;
   /** Undefined when validation is off or the dataset has no validation records. */
   valStream?: BatchStream;
@@ -329,7 +331,13 @@ export async function loadRunData(
       "the dataset trains through the validation items (--train-through valid): val_loss is not held out",
     );
   }
-  return { collator, trainRecords: trainRecords.length, stream, valStream };
+  return {
+    collator,
+    trainRecords: trainRecords.length,
+    trainSha256: recordsSha256(trainRecords),
+    stream,
+    valStream,
+  };
 }
 
 /**
@@ -427,6 +435,7 @@ function resumeSettings(
     schedule,
     adamw: sizes.adamw,
     trainRecords: data.trainRecords,
+    trainSha256: data.trainSha256,
     model: modelSettings(base.model, options.attention),
   };
 }
@@ -457,6 +466,18 @@ async function startOrResume(run: Run): Promise<RunState> {
     }
     if (!saved.verified) note(`${checkpointPath} records no checksum: its data is not checked`);
     const { runtime: _saved, ...comparable } = saved.settings;
+    if (comparable.trainSha256 === undefined) {
+      // Checkpoints of older versions record the record count only.
+      note(`${checkpointPath} records no hash of its training data: the data is not checked`);
+      comparable.trainSha256 = run.settings.trainSha256;
+    } else if (comparable.trainSha256 !== run.settings.trainSha256) {
+      throw new InputError(
+        `cannot resume ${options.out}: the training records of ${options.data} are not those ` +
+          `it was trained on (sha256 ${String(comparable.trainSha256).slice(0, 12)}... -> ` +
+          `${String(run.settings.trainSha256).slice(0, 12)}...); restore that dataset, or train ` +
+          `into a new --out`,
+      );
+    }
     const differ = settingsDiffer(comparable, run.settings);
     if (differ) {
       throw new UsageError(`cannot resume ${options.out} with different settings (${differ})`);
