@@ -128,7 +128,7 @@ async function inferAndScore(
     `--model=${model}`,
     `--data=${data}`,
     `--split=${split}`,
-    "--task=sequential",
+    "--tasks=sequential",
     "--template=seq-1,seq-2,seq-3",
     "--beams=20",
     "--top-k=10",

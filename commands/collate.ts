@@ -53,6 +53,7 @@ const FLAGS = defineFlags({
     defaultText: "no limit",
     help: "longest example in tokens, parts A and B",
   },
+  quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
 const usage = `Usage: recsysllm collate --data DIR --tokenizer FILE [flags]
@@ -97,7 +98,7 @@ export const command: Command = {
     const tokenizer = await TextTokenizer.load(tokenizerPath);
     const data = await openDataset(dir);
     const collator = new Collator(tokenizer.special, { objective, maxLength });
-    const progress = new Progress("collate");
+    const progress = new Progress("collate", { quiet: flags.quiet });
     const encoder = new TextEncoder();
     let pending = "";
     const flush = async () => {

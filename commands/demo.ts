@@ -62,6 +62,7 @@ const FLAGS = defineFlags({
       "family (SPEC section 11; glm is GLM-4) adapted with LoRA, instead of GLM trained from\n" +
       "scratch (random weights know nothing: this shows the pipeline)",
   },
+  quiet: { type: "boolean", help: "no progress on stderr (neither the demo's nor its stages')" },
 });
 
 const usage = `Usage: recsysllm demo [flags]
@@ -118,8 +119,13 @@ async function prepareOut(out: string, stages: DemoStage[]): Promise<void> {
   await Deno.writeTextFile(join(out, MARKER), "made by recsysllm demo; removed by its next run\n");
 }
 
-async function runStage(self: string[], stage: DemoStage, out: string): Promise<void> {
-  console.error(`\n$ recsysllm ${stage.args.join(" ")}`);
+async function runStage(
+  self: string[],
+  stage: DemoStage,
+  out: string,
+  quiet: boolean,
+): Promise<void> {
+  if (!quiet) console.error(`\n$ recsysllm ${stage.args.join(" ")}`);
   const child = new Deno.Command(self[0], {
     args: [...self.slice(1), ...stage.args],
     stdout: stage.stdout ? "piped" : "inherit",
@@ -150,28 +156,41 @@ export const command: Command = {
       limit: flags.limit,
       family: flags.family,
       recipe: flags.recipe,
+      quiet: flags.quiet,
     });
     // Locked for the whole demo: a second demo on the same --out is refused.
     await Deno.mkdir(dirname(resolve(out)), { recursive: true });
     const lock = await OutputLock.acquire(out, "demo");
     try {
-      await runDemo(out, stages);
+      await runDemo(out, stages, flags.quiet);
     } finally {
       lock.release();
     }
   },
 };
 
-async function runDemo(out: string, stages: DemoStage[]): Promise<void> {
+async function runDemo(out: string, stages: DemoStage[], quiet: boolean): Promise<void> {
   await prepareOut(out, stages);
   const self = selfCommand();
   const start = performance.now();
-  for (const stage of stages) await runStage(self, stage, out);
+  for (const stage of stages) await runStage(self, stage, out, quiet);
   const paths = demoPaths(out);
   const verdict = demoVerdict(JSON.parse(await Deno.readTextFile(paths.evalJson)));
   if (verdict) console.log(`\n${verdict}`);
-  console.error(
-    `\ndemo: done in ${formatSeconds((performance.now() - start) / 1000)}; results in ` +
-      `${paths.evalJson}, chart ${paths.chart}, training curve ${join(paths.run, "loss.svg")}`,
-  );
+  const seconds = (performance.now() - start) / 1000;
+  if (!quiet) {
+    console.error(
+      `\ndemo: done in ${formatSeconds(seconds)}; results in ` +
+        `${paths.evalJson}, chart ${paths.chart}, training curve ${join(paths.run, "loss.svg")}`,
+    );
+  }
+  // Last, on a line of its own: the summary every command that writes files prints.
+  console.log(JSON.stringify({
+    out,
+    eval: paths.evalJson,
+    chart: paths.chart,
+    curve: join(paths.run, "loss.svg"),
+    verdict: verdict ?? null,
+    seconds: Math.round(seconds * 10) / 10,
+  }));
 }

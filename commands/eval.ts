@@ -145,10 +145,11 @@ const FLAGS = defineFlags({
       '"missing" count; such records are not scored)',
   },
   quiet: { type: "boolean", help: "no progress on stderr" },
-  top: {
+  "top-k": {
     type: "int",
     min: 1,
     default: DEFAULT_BASELINE.top,
+    aliases: ["top"],
     section: "Baseline flags",
     help: "length of rankings over all items (at least the largest k)",
   },
@@ -460,7 +461,7 @@ export const command: Command = {
       throw new UsageError("eval: --save-baselines needs a --baseline");
     }
     const baseline = {
-      top: flags.top,
+      top: flags["top-k"],
       excludeSeen: !flags["include-seen"],
       neighbors: flags.neighbors,
       recency: flags.recency,

@@ -7,6 +7,7 @@
  */
 
 import type { Command } from "../lib/cli/command.ts";
+import { Progress } from "../lib/io/progress.ts";
 import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import type { Batch } from "../lib/collate/types.ts";
 import { inputError, UsageError } from "../lib/errors.ts";
@@ -57,6 +58,7 @@ const FLAGS = defineFlags({
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
   force: { type: "boolean", help: "replace --out even when forward did not write it" },
+  quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
 const usage = `Usage: recsysllm forward --model DIR --batch FILE.json --out FILE.safetensors [flags]
@@ -97,13 +99,16 @@ export const command: Command = {
       inputs: [modelDir, batchPath, adapter],
       recognize: isForwardOutput,
     });
+    const progress = new Progress("forward", { quiet: flags.quiet });
     try {
+      progress.update(`running ${batchPath} through ${modelDir}`);
       const arch = await architectureOf(modelDir);
       const json = await readBatchFile(batchPath);
       const done = arch.kind === "decoder"
         ? await forwardDecoder(flags, json)
         : await forwardGlm(flags, json);
       await writeSafetensors(output.tmp, done.tensors, { format: FORWARD_FORMAT });
+      progress.done(`logits [${done.logits.join(", ")}] on ${done.device} written to ${out}`);
       console.log(JSON.stringify({
         out,
         device: done.device,

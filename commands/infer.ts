@@ -66,10 +66,11 @@ const FLAGS = defineFlags({
   },
   force: { type: "boolean", help: "replace --out even when it does not hold predictions" },
   split: { type: "choice", choices: SPLITS, default: "test", help: SPLITS.join(", ") },
-  task: {
+  tasks: {
     type: "list",
     choices: INFER_TASKS,
     items: "tasks",
+    aliases: ["task"],
     default: INFER_TASKS,
     help: "tasks to answer",
   },
@@ -162,7 +163,7 @@ Scores are natural-log probabilities of the item's tokens and [E] (no length nor
 ${formatFlags(FLAGS)}
 
 Example:
-  recsysllm infer --model runs/tiny --adapter runs/lora --data runs/beauty --task sequential \\
+  recsysllm infer --model runs/tiny --adapter runs/lora --data runs/beauty --tasks sequential \\
     --beams 20 --top-k 10 --out runs/pred.jsonl`;
 
 /**
@@ -232,8 +233,8 @@ async function checkInputs(flags: InferFlags, data: Dataset) {
           `(${[...known.keys()].join(", ")})`,
       );
     }
-    if (!(flags.task as readonly string[]).includes(known.get(id)!)) {
-      throw new UsageError(`--template "${id}" is a ${known.get(id)} template, not in --task`);
+    if (!(flags.tasks as readonly string[]).includes(known.get(id)!)) {
+      throw new UsageError(`--template "${id}" is a ${known.get(id)} template, not in --tasks`);
     }
   }
   const splitFile = join(flags.data, `${flags.split}.jsonl`);
@@ -345,7 +346,7 @@ async function writePartSidecar(options: {
     adapter: options.adapterDir,
     data: flags.data,
     split: flags.split,
-    tasks: flags.task,
+    tasks: flags.tasks,
     templates: flags.template,
     protocol: flags.protocol,
     topK: options.topK,
@@ -430,7 +431,7 @@ export const command: Command = {
         ratingValues: data.manifest.rating_values ?? [],
       });
       const byTask = (r: TextRecord) =>
-        (flags.task as readonly string[]).includes(r.task) &&
+        (flags.tasks as readonly string[]).includes(r.task) &&
         (flags.template === undefined || flags.template.includes(r.template));
       const sample = flags["sample-users"] === undefined ? undefined : new UserSample({
         size: flags["sample-users"],
@@ -474,6 +475,18 @@ export const command: Command = {
         `${done} records on ${decoder.device}` +
           (shard ? ` (shard ${shard.index}/${shard.count}: ${partFile})` : ""),
       );
+      // The one-line summary every command that writes files prints (stdout holds the
+      // predictions themselves with --out -).
+      if (flags.out !== "-") {
+        console.log(JSON.stringify({
+          out: partFile,
+          records: done,
+          split: flags.split,
+          tasks: flags.tasks,
+          device: decoder.device,
+          ...(shard ? { shard: `${shard.index}/${shard.count}` } : {}),
+        }));
+      }
     } finally {
       await out.close();
       await loaded.decoder.release();

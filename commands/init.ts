@@ -72,6 +72,7 @@ const FLAGS = defineFlags({
     help: "attention heads in place of the preset's (must divide the hidden size)",
   },
   force: { type: "boolean", help: "replace --out even when init did not write it" },
+  quiet: { type: "boolean", help: "no progress on stderr" },
 });
 
 const usage = `Usage: recsysllm init --data DIR --preset NAME --out DIR [flags]
@@ -132,7 +133,7 @@ export const command: Command = {
           `init: --preset must be one of ${DECODER_PRESET_NAMES.join(", ")} with --family`,
         );
       }
-      const progress = new Progress("init");
+      const progress = new Progress("init", { quiet: flags.quiet });
       const result = await initDecoder({
         family,
         preset: preset as keyof typeof DECODER_PRESETS,
@@ -154,7 +155,7 @@ export const command: Command = {
       }));
       return;
     }
-    const progress = new Progress("init");
+    const progress = new Progress("init", { quiet: flags.quiet });
     const result = await initModel({
       data: data!,
       preset,

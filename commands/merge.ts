@@ -22,7 +22,7 @@ const FLAGS = defineFlags({
       "predictions file or dataset is replaced, anything else is refused)",
   },
   force: { type: "boolean", help: "replace --out even when this tool did not write it" },
-  quiet: { type: "boolean", help: "print nothing on success" },
+  quiet: { type: "boolean", help: "no progress on stderr (the summary still prints)" },
 });
 
 const usage = `Usage: recsysllm merge --out PATH PART...
@@ -55,6 +55,6 @@ export const command: Command = {
       force: flags.force,
       recognize: { dir: isDatasetDir, file: isPredictionsFile },
     });
-    if (flags.quiet !== true) console.log(JSON.stringify(summary));
+    console.log(JSON.stringify(summary));
   },
 };

@@ -25,6 +25,17 @@ async function json(...args: string[]) {
   return JSON.parse(result.out);
 }
 
+/**
+ * The one method of a report (eval's JSON has the same shape for one method as for several):
+ * its name as `method`, its tasks beside it.
+ */
+function only(report: { methods: Record<string, Record<string, unknown>> }) {
+  const names = Object.keys(report.methods);
+  assert.equal(names.length, 1, `one method, got ${names.join(", ")}`);
+  // deno-lint-ignore no-explicit-any
+  return { method: names[0], ...report.methods[names[0]] } as Record<string, any>;
+}
+
 const close = (actual: number, expected: number, what = "") =>
   assert.ok(Math.abs(actual - expected) < 1e-12, `${what} ${actual} != ${expected}`);
 
@@ -40,9 +51,11 @@ async function modelLines(): Promise<string[]> {
 }
 
 Deno.test("eval scores every task of a predictions file, by hand (full protocol)", async () => {
-  const r = await json("--data", DATA, "--predictions", MODEL);
-  assert.equal(r.protocol, "full");
-  assert.equal(r.split, "test");
+  const report = await json("--data", DATA, "--predictions", MODEL);
+  assert.deepEqual(Object.keys(report), ["protocol", "split", "methods"]); // even for one method
+  assert.equal(report.protocol, "full");
+  assert.equal(report.split, "test");
+  const r = only(report);
   assert.equal(r.method, "model");
   const seq = r.sequential;
   // ranks 1, 2, 8, 2, miss, 3, miss
@@ -86,8 +99,9 @@ Deno.test("eval scores every task of a predictions file, by hand (full protocol)
 });
 
 Deno.test("eval --protocol sampled ranks within each record's candidates", async () => {
-  const r = await json("--data", DATA, "--predictions", MODEL, "--protocol", "sampled");
-  assert.equal(r.protocol, "sampled");
+  const report = await json("--data", DATA, "--predictions", MODEL, "--protocol", "sampled");
+  assert.equal(report.protocol, "sampled");
+  const r = only(report);
   // within candidates: u1 1, u2 1, u3 3 (H D F), u4 1, u5 miss (C not listed), u1 seq-2 2, u2 miss
   close(r.sequential["HR@1"], 3 / 7);
   close(r.sequential["HR@5"], 5 / 7);
@@ -162,7 +176,7 @@ Deno.test("eval --chart writes an SVG bar chart naming every method", async () =
 });
 
 Deno.test("eval --k, --tasks and --split choose what is scored", async () => {
-  const r = await json(
+  const report = await json(
     "--data",
     DATA,
     "--baseline",
@@ -174,8 +188,9 @@ Deno.test("eval --k, --tasks and --split choose what is scored", async () => {
     "--tasks",
     "sequential",
   );
-  assert.equal(r.split, "valid");
-  assert.deepEqual(Object.keys(r).filter((k) => !["protocol", "split", "method"].includes(k)), [
+  assert.equal(report.split, "valid");
+  const r = only(report);
+  assert.deepEqual(Object.keys(r).filter((k) => k !== "method"), [
     "sequential",
   ]);
   assert.deepEqual(Object.keys(r.sequential).slice(0, 3), ["HR@1", "HR@3", "NDCG@3"]);
@@ -191,7 +206,7 @@ Deno.test("records without a prediction are counted and warned about, or an erro
     const path = await writeLines(dir, lines);
     const { code, out, err } = await run("--data", DATA, "--predictions", path);
     assert.equal(code, 0);
-    const r = JSON.parse(out);
+    const r = only(JSON.parse(out));
     assert.equal(r.sequential.missing, 1);
     assert.equal(r.sequential.count, 6);
     assert.equal(r.direct.missing, 1);

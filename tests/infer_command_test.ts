@@ -76,8 +76,8 @@ Deno.test("infer answers every record of the split in order, in the format eval 
 
 Deno.test("--protocol sampled ranks the record's candidates; --exclude-seen drops the history", async () => {
   await withTempDir(async (dir) => {
-    const sampled = await infer(dir, "--protocol", "sampled", "--task", "sequential,direct");
-    const full = await infer(dir, "--task", "sequential,direct", "--exclude-seen", "--top-k", "8");
+    const sampled = await infer(dir, "--protocol", "sampled", "--tasks", "sequential,direct");
+    const full = await infer(dir, "--tasks", "sequential,direct", "--exclude-seen", "--top-k", "8");
     const seenSampled = await infer(
       dir,
       "--protocol",
@@ -299,12 +299,12 @@ Deno.test("adapters that are missing, misshaped or from another tokenizer are re
 });
 
 Deno.test("unknown tasks and templates are usage errors; a missing split is an input error", async () => {
-  await expectError(2, /--task must list tasks of/, "--task", "sequential,summarize");
+  await expectError(2, /--tasks must list tasks of/, "--tasks", "sequential,summarize");
   await expectError(2, /--template "seq-9" is not a template/, "--template", "seq-9");
   await expectError(
     2,
-    /--template "seq-1" is a sequential template, not in --task/,
-    "--task",
+    /--template "seq-1" is a sequential template, not in --tasks/,
+    "--tasks",
     "rating",
     "--template",
     "seq-1",
@@ -358,9 +358,8 @@ Deno.test("infer and eval --sample-users answer and score the same seeded users"
     ]);
     assert.equal(scored.code, 0, scored.stderr);
     const report = JSON.parse(scored.stdout);
-    // One method: the report is that method's.
-    assert.equal(report.method, "sampled");
-    assert.equal(report.sequential.count, wanted.length);
-    assert.equal(report.sequential.missing, 0);
+    assert.deepEqual(Object.keys(report.methods), ["sampled"]);
+    assert.equal(report.methods.sampled.sequential.count, wanted.length);
+    assert.equal(report.methods.sampled.sequential.missing, 0);
   });
 });

@@ -192,9 +192,10 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
         assert.ok(Math.abs(p.score - lines[i].predictions[k].score) < 1e-3);
       }
     }
-    const scores = JSON.parse(
+    const report = JSON.parse(
       await ok(["eval", "--quiet", "--data", data, "--predictions", pred, "--tasks", "sequential"]),
     );
+    const scores = Object.values(report.methods)[0] as Record<string, Record<string, number>>;
     assert.equal(scores.sequential.valid, 1, JSON.stringify(scores).slice(0, 300));
     assert.equal(scores.sequential.count, 3);
     assert.ok(scores.sequential["HR@10"] >= 0);

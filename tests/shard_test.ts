@@ -159,7 +159,7 @@ Deno.test("sharded infer merges into the unsharded predictions byte for byte (n 
         const ofMerged = await ok([...evalArgs, "--predictions", merged, "--name", "p3"]);
         const a = JSON.parse(ofParts);
         const b = JSON.parse(ofMerged);
-        assert.equal(a.method, "p3");
+        assert.deepEqual(Object.keys(a.methods), ["p3"]);
         assert.deepEqual(a, b);
       }
     }

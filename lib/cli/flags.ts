@@ -49,6 +49,8 @@ interface ValueFlag {
   required?: boolean;
   /** Says in `--help` what absence means when it is no value (`the model's maximum`). */
   defaultText?: string;
+  /** Old spellings still read, each use with a one-line notice (`task` for `tasks`). */
+  aliases?: readonly string[];
 }
 
 /** A string: `--out runs/x`. With `multiple`, every occurrence, in order (`[]` when absent). */
@@ -81,6 +83,8 @@ export interface BooleanFlag {
   type: "boolean";
   help: string;
   section?: string;
+  /** Old spellings still read, each use with a one-line notice. */
+  aliases?: readonly string[];
 }
 
 /**
@@ -160,6 +164,8 @@ export interface ParsedFlags<T extends FlagTable> {
 export interface ParseOptions {
   /** The command takes arguments besides its flags (`merge --out F PART...`). */
   positionals?: boolean;
+  /** Where a notice goes (an old flag spelling used); default: a line on stderr. */
+  onNotice?: (message: string) => void;
 }
 
 /**
@@ -190,10 +196,12 @@ export function parseFlags<T extends FlagTable>(
 ): ParsedFlags<T> {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
   for (const [name, decl] of Object.entries(table)) {
-    options[name] = {
-      type: decl.type === "boolean" ? "boolean" : "string",
+    const option = {
+      type: decl.type === "boolean" ? "boolean" as const : "string" as const,
       multiple: "multiple" in decl && decl.multiple === true,
     };
+    options[name] = option;
+    for (const alias of decl.aliases ?? []) options[alias] = option;
   }
   let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
   let positionals: string[];
@@ -214,8 +222,29 @@ export function parseFlags<T extends FlagTable>(
     raw = values;
   } catch (error) {
     if (error instanceof UsageError) throw error;
+    const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec((error as Error).message);
+    if (unknown) {
+      const guess = closestFlag(unknown[1].replace(/^-+/, ""), table);
+      throw new UsageError(
+        `${command}: unknown flag ${unknown[1]}` +
+          (guess === undefined ? "" : `; did you mean --${guess}?`) + ` (see ${command} --help)`,
+      );
+    }
     const message = (error as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
     throw new UsageError(`${command}: ${message} (see ${command} --help)`);
+  }
+  for (const [name, decl] of Object.entries(table)) {
+    for (const alias of decl.aliases ?? []) {
+      const old = raw[alias];
+      if (old === undefined) continue;
+      (parseOptions.onNotice ?? ((m: string) => console.error(m)))(
+        `${command}: --${alias} is now --${name} (the old name still works)`,
+      );
+      const now = raw[name];
+      if (now === undefined) raw[name] = old;
+      else if (Array.isArray(now) && Array.isArray(old)) raw[name] = [...now, ...old];
+      else throw new UsageError(`${command}: give --${name} once (--${alias} is its old name)`);
+    }
   }
   const values: Record<string, unknown> = {};
   const given = new Set<string>();
@@ -415,6 +444,48 @@ export function formatFlags(table: FlagTable, options: FormatFlagsOptions = {}):
     for (const more of wrapped.slice(1)) lines.push(" ".repeat(column) + more);
   });
   return lines.join("\n");
+}
+
+/**
+ * The edit distance between `a` and `b`: insertions, deletions, substitutions and swaps of two
+ * neighbouring letters (`tpo` -> `top`) count one each.
+ */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
+  for (let j = 0; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The flag of `table` the user most likely meant by `typed` (`--top` -> `top-k`, `--task` ->
+ * `tasks`): one that starts with it or it starts with, else the nearest within a third of its
+ * length in edits; undefined when none is close.
+ */
+export function closestFlag(typed: string, table: FlagTable): string | undefined {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const [name, decl] of Object.entries(table)) {
+    for (const spelling of [name, ...(decl.aliases ?? [])]) {
+      const score = spelling.startsWith(typed) || typed.startsWith(spelling)
+        ? Math.abs(spelling.length - typed.length) / 100
+        : editDistance(typed, spelling);
+      if (score < bestScore) [best, bestScore] = [name, score];
+    }
+  }
+  const allowed = Math.max(1, Math.floor(typed.length / 3));
+  return bestScore <= allowed ? best : undefined;
 }
 
 /** `maxLength` -> `max-length`: the flag that conventionally sets a library option. */

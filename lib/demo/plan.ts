@@ -45,6 +45,8 @@ export interface DemoOptions {
    * pretrained model) and inferred with the adapter.
    */
   family?: string;
+  /** No progress from the stages (`--quiet` on each). */
+  quiet?: boolean;
 }
 
 /** One stage: its name, its command line (after the program), and where its stdout goes. */
@@ -90,6 +92,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
   const seed = String(options.seed ?? DEFAULT_DEMO.seed);
   const device = options.device ?? DEFAULT_DEMO.device;
   const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
+  const quiet: Record<string, true> = options.quiet ? { quiet: true } : {};
   const evalFlags = {
     data: paths.data,
     predictions: paths.predictions,
@@ -108,6 +111,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         items: join(DEMO_DATA, "items.csv"),
         out: paths.data,
         seed,
+        ...quiet,
       }),
     },
     {
@@ -118,6 +122,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         ...(options.family ? { family: options.family, preset: "small" } : { preset: "tiny" }),
         out: paths.model,
         seed,
+        ...quiet,
       }),
     },
     {
@@ -138,6 +143,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         "val-batches": "4",
         seed,
         device,
+        ...quiet,
       }),
     },
     {
@@ -149,6 +155,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
           data: paths.data,
           out: paths.predictions,
           device,
+          ...quiet,
         }),
         ...limit,
       ],

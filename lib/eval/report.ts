@@ -2,18 +2,19 @@
  * The shapes an `eval` run is shown in: the JSON object printed on stdout, a Markdown table, and
  * an SVG bar chart comparing methods. Pure: a report in, text out.
  *
- * JSON, one method:
+ * JSON, the same shape for one method or several (methods in the order given):
  *
- *     {"protocol": "full", "split": "test", "method": "pred",
- *      "sequential": {"HR@1": 0.01, "HR@5": 0.04, "NDCG@5": 0.02, "HR@10": 0.06, "NDCG@10": 0.03,
- *                     "valid": 1, "count": 22363, "missing": 0,
- *                     "templates": {"seq-1": {...same metrics, count}, ...},
- *                     "seen": {...}, "heldOut": {...}},
- *      "rating": {"RMSE": ..., "MAE": ..., "valid": ..., "count": ..., "missing": ..., ...},
- *      "explanation": {"BLEU-4": ..., "ROUGE-1": ..., "ROUGE-2": ..., "ROUGE-L": ..., ...}}
+ *     {"protocol": "full", "split": "test",
+ *      "methods": {"pred": {
+ *        "sequential": {"HR@1": 0.01, "HR@5": 0.04, "NDCG@5": 0.02, "HR@10": 0.06,
+ *                       "NDCG@10": 0.03, "valid": 1, "count": 22363, "missing": 0,
+ *                       "templates": {"seq-1": {...same metrics, count}, ...},
+ *                       "seen": {...}, "heldOut": {...}},
+ *        "rating": {"RMSE": ..., "MAE": ..., "valid": ..., "count": ..., "missing": ..., ...},
+ *        "explanation": {"BLEU-4": ..., "ROUGE-1": ..., "ROUGE-2": ..., "ROUGE-L": ..., ...}},
+ *        "pop": {...}}}
  *
- * Several methods: `{"protocol", "split", "methods": {NAME: {TASK: {...as above}}}}`, methods in
- * the order given. A task appears when the method scored or missed records of it; `seen` and
+ * Each method's tasks as above. A task appears when the method scored or missed records of it; `seen` and
  * `heldOut` appear when the task had records of that kind. HR, NDCG and `valid` are fractions,
  * BLEU and ROUGE x100; a metric that cannot be computed (no records) is null.
  *
@@ -43,14 +44,6 @@ export function reportJson(report: EvalReport): Record<string, unknown> {
     }
     return out;
   };
-  if (names.length === 1) {
-    return {
-      protocol: report.protocol,
-      split: report.split,
-      method: names[0],
-      ...methodJson(names[0]),
-    };
-  }
   return {
     protocol: report.protocol,
     split: report.split,
