@@ -28,15 +28,19 @@ import { historyIds } from "./histories.ts";
 import { DEFAULT_ITEM_KNN, ItemKnn } from "./itemknn.ts";
 import { orderItems, popularityCounts, topItems } from "./popularity.ts";
 import { BiasRating, DEFAULT_BIAS_RATING, ratedItem, type TrainingRating } from "./rating.ts";
+import { TextRetrieval, type TrainingText } from "./retrieval.ts";
+import type { Progress } from "../io/progress.ts";
+import { type MfOptions, trainMf } from "./mf.ts";
 
 /** The baselines `eval --baseline` knows. */
-export const BASELINES = ["pop", "itemknn", "random", "mean", "sasrec"] as const;
+export const BASELINES = ["pop", "itemknn", "random", "mean", "sasrec", "mf", "retrieval"] as const;
 /** One baseline's name. */
 export type BaselineName = typeof BASELINES[number];
 
 /**
  * The task families each baseline answers: the item rankers every family whose answer is an item,
- * `mean` every family whose answer is a rating (lib/data/tasks.ts).
+ * `mean` and `mf` every family whose answer is a rating, `retrieval` every family whose answer is
+ * text (lib/data/tasks.ts).
  */
 export const BASELINE_TASKS: Record<BaselineName, readonly EvalTask[]> = {
   pop: tasksAnswering("item"),
@@ -44,6 +48,8 @@ export const BASELINE_TASKS: Record<BaselineName, readonly EvalTask[]> = {
   random: tasksAnswering("item"),
   mean: tasksAnswering("rating"),
   sasrec: tasksAnswering("item"),
+  mf: tasksAnswering("rating"),
+  retrieval: tasksAnswering("text"),
 };
 
 /** A method that predicts records without a model. */
@@ -64,6 +70,8 @@ export interface BaselineData {
   ratings?: readonly TrainingRating[];
   /** The rating scale predictions are clipped to. */
   ratingScale?: readonly [number, number] | null;
+  /** Training texts of the text tasks (retrieval.ts); needed by `retrieval` only. */
+  texts?: readonly TrainingText[];
 }
 
 /** Defaults of the optional {@linkcode BaselineOptions}. */
@@ -92,6 +100,8 @@ export interface BaselineOptions {
   recency?: number;
   /** `mean`: bias damping. */
   damping?: number;
+  /** `mf`: the model and its training (mf.ts); `seed` seeds it too. */
+  mf?: MfOptions;
   /** `sasrec`: the model and its training (sasrec.ts); `seed` seeds it too. */
   sasrec?: SasrecOptions;
   /** Names the record's file in errors; default "records". */
@@ -273,9 +283,29 @@ function meanBaseline(data: BaselineData, options: BaselineOptions): Baseline {
   };
 }
 
+function retrievalBaseline(data: BaselineData): Baseline {
+  const model = new TextRetrieval(data.texts ?? []);
+  return {
+    name: "retrieval",
+    tasks: BASELINE_TASKS.retrieval,
+    predict(record) {
+      if (!BASELINE_TASKS.retrieval.includes(record.task as EvalTask)) return undefined;
+      const text = model.retrieve(record.task, record.user, ratedItem(record) ?? "");
+      if (text === undefined) return undefined;
+      return {
+        id: record.id,
+        user: record.user,
+        task: record.task,
+        template: record.template,
+        text,
+      };
+    },
+  };
+}
+
 /**
- * Returns the baseline `name` trained on `data` (all but `sasrec`, which trains for a while and
- * reads its records itself: {@linkcode createSasrecBaseline}).
+ * Returns the baseline `name` trained on `data` (all but `sasrec` and `mf`, which train on the
+ * engine for a while: {@linkcode createSasrecBaseline}, {@linkcode createMfBaseline}).
  *
  * @example
  * ```ts
@@ -301,7 +331,52 @@ export function createBaseline(
       return randomBaseline(data, options);
     case "mean":
       return meanBaseline(data, options);
+    case "retrieval":
+      return retrievalBaseline(data);
     case "sasrec":
       throw new Error("sasrec is trained asynchronously: use createSasrecBaseline (sasrec.ts)");
+    case "mf":
+      throw new Error("mf is trained asynchronously: use createMfBaseline (mf.ts)");
   }
+}
+
+/**
+ * The `mf` baseline of `eval`: biased MF trained on `ratings`, early-stopped on `validation`,
+ * answering every rating record with its prediction for the record's user and item.
+ *
+ * @example
+ * ```ts
+ * import type { TrainingRating } from "./rating.ts";
+ *
+ * declare const train: TrainingRating[], valid: TrainingRating[];
+ * const mf = await createMfBaseline(train, valid, { scale: [1, 5] });
+ * mf.tasks; // ["rating"]
+ * ```
+ */
+export async function createMfBaseline(
+  ratings: readonly TrainingRating[],
+  validation: readonly TrainingRating[],
+  options: MfOptions = {},
+  progress?: Progress,
+): Promise<Baseline> {
+  const model = await trainMf(ratings, options, validation, (epoch, loss, rmse) =>
+    progress?.update(
+      `mf: epoch ${epoch}, loss ${loss.toFixed(4)}` +
+        (rmse === undefined ? "" : `, validation RMSE ${rmse.toFixed(4)}`),
+    ));
+  return {
+    name: "mf",
+    tasks: BASELINE_TASKS.mf,
+    predict(record) {
+      if (!BASELINE_TASKS.mf.includes(record.task as EvalTask)) return undefined;
+      const rating = model.predict(record.user, ratedItem(record) ?? "");
+      return {
+        id: record.id,
+        user: record.user,
+        task: record.task,
+        template: record.template,
+        rating,
+      };
+    },
+  };
 }

@@ -1,6 +1,7 @@
 /**
  * Trains the baselines of one `eval` run from a dataset's files: the training histories from
- * valid.jsonl and test.jsonl (histories.ts), the training ratings from train.jsonl (rating.ts),
+ * valid.jsonl and test.jsonl (histories.ts), the training ratings and texts from train.jsonl
+ * (rating.ts, retrieval.ts), the validation ratings that `mf` early-stops on from valid.jsonl,
  * each read once however many baselines are asked for, and only when one of them needs it.
  *
  * @module
@@ -18,10 +19,21 @@ import {
   type BaselineName,
   type BaselineOptions,
   createBaseline,
+  createMfBaseline,
 } from "./baseline.ts";
 import { TrainingHistories } from "./histories.ts";
 import { TrainingRatings } from "./rating.ts";
+import { TrainingTexts } from "./retrieval.ts";
+import { tasksAnswering } from "../data/tasks.ts";
 import { createSasrecBaseline } from "./sasrec.ts";
+
+/** The baselines that learn from the training histories. */
+const BASELINE_USES_HISTORIES: ReadonlySet<BaselineName> = new Set([
+  "pop",
+  "itemknn",
+  "random",
+  "sasrec",
+]);
 
 /**
  * Returns each baseline of `names` (duplicates once) trained on `data`, by name; `split` is the
@@ -52,7 +64,7 @@ export async function loadBaselines(
   const histories = new TrainingHistories(pool);
   const throughValid = trainsThroughValid(data);
   const modelHistories = throughValid ? new TrainingHistories(pool, { throughValid }) : histories;
-  if (names.some((n) => n !== "mean")) {
+  if (names.some((n) => BASELINE_USES_HISTORIES.has(n))) {
     for (const split of ["valid", "test"] as const) {
       const file = join(data.dir, `${split}.jsonl`);
       if (!(await pathExists(file))) continue;
@@ -66,17 +78,42 @@ export async function loadBaselines(
     }
   }
   const ratings = new TrainingRatings();
-  if (names.includes("mean") && await pathExists(join(data.dir, "train.jsonl"))) {
-    progress?.update("reading training ratings from train.jsonl");
-    for await (const record of readRecords(data, "train")) ratings.add(record);
+  const texts = new TrainingTexts(tasksAnswering("text"));
+  const wantsRatings = names.includes("mean") || names.includes("mf");
+  if (
+    (wantsRatings || names.includes("retrieval")) && await pathExists(join(data.dir, "train.jsonl"))
+  ) {
+    progress?.update("reading training ratings and texts from train.jsonl");
+    for await (const record of readRecords(data, "train")) {
+      ratings.add(record);
+      texts.add(record);
+    }
   }
   const trained = {
     pool,
     histories: modelHistories.byUser,
     ratings: ratings.list,
     ratingScale: data.manifest.rating_scale,
+    texts: texts.list,
   };
   for (const name of new Set(names)) {
+    if (name === "mf") {
+      // Early stopping on the validation ratings, unless they are training data (the refit).
+      const validation = new TrainingRatings();
+      if (!throughValid && await pathExists(join(data.dir, "valid.jsonl"))) {
+        progress?.update("reading validation ratings from valid.jsonl");
+        for await (const record of readRecords(data, "valid")) validation.add(record);
+      }
+      out.set(
+        name,
+        await createMfBaseline(ratings.list, validation.list, {
+          ...options.mf,
+          seed: options.mf?.seed ?? options.seed,
+          scale: data.manifest.rating_scale,
+        }, progress),
+      );
+      continue;
+    }
     if (name !== "sasrec") {
       out.set(name, createBaseline(name, trained, options));
       continue;

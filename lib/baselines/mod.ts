@@ -12,3 +12,5 @@ export * from "./popularity.ts";
 export * from "./rating.ts";
 export * from "./load.ts";
 export * from "./sasrec.ts";
+export * from "./mf.ts";
+export * from "./retrieval.ts";
