@@ -83,7 +83,7 @@ const FLAGS = defineFlags({
     items: "baselines",
     multiple: true,
     help: `${BASELINES.join(", ")}; may be repeated or comma-separated\n` +
-      "(pop, itemknn, random, sasrec: item tasks; mean: rating)",
+      "(pop, itemknn, random, sasrec: item tasks; mean, mf: rating; retrieval: text tasks)",
   },
   split: { type: "string", placeholder: "NAME", default: "test", help: "split to score" },
   protocol: {
