@@ -394,6 +394,7 @@ export const command: Command = {
       inputs: [
         flags.model,
         flags.adapter,
+        flags.data,
         splitFile,
         ...["manifest.json", "entities.json", "candidates.jsonl"].map((f) => join(flags.data, f)),
       ],

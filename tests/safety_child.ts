@@ -5,7 +5,9 @@
  *     deno run -A tests/safety_child.ts MODE PATH
  *
  * Modes: `lock` (hold the output's lock), `build-dir` / `build-file` (claim the output, write
- * part of it, wait), `file-loop` / `dir-loop` (replace the output with version 1, 2, ... forever).
+ * part of it, wait), `file-loop` / `dir-loop` (replace the output with version 1, 2, ... forever),
+ * `replace-dir` (replace the output directory once with {@linkcode dirVersion} 2: with
+ * `RECSYSLLM_FAULT` set, it stops at the named step of the swap).
  * Prints "ready" on stdout once it is under way.
  *
  * @module
@@ -25,6 +27,11 @@ export function fileVersion(k: number): Uint8Array {
   return new Uint8Array(2 << 20).fill(k % 251);
 }
 
+/** The files of version `k` of a directory output: four files of 64 KiB that name `k`. */
+export function dirVersion(k: number): Map<string, string> {
+  return new Map([0, 1, 2, 3].map((f) => [`f${f}.txt`, `${k}\n`.repeat(32_768)]));
+}
+
 if (import.meta.main) {
   if (mode === "lock") {
     await OutputLock.acquire(path, "test");
@@ -41,6 +48,14 @@ if (import.meta.main) {
     await Deno.writeTextFile(out.tmp, "half written");
     ready();
     await forever();
+  } else if (mode === "replace-dir") {
+    ready();
+    await writeOutputDir(path, { command: "test" }, async (dir) => {
+      for (const [name, text] of dirVersion(2)) await Deno.writeTextFile(join(dir, name), text);
+    });
+    // A signal caught during the swap is handled at the next turn of the event loop: give it
+    // one, as a command that goes on after its output would.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
   } else if (mode === "file-loop") {
     ready();
     for (let k = 1;; k++) await writeFileAtomic(path, fileVersion(k));

@@ -48,7 +48,7 @@ async function startChild(mode: string, path: string): Promise<Deno.ChildProcess
   return child;
 }
 
-Deno.test("textualize refuses a directory of the user's files and a regular file; --force replaces them", () =>
+Deno.test("textualize refuses a directory of the user's files and a regular file without suggesting --force; --force replaces them", () =>
   withTempDir(async (dir) => {
     const mine = join(dir, "x");
     await Deno.mkdir(mine);
@@ -57,8 +57,10 @@ Deno.test("textualize refuses a directory of the user's files and a regular file
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(
       refused.stderr,
-      /^error: .*x: holds files recsysllm did not write \(n\.txt\); .*--force/,
+      /^error: .*x: holds files recsysllm did not write \(n\.txt\); choose another --out, or move those files away first$/m,
     );
+    // --force would destroy the user's file: the refusal does not suggest it.
+    assert.doesNotMatch(refused.stderr, /--force/);
     assert.equal(refused.stderr.trim().split("\n").length, 1);
     assert.equal(await Deno.readTextFile(join(mine, "n.txt")), "k\n");
 

@@ -15,6 +15,7 @@
 import { basename, dirname, join } from "node:path";
 import { InputError } from "../errors.ts";
 import { removeOnSignal } from "./cleanup.ts";
+import { faultPoint } from "./fault.ts";
 import { IoError, toIoError, withIo, withIoSync } from "./io_error.ts";
 
 /** The marker every temporary name carries after the output's name: `.NAME.tmp-…`. */
@@ -140,27 +141,41 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Puts the complete directory (or file) `tmp` in the place of `path`: whatever is at `path` is
- * moved aside, `tmp` renamed in, and the old one removed. A kill between the renames is repaired
- * by the next {@linkcode removeStaleTemporaries}.
+ * moved aside, `tmp` renamed in, and the old one removed.
+ *
+ * The two renames run back to back with no await between them, so a SIGINT or SIGTERM (whose
+ * handler runs on the event loop) is handled before the swap or after it, never between: either
+ * the old output or the new one is at `path` when the handler runs, and the handler removes only
+ * temporaries (the new one before the swap, the old one after). A kill -9 between the renames
+ * leaves the old output aside and nothing at `path`; the next {@linkcode removeStaleTemporaries}
+ * puts it back.
  */
 export async function replaceWith(tmp: string, path: string): Promise<void> {
-  let old: string | undefined;
-  if (await exists(path)) {
-    old = tempName(path, "-old");
-    const forget = removeOnSignal(old);
-    await withIo(path, "cannot replace", () => Deno.rename(path, old!));
+  if (!(await exists(path))) {
+    faultPoint("swap-start");
+    await withIo(path, "cannot write", () => Deno.rename(tmp, path));
+    return;
+  }
+  const old = tempName(path, "-old");
+  faultPoint("swap-start");
+  withIoSync(path, "cannot replace", () => {
+    Deno.renameSync(path, old);
+    faultPoint("swap-aside");
     try {
-      await withIo(path, "cannot replace", () => Deno.rename(tmp, path));
+      Deno.renameSync(tmp, path);
     } catch (error) {
-      await Deno.rename(old, path).catch(() => {});
-      forget();
+      Deno.renameSync(old, path);
       throw error;
     }
-    // Removed right away: a signal now must not take the new output with it.
+    faultPoint("swap-in-place");
+  });
+  // The new output is in place: from now on a signal removes the old one, not leaves it behind.
+  const forget = removeOnSignal(old);
+  try {
+    faultPoint("swap-removing-old");
+    await withIo(old, "cannot remove the old output", () => Deno.remove(old, { recursive: true }));
+  } finally {
     forget();
-    await withIo(old, "cannot remove the old output", () => Deno.remove(old!, { recursive: true }));
-  } else {
-    await withIo(path, "cannot write", () => Deno.rename(tmp, path));
   }
 }
 

@@ -4,9 +4,12 @@
  * signal removes whatever is registered, runs the registered release hooks (output locks), and
  * exits with 128 + the signal number (130, 143), as the shell expects.
  *
- * The listeners are installed while something is registered and removed when nothing is, so a
- * program that registers nothing keeps the default signal behaviour. A kill -9 cannot be caught:
- * the next run on the same output removes what such a run left (lib/io/safe_output.ts).
+ * The listeners are installed when something is first registered, so a program that registers
+ * nothing keeps the default signal behaviour; once installed they stay, and a signal with nothing
+ * registered still ends the process with 128 + the signal number, as the default would. (Removing
+ * them would lose a signal that arrived while they were installed but was not yet dispatched: one
+ * that came during a swap of renames, say, which no listener may interrupt.) A kill -9 cannot be
+ * caught: the next run on the same output removes what such a run left (lib/io/safe_output.ts).
  *
  * @module
  */
@@ -50,10 +53,6 @@ function update(): void {
       Deno.addSignalListener(signal, listener);
     }
     installed = true;
-  } else if (!wanted && installed) {
-    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
-    listeners.clear();
-    installed = false;
   }
 }
 

@@ -131,13 +131,13 @@ export class OutputLock {
           owner = readOwner(path);
         }
         if (owner === undefined && !sameFile(path, held)) continue; // the holder just finished
+        const host = owner && owner.hostname !== Deno.hostname() ? ` on ${owner.hostname}` : "";
         const who = owner
-          ? `recsysllm ${owner.command} (pid ${owner.pid}, started ${owner.started})`
+          ? `recsysllm ${owner.command} (pid ${owner.pid}${host}, started ${owner.started})`
           : "another recsysllm run";
-        throw new LockedError(
-          `${output}: in use by ${who}; wait for it to finish, or remove ${path} if no such ` +
-            `run exists`,
-        );
+        // The lock is held by a live process (the kernel drops a dead one's), so the only advice
+        // is to wait: removing the lock file would let two runs write one output.
+        throw new LockedError(`${output}: in use by ${who}; wait for it to finish`);
       }
       // The holder may have removed the file between our open and our lock: then the lock is on
       // a deleted file, and the name belongs to whoever creates it next. Start again.

@@ -86,15 +86,76 @@ function within(inner: string, outer: string): boolean {
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
-async function checkInputs(path: string, options: ClaimOptions): Promise<void> {
-  const out = await realOrResolved(path);
+/** Resolves a trailing chain of symbolic links at `path` (at most 40), without needing the target. */
+async function followLinks(path: string): Promise<string> {
+  let at = resolve(path);
+  for (let hop = 0; hop < 40; hop++) {
+    const info = await lstatOrUndefined(at);
+    if (!info?.isSymlink) return at;
+    const target = await withIo(at, "cannot read the link", () => Deno.readLink(at));
+    at = resolve(dirname(at), target);
+  }
+  throw new InputError(`${path}: too many levels of symbolic links`);
+}
+
+/** `path` as messages name it: with the place a link leads to, when it is a link. */
+function shown(path: string, target: string): string {
+  return target === resolve(path) ? path : `${path} (a link to ${target})`;
+}
+
+/** The directories no output may be or contain, whatever the flags: name and real path. */
+async function protectedDirs(options: ClaimOptions): Promise<[string, string][]> {
+  const dirs: [string, string][] = [["the file-system root", "/"]];
+  try {
+    dirs.push(["the current directory", await realOrResolved(Deno.cwd())]);
+  } catch { /* no current directory (removed): nothing to protect there */ }
+  let home: string | undefined;
+  try {
+    home = Deno.env.get("HOME");
+  } catch { /* no permission to read the environment */ }
+  if (home) dirs.push(["your home directory", await realOrResolved(home)]);
   for (const input of options.inputs ?? []) {
     if (input === undefined || input === "-") continue;
-    if (within(await realOrResolved(input), out)) {
+    const real = await realOrResolved(input);
+    dirs.push([`the directory of the input ${input}`, dirname(real)]);
+  }
+  return dirs;
+}
+
+/**
+ * Refuses an output that is or contains an input, or an existing entry of an input directory (a
+ * file of the dataset being read), or that holds a directory no
+ * output may replace (the root, the current or home directory, an input's directory), with or
+ * without `force`: no flag can make such a write safe, so the message suggests none.
+ */
+async function checkInputs(path: string, target: string, options: ClaimOptions): Promise<void> {
+  const flag = options.flag ?? "--out";
+  const out = await realOrResolved(target);
+  for (const input of options.inputs ?? []) {
+    if (input === undefined || input === "-") continue;
+    const real = await realOrResolved(input);
+    if (within(real, out)) {
       const what = resolve(input) === resolve(path) ? "is" : "contains";
       throw new OutputRefused(
-        `${options.flag ?? "--out"} ${path} ${what} the input ${input}: writing there would ` +
-          `destroy it; choose another ${options.flag ?? "--out"}`,
+        `${flag} ${shown(path, target)} ${what} the input ${input}: writing there would ` +
+          `destroy it; choose another ${flag}`,
+      );
+    }
+    if (
+      out !== real && within(out, real) && (await lstatOrUndefined(real))?.isDirectory &&
+      (await lstatOrUndefined(out)) !== undefined
+    ) {
+      throw new OutputRefused(
+        `${flag} ${shown(path, target)} is part of the input directory ${input}: replacing it ` +
+          `would change an input of this run; choose another ${flag}`,
+      );
+    }
+  }
+  for (const [name, dir] of await protectedDirs(options)) {
+    if (within(dir, out)) {
+      throw new OutputRefused(
+        `${flag} ${shown(path, target)} ${out === dir ? "is" : "contains"} ${name} (${dir}): ` +
+          `recsysllm never replaces it; choose another ${flag}`,
       );
     }
   }
@@ -132,24 +193,59 @@ async function entries(dir: string): Promise<string[]> {
   return names.sort();
 }
 
+/** Why the tool may not replace an existing output, and whether `--force` loses only its own work. */
+interface Refusal {
+  why: string;
+  /** Whether everything `--force` would replace is recsysllm's own output. */
+  ownWork: boolean;
+  /** The entries recsysllm did not write, where known. */
+  foreign?: string[];
+}
+
+/** Version-control directories: a directory holding one is never replaced, even with `--force`. */
+const VCS_DIRS = [".git", ".hg", ".svn"];
+
 /** Why the tool may not replace the directory `path`, or undefined when it may. */
-async function foreignDir(path: string, options: ClaimOptions): Promise<string | undefined> {
+async function foreignDir(path: string, options: ClaimOptions): Promise<Refusal | undefined> {
   const names = (await entries(path)).filter((n) => !isTemporaryName(n));
   if (names.length === 0) return undefined;
   const marker = await readMarker(path);
   if (marker === undefined) {
     if (options.recognize && (await options.recognize(path))) return undefined;
-    return `holds files recsysllm did not write (${listed(names)})`;
-  }
-  if (marker.command !== options.command) {
-    return `holds the output of recsysllm ${marker.command}, not of ${options.command}`;
+    return {
+      why: `holds files recsysllm did not write (${listed(names)})`,
+      ownWork: false,
+      foreign: names,
+    };
   }
   const known = new Set([...marker.files, OUTPUT_MARKER]);
   const foreign = names.filter((n) => !known.has(n));
   if (foreign.length > 0) {
-    return `holds files recsysllm ${options.command} did not write (${listed(foreign)})`;
+    return {
+      why: `holds files recsysllm ${marker.command} did not write (${listed(foreign)})`,
+      ownWork: false,
+      foreign,
+    };
+  }
+  if (marker.command !== options.command) {
+    return {
+      why: `holds the output of recsysllm ${marker.command}, not of ${options.command}`,
+      ownWork: true,
+    };
   }
   return undefined;
+}
+
+/** Refuses, even with `--force`, to replace a directory that holds a version-control directory. */
+async function checkVcs(path: string, target: string, options: ClaimOptions): Promise<void> {
+  const names = await entries(target);
+  const vcs = VCS_DIRS.find((n) => names.includes(n));
+  if (vcs) {
+    throw new OutputRefused(
+      `${shown(path, target)}: holds ${vcs} (a repository): recsysllm never replaces it; ` +
+        `choose another ${options.flag ?? "--out"}`,
+    );
+  }
 }
 
 function listed(names: string[]): string {
@@ -159,12 +255,16 @@ function listed(names: string[]): string {
 
 function refused(
   path: string,
-  why: string,
+  refusal: Refusal,
   options: ClaimOptions,
   force = "to replace it",
 ): OutputRefused {
   const flag = options.flag ?? "--out";
-  return new OutputRefused(`${path}: ${why}; choose another ${flag}, or pass --force ${force}`);
+  // --force is suggested only where all it would replace is the tool's own work.
+  const fix = refusal.ownWork
+    ? `choose another ${flag}, or pass --force ${force}`
+    : `choose another ${flag}, or move those files away first`;
+  return new OutputRefused(`${path}: ${refusal.why}; ${fix}`);
 }
 
 /** A claimed output: locked, checked, with a temporary to write into. */
@@ -186,8 +286,11 @@ async function claim(
   kind: "file" | "dir",
   options: ClaimOptions,
 ): Promise<OutputClaim> {
-  await checkInputs(path, options);
-  const parent = dirname(path) || ".";
+  // A link is followed: the output lands where it points, and the link stays.
+  const target = await followLinks(path);
+  const name = shown(path, target);
+  await checkInputs(path, target, options);
+  const parent = dirname(target);
   if (kind === "dir") {
     await withIo(
       parent,
@@ -195,28 +298,33 @@ async function claim(
       () => Deno.mkdir(parent, { recursive: true }),
     );
   } else if (!(await lstatOrUndefined(parent))?.isDirectory) {
-    throw new InputError(`${path}: cannot write: its directory does not exist`);
+    throw new InputError(`${name}: cannot write: its directory does not exist`);
   }
-  const lock = await OutputLock.acquire(path, options.command);
+  const lock = await OutputLock.acquire(target, options.command);
   let tmp: string | undefined;
   let forget = () => {};
   try {
-    await removeStaleTemporaries(path);
-    const info = await lstatOrUndefined(path);
-    if (info && !options.force) {
-      let why: string | undefined;
-      if (kind === "dir") {
-        why = info.isDirectory
-          ? await foreignDir(path, options)
-          : "is a file, not a directory recsysllm wrote";
-      } else if (info.isDirectory) {
-        why = "is a directory";
-      } else if (info.size > 0 && !(options.recognize && (await options.recognize(path)))) {
-        why = `is not a file recsysllm ${options.command} wrote`;
-      }
-      if (why) throw refused(path, why, options);
+    await removeStaleTemporaries(target);
+    const info = await lstatOrUndefined(target);
+    if (info && kind === "file" && info.isDirectory) {
+      throw new OutputRefused(
+        `${name}: is a directory; a file output never replaces a directory: choose another ` +
+          `${options.flag ?? "--out"}`,
+      );
     }
-    tmp = tempName(path);
+    if (info?.isDirectory) await checkVcs(path, target, options);
+    if (info && !options.force) {
+      let refusal: Refusal | undefined;
+      if (kind === "dir") {
+        refusal = info.isDirectory
+          ? await foreignDir(target, options)
+          : { why: "is a file, not a directory recsysllm wrote", ownWork: false };
+      } else if (info.size > 0 && !(options.recognize && (await options.recognize(target)))) {
+        refusal = { why: `is not a file recsysllm ${options.command} wrote`, ownWork: false };
+      }
+      if (refusal) throw refused(name, refusal, options);
+    }
+    tmp = tempName(target);
     forget = removeOnSignal(tmp);
     if (kind === "dir") await withIo(path, "cannot write", () => Deno.mkdir(tmp!));
   } catch (error) {
@@ -235,11 +343,9 @@ async function claim(
       if (kind === "dir") {
         const files = (await entries(temporary)).filter((n) => n !== OUTPUT_MARKER);
         await writeMarker(temporary, options.command, files);
-        await replaceWith(temporary, path);
+        await replaceWith(temporary, target);
       } else {
-        const info = await lstatOrUndefined(path);
-        if (info?.isDirectory) await replaceWith(temporary, path);
-        else await withIo(path, "cannot write", () => Deno.rename(temporary, path));
+        await withIo(path, "cannot write", () => Deno.rename(temporary, target));
       }
     },
     async close() {
@@ -335,24 +441,40 @@ export async function claimRunDir(
   files: readonly string[],
   options: ClaimOptions,
 ): Promise<RunDirClaim> {
-  await checkInputs(path, options);
-  const parent = dirname(resolve(path));
+  // A link is followed: the run is written where it points, and the link stays.
+  const target = await followLinks(path);
+  await checkInputs(path, target, options);
+  const parent = dirname(target);
   await withIo(
     parent,
     "cannot create the directory",
     () => Deno.mkdir(parent, { recursive: true }),
   );
-  const lock = await OutputLock.acquire(path, options.command);
+  const lock = await OutputLock.acquire(target, options.command);
   try {
-    await removeStaleTemporaries(path);
-    const info = await lstatOrUndefined(path);
+    await removeStaleTemporaries(target);
+    const info = await lstatOrUndefined(target);
     let previous: string[] = [];
     if (info && !info.isDirectory) {
-      throw new OutputRefused(`${path}: is a file, not a directory; choose another --out`);
+      throw new OutputRefused(
+        `${shown(path, target)}: is a file, not a directory; choose another ${
+          options.flag ?? "--out"
+        }`,
+      );
     }
     if (info) {
-      const why = options.force ? undefined : await foreignDir(path, options);
-      if (why) throw refused(path, why, options, "to write into it");
+      await checkVcs(path, target, options);
+      const refusal = options.force ? undefined : await foreignDir(target, options);
+      if (refusal) {
+        // Writing into the directory replaces only the entries of the run's own names.
+        const collides = refusal.foreign?.some((n) => files.includes(n)) ?? true;
+        throw refused(
+          shown(path, target),
+          { ...refusal, ownWork: !collides },
+          options,
+          "to write into it",
+        );
+      }
       previous = (await readMarker(path))?.files ?? [];
       for (const name of await entries(path)) {
         if (isTemporaryName(name)) {

@@ -1,0 +1,202 @@
+/**
+ * What `--force` can never destroy: the current directory, the home directory, the root, a
+ * repository, an input or a file of an input directory; a file output never replaces a
+ * directory; refusals suggest `--force` only where it would replace the tool's own work; links
+ * are followed and named as links; a lock message never advises removing a live lock.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LockedError, OutputLock } from "../lib/io/lock.ts";
+import { runCli } from "./cli_support.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { GOLDEN_CASES } from "./textualize_support.ts";
+import { smallConfig, writeSmallModel } from "./train_support.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args.map((a) =>
+  a.replace(/=(?!\/)(fixtures\/)/, `=${ROOT}$1`)
+);
+
+function textualize(out: string, ...extra: string[]) {
+  return runCli(["textualize", ...CSV, `--out=${out}`, "--quiet", ...extra]);
+}
+
+function exit1(run: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.equal(run.code, 1, run.stderr);
+  assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);
+  assert.match(run.stderr, pattern);
+}
+
+/** A project tree as a user has it: a repository with a file, under a home directory. */
+async function userTree(dir: string): Promise<{ home: string; project: string }> {
+  const home = join(dir, "home");
+  const project = join(home, "project");
+  await Deno.mkdir(join(project, ".git"), { recursive: true });
+  await Deno.writeTextFile(join(project, ".git", "HEAD"), "ref: refs/heads/main\n");
+  await Deno.writeTextFile(join(project, "notes.txt"), "mine\n");
+  return { home, project };
+}
+
+async function intact(tree: { project: string }): Promise<void> {
+  assert.equal(
+    await Deno.readTextFile(join(tree.project, ".git", "HEAD")),
+    "ref: refs/heads/main\n",
+  );
+  assert.equal(await Deno.readTextFile(join(tree.project, "notes.txt")), "mine\n");
+}
+
+Deno.test("--out naming the current directory, a parent of it, the home directory, the root or a repository is refused, even with --force", () =>
+  withTempDir(async (dir) => {
+    const tree = await userTree(dir);
+    // A separate process: the current directory and HOME are its own.
+    const cli = (out: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          ...["run", "-A", "--quiet", `--config=${join(ROOT, "deno.json")}`, join(ROOT, "main.ts")],
+          ...["textualize", ...CSV, `--out=${out}`, "--force"],
+        ],
+        cwd: tree.project,
+        env: { HOME: tree.home, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    for (
+      const [out, what] of [
+        [".", /--out \. is the current directory/],
+        ["..", /--out \.\. contains the current directory/],
+        [tree.home, /contains the current directory|is your home directory/],
+        ["/", /--out \/ (contains the input|is the file-system root)/],
+      ] as const
+    ) {
+      const run = await cli(out);
+      const stderr = new TextDecoder().decode(run.stderr);
+      assert.equal(run.code, 1, stderr);
+      assert.equal(stderr.trim().split("\n").length, 1, stderr);
+      assert.match(stderr, what);
+      assert.match(stderr, /; choose another --out$/m);
+      assert.doesNotMatch(stderr, /--force/);
+      await intact(tree);
+    }
+    // A repository elsewhere: --force does not replace it either.
+    exit1(
+      await textualize(tree.project, "--force"),
+      /project: holds \.git \(a repository\): recsysllm never replaces it/,
+    );
+    await intact(tree);
+  }));
+
+Deno.test("a file output never replaces a directory, even with --force; an input directory's files are never replaced", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    assert.equal((await textualize(data)).code, 0);
+    const model = join(dir, "model");
+    await writeSmallModel(model, await smallConfig());
+    const keep = join(dir, "keep");
+    await Deno.mkdir(keep);
+    await Deno.writeTextFile(join(keep, "a.txt"), "a\n");
+    const never = /keep: is a directory; a file output never replaces a directory/;
+    const infer = (out: string) =>
+      runCli([
+        "infer",
+        ...["--data", data, "--model", model, "--out", out, "--force", "--device", "cpu"],
+        ...["--tasks", "rating", "--limit", "2", "--quiet"],
+      ]);
+    exit1(await infer(keep), never);
+    exit1(
+      await runCli(["eval", "--data", data, "--baseline", "pop", "--chart", keep, "--force"]),
+      never,
+    );
+    assert.equal(await Deno.readTextFile(join(keep, "a.txt")), "a\n");
+
+    const valid = join(data, "valid.jsonl");
+    const before = await Deno.readTextFile(valid);
+    exit1(await infer(valid), /valid\.jsonl is part of the input directory .*data: replacing it/);
+    assert.equal(await Deno.readTextFile(valid), before);
+  }));
+
+Deno.test("refusals suggest --force only where it replaces the tool's own work", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    assert.equal((await textualize(data)).code, 0);
+    // The output of another command: the tool's own, so --force is offered.
+    exit1(
+      await runCli(["init", "--data", join(dir, "data"), "--preset", "tiny", "--out", data]),
+      /data is the input .*data: writing there would destroy it; choose another --out$/,
+    );
+    const model = join(dir, "model");
+    assert.equal(
+      (await runCli(["init", "--data", data, "--preset", "tiny", "--out", model])).code,
+      0,
+    );
+    exit1(
+      await textualize(model),
+      /model: holds the output of recsysllm init, not of textualize; choose another --out, or pass --force to replace it$/,
+    );
+    // The user's files: not offered.
+    const mine = join(dir, "mine");
+    await Deno.mkdir(mine);
+    await Deno.writeTextFile(join(mine, "n.txt"), "k\n");
+    const run = await textualize(mine);
+    exit1(
+      run,
+      /mine: holds files recsysllm did not write \(n\.txt\); choose another --out, or move those files away first$/,
+    );
+  }));
+
+Deno.test("a link to an output directory is followed and stays a link; links are named as links", () =>
+  withTempDir(async (dir) => {
+    const real = join(dir, "real");
+    assert.equal((await textualize(real)).code, 0);
+    const link = join(dir, "link");
+    await Deno.symlink(real, link);
+    const again = await textualize(link);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok((await Deno.lstat(link)).isSymlink, "the link is still a link");
+    assert.ok((await Deno.stat(join(real, "manifest.json"))).isFile);
+
+    // A link to the user's directory: refused, named as a link, not as "a file".
+    const mine = join(dir, "mine");
+    await Deno.mkdir(mine);
+    await Deno.writeTextFile(join(mine, "n.txt"), "k\n");
+    const toMine = join(dir, "to-mine");
+    await Deno.symlink(mine, toMine);
+    exit1(
+      await textualize(toMine),
+      /to-mine \(a link to .*mine\): holds files recsysllm did not write \(n\.txt\)/,
+    );
+    // With --force the output lands where the link points; the link is not replaced.
+    assert.equal((await textualize(toMine, "--force")).code, 0);
+    assert.ok((await Deno.lstat(toMine)).isSymlink);
+    assert.ok((await Deno.stat(join(mine, "manifest.json"))).isFile);
+
+    // A link to a file of the user's, as a file output: refused and named as a link.
+    const notes = join(dir, "notes.svg");
+    await Deno.writeTextFile(notes, "mine");
+    const toNotes = join(dir, "chart.svg");
+    await Deno.symlink(notes, toNotes);
+    exit1(
+      await runCli(["eval", "--data", real, "--baseline", "pop", "--chart", toNotes, "--quiet"]),
+      /chart\.svg \(a link to .*notes\.svg\): is not a file recsysllm eval wrote/,
+    );
+    assert.equal(await Deno.readTextFile(notes), "mine");
+  }));
+
+Deno.test("a live lock's message says to wait, never to remove the lock", () =>
+  withTempDir(async (dir) => {
+    const out = join(dir, "out");
+    const held = await OutputLock.acquire(out, "pretrain");
+    try {
+      await assert.rejects(() => OutputLock.acquire(out, "infer"), (error: Error) => {
+        assert.ok(error instanceof LockedError);
+        assert.match(
+          error.message,
+          /in use by recsysllm pretrain \(pid \d+, started .*\); wait for it to finish$/,
+        );
+        assert.doesNotMatch(error.message, /remove/);
+        return true;
+      });
+    } finally {
+      held.release();
+    }
+  }));
