@@ -25,6 +25,7 @@ import {
 } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { TASKS } from "../lib/data/types.ts";
+import { parseRatingScale, TIME_UNITS, type TimeUnit } from "../lib/data/log.ts";
 
 const FLAGS = defineFlags({
   format: {
@@ -75,13 +76,25 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "NAME",
     defaultText: "timestamp|time",
-    help: "interactions: Unix seconds or ISO date",
+    help: "interactions: Unix time or ISO date",
+  },
+  "timestamp-unit": {
+    type: "choice",
+    choices: TIME_UNITS,
+    default: "auto",
+    help: "unit of Unix times: s, ms, or auto (milliseconds when any exceeds 1e11, with a notice)",
   },
   "rating-col": {
     type: "string",
     placeholder: "NAME",
     defaultText: "rating",
     help: "interactions: rating",
+  },
+  "rating-scale": {
+    type: "string",
+    placeholder: "MIN-MAX",
+    defaultText: "amazon-reviews: 1-5; else inferred from the training ratings",
+    help: "the rating scale: a rating outside it is an error naming its line",
   },
   "review-col": {
     type: "string",
@@ -236,6 +249,13 @@ const FLAGS = defineFlags({
     default: D.maxEntityWords,
     help: "entity strings are cut to N words",
   },
+  "max-entity-chars": {
+    type: "int",
+    min: 0,
+    default: D.maxEntityChars,
+    help: "... then to N characters (0: no limit), with a warning: a title longer than the " +
+      "model's maximum length stops training",
+  },
   "explanation-min-words": {
     type: "int",
     min: 1,
@@ -305,6 +325,14 @@ function delimiter(flags: Values): string | undefined {
   return value;
 }
 
+function ratingScale(flags: Values) {
+  const text = flags["rating-scale"];
+  if (text === undefined) return undefined;
+  const scale = parseRatingScale(text);
+  if (scale.error) throw new UsageError(`--rating-scale ${scale.error}`);
+  return { min: scale.min, max: scale.max, source: "--rating-scale", declared: true };
+}
+
 /** The `textualize` subcommand. */
 export const command: Command = {
   name: "textualize",
@@ -334,6 +362,10 @@ export const command: Command = {
           titleCol: flags["title-col"],
           itemAttrs: flags["item-attrs"],
           labelCol: flags["label-col"],
+          checks: {
+            timeUnit: flags["timestamp-unit"] as TimeUnit,
+            ratingScale: ratingScale(flags),
+          },
         },
         records: {
           seed: flags.seed,
@@ -356,6 +388,7 @@ export const command: Command = {
           },
           favourites: flags.favourites,
           maxEntityWords: flags["max-entity-words"],
+          maxEntityChars: flags["max-entity-chars"],
           explanationMinWords: flags["explanation-min-words"],
           explanationMaxWords: flags["explanation-max-words"],
           reviewWords: flags["review-words"],
@@ -364,7 +397,9 @@ export const command: Command = {
         out,
         shard: flags.shard === undefined ? undefined : parseShard(flags.shard),
         force: flags.force,
+        tasksNamed: flags.tasks !== undefined,
         progress,
+        onWarning: (message) => console.error(`warning: ${message}`),
       }));
     const total = Object.values(summary.records).reduce(
       (sum, byTask) => sum + Object.values(byTask).reduce((a, b) => a + b, 0),

@@ -10,12 +10,14 @@
 
 import type { EntityEntry } from "./types.ts";
 import type { InteractionLog } from "./log.ts";
-import { capWords } from "./text.ts";
+import { capChars, capWords } from "./text.ts";
 
 /** Options of {@linkcode buildEntityPool}. */
 export interface EntityPoolOptions {
   /** Entities are cut to this many words. Default 24. */
   maxWords?: number;
+  /** ... and then to this many characters (0: no limit). Default 0. */
+  maxChars?: number;
   /** Per item index: 1 if the item belongs in the pool. */
   items: Uint8Array;
   /** Per user index: 1 if the user's features belong in the pool. */
@@ -30,6 +32,11 @@ export interface EntityPool {
   items: (string | undefined)[];
   /** The entity of attribute value `id` of kind `kind`, if it is in the pool. */
   attr(kind: string, id: string): string | undefined;
+  /**
+   * Entities that `maxChars` cut, in pool order: kind, source id, the entity string and the
+   * length in characters before the cut (after the word cap), for the warning textualize prints.
+   */
+  cut: { kind: string; id: string; entity: string; chars: number }[];
 }
 
 interface Draft {
@@ -66,19 +73,32 @@ function byKindThen(key: (d: Draft) => string): (a: Draft, b: Draft) => number {
  */
 export function buildEntityPool(log: InteractionLog, options: EntityPoolOptions): EntityPool {
   const maxWords = options.maxWords ?? 24;
+  const maxChars = options.maxChars ?? 0;
   const drafts: Draft[] = [];
+  const cutChars = new Map<Draft, number>();
+  const cap = (text: string): { base: string; chars?: number } => {
+    const words = capWords(text, maxWords);
+    if (maxChars <= 0) return { base: words };
+    const base = capChars(words, maxChars);
+    return base === words ? { base } : { base, chars: Array.from(words).length };
+  };
+  const push = (draft: Omit<Draft, "base">, text: string) => {
+    const { base, chars } = cap(text);
+    const d = { ...draft, base };
+    drafts.push(d);
+    if (chars !== undefined) cutChars.set(d, chars);
+  };
   const attrSeen = new Set<string>();
   const addAttr = (kind: string, id: string) => {
     const key = `${kind}\u0000${id}`;
     if (id === "" || attrSeen.has(key)) return;
     attrSeen.add(key);
-    drafts.push({ kind, id, base: capWords(id, maxWords), label: kind, item: -1 });
+    push({ kind, id, label: kind, item: -1 }, id);
   };
   for (let i = 0; i < log.items.length; i++) {
     if (!options.items[i]) continue;
     const label = log.itemLabels[i];
-    const base = capWords(log.itemTitles[i] || label, maxWords);
-    drafts.push({ kind: "item", id: log.items[i], base, label, item: i });
+    push({ kind: "item", id: log.items[i], label, item: i }, log.itemTitles[i] || label);
     const attrs = log.itemAttrs[i];
     if (attrs) {
       for (let a = 0; a < attrs.length; a++) {
@@ -116,7 +136,10 @@ export function buildEntityPool(log: InteractionLog, options: EntityPoolOptions)
   const attrs = new Map<string, Map<string, string>>();
   const entries: EntityEntry[] = [];
   drafts.sort(byKindThen((d) => names.get(d)!));
+  const cut: EntityPool["cut"] = [];
   for (const d of drafts) {
+    const chars = cutChars.get(d);
+    if (chars !== undefined) cut.push({ kind: d.kind, id: d.id, entity: names.get(d)!, chars });
     const entity = names.get(d)!;
     entries.push({ entity, kind: d.kind, id: d.id });
     if (d.item >= 0) {
@@ -127,5 +150,5 @@ export function buildEntityPool(log: InteractionLog, options: EntityPoolOptions)
       byId.set(d.id, entity);
     }
   }
-  return { entries, items, attr: (kind, id) => attrs.get(kind)?.get(id) };
+  return { entries, items, attr: (kind, id) => attrs.get(kind)?.get(id), cut };
 }

@@ -44,22 +44,128 @@ export interface InteractionLog {
   item: Int32Array;
   /** Unix seconds, or undefined when the input has no timestamps. */
   time?: Float64Array;
+  /** The unit plain-number timestamps were read in; undefined without any. */
+  timeUnit?: "s" | "ms";
   /** Ratings (NaN where missing), or undefined when the input has no ratings at all. */
   rating?: Float64Array;
+  /** The rating scale the user declared (`--rating-scale`); else it is inferred from the data. */
+  ratingScale?: [number, number];
   /** Folded review texts (undefined entries where missing), or undefined without any. */
   review?: (string | undefined)[];
   /** Folded review summaries, or undefined without any. */
   summary?: (string | undefined)[];
   /** Rows skipped on purpose, by reason. */
   skipped: { reason: string; count: number }[];
+  /**
+   * What reading decided or found that the user should know, one line each (timestamps read as
+   * milliseconds, ratings far outside the range of the others); textualize prints them.
+   */
+  notes: string[];
 }
 
 /** The optional parts of one interaction. */
 export interface InteractionFields {
+  /**
+   * A timestamp as the input writes it: a Unix time in the unit of
+   * {@linkcode LogChecks.timeUnit}, or seconds when `timeFromDate` (an ISO date, converted).
+   */
   time?: number;
+  /** `time` came from a date, so it is seconds whatever the unit of plain numbers. */
+  timeFromDate?: boolean;
   rating?: number;
   review?: string;
   summary?: string;
+}
+
+/** The unit of plain-number timestamps: `auto` reads milliseconds when any exceeds 1e11. */
+export type TimeUnit = "s" | "ms" | "auto";
+
+/** The values of {@linkcode TimeUnit}. */
+export const TIME_UNITS: readonly TimeUnit[] = ["s", "ms", "auto"];
+
+/**
+ * Plain-number timestamps above this are milliseconds under `auto`: as seconds they would be
+ * after the year 5000, as milliseconds any date after March 1973.
+ */
+export const MS_THRESHOLD = 1e11;
+
+/** What a {@linkcode LogBuilder} checks while values arrive. */
+export interface LogChecks {
+  /** Unit of plain-number timestamps. Default `auto`. */
+  timeUnit?: TimeUnit;
+  /**
+   * The rating scale: a rating outside it is an InputError naming the line. `source` says in the
+   * message where the scale comes from (`--rating-scale`, the format). Without a scale, ratings
+   * far outside the range of the others are noted (see {@linkcode ratingOutliers}).
+   */
+  ratingScale?: { min: number; max: number; source: string; declared?: boolean };
+}
+
+/**
+ * Parses a declared rating scale, `MIN-MAX` or `MIN..MAX` (`1-5`, `0.5..5`, `-10..10`); a
+ * UsageError-worthy message is returned as `error` for anything else.
+ *
+ * @example
+ * ```ts
+ * parseRatingScale("1-5"); // { min: 1, max: 5 }
+ * parseRatingScale("5-1").error; // "... MIN below MAX ..."
+ * ```
+ */
+export function parseRatingScale(text: string): { min: number; max: number; error?: string } {
+  const m = /^\s*(-?[0-9.]+(?:e-?\d+)?)\s*(?:\.\.|-|:)\s*(-?[0-9.]+(?:e-?\d+)?)\s*$/i.exec(text);
+  const min = m ? Number(m[1]) : NaN;
+  const max = m ? Number(m[2]) : NaN;
+  if (!Number.isFinite(min) || !Number.isFinite(max) || !(min < max)) {
+    return {
+      min,
+      max,
+      error: `must be MIN-MAX with MIN below MAX (e.g. 1-5 or 0.5..5), got ${JSON.stringify(text)}`,
+    };
+  }
+  return { min, max };
+}
+
+/**
+ * The ratings of `histogram` (value -> count and first line) that lie far outside the range of
+ * the others: beyond the 0.5% and 99.5% quantiles by more than an eighth of the range between
+ * them. A 50 or a 0 among 1-5 stars is one; the extremes of a continuous scale (Jester's -10 to
+ * 10) or a rare value of the scale (MovieLens' 0.5 stars: 1.6% of its ratings) are not.
+ *
+ * @example
+ * ```ts
+ * const h = new Map([[1, { count: 90, line: 2 }], [5, { count: 900, line: 3 }], [50, { count: 1, line: 9 }]]);
+ * ratingOutliers(h); // { low: 1, high: 5, count: 1, first: { value: 50, line: 9 } }
+ * ```
+ */
+export function ratingOutliers(histogram: ReadonlyMap<number, { count: number; line: number }>): {
+  low: number;
+  high: number;
+  count: number;
+  first?: { value: number; line: number };
+} {
+  const values = [...histogram.keys()].sort((a, b) => a - b);
+  let total = 0;
+  for (const v of values) total += histogram.get(v)!.count;
+  const quantile = (q: number) => {
+    let seen = 0;
+    for (const v of values) {
+      seen += histogram.get(v)!.count;
+      if (seen >= q * total) return v;
+    }
+    return values[values.length - 1];
+  };
+  const low = quantile(0.005);
+  const high = quantile(0.995);
+  const slack = (high - low) / 8;
+  let count = 0;
+  let first: { value: number; line: number } | undefined;
+  for (const v of values) {
+    if (v >= low - slack && v <= high + slack) continue;
+    const { count: n, line } = histogram.get(v)!;
+    count += n;
+    if (!first || line < first.line) first = { value: v, line };
+  }
+  return { low, high, count, first };
 }
 
 /**
@@ -102,10 +208,23 @@ export class LogBuilder {
   #summarized = 0;
   readonly #skipped = new Map<string, number>();
 
-  /** `format` names the input format; `label` names the interactions file in errors. */
-  constructor(format: string, label: string) {
+  readonly #checks: LogChecks;
+  /** Plain-number timestamps: the smallest and the largest, with their lines. */
+  #timeLow = { value: Infinity, line: 0 };
+  #timeHigh = { value: -Infinity, line: 0 };
+  /** Interactions whose timestamp came from a date (already seconds). */
+  readonly #timeFromDate: number[] = [];
+  /** Ratings by value: how many, and the first line of each. */
+  readonly #ratingHistogram = new Map<number, { count: number; line: number }>();
+
+  /**
+   * `format` names the input format; `label` names the interactions file in errors; `checks`
+   * are the checks and units of arriving values.
+   */
+  constructor(format: string, label: string, checks: LogChecks = {}) {
     this.#format = format;
     this.#label = label;
+    this.#checks = checks;
   }
 
   /** Records a source file for the manifest. */
@@ -188,11 +307,20 @@ export class LogBuilder {
     this.#item.push(this.#internItem(itemId));
     if (fields.time !== undefined) {
       if (this.#timed++ === 0) this.#firstTimedLine = line;
+      if (fields.timeFromDate) {
+        this.#timeFromDate.push(this.#time.length);
+      } else {
+        if (fields.time < this.#timeLow.value) this.#timeLow = { value: fields.time, line };
+        if (fields.time > this.#timeHigh.value) this.#timeHigh = { value: fields.time, line };
+      }
     } else if (this.#firstUntimedLine === 0) {
       this.#firstUntimedLine = line;
     }
     this.#time.push(fields.time ?? NaN);
-    if (fields.rating !== undefined) this.#rated++;
+    if (fields.rating !== undefined) {
+      this.#rated++;
+      this.#checkRating(fields.rating, line);
+    }
     this.#rating.push(fields.rating ?? NaN);
     const review = fields.review === undefined ? undefined : foldSpace(fields.review) || undefined;
     const summary = fields.summary === undefined
@@ -203,6 +331,65 @@ export class LogBuilder {
     this.#review.push(review);
     this.#summary.push(summary);
     return true;
+  }
+
+  #checkRating(rating: number, line: number): void {
+    const scale = this.#checks.ratingScale;
+    if (scale && (rating < scale.min || rating > scale.max)) {
+      throw inputError(
+        this.#label,
+        line,
+        `rating ${rating} is outside the rating scale ${scale.min}-${scale.max} (${scale.source})`,
+      );
+    }
+    const seen = this.#ratingHistogram.get(rating);
+    if (seen) seen.count++;
+    else this.#ratingHistogram.set(rating, { count: 1, line });
+  }
+
+  /**
+   * The unit of plain-number timestamps, converting milliseconds to seconds in `time`, and the
+   * note that says so when `auto` decided it.
+   */
+  #resolveTimeUnit(time: number[], notes: string[]): "s" | "ms" | undefined {
+    const unit = this.#checks.timeUnit ?? "auto";
+    const high = this.#timeHigh;
+    const low = this.#timeLow;
+    if (high.line === 0) return undefined;
+    if (unit === "auto") {
+      if (!(high.value > MS_THRESHOLD)) return "s";
+      if (low.value <= MS_THRESHOLD) {
+        throw inputError(
+          this.#label,
+          low.line,
+          `timestamp ${low.value} reads as seconds but line ${high.line} has ${high.value}, ` +
+            `milliseconds (above ${MS_THRESHOLD}); give the unit with --timestamp-unit s or ms`,
+        );
+      }
+      notes.push(
+        `${this.#label}: timestamps read as milliseconds (line ${high.line} has ${high.value}, ` +
+          `after the year 5000 as seconds); --timestamp-unit s reads them as seconds`,
+      );
+    } else if (unit === "s") {
+      return "s";
+    }
+    const fromDate = new Set(this.#timeFromDate);
+    for (let i = 0; i < time.length; i++) {
+      if (!fromDate.has(i) && !Number.isNaN(time[i])) time[i] /= 1000;
+    }
+    return "ms";
+  }
+
+  /** The note about ratings far outside the range of the others, when no scale was given. */
+  #ratingNote(notes: string[]): void {
+    if (this.#checks.ratingScale || this.#ratingHistogram.size === 0) return;
+    const { low, high, count, first } = ratingOutliers(this.#ratingHistogram);
+    if (count === 0 || !first) return;
+    notes.push(
+      `${this.#label}: ${count} of ${this.#rated} ratings lie far outside ${low}-${high}, the ` +
+        `range of the others (first: ${first.value} on line ${first.line}); they widen the ` +
+        `inferred rating scale: declare it with --rating-scale MIN-MAX to reject them`,
+    );
   }
 
   /** Number of interactions added so far. */
@@ -233,6 +420,9 @@ export class LogBuilder {
     }
     const unused = this.#featureRows.size - (this.#users.length - missing);
     if (unused > 0) this.skip("users-table rows of users without any interaction", unused);
+    const notes: string[] = [];
+    const timeUnit = this.#timed > 0 ? this.#resolveTimeUnit(this.#time, notes) : undefined;
+    this.#ratingNote(notes);
     return {
       format: this.#format,
       sources: this.#sources,
@@ -247,11 +437,16 @@ export class LogBuilder {
       user: Int32Array.from(this.#user),
       item: Int32Array.from(this.#item),
       time: this.#timed > 0 ? Float64Array.from(this.#time) : undefined,
+      timeUnit,
       rating: this.#rated > 0 ? Float64Array.from(this.#rating) : undefined,
+      ratingScale: this.#checks.ratingScale?.declared
+        ? [this.#checks.ratingScale.min, this.#checks.ratingScale.max]
+        : undefined,
       review: this.#reviewed > 0 ? this.#review : undefined,
       summary: this.#summarized > 0 ? this.#summary : undefined,
       skipped: [...this.#skipped].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
         .map(([reason, count]) => ({ reason, count })),
+      notes,
     };
   }
 }

@@ -50,6 +50,11 @@ export interface RecordOptions {
   favourites: number;
   /** Entity strings are cut to this many words. */
   maxEntityWords: number;
+  /**
+   * ... and then to this many characters (0: no limit): the word cap does nothing for text
+   * without spaces, and one entity longer than a model's maximum length stops training.
+   */
+  maxEntityChars: number;
   /** Explanations: first review sentence of at least `explanationMinWords`, cut to `...MaxWords`. */
   explanationMinWords: number;
   explanationMaxWords: number;
@@ -87,6 +92,8 @@ export const DEFAULT_RECORD_OPTIONS: RecordOptions = {
   windows: { shortDays: 7, mediumDays: 90, shortItems: 3, mediumItems: 10 },
   favourites: 2,
   maxEntityWords: 24,
+  // Amazon Beauty's longest title after the word cap has 222 characters: no real title is cut.
+  maxEntityChars: 256,
   explanationMinWords: 4,
   explanationMaxWords: 30,
   reviewWords: 64,
@@ -167,6 +174,7 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
     items: inPool,
     users: kept,
     maxWords: options.maxEntityWords,
+    maxChars: options.maxEntityChars,
   });
   const poolItems: number[] = [];
   for (let i = 0; i < inPool.length; i++) if (inPool[i]) poolItems.push(i);
@@ -183,7 +191,9 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
     }
   }
   const ratingValues = [...values].sort((a, b) => a - b);
-  if (ratingValues.length > 0) ratingScale = [ratingValues[0], ratingValues.at(-1)!];
+  if (ratingValues.length > 0) {
+    ratingScale = log.ratingScale ?? [ratingValues[0], ratingValues.at(-1)!];
+  }
   const tasks = taskStatuses(log, options.tasks, ratingScale);
   return {
     log,

@@ -19,6 +19,29 @@ export function capWords(text: string, maxWords: number): string {
   return text;
 }
 
+/**
+ * Folded `text` cut to at most `maxChars` characters (code points, so a character outside the
+ * Basic Multilingual Plane is never split): at the last space within the limit when there is one
+ * past its first half, else mid-word. Text without spaces (a CJK title, a long product code) is
+ * where the word cap of {@linkcode capWords} does nothing.
+ *
+ * @example
+ * ```ts
+ * capChars("Deep Care Shampoo, Travel Size", 20); // "Deep Care Shampoo,"
+ * capChars("ABCDEFGH", 3); // "ABC"
+ * ```
+ */
+export function capChars(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  const chars = Array.from(text);
+  if (chars.length <= maxChars) return text;
+  const head = chars.slice(0, maxChars).join("");
+  // A word boundary right after the limit keeps the whole last word.
+  if (chars[maxChars] === " ") return head;
+  const space = head.lastIndexOf(" ");
+  return space > head.length / 2 ? head.slice(0, space) : head;
+}
+
 /** The number of space-separated words in folded `text`. */
 export function countWords(text: string): number {
   if (text === "") return 0;

@@ -12,6 +12,7 @@ import { inputError } from "../errors.ts";
 import { temporaryRenamed } from "../io/atomic.ts";
 import { claimOutputDir } from "../io/safe_output.ts";
 import { isDatasetDir } from "./dataset.ts";
+import { checkRequestedTasks, checkSplits, cutEntitiesWarning } from "./checks.ts";
 import type { Progress } from "../io/progress.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
 import { CandidateSampler } from "./candidates.ts";
@@ -25,6 +26,7 @@ import {
 import { PartFileKeys, partManifest, sha256Hex } from "../shard/part.ts";
 import { partPath, type Shard, ShardFilter } from "../shard/shard.ts";
 import { readInteractionLog, type ReadOptions } from "./readers/read.ts";
+import type { InteractionLog } from "./log.ts";
 import {
   type DatasetPlan,
   planDataset,
@@ -54,8 +56,17 @@ export interface TextualizeRun {
   shard?: Shard;
   /** Replace `out` even when textualize did not write it (`--force`). */
   force?: boolean;
+  /**
+   * The tasks were named (`--tasks`): one the input cannot give is an error, not a skipped task.
+   */
+  tasksNamed?: boolean;
   /** Progress on stderr; none when absent. */
   progress?: Progress;
+  /**
+   * Called with each warning: something in the input the dataset still holds but the user should
+   * know (entities cut, a requested task without records, suspicious values). One line each.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** What a run wrote: the summary textualize prints as JSON. */
@@ -73,7 +84,7 @@ export interface TextualizeSummary {
 }
 
 /** The options that shaped the output, for the manifest (plain JSON, fixed key order). */
-function manifestOptions(run: TextualizeRun, byTime: boolean): Record<string, unknown> {
+function manifestOptions(run: TextualizeRun, log: InteractionLog): Record<string, unknown> {
   const r = run.records;
   const columns = Object.fromEntries(
     (
@@ -112,12 +123,14 @@ function manifestOptions(run: TextualizeRun, byTime: boolean): Record<string, un
     medium_items: r.windows.mediumItems,
     favourites: r.favourites,
     max_entity_words: r.maxEntityWords,
+    max_entity_chars: r.maxEntityChars,
     explanation_min_words: r.explanationMinWords,
     explanation_max_words: r.explanationMaxWords,
     review_words: r.reviewWords,
     train_through: r.trainThrough,
     min_interactions: 3,
-    windows_by: byTime ? "time" : "position",
+    windows_by: log.time !== undefined ? "time" : "position",
+    timestamp_unit: log.timeUnit ?? null,
     columns,
   };
 }
@@ -206,9 +219,15 @@ async function textualizeInto(
     throw inputError(
       run.read.input,
       undefined,
-      "no user has 3 or more interactions (leave-one-out needs one each for training, validation and test)",
+      `no user has 3 or more interactions (leave-one-out needs one each for training, ` +
+        `validation and test; ${log.users.length} users have fewer)`,
     );
   }
+  if (run.tasksNamed) checkRequestedTasks(plan, run.read.input);
+  const warn = run.onWarning ?? (() => {});
+  for (const note of log.notes) warn(note);
+  const cutWarning = cutEntitiesWarning(plan);
+  if (cutWarning) warn(cutWarning);
   const sources: Manifest["sources"] = [];
   const roles = ["interactions", "users", "items"];
   for (
@@ -229,10 +248,12 @@ async function textualizeInto(
       keys: shard ? keys : undefined,
       progress,
     });
+    // A shard holds some users only: its splits may be empty while the whole dataset's are not.
+    if (!shard) { for (const warning of checkSplits(plan, counts, run.read.input)) warn(warning); }
     const entitiesJson = "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") +
       "\n]\n";
     await Deno.writeTextFile(join(dir, "entities.json"), entitiesJson);
-    const options = manifestOptions(run, log.time !== undefined);
+    const options = manifestOptions(run, log);
     const { skipped, perUser } = skippedCounts(run, plan, stats);
     manifest = buildManifest(plan, { sources, options, counts, skipped: [...skipped, ...perUser] });
     const manifestJson = JSON.stringify(manifest, null, 2) + "\n";

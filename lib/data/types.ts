@@ -116,7 +116,10 @@ export interface Manifest {
   counts: Record<string, Record<string, Record<string, number>>>;
   /** Rows or users skipped on purpose, with why. */
   skipped: { reason: string; count: number }[];
-  /** Smallest and largest rating in the training data, or null without ratings. */
+  /**
+   * The rating scale declared with `textualize --rating-scale`, else the smallest and largest
+   * rating in the training data; null without ratings.
+   */
   rating_scale: [number, number] | null;
   /** The distinct rating values seen in training (as numbers), or [] without ratings. */
   rating_values: number[];

@@ -12,6 +12,7 @@ import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
 import { inputError } from "../errors.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
+import { checkEntityLengths } from "../collate/entity_fit.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
 import {
@@ -167,6 +168,12 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
   });
   const tokenizer = TextTokenizer.fromJson(parsed, file);
   const config = presetConfig(options.preset, tokenizer.vocabSize, options.shape);
+  // Before any weight is drawn: an entity the model cannot hold would stop training later.
+  checkEntityLengths(tokenizer, data.entities, {
+    maxLength: config.maxSequenceLength,
+    lengthFrom: `the ${options.preset} preset's max_sequence_length`,
+    file: join(options.data, "entities.json"),
+  });
   say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
   const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));
   let parameters = 0;

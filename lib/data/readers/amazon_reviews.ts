@@ -8,13 +8,25 @@
 
 import { inputError } from "../../errors.ts";
 import { readJsonLines } from "../../io/lines.ts";
-import { type InteractionLog, LogBuilder } from "../log.ts";
+import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
 
 /** Options of {@linkcode readAmazonReviews}. */
 export interface AmazonReviewsOptions {
   /** The `.json` or `.json.gz` review file. */
   input: string;
+  /**
+   * Checks and units of the values; the rating scale defaults to the format's 1-5 stars, so an
+   * `overall` outside it is an error naming the line.
+   */
+  checks?: LogChecks;
 }
+
+/** The rating scale of Amazon reviews: `overall` is 1 to 5 stars. */
+export const AMAZON_RATING_SCALE = {
+  min: 1,
+  max: 5,
+  source: "Amazon reviews rate 1-5 stars; --rating-scale declares another",
+} as const;
 
 function optionalNumber(
   row: Record<string, unknown>,
@@ -57,7 +69,10 @@ function requiredId(
 /** Reads an Amazon review file into an {@linkcode InteractionLog}. */
 export async function readAmazonReviews(options: AmazonReviewsOptions): Promise<InteractionLog> {
   const label = options.input;
-  const log = new LogBuilder("amazon-reviews", label);
+  const log = new LogBuilder("amazon-reviews", label, {
+    ...options.checks,
+    ratingScale: options.checks?.ratingScale ?? AMAZON_RATING_SCALE,
+  });
   for await (const { number, value } of readJsonLines<unknown>(options.input, label)) {
     const where = { label, line: number };
     if (typeof value !== "object" || value === null || Array.isArray(value)) {

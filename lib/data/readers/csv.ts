@@ -8,7 +8,7 @@
 
 import { inputError } from "../../errors.ts";
 import { delimiterFor } from "../csv.ts";
-import { type InteractionLog, LogBuilder } from "../log.ts";
+import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
 import { checkUniqueId, openTable, parseNumberField, parseTimeField, type Table } from "./table.ts";
 
 /** Column choices and files of a tabular dataset; every column option is a header name. */
@@ -36,6 +36,8 @@ export interface TabularOptions {
   itemIdCol?: string;
   titleCol?: string;
   itemAttrs?: string[];
+  /** Checks and units of the interactions' values (timestamp unit, rating scale). */
+  checks?: LogChecks;
 }
 
 /** How a tabular format reads its files, beyond the column choices. */
@@ -165,7 +167,7 @@ export async function readTables(
   options: TabularOptions,
   dialect: TableDialect,
 ): Promise<InteractionLog> {
-  const log = new LogBuilder(dialect.format, options.input);
+  const log = new LogBuilder(dialect.format, options.input, options.checks);
   if (options.users !== undefined) await readUsers(options.users, options, dialect, log);
   if (options.items !== undefined) await readItems(options.items, options, dialect, log);
   const table = await openTable(options.input, {
@@ -185,10 +187,12 @@ export async function readTables(
     const itemId = fields[item].trim();
     if (userId === "") throw inputError(label, line, `column "${table.names[user]}" is empty`);
     if (itemId === "") throw inputError(label, line, `column "${table.names[item]}" is empty`);
+    const stamp = time >= 0
+      ? parseTimeField(fields[time], { label, line, column: table.names[time] })
+      : undefined;
     log.addInteraction(userId, itemId, {
-      time: time >= 0
-        ? parseTimeField(fields[time], { label, line, column: table.names[time] })
-        : undefined,
+      time: stamp?.time,
+      timeFromDate: stamp?.fromDate,
       rating: rating >= 0
         ? parseNumberField(fields[rating], { label, line, column: table.names[rating] })
         : undefined,

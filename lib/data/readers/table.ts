@@ -140,32 +140,33 @@ export function parseNumberField(
 }
 
 /**
- * Parses a timestamp field: Unix seconds, or an ISO-8601 date (`2023-04-01`, optionally with a
- * time; without a zone it is read as UTC so the result never depends on the machine's zone).
- * Undefined for an empty field; an InputError for anything else.
+ * Parses a timestamp field: a Unix time (a plain number, in the unit the log decides: seconds or
+ * milliseconds), or an ISO-8601 date (`2023-04-01`, optionally with a time; without a zone it is
+ * read as UTC so the result never depends on the machine's zone), returned in seconds with
+ * `fromDate`. Undefined for an empty field; an InputError for anything else.
  */
 export function parseTimeField(
   text: string,
   where: { label: string; line: number; column: string },
-): number | undefined {
+): { time: number; fromDate: boolean } | undefined {
   const trimmed = text.trim();
   if (trimmed === "") return undefined;
   const value = Number(trimmed);
-  if (Number.isFinite(value)) return value;
+  if (Number.isFinite(value)) return { time: value, fromDate: false };
   const iso =
     /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?(Z|[+-]\d{2}:?\d{2})?$/
       .exec(trimmed);
   if (iso) {
     const zone = (iso[3] ?? "Z").replace(/^([+-]\d{2})(\d{2})$/, "$1:$2");
     const ms = Date.parse(`${iso[1]}T${iso[2] ?? "00:00:00"}${zone}`);
-    if (Number.isFinite(ms)) return ms / 1000;
+    if (Number.isFinite(ms)) return { time: ms / 1000, fromDate: true };
   }
   throw inputError(
     where.label,
     where.line,
     `column "${where.column}": ${
       JSON.stringify(trimmed)
-    } is not a timestamp (Unix seconds or ISO-8601 date)`,
+    } is not a timestamp (a Unix time or an ISO-8601 date)`,
   );
 }
 
