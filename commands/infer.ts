@@ -299,14 +299,18 @@ async function answerSplit(options: {
   let index = 0;
   let window: TextRecord[] = [];
   let keys: number[] = [];
+  const report = (answered: number) => {
+    const rate = answered / Math.max(progress.elapsedSeconds, 1e-9);
+    progress.update(`${answered}/${total || "?"} records, ${rate.toFixed(2)} records/s`);
+  };
   const flush = async () => {
     if (window.length === 0) return;
-    await out.write(await predictor.predict(window), keys);
+    // Reported batch by batch: a window of records takes minutes on a large model.
+    await out.write(await predictor.predict(window, (n) => report(done + n)), keys);
     done += window.length;
     window = [];
     keys = [];
-    const rate = done / Math.max(progress.elapsedSeconds, 1e-9);
-    progress.update(`${done}/${total || "?"} records, ${rate.toFixed(2)} records/s`);
+    report(done);
   };
   // --limit counts the records of every shard, so the shards of a limited run answer together
   // what the unsharded run answers; a shard reads the whole split to know the number of
@@ -402,6 +406,7 @@ export const command: Command = {
     });
     let loaded;
     try {
+      progress.update(`loading ${flags.model}${flags.adapter ? ` + ${flags.adapter}` : ""}`);
       loaded = await loadForInference({
         model: flags.model,
         adapter: flags.adapter,

@@ -376,6 +376,7 @@ export const command: Command = {
         device: flags.device,
         threads: flags.threads,
         onNote: (message) => progress.log(message),
+        onPhase: (message) => progress.update(message),
         onStep: (line, total) => {
           const val = line.val_loss === undefined ? "" : ` val_loss ${line.val_loss.toFixed(4)}`;
           const message = `step ${line.step}/${total} loss ${line.loss.toFixed(4)}${val} ` +

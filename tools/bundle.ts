@@ -156,6 +156,32 @@ async function sh(cmd: string, args: string[], env?: Record<string, string>): Pr
   if (!out.success) fail(`${cmd} ${args.join(" ")} failed (exit ${out.code})`);
 }
 
+const started = performance.now();
+
+/** A progress line on stderr: `bundle: MESSAGE [12.3s]`. */
+function say(message: string): void {
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.error(`bundle: ${message} [${seconds}s]`);
+}
+
+/**
+ * Runs `work`, saying `message` at once and again every 5 seconds until it ends (with what
+ * `more` adds then, e.g. the bytes written so far): packing with xz takes minutes.
+ */
+async function withHeartbeat<T>(
+  message: string,
+  work: () => Promise<T>,
+  more: () => Promise<string> = () => Promise.resolve(""),
+): Promise<T> {
+  say(message);
+  const timer = setInterval(async () => say(`${message}${await more().catch(() => "")}`), 5000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** The parsed command line of `deno task bundle`. */
 type BundleArgs = ReturnType<typeof parseBundleArgs>;
 
@@ -280,24 +306,25 @@ async function packArchive(stageRoot: string, plan: BundlePlan): Promise<number>
   await Deno.mkdir(dirname(out), { recursive: true });
   const partial = `${out}.partial`;
   const flag = { xz: ["-J"], gzip: ["-z"], none: [] }[compression]!;
-  console.error(`bundle: packing ${name} (${compression}) ...`);
-  await sh(
-    "tar",
-    [
-      "-c",
-      ...flag,
-      "-f",
-      partial,
-      "--owner=0",
-      "--group=0",
-      "--numeric-owner",
-      "--sort=name",
-      "-C",
-      stageRoot,
-      name,
-    ],
-    { XZ_OPT: "-6 -T0", GZIP: "-9" },
-  );
+  const written = async () => `: ${((await Deno.stat(partial)).size / 2 ** 20).toFixed(1)} MB`;
+  await withHeartbeat(`packing ${name} (${compression})`, () =>
+    sh(
+      "tar",
+      [
+        "-c",
+        ...flag,
+        "-f",
+        partial,
+        "--owner=0",
+        "--group=0",
+        "--numeric-owner",
+        "--sort=name",
+        "-C",
+        stageRoot,
+        name,
+      ],
+      { XZ_OPT: "-6 -T0", GZIP: "-9" },
+    ), written);
   await Deno.rename(partial, out);
   return (await Deno.stat(out)).size;
 }
@@ -309,21 +336,29 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const started = performance.now();
   const plan = await bundlePlan(values);
   const { name, out, compression } = plan;
 
   // The npm packages are installed into node_modules when missing (from the registry or the
   // Deno cache); nothing else is fetched.
-  await sh(Deno.execPath(), ["install", "--quiet"]);
+  await withHeartbeat(
+    "installing the npm packages (deno install)",
+    () => sh(Deno.execPath(), ["install", "--quiet"]),
+  );
   const packages = await runtimePackages(plan.config.imports);
 
   const stageRoot = await Deno.makeTempDir({ prefix: "recsysllm-bundle-" });
   try {
     const stage = join(stageRoot, name);
-    await stageSources(stage, plan.bench);
-    const dependencies = await stagePackages(stage, packages, plan.config);
-    await stageLauncher(stage, plan.denoBinary, plan.bench);
+    const dependencies = await withHeartbeat(
+      "copying the toolkit, packages and runtime",
+      async () => {
+        await stageSources(stage, plan.bench);
+        const dependencies = await stagePackages(stage, packages, plan.config);
+        await stageLauncher(stage, plan.denoBinary, plan.bench);
+        return dependencies;
+      },
+    );
     const bytes = await packArchive(stageRoot, plan);
     const mb = (n: number) => Math.round(n / 1024 / 1024 * 10) / 10;
     console.log(JSON.stringify({

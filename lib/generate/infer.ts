@@ -220,7 +220,10 @@ export class Predictor {
   }
 
   /** The prediction line of each record, in order. */
-  async predict(records: readonly TextRecord[]): Promise<InferLine[]> {
+  async predict(
+    records: readonly TextRecord[],
+    onBatch?: (answered: number) => void,
+  ): Promise<InferLine[]> {
     const { tokenizer } = this.#parts;
     const groups = new Map<Mode, Job[]>();
     records.forEach((record, index) => {
@@ -240,6 +243,7 @@ export class Predictor {
       else groups.set(mode, [job]);
     });
     const out = new Array<InferLine>(records.length);
+    let answered = 0;
     for (const [mode, jobs] of groups) {
       // Batches hold prompts of one padded length only (see PART_A_QUANTUM): a record's
       // output is then the same whichever records share its batch.
@@ -256,6 +260,8 @@ export class Predictor {
           const batch = group.slice(at, at + this.#options.batchSize);
           const lines = await this.#run(mode, batch);
           batch.forEach((job, i) => (out[job.index] = lines[i]));
+          answered += batch.length;
+          onBatch?.(answered);
         }
       }
     }

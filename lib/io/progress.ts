@@ -3,6 +3,12 @@
  * second); otherwise (a pipe, a CI log) a plain line every few seconds, so logs stay readable.
  * Results never go here: they go to stdout or files.
  *
+ * A phase that reports nothing new still shows it is alive: once a reporter has a message, it
+ * writes its latest one again (with the time) whenever nothing was written for the plain interval
+ * (5 s), until `done` or {@linkcode Progress.stopAll} (which the command line calls at the end of
+ * every command). Work that blocks the event loop (a synchronous loop) cannot tick: such phases
+ * report as they go.
+ *
  * @module
  */
 
@@ -30,6 +36,7 @@ export interface ProgressOptions {
  * ```
  */
 export class Progress {
+  static readonly #live = new Set<Progress>();
   readonly #label: string;
   readonly #terminal: boolean;
   readonly #quiet: boolean;
@@ -37,6 +44,14 @@ export class Progress {
   readonly #start = performance.now();
   #last = -Infinity;
   #drawn = false;
+  /** The latest message given to `update`, written or not. */
+  #message: string | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Stops every reporter's heartbeat (the end of a command, whatever way it ended). */
+  static stopAll(): void {
+    for (const progress of Progress.#live) progress.#stop();
+  }
 
   constructor(label: string, options: ProgressOptions = {}) {
     this.#label = label;
@@ -53,6 +68,8 @@ export class Progress {
   /** Reports the current state; cheap to call often (it throttles itself). */
   update(message: string): void {
     if (this.#quiet) return;
+    this.#message = message;
+    this.#beat();
     const now = performance.now();
     if (now - this.#last < (this.#terminal ? 100 : this.#plainEveryMs)) return;
     this.#last = now;
@@ -61,6 +78,7 @@ export class Progress {
 
   /** Reports the final state once, unthrottled, and ends the redrawn line. */
   done(message: string): void {
+    this.#stop();
     if (this.#quiet) return;
     this.#write(message);
     if (this.#terminal) Deno.stderr.writeSync(encoder.encode("\n"));
@@ -73,6 +91,27 @@ export class Progress {
     const clear = this.#terminal && this.#drawn ? "\r\x1b[2K" : "";
     Deno.stderr.writeSync(encoder.encode(`${clear}${this.#label}: ${message}\n`));
     this.#drawn = false;
+  }
+
+  /** Starts the heartbeat: the latest message again once nothing was written for a while. */
+  #beat(): void {
+    if (this.#timer !== undefined) return;
+    Progress.#live.add(this);
+    const every = this.#terminal ? 1000 : this.#plainEveryMs;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      if (this.#message === undefined || now - this.#last < every) return;
+      this.#last = now;
+      this.#write(this.#message);
+    }, Math.min(1000, every));
+    Deno.unrefTimer(timer); // never what keeps the process alive
+    this.#timer = timer;
+  }
+
+  #stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    Progress.#live.delete(this);
   }
 
   #write(message: string): void {

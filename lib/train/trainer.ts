@@ -151,6 +151,8 @@ export interface TrainOptions {
   onStep?: (line: MetricsLine, totalSteps: number) => void;
   /** Called for notes worth a line on stderr (resuming, skipped validation). */
   onNote?: (message: string) => void;
+  /** Called as each phase before and between steps starts (loading, tokenizing, validating). */
+  onPhase?: (message: string) => void;
 }
 
 /** What a finished run reports. */
@@ -531,6 +533,7 @@ async function validationLoss(run: Run, engine: TrainEngine): Promise<number | u
   let count = 0;
   const n = Math.min(run.sizes.valBatches, valStream.perEpoch);
   for (let i = 0; i < n; i++) {
+    run.options.onPhase?.(`validating: batch ${i + 1}/${n}`);
     const batch = valStream.batch(i);
     const k = lossTokens(batch);
     if (k === 0) continue;
@@ -732,7 +735,10 @@ async function trainClaimed(
   merge: OutputClaim | undefined,
 ): Promise<TrainSummary> {
   const note = options.onNote ?? (() => {});
+  const phase = options.onPhase ?? (() => {});
+  phase(`loading the base model ${options.model}`);
   const base = await loadBase(options);
+  phase(`tokenizing the training records of ${options.data}`);
   const data = await loadRunData(options, sizes, base, note);
   const schedule = runSchedule(options, data.stream.perEpoch, sizes.gradAccum);
   const run: Run = {
@@ -754,6 +760,7 @@ async function trainClaimed(
   };
   const state = await startOrResume(run);
 
+  phase(`building the training graph (${base.lora ? "LoRA" : "every weight"}) and its session`);
   const engine = await TrainEngine.create(
     {
       config: base.config,
