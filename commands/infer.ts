@@ -423,6 +423,7 @@ export const command: Command = {
       const pool = buildPool(tokenizer, data.entities, {
         vocabSize: loaded.vocabSize,
         file: join(flags.data, "entities.json"),
+        maxLength: loaded.maxLength,
       });
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
         protocol: flags.protocol,

@@ -219,8 +219,8 @@ Deno.test("a task without training records and empty test splits are warnings wi
     ]);
     assert.equal(profile.code, 0, profile.stderr);
     assert.deepEqual(warnings(profile.stderr).map((l) => l.replace(dir, "DIR")), [
-      "warning: DIR/inter.csv: valid.jsonl and test.jsonl hold no records: the tasks profile " +
-      "have no prompts (infer and eval need one that has)",
+      "warning: DIR/inter.csv: valid.jsonl and test.jsonl hold no records: profile has no " +
+      "prompts (infer and eval need a task that has)",
     ]);
   });
 });
@@ -373,5 +373,49 @@ Deno.test("a column mixing seconds and milliseconds is an error naming the line"
       /^error: .*inter\.csv line 7: timestamp 1600010060 reads as seconds but line \d+ has 1600\d+000, milliseconds \(above 100000000000\); give the unit with --timestamp-unit s or ms$/,
       out,
     );
+  });
+});
+
+/**
+ * A model initialized on data whose long title was cut, and the same interactions textualized
+ * with the title whole (`whole`): a dataset another model could take, this one cannot.
+ */
+async function modelAndWholeData(dir: string): Promise<{ model: string; whole: string }> {
+  const files = { "inter.csv": csv(rows(40, 6)), "items.csv": itemsCsv() };
+  const input = ["--input=DIR/inter.csv", "--items=DIR/items.csv"];
+  const cut = await textualize(dir, files, [...input, `--out=${join(dir, "cut")}`]);
+  assert.equal(cut.code, 0, cut.stderr);
+  const model = join(dir, "model");
+  const init = await runCli([
+    "init",
+    `--data=${join(dir, "cut")}`,
+    "--preset=tiny",
+    `--out=${model}`,
+  ]);
+  assert.equal(init.code, 0, init.stderr);
+  const whole = join(dir, "whole");
+  const made = await textualize(dir, {}, [...input, `--out=${whole}`, "--max-entity-chars=0"]);
+  assert.equal(made.code, 0, made.stderr);
+  return { model, whole };
+}
+
+/** The one-line refusal of an entity too long for the model, as init, pretrain and infer say it. */
+const TOO_LONG =
+  /^error: .*whole\/entities\.json: item "I7" \("[a-z0-9]{32}…", 4000 characters\) is \d{3,4} tokens, more than the \d+ an entity may take within the maximum length \d+ \(.*\); textualize the data again with --max-entity-chars \d+ to cut long titles$/;
+
+Deno.test("infer refuses at its start a dataset whose item cannot fit the model", async () => {
+  await withTempDir(async (dir) => {
+    const { model, whole } = await modelAndWholeData(dir);
+    const predictions = join(dir, "predictions.jsonl");
+    const inferred = await runCli([
+      "infer",
+      `--data=${whole}`,
+      `--model=${model}`,
+      `--out=${predictions}`,
+      "--task=sequential",
+      "--limit=2",
+      "--quiet",
+    ]);
+    assertRefused(inferred, TOO_LONG, predictions);
   });
 });

@@ -127,6 +127,47 @@ function promptStart(record: TokenizedRecord, extra: number, maxLength: number):
   return from;
 }
 
+/** Tokens of a task example besides its prompt: the target, its mask and `[S]`. */
+function taskExtra(record: TokenizedRecord): number {
+  const { unitStart, promptUnits } = record;
+  return unitStart[unitStart.length - 1] - unitStart[promptUnits] + 2;
+}
+
+/** Throws when document `record` cannot be collated at all within `maxLength`. */
+function checkDocument(record: TokenizedRecord, maxLength: number): void {
+  if (record.answerMarked) {
+    throw new InputError(
+      `record ${JSON.stringify(record.id)}: has an answer marker but no target`,
+    );
+  }
+  const first = record.unitStart[1];
+  if (first + 2 > maxLength) {
+    throw new InputError(
+      `record ${JSON.stringify(record.id)}: its first unit has ${first} tokens, ` +
+        `more than the maximum length ${maxLength} allows with a mask and [S]`,
+    );
+  }
+}
+
+/**
+ * Throws the InputError {@linkcode Collator.collate} would throw for `record` at `maxLength`,
+ * without building an example (whatever the objective drawn, the same records fail). Training
+ * checks every record before its first step with it, so a record that cannot fit stops the run at
+ * its start, not when its batch comes up.
+ *
+ * @example
+ * ```ts
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const records: TokenizedRecord[];
+ * for (const record of records) checkRecordFits(record, 512);
+ * ```
+ */
+export function checkRecordFits(record: TokenizedRecord, maxLength: number): void {
+  if (record.hasTarget) promptStart(record, taskExtra(record), maxLength);
+  else checkDocument(record, maxLength);
+}
+
 /**
  * Builds collated examples from tokenized records. A collator reuses scratch buffers between
  * calls: give each worker its own (they are cheap), and the same seed gives the same examples.
@@ -187,10 +228,9 @@ export class Collator {
   }
 
   #collateTask(record: TokenizedRecord): CollatedExample {
-    const { unitStart, promptUnits } = record;
-    const units = unitStart.length - 1;
-    const targetTokens = unitStart[units] - unitStart[promptUnits];
-    const from = promptStart(record, targetTokens + 2, this.maxLength);
+    const { promptUnits } = record;
+    const units = record.unitStart.length - 1;
+    const from = promptStart(record, taskExtra(record), this.maxLength);
     return assembleExample(record, {
       from,
       to: promptUnits,
@@ -203,20 +243,10 @@ export class Collator {
   }
 
   #collateDocument(record: TokenizedRecord, rng: Rng): CollatedExample {
-    if (record.answerMarked) {
-      throw new InputError(
-        `record ${JSON.stringify(record.id)}: has an answer marker but no target`,
-      );
-    }
+    checkDocument(record, this.maxLength);
     const { unitStart } = record;
     const units = record.promptUnits;
     const maxLength = this.maxLength;
-    if (unitStart[1] + 2 > maxLength) {
-      throw new InputError(
-        `record ${JSON.stringify(record.id)}: its first unit has ${unitStart[1]} tokens, ` +
-          `more than the maximum length ${maxLength} allows with a mask and [S]`,
-      );
-    }
     let objective = this.#drawObjective(rng);
     // Units kept: the longest prefix whose tokens fit the budget.
     let budget = maxLength - 2;

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { checkEntityLengths } from "./entity_fit.ts";
 import { encodeEntity, entityText } from "./tokenize.ts";
 import { EntityTrie, TRIE_ROOT } from "./trie.ts";
 import type { EntityEntry } from "../data/types.ts";
@@ -86,9 +87,26 @@ function countItemsBelow(trie: EntityTrie): Int32Array {
 export function buildPool(
   tokenizer: TextTokenizer,
   entities: readonly EntityEntry[],
-  options: { vocabSize: number; file?: string },
+  options: {
+    vocabSize: number;
+    file?: string;
+    /**
+     * The model's longest sequence: an entity that cannot fit it is an InputError naming it and
+     * the flag that cuts it (`checkEntityLengths`), before any record is answered.
+     */
+    maxLength?: number;
+    /** Where `maxLength` comes from, for that message. Default "the model's maximum length". */
+    lengthFrom?: string;
+  },
 ): Pool {
   const file = options.file ?? "entities.json";
+  if (options.maxLength !== undefined) {
+    checkEntityLengths(tokenizer, entities, {
+      maxLength: options.maxLength,
+      lengthFrom: options.lengthFrom ?? "the model's maximum length",
+      file,
+    });
+  }
   const all: Int32Array[] = [];
   const items: string[] = [];
   const itemTokens: Int32Array[] = [];

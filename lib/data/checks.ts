@@ -127,7 +127,9 @@ export function checkSplits(plan: DatasetPlan, counts: Counts, file: string): st
     warnings.push(
       `${file}: valid.jsonl and test.jsonl hold no records: ${
         prompted.length === 0
-          ? `the tasks ${plan.active.join(", ")} have no prompts (infer and eval need one that has)`
+          ? `${plan.active.join(", ")} ${
+            plan.active.length === 1 ? "has" : "have"
+          } no prompts (infer and eval need a task that has)`
           : "no user has a validation or test item"
       }`,
     );
