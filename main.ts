@@ -12,9 +12,8 @@
 
 import denoConfig from "./deno.json" with { type: "json" };
 import type { Command } from "./lib/cli/command.ts";
-import { InputError, oneLine, UsageError } from "./lib/errors.ts";
+import { InputError, oneLine, ReportedElsewhere, UsageError } from "./lib/errors.ts";
 import { toIoError } from "./lib/io/io_error.ts";
-import { Progress } from "./lib/io/progress.ts";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -100,10 +99,8 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   } catch (caught) {
     const { status, message } = errorReport(caught);
-    console.error(message);
+    if (message) console.error(message);
     return status;
-  } finally {
-    Progress.stopAll();
   }
 }
 
@@ -111,9 +108,12 @@ export async function main(args: string[]): Promise<number> {
  * What the command line prints for an error that ended a run, and its exit status: 2 for a
  * UsageError, 1 for an InputError and for any file-system fault (a `Deno.errors.*` or errno
  * error, translated by lib/io/io_error.ts, whatever code let it through), 70 for anything else
- * (a bug), with its stack.
+ * (a bug), with its stack. A failure another rank reports (`ReportedElsewhere`) prints nothing.
  */
 export function errorReport(caught: unknown): { status: number; message: string } {
+  if (caught instanceof ReportedElsewhere) {
+    return { status: errorReport(caught.error).status, message: "" };
+  }
   const error = toIoError(caught);
   if (error instanceof UsageError) {
     return { status: 2, message: `error: ${oneLine(error.message)}` };

@@ -32,6 +32,14 @@ import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
 import { isInitModel } from "../lib/model/init.ts";
 import { architectureOf } from "../lib/model/load_any.ts";
+import {
+  type Collective,
+  cudaDeviceOf,
+  isAgreed,
+  openWorld,
+  together,
+} from "../lib/parallel/mod.ts";
+import { ReportedElsewhere } from "../lib/errors.ts";
 
 /** Warmup, when --warmup is not given: this share of the steps. */
 const WARMUP_SHARE = 0.05;
@@ -272,6 +280,10 @@ its validation split. Writes into the run directory (--out):
   loss.svg                 the loss curve
 Killed at any moment and started again with --resume, it ends with the same weights.
 
+Under mpirun, srun or a Kubernetes MPIJob every rank runs this same command: each takes its share
+of every global batch (--batch-size stays the global batch), the ranks sum their gradients
+(MPI_Allreduce) before each AdamW step, and rank 0 alone writes --out (docs/distributed.md).
+
 ${formatFlags(FLAGS)}
 
 On a model init wrote (random weights) a GLM trains every weight by default (--full); on a
@@ -330,6 +342,23 @@ export const command: Command = {
   summary: "LoRA or full training (autodiff in onnxruntime): adapter/weights, metrics, loss curve",
   usage,
   async run(args: string[]): Promise<void> {
+    // Under an MPI launcher: this process is one rank (nothing is loaded otherwise).
+    const world = openWorld();
+    try {
+      await runRank(args, world && world.size > 1 ? world : undefined);
+    } catch (error) {
+      // Every rank ends with the failure they agreed on; rank 0 alone prints it.
+      if (world && world.rank !== 0 && isAgreed(error)) throw new ReportedElsewhere(error);
+      throw error;
+    } finally {
+      await world?.close();
+    }
+  },
+};
+
+async function runRank(args: string[], world: Collective | undefined): Promise<void> {
+  const root = !world || world.rank === 0;
+  const { parsed, flags, lora, chosen } = await together(world, async () => {
     const parsed = parseFlags("pretrain", args, FLAGS);
     const flags = parsed.values;
     const lora = loraOf(parsed, await trainsFull(parsed));
@@ -337,67 +366,76 @@ export const command: Command = {
       throw new UsageError("give --steps or --epochs, not both");
     }
     const chosen = flags.recipe === undefined ? undefined : RECIPES[flags.recipe];
-    const progress = new Progress("pretrain", { quiet: flags.quiet });
-    if (lora && await isInitModel(flags.model)) {
-      console.error(
-        `pretrain: note: ${flags.model} holds init's random weights; LoRA trains only the ` +
-          `adapter on them${parsed.given.has("lora") ? "" : " (--full trains every weight)"}`,
-      );
-    }
-    const summary = await withFlagNames(FLAGS, () =>
-      train({
-        data: flags.data,
-        model: flags.model,
-        out: flags.out,
-        lora,
-        attention: flags.attention,
-        merge: flags.merge,
-        objective: flags.objective ?? chosen?.objective,
-        sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
-        trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
-        taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
-        maxLength: flags["max-length"],
-        batchSize: flags["batch-size"],
-        gradAccum: flags["grad-accum"],
-        steps: flags.steps,
-        epochs: flags.epochs,
-        lr: flags.lr,
-        warmup: flags.warmup,
-        warmupShare: flags.warmup === undefined ? WARMUP_SHARE : undefined,
-        schedule: flags.schedule,
-        weightDecay: flags["weight-decay"],
-        clip: flags.clip,
-        seed: flags.seed,
-        saveEvery: flags["save-every"],
-        valEvery: flags["val-every"],
-        valBatches: flags["val-batches"],
-        resume: flags.resume,
-        force: flags.force,
-        device: flags.device,
-        threads: flags.threads,
-        onNote: (message) => progress.log(message),
-        onPhase: (message) => progress.update(message),
-        onStep: (line, total) => {
-          const val = line.val_loss === undefined ? "" : ` val_loss ${line.val_loss.toFixed(4)}`;
-          const message = `step ${line.step}/${total} loss ${line.loss.toFixed(4)}${val} ` +
-            `lr ${line.lr.toExponential(2)} ${line.tokens_per_s} tokens/s`;
-          if (line.step === total || line.val_loss !== undefined) progress.log(message);
-          else progress.update(message);
-        },
-      }));
-    progress.done(
-      `${summary.steps} steps on ${summary.device}, loss ${summary.lastLoss.toFixed(4)}` +
-        (summary.valLoss === undefined ? "" : `, val_loss ${summary.valLoss.toFixed(4)}`),
+    return { parsed, flags, lora, chosen };
+  });
+  const progress = new Progress("pretrain", { quiet: flags.quiet || !root });
+  if (root && lora && await isInitModel(flags.model)) {
+    console.error(
+      `pretrain: note: ${flags.model} holds init's random weights; LoRA trains only the ` +
+        `adapter on them${parsed.given.has("lora") ? "" : " (--full trains every weight)"}`,
     );
-    console.log(JSON.stringify({
-      steps: summary.steps,
-      loss: summary.lastLoss,
-      first_loss: summary.firstLoss,
-      val_loss: summary.valLoss ?? null,
-      initial_val_loss: summary.initialValLoss ?? null,
-      tokens: summary.tokens,
-      device: summary.device,
-      resumed: summary.resumed,
+  }
+  const summary = await withFlagNames(FLAGS, () =>
+    train({
+      data: flags.data,
+      model: flags.model,
+      out: flags.out,
+      lora,
+      attention: flags.attention,
+      merge: flags.merge,
+      objective: flags.objective ?? chosen?.objective,
+      sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
+      trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
+      taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
+      maxLength: flags["max-length"],
+      batchSize: flags["batch-size"],
+      gradAccum: flags["grad-accum"],
+      steps: flags.steps,
+      epochs: flags.epochs,
+      lr: flags.lr,
+      warmup: flags.warmup,
+      warmupShare: flags.warmup === undefined ? WARMUP_SHARE : undefined,
+      schedule: flags.schedule,
+      weightDecay: flags["weight-decay"],
+      clip: flags.clip,
+      seed: flags.seed,
+      saveEvery: flags["save-every"],
+      valEvery: flags["val-every"],
+      valBatches: flags["val-batches"],
+      resume: flags.resume,
+      force: flags.force,
+      device: flags.device,
+      // Each rank of a machine on its own GPU (with --device cuda or auto).
+      deviceId: world
+        ? cudaDeviceOf(world.localRank, Deno.env.get("CUDA_VISIBLE_DEVICES"))
+        : undefined,
+      threads: flags.threads,
+      world,
+      onNote: (message) => progress.log(message),
+      onPhase: (message) => progress.update(message),
+      onStep: (line, total) => {
+        const val = line.val_loss === undefined ? "" : ` val_loss ${line.val_loss.toFixed(4)}`;
+        const message = `step ${line.step}/${total} loss ${line.loss.toFixed(4)}${val} ` +
+          `lr ${line.lr.toExponential(2)} ${line.tokens_per_s} tokens/s`;
+        if (line.step === total || line.val_loss !== undefined) progress.log(message);
+        else progress.update(message);
+      },
     }));
-  },
-};
+  if (!root) return;
+  const ranks = world ? ` x ${world.size} ranks` : "";
+  progress.done(
+    `${summary.steps} steps on ${summary.device}${ranks}, loss ${summary.lastLoss.toFixed(4)}` +
+      (summary.valLoss === undefined ? "" : `, val_loss ${summary.valLoss.toFixed(4)}`),
+  );
+  console.log(JSON.stringify({
+    steps: summary.steps,
+    loss: summary.lastLoss,
+    first_loss: summary.firstLoss,
+    val_loss: summary.valLoss ?? null,
+    initial_val_loss: summary.initialValLoss ?? null,
+    tokens: summary.tokens,
+    device: summary.device,
+    ...(world ? { ranks: world.size } : {}),
+    resumed: summary.resumed,
+  }));
+}

@@ -39,6 +39,18 @@ export class OptionError extends UsageError {
   }
 }
 
+/**
+ * An error another process reports: a rank of a data-parallel run other than rank 0 ends with
+ * the failure every rank agreed on (lib/parallel), and only rank 0 prints it. The CLI prints
+ * nothing and exits with the status `error` would have.
+ */
+export class ReportedElsewhere extends Error {
+  override name = "ReportedElsewhere";
+  constructor(readonly error: unknown) {
+    super("reported by another rank");
+  }
+}
+
 /** Bad input data or files; the CLI prints it and exits with status 1. */
 export class InputError extends Error {
   override name = "InputError";

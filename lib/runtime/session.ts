@@ -51,6 +51,11 @@ export interface SessionOptions {
   /** Intra-op threads (default: the machine's cores). */
   threads?: number;
   /**
+   * The CUDA device's index when the session runs on CUDA (default 0): a data-parallel run gives
+   * each rank of a machine its own (lib/parallel `cudaDeviceOf`).
+   */
+  deviceId?: number;
+  /**
    * Graph optimization level (default `all`; `basic` already folds constants and removes
    * identities, the higher levels add fusions, see bench/forward.ts for what each gave). For a
    * graph with float64 tensors the default is `basic`: onnxruntime's fusions at the higher levels
@@ -310,7 +315,9 @@ async function open(
   const sessionOptions: ort.InferenceSession.SessionOptions & {
     externalData?: { path: string; data: Uint8Array }[];
   } = {
-    executionProviders: [device],
+    executionProviders: [
+      device === "cuda" && options.deviceId ? { name: "cuda", deviceId: options.deviceId } : device,
+    ],
     intraOpNumThreads: options.threads ?? cores(),
     interOpNumThreads: 1,
     executionMode: options.parallel ? "parallel" : "sequential",

@@ -244,3 +244,37 @@ export function lossTokens(batch: Batch): number {
   }
   return n;
 }
+
+/**
+ * Examples `[start, end)` of `batch` as a batch of their own, at the same padded length (so each
+ * example's positions, padding and dropout rows are those it has in the whole batch); the trie
+ * softmax's bias keeps the rows of their loss positions. A data-parallel rank's part of a global
+ * batch.
+ */
+export function sliceBatch(batch: Batch, start: number, end: number): Batch {
+  if (!(0 <= start && start < end && end <= batch.batchSize)) {
+    throw new RangeError(`sliceBatch: rows ${start}..${end} of a batch of ${batch.batchSize}`);
+  }
+  const l = batch.length;
+  const part: Batch = {
+    batchSize: end - start,
+    length: l,
+    inputIds: batch.inputIds.slice(start * l, end * l),
+    positionIds: batch.positionIds.slice(start * 2 * l, end * 2 * l),
+    sep: batch.sep.slice(start, end),
+    labels: batch.labels.slice(start * l, end * l),
+    lossMask: batch.lossMask.slice(start * l, end * l),
+  };
+  if (batch.lossLogitBias) {
+    // The bias has one row per loss position of the batch, in row-major order.
+    const before = lossTokens({ ...batch, lossMask: batch.lossMask.subarray(0, start * l) });
+    const rows = lossTokens(part);
+    const { vocab, data } = batch.lossLogitBias;
+    part.lossLogitBias = {
+      rows,
+      vocab,
+      data: data.slice(before * vocab, (before + rows) * vocab),
+    };
+  }
+  return part;
+}

@@ -45,6 +45,37 @@ export interface EngineOptions {
    * pattern, onnxruntime config entries).
    */
   session?: WeightSessionOptions;
+  /**
+   * Build the gradient and update graphs even for one micro-batch a step, so that
+   * {@linkcode TrainEngine.gradients} and {@linkcode TrainEngine.apply} can run apart (a
+   * data-parallel run sums the ranks' gradients between them). Default false: one micro-batch a
+   * step runs the fused step graph.
+   */
+  split?: boolean;
+  /** The CUDA device's index (`device` cuda); default 0. */
+  deviceId?: number;
+}
+
+/**
+ * Where one rank's part of a micro-batch sits in the global micro-batch of a data-parallel run:
+ * dropout masks are drawn for the whole global batch (the same draws, in the same order, as one
+ * process makes) and cut to the rank's rows, so every rank's generator stays in step.
+ */
+export interface BatchShare {
+  /** Examples in the global micro-batch. */
+  globalBatchSize: number;
+  /** Its padded length (the part keeps it). */
+  length: number;
+  /** The global batch's first example this rank takes. */
+  start: number;
+}
+
+/** A step's gradients before the optimizer: {@linkcode TrainEngine.gradients}. */
+export interface StepGradients {
+  /** The step's loss: the micro-batches' mean losses, weighted by their scales. */
+  loss: number;
+  /** The gradient of each trainable tensor, summed over the micro-batches with their scales. */
+  grads: Map<string, Float32Array>;
 }
 
 /** What one optimizer step reports. */
@@ -128,11 +159,12 @@ export class TrainEngine {
       ...options.session,
       device: options.device ?? "cpu",
       threads: options.threads,
+      deviceId: options.deviceId,
     };
     const sessions: { step?: Session; grad?: Session; update?: Session; eval?: Session } = {};
     let graph: TrainGraph;
     try {
-      if (accum === 1) {
+      if (accum === 1 && !options.split) {
         graph = buildTrainStepGraph(setup, adamw);
         sessions.step = await Session.create(graph.graph, session);
       } else {
@@ -196,14 +228,24 @@ export class TrainEngine {
     return feeds;
   }
 
-  #maskFeeds(batch: Batch, rng: Rng): Record<string, TensorData> {
+  /**
+   * The dropout masks of `batch` (undefined: a rank's empty part of a global batch, whose masks
+   * are drawn all the same), drawn from `rng` for the whole global batch when `share` says where
+   * the batch sits in it.
+   */
+  #maskFeeds(batch: Batch | undefined, rng: Rng, share?: BatchShare): Record<string, TensorData> {
     const feeds: Record<string, TensorData> = {};
-    const rows = batch.batchSize * batch.length;
+    const length = share?.length ?? batch!.length;
+    const drawn = (share?.globalBatchSize ?? batch!.batchSize) * length;
     for (const mask of this.#graph.dropoutMasks) {
+      const all = dropoutMask(drawn * mask.features, this.#dropout, rng);
+      if (!batch) continue;
+      const rows = batch.batchSize * batch.length;
+      const from = (share?.start ?? 0) * length * mask.features;
       feeds[mask.name] = {
         dtype: "float32",
         shape: [rows, mask.features],
-        data: dropoutMask(rows * mask.features, this.#dropout, rng),
+        data: share ? all.subarray(from, from + rows * mask.features) : all,
       };
     }
     return feeds;
@@ -235,41 +277,86 @@ export class TrainEngine {
     bc: [number, number],
     rng: Rng,
   ): Promise<StepResult> {
-    let outputs: Record<string, TensorData>;
-    let loss = 0;
-    if (this.#step) {
-      if (batches.length !== 1) throw new Error("the step graph takes one micro-batch");
-      outputs = await this.#step.run({
-        ...batchFeeds(batches[0], this.#rope),
-        ...this.#maskFeeds(batches[0], rng),
-        ...this.#paramFeeds(),
-        ...this.#optimizerFeeds(lr, bc),
-        loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(scales[0]) },
-      });
-      loss = (outputs.loss.data as Float32Array)[0];
-    } else {
-      let acc = this.#zerosOfGrads();
-      for (let i = 0; i < batches.length; i++) {
-        const accFeeds: Record<string, TensorData> = {};
-        for (const p of this.params) accFeeds[trainNames.acc(p.name)] = acc.get(p.name)!;
-        const out = await this.#grad!.run({
-          ...batchFeeds(batches[i], this.#rope),
-          ...this.#maskFeeds(batches[i], rng),
-          ...this.#paramFeeds(),
-          ...accFeeds,
-          loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(scales[i]) },
-        });
-        loss += scales[i] * (out.loss.data as Float32Array)[0];
-        acc = new Map(this.params.map((p) => [p.name, out[trainNames.grad(p.name)]]));
-      }
-      const gradFeeds: Record<string, TensorData> = {};
-      for (const p of this.params) gradFeeds[trainNames.grad(p.name)] = acc.get(p.name)!;
-      outputs = await this.#update!.run({
-        ...this.#paramFeeds(),
-        ...gradFeeds,
-        ...this.#optimizerFeeds(lr, bc),
-      });
+    if (!this.#step) {
+      const { loss, grads } = await this.gradients(batches, scales, rng);
+      return await this.apply(grads, loss, lr, bc);
     }
+    if (batches.length !== 1) throw new Error("the step graph takes one micro-batch");
+    const outputs = await this.#step.run({
+      ...batchFeeds(batches[0], this.#rope),
+      ...this.#maskFeeds(batches[0], rng),
+      ...this.#paramFeeds(),
+      ...this.#optimizerFeeds(lr, bc),
+      loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(scales[0]) },
+    });
+    return this.#keep(outputs, (outputs.loss.data as Float32Array)[0]);
+  }
+
+  /**
+   * The gradients of `batches` (micro-batches, each weighted by `scales`) under the current
+   * tensors, without updating them: the first half of {@linkcode TrainEngine.step} (engines made
+   * with `split` or `gradAccum` > 1). In a data-parallel run `batches` are this rank's parts of
+   * the global micro-batches (undefined where the part is empty), placed by `shares`.
+   */
+  async gradients(
+    batches: readonly (Batch | undefined)[],
+    scales: readonly number[],
+    rng: Rng,
+    shares?: readonly BatchShare[],
+  ): Promise<StepGradients> {
+    if (!this.#grad) throw new Error("the engine was made without the gradient graph (split)");
+    let acc = this.#zerosOfGrads();
+    let loss = 0;
+    for (let i = 0; i < batches.length; i++) {
+      const batch = batches[i];
+      const masks = this.#maskFeeds(batch, rng, shares?.[i]);
+      if (!batch) continue;
+      const accFeeds: Record<string, TensorData> = {};
+      for (const p of this.params) accFeeds[trainNames.acc(p.name)] = acc.get(p.name)!;
+      const out = await this.#grad.run({
+        ...batchFeeds(batch, this.#rope),
+        ...masks,
+        ...this.#paramFeeds(),
+        ...accFeeds,
+        loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(scales[i]) },
+      });
+      loss += scales[i] * (out.loss.data as Float32Array)[0];
+      acc = new Map(this.params.map((p) => [p.name, out[trainNames.grad(p.name)]]));
+    }
+    return {
+      loss,
+      grads: new Map(this.params.map((p) => [p.name, acc.get(p.name)!.data as Float32Array])),
+    };
+  }
+
+  /**
+   * The AdamW step on `grads` (as {@linkcode TrainEngine.gradients} returns them, or their sum
+   * over the ranks) at learning rate `lr` with bias corrections `bc`; `loss` is the step's loss,
+   * reported back. The new tensors are kept only when the loss and the gradient norm are finite.
+   */
+  async apply(
+    grads: ReadonlyMap<string, Float32Array>,
+    loss: number,
+    lr: number,
+    bc: [number, number],
+  ): Promise<StepResult> {
+    if (!this.#update) throw new Error("the engine was made without the update graph (split)");
+    const gradFeeds: Record<string, TensorData> = {};
+    for (const p of this.params) {
+      const data = grads.get(p.name);
+      if (!data || data.length !== size(p.shape)) throw new Error(`gradient of ${p.name}`);
+      gradFeeds[trainNames.grad(p.name)] = { dtype: "float32", shape: p.shape, data };
+    }
+    const outputs = await this.#update.run({
+      ...this.#paramFeeds(),
+      ...gradFeeds,
+      ...this.#optimizerFeeds(lr, bc),
+    });
+    return this.#keep(outputs, loss);
+  }
+
+  /** Keeps the updated tensors and moments of `outputs` when the step stayed finite. */
+  #keep(outputs: Record<string, TensorData>, loss: number): StepResult {
     const gradNorm = Number((outputs.grad_norm.data as Float32Array)[0]);
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
       for (const p of this.params) {

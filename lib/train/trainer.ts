@@ -16,6 +16,19 @@
  * count). A non-finite loss or gradient norm stops the run with a one-line error and leaves the
  * last good checkpoint as it is.
  *
+ * Data-parallel (`world`, lib/parallel): every rank loads the model and the data, takes its share
+ * of each global micro-batch (`batchSize` stays the global batch: the examples one process sees),
+ * computes its gradients in its own session, and the ranks sum them (`allreduceSum`, one buffer
+ * of every trainable tensor and the loss) before every rank applies the same AdamW step. The
+ * gradient of a step is thus, for each trainable element, the sum over the ranks (in rank order
+ * for two ranks; MPI's order for more, the same on every rank) of each rank's sum over its
+ * micro-batch parts in order, each part weighted by its share of the global step's loss tokens;
+ * one process sums the same terms grouped as whole micro-batches, so the two agree to float
+ * rounding, not bitwise. Rank 0 alone reads the checkpoint (and sends the state to the others)
+ * and writes every file; validation splits each batch the same way and sums. Settings, model and
+ * data are compared at the start, the trainable tensors at every save; a failure of any rank
+ * ends every rank with the same error naming the rank.
+ *
  * @module
  */
 
@@ -43,7 +56,7 @@ import {
   settingsDiffer,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { BatchStream, lossTokens, recordsSha256, tokenizeSplit } from "./data.ts";
+import { BatchStream, lossTokens, recordsSha256, sliceBatch, tokenizeSplit } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
 import { initLora, type LoraConfig } from "../model/lora.ts";
 import {
@@ -64,6 +77,16 @@ import {
 import { biasCorrections, learningRate, type ScheduleKind } from "./schedule.ts";
 import { DEFAULT_ADAMW, trainableParams } from "./train_graph.ts";
 import { pathExists } from "../io/fs.ts";
+import {
+  broadcastFloats,
+  broadcastJson,
+  type Collective,
+  hashFloats,
+  shareOf,
+  together,
+} from "../parallel/collective.ts";
+import type { BatchShare, StepGradients } from "./engine.ts";
+import type { Batch } from "../collate/types.ts";
 
 /** Defaults of the optional {@linkcode TrainOptions} (AdamW's are `DEFAULT_ADAMW`). */
 export const DEFAULT_TRAIN = Object.freeze({
@@ -146,10 +169,17 @@ export interface TrainOptions {
   /** Write into `out` (and replace `merge`) even when they hold files pretrain did not write. */
   force?: boolean;
   device?: Device;
+  /** The CUDA device's index with `device` cuda (default 0). */
+  deviceId?: number;
   threads?: number;
-  /** Called after every step (progress lines). */
+  /**
+   * The ranks of a data-parallel run (lib/parallel `openWorld`); undefined or one rank: this
+   * process alone. See the module's documentation.
+   */
+  world?: Collective;
+  /** Called after every step (progress lines); rank 0 only. */
   onStep?: (line: MetricsLine, totalSteps: number) => void;
-  /** Called for notes worth a line on stderr (resuming, skipped validation). */
+  /** Called for notes worth a line on stderr (resuming, skipped validation); rank 0 only. */
   onNote?: (message: string) => void;
   /** Called as each phase before and between steps starts (loading, tokenizing, validating). */
   onPhase?: (message: string) => void;
@@ -196,7 +226,7 @@ export interface RunSizes {
 }
 
 /** Stage 1: the sizes and optimizer settings of `options`, with their defaults, checked. */
-export function runSizes(options: TrainOptions): RunSizes {
+export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
   if (options.merge && !options.lora) {
     throw new OptionError(
       "merge",
@@ -204,6 +234,13 @@ export function runSizes(options: TrainOptions): RunSizes {
     );
   }
   const batchSize = positive("batchSize", options.batchSize ?? DEFAULT_TRAIN.batchSize);
+  if (batchSize < ranks) {
+    throw new OptionError(
+      "batchSize",
+      (name) =>
+        `${name} is the global batch: at least one example per rank (${ranks}), got ${batchSize}`,
+    );
+  }
   const gradAccum = positive("gradAccum", options.gradAccum ?? DEFAULT_TRAIN.gradAccum);
   const seed = options.seed ?? DEFAULT_TRAIN.seed;
   const saveEvery = positive("saveEvery", options.saveEvery ?? DEFAULT_TRAIN.saveEvery);
@@ -279,6 +316,8 @@ export interface RunData {
   stream: BatchStream;
   /** Undefined when validation is off or the dataset has no validation records. */
   valStream?: BatchStream;
+  /** {@linkcode recordsSha256} of the validation records (the ranks of a run compare it). */
+  validSha256: string;
 }
 
 /** Stage 3: tokenizes the training (and validation) records and builds their batch streams. */
@@ -339,6 +378,7 @@ export async function loadRunData(
     trainSha256: recordsSha256(trainRecords),
     stream,
     valStream,
+    validSha256: recordsSha256(validRecords),
   };
 }
 
@@ -395,11 +435,15 @@ interface Run {
   /** What must not change between a run and its resumption. */
   settings: Record<string, unknown>;
   /** Recorded in the checkpoint, not required to match: only bitwise equality depends on them. */
-  runtime: { threads: number };
+  runtime: { threads: number; ranks?: number };
   checkpointPath: string;
   metricsPath: string;
   shapes: Map<string, readonly number[]>;
   note: (message: string) => void;
+  /** The ranks of a data-parallel run (more than one), else undefined. */
+  world?: Collective;
+  /** Whether this process writes the run's files: rank 0, or the only process. */
+  root: boolean;
 }
 
 /** Where a run stands: what a checkpoint stores, plus the metrics logged so far. */
@@ -447,7 +491,7 @@ function resumeSettings(
  * metrics cut back to the checkpoint's step), else fresh (a new adapter, or the base weights).
  */
 async function startOrResume(run: Run): Promise<RunState> {
-  const { options, base, sizes, checkpointPath, metricsPath, note } = run;
+  const { options, base, checkpointPath, metricsPath, note } = run;
   const hasCheckpoint = await pathExists(checkpointPath);
   if (hasCheckpoint && !options.resume) {
     throw new OptionError(
@@ -485,11 +529,18 @@ async function startOrResume(run: Run): Promise<RunState> {
       throw new UsageError(`cannot resume ${options.out} with different settings (${differ})`);
     }
     const { step, micro, tokens } = saved;
-    const was = saved.settings.runtime as { threads?: number } | undefined;
+    const was = saved.settings.runtime as { threads?: number; ranks?: number } | undefined;
     if (was && was.threads !== run.runtime.threads) {
       note(
         `resuming with ${run.runtime.threads} threads where the run used ${was.threads}: the ` +
           `weights will not be bitwise those of an uninterrupted run`,
+      );
+    }
+    const ranks = run.runtime.ranks ?? 1;
+    if (was && (was.ranks ?? 1) !== ranks) {
+      note(
+        `resuming on ${ranks} rank(s) where the run used ${was.ranks ?? 1}: the same batches, ` +
+          `the weights equal to float rounding, not bitwise`,
       );
     }
     const metrics = await readMetrics(metricsPath, step);
@@ -507,13 +558,19 @@ async function startOrResume(run: Run): Promise<RunState> {
     };
   }
   if (options.resume) note("no checkpoint to resume from: starting a new run");
+  await writeFileAtomic(metricsPath, "");
+  return freshState(run);
+}
+
+/** The state of a new run: a new adapter (seeded), or the base weights; zero moments. */
+function freshState(run: Run): RunState {
+  const { base, sizes } = run;
   const params = base.lora
     ? new Map([
       ...initLora(base.config, base.lora, Rng.derive(sizes.seed, "train", "lora-init")),
       ...initialMethodTensors(base.model),
     ])
     : new Map([...run.shapes.keys()].map((name) => [name, base.weights.get(name)!]));
-  await writeFileAtomic(metricsPath, "");
   return {
     step: 0,
     micro: 0,
@@ -525,22 +582,171 @@ async function startOrResume(run: Run): Promise<RunState> {
   };
 }
 
+/**
+ * Stage 5 of a data-parallel run: rank 0 starts or resumes (reading the run directory, as one
+ * process does) and sends the state to the other ranks: step, data position, tokens and the
+ * dropout generator's state, and, when resuming, the tensors and moments (the other ranks need
+ * no access to the run directory). A new run's tensors are made on every rank from the seed.
+ */
+async function startRanks(run: Run, world: Collective): Promise<RunState> {
+  const mine = await together(world, () => (run.root ? startOrResume(run) : undefined));
+  const head = await broadcastJson(
+    world,
+    mine && {
+      step: mine.step,
+      micro: mine.micro,
+      tokens: mine.tokens,
+      rng: mine.rng.state(),
+      resumed: mine.resumed,
+    },
+    0,
+  );
+  let state: RunState;
+  if (mine) state = mine;
+  else if (!head.resumed) state = freshState(run);
+  else {
+    const zeros = () =>
+      new Map([...run.shapes].map(([name, shape]) => [name, new Float32Array(size(shape))]));
+    state = {
+      step: head.step,
+      micro: head.micro,
+      tokens: head.tokens,
+      rng: Rng.fromState(head.rng),
+      params: zeros(),
+      moments: { m: zeros(), v: zeros() },
+      metrics: [],
+      resumed: true,
+    };
+  }
+  if (head.resumed) {
+    for (const map of [state.params, state.moments!.m, state.moments!.v]) {
+      await broadcastFloats(world, [...run.shapes.keys()].map((name) => map.get(name)!), 0);
+    }
+  }
+  await checkSameTensors(world, state.params.values(), "at the start");
+  return state;
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Checks that every rank holds rank 0's trainable tensors (a hash of their bytes), so a rank
+ * that drifted is an error instead of a silently different model.
+ */
+async function checkSameTensors(
+  world: Collective,
+  tensors: Iterable<Float32Array>,
+  when: string,
+): Promise<void> {
+  const mine = hashFloats(tensors);
+  const first = await broadcastJson(world, world.rank === 0 ? mine : undefined, 0);
+  await together(world, () => {
+    if (mine !== first) {
+      throw new InputError(
+        `the trainable tensors differ from rank 0's ${when} (hash ${mine} against ${first})`,
+      );
+    }
+  });
+}
+
+/**
+ * Checks at the start of a data-parallel run that every rank trains the same thing: rank 0's
+ * settings, base model identity, records' hashes and schedule of validation and saves against
+ * this rank's. A mismatch (another --model, --data or flag on one rank) ends every rank with the
+ * first setting that differs.
+ */
+async function checkSameRun(run: Run, world: Collective): Promise<void> {
+  const mine = {
+    ...run.settings,
+    base: run.base.identity,
+    validSha256: run.data.validSha256,
+    valBatches: run.sizes.valBatches,
+    valEvery: run.sizes.valEvery,
+    saveEvery: run.sizes.saveEvery,
+    ranks: world.size,
+  };
+  const first = await broadcastJson(world, world.rank === 0 ? mine : undefined, 0);
+  await together(world, () => {
+    const differ = settingsDiffer(first, JSON.parse(JSON.stringify(mine)));
+    if (differ) {
+      throw new UsageError(
+        `model, data or flags differ from rank 0's (${differ}): every rank must run the same ` +
+          `command on the same files`,
+      );
+    }
+  });
+}
+
 /** The mean loss per loss token over the first validation batches; undefined without any. */
 async function validationLoss(run: Run, engine: TrainEngine): Promise<number | undefined> {
   const { valStream } = run.data;
   if (!valStream) return undefined;
-  let sum = 0;
-  let count = 0;
   const n = Math.min(run.sizes.valBatches, valStream.perEpoch);
-  for (let i = 0; i < n; i++) {
-    run.options.onPhase?.(`validating: batch ${i + 1}/${n}`);
-    const batch = valStream.batch(i);
-    const k = lossTokens(batch);
-    if (k === 0) continue;
-    sum += (await engine.evaluate(batch)) * k;
-    count += k;
+  const { world } = run;
+  const [sum, count] = await together(world, async () => {
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      run.options.onPhase?.(`validating: batch ${i + 1}/${n}`);
+      const whole = valStream.batch(i);
+      // A data-parallel run: this rank's rows of the batch; the ranks' sums are added below.
+      const batch = world ? part(whole, world).batch : whole;
+      if (!batch) continue;
+      const k = lossTokens(batch);
+      if (k === 0) continue;
+      sum += (await engine.evaluate(batch)) * k;
+      count += k;
+    }
+    return [sum, count];
+  });
+  if (!world) return count > 0 ? sum / count : undefined;
+  const sums = Float64Array.of(sum, count);
+  await world.allreduceSum(sums);
+  return sums[1] > 0 ? sums[0] / sums[1] : undefined;
+}
+
+/**
+ * This rank's rows of a global batch (undefined when it has none: a short last batch) and where
+ * they sit in it.
+ */
+function part(batch: Batch, world: Collective): { batch?: Batch; share: BatchShare } {
+  const [start, end] = shareOf(batch.batchSize, world.rank, world.size);
+  return {
+    batch: end > start ? sliceBatch(batch, start, end) : undefined,
+    share: { globalBatchSize: batch.batchSize, length: batch.length, start },
+  };
+}
+
+/**
+ * The ranks' summed gradients: every rank's gradients and loss in one buffer (tensors in the
+ * engine's order, then the loss), summed over the ranks in place.
+ */
+async function sumOverRanks(
+  world: Collective,
+  local: StepGradients,
+  names: readonly string[],
+): Promise<StepGradients> {
+  let total = 1;
+  for (const name of names) total += local.grads.get(name)!.length;
+  const buffer = new Float32Array(total);
+  let at = 0;
+  for (const name of names) {
+    const g = local.grads.get(name)!;
+    buffer.set(g, at);
+    at += g.length;
   }
-  return count > 0 ? sum / count : undefined;
+  buffer[at] = local.loss;
+  await world.allreduceSum(buffer);
+  const grads = new Map<string, Float32Array>();
+  at = 0;
+  for (const name of names) {
+    const n = local.grads.get(name)!.length;
+    grads.set(name, buffer.subarray(at, at + n));
+    at += n;
+  }
+  return { loss: buffer[at], grads };
 }
 
 /** Writes the run's outputs (adapter or model, loss chart) and then its checkpoint. */
@@ -596,24 +802,43 @@ async function optimizerStep(run: Run, engine: TrainEngine, state: RunState) {
   const scales = counts.map((c) => (total > 0 ? c / total : 0));
   const t = state.step + 1;
   const lr = learningRate(t, run.schedule);
-  const result = await engine.step(
-    batches,
-    scales,
-    lr,
-    biasCorrections(t, adamw.beta1, adamw.beta2),
-    state.rng,
-  );
-  if (!Number.isFinite(result.loss) || !Number.isFinite(result.gradNorm)) {
-    const what = !Number.isFinite(result.loss)
-      ? `loss is ${result.loss}`
-      : `gradient norm is ${result.gradNorm}`;
-    const kept = await pathExists(run.checkpointPath)
-      ? `the last good checkpoint is kept in ${run.checkpointPath}`
-      : "no checkpoint was written yet";
-    throw new TrainingDiverged(
-      `step ${t}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
+  const bc = biasCorrections(t, adamw.beta1, adamw.beta2);
+  const { world } = run;
+  let result;
+  if (!world) result = await engine.step(batches, scales, lr, bc, state.rng);
+  else {
+    // This rank's rows of each micro-batch, weighted by their share of the global step's loss
+    // tokens: the ranks' weighted sums add up to the one process's gradient.
+    const parts = batches.map((b) => part(b, world));
+    const partScales = parts.map((p) => (p.batch && total > 0 ? lossTokens(p.batch) / total : 0));
+    const local = await together(
+      world,
+      () =>
+        engine.gradients(
+          parts.map((p) => p.batch),
+          partScales,
+          state.rng,
+          parts.map((p) => p.share),
+        ),
     );
+    const summed = await sumOverRanks(world, local, engine.params.map((p) => p.name));
+    result = await together(world, () => engine.apply(summed.grads, summed.loss, lr, bc));
   }
+  const finite = result;
+  // On every rank alike (the summed gradients are the same), reported once as rank 0's.
+  await together(world, async () => {
+    if (!Number.isFinite(finite.loss) || !Number.isFinite(finite.gradNorm)) {
+      const what = !Number.isFinite(finite.loss)
+        ? `loss is ${finite.loss}`
+        : `gradient norm is ${finite.gradNorm}`;
+      const kept = await pathExists(run.checkpointPath)
+        ? `the last good checkpoint is kept in ${run.checkpointPath}`
+        : "no checkpoint was written yet";
+      throw new TrainingDiverged(
+        `step ${t}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
+      );
+    }
+  });
   state.step = t;
   state.micro += gradAccum;
   const stepTokens = batches.reduce((a, b) => a + b.batchSize * b.length, 0);
@@ -655,11 +880,19 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
       }
     }
     state.metrics.push(line);
-    await Deno.writeTextFile(run.metricsPath, JSON.stringify(line) + "\n", { append: true });
     if (Number.isNaN(summary.firstLoss)) summary.firstLoss = line.loss;
     summary.lastLoss = line.loss;
-    options.onStep?.(line, totalSteps);
-    if (step === totalSteps || step % saveEvery === 0) await saveRun(run, engine, state);
+    const saveNow = step === totalSteps || step % saveEvery === 0;
+    if (saveNow && run.world) {
+      await checkSameTensors(run.world, engine.snapshot().params.values(), `after step ${step}`);
+    }
+    // Rank 0 alone writes; a failure there (a full disk) ends every rank.
+    await together(run.world, async () => {
+      if (!run.root) return;
+      await Deno.writeTextFile(run.metricsPath, JSON.stringify(line) + "\n", { append: true });
+      options.onStep?.(line, totalSteps);
+      if (saveNow) await saveRun(run, engine, state);
+    });
   }
   if (summary.firstLoss !== summary.firstLoss && state.metrics.length > 0) {
     // Resumed at the end: report what the log says.
@@ -677,29 +910,40 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
  * validation, saves) and, with `merge`, writing the merged model.
  */
 export async function train(options: TrainOptions): Promise<TrainSummary> {
-  const sizes = runSizes(options);
+  // A data-parallel run: rank 0 alone claims and writes the run (and merge) directory.
+  const world = options.world && options.world.size > 1 ? options.world : undefined;
+  const root = !world || world.rank === 0;
+  const sizes = await together(world, () => runSizes(options, world?.size));
   const inputs = [options.data, options.model];
-  const runDir = await claimRunDir(options.out, RUN_DIR_FILES, {
-    command: "pretrain",
-    force: options.force,
-    inputs,
-    recognize: isOlderRunDir,
-  });
+  const runDir = await together(world, () =>
+    root
+      ? claimRunDir(options.out, RUN_DIR_FILES, {
+        command: "pretrain",
+        force: options.force,
+        inputs,
+        recognize: isOlderRunDir,
+      })
+      : undefined);
   let merge: OutputClaim | undefined;
   try {
-    if (options.merge) {
-      merge = await claimOutputDir(options.merge, {
-        command: "pretrain",
-        flag: "--merge",
-        force: options.force,
-        inputs: [...inputs, options.out],
-      });
-    }
-    return await trainClaimed(options, sizes, merge);
+    merge = await together(world, () =>
+      root && options.merge
+        ? claimOutputDir(options.merge, {
+          command: "pretrain",
+          flag: "--merge",
+          force: options.force,
+          inputs: [...inputs, options.out],
+        })
+        : undefined);
+    return await trainClaimed(options, sizes, merge, world);
   } finally {
     await merge?.close();
-    const checkpoint = await pathExists(join(options.out, RUN_FILES.checkpoint)).catch(() => true);
-    await runDir.release(!checkpoint);
+    if (runDir) {
+      const checkpoint = await pathExists(join(options.out, RUN_FILES.checkpoint)).catch(() =>
+        true
+      );
+      await runDir.release(!checkpoint);
+    }
   }
 }
 
@@ -733,14 +977,19 @@ async function trainClaimed(
   options: TrainOptions,
   sizes: RunSizes,
   merge: OutputClaim | undefined,
+  world: Collective | undefined,
 ): Promise<TrainSummary> {
-  const note = options.onNote ?? (() => {});
-  const phase = options.onPhase ?? (() => {});
-  phase(`loading the base model ${options.model}`);
-  const base = await loadBase(options);
-  phase(`tokenizing the training records of ${options.data}`);
-  const data = await loadRunData(options, sizes, base, note);
-  const schedule = runSchedule(options, data.stream.perEpoch, sizes.gradAccum);
+  const root = !world || world.rank === 0;
+  const note = (root ? options.onNote : undefined) ?? (() => {});
+  const phase = (root ? options.onPhase : undefined) ?? (() => {});
+  const { base, data, schedule } = await together(world, async () => {
+    phase(`loading the base model ${options.model}`);
+    const base = await loadBase(options);
+    phase(`tokenizing the training records of ${options.data}`);
+    const data = await loadRunData(options, sizes, base, note);
+    const schedule = runSchedule(options, data.stream.perEpoch, sizes.gradAccum);
+    return { base, data, schedule };
+  });
   const run: Run = {
     options,
     sizes,
@@ -748,7 +997,10 @@ async function trainClaimed(
     data,
     schedule,
     settings: resumeSettings(options, sizes, base, data, schedule),
-    runtime: { threads: options.threads ?? navigator.hardwareConcurrency ?? 1 },
+    runtime: {
+      threads: options.threads ?? navigator.hardwareConcurrency ?? 1,
+      ...(world ? { ranks: world.size } : {}),
+    },
     checkpointPath: join(options.out, RUN_FILES.checkpoint),
     metricsPath: join(options.out, RUN_FILES.metrics),
     shapes: new Map(
@@ -757,27 +1009,38 @@ async function trainClaimed(
       ),
     ),
     note,
+    world,
+    root,
   };
-  const state = await startOrResume(run);
+  if (world) await checkSameRun(run, world);
+  const state = world ? await startRanks(run, world) : await startOrResume(run);
 
   phase(`building the training graph (${base.lora ? "LoRA" : "every weight"}) and its session`);
-  const engine = await TrainEngine.create(
-    {
-      config: base.config,
-      weights: base.weights,
-      lora: base.lora,
-      decoder: base.decoder,
-      trieLoss: options.trieSoftmax,
-    },
-    {
-      gradAccum: sizes.gradAccum,
-      adamw: sizes.adamw,
-      device: options.device,
-      threads: options.threads,
-      validation: data.valStream !== undefined,
-      session: base.model.kind === "decoder" ? DECODER_SESSION_OPTIONS : undefined,
-    },
-  );
+  let made: TrainEngine | undefined;
+  const engine = await together(world, async () =>
+    made = await TrainEngine.create(
+      {
+        config: base.config,
+        weights: base.weights,
+        lora: base.lora,
+        decoder: base.decoder,
+        trieLoss: options.trieSoftmax,
+      },
+      {
+        gradAccum: sizes.gradAccum,
+        adamw: sizes.adamw,
+        device: options.device,
+        threads: options.threads,
+        validation: data.valStream !== undefined,
+        session: base.model.kind === "decoder" ? DECODER_SESSION_OPTIONS : undefined,
+        // Gradients and the AdamW step apart, for the ranks to sum the gradients between them.
+        split: world !== undefined,
+        deviceId: options.deviceId,
+      },
+    )).catch(async (error) => {
+      await made?.release();
+      throw error;
+    });
   const summary: TrainSummary = {
     steps: schedule.totalSteps,
     firstLoss: NaN,
@@ -788,27 +1051,35 @@ async function trainClaimed(
   };
   try {
     await trainLoop(run, engine, state, summary);
-    if (merge) {
-      const method = methodSettings(base.model, options.attention);
-      const merged = mergeAdapter(base.weights, base.config, {
-        lora: base.lora!,
-        weights: engine.snapshot().params,
-        method,
-      });
-      if (base.model.kind === "glm") {
-        await writeModelDir(merge.tmp, base.model.config, merged, base.tokenizerFile);
-      } else {
-        await writeMergedDecoder(merge.tmp, base.model.config, merged, {
-          addedRows: base.model.addedRows,
-          attention: method!.attention,
-          tokenizerFile: base.tokenizerFile,
-        });
-      }
-      await merge.commit();
-    }
+    await together(world, () => merge && writeMerged(options, base, engine, merge));
     summary.tokens = state.tokens;
     return summary;
   } finally {
     await engine.release();
   }
+}
+
+/** Writes the base model with the trained adapter merged in into `merge`'s directory. */
+async function writeMerged(
+  options: TrainOptions,
+  base: BaseModel,
+  engine: TrainEngine,
+  merge: OutputClaim,
+): Promise<void> {
+  const method = methodSettings(base.model, options.attention);
+  const merged = mergeAdapter(base.weights, base.config, {
+    lora: base.lora!,
+    weights: engine.snapshot().params,
+    method,
+  });
+  if (base.model.kind === "glm") {
+    await writeModelDir(merge.tmp, base.model.config, merged, base.tokenizerFile);
+  } else {
+    await writeMergedDecoder(merge.tmp, base.model.config, merged, {
+      addedRows: base.model.addedRows,
+      attention: method!.attention,
+      tokenizerFile: base.tokenizerFile,
+    });
+  }
+  await merge.commit();
 }

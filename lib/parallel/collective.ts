@@ -1,0 +1,219 @@
+/**
+ * The collectives a data-parallel run needs, behind one narrow interface ({@linkcode Collective}:
+ * sum over the ranks, broadcast from one rank), and what is built on them: variable-length and
+ * JSON broadcasts, the disjoint share of a global batch each rank takes, and
+ * {@linkcode together}, which turns a failure of any rank into the same one-line error on every
+ * rank (instead of the others waiting forever in the next collective).
+ *
+ * Two implementations: MPI through FFI (`mpi.ts`, what `mpirun`, `srun` and an MPIJob start) and
+ * ranks inside one process (`local.ts`, for tests).
+ *
+ * @module
+ */
+
+import { InputError, OptionError, UsageError } from "../errors.ts";
+
+/** The ranks of a data-parallel run, as one rank sees them. */
+export interface Collective {
+  /** This rank, 0-based. */
+  readonly rank: number;
+  /** Ranks in the run. */
+  readonly size: number;
+  /** This rank's index among the ranks of its machine (which GPU it takes). */
+  readonly localRank: number;
+  /** What connects the ranks, for messages (`Open MPI`, `MPICH`, `in-process`). */
+  readonly name: string;
+  /**
+   * Replaces `data` on every rank by its sum over the ranks (elementwise; every rank ends with
+   * the same values). Every rank must call it with the same length at the same point.
+   */
+  allreduceSum(data: Float32Array | Float64Array): Promise<void>;
+  /** Copies rank `root`'s `data` into every rank's `data` (the same length on every rank). */
+  broadcast(data: Uint8Array, root: number): Promise<void>;
+  /** Ends this rank's part in the collectives (MPI_Finalize). */
+  close(): Promise<void>;
+}
+
+/**
+ * The rows `[start, end)` of a global batch of `batchSize` examples that `rank` of `size` takes:
+ * contiguous, disjoint, covering the batch, sizes differing by at most one.
+ *
+ * @example
+ * ```ts
+ * shareOf(8, 0, 3); // [0, 2]
+ * shareOf(8, 1, 3); // [2, 5]
+ * shareOf(8, 2, 3); // [5, 8]
+ * ```
+ */
+export function shareOf(batchSize: number, rank: number, size: number): [number, number] {
+  return [Math.floor((rank * batchSize) / size), Math.floor(((rank + 1) * batchSize) / size)];
+}
+
+/** Rank `root`'s bytes on every rank, whatever their length (`data` is read on `root` only). */
+export async function broadcastBytes(
+  world: Collective,
+  data: Uint8Array | undefined,
+  root: number,
+): Promise<Uint8Array> {
+  const length = new Float64Array([world.rank === root ? data!.length : 0]);
+  await world.broadcast(new Uint8Array(length.buffer), root);
+  const out = world.rank === root ? data!.slice() : new Uint8Array(length[0]);
+  await world.broadcast(out, root);
+  return out;
+}
+
+/** Rank `root`'s JSON value on every rank (`value` is read on `root` only). */
+export async function broadcastJson<T>(
+  world: Collective,
+  value: T | undefined,
+  root: number,
+): Promise<T> {
+  const bytes = world.rank === root ? new TextEncoder().encode(JSON.stringify(value)) : undefined;
+  return JSON.parse(new TextDecoder().decode(await broadcastBytes(world, bytes, root)));
+}
+
+/** Copies rank `root`'s arrays into every rank's arrays of the same lengths, in place. */
+export async function broadcastFloats(
+  world: Collective,
+  arrays: readonly Float32Array[],
+  root: number,
+): Promise<void> {
+  for (const array of arrays) {
+    await world.broadcast(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), root);
+  }
+}
+
+/** What a failing rank tells the others: enough to raise the same kind of error there. */
+interface Failure {
+  kind: "option" | "usage" | "input" | "internal";
+  /** The message; for `option`, with NUL where the option's name goes. */
+  message: string;
+  option?: string;
+}
+
+function describe(error: unknown): Failure {
+  if (error instanceof OptionError) {
+    return { kind: "option", message: error.describe("\u0000"), option: error.option };
+  }
+  if (error instanceof UsageError) return { kind: "usage", message: error.message };
+  if (error instanceof InputError) return { kind: "input", message: error.message };
+  const e = error as Error;
+  return { kind: "internal", message: e?.stack ?? String(error) };
+}
+
+/**
+ * A failure of one rank of a distributed run, as every rank raises it: the message names the
+ * rank (`rank 1: data/train.jsonl: no such file`). Bad input: exit status 1.
+ */
+export class RankFailed extends InputError {
+  override name = "RankFailed";
+  /** @param rank the lowest rank that failed */
+  constructor(readonly rank: number, message: string) {
+    super(message);
+  }
+}
+
+/** A usage mistake of one rank (exit status 2), named as {@linkcode RankFailed} names it. */
+export class RankUsageFailed extends UsageError {
+  override name = "RankUsageFailed";
+  constructor(readonly rank: number, message: string) {
+    super(message);
+  }
+}
+
+/** A bug that ended one rank (exit status 70), with that rank's stack in the message. */
+export class RankCrashed extends Error {
+  override name = "RankCrashed";
+  constructor(readonly rank: number, message: string) {
+    super(message);
+  }
+}
+
+/** The errors {@linkcode together} raised (see {@linkcode isAgreed}). */
+const agreed = new WeakSet<Error>();
+
+function raise(rank: number, failure: Failure): Error {
+  const error = make(rank, failure);
+  agreed.add(error);
+  return error;
+}
+
+function make(rank: number, failure: Failure): Error {
+  const prefix = `rank ${rank}: `;
+  switch (failure.kind) {
+    case "option": {
+      const error = new OptionError(
+        failure.option!,
+        (name) => prefix + failure.message.replaceAll("\u0000", name),
+      );
+      return Object.assign(error, { rank });
+    }
+    case "usage":
+      return new RankUsageFailed(rank, prefix + failure.message);
+    case "input":
+      return new RankFailed(rank, prefix + failure.message);
+    default:
+      return new RankCrashed(rank, prefix + failure.message);
+  }
+}
+
+/**
+ * Runs `work` on every rank, then agrees on the outcome: when it threw on any rank, every rank
+ * throws the error of the lowest rank that failed, its message prefixed with `rank N: ` (an
+ * `OptionError` stays one, so the command still words it with its flag; usage mistakes stay
+ * usage mistakes). `work` must not itself call collectives unless every rank surely reaches them.
+ * Without a world (or with one rank) it is `work()`.
+ *
+ * @example
+ * ```ts
+ * declare const world: Collective;
+ * const value = await together(world, async () => 42);
+ * ```
+ */
+export async function together<T>(
+  world: Collective | undefined,
+  work: () => Promise<T> | T,
+): Promise<T> {
+  if (!world || world.size === 1) return await work();
+  let result: T | undefined;
+  let failure: unknown;
+  let failed = false;
+  try {
+    result = await work();
+  } catch (error) {
+    failure = error;
+    failed = true;
+  }
+  const flags = new Float64Array(world.size);
+  if (failed) flags[world.rank] = 1;
+  await world.allreduceSum(flags);
+  const first = flags.findIndex((f) => f !== 0);
+  if (first < 0) return result as T;
+  const told = await broadcastJson<Failure>(
+    world,
+    world.rank === first ? describe(failure) : undefined,
+    first,
+  );
+  throw raise(first, told);
+}
+
+/**
+ * A 32-bit FNV-1a hash of `arrays`' bytes, as 8 hex digits: a cheap check that the ranks hold the
+ * same tensors (not a cryptographic digest).
+ */
+export function hashFloats(arrays: Iterable<Float32Array | Int32Array>): string {
+  let h = 0x811c9dc5;
+  for (const array of arrays) {
+    const words = new Uint32Array(array.buffer, array.byteOffset, array.length);
+    for (let i = 0; i < words.length; i++) {
+      h = Math.imul(h ^ words[i], 0x01000193) >>> 0;
+    }
+    h = Math.imul(h ^ array.length, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, "0");
+}
+
+/** Whether `error` is a failure every rank agreed on ({@linkcode together} raised it). */
+export function isAgreed(error: unknown): boolean {
+  return error instanceof Error && agreed.has(error);
+}

@@ -1,0 +1,35 @@
+/**
+ * Data-parallel runs: the world from the launcher's environment (`world.ts`), MPI through FFI
+ * (`mpi.ts`), ranks in one process for tests (`local.ts`), and the collectives and failure
+ * agreement built on them (`collective.ts`).
+ *
+ * @module
+ */
+
+import type { Collective } from "./collective.ts";
+import { openMpi } from "./mpi.ts";
+import { worldFromEnv } from "./world.ts";
+
+export * from "./collective.ts";
+export { localGroup } from "./local.ts";
+export { MPI_SONAMES, MpiError, openMpi } from "./mpi.ts";
+export { cudaDeviceOf, type WorldEnv, worldFromEnv } from "./world.ts";
+
+/**
+ * The world this process belongs to: undefined when no MPI launcher started it (or started it
+ * alone), so nothing is loaded; else MPI started from the library `RECSYSLLM_MPI_LIB` names or
+ * the loader finds.
+ *
+ * @example
+ * ```ts
+ * const world = openWorld();
+ * if (world) console.error(`rank ${world.rank} of ${world.size}`);
+ * await world?.close();
+ * ```
+ */
+export function openWorld(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Collective | undefined {
+  const described = worldFromEnv(env);
+  return described ? openMpi(described, env("RECSYSLLM_MPI_LIB")) : undefined;
+}

@@ -1,0 +1,216 @@
+/**
+ * Data-parallel `pretrain` under a real `mpirun` (Open MPI; `.ci/run` installs it): two ranks train
+ * the same model as one process with the same flags (LoRA with dropout, the trie softmax, gradient
+ * accumulation and an uneven split; full training), rank 0 alone writes, a run stopped on one
+ * process resumes on two, and faults end every rank with one line naming the rank. Skipped, with
+ * the reason printed, where `mpirun` is not installed.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { SafetensorsFile } from "../lib/model/safetensors.ts";
+import { readMetrics } from "../lib/train/outputs.ts";
+import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./train_support.ts";
+
+function hasMpirun(): boolean {
+  try {
+    return new Deno.Command("mpirun", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const MPI = hasMpirun();
+if (!MPI) {
+  console.error(
+    "parallel_mpi_test: skipped: mpirun is not installed (apt-get install openmpi-bin; .ci/run " +
+      "installs it when apt-get is available)",
+  );
+}
+
+const PRETRAIN = [Deno.execPath(), "run", "-A", "main.ts", "pretrain"];
+/** Open MPI in a container: run as root, more ranks than cores, no ptrace-based copies. */
+const MPI_ENV = {
+  OMPI_MCA_btl_vader_single_copy_mechanism: "none",
+  OMPI_MCA_rmaps_base_oversubscribe: "1",
+  NO_COLOR: "1",
+};
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(command: string[]): Promise<Ran> {
+  const out = await new Deno.Command(command[0], {
+    args: command.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+    env: MPI_ENV,
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** `mpirun` with one application context per entry (MPMD: `-np 1 A : -np 1 B`). */
+function mpirun(...ranks: string[][]): Promise<Ran> {
+  const contexts = ranks.flatMap((args, i) => [...(i > 0 ? [":"] : []), "-np", "1", ...args]);
+  return run(["mpirun", "--allow-run-as-root", "--oversubscribe", ...contexts]);
+}
+
+async function tensors(file: string): Promise<Map<string, Float32Array>> {
+  const f = await SafetensorsFile.open(file);
+  const out = new Map<string, Float32Array>();
+  for (const name of f.names()) out.set(name, await f.float32(name));
+  return out;
+}
+
+/**
+ * Every tensor of `b` equals `a`'s to `tol` (absolute: a far smaller move than the steps' own,
+ * lr x steps, while Adam's update on a gradient near zero may differ in its last bits).
+ */
+async function assertClose(a: string, b: string, tol: number): Promise<void> {
+  const x = await tensors(a);
+  const y = await tensors(b);
+  assert.deepEqual([...y.keys()].sort(), [...x.keys()].sort());
+  for (const [name, u] of x) {
+    const v = y.get(name)!;
+    for (let i = 0; i < u.length; i++) {
+      assert.ok(Math.abs(u[i] - v[i]) <= tol, `${name}[${i}]: ${u[i]} vs ${v[i]} (${b})`);
+    }
+  }
+}
+
+async function assertSameLosses(a: string, b: string): Promise<void> {
+  const x = await readMetrics(join(a, "metrics.jsonl"));
+  const y = await readMetrics(join(b, "metrics.jsonl"));
+  assert.deepEqual(y.map((l) => l.step), x.map((l) => l.step));
+  for (let i = 0; i < x.length; i++) {
+    assert.ok(Math.abs(x[i].loss - y[i].loss) < 1e-5, `step ${x[i].step}: loss`);
+    assert.equal(y[i].tokens, x[i].tokens, "the same padded tokens: the same global batches");
+    assert.equal(y[i].val_loss === undefined, x[i].val_loss === undefined);
+    if (x[i].val_loss !== undefined) assert.ok(Math.abs(x[i].val_loss! - y[i].val_loss!) < 1e-5);
+  }
+}
+
+Deno.test({
+  name: "pretrain on 2 MPI ranks: LoRA as one process, resumed at another N, faults",
+  ignore: !MPI,
+}, async (t) => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const lora = (out: string) => [
+      ...PRETRAIN,
+      ...["--data", data, "--model", join(dir, "base"), "--out", out],
+      ...["--lora", "--lora-dropout", "0.1", "--lora-targets", "qkv,dense_h_to_4h"],
+      ...["--trie-softmax", "--batch-size", "5", "--grad-accum", "2", "--steps", "10"],
+      ...["--save-every", "2", "--val-batches", "3", "--lr", "1e-2", "--max-length", "96"],
+      ...["--seed", "7", "--threads", "1", "--quiet"],
+    ];
+    const one = join(dir, "one");
+    const single = await run(lora(one));
+    assert.equal(single.code, 0, single.stderr);
+
+    await t.step("LoRA: the same adapter and losses; rank 1 writes nothing", async () => {
+      // Rank 1 is told another --out: it must not even create it (rank 0 writes, rank 1 reads
+      // nothing of the run directory).
+      const two = join(dir, "two");
+      const ranks = await mpirun(lora(two), lora(join(dir, "rank1-out")));
+      assert.equal(ranks.code, 0, ranks.stderr);
+      const lines = ranks.stdout.trim().split("\n");
+      assert.equal(lines.length, 1, `one summary line (rank 0's): ${ranks.stdout}`);
+      assert.equal(JSON.parse(lines[0]).ranks, 2);
+      await assert.rejects(Deno.stat(join(dir, "rank1-out")), Deno.errors.NotFound);
+      await assertClose(
+        join(one, "adapter_model.safetensors"),
+        join(two, "adapter_model.safetensors"),
+        1e-5,
+      );
+      await assertSameLosses(one, two);
+    });
+
+    await t.step(
+      "stopped on one process, resumed on two: the uninterrupted run's adapter",
+      async () => {
+        const cut = join(dir, "cut");
+        const child = new Deno.Command(PRETRAIN[0], {
+          args: lora(cut).slice(1),
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        while ((await readMetrics(join(cut, "metrics.jsonl"))).length < 3) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        child.kill("SIGKILL");
+        assert.equal((await child.status).signal, "SIGKILL", "the run ended before it was killed");
+        const resumed = await mpirun([...lora(cut), "--resume"], [...lora(cut), "--resume"]);
+        assert.equal(resumed.code, 0, resumed.stderr);
+        assert.equal(JSON.parse(resumed.stdout).resumed, true);
+        await assertClose(
+          join(one, "adapter_model.safetensors"),
+          join(cut, "adapter_model.safetensors"),
+          1e-5,
+        );
+        await assertSameLosses(one, cut);
+      },
+    );
+
+    await t.step("a failing rank ends every rank with one line naming it", async () => {
+      const out = join(dir, "failed");
+      const missing = lora(out).map((a) => (a === data ? join(dir, "no-such-data") : a));
+      const failed = await mpirun(lora(out), missing);
+      assert.equal(failed.code, 1, failed.stderr);
+      const ours = failed.stderr.split("\n").filter((l) => l.startsWith("error:"));
+      assert.equal(ours.length, 1, failed.stderr);
+      assert.match(ours[0], /^error: rank 1: .*no-such-data.*manifest\.json/);
+      // Rank 0 claimed the run directory and gives it back: nothing half-written is left.
+      await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    });
+
+    await t.step("ranks with different flags are refused at the start", async () => {
+      const out = join(dir, "mismatch");
+      const other = lora(out).map((a) => (a === "1e-2" ? "2e-2" : a));
+      const refused = await mpirun(lora(out), other);
+      assert.equal(refused.code, 2, refused.stderr);
+      const ours = refused.stderr.split("\n").filter((l) => l.startsWith("error:"));
+      assert.equal(ours.length, 1, refused.stderr);
+      assert.match(ours[0], /^error: rank 1: model, data or flags differ from rank 0's \(schedule/);
+      await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    });
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name: "pretrain --full on 2 MPI ranks ends with the weights of one process",
+  ignore: !MPI,
+}, async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const full = (out: string) => [
+      ...PRETRAIN,
+      ...["--data", data, "--model", join(dir, "base"), "--out", out, "--full"],
+      ...["--batch-size", "4", "--steps", "4", "--save-every", "4", "--val-batches", "1"],
+      ...["--lr", "1e-3", "--max-length", "96", "--seed", "3", "--threads", "1", "--quiet"],
+    ];
+    const single = await run(full(join(dir, "one")));
+    assert.equal(single.code, 0, single.stderr);
+    const ranks = await mpirun(full(join(dir, "two")), full(join(dir, "two")));
+    assert.equal(ranks.code, 0, ranks.stderr);
+    await assertClose(
+      join(dir, "one", "model.safetensors"),
+      join(dir, "two", "model.safetensors"),
+      1e-6,
+    );
+    await assertSameLosses(join(dir, "one"), join(dir, "two"));
+  } finally {
+    await cleanup();
+  }
+});
