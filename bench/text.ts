@@ -20,7 +20,8 @@
  * - TEXT_RECIPE: a pretrain recipe (default none);
  * - TEXT_INIT: extra init flags (space-separated; default `--hidden-size=128`);
  * - TEXT_PRETRAIN, TEXT_INFER: extra pretrain and infer flags;
- * - TEXT_SPLIT: the split answered and scored (default test; `valid` to tune);
+ * - TEXT_SPLIT: the split answered and scored (default test; `valid` to tune; `valid,test` both,
+ *   from the one model: the figures then come under `splits`);
  * - TEXT_SAMPLE_USERS: infer and eval on a seeded sample of about N users (default: all);
  * - TEXT_DIR: the work directory (default $TMPDIR/recsysllm-bench-text; replaced);
  * - TEXT_INPUT: another review file in the same format (default the Musical Instruments file).
@@ -128,6 +129,84 @@ async function reviewBleu2(
   return out;
 }
 
+/**
+ * Answers one split with the model (sequential over all items; rating, explanation and review;
+ * direct among each record's 100 candidates) and scores it beside the baselines.
+ */
+async function answerAndScore(
+  out: string,
+  options: {
+    model: string;
+    data: string;
+    split: string;
+    label: string;
+    sampleFlags: string[];
+    seconds: Record<string, number>;
+  },
+) {
+  const { model, data, split, label, sampleFlags, seconds } = options;
+  await Deno.mkdir(out, { recursive: true });
+  const common = [
+    `--model=${model}`,
+    `--data=${data}`,
+    `--split=${split}`,
+    "--quiet",
+    "--force",
+    ...sampleFlags,
+    ...words("TEXT_INFER"),
+  ];
+  // Sequential over all items; rating, explanation and review alike (they ignore the item flags).
+  const full = join(out, "recsysllm-full.jsonl");
+  await stage(`${label}infer`, [
+    "infer",
+    ...common,
+    "--tasks=sequential,rating,explanation,review",
+    "--beams=20",
+    "--top-k=10",
+    "--exclude-seen",
+    `--out=${full}`,
+  ], seconds);
+  // Direct: the record's 100 candidates (1 positive, 99 sampled negatives).
+  const sampled = join(out, "recsysllm-direct.jsonl");
+  await stage(`${label}infer direct`, [
+    "infer",
+    ...common,
+    "--tasks=direct",
+    "--protocol=sampled",
+    `--out=${sampled}`,
+  ], seconds);
+  const evalFlags = [`--data=${data}`, `--split=${split}`, "--k=1,5,10", "--quiet", ...sampleFlags];
+  const fullReport = JSON.parse(
+    await stage(`${label}eval`, [
+      "eval",
+      ...evalFlags,
+      `--predictions=${full}`,
+      "--name=recsysllm",
+      "--baseline=mean,mf,retrieval,pop,itemknn,sasrec",
+      `--save-baselines=${join(out, "baselines")}`,
+      "--tasks=sequential,rating,explanation,review",
+    ], seconds),
+  );
+  const directReport = JSON.parse(
+    await stage(`${label}eval direct`, [
+      "eval",
+      ...evalFlags,
+      `--predictions=${sampled}`,
+      "--name=recsysllm",
+      "--baseline=pop,itemknn,sasrec",
+      "--tasks=direct",
+      "--protocol=sampled",
+    ], seconds),
+  );
+  return {
+    families: { ...families(fullReport, "recsysllm"), ...families(directReport, "recsysllm") },
+    review_bleu2: await reviewBleu2(data, split, {
+      recsysllm: full,
+      retrieval: join(out, "baselines", "retrieval.jsonl"),
+    }),
+  };
+}
+
 /** Runs the session end to end; returns its figures. */
 export async function run(): Promise<Record<string, unknown>> {
   const input = env("TEXT_INPUT") ?? MUSICAL_INSTRUMENTS;
@@ -141,7 +220,7 @@ export async function run(): Promise<Record<string, unknown>> {
   await Deno.mkdir(dir, { recursive: true });
   const steps = Number(env("TEXT_STEPS") ?? 3000);
   const recipe = env("TEXT_RECIPE") ?? "none";
-  const split = env("TEXT_SPLIT") ?? "test";
+  const splits = (env("TEXT_SPLIT") ?? "test").split(",").filter(Boolean);
   const sample = env("TEXT_SAMPLE_USERS");
   const sampleFlags = sample ? [`--sample-users=${sample}`] : [];
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");
@@ -181,74 +260,30 @@ export async function run(): Promise<Record<string, unknown>> {
     ...words("TEXT_PRETRAIN"),
   ];
   const trained = JSON.parse(await stage("pretrain", ["pretrain", ...pretrainFlags], seconds));
-  const common = [
-    `--model=${runDir}`,
-    `--data=${data}`,
-    `--split=${split}`,
-    "--quiet",
-    "--force",
-    ...sampleFlags,
-    ...words("TEXT_INFER"),
-  ];
-  // Sequential over all items; rating, explanation and review alike (they ignore the item flags).
-  const full = join(dir, "recsysllm-full.jsonl");
-  await stage("infer", [
-    "infer",
-    ...common,
-    "--tasks=sequential,rating,explanation,review",
-    "--beams=20",
-    "--top-k=10",
-    "--exclude-seen",
-    `--out=${full}`,
-  ], seconds);
-  // Direct: the record's 100 candidates (1 positive, 99 sampled negatives).
-  const sampled = join(dir, "recsysllm-direct.jsonl");
-  await stage("infer direct", [
-    "infer",
-    ...common,
-    "--tasks=direct",
-    "--protocol=sampled",
-    `--out=${sampled}`,
-  ], seconds);
-  const evalFlags = [`--data=${data}`, `--split=${split}`, "--k=1,5,10", "--quiet", ...sampleFlags];
-  const fullReport = JSON.parse(
-    await stage("eval", [
-      "eval",
-      ...evalFlags,
-      `--predictions=${full}`,
-      "--name=recsysllm",
-      "--baseline=mean,mf,retrieval,pop,itemknn,sasrec",
-      `--save-baselines=${join(dir, "baselines")}`,
-      "--tasks=sequential,rating,explanation,review",
-    ], seconds),
-  );
-  const directReport = JSON.parse(
-    await stage("eval direct", [
-      "eval",
-      ...evalFlags,
-      `--predictions=${sampled}`,
-      "--name=recsysllm",
-      "--baseline=pop,itemknn,sasrec",
-      "--tasks=direct",
-      "--protocol=sampled",
-    ], seconds),
-  );
+  const scored: Record<string, unknown> = {};
+  for (const split of splits) {
+    const label = splits.length > 1 ? `${split} ` : "";
+    scored[split] = await answerAndScore(join(dir, split), {
+      model: runDir,
+      data,
+      split,
+      label,
+      sampleFlags,
+      seconds,
+    });
+  }
   return {
     dataset: "amazon-musical-instruments (5-core reviews)",
     users: summary.users,
     items: summary.items,
     interactions: summary.interactions,
-    split,
+    split: splits.join(","),
     sample_users: sample ? Number(sample) : "all",
     steps,
     recipe,
     init_flags: words("TEXT_INIT", "--hidden-size=128").join(" "),
     val_loss: round(trained.val_loss),
-    families: { ...families(fullReport, "recsysllm"), ...families(directReport, "recsysllm") },
-    review_bleu2: await reviewBleu2(data, split, {
-      recsysllm: full,
-      retrieval: join(dir, "baselines", "retrieval.jsonl"),
-    }),
+    ...(splits.length === 1 ? scored[splits[0]] as Record<string, unknown> : { splits: scored }),
     seconds,
     pretrain_flags: pretrainFlags.join(" "),
     infer_flags: words("TEXT_INFER").join(" "),
