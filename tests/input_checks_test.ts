@@ -419,3 +419,60 @@ Deno.test("infer refuses at its start a dataset whose item cannot fit the model"
     assertRefused(inferred, TOO_LONG, predictions);
   });
 });
+
+Deno.test("pretrain refuses at its start a dataset whose item cannot fit the model", async () => {
+  await withTempDir(async (dir) => {
+    const { model, whole } = await modelAndWholeData(dir);
+    const run = join(dir, "run");
+    const trained = await runCli([
+      "pretrain",
+      `--data=${whole}`,
+      `--model=${model}`,
+      `--out=${run}`,
+      "--steps=1",
+      "--batch-size=1",
+      "--val-batches=0",
+      "--quiet",
+    ]);
+    assertRefused(trained, TOO_LONG, run);
+  });
+});
+
+Deno.test("pretrain refuses at its start a record that cannot fit --max-length, not when its batch comes", async () => {
+  await withTempDir(async (dir) => {
+    // One review of 60 words among short ones: its review prompt quotes it whole.
+    const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
+    const list = rows(20, 5);
+    const text = "user_id,item_id,timestamp,rating,review,summary\n" +
+      list.map((r, i) =>
+        `${r.user},${r.item},${r.time},${r.rating},${i === 37 ? long : "Nice one."},Good\n`
+      ).join("");
+    const data = join(dir, "data");
+    const made = await textualize(dir, { "inter.csv": text }, [
+      "--input=DIR/inter.csv",
+      `--out=${data}`,
+      "--tasks=sequential,review",
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const model = join(dir, "model");
+    const init = await runCli(["init", `--data=${data}`, "--preset=tiny", `--out=${model}`]);
+    assert.equal(init.code, 0, init.stderr);
+    const run = join(dir, "run");
+    const trained = await runCli([
+      "pretrain",
+      `--data=${data}`,
+      `--model=${model}`,
+      `--out=${run}`,
+      "--max-length=48",
+      "--steps=1",
+      "--batch-size=1",
+      "--val-batches=0",
+      "--quiet",
+    ]);
+    assertRefused(
+      trained,
+      /^error: record "uU7\/review\/review-\d\/train\/\d+": needs \d+ tokens even without its history \(\d+ for the instruction, \d+ for the mask and answer\), more than the maximum length 48$/,
+      run,
+    );
+  });
+});
