@@ -170,6 +170,23 @@ Deno.test("a link to an output directory is followed and stays a link; links are
     assert.ok((await Deno.lstat(toMine)).isSymlink);
     assert.ok((await Deno.stat(join(mine, "manifest.json"))).isFile);
 
+    // A link to a chart eval wrote: followed, so the chart is rewritten where the link points.
+    const chart = join(dir, "charts", "eval.svg");
+    await Deno.mkdir(join(dir, "charts"));
+    const evalChart = (path: string) =>
+      runCli(["eval", "--data", real, "--baseline", "pop", "--chart", path, "--quiet"]);
+    assert.equal((await evalChart(chart)).code, 0);
+    const toChart = join(dir, "latest.svg");
+    await Deno.symlink(chart, toChart);
+    await Deno.writeTextFile(
+      chart,
+      (await Deno.readTextFile(chart)).replace("</svg>", "<!-- old --></svg>"),
+    );
+    const viaLink = await evalChart(toChart);
+    assert.equal(viaLink.code, 0, viaLink.stderr);
+    assert.ok((await Deno.lstat(toChart)).isSymlink, "the link is still a link");
+    assert.doesNotMatch(await Deno.readTextFile(chart), /<!-- old -->/);
+
     // A link to a file of the user's, as a file output: refused and named as a link.
     const notes = join(dir, "notes.svg");
     await Deno.writeTextFile(notes, "mine");

@@ -63,6 +63,8 @@ export class CachedDecoder implements StepModel {
   #sep: Int32Array = new Int32Array(0);
   /** Generated-token caches by input name (`past_*`), or null before the first step. */
   #past: Record<string, TensorData> | null = null;
+  /** Whether the past's rows are twins (see {@linkcode CachedDecoder.step}). */
+  #pastTwinned = false;
   #emptyPast: Record<string, TensorData> = {};
   #fetchLast: string[];
   /** Tokens fed since part A (every row has as many): the rotary offset of the next one. */
@@ -172,6 +174,7 @@ export class CachedDecoder implements StepModel {
     this.#partA = await this.#run(this.#prefill, feeds, fetch);
     this.#sep = sep;
     this.#past = null;
+    this.#pastTwinned = false;
     this.#fed = 0;
   }
 
@@ -195,10 +198,54 @@ export class CachedDecoder implements StepModel {
 
   resetPast(): void {
     this.#past = null;
+    this.#pastTwinned = false;
     this.#fed = 0;
   }
 
   async step(input: StepInput): Promise<Float32Array> {
+    if (input.ids.length !== this.#sep.length * input.perPrompt) {
+      throw new RangeError(
+        `step: ${input.ids.length} rows for ${this.#sep.length} prompts x ${input.perPrompt}`,
+      );
+    }
+    // The step attends to part A with each prompt's rows as the rows of one matrix product
+    // (K = rows per prompt). onnxruntime's CPU GEMM computes a product of one row with a kernel
+    // of its own, whose sums round differently from those of two rows or more: a prompt's scores
+    // would then depend on how many beams the other prompts of its batch keep, and a sharded run
+    // would differ from an unsharded one in the last digits. So one row per prompt is fed twice
+    // (K = 2) and the twins' outputs are dropped; the past keeps the twins, so the caller's row r
+    // of a twinned step is row 2r there.
+    const twinned = input.perPrompt === 1;
+    const wasTwinned = this.#pastTwinned;
+    const fromPast = (r: number) => (wasTwinned ? 2 * r : r);
+    if (!twinned) {
+      this.#pastTwinned = false;
+      return this.#step(
+        wasTwinned ? { ...input, beamIndex: input.beamIndex.map(fromPast) } : input,
+      );
+    }
+    const twice = (a: Int32Array, map = (x: number) => x) => {
+      const out = new Int32Array(2 * a.length);
+      a.forEach((x, r) => (out[2 * r] = out[2 * r + 1] = map(x)));
+      return out;
+    };
+    const logp = await this.#step({
+      perPrompt: 2,
+      ids: twice(input.ids),
+      inter: twice(input.inter),
+      intra: twice(input.intra),
+      beamIndex: twice(input.beamIndex, fromPast),
+    });
+    this.#pastTwinned = true;
+    const v = logp.length / (2 * input.ids.length);
+    const rows = new Float32Array(input.ids.length * v);
+    for (let r = 0; r < input.ids.length; r++) {
+      rows.set(logp.subarray(2 * r * v, (2 * r + 1) * v), r * v);
+    }
+    return rows;
+  }
+
+  async #step(input: StepInput): Promise<Float32Array> {
     const n = input.ids.length;
     if (n !== this.#sep.length * input.perPrompt) {
       throw new RangeError(`step: ${n} rows for ${this.#sep.length} prompts x ${input.perPrompt}`);
