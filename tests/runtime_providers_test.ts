@@ -6,7 +6,12 @@ import {
   readElfDynamic,
   type SearchPath,
 } from "../lib/runtime/shared_libraries.ts";
-import { CUDA_MANIFEST, cudaProblem, webgpuProblem } from "../lib/runtime/providers.ts";
+import {
+  CUDA_MANIFEST,
+  cudaProblem,
+  gpuDeviceProblem,
+  webgpuProblem,
+} from "../lib/runtime/providers.ts";
 import { elfSharedObject, type ElfSpec } from "./elf_writer.ts";
 import { withTempDir } from "./temp_dir.ts";
 
@@ -132,4 +137,40 @@ Deno.test("WebGPU without the Vulkan loader names libvulkan.so.1", async () => {
     await writeElf(join(dir, "libvulkan.so.1"), { needed: [] });
     assert.equal(webgpuProblem(only(dir)), undefined);
   });
+});
+
+Deno.test("auto skips WebGPU, quietly, where no GPU device node exists (software Vulkan only)", async () => {
+  await withTempDir(async (dev) => {
+    assert.match(gpuDeviceProblem(dev)!, /^no GPU device \(.*dri\/renderD\*, .*nvidia\*\)/);
+    await Deno.mkdir(join(dev, "dri"));
+    await Deno.writeTextFile(join(dev, "dri", "card0"), ""); // a display, no render node
+    assert.ok(gpuDeviceProblem(dev));
+    await Deno.writeTextFile(join(dev, "nvidia0"), "");
+    assert.equal(gpuDeviceProblem(dev), undefined);
+    await Deno.remove(join(dev, "nvidia0"));
+    await Deno.writeTextFile(join(dev, "dri", "renderD128"), "");
+    assert.equal(gpuDeviceProblem(dev), undefined);
+  });
+  // End to end, on this machine: a session with --device auto prints nothing on stderr.
+  const code = `
+    import { Session } from "${new URL("../lib/runtime/session.ts", import.meta.url).href}";
+    import { Graph } from "${new URL("../lib/onnx/graph.ts", import.meta.url).href}";
+    const g = new Graph("tiny");
+    const x = g.input("x", "float32", [1]);
+    g.output(g.neg(x), "y");
+    const s = await Session.create(g, { device: "auto" });
+    console.log(s.device);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: Object.fromEntries(
+      Object.entries(Deno.env.toObject()).filter(([k]) => k !== "RECSYSLLM_ORT_LOG"),
+    ),
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.ok(out.success, stderr);
+  if (new TextDecoder().decode(out.stdout).trim() === "cpu") assert.equal(stderr, "");
 });

@@ -87,7 +87,9 @@ async function runtimePackages(imports: Record<string, string>): Promise<Package
   const found = new Map<string, Package>();
   const queue: [string, string][] = Object.values(imports).flatMap((spec) => {
     const m = spec.match(/^npm:(@?[^@]+)@(.+)$/);
-    return m ? [[m[1], m[2]] as [string, string]] : [];
+    // Type packages (@types/node, which the type checker needs with a manual node_modules)
+    // never run.
+    return m && !m[1].startsWith("@types/") ? [[m[1], m[2]] as [string, string]] : [];
   });
   while (queue.length > 0) {
     const [name, version] = queue.shift()!;

@@ -138,3 +138,24 @@ export function webgpuProblem(search: SearchPath = {}): string | undefined {
   return `libvulkan.so.1 not found (${SEARCHED}): install the Vulkan loader ` +
     "(Debian: libvulkan1) and a GPU driver with Vulkan support";
 }
+
+/**
+ * Why `auto` should not try WebGPU on this Linux machine: no GPU device node (`/dev/dri/renderD*`,
+ * `/dev/nvidia*`) under `dev`, so Vulkan could only be a software driver (Mesa's lavapipe), where
+ * Dawn prints its complaints (XDG_RUNTIME_DIR, shader limits) on stderr before the CPU runs
+ * anyway. Undefined when a GPU node exists (or off Linux). `--device webgpu` still tries.
+ */
+export function gpuDeviceProblem(dev = "/dev"): string | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  const names = (dir: string) => {
+    try {
+      return [...Deno.readDirSync(dir)].map((e) => e.name);
+    } catch {
+      return [];
+    }
+  };
+  if (names(join(dev, "dri")).some((n) => n.startsWith("renderD"))) return undefined;
+  if (names(dev).some((n) => /^nvidia\d+$/.test(n))) return undefined;
+  return `no GPU device (${join(dev, "dri", "renderD*")}, ${join(dev, "nvidia*")}): ` +
+    "WebGPU would only find a software driver";
+}

@@ -28,6 +28,7 @@ import { fromOrt, toOrt } from "./tensor.ts";
 import {
   cudaProblem,
   cudaRuntimePackage,
+  gpuDeviceProblem,
   ortLibraryDir,
   packageLibraryDir,
   webgpuProblem,
@@ -96,6 +97,15 @@ const FEED_MIN_BYTES = 2 ** 20;
 
 let ortInitialized = false;
 
+/** Whether onnxruntime's log was asked for (`RECSYSLLM_ORT_LOG`). */
+function ortLogAsked(): boolean {
+  try {
+    return (Deno.env.get("RECSYSLLM_ORT_LOG") ?? "") !== "";
+  } catch {
+    return false; // no env permission
+  }
+}
+
 function initOrt(ort: Ort): void {
   if (ortInitialized) return;
   ortInitialized = true;
@@ -105,7 +115,7 @@ function initOrt(ort: Ort): void {
   try {
     level = Deno.env.get("RECSYSLLM_ORT_LOG");
   } catch { /* no env permission */ }
-  ort.env.logLevel = (level ?? "fatal") as typeof ort.env.logLevel;
+  ort.env.logLevel = (level || "fatal") as typeof ort.env.logLevel;
 }
 
 function cores(): number {
@@ -234,8 +244,11 @@ export class Session {
     }
     const skipped: string[] = [];
     for (const candidate of ["cuda", "webgpu"] as const) {
-      // Dawn logs a warning on stderr when it looks for Vulkan and finds none: skip the attempt.
-      const vulkan = candidate === "webgpu" ? webgpuProblem() : undefined;
+      // Dawn logs on stderr when it finds no Vulkan, or only a software one (no GPU device):
+      // auto skips the attempt and stays quiet, unless onnxruntime's log is asked for.
+      const vulkan = candidate === "webgpu"
+        ? webgpuProblem() ?? (ortLogAsked() ? undefined : gpuDeviceProblem())
+        : undefined;
       if (vulkan) {
         skipped.push(`webgpu: ${vulkan}`);
         continue;
