@@ -214,8 +214,9 @@ export class CachedDecoder implements StepModel {
     // would then depend on how many beams the other prompts of its batch keep, and a sharded run
     // would differ from an unsharded one in the last digits. So one row per prompt is fed twice
     // (K = 2) and the twins' outputs are dropped; the past keeps the twins, so the caller's row r
-    // of a twinned step is row 2r there.
-    const twinned = input.perPrompt === 1;
+    // of a twinned step is row 2r there. A search of one beam (greedy text) has one row per prompt
+    // at every step, whatever its batch: it needs no twins.
+    const twinned = input.perPrompt === 1 && !input.oneRowEach;
     const wasTwinned = this.#pastTwinned;
     const fromPast = (r: number) => (wasTwinned ? 2 * r : r);
     if (!twinned) {

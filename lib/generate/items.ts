@@ -222,6 +222,7 @@ export async function searchItems(
     inter: Int32Array.from(prompts, (p) => p.maskIndex),
     intra: new Int32Array(P).fill(1),
     beamIndex: new Int32Array(P),
+    oneRowEach: beams === 1,
   });
 
   let maxSteps = 1;
@@ -253,7 +254,10 @@ export async function searchItems(
     if (still.length === 0) break;
     if (still.length !== active.length) model.keepPrompts(keep);
     active = still;
-    logp = await model.step(state.nextRows(active, width, prompts, depth));
+    logp = await model.step({
+      ...state.nextRows(active, width, prompts, depth),
+      oneRowEach: beams === 1,
+    });
   }
   return state.results();
 }

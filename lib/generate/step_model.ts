@@ -54,6 +54,12 @@ export interface StepInput {
    * at the first step after a reset, when no token has been generated yet.
    */
   beamIndex: Int32Array;
+  /**
+   * True when every prompt of this search has one row at every step (one beam): its rows per
+   * prompt then never depend on the batch, and the model need not keep one-row products away
+   * (lib/generate/decoder.ts).
+   */
+  oneRowEach?: boolean;
 }
 
 /** Scoring known continuations: N = prompts * perPrompt rows of T tokens each, from part A. */

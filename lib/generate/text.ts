@@ -128,6 +128,7 @@ export async function generateText(
     inter: Int32Array.from(prompts, (p) => p.maskIndex),
     intra: new Int32Array(P).fill(1),
     beamIndex: new Int32Array(P),
+    oneRowEach: beams === 1,
   });
 
   for (let length = 0; active.length > 0; length++) {
@@ -143,7 +144,7 @@ export async function generateText(
     if (still.length === 0) break;
     if (still.length !== active.length) model.keepPrompts(keep);
     active = still;
-    logp = await model.step(nextRows(active, live, prompts));
+    logp = await model.step({ ...nextRows(active, live, prompts), oneRowEach: beams === 1 });
   }
   return prompts.map((_, p) => bestText(done[p], live[p]));
 }
