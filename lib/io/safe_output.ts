@@ -2,10 +2,14 @@
  * Outputs that never cost a user their data. Every command that writes a file or directory
  * claims it here first, and a claim:
  *
- * 1. refuses an output that is, or contains, one of the run's inputs (even with `--force`);
+ * 1. refuses, even with `--force`, an output that is or contains one of the run's inputs, an
+ *    existing entry of an input directory, or a directory no output may replace (the root, the
+ *    current and home directories, an input's directory, a repository); a file output never
+ *    replaces a directory; a symbolic link is followed, and named as a link in messages;
  * 2. takes the output's exclusive lock (lib/io/lock.ts), so a second run on it is refused;
  * 3. removes what killed runs left there (temporaries, an old directory moved aside);
- * 4. refuses to replace anything this tool did not write, unless `force`: a directory must be
+ * 4. refuses to replace anything this tool did not write, unless `force` (which a refusal
+ *    suggests only where it would replace the tool's own work): a directory must be
  *    empty or hold an ownership marker ({@linkcode OUTPUT_MARKER}: the command that wrote it and
  *    every file it wrote) naming the same command and covering every entry; a file must be empty
  *    or be recognised by the command's `recognize` (its own format, e.g. a predictions file).
