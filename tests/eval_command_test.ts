@@ -367,7 +367,12 @@ Deno.test("baselines write predictions in the infer format that score the same a
       assert.equal(lines.length, 12); // 7 sequential + 5 direct test records
       const first = JSON.parse(lines[0]);
       assert.deepEqual(Object.keys(first), ["id", "user", "task", "template", "predictions"]);
-      assert.deepEqual(Object.keys(first.predictions[0]), ["entity", "score"]);
+      assert.deepEqual(Object.keys(first.predictions[0]), ["entity", "item_id", "score"]);
+      const itemIds = new Map(
+        JSON.parse(await Deno.readTextFile(join(DATA, "entities.json")))
+          .map((e: { entity: string; id: string }) => [e.entity, e.id]),
+      );
+      for (const p of first.predictions) assert.equal(p.item_id, itemIds.get(p.entity));
       const again = await json(
         "--data",
         DATA,

@@ -172,10 +172,7 @@ class ItemRanker {
   }
 
   line(record: TextRecord, ids: readonly number[], score: (id: number) => number): PredictionLine {
-    const predictions: RankedEntity[] = ids.map((id) => ({
-      entity: this.#data.pool.name(id),
-      score: score(id),
-    }));
+    const predictions: RankedEntity[] = ids.map((id) => this.#data.pool.ranked(id, score(id)));
     return {
       id: record.id,
       user: record.user,

@@ -305,12 +305,12 @@ async function predictRecords(
     if (candidates) {
       const score = new Map(candidates.map((id, i) => [id, result.candidateScores[i]]));
       predictions = orderItems(candidates, (id) => score.get(id)!, popularity)
-        .map((id) => ({ entity: pool.name(id), score: score.get(id)! }));
+        .map((id) => pool.ranked(id, score.get(id)!));
     } else {
-      predictions = Array.from(result.items, (index, i) => ({
-        entity: pool.name(numbering.poolId(index)),
-        score: result.scores[i],
-      }));
+      predictions = Array.from(
+        result.items,
+        (index, i) => pool.ranked(numbering.poolId(index), result.scores[i]),
+      );
     }
     lines.set(record.id, {
       id: record.id,

@@ -24,6 +24,8 @@ import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 export interface ItemPool {
   /** Item entity strings; index i is trie terminal i. */
   items: string[];
+  /** [items] each item's dataset id (`entities.json`'s `id`), what predictions name it by. */
+  ids: string[];
   /** [items] each item's canonical tokens (shared with the tokenizer's cache: read only). */
   tokens: Int32Array[];
   /** Item index by entity string. */
@@ -109,6 +111,7 @@ export function buildPool(
   }
   const all: Int32Array[] = [];
   const items: string[] = [];
+  const itemIds: string[] = [];
   const itemTokens: Int32Array[] = [];
   const index = new Map<string, number>();
   const owner = new Map<string, number>();
@@ -156,12 +159,20 @@ export function buildPool(
     if (kind === "item") {
       index.set(entity, items.length);
       items.push(entity);
+      itemIds.push(entities[i].id);
       itemTokens.push(ids);
     }
   }
   const trie = EntityTrie.build(itemTokens);
   return {
-    items: { items, tokens: itemTokens, index, trie, itemsBelow: countItemsBelow(trie) },
+    items: {
+      items,
+      ids: itemIds,
+      tokens: itemTokens,
+      index,
+      trie,
+      itemsBelow: countItemsBelow(trie),
+    },
     entities: EntityTrie.build(all),
   };
 }

@@ -23,7 +23,9 @@ import type { EntityEntry } from "../data/types.ts";
  */
 export class EntityIndex {
   readonly #ids = new Map<string, number>();
+  readonly #byItemId = new Map<string, number>();
   readonly #names: string[];
+  readonly #sourceIds: string[];
   readonly #isItem: Uint8Array;
   /** Ids of the item entities, in pool order. */
   readonly items: Int32Array;
@@ -31,11 +33,13 @@ export class EntityIndex {
   /** Indexes `entities` (the parsed `entities.json`). Duplicate strings keep their first id. */
   constructor(entities: readonly EntityEntry[]) {
     this.#names = entities.map((e) => e.entity);
+    this.#sourceIds = entities.map((e) => e.id);
     this.#isItem = new Uint8Array(entities.length);
     const items: number[] = [];
     entities.forEach((e, i) => {
       if (!this.#ids.has(e.entity)) this.#ids.set(e.entity, i);
       if (e.kind === "item") {
+        if (typeof e.id === "string" && !this.#byItemId.has(e.id)) this.#byItemId.set(e.id, i);
         this.#isItem[i] = 1;
         items.push(i);
       }
@@ -56,6 +60,24 @@ export class EntityIndex {
   /** Returns the entity string of pool id `id`. */
   name(id: number): string {
     return this.#names[id];
+  }
+
+  /** Returns the pool id of the item whose dataset id (`entities.json`'s `id`) is `itemId`, or -1. */
+  itemIdToId(itemId: string): number {
+    return this.#byItemId.get(itemId) ?? -1;
+  }
+
+  /** Returns the dataset's identifier of pool id `id` (the item id for an item). */
+  sourceId(id: number): string {
+    return this.#sourceIds[id];
+  }
+
+  /**
+   * One entry of a ranked list as predictions files write it: the entity text and, beside it,
+   * the dataset's item id (what joins to a catalogue; eval reads the id first).
+   */
+  ranked(id: number, score: number): { entity: string; item_id: string; score: number } {
+    return { entity: this.#names[id], item_id: this.#sourceIds[id], score };
   }
 
   /** Returns true when `id` is a pool id of kind `item` (false for -1 and negatives). */

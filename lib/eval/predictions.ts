@@ -3,13 +3,15 @@
  * for `eval`: one JSON object a line,
  *
  *     {"id": "u12/seq/test", "user": "12", "task": "sequential", "template": "seq-3",
- *      "predictions": [{"entity": "Alpha Lipstick", "score": -0.41}, ...]}
+ *      "predictions": [{"entity": "Alpha Lipstick", "item_id": "B001", "score": -0.41}, ...]}
  *     {"id": "u12/rating/test", ..., "rating": 4.2, "text": "4.2"}
  *     {"id": "u12/expl/test", ..., "text": "great color and it lasts"}
  *
  * `id` (required) names a record of the split; `user`, `task`, `template` are informative (a
  * `task` that contradicts the record is an error); `predictions` is the ranked list, best first,
- * for item tasks; `rating` a number for the rating task (when absent, a `text` that is a plain
+ * for item tasks, each entry naming its item by `item_id` (the dataset's item id, as in
+ * `entities.json`: what eval matches first) and `entity` (the text; what eval matches when there is
+ * no `item_id`); `rating` a number for the rating task (when absent, a `text` that is a plain
  * number is read as the rating); `text` the generated text for explanation and review.
  *
  * Stored compactly: entity strings become pool ids (see entities.ts), so a file of 100-item
@@ -28,6 +30,11 @@ import { firstLine } from "../io/safe_output.ts";
 export interface RankedEntity {
   /** The entity string as in `entities.json` (anything else counts as an invalid output). */
   entity: string;
+  /**
+   * The dataset's item id (`entities.json`'s `id`). When present it names the item, whatever
+   * `entity` says (a title cut or made unique for the prompt); an id not in the pool is invalid.
+   */
+  item_id?: string;
   /** The method's score (higher is better); informative, the list order is what counts. */
   score?: number;
 }
@@ -90,6 +97,9 @@ export function checkPredictionLine(value: unknown, file: string, line: number):
       if (typeof entry !== "object" || entry === null || typeof entry.entity !== "string") {
         throw fail(`predictions[${i}] must be an object with a string "entity"`);
       }
+      if (entry.item_id !== undefined && typeof entry.item_id !== "string") {
+        throw fail(`predictions[${i}].item_id must be a string`);
+      }
       if (entry.score !== undefined && entry.score !== null && typeof entry.score !== "number") {
         throw fail(`predictions[${i}].score must be a number`);
       }
@@ -119,8 +129,10 @@ export function storePrediction(
   const ranked = new Int32Array(entries.length);
   const unknown = new Map<string, number>();
   for (let i = 0; i < entries.length; i++) {
-    const name = entries[i].entity;
-    let id = pool.id(name);
+    const itemId = entries[i].item_id;
+    // An id names the item; its text may differ (cut, made unique). Unknown ones stay distinct.
+    const name = itemId === undefined ? entries[i].entity : `\u0000item_id:${itemId}`;
+    let id = itemId === undefined ? pool.id(name) : pool.itemIdToId(itemId);
     if (id < 0) {
       id = unknown.get(name) ?? -(unknown.size + 1);
       unknown.set(name, id);

@@ -296,6 +296,7 @@ export class Predictor {
         ...head(j.record),
         predictions: Array.from(ranked[i].items, (item, r) => ({
           entity: pool.items.items[item],
+          item_id: pool.items.ids[item],
           score: round(ranked[i].scores[r]),
         })),
       }));
@@ -315,6 +316,7 @@ export class Predictor {
         ...head(j.record),
         predictions: Array.from(rankByScore(scores[i]).subarray(0, o.topK), (c) => ({
           entity: lists[i][c],
+          item_id: pool.items.ids[pool.items.index.get(lists[i][c]) ?? -1],
           score: round(scores[i][c]),
         })),
       }));
