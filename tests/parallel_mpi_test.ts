@@ -2,8 +2,9 @@
  * Data-parallel `pretrain` under a real `mpirun` (Open MPI; `.ci/run` installs it): two ranks train
  * the same model as one process with the same flags (LoRA with dropout, the trie softmax, gradient
  * accumulation and an uneven split; full training), rank 0 alone writes, a run stopped on one
- * process resumes on two, and faults end every rank with one line naming the rank. Skipped, with
- * the reason printed, where `mpirun` is not installed.
+ * process resumes on two, a failing rank ends every rank with one line naming it, a killed rank
+ * ends the job (mpirun names it) with the last checkpoint intact, and ranks with different flags
+ * are refused at the start. Skipped, with the reason printed, where `mpirun` is not installed.
  */
 
 import assert from "node:assert/strict";
@@ -12,16 +13,18 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
 import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./train_support.ts";
 
-function hasMpirun(): boolean {
+function has(launcher: string): boolean {
   try {
-    return new Deno.Command("mpirun", { args: ["--version"], stdout: "null", stderr: "null" })
+    return new Deno.Command(launcher, { args: ["--version"], stdout: "null", stderr: "null" })
       .outputSync().success;
   } catch {
     return false;
   }
 }
 
-const MPI = hasMpirun();
+const MPI = has("mpirun");
+/** MPICH's launcher, where Debian's mpich is installed beside Open MPI (optional). */
+const MPICH = has("mpirun.mpich");
 if (!MPI) {
   console.error(
     "parallel_mpi_test: skipped: mpirun is not installed (apt-get install openmpi-bin; .ci/run " +
@@ -171,6 +174,34 @@ Deno.test({
       await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
     });
 
+    await t.step(
+      "a rank killed mid-run ends the job, named by mpirun; the run resumes",
+      async () => {
+        const out = join(dir, "killed");
+        const metrics = join(out, "metrics.jsonl");
+        const quoted = lora(out).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+        // Rank 1 runs under a shell that kills it with SIGKILL once rank 0 has logged 3 steps.
+        const killer = `${quoted} & p=$!; ` +
+          `until [ "$(cat '${metrics}' 2>/dev/null | wc -l)" -ge 3 ]; do sleep 0.05; done; ` +
+          `kill -9 $p; wait $p; exit 137`;
+        const killed = await mpirun(lora(out), ["sh", "-c", killer]);
+        assert.notEqual(killed.code, 0);
+        // Open MPI names the rank ([[job,1],1]) and its exit status (137: SIGKILL).
+        assert.match(killed.stderr, /\[\[\d+,1\],1\]/, killed.stderr);
+        assert.match(killed.stderr, /137/);
+        const resumed = await run([...lora(out), "--resume"]);
+        assert.equal(resumed.code, 0, resumed.stderr);
+        assert.equal(JSON.parse(resumed.stdout).resumed, true);
+        await assertClose(
+          join(one, "adapter_model.safetensors"),
+          join(out, "adapter_model.safetensors"),
+          1e-5,
+        );
+        const stray = [...Deno.readDirSync(out)].filter((e) => e.name.includes(".tmp-"));
+        assert.deepEqual(stray, [], "temporaries left");
+      },
+    );
+
     await t.step("ranks with different flags are refused at the start", async () => {
       const out = join(dir, "mismatch");
       const other = lora(out).map((a) => (a === "1e-2" ? "2e-2" : a));
@@ -210,6 +241,36 @@ Deno.test({
       1e-6,
     );
     await assertSameLosses(join(dir, "one"), join(dir, "two"));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name: "pretrain on 3 MPICH ranks (its ABI: integer handles) ends with one process's adapter",
+  ignore: !MPICH,
+}, async () => {
+  const [dir, cleanup] = await tempDir();
+  try {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const lora = (out: string) => [
+      ...PRETRAIN,
+      ...["--data", data, "--model", join(dir, "base"), "--out", out, "--lora"],
+      ...["--lora-dropout", "0.1", "--batch-size", "7", "--steps", "4", "--save-every", "4"],
+      ...["--val-batches", "2", "--lr", "1e-2", "--max-length", "96", "--threads", "1", "--quiet"],
+    ];
+    const single = await run(lora(join(dir, "one")));
+    assert.equal(single.code, 0, single.stderr);
+    const ranks = await run(["mpirun.mpich", "-np", "3", ...lora(join(dir, "three"))]);
+    assert.equal(ranks.code, 0, ranks.stderr);
+    assert.equal(JSON.parse(ranks.stdout).ranks, 3);
+    await assertClose(
+      join(dir, "one", "adapter_model.safetensors"),
+      join(dir, "three", "adapter_model.safetensors"),
+      1e-5,
+    );
+    await assertSameLosses(join(dir, "one"), join(dir, "three"));
   } finally {
     await cleanup();
   }

@@ -18,6 +18,7 @@ import {
   RankFailed,
   RankUsageFailed,
   shareOf,
+  sonamesFor,
   together,
   worldFromEnv,
 } from "../lib/parallel/mod.ts";
@@ -54,6 +55,16 @@ Deno.test("the world comes from Open MPI's, Hydra's and Slurm's variables; alone
   assert.equal(worldFromEnv(envOf({})), undefined);
   // ... and then nothing is loaded.
   assert.equal(openWorld(envOf({ RECSYSLLM_MPI_LIB: "/no/such/libmpi.so" })), undefined);
+});
+
+Deno.test("Hydra's launches try MPICH's library first, the others Open MPI's", () => {
+  assert.deepEqual(sonamesFor("PMI").slice(0, 3), [
+    "libmpi.so.12",
+    "libmpich.so.12",
+    "libmpi.so.40",
+  ]);
+  assert.equal(sonamesFor("Open MPI")[0], "libmpi.so.40");
+  assert.equal(sonamesFor("PMIx")[0], "libmpi.so.40");
 });
 
 Deno.test("a launch whose MPI library cannot load is a one-line error naming what was tried", () => {

@@ -12,7 +12,7 @@ import { worldFromEnv } from "./world.ts";
 
 export * from "./collective.ts";
 export { localGroup } from "./local.ts";
-export { MPI_SONAMES, MpiError, openMpi } from "./mpi.ts";
+export { MPI_SONAMES, MpiError, openMpi, sonamesFor } from "./mpi.ts";
 export { cudaDeviceOf, type WorldEnv, worldFromEnv } from "./world.ts";
 
 /**

@@ -11,7 +11,9 @@
  *
  * Which one a library is follows from its exported symbols (Open MPI's globals or not). The
  * library is `RECSYSLLM_MPI_LIB` when set, else the first of the usual sonames the loader finds
- * (`libmpi.so.40` for Open MPI, `libmpi.so.12` and `libmpich.so.12` for MPICH, then `libmpi.so`).
+ * (`libmpi.so.40` for Open MPI, `libmpi.so.12` and `libmpich.so.12` for MPICH, then `libmpi.so`),
+ * MPICH's first when Hydra's PMI variables started the process (its ranks would each be a world
+ * of one in Open MPI's library).
  *
  * @module
  */
@@ -25,7 +27,7 @@ export class MpiError extends InputError {
   override name = "MpiError";
 }
 
-/** The sonames tried, in order, when `RECSYSLLM_MPI_LIB` is not set. */
+/** The sonames tried, in order, when `RECSYSLLM_MPI_LIB` is not set (see {@linkcode sonamesFor}). */
 export const MPI_SONAMES = [
   "libmpi.so.40",
   "libmpi.so.12",
@@ -33,6 +35,22 @@ export const MPI_SONAMES = [
   "libmpi.so",
   "libmpich.so",
 ] as const;
+
+/**
+ * The sonames to try for a launch by `launcher`: Open MPI's first, except under Hydra's PMI
+ * (MPICH, Intel MPI), which MPICH's library speaks.
+ *
+ * @example
+ * ```ts
+ * sonamesFor("PMI")[0]; // "libmpi.so.12"
+ * sonamesFor("Open MPI")[0]; // "libmpi.so.40"
+ * ```
+ */
+export function sonamesFor(launcher: WorldEnv["launcher"]): string[] {
+  return launcher === "PMI"
+    ? ["libmpi.so.12", "libmpich.so.12", "libmpi.so.40", "libmpi.so", "libmpich.so"]
+    : [...MPI_SONAMES];
+}
 
 /** MPICH's ABI: the handles are these `int` constants of its `mpi.h`. */
 const MPICH = {
@@ -180,7 +198,7 @@ function firstLine(error: unknown): string {
 
 /**
  * Starts MPI for the world `env` describes: loads the library (`library`, else
- * {@linkcode MPI_SONAMES} in order), calls `MPI_Init` and checks that MPI sees the world the
+ * {@linkcode sonamesFor} the launcher, in order), calls `MPI_Init` and checks that MPI sees the world the
  * launcher announced. Throws {@linkcode MpiError} saying what was tried.
  *
  * @example
@@ -191,7 +209,7 @@ function firstLine(error: unknown): string {
  * ```
  */
 export function openMpi(env: WorldEnv, library?: string): Collective {
-  const candidates = library ? [library] : [...MPI_SONAMES];
+  const candidates = library ? [library] : sonamesFor(env.launcher);
   const problems: string[] = [];
   for (const path of candidates) {
     let flavor: Flavor;
