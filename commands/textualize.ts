@@ -45,7 +45,8 @@ const FLAGS = defineFlags({
   items: {
     type: "string",
     placeholder: "PATH",
-    help: "items table (p5: item_id,asin,title; csv: id, title, attributes)",
+    help: "items table (p5: item_id,asin,title; csv: id, title, attributes; amazon-reviews: " +
+      "Amazon metadata JSON lines with asin, title, brand, or a CSV with asin, title)",
   },
   users: {
     type: "string",

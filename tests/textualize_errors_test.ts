@@ -235,7 +235,7 @@ Deno.test("usage mistakes exit 2 with one line", async () => {
       ["--format=csv", "--input=x", "--out=o", "--tasks=rating,poetry"],
       ["--format=csv", "--input=x", "--out=o", "--negatives=-1"],
       ["--format=csv", "--input=x", "--out=o", "--bogus"],
-      ["--format=amazon-reviews", "--input=x", "--out=o", "--items=i.csv", "--quiet"],
+      ["--format=amazon-reviews", "--input=x", "--out=o", "--users=u.csv", "--quiet"],
     ]
   ) {
     const run = await runCli(["textualize", ...args]);

@@ -1,7 +1,10 @@
 /**
  * Reader for Amazon review JSON lines (McAuley et al.), plain or gzip-compressed: one object a
  * line with `reviewerID`, `asin`, and optionally `overall` (rating), `reviewText`, `summary` and
- * `unixReviewTime`. The files carry no titles, so items are named by their ASINs.
+ * `unixReviewTime`. The files carry no titles, so items are named by their ASINs unless an items
+ * file gives them: Amazon's metadata as JSON lines (`asin`, `title`, optionally `brand`; plain or
+ * gzip) or a CSV/TSV table (an `asin` or `item_id` column, a `title` column). Items the file does
+ * not name keep their ASIN; entries for items nobody reviewed are ignored.
  *
  * @module
  */
@@ -9,11 +12,18 @@
 import { inputError } from "../../errors.ts";
 import { readJsonLines } from "../../io/lines.ts";
 import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
+import { checkUniqueId, openTable } from "./table.ts";
 
 /** Options of {@linkcode readAmazonReviews}. */
 export interface AmazonReviewsOptions {
   /** The `.json` or `.json.gz` review file. */
   input: string;
+  /** Titles (and brands) of the items: Amazon metadata JSON lines, or a CSV/TSV table. */
+  items?: string;
+  /** Items table: the id column (default `asin`, else `item_id`). */
+  itemIdCol?: string;
+  /** Items table: the title column (default `title`). */
+  titleCol?: string;
   /**
    * Checks and units of the values; the rating scale defaults to the format's 1-5 stars, so an
    * `overall` outside it is an error naming the line.
@@ -87,5 +97,57 @@ export async function readAmazonReviews(options: AmazonReviewsOptions): Promise<
     }, number);
   }
   log.source(options.input, "interactions");
+  if (options.items !== undefined) await readItemTitles(options, log);
   return log.build();
+}
+
+/** One item's names from the items file. */
+interface ItemNames {
+  title?: string;
+  brand?: string;
+}
+
+/** Gives the reviewed items their titles (and brands) from `options.items`. */
+async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): Promise<void> {
+  const path = options.items!;
+  const names = new Map<string, ItemNames>();
+  const firstLine = new Map<string, number>();
+  if (/\.jsonl?(\.gz)?$/.test(path)) {
+    for await (const { number, value } of readJsonLines<unknown>(path, path)) {
+      const where = { label: path, line: number };
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        throw inputError(path, number, "expected a JSON object");
+      }
+      const row = value as Record<string, unknown>;
+      const id = requiredId(row, "asin", where);
+      checkUniqueId("item", id, firstLine, where);
+      names.set(id, {
+        title: optionalText(row, "title", where),
+        brand: optionalText(row, "brand", where),
+      });
+    }
+  } else {
+    const table = await openTable(path, { delimiter: path.endsWith(".tsv") ? "\t" : "," });
+    const id = table.column(
+      options.itemIdCol ?? (table.find("asin") !== -1 ? "asin" : "item_id"),
+      "item-id-col",
+    );
+    const title = table.column(options.titleCol ?? "title", "title-col");
+    const brand = table.find("brand");
+    for await (const { line, fields } of table.rows()) {
+      const itemId = fields[id].trim();
+      checkUniqueId("item", itemId, firstLine, { label: table.label, line });
+      names.set(itemId, { title: fields[title], brand: brand >= 0 ? fields[brand] : undefined });
+    }
+  }
+  const branded = [...names.values()].some((n) => (n.brand ?? "").trim() !== "");
+  if (branded) log.setItemAttrNames(["brand"]);
+  for (const [id, { title, brand }] of names) {
+    if (!log.hasItem(id)) continue; // nobody reviewed it
+    log.defineItem(id, {
+      title,
+      attrs: branded ? [brand && brand.trim() !== "" ? [brand] : []] : undefined,
+    });
+  }
+  log.source(path, "items");
 }

@@ -26,7 +26,7 @@ export interface ReadOptions extends TabularOptions {
 
 /**
  * Reads the input described by `options`. An unknown format, or a file the format cannot use
- * (a users table for P5, any table for Amazon reviews), is an OptionError naming the option.
+ * (a users table for P5 or Amazon reviews), is an OptionError naming the option.
  *
  * @example
  * ```ts
@@ -41,10 +41,11 @@ export async function readInteractionLog(options: ReadOptions): Promise<Interact
       }
       return await readP5(options);
     case "amazon-reviews":
-      if (options.users !== undefined || options.items !== undefined) {
+      if (options.users !== undefined) {
         throw new OptionError(
-          options.users !== undefined ? "users" : "items",
-          (name) => `${name} is not used by the amazon-reviews format (it reads only the input)`,
+          "users",
+          (name) =>
+            `${name} is not used by the amazon-reviews format (reviews name no user features)`,
         );
       }
       return await readAmazonReviews(options);

@@ -1,0 +1,90 @@
+/**
+ * `textualize --format amazon-reviews --items FILE`: review data gets titles (and brands) from
+ * Amazon's metadata JSON lines or a CSV table; items the file does not name keep their ASIN, and
+ * entries for items nobody reviewed are ignored.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "./cli_support.ts";
+import { withTempDir } from "./temp_dir.ts";
+
+/** Six reviewers, five reviews each over eight ASINs (A000..A007), seeded. */
+function reviews(): string {
+  const lines: string[] = [];
+  for (let u = 0; u < 6; u++) {
+    for (let k = 0; k < 5; k++) {
+      const asin = `A00${(u + 2 * k) % 8}`;
+      lines.push(JSON.stringify({
+        reviewerID: `U${u}`,
+        asin,
+        overall: 1 + ((u + k) % 5),
+        reviewText: "solid build and a clear sound",
+        summary: "nice",
+        unixReviewTime: 1_400_000_000 + u * 1000 + k,
+      }));
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function items(dir: string, file: string, text: string) {
+  const input = join(dir, "reviews.json");
+  await Deno.writeTextFile(input, reviews());
+  await Deno.writeTextFile(join(dir, file), text);
+  const out = join(dir, `out-${file}`);
+  const run = await runCli([
+    "textualize",
+    ...["--format", "amazon-reviews", "--input", input, "--items", join(dir, file)],
+    ...["--out", out, "--quiet"],
+  ]);
+  assert.equal(run.code, 0, run.stderr);
+  const entities: { entity: string; kind: string; id: string }[] = JSON.parse(
+    await Deno.readTextFile(join(out, "entities.json")),
+  );
+  return { entities, out };
+}
+
+Deno.test("amazon-reviews --items: titles and brands from Amazon's metadata JSON lines", () =>
+  withTempDir(async (dir) => {
+    const meta = ["A000", "A001", "A002", "A003", "A004", "A005", "Z999"].map((asin) =>
+      JSON.stringify({ asin, title: `String Set ${asin}`, brand: asin < "A002" ? "Acme" : "" })
+    ).join("\n") + "\n";
+    const { entities, out } = await items(dir, "meta.json", meta);
+    const byId = new Map(
+      entities.filter((e) =>
+        e.kind === "item"
+      ).map((e) => [e.id, e.entity]),
+    );
+    assert.equal(byId.get("A000"), "String Set A000");
+    assert.equal(byId.get("A005"), "String Set A005");
+    assert.equal(byId.get("A006"), "A006"); // not in the file: its ASIN
+    assert.ok(!byId.has("Z999")); // nobody reviewed it
+    assert.deepEqual(entities.filter((e) => e.kind === "brand").map((e) => e.entity), ["Acme"]);
+    // The records name the items by their titles.
+    const train = await Deno.readTextFile(join(out, "train.jsonl"));
+    assert.match(train, /"entity":"String Set A00\d","kind":"item"/);
+  }));
+
+Deno.test("amazon-reviews --items: a CSV with asin and title; a duplicate asin names both lines", () =>
+  withTempDir(async (dir) => {
+    const { entities } = await items(
+      dir,
+      "items.csv",
+      "asin,title\nA000,Pedal One\nA001,Pedal Two\n",
+    );
+    const byId = new Map(entities.map((e) => [e.id, e.entity]));
+    assert.equal(byId.get("A000"), "Pedal One");
+    assert.equal(byId.get("A002"), "A002");
+    const input = join(dir, "reviews.json");
+    await Deno.writeTextFile(join(dir, "dup.csv"), "asin,title\nA000,One\nA000,Again\n");
+    const dup = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", input, "--items", join(dir, "dup.csv")],
+      ...["--out", join(dir, "dup"), "--quiet"],
+    ]);
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /dup\.csv line 3: item id "A000" already defined on line 2/);
+  }));
