@@ -126,3 +126,27 @@ Deno.test("lib/ imports point the way README's layout table says", async () => {
   }
   assert.deepEqual(wrong, [], "imports against README's layout table");
 });
+
+Deno.test("no circle among the files of lib/: every module has a bottom to read from", async () => {
+  const graph = new Map<string, string[]>();
+  for await (const file of tsFiles(LIB)) {
+    const specs = importsOf(await Deno.readTextFile(file)).filter((s) => s.startsWith("."));
+    graph.set(file, specs.map((s) => resolve(dirname(file), s)));
+  }
+  // Depth-first search; a file met again while still open closes a circle.
+  const state = new Map<string, "open" | "done">();
+  const circles: string[] = [];
+  const visit = (file: string, path: string[]) => {
+    if (state.get(file) === "done" || !graph.has(file)) return;
+    if (state.get(file) === "open") {
+      const from = path.indexOf(file);
+      circles.push(path.slice(from).map((f) => relative(LIB, f)).join(" -> "));
+      return;
+    }
+    state.set(file, "open");
+    for (const next of graph.get(file)!) visit(next, [...path, next]);
+    state.set(file, "done");
+  };
+  for (const file of graph.keys()) visit(file, [file]);
+  assert.deepEqual(circles, [], "files of lib/ that import each other in a circle");
+});

@@ -23,21 +23,12 @@ import type { InteractionLog } from "./log.ts";
 import { preferenceWindows, samplePositions } from "./profile.ts";
 import { type TaskInputs, type Template, TEMPLATES } from "./templates.ts";
 import { capWords, formatRating } from "./text.ts";
+import type { RecordOptions } from "./record_options.ts";
+import { type Task, TASKS } from "./task_names.ts";
 import type { Segment, TextRecord } from "./types.ts";
-import type { RecordOptions } from "./records.ts";
 import type { UserView } from "./user_view.ts";
 
-/** The task families, in the order a user's records are written; `profile` has no target. */
-export const TASKS = [
-  "profile",
-  "rating",
-  "sequential",
-  "explanation",
-  "review",
-  "direct",
-] as const;
-/** One task family. */
-export type Task = typeof TASKS[number];
+export { type Task, TASKS };
 
 /** What a family's answer is; see the module documentation. */
 export type AnswerKind = "item" | "rating" | "text";

@@ -26,9 +26,10 @@ export interface AnswerSegment {
 /** One segment of a record: text, an entity, or the answer marker. */
 export type Segment = TextSegment | EntitySegment | AnswerSegment;
 
-// The task families are one table (tasks.ts); their names are re-exported here with the format.
-export { type Task, TASKS } from "./tasks.ts";
-import type { Task } from "./tasks.ts";
+// The task families are one table (tasks.ts); their names (task_names.ts, which imports nothing)
+// are re-exported here with the format.
+export { type Task, TASKS } from "./task_names.ts";
+import type { Task } from "./task_names.ts";
 
 /** The leave-one-out splits. */
 export const SPLITS = ["train", "valid", "test"] as const;

@@ -11,7 +11,7 @@
 import type { EntityPool } from "./entities.ts";
 import type { InteractionLog } from "./log.ts";
 import { topValues } from "./profile.ts";
-import type { DatasetPlan, RecordOptions } from "./records.ts";
+import type { DatasetPlan, RecordOptions } from "./record_options.ts";
 import type { ItemInfo, NamedValues, UserInfo } from "./templates.ts";
 import { explanationSentence } from "./text.ts";
 import type { EntitySegment } from "./types.ts";
