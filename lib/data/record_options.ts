@@ -10,7 +10,7 @@ import type { EntityPool } from "./entities.ts";
 import type { InteractionLog } from "./log.ts";
 import type { WindowOptions } from "./profile.ts";
 import type { UserSequences } from "./splits.ts";
-import { type Task, TASKS } from "./task_names.ts";
+import { type Task, TASKS } from "./types.ts";
 
 /** Every knob of record building; `DEFAULT_RECORD_OPTIONS` holds the defaults. */
 export interface RecordOptions {

@@ -24,8 +24,7 @@ import { preferenceWindows, samplePositions } from "./profile.ts";
 import { type TaskInputs, type Template, TEMPLATES } from "./templates.ts";
 import { capWords, formatRating } from "./text.ts";
 import type { RecordOptions } from "./record_options.ts";
-import { type Task, TASKS } from "./task_names.ts";
-import type { Segment, TextRecord } from "./types.ts";
+import { type Segment, type Task, TASKS, type TextRecord } from "./types.ts";
 import type { UserView } from "./user_view.ts";
 
 export { type Task, TASKS };

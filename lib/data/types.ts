@@ -1,6 +1,8 @@
 /**
  * The textualized dataset format (SPEC section 3): the records every later stage reads, the entity
- * pool and the manifest. Types only; reading and writing live in `dataset.ts` and `textualize/`.
+ * pool and the manifest. The bottom of lib/data: it imports nothing, and holds no value but the
+ * names of the task families and splits; reading and writing live in `dataset.ts` and
+ * `textualize/`.
  *
  * @module
  */
@@ -26,10 +28,19 @@ export interface AnswerSegment {
 /** One segment of a record: text, an entity, or the answer marker. */
 export type Segment = TextSegment | EntitySegment | AnswerSegment;
 
-// The task families are one table (tasks.ts); their names (task_names.ts, which imports nothing)
-// are re-exported here with the format.
-export { type Task, TASKS } from "./task_names.ts";
-import type { Task } from "./task_names.ts";
+// The task families are one table (tasks.ts), keyed by these names: the format names them
+// without loading the families' templates and renderers.
+/** The task families, in the order a user's records are written; `profile` has no target. */
+export const TASKS = [
+  "profile",
+  "rating",
+  "sequential",
+  "explanation",
+  "review",
+  "direct",
+] as const;
+/** One task family. */
+export type Task = typeof TASKS[number];
 
 /** The leave-one-out splits. */
 export const SPLITS = ["train", "valid", "test"] as const;
