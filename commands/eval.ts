@@ -593,6 +593,7 @@ export const command: Command = {
     }
     // Warnings are not progress: --quiet does not hide them.
     for (const warning of report.warnings) console.error(`warning: ${warning}`);
+    for (const note of report.notes) console.error(`note: ${note}`);
     console.log(
       flags.format === "md" ? reportMarkdown(report) : JSON.stringify(reportJson(report), null, 2),
     );

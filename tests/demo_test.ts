@@ -27,7 +27,8 @@ Deno.test("the demo runs every stage end to end and ends with the results table"
     assert.match(run.stdout, /\| method \| HR@1 \| HR@5 \| NDCG@5 \| HR@10 \| NDCG@10 \|/);
     assert.match(
       run.stdout,
-      /sequential HR@10: recsysllm \d\.\d{4}, pop \d\.\d{4}, itemknn \d\.\d{4}/,
+      // 12 records: figures, but no verdict.
+      /sequential HR@10 on \d+ record\(s\): recsysllm \d\.\d{4}, pop \d\.\d{4}, itemknn \d\.\d{4} \(too few records for a verdict/,
     );
 
     const report = JSON.parse(await Deno.readTextFile(join(out, "eval.json")));

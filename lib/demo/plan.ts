@@ -178,8 +178,15 @@ export interface DemoReport {
 }
 
 /**
+ * Sequential records below which the demo gives figures but no verdict: HR@10 on a handful of
+ * records (`demo --limit 20` scores 4) says nothing about which method is better.
+ */
+export const MIN_VERDICT_RECORDS = 100;
+
+/**
  * One line comparing the model with the baselines on next-item prediction (HR@10 of the
- * sequential task), or undefined when the report has no such figures.
+ * sequential task), or undefined when the report has no such figures. Below
+ * {@linkcode MIN_VERDICT_RECORDS} scored records it gives the figures and says they are too few.
  *
  * @example
  * ```ts
@@ -195,6 +202,11 @@ export function demoVerdict(report: DemoReport, model = "recsysllm"): string | u
     m !== model && typeof hr(m) === "number"
   );
   const figures = [model, ...others].map((m) => `${m} ${(hr(m) as number).toFixed(4)}`).join(", ");
+  const count = report.methods[model]?.sequential?.count;
+  if (typeof count === "number" && count < MIN_VERDICT_RECORDS) {
+    return `sequential HR@10 on ${count} record(s): ${figures} (too few records for a verdict: ` +
+      `at least ${MIN_VERDICT_RECORDS}; run without --limit)`;
+  }
   const pop = hr("pop");
   const versus = typeof pop !== "number"
     ? ""

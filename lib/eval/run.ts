@@ -10,6 +10,10 @@
  * Records of the split that a method has no prediction for are not scored: they are counted
  * (`missing` per task) and reported as a warning, or are an error with `strict`.
  *
+ * Every method is scored on the same records: a record of a task that a predictions file answers
+ * (it has predictions of that task) but not for this record (a sampled or `--limit`ed run) is
+ * scored for no method, the baselines included, and the report says so (`notes`).
+ *
  * @module
  */
 
@@ -97,6 +101,10 @@ export interface EvalReport {
   methods: Record<string, MethodResult>;
   /** One line per method with missing predictions. */
   warnings: string[];
+  /** What the reader should know about which records were scored (a restriction). */
+  notes: string[];
+  /** Records scored (for every method), by task. */
+  scored: Partial<Record<EvalTask, number>>;
   /** Records in the split file (scored or not). */
   splitRecords: number;
 }
@@ -177,6 +185,14 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     return new MethodScorer(pool, scoreOptions, wanted.filter((t) => answers.includes(t)));
   });
   const used = options.methods.map(() => new Set<string>());
+  // The tasks each predictions file answers (by its lines' `task`; a file whose lines name none
+  // answers every task): a record of such a task must be in every such file to be scored.
+  const answers = options.methods.map((method) =>
+    "predictions" in method ? answeredTasks(files.get(method.name)!) : undefined
+  );
+  const scored: Partial<Record<EvalTask, number>> = {};
+  const unanswered = new Map<string, number>(); // by method: records it lacked, others had
+  let restricted = 0;
   let records = 0;
   let index = -1;
   // Sampled records whose candidate list is the target alone (textualize --negatives 0, or a
@@ -191,6 +207,23 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       ? prepareRecord(record, pool, scoreOptions, recordsFile)
       : undefined;
     if (prepared?.candidates !== undefined && prepared.candidates.length <= 1) onlyTarget++;
+    // Scored for every method or for none: the files that answer this task must all have it.
+    const lacking = options.methods.filter((method, m) =>
+      "predictions" in method && answers[m]!(record.task) &&
+      !files.get(method.name)!.has(record.id)
+    );
+    if (prepared && lacking.length > 0) {
+      restricted++;
+      for (const [m, method] of options.methods.entries()) {
+        if (!("predictions" in method)) continue;
+        if (lacking.includes(method)) {
+          scorers[m].add(prepared, undefined); // counted as missing
+          unanswered.set(method.name, (unanswered.get(method.name) ?? 0) + 1);
+        } else if (files.get(method.name)!.has(record.id)) used[m].add(record.id);
+      }
+      continue;
+    }
+    if (prepared) scored[prepared.task] = (scored[prepared.task] ?? 0) + 1;
     for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
       if ("predictions" in method) {
@@ -223,8 +256,19 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     split,
     methods: {},
     warnings: [],
+    notes: [],
+    scored,
     splitRecords: index + 1,
   };
+  if (restricted > 0) {
+    const total = Object.values(scored).reduce((a, b) => a + b, 0);
+    const which = [...unanswered.keys()].join(", ");
+    report.notes.push(
+      `every method is scored on the same ${total} ${split} record(s): ${which} lack(s) ` +
+        `${restricted} record(s) of the tasks answered (a sampled or limited run), and those ` +
+        `are scored for no method, the baselines included`,
+    );
+  }
   options.methods.forEach((method, m) => {
     report.methods[method.name] = scorers[m].result();
     const warning = missingWarning(method, report.methods[method.name], split, options.strict);
@@ -233,6 +277,20 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
   options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
   return report;
+}
+
+/**
+ * Whether a predictions file answers a task: it has a line whose `task` is that task, or no line
+ * names its task (then every task).
+ */
+function answeredTasks(byId: Map<string, StoredPrediction>): (task: string) => boolean {
+  const tasks = new Set<string>();
+  let unnamed = false;
+  for (const p of byId.values()) {
+    if (p.task === undefined) unnamed = true;
+    else tasks.add(p.task);
+  }
+  return (task) => unnamed || tasks.has(task);
 }
 
 /** The warning for sampled records whose candidate list is the target alone. */

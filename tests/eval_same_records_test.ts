@@ -1,0 +1,69 @@
+/**
+ * eval scores every method on the same records: a limited or sampled predictions file restricts
+ * the baselines to its records (of the tasks it answers) and says so; the demo gives no verdict
+ * from a handful of records.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { demoVerdict, MIN_VERDICT_RECORDS } from "../lib/demo/plan.ts";
+import { runCli } from "./cli_support.ts";
+import { withTempDir } from "./temp_dir.ts";
+
+// fixtures/eval/tiny: test split of 7 sequential, 5 direct, 4 rating, 2 explanation, 1 review.
+const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const MODEL = new URL("../fixtures/eval/model.jsonl", import.meta.url).pathname;
+
+async function evaluate(...args: string[]) {
+  const run = await runCli(["eval", "--quiet", "--data", DATA, ...args]);
+  assert.equal(run.code, 0, run.stderr);
+  return { report: JSON.parse(run.stdout), stderr: run.stderr };
+}
+
+Deno.test("a limited predictions file restricts the baselines to its records, and says so", () =>
+  withTempDir(async (dir) => {
+    const lines = (await Deno.readTextFile(MODEL)).trim().split("\n");
+    const sequential = lines.filter((l) => JSON.parse(l).task === "sequential");
+    const limited = join(dir, "limited.jsonl");
+    await Deno.writeTextFile(limited, sequential.slice(0, 3).join("\n") + "\n");
+
+    const { report, stderr } = await evaluate(
+      ...["--predictions", limited, "--name", "model", "--baseline", "pop,mean"],
+    );
+    const { model, pop, mean } = report.methods;
+    assert.equal(model.sequential.count, 3);
+    assert.equal(model.sequential.missing, 4);
+    assert.equal(pop.sequential.count, 3, "pop scored on the model's 3 records only");
+    assert.equal(pop.sequential.missing, 0);
+    // Tasks the file does not answer at all are not restricted.
+    assert.equal(pop.direct.count, 5);
+    assert.equal(mean.rating.count, 4);
+    assert.match(
+      stderr,
+      /^note: every method is scored on the same 15 test record\(s\): model lack\(s\) 4 record\(s\) .*the baselines included$/m,
+    );
+
+    // Pop on exactly those records, alone, gives the same figures.
+    const alone = await evaluate("--baseline", "pop", "--tasks", "sequential");
+    assert.notDeepEqual(alone.report.methods.pop.sequential, pop.sequential); // 7 records there
+    const whole = await evaluate("--predictions", MODEL, "--name", "model", "--baseline", "pop");
+    assert.equal(whole.report.methods.pop.sequential.count, 7);
+    assert.doesNotMatch(whole.stderr, /note:/);
+  }));
+
+Deno.test("the demo gives figures but no verdict from a handful of records", () => {
+  const report = (count: number) => ({
+    methods: {
+      recsysllm: { sequential: { "HR@10": 0.5, count } },
+      pop: { sequential: { "HR@10": 0.25, count } },
+    },
+  });
+  assert.equal(
+    demoVerdict(report(4)),
+    `sequential HR@10 on 4 record(s): recsysllm 0.5000, pop 0.2500 (too few records for a ` +
+      `verdict: at least ${MIN_VERDICT_RECORDS}; run without --limit)`,
+  );
+  assert.match(demoVerdict(report(MIN_VERDICT_RECORDS))!, /\(recsysllm beats pop\)$/);
+});
