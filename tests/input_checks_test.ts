@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, readRecords, runCli } from "./textualize_support.ts";
+import { exists, fixture, readRecords, runCli } from "./textualize_support.ts";
 import { withTempDir } from "./temp_dir.ts";
 import type { EntityEntry } from "../lib/data/types.ts";
 
@@ -309,6 +309,16 @@ Deno.test("without a declared scale, ratings far outside the others are a warnin
       "(first: 50 on line 43); they widen the inferred rating scale: declare it with " +
       "--rating-scale MIN-MAX to reject them",
     ]);
+    // A rare value at an end of the scale is no outlier: the demo's 1-star ratings are 0.35%.
+    const demo = await runCli([
+      "textualize",
+      "--format=csv",
+      `--input=${fixture("demo", "interactions.csv")}`,
+      `--out=${out}`,
+      "--quiet",
+    ]);
+    assert.equal(demo.code, 0, demo.stderr);
+    assert.deepEqual(warnings(demo.stderr), []);
     // Ratings within the scale give no warning, whatever their spread.
     const clean = await textualize(dir, { "clean.csv": csv(rows(300, 4)) }, [
       "--input=DIR/clean.csv",
@@ -412,7 +422,7 @@ Deno.test("infer refuses at its start a dataset whose item cannot fit the model"
       `--data=${whole}`,
       `--model=${model}`,
       `--out=${predictions}`,
-      "--task=sequential",
+      "--tasks=sequential",
       "--limit=2",
       "--quiet",
     ]);
@@ -471,7 +481,7 @@ Deno.test("pretrain refuses at its start a record that cannot fit --max-length, 
     ]);
     assertRefused(
       trained,
-      /^error: record "uU7\/review\/review-\d\/train\/\d+": needs \d+ tokens even without its history \(\d+ for the instruction, \d+ for the mask and answer\), more than the maximum length 48$/,
+      /^error: \d of \d+ training records cannot fit the maximum length 48 \(--max-length\); the longest: record "uU7\/review\/review-\d\/train\/\d+": needs (\d+) tokens even without its history \(\d+ for the instruction, \d+ for the mask and answer\), more than the maximum length 48; all fit from \1 tokens \(the instruction of a prompt and the first unit of a document are never cut\)$/,
       run,
     );
   });

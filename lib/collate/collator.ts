@@ -150,17 +150,71 @@ function checkDocument(record: TokenizedRecord, maxLength: number): void {
 }
 
 /**
- * Throws the InputError {@linkcode Collator.collate} would throw for `record` at `maxLength`,
- * without building an example (whatever the objective drawn, the same records fail). Training
- * checks every record before its first step with it, so a record that cannot fit stops the run at
- * its start, not when its batch comes up.
+ * The fewest tokens an example of `record` can have: for a task prompt, what is left with its
+ * history dropped (the instruction after the last entity, the mask, `[S]` and the target); for a
+ * document, its first unit with a mask and `[S]`. `collate` fails exactly when this is above the
+ * maximum length (or a document has an answer marker).
+ */
+export function minimumLength(record: TokenizedRecord): number {
+  if (!record.hasTarget) return record.unitStart[1] + 2;
+  const { unitStart, promptUnits } = record;
+  return unitStart[promptUnits] - unitStart[droppableUnits(record)] + taskExtra(record);
+}
+
+/**
+ * Throws one InputError when any of `records` cannot be collated within `maxLength`: how many,
+ * the longest of them and what it needs (the collator's own message), and the length that would
+ * take them all. Training checks its records with it before its first step, so a record that
+ * cannot fit stops the run at its start, not when its batch comes up. `what` names the records
+ * (`training records`) and `lengthFrom` the limit (`--max-length`) in the message.
  *
  * @example
  * ```ts
  * import type { TokenizedRecord } from "./tokenize.ts";
  *
  * declare const records: TokenizedRecord[];
- * for (const record of records) checkRecordFits(record, 512);
+ * checkRecordsFit(records, 512, { what: "training records", lengthFrom: "--max-length" });
+ * ```
+ */
+export function checkRecordsFit(
+  records: readonly TokenizedRecord[],
+  maxLength: number,
+  options: { what: string; lengthFrom: string },
+): void {
+  let count = 0;
+  let worst: TokenizedRecord | undefined;
+  let worstLength = 0;
+  for (const record of records) {
+    if (!record.hasTarget && record.answerMarked) checkDocument(record, maxLength);
+    const length = minimumLength(record);
+    if (length <= maxLength) continue;
+    count++;
+    if (length > worstLength) [worst, worstLength] = [record, length];
+  }
+  if (!worst) return;
+  let detail = "";
+  try {
+    checkRecordFits(worst, maxLength);
+  } catch (error) {
+    detail = (error as Error).message;
+  }
+  throw new InputError(
+    `${count} of ${records.length} ${options.what} cannot fit the maximum length ${maxLength} ` +
+      `(${options.lengthFrom}); the longest: ${detail}; all fit from ${worstLength} tokens ` +
+      `(the instruction of a prompt and the first unit of a document are never cut)`,
+  );
+}
+
+/**
+ * Throws the InputError {@linkcode Collator.collate} would throw for `record` at `maxLength`,
+ * without building an example (whatever the objective drawn, the same records fail).
+ *
+ * @example
+ * ```ts
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const record: TokenizedRecord;
+ * checkRecordFits(record, 512); // InputError: record "u1/review/review-1/train/0": needs ...
  * ```
  */
 export function checkRecordFits(record: TokenizedRecord, maxLength: number): void {

@@ -127,9 +127,10 @@ export function parseRatingScale(text: string): { min: number; max: number; erro
 
 /**
  * The ratings of `histogram` (value -> count and first line) that lie far outside the range of
- * the others: beyond the 0.5% and 99.5% quantiles by more than an eighth of the range between
- * them. A 50 or a 0 among 1-5 stars is one; the extremes of a continuous scale (Jester's -10 to
- * 10) or a rare value of the scale (MovieLens' 0.5 stars: 1.6% of its ratings) are not.
+ * the others: beyond the 0.5% and 99.5% quantiles by more than half the range between them
+ * (and more than 1). A 50 or a 10 among 1-5 stars is one; the extremes of a continuous scale
+ * (Jester's -10 to 10) or a rare value at an end of the scale (the demo's 1 star: 0.35% of its
+ * ratings) are not, and neither is a 0 among 1-5 stars (declare the scale to refuse it).
  *
  * @example
  * ```ts
@@ -156,7 +157,7 @@ export function ratingOutliers(histogram: ReadonlyMap<number, { count: number; l
   };
   const low = quantile(0.005);
   const high = quantile(0.995);
-  const slack = (high - low) / 8;
+  const slack = Math.max((high - low) / 2, 1);
   let count = 0;
   let first: { value: number; line: number } | undefined;
   for (const v of values) {

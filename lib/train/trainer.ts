@@ -33,7 +33,7 @@
  */
 
 import { join, resolve } from "node:path";
-import { checkRecordFits, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
+import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
@@ -338,16 +338,19 @@ export async function loadRunData(
   };
   // Before the first step, not when a batch comes up: an entity the model cannot hold (named,
   // with the flag that cuts it), then any record that cannot fit.
+  const lengthFrom = options.maxLength === undefined
+    ? "the model's maximum length"
+    : "--max-length";
   checkEntityLengths(tokenizer, dataset.entities, {
     maxLength: base.maxLength,
-    lengthFrom: options.maxLength === undefined ? "the model's maximum length" : "--max-length",
+    lengthFrom,
     file: join(options.data, "entities.json"),
   });
   const trainRecords = await tokenizeSplit(dataset, "train", tokenizer);
   if (trainRecords.length === 0) {
     throw new InputError(`${join(options.data, "train.jsonl")}: no training records`);
   }
-  for (const record of trainRecords) checkRecordFits(record, base.maxLength);
+  checkRecordsFit(trainRecords, base.maxLength, { what: "training records", lengthFrom });
   const taskWeights = options.taskWeights;
   for (const task of Object.keys(taskWeights ?? {})) {
     if (!trainRecords.some((r) => r.task === task)) {
@@ -366,7 +369,7 @@ export async function loadRunData(
     trieLoss,
   });
   const validRecords = valBatches > 0 ? await tokenizeSplit(dataset, "valid", tokenizer) : [];
-  for (const record of validRecords) checkRecordFits(record, base.maxLength);
+  checkRecordsFit(validRecords, base.maxLength, { what: "validation records", lengthFrom });
   const valStream = validRecords.length > 0
     ? new BatchStream(validRecords, tokenizer.special, {
       batchSize,
