@@ -19,7 +19,9 @@
  * - TEXT_STEPS: optimizer steps (default 3000);
  * - TEXT_RECIPE: a pretrain recipe (default none);
  * - TEXT_INIT: extra init flags (space-separated; default `--hidden-size=128`);
- * - TEXT_PRETRAIN, TEXT_INFER: extra pretrain and infer flags;
+ * - TEXT_PRETRAIN: extra pretrain flags;
+ * - TEXT_INFER: extra flags of the infer run over all items (sequential, rating, explanation,
+ *   review; default `--trie-softmax`, which the sampled protocol of direct refuses);
  * - TEXT_SPLIT: the split answered and scored (default test; `valid` to tune; `valid,test` both,
  *   from the one model: the figures then come under `splits`);
  * - TEXT_SAMPLE_USERS: infer and eval on a seeded sample of about N users (default: all);
@@ -46,6 +48,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 const env = (name: string) => Deno.env.get(name);
 const words = (name: string, fallback = "") => (env(name) ?? fallback).split(" ").filter(Boolean);
+const inferFlags = () => words("TEXT_INFER", "--trie-softmax");
 const round = (x: unknown) => typeof x === "number" ? Math.round(x * 1e4) / 1e4 : x;
 
 async function stage(name: string, args: string[], seconds: Record<string, number>) {
@@ -153,7 +156,6 @@ async function answerAndScore(
     "--quiet",
     "--force",
     ...sampleFlags,
-    ...words("TEXT_INFER"),
   ];
   // Sequential over all items; rating, explanation and review alike (they ignore the item flags).
   const full = join(out, "recsysllm-full.jsonl");
@@ -164,6 +166,7 @@ async function answerAndScore(
     "--beams=20",
     "--top-k=10",
     "--exclude-seen",
+    ...inferFlags(),
     `--out=${full}`,
   ], seconds);
   // Direct: the record's 100 candidates (1 positive, 99 sampled negatives).
@@ -286,6 +289,6 @@ export async function run(): Promise<Record<string, unknown>> {
     ...(splits.length === 1 ? scored[splits[0]] as Record<string, unknown> : { splits: scored }),
     seconds,
     pretrain_flags: pretrainFlags.join(" "),
-    infer_flags: words("TEXT_INFER").join(" "),
+    infer_flags: inferFlags().join(" "),
   };
 }
