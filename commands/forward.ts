@@ -217,12 +217,13 @@ async function forwardGlm(flags: ForwardFlags, json: unknown): Promise<Forwarded
 /** The adapter in `dir`, checked against the base model it is applied to (`modelDir`). */
 function loadAdapterOnto(
   dir: string,
-  model: { config: Parameters<typeof loadAdapter>[1]; weights: Weights },
+  model: { config: Parameters<typeof loadAdapter>[1]; weights: Weights; addedRows?: number },
   modelDir: string,
 ): ReturnType<typeof loadAdapter> {
   return loadAdapter(dir, model.config, {
     base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
     onWarning: (message) => console.error(`warning: ${message}`),
+    model: { weights: model.weights, addedRows: model.addedRows ?? 0 },
   });
 }
 

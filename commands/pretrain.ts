@@ -97,6 +97,12 @@ const FLAGS = defineFlags({
     type: "boolean",
     help: "train a LoRA adapter: the default for a pretrained model (and for init's decoders)",
   },
+  adapter: {
+    type: "string",
+    placeholder: "DIR",
+    help: "continue training this LoRA adapter (this toolkit's or one PEFT wrote): its rank, " +
+      "alpha and targets",
+  },
   merge: {
     type: "string",
     placeholder: "DIR",
@@ -304,7 +310,15 @@ const LORA_FLAGS = ["lora-rank", "lora-alpha", "lora-dropout", "lora-targets"] a
  */
 async function trainsFull({ values, given }: Parsed): Promise<boolean> {
   if (values.full && values.lora) throw new UsageError("give --full or --lora, not both");
+  if (values.full && values.adapter !== undefined) {
+    throw new UsageError("--adapter continues a LoRA adapter: drop --full");
+  }
   if (values.full) return true;
+  if (values.adapter !== undefined) {
+    const fixed = (["lora-rank", "lora-alpha", "lora-targets"] as const).find((f) => given.has(f));
+    if (fixed) throw new UsageError(`--adapter sets the rank, alpha and targets: drop --${fixed}`);
+    return false;
+  }
   if (values.lora || LORA_FLAGS.some((f) => given.has(f))) return false;
   if (!(await isInitModel(values.model))) return false;
   return (await architectureOf(values.model)).kind === "glm-thudm";
@@ -372,7 +386,11 @@ async function runRank(args: string[], world: Collective | undefined): Promise<v
   if (root && lora && await isInitModel(flags.model)) {
     console.error(
       `pretrain: note: ${flags.model} holds init's random weights; LoRA trains only the ` +
-        `adapter on them${parsed.given.has("lora") ? "" : " (--full trains every weight)"}`,
+        `adapter on them${
+          parsed.given.has("lora") || flags.adapter !== undefined
+            ? ""
+            : " (--full trains every weight)"
+        }`,
     );
   }
   const summary = await withFlagNames(FLAGS, () =>
@@ -381,6 +399,7 @@ async function runRank(args: string[], world: Collective | undefined): Promise<v
       model: flags.model,
       out: flags.out,
       lora,
+      adapter: flags.adapter,
       attention: flags.attention,
       merge: flags.merge,
       objective: flags.objective ?? chosen?.objective,

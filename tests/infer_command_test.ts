@@ -82,7 +82,7 @@ Deno.test("--protocol sampled ranks the record's candidates; --exclude-seen drop
       dir,
       "--protocol",
       "sampled",
-      "--task",
+      "--tasks",
       "direct",
       "--exclude-seen",
     );
@@ -113,12 +113,12 @@ Deno.test("--protocol sampled ranks the record's candidates; --exclude-seen drop
 
 Deno.test("--task, --template and --limit select records", async () => {
   await withTempDir(async (dir) => {
-    const seq2 = await infer(dir, "--task", "sequential", "--template", "seq-2");
+    const seq2 = await infer(dir, "--tasks", "sequential", "--template", "seq-2");
     assert.deepEqual(
       seq2.map((l) => l.id),
       records.filter((r) => r.template === "seq-2").map((r) => r.id),
     );
-    const limited = await infer(dir, "--task", "rating,review", "--limit", "3");
+    const limited = await infer(dir, "--tasks", "rating,review", "--limit", "3");
     assert.deepEqual(
       limited.map((l) => l.id),
       records.filter((r) => r.task === "rating" || r.task === "review").slice(0, 3).map((r) =>
@@ -170,7 +170,7 @@ Deno.test("an adapter merged at load predicts as the model with the merged weigh
       TINY,
       mergeAdapter(weights, TINY, { lora, weights: adapterWeights }),
     );
-    const args = ["--task", "sequential,rating", "--top-k", "4"];
+    const args = ["--tasks", "sequential,rating", "--top-k", "4"];
     const viaAdapter = await infer(dir, "--adapter", adapter, ...args);
     const out = join(dir, "merged.jsonl");
     const r = await run("--model", merged, "--data", DATA, "--out", out, ...args);
@@ -198,7 +198,7 @@ Deno.test("--out - writes the lines to stdout", async () => {
       MODEL,
       "--data",
       DATA,
-      "--task",
+      "--tasks",
       "rating",
       "--out",
       "-",
@@ -336,7 +336,7 @@ Deno.test("infer and eval --sample-users answer and score the same seeded users"
     const wanted = records.filter((r) => r.task === "sequential" && chosen.has(r.user));
     const lines = await infer(
       dir,
-      "--task=sequential",
+      "--tasks=sequential",
       "--sample-users=2",
       "--sample-seed=4",
       "--top-k=3",

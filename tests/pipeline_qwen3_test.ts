@@ -68,7 +68,10 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     const config = JSON.parse(await Deno.readTextFile(join(run, "adapter_config.json")));
     assert.equal(config.task_type, "CAUSAL_LM");
     assert.deepEqual(config.target_modules, ["q_proj", "k_proj", "v_proj"]);
-    assert.deepEqual(config.recsysllm, {
+    assert.equal(config.recsysllm, undefined); // PEFT's keys only; the settings beside them
+    const settings = JSON.parse(await Deno.readTextFile(join(run, "recsysllm_adapter.json")));
+    assert.deepEqual(settings, {
+      format: "recsysllm-adapter-1",
       attention: "prefix",
       intra_position_rows: 64,
       added_rows: 5,
@@ -131,7 +134,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       run,
       "--data",
       data,
-      "--task",
+      "--tasks",
       "sequential",
       "--limit",
       "3",
@@ -172,7 +175,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       join(root, "merged"),
       "--data",
       data,
-      "--task",
+      "--tasks",
       "sequential",
       "--limit",
       "3",

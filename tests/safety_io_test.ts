@@ -194,7 +194,7 @@ Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and le
           await runCli([
             "infer",
             ...["--model", model, "--data", data, "--out", join(disk, "pred.jsonl")],
-            ...["--task", "rating", "--limit", "200", "--device", "cpu", "--quiet"],
+            ...["--tasks", "rating", "--limit", "200", "--device", "cpu", "--quiet"],
           ]),
           /pred\.jsonl: cannot write: no space left on device \(ENOSPC\)/,
         );

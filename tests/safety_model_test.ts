@@ -78,7 +78,7 @@ Deno.test("checkpoints and adapters: corruption and another base model are refus
     assert.deepEqual(await Deno.readFile(join(run, "adapter_config.json")), adapterConfig);
 
     const pred = join(dir, "pred.jsonl");
-    const rating = ["--task", "rating", "--limit", "2"];
+    const rating = ["--tasks", "rating", "--limit", "2"];
     exit1(
       await infer(data, other, pred, "--adapter", run, ...rating),
       /adapter_model\.safetensors: was trained on another base model/,
@@ -141,7 +141,7 @@ Deno.test("--top-k above the beams is raised or refused, never cut silently", ()
       data,
       model,
       pred,
-      ...["--top-k", "30", "--task", "sequential", "--limit", "1", "--batch-size", "1"],
+      ...["--top-k", "30", "--tasks", "sequential", "--limit", "1", "--batch-size", "1"],
     );
     assert.equal(raised.code, 0, raised.stderr);
     const line = JSON.parse((await Deno.readTextFile(pred)).trim());
@@ -154,7 +154,7 @@ Deno.test("--top-k above the beams is raised or refused, never cut silently", ()
       data,
       model,
       triePred,
-      ...["--top-k", "30", "--task", "sequential", "--limit", "1", "--trie-softmax"],
+      ...["--top-k", "30", "--tasks", "sequential", "--limit", "1", "--trie-softmax"],
     );
     assert.equal(trie.code, 0, trie.stderr);
     const trieLine = JSON.parse((await Deno.readTextFile(triePred)).trim());

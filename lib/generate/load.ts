@@ -159,6 +159,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     const loaded = await loadAdapter(dir, model.config, {
       base: { identity: modelIdentity(model.config, model.weights), dir: options.model },
       onWarning: options.onWarning,
+      model: { weights: model.weights, addedRows: model.kind === "decoder" ? model.addedRows : 0 },
     });
     if (model.kind === "decoder" && loaded.method && loaded.method.addedRows !== model.addedRows) {
       throw inputError(

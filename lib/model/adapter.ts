@@ -13,6 +13,12 @@
  * Adapters without them (PEFT's, this toolkit's before 0.1) still load, with a warning that the
  * base model cannot be checked.
  *
+ * `adapter_config.json` holds PEFT's `LoraConfig` keys only (older PEFT raises on an unknown key,
+ * newer warns). The toolkit's own settings for a decoder family's adapter (the attention rule, the
+ * intra-position table's rows, the special-token rows) go in `recsysllm_adapter.json` beside it;
+ * an adapter PEFT wrote has none, and loads as one trained causally with no intra-position table
+ * (zeros) and the base model's own special rows, so it runs, gives gradients and trains further.
+ *
  * @module
  */
 
@@ -44,13 +50,15 @@ import {
 export const ADAPTER_FILES = {
   weights: "adapter_model.safetensors",
   config: "adapter_config.json",
+  /** The toolkit's settings for a decoder family's adapter (PEFT does not read it). */
+  settings: "recsysllm_adapter.json",
 } as const;
 
 /**
  * The method's settings and tensors that go with a decoder family's adapter (SPEC section 11):
  * the run's attention rule, and the intra-position table and special-token rows, kept in
  * `adapter_model.safetensors` as `base_model.model.{name}` beside the LoRA tensors and described
- * under `recsysllm` in `adapter_config.json` (PEFT ignores the key).
+ * in `recsysllm_adapter.json` (older adapters: under `recsysllm` in `adapter_config.json`).
  */
 export interface MethodSettings {
   attention: AttentionMode;
@@ -86,22 +94,17 @@ function adapterTensors(config: AnyConfig, lora: LoraConfig, method?: MethodSett
   return out;
 }
 
-/** PEFT's `adapter_config.json` for `lora` (the keys PEFT 0.x writes, with their defaults). */
+/**
+ * PEFT's `adapter_config.json` for `lora` (the keys PEFT 0.x writes, with their defaults; nothing
+ * else, so every PEFT version loads it without a warning). `method` marks a decoder family's
+ * adapter (`task_type` CAUSAL_LM); its settings go in {@linkcode adapterSettingsJson}'s file.
+ */
 export function adapterConfigJson(
   lora: LoraConfig,
   baseModel = "",
   method?: MethodSettings,
 ): Record<string, unknown> {
-  const extra: Record<string, unknown> = method
-    ? {
-      task_type: "CAUSAL_LM",
-      recsysllm: {
-        attention: method.attention,
-        intra_position_rows: method.intraRows,
-        added_rows: method.addedRows,
-      },
-    }
-    : {};
+  const extra: Record<string, unknown> = method ? { task_type: "CAUSAL_LM" } : {};
   return {
     alpha_pattern: {},
     auto_mapping: null,
@@ -127,8 +130,18 @@ export function adapterConfigJson(
   };
 }
 
+/** `recsysllm_adapter.json`: the toolkit's settings of a decoder family's adapter. */
+export function adapterSettingsJson(method: MethodSettings): Record<string, unknown> {
+  return {
+    format: "recsysllm-adapter-1",
+    attention: method.attention,
+    intra_position_rows: method.intraRows,
+    added_rows: method.addedRows,
+  };
+}
+
 /**
- * Writes `adapter` into directory `dir` (created if needed): both files atomically, the tensors in
+ * Writes `adapter` into directory `dir` (created if needed): its files atomically, the tensors in
  * module order.
  */
 export async function saveAdapter(dir: string, adapter: Adapter, config: AnyConfig) {
@@ -145,6 +158,12 @@ export async function saveAdapter(dir: string, adapter: Adapter, config: AnyConf
   });
   const json = adapterConfigJson(adapter.lora, adapter.baseModel, adapter.method);
   await writeFileAtomic(join(dir, ADAPTER_FILES.config), JSON.stringify(json, null, 2) + "\n");
+  if (adapter.method) {
+    await writeFileAtomic(
+      join(dir, ADAPTER_FILES.settings),
+      JSON.stringify(adapterSettingsJson(adapter.method), null, 2) + "\n",
+    );
+  }
 }
 
 /** The canonical target name of a PEFT `target_modules` entry, or undefined when unknown. */
@@ -160,6 +179,7 @@ function parseAdapterConfig(
   json: unknown,
   file: string,
   config: AnyConfig,
+  settings?: { json: unknown; file: string },
 ): { lora: LoraConfig; baseModel?: string; method?: MethodSettings } {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw inputError(file, undefined, "expected a JSON object");
@@ -215,19 +235,26 @@ function parseAdapterConfig(
     ? o.base_model_name_or_path
     : undefined;
   let method: MethodSettings | undefined;
-  if (isDecoderConfig(config)) {
-    const r = (o.recsysllm ?? {}) as Record<string, unknown>;
+  // The settings file, else the key older versions wrote; neither: an adapter PEFT wrote.
+  const own = settings ?? (o.recsysllm === undefined ? undefined : { json: o.recsysllm, file });
+  if (isDecoderConfig(config) && own) {
+    const where = own.file === file ? "recsysllm." : "";
+    const wrong = (problem: string) => inputError(own.file, undefined, problem);
+    if (typeof own.json !== "object" || own.json === null || Array.isArray(own.json)) {
+      throw wrong("expected a JSON object");
+    }
+    const r = own.json as Record<string, unknown>;
     const attention = r.attention ?? "causal";
     if (attention !== "prefix" && attention !== "causal") {
-      throw bad(`"recsysllm.attention" must be "prefix" or "causal"`);
+      throw wrong(`"${where}attention" must be "prefix" or "causal"`);
     }
     const rows = r.intra_position_rows ?? config.intraRows;
     const added = r.added_rows ?? 0;
     if (!Number.isInteger(rows) || (rows as number) < 1) {
-      throw bad(`"recsysllm.intra_position_rows" must be a positive integer`);
+      throw wrong(`"${where}intra_position_rows" must be a positive integer`);
     }
     if (!Number.isInteger(added) || (added as number) < 0) {
-      throw bad(`"recsysllm.added_rows" must be a non-negative integer`);
+      throw wrong(`"${where}added_rows" must be a non-negative integer`);
     }
     method = { attention, intraRows: rows as number, addedRows: added as number };
   }
@@ -244,6 +271,11 @@ export interface LoadAdapterOptions {
   base?: { identity: ModelIdentity; dir: string };
   /** Told when the adapter records no base identity, so it cannot be checked. */
   onWarning?: (message: string) => void;
+  /**
+   * The base model's weights and special rows (a decoder's `addedRows`): an adapter PEFT wrote
+   * takes its missing method tensors from them (the special rows) or zeros (the intra table).
+   */
+  model?: { weights: Weights; addedRows: number };
 }
 
 /**
@@ -273,7 +305,19 @@ export async function loadAdapter(
     configPath,
     "file not found (is this a LoRA adapter directory?)",
   );
-  const { lora, baseModel, method } = parseAdapterConfig(json, configPath, config);
+  const settingsPath = join(dir, ADAPTER_FILES.settings);
+  const settings = await Deno.stat(settingsPath).then(
+    async () => ({ json: await readJsonFile(settingsPath, "file not found"), file: settingsPath }),
+    () => undefined,
+  );
+  const parsed = parseAdapterConfig(json, configPath, config, settings);
+  const { lora, baseModel } = parsed;
+  // A decoder adapter PEFT wrote: LoRA tensors only; the method as a causal run without
+  // intra-position table and with the base model's special rows.
+  const peft = isDecoderConfig(config) && parsed.method === undefined;
+  const method: MethodSettings | undefined = peft
+    ? { attention: "causal", intraRows: config.intraRows, addedRows: options.model?.addedRows ?? 0 }
+    : parsed.method;
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);
   const base = identityFromMetadata(file.metadata);
@@ -299,8 +343,16 @@ export async function loadAdapter(
       );
     }
   }
-  const read = await file.float32All(new Map(tensors.map((t) => [t.file, t.shape])));
-  const weights = new Map(tensors.map((t) => [t.name, read.tensors.get(t.file)!]));
+  const stored = peft
+    ? tensors.filter((t) => t.name.includes(".lora_") || file.has(t.file))
+    : tensors;
+  const read = await file.float32All(new Map(stored.map((t) => [t.file, t.shape])));
+  const weights = new Map(stored.map((t) => [t.name, read.tensors.get(t.file)!]));
+  for (const t of tensors) {
+    if (weights.has(t.name)) continue;
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    weights.set(t.name, options.model?.weights.get(t.name) ?? new Float32Array(size));
+  }
   checkFinite(weightsPath, weights);
   if (options.base && !base) {
     // Loaded all the same: PEFT's adapters, and this toolkit's older ones, record no base model.

@@ -152,11 +152,19 @@ export async function readConfig(path: string): Promise<GlmConfig> {
   return parseConfig(await readJsonFile(path), path);
 }
 
+/**
+ * `model_type` of the GLM directories this toolkit writes: THUDM's GLM, which transformers does not
+ * register (its `glm` is GLM-4, whose keys differ), so AutoConfig says it does not know the type
+ * instead of reading these weights as GLM-4's. `glm` is still read (THUDM's own checkpoints,
+ * this toolkit's before 0.1).
+ */
+export const GLM_MODEL_TYPE = "thudm_glm";
+
 /** The `config.json` object of `config`, in the Hugging Face GLM form. */
 export function configJson(config: GlmConfig): Record<string, unknown> {
   return {
     architectures: ["GLMModel"],
-    model_type: "glm",
+    model_type: GLM_MODEL_TYPE,
     vocab_size: config.vocabSize,
     hidden_size: config.hiddenSize,
     num_layers: config.numLayers,

@@ -32,7 +32,7 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import type { EntityTrie } from "../collate/trie.ts";
@@ -46,7 +46,13 @@ import { writeMergedDecoder } from "../model/families/merge.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { ADAPTER_FILES, mergeAdapter, saveAdapter } from "../model/adapter.ts";
+import {
+  type Adapter,
+  ADAPTER_FILES,
+  loadAdapter,
+  mergeAdapter,
+  saveAdapter,
+} from "../model/adapter.ts";
 import { claimOutputDir, claimRunDir, type OutputClaim } from "../io/safe_output.ts";
 import { isTemporaryName } from "../io/atomic.ts";
 import { checkIdentity, type ModelIdentity, modelIdentity } from "../model/identity.ts";
@@ -117,6 +123,11 @@ export interface TrainOptions {
    * (GLM only).
    */
   lora: LoraConfig | null;
+  /**
+   * A LoRA adapter to start from (this toolkit's or one PEFT wrote): its rank, alpha and targets
+   * replace `lora`'s (its dropout stays), its tensors the seeded initialisation.
+   */
+  adapter?: string;
   /** Decoder families: the attention rule, recorded with the adapter (default causal). */
   attention?: AttentionMode;
   /** Masking objective of documents. */
@@ -271,6 +282,8 @@ export interface BaseModel {
   maxLength: number;
   /** The identity of the base model, recorded in checkpoints and adapters and checked on resume. */
   identity: ModelIdentity;
+  /** The tensors of `options.adapter`, the new run's start instead of a seeded adapter. */
+  start?: Map<string, Float32Array>;
 }
 
 /** Stage 2: loads the base model and its tokenizer and checks that they fit each other. */
@@ -295,12 +308,24 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
       (name) => `${name} must be in 8..${modelMax} (the model's maximum), got ${maxLength}`,
     );
   }
+  let lora = resolveLora(model, options.lora);
+  let start: Adapter | undefined;
+  if (options.adapter !== undefined) {
+    if (!lora) {
+      throw new OptionError("adapter", (name) => `${name} continues a LoRA adapter: drop --full`);
+    }
+    start = await loadAdapter(options.adapter, model.config, {
+      model: { weights: model.weights, addedRows: model.kind === "decoder" ? model.addedRows : 0 },
+    });
+    lora = { ...start.lora, dropout: lora.dropout };
+  }
   return {
     model,
     config: model.config,
     weights: model.weights,
-    lora: resolveLora(model, options.lora),
-    decoder: decoderSetup(model, options.attention),
+    lora,
+    start: start?.weights,
+    decoder: decoderSetup(model, options.attention ?? start?.method?.attention),
     tokenizer,
     tokenizerFile,
     maxLength,
@@ -578,7 +603,7 @@ async function startOrResume(run: Run): Promise<RunState> {
 /** The state of a new run: a new adapter (seeded), or the base weights; zero moments. */
 function freshState(run: Run): RunState {
   const { base, sizes } = run;
-  const params = base.lora
+  const params = base.start ? new Map(base.start) : base.lora
     ? new Map([
       ...initLora(base.config, base.lora, Rng.derive(sizes.seed, "train", "lora-init")),
       ...initialMethodTensors(base.model),
@@ -770,7 +795,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
     await saveAdapter(options.out, {
       lora: base.lora,
       weights: snap.params,
-      baseModel: resolve(options.model),
+      baseModel: options.model, // as the user named it (a hub id, a relative path)
       method: methodSettings(base.model, options.attention),
       base: base.identity,
     }, base.config);

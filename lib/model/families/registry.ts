@@ -9,6 +9,8 @@
  * base, keys `num_layers` and `max_sequence_length`) and GLM-4 as transformers has it (SPEC
  * section 11, keys `num_hidden_layers`, `partial_rotary_factor`). {@linkcode modelArchitecture}
  * tells them apart by those keys, so every GLM directory this toolkit wrote keeps loading as GLM.
+ * The toolkit now writes THUDM's GLM as `thudm_glm`, a type transformers does not mistake for
+ * GLM-4.
  *
  * @module
  */
@@ -131,6 +133,7 @@ export function modelArchitecture(json: unknown, file: string): Architecture {
   }
   const o = json as Record<string, unknown>;
   const type = o.model_type;
+  if (type === "thudm_glm") return { kind: "glm-thudm" }; // what this toolkit writes (config.ts)
   if ((type === "glm" || type === undefined) && "num_layers" in o && !("num_hidden_layers" in o)) {
     return { kind: "glm-thudm" };
   }
