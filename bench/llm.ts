@@ -12,7 +12,12 @@
  * - `infer`: users/s of top-10 sequential recommendation over every Beauty title (about 12,000
  *   items, the real Qwen3 tokenizer) with 20 beams;
  * - `torch` (when `/usr/bin/python3` has torch): the same forward and LoRA step written in
- *   PyTorch (bench/llm_torch.py), same shape, batch and thread count, in the same run.
+ *   PyTorch (bench/llm_torch.py), same shape, batch and thread count, in the same run;
+ * - `machine`: this machine's limits in the same run, through onnxruntime with the same threads:
+ *   SGEMM GFLOP/s (a 2048 x 2048 x 2048 MatMul, best of 5) and the memory bandwidth a decoding
+ *   step sees (GB/s of a one-row MatMul over a fed 256 MB matrix, best of 5); then `limits`
+ *   says what share of them the forward, the LoRA step and infer reach (see
+ *   {@linkcode limitShares} for the counts).
  *
  * The machine is shared: figures are noisy; compare ours and PyTorch's from one run.
  *
@@ -34,7 +39,7 @@ import {
 import { randomDecoderTensors } from "../lib/model/families/init.ts";
 import { decoderConfigJson, parseDecoderConfig } from "../lib/model/families/registry.ts";
 import { addSpecialRows } from "../lib/model/families/special.ts";
-import type { TensorData } from "../lib/onnx/graph.ts";
+import { Graph, type TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session, type WeightSessionOptions } from "../lib/runtime/session.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
@@ -131,7 +136,108 @@ async function time<T>(f: () => Promise<T>): Promise<[T, number]> {
   return [out, (performance.now() - t0) / 1000];
 }
 
+/** Best of `runs` timed runs of `session` on `feeds`, after one warm-up. */
+async function bestRun(
+  session: Session,
+  feeds: Record<string, TensorData>,
+  runs: number,
+): Promise<number> {
+  await session.run(feeds);
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) best = Math.min(best, (await time(() => session.run(feeds)))[1]);
+  return best;
+}
+
+/**
+ * The machine's two limits, measured with onnxruntime at THREADS threads: SGEMM (compute) and a
+ * one-row MatMul over a fed matrix (the memory traffic of a decoding step, whose weights are fed
+ * and read once per step).
+ */
+async function machineLimits(): Promise<{ sgemm_gflops: number; gemv_gb_per_s: number }> {
+  const rng = new Rng(5);
+  const random = (n: number) => Float32Array.from({ length: n }, () => rng.float() - 0.5);
+  const n = 2048;
+  const g = new Graph("sgemm");
+  g.output(
+    g.matmul(g.input("a", "float32", [n, n]), g.input("b", "float32", [n, n])),
+    "c",
+  );
+  const sgemm = await Session.create(g, { device: "cpu", threads: THREADS });
+  const square = { dtype: "float32" as const, shape: [n, n], data: random(n * n) };
+  const gemmSeconds = await bestRun(sgemm, { a: square, b: square }, 5);
+  await sgemm.release();
+
+  const [k, m] = [8192, 8192]; // 256 MB of float32
+  const v = new Graph("gemv");
+  v.output(
+    v.matmul(v.input("x", "float32", [1, k]), v.input("w", "float32", [k, m])),
+    "y",
+  );
+  const gemv = await Session.create(v, { device: "cpu", threads: THREADS });
+  const x = { dtype: "float32" as const, shape: [1, k], data: random(k) };
+  const w = { dtype: "float32" as const, shape: [k, m], data: random(k * m) };
+  const gemvSeconds = await bestRun(gemv, { x, w }, 5);
+  await gemv.release();
+  return {
+    sgemm_gflops: round(2 * n ** 3 / gemmSeconds / 1e9),
+    gemv_gb_per_s: round(4 * k * m / gemvSeconds / 1e9),
+  };
+}
+
+/**
+ * What share of the machine's limits each phase reaches, from counted work:
+ * - forward: 2 FLOPs per weight per token for every linear layer, plus the attention products
+ *   (2 x 2 x B x L^2 x H a layer, the full square though half is masked) and the tied output
+ *   projection at the part B rows (2 x B x (L - SEP) x V x H); against SGEMM;
+ * - LoRA step: the forward plus its backward through the activations (frozen weights need no
+ *   weight gradients, so about twice the forward's FLOPs; LoRA's own products are negligible);
+ *   against SGEMM;
+ * - infer: every model run reads every weight once (float32, fed), the tied embedding included
+ *   (the log-softmax over the vocabulary); bytes read per second of model runs against the
+ *   one-row MatMul bandwidth.
+ */
+export function limitShares(
+  config: DecoderConfig,
+  figures: {
+    forwardTokensPerS?: number;
+    loraTokensPerS?: number;
+    inferRuns?: number;
+    inferRunSeconds?: number;
+  },
+  machine: { sgemm_gflops: number; gemv_gb_per_s: number },
+): Record<string, number> {
+  const { hiddenSize: h, intermediateSize: im, numLayers, vocabSize: vocab } = config;
+  const kv = config.numKvHeads * config.headDim;
+  const linear = numLayers * (h * h * 2 + h * kv * 2 + 3 * h * im);
+  const attention = numLayers * 2 * 2 * B * L * L * h;
+  const head = 2 * B * (L - SEP) * vocab * h;
+  const forwardFlops = 2 * B * L * linear + attention + head;
+  const out: Record<string, number> = {};
+  const perToken = forwardFlops / (B * L);
+  if (figures.forwardTokensPerS) {
+    out.forward_share_of_sgemm = round(
+      perToken * figures.forwardTokensPerS / 1e9 / machine.sgemm_gflops,
+      3,
+    );
+  }
+  if (figures.loraTokensPerS) {
+    out.lora_share_of_sgemm = round(
+      2 * perToken * figures.loraTokensPerS / 1e9 / machine.sgemm_gflops,
+      3,
+    );
+  }
+  if (figures.inferRuns && figures.inferRunSeconds) {
+    const bytes = 4 * (linear + vocab * h) * figures.inferRuns;
+    out.infer_share_of_bandwidth = round(
+      bytes / figures.inferRunSeconds / 1e9 / machine.gemv_gb_per_s,
+      3,
+    );
+  }
+  return out;
+}
+
 const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
+  machine: machineLimits,
   async load() {
     const [model, seconds] = await time(() => loadDecoder(DIR));
     let n = 0;
@@ -220,10 +326,13 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
       maxLength: 1024,
     });
     await predictor.predict(records.slice(0, 1)); // warm-up: sessions
+    const [warmRuns, warmSeconds] = [decoder.runs, decoder.runSeconds];
     const [lines, seconds] = await time(() => predictor.predict(records.slice(1, 1 + users)));
     if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
     await decoder.release();
     return {
+      infer_runs: decoder.runs - warmRuns,
+      infer_run_s: round(decoder.runSeconds - warmSeconds, 2),
       infer_users_per_s: round(users / seconds, 3),
       infer_users: users,
       items: items.length,
@@ -286,6 +395,17 @@ export async function run(): Promise<Record<string, unknown>> {
       .catch((error) => ({ error: String(error) }));
   }
   results.checkpoint_write_s = round(writeSeconds, 1);
+  const machine = results.machine as { sgemm_gflops?: number; gemv_gb_per_s?: number } | undefined;
+  if (machine?.sgemm_gflops && machine.gemv_gb_per_s) {
+    const figure = (phase: string, key: string) =>
+      (results[phase] as Record<string, number> | undefined)?.[key];
+    results.limits = limitShares(parseDecoderConfig(QWEN25_05B, "Qwen2.5-0.5B"), {
+      forwardTokensPerS: figure("forward", "forward_tokens_per_s"),
+      loraTokensPerS: figure("lora", "lora_step_tokens_per_s"),
+      inferRuns: figure("infer", "infer_runs"),
+      inferRunSeconds: figure("infer", "infer_run_s"),
+    }, machine as { sgemm_gflops: number; gemv_gb_per_s: number });
+  }
   return results;
 }
 
