@@ -8,6 +8,7 @@
 
 import { basename, join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
+import { DEVICES } from "../lib/runtime/devices.ts";
 import {
   defineFlags,
   type FlagValues,
@@ -248,6 +249,12 @@ const FLAGS = defineFlags({
     help: "write the training curve: FILE.svg a chart of the validation metrics, any other " +
       "name JSONL; may be repeated",
   },
+  device: {
+    type: "choice",
+    choices: DEVICES,
+    default: "cpu",
+    help: `${DEVICES.join(" | ")}: where SASRec's training steps run`,
+  },
 });
 
 /** The `--sasrec-*` flag of each SASRec option (for errors from the library). */
@@ -273,6 +280,7 @@ function sasrecOptions(
     heads: flags["sasrec-heads"],
     maxLength: flags["sasrec-max-length"],
     refit: !flags["sasrec-no-refit"],
+    device: flags.device,
     onEpoch,
   };
 }
@@ -282,7 +290,7 @@ const USAGE =
 
 Scores predictions in the JSONL format of \`infer\` and baselines on one split of a dataset
 written by textualize, under one ranking protocol. Prints JSON on stdout (keyed by task:
-${EVAL_TASKS.join(", ")}; with several methods, under "methods").
+${EVAL_TASKS.join(", ")}; under "methods", by method, for one method as for several).
 
 ${formatFlags(FLAGS)}
 

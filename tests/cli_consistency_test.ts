@@ -38,7 +38,7 @@ Deno.test("--tasks, --top-k, --quiet and --device are spelled the same in every 
       "merge",
       "demo",
     ],
-    device: ["forward", "pretrain", "infer", "demo"],
+    device: ["forward", "pretrain", "infer", "eval", "demo"],
   };
   const old = ["task", "top", "topk", "k-top", "silent", "no-progress", "provider"];
   for (const [flag, commands] of Object.entries(where)) {
@@ -125,4 +125,18 @@ Deno.test("infer prints a one-line JSON summary; --task and eval --top still rea
     assert.match(scored.stderr, /eval: --top is now --top-k/);
     assert.deepEqual(Object.keys(JSON.parse(scored.stdout).methods), ["pop"]);
   });
+});
+
+Deno.test("eval --device reaches SASRec's training session", async () => {
+  const run = await runCli([
+    "eval",
+    ...["--data", DATA, "--baseline", "sasrec", "--tasks", "sequential", "--quiet"],
+    ...["--sasrec-epochs", "1", "--sasrec-hidden", "8", "--device", "cuda"],
+  ]);
+  if (run.code === 0) {
+    console.log("  CUDA works here: nothing to refuse");
+    return;
+  }
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /device cuda cannot be used/);
 });
