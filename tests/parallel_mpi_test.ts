@@ -46,12 +46,16 @@ interface Ran {
   stderr: string;
 }
 
+/** A launch that hangs (a container whose network MPI cannot set up) fails instead. */
+const LIMIT_MS = 300_000;
+
 async function run(command: string[]): Promise<Ran> {
   const out = await new Deno.Command(command[0], {
     args: command.slice(1),
     stdout: "piped",
     stderr: "piped",
     env: MPI_ENV,
+    signal: AbortSignal.timeout(LIMIT_MS),
   }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
