@@ -55,6 +55,17 @@ Deno.test("the world comes from Open MPI's, Hydra's and Slurm's variables; alone
   assert.equal(worldFromEnv(envOf({})), undefined);
   // ... and then nothing is loaded.
   assert.equal(openWorld(envOf({ RECSYSLLM_MPI_LIB: "/no/such/libmpi.so" })), undefined);
+  // A batch script (no step) or one task of a step: alone too.
+  assert.equal(openWorld(envOf({ SLURM_NTASKS: "4", SLURM_PROCID: "0" })), undefined);
+  assert.equal(openWorld(envOf({ SLURM_STEP_NUM_TASKS: "1", SLURM_PROCID: "0" })), undefined);
+});
+
+Deno.test("srun's tasks without an MPI plugin are refused: they would train alone into one --out", () => {
+  assert.throws(
+    () => openWorld(envOf({ SLURM_STEP_NUM_TASKS: "4", SLURM_PROCID: "2", SLURM_NTASKS: "4" })),
+    (e: Error) =>
+      e instanceof InputError && /srun started 4 tasks without an MPI plugin/.test(e.message),
+  );
 });
 
 Deno.test("Hydra's launches try MPICH's library first, the others Open MPI's", () => {

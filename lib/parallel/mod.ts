@@ -7,7 +7,7 @@
  */
 
 import type { Collective } from "./collective.ts";
-import { openMpi } from "./mpi.ts";
+import { MpiError, openMpi } from "./mpi.ts";
 import { worldFromEnv } from "./world.ts";
 
 export * from "./collective.ts";
@@ -18,7 +18,8 @@ export { cudaDeviceOf, type WorldEnv, worldFromEnv } from "./world.ts";
 /**
  * The world this process belongs to: undefined when no MPI launcher started it (or started it
  * alone), so nothing is loaded; else MPI started from the library `RECSYSLLM_MPI_LIB` names or
- * the loader finds.
+ * the loader finds. Throws {@linkcode MpiError} when MPI does not load, and when `srun` started
+ * several tasks without an MPI plugin (they would be independent runs into one directory).
  *
  * @example
  * ```ts
@@ -31,5 +32,17 @@ export function openWorld(
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
 ): Collective | undefined {
   const described = worldFromEnv(env);
-  return described ? openMpi(described, env("RECSYSLLM_MPI_LIB")) : undefined;
+  if (!described) {
+    // srun started several tasks of one step without an MPI plugin: each would train alone,
+    // all of them into the same run directory.
+    const tasks = Number(env("SLURM_STEP_NUM_TASKS") ?? 1);
+    if (tasks > 1) {
+      throw new MpiError(
+        `srun started ${tasks} tasks without an MPI plugin (no PMIX_RANK or PMI_RANK): each ` +
+          `would train alone; launch with srun --mpi=pmix (or one task)`,
+      );
+    }
+    return undefined;
+  }
+  return openMpi(described, env("RECSYSLLM_MPI_LIB"));
 }
