@@ -14,6 +14,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import type { Command } from "./lib/cli/command.ts";
 import { InputError, oneLine, ReportedElsewhere, UsageError } from "./lib/errors.ts";
 import { toIoError } from "./lib/io/io_error.ts";
+import { Progress } from "./lib/io/progress.ts";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -101,6 +102,8 @@ export async function main(args: string[]): Promise<number> {
     const { status, message } = errorReport(caught);
     if (message) console.error(message);
     return status;
+  } finally {
+    Progress.stopAll();
   }
 }
 
