@@ -1,8 +1,8 @@
 /**
  * `collate`: shows what the model will see. Reads a split of a textualized dataset, tokenizes and
- * collates each record (SPEC sections 4 to 6) and prints one JSON line per example: token ids, 2D
- * positions, sep, labels, loss mask, the source unit of each token and the token strings. Flag
- * parsing and printing only; the work is `lib/collate/`.
+ * collates each record (docs/method.md sections 4 to 6) and prints one JSON line per example: token
+ * ids, 2D positions, sep, labels, loss mask, the source unit of each token and the token strings.
+ * Flag parsing and printing only; the work is `lib/collate/`.
  *
  * @module
  */

@@ -59,8 +59,8 @@ const FLAGS = defineFlags({
     choices: INIT_FAMILIES,
     placeholder: "NAME",
     help: `${INIT_FAMILIES.join(" | ")}: a seeded random small checkpoint of that decoder\n` +
-      "family (SPEC section 11; glm is GLM-4) adapted with LoRA, instead of GLM trained from\n" +
-      "scratch (random weights know nothing: this shows the pipeline)",
+      "family (docs/method.md section 11; glm is GLM-4) adapted with LoRA, instead of GLM\n" +
+      "trained from scratch (random weights know nothing: this shows the pipeline)",
   },
   quiet: { type: "boolean", help: "no progress on stderr (neither the demo's nor its stages')" },
 });

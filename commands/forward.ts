@@ -70,7 +70,7 @@ a JSON summary (device, shapes, loss) on stdout.
 Batch JSON: {"input_ids": [B][L], "position_ids": [B][2][L] (inter, intra), "sep": [B],
              "labels": [B][L] (-100: no loss), "loss_mask": [B][L],   (optional)
              "rope_position_ids": [B][L]}   (decoder families; optional: derived from the
-             positions as SPEC section 11 says when absent)
+             positions as docs/method.md section 11 says when absent)
 
 For the decoder families (llama, mistral, qwen2, qwen3, GLM-4) the attention rule is the
 adapter's (recorded by pretrain), else a merged model's, else causal; an adapter's intra table and

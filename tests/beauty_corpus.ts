@@ -1,7 +1,7 @@
 /**
- * Test helper (not a test file): SPEC section 7's invariant (the dynamic intra-position rule run
- * over the collator's part B spans) and a corpus of Amazon Beauty records to measure it on (read
- * from ../shared/data; the tests that need it are ignored where the data is missing).
+ * Test helper (not a test file): docs/method.md section 7's invariant (the dynamic intra-position
+ * rule run over the collator's part B spans) and a corpus of Amazon Beauty records to measure it on
+ * (read from ../shared/data; the tests that need it are ignored where the data is missing).
  *
  * @module
  */
@@ -74,7 +74,7 @@ function parseCsvLine(line: string): string[] {
 /**
  * Profile documents and sequential prompts for the first `users` Beauty users, written here
  * (textualize was not in the tree when this test was written): item titles are the entities,
- * repeated titles made unique with their ASIN as SPEC section 3 says.
+ * repeated titles made unique with their ASIN as docs/method.md section 3 says.
  */
 export async function beautyCorpus(users: number) {
   const lines = (await Deno.readTextFile(new URL("items.csv", BEAUTY))).split("\n").slice(1);

@@ -32,7 +32,7 @@ interface Line {
   tokens: string[];
 }
 
-/** Checks the rules of SPEC section 6 from one output line alone. */
+/** Checks the rules of docs/method.md section 6 from one output line alone. */
 function checkLine(line: Line) {
   const L = line.input_ids.length;
   const [inter, intra] = line.position_ids;

@@ -79,7 +79,7 @@ const MASK_OF: Record<string, number> = {
   document: SPECIALS.gmask,
 };
 
-Deno.test("the worked example of SPEC section 6 is reproduced exactly", async () => {
+Deno.test("the worked example of docs/method.md section 6 is reproduced exactly", async () => {
   const fixture = JSON.parse(
     await Deno.readTextFile(new URL("../fixtures/collate/spec6_example.json", import.meta.url)),
   );

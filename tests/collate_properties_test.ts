@@ -121,7 +121,7 @@ const MASK_OF = (s: SpecialIds, objective: string) =>
     ? s.smask
     : s.gmask;
 
-/** Checks every rule of SPEC sections 5 and 6 on one document example. */
+/** Checks every rule of docs/method.md sections 5 and 6 on one document example. */
 function checkDocument(
   record: TokenizedRecord,
   example: CollatedExample,

@@ -1,8 +1,8 @@
 /**
  * The real tokenizers of Qwen3 and Llama 3 (byte-level BPE) and Llama 2 (metaspace): each
- * entity's canonical encoding is the one it has after a space in running text, and SPEC section
- * 7's invariant (the dynamic rule reproduces the collator's part B) holds with rare exceptions on
- * the Amazon Beauty titles. The shares are printed.
+ * entity's canonical encoding is the one it has after a space in running text, and
+ * docs/method.md section 7's invariant (the dynamic rule reproduces the collator's part B) holds
+ * with rare exceptions on the Amazon Beauty titles. The shares are printed.
  */
 
 import assert from "node:assert/strict";
@@ -63,7 +63,8 @@ Deno.test({
     const { spans, exceptions, cases } = invariant(trie, examples);
     // Qwen's and Llama 3's pre-tokenizers split a space from the digits after it, so the text
     // "User 1234" holds a lone space token followed by "1": the start of every title that begins
-    // with a digit. Counted apart (text that happens to begin an entity, as SPEC section 7 says).
+    // with a digit. Counted apart (text that happens to begin an entity, as docs/method.md
+    // section 7 says).
     const digits = cases.filter(([unit, next]) =>
       unit.length === 1 && t.decode(unit).trim() === "" && /^[0-9]/.test(t.decode([next]))
     ).length;

@@ -109,7 +109,7 @@ Deno.test("identity before training: zero intra table, causal, rope 0..L-1 is th
 });
 
 Deno.test("rope positions: part A its inter-position, part B the mask index plus the offset", () => {
-  // SPEC section 6's worked example.
+  // docs/method.md section 6's worked example.
   const positionIds = Int32Array.from([
     ...[0, 1, 2, 3, 4, 0, 0, 0, 0, 3, 3, 0],
     ...[0, 1, 2, 0, 0, 1, 2, 3, 4, 1, 2, 0],

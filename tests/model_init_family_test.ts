@@ -175,7 +175,7 @@ Deno.test("forward --batch on a decoder: rope_position_ids as given or derived, 
       return JSON.parse(r.stdout).loss as number;
     };
     const derived = await run(batch);
-    // SPEC section 11: part A its inter-position, the span mask index 2 + 1, 2, 3.
+    // docs/method.md section 11: part A its inter-position, the span mask index 2 + 1, 2, 3.
     const given = await run({ ...batch, rope_position_ids: [[0, 1, 2, 3, 4, 5]] });
     assert.equal(given, derived);
     const other = await run({ ...batch, rope_position_ids: [[0, 1, 2, 7, 8, 9]] });

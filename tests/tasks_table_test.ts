@@ -12,7 +12,7 @@ import { INFER_TASKS } from "../lib/generate/infer.ts";
 
 Deno.test("the task lists derive from the one table of families", () => {
   assert.deepEqual(Object.keys(TASK_FAMILIES), [...TASKS]);
-  // Report order: item families, then rating, then text (SPEC section 10).
+  // Report order: item families, then rating, then text (docs/method.md section 10).
   assert.deepEqual(ANSWERED_TASKS, ["sequential", "direct", "rating", "explanation", "review"]);
   assert.deepEqual(EVAL_TASKS, ANSWERED_TASKS);
   assert.deepEqual(INFER_TASKS, ANSWERED_TASKS);

@@ -1,5 +1,5 @@
 /**
- * Dataset-level rules of textualize (SPEC section 3) on the built-in demo data and the
+ * Dataset-level rules of textualize (docs/method.md section 3) on the built-in demo data and the
  * hand-written fixtures: leave-one-out targets and histories, nothing held out leaking into
  * training (or the test item into validation), candidate lists, templates per split, entity
  * uniqueness, manifest counts, and byte-identical output for the same seed.

@@ -142,7 +142,7 @@ export interface CheckOptions {
 }
 
 /**
- * Checks the SPEC section 3 invariants of a dataset directory against sequences the test
+ * Checks the docs/method.md section 3 invariants of a dataset directory against sequences the test
  * derived from the raw input itself; returns the records by split for further checks.
  */
 export function checkDataset(dir: string, options: CheckOptions): Record<Split, TextRecord[]> {

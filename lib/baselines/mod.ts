@@ -1,6 +1,6 @@
 /**
- * Baselines that `eval` scores beside a model (SPEC section 10): most-popular, item-kNN, random,
- * SASRec and a rating bias model, each producing predictions in the format of `infer`.
+ * Baselines that `eval` scores beside a model (docs/method.md section 10): most-popular, item-kNN,
+ * random, SASRec and a rating bias model, each producing predictions in the format of `infer`.
  *
  * @module
  */

@@ -1,6 +1,7 @@
 /**
- * The collator: from a tokenized record to one collated example (SPEC sections 5 and 6), with the
- * objective, the spans and the truncation decided here; and the part A of a prompt for inference.
+ * The collator: from a tokenized record to one collated example (docs/method.md sections 5 and 6),
+ * with the objective, the spans and the truncation decided here; and the part A of a prompt for
+ * inference.
  *
  * Objectives: a record with a target (a task prompt) always has the target as its one span, with
  * `[MASK]` where the answer goes. A document (no target) gets the entity-level (`[MASK]`),

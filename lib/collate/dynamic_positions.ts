@@ -1,5 +1,5 @@
 /**
- * Dynamic position infilling (SPEC section 7): while generating inside a part B span, the
+ * Dynamic position infilling (docs/method.md section 7): while generating inside a part B span, the
  * intra-position of each new token is decided from the entity trie, one token at a time, as a
  * pure step function. The inter-position stays at the span's mask index (not handled here).
  *

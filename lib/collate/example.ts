@@ -1,7 +1,7 @@
 /**
- * Building one collated example from a tokenized record and its chosen spans (SPEC section 6):
- * part A with one mask token per span, part B with each span as `[S]` + its tokens, the two
- * position ids, `sep` and the shifted labels. Deterministic; no randomness here.
+ * Building one collated example from a tokenized record and its chosen spans (docs/method.md
+ * section 6): part A with one mask token per span, part B with each span as `[S]` + its tokens, the
+ * two position ids, `sep` and the shifted labels. Deterministic; no randomness here.
  *
  * Positions: inter-position is the index in part A, and for part B tokens the index of their
  * span's mask token. Intra-position in part A is 0 for separate tokens and mask tokens and 1..n
@@ -74,7 +74,7 @@ export interface ExamplePlan {
  * import type { TokenizedRecord } from "./tokenize.ts";
  *
  * declare const record: TokenizedRecord, specials: SpecialIds;
- * // SPEC section 6: units e1 = (x1 x2 x3), e2 = (x4 x5), x6, x7; spans e1 and x6.
+ * // docs/method.md section 6: units e1 = (x1 x2 x3), e2 = (x4 x5), x6, x7; spans e1 and x6.
  * const example = assembleExample(record, {
  *   from: 0, to: 4, spans: Int32Array.of(0, 1, 2, 3), spanCount: 2,
  *   mask: specials.mask, task: false, objective: "entity",

@@ -1,7 +1,7 @@
 /**
  * The collator's public surface: tokenizing records into units, the masking objectives, parts A
  * and B with 2D positions, truncation, batching, the entity trie and the dynamic position rule
- * (SPEC sections 4 to 7). Re-exports only.
+ * (docs/method.md sections 4 to 7). Re-exports only.
  *
  * @module
  */

@@ -1,7 +1,7 @@
 /**
  * The entity pool as inference and the trie loss of training use it: the trie of every entity
- * (for the dynamic position rule, SPEC section 7) and the trie of the items only (kind `item`),
- * which constrains item decoding, each entity encoded exactly as the collator encodes it
+ * (for the dynamic position rule, docs/method.md section 7) and the trie of the items only (kind
+ * `item`), which constrains item decoding, each entity encoded exactly as the collator encodes it
  * (`encodeEntity`). Building them checks that the tokenizer and the model fit the pool (see
  * {@linkcode buildPool}); excluding a user's items turns into trie nodes that decoding must not
  * enter or end at.

@@ -1,7 +1,7 @@
 /**
- * Drawing the masked spans of a document (SPEC section 5), over units, for the three objectives.
- * A span is a half-open range of units `[start, end)`; spans come out in chronological order.
- * Every random choice goes through the caller's {@linkcode Rng}; scratch buffers are reused
+ * Drawing the masked spans of a document (docs/method.md section 5), over units, for the three
+ * objectives. A span is a half-open range of units `[start, end)`; spans come out in chronological
+ * order. Every random choice goes through the caller's {@linkcode Rng}; scratch buffers are reused
  * across calls, so a sampler is not shared between concurrent users.
  *
  * - entity-level: span lengths in units from Poisson(lambda) truncated to 1..maxSpanUnits; each

@@ -1,9 +1,11 @@
 /**
- * Turning a textualized record into tokens, units and sentences (SPEC section 4), stored in flat
- * typed arrays for the collator's hot loops. Pure apart from the tokenizer's encoding cache.
+ * Turning a textualized record into tokens, units and sentences (docs/method.md section 4), stored
+ * in flat typed arrays for the collator's hot loops. Pure apart from the tokenizer's encoding
+ * cache.
  *
- * Rules (the lead's decisions where SPEC section 4 is silent on white space; the tokenizer is
- * byte-level BPE like GPT-2 and GLM-10B, where a word's leading space belongs to the word's token):
+ * Rules (the lead's decisions where docs/method.md section 4 is silent on white space; the
+ * tokenizer is byte-level BPE like GPT-2 and GLM-10B, where a word's leading space belongs to the
+ * word's token):
  *
  * - Text segments are cut into pieces by {@linkcode splitSentences}: a sentence ends after `.`,
  *   `!` or `?` followed by white space or the segment's end, and at line breaks. The white space

@@ -1,7 +1,7 @@
 /**
- * The entity trie (SPEC section 7): every entity of the pool as its canonical token sequence
- * (`encodeEntity`, i.e. `" " + entity`), in a compressed-sparse-row layout of typed arrays so the
- * hot loops (the dynamic position rule, constrained beam search) walk it without objects.
+ * The entity trie (docs/method.md section 7): every entity of the pool as its canonical token
+ * sequence (`encodeEntity`, i.e. `" " + entity`), in a compressed-sparse-row layout of typed arrays
+ * so the hot loops (the dynamic position rule, constrained beam search) walk it without objects.
  *
  * Layout: node 0 is the root. The children of node `n` are the edges
  * `childStart[n] .. childStart[n + 1] - 1`; edge `e` is labelled by token `childToken[e]` (sorted

@@ -1,7 +1,7 @@
 /**
- * Turning one user's interactions into textualized records (SPEC section 3): profile documents
- * and training prompts from the training interactions only, and validation/test prompts for the
- * held-out interactions (one seen template, seeded, plus every held-out template), with
+ * Turning one user's interactions into textualized records (docs/method.md section 3): profile
+ * documents and training prompts from the training interactions only, and validation/test prompts
+ * for the held-out interactions (one seen template, seeded, plus every held-out template), with
  * candidate lists and full histories for the item tasks. Every random choice comes from a
  * stream derived from the seed, the user and the task, so a user's records never depend on
  * which other users or tasks are in the run.

@@ -1,8 +1,8 @@
 /**
- * Leave-one-out splits (SPEC section 3): each user's interactions in time order (timestamps when
- * the input has them, ties kept in input order; input order otherwise); the last one is the test
- * target, the second-last the validation target, the rest is training. Users with fewer than
- * three interactions cannot be split and are counted, never silently dropped.
+ * Leave-one-out splits (docs/method.md section 3): each user's interactions in time order
+ * (timestamps when the input has them, ties kept in input order; input order otherwise); the last
+ * one is the test target, the second-last the validation target, the rest is training. Users with
+ * fewer than three interactions cannot be split and are counted, never silently dropped.
  *
  * @module
  */

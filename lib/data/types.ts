@@ -1,7 +1,7 @@
 /**
- * The textualized dataset format (SPEC section 3): the records every later stage reads, the entity
- * pool and the manifest. The bottom of lib/data: it imports nothing, and holds no value but the
- * names of the task families and splits; reading and writing live in `dataset.ts` and
+ * The textualized dataset format (docs/method.md section 3): the records every later stage reads,
+ * the entity pool and the manifest. The bottom of lib/data: it imports nothing, and holds no value
+ * but the names of the task families and splits; reading and writing live in `dataset.ts` and
  * `textualize/`.
  *
  * @module

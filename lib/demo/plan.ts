@@ -40,8 +40,8 @@ export interface DemoOptions {
   /** A pretrain recipe (`lib/train/recipes.ts`) for the GLM from scratch (default: none). */
   recipe?: string;
   /**
-   * A decoder family (`llama`, `qwen2`, `qwen3`, `glm`: SPEC section 11) instead of GLM: a
-   * seeded random small checkpoint of it, adapted with LoRA (the method as it is meant for a
+   * A decoder family (`llama`, `qwen2`, `qwen3`, `glm`: docs/method.md section 11) instead of GLM:
+   * a seeded random small checkpoint of it, adapted with LoRA (the method as it is meant for a
    * pretrained model) and inferred with the adapter.
    */
   family?: string;

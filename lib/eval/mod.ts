@@ -1,6 +1,6 @@
 /**
- * Evaluation (SPEC section 10): the predictions format, the ranking protocols, per-task scoring,
- * one run over a dataset split, and its JSON, Markdown and SVG forms.
+ * Evaluation (docs/method.md section 10): the predictions format, the ranking protocols, per-task
+ * scoring, one run over a dataset split, and its JSON, Markdown and SVG forms.
  *
  * @module
  */

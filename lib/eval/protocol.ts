@@ -1,6 +1,6 @@
 /**
- * The two ranking protocols of SPEC section 10, as one function from a method's prediction list
- * to the list that is scored. One `eval` run scores one protocol.
+ * The two ranking protocols of docs/method.md section 10, as one function from a method's
+ * prediction list to the list that is scored. One `eval` run scores one protocol.
  *
  * - `full`: rank over all items. The list is scored as the method gave it.
  * - `sampled`: rank the record's `candidates` (1 positive + N sampled negatives, written into

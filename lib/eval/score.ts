@@ -1,7 +1,7 @@
 /**
  * Scoring one method's predictions on one split, record by record, into per-task metrics with a
- * per-template and a seen/held-out breakdown (SPEC section 10). Pure: records and predictions in,
- * numbers out; reading files and choosing methods is run.ts's business.
+ * per-template and a seen/held-out breakdown (docs/method.md section 10). Pure: records and
+ * predictions in, numbers out; reading files and choosing methods is run.ts's business.
  *
  * Per task family:
  * - sequential, direct: HR@k and NDCG@k (k > 1; NDCG@1 equals HR@1) of the target under the

@@ -5,7 +5,7 @@
  * reorders by `beam_index` inside the graph. Only the tensors of the current step cross between
  * JavaScript and onnxruntime; every tensor is a flat typed array.
  *
- * Families with rotary positions (SPEC section 11) get `rope_position_ids`: part A's
+ * Families with rotary positions (docs/method.md section 11) get `rope_position_ids`: part A's
  * inter-positions, and for generated tokens the span's mask index plus the count of the span's
  * tokens so far (1 for `[S]`).
  *

@@ -1,8 +1,8 @@
 /**
  * Item recommendation over the whole pool: beam search inside the answer's span, constrained by
  * the item trie so that every hypothesis is a prefix of a real item and `[E]` is taken only where
- * an item is complete (SPEC section 7). Returns the top-k distinct items of each prompt with their
- * log-probabilities.
+ * an item is complete (docs/method.md section 7). Returns the top-k distinct items of each prompt
+ * with their log-probabilities.
  *
  * Scores: the natural-log probability of the item's tokens followed by `[E]`, given part A and
  * `[S]`: sum over t of log p(token_t | ...), with no length normalisation. So the score of an item
@@ -11,8 +11,8 @@
  * Length normalisation would favour long titles and break that equivalence; none is applied.
  *
  * Positions: every token gets the mask's inter-position; `[S]` has intra 1 and the token that
- * reaches trie node n has intra depth(n) + 1 (the dynamic position rule of SPEC section 7 gives
- * exactly that along a path of the trie: each token continues the current entity's prefix).
+ * reaches trie node n has intra depth(n) + 1 (the dynamic position rule of docs/method.md section 7
+ * gives exactly that along a path of the trie: each token continues the current entity's prefix).
  *
  * Search: B beams per prompt. At each step every beam may end (if its node is an item, not
  * excluded) with score + log p([E]), and every child of its node is a candidate continuation;

@@ -1,6 +1,6 @@
 /**
- * Inference (SPEC section 7): decoding inside the answer's span with a cached part A and the
- * dynamic position rule; trie-constrained beam search over the items, candidate and rating
+ * Inference (docs/method.md section 7): decoding inside the answer's span with a cached part A and
+ * the dynamic position rule; trie-constrained beam search over the items, candidate and rating
  * scoring, text generation; the predictor that answers task records, and model loading with a
  * merged adapter. Re-exports only.
  *

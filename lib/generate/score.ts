@@ -6,9 +6,9 @@
  * part-A cache.
  *
  * Positions are the collator's for the answer as a training target: inter at the mask, intra 1
- * for `[S]` and 1 + (index in its unit) for the rest (SPEC section 6). For an entity that is
- * 2 .. n + 1, which is also what the dynamic position rule gives along the trie, so a candidate's
- * score equals the score beam search gives the same item.
+ * for `[S]` and 1 + (index in its unit) for the rest (docs/method.md section 6). For an entity that
+ * is 2 .. n + 1, which is also what the dynamic position rule gives along the trie, so a
+ * candidate's score equals the score beam search gives the same item.
  *
  * @module
  */

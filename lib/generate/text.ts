@@ -2,7 +2,8 @@
  * Free text generation inside the answer's span (explanations, review summaries): greedy decoding
  * or beam search, up to a length limit, ending at `[E]`. Every new token gets the mask's
  * inter-position and the intra-position of the dynamic position rule over the trie of every
- * entity of the pool (SPEC section 7), so a title the model writes out is positioned as an entity.
+ * entity of the pool (docs/method.md section 7), so a title the model writes out is positioned as
+ * an entity.
  *
  * Tokens the model may not write: the special tokens other than `[E]` and ids the tokenizer does
  * not have (a model's embedding may have spare rows), given as `allowed`.

@@ -1,6 +1,7 @@
 /**
- * The evaluation metrics (SPEC section 10), one per module: ranking (HR@k, NDCG@k), rating
- * (RMSE, MAE), BLEU, ROUGE, the valid-output rate, and the word split the text metrics share.
+ * The evaluation metrics (docs/method.md section 10), one per module: ranking (HR@k, NDCG@k),
+ * rating (RMSE, MAE), BLEU, ROUGE, the valid-output rate, and the word split the text metrics
+ * share.
  *
  * @module
  */

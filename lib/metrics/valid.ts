@@ -1,6 +1,6 @@
 /**
- * The valid-output rate of item tasks (SPEC section 10: "the share of outputs that are valid
- * items"). An output is one distinct entry among the first k of a prediction list (repeats
+ * The valid-output rate of item tasks (docs/method.md section 10: "the share of outputs that are
+ * valid items"). An output is one distinct entry among the first k of a prediction list (repeats
  * ignored, as in ranking.ts); it is valid when it names an item of the dataset's entity pool.
  * A method that decodes under the entity trie scores 1; free-text generation may not.
  *

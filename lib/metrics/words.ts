@@ -1,6 +1,6 @@
 /**
  * The word split every text metric uses: whitespace-separated words exactly as they are (no
- * lowercasing, no stemming, punctuation kept on its word), as SPEC section 10 asks.
+ * lowercasing, no stemming, punctuation kept on its word), as docs/method.md section 10 asks.
  *
  * @module
  */

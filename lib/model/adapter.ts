@@ -55,8 +55,8 @@ export const ADAPTER_FILES = {
 } as const;
 
 /**
- * The method's settings and tensors that go with a decoder family's adapter (SPEC section 11):
- * the run's attention rule, and the intra-position table and special-token rows, kept in
+ * The method's settings and tensors that go with a decoder family's adapter (docs/method.md section
+ * 11): the run's attention rule, and the intra-position table and special-token rows, kept in
  * `adapter_model.safetensors` as `base_model.model.{name}` beside the LoRA tensors and described
  * in `recsysllm_adapter.json` (older adapters: under `recsysllm` in `adapter_config.json`).
  */

@@ -15,7 +15,7 @@ import type { GlmConfig } from "./config.ts";
 export interface JsonBatch extends Omit<Batch, "labels" | "lossMask"> {
   labels?: Int32Array;
   lossMask?: Float32Array;
-  /** [B, L] rotary positions (decoder families, SPEC section 11), when the file has them. */
+  /** [B, L] rotary positions (decoder families, docs/method.md section 11), when present. */
   ropePositionIds?: Int32Array;
 }
 

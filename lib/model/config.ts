@@ -1,6 +1,6 @@
 /**
- * The GLM model configuration (SPEC section 8): one plain object read from and written to the
- * Hugging Face `config.json` (names vocab_size, hidden_size, num_layers, num_attention_heads,
+ * The GLM model configuration (docs/method.md section 8): one plain object read from and written to
+ * the Hugging Face `config.json` (names vocab_size, hidden_size, num_layers, num_attention_heads,
  * max_sequence_length, layernorm_epsilon), the presets as data, and the weight names and shapes
  * of a checkpoint (the THUDM/glm-* names, linear weights [out, in]).
  *

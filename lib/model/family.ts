@@ -1,8 +1,8 @@
 /**
  * The model-family seam: what generation (and anything else downstream) needs from a model,
- * whatever its architecture, as one small object. THUDM's GLM (SPEC section 8, `glm.ts`) and the
- * Llama-style decoders (SPEC section 11, `families/decoder.ts`) each provide one; the cached
- * decoder, beam search and candidate scoring are written once against it.
+ * whatever its architecture, as one small object. THUDM's GLM (docs/method.md section 8, `glm.ts`)
+ * and the Llama-style decoders (docs/method.md section 11, `families/decoder.ts`) each provide one;
+ * the cached decoder, beam search and candidate scoring are written once against it.
  *
  * @module
  */
@@ -31,7 +31,7 @@ export interface ModelFamily {
   /** Heads of the key/value caches (nh for GLM, nkv for the decoders) and their width. */
   readonly cacheHeads: number;
   readonly headDim: number;
-  /** Whether the graphs take `rope_position_ids` (SPEC section 11). */
+  /** Whether the graphs take `rope_position_ids` (docs/method.md section 11). */
   readonly usesRope: boolean;
   /** How sessions over these graphs hold the weights (lib/runtime `SessionOptions`). */
   readonly sessionOptions: WeightSessionOptions;

@@ -71,7 +71,7 @@ export async function runForward(
       sep: { dtype: "int32", shape: [B], data: batch.sep },
     };
     if (decoder) {
-      // Rotary positions as given, else derived from the positions (SPEC section 11).
+      // Rotary positions as given, else derived from the positions (docs/method.md section 11).
       feeds.rope_position_ids = {
         dtype: "int32",
         shape: [B, L],

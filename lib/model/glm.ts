@@ -1,8 +1,9 @@
 /**
- * The GLM model (SPEC section 8) as ONNX graphs: the forward graph (logits, the masked mean
- * cross-entropy, or both) and the two decoding graphs with a key/value cache (part A encoded once;
- * then steps of one or more new tokens per sequence). Layers are small functions that read top to
- * bottom with the shape of every tensor in a comment; the graph layer (lib/onnx) does the rest.
+ * The GLM model (docs/method.md section 8) as ONNX graphs: the forward graph (logits, the masked
+ * mean cross-entropy, or both) and the two decoding graphs with a key/value cache (part A encoded
+ * once; then steps of one or more new tokens per sequence). Layers are small functions that read
+ * top to bottom with the shape of every tensor in a comment; the graph layer (lib/onnx) does the
+ * rest.
  *
  * Made to be reused unchanged by training: every weight is an initializer (frozen) or a graph
  * input named as the weight (trainable), chosen per tensor by `trainable`; `linear` wraps any of

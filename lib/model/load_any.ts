@@ -1,7 +1,7 @@
 /**
  * Opening a model directory of any supported architecture: `config.json`'s `model_type` (and
- * keys, lib/model/families/registry.ts) picks THUDM's GLM (SPEC section 8) or a decoder family
- * (section 11). For a decoder, the special tokens its tokenizer lacks (appended after the
+ * keys, lib/model/families/registry.ts) picks THUDM's GLM (docs/method.md section 8) or a decoder
+ * family (section 11). For a decoder, the special tokens its tokenizer lacks (appended after the
  * tokenizer's highest id) get mean-initialised rows when they run past the embedding.
  *
  * @module

@@ -33,8 +33,8 @@ export const LORA_TARGETS: Record<string, LinearKind> = {
 };
 
 /**
- * The linear modules LoRA may target in the decoder families (SPEC section 11), by PEFT's names;
- * `gate_up_proj` is GLM-4's fused MLP input, `gate_proj` and `up_proj` the others'.
+ * The linear modules LoRA may target in the decoder families (docs/method.md section 11), by PEFT's
+ * names; `gate_up_proj` is GLM-4's fused MLP input, `gate_proj` and `up_proj` the others'.
  */
 export const DECODER_LORA_TARGETS: Record<string, DecoderLinearKind> = {
   q_proj: "self_attn.q_proj",
@@ -47,10 +47,10 @@ export const DECODER_LORA_TARGETS: Record<string, DecoderLinearKind> = {
   gate_up_proj: "mlp.gate_up_proj",
 };
 
-/** The paper's choice for the decoder families: q, k and v (SPEC section 11). */
+/** The paper's choice for the decoder families: q, k and v (docs/method.md section 11). */
 export const DEFAULT_DECODER_TARGETS: readonly string[] = ["q_proj", "k_proj", "v_proj"];
 
-/** A GLM (SPEC section 8) or decoder-family (section 11) configuration. */
+/** A GLM (docs/method.md section 8) or decoder-family (section 11) configuration. */
 export type AnyConfig = GlmConfig | DecoderConfig;
 
 /** Whether `config` is a decoder family's. */

@@ -1,7 +1,7 @@
 /**
- * A GLM model's weights in memory: float32 arrays by their Hugging Face names (SPEC section 8),
- * loaded from `model.safetensors` with every name and shape checked against the config, or drawn
- * at random for a new model (normal with std 0.02, LayerNorm weights 1, biases 0).
+ * A GLM model's weights in memory: float32 arrays by their Hugging Face names (docs/method.md
+ * section 8), loaded from `model.safetensors` with every name and shape checked against the config,
+ * or drawn at random for a new model (normal with std 0.02, LayerNorm weights 1, biases 0).
  *
  * @module
  */

@@ -1,9 +1,9 @@
 /**
  * The project's tokenizer: a Hugging Face `tokenizer.json` (a real LLM's, or one trained with
  * `train_bpe.ts`) loaded through `npm:@huggingface/tokenizers`, with the six special tokens of the
- * method resolved to ids. The tokenizer itself is never changed (SPEC section 4): a special token
- * it lacks is appended after its vocabulary (ids `vocabSize - k .. vocabSize - 1`), so the model's
- * embedding table grows by those rows and nothing else moves.
+ * method resolved to ids. The tokenizer itself is never changed (docs/method.md section 4): a
+ * special token it lacks is appended after its vocabulary (ids `vocabSize - k .. vocabSize - 1`),
+ * so the model's embedding table grows by those rows and nothing else moves.
  *
  * Special tokens and the names accepted for them (first found wins):
  * - `mask` `[MASK]`, `smask` `[sMASK]`, `gmask` `[gMASK]`;
@@ -56,8 +56,8 @@ const SPECIAL_KEYS = ["mask", "smask", "gmask", "sop", "eop", "pad"] as const;
 
 /**
  * How a tokenizer marks the space before a word, which decides an entity's canonical encoding
- * (SPEC section 4): `byte-level` (GPT-2, Qwen, Llama 3, the toolkit's own BPE): the space is
- * part of the word's first token, so an entity is encoded as `" " + entity`; `metaspace`
+ * (docs/method.md section 4): `byte-level` (GPT-2, Qwen, Llama 3, the toolkit's own BPE): the space
+ * is part of the word's first token, so an entity is encoded as `" " + entity`; `metaspace`
  * (SentencePiece-style, Llama 2): the normalizer or pre-tokenizer prepends `▁` to every encoded
  * string, which stands for that space, so an entity is encoded as it is.
  */

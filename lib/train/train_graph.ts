@@ -1,9 +1,9 @@
 /**
- * The training graphs (SPEC section 9): the GLM forward graph with its masked cross-entropy, the
- * backward pass derived by `autodiff.ts`, global-norm gradient clipping and the AdamW update, all
- * in standard ONNX operators. Frozen weights are initializers (they stay on the device); trainable
- * tensors and the two AdamW moments are graph inputs and outputs, so a training loop feeds each
- * step's outputs back as the next step's inputs.
+ * The training graphs (docs/method.md section 9): the GLM forward graph with its masked
+ * cross-entropy, the backward pass derived by `autodiff.ts`, global-norm gradient clipping and the
+ * AdamW update, all in standard ONNX operators. Frozen weights are initializers (they stay on the
+ * device); trainable tensors and the two AdamW moments are graph inputs and outputs, so a training
+ * loop feeds each step's outputs back as the next step's inputs.
  *
  * Three graphs, one set of parts:
  * - the step graph: forward + backward + clip + AdamW in one run (no gradient accumulation);
@@ -74,7 +74,7 @@ export interface TrainParam {
 
 /** What to train: LoRA adapters (frozen base) or every weight (`lora` null). */
 export interface TrainSetup {
-  /** A GLM's (SPEC section 8) or a decoder family's (section 11) configuration. */
+  /** A GLM's (docs/method.md section 8) or a decoder family's (section 11) configuration. */
   config: GlmConfig | DecoderConfig;
   /**
    * Decoder families only: the run's attention rule (default causal) and the special-token rows

@@ -1,7 +1,7 @@
 /**
- * An independent plain-TypeScript forward pass of the Llama-style decoders (SPEC section 11):
- * loops over float64 numbers, one sequence and one head at a time, written from the formulas of
- * the spec (RMSNorm, grouped-query attention by head index, rotary pairs (i, i + d/2) or
+ * An independent plain-TypeScript forward pass of the Llama-style decoders (docs/method.md section
+ * 11): loops over float64 numbers, one sequence and one head at a time, written from the formulas
+ * of docs/method.md (RMSNorm, grouped-query attention by head index, rotary pairs (i, i + d/2) or
  * (2i, 2i+1), SwiGLU) rather than from the graph code. Slow: small shapes only.
  *
  * @module

@@ -1,7 +1,7 @@
 /**
- * The normalised configuration of the decoder-only LLM families (SPEC section 11): one plain
- * object that every graph builder, loader and adapter reads, whatever the family. Built from a
- * Hugging Face `config.json` by the family's traits in `registry.ts` (head_dim and bias defaults,
+ * The normalised configuration of the decoder-only LLM families (docs/method.md section 11): one
+ * plain object that every graph builder, loader and adapter reads, whatever the family. Built from
+ * a Hugging Face `config.json` by the family's traits in `registry.ts` (head_dim and bias defaults,
  * q/k norm, fused gate_up, rotary style), and written back to the same keys.
  *
  * Settings the toolkit cannot honour (another rope type, an active sliding window, an activation
@@ -12,7 +12,7 @@
 
 import { inputError } from "../../errors.ts";
 
-/** The decoder families of SPEC section 11, by `config.json` `model_type`. */
+/** The decoder families of docs/method.md section 11, by `config.json` `model_type`. */
 export type DecoderFamily = "llama" | "mistral" | "qwen2" | "qwen3" | "glm";
 
 /** Rotary scaling as Hugging Face defines it (`rope_scaling`). */
@@ -72,7 +72,7 @@ export interface DecoderConfig {
   attention?: "prefix" | "causal";
 }
 
-/** Rows of the intra-position table unless set (SPEC section 11). */
+/** Rows of the intra-position table unless set (docs/method.md section 11). */
 export const DEFAULT_INTRA_ROWS = 64;
 
 /** The name of the intra-position table (held by the adapter, not the base checkpoint). */

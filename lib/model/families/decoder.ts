@@ -1,18 +1,18 @@
 /**
- * The Llama-style decoder family (llama, mistral, qwen2, qwen3, GLM-4; SPEC section 11) as ONNX
- * graphs: the forward graph (logits, the masked mean cross-entropy, or both), the prefill graph
- * (part A's keys and values) and the cached step graph. Every graph runs the one layer function
- * {@linkcode DecoderBuilder.layer}; what differs between them is only how a layer's queries meet
- * keys and values (the `attend` callback): the whole sequence under a mask in the forward and
- * prefill graphs, part A's cache plus the generated tokens in the step graph.
+ * The Llama-style decoder family (llama, mistral, qwen2, qwen3, GLM-4; docs/method.md section 11)
+ * as ONNX graphs: the forward graph (logits, the masked mean cross-entropy, or both), the prefill
+ * graph (part A's keys and values) and the cached step graph. Every graph runs the one layer
+ * function {@linkcode DecoderBuilder.layer}; what differs between them is only how a layer's
+ * queries meet keys and values (the `attend` callback): the whole sequence under a mask in the
+ * forward and prefill graphs, part A's cache plus the generated tokens in the step graph.
  *
- * The method's additions (SPEC section 11): the intra-position table
+ * The method's additions (docs/method.md section 11): the intra-position table
  * `model.intra_position_embeddings.weight` [R, H] added to the token embeddings (zero where the
  * weights lack it, so an unadapted model computes what the pretrained LLM computes); rotary
- * positions from `rope_position_ids`; `prefix` (SPEC section 6) or `causal` attention; special
- * tokens past the checkpoint's rows as `addedRows` extra rows (`model.embed_tokens.added.weight`,
- * and `lm_head.added.weight` when untied) beside the frozen table, so training them never touches
- * a gradient of the full vocabulary.
+ * positions from `rope_position_ids`; `prefix` (docs/method.md section 6) or `causal` attention;
+ * special tokens past the checkpoint's rows as `addedRows` extra rows
+ * (`model.embed_tokens.added.weight`, and `lm_head.added.weight` when untied) beside the frozen
+ * table, so training them never touches a gradient of the full vocabulary.
  *
  * Shapes: B sequences of L tokens, H hidden, nh query heads and nkv key/value heads of hd each
  * (g = nh / nkv queries per kv head), d rotated dims, V vocabulary; rows between layers are 2-D
@@ -60,7 +60,7 @@ export interface DecoderLinearContext {
 /** Replaces a linear module's output (LoRA adds its update here). */
 export type DecoderLinearHook = (ctx: DecoderLinearContext) => Value;
 
-/** The attention rule of a run: `prefix` (SPEC section 6) or `causal` (j <= i). */
+/** The attention rule of a run: `prefix` (docs/method.md section 6) or `causal` (j <= i). */
 export type AttentionMode = "prefix" | "causal";
 
 /**

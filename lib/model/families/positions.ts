@@ -1,5 +1,5 @@
 /**
- * Rotary positions of the decoder families (SPEC section 11): a part A token's is its
+ * Rotary positions of the decoder families (docs/method.md section 11): a part A token's is its
  * inter-position; a part B token's is its span's mask index plus its offset in the span (1 for
  * `[S]`, 2 for the next token, ...), so a span reads to the rotary attention as if it continued
  * right after its mask. Padding (intra-position 0 in part B) gets 0.
@@ -23,7 +23,7 @@ export interface PositionBatch {
  *
  * @example
  * ```ts
- * // SPEC section 6's worked example: part A of 5, spans at masks 0 and 3
+ * // docs/method.md section 6's worked example: part A of 5, spans at masks 0 and 3
  * // inter 0 1 2 3 4 | 0 0 0 0 3 3, intra 0 1 2 0 0 | 1 2 3 4 1 2
  * // rope  0 1 2 3 4 | 1 2 3 4 4 5
  * ```

@@ -5,10 +5,11 @@
  * style; `parseDecoderConfig` turns any of their `config.json` files into a {@linkcode
  * DecoderConfig}, and `decoderConfigJson` writes one back in the family's own keys.
  *
- * `model_type: "glm"` names two architectures: THUDM's original GLM (SPEC section 8, the paper's
- * base, keys `num_layers` and `max_sequence_length`) and GLM-4 as transformers has it (SPEC
- * section 11, keys `num_hidden_layers`, `partial_rotary_factor`). {@linkcode modelArchitecture}
- * tells them apart by those keys, so every GLM directory this toolkit wrote keeps loading as GLM.
+ * `model_type: "glm"` names two architectures: THUDM's original GLM (docs/method.md section 8, the
+ * paper's base, keys `num_layers` and `max_sequence_length`) and GLM-4 as transformers has it
+ * (docs/method.md section 11, keys `num_hidden_layers`, `partial_rotary_factor`).
+ * {@linkcode modelArchitecture} tells them apart by those keys, so every GLM directory this toolkit
+ * wrote keeps loading as GLM.
  * The toolkit now writes THUDM's GLM as `thudm_glm`, a type transformers does not mistake for
  * GLM-4.
  *
@@ -48,7 +49,7 @@ export interface FamilyTraits {
   slidingWindow: "mistral" | "qwen" | "none";
 }
 
-/** The decoder families of SPEC section 11. */
+/** The decoder families of docs/method.md section 11. */
 export const DECODER_FAMILIES: Record<DecoderFamily, FamilyTraits> = {
   llama: {
     architecture: "LlamaForCausalLM",

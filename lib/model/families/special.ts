@@ -1,9 +1,9 @@
 /**
- * Special tokens past a checkpoint's vocabulary (SPEC section 11): where the tokenizer, with the
- * method's tokens appended after its highest id, needs more ids than the embedding has rows, the
- * embedding (and an untied lm_head) grows by the missing rows, initialised to the mean of the
- * existing rows. The rows live beside the frozen table (`ADDED_ROWS` names), are trainable under
- * LoRA and are saved with the adapter.
+ * Special tokens past a checkpoint's vocabulary (docs/method.md section 11): where the tokenizer,
+ * with the method's tokens appended after its highest id, needs more ids than the embedding has
+ * rows, the embedding (and an untied lm_head) grows by the missing rows, initialised to the mean of
+ * the existing rows. The rows live beside the frozen table (`ADDED_ROWS` names), are trainable
+ * under LoRA and are saved with the adapter.
  *
  * @module
  */
