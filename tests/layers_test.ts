@@ -1,4 +1,4 @@
-// The import direction of lib/, as README's layout table states it: every import of a lib file
+// The import direction of lib/, as the layout table of docs/development.md states it: every import of a lib file
 // must name a folder its row allows, the table must name every folder, and it must have no circle.
 import assert from "node:assert/strict";
 import { dirname, join, relative, resolve } from "node:path";
@@ -7,11 +7,11 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const LIB = join(ROOT, "lib");
 
-/** The README's table: allowed imports by unit (`io` for lib/io/, `errors` for lib/errors.ts). */
-function readLayers(readme: string): Map<string, Set<string>> {
-  const lines = readme.split("\n");
+/** docs/development.md's table: allowed imports by unit (`io` for lib/io/, `errors` for lib/errors.ts). */
+function readLayers(page: string): Map<string, Set<string>> {
+  const lines = page.split("\n");
   const start = lines.findIndex((l) => l.startsWith("<!-- layers"));
-  assert.ok(start >= 0, "README.md has no <!-- layers --> table");
+  assert.ok(start >= 0, "docs/development.md has no <!-- layers --> table");
   const layers = new Map<string, Set<string>>();
   for (const line of lines.slice(start + 1)) {
     if (layers.size > 0 && !line.startsWith("|")) break;
@@ -79,24 +79,34 @@ Deno.test("the import parser sees imports, re-exports and dynamic imports, not c
   ]);
 });
 
-Deno.test("lib/ imports point the way README's layout table says", async () => {
-  const layers = readLayers(await Deno.readTextFile(join(ROOT, "README.md")));
+Deno.test("lib/ imports point the way the layout table of docs/development.md says", async () => {
+  const layers = readLayers(await Deno.readTextFile(join(ROOT, "docs", "development.md")));
 
   // The table names every folder and root file of lib/, and only those.
   const present = new Set<string>();
   for await (const entry of Deno.readDir(LIB)) {
     if (entry.isDirectory || entry.name.endsWith(".ts")) present.add(unitOf(join(LIB, entry.name)));
   }
-  assert.deepEqual([...layers.keys()].sort(), [...present].sort(), "README's table vs lib/");
+  assert.deepEqual(
+    [...layers.keys()].sort(),
+    [...present].sort(),
+    "docs/development.md's table vs lib/",
+  );
   for (const [unit, allowed] of layers) {
-    for (const a of allowed) assert.ok(layers.has(a), `README: ${unit} allows unknown "${a}"`);
+    for (const a of allowed) {
+      assert.ok(layers.has(a), `docs/development.md: ${unit} allows unknown "${a}"`);
+    }
   }
 
   // No circle in the allowed directions (depth-first search).
   const state = new Map<string, "open" | "done">();
   const visit = (unit: string, path: string[]) => {
     if (state.get(unit) === "done") return;
-    assert.notEqual(state.get(unit), "open", `README's table has a circle: ${path.join(" -> ")}`);
+    assert.notEqual(
+      state.get(unit),
+      "open",
+      `docs/development.md's table has a circle: ${path.join(" -> ")}`,
+    );
     state.set(unit, "open");
     for (const next of layers.get(unit)!) visit(next, [...path, next]);
     state.set(unit, "done");
@@ -124,7 +134,7 @@ Deno.test("lib/ imports point the way README's layout table says", async () => {
       }
     }
   }
-  assert.deepEqual(wrong, [], "imports against README's layout table");
+  assert.deepEqual(wrong, [], "imports against the layout table of docs/development.md");
 });
 
 Deno.test("no circle among the files of lib/: every module has a bottom to read from", async () => {
