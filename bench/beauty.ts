@@ -1,6 +1,6 @@
 /**
  * The Amazon Beauty copy the benchmarks read (`../shared/data/amazon-beauty` beside the checkout)
- * and the one textualize command line they share: the README's Beauty session.
+ * and the one textualize command line they share: the Beauty session of docs/experiments.md.
  *
  * @module
  */

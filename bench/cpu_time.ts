@@ -2,7 +2,7 @@
  * CPU time (user + system of this process) per run of the forward loss graph and of one LoRA
  * training step, tiny configuration, batch 8 x 256, one intra-op thread: a figure that other
  * processes on a shared machine disturb far less than wall time, for comparing onnxruntime
- * builds. How the onnxruntime versions were compared (README, "Devices"): two checkouts whose
+ * builds. How the onnxruntime versions were compared (docs/devices.md): two checkouts whose
  * deno.json pin onnxruntime-node 1.30.0 and 1.29.0, `deno task bench cpu_time` run alternately
  * in each, five times. Reports the minimum and median over the runs, in milliseconds, and the
  * onnxruntime version.

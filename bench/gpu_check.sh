@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue 15, for a Linux machine with an NVIDIA GPU and no network. Prepared on a
-# CPU machine and not yet run: no GPU was available when it was written (README, "Devices").
+# CPU machine and not yet run: no GPU was available when it was written (docs/devices.md).
 #
 #   bench/gpu_check.sh BUNDLE [PACKAGE.tgz...]
 #

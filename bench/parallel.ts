@@ -25,7 +25,10 @@ import { readMetrics } from "../lib/train/outputs.ts";
 import { demoDataset, smallConfig, tempDir, writeSmallModel } from "../tests/train_support.ts";
 import { QWEN25_05B } from "./llm.ts";
 
-/** bench llm's 0.5B LoRA step: 179.1 tokens/s of batch 2 x 256 on 2 threads (README, quiet). */
+/**
+ * bench llm's 0.5B LoRA step: 179.1 tokens/s of batch 2 x 256 on 2 threads (docs/performance.md,
+ * quiet).
+ */
 const LORA_05B_STEP_S = 512 / 179.1;
 const ROUNDS = 2;
 const MPI_ENV = { OMPI_MCA_btl_vader_single_copy_mechanism: "none", NO_COLOR: "1" };

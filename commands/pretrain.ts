@@ -113,7 +113,7 @@ const FLAGS = defineFlags({
     choices: Object.keys(RECIPES),
     help: "start from a recipe's settings (flags given explicitly win): " +
       Object.entries(RECIPES).map(([name, r]) => `${name}, ${r.summary}`).join("; ") +
-      " (README, Amazon Beauty)",
+      " (docs/experiments.md, Amazon Beauty)",
   },
   objective: {
     type: "choice",

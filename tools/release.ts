@@ -10,7 +10,7 @@
  * Deno's transpile cache inside it unless `DENO_DIR` is set.
  *
  * `deno compile` cannot serve here: it downloads its runtime (denort) at compile time. Where it
- * can, `deno task compile` builds a single binary the same way (README).
+ * can, `deno task compile` builds a single binary the same way (docs/install.md).
  *
  * Prints one JSON line (the file, its size, the payload's hash); an xz release over 60 MB is an
  * error. The file is written under a temporary name and renamed when complete.

@@ -6,7 +6,7 @@
  * - onnxruntime-node 1.29.0 and onnxruntime-common 1.29.0 (linux-x64 binaries only), because the
  *   only CUDA execution provider on the npm registry is 1.29.0's and a provider must match its
  *   onnxruntime exactly; the default onnxruntime-node (1.30.0) stays for the CPU and WebGPU,
- *   being faster on the CPU (README, "Devices");
+ *   being faster on the CPU (docs/devices.md);
  * - `libonnxruntime_providers_cuda.so` and `libonnxruntime_providers_shared.so` beside that
  *   runtime's library, where onnxruntime looks for them, from the Unity package
  *   `com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9` (onnxruntime-node's own install script

@@ -13,7 +13,7 @@
  *
  * The first session of the process decides: `cuda` and `auto` load the CUDA runtime where one is
  * installed, every other device (and every device where none is) the default one. The default
- * stays 1.30.0 because 1.29.0 measured slower on the CPU (README, "Devices").
+ * stays 1.30.0 because 1.29.0 measured slower on the CPU (docs/devices.md).
  *
  * @module
  */

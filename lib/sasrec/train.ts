@@ -37,7 +37,7 @@ export interface SasrecTrainOptions {
   batchSize?: number;
   /**
    * Adam learning rate. Default 2e-3: on Beauty the published 1e-3 had reached a validation
-   * NDCG@10 of 0.029 after 9 epochs, 2e-3 0.044 (README, SASRec).
+   * NDCG@10 of 0.029 after 9 epochs, 2e-3 0.044 (docs/method.md, SASRec).
    */
   lr?: number;
   /** Adam beta2 (the public code uses 0.98). Default 0.98. */

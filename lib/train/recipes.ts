@@ -2,8 +2,9 @@
  * Training recipes: named sets of pretrain settings measured to work well together, as data.
  * `pretrain --recipe NAME` starts from a recipe's settings; any flag given explicitly wins.
  *
- * `sequential`: the recipe for sequential recommendation (README, "Amazon Beauty"). Its levers,
- * each measured on Beauty's validation split (README's table of levers):
+ * `sequential`: the recipe for sequential recommendation (docs/experiments.md, "Amazon Beauty").
+ * Its levers, each measured on Beauty's validation split (the table of levers in
+ * docs/experiments.md):
  * - the profile documents get the sequence-level objective (every item after a random first few
  *   masked, each its own span: next-item supervision for every item of a document in one
  *   example, where a task prompt supervises one), and are read several times an epoch, masked
@@ -16,9 +17,9 @@
  * lifted HR@10 by about a quarter. Measured at 1,000 steps and not kept: titles cut to 10 words,
  * and `sequenceMaxKeep` 1.
  *
- * Two settings outside pretrain go with it (README, "A session on Amazon Beauty"): the narrower
- * model of `init --hidden-size 128` (more steps a minute, and better at equal minutes) and
- * `infer --trie-softmax` (items scored by their probability among the items).
+ * Two settings outside pretrain go with it (docs/experiments.md, "A session on Amazon Beauty"):
+ * the narrower model of `init --hidden-size 128` (more steps a minute, and better at equal
+ * minutes) and `infer --trie-softmax` (items scored by their probability among the items).
  *
  * @module
  */
