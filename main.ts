@@ -12,6 +12,7 @@
 
 import denoConfig from "./deno.json" with { type: "json" };
 import type { Command } from "./lib/cli/command.ts";
+import { withFlagsIn } from "./lib/cli/flags.ts";
 import { InputError, oneLine, ReportedElsewhere, UsageError } from "./lib/errors.ts";
 import { toIoError } from "./lib/io/io_error.ts";
 import { Progress } from "./lib/io/progress.ts";
@@ -117,7 +118,8 @@ export function errorReport(caught: unknown): { status: number; message: string 
   if (caught instanceof ReportedElsewhere) {
     return { status: errorReport(caught.error).status, message: "" };
   }
-  const error = toIoError(caught);
+  // An option no command re-worded is named by the flag convention (`maxLength` -> --max-length).
+  const error = toIoError(withFlagsIn(caught));
   if (error instanceof UsageError) {
     return { status: 2, message: `error: ${oneLine(error.message)}` };
   }

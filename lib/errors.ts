@@ -16,27 +16,86 @@ export class UsageError extends Error {
 }
 
 /**
+ * How a message that names library options reads once a command names them by its flags:
+ * `describe(name, nameOf)` is the message with `name` for {@linkcode OptionWording.option} and
+ * `nameOf(other)` for any other option it mentions. Libraries never spell command-line flags; a
+ * command re-words the message (see `withFlagNames` in lib/cli/flags.ts).
+ */
+export interface OptionWording {
+  /** The option as the library names it (`maxLength`). */
+  readonly option: string;
+  /**
+   * The one-line message, given the name to call the option by and how to name any other
+   * (default: by its own name).
+   */
+  readonly describe: (name: string, nameOf?: (option: string) => string) => string;
+}
+
+/** A message around option names: `name` for the option, `nameOf(other)` for any other. */
+export type Describe = (name: string, nameOf: (option: string) => string) => string;
+
+/** Names an option as the library does: its own name. */
+const plainName = (option: string) => option;
+
+/**
  * A library option whose value cannot work (out of range, or in conflict with another option).
- * Libraries never spell command-line flags: the message words the problem around the option's
- * name, and a command re-words it with its flag name (see `withFlagNames` in lib/cli/flags.ts).
+ * The message words the problem around the option's name, and a command re-words it with its
+ * flag name.
  *
  * @example
  * ```ts
  * const error = new OptionError("maxLength", (name) => `${name} must be at most 512, got 600`);
  * error.message; // "maxLength must be at most 512, got 600"
- * error.describe("--max-length"); // "--max-length must be at most 512, got 600"
+ * error.describe("--max-length", (o) => o); // "--max-length must be at most 512, got 600"
  * ```
  */
-export class OptionError extends UsageError {
+export class OptionError extends UsageError implements OptionWording {
   override name = "OptionError";
+  readonly describe: (name: string, nameOf?: (option: string) => string) => string;
 
   /**
    * @param option the option as the library names it (`maxLength`)
-   * @param describe the one-line message, given the name to call the option by
+   * @param describe the one-line message, given the name to call the option (and others) by
    */
-  constructor(readonly option: string, readonly describe: (name: string) => string) {
-    super(describe(option));
+  constructor(readonly option: string, describe: Describe) {
+    super(describe(option, plainName));
+    this.describe = (name, nameOf = plainName) => describe(name, nameOf);
   }
+}
+
+/** Where {@linkcode worded} keeps an error's wording. */
+const WORDING = Symbol("option wording");
+
+/**
+ * `error` (of any kind: an `InputError` keeps its exit status) with a message that names the
+ * library option `option`: it reads `describe(option, ...)` until a command re-words it with its
+ * flags ({@linkcode wordingOf} gives the wording back).
+ *
+ * @example
+ * ```ts
+ * const error = worded(new InputError(""), "out", (name) => `runs/x: not ours; choose another ${name}`);
+ * error.message; // "runs/x: not ours; choose another out"
+ * ```
+ */
+export function worded<E extends Error>(error: E, option: string, describe: Describe): E {
+  error.message = describe(option, plainName);
+  const wording: OptionWording = {
+    option,
+    describe: (name, nameOf = plainName) => describe(name, nameOf),
+  };
+  return Object.assign(error, { [WORDING]: wording });
+}
+
+/** The wording of an error whose message names a library option, if it has one. */
+export function wordingOf(error: unknown): OptionWording | undefined {
+  if (error instanceof OptionError) return error;
+  if (!(error instanceof Error)) return undefined;
+  return (error as { [WORDING]?: OptionWording })[WORDING];
+}
+
+/** Drops the wording of `error` (a command has put its flags into the message). */
+export function dropWording(error: Error): void {
+  delete (error as { [WORDING]?: OptionWording })[WORDING];
 }
 
 /**

@@ -35,7 +35,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { OptionError, UsageError } from "../errors.ts";
+import { dropWording, OptionError, UsageError, wordingOf } from "../errors.ts";
 
 /** What every flag but a switch has. */
 interface ValueFlag {
@@ -494,9 +494,10 @@ function flagOf(option: string): string {
 }
 
 /**
- * Runs `work`, re-wording an {@linkcode OptionError} from a library with the flag that sets the
- * option (`maxLength` -> `--max-length`, by the kebab-case convention, or as `rename` says), so
- * the user reads the name they typed. Options no flag of `table` sets are left as they are.
+ * Runs `work`, re-wording an error whose message names a library option ({@linkcode OptionError},
+ * or any error given a wording by `worded`) with the flags that set the options (`maxLength` ->
+ * `--max-length`, by the kebab-case convention, or as `rename` says), so the user reads the names
+ * they typed. An error whose option no flag of `table` sets is left as it is.
  *
  * @example
  * ```ts
@@ -517,11 +518,34 @@ export async function withFlagNames<R>(
   try {
     return await work();
   } catch (error) {
-    if (!(error instanceof OptionError)) throw error;
-    const flag = rename[error.option] ?? flagOf(error.option);
-    if (!(flag in table)) throw error;
-    throw new UsageError(error.describe(`--${flag}`));
+    throw withFlagsIn(error, table, rename);
   }
+}
+
+/**
+ * `error` with its library option names replaced by the flags that set them (see
+ * {@linkcode withFlagNames}); without `table`, by the kebab-case convention alone (what the
+ * command line does with an error no command re-worded).
+ */
+export function withFlagsIn(
+  error: unknown,
+  table?: FlagTable,
+  rename: Record<string, string> = {},
+): unknown {
+  const wording = wordingOf(error);
+  if (!wording) return error;
+  const flag = (option: string) => rename[option] ?? flagOf(option);
+  const known = (option: string) => table === undefined || flag(option) in table;
+  if (!known(wording.option)) return error;
+  const message = wording.describe(
+    `--${flag(wording.option)}`,
+    (other) => known(other) ? `--${flag(other)}` : other,
+  );
+  if (error instanceof OptionError) return new UsageError(message);
+  const reworded = error as Error;
+  reworded.message = message;
+  dropWording(reworded);
+  return reworded;
 }
 
 /**

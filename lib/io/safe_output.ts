@@ -21,7 +21,7 @@
  */
 
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { InputError } from "../errors.ts";
+import { type Describe, InputError, worded } from "../errors.ts";
 import {
   isTemporaryName,
   removeStaleTemporaries,
@@ -56,8 +56,11 @@ export interface ClaimOptions {
   command: string;
   /** Replace what is there even when this tool did not write it (`--force`). */
   force?: boolean;
-  /** The flag that named the output, for messages (default `--out`). */
-  flag?: string;
+  /**
+   * The option that named the output (default `out`): messages name it, and a command re-words
+   * them with its flag (`withFlagNames`).
+   */
+  option?: string;
   /** Inputs of the run: the output must not be, or contain, any of them. */
   inputs?: readonly (string | undefined)[];
   /**
@@ -133,15 +136,16 @@ async function protectedDirs(options: ClaimOptions): Promise<[string, string][]>
  * without `force`: no flag can make such a write safe, so the message suggests none.
  */
 async function checkInputs(path: string, target: string, options: ClaimOptions): Promise<void> {
-  const flag = options.flag ?? "--out";
   const out = await realOrResolved(target);
   for (const input of options.inputs ?? []) {
     if (input === undefined || input === "-") continue;
     const real = await realOrResolved(input);
     if (within(real, out)) {
       const what = resolve(input) === resolve(path) ? "is" : "contains";
-      throw new OutputRefused(
-        `${flag} ${shown(path, target)} ${what} the input ${input}: writing there would ` +
+      throw refusedAs(
+        options,
+        (flag) =>
+          `${flag} ${shown(path, target)} ${what} the input ${input}: writing there would ` +
           `destroy it; choose another ${flag}`,
       );
     }
@@ -149,17 +153,21 @@ async function checkInputs(path: string, target: string, options: ClaimOptions):
       out !== real && within(out, real) && (await lstatOrUndefined(real))?.isDirectory &&
       (await lstatOrUndefined(out)) !== undefined
     ) {
-      throw new OutputRefused(
-        `${flag} ${shown(path, target)} is part of the input directory ${input}: replacing it ` +
-          `would change an input of this run; choose another ${flag}`,
+      throw refusedAs(
+        options,
+        (flag) =>
+          `${flag} ${shown(path, target)} is part of the input directory ${input}: replacing ` +
+          `it would change an input of this run; choose another ${flag}`,
       );
     }
   }
   for (const [name, dir] of await protectedDirs(options)) {
     if (within(dir, out)) {
-      throw new OutputRefused(
-        `${flag} ${shown(path, target)} ${out === dir ? "is" : "contains"} ${name} (${dir}): ` +
-          `recsysllm never replaces it; choose another ${flag}`,
+      throw refusedAs(
+        options,
+        (flag) =>
+          `${flag} ${shown(path, target)} ${out === dir ? "is" : "contains"} ${name} ` +
+          `(${dir}): recsysllm never replaces it; choose another ${flag}`,
       );
     }
   }
@@ -245,11 +253,18 @@ async function checkVcs(path: string, target: string, options: ClaimOptions): Pr
   const names = await entries(target);
   const vcs = VCS_DIRS.find((n) => names.includes(n));
   if (vcs) {
-    throw new OutputRefused(
-      `${shown(path, target)}: holds ${vcs} (a repository): recsysllm never replaces it; ` +
-        `choose another ${options.flag ?? "--out"}`,
+    throw refusedAs(
+      options,
+      (flag) =>
+        `${shown(path, target)}: holds ${vcs} (a repository): recsysllm never replaces it; ` +
+        `choose another ${flag}`,
     );
   }
+}
+
+/** An {@linkcode OutputRefused} whose message names the output's option (and others). */
+function refusedAs(options: ClaimOptions, describe: Describe): OutputRefused {
+  return worded(new OutputRefused(""), options.option ?? "out", describe);
 }
 
 function listed(names: string[]): string {
@@ -263,12 +278,15 @@ function refused(
   options: ClaimOptions,
   force = "to replace it",
 ): OutputRefused {
-  const flag = options.flag ?? "--out";
-  // --force is suggested only where all it would replace is the tool's own work.
-  const fix = refusal.ownWork
-    ? `choose another ${flag}, or pass --force ${force}`
-    : `choose another ${flag}, or move those files away first`;
-  return new OutputRefused(`${path}: ${refusal.why}; ${fix}`);
+  // force is suggested only where all it would replace is the tool's own work.
+  return refusedAs(
+    options,
+    (flag, nameOf) =>
+      `${path}: ${refusal.why}; ` +
+      (refusal.ownWork
+        ? `choose another ${flag}, or pass ${nameOf("force")} ${force}`
+        : `choose another ${flag}, or move those files away first`),
+  );
 }
 
 /** A claimed output: locked, checked, with a temporary to write into. */
@@ -311,9 +329,11 @@ async function claim(
     await removeStaleTemporaries(target);
     const info = await lstatOrUndefined(target);
     if (info && kind === "file" && info.isDirectory) {
-      throw new OutputRefused(
-        `${name}: is a directory; a file output never replaces a directory: choose another ` +
-          `${options.flag ?? "--out"}`,
+      throw refusedAs(
+        options,
+        (flag) =>
+          `${name}: is a directory; a file output never replaces a directory: choose another ` +
+          flag,
       );
     }
     if (info?.isDirectory) await checkVcs(path, target, options);
@@ -460,10 +480,9 @@ export async function claimRunDir(
     const info = await lstatOrUndefined(target);
     let previous: string[] = [];
     if (info && !info.isDirectory) {
-      throw new OutputRefused(
-        `${shown(path, target)}: is a file, not a directory; choose another ${
-          options.flag ?? "--out"
-        }`,
+      throw refusedAs(
+        options,
+        (flag) => `${shown(path, target)}: is a file, not a directory; choose another ${flag}`,
       );
     }
     if (info) {

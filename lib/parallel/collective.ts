@@ -11,7 +11,7 @@
  * @module
  */
 
-import { InputError, OptionError, UsageError } from "../errors.ts";
+import { InputError, OptionError, UsageError, worded, wordingOf } from "../errors.ts";
 
 /** The ranks of a data-parallel run, as one rank sees them. */
 export interface Collective {
@@ -86,17 +86,24 @@ export async function broadcastFloats(
 /** What a failing rank tells the others: enough to raise the same kind of error there. */
 interface Failure {
   kind: "option" | "usage" | "input" | "internal";
-  /** The message; for `option`, with NUL where the option's name goes. */
+  /**
+   * The message; with `option` (a message that names library options), NUL where the option's
+   * name goes and SOH NAME STX where another option's.
+   */
   message: string;
   option?: string;
 }
 
 function describe(error: unknown): Failure {
   if (error instanceof OptionError) {
-    return { kind: "option", message: error.describe("\u0000"), option: error.option };
+    return { kind: "option", message: error.describe("\u0000", marked), option: error.option };
   }
-  if (error instanceof UsageError) return { kind: "usage", message: error.message };
-  if (error instanceof InputError) return { kind: "input", message: error.message };
+  const wording = wordingOf(error);
+  const named = wording
+    ? { message: wording.describe("\u0000", marked), option: wording.option }
+    : { message: (error as Error)?.message };
+  if (error instanceof UsageError) return { kind: "usage", ...named };
+  if (error instanceof InputError) return { kind: "input", ...named };
   const e = error as Error;
   return { kind: "internal", message: e?.stack ?? String(error) };
 }
@@ -138,20 +145,37 @@ function raise(rank: number, failure: Failure): Error {
   return error;
 }
 
+/** Another option's name in a message sent to the other ranks. */
+const marked = (option: string) => `\u0001${option}\u0002`;
+
+/** The message of `failure` with the option named `name` and the others as `nameOf` says. */
+function reword(failure: Failure, prefix: string) {
+  return (name: string, nameOf: (option: string) => string) => {
+    let text = failure.message.replaceAll("\u0000", name);
+    for (let at = text.indexOf("\u0001"); at >= 0; at = text.indexOf("\u0001")) {
+      const end = text.indexOf("\u0002", at);
+      text = text.slice(0, at) + nameOf(text.slice(at + 1, end)) + text.slice(end + 1);
+    }
+    return prefix + text;
+  };
+}
+
 function make(rank: number, failure: Failure): Error {
   const prefix = `rank ${rank}: `;
+  const option = failure.option;
   switch (failure.kind) {
     case "option": {
-      const error = new OptionError(
-        failure.option!,
-        (name) => prefix + failure.message.replaceAll("\u0000", name),
-      );
+      const error = new OptionError(option!, reword(failure, prefix));
       return Object.assign(error, { rank });
     }
-    case "usage":
-      return new RankUsageFailed(rank, prefix + failure.message);
-    case "input":
-      return new RankFailed(rank, prefix + failure.message);
+    case "usage": {
+      const error = new RankUsageFailed(rank, prefix + failure.message);
+      return option === undefined ? error : worded(error, option, reword(failure, prefix));
+    }
+    case "input": {
+      const error = new RankFailed(rank, prefix + failure.message);
+      return option === undefined ? error : worded(error, option, reword(failure, prefix));
+    }
     default:
       return new RankCrashed(rank, prefix + failure.message);
   }

@@ -12,7 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { UsageError } from "../errors.ts";
+import { OptionError, UsageError } from "../errors.ts";
 
 /** Shard `index` (0-based) of `count`. */
 export interface Shard {
@@ -89,9 +89,11 @@ function wholeNumber(value: string, what: string): number {
  * ```
  */
 export function parseShard(value: string, env: Env = denoEnv): Shard {
+  // Messages name the option; a command words it as its flag (`--shard`).
+  const wrong = (describe: (name: string) => string) => new OptionError("shard", describe);
   const match = /^\s*(auto|\d+)\s*(?:\/\s*(\d+)\s*)?$/.exec(value);
   if (!match || (match[1] !== "auto" && match[2] === undefined)) {
-    throw new UsageError(`--shard must be i/n (e.g. 0/4), auto or auto/n, got "${value}"`);
+    throw wrong((name) => `${name} must be i/n (e.g. 0/4), auto or auto/n, got "${value}"`);
   }
   let index: number;
   let count = match[2] === undefined ? undefined : Number(match[2]);
@@ -99,16 +101,16 @@ export function parseShard(value: string, env: Env = denoEnv): Shard {
     const k8s = env("JOB_COMPLETION_INDEX");
     const slurm = env("SLURM_ARRAY_TASK_ID");
     if (k8s !== undefined && slurm !== undefined) {
-      throw new UsageError(
-        "--shard auto: both JOB_COMPLETION_INDEX and SLURM_ARRAY_TASK_ID are set; give --shard i/n",
+      throw wrong((name) =>
+        `${name} auto: both JOB_COMPLETION_INDEX and SLURM_ARRAY_TASK_ID are set; give ${name} i/n`
       );
     }
     if (k8s !== undefined) {
       index = wholeNumber(k8s, "JOB_COMPLETION_INDEX");
       if (count === undefined) {
-        throw new UsageError(
-          "--shard auto: JOB_COMPLETION_INDEX gives the index but not the number of shards; " +
-            "use --shard auto/N with N = the Job's completions",
+        throw wrong((name) =>
+          `${name} auto: JOB_COMPLETION_INDEX gives the index but not the number of shards; ` +
+          `use ${name} auto/N with N = the Job's completions`
         );
       }
     } else if (slurm !== undefined) {
@@ -119,36 +121,37 @@ export function parseShard(value: string, env: Env = denoEnv): Shard {
       if (total !== undefined) {
         const n = wholeNumber(total, "SLURM_ARRAY_TASK_COUNT");
         if (count !== undefined && count !== n) {
-          throw new UsageError(`--shard auto/${count}: SLURM_ARRAY_TASK_COUNT is ${n}`);
+          throw wrong((name) => `${name} auto/${count}: SLURM_ARRAY_TASK_COUNT is ${n}`);
         }
         count = n;
       }
       if (count === undefined) {
-        throw new UsageError(
-          "--shard auto: SLURM_ARRAY_TASK_COUNT is not set; use --shard auto/N",
+        throw wrong((name) =>
+          `${name} auto: SLURM_ARRAY_TASK_COUNT is not set; use ${name} auto/N`
         );
       }
-      if (index < 0 || index >= count) {
-        throw new UsageError(
-          `--shard auto: array task ${slurm} is not in 0..${count - 1} after subtracting ` +
-            "SLURM_ARRAY_TASK_MIN (the array must be contiguous, e.g. --array=0-" +
-            `${count - 1})`,
+      const last = count - 1;
+      if (index < 0 || index > last) {
+        throw wrong((name) =>
+          `${name} auto: array task ${slurm} is not in 0..${last} after subtracting ` +
+          `SLURM_ARRAY_TASK_MIN (the array must be contiguous, e.g. 0-${last})`
         );
       }
     } else {
-      throw new UsageError(
-        "--shard auto: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor " +
-          "SLURM_ARRAY_TASK_ID (Slurm array) is set",
+      throw wrong((name) =>
+        `${name} auto: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor ` +
+        "SLURM_ARRAY_TASK_ID (Slurm array) is set"
       );
     }
   } else {
     index = Number(match[1]);
   }
-  if (count! < 1) throw new UsageError(`--shard: the number of shards must be at least 1`);
-  if (index >= count!) {
-    throw new UsageError(`--shard ${index}/${count}: the index must be in 0..${count! - 1}`);
+  const shards = count!;
+  if (shards < 1) throw wrong((name) => `${name}: the number of shards must be at least 1`);
+  if (index >= shards) {
+    throw wrong((name) => `${name} ${index}/${shards}: the index must be in 0..${shards - 1}`);
   }
-  return { index, count: count! };
+  return { index, count: shards };
 }
 
 /** `00002-of-00007`: the tag of a part's name (5 digits at least, so names sort in order). */

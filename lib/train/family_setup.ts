@@ -17,12 +17,33 @@ import {
   DECODER_LORA_TARGETS,
   DEFAULT_DECODER_TARGETS,
   DEFAULT_LORA,
+  LORA_TARGETS,
   type LoraConfig,
   loraModules,
+  TARGET_ALIASES,
   targetName,
 } from "../model/lora.ts";
 import { methodShapes } from "../model/families/decoder.ts";
 import type { TrainSetup } from "./train_graph.ts";
+
+/**
+ * Stage 1 (before any file is read): every LoRA target is a module name of some family (or an
+ * alias of one); {@linkcode resolveLora} then checks them against the model's own family.
+ */
+export function checkLoraTargets(targets: readonly string[]): void {
+  for (const t of targets) {
+    const canonical = TARGET_ALIASES[t] ?? t;
+    if (!(canonical in LORA_TARGETS) && !(canonical in DECODER_LORA_TARGETS)) {
+      throw new OptionError(
+        "loraTargets",
+        (name) =>
+          `${name}: unknown LoRA target "${canonical}" (GLM: ${
+            Object.keys(LORA_TARGETS).join(", ")
+          }, or qkv; decoders: ${Object.keys(DECODER_LORA_TARGETS).join(", ")})`,
+      );
+    }
+  }
+}
 
 /**
  * `lora` with its targets in the family's PEFT names: an empty list is the family's default;

@@ -67,6 +67,7 @@ import { BatchStream, lossTokens, recordsSha256, sliceBatch, tokenizeSplit } fro
 import { TrainEngine } from "./engine.ts";
 import { initLora, type LoraConfig } from "../model/lora.ts";
 import {
+  checkLoraTargets,
   decoderSetup,
   initialMethodTensors,
   methodSettings,
@@ -103,7 +104,7 @@ export const DEFAULT_TRAIN = Object.freeze({
   gradAccum: 1,
   /** Peak learning rate: LoRA, and full training. */
   lr: Object.freeze({ lora: 2e-4, full: 1e-4 }),
-  warmupShare: 0,
+  warmupShare: 0.05,
   schedule: "cosine" as ScheduleKind,
   seed: 0,
   saveEvery: 100,
@@ -245,6 +246,7 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
       (name) => `${name} needs a LoRA run (a full run's directory is the model)`,
     );
   }
+  if (options.lora) checkLoraTargets(options.lora.targets);
   const batchSize = positive("batchSize", options.batchSize ?? DEFAULT_TRAIN.batchSize);
   if (batchSize < ranks) {
     throw new OptionError(
@@ -968,7 +970,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       root && options.merge
         ? claimOutputDir(options.merge, {
           command: "pretrain",
-          flag: "--merge",
+          option: "merge",
           force: options.force,
           inputs: [...inputs, options.out],
         })

@@ -1,0 +1,269 @@
+/**
+ * An evaluation run: the methods named (predictions files and baselines) scored on one split of
+ * a dataset, the baselines trained first, with their predictions saved when asked (a shard's
+ * parts with sidecars), a chart of the scores and SASRec's training curve. What `eval` runs; the
+ * scoring is lib/eval/run.ts, the baselines lib/baselines/load.ts, the selection of records
+ * lib/data/selection.ts and the saved files lib/shard/part_writer.ts.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { CHART_START } from "../chart/svg.ts";
+import { openDataset } from "../data/dataset.ts";
+import { RecordSelection } from "../data/selection.ts";
+import type { Split } from "../data/types.ts";
+import { OptionError } from "../errors.ts";
+import { type NamedMethod, namedMethods } from "../eval/methods.ts";
+import { isPredictionsFile } from "../eval/predictions.ts";
+import type { Protocol } from "../eval/protocol.ts";
+import { reportChart } from "../eval/report.ts";
+import { type EvalReport, evaluate, type MethodSource, splitFile } from "../eval/run.ts";
+import { EVAL_TASKS, type EvalTask } from "../eval/score.ts";
+import { withIo } from "../io/io_error.ts";
+import type { Progress } from "../io/progress.ts";
+import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
+import { curveChart, curveJsonl } from "../sasrec/curve.ts";
+import type { CurvePoint, SasrecOptions } from "../sasrec/train.ts";
+import { baselineRunIdentity, digestDataset } from "../shard/identity.ts";
+import { PartWriter } from "../shard/part_writer.ts";
+import type { Shard } from "../shard/shard.ts";
+import { type BaselineName, DEFAULT_BASELINE } from "./baseline.ts";
+import { loadBaselines } from "./load.ts";
+
+/** Options of {@linkcode runEvaluation}. */
+export interface EvalRunOptions {
+  /** Dataset directory. */
+  data: string;
+  /** Predictions files (files of one name make one method). */
+  predictions: readonly string[];
+  /** Names of the predictions files, in order (default: each file's stem). */
+  names: readonly string[];
+  /** Baselines to train and score. */
+  baselines: readonly BaselineName[];
+  split: string;
+  protocol: Protocol;
+  /** Cut-offs for HR@k and NDCG@k. */
+  ks: readonly number[];
+  /** Score only these tasks (default all). */
+  tasks?: readonly EvalTask[];
+  /** A record without a prediction is an error. */
+  strict?: boolean;
+  /** The baselines' settings (defaults in `DEFAULT_BASELINE`; seed: the dataset's). */
+  baseline: {
+    top: number;
+    excludeSeen: boolean;
+    neighbors: number;
+    recency: number;
+    damping: number;
+    seed?: number;
+  };
+  /** SASRec's settings; its training curve is also written to `sasrecCurve`. */
+  sasrec: Omit<SasrecOptions, "onEpoch">;
+  /** Only the records of a seeded sample of about `size` users. */
+  sample?: { size: number; seed: number };
+  /** With `saveBaselines` and no predictions: only this shard's users, saved as parts. */
+  shard?: Shard;
+  /** Also write each baseline's predictions to DIR/NAME.jsonl. */
+  saveBaselines?: string;
+  /** Also write a bar chart comparing the methods. */
+  chart?: string;
+  /** Write SASRec's training curve: an SVG chart (`.svg`) or JSONL, to each file. */
+  sasrecCurve?: readonly string[];
+  /** Replace outputs even when eval did not write them. */
+  force?: boolean;
+  progress?: Progress;
+}
+
+/** Whether `path` holds a SASRec training curve this toolkit wrote (JSONL, one epoch a line). */
+async function isCurveFile(path: string): Promise<boolean> {
+  return (await fileHead(path, 10))?.startsWith('{"epoch":') ?? false;
+}
+
+/** Whether `path` holds a chart this toolkit drew. */
+async function isChartFile(path: string): Promise<boolean> {
+  return (await fileHead(path, CHART_START.length))?.startsWith(CHART_START) ?? false;
+}
+
+/** The mistakes in how the options combine, found before anything is read. */
+function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
+  if (options.saveBaselines !== undefined && !methods.some((m) => "baseline" in m)) {
+    throw new OptionError(
+      "saveBaselines",
+      (name, nameOf) => `eval: ${name} needs a ${nameOf("baselines")}`,
+    );
+  }
+  if (options.shard && options.saveBaselines === undefined) {
+    throw new OptionError(
+      "shard",
+      (name, nameOf) =>
+        `eval: ${name} needs ${nameOf("saveBaselines")} (it shards the saved baselines)`,
+    );
+  }
+  if (options.shard && methods.some((m) => "predictions" in m)) {
+    throw new OptionError(
+      "shard",
+      (name, nameOf) =>
+        `eval: ${name} shards baselines only; score predictions parts with ` +
+        `${nameOf("predictions")}, unsharded`,
+    );
+  }
+}
+
+/** The files a baseline's predictions are saved to, by baseline; opened before the work. */
+async function openSaved(
+  options: EvalRunOptions,
+  names: readonly string[],
+  claim: { force?: boolean; inputs: string[] },
+): Promise<Map<string, PartWriter>> {
+  const files = new Map<string, PartWriter>();
+  const dir = options.saveBaselines;
+  if (dir === undefined) return files;
+  try {
+    await withIo(dir, "cannot create the directory", () => Deno.mkdir(dir, { recursive: true }));
+    for (const name of names) {
+      files.set(
+        name,
+        await PartWriter.open(join(dir, `${name}.jsonl`), {
+          ...claim,
+          command: "eval",
+          option: "saveBaselines",
+          recognize: isPredictionsFile,
+          shard: options.shard,
+        }),
+      );
+    }
+  } catch (error) {
+    for (const file of files.values()) await file.close();
+    throw error;
+  }
+  return files;
+}
+
+/**
+ * Scores the methods named (see the module) and writes what was asked; returns the report. Every
+ * output is claimed before the work, so a file of the user's is refused before minutes of
+ * training, and each is renamed into place only when complete.
+ *
+ * @example
+ * ```ts
+ * const report = await runEvaluation({
+ *   data: "runs/beauty",
+ *   predictions: ["runs/pred.jsonl"],
+ *   names: [],
+ *   baselines: ["pop"],
+ *   split: "test",
+ *   protocol: "full",
+ *   ks: [1, 5, 10],
+ *   baseline: { top: 20, excludeSeen: true, neighbors: 0, recency: 1, damping: 0 },
+ *   sasrec: {},
+ * });
+ * report.methods; // by method name
+ * ```
+ */
+export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport> {
+  const methods = await namedMethods(options);
+  checkOptions(options, methods);
+  const { shard, force, progress, baseline, ks } = options;
+  const data = await openDataset(options.data);
+  const seed = baseline.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed;
+  const inputs = [
+    options.data,
+    ...methods.flatMap((m) => "predictions" in m ? m.predictions : []),
+  ];
+  const claims: OutputClaim[] = [];
+  let saved = new Map<string, PartWriter>();
+  try {
+    const chart = options.chart === undefined ? undefined : await claimOutputFile(options.chart, {
+      command: "eval",
+      option: "chart",
+      force,
+      inputs,
+      recognize: isChartFile,
+    });
+    if (chart) claims.push(chart);
+    const curves: OutputClaim[] = [];
+    for (const file of options.sasrecCurve ?? []) {
+      const claim = await claimOutputFile(file, {
+        command: "eval",
+        option: "sasrecCurve",
+        force,
+        inputs,
+        recognize: file.endsWith(".svg") ? isChartFile : isCurveFile,
+      });
+      claims.push(claim);
+      curves.push(claim);
+    }
+    const baselineNames = methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
+    saved = await openSaved(options, baselineNames, { force, inputs });
+    const curve: CurvePoint[] = [];
+    const top = Math.max(baseline.top, ...ks);
+    const baselines = await loadBaselines(
+      data,
+      baselineNames,
+      {
+        ...baseline,
+        top,
+        seed,
+        sasrec: { ...options.sasrec, onEpoch: (point) => curve.push(point) },
+        protocol: options.protocol,
+        file: await splitFile(data, options.split),
+      },
+      progress,
+      options.split as Split,
+    );
+    const sources: MethodSource[] = methods.map((m) =>
+      "baseline" in m ? { name: m.name, predictor: baselines.get(m.baseline)! } : m
+    );
+    const select = new RecordSelection(data.manifest, { sample: options.sample, shard });
+    const report = await evaluate(data, {
+      select: select.narrows ? select.has : undefined,
+      split: options.split,
+      protocol: options.protocol,
+      ks,
+      tasks: options.tasks,
+      methods: sources,
+      strict: options.strict,
+      progress,
+      onPrediction: saved.size === 0
+        ? undefined
+        : (name, line, index) => saved.get(name)!.write([line], [index]),
+    });
+    const digest = shard ? await digestDataset(options.data) : {};
+    for (const [name, file] of saved) {
+      const run = baselineRunIdentity({
+        ...baseline,
+        baseline: name,
+        data: digest,
+        split: options.split,
+        protocol: options.protocol,
+        tasks: options.tasks ?? EVAL_TASKS,
+        top,
+        seed,
+      });
+      await file.commit({
+        kind: "baseline",
+        run,
+        name: `${name}.jsonl`,
+        records: report.splitRecords,
+      });
+    }
+    if (chart) {
+      await withIo(
+        options.chart!,
+        "cannot write the chart",
+        () => Deno.writeTextFile(chart.tmp, reportChart(report)),
+      );
+      await chart.commit();
+    }
+    for (const [i, file] of (options.sasrecCurve ?? []).entries()) {
+      const text = file.endsWith(".svg") ? curveChart(curve) : curveJsonl(curve);
+      await withIo(file, "cannot write the curve", () => Deno.writeTextFile(curves[i].tmp, text));
+      await curves[i].commit();
+    }
+    return report;
+  } finally {
+    for (const file of saved.values()) await file.close();
+    for (const claim of claims) await claim.close();
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * An inference run: the selected records of one split of a dataset answered by a model (and an
+ * optional adapter), one JSON line per record written through a claimed output (or a shard's
+ * part with its sidecar). What `infer` runs; the decoding itself is lib/generate/infer.ts, the
+ * selection lib/data/selection.ts and the output lib/shard/part_writer.ts.
+ *
+ * @module
+ */
+
+import { basename, join } from "node:path";
+import { buildPool } from "../collate/pool.ts";
+import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
+import { RecordSelection } from "../data/selection.ts";
+import type { Split, TextRecord } from "../data/types.ts";
+import { inputError, OptionError } from "../errors.ts";
+import { isPredictionsFile } from "../eval/predictions.ts";
+import { pathExists } from "../io/fs.ts";
+import { inferRunIdentity } from "../shard/identity.ts";
+import { PartWriter } from "../shard/part_writer.ts";
+import type { Shard } from "../shard/shard.ts";
+import type { Device } from "../runtime/devices.ts";
+import { DEFAULT_PREDICT, type InferProtocol, Predictor } from "./infer.ts";
+import { loadForInference } from "./load.ts";
+
+/**
+ * Records read (and answered) together, in batches: enough for several full batches of each kind
+ * and padded prompt length (prompts are batched only with prompts of the same padded length, so
+ * each length leaves one partial batch per window).
+ */
+const WINDOW_BATCHES = 64;
+
+/** Options of {@linkcode runInference}; decoding defaults in `DEFAULT_PREDICT`. */
+export interface InferRunOptions {
+  /** Model directory. */
+  model: string;
+  /** LoRA adapter directory, merged into the weights at load. */
+  adapter?: string;
+  /** Dataset directory written by textualize. */
+  data: string;
+  /** Where the predictions go (`-`: stdout); a shard writes its part of it. */
+  out: string;
+  /** Replace `out` even when it does not hold predictions. */
+  force?: boolean;
+  split: Split;
+  tasks: readonly string[];
+  /** Only these template ids (each of one of `tasks`). */
+  templates?: readonly string[];
+  protocol?: InferProtocol;
+  topK?: number;
+  /** Beams of the item search (default: `DEFAULT_PREDICT.beams`, or `topK` when larger). */
+  beams?: number;
+  excludeSeen?: boolean;
+  trieSoftmax?: boolean;
+  batchSize?: number;
+  maxNewTokens?: number;
+  textBeams?: number;
+  /** Answer only the first N selected records (of every shard together). */
+  limit?: number;
+  /** Only the records of a seeded sample of about `size` users. */
+  sample?: { size: number; seed: number };
+  /** Only the records of this shard's users, into its part with a sidecar. */
+  shard?: Shard;
+  device?: Device;
+  threads?: number;
+  /** A phase or progress line (replaced by the next). */
+  onProgress?: (message: string) => void;
+  /** A line worth keeping (what is answered, with what). */
+  onNote?: (message: string) => void;
+  /** A warning (not progress: shown even when progress is not). */
+  onWarning?: (message: string) => void;
+}
+
+/** What a run did. */
+export interface InferRunSummary {
+  /** The file written (the part of a shard), or `-`. */
+  out: string;
+  /** Records answered. */
+  records: number;
+  /** Where the model ran. */
+  device: string;
+}
+
+/**
+ * Everything that can be wrong with the options and the dataset, found before anything is
+ * written. Returns the split file and the item search's top-k and beams.
+ */
+async function checkOptions(options: InferRunOptions, data: Dataset) {
+  const known = new Map((data.manifest.templates ?? []).map((t) => [t.id, t.task]));
+  for (const id of options.templates ?? []) {
+    if (!known.has(id)) {
+      throw new OptionError(
+        "templates",
+        (name) =>
+          `${name} "${id}" is not a template of ${join(options.data, "manifest.json")} ` +
+          `(${[...known.keys()].join(", ")})`,
+      );
+    }
+    if (!options.tasks.includes(known.get(id)!)) {
+      throw new OptionError(
+        "templates",
+        (name, nameOf) =>
+          `${name} "${id}" is a ${known.get(id)} template, not in ${nameOf("tasks")}`,
+      );
+    }
+  }
+  const splitFile = join(options.data, `${options.split}.jsonl`);
+  if (!(await pathExists(splitFile))) {
+    throw inputError(
+      splitFile,
+      undefined,
+      `split "${options.split}" does not exist in this dataset`,
+    );
+  }
+  const protocol = options.protocol ?? DEFAULT_PREDICT.protocol;
+  const topK = options.topK ?? DEFAULT_PREDICT.topK;
+  // The item search returns at most one item per beam: by default, enough beams for topK; fewer
+  // beams than topK could not give the items asked for.
+  const beams = options.beams ?? Math.max(DEFAULT_PREDICT.beams, topK);
+  if (protocol === "full" && beams < topK) {
+    throw new OptionError(
+      "topK",
+      (name, nameOf) =>
+        `${name} ${topK} needs at least as many ${nameOf("beams")} (got ${beams}): the search ` +
+        `returns one item per beam`,
+    );
+  }
+  if (options.trieSoftmax && protocol !== "full") {
+    throw new OptionError(
+      "trieSoftmax",
+      (name, nameOf) =>
+        `${name} scores the item search over all items (${nameOf("protocol")} full); ` +
+        "the sampled protocol scores its candidates under the vocabulary's softmax",
+    );
+  }
+  return { splitFile, protocol, topK, beams };
+}
+
+/**
+ * Reads the split and answers the selected records (of this shard) a window at a time. Returns
+ * the records answered and the number of records in the split (the merge's keys).
+ */
+async function answerSplit(run: {
+  options: InferRunOptions;
+  data: Dataset;
+  select: RecordSelection;
+  predictor: Predictor;
+  out: PartWriter;
+  total: number;
+  startedAt: number;
+}): Promise<{ done: number; read: number }> {
+  const { options, data, select, predictor, out, total } = run;
+  const limit = options.limit ?? Infinity;
+  const windowSize = (options.batchSize ?? DEFAULT_PREDICT.batchSize) * WINDOW_BATCHES;
+  let done = 0;
+  let selected = 0;
+  let index = 0;
+  let window: TextRecord[] = [];
+  let keys: number[] = [];
+  const report = (answered: number) => {
+    const seconds = Math.max((performance.now() - run.startedAt) / 1000, 1e-9);
+    const rate = answered / seconds;
+    options.onProgress?.(`${answered}/${total || "?"} records, ${rate.toFixed(2)} records/s`);
+  };
+  const flush = async () => {
+    if (window.length === 0) return;
+    // Reported batch by batch: a window of records takes minutes on a large model.
+    await out.write(await predictor.predict(window, (n) => report(done + n)), keys);
+    done += window.length;
+    window = [];
+    keys = [];
+    report(done);
+  };
+  // The limit counts the records of every shard, so the shards of a limited run answer together
+  // what the unsharded run answers; a shard reads the whole split to know the number of records
+  // (the keys of the merge).
+  for await (const record of readRecords(data, options.split)) {
+    const key = index++;
+    if (selected >= limit) {
+      if (options.shard) continue;
+      break;
+    }
+    if (!select.wanted(record)) continue;
+    selected++;
+    if (!select.inShard(record)) continue;
+    window.push(record);
+    keys.push(key);
+    if (window.length >= windowSize) await flush();
+  }
+  await flush();
+  return { done, read: index };
+}
+
+/**
+ * Answers the selected records of a split with a model and writes the predictions (see the
+ * module). The output is claimed before the model loads, so a second run on it, or a file of the
+ * user's, is refused at once; it is renamed into place only when complete.
+ *
+ * @example
+ * ```ts
+ * const summary = await runInference({
+ *   model: "runs/tiny",
+ *   data: "runs/beauty",
+ *   out: "runs/pred.jsonl",
+ *   split: "test",
+ *   tasks: ["sequential"],
+ * });
+ * summary.records; // records answered
+ * ```
+ */
+export async function runInference(options: InferRunOptions): Promise<InferRunSummary> {
+  const startedAt = performance.now();
+  const data = await openDataset(options.data);
+  const { splitFile, protocol, topK, beams } = await checkOptions(options, data);
+  const { shard } = options;
+  const out = await PartWriter.open(options.out, {
+    command: "infer",
+    force: options.force,
+    shard,
+    inputs: [
+      options.model,
+      options.adapter,
+      options.data,
+      splitFile,
+      ...["manifest.json", "entities.json", "candidates.jsonl"].map((f) => join(options.data, f)),
+    ],
+    recognize: isPredictionsFile,
+  });
+  try {
+    options.onProgress?.(
+      `loading ${options.model}${options.adapter ? ` + ${options.adapter}` : ""}`,
+    );
+    const loaded = await loadForInference({
+      model: options.model,
+      adapter: options.adapter,
+      device: options.device,
+      threads: options.threads,
+      onWarning: options.onWarning,
+    });
+    const { tokenizer, decoder } = loaded;
+    try {
+      const pool = buildPool(tokenizer, data.entities, {
+        vocabSize: loaded.vocabSize,
+        file: join(options.data, "entities.json"),
+        maxLength: loaded.maxLength,
+      });
+      const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+        protocol,
+        topK,
+        beams,
+        excludeSeen: options.excludeSeen,
+        trieSoftmax: options.trieSoftmax,
+        batchSize: options.batchSize,
+        maxNewTokens: options.maxNewTokens,
+        textBeams: options.textBeams,
+        maxLength: loaded.maxLength,
+        ratingValues: data.manifest.rating_values ?? [],
+      });
+      const select = new RecordSelection(data.manifest, {
+        tasks: options.tasks,
+        templates: options.templates,
+        sample: options.sample,
+        shard,
+      });
+      const counts = data.manifest.counts?.[options.split] ?? {};
+      const total = select.expected(counts, options.limit) ?? 0;
+      const adapterNote = loaded.adapter ? ` + adapter ${loaded.adapter.dir}` : "";
+      options.onNote?.(
+        `${options.model}${adapterNote} on ${decoder.device}; ${pool.items.items.length} items; ` +
+          `${options.split}: ${total || "?"} records`,
+      );
+      const answerRun = { options, data, select, predictor, out, total, startedAt };
+      const { done, read } = await answerSplit(answerRun);
+      const run = shard === undefined ? undefined : await inferRunIdentity({
+        model: options.model,
+        adapter: loaded.adapter?.dir,
+        data: options.data,
+        split: options.split,
+        tasks: options.tasks,
+        templates: options.templates,
+        protocol,
+        topK,
+        beams,
+        excludeSeen: options.excludeSeen ?? DEFAULT_PREDICT.excludeSeen,
+        trieSoftmax: options.trieSoftmax ?? DEFAULT_PREDICT.trieSoftmax,
+        limit: options.limit ?? Infinity,
+        maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
+        textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,
+      });
+      await out.commit(
+        run && {
+          kind: "infer",
+          run,
+          name: basename(options.out),
+          records: read,
+          writtenBy: { device: decoder.device, threads: options.threads ?? null },
+        },
+      );
+      return { out: out.path, records: done, device: decoder.device };
+    } finally {
+      await decoder.release();
+    }
+  } finally {
+    await out.close();
+  }
+}
