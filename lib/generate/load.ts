@@ -18,6 +18,7 @@
  * @module
  */
 
+import { quantizedLinear, type QuantizeOptions } from "../model/quantize.ts";
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
 import { decoderFamily, glmFamily } from "../model/family.ts";
@@ -44,6 +45,8 @@ export interface LoadOptions {
   threads?: number;
   /** Told about what cannot be checked (an adapter without a recorded base model). */
   onWarning?: (message: string) => void;
+  /** Weight-only quantization of the linear modules (lib/model/quantize.ts); default float. */
+  quantize?: QuantizeOptions;
 }
 
 /** What {@linkcode loadForInference} opened. */
@@ -179,11 +182,14 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
       attention: loaded.method?.attention,
     };
   }
+  // The adapter is merged first, so a quantized model quantizes the merged weights.
+  const linear = options.quantize ? quantizedLinear(weights, options.quantize) : undefined;
   const family = model.kind === "glm"
-    ? glmFamily({ config: model.config, weights })
+    ? glmFamily({ config: model.config, weights }, { linear })
     : decoderFamily({ config: model.config, weights }, {
       attention,
       addedRows: model.addedRows,
+      linear,
     });
   const decoder = await CachedDecoder.create(family, {
     device: options.device,

@@ -342,6 +342,13 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
     stringField(o, 1, "");
     intField(o, 2, opset);
   });
+  // Operators of other domains (onnxruntime's com.microsoft contrib operators) import version 1.
+  for (const domain of new Set(graph.nodes.map((n) => n.domain).filter((d) => d))) {
+    messageField(w, 8, (o) => {
+      stringField(o, 1, domain);
+      intField(o, 2, 1);
+    });
+  }
   const chunks = w.finish();
   if (w.length > PROTO_LIMIT) {
     throw new Error(
