@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { QuantBits } from "../lib/model/quantize.ts";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags, withFlagNames } from "../lib/cli/flags.ts";
 import { SPLITS } from "../lib/data/types.ts";
@@ -115,6 +116,14 @@ const FLAGS = defineFlags({
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
   threads: { type: "int", min: 1, max: 1024, defaultText: "every core", help: "intra-op threads" },
+  quantize: {
+    type: "choice",
+    choices: ["none", "8", "4"],
+    default: "none",
+    help: "weight-only quantization of the linear layers: 8 or 4 bits a weight, blocks of 32 " +
+      "(onnxruntime's MatMulNBits; fewer bytes a step; scores change slightly: see " +
+      "docs/performance.md)",
+  },
   shard: {
     type: "string",
     placeholder: "i/n",
@@ -181,6 +190,7 @@ export const command: Command = {
         shard,
         device: flags.device,
         threads: flags.threads,
+        quantize: flags.quantize === "none" ? undefined : Number(flags.quantize) as QuantBits,
         onProgress: (message) => progress.update(message),
         onNote: (message) => progress.log(message),
         onWarning: (message) => console.error(`warning: ${message}`),

@@ -19,7 +19,11 @@ import {
 import { Graph } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
-import { testItems, TINY, tinyWeights, tokenizer } from "./infer_helpers.ts";
+import { join } from "node:path";
+import { runCli } from "./cli_support.ts";
+import { testItems, TINY, tinyWeights, tokenizer, writeModelDir } from "./infer_helpers.ts";
+import { withTempDir } from "./temp_dir.ts";
+import { demoDataset } from "./train_support.ts";
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   const rng = new Rng(seed);
@@ -159,3 +163,35 @@ Deno.test("a quantized GLM searches items exactly as the float GLM with the dequ
     }
   }
 });
+
+Deno.test("infer --quantize 8 answers with real items, and merge refuses a quantized part beside a float one", () =>
+  withTempDir(async (dir) => {
+    const model = join(dir, "model");
+    await writeModelDir(model, TINY, tinyWeights(TINY, 5));
+    const data = await demoDataset();
+    const infer = (out: string, ...extra: string[]) =>
+      runCli([
+        ...["infer", "--quiet", "--device", "cpu", "--model", model, "--data", data],
+        ...["--tasks", "sequential", "--limit", "8", "--beams", "4", "--top-k", "3"],
+        ...["--out", out, ...extra],
+      ]);
+    const whole = join(dir, "q.jsonl");
+    const run = await infer(whole, "--quantize", "8");
+    assert.equal(run.code, 0, run.stderr);
+    const lines = (await Deno.readTextFile(whole)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 8);
+    for (const line of lines) {
+      assert.equal(line.predictions.length, 3);
+      for (const p of line.predictions) assert.equal(typeof p.item_id, "string");
+    }
+    const part = join(dir, "p.jsonl");
+    assert.equal((await infer(part, "--shard", "0/2")).code, 0);
+    assert.equal((await infer(part, "--shard", "1/2", "--quantize", "4")).code, 0);
+    const merged = await runCli([
+      ...["merge", "--quiet", "--out", join(dir, "m.jsonl")],
+      join(dir, "p-00000-of-00002.jsonl"),
+      join(dir, "p-00001-of-00002.jsonl"),
+    ]);
+    assert.equal(merged.code, 1, merged.stderr);
+    assert.match(merged.stderr, /quantize/);
+  }));

@@ -21,6 +21,7 @@ import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
 import { DEFAULT_PREDICT, type InferProtocol, Predictor } from "./infer.ts";
 import { loadForInference } from "./load.ts";
+import type { QuantBits } from "../model/quantize.ts";
 
 /**
  * Records read (and answered) together, in batches: enough for several full batches of each kind
@@ -62,6 +63,8 @@ export interface InferRunOptions {
   shard?: Shard;
   device?: Device;
   threads?: number;
+  /** Weight-only quantization of the linear modules, 4 or 8 bits (default: float). */
+  quantize?: QuantBits;
   /** A phase or progress line (replaced by the next). */
   onProgress?: (message: string) => void;
   /** A line worth keeping (what is answered, with what). */
@@ -235,6 +238,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       device: options.device,
       threads: options.threads,
       onWarning: options.onWarning,
+      quantize: options.quantize ? { bits: options.quantize } : undefined,
     });
     const { tokenizer, decoder } = loaded;
     try {
@@ -282,6 +286,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         beams,
         excludeSeen: options.excludeSeen ?? DEFAULT_PREDICT.excludeSeen,
         trieSoftmax: options.trieSoftmax ?? DEFAULT_PREDICT.trieSoftmax,
+        quantize: options.quantize,
         limit: options.limit ?? Infinity,
         maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
         textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,

@@ -23,6 +23,8 @@ export interface InferRun {
   excludeSeen: boolean;
   /** Item search under the trie's softmax (recorded only when set, so older parts still match). */
   trieSoftmax?: boolean;
+  /** Bits of the quantized linear weights (recorded only when set). */
+  quantize?: number;
   limit: number;
   maxNewTokens: number;
   textBeams: number;
@@ -52,6 +54,7 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
     max_new_tokens: run.maxNewTokens,
     text_beams: run.textBeams,
     ...(run.trieSoftmax ? { trie_softmax: true } : {}),
+    ...(run.quantize ? { quantize: run.quantize } : {}),
   };
 }
 
