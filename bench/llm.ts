@@ -10,7 +10,10 @@
  * - `lora`: tokens/s of one training step (LoRA rank 8 on q, k, v, plus the intra-position
  *   table and 5 special-token rows), peak RSS;
  * - `infer`: users/s of top-10 sequential recommendation over every Beauty title (about 12,000
- *   items, the real Qwen3 tokenizer) with 20 beams;
+ *   items, the real Qwen3 tokenizer) with 20 beams; `infer_q8` and `infer_q4` the same with the
+ *   linear layers quantized (lib/model/quantize.ts), with their top-10 lists' agreement with the
+ *   float ones (`agreement`: the share of users whose ten items are identical in order, and the
+ *   mean overlap);
  * - `torch` (when `/usr/bin/python3` has torch): the same forward and LoRA step written in
  *   PyTorch (bench/llm_torch.py), same shape, batch and thread count, in the same run;
  * - `machine`: this machine's limits in the same run, through onnxruntime with the same threads:
@@ -40,6 +43,7 @@ import { randomDecoderTensors } from "../lib/model/families/init.ts";
 import { decoderConfigJson, parseDecoderConfig } from "../lib/model/families/registry.ts";
 import { addSpecialRows } from "../lib/model/families/special.ts";
 import { Graph, type TensorData } from "../lib/onnx/graph.ts";
+import { type QuantBits, quantizedLinear } from "../lib/model/quantize.ts";
 import { Rng } from "../lib/random.ts";
 import { Session, type WeightSessionOptions } from "../lib/runtime/session.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
@@ -297,50 +301,76 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
       peak_rss_gb: peakRssGb(),
     };
   },
-  async infer() {
-    const model = await loadDecoder(DIR);
-    // The real Qwen3 tokenizer, a test and benchmark (not run-time) dependency: written by
-    // tests/real_tokenizers.ts under its own lock file, out of the project's deno.lock.
-    const { REAL_TOKENIZERS } = await import("../tests/real_tokenizers.ts");
-    const tokenizer = await TextTokenizer.load(REAL_TOKENIZERS.qwen3);
-    const titles = await beautyTitles();
-    const items = [...titles.values()];
-    const pool = buildPool(
-      tokenizer,
-      items.map((entity, i) => ({ entity, kind: "item", id: `${i}` })),
-      {
-        vocabSize: model.config.vocabSize,
-      },
-    );
-    const records = await prompts(titles);
-    const decoder = await CachedDecoder.create(decoderFamily(model), {
-      device: "cpu",
-      threads: THREADS,
-    });
-    const users = Number(Deno.env.get("LLM_BENCH_USERS") ?? 4);
-    const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
-      protocol: "full",
-      topK: 10,
-      beams: 20,
-      batchSize: users,
-      maxLength: 1024,
-    });
-    await predictor.predict(records.slice(0, 1)); // warm-up: sessions
-    const [warmRuns, warmSeconds] = [decoder.runs, decoder.runSeconds];
-    const [lines, seconds] = await time(() => predictor.predict(records.slice(1, 1 + users)));
-    if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
-    await decoder.release();
-    return {
-      infer_runs: decoder.runs - warmRuns,
-      infer_run_s: round(decoder.runSeconds - warmSeconds, 2),
-      infer_users_per_s: round(users / seconds, 3),
-      infer_users: users,
-      items: items.length,
-      beams: 20,
-      peak_rss_gb: peakRssGb(),
-    };
-  },
+  infer: () => inferPhase(),
+  infer_q8: () => inferPhase(8),
+  infer_q4: () => inferPhase(4),
 };
+
+/**
+ * Users/s of top-10 item search (20 beams) over the Beauty titles, float or with the linear
+ * layers quantized to `bits`; returns each user's top-10 item ids too, so that `run` can measure
+ * the quantized lists' agreement with the float ones.
+ */
+async function inferPhase(bits?: QuantBits): Promise<Record<string, unknown>> {
+  const model = await loadDecoder(DIR);
+  // The real Qwen3 tokenizer, a test and benchmark (not run-time) dependency: written by
+  // tests/real_tokenizers.ts under its own lock file, out of the project's deno.lock.
+  const { REAL_TOKENIZERS } = await import("../tests/real_tokenizers.ts");
+  const tokenizer = await TextTokenizer.load(REAL_TOKENIZERS.qwen3);
+  const titles = await beautyTitles();
+  const items = [...titles.values()];
+  const pool = buildPool(
+    tokenizer,
+    items.map((entity, i) => ({ entity, kind: "item", id: `${i}` })),
+    {
+      vocabSize: model.config.vocabSize,
+    },
+  );
+  const records = await prompts(titles);
+  const linear = bits ? quantizedLinear(model.weights, { bits }) : undefined;
+  const decoder = await CachedDecoder.create(decoderFamily(model, { linear }), {
+    device: "cpu",
+    threads: THREADS,
+  });
+  const users = Number(Deno.env.get("LLM_BENCH_USERS") ?? 4);
+  const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+    protocol: "full",
+    topK: 10,
+    beams: 20,
+    batchSize: users,
+    maxLength: 1024,
+  });
+  await predictor.predict(records.slice(0, 1)); // warm-up: sessions
+  const [warmRuns, warmSeconds] = [decoder.runs, decoder.runSeconds];
+  const [lines, seconds] = await time(() => predictor.predict(records.slice(1, 1 + users)));
+  if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
+  await decoder.release();
+  return {
+    infer_runs: decoder.runs - warmRuns,
+    infer_run_s: round(decoder.runSeconds - warmSeconds, 2),
+    infer_users_per_s: round(users / seconds, 3),
+    infer_users: users,
+    items: items.length,
+    beams: 20,
+    peak_rss_gb: peakRssGb(),
+    top10: lines.map((l) => (l.predictions ?? []).map((p) => p.item_id ?? p.entity)),
+  };
+}
+
+/** How the quantized top-10 lists agree with the float ones: identical lists, mean overlap. */
+function agreement(float: string[][], quantized: string[][]): Record<string, number> {
+  let same = 0;
+  let overlap = 0;
+  float.forEach((list, u) => {
+    const other = quantized[u] ?? [];
+    if (list.join("\n") === other.join("\n")) same++;
+    overlap += list.filter((item) => other.includes(item)).length / Math.max(1, list.length);
+  });
+  return {
+    identical_top10_share: round(same / Math.max(1, float.length), 3),
+    mean_top10_overlap: round(overlap / Math.max(1, float.length), 3),
+  };
+}
 
 async function child(
   args: string[],
@@ -395,6 +425,13 @@ export async function run(): Promise<Record<string, unknown>> {
       .catch((error) => ({ error: String(error) }));
   }
   results.checkpoint_write_s = round(writeSeconds, 1);
+  const float = (results.infer as { top10?: string[][] } | undefined)?.top10;
+  for (const phase of ["infer_q8", "infer_q4"]) {
+    const quantized = (results[phase] as { top10?: string[][] } | undefined)?.top10;
+    if (float && quantized) {
+      (results[phase] as Record<string, unknown>).agreement = agreement(float, quantized);
+    }
+  }
   const machine = results.machine as { sgemm_gflops?: number; gemv_gb_per_s?: number } | undefined;
   if (machine?.sgemm_gflops && machine.gemv_gb_per_s) {
     const figure = (phase: string, key: string) =>
