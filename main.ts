@@ -12,8 +12,8 @@
 
 import denoConfig from "./deno.json" with { type: "json" };
 import type { Command } from "./lib/cli/command.ts";
-import { withFlagsIn } from "./lib/cli/flags.ts";
-import { InputError, oneLine, ReportedElsewhere, UsageError } from "./lib/errors.ts";
+import { flagOf, withFlagsIn } from "./lib/cli/flags.ts";
+import { InputError, nameOptionsBy, oneLine, ReportedElsewhere, UsageError } from "./lib/errors.ts";
 import { toIoError } from "./lib/io/io_error.ts";
 import { Progress } from "./lib/io/progress.ts";
 
@@ -77,6 +77,8 @@ function topLevelHelp(): string {
 /** Runs the command line `args`; returns the process exit status. */
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
+  // Libraries mention their options by name; on the command line each is its flag.
+  nameOptionsBy((option) => `--${flagOf(option)}`);
   try {
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
       console.log(topLevelHelp());

@@ -9,40 +9,29 @@
 import type { Command } from "../lib/cli/command.ts";
 import {
   defineFlags,
+  flagOf,
   formatDefault,
   formatFlags,
+  intFlag,
+  numberFlag,
+  optionsOf,
   type ParsedFlags,
   parseFlags,
   withFlagNames,
 } from "../lib/cli/flags.ts";
+import { chooseMethod, parseTaskWeights } from "../lib/train/method.ts";
+import { doneLine, stepLine, summaryJson } from "../lib/train/report.ts";
 import { OBJECTIVES } from "../lib/collate/collator.ts";
 import { RECIPES } from "../lib/train/recipes.ts";
 import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
-import {
-  DECODER_LORA_TARGETS,
-  DEFAULT_LORA,
-  LORA_TARGETS,
-  type LoraConfig,
-  TARGET_ALIASES,
-} from "../lib/model/lora.ts";
+import { DEFAULT_LORA } from "../lib/model/lora.ts";
 import { SCHEDULES } from "../lib/train/schedule.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
 import { DEFAULT_TRAIN, train } from "../lib/train/trainer.ts";
 import { isInitModel } from "../lib/model/init.ts";
-import { architectureOf } from "../lib/model/load_any.ts";
-import {
-  type Collective,
-  cudaDeviceOf,
-  isAgreed,
-  openWorld,
-  together,
-} from "../lib/parallel/mod.ts";
-import { ReportedElsewhere } from "../lib/errors.ts";
-
-/** Warmup, when --warmup is not given: this share of the steps. */
-const WARMUP_SHARE = 0.05;
+import { asRank, type Collective, cudaDeviceOf, together } from "../lib/parallel/mod.ts";
 
 const FLAGS = defineFlags({
   data: {
@@ -60,12 +49,7 @@ const FLAGS = defineFlags({
   },
   out: { type: "string", placeholder: "DIR", required: true, help: "run directory" },
   "lora-rank": { type: "int", min: 1, max: 4096, default: DEFAULT_LORA.rank, help: "LoRA rank r" },
-  "lora-alpha": {
-    type: "number",
-    min: 1e-9,
-    default: DEFAULT_LORA.alpha,
-    help: "LoRA alpha; the update is (alpha / r) B A",
-  },
+  "lora-alpha": numberFlag(1e-9, DEFAULT_LORA.alpha, "LoRA alpha; the update is (alpha / r) B A"),
   "lora-dropout": {
     type: "number",
     placeholder: "P",
@@ -150,24 +134,9 @@ const FLAGS = defineFlags({
     defaultText: "the model's max_sequence_length",
     help: "longest example in tokens",
   },
-  "batch-size": {
-    type: "int",
-    min: 1,
-    default: DEFAULT_TRAIN.batchSize,
-    help: "examples per micro-batch",
-  },
-  "grad-accum": {
-    type: "int",
-    min: 1,
-    default: DEFAULT_TRAIN.gradAccum,
-    help: "micro-batches per optimizer step",
-  },
-  epochs: {
-    type: "int",
-    min: 1,
-    default: DEFAULT_TRAIN.epochs,
-    help: "passes over the training records",
-  },
+  "batch-size": intFlag(1, DEFAULT_TRAIN.batchSize, "examples per micro-batch"),
+  "grad-accum": intFlag(1, DEFAULT_TRAIN.gradAccum, "micro-batches per optimizer step"),
+  epochs: intFlag(1, DEFAULT_TRAIN.epochs, "passes over the training records"),
   steps: { type: "int", min: 1, help: "optimizer steps (overrides --epochs)" },
   lr: {
     type: "number",
@@ -184,7 +153,7 @@ const FLAGS = defineFlags({
   warmup: {
     type: "int",
     min: 0,
-    defaultText: `${WARMUP_SHARE * 100}% of the steps`,
+    defaultText: `${DEFAULT_TRAIN.warmupShare * 100}% of the steps`,
     help: "linear warmup steps",
   },
   schedule: {
@@ -193,18 +162,8 @@ const FLAGS = defineFlags({
     default: DEFAULT_TRAIN.schedule,
     help: `${SCHEDULES.join(" | ")} decay after warmup, to 10% of the peak`,
   },
-  "weight-decay": {
-    type: "number",
-    min: 0,
-    default: DEFAULT_ADAMW.weightDecay,
-    help: "decoupled weight decay on matrices",
-  },
-  clip: {
-    type: "number",
-    min: 0,
-    default: DEFAULT_ADAMW.clip,
-    help: "clip the global gradient norm (0: off)",
-  },
+  "weight-decay": numberFlag(0, DEFAULT_ADAMW.weightDecay, "decoupled weight decay on matrices"),
+  clip: numberFlag(0, DEFAULT_ADAMW.clip, "clip the global gradient norm (0: off)"),
   seed: {
     type: "int",
     min: 0,
@@ -213,24 +172,18 @@ const FLAGS = defineFlags({
     section: "Run",
     help: "random seed: adapter init, batches, masking, dropout",
   },
-  "save-every": {
-    type: "int",
-    min: 1,
-    default: DEFAULT_TRAIN.saveEvery,
-    help: "checkpoint and outputs every N steps, and at the end",
-  },
+  "save-every": intFlag(
+    1,
+    DEFAULT_TRAIN.saveEvery,
+    "checkpoint and outputs every N steps, and at the end",
+  ),
   "val-every": {
     type: "int",
     min: 0,
     defaultText: "--save-every",
     help: "validate every N steps, and at the end",
   },
-  "val-batches": {
-    type: "int",
-    min: 0,
-    default: DEFAULT_TRAIN.valBatches,
-    help: "validation batches (0: no validation)",
-  },
+  "val-batches": intFlag(0, DEFAULT_TRAIN.valBatches, "validation batches (0: no validation)"),
   resume: {
     type: "boolean",
     help: "continue the run in --out from its checkpoint (refused when the checkpoint is " +
@@ -256,22 +209,6 @@ const FLAGS = defineFlags({
   },
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
-
-/** `--task-weights profile=4,sequential=0.5` as a record; a malformed entry is a UsageError. */
-export function parseTaskWeights(
-  list: readonly string[] | undefined,
-): Record<string, number> | undefined {
-  if (!list) return undefined;
-  const out: Record<string, number> = {};
-  for (const entry of list) {
-    const match = /^([a-z_]+)=([0-9]*\.?[0-9]+)$/.exec(entry.trim());
-    if (!match) {
-      throw new UsageError(`--task-weights: "${entry}" is not TASK=WEIGHT (e.g. profile=4)`);
-    }
-    out[match[1]] = Number(match[2]);
-  }
-  return out;
-}
 
 const usage = `Usage: recsysllm pretrain --data DIR --model DIR --out DIR [flags]
 
@@ -299,55 +236,13 @@ Examples:
   pretrain --data runs/beauty --model runs/tiny-model --out runs/full1 --steps 500 --lr 1e-3
   pretrain --data runs/beauty --model models/chatglm-6b --out runs/lora1 --steps 500`;
 
-type Parsed = ParsedFlags<typeof FLAGS>;
-
-const LORA_FLAGS = ["lora-rank", "lora-alpha", "lora-dropout", "lora-targets"] as const;
-
-/**
- * Full training or LoRA: `--full`, `--lora` (or a `--lora-*` flag) as given; otherwise every
- * weight for a GLM that init wrote (LoRA on random weights barely learns) and LoRA for a
- * pretrained checkpoint (or a decoder family, which trains only with LoRA).
- */
-async function trainsFull({ values, given }: Parsed): Promise<boolean> {
-  if (values.full && values.lora) throw new UsageError("give --full or --lora, not both");
-  if (values.full && values.adapter !== undefined) {
-    throw new UsageError("--adapter continues a LoRA adapter: drop --full");
-  }
-  if (values.full) return true;
-  if (values.adapter !== undefined) {
-    const fixed = (["lora-rank", "lora-alpha", "lora-targets"] as const).find((f) => given.has(f));
-    if (fixed) throw new UsageError(`--adapter sets the rank, alpha and targets: drop --${fixed}`);
-    return false;
-  }
-  if (values.lora || LORA_FLAGS.some((f) => given.has(f))) return false;
-  if (!(await isInitModel(values.model))) return false;
-  return (await architectureOf(values.model)).kind === "glm-thudm";
-}
-
-function loraOf({ values, given }: Parsed, full: boolean): LoraConfig | null {
-  if (full) {
-    const lora = LORA_FLAGS.find((f) => given.has(f));
-    if (lora) throw new UsageError(`--full trains every weight: drop --${lora}`);
-    return null;
-  }
-  // Names of either family's table here; against the model's own family in the trainer.
-  // None given: the family's default.
-  const targets = (values["lora-targets"] ?? []).map((t) => TARGET_ALIASES[t] ?? t);
-  for (const t of targets) {
-    if (!(t in LORA_TARGETS) && !(t in DECODER_LORA_TARGETS)) {
-      throw new UsageError(
-        `--lora-targets: unknown LoRA target "${t}" (GLM: ${
-          Object.keys(LORA_TARGETS).join(", ")
-        }, or qkv; decoders: ${Object.keys(DECODER_LORA_TARGETS).join(", ")})`,
-      );
-    }
-  }
-  return {
-    rank: values["lora-rank"],
-    alpha: values["lora-alpha"],
-    dropout: values["lora-dropout"],
-    targets: [...new Set(targets)],
-  };
+/** Full training (null) or the LoRA adapter to train, as the flags (or the model) choose. */
+function loraOf({ values, given }: ParsedFlags<typeof FLAGS>) {
+  const givenFlags: ReadonlySet<string> = given;
+  return withFlagNames(
+    FLAGS,
+    () => chooseMethod({ ...optionsOf(values), given: (option) => givenFlags.has(flagOf(option)) }),
+  );
 }
 
 /** The `pretrain` subcommand. */
@@ -355,19 +250,7 @@ export const command: Command = {
   name: "pretrain",
   summary: "LoRA or full training (autodiff in onnxruntime): adapter/weights, metrics, loss curve",
   usage,
-  async run(args: string[]): Promise<void> {
-    // Under an MPI launcher: this process is one rank (nothing is loaded otherwise).
-    const world = openWorld();
-    try {
-      await runRank(args, world && world.size > 1 ? world : undefined);
-    } catch (error) {
-      // Every rank ends with the failure they agreed on; rank 0 alone prints it.
-      if (world && world.rank !== 0 && isAgreed(error)) throw new ReportedElsewhere(error);
-      throw error;
-    } finally {
-      await world?.close();
-    }
-  },
+  run: (args) => asRank((world) => runRank(args, world)),
 };
 
 async function runRank(args: string[], world: Collective | undefined): Promise<void> {
@@ -375,7 +258,7 @@ async function runRank(args: string[], world: Collective | undefined): Promise<v
   const { parsed, flags, lora, chosen } = await together(world, async () => {
     const parsed = parseFlags("pretrain", args, FLAGS);
     const flags = parsed.values;
-    const lora = loraOf(parsed, await trainsFull(parsed));
+    const lora = await loraOf(parsed);
     if (parsed.given.has("steps") && parsed.given.has("epochs")) {
       throw new UsageError("give --steps or --epochs, not both");
     }
@@ -384,77 +267,33 @@ async function runRank(args: string[], world: Collective | undefined): Promise<v
   });
   const progress = new Progress("pretrain", { quiet: flags.quiet || !root });
   if (root && lora && await isInitModel(flags.model)) {
+    const named = parsed.given.has("lora") || flags.adapter !== undefined;
     console.error(
       `pretrain: note: ${flags.model} holds init's random weights; LoRA trains only the ` +
-        `adapter on them${
-          parsed.given.has("lora") || flags.adapter !== undefined
-            ? ""
-            : " (--full trains every weight)"
-        }`,
+        `adapter on them${named ? "" : " (--full trains every weight)"}`,
     );
   }
   const summary = await withFlagNames(FLAGS, () =>
     train({
-      data: flags.data,
-      model: flags.model,
-      out: flags.out,
+      // data, model, out, maxLength, batchSize, ...: each flag's value sets its option
+      ...optionsOf(flags),
       lora,
-      adapter: flags.adapter,
-      attention: flags.attention,
-      merge: flags.merge,
       objective: flags.objective ?? chosen?.objective,
       sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
       trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
       taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
-      maxLength: flags["max-length"],
-      batchSize: flags["batch-size"],
-      gradAccum: flags["grad-accum"],
-      steps: flags.steps,
-      epochs: flags.epochs,
-      lr: flags.lr,
-      warmup: flags.warmup,
-      warmupShare: flags.warmup === undefined ? WARMUP_SHARE : undefined,
-      schedule: flags.schedule,
-      weightDecay: flags["weight-decay"],
-      clip: flags.clip,
-      seed: flags.seed,
-      saveEvery: flags["save-every"],
-      valEvery: flags["val-every"],
-      valBatches: flags["val-batches"],
-      resume: flags.resume,
-      force: flags.force,
-      device: flags.device,
       // Each rank of a machine on its own GPU (with --device cuda or auto).
-      deviceId: world
-        ? cudaDeviceOf(world.localRank, Deno.env.get("CUDA_VISIBLE_DEVICES"))
-        : undefined,
-      threads: flags.threads,
+      deviceId: world && cudaDeviceOf(world.localRank, Deno.env.get("CUDA_VISIBLE_DEVICES")),
       world,
       onNote: (message) => progress.log(message),
       onPhase: (message) => progress.update(message),
       onStep: (line, total) => {
-        const val = line.val_loss === undefined ? "" : ` val_loss ${line.val_loss.toFixed(4)}`;
-        const message = `step ${line.step}/${total} loss ${line.loss.toFixed(4)}${val} ` +
-          `lr ${line.lr.toExponential(2)} ${line.tokens_per_s} tokens/s`;
-        if (line.step === total || line.val_loss !== undefined) progress.log(message);
-        else progress.update(message);
+        const { text, keep } = stepLine(line, total);
+        if (keep) progress.log(text);
+        else progress.update(text);
       },
     }));
   if (!root) return;
-  const ranks = world ? ` x ${world.size} ranks` : "";
-  progress.done(
-    `${summary.steps} steps on ${summary.device}${ranks}, loss ${summary.lastLoss.toFixed(4)}` +
-      (summary.valLoss === undefined ? "" : `, val_loss ${summary.valLoss.toFixed(4)}`),
-  );
-  console.log(JSON.stringify({
-    steps: summary.steps,
-    loss: summary.lastLoss,
-    first_loss: summary.firstLoss,
-    val_loss: summary.valLoss ?? null,
-    initial_val_loss: summary.initialValLoss ?? null,
-    tokens: summary.tokens,
-    device: summary.device,
-    ...(world ? { ranks: world.size } : {}),
-    resumed: summary.resumed,
-  }));
+  progress.done(doneLine(summary, world?.size));
+  console.log(JSON.stringify(summaryJson(summary, world?.size)));
 }

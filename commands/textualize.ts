@@ -11,6 +11,7 @@ import {
   defineFlags,
   type FlagValues,
   formatFlags,
+  intFlag,
   parseFlags,
   withFlagNames,
 } from "../lib/cli/flags.ts";
@@ -26,6 +27,10 @@ import {
 import { textualize } from "../lib/data/textualize.ts";
 import { TASKS } from "../lib/data/types.ts";
 import { parseRatingScale, TIME_UNITS, type TimeUnit } from "../lib/data/log.ts";
+
+/** A column-name flag: the name used when absent, and what the column holds. */
+const column = (defaultText: string, help: string) =>
+  ({ type: "string", placeholder: "NAME", defaultText, help }) as const;
 
 const FLAGS = defineFlags({
   format: {
@@ -60,85 +65,37 @@ const FLAGS = defineFlags({
     help: 'csv field separator ("tab" ok)',
   },
   "user-col": {
-    type: "string",
-    placeholder: "NAME",
+    ...column("user_id", "interactions: user id"),
     section:
       "Columns (csv and recbole; optional ones are used when a column of the default name exists)",
-    defaultText: "user_id",
-    help: "interactions: user id",
   },
-  "item-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "item_id",
-    help: "interactions: item id",
-  },
-  "time-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "timestamp|time",
-    help: "interactions: Unix time or ISO date",
-  },
+  "item-col": column("item_id", "interactions: item id"),
+  "time-col": column("timestamp|time", "interactions: Unix time or ISO date"),
   "timestamp-unit": {
     type: "choice",
     choices: TIME_UNITS,
     default: "auto",
     help: "unit of Unix times: s, ms, or auto (milliseconds when any exceeds 1e11, with a notice)",
   },
-  "rating-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "rating",
-    help: "interactions: rating",
-  },
+  "rating-col": column("rating", "interactions: rating"),
   "rating-scale": {
     type: "string",
     placeholder: "MIN-MAX",
     defaultText: "amazon-reviews: 1-5; else inferred from the training ratings",
     help: "the rating scale: a rating outside it is an error naming its line",
   },
-  "review-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "review|review_text",
-    help: "interactions: review text",
-  },
-  "summary-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "summary",
-    help: "interactions: review summary",
-  },
-  "user-id-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "as --user-col",
-    help: "users table: id column",
-  },
+  "review-col": column("review|review_text", "interactions: review text"),
+  "summary-col": column("summary", "interactions: review summary"),
+  "user-id-col": column("as --user-col", "users table: id column"),
   "user-features": {
     type: "list",
     defaultText: "all others",
     help: "users table: feature columns",
   },
-  "item-id-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "as --item-col",
-    help: "items table: id column",
-  },
-  "title-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "title",
-    help: "items table: title column",
-  },
+  "item-id-col": column("as --item-col", "items table: id column"),
+  "title-col": column("title", "items table: title column"),
   "item-attrs": { type: "list", defaultText: "all others", help: "items table: attribute columns" },
-  "label-col": {
-    type: "string",
-    placeholder: "NAME",
-    defaultText: "asin",
-    help: "p5 items table: identifier appended to repeated titles",
-  },
+  "label-col": column("asin", "p5 items table: identifier appended to repeated titles"),
   seed: {
     type: "int",
     min: 0,
@@ -154,102 +111,30 @@ const FLAGS = defineFlags({
     defaultText: "all",
     help: `of ${TASKS.join(",")}`,
   },
-  "max-history": {
-    type: "int",
-    min: 1,
-    default: D.maxHistory,
-    help: "items shown in sequential prompts",
-  },
-  "seq-per-user": {
-    type: "int",
-    min: 0,
-    default: D.seqPerUser,
-    help: "training sequential records per user, 0 = every position",
-  },
-  "direct-per-user": {
-    type: "int",
-    min: 0,
-    default: D.directPerUser,
-    help: "training direct records per user",
-  },
-  "direct-history": {
-    type: "int",
-    min: 0,
-    default: D.directHistory,
-    help: "items shown in direct prompts",
-  },
-  "rating-per-user": {
-    type: "int",
-    min: 0,
-    default: D.ratingPerUser,
-    help: "training rating records per user, 0 = all",
-  },
-  "explanation-per-user": {
-    type: "int",
-    min: 0,
-    default: D.explanationPerUser,
-    help: "training explanation records per user, 0 = all",
-  },
-  "review-per-user": {
-    type: "int",
-    min: 0,
-    default: D.reviewPerUser,
-    help: "training review records per user, 0 = all",
-  },
-  "negatives": {
-    type: "int",
-    min: 0,
-    default: D.negatives,
-    help: "negatives in valid/test candidate lists",
-  },
-  "profiles-per-user": {
-    type: "int",
-    min: 0,
-    default: D.profilesPerUser,
-    help: "profile documents per user",
-  },
-  "profile-sample": {
-    type: "int",
-    min: 1,
-    default: D.profileSample,
-    help: "items sampled from each preference period",
-  },
-  "short-days": {
-    type: "int",
-    min: 0,
-    default: D.windows.shortDays,
-    help: "short-term period with timestamps",
-  },
-  "medium-days": {
-    type: "int",
-    min: 0,
-    default: D.windows.mediumDays,
-    help: "medium-term period with timestamps",
-  },
-  "short-items": {
-    type: "int",
-    min: 0,
-    default: D.windows.shortItems,
-    help: "short-term period without timestamps",
-  },
-  "medium-items": {
-    type: "int",
-    min: 0,
-    default: D.windows.mediumItems,
-    help: "medium-term period without timestamps",
-  },
-  "favourites": {
-    type: "int",
-    min: 0,
-    default: D.favourites,
-    help: "favourite values per item attribute in profiles",
-  },
-  "max-entity-words": {
-    type: "int",
-    min: 1,
-    default: D.maxEntityWords,
-    help: "entity strings are cut to N words",
-  },
+  "max-history": intFlag(1, D.maxHistory, "items shown in sequential prompts"),
+  "seq-per-user": intFlag(
+    0,
+    D.seqPerUser,
+    "training sequential records per user, 0 = every position",
+  ),
+  "direct-per-user": intFlag(0, D.directPerUser, "training direct records per user"),
+  "direct-history": intFlag(0, D.directHistory, "items shown in direct prompts"),
+  "rating-per-user": intFlag(0, D.ratingPerUser, "training rating records per user, 0 = all"),
+  "explanation-per-user": intFlag(
+    0,
+    D.explanationPerUser,
+    "training explanation records per user, 0 = all",
+  ),
+  "review-per-user": intFlag(0, D.reviewPerUser, "training review records per user, 0 = all"),
+  "negatives": intFlag(0, D.negatives, "negatives in valid/test candidate lists"),
+  "profiles-per-user": intFlag(0, D.profilesPerUser, "profile documents per user"),
+  "profile-sample": intFlag(1, D.profileSample, "items sampled from each preference period"),
+  "short-days": intFlag(0, D.windows.shortDays, "short-term period with timestamps"),
+  "medium-days": intFlag(0, D.windows.mediumDays, "medium-term period with timestamps"),
+  "short-items": intFlag(0, D.windows.shortItems, "short-term period without timestamps"),
+  "medium-items": intFlag(0, D.windows.mediumItems, "medium-term period without timestamps"),
+  "favourites": intFlag(0, D.favourites, "favourite values per item attribute in profiles"),
+  "max-entity-words": intFlag(1, D.maxEntityWords, "entity strings are cut to N words"),
   "max-entity-chars": {
     type: "int",
     min: 0,
@@ -257,24 +142,13 @@ const FLAGS = defineFlags({
     help: "... then to N characters (0: no limit), with a warning: a title longer than the " +
       "model's maximum length stops training",
   },
-  "explanation-min-words": {
-    type: "int",
-    min: 1,
-    default: D.explanationMinWords,
-    help: "explanation = first review sentence with N+ words",
-  },
-  "explanation-max-words": {
-    type: "int",
-    min: 1,
-    default: D.explanationMaxWords,
-    help: "... cut to N words",
-  },
-  "review-words": {
-    type: "int",
-    min: 1,
-    default: D.reviewWords,
-    help: "words of review text quoted in review prompts",
-  },
+  "explanation-min-words": intFlag(
+    1,
+    D.explanationMinWords,
+    "explanation = first review sentence with N+ words",
+  ),
+  "explanation-max-words": intFlag(1, D.explanationMaxWords, "... cut to N words"),
+  "review-words": intFlag(1, D.reviewWords, "words of review text quoted in review prompts"),
   "train-through": {
     type: "choice",
     choices: TRAIN_THROUGH,

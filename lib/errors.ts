@@ -37,6 +37,29 @@ export type Describe = (name: string, nameOf: (option: string) => string) => str
 /** Names an option as the library does: its own name. */
 const plainName = (option: string) => option;
 
+/** How {@linkcode optionName} names options; see {@linkcode nameOptionsBy}. */
+let optionNamer: (option: string) => string = plainName;
+
+/**
+ * A library option as messages mention it (notes, warnings, hints in errors: "declare it with
+ * `optionName("ratingScale")` MIN-MAX"): by its own name (`ratingScale`) unless the program says
+ * otherwise. The command line names options by their flags (`--rating-scale`): libraries never
+ * spell flags. A message about an option's own value is an {@linkcode OptionError} instead.
+ *
+ * @example
+ * ```ts
+ * optionName("ratingScale"); // "ratingScale" (the command line: "--rating-scale")
+ * ```
+ */
+export function optionName(option: string): string {
+  return optionNamer(option);
+}
+
+/** Sets how {@linkcode optionName} names options for this process (main.ts: by their flags). */
+export function nameOptionsBy(namer: (option: string) => string): void {
+  optionNamer = namer;
+}
+
 /**
  * A library option whose value cannot work (out of range, or in conflict with another option).
  * The message words the problem around the option's name, and a command re-words it with its

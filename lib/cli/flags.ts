@@ -177,6 +177,24 @@ export function defineFlags<const T extends FlagTable>(table: T): T {
 }
 
 /**
+ * An integer flag of at least `min` whose default is a library's constant: the common shape of a
+ * count, one line in a table.
+ *
+ * @example
+ * ```ts
+ * const FLAGS = defineFlags({ "batch-size": intFlag(1, 8, "examples per micro-batch") });
+ * ```
+ */
+export function intFlag(min: number, value: number, help: string) {
+  return { type: "int", min, default: value, help } as const;
+}
+
+/** A number flag of at least `min` whose default is a library's constant (see {@linkcode intFlag}). */
+export function numberFlag(min: number, value: number, help: string) {
+  return { type: "number", min, default: value, help } as const;
+}
+
+/**
  * Parses `args` against `table`. Unknown flags, missing values, stray positional arguments,
  * missing required flags and malformed values are one-line {@linkcode UsageError}s; `--help` is
  * always accepted (the caller handles it).
@@ -488,8 +506,34 @@ export function closestFlag(typed: string, table: FlagTable): string | undefined
   return bestScore <= allowed ? best : undefined;
 }
 
+/** `max-length` -> `maxLength`, as a type (see {@linkcode optionsOf}). */
+export type OptionName<F extends string> = F extends `${infer A}-${infer B}`
+  ? `${A}${Capitalize<OptionName<B>>}`
+  : F;
+
+/**
+ * The values of `flags` keyed by the library option each flag conventionally sets (`max-length`
+ * -> `maxLength`, the convention {@linkcode withFlagNames} reads back): a command passes them on
+ * and states only the options that are not a flag's value.
+ *
+ * @example
+ * ```ts
+ * optionsOf({ "max-length": 512, seed: 1 }); // { maxLength: 512, seed: 1 }
+ * ```
+ */
+export function optionsOf<V extends Record<string, unknown>>(
+  flags: V,
+): { [K in keyof V & string as OptionName<K>]: V[K] } {
+  return Object.fromEntries(
+    Object.entries(flags).map(([flag, value]) => [
+      flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+      value,
+    ]),
+  ) as { [K in keyof V & string as OptionName<K>]: V[K] };
+}
+
 /** `maxLength` -> `max-length`: the flag that conventionally sets a library option. */
-function flagOf(option: string): string {
+export function flagOf(option: string): string {
   return option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 

@@ -12,7 +12,7 @@
 
 import { DEFAULT_RECORD_OPTIONS } from "../data/records.ts";
 import type { EntityEntry } from "../data/types.ts";
-import { cut, InputError } from "../errors.ts";
+import { cut, InputError, optionName } from "../errors.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { encodeEntity } from "./tokenize.ts";
 
@@ -117,6 +117,7 @@ export function checkEntityLengths(
     `${options.file}: ${first.kind} "${cut(first.id, 40)}" ("${cut(first.entity, 32)}", ` +
       `${chars(first)} characters) is ${first.tokens} tokens, more than the ${limit} an entity ` +
       `may take within the maximum length ${options.maxLength} (${options.lengthFrom})${more}; ` +
-      `textualize the data again with --max-entity-chars ${suggest} to cut long titles`,
+      `textualize the data again with ${optionName("maxEntityChars")} ${suggest} to cut long ` +
+      "titles",
   );
 }

@@ -13,18 +13,19 @@
  * @module
  */
 
-import { cut, inputError } from "../errors.ts";
+import { cut, inputError, optionName } from "../errors.ts";
 import type { Counts } from "./manifest.ts";
 import type { DatasetPlan } from "./records.ts";
 import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
 
-/** The flag that names the column a task needs, per format, for the message. */
+/** The option that names the column a task needs, per format, for the message. */
 function columnHint(task: Task, format: string): string {
   if (format === "p5") return " (the p5 format holds item sequences only)";
   if (format !== "csv" && format !== "recbole") return "";
-  if (task === "rating") return "; --rating-col names the rating column";
-  if (task === "explanation") return "; --review-col names the review column";
-  if (task === "review") return "; --review-col and --summary-col name the columns";
+  const [rating, review, summary] = ["ratingCol", "reviewCol", "summaryCol"].map(optionName);
+  if (task === "rating") return `; ${rating} names the rating column`;
+  if (task === "explanation") return `; ${review} names the review column`;
+  if (task === "review") return `; ${review} and ${summary} name the columns`;
   return "";
 }
 
@@ -47,7 +48,8 @@ export function checkRequestedTasks(plan: DatasetPlan, file: string): void {
     throw inputError(
       file,
       undefined,
-      `--tasks names ${task}, but ${status.reason}${columnHint(task, plan.log.format)}`,
+      `${optionName("tasks")} names ${task}, but ${status.reason}` +
+        columnHint(task, plan.log.format),
     );
   }
 }
@@ -75,11 +77,13 @@ function noTrainingReason(plan: DatasetPlan, task: Task): string {
     }
     if (task === "explanation") {
       return `no training review has a sentence of ${plan.options.explanationMinWords}+ words ` +
-        `(--explanation-min-words)`;
+        `(${optionName("explanationMinWords")})`;
     }
     return "no training interaction of any user has what its prompts need";
   }
-  if (task === "profile" && plan.options.profilesPerUser === 0) return "--profiles-per-user is 0";
+  if (task === "profile" && plan.options.profilesPerUser === 0) {
+    return `${optionName("profilesPerUser")} is 0`;
+  }
   return "no user has training interactions for it";
 }
 
@@ -147,6 +151,6 @@ export function cutEntitiesWarning(plan: DatasetPlan): string | undefined {
   const first = list[0];
   const n = list.length;
   return `${n} ${n === 1 ? "entity" : "entities"} cut to ${plan.options.maxEntityChars} ` +
-    `characters (--max-entity-chars): ${n === 1 ? "" : "the first, "}${first.kind} ` +
+    `characters (${optionName("maxEntityChars")}): ${n === 1 ? "" : "the first, "}${first.kind} ` +
     `"${cut(first.id, 40)}" (${first.chars} characters: "${cut(first.entity, 40)}")`;
 }

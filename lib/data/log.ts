@@ -9,7 +9,7 @@
  * @module
  */
 
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { foldSpace } from "./text.ts";
 
 /** A source file a reader read, and what it held. */
@@ -364,12 +364,14 @@ export class LogBuilder {
           this.#label,
           low.line,
           `timestamp ${low.value} reads as seconds but line ${high.line} has ${high.value}, ` +
-            `milliseconds (above ${MS_THRESHOLD}); give the unit with --timestamp-unit s or ms`,
+            `milliseconds (above ${MS_THRESHOLD}); give the unit with ${
+              optionName("timestampUnit")
+            } s or ms`,
         );
       }
       notes.push(
         `${this.#label}: timestamps read as milliseconds (line ${high.line} has ${high.value}, ` +
-          `after the year 5000 as seconds); --timestamp-unit s reads them as seconds`,
+          `after the year 5000 as seconds); ${optionName("timestampUnit")} s reads them as seconds`,
       );
     } else if (unit === "s") {
       return "s";
@@ -389,7 +391,9 @@ export class LogBuilder {
     notes.push(
       `${this.#label}: ${count} of ${this.#rated} ratings lie far outside ${low}-${high}, the ` +
         `range of the others (first: ${first.value} on line ${first.line}); they widen the ` +
-        `inferred rating scale: declare it with --rating-scale MIN-MAX to reject them`,
+        `inferred rating scale: declare it with ${
+          optionName("ratingScale")
+        } MIN-MAX to reject them`,
     );
   }
 

@@ -18,7 +18,7 @@
  */
 
 import { join } from "node:path";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { readRecords, trainsThroughValid } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
@@ -164,8 +164,9 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     throw inputError(
       join(data.dir, "manifest.json"),
       undefined,
-      "the validation items are training data here (textualize --train-through valid): " +
-        "score the test split, or textualize without it to validate",
+      "the validation items are training data here (textualize " +
+        `${optionName("trainThrough")} valid): score the test split, or textualize without it ` +
+        "to validate",
     );
   }
   const recordsFile = join(data.dir, `${split}.jsonl`);
@@ -296,8 +297,9 @@ function answeredTasks(byId: Map<string, StoredPrediction>): (task: string) => b
 /** The warning for sampled records whose candidate list is the target alone. */
 function noNegativesWarning(count: number, split: string): string {
   return `${count} ${split} record(s) have no negative candidates (the candidate list is the ` +
-    `target alone): under --protocol sampled every method ranks them first, so their HR@k and ` +
-    `NDCG@k are 1 whatever the method (textualize --negatives N sets the negatives)`;
+    `target alone): under ${optionName("protocol")} sampled every method ranks them first, so ` +
+    `their HR@k and NDCG@k are 1 whatever the method (textualize ${optionName("negatives")} N ` +
+    "sets the negatives)";
 }
 
 /** The predictions of every method read from files, by method name, then by record id. */

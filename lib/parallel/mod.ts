@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { Collective } from "./collective.ts";
+import { ReportedElsewhere } from "../errors.ts";
+import { type Collective, isAgreed } from "./collective.ts";
 import { MpiError, openMpi } from "./mpi.ts";
 import { worldFromEnv } from "./world.ts";
 
@@ -45,4 +46,27 @@ export function openWorld(
     return undefined;
   }
   return openMpi(described, env("RECSYSLLM_MPI_LIB"));
+}
+
+/**
+ * Runs `work` as this process's rank of the launcher's world (undefined when there is none, or a
+ * world of one), then closes the world. Every rank ends with the failure the ranks agreed on; a
+ * rank other than 0 throws it as {@linkcode ReportedElsewhere}, so that rank 0 alone prints it.
+ *
+ * @example
+ * ```ts
+ * await asRank(async (world) => console.error(world ? `rank ${world.rank}` : "alone"));
+ * ```
+ */
+export async function asRank<T>(work: (world: Collective | undefined) => Promise<T>): Promise<T> {
+  // Under an MPI launcher: this process is one rank (nothing is loaded otherwise).
+  const world = openWorld();
+  try {
+    return await work(world && world.size > 1 ? world : undefined);
+  } catch (error) {
+    if (world && world.rank !== 0 && isAgreed(error)) throw new ReportedElsewhere(error);
+    throw error;
+  } finally {
+    await world?.close();
+  }
 }

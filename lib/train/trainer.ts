@@ -38,7 +38,7 @@ import { checkEntityLengths } from "../collate/entity_fit.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
-import { InputError, OptionError, UsageError } from "../errors.ts";
+import { InputError, OptionError, optionName, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { type AttentionMode, DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
 import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
@@ -314,7 +314,10 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   let start: Adapter | undefined;
   if (options.adapter !== undefined) {
     if (!lora) {
-      throw new OptionError("adapter", (name) => `${name} continues a LoRA adapter: drop --full`);
+      throw new OptionError(
+        "adapter",
+        (name, nameOf) => `${name} continues a LoRA adapter: drop ${nameOf("full")}`,
+      );
     }
     start = await loadAdapter(options.adapter, model.config, {
       model: { weights: model.weights, addedRows: model.kind === "decoder" ? model.addedRows : 0 },
@@ -364,10 +367,10 @@ export async function loadRunData(
     sequenceMaxKeep: options.sequenceMaxKeep,
   };
   // Before the first step, not when a batch comes up: an entity the model cannot hold (named,
-  // with the flag that cuts it), then any record that cannot fit.
+  // with the option that cuts it), then any record that cannot fit.
   const lengthFrom = options.maxLength === undefined
     ? "the model's maximum length"
-    : "--max-length";
+    : optionName("maxLength");
   checkEntityLengths(tokenizer, dataset.entities, {
     maxLength: base.maxLength,
     lengthFrom,
@@ -409,7 +412,8 @@ export async function loadRunData(
   if (!valStream && valBatches > 0) note("no validation records: val_loss is not reported");
   if (valStream && trainsThroughValid(dataset)) {
     note(
-      "the dataset trains through the validation items (--train-through valid): val_loss is not held out",
+      `the dataset trains through the validation items (${optionName("trainThrough")} valid): ` +
+        "val_loss is not held out",
     );
   }
   return {
@@ -547,7 +551,7 @@ async function startOrResume(run: Run): Promise<RunState> {
     else {
       note(
         `${checkpointPath} was written by an older version: no base-model identity to check ` +
-          `(make sure --model is the model it was trained on)`,
+          `(make sure ${optionName("model")} is the model it was trained on)`,
       );
     }
     if (!saved.verified) note(`${checkpointPath} records no checksum: its data is not checked`);
@@ -561,7 +565,7 @@ async function startOrResume(run: Run): Promise<RunState> {
         `cannot resume ${options.out}: the training records of ${options.data} are not those ` +
           `it was trained on (sha256 ${String(comparable.trainSha256).slice(0, 12)}... -> ` +
           `${String(run.settings.trainSha256).slice(0, 12)}...); restore that dataset, or train ` +
-          `into a new --out`,
+          `into a new ${optionName("out")}`,
       );
     }
     const differ = settingsDiffer(comparable, run.settings);

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { inputError } from "../../errors.ts";
+import { inputError, optionName } from "../../errors.ts";
 import { readJsonLines } from "../../io/lines.ts";
 import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
 import { checkUniqueId, openTable } from "./table.ts";
@@ -35,7 +35,10 @@ export interface AmazonReviewsOptions {
 export const AMAZON_RATING_SCALE = {
   min: 1,
   max: 5,
-  source: "Amazon reviews rate 1-5 stars; --rating-scale declares another",
+  /** Where the scale comes from, for messages (named when read: options are named per program). */
+  get source(): string {
+    return `Amazon reviews rate 1-5 stars; ${optionName("ratingScale")} declares another`;
+  },
 } as const;
 
 function optionalNumber(
@@ -130,9 +133,9 @@ async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): P
     const table = await openTable(path, { delimiter: path.endsWith(".tsv") ? "\t" : "," });
     const id = table.column(
       options.itemIdCol ?? (table.find("asin") !== -1 ? "asin" : "item_id"),
-      "item-id-col",
+      "itemIdCol",
     );
-    const title = table.column(options.titleCol ?? "title", "title-col");
+    const title = table.column(options.titleCol ?? "title", "titleCol");
     const brand = table.find("brand");
     for await (const { line, fields } of table.rows()) {
       const itemId = fields[id].trim();

@@ -71,14 +71,14 @@ export const CSV_DIALECT: TableDialect = {
   },
 };
 
-/** A column chosen by a flag must exist; a default one is used only when it exists. */
+/** A column chosen by an option must exist; a default one is used only when it exists. */
 function pickColumn(
   table: Table,
   chosen: string | undefined,
   defaults: string[],
-  flag: string,
+  option: string,
 ): number {
-  if (chosen !== undefined) return table.column(chosen, flag);
+  if (chosen !== undefined) return table.column(chosen, option);
   for (const name of defaults) {
     const index = table.find(name);
     if (index !== -1) return index;
@@ -109,9 +109,9 @@ async function readUsers(
     quoting: dialect.quoting,
     typed: dialect.typed,
   });
-  const id = table.column(options.userIdCol ?? options.userCol ?? "user_id", "user-id-col");
+  const id = table.column(options.userIdCol ?? options.userCol ?? "user_id", "userIdCol");
   const names = options.userFeatures ?? defaultValueColumns(table, [id]);
-  const columns = names.map((name) => table.column(name, "user-features"));
+  const columns = names.map((name) => table.column(name, "userFeatures"));
   log.setUserFeatureNames(names);
   const firstLine = new Map<string, number>();
   for await (const { line, fields } of table.rows()) {
@@ -133,10 +133,10 @@ async function readItems(
     quoting: dialect.quoting,
     typed: dialect.typed,
   });
-  const id = table.column(options.itemIdCol ?? options.itemCol ?? "item_id", "item-id-col");
-  const title = pickColumn(table, options.titleCol, dialect.defaults.title, "title-col");
+  const id = table.column(options.itemIdCol ?? options.itemCol ?? "item_id", "itemIdCol");
+  const title = pickColumn(table, options.titleCol, dialect.defaults.title, "titleCol");
   const names = options.itemAttrs ?? defaultValueColumns(table, [id, title]);
-  const columns = names.map((name) => table.column(name, "item-attrs"));
+  const columns = names.map((name) => table.column(name, "itemAttrs"));
   if (names.includes("item")) {
     throw inputError(table.label, 1, 'an attribute may not be named "item" (the kind of items)');
   }
@@ -175,12 +175,12 @@ export async function readTables(
     quoting: dialect.quoting,
     typed: dialect.typed,
   });
-  const user = table.column(options.userCol ?? "user_id", "user-col");
-  const item = table.column(options.itemCol ?? "item_id", "item-col");
-  const time = pickColumn(table, options.timeCol, dialect.defaults.time, "time-col");
-  const rating = pickColumn(table, options.ratingCol, dialect.defaults.rating, "rating-col");
-  const review = pickColumn(table, options.reviewCol, dialect.defaults.review, "review-col");
-  const summary = pickColumn(table, options.summaryCol, dialect.defaults.summary, "summary-col");
+  const user = table.column(options.userCol ?? "user_id", "userCol");
+  const item = table.column(options.itemCol ?? "item_id", "itemCol");
+  const time = pickColumn(table, options.timeCol, dialect.defaults.time, "timeCol");
+  const rating = pickColumn(table, options.ratingCol, dialect.defaults.rating, "ratingCol");
+  const review = pickColumn(table, options.reviewCol, dialect.defaults.review, "reviewCol");
+  const summary = pickColumn(table, options.summaryCol, dialect.defaults.summary, "summaryCol");
   const label = table.label;
   for await (const { line, fields } of table.rows()) {
     const userId = fields[user].trim();

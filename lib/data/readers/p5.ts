@@ -7,7 +7,7 @@
  */
 
 import { readLines } from "../../io/lines.ts";
-import { inputError } from "../../errors.ts";
+import { inputError, optionName } from "../../errors.ts";
 import { type InteractionLog, LogBuilder } from "../log.ts";
 import { checkUniqueId, openTable } from "./table.ts";
 
@@ -31,14 +31,14 @@ export async function readP5(options: P5Options): Promise<InteractionLog> {
   const log = new LogBuilder("p5", options.input);
   if (options.items !== undefined) {
     const table = await openTable(options.items);
-    const id = table.column(options.itemIdCol ?? "item_id", "item-id-col");
-    const title = table.column(options.titleCol ?? "title", "title-col");
+    const id = table.column(options.itemIdCol ?? "item_id", "itemIdCol");
+    const title = table.column(options.titleCol ?? "title", "titleCol");
     const label = options.labelCol !== undefined
-      ? table.column(options.labelCol, "label-col")
+      ? table.column(options.labelCol, "labelCol")
       : table.find("asin");
     const attrNames = options.itemAttrs ??
       table.names.filter((_, i) => i !== id && i !== title && i !== label);
-    const attrs = attrNames.map((name) => table.column(name, "item-attrs"));
+    const attrs = attrNames.map((name) => table.column(name, "itemAttrs"));
     log.setItemAttrNames(attrNames);
     const firstLine = new Map<string, number>();
     for await (const { line, fields } of table.rows()) {
@@ -61,9 +61,9 @@ export async function readP5(options: P5Options): Promise<InteractionLog> {
         options.input,
         number,
         `not a P5 sequence line ("USER ITEM ITEM ..." separated by spaces): it holds ` +
-          `${
-            text.includes("\t") ? "tabs" : "commas"
-          }, as a table does; for a table use --format csv`,
+          `${text.includes("\t") ? "tabs" : "commas"}, as a table does; for a table use ${
+            optionName("format")
+          } csv`,
       );
     }
     if (tokens.length === 1) {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { cut, inputError, quote } from "../../errors.ts";
+import { cut, inputError, optionName, quote } from "../../errors.ts";
 import { readLines } from "../../io/lines.ts";
 import { type CsvRow, parseCsv } from "../csv.ts";
 
@@ -65,12 +65,12 @@ export class Table {
 
   /**
    * The index of column `name`; a missing column is an InputError that names it, lists the
-   * columns there are and, when given, the flag that chooses another.
+   * columns there are and, when given, the option that chooses another.
    */
-  column(name: string, flag?: string): number {
+  column(name: string, option?: string): number {
     const index = this.find(name);
     if (index === -1) {
-      const hint = flag ? `; choose another with --${flag}` : "";
+      const hint = option ? `; choose another with ${optionName(option)}` : "";
       throw inputError(
         this.label,
         1,
@@ -102,7 +102,7 @@ export class Table {
  * @example
  * ```ts
  * const table = await openTable("users.csv");
- * const id = table.column("user_id", "user-id-col");
+ * const id = table.column("user_id", "userIdCol");
  * for await (const { fields } of table.rows()) console.log(fields[id]);
  * ```
  */
