@@ -20,7 +20,7 @@ import { type Device, DEVICES } from "../lib/runtime/session.ts";
  * too: it trains for a quarter of an hour; and `quality` (bench/quality.ts: the sequential recipe
  * on Beauty end to end), which runs for over an hour at its full length; and `supervision`
  * (bench/supervision.ts), which needs the Beauty data too; and `text` (bench/text.ts: every task
- * family on the Musical Instruments reviews with its baselines, about half an hour).
+ * family on the Musical Instruments reviews with its baselines, about 45 minutes on 2 loaded cores).
  */
 export const BENCHES = ["textualize", "collate", "forward", "train", "infer", "eval"] as const;
 
