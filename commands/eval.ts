@@ -22,6 +22,7 @@ import { PROTOCOLS } from "../lib/eval/protocol.ts";
 import { reportJson, reportMarkdown } from "../lib/eval/report.ts";
 import { EVAL_TASKS } from "../lib/eval/score.ts";
 import { parseShard } from "../lib/shard/shard.ts";
+import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { DEFAULT_SASREC as S, type SasrecOptions } from "../lib/sasrec/train.ts";
 
 const FLAGS = defineFlags({
@@ -108,7 +109,11 @@ const FLAGS = defineFlags({
     help: "score only the records of a seeded sample of about N users (the users infer " +
       "--sample-users N answers with the same --sample-seed)",
   },
-  "sample-seed": { type: "int", default: 1, help: "which sample --sample-users draws" },
+  "sample-seed": {
+    type: "int",
+    default: DEFAULT_SAMPLE_SEED,
+    help: "which sample --sample-users draws",
+  },
   strict: {
     type: "boolean",
     help: "a record without a prediction is an error (default: a warning on stderr and a " +

@@ -10,6 +10,7 @@ import type { QuantBits } from "../lib/model/quantize.ts";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags, withFlagNames } from "../lib/cli/flags.ts";
 import { SPLITS } from "../lib/data/types.ts";
+import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_PREDICT, INFER_PROTOCOLS, INFER_TASKS } from "../lib/generate/infer.ts";
 import { runInference } from "../lib/generate/run.ts";
@@ -87,7 +88,11 @@ const FLAGS = defineFlags({
     help: "answer only the records of a seeded sample of about N users (fast validation; " +
       "eval --sample-users N with the same --sample-seed scores the same users)",
   },
-  "sample-seed": { type: "int", default: 1, help: "which sample --sample-users draws" },
+  "sample-seed": {
+    type: "int",
+    default: DEFAULT_SAMPLE_SEED,
+    help: "which sample --sample-users draws",
+  },
   "batch-size": {
     type: "int",
     min: 1,

@@ -27,9 +27,12 @@ export interface UserSampleOptions {
   size: number;
   /** The dataset's user count (its manifest's `users`). */
   users: number;
-  /** Which sample (default 1). */
+  /** Which sample (default {@linkcode DEFAULT_SAMPLE_SEED}). */
   seed?: number;
 }
+
+/** The sample drawn when no seed is given (infer and eval default to it alike). */
+export const DEFAULT_SAMPLE_SEED = 1;
 
 /** The position of `user` in the sample order of `seed`: a number in [0, 1). */
 export function sampleKey(user: string, seed: number): number {
@@ -50,7 +53,7 @@ export class UserSample {
       throw new RangeError(`sample size must be a whole number >= 1, got ${options.size}`);
     }
     this.size = options.size;
-    this.seed = options.seed ?? 1;
+    this.seed = options.seed ?? DEFAULT_SAMPLE_SEED;
     this.#share = options.users > 0 ? options.size / options.users : 1;
   }
 
