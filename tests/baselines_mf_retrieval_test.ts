@@ -88,6 +88,9 @@ Deno.test("matrix factorisation learns what the biases cannot, early-stops, and 
   // Unknown ids fall back to the global mean plus the known side's bias, inside the scale.
   const unknown = mf.predict("nobody", "nothing");
   assert.ok(unknown >= 1 && unknown <= 5);
+  // A bad setting is an error that names it.
+  await assert.rejects(() => trainMf(train, { factors: 0 }), /factors must be a positive integer/);
+  await assert.rejects(() => trainMf(train, { lr: -1 }), /lr must be positive/);
   // Without validation every epoch is trained.
   const fixed = await trainMf(train.slice(0, 50), { ...options, epochs: 3 });
   assert.equal(fixed.bestEpoch, 3);

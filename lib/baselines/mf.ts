@@ -12,7 +12,7 @@
  * The regulariser is the classic per-rating one of SGD matrix factorisation (each row is shrunk in
  * proportion to how often it is trained), not AdamW's decoupled decay, which would shrink every
  * row at every step. mu starts at the mean training rating and is trained too; biases start at 0,
- * factors at N(0, 0.01). Early stopping on the validation ratings' RMSE (every epoch; the best
+ * factors drawn from N(0, 0.1^2). Early stopping on the validation ratings' RMSE (every epoch; the best
  * epoch's weights are kept); without validation ratings every epoch is trained. A user or item
  * without training ratings has bias 0 and factors 0, so its prediction falls back to the others.
  *
@@ -193,9 +193,8 @@ function indexOf(keys: Iterable<string>): Map<string, number> {
   return out;
 }
 
-function positiveInt(options: Required<Omit<MfOptions, "scale">>, key: keyof MfOptions): void {
-  const x = options[key as keyof typeof options];
-  if (!Number.isInteger(x) || (x as number) < 1) {
+function positiveInt(key: string, x: number): void {
+  if (!Number.isInteger(x) || x < 1) {
     throw new OptionError(key, (n) => `${n} must be a positive integer, got ${x}`);
   }
 }
@@ -220,7 +219,7 @@ export async function trainMf(
   onEpoch?: (epoch: number, loss: number, rmse?: number) => void,
 ): Promise<MfRating> {
   const options = { ...DEFAULT_MF, ...mfOptions };
-  for (const key of ["factors", "epochs", "batchSize"] as const) positiveInt(options, key);
+  for (const key of ["factors", "epochs", "batchSize"] as const) positiveInt(key, options[key]);
   if (!(options.lr > 0)) throw new OptionError("lr", (n) => `${n} must be positive`);
   if (!(options.l2 >= 0)) throw new OptionError("l2", (n) => `${n} must be at least 0`);
   const scale = options.scale ?? null;
