@@ -206,7 +206,7 @@ const FLAGS = defineFlags({
   device: {
     type: "choice",
     choices: DEVICES,
-    default: "cpu",
+    default: S.device,
     help: `${DEVICES.join(" | ")}: where SASRec's training steps run`,
   },
 });

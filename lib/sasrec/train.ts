@@ -108,11 +108,15 @@ export const DEFAULT_SASREC_TRAIN: Readonly<
     seed: 0,
   });
 
-/** Every default of {@linkcode SasrecOptions} (model size and training). */
+/** Where SASRec's training steps run when no device is given. */
+export const DEFAULT_SASREC_DEVICE: Device = "cpu";
+
+/** Every default of {@linkcode SasrecOptions} (model size, training and device). */
 export const DEFAULT_SASREC = Object.freeze({
   ...DEFAULT_SASREC_SIZE,
   ...DEFAULT_SASREC_TRAIN,
   refit: true,
+  device: DEFAULT_SASREC_DEVICE,
 });
 
 /** Validation users: what each has seen (training items) and the item to find. */
@@ -257,7 +261,7 @@ export async function trainSasrec(
   const options = {
     ...DEFAULT_SASREC_TRAIN,
     threads: undefined,
-    device: "cpu",
+    device: DEFAULT_SASREC_DEVICE,
     ...trainOptions,
   } as Required<SasrecTrainOptions>;
   if (!(options.dropout >= 0 && options.dropout < 1)) {
