@@ -131,7 +131,7 @@ const FLAGS = defineFlags({
   "max-length": {
     type: "int",
     min: 8,
-    defaultText: "the model's max_sequence_length",
+    defaultText: "the model's max_sequence_length (decoder families: at most 1024)",
     help: "longest example in tokens",
   },
   "batch-size": intFlag(1, DEFAULT_TRAIN.batchSize, "examples per micro-batch"),
