@@ -135,7 +135,7 @@ const FLAGS = defineFlags({
     help: "answer only the records of users in shard i (0-based) of n, written to " +
       "FILE-0000i-of-0000n.jsonl with a sidecar FILE-...jsonl.shard.json; join the parts " +
       "with `recsysllm merge`. auto: the index of an array job (SLURM_ARRAY_TASK_ID, or " +
-      "JOB_COMPLETION_INDEX with auto/n; see README)",
+      "JOB_COMPLETION_INDEX with auto/n; see docs/sharding.md)",
   },
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
