@@ -63,7 +63,7 @@ export function historyIds(
  */
 export class TrainingHistories {
   /** Training interactions (pool ids, oldest first) by user id. */
-  readonly byUser = new Map<string, Int32Array>();
+  readonly byUser: Map<string, Int32Array> = new Map();
   readonly #pool: EntityIndex;
   readonly #fromValid = new Set<string>();
   readonly #throughValid: boolean;

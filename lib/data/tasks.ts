@@ -192,10 +192,20 @@ export const TASK_FAMILIES = {
   },
 } as const satisfies { [T in Task]: TaskFamily<TaskInputs[T]> };
 
-/** The families with an answer (everything but `profile`). */
-export type AnsweredTask = {
+/**
+ * The families with an answer (everything but `profile`). Written out rather than derived from
+ * {@linkcode TASK_FAMILIES} so that the public types do not depend on the table's inferred type
+ * (JSR's "no slow types"); `_answeredAgrees` below fails to compile when the two part.
+ */
+export type AnsweredTask = Exclude<Task, "profile">;
+
+/** The families the table gives an answer. */
+type TableAnswered = {
   [T in Task]: (typeof TASK_FAMILIES)[T]["answer"] extends null ? never : T;
 }[Task];
+// A compile-time check only: true when AnsweredTask and the table name the same families.
+const _answeredAgrees: [AnsweredTask, TableAnswered] extends [TableAnswered, AnsweredTask] ? true
+  : never = true;
 
 /** The answer kind of `task`; null for a family without an answer (or a name that is none). */
 export function answerOf(task: string): AnswerKind | null {

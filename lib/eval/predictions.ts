@@ -173,7 +173,7 @@ export async function readPredictions(
   path: string,
   pool: EntityIndex,
   label = path,
-  into = new Map<string, StoredPrediction>(),
+  into: Map<string, StoredPrediction> = new Map(),
 ): Promise<Map<string, StoredPrediction>> {
   const byId = into;
   for await (const { number, value } of readJsonLines(path, label)) {

@@ -38,10 +38,13 @@ export interface BleuResult {
   bleu: number;
   /** Modified n-gram precision per order. */
   precisions: number[];
+  /** The brevity penalty: 1 when c > r, else exp(1 - r / c) (0 when c = 0). */
   brevityPenalty: number;
   /** c / r. */
   ratio: number;
+  /** Total hypothesis length in words (c). */
   hypothesisLength: number;
+  /** Total reference length in words (r). */
   referenceLength: number;
 }
 

@@ -52,6 +52,7 @@ export function ndcgAt(rank: number, k: number): number {
 
 /** Mean HR@k and NDCG@k over a set of ranks, keyed `HR@k` and `NDCG@k`. */
 export interface RankingMeans {
+  /** The mean of one metric, under its name (`HR@10`, `NDCG@10`, ...). */
   [metric: string]: number;
 }
 

@@ -23,15 +23,21 @@
 
 /** Precision, recall and F-score of one pair (fractions). */
 export interface Prf {
+  /** Matched units over the hypothesis's units (n-grams, or LCS length over words). */
   precision: number;
+  /** Matched units over the reference's units. */
   recall: number;
+  /** The F-score of precision and recall, as the module header defines it per metric (0 when both are 0). */
   f: number;
 }
 
 /** Mean per-pair F-scores (and P, R) of a corpus. */
 export interface RougeResult {
+  /** ROUGE-1: unigram overlap. */
   rouge1: Prf;
+  /** ROUGE-2: bigram overlap. */
   rouge2: Prf;
+  /** ROUGE-L: longest common subsequence. */
   rougeL: Prf;
 }
 

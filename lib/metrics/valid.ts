@@ -9,7 +9,9 @@
 
 /** Counts of outputs looked at and outputs that were valid. */
 export interface ValidCount {
+  /** Outputs that named an item of the pool. */
   valid: number;
+  /** Outputs looked at (at most k distinct entries). */
   total: number;
 }
 

@@ -69,7 +69,11 @@ export type IntsOrValue = readonly number[] | Value;
  * Tensor data of `dtype` and `shape` from plain numbers (booleans as 0/1; float16 not accepted:
  * pass raw bits through {@linkcode TensorData} directly).
  */
-export function tensorData(dtype: DType, shape: readonly number[], values: ArrayLike<number>) {
+export function tensorData(
+  dtype: DType,
+  shape: readonly number[],
+  values: ArrayLike<number>,
+): TensorData {
   const n = shape.reduce((a, b) => a * b, 1);
   if (values.length !== n) {
     throw new Error(`tensorData: ${values.length} values for shape ${show(shape)}`);
@@ -650,7 +654,12 @@ export class Graph {
     return this.#one("ScatterElements", [data, indices, updates], attrs);
   }
   /** `data` with `updates` written (or added) at the index tuples `indices`. */
-  scatterND(data: Value, indices: Value, updates: Value, reduction: "none" | "add" = "none") {
+  scatterND(
+    data: Value,
+    indices: Value,
+    updates: Value,
+    reduction: "none" | "add" = "none",
+  ): Value {
     const attrs: Attributes = reduction === "none" ? {} : { reduction: attr.string(reduction) };
     return this.#one("ScatterND", [data, indices, updates], attrs);
   }
@@ -681,7 +690,11 @@ export class Graph {
     return this.#one("NonZero", [x]);
   }
   /** Running sum along `axis` (a scalar int tensor or number). */
-  cumSum(x: Value, axis: number, options: { exclusive?: boolean; reverse?: boolean } = {}) {
+  cumSum(
+    x: Value,
+    axis: number,
+    options: { exclusive?: boolean; reverse?: boolean } = {},
+  ): Value {
     const attrs: Attributes = {};
     if (options.exclusive) attrs.exclusive = attr.int(1);
     if (options.reverse) attrs.reverse = attr.int(1);

@@ -47,7 +47,10 @@ export function int32(shape: readonly number[], data?: Int32Array): TensorData {
 }
 
 /** An int64 tensor of `shape` from numbers or a BigInt64Array. */
-export function int64(shape: readonly number[], data: ArrayLike<number> | BigInt64Array) {
+export function int64(
+  shape: readonly number[],
+  data: ArrayLike<number> | BigInt64Array,
+): TensorData {
   const out = data instanceof BigInt64Array ? data : BigInt64Array.from(data, (x) => BigInt(x));
   return { dtype: "int64", shape, data: checked(shape, out) } as TensorData;
 }
