@@ -32,6 +32,7 @@ import {
 export interface InferContext {
   /** The input tensors; undefined for an absent optional input. */
   inputs: (Value | undefined)[];
+  /** The node's attributes by name. */
   attrs: Attributes;
   /** The values of input `i` when it is an int constant (an initializer), else undefined. */
   constantInts(i: number): number[] | undefined;
@@ -41,7 +42,9 @@ export interface InferContext {
 
 /** An inferred output: dtype and shape. */
 export interface OutputInfo {
+  /** The output's element type. */
   dtype: DType;
+  /** The output's static shape. */
   shape: Shape;
 }
 

@@ -257,9 +257,11 @@ export interface EncodeOptions {
 
 /** One side file of external data: its name (relative to the model) and contents. */
 export interface ExternalFile {
+  /** The file name, relative to the model file. */
   path: string;
   /** The contents as chunks (each tensor's bytes at a 64-byte aligned offset). */
   chunks: Uint8Array[];
+  /** The total size of the chunks in bytes. */
   byteLength: number;
 }
 

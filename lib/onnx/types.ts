@@ -81,6 +81,7 @@ export type TypedArray =
 
 /** Concrete tensor contents: an initializer, or a tensor-valued attribute. */
 export interface TensorData {
+  /** The element type of `data`. */
   dtype: DType;
   /** Static shape (row-major). */
   shape: readonly number[];
@@ -90,8 +91,11 @@ export interface TensorData {
 
 /** A tensor of the graph as the builder knows it: its unique name, dtype and static shape. */
 export interface Value {
+  /** The tensor's unique name in the graph. */
   readonly name: string;
+  /** Its element type. */
   readonly dtype: DType;
+  /** Its static shape. */
   readonly shape: Shape;
 }
 
@@ -134,14 +138,19 @@ export interface Node {
   readonly op: string;
   /** Operator domain; `""` is the default ONNX domain. */
   readonly domain: string;
+  /** Input tensor names, in operator order; `""` for an absent optional input. */
   readonly inputs: string[];
+  /** Output tensor names, in operator order. */
   readonly outputs: string[];
+  /** The node's attributes by name. */
   readonly attrs: Attributes;
 }
 
 /** What the attribute readers read: a node, or a node being added (its name for messages). */
 export interface AttributeOwner {
+  /** The node's name, for messages. */
   readonly name: string;
+  /** The attributes by name. */
   readonly attrs: Attributes;
 }
 
