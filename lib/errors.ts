@@ -12,6 +12,7 @@
 
 /** A mistake on the command line; the CLI prints it and exits with status 2. */
 export class UsageError extends Error {
+  /** The error's name, as stacks show it. */
   override name = "UsageError";
 }
 
@@ -135,6 +136,7 @@ export class ReportedElsewhere extends Error {
 
 /** Bad input data or files; the CLI prints it and exits with status 1. */
 export class InputError extends Error {
+  /** The error's name, as stacks show it. */
   override name = "InputError";
 }
 

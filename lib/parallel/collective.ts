@@ -113,8 +113,14 @@ function describe(error: unknown): Failure {
  * rank (`rank 1: data/train.jsonl: no such file`). Bad input: exit status 1.
  */
 export class RankFailed extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "RankFailed";
-  /** @param rank the lowest rank that failed */
+  /**
+   * The error, with the rank it names.
+   *
+   * @param rank the lowest rank that failed
+   * @param message the one-line message, starting `rank N: `
+   */
   constructor(readonly rank: number, message: string) {
     super(message);
   }
@@ -122,7 +128,14 @@ export class RankFailed extends InputError {
 
 /** A usage mistake of one rank (exit status 2), named as {@linkcode RankFailed} names it. */
 export class RankUsageFailed extends UsageError {
+  /** The error's name, as stacks show it. */
   override name = "RankUsageFailed";
+  /**
+   * The error, with the rank it names.
+   *
+   * @param rank the lowest rank that failed
+   * @param message the one-line message, starting `rank N: `
+   */
   constructor(readonly rank: number, message: string) {
     super(message);
   }
@@ -130,7 +143,14 @@ export class RankUsageFailed extends UsageError {
 
 /** A bug that ended one rank (exit status 70), with that rank's stack in the message. */
 export class RankCrashed extends Error {
+  /** The error's name, as stacks show it. */
   override name = "RankCrashed";
+  /**
+   * The error, with the rank it names.
+   *
+   * @param rank the rank that crashed
+   * @param message the one-line message, starting `rank N: `
+   */
   constructor(readonly rank: number, message: string) {
     super(message);
   }

@@ -12,6 +12,7 @@ import { MpiError, openMpi } from "./mpi.ts";
 import { worldFromEnv } from "./world.ts";
 
 export * from "./collective.ts";
+export { InputError, UsageError } from "../errors.ts";
 export { localGroup } from "./local.ts";
 export { MPI_SONAMES, MpiError, openMpi, sonamesFor } from "./mpi.ts";
 export { cudaDeviceOf, type WorldEnv, worldFromEnv } from "./world.ts";

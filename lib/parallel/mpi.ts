@@ -24,6 +24,7 @@ import type { WorldEnv } from "./world.ts";
 
 /** MPI could not be loaded or started: bad environment, exit status 1. */
 export class MpiError extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "MpiError";
 }
 

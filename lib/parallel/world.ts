@@ -13,6 +13,7 @@
 export interface WorldEnv {
   /** Ranks, when the launcher says (PMIx alone does not). */
   size?: number;
+  /** This process's rank (0-based). */
   rank: number;
   /** This rank's index on its machine; undefined when no variable says. */
   localRank?: number;

@@ -6,5 +6,6 @@
  */
 
 export * from "./session.ts";
+export { InputError } from "../errors.ts";
 export * from "./tensor.ts";
 export * from "./profile.ts";

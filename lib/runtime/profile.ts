@@ -23,6 +23,7 @@ import { basename, dirname, join } from "node:path";
 
 /** Time spent in one operator type or node, per run. */
 export interface ProfileEntry {
+  /** The operator type or node name. */
   name: string;
   /** Milliseconds per run. */
   ms: number;

@@ -24,7 +24,7 @@ import { loadedOrt, loadOrt, type Ort, usesCudaRuntime } from "./ort.ts";
 import { InputError } from "../errors.ts";
 import { Graph, type TensorData } from "../onnx/graph.ts";
 import { type EncodedModel, encodeModelChunks, joinChunks } from "../onnx/proto.ts";
-import { fromOrt, toOrt } from "./tensor.ts";
+import { fromOrt, type OrtTensor, toOrt } from "./tensor.ts";
 import {
   cudaProblem,
   cudaRuntimePackage,
@@ -39,6 +39,7 @@ export { DEFAULT_DEVICE, type Device, DEVICES, type ResolvedDevice };
 
 /** A device named explicitly could not be used (exit status 1, one line). */
 export class DeviceError extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "DeviceError";
 }
 
@@ -282,7 +283,7 @@ export class Session {
    * for what is needed saves the copy of the others back to JavaScript.
    */
   async run(
-    feeds: Record<string, TensorData | ort.Tensor>,
+    feeds: Record<string, TensorData | OrtTensor>,
     fetch?: readonly string[],
   ): Promise<Record<string, TensorData>> {
     const raw = await this.runOrt(feeds, fetch);
@@ -293,9 +294,9 @@ export class Session {
 
   /** {@linkcode Session.run} returning onnxruntime tensors (to feed back without converting). */
   async runOrt(
-    feeds: Record<string, TensorData | ort.Tensor>,
+    feeds: Record<string, TensorData | OrtTensor>,
     fetch?: readonly string[],
-  ): Promise<Record<string, ort.Tensor>> {
+  ): Promise<Record<string, OrtTensor>> {
     if (this.#released) throw new Error("session already released");
     const input: Record<string, ort.Tensor> = { ...this.#fed };
     for (const [name, t] of Object.entries(feeds)) {

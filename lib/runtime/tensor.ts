@@ -16,14 +16,14 @@ export type { DType, TensorData, TypedArray } from "../onnx/graph.ts";
 export type OrtTensor = ort.Tensor;
 
 /** Wraps tensor data as an onnxruntime tensor (the typed array is shared, not copied). */
-export function toOrt(t: TensorData): ort.Tensor {
+export function toOrt(t: TensorData): OrtTensor {
   // onnxruntime-node takes bool data as Uint8Array and float16 as raw Uint16Array bits.
   const { Tensor } = loadedOrt();
   return new Tensor(t.dtype as ort.Tensor.Type, t.data as never, [...t.shape]);
 }
 
 /** The data of an onnxruntime tensor in the toolkit's form (shares its buffer). */
-export function fromOrt(t: ort.Tensor): TensorData {
+export function fromOrt(t: OrtTensor): TensorData {
   let data = t.data as unknown as TypedArray;
   // Newer runtimes may hand float16 out as Float16Array; the toolkit keeps raw bits.
   if (t.type === "float16" && !(data instanceof Uint16Array)) {
