@@ -239,13 +239,18 @@ export function checkRecordFits(record: TokenizedRecord, maxLength: number): voi
  * ```
  */
 export class Collator {
+  /** The tokenizer's special token ids the examples are built with. */
   readonly specials: SpecialIds;
+  /** Longest example (part A + part B) in tokens; see {@linkcode CollatorOptions.maxLength}. */
   readonly maxLength: number;
+  /** The objective of every document, or `mix` to draw one per example. */
   readonly objective: Objective | "mix";
+  /** Whether the spans in part B are shuffled (ablations only). */
   readonly shuffleSpans: boolean;
   readonly #sampler: SpanSampler;
   readonly #mixCdf: Float64Array;
 
+  /** A collator over `specials`, with `options` filled from the defaults. */
   constructor(specials: SpecialIds, options: CollatorOptions = {}) {
     this.specials = specials;
     this.maxLength = options.maxLength ?? DEFAULT_COLLATOR.maxLength;

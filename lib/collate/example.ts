@@ -24,6 +24,7 @@ export type ExampleObjective = "entity" | "sentence" | "document" | "sequence" |
 export interface CollatedExample {
   /** The source record's id. */
   id: string;
+  /** The objective the example was built with. */
   objective: ExampleObjective;
   /** L: part A then part B. */
   length: number;
@@ -55,6 +56,7 @@ export interface ExamplePlan {
    * mask token goes before unit `record.answerAt`.
    */
   spans: Int32Array;
+  /** The number of spans in `spans`. */
   spanCount: number;
   /** Id of the mask token of every span. */
   mask: number;
@@ -62,6 +64,7 @@ export interface ExamplePlan {
   task: boolean;
   /** Optional order of the spans in part B (a permutation of 0..spanCount-1); default chronological. */
   order?: Int32Array;
+  /** The objective the example was built with. */
   objective: ExampleObjective;
 }
 

@@ -7,6 +7,20 @@
  */
 
 export type { Batch } from "./types.ts";
+// Types the collator's signatures use, so that a user of this module can name them.
+export { Rng } from "../random.ts";
+export type { LeadingSpace, SpecialIds, TextTokenizer } from "../tokenizer/tokenizer.ts";
+export {
+  type AnswerSegment,
+  type EntitySegment,
+  type Segment,
+  type Split,
+  SPLITS,
+  type Task,
+  TASKS,
+  type TextRecord,
+  type TextSegment,
+} from "../data/types.ts";
 export {
   encodeEntity,
   type SentencePiece,

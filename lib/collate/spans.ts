@@ -70,8 +70,11 @@ export interface SpanOptions {
 export class SpanSampler {
   /** [2 * count] the spans of the last draw, chronological: start0, end0, start1, end1, ... */
   spans: Int32Array<ArrayBuffer> = new Int32Array(64);
+  /** Share of the tokens the entity-level spans mask at least; see {@linkcode SpanOptions.maskRatio}. */
   readonly maskRatio: number;
+  /** Share of the tokens the sentence-level spans mask at least; see {@linkcode SpanOptions.sentenceRatio}. */
   readonly sentenceRatio: number;
+  /** The most entities a sequence-level span keeps in part A; see {@linkcode SpanOptions.sequenceMaxKeep}. */
   readonly sequenceMaxKeep: number;
   readonly #cdf: Float64Array;
   #gapStart = new Int32Array(32);
@@ -79,6 +82,7 @@ export class SpanSampler {
   #order = new Int32Array(32);
   #sentenceStart = new Int32Array(32);
 
+  /** A sampler with `options` filled from the defaults. */
   constructor(options: SpanOptions = {}) {
     this.maskRatio = options.maskRatio ?? 0.15;
     this.sentenceRatio = options.sentenceRatio ?? 0.15;

@@ -62,6 +62,7 @@ export interface TokenizedRecord {
 
 /** One sentence piece of a text segment. */
 export interface SentencePiece {
+  /** The piece's text. */
   text: string;
   /** True when a sentence ends with this piece. */
   endsSentence: boolean;

@@ -18,7 +18,7 @@ import type { Batch } from "./types.ts";
 import { type EntityTrie, TRIE_ROOT } from "./trie.ts";
 
 /** The bias of a token the trie does not allow (exp underflows to exactly 0 in float32). */
-export const TRIE_LOSS_MASKED = -1e4;
+export const TRIE_LOSS_MASKED: number = -1e4;
 
 /** What {@linkcode trieLossBias} returns. */
 export interface TrieLossBias {

@@ -9,6 +9,7 @@
 
 /** A piece of plain text. */
 export interface TextSegment {
+  /** The text, as written. */
   text: string;
 }
 
@@ -22,6 +23,7 @@ export interface EntitySegment {
 
 /** Where a prompt's answer goes; the collator puts the answer's mask token here. */
 export interface AnswerSegment {
+  /** Always true: the segment marks the answer's place. */
   answer: true;
 }
 
@@ -51,9 +53,11 @@ export type Split = typeof SPLITS[number];
 export interface TextRecord {
   /** Unique within the dataset directory. */
   id: string;
+  /** The task family the record belongs to. */
   task: Task;
   /** Template id (`seq-3`); `manifest.templates` says which are held out for zero-shot. */
   template: string;
+  /** The split the record belongs to. */
   split: Split;
   /** The user's identifier in the source data. */
   user: string;
