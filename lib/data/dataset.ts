@@ -14,8 +14,11 @@ import { SPLITS } from "./types.ts";
 
 /** An opened dataset directory. */
 export interface Dataset {
+  /** The dataset directory. */
   dir: string;
+  /** Its `manifest.json`. */
   manifest: Manifest;
+  /** Its entity pool, `entities.json`. */
   entities: EntityEntry[];
 }
 

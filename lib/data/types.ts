@@ -86,7 +86,9 @@ export interface TextRecord {
  * as item ids of `entities.json` (kind `item`), in the seeded order of the sampled protocol.
  */
 export interface CandidateLine {
+  /** The user's identifier in the source data. */
   user: string;
+  /** The split the list is for (`valid` or `test`). */
   split: Split;
   /** Item ids (`EntityEntry.id` of items): the target and the sampled negatives. */
   items: string[];
@@ -104,7 +106,9 @@ export interface EntityEntry {
 
 /** A template of the dataset: its id, family, and whether it is held out for zero-shot eval. */
 export interface TemplateInfo {
+  /** The template id (`seq-3`). */
   id: string;
+  /** The task family the template belongs to. */
   task: Task;
   /** True for templates never used in training records (zero-shot evaluation). */
   heldOut: boolean;
@@ -122,11 +126,13 @@ export interface Manifest {
    * `interactions`, `users` or `items`.
    */
   sources: { path: string; role?: string; bytes: number; sha256: string }[];
+  /** The seed every random choice of textualize came from. */
   seed: number;
   /** Every option that shaped the output (window sizes, max history, negatives, ...). */
   options: Record<string, unknown>;
   /** Each task family: produced, or skipped with the reason (ratings or reviews missing). */
   tasks: Record<Task, { status: "ok" | "skipped"; reason?: string }>;
+  /** Every template of the dataset, with whether it is held out. */
   templates: TemplateInfo[];
   /** Record counts by split, then task, then template. */
   counts: Record<string, Record<string, Record<string, number>>>;
@@ -139,7 +145,10 @@ export interface Manifest {
   rating_scale: [number, number] | null;
   /** The distinct rating values seen in training (as numbers), or [] without ratings. */
   rating_values: number[];
+  /** Distinct users in the dataset. */
   users: number;
+  /** Distinct items in the dataset. */
   items: number;
+  /** Interactions in the dataset. */
   interactions: number;
 }

@@ -6,6 +6,24 @@
  */
 
 export * from "./entities.ts";
+// Types the evaluation's signatures use, so that a user of this module can name them.
+export type { Dataset } from "../data/dataset.ts";
+export type { Progress, ProgressOptions } from "../io/progress.ts";
+export {
+  type AnswerSegment,
+  type CandidateLine,
+  type EntityEntry,
+  type EntitySegment,
+  type Manifest,
+  type Segment,
+  type Split,
+  SPLITS,
+  type Task,
+  TASKS,
+  type TemplateInfo,
+  type TextRecord,
+  type TextSegment,
+} from "../data/types.ts";
 export * from "./predictions.ts";
 export * from "./protocol.ts";
 export * from "./score.ts";

@@ -41,9 +41,13 @@ export interface RankedEntity {
 
 /** One line of a predictions JSONL file. */
 export interface PredictionLine {
+  /** The id of the record predicted. */
   id: string;
+  /** The record's user, when the method wrote it. */
   user?: string;
+  /** The record's task family, when the method wrote it. */
   task?: Task;
+  /** The record's template id, when the method wrote it. */
   template?: string;
   /** Item tasks: the ranked entities, best first. */
   predictions?: RankedEntity[];

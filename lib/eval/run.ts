@@ -66,6 +66,7 @@ function filesOf(method: { predictions: string | readonly string[] }): readonly 
 export interface EvaluateOptions {
   /** The split to score (`test`, `valid`). */
   split: string;
+  /** The ranking protocol: `full` or `sampled`. */
   protocol: Protocol;
   /** Cut-offs for HR@k and NDCG@k. */
   ks: readonly number[];
@@ -95,7 +96,9 @@ export interface EvaluateOptions {
 
 /** The result of one run. */
 export interface EvalReport {
+  /** The protocol the run scored under. */
   protocol: Protocol;
+  /** The split it scored. */
   split: string;
   /** Results by method name, in the order given. */
   methods: Record<string, MethodResult>;

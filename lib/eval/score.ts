@@ -41,6 +41,7 @@ const TEXT_TASKS: readonly string[] = tasksAnswering("text");
 
 /** What every method of one run is scored under. */
 export interface ScoreOptions {
+  /** The ranking protocol: `full` or `sampled`. */
   protocol: Protocol;
   /** The cut-offs, ascending and distinct (1, 5, 10). */
   ks: readonly number[];
@@ -52,9 +53,13 @@ export interface ScoreOptions {
 
 /** A record of the split with what scoring needs, prepared once for all methods. */
 export interface PreparedRecord {
+  /** The record's id. */
   id: string;
+  /** The record's task family. */
   task: EvalTask;
+  /** The record's template id. */
   template: string;
+  /** True when the template was held out of training (zero-shot). */
   heldOut: boolean;
   /** Item tasks: the target's pool id. */
   target: number;

@@ -53,6 +53,7 @@ export class Progress {
     for (const progress of Progress.#live) progress.#stop();
   }
 
+  /** A reporter labelled `label` (the label starts every line it prints). */
   constructor(label: string, options: ProgressOptions = {}) {
     this.#label = label;
     this.#quiet = options.quiet ?? false;
