@@ -50,7 +50,9 @@ export interface Pool {
  * beam is spent on them).
  */
 export interface Exclusion {
+  /** Trie nodes where an excluded item ends: `[E]` is not allowed there. */
   ends: ReadonlySet<number>;
+  /** Trie nodes whose every item below is excluded: not entered at all. */
   dead: ReadonlySet<number>;
 }
 

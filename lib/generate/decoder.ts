@@ -46,7 +46,9 @@ function int32(shape: number[], data: Int32Array): TensorData {
 
 /** A model decoding inside a span with cached part A (see the module docs). */
 export class CachedDecoder implements StepModel {
+  /** Rows of the model's output (special rows included). */
   readonly vocabSize: number;
+  /** The model family the decoder's graphs were built for. */
   readonly family: ModelFamily;
   /** Seconds spent inside onnxruntime's `run` so far (for benchmarks). */
   runSeconds = 0;

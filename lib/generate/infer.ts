@@ -94,8 +94,11 @@ export interface PredictOptions {
 
 /** What the predictor needs besides options. */
 export interface PredictorParts {
+  /** The model that scores the next token. */
   model: StepModel;
+  /** The tokenizer of the model. */
   tokenizer: TextTokenizer;
+  /** The dataset's item and entity tries. */
   pool: Pool;
 }
 
@@ -139,6 +142,7 @@ export class Predictor {
   readonly #longestItem: number;
   #ratingAnswers?: AnswerTokens[];
 
+  /** A predictor over `parts`, with `options` filled from the defaults. */
   constructor(parts: PredictorParts, options: PredictOptions) {
     this.#parts = parts;
     this.#options = {

@@ -33,6 +33,7 @@ export const DEFAULT_ITEM_SEARCH = Object.freeze({ beams: 20, topK: 10 });
 
 /** Options of {@linkcode searchItems}; defaults in {@linkcode DEFAULT_ITEM_SEARCH}. */
 export interface ItemSearchOptions {
+  /** The items to search over. */
   pool: ItemPool;
   /** Id of `[S]`. */
   sop: number;

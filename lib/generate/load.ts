@@ -41,7 +41,9 @@ export interface LoadOptions {
   model: string;
   /** A LoRA adapter directory (or its `adapter_model.safetensors`). */
   adapter?: string;
+  /** Where to run (default `auto`). */
   device?: Device;
+  /** Intra-op threads (default: every core). */
   threads?: number;
   /** Told about what cannot be checked (an adapter without a recorded base model). */
   onWarning?: (message: string) => void;
@@ -51,12 +53,15 @@ export interface LoadOptions {
 
 /** What {@linkcode loadForInference} opened. */
 export interface LoadedForInference {
+  /** The model's configuration (`config.json`). */
   config: AnyModel["config"];
   /** Rows of the model's output (special rows included). */
   vocabSize: number;
   /** The longest sequence the model takes. */
   maxLength: number;
+  /** The model's tokenizer. */
   tokenizer: TextTokenizer;
+  /** The decoder over the model's graphs, ready to run. */
   decoder: CachedDecoder;
   /** The adapter merged in, when one was given. */
   adapter?: {

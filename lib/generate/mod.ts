@@ -8,6 +8,59 @@
  */
 
 export type { PromptInput, ScoreInput, StepInput, StepModel } from "./step_model.ts";
+// Types the generation's signatures use, so that a user of this module can name them.
+export { EntityTrie, TRIE_ROOT } from "../collate/trie.ts";
+export type { LeadingSpace, SpecialIds, TextTokenizer } from "../tokenizer/tokenizer.ts";
+export {
+  type Device,
+  DEVICES,
+  type OptimizationLevel,
+  type ResolvedDevice,
+  type SessionOptions,
+  type WeightSessionOptions,
+} from "../runtime/session.ts";
+export type { ModelFamily } from "../model/family.ts";
+export type { StepOutputs } from "../model/glm.ts";
+export type { GlmConfig } from "../model/config.ts";
+export type {
+  Biases,
+  DecoderConfig,
+  DecoderFamily,
+  RopeScaling,
+} from "../model/families/config.ts";
+export type { Weights } from "../model/weights.ts";
+export type { QuantBits, QuantizeOptions } from "../model/quantize.ts";
+export type {
+  Attribute,
+  Attributes,
+  Dim,
+  DType,
+  Graph,
+  IntsOrValue,
+  Node,
+  NodeOptions,
+  Shape,
+  TensorData,
+  TypedArray,
+  Value,
+} from "../onnx/graph.ts";
+export type { AnyModel } from "../model/load_any.ts";
+export type { PredictionLine, RankedEntity } from "../eval/predictions.ts";
+export {
+  type AnswerSegment,
+  type CandidateLine,
+  type EntityEntry,
+  type EntitySegment,
+  type Manifest,
+  type Segment,
+  type Split,
+  SPLITS,
+  type Task,
+  TASKS,
+  type TemplateInfo,
+  type TextRecord,
+  type TextSegment,
+} from "../data/types.ts";
 export { CachedDecoder, type DecoderOptions } from "./decoder.ts";
 export {
   buildPool,

@@ -20,7 +20,9 @@ import { ANSWER_QUANTUM, paddedLength, type PromptInput, type StepModel } from "
 
 /** An answer's tokens after `[S]` and their intra-positions. */
 export interface AnswerTokens {
+  /** The answer's token ids. */
   ids: Int32Array;
+  /** Each token's intra-position (its position inside the span). */
   intra: Int32Array;
 }
 

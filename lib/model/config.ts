@@ -16,6 +16,7 @@ export interface GlmConfig {
   vocabSize: number;
   /** H: width of every layer. */
   hiddenSize: number;
+  /** L: number of layers. */
   numLayers: number;
   /** Attention heads; must divide hiddenSize. */
   numHeads: number;

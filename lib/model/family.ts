@@ -27,9 +27,11 @@ export interface ModelFamily {
   readonly name: string;
   /** Columns of every log-probability row. */
   readonly vocabSize: number;
+  /** L: number of layers (one key/value cache each). */
   readonly numLayers: number;
   /** Heads of the key/value caches (nh for GLM, nkv for the decoders) and their width. */
   readonly cacheHeads: number;
+  /** Width of one cached head. */
   readonly headDim: number;
   /** Whether the graphs take `rope_position_ids` (docs/method.md section 11). */
   readonly usesRope: boolean;

@@ -119,6 +119,7 @@ export interface QuantizableLinear {
 
 /** Options of {@linkcode quantizedLinear}. */
 export interface QuantizeOptions {
+  /** Bits per value: 4 or 8. */
   bits: QuantBits;
   /** Values per scale along a row (default 32: a power of 2, at least 16). */
   blockSize?: number;

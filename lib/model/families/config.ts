@@ -28,13 +28,17 @@ export type RopeScaling =
 
 /** Which linear modules of a layer carry a bias. */
 export interface Biases {
+  /** Biases on the query, key and value projections. */
   qkv: boolean;
+  /** A bias on the attention output projection. */
   o: boolean;
+  /** Biases on the MLP's projections. */
   mlp: boolean;
 }
 
 /** A decoder configuration, normalised across families. */
 export interface DecoderConfig {
+  /** The family, by `config.json` `model_type`. */
   family: DecoderFamily;
   /** V: rows of the embedding (and of an untied lm_head). */
   vocabSize: number;
@@ -42,6 +46,7 @@ export interface DecoderConfig {
   hiddenSize: number;
   /** I: width of the MLP. */
   intermediateSize: number;
+  /** L: number of layers. */
   numLayers: number;
   /** nh: query heads. */
   numHeads: number;
@@ -49,19 +54,25 @@ export interface DecoderConfig {
   numKvHeads: number;
   /** hd: width of one head (nh * hd need not equal H). */
   headDim: number;
+  /** Epsilon of every RMSNorm. */
   rmsNormEps: number;
+  /** Base of the rotary embedding's frequencies (`rope_theta`). */
   ropeTheta: number;
   /** d: rotated dimensions of each head (hd, or hd * partial_rotary_factor for glm); even. */
   rotaryDim: number;
   /** `half`: rotate_half (llama, mistral, qwen); `interleaved`: pairs (2i, 2i+1) (glm). */
   ropeStyle: "half" | "interleaved";
+  /** Rotary scaling (`rope_scaling`), or null for none. */
   ropeScaling: RopeScaling | null;
+  /** Which linear modules carry a bias. */
   biases: Biases;
   /** qwen3: RMSNorm over each query and key head before the rotary embedding. */
   qkNorm: boolean;
   /** glm: one `mlp.gate_up_proj` [2I, H] (gate rows first) instead of gate_proj and up_proj. */
   fusedGateUp: boolean;
+  /** Whether `lm_head` shares the embedding's weights. */
   tieWordEmbeddings: boolean;
+  /** Longest sequence the model takes (`max_position_embeddings`). */
   maxPositionEmbeddings: number;
   /** R: rows of `model.intra_position_embeddings.weight` (ids past R-1 use row R-1). */
   intraRows: number;
