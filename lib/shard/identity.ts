@@ -11,22 +11,35 @@ import { fileDigest } from "./part.ts";
 
 /** The model, adapter, dataset and flags of an infer run. */
 export interface InferRun {
+  /** The model directory. */
   model: string;
+  /** The LoRA adapter directory, when one was given. */
   adapter?: string;
+  /** The dataset directory. */
   data: string;
+  /** The split answered (`test`, `valid`). */
   split: string;
+  /** The task families answered. */
   tasks: readonly string[];
+  /** Only these templates' records, when given. */
   templates?: readonly string[];
+  /** Item tasks: `full` or `sampled`. */
   protocol: string;
+  /** Items returned per record. */
   topK: number;
+  /** Beams of the item search. */
   beams: number;
+  /** Whether the user's earlier items are never predicted. */
   excludeSeen: boolean;
   /** Item search under the trie's softmax (recorded only when set, so older parts still match). */
   trieSoftmax?: boolean;
   /** Bits of the quantized linear weights (recorded only when set). */
   quantize?: number;
+  /** Answer only the first `limit` selected records (Infinity: all). */
   limit: number;
+  /** Text tasks: most generated tokens. */
   maxNewTokens: number;
+  /** Text tasks: beams (1: greedy). */
   textBeams: number;
 }
 
@@ -60,18 +73,27 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
 
 /** The dataset and flags of an `eval --save-baselines` run, for one baseline. */
 export interface BaselineRun {
+  /** The baseline's name. */
   baseline: string;
   /** The dataset's digest ({@linkcode digestDataset}). */
   data: Record<string, string>;
+  /** The split ranked (`test`, `valid`). */
   split: string;
+  /** The ranking protocol: `full` or `sampled`. */
   protocol: string;
+  /** The task families ranked. */
   tasks: readonly string[];
   /** The length of rankings over all items, after the cut-offs are taken into account. */
   top: number;
+  /** Whether the user's earlier items are left out of the rankings. */
   excludeSeen: boolean;
+  /** `itemknn`: neighbours kept per item (0 = all). */
   neighbors: number;
+  /** `itemknn`: recency decay in (0, 1]. */
   recency: number;
+  /** `mean`: bias damping. */
   damping: number;
+  /** The seed of the baseline's random choices. */
   seed: number;
 }
 

@@ -16,8 +16,11 @@ import { checkPartSet, type PartManifest, type ReadPart, readPart, sha256Hex } f
 
 /** What a merge wrote. */
 export interface MergeSummary {
+  /** The merged output (a file or directory). */
   out: string;
+  /** What produced the parts. */
   kind: PartManifest["kind"];
+  /** The number of parts merged. */
   shards: number;
   /** Lines written, by file name. */
   lines: Record<string, number>;

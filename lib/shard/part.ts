@@ -34,8 +34,11 @@ export type PartKind = "infer" | "baseline" | "textualize";
 
 /** One file of a part. */
 export interface PartFile {
+  /** The file's size in bytes. */
   bytes: number;
+  /** The SHA-256 of its contents, hex. */
   sha256: string;
+  /** The number of lines. */
   lines: number;
   /** The number of keys of the unsharded output (records of the split, users of the dataset). */
   key_space: number;
@@ -45,9 +48,13 @@ export interface PartFile {
 
 /** The sidecar of a part. */
 export interface PartManifest {
+  /** Always `recsysllm-shard`. */
   format: "recsysllm-shard";
+  /** Version of the sidecar format. */
   version: 1;
+  /** What produced the part. */
   kind: PartKind;
+  /** This part's shard, with the assignment rule ({@linkcode SHARD_HASH}). */
   shard: Shard & { hash: string };
   /** Everything that must be the same for parts of one run: model, data, flags. */
   run: Record<string, unknown>;
@@ -190,7 +197,9 @@ export async function writeSidecar(part: string, manifest: PartManifest): Promis
 export interface ReadPart {
   /** The part as given (a file or directory). */
   path: string;
+  /** Whether the part is a directory (its sidecar is `shard.json` inside). */
   isDir: boolean;
+  /** The sidecar's contents. */
   manifest: PartManifest;
 }
 

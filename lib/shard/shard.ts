@@ -16,7 +16,9 @@ import { OptionError, UsageError } from "../errors.ts";
 
 /** Shard `index` (0-based) of `count`. */
 export interface Shard {
+  /** 0-based index of this shard. */
   index: number;
+  /** The number of shards. */
   count: number;
 }
 
@@ -44,10 +46,12 @@ export function shardOfUser(user: string, count: number): number {
  * user's answer is remembered.
  */
 export class ShardFilter {
+  /** The shard whose records the filter accepts. */
   readonly shard: Shard;
   #user: string | undefined;
   #mine = false;
 
+  /** A filter for `shard`. */
   constructor(shard: Shard) {
     this.shard = shard;
   }
