@@ -54,6 +54,7 @@ export const BASELINE_TASKS: Record<BaselineName, readonly EvalTask[]> = {
 
 /** A method that predicts records without a model. */
 export interface Baseline {
+  /** The baseline's name (`pop`, `itemknn`, ...). */
   readonly name: BaselineName;
   /** The task families it answers; it returns undefined for other records. */
   readonly tasks: readonly EvalTask[];
@@ -63,6 +64,7 @@ export interface Baseline {
 
 /** What the baselines learn from (training data only). */
 export interface BaselineData {
+  /** The dataset's entity pool, indexed (pool ids). */
   pool: EntityIndex;
   /** Training interactions by user (histories.ts). */
   histories: ReadonlyMap<string, Int32Array>;
@@ -75,7 +77,14 @@ export interface BaselineData {
 }
 
 /** Defaults of the optional {@linkcode BaselineOptions}. */
-export const DEFAULT_BASELINE = Object.freeze({
+export const DEFAULT_BASELINE: Readonly<{
+  top: number;
+  excludeSeen: boolean;
+  seed: number;
+  neighbors: number;
+  recency: number;
+  damping: number;
+}> = Object.freeze({
   top: 20,
   excludeSeen: true,
   seed: 0,

@@ -13,7 +13,10 @@
  */
 
 /** Defaults of {@linkcode ItemKnnOptions}: every neighbour, no recency weighting. */
-export const DEFAULT_ITEM_KNN = Object.freeze({ neighbors: 0, recency: 1 });
+export const DEFAULT_ITEM_KNN: Readonly<Required<ItemKnnOptions>> = Object.freeze({
+  neighbors: 0,
+  recency: 1,
+});
 
 /** Options of {@linkcode ItemKnn}; defaults in {@linkcode DEFAULT_ITEM_KNN}. */
 export interface ItemKnnOptions {

@@ -58,7 +58,7 @@ export interface MfOptions {
  * Instruments (docs/results.md): with as few as 5 ratings a user, a small k and a strong
  * regulariser; the validation RMSE stops improving after a few epochs.
  */
-export const DEFAULT_MF = Object.freeze({
+export const DEFAULT_MF: Readonly<Required<Omit<MfOptions, "scale">>> = Object.freeze({
   factors: 8,
   epochs: 100,
   batchSize: 128,
@@ -90,6 +90,7 @@ export function mfShapes(users: number, items: number, factors: number): Map<str
 
 /** What {@linkcode buildMfLossGraph} returns. */
 export interface MfLossGraph {
+  /** The graph, ending in `loss`. */
   graph: Graph;
   /** `loss` [1]. */
   loss: Value;
@@ -144,6 +145,7 @@ export class MfRating {
   /** Validation RMSE of each epoch (empty without validation ratings). */
   readonly curve: readonly number[];
 
+  /** A trained model from its id maps, weights and training record (what `trainMf` returns). */
   constructor(init: {
     users: ReadonlyMap<string, number>;
     items: ReadonlyMap<string, number>;

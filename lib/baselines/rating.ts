@@ -19,9 +19,11 @@ import { clipRating } from "../metrics/rating.ts";
 
 /** One training rating. */
 export interface TrainingRating {
+  /** The user's identifier. */
   user: string;
   /** The rated item's entity string. */
   item: string;
+  /** The rating, as a number. */
   rating: number;
 }
 
@@ -64,7 +66,7 @@ export class TrainingRatings {
 }
 
 /** Defaults of {@linkcode BiasRatingOptions}. */
-export const DEFAULT_BIAS_RATING = Object.freeze({ damping: 5 });
+export const DEFAULT_BIAS_RATING: Readonly<{ damping: number }> = Object.freeze({ damping: 5 });
 
 /** Options of {@linkcode BiasRating}; defaults in {@linkcode DEFAULT_BIAS_RATING}. */
 export interface BiasRatingOptions {

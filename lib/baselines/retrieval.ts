@@ -21,9 +21,13 @@ import { ratedItem } from "./rating.ts";
 
 /** One training text of a text-task record. */
 export interface TrainingText {
+  /** The record's task family. */
   task: string;
+  /** The user's identifier. */
   user: string;
+  /** The item the text is about (its entity string). */
   item: string;
+  /** The text itself (the record's target). */
   text: string;
 }
 

@@ -55,6 +55,7 @@ export interface SasrecSources {
 
 /** The SASRec baseline, with its model and what it was trained on. */
 export interface SasrecBaseline extends Baseline {
+  /** The trained SASRec model. */
   model: TrainedSasrec;
   /**
    * The training sequences the ranking model saw, by user (pool ids, oldest first): the

@@ -127,11 +127,13 @@ export interface SasrecValidation {
 
 /** One point of the training curve. */
 export interface CurvePoint {
+  /** The epoch, counted from 1. */
   epoch: number;
   /** Mean training loss over the epoch's steps. */
   loss: number;
   /** Validation NDCG@10 and HR@10 (absent without validation or between evaluations). */
   ndcg10?: number;
+  /** Validation HR@10 (absent as `ndcg10` is). */
   hr10?: number;
   /** Seconds since training began. */
   seconds: number;
@@ -139,8 +141,11 @@ export interface CurvePoint {
 
 /** A trained model. */
 export interface TrainedSasrec {
+  /** The model's configuration. */
   config: SasrecConfig;
+  /** The weights by tensor name. */
   weights: Map<string, Float32Array>;
+  /** The training curve, one point per epoch. */
   curve: CurvePoint[];
   /** The epoch whose weights these are (the best validation), or the last one. */
   bestEpoch: number;
