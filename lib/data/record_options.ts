@@ -14,6 +14,7 @@ import { type Task, TASKS } from "./types.ts";
 
 /** Every knob of record building; `DEFAULT_RECORD_OPTIONS` holds the defaults. */
 export interface RecordOptions {
+  /** The seed of every random choice of record building. */
   seed: number;
   /** Task families to produce (others are reported as not requested). */
   tasks: Task[];
@@ -27,12 +28,15 @@ export interface RecordOptions {
   directHistory: number;
   /** Training rating / explanation / review records per user (0: every eligible interaction). */
   ratingPerUser: number;
+  /** Training explanation records per user (0: every eligible interaction). */
   explanationPerUser: number;
+  /** Training review records per user (0: every eligible interaction). */
   reviewPerUser: number;
   /** Negatives per candidate list in valid/test item tasks. */
   negatives: number;
   /** Profile documents per user, and items sampled from each preference period. */
   profilesPerUser: number;
+  /** Items sampled from each preference period for a profile document. */
   profileSample: number;
   /** Preference periods. */
   windows: WindowOptions;
@@ -47,6 +51,7 @@ export interface RecordOptions {
   maxEntityChars: number;
   /** Explanations: first review sentence of at least `explanationMinWords`, cut to `...MaxWords`. */
   explanationMinWords: number;
+  /** Explanations: cut to at most this many words. */
   explanationMaxWords: number;
   /** Review prompts quote at most this many words of the review. */
   reviewWords: number;

@@ -39,7 +39,9 @@ import { SPLITS, TASKS } from "./types.ts";
 
 /** One textualize run: what to read, how to build records, where to write. */
 export interface TextualizeRun {
+  /** How to read the input. */
   read: ReadOptions;
+  /** How to build the records. */
   records: RecordOptions;
   /**
    * The dataset directory to create: replaced atomically when it exists and holds a dataset
@@ -71,9 +73,13 @@ export interface TextualizeRun {
 
 /** What a run wrote: the summary textualize prints as JSON. */
 export interface TextualizeSummary {
+  /** The dataset directory written. */
   out: string;
+  /** Users in the dataset. */
   users: number;
+  /** Items in the pool. */
   items: number;
+  /** Interactions in the dataset. */
   interactions: number;
   /** Record counts by split, then task. */
   records: Record<string, Record<string, number>>;

@@ -23,18 +23,25 @@ export interface TabularOptions {
   delimiter?: string;
   /** Interactions: user and item columns (defaults `user_id`, `item_id`). */
   userCol?: string;
+  /** Interactions: the item column (see `userCol`). */
   itemCol?: string;
   /** Interactions: optional columns; by default used when a column of the default name exists. */
   timeCol?: string;
+  /** Interactions: the rating column (default: the format's, when the file has it). */
   ratingCol?: string;
+  /** Interactions: the review text column (default: the format's, when the file has it). */
   reviewCol?: string;
+  /** Interactions: the review summary column (default: the format's, when the file has it). */
   summaryCol?: string;
   /** Users table: id column (default: the interactions' user column name) and feature columns. */
   userIdCol?: string;
+  /** Users table: the feature columns. */
   userFeatures?: string[];
   /** Items table: id column (default: the interactions' item column name), title, attributes. */
   itemIdCol?: string;
+  /** Items table: the title column. */
   titleCol?: string;
+  /** Items table: the attribute columns. */
   itemAttrs?: string[];
   /** Checks and units of the interactions' values (timestamp unit, rating scale). */
   checks?: LogChecks;

@@ -19,6 +19,7 @@ export type InputFormat = typeof FORMATS[number];
 
 /** Files and column choices for {@linkcode readInteractionLog}. */
 export interface ReadOptions extends TabularOptions {
+  /** The input format: `p5`, `amazon-reviews`, `csv` or `recbole`. */
   format: string;
   /** P5 items table: the column that tells repeated titles apart (default `asin` if present). */
   labelCol?: string;
