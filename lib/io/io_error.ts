@@ -58,12 +58,14 @@ const DENO_CLASSES: Record<string, string> = {
 
 /** A file-system fault, said in one line: `PATH: CAUSE`. The CLI exits 1. */
 export class IoError extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "IoError";
   /** The path the fault happened on, when known. */
   readonly path?: string;
   /** The errno code (`ENOSPC`, ...), when known. */
   readonly code?: string;
 
+  /** An error with `message`, and the path and errno code when known. */
   constructor(message: string, path?: string, code?: string, options?: ErrorOptions) {
     super(message, options);
     this.path = path;

@@ -16,14 +16,19 @@ import { toIoError } from "./io_error.ts";
 
 /** Another live run holds the output. The CLI exits 1. */
 export class LockedError extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "LockedError";
 }
 
 /** What a lock file says about its holder. */
 export interface LockOwner {
+  /** The holder's process id. */
   pid: number;
+  /** The command the holder runs (`pretrain`, ...). */
   command: string;
+  /** When the holder took the lock (ISO 8601). */
   started: string;
+  /** The machine the holder runs on. */
   hostname: string;
 }
 

@@ -38,6 +38,7 @@ export const OUTPUT_MARKER = ".recsysllm-output.json";
 
 /** What the ownership marker says. */
 export interface OutputMarker {
+  /** Always `recsysllm`. */
   tool: "recsysllm";
   /** The command that wrote the directory (`textualize`, `init`, `pretrain`, ...). */
   command: string;
@@ -47,6 +48,7 @@ export interface OutputMarker {
 
 /** The output is not the tool's to replace, or contains an input. The CLI exits 1. */
 export class OutputRefused extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "OutputRefused";
 }
 
@@ -442,7 +444,9 @@ export async function writeOutputFile<T>(
 
 /** A run directory written in place (not replaced), claimed with {@linkcode claimRunDir}. */
 export interface RunDirClaim {
+  /** The run directory. */
   readonly path: string;
+  /** The lock held on it until {@linkcode RunDirClaim.release}. */
   readonly lock: OutputLock;
   /** Whether this claim created the directory (it did not exist). */
   readonly created: boolean;
