@@ -97,7 +97,18 @@ import type { BatchShare, StepGradients } from "./engine.ts";
 import type { Batch } from "../collate/types.ts";
 
 /** Defaults of the optional {@linkcode TrainOptions} (AdamW's are `DEFAULT_ADAMW`). */
-export const DEFAULT_TRAIN = Object.freeze({
+export const DEFAULT_TRAIN: Readonly<{
+  objective: Objective | "mix";
+  epochs: number;
+  batchSize: number;
+  gradAccum: number;
+  lr: Readonly<{ lora: number; full: number }>;
+  warmupShare: number;
+  schedule: ScheduleKind;
+  seed: number;
+  saveEvery: number;
+  valBatches: number;
+}> = Object.freeze({
   objective: DEFAULT_COLLATOR.objective,
   epochs: 1,
   batchSize: 8,
@@ -181,9 +192,11 @@ export interface TrainOptions {
   merge?: string;
   /** Write into `out` (and replace `merge`) even when they hold files pretrain did not write. */
   force?: boolean;
+  /** Where to run (default `auto`). */
   device?: Device;
   /** The CUDA device's index with `device` cuda (default 0). */
   deviceId?: number;
+  /** Intra-op threads (default: every core). */
   threads?: number;
   /**
    * The ranks of a data-parallel run (lib/parallel `openWorld`); undefined or one rank: this
@@ -200,15 +213,19 @@ export interface TrainOptions {
 
 /** What a finished run reports. */
 export interface TrainSummary {
+  /** Optimizer steps of the run (its schedule's total). */
   steps: number;
   /** Loss of the first step of this invocation and of the last step. */
   firstLoss: number;
+  /** Loss of the last step. */
   lastLoss: number;
   /** The last validation loss, when validated. */
   valLoss?: number;
   /** Validation loss before the first step (fresh runs that validate). */
   initialValLoss?: number;
+  /** Tokens in the batches trained on (examples times padded length). */
   tokens: number;
+  /** The device the run ran on. */
   device: string;
   /** Whether the run continued from a checkpoint. */
   resumed: boolean;
@@ -216,6 +233,7 @@ export interface TrainSummary {
 
 /** A run stopped because the loss or the gradients stopped being finite. */
 export class TrainingDiverged extends InputError {
+  /** The error's name, as stacks show it. */
   override name = "TrainingDiverged";
 }
 
