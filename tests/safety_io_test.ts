@@ -150,7 +150,10 @@ Deno.test("a directory given where a file is expected, and a missing or wrong ou
     );
     const outDir = join(dir, "outdir");
     await Deno.mkdir(outDir);
-    oneLineExit1(await forward(outDir), /outdir: is a directory; a file output never replaces a directory: choose another --out$/m);
+    oneLineExit1(
+      await forward(outDir),
+      /outdir: is a directory; a file output never replaces a directory: choose another --out$/m,
+    );
     oneLineExit1(
       await runCli(["forward", "--model", model, "--batch", dir, "--out", join(dir, "o")]),
       /: cannot read: is a directory/,
