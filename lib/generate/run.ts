@@ -19,7 +19,7 @@ import { inferRunIdentity } from "../shard/identity.ts";
 import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
-import { DEFAULT_PREDICT, type InferProtocol, Predictor } from "./infer.ts";
+import { DEFAULT_PREDICT, type PredictOptions, Predictor } from "./infer.ts";
 import { loadForInference } from "./load.ts";
 import type { QuantBits } from "../model/quantize.ts";
 
@@ -30,8 +30,12 @@ import type { QuantBits } from "../model/quantize.ts";
  */
 const WINDOW_BATCHES = 64;
 
-/** Options of {@linkcode runInference}; decoding defaults in `DEFAULT_PREDICT`. */
-export interface InferRunOptions {
+/**
+ * Options of {@linkcode runInference}: where to read and write, what to answer, and the decoding
+ * options of {@linkcode PredictOptions} (defaults in `DEFAULT_PREDICT`; the length comes from the
+ * model).
+ */
+export interface InferRunOptions extends Omit<PredictOptions, "maxLength"> {
   /** Model directory. */
   model: string;
   /** LoRA adapter directory, merged into the weights at load. */
@@ -46,15 +50,6 @@ export interface InferRunOptions {
   tasks: readonly string[];
   /** Only these template ids (each of one of `tasks`). */
   templates?: readonly string[];
-  protocol?: InferProtocol;
-  topK?: number;
-  /** Beams of the item search (default: `DEFAULT_PREDICT.beams`, or `topK` when larger). */
-  beams?: number;
-  excludeSeen?: boolean;
-  trieSoftmax?: boolean;
-  batchSize?: number;
-  maxNewTokens?: number;
-  textBeams?: number;
   /** Answer only the first N selected records (of every shard together). */
   limit?: number;
   /** Only the records of a seeded sample of about `size` users. */
