@@ -126,8 +126,8 @@ const FLAGS = defineFlags({
     choices: ["none", "8", "4"],
     default: "none",
     help: "weight-only quantization of the linear layers: 8 or 4 bits a weight, blocks of 32 " +
-      "(onnxruntime's MatMulNBits; fewer bytes a step; scores change slightly: see " +
-      "docs/performance.md)",
+      "(onnxruntime's MatMulNBits): less memory, scores change slightly, and on a small CPU " +
+      "slower than float (docs/performance.md)",
   },
   shard: {
     type: "string",

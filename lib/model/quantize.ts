@@ -3,9 +3,11 @@
  * `bits` (4 or 8) per value, block-wise along the input (one float scale per `blockSize` values of
  * a row, symmetric, onnxruntime's default zero point 2^(bits-1)), and its product is onnxruntime's
  * `MatMulNBits` (com.microsoft, CPU and CUDA), which reads the small weights and dequantizes as it
- * multiplies. A decoding step reads every weight once, so on the CPU it moves 4 (8 bits) or 8
- * (4 bits) times fewer bytes of the linear modules. Embeddings, the output projection and the
- * norms stay in float. Not for training: the gradient graphs keep float weights.
+ * multiplies. A decoding step reads every weight once, so it moves 4 (8 bits) or 8 (4 bits) times
+ * fewer bytes of the linear modules; whether that is faster depends on whether a step is bound by
+ * memory or by compute (measured on a 2-core CPU at 80 rows a step: slower, docs/performance.md).
+ * Embeddings, the output projection and the norms stay in float. Not for training: the gradient
+ * graphs keep float weights.
  *
  * @module
  */
