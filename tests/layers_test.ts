@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tsFiles } from "./source_files.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const LIB = join(ROOT, "lib");
@@ -41,14 +42,6 @@ export function importsOf(source: string): string[] {
   ];
   for (const pattern of patterns) for (const m of code.matchAll(pattern)) out.push(m[1]);
   return out;
-}
-
-async function* tsFiles(dir: string): AsyncGenerator<string> {
-  for await (const entry of Deno.readDir(dir)) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory) yield* tsFiles(path);
-    else if (entry.name.endsWith(".ts")) yield path;
-  }
 }
 
 Deno.test("the import parser sees imports, re-exports and dynamic imports, not comments", () => {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import { runCli } from "./cli_support.ts";
+import { tsFiles } from "./source_files.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const LIB = join(ROOT, "lib");
@@ -126,14 +127,6 @@ export function stringsOf(source: string): { text: string; line: number }[] {
     }
   }
   return out;
-}
-
-async function* tsFiles(dir: string): AsyncGenerator<string> {
-  for await (const entry of Deno.readDir(dir)) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory) yield* tsFiles(path);
-    else if (entry.name.endsWith(".ts")) yield path;
-  }
 }
 
 Deno.test("the string scanner finds strings and template parts, not comments or regexes", () => {
