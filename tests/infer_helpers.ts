@@ -2,7 +2,8 @@
 // std-0.02 init so that scores differ clearly), a model directory on disk, a plain-function
 // StepModel, and brute-force scoring of answers through the FULL forward graph (no cache).
 import { join } from "node:path";
-import { encodeEntity } from "../lib/collate/mod.ts";
+import { encodeEntity, encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
+import type { TextRecord } from "../lib/data/types.ts";
 import { configJson, type GlmConfig, weightShapes } from "../lib/model/config.ts";
 import { buildForwardGraph } from "../lib/model/glm.ts";
 import { saveWeights, type Weights } from "../lib/model/weights.ts";
@@ -215,4 +216,29 @@ export async function forwardSession(config: GlmConfig, weights: Weights): Promi
 export function itemAnswer(entity: string) {
   const ids = encodeEntity(tokenizer, entity);
   return { ids, intra: Int32Array.from(ids, (_, i) => i + 2) };
+}
+
+/** Part A of a sequential prompt: user `user` bought `history` (item entities), then `text`. */
+export function sequentialPrompt(
+  user: string,
+  history: string[],
+  text = ". What will they buy next? ",
+): PromptInput {
+  const record: TextRecord = {
+    id: `u${user}/seq`,
+    task: "sequential",
+    template: "seq-1",
+    split: "test",
+    user,
+    segments: [
+      { text: `User ${user} bought ` },
+      ...history.flatMap((entity, i) => [
+        ...(i > 0 ? [{ text: ", " }] : []),
+        { entity, kind: "item" },
+      ]),
+      { text },
+      { answer: true },
+    ],
+  };
+  return encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special);
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { dynamicIntraPositions, encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
-import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
+import { dynamicIntraPositions } from "../lib/collate/mod.ts";
+import type { EntityEntry } from "../lib/data/types.ts";
 import {
   buildPool,
   CachedDecoder,
@@ -18,6 +18,7 @@ import {
   fullForwardScores,
   FunctionModel,
   itemAnswer,
+  sequentialPrompt,
   testItems,
   TINY,
   tinyWeights,
@@ -33,29 +34,7 @@ const ENTITIES: EntityEntry[] = [
 const pool = buildPool(tokenizer, ENTITIES, { vocabSize: TINY.vocabSize });
 const weights = tinyWeights(TINY, 7);
 
-function prompt(
-  user: string,
-  history: string[],
-  text = ". What will they buy next? ",
-): PromptInput {
-  const record: TextRecord = {
-    id: `u${user}/seq`,
-    task: "sequential",
-    template: "seq-1",
-    split: "test",
-    user,
-    segments: [
-      { text: `User ${user} bought ` },
-      ...history.flatMap((entity, i) => [
-        ...(i > 0 ? [{ text: ", " }] : []),
-        { entity, kind: "item" },
-      ]),
-      { text },
-      { answer: true },
-    ],
-  };
-  return encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special);
-}
+const prompt = sequentialPrompt;
 
 const PROMPTS = [
   prompt("7", [ITEMS[0], ITEMS[4], ITEMS[9]]),

@@ -6,9 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
-import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
-import { buildPool, CachedDecoder, type PromptInput, searchItems } from "../lib/generate/mod.ts";
+import type { EntityEntry } from "../lib/data/types.ts";
+import { buildPool, CachedDecoder, searchItems } from "../lib/generate/mod.ts";
 import { glmFamily } from "../lib/model/family.ts";
 import {
   dequantize,
@@ -21,7 +20,14 @@ import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { join } from "node:path";
 import { runCli } from "./cli_support.ts";
-import { testItems, TINY, tinyWeights, tokenizer, writeModelDir } from "./infer_helpers.ts";
+import {
+  sequentialPrompt,
+  testItems,
+  TINY,
+  tinyWeights,
+  tokenizer,
+  writeModelDir,
+} from "./infer_helpers.ts";
 import { withTempDir } from "./temp_dir.ts";
 import { demoDataset } from "./train_support.ts";
 
@@ -94,23 +100,8 @@ Deno.test("a quantized GLM searches items exactly as the float GLM with the dequ
   const items = testItems();
   const entities: EntityEntry[] = items.map((entity, i) => ({ entity, kind: "item", id: `i${i}` }));
   const pool = buildPool(tokenizer, entities, { vocabSize: TINY.vocabSize });
-  const prompts: PromptInput[] = [[items[0], items[4]], [items[2]], [items[5], items[6]]].map(
-    (history, u) => {
-      const record: TextRecord = {
-        id: `u${u}/seq`,
-        task: "sequential",
-        template: "seq-1",
-        split: "test",
-        user: `${u}`,
-        segments: [
-          { text: `User ${u} bought ` },
-          ...history.map((entity) => ({ entity, kind: "item" })),
-          { text: ". Next: " },
-          { answer: true },
-        ],
-      };
-      return encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special);
-    },
+  const prompts = [[items[0], items[4]], [items[2]], [items[5], items[6]]].map((history, u) =>
+    sequentialPrompt(`${u}`, history, ". Next: ")
   );
   const { sop, eop } = tokenizer.special;
   // Which modules the hook quantizes: the float model gets their dequantized weights.
