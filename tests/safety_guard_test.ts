@@ -142,6 +142,33 @@ Deno.test("refusals suggest --force only where it replaces the tool's own work",
       run,
       /mine: holds files recsysllm did not write \(n\.txt\); choose another --out, or move those files away first$/,
     );
+
+    // A run directory is written into, not replaced: --force is offered over another command's
+    // output, and over files of names the run does not write; not where a run file would
+    // overwrite one of the user's.
+    const train = (out: string) =>
+      runCli([
+        ...["pretrain", "--data", data, "--model", model, "--out", out, "--steps", "1"],
+        ...["--device", "cpu", "--quiet"],
+      ]);
+    const other = join(dir, "other-model");
+    assert.equal(
+      (await runCli(["init", "--data", data, "--preset", "tiny", "--out", other])).code,
+      0,
+    );
+    exit1(
+      await train(other),
+      /other-model: holds the output of recsysllm init, not of pretrain; .*pass --force to write into it$/,
+    );
+    exit1(await train(mine), /mine: holds files .*\(n\.txt\); .*pass --force to write into it$/);
+    const clash = join(dir, "clash");
+    await Deno.mkdir(clash);
+    await Deno.writeTextFile(join(clash, "metrics.jsonl"), "mine\n");
+    exit1(
+      await train(clash),
+      /clash: holds files .*\(metrics\.jsonl\); choose another --out, or move those files away first$/,
+    );
+    assert.equal(await Deno.readTextFile(join(clash, "metrics.jsonl")), "mine\n");
   }));
 
 Deno.test("a link to an output directory is followed and stays a link; links are named as links", () =>

@@ -493,11 +493,13 @@ export async function claimRunDir(
       await checkVcs(path, target, options);
       const refusal = options.force ? undefined : await foreignDir(target, options);
       if (refusal) {
-        // Writing into the directory replaces only the entries of the run's own names.
-        const collides = refusal.foreign?.some((n) => files.includes(n)) ?? true;
+        // Writing into the directory replaces only the entries of the run's own names: foreign
+        // files of other names are safe beside it.
+        const spared = refusal.foreign !== undefined &&
+          !refusal.foreign.some((n) => files.includes(n));
         throw refused(
           shown(path, target),
-          { ...refusal, ownWork: !collides },
+          { ...refusal, ownWork: refusal.ownWork || spared },
           options,
           "to write into it",
         );
