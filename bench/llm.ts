@@ -314,8 +314,8 @@ const PHASES: Record<string, () => Promise<Record<string, unknown>>> = {
 async function inferPhase(bits?: QuantBits): Promise<Record<string, unknown>> {
   const model = await loadDecoder(DIR);
   // The real Qwen3 tokenizer, a test and benchmark (not run-time) dependency: written by
-  // tests/real_tokenizers.ts under its own lock file, out of the project's deno.lock.
-  const { REAL_TOKENIZERS } = await import("../tests/real_tokenizers.ts");
+  // tests/helpers/real_tokenizers.ts under its own lock file, out of the project's deno.lock.
+  const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
   const tokenizer = await TextTokenizer.load(REAL_TOKENIZERS.qwen3);
   const titles = await beautyTitles();
   const items = [...titles.values()];

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { parseDecoderConfig } from "../lib/model/families/registry.ts";
 import { trainableParams } from "../lib/train/train_graph.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "../tests/train_support.ts";
+import { demoDataset, smallConfig, tempDir, writeSmallModel } from "../tests/helpers/train.ts";
 import { QWEN25_05B } from "./llm.ts";
 
 /**

@@ -11,7 +11,7 @@ import { Rng } from "../lib/random.ts";
 import { gradients } from "../lib/train/autodiff.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { geluTanhForm } from "../lib/model/glm.ts";
-import { checkGradients } from "./grad_check.ts";
+import { checkGradients } from "./helpers/grad_check.ts";
 
 /** How an input of a case is filled. */
 type Fill = "normal" | "positive" | { int: number } | "bool";

@@ -6,7 +6,7 @@ import { createBaseline } from "../lib/baselines/baseline.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";
 import type { TextRecord } from "../lib/data/types.ts";
 import { Rng } from "../lib/random.ts";
-import { checkGradients } from "./grad_check.ts";
+import { checkGradients } from "./helpers/grad_check.ts";
 
 Deno.test("matrix factorisation: the loss graph's gradients equal finite differences (float64)", async () => {
   const [users, items, factors] = [4, 5, 3];

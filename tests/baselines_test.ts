@@ -10,7 +10,7 @@ import { orderItems, popularityCounts, topItems } from "../lib/baselines/popular
 import { Rng } from "../lib/random.ts";
 import { BiasRating, TrainingRatings } from "../lib/baselines/rating.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 // The fixture (fixtures/eval/tiny), items A..H in pool order, sequences oldest first:
 //   user 1: A B C | valid D | test E        user 4: A D | valid B | test C

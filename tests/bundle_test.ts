@@ -7,8 +7,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { providerPackage } from "./package_files.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { providerPackage } from "./helpers/package_files.ts";
+import { withTempDir } from "./helpers/temp.ts";
 import { findLibrary } from "../lib/runtime/shared_libraries.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

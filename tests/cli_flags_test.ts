@@ -9,7 +9,7 @@ import { defineFlags, formatFlags, parseFlags, withFlagNames } from "../lib/cli/
 import { OptionError, UsageError } from "../lib/errors.ts";
 import { DEFAULT_PREDICT } from "../lib/generate/infer.ts";
 import { DEFAULT_ADAMW } from "../lib/train/train_graph.ts";
-import { runCli } from "./cli_support.ts";
+import { runCli } from "./helpers/cli.ts";
 
 const FLAGS = defineFlags({
   data: { type: "string", placeholder: "DIR", required: true, help: "dataset directory" },

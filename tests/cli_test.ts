@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import denoConfig from "../deno.json" with { type: "json" };
-import { runCli } from "./cli_support.ts";
+import { runCli } from "./helpers/cli.ts";
 
 const COMMANDS = ["textualize", "collate", "init", "forward", "pretrain", "infer", "eval", "demo"];
 

@@ -11,8 +11,8 @@ import type { CollatedExample } from "../lib/collate/example.ts";
 import { encodeEntity, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { EntityTrie } from "../lib/collate/trie.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { beautyCorpus, HAVE_BEAUTY, invariant } from "./beauty_corpus.ts";
-import { REAL_TOKENIZERS } from "./real_tokenizers.ts";
+import { beautyCorpus, HAVE_BEAUTY, invariant } from "./helpers/beauty_corpus.ts";
+import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 
 const tokenizers = Object.fromEntries(
   await Promise.all(

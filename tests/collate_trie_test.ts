@@ -11,7 +11,7 @@ import { encodeEntity, type TokenizedRecord, tokenizeRecord } from "../lib/colla
 import { EntityTrie, TRIE_ROOT } from "../lib/collate/trie.ts";
 import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
 import { Rng } from "../lib/random.ts";
-import { beautyCorpus, HAVE_BEAUTY, invariant, partBSpans } from "./beauty_corpus.ts";
+import { beautyCorpus, HAVE_BEAUTY, invariant, partBSpans } from "./helpers/beauty_corpus.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
 

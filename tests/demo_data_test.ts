@@ -9,7 +9,7 @@ import { parseCsv } from "../lib/data/csv.ts";
 import { sentences } from "../lib/data/text.ts";
 import { readLines } from "../lib/io/lines.ts";
 import { generateDemo } from "../fixtures/demo/generate.ts";
-import { fixture } from "./textualize_support.ts";
+import { fixture } from "./helpers/textualize.ts";
 
 async function table(name: string): Promise<Record<string, string>[]> {
   const rows: Record<string, string>[] = [];

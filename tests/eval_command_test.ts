@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 // fixtures/eval/tiny: 5 users, items A..H (see tests/baselines_test.ts); fixtures/eval/model.jsonl:
 // hand-made test predictions. Their ranks under --protocol full:

@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { demoVerdict, MIN_VERDICT_RECORDS } from "../lib/demo/plan.ts";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 // fixtures/eval/tiny: test split of 7 sequential, 5 direct, 4 rating, 2 explanation, 1 review.
 const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;

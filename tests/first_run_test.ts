@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withTempDir } from "./temp_dir.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLONE = ["main.ts", "commands", "lib", "deno.json", "deno.lock"];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
+import { runCli } from "./helpers/cli.ts";
 import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
 import { checkPredictionLine } from "../lib/eval/predictions.ts";
 import type { InferLine } from "../lib/generate/mod.ts";
@@ -9,8 +9,8 @@ import { saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
 import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
-import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./infer_helpers.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./helpers/infer.ts";
+import { withTempDir } from "./helpers/temp.ts";
 import { UserSample } from "../lib/data/user_sample.ts";
 
 // fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,

@@ -23,7 +23,7 @@ import {
   TINY,
   tinyWeights,
   tokenizer,
-} from "./infer_helpers.ts";
+} from "./helpers/infer.ts";
 
 const { sop, eop } = tokenizer.special;
 const ITEMS = testItems();

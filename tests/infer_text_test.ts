@@ -15,7 +15,7 @@ import {
   TINY,
   tinyWeights,
   tokenizer,
-} from "./infer_helpers.ts";
+} from "./helpers/infer.ts";
 
 const { sop, eop, mask } = tokenizer.special;
 const ENTITIES: EntityEntry[] = [

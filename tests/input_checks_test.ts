@@ -10,8 +10,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, fixture, readRecords, runCli } from "./textualize_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { exists, fixture, readRecords, runCli } from "./helpers/textualize.ts";
+import { withTempDir } from "./helpers/temp.ts";
 import type { EntityEntry } from "../lib/data/types.ts";
 
 /** A seeded stream of integers in [0, n), so the fixtures are the same every run. */

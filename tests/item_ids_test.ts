@@ -8,9 +8,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { TINY, tinyWeights, writeModelDir } from "./infer_helpers.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
 const ENTITIES: { entity: string; kind: string; id: string }[] = JSON.parse(

@@ -1,12 +1,12 @@
 // `init` and `forward` end to end through the command line's main().
 import assert from "node:assert/strict";
-import { runCli } from "./cli_support.ts";
+import { runCli } from "./helpers/cli.ts";
 import { readConfig, weightShapes } from "../lib/model/config.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { referenceForward } from "./reference/glm_reference.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const DATA = "fixtures/collate";
 

@@ -8,7 +8,7 @@ import {
 } from "../lib/model/glm.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
 import { Session } from "../lib/runtime/session.ts";
-import { maxDiff, noisyWeights, SMALL } from "./model_helpers.ts";
+import { maxDiff, noisyWeights, SMALL } from "./helpers/model.ts";
 
 const weights = noisyWeights(SMALL, 2);
 const V = SMALL.vocabSize;

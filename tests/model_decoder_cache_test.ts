@@ -4,7 +4,7 @@ import { decoderFamily } from "../lib/model/family.ts";
 import type { DecoderFamily } from "../lib/model/families/config.ts";
 import { type AttentionMode, buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
 import { Session } from "../lib/runtime/session.ts";
-import { noisyDecoderWeights, TINY } from "./decoder_helpers.ts";
+import { noisyDecoderWeights, TINY } from "./helpers/decoder.ts";
 
 const prompts = [
   { ids: [5, 9, 2, 20, 7], inter: [0, 1, 2, 3, 4], intra: [0, 1, 2, 0, 0], maskIndex: 3 },

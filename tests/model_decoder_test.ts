@@ -14,7 +14,7 @@ import {
   noisyDecoderWeights,
   relativeError,
   TINY,
-} from "./decoder_helpers.ts";
+} from "./helpers/decoder.ts";
 import { decoderReference } from "./reference/decoder_reference.ts";
 
 async function run(

@@ -9,8 +9,8 @@ import {
   modelArchitecture,
   parseDecoderConfig,
 } from "../lib/model/families/registry.ts";
-import { noisyDecoderWeights, TINY, TINY_JSON } from "./decoder_helpers.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { noisyDecoderWeights, TINY, TINY_JSON } from "./helpers/decoder.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const QWEN25_05B = {
   architectures: ["Qwen2ForCausalLM"],

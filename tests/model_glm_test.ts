@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { buildForwardGraph, type ForwardOutputs, type GlmOptions } from "../lib/model/glm.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { referenceForward } from "./reference/glm_reference.ts";
-import { forwardFeeds, maxDiff, noisyWeights, randomBatch, SMALL } from "./model_helpers.ts";
+import { forwardFeeds, maxDiff, noisyWeights, randomBatch, SMALL } from "./helpers/model.ts";
 import type { Batch } from "../lib/collate/types.ts";
 
 const weights = noisyWeights(SMALL, 1);

@@ -5,10 +5,10 @@ import { buildDecoderForwardGraph } from "../lib/model/families/decoder.ts";
 import { addedRowCount, addSpecialRows } from "../lib/model/families/special.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { runCli } from "./cli_support.ts";
-import { REAL_TOKENIZERS } from "./real_tokenizers.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { demoDataset } from "./train_support.ts";
+import { runCli } from "./helpers/cli.ts";
+import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset } from "./helpers/train.ts";
 
 Deno.test("init --family qwen3 with the real Qwen3 tokenizer: a seeded HF checkpoint; special rows are added at load", async () => {
   await withTempDir(async (root) => {

@@ -9,7 +9,7 @@ import {
 } from "../lib/model/safetensors.ts";
 import { loadWeights, randomWeights, saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 /** A safetensors file written byte by byte from a header object and a data section. */
 async function rawFile(dir: string, header: unknown, data: Uint8Array, headerText?: string) {

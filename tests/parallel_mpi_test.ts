@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./train_support.ts";
+import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./helpers/train.ts";
 
 function has(launcher: string): boolean {
   try {

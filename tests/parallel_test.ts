@@ -28,7 +28,7 @@ import type { Batch } from "../lib/collate/types.ts";
 import { train, type TrainOptions } from "../lib/train/trainer.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./train_support.ts";
+import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./helpers/train.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 

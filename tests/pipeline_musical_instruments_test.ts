@@ -12,8 +12,8 @@ import { join } from "node:path";
 import { readJsonLines } from "../lib/io/lines.ts";
 import type { TextRecord } from "../lib/data/types.ts";
 import type { PredictionLine } from "../lib/eval/predictions.ts";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const FILE = new URL(
   "../../shared/data/amazon-musical-instruments/reviews_Musical_Instruments_5.json.gz",

@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
-import { runCli } from "./cli_support.ts";
-import { REAL_TOKENIZERS } from "./real_tokenizers.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { demoDataset } from "./train_support.ts";
+import { runCli } from "./helpers/cli.ts";
+import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset } from "./helpers/train.ts";
 
 Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every item valid), eval", async () => {
   const data = await demoDataset();

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadModel } from "../lib/model/weights.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./train_support.ts";
+import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./helpers/train.ts";
 
 function pretrain(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {

@@ -8,9 +8,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { demoDataset, smallConfig, TOKENIZER, writeSmallModel } from "./train_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { demoDataset, smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 

@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { train } from "../lib/train/trainer.ts";
-import { demoDataset, smallConfig, writeSmallModel } from "./train_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const PROGRESS = new URL("../lib/io/progress.ts", import.meta.url).href;
 

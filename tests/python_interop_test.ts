@@ -14,9 +14,9 @@ import { adapterConfigJson } from "../lib/model/adapter.ts";
 import { configJson, presetConfig } from "../lib/model/config.ts";
 import { architectureOf } from "../lib/model/load_any.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
-import { runCli } from "./cli_support.ts";
-import { demoDataset, TOKENIZER } from "./train_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { demoDataset, TOKENIZER } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 /**
  * The fields of PEFT's `LoraConfig` (with those of its base `PeftConfig`), as PEFT's documentation

@@ -19,7 +19,7 @@ import { Graph } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
+import { runCli } from "./helpers/cli.ts";
 import {
   sequentialPrompt,
   testItems,
@@ -27,9 +27,9 @@ import {
   tinyWeights,
   tokenizer,
   writeModelDir,
-} from "./infer_helpers.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { demoDataset } from "./train_support.ts";
+} from "./helpers/infer.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset } from "./helpers/train.ts";
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   const rng = new Rng(seed);

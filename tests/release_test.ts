@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stub } from "../tools/release.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const denoConfig = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));

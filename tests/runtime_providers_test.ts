@@ -12,8 +12,8 @@ import {
   gpuDeviceProblem,
   webgpuProblem,
 } from "../lib/runtime/providers.ts";
-import { elfSharedObject, type ElfSpec } from "./elf_writer.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { elfSharedObject, type ElfSpec } from "./helpers/elf_writer.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 /** Nothing but `dirs` is searched (the machine's own libraries play no part). */
 const only = (...dirs: string[]): SearchPath => ({

@@ -8,10 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LockedError, OutputLock } from "../lib/io/lock.ts";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { GOLDEN_CASES } from "./textualize_support.ts";
-import { smallConfig, writeSmallModel } from "./train_support.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { GOLDEN_CASES } from "./helpers/textualize.ts";
+import { smallConfig, writeSmallModel } from "./helpers/train.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args.map((a) =>

@@ -10,9 +10,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { IoError, toIoError } from "../lib/io/io_error.ts";
 import { errorReport } from "../main.ts";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { demoDataset, smallConfig, writeSmallModel } from "./train_support.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 
 const DEMO = ["--format=csv", "--quiet"].concat(
   ["interactions", "users", "items"].map((f) =>

@@ -13,10 +13,10 @@ import { readLines } from "../lib/io/lines.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { randomWeights, saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { demoDataset, smallConfig, writeSmallModel } from "./train_support.ts";
-import { GOLDEN_CASES } from "./textualize_support.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { GOLDEN_CASES } from "./helpers/textualize.ts";
 
 /** The small CSV fixture textualized into `dir/data` (a few users: quick to train on). */
 async function tinyDataset(dir: string): Promise<string> {

@@ -9,15 +9,15 @@ import { join } from "node:path";
 import { removeStaleTemporaries, replaceWith, writeFileAtomic } from "../lib/io/atomic.ts";
 import { LockedError, lockPath, OutputLock } from "../lib/io/lock.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
-import { runCli } from "./cli_support.ts";
-import { fileVersion } from "./safety_child.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { fileVersion } from "./helpers/safety_child.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-import { GOLDEN_CASES } from "./textualize_support.ts";
+import { GOLDEN_CASES } from "./helpers/textualize.ts";
 
 const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
-const CHILD = new URL("./safety_child.ts", import.meta.url).pathname;
+const CHILD = new URL("./helpers/safety_child.ts", import.meta.url).pathname;
 
 function textualize(out: string, ...extra: string[]) {
   return runCli(["textualize", ...CSV, `--out=${out}`, "--quiet", ...extra]);

@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { smallConfig, writeSmallModel } from "./train_support.ts";
-import { GOLDEN_CASES } from "./textualize_support.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { GOLDEN_CASES } from "./helpers/textualize.ts";
 
 function pretrain(data: string, model: string, out: string, ...extra: string[]) {
   return runCli([

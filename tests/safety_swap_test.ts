@@ -10,10 +10,10 @@ import { join } from "node:path";
 import { removeStaleTemporaries } from "../lib/io/atomic.ts";
 import { FAULT_POINTS } from "../lib/io/fault.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
-import { dirVersion } from "./safety_child.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { dirVersion } from "./helpers/safety_child.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
-const CHILD = new URL("./safety_child.ts", import.meta.url).pathname;
+const CHILD = new URL("./helpers/safety_child.ts", import.meta.url).pathname;
 const EXIT = { SIGTERM: 143, SIGINT: 130, SIGKILL: 137 } as const;
 
 async function names(dir: string): Promise<string[]> {

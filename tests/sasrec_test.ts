@@ -25,9 +25,9 @@ import {
 } from "../lib/sasrec/model.ts";
 import { SasrecRanker } from "../lib/sasrec/rank.ts";
 import { epochBatches } from "../lib/sasrec/train.ts";
-import { checkGradients } from "./grad_check.ts";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { checkGradients } from "./helpers/grad_check.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 Deno.test("training and ranking batches: left padding, right-aligned positions, loss rows", () => {
   assert.equal(trainingWindow(Int32Array.of(5), 4), undefined);

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CUDA_MANIFEST } from "../lib/runtime/providers.ts";
-import { packageFile, providerPackage } from "./package_files.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { packageFile, providerPackage } from "./helpers/package_files.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const SCRIPT = new URL("../tools/setup_cuda.ts", import.meta.url).pathname;
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";

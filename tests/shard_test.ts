@@ -3,11 +3,11 @@
 // parts, and the refusals of merge.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { TINY, tinyWeights, writeModelDir } from "./infer_helpers.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
+import { withTempDir } from "./helpers/temp.ts";
 import { parseShard, partPath, shardOfUser } from "../lib/shard/shard.ts";
-import { fixture, GOLDEN_CASES } from "./textualize_support.ts";
+import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
 
 const DEMO = new URL("../fixtures/demo", import.meta.url).pathname;
 const TEXTUALIZE = [

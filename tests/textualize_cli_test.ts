@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fixture, GOLDEN_CASES, ROOT } from "./textualize_support.ts";
+import { fixture, GOLDEN_CASES, ROOT } from "./helpers/textualize.ts";
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {

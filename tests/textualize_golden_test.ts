@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { DATASET_FILES, fixture, GOLDEN_CASES, readRecords, runCli } from "./textualize_support.ts";
+import { DATASET_FILES, fixture, GOLDEN_CASES, readRecords, runCli } from "./helpers/textualize.ts";
 
 const UPDATE = Deno.env.get("UPDATE_GOLDENS") === "1";
 

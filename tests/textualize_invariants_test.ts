@@ -17,7 +17,7 @@ import {
   GOLDEN_CASES,
   readDatasetMeta,
   runCli,
-} from "./textualize_support.ts";
+} from "./helpers/textualize.ts";
 
 async function textualizeTo(args: string[], out: string): Promise<void> {
   const run = await runCli(["textualize", ...args, `--out=${out}`, "--quiet"]);

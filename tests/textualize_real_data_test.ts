@@ -16,7 +16,7 @@ import {
   readDatasetMeta,
   runCli,
   SHARED_DATA,
-} from "./textualize_support.ts";
+} from "./helpers/textualize.ts";
 
 const ignore = !HAVE_SHARED_DATA;
 const suffix = ignore ? " (ignored: ../shared/data is missing)" : "";

@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { withTempDir } from "./temp_dir.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 /** Six reviewers, five reviews each over eight ASINs (A000..A007), seeded. */
 function reviews(): string {

@@ -4,8 +4,8 @@
 
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
-import { runCli } from "./cli_support.ts";
-import { tsFiles } from "./source_files.ts";
+import { runCli } from "./helpers/cli.ts";
+import { tsFiles } from "./helpers/source_files.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const LIB = join(ROOT, "lib");

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./cli_support.ts";
+import { runCli } from "./helpers/cli.ts";
 import { InputError } from "../lib/errors.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
@@ -14,8 +14,8 @@ import { Rng } from "../lib/random.ts";
 import { type Adapter, loadAdapter, mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
 import { type LoraConfig, loraShapes } from "../lib/model/lora.ts";
 import { writeModelDir } from "../lib/train/outputs.ts";
-import { randomBatch } from "./model_helpers.ts";
-import { smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./train_support.ts";
+import { randomBatch } from "./helpers/model.ts";
+import { smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
 
 const LORA: LoraConfig = {
   rank: 4,

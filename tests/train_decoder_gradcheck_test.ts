@@ -11,8 +11,8 @@ import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import type { LoraConfig } from "../lib/model/lora.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
-import { decoderBatch, decoderFeeds, noisyDecoderWeights, TINY } from "./decoder_helpers.ts";
-import { compareWithFiniteDifferences } from "./grad_check.ts";
+import { decoderBatch, decoderFeeds, noisyDecoderWeights, TINY } from "./helpers/decoder.ts";
+import { compareWithFiniteDifferences } from "./helpers/grad_check.ts";
 
 const TOLERANCE = 1e-5;
 const ADDED = 2;

@@ -11,8 +11,8 @@ import { Session } from "../lib/runtime/session.ts";
 import type { LoraConfig } from "../lib/model/lora.ts";
 import { loraShapes } from "../lib/model/lora.ts";
 import { buildGradGraph, trainableParams, trainNames } from "../lib/train/train_graph.ts";
-import { compareWithFiniteDifferences } from "./grad_check.ts";
-import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./model_helpers.ts";
+import { compareWithFiniteDifferences } from "./helpers/grad_check.ts";
+import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./helpers/model.ts";
 
 const TOLERANCE = 1e-5;
 

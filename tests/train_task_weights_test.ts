@@ -9,7 +9,7 @@ import { BatchStream, epochRecords } from "../lib/train/data.ts";
 import { openDataset } from "../lib/data/dataset.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { demoDataset, TOKENIZER } from "./train_support.ts";
+import { demoDataset, TOKENIZER } from "./helpers/train.ts";
 
 Deno.test("epochRecords: whole weights repeat every record, fractions draw that share anew", () => {
   const tasks = [...Array(10).fill("profile"), ...Array(40).fill("sequential")];

@@ -22,7 +22,7 @@ import { readMetrics } from "../lib/train/outputs.ts";
 import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
 import { train, TrainingDiverged } from "../lib/train/trainer.ts";
-import { demoDataset, smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./train_support.ts";
+import { demoDataset, smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
 
 const QKV: LoraConfig = { rank: 8, alpha: 16, dropout: 0, targets: ["query_key_value"] };
 

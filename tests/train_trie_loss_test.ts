@@ -14,13 +14,13 @@ import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
-import { runCli } from "./cli_support.ts";
-import { decoderBatch, decoderFeeds, noisyDecoderWeights, TINY } from "./decoder_helpers.ts";
-import { compareWithFiniteDifferences } from "./grad_check.ts";
-import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./model_helpers.ts";
+import { runCli } from "./helpers/cli.ts";
+import { decoderBatch, decoderFeeds, noisyDecoderWeights, TINY } from "./helpers/decoder.ts";
+import { compareWithFiniteDifferences } from "./helpers/grad_check.ts";
+import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./helpers/model.ts";
 import { referenceForward } from "./reference/glm_reference.ts";
-import { withTempDir } from "./temp_dir.ts";
-import { demoDataset, smallConfig, writeSmallModel } from "./train_support.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 
 const SOP = 1, EOP = 2, V = 40;
 

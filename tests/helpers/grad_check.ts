@@ -10,9 +10,9 @@
  * @module
  */
 
-import type { DType, Graph, TensorData, Value } from "../lib/onnx/graph.ts";
-import { Session } from "../lib/runtime/session.ts";
-import { gradients } from "../lib/train/autodiff.ts";
+import type { DType, Graph, TensorData, Value } from "../../lib/onnx/graph.ts";
+import { Session } from "../../lib/runtime/session.ts";
+import { gradients } from "../../lib/train/autodiff.ts";
 
 /** What {@linkcode checkGradients} found. */
 export interface GradCheckResult {

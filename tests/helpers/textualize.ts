@@ -8,11 +8,17 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
-import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "../lib/data/types.ts";
-import { SPLITS } from "../lib/data/types.ts";
+import type {
+  CandidateLine,
+  EntityEntry,
+  Manifest,
+  Split,
+  TextRecord,
+} from "../../lib/data/types.ts";
+import { SPLITS } from "../../lib/data/types.ts";
 
 /** The repository root. */
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** A path under `fixtures/`. */
 export function fixture(...parts: string[]): string {
@@ -33,7 +39,7 @@ export const HAVE_SHARED_DATA = [
   }
 });
 
-export { type CliRun, runCli } from "./cli_support.ts";
+export { type CliRun, runCli } from "./cli.ts";
 
 /** Every record of a JSONL file. */
 export function readRecords(path: string): TextRecord[] {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { main } from "../main.ts";
+import { main } from "../../main.ts";
 
 /** The result of one in-process CLI run. */
 export interface CliRun {

@@ -1,18 +1,18 @@
 // Shared by the decoder-family tests: a tiny config of every family (as config.json objects, so
 // parsing is exercised), noisy random weights (far from an init, so every tensor matters) and
 // random batches with rotary positions.
-import type { Batch } from "../lib/collate/types.ts";
+import type { Batch } from "../../lib/collate/types.ts";
 import {
   type DecoderConfig,
   type DecoderFamily,
   decoderWeightShapes,
   INTRA_TABLE,
-} from "../lib/model/families/config.ts";
-import { ADDED_ROWS } from "../lib/model/families/decoder.ts";
-import { ropePositionIds } from "../lib/model/families/positions.ts";
-import { parseDecoderConfig } from "../lib/model/families/registry.ts";
-import type { Weights } from "../lib/model/weights.ts";
-import { Rng } from "../lib/random.ts";
+} from "../../lib/model/families/config.ts";
+import { ADDED_ROWS } from "../../lib/model/families/decoder.ts";
+import { ropePositionIds } from "../../lib/model/families/positions.ts";
+import { parseDecoderConfig } from "../../lib/model/families/registry.ts";
+import type { Weights } from "../../lib/model/weights.ts";
+import { Rng } from "../../lib/random.ts";
 
 const common = {
   vocab_size: 29,

@@ -2,7 +2,7 @@
  * Child process for the safety tests (not a test file): holds a lock, builds an output and
  * waits, or rewrites an output in a loop, so the test can signal or kill it at any moment.
  *
- *     deno run -A tests/safety_child.ts MODE PATH
+ *     deno run -A tests/helpers/safety_child.ts MODE PATH
  *
  * Modes: `lock` (hold the output's lock), `build-dir` / `build-file` (claim the output, write
  * part of it, wait), `file-loop` / `dir-loop` (replace the output with version 1, 2, ... forever),
@@ -14,9 +14,9 @@
  */
 
 import { join } from "node:path";
-import { replaceWith, tempName, writeFileAtomic } from "../lib/io/atomic.ts";
-import { OutputLock } from "../lib/io/lock.ts";
-import { claimOutputFile, writeOutputDir } from "../lib/io/safe_output.ts";
+import { replaceWith, tempName, writeFileAtomic } from "../../lib/io/atomic.ts";
+import { OutputLock } from "../../lib/io/lock.ts";
+import { claimOutputFile, writeOutputDir } from "../../lib/io/safe_output.ts";
 
 const [mode, path] = Deno.args;
 const ready = () => Deno.stdout.writeSync(new TextEncoder().encode("ready\n"));

@@ -7,10 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { dynamicIntraPositions } from "../lib/collate/dynamic_positions.ts";
-import type { CollatedExample } from "../lib/collate/example.ts";
-import type { EntityTrie } from "../lib/collate/trie.ts";
-import type { Segment, TextRecord } from "../lib/data/types.ts";
+import { dynamicIntraPositions } from "../../lib/collate/dynamic_positions.ts";
+import type { CollatedExample } from "../../lib/collate/example.ts";
+import type { EntityTrie } from "../../lib/collate/trie.ts";
+import type { Segment, TextRecord } from "../../lib/data/types.ts";
 
 /** Spans of part B as [start, end) token ranges, `[S]` excluded. */
 export function partBSpans(example: CollatedExample): [number, number][] {
@@ -52,7 +52,7 @@ export function invariant(trie: EntityTrie, examples: CollatedExample[]) {
   return { spans, exceptions, cases };
 }
 
-const BEAUTY = new URL("../../shared/data/amazon-beauty/", import.meta.url);
+const BEAUTY = new URL("../../../shared/data/amazon-beauty/", import.meta.url);
 
 function parseCsvLine(line: string): string[] {
   const fields: string[] = [];

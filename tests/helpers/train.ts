@@ -7,11 +7,11 @@
  */
 
 import { join } from "node:path";
-import { main } from "../main.ts";
-import { configJson, type GlmConfig } from "../lib/model/config.ts";
-import { randomWeights, saveWeights } from "../lib/model/weights.ts";
-import { Rng } from "../lib/random.ts";
-import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { main } from "../../main.ts";
+import { configJson, type GlmConfig } from "../../lib/model/config.ts";
+import { randomWeights, saveWeights } from "../../lib/model/weights.ts";
+import { Rng } from "../../lib/random.ts";
+import { TextTokenizer } from "../../lib/tokenizer/tokenizer.ts";
 
 /** The fixture tokenizer the small models use. */
 export const TOKENIZER = "fixtures/tokenizer/tokenizer.json";

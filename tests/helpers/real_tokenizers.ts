@@ -13,7 +13,7 @@
 
 import { join } from "node:path";
 
-const DEPS = new URL("./deps/", import.meta.url).pathname;
+const DEPS = new URL("../deps/", import.meta.url).pathname;
 
 const dir = Deno.makeTempDirSync({ prefix: "recsysllm-tokenizers-" });
 globalThis.addEventListener("unload", () => {

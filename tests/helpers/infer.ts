@@ -2,18 +2,19 @@
 // std-0.02 init so that scores differ clearly), a model directory on disk, a plain-function
 // StepModel, and brute-force scoring of answers through the FULL forward graph (no cache).
 import { join } from "node:path";
-import { encodeEntity, encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
-import type { TextRecord } from "../lib/data/types.ts";
-import { configJson, type GlmConfig, weightShapes } from "../lib/model/config.ts";
-import { buildForwardGraph } from "../lib/model/glm.ts";
-import { saveWeights, type Weights } from "../lib/model/weights.ts";
-import type { PromptInput, ScoreInput, StepInput, StepModel } from "../lib/generate/mod.ts";
-import { Rng } from "../lib/random.ts";
-import { Session } from "../lib/runtime/session.ts";
-import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { encodeEntity, encodePromptPartA, tokenizeRecord } from "../../lib/collate/mod.ts";
+import type { TextRecord } from "../../lib/data/types.ts";
+import { configJson, type GlmConfig, weightShapes } from "../../lib/model/config.ts";
+import { buildForwardGraph } from "../../lib/model/glm.ts";
+import { saveWeights, type Weights } from "../../lib/model/weights.ts";
+import type { PromptInput, ScoreInput, StepInput, StepModel } from "../../lib/generate/mod.ts";
+import { Rng } from "../../lib/random.ts";
+import { Session } from "../../lib/runtime/session.ts";
+import { TextTokenizer } from "../../lib/tokenizer/tokenizer.ts";
 
 /** The fixture tokenizer's path. */
-export const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+export const TOKENIZER =
+  new URL("../../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
 
 /** The fixture tokenizer. */
 export const tokenizer = await TextTokenizer.load(TOKENIZER);

@@ -1,10 +1,10 @@
 // Shared by the model tests: a small random GLM (weights far from the std-0.02 init, so every
 // parameter visibly matters) and random batches.
-import type { GlmConfig } from "../lib/model/config.ts";
-import { weightShapes } from "../lib/model/config.ts";
-import type { Weights } from "../lib/model/weights.ts";
-import { Rng } from "../lib/random.ts";
-import type { Batch } from "../lib/collate/types.ts";
+import type { GlmConfig } from "../../lib/model/config.ts";
+import { weightShapes } from "../../lib/model/config.ts";
+import type { Weights } from "../../lib/model/weights.ts";
+import { Rng } from "../../lib/random.ts";
+import type { Batch } from "../../lib/collate/types.ts";
 
 export const SMALL: GlmConfig = {
   vocabSize: 37,
