@@ -12,6 +12,7 @@ import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { Collator, DEFAULT_COLLATOR, exampleRng, OBJECTIVES } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
 import { tokenizeRecord } from "../lib/collate/tokenize.ts";
+import { withItemTokens } from "../lib/collate/item_tokens.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { SPLITS } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
@@ -95,8 +96,9 @@ export const command: Command = {
     const limit = flags.limit ?? Infinity;
     const maxLength = flags["max-length"];
 
-    const tokenizer = await TextTokenizer.load(tokenizerPath);
     const data = await openDataset(dir);
+    // With the dataset's item tokens, if it has them (textualize --item-tokens).
+    const tokenizer = withItemTokens(await TextTokenizer.load(tokenizerPath), data);
     const collator = new Collator(tokenizer.special, { objective, maxLength });
     const progress = new Progress("collate", { quiet: flags.quiet });
     const encoder = new TextEncoder();

@@ -19,6 +19,7 @@ import { UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { parseShard } from "../lib/shard/shard.ts";
 import { FORMATS } from "../lib/data/readers/read.ts";
+import { ITEM_TOKEN_MODES, type ItemTokenMode } from "../lib/data/record_options.ts";
 import {
   DEFAULT_RECORD_OPTIONS as D,
   TRAIN_THROUGH,
@@ -155,6 +156,14 @@ const FLAGS = defineFlags({
     default: D.trainThrough,
     help: "training records cover interactions through: train, or valid (the refit for test)",
   },
+  "item-tokens": {
+    type: "choice",
+    choices: ITEM_TOKEN_MODES,
+    default: "none",
+    help: "title: each item entity starts with a new token of its own, then its title (the " +
+      "first token decides the item: infer ranks every item in one step); only: the token " +
+      "alone; none",
+  },
   out: {
     type: "string",
     placeholder: "DIR",
@@ -268,6 +277,7 @@ export const command: Command = {
           explanationMaxWords: flags["explanation-max-words"],
           reviewWords: flags["review-words"],
           trainThrough: flags["train-through"] as TrainThrough,
+          itemTokens: flags["item-tokens"] as ItemTokenMode,
         },
         out,
         shard: flags.shard === undefined ? undefined : parseShard(flags.shard),

@@ -48,6 +48,12 @@ export {
 } from "./collator.ts";
 export { type BatchOptions, bucketByLength, makeBatch } from "./batch.ts";
 export { EntityTrie, TRIE_ROOT } from "./trie.ts";
+export {
+  firstTokenOfItems,
+  itemTokenName,
+  loadTokenizerFor,
+  withItemTokens,
+} from "./item_tokens.ts";
 export { TRIE_LOSS_MASKED, type TrieLossBias, trieLossBias } from "./trie_loss.ts";
 export {
   dynamicIntraPositions,

@@ -135,9 +135,13 @@ export function buildPool(
       }
     }
     // Byte-level tokenizers decode the canonical " " + entity as it is; metaspace ones (their
-    // decoder strips the prepended space) as the entity.
-    const decoded = tokenizer.decode(ids);
-    if (decoded !== " " + entity && decoded !== entityText(tokenizer, entity)) {
+    // decoder strips the prepended space) as the entity. An entity's own token (item tokens)
+    // is left out: its text follows it, or nothing does.
+    const own = tokenizer.entityTokens?.has(entity) ?? false;
+    const decoded = tokenizer.decode(own ? ids.subarray(1) : ids);
+    if (own && !tokenizer.entityTitles) {
+      // The token alone: nothing to decode.
+    } else if (decoded !== " " + entity && decoded !== entityText(tokenizer, entity)) {
       throw inputError(
         file,
         undefined,

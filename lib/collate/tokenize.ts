@@ -135,10 +135,34 @@ export function entityText(tokenizer: TextTokenizer, entity: string): string {
 /**
  * The canonical token ids of an entity ({@linkcode entityText} encoded), as every record, the
  * entity trie and candidate scoring use it. Inside a part B span these tokens take the
- * intra-positions 2, 3, ..., n + 1 (after `[S]` at 1).
+ * intra-positions 2, 3, ..., n + 1 (after `[S]` at 1). An entity with a token of its own
+ * (`tokenizer.entityTokens`, the item tokens of docs/method.md section 13) starts with that
+ * token, followed by its text's tokens unless `tokenizer.entityTitles` is false.
  */
 export function encodeEntity(tokenizer: TextTokenizer, entity: string): Int32Array {
-  return tokenizer.encode(entityText(tokenizer, entity));
+  return encodeEntityShared(tokenizer, entity).slice();
+}
+
+/** Encodings of entities with a token of their own, per tokenizer (entities repeat constantly). */
+const withTokenCache = new WeakMap<TextTokenizer, Map<string, Int32Array>>();
+
+/** {@linkcode encodeEntity} without the copy: read only. */
+function encodeEntityShared(tokenizer: TextTokenizer, entity: string): Int32Array {
+  const token = tokenizer.entityTokens?.get(entity);
+  if (token === undefined) return tokenizer.encodeShared(entityText(tokenizer, entity));
+  let cache = withTokenCache.get(tokenizer);
+  if (!cache) withTokenCache.set(tokenizer, cache = new Map());
+  let ids = cache.get(entity);
+  if (ids === undefined) {
+    const text = tokenizer.entityTitles
+      ? tokenizer.encodeShared(entityText(tokenizer, entity))
+      : new Int32Array(0);
+    ids = new Int32Array(1 + text.length);
+    ids[0] = token;
+    ids.set(text, 1);
+    cache.set(entity, ids);
+  }
+  return ids;
 }
 
 /** Growable typed buffers for one record. */
@@ -238,7 +262,7 @@ function addText(builder: Builder, tokenizer: TextTokenizer, text: string): void
 
 function addEntity(builder: Builder, tokenizer: TextTokenizer, entity: string, where: string) {
   if (entity === "") throw new InputError(`${where}: empty entity`);
-  builder.addEntity(tokenizer.encodeShared(entityText(tokenizer, entity)));
+  builder.addEntity(encodeEntityShared(tokenizer, entity));
 }
 
 /**

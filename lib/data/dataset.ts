@@ -11,6 +11,7 @@ import { inputError } from "../errors.ts";
 import { readJsonLines } from "../io/lines.ts";
 import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "./types.ts";
 import { SPLITS } from "./types.ts";
+import { ITEM_TOKEN_MODES, type ItemTokenMode } from "./record_options.ts";
 
 /** An opened dataset directory. */
 export interface Dataset {
@@ -68,6 +69,23 @@ export async function openDataset(dir: string): Promise<Dataset> {
  */
 export function trainsThroughValid(data: Dataset): boolean {
   return data.manifest.options?.train_through === "valid";
+}
+
+/**
+ * How the dataset's item entities are tokenized (`textualize --item-tokens`, the manifest's
+ * `options.item_tokens`; `none` when absent). An unknown value is an InputError naming the
+ * manifest.
+ */
+export function itemTokenMode(data: Dataset): ItemTokenMode {
+  const mode = data.manifest.options?.item_tokens ?? "none";
+  if (!ITEM_TOKEN_MODES.includes(mode as ItemTokenMode)) {
+    throw inputError(
+      join(data.dir, "manifest.json"),
+      undefined,
+      `options.item_tokens is ${JSON.stringify(mode)}, not one of ${ITEM_TOKEN_MODES.join(", ")}`,
+    );
+  }
+  return mode as ItemTokenMode;
 }
 
 /**

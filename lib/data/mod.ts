@@ -20,7 +20,8 @@ export { textualize, type TextualizeRun, type TextualizeSummary } from "./textua
 export type { Progress, ProgressOptions } from "../io/progress.ts";
 export type { ReadOptions } from "./readers/read.ts";
 export type { TabularOptions } from "./readers/csv.ts";
-export type { RecordOptions, TrainThrough } from "./record_options.ts";
+export type { ItemTokenMode, RecordOptions, TrainThrough } from "./record_options.ts";
+export { ITEM_TOKEN_MODES } from "./record_options.ts";
 export type { WindowOptions } from "./profile.ts";
 export type { Shard } from "../shard/shard.ts";
 export type { LogChecks, TimeUnit } from "./log.ts";

@@ -62,7 +62,20 @@ export interface RecordOptions {
    * data and `eval` refuses to score it).
    */
   trainThrough: TrainThrough;
+  /**
+   * Item tokens (docs/method.md section 13): `none`, `title` (every item entity's tokens start
+   * with one new token of its own, then its title) or `only` (the item's token alone, no title).
+   * Records are the same either way; the mode is recorded in the manifest (`item_tokens`) and
+   * every later stage tokenizes item entities by it (lib/collate/item_tokens.ts). Default `none`.
+   */
+  itemTokens?: ItemTokenMode;
 }
+
+/** How item entities are tokenized: see {@linkcode RecordOptions.itemTokens}. */
+export type ItemTokenMode = "none" | "title" | "only";
+
+/** The values of {@linkcode ItemTokenMode}. */
+export const ITEM_TOKEN_MODES: readonly ItemTokenMode[] = ["none", "title", "only"];
 
 /** What the training records cover: see {@linkcode RecordOptions.trainThrough}. */
 export type TrainThrough = "train" | "valid";
@@ -93,6 +106,7 @@ export const DEFAULT_RECORD_OPTIONS: RecordOptions = {
   explanationMaxWords: 30,
   reviewWords: 64,
   trainThrough: "train",
+  itemTokens: "none",
 };
 
 /** A task family's status in the manifest. */

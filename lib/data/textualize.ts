@@ -134,6 +134,8 @@ function manifestOptions(run: TextualizeRun, log: InteractionLog): Record<string
     explanation_max_words: r.explanationMaxWords,
     review_words: r.reviewWords,
     train_through: r.trainThrough,
+    // Only when asked for, so the manifests of datasets without item tokens stay as they were.
+    ...(r.itemTokens && r.itemTokens !== "none" ? { item_tokens: r.itemTokens } : {}),
     min_interactions: 3,
     windows_by: log.time !== undefined ? "time" : "position",
     timestamp_unit: log.timeUnit ?? null,

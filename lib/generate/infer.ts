@@ -4,7 +4,8 @@
  * the answer is produced by the method that fits its task:
  *
  * - sequential, direct (item tasks), protocol `full`: trie-constrained beam search over every item
- *   of the pool (items.ts), the top-k items with their log-probabilities;
+ *   of the pool (items.ts), the top-k items with their log-probabilities; with item tokens (the
+ *   first token decides the item) every item ranked exactly in one step (exact_rank.ts);
  * - the same tasks, protocol `sampled`: the record's candidates ranked by their log-likelihood
  *   (score.ts), the top-k of them;
  * - rating: each rating value of the dataset (manifest `rating_values`) scored as the text the
@@ -22,7 +23,7 @@
  * @module
  */
 
-import { encodePromptPartA, tokenizeRecord } from "../collate/mod.ts";
+import { encodePromptPartA, firstTokenOfItems, tokenizeRecord } from "../collate/mod.ts";
 import type { TextRecord } from "../data/types.ts";
 import { ANSWERED_TASKS, type AnsweredTask, answerOf } from "../data/tasks.ts";
 import { formatRating } from "../data/text.ts";
@@ -30,6 +31,7 @@ import { InputError } from "../errors.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { DEFAULT_ITEM_SEARCH, searchItems } from "./items.ts";
+import { rankItemsExact } from "./exact_rank.ts";
 import { exclusionOf, type Pool } from "../collate/pool.ts";
 import {
   type AnswerTokens,
@@ -140,6 +142,8 @@ export class Predictor {
   };
   readonly #allowed: Uint8Array;
   readonly #longestItem: number;
+  /** With item tokens: each item's first token, which decides it (exact_rank.ts); else null. */
+  readonly #firstTokens: Int32Array | null;
   #ratingAnswers?: AnswerTokens[];
 
   /** A predictor over `parts`, with `options` filled from the defaults. */
@@ -168,6 +172,7 @@ export class Predictor {
     let longest = 0;
     for (const t of parts.pool.items.tokens) longest = Math.max(longest, t.length);
     this.#longestItem = longest;
+    this.#firstTokens = tokenizer.entityTokens ? firstTokenOfItems(parts.pool.items.tokens) : null;
   }
 
   #mode(record: TextRecord): Mode {
@@ -287,15 +292,25 @@ export class Predictor {
       const exclusions = jobs.map((j) =>
         o.excludeSeen ? exclusionOf(pool.items, j.record.history ?? []) : null
       );
-      const ranked = await searchItems(model, prompts, {
-        pool: pool.items,
-        sop,
-        eop,
-        beams: o.beams,
-        topK: o.topK,
-        exclusions,
-        trieSoftmax: o.trieSoftmax,
-      });
+      // Item tokens: the first token decides the item, so one step ranks every item exactly.
+      const ranked = this.#firstTokens
+        ? await rankItemsExact(model, prompts, {
+          pool: pool.items,
+          firstTokens: this.#firstTokens,
+          sop,
+          topK: o.topK,
+          exclusions,
+          trieSoftmax: o.trieSoftmax,
+        })
+        : await searchItems(model, prompts, {
+          pool: pool.items,
+          sop,
+          eop,
+          beams: o.beams,
+          topK: o.topK,
+          exclusions,
+          trieSoftmax: o.trieSoftmax,
+        });
       return jobs.map((j, i) => ({
         ...head(j.record),
         predictions: Array.from(ranked[i].items, (item, r) => ({

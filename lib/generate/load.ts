@@ -21,7 +21,7 @@
 import { quantizedLinear, type QuantizeOptions } from "../model/quantize.ts";
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
-import { decoderFamily, glmFamily } from "../model/family.ts";
+import { modelFamily } from "../model/family.ts";
 import { modelIdentity } from "../model/identity.ts";
 import {
   type AnyModel,
@@ -32,6 +32,8 @@ import {
 } from "../model/load_any.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
+import { withItemTokens } from "../collate/item_tokens.ts";
+import type { Dataset } from "../data/dataset.ts";
 import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../model/adapter.ts";
 import { CachedDecoder } from "./decoder.ts";
 
@@ -49,6 +51,11 @@ export interface LoadOptions {
   onWarning?: (message: string) => void;
   /** Weight-only quantization of the linear modules (lib/model/quantize.ts); default float. */
   quantize?: QuantizeOptions;
+  /**
+   * The dataset the model answers: its item tokens, if it has them (`textualize --item-tokens`,
+   * lib/collate/item_tokens.ts), join the tokenizer, and a decoder family's added rows count them.
+   */
+  data?: Dataset;
 }
 
 /** What {@linkcode loadForInference} opened. */
@@ -154,12 +161,12 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     await architectureOf(options.model); // a missing directory or config is named as such
     throw inputError(tokenizerPath, undefined, "file not found (the model directory needs it)");
   }
-  const tokenizer = await TextTokenizer.load(tokenizerPath);
+  const base = await TextTokenizer.load(tokenizerPath);
+  const tokenizer = options.data ? withItemTokens(base, options.data) : base;
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
-  let attention: "prefix" | "causal" = (model.kind === "decoder" && model.config.attention) ||
-    "causal";
+  let attention: "prefix" | "causal" = model.config.attention ?? "causal";
   let adapter: LoadedForInference["adapter"];
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);
@@ -167,9 +174,9 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     const loaded = await loadAdapter(dir, model.config, {
       base: { identity: modelIdentity(model.config, model.weights), dir: options.model },
       onWarning: options.onWarning,
-      model: { weights: model.weights, addedRows: model.kind === "decoder" ? model.addedRows : 0 },
+      model: { weights: model.weights, addedRows: model.addedRows },
     });
-    if (model.kind === "decoder" && loaded.method && loaded.method.addedRows !== model.addedRows) {
+    if (loaded.method && loaded.method.addedRows !== model.addedRows) {
       throw inputError(
         join(dir, ADAPTER_FILES.config),
         undefined,
@@ -189,13 +196,11 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.
   const linear = options.quantize ? quantizedLinear(weights, options.quantize) : undefined;
-  const family = model.kind === "glm"
-    ? glmFamily({ config: model.config, weights }, { linear })
-    : decoderFamily({ config: model.config, weights }, {
-      attention,
-      addedRows: model.addedRows,
-      linear,
-    });
+  const family = modelFamily({ config: model.config, weights }, {
+    attention,
+    addedRows: model.addedRows,
+    linear,
+  });
   const decoder = await CachedDecoder.create(family, {
     device: options.device,
     threads: options.threads,

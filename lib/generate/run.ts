@@ -234,6 +234,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       threads: options.threads,
       onWarning: options.onWarning,
       quantize: options.quantize ? { bits: options.quantize } : undefined,
+      data,
     });
     const { tokenizer, decoder } = loaded;
     try {

@@ -13,6 +13,7 @@ import { inputError } from "../errors.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
+import { withItemTokens } from "../collate/item_tokens.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
 import {
@@ -166,7 +167,8 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
     specialTokens: [...SPECIAL_TOKENS],
     say,
   });
-  const tokenizer = TextTokenizer.fromJson(parsed, file);
+  // The dataset's item tokens, if it has them, are rows of the vocabulary (item_tokens.ts).
+  const tokenizer = withItemTokens(TextTokenizer.fromJson(parsed, file), data);
   const config = presetConfig(options.preset, tokenizer.vocabSize, options.shape);
   // Before any weight is drawn: an entity the model cannot hold would stop training later.
   checkEntityLengths(tokenizer, data.entities, {

@@ -111,6 +111,13 @@ export class TextTokenizer {
   readonly source: string;
   /** How it marks a word's leading space (decides the entities' canonical encoding). */
   readonly leadingSpace: LeadingSpace;
+  /**
+   * Entity tokens ({@linkcode TextTokenizer.withEntityTokens}): the id of the token each of
+   * these entities starts with; undefined when there are none.
+   */
+  readonly entityTokens?: ReadonlyMap<string, number>;
+  /** With entity tokens: whether the entity's own text follows its token (else the token alone). */
+  readonly entityTitles: boolean;
 
   readonly #engine: Tokenizer;
   readonly #strings: string[];
@@ -124,6 +131,7 @@ export class TextTokenizer {
     special: SpecialIds,
     source: string,
     leadingSpace: LeadingSpace,
+    entities?: { tokens: ReadonlyMap<string, number>; titles: boolean },
   ) {
     this.#engine = engine;
     this.#strings = strings;
@@ -132,6 +140,51 @@ export class TextTokenizer {
     this.vocabSize = strings.length;
     this.source = source;
     this.leadingSpace = leadingSpace;
+    this.entityTokens = entities?.tokens;
+    this.entityTitles = entities?.titles ?? true;
+  }
+
+  /**
+   * A copy of this tokenizer with one new token per entry, appended after every id it has
+   * (special tokens included), in the entries' order: entry i gets id `vocabSize + i`, named
+   * `name` (shown by `decode`, which treats the new tokens as special: text never encodes to
+   * them). `lib/collate/tokenize.ts` starts each of these entities with its token, followed by
+   * its text unless `titles` is false (docs/method.md section 13). A repeated entity is a
+   * RangeError.
+   *
+   * @example
+   * ```ts
+   * declare const base: TextTokenizer;
+   * const items = base.withEntityTokens([{ entity: "Nail Lacquer", name: "<item:17>" }], {
+   *   titles: true,
+   * });
+   * items.entityTokens?.get("Nail Lacquer") === base.vocabSize; // true
+   * ```
+   */
+  withEntityTokens(
+    entries: readonly { entity: string; name: string }[],
+    options: { titles: boolean },
+  ): TextTokenizer {
+    if (this.entityTokens) throw new RangeError(`${this.source}: already has entity tokens`);
+    const strings = this.#strings.slice();
+    const tokens = new Map<string, number>();
+    for (const { entity, name } of entries) {
+      if (tokens.has(entity)) throw new RangeError(`entity "${entity}" is listed twice`);
+      tokens.set(entity, strings.length);
+      strings.push(name);
+    }
+    const isSpecial = new Uint8Array(strings.length);
+    isSpecial.set(this.#isSpecial);
+    isSpecial.fill(1, this.#strings.length);
+    return new TextTokenizer(
+      this.#engine,
+      strings,
+      isSpecial,
+      { ...this.special },
+      this.source,
+      this.leadingSpace,
+      { tokens, titles: options.titles },
+    );
   }
 
   /**

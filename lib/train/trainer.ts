@@ -37,6 +37,7 @@ import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/co
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
+import { loadTokenizerFor } from "../collate/item_tokens.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, optionName, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -45,7 +46,7 @@ import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.t
 import { writeMergedDecoder } from "../model/families/merge.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
-import { TextTokenizer } from "../tokenizer/tokenizer.ts";
+import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import {
   type Adapter,
   ADAPTER_FILES,
@@ -309,7 +310,8 @@ export interface BaseModel {
 /** Stage 2: loads the base model and its tokenizer and checks that they fit each other. */
 export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   const tokenizerFile = join(options.model, "tokenizer.json");
-  const tokenizer = await TextTokenizer.load(tokenizerFile);
+  // With the dataset's item tokens, if it has them: a decoder family's added rows count them.
+  const tokenizer = await loadTokenizerFor(tokenizerFile, options.data);
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   if (model.kind === "decoder" && !options.lora) {
     throw new OptionError(
