@@ -22,8 +22,9 @@ import { join } from "node:path";
 import { parseDecoderConfig } from "../lib/model/families/registry.ts";
 import { trainableParams } from "../lib/train/train_graph.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "../tests/helpers/train.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "../tests/helpers/train.ts";
 import { QWEN25_05B } from "./llm.ts";
+import { withTempDir } from "../tests/helpers/temp.ts";
 
 /**
  * bench llm's 0.5B LoRA step: 179.1 tokens/s of batch 2 x 256 on 2 threads (docs/performance.md,
@@ -68,8 +69,7 @@ function loraFloats05B(): number {
 
 /** Runs the benchmark; returns its figures. */
 export async function run(): Promise<Record<string, unknown>> {
-  const [dir, cleanup] = await tempDir();
-  try {
+  return await withTempDir(async (dir) => {
     const data = await demoDataset();
     const model = join(dir, "model");
     await writeSmallModel(
@@ -139,7 +139,5 @@ export async function run(): Promise<Record<string, unknown>> {
       },
       on_paper_05b_lora: onPaper,
     };
-  } finally {
-    await cleanup();
-  }
+  });
 }

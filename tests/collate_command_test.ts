@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const DATA = `${ROOT}fixtures/collate`;
@@ -130,8 +131,7 @@ Deno.test("collate errors: missing tokenizer, record without segments, max lengt
   assert.equal(missing.code, 1);
   assert.match(missing.err, /none\.json: tokenizer file not found/);
 
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     for (const name of ["manifest.json", "entities.json"]) {
       await Deno.copyFile(`${DATA}/${name}`, `${dir}/${name}`);
     }
@@ -144,9 +144,7 @@ Deno.test("collate errors: missing tokenizer, record without segments, max lengt
     assert.equal(empty.code, 1);
     assert.match(empty.err, /train\.jsonl record 2: record "empty": has no segments/);
     assert.equal(empty.lines.length, 0, "nothing half-written: the error comes before output");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 
   const short = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--max-length", "5");
   assert.equal(short.code, 1);

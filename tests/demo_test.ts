@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { demoStages, demoVerdict } from "../lib/demo/plan.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -15,9 +16,8 @@ async function demo(...args: string[]) {
 }
 
 Deno.test("the demo runs every stage end to end and ends with the results table", async () => {
-  const tmp = await Deno.makeTempDir();
-  const out = join(tmp, "demo");
-  try {
+  await withTempDir(async (tmp) => {
+    const out = join(tmp, "demo");
     // A few steps and a handful of records: this checks the wiring, not the quality.
     const run = await demo("--out", out, "--steps", "3", "--limit", "12");
     assert.equal(run.code, 0, run.stderr);
@@ -69,9 +69,7 @@ Deno.test("the demo runs every stage end to end and ends with the results table"
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /exists and was not made by the demo/);
     assert.equal(await Deno.readTextFile(join(foreign, "notes.txt")), "keep me");
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the demo verdict compares next-item HR@10 with the baselines", () => {
@@ -92,9 +90,8 @@ Deno.test("the demo verdict compares next-item HR@10 with the baselines", () => 
 });
 
 Deno.test("demo --family runs the pipeline on a random decoder checkpoint with LoRA", async () => {
-  const tmp = await Deno.makeTempDir();
-  const out = join(tmp, "demo");
-  try {
+  await withTempDir(async (tmp) => {
+    const out = join(tmp, "demo");
     const run = await demo("--out", out, "--family", "qwen2", "--steps", "2", "--limit", "2");
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /\$ recsysllm init .*--family qwen2/);
@@ -107,9 +104,7 @@ Deno.test("demo --family runs the pipeline on a random decoder checkpoint with L
     assert.ok("recsysllm" in report.methods);
     const lines = (await Deno.readTextFile(join(out, "recsysllm.jsonl"))).trim().split("\n");
     assert.equal(lines.length, 2);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("demo --recipe passes the recipe to pretrain, and only to pretrain", () => {

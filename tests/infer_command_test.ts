@@ -10,7 +10,7 @@ import { Rng } from "../lib/random.ts";
 import { mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
 import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./helpers/infer.ts";
-import { withTempDir } from "./helpers/temp.ts";
+import { processTempDir, withTempDir } from "./helpers/temp.ts";
 import { UserSample } from "../lib/data/user_sample.ts";
 
 // fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,
@@ -24,9 +24,8 @@ const records: TextRecord[] = (await Deno.readTextFile(join(DATA, "test.jsonl"))
 const byId = new Map(records.map((r) => [r.id, r]));
 
 const weights = tinyWeights(TINY, 3);
-const MODEL = await Deno.makeTempDir({ prefix: "infer-model-" });
+const MODEL = await processTempDir();
 await writeModelDir(MODEL, TINY, weights);
-globalThis.addEventListener("unload", () => Deno.removeSync(MODEL, { recursive: true }));
 
 async function run(...args: string[]): Promise<{ code: number; err: string }> {
   const { code, stderr } = await runCli(["infer", "--quiet", "--device", "cpu", ...args]);

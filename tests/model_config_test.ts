@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { InputError } from "../lib/errors.ts";
 import { configJson, parseConfig, presetConfig, PRESETS, readConfig } from "../lib/model/config.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 Deno.test("config.json round-trips with Hugging Face GLM key names", () => {
   const config = presetConfig("tiny", 8006);
@@ -47,14 +48,11 @@ Deno.test("config problems name the file and the key", async () => {
       (e) => e instanceof InputError && pattern.test(e.message),
     );
   }
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/config.json`, "{oops");
     await assert.rejects(() => readConfig(`${dir}/config.json`), /config.json: not valid JSON/);
     await assert.rejects(() => readConfig(`${dir}/none.json`), /none.json: file not found/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("presets are data: tiny is the benchmark model", () => {

@@ -5,6 +5,7 @@ import { type Dim, Graph, type TensorData, tensorData, type Value } from "../lib
 import { encodeModel, encodeModelChunks, joinChunks } from "../lib/onnx/proto.ts";
 import { isFresh } from "../lib/onnx/shape.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 function evalDim(d: Dim, sizes: Record<string, number>): number | undefined {
   if (typeof d === "number") return d;
@@ -317,10 +318,9 @@ Deno.test("weights stored as external data load from memory and from disk", asyn
   close((await fromMemory.run(feeds)).y.data as Float32Array, expected, 1e-6, "in memory");
   await fromMemory.release();
 
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeFile(`${dir}/model.onnx`, joinChunks(encoded.chunks));
-    for (const f of encoded.external) {
+    for (const f of encoded.external!) {
       await Deno.writeFile(`${dir}/${f.path}`, joinChunks(f.chunks));
     }
     // Only the side files hold the weights: the model itself is small.
@@ -328,7 +328,5 @@ Deno.test("weights stored as external data load from memory and from disk", asyn
     const fromDisk = await Session.create(`${dir}/model.onnx`, { device: "cpu", threads: 1 });
     close((await fromDisk.run(feeds)).y.data as Float32Array, expected, 1e-6, "from disk");
     await fromDisk.release();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

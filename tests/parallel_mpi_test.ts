@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./helpers/train.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 function has(launcher: string): boolean {
   try {
@@ -106,8 +107,7 @@ Deno.test({
   name: "pretrain on 2 MPI ranks: LoRA as one process, resumed at another N, faults",
   ignore: !MPI,
 }, async (t) => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const lora = (out: string) => [
@@ -216,17 +216,14 @@ Deno.test({
       assert.match(ours[0], /^error: rank 1: model, data or flags differ from rank 0's \(schedule/);
       await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
     });
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test({
   name: "pretrain --full on 2 MPI ranks ends with the weights of one process",
   ignore: !MPI,
 }, async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const full = (out: string) => [
@@ -245,17 +242,14 @@ Deno.test({
       1e-6,
     );
     await assertSameLosses(join(dir, "one"), join(dir, "two"));
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test({
   name: "pretrain on 3 MPICH ranks (its ABI: integer handles) ends with one process's adapter",
   ignore: !MPICH,
 }, async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const lora = (out: string) => [
@@ -275,7 +269,5 @@ Deno.test({
       1e-5,
     );
     await assertSameLosses(join(dir, "one"), join(dir, "three"));
-  } finally {
-    await cleanup();
-  }
+  });
 });

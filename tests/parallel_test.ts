@@ -28,7 +28,8 @@ import type { Batch } from "../lib/collate/types.ts";
 import { train, type TrainOptions } from "../lib/train/trainer.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./helpers/train.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -215,8 +216,7 @@ async function maxDifference(a: string, b: string): Promise<number> {
 }
 
 Deno.test("train on two in-process ranks: one process's adapter; a failure stops both; resumed on one", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const options = (out: string): TrainOptions => ({
@@ -277,7 +277,5 @@ Deno.test("train on two in-process ranks: one process's adapter; a failure stops
     }
     await train({ ...options(cut), resume: true });
     assert.ok(await maxDifference(join(one, file), join(cut, file)) < 1e-5);
-  } finally {
-    await cleanup();
-  }
+  });
 });

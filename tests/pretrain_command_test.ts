@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadModel } from "../lib/model/weights.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
-import { demoDataset, smallConfig, tempDir, writeSmallModel } from "./helpers/train.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 function pretrain(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -39,8 +40,7 @@ async function killAfter(args: string[], metrics: string, lines: number): Promis
 }
 
 Deno.test("pretrain killed with SIGKILL and resumed ends with the same bytes as an uninterrupted run", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const common = (out: string) => [
@@ -108,9 +108,7 @@ Deno.test("pretrain killed with SIGKILL and resumed ends with the same bytes as 
     const b = await readMetrics(metrics);
     assert.deepEqual(b.map((l) => l.step), Array.from({ length: 24 }, (_, i) => i + 1));
     assert.deepEqual(b.map((l) => [l.loss, l.val_loss]), a.map((l) => [l.loss, l.val_loss]));
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("pretrain usage mistakes are one-line errors with status 2", async () => {

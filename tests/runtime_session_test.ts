@@ -4,6 +4,7 @@ import { encodeModelChunks } from "../lib/onnx/proto.ts";
 import { DeviceError, Session } from "../lib/runtime/session.ts";
 import { float32 } from "../lib/runtime/tensor.ts";
 import { readProfile } from "../lib/runtime/profile.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 function smallGraph(): Graph {
   const g = new Graph("small");
@@ -62,8 +63,7 @@ Deno.test("run returns only the outputs asked for, and a released session refuse
 });
 
 Deno.test("profiling writes per-operator times that readProfile sums up", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const session = await Session.create(smallGraph(), {
       device: "cpu",
       threads: 1,
@@ -84,9 +84,7 @@ Deno.test("profiling writes per-operator times that readProfile sums up", async 
     ]]);
     assert.ok(Math.abs(summary.byProvider[0].share - 1) < 1e-9);
     assert.ok(summary.byNode.every((e) => e.ms >= 0));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("onnxruntime's telemetry is off: no trace file is left in /tmp", async () => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
-import { withTempDir } from "./helpers/temp.ts";
+import { processTempDir, withTempDir } from "./helpers/temp.ts";
 import { parseShard, partPath, shardOfUser } from "../lib/shard/shard.ts";
 import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
 
@@ -26,8 +26,7 @@ const TEXTUALIZE = [
 ];
 
 // One dataset (the built-in demo data: 600 users) and one tiny model for the whole file.
-const WORK = await Deno.makeTempDir({ prefix: "shard-test-" });
-globalThis.addEventListener("unload", () => Deno.removeSync(WORK, { recursive: true }));
+const WORK = await processTempDir();
 const DATA = join(WORK, "data");
 const MODEL = join(WORK, "model");
 assert.equal((await runCli([...TEXTUALIZE, "--out", DATA])).code, 0);

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fixture, GOLDEN_CASES, ROOT } from "./helpers/textualize.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
@@ -19,8 +20,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 Deno.test("textualize prints a JSON summary on stdout and a human line on stderr", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const csv = GOLDEN_CASES.find((c) => c.name === "csv")!;
     const out = join(tmp, "data");
     const run = await cli([...csv.args, `--out=${out}`]);
@@ -36,14 +36,11 @@ Deno.test("textualize prints a JSON summary on stdout and a human line on stderr
       }
     }
     assert.match(run.stderr, /textualize: \d+ records for 4 users and 5 items written to /);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("textualize exits 1 with one line on bad input", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const run = await cli([
       "--format=recbole",
       `--input=${fixture("textualize", "recbole", "mini.item")}`,
@@ -58,7 +55,5 @@ Deno.test("textualize exits 1 with one line on bad input", async () => {
     );
     assert.equal(run.stderr.trimEnd().split("\n").length, 1);
     assert.deepEqual([...Deno.readDirSync(tmp)], []);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { exists, runCli } from "./helpers/textualize.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const INTERACTIONS = "user_id,item_id,timestamp,rating\nu1,i1,1,5\nu1,i2,2,4\nu1,i3,3,3\n";
 
@@ -177,8 +178,7 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   Deno.test(`textualize reports ${c.name} in one line and writes nothing`, async () => {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (dir) => {
       for (const [name, content] of Object.entries(c.files)) {
         if (typeof content === "string") await Deno.writeTextFile(join(dir, name), content);
         else await Deno.writeFile(join(dir, name), content);
@@ -199,15 +199,12 @@ for (const c of CASES) {
       assert.ok(!exists(out), "output directory left behind");
       const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
       assert.deepEqual(left, Object.keys(c.files).sort(), "temporary files left behind");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   });
 }
 
 Deno.test("a failed run leaves an existing output directory as it was", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const out = join(dir, "out");
     await Deno.mkdir(out);
     await Deno.writeTextFile(join(out, "marker"), "old");
@@ -222,9 +219,7 @@ Deno.test("a failed run leaves an existing output directory as it was", async ()
     assert.equal(run.code, 1);
     assert.equal(await Deno.readTextFile(join(out, "marker")), "old");
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["bad.csv", "out"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("usage mistakes exit 2 with one line", async () => {

@@ -12,13 +12,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { DATASET_FILES, fixture, GOLDEN_CASES, readRecords, runCli } from "./helpers/textualize.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const UPDATE = Deno.env.get("UPDATE_GOLDENS") === "1";
 
 for (const { name, args } of GOLDEN_CASES) {
   Deno.test(`textualize ${name} fixture matches its golden output byte for byte`, async () => {
-    const tmp = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (tmp) => {
       const out = join(tmp, "data");
       const run = await runCli(["textualize", ...args, `--out=${out}`, "--quiet"]);
       assert.equal(run.code, 0, run.stderr);
@@ -34,15 +34,12 @@ for (const { name, args } of GOLDEN_CASES) {
         const want = await Deno.readTextFile(join(expectedDir, file));
         assert.equal(got, want, `${name}/${file} differs from the golden (see the file's header)`);
       }
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   });
 }
 
 Deno.test("a gzip-compressed review file gives the same records as the plain one", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const plain = fixture("textualize", "amazon", "reviews.json");
     const gz = join(tmp, "reviews.json.gz");
     await Deno.writeFile(gz, gzipSync(await Deno.readFile(plain)));
@@ -66,7 +63,5 @@ Deno.test("a gzip-compressed review file gives the same records as the plain one
       );
     }
     assert.ok(readRecords(join(tmp, "data", "train.jsonl")).length > 0);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });

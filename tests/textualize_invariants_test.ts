@@ -18,6 +18,7 @@ import {
   readDatasetMeta,
   runCli,
 } from "./helpers/textualize.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 async function textualizeTo(args: string[], out: string): Promise<void> {
   const run = await runCli(["textualize", ...args, `--out=${out}`, "--quiet"]);
@@ -85,23 +86,19 @@ const FIXTURE_SEQUENCES: Record<
 
 for (const { name, args } of GOLDEN_CASES) {
   Deno.test(`textualize ${name}: leave-one-out, candidates and templates follow the rules`, async () => {
-    const tmp = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (tmp) => {
       await textualizeTo(args, join(tmp, "data"));
       const expected = FIXTURE_SEQUENCES[name];
       checkDataset(join(tmp, "data"), {
         sequences: new Map(Object.entries(expected.sequences)),
         negatives: expected.negatives,
       });
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   });
 }
 
 Deno.test("demo dataset: every rule of the split holds and the train split stays small", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const out = join(tmp, "demo");
     await textualizeTo(DEMO_ARGS, out);
     const records = checkDataset(out, { sequences: await demoSequences(), negatives: 99 });
@@ -130,14 +127,11 @@ Deno.test("demo dataset: every rule of the split holds and the train split stays
       assert.deepEqual(r.target, [{ text: String(r.rating) }]);
       assert.ok(Number.isInteger(r.rating));
     }
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the same input and seed give byte-identical output; another seed another", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     await textualizeTo(DEMO_ARGS, join(tmp, "a"));
     await textualizeTo(DEMO_ARGS, join(tmp, "b"));
     const other = DEMO_ARGS.map((a) => a === "--seed=1" ? "--seed=2" : a);
@@ -155,14 +149,11 @@ Deno.test("the same input and seed give byte-identical output; another seed anot
       await Deno.readTextFile(join(tmp, "a", "entities.json")),
       await Deno.readTextFile(join(tmp, "c", "entities.json")),
     );
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("training sequential records target every position from the second one on", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const out = join(tmp, "d");
     await textualizeTo(DEMO_ARGS, out);
     const sequences = await demoSequences();
@@ -178,14 +169,11 @@ Deno.test("training sequential records target every position from the second one
       const train = items.slice(0, -2).map((id) => entity.get(id)!);
       assert.deepEqual(targets.get(user) ?? [], train.slice(1), user);
     }
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("--train-through valid: training covers the validation item, never the test item; valid and test unchanged", async () => {
-  const tmp = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (tmp) => {
     const plain = join(tmp, "plain"), refit = join(tmp, "refit");
     await textualizeTo(DEMO_ARGS, plain);
     await textualizeTo([...DEMO_ARGS, "--train-through=valid"], refit);
@@ -217,7 +205,5 @@ Deno.test("--train-through valid: training covers the validation item, never the
     const plainTrain = await Deno.readTextFile(join(plain, "train.jsonl"));
     const refitTrain = await Deno.readTextFile(join(refit, "train.jsonl"));
     assert.ok(refitTrain.length > plainTrain.length);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });

@@ -17,6 +17,7 @@ import {
   runCli,
   SHARED_DATA,
 } from "./helpers/textualize.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const ignore = !HAVE_SHARED_DATA;
 const suffix = ignore ? " (ignored: ../shared/data is missing)" : "";
@@ -25,8 +26,7 @@ Deno.test({
   name: `Beauty: 22,363 users, last item = test target, second-last = validation${suffix}`,
   ignore,
   async fn() {
-    const tmp = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (tmp) => {
       const out = join(tmp, "beauty");
       const dir = join(SHARED_DATA, "amazon-beauty");
       // Candidate lists are checked with the default 99 negatives on the demo data; 9 keep
@@ -88,9 +88,7 @@ Deno.test({
         }
       }
       assert.ok(train > 150000, `${train} training records`);
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   },
 });
 
@@ -99,8 +97,7 @@ Deno.test({
     `Musical Instruments: rating, explanation and review records from the right reviews${suffix}`,
   ignore,
   async fn() {
-    const tmp = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (tmp) => {
       const out = join(tmp, "mi");
       const input = join(
         SHARED_DATA,
@@ -157,8 +154,6 @@ Deno.test({
           assert.ok(JSON.stringify(r.segments).includes(JSON.stringify(last.asin)), r.id);
         }
       }
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
+    });
   },
 });

@@ -3,6 +3,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { InputError } from "../lib/errors.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const FIXTURE = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
 const FIXTURE_JSON = JSON.parse(await Deno.readTextFile(FIXTURE));
@@ -91,8 +92,7 @@ Deno.test("GLM's names are accepted and missing special tokens are appended", ()
 });
 
 Deno.test("a missing, invalid or foreign tokenizer file is an input error naming it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await assert.rejects(() => TextTokenizer.load(`${dir}/none.json`), (error: Error) => {
       assert.ok(error instanceof InputError);
       assert.match(error.message, /none\.json: tokenizer file not found/);
@@ -105,7 +105,5 @@ Deno.test("a missing, invalid or foreign tokenizer file is an input error naming
       () => TextTokenizer.load(`${dir}/other.json`),
       /other\.json: not a tokenizer\.json/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

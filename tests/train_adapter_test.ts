@@ -15,7 +15,8 @@ import { type Adapter, loadAdapter, mergeAdapter, saveAdapter } from "../lib/mod
 import { type LoraConfig, loraShapes } from "../lib/model/lora.ts";
 import { writeModelDir } from "../lib/train/outputs.ts";
 import { randomBatch } from "./helpers/model.ts";
-import { smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
+import { smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const LORA: LoraConfig = {
   rank: 4,
@@ -59,8 +60,7 @@ async function batchFile(dir: string, vocab: number): Promise<string> {
 }
 
 Deno.test("an adapter saved in the PEFT layout loads back exactly", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const config = await smallConfig();
     const adapter = randomAdapter(config, 1);
     await saveAdapter(join(dir, "a"), adapter, config);
@@ -87,14 +87,11 @@ Deno.test("an adapter saved in the PEFT layout loads back exactly", async () => 
     const loaded = await loadAdapter(join(dir, "a"), config);
     assert.deepEqual(loaded.lora, LORA);
     assert.deepEqual(loaded.weights, adapter.weights);
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("loading an adapter that does not fit says what and where in one line", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const config = await smallConfig();
     const check = async (path: string, pattern: RegExp, cfg = config) => {
       await assert.rejects(() => loadAdapter(path, cfg), (e) => {
@@ -141,14 +138,11 @@ Deno.test("loading an adapter that does not fit says what and where in one line"
     );
     await Deno.remove(join(dir, "fewer", "adapter_model.safetensors"));
     await check(join(dir, "fewer"), /adapter_model\.safetensors: file not found/);
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("merged weights W + (alpha/r) B A give the same forward as base + adapter", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const config = await smallConfig();
     await writeSmallModel(join(dir, "base"), config, 5);
     const adapter = randomAdapter(config, 3);
@@ -185,14 +179,11 @@ Deno.test("merged weights W + (alpha/r) B A give the same forward as base + adap
     assert.ok(moved > 1e-2, `the adapter changes nothing (${moved})`);
     assert.ok(worst < 1e-4, `merged vs adapter logits differ by ${worst}`);
     assert.ok(Math.abs(merged.loss - withAdapter.loss) < 1e-5);
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("forward --adapter --grads writes every adapter gradient, matching finite differences", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const config = await smallConfig();
     await writeSmallModel(join(dir, "base"), config, 6);
     const adapter = randomAdapter(config, 4);
@@ -237,9 +228,7 @@ Deno.test("forward --adapter --grads writes every adapter gradient, matching fin
       `  forward --grads vs finite differences: worst relative error ${worst.toExponential(2)}`,
     );
     assert.ok(worst < 2e-2, `worst relative error ${worst}`);
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("forward --grads without an adapter is a usage error", async () => {

@@ -22,7 +22,8 @@ import { readMetrics } from "../lib/train/outputs.ts";
 import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
 import { train, TrainingDiverged } from "../lib/train/trainer.ts";
-import { demoDataset, smallConfig, tempDir, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
+import { demoDataset, smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const QKV: LoraConfig = { rank: 8, alpha: 16, dropout: 0, targets: ["query_key_value"] };
 
@@ -145,8 +146,7 @@ async function baseModel(dir: string, embeddingStd: number) {
 const RUN = { steps: 40, batchSize: 8, maxLength: 128, valBatches: 4, seed: 1, threads: 2 };
 
 Deno.test("full training: the loss falls well below its start and val_loss is reported", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const out = join(dir, "full");
@@ -181,14 +181,11 @@ Deno.test("full training: the loss falls well below its start and val_loss is re
       await Deno.readFile(join(out, "tokenizer.json")),
       await Deno.readFile(TOKENIZER),
     );
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("LoRA training: the loss falls well below its start, only the adapter (and its tokenizer) is written", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     // Word embeddings of std 0.3 (a frozen std-0.02 table caps every logit near 0, so no adapter
     // could make a prediction through it; a pretrained model's embeddings are larger).
@@ -227,14 +224,11 @@ Deno.test("LoRA training: the loss falls well below its start, only the adapter 
       adapter.names().sort(),
       [...loraShapes(await smallConfig(), QKV).keys()].sort(),
     );
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("a diverging run stops with one line and keeps its last good checkpoint", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig());
     const out = join(dir, "run");
@@ -260,14 +254,11 @@ Deno.test("a diverging run stops with one line and keeps its last good checkpoin
       const t = await file.tensor(name);
       assert.ok((t.data as Float32Array).every(Number.isFinite), `${name} is not finite`);
     }
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("a run directory is never overwritten by accident, and resuming checks the settings", async () => {
-  const [dir, cleanup] = await tempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoDataset();
     await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
     const options = {
@@ -292,9 +283,7 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
     );
     const again = await train({ ...options, resume: true });
     assert.ok(again.resumed);
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 Deno.test("batches are a function of the seed and the position: the same micro-batch twice", async () => {

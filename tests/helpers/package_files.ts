@@ -18,8 +18,9 @@ export async function packageFile(
   meta: { name: string; version: string },
   files: Record<string, Uint8Array | string>,
 ): Promise<string> {
-  const root = await Deno.makeTempDir({ dir });
-  await Deno.mkdir(join(root, "package"));
+  // Staged beside the tar and removed once it is packed (calls on one directory run in turn).
+  const root = join(dir, ".package-staging");
+  await Deno.mkdir(join(root, "package"), { recursive: true });
   await Deno.writeTextFile(join(root, "package", "package.json"), JSON.stringify(meta));
   for (const [path, data] of Object.entries(files)) {
     await Deno.mkdir(join(root, "package", path, ".."), { recursive: true });
@@ -29,6 +30,7 @@ export async function packageFile(
   const file = join(dir, `${meta.name}-${meta.version}.tar`);
   const tar = await new Deno.Command("tar", { args: ["cf", file, "-C", root, "package"] }).output();
   assert.ok(tar.success);
+  await Deno.remove(root, { recursive: true });
   return file;
 }
 

@@ -12,15 +12,11 @@
  */
 
 import { join } from "node:path";
+import { processTempDir } from "./temp.ts";
 
 const DEPS = new URL("../deps/", import.meta.url).pathname;
 
-const dir = Deno.makeTempDirSync({ prefix: "recsysllm-tokenizers-" });
-globalThis.addEventListener("unload", () => {
-  try {
-    Deno.removeSync(dir, { recursive: true });
-  } catch { /* already gone */ }
-});
+const dir = await processTempDir();
 
 const written = await new Deno.Command(Deno.execPath(), {
   args: [

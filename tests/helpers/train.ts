@@ -12,6 +12,7 @@ import { configJson, type GlmConfig } from "../../lib/model/config.ts";
 import { randomWeights, saveWeights } from "../../lib/model/weights.ts";
 import { Rng } from "../../lib/random.ts";
 import { TextTokenizer } from "../../lib/tokenizer/tokenizer.ts";
+import { processTempDir } from "./temp.ts";
 
 /** The fixture tokenizer the small models use. */
 export const TOKENIZER = "fixtures/tokenizer/tokenizer.json";
@@ -31,14 +32,8 @@ async function quiet<T>(run: () => Promise<T>): Promise<T> {
 /** The demo dataset (fixtures/demo) textualized into a temporary directory, once per process. */
 export function demoDataset(): Promise<string> {
   demo ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "recsysllm-demo-" });
     // Removed when the test process ends (every test file of the process shares it).
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch { /* already gone */ }
-    });
-    const out = join(dir, "data");
+    const out = join(await processTempDir(), "data");
     const status = await quiet(() =>
       main([
         "textualize",
@@ -80,10 +75,4 @@ export async function writeSmallModel(dir: string, config: GlmConfig, seed = 1):
   await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(configJson(config)));
   await Deno.copyFile(TOKENIZER, join(dir, "tokenizer.json"));
   await saveWeights(join(dir, "model.safetensors"), config, randomWeights(config, new Rng(seed)));
-}
-
-/** A fresh temporary directory, removed by the returned function. */
-export async function tempDir(): Promise<[string, () => Promise<void>]> {
-  const dir = await Deno.makeTempDir({ prefix: "recsysllm-train-" });
-  return [dir, () => Deno.remove(dir, { recursive: true })];
 }
