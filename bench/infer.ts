@@ -12,6 +12,11 @@
  * for the sampled protocol (`sampled_users_per_s`: 100 candidates per user scored). The batch
  * size (default 8) can be changed with INFER_BENCH_BATCH for experiments.
  *
+ * `forced_runs_*`: the same users searched with `forcedRuns` (a run of tokens the trie forces fed
+ * in one model run, lib/generate/items.ts), each repeat right after the default search of the
+ * same users, so the two are compared under the same load; `forced_runs_same_top10` is the share
+ * of users whose top-10 is the same in both.
+ *
  * @module
  */
 
@@ -116,10 +121,24 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       batchSize: BATCH,
       maxLength: config.maxSequenceLength,
     });
+    const forced = new Predictor({ model: decoder, tokenizer, pool }, {
+      protocol: "full",
+      topK: 10,
+      beams: 20,
+      batchSize: BATCH,
+      maxLength: config.maxSequenceLength,
+      forcedRuns: true,
+    });
     await predictor.predict(records.slice(0, BATCH)); // warm-up: sessions, first runs
+    await forced.predict(records.slice(0, BATCH)); // and the session of runs of tokens
     const rates: number[] = [];
     const shares: number[] = [];
+    const forcedRates: number[] = [];
     let runs = 0;
+    let forcedRunCount = 0;
+    let sameTop10 = 0;
+    const top10 = (lines: { predictions?: { entity: string }[] }[]) =>
+      lines.map((l) => (l.predictions ?? []).map((p) => p.entity).join("\n"));
     for (let r = 0; r < REPEATS; r++) {
       const batch = records.slice(BATCH + r * USERS, BATCH + (r + 1) * USERS);
       const runBefore = decoder.runSeconds;
@@ -131,6 +150,13 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       rates.push(batch.length / wall);
       shares.push(1 - (decoder.runSeconds - runBefore) / wall);
       runs += decoder.runs - runsBefore;
+      const forcedBefore = decoder.runs;
+      const forcedStart = performance.now();
+      const forcedLines = await forced.predict(batch);
+      forcedRates.push(batch.length / ((performance.now() - forcedStart) / 1000));
+      forcedRunCount += decoder.runs - forcedBefore;
+      const want = top10(lines);
+      sameTop10 += top10(forcedLines).filter((list, u) => list === want[u]).length;
     }
     // Secondary figure: the sampled protocol (100 candidates: the user's next item + 99 others).
     const rng = new Rng(2);
@@ -159,6 +185,10 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       outside_run_share: round(shares[best]),
       outside_run_share_all: shares.map((x) => round(x)),
       runs_per_user: round(runs / (USERS * REPEATS), 1),
+      forced_runs_users_per_s: round(Math.max(...forcedRates), 2),
+      forced_runs_users_per_s_all: forcedRates.map((x) => round(x, 2)),
+      forced_runs_runs_per_user: round(forcedRunCount / (USERS * REPEATS), 1),
+      forced_runs_same_top10: round(sameTop10 / (USERS * REPEATS)),
       sampled_users_per_s: round(SAMPLED_USERS / sampledWall, 2),
       sampled_outside_run_share: round(1 - (decoder.runSeconds - sampledRunBefore) / sampledWall),
       items: items.length,

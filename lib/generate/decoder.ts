@@ -1,8 +1,9 @@
 /**
  * The {@linkcode StepModel} of any model family (lib/model/family.ts) on onnxruntime: the prefill
  * graph encodes part A of a batch of prompts once; the step graphs then take one token per sequence
- * against that shared part-A cache and the sequences' own key/value cache, which onnxruntime
- * reorders by `beam_index` inside the graph. Only the tensors of the current step cross between
+ * (or a run of T known tokens: the graph that returns the log-probabilities after each) against
+ * that shared part-A cache and the sequences' own key/value cache, which onnxruntime reorders by
+ * `beam_index` inside the graph. Only the tensors of the current step cross between
  * JavaScript and onnxruntime; every tensor is a flat typed array.
  *
  * Families with rotary positions (docs/method.md section 11) get `rope_position_ids`: part A's
@@ -205,9 +206,14 @@ export class CachedDecoder implements StepModel {
   }
 
   async step(input: StepInput): Promise<Float32Array> {
-    if (input.ids.length !== this.#sep.length * input.perPrompt) {
+    const t = input.length ?? 1;
+    if (
+      !(Number.isInteger(t) && t >= 1) ||
+      input.ids.length !== this.#sep.length * input.perPrompt * t
+    ) {
       throw new RangeError(
-        `step: ${input.ids.length} rows for ${this.#sep.length} prompts x ${input.perPrompt}`,
+        `step: ${input.ids.length} tokens for ${this.#sep.length} prompts x ${input.perPrompt} ` +
+          `rows x ${t}`,
       );
     }
     // The step attends to part A with each prompt's rows as the rows of one matrix product
@@ -217,8 +223,9 @@ export class CachedDecoder implements StepModel {
     // would differ from an unsharded one in the last digits. So one row per prompt is fed twice
     // (K = 2) and the twins' outputs are dropped; the past keeps the twins, so the caller's row r
     // of a twinned step is row 2r there. A search of one beam (greedy text) has one row per prompt
-    // at every step, whatever its batch: it needs no twins.
-    const twinned = input.perPrompt === 1 && !input.oneRowEach;
+    // at every step, whatever its batch: it needs no twins. A step of T > 1 tokens multiplies
+    // K * T rows: no twins either.
+    const twinned = t === 1 && input.perPrompt === 1 && !input.oneRowEach;
     const wasTwinned = this.#pastTwinned;
     const fromPast = (r: number) => (wasTwinned ? 2 * r : r);
     if (!twinned) {
@@ -249,19 +256,17 @@ export class CachedDecoder implements StepModel {
   }
 
   async #step(input: StepInput): Promise<Float32Array> {
-    const n = input.ids.length;
-    if (n !== this.#sep.length * input.perPrompt) {
-      throw new RangeError(`step: ${n} rows for ${this.#sep.length} prompts x ${input.perPrompt}`);
-    }
-    const positions = new Int32Array(2 * n);
+    const t = input.length ?? 1;
+    const n = input.ids.length / t;
+    const positions = new Int32Array(2 * n * t);
     for (let r = 0; r < n; r++) {
-      positions[2 * r] = input.inter[r];
-      positions[2 * r + 1] = input.intra[r];
+      positions.set(input.inter.subarray(r * t, (r + 1) * t), 2 * r * t);
+      positions.set(input.intra.subarray(r * t, (r + 1) * t), 2 * r * t + t);
     }
     const first = this.#past === null;
     const feeds: Record<string, TensorData> = {
-      input_ids: int32([n, 1], input.ids),
-      position_ids: int32([n, 2, 1], positions),
+      input_ids: int32([n, t], input.ids),
+      position_ids: int32([n, 2, t], positions),
       sep: int32([this.#sep.length], this.#sep),
       // Before any token is generated the past is [1, nh, 0, hd]: every row continues row 0.
       beam_index: int32([n], first ? new Int32Array(n) : input.beamIndex),
@@ -269,11 +274,14 @@ export class CachedDecoder implements StepModel {
       ...(first ? this.#emptyPast : this.#past),
     };
     if (this.family.usesRope) {
-      const rope = Int32Array.from(input.inter, (inter) => inter + this.#fed + 1);
-      feeds.rope_position_ids = int32([n, 1], rope);
+      // Token j of a row is the span's (fed + j + 1)-th.
+      const rope = Int32Array.from(input.inter, (inter, i) => inter + this.#fed + (i % t) + 1);
+      feeds.rope_position_ids = int32([n, t], rope);
     }
-    const out = await this.#run(await this.#stepSession("last"), feeds, this.#fetchLast);
-    this.#fed++;
+    // One token: only its log-probabilities ("last"); a run of tokens: those after each ("all").
+    const session = await this.#stepSession(t === 1 ? "last" : "all");
+    const out = await this.#run(session, feeds, this.#fetchLast);
+    this.#fed += t;
     const past: Record<string, TensorData> = {};
     for (let i = 0; i < this.family.numLayers; i++) {
       past[cacheNames.pastKey(i)] = out[cacheNames.presentKey(i)];

@@ -62,6 +62,7 @@ export const DEFAULT_PREDICT = Object.freeze({
   beams: DEFAULT_ITEM_SEARCH.beams,
   excludeSeen: false,
   trieSoftmax: false,
+  forcedRuns: false,
   batchSize: 8,
   maxNewTokens: DEFAULT_TEXT.maxTokens,
   textBeams: DEFAULT_TEXT.beams,
@@ -80,6 +81,11 @@ export interface PredictOptions {
   excludeSeen?: boolean;
   /** Item search: scores under the trie's softmax (ItemSearchOptions.trieSoftmax). */
   trieSoftmax?: boolean;
+  /**
+   * Item search: feed a run of tokens the trie forces in one model run (ItemSearchOptions
+   * .forcedRuns; the top-k is the same, the last digits of scores then depend on the batch).
+   */
+  forcedRuns?: boolean;
   /** Prompts decoded together. */
   batchSize?: number;
   /** Text tasks: most generated tokens. */
@@ -155,6 +161,7 @@ export class Predictor {
       beams: options.beams ?? DEFAULT_PREDICT.beams,
       excludeSeen: options.excludeSeen ?? DEFAULT_PREDICT.excludeSeen,
       trieSoftmax: options.trieSoftmax ?? DEFAULT_PREDICT.trieSoftmax,
+      forcedRuns: options.forcedRuns ?? DEFAULT_PREDICT.forcedRuns,
       batchSize: options.batchSize ?? DEFAULT_PREDICT.batchSize,
       maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
       textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,
@@ -310,6 +317,7 @@ export class Predictor {
           topK: o.topK,
           exclusions,
           trieSoftmax: o.trieSoftmax,
+          forcedRuns: o.forcedRuns,
         });
       return jobs.map((j, i) => ({
         ...head(j.record),

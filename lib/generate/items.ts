@@ -51,7 +51,20 @@ export interface ItemSearchOptions {
    * its log-probability among the items, and tokens the trie forces cost nothing.
    */
   trieSoftmax?: boolean;
+  /**
+   * Feed a run of tokens the trie forces in one step: when the node of every live beam of every
+   * prompt has one child (or none: the beam can only end), for several tokens, those tokens go to
+   * the model together and the search takes their log-probabilities from that one run. The
+   * result is that of one step per token up to onnxruntime's rounding: a run of several tokens
+   * rounds their attention differently from one-token steps (about 1e-7), and whether a run is
+   * taken depends on the other prompts of the batch, so the batch size changes the last digits
+   * of scores. Default false.
+   */
+  forcedRuns?: boolean;
 }
+
+/** Most log-probabilities (floats) one step of a forced run may return: 128 MB. */
+const maxRunFloats = 1 << 25;
 
 /** The items found for one prompt, best first. */
 export interface RankedItems {
@@ -225,21 +238,27 @@ export async function searchItems(
     beamIndex: new Int32Array(P),
     oneRowEach: beams === 1,
   });
+  let length = 1; // tokens per row of the last step
 
   let maxSteps = 1;
   for (let n = 0; n < depth.length; n++) maxSteps = Math.max(maxSteps, depth[n] + 1);
-  for (let stepNo = 0; stepNo < maxSteps && active.length > 0; stepNo++) {
-    for (const p of active) {
-      state.advance(
-        p,
-        logp,
-        model.vocabSize,
-        pool,
-        eop,
-        options.exclusions?.[p] ?? null,
-        heap,
-        options.trieSoftmax ?? false,
-      );
+  for (let stepNo = 0; stepNo < maxSteps && active.length > 0;) {
+    // One search step per token fed: a run of forced tokens is searched token by token from the
+    // log-probabilities after each, exactly as if they had been fed one step each.
+    for (let t = 0; t < length && stepNo < maxSteps; t++, stepNo++) {
+      if (t > 0) state.follow(active);
+      for (const p of active) {
+        state.advance(
+          p,
+          logp,
+          model.vocabSize,
+          pool,
+          eop,
+          options.exclusions?.[p] ?? null,
+          heap,
+          options.trieSoftmax ?? false,
+        );
+      }
     }
 
     // Prompts with live beams continue; the others leave the batch.
@@ -255,8 +274,15 @@ export async function searchItems(
     if (still.length === 0) break;
     if (still.length !== active.length) model.keepPrompts(keep);
     active = still;
+    const last = length;
+    length = 1;
+    if (options.forcedRuns) {
+      const most = Math.floor(maxRunFloats / (active.length * width * model.vocabSize));
+      length = Math.min(1 + state.forcedRun(active, pool.trie), most, maxSteps - stepNo);
+      length = Math.max(length, 1);
+    }
     logp = await model.step({
-      ...state.nextRows(active, width, prompts, depth),
+      ...state.nextRows(active, width, prompts, pool.trie, last, length, eop),
       oneRowEach: beams === 1,
     });
   }
@@ -390,19 +416,67 @@ class BeamState {
   }
 
   /**
+   * Between two tokens of one step (a forced run): the survivors become the beams, each reading
+   * the log-probabilities after the next token of its own row.
+   */
+  follow(active: readonly number[]): void {
+    for (const p of active) {
+      const at = p * this.beams;
+      const count = this.nextCount[p];
+      for (let j = 0; j < count; j++) {
+        this.node[at + j] = this.nextNode[at + j];
+        this.score[at + j] = this.nextScore[at + j];
+        this.row[at + j] = this.nextRow[at + j] + 1;
+      }
+      this.count[p] = count;
+    }
+  }
+
+  /**
+   * How many tokens after the survivors' next one the trie forces for all of them: the fewest
+   * nodes with exactly one child along each survivor's path (a node without children ends the
+   * beam, so it sets no limit; 0 when every survivor's node is one).
+   */
+  forcedRun(active: readonly number[], trie: ItemPool["trie"]): number {
+    const { childStart, childNode } = trie;
+    let run = Infinity;
+    for (const p of active) {
+      const at = p * this.beams;
+      for (let j = 0; j < this.nextCount[p] && run > 0; j++) {
+        let node = this.nextNode[at + j];
+        let forced = 0;
+        while (forced < run && childStart[node + 1] - childStart[node] === 1) {
+          node = childNode[childStart[node]];
+          forced++;
+        }
+        if (childStart[node + 1] === childStart[node]) continue; // a leaf: it only ends
+        run = Math.min(run, forced);
+      }
+    }
+    return run === Infinity ? 0 : run;
+  }
+
+  /**
    * Makes the survivors of `active` prompts the beams and returns the next step's rows: prompt
-   * q's beams at q * width + j, padded with copies of its first beam.
+   * q's beams at q * width + j, padded with copies of its first beam; each row's `length` tokens
+   * are its survivor's token and the tokens the trie forces after it (after a leaf: `[E]`, whose
+   * log-probabilities nothing reads). `last` is the previous step's tokens per row: its row r
+   * holds log-probabilities r * last .. r * last + last - 1.
    */
   nextRows(
     active: readonly number[],
     width: number,
     prompts: readonly PromptInput[],
-    depth: Int32Array,
+    trie: ItemPool["trie"],
+    last: number,
+    length: number,
+    eop: number,
   ) {
+    const { depth, childStart, childToken, childNode } = trie;
     const n = active.length * width;
-    const ids = new Int32Array(n);
-    const inter = new Int32Array(n);
-    const intra = new Int32Array(n);
+    const ids = new Int32Array(n * length);
+    const inter = new Int32Array(n * length);
+    const intra = new Int32Array(n * length);
     const beamIndex = new Int32Array(n);
     for (let q = 0; q < active.length; q++) {
       const p = active[q];
@@ -412,19 +486,27 @@ class BeamState {
       for (let j = 0; j < width; j++) {
         const src = at + (j < count ? j : 0);
         const r = q * width + j;
-        ids[r] = this.nextToken[src];
-        inter[r] = mask;
-        intra[r] = depth[this.nextNode[src]] + 1;
-        beamIndex[r] = this.nextRow[src];
+        let node = this.nextNode[src];
+        ids[r * length] = this.nextToken[src];
+        intra[r * length] = depth[node] + 1;
+        for (let t = 1; t < length; t++) {
+          const e = childStart[node];
+          const leaf = e === childStart[node + 1];
+          if (!leaf) node = childNode[e];
+          ids[r * length + t] = leaf ? eop : childToken[e];
+          intra[r * length + t] = leaf ? intra[r * length + t - 1] : depth[node] + 1;
+        }
+        inter.fill(mask, r * length, (r + 1) * length);
+        beamIndex[r] = Math.floor(this.nextRow[src] / last);
       }
       for (let j = 0; j < count; j++) {
         this.node[at + j] = this.nextNode[at + j];
         this.score[at + j] = this.nextScore[at + j];
-        this.row[at + j] = q * width + j;
+        this.row[at + j] = (q * width + j) * length;
       }
       this.count[p] = count;
     }
-    return { perPrompt: width, ids, inter, intra, beamIndex };
+    return { perPrompt: width, length, ids, inter, intra, beamIndex };
   }
 
   /** Each prompt's finished items, best first. */

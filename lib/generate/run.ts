@@ -33,9 +33,10 @@ const WINDOW_BATCHES = 64;
 /**
  * Options of {@linkcode runInference}: where to read and write, what to answer, and the decoding
  * options of {@linkcode PredictOptions} (defaults in `DEFAULT_PREDICT`; the length comes from the
- * model).
+ * model). Not `forcedRuns`: a run's output does not depend on its batches (so shards merge into
+ * the unsharded output byte for byte), and forced runs would make the last digits of scores do so.
  */
-export interface InferRunOptions extends Omit<PredictOptions, "maxLength"> {
+export interface InferRunOptions extends Omit<PredictOptions, "maxLength" | "forcedRuns"> {
   /** Model directory. */
   model: string;
   /** LoRA adapter directory, merged into the weights at load. */

@@ -1,8 +1,8 @@
 /**
  * What generation needs from a model, as one small interface: part A of some prompts encoded once,
- * then steps that feed one new token to each of N sequences (K per prompt, continuing the rows of
- * the previous step given by a beam index) and return the next token's log-probabilities, and a
- * scoring call for known answers. The ONNX decoder (`decoder.ts`) implements it over the cached
+ * then steps that feed one new token (or a run of T known tokens) to each of N sequences (K per
+ * prompt, continuing the rows of the previous step given by a beam index) and return the next
+ * token's log-probabilities after each, and a scoring call for known answers. The ONNX decoder (`decoder.ts`) implements it over the cached
  * decoding graphs; tests implement it with a plain function, so the search code here is pure.
  *
  * Not here: any search logic (see `items.ts`, `text.ts`, `score.ts`).
@@ -39,15 +39,22 @@ export interface PromptInput {
   maskIndex: number;
 }
 
-/** One decoding step: one new token for each of N = prompts * perPrompt sequences. */
+/**
+ * One decoding step: T new tokens (default one) for each of N = prompts * perPrompt sequences.
+ * With T > 1 the tokens of a row are fed together, each attending to those before it, and the
+ * step returns the log-probabilities after each of them: what T one-token steps give (a run of
+ * tokens the item trie forces, lib/generate/items.ts), in one model run.
+ */
 export interface StepInput {
   /** K: sequences per prompt; row n continues prompt floor(n / K). */
   perPrompt: number;
-  /** [N] the new token of each row. */
+  /** T: new tokens per row (default 1). */
+  length?: number;
+  /** [N * T] the new tokens of each row, row after row. */
   ids: Int32Array;
-  /** [N] its inter-position. */
+  /** [N * T] their inter-positions. */
   inter: Int32Array;
-  /** [N] its intra-position. */
+  /** [N * T] their intra-positions. */
   intra: Int32Array;
   /**
    * [N] the row of the previous step each row continues (its generated tokens so far); ignored
@@ -95,8 +102,9 @@ export interface StepModel {
   /** Forgets the generated tokens; part A stays. */
   resetPast(): void;
   /**
-   * Feeds one token per row and returns the log-softmax of the next token, [N, V] row-major.
-   * The array may be reused by the next call: read it before stepping again.
+   * Feeds T tokens per row (`input.length`, default 1) and returns the log-softmax of the next
+   * token after each, [N, T, V] row-major ([N, V] for one token). The array may be reused by the
+   * next call: read it before stepping again.
    */
   step(input: StepInput): Promise<Float32Array>;
   /**
