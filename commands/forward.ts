@@ -17,12 +17,12 @@ import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { modelIdentity } from "../lib/model/identity.ts";
 import { claimOutputFile } from "../lib/io/safe_output.ts";
 import { toIoError } from "../lib/io/io_error.ts";
-import { loadModel, type Weights } from "../lib/model/weights.ts";
-import { architectureOf, loadAnyModel } from "../lib/model/load_any.ts";
+import type { Weights } from "../lib/model/weights.ts";
+import { loadAnyModel } from "../lib/model/load_any.ts";
 import { join } from "node:path";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
-import { loadAdapter, mergeAdapter } from "../lib/model/adapter.ts";
+import { loadAdapter, withMethodTensors } from "../lib/model/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
 import { loraHook, loraShapes } from "../lib/model/lora.ts";
 
@@ -102,11 +102,8 @@ export const command: Command = {
     const progress = new Progress("forward", { quiet: flags.quiet });
     try {
       progress.update(`running ${batchPath} through ${modelDir}`);
-      const arch = await architectureOf(modelDir);
       const json = await readBatchFile(batchPath);
-      const done = arch.kind === "decoder"
-        ? await forwardDecoder(flags, json)
-        : await forwardGlm(flags, json);
+      const done = await forwardModel(flags, json);
       await writeSafetensors(output.tmp, done.tensors, { format: FORWARD_FORMAT });
       progress.done(`logits [${done.logits.join(", ")}] on ${done.device} written to ${out}`);
       console.log(JSON.stringify({
@@ -148,11 +145,11 @@ async function readBatchFile(batchPath: string): Promise<unknown> {
 }
 
 /**
- * A Llama-style decoder: the model with the tokenizer's special rows, the adapter merged into its
- * weights (its attention rule, intra table and rows with it), and with --grads the adapter's
- * gradients, computed against the unmerged base.
+ * The model (any family) with the tokenizer's special rows, the adapter applied by its hook on the
+ * linears (its attention rule, intra table and rows with it), and with --grads the adapter's
+ * gradients.
  */
-async function forwardDecoder(flags: ForwardFlags, json: unknown): Promise<Forwarded> {
+async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forwarded> {
   const { model: modelDir, batch: batchPath, device, adapter } = flags;
   const tokenizerPath = join(modelDir, "tokenizer.json");
   const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
@@ -160,7 +157,6 @@ async function forwardDecoder(flags: ForwardFlags, json: unknown): Promise<Forwa
     () => 0, // no tokenizer: no special rows
   );
   const model = await loadAnyModel(modelDir, { tokenizerIds });
-  if (model.kind !== "decoder") throw new Error("unreachable");
   const V = model.config.vocabSize + model.addedRows;
   const batch = parseBatchJson(json, batchPath, {
     vocabSize: V,
@@ -169,46 +165,24 @@ async function forwardDecoder(flags: ForwardFlags, json: unknown): Promise<Forwa
   const loaded = adapter === undefined
     ? undefined
     : await loadAdapterOnto(adapter, model, modelDir);
-  const base = model.weights;
   const attention = loaded?.method?.attention ?? model.config.attention;
-  if (loaded) model.weights = mergeAdapter(model.weights, model.config, loaded);
-  const result = await runForward(model, batch, { device, attention });
+  const weights = loaded ? withMethodTensors(model.weights, model.config, loaded) : model.weights;
+  const linear = loaded && loraHook(model.config, loaded.lora, { weights: loaded.weights });
+  const result = await runForward({ ...model, weights }, batch, { device, attention, linear });
   const { batchSize: B, length: L } = batch;
   const tensors = resultTensors(result, [B, L, V], batchPath, modelDir);
   if (loaded && flags.grads === true) {
-    // The gradient graph takes the adapter's tensors as inputs: the unmerged base.
     const { grads } = await adapterGradients(
-      { config: model.config, weights: base },
+      { config: model.config, weights: model.weights },
       loaded,
       gradBatch(batch),
       { device, decoder: { attention, addedRows: model.addedRows } },
     );
+    const shapes = loraShapes(model.config, loaded.lora);
     for (const [name, data] of grads) {
-      const shape = name.endsWith(".lora_A.weight") || name.endsWith(".lora_B.weight")
-        ? loraShapes(model.config, loaded.lora).get(name)!
-        : [data.length / model.config.hiddenSize, model.config.hiddenSize];
+      const shape = shapes.get(name) ??
+        [data.length / model.config.hiddenSize, model.config.hiddenSize];
       tensors[`grad.${name}`] = { shape, data };
-    }
-  }
-  return { tensors, device: result.device, logits: [B, L, V], loss: result.loss };
-}
-
-/** THUDM's GLM: the adapter as a hook on the linears, and with --grads its LoRA gradients. */
-async function forwardGlm(flags: ForwardFlags, json: unknown): Promise<Forwarded> {
-  const { model: modelDir, batch: batchPath, device, adapter } = flags;
-  const model = await loadModel(modelDir);
-  const lora = adapter === undefined ? undefined : await loadAdapterOnto(adapter, model, modelDir);
-  const batch = parseBatchJson(json, batchPath, model.config);
-  const linear = lora && loraHook(model.config, lora.lora, { weights: lora.weights });
-  const result = await runForward(model, batch, { device, linear });
-  const { batchSize: B, length: L } = batch;
-  const V = model.config.vocabSize;
-  const tensors = resultTensors(result, [B, L, V], batchPath, modelDir);
-  if (lora && flags.grads === true) {
-    const { grads } = await adapterGradients(model, lora, gradBatch(batch), { device });
-    const shapes = loraShapes(model.config, lora.lora);
-    for (const [name, data] of grads) {
-      tensors[`grad.${name}`] = { shape: shapes.get(name)!, data };
     }
   }
   return { tensors, device: result.device, logits: [B, L, V], loss: result.loss };

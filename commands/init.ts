@@ -62,7 +62,7 @@ const FLAGS = defineFlags({
     type: "int",
     min: 1,
     placeholder: "N",
-    help: "hidden size in place of the preset's (GLM presets)",
+    help: "hidden size in place of the preset's",
   },
   layers: { type: "int", min: 1, placeholder: "N", help: "layers in place of the preset's" },
   heads: {
@@ -117,17 +117,17 @@ export const command: Command = {
       numHeads: flags.heads,
     };
     const reshaped = Object.values(shape).some((v) => v !== undefined);
-    if (family === undefined && reshaped && preset in PRESETS) {
-      const hidden = shape.hiddenSize ?? PRESETS[preset].hiddenSize;
-      const heads = shape.numHeads ?? PRESETS[preset].numHeads;
+    const presets: Record<string, { hiddenSize: number; numHeads: number }> = family === undefined
+      ? PRESETS
+      : DECODER_PRESETS;
+    if (reshaped && preset in presets) {
+      const hidden = shape.hiddenSize ?? presets[preset].hiddenSize;
+      const heads = shape.numHeads ?? presets[preset].numHeads;
       if (hidden % heads !== 0) {
         throw new UsageError(`init: --heads ${heads} must divide the hidden size ${hidden}`);
       }
     }
     if (family !== undefined) {
-      if (reshaped) {
-        throw new UsageError("init: --hidden-size, --layers and --heads are for the GLM presets");
-      }
       if (!(DECODER_PRESET_NAMES as string[]).includes(preset)) {
         throw new UsageError(
           `init: --preset must be one of ${DECODER_PRESET_NAMES.join(", ")} with --family`,
@@ -142,6 +142,7 @@ export const command: Command = {
         tokenizer: flags.tokenizer,
         force: flags.force,
         seed,
+        shape,
         progress: (message) => progress.update(message),
       });
       progress.done(`model written to ${out}`);
@@ -149,6 +150,13 @@ export const command: Command = {
         out,
         family,
         preset,
+        ...(reshaped
+          ? {
+            hidden_size: result.config.hiddenSize,
+            num_layers: result.config.numLayers,
+            num_attention_heads: result.config.numHeads,
+          }
+          : {}),
         vocab_size: result.config.vocabSize,
         parameters: result.parameters,
         tokenizer: result.trainedTokenizer ? "trained" : "given",

@@ -120,13 +120,27 @@ Deno.test("init --hidden-size --layers --heads reshape the preset; a bad shape i
     ]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--heads 3 must divide the hidden size 100/);
+    // Every family takes the same three: a qwen3 of hidden 32, 3 layers, 4 heads of 8.
     const decoder = await quietly([
       "init",
-      ...["--family", "qwen3", "--preset", "tiny", "--layers", "2"],
+      ...["--family", "qwen3", "--preset", "tiny", "--hidden-size", "32", "--layers", "3"],
       ...["--tokenizer", "fixtures/tokenizer/tokenizer.json", "--out", `${dir}/qwen`],
     ]);
-    assert.equal(decoder.status, 2);
-    assert.match(decoder.stderr, /for the GLM presets/);
+    assert.equal(decoder.status, 0, decoder.stderr);
+    const qwen = JSON.parse(await Deno.readTextFile(`${dir}/qwen/config.json`));
+    assert.deepEqual(
+      [qwen.hidden_size, qwen.num_hidden_layers, qwen.num_attention_heads, qwen.head_dim],
+      [32, 3, 4, 8],
+    );
+    const qwenFile = await SafetensorsFile.open(`${dir}/qwen/model.safetensors`);
+    assert.deepEqual(qwenFile.entry("model.layers.2.self_attn.q_proj.weight").shape, [32, 32]);
+    const badDecoder = await quietly([
+      "init",
+      ...["--family", "llama", "--preset", "tiny", "--hidden-size", "30", "--heads", "4"],
+      ...["--tokenizer", "fixtures/tokenizer/tokenizer.json", "--out", `${dir}/bad-llama`],
+    ]);
+    assert.equal(badDecoder.status, 2);
+    assert.match(badDecoder.stderr, /--heads 4 must divide the hidden size 30/);
   }));
 
 Deno.test("init: usage mistakes and bad input have the right exit status", () =>

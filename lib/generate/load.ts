@@ -21,7 +21,7 @@
 import { quantizedLinear, type QuantizeOptions } from "../model/quantize.ts";
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
-import { decoderFamily, glmFamily } from "../model/family.ts";
+import { modelFamily } from "../model/family.ts";
 import { modelIdentity } from "../model/identity.ts";
 import {
   type AnyModel,
@@ -166,8 +166,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
-  let attention: "prefix" | "causal" = (model.kind === "decoder" && model.config.attention) ||
-    "causal";
+  let attention: "prefix" | "causal" = model.config.attention ?? "causal";
   let adapter: LoadedForInference["adapter"];
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);
@@ -175,9 +174,9 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     const loaded = await loadAdapter(dir, model.config, {
       base: { identity: modelIdentity(model.config, model.weights), dir: options.model },
       onWarning: options.onWarning,
-      model: { weights: model.weights, addedRows: model.kind === "decoder" ? model.addedRows : 0 },
+      model: { weights: model.weights, addedRows: model.addedRows },
     });
-    if (model.kind === "decoder" && loaded.method && loaded.method.addedRows !== model.addedRows) {
+    if (loaded.method && loaded.method.addedRows !== model.addedRows) {
       throw inputError(
         join(dir, ADAPTER_FILES.config),
         undefined,
@@ -197,13 +196,11 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.
   const linear = options.quantize ? quantizedLinear(weights, options.quantize) : undefined;
-  const family = model.kind === "glm"
-    ? glmFamily({ config: model.config, weights }, { linear })
-    : decoderFamily({ config: model.config, weights }, {
-      attention,
-      addedRows: model.addedRows,
-      linear,
-    });
+  const family = modelFamily({ config: model.config, weights }, {
+    attention,
+    addedRows: model.addedRows,
+    linear,
+  });
   const decoder = await CachedDecoder.create(family, {
     device: options.device,
     threads: options.threads,

@@ -24,8 +24,10 @@ export type { StepOutputs } from "../model/glm.ts";
 export type { GlmConfig } from "../model/config.ts";
 export type {
   Biases,
+  BlockStyle,
   DecoderConfig,
   DecoderFamily,
+  FamilyName,
   RopeScaling,
 } from "../model/families/config.ts";
 export type { Weights } from "../model/weights.ts";

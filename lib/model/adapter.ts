@@ -38,13 +38,18 @@ import type { Weights } from "./weights.ts";
 import { type AttentionMode, methodShapes } from "./families/decoder.ts";
 import {
   type AnyConfig,
-  DECODER_LORA_TARGETS,
-  isDecoderConfig,
-  LORA_TARGETS,
   type LoraConfig,
   loraModules,
   loraShapes,
+  loraTargetTable,
 } from "./lora.ts";
+import { modelConfig } from "./config.ts";
+import type { DecoderConfig } from "./families/config.ts";
+
+/** How messages name a family. */
+function familyLabel(c: DecoderConfig): string {
+  return c.family === "thudm_glm" ? "GLM" : c.family;
+}
 
 /** The adapter files' names inside an adapter directory. */
 export const ADAPTER_FILES = {
@@ -86,8 +91,8 @@ const methodFileName = (name: string) => `base_model.model.${name}`;
 function adapterTensors(config: AnyConfig, lora: LoraConfig, method?: MethodSettings) {
   const out: { file: string; name: string; shape: number[] }[] = [];
   for (const [name, shape] of loraShapes(config, lora)) out.push({ file: name, name, shape });
-  if (method && isDecoderConfig(config)) {
-    for (const [name, shape] of methodShapes(config, method.addedRows)) {
+  if (method) {
+    for (const [name, shape] of methodShapes(modelConfig(config), method.addedRows)) {
       out.push({ file: methodFileName(name), name, shape });
     }
   }
@@ -167,8 +172,8 @@ export async function saveAdapter(dir: string, adapter: Adapter, config: AnyConf
 }
 
 /** The canonical target name of a PEFT `target_modules` entry, or undefined when unknown. */
-function canonicalTarget(entry: string, decoder: boolean): string | undefined {
-  for (const name of Object.keys(decoder ? DECODER_LORA_TARGETS : LORA_TARGETS)) {
+function canonicalTarget(entry: string, config: AnyConfig): string | undefined {
+  for (const name of Object.keys(loraTargetTable(config).targets)) {
     if (entry === name || entry.endsWith(`.${name}`)) return name;
   }
   return undefined;
@@ -218,15 +223,13 @@ function parseAdapterConfig(
     throw bad(`"target_modules" must list the adapted modules`);
   }
   const targets: string[] = [];
+  const model = modelConfig(config);
   for (const entry of rawTargets) {
-    const decoder = isDecoderConfig(config);
-    const name = typeof entry === "string" ? canonicalTarget(entry, decoder) : undefined;
+    const name = typeof entry === "string" ? canonicalTarget(entry, model) : undefined;
     if (!name) {
       throw bad(
-        `target module ${JSON.stringify(entry)} is not a ${
-          decoder ? config.family : "GLM"
-        } linear module (` +
-          `${Object.keys(decoder ? DECODER_LORA_TARGETS : LORA_TARGETS).join(", ")})`,
+        `target module ${JSON.stringify(entry)} is not a ${familyLabel(model)} linear module (` +
+          `${Object.keys(loraTargetTable(model).targets).join(", ")})`,
       );
     }
     if (!targets.includes(name)) targets.push(name);
@@ -237,7 +240,7 @@ function parseAdapterConfig(
   let method: MethodSettings | undefined;
   // The settings file, else the key older versions wrote; neither: an adapter PEFT wrote.
   const own = settings ?? (o.recsysllm === undefined ? undefined : { json: o.recsysllm, file });
-  if (isDecoderConfig(config) && own) {
+  if (own) {
     const where = own.file === file ? "recsysllm." : "";
     const wrong = (problem: string) => inputError(own.file, undefined, problem);
     if (typeof own.json !== "object" || own.json === null || Array.isArray(own.json)) {
@@ -248,7 +251,7 @@ function parseAdapterConfig(
     if (attention !== "prefix" && attention !== "causal") {
       throw wrong(`"${where}attention" must be "prefix" or "causal"`);
     }
-    const rows = r.intra_position_rows ?? config.intraRows;
+    const rows = r.intra_position_rows ?? model.intraRows;
     const added = r.added_rows ?? 0;
     if (!Number.isInteger(rows) || (rows as number) < 1) {
       throw wrong(`"${where}intra_position_rows" must be a positive integer`);
@@ -314,9 +317,13 @@ export async function loadAdapter(
   const { lora, baseModel } = parsed;
   // A decoder adapter PEFT wrote: LoRA tensors only; the method as a causal run without
   // intra-position table and with the base model's special rows.
-  const peft = isDecoderConfig(config) && parsed.method === undefined;
+  // An adapter without the method's settings where the model has method tensors (a rotary
+  // family's intra table, special rows): one PEFT wrote.
+  const model = modelConfig(config);
+  const addedRows = options.model?.addedRows ?? 0;
+  const peft = parsed.method === undefined && methodShapes(model, addedRows).size > 0;
   const method: MethodSettings | undefined = peft
-    ? { attention: "causal", intraRows: config.intraRows, addedRows: options.model?.addedRows ?? 0 }
+    ? { attention: model.attention ?? "causal", intraRows: model.intraRows, addedRows }
     : parsed.method;
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);
@@ -325,11 +332,11 @@ export async function loadAdapter(
     checkIdentity(weightsPath, base, options.base.identity, options.base.dir);
   }
   const tensors = adapterTensors(config, lora, method);
-  if (method && isDecoderConfig(config) && method.intraRows !== config.intraRows) {
+  if (method && method.intraRows !== model.intraRows) {
     throw inputError(
       configPath,
       undefined,
-      `"recsysllm.intra_position_rows" is ${method.intraRows}; the model has ${config.intraRows}`,
+      `"recsysllm.intra_position_rows" is ${method.intraRows}; the model has ${model.intraRows}`,
     );
   }
   const inFile = new Set(tensors.map((t) => t.file));
@@ -365,17 +372,27 @@ export async function loadAdapter(
 }
 
 /**
+ * The base weights with the adapter's method tensors (a rotary family's intra table, the special
+ * rows) in place: what a model needs beside the LoRA hook to run with the adapter unmerged. The
+ * weights are shared, not copied.
+ */
+export function withMethodTensors(weights: Weights, config: AnyConfig, adapter: Adapter): Weights {
+  const out: Weights = new Map(weights);
+  if (adapter.method) {
+    for (const name of methodShapes(modelConfig(config), adapter.method.addedRows).keys()) {
+      out.set(name, adapter.weights.get(name)!);
+    }
+  }
+  return out;
+}
+
+/**
  * The base weights with `adapter` merged in: W + (alpha / r) B A for every adapted module (new
  * arrays for those; the other weights are shared, not copied); a decoder adapter's method tensors
  * (intra table, special rows) are added as they are.
  */
 export function mergeAdapter(weights: Weights, config: AnyConfig, adapter: Adapter): Weights {
-  const merged: Weights = new Map(weights);
-  if (adapter.method && isDecoderConfig(config)) {
-    for (const name of methodShapes(config, adapter.method.addedRows).keys()) {
-      merged.set(name, adapter.weights.get(name)!);
-    }
-  }
+  const merged = withMethodTensors(weights, config, adapter);
   const scaling = adapter.lora.alpha / adapter.lora.rank;
   const r = adapter.lora.rank;
   for (const m of loraModules(config, adapter.lora)) {

@@ -9,6 +9,7 @@
 
 import { inputError } from "../errors.ts";
 import { readJsonFile } from "../io/fs.ts";
+import { type DecoderConfig, GLM_BLOCK } from "./families/config.ts";
 
 /** A GLM configuration. */
 export interface GlmConfig {
@@ -211,4 +212,69 @@ export function weightShapes(config: GlmConfig): Map<string, number[]> {
   shapes.set("glm.transformer.final_layernorm.weight", [h]);
   shapes.set("glm.transformer.final_layernorm.bias", [h]);
   return shapes;
+}
+
+/**
+ * GLM's configuration as the families' normalised one: nkv = nh heads of H / nh, an MLP of 4H,
+ * biases everywhere, both position tables of maxSequenceLength + 1 rows, tied output.
+ *
+ * @example
+ * ```ts
+ *  * const c = glmDecoderConfig(presetConfig("tiny", 8006));
+ * c.family; // "thudm_glm"
+ * c.intermediateSize; // 1024
+ * ```
+ */
+export function glmDecoderConfig(c: GlmConfig): DecoderConfig {
+  const hd = c.hiddenSize / c.numHeads;
+  return {
+    family: "thudm_glm",
+    block: GLM_BLOCK,
+    vocabSize: c.vocabSize,
+    hiddenSize: c.hiddenSize,
+    intermediateSize: 4 * c.hiddenSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    numKvHeads: c.numHeads,
+    headDim: hd,
+    rmsNormEps: c.layernormEpsilon,
+    // No rotary embedding: these three are never read for the learned-position block.
+    ropeTheta: 10000,
+    rotaryDim: hd - (hd % 2),
+    ropeStyle: "half",
+    ropeScaling: null,
+    biases: { qkv: true, o: true, mlp: true },
+    qkNorm: false,
+    fusedGateUp: false,
+    tieWordEmbeddings: true,
+    maxPositionEmbeddings: c.maxSequenceLength,
+    intraRows: c.maxSequenceLength + 1,
+    attention: "prefix",
+  };
+}
+
+/** A configuration of either form: GLM's own, or the normalised one of every family. */
+export type AnyConfig = GlmConfig | DecoderConfig;
+
+/** Whether `config` is already the normalised form. */
+export function isDecoderConfig(config: AnyConfig): config is DecoderConfig {
+  return "family" in config;
+}
+
+/** The normalised configuration of `config` (GLM's mapped by {@linkcode glmDecoderConfig}). */
+export function modelConfig(config: AnyConfig): DecoderConfig {
+  return isDecoderConfig(config) ? config : glmDecoderConfig(config);
+}
+
+/** The GLM configuration of a normalised one made by {@linkcode glmDecoderConfig}. */
+export function glmConfigOf(c: DecoderConfig): GlmConfig {
+  if (c.family !== "thudm_glm") throw new Error(`${c.family} is not THUDM's GLM`);
+  return {
+    vocabSize: c.vocabSize,
+    hiddenSize: c.hiddenSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    maxSequenceLength: c.maxPositionEmbeddings,
+    layernormEpsilon: c.rmsNormEps,
+  };
 }

@@ -1,14 +1,14 @@
 /**
  * The model-family seam: what generation (and anything else downstream) needs from a model,
- * whatever its architecture, as one small object. THUDM's GLM (docs/method.md section 8, `glm.ts`)
- * and the Llama-style decoders (docs/method.md section 11, `families/decoder.ts`) each provide one;
- * the cached decoder, beam search and candidate scoring are written once against it.
+ * whatever its family, as one small object. Every family is a row of one table (the decoders,
+ * docs/method.md section 11, and THUDM's GLM, section 8, normalised by `glm.ts`) built by the one
+ * layer of `families/decoder.ts`; the cached decoder, beam search and candidate scoring are
+ * written once against this object.
  *
  * @module
  */
 
 import type { Graph } from "../onnx/graph.ts";
-import type { GlmConfig } from "./config.ts";
 import type { DecoderConfig } from "./families/config.ts";
 import type { WeightSessionOptions } from "../runtime/session.ts";
 import {
@@ -16,20 +16,21 @@ import {
   buildDecoderPrefillGraph,
   buildDecoderStepGraph,
   DECODER_SESSION_OPTIONS,
-  type DecoderLinearHook,
+  type LinearHook,
+  type StepOutputs,
 } from "./families/decoder.ts";
-import { buildPrefillGraph, buildStepGraph, type LinearHook, type StepOutputs } from "./glm.ts";
+import { type GlmConfig, glmDecoderConfig } from "./config.ts";
 import type { Weights } from "./weights.ts";
 
 /** A model's decoding graphs and the sizes of their caches. */
 export interface ModelFamily {
-  /** `glm` (THUDM) or the decoder family's `model_type`. */
+  /** The family's `model_type` (`thudm_glm` for THUDM's GLM). */
   readonly name: string;
   /** Columns of every log-probability row. */
   readonly vocabSize: number;
   /** L: number of layers (one key/value cache each). */
   readonly numLayers: number;
-  /** Heads of the key/value caches (nh for GLM, nkv for the decoders) and their width. */
+  /** Heads of the key/value caches (nkv) and their width. */
   readonly cacheHeads: number;
   /** Width of one cached head. */
   readonly headDim: number;
@@ -43,51 +44,65 @@ export interface ModelFamily {
   stepGraph(outputs: StepOutputs): Graph;
 }
 
-/** THUDM's GLM behind the seam. */
-export function glmFamily(
-  model: { config: GlmConfig; weights: Weights },
-  options: { linear?: LinearHook } = {},
-): ModelFamily {
-  const { config, weights } = model;
-  return {
-    name: "glm",
-    vocabSize: config.vocabSize,
-    numLayers: config.numLayers,
-    cacheHeads: config.numHeads,
-    headDim: config.hiddenSize / config.numHeads,
-    usesRope: false,
-    sessionOptions: {},
-    prefillGraph: () => buildPrefillGraph({ config, weights, linear: options.linear }).graph,
-    stepGraph: (outputs) =>
-      buildStepGraph({ config, weights, outputs, linear: options.linear }).graph,
-  };
+/**
+ * Weights past this many bytes are fed to sessions instead of copied into them as initializers
+ * ({@linkcode DECODER_SESSION_OPTIONS}): a 0.5B model's 2 GB would otherwise be held twice. Small
+ * models keep onnxruntime's prepacked initializers, which are faster.
+ */
+export const FEED_WEIGHTS_BYTES = 256 * 1024 * 1024;
+
+/** How sessions over a model with `weights` hold them: fed when large, initializers when small. */
+export function weightSessionOptions(weights: Weights): WeightSessionOptions {
+  let bytes = 0;
+  for (const w of weights.values()) bytes += w.byteLength;
+  return bytes > FEED_WEIGHTS_BYTES ? DECODER_SESSION_OPTIONS : {};
 }
 
-/** Options of {@linkcode decoderFamily}. */
-export interface DecoderFamilyOptions {
-  /** The run's attention rule (default causal). */
+/** Options of {@linkcode modelFamily}. */
+export interface ModelFamilyOptions {
+  /** The run's attention rule (default: the configuration's, else causal). */
   attention?: AttentionMode;
   /** Special-token rows past the checkpoint's vocabulary (in `weights`). */
   addedRows?: number;
-  linear?: DecoderLinearHook;
+  /** Wraps every linear module (a quantized or adapted linear). */
+  linear?: LinearHook;
 }
 
-/** A Llama-style decoder behind the seam. */
-export function decoderFamily(
+/** Any model behind the seam. */
+export function modelFamily(
   model: { config: DecoderConfig; weights: Weights },
-  options: DecoderFamilyOptions = {},
+  options: ModelFamilyOptions = {},
 ): ModelFamily {
   const { config, weights } = model;
-  const common = { config, weights, ...options };
+  const common = {
+    config,
+    weights,
+    addedRows: options.addedRows,
+    linear: options.linear,
+    attention: options.attention ?? config.attention ?? "causal",
+  };
   return {
     name: config.family,
     vocabSize: config.vocabSize + (options.addedRows ?? 0),
     numLayers: config.numLayers,
     cacheHeads: config.numKvHeads,
     headDim: config.headDim,
-    usesRope: true,
-    sessionOptions: DECODER_SESSION_OPTIONS,
+    usesRope: (config.block?.positions ?? "rotary") === "rotary",
+    sessionOptions: weightSessionOptions(weights),
     prefillGraph: () => buildDecoderPrefillGraph(common).graph,
     stepGraph: (outputs) => buildDecoderStepGraph({ ...common, outputs }).graph,
   };
 }
+
+/** A GLM given in its own configuration behind the seam. */
+export function glmFamily(
+  model: { config: GlmConfig; weights: Weights },
+  options: { linear?: LinearHook } = {},
+): ModelFamily {
+  return modelFamily({ config: glmDecoderConfig(model.config), weights: model.weights }, options);
+}
+
+/** See {@linkcode modelFamily}. */
+export const decoderFamily = modelFamily;
+/** See {@linkcode ModelFamilyOptions}. */
+export type DecoderFamilyOptions = ModelFamilyOptions;

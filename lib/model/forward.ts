@@ -9,12 +9,13 @@
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { JsonBatch } from "./batch_json.ts";
-import { buildForwardGraph, type LinearHook } from "./glm.ts";
+import { modelConfig } from "./config.ts";
 import {
   type AttentionMode,
   buildDecoderForwardGraph,
-  DECODER_SESSION_OPTIONS,
+  type LinearHook,
 } from "./families/decoder.ts";
+import { weightSessionOptions } from "./family.ts";
 import { ropePositionIds } from "./families/positions.ts";
 import type { AnyModel } from "./load_any.ts";
 import type { LoadedModel } from "./weights.ts";
@@ -29,7 +30,10 @@ export interface ForwardResult {
   device: string;
 }
 
-/** Runs `batch` through `model` on `device` (default auto); `linear` wraps linears (a LoRA adapter). */
+/**
+ * Runs `batch` through `model` on `device` (default auto); `linear` wraps linears (a LoRA adapter
+ * applied by its hook). A GLM given in its own configuration is normalised first.
+ */
 export async function runForward(
   model: LoadedModel | AnyModel,
   batch: JsonBatch,
@@ -37,29 +41,23 @@ export async function runForward(
     device?: Device;
     threads?: number;
     linear?: LinearHook;
-    /** Decoder families: the attention rule (default causal). */
+    /** The attention rule (default: the configuration's, else causal). */
     attention?: AttentionMode;
   } = {},
 ): Promise<ForwardResult> {
   const withLoss = batch.labels !== undefined && batch.lossMask !== undefined;
-  const outputs = withLoss ? "both" : "logits";
-  const decoder = "kind" in model && model.kind === "decoder" ? model : undefined;
-  const { graph } = decoder
-    ? buildDecoderForwardGraph({
-      config: decoder.config,
-      weights: decoder.weights,
-      outputs,
-      attention: options.attention,
-      addedRows: decoder.addedRows,
-    })
-    : buildForwardGraph({
-      config: (model as LoadedModel).config,
-      weights: model.weights,
-      outputs,
-      linear: options.linear,
-    });
+  const config = modelConfig(model.config);
+  const addedRows = "addedRows" in model ? model.addedRows : 0;
+  const { graph, builder } = buildDecoderForwardGraph({
+    config,
+    weights: model.weights,
+    outputs: withLoss ? "both" : "logits",
+    attention: options.attention ?? config.attention,
+    addedRows,
+    linear: options.linear,
+  });
   const session = await Session.create(graph, {
-    ...(decoder ? DECODER_SESSION_OPTIONS : {}),
+    ...weightSessionOptions(model.weights),
     device: options.device,
     threads: options.threads,
   });
@@ -70,7 +68,7 @@ export async function runForward(
       position_ids: { dtype: "int32", shape: [B, 2, L], data: batch.positionIds },
       sep: { dtype: "int32", shape: [B], data: batch.sep },
     };
-    if (decoder) {
+    if (builder.usesRope) {
       // Rotary positions as given, else derived from the positions (docs/method.md section 11).
       feeds.rope_position_ids = {
         dtype: "int32",

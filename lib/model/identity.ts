@@ -10,6 +10,8 @@
 
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
+import type { DecoderConfig } from "./families/config.ts";
+import { glmConfigOf } from "./config.ts";
 
 /** A base model's identity: hashes of its config and weights (hex). */
 export interface ModelIdentity {
@@ -33,7 +35,12 @@ export function modelIdentity(
   config: object,
   weights: ReadonlyMap<string, Float32Array>,
 ): ModelIdentity {
-  const configHash = createHash("sha256").update(stableJson(config)).digest("hex");
+  // A GLM's identity is that of its own configuration, as recorded before GLM became a row of
+  // the families table, so adapters and checkpoints made then still match.
+  const own = "family" in config && (config as DecoderConfig).family === "thudm_glm"
+    ? glmConfigOf(config as DecoderConfig)
+    : config;
+  const configHash = createHash("sha256").update(stableJson(own)).digest("hex");
   const hash = createHash("sha256");
   const encoder = new TextEncoder();
   for (const name of [...weights.keys()].sort()) {

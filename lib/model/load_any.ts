@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
-import type { GlmConfig } from "./config.ts";
+import { glmDecoderConfig } from "./config.ts";
 import { loadDecoder } from "./families/checkpoint.ts";
 import type { DecoderConfig } from "./families/config.ts";
 import { addedRowCount, addSpecialRows } from "./families/special.ts";
@@ -17,17 +17,21 @@ import { modelArchitecture } from "./families/registry.ts";
 import { loadModel } from "./weights.ts";
 import type { Weights } from "./weights.ts";
 
-/** A loaded model of either kind. */
-export type AnyModel =
-  | { kind: "glm"; dir: string; config: GlmConfig; weights: Weights }
-  | {
-    kind: "decoder";
-    dir: string;
-    config: DecoderConfig;
-    weights: Weights;
-    /** Special-token rows past the checkpoint's vocabulary (in `weights`, mean-initialised). */
-    addedRows: number;
-  };
+/**
+ * A loaded model of any family: its normalised configuration (THUDM's GLM as a row of the
+ * families table, lib/model/glm.ts), its weights, and the special-token rows past the
+ * checkpoint's vocabulary. Nothing downstream needs to know which family it is.
+ */
+export interface AnyModel {
+  /** The model directory it was loaded from. */
+  dir: string;
+  /** The normalised configuration (lib/model/families/config.ts). */
+  config: DecoderConfig;
+  /** Every weight by checkpoint name, float32. */
+  weights: Weights;
+  /** Special-token rows past the checkpoint's vocabulary (in `weights`, mean-initialised). */
+  addedRows: number;
+}
 
 /** Options of {@linkcode loadAnyModel}. */
 export interface LoadAnyOptions {
@@ -72,22 +76,22 @@ export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promis
           `its tokenizer (special tokens included): the model and tokenizer do not belong together`,
       );
     }
-    return { kind: "glm", ...model };
+    return { dir, config: glmDecoderConfig(model.config), weights: model.weights, addedRows: 0 };
   }
   const model = await loadDecoder(dir, {
     progress: (name, done, total) => options.progress?.(`loading ${done}/${total}: ${name}`),
   });
   const addedRows = addedRowCount(model.config, options.tokenizerIds);
   addSpecialRows(model.config, model.weights, addedRows);
-  return { kind: "decoder", ...model, addedRows };
+  return { ...model, addedRows };
 }
 
 /** The longest sequence the model takes. */
 export function maxModelLength(model: AnyModel): number {
-  return model.kind === "glm" ? model.config.maxSequenceLength : model.config.maxPositionEmbeddings;
+  return model.config.maxPositionEmbeddings;
 }
 
 /** Rows of the model's output (the vocabulary, special rows included). */
 export function modelVocabSize(model: AnyModel): number {
-  return model.kind === "glm" ? model.config.vocabSize : model.config.vocabSize + model.addedRows;
+  return model.config.vocabSize + model.addedRows;
 }

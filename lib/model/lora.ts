@@ -16,16 +16,21 @@
  * @module
  */
 
-import { layerPrefix } from "./config.ts";
-import type { GlmConfig } from "./config.ts";
-import type { LinearContext, LinearKind } from "./glm.ts";
-import { type DecoderConfig, decoderLayerPrefix } from "./families/config.ts";
-import type { DecoderLinearKind } from "./families/decoder.ts";
+import { type AnyConfig, isDecoderConfig, modelConfig } from "./config.ts";
+import { blockOf, type BlockStyle, type DecoderConfig, weightNames } from "./families/config.ts";
+import type {
+  DecoderLinearKind,
+  GlmLinearKind,
+  LinearContext,
+  LinearKind,
+} from "./families/decoder.ts";
 import type { Value } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
 
-/** The linear modules LoRA may target, by PEFT's `target_modules` names. */
-export const LORA_TARGETS: Record<string, LinearKind> = {
+export { type AnyConfig, isDecoderConfig };
+
+/** THUDM GLM's linear modules LoRA may target, by PEFT's `target_modules` names. */
+export const LORA_TARGETS: Record<string, GlmLinearKind> = {
   query_key_value: "attention.query_key_value",
   dense: "attention.dense",
   dense_h_to_4h: "mlp.dense_h_to_4h",
@@ -47,18 +52,10 @@ export const DECODER_LORA_TARGETS: Record<string, DecoderLinearKind> = {
   gate_up_proj: "mlp.gate_up_proj",
 };
 
-/** The paper's choice for the decoder families: q, k and v (docs/method.md section 11). */
+/** The decoder families' default targets (PEFT's for Llama-style models). */
 export const DEFAULT_DECODER_TARGETS: readonly string[] = ["q_proj", "k_proj", "v_proj"];
 
-/** A GLM (docs/method.md section 8) or decoder-family (section 11) configuration. */
-export type AnyConfig = GlmConfig | DecoderConfig;
-
-/** Whether `config` is a decoder family's. */
-export function isDecoderConfig(config: AnyConfig): config is DecoderConfig {
-  return "family" in config;
-}
-
-/** Short names accepted on the command line for the targets. */
+/** Short names accepted for GLM's targets. */
 export const TARGET_ALIASES: Record<string, string> = {
   qkv: "query_key_value",
   attn: "dense",
@@ -69,7 +66,20 @@ export const TARGET_ALIASES: Record<string, string> = {
   mlp_down: "dense_4h_to_h",
 };
 
-/** A LoRA configuration (PEFT's LoraConfig fields that matter here). */
+/** A family's LoRA targets: PEFT names to module kinds, the default, the accepted aliases. */
+export interface LoraTargetTable {
+  targets: Record<string, LinearKind>;
+  defaults: readonly string[];
+  aliases: Record<string, string>;
+}
+
+/** The LoRA targets of each block style (by its names), one row per style. */
+export const LORA_TARGET_TABLES: Record<BlockStyle["names"], LoraTargetTable> = {
+  thudm_glm: { targets: LORA_TARGETS, defaults: ["query_key_value"], aliases: TARGET_ALIASES },
+  hf: { targets: DECODER_LORA_TARGETS, defaults: DEFAULT_DECODER_TARGETS, aliases: {} },
+};
+
+/** A LoRA configuration (PEFT's `adapter_config.json` fields). */
 export interface LoraConfig {
   /** r: rank of the update. */
   rank: number;
@@ -77,11 +87,11 @@ export interface LoraConfig {
   alpha: number;
   /** lora_dropout: dropout probability on the adapter's input (default 0). */
   dropout: number;
-  /** target_modules, PEFT names (`query_key_value`, `dense`, `dense_h_to_4h`, `dense_4h_to_h`). */
+  /** target_modules, PEFT names (`query_key_value`, `q_proj`, ...); empty: the family's default. */
   targets: string[];
 }
 
-/** PEFT's defaults as this project uses them: r 8, alpha 16, dropout 0, QKV only. */
+/** Rank 8, alpha 16, no dropout, GLM's query_key_value (the paper's setting). */
 export const DEFAULT_LORA: Readonly<LoraConfig> = Object.freeze({
   rank: 8,
   alpha: 16,
@@ -89,7 +99,7 @@ export const DEFAULT_LORA: Readonly<LoraConfig> = Object.freeze({
   targets: ["query_key_value"],
 });
 
-/** The PEFT target name of a command-line name (`qkv` -> `query_key_value`); throws if unknown. */
+/** The canonical PEFT name of a GLM target (aliases resolved); a RangeError when unknown. */
 export function targetName(name: string): string {
   const canonical = TARGET_ALIASES[name] ?? name;
   if (!(canonical in LORA_TARGETS)) {
@@ -100,12 +110,29 @@ export function targetName(name: string): string {
   return canonical;
 }
 
+/** The target table of `config`'s family. */
+export function loraTargetTable(config: AnyConfig): LoraTargetTable {
+  return LORA_TARGET_TABLES[blockOf(modelConfig(config)).names];
+}
+
+/**
+ * `targets` in the family's canonical PEFT names (aliases resolved, duplicates dropped); an
+ * empty list is the family's default. Unknown names and modules the family lacks are RangeErrors.
+ */
+export function resolveLoraTargets(config: AnyConfig, targets: readonly string[]): string[] {
+  const c = modelConfig(config);
+  const table = loraTargetTable(c);
+  const names = targets.length ? targets.map((t) => table.aliases[t] ?? t) : [...table.defaults];
+  for (const t of names) moduleFeatures(c, t);
+  return [...new Set(names)];
+}
+
 /** One adapted module: its name, sizes and the names of its tensors. */
 export interface LoraModule {
   /** `glm.transformer.layers.0.attention.query_key_value`. */
   module: string;
   layer: number;
-  kind: LinearKind | DecoderLinearKind;
+  kind: LinearKind;
   inFeatures: number;
   outFeatures: number;
   /** `base_model.model.{module}.lora_A.weight`: [r, in]. */
@@ -121,66 +148,62 @@ export function loraTensorName(module: string, which: "A" | "B"): string {
   return `base_model.model.${module}.lora_${which}.weight`;
 }
 
-function features(config: GlmConfig, kind: LinearKind): [number, number] {
-  const h = config.hiddenSize;
-  switch (kind) {
-    case "attention.query_key_value":
-      return [h, 3 * h];
-    case "attention.dense":
-      return [h, h];
-    case "mlp.dense_h_to_4h":
-      return [h, 4 * h];
-    case "mlp.dense_4h_to_h":
-      return [4 * h, h];
-  }
-}
-
-function decoderFeatures(c: DecoderConfig, target: string): [number, number] {
+/** [in, out] of the module PEFT names `target` in `c`'s family; a RangeError if it has none. */
+function moduleFeatures(c: DecoderConfig, target: string): [number, number] {
   const { hiddenSize: h, intermediateSize: im } = c;
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
-  const fused = target === "gate_up_proj";
-  if (c.fusedGateUp ? target === "gate_proj" || target === "up_proj" : fused) {
+  const table = loraTargetTable(c);
+  const kind = table.targets[target];
+  if (!kind) {
+    const aliases = Object.keys(table.aliases).length ? ", or qkv" : "";
+    throw new RangeError(
+      `unknown LoRA target "${target}" for ${c.family} (targets: ${
+        Object.keys(table.targets).join(", ")
+      }${aliases})`,
+    );
+  }
+  const fused = kind === "mlp.gate_up_proj";
+  if (c.fusedGateUp ? kind === "mlp.gate_proj" || kind === "mlp.up_proj" : fused) {
     throw new RangeError(
       `LoRA target "${target}" is not a module of ${c.family} (its MLP has ${
         c.fusedGateUp ? "gate_up_proj" : "gate_proj and up_proj"
       })`,
     );
   }
-  const table: Record<string, [number, number]> = {
-    q_proj: [h, q],
-    k_proj: [h, kv],
-    v_proj: [h, kv],
-    o_proj: [q, h],
-    gate_proj: [h, im],
-    up_proj: [h, im],
-    down_proj: [im, h],
-    gate_up_proj: [h, 2 * im],
+  const sizes: Record<LinearKind, [number, number]> = {
+    "self_attn.q_proj": [h, q],
+    "self_attn.k_proj": [h, kv],
+    "self_attn.v_proj": [h, kv],
+    "self_attn.o_proj": [q, h],
+    "mlp.gate_proj": [h, im],
+    "mlp.up_proj": [h, im],
+    "mlp.down_proj": [im, h],
+    "mlp.gate_up_proj": [h, 2 * im],
+    "attention.query_key_value": [h, q + 2 * kv],
+    "attention.dense": [q, h],
+    "mlp.dense_h_to_4h": [h, im],
+    "mlp.dense_4h_to_h": [im, h],
   };
-  const f = table[target];
-  if (!f) {
-    throw new RangeError(
-      `unknown LoRA target "${target}" (targets: ${Object.keys(DECODER_LORA_TARGETS).join(", ")})`,
-    );
-  }
-  return f;
+  return sizes[kind];
 }
 
-/** Every module `lora` adapts in a model of `config`, layer by layer, in target order. */
+/**
+ * Every adapted module of `config` for `lora`'s targets (canonical names, as
+ * {@linkcode resolveLoraTargets} gives; GLM's aliases are accepted too), layer by layer.
+ */
 export function loraModules(config: AnyConfig, lora: LoraConfig): LoraModule[] {
-  const decoder = isDecoderConfig(config) ? config : null;
-  const kinds = decoder
-    ? lora.targets.map((t) => (decoderFeatures(decoder, t), DECODER_LORA_TARGETS[t]))
-    : lora.targets.map((t) => LORA_TARGETS[targetName(t)]);
+  const c = modelConfig(config);
+  const table = loraTargetTable(c);
+  const targets = lora.targets.map((t) => table.aliases[t] ?? t);
+  const sizes = targets.map((t) => moduleFeatures(c, t));
+  const names = weightNames(c);
   const out: LoraModule[] = [];
-  for (let layer = 0; layer < config.numLayers; layer++) {
-    for (const [k, kind] of kinds.entries()) {
-      const module = decoder
-        ? `${decoderLayerPrefix(layer)}.${kind}`
-        : `${layerPrefix(layer)}.${kind}`;
-      const [inFeatures, outFeatures] = decoder
-        ? decoderFeatures(decoder, lora.targets[k])
-        : features(config as GlmConfig, kind as LinearKind);
+  for (let layer = 0; layer < c.numLayers; layer++) {
+    for (const [k, target] of targets.entries()) {
+      const kind = table.targets[target];
+      const module = `${names.layer(layer)}.${kind}`;
+      const [inFeatures, outFeatures] = sizes[k];
       out.push({
         module,
         layer,

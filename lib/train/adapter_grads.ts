@@ -13,7 +13,7 @@ import type { TrainSetup } from "./train_graph.ts";
 import type { TensorData } from "../onnx/graph.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import type { Adapter } from "../model/adapter.ts";
-import { DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
+import { weightSessionOptions } from "../model/family.ts";
 import { batchFeeds } from "./engine.ts";
 import { buildGradGraph, trainNames } from "./train_graph.ts";
 
@@ -44,13 +44,13 @@ export async function adapterGradients(
     decoder: options.decoder,
   });
   const session = await Session.create(graph, {
-    ...(options.decoder ? DECODER_SESSION_OPTIONS : {}),
+    ...weightSessionOptions(model.weights),
     device: options.device,
     threads: options.threads,
   });
   try {
     const feeds: Record<string, TensorData> = {
-      ...batchFeeds(batch, options.decoder !== undefined),
+      ...batchFeeds(batch, graph.isInput("rope_position_ids")),
       loss_scale: { dtype: "float32", shape: [1], data: Float32Array.of(1) },
     };
     for (const p of params) {

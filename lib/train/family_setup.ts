@@ -1,9 +1,9 @@
 /**
- * What training needs to know about a model's family, in one place so the trainer stays written
- * once: the LoRA targets (each family's names and default: `query_key_value` for GLM,
- * `q_proj,k_proj,v_proj` for the decoders), the decoder setup (attention rule and special-token
- * rows), the method tensors a fresh decoder run starts from (the intra-position table at zero,
- * the special rows at the mean of the embedding), and the settings a resumed run must match.
+ * What training needs to know about the model, in one place so the trainer stays written once,
+ * for every family alike: the LoRA targets (each family's names and default from the targets
+ * table, lib/model/lora.ts), the run's setup (attention rule and special-token rows), the method
+ * tensors a fresh run starts from (a rotary family's intra-position table at zero, the special
+ * rows at the mean of the embedding), and the settings a resumed run must match.
  *
  * @module
  */
@@ -13,33 +13,26 @@ import { INTRA_TABLE } from "../model/families/config.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
 import type { AnyModel } from "../model/load_any.ts";
 import type { MethodSettings } from "../model/adapter.ts";
-import {
-  DECODER_LORA_TARGETS,
-  DEFAULT_DECODER_TARGETS,
-  DEFAULT_LORA,
-  LORA_TARGETS,
-  type LoraConfig,
-  loraModules,
-  TARGET_ALIASES,
-  targetName,
-} from "../model/lora.ts";
+import { LORA_TARGET_TABLES, type LoraConfig, resolveLoraTargets } from "../model/lora.ts";
 import { methodShapes } from "../model/families/decoder.ts";
-import type { TrainSetup } from "./train_graph.ts";
 
 /**
  * Stage 1 (before any file is read): every LoRA target is a module name of some family (or an
  * alias of one); {@linkcode resolveLora} then checks them against the model's own family.
  */
 export function checkLoraTargets(targets: readonly string[]): void {
+  const tables = Object.values(LORA_TARGET_TABLES);
   for (const t of targets) {
-    const canonical = TARGET_ALIASES[t] ?? t;
-    if (!(canonical in LORA_TARGETS) && !(canonical in DECODER_LORA_TARGETS)) {
+    const known = tables.some((table) => (table.aliases[t] ?? t) in table.targets);
+    if (!known) {
+      const lists = Object.entries(LORA_TARGET_TABLES).map(([names, table]) =>
+        `${names === "thudm_glm" ? "GLM" : "decoders"}: ${Object.keys(table.targets).join(", ")}${
+          Object.keys(table.aliases).length ? ", or qkv" : ""
+        }`
+      );
       throw new OptionError(
         "loraTargets",
-        (name) =>
-          `${name}: unknown LoRA target "${canonical}" (GLM: ${
-            Object.keys(LORA_TARGETS).join(", ")
-          }, or qkv; decoders: ${Object.keys(DECODER_LORA_TARGETS).join(", ")})`,
+        (name) => `${name}: unknown LoRA target "${t}" (${lists.join("; ")})`,
       );
     }
   }
@@ -51,67 +44,44 @@ export function checkLoraTargets(targets: readonly string[]): void {
  */
 export function resolveLora(model: AnyModel, lora: LoraConfig | null): LoraConfig | null {
   if (!lora) return null;
-  let targets: string[];
   try {
-    if (model.kind === "glm") {
-      targets = lora.targets.length ? lora.targets.map(targetName) : [...DEFAULT_LORA.targets];
-    } else {
-      targets = lora.targets.length ? lora.targets : [...DEFAULT_DECODER_TARGETS];
-      for (const t of targets) {
-        if (!(t in DECODER_LORA_TARGETS)) {
-          throw new RangeError(
-            `unknown LoRA target "${t}" for ${model.config.family} (targets: ${
-              Object.keys(DECODER_LORA_TARGETS).join(", ")
-            })`,
-          );
-        }
-      }
-    }
-    const resolved = { ...lora, targets: [...new Set(targets)] };
-    loraModules(model.config, resolved); // checks that the family has every module
-    return resolved;
+    return { ...lora, targets: resolveLoraTargets(model.config, lora.targets) };
   } catch (error) {
     throw new OptionError("loraTargets", (name) => `${name}: ${(error as Error).message}`);
   }
 }
 
-/** The decoder part of a training setup (undefined for GLM). */
+/** The run's setup of the model: its attention rule and special-token rows. */
 export function decoderSetup(
   model: AnyModel,
   attention: AttentionMode | undefined,
-): TrainSetup["decoder"] {
-  if (model.kind === "glm") {
-    if (attention === "causal") {
-      throw new OptionError(
-        "attention",
-        (name) => `${name} causal is for the decoder families; GLM uses prefix`,
-      );
-    }
-    return undefined;
-  }
-  return { attention: attention ?? "causal", addedRows: model.addedRows };
+): { attention: AttentionMode; addedRows: number } {
+  return { attention: attention ?? model.config.attention ?? "causal", addedRows: model.addedRows };
 }
 
-/** The method settings saved with a decoder adapter (undefined for GLM). */
+/**
+ * The method settings saved with an adapter, where the method has tensors of its own (a rotary
+ * family's intra-position table, special-token rows); undefined where it has none (GLM without
+ * added rows: its position tables are its own weights).
+ */
 export function methodSettings(
   model: AnyModel,
   attention: AttentionMode | undefined,
 ): MethodSettings | undefined {
-  if (model.kind === "glm") return undefined;
+  if (methodShapes(model.config, model.addedRows).size === 0) return undefined;
   return {
-    attention: attention ?? "causal",
+    attention: attention ?? model.config.attention ?? "causal",
     intraRows: model.config.intraRows,
     addedRows: model.addedRows,
   };
 }
 
 /**
- * The method tensors a fresh decoder run starts from: the intra-position table (the model's, or
- * zeros) and the special rows (mean-initialised at load).
+ * The method tensors a fresh run starts from: the intra-position table (the model's, or zeros)
+ * and the special rows (mean-initialised at load).
  */
 export function initialMethodTensors(model: AnyModel): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
-  if (model.kind === "glm") return out;
   for (const [name, shape] of methodShapes(model.config, model.addedRows)) {
     const known = model.weights.get(name);
     out.set(
@@ -125,24 +95,15 @@ export function initialMethodTensors(model: AnyModel): Map<string, Float32Array>
 /** The model's part of the settings a resumed run must match. */
 export function modelSettings(model: AnyModel, attention: AttentionMode | undefined) {
   const c = model.config;
-  if (model.kind === "glm") {
-    const g = model.config;
-    return {
-      vocabSize: g.vocabSize,
-      hiddenSize: g.hiddenSize,
-      numLayers: g.numLayers,
-      numHeads: g.numHeads,
-    };
-  }
   return {
-    family: model.config.family,
+    family: c.family,
     vocabSize: c.vocabSize,
     hiddenSize: c.hiddenSize,
     numLayers: c.numLayers,
     numHeads: c.numHeads,
-    numKvHeads: model.config.numKvHeads,
-    headDim: model.config.headDim,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
     addedRows: model.addedRows,
-    attention: attention ?? "causal",
+    attention: attention ?? c.attention ?? "causal",
   };
 }

@@ -7,11 +7,11 @@
  * @module
  */
 
-import { join } from "node:path";
 import { lineChart } from "../chart/svg.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
-import { configJson, type GlmConfig } from "../model/config.ts";
-import { saveWeights, type Weights } from "../model/weights.ts";
+import type { GlmConfig } from "../model/config.ts";
+import { writeModelFiles } from "../model/families/merge.ts";
+import { glmDecoderConfig } from "../model/config.ts";
+import type { Weights } from "../model/weights.ts";
 
 /** One line of `metrics.jsonl`. */
 export interface MetricsLine {
@@ -82,8 +82,9 @@ export function lossChart(lines: readonly MetricsLine[], title = "training loss"
 }
 
 /**
- * Writes a complete model directory into `dir`: `config.json`, `model.safetensors` (the weights
- * of `config`, float32) and `tokenizer.json` (copied from `tokenizerFile`).
+ * Writes a complete GLM model directory into `dir`: `config.json`, `model.safetensors` (the
+ * weights of `config`, float32) and `tokenizer.json` (copied from `tokenizerFile`), by the one
+ * writer of every family (lib/model/families/merge.ts).
  */
 export async function writeModelDir(
   dir: string,
@@ -92,10 +93,9 @@ export async function writeModelDir(
   tokenizerFile: string,
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  await saveWeights(join(dir, "model.safetensors"), config, weights);
-  await writeFileAtomic(
-    join(dir, "config.json"),
-    JSON.stringify(configJson(config), null, 2) + "\n",
-  );
-  await writeFileAtomic(join(dir, "tokenizer.json"), await Deno.readFile(tokenizerFile));
+  await writeModelFiles(dir, glmDecoderConfig(config), weights, {
+    addedRows: 0,
+    attention: "prefix",
+    tokenizerFile,
+  });
 }

@@ -22,24 +22,17 @@
  * @module
  */
 
-import { type GlmConfig, weightShapes } from "../model/config.ts";
-import { type DecoderConfig, decoderWeightShapes } from "../model/families/config.ts";
+import { decoderWeightShapes } from "../model/families/config.ts";
 import {
   type AttentionMode,
   buildDecoderForwardGraph,
   methodShapes,
 } from "../model/families/decoder.ts";
-import { buildForwardGraph } from "../model/glm.ts";
+import { type AnyConfig, modelConfig } from "../model/config.ts";
 import type { Weights } from "../model/weights.ts";
 import { attr, Graph, type Value } from "../onnx/graph.ts";
 import { gradients } from "./autodiff.ts";
-import {
-  isDecoderConfig,
-  type LoraConfig,
-  loraHook,
-  loraModules,
-  loraShapes,
-} from "../model/lora.ts";
+import { type LoraConfig, loraHook, loraModules, loraShapes } from "../model/lora.ts";
 
 /** AdamW and clipping settings (PyTorch's AdamW semantics). */
 export interface AdamWOptions {
@@ -74,11 +67,12 @@ export interface TrainParam {
 
 /** What to train: LoRA adapters (frozen base) or every weight (`lora` null). */
 export interface TrainSetup {
-  /** A GLM's (docs/method.md section 8) or a decoder family's (section 11) configuration. */
-  config: GlmConfig | DecoderConfig;
+  /** The model's configuration (any family; a GLM's own form is normalised). */
+  config: AnyConfig;
   /**
-   * Decoder families only: the run's attention rule (default causal) and the special-token rows
-   * past the checkpoint's vocabulary (trained with the adapter, as the intra-position table).
+   * The run's attention rule (default: the configuration's, else causal) and the special-token
+   * rows past the checkpoint's vocabulary (trained with the adapter, as a rotary family's
+   * intra-position table).
    */
   decoder?: { attention?: AttentionMode; addedRows?: number };
   /** Base weights: every frozen weight must be here; trainable ones are fed at run time. */
@@ -107,15 +101,9 @@ export const trainNames = {
 export function trainableParams(
   setup: Pick<TrainSetup, "config" | "lora" | "decoder">,
 ): TrainParam[] {
-  const c = setup.config;
-  const shapes = setup.lora
-    ? loraShapes(c, setup.lora)
-    : isDecoderConfig(c)
-    ? decoderWeightShapes(c)
-    : weightShapes(c);
-  if (isDecoderConfig(c)) {
-    for (const [name, shape] of methodShapes(c, setup.decoder?.addedRows)) shapes.set(name, shape);
-  }
+  const c = modelConfig(setup.config);
+  const shapes = setup.lora ? loraShapes(c, setup.lora) : decoderWeightShapes(c);
+  for (const [name, shape] of methodShapes(c, setup.decoder?.addedRows)) shapes.set(name, shape);
   return [...shapes].map(([name, shape]) => ({
     name,
     shape,
@@ -125,40 +113,28 @@ export function trainableParams(
 
 /** The model's forward graph with loss whose trainable tensors are graph inputs. */
 function forwardForTraining(setup: TrainSetup, dropout: boolean) {
-  const trainable = new Set(trainableParams(setup).map((p) => p.name));
-  const c = setup.config;
-  if (isDecoderConfig(c)) {
-    const lora = setup.lora;
-    const built = buildDecoderForwardGraph({
-      config: c,
-      weights: setup.weights,
-      outputs: "loss",
-      dtype: setup.dtype,
-      // LoRA tensors enter through the hook; the method's tensors (and, in full training, every
-      // weight) are inputs named as themselves.
-      trainable: (name) => trainable.has(name),
-      linear: lora ? loraHook(c, lora, { dropout }) : undefined,
-      attention: setup.decoder?.attention,
-      addedRows: setup.decoder?.addedRows,
-      lossLogitBias: setup.trieLoss,
-    });
-    const g = built.graph;
-    return { g, loss: built.loss!, params: trainableParams(setup).map((p) => g.value(p.name)) };
-  }
-  const built = buildForwardGraph({
+  const params = trainableParams(setup);
+  const trainable = new Set(params.map((p) => p.name));
+  const c = modelConfig(setup.config);
+  const lora = setup.lora;
+  const built = buildDecoderForwardGraph({
     config: c,
     weights: setup.weights,
     outputs: "loss",
     dtype: setup.dtype,
-    trainable: setup.lora ? () => false : (name) => trainable.has(name),
-    linear: setup.lora ? loraHook(c, setup.lora, { dropout }) : undefined,
+    // LoRA tensors enter through the hook; the method's tensors (and, in full training, every
+    // weight) are inputs named as themselves.
+    trainable: (name) => trainable.has(name),
+    linear: lora ? loraHook(c, lora, { dropout }) : undefined,
+    attention: setup.decoder?.attention ?? c.attention,
+    addedRows: setup.decoder?.addedRows,
+    lossLogitBias: setup.trieLoss,
+    // For LayerNorm and GELU blocks: their statistics and one Gelu node, for the backward pass.
     layerNormStats: true,
     geluNode: true,
-    lossLogitBias: setup.trieLoss,
   });
   const g = built.graph;
-  const params = trainableParams(setup).map((p) => g.value(p.name));
-  return { g, loss: built.loss!, params };
+  return { g, loss: built.loss!, params: params.map((p) => g.value(p.name)) };
 }
 
 /** Forward + backward; the gradients of the trainable tensors, in {@linkcode trainableParams} order. */

@@ -41,9 +41,10 @@ import { loadTokenizerFor } from "../collate/item_tokens.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, optionName, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { type AttentionMode, DECODER_SESSION_OPTIONS } from "../model/families/decoder.ts";
+import type { AttentionMode } from "../model/families/decoder.ts";
 import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
-import { writeMergedDecoder } from "../model/families/merge.ts";
+import { writeMergedDecoder, writeModelFiles } from "../model/families/merge.ts";
+import { weightSessionOptions } from "../model/family.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -75,14 +76,7 @@ import {
   modelSettings,
   resolveLora,
 } from "./family_setup.ts";
-import {
-  lossChart,
-  type MetricsLine,
-  metricsText,
-  readMetrics,
-  RUN_FILES,
-  writeModelDir,
-} from "./outputs.ts";
+import { lossChart, type MetricsLine, metricsText, readMetrics, RUN_FILES } from "./outputs.ts";
 import { biasCorrections, learningRate, type ScheduleKind } from "./schedule.ts";
 import { DEFAULT_ADAMW, trainableParams } from "./train_graph.ts";
 import { pathExists } from "../io/fs.ts";
@@ -313,17 +307,9 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   // With the dataset's item tokens, if it has them: a decoder family's added rows count them.
   const tokenizer = await loadTokenizerFor(tokenizerFile, options.data);
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
-  if (model.kind === "decoder" && !options.lora) {
-    throw new OptionError(
-      "lora",
-      () =>
-        `training every weight is not supported yet for ${model.config.family} models (LoRA runs are)`,
-    );
-  }
   const modelMax = maxModelLength(model);
-  // Decoders take long contexts; records are short, so 1024 bounds memory unless asked.
-  const maxLength = options.maxLength ??
-    (model.kind === "glm" ? modelMax : Math.min(modelMax, 1024));
+  // Models take long contexts; records are short, so 1024 bounds memory unless asked.
+  const maxLength = options.maxLength ?? Math.min(modelMax, 1024);
   if (maxLength > modelMax || maxLength < 8) {
     throw new OptionError(
       "maxLength",
@@ -340,7 +326,7 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
       );
     }
     start = await loadAdapter(options.adapter, model.config, {
-      model: { weights: model.weights, addedRows: model.kind === "decoder" ? model.addedRows : 0 },
+      model: { weights: model.weights, addedRows: model.addedRows },
     });
     lora = { ...start.lora, dropout: lora.dropout };
   }
@@ -831,13 +817,12 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       join(options.out, "tokenizer.json"),
       await Deno.readFile(base.tokenizerFile),
     );
-  } else if (base.model.kind === "glm") {
-    await writeModelDir(
-      options.out,
-      base.model.config,
-      new Map([...base.weights, ...snap.params]),
-      base.tokenizerFile,
-    );
+  } else {
+    await writeModelFiles(options.out, base.config, new Map([...base.weights, ...snap.params]), {
+      addedRows: base.model.addedRows,
+      attention: base.decoder.attention,
+      tokenizerFile: base.tokenizerFile,
+    });
   }
   await writeFileAtomic(join(options.out, RUN_FILES.chart), lossChart(state.metrics));
   await writeCheckpoint(run.checkpointPath, {
@@ -1096,7 +1081,7 @@ async function trainClaimed(
         device: options.device,
         threads: options.threads,
         validation: data.valStream !== undefined,
-        session: base.model.kind === "decoder" ? DECODER_SESSION_OPTIONS : undefined,
+        session: weightSessionOptions(base.weights),
         // Gradients and the AdamW step apart, for the ranks to sum the gradients between them.
         split: world !== undefined,
         deviceId: options.deviceId,
@@ -1136,14 +1121,10 @@ async function writeMerged(
     weights: engine.snapshot().params,
     method,
   });
-  if (base.model.kind === "glm") {
-    await writeModelDir(merge.tmp, base.model.config, merged, base.tokenizerFile);
-  } else {
-    await writeMergedDecoder(merge.tmp, base.model.config, merged, {
-      addedRows: base.model.addedRows,
-      attention: method!.attention,
-      tokenizerFile: base.tokenizerFile,
-    });
-  }
+  await writeMergedDecoder(merge.tmp, base.config, merged, {
+    addedRows: base.model.addedRows,
+    attention: base.decoder.attention,
+    tokenizerFile: base.tokenizerFile,
+  });
   await merge.commit();
 }

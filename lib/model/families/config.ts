@@ -15,6 +15,92 @@ import { inputError } from "../../errors.ts";
 /** The decoder families of docs/method.md section 11, by `config.json` `model_type`. */
 export type DecoderFamily = "llama" | "mistral" | "qwen2" | "qwen3" | "glm";
 
+/**
+ * Every family the one layer builds: the decoder families and THUDM's GLM (docs/method.md section
+ * 8), whose configuration `lib/model/glm.ts` normalises into this same shape.
+ */
+export type FamilyName = DecoderFamily | "thudm_glm";
+
+/**
+ * How a family's layer is put together, as data the builder reads (lib/model/families/decoder.ts).
+ * The Llama-style decoders: RMSNorm, a gated SiLU MLP, separate q/k/v projections, rotary
+ * positions and Hugging Face's `model.*` names. THUDM's GLM: LayerNorm with a bias, a GELU MLP,
+ * one fused `query_key_value` projection, learned absolute positions (an inter-position table
+ * beside the intra table) and the `glm.*` names.
+ */
+export interface BlockStyle {
+  /** RMSNorm (weight only) or LayerNorm (weight and bias). */
+  norm: "rms" | "layer";
+  /** down(silu(gate) * up), or GLM's dense_4h_to_h(gelu(dense_h_to_4h)). */
+  mlp: "gated_silu" | "gelu";
+  /** Three projections q, k, v, or one fused `query_key_value` (columns q | k | v). */
+  qkv: "separate" | "fused";
+  /** Rotary embeddings of `rope_position_ids`, or learned inter- and intra-position tables. */
+  positions: "rotary" | "learned";
+  /** Which checkpoint names ({@linkcode WEIGHT_NAMES}): Hugging Face's `model.*` or `glm.*`. */
+  names: "hf" | "thudm_glm";
+}
+
+/** The decoders' block (the default where a configuration names none). */
+export const DECODER_BLOCK: BlockStyle = Object.freeze({
+  norm: "rms",
+  mlp: "gated_silu",
+  qkv: "separate",
+  positions: "rotary",
+  names: "hf",
+});
+
+/** THUDM GLM's block. */
+export const GLM_BLOCK: BlockStyle = Object.freeze({
+  norm: "layer",
+  mlp: "gelu",
+  qkv: "fused",
+  positions: "learned",
+  names: "thudm_glm",
+});
+
+/** The block style of `config`. */
+export function blockOf(config: DecoderConfig): BlockStyle {
+  return config.block ?? DECODER_BLOCK;
+}
+
+/** The checkpoint names of a block style's tensors (linear modules are named by their kind). */
+export interface WeightNames {
+  embed: string;
+  /** Learned absolute positions ([maxPositions + 1, H]; `learned` only). */
+  interTable: string;
+  /** The intra-position table. */
+  intraTable: string;
+  layer: (i: number) => string;
+  finalNorm: string;
+  head: string;
+}
+
+/** Names by {@linkcode BlockStyle.names}. */
+export const WEIGHT_NAMES: Record<BlockStyle["names"], WeightNames> = {
+  hf: {
+    embed: "model.embed_tokens.weight",
+    interTable: "",
+    intraTable: "model.intra_position_embeddings.weight",
+    layer: (i) => `model.layers.${i}`,
+    finalNorm: "model.norm",
+    head: "lm_head.weight",
+  },
+  thudm_glm: {
+    embed: "glm.word_embeddings.weight",
+    interTable: "glm.transformer.position_embeddings.weight",
+    intraTable: "glm.transformer.block_position_embeddings.weight",
+    layer: (i) => `glm.transformer.layers.${i}`,
+    finalNorm: "glm.transformer.final_layernorm",
+    head: "glm.word_embeddings.weight",
+  },
+};
+
+/** The weight names of `config`'s family. */
+export function weightNames(config: DecoderConfig): WeightNames {
+  return WEIGHT_NAMES[blockOf(config).names];
+}
+
 /** Rotary scaling as Hugging Face defines it (`rope_scaling`). */
 export type RopeScaling =
   | { type: "linear"; factor: number }
@@ -38,8 +124,10 @@ export interface Biases {
 
 /** A decoder configuration, normalised across families. */
 export interface DecoderConfig {
-  /** The family, by `config.json` `model_type`. */
-  family: DecoderFamily;
+  /** The family, by `config.json` `model_type` (`thudm_glm`: THUDM's GLM). */
+  family: FamilyName;
+  /** How the layer is built (default {@linkcode DECODER_BLOCK}). */
+  block?: BlockStyle;
   /** V: rows of the embedding (and of an untied lm_head). */
   vocabSize: number;
   /** H. */
@@ -94,36 +182,57 @@ export function decoderLayerPrefix(i: number): string {
   return `model.layers.${i}`;
 }
 
-/** Every weight of the base checkpoint with its shape (linear weights [out, in]). */
+/**
+ * Every weight of the base checkpoint with its shape (linear weights [out, in]), in checkpoint
+ * order, for any block style (THUDM's GLM: the order of its checkpoints).
+ */
 export function decoderWeightShapes(c: DecoderConfig): Map<string, number[]> {
   const { hiddenSize: h, intermediateSize: im, headDim: hd } = c;
+  const block = blockOf(c);
+  const names = weightNames(c);
   const q = c.numHeads * hd;
   const kv = c.numKvHeads * hd;
-  const shapes = new Map<string, number[]>([["model.embed_tokens.weight", [c.vocabSize, h]]]);
+  const shapes = new Map<string, number[]>([[names.embed, [c.vocabSize, h]]]);
+  if (block.positions === "learned") {
+    shapes.set(names.interTable, [c.maxPositionEmbeddings + 1, h]);
+    shapes.set(names.intraTable, [c.intraRows, h]);
+  }
+  const norm = (prefix: string) => {
+    shapes.set(`${prefix}.weight`, [h]);
+    if (block.norm === "layer") shapes.set(`${prefix}.bias`, [h]);
+  };
+  const linear = (module: string, out: number, inFeatures: number, bias: boolean) => {
+    shapes.set(`${module}.weight`, [out, inFeatures]);
+    if (bias) shapes.set(`${module}.bias`, [out]);
+  };
+  const glm = block.names === "thudm_glm";
   for (let i = 0; i < c.numLayers; i++) {
-    const p = decoderLayerPrefix(i);
-    shapes.set(`${p}.input_layernorm.weight`, [h]);
-    for (const [name, out] of [["q_proj", q], ["k_proj", kv], ["v_proj", kv]] as const) {
-      shapes.set(`${p}.self_attn.${name}.weight`, [out, h]);
-      if (c.biases.qkv) shapes.set(`${p}.self_attn.${name}.bias`, [out]);
+    const p = names.layer(i);
+    norm(`${p}.input_layernorm`);
+    if (block.qkv === "fused") {
+      linear(`${p}.attention.query_key_value`, q + 2 * kv, h, c.biases.qkv);
+    } else {
+      for (const [name, out] of [["q_proj", q], ["k_proj", kv], ["v_proj", kv]] as const) {
+        linear(`${p}.self_attn.${name}`, out, h, c.biases.qkv);
+      }
     }
-    shapes.set(`${p}.self_attn.o_proj.weight`, [h, q]);
-    if (c.biases.o) shapes.set(`${p}.self_attn.o_proj.bias`, [h]);
+    linear(glm ? `${p}.attention.dense` : `${p}.self_attn.o_proj`, h, q, c.biases.o);
     if (c.qkNorm) {
       shapes.set(`${p}.self_attn.q_norm.weight`, [hd]);
       shapes.set(`${p}.self_attn.k_norm.weight`, [hd]);
     }
-    shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
-    const mlp: [string, number[]][] = c.fusedGateUp
-      ? [["gate_up_proj", [2 * im, h]], ["down_proj", [h, im]]]
-      : [["gate_proj", [im, h]], ["up_proj", [im, h]], ["down_proj", [h, im]]];
-    for (const [name, shape] of mlp) {
-      shapes.set(`${p}.mlp.${name}.weight`, shape);
-      if (c.biases.mlp) shapes.set(`${p}.mlp.${name}.bias`, [shape[0]]);
+    norm(`${p}.post_attention_layernorm`);
+    const mlp: [string, number, number][] = block.mlp === "gelu"
+      ? [["dense_h_to_4h", im, h], ["dense_4h_to_h", h, im]]
+      : c.fusedGateUp
+      ? [["gate_up_proj", 2 * im, h], ["down_proj", h, im]]
+      : [["gate_proj", im, h], ["up_proj", im, h], ["down_proj", h, im]];
+    for (const [name, out, inFeatures] of mlp) {
+      linear(`${p}.mlp.${name}`, out, inFeatures, c.biases.mlp);
     }
   }
-  shapes.set("model.norm.weight", [h]);
-  if (!c.tieWordEmbeddings) shapes.set("lm_head.weight", [c.vocabSize, h]);
+  norm(names.finalNorm);
+  if (!c.tieWordEmbeddings) shapes.set(names.head, [c.vocabSize, h]);
   return shapes;
 }
 

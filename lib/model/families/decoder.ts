@@ -1,6 +1,8 @@
 /**
- * The Llama-style decoder family (llama, mistral, qwen2, qwen3, GLM-4; docs/method.md section 11)
- * as ONNX graphs: the forward graph (logits, the masked mean cross-entropy, or both), the prefill
+ * Every model family as ONNX graphs: the Llama-style decoders (llama, mistral, qwen2, qwen3,
+ * GLM-4; docs/method.md section 11) and THUDM's GLM (section 8, whose configuration
+ * `lib/model/glm.ts` normalises into a {@linkcode DecoderConfig} with the GLM block style). The
+ * graphs: the forward graph (logits, the masked mean cross-entropy, or both), the prefill
  * graph (part A's keys and values) and the cached step graph. Every graph runs the one layer
  * function {@linkcode DecoderBuilder.layer}; what differs between them is only how a layer's
  * queries meet keys and values (the `attend` callback): the whole sequence under a mask in the
@@ -14,6 +16,10 @@
  * (`model.embed_tokens.added.weight`, and `lm_head.added.weight` when untied) beside the frozen
  * table, so training them never touches a gradient of the full vocabulary.
  *
+ * What differs between families is data, read from the configuration's {@linkcode BlockStyle}:
+ * RMSNorm or LayerNorm, a gated SiLU or a GELU MLP, separate or fused q/k/v projections, rotary
+ * or learned absolute positions, and the weight names.
+ *
  * Shapes: B sequences of L tokens, H hidden, nh query heads and nkv key/value heads of hd each
  * (g = nh / nkv queries per kv head), d rotated dims, V vocabulary; rows between layers are 2-D
  * [B*L, H], so every linear is one Gemm. Grouped-query attention never repeats keys: queries are
@@ -24,9 +30,57 @@
 
 import { type DType, Graph, type Shape, type Value } from "../../onnx/graph.ts";
 import type { Weights } from "../weights.ts";
-import { cacheNames, LOSS_LOGIT_BIAS, type StepOutputs } from "../glm.ts";
-import { type DecoderConfig, decoderLayerPrefix, INTRA_TABLE } from "./config.ts";
+import {
+  blockOf,
+  type BlockStyle,
+  type DecoderConfig,
+  INTRA_TABLE,
+  type WeightNames,
+  weightNames,
+} from "./config.ts";
 import type { WeightSessionOptions } from "../../runtime/session.ts";
+
+/** Names of the cache tensors of layer i (inputs and outputs of the decoding graphs). */
+export const cacheNames = {
+  /** Part A keys/values of layer i: [Bp, nkv, La, hd] (output of the prefill, input of steps). */
+  partAKey: (i: number) => `part_a_key_${i}`,
+  partAValue: (i: number) => `part_a_value_${i}`,
+  /** Generated-token keys/values before a step: [N, nkv, P, hd]. */
+  pastKey: (i: number) => `past_key_${i}`,
+  pastValue: (i: number) => `past_value_${i}`,
+  /** Generated-token keys/values after a step: [N, nkv, P + T, hd]. */
+  presentKey: (i: number) => `present_key_${i}`,
+  presentValue: (i: number) => `present_value_${i}`,
+};
+
+/** Which outputs a decoding step returns. */
+export type StepOutputs =
+  /** `log_probs` [N, V]: log-softmax of the last new token's logits (beam search). */
+  | "last"
+  /** `log_probs` [N, T, V]: log-softmax at every new token. */
+  | "all"
+  /** `target_log_probs` [N, T]: log-probability of input `targets` [N, T] at every new token. */
+  | "targets";
+
+/** Name of the input of {@linkcode DecoderOptions.lossLogitBias}. */
+export const LOSS_LOGIT_BIAS = "loss_logit_bias";
+
+/**
+ * GELU's tanh approximation in elementwise nodes, written as (0.5 x) (1 + tanh((c x) (1 + 0.044715
+ * x x))), the form onnxruntime fuses into one kernel (and the reference of the Gelu rule's tests).
+ */
+export function geluTanhForm(g: Graph, x: Value, scalar: (v: number) => Value): Value {
+  const inner = g.add(g.mul(g.mul(x, scalar(0.044715)), x), scalar(1)); // 1 + 0.044715 x^2
+  const t = g.tanh(g.mul(g.mul(x, scalar(0.7978845608028654)), inner));
+  return g.mul(g.mul(x, scalar(0.5)), g.add(t, scalar(1)));
+}
+
+/** THUDM GLM's linear modules, by their name after `glm.transformer.layers.{i}.`. */
+export type GlmLinearKind =
+  | "attention.query_key_value"
+  | "attention.dense"
+  | "mlp.dense_h_to_4h"
+  | "mlp.dense_4h_to_h";
 
 /** The linear modules of a decoder layer, by their name after `model.layers.{i}.`. */
 export type DecoderLinearKind =
@@ -39,26 +93,62 @@ export type DecoderLinearKind =
   | "mlp.down_proj"
   | "mlp.gate_up_proj";
 
-/** What a linear hook is given (the same fields as GLM's `LinearContext`). */
-export interface DecoderLinearContext {
+/** A linear module of any family, by its name after the layer prefix. */
+export type LinearKind = DecoderLinearKind | GlmLinearKind;
+
+/** What a {@linkcode LinearHook} is given for one linear module. */
+export interface LinearContext {
+  /** The graph being built (add LoRA inputs and nodes to it). */
   g: Graph;
   /** The full module name: `model.layers.0.self_attn.q_proj`. */
   module: string;
   layer: number;
-  kind: DecoderLinearKind;
-  /** [N, inFeatures]. */
+  kind: LinearKind;
+  /** The input activations: [N, inFeatures]. */
   x: Value;
   inFeatures: number;
   outFeatures: number;
+  /** The module's weight [out, in] and bias [out] (null where the family has none). */
   weight: Value;
   bias: Value | null;
+  /** The float type of the graph (constants a hook adds should use it). */
   dtype: "float32" | "float64";
-  /** x W^T (+ b): [N, outFeatures]. */
+  /** The module's own output, x W^T (+ b): [N, outFeatures]. */
   base(): Value;
 }
 
-/** Replaces a linear module's output (LoRA adds its update here). */
-export type DecoderLinearHook = (ctx: DecoderLinearContext) => Value;
+/**
+ * Replaces a linear module's output: return `ctx.base()` plus whatever the adapter adds.
+ *
+ * @example
+ * ```ts
+ * // LoRA on a query projection: y = x W^T + (alpha / r) * x A^T B^T
+ * const lora: LinearHook = (ctx) => {
+ *   if (ctx.kind !== "self_attn.q_proj") return ctx.base();
+ *   const a = ctx.g.input(`${ctx.module}.lora_A.weight`, ctx.dtype, [8, ctx.inFeatures]);
+ *   const b = ctx.g.input(`${ctx.module}.lora_B.weight`, ctx.dtype, [ctx.outFeatures, 8]);
+ *   const xa = ctx.g.gemm(ctx.x, a, null, { transB: true });
+ *   return ctx.g.add(ctx.base(), ctx.g.gemm(xa, b, null, { transB: true, alpha: 2 }));
+ * };
+ * ```
+ */
+export type LinearHook = (ctx: LinearContext) => Value;
+
+/** The decoders' names of {@linkcode LinearContext} and {@linkcode LinearHook}. */
+export type DecoderLinearContext = LinearContext;
+/** See {@linkcode LinearHook}. */
+export type DecoderLinearHook = LinearHook;
+
+/** The linear modules a block style's layer has, by role. */
+const LINEAR_KINDS = {
+  hf: { qkv: "", q: "self_attn.q_proj", k: "self_attn.k_proj", v: "self_attn.v_proj" },
+  thudm_glm: { qkv: "attention.query_key_value", q: "", k: "", v: "" },
+} as const;
+/** The output projection of attention, by block names. */
+const O_KIND: Record<BlockStyle["names"], LinearKind> = {
+  hf: "self_attn.o_proj",
+  thudm_glm: "attention.dense",
+};
 
 /** The attention rule of a run: `prefix` (docs/method.md section 6) or `causal` (j <= i). */
 export type AttentionMode = "prefix" | "causal";
@@ -85,11 +175,15 @@ export const ADDED_ROWS = {
 } as const;
 
 /**
- * The method's own tensors of a decoder family, trained with the adapter and saved with it (SPEC
- * section 11): the intra-position table and the special-token rows.
+ * The method's own tensors, trained with the adapter and saved with it (docs/method.md section
+ * 11): the intra-position table of a rotary family (GLM's is part of its checkpoint) and the
+ * special-token rows past the checkpoint's vocabulary.
  */
 export function methodShapes(config: DecoderConfig, addedRows = 0): Map<string, number[]> {
-  const shapes = new Map([[INTRA_TABLE, [config.intraRows, config.hiddenSize]]]);
+  const shapes = new Map<string, number[]>();
+  if (blockOf(config).positions === "rotary") {
+    shapes.set(INTRA_TABLE, [config.intraRows, config.hiddenSize]);
+  }
   if (addedRows > 0) {
     shapes.set(ADDED_ROWS.embed, [addedRows, config.hiddenSize]);
     if (!config.tieWordEmbeddings) shapes.set(ADDED_ROWS.head, [addedRows, config.hiddenSize]);
@@ -107,11 +201,34 @@ export interface DecoderOptions {
   /** Float type of the graph (default float32; float64 for gradient checks). */
   dtype?: "float32" | "float64";
   linear?: DecoderLinearHook;
-  /** Default `causal` (how these families were pretrained). */
+  /** Default `causal` (how these families were pretrained; GLM's wrappers pass `prefix`). */
   attention?: AttentionMode;
+  /**
+   * Forward graphs: attention as one opset-23 Attention node per layer instead of standard
+   * operators (forward only: the project's autodiff has no rule for it). Default false.
+   */
+  fusedAttention?: boolean;
+  /**
+   * LayerNorm blocks: each float32 LayerNormalization node also outputs its Mean and InvStdDev,
+   * so training's backward pass reuses them instead of recomputing them. Default false.
+   */
+  layerNormStats?: boolean;
+  /**
+   * GELU blocks: each float32 GELU as one Gelu node (opset 20) instead of its elementwise form.
+   * For training graphs: onnxruntime fuses the form into one kernel only where nothing else reads
+   * its intermediates, and the backward pass reads them; the Gelu rule (lib/train/grad_rules.ts)
+   * needs fewer passes over the activations than the form's nine nodes differentiated one by one.
+   * Default false (float64 graphs keep the form: the independent reference of the rule).
+   */
+  geluNode?: boolean;
   /** Rows for ids V .. V + addedRows - 1 (special tokens the checkpoint lacks). Default 0. */
   addedRows?: number;
-  /** With a loss: the `loss_logit_bias` input [M, V'] (as GlmOptions.lossLogitBias). */
+  /**
+   * With a loss: a `loss_logit_bias` float32 input [M, V'] added to the logits of the M loss
+   * positions (row-major over [B, L]) before the softmax: the trie softmax's training loss feeds 0
+   * where the trie allows a token and a large negative value elsewhere (lib/collate/trie_loss.ts).
+   * Default false.
+   */
   lossLogitBias?: boolean;
 }
 
@@ -154,10 +271,12 @@ export interface Rotary {
  */
 export type Attend = (layer: number, q: Value, k: Value, v: Value) => Value;
 
-/** Builds the decoder's pieces into a graph (shared by every graph builder below). */
+/** Builds a family's pieces into a graph (shared by every graph builder below). */
 export class DecoderBuilder {
   readonly g: Graph;
   readonly config: DecoderConfig;
+  readonly block: BlockStyle;
+  readonly names: WeightNames;
   readonly dtype: "float32" | "float64";
   readonly params: Map<string, Value> = new Map();
   readonly addedRows: number;
@@ -166,6 +285,8 @@ export class DecoderBuilder {
   constructor(g: Graph, options: DecoderOptions) {
     this.g = g;
     this.config = options.config;
+    this.block = blockOf(options.config);
+    this.names = weightNames(options.config);
     this.dtype = options.dtype ?? "float32";
     this.addedRows = options.addedRows ?? 0;
     this.#options = options;
@@ -179,6 +300,11 @@ export class DecoderBuilder {
   /** g = nh / nkv: query heads per key/value head. */
   get groups(): number {
     return this.config.numHeads / this.config.numKvHeads;
+  }
+
+  /** Whether the graphs take `rope_position_ids` (rotary positions). */
+  get usesRope(): boolean {
+    return this.block.positions === "rotary";
   }
 
   /** Weight `name`: a graph input when trainable, else an initializer (zeros when `zero`). */
@@ -207,14 +333,16 @@ export class DecoderBuilder {
   }
 
   /**
-   * Token embeddings plus the intra-position table: ids and intra [B, T] -> [B*T, H]. Ids at or
-   * past V read the added rows.
+   * Token embeddings plus the position tables: ids and positions [B, T] -> [B*T, H]. Ids at or
+   * past V read the added rows. Rotary families add the intra-position table (zero where the
+   * weights lack it; ids past its last row use the last row); GLM adds its inter- and
+   * intra-position tables.
    */
-  embed(ids: Value, intra: Value): Value {
+  embed(ids: Value, inter: Value, intra: Value): Value {
     const g = this.g;
     const { vocabSize: v, hiddenSize: h, intraRows: r } = this.config;
     return g.scope("embed", () => {
-      const table = this.weight("model.embed_tokens.weight", [v, h]);
+      const table = this.weight(this.names.embed, [v, h]);
       let words: Value;
       if (this.addedRows > 0) {
         const vocab = g.constant(v, "int32");
@@ -231,8 +359,14 @@ export class DecoderBuilder {
       } else {
         words = g.gather(table, ids); // [B, T, H]
       }
+      if (this.block.positions === "learned") {
+        const rows = this.config.maxPositionEmbeddings + 1;
+        const pos = g.gather(this.weight(this.names.interTable, [rows, h]), inter);
+        const block = g.gather(this.weight(this.names.intraTable, [r, h]), intra);
+        return g.reshape(g.add(g.add(words, pos), block), [-1, h]); // [B*T, H]
+      }
       const intraIds = g.min(intra, g.constant(r - 1, "int32"));
-      const pos = g.gather(this.weight(INTRA_TABLE, [r, h], true), intraIds); // [B, T, H]
+      const pos = g.gather(this.weight(this.names.intraTable, [r, h], true), intraIds); // [B, T, H]
       return g.reshape(g.add(words, pos), [-1, h]);
     });
   }
@@ -288,13 +422,41 @@ export class DecoderBuilder {
     return g.mul(g.mul(x, inv), w);
   }
 
+  /**
+   * LayerNorm with `{prefix}.weight` and `{prefix}.bias` over the last axis. In float64 graphs it
+   * is spelled out in elementary operators, since onnxruntime computes LayerNormalization's
+   * statistics in float32 whatever the input type.
+   */
+  layerNorm(prefix: string, x: Value, width: number): Value {
+    const g = this.g;
+    const w = this.weight(`${prefix}.weight`, [width]);
+    const b = this.weight(`${prefix}.bias`, [width]);
+    const epsilon = this.config.rmsNormEps;
+    if (this.dtype === "float32") {
+      return this.#options.layerNormStats
+        ? g.layerNormWithStats(x, w, b, { epsilon })[0]
+        : g.layerNorm(x, w, b, { epsilon });
+    }
+    const centered = g.sub(x, g.reduceMean(x, [-1])); // [N, H]
+    const variance = g.reduceMean(g.mul(centered, centered), [-1]); // [N, 1]
+    const normed = g.div(centered, g.sqrt(g.add(variance, this.scalar(epsilon))));
+    return g.add(g.mul(normed, w), b);
+  }
+
+  /** The block's norm with the weights at `prefix` (`{prefix}.weight`, and `.bias` for LayerNorm). */
+  norm(prefix: string, x: Value, width: number): Value {
+    return this.block.norm === "layer"
+      ? this.layerNorm(prefix, x, width)
+      : this.rmsNorm(`${prefix}.weight`, x, width);
+  }
+
   /** Linear module `kind` of layer i on x [N, in] -> [N, out], through the hook if any. */
-  linear(i: number, kind: DecoderLinearKind, x: Value, inFeatures: number, outFeatures: number) {
-    const module = `${decoderLayerPrefix(i)}.${kind}`;
+  linear(i: number, kind: LinearKind, x: Value, inFeatures: number, outFeatures: number): Value {
+    const module = `${this.names.layer(i)}.${kind}`;
     const { biases } = this.config;
     const hasBias = kind.startsWith("mlp.")
       ? biases.mlp
-      : kind === "self_attn.o_proj"
+      : kind === O_KIND[this.block.names]
       ? biases.o
       : biases.qkv;
     const weight = this.weight(`${module}.weight`, [outFeatures, inFeatures]);
@@ -331,67 +493,86 @@ export class DecoderBuilder {
   }
 
   /**
-   * Decoder layer i over rows x [B*T, H]: RMSNorm, q/k/v projections, (qwen3) q/k norm, rotary,
-   * `attend`, o_proj, residual; RMSNorm, SwiGLU MLP, residual. Returns the new rows and the
-   * layer's keys and values after the rotary embedding ([B, nkv, T, hd]).
+   * The layer's q, k and v rows from its normalized input [B*T, H]: three projections, or one
+   * fused projection (GLM's `query_key_value`, columns q | k | v) split three ways.
+   */
+  #projections(i: number, x: Value): [Value, Value, Value] {
+    const c = this.config;
+    const h = c.hiddenSize;
+    const qw = c.numHeads * c.headDim;
+    const kvw = c.numKvHeads * c.headDim;
+    const kinds = LINEAR_KINDS[this.block.names];
+    if (this.block.qkv === "fused") {
+      const mixed = this.linear(i, kinds.qkv as LinearKind, x, h, qw + 2 * kvw); // [B*T, q+2kv]
+      const [q, k, v] = this.g.split(mixed, [qw, kvw, kvw], 1);
+      return [q, k, v];
+    }
+    return [
+      this.linear(i, kinds.q as LinearKind, x, h, qw),
+      this.linear(i, kinds.k as LinearKind, x, h, kvw),
+      this.linear(i, kinds.v as LinearKind, x, h, kvw),
+    ];
+  }
+
+  /**
+   * Layer i over rows x [B*T, H]: norm, q/k/v projections, (qwen3) q/k norm, rotary (rotary
+   * families), `attend`, output projection, residual; norm, MLP, residual. Returns the new rows
+   * and the layer's keys and values (after the rotary embedding, [B, nkv, T, hd]).
    */
   layer(
     i: number,
     x: Value,
-    rot: Rotary,
+    rot: Rotary | null,
     shape: { bt: Value; b: Shape[number]; t: Shape[number] },
     attend: Attend,
   ): { x: Value; k: Value; v: Value } {
     const g = this.g;
     const c = this.config;
-    const p = decoderLayerPrefix(i);
+    const p = this.names.layer(i);
     const h = c.hiddenSize;
     const qw = c.numHeads * c.headDim;
-    const kvw = c.numKvHeads * c.headDim;
     return g.scope(`layers.${i}`, () => {
-      const normed = this.rmsNorm(`${p}.input_layernorm.weight`, x, h); // [B*T, H]
-      let q = this.heads(
-        this.linear(i, "self_attn.q_proj", normed, h, qw),
-        c.numHeads,
-        shape.bt,
-        shape.b,
-        shape.t,
-      );
-      let k = this.heads(
-        this.linear(i, "self_attn.k_proj", normed, h, kvw),
-        c.numKvHeads,
-        shape.bt,
-        shape.b,
-        shape.t,
-      );
-      const v = this.heads(
-        this.linear(i, "self_attn.v_proj", normed, h, kvw),
-        c.numKvHeads,
-        shape.bt,
-        shape.b,
-        shape.t,
-      );
+      const normed = this.norm(`${p}.input_layernorm`, x, h); // [B*T, H]
+      const [qx, kx, vx] = this.#projections(i, normed);
+      let q = this.heads(qx, c.numHeads, shape.bt, shape.b, shape.t); // [B, nh, T, hd]
+      let k = this.heads(kx, c.numKvHeads, shape.bt, shape.b, shape.t); // [B, nkv, T, hd]
+      const v = this.heads(vx, c.numKvHeads, shape.bt, shape.b, shape.t);
       if (c.qkNorm) {
         q = this.rmsNorm(`${p}.self_attn.q_norm.weight`, q, c.headDim);
         k = this.rmsNorm(`${p}.self_attn.k_norm.weight`, k, c.headDim);
       }
-      q = this.applyRotary(q, rot); // [B, nh, T, hd]
-      k = this.applyRotary(k, rot); // [B, nkv, T, hd]
+      if (rot) {
+        q = this.applyRotary(q, rot); // [B, nh, T, hd]
+        k = this.applyRotary(k, rot); // [B, nkv, T, hd]
+      }
       const ctx = attend(i, q, k, v); // [B, nh, T, hd]
       const merged = g.reshape(g.transpose(ctx, [0, 2, 1, 3]), [-1, qw]); // [B*T, nh*hd]
-      const mid = g.add(x, this.linear(i, "self_attn.o_proj", merged, qw, h));
+      const mid = g.add(x, this.linear(i, O_KIND[this.block.names], merged, qw, h));
       return {
-        x: g.add(mid, this.mlp(i, this.rmsNorm(`${p}.post_attention_layernorm.weight`, mid, h))),
+        x: g.add(mid, this.mlp(i, this.norm(`${p}.post_attention_layernorm`, mid, h))),
         k,
         v,
       };
     });
   }
 
-  /** down(silu(gate(x)) * up(x)): [N, H] -> [N, H]. */
+  /**
+   * GELU, tanh approximation: 0.5 x (1 + tanh(0.7978845608028654 (x + 0.044715 x^3))), as one
+   * Gelu node (`geluNode`, float32) or in the elementwise form onnxruntime fuses into one kernel.
+   */
+  gelu(x: Value): Value {
+    if (this.#options.geluNode && this.dtype === "float32") return this.g.gelu(x, "tanh");
+    return geluTanhForm(this.g, x, (v) => this.scalar(v));
+  }
+
+  /** The MLP: down(silu(gate(x)) * up(x)), or GLM's dense_4h_to_h(gelu(dense_h_to_4h(x))). */
   mlp(i: number, x: Value): Value {
     const g = this.g;
     const { hiddenSize: h, intermediateSize: im } = this.config;
+    if (this.block.mlp === "gelu") {
+      const up = this.linear(i, "mlp.dense_h_to_4h", x, h, im); // [N, I]
+      return this.linear(i, "mlp.dense_4h_to_h", this.gelu(up), im, h); // [N, H]
+    }
     let gate: Value;
     let up: Value;
     if (this.config.fusedGateUp) {
@@ -412,15 +593,26 @@ export class DecoderBuilder {
     const g = this.g;
     const { numKvHeads: nkv, headDim: hd } = this.config;
     const gr = this.groups;
-    const qg = g.reshape(q, [0, nkv, -1, hd]); // [B, nkv, g*T, hd]
+    const qg = gr === 1 ? q : g.reshape(q, [0, nkv, -1, hd]); // [B, nkv, g*T, hd]
     const scores = g.mul(
       g.matmul(qg, g.transpose(k, [0, 1, 3, 2])),
       this.scalar(1 / Math.sqrt(hd)),
     );
     // Row j*T + t of a kv head's queries is query head kvh*g + j at token t: the mask repeats g times.
-    const probs = g.softmax(g.add(scores, g.tile(mask, [1, 1, gr, 1])), -1);
+    const probs = g.softmax(g.add(scores, gr === 1 ? mask : g.tile(mask, [1, 1, gr, 1])), -1);
     const ctx = g.matmul(probs, v); // [B, nkv, g*T, hd]
-    return g.reshape(ctx, [0, this.config.numHeads, -1, hd]); // [B, nh, T, hd]
+    return gr === 1 ? ctx : g.reshape(ctx, [0, this.config.numHeads, -1, hd]); // [B, nh, T, hd]
+  }
+
+  /**
+   * The same attention as one opset-23 Attention node (4-D q, k, v; the graph must be built with
+   * opset 23). Forward graphs only.
+   */
+  attendFused(q: Value, k: Value, v: Value, mask: Value): Value {
+    const [out] = this.g.node("Attention", [q, k, v, mask], {}, {
+      infer: [{ dtype: q.dtype, shape: q.shape }],
+    });
+    return out; // [B, nh, T, hd]
   }
 
   /**
@@ -440,31 +632,49 @@ export class DecoderBuilder {
     });
   }
 
-  /** The final RMSNorm then the output projection: rows [M, H] -> logits [M, V (+ added)]. */
-  logits(x: Value): Value {
-    const g = this.g;
-    const { vocabSize: v, hiddenSize: h, tieWordEmbeddings: tied } = this.config;
-    return g.scope("logits", () => {
-      const normed = this.rmsNorm("model.norm.weight", x, h);
-      const head = this.weight(tied ? "model.embed_tokens.weight" : "lm_head.weight", [v, h]);
-      const out = g.gemm(normed, head, null, { transB: true }); // [M, V]
-      if (this.addedRows === 0) return out;
-      const added = this.weight(tied ? ADDED_ROWS.embed : ADDED_ROWS.head, [this.addedRows, h]);
-      return g.concat([out, g.gemm(normed, added, null, { transB: true })], 1);
-    });
+  /** The final norm: rows [..., H] -> [..., H]. */
+  finalNorm(x: Value): Value {
+    return this.g.scope("final", () => this.norm(this.names.finalNorm, x, this.config.hiddenSize));
   }
 
   /**
-   * Masked mean cross-entropy of logits [M, V] against labels [M] with weights [M], divided by
-   * max(weightSum, 1): [1].
+   * The output projection of normed rows: [M, H] -> [M, V'] (one Gemm), or [B, L, H] ->
+   * [B, L, V'] (one MatMul: a Reshape of a 2-D product to a graph output would copy every logit
+   * once more). V' = V + addedRows.
+   */
+  project(x: Value): Value {
+    const g = this.g;
+    const { vocabSize: v, hiddenSize: h, tieWordEmbeddings: tied } = this.config;
+    return g.scope("logits", () => {
+      const product = (table: Value) =>
+        x.shape.length === 2
+          ? g.gemm(x, table, null, { transB: true })
+          : g.matmul(x, g.transpose(table, [1, 0]));
+      const out = product(this.weight(tied ? this.names.embed : this.names.head, [v, h]));
+      if (this.addedRows === 0) return out;
+      const added = this.weight(tied ? ADDED_ROWS.embed : ADDED_ROWS.head, [this.addedRows, h]);
+      return g.concat([out, product(added)], x.shape.length - 1);
+    });
+  }
+
+  /** The final norm then the output projection: rows [M, H] -> logits [M, V']. */
+  logits(x: Value): Value {
+    return this.project(this.finalNorm(x));
+  }
+
+  /**
+   * Masked mean cross-entropy of logits [M, V] against labels [M] with weights [M]:
+   * sum(w * -logSoftmax(logits)[label]) / max(sum(wAll), 1), where `wAll` is every position's
+   * weight (so positions left out of `logits` count as weight 0). Returns [1].
    */
   crossEntropy(logits: Value, labels: Value, weights: Value, weightSum: Value): Value {
     const g = this.g;
     return g.scope("loss", () => {
-      const logp = g.logSoftmax(logits, -1);
-      const target = g.reshape(g.gatherElements(logp, g.unsqueeze(labels, [1]), 1), [-1]);
-      const total = g.reduceSum(g.mul(target, weights), [0], true);
-      return g.div(g.sub(this.scalar(0), total), g.max(weightSum, this.scalar(1)));
+      const logp = g.logSoftmax(logits, -1); // [M, V]
+      const target = g.reshape(g.gatherElements(logp, g.unsqueeze(labels, [1]), 1), [-1]); // [M]
+      const total = g.reduceSum(g.mul(target, weights), [0], true); // [1]: minus the loss sum
+      // 0 - total rather than -total, so that no loss positions give 0, not -0.
+      return g.div(g.sub(this.scalar(0), total), g.max(weightSum, this.scalar(1))); // [1]
     });
   }
 }
@@ -476,66 +686,113 @@ export type DecoderOutputs = "logits" | "loss" | "both";
 export interface DecoderForwardGraph {
   graph: Graph;
   builder: DecoderBuilder;
+  /** `logits` [B, L, V'] when asked for. */
   logits?: Value;
+  /** `loss` [1] when asked for. */
   loss?: Value;
+  /** The last layer's rows [B*L, H] before the final norm (for other heads). */
+  hidden: Value;
 }
 
-/** The forward-graph inputs every decoder graph reads. */
-function sequenceInputs(g: Graph, b: string, l: string) {
+/** The sequence inputs every graph over whole sequences reads (rope only for rotary families). */
+function sequenceInputs(m: DecoderBuilder, b: string, l: string) {
+  const g = m.g;
   const inputIds = g.input("input_ids", "int32", [b, l]);
   const positionIds = g.input("position_ids", "int32", [b, 2, l]);
-  const rope = g.input("rope_position_ids", "int32", [b, l]);
+  const rope = m.usesRope ? g.input("rope_position_ids", "int32", [b, l]) : null;
   const sep = g.input("sep", "int32", [b]);
+  const inter = g.gather(positionIds, g.constant(0, "int64"), 1); // [B, L]
   const intra = g.gather(positionIds, g.constant(1, "int64"), 1); // [B, L]
-  return { inputIds, positionIds, rope, sep, intra };
+  return { inputIds, positionIds, rope, sep, inter, intra };
 }
 
 /**
- * The decoder forward graph. Inputs: `input_ids` int32 [B, L], `position_ids` int32 [B, 2, L]
- * (inter, intra; the intra id picks the table row), `rope_position_ids` int32 [B, L], `sep` int32
- * [B]; with a loss also `labels` int32 [B, L] and `loss_mask` float [B, L]. Outputs `logits`
+ * The forward graph. Inputs: `input_ids` int32 [B, L], `position_ids` int32 [B, 2, L] (inter,
+ * intra), `sep` int32 [B], for rotary families `rope_position_ids` int32 [B, L]; with a loss also
+ * `labels` int32 [B, L] (negative: no loss) and `loss_mask` float [B, L]. Outputs `logits`
  * [B, L, V'] (V' = V + addedRows) and/or `loss` [1]; with the loss only, logits are computed at
- * the loss positions only.
+ * the loss positions only (NonZero of the mask, a Gather of their rows, then the projection),
+ * which saves most of the output projection.
+ *
+ * @example
+ * ```ts
+ * import { Session } from "../../runtime/session.ts";
+ * import type { DecoderConfig } from "./config.ts";
+ * import type { Weights } from "../weights.ts";
+ *
+ * declare const config: DecoderConfig, weights: Weights;
+ * const { graph } = buildDecoderForwardGraph({ config, weights, outputs: "loss" });
+ * const session = await Session.create(graph);
+ * ```
  */
 export function buildDecoderForwardGraph(
   options: DecoderOptions & { outputs: DecoderOutputs },
 ): DecoderForwardGraph {
-  const g = new Graph(`${options.config.family}_forward_${options.outputs}`);
+  const g = new Graph(`${options.config.family}_forward_${options.outputs}`, {
+    opset: options.fusedAttention ? 23 : undefined,
+  });
   const m = new DecoderBuilder(g, options);
+  const h = options.config.hiddenSize;
   const mode = options.attention ?? "causal";
-  const { inputIds, rope, sep, intra } = sequenceInputs(g, "B", "L");
+  const { inputIds, rope, sep, inter, intra } = sequenceInputs(m, "B", "L");
   const wantLoss = options.outputs !== "logits";
   const labels = wantLoss ? g.input("labels", "int32", ["B", "L"]) : undefined;
   const lossMask = wantLoss ? g.input("loss_mask", "float32", ["B", "L"]) : undefined;
+  const vocab = options.config.vocabSize + m.addedRows;
+  const logitBias = wantLoss && options.lossLogitBias
+    ? g.input(LOSS_LOGIT_BIAS, "float32", ["M", vocab])
+    : undefined;
+  // [M, V'] logits of the loss positions, with the bias when there is one.
+  const biased = (logits: Value) =>
+    logitBias
+      ? g.add(logits, m.dtype === "float64" ? g.cast(logitBias, "float64") : logitBias)
+      : logits;
 
-  const bl = g.shapeOf(inputIds);
-  const length = g.gather(bl, g.constant(1, "int64"));
-  let x = m.embed(inputIds, intra); // [B*L, H]
-  const rot = m.rotary(rope);
-  const mask = m.mask(mode, sep, length, "L");
-  const attend: Attend = (_i, q, k, v) => m.attendAll(q, k, v, mask);
+  const bl = g.shapeOf(inputIds); // (B, L)
+  const length = g.gather(bl, g.constant(1, "int64")); // scalar L
+  let x = m.embed(inputIds, inter, intra); // [B*L, H]
+  const rot = rope ? m.rotary(rope) : null;
+  const mask = m.mask(mode, sep, length, "L"); // [B, 1, L, L]
+  const attend: Attend = options.fusedAttention
+    ? (_i, q, k, v) => m.attendFused(q, k, v, mask)
+    : (_i, q, k, v) => m.attendAll(q, k, v, mask);
   for (let i = 0; i < options.config.numLayers; i++) {
     x = m.layer(i, x, rot, { bt: bl, b: "B", t: "L" }, attend).x;
   }
-  const result: DecoderForwardGraph = { graph: g, builder: m };
-  const vocab = options.config.vocabSize + m.addedRows;
+  const result: DecoderForwardGraph = { graph: g, builder: m, hidden: x };
+  let logits3: Value | undefined;
   if (options.outputs !== "loss") {
-    const logits = g.reshape(m.logits(x), g.concat([bl, g.constant([vocab], "int64")], 0));
-    result.logits = g.output(g.refine(logits, ["B", "L", vocab]), "logits");
+    const rows3 = g.refine(g.reshape(m.finalNorm(x), g.concat([bl, g.constant([h], "int64")], 0)), [
+      "B",
+      "L",
+      h,
+    ]);
+    logits3 = g.output(g.refine(m.project(rows3), ["B", "L", vocab]), "logits"); // [B, L, V']
+    result.logits = logits3;
   }
   if (labels && lossMask) {
+    // Loss weight per position: the loss mask where the label is a real token.
     const valid = g.cast(g.greaterOrEqual(labels, g.constant(0, "int32")), "float32");
-    const weight32 = g.mul(lossMask, valid);
+    const weight32 = g.mul(lossMask, valid); // [B, L]
+    // (NonZero has no float64 kernel: positions are found on the float32 weights.)
     const weight = m.dtype === "float64" ? g.cast(weight32, "float64") : weight32;
-    const weightSum = g.reshape(g.reduceSum(weight), [1]);
-    const rows = g.reshape(g.nonZero(g.reshape(weight32, [-1])), [-1]); // [M]
-    const flat = (v: Value) => g.gather(g.reshape(v, [-1]), rows);
-    let picked = m.logits(g.gather(x, rows)); // [M, V']
-    if (options.lossLogitBias) {
-      const bias = g.input(LOSS_LOGIT_BIAS, "float32", ["M", vocab]);
-      picked = g.add(picked, m.dtype === "float64" ? g.cast(bias, "float64") : bias);
+    const weightSum = g.reshape(g.reduceSum(weight), [1]); // [1]
+    let loss: Value;
+    if (logits3) {
+      const where = g.transpose(g.nonZero(weight32), [1, 0]); // [M, 2]: (b, t) with loss
+      const picked = biased(g.gatherND(logits3, where)); // [M, V']
+      loss = m.crossEntropy(
+        picked,
+        g.gatherND(labels, where),
+        g.gatherND(weight, where),
+        weightSum,
+      );
+    } else {
+      const rows = g.reshape(g.nonZero(g.reshape(weight32, [-1])), [-1]); // [M]: rows with loss
+      const flat = (v: Value) => g.gather(g.reshape(v, [-1]), rows); // [M]
+      const picked = biased(m.logits(g.gather(x, rows))); // [M, V']
+      loss = m.crossEntropy(picked, flat(labels), flat(weight), weightSum);
     }
-    const loss = m.crossEntropy(picked, flat(labels), flat(weight), weightSum);
     result.loss = g.output(loss, "loss");
   }
   return result;
@@ -543,18 +800,19 @@ export function buildDecoderForwardGraph(
 
 /**
  * The prefill graph: part A through every layer under the run's attention mode; outputs each
- * layer's keys and values after the rotary embedding, `part_a_key_{i}`/`part_a_value_{i}`
- * [Bp, nkv, La, hd]. Inputs as the forward graph's, over [Bp, La].
+ * layer's keys and values (after the rotary embedding), `part_a_key_{i}`/`part_a_value_{i}`
+ * [Bp, nkv, La, hd]. Inputs as the forward graph's, over [Bp, La] (`sep` is each prompt's real
+ * length; positions past it are right padding, which no real token sees).
  */
 export function buildDecoderPrefillGraph(
   options: DecoderOptions,
 ): { graph: Graph; builder: DecoderBuilder } {
   const g = new Graph(`${options.config.family}_prefill`);
   const m = new DecoderBuilder(g, options);
-  const { inputIds, rope, sep, intra } = sequenceInputs(g, "Bp", "La");
+  const { inputIds, rope, sep, inter, intra } = sequenceInputs(m, "Bp", "La");
   const bl = g.shapeOf(inputIds);
-  let x = m.embed(inputIds, intra);
-  const rot = m.rotary(rope);
+  let x = m.embed(inputIds, inter, intra);
+  const rot = rope ? m.rotary(rope) : null;
   const mask = m.mask(
     options.attention ?? "causal",
     sep,
@@ -568,6 +826,7 @@ export function buildDecoderPrefillGraph(
     g.output(out.v, cacheNames.partAValue(i));
     x = out.x;
   }
+  // The last layer's MLP feeds nothing: drop it.
   g.prune();
   return { graph: g, builder: m };
 }
@@ -597,9 +856,10 @@ export function buildDecoderStepGraph(
   const inputs = stepInputs(m, options.outputs);
   const layout = stepLayout(m, inputs);
   const attend = stepAttend(m, inputs, layout, stepMasks(m, inputs, layout));
-  const intra = g.gather(inputs.positionIds, g.constant(1, "int64"), 1);
-  let x = m.embed(inputs.inputIds, intra); // [N*T, H]
-  const rot = m.rotary(inputs.rope);
+  const inter = g.gather(inputs.positionIds, g.constant(0, "int64"), 1); // [N, T]
+  const intra = g.gather(inputs.positionIds, g.constant(1, "int64"), 1); // [N, T]
+  let x = m.embed(inputs.inputIds, inter, intra); // [N*T, H]
+  const rot = inputs.rope ? m.rotary(inputs.rope) : null;
   for (let i = 0; i < options.config.numLayers; i++) {
     x = m.layer(i, x, rot, { bt: layout.nt, b: "N", t: "T" }, attend).x;
   }
@@ -614,7 +874,7 @@ function stepInputs(m: DecoderBuilder, outputs: StepOutputs) {
   const dtype: DType = m.dtype;
   const inputIds = g.input("input_ids", "int32", ["N", "T"]);
   const positionIds = g.input("position_ids", "int32", ["N", 2, "T"]);
-  const rope = g.input("rope_position_ids", "int32", ["N", "T"]);
+  const rope = m.usesRope ? g.input("rope_position_ids", "int32", ["N", "T"]) : null;
   const sep = g.input("sep", "int32", ["Bp"]);
   const beamIndex = g.input("beam_index", "int32", ["N"]);
   const partA = Array.from({ length: numLayers }, (_, i) => ({

@@ -21,6 +21,7 @@ import {
   type DecoderFamily,
   decoderWeightShapes,
   DEFAULT_INTRA_ROWS,
+  validateDecoderConfig,
 } from "./config.ts";
 import { DECODER_FAMILIES, decoderConfigJson } from "./registry.ts";
 
@@ -60,13 +61,49 @@ export const DECODER_PRESETS: Record<"tiny" | "small", DecoderPreset> = {
   },
 };
 
-/** The configuration of `family` at `preset` for a vocabulary of `vocabSize` rows. */
+/** Preset values a user may override (`init --hidden-size --layers --heads`). */
+export type DecoderShape = Partial<Pick<DecoderPreset, "hiddenSize" | "numLayers" | "numHeads">>;
+
+/**
+ * The preset with `shape`'s values in its place: heads of hidden / heads each, the preset's
+ * query heads per key/value head where they divide the heads (else one each), and the MLP width
+ * scaled with the hidden size. Without `shape` the preset as it is.
+ */
+export function reshapedPreset(p: DecoderPreset, shape: DecoderShape = {}): DecoderPreset {
+  if (Object.values(shape).every((v) => v === undefined)) return p;
+  const hiddenSize = shape.hiddenSize ?? p.hiddenSize;
+  const numHeads = shape.numHeads ?? p.numHeads;
+  const groups = p.numHeads / p.numKvHeads;
+  return {
+    hiddenSize,
+    numLayers: shape.numLayers ?? p.numLayers,
+    numHeads,
+    numKvHeads: numHeads % groups === 0 ? numHeads / groups : numHeads,
+    headDim: hiddenSize / numHeads,
+    intermediateSize: Math.max(1, Math.round((p.intermediateSize * hiddenSize) / p.hiddenSize)),
+    tokenizerVocab: p.tokenizerVocab,
+  };
+}
+
+/**
+ * The configuration of `family` at `preset` (with `shape`'s values in place of the preset's)
+ * for a vocabulary of `vocabSize` rows.
+ */
 export function decoderPresetConfig(
   family: DecoderFamily,
   preset: keyof typeof DECODER_PRESETS,
   vocabSize: number,
+  shape: DecoderShape = {},
 ): DecoderConfig {
-  const p = DECODER_PRESETS[preset];
+  const reshaped = Object.values(shape).some((v) => v !== undefined);
+  if (reshaped) {
+    const hidden = shape.hiddenSize ?? DECODER_PRESETS[preset].hiddenSize;
+    const heads = shape.numHeads ?? DECODER_PRESETS[preset].numHeads;
+    if (hidden % heads !== 0) {
+      throw new RangeError(`the heads (${heads}) must divide the hidden size (${hidden})`);
+    }
+  }
+  const p = reshapedPreset(DECODER_PRESETS[preset], shape);
   const traits = DECODER_FAMILIES[family];
   const qwen = family === "qwen2" || family === "qwen3";
   return {
@@ -77,11 +114,13 @@ export function decoderPresetConfig(
     numLayers: p.numLayers,
     numHeads: p.numHeads,
     numKvHeads: p.numKvHeads,
-    headDim: family === "qwen2" || family === "llama" ? p.hiddenSize / p.numHeads : p.headDim,
+    headDim: family === "qwen2" || family === "llama" || reshaped
+      ? p.hiddenSize / p.numHeads
+      : p.headDim,
     rmsNormEps: 1e-6,
     ropeTheta: qwen ? 1_000_000 : family === "llama" ? 500_000 : 10_000,
     rotaryDim: family === "glm"
-      ? p.headDim / 2
+      ? 2 * Math.floor(p.headDim / 4)
       : (family === "qwen3" ? p.headDim : p.hiddenSize / p.numHeads),
     ropeStyle: traits.ropeStyle,
     ropeScaling: null,
@@ -119,6 +158,8 @@ export interface InitDecoderOptions {
   /** Replace `out` even when init did not write it (lib/io/safe_output.ts). */
   force?: boolean;
   seed?: number;
+  /** Values in place of the preset's (hidden size, layers, heads). */
+  shape?: DecoderShape;
   progress?: (message: string) => void;
 }
 
@@ -137,10 +178,14 @@ export async function initDecoder(
     specialTokens: ["[PAD]"],
     say,
   });
-  const config = decoderPresetConfig(
-    options.family,
-    options.preset,
-    tokenizerIdCount(tokenizer.json, tokenizer.file),
+  const config = validateDecoderConfig(
+    decoderPresetConfig(
+      options.family,
+      options.preset,
+      tokenizerIdCount(tokenizer.json, tokenizer.file),
+      options.shape,
+    ),
+    `preset ${options.preset}`,
   );
   const rng = Rng.derive(options.seed ?? 0, `init ${options.family}`);
   const shapes = decoderWeightShapes(config);

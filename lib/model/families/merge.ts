@@ -1,20 +1,20 @@
 /**
- * `pretrain --merge` for the decoder families: the base weights with the adapter merged in
- * (W + (alpha / r) B A), written as a model directory in the Hugging Face layout that this toolkit
- * and transformers both read: the special-token rows joined onto `model.embed_tokens.weight` (and
- * an untied `lm_head.weight`) with `vocab_size` grown to match, the trained intra-position table
- * as the extra tensor `model.intra_position_embeddings.weight` (transformers ignores it with a
- * warning), and the attention rule under `recsysllm` in `config.json`. Float32, so the merge is
- * not rounded again.
+ * Writing a model directory of any family in the Hugging Face layout that this toolkit (and, for
+ * the decoders, transformers) reads: `pretrain --merge` (the base weights with the adapter merged
+ * in, W + (alpha / r) B A) and a run that trained every weight. The special-token rows are joined
+ * onto the embedding (and an untied head) with `vocab_size` grown to match; a rotary family's
+ * trained intra-position table goes in as the extra tensor `model.intra_position_embeddings.weight`
+ * (transformers ignores it with a warning), and the attention rule under `recsysllm` in
+ * `config.json`. Float32, so the merge is not rounded again.
  *
  * @module
  */
 
 import { join } from "node:path";
-import { buildDirAtomic } from "../../io/atomic.ts";
+import { buildDirAtomic, writeFileAtomic } from "../../io/atomic.ts";
+import { writeSafetensors } from "../safetensors.ts";
 import type { Weights } from "../weights.ts";
-import { writeCheckpoint } from "./checkpoint.ts";
-import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE } from "./config.ts";
+import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE, weightNames } from "./config.ts";
 import { ADDED_ROWS, type AttentionMode } from "./decoder.ts";
 import { decoderConfigJson } from "./registry.ts";
 
@@ -26,47 +26,69 @@ function joinRows(table: Float32Array, added: Float32Array | undefined): Float32
   return out;
 }
 
-/** Writes the merged model directory `dir` (replaced atomically). */
-export async function writeMergedDecoder(
+/** How a model directory is written. */
+export interface WriteModelOptions {
+  /** Special-token rows past the checkpoint's vocabulary (in `weights` as the added rows). */
+  addedRows: number;
+  /** The attention rule the weights were trained with. */
+  attention: AttentionMode;
+  /** The tokenizer copied beside the weights. */
+  tokenizerFile: string;
+}
+
+/**
+ * Writes the model files (`config.json`, `model.safetensors`, `tokenizer.json`, each atomically)
+ * into the existing directory `dir`; returns the configuration written (the vocabulary grown by
+ * the added rows).
+ */
+export async function writeModelFiles(
   dir: string,
   config: DecoderConfig,
-  merged: Weights,
-  options: { addedRows: number; attention: AttentionMode; tokenizerFile: string },
+  weights: Weights,
+  options: WriteModelOptions,
 ): Promise<DecoderConfig> {
   const grown: DecoderConfig = {
     ...config,
     vocabSize: config.vocabSize + options.addedRows,
     attention: options.attention,
   };
+  const names = weightNames(config);
   const tensor = (name: string): Float32Array => {
-    if (name === "model.embed_tokens.weight") {
-      return joinRows(merged.get(name)!, merged.get(ADDED_ROWS.embed));
+    if (name === names.embed) return joinRows(weights.get(name)!, weights.get(ADDED_ROWS.embed));
+    if (name === names.head && !config.tieWordEmbeddings) {
+      return joinRows(weights.get(name)!, weights.get(ADDED_ROWS.head));
     }
-    if (name === "lm_head.weight") return joinRows(merged.get(name)!, merged.get(ADDED_ROWS.head));
-    const data = merged.get(name);
-    if (!data) throw new Error(`writeMergedDecoder: weight ${name} is missing`);
+    const data = weights.get(name);
+    if (!data) throw new Error(`writeModelFiles: weight ${name} is missing`);
     return data;
   };
-  const sources = [...decoderWeightShapes(grown)].map(([name, shape]) => ({
-    name,
-    shape,
-    data: () => tensor(name),
-  }));
-  const intra = merged.get(INTRA_TABLE);
-  if (intra) {
-    sources.push({
-      name: INTRA_TABLE,
-      shape: [config.intraRows, config.hiddenSize],
-      data: () => intra,
-    });
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, shape] of decoderWeightShapes(grown)) {
+    tensors[name] = { shape, data: tensor(name) };
   }
+  const intra = weights.get(INTRA_TABLE);
+  if (intra && !(INTRA_TABLE in tensors)) {
+    tensors[INTRA_TABLE] = { shape: [config.intraRows, config.hiddenSize], data: intra };
+  }
+  await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+  await writeFileAtomic(
+    join(dir, "config.json"),
+    JSON.stringify(decoderConfigJson(grown), null, 2) + "\n",
+  );
+  await writeFileAtomic(join(dir, "tokenizer.json"), await Deno.readFile(options.tokenizerFile));
+  return grown;
+}
+
+/** Writes the merged model directory `dir` (replaced atomically). */
+export async function writeMergedDecoder(
+  dir: string,
+  config: DecoderConfig,
+  merged: Weights,
+  options: WriteModelOptions,
+): Promise<DecoderConfig> {
+  let grown: DecoderConfig = config;
   await buildDirAtomic(dir, async (tmp) => {
-    await Deno.writeTextFile(
-      join(tmp, "config.json"),
-      JSON.stringify(decoderConfigJson(grown), null, 2) + "\n",
-    );
-    await Deno.copyFile(options.tokenizerFile, join(tmp, "tokenizer.json"));
-    await writeCheckpoint(tmp, sources, { format: "F32" });
+    grown = await writeModelFiles(tmp, config, merged, options);
   });
   return grown;
 }

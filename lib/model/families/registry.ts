@@ -17,6 +17,7 @@
  */
 
 import { inputError } from "../../errors.ts";
+import { configJson, glmConfigOf } from "../config.ts";
 import {
   type Biases,
   type DecoderConfig,
@@ -285,6 +286,7 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
 
 /** The `config.json` object of `c`, in its family's Hugging Face keys. */
 export function decoderConfigJson(c: DecoderConfig): Record<string, unknown> {
+  if (c.family === "thudm_glm") return configJson(glmConfigOf(c));
   const traits = DECODER_FAMILIES[c.family];
   const json: Record<string, unknown> = {
     architectures: [traits.architecture],
