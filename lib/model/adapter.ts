@@ -66,19 +66,23 @@ export const ADAPTER_FILES = {
  * in `recsysllm_adapter.json` (older adapters: under `recsysllm` in `adapter_config.json`).
  */
 export interface MethodSettings {
+  /** The attention rule the adapter was trained with (`prefix` or `causal`). */
   attention: AttentionMode;
+  /** R: rows of the intra-position table the adapter carries. */
   intraRows: number;
+  /** Special-token rows past the base model's vocabulary that the adapter carries. */
   addedRows: number;
 }
 
 /** A LoRA adapter: its configuration and its tensors by PEFT name. */
 export interface Adapter {
+  /** Rank, alpha, dropout and targets (`adapter_config.json`). */
   lora: LoraConfig;
   /** LoRA tensors by PEFT name; for decoders also the method's tensors by their model names. */
   weights: Map<string, Float32Array>;
   /** `base_model_name_or_path` of the config, when known. */
   baseModel?: string;
-  /** Decoder families only. */
+  /** The method's settings and tensors beside the LoRA (decoder families only). */
   method?: MethodSettings;
   /** The identity of the base model it was trained on (recorded on save, read on load). */
   base?: ModelIdentity;

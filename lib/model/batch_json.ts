@@ -13,7 +13,9 @@ import type { GlmConfig } from "./config.ts";
 
 /** A batch from JSON; labels and loss mask are absent when the file has neither. */
 export interface JsonBatch extends Omit<Batch, "labels" | "lossMask"> {
+  /** [B, L]: the next token to predict, -100 where there is no loss (when the file has `labels`). */
   labels?: Int32Array;
+  /** [B, L]: 1 where a position's loss counts, 0 elsewhere (when the file has `loss_mask`). */
   lossMask?: Float32Array;
   /** [B, L] rotary positions (decoder families, docs/method.md section 11), when present. */
   ropePositionIds?: Int32Array;

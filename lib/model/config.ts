@@ -29,9 +29,13 @@ export interface GlmConfig {
 
 /** A preset: the model's shape and the vocabulary size of the tokenizer `init` trains for it. */
 export interface Preset {
+  /** H: width of every layer. */
   hiddenSize: number;
+  /** L: number of layers. */
   numLayers: number;
+  /** Attention heads; divide hiddenSize. */
   numHeads: number;
+  /** Longest sequence the model's position tables cover. */
   maxSequenceLength: number;
   /** Vocabulary size the tokenizer is trained to (before special tokens are appended). */
   tokenizerVocab: number;
@@ -220,7 +224,7 @@ export function weightShapes(config: GlmConfig): Map<string, number[]> {
  *
  * @example
  * ```ts
- *  * const c = glmDecoderConfig(presetConfig("tiny", 8006));
+ * const c = glmDecoderConfig(presetConfig("tiny", 8006));
  * c.family; // "thudm_glm"
  * c.intermediateSize; // 1024
  * ```

@@ -15,7 +15,9 @@ import { glmConfigOf } from "./config.ts";
 
 /** A base model's identity: hashes of its config and weights (hex). */
 export interface ModelIdentity {
+  /** SHA-256 (hex) of the normalised config, keys sorted. */
   config_sha256: string;
+  /** SHA-256 (hex) of every tensor's name and float32 data, names sorted. */
   weights_sha256: string;
 }
 

@@ -13,7 +13,7 @@ import { glmDecoderConfig } from "./config.ts";
 import { loadDecoder } from "./families/checkpoint.ts";
 import type { DecoderConfig } from "./families/config.ts";
 import { addedRowCount, addSpecialRows } from "./families/special.ts";
-import { modelArchitecture } from "./families/registry.ts";
+import { type Architecture, modelArchitecture } from "./families/registry.ts";
 import { loadModel } from "./weights.ts";
 import type { Weights } from "./weights.ts";
 
@@ -37,11 +37,12 @@ export interface AnyModel {
 export interface LoadAnyOptions {
   /** Ids the tokenizer needs (its vocabulary and appended special tokens). */
   tokenizerIds: number;
+  /** Called with a one-line message ("loading 3/40: name") as each weight tensor is read. */
   progress?: (message: string) => void;
 }
 
 /** Reads `dir/config.json` just far enough to tell the architecture. */
-export async function architectureOf(dir: string) {
+export async function architectureOf(dir: string): Promise<Architecture> {
   const path = join(dir, "config.json");
   let json: unknown;
   try {

@@ -68,8 +68,11 @@ export const TARGET_ALIASES: Record<string, string> = {
 
 /** A family's LoRA targets: PEFT names to module kinds, the default, the accepted aliases. */
 export interface LoraTargetTable {
+  /** PEFT module name (`query_key_value`, `q_proj`, ...) to the linear it adapts. */
   targets: Record<string, LinearKind>;
+  /** The targets an empty target list means (PEFT names). */
   defaults: readonly string[];
+  /** Short names accepted on the command line, to PEFT names. */
   aliases: Record<string, string>;
 }
 
@@ -131,9 +134,13 @@ export function resolveLoraTargets(config: AnyConfig, targets: readonly string[]
 export interface LoraModule {
   /** `glm.transformer.layers.0.attention.query_key_value`. */
   module: string;
+  /** Index of the layer the module sits in (0-based). */
   layer: number;
+  /** Which linear of the layer it is. */
   kind: LinearKind;
+  /** Input width of the adapted linear (columns of lora_A). */
   inFeatures: number;
+  /** Output width of the adapted linear (rows of lora_B). */
   outFeatures: number;
   /** `base_model.model.{module}.lora_A.weight`: [r, in]. */
   a: string;

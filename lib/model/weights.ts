@@ -32,8 +32,11 @@ export async function loadWeights(path: string, config: GlmConfig): Promise<Weig
 
 /** A model directory's config and weights (`config.json`, `model.safetensors`). */
 export interface LoadedModel {
+  /** The model directory it was loaded from. */
   dir: string;
+  /** The GLM configuration from `config.json`. */
   config: GlmConfig;
+  /** Every weight by checkpoint name, float32. */
   weights: Weights;
 }
 

@@ -102,14 +102,19 @@ export interface LinearContext {
   g: Graph;
   /** The full module name: `model.layers.0.self_attn.q_proj`. */
   module: string;
+  /** Index of the layer (0-based). */
   layer: number;
+  /** Which linear of the layer it is. */
   kind: LinearKind;
   /** The input activations: [N, inFeatures]. */
   x: Value;
+  /** Input width of the linear. */
   inFeatures: number;
+  /** Output width of the linear. */
   outFeatures: number;
-  /** The module's weight [out, in] and bias [out] (null where the family has none). */
+  /** The module's weight: [out, in]. */
   weight: Value;
+  /** The module's bias [out], or null where the family has none. */
   bias: Value | null;
   /** The float type of the graph (constants a hook adds should use it). */
   dtype: "float32" | "float64";
