@@ -3,11 +3,14 @@
 // random batches with rotary positions.
 import type { Batch } from "../../lib/collate/types.ts";
 import {
+  blockOf,
   type DecoderConfig,
   type DecoderFamily,
   decoderWeightShapes,
+  type FamilyName,
   INTRA_TABLE,
 } from "../../lib/model/families/config.ts";
+import { glmDecoderConfig } from "../../lib/model/config.ts";
 import { ADDED_ROWS } from "../../lib/model/families/decoder.ts";
 import { ropePositionIds } from "../../lib/model/families/positions.ts";
 import { parseDecoderConfig } from "../../lib/model/families/registry.ts";
@@ -53,6 +56,22 @@ export const TINY: Record<DecoderFamily, DecoderConfig> = Object.fromEntries(
   Object.entries(TINY_JSON).map(([k, v]) => [k, parseDecoderConfig(v, `tiny ${k}`)]),
 ) as Record<DecoderFamily, DecoderConfig>;
 
+/**
+ * Every family as a row: the tiny decoders and a tiny THUDM GLM of the same width, normalised
+ * as the loader normalises it.
+ */
+export const FAMILY_TABLE: Record<FamilyName, DecoderConfig> = {
+  thudm_glm: glmDecoderConfig({
+    vocabSize: 29,
+    hiddenSize: 16,
+    numLayers: 2,
+    numHeads: 4,
+    maxSequenceLength: 63,
+    layernormEpsilon: 1e-5,
+  }),
+  ...TINY,
+};
+
 /** Noisy weights: matrices std 0.3, norms around 1, biases std 0.1; optional intra table/rows. */
 export function noisyDecoderWeights(
   config: DecoderConfig,
@@ -62,7 +81,10 @@ export function noisyDecoderWeights(
   const rng = new Rng(seed);
   const weights: Weights = new Map();
   const shapes = decoderWeightShapes(config);
-  if (extra.intra) shapes.set(INTRA_TABLE, [config.intraRows, config.hiddenSize]);
+  // GLM's position tables are its own weights; a rotary family's intra table is the method's.
+  if (extra.intra && blockOf(config).positions === "rotary") {
+    shapes.set(INTRA_TABLE, [config.intraRows, config.hiddenSize]);
+  }
   if (extra.addedRows) {
     shapes.set(ADDED_ROWS.embed, [extra.addedRows, config.hiddenSize]);
     if (!config.tieWordEmbeddings) {
