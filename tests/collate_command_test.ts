@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -6,18 +7,12 @@ const DATA = `${ROOT}fixtures/collate`;
 const TOKENIZER = `${ROOT}fixtures/tokenizer/tokenizer.json`;
 
 async function collate(...args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "collate", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const out = new TextDecoder().decode(stdout);
+  const { code, stdout: out, stderr: err } = await runCliProcess(["collate", ...args]);
   return {
     code,
     lines: out.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)),
     out,
-    err: new TextDecoder().decode(stderr),
+    err,
   };
 }
 

@@ -1,18 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { demoStages, demoVerdict } from "../lib/demo/plan.ts";
+import { type CliRun, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function demo(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "demo", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+function demo(...args: string[]): Promise<CliRun> {
+  return runCliProcess(["demo", ...args]);
 }
 
 Deno.test("the demo runs every stage end to end and ends with the results table", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./helpers/cli.ts";
+import { runCli, runCliProcess } from "./helpers/cli.ts";
 import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
 import { checkPredictionLine } from "../lib/eval/predictions.ts";
 import type { InferLine } from "../lib/generate/mod.ts";
@@ -184,31 +184,22 @@ Deno.test("an adapter merged at load predicts as the model with the merged weigh
 });
 
 Deno.test("--out - writes the lines to stdout", async () => {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "infer",
-      "--quiet",
-      "--device",
-      "cpu",
-      "--model",
-      MODEL,
-      "--data",
-      DATA,
-      "--tasks",
-      "rating",
-      "--out",
-      "-",
-    ],
-    cwd: new URL("..", import.meta.url).pathname,
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const { code, stdout, stderr } = await cmd.output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  const lines = new TextDecoder().decode(stdout).trim().split("\n").map((l) => JSON.parse(l));
+  const { code, stdout, stderr } = await runCliProcess([
+    "infer",
+    "--quiet",
+    "--device",
+    "cpu",
+    "--model",
+    MODEL,
+    "--data",
+    DATA,
+    "--tasks",
+    "rating",
+    "--out",
+    "-",
+  ]);
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(
     lines.map((l) => l.id),
     records.filter((r) => r.task === "rating").map((r) => r.id),

@@ -11,21 +11,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
+import { cliCommand } from "./helpers/cli.ts";
+import { type ProcessRun, runProcess, startProcess } from "./helpers/process.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
-function has(launcher: string): boolean {
+async function has(launcher: string): Promise<boolean> {
   try {
-    return new Deno.Command(launcher, { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
+    return (await runProcess([launcher, "--version"])).code === 0;
   } catch {
     return false;
   }
 }
 
-const MPI = has("mpirun");
+const MPI = await has("mpirun");
 /** MPICH's launcher, where Debian's mpich is installed beside Open MPI (optional). */
-const MPICH = has("mpirun.mpich");
+const MPICH = await has("mpirun.mpich");
 if (!MPI) {
   console.error(
     "parallel_mpi_test: skipped: mpirun is not installed (apt-get install openmpi-bin; .ci/run " +
@@ -33,7 +34,7 @@ if (!MPI) {
   );
 }
 
-const PRETRAIN = [Deno.execPath(), "run", "-A", "main.ts", "pretrain"];
+const PRETRAIN = cliCommand(["pretrain"]);
 /** Open MPI in a container: run as root, more ranks than cores, no ptrace-based copies. */
 const MPI_ENV = {
   OMPI_MCA_btl_vader_single_copy_mechanism: "none",
@@ -41,29 +42,15 @@ const MPI_ENV = {
   NO_COLOR: "1",
 };
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** A launch that hangs (a container whose network MPI cannot set up) fails instead. */
 const LIMIT_MS = 300_000;
 
-async function run(command: string[]): Promise<Ran> {
-  const out = await new Deno.Command(command[0], {
-    args: command.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-    env: MPI_ENV,
-    signal: AbortSignal.timeout(LIMIT_MS),
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function run(command: string[]): Promise<ProcessRun> {
+  return runProcess(command, { env: MPI_ENV, timeoutMs: LIMIT_MS });
 }
 
 /** `mpirun` with one application context per entry (MPMD: `-np 1 A : -np 1 B`). */
-function mpirun(...ranks: string[][]): Promise<Ran> {
+function mpirun(...ranks: string[][]): Promise<ProcessRun> {
   const contexts = ranks.flatMap((args, i) => [...(i > 0 ? [":"] : []), "-np", "1", ...args]);
   return run(["mpirun", "--allow-run-as-root", "--oversubscribe", ...contexts]);
 }
@@ -144,11 +131,7 @@ Deno.test({
       "stopped on one process, resumed on two: the uninterrupted run's adapter",
       async () => {
         const cut = join(dir, "cut");
-        const child = new Deno.Command(PRETRAIN[0], {
-          args: lora(cut).slice(1),
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
+        const child = startProcess(lora(cut));
         while ((await readMetrics(join(cut, "metrics.jsonl"))).length < 3) {
           await new Promise((r) => setTimeout(r, 5));
         }

@@ -9,20 +9,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadModel } from "../lib/model/weights.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
+import { type CliRun, startCli } from "./helpers/cli.ts";
+import type { TestProcess } from "./helpers/process.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
-function pretrain(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "pretrain", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+function pretrain(args: string[]): TestProcess {
+  return startCli(["pretrain", ...args]);
 }
 
-async function finish(child: Deno.ChildProcess): Promise<{ code: number; stderr: string }> {
-  const out = await child.output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+function finish(child: TestProcess): Promise<CliRun> {
+  return child.result();
 }
 
 /** Starts a run and kills it with SIGKILL once its metrics file has at least `lines` lines. */

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LockedError, OutputLock } from "../lib/io/lock.ts";
-import { runCli } from "./helpers/cli.ts";
+import { runCli, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { GOLDEN_CASES } from "./helpers/textualize.ts";
 import { smallConfig, writeSmallModel } from "./helpers/train.ts";
@@ -51,16 +51,10 @@ Deno.test("--out naming the current directory, a parent of it, the home director
     const tree = await userTree(dir);
     // A separate process: the current directory and HOME are its own.
     const cli = (out: string) =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          ...["run", "-A", "--quiet", `--config=${join(ROOT, "deno.json")}`, join(ROOT, "main.ts")],
-          ...["textualize", ...CSV, `--out=${out}`, "--force"],
-        ],
+      runCliProcess(["textualize", ...CSV, `--out=${out}`, "--force"], {
         cwd: tree.project,
-        env: { HOME: tree.home, NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+        env: { HOME: tree.home },
+      });
     for (
       const [out, what] of [
         [".", /--out \. is the current directory/],
@@ -70,7 +64,7 @@ Deno.test("--out naming the current directory, a parent of it, the home director
       ] as const
     ) {
       const run = await cli(out);
-      const stderr = new TextDecoder().decode(run.stderr);
+      const stderr = run.stderr;
       assert.equal(run.code, 1, stderr);
       assert.equal(stderr.trim().split("\n").length, 1, stderr);
       assert.match(stderr, what);

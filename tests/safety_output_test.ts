@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { removeStaleTemporaries, replaceWith, writeFileAtomic } from "../lib/io/atomic.ts";
 import { LockedError, lockPath, OutputLock } from "../lib/io/lock.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
-import { runCli } from "./helpers/cli.ts";
+import { runCli, runCliProcess, startCli } from "./helpers/cli.ts";
+import { startProcess, type TestProcess } from "./helpers/process.ts";
 import { fileVersion } from "./helpers/safety_child.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -30,21 +31,9 @@ async function names(dir: string): Promise<string[]> {
 }
 
 /** Starts the child in `mode` on `path` and waits until it says it is under way. */
-async function startChild(mode: string, path: string): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, mode, path],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`child ${mode} ended before it was ready`);
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
+async function startChild(mode: string, path: string): Promise<TestProcess> {
+  const child = startProcess([Deno.execPath(), "run", "-A", CHILD, mode, path]);
+  await child.waitFor("ready");
   return child;
 }
 
@@ -186,17 +175,12 @@ Deno.test("a second run on a locked output is refused with the holder's PID; a d
 Deno.test("two textualize processes on one output at once: one writes it, the other is refused", () =>
   withTempDir(async (dir) => {
     const out = join(dir, "data");
-    const main = new URL("../main.ts", import.meta.url).pathname;
-    const args = ["run", "-A", main, "textualize", "--format=csv", "--quiet", `--out=${out}`];
+    const args = ["textualize", "--format=csv", "--quiet", `--out=${out}`];
     for (const f of ["interactions", "users", "items"]) {
       args.push(`--${f === "interactions" ? "input" : f}=fixtures/demo/${f}.csv`);
     }
-    const runs = await Promise.all(
-      [0, 1].map(() =>
-        new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "piped" }).output()
-      ),
-    );
-    const stderr = runs.map((r) => new TextDecoder().decode(r.stderr));
+    const runs = await Promise.all([0, 1].map(() => runCliProcess(args)));
+    const stderr = runs.map((r) => r.stderr);
     assert.deepEqual(runs.map((r) => r.code).sort(), [0, 1], stderr.join("\n"));
     assert.match(
       stderr[runs.findIndex((r) => r.code === 1)],
@@ -234,7 +218,7 @@ Deno.test("what a kill -9 left (temporaries, the lock) is removed by the next ru
   }));
 
 /** Waits a random time, then kills `child` with SIGKILL. */
-async function killAtRandom(child: Deno.ChildProcess, maxMs: number): Promise<void> {
+async function killAtRandom(child: TestProcess, maxMs: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, Math.random() * maxMs));
   child.kill("SIGKILL");
   await child.status;
@@ -334,13 +318,11 @@ Deno.test("Ctrl-C during a real textualize leaves nothing behind, and the old ou
     const out = join(dir, "data");
     assert.equal((await textualize(out)).code, 0);
     const manifest = await Deno.readTextFile(join(out, "manifest.json"));
-    const main = new URL("../main.ts", import.meta.url).pathname;
-    const args = ["run", "-A", main, "textualize", "--format=csv", "--quiet", `--out=${out}`];
+    const args = ["textualize", "--format=csv", "--quiet", `--out=${out}`];
     for (const f of ["interactions", "users", "items"]) {
       args.push(`--${f === "interactions" ? "input" : f}=fixtures/demo/${f}.csv`);
     }
-    const child = new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "null" })
-      .spawn();
+    const child = startCli(args);
     await waitFor(dir, (n) => n.startsWith(".data.tmp-"));
     child.kill("SIGINT");
     assert.equal((await child.status).code, 130);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { removeStaleTemporaries } from "../lib/io/atomic.ts";
 import { FAULT_POINTS } from "../lib/io/fault.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
+import { startProcess } from "./helpers/process.ts";
 import { dirVersion } from "./helpers/safety_child.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -47,12 +48,9 @@ for (const signal of ["SIGTERM", "SIGINT", "SIGKILL"] as const) {
         const out = join(dir, point);
         const at = `${signal} at ${point}`;
         await writeVersion(out, 1);
-        const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", "-A", CHILD, "replace-dir", out],
+        const child = startProcess([Deno.execPath(), "run", "-A", CHILD, "replace-dir", out], {
           env: { RECSYSLLM_FAULT: `${point}:${signal}` },
-          stdout: "null",
-          stderr: "inherit",
-        }).spawn();
+        });
         assert.equal((await child.status).code, EXIT[signal], at);
         const left = (await names(dir)).filter((n) => n.startsWith(`.${point}`));
         if (signal === "SIGKILL") {

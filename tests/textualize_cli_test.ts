@@ -5,18 +5,12 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fixture, GOLDEN_CASES, ROOT } from "./helpers/textualize.ts";
+import { type CliRun, runCliProcess } from "./helpers/cli.ts";
+import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "main.ts"), "textualize", ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+function cli(args: string[]): Promise<CliRun> {
+  return runCliProcess(["textualize", ...args]);
 }
 
 Deno.test("textualize prints a JSON summary on stdout and a human line on stderr", async () => {
