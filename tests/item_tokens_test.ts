@@ -24,6 +24,7 @@ import { searchItems } from "../lib/generate/items.ts";
 import { loadForInference } from "../lib/generate/load.ts";
 import { initModel } from "../lib/model/init.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
 const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
@@ -57,8 +58,7 @@ const isEntity = (s: Segment): s is EntitySegment =>
   typeof (s as EntitySegment).entity === "string";
 
 Deno.test("item tokens round-trip: textualize -> tokenize -> collate -> trie, every item entity starts with its own token", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const plain = await demoData(join(dir, "plain"), "none");
     const data = await demoData(join(dir, "title"), "title");
     // The records are the same; only the manifest says how items are tokenized.
@@ -137,14 +137,11 @@ Deno.test("item tokens round-trip: textualize -> tokenize -> collate -> trie, ev
     // `only`: the item token alone.
     const only = withItemTokens(base, await demoData(join(dir, "only"), "only"));
     for (const e of items) assert.deepEqual(Array.from(encodeEntity(only, e.entity)).length, 1);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exact ranking gives the exhaustive beam search's top-k under the trie's softmax (random GLM with item rows)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const data = await demoData(join(dir, "data"), "title");
     // init draws the item rows: vocab_size = the tokenizer's ids + one per item.
     const model = join(dir, "model");
@@ -215,7 +212,5 @@ Deno.test("exact ranking gives the exhaustive beam search's top-k under the trie
     } finally {
       await decoder.release();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

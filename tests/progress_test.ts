@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { train } from "../lib/train/trainer.ts";
+import { runProcess } from "./helpers/process.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -16,13 +17,13 @@ const PROGRESS = new URL("../lib/io/progress.ts", import.meta.url).href;
 
 /** Runs `code` (with `Progress` imported) in a child; returns its stderr lines. */
 async function stderrOf(code: string): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", `import { Progress } from "${PROGRESS}";\n${code}`],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stderr).split("\n").filter((l) => l !== "");
+  const out = await runProcess([
+    Deno.execPath(),
+    "eval",
+    `import { Progress } from "${PROGRESS}";\n${code}`,
+  ]);
+  assert.ok(out.code === 0, out.stderr);
+  return out.stderr.split("\n").filter((l) => l !== "");
 }
 
 Deno.test("a reporter repeats its latest message while a phase is silent, and stops at done", async () => {

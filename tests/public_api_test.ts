@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runProcess } from "./helpers/process.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -30,14 +31,13 @@ Deno.test("deno.json exports main.ts and one entry per lib/*/mod.ts", () => {
 
 Deno.test("deno doc --lint is clean for every exported module", async () => {
   const targets = Object.values(exportsMap());
-  const { code, stderr, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["doc", "--lint", ...targets],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const report = new TextDecoder().decode(stderr) + new TextDecoder().decode(stdout);
+  const { code, stderr, stdout } = await runProcess(
+    [Deno.execPath(), "doc", "--lint", ...targets],
+    {
+      cwd: ROOT,
+    },
+  );
+  const report = stderr + stdout;
   // The first problems are enough to say which symbols need documentation or an export.
   const problems = report.split("\n").filter((l) => /^error|-->/.test(l)).slice(0, 40).join("\n");
   assert.equal(code, 0, `deno doc --lint ${targets.join(" ")} found problems:\n${problems}`);

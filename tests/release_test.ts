@@ -10,27 +10,19 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stub } from "../tools/release.ts";
+import { type ProcessRun, runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const denoConfig = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 
-async function run(
+function run(
   cmd: string,
   args: string[],
   options: { env?: Record<string, string>; cwd?: string } = {},
-) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    env: options.env,
-    cwd: options.cwd,
-    clearEnv: options.env !== undefined,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+): Promise<ProcessRun> {
+  return runProcess([cmd, ...args], { ...options, clearEnv: options.env !== undefined });
 }
 
 async function canUnshare(): Promise<boolean> {

@@ -12,6 +12,7 @@ import {
   gpuDeviceProblem,
   webgpuProblem,
 } from "../lib/runtime/providers.ts";
+import { runProcess } from "./helpers/process.ts";
 import { elfSharedObject, type ElfSpec } from "./helpers/elf_writer.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -37,9 +38,7 @@ Deno.test("the ELF reader lists what readelf lists for the system's own librarie
     assert.ok(ours.needed.includes("libc.so.6"), `${path}: ${ours.needed}`);
     let text: string;
     try {
-      const out = await new Deno.Command("readelf", { args: ["-d", path], stdout: "piped" })
-        .output();
-      text = new TextDecoder().decode(out.stdout);
+      text = (await runProcess(["readelf", "-d", path])).stdout;
     } catch {
       continue; // no binutils: the libc.so.6 check above still ran
     }
@@ -161,16 +160,13 @@ Deno.test("auto skips WebGPU, quietly, where no GPU device node exists (software
     const s = await Session.create(g, { device: "auto" });
     console.log(s.device);
   `;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", code],
+  const out = await runProcess([Deno.execPath(), "eval", code], {
     env: Object.fromEntries(
       Object.entries(Deno.env.toObject()).filter(([k]) => k !== "RECSYSLLM_ORT_LOG"),
     ),
     clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.ok(out.success, stderr);
-  if (new TextDecoder().decode(out.stdout).trim() === "cpu") assert.equal(stderr, "");
+  });
+  const stderr = out.stderr;
+  assert.ok(out.code === 0, stderr);
+  if (out.stdout.trim() === "cpu") assert.equal(stderr, "");
 });

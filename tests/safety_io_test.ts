@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { IoError, toIoError } from "../lib/io/io_error.ts";
 import { errorReport } from "../main.ts";
 import { runCli } from "./helpers/cli.ts";
+import { runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 
@@ -27,16 +28,15 @@ async function tmpfs(dir: string, size: string, ro = false): Promise<string | un
   if (!isRoot || Deno.build.os !== "linux") return undefined;
   const at = join(dir, `mnt-${size}${ro ? "-ro" : ""}`);
   await Deno.mkdir(at);
-  const { success } = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `${ro ? "ro," : ""}size=${size}`, "tmpfs", at],
-    stderr: "null",
-  }).output();
-  return success ? at : undefined;
+  const { code } = await runProcess(
+    ["mount", "-t", "tmpfs", "-o", `${ro ? "ro," : ""}size=${size}`, "tmpfs", at],
+  );
+  return code === 0 ? at : undefined;
 }
 
 async function unmount(at: string): Promise<void> {
-  const { success } = await new Deno.Command("umount", { args: [at], stderr: "null" }).output();
-  if (!success) await new Deno.Command("umount", { args: ["-l", at] }).output();
+  const { code } = await runProcess(["umount", at]);
+  if (code !== 0) await runProcess(["umount", "-l", at]);
 }
 
 async function names(dir: string): Promise<string[]> {
@@ -229,13 +229,12 @@ Deno.test("a read-only file system and a directory without write permission exit
     await Deno.mkdir(locked);
     let undo: () => Promise<unknown>;
     if (isRoot) {
-      const set = await new Deno.Command("chattr", { args: ["+i", locked], stderr: "null" })
-        .output().catch(() => ({ success: false }));
-      if (!set.success) {
+      const set = await runProcess(["chattr", "+i", locked]).catch(() => ({ code: -1 }));
+      if (set.code !== 0) {
         console.log("permission denied: skipped (root, and chattr +i is not available here)");
         return;
       }
-      undo = () => new Deno.Command("chattr", { args: ["-i", locked] }).output();
+      undo = () => runProcess(["chattr", "-i", locked]);
     } else {
       await Deno.chmod(locked, 0o555);
       undo = () => Deno.chmod(locked, 0o755);

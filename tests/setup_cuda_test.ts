@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CUDA_MANIFEST } from "../lib/runtime/providers.ts";
+import { type ProcessRun, runProcess } from "./helpers/process.ts";
 import { packageFile, providerPackage } from "./helpers/package_files.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -30,14 +31,12 @@ async function standIns(dir: string, builtFor: string): Promise<string[]> {
   ];
 }
 
-async function setup(files: string[], runtime: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...files.flatMap((f) => ["--from", f]), "--runtime", runtime],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function setup(files: string[], runtime: string): Promise<ProcessRun> {
+  return runProcess([
+    ...[Deno.execPath(), "run", "-A", SCRIPT],
+    ...files.flatMap((f) => ["--from", f]),
+    ...["--runtime", runtime],
+  ]);
 }
 
 async function tree(dir: string, prefix = ""): Promise<string[]> {

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runProcess } from "./process.ts";
 import { elfSharedObject } from "./elf_writer.ts";
 
 const PROVIDER = "com.github.asus4.onnxruntime.linux-x64-gpu";
@@ -28,8 +29,8 @@ export async function packageFile(
     else await Deno.writeFile(join(root, "package", path), data);
   }
   const file = join(dir, `${meta.name}-${meta.version}.tar`);
-  const tar = await new Deno.Command("tar", { args: ["cf", file, "-C", root, "package"] }).output();
-  assert.ok(tar.success);
+  const tar = await runProcess(["tar", "cf", file, "-C", root, "package"]);
+  assert.ok(tar.code === 0, tar.stderr);
   await Deno.remove(root, { recursive: true });
   return file;
 }

@@ -12,31 +12,27 @@
  */
 
 import { join } from "node:path";
+import { runProcess } from "./process.ts";
 import { processTempDir } from "./temp.ts";
 
 const DEPS = new URL("../deps/", import.meta.url).pathname;
 
 const dir = await processTempDir();
 
-const written = await new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--quiet",
-    "--no-config",
-    "--node-modules-dir=none",
-    `--lock=${join(DEPS, "deno.lock")}`,
-    "--frozen",
-    `--allow-write=${dir}`,
-    join(DEPS, "write_real_tokenizers.ts"),
-    dir,
-  ],
-  stdout: "inherit",
-  stderr: "piped",
-}).output();
-if (!written.success) {
-  throw new Error(
-    `tests/deps/write_real_tokenizers.ts failed: ${new TextDecoder().decode(written.stderr)}`,
-  );
+const written = await runProcess([
+  Deno.execPath(),
+  "run",
+  "--quiet",
+  "--no-config",
+  "--node-modules-dir=none",
+  `--lock=${join(DEPS, "deno.lock")}`,
+  "--frozen",
+  `--allow-write=${dir}`,
+  join(DEPS, "write_real_tokenizers.ts"),
+  dir,
+]);
+if (written.code !== 0) {
+  throw new Error(`tests/deps/write_real_tokenizers.ts failed: ${written.stderr}`);
 }
 
 /** Paths of the real `tokenizer.json` files. */
