@@ -10,7 +10,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, fixture, readRecords, runCli } from "./helpers/textualize.ts";
+import { runCli } from "./helpers/cli.ts";
+import { exists, fixture, readRecords } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import type { EntityEntry } from "../lib/data/types.ts";
 

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { exists, runCli } from "./helpers/textualize.ts";
+import { runCli } from "./helpers/cli.ts";
+import { exists } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const INTERACTIONS = "user_id,item_id,timestamp,rating\nu1,i1,1,5\nu1,i2,2,4\nu1,i3,3,3\n";

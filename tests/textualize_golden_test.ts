@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { DATASET_FILES, fixture, GOLDEN_CASES, readRecords, runCli } from "./helpers/textualize.ts";
+import { runCli } from "./helpers/cli.ts";
+import { DATASET_FILES, fixture, GOLDEN_CASES, readRecords } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const UPDATE = Deno.env.get("UPDATE_GOLDENS") === "1";

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseCsv } from "../lib/data/csv.ts";
 import { readLines } from "../lib/io/lines.ts";
+import { runCli } from "./helpers/cli.ts";
 import {
   checkDataset,
   DATASET_FILES,
@@ -16,7 +17,6 @@ import {
   fixture,
   GOLDEN_CASES,
   readDatasetMeta,
-  runCli,
 } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 

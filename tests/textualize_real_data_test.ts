@@ -10,11 +10,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { foldSpace } from "../lib/data/text.ts";
 import { readJsonLines, readLines } from "../lib/io/lines.ts";
+import { runCli } from "./helpers/cli.ts";
 import {
   checkDataset,
   HAVE_SHARED_DATA,
   readDatasetMeta,
-  runCli,
   SHARED_DATA,
 } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";

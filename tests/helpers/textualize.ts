@@ -1,6 +1,7 @@
 /**
- * Shared helpers of the textualize tests (not a test file itself): fixture paths, running the
- * CLI in-process with its console output captured, reading a dataset directory back.
+ * Shared helpers of the textualize tests (not a test file itself): fixture paths, the golden
+ * command lines, reading a dataset directory back and checking its rules. The CLI itself runs
+ * through ./cli.ts.
  *
  * @module
  */
@@ -38,8 +39,6 @@ export const HAVE_SHARED_DATA = [
     return false;
   }
 });
-
-export { type CliRun, runCli } from "./cli.ts";
 
 /** Every record of a JSONL file. */
 export function readRecords(path: string): TextRecord[] {
