@@ -69,13 +69,13 @@ const FLAGS = defineFlags({
     type: "choice",
     choices: ["prefix", "causal"],
     placeholder: "NAME",
-    defaultText: "causal for the decoder families; GLM is always prefix",
+    defaultText: "the model's own: prefix for GLM, causal for the decoder families",
     help: "the attention rule, recorded with the adapter and used by infer",
   },
   full: {
     type: "boolean",
-    help: "train every weight (no adapter); --out becomes a model directory (GLM only). " +
-      "The default for a GLM that init wrote (random weights)",
+    help: "train every weight (no adapter); --out becomes a model directory. " +
+      "The default for a model that init wrote (random weights)",
   },
   lora: {
     type: "boolean",
@@ -131,7 +131,7 @@ const FLAGS = defineFlags({
   "max-length": {
     type: "int",
     min: 8,
-    defaultText: "the model's max_sequence_length (decoder families: at most 1024)",
+    defaultText: "the model's longest sequence, at most 1024",
     help: "longest example in tokens",
   },
   "batch-size": intFlag(1, DEFAULT_TRAIN.batchSize, "examples per micro-batch"),

@@ -60,6 +60,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
         "160",
         "--attention",
         "prefix",
+        "--lora",
         "--merge",
         join(root, "merged"),
       ]),

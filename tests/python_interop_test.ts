@@ -95,7 +95,7 @@ Deno.test("a decoder run writes PEFT's keys, its settings beside them, the model
         ...["--val-batches", "0", "--max-length", "128", "--device", "cpu", "--quiet", ...extra],
       ]);
     const run = join(dir, "run");
-    const trained = await train(run, "--attention", "prefix");
+    const trained = await train(run, "--attention", "prefix", "--lora");
     assert.equal(trained.code, 0, trained.stderr);
     const config = JSON.parse(await Deno.readTextFile(join(run, "adapter_config.json")));
     assert.deepEqual(Object.keys(config).filter((k) => !PEFT_LORA_CONFIG_FIELDS.has(k)), []);

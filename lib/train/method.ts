@@ -9,7 +9,6 @@
 
 import { OptionError } from "../errors.ts";
 import { isInitModel } from "../model/init.ts";
-import { architectureOf } from "../model/load_any.ts";
 import type { LoraConfig } from "../model/lora.ts";
 
 /** The adapter's options, as their library names (`loraRank` ...). */
@@ -36,8 +35,8 @@ export interface MethodChoice {
 
 /**
  * Full training (null) or the LoRA adapter to train: full or LoRA as asked (a LoRA option asks
- * for LoRA); otherwise every weight for a GLM that init wrote (LoRA on random weights barely
- * learns) and LoRA for a pretrained checkpoint (or a decoder family, which trains only with LoRA).
+ * for LoRA); otherwise every weight for a model that init wrote, of any family (LoRA on random
+ * weights barely learns), and LoRA for a pretrained checkpoint.
  *
  * @example
  * ```ts
@@ -64,8 +63,7 @@ export async function chooseMethod(choice: MethodChoice): Promise<LoraConfig | n
   }
   const full = choice.full || (
     choice.adapter === undefined && !choice.lora && !LORA_OPTIONS.some(given) &&
-    (await isInitModel(choice.model)) &&
-    (await architectureOf(choice.model)).kind === "glm-thudm"
+    (await isInitModel(choice.model))
   );
   if (full) {
     const lora = LORA_OPTIONS.find(given);

@@ -615,12 +615,16 @@ async function startOrResume(run: Run): Promise<RunState> {
 /** The state of a new run: a new adapter (seeded), or the base weights; zero moments. */
 function freshState(run: Run): RunState {
   const { base, sizes } = run;
+  const method = initialMethodTensors(base.model);
   const params = base.start ? new Map(base.start) : base.lora
     ? new Map([
       ...initLora(base.config, base.lora, Rng.derive(sizes.seed, "train", "lora-init")),
-      ...initialMethodTensors(base.model),
+      ...method,
     ])
-    : new Map([...run.shapes.keys()].map((name) => [name, base.weights.get(name)!]));
+    // Every weight, and the method's tensors where the checkpoint has none (the intra table).
+    : new Map(
+      [...run.shapes.keys()].map((name) => [name, base.weights.get(name) ?? method.get(name)!]),
+    );
   return {
     step: 0,
     micro: 0,
