@@ -74,6 +74,10 @@ export interface WeightNames {
   layer: (i: number) => string;
   finalNorm: string;
   head: string;
+  /** The attention's input projections after the layer prefix: q, k, v, or one fused q | k | v. */
+  attention: readonly string[];
+  /** The attention's output projection after the layer prefix. */
+  attentionOutput: string;
 }
 
 /** Names by {@linkcode BlockStyle.names}. */
@@ -85,6 +89,8 @@ export const WEIGHT_NAMES: Record<BlockStyle["names"], WeightNames> = {
     layer: (i) => `model.layers.${i}`,
     finalNorm: "model.norm",
     head: "lm_head.weight",
+    attention: ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+    attentionOutput: "self_attn.o_proj",
   },
   thudm_glm: {
     embed: "glm.word_embeddings.weight",
@@ -93,6 +99,8 @@ export const WEIGHT_NAMES: Record<BlockStyle["names"], WeightNames> = {
     layer: (i) => `glm.transformer.layers.${i}`,
     finalNorm: "glm.transformer.final_layernorm",
     head: "glm.word_embeddings.weight",
+    attention: ["attention.query_key_value"],
+    attentionOutput: "attention.dense",
   },
 };
 

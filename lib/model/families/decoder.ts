@@ -144,17 +144,6 @@ export type DecoderLinearContext = LinearContext;
 /** See {@linkcode LinearHook}. */
 export type DecoderLinearHook = LinearHook;
 
-/** The linear modules a block style's layer has, by role. */
-const LINEAR_KINDS = {
-  hf: { qkv: "", q: "self_attn.q_proj", k: "self_attn.k_proj", v: "self_attn.v_proj" },
-  thudm_glm: { qkv: "attention.query_key_value", q: "", k: "", v: "" },
-} as const;
-/** The output projection of attention, by block names. */
-const O_KIND: Record<BlockStyle["names"], LinearKind> = {
-  hf: "self_attn.o_proj",
-  thudm_glm: "attention.dense",
-};
-
 /** The attention rule of a run: `prefix` (docs/method.md section 6) or `causal` (j <= i). */
 export type AttentionMode = "prefix" | "causal";
 
@@ -461,7 +450,7 @@ export class DecoderBuilder {
     const { biases } = this.config;
     const hasBias = kind.startsWith("mlp.")
       ? biases.mlp
-      : kind === O_KIND[this.block.names]
+      : kind === this.names.attentionOutput
       ? biases.o
       : biases.qkv;
     const weight = this.weight(`${module}.weight`, [outFeatures, inFeatures]);
@@ -506,16 +495,16 @@ export class DecoderBuilder {
     const h = c.hiddenSize;
     const qw = c.numHeads * c.headDim;
     const kvw = c.numKvHeads * c.headDim;
-    const kinds = LINEAR_KINDS[this.block.names];
+    const kinds = this.names.attention as readonly LinearKind[];
     if (this.block.qkv === "fused") {
-      const mixed = this.linear(i, kinds.qkv as LinearKind, x, h, qw + 2 * kvw); // [B*T, q+2kv]
+      const mixed = this.linear(i, kinds[0], x, h, qw + 2 * kvw); // [B*T, q+2kv]
       const [q, k, v] = this.g.split(mixed, [qw, kvw, kvw], 1);
       return [q, k, v];
     }
     return [
-      this.linear(i, kinds.q as LinearKind, x, h, qw),
-      this.linear(i, kinds.k as LinearKind, x, h, kvw),
-      this.linear(i, kinds.v as LinearKind, x, h, kvw),
+      this.linear(i, kinds[0], x, h, qw),
+      this.linear(i, kinds[1], x, h, kvw),
+      this.linear(i, kinds[2], x, h, kvw),
     ];
   }
 
@@ -552,7 +541,8 @@ export class DecoderBuilder {
       }
       const ctx = attend(i, q, k, v); // [B, nh, T, hd]
       const merged = g.reshape(g.transpose(ctx, [0, 2, 1, 3]), [-1, qw]); // [B*T, nh*hd]
-      const mid = g.add(x, this.linear(i, O_KIND[this.block.names], merged, qw, h));
+      const output = this.names.attentionOutput as LinearKind;
+      const mid = g.add(x, this.linear(i, output, merged, qw, h));
       return {
         x: g.add(mid, this.mlp(i, this.norm(`${p}.post_attention_layernorm`, mid, h))),
         k,
