@@ -76,7 +76,7 @@ export interface LoadedForInference {
     rank: number;
     alpha: number;
     targets: string[];
-    /** Decoder families: the attention rule the adapter was trained with. */
+    /** The attention rule the adapter was trained with, when it records one. */
     attention?: "prefix" | "causal";
   };
 }

@@ -129,7 +129,7 @@ export class TrainEngine {
   readonly #update?: Session;
   readonly #eval?: Session;
   readonly #dropout: number;
-  /** Whether the graphs take rotary positions (decoder families). */
+  /** Whether the graphs take rotary positions (the rotary families). */
   readonly #rope: boolean;
   /** Current tensors and moments, by input name (`name`, `adam_m.name`, `adam_v.name`). */
   readonly #state = new Map<string, TensorData>();

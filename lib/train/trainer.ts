@@ -135,7 +135,7 @@ export interface TrainOptions {
    * replace `lora`'s (its dropout stays), its tensors the seeded initialisation.
    */
   adapter?: string;
-  /** Decoder families: the attention rule, recorded with the adapter (default causal). */
+  /** The attention rule, recorded with the adapter (default: the model's own, else causal). */
   attention?: AttentionMode;
   /** Masking objective of documents. */
   objective?: Objective | "mix";
@@ -289,7 +289,7 @@ export interface BaseModel {
   weights: Map<string, Float32Array>;
   /** The adapter to train with the family's default targets filled in; null: every weight. */
   lora: LoraConfig | null;
-  /** Decoder families: how their training graph is built (attention rule, added rows). */
+  /** How the training graph is built: the run's attention rule and special-token rows. */
   decoder: ReturnType<typeof decoderSetup>;
   tokenizer: TextTokenizer;
   tokenizerFile: string;
