@@ -10,7 +10,10 @@
  * Figures: `users_per_s` (best of the repeats, and the spread), `outside_run_share` (the share of
  * wall time spent outside onnxruntime's `run`, target at most 0.3), runs per user; and the same
  * for the sampled protocol (`sampled_users_per_s`: 100 candidates per user scored). The batch
- * size (default 8) can be changed with INFER_BENCH_BATCH for experiments.
+ * size (default 8) can be changed with INFER_BENCH_BATCH for experiments, the intra-op threads
+ * (default 2) with INFER_BENCH_THREADS. `cpu_ms_per_user` is the process's CPU time (user +
+ * system) per user over the repeats: with one thread, a figure that other processes on a shared
+ * machine disturb far less than wall time (bench/cpu_time.ts).
  *
  * `forced_runs_*`: the same users searched with `forcedRuns` (a run of tokens the trie forces fed
  * in one model run, lib/generate/items.ts), each repeat right after the default search of the
@@ -21,6 +24,7 @@
  */
 
 import { join } from "node:path";
+import process from "node:process";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
@@ -38,9 +42,15 @@ const DATA = new URL("../../shared/data/amazon-beauty", import.meta.url).pathnam
 const USERS = 48;
 const REPEATS = 3;
 const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
-const THREADS = 2;
+const THREADS = Number(Deno.env.get("INFER_BENCH_THREADS") ?? 2);
 const SAMPLED_USERS = 32;
 
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** The Beauty titles by item id (every distinct title once). */
 export async function beautyTitles(): Promise<Map<string, string>> {
   const byId = new Map<string, string>();
   const seen = new Set<string>();
@@ -136,6 +146,8 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     const forcedRates: number[] = [];
     let runs = 0;
     let forcedRunCount = 0;
+    let cpu = 0;
+    let forcedCpu = 0;
     let sameTop10 = 0;
     const top10 = (lines: { predictions?: { entity: string }[] }[]) =>
       lines.map((l) => (l.predictions ?? []).map((p) => p.entity).join("\n"));
@@ -144,7 +156,9 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       const runBefore = decoder.runSeconds;
       const runsBefore = decoder.runs;
       const start = performance.now();
+      const cpuStart = cpuMs();
       const lines = await predictor.predict(batch);
+      cpu += cpuMs() - cpuStart;
       const wall = (performance.now() - start) / 1000;
       if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
       rates.push(batch.length / wall);
@@ -152,7 +166,9 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       runs += decoder.runs - runsBefore;
       const forcedBefore = decoder.runs;
       const forcedStart = performance.now();
+      const forcedCpuStart = cpuMs();
       const forcedLines = await forced.predict(batch);
+      forcedCpu += cpuMs() - forcedCpuStart;
       forcedRates.push(batch.length / ((performance.now() - forcedStart) / 1000));
       forcedRunCount += decoder.runs - forcedBefore;
       const want = top10(lines);
@@ -185,9 +201,11 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       outside_run_share: round(shares[best]),
       outside_run_share_all: shares.map((x) => round(x)),
       runs_per_user: round(runs / (USERS * REPEATS), 1),
+      cpu_ms_per_user: round(cpu / (USERS * REPEATS), 1),
       forced_runs_users_per_s: round(Math.max(...forcedRates), 2),
       forced_runs_users_per_s_all: forcedRates.map((x) => round(x, 2)),
       forced_runs_runs_per_user: round(forcedRunCount / (USERS * REPEATS), 1),
+      forced_runs_cpu_ms_per_user: round(forcedCpu / (USERS * REPEATS), 1),
       forced_runs_same_top10: round(sameTop10 / (USERS * REPEATS)),
       sampled_users_per_s: round(SAMPLED_USERS / sampledWall, 2),
       sampled_outside_run_share: round(1 - (decoder.runSeconds - sampledRunBefore) / sampledWall),
