@@ -20,6 +20,7 @@ import {
   demoVerdict,
 } from "../lib/demo/plan.ts";
 import { InputError } from "../lib/errors.ts";
+import { ITEM_TOKEN_MODES } from "../lib/data/record_options.ts";
 import { INIT_FAMILIES } from "../lib/model/families/init.ts";
 import { isMissingOrEmptyDir, pathExists } from "../lib/io/fs.ts";
 import { formatSeconds } from "../lib/io/progress.ts";
@@ -53,6 +54,13 @@ const FLAGS = defineFlags({
     type: "choice",
     choices: Object.keys(RECIPES),
     help: "a pretrain recipe (pretrain --help), e.g. sequential",
+  },
+  "item-tokens": {
+    type: "choice",
+    choices: ITEM_TOKEN_MODES,
+    default: DEFAULT_DEMO.itemTokens,
+    help: "textualize --item-tokens: title (each item a token of its own, then its title), " +
+      "only (the token alone) or none",
   },
   family: {
     type: "choice",
@@ -156,6 +164,7 @@ export const command: Command = {
       limit: flags.limit,
       family: flags.family,
       recipe: flags.recipe,
+      itemTokens: flags["item-tokens"],
       quiet: flags.quiet,
     });
     // Locked for the whole demo: a second demo on the same --out is refused.

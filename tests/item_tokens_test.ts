@@ -22,6 +22,7 @@ import type { EntitySegment, Segment, TextRecord } from "../lib/data/types.ts";
 import { rankItemsExact } from "../lib/generate/exact_rank.ts";
 import { searchItems } from "../lib/generate/items.ts";
 import { loadForInference } from "../lib/generate/load.ts";
+import { demoStages } from "../lib/demo/plan.ts";
 import { initModel } from "../lib/model/init.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -213,4 +214,14 @@ Deno.test("exact ranking gives the exhaustive beam search's top-k under the trie
       await decoder.release();
     }
   });
+});
+
+Deno.test("demo --item-tokens passes the mode to textualize, and only to textualize", () => {
+  const args = (itemTokens?: string) =>
+    demoStages({ out: "/tmp/d", itemTokens }).map((stage) => stage.args.join(" "));
+  const plain = args("none"), title = args("title");
+  const at = plain.findIndex((line) => line.startsWith("textualize "));
+  assert.ok(!plain[at].includes("--item-tokens"));
+  assert.match(title[at], / --item-tokens title( |$)/);
+  title.forEach((line, i) => i === at || assert.equal(line, plain[i]));
 });

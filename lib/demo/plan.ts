@@ -23,6 +23,8 @@ export const DEFAULT_DEMO = Object.freeze({
   steps: 1200,
   seed: 1,
   device: DEFAULT_DEVICE,
+  /** Item tokens (`textualize --item-tokens`): none, title or only. */
+  itemTokens: "none",
 });
 
 /** Options of {@linkcode demoStages}; defaults in {@linkcode DEFAULT_DEMO}. */
@@ -39,6 +41,11 @@ export interface DemoOptions {
   limit?: number;
   /** A pretrain recipe (`lib/train/recipes.ts`) for the GLM from scratch (default: none). */
   recipe?: string;
+  /**
+   * `textualize --item-tokens`: `title` gives each item entity a token of its own before its
+   * title, `only` the token alone, `none` titles only (docs/method.md section 13).
+   */
+  itemTokens?: string;
   /**
    * A decoder family (`llama`, `qwen2`, `qwen3`, `glm`: docs/method.md section 11) instead of GLM:
    * a seeded random small checkpoint of it, adapted with LoRA (the method as it is meant for a
@@ -93,6 +100,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
   const device = options.device ?? DEFAULT_DEMO.device;
   const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
   const quiet: Record<string, true> = options.quiet ? { quiet: true } : {};
+  const itemTokens = options.itemTokens ?? DEFAULT_DEMO.itemTokens;
   const evalFlags = {
     data: paths.data,
     predictions: paths.predictions,
@@ -111,6 +119,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         items: join(DEMO_DATA, "items.csv"),
         out: paths.data,
         seed,
+        ...(itemTokens === "none" ? {} : { "item-tokens": itemTokens }),
         ...quiet,
       }),
     },
