@@ -21,6 +21,11 @@
  * finished item (or none is left). Prompts are decoded together (rows grouped by prompt, padded
  * to the widest prompt's beam count); a finished prompt leaves the batch.
  *
+ * Forced runs (`forcedRuns`, off by default): where every live beam's next tokens are forced by the
+ * trie, they are fed in one model step of several tokens, and the search goes through them token
+ * by token as above. Same top-k, fewer model runs, but no time saved on a CPU and the last digits
+ * of scores then depend on the batch (docs/performance.md).
+ *
  * @module
  */
 
@@ -56,9 +61,9 @@ export interface ItemSearchOptions {
    * prompt has one child (or none: the beam can only end), for several tokens, those tokens go to
    * the model together and the search takes their log-probabilities from that one run. The
    * result is that of one step per token up to onnxruntime's rounding: a run of several tokens
-   * rounds their attention differently from one-token steps (about 1e-7), and whether a run is
-   * taken depends on the other prompts of the batch, so the batch size changes the last digits
-   * of scores. Default false.
+   * rounds their attention differently from one-token steps (up to a float32 ulp), and whether a
+   * run is taken depends on the other prompts of the batch, so the batch size changes the last
+   * digits of scores. Default false.
    */
   forcedRuns?: boolean;
 }
