@@ -136,21 +136,24 @@ Deno.test("forced runs search exactly as one step per token, in fewer steps", as
       exclusions: [exclusionOf(longPool.items, [LONG_ITEMS[2]]), null, null, null],
     },
   ];
+  // [beams, trieSoftmax, exclusions]; one beam: greedy, one item each.
+  const cases: [number, boolean, boolean][] = [
+    [1, false, false],
+    [2, false, true],
+    [4, true, false],
+    [12, false, true],
+    [12, true, true],
+  ];
   let saved = 0;
   for (const { name, items, exclusions } of pools) {
-    for (
-      const [beams, trieSoftmax, excluded] of [[2, false, true], [4, true, false], [
-        12,
-        false,
-        true,
-      ], [12, true, true]] as const
-    ) {
+    for (const [beams, trieSoftmax, excluded] of cases) {
+      const topK = Math.min(beams, 2);
       const options: ItemSearchOptions = {
         pool: items,
         sop,
         eop,
         beams,
-        topK: 2,
+        topK,
         trieSoftmax,
         exclusions: excluded ? exclusions : undefined,
       };
@@ -160,7 +163,7 @@ Deno.test("forced runs search exactly as one step per token, in fewer steps", as
       const got = await searchItems(runs, PROMPTS, { ...options, forcedRuns: true });
       const label = `${name}, beams ${beams}, trieSoftmax ${trieSoftmax}, exclusions ${excluded}`;
       assert.deepEqual(got, want, label);
-      assert.ok(want.every((r) => r.items.length === 2), label);
+      assert.ok(want.every((r) => r.items.length === topK), label);
       // A forced run groups the tokens one step each would feed (and may feed a few that a search
       // ending within the run would not have), in no more steps.
       assert.equal(stepped.steps, stepped.tokens, label);
@@ -274,8 +277,14 @@ Deno.test("on the tiny GLM, forced runs give every prompt the top-k of one step 
     threads: 1,
   });
   try {
-    for (const beams of [3, 10]) {
-      const options: ItemSearchOptions = { pool: pool.items, sop, eop, beams, topK: 3 };
+    for (const beams of [1, 3, 10]) {
+      const options: ItemSearchOptions = {
+        pool: pool.items,
+        sop,
+        eop,
+        beams,
+        topK: Math.min(beams, 3),
+      };
       let before = decoder.runs;
       const want = await searchItems(decoder, PROMPTS, options);
       const stepRuns = decoder.runs - before;
