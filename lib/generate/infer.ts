@@ -261,24 +261,17 @@ export class Predictor {
     const out = new Array<InferLine>(records.length);
     let answered = 0;
     for (const [mode, jobs] of groups) {
-      // Batches hold prompts of one padded length only (see PART_A_QUANTUM): a record's
-      // output is then the same whichever records share its batch.
-      const byLength = new Map<number, Job[]>();
-      for (const job of jobs) {
-        const length = paddedLength(job.prompt.ids.length, PART_A_QUANTUM);
-        const list = byLength.get(length);
-        if (list) list.push(job);
-        else byLength.set(length, [job]);
-      }
-      for (const length of [...byLength.keys()].sort((a, b) => a - b)) {
-        const group = byLength.get(length)!;
-        for (let at = 0; at < group.length; at += this.#options.batchSize) {
-          const batch = group.slice(at, at + this.#options.batchSize);
-          const lines = await this.#run(mode, batch);
-          batch.forEach((job, i) => (out[job.index] = lines[i]));
-          answered += batch.length;
-          onBatch?.(answered);
-        }
+      // Full batches of prompts in order of padded length (less padding): part A is padded to
+      // a multiple of PART_A_QUANTUM, whose multiples all give a prompt the same bits, so a
+      // record's output is the same whichever records share its batch.
+      const padded = (job: Job) => paddedLength(job.prompt.ids.length, PART_A_QUANTUM);
+      const sorted = [...jobs].sort((a, b) => padded(a) - padded(b) || a.index - b.index);
+      for (let at = 0; at < sorted.length; at += this.#options.batchSize) {
+        const batch = sorted.slice(at, at + this.#options.batchSize);
+        const lines = await this.#run(mode, batch);
+        batch.forEach((job, i) => (out[job.index] = lines[i]));
+        answered += batch.length;
+        onBatch?.(answered);
       }
     }
     return out;

@@ -24,9 +24,8 @@ import { loadForInference } from "./load.ts";
 import type { QuantBits } from "../model/quantize.ts";
 
 /**
- * Records read (and answered) together, in batches: enough for several full batches of each kind
- * and padded prompt length (prompts are batched only with prompts of the same padded length, so
- * each length leaves one partial batch per window).
+ * Records read (and answered) together, in batches: many full batches of each kind (each kind
+ * leaves one partial batch per window), in order of prompt length, so little padding.
  */
 const WINDOW_BATCHES = 64;
 

@@ -11,11 +11,14 @@
  */
 
 /**
- * Part A is padded to a multiple of this many tokens, and prompts are batched only with prompts
- * of the same padded length. onnxruntime's CPU kernels give a row the same bits whatever the
- * number of rows, but not whatever the padded length (a softmax over a longer row groups its
- * sums differently), so this makes a record's scores independent of the records it happens to
- * be batched with: batch size, input order and sharding (lib/shard) change no byte of the output.
+ * Part A is padded to a multiple of this many tokens (a batch to the longest of its prompts).
+ * onnxruntime's CPU kernels give a row the same bits whatever the number of rows, but not
+ * whatever the padded length: a step's softmax runs over part A's keys then the generated ones,
+ * and vector sums take an element in a lane by its position, so part A's length moves the
+ * generated keys between lanes. Padding by multiples of 64 (every vector width's multiple) moves
+ * them by whole vectors and adds exact zeros, so a prompt gets the same bits at any padded length
+ * (tests/infer_batching_test.ts): a record's scores do not depend on the records it happens to be
+ * batched with, and batch size, input order and sharding (lib/shard) change no byte of the output.
  */
 export const PART_A_QUANTUM = 64;
 

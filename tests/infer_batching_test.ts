@@ -1,0 +1,125 @@
+// Batches of prompts of different lengths (lib/generate/infer.ts, step_model.ts PART_A_QUANTUM):
+// part A is padded to the batch's longest prompt, a multiple of 64, and a prompt's
+// log-probabilities are the same bits at any such length, so the predictor fills its batches
+// with prompts of any length and a record's line does not depend on its batch.
+import assert from "node:assert/strict";
+import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
+import { buildPool, CachedDecoder, Predictor, type PromptInput } from "../lib/generate/mod.ts";
+import { paddedLength, PART_A_QUANTUM } from "../lib/generate/step_model.ts";
+import { decoderFamily, glmFamily, type ModelFamily } from "../lib/model/family.ts";
+import { Rng } from "../lib/random.ts";
+import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
+import { testItems, TINY, tinyWeights, tokenizer } from "./helpers/infer.ts";
+
+/** A prompt of `length` random tokens below `vocab`, its mask last. */
+function randomPrompt(rng: Rng, length: number, vocab: number): PromptInput {
+  return {
+    ids: Int32Array.from({ length }, () => 5 + rng.int(vocab - 5)),
+    inter: Int32Array.from({ length }, (_, i) => i),
+    intra: new Int32Array(length),
+    maskIndex: length - 1,
+  };
+}
+
+/** The log-probabilities of the first prompt's 3 rows over 3 steps, after prefilling `prompts`. */
+async function firstPromptSteps(decoder: CachedDecoder, prompts: PromptInput[]) {
+  await decoder.prefill(prompts);
+  const K = 3;
+  const n = prompts.length * K;
+  const V = decoder.vocabSize;
+  const out: number[][] = [];
+  for (let s = 0; s < 3; s++) {
+    const logp = await decoder.step({
+      perPrompt: K,
+      ids: Int32Array.from({ length: n }, (_, r) => 5 + ((7 * r + s) % 23)),
+      inter: Int32Array.from({ length: n }, (_, r) => prompts[Math.floor(r / K)].maskIndex),
+      intra: new Int32Array(n).fill(s + 1),
+      beamIndex: Int32Array.from({ length: n }, (_, r) => (r % K === 0 ? r + 1 : r)),
+    });
+    out.push(Array.from(logp.subarray(0, K * V)));
+  }
+  return out;
+}
+
+const families: [string, () => ModelFamily][] = [
+  ["glm", () => glmFamily({ config: TINY, weights: tinyWeights(TINY, 3) })],
+  ["qwen3", () => {
+    const config = { ...TINY_DECODERS.qwen3, vocabSize: 300, maxPositionEmbeddings: 256 };
+    return decoderFamily({ config, weights: noisyDecoderWeights(config, 4, { intra: true }) });
+  }],
+];
+for (const [name, family] of families) {
+  Deno.test(`${name}: a prompt's log-probabilities are the same bits at any padded length of its batch`, async () => {
+    const decoder = await CachedDecoder.create(family(), { device: "cpu", threads: 2 });
+    try {
+      const rng = new Rng(8);
+      const V = Math.min(decoder.vocabSize, 300);
+      const prompt = randomPrompt(rng, 37, V);
+      const alone = await firstPromptSteps(decoder, [prompt]); // part A padded to 64
+      for (const others of [[100], [250, 20], [130, 70, 180]]) {
+        const batch = [prompt, ...others.map((l) => randomPrompt(rng, l, V))];
+        const longest = Math.max(...batch.map((p) => p.ids.length));
+        assert.ok(paddedLength(longest, PART_A_QUANTUM) > PART_A_QUANTUM);
+        // deepEqual on numbers compares with Object.is: every bit of every log-probability.
+        assert.deepEqual(await firstPromptSteps(decoder, batch), alone, `with ${others}`);
+      }
+    } finally {
+      await decoder.release();
+    }
+  });
+}
+
+Deno.test("the predictor batches prompts of different lengths, and each line is what it is alone", async () => {
+  const items = testItems();
+  const entities: EntityEntry[] = items.map((entity, i) => ({ entity, kind: "item", id: `i${i}` }));
+  const pool = buildPool(tokenizer, entities, { vocabSize: TINY.vocabSize });
+  const record = (user: string, history: string[]): TextRecord => ({
+    id: `u${user}/seq`,
+    task: "sequential",
+    template: "seq-1",
+    split: "test",
+    user,
+    segments: [
+      { text: `User ${user} bought ` },
+      ...history.flatMap((
+        entity,
+        i,
+      ) => [...(i > 0 ? [{ text: ", " }] : []), { entity, kind: "item" }]),
+      { text: ". What next? " },
+      { answer: true },
+    ],
+    history,
+  });
+  // Two short prompts and two long ones: one batch of 4 holds both padded lengths.
+  const records = [
+    record("1", [items[0]]),
+    record("2", items.slice(0, 9)),
+    record("3", [items[5], items[2]]),
+    record("4", items.slice(3, 14)),
+  ];
+  const decoder = await CachedDecoder.create({ config: TINY, weights: tinyWeights(TINY, 5) }, {
+    device: "cpu",
+    threads: 1,
+  });
+  try {
+    const predict = async (batchSize: number) => {
+      const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+        beams: 4,
+        topK: 3,
+        batchSize,
+        maxLength: TINY.maxSequenceLength,
+      });
+      const batches: number[] = [];
+      const lines = await predictor.predict(records, (n) => batches.push(n));
+      return { lines: lines.map((l) => JSON.stringify(l)), batches };
+    };
+    const together = await predict(4);
+    assert.deepEqual(together.batches, [4], "one batch");
+    const alone = await predict(1);
+    assert.deepEqual(alone.batches, [1, 2, 3, 4]);
+    assert.deepEqual(together.lines, alone.lines);
+    assert.ok(together.lines.every((l) => JSON.parse(l).predictions.length === 3));
+  } finally {
+    await decoder.release();
+  }
+});
