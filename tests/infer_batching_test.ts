@@ -3,6 +3,7 @@
 // log-probabilities are the same bits at any such length, so the predictor fills its batches
 // with prompts of any length and a record's line does not depend on its batch.
 import assert from "node:assert/strict";
+import { encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
 import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
 import { buildPool, CachedDecoder, Predictor, type PromptInput } from "../lib/generate/mod.ts";
 import { paddedLength, PART_A_QUANTUM } from "../lib/generate/step_model.ts";
@@ -89,21 +90,27 @@ Deno.test("the predictor batches prompts of different lengths, and each line is 
       { answer: true },
     ],
     history,
+    candidates: items.slice(0, 12),
   });
-  // Two short prompts and two long ones: one batch of 4 holds both padded lengths.
+  // Two short prompts and two long ones: one batch of 4 holds both padded lengths (64, 128).
   const records = [
     record("1", [items[0]]),
     record("2", items.slice(0, 9)),
     record("3", [items[5], items[2]]),
     record("4", items.slice(3, 14)),
   ];
+  const padded = records.map((r) =>
+    paddedLength(encodePromptPartA(tokenizeRecord(tokenizer, r), tokenizer.special).ids.length, 64)
+  );
+  assert.deepEqual(padded, [64, 128, 64, 128]);
   const decoder = await CachedDecoder.create({ config: TINY, weights: tinyWeights(TINY, 5) }, {
     device: "cpu",
     threads: 1,
   });
   try {
-    const predict = async (batchSize: number) => {
+    const predict = async (batchSize: number, protocol: "full" | "sampled") => {
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+        protocol,
         beams: 4,
         topK: 3,
         batchSize,
@@ -113,12 +120,15 @@ Deno.test("the predictor batches prompts of different lengths, and each line is 
       const lines = await predictor.predict(records, (n) => batches.push(n));
       return { lines: lines.map((l) => JSON.stringify(l)), batches };
     };
-    const together = await predict(4);
-    assert.deepEqual(together.batches, [4], "one batch");
-    const alone = await predict(1);
-    assert.deepEqual(alone.batches, [1, 2, 3, 4]);
-    assert.deepEqual(together.lines, alone.lines);
-    assert.ok(together.lines.every((l) => JSON.parse(l).predictions.length === 3));
+    // The item search over the pool, and scoring the candidates (the sampled protocol).
+    for (const protocol of ["full", "sampled"] as const) {
+      const together = await predict(4, protocol);
+      assert.deepEqual(together.batches, [4], "one batch");
+      const alone = await predict(1, protocol);
+      assert.deepEqual(alone.batches, [1, 2, 3, 4]);
+      assert.deepEqual(together.lines, alone.lines, protocol);
+      assert.ok(together.lines.every((l) => JSON.parse(l).predictions.length === 3));
+    }
   } finally {
     await decoder.release();
   }
