@@ -2,8 +2,9 @@
  * The quality benchmark: the chosen recipe on Amazon Beauty end to end, as a user runs it
  * (`main.ts` subcommands in child processes): textualize, init, pretrain, infer on the test
  * split (ranking over all items with the trie, the seen templates, history items excluded as the
- * baselines exclude them), eval with most-popular and item-kNN beside it. Prints HR@5, NDCG@5,
- * HR@10, NDCG@10, valid, the baselines' figures and the seconds of every stage.
+ * baselines exclude them), eval with most-popular, item-kNN and SASRec (trained in the same run,
+ * by eval, on the same training interactions) beside it. Prints HR@5, NDCG@5, HR@10, NDCG@10,
+ * valid, the baselines' figures and the seconds of every stage.
  *
  * A benchmark, never a test: at the recipe's full length it trains for over an hour on 2 cores.
  * Settings (environment):
@@ -117,7 +118,15 @@ async function snapshots(
  */
 async function inferAndScore(
   label: string,
-  options: { model: string; data: string; split: string; out: string; sampleUsers?: number },
+  options: {
+    model: string;
+    data: string;
+    split: string;
+    out: string;
+    sampleUsers?: number;
+    /** The baselines eval trains and scores beside the model (default pop and item-kNN). */
+    baselines?: string;
+  },
   ks: string,
   seconds: Record<string, number>,
 ) {
@@ -146,7 +155,7 @@ async function inferAndScore(
       `--split=${split}`,
       `--predictions=${out}`,
       "--name=recsysllm",
-      "--baseline=pop,itemknn",
+      `--baseline=${options.baselines ?? "pop,itemknn"}`,
       "--tasks=sequential",
       `--k=${ks}`,
       "--quiet",
@@ -286,6 +295,9 @@ export async function run(): Promise<Record<string, unknown>> {
       split: "test",
       out: predictions,
       sampleUsers: sample ? Number(sample) : undefined,
+      // SASRec, trained by eval in this run on the same training interactions (about ten
+      // minutes on Beauty), is the baseline the recipe has to beat.
+      baselines: "pop,itemknn,sasrec",
     },
     "5,10",
     seconds,
@@ -310,7 +322,7 @@ export async function run(): Promise<Record<string, unknown>> {
     train_through: refit ? "valid" : "train",
     sample_users: sample ? Number(sample) : "all",
     ...figures("recsysllm"),
-    baselines: { pop: figures("pop"), itemknn: figures("itemknn") },
+    baselines: { pop: figures("pop"), itemknn: figures("itemknn"), sasrec: figures("sasrec") },
     seconds,
     train_plus_infer_minutes: Math.round((seconds.pretrain + seconds.infer) / 6) / 10,
     textualize_flags: words("QUALITY_TEXTUALIZE").join(" "),
