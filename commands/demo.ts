@@ -78,7 +78,7 @@ const usage = `Usage: recsysllm demo [flags]
 Runs the whole pipeline on the built-in dataset (fixtures/demo: 600 users, 294 items, ratings,
 reviews): textualize, init a tiny model (hidden 256, 4 layers), pretrain it from scratch,
 infer every task on the test split, and eval it against the baselines (most popular, item-kNN,
-and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each command before it
+SASRec and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each command before it
 runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg and the
 training curve (run/loss.svg) are left in --out.
 

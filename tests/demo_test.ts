@@ -21,11 +21,17 @@ Deno.test("the demo runs every stage end to end and ends with the results table"
     assert.match(
       run.stdout,
       // 12 records: figures, but no verdict.
-      /sequential HR@10 on \d+ record\(s\): recsysllm \d\.\d{4}, pop \d\.\d{4}, itemknn \d\.\d{4} \(too few records for a verdict/,
+      /sequential HR@10 on \d+ record\(s\): recsysllm \d\.\d{4}, pop \d\.\d{4}, itemknn \d\.\d{4}, sasrec \d\.\d{4} \(too few records for a verdict/,
     );
 
     const report = JSON.parse(await Deno.readTextFile(join(out, "eval.json")));
-    assert.deepEqual(Object.keys(report.methods), ["recsysllm", "pop", "itemknn", "mean"]);
+    assert.deepEqual(Object.keys(report.methods), [
+      "recsysllm",
+      "pop",
+      "itemknn",
+      "sasrec",
+      "mean",
+    ]);
     const lines = (await Deno.readTextFile(join(out, "recsysllm.jsonl"))).trim().split("\n");
     assert.equal(lines.length, 12);
     const items = new Set(

@@ -105,7 +105,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
     data: paths.data,
     predictions: paths.predictions,
     name: "recsysllm",
-    baseline: "pop,itemknn,mean",
+    baseline: "pop,itemknn,sasrec,mean",
     quiet: true,
   } as const;
   return [
