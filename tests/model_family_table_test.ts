@@ -7,7 +7,9 @@
  * - full training and LoRA on every linear module (with the special-token rows, and a rotary
  *   family's intra table) have float64 gradients equal to central finite differences;
  * - an adapter applied by its hook equals the same adapter merged into the weights, and a model
- *   written by the one writer loads back to the same logits.
+ *   written by the one writer loads back to the same logits;
+ * - a prompt's log-probabilities have the same bits alone and beside another prompt (sharded runs
+ *   merge to the unsharded output byte for byte).
  * The families' own references (the GLM loop reference, the decoders' loop reference) stay in
  * model_glm_test.ts and model_decoder_test.ts.
  */
@@ -247,6 +249,42 @@ async function logitsOf(
   }
 }
 
+/** The log-probabilities of prompt 0's rows after two beam steps, for `batch` prompts. */
+async function firstPromptSteps(
+  config: DecoderConfig,
+  batch: typeof prompts,
+): Promise<Float32Array> {
+  const weights = noisyDecoderWeights(config, 6, { intra: true });
+  const decoder = await CachedDecoder.create(modelFamily({ config, weights }), {
+    device: "cpu",
+    threads: 2,
+  });
+  try {
+    await decoder.prefill(batch.map((p) => ({
+      ids: Int32Array.from(p.ids),
+      inter: Int32Array.from(p.inter),
+      intra: Int32Array.from(p.intra),
+      maskIndex: p.maskIndex,
+    })));
+    const K = 3;
+    const n = batch.length * K;
+    const inter = Int32Array.from({ length: n }, (_, r) => batch[Math.floor(r / K)].maskIndex);
+    let logp: Float32Array = new Float32Array(0);
+    for (const [s, token] of [3, 8].entries()) {
+      logp = await decoder.step({
+        perPrompt: K,
+        ids: Int32Array.from({ length: n }, (_, r) => token + (r % K)),
+        inter,
+        intra: new Int32Array(n).fill(s + 1),
+        beamIndex: Int32Array.from({ length: n }, (_, r) => (s === 0 ? 0 : r)),
+      });
+    }
+    return logp.slice(0, K * decoder.vocabSize);
+  } finally {
+    await decoder.release();
+  }
+}
+
 for (const [name, config] of Object.entries(FAMILY_TABLE)) {
   const attention: AttentionMode = config.attention ?? "causal";
   // Every linear module the family has.
@@ -261,6 +299,13 @@ for (const [name, config] of Object.entries(FAMILY_TABLE)) {
 
   Deno.test(`${name} (${attention}): cached decoding equals the full forward, added rows included`, () =>
     cachedEqualsFull(config, attention));
+
+  Deno.test(`${name}: a prompt's log-probabilities have the same bits alone and beside another`, async () => {
+    const alone = await firstPromptSteps(config, [prompts[0]]);
+    const beside = await firstPromptSteps(config, prompts);
+    const differing = alone.filter((v, i) => !Object.is(v, beside[i])).length;
+    assert.equal(differing, 0, `${differing} of ${alone.length} log-probabilities differ`);
+  });
 
   Deno.test(`${name}: full training and LoRA gradients match finite differences (float64)`, async () => {
     await gradientsMatch(config, null, attention);

@@ -365,24 +365,36 @@ export class DecoderBuilder {
     });
   }
 
-  /** cos and sin of rotary positions rope [B, T] (int32): each [B, 1, T, d/2]. */
+  /**
+   * cos and sin of rotary positions rope [B, T] (int32): each [B, 1, T, d/2], gathered from
+   * tables of every position's values computed once here in float64 (positions past the model's
+   * longest sequence use its last row). Not onnxruntime's Cos and Sin: they compute a tensor in
+   * vector chunks and a scalar tail whose results differ in the last bit, so the same position
+   * got other bits depending on how many rows its batch had, and a sharded run could differ from
+   * an unsharded one.
+   */
   rotary(rope: Value): Rotary {
     const g = this.g;
     return g.scope("rotary", () => {
       const inv = inverseFrequencies(this.config);
-      const freq = g.constant(
-        {
+      const half = inv.length;
+      const rows = this.config.maxPositionEmbeddings;
+      const cosTable = new Float64Array(rows * half);
+      const sinTable = new Float64Array(rows * half);
+      for (let p = 0; p < rows; p++) {
+        for (let i = 0; i < half; i++) {
+          cosTable[p * half + i] = Math.cos(p * inv[i]);
+          sinTable[p * half + i] = Math.sin(p * inv[i]);
+        }
+      }
+      const table = (data: Float64Array) =>
+        g.constant({
           dtype: this.dtype,
-          shape: [inv.length],
-          data: this.dtype === "float64" ? inv : Float32Array.from(inv),
-        },
-      );
-      const pos = g.unsqueeze(g.cast(rope, this.dtype), [1, 3]); // [B, 1, T, 1]
-      const angles = g.mul(pos, freq); // [B, 1, T, d/2]
-      const info = [{ dtype: angles.dtype, shape: angles.shape }];
-      const [cos] = g.node("Cos", [angles], {}, { infer: info });
-      const [sin] = g.node("Sin", [angles], {}, { infer: info });
-      return { cos, sin };
+          shape: [rows, half],
+          data: this.dtype === "float64" ? data : Float32Array.from(data),
+        });
+      const ids = g.unsqueeze(g.min(rope, g.constant(rows - 1, "int32")), [1]); // [B, 1, T]
+      return { cos: g.gather(table(cosTable), ids), sin: g.gather(table(sinTable), ids) };
     });
   }
 
