@@ -499,24 +499,29 @@ export class DecoderBuilder {
   }
 
   /**
-   * The layer's q, k and v rows from its normalized input [B*T, H]: three projections, or one
-   * fused projection (GLM's `query_key_value`, columns q | k | v) split three ways.
+   * The layer's q [B, nh, T, hd], k and v [B, nkv, T, hd] from its normalized input rows
+   * [B*T, H]: three projections, or one fused projection (GLM's `query_key_value`, columns
+   * q | k | v) shaped into heads once and split along the heads (one transpose, not three).
    */
-  #projections(i: number, x: Value): [Value, Value, Value] {
+  #projections(
+    i: number,
+    x: Value,
+    shape: { bt: Value; b: Shape[number]; t: Shape[number] },
+  ): [Value, Value, Value] {
     const c = this.config;
     const h = c.hiddenSize;
-    const qw = c.numHeads * c.headDim;
-    const kvw = c.numKvHeads * c.headDim;
+    const { numHeads: nh, numKvHeads: nkv, headDim: hd } = c;
     const kinds = this.names.attention as readonly LinearKind[];
     if (this.block.qkv === "fused") {
-      const mixed = this.linear(i, kinds[0], x, h, qw + 2 * kvw); // [B*T, q+2kv]
-      const [q, k, v] = this.g.split(mixed, [qw, kvw, kvw], 1);
+      const mixed = this.linear(i, kinds[0], x, h, (nh + 2 * nkv) * hd); // [B*T, (nh+2nkv)*hd]
+      const all = this.heads(mixed, nh + 2 * nkv, shape.bt, shape.b, shape.t); // [B, nh+2nkv, T, hd]
+      const [q, k, v] = this.g.split(all, [nh, nkv, nkv], 1);
       return [q, k, v];
     }
     return [
-      this.linear(i, kinds[0], x, h, qw),
-      this.linear(i, kinds[1], x, h, kvw),
-      this.linear(i, kinds[2], x, h, kvw),
+      this.heads(this.linear(i, kinds[0], x, h, nh * hd), nh, shape.bt, shape.b, shape.t),
+      this.heads(this.linear(i, kinds[1], x, h, nkv * hd), nkv, shape.bt, shape.b, shape.t),
+      this.heads(this.linear(i, kinds[2], x, h, nkv * hd), nkv, shape.bt, shape.b, shape.t),
     ];
   }
 
@@ -539,10 +544,7 @@ export class DecoderBuilder {
     const qw = c.numHeads * c.headDim;
     return g.scope(`layers.${i}`, () => {
       const normed = this.norm(`${p}.input_layernorm`, x, h); // [B*T, H]
-      const [qx, kx, vx] = this.#projections(i, normed);
-      let q = this.heads(qx, c.numHeads, shape.bt, shape.b, shape.t); // [B, nh, T, hd]
-      let k = this.heads(kx, c.numKvHeads, shape.bt, shape.b, shape.t); // [B, nkv, T, hd]
-      const v = this.heads(vx, c.numKvHeads, shape.bt, shape.b, shape.t);
+      let [q, k, v] = this.#projections(i, normed, shape); // [B, nh or nkv, T, hd]
       if (c.qkNorm) {
         q = this.rmsNorm(`${p}.self_attn.q_norm.weight`, q, c.headDim);
         k = this.rmsNorm(`${p}.self_attn.k_norm.weight`, k, c.headDim);
