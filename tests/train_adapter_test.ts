@@ -12,7 +12,10 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { type Adapter, loadAdapter, mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
-import { type LoraConfig, loraShapes } from "../lib/model/lora.ts";
+import { initLora, type LoraConfig, loraShapes } from "../lib/model/lora.ts";
+import { methodShapes } from "../lib/model/families/decoder.ts";
+import { modelIdentity } from "../lib/model/identity.ts";
+import { FAMILY_TABLE, noisyDecoderWeights } from "./helpers/decoder.ts";
 import { writeModelDir } from "../lib/train/outputs.ts";
 import { randomBatch } from "./helpers/model.ts";
 import { smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
@@ -235,3 +238,34 @@ Deno.test("forward --grads without an adapter is a usage error", async () => {
   const r = await cli(["forward", "--model", "x", "--batch", "y", "--out", "z", "--grads"]);
   assert.equal(r.status, 2);
 });
+
+Deno.test("an adapter with other special rows than the model needs says so before the identity check", () =>
+  withTempDir(async (dir) => {
+    const config = FAMILY_TABLE.qwen3;
+    const lora: LoraConfig = { rank: 2, alpha: 4, dropout: 0, targets: ["q_proj"] };
+    const rows = 2;
+    const weights = noisyDecoderWeights(config, 1, { intra: true, addedRows: rows });
+    const tensors = new Map([...initLora(config, lora, new Rng(1))]);
+    for (const [name] of methodShapes(config, rows)) tensors.set(name, weights.get(name)!);
+    const base = modelIdentity(config, weights);
+    const method = { attention: "causal" as const, intraRows: config.intraRows, addedRows: rows };
+    await saveAdapter(dir, { lora, weights: tensors, method, base }, config);
+    // The same model with one row more (a dataset with one more item token): its identity
+    // differs too, but the message names the rows.
+    const other = noisyDecoderWeights(config, 1, { intra: true, addedRows: rows + 1 });
+    await assert.rejects(
+      () =>
+        loadAdapter(dir, config, {
+          base: { identity: modelIdentity(config, other), dir: "model" },
+          model: { weights: other, addedRows: rows + 1 },
+        }),
+      (error: Error) =>
+        error instanceof InputError && /"added_rows" is 2; .* needs 3/.test(error.message),
+    );
+    // With the rows it was trained with, it loads.
+    const loaded = await loadAdapter(dir, config, {
+      base: { identity: base, dir: "model" },
+      model: { weights, addedRows: rows },
+    });
+    assert.equal(loaded.method?.addedRows, rows);
+  }));

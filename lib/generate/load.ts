@@ -176,14 +176,6 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
       onWarning: options.onWarning,
       model: { weights: model.weights, addedRows: model.addedRows },
     });
-    if (loaded.method && loaded.method.addedRows !== model.addedRows) {
-      throw inputError(
-        join(dir, ADAPTER_FILES.config),
-        undefined,
-        `"recsysllm.added_rows" is ${loaded.method.addedRows}; the model and its tokenizer need ` +
-          `${model.addedRows}`,
-      );
-    }
     weights = mergeAdapter(weights, model.config, loaded);
     attention = loaded.method?.attention ?? attention;
     adapter = {

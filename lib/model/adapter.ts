@@ -329,6 +329,16 @@ export async function loadAdapter(
   const method: MethodSettings | undefined = peft
     ? { attention: model.attention ?? "causal", intraRows: model.intraRows, addedRows }
     : parsed.method;
+  // Before the base model's identity, which the special rows are part of: a mismatch here says
+  // what differs (a dataset with another number of item tokens, or another tokenizer).
+  if (method && options.model && method.addedRows !== options.model.addedRows) {
+    throw inputError(
+      settings?.file ?? configPath,
+      undefined,
+      `"added_rows" is ${method.addedRows}; the model with its tokenizer (and the dataset's item ` +
+        `tokens, if any) needs ${options.model.addedRows}`,
+    );
+  }
   const weightsPath = join(dir, ADAPTER_FILES.weights);
   const file = await SafetensorsFile.open(weightsPath);
   const base = identityFromMetadata(file.metadata);
