@@ -10,6 +10,8 @@ import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { smallConfig, writeSmallModel } from "./helpers/train.ts";
 import { GOLDEN_CASES } from "./helpers/textualize.ts";
+import { SafetensorsFile } from "../lib/model/safetensors.ts";
+import { readCheckpoint, writeCheckpoint } from "../lib/train/checkpoint.ts";
 
 function pretrain(data: string, model: string, out: string, ...extra: string[]) {
   return runCli([
@@ -68,4 +70,48 @@ Deno.test("--resume refuses an edited training state and training records that c
     await Deno.writeTextFile(trainPath, original);
     const resumed = await pretrain(data, model, run, "--steps", "3", "--resume");
     assert.equal(resumed.code, 0, resumed.stderr);
+  }));
+
+Deno.test("--resume takes a GLM checkpoint whose settings record the model's shape only (before one configuration)", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    const csv = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
+    const made = await runCli(["textualize", ...csv, `--out=${data}`, "--quiet"]);
+    assert.equal(made.code, 0, made.stderr);
+    const model = join(dir, "model");
+    await writeSmallModel(model, await smallConfig(), 1);
+    const run = join(dir, "run");
+    const first = await pretrain(data, model, run, "--steps", "2");
+    assert.equal(first.code, 0, first.stderr);
+    const path = join(run, "checkpoint.safetensors");
+    const file = await SafetensorsFile.open(path);
+    const params = new Map<string, number[]>();
+    for (const name of file.names()) {
+      const m = /^param\.(.*)$/.exec(name);
+      if (m) params.set(m[1], file.entry(name).shape);
+    }
+    const state = await readCheckpoint(path, params);
+    const { family: _f, numKvHeads: _k, headDim: _h, addedRows: _a, attention: _t, ...shape } =
+      state.settings.model as Record<string, unknown>;
+    assert.deepEqual(Object.keys(shape).sort(), [
+      "hiddenSize",
+      "numHeads",
+      "numLayers",
+      "vocabSize",
+    ]);
+    await writeCheckpoint(
+      path,
+      { ...state, settings: { ...state.settings, model: shape } },
+      params,
+    );
+    const resumed = await pretrain(data, model, run, "--steps", "2", "--resume");
+    assert.equal(resumed.code, 0, resumed.stderr);
+    // Another shape is still another run.
+    await writeCheckpoint(path, {
+      ...state,
+      settings: { ...state.settings, model: { ...shape, numLayers: 9 } },
+    }, params);
+    const refused = await pretrain(data, model, run, "--steps", "2", "--resume");
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /cannot resume .* with different settings/);
   }));

@@ -574,6 +574,12 @@ async function startOrResume(run: Run): Promise<RunState> {
           `into a new ${optionName("out")}`,
       );
     }
+    const model = comparable.model as Record<string, unknown> | undefined;
+    if (model && !("family" in model)) {
+      // A GLM checkpoint from before every family shared one configuration records its shape
+      // only; the base model's identity (checked above) stands for the rest.
+      comparable.model = { ...(run.settings.model as Record<string, unknown>), ...model };
+    }
     const differ = settingsDiffer(comparable, run.settings);
     if (differ) {
       throw new UsageError(`cannot resume ${options.out} with different settings (${differ})`);
