@@ -27,17 +27,23 @@ function exit1(run: { code: number; stderr: string }, pattern: RegExp): void {
   assert.match(run.stderr, pattern);
 }
 
+/** A dataset, a small GLM and a LoRA run of `steps` steps on them, in `dir`. */
+async function trainedRun(dir: string, steps: number) {
+  const data = join(dir, "data");
+  const csv = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
+  const made = await runCli(["textualize", ...csv, `--out=${data}`, "--quiet"]);
+  assert.equal(made.code, 0, made.stderr);
+  const model = join(dir, "model");
+  await writeSmallModel(model, await smallConfig(), 1);
+  const run = join(dir, "run");
+  const first = await pretrain(data, model, run, "--steps", String(steps));
+  assert.equal(first.code, 0, first.stderr);
+  return { data, model, run };
+}
+
 Deno.test("--resume refuses an edited training state and training records that changed at the same count", () =>
   withTempDir(async (dir) => {
-    const data = join(dir, "data");
-    const csv = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
-    const made = await runCli(["textualize", ...csv, `--out=${data}`, "--quiet"]);
-    assert.equal(made.code, 0, made.stderr);
-    const model = join(dir, "model");
-    await writeSmallModel(model, await smallConfig(), 1);
-    const run = join(dir, "run");
-    const first = await pretrain(data, model, run, "--steps", "3");
-    assert.equal(first.code, 0, first.stderr);
+    const { data, model, run } = await trainedRun(dir, 3);
 
     // The step in the header's state edited, bytes otherwise the same (the tensors' checksum
     // still matches): resuming would skip steps without a word.
@@ -74,15 +80,7 @@ Deno.test("--resume refuses an edited training state and training records that c
 
 Deno.test("--resume takes a GLM checkpoint whose settings record the model's shape only (before one configuration)", () =>
   withTempDir(async (dir) => {
-    const data = join(dir, "data");
-    const csv = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
-    const made = await runCli(["textualize", ...csv, `--out=${data}`, "--quiet"]);
-    assert.equal(made.code, 0, made.stderr);
-    const model = join(dir, "model");
-    await writeSmallModel(model, await smallConfig(), 1);
-    const run = join(dir, "run");
-    const first = await pretrain(data, model, run, "--steps", "2");
-    assert.equal(first.code, 0, first.stderr);
+    const { data, model, run } = await trainedRun(dir, 2);
     const path = join(run, "checkpoint.safetensors");
     const file = await SafetensorsFile.open(path);
     const params = new Map<string, number[]>();
