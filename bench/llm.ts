@@ -32,7 +32,7 @@ import type { Batch } from "../lib/collate/types.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/collate/pool.ts";
-import { decoderFamily } from "../lib/model/family.ts";
+import { modelFamily } from "../lib/model/family.ts";
 import { loadDecoder, writeCheckpoint } from "../lib/model/families/checkpoint.ts";
 import type { DecoderConfig } from "../lib/model/families/config.ts";
 import {
@@ -328,7 +328,7 @@ async function inferPhase(bits?: QuantBits): Promise<Record<string, unknown>> {
   );
   const records = await prompts(titles);
   const linear = bits ? quantizedLinear(model.weights, { bits }) : undefined;
-  const decoder = await CachedDecoder.create(decoderFamily(model, { linear }), {
+  const decoder = await CachedDecoder.create(modelFamily(model, { linear }), {
     device: "cpu",
     threads: THREADS,
   });

@@ -7,7 +7,7 @@ import { encodePromptPartA, tokenizeRecord } from "../lib/collate/mod.ts";
 import type { EntityEntry, TextRecord } from "../lib/data/types.ts";
 import { buildPool, CachedDecoder, Predictor, type PromptInput } from "../lib/generate/mod.ts";
 import { paddedLength, PART_A_QUANTUM } from "../lib/generate/step_model.ts";
-import { decoderFamily, glmFamily, type ModelFamily } from "../lib/model/family.ts";
+import { glmFamily, type ModelFamily, modelFamily } from "../lib/model/family.ts";
 import { Rng } from "../lib/random.ts";
 import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
 import { testItems, TINY, tinyWeights, tokenizer } from "./helpers/infer.ts";
@@ -46,7 +46,7 @@ const families: [string, () => ModelFamily][] = [
   ["glm", () => glmFamily({ config: TINY, weights: tinyWeights(TINY, 3) })],
   ["qwen3", () => {
     const config = { ...TINY_DECODERS.qwen3, vocabSize: 300, maxPositionEmbeddings: 256 };
-    return decoderFamily({ config, weights: noisyDecoderWeights(config, 4, { intra: true }) });
+    return modelFamily({ config, weights: noisyDecoderWeights(config, 4, { intra: true }) });
   }],
 ];
 for (const [name, family] of families) {

@@ -18,7 +18,7 @@ import {
   type StepInput,
   type StepModel,
 } from "../lib/generate/mod.ts";
-import { decoderFamily, glmFamily, type ModelFamily } from "../lib/model/family.ts";
+import { glmFamily, type ModelFamily, modelFamily } from "../lib/model/family.ts";
 import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
 import {
   FunctionModel,
@@ -213,7 +213,7 @@ const families: [string, () => ModelFamily][] = [
   ["glm", () => glmFamily({ config: TINY, weights: tinyWeights(TINY, 5) })],
   ["qwen3 (rotary)", () => {
     const config = { ...TINY_DECODERS.qwen3, vocabSize: TINY.vocabSize };
-    return decoderFamily({ config, weights: noisyDecoderWeights(config, 6, { intra: true }) });
+    return modelFamily({ config, weights: noisyDecoderWeights(config, 6, { intra: true }) });
   }],
 ];
 for (const [name, family] of families) {

@@ -22,6 +22,7 @@ import { quantizedLinear, type QuantizeOptions } from "../model/quantize.ts";
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
 import { modelFamily } from "../model/family.ts";
+import { attentionOf } from "../model/families/config.ts";
 import { modelIdentity } from "../model/identity.ts";
 import {
   type AnyModel,
@@ -166,7 +167,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
-  let attention: "prefix" | "causal" = model.config.attention ?? "causal";
+  let attention = attentionOf(model.config);
   let adapter: LoadedForInference["adapter"];
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);

@@ -44,7 +44,7 @@ import {
   loraTargetTable,
 } from "./lora.ts";
 import { modelConfig } from "./config.ts";
-import type { DecoderConfig } from "./families/config.ts";
+import { attentionOf, type DecoderConfig } from "./families/config.ts";
 
 /** How messages name a family. */
 function familyLabel(c: DecoderConfig): string {
@@ -327,7 +327,7 @@ export async function loadAdapter(
   const addedRows = options.model?.addedRows ?? 0;
   const peft = parsed.method === undefined && methodShapes(model, addedRows).size > 0;
   const method: MethodSettings | undefined = peft
-    ? { attention: model.attention ?? "causal", intraRows: model.intraRows, addedRows }
+    ? { attention: attentionOf(model), intraRows: model.intraRows, addedRows }
     : parsed.method;
   // Before the base model's identity, which the special rows are part of: a mismatch here says
   // what differs (a dataset with another number of item tokens, or another tokenizer).

@@ -9,7 +9,7 @@
  */
 
 import type { Graph } from "../onnx/graph.ts";
-import type { DecoderConfig } from "./families/config.ts";
+import { blockOf, type DecoderConfig } from "./families/config.ts";
 import type { WeightSessionOptions } from "../runtime/session.ts";
 import {
   type AttentionMode,
@@ -51,11 +51,16 @@ export interface ModelFamily {
  */
 export const FEED_WEIGHTS_BYTES = 256 * 1024 * 1024;
 
-/** How sessions over a model with `weights` hold them: fed when large, initializers when small. */
-export function weightSessionOptions(weights: Weights): WeightSessionOptions {
+/** Bytes of every weight in `weights`. */
+function weightBytes(weights: Weights): number {
   let bytes = 0;
   for (const w of weights.values()) bytes += w.byteLength;
-  return bytes > FEED_WEIGHTS_BYTES ? DECODER_SESSION_OPTIONS : {};
+  return bytes;
+}
+
+/** How sessions over a model with `weights` hold them: fed when large, initializers when small. */
+export function weightSessionOptions(weights: Weights): WeightSessionOptions {
+  return weightBytes(weights) > FEED_WEIGHTS_BYTES ? DECODER_SESSION_OPTIONS : {};
 }
 
 /**
@@ -69,9 +74,7 @@ export const DECODE_PREPACK_BYTES = 2.5 * 1024 ** 3;
 
 /** How decoding sessions over `weights` hold them: prepacked up to {@linkcode DECODE_PREPACK_BYTES}. */
 export function decodeSessionOptions(weights: Weights): WeightSessionOptions {
-  let bytes = 0;
-  for (const w of weights.values()) bytes += w.byteLength;
-  return bytes > DECODE_PREPACK_BYTES ? DECODER_SESSION_OPTIONS : {};
+  return weightBytes(weights) > DECODE_PREPACK_BYTES ? DECODER_SESSION_OPTIONS : {};
 }
 
 /** Options of {@linkcode modelFamily}. */
@@ -95,7 +98,7 @@ export function modelFamily(
     weights,
     addedRows: options.addedRows,
     linear: options.linear,
-    attention: options.attention ?? config.attention ?? "causal",
+    attention: options.attention,
   };
   return {
     name: config.family,
@@ -103,7 +106,7 @@ export function modelFamily(
     numLayers: config.numLayers,
     cacheHeads: config.numKvHeads,
     headDim: config.headDim,
-    usesRope: (config.block?.positions ?? "rotary") === "rotary",
+    usesRope: blockOf(config).positions === "rotary",
     sessionOptions: decodeSessionOptions(weights),
     prefillGraph: () => buildDecoderPrefillGraph(common).graph,
     stepGraph: (outputs) => buildDecoderStepGraph({ ...common, outputs }).graph,
@@ -117,8 +120,3 @@ export function glmFamily(
 ): ModelFamily {
   return modelFamily({ config: glmDecoderConfig(model.config), weights: model.weights }, options);
 }
-
-/** See {@linkcode modelFamily}. */
-export const decoderFamily = modelFamily;
-/** See {@linkcode ModelFamilyOptions}. */
-export type DecoderFamilyOptions = ModelFamilyOptions;

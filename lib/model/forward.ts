@@ -52,7 +52,7 @@ export async function runForward(
     config,
     weights: model.weights,
     outputs: withLoss ? "both" : "logits",
-    attention: options.attention ?? config.attention,
+    attention: options.attention,
     addedRows,
     linear: options.linear,
   });

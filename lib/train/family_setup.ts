@@ -9,7 +9,7 @@
  */
 
 import { OptionError } from "../errors.ts";
-import { INTRA_TABLE } from "../model/families/config.ts";
+import { attentionOf, INTRA_TABLE } from "../model/families/config.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
 import type { AnyModel } from "../model/load_any.ts";
 import type { MethodSettings } from "../model/adapter.ts";
@@ -56,7 +56,7 @@ export function decoderSetup(
   model: AnyModel,
   attention: AttentionMode | undefined,
 ): { attention: AttentionMode; addedRows: number } {
-  return { attention: attention ?? model.config.attention ?? "causal", addedRows: model.addedRows };
+  return { attention: attentionOf(model.config, attention), addedRows: model.addedRows };
 }
 
 /**
@@ -70,7 +70,7 @@ export function methodSettings(
 ): MethodSettings | undefined {
   if (methodShapes(model.config, model.addedRows).size === 0) return undefined;
   return {
-    attention: attention ?? model.config.attention ?? "causal",
+    attention: attentionOf(model.config, attention),
     intraRows: model.config.intraRows,
     addedRows: model.addedRows,
   };
@@ -104,6 +104,6 @@ export function modelSettings(model: AnyModel, attention: AttentionMode | undefi
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
     addedRows: model.addedRows,
-    attention: attention ?? c.attention ?? "causal",
+    attention: attentionOf(c, attention),
   };
 }

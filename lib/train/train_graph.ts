@@ -126,7 +126,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
     // weight) are inputs named as themselves.
     trainable: (name) => trainable.has(name),
     linear: lora ? loraHook(c, lora, { dropout }) : undefined,
-    attention: setup.decoder?.attention ?? c.attention,
+    attention: setup.decoder?.attention,
     addedRows: setup.decoder?.addedRows,
     lossLogitBias: setup.trieLoss,
     // For LayerNorm and GELU blocks: their statistics and one Gelu node, for the backward pass.

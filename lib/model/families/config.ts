@@ -59,6 +59,17 @@ export const GLM_BLOCK: BlockStyle = Object.freeze({
   names: "thudm_glm",
 });
 
+/**
+ * The attention rule of a run: the one asked for, else the configuration's own (GLM's prefix, a
+ * merged model's recorded rule), else causal (how the decoder families were pretrained).
+ */
+export function attentionOf(
+  config: DecoderConfig,
+  asked?: "prefix" | "causal",
+): "prefix" | "causal" {
+  return asked ?? config.attention ?? "causal";
+}
+
 /** The block style of `config`. */
 export function blockOf(config: DecoderConfig): BlockStyle {
   return config.block ?? DECODER_BLOCK;

@@ -31,6 +31,7 @@
 import { type DType, Graph, type Shape, type Value } from "../../onnx/graph.ts";
 import type { Weights } from "../weights.ts";
 import {
+  attentionOf,
   blockOf,
   type BlockStyle,
   type DecoderConfig,
@@ -139,11 +140,6 @@ export interface LinearContext {
  */
 export type LinearHook = (ctx: LinearContext) => Value;
 
-/** The decoders' names of {@linkcode LinearContext} and {@linkcode LinearHook}. */
-export type DecoderLinearContext = LinearContext;
-/** See {@linkcode LinearHook}. */
-export type DecoderLinearHook = LinearHook;
-
 /** The attention rule of a run: `prefix` (docs/method.md section 6) or `causal` (j <= i). */
 export type AttentionMode = "prefix" | "causal";
 
@@ -194,8 +190,8 @@ export interface DecoderOptions {
   trainable?: (name: string) => boolean;
   /** Float type of the graph (default float32; float64 for gradient checks). */
   dtype?: "float32" | "float64";
-  linear?: DecoderLinearHook;
-  /** Default `causal` (how these families were pretrained; GLM's wrappers pass `prefix`). */
+  linear?: LinearHook;
+  /** Default: the configuration's own, else `causal` ({@linkcode attentionOf}). */
   attention?: AttentionMode;
   /**
    * Forward graphs: attention as one opset-23 Attention node per layer instead of standard
@@ -742,7 +738,7 @@ export function buildDecoderForwardGraph(
   });
   const m = new DecoderBuilder(g, options);
   const h = options.config.hiddenSize;
-  const mode = options.attention ?? "causal";
+  const mode = attentionOf(options.config, options.attention);
   const { inputIds, rope, sep, inter, intra } = sequenceInputs(m, "B", "L");
   const wantLoss = options.outputs !== "logits";
   const labels = wantLoss ? g.input("labels", "int32", ["B", "L"]) : undefined;
@@ -823,7 +819,7 @@ export function buildDecoderPrefillGraph(
   let x = m.embed(inputIds, inter, intra);
   const rot = rope ? m.rotary(rope) : null;
   const mask = m.mask(
-    options.attention ?? "causal",
+    attentionOf(options.config, options.attention),
     sep,
     g.gather(bl, g.constant(1, "int64")),
     "La",
