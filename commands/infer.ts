@@ -14,6 +14,7 @@ import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_PREDICT, INFER_PROTOCOLS, INFER_TASKS } from "../lib/generate/infer.ts";
 import { runInference } from "../lib/generate/run.ts";
+import { DEFAULT_RERANK_WEIGHT } from "../lib/generate/rerank.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { parseShard } from "../lib/shard/shard.ts";
@@ -80,6 +81,25 @@ const FLAGS = defineFlags({
   "trie-softmax": {
     type: "boolean",
     help: "item search: score each item by its probability among the items (the trie's softmax)",
+  },
+  rerank: {
+    type: "string",
+    placeholder: "FILE.jsonl",
+    help: "item tasks: rerank a first stage's candidates (predictions with scores, e.g. eval " +
+      "--save-baselines DIR's DIR/sasrec.jsonl) by the fusion (1 - w) * its score + w * the " +
+      "model's log-probability, instead of ranking every item",
+  },
+  "rerank-weight": {
+    type: "number",
+    min: 0,
+    max: 1,
+    help: `the model's weight w in the --rerank fusion (default ${DEFAULT_RERANK_WEIGHT}; ` +
+      "1: the model alone on the candidates, 0: the first stage's order)",
+  },
+  "rerank-top": {
+    type: "int",
+    min: 1,
+    help: "--rerank: the first stage's best N candidates of each record (default: all given)",
   },
   limit: { type: "int", min: 1, help: "answer only the first N selected records" },
   "sample-users": {
@@ -187,6 +207,11 @@ export const command: Command = {
         beams: flags.beams,
         excludeSeen: flags["exclude-seen"],
         trieSoftmax: flags["trie-softmax"],
+        rerank: flags.rerank === undefined ? undefined : {
+          file: flags.rerank,
+          weight: flags["rerank-weight"],
+          top: flags["rerank-top"],
+        },
         batchSize: flags["batch-size"],
         maxNewTokens: flags["max-new-tokens"],
         textBeams: flags["text-beams"],

@@ -37,6 +37,10 @@ export interface RankedEntity {
   item_id?: string;
   /** The method's score (higher is better); informative, the list order is what counts. */
   score?: number;
+  /** A reranking's language-model score of the entry (infer --rerank); informative. */
+  lm_score?: number;
+  /** A reranking's first-stage score of the entry (infer --rerank); informative. */
+  first_score?: number;
 }
 
 /** One line of a predictions JSONL file. */

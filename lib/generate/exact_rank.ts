@@ -74,17 +74,57 @@ export async function rankItemsExact(
   prompts: readonly PromptInput[],
   options: ExactRankOptions,
 ): Promise<RankedItems[]> {
-  const { pool, firstTokens, sop } = options;
+  const { pool, firstTokens } = options;
   const topK = options.topK ?? 10;
   const n = firstTokens.length;
   if (n !== pool.items.length) {
     throw new RangeError(`${n} first tokens for ${pool.items.length} items`);
   }
+  if (!(topK >= 1)) throw new RangeError("topK must be at least 1");
+  const all = await itemLogProbs(model, prompts, options);
+  const ends = options.exclusions?.some((e) => e !== null) ? itemEndNodes(pool) : null;
+  return all.map((scores, p) => {
+    const exclusion = options.exclusions?.[p] ?? null;
+    return topOf(scores, topK, exclusion && ends ? (i) => exclusion.ends.has(ends[i]) : null);
+  });
+}
+
+/** Options of {@linkcode itemLogProbs}. */
+export interface ItemLogProbOptions {
+  /** [items] the first token of each item, each a different token (`firstTokenOfItems`). */
+  firstTokens: Int32Array;
+  /** Id of `[S]`. */
+  sop: number;
+  /** Scores among the items (see the module docs) instead of the vocabulary's. */
+  trieSoftmax?: boolean;
+}
+
+/**
+ * Every item's score for each prompt (see the module docs): [prompts][items], item i's score the
+ * log-probability of `firstTokens[i]` after `[S]`. What {@linkcode rankItemsExact} ranks, and
+ * what a reranker reads a first stage's candidates from (rerank.ts). A token past the model's
+ * rows is a RangeError.
+ *
+ * @example
+ * ```ts
+ * import type { PromptInput, StepModel } from "./step_model.ts";
+ *
+ * declare const decoder: StepModel, partA: PromptInput, firstTokens: Int32Array, sop: number;
+ * const [scores] = await itemLogProbs(decoder, [partA], { firstTokens, sop, trieSoftmax: true });
+ * scores.length === firstTokens.length; // one log-probability per item
+ * ```
+ */
+export async function itemLogProbs(
+  model: StepModel,
+  prompts: readonly PromptInput[],
+  options: ItemLogProbOptions,
+): Promise<Float64Array[]> {
+  const { firstTokens, sop } = options;
+  const n = firstTokens.length;
   const V = model.vocabSize;
   for (const t of firstTokens) {
     if (!(t >= 0 && t < V)) throw new RangeError(`first token ${t} is past the model's ${V} rows`);
   }
-  if (!(topK >= 1)) throw new RangeError("topK must be at least 1");
   const P = prompts.length;
   if (P === 0) return [];
   await model.prefill(prompts);
@@ -97,9 +137,7 @@ export async function rankItemsExact(
     beamIndex: new Int32Array(P),
     oneRowEach: true,
   });
-  const ends = options.exclusions?.some((e) => e !== null) ? itemEndNodes(pool) : null;
-  const out: RankedItems[] = [];
-  const scores = new Float64Array(n);
+  const out: Float64Array[] = [];
   for (let p = 0; p < P; p++) {
     const offset = p * V;
     let norm = 0;
@@ -111,9 +149,9 @@ export async function rankItemsExact(
       for (let i = 0; i < n; i++) sum += Math.exp(logp[offset + firstTokens[i]] - max);
       norm = max + Math.log(sum);
     }
+    const scores = new Float64Array(n);
     for (let i = 0; i < n; i++) scores[i] = logp[offset + firstTokens[i]] - norm;
-    const exclusion = options.exclusions?.[p] ?? null;
-    out.push(topOf(scores, topK, exclusion && ends ? (i) => exclusion.ends.has(ends[i]) : null));
+    out.push(scores);
   }
   return out;
 }

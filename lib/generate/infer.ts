@@ -8,6 +8,9 @@
  *   first token decides the item) every item ranked exactly in one step (exact_rank.ts);
  * - the same tasks, protocol `sampled`: the record's candidates ranked by their log-likelihood
  *   (score.ts), the top-k of them;
+ * - the same tasks with `rerank`: a first stage's candidates for the record (rerank.ts), ranked by
+ *   the fusion of its scores with the model's (each item's exact score with item tokens, else its
+ *   title's log-likelihood); each entry also carries `lm_score` and `first_score`;
  * - rating: each rating value of the dataset (manifest `rating_values`) scored as the text the
  *   collator builds for it; `rating` is the expected value under the renormalised likelihoods,
  *   `most_likely` the likeliest value;
@@ -31,7 +34,8 @@ import { InputError } from "../errors.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { DEFAULT_ITEM_SEARCH, searchItems } from "./items.ts";
-import { rankItemsExact } from "./exact_rank.ts";
+import { itemLogProbs, rankItemsExact } from "./exact_rank.ts";
+import { firstStageOf, type FirstStageRanking, fuseScores } from "./rerank.ts";
 import { exclusionOf, type Pool } from "../collate/pool.ts";
 import {
   type AnswerTokens,
@@ -98,6 +102,18 @@ export interface PredictOptions {
   ratingValues?: readonly number[];
   /** Scoring: most tokens per run. */
   tokensPerRun?: number;
+  /** Item tasks: rerank a first stage's candidates instead of ranking every item (rerank.ts). */
+  rerank?: RerankOptions;
+}
+
+/** A first stage to rerank (rerank.ts). */
+export interface RerankOptions {
+  /** Each record's candidates, by record id (readFirstStage). */
+  stage: ReadonlyMap<string, FirstStageRanking>;
+  /** Its file, for error messages. */
+  file: string;
+  /** The model's weight in the fusion, in [0, 1] (rerank.ts). */
+  weight: number;
 }
 
 /** What the predictor needs besides options. */
@@ -116,7 +132,7 @@ export interface PredictorParts {
  */
 export type InferLine = PredictionLine & { most_likely?: number };
 
-type Mode = "items" | "candidates" | "rating" | "text";
+type Mode = "items" | "candidates" | "rerank" | "rating" | "text";
 
 interface Job {
   index: number;
@@ -143,8 +159,9 @@ const round = (x: number) => Math.round(x * 1e6) / 1e6;
  */
 export class Predictor {
   readonly #parts: PredictorParts;
-  readonly #options: Required<Omit<PredictOptions, "ratingValues">> & {
+  readonly #options: Required<Omit<PredictOptions, "ratingValues" | "rerank">> & {
     ratingValues: readonly number[];
+    rerank?: RerankOptions;
   };
   readonly #allowed: Uint8Array;
   readonly #longestItem: number;
@@ -168,6 +185,7 @@ export class Predictor {
       tokensPerRun: options.tokensPerRun ?? DEFAULT_PREDICT.tokensPerRun,
       maxLength: options.maxLength,
       ratingValues: options.ratingValues ?? [],
+      rerank: options.rerank,
     };
     const { tokenizer, model } = parts;
     // Text may use every ordinary token of the tokenizer, and [E] to stop.
@@ -186,6 +204,7 @@ export class Predictor {
     // How a record is answered follows from its family's answer kind (lib/data/tasks.ts).
     switch (answerOf(record.task)) {
       case "item":
+        if (this.#options.rerank) return "rerank";
         return this.#options.protocol === "full" ? "items" : "candidates";
       case "rating":
         return "rating";
@@ -217,6 +236,7 @@ export class Predictor {
     const { tokenizer } = this.#parts;
     switch (mode) {
       case "items":
+      case "rerank":
         return 1 + this.#longestItem;
       case "candidates": {
         let longest = 0;
@@ -321,6 +341,7 @@ export class Predictor {
         })),
       }));
     }
+    if (mode === "rerank") return await this.#rerank(jobs, head);
     if (mode === "candidates") {
       const lists = jobs.map((j) => {
         const seen = o.excludeSeen ? new Set(j.record.history ?? []) : null;
@@ -365,5 +386,60 @@ export class Predictor {
       ...head(j.record),
       text: tokenizer.decode(texts[i].tokens, { skipSpecial: true }).trim(),
     }));
+  }
+
+  /** The first stage's candidates of each job, reranked by the fusion (rerank.ts). */
+  async #rerank(jobs: Job[], head: (r: TextRecord) => InferLine): Promise<InferLine[]> {
+    const { model, tokenizer, pool } = this.#parts;
+    const o = this.#options;
+    const { stage, file, weight } = o.rerank!;
+    const candidates = jobs.map((j) => {
+      const ranking = firstStageOf(stage, j.record.id, file);
+      const seen = o.excludeSeen ? new Set(j.record.history ?? []) : null;
+      const keep: number[] = [];
+      ranking.items.forEach((item, c) => {
+        if (seen === null || !seen.has(pool.items.items[item])) keep.push(c);
+      });
+      return {
+        items: Int32Array.from(keep, (c) => ranking.items[c]),
+        first: Float64Array.from(keep, (c) => ranking.scores[c]),
+      };
+    });
+    const prompts = jobs.map((j) => j.prompt);
+    const { sop, eop } = tokenizer.special;
+    let lm: Float64Array[];
+    if (this.#firstTokens) {
+      // Item tokens: every item's exact score in one step; the candidates' are read from it.
+      const all = await itemLogProbs(model, prompts, {
+        firstTokens: this.#firstTokens,
+        sop,
+        trieSoftmax: o.trieSoftmax,
+      });
+      lm = candidates.map((c, p) => Float64Array.from(c.items, (item) => all[p][item]));
+    } else {
+      const scores = await scoreAnswers(
+        model,
+        prompts,
+        candidates.map((c) =>
+          Array.from(c.items, (item) => entityAnswer(tokenizer, pool.items.items[item]))
+        ),
+        { sop, eop, tokensPerRun: o.tokensPerRun },
+      );
+      lm = scores.map((s) => Float64Array.from(s));
+    }
+    return jobs.map((j, p) => {
+      const { items, first } = candidates[p];
+      const fused = fuseScores(first, lm[p], weight);
+      return {
+        ...head(j.record),
+        predictions: Array.from(rankByScore(fused).subarray(0, o.topK), (c) => ({
+          entity: pool.items.items[items[c]],
+          item_id: pool.items.ids[items[c]],
+          score: round(fused[c]),
+          lm_score: round(lm[p][c]),
+          first_score: round(first[c]),
+        })),
+      };
+    });
   }
 }

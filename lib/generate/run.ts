@@ -21,6 +21,7 @@ import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
 import { DEFAULT_PREDICT, type PredictOptions, Predictor } from "./infer.ts";
 import { loadForInference } from "./load.ts";
+import { DEFAULT_RERANK_WEIGHT, readFirstStage } from "./rerank.ts";
 import type { QuantBits } from "../model/quantize.ts";
 
 /**
@@ -35,7 +36,14 @@ const WINDOW_BATCHES = 64;
  * model). Not `forcedRuns`: a run's output does not depend on its batches (so shards merge into
  * the unsharded output byte for byte), and forced runs would make the last digits of scores do so.
  */
-export interface InferRunOptions extends Omit<PredictOptions, "maxLength" | "forcedRuns"> {
+export interface InferRunOptions
+  extends Omit<PredictOptions, "maxLength" | "forcedRuns" | "rerank"> {
+  /**
+   * Item tasks: rerank a first stage's candidates (rerank.ts): its predictions file, the model's
+   * weight in the fusion (default DEFAULT_RERANK_WEIGHT) and how many candidates of each record
+   * (default: all the file gives).
+   */
+  rerank?: { file: string; weight?: number; top?: number };
   /** Model directory. */
   model: string;
   /** LoRA adapter directory, merged into the weights at load. */
@@ -121,6 +129,26 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
         `${name} ${topK} needs at least as many ${nameOf("beams")} (got ${beams}): the search ` +
         `returns one item per beam`,
     );
+  }
+  if (options.rerank) {
+    if (protocol !== "full") {
+      throw new OptionError(
+        "rerank",
+        (name, nameOf) =>
+          `${name} reranks a first stage's ranking over all items (${nameOf("protocol")} full)`,
+      );
+    }
+    const weight = options.rerank.weight ?? DEFAULT_RERANK_WEIGHT;
+    if (!(weight >= 0 && weight <= 1)) {
+      throw new OptionError("rerankWeight", (name) => `${name} must be in [0, 1] (got ${weight})`);
+    }
+    if (!(await pathExists(options.rerank.file))) {
+      throw inputError(
+        options.rerank.file,
+        undefined,
+        "the first stage's predictions are not there",
+      );
+    }
   }
   if (options.trieSoftmax && protocol !== "full") {
     throw new OptionError(
@@ -219,6 +247,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       options.adapter,
       options.data,
       splitFile,
+      options.rerank?.file,
       ...["manifest.json", "entities.json", "candidates.jsonl"].map((f) => join(options.data, f)),
     ],
     recognize: isPredictionsFile,
@@ -243,7 +272,13 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         file: join(options.data, "entities.json"),
         maxLength: loaded.maxLength,
       });
+      const rerank = options.rerank && {
+        stage: await readFirstStage(options.rerank.file, pool.items, { top: options.rerank.top }),
+        file: options.rerank.file,
+        weight: options.rerank.weight ?? DEFAULT_RERANK_WEIGHT,
+      };
       const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+        rerank,
         protocol,
         topK,
         beams,
@@ -283,6 +318,11 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         excludeSeen: options.excludeSeen ?? DEFAULT_PREDICT.excludeSeen,
         trieSoftmax: options.trieSoftmax ?? DEFAULT_PREDICT.trieSoftmax,
         quantize: options.quantize,
+        rerank: options.rerank && {
+          file: options.rerank.file,
+          weight: options.rerank.weight ?? DEFAULT_RERANK_WEIGHT,
+          top: options.rerank.top ?? null,
+        },
         limit: options.limit ?? Infinity,
         maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
         textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,

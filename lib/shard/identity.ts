@@ -41,6 +41,8 @@ export interface InferRun {
   maxNewTokens: number;
   /** Text tasks: beams (1: greedy). */
   textBeams: number;
+  /** Item tasks: the first stage reranked (recorded only when set). */
+  rerank?: { file: string; weight: number; top: number | null };
 }
 
 /**
@@ -68,6 +70,15 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
     text_beams: run.textBeams,
     ...(run.trieSoftmax ? { trie_softmax: true } : {}),
     ...(run.quantize ? { quantize: run.quantize } : {}),
+    ...(run.rerank
+      ? {
+        rerank: {
+          first_stage: (await fileDigest(run.rerank.file))?.sha256 ?? null,
+          weight: run.rerank.weight,
+          top: run.rerank.top,
+        },
+      }
+      : {}),
   };
 }
 
