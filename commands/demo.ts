@@ -79,8 +79,9 @@ Runs the whole pipeline on the built-in dataset (fixtures/demo: 600 users, 294 i
 reviews): textualize, init a tiny model (hidden 256, 4 layers), pretrain it from scratch,
 infer every task on the test split, and eval it against the baselines (most popular, item-kNN,
 SASRec and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each command before it
-runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg and the
-training curve (run/loss.svg) are left in --out.
+runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg, the
+baselines' predictions (baselines/, fitted once and scored again for the table) and the training
+curve (run/loss.svg) are left in --out.
 
 ${formatFlags(FLAGS)}
 

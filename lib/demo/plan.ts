@@ -73,6 +73,7 @@ export function demoPaths(out: string) {
     predictions: join(out, "recsysllm.jsonl"),
     evalJson: join(out, "eval.json"),
     chart: join(out, "eval.svg"),
+    baselines: join(out, "baselines"),
   };
 }
 
@@ -101,13 +102,27 @@ export function demoStages(options: DemoOptions): DemoStage[] {
   const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
   const quiet: Record<string, true> = options.quiet ? { quiet: true } : {};
   const itemTokens = options.itemTokens ?? DEFAULT_DEMO.itemTokens;
+  // The baselines are fitted once (SASRec trains for a while), by the first eval, which saves
+  // their predictions; the report scores those files beside the model's.
+  const baselines = ["pop", "itemknn", "sasrec", "mean"];
   const evalFlags = {
     data: paths.data,
     predictions: paths.predictions,
     name: "recsysllm",
-    baseline: "pop,itemknn,sasrec,mean",
+    baseline: baselines.join(","),
+    "save-baselines": paths.baselines,
     quiet: true,
   } as const;
+  const reportArgs = [
+    ...commandLine("eval", { data: paths.data, predictions: paths.predictions, name: "recsysllm" }),
+    ...baselines.flatMap((b) => [
+      "--predictions",
+      join(paths.baselines, `${b}.jsonl`),
+      "--name",
+      b,
+    ]),
+    ...commandLine("", { format: "md", chart: paths.chart, quiet: true }).slice(1),
+  ];
   return [
     {
       name: "textualize",
@@ -176,7 +191,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
     },
     {
       name: "report",
-      args: commandLine("eval", { ...evalFlags, format: "md", chart: paths.chart }),
+      args: reportArgs,
     },
   ];
 }

@@ -75,9 +75,16 @@ export function reportMarkdown(report: EvalReport): string {
   const out: string[] = [`Protocol: ${report.protocol}, split: ${report.split}.`, ""];
   for (const task of EVAL_TASKS) {
     const rows: { label: string; metrics: Metrics; missing?: number }[] = [];
+    // A method with no prediction at all for the task (a rating baseline's file scored beside
+    // item tasks) gets a line under the table instead of a row of dashes.
+    const none: string[] = [];
     for (const [name, result] of Object.entries(report.methods)) {
       const r = result[task];
       if (!r) continue;
+      if (r.metrics.count === 0 && (r.missing ?? 0) > 0) {
+        none.push(name);
+        continue;
+      }
       rows.push({ label: name, metrics: r.metrics, missing: r.missing });
       if (r.heldOut) {
         if (r.seen) rows.push({ label: `${name} (seen templates)`, metrics: r.seen });
@@ -97,6 +104,7 @@ export function reportMarkdown(report: EvalReport): string {
       out.push(`| ${row.label.replaceAll("|", "\\|")} | ${cells.join(" | ")} |`);
     }
     out.push("");
+    if (none.length > 0) out.push(`No ${task} predictions from: ${none.join(", ")}.`, "");
   }
   return out.join("\n");
 }
