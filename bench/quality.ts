@@ -6,19 +6,30 @@
  * by eval, on the same training interactions) beside it. Prints HR@5, NDCG@5, HR@10, NDCG@10,
  * valid, the baselines' figures and the seconds of every stage.
  *
+ * Two stages (QUALITY_RERANK=sasrec): SASRec proposes each record's candidates and the language
+ * model reranks them by the fusion of lib/generate/rerank.ts; the fusion's weight and candidate
+ * count are tuned on a seeded sample of validation users (bench/fusion.ts), with SASRec's
+ * validation ranking, and then applied to the test split, where the model's own ranking over all
+ * items is scored beside (`lm_alone`). SASRec's training counts in `train_plus_infer_minutes`.
+ *
  * A benchmark, never a test: at the recipe's full length it trains for over an hour on 2 cores.
  * Settings (environment):
- * - QUALITY_STEPS: optimizer steps (default 8000);
+ * - QUALITY_RERANK: `sasrec` (the two stages) or `none` (the model alone over all items);
+ * - QUALITY_STEPS: optimizer steps (default 9000);
+ * - QUALITY_TUNE_USERS: the validation sample the fusion is tuned on (default 1000);
+ * - QUALITY_SASREC: extra eval flags for SASRec (space-separated), e.g. `--sasrec-epochs=2` for a
+ *   quick look at the wiring;
  * - QUALITY_RECIPE: the pretrain recipe (default `sequential`; `none` for plain defaults);
  * - QUALITY_SAMPLE_USERS: infer and eval on a seeded sample of about N test users (default:
  *   every user) for a quick look;
- * - QUALITY_TEXTUALIZE: extra textualize flags (space-separated), e.g. `--train-through=valid`
+ * - QUALITY_TEXTUALIZE: textualize flags (space-separated; default `--item-tokens=title`), e.g.
+ *   `--item-tokens=none` for titles only, or `--train-through=valid`
  *   for the refit (the model for the test split also learns each user's validation item; the
  *   baselines then learn it too, and the validation curve is not drawn: valid is training data);
  * - QUALITY_PRETRAIN: extra pretrain flags (space-separated);
- * - QUALITY_INIT: extra init flags (space-separated), e.g. `--hidden-size=128`;
- * - QUALITY_INFER: extra infer flags (space-separated), e.g. `--trie-softmax`, for the test
- *   figures and the curve alike;
+ * - QUALITY_INIT: init flags (space-separated; default `--hidden-size=128`);
+ * - QUALITY_INFER: infer flags (space-separated; default `--trie-softmax`), for the test figures
+ *   and the curve alike;
  * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced);
  * - QUALITY_CURVE_USERS: the validation sample of the curve (default 1000; 0: no curve). Each
  *   model pretrain saves (every eighth of the run) is copied to `snaps/`; after the test figures,
@@ -33,6 +44,7 @@
 
 import { join } from "node:path";
 import { BEAUTY, beautyTextualizeArgs } from "./beauty.ts";
+import { tuneFusion } from "./fusion.ts";
 import { lineChart } from "../lib/chart/svg.ts";
 import { openDataset, trainsThroughValid } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
@@ -64,8 +76,13 @@ async function stage(
   return new TextDecoder().decode(out.stdout);
 }
 
-const words = (name: string) => (env(name) ?? "").split(" ").filter(Boolean);
-const inferFlags = () => words("QUALITY_INFER");
+const words = (name: string, fallback = "") => (env(name) ?? fallback).split(" ").filter(Boolean);
+const inferFlags = () => words("QUALITY_INFER", DEFAULT_INFER);
+
+/** The recipe's settings, each replaced by its variable: item tokens, hidden 128, the trie's softmax. */
+const DEFAULT_TEXTUALIZE = "--item-tokens=title";
+const DEFAULT_INIT = "--hidden-size=128";
+const DEFAULT_INFER = "--trie-softmax";
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
@@ -240,16 +257,30 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
-  const steps = Number(env("QUALITY_STEPS") ?? 8000);
+  const steps = Number(env("QUALITY_STEPS") ?? 9000);
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
+  const rerank = env("QUALITY_RERANK") ?? "sasrec";
+  if (rerank !== "sasrec" && rerank !== "none") {
+    throw new InputError(`QUALITY_RERANK is "${rerank}": sasrec or none`);
+  }
   const sample = env("QUALITY_SAMPLE_USERS");
   const extra = words("QUALITY_PRETRAIN");
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");
   const predictions = join(dir, "test.jsonl");
   const seconds: Record<string, number> = {};
 
-  await stage("textualize", beautyTextualizeArgs(data, words("QUALITY_TEXTUALIZE")), seconds);
+  await stage(
+    "textualize",
+    beautyTextualizeArgs(data, words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE)),
+    seconds,
+  );
   const refit = trainsThroughValid(await openDataset(data));
+  if (refit && rerank === "sasrec") {
+    throw new InputError(
+      "QUALITY_TEXTUALIZE --train-through=valid trains on the validation split the fusion is " +
+        "tuned on: add QUALITY_RERANK=none",
+    );
+  }
   await stage(
     "init",
     [
@@ -258,7 +289,7 @@ export async function run(): Promise<Record<string, unknown>> {
       "--preset=tiny",
       `--out=${model}`,
       "--seed=1",
-      ...words("QUALITY_INIT"),
+      ...words("QUALITY_INIT", DEFAULT_INIT),
     ],
     seconds,
   );
@@ -287,6 +318,31 @@ export async function run(): Promise<Record<string, unknown>> {
       ? undefined
       : (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
   );
+  if (rerank === "sasrec") {
+    const figures = await twoStages({ dir, data, model: runDir, sample, seconds });
+    const curve = curveUsers > 0 && !refit
+      ? await validationCurve(dir, data, curveUsers)
+      : undefined;
+    const trained = seconds.pretrain + seconds["valid first stage"] + seconds["test first stage"];
+    const inferred = seconds["valid rerank"] + seconds["test rerank"];
+    return {
+      recipe,
+      rerank,
+      steps,
+      train_through: refit ? "valid" : "train",
+      sample_users: sample ? Number(sample) : "all",
+      ...figures,
+      seconds,
+      // Everything the recipe trains and runs: the model, SASRec (twice: once for the validation
+      // ranking the fusion is tuned on, once early-stopped and refit for test), the reranking.
+      train_plus_infer_minutes: Math.round((trained + inferred) / 6) / 10,
+      textualize_flags: words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE).join(" "),
+      init_flags: words("QUALITY_INIT", DEFAULT_INIT).join(" "),
+      infer_flags: inferFlags().join(" "),
+      pretrain_flags: pretrain.slice(1).join(" "),
+      curve,
+    };
+  }
   const report = await inferAndScore(
     "",
     {
@@ -302,19 +358,7 @@ export async function run(): Promise<Record<string, unknown>> {
     "5,10",
     seconds,
   );
-  // The seen templates only (infer answers those; the held-out one is a separate question).
-  const figures = (name: string) => {
-    const all = report.methods[name].sequential;
-    const m = { ...all, ...all.seen, count: all.seen?.count ?? all.count };
-    return {
-      "HR@5": round(m["HR@5"]),
-      "NDCG@5": round(m["NDCG@5"]),
-      "HR@10": round(m["HR@10"]),
-      "NDCG@10": round(m["NDCG@10"]),
-      valid: round(m.valid),
-      records: m.count,
-    };
-  };
+  const figures = (name: string) => seenFigures(report, name);
   const curve = curveUsers > 0 && !refit ? await validationCurve(dir, data, curveUsers) : undefined;
   return {
     recipe,
@@ -325,10 +369,160 @@ export async function run(): Promise<Record<string, unknown>> {
     baselines: { pop: figures("pop"), itemknn: figures("itemknn"), sasrec: figures("sasrec") },
     seconds,
     train_plus_infer_minutes: Math.round((seconds.pretrain + seconds.infer) / 6) / 10,
-    textualize_flags: words("QUALITY_TEXTUALIZE").join(" "),
-    init_flags: words("QUALITY_INIT").join(" "),
+    textualize_flags: words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE).join(" "),
+    init_flags: words("QUALITY_INIT", DEFAULT_INIT).join(" "),
     infer_flags: inferFlags().join(" "),
     pretrain_flags: pretrain.slice(1).join(" "),
     curve,
+  };
+}
+
+/** The seen templates' figures of one method of an eval report (infer answers only those). */
+function seenFigures(report: EvalJson, name: string) {
+  const all = report.methods[name].sequential;
+  const m = { ...all, ...all.seen, count: all.seen?.count ?? all.count };
+  return {
+    "HR@5": round(m["HR@5"]),
+    "NDCG@5": round(m["NDCG@5"]),
+    "HR@10": round(m["HR@10"]),
+    "NDCG@10": round(m["NDCG@10"]),
+    valid: round(m.valid),
+    records: m.count,
+  };
+}
+
+// deno-lint-ignore no-explicit-any
+type EvalJson = { methods: Record<string, { sequential: any }> };
+
+/** Candidates of each record the first stage ranks and the fusion may keep (bench/fusion.ts). */
+const FIRST_STAGE_TOP = 100;
+
+/**
+ * The two stages (see the module docs): SASRec's validation ranking and the model's scores of
+ * its candidates tune the fusion on `QUALITY_TUNE_USERS` (default 1000) validation users; SASRec
+ * refit for test proposes the test candidates, which the model reranks with the tuned fusion;
+ * the model alone over every item is scored beside. Returns the figures.
+ */
+async function twoStages(run: {
+  dir: string;
+  data: string;
+  model: string;
+  sample?: string;
+  seconds: Record<string, number>;
+}) {
+  const { dir, data, model, seconds } = run;
+  const tuneUsers = Number(env("QUALITY_TUNE_USERS") ?? 1000);
+  const common = [
+    `--data=${data}`,
+    "--tasks=sequential",
+    "--quiet",
+  ];
+  const inferCommon = [
+    "infer",
+    `--model=${model}`,
+    ...common,
+    "--template=seq-1,seq-2,seq-3",
+    "--exclude-seen",
+    "--force",
+    ...inferFlags(),
+  ];
+  // Validation: SASRec early-stopped on the validation users, its ranking saved.
+  const firstValid = join(dir, "first-valid");
+  const validReport: EvalJson = JSON.parse(
+    await stage("valid first stage", [
+      "eval",
+      ...common,
+      "--split=valid",
+      "--baseline=sasrec",
+      ...words("QUALITY_SASREC"),
+      "--k=5,10",
+      `--top-k=${FIRST_STAGE_TOP}`,
+      `--sample-users=${tuneUsers}`,
+      `--save-baselines=${firstValid}`,
+    ], seconds),
+  );
+  const reranked = join(dir, "valid-reranked.jsonl");
+  await stage("valid rerank", [
+    ...inferCommon,
+    "--split=valid",
+    `--rerank=${join(firstValid, "sasrec.jsonl")}`,
+    "--rerank-weight=1",
+    `--top-k=${FIRST_STAGE_TOP}`,
+    `--sample-users=${tuneUsers}`,
+    `--out=${reranked}`,
+  ], seconds);
+  const tuned = await tuneFusion(reranked, data, "valid");
+  const { weight, top } = tuned.best;
+  console.error(`bench quality: fusion tuned on validation: weight ${weight}, top ${top}`);
+
+  // Test: the baselines (SASRec early-stopped, then refit) with their rankings saved.
+  const sample = run.sample ? [`--sample-users=${run.sample}`] : [];
+  const firstTest = join(dir, "first-test");
+  const baselines: EvalJson = JSON.parse(
+    await stage("test first stage", [
+      "eval",
+      ...common,
+      "--split=test",
+      "--baseline=pop,itemknn,sasrec",
+      ...words("QUALITY_SASREC"),
+      "--k=5,10",
+      `--top-k=${FIRST_STAGE_TOP}`,
+      `--save-baselines=${firstTest}`,
+      ...sample,
+    ], seconds),
+  );
+  const predictions = join(dir, "test.jsonl"), alone = join(dir, "test-lm-alone.jsonl");
+  await stage("test rerank", [
+    ...inferCommon,
+    "--split=test",
+    `--rerank=${join(firstTest, "sasrec.jsonl")}`,
+    `--rerank-weight=${weight}`,
+    `--rerank-top=${top}`,
+    "--top-k=10",
+    `--out=${predictions}`,
+    ...sample,
+  ], seconds);
+  await stage("test model alone", [
+    ...inferCommon,
+    "--split=test",
+    "--beams=20",
+    "--top-k=10",
+    `--out=${alone}`,
+    ...sample,
+  ], seconds);
+  const report: EvalJson = JSON.parse(
+    await stage("test eval", [
+      "eval",
+      ...common,
+      "--split=test",
+      "--k=5,10",
+      `--predictions=${predictions}`,
+      "--name=recsysllm",
+      `--predictions=${alone}`,
+      "--name=lm_alone",
+      ...sample,
+    ], seconds),
+  );
+  const valid = (metrics: Record<string, number>) =>
+    Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, round(v)]));
+  const sasrecValid = seenFigures(validReport, "sasrec");
+  return {
+    ...seenFigures(report, "recsysllm"),
+    lm_alone: seenFigures(report, "lm_alone"),
+    baselines: {
+      pop: seenFigures(baselines, "pop"),
+      itemknn: seenFigures(baselines, "itemknn"),
+      sasrec: seenFigures(baselines, "sasrec"),
+    },
+    fusion: {
+      weight,
+      top,
+      tuned_on: `${tuned.records} validation records`,
+      valid: valid(tuned.best.metrics),
+      valid_sasrec: { "HR@10": sasrecValid["HR@10"], "NDCG@10": sasrecValid["NDCG@10"] },
+      valid_lm_on_candidates: valid(
+        tuned.points.find((p) => p.top === top && p.weight === 1)!.metrics,
+      ),
+    },
   };
 }
