@@ -44,7 +44,7 @@
 
 import { join } from "node:path";
 import { BEAUTY, beautyTextualizeArgs } from "./beauty.ts";
-import { tuneFusion } from "./fusion.ts";
+import { tuneRerank } from "../lib/eval/fusion.ts";
 import { lineChart } from "../lib/chart/svg.ts";
 import { openDataset, trainsThroughValid } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
@@ -451,7 +451,7 @@ async function twoStages(run: {
     `--sample-users=${tuneUsers}`,
     `--out=${reranked}`,
   ], seconds);
-  const tuned = await tuneFusion(reranked, data, "valid");
+  const tuned = await tuneRerank(reranked, data, "valid");
   const { weight, top } = tuned.best;
   console.error(`bench quality: fusion tuned on validation: weight ${weight}, top ${top}`);
 

@@ -20,6 +20,9 @@ import { type BaselineName, BASELINES, DEFAULT_BASELINE as B } from "../lib/base
 import { runEvaluation } from "../lib/baselines/run.ts";
 import { PROTOCOLS } from "../lib/eval/protocol.ts";
 import { reportJson, reportMarkdown } from "../lib/eval/report.ts";
+import { tuneRerank, tuningMarkdown } from "../lib/eval/fusion.ts";
+import { UsageError } from "../lib/errors.ts";
+import type { Split } from "../lib/data/types.ts";
 import { EVAL_TASKS } from "../lib/eval/score.ts";
 import { parseShard } from "../lib/shard/shard.ts";
 import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
@@ -84,6 +87,14 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "FILE.svg",
     help: "also write a bar chart comparing the methods",
+  },
+  "tune-rerank": {
+    type: "string",
+    placeholder: "FILE.jsonl",
+    help: "instead of scoring methods: tune a two-stage ranking's fusion on this split from " +
+      "infer --rerank ... --rerank-weight 1 --top-k N output (every candidate with both " +
+      "scores): HR@5/10 and NDCG@5/10 of every weight (0 to 1 by 0.05) and candidate count " +
+      "(10, 20, 50, 100), and the best by NDCG@10, which infer --rerank-tuned reads",
   },
   "save-baselines": {
     type: "string",
@@ -255,6 +266,19 @@ export const command: Command = {
   usage: USAGE,
   async run(args) {
     const { values: flags } = parseFlags("eval", args, FLAGS);
+    const tune = flags["tune-rerank"];
+    if (tune !== undefined) {
+      if ((flags.predictions?.length ?? 0) > 0 || (flags.baseline?.length ?? 0) > 0) {
+        throw new UsageError(
+          "--tune-rerank scores its own file: give no --predictions or --baseline",
+        );
+      }
+      const tuning = await tuneRerank(tune, flags.data, flags.split as Split);
+      console.log(
+        flags.format === "md" ? tuningMarkdown(tuning) : JSON.stringify(tuning, null, 2),
+      );
+      return;
+    }
     const sampled = flags["sample-users"];
     const report = await withFlagNames(FLAGS, () =>
       runEvaluation({

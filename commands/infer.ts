@@ -14,7 +14,7 @@ import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_PREDICT, INFER_PROTOCOLS, INFER_TASKS } from "../lib/generate/infer.ts";
 import { runInference } from "../lib/generate/run.ts";
-import { DEFAULT_RERANK_WEIGHT } from "../lib/generate/rerank.ts";
+import { DEFAULT_RERANK_WEIGHT, readRerankTuning } from "../lib/generate/rerank.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { parseShard } from "../lib/shard/shard.ts";
@@ -95,6 +95,12 @@ const FLAGS = defineFlags({
     max: 1,
     help: `the model's weight w in the --rerank fusion (default ${DEFAULT_RERANK_WEIGHT}; ` +
       "1: the model alone on the candidates, 0: the first stage's order)",
+  },
+  "rerank-tuned": {
+    type: "string",
+    placeholder: "FILE.json",
+    help: "--rerank: the weight and candidate count eval --tune-rerank chose (its JSON's best), " +
+      "instead of --rerank-weight and --rerank-top",
   },
   "rerank-top": {
     type: "int",
@@ -191,6 +197,20 @@ export const command: Command = {
       );
     }
     const progress = new Progress("infer", { quiet: flags.quiet });
+    if (
+      flags.rerank === undefined &&
+      (flags["rerank-weight"] !== undefined || flags["rerank-top"] !== undefined)
+    ) {
+      throw new UsageError("--rerank-weight and --rerank-top need --rerank FILE");
+    }
+    const tunedFile = flags["rerank-tuned"];
+    if (tunedFile !== undefined) {
+      if (flags.rerank === undefined) throw new UsageError("--rerank-tuned needs --rerank FILE");
+      if (flags["rerank-weight"] !== undefined || flags["rerank-top"] !== undefined) {
+        throw new UsageError("--rerank-tuned sets the weight and top: drop --rerank-weight/-top");
+      }
+    }
+    const tuned = tunedFile === undefined ? undefined : await readRerankTuning(tunedFile);
     const sampled = flags["sample-users"];
     const summary = await withFlagNames(FLAGS, () =>
       runInference({
@@ -209,8 +229,8 @@ export const command: Command = {
         trieSoftmax: flags["trie-softmax"],
         rerank: flags.rerank === undefined ? undefined : {
           file: flags.rerank,
-          weight: flags["rerank-weight"],
-          top: flags["rerank-top"],
+          weight: tuned?.weight ?? flags["rerank-weight"],
+          top: tuned?.top ?? flags["rerank-top"],
         },
         batchSize: flags["batch-size"],
         maxNewTokens: flags["max-new-tokens"],

@@ -7,7 +7,11 @@
  * @module
  */
 
-import type { PredictionLine } from "./predictions.ts";
+import { openDataset, readRecords } from "../data/dataset.ts";
+import type { Split } from "../data/types.ts";
+import { InputError, inputError } from "../errors.ts";
+import { readJsonLines } from "../io/lines.ts";
+import { checkPredictionLine, type PredictionLine } from "./predictions.ts";
 
 /** One record's candidates (the first stage's order) with both scores, and its target. */
 export interface FusionRecord {
@@ -57,7 +61,7 @@ export function fusionRecords(
     if (target === undefined) throw new Error(`record "${line.id}": no target`);
     const entries = (line.predictions ?? []).map((e, i) => ({ e, i }));
     for (const { e } of entries) {
-      if (typeof e.lm_score !== "number" || typeof e.first_score !== "number") {
+      if (!hasBothScores(e)) {
         throw new Error(`record "${line.id}": an entry without lm_score and first_score`);
       }
     }
@@ -70,6 +74,10 @@ export function fusionRecords(
     };
   });
 }
+
+const hasBothScores = (e: { lm_score?: unknown; first_score?: unknown }) =>
+  typeof e.lm_score === "number" && Number.isFinite(e.lm_score) &&
+  typeof e.first_score === "number" && Number.isFinite(e.first_score);
 
 /**
  * HR@k and NDCG@k (one relevant item: 1 / log2(rank + 2)) of every weight and candidate count,
@@ -117,4 +125,114 @@ export function fusionGrid(
     }
   }
   return out;
+}
+
+/** The grid `eval --tune-rerank` searches: the weight in steps of 0.05, the first stage's best n. */
+export const RERANK_GRID = {
+  weights: Array.from({ length: 21 }, (_, i) => i / 20),
+  tops: [10, 20, 50, 100],
+  ks: [5, 10],
+} as const;
+
+/** What {@linkcode tuneRerank} finds: every point and the best by NDCG@10 (then HR@10). */
+export interface RerankTuning {
+  /** The reranked predictions file read. */
+  file: string;
+  /** The split its records are of. */
+  split: string;
+  /** Records scored. */
+  records: number;
+  /** The best point: its `weight` and `top` are what `infer --rerank-tuned` uses. */
+  best: FusionPoint;
+  /** Every point of the grid. */
+  points: FusionPoint[];
+}
+
+/**
+ * Reads `file` (infer --rerank ... --rerank-weight 1 on records of `split` of the dataset in
+ * `dataDir`: every candidate with both scores) and scores every point of `grid` against the
+ * records' targets. A line naming no record of the split with an item target is an error
+ * naming the file.
+ *
+ * @example
+ * ```ts
+ * const tuning = await tuneRerank("runs/valid-reranked.jsonl", "runs/data", "valid");
+ * tuning.best.weight; // the model's weight in the fusion that ranked best
+ * ```
+ */
+export async function tuneRerank(
+  file: string,
+  dataDir: string,
+  split: Split,
+  grid: { weights: readonly number[]; tops: readonly number[]; ks: readonly number[] } =
+    RERANK_GRID,
+): Promise<RerankTuning> {
+  const data = await openDataset(dataDir);
+  const ids = new Map<string, string>();
+  for (const e of data.entities) if (e.kind === "item") ids.set(e.entity, e.id);
+  const lines: PredictionLine[] = [];
+  for await (const { number, value } of readJsonLines(file)) {
+    const line = checkPredictionLine(value, file, number);
+    if (!(line.predictions ?? []).every((e) => hasBothScores(e))) {
+      throw inputError(
+        file,
+        number,
+        "an entry without lm_score and first_score (write it with infer --rerank FILE " +
+          "--rerank-weight 1 --top-k N)",
+      );
+    }
+    lines.push(line);
+  }
+  const wanted = new Set(lines.map((l) => l.id));
+  const targets = new Map<string, string>();
+  for await (const r of readRecords(data, split)) {
+    if (!wanted.has(r.id)) continue;
+    const first = r.target?.[0];
+    if (first && "entity" in first) targets.set(r.id, ids.get(first.entity) ?? first.entity);
+  }
+  for (const line of lines) {
+    if (!targets.has(line.id)) {
+      throw new InputError(
+        `${file}: record "${line.id}" is not an item record of the ${split} split of ${dataDir}`,
+      );
+    }
+  }
+  const points = fusionGrid(fusionRecords(lines, targets), grid);
+  const best =
+    [...points].sort((a, b) =>
+      b.metrics["NDCG@10"] - a.metrics["NDCG@10"] || b.metrics["HR@10"] - a.metrics["HR@10"]
+    )[0];
+  return { file, split, records: lines.length, best, points };
+}
+
+/**
+ * A Markdown table of a tuning: one row per candidate count, NDCG@10 for each weight (the best
+ * in bold), then the best point.
+ */
+export function tuningMarkdown(tuning: RerankTuning): string {
+  const weights = [...new Set(tuning.points.map((p) => p.weight))];
+  const tops = [...new Set(tuning.points.map((p) => p.top))];
+  const out = [
+    `Fusion tuned on ${tuning.records} ${tuning.split} records of ${tuning.file}: NDCG@10 by ` +
+    "candidates (rows) and the model's weight (columns).",
+    "",
+    `| top | ${weights.map((w) => w.toFixed(2)).join(" | ")} |`,
+    `|---:|${weights.map(() => "---:").join("|")}|`,
+  ];
+  for (const top of tops) {
+    const cells = weights.map((w) => {
+      const p = tuning.points.find((q) => q.top === top && q.weight === w)!;
+      const v = p.metrics["NDCG@10"].toFixed(4);
+      return p === tuning.best ? `**${v}**` : v;
+    });
+    out.push(`| ${top} | ${cells.join(" | ")} |`);
+  }
+  const b = tuning.best;
+  out.push(
+    "",
+    `Best: weight ${b.weight}, top ${b.top}: ` +
+      Object.entries(b.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ") + ".",
+    "",
+  );
+  return out.join("\n");
 }

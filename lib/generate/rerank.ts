@@ -130,3 +130,38 @@ export function firstStageOf(
   }
   return ranking;
 }
+
+/**
+ * The weight and candidate count a tuning chose: the `best` of `eval --tune-rerank`'s JSON
+ * (lib/eval/fusion.ts). A file that is not such JSON is an InputError naming it.
+ *
+ * @example
+ * ```ts
+ * const { weight, top } = await readRerankTuning("runs/fusion.json");
+ * ```
+ */
+export async function readRerankTuning(file: string): Promise<{ weight: number; top: number }> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(file));
+  } catch (error) {
+    throw inputError(
+      file,
+      undefined,
+      `not a tuning (eval --tune-rerank's JSON): ${(error as Error).message}`,
+    );
+  }
+  const best = (json as { best?: { weight?: unknown; top?: unknown } })?.best;
+  const weight = best?.weight, top = best?.top;
+  if (
+    typeof weight !== "number" || !(weight >= 0 && weight <= 1) ||
+    typeof top !== "number" || !Number.isInteger(top) || top < 1
+  ) {
+    throw inputError(
+      file,
+      undefined,
+      'no "best" with a weight in [0, 1] and a whole "top" (eval --tune-rerank writes them)',
+    );
+  }
+  return { weight, top };
+}

@@ -1,0 +1,138 @@
+// The two stages from the command line: eval --save-baselines proposes candidates, infer
+// --rerank scores them, eval --tune-rerank sweeps the fusion on that output, and infer
+// --rerank-tuned applies the best point, whose figures eval then reproduces exactly.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+
+const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
+const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+
+async function ok(args: string[]): Promise<string> {
+  const run = await runCli(args);
+  assert.equal(run.code, 0, `${args[0]}: ${run.stderr}`);
+  return run.stdout;
+}
+
+Deno.test("eval --tune-rerank's best point is what eval scores for infer --rerank-tuned", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data"), model = join(dir, "model"), first = join(dir, "first");
+    await ok([
+      "textualize",
+      "--format",
+      "csv",
+      "--input",
+      join(DEMO, "interactions.csv"),
+      "--items",
+      join(DEMO, "items.csv"),
+      "--tasks",
+      "profile,sequential",
+      "--out",
+      data,
+      "--seed",
+      "1",
+      "--item-tokens",
+      "title",
+      "--quiet",
+    ]);
+    await ok([
+      "init",
+      "--data",
+      data,
+      "--preset",
+      "tiny",
+      "--hidden-size",
+      "32",
+      "--layers",
+      "1",
+      "--heads",
+      "2",
+      "--tokenizer",
+      TOKENIZER,
+      "--out",
+      model,
+      "--seed",
+      "2",
+      "--quiet",
+    ]);
+    const common = ["--data", data, "--split", "valid", "--tasks", "sequential"];
+    // item-kNN's ranking (quick to fit) is the first stage: 50 candidates a record.
+    await ok([
+      "eval",
+      ...common,
+      "--baseline",
+      "itemknn",
+      "--top-k",
+      "50",
+      "--save-baselines",
+      first,
+      "--quiet",
+    ]);
+    const reranked = join(dir, "reranked.jsonl");
+    const infer = [
+      "infer",
+      "--model",
+      model,
+      ...common,
+      "--exclude-seen",
+      "--trie-softmax",
+      "--limit",
+      "40",
+      "--rerank",
+      join(first, "itemknn.jsonl"),
+      "--quiet",
+    ];
+    await ok([...infer, "--rerank-weight", "1", "--top-k", "50", "--out", reranked]);
+    const tuningFile = join(dir, "tuning.json");
+    const tuning = JSON.parse(await ok(["eval", ...common, "--tune-rerank", reranked]));
+    await Deno.writeTextFile(tuningFile, JSON.stringify(tuning));
+    assert.equal(tuning.records, 40);
+    assert.equal(tuning.points.length, 21 * 4);
+    const ndcg = tuning.points.map((p: { metrics: Record<string, number> }) =>
+      p.metrics["NDCG@10"]
+    );
+    assert.equal(tuning.best.metrics["NDCG@10"], Math.max(...ndcg));
+
+    const applied = join(dir, "applied.jsonl");
+    await ok([...infer, "--rerank-tuned", tuningFile, "--top-k", "10", "--out", applied]);
+    const report = JSON.parse(
+      await ok(["eval", ...common, "--predictions", applied, "--k", "5,10", "--quiet"]),
+    );
+    const m = report.methods.applied.sequential;
+    assert.equal(m.count, 40);
+    for (const key of ["HR@5", "NDCG@5", "HR@10", "NDCG@10"]) {
+      assert.ok(Math.abs(m[key] - tuning.best.metrics[key]) < 1e-9, `${key}: ${m[key]}`);
+    }
+    // The Markdown form names the best point.
+    const md = await ok(["eval", ...common, "--tune-rerank", reranked, "--format", "md"]);
+    assert.match(md, new RegExp(`Best: weight ${tuning.best.weight}, top ${tuning.best.top}`));
+
+    // Misuse is a one-line error.
+    const both = await runCli(["eval", ...common, "--tune-rerank", reranked, "--baseline", "pop"]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--tune-rerank scores its own file/);
+    const plain = join(dir, "plain.jsonl");
+    await ok([...infer, "--rerank-weight", "0.5", "--top-k", "10", "--out", plain]);
+    const noScores = await runCli([
+      "eval",
+      ...common,
+      "--tune-rerank",
+      join(first, "itemknn.jsonl"),
+    ]);
+    assert.equal(noScores.code, 1);
+    assert.match(
+      noScores.stderr,
+      /itemknn\.jsonl line 1: an entry without lm_score and first_score/,
+    );
+    const orphan = await runCli([
+      ...infer.filter((a, i) => a !== "--rerank" && infer[i - 1] !== "--rerank"),
+      "--rerank-weight",
+      "0.5",
+      "--out",
+      join(dir, "x.jsonl"),
+    ]);
+    assert.equal(orphan.code, 2);
+    assert.match(orphan.stderr, /--rerank-weight and --rerank-top need --rerank FILE/);
+  });
+});
