@@ -44,7 +44,7 @@
 
 import { join } from "node:path";
 import { BEAUTY, beautyTextualizeArgs } from "./beauty.ts";
-import { tuneRerank } from "../lib/eval/fusion.ts";
+import type { RerankTuning } from "../lib/eval/fusion.ts";
 import { lineChart } from "../lib/chart/svg.ts";
 import { openDataset, trainsThroughValid } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
@@ -451,7 +451,16 @@ async function twoStages(run: {
     `--sample-users=${tuneUsers}`,
     `--out=${reranked}`,
   ], seconds);
-  const tuned = await tuneRerank(reranked, data, "valid");
+  const tuningFile = join(dir, "rerank-tuning.json");
+  const tuned: RerankTuning = JSON.parse(
+    await stage("tune", [
+      "eval",
+      `--data=${data}`,
+      "--split=valid",
+      `--tune-rerank=${reranked}`,
+    ], seconds),
+  );
+  await Deno.writeTextFile(tuningFile, JSON.stringify(tuned, null, 1));
   const { weight, top } = tuned.best;
   console.error(`bench quality: fusion tuned on validation: weight ${weight}, top ${top}`);
 
@@ -476,8 +485,7 @@ async function twoStages(run: {
     ...inferCommon,
     "--split=test",
     `--rerank=${join(firstTest, "sasrec.jsonl")}`,
-    `--rerank-weight=${weight}`,
-    `--rerank-top=${top}`,
+    `--rerank-tuned=${tuningFile}`,
     "--top-k=10",
     `--out=${predictions}`,
     ...sample,
