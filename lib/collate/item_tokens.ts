@@ -13,10 +13,21 @@
  * section 11 (trained with the adapter and saved in it), because the tokenizer it is loaded with
  * counts them.
  *
+ * Because the ids are positions in one dataset's item list, a model's item rows name that
+ * dataset's items only: {@linkcode itemTokenDigest} is what a model records of the list its rows
+ * were made for (`init` in `config.json`, `pretrain` in a decoder adapter's settings and in full
+ * runs' `config.json`), and {@linkcode checkItemTokens} refuses a model whose record is another
+ * dataset's, where another list of as many items or fewer would otherwise load and answer with
+ * other items.
+ *
  * @module
  */
 
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { type Dataset, itemTokenMode, openDataset } from "../data/dataset.ts";
+import type { ItemTokenMode } from "../data/record_options.ts";
+import { inputError } from "../errors.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
 
 /** The name of item `id`'s token (what `decode` shows for it). */
@@ -72,4 +83,126 @@ export function firstTokenOfItems(tokens: readonly Int32Array[]): Int32Array | n
     first[i] = t;
   }
   return first;
+}
+
+/**
+ * What a model records of the item tokens its rows were made for (`recsysllm_item_tokens` in
+ * `config.json`, `item_tokens` in `recsysllm_adapter.json`).
+ */
+export interface ItemTokenDigest {
+  /** How item entities were tokenized (`textualize --item-tokens`). */
+  mode: Exclude<ItemTokenMode, "none">;
+  /** Items, so rows. */
+  count: number;
+  /**
+   * SHA-256 (hex) of the item ids as a JSON array in `entities.json` order: the order that gives
+   * each item its token id.
+   */
+  sha256: string;
+}
+
+/**
+ * The digest of `data`'s item tokens, or undefined when the dataset has none.
+ *
+ * @example
+ * ```ts
+ * import type { Dataset } from "../data/dataset.ts";
+ *
+ * declare const data: Dataset;
+ * itemTokenDigest(data); // { mode: "title", count: 293, sha256: "5be0..." }, or undefined
+ * ```
+ */
+export function itemTokenDigest(data: Dataset): ItemTokenDigest | undefined {
+  const mode = itemTokenMode(data);
+  if (mode === "none") return undefined;
+  const ids = data.entities.filter((e) => e.kind === "item").map((e) => e.id);
+  const sha256 = createHash("sha256").update(JSON.stringify(ids)).digest("hex");
+  return { mode, count: ids.length, sha256 };
+}
+
+/** The JSON object of `digest` (its keys as written to `config.json` and the adapter settings). */
+export function itemTokenDigestJson(digest: ItemTokenDigest): Record<string, unknown> {
+  return { mode: digest.mode, count: digest.count, sha256: digest.sha256 };
+}
+
+/**
+ * The digest recorded as `json` under `key` of `file` (undefined when absent); anything else is
+ * an InputError naming the file and the key.
+ */
+export function parseItemTokenDigest(
+  json: unknown,
+  file: string,
+  key: string,
+): ItemTokenDigest | undefined {
+  if (json === undefined || json === null) return undefined;
+  const o = json as Record<string, unknown>;
+  const ok = typeof json === "object" && !Array.isArray(json) &&
+    (o.mode === "title" || o.mode === "only") &&
+    Number.isInteger(o.count) && (o.count as number) >= 0 &&
+    typeof o.sha256 === "string" && /^[0-9a-f]{64}$/.test(o.sha256);
+  if (!ok) {
+    throw inputError(
+      file,
+      undefined,
+      `"${key}" must be {"mode": "title" | "only", "count": items, "sha256": 64 hex digits}`,
+    );
+  }
+  return {
+    mode: o.mode as ItemTokenDigest["mode"],
+    count: o.count as number,
+    sha256: o.sha256 as string,
+  };
+}
+
+/** Where a recorded digest was read and what a user does when it is not the dataset's. */
+export interface ItemTokenSource {
+  /** The file that records it (`config.json`, `recsysllm_adapter.json`). */
+  file: string;
+  /** What to do instead, e.g. "init a model for this dataset". */
+  fix: string;
+}
+
+/**
+ * Refuses a model whose item rows were made for another dataset's items than `data`'s: `recorded`
+ * (the model's, from `source.file`) and `data`'s digest must agree where both exist. A model
+ * that records none (made before the record, or without item tokens) is accepted, and so is a
+ * dataset without item tokens (the rows are then unused).
+ *
+ * @example
+ * ```ts
+ * import type { Dataset } from "../data/dataset.ts";
+ *
+ * declare const data: Dataset, recorded: ItemTokenDigest | undefined;
+ * checkItemTokens(recorded, data, {
+ *   file: "runs/model/config.json",
+ *   fix: "init a model for this dataset",
+ * }); // throws an InputError when the rows name another dataset's items
+ * ```
+ */
+export function checkItemTokens(
+  recorded: ItemTokenDigest | undefined,
+  data: Dataset,
+  source: ItemTokenSource,
+): void {
+  const ours = itemTokenDigest(data);
+  if (!recorded || !ours) return;
+  const entities = join(data.dir, "entities.json");
+  if (recorded.count !== ours.count || recorded.sha256 !== ours.sha256) {
+    throw inputError(
+      source.file,
+      undefined,
+      `its item tokens are another dataset's (${recorded.count} items, sha256 ` +
+        `${recorded.sha256.slice(0, 12)}...); ${entities} has ${ours.count} items (sha256 ` +
+        `${ours.sha256.slice(0, 12)}...): ${source.fix}`,
+    );
+  }
+  if (recorded.mode !== ours.mode) {
+    throw inputError(
+      source.file,
+      undefined,
+      `its item tokens were trained with item_tokens "${recorded.mode}"; ` +
+        `${join(data.dir, "manifest.json")} has "${ours.mode}": textualize with --item-tokens ` +
+        `${recorded.mode}, or ${source.fix}`,
+    );
+  }
 }

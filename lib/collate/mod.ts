@@ -49,8 +49,12 @@ export {
 export { type BatchOptions, bucketByLength, makeBatch } from "./batch.ts";
 export { EntityTrie, TRIE_ROOT } from "./trie.ts";
 export {
+  checkItemTokens,
   firstTokenOfItems,
+  type ItemTokenDigest,
+  itemTokenDigest,
   itemTokenName,
+  type ItemTokenSource,
   loadTokenizerFor,
   withItemTokens,
 } from "./item_tokens.ts";

@@ -11,7 +11,10 @@
  *   `tokenizer.json` or its `adapter_config.json` records `tokenizer_sha256`, a tokenizer other
  *   than the model's (by SHA-256 of the file's bytes), and, when the adapter records the identity
  *   of its base model (config and weights hashes, lib/model/identity.ts), a model other than it.
- *   Adapters that record none (PEFT's) load with a warning.
+ *   Adapters that record none (PEFT's) load with a warning;
+ * - with a dataset of item tokens (lib/collate/item_tokens.ts): a model whose `config.json`, or an
+ *   adapter whose `recsysllm_adapter.json`, records another dataset's item tokens (its rows would
+ *   name other items). One that records none, or a dataset without item tokens, is accepted.
  * The pool's own checks (tokens beyond the vocabulary, entities the tokenizer cannot represent)
  * are in pool.ts.
  *
@@ -27,6 +30,7 @@ import { modelIdentity } from "../model/identity.ts";
 import {
   type AnyModel,
   architectureOf,
+  checkModelItemTokens,
   loadAnyModel,
   maxModelLength,
   modelVocabSize,
@@ -165,6 +169,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   const base = await TextTokenizer.load(tokenizerPath);
   const tokenizer = options.data ? withItemTokens(base, options.data) : base;
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
+  if (options.data) checkModelItemTokens(model, options.data);
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
   let attention = attentionOf(model.config);
@@ -176,6 +181,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
       base: { identity: modelIdentity(model.config, model.weights), dir: options.model },
       onWarning: options.onWarning,
       model: { weights: model.weights, addedRows: model.addedRows },
+      data: options.data,
     });
     weights = mergeAdapter(weights, model.config, loaded);
     attention = loaded.method?.attention ?? attention;

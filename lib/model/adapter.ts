@@ -15,7 +15,8 @@
  *
  * `adapter_config.json` holds PEFT's `LoraConfig` keys only (older PEFT raises on an unknown key,
  * newer warns). The toolkit's own settings for a decoder family's adapter (the attention rule, the
- * intra-position table's rows, the special-token rows) go in `recsysllm_adapter.json` beside it;
+ * intra-position table's rows, the special-token rows and, when they hold a dataset's item tokens,
+ * that list's digest) go in `recsysllm_adapter.json` beside it;
  * an adapter PEFT wrote has none, and loads as one trained causally with no intra-position table
  * (zeros) and the base model's own special rows, so it runs, gives gradients and trains further.
  *
@@ -45,6 +46,13 @@ import {
 } from "./lora.ts";
 import { modelConfig } from "./config.ts";
 import { attentionOf, type DecoderConfig } from "./families/config.ts";
+import {
+  checkItemTokens,
+  type ItemTokenDigest,
+  itemTokenDigestJson,
+  parseItemTokenDigest,
+} from "../collate/item_tokens.ts";
+import type { Dataset } from "../data/dataset.ts";
 
 /** How messages name a family. */
 function familyLabel(c: DecoderConfig): string {
@@ -72,6 +80,8 @@ export interface MethodSettings {
   intraRows: number;
   /** Special-token rows past the base model's vocabulary that the adapter carries. */
   addedRows: number;
+  /** The dataset item tokens among those rows (`item_tokens`), when the run had them. */
+  itemTokens?: ItemTokenDigest;
 }
 
 /** A LoRA adapter: its configuration and its tensors by PEFT name. */
@@ -146,6 +156,7 @@ export function adapterSettingsJson(method: MethodSettings): Record<string, unkn
     attention: method.attention,
     intra_position_rows: method.intraRows,
     added_rows: method.addedRows,
+    ...(method.itemTokens ? { item_tokens: itemTokenDigestJson(method.itemTokens) } : {}),
   };
 }
 
@@ -264,6 +275,8 @@ function parseAdapterConfig(
       throw wrong(`"${where}added_rows" must be a non-negative integer`);
     }
     method = { attention, intraRows: rows as number, addedRows: added as number };
+    const itemTokens = parseItemTokenDigest(r.item_tokens, own.file, `${where}item_tokens`);
+    if (itemTokens) method.itemTokens = itemTokens;
   }
   return {
     lora: { rank: o.r as number, alpha: o.lora_alpha as number, dropout, targets },
@@ -283,14 +296,20 @@ export interface LoadAdapterOptions {
    * takes its missing method tensors from them (the special rows) or zeros (the intra table).
    */
   model?: { weights: Weights; addedRows: number };
+  /**
+   * The dataset the adapter is used with: item tokens it records (`item_tokens`) must be this
+   * dataset's (lib/collate/item_tokens.ts), checked before the rows' count.
+   */
+  data?: Dataset;
 }
 
 /**
  * Loads the adapter in `dir` for a model of `config`. Errors (InputError, one line): a missing
  * directory or file, a config PEFT would not write or this toolkit cannot apply, a missing tensor,
  * a tensor of the wrong shape for the model, or a tensor for a module the config does not list,
- * tensor data that does not match its recorded checksum, a non-finite value, and (with
- * `options.base`) a recorded base model other than the one given.
+ * tensor data that does not match its recorded checksum, a non-finite value, (with
+ * `options.data`) item tokens recorded for another dataset, and (with `options.base`) a recorded
+ * base model other than the one given.
  */
 export async function loadAdapter(
   dir: string,
@@ -329,6 +348,13 @@ export async function loadAdapter(
   const method: MethodSettings | undefined = peft
     ? { attention: attentionOf(model), intraRows: model.intraRows, addedRows }
     : parsed.method;
+  // Before the rows' count: rows of another dataset's items say so, whatever their number.
+  if (options.data) {
+    checkItemTokens(method?.itemTokens, options.data, {
+      file: settings?.file ?? configPath,
+      fix: "train an adapter on this dataset (pretrain --lora)",
+    });
+  }
   // Before the base model's identity, which the special rows are part of: a mismatch here says
   // what differs (a dataset with another number of item tokens, or another tokenizer).
   if (method && options.model && method.addedRows !== options.model.addedRows) {

@@ -1,13 +1,19 @@
 /**
  * The GLM model configuration (docs/method.md section 8): one plain object read from and written to
  * the Hugging Face `config.json` (names vocab_size, hidden_size, num_layers, num_attention_heads,
- * max_sequence_length, layernorm_epsilon), the presets as data, and the weight names and shapes
- * of a checkpoint (the THUDM/glm-* names, linear weights [out, in]).
+ * max_sequence_length, layernorm_epsilon, and the toolkit's own `recsysllm_item_tokens`), the
+ * presets as data, and the weight names and shapes of a checkpoint (the THUDM/glm-* names, linear
+ * weights [out, in]).
  *
  * @module
  */
 
 import { inputError } from "../errors.ts";
+import {
+  type ItemTokenDigest,
+  itemTokenDigestJson,
+  parseItemTokenDigest,
+} from "../collate/item_tokens.ts";
 import { readJsonFile } from "../io/fs.ts";
 import { type DecoderConfig, GLM_BLOCK } from "./families/config.ts";
 
@@ -25,6 +31,11 @@ export interface GlmConfig {
   maxSequenceLength: number;
   /** LayerNorm epsilon (default 1e-5). */
   layernormEpsilon: number;
+  /**
+   * The dataset item tokens the vocabulary's last rows were made for (`recsysllm_item_tokens`,
+   * written by `init`, kept by every writer): absent when there are none, or the model is older.
+   */
+  itemTokens?: ItemTokenDigest;
 }
 
 /** A preset: the model's shape and the vocabulary size of the tokenizer `init` trains for it. */
@@ -101,7 +112,7 @@ export function presetConfig(
   }, `preset ${preset}`);
 }
 
-const KEYS: [keyof GlmConfig, string][] = [
+const KEYS: [Exclude<keyof GlmConfig, "layernormEpsilon" | "itemTokens">, string][] = [
   ["vocabSize", "vocab_size"],
   ["hiddenSize", "hidden_size"],
   ["numLayers", "num_layers"],
@@ -134,6 +145,9 @@ export function validateConfig(config: GlmConfig, file: string): GlmConfig {
   return config;
 }
 
+/** The `config.json` key of a model's item-token record (any family). */
+export const ITEM_TOKENS_KEY = "recsysllm_item_tokens";
+
 /** A configuration from the parsed `config.json` object; `file` is named in errors. */
 export function parseConfig(json: unknown, file: string): GlmConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
@@ -150,6 +164,8 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
     throw inputError(file, undefined, `"layernorm_epsilon" must be a positive number`);
   }
   config.layernormEpsilon = eps;
+  const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
+  if (itemTokens) config.itemTokens = itemTokens;
   return validateConfig(config as GlmConfig, file);
 }
 
@@ -181,6 +197,7 @@ export function configJson(config: GlmConfig): Record<string, unknown> {
     relative_encoding: false,
     output_predict: true,
     tie_word_embeddings: true,
+    ...(config.itemTokens ? { [ITEM_TOKENS_KEY]: itemTokenDigestJson(config.itemTokens) } : {}),
   };
 }
 
@@ -254,6 +271,7 @@ export function glmDecoderConfig(c: GlmConfig): DecoderConfig {
     maxPositionEmbeddings: c.maxSequenceLength,
     intraRows: c.maxSequenceLength + 1,
     attention: "prefix",
+    ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
   };
 }
 
@@ -280,5 +298,6 @@ export function glmConfigOf(c: DecoderConfig): GlmConfig {
     numHeads: c.numHeads,
     maxSequenceLength: c.maxPositionEmbeddings,
     layernormEpsilon: c.rmsNormEps,
+    ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
   };
 }

@@ -13,7 +13,7 @@ import { inputError } from "../errors.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
-import { withItemTokens } from "../collate/item_tokens.ts";
+import { itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
 import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
 import {
@@ -93,7 +93,8 @@ export interface InitResult {
 
 /**
  * Creates the model directory `options.out`. Its `vocab_size` covers the tokenizer with any
- * special token it lacked appended; weights are std-0.02 normal from `Rng.derive(seed, "init")`
+ * special token it lacked appended and the dataset's item tokens, if it has them (their digest is
+ * recorded as `recsysllm_item_tokens` in `config.json`); weights are std-0.02 normal from `Rng.derive(seed, "init")`
  * (LayerNorm weights 1, biases 0).
  */
 export function initModel(options: InitOptions): Promise<InitResult> {
@@ -170,6 +171,9 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
   // The dataset's item tokens, if it has them, are rows of the vocabulary (item_tokens.ts).
   const tokenizer = withItemTokens(TextTokenizer.fromJson(parsed, file), data);
   const config = presetConfig(options.preset, tokenizer.vocabSize, options.shape);
+  // Which items the last rows are, so the model is refused on another dataset's (item_tokens.ts).
+  const itemTokens = itemTokenDigest(data);
+  if (itemTokens) config.itemTokens = itemTokens;
   // Before any weight is drawn: an entity the model cannot hold would stop training later.
   checkEntityLengths(tokenizer, data.entities, {
     maxLength: config.maxSequenceLength,

@@ -9,6 +9,8 @@
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
+import { checkItemTokens } from "../collate/item_tokens.ts";
+import type { Dataset } from "../data/dataset.ts";
 import { glmDecoderConfig } from "./config.ts";
 import { loadDecoder } from "./families/checkpoint.ts";
 import type { DecoderConfig } from "./families/config.ts";
@@ -95,4 +97,26 @@ export function maxModelLength(model: AnyModel): number {
 /** Rows of the model's output (the vocabulary, special rows included). */
 export function modelVocabSize(model: AnyModel): number {
   return model.config.vocabSize + model.addedRows;
+}
+
+/**
+ * Refuses `model` on `data` when its `config.json` records item tokens of another dataset
+ * (lib/collate/item_tokens.ts): its item rows would name other items. A model that records none
+ * is accepted, and so is a dataset without item tokens.
+ *
+ * @example
+ * ```ts
+ * import type { Dataset } from "../data/dataset.ts";
+ *
+ * declare const model: AnyModel, data: Dataset;
+ * checkModelItemTokens(model, data); // an InputError naming config.json, or nothing
+ * ```
+ */
+export function checkModelItemTokens(model: AnyModel, data: Dataset): void {
+  checkItemTokens(model.config.itemTokens, data, {
+    file: join(model.dir, "config.json"),
+    fix: model.config.family === "thudm_glm"
+      ? "init a model for this dataset"
+      : "start from the model it was trained from, or one trained on this dataset",
+  });
 }

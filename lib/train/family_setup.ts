@@ -15,6 +15,7 @@ import type { AnyModel } from "../model/load_any.ts";
 import type { MethodSettings } from "../model/adapter.ts";
 import { LORA_TARGET_TABLES, type LoraConfig, resolveLoraTargets } from "../model/lora.ts";
 import { methodShapes } from "../model/families/decoder.ts";
+import type { ItemTokenDigest } from "../collate/item_tokens.ts";
 
 /**
  * Stage 1 (before any file is read): every LoRA target is a module name of some family (or an
@@ -62,17 +63,20 @@ export function decoderSetup(
 /**
  * The method settings saved with an adapter, where the method has tensors of its own (a rotary
  * family's intra-position table, special-token rows); undefined where it has none (GLM without
- * added rows: its position tables are its own weights).
+ * added rows: its position tables are its own weights), with the digest of the dataset's item
+ * tokens (`itemTokens`) when the run had them.
  */
 export function methodSettings(
   model: AnyModel,
   attention: AttentionMode | undefined,
+  itemTokens?: ItemTokenDigest,
 ): MethodSettings | undefined {
   if (methodShapes(model.config, model.addedRows).size === 0) return undefined;
   return {
     attention: attentionOf(model.config, attention),
     intraRows: model.config.intraRows,
     addedRows: model.addedRows,
+    ...(itemTokens ? { itemTokens } : {}),
   };
 }
 

@@ -37,17 +37,22 @@ import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/co
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
-import { loadTokenizerFor } from "../collate/item_tokens.ts";
+import { type ItemTokenDigest, itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, optionName, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
-import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
+import {
+  type AnyModel,
+  checkModelItemTokens,
+  loadAnyModel,
+  maxModelLength,
+} from "../model/load_any.ts";
 import { writeMergedDecoder, writeModelFiles } from "../model/families/merge.ts";
 import { weightSessionOptions } from "../model/family.ts";
 import { Rng } from "../random.ts";
 import type { Device } from "../runtime/session.ts";
-import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+import { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import {
   type Adapter,
   ADAPTER_FILES,
@@ -299,14 +304,20 @@ export interface BaseModel {
   identity: ModelIdentity;
   /** The tensors of `options.adapter`, the new run's start instead of a seeded adapter. */
   start?: Map<string, Float32Array>;
+  /** The dataset's item tokens, recorded in what the run writes; undefined when it has none. */
+  itemTokens?: ItemTokenDigest;
 }
 
 /** Stage 2: loads the base model and its tokenizer and checks that they fit each other. */
 export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   const tokenizerFile = join(options.model, "tokenizer.json");
+  const plain = await TextTokenizer.load(tokenizerFile);
+  const dataset = await openDataset(options.data);
   // With the dataset's item tokens, if it has them: a decoder family's added rows count them.
-  const tokenizer = await loadTokenizerFor(tokenizerFile, options.data);
+  const tokenizer = withItemTokens(plain, dataset);
   const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
+  // Item rows made for another dataset's items would be trained as this one's.
+  checkModelItemTokens(model, dataset);
   const modelMax = maxModelLength(model);
   // Models take long contexts; records are short, so 1024 bounds memory unless asked.
   const maxLength = options.maxLength ?? Math.min(modelMax, 1024);
@@ -327,6 +338,7 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
     }
     start = await loadAdapter(options.adapter, model.config, {
       model: { weights: model.weights, addedRows: model.addedRows },
+      data: dataset,
     });
     lora = { ...start.lora, dropout: lora.dropout };
   }
@@ -341,6 +353,7 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
     tokenizerFile,
     maxLength,
     identity: modelIdentity(model.config, model.weights),
+    itemTokens: itemTokenDigest(dataset),
   };
 }
 
@@ -818,7 +831,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       lora: base.lora,
       weights: snap.params,
       baseModel: options.model, // as the user named it (a hub id, a relative path)
-      method: methodSettings(base.model, options.attention),
+      method: methodSettings(base.model, options.attention, base.itemTokens),
       base: base.identity,
     }, base.config);
     // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
@@ -832,6 +845,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       addedRows: base.model.addedRows,
       attention: base.decoder.attention,
       tokenizerFile: base.tokenizerFile,
+      itemTokens: base.itemTokens,
     });
   }
   await writeFileAtomic(join(options.out, RUN_FILES.chart), lossChart(state.metrics));
@@ -1125,7 +1139,7 @@ async function writeMerged(
   engine: TrainEngine,
   merge: OutputClaim,
 ): Promise<void> {
-  const method = methodSettings(base.model, options.attention);
+  const method = methodSettings(base.model, options.attention, base.itemTokens);
   const merged = mergeAdapter(base.weights, base.config, {
     lora: base.lora!,
     weights: engine.snapshot().params,
@@ -1135,6 +1149,7 @@ async function writeMerged(
     addedRows: base.model.addedRows,
     attention: base.decoder.attention,
     tokenizerFile: base.tokenizerFile,
+    itemTokens: base.itemTokens,
   });
   await merge.commit();
 }

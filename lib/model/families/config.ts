@@ -11,6 +11,7 @@
  */
 
 import { inputError } from "../../errors.ts";
+import type { ItemTokenDigest } from "../../collate/item_tokens.ts";
 
 /** The decoder families of docs/method.md section 11, by `config.json` `model_type`. */
 export type DecoderFamily = "llama" | "mistral" | "qwen2" | "qwen3" | "glm";
@@ -188,6 +189,11 @@ export interface DecoderConfig {
    * written by `pretrain --merge`); absent for a pretrained checkpoint.
    */
   attention?: "prefix" | "causal";
+  /**
+   * The dataset item tokens whose rows the model holds (`recsysllm_item_tokens` in config.json:
+   * a GLM `init` made for such a dataset, a run trained on one); absent when none are recorded.
+   */
+  itemTokens?: ItemTokenDigest;
 }
 
 /** Rows of the intra-position table unless set (docs/method.md section 11). */

@@ -4,8 +4,10 @@
  * in, W + (alpha / r) B A) and a run that trained every weight. The special-token rows are joined
  * onto the embedding (and an untied head) with `vocab_size` grown to match; a rotary family's
  * trained intra-position table goes in as the extra tensor `model.intra_position_embeddings.weight`
- * (transformers ignores it with a warning), and the attention rule under `recsysllm` in
- * `config.json`. Float32, so the merge is not rounded again.
+ * (transformers ignores it with a warning), the attention rule under `recsysllm` in
+ * `config.json`, and the digest of the dataset's item tokens among the rows, if any, as
+ * `recsysllm_item_tokens` (lib/collate/item_tokens.ts). Float32, so the merge is not rounded
+ * again.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import type { Weights } from "../weights.ts";
 import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE, weightNames } from "./config.ts";
 import { ADDED_ROWS, type AttentionMode } from "./decoder.ts";
 import { decoderConfigJson } from "./registry.ts";
+import type { ItemTokenDigest } from "../../collate/item_tokens.ts";
 
 function joinRows(table: Float32Array, added: Float32Array | undefined): Float32Array {
   if (!added || added.length === 0) return table;
@@ -34,6 +37,11 @@ export interface WriteModelOptions {
   attention: AttentionMode;
   /** The tokenizer copied beside the weights. */
   tokenizerFile: string;
+  /**
+   * The item tokens of the dataset the weights were trained on, recorded in place of
+   * `config.itemTokens` (which is kept when this is absent).
+   */
+  itemTokens?: ItemTokenDigest;
 }
 
 /**
@@ -52,6 +60,7 @@ export async function writeModelFiles(
     vocabSize: config.vocabSize + options.addedRows,
     attention: options.attention,
   };
+  if (options.itemTokens) grown.itemTokens = options.itemTokens;
   const names = weightNames(config);
   const tensor = (name: string): Float32Array => {
     if (name === names.embed) return joinRows(weights.get(name)!, weights.get(ADDED_ROWS.embed));

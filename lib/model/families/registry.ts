@@ -17,7 +17,8 @@
  */
 
 import { inputError } from "../../errors.ts";
-import { configJson, glmConfigOf } from "../config.ts";
+import { configJson, glmConfigOf, ITEM_TOKENS_KEY } from "../config.ts";
+import { itemTokenDigestJson, parseItemTokenDigest } from "../../collate/item_tokens.ts";
 import {
   type Biases,
   type DecoderConfig,
@@ -281,6 +282,8 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
     }
     config.attention = method.attention;
   }
+  const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
+  if (itemTokens) config.itemTokens = itemTokens;
   return validateDecoderConfig(config, file);
 }
 
@@ -325,5 +328,6 @@ export function decoderConfigJson(c: DecoderConfig): Record<string, unknown> {
   if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
   if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
   if (c.attention) json.recsysllm = { attention: c.attention };
+  if (c.itemTokens) json[ITEM_TOKENS_KEY] = itemTokenDigestJson(c.itemTokens);
   return json;
 }
