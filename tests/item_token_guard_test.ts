@@ -227,6 +227,25 @@ Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (sa
     const recorded = JSON.parse(await Deno.readTextFile(join(oldFull, "config.json")));
     assert.deepEqual(recorded.recsysllm_item_tokens, itemTokenDigest(fewer));
     await refused(() => load(oldFull, demo), /another dataset's \(199 items/);
+
+    // More items than the rows: the record says why, before the vocabulary's size does.
+    const small = join(root, "small");
+    await initModel({
+      data: fewer.dir,
+      preset: "tiny",
+      shape: { hiddenSize: 16, numLayers: 1, numHeads: 2 },
+      tokenizer: TOKENIZER,
+      out: small,
+    });
+    await refused(
+      () => load(small, demo),
+      /small\/config\.json: its item tokens are another dataset's \(199 items, .* has 293 items/,
+    );
+    const { recsysllm_item_tokens: __, ...unrecorded } = JSON.parse(
+      await Deno.readTextFile(join(small, "config.json")),
+    );
+    await Deno.writeTextFile(join(small, "config.json"), JSON.stringify(unrecorded));
+    await refused(() => load(small, demo), /vocab_size \d+ is smaller than the \d+ ids/);
   });
 });
 

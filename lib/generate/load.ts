@@ -30,7 +30,6 @@ import { modelIdentity } from "../model/identity.ts";
 import {
   type AnyModel,
   architectureOf,
-  checkModelItemTokens,
   loadAnyModel,
   maxModelLength,
   modelVocabSize,
@@ -168,8 +167,10 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   }
   const base = await TextTokenizer.load(tokenizerPath);
   const tokenizer = options.data ? withItemTokens(base, options.data) : base;
-  const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
-  if (options.data) checkModelItemTokens(model, options.data);
+  const model = await loadAnyModel(options.model, {
+    tokenizerIds: tokenizer.vocabSize,
+    data: options.data,
+  });
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
   let attention = attentionOf(model.config);

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { inputError } from "../errors.ts";
 import { checkItemTokens } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { glmDecoderConfig } from "./config.ts";
-import { loadDecoder } from "./families/checkpoint.ts";
+import { glmDecoderConfig, readConfig } from "./config.ts";
+import { loadDecoder, readDecoderConfig } from "./families/checkpoint.ts";
 import type { DecoderConfig } from "./families/config.ts";
 import { addedRowCount, addSpecialRows } from "./families/special.ts";
 import { type Architecture, modelArchitecture } from "./families/registry.ts";
@@ -41,6 +41,11 @@ export interface LoadAnyOptions {
   tokenizerIds: number;
   /** Called with a one-line message ("loading 3/40: name") as each weight tensor is read. */
   progress?: (message: string) => void;
+  /**
+   * The dataset the model is used with: item tokens its `config.json` records must be this
+   * dataset's ({@linkcode checkModelItemTokens}), checked before the vocabulary's size.
+   */
+  data?: Dataset;
 }
 
 /** Reads `dir/config.json` just far enough to tell the architecture. */
@@ -65,11 +70,17 @@ export async function architectureOf(dir: string): Promise<Architecture> {
 
 /**
  * Loads the model in `dir`. A GLM's vocabulary must cover the tokenizer (as before); a decoder's
- * grows by the special rows it lacks.
+ * grows by the special rows it lacks. With `options.data`, a model recording another dataset's
+ * item tokens is refused first (so a dataset with more items than the rows is told why).
  */
 export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promise<AnyModel> {
   const arch = await architectureOf(dir);
   if (arch.kind === "glm-thudm") {
+    // Before the weights are read: a wrong pairing fails at once.
+    if (options.data) {
+      const config = await readConfig(join(dir, "config.json"));
+      checkModelItemTokens({ dir, config: glmDecoderConfig(config) }, options.data);
+    }
     const model = await loadModel(dir);
     if (options.tokenizerIds > model.config.vocabSize) {
       throw inputError(
@@ -80,6 +91,9 @@ export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promis
       );
     }
     return { dir, config: glmDecoderConfig(model.config), weights: model.weights, addedRows: 0 };
+  }
+  if (options.data) {
+    checkModelItemTokens({ dir, config: await readDecoderConfig(dir) }, options.data);
   }
   const model = await loadDecoder(dir, {
     progress: (name, done, total) => options.progress?.(`loading ${done}/${total}: ${name}`),
@@ -112,7 +126,10 @@ export function modelVocabSize(model: AnyModel): number {
  * checkModelItemTokens(model, data); // an InputError naming config.json, or nothing
  * ```
  */
-export function checkModelItemTokens(model: AnyModel, data: Dataset): void {
+export function checkModelItemTokens(
+  model: Pick<AnyModel, "dir" | "config">,
+  data: Dataset,
+): void {
   checkItemTokens(model.config.itemTokens, data, {
     file: join(model.dir, "config.json"),
     fix: model.config.family === "thudm_glm"

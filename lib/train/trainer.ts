@@ -42,12 +42,7 @@ import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.t
 import { InputError, OptionError, optionName, UsageError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
-import {
-  type AnyModel,
-  checkModelItemTokens,
-  loadAnyModel,
-  maxModelLength,
-} from "../model/load_any.ts";
+import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
 import { writeMergedDecoder, writeModelFiles } from "../model/families/merge.ts";
 import { weightSessionOptions } from "../model/family.ts";
 import { Rng } from "../random.ts";
@@ -315,9 +310,12 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   const dataset = await openDataset(options.data);
   // With the dataset's item tokens, if it has them: a decoder family's added rows count them.
   const tokenizer = withItemTokens(plain, dataset);
-  const model = await loadAnyModel(options.model, { tokenizerIds: tokenizer.vocabSize });
-  // Item rows made for another dataset's items would be trained as this one's.
-  checkModelItemTokens(model, dataset);
+  // Refused when its item rows were made for another dataset's items (they would be trained as
+  // this one's).
+  const model = await loadAnyModel(options.model, {
+    tokenizerIds: tokenizer.vocabSize,
+    data: dataset,
+  });
   const modelMax = maxModelLength(model);
   // Models take long contexts; records are short, so 1024 bounds memory unless asked.
   const maxLength = options.maxLength ?? Math.min(modelMax, 1024);
