@@ -155,7 +155,7 @@ Deno.test("the digest: the item ids in entities.json order, the mode beside them
   });
 });
 
-Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (same or fewer items), by infer and pretrain; the record survives pretrain --full", async () => {
+Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (as many, fewer or more items) by infer, pretrain and --resume; the record survives pretrain --full", async () => {
   await withTempDir(async (root) => {
     const { demo, renamed, fewer, only, plain } = await datasets(root);
     const model = join(root, "model");
@@ -220,6 +220,13 @@ Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (sa
     assert.deepEqual(loaded.config.itemTokens, itemTokenDigest(demo));
     await load(full, demo);
     await refused(() => load(full, fewer), /full\/config\.json: its item tokens are another/);
+    // --resume with another dataset's items: refused by the base model's record, the run kept.
+    const before = await Deno.readFile(join(full, "model.safetensors"));
+    await refused(
+      () => train({ data: renamed.dir, model, out: full, lora: null, resume: true, ...run }),
+      another,
+    );
+    assert.deepEqual(await Deno.readFile(join(full, "model.safetensors")), before);
 
     // The model made before the record, trained --full on an item-token dataset, records it.
     const oldFull = join(root, "old-full");
