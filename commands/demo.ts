@@ -62,6 +62,13 @@ const FLAGS = defineFlags({
     help: "textualize --item-tokens: title (each item a token of its own, then its title), " +
       "only (the token alone) or none",
   },
+  rerank: {
+    type: "choice",
+    choices: ["sasrec", "none"],
+    default: DEFAULT_DEMO.rerank,
+    help: "sasrec: SASRec proposes 50 candidates and the model reranks them (the fusion tuned " +
+      "on the validation split); none: the model ranks every item alone",
+  },
   family: {
     type: "choice",
     choices: INIT_FAMILIES,
@@ -166,6 +173,7 @@ export const command: Command = {
       family: flags.family,
       recipe: flags.recipe,
       itemTokens: flags["item-tokens"],
+      rerank: flags.rerank,
       quiet: flags.quiet,
     });
     // Locked for the whole demo: a second demo on the same --out is refused.

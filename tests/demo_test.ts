@@ -115,3 +115,45 @@ Deno.test("demo --recipe passes the recipe to pretrain, and only to pretrain", (
   assert.match(withRecipe[at], / --recipe sequential /);
   withRecipe.forEach((line, i) => i === at || assert.equal(line, plain[i]));
 });
+
+Deno.test("demo: SASRec's candidates reranked by the fusion tuned on validation; --rerank none ranks alone", () => {
+  const stages = (rerank?: string) => demoStages({ out: "/tmp/d", rerank });
+  const two = stages(), alone = stages("none");
+  const names = two.map((s) => s.name);
+  // Tuned on validation before anything touches the test split; the test candidates are saved
+  // by the baselines' eval before infer reads them.
+  assert.deepEqual(names.slice(3), [
+    "first stage (validation)",
+    "rerank (validation)",
+    "tune",
+    "baselines",
+    "infer",
+    "eval",
+    "report",
+  ]);
+  const line = (name: string) => two.find((s) => s.name === name)!.args.join(" ");
+  assert.match(
+    line("first stage (validation)"),
+    /--split valid .*--baseline sasrec .*--save-baselines \/tmp\/d\/first-valid/,
+  );
+  assert.match(
+    line("rerank (validation)"),
+    /--split valid .*--rerank \/tmp\/d\/first-valid\/sasrec\.jsonl --rerank-weight 1/,
+  );
+  assert.match(line("tune"), /--split valid --tune-rerank \/tmp\/d\/valid-reranked\.jsonl/);
+  assert.equal(two.find((s) => s.name === "tune")!.stdout, "rerank-tuning.json");
+  assert.match(
+    line("infer"),
+    /--rerank \/tmp\/d\/baselines\/sasrec\.jsonl --rerank-tuned \/tmp\/d\/rerank-tuning\.json/,
+  );
+  assert.ok(!line("infer").includes("--split"), "infer answers the test split");
+  // Alone: no validation stages, no --rerank; the rest is the same.
+  assert.deepEqual(alone.map((s) => s.name).slice(3), ["baselines", "infer", "eval", "report"]);
+  assert.ok(alone.every((s) => !s.args.includes("--rerank")));
+  for (const name of ["baselines", "eval", "report"]) {
+    assert.deepEqual(
+      alone.find((s) => s.name === name)!.args,
+      two.find((s) => s.name === name)!.args,
+    );
+  }
+});

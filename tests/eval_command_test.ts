@@ -213,7 +213,9 @@ Deno.test("records without a prediction are counted and warned about, or an erro
     assert.equal(r.review.missing, 1);
     assert.equal(r.review.count, 0);
     assert.equal(r.review["BLEU-4"], null);
-    assert.match(err, /warning: pred: 3 test record\(s\) have no prediction in .*pred\.jsonl/);
+    // A task the file answers no record of is said once, not counted record by record.
+    assert.match(err, /warning: pred: 2 test record\(s\) have no prediction in .*pred\.jsonl/);
+    assert.match(err, /note: pred: no prediction for review \(not scored for it\)/);
     const strict = await run("--data", DATA, "--predictions", path, "--strict");
     assert.equal(strict.code, 1);
     assert.match(

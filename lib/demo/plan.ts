@@ -25,7 +25,12 @@ export const DEFAULT_DEMO = Object.freeze({
   device: DEFAULT_DEVICE,
   /** Item tokens (`textualize --item-tokens`): none, title or only. */
   itemTokens: "none",
+  /** Item tasks: SASRec's candidates reranked by the model (`sasrec`) or every item (`none`). */
+  rerank: "sasrec",
 });
+
+/** Candidates of each record SASRec proposes for the model to rerank. */
+const DEMO_CANDIDATES = "50";
 
 /** Options of {@linkcode demoStages}; defaults in {@linkcode DEFAULT_DEMO}. */
 export interface DemoOptions {
@@ -52,6 +57,12 @@ export interface DemoOptions {
    * pretrained model) and inferred with the adapter.
    */
   family?: string;
+  /**
+   * `sasrec` (default): the item tasks in two stages (docs/method.md section 13): SASRec proposes
+   * candidates, the model reranks them by the fusion tuned on the validation split; `none`: the
+   * model ranks every item alone (beam search, or exact with item tokens).
+   */
+  rerank?: string;
   /** No progress from the stages (`--quiet` on each). */
   quiet?: boolean;
 }
@@ -74,6 +85,9 @@ export function demoPaths(out: string) {
     evalJson: join(out, "eval.json"),
     chart: join(out, "eval.svg"),
     baselines: join(out, "baselines"),
+    firstValid: join(out, "first-valid"),
+    validReranked: join(out, "valid-reranked.jsonl"),
+    tuning: join(out, "rerank-tuning.json"),
   };
 }
 
@@ -102,18 +116,12 @@ export function demoStages(options: DemoOptions): DemoStage[] {
   const limit = options.limit === undefined ? [] : ["--limit", String(options.limit)];
   const quiet: Record<string, true> = options.quiet ? { quiet: true } : {};
   const itemTokens = options.itemTokens ?? DEFAULT_DEMO.itemTokens;
+  const rerank = (options.rerank ?? DEFAULT_DEMO.rerank) === "sasrec";
   // The baselines are fitted once (SASRec trains for a while), by the first eval, which saves
-  // their predictions; the report scores those files beside the model's.
+  // their predictions (SASRec's 50 best of each record: the model's candidates when it reranks);
+  // the reports score those files beside the model's.
   const baselines = ["pop", "itemknn", "sasrec", "mean"];
-  const evalFlags = {
-    data: paths.data,
-    predictions: paths.predictions,
-    name: "recsysllm",
-    baseline: baselines.join(","),
-    "save-baselines": paths.baselines,
-    quiet: true,
-  } as const;
-  const reportArgs = [
+  const scored = (format: Record<string, string | true>) => [
     ...commandLine("eval", { data: paths.data, predictions: paths.predictions, name: "recsysllm" }),
     ...baselines.flatMap((b) => [
       "--predictions",
@@ -121,8 +129,12 @@ export function demoStages(options: DemoOptions): DemoStage[] {
       "--name",
       b,
     ]),
-    ...commandLine("", { format: "md", chart: paths.chart, quiet: true }).slice(1),
+    ...commandLine("", { ...format, quiet: true }).slice(1),
   ];
+  const model: Record<string, string> = options.family
+    ? { model: paths.model, adapter: paths.run }
+    : { model: paths.run };
+  const itemTasks = "sequential,direct";
   return [
     {
       name: "textualize",
@@ -170,29 +182,82 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         ...quiet,
       }),
     },
+    // Two stages: the fusion of SASRec's scores and the model's, tuned on validation records.
+    ...(rerank
+      ? [
+        {
+          name: "first stage (validation)",
+          stdout: "first-valid.json",
+          args: commandLine("eval", {
+            data: paths.data,
+            split: "valid",
+            tasks: itemTasks,
+            baseline: "sasrec",
+            "top-k": DEMO_CANDIDATES,
+            "save-baselines": paths.firstValid,
+            quiet: true,
+          }),
+        },
+        {
+          name: "rerank (validation)",
+          stdout: "infer-valid.json",
+          args: [
+            ...commandLine("infer", {
+              ...model,
+              data: paths.data,
+              split: "valid",
+              tasks: itemTasks,
+              rerank: join(paths.firstValid, "sasrec.jsonl"),
+              "rerank-weight": "1",
+              "top-k": DEMO_CANDIDATES,
+              out: paths.validReranked,
+              device,
+              ...quiet,
+            }),
+            ...limit,
+          ],
+        },
+        {
+          name: "tune",
+          stdout: "rerank-tuning.json",
+          args: commandLine("eval", {
+            data: paths.data,
+            split: "valid",
+            "tune-rerank": paths.validReranked,
+          }),
+        },
+      ]
+      : []),
+    {
+      name: "baselines",
+      stdout: "baselines.json",
+      args: commandLine("eval", {
+        data: paths.data,
+        baseline: baselines.join(","),
+        "top-k": DEMO_CANDIDATES,
+        "save-baselines": paths.baselines,
+        quiet: true,
+      }),
+    },
     {
       name: "infer",
       stdout: "infer.json",
       args: [
         ...commandLine("infer", {
-          ...(options.family ? { model: paths.model, adapter: paths.run } : { model: paths.run }),
+          ...model,
           data: paths.data,
           out: paths.predictions,
+          ...(rerank
+            ? { rerank: join(paths.baselines, "sasrec.jsonl"), "rerank-tuned": paths.tuning }
+            : {} as Record<string, string>),
           device,
           ...quiet,
         }),
         ...limit,
       ],
     },
-    {
-      name: "eval",
-      stdout: "eval.json",
-      args: commandLine("eval", { ...evalFlags, format: "json" }),
-    },
-    {
-      name: "report",
-      args: reportArgs,
-    },
+    { name: "eval", stdout: "eval.json", args: scored({ format: "json" }) },
+    { name: "report", args: scored({ format: "md", chart: paths.chart }) },
   ];
 }
 

@@ -29,3 +29,4 @@ export * from "./protocol.ts";
 export * from "./score.ts";
 export * from "./run.ts";
 export * from "./report.ts";
+export * from "./fusion.ts";

@@ -275,8 +275,14 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   }
   options.methods.forEach((method, m) => {
     report.methods[method.name] = scorers[m].result();
-    const warning = missingWarning(method, report.methods[method.name], split, options.strict);
+    const { warning, note } = missingWarning(
+      method,
+      report.methods[method.name],
+      split,
+      options.strict,
+    );
     if (warning) report.warnings.push(warning);
+    if (note) report.notes.push(note);
   });
   if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
   options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
@@ -353,17 +359,30 @@ async function checkAllUsed(
 }
 
 /**
- * The warning for a method's records without a prediction (undefined when it has none);
- * with `strict`, an InputError instead.
+ * The warning for a method's records without a prediction (undefined when it has none), and a
+ * note naming the tasks it answered no record of; with `strict`, an InputError instead.
  */
 function missingWarning(
   method: MethodSource,
   result: MethodResult,
   split: string,
   strict: boolean | undefined,
-): string | undefined {
-  const missing = Object.values(result).reduce((sum, t) => sum + t.missing, 0);
-  if (missing === 0) return undefined;
+): { warning?: string; note?: string } {
+  // A task the method answered no record of (a rating baseline's file beside item tasks) is
+  // said once, not counted record by record (strict still counts it).
+  const tasks = Object.entries(result);
+  const none = tasks.filter(([, t]) => t.metrics.count === 0 && t.missing > 0).map(([k]) => k);
+  const missing = tasks.reduce(
+    (sum, [k, t]) => sum + (strict || !none.includes(k) ? t.missing : 0),
+    0,
+  );
+  const noTask = none.length === 0 || strict
+    ? ""
+    : `${method.name}: no prediction for ${none.join(", ")} (not scored for ${
+      none.length === 1 ? "it" : "them"
+    })`;
+  const note = noTask || undefined;
+  if (missing === 0) return { note };
   if (strict) {
     const file = "predictions" in method ? filesOf(method).join(", ") : method.name;
     throw inputError(
@@ -373,6 +392,9 @@ function missingWarning(
     );
   }
   const where = "predictions" in method ? ` in ${filesOf(method).join(", ")}` : "";
-  return `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
-    `they are not scored (see "missing")`;
+  return {
+    warning: `${method.name}: ${missing} ${split} record(s) have no prediction${where}; ` +
+      `they are not scored (see "missing")`,
+    note,
+  };
 }

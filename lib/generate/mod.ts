@@ -92,5 +92,15 @@ export {
   type PredictOptions,
   Predictor,
   type PredictorParts,
+  type RerankOptions,
 } from "./infer.ts";
+export {
+  DEFAULT_RERANK_WEIGHT,
+  firstStageOf,
+  type FirstStageRanking,
+  fuseScores,
+  readFirstStage,
+  type ReadFirstStageOptions,
+  readRerankTuning,
+} from "./rerank.ts";
 export { type LoadedForInference, loadForInference, type LoadOptions } from "./load.ts";
