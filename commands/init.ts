@@ -58,6 +58,13 @@ const FLAGS = defineFlags({
     placeholder: "FILE",
     help: "use this tokenizer.json instead of training one",
   },
+  "item-rows": {
+    type: "string",
+    placeholder: "FILE",
+    help: "GLM on a dataset with item tokens: start the items' rows from SASRec's item table " +
+      "(eval --baseline sasrec --save-baselines DIR writes DIR/sasrec-items.safetensors), " +
+      "scaled to the other rows' size, instead of random values",
+  },
   "hidden-size": {
     type: "int",
     min: 1,
@@ -127,6 +134,9 @@ export const command: Command = {
         throw new UsageError(`init: --heads ${heads} must divide the hidden size ${hidden}`);
       }
     }
+    if (family !== undefined && flags["item-rows"] !== undefined) {
+      throw new UsageError("init: --item-rows is for the project's GLM, not --family");
+    }
     if (family !== undefined) {
       if (!(DECODER_PRESET_NAMES as string[]).includes(preset)) {
         throw new UsageError(
@@ -171,6 +181,7 @@ export const command: Command = {
       out,
       seed,
       tokenizer: flags.tokenizer,
+      itemRows: flags["item-rows"],
       force: flags.force,
       progress: (message) => progress.update(message),
     });

@@ -24,6 +24,10 @@ import { withIo } from "../io/io_error.ts";
 import type { Progress } from "../io/progress.ts";
 import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
 import { curveChart, curveJsonl } from "../sasrec/curve.ts";
+import { ITEM_TABLE_KEY, writeItemTable } from "../model/item_rows.ts";
+import { sasrecNames } from "../sasrec/model.ts";
+import { SafetensorsFile } from "../model/safetensors.ts";
+import type { SasrecBaseline } from "./sasrec.ts";
 import type { CurvePoint, SasrecOptions } from "../sasrec/train.ts";
 import { baselineRunIdentity, digestDataset } from "../shard/identity.ts";
 import { PartWriter } from "../shard/part_writer.ts";
@@ -78,6 +82,18 @@ export interface EvalRunOptions {
 /** Whether `path` holds a SASRec training curve this toolkit wrote (JSONL, one epoch a line). */
 async function isCurveFile(path: string): Promise<boolean> {
   return (await fileHead(path, 10))?.startsWith('{"epoch":') ?? false;
+}
+
+/** The file of SASRec's item table in a --save-baselines directory. */
+export const ITEM_TABLE_FILE = "sasrec-items.safetensors";
+
+/** Whether `path` holds an item table eval wrote (a safetensors file with its marker). */
+async function isItemTableFile(path: string): Promise<boolean> {
+  try {
+    return ITEM_TABLE_KEY in (await SafetensorsFile.open(path)).metadata;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `path` holds a chart this toolkit drew. */
@@ -196,6 +212,19 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
     }
     const baselineNames = methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
     saved = await openSaved(options, baselineNames, { force, inputs });
+    // SASRec's item table too, for a model to start from (init --item-rows); one file for the
+    // whole run, so not per shard.
+    const itemTable = options.saveBaselines !== undefined && baselineNames.includes("sasrec") &&
+        !shard
+      ? await claimOutputFile(join(options.saveBaselines, ITEM_TABLE_FILE), {
+        command: "eval",
+        option: "saveBaselines",
+        force,
+        inputs,
+        recognize: isItemTableFile,
+      })
+      : undefined;
+    if (itemTable) claims.push(itemTable);
     const curve: CurvePoint[] = [];
     const top = Math.max(baseline.top, ...ks);
     const baselines = await loadBaselines(
@@ -247,6 +276,17 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
         name: `${name}.jsonl`,
         records: report.splitRecords,
       });
+    }
+    if (itemTable) {
+      const sasrec = baselines.get("sasrec") as SasrecBaseline;
+      const ids = data.entities.filter((e) => e.kind === "item").map((e) => e.id);
+      const table = sasrec.model.weights.get(sasrecNames.items)!;
+      await withIo(
+        join(options.saveBaselines!, ITEM_TABLE_FILE),
+        "cannot write SASRec's item table",
+        () => writeItemTable(itemTable.tmp, table, ids),
+      );
+      await itemTable.commit();
     }
     if (chart) {
       await withIo(

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
+import { type Dataset, itemTokenMode, openDataset, readRecords } from "../data/dataset.ts";
 import { inputError } from "../errors.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
@@ -25,6 +25,7 @@ import {
   type PresetShape,
 } from "./config.ts";
 import { randomWeights, saveWeights } from "./weights.ts";
+import { placeItemRows, readItemTable } from "./item_rows.ts";
 
 /** The texts a tokenizer for `data` is trained on: every entity, then each text and entity of the training records. */
 export async function datasetTexts(data: Dataset): Promise<string[]> {
@@ -78,6 +79,12 @@ export interface InitOptions {
   seed?: number;
   /** A tokenizer.json to use instead of training one. */
   tokenizer?: string;
+  /**
+   * SASRec's item table (`eval --save-baselines DIR`'s `DIR/sasrec-items.safetensors`): the item
+   * tokens' rows start from it instead of random values (lib/sasrec/item_table.ts). The dataset
+   * must have item tokens, and the table must be of its items.
+   */
+  itemRows?: string;
   /** Called with progress messages. */
   progress?: (message: string) => void;
 }
@@ -161,6 +168,12 @@ export async function newModelTokenizer(
 async function initInto(options: InitOptions, dir: string): Promise<InitResult> {
   const say = options.progress ?? (() => {});
   const data = await openDataset(options.data);
+  // Read first: a table of another dataset is refused before a tokenizer is trained.
+  const itemRows = options.itemRows === undefined ? undefined : await itemTableFor(
+    options.itemRows,
+    data,
+    join(options.data, "manifest.json"),
+  );
   const { text: tokenizerJson, json: parsed, file } = await newModelTokenizer({
     tokenizer: options.tokenizer,
     data,
@@ -182,6 +195,19 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
   });
   say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
   const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));
+  if (itemRows) {
+    // The item tokens are the last rows, right after the tokenizer's own ids (item_tokens.ts).
+    const items = itemRows.rows.length / itemRows.hidden;
+    say(`item rows from ${options.itemRows} (${items} items, ${itemRows.hidden} columns)`);
+    placeItemRows(
+      weights.get("glm.word_embeddings.weight")!,
+      config.hiddenSize,
+      itemRows.rows,
+      itemRows.hidden,
+      config.vocabSize - items,
+      INIT_STD,
+    );
+  }
   let parameters = 0;
   for (const w of weights.values()) parameters += w.length;
   await Deno.writeTextFile(
@@ -191,4 +217,20 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
   await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
   await saveWeights(join(dir, "model.safetensors"), config, weights);
   return { config, parameters, trainedTokenizer: !options.tokenizer };
+}
+
+/** The initial weights' standard deviation (randomWeights' default), the item rows' RMS too. */
+const INIT_STD = 0.02;
+
+/** SASRec's item table for `data`'s items; a dataset without item tokens is an InputError. */
+async function itemTableFor(file: string, data: Dataset, manifest: string) {
+  if (itemTokenMode(data) === "none") {
+    throw inputError(
+      manifest,
+      undefined,
+      "init --item-rows sets the item tokens' rows, and this dataset has none (textualize " +
+        "--item-tokens title)",
+    );
+  }
+  return await readItemTable(file, data.entities.filter((e) => e.kind === "item").map((e) => e.id));
 }
