@@ -15,6 +15,8 @@
  * A benchmark, never a test: at the recipe's full length it trains for over an hour on 2 cores.
  * Settings (environment):
  * - QUALITY_RERANK: `sasrec` (the two stages) or `none` (the model alone over all items);
+ * - QUALITY_ITEM_ROWS: `random` (default) or `sasrec`: the item tokens' rows start from the
+ *   validation SASRec's item table (init --item-rows), trained before the model;
  * - QUALITY_STEPS: optimizer steps (default 9000);
  * - QUALITY_TUNE_USERS: the validation sample the fusion is tuned on (default 1000);
  * - QUALITY_SASREC: extra eval flags for SASRec (space-separated), e.g. `--sasrec-epochs=2` for a
@@ -281,6 +283,14 @@ export async function run(): Promise<Record<string, unknown>> {
         "tuned on: add QUALITY_RERANK=none",
     );
   }
+  // Two stages: SASRec first (its validation ranking, and the item table init may start from).
+  const first = rerank === "sasrec" ? await validFirstStage(dir, data, seconds) : undefined;
+  const itemRows = env("QUALITY_ITEM_ROWS") ?? "random";
+  if (itemRows !== "random" && !(itemRows === "sasrec" && first)) {
+    throw new InputError(
+      `QUALITY_ITEM_ROWS is "${itemRows}": random, or sasrec (with QUALITY_RERANK=sasrec)`,
+    );
+  }
   await stage(
     "init",
     [
@@ -289,6 +299,9 @@ export async function run(): Promise<Record<string, unknown>> {
       "--preset=tiny",
       `--out=${model}`,
       "--seed=1",
+      ...(itemRows === "sasrec"
+        ? [`--item-rows=${join(first!.dir, "sasrec-items.safetensors")}`]
+        : []),
       ...words("QUALITY_INIT", DEFAULT_INIT),
     ],
     seconds,
@@ -318,8 +331,8 @@ export async function run(): Promise<Record<string, unknown>> {
       ? undefined
       : (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
   );
-  if (rerank === "sasrec") {
-    const figures = await twoStages({ dir, data, model: runDir, sample, seconds });
+  if (first) {
+    const figures = await twoStages({ dir, data, model: runDir, sample, seconds, first });
     const curve = curveUsers > 0 && !refit
       ? await validationCurve(dir, data, curveUsers)
       : undefined;
@@ -328,6 +341,7 @@ export async function run(): Promise<Record<string, unknown>> {
     return {
       recipe,
       rerank,
+      item_rows: itemRows,
       steps,
       train_through: refit ? "valid" : "train",
       sample_users: sample ? Number(sample) : "all",
@@ -394,6 +408,32 @@ function seenFigures(report: EvalJson, name: string) {
 // deno-lint-ignore no-explicit-any
 type EvalJson = { methods: Record<string, { sequential: any }> };
 
+/**
+ * The first stage on validation, before the model exists: SASRec early-stopped on the
+ * validation users, its ranking of `QUALITY_TUNE_USERS` of them (100 candidates each) and its
+ * item table saved in `dir/first-valid` (init --item-rows can start from the table).
+ */
+async function validFirstStage(dir: string, data: string, seconds: Record<string, number>) {
+  const tuneUsers = Number(env("QUALITY_TUNE_USERS") ?? 1000);
+  const common = [`--data=${data}`, "--tasks=sequential", "--quiet"];
+  // Validation: SASRec early-stopped on the validation users, its ranking saved.
+  const firstValid = join(dir, "first-valid");
+  const report: EvalJson = JSON.parse(
+    await stage("valid first stage", [
+      "eval",
+      ...common,
+      "--split=valid",
+      "--baseline=sasrec",
+      ...words("QUALITY_SASREC"),
+      "--k=5,10",
+      `--top-k=${FIRST_STAGE_TOP}`,
+      `--sample-users=${tuneUsers}`,
+      `--save-baselines=${firstValid}`,
+    ], seconds),
+  );
+  return { report, dir: firstValid };
+}
+
 /** Candidates of each record the first stage ranks and the fusion may keep (bench/fusion.ts). */
 const FIRST_STAGE_TOP = 100;
 
@@ -409,9 +449,12 @@ async function twoStages(run: {
   model: string;
   sample?: string;
   seconds: Record<string, number>;
+  /** SASRec's validation report and its saved ranking (validFirstStage). */
+  first: { report: EvalJson; dir: string };
 }) {
   const { dir, data, model, seconds } = run;
   const tuneUsers = Number(env("QUALITY_TUNE_USERS") ?? 1000);
+  const firstValid = run.first.dir, validReport = run.first.report;
   const common = [
     `--data=${data}`,
     "--tasks=sequential",
@@ -426,21 +469,6 @@ async function twoStages(run: {
     "--force",
     ...inferFlags(),
   ];
-  // Validation: SASRec early-stopped on the validation users, its ranking saved.
-  const firstValid = join(dir, "first-valid");
-  const validReport: EvalJson = JSON.parse(
-    await stage("valid first stage", [
-      "eval",
-      ...common,
-      "--split=valid",
-      "--baseline=sasrec",
-      ...words("QUALITY_SASREC"),
-      "--k=5,10",
-      `--top-k=${FIRST_STAGE_TOP}`,
-      `--sample-users=${tuneUsers}`,
-      `--save-baselines=${firstValid}`,
-    ], seconds),
-  );
   const reranked = join(dir, "valid-reranked.jsonl");
   await stage("valid rerank", [
     ...inferCommon,
