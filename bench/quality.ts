@@ -8,7 +8,7 @@
  *
  * Two stages (QUALITY_RERANK=sasrec): SASRec proposes each record's candidates and the language
  * model reranks them by the fusion of lib/generate/rerank.ts; the fusion's weight and candidate
- * count are tuned on a seeded sample of validation users (bench/fusion.ts), with SASRec's
+ * count are tuned on the validation users (eval --tune-rerank), with SASRec's
  * validation ranking, and then applied to the test split, where the model's own ranking over all
  * items is scored beside (`lm_alone`). SASRec's training counts in `train_plus_infer_minutes`.
  *
@@ -18,7 +18,7 @@
  * - QUALITY_ITEM_ROWS: `random` (default) or `sasrec`: the item tokens' rows start from the
  *   validation SASRec's item table (init --item-rows), trained before the model;
  * - QUALITY_STEPS: optimizer steps (default 9000);
- * - QUALITY_TUNE_USERS: the validation sample the fusion is tuned on (default 1000);
+ * - QUALITY_TUNE_USERS: a seeded sample of validation users to tune the fusion on (default: all);
  * - QUALITY_SASREC: extra eval flags for SASRec (space-separated), e.g. `--sasrec-epochs=2` for a
  *   quick look at the wiring;
  * - QUALITY_RECIPE: the pretrain recipe (default `sequential`; `none` for plain defaults);
@@ -414,7 +414,7 @@ type EvalJson = { methods: Record<string, { sequential: any }> };
  * item table saved in `dir/first-valid` (init --item-rows can start from the table).
  */
 async function validFirstStage(dir: string, data: string, seconds: Record<string, number>) {
-  const tuneUsers = Number(env("QUALITY_TUNE_USERS") ?? 1000);
+  const tune = tuneSample();
   const common = [`--data=${data}`, "--tasks=sequential", "--quiet"];
   // Validation: SASRec early-stopped on the validation users, its ranking saved.
   const firstValid = join(dir, "first-valid");
@@ -427,11 +427,21 @@ async function validFirstStage(dir: string, data: string, seconds: Record<string
       ...words("QUALITY_SASREC"),
       "--k=5,10",
       `--top-k=${FIRST_STAGE_TOP}`,
-      `--sample-users=${tuneUsers}`,
+      ...tune,
       `--save-baselines=${firstValid}`,
     ], seconds),
   );
   return { report, dir: firstValid };
+}
+
+/**
+ * The validation users the fusion is tuned on: every one by default (on a sample of 1,000 users
+ * the best weight was luck: +21% there, -3% on 5,814 others; docs/results.md), or a seeded
+ * sample of QUALITY_TUNE_USERS.
+ */
+function tuneSample(): string[] {
+  const users = env("QUALITY_TUNE_USERS");
+  return users === undefined || users === "all" ? [] : [`--sample-users=${users}`];
 }
 
 /** Candidates of each record the first stage ranks and the fusion may keep (bench/fusion.ts). */
@@ -453,7 +463,7 @@ async function twoStages(run: {
   first: { report: EvalJson; dir: string };
 }) {
   const { dir, data, model, seconds } = run;
-  const tuneUsers = Number(env("QUALITY_TUNE_USERS") ?? 1000);
+  const tune = tuneSample();
   const firstValid = run.first.dir, validReport = run.first.report;
   const common = [
     `--data=${data}`,
@@ -476,7 +486,7 @@ async function twoStages(run: {
     `--rerank=${join(firstValid, "sasrec.jsonl")}`,
     "--rerank-weight=1",
     `--top-k=${FIRST_STAGE_TOP}`,
-    `--sample-users=${tuneUsers}`,
+    ...tune,
     `--out=${reranked}`,
   ], seconds);
   const tuningFile = join(dir, "rerank-tuning.json");

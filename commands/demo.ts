@@ -66,8 +66,8 @@ const FLAGS = defineFlags({
     type: "choice",
     choices: ["sasrec", "none"],
     default: DEFAULT_DEMO.rerank,
-    help: "sasrec: SASRec proposes 50 candidates and the model reranks them (the fusion tuned " +
-      "on the validation split); none: the model ranks every item alone",
+    help: "none: the model ranks every item alone; sasrec: SASRec proposes 50 candidates and " +
+      "the model reranks them (the fusion tuned on the validation split)",
   },
   family: {
     type: "choice",

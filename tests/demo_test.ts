@@ -116,9 +116,11 @@ Deno.test("demo --recipe passes the recipe to pretrain, and only to pretrain", (
   withRecipe.forEach((line, i) => i === at || assert.equal(line, plain[i]));
 });
 
-Deno.test("demo: SASRec's candidates reranked by the fusion tuned on validation; --rerank none ranks alone", () => {
+Deno.test("demo --rerank sasrec: SASRec's candidates reranked by the fusion tuned on validation; by default the model ranks alone", () => {
   const stages = (rerank?: string) => demoStages({ out: "/tmp/d", rerank });
-  const two = stages(), alone = stages("none");
+  const two = stages("sasrec"), alone = stages("none");
+  // The model alone is the default.
+  assert.deepEqual(stages().map((s) => s.args), alone.map((s) => s.args));
   const names = two.map((s) => s.name);
   // Tuned on validation before anything touches the test split; the test candidates are saved
   // by the baselines' eval before infer reads them.
