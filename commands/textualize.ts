@@ -27,6 +27,7 @@ import {
 } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { TASKS } from "../lib/data/types.ts";
+import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { parseRatingScale, TIME_UNITS, type TimeUnit } from "../lib/data/log.ts";
 
 /** A column-name flag: the name used when absent, and what the column holds. */
@@ -156,6 +157,20 @@ const FLAGS = defineFlags({
     default: D.trainThrough,
     help: "training records cover interactions through: train, or valid (the refit for test)",
   },
+  "tune-users": {
+    type: "int",
+    min: 1,
+    placeholder: "N",
+    help: "with --train-through valid: a seeded sample of about N users keeps its validation " +
+      "item out of training, so infer/eval --sample-users N (same --sample-seed) can still tune " +
+      "on them (a fusion's weight) while every other user's validation item refits the model",
+  },
+  "tune-seed": {
+    type: "int",
+    min: 0,
+    default: DEFAULT_SAMPLE_SEED,
+    help: "--tune-users: which sample (infer and eval's --sample-seed)",
+  },
   "item-tokens": {
     type: "choice",
     choices: ITEM_TOKEN_MODES,
@@ -224,6 +239,9 @@ export const command: Command = {
   usage,
   async run(args: string[]): Promise<void> {
     const { values: flags } = parseFlags("textualize", args, FLAGS);
+    if (flags["tune-users"] !== undefined && flags["train-through"] !== "valid") {
+      throw new UsageError("textualize: --tune-users needs --train-through valid");
+    }
     const out = flags.out;
     const progress = new Progress("textualize", { quiet: flags.quiet });
     const summary = await withFlagNames(FLAGS, () =>
@@ -277,6 +295,9 @@ export const command: Command = {
           explanationMaxWords: flags["explanation-max-words"],
           reviewWords: flags["review-words"],
           trainThrough: flags["train-through"] as TrainThrough,
+          tuneUsers: flags["tune-users"] === undefined
+            ? undefined
+            : { size: flags["tune-users"], seed: flags["tune-seed"] },
           itemTokens: flags["item-tokens"] as ItemTokenMode,
         },
         out,

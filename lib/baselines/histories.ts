@@ -66,17 +66,24 @@ export class TrainingHistories {
   readonly byUser: Map<string, Int32Array> = new Map();
   readonly #pool: EntityIndex;
   readonly #fromValid = new Set<string>();
-  readonly #throughValid: boolean;
+  readonly #throughValid: (user: string) => boolean;
 
-  /** `throughValid`: the training interactions include the validation item (a refit dataset). */
-  constructor(pool: EntityIndex, options: { throughValid?: boolean } = {}) {
+  /**
+   * `throughValid`: the training interactions include the validation item (a refit dataset), for
+   * every user or for the users it accepts (a refit that kept tuning users out).
+   */
+  constructor(
+    pool: EntityIndex,
+    options: { throughValid?: boolean | ((user: string) => boolean) } = {},
+  ) {
     this.#pool = pool;
-    this.#throughValid = options.throughValid ?? false;
+    const through = options.throughValid ?? false;
+    this.#throughValid = typeof through === "function" ? through : () => through;
   }
 
   /** Takes a valid-split record's history as its user's training interactions (first one wins). */
   addValid(record: TextRecord, file: string): void {
-    if (this.#throughValid) return;
+    if (this.#throughValid(record.user)) return;
     if (!ITEM_TASKS.includes(record.task) || this.#fromValid.has(record.user)) return;
     const ids = historyIds(record, this.#pool, file);
     if (ids === undefined) return;
@@ -92,6 +99,9 @@ export class TrainingHistories {
     if (!ITEM_TASKS.includes(record.task) || this.byUser.has(record.user)) return;
     const ids = historyIds(record, this.#pool, file);
     if (ids === undefined || ids.length === 0) return;
-    this.byUser.set(record.user, this.#throughValid ? ids : ids.slice(0, ids.length - 1));
+    this.byUser.set(
+      record.user,
+      this.#throughValid(record.user) ? ids : ids.slice(0, ids.length - 1),
+    );
   }
 }

@@ -9,7 +9,8 @@
 
 import { join } from "node:path";
 import type { Dataset } from "../data/dataset.ts";
-import { readRecords, trainsThroughValid } from "../data/dataset.ts";
+import { readRecords, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts";
+import { UserSample } from "../data/user_sample.ts";
 import type { Split } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { pathExists } from "../io/fs.ts";
@@ -63,7 +64,15 @@ export async function loadBaselines(
   // dataset was textualized with `--train-through valid`.
   const histories = new TrainingHistories(pool);
   const throughValid = trainsThroughValid(data);
-  const modelHistories = throughValid ? new TrainingHistories(pool, { throughValid }) : histories;
+  // A refit that kept tuning users out (textualize --tune-users): those learn without it.
+  const tune = tuneUsersOf(data);
+  const tuning = tune &&
+    new UserSample({ ...tune, users: data.manifest.users ?? 0 });
+  const modelHistories = throughValid
+    ? new TrainingHistories(pool, {
+      throughValid: tuning ? (user) => !tuning.has(user) : true,
+    })
+    : histories;
   if (names.some((n) => BASELINE_USES_HISTORIES.has(n))) {
     for (const split of ["valid", "test"] as const) {
       const file = join(data.dir, `${split}.jsonl`);

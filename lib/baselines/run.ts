@@ -247,6 +247,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
     const select = new RecordSelection(data.manifest, { sample: options.sample, shard });
     const report = await evaluate(data, {
       select: select.narrows ? select.has : undefined,
+      sample: options.sample,
       split: options.split,
       protocol: options.protocol,
       ks,

@@ -72,6 +72,17 @@ export function trainsThroughValid(data: Dataset): boolean {
 }
 
 /**
+ * The users whose validation item a `--train-through valid` dataset kept out of training
+ * (`textualize --tune-users`): the sample's size and seed, or undefined.
+ */
+export function tuneUsersOf(data: Dataset): { size: number; seed: number } | undefined {
+  const t = data.manifest.options?.tune_users as { size?: unknown; seed?: unknown } | undefined;
+  return trainsThroughValid(data) && typeof t?.size === "number" && typeof t?.seed === "number"
+    ? { size: t.size, seed: t.seed }
+    : undefined;
+}
+
+/**
  * How the dataset's item entities are tokenized (`textualize --item-tokens`, the manifest's
  * `options.item_tokens`; `none` when absent). An unknown value is an InputError naming the
  * manifest.

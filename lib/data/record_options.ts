@@ -10,6 +10,7 @@ import type { EntityPool } from "./entities.ts";
 import type { InteractionLog } from "./log.ts";
 import type { WindowOptions } from "./profile.ts";
 import type { UserSequences } from "./splits.ts";
+import type { UserSample } from "./user_sample.ts";
 import { type Task, TASKS } from "./types.ts";
 
 /** Every knob of record building; `DEFAULT_RECORD_OPTIONS` holds the defaults. */
@@ -62,6 +63,13 @@ export interface RecordOptions {
    * data and `eval` refuses to score it).
    */
   trainThrough: TrainThrough;
+  /**
+   * With `trainThrough` valid: a seeded sample of about `size` users (the users `infer` and
+   * `eval --sample-users size --sample-seed seed` answer; lib/data/user_sample.ts) whose
+   * validation item stays out of training, so what is tuned on validation (a fusion's weight)
+   * is tuned on them while every other user's validation item refits the model.
+   */
+  tuneUsers?: { size: number; seed: number };
   /**
    * Item tokens (docs/method.md section 13): `none`, `title` (every item entity's tokens start
    * with one new token of its own, then its title) or `only` (the item's token alone, no title).
@@ -120,6 +128,8 @@ export interface DatasetPlan {
   log: InteractionLog;
   options: RecordOptions;
   seqs: UserSequences;
+  /** The users whose validation item stays out of training (RecordOptions.tuneUsers). */
+  tuneUsers?: UserSample;
   pool: EntityPool;
   tasks: Record<Task, TaskStatus>;
   /** Tasks with status ok, in task order. */

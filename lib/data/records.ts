@@ -18,6 +18,7 @@ import type { InteractionLog } from "./log.ts";
 import { samplePositions } from "./profile.ts";
 import type { DatasetPlan, RecordOptions, TaskStatus } from "./record_options.ts";
 import { userSequences } from "./splits.ts";
+import { UserSample } from "./user_sample.ts";
 import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
 import type { Template } from "./templates.ts";
 import type { Segment, Split, TextRecord } from "./types.ts";
@@ -104,10 +105,14 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
     ratingScale = log.ratingScale ?? [ratingValues[0], ratingValues.at(-1)!];
   }
   const tasks = taskStatuses(log, options.tasks, ratingScale);
+  const tuneUsers = options.tuneUsers && options.trainThrough === "valid"
+    ? new UserSample({ ...options.tuneUsers, users: seqs.users.length })
+    : undefined;
   return {
     log,
     options,
     seqs,
+    tuneUsers,
     pool,
     tasks,
     active: TASKS.filter((t) => tasks[t].status === "ok"),

@@ -134,6 +134,7 @@ function manifestOptions(run: TextualizeRun, log: InteractionLog): Record<string
     explanation_max_words: r.explanationMaxWords,
     review_words: r.reviewWords,
     train_through: r.trainThrough,
+    ...(r.tuneUsers ? { tune_users: r.tuneUsers } : {}),
     // Only when asked for, so the manifests of datasets without item tokens stay as they were.
     ...(r.itemTokens && r.itemTokens !== "none" ? { item_tokens: r.itemTokens } : {}),
     min_interactions: 3,

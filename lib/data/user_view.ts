@@ -45,7 +45,9 @@ export class UserView {
     this.id = log.users[userIndex];
     this.order = seqs.order.subarray(seqs.offsets[k], seqs.offsets[k + 1]);
     this.n = this.order.length;
-    this.nTrain = this.options.trainThrough === "valid" ? this.n - 1 : this.n - 2;
+    this.nTrain = this.options.trainThrough === "valid" && !plan.tuneUsers?.has(this.id)
+      ? this.n - 1
+      : this.n - 2;
     this.#explanations = new Array(this.n).fill(null);
     const row = log.userFeatures[userIndex];
     if (row) {

@@ -20,7 +20,7 @@
 import { join } from "node:path";
 import { inputError, optionName } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { readRecords, trainsThroughValid } from "../data/dataset.ts";
+import { readRecords, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { EntityIndex } from "./entities.ts";
@@ -76,6 +76,12 @@ export interface EvaluateOptions {
   tasks?: readonly EvalTask[];
   /** Missing predictions are an error instead of a warning. */
   strict?: boolean;
+  /**
+   * The seeded user sample `select` draws, if any: on a refit dataset that kept tuning users out
+   * (textualize --tune-users), the validation split may be scored on them (or a smaller sample
+   * of the same seed, which is inside it).
+   */
+  sample?: { size: number; seed: number };
   /** Reports records read on stderr. */
   progress?: Progress;
   /**
@@ -163,13 +169,18 @@ async function splitHolding(
  */
 export async function evaluate(data: Dataset, options: EvaluateOptions): Promise<EvalReport> {
   const split = await checkSplit(data, options.split);
-  if (split === "valid" && trainsThroughValid(data)) {
+  const tune = tuneUsersOf(data);
+  const onTuneUsers = tune !== undefined && options.sample !== undefined &&
+    options.sample.seed === tune.seed && options.sample.size <= tune.size;
+  if (split === "valid" && trainsThroughValid(data) && !onTuneUsers) {
     throw inputError(
       join(data.dir, "manifest.json"),
       undefined,
       "the validation items are training data here (textualize " +
         `${optionName("trainThrough")} valid): score the test split, or textualize without it ` +
-        "to validate",
+        "to validate" + (tune
+          ? `, or score the users it kept out (--sample-users ${tune.size} --sample-seed ${tune.seed})`
+          : ""),
     );
   }
   const recordsFile = join(data.dir, `${split}.jsonl`);

@@ -1,0 +1,115 @@
+// textualize --train-through valid --tune-users N: every user's validation item refits the
+// training records except a seeded sample's, whose validation records stay a held-out measure
+// (infer/eval --sample-users N with the same seed).
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { UserSample } from "../lib/data/user_sample.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+
+const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
+
+async function lines(file: string) {
+  return (await Deno.readTextFile(file)).trim().split("\n").map((l) => JSON.parse(l));
+}
+
+const items = (record: { segments: { entity?: string; kind?: string }[] }) =>
+  record.segments.filter((s) => s.kind === "item").map((s) => s.entity!);
+
+Deno.test("textualize --tune-users keeps the sample's validation items out of a refit's training records", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    const base = [
+      "textualize",
+      "--format",
+      "csv",
+      "--input",
+      join(DEMO, "interactions.csv"),
+      "--items",
+      join(DEMO, "items.csv"),
+      "--tasks",
+      "profile,sequential",
+      "--seed",
+      "1",
+      "--train-through",
+      "valid",
+      "--quiet",
+    ];
+    const run = await runCli([...base, "--out", data, "--tune-users", "100", "--tune-seed", "3"]);
+    assert.equal(run.code, 0, run.stderr);
+    const manifest = JSON.parse(await Deno.readTextFile(join(data, "manifest.json")));
+    assert.deepEqual(manifest.options.tune_users, { size: 100, seed: 3 });
+    const sample = new UserSample({ size: 100, users: manifest.users, seed: 3 });
+
+    const validTarget = new Map<string, string>();
+    for (const r of await lines(join(data, "valid.jsonl"))) {
+      validTarget.set(r.user, r.target[0].entity);
+    }
+    const trained = new Map<string, Set<string>>();
+    for (const r of await lines(join(data, "train.jsonl"))) {
+      const seen = trained.get(r.user) ?? new Set<string>();
+      for (const e of items(r)) seen.add(e);
+      for (const t of r.target ?? []) if (t.entity) seen.add(t.entity);
+      trained.set(r.user, seen);
+    }
+    let tuning = 0, refit = 0;
+    for (const [user, target] of validTarget) {
+      const seen = trained.get(user) ?? new Set();
+      // The validation item is the last before test: a refit user's training records reach it.
+      if (sample.has(user)) {
+        tuning++;
+        // Not as a position of their training records (an item may repeat earlier: skip those).
+        const valid = (await lines(join(data, "valid.jsonl"))).find((r) => r.user === user)!;
+        if (!valid.history.includes(target)) assert.ok(!seen.has(target), `user ${user}`);
+      } else if (seen.has(target)) refit++;
+    }
+    assert.ok(tuning > 50 && tuning < 160, `${tuning} tuning users`);
+    assert.ok(refit > 300, `${refit} users refit`);
+
+    // The validation split scores on the tuning users (or fewer of the same seed), not others.
+    const evalValid = (...extra: string[]) =>
+      runCli([
+        "eval",
+        "--data",
+        data,
+        "--split",
+        "valid",
+        "--tasks",
+        "sequential",
+        "--baseline",
+        "pop",
+        "--quiet",
+        ...extra,
+      ]);
+    for (
+      const ok of [["--sample-users", "100", "--sample-seed", "3"], [
+        "--sample-users",
+        "40",
+        "--sample-seed",
+        "3",
+      ]]
+    ) {
+      const r = await evalValid(...ok);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    for (
+      const bad of [[], ["--sample-users", "100"], ["--sample-users", "200", "--sample-seed", "3"]]
+    ) {
+      const r = await evalValid(...bad);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /or score the users it kept out \(--sample-users 100 --sample-seed 3\)/,
+      );
+    }
+    const misuse = await runCli([
+      ...base.filter((a) => a !== "--train-through" && a !== "valid"),
+      "--out",
+      join(dir, "x"),
+      "--tune-users",
+      "10",
+    ]);
+    assert.equal(misuse.code, 2);
+    assert.match(misuse.stderr, /--tune-users needs --train-through valid/);
+  });
+});
