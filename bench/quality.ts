@@ -25,9 +25,10 @@
  * - QUALITY_SAMPLE_USERS: infer and eval on a seeded sample of about N test users (default:
  *   every user) for a quick look;
  * - QUALITY_TEXTUALIZE: textualize flags (space-separated; default `--item-tokens=title`), e.g.
- *   `--item-tokens=none` for titles only, or `--train-through=valid`
- *   for the refit (the model for the test split also learns each user's validation item; the
- *   baselines then learn it too, and the validation curve is not drawn: valid is training data);
+ *   `--item-tokens=none` for titles only, or `--train-through=valid` for the refit (the model
+ *   for the test split also learns each user's validation item; the item baselines then learn it
+ *   too). With the two stages a refit needs `--tune-users=N` beside it: those users keep their
+ *   validation item out of training, and the fusion and the curve are measured on them;
  * - QUALITY_PRETRAIN: extra pretrain flags (space-separated);
  * - QUALITY_INIT: init flags (space-separated; default `--hidden-size=128`);
  * - QUALITY_INFER: infer flags (space-separated; default `--trie-softmax`), for the test figures
@@ -48,7 +49,7 @@ import { join } from "node:path";
 import { BEAUTY, beautyTextualizeArgs } from "./beauty.ts";
 import type { RerankTuning } from "../lib/eval/fusion.ts";
 import { lineChart } from "../lib/chart/svg.ts";
-import { openDataset, trainsThroughValid } from "../lib/data/dataset.ts";
+import { openDataset, trainsThroughValid, tuneUsersOf } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -143,6 +144,8 @@ async function inferAndScore(
     split: string;
     out: string;
     sampleUsers?: number;
+    /** The sample's seed (default: infer's and eval's). */
+    sampleSeed?: number;
     /** The baselines eval trains and scores beside the model (default pop and item-kNN). */
     baselines?: string;
   },
@@ -150,7 +153,12 @@ async function inferAndScore(
   seconds: Record<string, number>,
 ) {
   const { model, data, split, out } = options;
-  const sample = options.sampleUsers ? [`--sample-users=${options.sampleUsers}`] : [];
+  const sample = options.sampleUsers
+    ? [
+      `--sample-users=${options.sampleUsers}`,
+      ...(options.sampleSeed === undefined ? [] : [`--sample-seed=${options.sampleSeed}`]),
+    ]
+    : [];
   await stage(`${label}infer`, [
     "infer",
     `--model=${model}`,
@@ -189,6 +197,7 @@ async function validationPoint(
   data: string,
   users: number,
   seconds: Record<string, number>,
+  seed?: number,
 ): Promise<{ hr10: number; ndcg10: number; baselines: Record<string, number> }> {
   const report = await inferAndScore(
     "curve ",
@@ -198,6 +207,7 @@ async function validationPoint(
       split: "valid",
       out: join(model, "valid.jsonl"),
       sampleUsers: users,
+      sampleSeed: seed,
     },
     "10",
     seconds,
@@ -216,14 +226,14 @@ async function validationPoint(
  * most-popular and item-kNN on the same users as flat lines; writes `curve.json` and
  * `curve.svg` into `dir`.
  */
-async function validationCurve(dir: string, data: string, users: number) {
+async function validationCurve(dir: string, data: string, users: number, seed?: number) {
   const snaps = join(dir, "snaps");
   const index = (await Deno.readTextFile(join(snaps, "index.txt"))).trim().split("\n")
     .map((l) => l.split(" ").map(Number));
   const points: { step: number; minutes: number; hr10: number; ndcg10: number }[] = [];
   let baselines: Record<string, number> = {};
   for (const [step, at] of index) {
-    const point = await validationPoint(join(snaps, `step-${step}`), data, users, {});
+    const point = await validationPoint(join(snaps, `step-${step}`), data, users, {}, seed);
     baselines = point.baselines;
     points.push({ step, minutes: Math.round(at / 6) / 10, hr10: point.hr10, ndcg10: point.ndcg10 });
     console.error(`bench quality: step ${step} (${at} s): validation HR@10 ${point.hr10}`);
@@ -276,15 +286,23 @@ export async function run(): Promise<Record<string, unknown>> {
     beautyTextualizeArgs(data, words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE)),
     seconds,
   );
-  const refit = trainsThroughValid(await openDataset(data));
-  if (refit && rerank === "sasrec") {
+  const dataset = await openDataset(data);
+  const refit = trainsThroughValid(dataset);
+  // A refit keeps validation for the users it held out (textualize --tune-users): the fusion
+  // and the curve are measured on them.
+  const tune = tuneUsersOf(dataset);
+  if (refit && !tune && rerank === "sasrec") {
     throw new InputError(
       "QUALITY_TEXTUALIZE --train-through=valid trains on the validation split the fusion is " +
-        "tuned on: add QUALITY_RERANK=none",
+        "tuned on: add --tune-users=N to it, or QUALITY_RERANK=none",
     );
   }
+  const curveOn = refit
+    ? (tune ? { users: Math.min(curveUsers, tune.size), seed: tune.seed } : undefined)
+    : { users: curveUsers, seed: undefined };
+  const drawCurve = curveOn !== undefined && curveOn.users > 0;
   // Two stages: SASRec first (its validation ranking, and the item table init may start from).
-  const first = rerank === "sasrec" ? await validFirstStage(dir, data, seconds) : undefined;
+  const first = rerank === "sasrec" ? await validFirstStage(dir, data, seconds, tune) : undefined;
   const itemRows = env("QUALITY_ITEM_ROWS") ?? "random";
   if (itemRows !== "random" && !(itemRows === "sasrec" && first)) {
     throw new InputError(
@@ -327,14 +345,14 @@ export async function run(): Promise<Record<string, unknown>> {
     "pretrain",
     pretrain,
     seconds,
-    refit || curveUsers === 0
+    !drawCurve
       ? undefined
       : (done) => snapshots(runDir, join(dir, "snaps"), saveEvery, steps, done),
   );
   if (first) {
     const figures = await twoStages({ dir, data, model: runDir, sample, seconds, first });
-    const curve = curveUsers > 0 && !refit
-      ? await validationCurve(dir, data, curveUsers)
+    const curve = drawCurve
+      ? await validationCurve(dir, data, curveOn.users, curveOn.seed)
       : undefined;
     const trained = seconds.pretrain + seconds["valid first stage"] + seconds["test first stage"];
     const inferred = seconds["valid rerank"] + seconds["test rerank"];
@@ -373,7 +391,9 @@ export async function run(): Promise<Record<string, unknown>> {
     seconds,
   );
   const figures = (name: string) => seenFigures(report, name);
-  const curve = curveUsers > 0 && !refit ? await validationCurve(dir, data, curveUsers) : undefined;
+  const curve = drawCurve
+    ? await validationCurve(dir, data, curveOn.users, curveOn.seed)
+    : undefined;
   return {
     recipe,
     steps,
@@ -413,8 +433,13 @@ type EvalJson = { methods: Record<string, { sequential: any }> };
  * validation users, its ranking of `QUALITY_TUNE_USERS` of them (100 candidates each) and its
  * item table saved in `dir/first-valid` (init --item-rows can start from the table).
  */
-async function validFirstStage(dir: string, data: string, seconds: Record<string, number>) {
-  const tune = tuneSample();
+async function validFirstStage(
+  dir: string,
+  data: string,
+  seconds: Record<string, number>,
+  held?: { size: number; seed: number },
+) {
+  const tune = tuneSample(held);
   const common = [`--data=${data}`, "--tasks=sequential", "--quiet"];
   // Validation: SASRec early-stopped on the validation users, its ranking saved.
   const firstValid = join(dir, "first-valid");
@@ -431,7 +456,7 @@ async function validFirstStage(dir: string, data: string, seconds: Record<string
       `--save-baselines=${firstValid}`,
     ], seconds),
   );
-  return { report, dir: firstValid };
+  return { report, dir: firstValid, held };
 }
 
 /**
@@ -439,7 +464,8 @@ async function validFirstStage(dir: string, data: string, seconds: Record<string
  * the best weight was luck: +21% there, -3% on 5,814 others; docs/results.md), or a seeded
  * sample of QUALITY_TUNE_USERS.
  */
-function tuneSample(): string[] {
+function tuneSample(held?: { size: number; seed: number }): string[] {
+  if (held) return [`--sample-users=${held.size}`, `--sample-seed=${held.seed}`];
   const users = env("QUALITY_TUNE_USERS");
   return users === undefined || users === "all" ? [] : [`--sample-users=${users}`];
 }
@@ -460,10 +486,10 @@ async function twoStages(run: {
   sample?: string;
   seconds: Record<string, number>;
   /** SASRec's validation report and its saved ranking (validFirstStage). */
-  first: { report: EvalJson; dir: string };
+  first: { report: EvalJson; dir: string; held?: { size: number; seed: number } };
 }) {
   const { dir, data, model, seconds } = run;
-  const tune = tuneSample();
+  const tune = tuneSample(run.first.held);
   const firstValid = run.first.dir, validReport = run.first.report;
   const common = [
     `--data=${data}`,
