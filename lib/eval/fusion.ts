@@ -92,7 +92,7 @@ const hasBothScores = (e: { lm_score?: unknown; first_score?: unknown }) =>
  */
 export function fusionGrid(
   records: readonly FusionRecord[],
-  grid: { weights: readonly number[]; tops: readonly number[]; ks: readonly number[] },
+  grid: FusionGridSpec,
 ): FusionPoint[] {
   const out: FusionPoint[] = [];
   for (const top of grid.tops) {
@@ -128,11 +128,21 @@ export function fusionGrid(
 }
 
 /** The grid `eval --tune-rerank` searches: the weight in steps of 0.05, the first stage's best n. */
-export const RERANK_GRID = {
+export const RERANK_GRID: Readonly<FusionGridSpec> = {
   weights: Array.from({ length: 21 }, (_, i) => i / 20),
   tops: [10, 20, 50, 100],
   ks: [5, 10],
-} as const;
+};
+
+/** The points a fusion grid scores: weights, candidate counts, and the k of HR@k / NDCG@k. */
+export interface FusionGridSpec {
+  /** The model's weights in the fusion, each in [0, 1]. */
+  weights: readonly number[];
+  /** Candidates of each record (the first stage's best n). */
+  tops: readonly number[];
+  /** Cut-offs of HR@k and NDCG@k (10 must be among them: the best is chosen by NDCG@10). */
+  ks: readonly number[];
+}
 
 /** What {@linkcode tuneRerank} finds: every point and the best by NDCG@10 (then HR@10). */
 export interface RerankTuning {
@@ -164,8 +174,7 @@ export async function tuneRerank(
   file: string,
   dataDir: string,
   split: Split,
-  grid: { weights: readonly number[]; tops: readonly number[]; ks: readonly number[] } =
-    RERANK_GRID,
+  grid: FusionGridSpec = RERANK_GRID,
 ): Promise<RerankTuning> {
   const data = await openDataset(dataDir);
   const ids = new Map<string, string>();
