@@ -20,9 +20,7 @@ import { type BaselineName, BASELINES, DEFAULT_BASELINE as B } from "../lib/base
 import { runEvaluation } from "../lib/baselines/run.ts";
 import { PROTOCOLS } from "../lib/eval/protocol.ts";
 import { reportJson, reportMarkdown } from "../lib/eval/report.ts";
-import { tuneRerank, tuningMarkdown } from "../lib/eval/fusion.ts";
-import { UsageError } from "../lib/errors.ts";
-import type { Split } from "../lib/data/types.ts";
+import { tuneRerankReport } from "../lib/eval/fusion.ts";
 import { EVAL_TASKS } from "../lib/eval/score.ts";
 import { parseShard } from "../lib/shard/shard.ts";
 import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
@@ -83,18 +81,12 @@ const FLAGS = defineFlags({
     default: "json",
     help: "json or md (a Markdown table)",
   },
-  chart: {
-    type: "string",
-    placeholder: "FILE.svg",
-    help: "also write a bar chart comparing the methods",
-  },
+  chart: { type: "string", placeholder: "FILE.svg", help: "also write a bar chart of the methods" },
   "tune-rerank": {
     type: "string",
     placeholder: "FILE.jsonl",
-    help: "instead of scoring methods: tune a two-stage ranking's fusion on this split from " +
-      "infer --rerank ... --rerank-weight 1 --top-k N output (every candidate with both " +
-      "scores): HR@5/10 and NDCG@5/10 of every weight (0 to 1 by 0.05) and candidate count " +
-      "(10, 20, 50, 100), and the best by NDCG@10, which infer --rerank-tuned reads",
+    help: "only tune a reranking on this split from infer --rerank-weight 1 --top-k N output: " +
+      "every weight and candidate count, the best by NDCG@10 (for infer --rerank-tuned)",
   },
   "save-baselines": {
     type: "string",
@@ -123,13 +115,9 @@ const FLAGS = defineFlags({
   "sample-seed": {
     type: "int",
     default: DEFAULT_SAMPLE_SEED,
-    help: "which sample --sample-users draws",
+    help: "the sample --sample-users draws",
   },
-  strict: {
-    type: "boolean",
-    help: "a record without a prediction is an error (default: a warning on stderr and a " +
-      '"missing" count; such records are not scored)',
-  },
+  strict: { type: "boolean", help: "a record without a prediction is an error, not a warning" },
   quiet: { type: "boolean", help: "no progress on stderr" },
   "top-k": {
     type: "int",
@@ -266,18 +254,11 @@ export const command: Command = {
   usage: USAGE,
   async run(args) {
     const { values: flags } = parseFlags("eval", args, FLAGS);
-    const tune = flags["tune-rerank"];
-    if (tune !== undefined) {
-      if ((flags.predictions?.length ?? 0) > 0 || (flags.baseline?.length ?? 0) > 0) {
-        throw new UsageError(
-          "--tune-rerank scores its own file: give no --predictions or --baseline",
-        );
-      }
-      const tuning = await tuneRerank(tune, flags.data, flags.split as Split);
-      console.log(
-        flags.format === "md" ? tuningMarkdown(tuning) : JSON.stringify(tuning, null, 2),
-      );
-      return;
+    if (flags["tune-rerank"] !== undefined) {
+      const { data, split, format } = flags, file = flags["tune-rerank"];
+      const methods = (flags.predictions?.length ?? 0) + (flags.baseline?.length ?? 0);
+      const options = { file, data, split, format, methods };
+      return console.log(await withFlagNames(FLAGS, () => tuneRerankReport(options), RENAMED));
     }
     const sampled = flags["sample-users"];
     const report = await withFlagNames(FLAGS, () =>

@@ -25,7 +25,7 @@ import {
   TRAIN_THROUGH,
   type TrainThrough,
 } from "../lib/data/records.ts";
-import { textualize } from "../lib/data/textualize.ts";
+import { recordCount, textualize } from "../lib/data/textualize.ts";
 import { TASKS } from "../lib/data/types.ts";
 import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { parseRatingScale, TIME_UNITS, type TimeUnit } from "../lib/data/log.ts";
@@ -144,11 +144,7 @@ const FLAGS = defineFlags({
     help: "... then to N characters (0: no limit), with a warning: a title longer than the " +
       "model's maximum length stops training",
   },
-  "explanation-min-words": intFlag(
-    1,
-    D.explanationMinWords,
-    "explanation = first review sentence with N+ words",
-  ),
+  "explanation-min-words": intFlag(1, D.explanationMinWords, "explanation: a sentence, N+ words"),
   "explanation-max-words": intFlag(1, D.explanationMaxWords, "... cut to N words"),
   "review-words": intFlag(1, D.reviewWords, "words of review text quoted in review prompts"),
   "train-through": {
@@ -161,23 +157,15 @@ const FLAGS = defineFlags({
     type: "int",
     min: 1,
     placeholder: "N",
-    help: "with --train-through valid: a seeded sample of about N users keeps its validation " +
-      "item out of training, so infer/eval --sample-users N (same --sample-seed) can still tune " +
-      "on them (a fusion's weight) while every other user's validation item refits the model",
-  },
-  "tune-seed": {
-    type: "int",
-    min: 0,
-    default: DEFAULT_SAMPLE_SEED,
-    help: "--tune-users: which sample (infer and eval's --sample-seed)",
+    help: "with --train-through valid: about N sampled users keep their validation item out of " +
+      "training, to tune on (infer/eval --sample-users N, the default --sample-seed)",
   },
   "item-tokens": {
     type: "choice",
     choices: ITEM_TOKEN_MODES,
     default: "none",
-    help: "title: each item entity starts with a new token of its own, then its title (the " +
-      "first token decides the item: infer ranks every item in one step); only: the token " +
-      "alone; none",
+    help: "title: each item entity starts with a token of its own, then its title (infer then " +
+      "ranks every item exactly in one step); only: the token alone; none",
   },
   out: {
     type: "string",
@@ -239,10 +227,7 @@ export const command: Command = {
   usage,
   async run(args: string[]): Promise<void> {
     const { values: flags } = parseFlags("textualize", args, FLAGS);
-    if (flags["tune-users"] !== undefined && flags["train-through"] !== "valid") {
-      throw new UsageError("textualize: --tune-users needs --train-through valid");
-    }
-    const out = flags.out;
+    const out = flags.out, tuneUsers = flags["tune-users"];
     const progress = new Progress("textualize", { quiet: flags.quiet });
     const summary = await withFlagNames(FLAGS, () =>
       textualize({
@@ -295,9 +280,7 @@ export const command: Command = {
           explanationMaxWords: flags["explanation-max-words"],
           reviewWords: flags["review-words"],
           trainThrough: flags["train-through"] as TrainThrough,
-          tuneUsers: flags["tune-users"] === undefined
-            ? undefined
-            : { size: flags["tune-users"], seed: flags["tune-seed"] },
+          tuneUsers: tuneUsers ? { size: tuneUsers, seed: DEFAULT_SAMPLE_SEED } : undefined,
           itemTokens: flags["item-tokens"] as ItemTokenMode,
         },
         out,
@@ -307,12 +290,10 @@ export const command: Command = {
         progress,
         onWarning: (message) => console.error(`warning: ${message}`),
       }));
-    const total = Object.values(summary.records).reduce(
-      (sum, byTask) => sum + Object.values(byTask).reduce((a, b) => a + b, 0),
-      0,
-    );
     progress.done(
-      `${total} records for ${summary.users} users and ${summary.items} items written to ${summary.out}`,
+      `${
+        recordCount(summary)
+      } records for ${summary.users} users and ${summary.items} items written to ${summary.out}`,
     );
     console.log(JSON.stringify(summary));
   },

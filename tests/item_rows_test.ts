@@ -162,7 +162,7 @@ Deno.test("eval --save-baselines writes SASRec's item table; init --item-rows st
     assert.equal(none.code, 1);
     assert.match(
       none.stderr,
-      /manifest\.json: init --item-rows sets the item tokens' rows, and this dataset has none/,
+      /manifest\.json: --item-rows sets the item tokens' rows, and this dataset has none \(textualize --item-tokens title\)/,
     );
     const lines = (await Deno.readTextFile(join(DEMO, "interactions.csv"))).trim().split("\n");
     const fewer = join(dir, "fewer.csv");

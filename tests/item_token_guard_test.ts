@@ -150,7 +150,7 @@ Deno.test("the digest: the item ids in entities.json order, the mode beside them
     );
     assert.throws(
       () => checkItemTokens(digest, only, source),
-      /m\/config\.json: its item tokens were trained with item_tokens "title"; .*only\/manifest\.json has "only": textualize with --item-tokens title, or init a model/,
+      /m\/config\.json: its item tokens were trained with item_tokens "title"; .*only\/manifest\.json has "only": textualize with itemTokens title, or init a model/,
     );
   });
 });
@@ -297,7 +297,7 @@ Deno.test("a decoder's LoRA adapter records the item tokens it trained beside ad
     assert.ok((await load(model, demo, adapter)).adapter);
     // The same number of rows: only the record tells them apart.
     const another =
-      /adapter\/recsysllm_adapter\.json: its item tokens are another dataset's \(293 items, .* has (293|199) items .*: train an adapter on this dataset \(pretrain --lora\)$/;
+      /adapter\/recsysllm_adapter\.json: its item tokens are another dataset's \(293 items, .* has (293|199) items .*: train an adapter on this dataset$/;
     await refused(() => load(model, renamed, adapter), another);
     // Fewer rows: the record answers first, not added_rows and not the base identity.
     await refused(() => load(model, fewer, adapter), another);

@@ -27,7 +27,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type Dataset, itemTokenMode, openDataset } from "../data/dataset.ts";
 import type { ItemTokenMode } from "../data/record_options.ts";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
 
 /** The name of item `id`'s token (what `decode` shows for it). */
@@ -201,7 +201,9 @@ export function checkItemTokens(
       source.file,
       undefined,
       `its item tokens were trained with item_tokens "${recorded.mode}"; ` +
-        `${join(data.dir, "manifest.json")} has "${ours.mode}": textualize with --item-tokens ` +
+        `${join(data.dir, "manifest.json")} has "${ours.mode}": textualize with ${
+          optionName("itemTokens")
+        } ` +
         `${recorded.mode}, or ${source.fix}`,
     );
   }

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { inputError } from "../errors.ts";
+import { inputError, OptionError } from "../errors.ts";
 import { temporaryRenamed } from "../io/atomic.ts";
 import { claimOutputDir } from "../io/safe_output.ts";
 import { isDatasetDir } from "./dataset.ts";
@@ -177,6 +177,15 @@ function recordJsonWriter(itemIds: Map<string, string>): {
   };
 }
 
+/** Records a textualize run wrote, every split and task together. */
+export function recordCount(summary: TextualizeSummary): number {
+  let total = 0;
+  for (const byTask of Object.values(summary.records)) {
+    for (const n of Object.values(byTask)) total += n;
+  }
+  return total;
+}
+
 /**
  * Runs textualize. Bad input throws an InputError (one line: file, line, problem) before
  * anything appears at `run.out`.
@@ -193,6 +202,13 @@ function recordJsonWriter(itemIds: Map<string, string>): {
  * ```
  */
 export async function textualize(run: TextualizeRun): Promise<TextualizeSummary> {
+  if (run.records.tuneUsers && run.records.trainThrough !== "valid") {
+    throw new OptionError(
+      "tuneUsers",
+      (name, nameOf) =>
+        `${name} holds users out of a refit: it needs ${nameOf("trainThrough")} valid`,
+    );
+  }
   // Claimed first: a second run on the same directory, or a directory of the user's, is refused
   // before minutes of reading. A shard writes its part directory (`data-00002-of-00007`).
   const out = run.shard ? partPath(run.out, run.shard) : run.out;

@@ -9,7 +9,7 @@
 
 import { openDataset, readRecords } from "../data/dataset.ts";
 import type { Split } from "../data/types.ts";
-import { InputError, inputError } from "../errors.ts";
+import { InputError, inputError, OptionError, optionName } from "../errors.ts";
 import { readJsonLines } from "../io/lines.ts";
 import { checkPredictionLine, type PredictionLine } from "./predictions.ts";
 
@@ -186,8 +186,9 @@ export async function tuneRerank(
       throw inputError(
         file,
         number,
-        "an entry without lm_score and first_score (write it with infer --rerank FILE " +
-          "--rerank-weight 1 --top-k N)",
+        "an entry without lm_score and first_score (write it with infer " +
+          `${optionName("rerank")} FILE ${optionName("rerankWeight")} 1 ` +
+          `${optionName("topK")} N)`,
       );
     }
     lines.push(line);
@@ -244,4 +245,34 @@ export function tuningMarkdown(tuning: RerankTuning): string {
     "",
   );
   return out.join("\n");
+}
+
+/** Options of {@linkcode tuneRerankReport}. */
+export interface TuneRerankReportOptions {
+  /** The reranked predictions (infer --rerank ... --rerank-weight 1 --top-k N). */
+  file: string;
+  /** The dataset directory. */
+  data: string;
+  /** The split the file answers. */
+  split: string;
+  /** `json` or `md`. */
+  format: string;
+  /** Methods the same run was asked to score: none may be (the tuning scores its own file). */
+  methods: number;
+}
+
+/**
+ * What `eval --tune-rerank` prints: {@linkcode tuneRerank}'s result as JSON, or with `md` as
+ * {@linkcode tuningMarkdown}'s table. Methods to score beside it are an OptionError.
+ */
+export async function tuneRerankReport(options: TuneRerankReportOptions): Promise<string> {
+  if (options.methods > 0) {
+    throw new OptionError(
+      "tuneRerank",
+      (name, nameOf) =>
+        `${name} scores its own file: give no ${nameOf("predictions")} or ${nameOf("baselines")}`,
+    );
+  }
+  const tuning = await tuneRerank(options.file, options.data, options.split as Split);
+  return options.format === "md" ? tuningMarkdown(tuning) : JSON.stringify(tuning, null, 2);
 }

@@ -179,7 +179,8 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       "the validation items are training data here (textualize " +
         `${optionName("trainThrough")} valid): score the test split, or textualize without it ` +
         "to validate" + (tune
-          ? `, or score the users it kept out (--sample-users ${tune.size} --sample-seed ${tune.seed})`
+          ? `, or score the users it kept out (${optionName("sampleUsers")} ${tune.size} ` +
+            `${optionName("sampleSeed")} ${tune.seed})`
           : ""),
     );
   }

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { InputError, inputError } from "../errors.ts";
+import { InputError, inputError, optionName } from "../errors.ts";
 import { checkPredictionLine } from "../eval/predictions.ts";
 import type { ItemPool } from "../collate/pool.ts";
 import { readJsonLines } from "../io/lines.ts";
@@ -152,7 +152,7 @@ export async function readRerankTuning(file: string): Promise<{ weight: number; 
     throw inputError(
       file,
       undefined,
-      `not a tuning (eval --tune-rerank's JSON): ${(error as Error).message}`,
+      `not a tuning (eval's ${optionName("tuneRerank")} JSON): ${(error as Error).message}`,
     );
   }
   const best = (json as { best?: { weight?: unknown; top?: unknown } })?.best;
@@ -164,7 +164,8 @@ export async function readRerankTuning(file: string): Promise<{ weight: number; 
     throw inputError(
       file,
       undefined,
-      'no "best" with a weight in [0, 1] and a whole "top" (eval --tune-rerank writes them)',
+      'no "best" with a weight in [0, 1] and a whole "top" (what eval ' +
+        `${optionName("tuneRerank")} writes)`,
     );
   }
   return { weight, top };

@@ -352,7 +352,7 @@ export async function loadAdapter(
   if (options.data) {
     checkItemTokens(method?.itemTokens, options.data, {
       file: settings?.file ?? configPath,
-      fix: "train an adapter on this dataset (pretrain --lora)",
+      fix: "train an adapter on this dataset",
     });
   }
   // Before the base model's identity, which the special rows are part of: a mismatch here says

@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { type Dataset, itemTokenMode, openDataset, readRecords } from "../data/dataset.ts";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
@@ -228,8 +228,8 @@ async function itemTableFor(file: string, data: Dataset, manifest: string) {
     throw inputError(
       manifest,
       undefined,
-      "init --item-rows sets the item tokens' rows, and this dataset has none (textualize " +
-        "--item-tokens title)",
+      `${optionName("itemRows")} sets the item tokens' rows, and this dataset has none ` +
+        `(textualize ${optionName("itemTokens")} title)`,
     );
   }
   return await readItemTable(file, data.entities.filter((e) => e.kind === "item").map((e) => e.id));

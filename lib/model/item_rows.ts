@@ -12,7 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { SafetensorsFile, writeSafetensors } from "./safetensors.ts";
 
 /** The metadata key that marks a SASRec item table (its value: the JSON of ItemTableInfo). */
@@ -88,8 +88,8 @@ export async function readItemTable(
     throw inputError(
       path,
       undefined,
-      "not a SASRec item table (eval --baseline sasrec --save-baselines DIR writes " +
-        "DIR/sasrec-items.safetensors)",
+      `not a SASRec item table (eval's ${optionName("saveBaselines")} DIR writes ` +
+        "DIR/sasrec-items.safetensors when SASRec is among the baselines)",
     );
   }
   if (info.items !== ids.length || info.item_ids_sha256 !== itemIdsSha256(ids)) {
