@@ -16,8 +16,6 @@ import {
 } from "../lib/collate/mod.ts";
 import { buildPool, exclusionOf } from "../lib/collate/pool.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
-import { DEFAULT_RECORD_OPTIONS, type ItemTokenMode } from "../lib/data/record_options.ts";
-import { textualize } from "../lib/data/textualize.ts";
 import type { EntitySegment, Segment, TextRecord } from "../lib/data/types.ts";
 import { rankItemsExact } from "../lib/generate/exact_rank.ts";
 import { searchItems } from "../lib/generate/items.ts";
@@ -26,24 +24,9 @@ import { demoStages } from "../lib/demo/plan.ts";
 import { initModel } from "../lib/model/init.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { demoSequentialDataset } from "./helpers/textualize.ts";
 
-const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
 const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
-
-/** The demo data textualized (profiles and sequential prompts only: fast) into `dir`. */
-async function demoData(dir: string, itemTokens: ItemTokenMode) {
-  await textualize({
-    read: {
-      format: "csv",
-      input: join(DEMO, "interactions.csv"),
-      users: join(DEMO, "users.csv"),
-      items: join(DEMO, "items.csv"),
-    },
-    records: { ...DEFAULT_RECORD_OPTIONS, seed: 1, tasks: ["profile", "sequential"], itemTokens },
-    out: dir,
-  });
-  return await openDataset(dir);
-}
 
 async function firstRecords(dir: string, split: "train" | "test", n: number) {
   const data = await openDataset(dir);
@@ -60,8 +43,8 @@ const isEntity = (s: Segment): s is EntitySegment =>
 
 Deno.test("item tokens round-trip: textualize -> tokenize -> collate -> trie, every item entity starts with its own token", async () => {
   await withTempDir(async (dir) => {
-    const plain = await demoData(join(dir, "plain"), "none");
-    const data = await demoData(join(dir, "title"), "title");
+    const plain = await demoSequentialDataset(join(dir, "plain"), "none");
+    const data = await demoSequentialDataset(join(dir, "title"), "title");
     // The records are the same; only the manifest says how items are tokenized.
     assert.equal(
       await Deno.readTextFile(join(dir, "title", "train.jsonl")),
@@ -136,14 +119,14 @@ Deno.test("item tokens round-trip: textualize -> tokenize -> collate -> trie, ev
     assert.equal(firstTokenOfItems(titles.items.tokens), null);
 
     // `only`: the item token alone.
-    const only = withItemTokens(base, await demoData(join(dir, "only"), "only"));
+    const only = withItemTokens(base, await demoSequentialDataset(join(dir, "only"), "only"));
     for (const e of items) assert.deepEqual(Array.from(encodeEntity(only, e.entity)).length, 1);
   });
 });
 
 Deno.test("exact ranking gives the exhaustive beam search's top-k under the trie's softmax (random GLM with item rows)", async () => {
   await withTempDir(async (dir) => {
-    const data = await demoData(join(dir, "data"), "title");
+    const data = await demoSequentialDataset(join(dir, "data"), "title");
     // init draws the item rows: vocab_size = the tokenizer's ids + one per item.
     const model = join(dir, "model");
     const init = await initModel({

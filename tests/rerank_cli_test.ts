@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { demoSequentialArgs } from "./helpers/textualize.ts";
 
-const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
 const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
 
 async function ok(args: string[]): Promise<string> {
@@ -18,24 +18,7 @@ async function ok(args: string[]): Promise<string> {
 Deno.test("eval --tune-rerank's best point is what eval scores for infer --rerank-tuned", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data"), model = join(dir, "model"), first = join(dir, "first");
-    await ok([
-      "textualize",
-      "--format",
-      "csv",
-      "--input",
-      join(DEMO, "interactions.csv"),
-      "--items",
-      join(DEMO, "items.csv"),
-      "--tasks",
-      "profile,sequential",
-      "--out",
-      data,
-      "--seed",
-      "1",
-      "--item-tokens",
-      "title",
-      "--quiet",
-    ]);
+    await ok(demoSequentialArgs(data, "--item-tokens", "title"));
     await ok([
       "init",
       "--data",

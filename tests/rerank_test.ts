@@ -5,9 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodePromptPartA, firstTokenOfItems, tokenizeRecord } from "../lib/collate/mod.ts";
 import { buildPool, type Pool } from "../lib/collate/pool.ts";
-import { type Dataset, openDataset, readRecords } from "../lib/data/dataset.ts";
-import { DEFAULT_RECORD_OPTIONS, type ItemTokenMode } from "../lib/data/record_options.ts";
-import { textualize } from "../lib/data/textualize.ts";
+import { type Dataset, readRecords } from "../lib/data/dataset.ts";
 import type { TextRecord } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
 import { itemLogProbs } from "../lib/generate/exact_rank.ts";
@@ -19,8 +17,8 @@ import { initModel } from "../lib/model/init.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { demoSequentialDataset } from "./helpers/textualize.ts";
 
-const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
 const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
 
 Deno.test("fuseScores: (1 - w) * first + w * lm; lengths and weights checked", () => {
@@ -31,21 +29,6 @@ Deno.test("fuseScores: (1 - w) * first + w * lm; lengths and weights checked", (
   assert.throws(() => fuseScores(Float64Array.of(1, 2), Float64Array.of(1), 0.5), RangeError);
   assert.throws(() => fuseScores(Float64Array.of(1), Float64Array.of(1), 1.5), RangeError);
 });
-
-/** The demo's profiles and sequential prompts (fast), textualized into `dir`. */
-async function demoData(dir: string, itemTokens: ItemTokenMode): Promise<Dataset> {
-  await textualize({
-    read: {
-      format: "csv",
-      input: join(DEMO, "interactions.csv"),
-      users: join(DEMO, "users.csv"),
-      items: join(DEMO, "items.csv"),
-    },
-    records: { ...DEFAULT_RECORD_OPTIONS, seed: 1, tasks: ["profile", "sequential"], itemTokens },
-    out: dir,
-  });
-  return await openDataset(dir);
-}
 
 async function testSequential(data: Dataset, n: number): Promise<TextRecord[]> {
   const out: TextRecord[] = [];
@@ -76,7 +59,7 @@ async function writeFirstStage(file: string, pool: Pool, records: TextRecord[]) 
 for (const itemTokens of ["title", "none"] as const) {
   Deno.test(`rerank (${itemTokens === "title" ? "item tokens: exact scores" : "titles: likelihoods"}): w = 0 keeps the first stage's order, w = 1 the model's, the history left out`, async () => {
     await withTempDir(async (dir) => {
-      const data = await demoData(join(dir, "data"), itemTokens);
+      const data = await demoSequentialDataset(join(dir, "data"), itemTokens);
       const model = join(dir, "model");
       await initModel({
         data: join(dir, "data"),
@@ -194,7 +177,7 @@ for (const itemTokens of ["title", "none"] as const) {
 
 Deno.test("readFirstStage: unknown items, missing scores and repeated records are errors with file and line", async () => {
   await withTempDir(async (dir) => {
-    const data = await demoData(join(dir, "data"), "none");
+    const data = await demoSequentialDataset(join(dir, "data"), "none");
     const tokenizer = await TextTokenizer.load(TOKENIZER);
     const pool = buildPool(tokenizer, data.entities, { vocabSize: tokenizer.vocabSize });
     const [a, b] = [0, 1].map((i) => ({

@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { UserSample } from "../lib/data/user_sample.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
-
-const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
+import { demoSequentialArgs } from "./helpers/textualize.ts";
 
 async function lines(file: string) {
   return (await Deno.readTextFile(file)).trim().split("\n").map((l) => JSON.parse(l));
@@ -19,23 +18,10 @@ const items = (record: { segments: { entity?: string; kind?: string }[] }) =>
 Deno.test("textualize --tune-users keeps the sample's validation items out of a refit's training records", async () => {
   await withTempDir(async (dir) => {
     const data = join(dir, "data");
-    const base = [
-      "textualize",
-      "--format",
-      "csv",
-      "--input",
-      join(DEMO, "interactions.csv"),
-      "--items",
-      join(DEMO, "items.csv"),
-      "--tasks",
-      "profile,sequential",
-      "--seed",
-      "1",
-      "--train-through",
-      "valid",
-      "--quiet",
-    ];
-    const run = await runCli([...base, "--out", data, "--tune-users", "100"]);
+
+    const run = await runCli(
+      demoSequentialArgs(data, "--train-through", "valid", "--tune-users", "100"),
+    );
     assert.equal(run.code, 0, run.stderr);
     const manifest = JSON.parse(await Deno.readTextFile(join(data, "manifest.json")));
     assert.deepEqual(manifest.options.tune_users, { size: 100, seed: 1 });
@@ -97,13 +83,7 @@ Deno.test("textualize --tune-users keeps the sample's validation items out of a 
         /or score the users it kept out \(--sample-users 100 --sample-seed 1\)/,
       );
     }
-    const misuse = await runCli([
-      ...base.filter((a) => a !== "--train-through" && a !== "valid"),
-      "--out",
-      join(dir, "x"),
-      "--tune-users",
-      "10",
-    ]);
+    const misuse = await runCli(demoSequentialArgs(join(dir, "x"), "--tune-users", "10"));
     assert.equal(misuse.code, 2);
     assert.match(
       misuse.stderr,

@@ -17,6 +17,9 @@ import type {
   TextRecord,
 } from "../../lib/data/types.ts";
 import { SPLITS } from "../../lib/data/types.ts";
+import { type Dataset, openDataset } from "../../lib/data/dataset.ts";
+import { DEFAULT_RECORD_OPTIONS, type ItemTokenMode } from "../../lib/data/record_options.ts";
+import { textualize } from "../../lib/data/textualize.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -275,3 +278,42 @@ export const DEMO_ARGS = [
   "--explanation-per-user=2",
   "--review-per-user=2",
 ];
+
+/**
+ * `textualize` arguments for the demo's profiles and sequential prompts only (fast: a few
+ * seconds), seed 1, into `out`, then `extra` (e.g. `--item-tokens title`).
+ */
+export function demoSequentialArgs(out: string, ...extra: string[]): string[] {
+  return [
+    "textualize",
+    "--format=csv",
+    `--input=${fixture("demo", "interactions.csv")}`,
+    `--items=${fixture("demo", "items.csv")}`,
+    "--tasks=profile,sequential",
+    "--seed=1",
+    "--quiet",
+    `--out=${out}`,
+    ...extra,
+  ];
+}
+
+/**
+ * The demo's profiles and sequential prompts (users' features included) textualized in this
+ * process into `dir` (seed 1) with `itemTokens`, and opened.
+ */
+export async function demoSequentialDataset(
+  dir: string,
+  itemTokens: ItemTokenMode = "none",
+): Promise<Dataset> {
+  await textualize({
+    read: {
+      format: "csv",
+      input: fixture("demo", "interactions.csv"),
+      users: fixture("demo", "users.csv"),
+      items: fixture("demo", "items.csv"),
+    },
+    records: { ...DEFAULT_RECORD_OPTIONS, seed: 1, tasks: ["profile", "sequential"], itemTokens },
+    out: dir,
+  });
+  return await openDataset(dir);
+}
