@@ -470,7 +470,7 @@ function tuneSample(held?: { size: number; seed: number }): string[] {
   return users === undefined || users === "all" ? [] : [`--sample-users=${users}`];
 }
 
-/** Candidates of each record the first stage ranks and the fusion may keep (bench/fusion.ts). */
+/** Candidates of each record the first stage ranks and the fusion may keep (eval --tune-rerank). */
 const FIRST_STAGE_TOP = 100;
 
 /**
