@@ -17,18 +17,21 @@
  * - QUALITY_RERANK: `sasrec` (the two stages) or `none` (the model alone over all items);
  * - QUALITY_ITEM_ROWS: `random` (default) or `sasrec`: the item tokens' rows start from the
  *   validation SASRec's item table (init --item-rows), trained before the model;
- * - QUALITY_STEPS: optimizer steps (default 9000);
- * - QUALITY_TUNE_USERS: a seeded sample of validation users to tune the fusion on (default: all);
+ * - QUALITY_STEPS: optimizer steps (default 14000: about 81 minutes of training, 97 in all, on 2
+ *   cores);
+ * - QUALITY_TUNE_USERS: without a refit, a seeded sample of validation users to tune the fusion on
+ *   (default: all); a refit tunes on its `--tune-users`;
  * - QUALITY_SASREC: extra eval flags for SASRec (space-separated), e.g. `--sasrec-epochs=2` for a
  *   quick look at the wiring;
  * - QUALITY_RECIPE: the pretrain recipe (default `sequential`; `none` for plain defaults);
  * - QUALITY_SAMPLE_USERS: infer and eval on a seeded sample of about N test users (default:
  *   every user) for a quick look;
- * - QUALITY_TEXTUALIZE: textualize flags (space-separated; default `--item-tokens=title`), e.g.
- *   `--item-tokens=none` for titles only, or `--train-through=valid` for the refit (the model
- *   for the test split also learns each user's validation item; the item baselines then learn it
- *   too). With the two stages a refit needs `--tune-users=N` beside it: those users keep their
- *   validation item out of training, and the fusion and the curve are measured on them;
+ * - QUALITY_TEXTUALIZE: textualize flags (space-separated; default
+ *   `--item-tokens=title --train-through=valid --tune-users=4000`): item tokens before the titles,
+ *   and the refit (the model for the test split also learns each user's validation item; the item
+ *   baselines then learn it too) with 4,000 tuning users who keep their validation item out of
+ *   training, on whom the fusion and the curve are measured. A refit with the two stages needs
+ *   `--tune-users=N`; `--item-tokens=title` alone is the run without the refit;
  * - QUALITY_PRETRAIN: extra pretrain flags (space-separated);
  * - QUALITY_INIT: init flags (space-separated; default `--hidden-size=128`);
  * - QUALITY_INFER: infer flags (space-separated; default `--trie-softmax`), for the test figures
@@ -82,8 +85,11 @@ async function stage(
 const words = (name: string, fallback = "") => (env(name) ?? fallback).split(" ").filter(Boolean);
 const inferFlags = () => words("QUALITY_INFER", DEFAULT_INFER);
 
-/** The recipe's settings, each replaced by its variable: item tokens, hidden 128, the trie's softmax. */
-const DEFAULT_TEXTUALIZE = "--item-tokens=title";
+/**
+ * The recipe's settings, each replaced by its variable: item tokens and the refit with 4,000
+ * tuning users, hidden 128, the trie's softmax (docs/results.md, "the refit at 14,000 steps").
+ */
+const DEFAULT_TEXTUALIZE = "--item-tokens=title --train-through=valid --tune-users=4000";
 const DEFAULT_INIT = "--hidden-size=128";
 const DEFAULT_INFER = "--trie-softmax";
 
@@ -269,7 +275,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
-  const steps = Number(env("QUALITY_STEPS") ?? 9000);
+  const steps = Number(env("QUALITY_STEPS") ?? 14000);
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
   const rerank = env("QUALITY_RERANK") ?? "sasrec";
   if (rerank !== "sasrec" && rerank !== "none") {
@@ -475,7 +481,7 @@ const FIRST_STAGE_TOP = 100;
 
 /**
  * The two stages (see the module docs): SASRec's validation ranking and the model's scores of
- * its candidates tune the fusion on `QUALITY_TUNE_USERS` (default 1000) validation users; SASRec
+ * its candidates tune the fusion on the validation users of {@linkcode tuneSample}; SASRec
  * refit for test proposes the test candidates, which the model reranks with the tuned fusion;
  * the model alone over every item is scored beside. Returns the figures.
  */
