@@ -119,13 +119,6 @@ const FLAGS = defineFlags({
     help:
       "item targets: the softmax over the tokens the item trie allows (what infer --trie-softmax ranks by)",
   },
-  "item-spans": {
-    type: "choice",
-    choices: ["full", "token"],
-    section: "Data",
-    help:
-      "token: an item's span generates its item token only, no title (needs --item-tokens title)",
-  },
   "task-weights": {
     type: "list",
     placeholder: "TASK=W,...",
@@ -179,8 +172,17 @@ const FLAGS = defineFlags({
     section: "Run",
     help: "random seed: adapter init, batches, masking, dropout",
   },
-  "save-every": intFlag(1, DEFAULT_TRAIN.saveEvery, "checkpoint every N steps and at the end"),
-  "val-every": { type: "int", min: 0, defaultText: "--save-every", help: "validate every N steps" },
+  "save-every": intFlag(
+    1,
+    DEFAULT_TRAIN.saveEvery,
+    "checkpoint and outputs every N steps, and at the end",
+  ),
+  "val-every": {
+    type: "int",
+    min: 0,
+    defaultText: "--save-every",
+    help: "validate every N steps, and at the end",
+  },
   "val-batches": intFlag(0, DEFAULT_TRAIN.valBatches, "validation batches (0: no validation)"),
   resume: {
     type: "boolean",
@@ -279,7 +281,6 @@ async function runRank(args: string[], world: Collective | undefined): Promise<v
       objective: flags.objective ?? chosen?.objective,
       sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
       trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
-      itemSpans: flags["item-spans"] ?? chosen?.itemSpans,
       taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
       // Each rank of a machine on its own GPU (with --device cuda or auto).
       deviceId: world && cudaDeviceOf(world.localRank, Deno.env.get("CUDA_VISIBLE_DEVICES")),

@@ -47,12 +47,6 @@ export const OBJECTIVES = ["entity", "sentence", "document", "sequence"] as cons
 /** One masking objective. */
 export type Objective = typeof OBJECTIVES[number];
 
-/**
- * How an item entity's span is generated in part B: whole (`full`), or its item token only
- * (`token`; {@linkcode CollatorOptions.tokenOnlyFrom}).
- */
-export type ItemSpans = "full" | "token";
-
 /** Probabilities of the objectives when mixing (normalized; need not sum to 1; absent: 0). */
 export type ObjectiveMix = Partial<Record<Objective, number>>;
 
@@ -81,12 +75,6 @@ export interface CollatorOptions extends SpanOptions {
   maxLength?: number;
   /** Shuffle the spans in part B (for ablations only; the method keeps them in order). Default false. */
   shuffleSpans?: boolean;
-  /**
-   * Item-token spans (example.ts; docs/method.md section 13): the first item token's id. A span
-   * that is one item entity with a title then generates its item token only, in documents and
-   * task prompts alike. Default: none, every span whole.
-   */
-  tokenOnlyFrom?: number;
 }
 
 /**
@@ -259,8 +247,6 @@ export class Collator {
   readonly objective: Objective | "mix";
   /** Whether the spans in part B are shuffled (ablations only). */
   readonly shuffleSpans: boolean;
-  /** See {@linkcode CollatorOptions.tokenOnlyFrom}. */
-  readonly tokenOnlyFrom: number | undefined;
   readonly #sampler: SpanSampler;
   readonly #mixCdf: Float64Array;
 
@@ -270,7 +256,6 @@ export class Collator {
     this.maxLength = options.maxLength ?? DEFAULT_COLLATOR.maxLength;
     this.objective = options.objective ?? DEFAULT_COLLATOR.objective;
     this.shuffleSpans = options.shuffleSpans ?? DEFAULT_COLLATOR.shuffleSpans;
-    this.tokenOnlyFrom = options.tokenOnlyFrom;
     if (!(this.maxLength >= 3)) throw new RangeError(`maxLength must be at least 3`);
     if (this.objective !== "mix" && !OBJECTIVES.includes(this.objective)) {
       throw new RangeError(`unknown objective "${this.objective}"`);
@@ -314,7 +299,6 @@ export class Collator {
       mask: this.specials.mask,
       task: true,
       objective: "task",
-      tokenOnlyFrom: this.tokenOnlyFrom,
     }, this.specials);
   }
 
@@ -368,7 +352,6 @@ export class Collator {
       task: false,
       order,
       objective: objective as ExampleObjective,
-      tokenOnlyFrom: this.tokenOnlyFrom,
     }, this.specials);
   }
 }

@@ -9,12 +9,6 @@
  * from 1) for the rest. Labels are -100 in part A; in part B the inputs `[S] t1..tn` have labels
  * `t1..tn [E]`.
  *
- * Item-token spans (`plan.tokenOnlyFrom`, docs/method.md section 13): a span that is one entity
- * unit starting with an item token (an id at least `tokenOnlyFrom`) and a title after it is
- * written in part B as `[S]` and that token only, the token its one label: the loss says which
- * item comes, not how its title is spelt (exact ranking reads only that token), and part B is
- * shorter by the title.
- *
  * Not here: which spans (see `spans.ts`), truncation (see `collator.ts`).
  *
  * @module
@@ -72,28 +66,6 @@ export interface ExamplePlan {
   order?: Int32Array;
   /** The objective the example was built with. */
   objective: ExampleObjective;
-  /**
-   * Item-token spans (see the module docs): the first item token's id. Default: none, every
-   * span whole.
-   */
-  tokenOnlyFrom?: number;
-}
-
-/**
- * Part B tokens of span `[s, e)` after its `[S]`: its tokens, or 1 for an item-token span.
- */
-function spanTokensOf(
-  record: TokenizedRecord,
-  s: number,
-  e: number,
-  tokenOnlyFrom?: number,
-): number {
-  const { unitStart, unitEntity, ids } = record;
-  if (
-    tokenOnlyFrom !== undefined && e === s + 1 && unitEntity[s] === 1 &&
-    ids[unitStart[s]] >= tokenOnlyFrom
-  ) return 1;
-  return unitStart[e] - unitStart[s];
 }
 
 /**
@@ -121,16 +93,13 @@ export function assembleExample(
   const { unitStart } = record;
   const { from, to, spans, spanCount, task } = plan;
 
-  let spanTokens = 0; // the spans' tokens in the source
-  let partBTokens = 0; // and in part B, after their [S]
+  let spanTokens = 0;
   for (let j = 0; j < spanCount; j++) {
-    const s = spans[2 * j], e = spans[2 * j + 1];
-    spanTokens += unitStart[e] - unitStart[s];
-    partBTokens += spanTokensOf(record, s, e, plan.tokenOnlyFrom);
+    spanTokens += unitStart[spans[2 * j + 1]] - unitStart[spans[2 * j]];
   }
   const sourceTokens = unitStart[to] - unitStart[from];
   const lengthA = task ? sourceTokens + 1 : sourceTokens - spanTokens + spanCount;
-  const length = lengthA + partBTokens + spanCount;
+  const length = lengthA + spanTokens + spanCount;
 
   const buffer = new Int32Array(5 * length);
   const out: ExampleRows = {
@@ -241,17 +210,6 @@ function writePartB(
     intra[p] = 1;
     units[p] = -1;
     p++;
-    if (spanTokensOf(record, s, e, plan.tokenOnlyFrom) === 1 && unitStart[e] - unitStart[s] > 1) {
-      // An item-token span: the item's token, the only label; nothing is learnt after it.
-      inputIds[p] = ids[unitStart[s]];
-      inter[p] = m;
-      intra[p] = 2;
-      units[p] = s;
-      labels[begin] = inputIds[p];
-      labels[p] = -100;
-      p++;
-      continue;
-    }
     for (let u = s; u < e; u++) {
       const t0 = unitStart[u], t1 = unitStart[u + 1];
       for (let t = t0; t < t1; t++) {

@@ -24,7 +24,7 @@
  * @module
  */
 
-import type { ItemSpans, Objective } from "../collate/collator.ts";
+import type { Objective } from "../collate/collator.ts";
 
 /** The settings a recipe sets (each is a pretrain option of the same name). */
 export interface Recipe {
@@ -33,7 +33,6 @@ export interface Recipe {
   objective?: Objective | "mix";
   sequenceMaxKeep?: number;
   trieSoftmax?: boolean;
-  itemSpans?: ItemSpans;
   taskWeights?: Readonly<Record<string, number>>;
 }
 

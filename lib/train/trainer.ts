@@ -33,12 +33,7 @@
  */
 
 import { join } from "node:path";
-import {
-  checkRecordsFit,
-  DEFAULT_COLLATOR,
-  type ItemSpans,
-  type Objective,
-} from "../collate/collator.ts";
+import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
@@ -151,12 +146,6 @@ export interface TrainOptions {
    * `infer --trie-softmax` ranks by. Default false.
    */
   trieSoftmax?: boolean;
-  /**
-   * `token`: an item entity's span (with item tokens and titles) generates its item token only
-   * (lib/collate/example.ts): the loss is which item comes, none is spent on spelling titles, and
-   * part B is shorter. Default `full`.
-   */
-  itemSpans?: ItemSpans;
   /**
    * Training records per epoch by task, as a multiple of the task's records (lib/train/data.ts
    * `taskWeights`; default 1 for every task).
@@ -366,46 +355,9 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   };
 }
 
-/**
- * The collator's `tokenOnlyFrom` for `options.itemSpans` (the first item token's id), undefined
- * for whole spans; an OptionError without item tokens or beside the trie's softmax.
- */
-function tokenOnlyFrom(options: TrainOptions, tokenizer: TextTokenizer): number | undefined {
-  const spans = options.itemSpans ?? "full";
-  if (spans !== "full" && spans !== "token") {
-    throw new OptionError("itemSpans", (name) => `${name} is "${spans}": full or token`);
-  }
-  if (spans === "full") return undefined;
-  const tokens = tokenizer.entityTokens;
-  if (!tokens || tokens.size === 0 || !tokenizer.entityTitles) {
-    throw new OptionError(
-      "itemSpans",
-      (name) =>
-        `${name} token needs item tokens before the titles (textualize ` +
-        `${optionName("itemTokens")} title)`,
-    );
-  }
-  if (options.trieSoftmax) {
-    throw new OptionError(
-      "itemSpans",
-      (name) =>
-        `${name} token already puts an item's loss on its token alone: drop ` +
-        optionName("trieSoftmax"),
-    );
-  }
-  let first = Infinity;
-  for (const id of tokens.values()) first = Math.min(first, id);
-  return first;
-}
-
 /** The run's data: seeded batch streams over the tokenized training and validation records. */
 export interface RunData {
-  collator: {
-    objective: Objective | "mix";
-    maxLength: number;
-    sequenceMaxKeep?: number;
-    tokenOnlyFrom?: number;
-  };
+  collator: { objective: Objective | "mix"; maxLength: number; sequenceMaxKeep?: number };
   trainRecords: number;
   /** {@linkcode recordsSha256} of the training records: the data's identity for `--resume`. */
   trainSha256: string;
@@ -430,7 +382,6 @@ export async function loadRunData(
     objective: options.objective ?? DEFAULT_TRAIN.objective,
     maxLength: base.maxLength,
     sequenceMaxKeep: options.sequenceMaxKeep,
-    tokenOnlyFrom: tokenOnlyFrom(options, tokenizer),
   };
   // Before the first step, not when a batch comes up: an entity the model cannot hold (named,
   // with the option that cuts it), then any record that cannot fit.
@@ -585,7 +536,6 @@ function resumeSettings(
       : { sequenceMaxKeep: data.collator.sequenceMaxKeep }),
     taskWeights: options.taskWeights ?? {},
     ...(options.trieSoftmax ? { trieSoftmax: true } : {}),
-    ...(options.itemSpans === "token" ? { itemSpans: "token" } : {}),
     maxLength: base.maxLength,
     batchSize: sizes.batchSize,
     gradAccum: sizes.gradAccum,
