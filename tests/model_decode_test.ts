@@ -62,7 +62,10 @@ async function fullLogProbs(session: Session, row: Row): Promise<Float64Array[]>
 class Decoder {
   sessions = new Map<string, Session>();
   partA: Record<string, TensorData> = {};
-  past: Record<string, TensorData> = {};
+  /** Keys (even) and values (odd) of every generated token, by layer: rows of nh * hd floats. */
+  history: number[][] = [];
+  /** The history rows of each sequence of the last step, in order. */
+  pastRows: number[][] = [];
   sep: TensorData = i32([0], []);
 
   async open(): Promise<void> {
@@ -85,15 +88,8 @@ class Decoder {
       sep: this.sep,
     });
     assert.deepEqual(this.partA[cacheNames.partAKey(0)].shape, [Bp, nh, La, hd]);
-    for (let i = 0; i < SMALL.numLayers; i++) {
-      const empty: TensorData = {
-        dtype: "float32",
-        shape: [Bp, nh, 0, hd],
-        data: new Float32Array(0),
-      };
-      this.past[cacheNames.pastKey(i)] = empty;
-      this.past[cacheNames.pastValue(i)] = empty;
-    }
+    this.history = Array.from({ length: 2 * SMALL.numLayers }, () => []);
+    this.pastRows = prompts.map(() => []);
   }
 
   /** Feeds `tokens[n]` (with positions) to row n, continuing past row `beam[n]`. */
@@ -105,20 +101,38 @@ class Decoder {
   ): Promise<Record<string, TensorData>> {
     const N = tokens.length;
     const T = tokens[0].ids.length;
+    const past = beam.map((b) => this.pastRows[b]);
+    const P = past[0].length;
+    const R = this.history[0].length / (nh * hd);
     const feeds: Record<string, TensorData> = {
       input_ids: i32([N, T], tokens.flatMap((t) => t.ids)),
       position_ids: i32([N, 2, T], tokens.flatMap((t) => [...t.inter, ...t.intra])),
       sep: this.sep,
-      beam_index: i32([N], beam),
+      past_index: i32([N, P], past.flat()),
       ...this.partA,
-      ...this.past,
     };
+    for (let i = 0; i < SMALL.numLayers; i++) {
+      const [k, v] = [this.history[2 * i], this.history[2 * i + 1]];
+      feeds[cacheNames.pastKey(i)] = {
+        dtype: "float32",
+        shape: [R, nh, hd],
+        data: Float32Array.from(k),
+      };
+      feeds[cacheNames.pastValue(i)] = {
+        dtype: "float32",
+        shape: [R, nh, hd],
+        data: Float32Array.from(v),
+      };
+    }
     if (targets) feeds.targets = i32([N, T], targets.flat());
     const out = await this.sessions.get(outputs)!.run(feeds);
     for (let i = 0; i < SMALL.numLayers; i++) {
-      this.past[cacheNames.pastKey(i)] = out[cacheNames.presentKey(i)];
-      this.past[cacheNames.pastValue(i)] = out[cacheNames.presentValue(i)];
+      assert.deepEqual(out[cacheNames.newKey(i)].shape, [N * T, nh, hd]);
+      this.history[2 * i].push(...(out[cacheNames.newKey(i)].data as Float32Array));
+      this.history[2 * i + 1].push(...(out[cacheNames.newValue(i)].data as Float32Array));
     }
+    // Row n's new tokens are history rows R + n * T + t.
+    this.pastRows = past.map((rows, n) => [...rows, ...tokens[n].ids.map((_, t) => R + n * T + t)]);
     return out;
   }
 
@@ -171,7 +185,7 @@ Deno.test("cached decoding equals the full forward token by token (padded prompt
   }
 });
 
-Deno.test("beams share part A, steps take several tokens, and beam_index reorders the cache", async () => {
+Deno.test("beams share part A, steps take several tokens, and past_index reorders the cache", async () => {
   const full = await fullForwardSession();
   const dec = new Decoder();
   await dec.open();
@@ -223,7 +237,7 @@ Deno.test("beams share part A, steps take several tokens, and beam_index reorder
     const targets = beam3.map((_, n) => [(n * 11) % V]);
     const out3 = await dec.step("targets", beam3, new3, targets);
     assert.deepEqual(out3.target_log_probs.shape, [6, 1]);
-    assert.deepEqual(out3[cacheNames.presentKey(0)].shape, [6, nh, 4, hd]);
+    assert.deepEqual(out3[cacheNames.newKey(0)].shape, [6, nh, hd]);
     rows = beam3.map((b, n) => ({
       prompt: rows[b].prompt,
       ids: [...rows[b].ids, ...new3[n].ids],

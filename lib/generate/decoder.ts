@@ -2,9 +2,11 @@
  * The {@linkcode StepModel} of any model family (lib/model/family.ts) on onnxruntime: the prefill
  * graph encodes part A of a batch of prompts once; the step graphs then take one token per sequence
  * (or a run of T known tokens: the graph that returns the log-probabilities after each) against
- * that shared part-A cache and the sequences' own key/value cache, which onnxruntime reorders by
- * `beam_index` inside the graph. Only the tensors of the current step cross between
- * JavaScript and onnxruntime; every tensor is a flat typed array.
+ * that shared part-A cache and the keys and values of the tokens generated before. Those live in
+ * an append-only history here: a step returns only its new tokens' keys and values, which are
+ * appended, and each sequence names its past tokens' history rows (`past_index`), which onnxruntime
+ * gathers inside the graph. So a beam search reorders index rows, never keys, and no step copies
+ * the old cache out of onnxruntime. Every tensor is a flat typed array.
  *
  * Families with rotary positions (docs/method.md section 11) get `rope_position_ids`: part A's
  * inter-positions, and for generated tokens the span's mask index plus the count of the span's
@@ -64,11 +66,22 @@ export class CachedDecoder implements StepModel {
   /** Part-A caches by input name, [Bp, nh, La, hd] each. */
   #partA: Record<string, TensorData> = {};
   #sep: Int32Array = new Int32Array(0);
-  /** Generated-token caches by input name (`past_*`), or null before the first step. */
-  #past: Record<string, TensorData> | null = null;
+  /**
+   * Keys and values of every token generated since part A, by layer ([R, nkv, hd] rows in the
+   * first R * nkv * hd elements of each array; the arrays grow by doubling).
+   */
+  #history: { k: Float32Array; v: Float32Array }[] = [];
+  /** R: rows of the history in use. */
+  #historyRows = 0;
+  /**
+   * [Nprev, P] the history rows of each sequence of the previous step (its generated tokens in
+   * order), or null before the first step.
+   */
+  #pastIndex: Int32Array | null = null;
+  /** P: generated tokens per sequence (the width of `#pastIndex`). */
+  #pastLength = 0;
   /** Whether the past's rows are twins (see {@linkcode CachedDecoder.step}). */
   #pastTwinned = false;
-  #emptyPast: Record<string, TensorData> = {};
   #fetchLast: string[];
   /** Tokens fed since part A (every row has as many): the rotary offset of the next one. */
   #fed = 0;
@@ -80,18 +93,11 @@ export class CachedDecoder implements StepModel {
     this.#threads = threads;
     this.#nh = family.cacheHeads;
     this.#hd = family.headDim;
-    const presents: string[] = [];
+    const newRows: string[] = [];
     for (let i = 0; i < family.numLayers; i++) {
-      presents.push(cacheNames.presentKey(i), cacheNames.presentValue(i));
-      const empty: TensorData = {
-        dtype: "float32",
-        shape: [1, this.#nh, 0, this.#hd],
-        data: new Float32Array(0),
-      };
-      this.#emptyPast[cacheNames.pastKey(i)] = empty;
-      this.#emptyPast[cacheNames.pastValue(i)] = empty;
+      newRows.push(cacheNames.newKey(i), cacheNames.newValue(i));
     }
-    this.#fetchLast = ["log_probs", ...presents];
+    this.#fetchLast = ["log_probs", ...newRows];
   }
 
   /**
@@ -176,9 +182,7 @@ export class CachedDecoder implements StepModel {
     }
     this.#partA = await this.#run(this.#prefill, feeds, fetch);
     this.#sep = sep;
-    this.#past = null;
-    this.#pastTwinned = false;
-    this.#fed = 0;
+    this.resetPast();
   }
 
   keepPrompts(keep: readonly number[]): void {
@@ -200,9 +204,68 @@ export class CachedDecoder implements StepModel {
   }
 
   resetPast(): void {
-    this.#past = null;
+    this.#historyRows = 0;
+    this.#pastIndex = null;
+    this.#pastLength = 0;
     this.#pastTwinned = false;
     this.#fed = 0;
+  }
+
+  /** The history as the step graph's `past_key_{i}`/`past_value_{i}` inputs, [R, nkv, hd]. */
+  #historyFeeds(): Record<string, TensorData> {
+    const shape = [this.#historyRows, this.#nh, this.#hd];
+    const used = this.#historyRows * this.#nh * this.#hd;
+    const feeds: Record<string, TensorData> = {};
+    for (let i = 0; i < this.family.numLayers; i++) {
+      const h = this.#history[i];
+      feeds[cacheNames.pastKey(i)] = {
+        dtype: "float32",
+        shape,
+        data: h?.k.subarray(0, used) ?? new Float32Array(0),
+      };
+      feeds[cacheNames.pastValue(i)] = {
+        dtype: "float32",
+        shape,
+        data: h?.v.subarray(0, used) ?? new Float32Array(0),
+      };
+    }
+    return feeds;
+  }
+
+  /** An empty history (scoring reads no generated token). */
+  #emptyHistory(): Record<string, TensorData> {
+    const feeds: Record<string, TensorData> = {};
+    const empty: TensorData = {
+      dtype: "float32",
+      shape: [0, this.#nh, this.#hd],
+      data: new Float32Array(0),
+    };
+    for (let i = 0; i < this.family.numLayers; i++) {
+      feeds[cacheNames.pastKey(i)] = feeds[cacheNames.pastValue(i)] = empty;
+    }
+    return feeds;
+  }
+
+  /** Appends a step's new rows (`new_key_{i}`/`new_value_{i}`, [rows, nkv, hd]) to the history. */
+  #appendHistory(out: Record<string, TensorData>, rows: number): void {
+    const row = this.#nh * this.#hd;
+    const used = this.#historyRows * row;
+    const needed = used + rows * row;
+    for (let i = 0; i < this.family.numLayers; i++) {
+      let h = this.#history[i];
+      if (!h || h.k.length < needed) {
+        const capacity = Math.max(needed, 2 * (h?.k.length ?? 0));
+        const grown = { k: new Float32Array(capacity), v: new Float32Array(capacity) };
+        if (h) {
+          grown.k.set(h.k.subarray(0, used));
+          grown.v.set(h.v.subarray(0, used));
+        }
+        h = this.#history[i] = grown;
+      }
+      h.k.set(out[cacheNames.newKey(i)].data as Float32Array, used);
+      h.v.set(out[cacheNames.newValue(i)].data as Float32Array, used);
+    }
+    this.#historyRows += rows;
   }
 
   async step(input: StepInput): Promise<Float32Array> {
@@ -263,15 +326,27 @@ export class CachedDecoder implements StepModel {
       positions.set(input.inter.subarray(r * t, (r + 1) * t), 2 * r * t);
       positions.set(input.intra.subarray(r * t, (r + 1) * t), 2 * r * t + t);
     }
-    const first = this.#past === null;
+    // Row r continues the previous step's row beamIndex[r]: its past is that row's tokens.
+    // Before any token is generated every row's past is empty (P = 0).
+    const p = this.#pastLength;
+    const pastIndex = new Int32Array(n * p);
+    if (this.#pastIndex !== null) {
+      const previousRows = this.#pastIndex.length / p;
+      for (let r = 0; r < n; r++) {
+        const b = input.beamIndex[r];
+        if (!(b >= 0 && b < previousRows)) {
+          throw new RangeError(`step: beam index ${b} of row ${r} outside ${previousRows} rows`);
+        }
+        pastIndex.set(this.#pastIndex.subarray(b * p, (b + 1) * p), r * p);
+      }
+    }
     const feeds: Record<string, TensorData> = {
       input_ids: int32([n, t], input.ids),
       position_ids: int32([n, 2, t], positions),
       sep: int32([this.#sep.length], this.#sep),
-      // Before any token is generated the past is [1, nh, 0, hd]: every row continues row 0.
-      beam_index: int32([n], first ? new Int32Array(n) : input.beamIndex),
+      past_index: int32([n, p], pastIndex),
       ...this.#partA,
-      ...(first ? this.#emptyPast : this.#past),
+      ...this.#historyFeeds(),
     };
     if (this.family.usesRope) {
       // Token j of a row is the span's (fed + j + 1)-th.
@@ -282,12 +357,16 @@ export class CachedDecoder implements StepModel {
     const session = await this.#stepSession(t === 1 ? "last" : "all");
     const out = await this.#run(session, feeds, this.#fetchLast);
     this.#fed += t;
-    const past: Record<string, TensorData> = {};
-    for (let i = 0; i < this.family.numLayers; i++) {
-      past[cacheNames.pastKey(i)] = out[cacheNames.presentKey(i)];
-      past[cacheNames.pastValue(i)] = out[cacheNames.presentValue(i)];
+    // Row r's new tokens are history rows R + r * T + j: its past grows by them.
+    const from = this.#historyRows;
+    this.#appendHistory(out, n * t);
+    const next = new Int32Array(n * (p + t));
+    for (let r = 0; r < n; r++) {
+      next.set(pastIndex.subarray(r * p, (r + 1) * p), r * (p + t));
+      for (let j = 0; j < t; j++) next[r * (p + t) + p + j] = from + r * t + j;
     }
-    this.#past = past;
+    this.#pastIndex = next;
+    this.#pastLength = p + t;
     return out.log_probs.data as Float32Array;
   }
 
@@ -306,10 +385,10 @@ export class CachedDecoder implements StepModel {
       input_ids: int32([n, t], input.ids),
       position_ids: int32([n, 2, t], positions),
       sep: int32([this.#sep.length], this.#sep),
-      beam_index: int32([n], new Int32Array(n)),
+      past_index: int32([n, 0], new Int32Array(0)),
       targets: int32([n, t], input.targets),
       ...this.#partA,
-      ...this.#emptyPast,
+      ...this.#emptyHistory(),
     };
     if (this.family.usesRope) {
       // Rows start right after part A: token j of a row is the span's (j + 1)-th.

@@ -46,12 +46,15 @@ export const cacheNames = {
   /** Part A keys/values of layer i: [Bp, nkv, La, hd] (output of the prefill, input of steps). */
   partAKey: (i: number) => `part_a_key_${i}`,
   partAValue: (i: number) => `part_a_value_${i}`,
-  /** Generated-token keys/values before a step: [N, nkv, P, hd]. */
+  /**
+   * Keys/values of every token generated so far, one row a token: [R, nkv, hd] (input of
+   * steps). The history only grows: a step reads its rows' tokens through `past_index`.
+   */
   pastKey: (i: number) => `past_key_${i}`,
   pastValue: (i: number) => `past_value_${i}`,
-  /** Generated-token keys/values after a step: [N, nkv, P + T, hd]. */
-  presentKey: (i: number) => `present_key_${i}`,
-  presentValue: (i: number) => `present_value_${i}`,
+  /** Keys/values of a step's new tokens, row after row: [N * T, nkv, hd] (output of steps). */
+  newKey: (i: number) => `new_key_${i}`,
+  newValue: (i: number) => `new_value_${i}`,
 };
 
 /** Which outputs a decoding step returns. */
@@ -840,14 +843,19 @@ export function buildDecoderPrefillGraph(
  * One decoding step over N = Bp * K sequences (K per prompt), T new tokens each, through the same
  * layer function as the forward graph. Queries attend to their prompt's part A (cached once per
  * prompt, shared by its K rows: queries are regrouped per prompt, never the cache per row), to
- * the generated tokens before (the past, reordered by `beam_index`) and causally among the new
- * ones. Caches are per key/value head after the rotary embedding.
+ * the tokens each row generated before (gathered from the history by `past_index`) and causally
+ * among the new ones. Caches are per key/value head after the rotary embedding.
+ *
+ * The history of generated tokens is append-only: a step returns only its new tokens' keys and
+ * values, which the caller appends, so no step copies the old cache back out (issue 30). Which
+ * history rows a sequence continues is `past_index`, so a beam search reorders its beams by
+ * reordering index rows, not keys.
  *
  * Inputs: `input_ids`, `rope_position_ids` int32 [N, T], `position_ids` int32 [N, 2, T], `sep`
- * int32 [Bp], `beam_index` int32 [N], `part_a_key_{i}`/`part_a_value_{i}` [Bp, nkv, La, hd],
- * `past_key_{i}`/`past_value_{i}` [Nprev, nkv, P, hd], `targets` int32 [N, T] with outputs
- * `targets`. Outputs as GLM's step graph: `log_probs` or `target_log_probs`, and
- * `present_key_{i}`/`present_value_{i}` [N, nkv, P + T, hd].
+ * int32 [Bp], `past_index` int32 [N, P] (row n's P generated tokens as history rows),
+ * `part_a_key_{i}`/`part_a_value_{i}` [Bp, nkv, La, hd], `past_key_{i}`/`past_value_{i}` [R, nkv,
+ * hd] (the history), `targets` int32 [N, T] with outputs `targets`. Outputs: `log_probs` or
+ * `target_log_probs`, and `new_key_{i}`/`new_value_{i}` [N * T, nkv, hd].
  *
  * Built in stages, in this order (the order fixes the node names, so the graph's bytes):
  * {@linkcode stepInputs}, {@linkcode stepLayout}, {@linkcode stepMasks}, {@linkcode stepAttend},
@@ -881,17 +889,17 @@ function stepInputs(m: DecoderBuilder, outputs: StepOutputs) {
   const positionIds = g.input("position_ids", "int32", ["N", 2, "T"]);
   const rope = m.usesRope ? g.input("rope_position_ids", "int32", ["N", "T"]) : null;
   const sep = g.input("sep", "int32", ["Bp"]);
-  const beamIndex = g.input("beam_index", "int32", ["N"]);
+  const pastIndex = g.input("past_index", "int32", ["N", "P"]);
   const partA = Array.from({ length: numLayers }, (_, i) => ({
     k: g.input(cacheNames.partAKey(i), dtype, ["Bp", nkv, "La", hd]),
     v: g.input(cacheNames.partAValue(i), dtype, ["Bp", nkv, "La", hd]),
   }));
   const past = Array.from({ length: numLayers }, (_, i) => ({
-    k: g.input(cacheNames.pastKey(i), dtype, ["Nprev", nkv, "P", hd]),
-    v: g.input(cacheNames.pastValue(i), dtype, ["Nprev", nkv, "P", hd]),
+    k: g.input(cacheNames.pastKey(i), dtype, ["R", nkv, hd]),
+    v: g.input(cacheNames.pastValue(i), dtype, ["R", nkv, hd]),
   }));
   const targets = outputs === "targets" ? g.input("targets", "int32", ["N", "T"]) : null;
-  return { inputIds, positionIds, rope, sep, beamIndex, partA, past, targets };
+  return { inputIds, positionIds, rope, sep, pastIndex, partA, past, targets };
 }
 
 /** What {@linkcode stepInputs} declares. */
@@ -913,7 +921,7 @@ function stepLayout(m: DecoderBuilder, inputs: StepInputs) {
   const bp1 = g.shapeOf(inputs.sep);
   const k1 = g.div(n1, bp1);
   const la1 = g.slice(g.shapeOf(inputs.partA[0].k), [2], [3]);
-  const p1 = g.slice(g.shapeOf(inputs.past[0].k), [2], [3]);
+  const p1 = g.slice(g.shapeOf(inputs.pastIndex), [1], [2]);
   const ints = (xs: number[]) => g.constant(xs, "int64");
   const toPrompts = (x: Value, d1: Value, d: Shape[number]) => {
     const six = g.reshape(x, g.concat([bp1, k1, ints([nkv, gr]), t1, d1], 0)); // [Bp, K, nkv, g, T, D]
@@ -964,8 +972,8 @@ function stepMasks(m: DecoderBuilder, inputs: StepInputs, layout: StepLayout) {
 
 /**
  * The step's attention for layer i: scores against the prompt's part A (queries regrouped per
- * prompt) and against the past (gathered by `beam_index`) plus the new keys, one softmax over
- * both; outputs the layer's `present_key_{i}`/`present_value_{i}` on the way.
+ * prompt) and against each row's past (gathered from the history by `past_index`) plus the new
+ * keys, one softmax over both; outputs the layer's `new_key_{i}`/`new_value_{i}` on the way.
  */
 function stepAttend(
   m: DecoderBuilder,
@@ -979,7 +987,7 @@ function stepAttend(
   const { partA, past } = inputs;
   const { la1, ints, toPrompts, toRows } = layout;
   const { maskA, maskG } = masks;
-  const beam = g.cast(inputs.beamIndex, "int64");
+  const pastIndex = g.cast(inputs.pastIndex, "int64");
   const scale = m.scalar(1 / Math.sqrt(hd));
   const hd1 = ints([hd]);
   const axis3 = ints([3]);
@@ -991,14 +999,14 @@ function stepAttend(
       maskA,
     );
     const scoresA = toRows(sA, la1, "La"); // [N, nh, T, La]
-    const keys = g.output(
-      g.refine(g.concat([g.gather(past[i].k, beam), k], 2), ["N", nkv, "P+T", hd]),
-      cacheNames.presentKey(i),
-    );
-    const values = g.output(
-      g.refine(g.concat([g.gather(past[i].v, beam), v], 2), ["N", nkv, "P+T", hd]),
-      cacheNames.presentValue(i),
-    );
+    // [R, nkv, hd] -> [N, P, nkv, hd] -> [N, nkv, P, hd]
+    const pastOf = (history: Value) => g.transpose(g.gather(history, pastIndex), [0, 2, 1, 3]);
+    // [N, nkv, T, hd] -> [N, T, nkv, hd] -> [N * T, nkv, hd]: history rows, token after token
+    const rowsOf = (x: Value) => g.reshape(g.transpose(x, [0, 2, 1, 3]), [-1, nkv, hd]);
+    g.output(g.refine(rowsOf(k), ["N*T", nkv, hd]), cacheNames.newKey(i));
+    g.output(g.refine(rowsOf(v), ["N*T", nkv, hd]), cacheNames.newValue(i));
+    const keys = g.refine(g.concat([pastOf(past[i].k), k], 2), ["N", nkv, "P+T", hd]);
+    const values = g.refine(g.concat([pastOf(past[i].v), v], 2), ["N", nkv, "P+T", hd]);
     const qg = g.reshape(qs, [0, nkv, -1, hd]); // [N, nkv, g*T, hd]
     const sG = g.add(g.matmul(qg, g.transpose(keys, [0, 1, 3, 2])), maskG); // [N, nkv, g*T, P+T]
     const scoresG = g.reshape(sG, [0, c.numHeads, -1, 0]); // [N, nh, T, P+T]
