@@ -198,7 +198,10 @@ async function machineLimits(): Promise<{ sgemm_gflops: number; gemv_gb_per_s: n
  *   against SGEMM;
  * - infer: every model run reads every weight once (float32, fed), the tied embedding included
  *   (the log-softmax over the vocabulary); bytes read per second of model runs against the
- *   one-row MatMul bandwidth.
+ *   one-row MatMul bandwidth. And its arithmetic: 2 FLOPs per linear weight for every row part A's
+ *   prefill encodes (padding included, no output projection) and per linear and output weight for
+ *   every row a step feeds (attention left out); against SGEMM. At 20 beams a step multiplies
+ *   dozens of rows, so this is the limit that binds (docs/performance.md).
  */
 export function limitShares(
   config: DecoderConfig,
@@ -207,6 +210,8 @@ export function limitShares(
     loraTokensPerS?: number;
     inferRuns?: number;
     inferRunSeconds?: number;
+    inferPrefillRows?: number;
+    inferStepRows?: number;
   },
   machine: { sgemm_gflops: number; gemv_gb_per_s: number },
 ): Record<string, number> {
@@ -236,6 +241,14 @@ export function limitShares(
       bytes / figures.inferRunSeconds / 1e9 / machine.gemv_gb_per_s,
       3,
     );
+    if (figures.inferPrefillRows !== undefined && figures.inferStepRows !== undefined) {
+      const flops = 2 * linear * figures.inferPrefillRows +
+        2 * (linear + vocab * h) * figures.inferStepRows;
+      out.infer_share_of_sgemm = round(
+        flops / figures.inferRunSeconds / 1e9 / machine.sgemm_gflops,
+        3,
+      );
+    }
   }
   return out;
 }
@@ -342,12 +355,17 @@ async function inferPhase(bits?: QuantBits): Promise<Record<string, unknown>> {
   });
   await predictor.predict(records.slice(0, 1)); // warm-up: sessions
   const [warmRuns, warmSeconds] = [decoder.runs, decoder.runSeconds];
+  const warm = [decoder.prefillRows, decoder.prefillTokens, decoder.stepRows];
   const [lines, seconds] = await time(() => predictor.predict(records.slice(1, 1 + users)));
   if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
   await decoder.release();
   return {
     infer_runs: decoder.runs - warmRuns,
     infer_run_s: round(decoder.runSeconds - warmSeconds, 2),
+    // Rows through the model per user: part A padded and real, and the search's steps.
+    infer_prefill_rows_per_user: round((decoder.prefillRows - warm[0]) / users, 1),
+    infer_prefill_tokens_per_user: round((decoder.prefillTokens - warm[1]) / users, 1),
+    infer_step_rows_per_user: round((decoder.stepRows - warm[2]) / users, 1),
     infer_users_per_s: round(users / seconds, 3),
     infer_users: users,
     items: items.length,
@@ -436,11 +454,18 @@ export async function run(): Promise<Record<string, unknown>> {
   if (machine?.sgemm_gflops && machine.gemv_gb_per_s) {
     const figure = (phase: string, key: string) =>
       (results[phase] as Record<string, number> | undefined)?.[key];
+    const users = figure("infer", "infer_users");
+    const perUser = (key: string) => {
+      const x = figure("infer", key);
+      return x === undefined || users === undefined ? undefined : x * users;
+    };
     results.limits = limitShares(parseDecoderConfig(QWEN25_05B, "Qwen2.5-0.5B"), {
       forwardTokensPerS: figure("forward", "forward_tokens_per_s"),
       loraTokensPerS: figure("lora", "lora_step_tokens_per_s"),
       inferRuns: figure("infer", "infer_runs"),
       inferRunSeconds: figure("infer", "infer_run_s"),
+      inferPrefillRows: perUser("infer_prefill_rows_per_user"),
+      inferStepRows: perUser("infer_step_rows_per_user"),
     }, machine as { sgemm_gflops: number; gemv_gb_per_s: number });
   }
   return results;

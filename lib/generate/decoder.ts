@@ -57,6 +57,12 @@ export class CachedDecoder implements StepModel {
   runSeconds = 0;
   /** Number of `run` calls so far. */
   runs = 0;
+  /** Rows part A's prefills have encoded so far: prompts times the padded length (benchmarks). */
+  prefillRows = 0;
+  /** The prompts' real tokens among them. */
+  prefillTokens = 0;
+  /** Rows the steps have fed so far (sequences times new tokens, twins included). */
+  stepRows = 0;
 
   readonly #threads?: number;
   readonly #prefill: Session;
@@ -148,39 +154,56 @@ export class CachedDecoder implements StepModel {
     return out;
   }
 
+  /**
+   * Encodes each prompt alone, at its own length, and lays the batch's caches out as the steps
+   * read them: [Bp, nkv, La, hd], La the longest prompt rounded up to a multiple of
+   * PART_A_QUANTUM, zeros past each prompt's length (its `sep` masks them). No row of padding goes
+   * through the model (a batch padded to its longest prompt spent a fifth to a third of its
+   * prefill on padding, issue 30), and a prompt's keys and values cannot depend on its batch.
+   */
   async prefill(prompts: readonly PromptInput[]): Promise<void> {
     const bp = prompts.length;
     if (bp === 0) throw new RangeError("prefill needs at least one prompt");
-    let la = 0;
-    for (const p of prompts) la = Math.max(la, p.ids.length);
-    // To a multiple of PART_A_QUANTUM, so that a prompt's results do not depend on its batch.
-    la = paddedLength(la, PART_A_QUANTUM);
-    // Right padding (id 0, positions 0): no real token attends to it (sep masks it).
-    const ids = new Int32Array(bp * la);
-    const positions = new Int32Array(bp * 2 * la);
+    let longest = 0;
+    for (const p of prompts) longest = Math.max(longest, p.ids.length);
+    const la = paddedLength(longest, PART_A_QUANTUM);
+    const names: string[] = [];
+    for (let i = 0; i < this.family.numLayers; i++) {
+      names.push(cacheNames.partAKey(i), cacheNames.partAValue(i));
+    }
+    const partA: Record<string, TensorData> = {};
     const sep = new Int32Array(bp);
+    const nh = this.#nh, hd = this.#hd;
     for (let b = 0; b < bp; b++) {
       const p = prompts[b];
-      ids.set(p.ids, b * la);
-      positions.set(p.inter, b * 2 * la);
-      positions.set(p.intra, b * 2 * la + la);
-      sep[b] = p.ids.length;
+      const l = p.ids.length;
+      sep[b] = l;
+      const positions = new Int32Array(2 * l);
+      positions.set(p.inter, 0);
+      positions.set(p.intra, l);
+      const feeds: Record<string, TensorData> = {
+        input_ids: int32([1, l], p.ids),
+        position_ids: int32([1, 2, l], positions),
+        sep: int32([1], Int32Array.of(l)),
+      };
+      if (this.family.usesRope) feeds.rope_position_ids = int32([1, l], Int32Array.from(p.inter));
+      const out = await this.#run(this.#prefill, feeds, names);
+      this.prefillRows += l;
+      this.prefillTokens += l;
+      for (const name of names) {
+        const src = out[name].data as Float32Array; // [1, nh, l, hd]
+        partA[name] ??= {
+          dtype: out[name].dtype,
+          shape: [bp, nh, la, hd],
+          data: new (src.constructor as Float32ArrayConstructor)(bp * nh * la * hd),
+        };
+        const dst = partA[name].data as Float32Array;
+        for (let h = 0; h < nh; h++) {
+          dst.set(src.subarray(h * l * hd, (h + 1) * l * hd), (b * nh + h) * la * hd);
+        }
+      }
     }
-    const fetch: string[] = [];
-    for (let i = 0; i < this.family.numLayers; i++) {
-      fetch.push(cacheNames.partAKey(i), cacheNames.partAValue(i));
-    }
-    const feeds: Record<string, TensorData> = {
-      input_ids: int32([bp, la], ids),
-      position_ids: int32([bp, 2, la], positions),
-      sep: int32([bp], sep),
-    };
-    if (this.family.usesRope) {
-      const rope = new Int32Array(bp * la);
-      prompts.forEach((p, b) => rope.set(p.inter, b * la));
-      feeds.rope_position_ids = int32([bp, la], rope);
-    }
-    this.#partA = await this.#run(this.#prefill, feeds, fetch);
+    this.#partA = partA;
     this.#sep = sep;
     this.resetPast();
   }
@@ -356,6 +379,7 @@ export class CachedDecoder implements StepModel {
     // One token: only its log-probabilities ("last"); a run of tokens: those after each ("all").
     const session = await this.#stepSession(t === 1 ? "last" : "all");
     const out = await this.#run(session, feeds, this.#fetchLast);
+    this.stepRows += n * t;
     this.#fed += t;
     // Row r's new tokens are history rows R + r * T + j: its past grows by them.
     const from = this.#historyRows;

@@ -11,7 +11,8 @@
  */
 
 /**
- * Part A is padded to a multiple of this many tokens (a batch to the longest of its prompts).
+ * The steps read part A's caches padded to a multiple of this many tokens (a batch to the
+ * longest of its prompts; the prefill encodes each prompt at its own length, lib/generate/decoder.ts).
  * onnxruntime's CPU kernels give a row the same bits whatever the number of rows, but not
  * whatever the padded length: a step's softmax runs over part A's keys then the generated ones,
  * and vector sums take an element in a lane by its position, so part A's length moves the
