@@ -62,7 +62,11 @@ for (const [name, family] of families) {
         const longest = Math.max(...batch.map((p) => p.ids.length));
         assert.ok(paddedLength(longest, PART_A_QUANTUM) > PART_A_QUANTUM);
         // deepEqual on numbers compares with Object.is: every bit of every log-probability.
+        const rows = decoder.prefillRows;
         assert.deepEqual(await firstPromptSteps(decoder, batch), alone, `with ${others}`);
+        // Each prompt was encoded at its own length: no padding row went through the model.
+        const tokens = batch.reduce((a, p) => a + p.ids.length, 0);
+        assert.equal(decoder.prefillRows - rows, tokens);
       }
     } finally {
       await decoder.release();
