@@ -17,7 +17,7 @@
  * - QUALITY_RERANK: `sasrec` (the two stages) or `none` (the model alone over all items);
  * - QUALITY_ITEM_ROWS: `random` (default) or `sasrec`: the item tokens' rows start from the
  *   validation SASRec's item table (init --item-rows), trained before the model;
- * - QUALITY_STEPS: optimizer steps (default 14000: about 81 minutes of training, 97 in all, on 2
+ * - QUALITY_STEPS: optimizer steps (default 16800: about 95 minutes of training, 110 in all, on 2
  *   cores);
  * - QUALITY_TUNE_USERS: without a refit, a seeded sample of validation users to tune the fusion on
  *   (default: all); a refit tunes on its `--tune-users`;
@@ -87,7 +87,7 @@ const inferFlags = () => words("QUALITY_INFER", DEFAULT_INFER);
 
 /**
  * The recipe's settings, each replaced by its variable: item tokens and the refit with 4,000
- * tuning users, hidden 128, the trie's softmax (docs/results.md, "the refit at 14,000 steps").
+ * tuning users, hidden 128, the trie's softmax, 16,800 steps (docs/results.md, "16,800 steps").
  */
 const DEFAULT_TEXTUALIZE = "--item-tokens=title --train-through=valid --tune-users=4000";
 const DEFAULT_INIT = "--hidden-size=128";
@@ -275,7 +275,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
-  const steps = Number(env("QUALITY_STEPS") ?? 14000);
+  const steps = Number(env("QUALITY_STEPS") ?? 16800);
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
   const rerank = env("QUALITY_RERANK") ?? "sasrec";
   if (rerank !== "sasrec" && rerank !== "none") {
