@@ -355,17 +355,16 @@ async function inferPhase(bits?: QuantBits): Promise<Record<string, unknown>> {
   });
   await predictor.predict(records.slice(0, 1)); // warm-up: sessions
   const [warmRuns, warmSeconds] = [decoder.runs, decoder.runSeconds];
-  const warm = [decoder.prefillRows, decoder.prefillTokens, decoder.stepRows];
+  const warm = [decoder.prefillRows, decoder.stepRows];
   const [lines, seconds] = await time(() => predictor.predict(records.slice(1, 1 + users)));
   if (lines.some((l) => l.predictions?.length !== 10)) throw new Error("fewer than 10 items");
   await decoder.release();
   return {
     infer_runs: decoder.runs - warmRuns,
     infer_run_s: round(decoder.runSeconds - warmSeconds, 2),
-    // Rows through the model per user: part A padded and real, and the search's steps.
+    // Rows through the model per user: part A's tokens, and the search's steps.
     infer_prefill_rows_per_user: round((decoder.prefillRows - warm[0]) / users, 1),
-    infer_prefill_tokens_per_user: round((decoder.prefillTokens - warm[1]) / users, 1),
-    infer_step_rows_per_user: round((decoder.stepRows - warm[2]) / users, 1),
+    infer_step_rows_per_user: round((decoder.stepRows - warm[1]) / users, 1),
     infer_users_per_s: round(users / seconds, 3),
     infer_users: users,
     items: items.length,

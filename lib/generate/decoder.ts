@@ -57,10 +57,8 @@ export class CachedDecoder implements StepModel {
   runSeconds = 0;
   /** Number of `run` calls so far. */
   runs = 0;
-  /** Rows part A's prefills have encoded so far: prompts times the padded length (benchmarks). */
+  /** Rows part A's prefills have encoded so far: the prompts' tokens (no padding; benchmarks). */
   prefillRows = 0;
-  /** The prompts' real tokens among them. */
-  prefillTokens = 0;
   /** Rows the steps have fed so far (sequences times new tokens, twins included). */
   stepRows = 0;
 
@@ -189,7 +187,6 @@ export class CachedDecoder implements StepModel {
       if (this.family.usesRope) feeds.rope_position_ids = int32([1, l], Int32Array.from(p.inter));
       const out = await this.#run(this.#prefill, feeds, names);
       this.prefillRows += l;
-      this.prefillTokens += l;
       for (const name of names) {
         const src = out[name].data as Float32Array; // [1, nh, l, hd]
         partA[name] ??= {
