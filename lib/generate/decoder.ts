@@ -231,10 +231,13 @@ export class CachedDecoder implements StepModel {
     this.#fed = 0;
   }
 
-  /** The history as the step graph's `past_key_{i}`/`past_value_{i}` inputs, [R, nkv, hd]. */
-  #historyFeeds(): Record<string, TensorData> {
-    const shape = [this.#historyRows, this.#nh, this.#hd];
-    const used = this.#historyRows * this.#nh * this.#hd;
+  /**
+   * The history's first `rows` rows as the step graph's `past_key_{i}`/`past_value_{i}` inputs,
+   * [rows, nkv, hd] (scoring feeds none: it reads no generated token).
+   */
+  #historyFeeds(rows = this.#historyRows): Record<string, TensorData> {
+    const shape = [rows, this.#nh, this.#hd];
+    const used = rows * this.#nh * this.#hd;
     const feeds: Record<string, TensorData> = {};
     for (let i = 0; i < this.family.numLayers; i++) {
       const h = this.#history[i];
@@ -248,20 +251,6 @@ export class CachedDecoder implements StepModel {
         shape,
         data: h?.v.subarray(0, used) ?? new Float32Array(0),
       };
-    }
-    return feeds;
-  }
-
-  /** An empty history (scoring reads no generated token). */
-  #emptyHistory(): Record<string, TensorData> {
-    const feeds: Record<string, TensorData> = {};
-    const empty: TensorData = {
-      dtype: "float32",
-      shape: [0, this.#nh, this.#hd],
-      data: new Float32Array(0),
-    };
-    for (let i = 0; i < this.family.numLayers; i++) {
-      feeds[cacheNames.pastKey(i)] = feeds[cacheNames.pastValue(i)] = empty;
     }
     return feeds;
   }
@@ -409,7 +398,7 @@ export class CachedDecoder implements StepModel {
       past_index: int32([n, 0], new Int32Array(0)),
       targets: int32([n, t], input.targets),
       ...this.#partA,
-      ...this.#emptyHistory(),
+      ...this.#historyFeeds(0),
     };
     if (this.family.usesRope) {
       // Rows start right after part A: token j of a row is the span's (j + 1)-th.
