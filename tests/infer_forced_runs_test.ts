@@ -13,6 +13,7 @@ import {
   exclusionOf,
   type ItemSearchOptions,
   type PromptInput,
+  rowPrompts,
   type ScoreInput,
   searchItems,
   type StepInput,
@@ -93,7 +94,8 @@ class RunFunctionModel implements StepModel {
   step(input: StepInput): Promise<Float32Array> {
     const T = input.length ?? 1;
     const n = input.ids.length / T;
-    assert.equal(n, this.#prompts.length * input.perPrompt);
+    const promptOf = rowPrompts(input, this.#prompts.length);
+    assert.equal(n, promptOf.length);
     this.steps++;
     this.tokens += T;
     const V = this.vocabSize;
@@ -101,7 +103,7 @@ class RunFunctionModel implements StepModel {
     const history: number[][] = [];
     for (let r = 0; r < n; r++) {
       const fed = this.#history.length === 0 ? [] : [...this.#history[input.beamIndex[r]]];
-      const prompt = this.#prompts[Math.floor(r / input.perPrompt)];
+      const prompt = this.#prompts[promptOf[r]];
       for (let t = 0; t < T; t++) {
         fed.push(input.ids[r * T + t]);
         out.set(this.#f.logProbs(prompt, fed), (r * T + t) * V);

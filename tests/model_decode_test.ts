@@ -108,6 +108,9 @@ class Decoder {
       input_ids: i32([N, T], tokens.flatMap((t) => t.ids)),
       position_ids: i32([N, 2, T], tokens.flatMap((t) => [...t.inter, ...t.intra])),
       sep: this.sep,
+      // K = N / Bp rows per prompt, none packed: slot s is row s.
+      slot_row: i32([N], tokens.map((_, n) => n)),
+      row_slot: i32([N], tokens.map((_, n) => n)),
       past_index: i32([N, P], past.flat()),
       ...this.partA,
     };

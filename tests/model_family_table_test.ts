@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
+import { rowPrompts } from "../lib/generate/step_model.ts";
 import { mergeAdapter } from "../lib/model/adapter.ts";
 import { writeModelFiles } from "../lib/model/families/merge.ts";
 import { modelFamily } from "../lib/model/family.ts";
@@ -124,26 +125,33 @@ async function cachedEqualsFull(config: DecoderConfig, attention: AttentionMode)
       { length: 2 * K },
       () => ({ ids: [] as number[], intra: [] as number[] }),
     );
-    // The second step feeds an added row (id V - 1).
-    const steps = [
+    // The second step feeds an added row (id V - 1); the last two pack prompts of different
+    // numbers of rows (2 and 1, then 1 and 2), as a beam search with pruned beams does.
+    const steps: { ids: number[]; intra: number[]; beam: number[]; rows?: number[] }[] = [
       { ids: [3, 3, 3, 3, 3, 3], intra: [1, 1, 1, 1, 1, 1], beam: [0, 0, 0, 0, 0, 0] },
       { ids: [8, V - 1, 4, 2, 6, 9], intra: [2, 2, 2, 2, 2, 2], beam: [0, 1, 2, 3, 4, 5] },
       { ids: [1, 12, 12, 5, 7, 7], intra: [3, 2, 3, 3, 2, 4], beam: [1, 0, 0, 5, 3, 3] },
+      { ids: [6, 2, 11], intra: [4, 3, 5], beam: [2, 0, 4], rows: [2, 1] },
+      { ids: [9, 4, 1], intra: [5, 6, 6], beam: [1, 2, 2], rows: [1, 2] },
     ];
     for (const [s, step] of steps.entries()) {
       rows = step.beam.map((b, r) => ({
         ids: [...(s === 0 ? [] : rows[b].ids), step.ids[r]],
         intra: [...(s === 0 ? [] : rows[b].intra), step.intra[r]],
       }));
-      const logp = await decoder.step({
+      const input = {
         perPrompt: K,
+        rows: step.rows ? Int32Array.from(step.rows) : undefined,
         ids: Int32Array.from(step.ids),
-        inter: Int32Array.from(step.ids, (_, r) => prompts[Math.floor(r / K)].maskIndex),
+        inter: new Int32Array(0),
         intra: Int32Array.from(step.intra),
         beamIndex: Int32Array.from(step.beam),
-      });
-      for (let r = 0; r < 2 * K; r++) {
-        const want = await fullLogProbs(full, prompts[Math.floor(r / K)], rows[r], V);
+      };
+      const promptOf = rowPrompts(input, prompts.length);
+      input.inter = Int32Array.from(promptOf, (q) => prompts[q].maskIndex);
+      const logp = await decoder.step(input);
+      for (let r = 0; r < step.ids.length; r++) {
+        const want = await fullLogProbs(full, prompts[promptOf[r]], rows[r], V);
         const err = worst(logp.subarray(r * V, (r + 1) * V), want[want.length - 1]);
         assert.ok(err < 1e-4, `step ${s} row ${r}: differs by ${err}`);
       }

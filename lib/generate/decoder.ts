@@ -47,6 +47,24 @@ function int32(shape: number[], data: Int32Array): TensorData {
   return { dtype: "int32", shape, data };
 }
 
+/**
+ * The step graph's `slot_row` [Bp * K] and `row_slot` [N] for `bp` prompts of `rows[q]` rows
+ * each (K = `k` each without `rows`), packed prompt after prompt: slot q * K + j reads the
+ * prompt's row j, or its last row past its count.
+ */
+function slotMaps(bp: number, k: number, rows?: Int32Array) {
+  const slotRow = new Int32Array(bp * k);
+  const rowSlot: number[] = [];
+  let start = 0;
+  for (let q = 0; q < bp; q++) {
+    const count = rows?.[q] ?? k;
+    for (let j = 0; j < k; j++) slotRow[q * k + j] = start + Math.min(j, count - 1);
+    for (let j = 0; j < count; j++) rowSlot.push(q * k + j);
+    start += count;
+  }
+  return { slot_row: int32([bp * k], slotRow), row_slot: int32([start], Int32Array.from(rowSlot)) };
+}
+
 /** A model decoding inside a span with cached part A (see the module docs). */
 export class CachedDecoder implements StepModel {
   /** Rows of the model's output (special rows included). */
@@ -279,13 +297,16 @@ export class CachedDecoder implements StepModel {
 
   async step(input: StepInput): Promise<Float32Array> {
     const t = input.length ?? 1;
-    if (
-      !(Number.isInteger(t) && t >= 1) ||
-      input.ids.length !== this.#sep.length * input.perPrompt * t
-    ) {
+    const bp = this.#sep.length;
+    const { rows, perPrompt } = input;
+    if (rows && (rows.length !== bp || rows.some((r) => !(r >= 1 && r <= perPrompt)))) {
+      throw new RangeError(`step: rows of ${rows.length} prompts (1 to ${perPrompt}) for ${bp}`);
+    }
+    const n = rows ? rows.reduce((a, r) => a + r, 0) : bp * perPrompt;
+    if (!(Number.isInteger(t) && t >= 1) || input.ids.length !== n * t) {
       throw new RangeError(
-        `step: ${input.ids.length} tokens for ${this.#sep.length} prompts x ${input.perPrompt} ` +
-          `rows x ${t}`,
+        `step: ${input.ids.length} tokens for ${n} rows (${bp} prompts, up to ${perPrompt} ` +
+          `each) x ${t}`,
       );
     }
     // The step attends to part A with each prompt's rows as the rows of one matrix product
@@ -311,6 +332,7 @@ export class CachedDecoder implements StepModel {
       a.forEach((x, r) => (out[2 * r] = out[2 * r + 1] = map(x)));
       return out;
     };
+    // perPrompt 1: every prompt has one row, so `rows` says nothing more.
     const logp = await this.#step({
       perPrompt: 2,
       ids: twice(input.ids),
@@ -320,11 +342,11 @@ export class CachedDecoder implements StepModel {
     });
     this.#pastTwinned = true;
     const v = logp.length / (2 * input.ids.length);
-    const rows = new Float32Array(input.ids.length * v);
+    const kept = new Float32Array(input.ids.length * v);
     for (let r = 0; r < input.ids.length; r++) {
-      rows.set(logp.subarray(2 * r * v, (2 * r + 1) * v), r * v);
+      kept.set(logp.subarray(2 * r * v, (2 * r + 1) * v), r * v);
     }
-    return rows;
+    return kept;
   }
 
   async #step(input: StepInput): Promise<Float32Array> {
@@ -353,6 +375,7 @@ export class CachedDecoder implements StepModel {
       input_ids: int32([n, t], input.ids),
       position_ids: int32([n, 2, t], positions),
       sep: int32([this.#sep.length], this.#sep),
+      ...slotMaps(this.#sep.length, input.perPrompt, input.rows),
       past_index: int32([n, p], pastIndex),
       ...this.#partA,
       ...this.#historyFeeds(),
@@ -395,6 +418,7 @@ export class CachedDecoder implements StepModel {
       input_ids: int32([n, t], input.ids),
       position_ids: int32([n, 2, t], positions),
       sep: int32([this.#sep.length], this.#sep),
+      ...slotMaps(this.#sep.length, input.perPrompt),
       past_index: int32([n, 0], new Int32Array(0)),
       targets: int32([n, t], input.targets),
       ...this.#partA,

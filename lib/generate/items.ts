@@ -18,8 +18,9 @@
  * excluded) with score + log p([E]), and every child of its node is a candidate continuation;
  * the B best candidates survive. An item is final once it ended: log-probabilities are at most 0,
  * so a hypothesis can only lose score, and a prompt stops when no live beam can beat its k-th
- * finished item (or none is left). Prompts are decoded together (rows grouped by prompt, padded
- * to the widest prompt's beam count); a finished prompt leaves the batch.
+ * finished item (or none is left). Prompts are decoded together (each prompt's live beams, packed
+ * prompt after prompt: no padding row goes through the model); a finished prompt leaves the
+ * batch.
  *
  * Forced runs (`forcedRuns`, off by default): where every live beam's next tokens are forced by the
  * trie, they are fed in one model step of several tokens, and the search goes through them token
@@ -282,7 +283,9 @@ export async function searchItems(
     const last = length;
     length = 1;
     if (options.forcedRuns) {
-      const most = Math.floor(maxRunFloats / (active.length * width * model.vocabSize));
+      let live = 0;
+      for (const p of active) live += state.nextCount[p];
+      const most = Math.floor(maxRunFloats / (live * model.vocabSize));
       length = Math.min(1 + state.forcedRun(active, pool.trie), most, maxSteps - stepNo);
       length = Math.max(length, 1);
     }
@@ -462,11 +465,11 @@ class BeamState {
   }
 
   /**
-   * Makes the survivors of `active` prompts the beams and returns the next step's rows: prompt
-   * q's beams at q * width + j, padded with copies of its first beam; each row's `length` tokens
-   * are its survivor's token and the tokens the trie forces after it (after a leaf: `[E]`, whose
-   * log-probabilities nothing reads). `last` is the previous step's tokens per row: its row r
-   * holds log-probabilities r * last .. r * last + last - 1.
+   * Makes the survivors of `active` prompts the beams and returns the next step's rows: each
+   * prompt's beams, packed prompt after prompt (`rows`: their counts; `width`, the most); each
+   * row's `length` tokens are its survivor's token and the tokens the trie forces after it
+   * (after a leaf: `[E]`, whose log-probabilities nothing reads). `last` is the previous step's
+   * tokens per row: its row r holds log-probabilities r * last .. r * last + last - 1.
    */
   nextRows(
     active: readonly number[],
@@ -478,19 +481,21 @@ class BeamState {
     eop: number,
   ) {
     const { depth, childStart, childToken, childNode } = trie;
-    const n = active.length * width;
+    const rows = Int32Array.from(active, (p) => this.nextCount[p]);
+    const n = rows.reduce((a, c) => a + c, 0);
     const ids = new Int32Array(n * length);
     const inter = new Int32Array(n * length);
     const intra = new Int32Array(n * length);
     const beamIndex = new Int32Array(n);
+    let first = 0; // the row of prompt q's first beam
     for (let q = 0; q < active.length; q++) {
       const p = active[q];
       const at = p * this.beams;
       const mask = prompts[p].maskIndex;
-      const count = this.nextCount[p];
-      for (let j = 0; j < width; j++) {
-        const src = at + (j < count ? j : 0);
-        const r = q * width + j;
+      const count = rows[q];
+      for (let j = 0; j < count; j++) {
+        const src = at + j;
+        const r = first + j;
         let node = this.nextNode[src];
         ids[r * length] = this.nextToken[src];
         intra[r * length] = depth[node] + 1;
@@ -507,11 +512,12 @@ class BeamState {
       for (let j = 0; j < count; j++) {
         this.node[at + j] = this.nextNode[at + j];
         this.score[at + j] = this.nextScore[at + j];
-        this.row[at + j] = (q * width + j) * length;
+        this.row[at + j] = (first + j) * length;
       }
       this.count[p] = count;
+      first += count;
     }
-    return { perPrompt: width, length, ids, inter, intra, beamIndex };
+    return { perPrompt: width, rows, length, ids, inter, intra, beamIndex };
   }
 
   /** Each prompt's finished items, best first. */

@@ -8,6 +8,7 @@
  */
 
 export type { PromptInput, ScoreInput, StepInput, StepModel } from "./step_model.ts";
+export { rowPrompts } from "./step_model.ts";
 // Types the generation's signatures use, so that a user of this module can name them.
 export { EntityTrie, TRIE_ROOT } from "../collate/trie.ts";
 export type { LeadingSpace, SpecialIds, TextTokenizer } from "../tokenizer/tokenizer.ts";

@@ -44,14 +44,24 @@ export interface PromptInput {
 }
 
 /**
- * One decoding step: T new tokens (default one) for each of N = prompts * perPrompt sequences.
- * With T > 1 the tokens of a row are fed together, each attending to those before it, and the
- * step returns the log-probabilities after each of them: what T one-token steps give (a run of
- * tokens the item trie forces, lib/generate/items.ts), in one model run.
+ * One decoding step: T new tokens (default one) for each of N sequences, grouped by prompt:
+ * `perPrompt` each, or `rows[q]` for prompt q when given (N is then their sum). With T > 1 the
+ * tokens of a row are fed together, each attending to those before it, and the step returns the
+ * log-probabilities after each of them: what T one-token steps give (a run of tokens the item
+ * trie forces, lib/generate/items.ts), in one model run.
  */
 export interface StepInput {
-  /** K: sequences per prompt; row n continues prompt floor(n / K). */
+  /**
+   * K: sequences per prompt (row n continues prompt floor(n / K)), or with `rows` the most rows
+   * of any prompt.
+   */
   perPrompt: number;
+  /**
+   * [prompts] the rows of each prompt, between 1 and `perPrompt`, when prompts have different
+   * numbers (prompt q's rows follow prompt q - 1's): a beam search feeds its live beams only,
+   * not copies that pad every prompt to the widest (default: `perPrompt` each).
+   */
+  rows?: Int32Array;
   /** T: new tokens per row (default 1). */
   length?: number;
   /** [N * T] the new tokens of each row, row after row. */
@@ -71,6 +81,25 @@ export interface StepInput {
    * (lib/generate/decoder.ts).
    */
   oneRowEach?: boolean;
+}
+
+/**
+ * The prompt of each row of a step over `prompts` prompts: row n's is floor(n / perPrompt), or
+ * with `rows` the prompt whose packed rows hold n.
+ *
+ * @example
+ * ```ts
+ * rowPrompts({ perPrompt: 3, rows: Int32Array.of(3, 1), ids: new Int32Array(4),
+ *   inter: new Int32Array(4), intra: new Int32Array(4), beamIndex: new Int32Array(4) }, 2);
+ * // Int32Array [0, 0, 0, 1]
+ * ```
+ */
+export function rowPrompts(input: StepInput, prompts: number): Int32Array {
+  const counts = input.rows ?? new Int32Array(prompts).fill(input.perPrompt);
+  const out = new Int32Array(counts.reduce((a, c) => a + c, 0));
+  let at = 0;
+  counts.forEach((c, q) => out.fill(q, at, at += c));
+  return out;
 }
 
 /** Scoring known continuations: N = prompts * perPrompt rows of T tokens each, from part A. */

@@ -1,13 +1,20 @@
 // Shared by the inference tests: a tiny random GLM (the fixture tokenizer, weights far from the
 // std-0.02 init so that scores differ clearly), a model directory on disk, a plain-function
 // StepModel, and brute-force scoring of answers through the FULL forward graph (no cache).
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeEntity, encodePromptPartA, tokenizeRecord } from "../../lib/collate/mod.ts";
 import type { TextRecord } from "../../lib/data/types.ts";
 import { configJson, type GlmConfig, weightShapes } from "../../lib/model/config.ts";
 import { buildForwardGraph } from "../../lib/model/glm.ts";
 import { saveWeights, type Weights } from "../../lib/model/weights.ts";
-import type { PromptInput, ScoreInput, StepInput, StepModel } from "../../lib/generate/mod.ts";
+import {
+  type PromptInput,
+  rowPrompts,
+  type ScoreInput,
+  type StepInput,
+  type StepModel,
+} from "../../lib/generate/mod.ts";
 import { Rng } from "../../lib/random.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import { TextTokenizer } from "../../lib/tokenizer/tokenizer.ts";
@@ -125,10 +132,12 @@ export class FunctionModel implements StepModel {
     const n = input.ids.length;
     const out = new Float32Array(n * this.vocabSize);
     const history: number[][] = [];
+    const promptOf = rowPrompts(input, this.prompts.length);
+    assert.equal(promptOf.length, n);
     for (let r = 0; r < n; r++) {
       const before = this.#history.length === 0 ? [] : this.#history[input.beamIndex[r]];
       history.push([...before, input.ids[r]]);
-      const prompt = this.prompts[Math.floor(r / input.perPrompt)];
+      const prompt = this.prompts[promptOf[r]];
       out.set(this.logProbs(prompt, history[r]), r * this.vocabSize);
     }
     this.#history = history;

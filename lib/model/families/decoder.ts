@@ -840,11 +840,17 @@ export function buildDecoderPrefillGraph(
 }
 
 /**
- * One decoding step over N = Bp * K sequences (K per prompt), T new tokens each, through the same
- * layer function as the forward graph. Queries attend to their prompt's part A (cached once per
- * prompt, shared by its K rows: queries are regrouped per prompt, never the cache per row), to
- * the tokens each row generated before (gathered from the history by `past_index`) and causally
- * among the new ones. Caches are per key/value head after the rotary embedding.
+ * One decoding step over N sequences, T new tokens each, through the same layer function as the
+ * forward graph. Queries attend to their prompt's part A (cached once per prompt, shared by its
+ * rows: queries are regrouped per prompt, never the cache per row), to the tokens each row
+ * generated before (gathered from the history by `past_index`) and causally among the new ones.
+ * Caches are per key/value head after the rotary embedding.
+ *
+ * Prompts may have different numbers of rows (a beam search whose prompts keep different numbers
+ * of live beams): the rows are packed, and only part A's attention sees them in S = Bp * K slots,
+ * K per prompt (the most rows of any prompt); `slot_row` names the row each slot reads (a prompt
+ * with fewer rows repeats one), `row_slot` the slot of each row. So every other product (the
+ * linear layers, the output projection, the attention to the past) runs on real rows only.
  *
  * The history of generated tokens is append-only: a step returns only its new tokens' keys and
  * values, which the caller appends, so no step copies the old cache back out (issue 30). Which
@@ -852,7 +858,8 @@ export function buildDecoderPrefillGraph(
  * reordering index rows, not keys.
  *
  * Inputs: `input_ids`, `rope_position_ids` int32 [N, T], `position_ids` int32 [N, 2, T], `sep`
- * int32 [Bp], `past_index` int32 [N, P] (row n's P generated tokens as history rows),
+ * int32 [Bp], `slot_row` int32 [S], `row_slot` int32 [N], `past_index` int32 [N, P] (row n's P
+ * generated tokens as history rows),
  * `part_a_key_{i}`/`part_a_value_{i}` [Bp, nkv, La, hd], `past_key_{i}`/`past_value_{i}` [R, nkv,
  * hd] (the history), `targets` int32 [N, T] with outputs `targets`. Outputs: `log_probs` or
  * `target_log_probs`, and `new_key_{i}`/`new_value_{i}` [N * T, nkv, hd].
@@ -889,6 +896,8 @@ function stepInputs(m: DecoderBuilder, outputs: StepOutputs) {
   const positionIds = g.input("position_ids", "int32", ["N", 2, "T"]);
   const rope = m.usesRope ? g.input("rope_position_ids", "int32", ["N", "T"]) : null;
   const sep = g.input("sep", "int32", ["Bp"]);
+  const slotRow = g.input("slot_row", "int32", ["S"]);
+  const rowSlot = g.input("row_slot", "int32", ["N"]);
   const pastIndex = g.input("past_index", "int32", ["N", "P"]);
   const partA = Array.from({ length: numLayers }, (_, i) => ({
     k: g.input(cacheNames.partAKey(i), dtype, ["Bp", nkv, "La", hd]),
@@ -899,16 +908,16 @@ function stepInputs(m: DecoderBuilder, outputs: StepOutputs) {
     v: g.input(cacheNames.pastValue(i), dtype, ["R", nkv, hd]),
   }));
   const targets = outputs === "targets" ? g.input("targets", "int32", ["N", "T"]) : null;
-  return { inputIds, positionIds, rope, sep, pastIndex, partA, past, targets };
+  return { inputIds, positionIds, rope, sep, slotRow, rowSlot, pastIndex, partA, past, targets };
 }
 
 /** What {@linkcode stepInputs} declares. */
 type StepInputs = ReturnType<typeof stepInputs>;
 
 /**
- * The step's run-time sizes as 1-element int64 tensors (N, T, Bp, K = N / Bp, La, P) and the
- * regrouping between rows [N, nh, T, D] and prompts [Bp, nkv, K*g*T, D] (row n = p*K + k, head =
- * kvh*g + j), which lets K rows share their prompt's part-A cache.
+ * The step's run-time sizes as 1-element int64 tensors (N, T, Bp, K = S / Bp, La, P) and the
+ * regrouping between rows [N, nh, T, D] and prompts [Bp, nkv, K*g*T, D] (slot s = p*K + k reads
+ * row slot_row[s]; head = kvh*g + j), which lets K rows share their prompt's part-A cache.
  */
 function stepLayout(m: DecoderBuilder, inputs: StepInputs) {
   const g = m.g;
@@ -919,12 +928,15 @@ function stepLayout(m: DecoderBuilder, inputs: StepInputs) {
   const n1 = g.slice(nt, [0], [1]);
   const t1 = g.slice(nt, [1], [2]);
   const bp1 = g.shapeOf(inputs.sep);
-  const k1 = g.div(n1, bp1);
+  const k1 = g.div(g.shapeOf(inputs.slotRow), bp1);
+  const slotRow = g.cast(inputs.slotRow, "int64");
+  const rowSlot = g.cast(inputs.rowSlot, "int64");
   const la1 = g.slice(g.shapeOf(inputs.partA[0].k), [2], [3]);
   const p1 = g.slice(g.shapeOf(inputs.pastIndex), [1], [2]);
   const ints = (xs: number[]) => g.constant(xs, "int64");
   const toPrompts = (x: Value, d1: Value, d: Shape[number]) => {
-    const six = g.reshape(x, g.concat([bp1, k1, ints([nkv, gr]), t1, d1], 0)); // [Bp, K, nkv, g, T, D]
+    const slots = g.gather(x, slotRow); // [S, nh, T, D]
+    const six = g.reshape(slots, g.concat([bp1, k1, ints([nkv, gr]), t1, d1], 0)); // [Bp, K, nkv, g, T, D]
     const moved = g.transpose(six, [0, 2, 1, 3, 4, 5]); // [Bp, nkv, K, g, T, D]
     return g.refine(g.reshape(moved, g.concat([bp1, ints([nkv, -1]), d1], 0)), [
       "Bp",
@@ -936,12 +948,8 @@ function stepLayout(m: DecoderBuilder, inputs: StepInputs) {
   const toRows = (x: Value, d1: Value, d: Shape[number]) => {
     const six = g.reshape(x, g.concat([bp1, ints([nkv]), k1, ints([gr]), t1, d1], 0));
     const moved = g.transpose(six, [0, 2, 1, 3, 4, 5]); // [Bp, K, nkv, g, T, D]
-    return g.refine(g.reshape(moved, g.concat([n1, ints([nkv * gr]), t1, d1], 0)), [
-      "N",
-      c.numHeads,
-      "T",
-      d,
-    ]);
+    const slots = g.reshape(moved, g.concat([ints([-1, nkv * gr]), t1, d1], 0)); // [S, nh, T, D]
+    return g.refine(g.gather(slots, rowSlot), ["N", c.numHeads, "T", d]);
   };
   return { nt, n1, t1, la1, p1, ints, toPrompts, toRows };
 }
