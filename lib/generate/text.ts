@@ -191,34 +191,32 @@ function extendBeams(
 }
 
 /**
- * The next step's rows: prompt q's live hypotheses at q * width + j (padded with copies of its
- * first); each hypothesis's `row` becomes its new row.
+ * The next step's rows: each active prompt's live hypotheses, packed prompt after prompt (`rows`:
+ * their counts; `perPrompt`, the most); each hypothesis's `row` becomes its new row.
  */
 function nextRows(
   active: readonly number[],
   live: readonly Hypothesis[][],
   prompts: readonly PromptInput[],
 ) {
-  let width = 0;
-  for (const p of active) width = Math.max(width, live[p].length);
-  const n = active.length * width;
+  const rows = Int32Array.from(active, (p) => live[p].length);
+  const width = Math.max(...rows);
+  const n = rows.reduce((a, c) => a + c, 0);
   const ids = new Int32Array(n);
   const inter = new Int32Array(n);
   const intra = new Int32Array(n);
   const beamIndex = new Int32Array(n);
-  active.forEach((p, q) => {
-    const hs = live[p];
-    for (let j = 0; j < width; j++) {
-      const h = hs[j < hs.length ? j : 0];
-      const r = q * width + j;
+  let r = 0;
+  for (const p of active) {
+    for (const h of live[p]) {
       ids[r] = h.tokens[h.tokens.length - 1];
       inter[r] = prompts[p].maskIndex;
       intra[r] = h.intra;
       beamIndex[r] = h.row;
+      h.row = r++;
     }
-    hs.forEach((h, j) => (h.row = q * width + j));
-  });
-  return { perPrompt: width, ids, inter, intra, beamIndex };
+  }
+  return { perPrompt: width, rows, ids, inter, intra, beamIndex };
 }
 
 /** The finished hypothesis of best mean log-probability, else the best unfinished one. */
