@@ -92,3 +92,33 @@ Deno.test("demo sequences have next-item patterns that beat popularity by far", 
   assert.ok(markov / seqs.size > 0.45, `successor HR@10 ${markov / seqs.size}`);
   assert.ok(popularity / seqs.size < 0.2, `popularity HR@10 ${popularity / seqs.size}`);
 });
+
+Deno.test("the generator's truth is the distribution it draws from (calibrated top-1 and top-10)", () => {
+  const { truth } = generateDemo(undefined, undefined, { truth: true });
+  assert.equal(truth.length, 1200);
+  let top1Mass = 0, top1Hits = 0, top10Mass = 0, top10Hits = 0;
+  for (const t of truth) {
+    const total = t.ranking.reduce((a, r) => a + r.p, 0);
+    assert.ok(Math.abs(total - 1) < 1e-9, `probabilities sum to ${total}`);
+    const rank = t.ranking.findIndex((r) => r.item === t.item);
+    assert.ok(rank >= 0, `user ${t.user} bought ${t.item}, which the truth gives no chance`);
+    top1Mass += t.ranking[0].p;
+    top1Hits += rank === 0 ? 1 : 0;
+    top10Mass += t.ranking.slice(0, 10).reduce((a, r) => a + r.p, 0);
+    top10Hits += rank < 10 ? 1 : 0;
+    assert.ok(t.expectedRating >= 1 && t.expectedRating <= 5);
+  }
+  // Hits of the most likely items match their probability mass: a distribution that is not the
+  // one drawn from (a follow-up chance off by 0.1, say) misses by several standard errors.
+  const n = truth.length;
+  const se = Math.sqrt(0.25 / n); // the largest standard error of a share over n draws
+  for (const [mass, hits] of [[top1Mass, top1Hits], [top10Mass, top10Hits]]) {
+    assert.ok(Math.abs(mass / n - hits / n) < 4 * se, `mass ${mass / n} against hits ${hits / n}`);
+  }
+  // Ratings: the expected values beat the overall mean by far (0.62 against 0.89: the noise is
+  // 0.6 before rounding).
+  const mean = truth.reduce((a, t) => a + t.rating, 0) / n;
+  const rmse = (f: (t: (typeof truth)[number]) => number) =>
+    Math.sqrt(truth.reduce((a, t) => a + (f(t) - t.rating) ** 2, 0) / n);
+  assert.ok(rmse((t) => t.expectedRating) < 0.7 && rmse(() => mean) > 0.85);
+});
