@@ -1016,10 +1016,7 @@ function stepAttend(
     const keys = g.refine(g.concat([pastOf(past[i].k), k], 2), ["N", nkv, "P+T", hd]);
     const values = g.refine(g.concat([pastOf(past[i].v), v], 2), ["N", nkv, "P+T", hd]);
     const qg = g.reshape(qs, [0, nkv, -1, hd]); // [N, nkv, g*T, hd]
-    // keys @ q^T, transposed: the transposes move the g*T query rows and their scores, not the
-    // P+T keys (a quarter of the tiny model's step went to transposing the keys).
-    const sGT = g.matmul(keys, g.transpose(qg, [0, 1, 3, 2])); // [N, nkv, P+T, g*T]
-    const sG = g.add(g.transpose(sGT, [0, 1, 3, 2]), maskG); // [N, nkv, g*T, P+T]
+    const sG = g.add(g.matmul(qg, g.transpose(keys, [0, 1, 3, 2])), maskG); // [N, nkv, g*T, P+T]
     const scoresG = g.reshape(sG, [0, c.numHeads, -1, 0]); // [N, nh, T, P+T]
     const probs = g.softmax(g.concat([scoresA, scoresG], 3), -1);
     const probsA = g.refine(g.slice(probs, ints([0]), la1, axis3), ["N", c.numHeads, "T", "La"]);
