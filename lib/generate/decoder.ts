@@ -318,7 +318,7 @@ export class CachedDecoder implements StepModel {
     // of a twinned step is row 2r there. A search of one beam (greedy text) has one row per prompt
     // at every step, whatever its batch: it needs no twins. A step of T > 1 tokens multiplies
     // K * T rows: no twins either.
-    const twinned = t === 1 && input.perPrompt === 1 && !input.oneRowEach;
+    const twinned = t === 1 && n === bp && !input.oneRowEach; // one row per prompt
     const wasTwinned = this.#pastTwinned;
     const fromPast = (r: number) => (wasTwinned ? 2 * r : r);
     if (!twinned) {
@@ -332,7 +332,7 @@ export class CachedDecoder implements StepModel {
       a.forEach((x, r) => (out[2 * r] = out[2 * r + 1] = map(x)));
       return out;
     };
-    // perPrompt 1: every prompt has one row, so `rows` says nothing more.
+    // Every prompt has one row: twice that is two each, whatever `rows` and `perPrompt` said.
     const logp = await this.#step({
       perPrompt: 2,
       ids: twice(input.ids),
