@@ -270,12 +270,12 @@ export async function searchItems(
     // Prompts with live beams continue; the others leave the batch.
     const keep: number[] = [];
     const still: number[] = [];
-    let width = 0;
+    let live = 0; // rows of the next step: every live beam of every prompt
     active.forEach((p, q) => {
       if (state.nextCount[p] === 0) return;
       keep.push(q);
       still.push(p);
-      width = Math.max(width, state.nextCount[p]);
+      live += state.nextCount[p];
     });
     if (still.length === 0) break;
     if (still.length !== active.length) model.keepPrompts(keep);
@@ -283,14 +283,12 @@ export async function searchItems(
     const last = length;
     length = 1;
     if (options.forcedRuns) {
-      let live = 0;
-      for (const p of active) live += state.nextCount[p];
       const most = Math.floor(maxRunFloats / (live * model.vocabSize));
       length = Math.min(1 + state.forcedRun(active, pool.trie), most, maxSteps - stepNo);
       length = Math.max(length, 1);
     }
     logp = await model.step({
-      ...state.nextRows(active, width, prompts, pool.trie, last, length, eop),
+      ...state.nextRows(active, prompts, pool.trie, last, length, eop),
       oneRowEach: beams === 1,
     });
   }
@@ -466,14 +464,13 @@ class BeamState {
 
   /**
    * Makes the survivors of `active` prompts the beams and returns the next step's rows: each
-   * prompt's beams, packed prompt after prompt (`rows`: their counts; `width`, the most); each
+   * prompt's beams, packed prompt after prompt (`rows`: their counts; `perPrompt`, the most); each
    * row's `length` tokens are its survivor's token and the tokens the trie forces after it
    * (after a leaf: `[E]`, whose log-probabilities nothing reads). `last` is the previous step's
    * tokens per row: its row r holds log-probabilities r * last .. r * last + last - 1.
    */
   nextRows(
     active: readonly number[],
-    width: number,
     prompts: readonly PromptInput[],
     trie: ItemPool["trie"],
     last: number,
@@ -517,7 +514,7 @@ class BeamState {
       this.count[p] = count;
       first += count;
     }
-    return { perPrompt: width, rows, length, ids, inter, intra, beamIndex };
+    return { perPrompt: Math.max(...rows), rows, length, ids, inter, intra, beamIndex };
   }
 
   /** Each prompt's finished items, best first. */
