@@ -164,6 +164,15 @@ const FLAGS = defineFlags({
   },
   "weight-decay": numberFlag(0, DEFAULT_ADAMW.weightDecay, "decoupled weight decay on matrices"),
   clip: numberFlag(0, DEFAULT_ADAMW.clip, "clip the global gradient norm (0: off)"),
+  dropout: {
+    type: "number",
+    placeholder: "P",
+    min: 0,
+    max: 0.99,
+    default: 0,
+    help: "the model's own dropout, in training steps: on the embeddings and on each layer's " +
+      "attention and MLP outputs (masks are drawn from --seed)",
+  },
   seed: {
     type: "int",
     min: 0,

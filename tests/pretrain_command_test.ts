@@ -55,6 +55,8 @@ Deno.test("pretrain killed with SIGKILL and resumed ends with the same bytes as 
       "2",
       "--lora-dropout",
       "0.1",
+      "--dropout",
+      "0.1",
       "--lora-targets",
       "qkv,dense_h_to_4h",
       "--lr",

@@ -9,7 +9,7 @@ import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import type { LoraConfig } from "../lib/model/lora.ts";
-import { loraShapes } from "../lib/model/lora.ts";
+import { dropoutMask, loraShapes } from "../lib/model/lora.ts";
 import { buildGradGraph, trainableParams, trainNames } from "../lib/train/train_graph.ts";
 import { compareWithFiniteDifferences } from "./helpers/grad_check.ts";
 import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./helpers/model.ts";
@@ -20,10 +20,10 @@ function float64(data: ArrayLike<number>, shape: number[]): TensorData {
   return { dtype: "float64", shape, data: Float64Array.from(data) };
 }
 
-async function check(lora: LoraConfig | null, label: string) {
+async function check(lora: LoraConfig | null, label: string, dropout = 0) {
   const weights = noisyWeights(SMALL, 3);
-  const setup = { config: SMALL, weights, lora, dtype: "float64" as const };
-  const { graph, params } = buildGradGraph(setup);
+  const setup = { config: SMALL, weights, lora, dtype: "float64" as const, dropout };
+  const { graph, params, dropoutMasks } = buildGradGraph(setup);
   // Two sequences with different part A lengths, one padded, so masks and padding matter.
   const batch = randomBatch(SMALL, [5, 3], 9, 11, [0, 2]);
   const feeds: Record<string, TensorData> = {
@@ -31,6 +31,13 @@ async function check(lora: LoraConfig | null, label: string) {
     loss_scale: float64([1], [1]),
   };
   const rng = new Rng(5);
+  // The model's dropout: fixed keep-masks (the finite differences see the same masks).
+  assert.equal(dropoutMasks.length, dropout > 0 ? 1 + 2 * SMALL.numLayers : 0);
+  const rows = batch.batchSize * batch.length;
+  for (const mask of dropoutMasks) {
+    const keep = dropoutMask(rows * mask.features, mask.rate, rng);
+    feeds[mask.name] = float64(keep, [rows, mask.features]);
+  }
   for (const p of params) {
     if (lora) {
       // Random A and B (B is zero at init, which would hide A's gradient).
@@ -63,6 +70,45 @@ async function check(lora: LoraConfig | null, label: string) {
 
 Deno.test("full training: every weight's gradient matches finite differences (float64)", async () => {
   await check(null, "full model");
+});
+
+Deno.test("full training with the model's dropout: gradients through fixed keep-masks match finite differences", async () => {
+  await check(null, "full model, dropout 0.3", 0.3);
+});
+
+Deno.test("the model's dropout: keep-masks of ones give the loss without dropout; others change it", async () => {
+  const weights = noisyWeights(SMALL, 3);
+  const batch = randomBatch(SMALL, [5, 3], 9, 11, [0, 2]);
+  const rows = batch.batchSize * batch.length;
+  const losses: number[] = [];
+  for (const masks of ["none", "ones", "drawn"] as const) {
+    const dropout = masks === "none" ? 0 : 0.3;
+    const { graph, params, dropoutMasks } = buildGradGraph({
+      config: SMALL,
+      weights,
+      lora: null,
+      dtype: "float64",
+      dropout,
+    });
+    const feeds: Record<string, TensorData> = {
+      ...forwardFeeds(batch) as Record<string, TensorData>,
+      loss_scale: float64([1], [1]),
+    };
+    for (const p of params) feeds[p.name] = float64(weights.get(p.name)!, p.shape);
+    const rng = new Rng(9);
+    for (const mask of dropoutMasks) {
+      const n = rows * mask.features;
+      feeds[mask.name] = float64(
+        masks === "ones" ? new Float64Array(n).fill(1) : dropoutMask(n, mask.rate, rng),
+        [rows, mask.features],
+      );
+    }
+    const session = await Session.create(graph, { device: "cpu", threads: 1 });
+    losses.push(Number((await session.run(feeds)).loss.data[0]));
+    await session.release();
+  }
+  assert.equal(losses[1], losses[0]);
+  assert.ok(Math.abs(losses[2] - losses[0]) > 1e-3, `${losses}`);
 });
 
 Deno.test("LoRA on all four linear modules: A and B gradients match finite differences", async () => {

@@ -281,6 +281,14 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
       () => train({ ...options, resume: true, batchSize: 4 }),
       (e) => e instanceof UsageError && /batchSize: 8 -> 4/.test(e.message),
     );
+    await assert.rejects(
+      () => train({ ...options, resume: true, dropout: 0.1 }),
+      (e) => e instanceof UsageError && /dropout/.test(e.message),
+    );
+    await assert.rejects(
+      () => train({ ...options, out: join(dir, "other"), dropout: 1 }),
+      (e) => e instanceof OptionError && e.option === "dropout" && /\[0, 1\)/.test(e.message),
+    );
     const again = await train({ ...options, resume: true });
     assert.ok(again.resumed);
   });

@@ -128,7 +128,6 @@ export class TrainEngine {
   readonly #grad?: Session;
   readonly #update?: Session;
   readonly #eval?: Session;
-  readonly #dropout: number;
   /** Whether the graphs take rotary positions (the rotary families). */
   readonly #rope: boolean;
   /** Current tensors and moments, by input name (`name`, `adam_m.name`, `adam_v.name`). */
@@ -138,7 +137,6 @@ export class TrainEngine {
   private constructor(
     graph: TrainGraph,
     sessions: { step?: Session; grad?: Session; update?: Session; eval?: Session },
-    dropout: number,
   ) {
     this.#graph = graph;
     this.params = graph.params;
@@ -146,7 +144,6 @@ export class TrainEngine {
     this.#grad = sessions.grad;
     this.#update = sessions.update;
     this.#eval = sessions.eval;
-    this.#dropout = dropout;
     this.#rope = graph.graph.isInput("rope_position_ids");
     this.device = (sessions.step ?? sessions.grad)!.device;
   }
@@ -186,7 +183,7 @@ export class TrainEngine {
       for (const s of Object.values(sessions)) await s?.release();
       throw error;
     }
-    return new TrainEngine(graph, sessions, setup.lora?.dropout ?? 0);
+    return new TrainEngine(graph, sessions);
   }
 
   /** Sets the trainable tensors and moments (a fresh run: zero moments). */
@@ -238,7 +235,7 @@ export class TrainEngine {
     const length = share?.length ?? batch!.length;
     const drawn = (share?.globalBatchSize ?? batch!.batchSize) * length;
     for (const mask of this.#graph.dropoutMasks) {
-      const all = dropoutMask(drawn * mask.features, this.#dropout, rng);
+      const all = dropoutMask(drawn * mask.features, mask.rate, rng);
       if (!batch) continue;
       const rows = batch.batchSize * batch.length;
       const from = (share?.start ?? 0) * length * mask.features;

@@ -27,6 +27,7 @@ import {
   type AttentionMode,
   buildDecoderForwardGraph,
   methodShapes,
+  residualDropoutInputs,
 } from "../model/families/decoder.ts";
 import { type AnyConfig, modelConfig } from "../model/config.ts";
 import type { Weights } from "../model/weights.ts";
@@ -86,6 +87,12 @@ export interface TrainSetup {
    * every batch must carry `lossLogitBias`. Default false.
    */
   trieLoss?: boolean;
+  /**
+   * The model's own dropout in training graphs: keep-masks on the embeddings and on each layer's
+   * attention and MLP outputs (`residualDropoutInputs`), drawn with probability `dropout` of a
+   * zero. Default 0 (none). Validation runs without it.
+   */
+  dropout?: number;
 }
 
 /** Names of the tensors of a trainable tensor in the graphs. */
@@ -111,7 +118,11 @@ export function trainableParams(
   }));
 }
 
-/** The model's forward graph with loss whose trainable tensors are graph inputs. */
+/**
+ * The model's forward graph with loss whose trainable tensors are graph inputs; with `dropout`,
+ * the keep-mask inputs of the adapter's dropout and of the model's own (each where its rate is
+ * above 0).
+ */
 function forwardForTraining(setup: TrainSetup, dropout: boolean) {
   const params = trainableParams(setup);
   const trainable = new Set(params.map((p) => p.name));
@@ -126,6 +137,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
     // weight) are inputs named as themselves.
     trainable: (name) => trainable.has(name),
     linear: lora ? loraHook(c, lora, { dropout }) : undefined,
+    residualDropout: dropout && (setup.dropout ?? 0) > 0,
     attention: setup.decoder?.attention,
     addedRows: setup.decoder?.addedRows,
     lossLogitBias: setup.trieLoss,
@@ -139,8 +151,7 @@ function forwardForTraining(setup: TrainSetup, dropout: boolean) {
 
 /** Forward + backward; the gradients of the trainable tensors, in {@linkcode trainableParams} order. */
 function forwardBackward(setup: TrainSetup) {
-  const dropout = (setup.lora?.dropout ?? 0) > 0;
-  const { g, loss, params } = forwardForTraining(setup, dropout);
+  const { g, loss, params } = forwardForTraining(setup, true);
   const seed = g.input("loss_scale", loss.dtype, loss.shape);
   const grads = gradients(g, loss, params, { seed });
   return { g, loss, params, grads };
@@ -195,16 +206,36 @@ export interface TrainGraph {
   graph: Graph;
   /** The trainable tensors, in order. */
   params: TrainParam[];
-  /** The LoRA dropout mask inputs and their shapes' feature size (empty without dropout). */
-  dropoutMasks: { name: string; features: number }[];
+  /**
+   * The dropout keep-mask inputs, in the order they are drawn: the adapter's, then the model's
+   * own; each with its feature size (a mask is [rows, features]) and its rate. Empty without
+   * dropout.
+   */
+  dropoutMasks: DropoutInput[];
 }
 
-function dropoutInputs(setup: TrainSetup): { name: string; features: number }[] {
-  if (!setup.lora || !(setup.lora.dropout > 0)) return [];
-  return loraModules(setup.config, setup.lora).map((m) => ({
-    name: m.dropoutMask,
-    features: m.inFeatures,
-  }));
+/** One dropout keep-mask input of a training graph. */
+export interface DropoutInput {
+  name: string;
+  /** Its width: the mask is [rows, features]. */
+  features: number;
+  /** Probability of a zero. */
+  rate: number;
+}
+
+function dropoutInputs(setup: TrainSetup): DropoutInput[] {
+  const masks: DropoutInput[] = [];
+  if (setup.lora && setup.lora.dropout > 0) {
+    const rate = setup.lora.dropout;
+    for (const m of loraModules(setup.config, setup.lora)) {
+      masks.push({ name: m.dropoutMask, features: m.inFeatures, rate });
+    }
+  }
+  const rate = setup.dropout ?? 0;
+  if (rate > 0) {
+    for (const m of residualDropoutInputs(modelConfig(setup.config))) masks.push({ ...m, rate });
+  }
+  return masks;
 }
 
 /**
@@ -271,8 +302,8 @@ export function buildUpdateGraph(
 }
 
 /**
- * The forward graph for validation: loss only, trainable tensors as inputs (LoRA without
- * dropout), so the current values are fed without rebuilding.
+ * The forward graph for validation: loss only, trainable tensors as inputs (no dropout of any
+ * kind), so the current values are fed without rebuilding.
  */
 export function buildEvalGraph(setup: TrainSetup): Graph {
   const g = forwardForTraining(setup, false).g;

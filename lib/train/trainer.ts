@@ -169,6 +169,12 @@ export interface TrainOptions {
   schedule?: ScheduleKind;
   /** Decoupled weight decay on matrices. */
   weightDecay?: number;
+  /**
+   * The model's own dropout (lib/train/train_graph.ts `TrainSetup.dropout`): the probability of
+   * zeroing an embedding or a layer's attention or MLP output value, in training steps only.
+   * Default 0.
+   */
+  dropout?: number;
   /** Global gradient-norm clip (0 disables). */
   clip?: number;
   /** Random seed. */
@@ -260,6 +266,10 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
     );
   }
   if (options.lora) checkLoraTargets(options.lora.targets);
+  const dropout = options.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) {
+    throw new OptionError("dropout", (name) => `${name} must be in [0, 1), got ${dropout}`);
+  }
   const batchSize = positive("batchSize", options.batchSize ?? DEFAULT_TRAIN.batchSize);
   if (batchSize < ranks) {
     throw new OptionError(
@@ -536,6 +546,7 @@ function resumeSettings(
       : { sequenceMaxKeep: data.collator.sequenceMaxKeep }),
     taskWeights: options.taskWeights ?? {},
     ...(options.trieSoftmax ? { trieSoftmax: true } : {}),
+    ...(options.dropout ? { dropout: options.dropout } : {}),
     maxLength: base.maxLength,
     batchSize: sizes.batchSize,
     gradAccum: sizes.gradAccum,
@@ -1096,6 +1107,7 @@ async function trainClaimed(
         lora: base.lora,
         decoder: base.decoder,
         trieLoss: options.trieSoftmax,
+        dropout: options.dropout,
       },
       {
         gradAccum: sizes.gradAccum,

@@ -217,12 +217,43 @@ export interface DecoderOptions {
   /** Rows for ids V .. V + addedRows - 1 (special tokens the checkpoint lacks). Default 0. */
   addedRows?: number;
   /**
+   * Forward graphs for training: the model's own dropout, as keep-mask inputs (values 0 or
+   * 1/(1-p), drawn by the training loop) multiplying the embeddings and each layer's attention
+   * and MLP outputs before their residual additions ({@linkcode residualDropoutInputs}). Default
+   * false.
+   */
+  residualDropout?: boolean;
+  /**
    * With a loss: a `loss_logit_bias` float32 input [M, V'] added to the logits of the M loss
    * positions (row-major over [B, L]) before the softmax: the trie softmax's training loss feeds 0
    * where the trie allows a token and a large negative value elsewhere (lib/collate/trie_loss.ts).
    * Default false.
    */
   lossLogitBias?: boolean;
+}
+
+/**
+ * The keep-mask inputs of {@linkcode DecoderOptions.residualDropout}, in the order a training loop
+ * draws them: the embeddings', then each layer's attention output and MLP output; each is
+ * [rows, hiddenSize] over the rows of the batch ([B*L]).
+ *
+ * @example
+ * ```ts
+ * import type { DecoderConfig } from "./config.ts";
+ *
+ * declare const config: DecoderConfig; // 2 layers
+ * residualDropoutInputs(config).map((m) => m.name);
+ * // ["dropout.embed", "dropout.layers.0.attention", "dropout.layers.0.mlp", ...]
+ * ```
+ */
+export function residualDropoutInputs(
+  config: Pick<DecoderConfig, "numLayers" | "hiddenSize">,
+): { name: string; features: number }[] {
+  const names = ["dropout.embed"];
+  for (let i = 0; i < config.numLayers; i++) {
+    names.push(`dropout.layers.${i}.attention`, `dropout.layers.${i}.mlp`);
+  }
+  return names.map((name) => ({ name, features: config.hiddenSize }));
 }
 
 /** Additive mask value for keys a query may not see (exp underflows to exactly 0). */
@@ -293,6 +324,15 @@ export class DecoderBuilder {
   /** g = nh / nkv: query heads per key/value head. */
   get groups(): number {
     return this.config.numHeads / this.config.numKvHeads;
+  }
+
+  /**
+   * `x` [N, H] times the keep-mask input `name` under {@linkcode DecoderOptions.residualDropout};
+   * else `x` itself.
+   */
+  dropout(name: string, x: Value): Value {
+    if (!this.#options.residualDropout) return x;
+    return this.g.mul(x, this.g.input(name, this.dtype, x.shape));
   }
 
   /** Whether the graphs take `rope_position_ids` (rotary positions). */
@@ -555,9 +595,11 @@ export class DecoderBuilder {
       const ctx = attend(i, q, k, v); // [B, nh, T, hd]
       const merged = g.reshape(g.transpose(ctx, [0, 2, 1, 3]), [-1, qw]); // [B*T, nh*hd]
       const output = this.names.attentionOutput as LinearKind;
-      const mid = g.add(x, this.linear(i, output, merged, qw, h));
+      const attended = this.linear(i, output, merged, qw, h); // [B*T, H]
+      const mid = g.add(x, this.dropout(`dropout.layers.${i}.attention`, attended));
+      const mlp = this.mlp(i, this.norm(`${p}.post_attention_layernorm`, mid, h)); // [B*T, H]
       return {
-        x: g.add(mid, this.mlp(i, this.norm(`${p}.post_attention_layernorm`, mid, h))),
+        x: g.add(mid, this.dropout(`dropout.layers.${i}.mlp`, mlp)),
         k,
         v,
       };
@@ -758,7 +800,7 @@ export function buildDecoderForwardGraph(
 
   const bl = g.shapeOf(inputIds); // (B, L)
   const length = g.gather(bl, g.constant(1, "int64")); // scalar L
-  let x = m.embed(inputIds, inter, intra); // [B*L, H]
+  let x = m.dropout("dropout.embed", m.embed(inputIds, inter, intra)); // [B*L, H]
   const rot = rope ? m.rotary(rope) : null;
   const mask = m.mask(mode, sep, length, "L"); // [B, 1, L, L]
   const attend: Attend = options.fusedAttention
