@@ -9,7 +9,8 @@ import type { TensorData } from "../lib/onnx/graph.ts";
 import { Rng } from "../lib/random.ts";
 import { Session } from "../lib/runtime/session.ts";
 import type { LoraConfig } from "../lib/model/lora.ts";
-import { dropoutMask, loraShapes } from "../lib/model/lora.ts";
+import { loraShapes } from "../lib/model/lora.ts";
+import { keepMask } from "../lib/train/dropout.ts";
 import { buildGradGraph, trainableParams, trainNames } from "../lib/train/train_graph.ts";
 import { compareWithFiniteDifferences } from "./helpers/grad_check.ts";
 import { forwardFeeds, noisyWeights, randomBatch, SMALL } from "./helpers/model.ts";
@@ -35,7 +36,7 @@ async function check(lora: LoraConfig | null, label: string, dropout = 0) {
   assert.equal(dropoutMasks.length, dropout > 0 ? 1 + 2 * SMALL.numLayers : 0);
   const rows = batch.batchSize * batch.length;
   for (const mask of dropoutMasks) {
-    const keep = dropoutMask(rows * mask.features, mask.rate, rng);
+    const keep = keepMask(rows * mask.features, mask.rate, rng);
     feeds[mask.name] = float64(keep, [rows, mask.features]);
   }
   for (const p of params) {
@@ -99,7 +100,7 @@ Deno.test("the model's dropout: keep-masks of ones give the loss without dropout
     for (const mask of dropoutMasks) {
       const n = rows * mask.features;
       feeds[mask.name] = float64(
-        masks === "ones" ? new Float64Array(n).fill(1) : dropoutMask(n, mask.rate, rng),
+        masks === "ones" ? new Float64Array(n).fill(1) : keepMask(n, mask.rate, rng),
         [rows, mask.features],
       );
     }

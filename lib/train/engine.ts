@@ -17,6 +17,7 @@ import type { TensorData } from "../onnx/graph.ts";
 import type { Rng } from "../random.ts";
 import { type Device, Session, type WeightSessionOptions } from "../runtime/session.ts";
 import { dropoutMask } from "../model/lora.ts";
+import { keepMask } from "./dropout.ts";
 import {
   type AdamWOptions,
   buildEvalGraph,
@@ -235,7 +236,8 @@ export class TrainEngine {
     const length = share?.length ?? batch!.length;
     const drawn = (share?.globalBatchSize ?? batch!.batchSize) * length;
     for (const mask of this.#graph.dropoutMasks) {
-      const all = dropoutMask(drawn * mask.features, mask.rate, rng);
+      const draw = mask.owner === "adapter" ? dropoutMask : keepMask;
+      const all = draw(drawn * mask.features, mask.rate, rng);
       if (!batch) continue;
       const rows = batch.batchSize * batch.length;
       const from = (share?.start ?? 0) * length * mask.features;

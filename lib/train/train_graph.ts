@@ -221,6 +221,8 @@ export interface DropoutInput {
   features: number;
   /** Probability of a zero. */
   rate: number;
+  /** Whose mask it is: the adapter's or the model's own (each drawn its way). */
+  owner: "adapter" | "model";
 }
 
 function dropoutInputs(setup: TrainSetup): DropoutInput[] {
@@ -228,12 +230,14 @@ function dropoutInputs(setup: TrainSetup): DropoutInput[] {
   if (setup.lora && setup.lora.dropout > 0) {
     const rate = setup.lora.dropout;
     for (const m of loraModules(setup.config, setup.lora)) {
-      masks.push({ name: m.dropoutMask, features: m.inFeatures, rate });
+      masks.push({ name: m.dropoutMask, features: m.inFeatures, rate, owner: "adapter" });
     }
   }
   const rate = setup.dropout ?? 0;
   if (rate > 0) {
-    for (const m of residualDropoutInputs(modelConfig(setup.config))) masks.push({ ...m, rate });
+    for (const m of residualDropoutInputs(modelConfig(setup.config))) {
+      masks.push({ ...m, rate, owner: "model" });
+    }
   }
   return masks;
 }
