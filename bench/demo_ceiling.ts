@@ -10,18 +10,72 @@
  * item with the user's history excluded (the generator never sells an item twice), as the demo's
  * baselines rank. Pure arithmetic: a second, no model.
  *
+ * Each split is also broken down by how the purchase was drawn (`by_draw`): a follow-up of the
+ * previous item's series (`followed`), from the user's categories while a follow-up was left
+ * (`preferred`), or with none left (`free`). With `DEMO_PREDICTIONS=NAME=FILE,...` (prediction
+ * files of the sequential task, as infer or eval --save-baselines write them) each file's HR@10 and
+ * NDCG@10 are reported the same way, on the split of its records: where a method loses to the
+ * ceiling.
+ *
  *     deno task bench demo_ceiling
+ *     DEMO_PREDICTIONS=sasrec=first-valid/sasrec.jsonl,model=valid.jsonl deno task bench demo_ceiling
  *
  * @module
  */
 
-import { generateDemo } from "../fixtures/demo/generate.ts";
+import { type DemoTruth, generateDemo } from "../fixtures/demo/generate.ts";
+import { readJsonLines } from "../lib/io/lines.ts";
 import { hitAt, ndcgAt, targetRank } from "../lib/metrics/ranking.ts";
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
+const DRAWS = ["followed", "preferred", "free"] as const;
+
+/** HR@10 and NDCG@10 of ranked lists against the truth, over all and by draw. */
+function scoreLists(rows: { truth: DemoTruth; ranked: readonly string[] }[]) {
+  const part = (kept: typeof rows) => {
+    let hr = 0;
+    let ndcg = 0;
+    for (const { truth, ranked } of kept) {
+      const rank = targetRank(ranked, truth.item);
+      hr += hitAt(rank, 10);
+      ndcg += ndcgAt(rank, 10);
+    }
+    const n = Math.max(kept.length, 1);
+    return { users: kept.length, "HR@10": round(hr / n), "NDCG@10": round(ndcg / n) };
+  };
+  return {
+    ...part(rows),
+    by_draw: Object.fromEntries(
+      DRAWS.map((d) => [d, part(rows.filter((r) => r.truth.draw === d))]),
+    ),
+  };
+}
+
+/** Each `NAME=FILE` of DEMO_PREDICTIONS scored against the truth of its records' split. */
+async function scorePredictions(truth: DemoTruth[], spec: string) {
+  const out: Record<string, unknown> = {};
+  for (const entry of spec.split(",").filter((e) => e.trim() !== "")) {
+    const at = entry.indexOf("=");
+    if (at <= 0) throw new Error(`DEMO_PREDICTIONS: "${entry}" is not NAME=FILE`);
+    const [name, file] = [entry.slice(0, at), entry.slice(at + 1)];
+    const rows: { truth: DemoTruth; ranked: string[] }[] = [];
+    let split = "";
+    for await (const { value } of readJsonLines(file)) {
+      const line = value as { id: string; user: string; task: string; predictions: unknown[] };
+      if (line.task !== "sequential") continue;
+      split = line.id.endsWith("/test") ? "test" : "valid";
+      const t = truth.find((x) => x.split === split && x.user === line.user);
+      if (!t) throw new Error(`${file}: user ${line.user} is not a demo user`);
+      const ranked = (line.predictions as { item_id: string }[]).map((p) => p.item_id);
+      rows.push({ truth: t, ranked });
+    }
+    out[name] = { split, ...scoreLists(rows) };
+  }
+  return out;
+}
 
 /** Runs the benchmark once and returns its figures. */
-export function run(): Promise<Record<string, unknown>> {
+export async function run(): Promise<Record<string, unknown>> {
   const { truth } = generateDemo(undefined, undefined, { truth: true });
   const figures: Record<string, unknown> = {};
   for (const split of ["test", "valid"] as const) {
@@ -43,7 +97,11 @@ export function run(): Promise<Record<string, unknown>> {
       ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, round(v / rows.length)])),
       rating_RMSE: round(Math.sqrt(squared / rows.length)),
       rating_MAE: round(absolute / rows.length),
+      by_draw: scoreLists(rows.map((t) => ({ truth: t, ranked: t.ranking.map((r) => r.item) })))
+        .by_draw,
     };
   }
-  return Promise.resolve(figures);
+  const spec = Deno.env.get("DEMO_PREDICTIONS");
+  if (spec) figures.predictions = await scorePredictions(truth, spec);
+  return figures;
 }

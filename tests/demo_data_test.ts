@@ -107,7 +107,14 @@ Deno.test("the generator's truth is the distribution it draws from (calibrated t
     top10Mass += t.ranking.slice(0, 10).reduce((a, r) => a + r.p, 0);
     top10Hits += rank < 10 ? 1 : 0;
     assert.ok(t.expectedRating >= 1 && t.expectedRating <= 5);
+    // A follow-up has at least 0.68 * 0.3 of the mass; while one is left, so does the top item.
+    if (t.draw === "followed") assert.ok(t.ranking[rank].p > 0.2, `${t.user}: ${t.item}`);
+    if (t.draw === "preferred") assert.ok(t.ranking[0].p > 0.2, `${t.user}: no follow-up`);
   }
+  // About two purchases in three follow a series where a follow-up is left (FOLLOW = 0.68).
+  const open = truth.filter((t) => t.draw !== "free");
+  const followed = open.filter((t) => t.draw === "followed").length / open.length;
+  assert.ok(Math.abs(followed - 0.68) < 4 * Math.sqrt(0.25 / open.length), `${followed}`);
   // Hits of the most likely items match their probability mass: a distribution that is not the
   // one drawn from (a follow-up chance off by 0.1, say) misses by several standard errors.
   const n = truth.length;
