@@ -9,6 +9,7 @@
 import type { Command } from "../lib/cli/command.ts";
 import {
   defineFlags,
+  dropoutFlag,
   flagOf,
   formatDefault,
   formatFlags,
@@ -50,14 +51,10 @@ const FLAGS = defineFlags({
   out: { type: "string", placeholder: "DIR", required: true, help: "run directory" },
   "lora-rank": { type: "int", min: 1, max: 4096, default: DEFAULT_LORA.rank, help: "LoRA rank r" },
   "lora-alpha": numberFlag(1e-9, DEFAULT_LORA.alpha, "LoRA alpha; the update is (alpha / r) B A"),
-  "lora-dropout": {
-    type: "number",
-    placeholder: "P",
-    min: 0,
-    max: 0.99,
-    default: DEFAULT_LORA.dropout,
-    help: "dropout on the adapter's input (masks are drawn from --seed)",
-  },
+  "lora-dropout": dropoutFlag(
+    DEFAULT_LORA.dropout,
+    "dropout on the adapter's input (masks are drawn from --seed)",
+  ),
   "lora-targets": {
     type: "list",
     defaultText: "GLM: qkv; the decoder families: q_proj,k_proj,v_proj",
@@ -164,15 +161,7 @@ const FLAGS = defineFlags({
   },
   "weight-decay": numberFlag(0, DEFAULT_ADAMW.weightDecay, "decoupled weight decay on matrices"),
   clip: numberFlag(0, DEFAULT_ADAMW.clip, "clip the global gradient norm (0: off)"),
-  dropout: {
-    type: "number",
-    placeholder: "P",
-    min: 0,
-    max: 0.99,
-    default: 0,
-    help: "the model's own dropout, in training steps: on the embeddings and on each layer's " +
-      "attention and MLP outputs (masks are drawn from --seed)",
-  },
+  dropout: dropoutFlag(0, "the model's own dropout: embeddings, attention and MLP outputs"),
   seed: {
     type: "int",
     min: 0,

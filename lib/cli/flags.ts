@@ -195,6 +195,14 @@ export function numberFlag(min: number, value: number, help: string) {
 }
 
 /**
+ * A dropout probability P in [0, 0.99] whose default is a library's constant (see
+ * {@linkcode intFlag}).
+ */
+export function dropoutFlag(value: number, help: string) {
+  return { type: "number", placeholder: "P", min: 0, max: 0.99, default: value, help } as const;
+}
+
+/**
  * Parses `args` against `table`. Unknown flags, missing values, stray positional arguments,
  * missing required flags and malformed values are one-line {@linkcode UsageError}s; `--help` is
  * always accepted (the caller handles it).
