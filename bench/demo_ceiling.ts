@@ -30,18 +30,22 @@ import { hitAt, ndcgAt, targetRank } from "../lib/metrics/ranking.ts";
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 const DRAWS = ["followed", "preferred", "free"] as const;
 
-/** HR@10 and NDCG@10 of ranked lists against the truth, over all and by draw. */
+/** HR@k and NDCG@k (k 5 and 10) of ranked lists against the truth, over all and by draw. */
 function scoreLists(rows: { truth: DemoTruth; ranked: readonly string[] }[]) {
   const part = (kept: typeof rows) => {
-    let hr = 0;
-    let ndcg = 0;
+    const sums: Record<string, number> = { "HR@5": 0, "NDCG@5": 0, "HR@10": 0, "NDCG@10": 0 };
     for (const { truth, ranked } of kept) {
       const rank = targetRank(ranked, truth.item);
-      hr += hitAt(rank, 10);
-      ndcg += ndcgAt(rank, 10);
+      for (const k of [5, 10]) {
+        sums[`HR@${k}`] += hitAt(rank, k);
+        sums[`NDCG@${k}`] += ndcgAt(rank, k);
+      }
     }
     const n = Math.max(kept.length, 1);
-    return { users: kept.length, "HR@10": round(hr / n), "NDCG@10": round(ndcg / n) };
+    return {
+      users: kept.length,
+      ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, round(v / n)])),
+    };
   };
   return {
     ...part(rows),
@@ -60,11 +64,12 @@ async function scorePredictions(truth: DemoTruth[], spec: string) {
     const [name, file] = [entry.slice(0, at), entry.slice(at + 1)];
     const rows: { truth: DemoTruth; ranked: string[] }[] = [];
     let split = "";
+    const byUser = new Map(truth.map((t) => [`${t.split}/${t.user}`, t]));
     for await (const { value } of readJsonLines(file)) {
       const line = value as { id: string; user: string; task: string; predictions: unknown[] };
       if (line.task !== "sequential") continue;
       split = line.id.endsWith("/test") ? "test" : "valid";
-      const t = truth.find((x) => x.split === split && x.user === line.user);
+      const t = byUser.get(`${split}/${line.user}`);
       if (!t) throw new Error(`${file}: user ${line.user} is not a demo user`);
       const ranked = (line.predictions as { item_id: string }[]).map((p) => p.item_id);
       rows.push({ truth: t, ranked });
@@ -80,25 +85,17 @@ export async function run(): Promise<Record<string, unknown>> {
   const figures: Record<string, unknown> = {};
   for (const split of ["test", "valid"] as const) {
     const rows = truth.filter((t) => t.split === split);
-    const sums: Record<string, number> = { "HR@5": 0, "NDCG@5": 0, "HR@10": 0, "NDCG@10": 0 };
-    let squared = 0;
-    let absolute = 0;
-    for (const t of rows) {
-      const rank = targetRank(t.ranking.map((r) => r.item), t.item);
-      for (const k of [5, 10]) {
-        sums[`HR@${k}`] += hitAt(rank, k);
-        sums[`NDCG@${k}`] += ndcgAt(rank, k);
-      }
-      squared += (t.expectedRating - t.rating) ** 2;
-      absolute += Math.abs(t.expectedRating - t.rating);
-    }
+    const ranked = scoreLists(
+      rows.map((t) => ({ truth: t, ranked: t.ranking.map((r) => r.item) })),
+    );
+    const { by_draw, ...all } = ranked;
+    const error = (f: (x: number) => number) =>
+      rows.reduce((a, t) => a + f(t.expectedRating - t.rating), 0) / rows.length;
     figures[split] = {
-      users: rows.length,
-      ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, round(v / rows.length)])),
-      rating_RMSE: round(Math.sqrt(squared / rows.length)),
-      rating_MAE: round(absolute / rows.length),
-      by_draw: scoreLists(rows.map((t) => ({ truth: t, ranked: t.ranking.map((r) => r.item) })))
-        .by_draw,
+      ...all,
+      rating_RMSE: round(Math.sqrt(error((x) => x * x))),
+      rating_MAE: round(error(Math.abs)),
+      by_draw,
     };
   }
   const spec = Deno.env.get("DEMO_PREDICTIONS");
