@@ -30,9 +30,20 @@ import { hitAt, ndcgAt, targetRank } from "../lib/metrics/ranking.ts";
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 const DRAWS = ["followed", "preferred", "free"] as const;
 
+/** HR@5, NDCG@5, HR@10 and NDCG@10 of some users, and how many. */
+export interface ListFigures {
+  users: number;
+  "HR@5": number;
+  "NDCG@5": number;
+  "HR@10": number;
+  "NDCG@10": number;
+}
+
 /** HR@k and NDCG@k (k 5 and 10) of ranked lists against the truth, over all and by draw. */
-function scoreLists(rows: { truth: DemoTruth; ranked: readonly string[] }[]) {
-  const part = (kept: typeof rows) => {
+export function scoreLists(
+  rows: { truth: DemoTruth; ranked: readonly string[] }[],
+): ListFigures & { by_draw: Record<string, ListFigures> } {
+  const part = (kept: typeof rows): ListFigures => {
     const sums: Record<string, number> = { "HR@5": 0, "NDCG@5": 0, "HR@10": 0, "NDCG@10": 0 };
     for (const { truth, ranked } of kept) {
       const rank = targetRank(ranked, truth.item);
@@ -42,9 +53,13 @@ function scoreLists(rows: { truth: DemoTruth; ranked: readonly string[] }[]) {
       }
     }
     const n = Math.max(kept.length, 1);
+    const mean = (key: string) => round(sums[key] / n);
     return {
       users: kept.length,
-      ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, round(v / n)])),
+      "HR@5": mean("HR@5"),
+      "NDCG@5": mean("NDCG@5"),
+      "HR@10": mean("HR@10"),
+      "NDCG@10": mean("NDCG@10"),
     };
   };
   return {
