@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { demoStages, demoVerdict } from "../lib/demo/plan.ts";
+import { DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
 import { type CliRun, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -114,6 +115,19 @@ Deno.test("demo --recipe passes the recipe to pretrain, and only to pretrain", (
   assert.ok(!plain[at].includes("--recipe"));
   assert.match(withRecipe[at], / --recipe sequential /);
   withRecipe.forEach((line, i) => i === at || assert.equal(line, plain[i]));
+});
+
+Deno.test("demo: the model ranks as its baselines do, each user's history left out", () => {
+  for (const rerank of ["none", "sasrec"]) {
+    const stages = demoStages({ out: "/tmp/d", rerank });
+    const infers = stages.filter((s) => s.args[0] === "infer");
+    assert.equal(infers.length, rerank === "sasrec" ? 2 : 1);
+    for (const stage of infers) assert.ok(stage.args.includes("--exclude-seen"), stage.name);
+    // The baselines' eval keeps eval's default, which leaves the history out.
+    const baselines = stages.find((s) => s.name === "baselines")!.args;
+    assert.ok(!baselines.includes("--include-seen"));
+    assert.equal(DEFAULT_BASELINE.excludeSeen, true);
+  }
 });
 
 Deno.test("demo --rerank sasrec: SASRec's candidates reranked by the fusion tuned on validation; by default the model ranks alone", () => {

@@ -213,6 +213,7 @@ export function demoStages(options: DemoOptions): DemoStage[] {
               rerank: join(paths.firstValid, "sasrec.jsonl"),
               "rerank-weight": "1",
               "top-k": DEMO_CANDIDATES,
+              "exclude-seen": true,
               out: paths.validReranked,
               device,
               ...quiet,
@@ -249,6 +250,8 @@ export function demoStages(options: DemoOptions): DemoStage[] {
         ...commandLine("infer", {
           ...model,
           data: paths.data,
+          // The baselines leave each user's history out (eval's default): so does the model.
+          "exclude-seen": true,
           out: paths.predictions,
           ...(rerank
             ? { rerank: join(paths.baselines, "sasrec.jsonl"), "rerank-tuned": paths.tuning }
