@@ -1,6 +1,7 @@
 /**
  * eval scores every method on the same records: a limited or sampled predictions file restricts
- * the baselines to its records (of the tasks it answers) and says so; the demo gives no verdict
+ * the baselines to its records (of the tasks it answers) and says so; it says when a model ranks
+ * items of the user's history beside baselines that leave them out; the demo gives no verdict
  * from a handful of records.
  *
  * @module
@@ -50,7 +51,52 @@ Deno.test("a limited predictions file restricts the baselines to its records, an
     assert.notDeepEqual(alone.report.methods.pop.sequential, pop.sequential); // 7 records there
     const whole = await evaluate("--predictions", MODEL, "--name", "model", "--baseline", "pop");
     assert.equal(whole.report.methods.pop.sequential.count, 7);
-    assert.doesNotMatch(whole.stderr, /note:/);
+    assert.doesNotMatch(whole.stderr, /note: every method/);
+  }));
+
+Deno.test("eval notes a model that ranks items of the user's history beside baselines that leave it out", () =>
+  withTempDir(async (dir) => {
+    // Every sequential record answered with its own history first, then the target.
+    const records = (await Deno.readTextFile(join(DATA, "test.jsonl"))).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((r) => r.task === "sequential");
+    const line = (r: { id: string; history: string[]; target: { entity: string }[] }, k: number) =>
+      JSON.stringify({
+        id: r.id,
+        task: "sequential",
+        predictions: [...r.history.slice(0, k), r.target[0].entity].map((entity) => ({ entity })),
+      });
+    const file = (name: string, k: (i: number) => number) => {
+      const path = join(dir, name);
+      return Deno.writeTextFile(path, records.map((r, i) => line(r, k(i))).join("\n") + "\n")
+        .then(() => path);
+    };
+    const withSeen = await file("seen.jsonl", (i) => i < 3 ? 1 : 0);
+    const clean = await file("clean.jsonl", () => 0);
+    const run = (path: string) =>
+      evaluate(
+        "--predictions",
+        path,
+        "--name",
+        "model",
+        "--baseline",
+        "pop,mean",
+        "--tasks",
+        "sequential",
+      );
+
+    const { stderr } = await run(withSeen);
+    const share = Math.round(100 * 3 / records.length);
+    assert.match(
+      stderr,
+      new RegExp(
+        `^note: model \\(${share}%\\) rank\\(s\\) items of the user's history in the top 10 of ` +
+          `full-ranking records, pop never: .*--exclude-seen ranks the same way\\)$`,
+        "m",
+      ),
+    );
+    // mean ranks nothing, so it is not named; a model that leaves the history out gets no note.
+    assert.doesNotMatch(stderr, /mean/);
+    assert.doesNotMatch((await run(clean)).stderr, /history/);
   }));
 
 Deno.test("the demo gives figures but no verdict from a handful of records", () => {

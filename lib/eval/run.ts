@@ -214,6 +214,11 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   // Sampled records whose candidate list is the target alone (textualize --negatives 0, or a
   // user who left no item unseen): every method ranks them first, so HR/NDCG say nothing.
   let onlyTarget = 0;
+  // Per method, of the full-ranking item records with a history: how many it answered with an
+  // item of that history in its top k (see historyNote).
+  const rankedSeen = options.methods.map(() => 0);
+  const ranked = options.methods.map(() => 0); // of those records, how many it ranked
+  const topK = Math.max(...scoreOptions.ks);
   for await (const record of readRecords(data, split)) {
     index++;
     if (options.select && !options.select(record)) continue;
@@ -240,6 +245,10 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       continue;
     }
     if (prepared) scored[prepared.task] = (scored[prepared.task] ?? 0) + 1;
+    const history = prepared && prepared.target >= 0 && prepared.candidates === undefined &&
+        record.history?.length
+      ? new Set(record.history.map((h) => pool.id(h)))
+      : undefined;
     for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
       if ("predictions" in method) {
@@ -263,6 +272,10 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         prediction = line ? storePrediction(line, pool) : undefined;
       }
       if (prepared) scorers[m].add(prepared, prediction);
+      if (history && prediction && prediction.ranked.length > 0) {
+        ranked[m]++;
+        if (prediction.ranked.subarray(0, topK).some((id) => history.has(id))) rankedSeen[m]++;
+      }
     }
   }
 
@@ -297,6 +310,8 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     if (note) report.notes.push(note);
   });
   if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
+  const seenNote = historyNote(options.methods.map((m) => m.name), rankedSeen, ranked, topK);
+  if (seenNote) report.notes.push(seenNote);
   options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
   return report;
 }
@@ -313,6 +328,30 @@ function answeredTasks(byId: Map<string, StoredPrediction>): (task: string) => b
     else tasks.add(p.task);
   }
   return (task) => unnamed || tasks.has(task);
+}
+
+/**
+ * The note for methods that rank items of the user's history beside methods that never do (the
+ * baselines leave it out by default): on data where nobody buys an item twice, such a comparison
+ * is unequal, as it was in the demo before its model left the history out too.
+ */
+function historyNote(
+  names: string[],
+  rankedSeen: number[],
+  ranked: number[],
+  k: number,
+): string | undefined {
+  const ranking = names.filter((_, m) => rankedSeen[m] > 0);
+  const never = names.filter((_, m) => ranked[m] > 0 && rankedSeen[m] === 0);
+  if (ranking.length === 0 || never.length === 0) return undefined;
+  const shares = ranking.map((name) => {
+    const m = names.indexOf(name);
+    const share = rankedSeen[m] / ranked[m];
+    return `${name} (${(100 * share).toFixed(share < 0.01 ? 2 : 0)}%)`;
+  });
+  return `${shares.join(", ")} rank(s) items of the user's history in the top ${k} of ` +
+    `full-ranking records, ${never.join(", ")} never: the latter leave the history out ` +
+    `(infer ${optionName("excludeSeen")} ranks the same way)`;
 }
 
 /** The warning for sampled records whose candidate list is the target alone. */
