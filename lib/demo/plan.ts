@@ -286,7 +286,7 @@ export const MIN_VERDICT_RECORDS = 100;
  * @example
  * ```ts
  * demoVerdict(JSON.parse(await Deno.readTextFile(".runs/demo/eval.json")));
- * // "sequential HR@10: recsysllm 0.1892, pop 0.0767, itemknn 0.5267 (recsysllm beats pop)"
+ * // "sequential HR@10: recsysllm 0.5183, pop 0.0767, itemknn 0.5267 (recsysllm beats pop; below itemknn)"
  * ```
  */
 export function demoVerdict(report: DemoReport, model = "recsysllm"): string | undefined {
@@ -302,11 +302,14 @@ export function demoVerdict(report: DemoReport, model = "recsysllm"): string | u
     return `sequential HR@10 on ${count} record(s): ${figures} (too few records for a verdict: ` +
       `at least ${MIN_VERDICT_RECORDS}; run without --limit)`;
   }
-  const pop = hr("pop");
-  const versus = typeof pop !== "number"
+  const beaten = others.filter((m) => ours > (hr(m) as number));
+  const ahead = others.filter((m) => !beaten.includes(m));
+  const versus = others.length === 0
     ? ""
-    : ours > pop
-    ? ` (${model} beats pop)`
-    : ` (${model} does not beat pop: train longer, e.g. --steps 2000)`;
+    : beaten.length === 0
+    ? ` (${model} beats none of them: train longer, e.g. --steps 2000)`
+    : ` (${model} beats ${beaten.join(", ")}${
+      ahead.length > 0 ? `; below ${ahead.join(", ")}` : ""
+    })`;
   return `sequential HR@10: ${figures}${versus}`;
 }
