@@ -52,8 +52,11 @@ const FLAGS = defineFlags({
   },
   recipe: {
     type: "choice",
-    choices: Object.keys(RECIPES),
-    help: "a pretrain recipe (pretrain --help), e.g. sequential",
+    choices: [...Object.keys(RECIPES), "none"],
+    default: DEFAULT_DEMO.recipe,
+    help: "a pretrain recipe (pretrain --help); sequential adds the demo's settings for it " +
+      "(whole sequences in the profile documents, read 20 times an epoch; hidden 128); none: " +
+      "every task at its share, hidden 256",
   },
   "item-tokens": {
     type: "choice",
@@ -83,7 +86,7 @@ const FLAGS = defineFlags({
 const usage = `Usage: recsysllm demo [flags]
 
 Runs the whole pipeline on the built-in dataset (fixtures/demo: 600 users, 294 items, ratings,
-reviews): textualize, init a tiny model (hidden 256, 4 layers), pretrain it from scratch,
+reviews): textualize, init a tiny model (hidden 128, 4 layers), pretrain it from scratch,
 infer every task on the test split, and eval it against the baselines (most popular, item-kNN,
 SASRec and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each command before it
 runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg, the

@@ -108,14 +108,24 @@ Deno.test("demo --family runs the pipeline on a random decoder checkpoint with L
   });
 });
 
-Deno.test("demo --recipe passes the recipe to pretrain, and only to pretrain", () => {
-  const args = (recipe?: string) =>
+Deno.test("demo --recipe: sequential with the demo's settings by default; none: the plain stages", () => {
+  const lines = (recipe?: string) =>
     demoStages({ out: "/tmp/d", recipe }).map((stage) => stage.args.join(" "));
-  const plain = args(), withRecipe = args("sequential");
-  const at = plain.findIndex((line) => line.startsWith("pretrain "));
-  assert.ok(!plain[at].includes("--recipe"));
-  assert.match(withRecipe[at], / --recipe sequential /);
-  withRecipe.forEach((line, i) => i === at || assert.equal(line, plain[i]));
+  const tuned = lines("sequential"), plain = lines("none");
+  assert.deepEqual(lines(), tuned);
+  const at = (name: string) => tuned.findIndex((line) => line.startsWith(`${name} `));
+  assert.match(tuned[at("textualize")], / --profile-sample 30( |$)/);
+  assert.match(tuned[at("init")], / --preset tiny --hidden-size 128( |$)/);
+  assert.match(
+    tuned[at("pretrain")],
+    / --recipe sequential --task-weights profile=20,sequential=1 /,
+  );
+  for (const name of ["textualize", "init", "pretrain"]) {
+    assert.doesNotMatch(plain[at(name)], /--recipe|--task-weights|--profile-sample|--hidden-size/);
+  }
+  // The other stages are the same.
+  const changed = ["textualize", "init", "pretrain"].map(at);
+  tuned.forEach((line, i) => changed.includes(i) || assert.equal(line, plain[i]));
 });
 
 Deno.test("demo: the model ranks as its baselines do, each user's history left out", () => {
