@@ -86,6 +86,7 @@ Deno.test("the demo verdict compares next-item HR@10 with the baselines", () => 
     "sequential HR@10: recsysllm 0.1900, pop 0.0800, itemknn 0.5000 (recsysllm beats pop; below itemknn)",
   );
   assert.match(demoVerdict(report(0.6))!, /\(recsysllm beats pop, itemknn\)$/);
+  assert.match(demoVerdict(report(0.5))!, /\(recsysllm beats pop; level with itemknn\)$/);
   assert.match(demoVerdict(report(0.05))!, /beats none of them: train longer/);
   assert.equal(demoVerdict({ methods: { pop: {} } }), undefined);
 });

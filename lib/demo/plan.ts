@@ -326,13 +326,18 @@ export function demoVerdict(report: DemoReport, model = "recsysllm"): string | u
       `at least ${MIN_VERDICT_RECORDS}; run without --limit)`;
   }
   const beaten = others.filter((m) => ours > (hr(m) as number));
-  const ahead = others.filter((m) => !beaten.includes(m));
+  // Level: the same figure, as the two stages give when the tuning keeps the first stage's order.
+  const level = others.filter((m) => ours === hr(m));
+  const ahead = others.filter((m) => ours < (hr(m) as number));
+  const parts = [
+    beaten.length > 0 ? `beats ${beaten.join(", ")}` : "",
+    level.length > 0 ? `level with ${level.join(", ")}` : "",
+    ahead.length > 0 ? `below ${ahead.join(", ")}` : "",
+  ].filter(Boolean);
   const versus = others.length === 0
     ? ""
-    : beaten.length === 0
+    : beaten.length === 0 && level.length === 0
     ? ` (${model} beats none of them: train longer, e.g. --steps 2000)`
-    : ` (${model} beats ${beaten.join(", ")}${
-      ahead.length > 0 ? `; below ${ahead.join(", ")}` : ""
-    })`;
+    : ` (${model} ${parts.join("; ")})`;
   return `sequential HR@10: ${figures}${versus}`;
 }
