@@ -97,6 +97,38 @@ Deno.test("eval notes a model that ranks items of the user's history beside base
     // mean ranks nothing, so it is not named; a model that leaves the history out gets no note.
     assert.doesNotMatch(stderr, /mean/);
     assert.doesNotMatch((await run(clean)).stderr, /history/);
+
+    // An output that is no item and a history entry that is no item are not the same item.
+    const copy = join(dir, "data");
+    await Deno.mkdir(copy);
+    for await (const entry of Deno.readDir(DATA)) {
+      let text = await Deno.readTextFile(join(DATA, entry.name));
+      if (entry.name === "test.jsonl") {
+        text = text.trim().split("\n").map((l) => {
+          const r = JSON.parse(l);
+          if (r.history) r.history = ["Gone Item", ...r.history];
+          return JSON.stringify(r);
+        }).join("\n") + "\n";
+      }
+      await Deno.writeTextFile(join(copy, entry.name), text);
+    }
+    const invalid = join(dir, "invalid.jsonl");
+    await Deno.writeTextFile(
+      invalid,
+      records.map((r) =>
+        JSON.stringify({
+          id: r.id,
+          task: "sequential",
+          predictions: [{ entity: "No Such Item" }, { entity: r.target[0].entity }],
+        })
+      ).join("\n") + "\n",
+    );
+    const unknown = await runCli(
+      ["eval", "--quiet", "--data", copy, "--predictions", invalid, "--name", "model"]
+        .concat(["--predictions", clean, "--name", "other", "--tasks", "sequential"]),
+    );
+    assert.equal(unknown.code, 0, unknown.stderr);
+    assert.doesNotMatch(unknown.stderr, /history/);
   }));
 
 Deno.test("the demo gives figures but no verdict from a handful of records", () => {

@@ -247,7 +247,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     if (prepared) scored[prepared.task] = (scored[prepared.task] ?? 0) + 1;
     const history = prepared && prepared.target >= 0 && prepared.candidates === undefined &&
         record.history?.length
-      ? new Set(record.history.map((h) => pool.id(h)))
+      ? new Set(record.history.map((h) => pool.id(h)).filter((id) => id >= 0))
       : undefined;
     for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
