@@ -173,10 +173,11 @@ async function ranking(data: Awaited<ReturnType<typeof demoData>>, dir: string, 
     }));
   // The mixture's weight on SASRec, chosen on validation by HR@10, then NDCG@10.
   let best = { a: 1, hr: -1, ndcg: -1 };
-  for (let a = 0.1; a < 0.95; a += 0.1) {
+  for (let tenths = 1; tenths <= 9; tenths++) {
+    const a = tenths / 10;
     const f = scoreLists(mixed("valid", a));
     if (f["HR@10"] > best.hr || (f["HR@10"] === best.hr && f["NDCG@10"] > best.ndcg)) {
-      best = { a: round(a), hr: f["HR@10"], ndcg: f["NDCG@10"] };
+      best = { a, hr: f["HR@10"], ndcg: f["NDCG@10"] };
     }
   }
   const figures: Record<string, unknown> = { mixture_sasrec_weight: best.a };
@@ -261,6 +262,7 @@ function ratings(data: Awaited<ReturnType<typeof demoData>>) {
       const bu = new Map<string, number>();
       const bi = new Map<string, number>();
       let w = [0, 0, 0];
+      const dot = (x: number[]) => x.reduce((a, v, i) => a + v * w[i], 0);
       const base = (r: (typeof rows)[number]) => mu + (bu.get(r.user) ?? 0) + (bi.get(r.item) ?? 0);
       for (let sweep = 0; sweep < 10; sweep++) {
         if (features) w = leastSquares(rows.map((r) => r.x), rows.map((r) => r.y - base(r)));
@@ -269,8 +271,7 @@ function ratings(data: Awaited<ReturnType<typeof demoData>>) {
           for (const r of rows) {
             const k = r[key];
             const otherKey = key === "item" ? r.user : r.item;
-            const residual = r.y - mu - (other.get(otherKey) ?? 0) -
-              r.x.reduce((a, v, i) => a + v * w[i], 0);
+            const residual = r.y - mu - (other.get(otherKey) ?? 0) - dot(r.x);
             const s = sums.get(k) ?? [0, 0];
             sums.set(k, [s[0] + residual, s[1] + 1]);
           }
@@ -283,8 +284,7 @@ function ratings(data: Awaited<ReturnType<typeof demoData>>) {
         const list = data.purchases.get(t.user)!;
         const k = list.length - (split === "valid" ? 2 : 1);
         const x = ratingFeatures(list, k, data.catalog, follows, 0);
-        const p = mu + (bu.get(t.user) ?? 0) + (bi.get(t.item) ?? 0) +
-          x.reduce((a, v, i) => a + v * w[i], 0);
+        const p = mu + (bu.get(t.user) ?? 0) + (bi.get(t.item) ?? 0) + dot(x);
         squares += (Math.min(5, Math.max(1, p)) - t.rating) ** 2;
       }
       return { rmse: round(Math.sqrt(squares / held.length)), weights: w.map(round) };

@@ -341,14 +341,13 @@ function historyNote(
   ranked: number[],
   k: number,
 ): string | undefined {
-  const ranking = names.filter((_, m) => rankedSeen[m] > 0);
-  const never = names.filter((_, m) => ranked[m] > 0 && rankedSeen[m] === 0);
-  if (ranking.length === 0 || never.length === 0) return undefined;
-  const shares = ranking.map((name) => {
-    const m = names.indexOf(name);
+  const shares = names.flatMap((name, m) => {
+    if (rankedSeen[m] === 0) return [];
     const share = rankedSeen[m] / ranked[m];
-    return `${name} (${(100 * share).toFixed(share < 0.01 ? 2 : 0)}%)`;
+    return [`${name} (${(100 * share).toFixed(share < 0.01 ? 2 : 0)}%)`];
   });
+  const never = names.filter((_, m) => ranked[m] > 0 && rankedSeen[m] === 0);
+  if (shares.length === 0 || never.length === 0) return undefined;
   return `${shares.join(", ")} rank(s) items of the user's history in the top ${k} of ` +
     `full-ranking records, ${never.join(", ")} never: the latter leave the history out ` +
     `(infer ${optionName("excludeSeen")} ranks the same way)`;
