@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openDataset } from "../lib/data/dataset.ts";
 import { OptionError, UsageError } from "../lib/errors.ts";
-import { configJson } from "../lib/model/config.ts";
+import { configJson, glmDecoderConfig, parseConfig } from "../lib/model/config.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel, randomWeights, saveWeights } from "../lib/model/weights.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
@@ -305,4 +305,28 @@ Deno.test("batches are a function of the seed and the position: the same micro-b
   for (let m = 0; m < a.perEpoch + 3; m++) a.batch(m);
   assert.deepEqual(b.batch(a.perEpoch + 2), a.batch(a.perEpoch + 2));
   assert.notDeepEqual(a.batch(0).inputIds, a.batch(a.perEpoch).inputIds);
+});
+
+Deno.test("full training under causal attention: the model directory records the rule, so it loads as trained", async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const run = { data, model: join(dir, "base"), lora: null, ...RUN, steps: 2, valBatches: 0 };
+    await train({ ...run, out: join(dir, "causal"), attention: "causal" });
+    await train({ ...run, out: join(dir, "prefix") });
+    const json = async (name: string) =>
+      JSON.parse(await Deno.readTextFile(join(dir, name, "config.json")));
+    assert.deepEqual((await json("causal")).recsysllm, { attention: "causal" });
+    assert.equal((await json("prefix")).recsysllm, undefined);
+    const rule = async (name: string) =>
+      glmDecoderConfig((await loadModel(join(dir, name))).config).attention;
+    assert.equal(await rule("causal"), "causal");
+    assert.equal(await rule("prefix"), "prefix");
+    // A GLM config with an unknown rule is refused with the file named.
+    const bad = { ...(await json("prefix")), recsysllm: { attention: "sideways" } };
+    assert.throws(
+      () => parseConfig(bad, "m/config.json"),
+      /m\/config\.json: "recsysllm\.attention" must be "prefix" or "causal"/,
+    );
+  });
 });

@@ -36,6 +36,12 @@ export interface GlmConfig {
    * written by `init`, kept by every writer): absent when there are none, or the model is older.
    */
   itemTokens?: ItemTokenDigest;
+  /**
+   * The attention rule the weights were trained under when it is not GLM's own prefix attention
+   * (`pretrain --full --attention causal`), recorded as `recsysllm.attention` (the key every
+   * family's writer uses), so that whatever loads the model runs it as it was trained.
+   */
+  attention?: "causal";
 }
 
 /** A preset: the model's shape and the vocabulary size of the tokenizer `init` trains for it. */
@@ -112,7 +118,10 @@ export function presetConfig(
   }, `preset ${preset}`);
 }
 
-const KEYS: [Exclude<keyof GlmConfig, "layernormEpsilon" | "itemTokens">, string][] = [
+const KEYS: [
+  Exclude<keyof GlmConfig, "layernormEpsilon" | "itemTokens" | "attention">,
+  string,
+][] = [
   ["vocabSize", "vocab_size"],
   ["hiddenSize", "hidden_size"],
   ["numLayers", "num_layers"],
@@ -166,6 +175,13 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
   config.layernormEpsilon = eps;
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
+  const method = o.recsysllm as Record<string, unknown> | undefined;
+  if (method?.attention !== undefined) {
+    if (method.attention !== "prefix" && method.attention !== "causal") {
+      throw inputError(file, undefined, `"recsysllm.attention" must be "prefix" or "causal"`);
+    }
+    if (method.attention === "causal") config.attention = "causal";
+  }
   return validateConfig(config as GlmConfig, file);
 }
 
@@ -198,6 +214,7 @@ export function configJson(config: GlmConfig): Record<string, unknown> {
     output_predict: true,
     tie_word_embeddings: true,
     ...(config.itemTokens ? { [ITEM_TOKENS_KEY]: itemTokenDigestJson(config.itemTokens) } : {}),
+    ...(config.attention ? { recsysllm: { attention: config.attention } } : {}),
   };
 }
 
@@ -270,7 +287,7 @@ export function glmDecoderConfig(c: GlmConfig): DecoderConfig {
     tieWordEmbeddings: true,
     maxPositionEmbeddings: c.maxSequenceLength,
     intraRows: c.maxSequenceLength + 1,
-    attention: "prefix",
+    attention: c.attention ?? "prefix",
     ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
   };
 }
@@ -299,5 +316,6 @@ export function glmConfigOf(c: DecoderConfig): GlmConfig {
     maxSequenceLength: c.maxPositionEmbeddings,
     layernormEpsilon: c.rmsNormEps,
     ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
+    ...(c.attention === "causal" ? { attention: "causal" as const } : {}),
   };
 }
