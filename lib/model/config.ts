@@ -175,14 +175,30 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
   config.layernormEpsilon = eps;
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
-  const method = o.recsysllm as Record<string, unknown> | undefined;
-  if (method?.attention !== undefined) {
-    if (method.attention !== "prefix" && method.attention !== "causal") {
-      throw inputError(file, undefined, `"recsysllm.attention" must be "prefix" or "causal"`);
-    }
-    if (method.attention === "causal") config.attention = "causal";
-  }
+  if (recordedAttention(o, file) === "causal") config.attention = "causal";
   return validateConfig(config as GlmConfig, file);
+}
+
+/**
+ * The attention rule a `config.json` object records (`recsysllm.attention`, written by every
+ * family's writer when a run sets one), or undefined; any other value is an InputError naming
+ * `file`.
+ *
+ * @example
+ * ```ts
+ * recordedAttention({ recsysllm: { attention: "causal" } }, "m/config.json"); // "causal"
+ * ```
+ */
+export function recordedAttention(
+  o: Record<string, unknown>,
+  file: string,
+): "prefix" | "causal" | undefined {
+  const attention = (o.recsysllm as Record<string, unknown> | undefined)?.attention;
+  if (attention === undefined) return undefined;
+  if (attention !== "prefix" && attention !== "causal") {
+    throw inputError(file, undefined, `"recsysllm.attention" must be "prefix" or "causal"`);
+  }
+  return attention;
 }
 
 /** Reads and validates `config.json` at `path`. */

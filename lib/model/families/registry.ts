@@ -17,7 +17,7 @@
  */
 
 import { inputError } from "../../errors.ts";
-import { configJson, glmConfigOf, ITEM_TOKENS_KEY } from "../config.ts";
+import { configJson, glmConfigOf, ITEM_TOKENS_KEY, recordedAttention } from "../config.ts";
 import { itemTokenDigestJson, parseItemTokenDigest } from "../../collate/item_tokens.ts";
 import {
   type Biases,
@@ -275,13 +275,8 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
     maxPositionEmbeddings: maxPositions,
     intraRows: num(o, "intra_position_rows", DEFAULT_INTRA_ROWS, file),
   };
-  const method = o.recsysllm as Record<string, unknown> | undefined;
-  if (method?.attention !== undefined) {
-    if (method.attention !== "prefix" && method.attention !== "causal") {
-      throw inputError(file, undefined, `"recsysllm.attention" must be "prefix" or "causal"`);
-    }
-    config.attention = method.attention;
-  }
+  const attention = recordedAttention(o, file);
+  if (attention) config.attention = attention;
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
   return validateDecoderConfig(config, file);
