@@ -146,7 +146,21 @@ const FLAGS = defineFlags({
     default: DEFAULT_DEVICE,
     help: `${DEVICES.join(" | ")} (auto: CUDA, then WebGPU, then CPU)`,
   },
-  threads: { type: "int", min: 1, max: 1024, defaultText: "every core", help: "intra-op threads" },
+  threads: {
+    type: "int",
+    min: 1,
+    max: 1024,
+    defaultText: "every core, shared among the workers",
+    help: "intra-op threads of each decoder",
+  },
+  workers: {
+    type: "int",
+    min: 1,
+    max: 256,
+    default: 1,
+    help: "decoders answering batches at once, each in its own thread with its own copy of the " +
+      "weights: for small models on several cores (docs/performance.md)",
+  },
   quantize: {
     type: "choice",
     choices: ["none", "8", "4"],
@@ -240,6 +254,7 @@ export const command: Command = {
         shard,
         device: flags.device,
         threads: flags.threads,
+        workers: flags.workers,
         quantize: flags.quantize === "none" ? undefined : Number(flags.quantize) as QuantBits,
         onProgress: (message) => progress.update(message),
         onNote: (message) => progress.log(message),

@@ -118,8 +118,12 @@ export interface RerankOptions {
 
 /** What the predictor needs besides options. */
 export interface PredictorParts {
-  /** The model that scores the next token. */
-  model: StepModel;
+  /**
+   * The model that scores the next token; or several decoders of the same model (each in its own
+   * worker, worker_decoder.ts), which then answer batches at once. The lines are the same
+   * whichever decoder answers a batch: a record's scores do not depend on its batch.
+   */
+  model: StepModel | readonly StepModel[];
   /** The tokenizer of the model. */
   tokenizer: TextTokenizer;
   /** The dataset's item and entity tries. */
@@ -158,7 +162,8 @@ const round = (x: number) => Math.round(x * 1e6) / 1e6;
  * ```
  */
 export class Predictor {
-  readonly #parts: PredictorParts;
+  readonly #parts: Omit<PredictorParts, "model">;
+  readonly #models: readonly StepModel[];
   readonly #options: Required<Omit<PredictOptions, "ratingValues" | "rerank">> & {
     ratingValues: readonly number[];
     rerank?: RerankOptions;
@@ -172,6 +177,8 @@ export class Predictor {
   /** A predictor over `parts`, with `options` filled from the defaults. */
   constructor(parts: PredictorParts, options: PredictOptions) {
     this.#parts = parts;
+    this.#models = Array.isArray(parts.model) ? parts.model : [parts.model as StepModel];
+    if (this.#models.length === 0) throw new RangeError("a predictor needs at least one model");
     this.#options = {
       protocol: options.protocol ?? DEFAULT_PREDICT.protocol,
       topK: options.topK ?? DEFAULT_PREDICT.topK,
@@ -187,7 +194,8 @@ export class Predictor {
       ratingValues: options.ratingValues ?? [],
       rerank: options.rerank,
     };
-    const { tokenizer, model } = parts;
+    const { tokenizer } = parts;
+    const model = this.#models[0];
     // Text may use every ordinary token of the tokenizer, and [E] to stop.
     const allowed = new Uint8Array(model.vocabSize);
     const known = Math.min(tokenizer.vocabSize, model.vocabSize);
@@ -278,27 +286,43 @@ export class Predictor {
       if (list) list.push(job);
       else groups.set(mode, [job]);
     });
-    const out = new Array<InferLine>(records.length);
-    let answered = 0;
+    // Full batches of prompts in order of padded length (less padding): part A is padded to a
+    // multiple of PART_A_QUANTUM, whose multiples all give a prompt the same bits, so a record's
+    // output is the same whichever records share its batch, and whichever decoder answers it.
+    const batches: { mode: Mode; jobs: Job[] }[] = [];
     for (const [mode, jobs] of groups) {
-      // Full batches of prompts in order of padded length (less padding): part A is padded to
-      // a multiple of PART_A_QUANTUM, whose multiples all give a prompt the same bits, so a
-      // record's output is the same whichever records share its batch.
       const padded = (job: Job) => paddedLength(job.prompt.ids.length, PART_A_QUANTUM);
       const sorted = [...jobs].sort((a, b) => padded(a) - padded(b) || a.index - b.index);
       for (let at = 0; at < sorted.length; at += this.#options.batchSize) {
-        const batch = sorted.slice(at, at + this.#options.batchSize);
-        const lines = await this.#run(mode, batch);
-        batch.forEach((job, i) => (out[job.index] = lines[i]));
-        answered += batch.length;
-        onBatch?.(answered);
+        batches.push({ mode, jobs: sorted.slice(at, at + this.#options.batchSize) });
       }
     }
+    const out = new Array<InferLine>(records.length);
+    let answered = 0;
+    let next = 0;
+    let failed = false;
+    // Each decoder takes the next batch as soon as it is free.
+    const lane = async (model: StepModel) => {
+      while (next < batches.length && !failed) {
+        const { mode, jobs } = batches[next++];
+        try {
+          const lines = await this.#run(model, mode, jobs);
+          jobs.forEach((job, i) => (out[job.index] = lines[i]));
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+        answered += jobs.length;
+        onBatch?.(answered);
+      }
+    };
+    const lanes = await Promise.allSettled(this.#models.map(lane));
+    for (const l of lanes) if (l.status === "rejected") throw l.reason;
     return out;
   }
 
-  async #run(mode: Mode, jobs: Job[]): Promise<InferLine[]> {
-    const { model, tokenizer, pool } = this.#parts;
+  async #run(model: StepModel, mode: Mode, jobs: Job[]): Promise<InferLine[]> {
+    const { tokenizer, pool } = this.#parts;
     const o = this.#options;
     const prompts = jobs.map((j) => j.prompt);
     const { sop, eop } = tokenizer.special;
@@ -341,7 +365,7 @@ export class Predictor {
         })),
       }));
     }
-    if (mode === "rerank") return await this.#rerank(jobs, head);
+    if (mode === "rerank") return await this.#rerank(model, jobs, head);
     if (mode === "candidates") {
       const lists = jobs.map((j) => {
         const seen = o.excludeSeen ? new Set(j.record.history ?? []) : null;
@@ -389,8 +413,12 @@ export class Predictor {
   }
 
   /** The first stage's candidates of each job, reranked by the fusion (rerank.ts). */
-  async #rerank(jobs: Job[], head: (r: TextRecord) => InferLine): Promise<InferLine[]> {
-    const { model, tokenizer, pool } = this.#parts;
+  async #rerank(
+    model: StepModel,
+    jobs: Job[],
+    head: (r: TextRecord) => InferLine,
+  ): Promise<InferLine[]> {
+    const { tokenizer, pool } = this.#parts;
     const o = this.#options;
     const { stage, file, weight } = o.rerank!;
     const candidates = jobs.map((j) => {

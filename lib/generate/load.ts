@@ -40,6 +40,10 @@ import { withItemTokens } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../model/adapter.ts";
 import { CachedDecoder } from "./decoder.ts";
+import { openWorkerDecoders, type WorkerDecoder } from "./worker_decoder.ts";
+
+/** A decoder `loadForInference` opens: on this thread, or in a worker. */
+export type InferenceDecoder = CachedDecoder | WorkerDecoder;
 
 /** Options of {@linkcode loadForInference}. */
 export interface LoadOptions {
@@ -49,8 +53,13 @@ export interface LoadOptions {
   adapter?: string;
   /** Where to run (default `auto`). */
   device?: Device;
-  /** Intra-op threads (default: every core). */
+  /** Intra-op threads of each decoder (default: every core, shared among the workers). */
   threads?: number;
+  /**
+   * Decoders of the model, each in its own worker, that answer batches at once (default 1: one
+   * decoder on this thread). Each holds a copy of the weights (worker_decoder.ts).
+   */
+  workers?: number;
   /** Told about what cannot be checked (an adapter without a recorded base model). */
   onWarning?: (message: string) => void;
   /** Weight-only quantization of the linear modules (lib/model/quantize.ts); default float. */
@@ -72,8 +81,10 @@ export interface LoadedForInference {
   maxLength: number;
   /** The model's tokenizer. */
   tokenizer: TextTokenizer;
-  /** The decoder over the model's graphs, ready to run. */
-  decoder: CachedDecoder;
+  /** The decoder over the model's graphs, ready to run (the first of `decoders`). */
+  decoder: InferenceDecoder;
+  /** Every decoder: one, or one per worker. */
+  decoders: readonly InferenceDecoder[];
   /** The adapter merged in, when one was given. */
   adapter?: {
     dir: string;
@@ -195,22 +206,36 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     };
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.
-  const linear = options.quantize ? quantizedLinear(weights, options.quantize) : undefined;
-  const family = modelFamily({ config: model.config, weights }, {
-    attention,
-    addedRows: model.addedRows,
-    linear,
-  });
-  const decoder = await CachedDecoder.create(family, {
-    device: options.device,
-    threads: options.threads,
-  });
+  const workers = options.workers ?? 1;
+  let decoders: InferenceDecoder[];
+  if (workers > 1) {
+    const cores = navigator.hardwareConcurrency ?? workers;
+    decoders = await openWorkerDecoders({
+      config: model.config,
+      weights,
+      addedRows: model.addedRows,
+      attention,
+      quantize: options.quantize,
+      device: options.device,
+    }, { workers, threads: options.threads ?? Math.max(1, Math.floor(cores / workers)) });
+  } else {
+    const linear = options.quantize ? quantizedLinear(weights, options.quantize) : undefined;
+    const family = modelFamily({ config: model.config, weights }, {
+      attention,
+      addedRows: model.addedRows,
+      linear,
+    });
+    decoders = [
+      await CachedDecoder.create(family, { device: options.device, threads: options.threads }),
+    ];
+  }
   return {
     config: model.config,
     vocabSize: modelVocabSize(model),
     maxLength: maxModelLength(model),
     tokenizer,
-    decoder,
+    decoder: decoders[0],
+    decoders,
     adapter,
   };
 }

@@ -104,4 +104,15 @@ export {
   type ReadFirstStageOptions,
   readRerankTuning,
 } from "./rerank.ts";
-export { type LoadedForInference, loadForInference, type LoadOptions } from "./load.ts";
+export {
+  type InferenceDecoder,
+  type LoadedForInference,
+  loadForInference,
+  type LoadOptions,
+} from "./load.ts";
+export {
+  type DecoderSpec,
+  openWorkerDecoders,
+  WorkerDecoder,
+  type WorkerDecodersOptions,
+} from "./worker_decoder.ts";

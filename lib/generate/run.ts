@@ -65,7 +65,10 @@ export interface InferRunOptions
   /** Only the records of this shard's users, into its part with a sidecar. */
   shard?: Shard;
   device?: Device;
+  /** Intra-op threads of each decoder (default: every core, shared among the workers). */
   threads?: number;
+  /** Decoders in workers that answer batches at once (default 1; lib/generate/worker_decoder.ts). */
+  workers?: number;
   /** Weight-only quantization of the linear modules, 4 or 8 bits (default: float). */
   quantize?: QuantBits;
   /** A phase or progress line (replaced by the next). */
@@ -261,11 +264,12 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       adapter: options.adapter,
       device: options.device,
       threads: options.threads,
+      workers: options.workers,
       onWarning: options.onWarning,
       quantize: options.quantize ? { bits: options.quantize } : undefined,
       data,
     });
-    const { tokenizer, decoder } = loaded;
+    const { tokenizer, decoder, decoders } = loaded;
     try {
       const pool = buildPool(tokenizer, data.entities, {
         vocabSize: loaded.vocabSize,
@@ -277,7 +281,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         file: options.rerank.file,
         weight: options.rerank.weight ?? DEFAULT_RERANK_WEIGHT,
       };
-      const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
+      const predictor = new Predictor({ model: decoders, tokenizer, pool }, {
         rerank,
         protocol,
         topK,
@@ -338,7 +342,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       );
       return { out: out.path, records: done, device: decoder.device };
     } finally {
-      await decoder.release();
+      for (const d of decoders) await d.release();
     }
   } finally {
     await out.close();
