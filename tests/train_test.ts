@@ -18,6 +18,7 @@ import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { BatchStream, lossTokens, tokenizeSplit } from "../lib/train/data.ts";
 import { batchFeeds } from "../lib/train/engine.ts";
 import { initLora, type LoraConfig, loraShapes } from "../lib/model/lora.ts";
+import { ADAPTER_FILES, loadAdapter } from "../lib/model/adapter.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
 import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
@@ -328,5 +329,27 @@ Deno.test("full training under causal attention: the model directory records the
       () => parseConfig(bad, "m/config.json"),
       /m\/config\.json: "recsysllm\.attention" must be "prefix" or "causal"/,
     );
+  });
+});
+
+Deno.test("a GLM adapter records its attention rule, and one continued from it keeps the rule", async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const run = { data, model: join(dir, "base"), lora: QKV, ...RUN, steps: 2, valBatches: 0 };
+    await train({ ...run, out: join(dir, "a"), attention: "causal" });
+    const settings = async (name: string) =>
+      JSON.parse(await Deno.readTextFile(join(dir, name, ADAPTER_FILES.settings)));
+    assert.equal((await settings("a")).attention, "causal");
+    // PEFT's config is unchanged: a GLM adapter without added rows carries no method tensors.
+    const peft = JSON.parse(await Deno.readTextFile(join(dir, "a", ADAPTER_FILES.config)));
+    assert.equal(peft.task_type, null);
+    const config = (await loadModel(join(dir, "base"))).config;
+    assert.equal((await loadAdapter(join(dir, "a"), config)).method?.attention, "causal");
+    // Continued without naming the rule: trained with the adapter's, and recorded so.
+    await train({ ...run, out: join(dir, "b"), adapter: join(dir, "a"), merge: join(dir, "bm") });
+    assert.equal((await settings("b")).attention, "causal");
+    const merged = JSON.parse(await Deno.readTextFile(join(dir, "bm", "config.json")));
+    assert.deepEqual(merged.recsysllm, { attention: "causal" });
   });
 });

@@ -176,7 +176,15 @@ export async function saveAdapter(dir: string, adapter: Adapter, config: AnyConf
     format: "pt",
     ...(adapter.base ? identityMetadata(adapter.base) : {}),
   });
-  const json = adapterConfigJson(adapter.lora, adapter.baseModel, adapter.method);
+  // PEFT's config marks a decoder's adapter by the method tensors it carries; the settings file
+  // is written for every adapter that has settings (a GLM's attention rule too).
+  const carries = adapter.method &&
+    methodShapes(modelConfig(config), adapter.method.addedRows).size > 0;
+  const json = adapterConfigJson(
+    adapter.lora,
+    adapter.baseModel,
+    carries ? adapter.method : undefined,
+  );
   await writeFileAtomic(join(dir, ADAPTER_FILES.config), JSON.stringify(json, null, 2) + "\n");
   if (adapter.method) {
     await writeFileAtomic(

@@ -61,17 +61,16 @@ export function decoderSetup(
 }
 
 /**
- * The method settings saved with an adapter, where the method has tensors of its own (a rotary
- * family's intra-position table, special-token rows); undefined where it has none (GLM without
- * added rows: its position tables are its own weights), with the digest of the dataset's item
- * tokens (`itemTokens`) when the run had them.
+ * The method settings saved with every adapter (`recsysllm_adapter.json`): the attention rule the
+ * run trained with, the method's tensors (a rotary family's intra-position table, special-token
+ * rows; none for a GLM without added rows, whose position tables are its own weights), and the
+ * digest of the dataset's item tokens (`itemTokens`) when the run had them.
  */
 export function methodSettings(
   model: AnyModel,
   attention: AttentionMode | undefined,
   itemTokens?: ItemTokenDigest,
-): MethodSettings | undefined {
-  if (methodShapes(model.config, model.addedRows).size === 0) return undefined;
+): MethodSettings {
   return {
     attention: attentionOf(model.config, attention),
     intraRows: model.config.intraRows,

@@ -554,7 +554,7 @@ function resumeSettings(
     adamw: sizes.adamw,
     trainRecords: data.trainRecords,
     trainSha256: data.trainSha256,
-    model: modelSettings(base.model, options.attention),
+    model: modelSettings(base.model, base.decoder.attention),
   };
 }
 
@@ -840,7 +840,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       lora: base.lora,
       weights: snap.params,
       baseModel: options.model, // as the user named it (a hub id, a relative path)
-      method: methodSettings(base.model, options.attention, base.itemTokens),
+      method: methodSettings(base.model, base.decoder.attention, base.itemTokens),
       base: base.identity,
     }, base.config);
     // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
@@ -1134,7 +1134,7 @@ async function trainClaimed(
   };
   try {
     await trainLoop(run, engine, state, summary);
-    await together(world, () => merge && writeMerged(options, base, engine, merge));
+    await together(world, () => merge && writeMerged(base, engine, merge));
     summary.tokens = state.tokens;
     return summary;
   } finally {
@@ -1144,12 +1144,11 @@ async function trainClaimed(
 
 /** Writes the base model with the trained adapter merged in into `merge`'s directory. */
 async function writeMerged(
-  options: TrainOptions,
   base: BaseModel,
   engine: TrainEngine,
   merge: OutputClaim,
 ): Promise<void> {
-  const method = methodSettings(base.model, options.attention, base.itemTokens);
+  const method = methodSettings(base.model, base.decoder.attention, base.itemTokens);
   const merged = mergeAdapter(base.weights, base.config, {
     lora: base.lora!,
     weights: engine.snapshot().params,
