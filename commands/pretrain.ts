@@ -73,11 +73,11 @@ const FLAGS = defineFlags({
   full: {
     type: "boolean",
     help: "train every weight (no adapter); --out becomes a model directory. " +
-      "The default for a model that init wrote (random weights)",
+      "The default for a model that init wrote (random weights), of any family",
   },
   lora: {
     type: "boolean",
-    help: "train a LoRA adapter: the default for a pretrained model (and for init's decoders)",
+    help: "train a LoRA adapter: the default for a pretrained checkpoint",
   },
   adapter: {
     type: "string",
@@ -228,8 +228,8 @@ of every global batch (--batch-size stays the global batch), the ranks sum their
 
 ${formatFlags(FLAGS)}
 
-On a model init wrote (random weights) a GLM trains every weight by default (--full); on a
-pretrained checkpoint the default is a LoRA adapter (--lora).
+On a model init wrote (random weights) every weight trains by default (--full), whatever its
+family; on a pretrained checkpoint the default is a LoRA adapter (--lora).
 
 Examples:
   pretrain --data runs/beauty --model runs/tiny-model --out runs/full1 --steps 500 --lr 1e-3

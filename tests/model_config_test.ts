@@ -65,3 +65,22 @@ Deno.test("presets are data: tiny is the benchmark model", () => {
   });
   for (const p of Object.values(PRESETS)) assert.equal(p.hiddenSize % p.numHeads, 0);
 });
+
+Deno.test("a THUDM GLM config built another way (positions, attention scale, head) is refused", () => {
+  const base = configJson(presetConfig("tiny", 8000));
+  assert.equal(parseConfig({ ...base, attention_scale: 1.0 }, "m/config.json").hiddenSize, 256);
+  for (
+    const [key, value] of [
+      ["relative_encoding", true],
+      ["block_position_encoding", false],
+      ["output_predict", false],
+      ["tie_word_embeddings", false],
+      ["attention_scale", 4],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseConfig({ ...base, [key]: value }, "m/config.json"),
+      new RegExp(`m/config\\.json: "${key}" is ${value}: only GLM with ${key} `),
+    );
+  }
+});

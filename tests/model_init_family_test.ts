@@ -28,6 +28,7 @@ Deno.test("init --family qwen3 with the real Qwen3 tokenizer: a seeded HF checkp
     assert.equal(summary.family, "qwen3");
     const config = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
     assert.equal(config.model_type, "qwen3");
+    assert.equal(config.torch_dtype, "bfloat16"); // init writes BF16 weights
     assert.equal(config.vocab_size, 151669); // the tokenizer's own ids
     const model = await loadDecoder(out);
     assert.ok(model.config.qkNorm && model.config.tieWordEmbeddings);

@@ -164,6 +164,8 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     const merged = JSON.parse(await Deno.readTextFile(join(root, "merged", "config.json")));
     assert.equal(merged.vocab_size, 151674);
     assert.deepEqual(merged.recsysllm, { attention: "prefix" });
+    // Its weights are float32, and config.json says so (init's were BF16).
+    assert.equal(merged.torch_dtype, "float32");
     const mergedPred = join(root, "merged.jsonl");
     await ok([
       "infer",

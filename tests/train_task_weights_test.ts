@@ -9,7 +9,12 @@ import { BatchStream, epochRecords } from "../lib/train/data.ts";
 import { openDataset } from "../lib/data/dataset.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
-import { demoDataset, TOKENIZER } from "./helpers/train.ts";
+import { demoDataset, smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
+import { join } from "node:path";
+import { OptionError } from "../lib/errors.ts";
+import { train } from "../lib/train/trainer.ts";
+import { settingsDiffer } from "../lib/train/checkpoint.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 Deno.test("epochRecords: whole weights repeat every record, fractions draw that share anew", () => {
   const tasks = [...Array(10).fill("profile"), ...Array(40).fill("sequential")];
@@ -77,4 +82,46 @@ Deno.test("epochRecords takes tasks of more records than a call takes arguments"
   const out = epochRecords(tasks, { sequential: 1.5 }, new Rng(3));
   assert.equal(out.length, 450_000);
   assert.equal(out[299_999], 299_999);
+});
+
+Deno.test("task weights that leave no training record are an option error, not a crash", async () => {
+  await withTempDir(async (dir) => {
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const data = await demoDataset();
+    const tasks = new Set(
+      (await Deno.readTextFile(join(data, "train.jsonl"))).split("\n").filter((l) => l !== "")
+        .map((l) => JSON.parse(l).task as string),
+    );
+    const zero = Object.fromEntries([...tasks].map((t) => [t, 0]));
+    await assert.rejects(
+      () =>
+        train({
+          data,
+          model: join(dir, "base"),
+          out: join(dir, "run"),
+          lora: null,
+          steps: 1,
+          valBatches: 0,
+          taskWeights: zero,
+        }),
+      (e: unknown) =>
+        e instanceof OptionError && /leave no training record/.test(e.describe("--task-weights")),
+    );
+  });
+});
+
+Deno.test("resume compares settings whatever the order of an object's keys, not of a list's", () => {
+  const saved = { taskWeights: { profile: 2, sequential: 1 }, targets: ["q", "v"] };
+  assert.equal(
+    settingsDiffer(saved, { taskWeights: { sequential: 1, profile: 2 }, targets: ["q", "v"] }),
+    undefined,
+  );
+  assert.equal(
+    settingsDiffer(saved, { taskWeights: { sequential: 1, profile: 3 }, targets: ["q", "v"] }),
+    `taskWeights: {"profile":2,"sequential":1} -> {"profile":3,"sequential":1}`,
+  );
+  assert.match(
+    settingsDiffer(saved, { ...saved, targets: ["v", "q"] }) ?? "",
+    /^targets: \["q","v"\] -> \["v","q"\]$/,
+  );
 });

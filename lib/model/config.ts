@@ -157,6 +157,15 @@ export function validateConfig(config: GlmConfig, file: string): GlmConfig {
 /** The `config.json` key of a model's item-token record (any family). */
 export const ITEM_TOKENS_KEY = "recsysllm_item_tokens";
 
+/** THUDM GLM's architecture switches and the one value of each that this model implements. */
+const UNSUPPORTED_SWITCHES: readonly [string, boolean | number][] = [
+  ["block_position_encoding", true],
+  ["attention_scale", 1],
+  ["relative_encoding", false],
+  ["output_predict", true],
+  ["tie_word_embeddings", true],
+];
+
 /** A configuration from the parsed `config.json` object; `file` is named in errors. */
 export function parseConfig(json: unknown, file: string): GlmConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
@@ -173,6 +182,18 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
     throw inputError(file, undefined, `"layernorm_epsilon" must be a positive number`);
   }
   config.layernormEpsilon = eps;
+  // THUDM's architecture switches: this model is GLM with 2D (block) positions, absolute
+  // embeddings and a tied output layer. A checkpoint built otherwise would run with the wrong
+  // positions or head, so it is refused rather than read as if it were this one.
+  for (const [key, built] of UNSUPPORTED_SWITCHES) {
+    if (key in o && o[key] !== built) {
+      throw inputError(
+        file,
+        undefined,
+        `"${key}" is ${JSON.stringify(o[key])}: only GLM with ${key} ${built} is supported`,
+      );
+    }
+  }
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
   if (recordedAttention(o, file) === "causal") config.attention = "causal";

@@ -165,9 +165,21 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
   return state;
 }
 
+/** `value` as JSON with every object's keys sorted: settings given in another order agree. */
+function canonicalJson(value: unknown): string | undefined {
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      v !== null && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+  );
+}
+
 /**
  * The first setting in which `saved` and `current` differ, as `name: saved -> current`, or
- * undefined when they agree (compared as JSON).
+ * undefined when they agree (compared as JSON, the keys of objects in any order:
+ * `{"profile":2,"sequential":1}` is `{"sequential":1,"profile":2}`).
  */
 export function settingsDiffer(
   saved: Record<string, unknown>,
@@ -175,8 +187,8 @@ export function settingsDiffer(
 ): string | undefined {
   const keys = new Set([...Object.keys(saved), ...Object.keys(current)]);
   for (const key of keys) {
-    const a = JSON.stringify(saved[key]);
-    const b = JSON.stringify(current[key]);
+    const a = canonicalJson(saved[key]);
+    const b = canonicalJson(current[key]);
     if (a !== b) return `${key}: ${a ?? "(unset)"} -> ${b ?? "(unset)"}`;
   }
   return undefined;

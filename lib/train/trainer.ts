@@ -65,7 +65,14 @@ import {
   settingsDiffer,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { BatchStream, lossTokens, recordsSha256, sliceBatch, tokenizeSplit } from "./data.ts";
+import {
+  BatchStream,
+  epochRecords,
+  lossTokens,
+  recordsSha256,
+  sliceBatch,
+  tokenizeSplit,
+} from "./data.ts";
 import { TrainEngine } from "./engine.ts";
 import { initLora, type LoraConfig } from "../model/lora.ts";
 import {
@@ -416,6 +423,14 @@ export async function loadRunData(
         (name) => `${name}: no training record has the task "${task}"`,
       );
     }
+  }
+  // How many records an epoch draws depends on the counts only, not on the generator.
+  const drawn = epochRecords(trainRecords.map((r) => r.task), taskWeights, new Rng(0)).length;
+  if (drawn === 0) {
+    throw new OptionError(
+      "taskWeights",
+      (name) => `${name} leave no training record: give some task a weight above 0`,
+    );
   }
   const trieLoss = options.trieSoftmax ? itemTrieLoss(dataset, base) : undefined;
   const stream = new BatchStream(trainRecords, tokenizer.special, {

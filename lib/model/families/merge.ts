@@ -82,7 +82,8 @@ export async function writeModelFiles(
   await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
   await writeFileAtomic(
     join(dir, "config.json"),
-    JSON.stringify(decoderConfigJson(grown), null, 2) + "\n",
+    // The weights are written as float32, and config.json says so (torch_dtype "auto" reads it).
+    JSON.stringify(decoderConfigJson(grown, "float32"), null, 2) + "\n",
   );
   await writeFileAtomic(join(dir, "tokenizer.json"), await Deno.readFile(options.tokenizerFile));
   return grown;

@@ -282,8 +282,14 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
   return validateDecoderConfig(config, file);
 }
 
-/** The `config.json` object of `c`, in its family's Hugging Face keys. */
-export function decoderConfigJson(c: DecoderConfig): Record<string, unknown> {
+/**
+ * The `config.json` object of `c`, in its family's Hugging Face keys; `torchDtype` is the dtype of
+ * the weights written beside it (init writes BF16, trained and merged models float32).
+ */
+export function decoderConfigJson(
+  c: DecoderConfig,
+  torchDtype: "bfloat16" | "float32" = "bfloat16",
+): Record<string, unknown> {
   if (c.family === "thudm_glm") return configJson(glmConfigOf(c));
   const traits = DECODER_FAMILIES[c.family];
   const json: Record<string, unknown> = {
@@ -312,7 +318,7 @@ export function decoderConfigJson(c: DecoderConfig): Record<string, unknown> {
       },
     max_position_embeddings: c.maxPositionEmbeddings,
     tie_word_embeddings: c.tieWordEmbeddings,
-    torch_dtype: "bfloat16",
+    torch_dtype: torchDtype,
   };
   if (c.family !== "qwen2" && c.family !== "mistral") json.attention_bias = c.biases.qkv;
   if (c.family === "llama") json.mlp_bias = c.biases.mlp;
