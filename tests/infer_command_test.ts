@@ -313,7 +313,14 @@ Deno.test("unknown tasks and templates are usage errors; a missing split is an i
       "valid",
     );
     // Without candidates.jsonl the sampled protocol has nothing to rank: an error, no file.
-    await expectError(1, /no candidates to rank/, "--data", data, "--protocol", "sampled");
+    await expectError(
+      1,
+      /no candidates to rank \(the sampled protocol needs the user.s line in the dataset.s candidates\.jsonl\)/,
+      "--data",
+      data,
+      "--protocol",
+      "sampled",
+    );
   });
 });
 

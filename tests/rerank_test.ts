@@ -115,6 +115,16 @@ for (const itemTokens of ["title", "none"] as const) {
           });
         } else {
           assert.equal(firstTokens, null);
+          // Titles have no trie softmax to rerank by: asked for, it is refused, not ignored.
+          assert.throws(
+            () =>
+              new Predictor({ model: decoder, tokenizer, pool }, {
+                maxLength: loaded.maxLength,
+                trieSoftmax: true,
+                rerank: { stage, file, weight: 1 },
+              }),
+            /trieSoftmax with rerank needs a dataset with item tokens/,
+          );
           const lists = records.map((r) => Array.from(stage.get(r.id)!.items));
           const scores = await scoreAnswers(
             decoder,

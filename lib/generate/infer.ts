@@ -30,7 +30,7 @@ import { encodePromptPartA, firstTokenOfItems, tokenizeRecord } from "../collate
 import type { TextRecord } from "../data/types.ts";
 import { ANSWERED_TASKS, type AnsweredTask, answerOf } from "../data/tasks.ts";
 import { formatRating } from "../data/text.ts";
-import { InputError } from "../errors.ts";
+import { InputError, OptionError } from "../errors.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { DEFAULT_ITEM_SEARCH, searchItems } from "./items.ts";
@@ -206,6 +206,16 @@ export class Predictor {
     for (const t of parts.pool.items.tokens) longest = Math.max(longest, t.length);
     this.#longestItem = longest;
     this.#firstTokens = tokenizer.entityTokens ? firstTokenOfItems(parts.pool.items.tokens) : null;
+    if (options.rerank && options.trieSoftmax && !this.#firstTokens) {
+      // Reranking scores the candidates' titles under the vocabulary's softmax; only an item
+      // token (one step over every item) has a trie softmax to rerank by.
+      throw new OptionError(
+        "trieSoftmax",
+        (name, nameOf) =>
+          `${name} with ${nameOf("rerank")} needs a dataset with item tokens; ` +
+          "titles are reranked under the vocabulary's softmax",
+      );
+    }
   }
 
   #mode(record: TextRecord): Mode {
@@ -274,7 +284,8 @@ export class Predictor {
       const mode = this.#mode(record);
       if (mode === "candidates" && !Array.isArray(record.candidates)) {
         throw new InputError(
-          `record "${record.id}": no candidates to rank (the sampled protocol needs them)`,
+          `record "${record.id}": no candidates to rank (the sampled protocol needs the ` +
+            `user's line in the dataset's candidates.jsonl)`,
         );
       }
       const partA = encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special, {
