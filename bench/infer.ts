@@ -20,6 +20,12 @@
  * same users, so the two are compared under the same load; `forced_runs_same_top10` is the share
  * of users whose top-10 is the same in both.
  *
+ * `workers_*`: the same users answered by `infer --workers N` (N decoders in Web Workers,
+ * lib/generate/worker_decoder.ts; N = the threads, INFER_BENCH_WORKERS to change it), each with
+ * the threads shared out (one each by default), right after the same two searches;
+ * `workers_same_lines` is the share of users whose whole line (items and scores) is the same as
+ * the default search's.
+ *
  * @module
  */
 
@@ -28,10 +34,11 @@ import process from "node:process";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
+import { openWorkerDecoders } from "../lib/generate/worker_decoder.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/collate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
-import { presetConfig } from "../lib/model/config.ts";
+import { glmDecoderConfig, presetConfig } from "../lib/model/config.ts";
 import { randomWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
@@ -44,6 +51,7 @@ const REPEATS = 3;
 const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
 const THREADS = Number(Deno.env.get("INFER_BENCH_THREADS") ?? 2);
 const SAMPLED_USERS = 32;
+const WORKERS = Number(Deno.env.get("INFER_BENCH_WORKERS") ?? THREADS);
 
 function cpuMs(): number {
   const u = process.cpuUsage();
@@ -123,6 +131,11 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     device: options.device ?? "cpu",
     threads: THREADS,
   });
+  const workers = await openWorkerDecoders({
+    config: glmDecoderConfig(config),
+    weights,
+    device: options.device ?? "cpu",
+  }, { workers: WORKERS, threads: Math.max(1, Math.floor(THREADS / WORKERS)) });
   try {
     const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
       protocol: "full",
@@ -139,8 +152,16 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       maxLength: config.maxSequenceLength,
       forcedRuns: true,
     });
+    const pooled = new Predictor({ model: workers, tokenizer, pool }, {
+      protocol: "full",
+      topK: 10,
+      beams: 20,
+      batchSize: BATCH,
+      maxLength: config.maxSequenceLength,
+    });
     await predictor.predict(records.slice(0, BATCH)); // warm-up: sessions, first runs
     await forced.predict(records.slice(0, BATCH)); // and the session of runs of tokens
+    await pooled.predict(records.slice(0, BATCH * WORKERS)); // and every worker's
     const rates: number[] = [];
     const shares: number[] = [];
     const forcedRates: number[] = [];
@@ -149,6 +170,8 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     let cpu = 0;
     let forcedCpu = 0;
     let sameTop10 = 0;
+    const workerRates: number[] = [];
+    let sameLines = 0;
     const top10 = (lines: { predictions?: { entity: string }[] }[]) =>
       lines.map((l) => (l.predictions ?? []).map((p) => p.entity).join("\n"));
     for (let r = 0; r < REPEATS; r++) {
@@ -173,6 +196,11 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       forcedRunCount += decoder.runs - forcedBefore;
       const want = top10(lines);
       sameTop10 += top10(forcedLines).filter((list, u) => list === want[u]).length;
+      const workersStart = performance.now();
+      const workerLines = await pooled.predict(batch);
+      workerRates.push(batch.length / ((performance.now() - workersStart) / 1000));
+      const whole = lines.map((l) => JSON.stringify(l));
+      sameLines += workerLines.filter((l, u) => JSON.stringify(l) === whole[u]).length;
     }
     // Secondary figure: the sampled protocol (100 candidates: the user's next item + 99 others).
     const rng = new Rng(2);
@@ -207,6 +235,10 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       forced_runs_runs_per_user: round(forcedRunCount / (USERS * REPEATS), 1),
       forced_runs_cpu_ms_per_user: round(forcedCpu / (USERS * REPEATS), 1),
       forced_runs_same_top10: round(sameTop10 / (USERS * REPEATS)),
+      workers_users_per_s: round(Math.max(...workerRates), 2),
+      workers_users_per_s_all: workerRates.map((x) => round(x, 2)),
+      workers_same_lines: round(sameLines / (USERS * REPEATS)),
+      workers: WORKERS,
       sampled_users_per_s: round(SAMPLED_USERS / sampledWall, 2),
       sampled_outside_run_share: round(1 - (decoder.runSeconds - sampledRunBefore) / sampledWall),
       items: items.length,
@@ -222,5 +254,6 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     };
   } finally {
     await decoder.release();
+    for (const w of workers) await w.release();
   }
 }
