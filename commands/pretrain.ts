@@ -249,7 +249,9 @@ export const command: Command = {
   name: "pretrain",
   summary: "LoRA or full training (autodiff in onnxruntime): adapter/weights, metrics, loss curve",
   usage,
-  run: (args) => asRank((world) => runRank(args, world)),
+  // Option errors are worded by their flags outside the rank, so an error every rank agreed on
+  // keeps its mark and rank 0 alone prints it.
+  run: (args) => withFlagNames(FLAGS, () => asRank((world) => runRank(args, world))),
 };
 
 async function runRank(args: string[], world: Collective | undefined): Promise<void> {
@@ -272,26 +274,25 @@ async function runRank(args: string[], world: Collective | undefined): Promise<v
         `adapter on them${named ? "" : " (--full trains every weight)"}`,
     );
   }
-  const summary = await withFlagNames(FLAGS, () =>
-    train({
-      // data, model, out, maxLength, batchSize, ...: each flag's value sets its option
-      ...optionsOf(flags),
-      lora,
-      objective: flags.objective ?? chosen?.objective,
-      sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
-      trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
-      taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
-      // Each rank of a machine on its own GPU (with --device cuda or auto).
-      deviceId: world && cudaDeviceOf(world.localRank, Deno.env.get("CUDA_VISIBLE_DEVICES")),
-      world,
-      onNote: (message) => progress.log(message),
-      onPhase: (message) => progress.update(message),
-      onStep: (line, total) => {
-        const { text, keep } = stepLine(line, total);
-        if (keep) progress.log(text);
-        else progress.update(text);
-      },
-    }));
+  const summary = await train({
+    // data, model, out, maxLength, batchSize, ...: each flag's value sets its option
+    ...optionsOf(flags),
+    lora,
+    objective: flags.objective ?? chosen?.objective,
+    sequenceMaxKeep: flags["sequence-keep"] ?? chosen?.sequenceMaxKeep,
+    trieSoftmax: flags["trie-softmax"] || (chosen?.trieSoftmax ?? false),
+    taskWeights: parseTaskWeights(flags["task-weights"]) ?? chosen?.taskWeights,
+    // Each rank of a machine on its own GPU (with --device cuda or auto).
+    deviceId: world && cudaDeviceOf(world.localRank, Deno.env.get("CUDA_VISIBLE_DEVICES")),
+    world,
+    onNote: (message) => progress.log(message),
+    onPhase: (message) => progress.update(message),
+    onStep: (line, total) => {
+      const { text, keep } = stepLine(line, total);
+      if (keep) progress.log(text);
+      else progress.update(text);
+    },
+  });
   if (!root) return;
   progress.done(doneLine(summary, world?.size));
   console.log(JSON.stringify(summaryJson(summary, world?.size)));

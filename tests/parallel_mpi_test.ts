@@ -229,6 +229,25 @@ Deno.test({
 });
 
 Deno.test({
+  name: "an option error every rank meets is printed once, by rank 0, with its flag",
+  ignore: !MPI,
+}, async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const args = [
+      ...PRETRAIN,
+      ...["--data", data, "--model", join(dir, "base"), "--out", join(dir, "run"), "--full"],
+      ...["--batch-size", "2", "--steps", "2", "--threads", "1", "--quiet"],
+    ];
+    const ranks = await mpirun(args, args, args);
+    assert.notEqual(ranks.code, 0);
+    const said = ranks.stderr.match(/--batch-size is the global batch/g) ?? [];
+    assert.equal(said.length, 1, ranks.stderr);
+  });
+});
+
+Deno.test({
   name: "pretrain on 3 MPICH ranks (its ABI: integer handles) ends with one process's adapter",
   ignore: !MPICH,
 }, async () => {
