@@ -97,6 +97,25 @@ const CASES: Case[] = [
     message: /^FILE line 4: item id "i1" already defined on line 2$/,
   },
   {
+    name: "a users-table feature named item",
+    files: { "inter.csv": INTERACTIONS, "users.csv": "user_id,item\nu1,i3\n" },
+    args: ["--format=csv", "--input=DIR/inter.csv", "--users=FILE"],
+    file: "users.csv",
+    message:
+      /^FILE line 1: column "item" may not be a user feature \("item" is the kind of items\); choose the columns with --user-features$/,
+  },
+  {
+    name: "a P5 items-table attribute named item",
+    files: {
+      "seq.txt": "1 10 11 12\n",
+      "items.csv": "item_id,title,item\n10,A,x\n11,B,y\n12,C,x\n",
+    },
+    args: ["--format=p5", "--input=DIR/seq.txt", "--items=FILE"],
+    file: "items.csv",
+    message:
+      /^FILE line 1: column "item" may not be an item attribute \("item" is the kind of items\); choose the columns with --item-attrs$/,
+  },
+  {
     name: "a review line that is not JSON",
     files: { "r.json": '{"reviewerID": "a", "asin": "x"}\n{"reviewerID": "a", asin}\n' },
     args: ["--format=amazon-reviews", "--input=FILE"],

@@ -9,7 +9,14 @@
 import { inputError } from "../../errors.ts";
 import { delimiterFor } from "../csv.ts";
 import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
-import { checkUniqueId, openTable, parseNumberField, parseTimeField, type Table } from "./table.ts";
+import {
+  checkUniqueId,
+  openTable,
+  parseNumberField,
+  parseTimeField,
+  refuseItemColumn,
+  type Table,
+} from "./table.ts";
 
 /** Column choices and files of a tabular dataset; every column option is a header name. */
 export interface TabularOptions {
@@ -119,6 +126,7 @@ async function readUsers(
   const id = table.column(options.userIdCol ?? options.userCol ?? "user_id", "userIdCol");
   const names = options.userFeatures ?? defaultValueColumns(table, [id]);
   const columns = names.map((name) => table.column(name, "userFeatures"));
+  refuseItemColumn(table, names, "userFeatures");
   log.setUserFeatureNames(names);
   const firstLine = new Map<string, number>();
   for await (const { line, fields } of table.rows()) {
@@ -144,9 +152,7 @@ async function readItems(
   const title = pickColumn(table, options.titleCol, dialect.defaults.title, "titleCol");
   const names = options.itemAttrs ?? defaultValueColumns(table, [id, title]);
   const columns = names.map((name) => table.column(name, "itemAttrs"));
-  if (names.includes("item")) {
-    throw inputError(table.label, 1, 'an attribute may not be named "item" (the kind of items)');
-  }
+  refuseItemColumn(table, names, "itemAttrs");
   log.setItemAttrNames(names);
   const firstLine = new Map<string, number>();
   for await (const { line, fields } of table.rows()) {

@@ -9,7 +9,7 @@
 import { readLines } from "../../io/lines.ts";
 import { inputError, optionName } from "../../errors.ts";
 import { type InteractionLog, LogBuilder } from "../log.ts";
-import { checkUniqueId, openTable } from "./table.ts";
+import { checkUniqueId, openTable, refuseItemColumn } from "./table.ts";
 
 /** Options of {@linkcode readP5}. */
 export interface P5Options {
@@ -39,6 +39,7 @@ export async function readP5(options: P5Options): Promise<InteractionLog> {
     const attrNames = options.itemAttrs ??
       table.names.filter((_, i) => i !== id && i !== title && i !== label);
     const attrs = attrNames.map((name) => table.column(name, "itemAttrs"));
+    refuseItemColumn(table, attrNames, "itemAttrs");
     log.setItemAttrNames(attrNames);
     const firstLine = new Map<string, number>();
     for await (const { line, fields } of table.rows()) {

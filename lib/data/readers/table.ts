@@ -171,6 +171,22 @@ export function parseTimeField(
 }
 
 /**
+ * Refuses a feature or attribute column named `item`: its values would become entities of the
+ * kind of items (`d (item)`), which item lists and candidate sets would take for items.
+ * `option` is the option that chooses the columns (`userFeatures` or `itemAttrs`).
+ */
+export function refuseItemColumn(table: Table, names: readonly string[], option: string): void {
+  if (!names.includes("item")) return;
+  const what = option === "userFeatures" ? "a user feature" : "an item attribute";
+  throw inputError(
+    table.label,
+    1,
+    `column "item" may not be ${what} ("item" is the kind of items); ` +
+      `choose the columns with ${optionName(option)}`,
+  );
+}
+
+/**
  * Checks that an id in a users or items table is non-empty and not seen before (`firstLine`
  * remembers where each id was defined); throws an InputError naming both lines otherwise.
  */
