@@ -83,6 +83,14 @@ const CASES: Case[] = [
     message: /^FILE line 2: column "timestamp": "yesterday" is not a timestamp/,
   },
   {
+    name: "a date that is not in the calendar",
+    files: { "inter.csv": "user_id,item_id,timestamp\nu1,i1,2024-02-29\nu1,i2,2023-02-30\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message:
+      /^FILE line 3: column "timestamp": "2023-02-30" is not a calendar date \(2023-02 has 28 days\)$/,
+  },
+  {
     name: "an unterminated quote",
     files: { "inter.csv": 'user_id,item_id,review\nu1,i1,"fine\nu1,i2,ok\n' },
     args: ["--format=csv", "--input=FILE"],

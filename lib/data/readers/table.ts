@@ -159,6 +159,17 @@ export function parseTimeField(
   if (iso) {
     const zone = (iso[3] ?? "Z").replace(/^([+-]\d{2})(\d{2})$/, "$1:$2");
     const ms = Date.parse(`${iso[1]}T${iso[2] ?? "00:00:00"}${zone}`);
+    // Date.parse rolls a day past the end of its month over (2023-02-30 -> 2023-03-02).
+    const [year, month, day] = iso[1].split("-").map(Number);
+    const days = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    if (Number.isFinite(ms) && day > days) {
+      throw inputError(
+        where.label,
+        where.line,
+        `column "${where.column}": ${JSON.stringify(trimmed)} is not a calendar date ` +
+          `(${iso[1].slice(0, 7)} has ${days} days)`,
+      );
+    }
     if (Number.isFinite(ms)) return { time: ms / 1000, fromDate: true };
   }
   throw inputError(
