@@ -7,6 +7,8 @@ import { runCli } from "./helpers/cli.ts";
 import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { processTempDir, withTempDir } from "./helpers/temp.ts";
 import { parseShard, partPath, shardOfUser } from "../lib/shard/shard.ts";
+import { inferRunIdentity } from "../lib/shard/identity.ts";
+import { canonicalJson } from "../lib/shard/part.ts";
 import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
 
 const DEMO = new URL("../fixtures/demo", import.meta.url).pathname;
@@ -422,5 +424,94 @@ Deno.test("item predictions do not depend on the batch size, even where a prompt
     }
     assert.ok(outputs[0].split("\n").length > 10);
     assert.ok(outputs[0] === outputs[1], "batch size 1 and 8 give the same bytes");
+  });
+});
+
+Deno.test("parts of runs on other sampled users, or on none, do not merge", async () => {
+  await withTempDir(async (dir) => {
+    const infer = [
+      ...["infer", "--quiet", "--device", "cpu", "--model", MODEL, "--data", DATA],
+      ...["--limit", "6", "--tasks", "sequential", "--beams", "2", "--top-k", "2"],
+    ];
+    const sample = ["--sample-users", "300", "--sample-seed", "4"];
+    await ok([...infer, ...sample, "--out", join(dir, "p.jsonl"), "--shard", "0/2"]);
+    await ok([...infer, "--out", join(dir, "p.jsonl"), "--shard", "1/2"]);
+    const baselines = ["eval", "--quiet", "--data", DATA, "--baseline", "pop"];
+    const saved = join(dir, "saved");
+    await ok([...baselines, ...sample, "--save-baselines", saved, "--shard", "0/2"]);
+    await ok([...baselines, "--save-baselines", saved, "--shard", "1/2"]);
+    for (const name of ["p", join("saved", "pop")]) {
+      const parts = [0, 1].map((i) => join(dir, `${name}-0000${i}-of-00002.jsonl`));
+      const result = await runCli(["merge", "--out", join(dir, "merged.jsonl"), ...parts]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /is from another run .*\(they differ in sample\)/);
+    }
+  });
+});
+
+Deno.test("saved SASRec parts trained with other settings do not merge", async () => {
+  await withTempDir(async (dir) => {
+    const sasrec = [
+      ...["eval", "--quiet", "--data", DATA, "--baseline", "sasrec,mf", "--tasks", "sequential"],
+      ...["--sasrec-epochs", "1", "--sasrec-max-length", "5", "--sasrec-patience", "0"],
+      ...["--save-baselines", dir],
+    ];
+    await ok([...sasrec, "--sasrec-hidden", "8", "--shard", "0/2"]);
+    await ok([...sasrec, "--sasrec-hidden", "16", "--shard", "1/2"]);
+    const part = (name: string, i: number) => join(dir, `${name}-0000${i}-of-00002.jsonl`);
+    const result = await runCli([
+      "merge",
+      "--out",
+      join(dir, "m.jsonl"),
+      part("sasrec", 0),
+      part("sasrec", 1),
+    ]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /differ in sasrec\.hidden\)/);
+    const sidecar = JSON.parse(await Deno.readTextFile(`${part("mf", 0)}.shard.json`));
+    assert.equal(sidecar.run.mf.factors, 8, "mf records its settings, defaults included");
+    assert.equal(sidecar.run.sasrec, undefined, "only SASRec's parts record SASRec's settings");
+    await ok(["merge", "--quiet", "--out", join(dir, "mf.jsonl"), part("mf", 0), part("mf", 1)]);
+  });
+});
+
+Deno.test("the identity of a model split in shards covers every file its index names", async () => {
+  await withTempDir(async (dir) => {
+    const model = join(dir, "model");
+    await Deno.mkdir(model);
+    await Deno.writeTextFile(join(model, "config.json"), "{}");
+    const weightMap = {
+      a: "model-00001-of-00002.safetensors",
+      b: "model-00002-of-00002.safetensors",
+    };
+    await Deno.writeTextFile(
+      join(model, "model.safetensors.index.json"),
+      JSON.stringify({ weight_map: weightMap }),
+    );
+    await Deno.writeTextFile(join(model, weightMap.a), "first");
+    await Deno.writeTextFile(join(model, weightMap.b), "second");
+    const run = {
+      model,
+      data: DATA,
+      split: "test",
+      tasks: ["sequential"],
+      protocol: "full",
+      topK: 10,
+      beams: 20,
+      excludeSeen: true,
+      limit: Infinity,
+      maxNewTokens: 8,
+      textBeams: 1,
+    };
+    const before = await inferRunIdentity(run);
+    assert.deepEqual(Object.keys(before.model as object).sort(), [
+      "config.json",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+    ]);
+    await Deno.writeTextFile(join(model, weightMap.b), "other");
+    const after = await inferRunIdentity(run);
+    assert.notEqual(canonicalJson(after), canonicalJson(before), "another second shard");
   });
 });

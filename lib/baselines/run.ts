@@ -28,12 +28,13 @@ import { ITEM_TABLE_KEY, writeItemTable } from "../model/item_rows.ts";
 import { sasrecNames } from "../sasrec/model.ts";
 import { SafetensorsFile } from "../model/safetensors.ts";
 import type { SasrecBaseline } from "./sasrec.ts";
-import type { CurvePoint, SasrecOptions } from "../sasrec/train.ts";
+import { type CurvePoint, DEFAULT_SASREC, type SasrecOptions } from "../sasrec/train.ts";
 import { baselineRunIdentity, digestDataset } from "../shard/identity.ts";
 import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import { type BaselineName, DEFAULT_BASELINE } from "./baseline.ts";
 import { loadBaselines } from "./load.ts";
+import { DEFAULT_MF } from "./mf.ts";
 
 /** Options of {@linkcode runEvaluation}. */
 export interface EvalRunOptions {
@@ -99,6 +100,25 @@ async function isItemTableFile(path: string): Promise<boolean> {
 /** Whether `path` holds a chart this toolkit drew. */
 async function isChartFile(path: string): Promise<boolean> {
   return (await fileHead(path, CHART_START.length))?.startsWith(CHART_START) ?? false;
+}
+
+/**
+ * The settings of baseline `name` beyond those every baseline records, defaults filled in, for
+ * its shards' identity: SASRec's model and training (threads aside, as infer's), mf's; undefined
+ * for the others, whose output the dataset and the common settings decide.
+ */
+function ownSettings(
+  name: string,
+  options: EvalRunOptions,
+  seed: number,
+): Record<string, unknown> | undefined {
+  const given = (o: object) =>
+    Object.entries(o).filter(([k, v]) => v !== undefined && k !== "threads");
+  if (name === "sasrec") {
+    return { ...DEFAULT_SASREC, seed, ...Object.fromEntries(given(options.sasrec)) };
+  }
+  if (name === "mf") return { ...DEFAULT_MF, seed };
+  return undefined;
 }
 
 /** The mistakes in how the options combine, found before anything is read. */
@@ -270,6 +290,8 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
         tasks: options.tasks ?? EVAL_TASKS,
         top,
         seed,
+        settings: ownSettings(name, options, seed),
+        sample: options.sample,
       });
       await file.commit({
         kind: "baseline",

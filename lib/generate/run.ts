@@ -330,6 +330,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         limit: options.limit ?? Infinity,
         maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
         textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,
+        sample: options.sample,
       });
       await out.commit(
         run && {

@@ -1,13 +1,20 @@
 /**
  * What identifies the inputs of a sharded run, for the `run` record of its parts: the SHA-256 of
- * the files that decide the output (a model's config, tokenizer and weights; a dataset's manifest
- * and entity pool). Paths are not part of it: shards may see the same files at other paths.
+ * the files that decide the output (a model's config, tokenizer and weights, every file of a
+ * checkpoint split in shards; a dataset's manifest and entity pool). Paths are not part of it:
+ * shards may see the same files at other paths.
  *
  * @module
  */
 
 import { join } from "node:path";
 import { fileDigest } from "./part.ts";
+
+/** A seeded sample of users (`--sample-users`, `--sample-seed`): part of a run's identity. */
+export interface UserSampleRun {
+  size: number;
+  seed: number;
+}
 
 /** The model, adapter, dataset and flags of an infer run. */
 export interface InferRun {
@@ -43,6 +50,35 @@ export interface InferRun {
   textBeams: number;
   /** Item tasks: the first stage reranked (recorded only when set). */
   rerank?: { file: string; weight: number; top: number | null };
+  /** Only the records of a seeded sample of users (recorded only when set). */
+  sample?: UserSampleRun;
+}
+
+/** The `sample` entry of a run's identity: recorded only when set, so older parts still match. */
+function sampleEntry(sample: UserSampleRun | undefined): Record<string, unknown> {
+  return sample ? { sample: { size: sample.size, seed: sample.seed } } : {};
+}
+
+/**
+ * The weight files of a model directory the loader reads (lib/model/families/checkpoint.ts):
+ * `model.safetensors`, or else `model.safetensors.index.json` and every file its `weight_map`
+ * names, sorted. A malformed index is left to the loader to report.
+ */
+async function weightFiles(dir: string): Promise<string[]> {
+  const single = "model.safetensors";
+  const index = "model.safetensors.index.json";
+  const hasSingle = await Deno.stat(join(dir, single)).then(() => true, () => false);
+  if (hasSingle) return [single];
+  let map: unknown;
+  try {
+    map = JSON.parse(await Deno.readTextFile(join(dir, index)))?.weight_map;
+  } catch {
+    return [index];
+  }
+  const files = typeof map === "object" && map !== null
+    ? Object.values(map).filter((f): f is string => typeof f === "string")
+    : [];
+  return [index, ...[...new Set(files)].sort()];
 }
 
 /**
@@ -53,7 +89,11 @@ export interface InferRun {
 export async function inferRunIdentity(run: InferRun): Promise<Record<string, unknown>> {
   return {
     command: "infer",
-    model: await digestFiles(run.model, ["config.json", "tokenizer.json", "model.safetensors"]),
+    model: await digestFiles(run.model, [
+      "config.json",
+      "tokenizer.json",
+      ...await weightFiles(run.model),
+    ]),
     adapter: run.adapter === undefined
       ? null
       : await digestFiles(run.adapter, ["adapter_config.json", "adapter_model.safetensors"]),
@@ -70,6 +110,7 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
     text_beams: run.textBeams,
     ...(run.trieSoftmax ? { trie_softmax: true } : {}),
     ...(run.quantize ? { quantize: run.quantize } : {}),
+    ...sampleEntry(run.sample),
     ...(run.rerank
       ? {
         rerank: {
@@ -106,6 +147,13 @@ export interface BaselineRun {
   damping: number;
   /** The seed of the baseline's random choices. */
   seed: number;
+  /**
+   * The baseline's own settings, defaults filled in (`sasrec`: its model and training; `mf`:
+   * its model and training), recorded under its name; none for the others.
+   */
+  settings?: Record<string, unknown>;
+  /** Only the records of a seeded sample of users (recorded only when set). */
+  sample?: UserSampleRun;
 }
 
 /** What must agree between the shards of one saved baseline. */
@@ -123,6 +171,8 @@ export function baselineRunIdentity(run: BaselineRun): Record<string, unknown> {
     recency: run.recency,
     damping: run.damping,
     seed: run.seed,
+    ...(run.settings ? { [run.baseline]: run.settings } : {}),
+    ...sampleEntry(run.sample),
   };
 }
 
