@@ -90,8 +90,13 @@ Deno.test("a worker's error is thrown by the call that met it, and the worker go
     await decoder.prefill([randomPrompt(new Rng(1), 10, 200)]);
     assert.equal(decoder.prefillRows, 10);
   } finally {
-    await decoder.release().catch(() => {});
+    await decoder.release();
   }
+  await decoder.release(); // a second release does nothing (and does not wait for a reply)
+  await assert.rejects(
+    () => decoder.prefill([randomPrompt(new Rng(1), 10, 200)]),
+    /the decoder was released/,
+  );
 });
 
 // fixtures/eval/tiny: 19 test records of every task family (items, ratings, text).

@@ -115,6 +115,8 @@ export class WorkerDecoder implements StepModel {
   #next: number;
   /** The state changes since the last call, sent with the next. */
   #changes: StateChange[] = [];
+  /** Whether the worker was ended (release). */
+  #ended = false;
 
   private constructor(
     worker: Worker,
@@ -159,6 +161,7 @@ export class WorkerDecoder implements StepModel {
 
   /** Sends a call with the state changes before it, waits for its answer; throws its error. */
   async #call(request: DecoderRequest): Promise<WorkerReply> {
+    if (this.#ended && request.op !== "release") throw new Error("the decoder was released");
     const sent = { ...request, before: this.#changes };
     this.#changes = [];
     const reply = await new Promise<WorkerReply>((resolve) => {
@@ -190,8 +193,10 @@ export class WorkerDecoder implements StepModel {
     return (await this.#call({ id: this.#next++, op: "scoreTargets", input })).data!;
   }
 
-  /** Frees the worker's sessions and ends the worker. */
+  /** Frees the worker's sessions and ends the worker (a second call does nothing). */
   async release(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
     try {
       await this.#call({ id: this.#next++, op: "release" });
     } finally {
