@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { readLines } from "../lib/io/lines.ts";
 import { runCli } from "./helpers/cli.ts";
+import { runProcess } from "./helpers/process.ts";
 import { exists } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -230,6 +232,49 @@ for (const c of CASES) {
     });
   });
 }
+
+Deno.test({
+  name: "a pipe is read line by line as a file is, plain or gzip-compressed",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const text = new TextEncoder().encode("user_id,item_id\nu1,i1\n");
+      for (const [name, bytes] of [["plain", text], ["gzip", gzipSync(text)]] as const) {
+        const fifo = join(dir, name);
+        assert.equal((await runProcess(["mkfifo", fifo])).code, 0);
+        const written = Deno.writeFile(fifo, bytes);
+        const lines = [];
+        for await (const { text } of readLines(fifo)) lines.push(text);
+        await written;
+        assert.deepEqual(lines, ["user_id,item_id", "u1,i1"], name);
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "textualize refuses a pipe as its input in one line, before reading it",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const fifo = join(dir, "inter.csv");
+      assert.equal((await runProcess(["mkfifo", fifo])).code, 0);
+      // Held open with data in it, so that a run that did read the pipe would not wait for it.
+      const pipe = await Deno.open(fifo, { read: true, write: true });
+      await pipe.write(new TextEncoder().encode(INTERACTIONS));
+      const out = join(dir, "out");
+      const run = await runCli(["textualize", "--format=csv", `--input=${fifo}`, `--out=${out}`]);
+      pipe.close();
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(
+        run.stderr,
+        `error: ${fifo}: not a regular file (a pipe or a device): textualize reads each input ` +
+          "twice, the second time for the manifest's SHA-256; save it to a file first",
+      );
+      assert.ok(!exists(out));
+    });
+  },
+});
 
 Deno.test("a failed run leaves an existing output directory as it was", async () => {
   await withTempDir(async (dir) => {

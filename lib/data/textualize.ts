@@ -229,6 +229,26 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   }
 }
 
+/**
+ * Refuses an input that is neither a file nor a directory (a pipe, a device): the manifest hashes
+ * each input after it was read, and a pipe gives its bytes only once. A missing path is left to
+ * the reader, which says so.
+ */
+async function refusePipes(read: ReadOptions): Promise<void> {
+  for (const path of [read.input, read.items, read.users]) {
+    if (path === undefined) continue;
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (info && !info.isFile && !info.isDirectory) {
+      throw inputError(
+        path,
+        undefined,
+        "not a regular file (a pipe or a device): textualize reads each input twice, the " +
+          "second time for the manifest's SHA-256; save it to a file first",
+      );
+    }
+  }
+}
+
 /** Writes the dataset of `run` into the empty directory `dir`, which becomes `out`. */
 async function textualizeInto(
   run: TextualizeRun,
@@ -237,6 +257,7 @@ async function textualizeInto(
 ): Promise<TextualizeSummary> {
   const progress = run.progress;
   progress?.update(`reading ${run.read.input}`);
+  await refusePipes(run.read);
   const log = await readInteractionLog(run.read);
   progress?.update(`read ${log.user.length} interactions of ${log.users.length} users`);
   const plan = planDataset(log, run.records);

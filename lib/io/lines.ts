@@ -32,11 +32,45 @@ async function openBytes(path: string, label: string): Promise<ReadableStream<Ui
     file.close();
     throw inputError(label, undefined, "is a directory; a file was expected");
   }
-  const head = new Uint8Array(2);
-  const n = await file.read(head);
-  await file.seek(0, Deno.SeekMode.Start);
-  const gzipped = n === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  return gzipped ? file.readable.pipeThrough(new DecompressionStream("gzip")) : file.readable;
+  const bytes = await withHead(file.readable, 2, label);
+  const gzipped = bytes.head[0] === 0x1f && bytes.head[1] === 0x8b;
+  return gzipped ? bytes.stream.pipeThrough(new DecompressionStream("gzip")) : bytes.stream;
+}
+
+/**
+ * The first `size` bytes of `source` (fewer when it is shorter), and a stream of all its bytes,
+ * those first ones included. They are read, not sought back, so a pipe works as a file does.
+ */
+async function withHead(
+  source: ReadableStream<Uint8Array<ArrayBuffer>>,
+  size: number,
+  label: string,
+): Promise<{ head: Uint8Array; stream: ReadableStream<Uint8Array<ArrayBuffer>> }> {
+  const reader = source.getReader();
+  let head = new Uint8Array(0);
+  let done = false;
+  try {
+    while (head.length < size && !done) {
+      const next = await reader.read();
+      if (next.done) done = true;
+      else head = concat([head, next.value]);
+    }
+  } catch (error) {
+    throw toIoError(error, label, "cannot read");
+  }
+  const stream = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    start(controller) {
+      if (head.length > 0) controller.enqueue(head);
+      if (done) controller.close();
+    },
+    async pull(controller) {
+      const next = await reader.read();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return { head, stream };
 }
 
 /**
@@ -94,7 +128,7 @@ export async function* readLines(path: string, label = path): AsyncGenerator<Lin
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
