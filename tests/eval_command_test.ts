@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -408,5 +409,120 @@ Deno.test("a refit dataset (--train-through valid) refuses to score its validati
     // The test split still scores.
     const test = await json("--data", dir, "--predictions", MODEL);
     assert.equal(test.split, "test");
+  });
+});
+
+Deno.test("an empty predictions file is a warning beside other methods, an error alone", async () => {
+  await withTempDir(async (dir) => {
+    const empty = join(dir, "empty.jsonl");
+    await Deno.writeTextFile(empty, "");
+    const alone = await run("--data", DATA, "--predictions", empty);
+    assert.equal(alone.code, 1);
+    assert.match(alone.err, /empty\.jsonl: no prediction in it: nothing to score$/);
+    assert.equal(alone.err.split("\n").length, 1, "one line");
+    const beside = await run("--data", DATA, "--predictions", empty, "--baseline", "pop");
+    assert.equal(beside.code, 0, beside.err);
+    assert.match(beside.err, /^warning: empty: no prediction in .*empty\.jsonl: not scored$/m);
+    assert.doesNotMatch(beside.err, /note: empty/);
+    assert.equal(JSON.parse(beside.out).methods.pop.sequential.count, 7);
+  });
+});
+
+Deno.test("eval --save-baselines that fails writes nothing and leaves no directory behind", async () => {
+  await withTempDir(async (dir) => {
+    const good = (await modelLines())[0];
+    const cases = [
+      [good, '{"id": "u9/sequential/seq-1/test", "predictions": []}'], // an unknown record
+      [good, good], // a record predicted twice
+    ];
+    for (const lines of cases) {
+      const saved = join(dir, "out", "baselines");
+      const { code, err } = await run(
+        ...["--data", DATA, "--predictions", await writeLines(dir, lines)],
+        ...["--baseline", "pop,mean", "--save-baselines", saved],
+      );
+      assert.equal(code, 1, err);
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["pred.jsonl"]);
+    }
+    // A directory that was there stays, without the baselines' files.
+    const kept = join(dir, "kept");
+    await Deno.mkdir(kept);
+    const bad = await writeLines(dir, [good, good]);
+    const { code } = await run(
+      ...["--data", DATA, "--predictions", bad, "--baseline", "pop", "--save-baselines", kept],
+    );
+    assert.equal(code, 1);
+    assert.deepEqual([...Deno.readDirSync(kept)], []);
+  });
+});
+
+/** The test split's item records with their candidates (entity strings), from lib/data. */
+async function itemRecords() {
+  const data = await openDataset(DATA);
+  const out: { id: string; target: string; candidates: string[] }[] = [];
+  for await (const r of readRecords(data, "test")) {
+    if (r.task !== "sequential" && r.task !== "direct") continue;
+    const target = (r.target as { entity: string }[])[0].entity;
+    out.push({ id: r.id, target, candidates: r.candidates! });
+  }
+  return out;
+}
+
+Deno.test("eval warns when a method's lists are shorter than the largest k", async () => {
+  await withTempDir(async (dir) => {
+    const records = await itemRecords();
+    const top1 = await writeLines(
+      dir,
+      records.map((r) => JSON.stringify({ id: r.id, predictions: [{ entity: r.target }] })),
+    );
+    const short = await run("--data", DATA, "--predictions", top1, "--baseline", "pop");
+    assert.equal(short.code, 0, short.err);
+    assert.match(
+      short.err,
+      /^warning: pred: its lists hold at most 1 item\(s\), fewer than k = 10: .* at HR@10 and NDCG@10, .*$/m,
+    );
+    assert.doesNotMatch(short.err, /warning: pop/);
+    const deep = await run("--data", DATA, "--predictions", top1, "--k", "1");
+    assert.equal(deep.code, 0, deep.err);
+    assert.doesNotMatch(deep.err, /fewer than k/);
+  });
+});
+
+Deno.test("eval warns when a method's lists were made for the other protocol", async () => {
+  await withTempDir(async (dir) => {
+    const records = await itemRecords();
+    const line = (id: string, items: string[]) =>
+      JSON.stringify({ id, predictions: items.map((entity) => ({ entity })) });
+    // What infer --protocol sampled writes: the candidates, ranked.
+    const sampled = await writeLines(
+      dir,
+      records.map((r) => line(r.id, r.candidates)),
+      "sampled.jsonl",
+    );
+    // A ranking over all items: the target, then items that are not candidates.
+    const entities = JSON.parse(await Deno.readTextFile(join(DATA, "entities.json")))
+      .filter((e: { kind: string }) => e.kind === "item").map((e: { entity: string }) => e.entity);
+    const full = await writeLines(
+      dir,
+      records.map((r) =>
+        line(r.id, [r.target, ...entities.filter((e: string) => !r.candidates.includes(e))])
+      ),
+      "full.jsonl",
+    );
+    const methods = ["--predictions", sampled, "--predictions", full, "--baseline", "pop"];
+    const underFull = await run("--data", DATA, ...methods);
+    assert.equal(underFull.code, 0, underFull.err);
+    assert.match(
+      underFull.err,
+      /^warning: sampled: every list lies within its record's candidates .*--protocol sampled$/m,
+    );
+    assert.doesNotMatch(underFull.err, /warning: (full|pop): .*candidates/);
+    const underSampled = await run("--data", DATA, "--protocol", "sampled", ...methods);
+    assert.equal(underSampled.code, 0, underSampled.err);
+    assert.match(
+      underSampled.err,
+      /^warning: full: 12 of 12 lists rank items outside their record's candidates .*--protocol full.*$/m,
+    );
+    assert.doesNotMatch(underSampled.err, /warning: (sampled|pop): .*candidates/);
   });
 });

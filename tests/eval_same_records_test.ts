@@ -54,6 +54,28 @@ Deno.test("a limited predictions file restricts the baselines to its records, an
     assert.doesNotMatch(whole.stderr, /note: every method/);
   }));
 
+Deno.test("lines without a task answer the tasks of the records they name, not every task", () =>
+  withTempDir(async (dir) => {
+    const lines = (await Deno.readTextFile(MODEL)).trim().split("\n").map((l) => JSON.parse(l))
+      .filter((p) => p.task === "sequential")
+      .map(({ task: _, ...line }) => JSON.stringify(line));
+    const unnamed = join(dir, "unnamed.jsonl");
+    for (const [count, restricted] of [[7, 0], [3, 4]]) {
+      await Deno.writeTextFile(unnamed, lines.slice(0, count).join("\n") + "\n");
+      const { report, stderr } = await evaluate(
+        ...["--predictions", unnamed, "--name", "model", "--baseline", "pop,mean"],
+      );
+      const { model, pop, mean } = report.methods;
+      assert.equal(model.sequential.count, count);
+      assert.equal(pop.sequential.count, count, "the file's sequential records, for every method");
+      // The tasks it has no line of are the baselines' alone, as for a file naming its task.
+      assert.equal(pop.direct.count, 5);
+      assert.equal(mean.rating.count, 4);
+      if (restricted === 0) assert.doesNotMatch(stderr, /note: every method/);
+      else assert.match(stderr, /lack\(s\) 4 record\(s\) of the tasks answered/);
+    }
+  }));
+
 Deno.test("eval notes a model that ranks items of the user's history beside baselines that leave it out", () =>
   withTempDir(async (dir) => {
     // Every sequential record answered with its own history first, then the target.

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { CHART_START } from "../chart/svg.ts";
 import { openDataset } from "../data/dataset.ts";
 import { RecordSelection } from "../data/selection.ts";
@@ -20,6 +20,7 @@ import type { Protocol } from "../eval/protocol.ts";
 import { reportChart } from "../eval/report.ts";
 import { type EvalReport, evaluate, type MethodSource, splitFile } from "../eval/run.ts";
 import { EVAL_TASKS, type EvalTask } from "../eval/score.ts";
+import { pathExists } from "../io/fs.ts";
 import { withIo } from "../io/io_error.ts";
 import type { Progress } from "../io/progress.ts";
 import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
@@ -146,16 +147,42 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
   }
 }
 
-/** The files a baseline's predictions are saved to, by baseline; opened before the work. */
+/** The directories of `dir` and above that do not exist, deepest first. */
+async function missingDirs(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let at = resolve(dir); !(await pathExists(at)); at = dirname(at)) missing.push(at);
+  return missing;
+}
+
+/**
+ * Removes the directories `created` (deepest first) that are empty: a run that failed leaves
+ * nothing of its own behind, and never removes what another wrote there meanwhile.
+ */
+async function removeCreated(created: readonly string[]): Promise<void> {
+  for (const dir of created) {
+    try {
+      await Deno.remove(dir);
+    } catch {
+      return; // not empty (another run's files), or gone
+    }
+  }
+}
+
+/**
+ * The files a baseline's predictions are saved to, by baseline; opened before the work. The
+ * directories it creates for them are added to `created`, deepest first.
+ */
 async function openSaved(
   options: EvalRunOptions,
   names: readonly string[],
   claim: { force?: boolean; inputs: string[] },
+  created: string[],
 ): Promise<Map<string, PartWriter>> {
   const files = new Map<string, PartWriter>();
   const dir = options.saveBaselines;
   if (dir === undefined) return files;
   try {
+    created.push(...await missingDirs(dir));
     await withIo(dir, "cannot create the directory", () => Deno.mkdir(dir, { recursive: true }));
     for (const name of names) {
       files.set(
@@ -209,6 +236,8 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
   ];
   const claims: OutputClaim[] = [];
   let saved = new Map<string, PartWriter>();
+  const created: string[] = []; // directories made for --save-baselines, removed on failure
+  let done = false;
   try {
     const chart = options.chart === undefined ? undefined : await claimOutputFile(options.chart, {
       command: "eval",
@@ -231,7 +260,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
       curves.push(claim);
     }
     const baselineNames = methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
-    saved = await openSaved(options, baselineNames, { force, inputs });
+    saved = await openSaved(options, baselineNames, { force, inputs }, created);
     // SASRec's item table too, for a model to start from (init --item-rows); one file for the
     // whole run, so not per shard.
     const itemTable = options.saveBaselines !== undefined && baselineNames.includes("sasrec") &&
@@ -324,9 +353,11 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
       await withIo(file, "cannot write the curve", () => Deno.writeTextFile(curves[i].tmp, text));
       await curves[i].commit();
     }
+    done = true;
     return report;
   } finally {
     for (const file of saved.values()) await file.close();
     for (const claim of claims) await claim.close();
+    if (!done) await removeCreated(created);
   }
 }

@@ -6,13 +6,16 @@
  *
  * Checks, each an InputError naming the file and line: a split that does not exist; a
  * predictions file that is missing or has a malformed line, a second line for the same record,
- * a line for a record id the split does not have, or a `task` that contradicts the record.
- * Records of the split that a method has no prediction for are not scored: they are counted
- * (`missing` per task) and reported as a warning, or are an error with `strict`.
+ * a line for a record id the split does not have, or a `task` that contradicts the record; only
+ * empty predictions files and nothing else to score. Records of the split that a method has no
+ * prediction for are not scored: they are counted (`missing` per task) and reported as a warning,
+ * or are an error with `strict`; an empty predictions file beside other methods is a warning.
  *
  * Every method is scored on the same records: a record of a task that a predictions file answers
- * (it has predictions of that task) but not for this record (a sampled or `--limit`ed run) is
- * scored for no method, the baselines included, and the report says so (`notes`).
+ * (it has predictions of that task: by its lines' `task`, or the task of the records their ids
+ * name) but not for this record (a sampled or `--limit`ed run) is scored for no method, the
+ * baselines included, and the report says so (`notes`). Lists that make a comparison unequal
+ * (shorter than the largest k, or made for the other protocol) are warned about (lists.ts).
  *
  * @module
  */
@@ -24,6 +27,7 @@ import { readRecords, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { EntityIndex } from "./entities.ts";
+import { ListChecks } from "./lists.ts";
 import {
   type PredictionLine,
   readPredictions,
@@ -194,6 +198,16 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   };
 
   const files = await readMethodFiles(options, pool);
+  // An empty file is a warning beside other methods, and an error when there is nothing else.
+  const empty = new Set(
+    options.methods.flatMap((m) =>
+      "predictions" in m && files.get(m.name)!.size === 0 ? [m.name] : []
+    ),
+  );
+  if (empty.size > 0 && empty.size === options.methods.length) {
+    const given = options.methods.flatMap((m) => "predictions" in m ? filesOf(m) : []);
+    throw inputError(given.join(", "), undefined, "no prediction in it: nothing to score");
+  }
 
   const wanted = options.tasks ?? EVAL_TASKS;
   const scorers = options.methods.map((method) => {
@@ -201,11 +215,9 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     return new MethodScorer(pool, scoreOptions, wanted.filter((t) => answers.includes(t)));
   });
   const used = options.methods.map(() => new Set<string>());
-  // The tasks each predictions file answers (by its lines' `task`; a file whose lines name none
-  // answers every task): a record of such a task must be in every such file to be scored.
-  const answers = options.methods.map((method) =>
-    "predictions" in method ? answeredTasks(files.get(method.name)!) : undefined
-  );
+  // The tasks each predictions file answers: a record of such a task must be in every such file
+  // to be scored.
+  const answers = await answeredTasks(data, split, options.methods, files);
   const scored: Partial<Record<EvalTask, number>> = {};
   const unanswered = new Map<string, number>(); // by method: records it lacked, others had
   let restricted = 0;
@@ -219,6 +231,11 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const rankedSeen = options.methods.map(() => 0);
   const ranked = options.methods.map(() => 0); // of those records, how many it ranked
   const topK = Math.max(...scoreOptions.ks);
+  const lists = new ListChecks(options.methods.map((m) => m.name), {
+    protocol: options.protocol,
+    maxK: topK,
+    items: pool.items.length,
+  });
   for await (const record of readRecords(data, split)) {
     index++;
     if (options.select && !options.select(record)) continue;
@@ -230,7 +247,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     if (prepared?.candidates !== undefined && prepared.candidates.length <= 1) onlyTarget++;
     // Scored for every method or for none: the files that answer this task must all have it.
     const lacking = options.methods.filter((method, m) =>
-      "predictions" in method && answers[m]!(record.task) &&
+      "predictions" in method && answers[m]!.has(record.task) &&
       !files.get(method.name)!.has(record.id)
     );
     if (prepared && lacking.length > 0) {
@@ -249,6 +266,11 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         record.history?.length
       ? new Set(record.history.map((h) => pool.id(h)).filter((id) => id >= 0))
       : undefined;
+    // Under the full protocol too, to tell the lists a sampled run wrote.
+    const candidates = prepared?.candidates ?? (prepared && prepared.target >= 0 &&
+        Array.isArray(record.candidates)
+      ? Int32Array.from(record.candidates.map((c) => pool.id(c)).filter((id) => id >= 0))
+      : undefined);
     for (const [m, method] of options.methods.entries()) {
       let prediction: StoredPrediction | undefined;
       if ("predictions" in method) {
@@ -272,6 +294,9 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         prediction = line ? storePrediction(line, pool) : undefined;
       }
       if (prepared) scorers[m].add(prepared, prediction);
+      if (prepared && prepared.target >= 0 && prediction) {
+        lists.add(m, prediction.ranked, candidates, history?.size ?? 0);
+      }
       if (history && prediction && prediction.ranked.length > 0) {
         ranked[m]++;
         if (prediction.ranked.subarray(0, topK).some((id) => history.has(id))) rankedSeen[m]++;
@@ -306,10 +331,17 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       split,
       options.strict,
     );
-    if (warning) report.warnings.push(warning);
-    if (note) report.notes.push(note);
+    if ("predictions" in method && empty.has(method.name)) {
+      report.warnings.push(
+        `${method.name}: no prediction in ${filesOf(method).join(", ")}: not scored`,
+      );
+    } else {
+      if (warning) report.warnings.push(warning);
+      if (note) report.notes.push(note);
+    }
   });
   if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
+  report.warnings.push(...lists.warnings());
   const seenNote = historyNote(options.methods.map((m) => m.name), rankedSeen, ranked, topK);
   if (seenNote) report.notes.push(seenNote);
   options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
@@ -317,17 +349,34 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
 }
 
 /**
- * Whether a predictions file answers a task: it has a line whose `task` is that task, or no line
- * names its task (then every task).
+ * The tasks each predictions file answers, by method (undefined for a predictor): its lines'
+ * `task`, and for a line that names none, the task of the record its id names (read from the
+ * split, in one more pass that only such lines cost; an id the split lacks is checkAllUsed's).
  */
-function answeredTasks(byId: Map<string, StoredPrediction>): (task: string) => boolean {
-  const tasks = new Set<string>();
-  let unnamed = false;
-  for (const p of byId.values()) {
-    if (p.task === undefined) unnamed = true;
-    else tasks.add(p.task);
+async function answeredTasks(
+  data: Dataset,
+  split: Split,
+  methods: readonly MethodSource[],
+  files: Map<string, Map<string, StoredPrediction>>,
+): Promise<(Set<string> | undefined)[]> {
+  const unnamed = new Map<Set<string>, Set<string>>(); // a method's tasks -> ids naming none
+  const answers = methods.map((method) => {
+    if (!("predictions" in method)) return undefined;
+    const tasks = new Set<string>();
+    const ids = new Set<string>();
+    for (const [id, p] of files.get(method.name)!) {
+      if (p.task === undefined) ids.add(id);
+      else tasks.add(p.task);
+    }
+    if (ids.size > 0) unnamed.set(tasks, ids);
+    return tasks;
+  });
+  if (unnamed.size > 0) {
+    for await (const record of readRecords(data, split)) {
+      for (const [tasks, ids] of unnamed) if (ids.has(record.id)) tasks.add(record.task);
+    }
   }
-  return (task) => unnamed || tasks.has(task);
+  return answers;
 }
 
 /**
