@@ -387,6 +387,51 @@ Deno.test("a column mixing seconds and milliseconds is an error naming the line"
   });
 });
 
+// ---- interactions whose item the items table does not define ----
+
+Deno.test("interactions dropped for items missing from the items table: a warning above 10%, an error when all are", async () => {
+  await withTempDir(async (dir) => {
+    const list = rows(300, 4);
+    /** An items table of items I0 .. I(n-1). */
+    const items = (n: number) =>
+      "item_id,title\n" + Array.from({ length: n }, (_, i) => `I${i},Brush ${i}\n`).join("");
+    const missing = (n: number) => list.filter((r) => Number(r.item.slice(1)) >= n).length;
+    const out = join(dir, "data");
+    const run = await textualize(dir, { "inter.csv": csv(list), "items.csv": items(25) }, [
+      "--input=DIR/inter.csv",
+      "--items=DIR/items.csv",
+      `--out=${out}`,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const n = missing(25);
+    assert.ok(n > 120 && n < 1200, `${n} of 1200 dropped`);
+    assert.deepEqual(warnings(run.stderr).map((l) => l.replaceAll(dir, "DIR")), [
+      `warning: DIR/inter.csv: ${n} of 1200 interactions (${Math.round(n / 12)}%) skipped: ` +
+      "their items are missing from the items table DIR/items.csv",
+    ]);
+    // A few dropped is no warning (still counted in the manifest).
+    assert.ok(missing(29) > 0 && missing(29) < 120);
+    const few = await textualize(dir, { "few.csv": items(29) }, [
+      "--input=DIR/inter.csv",
+      "--items=DIR/few.csv",
+      `--out=${out}`,
+    ]);
+    assert.equal(few.code, 0, few.stderr);
+    assert.deepEqual(warnings(few.stderr), []);
+    // None left: the error says why instead of "no interactions".
+    const none = await textualize(dir, { "none.csv": "item_id,title\nJ1,Comb\n" }, [
+      "--input=DIR/inter.csv",
+      "--items=DIR/none.csv",
+      `--out=${out}-none`,
+    ]);
+    assertRefused(
+      none,
+      /^error: .*inter\.csv: 1200 interactions read, and all 1200 name items missing from the items table .*none\.csv \(not one id in common; --item-id-col chooses its id column\)$/,
+      `${out}-none`,
+    );
+  });
+});
+
 /**
  * A model initialized on data whose long title was cut, and the same interactions textualized
  * with the title whole (`whole`): a dataset another model could take, this one cannot.

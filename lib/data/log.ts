@@ -169,6 +169,12 @@ export function ratingOutliers(histogram: ReadonlyMap<number, { count: number; l
   return { low, high, count, first };
 }
 
+/** The skip reason of interactions whose item the items table does not define. */
+const MISSING_ITEM = "interactions with an item missing from the items table";
+
+/** Above this share of the interactions read, skipping those of missing items is a warning. */
+const MISSING_ITEM_WARNING = 0.1;
+
 /**
  * Collects a log while a reader streams its input. Ids are interned into indices; items and
  * users keep the order in which they were first defined or seen, so the log is deterministic.
@@ -295,7 +301,7 @@ export class LogBuilder {
    */
   addInteraction(userId: string, itemId: string, fields: InteractionFields, line: number): boolean {
     if (this.#catalogClosed && !this.#itemIndex.has(itemId)) {
-      this.skip("interactions with an item missing from the items table");
+      this.skip(MISSING_ITEM);
       return false;
     }
     let user = this.#userIndex.get(userId);
@@ -403,11 +409,38 @@ export class LogBuilder {
   }
 
   /**
-   * The finished log. Throws an InputError when there are no interactions, or when some rows
-   * have a timestamp and others do not (time order needs all or none).
+   * The note (or, when none is left, the error) about interactions skipped because the items
+   * table does not define their items, when they are more than a small share of those read.
+   */
+  #missingItemNote(notes: string[]): void {
+    const skipped = this.#skipped.get(MISSING_ITEM) ?? 0;
+    const read = this.#user.length + skipped;
+    if (!(skipped > MISSING_ITEM_WARNING * read)) return;
+    const items = this.#sources.find((s) => s.role === "items")?.path ?? "the items table";
+    if (skipped === read) {
+      throw inputError(
+        this.#label,
+        undefined,
+        `${read} interactions read, and all ${read} name items missing from the items table ` +
+          `${items} (not one id in common; ${optionName("itemIdCol")} chooses its id column)`,
+      );
+    }
+    notes.push(
+      `${this.#label}: ${skipped} of ${read} interactions (${
+        Math.round(100 * skipped / read)
+      }%) skipped: their items are missing from the items table ${items}`,
+    );
+  }
+
+  /**
+   * The finished log. Throws an InputError when there are no interactions (saying so when the
+   * items table dropped them all), or when some rows have a timestamp and others do not (time
+   * order needs all or none).
    */
   build(): InteractionLog {
     const n = this.#user.length;
+    const notes: string[] = [];
+    this.#missingItemNote(notes);
     if (n === 0) throw inputError(this.#label, undefined, "empty input: no interactions");
     if (this.#timed > 0 && this.#timed < n) {
       throw inputError(
@@ -425,7 +458,6 @@ export class LogBuilder {
     }
     const unused = this.#featureRows.size - (this.#users.length - missing);
     if (unused > 0) this.skip("users-table rows of users without any interaction", unused);
-    const notes: string[] = [];
     const timeUnit = this.#timed > 0 ? this.#resolveTimeUnit(this.#time, notes) : undefined;
     this.#ratingNote(notes);
     return {

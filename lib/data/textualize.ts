@@ -260,6 +260,8 @@ async function textualizeInto(
   await refusePipes(run.read);
   const log = await readInteractionLog(run.read);
   progress?.update(`read ${log.user.length} interactions of ${log.users.length} users`);
+  const warn = run.onWarning ?? (() => {});
+  for (const note of log.notes) warn(note);
   const plan = planDataset(log, run.records);
   if (plan.seqs.users.length === 0) {
     throw inputError(
@@ -270,8 +272,6 @@ async function textualizeInto(
     );
   }
   if (run.tasksNamed) checkRequestedTasks(plan, run.read.input);
-  const warn = run.onWarning ?? (() => {});
-  for (const note of log.notes) warn(note);
   const cutWarning = cutEntitiesWarning(plan);
   if (cutWarning) warn(cutWarning);
   const sources: Manifest["sources"] = [];
