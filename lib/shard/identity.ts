@@ -12,7 +12,9 @@ import { fileDigest } from "./part.ts";
 
 /** A seeded sample of users (`--sample-users`, `--sample-seed`): part of a run's identity. */
 export interface UserSampleRun {
+  /** About how many users. */
   size: number;
+  /** The seed of the draw. */
   seed: number;
 }
 
