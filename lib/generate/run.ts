@@ -343,7 +343,9 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       );
       return { out: out.path, records: done, device: decoder.device };
     } finally {
-      for (const d of decoders) await d.release();
+      // Every decoder is released even if one fails to (a worker left open keeps the process).
+      const released = await Promise.allSettled(decoders.map((d) => d.release()));
+      for (const r of released) if (r.status === "rejected") throw r.reason;
     }
   } finally {
     await out.close();
