@@ -64,7 +64,7 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "C",
     defaultText: "tab for .tsv, else comma",
-    help: 'csv field separator ("tab" ok)',
+    help: 'field separator of csv tables and of the p5 items table ("tab" ok)',
   },
   "user-col": {
     ...column("user_id", "interactions: user id"),

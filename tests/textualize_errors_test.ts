@@ -295,6 +295,78 @@ Deno.test("a failed run leaves an existing output directory as it was", async ()
   });
 });
 
+Deno.test("a flag the format does not read is refused, naming the flag and the format", async () => {
+  await withTempDir(async (dir) => {
+    for (
+      const [format, flag] of [
+        ["amazon-reviews", "--rating-col=stars"],
+        ["amazon-reviews", "--time-col=when"],
+        ["amazon-reviews", "--user-col=who"],
+        ["amazon-reviews", "--delimiter=tab"],
+        ["amazon-reviews", "--item-attrs=brand"],
+        ["amazon-reviews", "--user-features=age"],
+        ["p5", "--rating-scale=1-5"],
+        ["p5", "--user-col=who"],
+        ["p5", "--time-col=when"],
+        ["p5", "--timestamp-unit=ms"],
+        ["csv", "--label-col=asin"],
+        ["recbole", "--delimiter=;"],
+      ]
+    ) {
+      const out = join(dir, "out");
+      const args = [`--format=${format}`, `--input=${dir}`, `--out=${out}`, flag, "--quiet"];
+      const run = await runCli(["textualize", ...args]);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      const name = flag.slice(0, flag.indexOf("="));
+      assert.equal(run.stderr, `error: ${name} is not used by the ${format} format`);
+      assert.ok(!exists(out));
+    }
+  });
+});
+
+Deno.test("p5's items table is tab-separated when named .tsv or told by --delimiter, which needs it", async () => {
+  await withTempDir(async (dir) => {
+    const seq = join(dir, "seq.txt");
+    await Deno.writeTextFile(seq, "1 10 11 12 10\n2 11 12 10 11\n");
+    const table = "item_id\tasin\ttitle\n10\tB1\tTen\n11\tB2\tEleven\n12\tB3\tTwelve\n";
+    await Deno.writeTextFile(join(dir, "items.tsv"), table);
+    await Deno.writeTextFile(join(dir, "items.txt"), table);
+    for (const items of [["--items=DIR/items.tsv"], ["--items=DIR/items.txt", "--delimiter=tab"]]) {
+      const out = join(dir, "out");
+      const run = await runCli([
+        "textualize",
+        "--format=p5",
+        `--input=${seq}`,
+        ...items.map((a) => a.replace("DIR", dir)),
+        `--out=${out}`,
+        "--quiet",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const entities = JSON.parse(await Deno.readTextFile(join(out, "entities.json")));
+      assert.deepEqual(
+        entities.filter((e: { kind: string }) => e.kind === "item").map((e: { entity: string }) =>
+          e.entity
+        ).sort(),
+        ["Eleven", "Ten", "Twelve"],
+      );
+      await Deno.remove(out, { recursive: true });
+    }
+    const run = await runCli([
+      "textualize",
+      "--format=p5",
+      `--input=${seq}`,
+      "--delimiter=tab",
+      `--out=${join(dir, "out")}`,
+      "--quiet",
+    ]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.equal(
+      run.stderr,
+      "error: --delimiter is the separator of the p5 items table: it needs --items",
+    );
+  });
+});
+
 Deno.test("usage mistakes exit 2 with one line", async () => {
   for (
     const args of [

@@ -1,13 +1,15 @@
 /**
  * Reader for the P5 / S3-Rec sequence format: `sequential_data.txt` (one line a user:
  * `user item item ...`, oldest first, no timestamps) and an optional `items.csv`
- * (`item_id,asin,title`). The ASIN, when there, is the label that tells repeated titles apart.
+ * (`item_id,asin,title`; tab-separated when named `.tsv`). The ASIN, when there, is the label
+ * that tells repeated titles apart.
  *
  * @module
  */
 
 import { readLines } from "../../io/lines.ts";
-import { inputError, optionName } from "../../errors.ts";
+import { inputError, OptionError, optionName } from "../../errors.ts";
+import { delimiterFor } from "../csv.ts";
 import { type InteractionLog, LogBuilder } from "../log.ts";
 import { checkUniqueId, openTable, refuseItemColumn } from "./table.ts";
 
@@ -24,13 +26,24 @@ export interface P5Options {
   labelCol?: string;
   /** Items table: attribute columns (default: every other column). */
   itemAttrs?: string[];
+  /** Items table: the field separator (default from its name: `.tsv` -> tab, else comma). */
+  delimiter?: string;
 }
 
 /** Reads a P5 dataset into an {@linkcode InteractionLog}. */
 export async function readP5(options: P5Options): Promise<InteractionLog> {
   const log = new LogBuilder("p5", options.input);
+  if (options.delimiter !== undefined && options.items === undefined) {
+    throw new OptionError(
+      "delimiter",
+      (name, nameOf) =>
+        `${name} is the separator of the p5 items table: it needs ${nameOf("items")}`,
+    );
+  }
   if (options.items !== undefined) {
-    const table = await openTable(options.items);
+    const table = await openTable(options.items, {
+      delimiter: options.delimiter ?? delimiterFor(options.items),
+    });
     const id = table.column(options.itemIdCol ?? "item_id", "itemIdCol");
     const title = table.column(options.titleCol ?? "title", "titleCol");
     const label = options.labelCol !== undefined

@@ -25,9 +25,56 @@ export interface ReadOptions extends TabularOptions {
   labelCol?: string;
 }
 
+/** The options of {@linkcode ReadOptions} that only some formats read. */
+const FORMAT_OPTIONS = [
+  "users",
+  "delimiter",
+  "userCol",
+  "itemCol",
+  "timeCol",
+  "ratingCol",
+  "reviewCol",
+  "summaryCol",
+  "userIdCol",
+  "userFeatures",
+  "itemIdCol",
+  "titleCol",
+  "itemAttrs",
+  "labelCol",
+  "ratingScale",
+  "timestampUnit",
+] as const;
+
+type FormatOption = typeof FORMAT_OPTIONS[number];
+
+/** The options each format reads (P5's delimiter is its items table's). */
+const READS: Record<InputFormat, readonly FormatOption[]> = {
+  p5: ["delimiter", "itemIdCol", "titleCol", "itemAttrs", "labelCol"],
+  "amazon-reviews": ["itemIdCol", "titleCol", "ratingScale", "timestampUnit"],
+  csv: FORMAT_OPTIONS.filter((o) => o !== "labelCol"),
+  recbole: FORMAT_OPTIONS.filter((o) => o !== "labelCol" && o !== "delimiter"),
+};
+
+/** Whether `options` sets `option` (a time unit of `auto` is the default, not a choice). */
+function given(options: ReadOptions, option: FormatOption): boolean {
+  if (option === "ratingScale") return options.checks?.ratingScale !== undefined;
+  if (option === "timestampUnit") return (options.checks?.timeUnit ?? "auto") !== "auto";
+  return options[option] !== undefined;
+}
+
+/** Refuses an option that `format` does not read, naming it, so that none is silently ignored. */
+function refuseUnread(options: ReadOptions, format: InputFormat): void {
+  for (const option of FORMAT_OPTIONS) {
+    if (given(options, option) && !READS[format].includes(option)) {
+      throw new OptionError(option, (name) => `${name} is not used by the ${format} format`);
+    }
+  }
+}
+
 /**
- * Reads the input described by `options`. An unknown format, or a file the format cannot use
- * (a users table for P5 or Amazon reviews), is an OptionError naming the option.
+ * Reads the input described by `options`. An unknown format, or an option the format does not
+ * read (a users table for P5 or Amazon reviews, column names for P5 sequences or review JSON),
+ * is an OptionError naming the option.
  *
  * @example
  * ```ts
@@ -35,29 +82,22 @@ export interface ReadOptions extends TabularOptions {
  * ```
  */
 export async function readInteractionLog(options: ReadOptions): Promise<InteractionLog> {
-  switch (options.format) {
+  const format = options.format as InputFormat;
+  if (!FORMATS.includes(format)) {
+    throw new OptionError(
+      "format",
+      (name) => `${name} must be one of ${FORMATS.join(", ")}, got "${options.format}"`,
+    );
+  }
+  refuseUnread(options, format);
+  switch (format) {
     case "p5":
-      if (options.users !== undefined) {
-        throw new OptionError("users", (name) => `${name} is not used by the p5 format`);
-      }
       return await readP5(options);
     case "amazon-reviews":
-      if (options.users !== undefined) {
-        throw new OptionError(
-          "users",
-          (name) =>
-            `${name} is not used by the amazon-reviews format (reviews name no user features)`,
-        );
-      }
       return await readAmazonReviews(options);
     case "csv":
       return await readTables(options, CSV_DIALECT);
     case "recbole":
       return await readRecBole(options);
-    default:
-      throw new OptionError(
-        "format",
-        (name) => `${name} must be one of ${FORMATS.join(", ")}, got "${options.format}"`,
-      );
   }
 }
