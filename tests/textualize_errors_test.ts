@@ -168,6 +168,13 @@ const CASES: Case[] = [
     message: /^FILE: empty input: no interactions$/,
   },
   {
+    name: "a user with two lines in a P5 file",
+    files: { "seq.txt": "1 10 11 12\n2 20 21 22\n1 13 14 15\n" },
+    args: ["--format=p5", "--input=FILE"],
+    file: "seq.txt",
+    message: /^FILE line 3: user id "1" already defined on line 1$/,
+  },
+  {
     name: "no user long enough to split",
     files: { "seq.txt": "1 10 11\n2 12\n" },
     args: ["--format=p5", "--input=FILE"],

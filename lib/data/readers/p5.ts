@@ -66,6 +66,7 @@ export async function readP5(options: P5Options): Promise<InteractionLog> {
     }
     log.source(options.items, "items");
   }
+  const userLine = new Map<string, number>();
   for await (const { number, text } of readLines(options.input)) {
     const tokens = text.trim().split(/\s+/);
     if (tokens[0] === "") continue;
@@ -80,6 +81,8 @@ export async function readP5(options: P5Options): Promise<InteractionLog> {
           } csv`,
       );
     }
+    // A second line of a user would be joined to the first as if it went on from there.
+    checkUniqueId("user", tokens[0], userLine, { label: options.input, line: number });
     if (tokens.length === 1) {
       log.skip("users without any interaction");
       continue;
