@@ -119,7 +119,7 @@ const FLAGS = defineFlags({
     D.seqPerUser,
     "training sequential records per user, 0 = every position",
   ),
-  "direct-per-user": intFlag(0, D.directPerUser, "training direct records per user"),
+  "direct-per-user": intFlag(0, D.directPerUser, "training direct records per user, 0 = all"),
   "direct-history": intFlag(0, D.directHistory, "items shown in direct prompts"),
   "rating-per-user": intFlag(0, D.ratingPerUser, "training rating records per user, 0 = all"),
   "explanation-per-user": intFlag(

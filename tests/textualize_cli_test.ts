@@ -1,11 +1,12 @@
 /**
  * textualize as a user runs it: a real `deno run main.ts textualize` process (two of them, as
- * process start-up is slow): the JSON summary on stdout, the human line on stderr, exit codes.
+ * process start-up is slow): the JSON summary on stdout, the human line on stderr, exit codes;
+ * and its help, in this process.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliRun, runCliProcess } from "./helpers/cli.ts";
+import { type CliRun, runCli, runCliProcess } from "./helpers/cli.ts";
 import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -50,4 +51,12 @@ Deno.test("textualize exits 1 with one line on bad input", async () => {
     assert.equal(run.stderr.trimEnd().split("\n").length, 1);
     assert.deepEqual([...Deno.readDirSync(tmp)], []);
   });
+});
+
+Deno.test("every training *-per-user flag's help says what 0 means", async () => {
+  const help = await runCli(["textualize", "--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  const lines = help.stdout.split("\n").filter((l) => /training \w+ records per user/.test(l));
+  assert.equal(lines.length, 5, help.stdout);
+  for (const line of lines) assert.match(line, /, 0 = (all|every position) \(default/, line);
 });

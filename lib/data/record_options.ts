@@ -23,7 +23,7 @@ export interface RecordOptions {
   maxHistory: number;
   /** Training sequential records per user, a seeded sample of positions (0: every position). */
   seqPerUser: number;
-  /** Training direct records per user (positions drawn at random). */
+  /** Training direct records per user (positions drawn at random; 0: every position). */
   directPerUser: number;
   /** Direct prompts show at most this many most recent items. */
   directHistory: number;
