@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { CandidateSampler } from "../lib/data/candidates.ts";
 import { buildEntityPool } from "../lib/data/entities.ts";
 import { type InteractionLog, LogBuilder } from "../lib/data/log.ts";
@@ -14,13 +15,16 @@ import { type TaskInputs, TEMPLATES } from "../lib/data/templates.ts";
 import {
   capWords,
   explanationSentence,
+  foldLines,
   foldSpace,
   formatRating,
   sentences,
 } from "../lib/data/text.ts";
-import { TASKS } from "../lib/data/types.ts";
+import { TASKS, type TextRecord } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
 import { Rng } from "../lib/random.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 
 Deno.test("white space folds, words cap, sentences cut at . ! ? and line breaks", () => {
   assert.equal(foldSpace("  a \t b\n\nc "), "a b c");
@@ -121,6 +125,65 @@ Deno.test("the log refuses rows with and without timestamps mixed, and empty inp
       e instanceof InputError && e.message.startsWith("t.csv line 3: row has no timestamp"),
   );
   assert.throws(() => logWith(() => {}), /t\.csv: empty input/);
+});
+
+Deno.test("a review keeps its line breaks until it is cut into sentences", () => {
+  const log = logWith((b) => {
+    b.addInteraction("u", "1", { review: "Great  strings\r\n\n They stay in tune for weeks " }, 2);
+    b.addInteraction("u", "2", { review: "One line,\t folded" }, 3);
+  });
+  assert.deepEqual(log.review, ["Great strings\nThey stay in tune for weeks", "One line, folded"]);
+  // The explanation is the first sentence of 4+ words, not the first line joined to the next.
+  assert.equal(explanationSentence(log.review![0], 4, 30), "They stay in tune for weeks");
+  assert.equal(foldLines(" \n \r\n"), "");
+});
+
+Deno.test("textualize: explanations from multi-line reviews are their first long sentence; review prompts stay one line", async () => {
+  await withTempDir(async (dir) => {
+    const rows = [
+      'u1,a,1,"Great strings\nThey stay in tune for weeks and sound warm",Good',
+      'u1,b,2,"Fine\r\nThe pick holds up well under heavy use",Ok',
+      'u1,c,3,"Meh\nNot what I expected from this brand at all",Meh',
+      'u1,d,4,"Bad\nBroke after two days of light playing sadly",Bad',
+    ];
+    await Deno.writeTextFile(
+      join(dir, "inter.csv"),
+      "user_id,item_id,timestamp,review,summary\n" + rows.join("\n") + "\n",
+    );
+    const out = join(dir, "out");
+    const run = await runCli([
+      "textualize",
+      "--format=csv",
+      `--input=${join(dir, "inter.csv")}`,
+      "--tasks=explanation,review",
+      `--out=${out}`,
+      "--quiet",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const records = ["train", "valid", "test"].flatMap((split) =>
+      Deno.readTextFileSync(join(out, `${split}.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l) as TextRecord
+      )
+    );
+    const explanations = new Set(
+      records.filter((r) => r.task === "explanation").map((r) => JSON.stringify(r.target)),
+    );
+    assert.deepEqual(
+      [...explanations].sort(),
+      [
+        "They stay in tune for weeks and sound warm",
+        "The pick holds up well under heavy use",
+        "Not what I expected from this brand at all",
+        "Broke after two days of light playing sadly",
+      ].map((text) => JSON.stringify([{ text }])).sort(),
+    );
+    // Review prompts quote the review folded onto one line, as before.
+    const quoted = records.filter((r) => r.task === "review")
+      .map((r) => r.segments.map((s) => "text" in s ? s.text : "").join(""))
+      .filter((text) => text.includes("Great"));
+    assert.ok(quoted.length > 0);
+    for (const text of quoted) assert.match(text, /: "?Great strings They stay in tune/, text);
+  });
 });
 
 Deno.test("splits sort by time with ties in input order, and count users too short to split", () => {

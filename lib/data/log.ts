@@ -10,7 +10,7 @@
  */
 
 import { inputError, optionName } from "../errors.ts";
-import { foldSpace } from "./text.ts";
+import { foldLines, foldSpace } from "./text.ts";
 
 /** A source file a reader read, and what it held. */
 export interface SourceFile {
@@ -50,7 +50,10 @@ export interface InteractionLog {
   rating?: Float64Array;
   /** The rating scale the user declared (`--rating-scale`); else it is inferred from the data. */
   ratingScale?: [number, number];
-  /** Folded review texts (undefined entries where missing), or undefined without any. */
+  /**
+   * Review texts folded line by line, line breaks kept as they end sentences (undefined entries
+   * where missing), or undefined without any.
+   */
   review?: (string | undefined)[];
   /** Folded review summaries, or undefined without any. */
   summary?: (string | undefined)[];
@@ -329,7 +332,7 @@ export class LogBuilder {
       this.#checkRating(fields.rating, line);
     }
     this.#rating.push(fields.rating ?? NaN);
-    const review = fields.review === undefined ? undefined : foldSpace(fields.review) || undefined;
+    const review = fields.review === undefined ? undefined : foldLines(fields.review) || undefined;
     const summary = fields.summary === undefined
       ? undefined
       : foldSpace(fields.summary) || undefined;

@@ -22,7 +22,7 @@ import type { Rng } from "../random.ts";
 import type { InteractionLog } from "./log.ts";
 import { preferenceWindows, samplePositions } from "./profile.ts";
 import { type TaskInputs, type Template, TEMPLATES } from "./templates.ts";
-import { capWords, formatRating } from "./text.ts";
+import { capWords, foldSpace, formatRating } from "./text.ts";
 import type { RecordOptions } from "./record_options.ts";
 import { type Segment, type Task, TASKS, type TextRecord } from "./types.ts";
 import type { UserView } from "./user_view.ts";
@@ -172,7 +172,7 @@ export const TASK_FAMILIES = {
       input: (u, p) => ({
         user: u.userBefore(p),
         item: u.itemAt(p),
-        review: capWords(u.reviewAt(p)!, u.options.reviewWords),
+        review: capWords(foldSpace(u.reviewAt(p)!), u.options.reviewWords),
       }),
       target: (u, p) => ({ target: [{ text: u.summaryAt(p)! }] }),
     },

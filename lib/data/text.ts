@@ -10,6 +10,21 @@ export function foldSpace(text: string): string {
   return text.replace(/\s+/g, " ").trim();
 }
 
+/**
+ * `text` folded line by line: white space folded within each line, the lines that are not empty
+ * kept, one `\n` between them. Review texts keep their line breaks so, as a line break ends a
+ * sentence (see {@linkcode sentences}).
+ *
+ * @example
+ * ```ts
+ * foldLines("Great  strings\r\n\nThey stay in tune "); // "Great strings\nThey stay in tune"
+ * ```
+ */
+export function foldLines(text: string): string {
+  if (!/[\r\n]/.test(text)) return foldSpace(text);
+  return text.split(/[\r\n]+/).map(foldSpace).filter((line) => line !== "").join("\n");
+}
+
 /** The first `maxWords` space-separated words of already folded `text` (all of it if fewer). */
 export function capWords(text: string, maxWords: number): string {
   let seen = 0;
