@@ -25,7 +25,7 @@ import {
 } from "./manifest.ts";
 import { PartFileKeys, partManifest, sha256Hex } from "../shard/part.ts";
 import { partPath, type Shard, ShardFilter } from "../shard/shard.ts";
-import { readInteractionLog, type ReadOptions } from "./readers/read.ts";
+import { COLUMN_OPTIONS, readInteractionLog, type ReadOptions } from "./readers/read.ts";
 import type { InteractionLog } from "./log.ts";
 import {
   type DatasetPlan,
@@ -93,23 +93,7 @@ export interface TextualizeSummary {
 function manifestOptions(run: TextualizeRun, log: InteractionLog): Record<string, unknown> {
   const r = run.records;
   const columns = Object.fromEntries(
-    (
-      [
-        "delimiter",
-        "userCol",
-        "itemCol",
-        "timeCol",
-        "ratingCol",
-        "reviewCol",
-        "summaryCol",
-        "userIdCol",
-        "userFeatures",
-        "itemIdCol",
-        "titleCol",
-        "itemAttrs",
-        "labelCol",
-      ] as const
-    ).filter((k) => run.read[k] !== undefined).map((k) => [k, run.read[k]]),
+    COLUMN_OPTIONS.filter((k) => run.read[k] !== undefined).map((k) => [k, run.read[k]]),
   );
   return {
     tasks: r.tasks,

@@ -25,9 +25,8 @@ export interface ReadOptions extends TabularOptions {
   labelCol?: string;
 }
 
-/** The options of {@linkcode ReadOptions} that only some formats read. */
-const FORMAT_OPTIONS = [
-  "users",
+/** The options of {@linkcode ReadOptions} that name an input table's columns (and delimiter). */
+export const COLUMN_OPTIONS = [
   "delimiter",
   "userCol",
   "itemCol",
@@ -41,9 +40,10 @@ const FORMAT_OPTIONS = [
   "titleCol",
   "itemAttrs",
   "labelCol",
-  "ratingScale",
-  "timestampUnit",
 ] as const;
+
+/** The options of {@linkcode ReadOptions} that only some formats read. */
+const FORMAT_OPTIONS = ["users", ...COLUMN_OPTIONS, "ratingScale", "timestampUnit"] as const;
 
 type FormatOption = typeof FORMAT_OPTIONS[number];
 
