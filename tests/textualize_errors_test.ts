@@ -331,6 +331,33 @@ Deno.test("a flag the format does not read is refused, naming the flag and the f
   });
 });
 
+Deno.test("a column of the items or users table without the table is refused, naming both", async () => {
+  await withTempDir(async (dir) => {
+    for (
+      const [format, flag, table] of [
+        ["csv", "--title-col=name", "--items"],
+        ["csv", "--item-attrs=brand", "--items"],
+        ["csv", "--user-features=age", "--users"],
+        ["csv", "--user-id-col=uid", "--users"],
+        ["p5", "--title-col=name", "--items"],
+        ["amazon-reviews", "--item-id-col=asin", "--items"],
+      ]
+    ) {
+      const out = join(dir, "out");
+      const args = [`--format=${format}`, `--input=${dir}`, `--out=${out}`, flag, "--quiet"];
+      const run = await runCli(["textualize", ...args]);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      const name = flag.slice(0, flag.indexOf("="));
+      const what = table.slice(2);
+      assert.equal(
+        run.stderr,
+        `error: ${name} names a column of the ${what} table: give ${table} too`,
+      );
+      assert.ok(!exists(out));
+    }
+  });
+});
+
 Deno.test("p5's items table is tab-separated when named .tsv or told by --delimiter, which needs it", async () => {
   await withTempDir(async (dir) => {
     const seq = join(dir, "seq.txt");

@@ -62,11 +62,30 @@ function given(options: ReadOptions, option: FormatOption): boolean {
   return options[option] !== undefined;
 }
 
-/** Refuses an option that `format` does not read, naming it, so that none is silently ignored. */
+/** The options that name a column of the items table, and of the users table. */
+const TABLE_COLUMNS = {
+  items: ["itemIdCol", "titleCol", "itemAttrs", "labelCol"],
+  users: ["userIdCol", "userFeatures"],
+} as const;
+
+/**
+ * Refuses an option that `format` does not read, naming it, so that none is silently ignored;
+ * and a column of an items or users table that is not given (RecBole finds its tables itself).
+ */
 function refuseUnread(options: ReadOptions, format: InputFormat): void {
   for (const option of FORMAT_OPTIONS) {
     if (given(options, option) && !READS[format].includes(option)) {
       throw new OptionError(option, (name) => `${name} is not used by the ${format} format`);
+    }
+  }
+  if (format === "recbole") return;
+  for (const table of ["items", "users"] as const) {
+    const option = TABLE_COLUMNS[table].find((o) => given(options, o));
+    if (option && options[table] === undefined) {
+      throw new OptionError(
+        option,
+        (name, nameOf) => `${name} names a column of the ${table} table: give ${nameOf(table)} too`,
+      );
     }
   }
 }
