@@ -218,6 +218,7 @@ Deno.test("LoRA training: the loss falls well below its start, only the adapter 
       "checkpoint.safetensors",
       "loss.svg",
       "metrics.jsonl",
+      "recsysllm_adapter.json", // the attention rule it trained with
       "tokenizer.json",
     ]);
     const adapter = await SafetensorsFile.open(join(out, "adapter_model.safetensors"));

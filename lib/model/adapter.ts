@@ -14,9 +14,9 @@
  * base model cannot be checked.
  *
  * `adapter_config.json` holds PEFT's `LoraConfig` keys only (older PEFT raises on an unknown key,
- * newer warns). The toolkit's own settings for a decoder family's adapter (the attention rule, the
- * intra-position table's rows, the special-token rows and, when they hold a dataset's item tokens,
- * that list's digest) go in `recsysllm_adapter.json` beside it;
+ * newer warns). The toolkit's own settings (the attention rule, for every family's adapter; a
+ * decoder's intra-position table's rows, the special-token rows and, when they hold a dataset's
+ * item tokens, that list's digest) go in `recsysllm_adapter.json` beside it;
  * an adapter PEFT wrote has none, and loads as one trained causally with no intra-position table
  * (zeros) and the base model's own special rows, so it runs, gives gradients and trains further.
  *
@@ -63,7 +63,7 @@ function familyLabel(c: DecoderConfig): string {
 export const ADAPTER_FILES = {
   weights: "adapter_model.safetensors",
   config: "adapter_config.json",
-  /** The toolkit's settings for a decoder family's adapter (PEFT does not read it). */
+  /** The toolkit's settings of an adapter (PEFT does not read it). */
   settings: "recsysllm_adapter.json",
 } as const;
 
@@ -149,7 +149,7 @@ export function adapterConfigJson(
   };
 }
 
-/** `recsysllm_adapter.json`: the toolkit's settings of a decoder family's adapter. */
+/** `recsysllm_adapter.json`: the toolkit's settings of an adapter. */
 export function adapterSettingsJson(method: MethodSettings): Record<string, unknown> {
   return {
     format: "recsysllm-adapter-1",
