@@ -7,24 +7,23 @@
  * items before the test item). What is timed is `Predictor.predict`, i.e. everything `infer` does
  * per record except writing the line: tokenizing, part A, prefill, the constrained beam search.
  *
- * Figures: `users_per_s` (best of the repeats, and the spread), `outside_run_share` (the share of
- * wall time spent outside onnxruntime's `run`, target at most 0.3), runs per user; and the same
- * for the sampled protocol (`sampled_users_per_s`: 100 candidates per user scored). The batch
- * size (default 8) can be changed with INFER_BENCH_BATCH for experiments, the intra-op threads
- * (default 2) with INFER_BENCH_THREADS. `cpu_ms_per_user` is the process's CPU time (user +
- * system) per user over the repeats: with one thread, a figure that other processes on a shared
- * machine disturb far less than wall time (bench/cpu_time.ts).
+ * Figures: `users_per_s` (best of the repeats, and the spread) with `infer`'s own decoders for
+ * this model on this machine (`--workers auto`, lib/generate/open_decoders.ts: on 2 cores two
+ * decoders of one thread each, in workers; `decoders` and `decoder_threads` say which), and
+ * `same_lines`, the share of users whose whole line (items and scores) is the same as one
+ * decoder's. `one_decoder_users_per_s`: one decoder of INFER_BENCH_THREADS threads (default 2) on
+ * the main thread, the benchmark's headline before the workers; `outside_run_share` (the share of
+ * its wall time spent outside onnxruntime's `run`, target at most 0.3), runs per user and
+ * `cpu_ms_per_user` (the process's CPU time, user + system, per user over the repeats: with one
+ * thread, a figure that other processes on a shared machine disturb far less than wall time,
+ * bench/cpu_time.ts) are its. The same for the sampled protocol (`sampled_users_per_s`: 100
+ * candidates per user scored, one decoder). The batch size (default 8) can be changed with
+ * INFER_BENCH_BATCH, the number of default decoders with INFER_BENCH_WORKERS.
  *
- * `forced_runs_*`: the same users searched with `forcedRuns` (a run of tokens the trie forces fed
- * in one model run, lib/generate/items.ts), each repeat right after the default search of the
- * same users, so the two are compared under the same load; `forced_runs_same_top10` is the share
- * of users whose top-10 is the same in both.
- *
- * `workers_*`: the same users answered by `infer --workers N` (N decoders in Web Workers,
- * lib/generate/worker_decoder.ts; N = the threads, INFER_BENCH_WORKERS to change it), each with
- * the threads shared out (one each by default), right after the same two searches;
- * `workers_same_lines` is the share of users whose whole line (items and scores) is the same as
- * the default search's.
+ * `forced_runs_*`: the same users searched by one decoder with `forcedRuns` (a run of tokens the
+ * trie forces fed in one model run, lib/generate/items.ts), each repeat right after the one
+ * decoder's search of the same users, so the two are compared under the same load;
+ * `forced_runs_same_top10` is the share of users whose top-10 is the same in both.
  *
  * @module
  */
@@ -34,7 +33,7 @@ import process from "node:process";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
-import { openWorkerDecoders } from "../lib/generate/worker_decoder.ts";
+import { openDecoders } from "../lib/generate/open_decoders.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/collate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
@@ -51,7 +50,7 @@ const REPEATS = 3;
 const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
 const THREADS = Number(Deno.env.get("INFER_BENCH_THREADS") ?? 2);
 const SAMPLED_USERS = 32;
-const WORKERS = Number(Deno.env.get("INFER_BENCH_WORKERS") ?? THREADS);
+const WORKERS = Deno.env.get("INFER_BENCH_WORKERS");
 
 function cpuMs(): number {
   const u = process.cpuUsage();
@@ -131,11 +130,12 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     device: options.device ?? "cpu",
     threads: THREADS,
   });
-  const workers = await openWorkerDecoders({
+  // infer's own decoders (--workers auto, no --threads), or INFER_BENCH_WORKERS of them.
+  const workers = await openDecoders({
     config: glmDecoderConfig(config),
     weights,
     device: options.device ?? "cpu",
-  }, { workers: WORKERS, threads: Math.max(1, Math.floor(THREADS / WORKERS)) });
+  }, { workers: WORKERS === undefined ? "auto" : Number(WORKERS) });
   try {
     const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
       protocol: "full",
@@ -161,7 +161,7 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     });
     await predictor.predict(records.slice(0, BATCH)); // warm-up: sessions, first runs
     await forced.predict(records.slice(0, BATCH)); // and the session of runs of tokens
-    await pooled.predict(records.slice(0, BATCH * WORKERS)); // and every worker's
+    await pooled.predict(records.slice(0, BATCH * workers.length)); // and every decoder's
     const rates: number[] = [];
     const shares: number[] = [];
     const forcedRates: number[] = [];
@@ -224,8 +224,15 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
     const best = rates.indexOf(Math.max(...rates));
     return {
-      users_per_s: round(rates[best], 2),
-      users_per_s_all: rates.map((x) => round(x, 2)),
+      users_per_s: round(Math.max(...workerRates), 2),
+      users_per_s_all: workerRates.map((x) => round(x, 2)),
+      decoders: workers.length,
+      decoder_threads: workers.length === 1 ? "every core" : Math.floor(
+        (navigator.hardwareConcurrency ?? 1) / workers.length,
+      ) || 1,
+      same_lines: round(sameLines / (USERS * REPEATS)),
+      one_decoder_users_per_s: round(rates[best], 2),
+      one_decoder_users_per_s_all: rates.map((x) => round(x, 2)),
       outside_run_share: round(shares[best]),
       outside_run_share_all: shares.map((x) => round(x)),
       runs_per_user: round(runs / (USERS * REPEATS), 1),
@@ -235,10 +242,6 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       forced_runs_runs_per_user: round(forcedRunCount / (USERS * REPEATS), 1),
       forced_runs_cpu_ms_per_user: round(forcedCpu / (USERS * REPEATS), 1),
       forced_runs_same_top10: round(sameTop10 / (USERS * REPEATS)),
-      workers_users_per_s: round(Math.max(...workerRates), 2),
-      workers_users_per_s_all: workerRates.map((x) => round(x, 2)),
-      workers_same_lines: round(sameLines / (USERS * REPEATS)),
-      workers: WORKERS,
       sampled_users_per_s: round(SAMPLED_USERS / sampledWall, 2),
       sampled_outside_run_share: round(1 - (decoder.runSeconds - sampledRunBefore) / sampledWall),
       items: items.length,
@@ -247,7 +250,7 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       beams: 20,
       top_k: 10,
       batch_size: BATCH,
-      threads: THREADS,
+      one_decoder_threads: THREADS,
       vocab: config.vocabSize,
       tokenizer_train_s: round(tokenizerSeconds, 1),
       device: decoder.device,

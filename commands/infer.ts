@@ -157,9 +157,10 @@ const FLAGS = defineFlags({
     type: "int",
     min: 1,
     max: 256,
-    default: 1,
+    defaultText: "auto: a decoder per core for a model of up to 256 MB on the CPU " +
+      "without --threads, else 1",
     help: "decoders answering batches at once, each in its own thread with its own copy of the " +
-      "weights: for small models on several cores (docs/performance.md)",
+      "weights; the same output (docs/performance.md)",
   },
   quantize: {
     type: "choice",

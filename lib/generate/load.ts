@@ -21,10 +21,9 @@
  * @module
  */
 
-import { quantizedLinear, type QuantizeOptions } from "../model/quantize.ts";
+import type { QuantizeOptions } from "../model/quantize.ts";
 import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
-import { modelFamily } from "../model/family.ts";
 import { attentionOf } from "../model/families/config.ts";
 import { modelIdentity } from "../model/identity.ts";
 import {
@@ -39,11 +38,9 @@ import { TextTokenizer } from "../tokenizer/tokenizer.ts";
 import { withItemTokens } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../model/adapter.ts";
-import { CachedDecoder } from "./decoder.ts";
-import { openWorkerDecoders, type WorkerDecoder } from "./worker_decoder.ts";
+import { type InferenceDecoder, openDecoders } from "./open_decoders.ts";
 
-/** A decoder `loadForInference` opens: on this thread, or in a worker. */
-export type InferenceDecoder = CachedDecoder | WorkerDecoder;
+export type { InferenceDecoder };
 
 /** Options of {@linkcode loadForInference}. */
 export interface LoadOptions {
@@ -56,10 +53,11 @@ export interface LoadOptions {
   /** Intra-op threads of each decoder (default: every core, shared among the workers). */
   threads?: number;
   /**
-   * Decoders of the model, each in its own worker, that answer batches at once (default 1: one
-   * decoder on this thread). Each holds a copy of the weights (worker_decoder.ts).
+   * Decoders of the model that answer batches at once, each in its own worker with a copy of the
+   * weights (worker_decoder.ts); 1: one decoder on this thread. Default `auto` (open_decoders.ts):
+   * one per core for a small model on the CPU, else one.
    */
-  workers?: number;
+  workers?: number | "auto";
   /** Told about what cannot be checked (an adapter without a recorded base model). */
   onWarning?: (message: string) => void;
   /** Weight-only quantization of the linear modules (lib/model/quantize.ts); default float. */
@@ -206,29 +204,14 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     };
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.
-  const workers = options.workers ?? 1;
-  let decoders: InferenceDecoder[];
-  if (workers > 1) {
-    const cores = navigator.hardwareConcurrency ?? workers;
-    decoders = await openWorkerDecoders({
-      config: model.config,
-      weights,
-      addedRows: model.addedRows,
-      attention,
-      quantize: options.quantize,
-      device: options.device,
-    }, { workers, threads: options.threads ?? Math.max(1, Math.floor(cores / workers)) });
-  } else {
-    const linear = options.quantize ? quantizedLinear(weights, options.quantize) : undefined;
-    const family = modelFamily({ config: model.config, weights }, {
-      attention,
-      addedRows: model.addedRows,
-      linear,
-    });
-    decoders = [
-      await CachedDecoder.create(family, { device: options.device, threads: options.threads }),
-    ];
-  }
+  const decoders = await openDecoders({
+    config: model.config,
+    weights,
+    addedRows: model.addedRows,
+    attention,
+    quantize: options.quantize,
+    device: options.device,
+  }, { workers: options.workers, threads: options.threads });
   return {
     config: model.config,
     vocabSize: modelVocabSize(model),

@@ -20,7 +20,7 @@ import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
 import { DEFAULT_PREDICT, type PredictOptions, Predictor } from "./infer.ts";
-import { loadForInference } from "./load.ts";
+import { type InferenceDecoder, loadForInference } from "./load.ts";
 import { DEFAULT_RERANK_WEIGHT, readFirstStage } from "./rerank.ts";
 import type { QuantBits } from "../model/quantize.ts";
 
@@ -67,8 +67,8 @@ export interface InferRunOptions
   device?: Device;
   /** Intra-op threads of each decoder (default: every core, shared among the workers). */
   threads?: number;
-  /** Decoders in workers that answer batches at once (default 1; lib/generate/worker_decoder.ts). */
-  workers?: number;
+  /** Decoders that answer batches at once (default `auto`: lib/generate/open_decoders.ts). */
+  workers?: number | "auto";
   /** Weight-only quantization of the linear modules, 4 or 8 bits (default: float). */
   quantize?: QuantBits;
   /** A phase or progress line (replaced by the next). */
@@ -219,6 +219,13 @@ async function answerSplit(run: {
   return { done, read: index };
 }
 
+/** Releases every decoder, then throws the first failure, if any. */
+async function releaseAll(decoders: readonly InferenceDecoder[]): Promise<void> {
+  const released = await Promise.allSettled(decoders.map((d) => d.release()));
+  const failed = released.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
 /**
  * Answers the selected records of a split with a model and writes the predictions (see the
  * module). The output is claimed before the model loads, so a second run on it, or a file of the
@@ -344,8 +351,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       return { out: out.path, records: done, device: decoder.device };
     } finally {
       // Every decoder is released even if one fails to (a worker left open keeps the process).
-      const released = await Promise.allSettled(decoders.map((d) => d.release()));
-      for (const r of released) if (r.status === "rejected") throw r.reason;
+      await releaseAll(decoders);
     }
   } finally {
     await out.close();

@@ -52,7 +52,7 @@ export interface ModelFamily {
 export const FEED_WEIGHTS_BYTES = 256 * 1024 * 1024;
 
 /** Bytes of every weight in `weights`. */
-function weightBytes(weights: Weights): number {
+export function weightBytes(weights: Weights): number {
   let bytes = 0;
   for (const w of weights.values()) bytes += w.byteLength;
   return bytes;

@@ -1,0 +1,119 @@
+/**
+ * How many decoders a model gets for inference, and where: one on this thread, or several in Web
+ * Workers (worker_decoder.ts) that answer batches side by side. The output is the same either way
+ * (a record's scores do not depend on its batch); what differs is speed and memory.
+ *
+ * `auto` (the default) splits the cores among workers for a small model on the CPU: a decoding
+ * step of a small model is too small a product to share well among threads, so two decoders of one
+ * thread each answer more prompts a second than one decoder of two (docs/performance.md, "Decoders
+ * in workers": 1.5 to 1.7 times on 2 cores for the tiny preset). A large model keeps one decoder:
+ * its products use the threads well, and each worker holds its own copy of the weights. Given
+ * threads (`--threads`) are a budget a user set, so `auto` keeps one decoder with them.
+ *
+ * @module
+ */
+
+import type { DecoderConfig } from "../model/families/config.ts";
+import { modelFamily, weightBytes } from "../model/family.ts";
+import { quantizedLinear } from "../model/quantize.ts";
+import type { Weights } from "../model/weights.ts";
+import { CachedDecoder } from "./decoder.ts";
+import { type DecoderSpec, openWorkerDecoders, type WorkerDecoder } from "./worker_decoder.ts";
+
+/** A decoder for inference: on this thread, or in a worker. */
+export type InferenceDecoder = CachedDecoder | WorkerDecoder;
+
+/** Float32 weights up to this size get parallel decoders under `auto` (the presets tiny and small). */
+export const AUTO_WORKERS_BYTES = 256 * 1024 ** 2;
+
+/** The most decoders `auto` opens (each holds a copy of the weights). */
+export const AUTO_WORKERS_MAX = 8;
+
+/** What `auto` decides from. */
+export interface AutoWorkersInput {
+  /** Bytes of the model's weights as float32. */
+  weightBytes: number;
+  /** Cores of the machine. */
+  cores: number;
+  /** Threads the user gave, if any. */
+  threads?: number;
+}
+
+/**
+ * The number of decoders `auto` opens on the CPU: one per core (at most
+ * {@linkcode AUTO_WORKERS_MAX}) for weights up to {@linkcode AUTO_WORKERS_BYTES}, else one; one
+ * when the user gave threads.
+ *
+ * @example
+ * ```ts
+ * autoWorkers({ weightBytes: 21e6, cores: 2 }); // 2
+ * autoWorkers({ weightBytes: 2e9, cores: 2 }); // 1
+ * autoWorkers({ weightBytes: 21e6, cores: 2, threads: 1 }); // 1
+ * ```
+ */
+export function autoWorkers(input: AutoWorkersInput): number {
+  if (input.threads !== undefined || input.weightBytes > AUTO_WORKERS_BYTES) return 1;
+  return Math.max(1, Math.min(input.cores, AUTO_WORKERS_MAX));
+}
+
+/** Options of {@linkcode openDecoders}. */
+export interface OpenDecodersOptions {
+  /** How many decoders (default `auto`). */
+  workers?: number | "auto";
+  /** Intra-op threads of each (default: the cores shared among the decoders). */
+  threads?: number;
+  /** Cores of the machine (default `navigator.hardwareConcurrency`). */
+  cores?: number;
+}
+
+/**
+ * Opens the decoders of `spec`: `workers` of them in workers (one: on this thread). Under `auto`
+ * on a device other than the CPU (asked for, or found by `auto`) one decoder on this thread: the
+ * first worker's device says which, and is given back when it is not the CPU.
+ */
+export async function openDecoders(
+  spec: Omit<DecoderSpec, "threads">,
+  options: OpenDecodersOptions = {},
+): Promise<InferenceDecoder[]> {
+  const cores = options.cores ?? navigator.hardwareConcurrency ?? 1;
+  const auto = (options.workers ?? "auto") === "auto";
+  const workers = auto
+    ? (spec.device === undefined || spec.device === "auto" || spec.device === "cpu"
+      ? autoWorkers({ weightBytes: weightBytes(spec.weights), cores, threads: options.threads })
+      : 1)
+    : options.workers as number;
+  if (workers <= 1) return [await onThisThread(spec, spec.device, options.threads)];
+  const threads = options.threads ?? Math.max(1, Math.floor(cores / workers));
+  if (auto && spec.device !== "cpu") {
+    // `auto` may find a GPU: then one decoder here, with every core for what stays on the CPU.
+    const [first] = await openWorkerDecoders(spec, { workers: 1, threads });
+    if (first.device !== "cpu") {
+      const device = first.device;
+      await first.release();
+      return [await onThisThread(spec, device, options.threads)];
+    }
+    const rest = await openWorkerDecoders({ ...spec, device: "cpu" }, {
+      workers: workers - 1,
+      threads,
+    }).catch(async (error) => {
+      await first.release();
+      throw error;
+    });
+    return [first, ...rest];
+  }
+  return await openWorkerDecoders(spec, { workers, threads });
+}
+
+async function onThisThread(
+  spec: { config: DecoderConfig; weights: Weights } & Omit<DecoderSpec, "threads">,
+  device: DecoderSpec["device"],
+  threads: number | undefined,
+): Promise<CachedDecoder> {
+  const linear = spec.quantize ? quantizedLinear(spec.weights, spec.quantize) : undefined;
+  const family = modelFamily({ config: spec.config, weights: spec.weights }, {
+    attention: spec.attention,
+    addedRows: spec.addedRows,
+    linear,
+  });
+  return await CachedDecoder.create(family, { device, threads });
+}
