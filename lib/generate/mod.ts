@@ -111,6 +111,14 @@ export {
   type LoadOptions,
 } from "./load.ts";
 export {
+  AUTO_WORKERS_BYTES,
+  AUTO_WORKERS_MAX,
+  autoWorkers,
+  type AutoWorkersInput,
+  openDecoders,
+  type OpenDecodersOptions,
+} from "./open_decoders.ts";
+export {
   type DecoderSpec,
   openWorkerDecoders,
   WorkerDecoder,
