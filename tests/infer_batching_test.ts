@@ -10,17 +10,7 @@ import { paddedLength, PART_A_QUANTUM } from "../lib/generate/step_model.ts";
 import { glmFamily, type ModelFamily, modelFamily } from "../lib/model/family.ts";
 import { Rng } from "../lib/random.ts";
 import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
-import { testItems, TINY, tinyWeights, tokenizer } from "./helpers/infer.ts";
-
-/** A prompt of `length` random tokens below `vocab`, its mask last. */
-function randomPrompt(rng: Rng, length: number, vocab: number): PromptInput {
-  return {
-    ids: Int32Array.from({ length }, () => 5 + rng.int(vocab - 5)),
-    inter: Int32Array.from({ length }, (_, i) => i),
-    intra: new Int32Array(length),
-    maskIndex: length - 1,
-  };
-}
+import { randomPrompt, testItems, TINY, tinyWeights, tokenizer } from "./helpers/infer.ts";
 
 /** The log-probabilities of the first prompt's 3 rows over 3 steps, after prefilling `prompts`. */
 async function firstPromptSteps(decoder: CachedDecoder, prompts: PromptInput[]) {

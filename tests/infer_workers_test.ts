@@ -4,23 +4,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
-import { CachedDecoder, type PromptInput, type StepModel } from "../lib/generate/mod.ts";
+import { CachedDecoder, type StepModel } from "../lib/generate/mod.ts";
 import { openWorkerDecoders, WorkerDecoder } from "../lib/generate/worker_decoder.ts";
 import { glmDecoderConfig } from "../lib/model/config.ts";
 import { modelFamily } from "../lib/model/family.ts";
 import { Rng } from "../lib/random.ts";
 import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
-import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
+import { randomPrompt, TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { processTempDir, withTempDir } from "./helpers/temp.ts";
-
-function randomPrompt(rng: Rng, length: number, vocab: number): PromptInput {
-  return {
-    ids: Int32Array.from({ length }, () => 5 + rng.int(vocab - 5)),
-    inter: Int32Array.from({ length }, (_, i) => i),
-    intra: new Int32Array(length),
-    maskIndex: length - 1,
-  };
-}
 
 /** Prefill, three steps (beams reordered, one prompt dropped), then scoring: every output. */
 async function session(model: StepModel): Promise<number[][]> {

@@ -252,3 +252,13 @@ export function sequentialPrompt(
   };
   return encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special);
 }
+
+/** A prompt of `length` random tokens below `vocab` (from 5: past the special ids), its mask last. */
+export function randomPrompt(rng: Rng, length: number, vocab: number): PromptInput {
+  return {
+    ids: Int32Array.from({ length }, () => 5 + rng.int(vocab - 5)),
+    inter: Int32Array.from({ length }, (_, i) => i),
+    intra: new Int32Array(length),
+    maskIndex: length - 1,
+  };
+}
