@@ -187,7 +187,7 @@ Answers the task records of one split with the model: item tasks (sequential, di
 trie-constrained beam search over every item (--protocol full) or by ranking each record's
 candidates by likelihood (--protocol sampled); rating by the expected rating over the dataset's
 rating values; explanation and review by generated text. Writes one JSON line per record:
-  {"id", "user", "task", "template", "predictions": [{"entity", "score"}, ...]}   item tasks
+  {"id", "user", "task", "template", "predictions": [{"entity", "item_id", "score"}, ...]}   item tasks
   {"id", ..., "rating": 4.21, "most_likely": 5}                                     rating
   {"id", ..., "text": "..."}                                                         text tasks
 Scores are natural-log probabilities of the item's tokens and [E] (no length normalisation).

@@ -218,7 +218,7 @@ its validation split. Writes into the run directory (--out):
                            with the base model's tokenizer.json beside it
   config.json, tokenizer.json, model.safetensors    with --full: a complete model directory
   checkpoint.safetensors   tensors, AdamW moments, step, data position, random state (atomic)
-  metrics.jsonl            one line per step: step, loss, lr, tokens_per_s, grad_norm, val_loss
+  metrics.jsonl            one line per step: step, epoch, loss, lr, tokens, tokens_per_s, grad_norm (val_loss on validation steps)
   loss.svg                 the loss curve
 Killed at any moment and started again with --resume, it ends with the same weights.
 
