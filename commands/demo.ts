@@ -76,8 +76,8 @@ const FLAGS = defineFlags({
     type: "choice",
     choices: INIT_FAMILIES,
     placeholder: "NAME",
-    help: `${INIT_FAMILIES.join(" | ")}: a seeded random small checkpoint of that decoder\n` +
-      "family (docs/method.md section 11; glm is GLM-4) adapted with LoRA, instead of GLM\n" +
+    help: `${INIT_FAMILIES.join(" | ")}: a seeded random small checkpoint of that decoder ` +
+      "family (docs/method.md section 11; glm is GLM-4) adapted with LoRA, instead of GLM " +
       "trained from scratch (random weights know nothing: this shows the pipeline)",
   },
   quiet: { type: "boolean", help: "no progress on stderr (neither the demo's nor its stages')" },

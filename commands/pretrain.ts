@@ -59,7 +59,7 @@ const FLAGS = defineFlags({
     type: "list",
     defaultText: "GLM: qkv; the decoder families: q_proj,k_proj,v_proj",
     help: "GLM: of qkv (query_key_value), dense, dense_h_to_4h, dense_4h_to_h;\n" +
-      "llama, mistral, qwen2, qwen3, GLM-4: of q_proj, k_proj, v_proj, o_proj, gate_proj,\n" +
+      "llama, mistral, qwen2, qwen3, GLM-4: of q_proj, k_proj, v_proj, o_proj, gate_proj, " +
       "up_proj, down_proj (GLM-4: gate_up_proj)",
   },
   attention: {

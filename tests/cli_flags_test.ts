@@ -127,3 +127,14 @@ Deno.test("a command's --help states a library's default from the library's cons
   // --beams defaults to the library's constant, raised to --top-k when that is larger.
   assert.match(infer, new RegExp(`--beams N +.*\\(default: ${DEFAULT_PREDICT.beams}, or --top-k`));
 });
+
+Deno.test("--help names a section once, however many of its flags carry it", () => {
+  const text = formatFlags(defineFlags({
+    seed: { type: "int", default: 0, help: "random seed" },
+    data: { type: "string", section: "Data", help: "dataset" },
+    split: { type: "string", section: "Data", help: "split" },
+    steps: { type: "int", help: "steps" },
+    lr: { type: "number", section: "Run", help: "learning rate" },
+  }));
+  assert.deepEqual(text.split("\n").filter((l) => l.endsWith(":")), ["Flags:", "Data:", "Run:"]);
+});

@@ -450,9 +450,12 @@ export function formatFlags(table: FlagTable, options: FormatFlagsOptions = {}):
   const entries = Object.entries(table);
   const column = Math.max(0, ...entries.map(([name, decl]) => label(name, decl).length)) + 2;
   const lines: string[] = [];
+  let section: string | undefined;
   entries.forEach(([name, decl], i) => {
-    if (decl.section !== undefined) lines.push(`${decl.section}:`);
-    else if (i === 0) lines.push(`${options.heading ?? "Flags"}:`);
+    // A heading where a section starts (flags of one section may each name it).
+    if (decl.section !== undefined && decl.section !== section) lines.push(`${decl.section}:`);
+    else if (i === 0 && decl.section === undefined) lines.push(`${options.heading ?? "Flags"}:`);
+    section = decl.section ?? section;
     let help = decl.help;
     const shown = decl.type === "boolean"
       ? undefined
