@@ -14,6 +14,7 @@ import { DEFAULT_SAMPLE_SEED } from "../lib/data/user_sample.ts";
 import { UsageError } from "../lib/errors.ts";
 import { DEFAULT_PREDICT, INFER_PROTOCOLS, INFER_TASKS } from "../lib/generate/infer.ts";
 import { runInference } from "../lib/generate/run.ts";
+import { parseWorkers } from "../lib/generate/open_decoders.ts";
 import { DEFAULT_RERANK_WEIGHT, readRerankTuning } from "../lib/generate/rerank.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
@@ -154,13 +155,12 @@ const FLAGS = defineFlags({
     help: "intra-op threads of each decoder",
   },
   workers: {
-    type: "int",
-    min: 1,
-    max: 256,
-    defaultText: "auto: a decoder per core for a model of up to 256 MB on the CPU " +
-      "without --threads, else 1",
+    type: "string",
+    placeholder: "N|auto",
+    default: "auto",
     help: "decoders answering batches at once, each in its own thread with its own copy of the " +
-      "weights; the same output (docs/performance.md)",
+      "weights, the same output; auto: one per core (at most 4) for a model of up to 64 MB on " +
+      "the CPU without --threads, else 1 (docs/performance.md)",
   },
   quantize: {
     type: "choice",
@@ -255,7 +255,7 @@ export const command: Command = {
         shard,
         device: flags.device,
         threads: flags.threads,
-        workers: flags.workers,
+        workers: parseWorkers(flags.workers),
         quantize: flags.quantize === "none" ? undefined : Number(flags.quantize) as QuantBits,
         onProgress: (message) => progress.update(message),
         onNote: (message) => progress.log(message),

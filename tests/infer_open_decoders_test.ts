@@ -7,30 +7,38 @@ import {
   AUTO_WORKERS_MAX,
   autoWorkers,
   openDecoders,
+  parseWorkers,
 } from "../lib/generate/open_decoders.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
 import { WorkerDecoder } from "../lib/generate/worker_decoder.ts";
 import { glmDecoderConfig } from "../lib/model/config.ts";
 import { TINY, tinyWeights } from "./helpers/infer.ts";
+import { InputError } from "../lib/errors.ts";
 
 Deno.test("auto: a decoder per core for a small model, one for a large one or given threads", () => {
   assert.equal(autoWorkers({ weightBytes: 21e6, cores: 2 }), 2);
-  assert.equal(autoWorkers({ weightBytes: AUTO_WORKERS_BYTES, cores: 4 }), 4);
+  assert.equal(autoWorkers({ weightBytes: AUTO_WORKERS_BYTES, cores: 3 }), 3);
   assert.equal(autoWorkers({ weightBytes: AUTO_WORKERS_BYTES + 1, cores: 4 }), 1);
   assert.equal(autoWorkers({ weightBytes: 21e6, cores: 64 }), AUTO_WORKERS_MAX);
   assert.equal(autoWorkers({ weightBytes: 21e6, cores: 1 }), 1);
   assert.equal(autoWorkers({ weightBytes: 21e6, cores: 8, threads: 2 }), 1);
+  assert.equal(parseWorkers("auto"), "auto");
+  assert.equal(parseWorkers("3"), 3);
+  for (const bad of ["0", "-1", "2.5", "many", "257"]) {
+    assert.throws(() => parseWorkers(bad), /workers must be auto or an integer from 1 to 256/);
+  }
 });
 
 const spec = { config: glmDecoderConfig(TINY), weights: tinyWeights(TINY, 3) };
 
 Deno.test("openDecoders: auto opens workers on the CPU, one decoder here with threads or 1", async () => {
+  const W = WorkerDecoder;
   const cases = [
-    { options: { cores: 2 }, device: "auto", want: [WorkerDecoder, WorkerDecoder] },
-    { options: { cores: 3 }, device: "cpu", want: [WorkerDecoder, WorkerDecoder, WorkerDecoder] },
-    { options: { cores: 2, threads: 1 }, device: "cpu", want: [CachedDecoder] },
-    { options: { cores: 2, workers: 1 }, device: "cpu", want: [CachedDecoder] },
-    { options: { cores: 1, workers: 2 }, device: "cpu", want: [WorkerDecoder, WorkerDecoder] },
+    { options: { cores: 2, workers: "auto" }, device: "auto", want: [W, W] },
+    { options: { cores: 3, workers: "auto" }, device: "cpu", want: [W, W, W] },
+    { options: { cores: 2, workers: "auto", threads: 1 }, device: "cpu", want: [CachedDecoder] },
+    { options: { cores: 2 }, device: "cpu", want: [CachedDecoder] }, // the library's default: 1
+    { options: { cores: 1, workers: 2 }, device: "cpu", want: [W, W] },
   ] as const;
   for (const { options, device, want } of cases) {
     const decoders = await openDecoders({ ...spec, device }, options);
@@ -40,5 +48,24 @@ Deno.test("openDecoders: auto opens workers on the CPU, one decoder here with th
     } finally {
       for (const d of decoders) await d.release();
     }
+  }
+});
+
+Deno.test("a worker's bad input stays bad input (exit 1), its bug a bug (with the worker's stack)", async () => {
+  // An unknown device fails in the worker's session as a DeviceError, an InputError.
+  await assert.rejects(
+    () => WorkerDecoder.create({ ...spec, device: "tpu" as "cpu" }),
+    (e: unknown) => e instanceof InputError && /unknown device "tpu"/.test((e as Error).message),
+  );
+  const decoder = await WorkerDecoder.create({ ...spec, device: "cpu", threads: 1 });
+  try {
+    await assert.rejects(
+      () => decoder.prefill([]),
+      (e: unknown) =>
+        !(e instanceof InputError) && e instanceof Error && e.name === "RangeError" &&
+        /in a decoder worker/.test(e.stack ?? ""),
+    );
+  } finally {
+    await decoder.release();
   }
 });

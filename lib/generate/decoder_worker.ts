@@ -15,7 +15,12 @@
 import { modelFamily } from "../model/family.ts";
 import { quantizedLinear } from "../model/quantize.ts";
 import { CachedDecoder } from "./decoder.ts";
-import type { DecoderRequest, DecoderSpec, WorkerReply } from "./worker_decoder.ts";
+import {
+  type DecoderRequest,
+  type DecoderSpec,
+  errorReply,
+  type WorkerReply,
+} from "./worker_decoder.ts";
 
 let decoder: CachedDecoder | undefined;
 
@@ -78,8 +83,7 @@ self.onmessage = (event: MessageEvent<DecoderRequest>) => {
     try {
       reply = await answer(request);
     } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
-      reply = { id: request.id, error: { name: e.name, message: e.message, stack: e.stack } };
+      reply = { id: request.id, error: errorReply(error) };
     }
     const transfer = "data" in reply && reply.data ? [reply.data.buffer as ArrayBuffer] : [];
     self.postMessage(reply, { transfer });

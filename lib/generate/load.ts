@@ -54,8 +54,9 @@ export interface LoadOptions {
   threads?: number;
   /**
    * Decoders of the model that answer batches at once, each in its own worker with a copy of the
-   * weights (worker_decoder.ts); 1: one decoder on this thread. Default `auto` (open_decoders.ts):
-   * one per core for a small model on the CPU, else one.
+   * weights (worker_decoder.ts); 1 (the default): one decoder on this thread; `auto`
+   * (open_decoders.ts, infer's default): one per core for a small model on the CPU, else one.
+   * Release every one of `decoders`: a worker left open keeps the process running.
    */
   workers?: number | "auto";
   /** Told about what cannot be checked (an adapter without a recorded base model). */

@@ -3,7 +3,7 @@
  * Workers (worker_decoder.ts) that answer batches side by side. The output is the same either way
  * (a record's scores do not depend on its batch); what differs is speed and memory.
  *
- * `auto` (the default) splits the cores among workers for a small model on the CPU: a decoding
+ * `auto` (the command line's default) splits the cores among workers for a small model on the CPU: a decoding
  * step of a small model is too small a product to share well among threads, so two decoders of one
  * thread each answer more prompts a second than one decoder of two (docs/performance.md, "Decoders
  * in workers": 1.5 to 1.7 times on 2 cores for the tiny preset). A large model keeps one decoder:
@@ -13,6 +13,7 @@
  * @module
  */
 
+import { OptionError } from "../errors.ts";
 import type { DecoderConfig } from "../model/families/config.ts";
 import { modelFamily, weightBytes } from "../model/family.ts";
 import { quantizedLinear } from "../model/quantize.ts";
@@ -23,11 +24,19 @@ import { type DecoderSpec, openWorkerDecoders, type WorkerDecoder } from "./work
 /** A decoder for inference: on this thread, or in a worker. */
 export type InferenceDecoder = CachedDecoder | WorkerDecoder;
 
-/** Float32 weights up to this size get parallel decoders under `auto` (the presets tiny and small). */
-export const AUTO_WORKERS_BYTES = 256 * 1024 ** 2;
+/**
+ * Float32 weights up to this size get parallel decoders under `auto`: the tiny preset (21 MB) and
+ * the demo's model, not the small preset (108 MB), whose second decoder doubled the peak memory
+ * (672 MB to 1.39 GB) for about 1.2 to 1.4 times the users a second.
+ */
+export const AUTO_WORKERS_BYTES = 64 * 1024 ** 2;
 
-/** The most decoders `auto` opens (each holds a copy of the weights). */
-export const AUTO_WORKERS_MAX = 8;
+/**
+ * The most decoders `auto` opens: each costs a copy of the weights and 75 to 120 MB of its own (a
+ * JavaScript isolate, onnxruntime's sessions and packed weights; the demo's model: 246 MB peak with
+ * one decoder, 361 to 374 MB with two, 441 MB with three).
+ */
+export const AUTO_WORKERS_MAX = 4;
 
 /** What `auto` decides from. */
 export interface AutoWorkersInput {
@@ -41,13 +50,13 @@ export interface AutoWorkersInput {
 
 /**
  * The number of decoders `auto` opens on the CPU: one per core (at most
- * {@linkcode AUTO_WORKERS_MAX}) for weights up to {@linkcode AUTO_WORKERS_BYTES}, else one; one
- * when the user gave threads.
+ * {@linkcode AUTO_WORKERS_MAX}, the cores shared among them) for weights up to
+ * {@linkcode AUTO_WORKERS_BYTES}, else one; one when the user gave threads.
  *
  * @example
  * ```ts
  * autoWorkers({ weightBytes: 21e6, cores: 2 }); // 2
- * autoWorkers({ weightBytes: 2e9, cores: 2 }); // 1
+ * autoWorkers({ weightBytes: 108e6, cores: 2 }); // 1
  * autoWorkers({ weightBytes: 21e6, cores: 2, threads: 1 }); // 1
  * ```
  */
@@ -56,9 +65,31 @@ export function autoWorkers(input: AutoWorkersInput): number {
   return Math.max(1, Math.min(input.cores, AUTO_WORKERS_MAX));
 }
 
+/**
+ * The number of decoders a user asked for: a positive integer, or `auto`; anything else is an
+ * OptionError on `workers`.
+ *
+ * @example
+ * ```ts
+ * parseWorkers("auto"); // "auto"
+ * parseWorkers("3"); // 3
+ * ```
+ */
+export function parseWorkers(text: string): number | "auto" {
+  if (text === "auto") return "auto";
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new OptionError(
+      "workers",
+      (name) => `${name} must be auto or an integer from 1 to 256, got "${text}"`,
+    );
+  }
+  return n;
+}
+
 /** Options of {@linkcode openDecoders}. */
 export interface OpenDecodersOptions {
-  /** How many decoders (default `auto`). */
+  /** How many decoders (default 1; `auto`: {@linkcode autoWorkers} on the CPU). */
   workers?: number | "auto";
   /** Intra-op threads of each (default: the cores shared among the decoders). */
   threads?: number;
@@ -76,12 +107,13 @@ export async function openDecoders(
   options: OpenDecodersOptions = {},
 ): Promise<InferenceDecoder[]> {
   const cores = options.cores ?? navigator.hardwareConcurrency ?? 1;
-  const auto = (options.workers ?? "auto") === "auto";
-  const workers = auto
-    ? (spec.device === undefined || spec.device === "auto" || spec.device === "cpu"
-      ? autoWorkers({ weightBytes: weightBytes(spec.weights), cores, threads: options.threads })
-      : 1)
-    : options.workers as number;
+  const asked = options.workers ?? 1;
+  const auto = asked === "auto";
+  const workers = asked !== "auto"
+    ? asked
+    : spec.device === undefined || spec.device === "auto" || spec.device === "cpu"
+    ? autoWorkers({ weightBytes: weightBytes(spec.weights), cores, threads: options.threads })
+    : 1;
   if (workers <= 1) return [await onThisThread(spec, spec.device, options.threads)];
   const threads = options.threads ?? Math.max(1, Math.floor(cores / workers));
   if (auto && spec.device !== "cpu") {

@@ -271,7 +271,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       adapter: options.adapter,
       device: options.device,
       threads: options.threads,
-      workers: options.workers,
+      workers: options.workers ?? "auto",
       onWarning: options.onWarning,
       quantize: options.quantize ? { bits: options.quantize } : undefined,
       data,

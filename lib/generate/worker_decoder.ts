@@ -25,7 +25,7 @@
  * @module
  */
 
-import { InputError } from "../errors.ts";
+import { InputError, UsageError } from "../errors.ts";
 import type { DecoderConfig } from "../model/families/config.ts";
 import type { QuantizeOptions } from "../model/quantize.ts";
 import type { Weights } from "../model/weights.ts";
@@ -78,8 +78,11 @@ export interface DecoderCounters {
 /** A worker's answer to the call of the same `id`. */
 export interface WorkerReply {
   id: number;
-  /** The call failed: the error as thrown in the worker. */
-  error?: { name: string; message: string; stack?: string };
+  /**
+   * The call failed: the error as thrown in the worker, and its kind (bad input, a usage mistake,
+   * or anything else: a bug), which decides how the command line reports it.
+   */
+  error?: { name: string; message: string; stack?: string; kind?: "input" | "usage" };
   /** `open`: the device the sessions run on and the rows of the output. */
   device?: ResolvedDevice;
   vocabSize?: number;
@@ -88,10 +91,23 @@ export interface WorkerReply {
   counters?: DecoderCounters;
 }
 
-/** An error thrown in a worker, rethrown here with its name and message. */
+/** What a worker sends back of an error it met. */
+export function errorReply(error: unknown): NonNullable<WorkerReply["error"]> {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const kind = e instanceof InputError ? "input" : e instanceof UsageError ? "usage" : undefined;
+  return { name: e.name, message: e.message, stack: e.stack, ...(kind ? { kind } : {}) };
+}
+
+/**
+ * An error thrown in a worker, rethrown here as its kind (an InputError for bad input, a device
+ * that cannot load, ...; a UsageError; else an Error with the worker's stack: a bug).
+ */
 function rethrown(e: NonNullable<WorkerReply["error"]>): Error {
-  const error = e.name === "InputError" ? new InputError(e.message) : new Error(e.message);
-  if (e.name !== "InputError" && e.stack) error.stack = `${e.stack}\n    (in a decoder worker)`;
+  if (e.kind === "input") return Object.assign(new InputError(e.message), { name: e.name });
+  if (e.kind === "usage") return Object.assign(new UsageError(e.message), { name: e.name });
+  const error = new Error(e.message);
+  error.name = e.name;
+  if (e.stack) error.stack = `${e.stack}\n    (in a decoder worker)`;
   return error;
 }
 
@@ -112,6 +128,8 @@ export class WorkerDecoder implements StepModel {
 
   readonly #worker: Worker;
   readonly #pending: Map<number, (reply: WorkerReply) => void>;
+  /** Set when the worker died (an uncaught error in it): every later call throws it. */
+  readonly #dead: { error?: Error };
   #next: number;
   /** The state changes since the last call, sent with the next. */
   #changes: StateChange[] = [];
@@ -121,11 +139,13 @@ export class WorkerDecoder implements StepModel {
   private constructor(
     worker: Worker,
     pending: Map<number, (reply: WorkerReply) => void>,
+    dead: { error?: Error },
     next: number,
     opened: WorkerReply,
   ) {
     this.#worker = worker;
     this.#pending = pending;
+    this.#dead = dead;
     this.#next = next;
     this.vocabSize = opened.vocabSize!;
     this.device = opened.device!;
@@ -137,14 +157,18 @@ export class WorkerDecoder implements StepModel {
       type: "module",
     });
     const pending = new Map<number, (reply: WorkerReply) => void>();
+    const dead: { error?: Error } = {};
     worker.onmessage = (event: MessageEvent<WorkerReply>) => {
       const settle = pending.get(event.data.id);
       pending.delete(event.data.id);
       settle?.(event.data);
     };
+    // An uncaught error ends the worker's answers: the calls waiting fail, and so does every later
+    // one, at once (a worker that answers nothing more would hang them).
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
-      const error = { name: "Error", message: `decoder worker: ${event.message}` };
+      const error = { name: "Error", message: `decoder worker died: ${event.message}` };
+      dead.error ??= rethrown(error);
       for (const [id, settle] of pending) settle({ id, error });
       pending.clear();
     };
@@ -156,12 +180,13 @@ export class WorkerDecoder implements StepModel {
       worker.terminate();
       throw rethrown(opened.error);
     }
-    return new WorkerDecoder(worker, pending, 1, opened);
+    return new WorkerDecoder(worker, pending, dead, 1, opened);
   }
 
   /** Sends a call with the state changes before it, waits for its answer; throws its error. */
   async #call(request: DecoderRequest): Promise<WorkerReply> {
     if (this.#ended && request.op !== "release") throw new Error("the decoder was released");
+    if (this.#dead.error) throw this.#dead.error;
     const sent = { ...request, before: this.#changes };
     this.#changes = [];
     const reply = await new Promise<WorkerReply>((resolve) => {
@@ -198,7 +223,7 @@ export class WorkerDecoder implements StepModel {
     if (this.#ended) return;
     this.#ended = true;
     try {
-      await this.#call({ id: this.#next++, op: "release" });
+      if (!this.#dead.error) await this.#call({ id: this.#next++, op: "release" });
     } finally {
       this.#worker.terminate();
     }
