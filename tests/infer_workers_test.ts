@@ -100,26 +100,9 @@ Deno.test("infer --workers 3 writes the bytes one decoder writes, every task fam
     const run = async (workers: string) => {
       const out = join(dir, `w${workers}.jsonl`);
       const r = await runCli([
-        "infer",
-        "--quiet",
-        "--device",
-        "cpu",
-        "--model",
-        MODEL,
-        "--data",
-        DATA,
-        "--out",
-        out,
-        "--batch-size",
-        "2",
-        "--threads",
-        "1",
-        "--beams",
-        "10",
-        "--max-new-tokens",
-        "5",
-        "--workers",
-        workers,
+        ...["infer", "--quiet", "--device", "cpu", "--model", MODEL, "--data", DATA, "--out", out],
+        ...["--batch-size", "2", "--threads", "1", "--beams", "10", "--max-new-tokens", "5"],
+        ...["--workers", workers],
       ]);
       assert.equal(r.code, 0, r.stderr);
       return await Deno.readTextFile(out);
