@@ -14,6 +14,7 @@ import { RECIPES } from "../lib/train/recipes.ts";
 import { DEVICES } from "../lib/runtime/devices.ts";
 import {
   DEFAULT_DEMO,
+  demoFileNames,
   demoPaths,
   type DemoStage,
   demoStages,
@@ -115,11 +116,7 @@ function selfCommand(): string[] {
  */
 async function prepareOut(out: string, stages: DemoStage[]): Promise<void> {
   if (await pathExists(join(out, MARKER))) {
-    const known = new Set([
-      MARKER,
-      ...Object.values(demoPaths(out)).map((p) => basename(p)),
-      ...stages.flatMap((s) => s.stdout ? [s.stdout] : []),
-    ]);
+    const known = new Set([MARKER, ...demoFileNames(), ...stages.flatMap((s) => s.stdout ?? [])]);
     const foreign: string[] = [];
     for await (const entry of Deno.readDir(out)) {
       if (!known.has(entry.name) && !isTemporaryName(entry.name)) foreign.push(entry.name);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { demoStages, demoVerdict } from "../lib/demo/plan.ts";
+import { demoFileNames, demoStages, demoVerdict } from "../lib/demo/plan.ts";
 import { DEFAULT_BASELINE } from "../lib/baselines/baseline.ts";
 import { type CliRun, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -183,5 +183,15 @@ Deno.test("demo --rerank sasrec: SASRec's candidates reranked by the fusion tune
       alone.find((s) => s.name === name)!.args,
       two.find((s) => s.name === name)!.args,
     );
+  }
+});
+
+Deno.test("the names a demo of either variant leaves are known, so a rerun clears them", () => {
+  const names = demoFileNames();
+  for (const name of ["first-valid.json", "infer-valid.json", "eval.json", "recsysllm.jsonl"]) {
+    assert.ok(names.has(name), name);
+  }
+  for (const stage of demoStages({ out: "." })) {
+    if (stage.stdout) assert.ok(names.has(stage.stdout));
   }
 });

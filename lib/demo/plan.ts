@@ -10,7 +10,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { DEFAULT_DEVICE, type Device } from "../runtime/devices.ts";
 
 /** The built-in dataset's directory (`fixtures/demo`). */
@@ -109,6 +109,18 @@ export function demoPaths(out: string) {
     validReranked: join(out, "valid-reranked.jsonl"),
     tuning: join(out, "rerank-tuning.json"),
   };
+}
+
+/**
+ * Every name a demo writes at the top of its output directory, whichever its variant (with or
+ * without the two stages): what an earlier demo may have left there.
+ */
+export function demoFileNames(): Set<string> {
+  const names = new Set(Object.values(demoPaths(".")).map((p) => basename(p)));
+  for (const rerank of ["none", "sasrec"]) {
+    for (const stage of demoStages({ out: ".", rerank })) if (stage.stdout) names.add(stage.stdout);
+  }
+  return names;
 }
 
 /** `name --flag value ...` from flags in order; `true` is a flag without a value. */
