@@ -9,8 +9,10 @@
 import type { Command } from "../lib/cli/command.ts";
 import {
   defineFlags,
+  flagOf,
   type FlagValues,
   formatFlags,
+  optionOf,
   parseFlags,
   withFlagNames,
 } from "../lib/cli/flags.ts";
@@ -218,9 +220,7 @@ const SASREC_OPTIONS = [
 
 /** The flag of each library option whose flag is not its kebab-case name. */
 const RENAMED: Record<string, string> = {
-  ...Object.fromEntries(
-    SASREC_OPTIONS.map((o) => [o, `sasrec-${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`]),
-  ),
+  ...Object.fromEntries(SASREC_OPTIONS.map((o) => [o, `sasrec-${flagOf(o)}`])),
   names: "name",
   baselines: "baseline",
 };
@@ -253,11 +253,12 @@ export const command: Command = {
   summary: "score predictions and baselines: HR/NDCG, RMSE/MAE, BLEU/ROUGE (JSON, Markdown, SVG)",
   usage: USAGE,
   async run(args) {
-    const { values: flags } = parseFlags("eval", args, FLAGS);
+    const { values: flags, given } = parseFlags("eval", args, FLAGS);
     if (flags["tune-rerank"] !== undefined) {
       const { data, split, format } = flags, file = flags["tune-rerank"];
-      const methods = (flags.predictions?.length ?? 0) + (flags.baseline?.length ?? 0);
-      const options = { file, data, split, format, methods };
+      const reads = ["data", "split", "format", "tune-rerank", "quiet", "tasks"];
+      const unused = [...given].filter((f) => !reads.includes(f)).map(optionOf);
+      const options = { file, data, split, format, unused };
       return console.log(await withFlagNames(FLAGS, () => tuneRerankReport(options), RENAMED));
     }
     const sampled = flags["sample-users"];

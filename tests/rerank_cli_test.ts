@@ -95,6 +95,36 @@ Deno.test("eval --tune-rerank's best point is what eval scores for infer --reran
     const both = await runCli(["eval", ...common, "--tune-rerank", reranked, "--baseline", "pop"]);
     assert.equal(both.code, 2);
     assert.match(both.stderr, /--tune-rerank scores its own file/);
+    // Flags the tuning does not read are refused, not ignored.
+    for (
+      const extra of [["--k", "1,20"], ["--chart", join(dir, "t.svg")], ["--sample-users", "3"]]
+    ) {
+      const run = await runCli(["eval", ...common, "--tune-rerank", reranked, ...extra]);
+      assert.equal(run.code, 2, extra.join(" "));
+      assert.match(
+        run.stderr,
+        new RegExp(
+          `--tune-rerank reads only --data, --split, --format \\(and --tasks, whose item records it tunes on\\): drop ${
+            extra[0]
+          }`,
+        ),
+      );
+    }
+    // An empty file, or a record twice, is an error naming the file (and the line).
+    const empty = join(dir, "empty.jsonl");
+    await Deno.writeTextFile(empty, "");
+    const none = await runCli(["eval", ...common, "--tune-rerank", empty]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /empty\.jsonl: no lines: nothing to tune on/);
+    const twice = join(dir, "twice.jsonl");
+    const text = await Deno.readTextFile(reranked);
+    await Deno.writeTextFile(twice, text + text);
+    const again = await runCli(["eval", ...common, "--tune-rerank", twice]);
+    assert.equal(again.code, 1);
+    assert.match(
+      again.stderr,
+      /twice\.jsonl line 41: a second line for record "[^"]+" \(first on line 1\)/,
+    );
     const plain = join(dir, "plain.jsonl");
     await ok([...infer, "--rerank-weight", "0.5", "--top-k", "10", "--out", plain]);
     const noScores = await runCli([

@@ -548,6 +548,11 @@ export function flagOf(option: string): string {
   return option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
+/** `max-length` -> `maxLength`: the library option a flag conventionally sets. */
+export function optionOf(flag: string): string {
+  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
 /**
  * Runs `work`, re-wording an error whose message names a library option ({@linkcode OptionError},
  * or any error given a wording by `worded`) with the flags that set the options (`maxLength` ->

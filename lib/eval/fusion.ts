@@ -180,8 +180,18 @@ export async function tuneRerank(
   const ids = new Map<string, string>();
   for (const e of data.entities) if (e.kind === "item") ids.set(e.entity, e.id);
   const lines: PredictionLine[] = [];
+  const lineOf = new Map<string, number>();
   for await (const { number, value } of readJsonLines(file)) {
     const line = checkPredictionLine(value, file, number);
+    const earlier = lineOf.get(line.id);
+    if (earlier !== undefined) {
+      throw inputError(
+        file,
+        number,
+        `a second line for record "${line.id}" (first on line ${earlier})`,
+      );
+    }
+    lineOf.set(line.id, number);
     if (!(line.predictions ?? []).every((e) => hasBothScores(e))) {
       throw inputError(
         file,
@@ -193,6 +203,7 @@ export async function tuneRerank(
     }
     lines.push(line);
   }
+  if (lines.length === 0) throw inputError(file, undefined, "no lines: nothing to tune on");
   const wanted = new Set(lines.map((l) => l.id));
   const targets = new Map<string, string>();
   for await (const r of readRecords(data, split)) {
@@ -257,8 +268,11 @@ export interface TuneRerankReportOptions {
   split: string;
   /** `json` or `md`. */
   format: string;
-  /** Methods the same run was asked to score: none may be (the tuning scores its own file). */
-  methods: number;
+  /**
+   * Other options given with it, which the tuning does not read: none may be (methods to score
+   * beside it, `predictions` or `baseline`, least of all: it scores its own file).
+   */
+  unused?: readonly string[];
 }
 
 /**
@@ -266,11 +280,21 @@ export interface TuneRerankReportOptions {
  * {@linkcode tuningMarkdown}'s table. Methods to score beside it are an OptionError.
  */
 export async function tuneRerankReport(options: TuneRerankReportOptions): Promise<string> {
-  if (options.methods > 0) {
+  const unused = options.unused ?? [];
+  if (unused.some((o) => ["predictions", "baseline", "name"].includes(o))) {
     throw new OptionError(
       "tuneRerank",
       (name, nameOf) =>
         `${name} scores its own file: give no ${nameOf("predictions")} or ${nameOf("baselines")}`,
+    );
+  }
+  if (unused.length > 0) {
+    throw new OptionError(
+      "tuneRerank",
+      (name, nameOf) =>
+        `${name} reads only ${nameOf("data")}, ${nameOf("split")}, ${nameOf("format")} (and ` +
+        `${nameOf("tasks")}, whose item records it tunes on): ` +
+        `drop ${nameOf(unused[0])}`,
     );
   }
   const tuning = await tuneRerank(options.file, options.data, options.split as Split);
