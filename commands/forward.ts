@@ -105,6 +105,7 @@ export const command: Command = {
       const json = await readBatchFile(batchPath);
       const done = await forwardModel(flags, json);
       await writeSafetensors(output.tmp, done.tensors, { format: FORWARD_FORMAT });
+      await output.commit(); // the summary says the file is there: only once it is
       progress.done(`logits [${done.logits.join(", ")}] on ${done.device} written to ${out}`);
       console.log(JSON.stringify({
         out,
@@ -112,7 +113,6 @@ export const command: Command = {
         logits: done.logits,
         loss: done.loss ?? null,
       }));
-      await output.commit();
     } finally {
       await output.close();
     }

@@ -260,6 +260,27 @@ Deno.test("forward writes logits and loss equal to the reference; errors are one
       range.stderr,
       new RegExp(`"input_ids"\\[1\\]\\[1\\] is ${V}, outside 0..${V - 1}`),
     );
+    // A negative loss weight, or no position that counts, is refused (a loss of 0 would read as
+    // a perfect prediction).
+    for (
+      const [mask, problem] of [
+        [[[0, 0, 0, 0, -1, 1], [0, 0, 0, 1, 0, 0]], /"loss_mask"\[0\]\[4\] is -1/],
+        [[[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], /no position counts toward the loss/],
+      ] as const
+    ) {
+      await Deno.writeTextFile(batchPath, JSON.stringify({ ...batch, loss_mask: mask }));
+      const run = await quietly([
+        "forward",
+        "--model",
+        modelDir,
+        "--batch",
+        batchPath,
+        "--out",
+        out,
+      ]);
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr, problem);
+    }
     await Deno.writeTextFile(batchPath, JSON.stringify(batch));
     const cuda = await quietly([
       "forward",

@@ -179,11 +179,18 @@ function readLabels(
       labels[b * L + t] = v;
     });
   });
+  let counted = 0;
   maskRows.forEach((row, b) => {
     f.numbers("loss_mask", row, `[${b}]`, false, L).forEach((v, t) => {
+      if (!(v >= 0)) throw f.fail(`"loss_mask"[${b}][${t}] is ${v}: a weight of 0 or more`);
       lossMask[b * L + t] = v;
+      if (v > 0 && labels[b * L + t] !== -100) counted++;
     });
   });
+  // The loss is a mean over the counted positions: with none it does not exist (not 0).
+  if (counted === 0) {
+    throw f.fail(`no position counts toward the loss: every "loss_mask" is 0 or its label -100`);
+  }
   return { labels, lossMask };
 }
 
