@@ -10,7 +10,7 @@ import type { Command } from "../lib/cli/command.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { defineFlags, type FlagValues, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import type { Batch } from "../lib/collate/types.ts";
-import { inputError, UsageError } from "../lib/errors.ts";
+import { InputError, inputError, UsageError } from "../lib/errors.ts";
 import { type JsonBatch, parseBatchJson } from "../lib/model/batch_json.ts";
 import { type ForwardResult, runForward } from "../lib/model/forward.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
@@ -21,6 +21,8 @@ import type { Weights } from "../lib/model/weights.ts";
 import { loadAnyModel } from "../lib/model/load_any.ts";
 import { join } from "node:path";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { type Dataset, openDataset } from "../lib/data/dataset.ts";
+import { withItemTokens } from "../lib/collate/item_tokens.ts";
 import { DEFAULT_DEVICE, DEVICES } from "../lib/runtime/session.ts";
 import { loadAdapter, withMethodTensors } from "../lib/model/adapter.ts";
 import { adapterGradients } from "../lib/train/adapter_grads.ts";
@@ -45,6 +47,12 @@ const FLAGS = defineFlags({
     placeholder: "DIR",
     help: "apply a LoRA adapter (PEFT layout: adapter_config.json, adapter_model.safetensors) " +
       "on top of the model",
+  },
+  data: {
+    type: "string",
+    placeholder: "DIR",
+    help: "the dataset the model or adapter was trained on (textualize's directory): its item " +
+      "tokens (--item-tokens) are rows of the vocabulary too",
   },
   grads: {
     type: "boolean",
@@ -152,19 +160,27 @@ async function readBatchFile(batchPath: string): Promise<unknown> {
 async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forwarded> {
   const { model: modelDir, batch: batchPath, device, adapter } = flags;
   const tokenizerPath = join(modelDir, "tokenizer.json");
+  const data = flags.data === undefined ? undefined : await openDataset(flags.data);
   const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
-    (t) => t.vocabSize,
+    (t) => (data ? withItemTokens(t, data) : t).vocabSize,
     () => 0, // no tokenizer: no special rows
   );
-  const model = await loadAnyModel(modelDir, { tokenizerIds });
+  const model = await loadAnyModel(modelDir, { tokenizerIds, data });
   const V = model.config.vocabSize + model.addedRows;
-  const batch = parseBatchJson(json, batchPath, {
-    vocabSize: V,
-    maxSequenceLength: model.config.maxPositionEmbeddings,
-  });
+  const limits = { vocabSize: V, maxSequenceLength: model.config.maxPositionEmbeddings };
+  let batch: ReturnType<typeof parseBatchJson>;
+  try {
+    batch = parseBatchJson(json, batchPath, limits);
+  } catch (error) {
+    // An id past the vocabulary may be an item token: the rows of a dataset's item tokens.
+    if (error instanceof InputError && !data && / outside 0\.\./.test(error.message)) {
+      error.message += ` (a dataset's item tokens: give it with --data DIR)`;
+    }
+    throw error;
+  }
   const loaded = adapter === undefined
     ? undefined
-    : await loadAdapterOnto(adapter, model, modelDir);
+    : await loadAdapterOnto(adapter, model, modelDir, data);
   const attention = loaded?.method?.attention ?? model.config.attention;
   const weights = loaded ? withMethodTensors(model.weights, model.config, loaded) : model.weights;
   const linear = loaded && loraHook(model.config, loaded.lora, { weights: loaded.weights });
@@ -193,8 +209,10 @@ function loadAdapterOnto(
   dir: string,
   model: { config: Parameters<typeof loadAdapter>[1]; weights: Weights; addedRows?: number },
   modelDir: string,
+  data: Dataset | undefined,
 ): ReturnType<typeof loadAdapter> {
   return loadAdapter(dir, model.config, {
+    data,
     base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
     onWarning: (message) => console.error(`warning: ${message}`),
     model: { weights: model.weights, addedRows: model.addedRows ?? 0 },

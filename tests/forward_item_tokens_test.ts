@@ -1,0 +1,70 @@
+// forward with an adapter trained on a dataset of item tokens: `--data` gives the vocabulary its
+// item rows (as infer's does); without it the adapter's rows are refused as not the model's.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runCli, runCliProcess } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoSequentialDataset } from "./helpers/textualize.ts";
+
+const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+
+Deno.test("forward --adapter --data: an adapter with item rows runs; without --data it is refused", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await demoSequentialDataset(data, "title");
+    const ok = async (args: string[]) => {
+      const r = await runCli([...args, "--quiet"]);
+      assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const model = join(dir, "model"), run = join(dir, "run");
+    await ok(["init", "--family", "llama", "--preset", "tiny", "--tokenizer", TOKENIZER]
+      .concat(["--data", data, "--out", model]));
+    await ok(["pretrain", "--data", data, "--model", model, "--out", run, "--lora", "--steps", "1"]
+      .concat([
+        "--batch-size",
+        "2",
+        "--max-length",
+        "128",
+        "--val-batches",
+        "0",
+        "--threads",
+        "1",
+      ]));
+    // One collated training example of the dataset (its item tokens among the ids) as the batch.
+    const collated = await runCliProcess(["collate", "--data", data, "--limit", "1"]
+      .concat(["--tokenizer", join(model, "tokenizer.json"), "--max-length", "128"]));
+    assert.equal(collated.code, 0, collated.stderr);
+    const example = JSON.parse(collated.stdout.split("\n")[0]);
+    const batch = join(dir, "batch.json");
+    await Deno.writeTextFile(
+      batch,
+      JSON.stringify({
+        input_ids: [example.input_ids],
+        position_ids: [example.position_ids],
+        sep: [example.sep],
+        labels: [example.labels],
+        loss_mask: [example.loss_mask],
+      }),
+    );
+    const forward = ["forward", "--model", model, "--adapter", run, "--batch", batch];
+    const summary = JSON.parse(
+      await ok([
+        ...forward,
+        "--data",
+        data,
+        "--out",
+        join(dir, "a.safetensors"),
+        "--device",
+        "cpu",
+      ]),
+    );
+    assert.ok(Number.isFinite(summary.loss), JSON.stringify(summary));
+    const without = await runCli([...forward, "--out", join(dir, "b.safetensors"), "--quiet"]);
+    assert.equal(without.code, 1);
+    assert.match(
+      without.stderr,
+      /outside 0\.\.\d+ \(a dataset's item tokens: give it with --data DIR\)/,
+    );
+  });
+});
