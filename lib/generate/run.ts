@@ -311,7 +311,9 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       const total = select.expected(counts, options.limit) ?? 0;
       const adapterNote = loaded.adapter ? ` + adapter ${loaded.adapter.dir}` : "";
       options.onNote?.(
-        `${options.model}${adapterNote} on ${decoder.device}; ${pool.items.items.length} items; ` +
+        `${options.model}${adapterNote} on ${decoder.device}` +
+          (decoders.length > 1 ? ` (${decoders.length} decoders in workers)` : "") +
+          `; ${pool.items.items.length} items; ` +
           `${options.split}: ${total || "?"} records`,
       );
       const answerRun = { options, data, select, predictor, out, total, startedAt };
