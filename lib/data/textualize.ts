@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { inputError, OptionError } from "../errors.ts";
 import { temporaryRenamed } from "../io/atomic.ts";
 import { claimOutputDir } from "../io/safe_output.ts";
@@ -214,23 +214,42 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
 }
 
 /**
- * Refuses an input that is neither a file nor a directory (a pipe, a device): the manifest hashes
- * each input after it was read, and a pipe gives its bytes only once. A missing path is left to
- * the reader, which says so.
+ * `read` with every input that is neither a file nor a directory (a pipe: `<(zcat ...)`,
+ * `/dev/stdin`) copied first into a temporary directory of its own, under its own file name
+ * (which is what the manifest records): the manifest hashes each input after it was read, and a
+ * pipe gives its bytes only once. `cleanup` removes the copies. A missing path is left to the
+ * reader, which says so.
  */
-async function refusePipes(read: ReadOptions): Promise<void> {
-  for (const path of [read.input, read.items, read.users]) {
-    if (path === undefined) continue;
-    const info = await Deno.stat(path).catch(() => undefined);
-    if (info && !info.isFile && !info.isDirectory) {
-      throw inputError(
-        path,
-        undefined,
-        "not a regular file (a pipe or a device): textualize reads each input twice, the " +
-          "second time for the manifest's SHA-256; save it to a file first",
-      );
+async function spoolPipes(
+  read: ReadOptions,
+): Promise<{ read: ReadOptions; cleanup: () => Promise<void> }> {
+  const spooled = { ...read };
+  let dir: string | undefined;
+  const cleanup = async () => {
+    if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    for (const key of ["input", "items", "users"] as const) {
+      const path = read[key];
+      if (path === undefined) continue;
+      const info = await Deno.stat(path).catch(() => undefined);
+      if (!info || info.isFile || info.isDirectory) continue;
+      dir ??= await Deno.makeTempDir({ prefix: "recsysllm-pipes-" });
+      await Deno.mkdir(join(dir, key));
+      const copy = join(dir, key, basename(path));
+      try {
+        const source = await Deno.open(path, { read: true });
+        await source.readable.pipeTo((await Deno.create(copy)).writable);
+      } catch (error) {
+        throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
+      }
+      spooled[key] = copy;
     }
+  } catch (error) {
+    await cleanup();
+    throw error;
   }
+  return { read: spooled, cleanup };
 }
 
 /** Writes the dataset of `run` into the empty directory `dir`, which becomes `out`. */
@@ -241,8 +260,20 @@ async function textualizeInto(
 ): Promise<TextualizeSummary> {
   const progress = run.progress;
   progress?.update(`reading ${run.read.input}`);
-  await refusePipes(run.read);
-  const log = await readInteractionLog(run.read);
+  // Read, and hashed for the manifest, before the copies of any piped input are removed.
+  const spooled = await spoolPipes(run.read);
+  let log: InteractionLog;
+  const sources: Manifest["sources"] = [];
+  try {
+    log = await readInteractionLog(spooled.read);
+    const roles = ["interactions", "users", "items"];
+    const order = (role: string) => roles.indexOf(role);
+    for (const source of [...log.sources].sort((a, b) => order(a.role) - order(b.role))) {
+      sources.push(await describeSource(source));
+    }
+  } finally {
+    await spooled.cleanup();
+  }
   progress?.update(`read ${log.user.length} interactions of ${log.users.length} users`);
   const warn = run.onWarning ?? (() => {});
   for (const note of log.notes) warn(note);
@@ -258,13 +289,6 @@ async function textualizeInto(
   if (run.tasksNamed) checkRequestedTasks(plan, run.read.input);
   const cutWarning = cutEntitiesWarning(plan);
   if (cutWarning) warn(cutWarning);
-  const sources: Manifest["sources"] = [];
-  const roles = ["interactions", "users", "items"];
-  for (
-    const source of [...log.sources].sort((a, b) => roles.indexOf(a.role) - roles.indexOf(b.role))
-  ) {
-    sources.push(await describeSource(source));
-  }
 
   const counts: Counts = {};
   const stats: RecordStats = { noExplanation: 0, shortCandidates: 0 };
