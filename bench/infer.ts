@@ -33,7 +33,7 @@ import process from "node:process";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
-import { openDecoders } from "../lib/generate/open_decoders.ts";
+import { openDecoders, parseWorkers } from "../lib/generate/open_decoders.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/collate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
@@ -135,7 +135,7 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     config: glmDecoderConfig(config),
     weights,
     device: options.device ?? "cpu",
-  }, { workers: WORKERS === undefined ? "auto" : Number(WORKERS) });
+  }, { workers: parseWorkers(WORKERS ?? "auto") });
   try {
     const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
       protocol: "full",

@@ -258,7 +258,7 @@ export const command: Command = {
       const { data, split, format } = flags, file = flags["tune-rerank"];
       const reads = ["data", "split", "format", "tune-rerank", "quiet", "tasks"];
       const unused = [...given].filter((f) => !reads.includes(f)).map(optionOf);
-      const options = { file, data, split, format, unused };
+      const options = { file, data, split, format, unused, tasks: flags.tasks };
       return console.log(await withFlagNames(FLAGS, () => tuneRerankReport(options), RENAMED));
     }
     const sampled = flags["sample-users"];

@@ -110,6 +110,12 @@ Deno.test("eval --tune-rerank's best point is what eval scores for infer --reran
         ),
       );
     }
+    // --tasks chooses the records tuned on: none of the file's are direct ones.
+    const direct = await runCli(
+      ["eval", "--data", data, "--split", "valid", "--tasks", "direct", "--tune-rerank", reranked],
+    );
+    assert.equal(direct.code, 1);
+    assert.match(direct.stderr, /no lines of the tasks asked: nothing to tune on/);
     // An empty file, or a record twice, is an error naming the file (and the line).
     const empty = join(dir, "empty.jsonl");
     await Deno.writeTextFile(empty, "");

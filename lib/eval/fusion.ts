@@ -175,11 +175,12 @@ export async function tuneRerank(
   dataDir: string,
   split: Split,
   grid: FusionGridSpec = RERANK_GRID,
+  tasks?: readonly string[],
 ): Promise<RerankTuning> {
   const data = await openDataset(dataDir);
   const ids = new Map<string, string>();
   for (const e of data.entities) if (e.kind === "item") ids.set(e.entity, e.id);
-  const lines: PredictionLine[] = [];
+  let lines: PredictionLine[] = [];
   const lineOf = new Map<string, number>();
   for await (const { number, value } of readJsonLines(file)) {
     const line = checkPredictionLine(value, file, number);
@@ -206,10 +207,16 @@ export async function tuneRerank(
   if (lines.length === 0) throw inputError(file, undefined, "no lines: nothing to tune on");
   const wanted = new Set(lines.map((l) => l.id));
   const targets = new Map<string, string>();
+  const otherTask = new Set<string>();
   for await (const r of readRecords(data, split)) {
     if (!wanted.has(r.id)) continue;
+    if (tasks && !tasks.includes(r.task)) otherTask.add(r.id); // not tuned on
     const first = r.target?.[0];
     if (first && "entity" in first) targets.set(r.id, ids.get(first.entity) ?? first.entity);
+  }
+  if (otherTask.size > 0) lines = lines.filter((l) => !otherTask.has(l.id));
+  if (lines.length === 0) {
+    throw inputError(file, undefined, "no lines of the tasks asked: nothing to tune on");
   }
   for (const line of lines) {
     if (!targets.has(line.id)) {
@@ -268,6 +275,8 @@ export interface TuneRerankReportOptions {
   split: string;
   /** `json` or `md`. */
   format: string;
+  /** Tune on the records of these tasks only (default: every item record of the file). */
+  tasks?: readonly string[];
   /**
    * Other options given with it, which the tuning does not read: none may be (methods to score
    * beside it, `predictions` or `baseline`, least of all: it scores its own file).
@@ -297,6 +306,7 @@ export async function tuneRerankReport(options: TuneRerankReportOptions): Promis
         `drop ${nameOf(unused[0])}`,
     );
   }
-  const tuning = await tuneRerank(options.file, options.data, options.split as Split);
+  const { file, data, split, tasks } = options;
+  const tuning = await tuneRerank(file, data, split as Split, RERANK_GRID, tasks);
   return options.format === "md" ? tuningMarkdown(tuning) : JSON.stringify(tuning, null, 2);
 }

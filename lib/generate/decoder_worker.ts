@@ -12,9 +12,8 @@
 
 /// <reference lib="deno.worker" />
 
-import { modelFamily } from "../model/family.ts";
-import { quantizedLinear } from "../model/quantize.ts";
-import { CachedDecoder } from "./decoder.ts";
+import type { CachedDecoder } from "./decoder.ts";
+import { openCachedDecoder } from "./open_decoders.ts";
 import {
   type DecoderRequest,
   type DecoderSpec,
@@ -24,14 +23,13 @@ import {
 
 let decoder: CachedDecoder | undefined;
 
-async function open(spec: DecoderSpec): Promise<CachedDecoder> {
-  const linear = spec.quantize ? quantizedLinear(spec.weights, spec.quantize) : undefined;
-  const family = modelFamily({ config: spec.config, weights: spec.weights }, {
-    attention: spec.attention,
-    addedRows: spec.addedRows,
-    linear,
-  });
-  return await CachedDecoder.create(family, { device: spec.device, threads: spec.threads });
+/**
+ * `data` as an array the reply may take (transfer) with it: the decoder's own when it alone holds
+ * its buffer (onnxruntime's output of the run, or a fresh copy), else a copy, since the decoder may
+ * reuse an array at its next call.
+ */
+function owned(data: Float32Array): Float32Array {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
 }
 
 function counters(d: CachedDecoder) {
@@ -45,7 +43,7 @@ function counters(d: CachedDecoder) {
 
 async function answer(request: DecoderRequest): Promise<WorkerReply> {
   if (request.op === "open") {
-    decoder = await open(request.spec);
+    decoder = await openCachedDecoder(request.spec);
     return { id: request.id, device: decoder.device, vocabSize: decoder.vocabSize };
   }
   const d = decoder!;
@@ -58,12 +56,11 @@ async function answer(request: DecoderRequest): Promise<WorkerReply> {
       await d.prefill(request.prompts);
       return { id: request.id, counters: counters(d) };
     case "step":
-      // The decoder may reuse its array at the next step: the reply takes a copy.
-      return { id: request.id, data: (await d.step(request.input)).slice(), counters: counters(d) };
+      return { id: request.id, data: owned(await d.step(request.input)), counters: counters(d) };
     case "scoreTargets":
       return {
         id: request.id,
-        data: (await d.scoreTargets(request.input)).slice(),
+        data: owned(await d.scoreTargets(request.input)),
         counters: counters(d),
       };
     case "release":
@@ -85,7 +82,12 @@ self.onmessage = (event: MessageEvent<DecoderRequest>) => {
     } catch (error) {
       reply = { id: request.id, error: errorReply(error) };
     }
-    const transfer = "data" in reply && reply.data ? [reply.data.buffer as ArrayBuffer] : [];
-    self.postMessage(reply, { transfer });
+    const data = reply.data;
+    try {
+      self.postMessage(reply, { transfer: data ? [data.buffer as ArrayBuffer] : [] });
+    } catch {
+      // A buffer that cannot be handed over (memory onnxruntime keeps): sent as a copy instead.
+      self.postMessage({ ...reply, data: data?.slice() });
+    }
   });
 };

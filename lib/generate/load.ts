@@ -1,7 +1,8 @@
 /**
  * Opening a model for inference: `config.json`, `model.safetensors` and `tokenizer.json` from the
  * model directory, an optional LoRA adapter (PEFT layout, lib/model/adapter.ts) merged into the
- * base weights at load so decoding runs at full speed, and the decoder on the device asked for.
+ * base weights at load so decoding runs at full speed, and its decoders (one unless asked for
+ * more, lib/generate/open_decoders.ts) on the device asked for.
  *
  * Checked here, each a one-line InputError:
  * - the tokenizer needs more ids (its vocabulary and any special token appended) than the model's
@@ -161,7 +162,8 @@ async function checkAdapterTokenizer(dir: string, modelTokenizer: Uint8Array, mo
 }
 
 /**
- * Loads the model in `options.model` (with `options.adapter` merged in) and opens its decoder.
+ * Loads the model in `options.model` (with `options.adapter` merged in) and opens its decoders
+ * (release every one).
  *
  * @example
  * ```ts

@@ -6,7 +6,7 @@
  * `auto` (the command line's default) splits the cores among workers for a small model on the CPU: a decoding
  * step of a small model is too small a product to share well among threads, so two decoders of one
  * thread each answer more prompts a second than one decoder of two (docs/performance.md, "Decoders
- * in workers": 1.5 to 1.7 times on 2 cores for the tiny preset). A large model keeps one decoder:
+ * in workers": about 1.3 to 1.4 times on 2 cores for the tiny preset, the same lines). A large model keeps one decoder:
  * its products use the threads well, and each worker holds its own copy of the weights. Given
  * threads (`--threads`) are a budget a user set, so `auto` keeps one decoder with them.
  *
@@ -14,10 +14,8 @@
  */
 
 import { OptionError } from "../errors.ts";
-import type { DecoderConfig } from "../model/families/config.ts";
 import { modelFamily, weightBytes } from "../model/family.ts";
 import { quantizedLinear } from "../model/quantize.ts";
-import type { Weights } from "../model/weights.ts";
 import { CachedDecoder } from "./decoder.ts";
 import { type DecoderSpec, openWorkerDecoders, type WorkerDecoder } from "./worker_decoder.ts";
 
@@ -114,7 +112,7 @@ export async function openDecoders(
     : spec.device === undefined || spec.device === "auto" || spec.device === "cpu"
     ? autoWorkers({ weightBytes: weightBytes(spec.weights), cores, threads: options.threads })
     : 1;
-  if (workers <= 1) return [await onThisThread(spec, spec.device, options.threads)];
+  if (workers <= 1) return [await openCachedDecoder({ ...spec, threads: options.threads })];
   const threads = options.threads ?? Math.max(1, Math.floor(cores / workers));
   if (auto && spec.device !== "cpu") {
     // `auto` may find a GPU: then one decoder here, with every core for what stays on the CPU.
@@ -122,7 +120,7 @@ export async function openDecoders(
     if (first.device !== "cpu") {
       const device = first.device;
       await first.release();
-      return [await onThisThread(spec, device, options.threads)];
+      return [await openCachedDecoder({ ...spec, device, threads: options.threads })];
     }
     const rest = await openWorkerDecoders({ ...spec, device: "cpu" }, {
       workers: workers - 1,
@@ -136,16 +134,16 @@ export async function openDecoders(
   return await openWorkerDecoders(spec, { workers, threads });
 }
 
-async function onThisThread(
-  spec: { config: DecoderConfig; weights: Weights } & Omit<DecoderSpec, "threads">,
-  device: DecoderSpec["device"],
-  threads: number | undefined,
-): Promise<CachedDecoder> {
+/**
+ * The decoder of `spec` on the calling thread (a worker's, or the main one): its family, with the
+ * quantized linears when asked, on `spec.device` with `spec.threads`.
+ */
+export async function openCachedDecoder(spec: DecoderSpec): Promise<CachedDecoder> {
   const linear = spec.quantize ? quantizedLinear(spec.weights, spec.quantize) : undefined;
   const family = modelFamily({ config: spec.config, weights: spec.weights }, {
     attention: spec.attention,
     addedRows: spec.addedRows,
     linear,
   });
-  return await CachedDecoder.create(family, { device, threads });
+  return await CachedDecoder.create(family, { device: spec.device, threads: spec.threads });
 }

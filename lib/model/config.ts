@@ -158,7 +158,7 @@ export function validateConfig(config: GlmConfig, file: string): GlmConfig {
 export const ITEM_TOKENS_KEY = "recsysllm_item_tokens";
 
 /** THUDM GLM's architecture switches and the one value of each that this model implements. */
-const UNSUPPORTED_SWITCHES: readonly [string, boolean | number][] = [
+const BUILT_SWITCHES: readonly [string, boolean | number][] = [
   ["block_position_encoding", true],
   ["attention_scale", 1],
   ["relative_encoding", false],
@@ -185,7 +185,7 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
   // THUDM's architecture switches: this model is GLM with 2D (block) positions, absolute
   // embeddings and a tied output layer. A checkpoint built otherwise would run with the wrong
   // positions or head, so it is refused rather than read as if it were this one.
-  for (const [key, built] of UNSUPPORTED_SWITCHES) {
+  for (const [key, built] of BUILT_SWITCHES) {
     if (key in o && o[key] !== built) {
       throw inputError(
         file,
