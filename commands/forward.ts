@@ -173,7 +173,10 @@ async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forward
     batch = parseBatchJson(json, batchPath, limits);
   } catch (error) {
     // An id past the vocabulary may be an item token: the rows of a dataset's item tokens.
-    if (error instanceof InputError && !data && /"input_ids"\[\d+\]\[\d+\] is \d+, outside 0\.\./.test(error.message)) {
+    if (
+      error instanceof InputError && !data &&
+      /"input_ids"\[\d+\]\[\d+\] is \d+, outside 0\.\./.test(error.message)
+    ) {
       error.message += ` (a dataset's item tokens: give it with --data DIR)`;
     }
     throw error;
