@@ -14,12 +14,7 @@
 
 import type { CachedDecoder } from "./decoder.ts";
 import { openCachedDecoder } from "./open_decoders.ts";
-import {
-  type DecoderRequest,
-  type DecoderSpec,
-  errorReply,
-  type WorkerReply,
-} from "./worker_decoder.ts";
+import { type DecoderRequest, errorReply, type WorkerReply } from "./worker_decoder.ts";
 
 let decoder: CachedDecoder | undefined;
 
