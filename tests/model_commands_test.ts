@@ -269,15 +269,8 @@ Deno.test("forward writes logits and loss equal to the reference; errors are one
       ] as const
     ) {
       await Deno.writeTextFile(batchPath, JSON.stringify({ ...batch, loss_mask: mask }));
-      const run = await quietly([
-        "forward",
-        "--model",
-        modelDir,
-        "--batch",
-        batchPath,
-        "--out",
-        out,
-      ]);
+      const args = ["--model", modelDir, "--batch", batchPath, "--out", out];
+      const run = await quietly(["forward", ...args]);
       assert.equal(run.status, 1, run.stderr);
       assert.match(run.stderr, problem);
     }

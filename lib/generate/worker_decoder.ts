@@ -130,7 +130,8 @@ export class WorkerDecoder implements StepModel {
   readonly #pending: Map<number, (reply: WorkerReply) => void>;
   /** Set when the worker died (an uncaught error in it): every later call throws it. */
   readonly #dead: { error?: Error };
-  #next: number;
+  /** The id of the next call (0 was the worker's `open`). */
+  #next = 1;
   /** The state changes since the last call, sent with the next. */
   #changes: StateChange[] = [];
   /** Whether the worker was ended (release). */
@@ -140,13 +141,11 @@ export class WorkerDecoder implements StepModel {
     worker: Worker,
     pending: Map<number, (reply: WorkerReply) => void>,
     dead: { error?: Error },
-    next: number,
     opened: WorkerReply,
   ) {
     this.#worker = worker;
     this.#pending = pending;
     this.#dead = dead;
-    this.#next = next;
     this.vocabSize = opened.vocabSize!;
     this.device = opened.device!;
   }
@@ -180,7 +179,7 @@ export class WorkerDecoder implements StepModel {
       worker.terminate();
       throw rethrown(opened.error);
     }
-    return new WorkerDecoder(worker, pending, dead, 1, opened);
+    return new WorkerDecoder(worker, pending, dead, opened);
   }
 
   /** Sends a call with the state changes before it, waits for its answer; throws its error. */
