@@ -33,7 +33,7 @@ import process from "node:process";
 import type { TextRecord } from "../lib/data/types.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { CachedDecoder } from "../lib/generate/decoder.ts";
-import { openDecoders, parseWorkers } from "../lib/generate/open_decoders.ts";
+import { coreShares, openDecoders, parseWorkers } from "../lib/generate/open_decoders.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { buildPool } from "../lib/collate/pool.ts";
 import { readLines } from "../lib/io/lines.ts";
@@ -51,6 +51,9 @@ const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
 const THREADS = Number(Deno.env.get("INFER_BENCH_THREADS") ?? 2);
 const SAMPLED_USERS = 32;
 const WORKERS = Deno.env.get("INFER_BENCH_WORKERS");
+
+/** One number when every decoder has the same threads, else each decoder's. */
+const uniformOrList = (xs: number[]) => xs.every((x) => x === xs[0]) ? xs[0] : xs;
 
 function cpuMs(): number {
   const u = process.cpuUsage();
@@ -227,9 +230,9 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       users_per_s: round(Math.max(...workerRates), 2),
       users_per_s_all: workerRates.map((x) => round(x, 2)),
       decoders: workers.length,
-      decoder_threads: workers.length === 1 ? "every core" : Math.floor(
-        (navigator.hardwareConcurrency ?? 1) / workers.length,
-      ) || 1,
+      decoder_threads: workers.length === 1
+        ? "every core"
+        : uniformOrList(coreShares(navigator.hardwareConcurrency ?? 1, workers.length)),
       same_lines: round(sameLines / (USERS * REPEATS)),
       one_decoder_users_per_s: round(rates[best], 2),
       one_decoder_users_per_s_all: rates.map((x) => round(x, 2)),

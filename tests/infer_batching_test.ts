@@ -10,7 +10,14 @@ import { paddedLength, PART_A_QUANTUM } from "../lib/generate/step_model.ts";
 import { glmFamily, type ModelFamily, modelFamily } from "../lib/model/family.ts";
 import { Rng } from "../lib/random.ts";
 import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
-import { randomPrompt, testItems, TINY, tinyWeights, tokenizer } from "./helpers/infer.ts";
+import {
+  FunctionModel,
+  randomPrompt,
+  testItems,
+  TINY,
+  tinyWeights,
+  tokenizer,
+} from "./helpers/infer.ts";
 
 /** The log-probabilities of the first prompt's 3 rows over 3 steps, after prefilling `prompts`. */
 async function firstPromptSteps(decoder: CachedDecoder, prompts: PromptInput[]) {
@@ -126,4 +133,44 @@ Deno.test("the predictor batches prompts of different lengths, and each line is 
   } finally {
     await decoder.release();
   }
+});
+
+Deno.test("a progress callback that throws stops every decoder, not only its own", async () => {
+  const items = testItems();
+  const entities: EntityEntry[] = items.map((entity, i) => ({ entity, kind: "item", id: `i${i}` }));
+  const pool = buildPool(tokenizer, entities, { vocabSize: TINY.vocabSize });
+  const records: TextRecord[] = Array.from({ length: 10 }, (_, u) => ({
+    id: `u${u}/seq`,
+    task: "sequential",
+    template: "seq-1",
+    split: "test",
+    user: `${u}`,
+    segments: [{ text: `User ${u} bought ` }, { entity: items[u], kind: "item" }, { answer: true }],
+    history: [items[u]],
+    candidates: items.slice(0, 12),
+  }));
+  class Counted extends FunctionModel {
+    batches = 0;
+    override prefill(prompts: readonly PromptInput[]) {
+      this.batches++;
+      return super.prefill(prompts);
+    }
+  }
+  const models = [new Counted(TINY.vocabSize), new Counted(TINY.vocabSize)];
+  const predictor = new Predictor({ model: models, tokenizer, pool }, {
+    protocol: "sampled",
+    batchSize: 1,
+    maxLength: TINY.maxSequenceLength,
+  });
+  let calls = 0;
+  await assert.rejects(
+    () =>
+      predictor.predict(records, () => {
+        if (++calls === 1) throw new Error("progress: broken pipe");
+      }),
+    /broken pipe/,
+  );
+  // The other decoder finishes at most the batch it holds; before, it went on to the end.
+  const batches = models[0].batches + models[1].batches;
+  assert.ok(batches <= 2 && calls <= 2, `${batches} batches, ${calls} progress calls`);
 });

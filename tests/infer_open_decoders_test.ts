@@ -6,6 +6,7 @@ import {
   AUTO_WORKERS_BYTES,
   AUTO_WORKERS_MAX,
   autoWorkers,
+  coreShares,
   openDecoders,
   parseWorkers,
 } from "../lib/generate/open_decoders.ts";
@@ -24,9 +25,17 @@ Deno.test("auto: a decoder per core for a small model, one for a large one or gi
   assert.equal(autoWorkers({ weightBytes: 21e6, cores: 8, threads: 2 }), 1);
   assert.equal(parseWorkers("auto"), "auto");
   assert.equal(parseWorkers("3"), 3);
-  for (const bad of ["0", "-1", "2.5", "many", "257"]) {
+  for (const bad of ["0", "-1", "2.5", "many", "257", " 2", "1e1", "0x2", ""]) {
     assert.throws(() => parseWorkers(bad), /workers must be auto or an integer from 1 to 256/);
   }
+});
+
+Deno.test("the cores are shared among the decoders, none left idle", () => {
+  assert.deepEqual(coreShares(2, 2), [1, 1]);
+  assert.deepEqual(coreShares(6, 4), [2, 2, 1, 1]);
+  assert.deepEqual(coreShares(3, 2), [2, 1]);
+  assert.deepEqual(coreShares(2, 3), [1, 1, 1]);
+  assert.deepEqual(coreShares(16, 4), [4, 4, 4, 4]);
 });
 
 const spec = { config: glmDecoderConfig(TINY), weights: tinyWeights(TINY, 3) };

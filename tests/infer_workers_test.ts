@@ -90,6 +90,59 @@ Deno.test("a worker's error is thrown by the call that met it, and the worker go
   );
 });
 
+Deno.test("a worker that cannot be sent its model is ended, not left running", async () => {
+  // A function cannot be cloned into a worker: postMessage throws. A worker left running would
+  // keep the process alive. The workers started are counted through a stand-in Worker class.
+  const started: { ended: boolean }[] = [];
+  const Original = globalThis.Worker;
+  globalThis.Worker = class extends Original {
+    #entry = { ended: false };
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      started.push(this.#entry);
+    }
+    override terminate() {
+      this.#entry.ended = true;
+      super.terminate();
+    }
+  };
+  try {
+    const unsendable = { ...specs.glm, device: "cpu", threads: 1, extra: () => 0 } as const;
+    await assert.rejects(() => WorkerDecoder.create(unsendable), { name: "DataCloneError" });
+  } finally {
+    globalThis.Worker = Original;
+  }
+  assert.equal(started.length, 1);
+  assert.ok(started[0].ended, "the worker was not terminated");
+});
+
+Deno.test("a call that cannot be sent keeps the state changes before it for the next call", async () => {
+  const rng = new Rng(6);
+  const prompts = [randomPrompt(rng, 12, 200), randomPrompt(rng, 30, 200)];
+  const step = {
+    perPrompt: 1,
+    ids: Int32Array.of(9),
+    inter: Int32Array.of(29),
+    intra: Int32Array.of(1),
+    beamIndex: Int32Array.of(0),
+  };
+  const here = await CachedDecoder.create(modelFamily(specs.glm), { device: "cpu", threads: 1 });
+  const there = await WorkerDecoder.create({ ...specs.glm, device: "cpu", threads: 1 });
+  try {
+    await here.prefill(prompts);
+    here.keepPrompts([1]);
+    const want = Array.from(await here.step(step));
+    await there.prefill(prompts);
+    there.keepPrompts([1]);
+    const unsendable = { ...step, extra: () => 0 };
+    await assert.rejects(() => there.step(unsendable), { name: "DataCloneError" });
+    assert.deepEqual(Array.from(await there.step(step)), want);
+  } finally {
+    await here.release();
+    await there.release();
+  }
+});
+
 // fixtures/eval/tiny: 19 test records of every task family (items, ratings, text).
 const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
 const MODEL = await processTempDir();

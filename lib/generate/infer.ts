@@ -319,12 +319,12 @@ export class Predictor {
         try {
           const lines = await this.#run(model, mode, jobs);
           jobs.forEach((job, i) => (out[job.index] = lines[i]));
+          answered += jobs.length;
+          onBatch?.(answered); // a failure here (progress to a closed pipe) stops every lane too
         } catch (error) {
           failed = true;
           throw error;
         }
-        answered += jobs.length;
-        onBatch?.(answered);
       }
     };
     const lanes = await Promise.allSettled(this.#models.map(lane));

@@ -75,7 +75,7 @@ export function autoWorkers(input: AutoWorkersInput): number {
  */
 export function parseWorkers(text: string): number | "auto" {
   if (text === "auto") return "auto";
-  const n = Number(text);
+  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > 256) {
     throw new OptionError(
       "workers",
@@ -85,11 +85,29 @@ export function parseWorkers(text: string): number | "auto" {
   return n;
 }
 
+/**
+ * The cores shared among `workers` decoders, as evenly as they go: the first `cores % workers`
+ * get one more (at least one each).
+ *
+ * @example
+ * ```ts
+ * coreShares(6, 4); // [2, 2, 1, 1]
+ * coreShares(2, 3); // [1, 1, 1]
+ * ```
+ */
+export function coreShares(cores: number, workers: number): number[] {
+  const each = Math.floor(cores / workers);
+  return Array.from(
+    { length: workers },
+    (_, i) => Math.max(1, each + (i < cores % workers ? 1 : 0)),
+  );
+}
+
 /** Options of {@linkcode openDecoders}. */
 export interface OpenDecodersOptions {
   /** How many decoders (default 1; `auto`: {@linkcode autoWorkers} on the CPU). */
   workers?: number | "auto";
-  /** Intra-op threads of each (default: the cores shared among the decoders). */
+  /** Intra-op threads of each (default: the cores shared among the decoders, {@linkcode coreShares}). */
   threads?: number;
   /** Cores of the machine (default `navigator.hardwareConcurrency`). */
   cores?: number;
@@ -113,10 +131,11 @@ export async function openDecoders(
     ? autoWorkers({ weightBytes: weightBytes(spec.weights), cores, threads: options.threads })
     : 1;
   if (workers <= 1) return [await openCachedDecoder({ ...spec, threads: options.threads })];
-  const threads = options.threads ?? Math.max(1, Math.floor(cores / workers));
+  const threads = options.threads ?? coreShares(cores, workers);
+  const after = (i: number) => typeof threads === "number" ? threads : threads.slice(i);
   if (auto && spec.device !== "cpu") {
     // `auto` may find a GPU: then one decoder here, with every core for what stays on the CPU.
-    const [first] = await openWorkerDecoders(spec, { workers: 1, threads });
+    const [first] = await openWorkerDecoders(spec, { workers: 1, threads: after(0) });
     if (first.device !== "cpu") {
       const device = first.device;
       await first.release();
@@ -124,7 +143,7 @@ export async function openDecoders(
     }
     const rest = await openWorkerDecoders({ ...spec, device: "cpu" }, {
       workers: workers - 1,
-      threads,
+      threads: after(1),
     }).catch(async (error) => {
       await first.release();
       throw error;

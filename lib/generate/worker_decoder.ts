@@ -171,13 +171,17 @@ export class WorkerDecoder implements StepModel {
       for (const [id, settle] of pending) settle({ id, error });
       pending.clear();
     };
-    const opened = await new Promise<WorkerReply>((resolve) => {
-      pending.set(0, resolve);
-      worker.postMessage({ id: 0, op: "open", spec } satisfies DecoderRequest);
-    });
-    if (opened.error) {
-      worker.terminate();
-      throw rethrown(opened.error);
+    let opened: WorkerReply;
+    try {
+      // postMessage throws for a spec it cannot clone (a function in it, or no memory for the copy).
+      opened = await new Promise<WorkerReply>((resolve) => {
+        pending.set(0, resolve);
+        worker.postMessage({ id: 0, op: "open", spec } satisfies DecoderRequest);
+      });
+      if (opened.error) throw rethrown(opened.error);
+    } catch (error) {
+      worker.terminate(); // a worker left running keeps the process alive
+      throw error;
     }
     return new WorkerDecoder(worker, pending, dead, opened);
   }
@@ -186,11 +190,16 @@ export class WorkerDecoder implements StepModel {
   async #call(request: DecoderRequest): Promise<WorkerReply> {
     if (this.#ended && request.op !== "release") throw new Error("the decoder was released");
     if (this.#dead.error) throw this.#dead.error;
-    const sent = { ...request, before: this.#changes };
-    this.#changes = [];
     const reply = await new Promise<WorkerReply>((resolve) => {
       this.#pending.set(request.id, resolve);
-      this.#worker.postMessage(sent);
+      try {
+        this.#worker.postMessage({ ...request, before: this.#changes });
+      } catch (error) {
+        // Not sent (an input it cannot clone): the state changes wait for the next call.
+        this.#pending.delete(request.id);
+        throw error;
+      }
+      this.#changes = [];
     });
     if (reply.error) throw rethrown(reply.error);
     if (reply.counters) Object.assign(this, reply.counters);
@@ -233,8 +242,8 @@ export class WorkerDecoder implements StepModel {
 export interface WorkerDecodersOptions {
   /** How many decoders (workers). */
   workers: number;
-  /** Intra-op threads of each (default: the spec's). */
-  threads?: number;
+  /** Intra-op threads of each, or of each in turn (default: the spec's). */
+  threads?: number | readonly number[];
 }
 
 /**
@@ -248,7 +257,9 @@ export async function openWorkerDecoders(
   const out: WorkerDecoder[] = [];
   try {
     for (let i = 0; i < options.workers; i++) {
-      out.push(await WorkerDecoder.create({ ...spec, threads: options.threads ?? spec.threads }));
+      const { threads } = options;
+      const own = typeof threads === "number" ? threads : threads?.[i];
+      out.push(await WorkerDecoder.create({ ...spec, threads: own ?? spec.threads }));
     }
   } catch (error) {
     for (const d of out) await d.release().catch(() => {});
