@@ -43,7 +43,7 @@ Deno.test("a limited predictions file restricts the baselines to its records, an
     assert.equal(mean.rating.count, 4);
     assert.match(
       stderr,
-      /^note: every method is scored on the same 15 test record\(s\): model lack\(s\) 4 record\(s\) .*the baselines included$/m,
+      /^note: every method is scored on the same 3 test record\(s\): model lack\(s\) 4 record\(s\) .*the baselines included$/m,
     );
 
     // Pop on exactly those records, alone, gives the same figures.
@@ -53,6 +53,22 @@ Deno.test("a limited predictions file restricts the baselines to its records, an
     assert.equal(whole.report.methods.pop.sequential.count, 7);
     assert.doesNotMatch(whole.stderr, /note: every method/);
   }));
+
+Deno.test("a whole run's predictions scored on a sample of users: the others are left out, no error", async () => {
+  const whole = await evaluate("--predictions", MODEL, "--name", "model");
+  const { report } = await evaluate(
+    "--predictions",
+    MODEL,
+    "--name",
+    "model",
+    "--sample-users",
+    "2",
+  );
+  const { model } = report.methods;
+  assert.ok(model.sequential.count >= 1, "the sample has sequential records");
+  assert.ok(model.sequential.count < whole.report.methods.model.sequential.count);
+  assert.equal(model.sequential.missing, 0);
+});
 
 Deno.test("lines without a task answer the tasks of the records they name, not every task", () =>
   withTempDir(async (dir) => {

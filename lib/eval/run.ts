@@ -238,7 +238,16 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   });
   for await (const record of readRecords(data, split)) {
     index++;
-    if (options.select && !options.select(record)) continue;
+    if (options.select && !options.select(record)) {
+      // A record of the split outside the sample or shard: its predictions are not scored, and
+      // not an error either (a full run's file scored on a sample).
+      for (const [m, method] of options.methods.entries()) {
+        if ("predictions" in method && files.get(method.name)!.has(record.id)) {
+          used[m].add(record.id);
+        }
+      }
+      continue;
+    }
     records++;
     options.progress?.update(`${records} ${split} records scored`);
     const prepared = (wanted as readonly string[]).includes(record.task)
@@ -315,7 +324,12 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     splitRecords: index + 1,
   };
   if (restricted > 0) {
-    const total = Object.values(scored).reduce((a, b) => a + b, 0);
+    // The records of the tasks the files answer; the others' are not restricted (each method
+    // scores what it answers).
+    let total = 0;
+    for (const [task, count] of Object.entries(scored)) {
+      if (answers.some((tasks) => tasks?.has(task))) total += count;
+    }
     const which = [...unanswered.keys()].join(", ");
     report.notes.push(
       `every method is scored on the same ${total} ${split} record(s): ${which} lack(s) ` +
