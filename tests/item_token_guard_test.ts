@@ -103,11 +103,19 @@ async function refused(run: () => Promise<unknown>, pattern: RegExp) {
   });
 }
 
-/** Opens `model` (with `adapter`) for `data` and releases it at once. */
+/** Opens `model` (with `adapter`) for `data` and releases it at once; with its warnings. */
 async function load(model: string, data: Dataset, adapter?: string) {
-  const loaded = await loadForInference({ model, adapter, data, device: "cpu", threads: 1 });
+  const warnings: string[] = [];
+  const loaded = await loadForInference({
+    model,
+    adapter,
+    data,
+    device: "cpu",
+    threads: 1,
+    onWarning: (w) => warnings.push(w),
+  });
   await loaded.decoder.release();
-  return loaded;
+  return { ...loaded, warnings };
 }
 
 Deno.test("the digest: the item ids in entities.json order, the mode beside them; none without item tokens", async () => {
@@ -170,9 +178,30 @@ Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (as
     const config = JSON.parse(await Deno.readTextFile(join(model, "config.json")));
     assert.deepEqual(config.recsysllm_item_tokens, itemTokenDigest(demo));
 
-    // Its own dataset, and one without item tokens (the rows unused), load.
-    assert.equal((await load(model, demo)).vocabSize, config.vocab_size);
-    await load(model, plain);
+    // Its own dataset, and one without item tokens (the rows unused, which it warns of), load.
+    const own = await load(model, demo);
+    assert.equal(own.vocabSize, config.vocab_size);
+    assert.deepEqual(own.warnings, []);
+    assert.deepEqual((await load(model, plain)).warnings, [
+      `${join(model, "config.json")}: its 293 item tokens are unused: ${plain.dir}/manifest.json ` +
+      `has none, so items are ranked by their titles alone (textualize with itemTokens title to ` +
+      `use them)`,
+    ]);
+    // A model made without item rows, on a dataset with item tokens: told why, not only that the
+    // tokenizer is too large.
+    const titles = join(root, "titles-model");
+    await initModel({
+      data: plain.dir,
+      preset: "tiny",
+      shape: { hiddenSize: 16, numLayers: 1, numHeads: 2 },
+      tokenizer: TOKENIZER,
+      out: titles,
+      seed: 3,
+    });
+    await refused(
+      () => load(titles, demo),
+      /titles-model\/config\.json: vocab_size \d+ is smaller than the \d+ ids of its tokenizer with the 293 item tokens of .*demo\/manifest\.json: the model has no rows for them; init a model for this dataset$/,
+    );
     // Another dataset's: refused naming config.json, before anything is decoded.
     const another =
       /model\/config\.json: its item tokens are another dataset's \(293 items, sha256 [0-9a-f]{12}\.\.\.\); .* has (293|199) items .*: init a model for this dataset$/;

@@ -24,7 +24,7 @@
 
 import type { QuantizeOptions } from "../model/quantize.ts";
 import { basename, dirname, join } from "node:path";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { attentionOf } from "../model/families/config.ts";
 import { modelIdentity } from "../model/identity.ts";
 import {
@@ -36,7 +36,7 @@ import {
 } from "../model/load_any.ts";
 import type { Device } from "../runtime/session.ts";
 import { TextTokenizer } from "../tokenizer/tokenizer.ts";
-import { withItemTokens } from "../collate/item_tokens.ts";
+import { itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { ADAPTER_FILES, loadAdapter, mergeAdapter } from "../model/adapter.ts";
 import { type InferenceDecoder, openDecoders } from "./open_decoders.ts";
@@ -183,6 +183,15 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     tokenizerIds: tokenizer.vocabSize,
     data: options.data,
   });
+  const recorded = model.config.itemTokens;
+  if (options.data && recorded && !itemTokenDigest(options.data)) {
+    // Accepted (text tasks need no item rows), but a ranking by titles alone is rarely meant.
+    options.onWarning?.(
+      `${join(options.model, "config.json")}: its ${recorded.count} item tokens are unused: ` +
+        `${join(options.data.dir, "manifest.json")} has none, so items are ranked by their ` +
+        `titles alone (textualize with ${optionName("itemTokens")} ${recorded.mode} to use them)`,
+    );
+  }
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
   let attention = attentionOf(model.config);

@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
-import { checkItemTokens } from "../collate/item_tokens.ts";
+import { checkItemTokens, itemTokenDigest } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { glmDecoderConfig, readConfig } from "./config.ts";
 import { loadDecoder, readDecoderConfig } from "./families/checkpoint.ts";
@@ -83,11 +83,18 @@ export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promis
     }
     const model = await loadModel(dir);
     if (options.tokenizerIds > model.config.vocabSize) {
+      // The usual cause: a dataset with item tokens, a model made without rows for them.
+      const items = options.data && itemTokenDigest(options.data);
       throw inputError(
         join(dir, "config.json"),
         undefined,
         `vocab_size ${model.config.vocabSize} is smaller than the ${options.tokenizerIds} ids of ` +
-          `its tokenizer (special tokens included): the model and tokenizer do not belong together`,
+          (items && !model.config.itemTokens
+            ? `its tokenizer with the ${items.count} item tokens of ` +
+              `${join(options.data!.dir, "manifest.json")}: the model has no rows for them; ` +
+              `init a model for this dataset`
+            : `its tokenizer (special tokens included): the model and tokenizer do not belong ` +
+              `together`),
       );
     }
     return { dir, config: glmDecoderConfig(model.config), weights: model.weights, addedRows: 0 };
