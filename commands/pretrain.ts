@@ -191,7 +191,7 @@ const FLAGS = defineFlags({
   force: {
     type: "boolean",
     help: "write into --out (and replace --merge) even when they hold files pretrain did not " +
-      "write",
+      "write; a run directory holding a training run is never replaced (--resume continues it)",
   },
   device: {
     type: "choice",
