@@ -116,6 +116,13 @@ Deno.test("eval --tune-rerank's best point is what eval scores for infer --reran
     );
     assert.equal(direct.code, 1);
     assert.match(direct.stderr, /no lines of the tasks asked: nothing to tune on/);
+    // The file of the valid split tuned on the test split (eval's default) says which it is.
+    const test = await runCli(["eval", "--data", data, "--tune-rerank", reranked]);
+    assert.equal(test.code, 1);
+    assert.match(
+      test.stderr,
+      /reranked\.jsonl: record "[^"]+" is not an item record of the test split of .* \(it is a valid record; tune on the valid split\)/,
+    );
     // An empty file, or a record twice, is an error naming the file (and the line).
     const empty = join(dir, "empty.jsonl");
     await Deno.writeTextFile(empty, "");

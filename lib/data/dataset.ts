@@ -8,6 +8,7 @@
 
 import { join } from "node:path";
 import { inputError } from "../errors.ts";
+import { pathExists } from "../io/fs.ts";
 import { readJsonLines } from "../io/lines.ts";
 import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "./types.ts";
 import { SPLITS } from "./types.ts";
@@ -158,6 +159,28 @@ export async function* readRecords(data: Dataset, split: Split): AsyncGenerator<
     }
     yield value;
   }
+}
+
+/**
+ * The split other than `except` whose records include `id`, if any: what an error about an id
+ * unknown to one split can suggest ("it is a valid record; score the valid split").
+ *
+ * @example
+ * ```ts
+ * declare const data: Dataset;
+ * await splitHolding(data, "u1/sequential/seq-1/valid", "test"); // "valid"
+ * ```
+ */
+export async function splitHolding(
+  data: Dataset,
+  id: string,
+  except: string,
+): Promise<Split | undefined> {
+  for (const split of SPLITS) {
+    if (split === except || !(await pathExists(join(data.dir, `${split}.jsonl`)))) continue;
+    for await (const record of readRecords(data, split)) if (record.id === id) return split;
+  }
+  return undefined;
 }
 
 /** The files of a dataset directory. */

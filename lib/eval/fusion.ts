@@ -7,7 +7,7 @@
  * @module
  */
 
-import { openDataset, readRecords } from "../data/dataset.ts";
+import { openDataset, readRecords, splitHolding } from "../data/dataset.ts";
 import type { Split } from "../data/types.ts";
 import { InputError, inputError, OptionError, optionName } from "../errors.ts";
 import { readJsonLines } from "../io/lines.ts";
@@ -220,8 +220,13 @@ export async function tuneRerank(
   }
   for (const line of lines) {
     if (!targets.has(line.id)) {
+      const elsewhere = await splitHolding(data, line.id, split);
+      const hint = elsewhere
+        ? ` (it is a ${elsewhere} record; tune on the ${elsewhere} split)`
+        : "";
       throw new InputError(
-        `${file}: record "${line.id}" is not an item record of the ${split} split of ${dataDir}`,
+        `${file}: record "${line.id}" is not an item record of the ${split} split of ` +
+          `${dataDir}${hint}`,
       );
     }
   }

@@ -23,7 +23,7 @@
 import { join } from "node:path";
 import { inputError, optionName } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { readRecords, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts";
+import { readRecords, splitHolding, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { EntityIndex } from "./entities.ts";
@@ -141,19 +141,6 @@ async function checkSplit(data: Dataset, split: string): Promise<Split> {
     );
   }
   return split as Split;
-}
-
-/** Where an unknown id might live instead, for a more useful error. */
-async function splitHolding(
-  data: Dataset,
-  id: string,
-  except: string,
-): Promise<string | undefined> {
-  for (const split of SPLITS) {
-    if (split === except || !(await pathExists(join(data.dir, `${split}.jsonl`)))) continue;
-    for await (const record of readRecords(data, split)) if (record.id === id) return split;
-  }
-  return undefined;
 }
 
 /**
