@@ -199,6 +199,16 @@ Example:
     --beams 20 --top-k 10 --out runs/pred.jsonl`;
 
 /** The `infer` subcommand. */
+/** The run's summary, or undefined when it wrote to stdout and the reader closed it. */
+async function quietOnClosedPipe<T>(out: string, run: Promise<T>): Promise<T | undefined> {
+  try {
+    return await run;
+  } catch (error) {
+    if (out === "-" && error instanceof Deno.errors.BrokenPipe) return undefined;
+    throw error;
+  }
+}
+
 export const command: Command = {
   name: "infer",
   summary: "predictions for a split: beam search over items, candidate ranking, ratings, text",
@@ -228,39 +238,43 @@ export const command: Command = {
     const tuned = tunedFile === undefined ? undefined : await readRerankTuning(tunedFile);
     const sampled = flags["sample-users"];
     const summary = await withFlagNames(FLAGS, () =>
-      runInference({
-        model: flags.model,
-        adapter: flags.adapter,
-        data: flags.data,
-        out: flags.out,
-        force: flags.force,
-        split: flags.split,
-        tasks: flags.tasks,
-        templates: flags.template,
-        protocol: flags.protocol,
-        topK: flags["top-k"],
-        beams: flags.beams,
-        excludeSeen: flags["exclude-seen"],
-        trieSoftmax: flags["trie-softmax"],
-        rerank: flags.rerank === undefined ? undefined : {
-          file: flags.rerank,
-          weight: tuned?.weight ?? flags["rerank-weight"],
-          top: tuned?.top ?? flags["rerank-top"],
-        },
-        batchSize: flags["batch-size"],
-        maxNewTokens: flags["max-new-tokens"],
-        textBeams: flags["text-beams"],
-        limit: flags.limit,
-        sample: sampled === undefined ? undefined : { size: sampled, seed: flags["sample-seed"] },
-        shard,
-        device: flags.device,
-        threads: flags.threads,
-        workers: parseWorkers(flags.workers),
-        quantize: flags.quantize === "none" ? undefined : Number(flags.quantize) as QuantBits,
-        onProgress: (message) => progress.update(message),
-        onNote: (message) => progress.log(message),
-        onWarning: (message) => console.error(`warning: ${message}`),
-      }), { templates: "template" });
+      quietOnClosedPipe(
+        flags.out,
+        runInference({
+          model: flags.model,
+          adapter: flags.adapter,
+          data: flags.data,
+          out: flags.out,
+          force: flags.force,
+          split: flags.split,
+          tasks: flags.tasks,
+          templates: flags.template,
+          protocol: flags.protocol,
+          topK: flags["top-k"],
+          beams: flags.beams,
+          excludeSeen: flags["exclude-seen"],
+          trieSoftmax: flags["trie-softmax"],
+          rerank: flags.rerank === undefined ? undefined : {
+            file: flags.rerank,
+            weight: tuned?.weight ?? flags["rerank-weight"],
+            top: tuned?.top ?? flags["rerank-top"],
+          },
+          batchSize: flags["batch-size"],
+          maxNewTokens: flags["max-new-tokens"],
+          textBeams: flags["text-beams"],
+          limit: flags.limit,
+          sample: sampled === undefined ? undefined : { size: sampled, seed: flags["sample-seed"] },
+          shard,
+          device: flags.device,
+          threads: flags.threads,
+          workers: parseWorkers(flags.workers),
+          quantize: flags.quantize === "none" ? undefined : Number(flags.quantize) as QuantBits,
+          onProgress: (message) => progress.update(message),
+          onNote: (message) => progress.log(message),
+          onWarning: (message) => console.error(`warning: ${message}`),
+        }),
+      ), { templates: "template" });
+    if (summary === undefined) return; // stdout was closed (`infer --out - | head`)
     progress.done(
       `${summary.records} records on ${summary.device}` +
         (shard ? ` (shard ${shard.index}/${shard.count}: ${summary.out})` : ""),

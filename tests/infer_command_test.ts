@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli, runCliProcess } from "./helpers/cli.ts";
+import { cliCommand, runCli, runCliProcess } from "./helpers/cli.ts";
 import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
 import { checkPredictionLine } from "../lib/eval/predictions.ts";
 import type { InferLine } from "../lib/generate/mod.ts";
@@ -11,6 +11,7 @@ import { mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
 import { DEFAULT_LORA, initLora } from "../lib/model/lora.ts";
 import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./helpers/infer.ts";
 import { processTempDir, withTempDir } from "./helpers/temp.ts";
+import { demoSequentialArgs } from "./helpers/textualize.ts";
 import { UserSample } from "../lib/data/user_sample.ts";
 
 // fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,
@@ -358,5 +359,32 @@ Deno.test("infer and eval --sample-users answer and score the same seeded users"
     assert.deepEqual(Object.keys(report.methods), ["sampled"]);
     assert.equal(report.methods.sampled.sequential.count, wanted.length);
     assert.equal(report.methods.sampled.sequential.missing, 0);
+  });
+});
+
+Deno.test("infer --out - ends quietly (status 0) when its reader closes stdout", async () => {
+  // `infer --out - | head -1`: the reader leaves after the first lines; the rest is not wanted.
+  // Lines are written a window of 64 batches at a time: the second window meets the closed pipe.
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data"), model = join(dir, "model");
+    const ok = async (args: string[]) => assert.equal((await runCli(args)).code, 0, args[0]);
+    await ok(demoSequentialArgs(data));
+    await ok([
+      ...["init", "--data", data, "--preset", "tiny", "--hidden-size", "16", "--layers", "1"],
+      ...["--heads", "2", "--tokenizer", TOKENIZER, "--out", model, "--quiet"],
+    ]);
+    const [exe, ...args] = cliCommand([
+      ...["infer", "--quiet", "--device", "cpu", "--model", model, "--data", data, "--out", "-"],
+      ...["--tasks", "sequential", "--limit", "140", "--batch-size", "1", "--workers", "1"],
+      ...["--beams", "2", "--top-k", "2"],
+    ]);
+    const child = new Deno.Command(exe, { args, stdout: "piped", stderr: "piped" }).spawn();
+    const reader = child.stdout.getReader();
+    const first = await reader.read();
+    assert.ok(!first.done && first.value.length > 0);
+    await reader.cancel(); // closes the pipe
+    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    assert.equal(stderr, "");
+    assert.equal(status.code, 0);
   });
 });
