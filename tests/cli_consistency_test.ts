@@ -91,6 +91,12 @@ Deno.test("an unknown flag gets the nearest flag as 'did you mean'", async () =>
   assert.match(far.stderr, /^error: eval: unknown flag --zebra \(see eval --help\)$/);
 });
 
+Deno.test("a flag without its value says what value it needs", async () => {
+  const bare = await runCli(["infer", "--data", "d", "--out", "o", "--model"]);
+  assert.equal(bare.code, 2);
+  assert.equal(bare.stderr, "error: infer: --model needs a value (--model DIR; see infer --help)");
+});
+
 Deno.test("infer prints a one-line JSON summary; --task and eval --top still read, with a notice", async () => {
   await withTempDir(async (dir) => {
     const model = join(dir, "model");

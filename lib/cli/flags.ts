@@ -256,6 +256,18 @@ export function parseFlags<T extends FlagTable>(
           (guess === undefined ? "" : `; did you mean --${guess}?`) + ` (see ${command} --help)`,
       );
     }
+    const missing = /^Option '(-{1,2}[^ ']+)(?: <value>)?' argument missing/.exec(
+      (error as Error).message,
+    );
+    if (missing) {
+      const decl = table[missing[1].replace(/^-+/, "")];
+      const placeholder = decl && "placeholder" in decl ? ` ${decl.placeholder}` : " VALUE";
+      throw new UsageError(
+        `${command}: ${missing[1]} needs a value (${
+          missing[1]
+        }${placeholder}; see ${command} --help)`,
+      );
+    }
     const message = (error as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
     throw new UsageError(`${command}: ${message} (see ${command} --help)`);
   }
