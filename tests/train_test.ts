@@ -296,6 +296,29 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
   });
 });
 
+Deno.test("a finished run resumed again reports the validation loss its log holds", async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
+    const options = {
+      data,
+      model: join(dir, "base"),
+      out: join(dir, "run"),
+      lora: QKV,
+      lr: 1e-3,
+      ...RUN,
+      steps: 2,
+      valBatches: 1,
+    };
+    const first = await train(options);
+    assert.ok(first.valLoss !== undefined && Number.isFinite(first.valLoss));
+    const again = await train({ ...options, resume: true });
+    assert.ok(again.resumed);
+    assert.equal(again.valLoss, first.valLoss);
+    assert.equal(again.lastLoss, first.lastLoss);
+  });
+});
+
 Deno.test("batches are a function of the seed and the position: the same micro-batch twice", async () => {
   const tokenizer = await TextTokenizer.load(TOKENIZER);
   const records = (await tokenizeSplit(await openDataset(await demoDataset()), "train", tokenizer))

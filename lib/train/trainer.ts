@@ -227,7 +227,7 @@ export interface TrainSummary {
   firstLoss: number;
   /** Loss of the last step. */
   lastLoss: number;
-  /** The last validation loss, when validated. */
+  /** The run's last validation loss (this invocation's or the log's), when validated. */
   valLoss?: number;
   /** Validation loss before the first step (fresh runs that validate). */
   initialValLoss?: number;
@@ -995,6 +995,11 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
     // Resumed at the end: report what the log says.
     summary.firstLoss = state.metrics[0].loss;
     summary.lastLoss = state.metrics[state.metrics.length - 1].loss;
+  }
+  // The run's last validation, though an earlier invocation measured it (a resumed run whose
+  // steps since did not validate).
+  for (let i = state.metrics.length - 1; summary.valLoss === undefined && i >= 0; i--) {
+    summary.valLoss = state.metrics[i].val_loss;
   }
 }
 
