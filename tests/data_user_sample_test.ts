@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { sampleKey, UserSample } from "../lib/data/user_sample.ts";
+import { RecordSelection } from "../lib/data/selection.ts";
 
 Deno.test("the sample key is SHA-256 of sample:seed:user, first 8 bytes over 2^64", () => {
   for (const [user, seed] of [["42", 1], ["A2V5R832QCSOMX", 7], ["ünïcode", 3]] as const) {
@@ -25,4 +26,19 @@ Deno.test("a sample of N of U users holds about N, depends on the seed, and is s
   const all = new UserSample({ size: 50000, users: users.length });
   assert.ok(users.every((u) => all.has(u)), "a size past the user count keeps everyone");
   assert.throws(() => new UserSample({ size: 0, users: 10 }), /whole number >= 1/);
+});
+
+Deno.test("the records a selection expects: a sample's share of the tasks asked, then the limit", () => {
+  const counts = { sequential: { "seq-1": 600, "seq-2": 400 }, rating: { "rat-1": 1000 } };
+  const select = (options: ConstructorParameters<typeof RecordSelection>[1]) =>
+    new RecordSelection({ users: 1000 }, options);
+  assert.equal(select({}).expected(counts), 2000);
+  assert.equal(select({ tasks: ["sequential"] }).expected(counts), 1000);
+  assert.equal(select({ templates: ["seq-2"] }).expected(counts, 50), 50);
+  const sample = { size: 100, seed: 1 };
+  assert.equal(select({ tasks: ["sequential"], sample }).expected(counts), 100);
+  // The limit counts the sampled records: 60 of the sample's about 100, not a tenth of 60.
+  assert.equal(select({ tasks: ["sequential"], sample }).expected(counts, 60), 60);
+  assert.equal(select({ sample }).expected(counts, 500), 200);
+  assert.equal(select({ shard: { index: 0, count: 2 } }).expected(counts), undefined);
 });

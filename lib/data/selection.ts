@@ -89,6 +89,7 @@ export class RecordSelection {
       }
     }
     const share = this.#sample ? Math.min(1, this.#sample.size / Math.max(1, this.#users)) : 1;
-    return Math.round(Math.min(total, limit) * share);
+    // The limit counts selected records, so it applies after the sample.
+    return Math.min(limit, Math.round(total * share));
   }
 }

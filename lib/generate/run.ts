@@ -314,7 +314,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         `${options.model}${adapterNote} on ${decoder.device}` +
           (decoders.length > 1 ? ` (${decoders.length} decoders in workers)` : "") +
           `; ${pool.items.items.length} items; ` +
-          `${options.split}: ${total || "?"} records`,
+          `${options.split}: ${total ? (options.sample ? `about ${total}` : total) : "?"} records`,
       );
       const answerRun = { options, data, select, predictor, out, total, startedAt };
       const { done, read } = await answerSplit(answerRun);
