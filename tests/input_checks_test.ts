@@ -307,8 +307,9 @@ Deno.test("without a declared scale, ratings far outside the others are a warnin
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(warnings(run.stderr).map((l) => l.replace(dir, "DIR")), [
       "warning: DIR/inter.csv: 2 of 1200 ratings lie far outside 1-5, the range of the others " +
-      "(first: 50 on line 43); they widen the inferred rating scale: declare it with " +
-      "--rating-scale MIN-MAX to reject them",
+      "(first: 50 on line 43); undeclared, the rating scale is the range of the training " +
+      "ratings, which they widen (and as held-out targets they lie outside it): declare it " +
+      "with --rating-scale MIN-MAX to reject them",
     ]);
     // A rare value at an end of the scale is no outlier: the demo's 1-star ratings are 0.35%.
     const demo = await runCli([

@@ -399,8 +399,9 @@ export class LogBuilder {
     if (count === 0 || !first) return;
     notes.push(
       `${this.#label}: ${count} of ${this.#rated} ratings lie far outside ${low}-${high}, the ` +
-        `range of the others (first: ${first.value} on line ${first.line}); they widen the ` +
-        `inferred rating scale: declare it with ${
+        `range of the others (first: ${first.value} on line ${first.line}); undeclared, the ` +
+        `rating scale is the range of the training ratings, which they widen (and as held-out ` +
+        `targets they lie outside it): declare it with ${
           optionName("ratingScale")
         } MIN-MAX to reject them`,
     );
