@@ -160,13 +160,9 @@ export const command: Command = {
         out,
         family,
         preset,
-        ...(reshaped
-          ? {
-            hidden_size: result.config.hiddenSize,
-            num_layers: result.config.numLayers,
-            num_attention_heads: result.config.numHeads,
-          }
-          : {}),
+        hidden_size: result.config.hiddenSize,
+        num_layers: result.config.numLayers,
+        num_attention_heads: result.config.numHeads,
         vocab_size: result.config.vocabSize,
         parameters: result.parameters,
         tokenizer: result.trainedTokenizer ? "trained" : "given",
@@ -189,13 +185,9 @@ export const command: Command = {
     console.log(JSON.stringify({
       out,
       preset,
-      ...(reshaped
-        ? {
-          hidden_size: result.config.hiddenSize,
-          num_layers: result.config.numLayers,
-          num_attention_heads: result.config.numHeads,
-        }
-        : {}),
+      hidden_size: result.config.hiddenSize,
+      num_layers: result.config.numLayers,
+      num_attention_heads: result.config.numHeads,
       vocab_size: result.config.vocabSize,
       parameters: result.parameters,
       tokenizer: result.trainedTokenizer ? "trained" : "given",
