@@ -11,7 +11,12 @@ import { InputError } from "../lib/errors.ts";
 import { itemLogProbs } from "../lib/generate/exact_rank.ts";
 import { Predictor } from "../lib/generate/infer.ts";
 import { loadForInference } from "../lib/generate/load.ts";
-import { type FirstStageRanking, fuseScores, readFirstStage } from "../lib/generate/rerank.ts";
+import {
+  firstStageOf,
+  type FirstStageRanking,
+  fuseScores,
+  readFirstStage,
+} from "../lib/generate/rerank.ts";
 import { entityAnswer, scoreAnswers } from "../lib/generate/score.ts";
 import { initModel } from "../lib/model/init.ts";
 import { Rng } from "../lib/random.ts";
@@ -228,4 +233,18 @@ Deno.test("readFirstStage: unknown items, missing scores and repeated records ar
       );
     }
   });
+});
+
+Deno.test("a record the first stage lacks is named, with the split the stage's records are of", () => {
+  const ranking = { items: Int32Array.of(0), scores: Float64Array.of(1) };
+  const stage = new Map([["u1/sequential/seq-1/valid", ranking]]);
+  assert.equal(firstStageOf(stage, "u1/sequential/seq-1/valid", "f.jsonl"), ranking);
+  assert.throws(
+    () => firstStageOf(stage, "u2/sequential/seq-1/valid", "f.jsonl"),
+    /^InputError: f\.jsonl: no candidates for record "u2\/sequential\/seq-1\/valid" \(rerank needs every record\)$/,
+  );
+  assert.throws(
+    () => firstStageOf(stage, "u1/sequential/seq-1/test", "f.jsonl"),
+    /no candidates for record "u1\/sequential\/seq-1\/test" \(rerank needs every record; its records are of the valid split\)$/,
+  );
 });

@@ -22,6 +22,7 @@ import { InputError, inputError, optionName } from "../errors.ts";
 import { checkPredictionLine } from "../eval/predictions.ts";
 import type { ItemPool } from "../collate/pool.ts";
 import { readJsonLines } from "../io/lines.ts";
+import { type Split, SPLITS } from "../data/types.ts";
 
 /**
  * The weight of the language model in the fusion when none is given: the best on 5,814 Amazon
@@ -130,7 +131,15 @@ export function firstStageOf(
 ): FirstStageRanking {
   const ranking = stage.get(id);
   if (!ranking) {
-    throw new InputError(`${file}: no candidates for record "${id}" (rerank needs every record)`);
+    // Record ids end with their split (textualize): a first stage of another split says so.
+    const theirs = stage.keys().next().value?.split("/").at(-1);
+    const ours = id.split("/").at(-1);
+    const hint = theirs !== undefined && theirs !== ours && SPLITS.includes(theirs as Split)
+      ? `; its records are of the ${theirs} split`
+      : "";
+    throw new InputError(
+      `${file}: no candidates for record "${id}" (rerank needs every record${hint})`,
+    );
   }
   return ranking;
 }
