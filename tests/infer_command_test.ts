@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cliCommand, runCli, runCliProcess } from "./helpers/cli.ts";
+import { runCli, runCliProcess, startCli } from "./helpers/cli.ts";
 import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
 import { checkPredictionLine } from "../lib/eval/predictions.ts";
 import type { InferLine } from "../lib/generate/mod.ts";
@@ -373,18 +373,13 @@ Deno.test("infer --out - ends quietly (status 0) when its reader closes stdout",
       ...["init", "--data", data, "--preset", "tiny", "--hidden-size", "16", "--layers", "1"],
       ...["--heads", "2", "--tokenizer", TOKENIZER, "--out", model, "--quiet"],
     ]);
-    const [exe, ...args] = cliCommand([
+    const run = await startCli([
       ...["infer", "--quiet", "--device", "cpu", "--model", model, "--data", data, "--out", "-"],
       ...["--tasks", "sequential", "--limit", "140", "--batch-size", "1", "--workers", "1"],
       ...["--beams", "2", "--top-k", "2"],
-    ]);
-    const child = new Deno.Command(exe, { args, stdout: "piped", stderr: "piped" }).spawn();
-    const reader = child.stdout.getReader();
-    const first = await reader.read();
-    assert.ok(!first.done && first.value.length > 0);
-    await reader.cancel(); // closes the pipe
-    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
-    assert.equal(stderr, "");
-    assert.equal(status.code, 0);
+    ], { stdoutBytes: 1 }).result();
+    assert.ok(run.stdout.length > 0);
+    assert.equal(run.stderr, "");
+    assert.equal(run.code, 0);
   });
 });

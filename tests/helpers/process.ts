@@ -41,6 +41,11 @@ export interface ProcessOptions {
   clearEnv?: boolean;
   /** Killed when it runs longer than this (a hang fails the test instead of stalling it). */
   timeoutMs?: number;
+  /**
+   * Close stdout after the first chunk that brings it to this many bytes, as `| head -c N` does
+   * (the process's later writes meet a closed pipe).
+   */
+  stdoutBytes?: number;
 }
 
 /**
@@ -65,15 +70,24 @@ export class TestProcess {
       signal: options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs),
     }).spawn();
     this.#read = Promise.all([
-      this.#collect(this.#child.stdout, "stdout"),
+      this.#collect(this.#child.stdout, "stdout", options.stdoutBytes),
       this.#collect(this.#child.stderr, "stderr"),
     ]).then(() => {});
     this.#child.status.finally(() => this.#ended = true);
   }
 
-  async #collect(stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr"): Promise<void> {
+  async #collect(
+    stream: ReadableStream<Uint8Array>,
+    into: "stdout" | "stderr",
+    limit = Infinity,
+  ): Promise<void> {
     const decoder = new TextDecoder();
-    for await (const chunk of stream) this.#text[into] += decoder.decode(chunk, { stream: true });
+    let bytes = 0;
+    for await (const chunk of stream) {
+      this.#text[into] += decoder.decode(chunk, { stream: true });
+      bytes += chunk.length;
+      if (bytes >= limit) break; // leaving the loop cancels the stream: the pipe closes
+    }
     this.#text[into] += decoder.decode();
   }
 
