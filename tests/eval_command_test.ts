@@ -92,11 +92,13 @@ Deno.test("eval scores every task of a predictions file, by hand (full protocol)
   close(r.explanation["ROUGE-1"], (100 * 29) / 42, "ROUGE-1");
   close(r.explanation["ROUGE-2"], (100 * 29) / 52, "ROUGE-2");
   close(r.explanation["ROUGE-L"], (100 * 5) / 9, "ROUGE-L");
-  // review: a perfect 2-word summary has no 3- or 4-grams: BLEU 0, ROUGE 100
+  // review: a perfect 2-word summary has no 3- or 4-grams: BLEU-4 0, BLEU-2 and ROUGE 100
   assert.deepEqual(
     [r.review["BLEU-4"], r.review["ROUGE-1"], r.review["ROUGE-2"], r.review["ROUGE-L"]],
     [0, 100, 100, 100],
   );
+  assert.equal(r.review["BLEU-2"], 100);
+  assert.equal(r.explanation["BLEU-2"], undefined); // the published protocol's for review only
 });
 
 Deno.test("eval --protocol sampled ranks within each record's candidates", async () => {

@@ -11,7 +11,8 @@
  *                       "templates": {"seq-1": {...same metrics, count}, ...},
  *                       "seen": {...}, "heldOut": {...}},
  *        "rating": {"RMSE": ..., "MAE": ..., "valid": ..., "count": ..., "missing": ..., ...},
- *        "explanation": {"BLEU-4": ..., "ROUGE-1": ..., "ROUGE-2": ..., "ROUGE-L": ..., ...}},
+ *        "explanation": {"BLEU-4": ..., "ROUGE-1": ..., "ROUGE-2": ..., "ROUGE-L": ..., ...},
+ *        "review": {"BLEU-4": ..., "BLEU-2": ..., "ROUGE-1": ..., ...}},
  *        "pop": {...}}}
  *
  * Each method's tasks as above. A task appears when the method scored or missed records of it; `seen` and

@@ -9,8 +9,9 @@
  *   items of the pool, counted on the method's list before any protocol restriction.
  * - rating: RMSE and MAE of the predictions clipped to the manifest's rating scale, over the
  *   predictions that hold a number; `valid` is the share that do.
- * - explanation, review: corpus BLEU-4 and mean per-pair ROUGE-1/2/L F-scores, x100, of the
- *   generated text against the target's text (segments joined); no text scores as empty.
+ * - explanation, review: corpus BLEU-4 (and for review BLEU-2, the published protocol's) and mean
+ *   per-pair ROUGE-1/2/L F-scores, x100, of the generated text against the target's text
+ *   (segments joined); no text scores as empty.
  *
  * A record without a prediction is not scored; it is counted in its task's `missing`.
  *
@@ -190,6 +191,16 @@ class GroupScore {
     } else if (TEXT_TASKS.includes(task)) {
       const rouge = this.rouge.mean();
       out["BLEU-4"] = this.count > 0 ? 100 * bleuFromStats(this.bleu).bleu : null;
+      if (task === "review") {
+        // The published protocol for review summaries (P5, the RecSysLLM paper): BLEU-2, from the
+        // same counts' first two orders.
+        const two = {
+          ...this.bleu,
+          matches: this.bleu.matches.slice(0, 2),
+          possible: this.bleu.possible.slice(0, 2),
+        };
+        out["BLEU-2"] = this.count > 0 ? 100 * bleuFromStats(two).bleu : null;
+      }
       out["ROUGE-1"] = this.count > 0 ? 100 * rouge.rouge1.f : null;
       out["ROUGE-2"] = this.count > 0 ? 100 * rouge.rouge2.f : null;
       out["ROUGE-L"] = this.count > 0 ? 100 * rouge.rougeL.f : null;
