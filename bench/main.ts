@@ -3,8 +3,8 @@
  * `{"bench": NAME, ...figures}`; `deno task bench` runs every benchmark in BENCHES in turn.
  * Each benchmark module exports `run(options): Promise<Record<string, unknown>>`.
  * `--device NAME` (default cpu) runs the onnxruntime benchmarks (forward, train, infer) on that
- * device; their figures say which (`device`) and, from onnxruntime's profiler, how the kernel
- * time and nodes split between execution providers (`*_providers`).
+ * device; their figures say which (`device`), and forward's and train's, from onnxruntime's
+ * profiler, how the kernel time and nodes split between execution providers (`*_providers`).
  *
  * @module
  */

@@ -86,8 +86,8 @@ const FLAGS = defineFlags({
 
 const usage = `Usage: recsysllm demo [flags]
 
-Runs the whole pipeline on the built-in dataset (fixtures/demo: 600 users, 294 items, ratings,
-reviews): textualize, init a tiny model (hidden 128, 4 layers), pretrain it from scratch,
+Runs the whole pipeline on the built-in dataset (fixtures/demo: 600 users, 294 items of which
+293 sold, ratings, reviews): textualize, init a tiny model (hidden 128, 4 layers), pretrain it from scratch,
 infer every task on the test split, and eval it against the baselines (most popular, item-kNN,
 SASRec and a mean-rating baseline). Takes about 6 minutes on 2 CPU cores. Prints each command before it
 runs it and ends with the results table (Markdown, on stdout); eval.json, eval.svg, the

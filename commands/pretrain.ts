@@ -67,8 +67,8 @@ const FLAGS = defineFlags({
     choices: ["prefix", "causal"],
     placeholder: "NAME",
     defaultText: "the model's own: prefix for GLM, causal for the decoder families",
-    help: "the attention rule, recorded with the adapter (or the model --full writes) and used " +
-      "by infer",
+    help: "prefix | causal: the attention rule, recorded with the adapter (or the model --full " +
+      "writes) and used by infer",
   },
   full: {
     type: "boolean",
