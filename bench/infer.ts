@@ -138,7 +138,10 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
     config: glmDecoderConfig(config),
     weights,
     device: options.device ?? "cpu",
-  }, { workers: parseWorkers(WORKERS ?? "auto") });
+  }, { workers: parseWorkers(WORKERS ?? "auto") }).catch(async (error) => {
+    await decoder.release();
+    throw error;
+  });
   try {
     const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
       protocol: "full",
@@ -259,7 +262,7 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       device: decoder.device,
     };
   } finally {
-    await decoder.release();
-    for (const w of workers) await w.release();
+    // Every decoder, though one fails to release: a worker left open keeps the process alive.
+    await Promise.allSettled([decoder, ...workers].map((d) => d.release()));
   }
 }
