@@ -150,7 +150,11 @@ export class Rng {
     return items;
   }
 
-  /** `k` distinct integers from [0, n), in the order drawn (Floyd's algorithm for small k). */
+  /**
+   * `k` distinct integers from [0, n), in the order drawn (Floyd's algorithm for small k): a
+   * uniform subset, but not in a uniform order (a late value is rarely drawn first); shuffle the
+   * result where the order matters.
+   */
   sample(n: number, k: number): number[] {
     if (k > n) throw new RangeError(`Rng.sample: cannot draw ${k} distinct values from ${n}`);
     if (k * 4 > n) return this.shuffle(Array.from({ length: n }, (_, i) => i)).slice(0, k);

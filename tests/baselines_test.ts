@@ -197,23 +197,24 @@ Deno.test("the random baseline is seeded, excludes history, and permutes candida
   assert.deepEqual(sampled.split(" ").sort(), ["E", "F", "G"]);
 });
 
-Deno.test("the rating baseline: mean plus damped biases, each (user, item) counted once", async () => {
+Deno.test("the rating baseline: mean plus damped biases over every training rating", async () => {
   const { ratings, test } = await load();
-  // training ratings (the fixture's train.jsonl; user 1 rates A in two templates, counted once):
-  //   1: A5 B4 C4   2: A4 B2   3: A5 C3   4: A3 D2   5: B3 E4   -> 11 ratings, sum 39
-  assert.equal(ratings.length, 11);
-  const mu = 39 / 11;
-  // damping 0: b_i = mean of item i - mu, so mu + b_E = E's mean = 4;
-  // b_u1 = mean of (r - item mean) over A B C = ((5 - 4.25) + (4 - 3) + (4 - 3.5)) / 3 = 0.75
+  // training ratings (the fixture's train.jsonl; user 1 rates A twice, a repeat purchase, and
+  // each rating counts):
+  //   1: A5 A5 B4 C4   2: A4 B2   3: A5 C3   4: A3 D2   5: B3 E4   -> 12 ratings, sum 44
+  assert.equal(ratings.length, 12);
+  const mu = 44 / 12;
+  // damping 0: b_i = mean of item i - mu, so mu + b_E = E's mean = 4; A's mean is 22 / 5;
+  // b_u1 = mean of (r - item mean) over A A B C = (0.6 + 0.6 + (4 - 3) + (4 - 3.5)) / 4 = 0.675
   const plain = new BiasRating(ratings, { damping: 0 });
   close(plain.mean, mu, "mu");
-  close(plain.predict("1", NAMES.E), 4 + 0.75, "user 1, E");
+  close(plain.predict("1", NAMES.E), 4 + 0.675, "user 1, E");
   // damping 5: every sum is divided by 5 + n
-  const bA = ((5 - mu) + (4 - mu) + (5 - mu) + (3 - mu)) / (5 + 4);
+  const bA = (3 * (5 - mu) + (4 - mu) + (3 - mu)) / (5 + 5);
   const bB = ((4 - mu) + (2 - mu) + (3 - mu)) / (5 + 3);
   const bC = ((4 - mu) + (3 - mu)) / (5 + 2);
   const bE = (4 - mu) / (5 + 1);
-  const bU1 = ((5 - mu - bA) + (4 - mu - bB) + (4 - mu - bC)) / (5 + 3);
+  const bU1 = (2 * (5 - mu - bA) + (4 - mu - bB) + (4 - mu - bC)) / (5 + 4);
   const damped = new BiasRating(ratings, { damping: 5, scale: [1, 5] });
   close(damped.predict("1", NAMES.E), mu + bU1 + bE, "damped");
   // unknown user and item: the mean; predictions are clipped to the scale
@@ -236,8 +237,27 @@ Deno.test("the rating baseline: mean plus damped biases, each (user, item) count
   );
   const line = mean.predict(byId(test, "u1/rating/rating-1/test"))!;
   assert.equal(line.id, "u1/rating/rating-1/test");
-  close(line.rating!, 4.75, "line");
+  close(line.rating!, 4.675, "line");
   assert.equal(mean.predict(byId(test, "u1/sequential/seq-1/test")), undefined);
+});
+
+Deno.test("validation ratings count each (user, item) once: the split asks it in several templates", () => {
+  const rating = (split: "train" | "valid", template: string, value: number): TextRecord => ({
+    id: `u1/rating/${template}/${split}`,
+    task: "rating",
+    template,
+    split,
+    user: "1",
+    segments: [{ entity: NAMES.A, kind: "item" }, { answer: true }],
+    rating: value,
+  });
+  const valid = new TrainingRatings();
+  for (const t of ["rating-1", "rating-3", "rating-4"]) valid.add(rating("valid", t, 4));
+  assert.deepEqual(valid.list, [{ user: "1", item: NAMES.A, rating: 4 }]);
+  const train = new TrainingRatings();
+  train.add(rating("train", "rating-1", 4));
+  train.add(rating("train", "rating-1", 2)); // bought again, rated again
+  assert.deepEqual(train.list.map((r) => r.rating), [4, 2]);
 });
 
 Deno.test("top-k selection equals the first k of the full order, ties included", () => {

@@ -258,7 +258,9 @@ function randomBaseline(data: BaselineData, options: BaselineOptions): Baseline 
         const items = data.pool.items;
         const excluded = ranker.excludedFor(ranker.historyOf(record));
         const want = Math.min(items.length, ranker.top + excluded.size);
-        ids = ranker.allItems(rng.sample(items.length, want).map((i) => items[i]), excluded);
+        // Floyd's sample is a uniform subset in a biased order: shuffled, a uniform ranking.
+        const drawn = rng.shuffle(rng.sample(items.length, want));
+        ids = ranker.allItems(drawn.map((i) => items[i]), excluded);
       }
       const rank = new Map(ids.map((id, i) => [id, ids.length - i]));
       return ranker.line(record, ids, (id) => rank.get(id)!);

@@ -8,8 +8,10 @@
  *     b_u   = sum over u's ratings of (r - mu - b_i) / (damping + n_u)
  *     r^_ui = mu + b_u + b_i, clipped to the rating scale
  *
- * An unknown user or item has bias 0. A (user, item) pair rated by several training records
- * (one per template) counts once. The default damping 5 was not tuned.
+ * An unknown user or item has bias 0. Every training rating record counts (one per interaction,
+ * so a repeat purchase's ratings each count); a validation record is counted once per (user, item)
+ * pair, since the validation split asks each of its targets in several templates. The default
+ * damping 5 was not tuned.
  *
  * @module
  */
@@ -36,7 +38,9 @@ export function ratedItem(record: TextRecord): string | undefined {
 }
 
 /**
- * Collects the distinct (user, item) training ratings of rating-task records (first one wins).
+ * Collects the ratings of rating-task records: every training record's (textualize writes one per
+ * interaction), and of a valid or test split's records the first of each (user, item) pair (the
+ * split asks one target in a seen and every held-out template).
  *
  * @example
  * ```ts
@@ -58,9 +62,11 @@ export class TrainingRatings {
     if (record.task !== "rating" || typeof record.rating !== "number") return;
     const item = ratedItem(record);
     if (item === undefined) return;
-    const key = `${record.user}\u0000${item}`;
-    if (this.#seen.has(key)) return;
-    this.#seen.add(key);
+    if (record.split !== "train") {
+      const key = `${record.user}\u0000${item}`;
+      if (this.#seen.has(key)) return;
+      this.#seen.add(key);
+    }
     this.list.push({ user: record.user, item, rating: record.rating });
   }
 }
