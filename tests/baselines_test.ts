@@ -197,6 +197,35 @@ Deno.test("the random baseline is seeded, excludes history, and permutes candida
   assert.deepEqual(sampled.split(" ").sort(), ["E", "F", "G"]);
 });
 
+Deno.test("the random baseline's first item is any item alike, the pool's last quarter too", () => {
+  // 400 items, top 20: a draw small against the pool, where an unshuffled Floyd sample ranks the
+  // last items first too rarely (20.5% from the last quarter here, instead of 25%).
+  const pool = new EntityIndex(
+    Array.from({ length: 400 }, (_, i) => ({ entity: `item ${i}`, kind: "item", id: `i${i}` })),
+  );
+  const random = createBaseline("random", { pool, histories: new Map() }, {
+    protocol: "full",
+    seed: 3,
+    top: 20,
+  });
+  let lastQuarter = 0;
+  const records = 3000;
+  for (let r = 0; r < records; r++) {
+    const line = random.predict({
+      id: `u${r}/sequential/seq-1/test`,
+      task: "sequential",
+      template: "seq-1",
+      split: "test",
+      user: `${r}`,
+      segments: [],
+    })!;
+    if (Number(line.predictions![0].entity.slice(5)) >= 300) lastQuarter++;
+  }
+  // Binomial(3000, 0.25): sd 0.8%.
+  const share = lastQuarter / records;
+  assert.ok(share > 0.22 && share < 0.28, `${share} of the first items from the last quarter`);
+});
+
 Deno.test("the rating baseline: mean plus damped biases over every training rating", async () => {
   const { ratings, test } = await load();
   // training ratings (the fixture's train.jsonl; user 1 rates A twice, a repeat purchase, and
