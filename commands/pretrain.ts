@@ -130,7 +130,7 @@ const FLAGS = defineFlags({
     type: "int",
     min: 8,
     defaultText: "the model's longest sequence, at most 1024",
-    help: "longest example in tokens",
+    help: "longest example in tokens; recorded with the adapter or model, and infer keeps to it",
   },
   "batch-size": intFlag(1, DEFAULT_TRAIN.batchSize, "examples per micro-batch"),
   "grad-accum": intFlag(1, DEFAULT_TRAIN.gradAccum, "micro-batches per optimizer step"),

@@ -76,6 +76,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       attention: "prefix",
       intra_position_rows: 64,
       added_rows: 5,
+      max_length: 160, // the run's --max-length, which infer keeps to
     });
     const file = await SafetensorsFile.open(join(run, "adapter_model.safetensors"));
     const intra = await file.float32("base_model.model.model.intra_position_embeddings.weight");
@@ -163,7 +164,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     // predicts what the base model with the adapter predicts.
     const merged = JSON.parse(await Deno.readTextFile(join(root, "merged", "config.json")));
     assert.equal(merged.vocab_size, 151674);
-    assert.deepEqual(merged.recsysllm, { attention: "prefix" });
+    assert.deepEqual(merged.recsysllm, { attention: "prefix", max_length: 160 });
     // Its weights are float32, and config.json says so (init's were BF16).
     assert.equal(merged.torch_dtype, "float32");
     const mergedPred = join(root, "merged.jsonl");

@@ -23,6 +23,7 @@ import { readMetrics } from "../lib/train/outputs.ts";
 import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
 import { train, TrainingDiverged } from "../lib/train/trainer.ts";
+import { loadForInference } from "../lib/generate/load.ts";
 import { demoDataset, smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -296,6 +297,30 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
   });
 });
 
+Deno.test("the length a run trained on is recorded, and inference cuts its prompts to it", async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    const base = join(dir, "base");
+    await writeSmallModel(base, await smallConfig({ hiddenSize: 16, maxSequenceLength: 256 }));
+    const run = { data, model: base, lr: 1e-3, ...RUN, steps: 1, valBatches: 0, maxLength: 96 };
+    await train({ ...run, out: join(dir, "lora"), lora: QKV, merge: join(dir, "merged") });
+    await train({ ...run, out: join(dir, "full"), lora: null });
+    const json = async (...path: string[]) => JSON.parse(await Deno.readTextFile(join(...path)));
+    assert.equal((await json(dir, "lora", "recsysllm_adapter.json")).max_length, 96);
+    assert.equal((await json(dir, "merged", "config.json")).recsysllm.max_length, 96);
+    assert.equal((await json(dir, "full", "config.json")).recsysllm.max_length, 96);
+    const length = async (model: string, adapter?: string) => {
+      const loaded = await loadForInference({ model, adapter, device: "cpu", threads: 1 });
+      await loaded.decoder.release();
+      return loaded.maxLength;
+    };
+    assert.equal(await length(base), 256, "a model nobody trained: its own maximum");
+    assert.equal(await length(base, join(dir, "lora")), 96);
+    assert.equal(await length(join(dir, "merged")), 96);
+    assert.equal(await length(join(dir, "full")), 96);
+  });
+});
+
 Deno.test("a finished run resumed again reports the validation loss its log holds", async () => {
   await withTempDir(async (dir) => {
     const data = await demoDataset();
@@ -341,8 +366,8 @@ Deno.test("full training under causal attention: the model directory records the
     await train({ ...run, out: join(dir, "prefix") });
     const json = async (name: string) =>
       JSON.parse(await Deno.readTextFile(join(dir, name, "config.json")));
-    assert.deepEqual((await json("causal")).recsysllm, { attention: "causal" });
-    assert.equal((await json("prefix")).recsysllm, undefined);
+    assert.deepEqual((await json("causal")).recsysllm, { attention: "causal", max_length: 128 });
+    assert.deepEqual((await json("prefix")).recsysllm, { max_length: 128 }); // GLM's own rule
     const rule = async (name: string) =>
       glmDecoderConfig((await loadModel(join(dir, name))).config).attention;
     assert.equal(await rule("causal"), "causal");
@@ -374,6 +399,6 @@ Deno.test("a GLM adapter records its attention rule, and one continued from it k
     await train({ ...run, out: join(dir, "b"), adapter: join(dir, "a"), merge: join(dir, "bm") });
     assert.equal((await settings("b")).attention, "causal");
     const merged = JSON.parse(await Deno.readTextFile(join(dir, "bm", "config.json")));
-    assert.deepEqual(merged.recsysllm, { attention: "causal" });
+    assert.deepEqual(merged.recsysllm, { attention: "causal", max_length: 128 });
   });
 });

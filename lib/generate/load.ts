@@ -77,7 +77,11 @@ export interface LoadedForInference {
   config: AnyModel["config"];
   /** Rows of the model's output (special rows included). */
   vocabSize: number;
-  /** The longest sequence the model takes. */
+  /**
+   * The longest sequence inference gives the model: the length its weights were trained on
+   * (`recsysllm.max_length` of config.json, `max_length` of the adapter's settings), else the
+   * model's own maximum.
+   */
   maxLength: number;
   /** The model's tokenizer. */
   tokenizer: TextTokenizer;
@@ -195,6 +199,8 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   let weights = model.weights;
   // The adapter's rule, else a merged model's own (config.json), else causal.
   let attention = attentionOf(model.config);
+  // Prompts are cut as training cut them: to the length the weights were trained on, where known.
+  let trainedLength = model.config.trainedLength;
   let adapter: LoadedForInference["adapter"];
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);
@@ -207,6 +213,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     });
     weights = mergeAdapter(weights, model.config, loaded);
     attention = loaded.method?.attention ?? attention;
+    trainedLength = loaded.method?.maxLength ?? trainedLength;
     adapter = {
       dir,
       rank: loaded.lora.rank,
@@ -227,7 +234,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   return {
     config: model.config,
     vocabSize: modelVocabSize(model),
-    maxLength: maxModelLength(model),
+    maxLength: Math.min(maxModelLength(model), trainedLength ?? Infinity),
     tokenizer,
     decoder: decoders[0],
     decoders,

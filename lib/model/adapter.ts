@@ -82,6 +82,8 @@ export interface MethodSettings {
   addedRows: number;
   /** The dataset item tokens among those rows (`item_tokens`), when the run had them. */
   itemTokens?: ItemTokenDigest;
+  /** The longest sequence the run trained on (`max_length`): inference cuts prompts to it. */
+  maxLength?: number;
 }
 
 /** A LoRA adapter: its configuration and its tensors by PEFT name. */
@@ -157,6 +159,7 @@ export function adapterSettingsJson(method: MethodSettings): Record<string, unkn
     intra_position_rows: method.intraRows,
     added_rows: method.addedRows,
     ...(method.itemTokens ? { item_tokens: itemTokenDigestJson(method.itemTokens) } : {}),
+    ...(method.maxLength ? { max_length: method.maxLength } : {}),
   };
 }
 
@@ -285,6 +288,12 @@ function parseAdapterConfig(
     method = { attention, intraRows: rows as number, addedRows: added as number };
     const itemTokens = parseItemTokenDigest(r.item_tokens, own.file, `${where}item_tokens`);
     if (itemTokens) method.itemTokens = itemTokens;
+    if (r.max_length !== undefined) {
+      if (!Number.isInteger(r.max_length) || (r.max_length as number) < 1) {
+        throw wrong(`"${where}max_length" must be a positive integer`);
+      }
+      method.maxLength = r.max_length as number;
+    }
   }
   return {
     lora: { rank: o.r as number, alpha: o.lora_alpha as number, dropout, targets },

@@ -42,6 +42,11 @@ export interface GlmConfig {
    * family's writer uses), so that whatever loads the model runs it as it was trained.
    */
   attention?: "causal";
+  /**
+   * The longest sequence the run that wrote these weights trained on (`pretrain --max-length`),
+   * recorded as `recsysllm.max_length`: inference cuts its prompts to it, as training did.
+   */
+  trainedLength?: number;
 }
 
 /** A preset: the model's shape and the vocabulary size of the tokenizer `init` trains for it. */
@@ -119,7 +124,7 @@ export function presetConfig(
 }
 
 const KEYS: [
-  Exclude<keyof GlmConfig, "layernormEpsilon" | "itemTokens" | "attention">,
+  Exclude<keyof GlmConfig, "layernormEpsilon" | "itemTokens" | "attention" | "trainedLength">,
   string,
 ][] = [
   ["vocabSize", "vocab_size"],
@@ -197,6 +202,8 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
   if (recordedAttention(o, file) === "causal") config.attention = "causal";
+  const trained = recordedLength(o, file);
+  if (trained) config.trainedLength = trained;
   return validateConfig(config as GlmConfig, file);
 }
 
@@ -220,6 +227,25 @@ export function recordedAttention(
     throw inputError(file, undefined, `"recsysllm.attention" must be "prefix" or "causal"`);
   }
   return attention;
+}
+
+/**
+ * The longest sequence a `config.json` object records its weights were trained on
+ * (`recsysllm.max_length`), or undefined; anything but a positive integer is an InputError naming
+ * `file`.
+ *
+ * @example
+ * ```ts
+ * recordedLength({ recsysllm: { max_length: 256 } }, "m/config.json"); // 256
+ * ```
+ */
+export function recordedLength(o: Record<string, unknown>, file: string): number | undefined {
+  const length = (o.recsysllm as Record<string, unknown> | undefined)?.max_length;
+  if (length === undefined) return undefined;
+  if (!(Number.isInteger(length) && (length as number) >= 1)) {
+    throw inputError(file, undefined, `"recsysllm.max_length" must be a positive integer`);
+  }
+  return length as number;
 }
 
 /** Reads and validates `config.json` at `path`. */
@@ -251,8 +277,22 @@ export function configJson(config: GlmConfig): Record<string, unknown> {
     output_predict: true,
     tie_word_embeddings: true,
     ...(config.itemTokens ? { [ITEM_TOKENS_KEY]: itemTokenDigestJson(config.itemTokens) } : {}),
-    ...(config.attention ? { recsysllm: { attention: config.attention } } : {}),
+    ...recsysllmJson(config),
   };
+}
+
+/**
+ * The toolkit's own `recsysllm` object of a `config.json` (the attention rule and the trained
+ * length, where recorded), as a spread: empty when neither is.
+ */
+export function recsysllmJson(
+  c: { attention?: string; trainedLength?: number },
+): { recsysllm?: Record<string, unknown> } {
+  const own = {
+    ...(c.attention ? { attention: c.attention } : {}),
+    ...(c.trainedLength ? { max_length: c.trainedLength } : {}),
+  };
+  return Object.keys(own).length > 0 ? { recsysllm: own } : {};
 }
 
 /** The tensor name prefix of layer `i`: `glm.transformer.layers.{i}`. */
@@ -326,6 +366,7 @@ export function glmDecoderConfig(c: GlmConfig): DecoderConfig {
     intraRows: c.maxSequenceLength + 1,
     attention: c.attention ?? "prefix",
     ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
+    ...(c.trainedLength ? { trainedLength: c.trainedLength } : {}),
   };
 }
 
@@ -354,5 +395,6 @@ export function glmConfigOf(c: DecoderConfig): GlmConfig {
     layernormEpsilon: c.rmsNormEps,
     ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
     ...(c.attention === "causal" ? { attention: "causal" as const } : {}),
+    ...(c.trainedLength ? { trainedLength: c.trainedLength } : {}),
   };
 }

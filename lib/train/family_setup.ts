@@ -63,19 +63,22 @@ export function decoderSetup(
 /**
  * The method settings saved with every adapter (`recsysllm_adapter.json`): the attention rule the
  * run trained with, the method's tensors (a rotary family's intra-position table, special-token
- * rows; none for a GLM without added rows, whose position tables are its own weights), and the
- * digest of the dataset's item tokens (`itemTokens`) when the run had them.
+ * rows; none for a GLM without added rows, whose position tables are its own weights), the
+ * digest of the dataset's item tokens (`itemTokens`) when the run had them, and the longest
+ * sequence it trained on (`maxLength`), which inference keeps to.
  */
 export function methodSettings(
   model: AnyModel,
   attention: AttentionMode | undefined,
   itemTokens?: ItemTokenDigest,
+  maxLength?: number,
 ): MethodSettings {
   return {
     attention: attentionOf(model.config, attention),
     intraRows: model.config.intraRows,
     addedRows: model.addedRows,
     ...(itemTokens ? { itemTokens } : {}),
+    ...(maxLength ? { maxLength } : {}),
   };
 }
 

@@ -855,7 +855,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       lora: base.lora,
       weights: snap.params,
       baseModel: options.model, // as the user named it (a hub id, a relative path)
-      method: methodSettings(base.model, base.decoder.attention, base.itemTokens),
+      method: methodSettings(base.model, base.decoder.attention, base.itemTokens, base.maxLength),
       base: base.identity,
     }, base.config);
     // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
@@ -870,6 +870,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       attention: base.decoder.attention,
       tokenizerFile: base.tokenizerFile,
       itemTokens: base.itemTokens,
+      trainedLength: base.maxLength,
     });
   }
   await writeFileAtomic(join(options.out, RUN_FILES.chart), lossChart(state.metrics));
@@ -1168,7 +1169,12 @@ async function writeMerged(
   engine: TrainEngine,
   merge: OutputClaim,
 ): Promise<void> {
-  const method = methodSettings(base.model, base.decoder.attention, base.itemTokens);
+  const method = methodSettings(
+    base.model,
+    base.decoder.attention,
+    base.itemTokens,
+    base.maxLength,
+  );
   const merged = mergeAdapter(base.weights, base.config, {
     lora: base.lora!,
     weights: engine.snapshot().params,
@@ -1179,6 +1185,7 @@ async function writeMerged(
     attention: base.decoder.attention,
     tokenizerFile: base.tokenizerFile,
     itemTokens: base.itemTokens,
+    trainedLength: base.maxLength,
   });
   await merge.commit();
 }

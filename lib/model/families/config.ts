@@ -194,6 +194,11 @@ export interface DecoderConfig {
    * a GLM `init` made for such a dataset, a run trained on one); absent when none are recorded.
    */
   itemTokens?: ItemTokenDigest;
+  /**
+   * The longest sequence the run that wrote these weights trained on (`recsysllm.max_length`,
+   * written by `pretrain --full` and `--merge`): inference cuts its prompts to it.
+   */
+  trainedLength?: number;
 }
 
 /** Rows of the intra-position table unless set (docs/method.md section 11). */

@@ -42,6 +42,8 @@ export interface WriteModelOptions {
    * `config.itemTokens` (which is kept when this is absent).
    */
   itemTokens?: ItemTokenDigest;
+  /** The longest sequence the weights were trained on, recorded for inference to keep to. */
+  trainedLength?: number;
 }
 
 /**
@@ -61,6 +63,7 @@ export async function writeModelFiles(
     attention: options.attention,
   };
   if (options.itemTokens) grown.itemTokens = options.itemTokens;
+  if (options.trainedLength) grown.trainedLength = options.trainedLength;
   const names = weightNames(config);
   const tensor = (name: string): Float32Array => {
     if (name === names.embed) return joinRows(weights.get(name)!, weights.get(ADDED_ROWS.embed));

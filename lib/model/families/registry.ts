@@ -17,7 +17,14 @@
  */
 
 import { inputError } from "../../errors.ts";
-import { configJson, glmConfigOf, ITEM_TOKENS_KEY, recordedAttention } from "../config.ts";
+import {
+  configJson,
+  glmConfigOf,
+  ITEM_TOKENS_KEY,
+  recordedAttention,
+  recordedLength,
+  recsysllmJson,
+} from "../config.ts";
 import { itemTokenDigestJson, parseItemTokenDigest } from "../../collate/item_tokens.ts";
 import {
   type Biases,
@@ -277,6 +284,8 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
   };
   const attention = recordedAttention(o, file);
   if (attention) config.attention = attention;
+  const trained = recordedLength(o, file);
+  if (trained) config.trainedLength = trained;
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
   return validateDecoderConfig(config, file);
@@ -328,7 +337,7 @@ export function decoderConfigJson(
   }
   if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
   if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
-  if (c.attention) json.recsysllm = { attention: c.attention };
+  Object.assign(json, recsysllmJson(c));
   if (c.itemTokens) json[ITEM_TOKENS_KEY] = itemTokenDigestJson(c.itemTokens);
   return json;
 }
