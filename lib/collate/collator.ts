@@ -21,10 +21,11 @@
  * - documents lose whole units from their end, before the spans are drawn (the spans' mask and
  *   `[S]` tokens are counted: when a draw does not fit, the budget shrinks by the excess and the
  *   spans are drawn again from the continuing generator);
- * - task prompts lose whole units from their start (the oldest history), but only up to the end
- *   of the last entity before the answer marker: the instruction text after the history, the
- *   answer marker and the target are never cut. A prompt without an entity before its answer
- *   cannot be cut at all.
+ * - task prompts lose whole units from their start (the opening text, then the history in the
+ *   order the template lists it: the oldest items first only where it lists them oldest first;
+ *   docs/method.md section 6), but only up to the end of the last entity before the answer
+ *   marker: the instruction text after the history, the answer marker and the target are never
+ *   cut. A prompt without an entity before its answer cannot be cut at all.
  * When even that cannot fit (or a document's first unit cannot), it is an InputError naming the
  * record.
  *
