@@ -103,6 +103,18 @@ async function refused(run: () => Promise<unknown>, pattern: RegExp) {
   });
 }
 
+/** A GLM of one layer (hidden 16) init'd for `data` into `out`. */
+async function tinyGlm(data: Dataset, out: string) {
+  await initModel({
+    data: data.dir,
+    preset: "tiny",
+    shape: { hiddenSize: 16, numLayers: 1, numHeads: 2 },
+    tokenizer: TOKENIZER,
+    out,
+    seed: 3,
+  });
+}
+
 /** Opens `model` (with `adapter`) for `data` and releases it at once; with its warnings. */
 async function load(model: string, data: Dataset, adapter?: string) {
   const warnings: string[] = [];
@@ -167,14 +179,7 @@ Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (as
   await withTempDir(async (root) => {
     const { demo, renamed, fewer, only, plain } = await datasets(root);
     const model = join(root, "model");
-    await initModel({
-      data: demo.dir,
-      preset: "tiny",
-      shape: { hiddenSize: 16, numLayers: 1, numHeads: 2 },
-      tokenizer: TOKENIZER,
-      out: model,
-      seed: 3,
-    });
+    await tinyGlm(demo, model);
     const config = JSON.parse(await Deno.readTextFile(join(model, "config.json")));
     assert.deepEqual(config.recsysllm_item_tokens, itemTokenDigest(demo));
 
@@ -190,14 +195,7 @@ Deno.test("a GLM init'd on one dataset's item tokens is refused on another's (as
     // A model made without item rows, on a dataset with item tokens: told why, not only that the
     // tokenizer is too large.
     const titles = join(root, "titles-model");
-    await initModel({
-      data: plain.dir,
-      preset: "tiny",
-      shape: { hiddenSize: 16, numLayers: 1, numHeads: 2 },
-      tokenizer: TOKENIZER,
-      out: titles,
-      seed: 3,
-    });
+    await tinyGlm(plain, titles);
     await refused(
       () => load(titles, demo),
       /titles-model\/config\.json: vocab_size \d+ is smaller than the \d+ ids of its tokenizer with the 293 item tokens of .*demo\/manifest\.json: the model has no rows for them; init a model for this dataset$/,

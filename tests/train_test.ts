@@ -260,20 +260,24 @@ Deno.test("a diverging run stops with one line and keeps its last good checkpoin
   });
 });
 
+/** A two-step LoRA run of a hidden-16 model written into `dir`/base, out to `dir`/run. */
+async function shortLoraRun(dir: string, valBatches: number) {
+  await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
+  return {
+    data: await demoDataset(),
+    model: join(dir, "base"),
+    out: join(dir, "run"),
+    lora: QKV,
+    lr: 1e-3,
+    ...RUN,
+    steps: 2,
+    valBatches,
+  };
+}
+
 Deno.test("a run directory is never overwritten by accident, and resuming checks the settings", async () => {
   await withTempDir(async (dir) => {
-    const data = await demoDataset();
-    await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
-    const options = {
-      data,
-      model: join(dir, "base"),
-      out: join(dir, "run"),
-      lora: QKV,
-      lr: 1e-3,
-      ...RUN,
-      steps: 2,
-      valBatches: 0,
-    };
+    const options = await shortLoraRun(dir, 0);
     await train(options);
     await assert.rejects(
       () => train(options),
@@ -323,18 +327,7 @@ Deno.test("the length a run trained on is recorded, and inference cuts its promp
 
 Deno.test("a finished run resumed again reports the validation loss its log holds", async () => {
   await withTempDir(async (dir) => {
-    const data = await demoDataset();
-    await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
-    const options = {
-      data,
-      model: join(dir, "base"),
-      out: join(dir, "run"),
-      lora: QKV,
-      lr: 1e-3,
-      ...RUN,
-      steps: 2,
-      valBatches: 1,
-    };
+    const options = await shortLoraRun(dir, 1);
     const first = await train(options);
     assert.ok(first.valLoss !== undefined && Number.isFinite(first.valLoss));
     const again = await train({ ...options, resume: true });
