@@ -103,6 +103,20 @@ Deno.test({
       // Nothing but the file and what the demo wrote is left in the working directory.
       const names = [...Deno.readDirSync(fresh)].map((e) => e.name).sort();
       assert.deepEqual(names, ["demo", "recsysllm"]);
+
+      // Without HOME it unpacks into $TMPDIR/recsysllm-UID, a folder nobody else may write (one
+      // left open, as another user could have made it, is closed before it is trusted).
+      const tmp = join(dir, "tmp");
+      const shared = join(tmp, `recsysllm-${Deno.uid()}`);
+      await Deno.mkdir(shared, { recursive: true });
+      await Deno.chmod(shared, 0o777);
+      const bare = await run("./recsysllm", ["--version"], {
+        env: { PATH: "/usr/bin:/bin", TMPDIR: tmp, NO_COLOR: "1" },
+        cwd: fresh,
+      });
+      assert.equal(bare.code, 0, bare.stderr);
+      assert.match(bare.stderr, new RegExp(`unpacking into ${shared}/`));
+      assert.equal((await Deno.stat(shared)).mode! & 0o777, 0o700);
     });
   },
 });

@@ -170,3 +170,32 @@ Deno.test("auto skips WebGPU, quietly, where no GPU device node exists (software
   assert.ok(out.code === 0, stderr);
   if (out.stdout.trim() === "cpu") assert.equal(stderr, "");
 });
+
+Deno.test("an onnxruntime that cannot be loaded is a one-line input error, not a bug", async () => {
+  await withTempDir(async (dir) => {
+    // A runtime package whose library is gone: what a half-unpacked or damaged install leaves.
+    const pkg = join(dir, "onnxruntime-node");
+    await Deno.mkdir(pkg);
+    await Deno.writeTextFile(
+      join(pkg, "package.json"),
+      '{"name":"onnxruntime-node","main":"x.js"}',
+    );
+    const script = join(dir, "load.ts");
+    const ort = new URL("../lib/runtime/ort.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { loadOrt } from "${ort}";\n` +
+        `try { await loadOrt("cuda"); } catch (e) { console.log(e.name + ": " + e.message); }\n`,
+    );
+    const run = await runProcess([Deno.execPath(), "run", "-A", "--quiet", script], {
+      env: { RECSYSLLM_CUDA_RUNTIME: pkg },
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout.trim(),
+      new RegExp(
+        `^InputError: onnxruntime could not be loaded from ${pkg}: .*\\(install it again: .*\\)$`,
+      ),
+    );
+  });
+});

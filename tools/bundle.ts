@@ -31,6 +31,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const LIMIT_BYTES = 60 * 1024 * 1024;
 /** What a default bundle contains of the repository, relative to its root. */
 const APP_PATHS = ["main.ts", "commands", "lib", "fixtures/demo", "tools/setup_cuda.ts"];
+/** Left out of the bundle: the demo data's generator, whose output is in fixtures/demo. */
+const DEMO_GENERATOR = join("fixtures", "demo", "generate.ts");
 /** Dependencies of onnxruntime-node used only by its install script, which never runs here. */
 const INSTALL_ONLY = new Set(["adm-zip", "global-agent"]);
 
@@ -247,7 +249,8 @@ async function bundlePlan(values: BundleArgs): Promise<BundlePlan> {
 async function stageSources(stage: string, bench: boolean): Promise<void> {
   const app = join(stage, "app");
   for (const path of APP_PATHS) {
-    await copyTree(join(ROOT, path), join(app, path), (rel) => rel.endsWith("generate.ts"));
+    // The demo data's generator is not needed at run time (its output is in fixtures/demo).
+    await copyTree(join(ROOT, path), join(app, path), (rel) => join(path, rel) === DEMO_GENERATOR);
   }
   if (bench) {
     await copyTree(join(ROOT, "bench"), join(app, "bench"));

@@ -72,9 +72,17 @@ home_cache=
 xdg_cache=
 [ -n "$XDG_CACHE_HOME" ] && xdg_cache="$XDG_CACHE_HOME/recsysllm"
 base=
-for candidate in "$RECSYSLLM_HOME" "$xdg_cache" "$home_cache" "\${TMPDIR:-/tmp}/recsysllm-$(id -u)"; do
+shared="\${TMPDIR:-/tmp}/recsysllm-$(id -u)"
+for candidate in "$RECSYSLLM_HOME" "$xdg_cache" "$home_cache" "$shared"; do
   [ -n "$candidate" ] || continue
-  if mkdir -p "$candidate" 2>/dev/null && [ -w "$candidate" ]; then base=$candidate; break; fi
+  mkdir -p "$candidate" 2>/dev/null || continue
+  # In a shared temporary folder, only a folder of this user's that nobody else may write: another
+  # user could have made it first, with a program waiting in it.
+  if [ "$candidate" = "$shared" ]; then
+    chmod 700 "$candidate" 2>/dev/null || continue
+    [ -O "$candidate" ] || continue
+  fi
+  if [ -w "$candidate" ]; then base=$candidate; break; fi
 done
 if [ -z "$base" ]; then
   echo "recsysllm: no writable folder to unpack into (set RECSYSLLM_HOME)" >&2

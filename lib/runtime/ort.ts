@@ -22,6 +22,7 @@ import "./telemetry_off.ts";
 import { createRequire } from "node:module";
 import type * as OrtModule from "onnxruntime-node";
 import { cudaRuntimePackage } from "./providers.ts";
+import { InputError } from "../errors.ts";
 
 /** The onnxruntime-node module. */
 export type Ort = typeof OrtModule;
@@ -35,9 +36,19 @@ let loaded: { ort: Ort; cuda: boolean } | undefined;
 export async function loadOrt(device: string): Promise<Ort> {
   if (loaded) return loaded.ort;
   const cuda = device === "cuda" || device === "auto" ? cudaRuntimePackage() : undefined;
-  const ort = cuda
-    ? createRequire(import.meta.url)(cuda) as Ort
-    : await import("onnxruntime-node") as Ort;
+  let ort: Ort;
+  try {
+    ort = cuda
+      ? createRequire(import.meta.url)(cuda) as Ort
+      : await import("onnxruntime-node") as Ort;
+  } catch (error) {
+    // A broken install (a library deleted, an archive half unpacked), not a bug: one line.
+    const reason = String((error as Error)?.message ?? error).split("\n")[0];
+    throw new InputError(
+      `onnxruntime could not be loaded${cuda ? ` from ${cuda}` : ""}: ${reason} ` +
+        `(install it again: deno install, deno task setup-cuda, or unpack the release again)`,
+    );
+  }
   loaded = { ort, cuda: cuda !== undefined };
   return ort;
 }
