@@ -115,6 +115,11 @@ Deno.test("ranking leaves excluded items out and scores candidates as it ranks",
     // Only the last maxLength items are read: a history's older items change nothing.
     const [c] = await ranker.rank(weights, [{ history: [8, 9, 1, 2, 3] }]);
     assert.deepEqual(Array.from(c.items), Array.from(b.items));
+    // A short history's padding is masked: ranked alone, it scores as beside a longer one.
+    const [alone] = await ranker.rank(weights, [{ history: [1, 2, 3], candidates: [4, 5, 6] }]);
+    for (let i = 0; i < 3; i++) {
+      assert.ok(Math.abs(alone.candidateScores[i] - a.candidateScores[i]) < 1e-5);
+    }
   } finally {
     await ranker.release();
   }
