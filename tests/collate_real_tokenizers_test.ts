@@ -37,6 +37,21 @@ Deno.test("the pre-tokenizer decides the leading-space rule: byte-level for Qwen
   }
 });
 
+Deno.test("a special token in the middle keeps the space after it, as the tokenizers library decodes", () => {
+  for (const [name, t] of Object.entries(tokenizers)) {
+    // " world": a metaspace normalizer prepends the space itself.
+    const hello = t.encode("Hello");
+    const world = t.encode(t.leadingSpace === "metaspace" ? "world" : " world");
+    const ids = [...hello, t.special.mask, ...world];
+    // Byte-level text keeps its spaces as they are; a metaspace decoder strips one space at the
+    // start of the whole text only (Llama 2's "▁Hello" reads "Hello"), not after the [MASK].
+    const start = t.leadingSpace === "metaspace" ? "Hello" : t.decode(hello);
+    assert.equal(t.decode(ids), `${start}[MASK] world`, name);
+    assert.equal(t.decode(ids, { skipSpecial: true }), `${start} world`, name);
+    assert.equal(t.decode([t.special.mask, ...world]), "[MASK] world", name);
+  }
+});
+
 Deno.test({
   name:
     "real tokenizers on Beauty: entities keep their running-text encoding; the dynamic rule holds with rare exceptions",

@@ -123,6 +123,8 @@ export class TextTokenizer {
   readonly #strings: string[];
   readonly #isSpecial: Uint8Array;
   readonly #cache = new Map<string, Int32Array>();
+  /** A one-letter token that leads a metaspace decode (see #decodeAfter); -1: none. */
+  #anchor?: number;
 
   private constructor(
     engine: Tokenizer,
@@ -310,7 +312,9 @@ export class TextTokenizer {
     let run: number[] = [];
     const flush = () => {
       if (run.length > 0) {
-        out += this.#engine.decode(run, { clean_up_tokenization_spaces: false });
+        out += out !== "" && this.leadingSpace === "metaspace"
+          ? this.#decodeAfter(run)
+          : this.#engine.decode(run, { clean_up_tokenization_spaces: false });
         run = [];
       }
     };
@@ -326,6 +330,23 @@ export class TextTokenizer {
     }
     flush();
     return out;
+  }
+
+  /**
+   * The text of `run` where it follows other text. A metaspace decoder strips the one space its
+   * normalizer prepends, at the start of the whole text only; decoded alone, a run after a special
+   * token would lose its own leading space (`Hello[MASK]world`). So it is decoded behind a
+   * one-letter token, whose text is then cut off.
+   */
+  #decodeAfter(run: number[]): string {
+    const plain = { clean_up_tokenization_spaces: false };
+    this.#anchor ??= this.#strings.findIndex((s, id) =>
+      /^[A-Za-z]$/.test(s) && !this.isSpecial(id)
+    );
+    if (this.#anchor < 0) return this.#engine.decode(run, plain);
+    const lead = this.#engine.decode([this.#anchor], plain);
+    const both = this.#engine.decode([this.#anchor, ...run], plain);
+    return both.startsWith(lead) ? both.slice(lead.length) : this.#engine.decode(run, plain);
   }
 
   /** The vocabulary string of `id` (byte-level form such as `ĠNail`; `[MASK]` for specials). */
