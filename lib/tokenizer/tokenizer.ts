@@ -305,7 +305,9 @@ export class TextTokenizer {
 
   /**
    * The text of `ids`. Special tokens appear as their names (`[MASK]`) unless `skipSpecial`;
-   * nothing else is changed (no clean-up of spaces), so `decode(encode(s)) === s`.
+   * nothing else is changed (no clean-up of spaces), so `decode(encode(s)) === s` for text the
+   * tokenizer's normalizer leaves as it is (Qwen's NFC normalizer composes a decomposed accent;
+   * a metaspace tokenizer reads a literal "▁" as a space).
    */
   decode(ids: ArrayLike<number>, options: { skipSpecial?: boolean } = {}): string {
     let out = "";
