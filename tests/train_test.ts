@@ -371,6 +371,10 @@ Deno.test("full training under causal attention: the model directory records the
       () => parseConfig(bad, "m/config.json"),
       /m\/config\.json: "recsysllm\.attention" must be "prefix" or "causal"/,
     );
+    assert.throws(
+      () => parseConfig({ ...bad, recsysllm: { max_length: 0 } }, "m/config.json"),
+      /m\/config\.json: "recsysllm\.max_length" must be a positive integer/,
+    );
   });
 });
 
