@@ -136,6 +136,10 @@ Deno.test("loading an adapter that does not fit says what and where in one line"
     await check(await variant("t5", { target_modules: ["q", "v"] }), /target module "q" is not/);
     await check(await variant("r8", { r: 8 }), /has shape \[4, 32\], expected \[8, 32\]/);
     await check(
+      await variant("length", { recsysllm: { attention: "prefix", max_length: 0 } }),
+      /adapter_config\.json: "recsysllm\.max_length" must be a positive integer/,
+    );
+    await check(
       await variant("fewer", { target_modules: ["query_key_value"] }),
       /dense_4h_to_h.lora_A.weight" does not belong/,
     );
