@@ -104,6 +104,27 @@ Deno.test("--shard reads i/n, and the index of a Kubernetes or Slurm array job w
   assert.throws(() => parseShard("auto/8", slurm), /SLURM_ARRAY_TASK_COUNT is 7/);
   const stepped = env({ SLURM_ARRAY_TASK_ID: "12", SLURM_ARRAY_TASK_COUNT: "7" });
   assert.throws(() => parseShard("auto", stepped), /contiguous/);
+  // --array=0-14:2 and --array=1,2,5: every task refuses, the early ones too.
+  const everyOther = (id: string) =>
+    env({
+      SLURM_ARRAY_TASK_ID: id,
+      SLURM_ARRAY_TASK_MIN: "0",
+      SLURM_ARRAY_TASK_MAX: "14",
+      SLURM_ARRAY_TASK_COUNT: "8",
+      SLURM_ARRAY_TASK_STEP: "2",
+    });
+  assert.throws(() => parseShard("auto", everyOther("4")), /the Slurm array has gaps/);
+  const listed = env({
+    SLURM_ARRAY_TASK_ID: "2",
+    SLURM_ARRAY_TASK_MIN: "1",
+    SLURM_ARRAY_TASK_MAX: "5",
+    SLURM_ARRAY_TASK_COUNT: "3",
+  });
+  assert.throws(() => parseShard("auto", listed), /5 ids for 3 tasks/);
+  assert.throws(
+    () => parseShard("auto/0", env({ SLURM_ARRAY_TASK_ID: "0" })),
+    /the number of shards must be at least 1/,
+  );
   assert.throws(() => parseShard("auto", none), /neither/);
   assert.throws(
     () => parseShard("auto/3", env({ JOB_COMPLETION_INDEX: "1", SLURM_ARRAY_TASK_ID: "1" })),
@@ -475,7 +496,7 @@ Deno.test("saved SASRec parts trained with other settings do not merge", async (
   });
 });
 
-Deno.test("the identity of a model split in shards covers every file its index names", async () => {
+Deno.test("the identity of a model split in shards covers every file its index names; an adapter's, its settings", async () => {
   await withTempDir(async (dir) => {
     const model = join(dir, "model");
     await Deno.mkdir(model);
@@ -513,5 +534,16 @@ Deno.test("the identity of a model split in shards covers every file its index n
     await Deno.writeTextFile(join(model, weightMap.b), "other");
     const after = await inferRunIdentity(run);
     assert.notEqual(canonicalJson(after), canonicalJson(before), "another second shard");
+
+    // An adapter's identity covers its settings too (the attention rule, the trained length).
+    const adapter = join(dir, "adapter");
+    await Deno.mkdir(adapter);
+    await Deno.writeTextFile(join(adapter, "adapter_config.json"), "{}");
+    await Deno.writeTextFile(join(adapter, "adapter_model.safetensors"), "lora");
+    await Deno.writeTextFile(join(adapter, "recsysllm_adapter.json"), '{"max_length":512}');
+    const withAdapter = async () => canonicalJson(await inferRunIdentity({ ...run, adapter }));
+    const first = await withAdapter();
+    await Deno.writeTextFile(join(adapter, "recsysllm_adapter.json"), '{"max_length":128}');
+    assert.notEqual(await withAdapter(), first, "other adapter settings");
   });
 });

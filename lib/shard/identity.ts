@@ -98,7 +98,12 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
     ]),
     adapter: run.adapter === undefined
       ? null
-      : await digestFiles(run.adapter, ["adapter_config.json", "adapter_model.safetensors"]),
+      // recsysllm_adapter.json too: the attention rule and the trained length change the lines.
+      : await digestFiles(run.adapter, [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "recsysllm_adapter.json",
+      ]),
     data: await digestDataset(run.data),
     split: run.split,
     tasks: [...run.tasks].sort(),

@@ -134,6 +134,23 @@ export function parseShard(value: string, env: Env = denoEnv): Shard {
           `${name} auto: SLURM_ARRAY_TASK_COUNT is not set; use ${name} auto/N`
         );
       }
+      const tasks = count;
+      if (tasks < 1) throw wrong((name) => `${name}: the number of shards must be at least 1`);
+      // A stepped (0-14:2) or listed (1,2,5) array numbers its tasks with gaps: every task refuses,
+      // not only those past the count (the others would run shards of a set that cannot merge).
+      const step = env("SLURM_ARRAY_TASK_STEP");
+      const max = env("SLURM_ARRAY_TASK_MAX");
+      const span = max === undefined || min === undefined
+        ? tasks
+        : wholeNumber(max, "SLURM_ARRAY_TASK_MAX") - wholeNumber(min, "SLURM_ARRAY_TASK_MIN") + 1;
+      if (
+        (step !== undefined && wholeNumber(step, "SLURM_ARRAY_TASK_STEP") !== 1) || span !== tasks
+      ) {
+        throw wrong((name) =>
+          `${name} auto: the Slurm array has gaps (SLURM_ARRAY_TASK_STEP ${step ?? "unset"}, ` +
+          `${span} ids for ${tasks} tasks); use a contiguous array, e.g. 0-${tasks - 1}`
+        );
+      }
       const last = count - 1;
       if (index < 0 || index > last) {
         throw wrong((name) =>
