@@ -246,6 +246,10 @@ Deno.test("sharded textualize merges into the unsharded dataset directory byte f
       await ok(["merge", "--quiet", "--out", join(dir, `merged${n}`), ...parts]);
       await sameTree(DATA, join(dir, `merged${n}`));
     }
+    // A part directory named by its own shard.json (`merge d3-*/shard.json`) is that part.
+    const sidecars = [0, 1, 2].map((i) => join(dir, `d3-0000${i}-of-00003`, "shard.json"));
+    await ok(["merge", "--quiet", "--out", join(dir, "by-sidecar"), ...sidecars]);
+    await sameTree(DATA, join(dir, "by-sidecar"));
     // Parts of another seed, missing parts, and a directory that is not a dataset are refused.
     const other = JSON.parse(
       await ok([...TEXTUALIZE, "--seed", "4", "--out", join(dir, "e"), "--shard", "1/3"]),
@@ -387,7 +391,12 @@ Deno.test("merge refuses missing, duplicated, foreign and altered parts, writing
       assert.deepEqual(await files(dir), before, "merge wrote something");
     };
     await refused([pop(0), pop(2)], /1 of 3 shards are missing \(1\/3\)/);
-    await refused([pop(0), pop(1), pop(1), pop(2)], /shard 1\/3 is given twice/);
+    await refused([pop(0), pop(1), pop(1), pop(2)], /shard 1\/3 is given twice \(also /);
+    // A glob that catches the sidecars too (pop-0000*) says so.
+    await refused(
+      [pop(0), pop(1), `${pop(1)}.shard.json`, pop(2)],
+      /shard 1\/3 is given twice \(the part and its sidecar \.shard\.json: name the parts only\)/,
+    );
     await refused([pop(0), pop(1, "b"), pop(2)], /another run .*differ in top/);
     await refused([pop(0), pop(1, "c", 4), pop(2)], /one of 3 shards/);
     await refused(

@@ -24,7 +24,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { inputError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { type Shard, SHARD_HASH } from "./shard.ts";
@@ -195,8 +195,10 @@ export async function writeSidecar(part: string, manifest: PartManifest): Promis
 
 /** Where a part's sidecar lives and what it says. */
 export interface ReadPart {
-  /** The part as given (a file or directory). */
+  /** The part (a file or directory; for a sidecar given, the part it belongs to). */
   path: string;
+  /** The path as given: the part, or its sidecar. */
+  given: string;
   /** Whether the part is a directory (its sidecar is `shard.json` inside). */
   isDir: boolean;
   /** The sidecar's contents. */
@@ -233,7 +235,12 @@ function checkManifest(value: unknown, file: string): PartManifest {
  * A part without a sidecar is an InputError (an unfinished or foreign file).
  */
 export async function readPart(part: string): Promise<ReadPart> {
-  let path = part.endsWith(".shard.json") ? part.slice(0, -".shard.json".length) : part;
+  // A part file's sidecar names it; so does a part directory's own shard.json.
+  let path = part.endsWith(".shard.json")
+    ? part.slice(0, -".shard.json".length)
+    : basename(part) === "shard.json"
+    ? dirname(part)
+    : part;
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -265,7 +272,7 @@ export async function readPart(part: string): Promise<ReadPart> {
   } catch {
     throw inputError(file, undefined, "not valid JSON");
   }
-  return { path, isDir, manifest: checkManifest(value, file) };
+  return { path, given: part, isDir, manifest: checkManifest(value, file) };
 }
 
 /** The first place where two JSON values differ, as a path (`options.beams`), for messages. */
@@ -328,7 +335,11 @@ export function checkPartSet(parts: readonly ReadPart[], complete: boolean): voi
       throw inputError(
         part.path,
         undefined,
-        `shard ${m.shard.index}/${m.shard.count} is given twice (also ${twin.path})`,
+        twin.path === part.path && twin.given !== part.given
+          // `merge --out o.jsonl pred-0000*` names each part and its sidecar.
+          ? `shard ${m.shard.index}/${m.shard.count} is given twice (the part and its sidecar ` +
+            `.shard.json: name the parts only)`
+          : `shard ${m.shard.index}/${m.shard.count} is given twice (also ${twin.path})`,
       );
     }
     byIndex.set(m.shard.index, part);
