@@ -123,8 +123,8 @@ export class TextTokenizer {
   readonly #strings: string[];
   readonly #isSpecial: Uint8Array;
   readonly #cache = new Map<string, Int32Array>();
-  /** A one-letter token that leads a metaspace decode (see #decodeAfter); -1: none. */
-  #anchor?: number;
+  /** A one-letter token that leads a metaspace decode, and its text (see #decodeAfter). */
+  #anchor?: { id: number; text: string } | null;
 
   private constructor(
     engine: Tokenizer,
@@ -342,13 +342,15 @@ export class TextTokenizer {
    */
   #decodeAfter(run: number[]): string {
     const plain = { clean_up_tokenization_spaces: false };
-    this.#anchor ??= this.#strings.findIndex((s, id) =>
-      /^[A-Za-z]$/.test(s) && !this.isSpecial(id)
-    );
-    if (this.#anchor < 0) return this.#engine.decode(run, plain);
-    const lead = this.#engine.decode([this.#anchor], plain);
-    const both = this.#engine.decode([this.#anchor, ...run], plain);
-    return both.startsWith(lead) ? both.slice(lead.length) : this.#engine.decode(run, plain);
+    if (this.#anchor === undefined) {
+      // Found and decoded once per tokenizer.
+      const id = this.#strings.findIndex((s, i) => /^[A-Za-z]$/.test(s) && !this.isSpecial(i));
+      this.#anchor = id < 0 ? null : { id, text: this.#engine.decode([id], plain) };
+    }
+    if (this.#anchor === null) return this.#engine.decode(run, plain);
+    const { id, text } = this.#anchor;
+    const both = this.#engine.decode([id, ...run], plain);
+    return both.startsWith(text) ? both.slice(text.length) : this.#engine.decode(run, plain);
   }
 
   /** The vocabulary string of `id` (byte-level form such as `ĠNail`; `[MASK]` for specials). */
