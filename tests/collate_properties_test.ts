@@ -369,6 +369,98 @@ Deno.test("task prompts lose their oldest history first; question and target sta
   }
 });
 
+Deno.test("prompts with ages lose their oldest history items first, in any listing order", () => {
+  const rng = new Rng(9);
+  let cut = 0, listedNewestFirst = 0, allHistoryGone = 0;
+  for (let i = 0; i < 300; i++) {
+    const n = 1 + rng.int(10);
+    const newestFirst = rng.float() < 0.5;
+    // A rating-3-like prompt names an item (no age) before the history; others open with text.
+    const about = rng.float() < 0.3;
+    const segments: Segment[] = [{ text: "Predict for user u3" }];
+    if (about) segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item" });
+    segments.push({ text: newestFirst ? ", most recent first: " : ", oldest first: " });
+    for (let k = 0; k < n; k++) {
+      if (k > 0) segments.push({ text: k === n - 1 ? " and " : "; " });
+      const age = newestFirst ? k : n - 1 - k;
+      segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age });
+    }
+    segments.push({ text: ". What comes next?" }, { answer: true });
+    const record = tokenizeRecord(tokenizer, {
+      id: `a${i}`,
+      task: "sequential",
+      template: "t",
+      split: "train",
+      user: "u3",
+      segments,
+      target: [{ entity: POOL[rng.int(POOL.length)], kind: "item" }],
+    });
+    const units = record.unitStart.length - 1;
+    const age = record.unitAge!;
+    const history: number[] = [];
+    for (let u = 0; u < record.promptUnits; u++) if (age[u] >= 0) history.push(u);
+    assert.equal(history.length, n);
+    const first = history[0], last = history[n - 1];
+    const fixed = unitTokens(record, last + 1, units) + 2;
+    const maxLength = fixed + rng.int(record.ids.length - fixed + 6);
+    const example = new Collator(S, { maxLength }).collate(record, new Rng(0));
+    assert.ok(example.length <= maxLength);
+    const kept = new Set(Array.from(example.units.subarray(0, example.sep)).filter((u) => u >= 0));
+    const keptHistory = history.filter((u) => kept.has(u));
+    // The history kept is the newest items, and within the list one contiguous run of units
+    // from an entity to an entity: no separator left dangling.
+    const oldestKept = Math.max(-1, ...keptHistory.map((u) => age[u]));
+    assert.equal(keptHistory.length, oldestKept + 1);
+    if (keptHistory.length > 0) {
+      const runStart = keptHistory[0], runEnd = keptHistory[keptHistory.length - 1];
+      for (let u = first; u <= last; u++) {
+        assert.equal(kept.has(u), u >= runStart && u <= runEnd, `record a${i} unit ${u}`);
+      }
+      // Everything around the history stays while any of it is kept.
+      for (let u = 0; u < first; u++) assert.ok(kept.has(u));
+    } else allHistoryGone++;
+    for (let u = last + 1; u < record.promptUnits; u++) assert.ok(kept.has(u));
+    if (keptHistory.length < n) {
+      cut++;
+      if (newestFirst) listedNewestFirst++;
+      // Minimal: the dropped run next to the youngest dropped item would not have fitted.
+      const youngest = history.find((u) => age[u] === oldestKept + 1)!;
+      let s = youngest, e = youngest + 1;
+      while (s > 0 && !kept.has(s - 1)) s--;
+      while (e < record.promptUnits && !kept.has(e)) e++;
+      if (keptHistory.length > 0) assert.ok(example.length + unitTokens(record, s, e) > maxLength);
+    }
+    // Inference cuts alike.
+    const reserve = unitTokens(record, record.promptUnits, units) + 1;
+    const partA = encodePromptPartA(record, S, { maxLength, reserve });
+    assert.deepEqual(partA.units, example.units.slice(0, example.sep));
+    assert.deepEqual(partA.inter, example.inter.slice(0, example.sep));
+  }
+  assert.ok(cut > 100 && listedNewestFirst > 40 && allHistoryGone > 5, `${cut} ${allHistoryGone}`);
+});
+
+Deno.test("an age that is not a whole number >= 0 is an input error naming the record", () => {
+  for (const age of [-1, 1.5, "2", null]) {
+    assert.throws(
+      () =>
+        tokenizeRecord(tokenizer, {
+          id: "bad-age",
+          task: "sequential",
+          template: "t",
+          split: "train",
+          user: "u",
+          segments: [{ text: "Had " }, { entity: POOL[0], kind: "item", age: age as number }, {
+            answer: true,
+          }],
+          target: [{ entity: POOL[1], kind: "item" }],
+        }),
+      (error: Error) =>
+        error instanceof InputError &&
+        /record "bad-age": entity .* has age .*; an age is a whole number >= 0/.test(error.message),
+    );
+  }
+});
+
 Deno.test("records that cannot fit or cannot be trained on are input errors", () => {
   const doc = tokenizeRecord(tokenizer, {
     id: "doc-long-entity",

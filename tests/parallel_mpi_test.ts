@@ -222,7 +222,10 @@ Deno.test({
     await assertClose(
       join(dir, "one", "model.safetensors"),
       join(dir, "two", "model.safetensors"),
-      1e-6,
+      // 1% of one step's lr: the ranks' gradient sum rounds otherwise, and Adam's m/sqrt(v)
+      // magnifies that where a gradient is near zero (13 of 69,024 weights moved 1e-7 to 1.3e-6
+      // on the demo data of 2026-12-07); a wrong reduction moves weights by lr itself.
+      1e-5,
     );
     await assertSameLosses(join(dir, "one"), join(dir, "two"));
   });

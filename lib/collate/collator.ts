@@ -21,11 +21,13 @@
  * - documents lose whole units from their end, before the spans are drawn (the spans' mask and
  *   `[S]` tokens are counted: when a draw does not fit, the budget shrinks by the excess and the
  *   spans are drawn again from the continuing generator);
- * - task prompts lose whole units from their start (the opening text, then the history in the
- *   order the template lists it: the oldest items first only where it lists them oldest first;
- *   docs/method.md section 6), but only up to the end of the last entity before the answer
- *   marker: the instruction text after the history, the answer marker and the target are never
- *   cut. A prompt without an entity before its answer cannot be cut at all.
+ * - task prompts lose their history items oldest first, where the record gives their ages
+ *   (`age` of an entity segment, which textualize writes), each with the separator text between
+ *   it and a neighbouring history item, whatever order the template lists them in; then (or,
+ *   without ages, at once) whole units from their start, but only up to the end of the last
+ *   entity before the answer marker: the instruction text after the history, the answer marker
+ *   and the target are never cut. A prompt without an entity before its answer cannot be cut at
+ *   all.
  * When even that cannot fit (or a document's first unit cannot), it is an InputError naming the
  * record.
  *
@@ -110,15 +112,37 @@ function droppableUnits(record: TokenizedRecord): number {
   return 0;
 }
 
-/** The first prompt unit kept so that prompt tokens + `extra` fit in `maxLength`. */
-function promptStart(record: TokenizedRecord, extra: number, maxLength: number): number {
+/** What truncation keeps of a task prompt: units `[from, promptUnits)` but the `dropped` ones. */
+interface PromptCut {
+  /** The first prompt unit kept. */
+  from: number;
+  /** [U] 1 for a unit dropped after `from` (the oldest history items); absent when none is. */
+  dropped?: Uint8Array;
+}
+
+/**
+ * What of `record`'s prompt to keep so that its tokens + `extra` fit in `maxLength`: first the
+ * history items with an age, oldest first, each with the separator text between it and a
+ * neighbouring history item; then units from the start, up to the end of the last entity before
+ * the answer (see the module docs).
+ */
+function promptCut(record: TokenizedRecord, extra: number, maxLength: number): PromptCut {
   const { unitStart, promptUnits } = record;
   const promptTokens = unitStart[promptUnits];
-  if (promptTokens + extra <= maxLength) return 0;
+  if (promptTokens + extra <= maxLength) return { from: 0 };
   const limit = droppableUnits(record);
+  let over = promptTokens + extra - maxLength;
+  const dropped = record.unitAge ? dropOldest(record, limit, over) : undefined;
+  if (dropped) {
+    for (let u = 0; u < limit; u++) if (dropped[u]) over -= unitStart[u + 1] - unitStart[u];
+    if (over <= 0) return { from: 0, dropped };
+  }
   let from = 0;
-  while (from < limit && promptTokens - unitStart[from] + extra > maxLength) from++;
-  if (promptTokens - unitStart[from] + extra > maxLength) {
+  while (from < limit && over > 0) {
+    if (!dropped?.[from]) over -= unitStart[from + 1] - unitStart[from];
+    from++;
+  }
+  if (over > 0) {
     const kept = promptTokens - unitStart[limit];
     throw new InputError(
       `record ${JSON.stringify(record.id)}: needs ${kept + extra} tokens even without its ` +
@@ -126,7 +150,40 @@ function promptStart(record: TokenizedRecord, extra: number, maxLength: number):
         `maximum length ${maxLength}`,
     );
   }
-  return from;
+  return dropped ? { from, dropped } : { from };
+}
+
+/**
+ * Drops the aged entities of units `[0, limit)`, oldest first (ties: the one listed first),
+ * until `over` tokens are gone or none is left. With each goes the text between it and the next
+ * history item still kept (`A; ` of `A; B`), or else the previous one (`; B`), so the list reads
+ * whole. Returns the dropped units, or undefined when the record has no aged entity.
+ */
+function dropOldest(record: TokenizedRecord, limit: number, over: number): Uint8Array | undefined {
+  const { unitStart, unitEntity } = record;
+  const age = record.unitAge!;
+  const aged: number[] = [];
+  for (let u = 0; u < limit; u++) if (age[u] >= 0) aged.push(u);
+  if (aged.length === 0) return undefined;
+  aged.sort((a, b) => age[b] - age[a] || a - b);
+  const dropped = new Uint8Array(record.promptUnits);
+  const drop = (start: number, end: number) => {
+    for (let u = start; u < end; u++) {
+      if (!dropped[u]) over -= unitStart[u + 1] - unitStart[u];
+      dropped[u] = 1;
+    }
+  };
+  for (const u of aged) {
+    if (over <= 0) break;
+    let next = u + 1;
+    while (next < limit && !unitEntity[next]) next++;
+    let previous = u - 1;
+    while (previous >= 0 && !unitEntity[previous]) previous--;
+    if (next < limit && age[next] >= 0 && !dropped[next]) drop(u, next);
+    else if (previous >= 0 && age[previous] >= 0 && !dropped[previous]) drop(previous + 1, u + 1);
+    else drop(u, u + 1);
+  }
+  return dropped;
 }
 
 /** Tokens of a task example besides its prompt: the target, its mask and `[S]`. */
@@ -220,7 +277,7 @@ export function checkRecordsFit(
  * ```
  */
 export function checkRecordFits(record: TokenizedRecord, maxLength: number): void {
-  if (record.hasTarget) promptStart(record, taskExtra(record), maxLength);
+  if (record.hasTarget) promptCut(record, taskExtra(record), maxLength);
   else checkDocument(record, maxLength);
 }
 
@@ -291,9 +348,10 @@ export class Collator {
   #collateTask(record: TokenizedRecord): CollatedExample {
     const { promptUnits } = record;
     const units = record.unitStart.length - 1;
-    const from = promptStart(record, taskExtra(record), this.maxLength);
+    const { from, dropped } = promptCut(record, taskExtra(record), this.maxLength);
     return assembleExample(record, {
       from,
+      dropped,
       to: promptUnits,
       spans: Int32Array.of(promptUnits, units),
       spanCount: 1,
@@ -382,7 +440,7 @@ export function encodePromptPartA(
 ): PromptPartA {
   const maxLength = options.maxLength ?? Infinity;
   const reserve = options.reserve ?? 0;
-  const from = promptStart(record, 1 + reserve, maxLength);
+  const { from, dropped } = promptCut(record, 1 + reserve, maxLength);
   const promptOnly: TokenizedRecord = {
     ...record,
     unitStart: record.unitStart.subarray(0, record.promptUnits + 1),
@@ -390,6 +448,7 @@ export function encodePromptPartA(
   };
   const example = assembleExample(promptOnly, {
     from,
+    dropped,
     to: record.promptUnits,
     spans: Int32Array.of(record.promptUnits, record.promptUnits),
     spanCount: 1,

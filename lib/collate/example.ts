@@ -48,6 +48,8 @@ export interface CollatedExample {
 export interface ExamplePlan {
   /** First source unit of part A (units before it were truncated away). */
   from: number;
+  /** [U] 1 for units of `[from, to)` truncated away too (task prompts' oldest history items). */
+  dropped?: Uint8Array;
   /** End of part A's source units (exclusive). */
   to: number;
   /**
@@ -97,7 +99,12 @@ export function assembleExample(
   for (let j = 0; j < spanCount; j++) {
     spanTokens += unitStart[spans[2 * j + 1]] - unitStart[spans[2 * j]];
   }
-  const sourceTokens = unitStart[to] - unitStart[from];
+  let sourceTokens = unitStart[to] - unitStart[from];
+  if (plan.dropped) {
+    for (let u = from; u < to; u++) {
+      if (plan.dropped[u]) sourceTokens -= unitStart[u + 1] - unitStart[u];
+    }
+  }
   const lengthA = task ? sourceTokens + 1 : sourceTokens - spanTokens + spanCount;
   const length = lengthA + spanTokens + spanCount;
 
@@ -137,7 +144,7 @@ function writePartA(
   maskAt: Int32Array,
 ): number {
   const { unitStart, unitEntity, ids } = record;
-  const { from, to, spans, spanCount, mask, task } = plan;
+  const { from, to, spans, spanCount, mask, task, dropped } = plan;
   const { inputIds, inter, intra, units } = out;
   let p = 0;
   let next = 0; // next span to meet (documents)
@@ -158,6 +165,10 @@ function writePartA(
       p++;
       u = spans[2 * next + 1];
       next++;
+      continue;
+    }
+    if (dropped?.[u]) {
+      u++;
       continue;
     }
     const t0 = unitStart[u], t1 = unitStart[u + 1];

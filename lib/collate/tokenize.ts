@@ -50,6 +50,11 @@ export interface TokenizedRecord {
   unitEntity: Uint8Array;
   /** [U] sentence index of each unit, non-decreasing from 0. */
   unitSentence: Int32Array;
+  /**
+   * [U] the age of each history item of the prompt (its segment's `age`, 0 the latest), -1 for
+   * every other unit; absent when no segment has an age. Truncation drops the oldest first.
+   */
+  unitAge?: Int32Array;
   /** Units `[0, promptUnits)` are the prompt (or the whole document), the rest the target. */
   promptUnits: number;
   /** Prompt unit before which the answer's mask goes (`promptUnits`: after the last segment). */
@@ -172,6 +177,9 @@ class Builder {
   unitStart = new Int32Array(64);
   unitEntity = new Uint8Array(64);
   unitSentence = new Int32Array(64);
+  unitAge = new Int32Array(64);
+  /** True once an entity with an age was added. */
+  aged = false;
   units = 0;
   sentence = 0;
   /** Units in the current sentence so far (a new sentence is only counted once it has units). */
@@ -196,6 +204,9 @@ class Builder {
     const sentence = new Int32Array(size);
     sentence.set(this.unitSentence.subarray(0, this.units));
     this.unitSentence = sentence;
+    const age = new Int32Array(size);
+    age.set(this.unitAge.subarray(0, this.units));
+    this.unitAge = age;
   }
 
   addTokens(tokens: Int32Array): void {
@@ -205,18 +216,21 @@ class Builder {
       this.unitStart[this.units] = this.n;
       this.unitEntity[this.units] = 0;
       this.unitSentence[this.units] = this.sentence;
+      this.unitAge[this.units] = -1;
       this.units++;
       this.ids[this.n++] = tokens[i];
     }
     this.inSentence += tokens.length;
   }
 
-  addEntity(tokens: Int32Array): void {
+  addEntity(tokens: Int32Array, age = -1): void {
     this.#reserveTokens(tokens.length);
     this.#reserveUnits(1);
     this.unitStart[this.units] = this.n;
     this.unitEntity[this.units] = 1;
     this.unitSentence[this.units] = this.sentence;
+    this.unitAge[this.units] = age;
+    if (age >= 0) this.aged = true;
     this.units++;
     this.ids.set(tokens, this.n);
     this.n += tokens.length;
@@ -260,9 +274,28 @@ function addText(builder: Builder, tokenizer: TextTokenizer, text: string): void
   }
 }
 
-function addEntity(builder: Builder, tokenizer: TextTokenizer, entity: string, where: string) {
+function addEntity(
+  builder: Builder,
+  tokenizer: TextTokenizer,
+  entity: string,
+  where: string,
+  age = -1,
+) {
   if (entity === "") throw new InputError(`${where}: empty entity`);
-  builder.addEntity(encodeEntityShared(tokenizer, entity));
+  builder.addEntity(encodeEntityShared(tokenizer, entity), age);
+}
+
+/** A prompt entity's age (-1 without one); anything but a whole number >= 0 is an InputError. */
+function segmentAge(segment: EntitySegment, where: string): number {
+  const age = (segment as { age?: unknown }).age;
+  if (age === undefined) return -1;
+  if (typeof age !== "number" || !Number.isInteger(age) || age < 0) {
+    throw new InputError(
+      `${where}: entity ${JSON.stringify(segment.entity)} has age ${JSON.stringify(age)}; ` +
+        `an age is a whole number >= 0 (0 for the latest history item)`,
+    );
+  }
+  return age;
 }
 
 /**
@@ -299,7 +332,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
       const beforeBlank = next !== undefined && (isEntity(next) || isAnswer(next));
       addText(builder, tokenizer, beforeBlank ? dropTrailingSpace(segment.text) : segment.text);
     } else if (isEntity(segment)) {
-      addEntity(builder, tokenizer, segment.entity, where);
+      addEntity(builder, tokenizer, segment.entity, where, segmentAge(segment, where));
     } else if (isAnswer(segment)) {
       if (answerAt >= 0) throw new InputError(`${where}: more than one answer marker`);
       answerAt = builder.units;
@@ -308,6 +341,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
     }
   }
   const promptUnits = builder.units;
+  const aged = builder.aged;
   if (promptUnits === 0) throw new InputError(`${where}: its segments hold no text`);
 
   const target = record.target;
@@ -348,6 +382,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
     unitStart,
     unitEntity: builder.unitEntity.slice(0, units),
     unitSentence: builder.unitSentence.slice(0, units),
+    ...(aged ? { unitAge: builder.unitAge.slice(0, units) } : {}),
     promptUnits,
     answerAt: answerAt >= 0 ? answerAt : promptUnits,
     hasTarget,

@@ -41,10 +41,10 @@ export class SegmentBuilder {
     }
   }
 
-  /** Appends one entity. */
-  entity(entity: string, kind: string): this {
+  /** Appends one entity; `age` marks a history item (see {@linkcode EntitySegment.age}). */
+  entity(entity: string, kind: string, age?: number): this {
     this.#checkGap(`entity "${entity}"`);
-    this.#out.push({ entity, kind });
+    this.#out.push(age === undefined ? { entity, kind } : { entity, kind, age });
     return this;
   }
 
@@ -61,7 +61,7 @@ export class SegmentBuilder {
   list(refs: readonly EntityRef[], separator = ", ", last = " and "): this {
     refs.forEach((ref, i) => {
       if (i > 0) this.text(i === refs.length - 1 ? last : separator);
-      this.entity(ref.entity, ref.kind);
+      this.entity(ref.entity, ref.kind, ref.age);
     });
     return this;
   }

@@ -92,6 +92,12 @@ export interface TaskInputs {
 
 const item = (entity: string): EntityRef => ({ entity, kind: "item" });
 const items = (entities: readonly string[]): EntityRef[] => entities.map(item);
+/** A history listed oldest first, each item with its age (the last is 0). */
+const oldestFirst = (history: readonly string[]): EntityRef[] =>
+  history.map((entity, i) => ({ entity, kind: "item", age: history.length - 1 - i }));
+/** Recent items listed most recent first, each with its age (the first is 0). */
+const newestFirst = (recent: readonly string[]): EntityRef[] =>
+  recent.map((entity, age) => ({ entity, kind: "item", age }));
 const spaced = (name: string): string => name.replaceAll("_", " ");
 
 /** `age band 25-34, occupation nurse and region north` (values of one name joined by "and"). */
@@ -176,7 +182,7 @@ const SEQUENTIAL: Template<SequentialInput>[] = [
     heldOut: false,
     render: ({ user, history }) =>
       new SegmentBuilder().text(`User ${user.id} interacted with these items in this order: `)
-        .list(items(history)).text(". The next item they will choose is ").answer().text(".")
+        .list(oldestFirst(history)).text(". The next item they will choose is ").answer().text(".")
         .build(),
   },
   {
@@ -184,18 +190,20 @@ const SEQUENTIAL: Template<SequentialInput>[] = [
     heldOut: false,
     render: ({ user, history }) =>
       new SegmentBuilder().text(`Purchase history of user ${user.id}, oldest first: `)
-        .list(items(history), "; ", "; ").text(`. Predict the item user ${user.id} picks next: `)
+        .list(oldestFirst(history), "; ", "; ").text(
+          `. Predict the item user ${user.id} picks next: `,
+        )
         .answer().build(),
   },
   {
     id: "seq-3",
     heldOut: false,
     render: ({ user, history }) => {
+      const aged = oldestFirst(history);
+      const latest = aged[aged.length - 1];
       const b = new SegmentBuilder().text(`The latest choice of user ${user.id} was `)
-        .entity(history[history.length - 1], "item");
-      if (history.length > 1) {
-        b.text(", and before that ").list(items(history.slice(0, -1).reverse()));
-      }
+        .entity(latest.entity, latest.kind, latest.age);
+      if (aged.length > 1) b.text(", and before that ").list(aged.slice(0, -1).reverse());
       return b.text(`. What does user ${user.id} choose next? `).answer().build();
     },
   },
@@ -203,7 +211,7 @@ const SEQUENTIAL: Template<SequentialInput>[] = [
     id: "seq-4",
     heldOut: true,
     render: ({ user, history }) =>
-      new SegmentBuilder().text(`After choosing `).list(items(history), ", then ", ", then ")
+      new SegmentBuilder().text(`After choosing `).list(oldestFirst(history), ", then ", ", then ")
         .text(`, user ${user.id} went on to choose `).answer().text(".").build(),
   },
 ];
@@ -215,7 +223,7 @@ const DIRECT: Template<DirectInput>[] = [
     render: ({ user, recent }) => {
       const b = new SegmentBuilder().text(`User ${user.id}`);
       featureNote(b, user);
-      if (recent.length > 0) b.text(" has shown interest in ").list(items(recent));
+      if (recent.length > 0) b.text(" has shown interest in ").list(newestFirst(recent));
       else b.text(" is new here");
       return b.text(". Which item would you recommend to this user? ").answer().build();
     },
@@ -232,7 +240,9 @@ const DIRECT: Template<DirectInput>[] = [
       }
       favouriteSentence(b, user, " Favourite ");
       if (recent.length > 0) {
-        b.text(" Items they liked, most recent first: ").list(items(recent), "; ", "; ").text(".");
+        b.text(" Items they liked, most recent first: ").list(newestFirst(recent), "; ", "; ").text(
+          ".",
+        );
       }
       return b.text(" Our recommendation: ").answer().build();
     },
@@ -243,7 +253,7 @@ const DIRECT: Template<DirectInput>[] = [
     render: ({ user, recent }) => {
       const b = new SegmentBuilder().text(`Recommend an item for user ${user.id}`);
       featureNote(b, user);
-      if (recent.length > 0) b.text(", who already owns ").list(items(recent));
+      if (recent.length > 0) b.text(", who already owns ").list(newestFirst(recent));
       return b.text(". Recommended item: ").answer().build();
     },
   },
@@ -253,7 +263,7 @@ const DIRECT: Template<DirectInput>[] = [
     render: ({ user, recent }) => {
       const b = new SegmentBuilder().text(`The item that best suits user ${user.id}`);
       featureNote(b, user);
-      if (recent.length > 0) b.text(", whose earlier choices include ").list(items(recent));
+      if (recent.length > 0) b.text(", whose earlier choices include ").list(newestFirst(recent));
       return b.text(", is ").answer().text(".").build();
     },
   },
@@ -285,7 +295,9 @@ const RATING: Template<RatingInput>[] = [
     render: ({ user, item: it, scale, recent }) => {
       const b = new SegmentBuilder().text(`Predict the score user ${user.id} gives `)
         .entity(it.entity, "item").text(` (${scale[0]} to ${scale[1]}).`);
-      if (recent.length > 0) b.text(" Their previous choices: ").list(items(recent)).text(".");
+      if (recent.length > 0) {
+        b.text(" Their previous choices: ").list(newestFirst(recent)).text(".");
+      }
       return b.text(" Score: ").answer().build();
     },
   },

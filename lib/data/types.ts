@@ -19,6 +19,13 @@ export interface EntitySegment {
   entity: string;
   /** `item`, or the attribute's name (`brand`, `category`, `age`, ...). */
   kind: string;
+  /**
+   * History items of a task prompt only: how recent the interaction is, 0 for the user's latest
+   * before the answer, 1 for the one before it, and so on. A prompt too long for the model loses
+   * its oldest history items first, whatever order the template lists them in (docs/method.md
+   * section 6); a prompt without ages loses units from its start.
+   */
+  age?: number;
 }
 
 /** Where a prompt's answer goes; the collator puts the answer's mask token here. */

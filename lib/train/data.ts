@@ -42,6 +42,8 @@ export function recordsSha256(records: readonly TokenizedRecord[]): string {
     for (const array of [r.ids, r.unitStart, r.unitEntity, r.unitSentence]) {
       hash.update(String(array.length)).update(bytes(array));
     }
+    // Ages decide what truncation keeps; records without them hash as before they existed.
+    if (r.unitAge) hash.update("age").update(bytes(r.unitAge));
   }
   return hash.digest("hex");
 }

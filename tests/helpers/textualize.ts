@@ -239,6 +239,11 @@ export function checkDataset(dir: string, options: CheckOptions): Record<Split, 
         const p = split === "valid" ? n - 2 : n - 1;
         assert.deepEqual(r.target, [{ entity: items[p], kind: "item" }], `${r.id} target`);
         assert.deepEqual(r.history, items.slice(0, p), `${r.id} history`);
+        // Each history item of the prompt carries its age: 0 for the latest before the target.
+        const aged = r.segments.filter((s) => "age" in s) as { entity: string; age: number }[];
+        assert.ok(aged.length > 0 || r.history!.length === 0, `${r.id}: no ages`);
+        for (const { entity, age } of aged) assert.equal(entity, items[p - 1 - age], r.id);
+        assert.equal(new Set(aged.map((s) => s.age)).size, aged.length, `${r.id}: ages repeat`);
         const cands = r.candidates!;
         assert.equal(new Set(cands).size, cands.length, `${r.id}: repeated candidate`);
         assert.equal(cands.filter((c) => c === items[p]).length, 1);
