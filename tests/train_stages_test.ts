@@ -34,5 +34,10 @@ Deno.test("runSchedule: epochs over micro-batches, warmup as a share, a positive
   assert.deepEqual(s, { lr: 1e-3, warmup: 2, totalSteps: 7, kind: "cosine" });
   assert.equal(runSchedule({ ...OPTIONS, steps: 5, warmup: 1 }, 10, 3).totalSteps, 5);
   assert.throws(() => runSchedule({ ...OPTIONS, lr: 0 }, 10, 1), /lr must be positive/);
+  assert.equal(runSchedule({ ...OPTIONS, steps: 5, warmup: 5 }, 10, 1).warmup, 5);
+  assert.throws(
+    () => runSchedule({ ...OPTIONS, steps: 5, warmup: 10 }, 10, 1),
+    /warmup 10 is longer than the run's 5 steps/,
+  );
   assert.throws(() => runSchedule({ ...OPTIONS, steps: 0 }, 10, 1), UsageError);
 });

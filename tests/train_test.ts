@@ -38,7 +38,11 @@ Deno.test("the schedule warms up linearly, then decays by cosine or linearly to 
   assert.ok(Math.abs(learningRate(60, { ...s, kind: "linear" }) - 0.55e-3) < 1e-12);
   assert.ok(Math.abs(learningRate(35, { ...s, kind: "linear" }) - 0.775e-3) < 1e-12);
   assert.equal(learningRate(80, { ...s, kind: "constant" }), 1e-3);
-  assert.equal(learningRate(1, { lr: 1e-3, warmup: 0, totalSteps: 1 }), 1e-4);
+  // Without warmup the first step has the peak (a one-step run too), the last 10% of it.
+  assert.equal(learningRate(1, { lr: 1e-3, warmup: 0, totalSteps: 1 }), 1e-3);
+  const noWarmup = { lr: 1e-3, warmup: 0, totalSteps: 4, kind: "linear" as const };
+  const rates = [1, 2, 3, 4].map((t) => learningRate(t, noWarmup));
+  [1e-3, 0.7e-3, 0.4e-3, 1e-4].forEach((want, i) => assert.ok(Math.abs(rates[i] - want) < 1e-12));
   const [bc1, bc2] = biasCorrections(2, 0.9, 0.999);
   assert.ok(Math.abs(bc1 - 0.19) < 1e-12 && Math.abs(bc2 - 0.001999) < 1e-12);
 });

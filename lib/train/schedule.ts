@@ -2,7 +2,8 @@
  * The learning-rate schedule: linear warmup from 0 to the peak over the first `warmup` steps, then
  * cosine (default) or linear decay to `minRatio` x peak at the last step, or constant. Step t is
  * 1-based (the t-th optimizer update), so the first update already has a non-zero rate
- * (peak / warmup), and the last one `minRatio` x peak. A pure function of the step, so a resumed
+ * (peak / warmup); step `warmup` has the peak (step 1 without warmup), and the last step
+ * `minRatio` x peak (a one-step run without warmup: the peak). A pure function of the step, so a resumed
  * run recomputes exactly the rates of an uninterrupted one; the rate is fed to the training graph
  * as an input (no rebuild per step).
  *
@@ -37,6 +38,7 @@ export interface Schedule {
  * ```ts
  * learningRate(1, { lr: 1e-3, warmup: 10, totalSteps: 100 }); // 1e-4
  * learningRate(100, { lr: 1e-3, warmup: 10, totalSteps: 100 }); // 1e-4 (10% of the peak)
+ * learningRate(1, { lr: 1e-3, warmup: 0, totalSteps: 100 }); // 1e-3 (no warmup: the peak first)
  * ```
  */
 export function learningRate(t: number, s: Schedule): number {
@@ -44,8 +46,11 @@ export function learningRate(t: number, s: Schedule): number {
   const minRatio = s.minRatio ?? 0.1;
   if (s.warmup > 0 && t <= s.warmup) return (s.lr * t) / s.warmup;
   if (kind === "constant") return s.lr;
-  const span = s.totalSteps - s.warmup;
-  const progress = span <= 0 ? 1 : Math.min(1, Math.max(0, (t - s.warmup) / span));
+  // The decay starts at the peak's step: `warmup`, or step 1 without warmup (not a step 0 that
+  // no update has, which left a run without warmup never at its peak).
+  const peakAt = Math.max(1, s.warmup);
+  const span = s.totalSteps - peakAt;
+  const progress = span <= 0 ? 0 : Math.min(1, Math.max(0, (t - peakAt) / span));
   const factor = kind === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * progress)) : 1 - progress;
   return s.lr * (minRatio + (1 - minRatio) * factor);
 }

@@ -508,6 +508,14 @@ export function runSchedule(options: TrainOptions, perEpoch: number, gradAccum: 
   if (!(schedule.lr > 0)) {
     throw new OptionError("lr", (name) => `${name} must be positive, got ${schedule.lr}`);
   }
+  if (schedule.warmup > totalSteps) {
+    throw new OptionError(
+      "warmup",
+      (name) =>
+        `${name} ${schedule.warmup} is longer than the run's ${totalSteps} steps: the rate would ` +
+        `never reach its peak`,
+    );
+  }
   return schedule;
 }
 
