@@ -11,7 +11,7 @@ import { LockedError, OutputLock } from "../lib/io/lock.ts";
 import { runCli, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { GOLDEN_CASES } from "./helpers/textualize.ts";
-import { smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args.map((a) =>
@@ -237,4 +237,44 @@ Deno.test("a live lock's message says to wait, never to remove the lock", () =>
     } finally {
       held.release();
     }
+  }));
+
+Deno.test("a training run's directory is never replaced by another output, even with --force", () =>
+  withTempDir(async (dir) => {
+    const data = await demoDataset();
+    const model = join(dir, "model");
+    await writeSmallModel(model, await smallConfig({ hiddenSize: 16 }));
+    const pretrain = (out: string, ...extra: string[]) =>
+      runCli([
+        "pretrain",
+        ...["--data", data, "--model", model, "--out", out, "--lora", "--steps", "1"],
+        ...["--val-batches", "0", "--max-length", "96", "--threads", "1", "--quiet", ...extra],
+      ]);
+    const run = join(dir, "run");
+    const first = await pretrain(run);
+    assert.equal(first.code, 0, first.stderr);
+    const before = async () => {
+      const files: Record<string, string> = {};
+      for await (const entry of Deno.readDir(run)) {
+        files[entry.name] = String((await Deno.stat(join(run, entry.name))).mtime?.getTime());
+      }
+      return files;
+    };
+    const files = await before();
+    assert.ok("checkpoint.safetensors" in files);
+    const never =
+      /run: holds a training run \(checkpoint\.safetensors\): recsysllm never replaces it; choose another --(merge|out)$/m;
+    // --merge naming another run (a slip of the keyboard) after a whole training run.
+    const merge = await pretrain(join(dir, "other"), "--merge", run);
+    exit1(merge, never);
+    assert.doesNotMatch(merge.stderr, /--force/);
+    const init = await runCli([
+      "init",
+      ...["--data", data, "--preset", "tiny", "--hidden-size", "16", "--layers", "1"],
+      ...["--heads", "2", "--tokenizer", join(ROOT, "fixtures/tokenizer/tokenizer.json")],
+      ...["--out", run, "--force", "--quiet"],
+    ]);
+    exit1(init, never);
+    exit1(await textualize(run, "--force"), never);
+    assert.deepEqual(await before(), files);
   }));

@@ -219,6 +219,13 @@ interface Refusal {
 /** Version-control directories: a directory holding one is never replaced, even with `--force`. */
 const VCS_DIRS = [".git", ".hg", ".svn"];
 
+/**
+ * The checkpoint of a training run (`pretrain --out`): a directory holding one is a run that
+ * `--resume` continues, never replaced by another output (`--merge`, `init --force`), even with
+ * `--force`.
+ */
+export const TRAINING_CHECKPOINT = "checkpoint.safetensors";
+
 /** Why the tool may not replace the directory `path`, or undefined when it may. */
 async function foreignDir(path: string, options: ClaimOptions): Promise<Refusal | undefined> {
   const names = (await entries(path)).filter((n) => !isTemporaryName(n));
@@ -262,6 +269,21 @@ async function checkVcs(path: string, target: string, options: ClaimOptions): Pr
         `choose another ${flag}`,
     );
   }
+}
+
+/** Refuses, even with `--force`, to replace a directory that holds a training run. */
+async function checkTrainingRun(
+  path: string,
+  target: string,
+  options: ClaimOptions,
+): Promise<void> {
+  if (!(await entries(target)).includes(TRAINING_CHECKPOINT)) return;
+  throw refusedAs(
+    options,
+    (flag) =>
+      `${shown(path, target)}: holds a training run (${TRAINING_CHECKPOINT}): recsysllm never ` +
+      `replaces it; choose another ${flag}`,
+  );
 }
 
 /** An {@linkcode OutputRefused} whose message names the output's option (and others). */
@@ -338,7 +360,10 @@ async function claim(
           flag,
       );
     }
-    if (info?.isDirectory) await checkVcs(path, target, options);
+    if (info?.isDirectory) {
+      await checkVcs(path, target, options);
+      await checkTrainingRun(path, target, options);
+    }
     if (info && !options.force) {
       let refusal: Refusal | undefined;
       if (kind === "dir") {

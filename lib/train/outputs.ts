@@ -8,6 +8,7 @@
  */
 
 import { lineChart } from "../chart/svg.ts";
+import { TRAINING_CHECKPOINT } from "../io/safe_output.ts";
 import type { GlmConfig } from "../model/config.ts";
 import { writeModelFiles } from "../model/families/merge.ts";
 import { glmDecoderConfig } from "../model/config.ts";
@@ -35,7 +36,7 @@ export interface MetricsLine {
 
 /** The file names a run directory holds. */
 export const RUN_FILES = {
-  checkpoint: "checkpoint.safetensors",
+  checkpoint: TRAINING_CHECKPOINT,
   metrics: "metrics.jsonl",
   chart: "loss.svg",
 } as const;
