@@ -296,6 +296,13 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
       () => train({ ...options, resume: true, dropout: 0.1 }),
       (e) => e instanceof UsageError && /dropout/.test(e.message),
     );
+    // Settings that change the tensors' shapes are settings too, not a damaged checkpoint.
+    for (const other of [{ lora: { ...QKV, rank: 4 } }, { lora: null }]) {
+      await assert.rejects(
+        () => train({ ...options, resume: true, ...other }),
+        (e) => e instanceof UsageError && /different settings \(.*lora/.test(e.message),
+      );
+    }
     await assert.rejects(
       () => train({ ...options, out: join(dir, "other"), dropout: 1 }),
       (e) => e instanceof OptionError && e.option === "dropout" && /\[0, 1\)/.test(e.message),

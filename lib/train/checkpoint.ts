@@ -104,9 +104,16 @@ export async function writeCheckpoint(
 
 /**
  * Reads the checkpoint at `path`, checking every trainable tensor of `shapes` is there with its
- * shape. Problems are InputErrors naming the file.
+ * shape. Problems are InputErrors naming the file. `checkState`, when given, sees the state
+ * (settings, step, base model; no tensors yet) before the tensors are read: a run resumed with
+ * other settings (another LoRA rank, full training) is told so, not that a tensor has another
+ * shape.
  */
-export async function readCheckpoint(path: string, shapes: ParamShapes): Promise<CheckpointState> {
+export async function readCheckpoint(
+  path: string,
+  shapes: ParamShapes,
+  checkState?: (state: CheckpointState) => void,
+): Promise<CheckpointState> {
   const file = await SafetensorsFile.open(path);
   if (file.metadata.format !== CHECKPOINT_FORMAT || !file.metadata.state) {
     throw inputError(path, undefined, `not a training checkpoint of this toolkit`);
@@ -149,6 +156,7 @@ export async function readCheckpoint(path: string, shapes: ParamShapes): Promise
     v: new Map(),
     base: base ?? undefined,
   };
+  checkState?.(state);
   const wanted = new Map<string, readonly number[]>();
   for (const [name, shape] of shapes) {
     for (const prefix of ["param", "adam_m", "adam_v"]) wanted.set(`${prefix}.${name}`, shape);

@@ -597,38 +597,17 @@ async function startOrResume(run: Run): Promise<RunState> {
     );
   }
   if (hasCheckpoint) {
-    const saved = await readCheckpoint(checkpointPath, run.shapes);
-    if (saved.base) checkIdentity(checkpointPath, saved.base, base.identity, options.model);
-    else {
-      note(
-        `${checkpointPath} was written by an older version: no base-model identity to check ` +
-          `(make sure ${optionName("model")} is the model it was trained on)`,
-      );
-    }
+    const saved = await readCheckpoint(checkpointPath, run.shapes, (state) => {
+      if (state.base) checkIdentity(checkpointPath, state.base, base.identity, options.model);
+      else {
+        note(
+          `${checkpointPath} was written by an older version: no base-model identity to check ` +
+            `(make sure ${optionName("model")} is the model it was trained on)`,
+        );
+      }
+      checkSameSettings(run, state.settings);
+    });
     if (!saved.verified) note(`${checkpointPath} records no checksum: its data is not checked`);
-    const { runtime: _saved, ...comparable } = saved.settings;
-    if (comparable.trainSha256 === undefined) {
-      // Checkpoints of older versions record the record count only.
-      note(`${checkpointPath} records no hash of its training data: the data is not checked`);
-      comparable.trainSha256 = run.settings.trainSha256;
-    } else if (comparable.trainSha256 !== run.settings.trainSha256) {
-      throw new InputError(
-        `cannot resume ${options.out}: the training records of ${options.data} are not those ` +
-          `it was trained on (sha256 ${String(comparable.trainSha256).slice(0, 12)}... -> ` +
-          `${String(run.settings.trainSha256).slice(0, 12)}...); restore that dataset, or train ` +
-          `into a new ${optionName("out")}`,
-      );
-    }
-    const model = comparable.model as Record<string, unknown> | undefined;
-    if (model && !("family" in model)) {
-      // A GLM checkpoint from before every family shared one configuration records its shape
-      // only; the base model's identity (checked above) stands for the rest.
-      comparable.model = { ...(run.settings.model as Record<string, unknown>), ...model };
-    }
-    const differ = settingsDiffer(comparable, run.settings);
-    if (differ) {
-      throw new UsageError(`cannot resume ${options.out} with different settings (${differ})`);
-    }
     const { step, micro, tokens } = saved;
     const was = saved.settings.runtime as { threads?: number; ranks?: number } | undefined;
     if (was && was.threads !== run.runtime.threads) {
@@ -661,6 +640,37 @@ async function startOrResume(run: Run): Promise<RunState> {
   if (options.resume) note("no checkpoint to resume from: starting a new run");
   await writeFileAtomic(metricsPath, "");
   return freshState(run);
+}
+
+/**
+ * Throws when the checkpoint's `settings` are not the run's (the data's hash, the model, the
+ * method, the schedule...): the run cannot continue it. Runtime settings (threads, ranks) may
+ * differ; they only cost bitwise equality.
+ */
+function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
+  const { runtime: _saved, ...comparable } = settings;
+  if (comparable.trainSha256 === undefined) {
+    // Checkpoints of older versions record the record count only.
+    run.note(`${run.checkpointPath} records no hash of its training data: the data is not checked`);
+    comparable.trainSha256 = run.settings.trainSha256;
+  } else if (comparable.trainSha256 !== run.settings.trainSha256) {
+    throw new InputError(
+      `cannot resume ${run.options.out}: the training records of ${run.options.data} are not those ` +
+        `it was trained on (sha256 ${String(comparable.trainSha256).slice(0, 12)}... -> ` +
+        `${String(run.settings.trainSha256).slice(0, 12)}...); restore that dataset, or train ` +
+        `into a new ${optionName("out")}`,
+    );
+  }
+  const model = comparable.model as Record<string, unknown> | undefined;
+  if (model && !("family" in model)) {
+    // A GLM checkpoint from before every family shared one configuration records its shape
+    // only; the base model's identity (checked above) stands for the rest.
+    comparable.model = { ...(run.settings.model as Record<string, unknown>), ...model };
+  }
+  const differ = settingsDiffer(comparable, run.settings);
+  if (differ) {
+    throw new UsageError(`cannot resume ${run.options.out} with different settings (${differ})`);
+  }
 }
 
 /** The state of a new run: a new adapter (seeded), or the base weights; zero moments. */
