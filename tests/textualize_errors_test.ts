@@ -206,6 +206,18 @@ const CASES: Case[] = [
     message: /^FILE: corrupt gzip data/,
   },
   {
+    name: "a gzip file with bytes after its last member",
+    files: {
+      "r.json.gz": new Uint8Array([
+        ...gzipSync(new TextEncoder().encode('{"reviewerID":"a","asin":"x"}\n'.repeat(5))),
+        ...new TextEncoder().encode("not gzip"),
+      ]),
+    },
+    args: ["--format=amazon-reviews", "--input=FILE"],
+    file: "r.json.gz",
+    message: /^FILE: corrupt gzip data/,
+  },
+  {
     name: "a RecBole directory without an .inter file",
     files: { "x.item": "item_id:token\n" },
     args: ["--format=recbole", "--input=DIR"],

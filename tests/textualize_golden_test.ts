@@ -39,11 +39,25 @@ for (const { name, args } of GOLDEN_CASES) {
   });
 }
 
-Deno.test("a gzip-compressed review file gives the same records as the plain one", async () => {
-  await withTempDir(async (tmp) => {
-    const plain = fixture("textualize", "amazon", "reviews.json");
-    const gz = join(tmp, "reviews.json.gz");
-    await Deno.writeFile(gz, gzipSync(await Deno.readFile(plain)));
+Deno.test("a gzip-compressed review file gives the same records as the plain one, in one member or two", async () => {
+  const bytes = await Deno.readFile(fixture("textualize", "amazon", "reviews.json"));
+  // `cat a.gz b.gz` (and bgzip, and appending writers) make a file of several gzip members.
+  const cut = bytes.indexOf(0x0a, bytes.length >> 1) + 1;
+  const members = [
+    gzipSync(bytes),
+    new Uint8Array([...gzipSync(bytes.subarray(0, cut)), ...gzipSync(bytes.subarray(cut))]),
+  ];
+  for (const compressed of members) {
+    await withTempDir(async (tmp) => {
+      const gz = join(tmp, "reviews.json.gz");
+      await Deno.writeFile(gz, compressed);
+      await sameAsGolden(tmp, gz);
+    });
+  }
+});
+
+async function sameAsGolden(tmp: string, gz: string): Promise<void> {
+  {
     const amazon = GOLDEN_CASES.find((c) => c.name === "amazon")!;
     const args = amazon.args.map((a) => a.startsWith("--input=") ? `--input=${gz}` : a);
     const run = await runCli(["textualize", ...args, `--out=${join(tmp, "data")}`, "--quiet"]);
@@ -64,5 +78,5 @@ Deno.test("a gzip-compressed review file gives the same records as the plain one
       );
     }
     assert.ok(readRecords(join(tmp, "data", "train.jsonl")).length > 0);
-  });
-});
+  }
+}

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { Readable } from "node:stream";
+import { createGunzip } from "node:zlib";
 import { inputError } from "../errors.ts";
 import { toIoError } from "./io_error.ts";
 
@@ -34,7 +36,19 @@ async function openBytes(path: string, label: string): Promise<ReadableStream<Ui
   }
   const bytes = await withHead(file.readable, 2, label);
   const gzipped = bytes.head[0] === 0x1f && bytes.head[1] === 0x8b;
-  return gzipped ? bytes.stream.pipeThrough(new DecompressionStream("gzip")) : bytes.stream;
+  return gzipped ? gunzip(bytes.stream) : bytes.stream;
+}
+
+/**
+ * The decompressed bytes of a gzip stream of one or more members: `cat a.gz b.gz`, bgzip and
+ * appending writers make several, which `zcat` reads whole (the web's DecompressionStream stops
+ * after the first). A read error of the source reaches the reader.
+ */
+function gunzip(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const compressed = Readable.fromWeb(source as never);
+  const inflate = createGunzip();
+  compressed.on("error", (error) => inflate.destroy(error));
+  return Readable.toWeb(compressed.pipe(inflate)) as unknown as ReadableStream<Uint8Array>;
 }
 
 /**
@@ -117,6 +131,10 @@ export async function* readLines(path: string, label = path): AsyncGenerator<Lin
       if (start < chunk.length) pending.push(chunk.subarray(start).slice());
     }
   } catch (error) {
+    const zlibCode = (error as { code?: unknown })?.code;
+    if (typeof zlibCode === "string" && zlibCode.startsWith("Z_")) {
+      throw inputError(label, undefined, `corrupt gzip data (${(error as Error).message})`);
+    }
     if (error instanceof TypeError && /gzip|deflate|compress/i.test(error.message)) {
       throw inputError(label, undefined, `corrupt gzip data (${error.message})`);
     }
