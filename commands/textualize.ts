@@ -63,8 +63,8 @@ const FLAGS = defineFlags({
   delimiter: {
     type: "string",
     placeholder: "C",
-    defaultText: "tab for .tsv, else comma",
-    help: 'field separator of csv tables and of the p5 items table ("tab" ok)',
+    defaultText: "tab for .tsv and .tab, else comma",
+    help: 'field separator of csv tables and of the p5 and amazon-reviews items table ("tab" ok)',
   },
   "user-col": {
     ...column("user_id", "interactions: user id"),

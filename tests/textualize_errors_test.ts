@@ -325,7 +325,6 @@ Deno.test("a flag the format does not read is refused, naming the flag and the f
         ["amazon-reviews", "--rating-col=stars"],
         ["amazon-reviews", "--time-col=when"],
         ["amazon-reviews", "--user-col=who"],
-        ["amazon-reviews", "--delimiter=tab"],
         ["amazon-reviews", "--item-attrs=brand"],
         ["amazon-reviews", "--user-features=age"],
         ["p5", "--rating-scale=1-5"],

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -30,15 +31,16 @@ function reviews(): string {
   return lines.join("\n") + "\n";
 }
 
-async function items(dir: string, file: string, text: string) {
+async function items(dir: string, file: string, text: string | Uint8Array, ...extra: string[]) {
   const input = join(dir, "reviews.json");
   await Deno.writeTextFile(input, reviews());
-  await Deno.writeTextFile(join(dir, file), text);
+  if (typeof text === "string") await Deno.writeTextFile(join(dir, file), text);
+  else await Deno.writeFile(join(dir, file), text);
   const out = join(dir, `out-${file}`);
   const run = await runCli([
     "textualize",
     ...["--format", "amazon-reviews", "--input", input, "--items", join(dir, file)],
-    ...["--out", out, "--quiet"],
+    ...["--out", out, "--quiet", ...extra],
   ]);
   assert.equal(run.code, 0, run.stderr);
   const entities: { entity: string; kind: string; id: string }[] = JSON.parse(
@@ -87,4 +89,52 @@ Deno.test("amazon-reviews --items: a CSV with asin and title; a duplicate asin n
     ]);
     assert.equal(dup.code, 1);
     assert.match(dup.stderr, /dup\.csv line 3: item id "A000" already defined on line 2/);
+  }));
+
+Deno.test("amazon-reviews --items: --item-id-col and --title-col name JSON fields too; a table's delimiter follows its name or --delimiter", () =>
+  withTempDir(async (dir) => {
+    const meta = JSON.stringify({ parent_asin: "A000", name: "Capo", title: "not this" }) + "\n";
+    const json = await items(
+      dir,
+      "meta.JSONL",
+      meta,
+      "--item-id-col",
+      "parent_asin",
+      "--title-col",
+      "name",
+    );
+    assert.equal(new Map(json.entities.map((e) => [e.id, e.entity])).get("A000"), "Capo");
+    const tsv = "asin\ttitle\nA000\tFirst, thing\n";
+    for (
+      const [file, text, extra] of [
+        ["meta.tsv.gz", gzipSync(new TextEncoder().encode(tsv)), []],
+        ["meta.TAB", tsv, []],
+        ["meta.txt", tsv, ["--delimiter", "tab"]],
+      ] as const
+    ) {
+      const { entities } = await items(dir, file, text, ...extra);
+      assert.equal(
+        new Map(entities.map((e) => [e.id, e.entity])).get("A000"),
+        "First, thing",
+        file,
+      );
+    }
+    const input = join(dir, "reviews.json");
+    const refused = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", input, "--items", join(dir, "meta.JSONL")],
+      ...["--delimiter", "tab", "--out", join(dir, "x"), "--quiet"],
+    ]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /--delimiter is for an items table; .*meta\.JSONL is read as JSON lines/,
+    );
+    const alone = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", input, "--delimiter", "tab"],
+      ...["--out", join(dir, "y"), "--quiet"],
+    ]);
+    assert.equal(alone.code, 2, alone.stderr);
+    assert.match(alone.stderr, /--delimiter is the separator of the items table: it needs --items/);
   }));

@@ -9,8 +9,9 @@
  * @module
  */
 
-import { inputError, optionName } from "../../errors.ts";
+import { inputError, OptionError, optionName } from "../../errors.ts";
 import { readJsonLines } from "../../io/lines.ts";
+import { delimiterFor } from "../csv.ts";
 import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
 import { checkUniqueId, openTable } from "./table.ts";
 
@@ -20,10 +21,12 @@ export interface AmazonReviewsOptions {
   input: string;
   /** Titles (and brands) of the items: Amazon metadata JSON lines, or a CSV/TSV table. */
   items?: string;
-  /** Items table: the id column (default `asin`, else `item_id`). */
+  /** Items file: the id field or column (default `asin`; a table without one: `item_id`). */
   itemIdCol?: string;
   /** Items table: the title column (default `title`). */
   titleCol?: string;
+  /** Items table (not JSON lines): the delimiter (default by name: `.tsv`/`.tab` tab, else comma). */
+  delimiter?: string;
   /**
    * Checks and units of the values; the rating scale defaults to the format's 1-5 stars, so an
    * `overall` outside it is an error naming the line.
@@ -81,6 +84,12 @@ function requiredId(
 
 /** Reads an Amazon review file into an {@linkcode InteractionLog}. */
 export async function readAmazonReviews(options: AmazonReviewsOptions): Promise<InteractionLog> {
+  if (options.delimiter !== undefined && options.items === undefined) {
+    throw new OptionError(
+      "delimiter",
+      (name, nameOf) => `${name} is the separator of the items table: it needs ${nameOf("items")}`,
+    );
+  }
   const label = options.input;
   const log = new LogBuilder("amazon-reviews", label, {
     ...options.checks,
@@ -115,22 +124,30 @@ async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): P
   const path = options.items!;
   const names = new Map<string, ItemNames>();
   const firstLine = new Map<string, number>();
-  if (/\.jsonl?(\.gz)?$/.test(path)) {
+  if (/\.jsonl?(\.gz)?$/i.test(path)) {
+    if (options.delimiter !== undefined) {
+      throw new OptionError(
+        "delimiter",
+        (name) => `${name} is for an items table; ${path} is read as JSON lines (by its name)`,
+      );
+    }
+    const idKey = options.itemIdCol ?? "asin";
+    const titleKey = options.titleCol ?? "title";
     for await (const { number, value } of readJsonLines<unknown>(path, path)) {
       const where = { label: path, line: number };
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         throw inputError(path, number, "expected a JSON object");
       }
       const row = value as Record<string, unknown>;
-      const id = requiredId(row, "asin", where);
+      const id = requiredId(row, idKey, where);
       checkUniqueId("item", id, firstLine, where);
       names.set(id, {
-        title: optionalText(row, "title", where),
+        title: optionalText(row, titleKey, where),
         brand: optionalText(row, "brand", where),
       });
     }
   } else {
-    const table = await openTable(path, { delimiter: path.endsWith(".tsv") ? "\t" : "," });
+    const table = await openTable(path, { delimiter: options.delimiter ?? delimiterFor(path) });
     const id = table.column(
       options.itemIdCol ?? (table.find("asin") !== -1 ? "asin" : "item_id"),
       "itemIdCol",

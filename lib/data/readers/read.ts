@@ -47,10 +47,10 @@ const FORMAT_OPTIONS = ["users", ...COLUMN_OPTIONS, "ratingScale", "timestampUni
 
 type FormatOption = typeof FORMAT_OPTIONS[number];
 
-/** The options each format reads (P5's delimiter is its items table's). */
+/** The options each format reads (P5's and amazon-reviews' delimiter is their items table's). */
 const READS: Record<InputFormat, readonly FormatOption[]> = {
   p5: ["delimiter", "itemIdCol", "titleCol", "itemAttrs", "labelCol"],
-  "amazon-reviews": ["itemIdCol", "titleCol", "ratingScale", "timestampUnit"],
+  "amazon-reviews": ["delimiter", "itemIdCol", "titleCol", "ratingScale", "timestampUnit"],
   csv: FORMAT_OPTIONS.filter((o) => o !== "labelCol"),
   recbole: FORMAT_OPTIONS.filter((o) => o !== "labelCol" && o !== "delimiter"),
 };
