@@ -58,6 +58,14 @@ Deno.test("text after a closing quote is a malformed row", async () => {
     () => parse('a,b\n"x"y,2\n'),
     (e: Error) =>
       e instanceof InputError && /^t\.csv line 2: unexpected character "y"/.test(e.message),
+  ); // A stray quote lines before (an unquoted TSV with 12" in a title) swallowed the lines between:
+  // the message names where it opened.
+  await assert.rejects(
+    () => parse('id\ttitle\na\t"Deluxe ruler\nb\tB\nc\tC "x"\td\n', { delimiter: "\t" }),
+    (e: Error) =>
+      e instanceof InputError &&
+      /^t\.csv line 4: unexpected character "x" after a closing quote \(the quoted field opened on line 2: /
+        .test(e.message),
   );
 });
 

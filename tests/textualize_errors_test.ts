@@ -126,6 +126,32 @@ const CASES: Case[] = [
       /^FILE line 1: column "item" may not be an item attribute \("item" is the kind of items\); choose the columns with --item-attrs$/,
   },
   {
+    name: "a header after a blank line that names a column twice",
+    files: { "inter.csv": "\nuser_id,item_id,item_id\nu1,i1,1\n" },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message: /^FILE line 2: header names column "item_id" twice$/,
+  },
+  {
+    name: "timestamps in microseconds",
+    files: {
+      "inter.csv": "user_id,item_id,timestamp\n" +
+        [1, 2, 3, 4].map((k) => `u1,i${k},16000000${k}0000000`).join("\n") + "\n",
+    },
+    args: ["--format=csv", "--input=FILE"],
+    file: "inter.csv",
+    message:
+      /^FILE line 5: timestamp 1600000040000000 is after the year 5000 even as milliseconds \(microseconds or nanoseconds\?\)/,
+  },
+  {
+    name: "a numeric reviewer id past 2^53",
+    files: { "r.json": '{"reviewerID": 9007199254740993, "asin": "x"}\n' },
+    args: ["--format=amazon-reviews", "--input=FILE"],
+    file: "r.json",
+    message:
+      /^FILE line 1: "reviewerID" is the number 9007199254740992, which JSON numbers cannot hold exactly/,
+  },
+  {
     name: "a review line that is not JSON",
     files: { "r.json": '{"reviewerID": "a", "asin": "x"}\n{"reviewerID": "a", asin}\n' },
     args: ["--format=amazon-reviews", "--input=FILE"],

@@ -138,3 +138,19 @@ Deno.test("amazon-reviews --items: --item-id-col and --title-col name JSON field
     assert.equal(alone.code, 2, alone.stderr);
     assert.match(alone.stderr, /--delimiter is the separator of the items table: it needs --items/);
   }));
+
+Deno.test("amazon-reviews: a rating of white space only is no rating, not a rating of 0", () =>
+  withTempDir(async (dir) => {
+    const input = join(dir, "reviews.json");
+    const lines = reviews().trimEnd().split("\n");
+    lines[0] = lines[0].replace(/"overall":\d/, '"overall":" "');
+    await Deno.writeTextFile(input, lines.join("\n") + "\n");
+    const out = join(dir, "out");
+    const run = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", input, "--out", out, "--quiet"],
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+    assert.ok(manifest.counts.train.rating, "the other reviews still give rating prompts");
+  }));

@@ -54,6 +54,7 @@ export async function* parseCsv(
   let field = "";
   let inQuotes = false;
   let start = 0;
+  let opened = 0; // the line the current quoted field opened on
   for await (const { number, text } of lines) {
     let i = 0;
     if (inQuotes) {
@@ -90,10 +91,15 @@ export async function* parseCsv(
           break;
         }
         if (!text.startsWith(delimiter, i)) {
+          // A stray quote that opened lines before is the likelier culprit: name its line.
+          const where = opened !== number
+            ? ` (the quoted field opened on line ${opened}: a quote there that was meant ` +
+              `literally swallowed the lines between)`
+            : "";
           throw inputError(
             label,
             number,
-            `unexpected character ${JSON.stringify(text[i])} after a closing quote`,
+            `unexpected character ${JSON.stringify(text[i])} after a closing quote${where}`,
           );
         }
         i += delimiter.length;
@@ -101,6 +107,7 @@ export async function* parseCsv(
       }
       if (i < n && text.charCodeAt(i) === QUOTE) {
         inQuotes = true;
+        opened = number;
         i++;
         continue;
       }
@@ -115,7 +122,7 @@ export async function* parseCsv(
     }
   }
   if (inQuotes) {
-    throw inputError(label, start, "quoted field is never closed (missing closing quote)");
+    throw inputError(label, opened, "quoted field is never closed (missing closing quote)");
   }
 }
 

@@ -368,6 +368,16 @@ export class LogBuilder {
     if (high.line === 0) return undefined;
     if (unit === "auto") {
       if (!(high.value > MS_THRESHOLD)) return "s";
+      if (high.value > MS_THRESHOLD * 1000) {
+        // Microseconds or nanoseconds: read as milliseconds they would still be past the year
+        // 5000, and every time window would be a thousand times too long.
+        throw inputError(
+          this.#label,
+          high.line,
+          `timestamp ${high.value} is after the year 5000 even as milliseconds (microseconds or ` +
+            `nanoseconds?); give Unix seconds or milliseconds, or ISO dates`,
+        );
+      }
       if (low.value <= MS_THRESHOLD) {
         throw inputError(
           this.#label,

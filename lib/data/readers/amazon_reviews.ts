@@ -50,7 +50,8 @@ function optionalNumber(
   where: { label: string; line: number },
 ): number | undefined {
   const value = row[key];
-  if (value === undefined || value === null || value === "") return undefined;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "string" && value.trim() === "") return undefined; // Number(" ") is 0
   const n = typeof value === "string" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isFinite(n)) {
     throw inputError(where.label, where.line, `"${key}" is not a number: ${JSON.stringify(value)}`);
@@ -77,6 +78,15 @@ function requiredId(
   where: { label: string; line: number },
 ): string {
   const value = row[key];
+  if (typeof value === "number" && !Number.isSafeInteger(value)) {
+    // JSON.parse already rounded it: two ids past 2^53 may have become one.
+    throw inputError(
+      where.label,
+      where.line,
+      `"${key}" is the number ${JSON.stringify(value)}, which JSON numbers cannot hold exactly ` +
+        `(ids must be strings, or whole numbers below 2^53)`,
+    );
+  }
   const text = typeof value === "string" || typeof value === "number" ? String(value).trim() : "";
   if (text === "") throw inputError(where.label, where.line, `missing "${key}"`);
   return text;

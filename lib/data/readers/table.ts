@@ -33,18 +33,21 @@ function columnList(names: readonly string[]): string {
 export class Table {
   /** The file's name in messages. */
   readonly label: string;
+  /** The header's line (1 unless blank lines come first). */
+  readonly headerLine: number;
   /** Column names, without any type suffix. */
   readonly names: string[];
   /** Column types (`token`, `float`, ...) for typed headers, else undefined. */
   readonly types: (string | undefined)[];
   readonly #rows: AsyncGenerator<CsvRow>;
 
-  constructor(label: string, header: string[], rows: AsyncGenerator<CsvRow>, typed: boolean) {
+  constructor(label: string, header: CsvRow, rows: AsyncGenerator<CsvRow>, typed: boolean) {
     this.label = label;
+    this.headerLine = header.line;
     this.#rows = rows;
     this.names = [];
     this.types = [];
-    for (const raw of header) {
+    for (const raw of header.fields) {
       const cell = raw.trim();
       const colon = typed ? cell.lastIndexOf(":") : -1;
       this.names.push(colon > 0 ? cell.slice(0, colon) : cell);
@@ -52,8 +55,10 @@ export class Table {
     }
     const seen = new Set<string>();
     for (const name of this.names) {
-      if (name === "") throw inputError(label, 1, "header has an empty column name");
-      if (seen.has(name)) throw inputError(label, 1, `header names column ${quote(name)} twice`);
+      if (name === "") throw inputError(label, header.line, "header has an empty column name");
+      if (seen.has(name)) {
+        throw inputError(label, header.line, `header names column ${quote(name)} twice`);
+      }
       seen.add(name);
     }
   }
@@ -73,7 +78,7 @@ export class Table {
       const hint = option ? `; choose another with ${optionName(option)}` : "";
       throw inputError(
         this.label,
-        1,
+        this.headerLine,
         `no column ${quote(name)} (columns: ${columnList(this.names)})${hint}`,
       );
     }
@@ -115,7 +120,7 @@ export async function openTable(path: string, options: TableOptions = {}): Promi
   });
   const first = await rows.next();
   if (first.done) throw inputError(label, undefined, "empty input: no header line");
-  return new Table(label, first.value.fields, rows, options.typed ?? false);
+  return new Table(label, first.value, rows, options.typed ?? false);
 }
 
 /**
@@ -191,7 +196,7 @@ export function refuseItemColumn(table: Table, names: readonly string[], option:
   const what = option === "userFeatures" ? "a user feature" : "an item attribute";
   throw inputError(
     table.label,
-    1,
+    table.headerLine,
     `column "item" may not be ${what} ("item" is the kind of items); ` +
       `choose the columns with ${optionName(option)}`,
   );
