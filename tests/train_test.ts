@@ -307,8 +307,23 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
       () => train({ ...options, out: join(dir, "other"), dropout: 1 }),
       (e) => e instanceof OptionError && e.option === "dropout" && /\[0, 1\)/.test(e.message),
     );
-    const again = await train({ ...options, resume: true });
+    const notes: string[] = [];
+    const again = await train({ ...options, resume: true, onNote: (n) => notes.push(n) });
     assert.ok(again.resumed);
+    assert.ok(!notes.some((n) => /validation records/.test(n)), notes.join("\n"));
+    // Another validation set: the weights go on, the val_loss curve breaks, and it says so.
+    const other = await train({
+      ...options,
+      resume: true,
+      valBatches: options.valBatches + 1,
+      onNote: (n) => notes.push(n),
+    });
+    assert.ok(other.resumed);
+    assert.ok(
+      notes.some((n) =>
+        /validation records, .* differ from the run's: val_loss after step 2/.test(n)
+      ),
+    );
   });
 });
 

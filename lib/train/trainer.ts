@@ -529,7 +529,12 @@ interface Run {
   /** What must not change between a run and its resumption. */
   settings: Record<string, unknown>;
   /** Recorded in the checkpoint, not required to match: only bitwise equality depends on them. */
-  runtime: { threads: number; ranks?: number };
+  runtime: {
+    threads: number;
+    ranks?: number;
+    /** What val_loss is measured on: a resumed run with another notes that its curve breaks. */
+    validation?: { sha256: string; batches: number; every: number };
+  };
   checkpointPath: string;
   metricsPath: string;
   shapes: Map<string, readonly number[]>;
@@ -621,6 +626,19 @@ async function startOrResume(run: Run): Promise<RunState> {
       note(
         `resuming on ${ranks} rank(s) where the run used ${was.ranks ?? 1}: the same batches, ` +
           `the weights equal to float rounding, not bitwise`,
+      );
+    }
+    const validation = (was as { validation?: Record<string, unknown> } | undefined)?.validation;
+    const now = run.runtime.validation!;
+    if (
+      validation &&
+      (validation.sha256 !== now.sha256 || validation.batches !== now.batches ||
+        validation.every !== now.every)
+    ) {
+      note(
+        `the validation records, ${optionName("valBatches")} or ${optionName("valEvery")} ` +
+          `differ from the run's: val_loss after step ${step} is not measured as before it ` +
+          `(the weights are unaffected)`,
       );
     }
     const metrics = await readMetrics(metricsPath, step);
@@ -1121,6 +1139,11 @@ async function trainClaimed(
     runtime: {
       threads: options.threads ?? navigator.hardwareConcurrency ?? 1,
       ...(world ? { ranks: world.size } : {}),
+      validation: {
+        sha256: data.validSha256,
+        batches: sizes.valBatches,
+        every: sizes.valEvery,
+      },
     },
     checkpointPath: join(options.out, RUN_FILES.checkpoint),
     metricsPath: join(options.out, RUN_FILES.metrics),
