@@ -296,6 +296,15 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
       () => train({ ...options, resume: true, dropout: 0.1 }),
       (e) => e instanceof UsageError && /dropout/.test(e.message),
     );
+    // A longer run is another schedule: the message says how to train on.
+    await assert.rejects(
+      () => train({ ...options, resume: true, steps: 3 }),
+      (e) =>
+        e instanceof UsageError &&
+        /schedule: .*; to train on from its weights, start a new run with --adapter .*run$/.test(
+          e.message,
+        ),
+    );
     // Settings that change the tensors' shapes are settings too, not a damaged checkpoint.
     for (const other of [{ lora: { ...QKV, rank: 4 } }, { lora: null }]) {
       await assert.rejects(

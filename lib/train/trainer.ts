@@ -687,7 +687,19 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
   }
   const differ = settingsDiffer(comparable, run.settings);
   if (differ) {
-    throw new UsageError(`cannot resume ${run.options.out} with different settings (${differ})`);
+    const saved = comparable.schedule as { totalSteps?: unknown } | undefined;
+    // A longer schedule is another run (its rates differ from step 1): say how to go on.
+    const longer = typeof saved?.totalSteps === "number" &&
+        saved.totalSteps < run.schedule.totalSteps
+      ? `; to train on from its weights, start a new run with ${
+        run.options.lora
+          ? `${optionName("adapter")} ${run.options.out}`
+          : `${optionName("model")} ${run.options.out}`
+      }`
+      : "";
+    throw new UsageError(
+      `cannot resume ${run.options.out} with different settings (${differ})${longer}`,
+    );
   }
 }
 
