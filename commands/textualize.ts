@@ -53,7 +53,7 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "PATH",
     help: "items table (p5: item_id,asin,title; csv: id, title, attributes; amazon-reviews: " +
-      "Amazon metadata JSON lines with asin, title, brand, or a CSV with asin, title)",
+      "Amazon metadata lines (JSON, or 2014 Python dicts) with asin, title, brand, or a CSV)",
   },
   users: {
     type: "string",

@@ -154,3 +154,28 @@ Deno.test("amazon-reviews: a rating of white space only is no rating, not a rati
     const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
     assert.ok(manifest.counts.train.rating, "the other reviews still give rating prompts");
   }));
+
+Deno.test("amazon-reviews --items: the 2014 metadata, Python dict literals rather than JSON, gives titles and brands", () =>
+  withTempDir(async (dir) => {
+    const meta = [
+      "{'asin': 'A000', 'title': \"Kid's String Set\", 'brand': 'Acme', 'related': {'also_bought': ['A001']}, 'price': 6.99}",
+      "{'asin': 'A001', 'title': 'Capo \\xe9', 'salesRank': {'Musical Instruments': 12}, 'categories': [['Music']]}",
+    ].join("\n") + "\n";
+    const { entities } = await items(dir, "meta_Musical_Instruments.json", meta);
+    const byId = new Map(entities.filter((e) => e.kind === "item").map((e) => [e.id, e.entity]));
+    assert.equal(byId.get("A000"), "Kid's String Set");
+    assert.equal(byId.get("A001"), "Capo é");
+    assert.deepEqual(entities.filter((e) => e.kind === "brand").map((e) => e.entity), ["Acme"]);
+    // Neither JSON nor a literal: one line naming the line.
+    await Deno.writeTextFile(join(dir, "bad.json"), meta + "{'asin': 'A002', 'title': oops}\n");
+    const run = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", join(dir, "reviews.json")],
+      ...["--items", join(dir, "bad.json"), "--out", join(dir, "bad"), "--quiet"],
+    ]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /bad\.json line 3: neither JSON nor a Python dict literal \(unexpected "o" at column \d+\)/,
+    );
+  }));

@@ -10,9 +10,10 @@
  */
 
 import { inputError, OptionError, optionName } from "../../errors.ts";
-import { readJsonLines } from "../../io/lines.ts";
+import { readJsonLines, readLines } from "../../io/lines.ts";
 import { delimiterFor } from "../csv.ts";
 import { type InteractionLog, LogBuilder, type LogChecks } from "../log.ts";
+import { parsePythonLiteral } from "../python_literal.ts";
 import { checkUniqueId, openTable } from "./table.ts";
 
 /** Options of {@linkcode readAmazonReviews}. */
@@ -123,6 +124,38 @@ export async function readAmazonReviews(options: AmazonReviewsOptions): Promise<
   return log.build();
 }
 
+/**
+ * The objects of a metadata file, one a line: JSON (the 2018 release), or a Python dict literal
+ * (the 2014 release, whose files are meant for Python's `eval`: single quotes, `True`).
+ */
+async function* readMetadataLines(
+  path: string,
+): AsyncGenerator<{ number: number; value: unknown }> {
+  for await (const { number, text } of readLines(path)) {
+    if (text.trim() === "") continue;
+    yield { number, value: parseMetadataLine(text, path, number) };
+  }
+}
+
+function parseMetadataLine(text: string, path: string, number: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    if (!text.trimStart().startsWith("{'")) {
+      throw inputError(path, number, `not valid JSON (${(error as Error).message})`);
+    }
+  }
+  try {
+    return parsePythonLiteral(text);
+  } catch (error) {
+    throw inputError(
+      path,
+      number,
+      `neither JSON nor a Python dict literal (${(error as Error).message})`,
+    );
+  }
+}
+
 /** One item's names from the items file. */
 interface ItemNames {
   title?: string;
@@ -143,7 +176,7 @@ async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): P
     }
     const idKey = options.itemIdCol ?? "asin";
     const titleKey = options.titleCol ?? "title";
-    for await (const { number, value } of readJsonLines<unknown>(path, path)) {
+    for await (const { number, value } of readMetadataLines(path)) {
       const where = { label: path, line: number };
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
         throw inputError(path, number, "expected a JSON object");
