@@ -179,3 +179,25 @@ Deno.test("amazon-reviews --items: the 2014 metadata, Python dict literals rathe
       /bad\.json line 3: neither JSON nor a Python dict literal \(unexpected "o" at column \d+\)/,
     );
   }));
+
+Deno.test("amazon-reviews --items: a metadata line repeated alike is accepted, one that names the item otherwise is refused", () =>
+  withTempDir(async (dir) => {
+    const line = (title: string) => JSON.stringify({ asin: "A000", title, brand: "Acme" });
+    const { entities } = await items(
+      dir,
+      "meta.json",
+      [line("Capo"), line("Capo")].join("\n") + "\n",
+    );
+    assert.equal(new Map(entities.map((e) => [e.id, e.entity])).get("A000"), "Capo");
+    await Deno.writeTextFile(
+      join(dir, "two.json"),
+      [line("Capo"), line("Capo"), line("Tuner")].join("\n") + "\n",
+    );
+    const run = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", join(dir, "reviews.json")],
+      ...["--items", join(dir, "two.json"), "--out", join(dir, "two"), "--quiet"],
+    ]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /two\.json line 3: item id "A000" already defined on line 1/);
+  }));

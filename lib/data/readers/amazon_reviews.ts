@@ -183,11 +183,16 @@ async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): P
       }
       const row = value as Record<string, unknown>;
       const id = requiredId(row, idKey, where);
-      checkUniqueId("item", id, firstLine, where);
-      names.set(id, {
+      const entry = {
         title: optionalText(row, titleKey, where),
         brand: optionalText(row, "brand", where),
-      });
+      };
+      // Amazon's metadata repeats some items line for line: a repeat that names the item
+      // alike adds nothing; one that names it otherwise is refused, naming both lines.
+      const earlier = names.get(id);
+      if (earlier && earlier.title === entry.title && earlier.brand === entry.brand) continue;
+      checkUniqueId("item", id, firstLine, where);
+      names.set(id, entry);
     }
   } else {
     const table = await openTable(path, { delimiter: options.delimiter ?? delimiterFor(path) });
