@@ -104,6 +104,9 @@ export async function main(args: string[]): Promise<number> {
   } catch (caught) {
     const { status, message } = errorReport(caught);
     if (message) console.error(message);
+    // mpirun ends the job when the first rank fails: a rank that leaves the message to rank 0
+    // waits a moment, so that rank 0 is not stopped before it prints it.
+    if (caught instanceof ReportedElsewhere) await new Promise((r) => setTimeout(r, 2000));
     return status;
   } finally {
     Progress.stopAll();

@@ -64,8 +64,9 @@ Deno.test("checkpoints and adapters: corruption and another base model are refus
     const bad = good.slice();
     for (let i = bad.length - 4096; i < bad.length; i++) bad[i] ^= 0xff;
     await Deno.writeFile(checkpoint, bad);
+    // (the run's own settings: with others, resuming is refused before any tensor is read)
     exit1(
-      await pretrain(data, model, run, "--steps", "3", "--resume"),
+      await pretrain(data, model, run, "--steps", "2", "--resume"),
       /checkpoint\.safetensors: the tensor data does not match the checksum .*corrupt/,
     );
     await Deno.writeFile(checkpoint, good);
