@@ -77,14 +77,23 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
     ],
     [
       { ...QWEN25_05B, use_sliding_window: true, sliding_window: 4096 },
-      /"sliding_window" 4096 is active/,
-    ],
-    [
-      { ...TINY_JSON.mistral, sliding_window: undefined, max_position_embeddings: 32768 },
-      /"sliding_window" 4096 is active/,
+      /"sliding_window" 4096 is active from layer 21 of 24/,
     ],
     [{ ...QWEN25_05B, hidden_act: "gelu" }, /"hidden_act" "gelu" is not supported/],
     [{ ...QWEN25_05B, num_key_value_heads: 3 }, /"num_key_value_heads" \(3\) must divide/],
+    [{ ...QWEN25_05B, num_key_value_heads: undefined }, /"num_key_value_heads" is missing/],
+    [
+      { ...QWEN25_05B, rope_theta: undefined, rope_parameters: { rope_type: "yarn", factor: 4 } },
+      /"rope_parameters.rope_type" "yarn" is not supported/,
+    ],
+    [
+      { ...QWEN25_05B, rope_parameters: { rope_type: "default", rope_theta: 10000 } },
+      /"rope_theta" 1000000 and "rope_parameters.rope_theta" 10000 disagree/,
+    ],
+    [
+      { ...QWEN25_05B, rope_parameters: { full_attention: { rope_type: "default" } } },
+      /"rope_parameters" per layer type \(full_attention\) is not supported/,
+    ],
     [{ ...QWEN25_05B, hidden_size: undefined }, /"hidden_size" is missing/],
   ];
   for (const [json, pattern] of cases) {
@@ -95,8 +104,58 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
       return true;
     });
   }
-  // A sliding window as long as the context is no window at all.
+  // A sliding window as long as the context is no window at all; nor one from a layer past the
+  // last (Qwen slides the layers from max_window_layers on).
   parseDecoderConfig({ ...QWEN25_05B, use_sliding_window: true }, "c");
+  const unslid = { ...QWEN25_05B, use_sliding_window: true, sliding_window: 4096 };
+  assert.equal(
+    parseDecoderConfig({ ...unslid, max_window_layers: 24 }, "c").slidingWindow,
+    undefined,
+  );
+  // Mistral-7B-v0.1's window: kept, and the model's length capped at it (where sliding and full
+  // attention agree), written back as it was read.
+  const mistral = parseDecoderConfig(
+    { ...TINY_JSON.mistral, sliding_window: undefined, max_position_embeddings: 32768 },
+    "c",
+  );
+  assert.equal(mistral.slidingWindow, 4096);
+  assert.equal(decoderConfigJson(mistral).sliding_window, 4096);
+  assert.deepEqual(parseDecoderConfig(decoderConfigJson(mistral), "c"), mistral);
+  // swish is SiLU; Llama without num_key_value_heads has one per head.
+  assert.equal(
+    parseDecoderConfig({ ...TINY_JSON.llama, hidden_act: "swish" }, "c").family,
+    "llama",
+  );
+  const llama = { ...TINY_JSON.llama } as Record<string, unknown>;
+  delete llama.num_key_value_heads;
+  assert.equal(parseDecoderConfig(llama, "c").numKvHeads, TINY.llama.numHeads);
+});
+
+Deno.test("transformers 5's rope_parameters read as the top-level keys they replace", () => {
+  const v4 = {
+    ...TINY_JSON.llama,
+    rope_theta: 500000,
+    rope_scaling: {
+      rope_type: "llama3",
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 16,
+    },
+  };
+  const { rope_theta: theta, rope_scaling: scaling, ...rest } = v4;
+  const v5 = { ...rest, rope_theta: null, rope_parameters: { ...scaling, rope_theta: theta } };
+  assert.deepEqual(parseDecoderConfig(v5, "c"), parseDecoderConfig(v4, "c"));
+  assert.equal(parseDecoderConfig(v5, "c").ropeTheta, 500000);
+  const plain = { ...rest, rope_parameters: { rope_type: "default", rope_theta: 123 } };
+  assert.equal(parseDecoderConfig(plain, "c").ropeTheta, 123);
+  assert.equal(parseDecoderConfig(plain, "c").ropeScaling, null);
+  const glm = { ...TINY_JSON.glm } as Record<string, unknown>;
+  const factor = glm.partial_rotary_factor;
+  delete glm.partial_rotary_factor;
+  const glm5 = { ...glm, rope_parameters: { rope_type: "default", partial_rotary_factor: 1 } };
+  assert.equal(parseDecoderConfig(glm5, "c").rotaryDim, TINY.glm.headDim);
+  assert.equal(factor, 0.5);
 });
 
 /** Rounds every value to bfloat16, so a BF16 file holds it exactly. */

@@ -110,9 +110,9 @@ export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promis
   return { ...model, addedRows };
 }
 
-/** The longest sequence the model takes. */
+/** The longest sequence the model takes (a Mistral window caps it: see `slidingWindow`). */
 export function maxModelLength(model: AnyModel): number {
-  return model.config.maxPositionEmbeddings;
+  return Math.min(model.config.maxPositionEmbeddings, model.config.slidingWindow ?? Infinity);
 }
 
 /** Rows of the model's output (the vocabulary, special rows included). */

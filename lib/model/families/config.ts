@@ -182,6 +182,11 @@ export interface DecoderConfig {
   tieWordEmbeddings: boolean;
   /** Longest sequence the model takes (`max_position_embeddings`). */
   maxPositionEmbeddings: number;
+  /**
+   * mistral: the sliding window of its attention where shorter than `maxPositionEmbeddings`
+   * (Mistral-7B-v0.1: 4096): runs are capped at it, where sliding and full attention agree.
+   */
+  slidingWindow?: number;
   /** R: rows of `model.intra_position_embeddings.weight` (ids past R-1 use row R-1). */
   intraRows: number;
   /**

@@ -176,21 +176,84 @@ function bool(o: Record<string, unknown>, key: string, fallback: boolean, file: 
   return v;
 }
 
-function ropeScaling(o: Record<string, unknown>, file: string): RopeScaling | null {
-  const raw = o.rope_scaling;
-  if (raw === undefined || raw === null) return null;
+/**
+ * `rope_parameters`, where transformers 5 writes `rope_theta`, the scaling and
+ * `partial_rotary_factor` (in place of the top-level keys); undefined when absent.
+ */
+function ropeParameters(o: Record<string, unknown>, file: string) {
+  const raw = o.rope_parameters;
+  if (raw === undefined || raw === null) return undefined;
   if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw inputError(file, undefined, `"rope_scaling" must be an object or null`);
+    throw inputError(file, undefined, `"rope_parameters" must be an object or null`);
   }
   const r = raw as Record<string, unknown>;
-  const type = r.rope_type ?? r.type;
-  const key = "rope_type" in r ? "rope_scaling.rope_type" : "rope_scaling.type";
+  if (!("rope_type" in r) && !("rope_theta" in r)) {
+    // One set per layer type ({"full_attention": {...}, "sliding_attention": {...}}).
+    throw inputError(
+      file,
+      undefined,
+      `"rope_parameters" per layer type (${Object.keys(r).join(", ")}) is not supported`,
+    );
+  }
+  return r;
+}
+
+/**
+ * One rope setting read from the top level (the transformers 4 layout) or `rope_parameters`
+ * (transformers 5); both present and different is an error, neither gives `fallback`.
+ */
+function ropeNumber(
+  o: Record<string, unknown>,
+  parameters: Record<string, unknown> | undefined,
+  key: string,
+  fallback: number | undefined,
+  file: string,
+): number {
+  const top = o[key] ?? undefined;
+  const nested = parameters?.[key] ?? undefined;
+  if (top !== undefined && nested !== undefined && top !== nested) {
+    throw inputError(
+      file,
+      undefined,
+      `"${key}" ${JSON.stringify(top)} and "rope_parameters.${key}" ${
+        JSON.stringify(nested)
+      } disagree`,
+    );
+  }
+  return top !== undefined
+    ? num(o, key, undefined, file)
+    : parameters && nested !== undefined
+    ? num(parameters, key, undefined, `${file} rope_parameters`)
+    : num(o, key, fallback, file);
+}
+
+function ropeScaling(
+  o: Record<string, unknown>,
+  parameters: Record<string, unknown> | undefined,
+  file: string,
+): RopeScaling | null {
+  const top = ropeScalingFrom(o.rope_scaling, "rope_scaling", file);
+  const nested = parameters ? ropeScalingFrom(parameters, "rope_parameters", file) : null;
+  if (top && nested && JSON.stringify(top) !== JSON.stringify(nested)) {
+    throw inputError(file, undefined, `"rope_scaling" and "rope_parameters" disagree`);
+  }
+  return top ?? nested;
+}
+
+function ropeScalingFrom(raw: unknown, name: string, file: string): RopeScaling | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw inputError(file, undefined, `"${name}" must be an object or null`);
+  }
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type ?? (name === "rope_parameters" ? "default" : undefined);
+  const key = "rope_type" in r ? `${name}.rope_type` : `${name}.type`;
   if (type === "default") return null;
   if (type === "linear") {
-    return { type: "linear", factor: num(r, "factor", undefined, `${file} rope_scaling`) };
+    return { type: "linear", factor: num(r, "factor", undefined, `${file} ${name}`) };
   }
   if (type === "llama3") {
-    const f = `${file} rope_scaling`;
+    const f = `${file} ${name}`;
     return {
       type: "llama3",
       factor: num(r, "factor", undefined, f),
@@ -206,30 +269,39 @@ function ropeScaling(o: Record<string, unknown>, file: string): RopeScaling | nu
   );
 }
 
-/** An error when the family's sliding window is active (it would change attention). */
-function checkSlidingWindow(
+/**
+ * The family's sliding window where some layer applies it, else undefined. A Mistral window is
+ * kept: runs no longer than it attend exactly as full attention does, so the model's length is
+ * capped at it ({@linkcode DecoderConfig.slidingWindow}). Qwen slides only the layers from
+ * `max_window_layers` on: none when that is past the last layer; an error otherwise.
+ */
+function slidingWindow(
   traits: FamilyTraits,
   o: Record<string, unknown>,
   maxPositions: number,
+  layers: number,
   file: string,
-) {
-  if (traits.slidingWindow === "none") return;
+): number | undefined {
+  if (traits.slidingWindow === "none") return undefined;
   const window = o.sliding_window === undefined
     ? (traits.slidingWindow === "mistral" ? 4096 : null)
     : o.sliding_window;
   const active = traits.slidingWindow === "mistral" ? true : o.use_sliding_window === true;
-  if (!active || window === null) return;
-  if (typeof window !== "number") {
-    throw inputError(file, undefined, `"sliding_window" must be a number or null`);
+  if (!active || window === null) return undefined;
+  if (typeof window !== "number" || !Number.isInteger(window) || window < 1) {
+    throw inputError(file, undefined, `"sliding_window" must be a positive integer or null`);
   }
-  if (window < maxPositions) {
-    throw inputError(
-      file,
-      undefined,
-      `"sliding_window" ${window} is active (below max_position_embeddings ${maxPositions}); ` +
-        "sliding-window attention is not supported",
-    );
-  }
+  if (window >= maxPositions) return undefined;
+  if (traits.slidingWindow === "mistral") return window;
+  const firstSliding = o.max_window_layers ?? 0;
+  if (typeof firstSliding === "number" && firstSliding >= layers) return undefined;
+  throw inputError(
+    file,
+    undefined,
+    `"sliding_window" ${window} is active from layer ${firstSliding} of ${layers} (below ` +
+      `max_position_embeddings ${maxPositions}); sliding-window attention in some layers only ` +
+      "is not supported",
+  );
 }
 
 /** A normalised configuration from a parsed decoder `config.json`; `file` is named in errors. */
@@ -241,7 +313,7 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
   const o = json as Record<string, unknown>;
   const traits = DECODER_FAMILIES[arch.family];
   const act = o.hidden_act ?? o.hidden_activation ?? "silu";
-  if (act !== "silu") {
+  if (act !== "silu" && act !== "swish") { // transformers' ACT2FN: swish is SiLU
     throw inputError(
       file,
       undefined,
@@ -252,11 +324,13 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
   const heads = num(o, "num_attention_heads", undefined, file);
   const headDimDefault = traits.headDim === "hidden/heads" ? hidden / heads : traits.headDim;
   const headDim = num(o, "head_dim", headDimDefault, file);
+  const rope = ropeParameters(o, file);
   const partial = traits.partialRotary === null
     ? 1
-    : num(o, "partial_rotary_factor", traits.partialRotary, file);
+    : ropeNumber(o, rope, "partial_rotary_factor", traits.partialRotary, file);
   const maxPositions = num(o, "max_position_embeddings", undefined, file);
-  checkSlidingWindow(traits, o, maxPositions, file);
+  const layers = num(o, "num_hidden_layers", undefined, file);
+  const window = slidingWindow(traits, o, maxPositions, layers, file);
   const attentionBias = arch.family === "qwen2"
     ? true
     : bool(o, "attention_bias", traits.attentionBiasDefault, file);
@@ -266,20 +340,23 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
     vocabSize: num(o, "vocab_size", undefined, file),
     hiddenSize: hidden,
     intermediateSize: num(o, "intermediate_size", undefined, file),
-    numLayers: num(o, "num_hidden_layers", undefined, file),
+    numLayers: layers,
     numHeads: heads,
-    numKvHeads: num(o, "num_key_value_heads", heads, file),
+    // Only Llama's transformers config falls back to the head count; the others' defaults
+    // changed between versions: a config without the key must give it.
+    numKvHeads: num(o, "num_key_value_heads", arch.family === "llama" ? heads : undefined, file),
     headDim,
     rmsNormEps: num(o, "rms_norm_eps", traits.rmsNormEps, file),
-    ropeTheta: num(o, "rope_theta", traits.ropeTheta, file),
+    ropeTheta: ropeNumber(o, rope, "rope_theta", traits.ropeTheta, file),
     rotaryDim: Math.round(headDim * partial),
     ropeStyle: traits.ropeStyle,
-    ropeScaling: ropeScaling(o, file),
+    ropeScaling: ropeScaling(o, rope, file),
     biases: traits.biases(attentionBias, mlpBias),
     qkNorm: traits.qkNorm,
     fusedGateUp: traits.fusedGateUp,
     tieWordEmbeddings: bool(o, "tie_word_embeddings", false, file),
     maxPositionEmbeddings: maxPositions,
+    ...(window !== undefined ? { slidingWindow: window } : {}),
     intraRows: num(o, "intra_position_rows", DEFAULT_INTRA_ROWS, file),
   };
   const attention = recordedAttention(o, file);
@@ -333,7 +410,7 @@ export function decoderConfigJson(
   if (c.family === "llama") json.mlp_bias = c.biases.mlp;
   if (c.family === "glm") json.partial_rotary_factor = c.rotaryDim / c.headDim;
   if (c.family === "mistral" || c.family === "qwen2" || c.family === "qwen3") {
-    json.sliding_window = null;
+    json.sliding_window = c.slidingWindow ?? null;
   }
   if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
   if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
