@@ -163,7 +163,11 @@ async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forward
   const data = flags.data === undefined ? undefined : await openDataset(flags.data);
   const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
     (t) => (data ? withItemTokens(t, data) : t).vocabSize,
-    () => 0, // no tokenizer: no special rows
+    async (error) => {
+      // No tokenizer: no special rows. A tokenizer that is there but broken is an error.
+      if (await Deno.stat(tokenizerPath).then(() => true, () => false)) throw error;
+      return 0;
+    },
   );
   const model = await loadAnyModel(modelDir, { tokenizerIds, data });
   const V = model.config.vocabSize + model.addedRows;

@@ -128,6 +128,7 @@ Deno.test("safetensors: bad headers are InputErrors naming the file", () =>
         new Uint8Array(12),
         /"a" and "b" overlap/,
       ],
+      [{ __metadata__: [1] }, new Uint8Array(0), /__metadata__ is not an object/],
     ];
     for (const [header, data, pattern, text] of cases) {
       const path = await rawFile(dir, header, data, text);
@@ -206,4 +207,17 @@ Deno.test("safetensors: the checksum of the tensor data catches one flipped byte
     const plain = await SafetensorsFile.open(path);
     assert.equal(await plain.verify(), false);
     assert.equal((await plain.float32All(new Map([["a", [3]]]))).verified, false);
+  }));
+
+Deno.test("safetensors: a null __metadata__ is no metadata (some writers put it there)", () =>
+  withTempDir(async (dir) => {
+    const data = new Uint8Array(new Float32Array([1, 2]).buffer);
+    const path = await rawFile(dir, {
+      __metadata__: null,
+      w: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+    }, data);
+    const file = await SafetensorsFile.open(path);
+    assert.deepEqual(file.metadata, {});
+    assert.equal(file.hasChecksum, false);
+    assert.deepEqual(Array.from(await file.float32("w")), [1, 2]);
   }));

@@ -79,7 +79,14 @@ function parseHeader(label: string, headerBytes: Uint8Array, dataLength: number)
   const ranges: [number, number, string][] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      metadata = raw as Record<string, string>;
+      // Optional strings; some writers put null there.
+      if (raw === null) continue;
+      if (typeof raw !== "object" || Array.isArray(raw)) {
+        throw inputError(label, undefined, "bad safetensors header: __metadata__ is not an object");
+      }
+      metadata = Object.fromEntries(
+        Object.entries(raw as Record<string, unknown>).filter(([, v]) => typeof v === "string"),
+      ) as Record<string, string>;
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
