@@ -461,6 +461,46 @@ Deno.test("an age that is not a whole number >= 0 is an input error naming the r
   }
 });
 
+Deno.test("with itemRoom, a too-long item prompt is cut alike whatever its item, in training and inference", () => {
+  const itemRoom = Math.max(...POOL.map((e) => tokenizer.encode(" " + e).length));
+  let cut = 0;
+  for (let i = 0; i < 60; i++) {
+    const rng = new Rng(300 + i);
+    const segments: Segment[] = [{ text: "User u9 bought " }];
+    const n = 2 + rng.int(10);
+    for (let k = 0; k < n; k++) {
+      if (k > 0) segments.push({ text: ", " });
+      segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age: n - 1 - k });
+    }
+    segments.push({ text: ". Next?" }, { answer: true });
+    const maxLength = 20 + rng.int(60);
+    const layouts = new Set<string>();
+    for (const target of POOL.slice(0, 5)) {
+      const record = tokenizeRecord(tokenizer, {
+        id: `r${i}`,
+        task: "sequential",
+        template: "t",
+        split: "test",
+        user: "u9",
+        segments,
+        target: [{ entity: target, kind: "item" }],
+      });
+      let example: CollatedExample;
+      try {
+        example = new Collator(S, { maxLength, itemRoom }).collate(record, new Rng(0));
+      } catch {
+        continue;
+      }
+      const partA = encodePromptPartA(record, S, { maxLength, reserve: 1 + itemRoom });
+      assert.deepEqual(partA.ids, example.inputIds.slice(0, example.sep));
+      layouts.add(Array.from(partA.units).join(","));
+      if (partA.units.length - 1 < record.unitStart[record.promptUnits]) cut++;
+    }
+    assert.ok(layouts.size <= 1, `record r${i}: part A depends on the item`);
+  }
+  assert.ok(cut > 20, `only ${cut} cut prompts`);
+});
+
 Deno.test("records that cannot fit or cannot be trained on are input errors", () => {
   const doc = tokenizeRecord(tokenizer, {
     id: "doc-long-entity",

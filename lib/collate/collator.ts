@@ -78,6 +78,13 @@ export interface CollatorOptions extends SpanOptions {
   maxLength?: number;
   /** Shuffle the spans in part B (for ablations only; the method keeps them in order). Default false. */
   shuffleSpans?: boolean;
+  /**
+   * Tokens of the pool's longest item. A prompt whose target is one entity then leaves room for
+   * that many, whatever its own target: inference must (it cannot know which item comes), so a
+   * too-long prompt is cut alike in training and at inference, for every item it is scored with.
+   * Default 0 (room for the record's own target only).
+   */
+  itemRoom?: number;
 }
 
 /**
@@ -186,10 +193,16 @@ function dropOldest(record: TokenizedRecord, limit: number, over: number): Uint8
   return dropped;
 }
 
-/** Tokens of a task example besides its prompt: the target, its mask and `[S]`. */
-function taskExtra(record: TokenizedRecord): number {
+/**
+ * Tokens of a task example besides its prompt: the target (or, for a one-entity target, at least
+ * `itemRoom`: see {@linkcode CollatorOptions.itemRoom}), its mask and `[S]`.
+ */
+function taskExtra(record: TokenizedRecord, itemRoom = 0): number {
   const { unitStart, promptUnits } = record;
-  return unitStart[unitStart.length - 1] - unitStart[promptUnits] + 2;
+  const units = unitStart.length - 1;
+  const target = unitStart[units] - unitStart[promptUnits];
+  const oneEntity = units === promptUnits + 1 && record.unitEntity[promptUnits] === 1;
+  return (oneEntity ? Math.max(target, itemRoom) : target) + 2;
 }
 
 /** Throws when document `record` cannot be collated at all within `maxLength`. */
@@ -214,10 +227,10 @@ function checkDocument(record: TokenizedRecord, maxLength: number): void {
  * document, its first unit with a mask and `[S]`. `collate` fails exactly when this is above the
  * maximum length (or a document has an answer marker).
  */
-export function minimumLength(record: TokenizedRecord): number {
+export function minimumLength(record: TokenizedRecord, itemRoom = 0): number {
   if (!record.hasTarget) return record.unitStart[1] + 2;
   const { unitStart, promptUnits } = record;
-  return unitStart[promptUnits] - unitStart[droppableUnits(record)] + taskExtra(record);
+  return unitStart[promptUnits] - unitStart[droppableUnits(record)] + taskExtra(record, itemRoom);
 }
 
 /**
@@ -238,14 +251,14 @@ export function minimumLength(record: TokenizedRecord): number {
 export function checkRecordsFit(
   records: readonly TokenizedRecord[],
   maxLength: number,
-  options: { what: string; lengthFrom: string },
+  options: { what: string; lengthFrom: string; itemRoom?: number },
 ): void {
   let count = 0;
   let worst: TokenizedRecord | undefined;
   let worstLength = 0;
   for (const record of records) {
     if (!record.hasTarget && record.answerMarked) checkDocument(record, maxLength);
-    const length = minimumLength(record);
+    const length = minimumLength(record, options.itemRoom);
     if (length <= maxLength) continue;
     count++;
     if (length > worstLength) [worst, worstLength] = [record, length];
@@ -253,7 +266,7 @@ export function checkRecordsFit(
   if (!worst) return;
   let detail = "";
   try {
-    checkRecordFits(worst, maxLength);
+    checkRecordFits(worst, maxLength, options.itemRoom);
   } catch (error) {
     detail = (error as Error).message;
   }
@@ -276,8 +289,8 @@ export function checkRecordsFit(
  * checkRecordFits(record, 512); // InputError: record "u1/review/review-1/train/0": needs ...
  * ```
  */
-export function checkRecordFits(record: TokenizedRecord, maxLength: number): void {
-  if (record.hasTarget) promptCut(record, taskExtra(record), maxLength);
+export function checkRecordFits(record: TokenizedRecord, maxLength: number, itemRoom = 0): void {
+  if (record.hasTarget) promptCut(record, taskExtra(record, itemRoom), maxLength);
   else checkDocument(record, maxLength);
 }
 
@@ -305,6 +318,8 @@ export class Collator {
   readonly objective: Objective | "mix";
   /** Whether the spans in part B are shuffled (ablations only). */
   readonly shuffleSpans: boolean;
+  /** See {@linkcode CollatorOptions.itemRoom}. */
+  readonly itemRoom: number;
   readonly #sampler: SpanSampler;
   readonly #mixCdf: Float64Array;
 
@@ -314,6 +329,7 @@ export class Collator {
     this.maxLength = options.maxLength ?? DEFAULT_COLLATOR.maxLength;
     this.objective = options.objective ?? DEFAULT_COLLATOR.objective;
     this.shuffleSpans = options.shuffleSpans ?? DEFAULT_COLLATOR.shuffleSpans;
+    this.itemRoom = options.itemRoom ?? 0;
     if (!(this.maxLength >= 3)) throw new RangeError(`maxLength must be at least 3`);
     if (this.objective !== "mix" && !OBJECTIVES.includes(this.objective)) {
       throw new RangeError(`unknown objective "${this.objective}"`);
@@ -348,7 +364,7 @@ export class Collator {
   #collateTask(record: TokenizedRecord): CollatedExample {
     const { promptUnits } = record;
     const units = record.unitStart.length - 1;
-    const { from, dropped } = promptCut(record, taskExtra(record), this.maxLength);
+    const { from, dropped } = promptCut(record, taskExtra(record, this.itemRoom), this.maxLength);
     return assembleExample(record, {
       from,
       dropped,

@@ -23,6 +23,7 @@ export {
 } from "../data/types.ts";
 export {
   encodeEntity,
+  longestItemTokens,
   type SentencePiece,
   splitSentences,
   type TokenizedRecord,

@@ -148,6 +148,21 @@ export function encodeEntity(tokenizer: TextTokenizer, entity: string): Int32Arr
   return encodeEntityShared(tokenizer, entity).slice();
 }
 
+/**
+ * Tokens of the longest item of `entities` (kind `item`) as {@linkcode encodeEntity} encodes it;
+ * 0 without items. Training and inference leave this much room for an item answer.
+ */
+export function longestItemTokens(
+  tokenizer: TextTokenizer,
+  entities: readonly { entity: string; kind: string }[],
+): number {
+  let longest = 0;
+  for (const { entity, kind } of entities) {
+    if (kind === "item") longest = Math.max(longest, encodeEntityShared(tokenizer, entity).length);
+  }
+  return longest;
+}
+
 /** Encodings of entities with a token of their own, per tokenizer (entities repeat constantly). */
 const withTokenCache = new WeakMap<TextTokenizer, Map<string, Int32Array>>();
 

@@ -250,19 +250,14 @@ export class Predictor {
   }
 
   /** Room part A must leave for `[S]` and the answer of a record of `mode`. */
-  #reserve(mode: Mode, record: TextRecord): number {
-    const { tokenizer } = this.#parts;
+  #reserve(mode: Mode): number {
     switch (mode) {
+      // Every item mode alike, and as training leaves room (the collator's itemRoom): one
+      // (record, item) pair gets one layout, so one score, whatever the protocol.
       case "items":
       case "rerank":
+      case "candidates":
         return 1 + this.#longestItem;
-      case "candidates": {
-        let longest = 0;
-        for (const c of record.candidates ?? []) {
-          longest = Math.max(longest, entityAnswer(tokenizer, c).ids.length);
-        }
-        return 1 + longest;
-      }
       case "rating": {
         let longest = 0;
         for (const a of this.#ratings()) longest = Math.max(longest, a.ids.length);
@@ -290,7 +285,7 @@ export class Predictor {
       }
       const partA = encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special, {
         maxLength: this.#options.maxLength,
-        reserve: this.#reserve(mode, record),
+        reserve: this.#reserve(mode),
       });
       const job = { index, record, prompt: partA };
       const list = groups.get(mode);

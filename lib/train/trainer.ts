@@ -35,6 +35,7 @@
 import { join } from "node:path";
 import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
+import { longestItemTokens } from "../collate/tokenize.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
 import { type ItemTokenDigest, itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
@@ -374,7 +375,12 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
 
 /** The run's data: seeded batch streams over the tokenized training and validation records. */
 export interface RunData {
-  collator: { objective: Objective | "mix"; maxLength: number; sequenceMaxKeep?: number };
+  collator: {
+    objective: Objective | "mix";
+    maxLength: number;
+    sequenceMaxKeep?: number;
+    itemRoom?: number;
+  };
   trainRecords: number;
   /** {@linkcode recordsSha256} of the training records: the data's identity for `--resume`. */
   trainSha256: string;
@@ -399,6 +405,8 @@ export async function loadRunData(
     objective: options.objective ?? DEFAULT_TRAIN.objective,
     maxLength: base.maxLength,
     sequenceMaxKeep: options.sequenceMaxKeep,
+    // A too-long item prompt is cut as infer cuts it, whichever item it is scored with.
+    itemRoom: longestItemTokens(tokenizer, dataset.entities),
   };
   // Before the first step, not when a batch comes up: an entity the model cannot hold (named,
   // with the option that cuts it), then any record that cannot fit.
@@ -414,7 +422,11 @@ export async function loadRunData(
   if (trainRecords.length === 0) {
     throw new InputError(`${join(options.data, "train.jsonl")}: no training records`);
   }
-  checkRecordsFit(trainRecords, base.maxLength, { what: "training records", lengthFrom });
+  checkRecordsFit(trainRecords, base.maxLength, {
+    what: "training records",
+    lengthFrom,
+    itemRoom: collator.itemRoom,
+  });
   const taskWeights = options.taskWeights;
   for (const task of Object.keys(taskWeights ?? {})) {
     if (!trainRecords.some((r) => r.task === task)) {
@@ -441,7 +453,11 @@ export async function loadRunData(
     trieLoss,
   });
   const validRecords = valBatches > 0 ? await tokenizeSplit(dataset, "valid", tokenizer) : [];
-  checkRecordsFit(validRecords, base.maxLength, { what: "validation records", lengthFrom });
+  checkRecordsFit(validRecords, base.maxLength, {
+    what: "validation records",
+    lengthFrom,
+    itemRoom: collator.itemRoom,
+  });
   const valStream = validRecords.length > 0
     ? new BatchStream(validRecords, tokenizer.special, {
       batchSize,
