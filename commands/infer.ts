@@ -132,7 +132,7 @@ const FLAGS = defineFlags({
     min: 1,
     max: 4096,
     default: DEFAULT_PREDICT.maxNewTokens,
-    help: "text tasks: longest generated text in tokens",
+    help: "text tasks: longest generated text in tokens (less where the model's length is full)",
   },
   "text-beams": {
     type: "int",

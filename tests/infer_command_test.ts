@@ -383,3 +383,13 @@ Deno.test("infer --out - ends quietly (status 0) when its reader closes stdout",
     assert.equal(run.code, 0);
   });
 });
+
+Deno.test("text records write what fits the model's length when --max-new-tokens does not", async () => {
+  await withTempDir(async (dir) => {
+    // TINY's length (256) cannot hold a prompt plus 4,000 new tokens: each record writes up to the
+    // room its instruction leaves, instead of the run stopping at the first.
+    const lines = await infer(dir, "--tasks", "explanation,review", "--max-new-tokens", "4000");
+    assert.equal(lines.length, 3);
+    for (const line of lines) assert.equal(typeof line.text, "string");
+  });
+});

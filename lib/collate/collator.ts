@@ -234,6 +234,15 @@ export function minimumLength(record: TokenizedRecord, itemRoom = 0): number {
 }
 
 /**
+ * The fewest tokens part A of `record`'s prompt can have at inference: the instruction after its
+ * history (all of the history dropped) and the mask.
+ */
+export function minimumPromptLength(record: TokenizedRecord): number {
+  const { unitStart, promptUnits } = record;
+  return unitStart[promptUnits] - unitStart[droppableUnits(record)] + 1;
+}
+
+/**
  * Throws one InputError when any of `records` cannot be collated within `maxLength`: how many,
  * the longest of them and what it needs (the collator's own message), and the length that would
  * take them all. Training checks its records with it before its first step, so a record that

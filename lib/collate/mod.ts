@@ -42,6 +42,7 @@ export {
   DEFAULT_MIX,
   encodePromptPartA,
   exampleRng,
+  minimumPromptLength,
   type Objective,
   type ObjectiveMix,
   OBJECTIVES,

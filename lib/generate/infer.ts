@@ -26,7 +26,12 @@
  * @module
  */
 
-import { encodePromptPartA, firstTokenOfItems, tokenizeRecord } from "../collate/mod.ts";
+import {
+  encodePromptPartA,
+  firstTokenOfItems,
+  minimumPromptLength,
+  tokenizeRecord,
+} from "../collate/mod.ts";
 import type { TextRecord } from "../data/types.ts";
 import { ANSWERED_TASKS, type AnsweredTask, answerOf } from "../data/tasks.ts";
 import { formatRating } from "../data/text.ts";
@@ -142,6 +147,8 @@ interface Job {
   index: number;
   record: TextRecord;
   prompt: PromptInput;
+  /** Text: the most new tokens that fit the model's length after the prompt. */
+  maxTokens?: number;
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
@@ -283,11 +290,20 @@ export class Predictor {
             `user's line in the dataset's candidates.jsonl)`,
         );
       }
-      const partA = encodePromptPartA(tokenizeRecord(tokenizer, record), tokenizer.special, {
+      const tokenized = tokenizeRecord(tokenizer, record);
+      let reserve = this.#reserve(mode);
+      let maxTokens: number | undefined;
+      if (mode === "text") {
+        // A model shorter than the prompt's instruction plus --max-new-tokens writes what fits
+        // (at least one token), rather than stopping the run.
+        const room = this.#options.maxLength - minimumPromptLength(tokenized) - 1;
+        if (room >= 1 && room < this.#options.maxNewTokens) [reserve, maxTokens] = [1 + room, room];
+      }
+      const partA = encodePromptPartA(tokenized, tokenizer.special, {
         maxLength: this.#options.maxLength,
-        reserve: this.#reserve(mode),
+        reserve,
       });
-      const job = { index, record, prompt: partA };
+      const job = { index, record, prompt: partA, maxTokens };
       const list = groups.get(mode);
       if (list) list.push(job);
       else groups.set(mode, [job]);
@@ -410,6 +426,7 @@ export class Predictor {
       trie: pool.entities,
       allowed: this.#allowed,
       maxTokens: o.maxNewTokens,
+      maxTokensEach: jobs.map((j) => j.maxTokens ?? o.maxNewTokens),
       beams: o.textBeams,
     });
     return jobs.map((j, i) => ({

@@ -37,6 +37,8 @@ export interface TextOptions {
   allowed: Uint8Array;
   /** Most tokens before `[E]`. */
   maxTokens?: number;
+  /** Most tokens before `[E]` for each prompt, where fewer than `maxTokens` fit its model. */
+  maxTokensEach?: readonly number[];
   /** Beams per prompt (default 1: greedy). */
   beams?: number;
 }
@@ -138,7 +140,8 @@ export async function generateText(
     for (let q = 0; q < active.length; q++) {
       const p = active[q];
       live[p] = extendBeams(live[p], done[p], logp, V, beams, options);
-      if (done[p].length >= beams || live[p].length === 0 || length + 1 >= maxTokens) continue;
+      const limit = Math.min(maxTokens, options.maxTokensEach?.[p] ?? maxTokens);
+      if (done[p].length >= beams || live[p].length === 0 || length + 1 >= limit) continue;
       keep.push(q);
       still.push(p);
     }
