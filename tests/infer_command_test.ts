@@ -393,3 +393,50 @@ Deno.test("text records write what fits the model's length when --max-new-tokens
     for (const line of lines) assert.equal(typeof line.text, "string");
   });
 });
+
+Deno.test("--protocol sampled refuses a candidate that is no item, or one listed twice", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    await Deno.mkdir(data);
+    for await (const entry of Deno.readDir(DATA)) {
+      await Deno.copyFile(join(DATA, entry.name), join(data, entry.name));
+    }
+    const record = records.find((r) => r.task === "sequential")!;
+    const item = [...ITEMS][0];
+    for (
+      const [candidates, message] of [
+        [
+          [item, "Totally Made Up Product, 5 ml"],
+          /candidate "Totally Made Up Product, 5 ml" is not an item of entities\.json/,
+        ],
+        [[item, item], /candidate ".*" is listed twice/],
+      ] as const
+    ) {
+      await Deno.writeTextFile(
+        join(data, "test.jsonl"),
+        JSON.stringify({ ...record, candidates }) + "\n",
+      );
+      const out = join(dir, "p.jsonl");
+      const result = await run(
+        ...["--model", MODEL, "--data", data, "--out", out, "--protocol", "sampled"],
+      );
+      assert.equal(result.code, 1, result.err);
+      assert.match(result.err, new RegExp(`record "${record.id}": ` + message.source));
+    }
+  });
+});
+
+Deno.test("a selection of no record warns that the predictions file is empty", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "p.jsonl");
+    const { code, stderr } = await runCli([
+      "infer",
+      ...["--device", "cpu", "--model", MODEL, "--data", DATA, "--out", out],
+      // One sampled user of five, whose test split has no review (only one user's has).
+      ...["--tasks", "review", "--sample-users", "1", "--sample-seed", "1", "--quiet"],
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /^warning: no record of test\.jsonl was selected \(19 read\)/m);
+    assert.equal(await Deno.readTextFile(out), "");
+  });
+});

@@ -275,6 +275,29 @@ export class Predictor {
     }
   }
 
+  /** Refuses a record without candidates, or whose candidates are not distinct pool items. */
+  #checkCandidates(record: TextRecord): void {
+    const where = `record "${record.id}"`;
+    if (!Array.isArray(record.candidates)) {
+      throw new InputError(
+        `${where}: no candidates to rank (the sampled protocol needs the user's line in the ` +
+          `dataset's candidates.jsonl)`,
+      );
+    }
+    const seen = new Set<string>();
+    for (const c of record.candidates) {
+      if (!this.#parts.pool.items.index.has(c)) {
+        throw new InputError(
+          `${where}: candidate ${JSON.stringify(c)} is not an item of entities.json`,
+        );
+      }
+      if (seen.has(c)) {
+        throw new InputError(`${where}: candidate ${JSON.stringify(c)} is listed twice`);
+      }
+      seen.add(c);
+    }
+  }
+
   /** The prediction line of each record, in order. */
   async predict(
     records: readonly TextRecord[],
@@ -284,12 +307,7 @@ export class Predictor {
     const groups = new Map<Mode, Job[]>();
     records.forEach((record, index) => {
       const mode = this.#mode(record);
-      if (mode === "candidates" && !Array.isArray(record.candidates)) {
-        throw new InputError(
-          `record "${record.id}": no candidates to rank (the sampled protocol needs the ` +
-            `user's line in the dataset's candidates.jsonl)`,
-        );
-      }
+      if (mode === "candidates") this.#checkCandidates(record);
       const tokenized = tokenizeRecord(tokenizer, record);
       let reserve = this.#reserve(mode);
       let maxTokens: number | undefined;
@@ -403,7 +421,7 @@ export class Predictor {
         ...head(j.record),
         predictions: Array.from(rankByScore(scores[i]).subarray(0, o.topK), (c) => ({
           entity: lists[i][c],
-          item_id: pool.items.ids[pool.items.index.get(lists[i][c]) ?? -1],
+          item_id: pool.items.ids[pool.items.index.get(lists[i][c])!],
           score: round(scores[i][c]),
         })),
       }));

@@ -318,6 +318,13 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
       );
       const answerRun = { options, data, select, predictor, out, total, startedAt };
       const { done, read } = await answerSplit(answerRun);
+      if (done === 0 && shard === undefined) {
+        // Not an error (a script may select nothing on purpose), but eval cannot score it.
+        options.onWarning?.(
+          `no record of ${options.split}.jsonl was selected (${read} read): the predictions file ` +
+            `is empty`,
+        );
+      }
       const run = shard === undefined ? undefined : await inferRunIdentity({
         model: options.model,
         adapter: loaded.adapter?.dir,
