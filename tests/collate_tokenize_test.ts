@@ -145,6 +145,35 @@ Deno.test("an answer marker in the middle records where the mask goes", () => {
   assert.equal(units[record.answerAt].text, ",");
 });
 
+Deno.test("a prompt without a marker reads as the one with the marker after its last segment", () => {
+  const segments = [
+    { text: "User 7 bought " },
+    { entity: "Saltmarsh Sea Clay Mask", kind: "item" },
+    { text: ". They gave it: " },
+  ];
+  for (const target of [[{ text: "4" }], undefined]) {
+    const base = { ...RECORDS[3], task: "rating" as const, target };
+    const marked = tokenizeRecord(tokenizer, {
+      ...base,
+      segments: [...segments, { answer: true }],
+    });
+    const unmarked = tokenizeRecord(tokenizer, { ...base, segments });
+    assert.deepEqual(unmarked.ids, marked.ids);
+    assert.deepEqual(unmarked.unitStart, marked.unitStart);
+    assert.equal(unmarked.answerAt, marked.answerAt);
+  }
+  // A document has no answer: its trailing space stays.
+  const doc = tokenizeRecord(tokenizer, {
+    ...RECORDS[0],
+    task: "profile",
+    target: undefined,
+    segments: [{ text: "Likes " }, { entity: "Saltmarsh Sea Clay Mask", kind: "item" }, {
+      text: ". Often ",
+    }],
+  });
+  assert.ok(view(doc).at(-1)!.text.endsWith(" "));
+});
+
 Deno.test("bad records are input errors naming the record", () => {
   const base = RECORDS[2];
   const cases: [Partial<TextRecord> & Record<string, unknown>, RegExp][] = [

@@ -337,6 +337,13 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
   }
   const builder = new Builder();
   let answerAt = -1;
+  // A prompt without a marker has its answer after its last segment: that segment's trailing
+  // white space goes as before a marker, so the record reads as the one with the marker at its end.
+  // (A task prompt inference reads may have no target; a profile document has no answer at all.)
+  const prompt = (record.target !== undefined && record.target !== null) ||
+    (typeof record.task === "string" && record.task !== "profile");
+  const answerLast = prompt &&
+    !segments.some((x) => typeof x === "object" && x !== null && isAnswer(x));
   for (let s = 0; s < segments.length; s++) {
     const segment = segments[s];
     if (typeof segment !== "object" || segment === null) {
@@ -344,7 +351,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
     }
     if (isText(segment)) {
       const next = segments[s + 1];
-      const beforeBlank = next !== undefined && (isEntity(next) || isAnswer(next));
+      const beforeBlank = next !== undefined ? isEntity(next) || isAnswer(next) : answerLast;
       addText(builder, tokenizer, beforeBlank ? dropTrailingSpace(segment.text) : segment.text);
     } else if (isEntity(segment)) {
       addEntity(builder, tokenizer, segment.entity, where, segmentAge(segment, where));
