@@ -190,7 +190,8 @@ rating values; explanation and review by generated text. Writes one JSON line pe
   {"id", "user", "task", "template", "predictions": [{"entity", "item_id", "score"}, ...]}   item tasks
   {"id", ..., "rating": 4.21, "most_likely": 5}                                     rating
   {"id", ..., "text": "..."}                                                         text tasks
-Scores are natural-log probabilities of the item's tokens and [E] (no length normalisation).
+Scores are natural-log probabilities of the item's tokens and [E] (no length normalisation); with
+item tokens, of the item's own token (exact ranking, both protocols).
 
 ${formatFlags(FLAGS)}
 

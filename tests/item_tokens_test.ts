@@ -19,6 +19,7 @@ import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import type { EntitySegment, Segment, TextRecord } from "../lib/data/types.ts";
 import { rankItemsExact } from "../lib/generate/exact_rank.ts";
 import { searchItems } from "../lib/generate/items.ts";
+import { Predictor } from "../lib/generate/infer.ts";
 import { loadForInference } from "../lib/generate/load.ts";
 import { demoStages } from "../lib/demo/plan.ts";
 import { initModel } from "../lib/model/init.ts";
@@ -193,6 +194,20 @@ Deno.test("exact ranking gives the exhaustive beam search's top-k under the trie
       }
       // Not a constant ranking: the prompts disagree.
       assert.notDeepEqual(Array.from(exact[0].items), Array.from(exact[1].items));
+      // Both protocols give an item one score: the sampled protocol's candidates are scored as
+      // exact ranking scores them.
+      const parts = { model: decoder, tokenizer, pool };
+      const settings = { maxLength: loaded.maxLength, topK: 5, excludeSeen: true };
+      const full = await new Predictor(parts, { ...settings, protocol: "full" }).predict(records);
+      const sampled = await new Predictor(parts, { ...settings, protocol: "sampled" }).predict(
+        records.map((r, p) => ({
+          ...r,
+          candidates: Array.from(exact[p].items, (i) => pool.items.items[i]).reverse(),
+        })),
+      );
+      for (let p = 0; p < records.length; p++) {
+        assert.deepEqual(sampled[p].predictions, full[p].predictions);
+      }
     } finally {
       await decoder.release();
     }

@@ -411,12 +411,26 @@ export class Predictor {
         const seen = o.excludeSeen ? new Set(j.record.history ?? []) : null;
         return j.record.candidates!.filter((c) => seen === null || !seen.has(c));
       });
-      const scores = await scoreAnswers(
-        model,
-        prompts,
-        lists.map((list) => list.map((c) => entityAnswer(tokenizer, c))),
-        { sop, eop, tokensPerRun: o.tokensPerRun },
-      );
+      let scores: ArrayLike<number>[];
+      if (this.#firstTokens) {
+        // Item tokens: a candidate scores what exact ranking gives it (its first token), so one
+        // item has one score under both protocols.
+        const all = await itemLogProbs(model, prompts, {
+          firstTokens: this.#firstTokens,
+          sop,
+          trieSoftmax: o.trieSoftmax,
+        });
+        scores = lists.map((list, p) =>
+          Float64Array.from(list, (c) => all[p][pool.items.index.get(c)!])
+        );
+      } else {
+        scores = await scoreAnswers(
+          model,
+          prompts,
+          lists.map((list) => list.map((c) => entityAnswer(tokenizer, c))),
+          { sop, eop, tokensPerRun: o.tokensPerRun },
+        );
+      }
       return jobs.map((j, i) => ({
         ...head(j.record),
         predictions: Array.from(rankByScore(scores[i]).subarray(0, o.topK), (c) => ({
