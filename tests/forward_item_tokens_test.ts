@@ -67,7 +67,7 @@ Deno.test("forward --adapter --data: an adapter with item rows runs; without --d
       /outside 0\.\.\d+ \(a dataset's item tokens: give it with --data DIR\)/,
     );
     // A tokenizer.json that is there but broken is named, not taken for no tokenizer.
-    await Deno.writeTextFile(join(model, "tokenizer.json"), "{\"model\": ");
+    await Deno.writeTextFile(join(model, "tokenizer.json"), '{"model": ');
     const broken = await runCli([...forward, "--data", data, "--out", join(dir, "c.safetensors")]);
     assert.equal(broken.code, 1, broken.stderr);
     assert.match(broken.stderr, /tokenizer\.json/);
