@@ -161,15 +161,18 @@ async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forward
   const { model: modelDir, batch: batchPath, device, adapter } = flags;
   const tokenizerPath = join(modelDir, "tokenizer.json");
   const data = flags.data === undefined ? undefined : await openDataset(flags.data);
-  const tokenizerIds = await TextTokenizer.load(tokenizerPath).then(
-    (t) => (data ? withItemTokens(t, data) : t).vocabSize,
+  const [tokenizerIds, tokenizerDefinedIds] = await TextTokenizer.load(tokenizerPath).then(
+    (t): [number, number | undefined] => [
+      (data ? withItemTokens(t, data) : t).vocabSize,
+      t.definedIds,
+    ],
     async (error) => {
       // No tokenizer: no special rows. A tokenizer that is there but broken is an error.
       if (await Deno.stat(tokenizerPath).then(() => true, () => false)) throw error;
-      return 0;
+      return [0, undefined] as [number, number | undefined];
     },
   );
-  const model = await loadAnyModel(modelDir, { tokenizerIds, data });
+  const model = await loadAnyModel(modelDir, { tokenizerIds, tokenizerDefinedIds, data });
   const V = model.config.vocabSize + model.addedRows;
   const limits = { vocabSize: V, maxSequenceLength: model.config.maxPositionEmbeddings };
   let batch: ReturnType<typeof parseBatchJson>;

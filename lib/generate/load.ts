@@ -185,6 +185,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   const tokenizer = options.data ? withItemTokens(base, options.data) : base;
   const model = await loadAnyModel(options.model, {
     tokenizerIds: tokenizer.vocabSize,
+    tokenizerDefinedIds: tokenizer.definedIds,
     data: options.data,
   });
   const recorded = model.config.itemTokens;

@@ -39,6 +39,12 @@ export interface AnyModel {
 export interface LoadAnyOptions {
   /** Ids the tokenizer needs (its vocabulary and appended special tokens). */
   tokenizerIds: number;
+  /**
+   * Ids the tokenizer's file defines (`TextTokenizer.definedIds`): a pretrained decoder's
+   * embedding rows past them are padding, dropped so that the special tokens the tokenizer lacks
+   * get trainable rows of their own (see {@linkcode loadAnyModel}).
+   */
+  tokenizerDefinedIds?: number;
   /** Called with a one-line message ("loading 3/40: name") as each weight tensor is read. */
   progress?: (message: string) => void;
   /**
@@ -102,12 +108,40 @@ export async function loadAnyModel(dir: string, options: LoadAnyOptions): Promis
   if (options.data) {
     checkModelItemTokens({ dir, config: await readDecoderConfig(dir) }, options.data);
   }
-  const model = await loadDecoder(dir, {
+  const loaded = await loadDecoder(dir, {
     progress: (name, done, total) => options.progress?.(`loading ${done}/${total}: ${name}`),
   });
+  const model = withoutPadding(loaded, options.tokenizerDefinedIds);
   const addedRows = addedRowCount(model.config, options.tokenizerIds);
   addSpecialRows(model.config, model.weights, addedRows);
   return { ...model, addedRows };
+}
+
+/**
+ * A pretrained checkpoint without its embedding (and untied head) rows past the tokenizer's own
+ * ids. Qwen and GLM-4 pad `vocab_size` beyond their tokenizers; the method's special tokens (and a
+ * dataset's item tokens), appended after the tokenizer's ids, would otherwise land on those
+ * never-trained rows, frozen under LoRA, where the other families give them trainable,
+ * mean-initialised rows. A model this toolkit wrote (it records `recsysllm` settings or item
+ * tokens: its rows past the tokenizer are the special and item rows it trained) keeps them all.
+ */
+function withoutPadding<M extends { config: DecoderConfig; weights: Weights }>(
+  model: M,
+  definedIds: number | undefined,
+): M {
+  const { config } = model;
+  const written = config.attention !== undefined || config.trainedLength !== undefined ||
+    config.itemTokens !== undefined;
+  if (definedIds === undefined || written || definedIds >= config.vocabSize) return model;
+  const h = config.hiddenSize;
+  const weights = new Map(model.weights);
+  for (const name of ["model.embed_tokens.weight", "lm_head.weight"]) {
+    const table = weights.get(name);
+    if (table && table.length === config.vocabSize * h) {
+      weights.set(name, table.slice(0, definedIds * h));
+    }
+  }
+  return { ...model, config: { ...config, vocabSize: definedIds }, weights };
 }
 
 /** The longest sequence the model takes (a Mistral window caps it: see `slidingWindow`). */

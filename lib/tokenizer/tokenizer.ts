@@ -107,6 +107,12 @@ export class TextTokenizer {
   readonly special: Readonly<SpecialIds>;
   /** Number of ids, including special tokens appended after the tokenizer's own vocabulary. */
   readonly vocabSize: number;
+  /**
+   * Ids the `tokenizer.json` itself defines (its highest id + 1): the special tokens it lacks, and
+   * entity tokens, come after them. A checkpoint's embedding rows past these are padding no
+   * token of this tokenizer reaches (lib/model/load_any.ts).
+   */
+  readonly definedIds: number;
   /** Where the tokenizer came from, for messages. */
   readonly source: string;
   /** How it marks a word's leading space (decides the entities' canonical encoding). */
@@ -133,8 +139,10 @@ export class TextTokenizer {
     special: SpecialIds,
     source: string,
     leadingSpace: LeadingSpace,
+    definedIds: number,
     entities?: { tokens: ReadonlyMap<string, number>; titles: boolean },
   ) {
+    this.definedIds = definedIds;
     this.#engine = engine;
     this.#strings = strings;
     this.#isSpecial = isSpecial;
@@ -185,6 +193,7 @@ export class TextTokenizer {
       { ...this.special },
       this.source,
       this.leadingSpace,
+      this.definedIds,
       { tokens, titles: options.titles },
     );
   }
@@ -248,6 +257,7 @@ export class TextTokenizer {
 
     let size = 0;
     for (const id of byString.values()) size = Math.max(size, id + 1);
+    const definedIds = size;
     const strings = new Array<string>(size).fill("");
     for (const [token, id] of byString) strings[id] = token;
 
@@ -273,7 +283,15 @@ export class TextTokenizer {
     } catch (error) {
       throw inputError(source, undefined, `cannot load tokenizer (${(error as Error).message})`);
     }
-    return new TextTokenizer(engine, strings, isSpecial, special, source, leadingSpaceOf(json));
+    return new TextTokenizer(
+      engine,
+      strings,
+      isSpecial,
+      special,
+      source,
+      leadingSpaceOf(json),
+      definedIds,
+    );
   }
 
   /**

@@ -332,6 +332,7 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   // this one's).
   const model = await loadAnyModel(options.model, {
     tokenizerIds: tokenizer.vocabSize,
+    tokenizerDefinedIds: tokenizer.definedIds,
     data: dataset,
   });
   const modelMax = maxModelLength(model);
