@@ -17,12 +17,13 @@ import {
   openWorld,
   RankFailed,
   RankUsageFailed,
+  runAsRank,
   shareOf,
   sonamesFor,
   together,
   worldFromEnv,
 } from "../lib/parallel/mod.ts";
-import { InputError, OptionError, UsageError } from "../lib/errors.ts";
+import { InputError, OptionError, ReportedElsewhere, UsageError } from "../lib/errors.ts";
 import { sliceBatch } from "../lib/train/data.ts";
 import type { Batch } from "../lib/collate/types.ts";
 import { train, type TrainOptions } from "../lib/train/trainer.ts";
@@ -168,6 +169,57 @@ Deno.test("in-process ranks sum, broadcast and agree on a failure, naming its ra
     10,
     20,
   ]);
+});
+
+Deno.test("a file fault inside together is bad input on every rank, as one process words it", async () => {
+  const ranks = localGroup(2);
+  const results = await Promise.allSettled(ranks.map((r) =>
+    together(r, () => {
+      if (r.rank === 0) throw new Deno.errors.IsADirectory("Is a directory (os error 21)");
+    })
+  ));
+  for (const result of results) {
+    const error = (result as PromiseRejectedResult).reason;
+    assert.ok(error instanceof RankFailed, String(error)); // an InputError: status 1, not 70
+    assert.match(error.message, /^rank 0: .*is a directory/i);
+  }
+});
+
+Deno.test("a rank's own failure leaves the world unclosed (no MPI_Finalize to hang in); an agreed one closes it", async () => {
+  const world = (rank: number) => {
+    const closed = { value: false };
+    const w: Collective = {
+      ...localGroup(1)[0],
+      rank,
+      size: 2,
+      close: () => {
+        closed.value = true;
+        return Promise.resolve();
+      },
+    };
+    return { w, closed };
+  };
+  const alone = world(1);
+  await assert.rejects(
+    () =>
+      runAsRank(alone.w, () => Promise.reject(new RangeError("Array buffer allocation failed"))),
+    RangeError,
+  );
+  assert.equal(alone.closed.value, false);
+  const agreed = world(1);
+  const failure = await Promise.allSettled(
+    localGroup(2).map((r) =>
+      together(r, () => {
+        if (r.rank === 0) throw new InputError("bad");
+      })
+    ),
+  );
+  const reason = (failure[1] as PromiseRejectedResult).reason;
+  await assert.rejects(() => runAsRank(agreed.w, () => Promise.reject(reason)), ReportedElsewhere);
+  assert.equal(agreed.closed.value, true);
+  const fine = world(0);
+  assert.equal(await runAsRank(fine.w, () => Promise.resolve(7)), 7);
+  assert.equal(fine.closed.value, true);
 });
 
 Deno.test("a slice of a batch keeps its rows, length and the trie bias rows of its loss tokens", () => {

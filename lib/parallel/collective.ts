@@ -12,6 +12,7 @@
  */
 
 import { InputError, OptionError, UsageError, worded, wordingOf } from "../errors.ts";
+import { toIoError } from "../io/io_error.ts";
 
 /** The ranks of a data-parallel run, as one rank sees them. */
 export interface Collective {
@@ -94,7 +95,10 @@ interface Failure {
   option?: string;
 }
 
-function describe(error: unknown): Failure {
+function describe(raised: unknown): Failure {
+  // A file-system fault (a full disk, a directory where a file belongs) is bad input, as main
+  // words it for one process, not a bug.
+  const error = toIoError(raised);
   if (error instanceof OptionError) {
     return { kind: "option", message: error.describe("\u0000", marked), option: error.option };
   }

@@ -59,15 +59,31 @@ export function openWorld(
  * await asRank(async (world) => console.error(world ? `rank ${world.rank}` : "alone"));
  * ```
  */
-export async function asRank<T>(work: (world: Collective | undefined) => Promise<T>): Promise<T> {
+export function asRank<T>(work: (world: Collective | undefined) => Promise<T>): Promise<T> {
   // Under an MPI launcher: this process is one rank (nothing is loaded otherwise).
-  const world = openWorld();
+  return runAsRank(openWorld(), work);
+}
+
+/**
+ * {@linkcode asRank} in `world`. A failure the ranks did not agree on (one rank's alone, raised
+ * outside `together`) leaves the world without closing it: MPI_Finalize would wait for ranks that
+ * wait in their next collective for this one, and the job would hang with no message. The rank
+ * exits with its error instead, and the launcher, seeing a rank end without finalizing, stops the
+ * others.
+ */
+export async function runAsRank<T>(
+  world: Collective | undefined,
+  work: (world: Collective | undefined) => Promise<T>,
+): Promise<T> {
+  const ranks = world && world.size > 1 ? world : undefined;
+  let close = true;
   try {
-    return await work(world && world.size > 1 ? world : undefined);
+    return await work(ranks);
   } catch (error) {
+    if (ranks && !isAgreed(error)) close = false;
     if (world && world.rank !== 0 && isAgreed(error)) throw new ReportedElsewhere(error);
     throw error;
   } finally {
-    await world?.close();
+    if (close) await world?.close();
   }
 }
