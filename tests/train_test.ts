@@ -305,6 +305,20 @@ Deno.test("a run directory is never overwritten by accident, and resuming checks
           e.message,
         ),
     );
+    // Another entities.json (the trie, the room for an item answer) is another run too.
+    const data = join(dir, "data-renamed");
+    await Deno.mkdir(data);
+    for await (const entry of Deno.readDir(options.data)) {
+      await Deno.copyFile(join(options.data, entry.name), join(data, entry.name));
+    }
+    const entities = JSON.parse(await Deno.readTextFile(join(data, "entities.json")));
+    const item = entities.find((e: { kind: string }) => e.kind === "item");
+    item.entity += " Deluxe";
+    await Deno.writeTextFile(join(data, "entities.json"), JSON.stringify(entities));
+    await assert.rejects(
+      () => train({ ...options, data, resume: true }),
+      (e) => e instanceof UsageError && /different settings \(itemsSha256/.test(e.message),
+    );
     // Settings that change the tensors' shapes are settings too, not a damaged checkpoint.
     for (const other of [{ lora: { ...QKV, rank: 4 } }, { lora: null }]) {
       await assert.rejects(

@@ -32,6 +32,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { InputError } from "../errors.ts";
 import type { EntitySegment, Segment, TextRecord, TextSegment } from "../data/types.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
@@ -161,6 +162,26 @@ export function longestItemTokens(
     if (kind === "item") longest = Math.max(longest, encodeEntityShared(tokenizer, entity).length);
   }
   return longest;
+}
+
+/**
+ * SHA-256 (hex) of the tokens of every item of `entities`, in order: what the entity trie, the
+ * trie softmax and the room left for an item answer are made of. A resumed run, and every rank
+ * of a data-parallel run, checks its items by it.
+ */
+export function itemsSha256(
+  tokenizer: TextTokenizer,
+  entities: readonly { entity: string; kind: string }[],
+): string {
+  const hash = createHash("sha256");
+  for (const { entity, kind } of entities) {
+    if (kind !== "item") continue;
+    const ids = encodeEntityShared(tokenizer, entity);
+    hash.update(String(ids.length)).update(
+      new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength),
+    );
+  }
+  return hash.digest("hex");
 }
 
 /** Encodings of entities with a token of their own, per tokenizer (entities repeat constantly). */

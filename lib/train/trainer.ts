@@ -35,7 +35,7 @@
 import { join } from "node:path";
 import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
-import { longestItemTokens } from "../collate/tokenize.ts";
+import { itemsSha256, longestItemTokens } from "../collate/tokenize.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
 import { type ItemTokenDigest, itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
@@ -385,6 +385,8 @@ export interface RunData {
   trainRecords: number;
   /** {@linkcode recordsSha256} of the training records: the data's identity for `--resume`. */
   trainSha256: string;
+  /** `itemsSha256` of the dataset's items: the trie and the room for an item answer. */
+  itemsSha256: string;
   stream: BatchStream;
   /** Undefined when validation is off or the dataset has no validation records. */
   valStream?: BatchStream;
@@ -479,6 +481,7 @@ export async function loadRunData(
     collator,
     trainRecords: trainRecords.length,
     trainSha256: recordsSha256(trainRecords),
+    itemsSha256: itemsSha256(tokenizer, dataset.entities),
     stream,
     valStream,
     validSha256: recordsSha256(validRecords),
@@ -599,6 +602,7 @@ function resumeSettings(
     adamw: sizes.adamw,
     trainRecords: data.trainRecords,
     trainSha256: data.trainSha256,
+    itemsSha256: data.itemsSha256,
     model: modelSettings(base.model, base.decoder.attention),
   };
 }
@@ -695,6 +699,10 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
         `${String(run.settings.trainSha256).slice(0, 12)}...); restore that dataset, or train ` +
         `into a new ${optionName("out")}`,
     );
+  }
+  if (comparable.itemsSha256 === undefined) {
+    // Checkpoints before 2026-12-07 do not record their items (entities.json's items, tokenized).
+    comparable.itemsSha256 = run.settings.itemsSha256;
   }
   const model = comparable.model as Record<string, unknown> | undefined;
   if (model && !("family" in model)) {
