@@ -218,6 +218,13 @@ Deno.test("a link to an output directory is followed and stays a link; links are
       /chart\.svg \(a link to .*notes\.svg\): is not a file recsysllm eval wrote/,
     );
     assert.equal(await Deno.readTextFile(notes), "mine");
+
+    // A file output inside a directory reached through a link (a scratch dir that is a link).
+    const scratch = join(dir, "scratch");
+    await Deno.symlink(join(dir, "charts"), scratch);
+    const inLinked = await evalChart(join(scratch, "new.svg"));
+    assert.equal(inLinked.code, 0, inLinked.stderr);
+    assert.ok((await Deno.stat(join(dir, "charts", "new.svg"))).isFile);
   }));
 
 Deno.test("a live lock's message says to wait, never to remove the lock", () =>

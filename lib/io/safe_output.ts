@@ -343,7 +343,8 @@ async function claim(
       "cannot create the directory",
       () => Deno.mkdir(parent, { recursive: true }),
     );
-  } else if (!(await lstatOrUndefined(parent))?.isDirectory) {
+  } else if (!(await Deno.stat(parent).catch(() => undefined))?.isDirectory) {
+    // (stat, not lstat: a directory reached through a link is a directory)
     throw new InputError(`${name}: cannot write: its directory does not exist`);
   }
   const lock = await OutputLock.acquire(target, options.command);
