@@ -321,7 +321,14 @@ Deno.test("a decoder's LoRA adapter records the item tokens it trained beside ad
     const peft = JSON.parse(await Deno.readTextFile(join(adapter, "adapter_config.json")));
     assert.equal(peft.item_tokens, undefined);
 
-    assert.ok((await load(model, demo, adapter)).adapter);
+    const withAdapter = await load(model, demo, adapter);
+    assert.ok(withAdapter.adapter);
+    assert.deepEqual(withAdapter.warnings, []);
+    // Without the adapter the item rows are the mean row, added at load: every item scores alike.
+    assert.match(
+      (await load(model, demo)).warnings.join("\n"),
+      /manifest\.json: its 293 item tokens have no trained rows in .*qwen3: every item scores alike; pretrain on this dataset first/,
+    );
     // The same number of rows: only the record tells them apart.
     const another =
       /adapter\/recsysllm_adapter\.json: its item tokens are another dataset's \(293 items, .* has (293|199) items .*: train an adapter on this dataset$/;

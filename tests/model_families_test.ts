@@ -112,6 +112,8 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
     parseDecoderConfig({ ...unslid, max_window_layers: 24 }, "c").slidingWindow,
     undefined,
   );
+  // Every layer slides (from layer 0): the window caps the length, as Mistral's.
+  assert.equal(parseDecoderConfig({ ...unslid, max_window_layers: 0 }, "c").slidingWindow, 4096);
   // Mistral-7B-v0.1's window: kept, and the model's length capped at it (where sliding and full
   // attention agree), written back as it was read.
   const mistral = parseDecoderConfig(

@@ -91,6 +91,18 @@ Deno.test("GLM's names are accepted and missing special tokens are appended", ()
   assert.equal(tokenizer.decode([tokenizer.special.gmask]), "[gMASK]");
 });
 
+Deno.test("GLM-4's span markers <sop> and <eop> are [S] and [E]", () => {
+  const json = trainByteLevelBpe(["some text to learn from, some more text"], {
+    vocabSize: 280,
+    specialTokens: ["[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>"],
+  });
+  const vocab = (json.model as { vocab: Record<string, number> }).vocab;
+  const tokenizer = TextTokenizer.fromJson(json);
+  assert.equal(tokenizer.special.sop, vocab["<sop>"]);
+  assert.equal(tokenizer.special.eop, vocab["<eop>"]);
+  assert.equal(tokenizer.definedIds, Object.keys(vocab).length);
+});
+
 Deno.test("a missing, invalid or foreign tokenizer file is an input error naming it", async () => {
   await withTempDir(async (dir) => {
     await assert.rejects(() => TextTokenizer.load(`${dir}/none.json`), (error: Error) => {

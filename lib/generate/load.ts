@@ -203,6 +203,8 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   // Prompts are cut as training cut them: to the length the weights were trained on, where known.
   let trainedLength = model.config.trainedLength;
   let adapter: LoadedForInference["adapter"];
+  // Whether the dataset's item tokens have trained rows: the model's own, or an adapter's.
+  let trainedItems = model.config.itemTokens !== undefined;
   if (options.adapter !== undefined) {
     const dir = await adapterDir(options.adapter);
     await checkAdapterTokenizer(dir, tokenizerBytes, options.model);
@@ -222,6 +224,16 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
       targets: loaded.lora.targets,
       attention: loaded.method?.attention,
     };
+    trainedItems = loaded.method?.itemTokens !== undefined;
+  }
+  const items = options.data && itemTokenDigest(options.data);
+  if (items && !trainedItems) {
+    // Their rows are the mean row, added at load: every item would score alike.
+    options.onWarning?.(
+      `${join(options.data!.dir, "manifest.json")}: its ${items.count} item tokens have no ` +
+        `trained rows in ${options.model}${options.adapter ? ` or ${options.adapter}` : ""}: ` +
+        `every item scores alike; pretrain on this dataset first`,
+    );
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.
   const decoders = await openDecoders({

@@ -379,7 +379,11 @@ export async function loadAdapter(
       settings?.file ?? configPath,
       undefined,
       `"added_rows" is ${method.addedRows}; the model with its tokenizer (and the dataset's item ` +
-        `tokens, if any) needs ${options.model.addedRows}`,
+        `tokens, if any) needs ${options.model.addedRows}` +
+        (method.addedRows < options.model.addedRows
+          ? " (an adapter trained before 2026-12-07 on a checkpoint whose vocab_size pads past " +
+            "its tokenizer used the padding rows: train it again)"
+          : ""),
     );
   }
   const weightsPath = join(dir, ADAPTER_FILES.weights);

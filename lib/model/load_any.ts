@@ -138,7 +138,7 @@ function withoutPadding<M extends { config: DecoderConfig; weights: Weights }>(
   for (const name of ["model.embed_tokens.weight", "lm_head.weight"]) {
     const table = weights.get(name);
     if (table && table.length === config.vocabSize * h) {
-      weights.set(name, table.slice(0, definedIds * h));
+      weights.set(name, table.subarray(0, definedIds * h)); // no copy of a large table
     }
   }
   return { ...model, config: { ...config, vocabSize: definedIds }, weights };

@@ -47,8 +47,9 @@ const SPECIAL_ALIASES: Record<keyof SpecialIds, string[]> = {
   mask: ["[MASK]"],
   smask: ["[sMASK]"],
   gmask: ["[gMASK]"],
-  sop: ["[S]", "<|startofpiece|>"],
-  eop: ["[E]", "<|endofpiece|>"],
+  // GLM-10B writes its span markers <|startofpiece|>/<|endofpiece|>, GLM-4 <sop>/<eop>.
+  sop: ["[S]", "<|startofpiece|>", "<sop>"],
+  eop: ["[E]", "<|endofpiece|>", "<eop>"],
   pad: ["[PAD]", "<pad>", "<|endoftext|>"],
 };
 

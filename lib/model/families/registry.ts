@@ -295,6 +295,8 @@ function slidingWindow(
   if (traits.slidingWindow === "mistral") return window;
   const firstSliding = o.max_window_layers ?? 0;
   if (typeof firstSliding === "number" && firstSliding >= layers) return undefined;
+  // Every layer slides: as Mistral's, the window caps the length.
+  if (typeof firstSliding === "number" && firstSliding <= 0) return window;
   throw inputError(
     file,
     undefined,
