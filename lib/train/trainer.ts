@@ -341,7 +341,12 @@ export async function loadBase(options: TrainOptions): Promise<BaseModel> {
   if (maxLength > modelMax || maxLength < 8) {
     throw new OptionError(
       "maxLength",
-      (name) => `${name} must be in 8..${modelMax} (the model's maximum), got ${maxLength}`,
+      (name) =>
+        `${name} must be in 8..${modelMax} (the model's maximum${
+          modelMax < model.config.maxPositionEmbeddings
+            ? `: its sliding_window, where sliding and full attention agree`
+            : ""
+        }), got ${maxLength}`,
     );
   }
   let lora = resolveLora(model, options.lora);
