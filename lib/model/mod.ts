@@ -7,9 +7,15 @@
  *
  * @example
  * ```ts
+ * import { TextTokenizer } from "../tokenizer/mod.ts";
  * import { loadAnyModel, modelFamily } from "./mod.ts";
  *
- * const model = await loadAnyModel("runs/tiny-model", { tokenizerIds: 8006 });
+ * const tokenizer = await TextTokenizer.load("runs/tiny-model/tokenizer.json");
+ * // Its ids, and those its file defines (a checkpoint's padding rows past them are dropped).
+ * const model = await loadAnyModel("runs/tiny-model", {
+ *   tokenizerIds: tokenizer.vocabSize,
+ *   tokenizerDefinedIds: tokenizer.definedIds,
+ * });
  * const family = modelFamily(model, { addedRows: model.addedRows });
  * family.stepGraph("last"); // the cached step, whatever the family
  * ```
