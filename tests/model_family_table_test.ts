@@ -320,6 +320,30 @@ for (const [name, config] of Object.entries(FAMILY_TABLE)) {
     await gradientsMatch(config, lora, attention === "prefix" ? "causal" : "prefix");
   });
 
+  Deno.test(`${name}: rotary tables cut to the run's length give the same logits`, async () => {
+    const weights = noisyDecoderWeights(config, 9, { intra: true });
+    const options = { attention: "prefix" as const, addedRows: 0 };
+    const batch = decoderBatch(config.vocabSize, [4, 6], 8, 2, [1, 0]);
+    const longest = Math.max(...batch.ropePositionIds) + 1;
+    assert.ok(longest < config.maxPositionEmbeddings);
+    assert.deepEqual(
+      await logitsOf({ ...config, positionLimit: longest }, weights, options),
+      await logitsOf(config, weights, options),
+    );
+    // And the tables are cut: no constant of the model's maximum rows is left.
+    const rowsOf = (c: DecoderConfig) =>
+      new Set(
+        [
+          ...buildDecoderForwardGraph({ config: c, weights, outputs: "logits" }).graph.initializers
+            .values(),
+        ].map((t) => t.shape[0]),
+      );
+    if (config.family !== "thudm_glm") {
+      assert.ok(rowsOf(config).has(config.maxPositionEmbeddings));
+      assert.ok(!rowsOf({ ...config, positionLimit: longest }).has(config.maxPositionEmbeddings));
+    }
+  });
+
   Deno.test(`${name}: an adapter by its hook equals it merged; a written model loads to the same logits`, () =>
     withTempDir(async (dir) => {
       const weights = noisyDecoderWeights(config, 9, { intra: true });

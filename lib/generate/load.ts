@@ -236,8 +236,10 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     );
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.
+  const maxLength = Math.min(maxModelLength(model), trainedLength ?? Infinity);
   const decoders = await openDecoders({
-    config: model.config,
+    // Rotary tables for the longest prompt this inference can run, not the model's maximum.
+    config: { ...model.config, positionLimit: maxLength },
     weights,
     addedRows: model.addedRows,
     attention,
@@ -247,7 +249,7 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   return {
     config: model.config,
     vocabSize: modelVocabSize(model),
-    maxLength: Math.min(maxModelLength(model), trainedLength ?? Infinity),
+    maxLength,
     tokenizer,
     decoder: decoders[0],
     decoders,

@@ -1206,7 +1206,8 @@ async function trainClaimed(
   const engine = await together(world, async () =>
     made = await TrainEngine.create(
       {
-        config: base.config,
+        // Rotary tables for the run's length, not the model's maximum.
+        config: { ...base.config, positionLimit: base.maxLength },
         weights: base.weights,
         lora: base.lora,
         decoder: base.decoder,

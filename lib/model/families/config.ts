@@ -187,6 +187,12 @@ export interface DecoderConfig {
    * (Mistral-7B-v0.1: 4096): runs are capped at it, where sliding and full attention agree.
    */
   slidingWindow?: number;
+  /**
+   * The longest sequence this use of the model runs (set when a run or an inference loads the
+   * model, never read from or written to config.json): rotary tables are built for it alone, not
+   * for `maxPositionEmbeddings` rows (a 1M-token checkpoint's would be half a gigabyte a graph).
+   */
+  positionLimit?: number;
   /** R: rows of `model.intra_position_embeddings.weight` (ids past R-1 use row R-1). */
   intraRows: number;
   /**

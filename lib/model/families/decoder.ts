@@ -417,7 +417,10 @@ export class DecoderBuilder {
     return g.scope("rotary", () => {
       const inv = inverseFrequencies(this.config);
       const half = inv.length;
-      const rows = this.config.maxPositionEmbeddings;
+      const rows = Math.min(
+        this.config.maxPositionEmbeddings,
+        this.config.positionLimit ?? Infinity,
+      );
       const cosTable = new Float64Array(rows * half);
       const sinTable = new Float64Array(rows * half);
       for (let p = 0; p < rows; p++) {
