@@ -115,6 +115,11 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
   figures.full_logits_speedup_vs_pytorch = Number(
     ((figures.full_logits_tokens_per_s as number) / PYTORCH_TOKENS_PER_S).toFixed(2),
   );
+  // The speed-ups divide by a fixed figure: the issue's PyTorch 1.13 measurement on another
+  // machine, not one made in this run (bench llm measures PyTorch beside the toolkit).
+  figures.pytorch_reference =
+    `${PYTORCH_TOKENS_PER_S} tokens/s, the issue's PyTorch 1.13 figure, ` +
+    "another machine: not measured in this run";
   return {
     ...figures,
     batch: B,

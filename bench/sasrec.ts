@@ -73,11 +73,14 @@ export async function run(): Promise<Record<string, unknown>> {
       "NDCG@10": round(sasrec.metrics["NDCG@10"]),
       "HR@5": round(sasrec.metrics["HR@5"]),
       "NDCG@5": round(sasrec.metrics["NDCG@5"]),
+      // `seconds`: everything (textualize, early stopping, the refit, item-kNN, ranking); the
+      // early_stopping_* figures: the epochs that chose the length, before the refit.
       seconds: round(seconds, 1),
-      train_seconds: round(trainSeconds, 1),
-      epochs: curve.length,
+      early_stopping_seconds: round(trainSeconds, 1),
+      early_stopping_epochs: curve.length,
       best_epoch: best.epoch,
       seconds_per_epoch: round(trainSeconds / curve.length, 1),
+      after_early_stopping_seconds: round(seconds - trainSeconds, 1),
       valid_ndcg10: round(best.ndcg10),
       records: sasrec.metrics.count,
       itemknn_hr10: round(knn.metrics["HR@10"]),

@@ -20,5 +20,15 @@ Deno.test("the parity check of the CPU against itself finds no difference", asyn
     assert.equal((r[key] as { max_abs: number }).max_abs, 0, key);
   }
   assert.equal((r.train_step_updated as { tensors: number }).tensors, 24);
-  assert.deepEqual(r.top10, { identical_lists: 1, overlap: 1, users: 8 });
+  const top10 = r.top10 as {
+    identical_lists: number;
+    overlap: number;
+    users: number;
+    scores: { max_abs: number; within_tolerance: boolean };
+  };
+  assert.deepEqual(
+    [top10.identical_lists, top10.overlap, top10.users, top10.scores.max_abs],
+    [1, 1, 8, 0],
+  );
+  assert.equal(top10.scores.within_tolerance, true);
 });
