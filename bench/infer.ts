@@ -255,6 +255,11 @@ export async function run(options: BenchOptions = {}): Promise<Record<string, un
       trie_nodes: pool.items.trie.nodeCount,
       beams: 20,
       top_k: 10,
+      // Each repeat answers its own users (the *_all lists are by repeat; the headline figures
+      // are the best repeat's, so partly the lightest users': compare commits on the same ones).
+      users_per_repeat: USERS,
+      repeats: REPEATS,
+      sampled_users: SAMPLED_USERS,
       batch_size: BATCH,
       one_decoder_threads: THREADS,
       vocab: config.vocabSize,
