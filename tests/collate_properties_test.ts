@@ -322,6 +322,19 @@ Deno.test("documents are truncated at the end to the maximum length, never insid
   }
 });
 
+/** A sequential training prompt of `segments` whose target is the item `target`. */
+function itemPrompt(id: string, segments: Segment[], target: string): TokenizedRecord {
+  return tokenizeRecord(tokenizer, {
+    id,
+    task: "sequential",
+    template: "t",
+    split: "train",
+    user: "u",
+    segments,
+    target: [{ entity: target, kind: "item" }],
+  });
+}
+
 Deno.test("task prompts lose their oldest history first; question and target stay whole", () => {
   const rng = new Rng(4);
   for (let i = 0; i < 200; i++) {
@@ -332,15 +345,11 @@ Deno.test("task prompts lose their oldest history first; question and target sta
       history.push({ entity: POOL[rng.int(POOL.length)], kind: "item" });
     }
     const question = " in this order. What will the user buy next? Answer:";
-    const record = tokenizeRecord(tokenizer, {
-      id: `p${i}`,
-      task: "sequential",
-      template: "t",
-      split: "train",
-      user: "u1",
-      segments: [...history, { text: question }, { answer: true }],
-      target: [{ entity: POOL[rng.int(POOL.length)], kind: "item" }],
-    });
+    const record = itemPrompt(
+      `p${i}`,
+      [...history, { text: question }, { answer: true }],
+      POOL[rng.int(POOL.length)],
+    );
     const units = record.unitStart.length - 1;
     let lastEntity = 0;
     for (let u = 0; u < record.promptUnits; u++) if (record.unitEntity[u]) lastEntity = u + 1;
@@ -386,15 +395,7 @@ Deno.test("prompts with ages lose their oldest history items first, in any listi
       segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age });
     }
     segments.push({ text: ". What comes next?" }, { answer: true });
-    const record = tokenizeRecord(tokenizer, {
-      id: `a${i}`,
-      task: "sequential",
-      template: "t",
-      split: "train",
-      user: "u3",
-      segments,
-      target: [{ entity: POOL[rng.int(POOL.length)], kind: "item" }],
-    });
+    const record = itemPrompt(`a${i}`, segments, POOL[rng.int(POOL.length)]);
     const units = record.unitStart.length - 1;
     const age = record.unitAge!;
     const history: number[] = [];
@@ -476,15 +477,7 @@ Deno.test("with itemRoom, a too-long item prompt is cut alike whatever its item,
     const maxLength = 20 + rng.int(60);
     const layouts = new Set<string>();
     for (const target of POOL.slice(0, 5)) {
-      const record = tokenizeRecord(tokenizer, {
-        id: `r${i}`,
-        task: "sequential",
-        template: "t",
-        split: "test",
-        user: "u9",
-        segments,
-        target: [{ entity: target, kind: "item" }],
-      });
+      const record = itemPrompt(`r${i}`, segments, target);
       let example: CollatedExample;
       try {
         example = new Collator(S, { maxLength, itemRoom }).collate(record, new Rng(0));

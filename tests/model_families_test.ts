@@ -134,19 +134,15 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
 });
 
 Deno.test("transformers 5's rope_parameters read as the top-level keys they replace", () => {
-  const v4 = {
-    ...TINY_JSON.llama,
-    rope_theta: 500000,
-    rope_scaling: {
-      rope_type: "llama3",
-      factor: 8,
-      low_freq_factor: 1,
-      high_freq_factor: 4,
-      original_max_position_embeddings: 16,
-    },
-  };
+  // TINY_JSON.llama scales by llama3's rule.
+  const v4: Record<string, unknown> = { ...TINY_JSON.llama, rope_theta: 500000 };
+  assert.equal((v4.rope_scaling as { rope_type: string }).rope_type, "llama3");
   const { rope_theta: theta, rope_scaling: scaling, ...rest } = v4;
-  const v5 = { ...rest, rope_theta: null, rope_parameters: { ...scaling, rope_theta: theta } };
+  const v5 = {
+    ...rest,
+    rope_theta: null,
+    rope_parameters: { ...(scaling as object), rope_theta: theta },
+  };
   assert.deepEqual(parseDecoderConfig(v5, "c"), parseDecoderConfig(v4, "c"));
   assert.equal(parseDecoderConfig(v5, "c").ropeTheta, 500000);
   const plain = { ...rest, rope_parameters: { rope_type: "default", rope_theta: 123 } };
