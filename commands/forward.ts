@@ -18,7 +18,7 @@ import { modelIdentity } from "../lib/model/identity.ts";
 import { claimOutputFile } from "../lib/io/safe_output.ts";
 import { toIoError } from "../lib/io/io_error.ts";
 import type { Weights } from "../lib/model/weights.ts";
-import { loadAnyModel } from "../lib/model/load_any.ts";
+import { loadAnyModel, maxModelLength } from "../lib/model/load_any.ts";
 import { join } from "node:path";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { type Dataset, openDataset } from "../lib/data/dataset.ts";
@@ -174,7 +174,9 @@ async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forward
   );
   const model = await loadAnyModel(modelDir, { tokenizerIds, tokenizerDefinedIds, data });
   const V = model.config.vocabSize + model.addedRows;
-  const limits = { vocabSize: V, maxSequenceLength: model.config.maxPositionEmbeddings };
+  // The model's length: a sliding window caps it (past it, sliding and full attention differ).
+  const longest = maxModelLength(model);
+  const limits = { vocabSize: V, maxSequenceLength: longest };
   let batch: ReturnType<typeof parseBatchJson>;
   try {
     batch = parseBatchJson(json, batchPath, limits);
@@ -187,6 +189,13 @@ async function forwardModel(flags: ForwardFlags, json: unknown): Promise<Forward
       error.message += ` (a dataset's item tokens: give it with --data DIR)`;
     }
     throw error;
+  }
+  if (batch.length > longest) {
+    throw inputError(
+      batchPath,
+      undefined,
+      `${batch.length} tokens, more than the model's ${longest}`,
+    );
   }
   const loaded = adapter === undefined
     ? undefined

@@ -73,3 +73,36 @@ Deno.test("forward --adapter --data: an adapter with item rows runs; without --d
     assert.match(broken.stderr, /tokenizer\.json/);
   });
 });
+
+Deno.test("forward refuses a batch longer than a sliding window it would attend past", async () => {
+  await withTempDir(async (dir) => {
+    const model = join(dir, "qwen2");
+    const init = await runCli(
+      ["init", "--family", "qwen2", "--preset", "tiny", "--tokenizer", TOKENIZER]
+        .concat(["--out", model, "--quiet"]),
+    );
+    assert.equal(init.code, 0, init.stderr);
+    const config = JSON.parse(await Deno.readTextFile(join(model, "config.json")));
+    await Deno.writeTextFile(
+      join(model, "config.json"),
+      JSON.stringify({ ...config, use_sliding_window: true, sliding_window: 16 }),
+    );
+    const batch = (L: number) => ({
+      input_ids: [Array.from({ length: L }, (_, t) => 5 + t)],
+      position_ids: [[Array.from({ length: L }, (_, t) => t), new Array(L).fill(0)]],
+      sep: [L],
+    });
+    const run = async (L: number) => {
+      const file = join(dir, `b${L}.json`);
+      await Deno.writeTextFile(file, JSON.stringify(batch(L)));
+      return await runCli(
+        ["forward", "--model", model, "--batch", file, "--out", join(dir, `o${L}.safetensors`)]
+          .concat(["--device", "cpu", "--quiet"]),
+      );
+    };
+    assert.equal((await run(16)).code, 0);
+    const long = await run(17);
+    assert.equal(long.code, 1, long.stderr);
+    assert.match(long.stderr, /b17\.json: .*16/);
+  });
+});

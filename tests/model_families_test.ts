@@ -75,10 +75,6 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
       { ...QWEN25_05B, rope_scaling: { rope_type: "yarn", factor: 4 } },
       /"rope_scaling.rope_type" "yarn"/,
     ],
-    [
-      { ...QWEN25_05B, use_sliding_window: true, sliding_window: 4096 },
-      /"sliding_window" 4096 is active from layer 21 of 24/,
-    ],
     [{ ...QWEN25_05B, hidden_act: "gelu" }, /"hidden_act" "gelu" is not supported/],
     [{ ...QWEN25_05B, num_key_value_heads: 3 }, /"num_key_value_heads" \(3\) must divide/],
     [{ ...QWEN25_05B, num_key_value_heads: undefined }, /"num_key_value_heads" is missing/],
@@ -112,8 +108,14 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
     parseDecoderConfig({ ...unslid, max_window_layers: 24 }, "c").slidingWindow,
     undefined,
   );
-  // Every layer slides (from layer 0): the window caps the length, as Mistral's.
-  assert.equal(parseDecoderConfig({ ...unslid, max_window_layers: 0 }, "c").slidingWindow, 4096);
+  // Some layers slide (from 21 of 24), or all: the window caps the length, as Mistral's (below
+  // it, sliding and full attention agree in every layer).
+  for (const first of [21, 0]) {
+    assert.equal(
+      parseDecoderConfig({ ...unslid, max_window_layers: first }, "c").slidingWindow,
+      4096,
+    );
+  }
   // Mistral-7B-v0.1's window: kept, and the model's length capped at it (where sliding and full
   // attention agree), written back as it was read.
   const mistral = parseDecoderConfig(

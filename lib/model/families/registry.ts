@@ -270,10 +270,10 @@ function ropeScalingFrom(raw: unknown, name: string, file: string): RopeScaling 
 }
 
 /**
- * The family's sliding window where some layer applies it, else undefined. A Mistral window is
- * kept: runs no longer than it attend exactly as full attention does, so the model's length is
- * capped at it ({@linkcode DecoderConfig.slidingWindow}). Qwen slides only the layers from
- * `max_window_layers` on: none when that is past the last layer; an error otherwise.
+ * The family's sliding window where some layer applies it, else undefined. The window is kept:
+ * runs no longer than it attend exactly as full attention does, so the model's length is capped
+ * at it ({@linkcode DecoderConfig.slidingWindow}). Qwen slides only the layers from
+ * `max_window_layers` on: none when that is past the last layer.
  */
 function slidingWindow(
   traits: FamilyTraits,
@@ -292,18 +292,11 @@ function slidingWindow(
     throw inputError(file, undefined, `"sliding_window" must be a positive integer or null`);
   }
   if (window >= maxPositions) return undefined;
-  if (traits.slidingWindow === "mistral") return window;
-  const firstSliding = o.max_window_layers ?? 0;
+  // Qwen slides the layers from max_window_layers on: none past the last layer; otherwise the
+  // cap is exact whichever layers slide (no key is ever more than a window back).
+  const firstSliding = o.max_window_layers;
   if (typeof firstSliding === "number" && firstSliding >= layers) return undefined;
-  // Every layer slides: as Mistral's, the window caps the length.
-  if (typeof firstSliding === "number" && firstSliding <= 0) return window;
-  throw inputError(
-    file,
-    undefined,
-    `"sliding_window" ${window} is active from layer ${firstSliding} of ${layers} (below ` +
-      `max_position_embeddings ${maxPositions}); sliding-window attention in some layers only ` +
-      "is not supported",
-  );
+  return window;
 }
 
 /** A normalised configuration from a parsed decoder `config.json`; `file` is named in errors. */
