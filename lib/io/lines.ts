@@ -135,9 +135,6 @@ export async function* readLines(path: string, label = path): AsyncGenerator<Lin
     if (typeof zlibCode === "string" && zlibCode.startsWith("Z_")) {
       throw inputError(label, undefined, `corrupt gzip data (${(error as Error).message})`);
     }
-    if (error instanceof TypeError && /gzip|deflate|compress/i.test(error.message)) {
-      throw inputError(label, undefined, `corrupt gzip data (${error.message})`);
-    }
     throw toIoError(error, label, "cannot read");
   }
   if (pending.length > 0) {

@@ -72,6 +72,16 @@ export interface ClaimOptions {
   recognize?: (path: string) => Promise<boolean>;
 }
 
+/** `Deno.stat` (links followed: a directory reached through one is a directory), or undefined. */
+async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw toIoError(error, path, "cannot read");
+  }
+}
+
 async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
   try {
     return await Deno.lstat(path);
@@ -343,8 +353,7 @@ async function claim(
       "cannot create the directory",
       () => Deno.mkdir(parent, { recursive: true }),
     );
-  } else if (!(await Deno.stat(parent).catch(() => undefined))?.isDirectory) {
-    // (stat, not lstat: a directory reached through a link is a directory)
+  } else if (!(await statOrUndefined(parent))?.isDirectory) {
     throw new InputError(`${name}: cannot write: its directory does not exist`);
   }
   const lock = await OutputLock.acquire(target, options.command);
