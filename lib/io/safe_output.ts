@@ -72,19 +72,16 @@ export interface ClaimOptions {
   recognize?: (path: string) => Promise<boolean>;
 }
 
-/** `Deno.stat` (links followed: a directory reached through one is a directory), or undefined. */
-async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
+/**
+ * What is at `path` (the link itself; with `follow`, where links lead: a directory reached through
+ * one is a directory), or undefined when nothing is; other faults are IoErrors naming `path`.
+ */
+async function lstatOrUndefined(
+  path: string,
+  follow = false,
+): Promise<Deno.FileInfo | undefined> {
   try {
-    return await Deno.stat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw toIoError(error, path, "cannot read");
-  }
-}
-
-async function lstatOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.lstat(path);
+    return await (follow ? Deno.stat(path) : Deno.lstat(path));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw toIoError(error, path, "cannot read");
@@ -353,7 +350,7 @@ async function claim(
       "cannot create the directory",
       () => Deno.mkdir(parent, { recursive: true }),
     );
-  } else if (!(await statOrUndefined(parent))?.isDirectory) {
+  } else if (!(await lstatOrUndefined(parent, true))?.isDirectory) {
     throw new InputError(`${name}: cannot write: its directory does not exist`);
   }
   const lock = await OutputLock.acquire(target, options.command);
