@@ -23,7 +23,7 @@ export {
 } from "../data/types.ts";
 export {
   encodeEntity,
-  longestItemTokens,
+  itemTokenSummary,
   type SentencePiece,
   splitSentences,
   type TokenizedRecord,

@@ -150,38 +150,27 @@ export function encodeEntity(tokenizer: TextTokenizer, entity: string): Int32Arr
 }
 
 /**
- * Tokens of the longest item of `entities` (kind `item`) as {@linkcode encodeEntity} encodes it;
- * 0 without items. Training and inference leave this much room for an item answer.
+ * The items of `entities` (kind `item`) as {@linkcode encodeEntity} encodes them, in one pass:
+ * `longest`, the tokens of the longest (0 without items: training and inference leave this much
+ * room for an item answer), and `sha256`, the hex digest of every item's tokens in order (what the
+ * entity trie, the trie softmax and that room are made of: a resumed run, and every rank of a
+ * data-parallel run, checks its items by it).
  */
-export function longestItemTokens(
+export function itemTokenSummary(
   tokenizer: TextTokenizer,
   entities: readonly { entity: string; kind: string }[],
-): number {
+): { longest: number; sha256: string } {
   let longest = 0;
-  for (const { entity, kind } of entities) {
-    if (kind === "item") longest = Math.max(longest, encodeEntityShared(tokenizer, entity).length);
-  }
-  return longest;
-}
-
-/**
- * SHA-256 (hex) of the tokens of every item of `entities`, in order: what the entity trie, the
- * trie softmax and the room left for an item answer are made of. A resumed run, and every rank
- * of a data-parallel run, checks its items by it.
- */
-export function itemsSha256(
-  tokenizer: TextTokenizer,
-  entities: readonly { entity: string; kind: string }[],
-): string {
   const hash = createHash("sha256");
   for (const { entity, kind } of entities) {
     if (kind !== "item") continue;
     const ids = encodeEntityShared(tokenizer, entity);
+    longest = Math.max(longest, ids.length);
     hash.update(String(ids.length)).update(
       new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength),
     );
   }
-  return hash.digest("hex");
+  return { longest, sha256: hash.digest("hex") };
 }
 
 /** Encodings of entities with a token of their own, per tokenizer (entities repeat constantly). */
@@ -213,9 +202,8 @@ class Builder {
   unitStart = new Int32Array(64);
   unitEntity = new Uint8Array(64);
   unitSentence = new Int32Array(64);
-  unitAge = new Int32Array(64);
-  /** True once an entity with an age was added. */
-  aged = false;
+  /** -1 or each unit's age; allocated at the first entity with an age (most records have none). */
+  unitAge: Int32Array | null = null;
   units = 0;
   sentence = 0;
   /** Units in the current sentence so far (a new sentence is only counted once it has units). */
@@ -240,9 +228,11 @@ class Builder {
     const sentence = new Int32Array(size);
     sentence.set(this.unitSentence.subarray(0, this.units));
     this.unitSentence = sentence;
-    const age = new Int32Array(size);
-    age.set(this.unitAge.subarray(0, this.units));
-    this.unitAge = age;
+    if (this.unitAge) {
+      const age = new Int32Array(size).fill(-1);
+      age.set(this.unitAge.subarray(0, this.units));
+      this.unitAge = age;
+    }
   }
 
   addTokens(tokens: Int32Array): void {
@@ -252,7 +242,7 @@ class Builder {
       this.unitStart[this.units] = this.n;
       this.unitEntity[this.units] = 0;
       this.unitSentence[this.units] = this.sentence;
-      this.unitAge[this.units] = -1;
+      if (this.unitAge) this.unitAge[this.units] = -1;
       this.units++;
       this.ids[this.n++] = tokens[i];
     }
@@ -265,8 +255,8 @@ class Builder {
     this.unitStart[this.units] = this.n;
     this.unitEntity[this.units] = 1;
     this.unitSentence[this.units] = this.sentence;
-    this.unitAge[this.units] = age;
-    if (age >= 0) this.aged = true;
+    if (age >= 0 && !this.unitAge) this.unitAge = new Int32Array(this.unitStart.length).fill(-1);
+    if (this.unitAge) this.unitAge[this.units] = age;
     this.units++;
     this.ids.set(tokens, this.n);
     this.n += tokens.length;
@@ -384,7 +374,6 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
     }
   }
   const promptUnits = builder.units;
-  const aged = builder.aged;
   if (promptUnits === 0) throw new InputError(`${where}: its segments hold no text`);
 
   const target = record.target;
@@ -425,7 +414,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
     unitStart,
     unitEntity: builder.unitEntity.slice(0, units),
     unitSentence: builder.unitSentence.slice(0, units),
-    ...(aged ? { unitAge: builder.unitAge.slice(0, units) } : {}),
+    ...(builder.unitAge ? { unitAge: builder.unitAge.slice(0, units) } : {}),
     promptUnits,
     answerAt: answerAt >= 0 ? answerAt : promptUnits,
     hasTarget,

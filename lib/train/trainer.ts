@@ -35,7 +35,7 @@
 import { join } from "node:path";
 import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
-import { itemsSha256, longestItemTokens } from "../collate/tokenize.ts";
+import { itemTokenSummary } from "../collate/tokenize.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { buildPool } from "../collate/pool.ts";
 import { type ItemTokenDigest, itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
@@ -409,12 +409,14 @@ export async function loadRunData(
   const { batchSize, seed, valBatches } = sizes;
   const { tokenizer } = base;
   const dataset = await openDataset(options.data);
+  // The items' tokens, once: the room for an item answer and the digest --resume checks.
+  const items = itemTokenSummary(tokenizer, dataset.entities);
   const collator = {
     objective: options.objective ?? DEFAULT_TRAIN.objective,
     maxLength: base.maxLength,
     sequenceMaxKeep: options.sequenceMaxKeep,
     // A too-long item prompt is cut as infer cuts it, whichever item it is scored with.
-    itemRoom: longestItemTokens(tokenizer, dataset.entities),
+    itemRoom: items.longest,
   };
   // Before the first step, not when a batch comes up: an entity the model cannot hold (named,
   // with the option that cuts it), then any record that cannot fit.
@@ -486,7 +488,7 @@ export async function loadRunData(
     collator,
     trainRecords: trainRecords.length,
     trainSha256: recordsSha256(trainRecords),
-    itemsSha256: itemsSha256(tokenizer, dataset.entities),
+    itemsSha256: items.sha256,
     stream,
     valStream,
     validSha256: recordsSha256(validRecords),
