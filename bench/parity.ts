@@ -207,13 +207,29 @@ async function topTenParity(device: Device) {
       await decoder.release();
     }
   });
-  // Items by their ids (a device's last-bit rounding must not read as another item); the scores
-  // of lists with the same items, in order, compared to the float32 tolerance.
+  const top = compareTopTen(cpu, dev);
+  return {
+    ranOn,
+    users: USERS,
+    ...top,
+  };
+}
+
+/** One ranked prediction: its item and score. */
+type Ranked = { entity: string; score?: number };
+
+/**
+ * The top-10 lists of two devices compared: by their items (a device's last-bit rounding must not
+ * read as another item): the share of users with the same items in the same order, the mean share
+ * of one list's items in the other, and the scores of the identical lists to the float32
+ * tolerance (undefined when no list is identical).
+ */
+export function compareTopTen(cpu: readonly Ranked[][], dev: readonly Ranked[][]) {
   let same = 0;
   let overlap = 0;
   const scores: Difference[] = [];
-  const ids = (list: { entity: string }[]) => list.map((p) => p.entity);
-  for (let u = 0; u < USERS; u++) {
+  const ids = (list: readonly Ranked[]) => list.map((p) => p.entity);
+  for (let u = 0; u < cpu.length; u++) {
     const [a, b] = [ids(cpu[u]), ids(dev[u])];
     if (JSON.stringify(a) === JSON.stringify(b)) {
       same++;
@@ -223,10 +239,8 @@ async function topTenParity(device: Device) {
     overlap += b.filter((item) => set.has(item)).length / Math.max(a.length, 1);
   }
   return {
-    ranOn,
-    users: USERS,
-    identical_lists: same / USERS,
-    overlap: Number((overlap / USERS).toFixed(3)),
+    identical_lists: same / cpu.length,
+    overlap: Number((overlap / cpu.length).toFixed(3)),
     scores: scores.length > 0 ? merge(scores) : undefined,
   };
 }

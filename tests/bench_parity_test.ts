@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { compare, run } from "../bench/parity.ts";
+import { compare, compareTopTen, run } from "../bench/parity.ts";
 
 Deno.test("the parity check's tolerance is float32's: 1e-4 absolute plus 1e-3 relative", () => {
   const want = Float32Array.of(0, 1, -200, 5);
@@ -31,4 +31,18 @@ Deno.test("the parity check of the CPU against itself finds no difference", asyn
     [1, 1, 8, 0],
   );
   assert.equal(top10.scores.within_tolerance, true);
+});
+
+Deno.test("the top-10 comparison goes by items: rounding of a score is not another item, a swap is", () => {
+  const list = [{ entity: "A", score: -1 }, { entity: "B", score: -2 }];
+  const rounded = list.map((p) => ({ ...p, score: p.score * (1 + 1e-6) }));
+  const same = compareTopTen([list], [rounded]);
+  assert.deepEqual([same.identical_lists, same.overlap], [1, 1]);
+  assert.equal(same.scores!.within_tolerance, true);
+  const swapped = compareTopTen([list], [[list[1], list[0]]]);
+  assert.deepEqual([swapped.identical_lists, swapped.overlap, swapped.scores], [0, 1, undefined]);
+  const off = compareTopTen([list], [[list[0], { entity: "B", score: -3 }]]);
+  assert.equal(off.scores!.within_tolerance, false);
+  const other = compareTopTen([list], [[list[0], { entity: "C", score: -2 }]]);
+  assert.deepEqual([other.identical_lists, other.overlap], [0, 0.5]);
 });
