@@ -13,7 +13,14 @@
 import denoConfig from "./deno.json" with { type: "json" };
 import type { Command } from "./lib/cli/command.ts";
 import { flagOf, withFlagsIn } from "./lib/cli/flags.ts";
-import { InputError, nameOptionsBy, oneLine, ReportedElsewhere, UsageError } from "./lib/errors.ts";
+import {
+  afterReport,
+  InputError,
+  nameOptionsBy,
+  oneLine,
+  ReportedElsewhere,
+  UsageError,
+} from "./lib/errors.ts";
 import { toIoError } from "./lib/io/io_error.ts";
 import { Progress } from "./lib/io/progress.ts";
 
@@ -102,15 +109,22 @@ export async function main(args: string[]): Promise<number> {
     await command.run(rest);
     return 0;
   } catch (caught) {
-    const { status, message } = errorReport(caught);
-    if (message) console.error(message);
-    // mpirun ends the job when the first rank fails: a rank that leaves the message to rank 0
-    // waits a moment, so that rank 0 is not stopped before it prints it.
-    if (caught instanceof ReportedElsewhere) await new Promise((r) => setTimeout(r, 2000));
-    return status;
+    return await reportFailure(caught);
   } finally {
     Progress.stopAll();
   }
+}
+
+/**
+ * Prints the error that ended a run (see {@linkcode errorReport}) and returns the exit status; a
+ * rank of a data-parallel run then leaves as its error says (lib/parallel: once rank 0 has
+ * printed a failure the ranks agreed on; ending the job for a failure of its own).
+ */
+export async function reportFailure(caught: unknown): Promise<number> {
+  const { status, message } = errorReport(caught);
+  if (message) console.error(message);
+  await afterReport(caught, status);
+  return status;
 }
 
 /**

@@ -134,6 +134,38 @@ export class ReportedElsewhere extends Error {
   }
 }
 
+const LEAVE = Symbol("leave");
+
+/**
+ * Marks `error` with what this process must do once the error has been reported and before it
+ * exits with `status`: a rank of a data-parallel run waits for rank 0 to print the failure they
+ * agreed on, or ends the job (lib/parallel). Returns `error`.
+ *
+ * @example
+ * ```ts
+ * const error = leavingWith(new InputError("bad"), async (status) => console.error(status));
+ * await afterReport(error, 1); // prints 1
+ * ```
+ */
+export function leavingWith<E extends Error>(
+  error: E,
+  leave: (status: number) => Promise<void>,
+): E {
+  return Object.assign(error, { [LEAVE]: leave });
+}
+
+/** `error` marked as `original` is (see {@linkcode leavingWith}): for an error that replaces it. */
+export function leavingAs<E extends Error>(error: E, original: unknown): E {
+  const leave = (original as { [LEAVE]?: (status: number) => Promise<void> } | undefined)?.[LEAVE];
+  return leave ? leavingWith(error, leave) : error;
+}
+
+/** Runs what {@linkcode leavingWith} attached to `error` (nothing for any other error). */
+export async function afterReport(error: unknown, status: number): Promise<void> {
+  const leave = (error as { [LEAVE]?: (status: number) => Promise<void> } | undefined)?.[LEAVE];
+  if (typeof error === "object" && leave) await leave(status);
+}
+
 /** Bad input data or files; the CLI prints it and exits with status 1. */
 export class InputError extends Error {
   /** The error's name, as stacks show it. */

@@ -251,6 +251,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a rank that fails alone, outside any agreement, prints its error and ends the job",
+  ignore: !MPI,
+}, async () => {
+  await withTempDir(async (dir) => {
+    // Rank 1 fails on its own while rank 0 waits for it in a collective: with MPI_Finalize the
+    // job would hang where the launcher does not stop it (srun without --kill-on-bad-exit).
+    const script = join(dir, "alone.ts");
+    const url = (path: string) => new URL(path, import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { asRank } from "${url("../lib/parallel/mod.ts")}";
+import { InputError } from "${url("../lib/errors.ts")}";
+import { reportFailure } from "${url("../main.ts")}";
+try {
+  await asRank(async (world) => {
+    if (world!.rank === 1) throw new InputError("out.jsonl: no space left on device");
+    await world!.allreduceSum(new Float32Array(4));
+  });
+} catch (error) {
+  Deno.exit(await reportFailure(error));
+}
+`,
+    );
+    const deno = [Deno.execPath(), "run", "-A", "--no-check", script];
+    const ended = await mpirun(deno, deno);
+    assert.equal(ended.code, 1, ended.stderr);
+    const ours = ended.stderr.split("\n").filter((l) => l.startsWith("error:"));
+    assert.deepEqual(ours, ["error: out.jsonl: no space left on device"], ended.stderr);
+    assert.match(ended.stderr, /MPI_ABORT was invoked on rank 1/);
+  });
+});
+
+Deno.test({
   name: "pretrain on 3 MPICH ranks (its ABI: integer handles) ends with one process's adapter",
   ignore: !MPICH,
 }, async () => {

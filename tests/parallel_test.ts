@@ -23,7 +23,13 @@ import {
   together,
   worldFromEnv,
 } from "../lib/parallel/mod.ts";
-import { InputError, OptionError, ReportedElsewhere, UsageError } from "../lib/errors.ts";
+import {
+  afterReport,
+  InputError,
+  OptionError,
+  ReportedElsewhere,
+  UsageError,
+} from "../lib/errors.ts";
 import { sliceBatch } from "../lib/train/data.ts";
 import type { Batch } from "../lib/collate/types.ts";
 import { train, type TrainOptions } from "../lib/train/trainer.ts";
@@ -185,27 +191,30 @@ Deno.test("a file fault inside together is bad input on every rank, as one proce
   }
 });
 
-Deno.test("a rank's own failure leaves the world unclosed (no MPI_Finalize to hang in); an agreed one closes it", async () => {
+Deno.test("a rank's own failure ends the job once reported; an agreed one closes the world after rank 0 printed it", async () => {
   const world = (rank: number) => {
-    const closed = { value: false };
+    const said: string[] = [];
     const w: Collective = {
       ...localGroup(1)[0],
       rank,
       size: 2,
-      close: () => {
-        closed.value = true;
-        return Promise.resolve();
-      },
+      close: () => (said.push("close"), Promise.resolve()),
+      abort: (status) => (said.push(`abort ${status}`), Promise.resolve()),
     };
-    return { w, closed };
+    return { w, said };
   };
+  // Alone: no MPI_Finalize (the others wait in a collective); MPI_Abort with the exit status
+  // once the command line has printed the error.
   const alone = world(1);
-  await assert.rejects(
-    () =>
-      runAsRank(alone.w, () => Promise.reject(new RangeError("Array buffer allocation failed"))),
-    RangeError,
-  );
-  assert.equal(alone.closed.value, false);
+  const own = await runAsRank(
+    alone.w,
+    () => Promise.reject(new RangeError("Array buffer allocation failed")),
+  ).catch((error) => error);
+  assert.ok(own instanceof RangeError);
+  assert.deepEqual(alone.said, []);
+  await afterReport(own, 70);
+  assert.deepEqual(alone.said, ["abort 70"]);
+
   const agreed = world(1);
   const failure = await Promise.allSettled(
     localGroup(2).map((r) =>
@@ -215,11 +224,45 @@ Deno.test("a rank's own failure leaves the world unclosed (no MPI_Finalize to ha
     ),
   );
   const reason = (failure[1] as PromiseRejectedResult).reason;
-  await assert.rejects(() => runAsRank(agreed.w, () => Promise.reject(reason)), ReportedElsewhere);
-  assert.equal(agreed.closed.value, true);
+  const elsewhere = await runAsRank(agreed.w, () => Promise.reject(reason)).catch((e) => e);
+  assert.ok(elsewhere instanceof ReportedElsewhere);
+  assert.deepEqual(agreed.said, []);
+  await afterReport(elsewhere, 1);
+  assert.deepEqual(agreed.said, ["close"]);
+
   const fine = world(0);
   assert.equal(await runAsRank(fine.w, () => Promise.resolve(7)), 7);
-  assert.equal(fine.closed.value, true);
+  assert.deepEqual(fine.said, ["close"]);
+});
+
+Deno.test("ranks that agreed on a failure leave only after rank 0 has reported it", async () => {
+  const ranks = localGroup(3);
+  const errors = await Promise.all(ranks.map((r) =>
+    runAsRank(r, (w) =>
+      together(w, () => {
+        if (r.rank === 2) throw new InputError("bad row");
+      })).catch((error) => error)
+  ));
+  assert.ok(isAgreed(errors[0]));
+  assert.match(errors[0].message, /^rank 2: bad row/);
+  assert.ok(errors[1] instanceof ReportedElsewhere && errors[2] instanceof ReportedElsewhere);
+  const left: number[] = [];
+  const leaving = [1, 2].map((r) => afterReport(errors[r], 1).then(() => left.push(r)));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(left, [], "a rank left before rank 0 reported the failure");
+  await afterReport(errors[0], 1);
+  await Promise.all(leaving);
+  assert.deepEqual(left.sort(), [1, 2]);
+});
+
+Deno.test("a rank that fails alone ends the others waiting in a collective", async () => {
+  const [zero, one] = localGroup(2);
+  const waiting = runAsRank(zero, (w) => w!.allreduceSum(new Float32Array(4))).catch((e) => e);
+  const own = await runAsRank(one, () => Promise.reject(new InputError("disk full")))
+    .catch((e) => e);
+  await afterReport(own, 1);
+  const ended = await waiting;
+  assert.match(String(ended), /rank 1 aborted the run \(status 1\)/);
 });
 
 Deno.test("a slice of a batch keeps its rows, length and the trie bias rows of its loss tokens", () => {

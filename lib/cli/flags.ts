@@ -35,7 +35,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { dropWording, OptionError, UsageError, wordingOf } from "../errors.ts";
+import { dropWording, leavingAs, OptionError, UsageError, wordingOf } from "../errors.ts";
 
 /** What every flag but a switch has. */
 interface ValueFlag {
@@ -613,7 +613,8 @@ export function withFlagsIn(
     `--${flag(wording.option)}`,
     (other) => known(other) ? `--${flag(other)}` : other,
   );
-  if (error instanceof OptionError) return new UsageError(message);
+  // The new error leaves a data-parallel run as the one it replaces (lib/parallel).
+  if (error instanceof OptionError) return leavingAs(new UsageError(message), error);
   const reworded = error as Error;
   reworded.message = message;
   dropWording(reworded);

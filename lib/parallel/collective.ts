@@ -33,6 +33,11 @@ export interface Collective {
   broadcast(data: Uint8Array, root: number): Promise<void>;
   /** Ends this rank's part in the collectives (MPI_Finalize). */
   close(): Promise<void>;
+  /**
+   * Ends every rank of the run, with exit status `status` (MPI_Abort): for a failure of this
+   * rank alone, which the others would wait for in their next collective.
+   */
+  abort(status: number): Promise<void>;
 }
 
 /**

@@ -1,6 +1,8 @@
 /**
  * Ranks inside one process: `localGroup(n)` gives n {@linkcode Collective}s that meet in memory,
  * for tests of a distributed run without MPI (each rank is an async task of the same process).
+ * A rank's `abort` fails every collective the others wait in or call later, as MPI_Abort ends
+ * their processes.
  * Sums add the ranks' values in rank order, in float32 for float32 data, as one MPI sum of two
  * ranks does.
  *
@@ -13,6 +15,7 @@ interface Meeting {
   arrived: number;
   parts: (Float32Array | Float64Array | Uint8Array | undefined)[];
   resolve: (() => void)[];
+  reject: ((error: Error) => void)[];
 }
 
 /**
@@ -29,22 +32,28 @@ interface Meeting {
 export function localGroup(size: number): Collective[] {
   const meetings = new Map<number, Meeting>();
   const counters = new Array<number>(size).fill(0);
+  /** Set once a rank aborts: every collective waiting or to come fails with it. */
+  let aborted: Error | undefined;
 
   function meet(
     rank: number,
     part: Float32Array | Float64Array | Uint8Array,
     finish: (parts: (Float32Array | Float64Array | Uint8Array)[]) => void,
   ): Promise<void> {
+    if (aborted) return Promise.reject(aborted);
     const id = counters[rank]++;
     let meeting = meetings.get(id);
     if (!meeting) {
-      meeting = { arrived: 0, parts: new Array(size), resolve: [] };
+      meeting = { arrived: 0, parts: new Array(size), resolve: [], reject: [] };
       meetings.set(id, meeting);
     }
     meeting.parts[rank] = part;
     meeting.arrived++;
     const m = meeting;
-    const done = new Promise<void>((resolve) => m.resolve.push(resolve));
+    const done = new Promise<void>((resolve, reject) => {
+      m.resolve.push(resolve);
+      m.reject.push(reject);
+    });
     if (m.arrived === size) {
       meetings.delete(id);
       finish(m.parts as (Float32Array | Float64Array | Uint8Array)[]);
@@ -76,5 +85,11 @@ export function localGroup(size: number): Collective[] {
       });
     },
     close: () => Promise.resolve(),
+    abort(status) {
+      aborted ??= new Error(`rank ${rank} aborted the run (status ${status})`);
+      for (const meeting of meetings.values()) for (const reject of meeting.reject) reject(aborted);
+      meetings.clear();
+      return Promise.resolve();
+    },
   }));
 }

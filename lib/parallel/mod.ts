@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ReportedElsewhere } from "../errors.ts";
+import { leavingWith, ReportedElsewhere } from "../errors.ts";
 import { type Collective, isAgreed } from "./collective.ts";
 import { MpiError, openMpi } from "./mpi.ts";
 import { worldFromEnv } from "./world.ts";
@@ -65,25 +65,40 @@ export function asRank<T>(work: (world: Collective | undefined) => Promise<T>): 
 }
 
 /**
- * {@linkcode asRank} in `world`. A failure the ranks did not agree on (one rank's alone, raised
- * outside `together`) leaves the world without closing it: MPI_Finalize would wait for ranks that
- * wait in their next collective for this one, and the job would hang with no message. The rank
- * exits with its error instead, and the launcher, seeing a rank end without finalizing, stops the
- * others.
+ * {@linkcode asRank} in `world`. The world closes when `work` succeeds. When it fails, the error
+ * says how the rank leaves once the command line has reported it (`afterReport` in
+ * lib/errors.ts runs it; a library caller runs it too, or the world stays open):
+ *
+ * - a failure the ranks agreed on (raised by `together`): every rank meets rank 0 once more and
+ *   closes the world, so no rank exits (and makes the launcher stop the job) before rank 0 has
+ *   printed the failure;
+ * - a failure of this rank alone: the others wait for it in their next collective, where
+ *   MPI_Finalize would hang the job with no message; the rank ends the whole job instead
+ *   (`MPI_Abort` with the exit status), which stops the others under any launcher.
  */
 export async function runAsRank<T>(
   world: Collective | undefined,
   work: (world: Collective | undefined) => Promise<T>,
 ): Promise<T> {
   const ranks = world && world.size > 1 ? world : undefined;
-  let close = true;
+  let result: T;
   try {
-    return await work(ranks);
+    result = await work(ranks);
   } catch (error) {
-    if (ranks && !isAgreed(error)) close = false;
-    if (world && world.rank !== 0 && isAgreed(error)) throw new ReportedElsewhere(error);
-    throw error;
-  } finally {
-    if (close) await world?.close();
+    if (!ranks) {
+      await world?.close();
+      throw error;
+    }
+    if (isAgreed(error)) {
+      const leave = async () => {
+        await ranks.broadcast(new Uint8Array(1), 0);
+        await ranks.close();
+      };
+      throw leavingWith(ranks.rank === 0 ? error as Error : new ReportedElsewhere(error), leave);
+    }
+    const own = error instanceof Error ? error : new Error(String(error));
+    throw leavingWith(own, (status) => ranks.abort(status));
   }
+  await world?.close();
+  return result;
 }

@@ -1,7 +1,7 @@
 /**
  * MPI through Deno's FFI: the handful of calls a data-parallel run needs (`MPI_Init`,
- * `MPI_Comm_rank`, `MPI_Comm_size`, `MPI_Allreduce`, `MPI_Bcast`, `MPI_Finalize`), no compiled
- * addon. Two binary interfaces exist and both are handled:
+ * `MPI_Comm_rank`, `MPI_Comm_size`, `MPI_Allreduce`, `MPI_Bcast`, `MPI_Finalize`, `MPI_Abort`),
+ * no compiled addon. Two binary interfaces exist and both are handled:
  *
  * - Open MPI: a handle (`MPI_COMM_WORLD`, `MPI_FLOAT`, `MPI_SUM`) is the address of an exported
  *   global (`ompi_mpi_comm_world`, `ompi_mpi_float`, `ompi_mpi_op_sum`); `MPI_IN_PLACE` is 1.
@@ -86,6 +86,7 @@ function functions(handle: "pointer" | "i32") {
     },
     MPI_Bcast: { parameters: ["buffer", "i32", handle, "i32", handle], result: "i32" },
     MPI_Finalize: { parameters: [], result: "i32" },
+    MPI_Abort: { parameters: [handle, "i32"], result: "i32" },
   } as const;
 }
 
@@ -175,6 +176,12 @@ class MpiWorld implements Collective {
       this.#closed = true;
       this.#fn.MPI_Finalize();
     }
+    return Promise.resolve();
+  }
+
+  abort(status: number): Promise<void> {
+    // MPI_Abort does not return where the launcher ends the job; where it does, exit anyway.
+    if (!this.#closed) this.#fn.MPI_Abort(this.#h.comm, status);
     return Promise.resolve();
   }
 }
