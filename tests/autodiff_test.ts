@@ -219,6 +219,12 @@ const CASES: Case[] = [
     inputs: [{ name: "a", shape: [4, 3] }, { name: "i", shape: [5, 1], fill: { int: 4 } }],
     build: (g, x) => g.node("GatherND", [x.a, g.cast(x.i, "int64")])[0],
   },
+  {
+    // Tuples of two indices, repeated and negative (counted from the end of each dim).
+    name: "GatherND (repeated and negative index tuples)",
+    inputs: [{ name: "a", shape: [3, 4, 2] }, { name: "i", shape: [5, 2], fill: { int: 3 } }],
+    build: (g, x) => g.node("GatherND", [x.a, g.sub(g.cast(x.i, "int64"), g.ints([3]))])[0],
+  },
   // ---- normalization and reductions
   {
     name: "Softmax (last axis and axis 1)",
@@ -235,6 +241,12 @@ const CASES: Case[] = [
     // scatter-add GatherElements' rule emits and scatters onto -softmax * sum instead.
     name: "GatherElements of LogSoftmax (repeated indices)",
     inputs: [{ name: "a", shape: [3, 5] }, { name: "i", shape: [3, 3], fill: { int: 5 } }],
+    build: (g, x) => g.gatherElements(g.logSoftmax(x.a, -1), g.cast(x.i, "int64"), 1),
+  },
+  {
+    // Indices over fewer rows than the data: the rows they skip take no softmax share.
+    name: "GatherElements of LogSoftmax (indices over fewer rows than the data)",
+    inputs: [{ name: "a", shape: [3, 4] }, { name: "i", shape: [2, 1], fill: { int: 4 } }],
     build: (g, x) => g.gatherElements(g.logSoftmax(x.a, -1), g.cast(x.i, "int64"), 1),
   },
   {
@@ -450,4 +462,36 @@ Deno.test("Gather's gradient adds repeated rows exactly on 2 threads (no lost up
   } finally {
     await session.release();
   }
+});
+
+Deno.test("GatherND's gradient adds repeated index tuples exactly on 2 threads", async () => {
+  // As Gather's: ScatterND-add loses repeated updates spread over threads.
+  const [k, v, d] = [20000, 3, 64];
+  const g = new Graph("gather_nd_grad_threads");
+  const table = g.input("table", "float32", [v, d]);
+  const ids = g.input("ids", "int32", [k, 1]);
+  const picked = g.node("GatherND", [table, g.cast(ids, "int64")])[0];
+  const [dTable] = gradients(g, g.reduceSum(picked, undefined, false), [table]);
+  g.output(dTable, "d_table");
+  const session = await Session.create(g, { device: "cpu", threads: 2 });
+  try {
+    const feeds = {
+      table: tensorData("float32", [v, d], new Float32Array(v * d)),
+      ids: tensorData("int32", [k, 1], Int32Array.from({ length: k }, (_, i) => i % v)),
+    };
+    for (let run = 0; run < 60; run++) {
+      const out = (await session.run(feeds)).d_table.data as Float32Array;
+      out.forEach((x, i) => assert.equal(x, Math.ceil((k - Math.floor(i / d)) / v), `run ${run}`));
+    }
+  } finally {
+    await session.release();
+  }
+});
+
+Deno.test("gradients with respect to a tensor made by an op without a rule, from inputs not trained", () => {
+  const g = new Graph("wrt_intermediate");
+  const x = g.input("x", "float32", [3]);
+  const h = g.node("Floor", [x])[0];
+  const [dh] = gradients(g, g.reduceSum(g.mul(h, h), undefined, false), [h]);
+  assert.deepEqual(dh.shape, [3]);
 });

@@ -330,3 +330,28 @@ Deno.test("weights stored as external data load from memory and from disk", asyn
     await fromDisk.release();
   });
 });
+
+Deno.test("a negative-step slice whose start lies before the first element takes that element", async () => {
+  // ONNX clamps such a start to 0 (the first element), not to -1 (nothing).
+  const g = new Graph("slice_back");
+  const x = g.input("x", "float32", [4]);
+  const y = g.output(g.slice(x, [-10], [-100], [0], [-1]), "y");
+  assert.deepEqual(y.shape, [1]);
+  const out = await run(g, { x: f32([4], (i) => 10 + i) });
+  assert.deepEqual(Array.from(out.y.data as Float32Array), [10]);
+});
+
+Deno.test("an optional input left out at the end of a node is not written (LayerNorm without bias)", async () => {
+  // A trailing "" input made onnxruntime's float32 LayerNormalization fusion crash the process.
+  const g = new Graph("ln_no_bias");
+  const x = g.input("x", "float32", [2, 4]);
+  g.output(g.layerNorm(x, g.constant(tensorData("float32", [4], [1, 1, 1, 1])), null), "y");
+  const out = await run(g, { x: f32([2, 4], (i) => i * i) });
+  const y = out.y.data as Float32Array;
+  for (let r = 0; r < 2; r++) {
+    const row = Array.from({ length: 4 }, (_, j) => (r * 4 + j) ** 2);
+    const mean = row.reduce((a, b) => a + b) / 4;
+    const sd = Math.sqrt(row.reduce((a, b) => a + (b - mean) ** 2, 0) / 4 + 1e-5);
+    close(y.subarray(r * 4, r * 4 + 4), row.map((v) => (v - mean) / sd), 1e-5, `row ${r}`);
+  }
+});

@@ -142,7 +142,7 @@ function sliceDim(dim: Dim, start: number, end: number, step: number): Dim {
       e = clamp(e, 0, dim);
       return Math.max(0, Math.ceil((e - s) / step));
     }
-    s = clamp(s, -1, dim - 1);
+    s = clamp(s, 0, dim - 1);
     e = clamp(e, -1, dim - 1);
     return Math.max(0, Math.ceil((e - s) / step));
   }

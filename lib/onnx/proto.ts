@@ -322,7 +322,9 @@ export function encodeModelChunks(graph: Graph, options: EncodeOptions = {}): En
   messageField(w, 7, (g) => {
     for (const node of graph.nodes) {
       messageField(g, 1, (n) => {
-        for (const i of node.inputs) stringField(n, 1, i);
+        let last = node.inputs.length;
+        while (last > 0 && node.inputs[last - 1] === "") last--; // trailing absent optionals
+        for (let i = 0; i < last; i++) stringField(n, 1, node.inputs[i]);
         for (const o of node.outputs) stringField(n, 2, o);
         stringField(n, 3, node.name);
         stringField(n, 4, node.op);

@@ -92,6 +92,8 @@ export function gradients(
       const node = active[n];
       const grads = node.outputs.map((o) => (carries(o) ? total(o) : null));
       if (grads.every((d) => d === null)) continue;
+      // A trained tensor made from untrained ones: nothing below it wants a gradient.
+      if (!node.inputs.some(carries)) continue;
       const rule = GRAD_RULES[node.op];
       if (!rule) {
         throw new Error(

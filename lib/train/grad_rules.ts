@@ -322,7 +322,28 @@ function gatherNDGrads(ctx: GradContext): (Value | null)[] {
     throw new Error(`${node.name}: GatherND gradient supports batch_dims 0 only`);
   }
   const [data, indices] = [inp(ctx, 0), inp(ctx, 1)];
-  return [g.scatterND(zerosLike(g, data), int64(g, indices), grad(ctx), "add"), null];
+  // Not ScatterND (its CPU kernel adds repeated index tuples from several threads unsynchronised,
+  // see gatherGrads): the tuples become row numbers of data seen as [prod(dims < k), rest], and
+  // the rows are added as Gather's are, with ScatterElements.
+  const k = indices.shape[indices.shape.length - 1];
+  const [leading, trailing] = [data.shape.slice(0, Number(k)), data.shape.slice(Number(k))];
+  if (typeof k !== "number" || !isStatic(leading) || !isStatic(trailing)) {
+    throw new Error(`${node.name}: GatherND gradient needs static data dims`);
+  }
+  const [lead, rest]: (readonly number[])[] = [leading, trailing];
+  const product = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
+  const strides = lead.map((_, i) => product(lead.slice(i + 1)));
+  const width = product(rest);
+  const idx = g.reshape(int64(g, indices), [-1, k]); // [K, k]
+  const dims = g.ints(lead);
+  const wrapped = g.node("Mod", [g.add(idx, dims), dims], { fmod: attr.int(0) }, {
+    infer: [{ dtype: "int64", shape: idx.shape }],
+  })[0]; // negative indices count from the end
+  const row = g.reduceSum(g.mul(wrapped, g.ints(strides)), [1], true); // [K, 1]
+  const rows = g.reshape(grad(ctx), [-1, width]); // [K, D]
+  const zeros = g.constantOfShape(g.ints([product(lead), width]), 0, data.dtype);
+  const summed = g.scatterElements(zeros, g.expand(row, g.shapeOf(rows)), rows, 0, "add");
+  return [reshapeLike(g, summed, data), null];
 }
 
 function sliceGrads(ctx: GradContext): (Value | null)[] {
@@ -433,7 +454,10 @@ function zeroScatterAdd(
   if (!Array.from(fill.value.data as ArrayLike<number | bigint>).every((x) => Number(x) === 0)) {
     return undefined;
   }
-  return { indices: g.value(node.inputs[1]), updates: g.value(node.inputs[2]) };
+  const indices = g.value(node.inputs[1]);
+  // The fast path broadcasts sum(updates) against the data: only when the indices span it.
+  if (indices.shape.some((d, i) => i !== axis && !sameDim(d, v.shape[i]))) return undefined;
+  return { indices, updates: g.value(node.inputs[2]) };
 }
 
 function layerNormGrads(ctx: GradContext): (Value | null)[] {
