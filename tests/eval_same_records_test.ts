@@ -183,3 +183,76 @@ Deno.test("the demo gives figures but no verdict from a handful of records", () 
   );
   assert.match(demoVerdict(report(MIN_VERDICT_RECORDS))!, /\(recsysllm beats pop\)$/);
 });
+
+Deno.test("a run that scores nothing is an error saying why, not an empty report", () =>
+  withTempDir(async (dir) => {
+    const sequential = (await Deno.readTextFile(MODEL)).trim().split("\n")
+      .filter((l) => JSON.parse(l).task === "sequential");
+    const [a, b] = [join(dir, "a.jsonl"), join(dir, "b.jsonl")];
+    await Deno.writeTextFile(a, sequential.slice(0, 3).join("\n") + "\n");
+    await Deno.writeTextFile(b, sequential.slice(3).join("\n") + "\n");
+    const cases: [string[], number, RegExp][] = [
+      // Two samples of other users: nothing in common to score on.
+      [["--predictions", a, "--predictions", b], 1, /a, b share no sequential record/],
+      [["--baseline", "mean", "--tasks", "sequential"], 2, /no method answers the tasks asked/],
+    ];
+    for (const [args, code, message] of cases) {
+      const run = await runCli(["eval", "--quiet", "--data", DATA, ...args]);
+      assert.equal(run.code, code, run.stderr);
+      assert.match(run.stderr, message);
+      assert.equal(run.stdout, "");
+    }
+    // A split without records.
+    const empty = join(dir, "empty");
+    await Deno.mkdir(empty);
+    for await (const entry of Deno.readDir(DATA)) {
+      await Deno.copyFile(join(DATA, entry.name), join(empty, entry.name));
+    }
+    await Deno.writeTextFile(join(empty, "test.jsonl"), "");
+    const none = await runCli(["eval", "--quiet", "--data", empty, "--baseline", "pop"]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /test\.jsonl: no records: nothing to score/);
+  }));
+
+Deno.test("baselines saved beside a limited predictions file predict every record", () =>
+  withTempDir(async (dir) => {
+    const lines = (await Deno.readTextFile(MODEL)).trim().split("\n");
+    const limited = join(dir, "limited.jsonl");
+    await Deno.writeTextFile(
+      limited,
+      lines.filter((l) => JSON.parse(l).task === "sequential").slice(0, 3).join("\n") + "\n",
+    );
+    const saved = join(dir, "saved");
+    await evaluate("--predictions", limited, "--baseline", "pop", "--save-baselines", saved);
+    const pop = (await Deno.readTextFile(join(saved, "pop.jsonl"))).trim().split("\n");
+    // Scored on the file's 3 sequential records, saved for all 7 (and the direct ones).
+    assert.equal(pop.filter((l) => JSON.parse(l).task === "sequential").length, 7);
+    assert.equal(pop.filter((l) => JSON.parse(l).task === "direct").length, 5);
+  }));
+
+Deno.test("a shard part without its sidecar is refused as such, named alike or not", () =>
+  withTempDir(async (dir) => {
+    const parts = join(dir, "parts");
+    for (const shard of ["0/2", "1/2"]) {
+      await evaluate("--baseline", "pop", "--save-baselines", parts, "--shard", shard);
+    }
+    await Deno.remove(join(parts, "pop-00001-of-00002.jsonl.shard.json"));
+    const files = ["pop-00000-of-00002.jsonl", "pop-00001-of-00002.jsonl"].map((f) =>
+      join(parts, f)
+    );
+    for (const names of [[], ["--name", "pop", "--name", "pop"]]) {
+      const run = await runCli([
+        "eval",
+        "--quiet",
+        "--data",
+        DATA,
+        ...files.flatMap((f) => ["--predictions", f]),
+        ...names,
+      ]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(
+        run.stderr,
+        /pop-00001-of-00002\.jsonl: not a shard part: .*shard\.json is missing/,
+      );
+    }
+  }));

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserSample } from "../lib/data/user_sample.ts";
+import { tuneRerank } from "../lib/eval/fusion.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoSequentialArgs } from "./helpers/textualize.ts";
@@ -83,6 +84,35 @@ Deno.test("textualize --tune-users keeps the sample's validation items out of a 
         /or score the users it kept out \(--sample-users 100 --sample-seed 1\)/,
       );
     }
+
+    // eval --tune-rerank likewise: a fusion tuned on the tuning users' validation records only
+    // (entries naming their items by entity alone, as the predictions format allows).
+    const valid = await lines(join(data, "valid.jsonl"));
+    const fusionFile = async (users: (user: string) => boolean) => {
+      const file = join(dir, "reranked.jsonl");
+      const out = valid.filter((r) => users(r.user)).map((r) => {
+        const entities = [...new Set([...r.history.slice(-4), r.target[0].entity])];
+        return JSON.stringify({
+          id: r.id,
+          predictions: entities.map((entity, i) => ({
+            entity,
+            score: -i,
+            first_score: -i,
+            lm_score: entity === r.target[0].entity ? 0 : -5,
+          })),
+        });
+      });
+      await Deno.writeTextFile(file, out.join("\n") + "\n");
+      return file;
+    };
+    const tuned = await tuneRerank(await fusionFile((u) => sample.has(u)), data, "valid");
+    // The language model's score alone puts the target first: found through its entity.
+    assert.equal(tuned.best.metrics["NDCG@10"], 1);
+    await assert.rejects(
+      async () => tuneRerank(await fusionFile(() => true), data, "valid"),
+      /the validation items are training data here .*--sample-users 100 --sample-seed 1/,
+    );
+
     const misuse = await runCli(demoSequentialArgs(join(dir, "x"), "--tune-users", "10"));
     assert.equal(misuse.code, 2);
     assert.match(

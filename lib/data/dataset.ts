@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { inputError } from "../errors.ts";
+import { type InputError, inputError, optionName } from "../errors.ts";
 import { pathExists } from "../io/fs.ts";
 import { readJsonLines } from "../io/lines.ts";
 import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "./types.ts";
@@ -81,6 +81,24 @@ export function tuneUsersOf(data: Dataset): { size: number; seed: number } | und
   return trainsThroughValid(data) && typeof t?.size === "number" && typeof t?.seed === "number"
     ? { size: t.size, seed: t.seed }
     : undefined;
+}
+
+/**
+ * The error for scoring or tuning on the validation split of a `--train-through valid` dataset,
+ * whose validation items are training data (only the users `tuneUsersOf` names were kept out).
+ */
+export function refitValidError(data: Dataset): InputError {
+  const tune = tuneUsersOf(data);
+  return inputError(
+    join(data.dir, "manifest.json"),
+    undefined,
+    "the validation items are training data here (textualize " +
+      `${optionName("trainThrough")} valid): score the test split, or textualize without it ` +
+      "to validate" + (tune
+        ? `, or score the users it kept out (${optionName("sampleUsers")} ${tune.size} ` +
+          `${optionName("sampleSeed")} ${tune.seed})`
+        : ""),
+  );
 }
 
 /**

@@ -7,9 +7,18 @@
  * @module
  */
 
-import { openDataset, readRecords, splitHolding } from "../data/dataset.ts";
+import { join } from "node:path";
+import {
+  openDataset,
+  readRecords,
+  refitValidError,
+  splitHolding,
+  trainsThroughValid,
+  tuneUsersOf,
+} from "../data/dataset.ts";
+import { RecordSelection } from "../data/selection.ts";
 import type { Split } from "../data/types.ts";
-import { InputError, inputError, OptionError, optionName } from "../errors.ts";
+import { InputError, inputError, OptionError, optionName, quote } from "../errors.ts";
 import { readJsonLines } from "../io/lines.ts";
 import { checkPredictionLine, type PredictionLine } from "./predictions.ts";
 
@@ -193,6 +202,16 @@ export async function tuneRerank(
       );
     }
     lineOf.set(line.id, number);
+    for (const entry of line.predictions ?? []) {
+      // Ranked by item id, the target's: an entry without one names its item by its entity.
+      if (entry.item_id !== undefined) continue;
+      const id = ids.get(entry.entity);
+      const pool = join(dataDir, "entities.json");
+      if (id === undefined) {
+        throw inputError(file, number, `entity ${quote(entry.entity)} is not an item of ${pool}`);
+      }
+      entry.item_id = id;
+    }
     if (!(line.predictions ?? []).every((e) => hasBothScores(e))) {
       throw inputError(
         file,
@@ -208,8 +227,13 @@ export async function tuneRerank(
   const wanted = new Set(lines.map((l) => l.id));
   const targets = new Map<string, string>();
   const otherTask = new Set<string>();
+  // A refit's validation items are training data, but for the users it kept out to tune on.
+  const refit = split === "valid" && trainsThroughValid(data);
+  const tune = tuneUsersOf(data);
+  const tuneUsers = tune && new RecordSelection(data.manifest, { sample: tune });
   for await (const r of readRecords(data, split)) {
     if (!wanted.has(r.id)) continue;
+    if (refit && !tuneUsers?.wanted(r)) throw refitValidError(data);
     if (tasks && !tasks.includes(r.task)) otherTask.add(r.id); // not tuned on
     const first = r.target?.[0];
     if (first && "entity" in first) targets.set(r.id, ids.get(first.entity) ?? first.entity);

@@ -15,10 +15,16 @@ export type NamedMethod<B extends string = string> =
   | { name: string; predictions: string | readonly string[] }
   | { name: string; baseline: B };
 
+/** A shard part's tag at the end of a file's stem (`-00002-of-00007`). */
+const SHARD_TAG = /-\d+-of-\d+$/;
+
+/** A file's name without its directory and its `.jsonl`, `.json` or `.gz` endings. */
+const stemOf = (path: string) =>
+  basename(path).replace(/(\.gz)?$/, "").replace(/\.(jsonl|json)$/, "");
+
 /** The default name of a predictions file: its stem, without a shard tag (`-00002-of-00007`). */
 export function methodStem(path: string): string {
-  return basename(path).replace(/(\.gz)?$/, "").replace(/\.(jsonl|json)$/, "")
-    .replace(/-\d+-of-\d+$/, "");
+  return stemOf(path).replace(SHARD_TAG, "");
 }
 
 /**
@@ -57,7 +63,13 @@ export async function namedMethods<B extends string>(options: {
     if (group.files.length === 1) continue;
     const parts: ReadPart[] = [];
     for (const file of group.files) {
-      const part = await readPart(file).catch(() => undefined);
+      let part: ReadPart | undefined;
+      try {
+        part = await readPart(file);
+      } catch (error) {
+        // A file named as a shard part must be one whose sidecar says it is whole.
+        if (SHARD_TAG.test(stemOf(file))) throw error;
+      }
       if (part) parts.push(part);
       else if (!group.named) {
         throw new OptionError(

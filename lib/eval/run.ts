@@ -21,9 +21,15 @@
  */
 
 import { join } from "node:path";
-import { inputError, optionName } from "../errors.ts";
+import { inputError, OptionError, optionName } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { readRecords, splitHolding, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts";
+import {
+  readRecords,
+  refitValidError,
+  splitHolding,
+  trainsThroughValid,
+  tuneUsersOf,
+} from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { EntityIndex } from "./entities.ts";
@@ -163,18 +169,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const tune = tuneUsersOf(data);
   const onTuneUsers = tune !== undefined && options.sample !== undefined &&
     options.sample.seed === tune.seed && options.sample.size <= tune.size;
-  if (split === "valid" && trainsThroughValid(data) && !onTuneUsers) {
-    throw inputError(
-      join(data.dir, "manifest.json"),
-      undefined,
-      "the validation items are training data here (textualize " +
-        `${optionName("trainThrough")} valid): score the test split, or textualize without it ` +
-        "to validate" + (tune
-          ? `, or score the users it kept out (${optionName("sampleUsers")} ${tune.size} ` +
-            `${optionName("sampleSeed")} ${tune.seed})`
-          : ""),
-    );
-  }
+  if (split === "valid" && trainsThroughValid(data) && !onTuneUsers) throw refitValidError(data);
   const recordsFile = join(data.dir, `${split}.jsonl`);
   const pool = new EntityIndex(data.entities);
   const scoreOptions: ScoreOptions = {
@@ -208,6 +203,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const scored: Partial<Record<EvalTask, number>> = {};
   const unanswered = new Map<string, number>(); // by method: records it lacked, others had
   let restricted = 0;
+  const restrictedTasks = new Set<string>(); // tasks of the records scored for no method
   let records = 0;
   let index = -1;
   // Sampled records whose candidate list is the target alone (textualize --negatives 0, or a
@@ -248,8 +244,14 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     );
     if (prepared && lacking.length > 0) {
       restricted++;
+      restrictedTasks.add(prepared.task);
       for (const [m, method] of options.methods.entries()) {
-        if (!("predictions" in method)) continue;
+        if (!("predictions" in method)) {
+          // Scored for no method, but a baseline's saved predictions stay whole.
+          const line = method.predictor.predict(record);
+          if (line && options.onPrediction) await options.onPrediction(method.name, line, index);
+          continue;
+        }
         if (lacking.includes(method)) {
           scorers[m].add(prepared, undefined); // counted as missing
           unanswered.set(method.name, (unanswered.get(method.name) ?? 0) + 1);
@@ -331,6 +333,9 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       report.methods[method.name],
       split,
       options.strict,
+      // A task whose every record was left out for all (disjoint files) is not one it lacks.
+      (task) =>
+        answers[m]?.has(task) === true && restrictedTasks.has(task) && !scored[task as EvalTask],
     );
     if ("predictions" in method && empty.has(method.name)) {
       report.warnings.push(
@@ -341,6 +346,12 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       if (note) report.notes.push(note);
     }
   });
+  const anyScored = Object.values(report.methods).some((result) =>
+    Object.values(result).some((task) => (task.metrics.count ?? 0) > 0)
+  );
+  if (!anyScored && !(records === 0 && options.select)) {
+    throw nothingScored(recordsFile, records, options, restrictedTasks, answers);
+  }
   if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
   report.warnings.push(...lists.warnings());
   const seenNote = historyNote(options.methods.map((m) => m.name), rankedSeen, ranked, topK);
@@ -401,6 +412,47 @@ function historyNote(
   return `${shares.join(", ")} rank(s) items of the user's history in the top ${k} of ` +
     `full-ranking records, ${never.join(", ")} never: the latter leave the history out ` +
     `(infer ${optionName("excludeSeen")} ranks the same way)`;
+}
+
+/**
+ * Why a run scored no record for any method (an InputError naming the split's file): it has no
+ * record, the predictions files share none of the tasks they answer (two samples of other
+ * users), or no method answers the tasks asked. A shard or sample that selects no record is not
+ * an error (an empty part).
+ */
+function nothingScored(
+  recordsFile: string,
+  records: number,
+  options: EvaluateOptions,
+  restrictedTasks: ReadonlySet<string>,
+  answers: readonly (ReadonlySet<string> | undefined)[],
+): Error {
+  if (records === 0) return inputError(recordsFile, undefined, "no records: nothing to score");
+  const names = options.methods.map((m) => m.name);
+  if (restrictedTasks.size > 0) {
+    const tasks = [...restrictedTasks];
+    const files = names.filter((_, m) => tasks.some((t) => answers[m]?.has(t)));
+    return inputError(
+      recordsFile,
+      undefined,
+      `nothing scored: ${files.join(", ")} share no ${tasks.join(" or ")} record (every method ` +
+        "is scored on the records all of them answer; score predictions of the same users, " +
+        `e.g. infer runs with the same ${optionName("sampleUsers")} and ${
+          optionName("sampleSeed")
+        })`,
+    );
+  }
+  const asked = options.tasks ?? EVAL_TASKS;
+  const answered = options.methods.map((method, m) => {
+    const tasks = "predictor" in method ? method.predictor.tasks : [...answers[m] ?? []];
+    return `${method.name} answers ${tasks.length > 0 ? tasks.join(", ") : "none"}`;
+  });
+  return new OptionError(
+    "tasks",
+    (name) =>
+      `nothing scored: no method answers the tasks asked (${name} ${asked.join(",")}; ` +
+      `${answered.join("; ")})`,
+  );
 }
 
 /** The warning for sampled records whose candidate list is the target alone. */
@@ -467,10 +519,11 @@ function missingWarning(
   result: MethodResult,
   split: string,
   strict: boolean | undefined,
+  leftOutForAll: (task: string) => boolean,
 ): { warning?: string; note?: string } {
   // A task the method answered no record of (a rating baseline's file beside item tasks) is
   // said once, not counted record by record (strict still counts it).
-  const tasks = Object.entries(result);
+  const tasks = Object.entries(result).filter(([k]) => !leftOutForAll(k));
   const none = tasks.filter(([, t]) => t.metrics.count === 0 && t.missing > 0).map(([k]) => k);
   const missing = tasks.reduce(
     (sum, [k, t]) => sum + (strict || !none.includes(k) ? t.missing : 0),
