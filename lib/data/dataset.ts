@@ -94,7 +94,8 @@ export function refitValidError(data: Dataset): InputError {
     undefined,
     "the validation items are training data here (textualize " +
       `${optionName("trainThrough")} valid): score the test split, or textualize without it ` +
-      "to validate" + (tune
+      "to validate" +
+      (tune
         ? `, or score the users it kept out (${optionName("sampleUsers")} ${tune.size} ` +
           `${optionName("sampleSeed")} ${tune.seed})`
         : ""),
