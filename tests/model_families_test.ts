@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { configJson } from "../lib/model/config.ts";
+import { modelIdentity } from "../lib/model/identity.ts";
 import { decoderWeightShapes } from "../lib/model/families/config.ts";
 import { loadDecoder, toBf16Bits, writeCheckpoint } from "../lib/model/families/checkpoint.ts";
 import {
@@ -53,6 +54,28 @@ Deno.test("config.json of each family normalises with the families' Hugging Face
   for (const c of Object.values(TINY)) {
     assert.deepEqual(parseDecoderConfig(decoderConfigJson(c), "c"), c);
   }
+});
+
+Deno.test("a checkpoint's special-token ids are written back as read, and are not its identity", () => {
+  // GLM-4 lists several end ids; a merged or fully trained model must keep them, not fall back
+  // to transformers' defaults for its family.
+  const json = { ...TINY_JSON.glm, pad_token_id: 3, eos_token_id: [4, 5], bos_token_id: null };
+  const c = parseDecoderConfig(json, "c");
+  assert.deepEqual(c.tokenIds, { bos_token_id: null, eos_token_id: [4, 5], pad_token_id: 3 });
+  const written = decoderConfigJson(c);
+  assert.equal(written.pad_token_id, 3);
+  assert.deepEqual(written.eos_token_id, [4, 5]);
+  assert.equal(written.bos_token_id, null);
+  assert.equal("bos_token_id" in decoderConfigJson(parseDecoderConfig(TINY_JSON.glm, "c")), false);
+  const weights = new Map([["w", Float32Array.of(1, 2)]]);
+  assert.deepEqual(
+    modelIdentity(c, weights),
+    modelIdentity(parseDecoderConfig(TINY_JSON.glm, "c"), weights),
+  );
+  assert.throws(
+    () => parseDecoderConfig({ ...TINY_JSON.glm, eos_token_id: "</s>" }, "config.json"),
+    /config\.json: "eos_token_id" must be a token id, a list of ids or null, got "<\/s>"/,
+  );
 });
 
 Deno.test("model_type glm: THUDM's GLM keeps its own builder; GLM-4 keys select the decoder", () => {

@@ -75,6 +75,13 @@ Deno.test("init --family for llama, qwen2 and glm trains a tokenizer on the data
       const model = await loadDecoder(out);
       assert.equal(model.config.family, family);
       const tokenizer = await TextTokenizer.load(join(out, "tokenizer.json"));
+      // The token ids written out, not left to transformers' family defaults (GLM-4's pad
+      // 151329 would lie past this model's rows).
+      const config = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
+      assert.equal(config.pad_token_id, tokenizer.special.pad);
+      assert.ok(config.pad_token_id < config.vocab_size);
+      assert.equal(config.eos_token_id, null);
+      assert.equal(config.bos_token_id, null);
       const rows = addedRowCount(model.config, tokenizer.vocabSize);
       assert.equal(rows, 5, "the trained tokenizer has [PAD] only"); // [MASK] [sMASK] [gMASK] [S] [E]
       addSpecialRows(model.config, model.weights, rows);
@@ -184,5 +191,79 @@ Deno.test("forward --batch on a decoder: rope_position_ids as given or derived, 
     assert.ok(Number.isFinite(derived) && derived > 0 && L === 6);
     const bad = await run({ ...batch, rope_position_ids: [[0, 1]] }).catch((e) => e);
     assert.ok(bad instanceof Error);
+  });
+});
+
+Deno.test("init --family refuses what later commands would: a tokenizer they cannot load, a wrong --data, weights past memory", async () => {
+  const data = await demoDataset();
+  await withTempDir(async (root) => {
+    const noDecoder = join(root, "min.json");
+    await Deno.writeTextFile(
+      noDecoder,
+      JSON.stringify({ model: { type: "BPE", vocab: { a: 0, b: 1 }, merges: [] } }),
+    );
+    const trained = join(root, "trained");
+    const ok = await runCli([
+      "init",
+      "--family",
+      "llama",
+      "--preset",
+      "tiny",
+      "--data",
+      data,
+      "--out",
+      trained,
+      "--quiet",
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const cases: [string[], RegExp][] = [
+      [["--tokenizer", noDecoder], /min\.json: cannot load tokenizer/],
+      [
+        ["--tokenizer", join(trained, "tokenizer.json"), "--data", join(root, "no-such")],
+        /no-such.*manifest\.json: file not found/,
+      ],
+      [
+        ["--data", data, "--hidden-size", "60000", "--heads", "1", "--layers", "1"],
+        /cannot hold the weights: .* GiB at once, this machine has/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const out = join(root, "out");
+      const run = await runCli([
+        "init",
+        "--family",
+        "llama",
+        "--preset",
+        "tiny",
+        ...args,
+        "--out",
+        out,
+      ]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, message);
+      await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    }
+    // The project's GLM holds every weight at once: refused the same way.
+    const glm = await runCli([
+      "init",
+      "--preset",
+      "tiny",
+      "--data",
+      data,
+      "--hidden-size",
+      "60000",
+      "--heads",
+      "1",
+      "--layers",
+      "1",
+      "--out",
+      join(root, "glm"),
+    ]);
+    assert.equal(glm.code, 1, glm.stderr);
+    assert.match(glm.stderr, /cannot hold the weights/);
+    assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name).sort(), [
+      "min.json",
+      "trained",
+    ]);
   });
 });

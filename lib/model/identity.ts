@@ -39,9 +39,12 @@ export function modelIdentity(
 ): ModelIdentity {
   // A GLM's identity is that of its own configuration, as recorded before GLM became a row of
   // the families table, so adapters and checkpoints made then still match.
+  // The special-token ids (`tokenIds`) name tokens; they do not change the network, and models
+  // loaded before they were read keep their identity.
+  const { tokenIds: _, ...network } = config as DecoderConfig;
   const own = "family" in config && (config as DecoderConfig).family === "thudm_glm"
     ? glmConfigOf(config as DecoderConfig)
-    : config;
+    : network;
   const configHash = createHash("sha256").update(stableJson(own)).digest("hex");
   const hash = createHash("sha256");
   const encoder = new TextEncoder();

@@ -7,9 +7,10 @@
  * @module
  */
 
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { type Dataset, itemTokenMode, openDataset, readRecords } from "../data/dataset.ts";
-import { inputError, optionName } from "../errors.ts";
+import { InputError, inputError, optionName } from "../errors.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
@@ -23,6 +24,7 @@ import {
   type PresetName,
   PRESETS,
   type PresetShape,
+  weightShapes,
 } from "./config.ts";
 import { randomWeights, saveWeights } from "./weights.ts";
 import { placeItemRows, readItemTable } from "./item_rows.ts";
@@ -194,7 +196,12 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
     file: join(options.data, "entities.json"),
   });
   say(`drawing ${options.preset} weights (vocabulary ${config.vocabSize})`);
-  const weights = randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init"));
+  // Every weight is held at once, in float32.
+  const weights = await withMemoryFor(
+    weightShapes(config).values(),
+    (sizes) => 4 * sizes.reduce((a, b) => a + b, 0),
+    () => randomWeights(config, Rng.derive(options.seed ?? DEFAULT_INIT.seed, "init")),
+  );
   if (itemRows) {
     // The item tokens are the last rows, right after the tokenizer's own ids (item_tokens.ts).
     const items = itemRows.rows.length / itemRows.hidden;
@@ -217,6 +224,36 @@ async function initInto(options: InitOptions, dir: string): Promise<InitResult> 
   await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizerJson);
   await saveWeights(join(dir, "model.safetensors"), config, weights);
   return { config, parameters, trainedTokenizer: !options.tokenizer };
+}
+
+/**
+ * Runs `draw`, which holds `held(sizes)` bytes at once (`sizes`: the element counts of
+ * `shapes`), refusing before it starts when they exceed the machine's memory, and turning an
+ * allocation the machine refuses all the same into that one-line InputError (a shape set far too
+ * large) instead of a crash with a stack.
+ */
+export async function withMemoryFor<T>(
+  shapes: Iterable<readonly number[]>,
+  held: (sizes: readonly number[]) => number,
+  draw: () => T | Promise<T>,
+): Promise<T> {
+  const sizes = Array.from(shapes, (shape) => shape.reduce((a, b) => a * b, 1));
+  const parameters = sizes.reduce((a, b) => a + b, 0);
+  const refused = () =>
+    new InputError(
+      `cannot hold the weights: ${parameters.toExponential(2)} parameters need ` +
+        `${(held(sizes) / 2 ** 30).toFixed(1)} GiB at once, this machine has ` +
+        `${(totalmem() / 2 ** 30).toFixed(1)} GiB; choose a smaller hidden size, fewer layers ` +
+        "or a smaller preset",
+    );
+  if (held(sizes) > totalmem()) throw refused();
+  try {
+    return await draw();
+  } catch (error) {
+    const message = (error as Error)?.message ?? "";
+    const allocation = /allocation failed|invalid typed array length/i.test(message);
+    throw error instanceof RangeError && allocation ? refused() : error;
+  }
 }
 
 /** The initial weights' standard deviation (randomWeights' default), the item rows' RMS too. */

@@ -210,7 +210,23 @@ export interface DecoderConfig {
    * written by `pretrain --full` and `--merge`): inference cuts its prompts to it.
    */
   trainedLength?: number;
+  /**
+   * `bos_token_id`, `eos_token_id` and `pad_token_id` as config.json gives them (an id, a list
+   * of ids, or null), written back as read. They do not change the network (not part of the
+   * model's identity), but transformers takes its family's defaults where a key is absent, and
+   * GLM-4's (pad 151329) lie past a small model's rows.
+   */
+  tokenIds?: TokenIds;
 }
+
+/** The special-token ids of a config.json, by their keys there. */
+export type TokenIds = Partial<Record<TokenIdKey, number | number[] | null>>;
+
+/** The keys of {@linkcode TokenIds}. */
+export const TOKEN_ID_KEYS = ["bos_token_id", "eos_token_id", "pad_token_id"] as const;
+
+/** One key of {@linkcode TOKEN_ID_KEYS}. */
+export type TokenIdKey = typeof TOKEN_ID_KEYS[number];
 
 /** Rows of the intra-position table unless set (docs/method.md section 11). */
 export const DEFAULT_INTRA_ROWS = 64;

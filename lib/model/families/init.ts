@@ -11,10 +11,10 @@
 
 import { join } from "node:path";
 import { openDataset } from "../../data/dataset.ts";
-import { inputError } from "../../errors.ts";
 import { writeOutputDir } from "../../io/safe_output.ts";
 import { Rng } from "../../random.ts";
-import { newModelTokenizer } from "../init.ts";
+import { newModelTokenizer, withMemoryFor } from "../init.ts";
+import { TextTokenizer } from "../../tokenizer/tokenizer.ts";
 import { writeCheckpoint } from "./checkpoint.ts";
 import {
   type DecoderConfig,
@@ -133,19 +133,6 @@ export function decoderPresetConfig(
   };
 }
 
-/** Ids a `tokenizer.json` itself defines (its highest id + 1), before any special is appended. */
-export function tokenizerIdCount(json: unknown, source: string): number {
-  const t = json as { model?: { vocab?: unknown }; added_tokens?: { id: number }[] };
-  const vocab = t?.model?.vocab;
-  let n = 0;
-  if (Array.isArray(vocab)) n = vocab.length;
-  else if (typeof vocab === "object" && vocab !== null) {
-    for (const id of Object.values(vocab as Record<string, number>)) n = Math.max(n, id + 1);
-  } else throw inputError(source, undefined, "not a tokenizer.json (model has no vocab)");
-  for (const a of t.added_tokens ?? []) n = Math.max(n, a.id + 1);
-  return n;
-}
-
 /** Options of {@linkcode initDecoder}. */
 export interface InitDecoderOptions {
   family: DecoderFamily;
@@ -171,39 +158,44 @@ export async function initDecoder(
   options: InitDecoderOptions,
 ): Promise<{ config: DecoderConfig; parameters: number; trainedTokenizer: boolean }> {
   const say = options.progress ?? (() => {});
+  // A dataset given is read (and a wrong path refused) even beside a tokenizer.
+  const data = options.data === undefined ? undefined : await openDataset(options.data);
   const tokenizer = await newModelTokenizer({
     tokenizer: options.tokenizer,
-    data: options.tokenizer || !options.data ? undefined : await openDataset(options.data),
+    data: options.tokenizer ? undefined : data,
     vocabSize: DECODER_PRESETS[options.preset].tokenizerVocab,
     specialTokens: ["[PAD]"],
     say,
   });
+  // Loaded as every later command loads it, so a tokenizer they would refuse is refused now.
+  const loaded = TextTokenizer.fromJson(tokenizer.json, tokenizer.file);
   const config = validateDecoderConfig(
-    decoderPresetConfig(
-      options.family,
-      options.preset,
-      tokenizerIdCount(tokenizer.json, tokenizer.file),
-      options.shape,
-    ),
+    decoderPresetConfig(options.family, options.preset, loaded.definedIds, options.shape),
     `preset ${options.preset}`,
   );
+  // Written out: transformers' defaults where absent (GLM-4's pad 151329) lie past these rows.
+  const pad = loaded.special.pad < loaded.definedIds ? loaded.special.pad : null;
+  config.tokenIds = { bos_token_id: null, eos_token_id: null, pad_token_id: pad };
   const rng = Rng.derive(options.seed ?? 0, `init ${options.family}`);
   const shapes = decoderWeightShapes(config);
   let parameters = 0;
   for (const shape of shapes.values()) parameters += shape.reduce((a, b) => a * b, 1);
   say(`drawing ${options.preset} ${options.family} weights (${parameters} parameters)`);
-  await writeOutputDir(options.out, {
-    command: "init",
-    force: options.force,
-    inputs: [options.data, options.tokenizer],
-  }, async (dir) => {
-    await Deno.writeTextFile(
-      join(dir, "config.json"),
-      JSON.stringify(decoderConfigJson(config), null, 2) + "\n",
-    );
-    await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizer.text);
-    await writeCheckpoint(dir, randomDecoderTensors(config, rng), { format: "BF16" });
-  });
+  // One tensor at a time is held: drawn in float32, written as BF16.
+  const held = (sizes: readonly number[]) => 6 * Math.max(...sizes);
+  await withMemoryFor(shapes.values(), held, () =>
+    writeOutputDir(options.out, {
+      command: "init",
+      force: options.force,
+      inputs: [options.data, options.tokenizer],
+    }, async (dir) => {
+      await Deno.writeTextFile(
+        join(dir, "config.json"),
+        JSON.stringify(decoderConfigJson(config), null, 2) + "\n",
+      );
+      await Deno.writeTextFile(join(dir, "tokenizer.json"), tokenizer.text);
+      await writeCheckpoint(dir, randomDecoderTensors(config, rng), { format: "BF16" });
+    }));
   return { config, parameters, trainedTokenizer: !options.tokenizer };
 }
 

@@ -32,6 +32,8 @@ import {
   type DecoderFamily,
   DEFAULT_INTRA_ROWS,
   type RopeScaling,
+  TOKEN_ID_KEYS,
+  type TokenIds,
   validateDecoderConfig,
 } from "./config.ts";
 
@@ -360,7 +362,28 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
   if (trained) config.trainedLength = trained;
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
+  const tokenIds = tokenIdsOf(o, file);
+  if (tokenIds) config.tokenIds = tokenIds;
   return validateDecoderConfig(config, file);
+}
+
+/** The special-token ids config.json gives (see `DecoderConfig.tokenIds`); undefined if none. */
+function tokenIdsOf(o: Record<string, unknown>, file: string): TokenIds | undefined {
+  const ids: TokenIds = {};
+  const isId = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  for (const key of TOKEN_ID_KEYS) {
+    if (!(key in o)) continue;
+    const v = o[key];
+    if (v !== null && !isId(v) && !(Array.isArray(v) && v.every(isId))) {
+      throw inputError(
+        file,
+        undefined,
+        `"${key}" must be a token id, a list of ids or null, got ${JSON.stringify(v)}`,
+      );
+    }
+    ids[key] = Array.isArray(v) ? [...v] : v as number | null;
+  }
+  return Object.keys(ids).length > 0 ? ids : undefined;
 }
 
 /**
@@ -409,6 +432,7 @@ export function decoderConfigJson(
   }
   if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
   if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
+  Object.assign(json, c.tokenIds);
   Object.assign(json, recsysllmJson(c));
   if (c.itemTokens) json[ITEM_TOKENS_KEY] = itemTokenDigestJson(c.itemTokens);
   return json;
