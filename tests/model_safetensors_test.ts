@@ -146,6 +146,11 @@ Deno.test("safetensors: bad headers are InputErrors naming the file", () =>
     await Deno.writeFile(huge, new Uint8Array([255, 255, 255, 255, 0, 0, 0, 0, 123]));
     await assert.rejects(() => SafetensorsFile.open(huge), /header length \d+ is impossible/);
     await assert.rejects(() => SafetensorsFile.open(`${dir}/absent.safetensors`), /file not found/);
+    // A directory given for the file (init --item-rows DIR) is named, not a bare EISDIR.
+    await assert.rejects(
+      () => SafetensorsFile.open(dir),
+      new RegExp(`^${dir}: is a directory, not a safetensors file$`),
+    );
   }));
 
 Deno.test("model weights save and load by their Hugging Face names, shapes checked", () =>

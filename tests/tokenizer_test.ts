@@ -63,6 +63,29 @@ Deno.test("text that spells a special token is encoded as ordinary text", async 
   assert.equal(tokenizer.decode(withSpecials, { skipSpecial: true }), "a [MASK] and [PAD]");
 });
 
+Deno.test("an added token taken for a special one is never encoded from text, marked special or not", () => {
+  const json = trainByteLevelBpe(["hello world"], { vocabSize: 300 }) as {
+    model: { vocab: Record<string, number> };
+    added_tokens: Record<string, unknown>[];
+  };
+  const id = Object.keys(json.model.vocab).length;
+  json.model.vocab["<pad>"] = id;
+  json.added_tokens.push({
+    id,
+    content: "<pad>",
+    special: false,
+    normalized: false,
+    lstrip: false,
+    rstrip: false,
+    single_word: false,
+  });
+  const tokenizer = TextTokenizer.fromJson(json);
+  assert.equal(tokenizer.special.pad, id);
+  const ids = tokenizer.encode("x <pad> y");
+  assert.ok(!ids.includes(id), `text became the pad id: ${Array.from(ids)}`);
+  assert.equal(tokenizer.decode(ids), "x <pad> y");
+});
+
 Deno.test("encode results are the caller's own: changing one does not change the cache", async () => {
   const tokenizer = await TextTokenizer.load(FIXTURE);
   const first = tokenizer.encode(" Saltmarsh Sea Clay Mask");

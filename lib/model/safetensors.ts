@@ -233,7 +233,11 @@ export class SafetensorsFile {
       throw inputError(path, undefined, `cannot open: ${(error as Error).message}`);
     }
     try {
-      const size = (await file.stat()).size;
+      const info = await file.stat();
+      if (!info.isFile) {
+        throw inputError(path, undefined, "is a directory, not a safetensors file");
+      }
+      const size = info.size;
       if (size < 8) throw inputError(path, undefined, "bad safetensors header: file too short");
       const head = await readAt(file, 0, 8);
       const n = Number(new DataView(head.buffer).getBigUint64(0, true));

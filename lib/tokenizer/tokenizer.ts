@@ -276,8 +276,13 @@ export class TextTokenizer {
     for (const token of added) if (token.special) isSpecial[token.id] = 1;
     for (const key of SPECIAL_KEYS) isSpecial[special[key]] = 1;
 
-    // The encoder does not know the special added tokens, so text never turns into them.
-    const engineConfig = { ...config, added_tokens: added.filter((t) => !t.special) };
+    // The encoder does not know the special added tokens, nor an added token taken for one of
+    // the method's (a `<pad>` the file did not mark special), so text never turns into them.
+    const chosen = new Set(SPECIAL_KEYS.map((key) => special[key]));
+    const engineConfig = {
+      ...config,
+      added_tokens: added.filter((t) => !t.special && !chosen.has(t.id)),
+    };
     let engine: Tokenizer;
     try {
       engine = new Tokenizer(engineConfig, {});
