@@ -57,6 +57,9 @@ export {
   type FamilyName,
   GLM_BLOCK,
   type RopeScaling,
+  TOKEN_ID_KEYS,
+  type TokenIdKey,
+  type TokenIds,
 } from "./families/config.ts";
 export {
   type AnyConfig,
