@@ -1,6 +1,8 @@
 // `init` and `forward` end to end through the command line's main().
 import assert from "node:assert/strict";
 import { runCli } from "./helpers/cli.ts";
+import { openDataset, readRecords } from "../lib/data/dataset.ts";
+import { datasetTexts } from "../lib/model/init.ts";
 import { readConfig, weightShapes } from "../lib/model/config.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
@@ -291,3 +293,19 @@ Deno.test("forward writes logits and loss equal to the reference; errors are one
       assert.match(cuda.stderr, /^error: device cuda cannot be used: .*\n$/);
     }
   }));
+
+Deno.test("init trains its tokenizer on the forms the collator encodes: an entity after a space", async () => {
+  const data = await openDataset(DATA);
+  const texts = await datasetTexts(data);
+  const entities = new Set(data.entities.map((e) => e.entity));
+  // Every entity as " " + entity (its first word's merges are those of the encoded form).
+  for (const e of entities) assert.ok(texts.includes(" " + e), e);
+  assert.ok(!texts.some((t) => entities.has(t)), "an entity without its leading space");
+  // A text target as " " + trimmed text, the way the collator encodes it.
+  for await (const record of readRecords(data, "train")) {
+    const target = record.target ?? [];
+    if (target.length === 1 && "text" in target[0] && target[0].text.trim()) {
+      assert.ok(texts.includes(" " + target[0].text.trim()), record.id);
+    }
+  }
+});

@@ -29,14 +29,27 @@ import {
 import { randomWeights, saveWeights } from "./weights.ts";
 import { placeItemRows, readItemTable } from "./item_rows.ts";
 
-/** The texts a tokenizer for `data` is trained on: every entity, then each text and entity of the training records. */
+/**
+ * The texts a tokenizer for `data` is trained on, in the forms the collator encodes them
+ * (lib/collate/tokenize.ts, for the byte-level BPE init trains): every entity as `" " + entity`,
+ * then each text and entity of the training records, a target's text starting with one space.
+ * So the merges learned for an entity's first word are those of the form it is encoded in.
+ */
 export async function datasetTexts(data: Dataset): Promise<string[]> {
-  const texts = data.entities.map((e) => e.entity);
+  const texts = data.entities.map((e) => " " + e.entity);
   for await (const record of readRecords(data, "train")) {
-    for (const segment of [...record.segments, ...(record.target ?? [])]) {
+    for (const segment of record.segments) {
       if ("text" in segment && segment.text) texts.push(segment.text);
-      else if ("entity" in segment) texts.push(segment.entity);
+      else if ("entity" in segment) texts.push(" " + segment.entity);
     }
+    (record.target ?? []).forEach((segment, s, target) => {
+      if ("entity" in segment) texts.push(" " + segment.entity);
+      else if ("text" in segment && segment.text) {
+        let text = s === 0 ? " " + segment.text.trimStart() : segment.text;
+        if (s === target.length - 1) text = text.trimEnd();
+        texts.push(text);
+      }
+    });
   }
   return texts;
 }
