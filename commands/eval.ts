@@ -147,7 +147,7 @@ const FLAGS = defineFlags({
     help: "itemknn: weight decay per step back in the history, in (0, 1]",
   },
   damping: { type: "number", min: 0, default: B.damping, help: "mean: bias damping" },
-  seed: { type: "int", defaultText: "the dataset's seed", help: "random, sasrec: seed" },
+  seed: { type: "int", defaultText: "the dataset's seed", help: "random, sasrec, mf: seed" },
   "sasrec-epochs": {
     type: "int",
     min: 1,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { InputError } from "../lib/errors.ts";
 import { BiasRating, type TrainingRating } from "../lib/baselines/rating.ts";
 import { buildMfLossGraph, mfShapes, trainMf } from "../lib/baselines/mf.ts";
 import { setCosine, TextRetrieval, TrainingTexts } from "../lib/baselines/retrieval.ts";
@@ -91,6 +92,11 @@ Deno.test("matrix factorisation learns what the biases cannot, early-stops, and 
   // A bad setting is an error that names it.
   await assert.rejects(() => trainMf(train, { factors: 0 }), /factors must be a positive integer/);
   await assert.rejects(() => trainMf(train, { lr: -1 }), /lr must be positive/);
+  // A learning rate it diverges with is bad input naming the option, not a bug.
+  await assert.rejects(
+    () => trainMf(train, { ...options, lr: 1e30, epochs: 2 }),
+    (e) => e instanceof InputError && /diverged at epoch 1 .*: lower lr \(1e\+30\)/.test(e.message),
+  );
   // Without validation every epoch is trained.
   const fixed = await trainMf(train.slice(0, 50), { ...options, epochs: 3 });
   assert.equal(fixed.bestEpoch, 3);

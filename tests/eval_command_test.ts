@@ -316,6 +316,44 @@ Deno.test("usage mistakes exit 2", async () => {
     const { code, err } = await run(...args);
     assert.equal(code, 2, `${args.join(" ")}: ${err}`);
   }
+  // Baselines scored on what they learn; SASRec's curve without SASRec (it wrote empty files).
+  const train = await run("--data", DATA, "--baseline", "pop,mean", "--split", "train");
+  assert.equal(train.code, 2);
+  assert.match(train.err, /the baselines learn the train split \(pop, mean\)/);
+  const curve = await run("--data", DATA, "--baseline", "pop", "--sasrec-curve", "/tmp/never.svg");
+  assert.equal(curve.code, 2);
+  assert.match(curve.err, /--sasrec-curve is SASRec's training curve: it needs --baseline sasrec/);
+  await assert.rejects(Deno.stat("/tmp/never.svg"), Deno.errors.NotFound);
+});
+
+Deno.test("a pool small enough that the candidates are every unseen item gives no protocol warning", async () => {
+  await withTempDir(async (dir) => {
+    // 30 users of 4 interactions over 20 items: textualize's 99 negatives are every unseen item.
+    const rows = ["user_id,item_id,timestamp,rating"];
+    for (let u = 0; u < 30; u++) {
+      for (let t = 0; t < 4; t++) {
+        rows.push(`u${u},I${(u * 7 + t * 3) % 20},${t + 1},${1 + (u + t) % 5}`);
+      }
+    }
+    await Deno.writeTextFile(join(dir, "i.csv"), rows.join("\n") + "\n");
+    const data = join(dir, "data");
+    const made = await runCli([
+      "textualize",
+      "--format",
+      "csv",
+      "--input",
+      join(dir, "i.csv"),
+      "--out",
+      data,
+      "--tasks",
+      "sequential",
+      "--quiet",
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const { code, err } = await run("--data", data, "--baseline", "pop,itemknn");
+    assert.equal(code, 0, err);
+    assert.doesNotMatch(err, /every list lies within its record's candidates/);
+  });
 });
 
 Deno.test("eval reads what textualize writes: every test record of its fixtures is scored", async () => {

@@ -303,3 +303,59 @@ Deno.test("leave-one-out hygiene: SASRec trains on histories without validation 
     }
   });
 });
+
+Deno.test("SASRec's bad cases are one-line input errors: no user with two training items, a diverging lr", async () => {
+  await withTempDir(async (dir) => {
+    // Sequences of 3: one training item a user once validation and test take theirs (the
+    // ratings give the dataset its training records).
+    const rows = ["user_id,item_id,timestamp,rating"];
+    for (let u = 0; u < 30; u++) {
+      for (let t = 0; t < 3; t++) rows.push(`u${u},I${(u * 7 + t * 3) % 20},${t + 1},${1 + t}`);
+    }
+    await Deno.writeTextFile(join(dir, "short.csv"), rows.join("\n") + "\n");
+    const short = join(dir, "short");
+    const made = await runCli([
+      "textualize",
+      "--format",
+      "csv",
+      "--input",
+      join(dir, "short.csv"),
+      "--out",
+      short,
+      "--tasks",
+      "sequential,rating",
+      "--quiet",
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const none = await runCli([
+      "eval",
+      "--data",
+      short,
+      "--baseline",
+      "sasrec",
+      "--quiet",
+      ...FAST,
+    ]);
+    assert.equal(none.code, 1, none.stderr);
+    assert.match(none.stderr, /^error: SASRec: no user has two training items/m);
+    const data = await cyclicDataset(dir, 40, 24);
+    const diverged = await runCli([
+      "eval",
+      "--data",
+      data,
+      "--baseline",
+      "sasrec",
+      "--quiet",
+      ...FAST,
+      "--sasrec-lr",
+      "1e30",
+      "--sasrec-epochs",
+      "1",
+    ]);
+    assert.equal(diverged.code, 1, diverged.stderr);
+    assert.match(
+      diverged.stderr,
+      /^error: SASRec training diverged at epoch 1 .*: lower --sasrec-lr \(1e\+30\)$/m,
+    );
+  });
+});

@@ -24,13 +24,14 @@
  * @module
  */
 
-import { OptionError } from "../errors.ts";
+import { OptionError, worded } from "../errors.ts";
 import { Graph, type TensorData, type Value } from "../onnx/graph.ts";
 import { clipRating } from "../metrics/rating.ts";
 import { Rng } from "../random.ts";
 import { Session } from "../runtime/session.ts";
 import { gradients } from "../train/autodiff.ts";
 import { appendAdamW, trainNames } from "../train/train_graph.ts";
+import { TrainingDiverged } from "../train/trainer.ts";
 import type { TrainingRating } from "./rating.ts";
 
 /** Settings of {@linkcode trainMf}; defaults in {@linkcode DEFAULT_MF}. */
@@ -301,7 +302,13 @@ export async function trainMf(
         const out = await step.run(feeds);
         const value = (out.loss.data as Float32Array)[0];
         if (!Number.isFinite(value)) {
-          throw new Error(`matrix factorisation diverged at epoch ${epoch} (loss ${value})`);
+          throw worded(
+            new TrainingDiverged(`matrix factorisation diverged (loss ${value})`),
+            "lr",
+            (name) =>
+              `matrix factorisation diverged at epoch ${epoch} (loss ${value}): lower ${name} ` +
+              `(${options.lr})`,
+          );
         }
         for (const name of state.keys()) state.set(name, out[trainNames.updated(name)]);
         lossSum += value;

@@ -124,6 +124,23 @@ function ownSettings(
 
 /** The mistakes in how the options combine, found before anything is read. */
 function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
+  const baselines = methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
+  if (options.split === "train" && baselines.length > 0) {
+    // Training records are what the baselines learn: their targets are in what they fit.
+    throw new OptionError(
+      "split",
+      (name, nameOf) =>
+        `eval: the baselines learn the train split (${baselines.join(", ")}): score them on ` +
+        `${name} valid or test, or score only ${nameOf("predictions")} on train`,
+    );
+  }
+  if ((options.sasrecCurve ?? []).length > 0 && !baselines.includes("sasrec")) {
+    throw new OptionError(
+      "sasrecCurve",
+      (name, nameOf) =>
+        `eval: ${name} is SASRec's training curve: it needs ${nameOf("baselines")} sasrec`,
+    );
+  }
   if (options.saveBaselines !== undefined && !methods.some((m) => "baseline" in m)) {
     throw new OptionError(
       "saveBaselines",

@@ -66,8 +66,9 @@ export class ListChecks {
     method.longest = Math.max(method.longest, ranked.length);
     const limit = protocol === "sampled" && candidates ? candidates.length : items - seen;
     method.room = Math.max(method.room, Math.min(maxK, limit));
-    // A candidate list of every item says nothing about which protocol a list was made for.
-    if (!candidates || candidates.length >= items || ranked.length === 0) return;
+    // A candidate list of every item, or of every item the user has not seen (a small pool),
+    // says nothing about which protocol a list was made for.
+    if (!candidates || candidates.length >= items - seen || ranked.length === 0) return;
     method.withCandidates++;
     if (ranked.every((id) => candidates.includes(id))) method.within++;
   }

@@ -12,12 +12,13 @@
  * @module
  */
 
-import { OptionError } from "../errors.ts";
+import { InputError, OptionError, worded } from "../errors.ts";
 import type { Graph, TensorData } from "../onnx/graph.ts";
 import { Rng } from "../random.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import { gradients } from "../train/autodiff.ts";
 import { appendAdamW, trainNames } from "../train/train_graph.ts";
+import { TrainingDiverged } from "../train/trainer.ts";
 import { trainingBatch, trainingWindow } from "./batch.ts";
 import {
   buildSasrecLossGraph,
@@ -276,7 +277,12 @@ export async function trainSasrec(
     const w = trainingWindow(s, config.maxLength);
     return w ? [w] : [];
   });
-  if (windows.length === 0) throw new RangeError("SASRec: no user has two training items");
+  if (windows.length === 0) {
+    // Each training step predicts a user's next item from the ones before it.
+    throw new InputError(
+      "SASRec: no user has two training items (it learns each next item from the ones before it)",
+    );
+  }
   const rng = new Rng(options.seed);
   let weights = initSasrec(config, rng);
   const shapes = sasrecShapes(config);
@@ -338,8 +344,12 @@ export async function trainSasrec(
         const out = await step.run(feeds);
         const loss = (out.loss.data as Float32Array)[0];
         if (!Number.isFinite(loss)) {
-          throw new Error(
-            `SASRec training diverged at epoch ${epoch} step ${s + 1} (loss ${loss})`,
+          throw worded(
+            new TrainingDiverged(`SASRec training diverged (loss ${loss})`),
+            "lr",
+            (name) =>
+              `SASRec training diverged at epoch ${epoch} step ${s + 1} (loss ${loss}): ` +
+              `lower ${name} (${options.lr})`,
           );
         }
         for (const name of state.keys()) state.set(name, out[trainNames.updated(name)]);
