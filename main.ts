@@ -101,7 +101,7 @@ export async function main(args: string[]): Promise<number> {
         `unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(", ")})`,
       );
     }
-    const { command } = await entry.load();
+    const { command } = await entry.load().catch(notInstalled);
     if (rest.includes("--help") || rest.includes("-h")) {
       console.log(command.usage);
       return 0;
@@ -113,6 +113,25 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     Progress.stopAll();
   }
+}
+
+/**
+ * A command's modules failing to load because the npm packages are not in node_modules (a fresh
+ * clone run with `deno run` before `deno install`) is a one-line error saying so, not a bug.
+ */
+function notInstalled(error: unknown): never {
+  const message = String((error as Error)?.message ?? error);
+  if (
+    /Could not find a matching package for 'npm:[^']+' in the node_modules directory/.test(message)
+  ) {
+    const root = new URL(".", import.meta.url).pathname.replace(/\/$/, "");
+    const pkg = message.match(/'npm:([^']+)'/)?.[1];
+    throw new InputError(
+      `the toolkit's npm packages are not installed (${pkg} is missing from node_modules): ` +
+        `run deno install in ${root} (the deno task commands run it themselves)`,
+    );
+  }
+  throw error;
 }
 
 /**

@@ -47,3 +47,17 @@ Deno.test("a fresh clone's deno task demo installs only run-time packages, quiet
       assert.ok(lock.includes(`"${pkg}@`), `${name} is not in deno.lock`);
     }
   }));
+
+Deno.test("a fresh clone run with deno run before deno install: one line saying to install", () =>
+  withTempDir(async (dir) => {
+    for (const path of CLONE) await copy(join(ROOT, path), join(dir, path));
+    const out = await runProcess([Deno.execPath(), "run", "-A", "main.ts", "init", "--help"], {
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+    });
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(
+      out.stderr.trim(),
+      /^error: the toolkit's npm packages are not installed \(\S+ is missing from node_modules\): run deno install in \S+ \(the deno task commands run it themselves\)$/,
+    );
+  }));

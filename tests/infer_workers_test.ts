@@ -3,7 +3,8 @@
 // same bytes as one decoder, every task family included.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./helpers/cli.ts";
+import { runCli, runCliProcess } from "./helpers/cli.ts";
+import { cudaRuntimePackage } from "../lib/runtime/providers.ts";
 import { CachedDecoder, type StepModel } from "../lib/generate/mod.ts";
 import { openWorkerDecoders, WorkerDecoder } from "../lib/generate/worker_decoder.ts";
 import { glmDecoderConfig } from "../lib/model/config.ts";
@@ -165,3 +166,40 @@ Deno.test("infer --workers 3 writes the bytes one decoder writes, every task fam
     assert.equal(await run("3"), one);
   });
 });
+
+// The CUDA runtime of `deno task setup-cuda` (or RECSYSLLM_CUDA_RUNTIME), where it is installed.
+const CUDA_RUNTIME = cudaRuntimePackage();
+
+Deno.test({
+  name:
+    "infer --device auto in workers beside the CUDA runtime, without a GPU: every worker on the CPU",
+  ignore: CUDA_RUNTIME === undefined,
+}, async () => {
+  // The first worker's `auto` loads the CUDA runtime's onnxruntime (1.29.0) and falls back to
+  // the CPU; the others loaded the default package (1.30.0) beside it and failed to load.
+  await withTempDir(async (dir) => {
+    const run = async (workers: string) => {
+      const out = join(dir, `${workers}.jsonl`);
+      const r = await runCliProcess([
+        ...["infer", "--quiet", "--device", "auto", "--model", MODEL, "--data", DATA],
+        ...["--out", out, "--tasks", "sequential", "--workers", workers],
+      ], { env: { RECSYSLLM_CUDA_RUNTIME: CUDA_RUNTIME! } });
+      assert.equal(r.code, 0, r.stderr);
+      return await Deno.readTextFile(out);
+    };
+    // Where a GPU is found, `auto` runs one decoder on it whatever --workers says.
+    if (await hasGpu()) return;
+    // `auto` (a decoder a core, the first trying the devices): the same bits as one decoder of
+    // that runtime (1.29.0's CPU, not 1.30.0's).
+    assert.equal(await run("auto"), await run("1"));
+  });
+});
+
+async function hasGpu(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("nvidia-smi", { stdout: "null", stderr: "null" }).output())
+      .success;
+  } catch {
+    return false;
+  }
+}

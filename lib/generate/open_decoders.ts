@@ -141,7 +141,11 @@ export async function openDecoders(
       await first.release();
       return [await openCachedDecoder({ ...spec, device, threads: options.threads })];
     }
-    const rest = await openWorkerDecoders({ ...spec, device: "cpu" }, {
+    // The others on the same terms, so through the onnxruntime the first loaded: `auto` loads
+    // the CUDA runtime package where one is installed, and a worker that loaded the plain
+    // package beside it would find the process's libonnxruntime of another version. The first
+    // found no GPU, so theirs fall back to the CPU as well.
+    const rest = await openWorkerDecoders(spec, {
       workers: workers - 1,
       threads: after(1),
     }).catch(async (error) => {
