@@ -10,7 +10,7 @@ import { removeStaleTemporaries, replaceWith, writeFileAtomic } from "../lib/io/
 import { LockedError, lockPath, OutputLock } from "../lib/io/lock.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
 import { runCli, runCliProcess, startCli } from "./helpers/cli.ts";
-import { startProcess, type TestProcess } from "./helpers/process.ts";
+import { runProcess, startProcess, type TestProcess } from "./helpers/process.ts";
 import { fileVersion } from "./helpers/safety_child.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -328,4 +328,32 @@ Deno.test("Ctrl-C during a real textualize leaves nothing behind, and the old ou
     assert.equal((await child.status).code, 130);
     assert.deepEqual(await names(dir), ["data"]);
     assert.equal(await Deno.readTextFile(join(out, "manifest.json")), manifest);
+  }));
+
+Deno.test("a file output that is a pipe is written as it is: not replaced by a file, no lock beside it", () =>
+  withTempDir(async (dir) => {
+    const data = join(dir, "data");
+    const parts = join(dir, "parts");
+    assert.equal((await textualize(data)).code, 0);
+    for (const shard of ["0/2", "1/2"]) {
+      const run = await runCli([
+        ...["eval", "--data", data, "--baseline", "pop", "--tasks", "sequential", "--quiet"],
+        ...["--save-baselines", parts, "--shard", shard],
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+    }
+    const files = ["pop-00000-of-00002.jsonl", "pop-00001-of-00002.jsonl"].map((f) =>
+      join(parts, f)
+    );
+    const merged = join(dir, "merged.jsonl");
+    assert.equal((await runCli(["merge", "--out", merged, ...files, "--quiet"])).code, 0);
+    // `--out /dev/null` or `--out >(gzip > x.gz)`: a renamed temporary would replace the device.
+    const fifo = join(dir, "fifo");
+    assert.equal((await runProcess(["mkfifo", fifo])).code, 0);
+    const reader = Deno.readFile(fifo);
+    const run = await runCli(["merge", "--out", fifo, ...files, "--quiet"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(await reader, await Deno.readFile(merged));
+    assert.ok((await Deno.lstat(fifo)).isFifo, "the pipe was replaced");
+    assert.deepEqual(await names(dir), ["data", "fifo", "merged.jsonl", "parts"]);
   }));

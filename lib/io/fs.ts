@@ -52,3 +52,11 @@ export async function readJsonFile(path: string, notFound = "file not found"): P
     throw inputError(path, undefined, `not valid JSON (${(error as Error).message})`);
   }
 }
+
+/**
+ * Flushes `file` to disk when it is a regular file; a device or pipe (`--out /dev/null`, a
+ * process substitution) has nothing to sync, and `fsync` on it fails with EINVAL.
+ */
+export async function syncFile(file: Deno.FsFile): Promise<void> {
+  if ((await file.stat()).isFile) await file.sync();
+}

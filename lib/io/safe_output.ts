@@ -326,8 +326,8 @@ export interface OutputClaim {
   readonly path: string;
   /** The temporary sibling to write (a file path, or a directory that exists). */
   readonly tmp: string;
-  /** The lock held on the output. */
-  readonly lock: OutputLock;
+  /** The lock held on the output (none for a device or pipe written as it is). */
+  readonly lock?: OutputLock;
   /** Puts the temporary in place (for directories, with the marker), atomically. */
   commit(): Promise<void>;
   /** Removes the temporary (if still there) and releases the lock; safe to call twice. */
@@ -339,6 +339,13 @@ async function claim(
   kind: "file" | "dir",
   options: ClaimOptions,
 ): Promise<OutputClaim> {
+  if (kind === "file") {
+    // A device, pipe or socket (`--out /dev/null`, `--out >(gzip > x.gz)`) is written as it is:
+    // it has nothing to replace atomically and nothing to lock beside it (`/dev/.null.lock`),
+    // and renaming a file over it would replace the device itself.
+    const info = await lstatOrUndefined(path, true);
+    if (info && !info.isFile && !info.isDirectory) return await directClaim(path, options);
+  }
   // A link is followed: the output lands where it points, and the link stays.
   const target = await followLinks(path);
   const name = shown(path, target);
@@ -414,6 +421,12 @@ async function claim(
       lock.release();
     },
   };
+}
+
+/** The claim of a device or pipe: written directly, nothing to commit or remove. */
+async function directClaim(path: string, options: ClaimOptions): Promise<OutputClaim> {
+  await checkInputs(path, resolve(path), options);
+  return { path, tmp: path, commit: () => Promise.resolve(), close: () => Promise.resolve() };
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { withIo } from "./io_error.ts";
+import { syncFile } from "./fs.ts";
 
 const encoder = new TextEncoder();
 
@@ -84,7 +85,7 @@ export class TextFileWriter {
     if (this.#closed) return;
     try {
       await this.flush();
-      await withIo(this.#path, "cannot write", () => this.#file.sync());
+      await withIo(this.#path, "cannot write", () => syncFile(this.#file));
     } finally {
       this.#closed = true;
       this.#file.close();

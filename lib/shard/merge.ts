@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { writeOutputDir, writeOutputFile } from "../io/safe_output.ts";
+import { syncFile } from "../io/fs.ts";
 import { checkPartSet, type PartManifest, type ReadPart, readPart, sha256Hex } from "./part.ts";
 
 /** What a merge wrote. */
@@ -47,14 +48,14 @@ async function* rawLines(path: string): AsyncGenerator<Uint8Array> {
   if (pending.length > 0) yield pending;
 }
 
-/** Buffered byte output to a new file. */
+/** Buffered byte output to the claim's file (a new temporary, or a device or pipe as it is). */
 class ByteWriter {
   #parts: Uint8Array[] = [];
   #size = 0;
   private constructor(readonly file: Deno.FsFile) {}
 
   static async create(path: string): Promise<ByteWriter> {
-    return new ByteWriter(await Deno.open(path, { write: true, createNew: true }));
+    return new ByteWriter(await Deno.open(path, { write: true, create: true, truncate: true }));
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -80,7 +81,7 @@ class ByteWriter {
   async close(): Promise<void> {
     try {
       await this.flush();
-      await this.file.sync();
+      await syncFile(this.file);
     } finally {
       this.file.close();
     }
