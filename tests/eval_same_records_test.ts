@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { demoVerdict, MIN_VERDICT_RECORDS } from "../lib/demo/plan.ts";
+import { isPredictionsFile } from "../lib/eval/predictions.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -255,4 +256,24 @@ Deno.test("a shard part without its sidecar is refused as such, named alike or n
         /pop-00001-of-00002\.jsonl: not a shard part: .*shard\.json is missing/,
       );
     }
+  }));
+
+Deno.test("a saved baseline whose lines are long (a deep --top-k) is still recognized as its own and replaced", () =>
+  withTempDir(async (dir) => {
+    const saved = join(dir, "saved");
+    await evaluate("--baseline", "pop", "--save-baselines", saved);
+    // A first line of over 64 KiB, as --top-k 1000 writes on a catalogue of long titles.
+    const file = join(saved, "pop.jsonl");
+    const long = {
+      id: "u1/sequential/seq-1/test",
+      task: "sequential",
+      predictions: Array.from(
+        { length: 1000 },
+        (_, i) => ({ entity: `item ${i} ${"x".repeat(90)}` }),
+      ),
+    };
+    await Deno.writeTextFile(file, JSON.stringify(long) + "\n");
+    assert.ok((await Deno.readTextFile(file)).length > 1 << 16);
+    assert.ok(await isPredictionsFile(file));
+    await evaluate("--baseline", "pop", "--save-baselines", saved);
   }));

@@ -207,7 +207,8 @@ export async function readPredictions(
  * line is an answer (`id`, `task`, and no `segments`, which a dataset record has).
  */
 export async function isPredictionsFile(path: string): Promise<boolean> {
-  const line = await firstLine(path);
+  // A line lists up to --top-k items: 1,000 long titles make one of 100 KB and more.
+  const line = await firstLine(path, 1 << 24);
   if (line === undefined) return false;
   try {
     const value = JSON.parse(line);

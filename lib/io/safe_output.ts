@@ -618,15 +618,24 @@ export async function fileHead(
     return undefined;
   }
   try {
-    const buffer = new Uint8Array(maxBytes);
+    // Read in chunks, so a large limit costs only what is read.
+    const chunks: Uint8Array[] = [];
     let at = 0;
     while (at < maxBytes) {
-      const n = await file.read(buffer.subarray(at));
+      const chunk = new Uint8Array(Math.min(1 << 16, maxBytes - at));
+      const n = await file.read(chunk);
       if (n === null) break;
+      chunks.push(chunk.subarray(0, n));
       at += n;
-      if (toLineBreak && buffer.subarray(0, at).includes(0x0a)) break;
+      if (toLineBreak && chunk.subarray(0, n).includes(0x0a)) break;
     }
-    return new TextDecoder().decode(buffer.subarray(0, at));
+    const buffer = new Uint8Array(at);
+    let offset = 0;
+    for (const chunk of chunks) {
+      buffer.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return new TextDecoder().decode(buffer);
   } catch {
     return undefined;
   } finally {
