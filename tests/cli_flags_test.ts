@@ -13,6 +13,7 @@ import { runCli } from "./helpers/cli.ts";
 
 const FLAGS = defineFlags({
   data: { type: "string", placeholder: "DIR", required: true, help: "dataset directory" },
+  out: { type: "string", placeholder: "DIR", help: "output directory" },
   steps: { type: "int", min: 1, default: 100, help: "optimizer steps" },
   limit: { type: "int", min: 1, max: 50, defaultText: "all", help: "records to read" },
   lr: { type: "number", above: 0, max: 10, default: 2e-4, help: "peak learning rate" },
@@ -37,6 +38,7 @@ Deno.test("values are typed, defaults filled in, and absent flags without one un
   const { values, given } = parse("--data", "d", "--k", "1, 20", "--name", "a", "--name", "b");
   assert.deepEqual(values, {
     data: "d",
+    out: undefined,
     steps: 100,
     limit: undefined,
     lr: 2e-4,
@@ -60,6 +62,9 @@ Deno.test("values are typed, defaults filled in, and absent flags without one un
     [all.steps, all.limit, all.lr, all.tasks, all.format, all.quiet],
     [7, 50, 1e-3, ["review"], "md", true],
   );
+  // A flag of one value given twice: the last counts (a script's defaults, then an override).
+  assert.equal(parse("--data", "d", "--steps", "1", "--steps", "2").values.steps, 2);
+  assert.deepEqual(parse("--data", "d", "--k", "1", "--k=5").values.k, [5]);
   // A default array is a copy: changing one parse's value leaves the table as it was.
   parse("--data", "d").values.k.push(99);
   assert.deepEqual(parse("--data", "d").values.k, [1, 5, 10]);
@@ -79,6 +84,21 @@ Deno.test("every mistake is one line that names the flag", () => {
   usageError(["--data", "d", "--tasks", "poetry"], /^--tasks must list tasks of rating, review/);
   usageError(["--data", "d", "--k", "1,0"], /^--k must list positive integers, got "0"$/);
   usageError(["--data", "d", "--format", "csv"], /^--format must be one of json, md, got "csv"$/);
+  // An empty value (an unset variable) meant the current directory; a value left out before the
+  // next flag was "ambiguous".
+  usageError(
+    ["--data", "d", "--out", ""],
+    /^cmd: --out needs a value \(--out DIR; see cmd --help\)$/,
+  );
+  usageError(["--data", "d", "--out="], /^cmd: --out needs a value/);
+  usageError(
+    ["--data", "d", "--out", "--steps", "3"],
+    /^cmd: --out needs a value \(--out DIR, or --out=-VALUE for a value starting with -; see/,
+  );
+  usageError(
+    ["--data", "d", "--steps"],
+    /^cmd: --steps needs a value \(--steps N; see cmd --help\)$/,
+  );
 });
 
 Deno.test("the --help section comes from the same table: placeholders, defaults, sections", () => {

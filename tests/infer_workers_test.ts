@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli, runCliProcess } from "./helpers/cli.ts";
+import { runProcess } from "./helpers/process.ts";
 import { cudaRuntimePackage } from "../lib/runtime/providers.ts";
 import { CachedDecoder, type StepModel } from "../lib/generate/mod.ts";
 import { openWorkerDecoders, WorkerDecoder } from "../lib/generate/worker_decoder.ts";
@@ -197,9 +198,8 @@ Deno.test({
 
 async function hasGpu(): Promise<boolean> {
   try {
-    return (await new Deno.Command("nvidia-smi", { stdout: "null", stderr: "null" }).output())
-      .success;
+    return (await runProcess(["nvidia-smi"])).code === 0;
   } catch {
-    return false;
+    return false; // not installed
   }
 }

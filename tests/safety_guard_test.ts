@@ -163,6 +163,15 @@ Deno.test("refusals suggest --force only where it replaces the tool's own work",
       /clash: holds files .*\(metrics\.jsonl\); choose another --out, or move those files away first$/,
     );
     assert.equal(await Deno.readTextFile(join(clash, "metrics.jsonl")), "mine\n");
+
+    // A run directory given as a link to a directory not made yet: made where the link points,
+    // as every other output given so (mkdir of the link itself failed: it exists).
+    const dangling = join(dir, "run-link");
+    await Deno.symlink(join(dir, "run-target"), dangling);
+    const linked = await train(dangling);
+    assert.equal(linked.code, 0, linked.stderr);
+    assert.ok((await Deno.lstat(dangling)).isSymlink, "the link is still a link");
+    assert.ok((await Deno.stat(join(dir, "run-target", "metrics.jsonl"))).isFile);
   }));
 
 Deno.test("a link to an output directory is followed and stays a link; links are named as links", () =>

@@ -330,7 +330,7 @@ Deno.test("Ctrl-C during a real textualize leaves nothing behind, and the old ou
     assert.equal(await Deno.readTextFile(join(out, "manifest.json")), manifest);
   }));
 
-Deno.test("a file output that is a pipe is written as it is: not replaced by a file, no lock beside it", () =>
+Deno.test("a file output that is a pipe is written as it is: not replaced by a file, no lock beside it; a part's sidecar is never an output", () =>
   withTempDir(async (dir) => {
     const data = join(dir, "data");
     const parts = join(dir, "parts");
@@ -356,4 +356,31 @@ Deno.test("a file output that is a pipe is written as it is: not replaced by a f
     assert.deepEqual(await reader, await Deno.readFile(merged));
     assert.ok((await Deno.lstat(fifo)).isFifo, "the pipe was replaced");
     assert.deepEqual(await names(dir), ["data", "fifo", "merged.jsonl", "parts"]);
+    // A part's sidecar is an input too, even with --force (the part set would be lost).
+    const sidecar = `${files[0]}.shard.json`;
+    const before = await Deno.readTextFile(sidecar);
+    const onSidecar = await runCli(["merge", "--force", "--out", sidecar, ...files, "--quiet"]);
+    assert.equal(onSidecar.code, 1);
+    assert.match(onSidecar.stderr, /is the input .*\.shard\.json: writing there would destroy it/);
+    assert.equal(await Deno.readTextFile(sidecar), before);
+  }));
+
+Deno.test("Ctrl-C while textualize copies a piped input leaves no copy behind", () =>
+  withTempDir(async (dir) => {
+    const tmp = join(dir, "tmp");
+    await Deno.mkdir(tmp);
+    const fifo = join(dir, "interactions.csv");
+    assert.equal((await runProcess(["mkfifo", fifo])).code, 0);
+    const child = startCli(
+      ["textualize", "--format=csv", "--quiet", `--input=${fifo}`, `--out=${join(dir, "data")}`],
+      { env: { TMPDIR: tmp } },
+    );
+    // Half the input, the pipe kept open: textualize is copying it into its spool directory.
+    const writer = await Deno.open(fifo, { write: true });
+    await writer.write(await Deno.readFile("fixtures/demo/interactions.csv"));
+    await waitFor(tmp, (n) => n.startsWith("recsysllm-pipes-"));
+    child.kill("SIGINT");
+    assert.equal((await child.status).code, 130);
+    writer.close();
+    assert.deepEqual(await names(tmp), []);
   }));

@@ -229,6 +229,25 @@ export function parseFlags<T extends FlagTable>(
     options[name] = option;
     for (const alias of decl.aliases ?? []) options[alias] = option;
   }
+  // The declaration of a flag by any of its names (an old spelling too).
+  const declOf = (flag: string) => {
+    const name = flag.replace(/^-+/, "");
+    for (const [main, decl] of Object.entries(table)) {
+      if (main === name || decl.aliases?.includes(name)) return { main, decl };
+    }
+    return undefined;
+  };
+  const needsValue = (flag: string, extra = "") => {
+    const decl = declOf(flag)?.decl;
+    const placeholder = decl && "placeholder" in decl && decl.placeholder !== undefined
+      ? decl.placeholder
+      : decl
+      ? PLACEHOLDERS[decl.type]
+      : "VALUE";
+    return new UsageError(
+      `${command}: ${flag} needs a value (${flag} ${placeholder}${extra}; see ${command} --help)`,
+    );
+  };
   let raw: Record<string, string | boolean | (string | boolean)[] | undefined>;
   let positionals: string[];
   try {
@@ -259,14 +278,13 @@ export function parseFlags<T extends FlagTable>(
     const missing = /^Option '(-{1,2}[^ ']+)(?: <value>)?' argument missing/.exec(
       (error as Error).message,
     );
-    if (missing) {
-      const decl = table[missing[1].replace(/^-+/, "")];
-      const placeholder = decl && "placeholder" in decl ? ` ${decl.placeholder}` : " VALUE";
-      throw new UsageError(
-        `${command}: ${missing[1]} needs a value (${
-          missing[1]
-        }${placeholder}; see ${command} --help)`,
-      );
+    if (missing) throw needsValue(missing[1]);
+    // A value starting with a dash (`--out --quiet`): most likely a value left out.
+    const ambiguous = /^Option '(-{1,2}[^ ']+)' argument is ambiguous/.exec(
+      (error as Error).message,
+    );
+    if (ambiguous) {
+      throw needsValue(ambiguous[1], `, or ${ambiguous[1]}=-VALUE for a value starting with -`);
     }
     const message = (error as Error).message.split("\n")[0].replace(/\. To specify .*$/, "");
     throw new UsageError(`${command}: ${message} (see ${command} --help)`);
@@ -299,6 +317,11 @@ export function parseFlags<T extends FlagTable>(
         ? [...fallback]
         : fallback ?? ("multiple" in decl && decl.multiple ? [] : undefined);
     } else {
+      // `--out ""` (an unset variable) is no path: the current directory it would mean is not
+      // what was asked.
+      if (value === "" || (Array.isArray(value) && value.includes(""))) {
+        throw needsValue(`--${name}`);
+      }
       values[name] = readValue(name, decl, value as string | string[]);
     }
   }

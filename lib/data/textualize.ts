@@ -11,6 +11,7 @@ import { basename, join } from "node:path";
 import { inputError, OptionError } from "../errors.ts";
 import { temporaryRenamed } from "../io/atomic.ts";
 import { claimOutputDir } from "../io/safe_output.ts";
+import { removeOnSignal } from "../io/cleanup.ts";
 import { isDatasetDir } from "./dataset.ts";
 import { checkRequestedTasks, checkSplits, cutEntitiesWarning } from "./checks.ts";
 import type { Progress } from "../io/progress.ts";
@@ -225,8 +226,10 @@ async function spoolPipes(
 ): Promise<{ read: ReadOptions; cleanup: () => Promise<void> }> {
   const spooled = { ...read };
   let dir: string | undefined;
+  let forget = () => {};
   const cleanup = async () => {
     if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    forget();
   };
   try {
     for (const key of ["input", "items", "users"] as const) {
@@ -234,7 +237,11 @@ async function spoolPipes(
       if (path === undefined) continue;
       const info = await Deno.stat(path).catch(() => undefined);
       if (!info || info.isFile || info.isDirectory) continue;
-      dir ??= await Deno.makeTempDir({ prefix: "recsysllm-pipes-" });
+      if (dir === undefined) {
+        dir = await Deno.makeTempDir({ prefix: "recsysllm-pipes-" });
+        // A copy of the whole input: gone on Ctrl-C too.
+        forget = removeOnSignal(dir);
+      }
       await Deno.mkdir(join(dir, key));
       const copy = join(dir, key, basename(path));
       try {

@@ -556,7 +556,8 @@ export async function claimRunDir(
         }
       }
     } else {
-      await withIo(path, "cannot create the directory", () => Deno.mkdir(path));
+      // Where a dangling link points, the link kept (its own path exists: mkdir would fail).
+      await withIo(path, "cannot create the directory", () => Deno.mkdir(target));
     }
     const known = [...new Set([...previous, ...files])];
     await writeMarker(path, options.command, known);

@@ -13,7 +13,14 @@ import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { writeOutputDir, writeOutputFile } from "../io/safe_output.ts";
 import { syncFile } from "../io/fs.ts";
-import { checkPartSet, type PartManifest, type ReadPart, readPart, sha256Hex } from "./part.ts";
+import {
+  checkPartSet,
+  type PartManifest,
+  type ReadPart,
+  readPart,
+  sha256Hex,
+  sidecarPath,
+} from "./part.ts";
 
 /** What a merge wrote. */
 export interface MergeSummary {
@@ -238,10 +245,13 @@ export async function mergeParts(
   }
   // Claimed like every output (lib/io/safe_output.ts): locked, and replaced only when it holds
   // what this tool wrote (a dataset, a predictions file) unless `force`; never a part.
+  // The parts' sidecars are inputs too: `--out` on one would destroy the part set.
+  const kind = parts[0].manifest.kind;
   const claimOptions = {
     force: options.force,
-    inputs: parts.map((p) => p.path),
-    command: parts[0].isDir ? "textualize" : parts[0].manifest.kind,
+    inputs: parts.flatMap((p) => [p.path, sidecarPath(p.path, p.isDir)]),
+    // The command that writes such a file (a baseline's predictions: eval --save-baselines).
+    command: parts[0].isDir ? "textualize" : kind === "baseline" ? "eval" : kind,
     recognize: parts[0].isDir ? options.recognize?.dir : options.recognize?.file,
   };
   const lines: Record<string, number> = {};
