@@ -141,7 +141,8 @@ function notInstalled(error: unknown): never {
  */
 export async function reportFailure(caught: unknown): Promise<number> {
   const { status, message } = errorReport(caught);
-  if (message) console.error(message);
+  Progress.stopAll();
+  if (message) Progress.say(message);
   await afterReport(caught, status);
   return status;
 }

@@ -291,8 +291,8 @@ export const command: Command = {
         progress: new Progress("eval", { quiet: flags.quiet }),
       }), RENAMED);
     // Warnings are not progress: --quiet does not hide them.
-    for (const warning of report.warnings) console.error(`warning: ${warning}`);
-    for (const note of report.notes) console.error(`note: ${note}`);
+    for (const warning of report.warnings) Progress.say(`warning: ${warning}`);
+    for (const note of report.notes) Progress.say(`note: ${note}`);
     console.log(
       flags.format === "md" ? reportMarkdown(report) : JSON.stringify(reportJson(report), null, 2),
     );

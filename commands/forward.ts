@@ -233,7 +233,7 @@ function loadAdapterOnto(
   return loadAdapter(dir, model.config, {
     data,
     base: { identity: modelIdentity(model.config, model.weights), dir: modelDir },
-    onWarning: (message) => console.error(`warning: ${message}`),
+    onWarning: (message) => Progress.say(`warning: ${message}`),
     model: { weights: model.weights, addedRows: model.addedRows ?? 0 },
   });
 }

@@ -272,7 +272,7 @@ export const command: Command = {
           quantize: flags.quantize === "none" ? undefined : Number(flags.quantize) as QuantBits,
           onProgress: (message) => progress.update(message),
           onNote: (message) => progress.log(message),
-          onWarning: (message) => console.error(`warning: ${message}`),
+          onWarning: (message) => Progress.say(`warning: ${message}`),
         }),
       ), { templates: "template" });
     if (summary === undefined) return; // stdout was closed (`infer --out - | head`)

@@ -288,7 +288,7 @@ export const command: Command = {
         force: flags.force,
         tasksNamed: flags.tasks !== undefined,
         progress,
-        onWarning: (message) => console.error(`warning: ${message}`),
+        onWarning: (message) => Progress.say(`warning: ${message}`),
       }));
     progress.done(
       `${

@@ -53,6 +53,24 @@ Deno.test("a reporter repeats its latest message while a phase is silent, and st
   assert.equal(stopped.length, 1, stopped.join("\n"));
 });
 
+Deno.test("a warning or an error printed while a line is redrawn on the terminal starts a line of its own", async () => {
+  const lines = await stderrOf(`
+    const p = new Progress("textualize", { terminal: true });
+    p.update("reading input.csv");
+    Progress.say("warning: 3 entities cut");
+    await new Promise((r) => setTimeout(r, 150));
+    p.update("writing");
+    Progress.say("error: input.csv line 2: not valid UTF-8 text");
+    Progress.say("note: nothing redrawn before this one");
+  `);
+  const clear = "\r\x1b[2K";
+  assert.equal(lines.length, 3, JSON.stringify(lines));
+  assert.ok(lines[0].endsWith(`]${clear}warning: 3 entities cut`), JSON.stringify(lines[0]));
+  assert.ok(lines[1].startsWith(`${clear}textualize: writing [`), JSON.stringify(lines[1]));
+  assert.ok(lines[1].endsWith(`]${clear}error: input.csv line 2: not valid UTF-8 text`));
+  assert.equal(lines[2], "note: nothing redrawn before this one");
+});
+
 Deno.test("pretrain names each phase before its first step", () =>
   withTempDir(async (dir) => {
     const data = await demoDataset();

@@ -37,6 +37,8 @@ export interface ProgressOptions {
  */
 export class Progress {
   static readonly #live = new Set<Progress>();
+  /** The reporter whose redrawn line is on the terminal, not ended by a line break. */
+  static #onScreen: Progress | undefined;
   readonly #label: string;
   readonly #terminal: boolean;
   readonly #quiet: boolean;
@@ -51,6 +53,23 @@ export class Progress {
   /** Stops every reporter's heartbeat (the end of a command, whatever way it ended). */
   static stopAll(): void {
     for (const progress of Progress.#live) progress.#stop();
+  }
+
+  /**
+   * Prints `line` on stderr on a line of its own (an error, a warning), first clearing a
+   * progress line redrawn on the terminal, which it would otherwise be glued onto.
+   *
+   * @example
+   * ```ts
+   * Progress.say("warning: 12 entities cut to 200 characters");
+   * ```
+   */
+  static say(line: string): void {
+    const shown = Progress.#onScreen;
+    const clear = shown !== undefined && shown.#drawn ? "\r\x1b[2K" : "";
+    if (shown !== undefined) shown.#drawn = false;
+    Progress.#onScreen = undefined;
+    Deno.stderr.writeSync(encoder.encode(`${clear}${line}\n`));
   }
 
   /** A reporter labelled `label` (the label starts every line it prints). */
@@ -120,6 +139,7 @@ export class Progress {
     if (this.#terminal) {
       Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${line}`));
       this.#drawn = true;
+      Progress.#onScreen = this;
     } else {
       Deno.stderr.writeSync(encoder.encode(`${line}\n`));
     }
