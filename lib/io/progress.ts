@@ -66,10 +66,10 @@ export class Progress {
    */
   static say(line: string): void {
     const shown = Progress.#onScreen;
-    const clear = shown !== undefined && shown.#drawn ? "\r\x1b[2K" : "";
+    if (shown !== undefined && shown.#drawn) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
     if (shown !== undefined) shown.#drawn = false;
     Progress.#onScreen = undefined;
-    Deno.stderr.writeSync(encoder.encode(`${clear}${line}\n`));
+    console.error(line);
   }
 
   /** A reporter labelled `label` (the label starts every line it prints). */
