@@ -152,3 +152,29 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "bundle --deno refuses a path that is not a deno binary before staging anything",
+  ignore: !supported,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const text = join(dir, "notes.txt");
+      await Deno.writeTextFile(text, "not a program\n");
+      const cases: [string, RegExp][] = [
+        [join(dir, "absent"), /--deno .*absent: cannot read it/],
+        [text, /--deno .*notes\.txt: not a linux executable \(no ELF header\)/],
+      ];
+      for (const [deno, message] of cases) {
+        const out = join(dir, "bundle.tar");
+        const built = await run(Deno.execPath(), [
+          ...["run", "-A", join(ROOT, "tools/bundle.ts"), "--compression", "none"],
+          ...["--deno", deno, "--out", out],
+        ]);
+        assert.equal(built.code, 1, built.stderr);
+        assert.match(built.stderr, message);
+        assert.doesNotMatch(built.stderr, /\n\s+at /, "a stack trace");
+        await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+      }
+    });
+  },
+});

@@ -215,6 +215,8 @@ interface BundlePlan {
   out: string;
   compression: "xz" | "gzip" | "none";
   denoBinary: string;
+  /** The version of `denoBinary` (the shipped runtime), as it reports it. */
+  denoVersion: string;
   bench: boolean;
   /** The repository's deno.json. */
   config: { version: string; imports: Record<string, string> };
@@ -240,9 +242,46 @@ async function bundlePlan(values: BundleArgs): Promise<BundlePlan> {
     out,
     compression: compression as BundlePlan["compression"],
     denoBinary,
+    denoVersion: values.deno ? await shippedDenoVersion(values.deno) : Deno.version.deno,
     bench: values.bench,
     config,
   };
+}
+
+/**
+ * The version of the deno binary `--deno` names, checked before anything is staged: a linux
+ * executable, which on linux-x64 must also answer `--version` (elsewhere it cannot run here:
+ * "not run").
+ */
+async function shippedDenoVersion(path: string): Promise<string> {
+  let head: Uint8Array;
+  try {
+    const file = await Deno.open(path, { read: true });
+    try {
+      if (!(await file.stat()).isFile) fail(`--deno ${path}: not a file`);
+      head = new Uint8Array(4);
+      await file.read(head);
+    } finally {
+      file.close();
+    }
+  } catch (error) {
+    if (error instanceof Failure) throw error;
+    fail(`--deno ${path}: cannot read it (${(error as Error).message.split("\n")[0]})`);
+  }
+  if (String.fromCharCode(...head) !== "\x7fELF") {
+    fail(`--deno ${path}: not a linux executable (no ELF header)`);
+  }
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return "not run";
+  let stdout = "";
+  try {
+    const out = await new Deno.Command(path, { args: ["--version"], stderr: "null" }).output();
+    stdout = new TextDecoder().decode(out.stdout);
+  } catch (error) {
+    fail(`--deno ${path}: does not run (${(error as Error).message.split("\n")[0]})`);
+  }
+  const version = /^deno (\S+)/.exec(stdout)?.[1];
+  if (!version) fail(`--deno ${path}: "--version" does not name a deno version`);
+  return version;
 }
 
 /** Stage 2a: the toolkit's sources into `app/`; with --bench also `bench/` and the Beauty data. */
@@ -373,7 +412,7 @@ async function main(): Promise<void> {
       limit_mb: mb(LIMIT_BYTES),
       compression,
       bench: plan.bench,
-      deno: Deno.version.deno,
+      deno: plan.denoVersion,
       packages: dependencies,
       seconds: Math.round((performance.now() - started) / 100) / 10,
     }));
