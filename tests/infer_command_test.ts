@@ -286,6 +286,13 @@ Deno.test("adapters that are missing, misshaped or from another tokenizer are re
     config.tokenizer_sha256 = "0".repeat(64);
     await Deno.writeTextFile(join(fits, "adapter_config.json"), JSON.stringify(config));
     await expectError(1, /tokenizer_sha256 0+ is not that of/, "--adapter", fits);
+    // The adapter's directory given as the model: said so, with the flags that fit.
+    const asModel = await run("--model", fits, "--data", DATA, "--out", join(dir, "p.jsonl"));
+    assert.equal(asModel.code, 1);
+    assert.match(
+      asModel.err,
+      /fits: holds a LoRA adapter, not a model: give its base model as --model and this directory as --adapter$/m,
+    );
   });
 });
 

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { checkItemTokens, itemTokenDigest } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { glmDecoderConfig, readConfig } from "./config.ts";
@@ -63,6 +63,17 @@ export async function architectureOf(dir: string): Promise<Architecture> {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       const exists = await Deno.stat(dir).then(() => true, () => false);
+      // A LoRA run's directory given for the model: it holds the adapter, not the weights.
+      const adapter = exists &&
+        await Deno.stat(join(dir, "adapter_config.json")).then(() => true, () => false);
+      if (adapter) {
+        throw inputError(
+          dir,
+          undefined,
+          `holds a LoRA adapter, not a model: give its base model as ${optionName("model")} ` +
+            `and this directory as ${optionName("adapter")}`,
+        );
+      }
       throw inputError(
         exists ? path : dir,
         undefined,
