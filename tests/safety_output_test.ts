@@ -384,3 +384,27 @@ Deno.test("Ctrl-C while textualize copies a piped input leaves no copy behind", 
     writer.close();
     assert.deepEqual(await names(tmp), []);
   }));
+
+Deno.test("a run that fails leaves no directory it made for its output", () =>
+  withTempDir(async (dir) => {
+    const bad = join(dir, "bad.txt");
+    await Deno.writeFile(
+      bad,
+      new Uint8Array([0x75, 0x31, 0x20, 0x31, 0x0a, 0x75, 0x32, 0x20, 0xff, 0x0a]),
+    );
+    const run = await runCli([
+      ...["textualize", "--format", "p5", "--input", bad, "--quiet"],
+      ...["--out", join(dir, "sub", "dir", "data")],
+    ]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /bad\.txt line 2: not valid UTF-8 text/);
+    assert.deepEqual(await names(dir), ["bad.txt"]);
+    // A directory that held something before is kept, whatever the run made inside it.
+    await Deno.mkdir(join(dir, "kept"));
+    await runCli([
+      ...["textualize", "--format", "p5", "--input", bad, "--quiet"],
+      ...["--out", join(dir, "kept", "new", "data")],
+    ]);
+    assert.deepEqual(await names(dir), ["bad.txt", "kept"]);
+    assert.deepEqual(await names(join(dir, "kept")), []);
+  }));

@@ -20,7 +20,7 @@ import type { Protocol } from "../eval/protocol.ts";
 import { reportChart } from "../eval/report.ts";
 import { type EvalReport, evaluate, type MethodSource, splitFile } from "../eval/run.ts";
 import { EVAL_TASKS, type EvalTask } from "../eval/score.ts";
-import { pathExists } from "../io/fs.ts";
+import { missingDirs, pathExists, removeCreated } from "../io/fs.ts";
 import { withIo } from "../io/io_error.ts";
 import type { Progress } from "../io/progress.ts";
 import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
@@ -161,27 +161,6 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
         `eval: ${name} shards baselines only; score predictions parts with ` +
         `${nameOf("predictions")}, unsharded`,
     );
-  }
-}
-
-/** The directories of `dir` and above that do not exist, deepest first. */
-async function missingDirs(dir: string): Promise<string[]> {
-  const missing: string[] = [];
-  for (let at = resolve(dir); !(await pathExists(at)); at = dirname(at)) missing.push(at);
-  return missing;
-}
-
-/**
- * Removes the directories `created` (deepest first) that are empty: a run that failed leaves
- * nothing of its own behind, and never removes what another wrote there meanwhile.
- */
-async function removeCreated(created: readonly string[]): Promise<void> {
-  for (const dir of created) {
-    try {
-      await Deno.remove(dir);
-    } catch {
-      return; // not empty (another run's files), or gone
-    }
   }
 }
 

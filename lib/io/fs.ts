@@ -5,6 +5,7 @@
  * @module
  */
 
+import { dirname, resolve } from "node:path";
 import { inputError } from "../errors.ts";
 
 /** Whether `path` exists (a file, directory or link). */
@@ -59,4 +60,25 @@ export async function readJsonFile(path: string, notFound = "file not found"): P
  */
 export async function syncFile(file: Deno.FsFile): Promise<void> {
   if ((await file.stat()).isFile) await file.sync();
+}
+
+/** The directories of `dir` and above that do not exist, deepest first. */
+export async function missingDirs(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let at = resolve(dir); !(await pathExists(at)); at = dirname(at)) missing.push(at);
+  return missing;
+}
+
+/**
+ * Removes the directories `created` (deepest first) that are empty: a run that failed leaves
+ * nothing of its own behind, and never removes what another wrote there meanwhile.
+ */
+export async function removeCreated(created: readonly string[]): Promise<void> {
+  for (const dir of created) {
+    try {
+      await Deno.remove(dir);
+    } catch {
+      return; // not empty (another run's files), or gone
+    }
+  }
 }

@@ -30,6 +30,7 @@ import {
   temporaryRenamed,
 } from "./atomic.ts";
 import { removeOnSignal } from "./cleanup.ts";
+import { missingDirs, removeCreated } from "./fs.ts";
 import { toIoError, withIo } from "./io_error.ts";
 import { OutputLock } from "./lock.ts";
 
@@ -351,7 +352,10 @@ async function claim(
   const name = shown(path, target);
   await checkInputs(path, target, options);
   const parent = dirname(target);
+  // The directories made for the output, removed again (when empty) if it is never committed.
+  let madeDirs: string[] = [];
   if (kind === "dir") {
+    madeDirs = await missingDirs(parent);
     await withIo(
       parent,
       "cannot create the directory",
@@ -396,10 +400,12 @@ async function claim(
     forget();
     if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
     lock.release();
+    await removeCreated(madeDirs);
     throw error;
   }
   const temporary = tmp;
   let closed = false;
+  let committed = false;
   return {
     path,
     tmp: temporary,
@@ -412,6 +418,7 @@ async function claim(
       } else {
         await withIo(path, "cannot write", () => Deno.rename(temporary, target));
       }
+      committed = true;
     },
     async close() {
       if (closed) return;
@@ -419,6 +426,8 @@ async function claim(
       await Deno.remove(temporary, { recursive: true }).catch(() => {});
       forget();
       lock.release();
+      // The directories made for it, when it was never put in place (and they are empty).
+      if (!committed) await removeCreated(madeDirs);
     },
   };
 }
