@@ -8,7 +8,7 @@
  * @module
  */
 
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { CHART_START } from "../chart/svg.ts";
 import { openDataset } from "../data/dataset.ts";
 import { RecordSelection } from "../data/selection.ts";
@@ -20,7 +20,7 @@ import type { Protocol } from "../eval/protocol.ts";
 import { reportChart } from "../eval/report.ts";
 import { type EvalReport, evaluate, type MethodSource, splitFile } from "../eval/run.ts";
 import { EVAL_TASKS, type EvalTask } from "../eval/score.ts";
-import { missingDirs, pathExists, removeCreated } from "../io/fs.ts";
+import { missingDirs, removeCreated } from "../io/fs.ts";
 import { withIo } from "../io/io_error.ts";
 import type { Progress } from "../io/progress.ts";
 import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
