@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { runCli } from "./helpers/cli.ts";
+import { gridDataset } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 // fixtures/eval/tiny: 5 users, items A..H (see tests/baselines_test.ts); fixtures/eval/model.jsonl:
@@ -329,27 +330,7 @@ Deno.test("usage mistakes exit 2", async () => {
 Deno.test("a pool small enough that the candidates are every unseen item gives no protocol warning", async () => {
   await withTempDir(async (dir) => {
     // 30 users of 4 interactions over 20 items: textualize's 99 negatives are every unseen item.
-    const rows = ["user_id,item_id,timestamp,rating"];
-    for (let u = 0; u < 30; u++) {
-      for (let t = 0; t < 4; t++) {
-        rows.push(`u${u},I${(u * 7 + t * 3) % 20},${t + 1},${1 + (u + t) % 5}`);
-      }
-    }
-    await Deno.writeTextFile(join(dir, "i.csv"), rows.join("\n") + "\n");
-    const data = join(dir, "data");
-    const made = await runCli([
-      "textualize",
-      "--format",
-      "csv",
-      "--input",
-      join(dir, "i.csv"),
-      "--out",
-      data,
-      "--tasks",
-      "sequential",
-      "--quiet",
-    ]);
-    assert.equal(made.code, 0, made.stderr);
+    const data = await gridDataset(dir, { users: 30, each: 4, items: 20, tasks: ["sequential"] });
     const { code, err } = await run("--data", data, "--baseline", "pop,itemknn");
     assert.equal(code, 0, err);
     assert.doesNotMatch(err, /every list lies within its record's candidates/);

@@ -27,6 +27,7 @@ import { SasrecRanker } from "../lib/sasrec/rank.ts";
 import { epochBatches } from "../lib/sasrec/train.ts";
 import { checkGradients } from "./helpers/grad_check.ts";
 import { runCli } from "./helpers/cli.ts";
+import { gridDataset } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 Deno.test("training and ranking batches: left padding, right-aligned positions, loss rows", () => {
@@ -308,25 +309,12 @@ Deno.test("SASRec's bad cases are one-line input errors: no user with two traini
   await withTempDir(async (dir) => {
     // Sequences of 3: one training item a user once validation and test take theirs (the
     // ratings give the dataset its training records).
-    const rows = ["user_id,item_id,timestamp,rating"];
-    for (let u = 0; u < 30; u++) {
-      for (let t = 0; t < 3; t++) rows.push(`u${u},I${(u * 7 + t * 3) % 20},${t + 1},${1 + t}`);
-    }
-    await Deno.writeTextFile(join(dir, "short.csv"), rows.join("\n") + "\n");
-    const short = join(dir, "short");
-    const made = await runCli([
-      "textualize",
-      "--format",
-      "csv",
-      "--input",
-      join(dir, "short.csv"),
-      "--out",
-      short,
-      "--tasks",
-      "sequential,rating",
-      "--quiet",
-    ]);
-    assert.equal(made.code, 0, made.stderr);
+    const short = await gridDataset(join(dir, "short"), {
+      users: 30,
+      each: 3,
+      items: 20,
+      tasks: ["sequential", "rating"],
+    });
     const none = await runCli([
       "eval",
       "--data",

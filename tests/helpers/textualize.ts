@@ -16,7 +16,7 @@ import type {
   Split,
   TextRecord,
 } from "../../lib/data/types.ts";
-import { SPLITS } from "../../lib/data/types.ts";
+import { SPLITS, type Task } from "../../lib/data/types.ts";
 import { type Dataset, openDataset } from "../../lib/data/dataset.ts";
 import { DEFAULT_RECORD_OPTIONS, type ItemTokenMode } from "../../lib/data/record_options.ts";
 import { textualize } from "../../lib/data/textualize.ts";
@@ -321,4 +321,32 @@ export async function demoSequentialDataset(
     out: dir,
   });
   return await openDataset(dir);
+}
+
+/**
+ * A small dataset of `users` users with `each` rated interactions over `items` items (user u's
+ * t-th: item (7u + 3t) mod items, rating 1 + (u + t) mod 5), textualized with `tasks` into
+ * `dir/data`; returns that directory.
+ */
+export async function gridDataset(
+  dir: string,
+  options: { users: number; each: number; items: number; tasks: readonly Task[] },
+): Promise<string> {
+  const rows = ["user_id,item_id,timestamp,rating"];
+  for (let u = 0; u < options.users; u++) {
+    for (let t = 0; t < options.each; t++) {
+      rows.push(`u${u},I${(u * 7 + t * 3) % options.items},${t + 1},${1 + (u + t) % 5}`);
+    }
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.mkdir(dir, { recursive: true });
+  const input = join(dir, "interactions.csv");
+  await Deno.writeTextFile(input, rows.join("\n") + "\n");
+  const out = join(dir, "data");
+  await textualize({
+    read: { format: "csv", input },
+    records: { ...DEFAULT_RECORD_OPTIONS, tasks: [...options.tasks] },
+    out,
+  });
+  return out;
 }
