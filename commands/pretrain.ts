@@ -158,7 +158,7 @@ const FLAGS = defineFlags({
     type: "choice",
     choices: SCHEDULES,
     default: DEFAULT_TRAIN.schedule,
-    help: `${SCHEDULES.join(" | ")} decay after warmup, to 10% of the peak`,
+    help: "after warmup: cosine or linear decay to 10% of the peak, or constant at the peak",
   },
   "weight-decay": numberFlag(0, DEFAULT_ADAMW.weightDecay, "decoupled weight decay on matrices"),
   clip: numberFlag(0, DEFAULT_ADAMW.clip, "clip the global gradient norm (0: off)"),
