@@ -128,6 +128,10 @@ Deno.test("pretrain usage mistakes are one-line errors with status 2", async () 
       ["--data", "d", "--model", "m", "--out", "o", "--full", "--merge", "x"],
       /^error: --merge needs a LoRA run/,
     ],
+    [
+      ["--data", "d", "--model", "m", "--out", "o", "--task-weights", "profile=2,profile=3"],
+      /^error: --task-weights: the task "profile" is given twice$/m,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const r = await finish(pretrain(args));
@@ -135,4 +139,15 @@ Deno.test("pretrain usage mistakes are one-line errors with status 2", async () 
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+  // A positive weight that rounds to no record of its task an epoch (it left the task silently).
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "m"), await smallConfig());
+    const r = await finish(pretrain([
+      ...["--data", data, "--model", join(dir, "m"), "--out", join(dir, "o")],
+      ...["--task-weights", "sequential=0.00001", "--quiet"],
+    ]));
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--task-weights: sequential=0\.00001 draws none of its \d+ records/);
+  });
 });

@@ -26,6 +26,18 @@ Deno.test("runSizes fills the defaults and rejects sizes that cannot work", () =
   assert.throws(() => runSizes({ ...OPTIONS, batchSize: 0 }), UsageError);
   assert.throws(() => runSizes({ ...OPTIONS, gradAccum: 1.5 }), UsageError);
   assert.throws(() => runSizes({ ...OPTIONS, merge: "x" }), /needs a LoRA run/);
+  // A merge inside the run would be written into the run's own files.
+  const lora = { rank: 2, alpha: 4, dropout: 0, targets: ["qkv"] };
+  assert.throws(
+    () => runSizes({ ...OPTIONS, lora, out: "runs/a", merge: "runs/a/merged" }),
+    /merge runs\/a\/merged lies inside out runs\/a/,
+  );
+  assert.equal(runSizes({ ...OPTIONS, lora, out: "runs/a", merge: "runs/a-merged" }).gradAccum, 1);
+  // Validation paced but turned off: one of the two is a mistake.
+  assert.throws(
+    () => runSizes({ ...OPTIONS, valBatches: 0, valEvery: 5 }),
+    /valEvery paces validation, which valBatches 0 turns off/,
+  );
 });
 
 Deno.test("runSchedule: epochs over micro-batches, warmup as a share, a positive lr", () => {
@@ -40,4 +52,10 @@ Deno.test("runSchedule: epochs over micro-batches, warmup as a share, a positive
     /warmup 10 is longer than the run's 5 steps/,
   );
   assert.throws(() => runSchedule({ ...OPTIONS, steps: 0 }, 10, 1), UsageError);
+  // Decoupled decay of lr x decay >= 1 flips the weights' sign and grows them every step.
+  assert.throws(
+    () => runSchedule({ ...OPTIONS, steps: 5, lr: 1e-3, weightDecay: 1000 }, 10, 1),
+    /weightDecay 1000 with lr 0.001 scales the weights by 0 a step/,
+  );
+  assert.equal(runSchedule({ ...OPTIONS, steps: 5, lr: 1e-3, weightDecay: 999 }, 10, 1).lr, 1e-3);
 });

@@ -244,9 +244,12 @@ Deno.test("a diverging run stops with one line and keeps its last good checkpoin
       model: join(dir, "base"),
       out,
       lora: null,
-      lr: 1e6,
+      lr: 1e37,
       clip: 0,
+      // Without decay (lr x decay must stay below 1): the rate alone makes the run diverge.
+      weightDecay: 0,
       ...RUN,
+      valBatches: 0,
       steps: 30,
       saveEvery: 1,
     }).then(() => undefined, (e) => e);
@@ -261,6 +264,25 @@ Deno.test("a diverging run stops with one line and keeps its last good checkpoin
       const t = await file.tensor(name);
       assert.ok((t.data as Float32Array).every(Number.isFinite), `${name} is not finite`);
     }
+    // Validated after each step, the same run stops at its first: the validation loss is NaN,
+    // where before it was logged as null and the step saved as a good checkpoint.
+    const validated = join(dir, "validated");
+    const stopped = await train({
+      data,
+      model: join(dir, "base"),
+      out: validated,
+      lora: null,
+      lr: 1e37,
+      clip: 0,
+      weightDecay: 0,
+      ...RUN,
+      steps: 30,
+      saveEvery: 1,
+      valEvery: 1,
+    }).then(() => undefined, (e) => e);
+    assert.ok(stopped instanceof TrainingDiverged, String(stopped));
+    assert.match(stopped.message, /^step 1: the validation loss is NaN; training stopped/);
+    await assert.rejects(Deno.stat(join(validated, "checkpoint.safetensors")));
   });
 });
 

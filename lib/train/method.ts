@@ -114,6 +114,12 @@ export function parseTaskWeights(
         (name) => `${name}: "${entry}" is not TASK=WEIGHT (e.g. profile=4)`,
       );
     }
+    if (match[1] in out) {
+      throw new OptionError(
+        "taskWeights",
+        (name) => `${name}: the task "${match[1]}" is given twice`,
+      );
+    }
     out[match[1]] = Number(match[2]);
   }
   return out;

@@ -32,7 +32,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import { itemTokenSummary } from "../collate/tokenize.ts";
@@ -273,6 +273,16 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
       (name) => `${name} needs a LoRA run (a full run's directory is the model)`,
     );
   }
+  if (options.merge) {
+    // Inside the run it would be written into the run's own files, and refused on --resume.
+    const inRun = relative(resolve(options.out), resolve(options.merge));
+    if (inRun === "" || (!inRun.startsWith("..") && !isAbsolute(inRun))) {
+      throw new OptionError(
+        "merge",
+        (name, nameOf) => `${name} ${options.merge} lies inside ${nameOf("out")} ${options.out}`,
+      );
+    }
+  }
   if (options.lora) checkLoraTargets(options.lora.targets);
   const dropout = options.dropout ?? 0;
   if (!(dropout >= 0 && dropout < 1)) {
@@ -291,6 +301,12 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
   const saveEvery = positive("saveEvery", options.saveEvery ?? DEFAULT_TRAIN.saveEvery);
   const valBatches = positive("valBatches", options.valBatches ?? DEFAULT_TRAIN.valBatches, 0);
   const valEvery = options.valEvery ?? saveEvery;
+  if (options.valEvery !== undefined && valBatches === 0) {
+    throw new OptionError(
+      "valEvery",
+      (name, nameOf) => `${name} paces validation, which ${nameOf("valBatches")} 0 turns off`,
+    );
+  }
   const adamw = {
     ...DEFAULT_ADAMW,
     weightDecay: options.weightDecay ?? DEFAULT_ADAMW.weightDecay,
@@ -438,11 +454,21 @@ export async function loadRunData(
     itemRoom: collator.itemRoom,
   });
   const taskWeights = options.taskWeights;
-  for (const task of Object.keys(taskWeights ?? {})) {
-    if (!trainRecords.some((r) => r.task === task)) {
+  for (const [task, weight] of Object.entries(taskWeights ?? {})) {
+    const count = trainRecords.filter((r) => r.task === task).length;
+    if (count === 0) {
       throw new OptionError(
         "taskWeights",
         (name) => `${name}: no training record has the task "${task}"`,
+      );
+    }
+    // A weight meant to keep a task must keep some of its records.
+    if (weight > 0 && Math.floor(weight) === 0 && Math.round(weight * count) === 0) {
+      throw new OptionError(
+        "taskWeights",
+        (name) =>
+          `${name}: ${task}=${weight} draws none of its ${count} records an epoch ` +
+          `(at least ${(0.5 / count).toPrecision(2)}, or 0 to leave the task out)`,
       );
     }
   }
@@ -534,6 +560,17 @@ export function runSchedule(options: TrainOptions, perEpoch: number, gradAccum: 
   };
   if (!(schedule.lr > 0)) {
     throw new OptionError("lr", (name) => `${name} must be positive, got ${schedule.lr}`);
+  }
+  // Decoupled decay scales every matrix by (1 - lr x decay) a step: at 1 or more it flips their
+  // sign and grows them until they overflow.
+  const decay = options.weightDecay ?? DEFAULT_ADAMW.weightDecay;
+  if (schedule.lr * decay >= 1) {
+    throw new OptionError(
+      "weightDecay",
+      (name, nameOf) =>
+        `${name} ${decay} with ${nameOf("lr")} ${schedule.lr} scales the weights by ` +
+        `${1 - schedule.lr * decay} a step (their product must be below 1)`,
+    );
   }
   if (schedule.warmup > totalSteps) {
     throw new OptionError(
@@ -726,7 +763,8 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
       ? `; to train on from its weights, start a new run with ${
         run.options.lora
           ? `${optionName("adapter")} ${run.options.out}`
-          : `${optionName("model")} ${run.options.out}`
+          // Full training goes on as full training (a trained model would default to LoRA).
+          : `${optionName("full")} ${optionName("model")} ${run.options.out}`
       }`
       : "";
     throw new UsageError(
@@ -1009,12 +1047,7 @@ async function optimizerStep(run: Run, engine: TrainEngine, state: RunState) {
       const what = !Number.isFinite(finite.loss)
         ? `loss is ${finite.loss}`
         : `gradient norm is ${finite.gradNorm}`;
-      const kept = await pathExists(run.checkpointPath)
-        ? `the last good checkpoint is kept in ${run.checkpointPath}`
-        : "no checkpoint was written yet";
-      throw new TrainingDiverged(
-        `step ${t}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
-      );
+      throw await diverged(run, t, what);
     }
   });
   state.step = t;
@@ -1032,6 +1065,24 @@ async function optimizerStep(run: Run, engine: TrainEngine, state: RunState) {
     tokens: state.tokens,
   };
   return line;
+}
+
+/** The error that stops a run at `step` whose `what` is no longer finite. */
+async function diverged(run: Run, step: number, what: string): Promise<TrainingDiverged> {
+  const kept = await pathExists(run.checkpointPath)
+    ? `the last good checkpoint is kept in ${run.checkpointPath}`
+    : "no checkpoint was written yet";
+  return new TrainingDiverged(
+    `step ${step}: the ${what}; training stopped (${kept}; try a lower learning rate)`,
+  );
+}
+
+/** Whether every value of `tensors` is finite. */
+function allFinite(tensors: Iterable<Float32Array>): boolean {
+  for (const t of tensors) {
+    for (let i = 0; i < t.length; i++) if (!Number.isFinite(t[i])) return false;
+  }
+  return true;
 }
 
 /** Stage 6: the training loop: validate first (fresh runs), then step, log, validate and save. */
@@ -1053,6 +1104,10 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
     if (validateNow) {
       const val = await validationLoss(run, engine);
       if (val !== undefined) {
+        // The ranks' losses are summed: all of them meet the same value.
+        await together(run.world, async () => {
+          if (!Number.isFinite(val)) throw await diverged(run, step, `validation loss is ${val}`);
+        });
         line.val_loss = val;
         summary.valLoss = val;
       }
@@ -1064,6 +1119,13 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
     if (saveNow && run.world) {
       await checkSameTensors(run.world, engine.snapshot().params.values(), `after step ${step}`);
     }
+    // Never saved: weights the update took past float's range (the loss, computed before the
+    // update, was still finite). The ranks hold the same tensors, so they agree.
+    await together(run.world, async () => {
+      if (saveNow && !allFinite(engine.snapshot().params.values())) {
+        throw await diverged(run, step, "update made weights that are not finite");
+      }
+    });
     // Rank 0 alone writes; a failure there (a full disk) ends every rank.
     await together(run.world, async () => {
       if (!run.root) return;
@@ -1171,6 +1233,15 @@ async function trainClaimed(
     phase(`tokenizing the training records of ${options.data}`);
     const data = await loadRunData(options, sizes, base, note);
     const schedule = runSchedule(options, data.stream.perEpoch, sizes.gradAccum);
+    const micro = schedule.totalSteps * sizes.gradAccum;
+    if (options.steps === undefined && micro % data.stream.perEpoch !== 0) {
+      // Whole optimizer steps: the last one reaches into the next epoch.
+      note(
+        `${schedule.totalSteps} steps of ${sizes.gradAccum} micro-batches are ` +
+          `${(micro / data.stream.perEpoch).toFixed(2)} epochs (an epoch is ` +
+          `${data.stream.perEpoch} micro-batches)`,
+      );
+    }
     return { base, data, schedule };
   });
   const run: Run = {
