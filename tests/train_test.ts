@@ -286,6 +286,31 @@ Deno.test("a diverging run stops with one line and keeps its last good checkpoin
   });
 });
 
+Deno.test("a full run resumed with more steps says to go on with --full from its directory", async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    await writeSmallModel(join(dir, "base"), await smallConfig());
+    const options = {
+      data,
+      model: join(dir, "base"),
+      out: join(dir, "run"),
+      lora: null,
+      ...RUN,
+      steps: 2,
+      batchSize: 2,
+      valBatches: 0,
+    };
+    await train(options);
+    // A trained model given as --model alone would default to LoRA: the hint keeps it full.
+    await assert.rejects(
+      () => train({ ...options, resume: true, steps: 3 }),
+      (e) =>
+        e instanceof UsageError &&
+        /start a new run with (--)?full (--)?model .*run$/.test(e.message),
+    );
+  });
+});
+
 /** A two-step LoRA run of a hidden-16 model written into `dir`/base, out to `dir`/run. */
 async function shortLoraRun(dir: string, valBatches: number) {
   await writeSmallModel(join(dir, "base"), await smallConfig({ hiddenSize: 16 }));
