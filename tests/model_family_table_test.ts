@@ -372,3 +372,27 @@ for (const [name, config] of Object.entries(FAMILY_TABLE)) {
       );
     }));
 }
+
+Deno.test("LoRA targets are a set: their order on the command line draws the same adapter", () => {
+  for (const config of Object.values(FAMILY_TABLE)) {
+    const table = loraTargetTable(config);
+    const canonical = resolveLoraTargets(config, []);
+    const all = Object.keys(table.targets).filter((t) => {
+      try {
+        return resolveLoraTargets(config, [t]).length === 1;
+      } catch {
+        return false;
+      }
+    });
+    const reversed = [...all].reverse();
+    assert.deepEqual(resolveLoraTargets(config, reversed), all);
+    const draw = (targets: string[]) =>
+      initLora(config, { rank: 2, alpha: 4, dropout: 0, targets }, new Rng(4));
+    const a = draw(resolveLoraTargets(config, all));
+    const b = draw(resolveLoraTargets(config, reversed));
+    assert.deepEqual([...a.keys()], [...b.keys()]);
+    for (const [name, t] of a) assert.deepEqual(b.get(name), t, name);
+    // The default order is the table's already: runs without targets draw as before.
+    assert.deepEqual(canonical, table.defaults);
+  }
+});

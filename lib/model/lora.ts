@@ -119,15 +119,27 @@ export function loraTargetTable(config: AnyConfig): LoraTargetTable {
 }
 
 /**
- * `targets` in the family's canonical PEFT names (aliases resolved, duplicates dropped); an
- * empty list is the family's default. Unknown names and modules the family lacks are RangeErrors.
+ * `targets` in the family's canonical PEFT names (aliases resolved, duplicates dropped), in the
+ * family table's order whatever order they were given in (a set, as PEFT's `target_modules`:
+ * `v_proj,q_proj` is the run `q_proj,v_proj` is); an empty list is the family's default. Unknown
+ * names and modules the family lacks are RangeErrors.
  */
 export function resolveLoraTargets(config: AnyConfig, targets: readonly string[]): string[] {
   const c = modelConfig(config);
   const table = loraTargetTable(c);
   const names = targets.length ? targets.map((t) => table.aliases[t] ?? t) : [...table.defaults];
   for (const t of names) moduleFeatures(c, t);
-  return [...new Set(names)];
+  return inTableOrder(table, [...new Set(names)]);
+}
+
+/** `names` (PEFT names of `table`'s targets) in the table's order; others last, as given. */
+export function inTableOrder(table: LoraTargetTable, names: readonly string[]): string[] {
+  const order = Object.keys(table.targets);
+  const rank = (name: string) => {
+    const at = order.indexOf(name);
+    return at < 0 ? order.length : at;
+  };
+  return [...names].sort((a, b) => rank(a) - rank(b));
 }
 
 /** One adapted module: its name, sizes and the names of its tensors. */

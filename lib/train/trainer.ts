@@ -75,7 +75,7 @@ import {
   tokenizeSplit,
 } from "./data.ts";
 import { TrainEngine } from "./engine.ts";
-import { initLora, type LoraConfig } from "../model/lora.ts";
+import { initLora, inTableOrder, type LoraConfig, loraTargetTable } from "../model/lora.ts";
 import {
   checkLoraTargets,
   decoderSetup,
@@ -747,6 +747,14 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
   if (comparable.itemsSha256 === undefined) {
     // Checkpoints before 2026-12-07 do not record their items (entities.json's items, tokenized).
     comparable.itemsSha256 = run.settings.itemsSha256;
+  }
+  const lora = comparable.lora as { targets?: unknown } | null | undefined;
+  if (lora && Array.isArray(lora.targets)) {
+    // Runs before 2026-12-07 kept the targets in the order given; they are a set.
+    comparable.lora = {
+      ...lora,
+      targets: inTableOrder(loraTargetTable(run.base.config), lora.targets as string[]),
+    };
   }
   const model = comparable.model as Record<string, unknown> | undefined;
   if (model && !("family" in model)) {
