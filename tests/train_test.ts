@@ -23,6 +23,7 @@ import { readMetrics } from "../lib/train/outputs.ts";
 import { biasCorrections, learningRate } from "../lib/train/schedule.ts";
 import { buildGradGraph, trainNames } from "../lib/train/train_graph.ts";
 import { train, TrainingDiverged } from "../lib/train/trainer.ts";
+import { readCheckpoint, writeCheckpoint } from "../lib/train/checkpoint.ts";
 import { loadForInference } from "../lib/generate/load.ts";
 import { demoDataset, smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -493,5 +494,26 @@ Deno.test("a GLM adapter records its attention rule, and one continued from it k
     assert.equal((await settings("b")).attention, "causal");
     const merged = JSON.parse(await Deno.readTextFile(join(dir, "bm", "config.json")));
     assert.deepEqual(merged.recsysllm, { attention: "causal", max_length: 128 });
+  });
+});
+
+Deno.test("a checkpoint that recorded its LoRA targets in another order resumes (they are a set)", async () => {
+  await withTempDir(async (dir) => {
+    const base = await shortLoraRun(dir, 0);
+    const options = { ...base, lora: { ...QKV, targets: ["query_key_value", "dense"] } };
+    await train(options);
+    // As a run before 2026-12-07 recorded `--lora-targets dense,qkv`: in the order given.
+    const path = join(options.out, "checkpoint.safetensors");
+    const file = await SafetensorsFile.open(path);
+    const shapes = new Map<string, number[]>();
+    for (const name of file.names()) {
+      if (name.startsWith("param.")) shapes.set(name.slice(6), [...file.entry(name).shape]);
+    }
+    const state = await readCheckpoint(path, shapes);
+    const settings = state.settings as { lora: { targets: string[] } };
+    settings.lora.targets = ["dense", "query_key_value"];
+    await writeCheckpoint(path, state, shapes);
+    const again = await train({ ...options, resume: true });
+    assert.equal(again.resumed, true);
   });
 });
