@@ -109,7 +109,7 @@ const FLAGS = defineFlags({
     min: 1,
     defaultText: "no cap, or the recipe's",
     section: "Data",
-    help: "sequence objective: at most N items stay in part A (k uniform in 1..min(m-1, N))",
+    help: "with --objective sequence: at most N items stay in part A (k uniform in 1..min(m-1, N))",
   },
   "trie-softmax": {
     type: "boolean",

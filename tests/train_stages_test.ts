@@ -33,6 +33,12 @@ Deno.test("runSizes fills the defaults and rejects sizes that cannot work", () =
     /merge runs\/a\/merged lies inside out runs\/a/,
   );
   assert.equal(runSizes({ ...OPTIONS, lora, out: "runs/a", merge: "runs/a-merged" }).gradAccum, 1);
+  // Only the sequence objective keeps entities in part A: elsewhere the cap does nothing.
+  assert.throws(
+    () => runSizes({ ...OPTIONS, sequenceMaxKeep: 1 }),
+    /sequenceMaxKeep shapes the sequence objective; objective is mix/,
+  );
+  assert.equal(runSizes({ ...OPTIONS, objective: "sequence", sequenceMaxKeep: 1 }).gradAccum, 1);
   // Validation paced but turned off: one of the two is a mistake.
   assert.throws(
     () => runSizes({ ...OPTIONS, valBatches: 0, valEvery: 5 }),

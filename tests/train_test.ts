@@ -497,7 +497,7 @@ Deno.test("a GLM adapter records its attention rule, and one continued from it k
   });
 });
 
-Deno.test("a checkpoint that recorded its LoRA targets in another order resumes (they are a set)", async () => {
+Deno.test("a checkpoint that recorded its LoRA targets in another order, or a sequence cap under another objective, resumes", async () => {
   await withTempDir(async (dir) => {
     const base = await shortLoraRun(dir, 0);
     const options = { ...base, lora: { ...QKV, targets: ["query_key_value", "dense"] } };
@@ -510,8 +510,10 @@ Deno.test("a checkpoint that recorded its LoRA targets in another order resumes 
       if (name.startsWith("param.")) shapes.set(name.slice(6), [...file.entry(name).shape]);
     }
     const state = await readCheckpoint(path, shapes);
-    const settings = state.settings as { lora: { targets: string[] } };
+    const settings = state.settings as { lora: { targets: string[] }; sequenceMaxKeep?: number };
     settings.lora.targets = ["dense", "query_key_value"];
+    // Also recorded before: a sequence cap under the mix objective, where it did nothing.
+    settings.sequenceMaxKeep = 1;
     await writeCheckpoint(path, state, shapes);
     const again = await train({ ...options, resume: true });
     assert.equal(again.resumed, true);

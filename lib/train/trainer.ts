@@ -284,6 +284,15 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
     }
   }
   if (options.lora) checkLoraTargets(options.lora.targets);
+  const objective = options.objective ?? DEFAULT_TRAIN.objective;
+  if (options.sequenceMaxKeep !== undefined && objective !== "sequence") {
+    // Only the sequence objective keeps entities in part A (the training mix has none).
+    throw new OptionError(
+      "sequenceMaxKeep",
+      (name, nameOf) =>
+        `${name} shapes the sequence objective; ${nameOf("objective")} is ${objective}`,
+    );
+  }
   const dropout = options.dropout ?? 0;
   if (!(dropout >= 0 && dropout < 1)) {
     throw new OptionError("dropout", (name) => `${name} must be in [0, 1), got ${dropout}`);
@@ -747,6 +756,10 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
   if (comparable.itemsSha256 === undefined) {
     // Checkpoints before 2026-12-07 do not record their items (entities.json's items, tokenized).
     comparable.itemsSha256 = run.settings.itemsSha256;
+  }
+  if (comparable.objective !== "sequence" && comparable.objective !== undefined) {
+    // Recorded by runs before 2026-12-07, where it did nothing (no sequence spans): not a setting.
+    delete comparable.sequenceMaxKeep;
   }
   const lora = comparable.lora as { targets?: unknown } | null | undefined;
   if (lora && Array.isArray(lora.targets)) {
