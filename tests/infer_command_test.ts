@@ -433,6 +433,19 @@ Deno.test("--protocol sampled refuses a candidate that is no item, or one listed
   });
 });
 
+Deno.test("--beams below --top-k is refused only where a beam search runs", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "p.jsonl");
+    const args = ["--model", MODEL, "--data", DATA, "--out", out, "--top-k", "30", "--beams", "5"];
+    // Ratings and text search no items: their run goes on.
+    const rating = await run(...args, "--tasks", "rating");
+    assert.equal(rating.code, 0, rating.err);
+    const items = await run(...args, "--tasks", "sequential");
+    assert.equal(items.code, 2);
+    assert.match(items.err, /--top-k 30 needs at least as many --beams \(got 5\)/);
+  });
+});
+
 Deno.test("a selection of no record warns that the predictions file is empty", async () => {
   await withTempDir(async (dir) => {
     const out = join(dir, "p.jsonl");

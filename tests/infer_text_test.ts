@@ -16,6 +16,7 @@ import {
   tinyWeights,
   tokenizer,
 } from "./helpers/infer.ts";
+import { wholeText } from "../lib/generate/infer.ts";
 
 const { sop, eop, mask } = tokenizer.special;
 const ENTITIES: EntityEntry[] = [
@@ -186,4 +187,17 @@ Deno.test("beam text search finds a better-scoring text than greedy and scores i
   assert.deepEqual(Array.from(beam.tokens), [b]);
   assert.equal(beam.finished, true);
   assert.ok(Math.abs(beam.score - (Math.log(0.4) + Math.log(0.95))) < 1e-6);
+});
+
+Deno.test("text the length limit cut ends at its last whole character", () => {
+  // Characters of 4 UTF-8 bytes, which the byte-level BPE spells byte by byte.
+  const ids = tokenizer.encode(" ok \u{20E15}\u{20E16}");
+  const whole = tokenizer.encode(" ok \u{20E15}");
+  assert.ok(ids.length >= whole.length + 2, "the last character takes several tokens");
+  for (let cut = whole.length; cut < ids.length; cut++) {
+    assert.equal(wholeText(tokenizer, ids.slice(0, cut), false), " ok \u{20E15}", `cut ${cut}`);
+  }
+  assert.equal(wholeText(tokenizer, ids, false), " ok \u{20E15}\u{20E16}");
+  // A finished text is decoded as it is.
+  assert.ok(wholeText(tokenizer, ids.slice(0, -1), true).endsWith("\uFFFD"));
 });

@@ -224,6 +224,10 @@ Deno.test("readFirstStage: unknown items, missing scores and repeated records ar
         [{ id: "r1", predictions: [a] }, { id: "r1", predictions: [b] }],
         `${file} line 2: record "r1" is given twice`,
       ],
+      [
+        [{ id: "r1", predictions: [a, b, { ...a, score: -3 }] }],
+        `${file} line 1: predictions[2]: ${a.item_id} is listed twice (first at predictions[0])`,
+      ],
     ];
     for (const [lines, message] of cases) {
       await write(lines);

@@ -113,6 +113,19 @@ Deno.test("textualize --tune-users keeps the sample's validation items out of a 
       /the validation items are training data here .*--sample-users 100 --sample-seed 1/,
     );
 
+    // infer refuses it too, before any model is loaded (eval would refuse what it wrote); on the
+    // tuning users it answers.
+    const inferValid = (...extra: string[]) =>
+      runCli([
+        ...["infer", "--data", data, "--split", "valid", "--tasks", "sequential", "--quiet"],
+        ...["--model", join(dir, "no-model"), "--out", join(dir, "valid.jsonl"), ...extra],
+      ]);
+    const refused = await inferValid();
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /the validation items are training data here/);
+    const onTuning = await inferValid("--sample-users", "100");
+    assert.match(onTuning.stderr, /no-model/, "past the split check, at the model");
+
     const misuse = await runCli(demoSequentialArgs(join(dir, "x"), "--tune-users", "10"));
     assert.equal(misuse.code, 2);
     assert.match(

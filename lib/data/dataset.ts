@@ -84,6 +84,23 @@ export function tuneUsersOf(data: Dataset): { size: number; seed: number } | und
 }
 
 /**
+ * Refuses the validation split of a `--train-through valid` dataset (its items are training data)
+ * unless `sample` is the tuning users it kept out, or a smaller sample of the same seed (which is
+ * inside it): what `infer` and `eval` both check before any work.
+ */
+export function checkValidSplit(
+  data: Dataset,
+  split: string,
+  sample?: { size: number; seed: number },
+): void {
+  if (split !== "valid" || !trainsThroughValid(data)) return;
+  const tune = tuneUsersOf(data);
+  const onTuneUsers = tune !== undefined && sample !== undefined && sample.seed === tune.seed &&
+    sample.size <= tune.size;
+  if (!onTuneUsers) throw refitValidError(data);
+}
+
+/**
  * The error for scoring or tuning on the validation split of a `--train-through valid` dataset,
  * whose validation items are training data (only the users `tuneUsersOf` names were kept out).
  */

@@ -23,13 +23,7 @@
 import { join } from "node:path";
 import { inputError, OptionError, optionName } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
-import {
-  readRecords,
-  refitValidError,
-  splitHolding,
-  trainsThroughValid,
-  tuneUsersOf,
-} from "../data/dataset.ts";
+import { checkValidSplit, readRecords, splitHolding } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { EntityIndex } from "./entities.ts";
@@ -166,10 +160,7 @@ async function checkSplit(data: Dataset, split: string): Promise<Split> {
  */
 export async function evaluate(data: Dataset, options: EvaluateOptions): Promise<EvalReport> {
   const split = await checkSplit(data, options.split);
-  const tune = tuneUsersOf(data);
-  const onTuneUsers = tune !== undefined && options.sample !== undefined &&
-    options.sample.seed === tune.seed && options.sample.size <= tune.size;
-  if (split === "valid" && trainsThroughValid(data) && !onTuneUsers) throw refitValidError(data);
+  checkValidSplit(data, split, options.sample);
   const recordsFile = join(data.dir, `${split}.jsonl`);
   const pool = new EntityIndex(data.entities);
   const scoreOptions: ScoreOptions = {

@@ -463,7 +463,7 @@ export class Predictor {
     });
     return jobs.map((j, i) => ({
       ...head(j.record),
-      text: tokenizer.decode(texts[i].tokens, { skipSpecial: true }).trim(),
+      text: wholeText(tokenizer, texts[i].tokens, texts[i].finished).trim(),
     }));
   }
 
@@ -525,4 +525,31 @@ export class Predictor {
       };
     });
   }
+}
+
+/**
+ * The text of `tokens`; a text the length limit cut (`finished` false) ends at its last whole
+ * character: a byte-level tokenizer may have stopped inside one, which decodes to U+FFFD.
+ *
+ * @example
+ * ```ts
+ * import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
+ * declare const tokenizer: TextTokenizer;
+ * wholeText(tokenizer, tokenizer.encode(" caf\u00e9").slice(0, -1), false); // " caf"
+ * ```
+ */
+export function wholeText(
+  tokenizer: TextTokenizer,
+  tokens: ArrayLike<number>,
+  finished: boolean,
+): string {
+  const ids = Array.from(tokens);
+  const full = tokenizer.decode(ids, { skipSpecial: true });
+  if (finished) return full;
+  // A UTF-8 character spans at most 4 bytes: at most 3 tokens end in an unfinished one.
+  for (let drop = 0; drop <= Math.min(3, ids.length); drop++) {
+    const text = tokenizer.decode(ids.slice(0, ids.length - drop), { skipSpecial: true });
+    if (!text.endsWith("\uFFFD")) return text;
+  }
+  return full; // a replacement character the model wrote on purpose
 }

@@ -78,6 +78,7 @@ export async function readFirstStage(
     const entries = (line.predictions ?? []).slice(0, top);
     const items = new Int32Array(entries.length);
     const scores = new Float64Array(entries.length);
+    const listed = new Map<number, number>(); // item -> its first place in the list
     entries.forEach((entry, i) => {
       const item = entry.item_id !== undefined
         ? byId.get(entry.item_id)
@@ -95,6 +96,16 @@ export async function readFirstStage(
           `predictions[${i}] has no finite "score" (the fusion needs the first stage's scores)`,
         );
       }
+      const first = listed.get(item);
+      if (first !== undefined) {
+        // Reranked twice it would be written twice, with two scores.
+        throw inputError(
+          path,
+          number,
+          `predictions[${i}]: ${pool.ids[item]} is listed twice (first at predictions[${first}])`,
+        );
+      }
+      listed.set(item, i);
       items[i] = item;
       scores[i] = entry.score;
     });

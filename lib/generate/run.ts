@@ -9,7 +9,14 @@
 
 import { basename, join } from "node:path";
 import { buildPool } from "../collate/pool.ts";
-import { type Dataset, openDataset, readRecords } from "../data/dataset.ts";
+import {
+  checkValidSplit,
+  type Dataset,
+  itemTokenMode,
+  openDataset,
+  readRecords,
+} from "../data/dataset.ts";
+import { answerOf } from "../data/tasks.ts";
 import { RecordSelection } from "../data/selection.ts";
 import type { Split, TextRecord } from "../data/types.ts";
 import { inputError, OptionError } from "../errors.ts";
@@ -120,12 +127,18 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
       `split "${options.split}" does not exist in this dataset`,
     );
   }
+  // A refit's validation items are training data: eval would refuse what this run writes.
+  checkValidSplit(data, options.split, options.sample);
   const protocol = options.protocol ?? DEFAULT_PREDICT.protocol;
   const topK = options.topK ?? DEFAULT_PREDICT.topK;
   // The item search returns at most one item per beam: by default, enough beams for topK; fewer
   // beams than topK could not give the items asked for.
   const beams = options.beams ?? Math.max(DEFAULT_PREDICT.beams, topK);
-  if (protocol === "full" && beams < topK) {
+  // Only a beam search over titles has beams: not ratings or text, not a rerank of a first
+  // stage's candidates, not item tokens (one step ranks every item).
+  const searches = protocol === "full" && !options.rerank && itemTokenMode(data) === "none" &&
+    options.tasks.some((task) => answerOf(task) === "item");
+  if (searches && beams < topK) {
     throw new OptionError(
       "topK",
       (name, nameOf) =>
