@@ -97,8 +97,16 @@ async function realOrResolved(path: string): Promise<string> {
   }
 }
 
-/** Whether `inner` is `outer` or inside it. */
-function within(inner: string, outer: string): boolean {
+/**
+ * Whether the path `inner` is `outer` or inside it (as written, links not followed).
+ *
+ * @example
+ * ```ts
+ * within("runs/a/merged", "runs/a"); // true
+ * within("runs/a-merged", "runs/a"); // false
+ * ```
+ */
+export function within(inner: string, outer: string): boolean {
   const rel = relative(outer, inner);
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }

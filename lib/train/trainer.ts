@@ -32,7 +32,7 @@
  * @module
  */
 
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { checkRecordsFit, DEFAULT_COLLATOR, type Objective } from "../collate/collator.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import { itemTokenSummary } from "../collate/tokenize.ts";
@@ -56,7 +56,7 @@ import {
   mergeAdapter,
   saveAdapter,
 } from "../model/adapter.ts";
-import { claimOutputDir, claimRunDir, type OutputClaim } from "../io/safe_output.ts";
+import { claimOutputDir, claimRunDir, type OutputClaim, within } from "../io/safe_output.ts";
 import { isTemporaryName } from "../io/atomic.ts";
 import { checkIdentity, type ModelIdentity, modelIdentity } from "../model/identity.ts";
 import { SafetensorsFile } from "../model/safetensors.ts";
@@ -275,8 +275,7 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
   }
   if (options.merge) {
     // Inside the run it would be written into the run's own files, and refused on --resume.
-    const inRun = relative(resolve(options.out), resolve(options.merge));
-    if (inRun === "" || (!inRun.startsWith("..") && !isAbsolute(inRun))) {
+    if (within(resolve(options.merge), resolve(options.out))) {
       throw new OptionError(
         "merge",
         (name, nameOf) => `${name} ${options.merge} lies inside ${nameOf("out")} ${options.out}`,
@@ -1140,16 +1139,14 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
     if (saveNow && run.world) {
       await checkSameTensors(run.world, engine.snapshot().params.values(), `after step ${step}`);
     }
-    // Never saved: weights the update took past float's range (the loss, computed before the
-    // update, was still finite). The ranks hold the same tensors, so they agree.
-    await together(run.world, async () => {
-      if (saveNow && !allFinite(engine.snapshot().params.values())) {
-        throw await diverged(run, step, "update made weights that are not finite");
-      }
-    });
     // Rank 0 alone writes; a failure there (a full disk) ends every rank.
     await together(run.world, async () => {
       if (!run.root) return;
+      // Never saved: weights the update took past float's range (the loss, computed before the
+      // update, was still finite). The ranks hold the same tensors (checked above).
+      if (saveNow && !allFinite(engine.snapshot().params.values())) {
+        throw await diverged(run, step, "update made weights that are not finite");
+      }
       await Deno.writeTextFile(run.metricsPath, JSON.stringify(line) + "\n", { append: true });
       options.onStep?.(line, totalSteps);
       if (saveNow) await saveRun(run, engine, state);
