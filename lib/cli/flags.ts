@@ -239,11 +239,7 @@ export function parseFlags<T extends FlagTable>(
   };
   const needsValue = (flag: string, extra = "") => {
     const decl = declOf(flag)?.decl;
-    const placeholder = decl && "placeholder" in decl && decl.placeholder !== undefined
-      ? decl.placeholder
-      : decl
-      ? PLACEHOLDERS[decl.type]
-      : "VALUE";
+    const placeholder = decl ? placeholderOf(decl) : "VALUE";
     return new UsageError(
       `${command}: ${flag} needs a value (${flag} ${placeholder}${extra}; see ${command} --help)`,
     );
@@ -428,6 +424,11 @@ const PLACEHOLDERS: Record<FlagDecl["type"], string> = {
   choice: "NAME",
 };
 
+/** What `--help` and the messages write after a flag for its value (`DIR`, `N`, `LIST`). */
+function placeholderOf(decl: FlagDecl): string {
+  return ("placeholder" in decl ? decl.placeholder : undefined) ?? PLACEHOLDERS[decl.type];
+}
+
 /** A default as `--help` shows it: `1e-8` rather than `0.00000001`, lists comma-separated. */
 export function formatDefault(value: unknown): string {
   if (typeof value === "number") {
@@ -477,9 +478,7 @@ export interface FormatFlagsOptions {
 export function formatFlags(table: FlagTable, options: FormatFlagsOptions = {}): string {
   const width = options.width ?? 100;
   const label = (name: string, decl: FlagDecl) => {
-    const placeholder = decl.type === "boolean"
-      ? ""
-      : ` ${decl.placeholder ?? PLACEHOLDERS[decl.type]}`;
+    const placeholder = decl.type === "boolean" ? "" : ` ${placeholderOf(decl)}`;
     return `  --${name}${placeholder}`;
   };
   const entries = Object.entries(table);
