@@ -215,7 +215,11 @@ export const command: Command = {
   summary: "predictions for a split: beam search over items, candidate ranking, ratings, text",
   usage,
   async run(args: string[]): Promise<void> {
-    const { values: flags } = parseFlags("infer", args, FLAGS);
+    const { values: flags, given } = parseFlags("infer", args, FLAGS);
+    // A default is the library's too; left out, an option of answers the run gives none of is
+    // not taken for one the user gave (the library refuses those).
+    const ifGiven = <K extends keyof typeof flags & string>(name: K) =>
+      given.has(name) ? flags[name] : undefined;
     const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
     if (shard && flags.out === "-") {
       throw new UsageError(
@@ -248,10 +252,10 @@ export const command: Command = {
           out: flags.out,
           force: flags.force,
           split: flags.split,
-          tasks: flags.tasks,
+          tasks: ifGiven("tasks"),
           templates: flags.template,
-          protocol: flags.protocol,
-          topK: flags["top-k"],
+          protocol: ifGiven("protocol"),
+          topK: ifGiven("top-k"),
           beams: flags.beams,
           excludeSeen: flags["exclude-seen"],
           trieSoftmax: flags["trie-softmax"],
@@ -261,8 +265,8 @@ export const command: Command = {
             top: tuned?.top ?? flags["rerank-top"],
           },
           batchSize: flags["batch-size"],
-          maxNewTokens: flags["max-new-tokens"],
-          textBeams: flags["text-beams"],
+          maxNewTokens: ifGiven("max-new-tokens"),
+          textBeams: ifGiven("text-beams"),
           limit: flags.limit,
           sample: sampled === undefined ? undefined : { size: sampled, seed: flags["sample-seed"] },
           shard,

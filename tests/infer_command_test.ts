@@ -332,6 +332,49 @@ Deno.test("unknown tasks and templates are usage errors; a missing split is an i
   });
 });
 
+Deno.test("a task given with none of its templates, and options of answers the run gives none of, are refused", async () => {
+  // Asked for ratings, with a sequential template only: no rating would be answered.
+  await expectError(
+    2,
+    /--tasks has rating, but none of --template is a rating template \(rating-1, rating-2, rating-3\): no rating record would be answered/,
+    "--tasks",
+    "sequential,rating",
+    "--template",
+    "seq-1",
+  );
+  // Options of the item search on a run that answers ratings only (by --tasks, or by --template
+  // with every task by default), and of text on an item run: each would be ignored.
+  for (const [flag, ...value] of [["--trie-softmax"], ["--beams", "5"], ["--exclude-seen"]]) {
+    await expectError(
+      2,
+      new RegExp(
+        `^error: ${flag} applies to item tasks \\(sequential, direct\\); this run answers rating$`,
+        "m",
+      ),
+      "--tasks",
+      "rating",
+      flag,
+      ...value,
+    );
+  }
+  await expectError(
+    2,
+    /^error: --protocol applies to item tasks \(sequential, direct\); this run answers rating$/m,
+    "--template",
+    "rating-2",
+    "--protocol",
+    "sampled",
+  );
+  await expectError(
+    2,
+    /^error: --max-new-tokens applies to text tasks \(explanation, review\); this run answers sequential$/m,
+    "--tasks",
+    "sequential",
+    "--max-new-tokens",
+    "8",
+  );
+});
+
 Deno.test("infer and eval --sample-users answer and score the same seeded users", async () => {
   await withTempDir(async (dir) => {
     const users = [...new Set(records.map((r) => r.user))];
@@ -437,9 +480,9 @@ Deno.test("--beams below --top-k is refused only where a beam search runs", asyn
   await withTempDir(async (dir) => {
     const out = join(dir, "p.jsonl");
     const args = ["--model", MODEL, "--data", DATA, "--out", out, "--top-k", "30", "--beams", "5"];
-    // Ratings and text search no items: their run goes on.
-    const rating = await run(...args, "--tasks", "rating");
-    assert.equal(rating.code, 0, rating.err);
+    // Ranking each record's candidates searches no items: the run goes on.
+    const sampled = await run(...args, "--tasks", "sequential", "--protocol", "sampled");
+    assert.equal(sampled.code, 0, sampled.err);
     const items = await run(...args, "--tasks", "sequential");
     assert.equal(items.code, 2);
     assert.match(items.err, /--top-k 30 needs at least as many --beams \(got 5\)/);

@@ -16,7 +16,7 @@ import {
   openDataset,
   readRecords,
 } from "../data/dataset.ts";
-import { answerOf } from "../data/tasks.ts";
+import { type AnswerKind, answerOf, tasksAnswering } from "../data/tasks.ts";
 import { RecordSelection } from "../data/selection.ts";
 import type { Split, TextRecord } from "../data/types.ts";
 import { inputError, OptionError } from "../errors.ts";
@@ -26,7 +26,7 @@ import { inferRunIdentity } from "../shard/identity.ts";
 import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
-import { DEFAULT_PREDICT, type PredictOptions, Predictor } from "./infer.ts";
+import { DEFAULT_PREDICT, INFER_TASKS, type PredictOptions, Predictor } from "./infer.ts";
 import { type InferenceDecoder, loadForInference } from "./load.ts";
 import { DEFAULT_RERANK_WEIGHT, readFirstStage } from "./rerank.ts";
 import type { QuantBits } from "../model/quantize.ts";
@@ -62,7 +62,11 @@ export interface InferRunOptions
   /** Replace `out` even when it does not hold predictions. */
   force?: boolean;
   split: Split;
-  tasks: readonly string[];
+  /**
+   * Tasks to answer (default: every task, or with `templates` the tasks of those templates).
+   * Each task given must have one of `templates` when they are given.
+   */
+  tasks?: readonly string[];
   /** Only these template ids (each of one of `tasks`). */
   templates?: readonly string[];
   /** Answer only the first N selected records (of every shard together). */
@@ -102,6 +106,7 @@ export interface InferRunSummary {
  */
 async function checkOptions(options: InferRunOptions, data: Dataset) {
   const known = new Map((data.manifest.templates ?? []).map((t) => [t.id, t.task]));
+  const tasks = options.tasks ?? INFER_TASKS;
   for (const id of options.templates ?? []) {
     if (!known.has(id)) {
       throw new OptionError(
@@ -111,7 +116,7 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
           `(${[...known.keys()].join(", ")})`,
       );
     }
-    if (!options.tasks.includes(known.get(id)!)) {
+    if (!tasks.includes(known.get(id)!)) {
       throw new OptionError(
         "templates",
         (name, nameOf) =>
@@ -119,6 +124,8 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
       );
     }
   }
+  const answered = answeredTasks(options, known);
+  checkApplicable(options, answered);
   const splitFile = join(options.data, `${options.split}.jsonl`);
   if (!(await pathExists(splitFile))) {
     throw inputError(
@@ -137,7 +144,7 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
   // Only a beam search over titles has beams: not ratings or text, not a rerank of a first
   // stage's candidates, not item tokens (one step ranks every item).
   const searches = protocol === "full" && !options.rerank && itemTokenMode(data) === "none" &&
-    options.tasks.some((task) => answerOf(task) === "item");
+    answered.some((task) => answerOf(task) === "item");
   if (searches && beams < topK) {
     throw new OptionError(
       "topK",
@@ -175,6 +182,58 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
     );
   }
   return { splitFile, protocol, topK, beams };
+}
+
+/**
+ * The tasks a run answers: `tasks` (default every task), narrowed by `templates` to the tasks of
+ * those templates. A task given by name with none of the templates given is refused: it would
+ * answer nothing without a word.
+ */
+function answeredTasks(
+  options: InferRunOptions,
+  known: ReadonlyMap<string, string>,
+): readonly string[] {
+  const tasks = options.tasks ?? INFER_TASKS;
+  if (options.templates === undefined) return tasks;
+  const chosen = new Set(options.templates.map((id) => known.get(id)));
+  if (options.tasks !== undefined) {
+    for (const task of options.tasks) {
+      if (chosen.has(task)) continue;
+      const its = [...known].filter(([, t]) => t === task).map(([id]) => id);
+      throw new OptionError(
+        "tasks",
+        (name, nameOf) =>
+          `${name} has ${task}, but none of ${nameOf("templates")} is a ${task} template ` +
+          `(${its.join(", ") || "the dataset has none"}): no ${task} record would be answered`,
+      );
+    }
+  }
+  return tasks.filter((task) => chosen.has(task));
+}
+
+/** The options that configure one kind of answer, and the kind: given alone, they do nothing. */
+const OPTIONS_OF_ANSWER = {
+  item: ["protocol", "topK", "beams", "excludeSeen", "trieSoftmax", "rerank"],
+  text: ["maxNewTokens", "textBeams"],
+} as const satisfies Partial<Record<AnswerKind, readonly (keyof InferRunOptions)[]>>;
+
+/**
+ * Refuses an option of item or text answers (given: not undefined or false) when the run answers
+ * no task of that kind: the run would ignore it, where the user expected it to act.
+ */
+function checkApplicable(options: InferRunOptions, answered: readonly string[]): void {
+  for (const [kind, names] of Object.entries(OPTIONS_OF_ANSWER)) {
+    if (answered.some((task) => answerOf(task) === kind)) continue;
+    const given = names.find((name) => options[name] !== undefined && options[name] !== false);
+    if (given === undefined) continue;
+    const tasks = tasksAnswering(kind as AnswerKind).join(", ");
+    throw new OptionError(
+      given,
+      (name) =>
+        `${name} applies to ${kind} tasks (${tasks}); this run answers ` +
+        `${answered.join(", ") || "no task"}`,
+    );
+  }
 }
 
 /**
@@ -315,7 +374,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         ratingValues: data.manifest.rating_values ?? [],
       });
       const select = new RecordSelection(data.manifest, {
-        tasks: options.tasks,
+        tasks: options.tasks ?? INFER_TASKS,
         templates: options.templates,
         sample: options.sample,
         shard,
@@ -343,7 +402,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         adapter: loaded.adapter?.dir,
         data: options.data,
         split: options.split,
-        tasks: options.tasks,
+        tasks: options.tasks ?? INFER_TASKS,
         templates: options.templates,
         protocol,
         topK,
