@@ -74,6 +74,28 @@ Deno.test("an empty or repeated entity cannot be put in the trie", () => {
   assert.throws(() => EntityTrie.build([Int32Array.of(1, 2), Int32Array.of(1, 2)]), RangeError);
 });
 
+Deno.test("a trie past 2^21 nodes (a pool of 110,000 titles of 20 tokens) keeps every edge apart", () => {
+  // Edge keys were node * 2^32 + token: past 2^21 nodes they rounded, and two children of one
+  // node met (a "same tokens" error) or an entity was lost. 2.14 million nodes here.
+  const rng = new Rng(3);
+  const sequences: Int32Array[] = [];
+  for (let i = 0; i < 110_000; i++) {
+    const s = new Int32Array(20);
+    s[0] = i % 50_000;
+    for (let j = 1; j < 20; j++) s[j] = 1 + rng.int(150_000);
+    sequences.push(s);
+  }
+  const late = [Int32Array.of(7, 7, 7, 4, 9), Int32Array.of(7, 7, 7, 5, 10)];
+  const trie = EntityTrie.build([...sequences, ...late]);
+  assert.ok(trie.nodeCount > 2 ** 21, `${trie.nodeCount} nodes`);
+  assert.equal(trie.entityOf(late[0]), 110_000);
+  assert.equal(trie.entityOf(late[1]), 110_001);
+  assert.equal(trie.entityOf(Int32Array.of(7, 7, 7, 4, 10)), -1);
+  assert.equal(trie.entityOf(sequences[109_999]), 109_999);
+  // A negative or fractional id is no token.
+  assert.throws(() => EntityTrie.build([Int32Array.of(1), [2, -1]]), /ids >= 0 \(got -1\)/);
+});
+
 Deno.test("the dynamic rule grows along an entity and restarts at 2 otherwise", () => {
   const trie = EntityTrie.fromEntities(tokenizer, POOL);
   const entity = encodeEntity(tokenizer, "Saltmarsh Sea Clay Mask");

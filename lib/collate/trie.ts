@@ -84,17 +84,31 @@ export class EntityTrie {
     const tokens: number[] = [-1];
     const terminalList: number[] = [-1];
     const depthList: number[] = [0];
-    const SHIFT = 4294967296; // node * 2^32 + token stays exact below 2^53 for < 2^21 nodes
+    // The key of edge (node, token) is node * base + token with base above every token: exact
+    // while it stays below 2^53 (2^35 nodes at a vocabulary of 2^18), checked per new node.
+    let base = 1;
+    for (const seq of sequences) {
+      for (let i = 0; i < seq.length; i++) {
+        const token = seq[i];
+        if (!Number.isInteger(token) || token < 0) {
+          throw new RangeError(`entity tokens must be ids >= 0 (got ${token})`);
+        }
+        base = Math.max(base, token + 1);
+      }
+    }
     for (let s = 0; s < sequences.length; s++) {
       const seq = sequences[s];
       if (seq.length === 0) throw new RangeError(`entity ${s} has no tokens`);
       let node = 0;
       for (let i = 0; i < seq.length; i++) {
         const token = seq[i];
-        const key = node * SHIFT + token;
+        const key = node * base + token;
         let next = edges.get(key);
         if (next === undefined) {
           next = parents.length;
+          if (next * base + base > Number.MAX_SAFE_INTEGER) {
+            throw new RangeError(`the trie outgrows ${next} nodes at ${base} token ids`);
+          }
           edges.set(key, next);
           parents.push(node);
           tokens.push(token);
