@@ -10,6 +10,7 @@ import { Collator, exampleRng } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
 import { encodeEntity, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { EntityTrie } from "../lib/collate/trie.ts";
+import type { TextRecord } from "../lib/data/types.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { beautyCorpus, HAVE_BEAUTY, invariant } from "./helpers/beauty_corpus.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
@@ -34,6 +35,24 @@ Deno.test("the pre-tokenizer decides the leading-space rule: byte-level for Qwen
     assert.deepEqual([...inText.subarray(inText.length - alone.length)], [...alone], t.source);
     // No stray space token: a metaspace entity starts with the word's own "▁N", not "▁".
     assert.notEqual(t.tokenString(alone[0]), t.leadingSpace === "metaspace" ? "▁" : "Ġ");
+  }
+});
+
+Deno.test("text after an entity or a line break reads as in the whole string, metaspace too", () => {
+  // Llama 2 prepends "▁" to whatever it encodes: piece by piece, ", then" after an entity and
+  // "Good" after a line break read " , then" and " Good" (377 of 400 demo prompts differed).
+  const segments = [
+    { text: "They bought " },
+    { entity: "Nail Polish", kind: "item" },
+    { text: ", then " },
+    { entity: "Hair Brush", kind: "item" },
+    { text: ". Nice.\nGood (really)" },
+  ];
+  const whole = "They bought Nail Polish, then Hair Brush. Nice.\nGood (really)";
+  for (const [name, t] of Object.entries(tokenizers)) {
+    const { ids } = tokenizeRecord(t, { id: "r", task: "profile", segments } as TextRecord);
+    assert.equal(t.decode(ids), whole, name);
+    assert.deepEqual([...ids], [...t.encode(whole)], name);
   }
 });
 

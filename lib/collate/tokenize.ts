@@ -14,8 +14,9 @@
  *   it (when a terminator is followed by white space holding line breaks, the cut is after the
  *   last line break). Each piece is encoded on its own; each of its tokens is one unit.
  * - Every entity is encoded as `" " + entity` ({@linkcode encodeEntity}; for metaspace
- *   tokenizers such as Llama 2's, whose `▁` prefix stands for that space, as the entity itself,
- *   and a text piece's one leading space is dropped for the same reason): one canonical token
+ *   tokenizers such as Llama 2's, whose `▁` prefix stands for that space, as the entity itself;
+ *   their text pieces after other tokens are encoded as they read there, without the `▁` the
+ *   tokenizer would prepend to the piece alone, TextTokenizer.encodeFollowing): one canonical token
  *   sequence per entity, the one the entity trie holds; all its tokens are one unit. Entity
  *   punctuation never ends a sentence.
  * - The trailing white space of a text segment just before an entity or the answer marker is
@@ -291,11 +292,12 @@ function dropTrailingSpace(text: string): string {
 }
 
 function addText(builder: Builder, tokenizer: TextTokenizer, text: string): void {
-  // A metaspace tokenizer prepends a space to every piece: one leading space is that space.
-  const metaspace = tokenizer.leadingSpace === "metaspace";
   for (const piece of splitSentences(text)) {
-    const t = metaspace && piece.text.startsWith(" ") ? piece.text.slice(1) : piece.text;
-    builder.addTokens(tokenizer.encodeShared(t));
+    // A piece after other tokens is encoded as it reads there: a metaspace tokenizer prepends its
+    // `▁` only at the start of the whole text (TextTokenizer.encodeFollowing).
+    builder.addTokens(
+      builder.n === 0 ? tokenizer.encodeShared(piece.text) : tokenizer.encodeFollowing(piece.text),
+    );
     if (piece.endsSentence) builder.endSentence();
   }
 }

@@ -83,6 +83,9 @@ export function leadingSpaceOf(json: unknown): LeadingSpace {
   return prepends(t?.normalizer) || prepends(t?.pre_tokenizer) ? "metaspace" : "byte-level";
 }
 
+/** What {@linkcode TextTokenizer.encodeFollowing} encodes text behind: a line break. */
+const FOLLOWING_ANCHOR = "\n";
+
 /** Most distinct strings kept in the encoding cache before the oldest are dropped. */
 const CACHE_LIMIT = 200_000;
 
@@ -130,6 +133,8 @@ export class TextTokenizer {
   readonly #strings: string[];
   readonly #isSpecial: Uint8Array;
   readonly #cache = new Map<string, Int32Array>();
+  /** Encodings of text behind other text (metaspace tokenizers only; see encodeFollowing). */
+  readonly #followingCache = new Map<string, Int32Array>();
   /** A one-letter token that leads a metaspace decode, and its text (see #decodeAfter). */
   #anchor?: { id: number; text: string } | null;
 
@@ -323,6 +328,37 @@ export class TextTokenizer {
         this.#cache.delete(this.#cache.keys().next().value!);
       }
       this.#cache.set(text, ids);
+    }
+    return ids;
+  }
+
+  /**
+   * The tokens of `text` where it follows other text (after an entity, a line break, or the
+   * first piece of a record): for a byte-level tokenizer {@linkcode TextTokenizer.encodeShared}.
+   * A metaspace tokenizer prepends `▁` (a space) to whatever it encodes, where the whole text gets
+   * it only at its start: `", then"` after an entity would read `" , then"`. So such text is
+   * encoded behind a line break (a byte token that merges with nothing), whose tokens are then
+   * cut off; a leading space of `text` is its own `▁`. Never modify the result.
+   *
+   * @example
+   * ```ts
+   * declare const llama2: TextTokenizer;
+   * llama2.decode(llama2.encodeFollowing(", then")); // ", then" (encodeShared: " , then")
+   * ```
+   */
+  encodeFollowing(text: string): Int32Array {
+    if (this.leadingSpace !== "metaspace" || text === "") return this.encodeShared(text);
+    let ids = this.#followingCache.get(text);
+    if (ids === undefined) {
+      const anchor = this.encodeShared(FOLLOWING_ANCHOR);
+      const both = this.encodeShared(FOLLOWING_ANCHOR + text);
+      const behind = anchor.length > 0 && anchor.every((id, i) => both[i] === id);
+      // Where the anchor's tokens do not lead (a vocabulary that merges them): the text alone.
+      ids = behind ? both.slice(anchor.length) : this.encodeShared(text.replace(/^ /, ""));
+      if (this.#followingCache.size >= CACHE_LIMIT) {
+        this.#followingCache.delete(this.#followingCache.keys().next().value!);
+      }
+      this.#followingCache.set(text, ids);
     }
     return ids;
   }
