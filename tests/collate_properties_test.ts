@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  checkRecordsFit,
   Collator,
   encodePromptPartA,
   exampleRng,
@@ -544,6 +545,22 @@ Deno.test("records that cannot fit or cannot be trained on are input errors", ()
     () => new Collator(S).collate(noTarget, new Rng(1)),
     /record "q2": has an answer marker but no target/,
   );
+  // A task prompt without a marker or a target was trained on as a document; a profile
+  // document, or a record of no task with an answer, still is one. Refused before training too.
+  const bare = (task: string) =>
+    tokenizeRecord(
+      tokenizer,
+      { id: "q3", task, segments: [{ text: "Rate it. Now." }] } as TextRecord,
+    );
+  const message = /record "q3": a rating prompt without a target \(only profile documents/;
+  assert.throws(() => new Collator(S).collate(bare("rating"), new Rng(1)), message);
+  assert.throws(
+    () => checkRecordsFit([bare("rating")], 64, { what: "training records", lengthFrom: "x" }),
+    message,
+  );
+  for (const task of ["profile", "notes"]) {
+    assert.notEqual(new Collator(S).collate(bare(task), new Rng(1)).objective, "task");
+  }
 });
 
 Deno.test("inference part A is the training part A: the prompt with the mask at the answer", () => {

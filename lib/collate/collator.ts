@@ -38,6 +38,7 @@
  * @module
  */
 
+import { answerOf } from "../data/tasks.ts";
 import { InputError } from "../errors.ts";
 import { Rng } from "../random.ts";
 import type { SpecialIds } from "../tokenizer/tokenizer.ts";
@@ -205,13 +206,28 @@ function taskExtra(record: TokenizedRecord, itemRoom = 0): number {
   return (oneEntity ? Math.max(target, itemRoom) : target) + 2;
 }
 
-/** Throws when document `record` cannot be collated at all within `maxLength`. */
-function checkDocument(record: TokenizedRecord, maxLength: number): void {
+/**
+ * Throws when `record`, having no target, is no document: it marks an answer, or it is the prompt
+ * of a task with an answer (sequential, rating, ...; only profile documents, or records of no
+ * such task, train without a target), which would otherwise be trained on as a document.
+ */
+function checkIsDocument(record: TokenizedRecord): void {
   if (record.answerMarked) {
     throw new InputError(
       `record ${JSON.stringify(record.id)}: has an answer marker but no target`,
     );
   }
+  if (record.task !== undefined && answerOf(record.task) !== null) {
+    throw new InputError(
+      `record ${JSON.stringify(record.id)}: a ${record.task} prompt without a target ` +
+        `(only profile documents train without one)`,
+    );
+  }
+}
+
+/** Throws when document `record` cannot be collated at all within `maxLength`. */
+function checkDocument(record: TokenizedRecord, maxLength: number): void {
+  checkIsDocument(record);
   const first = record.unitStart[1];
   if (first + 2 > maxLength) {
     throw new InputError(
@@ -225,7 +241,7 @@ function checkDocument(record: TokenizedRecord, maxLength: number): void {
  * The fewest tokens an example of `record` can have: for a task prompt, what is left with its
  * history dropped (the instruction after the last entity, the mask, `[S]` and the target); for a
  * document, its first unit with a mask and `[S]`. `collate` fails exactly when this is above the
- * maximum length (or a document has an answer marker).
+ * maximum length (or a record without a target is no document: checkIsDocument).
  */
 export function minimumLength(record: TokenizedRecord, itemRoom = 0): number {
   if (!record.hasTarget) return record.unitStart[1] + 2;
@@ -266,7 +282,7 @@ export function checkRecordsFit(
   let worst: TokenizedRecord | undefined;
   let worstLength = 0;
   for (const record of records) {
-    if (!record.hasTarget && record.answerMarked) checkDocument(record, maxLength);
+    if (!record.hasTarget) checkIsDocument(record);
     const length = minimumLength(record, options.itemRoom);
     if (length <= maxLength) continue;
     count++;
@@ -364,7 +380,8 @@ export class Collator {
 
   /**
    * One collated example of `record`, every random choice from `rng`. Throws an InputError
-   * when the record cannot fit `maxLength` or has an answer marker but no target.
+   * when the record cannot fit `maxLength`, or has no target and is no document (an answer
+   * marker, or the prompt of a task with an answer).
    */
   collate(record: TokenizedRecord, rng: Rng): CollatedExample {
     return record.hasTarget ? this.#collateTask(record) : this.#collateDocument(record, rng);
