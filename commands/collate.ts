@@ -7,15 +7,16 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { Command } from "../lib/cli/command.ts";
 import { defineFlags, formatFlags, parseFlags } from "../lib/cli/flags.ts";
 import { Collator, DEFAULT_COLLATOR, exampleRng, OBJECTIVES } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
-import { tokenizeRecord } from "../lib/collate/tokenize.ts";
+import { itemTokenSummary, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { withItemTokens } from "../lib/collate/item_tokens.ts";
-import { openDataset, readRecords } from "../lib/data/dataset.ts";
+import { openDataset, readNumberedRecords } from "../lib/data/dataset.ts";
 import { SPLITS } from "../lib/data/types.ts";
-import { InputError } from "../lib/errors.ts";
+import { InputError, inputError, UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 
@@ -52,7 +53,14 @@ const FLAGS = defineFlags({
     type: "int",
     min: 3,
     defaultText: "no limit",
-    help: "longest example in tokens, parts A and B",
+    help: "longest example in tokens, parts A and B (a prompt is cut as pretrain and infer cut " +
+      "it, with room for the dataset's longest item answer)",
+  },
+  "sequence-keep": {
+    type: "int",
+    min: 1,
+    defaultText: "no cap",
+    help: "with --objective sequence: at most N items stay in part A, as pretrain's flag",
   },
   quiet: { type: "boolean", help: "no progress on stderr" },
 });
@@ -96,10 +104,20 @@ export const command: Command = {
     const limit = flags.limit ?? Infinity;
     const maxLength = flags["max-length"];
 
+    const sequenceMaxKeep = flags["sequence-keep"];
+    if (sequenceMaxKeep !== undefined && objective !== "sequence") {
+      throw new UsageError("--sequence-keep applies to --objective sequence");
+    }
     const data = await openDataset(dir);
     // With the dataset's item tokens, if it has them (textualize --item-tokens).
     const tokenizer = withItemTokens(await TextTokenizer.load(tokenizerPath), data);
-    const collator = new Collator(tokenizer.special, { objective, maxLength });
+    const collator = new Collator(tokenizer.special, {
+      objective,
+      maxLength,
+      sequenceMaxKeep,
+      // Pretrain's and infer's room for an item answer: a long prompt is cut as they cut it.
+      itemRoom: itemTokenSummary(tokenizer, data.entities).longest,
+    });
     const progress = new Progress("collate", { quiet: flags.quiet });
     const encoder = new TextEncoder();
     let pending = "";
@@ -112,14 +130,14 @@ export const command: Command = {
 
     let index = 0;
     try {
-      for await (const record of readRecords(data, split)) {
+      for await (const { line, record } of readNumberedRecords(data, split)) {
         if (index >= limit) break;
         let example: CollatedExample;
         try {
           example = collator.collate(tokenizeRecord(tokenizer, record), exampleRng(seed, 0, index));
         } catch (error) {
           if (error instanceof InputError) {
-            throw new InputError(`${dir}/${split}.jsonl record ${index + 1}: ${error.message}`);
+            throw inputError(join(dir, `${split}.jsonl`), line, error.message);
           }
           throw error;
         }

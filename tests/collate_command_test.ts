@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { Collator, exampleRng } from "../lib/collate/collator.ts";
+import { itemTokenSummary, tokenizeRecord } from "../lib/collate/tokenize.ts";
+import { openDataset, readRecords } from "../lib/data/dataset.ts";
+import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -121,6 +125,35 @@ Deno.test("collate honours --objective, --limit and --max-length", async () => {
   }
 });
 
+Deno.test("collate cuts a long prompt as pretrain does, with room for the longest item answer", async () => {
+  const tokenizer = await TextTokenizer.load(TOKENIZER);
+  const data = await openDataset(DATA);
+  const records = [];
+  for await (const record of readRecords(data, "train")) {
+    records.push(tokenizeRecord(tokenizer, record));
+  }
+  const itemRoom = itemTokenSummary(tokenizer, data.entities).longest;
+  let differs = 0;
+  for (const maxLength of [28, 32, 40]) {
+    const { code, lines, err } = await collate(
+      ...["--data", DATA, "--tokenizer", TOKENIZER, "--objective", "entity"],
+      ...["--max-length", String(maxLength)],
+    );
+    assert.equal(code, 0, err);
+    const pretrain = new Collator(tokenizer.special, { objective: "entity", maxLength, itemRoom });
+    const bare = new Collator(tokenizer.special, { objective: "entity", maxLength });
+    records.forEach((record, i) => {
+      const seps = [pretrain, bare].map((c) => c.collate(record, exampleRng(0, 0, i)).sep);
+      assert.equal(lines[i].sep, seps[0], `${record.id} at ${maxLength}`);
+      if (seps[0] !== seps[1]) differs++;
+    });
+  }
+  assert.ok(differs > 0, "some prompt is cut otherwise without the room");
+  const keep = await collate("--data", DATA, "--tokenizer", TOKENIZER, "--sequence-keep", "2");
+  assert.equal(keep.code, 2);
+  assert.match(keep.err, /--sequence-keep applies to --objective sequence/);
+});
+
 Deno.test("collate errors: missing tokenizer, record without segments, max length too short", async () => {
   const missing = await collate("--data", DATA, "--tokenizer", `${DATA}/none.json`);
   assert.equal(missing.code, 1);
@@ -133,11 +166,12 @@ Deno.test("collate errors: missing tokenizer, record without segments, max lengt
     const good = (await Deno.readTextFile(`${DATA}/train.jsonl`)).split("\n")[0];
     await Deno.writeTextFile(
       `${dir}/train.jsonl`,
-      `${good}\n{"id": "empty", "task": "profile", "template": "p", "split": "train", "user": "u", "segments": []}\n`,
+      `${good}\n\n{"id": "empty", "task": "profile", "template": "p", "split": "train", "user": "u", "segments": []}\n`,
     );
     const empty = await collate("--data", dir, "--tokenizer", TOKENIZER);
     assert.equal(empty.code, 1);
-    assert.match(empty.err, /train\.jsonl record 2: record "empty": has no segments/);
+    // The file's line, blank lines counted (the record is the second).
+    assert.match(empty.err, /train\.jsonl line 3: record "empty": has no segments/);
     assert.equal(empty.lines.length, 0, "nothing half-written: the error comes before output");
   });
 

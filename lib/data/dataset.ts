@@ -175,6 +175,17 @@ export async function readCandidates(data: Dataset, split: Split): Promise<Map<s
  * user's candidate list (from `candidates.jsonl`) attached to valid/test item-task records.
  */
 export async function* readRecords(data: Dataset, split: Split): AsyncGenerator<TextRecord> {
+  for await (const { record } of readNumberedRecords(data, split)) yield record;
+}
+
+/**
+ * {@linkcode readRecords} with each record's line in the split's file (from 1), for messages
+ * about a record that name where it is.
+ */
+export async function* readNumberedRecords(
+  data: Dataset,
+  split: Split,
+): AsyncGenerator<{ line: number; record: TextRecord }> {
   if (!SPLITS.includes(split)) throw inputError(data.dir, undefined, `unknown split "${split}"`);
   const path = join(data.dir, `${split}.jsonl`);
   const candidates = split === "train"
@@ -193,7 +204,7 @@ export async function* readRecords(data: Dataset, split: Split): AsyncGenerator<
       const list = candidates.get(value.user);
       if (list !== undefined) value.candidates = list;
     }
-    yield value;
+    yield { line: number, record: value };
   }
 }
 
