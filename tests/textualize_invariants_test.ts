@@ -207,3 +207,29 @@ Deno.test("--train-through valid: training covers the validation item, never the
     assert.ok(refitTrain.length > plainTrain.length);
   });
 });
+
+Deno.test("--train-through valid: an undeclared rating scale is the plain training split's, so valid and test read alike", async () => {
+  await withTempDir(async (tmp) => {
+    // u1's validation rating (5) widens the refit's training ratings past the plain 2-4.
+    const input = join(tmp, "tt.csv");
+    await Deno.writeTextFile(
+      input,
+      "user_id,item_id,timestamp,rating\nu1,a,1,3\nu1,b,2,4\nu1,c,3,5\nu1,d,4,2\n" +
+        "u2,a,1,2\nu2,c,2,3\nu2,b,3,4\n",
+    );
+    const args = ["--format=csv", `--input=${input}`, "--negatives=1"];
+    const plain = join(tmp, "plain"), refit = join(tmp, "refit");
+    await textualizeTo(args, plain);
+    await textualizeTo([...args, "--train-through=valid"], refit);
+    for (const file of ["valid.jsonl", "test.jsonl"]) {
+      assert.equal(
+        await Deno.readTextFile(join(refit, file)),
+        await Deno.readTextFile(join(plain, file)),
+        file,
+      );
+    }
+    const scale = (dir: string) => readDatasetMeta(dir).manifest.rating_scale;
+    assert.deepEqual(scale(refit), [2, 4]);
+    assert.deepEqual(scale(plain), [2, 4]);
+  });
+});

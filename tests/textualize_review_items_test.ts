@@ -201,3 +201,48 @@ Deno.test("amazon-reviews --items: a metadata line repeated alike is accepted, o
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /two\.json line 3: item id "A000" already defined on line 1/);
   }));
+
+Deno.test("amazon-reviews --items: a dict literal whose first key is u'' is read; items nobody reviewed and repeated lines are counted", () =>
+  withTempDir(async (dir) => {
+    const meta = [
+      "{u'asin': u'A000', u'title': u'Caf\\xe9 Tutu', u'brand': u'Acme'}",
+      "{u'asin': u'A000', u'title': u'Caf\\xe9 Tutu', u'brand': u'Acme'}",
+      '{"asin": "Z998", "title": "Never reviewed"}',
+      "{'asin': 'Z999', 'title': 'Never reviewed either'}",
+    ].join("\n") + "\n";
+    const { entities, out } = await items(dir, "meta.json", meta);
+    const byId = new Map(entities.filter((e) => e.kind === "item").map((e) => [e.id, e.entity]));
+    assert.equal(byId.get("A000"), "Café Tutu");
+    const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+    const skipped = new Map(
+      manifest.skipped.map((s: { reason: string; count: number }) => [s.reason, s.count]),
+    );
+    assert.equal(skipped.get("items-file items nobody reviewed (not in the entity pool)"), 2);
+    assert.equal(
+      skipped.get("items-file lines repeating an earlier line of their item alike"),
+      1,
+    );
+  }));
+
+Deno.test("amazon-reviews: the rating scale is 1-5 whatever the training ratings span", () =>
+  withTempDir(async (dir) => {
+    // Training ratings 5 and 4 only; the held-out ones 1 and 2.
+    const input = join(dir, "r.json");
+    await Deno.writeTextFile(
+      input,
+      [5, 4, 1, 2].map((overall, k) =>
+        JSON.stringify({ reviewerID: "R1", asin: `A${k}`, overall, unixReviewTime: k + 1 })
+      ).join("\n") + "\n",
+    );
+    const out = join(dir, "out");
+    const run = await runCli([
+      "textualize",
+      ...["--format", "amazon-reviews", "--input", input, "--out", out, "--quiet"],
+      ...["--negatives", "1"],
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+    assert.deepEqual(manifest.rating_scale, [1, 5]);
+    const test = await Deno.readTextFile(join(out, "test.jsonl"));
+    assert.doesNotMatch(test, /from 4 to 5/);
+  }));

@@ -89,20 +89,29 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
   const poolItems: number[] = [];
   for (let i = 0; i < inPool.length; i++) if (inPool[i]) poolItems.push(i);
 
-  let ratingScale: [number, number] | null = null;
+  // The values the training split rates with; undeclared, the scale is the range of the plain
+  // training split's ratings (the validation item held out), with or without a refit: the
+  // prompts of valid and test read the same in both datasets.
   const values = new Set<number>();
+  let plainLow = Infinity, plainHigh = -Infinity;
   if (log.rating) {
+    const held = options.trainThrough === "valid" ? 1 : 2;
     for (let k = 0; k < seqs.users.length; k++) {
-      const held = options.trainThrough === "valid" ? 1 : 2;
       for (let j = seqs.offsets[k]; j < seqs.offsets[k + 1] - held; j++) {
         const r = log.rating[seqs.order[j]];
-        if (!Number.isNaN(r)) values.add(r);
+        if (Number.isNaN(r)) continue;
+        values.add(r);
+        if (j < seqs.offsets[k + 1] - 2) {
+          [plainLow, plainHigh] = [Math.min(plainLow, r), Math.max(plainHigh, r)];
+        }
       }
     }
   }
   const ratingValues = [...values].sort((a, b) => a - b);
+  let ratingScale: [number, number] | null = null;
   if (ratingValues.length > 0) {
-    ratingScale = log.ratingScale ?? [ratingValues[0], ratingValues.at(-1)!];
+    ratingScale = log.ratingScale ??
+      (plainLow <= plainHigh ? [plainLow, plainHigh] : [ratingValues[0], ratingValues.at(-1)!]);
   }
   const tasks = taskStatuses(log, options.tasks, ratingScale);
   const tuneUsers = options.tuneUsers && options.trainThrough === "valid"

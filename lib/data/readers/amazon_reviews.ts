@@ -35,10 +35,14 @@ export interface AmazonReviewsOptions {
   checks?: LogChecks;
 }
 
-/** The rating scale of Amazon reviews: `overall` is 1 to 5 stars. */
+/**
+ * The rating scale of Amazon reviews: `overall` is 1 to 5 stars. Declared (the dataset's scale
+ * whatever the training ratings span), as `--rating-scale 1-5` would be.
+ */
 export const AMAZON_RATING_SCALE = {
   min: 1,
   max: 5,
+  declared: true,
   /** Where the scale comes from, for messages (named when read: options are named per program). */
   get source(): string {
     return `Amazon reviews rate 1-5 stars; ${optionName("ratingScale")} declares another`;
@@ -141,7 +145,8 @@ function parseMetadataLine(text: string, path: string, number: number): unknown 
   try {
     return JSON.parse(text);
   } catch (error) {
-    if (!text.trimStart().startsWith("{'")) {
+    // Python's dict literals: any key quoting, u'' strings included ({u'asin': u'A1'}).
+    if (!text.trimStart().startsWith("{")) {
       throw inputError(path, number, `not valid JSON (${(error as Error).message})`);
     }
   }
@@ -190,7 +195,10 @@ async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): P
       // Amazon's metadata repeats some items line for line: a repeat that names the item
       // alike adds nothing; one that names it otherwise is refused, naming both lines.
       const earlier = names.get(id);
-      if (earlier && earlier.title === entry.title && earlier.brand === entry.brand) continue;
+      if (earlier && earlier.title === entry.title && earlier.brand === entry.brand) {
+        log.skip("items-file lines repeating an earlier line of their item alike");
+        continue;
+      }
       checkUniqueId("item", id, firstLine, where);
       names.set(id, entry);
     }
@@ -211,7 +219,10 @@ async function readItemTitles(options: AmazonReviewsOptions, log: LogBuilder): P
   const branded = [...names.values()].some((n) => (n.brand ?? "").trim() !== "");
   if (branded) log.setItemAttrNames(["brand"]);
   for (const [id, { title, brand }] of names) {
-    if (!log.hasItem(id)) continue; // nobody reviewed it
+    if (!log.hasItem(id)) {
+      log.skip("items-file items nobody reviewed (not in the entity pool)");
+      continue;
+    }
     log.defineItem(id, {
       title,
       attrs: branded ? [brand && brand.trim() !== "" ? [brand] : []] : undefined,
