@@ -12,6 +12,7 @@ import { mergeShardManifestTexts } from "../lib/data/manifest.ts";
 import { mergeParts } from "../lib/shard/merge.ts";
 import { isDatasetDir } from "../lib/data/dataset.ts";
 import { isPredictionsFile } from "../lib/eval/predictions.ts";
+import { Progress } from "../lib/io/progress.ts";
 
 const FLAGS = defineFlags({
   out: {
@@ -54,6 +55,7 @@ export const command: Command = {
       ownFiles: { textualize: { "manifest.json": mergeShardManifestTexts } },
       force: flags.force,
       recognize: { dir: isDatasetDir, file: isPredictionsFile },
+      onWarning: (message) => Progress.say(`warning: ${message}`),
     });
     console.log(JSON.stringify(summary));
   },

@@ -281,6 +281,39 @@ Deno.test("sharded textualize merges into the unsharded dataset directory byte f
   });
 });
 
+Deno.test("merged textualize parts are checked as one dataset: no training record is an error, a split left empty a warning", async () => {
+  await withTempDir(async (dir) => {
+    // One user of three interactions: sequential has no training record (it needs four).
+    const input = join(dir, "three.csv");
+    await Deno.writeTextFile(input, "user_id,item_id\nu1,a\nu1,b\nu1,c\n");
+    const args = ["textualize", "--quiet", "--format=csv", `--input=${input}`];
+    const parts = [];
+    for (const i of [0, 1]) {
+      const run = [...args, "--tasks=sequential", `--out=${join(dir, "s")}`, `--shard=${i}/2`];
+      parts.push(JSON.parse(await ok(run)).out);
+    }
+    const merged = await runCli(["merge", "--quiet", "--out", join(dir, "m"), ...parts]);
+    assert.equal(merged.code, 1);
+    assert.match(
+      merged.stderr,
+      /three\.csv: no training records for 1 users \(sequential: it needs users with 4 or more/,
+    );
+    assert.ok(!(await files(dir)).includes("m"), "nothing written");
+    // Profiles train; with no prompted task, valid and test are empty: a warning, as unsharded.
+    const profiles = [];
+    for (const i of [0, 1]) {
+      const run = [...args, "--tasks=profile", `--out=${join(dir, "p")}`, `--shard=${i}/2`];
+      profiles.push(JSON.parse(await ok(run)).out);
+    }
+    const warned = await runCli(["merge", "--quiet", "--out", join(dir, "pm"), ...profiles]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(
+      warned.stderr,
+      /^warning: .*three\.csv: valid\.jsonl and test\.jsonl hold no records: profile has no prompts/m,
+    );
+  });
+});
+
 Deno.test("every golden textualize case, sharded in 3 and merged, is its golden directory", async () => {
   // These small inputs have users skipped, short candidate lists and reviews without an
   // explanation: the per-user skip counts of the manifest add up over the shards.

@@ -14,9 +14,12 @@
  */
 
 import { cut, inputError, optionName } from "../errors.ts";
-import type { Counts } from "./manifest.ts";
 import type { DatasetPlan } from "./records.ts";
 import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
+import type { Manifest } from "./types.ts";
+
+/** Record counts: split -> task -> template -> count (a manifest's `counts`). */
+type Counts = Manifest["counts"];
 
 /** The option that names the column a task needs, per format, for the message. */
 function columnHint(task: Task, format: string): string {
@@ -98,6 +101,33 @@ function countOf(counts: Counts, split: string, task?: string): number {
 }
 
 /**
+ * What {@linkcode checkSplitCounts} needs of a dataset's plan, as plain JSON: a sharded run
+ * writes it in every part's sidecar, and `merge` checks the whole dataset's counts with it.
+ */
+export interface SplitChecks {
+  /** The input, named in the messages. */
+  file: string;
+  /** Users in the whole dataset. */
+  users: number;
+  /** Why each active task could have no training record. */
+  noTraining: Record<string, string>;
+  /** The active tasks with prompts (what infer and eval answer). */
+  prompted: string[];
+}
+
+/** The {@linkcode SplitChecks} of `plan`, with `file` naming the input. */
+export function splitChecks(plan: DatasetPlan, file: string): SplitChecks {
+  return {
+    file,
+    users: plan.seqs.users.length,
+    noTraining: Object.fromEntries(plan.active.map((t) => [t, noTrainingReason(plan, t)])),
+    prompted: TASKS.filter((t) =>
+      plan.active.includes(t) && (TASK_FAMILIES[t] as TaskFamily<unknown>).prompts
+    ),
+  };
+}
+
+/**
  * Checks the record counts of a written dataset: throws when `train.jsonl` holds no record,
  * returns the warnings for an active task without training records and for empty validation and
  * test splits. `file` names the input in the error.
@@ -112,27 +142,30 @@ function countOf(counts: Counts, split: string, task?: string): number {
  * ```
  */
 export function checkSplits(plan: DatasetPlan, counts: Counts, file: string): string[] {
-  const users = plan.seqs.users.length;
+  return checkSplitCounts(splitChecks(plan, file), counts);
+}
+
+/** {@linkcode checkSplits} from a plan's {@linkcode SplitChecks} (the merge of shards). */
+export function checkSplitCounts(checks: SplitChecks, counts: Counts): string[] {
+  const { file, users, noTraining, prompted } = checks;
+  const active = Object.keys(noTraining);
   if (countOf(counts, "train") === 0) {
-    const why = plan.active.map((task) => `${task}: ${noTrainingReason(plan, task)}`).join("; ");
+    const why = active.map((task) => `${task}: ${noTraining[task]}`).join("; ");
     throw inputError(file, undefined, `no training records for ${users} users (${why})`);
   }
   const warnings: string[] = [];
-  for (const task of plan.active) {
+  for (const task of active) {
     if (countOf(counts, "train", task) > 0) continue;
     warnings.push(
-      `${file}: no training records of ${task} for ${users} users: ${noTrainingReason(plan, task)}`,
+      `${file}: no training records of ${task} for ${users} users: ${noTraining[task]}`,
     );
   }
-  const prompted = TASKS.filter((t) =>
-    plan.active.includes(t) && (TASK_FAMILIES[t] as TaskFamily<unknown>).prompts
-  );
   if (countOf(counts, "valid") === 0 && countOf(counts, "test") === 0) {
     warnings.push(
       `${file}: valid.jsonl and test.jsonl hold no records: ${
         prompted.length === 0
-          ? `${plan.active.join(", ")} ${
-            plan.active.length === 1 ? "has" : "have"
+          ? `${active.join(", ")} ${
+            active.length === 1 ? "has" : "have"
           } no prompts (infer and eval need a task that has)`
           : "no user has a validation or test item"
       }`,

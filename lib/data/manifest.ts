@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { inputError } from "../errors.ts";
+import { checkSplitCounts, type SplitChecks } from "./checks.ts";
 import type { SourceFile } from "./log.ts";
 import type { DatasetPlan } from "./records.ts";
 import { templateInfos } from "./templates.ts";
@@ -144,8 +145,16 @@ export function mergeShardManifests(
  * an unsharded run writes (for `recsysllm merge`); `run.per_user_skips` names the skip reasons
  * counted per user.
  */
-export function mergeShardManifestTexts(texts: string[], run: Record<string, unknown>): string {
+export function mergeShardManifestTexts(
+  texts: string[],
+  run: Record<string, unknown>,
+  warn: (message: string) => void = () => {},
+): string {
   const perUser = (run.per_user_skips ?? []) as string[];
   const merged = mergeShardManifests(texts.map((t) => JSON.parse(t) as Manifest), perUser);
+  // The whole dataset's counts, checked as an unsharded run checks them (parts written before
+  // the checks were recorded have none).
+  const checks = run.split_checks as SplitChecks | undefined;
+  if (checks) { for (const warning of checkSplitCounts(checks, merged.counts)) warn(warning); }
   return JSON.stringify(merged, null, 2) + "\n";
 }

@@ -13,7 +13,13 @@ import { temporaryRenamed } from "../io/atomic.ts";
 import { claimOutputDir } from "../io/safe_output.ts";
 import { removeOnSignal } from "../io/cleanup.ts";
 import { isDatasetDir } from "./dataset.ts";
-import { checkRequestedTasks, checkSplits, cutEntitiesWarning } from "./checks.ts";
+import {
+  checkRequestedTasks,
+  checkSplits,
+  cutEntitiesWarning,
+  type SplitChecks,
+  splitChecks,
+} from "./checks.ts";
 import type { Progress } from "../io/progress.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
 import { CandidateSampler } from "./candidates.ts";
@@ -309,7 +315,8 @@ async function textualizeInto(
       keys: shard ? keys : undefined,
       progress,
     });
-    // A shard holds some users only: its splits may be empty while the whole dataset's are not.
+    // A shard holds some users only: its splits may be empty while the whole dataset's are not
+    // (merge checks the whole dataset's counts, with the plan's split checks in the sidecar).
     if (!shard) { for (const warning of checkSplits(plan, counts, run.read.input)) warn(warning); }
     const entitiesJson = "[\n" + plan.pool.entries.map((e) => JSON.stringify(e)).join(",\n") +
       "\n]\n";
@@ -324,6 +331,7 @@ async function textualizeInto(
         perUserReasons: perUser.map((p) => p.reason),
         entitiesJson,
         manifestJson,
+        splitChecks: splitChecks(plan, run.read.input),
       });
       await Deno.writeTextFile(join(dir, "shard.json"), JSON.stringify(sidecar) + "\n");
     }
@@ -429,7 +437,12 @@ function shardSidecar(
   keys: Map<string, PartFileKeys>,
   plan: DatasetPlan,
   manifest: Manifest,
-  written: { perUserReasons: string[]; entitiesJson: string; manifestJson: string },
+  written: {
+    perUserReasons: string[];
+    entitiesJson: string;
+    manifestJson: string;
+    splitChecks: SplitChecks;
+  },
 ) {
   for (const split of SPLITS) fileKeys(keys, `${split}.jsonl`);
   fileKeys(keys, "candidates.jsonl");
@@ -441,6 +454,7 @@ function shardSidecar(
     command: "textualize",
     manifest: sharedManifest(manifest, written.perUserReasons),
     per_user_skips: written.perUserReasons,
+    split_checks: written.splitChecks,
     same_files: { "entities.json": sha256Hex(written.entitiesJson) },
   }, files);
   sidecar.own_files = { "manifest.json": sha256Hex(written.manifestJson) };

@@ -292,7 +292,8 @@ export async function mergeParts(
       if (!merger) {
         throw inputError(parts[0].path, undefined, `${name}: no way to merge this part file`);
       }
-      await Deno.writeTextFile(join(dir, name), await mergeOwnFile(parts, name, merger));
+      const text = await mergeOwnFile(parts, name, merger, options.onWarning ?? (() => {}));
+      await Deno.writeTextFile(join(dir, name), text);
     }
   });
   return summary;
@@ -303,7 +304,11 @@ export async function mergeParts(
  * as a dataset's manifest.json, whose counts are added up: `texts` in shard order, `run` the
  * parts' common run record.
  */
-export type OwnFileMerger = (texts: string[], run: Record<string, unknown>) => string;
+export type OwnFileMerger = (
+  texts: string[],
+  run: Record<string, unknown>,
+  warn: (message: string) => void,
+) => string;
 
 /** Options of {@linkcode mergeParts}. */
 export interface MergeOptions {
@@ -311,6 +316,8 @@ export interface MergeOptions {
   ownFiles?: Partial<Record<PartManifest["kind"], Record<string, OwnFileMerger>>>;
   /** Replace `out` even when this tool did not write it (`--force`). */
   force?: boolean;
+  /** Told what a merger finds worth a warning (a merged dataset's empty test split). */
+  onWarning?: (message: string) => void;
   /**
    * Whether an existing `out` without an ownership marker is this tool's own output and may be
    * replaced: a dataset directory (`dir`), a predictions file (`file`). Default: never.
@@ -325,6 +332,7 @@ async function mergeOwnFile(
   parts: readonly ReadPart[],
   name: string,
   merger: OwnFileMerger,
+  warn: (message: string) => void,
 ): Promise<string> {
   const texts: string[] = [];
   for (const part of parts) {
@@ -341,5 +349,5 @@ async function mergeOwnFile(
     }
     texts.push(text);
   }
-  return merger(texts, parts[0].manifest.run);
+  return merger(texts, parts[0].manifest.run, warn);
 }
