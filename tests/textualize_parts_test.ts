@@ -114,6 +114,31 @@ Deno.test("entity names stay unique even when a suffixed name exists as a title"
   assert.ok(names.includes("Mug (Y)"));
 });
 
+Deno.test("a labelled name keeps to the character cap: its title is cut to leave the label room", () => {
+  const log = logWith((b) => {
+    b.defineItem("a", { label: "a", title: "Alpha Shampoo Deluxe Edition" });
+    b.defineItem("b", { label: "b", title: "Alpha Shampoo Deluxe Version" });
+    b.defineItem("c", { label: "c", title: "C" });
+    for (const item of ["a", "b", "c"]) b.addInteraction("u", item, {}, 2);
+  });
+  const pool = buildEntityPool(log, {
+    items: Uint8Array.from([1, 1, 1]),
+    users: Uint8Array.from([1]),
+    maxChars: 20,
+  });
+  // Cut to 20 ("Alpha Shampoo Deluxe"), the two collide; with " (a)" they keep 16 characters.
+  assert.deepEqual(pool.entries.map((e) => e.entity), [
+    "Alpha Shampoo (a)",
+    "Alpha Shampoo (b)",
+    "C",
+  ]);
+  for (const e of pool.entries) assert.ok(Array.from(e.entity).length <= 20, e.entity);
+  assert.deepEqual(pool.cut.map((c) => [c.id, c.entity, c.chars]), [
+    ["a", "Alpha Shampoo (a)", 28],
+    ["b", "Alpha Shampoo (b)", 28],
+  ]);
+});
+
 Deno.test("the log refuses rows with and without timestamps mixed, and empty input", () => {
   assert.throws(
     () =>

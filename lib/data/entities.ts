@@ -122,12 +122,21 @@ export function buildEntityPool(log: InteractionLog, options: EntityPoolOptions)
   drafts.sort(byKindThen((d) => d.id));
   const taken = new Set<string>();
   const names = new Map<Draft, string>();
+  // A name with a suffix still keeps to maxChars: its base is cut to leave the suffix room (a
+  // suffix that leaves no room for a character of the base is kept whole: names stay unique).
+  const suffixed = (d: Draft, suffix: string): string => {
+    const room = maxChars - Array.from(suffix).length;
+    if (maxChars <= 0 || room < 1) return d.base + suffix;
+    const base = capChars(d.base, room).trimEnd();
+    if (base !== d.base && !cutChars.has(d)) cutChars.set(d, Array.from(d.base + suffix).length);
+    return base + suffix;
+  };
   for (const d of drafts) {
     let name = d.base;
     if (d.item >= 0 ? itemBases.get(d.base)! > 1 : allBases.get(d.base)! > 1) {
-      name = `${d.base} (${d.label})`;
+      name = suffixed(d, ` (${d.label})`);
     }
-    for (let n = 2; taken.has(name); n++) name = `${d.base} (${d.label} ${n})`;
+    for (let n = 2; taken.has(name); n++) name = suffixed(d, ` (${d.label} ${n})`);
     taken.add(name);
     names.set(d, name);
   }
