@@ -60,3 +60,23 @@ Deno.test("every training *-per-user flag's help says what 0 means", async () =>
   assert.equal(lines.length, 5, help.stdout);
   for (const line of lines) assert.match(line, /, 0 = (all|every position) \(default/, line);
 });
+
+Deno.test("a short-term window longer than the medium-term one is refused, nothing written", async () => {
+  await withTempDir(async (tmp) => {
+    const csv = GOLDEN_CASES.find((c) => c.name === "csv")!;
+    for (
+      const [flags, message] of [
+        [["--short-days=100"], /^error: --short-days 100 is longer than --medium-days 90: /],
+        [
+          ["--short-items=5", "--medium-items=4"],
+          /^error: --short-items 5 is longer than --medium-items 4: /,
+        ],
+      ] as const
+    ) {
+      const run = await runCli(["textualize", ...csv.args, ...flags, `--out=${join(tmp, "d")}`]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, message);
+    }
+    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+  });
+});
