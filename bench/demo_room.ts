@@ -31,6 +31,7 @@ import { type DemoTruth, generateDemo } from "../fixtures/demo/generate.ts";
 import { parseCsv } from "../lib/data/csv.ts";
 import { readJsonLines } from "../lib/io/lines.ts";
 import { scoreLists } from "./demo_ceiling.ts";
+import { InputError } from "../lib/errors.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FIXTURES = new URL("../fixtures/demo/", import.meta.url).pathname;
@@ -124,7 +125,7 @@ async function sasrecScores(dir: string, data: string, split: "valid" | "test") 
     stdout: "null",
     stderr: "inherit",
   }).output();
-  if (!child.success) throw new Error(`eval --split ${split} failed (exit ${child.code})`);
+  if (!child.success) throw new InputError(`eval --split ${split} failed (exit ${child.code})`);
   const byUser = new Map<string, Map<string, number>>();
   for await (const { value } of readJsonLines(join(out, "sasrec.jsonl"))) {
     const line = value as { user: string; predictions: { item_id: string; score: number }[] };
@@ -306,7 +307,7 @@ export async function run(): Promise<Record<string, unknown>> {
       stdout: "null",
       stderr: "inherit",
     }).output();
-    if (!textualize.success) throw new Error(`textualize failed (exit ${textualize.code})`);
+    if (!textualize.success) throw new InputError(`textualize failed (exit ${textualize.code})`);
     const data = await demoData();
     return { ranking: await ranking(data, dir, dataset), rating: ratings(data) };
   } finally {

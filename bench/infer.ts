@@ -43,12 +43,13 @@ import { Rng } from "../lib/random.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import type { BenchOptions } from "./main.ts";
+import { intSetting } from "./settings.ts";
 
 const DATA = new URL("../../shared/data/amazon-beauty", import.meta.url).pathname;
 const USERS = 48;
 const REPEATS = 3;
-const BATCH = Number(Deno.env.get("INFER_BENCH_BATCH") ?? 8);
-const THREADS = Number(Deno.env.get("INFER_BENCH_THREADS") ?? 2);
+const BATCH = intSetting("INFER_BENCH_BATCH", 8, { min: 1, max: 4096 });
+const THREADS = intSetting("INFER_BENCH_THREADS", 2, { min: 1, max: 1024 });
 const SAMPLED_USERS = 32;
 const WORKERS = Deno.env.get("INFER_BENCH_WORKERS");
 

@@ -51,6 +51,8 @@ import { batchFeeds } from "../lib/train/engine.ts";
 import { TrainEngine } from "../lib/train/engine.ts";
 import { initLora } from "../lib/model/lora.ts";
 import { biasCorrections } from "../lib/train/schedule.ts";
+import { InputError } from "../lib/errors.ts";
+import { intSetting } from "./settings.ts";
 import { INTRA_TABLE } from "../lib/model/families/config.ts";
 import { beautyTitles, prompts } from "./infer.ts";
 
@@ -345,7 +347,7 @@ async function inferPhase(bits?: QuantBits): Promise<Record<string, unknown>> {
     device: "cpu",
     threads: THREADS,
   });
-  const users = Number(Deno.env.get("LLM_BENCH_USERS") ?? 4);
+  const users = intSetting("LLM_BENCH_USERS", 4, { min: 1 });
   const predictor = new Predictor({ model: decoder, tokenizer, pool }, {
     protocol: "full",
     topK: 10,
@@ -418,6 +420,13 @@ function openblasCore(): Record<string, string> {
 /** Runs every phase in its own process; returns their figures. */
 export async function run(): Promise<Record<string, unknown>> {
   const self = new URL(import.meta.url).pathname;
+  const only = Deno.env.get("LLM_BENCH_PHASES")?.split(",");
+  const known = [...Object.keys(PHASES), "torch"];
+  const unknown = only?.find((phase) => !known.includes(phase));
+  if (unknown !== undefined) {
+    throw new InputError(`LLM_BENCH_PHASES names "${unknown}": phases are ${known.join(", ")}`);
+  }
+  intSetting("LLM_BENCH_USERS", 4, { min: 1 });
   const [, writeSeconds] = await time(() => child(["run", "-A", self, "phase", "write"]));
   const results: Record<string, unknown> = {
     checkpoint: DIR,
@@ -425,7 +434,6 @@ export async function run(): Promise<Record<string, unknown>> {
     batch: `${B}x${L}`,
     sep: SEP,
   };
-  const only = Deno.env.get("LLM_BENCH_PHASES")?.split(",");
   for (const phase of Object.keys(PHASES)) {
     if (only && !only.includes(phase)) continue;
     console.error(`bench llm: ${phase}`);

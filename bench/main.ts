@@ -53,11 +53,11 @@ async function runOne(name: string, options: BenchOptions): Promise<void> {
     console.error(`error: unknown benchmark "${name}" (known: ${KNOWN.join(", ")})`);
     Deno.exit(2);
   }
-  const module: { run: (options: BenchOptions) => Promise<Record<string, unknown>> } = await import(
-    `./${name}.ts`
-  );
   let figures: Record<string, unknown>;
   try {
+    // Imported here: a benchmark checks some settings as it loads (INFER_BENCH_BATCH=0).
+    const module: { run: (options: BenchOptions) => Promise<Record<string, unknown>> } =
+      await import(`./${name}.ts`);
     figures = await module.run(options);
   } catch (error) {
     // A device that cannot load, bad data: one line, as the command line reports it.

@@ -36,7 +36,8 @@
  * - QUALITY_INIT: init flags (space-separated; default `--hidden-size=128`);
  * - QUALITY_INFER: infer flags (space-separated; default `--trie-softmax`), for the test figures
  *   and the curve alike;
- * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced);
+ * - QUALITY_DIR: the work directory (default $TMPDIR/recsysllm-bench-quality; replaced when a
+ *   benchmark made it, else it must be new or empty);
  * - QUALITY_CURVE_USERS: the validation sample of the curve (default 1000; 0: no curve). Each
  *   model pretrain saves (every eighth of the run) is copied to `snaps/`; after the test figures,
  *   each is scored on that sample of validation users (about a minute each), and `curve.json`
@@ -54,6 +55,7 @@ import type { RerankTuning } from "../lib/eval/fusion.ts";
 import { lineChart } from "../lib/chart/svg.ts";
 import { openDataset, trainsThroughValid, tuneUsersOf } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
+import { benchWorkDir, intSetting } from "./settings.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -78,7 +80,7 @@ async function stage(
   finished = true;
   await watching;
   seconds[name] = Math.round((performance.now() - t0) / 100) / 10;
-  if (!out.success) throw new Error(`${name} failed (exit ${out.code})`);
+  if (!out.success) throw new InputError(`${name} failed (exit ${out.code})`);
   return new TextDecoder().decode(out.stdout);
 }
 
@@ -269,18 +271,19 @@ export async function run(): Promise<Record<string, unknown>> {
   } catch {
     throw new InputError(`${BEAUTY}: the Amazon Beauty data is not there`);
   }
-  const curveUsers = Number(env("QUALITY_CURVE_USERS") ?? 1000);
+  const curveUsers = intSetting("QUALITY_CURVE_USERS", 1000, { min: 0 });
   const only = env("QUALITY_CURVE_FROM");
   if (only) return { curve: await validationCurve(only, join(only, "data"), curveUsers) };
-  const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(dir, { recursive: true });
-  const steps = Number(env("QUALITY_STEPS") ?? 16800);
+  const steps = intSetting("QUALITY_STEPS", 16800, { min: 1 });
+  intSetting("QUALITY_SAMPLE_USERS", 1, { min: 1 });
+  if (env("QUALITY_TUNE_USERS") !== "all") intSetting("QUALITY_TUNE_USERS", 1, { min: 1 });
   const recipe = env("QUALITY_RECIPE") ?? "sequential";
   const rerank = env("QUALITY_RERANK") ?? "sasrec";
   if (rerank !== "sasrec" && rerank !== "none") {
     throw new InputError(`QUALITY_RERANK is "${rerank}": sasrec or none`);
   }
+  const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
+  await benchWorkDir(dir, "QUALITY_DIR");
   const sample = env("QUALITY_SAMPLE_USERS");
   const extra = words("QUALITY_PRETRAIN");
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");

@@ -21,6 +21,7 @@ import { evaluate } from "../lib/eval/run.ts";
 import { loadBaselines } from "../lib/baselines/load.ts";
 import { Progress } from "../lib/io/progress.ts";
 import { type CurvePoint, DEFAULT_SASREC } from "../lib/sasrec/train.ts";
+import { intSetting } from "./settings.ts";
 
 const DATA = fileURLToPath(new URL("../../shared/data/amazon-beauty/", import.meta.url));
 
@@ -42,7 +43,7 @@ export async function run(): Promise<Record<string, unknown>> {
     });
     const data = await openDataset(out);
     const curve: CurvePoint[] = [];
-    const epochs = Number(Deno.env.get("SASREC_EPOCHS") ?? DEFAULT_SASREC.epochs);
+    const epochs = intSetting("SASREC_EPOCHS", DEFAULT_SASREC.epochs, { min: 1 });
     const start = performance.now();
     const progress = new Progress("bench sasrec");
     const baselines = await loadBaselines(data, ["sasrec", "itemknn"], {

@@ -13,6 +13,7 @@
 
 import { join } from "node:path";
 import { beautyTextualizeArgs } from "./beauty.ts";
+import { benchWorkDir } from "./settings.ts";
 import { Collator, exampleRng, type Objective } from "../lib/collate/collator.ts";
 import { type TokenizedRecord, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
@@ -20,6 +21,7 @@ import { epochRecords } from "../lib/train/data.ts";
 import { RECIPES } from "../lib/train/recipes.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { InputError } from "../lib/errors.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const RECORDS = 20_000;
@@ -30,7 +32,7 @@ async function cli(args: string[]): Promise<void> {
     stdout: "null",
     stderr: "inherit",
   }).output();
-  if (!out.success) throw new Error(`${args[0]} failed (exit ${out.code})`);
+  if (!out.success) throw new InputError(`${args[0]} failed (exit ${out.code})`);
 }
 
 /** The figures of one recipe over `records`. */
@@ -70,7 +72,7 @@ function figures(
 /** Textualizes Beauty, trains the tokenizer, and measures both recipes. */
 export async function run(): Promise<Record<string, unknown>> {
   const dir = join(Deno.env.get("TMPDIR") ?? "/tmp", "recsysllm-bench-supervision");
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await benchWorkDir(dir, "TMPDIR");
   const data = join(dir, "data"), model = join(dir, "model");
   await cli(beautyTextualizeArgs(data));
   await cli(["init", `--data=${data}`, "--preset=tiny", `--out=${model}`, "--seed=1"]);

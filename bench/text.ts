@@ -25,7 +25,8 @@
  * - TEXT_SPLIT: the split answered and scored (default test; `valid` to tune; `valid,test` both,
  *   from the one model: the figures then come under `splits`);
  * - TEXT_SAMPLE_USERS: infer and eval on a seeded sample of about N users (default: all);
- * - TEXT_DIR: the work directory (default $TMPDIR/recsysllm-bench-text; replaced);
+ * - TEXT_DIR: the work directory (default $TMPDIR/recsysllm-bench-text; replaced when a benchmark
+ *   made it, else it must be new or empty);
  * - TEXT_INPUT: another review file in the same format (default the Musical Instruments file).
  *
  * @module
@@ -33,6 +34,7 @@
 
 import { join } from "node:path";
 import { InputError } from "../lib/errors.ts";
+import { benchWorkDir, intSetting } from "./settings.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { readJsonLines } from "../lib/io/lines.ts";
 import { corpusBleu } from "../lib/metrics/bleu.ts";
@@ -60,7 +62,7 @@ async function stage(name: string, args: string[], seconds: Record<string, numbe
     stderr: "inherit",
   }).output();
   seconds[name] = Math.round((performance.now() - t0) / 100) / 10;
-  if (!out.success) throw new Error(`${name} failed (exit ${out.code})`);
+  if (!out.success) throw new InputError(`${name} failed (exit ${out.code})`);
   return new TextDecoder().decode(out.stdout);
 }
 
@@ -218,10 +220,10 @@ export async function run(): Promise<Record<string, unknown>> {
   } catch {
     throw new InputError(`${input}: the review file is not there`);
   }
+  const steps = intSetting("TEXT_STEPS", 3000, { min: 1 });
+  intSetting("TEXT_SAMPLE_USERS", 1, { min: 1 });
   const dir = env("TEXT_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-text");
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(dir, { recursive: true });
-  const steps = Number(env("TEXT_STEPS") ?? 3000);
+  await benchWorkDir(dir, "TEXT_DIR");
   const recipe = env("TEXT_RECIPE") ?? "none";
   const splits = (env("TEXT_SPLIT") ?? "test").split(",").filter(Boolean);
   const sample = env("TEXT_SAMPLE_USERS");

@@ -1,0 +1,67 @@
+/**
+ * The benchmarks' settings and work directories (bench/settings.ts): a work directory a benchmark
+ * did not make is never emptied (`QUALITY_DIR=.` deleted everything under it), and a bad number is
+ * an error before any work, naming the variable.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { benchWorkDir, intSetting } from "../bench/settings.ts";
+import { InputError } from "../lib/errors.ts";
+import { ROOT, runProcess } from "./helpers/process.ts";
+import { withTempDir } from "./helpers/temp.ts";
+
+Deno.test("a benchmark's work directory: made, or emptied when a benchmark made it; a user's is refused untouched", async () => {
+  await withTempDir(async (tmp) => {
+    const dir = join(tmp, "work");
+    await benchWorkDir(dir, "QUALITY_DIR");
+    await Deno.writeTextFile(join(dir, "run.log"), "old run");
+    await benchWorkDir(dir, "QUALITY_DIR");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [".recsysllm-bench"]);
+    // An empty directory becomes one; one with files of the user's is refused, kept as it was.
+    const empty = join(tmp, "empty");
+    await Deno.mkdir(empty);
+    await benchWorkDir(empty, "TEXT_DIR");
+    const mine = join(tmp, "mine");
+    await Deno.mkdir(mine);
+    await Deno.writeTextFile(join(mine, "thesis.txt"), "years of work");
+    await assert.rejects(
+      () => benchWorkDir(mine, "TEXT_DIR"),
+      (error: Error) =>
+        error instanceof InputError &&
+        /mine: holds files a benchmark did not make \(thesis\.txt\); choose another TEXT_DIR/
+          .test(error.message),
+    );
+    assert.equal(await Deno.readTextFile(join(mine, "thesis.txt")), "years of work");
+    await assert.rejects(() => benchWorkDir(join(mine, "thesis.txt"), "TEXT_DIR"), InputError);
+  });
+});
+
+Deno.test("a whole-number setting: the default when unset, else checked against its range", () => {
+  const name = "RECSYSLLM_TEST_SETTING";
+  try {
+    Deno.env.delete(name);
+    assert.equal(intSetting(name, 7, { min: 1 }), 7);
+    Deno.env.set(name, "12");
+    assert.equal(intSetting(name, 7, { min: 1 }), 12);
+    for (const bad of ["abc", "0", "2.5", "1e400"]) {
+      Deno.env.set(name, bad);
+      assert.throws(
+        () => intSetting(name, 7, { min: 1, max: 4096 }),
+        new RegExp(
+          `^InputError: ${name} is "${bad.replace(".", "\\.")}": a whole number in 1\\.\\.4096$`,
+        ),
+      );
+    }
+  } finally {
+    Deno.env.delete(name);
+  }
+});
+
+Deno.test("a benchmark refuses a bad setting in one line, before any work", async () => {
+  const bench = new URL("../bench/main.ts", import.meta.url).pathname;
+  const command = [Deno.execPath(), "run", "-A", "--quiet", `--config=${ROOT}deno.json`, bench];
+  const run = await runProcess([...command, "infer"], { env: { INFER_BENCH_BATCH: "0" } });
+  assert.equal(run.code, 1);
+  assert.equal(run.stderr.trim(), 'error: INFER_BENCH_BATCH is "0": a whole number in 1..4096');
+});
