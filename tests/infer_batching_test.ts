@@ -174,3 +174,20 @@ Deno.test("a progress callback that throws stops every decoder, not only its own
   const batches = models[0].batches + models[1].batches;
   assert.ok(batches <= 2 && calls <= 2, `${batches} batches, ${calls} progress calls`);
 });
+
+Deno.test("a predictor refuses a batch size, top-k or beam count below 1 (a batch of 0 looped for ever)", () => {
+  const entities: EntityEntry[] = testItems().map((entity, i) => ({
+    entity,
+    kind: "item",
+    id: `i${i}`,
+  }));
+  const pool = buildPool(tokenizer, entities, { vocabSize: TINY.vocabSize });
+  const model = new FunctionModel(TINY.vocabSize);
+  for (const bad of [{ batchSize: 0 }, { topK: 0 }, { beams: Number.NaN }, { textBeams: 1.5 }]) {
+    assert.throws(
+      () => new Predictor({ model, tokenizer, pool }, { maxLength: 64, ...bad }),
+      /must be a whole number >= 1/,
+      JSON.stringify(bad),
+    );
+  }
+});

@@ -201,6 +201,13 @@ export class Predictor {
       ratingValues: options.ratingValues ?? [],
       rerank: options.rerank,
     };
+    // Counts the batches step through: 0 (or NaN) would loop for ever.
+    for (const key of ["batchSize", "topK", "beams", "textBeams", "maxNewTokens"] as const) {
+      const value = this.#options[key];
+      if (!(Number.isInteger(value) && value >= 1)) {
+        throw new RangeError(`${key} must be a whole number >= 1 (got ${value})`);
+      }
+    }
     const { tokenizer } = parts;
     const model = this.#models[0];
     // Text may use every ordinary token of the tokenizer, and [E] to stop.
