@@ -77,8 +77,11 @@ Deno.test({
       const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
       const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
       assert.equal(manifest.sha256["libonnxruntime_providers_cuda.so"], hex);
-      // A second run replaces the runtime it made; nothing is left beside it.
-      assert.equal((await setup(await standIns(dir, "1.29.0"), runtime)).code, 0);
+      // A second run replaces the runtime it made, named with a trailing slash as completion
+      // writes it; nothing is left beside it.
+      const again = await setup(await standIns(dir, "1.29.0"), `${runtime}/`);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await tree(runtime)).length, 9);
       assert.deepEqual(
         (await tree(join(dir, "cuda"))).filter((p) => !p.startsWith("node_modules/")),
         [],

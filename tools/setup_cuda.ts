@@ -27,7 +27,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
   CUDA_MANIFEST,
@@ -281,7 +281,8 @@ async function main(): Promise<void> {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     fail("the CUDA provider on the npm registry is for linux-x64 only");
   }
-  const runtime = values.runtime ?? dirname(defaultCudaRuntimePackage());
+  // Resolved: `DIR/` (as completion writes it) would put the staging copy inside DIR.
+  const runtime = resolve(values.runtime ?? dirname(defaultCudaRuntimePackage()));
   const work = await Deno.makeTempDir({ prefix: "recsysllm-setup-cuda-" });
   const stage = `${runtime}.partial-${Date.now()}`;
   try {
