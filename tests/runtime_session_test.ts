@@ -5,6 +5,8 @@ import { DeviceError, Session } from "../lib/runtime/session.ts";
 import { float32 } from "../lib/runtime/tensor.ts";
 import { readProfile } from "../lib/runtime/profile.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { ROOT, runProcess } from "./helpers/process.ts";
+import { webgpuProblem } from "../lib/runtime/providers.ts";
 
 function smallGraph(): Graph {
   const g = new Graph("small");
@@ -137,4 +139,22 @@ Deno.test("feedWeights: large weights become inputs the session feeds itself, sa
   assert.deepEqual([...zeroed.slice(0, 4)], [...bias]);
   await plain.release();
   await fed.release();
+});
+
+Deno.test({
+  name: "--device webgpu without the Vulkan loader is one line on stderr, no Dawn log before it",
+  // Where the loader exists, Dawn's own messages depend on the drivers: not this case.
+  ignore: webgpuProblem() === undefined,
+  async fn() {
+    const session = new URL("../lib/runtime/session.ts", import.meta.url).href;
+    const graph = new URL("../lib/onnx/graph.ts", import.meta.url).href;
+    const code = `import { Session } from "${session}"; import { Graph } from "${graph}";
+      const g = new Graph("g"); const x = g.input("x", "float32", ["N"]); g.output(g.exp(x), "y");
+      try { await Session.create(g, { device: "webgpu" }); } catch (e) { console.error(e.message); }`;
+    const run = await runProcess([
+      ...[Deno.execPath(), "eval", `--config=${ROOT}deno.json`, code],
+    ], { env: { RECSYSLLM_ORT_LOG: "" } });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^device webgpu cannot be used: libvulkan\.so\.1 not found .*\n$/);
+  },
 });

@@ -237,6 +237,10 @@ export class Session {
       if (device === "cpu") {
         return new Session(await open(prepared, "cpu", options), "cpu", [], prepared.fed);
       }
+      // Without the Vulkan loader WebGPU cannot load, and Dawn would say so on stderr in lines
+      // of its own before the error: said here, in one line (onnxruntime's log asked: tried).
+      const vulkan = device === "webgpu" && !ortLogAsked() ? webgpuProblem() : undefined;
+      if (vulkan) throw new DeviceError(`device webgpu cannot be used: ${vulkan}`);
       try {
         return new Session(await open(prepared, device, options), device, [], prepared.fed);
       } catch (error) {
