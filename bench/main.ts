@@ -2,8 +2,8 @@
  * Benchmark runner: `deno task bench NAME` runs `bench/NAME.ts` and prints one JSON line
  * `{"bench": NAME, ...figures}`; `deno task bench` runs every benchmark in BENCHES in turn.
  * Each benchmark module exports `run(options): Promise<Record<string, unknown>>`.
- * `--device NAME` (default cpu) runs the onnxruntime benchmarks (forward, train, infer) on that
- * device; their figures say which (`device`), and forward's and train's, from onnxruntime's
+ * `--device NAME` (default cpu) runs the onnxruntime benchmarks (forward, train, infer, parity,
+ * cpu_time) on that device, and is refused for the others when they are named; their figures say which (`device`), and forward's and train's, from onnxruntime's
  * profiler, how the kernel time and nodes split between execution providers (`*_providers`).
  *
  * @module
@@ -37,6 +37,9 @@ export const NAMED_ONLY = [
   "parity",
   "cpu_time",
 ] as const;
+
+/** The benchmarks that run on `--device`; the others run on the CPU whatever it says. */
+const ON_DEVICE: readonly string[] = ["forward", "train", "infer", "parity", "cpu_time"];
 
 /** Every name `deno task bench NAME` takes. */
 const KNOWN: readonly string[] = [...BENCHES, ...NAMED_ONLY];
@@ -88,5 +91,16 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const names = positionals.length > 0 ? positionals : [...BENCHES];
+  // A device other than the CPU for a benchmark named that cannot use it would report CPU
+  // figures as if they were the device's (the whole set runs its CPU-only part as it is).
+  const cpuOnly = positionals.filter((name) => KNOWN.includes(name) && !ON_DEVICE.includes(name));
+  if (values.device !== "cpu" && cpuOnly.length > 0) {
+    console.error(
+      `error: --device ${values.device}: ${cpuOnly.join(", ")} ${
+        cpuOnly.length === 1 ? "runs" : "run"
+      } on the CPU only (--device applies to ${ON_DEVICE.join(", ")})`,
+    );
+    Deno.exit(2);
+  }
   for (const name of names) await runOne(name, { device: values.device as Device });
 }

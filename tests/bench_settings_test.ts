@@ -64,4 +64,8 @@ Deno.test("a benchmark refuses a bad setting in one line, before any work", asyn
   const run = await runProcess([...command, "infer"], { env: { INFER_BENCH_BATCH: "0" } });
   assert.equal(run.code, 1);
   assert.equal(run.stderr.trim(), 'error: INFER_BENCH_BATCH is "0": a whole number in 1..4096');
+  // A device for a benchmark that runs on the CPU only would label CPU figures as the device's.
+  const device = await runProcess([...command, "demo_ceiling", "--device", "cuda"]);
+  assert.equal(device.code, 2);
+  assert.match(device.stderr, /^error: --device cuda: demo_ceiling runs on the CPU only/);
 });
