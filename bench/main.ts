@@ -68,6 +68,16 @@ async function runOne(name: string, options: BenchOptions): Promise<void> {
       console.error(`error: ${error.message}`);
       Deno.exit(1);
     }
+    // A bundle (tools/bundle.ts --bench) ships bench/ without fixtures/ and tests/, which some
+    // benchmarks import: said in one line.
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof TypeError && message.startsWith("Module not found")) {
+      console.error(
+        `error: ${name} needs a file this copy lacks (${message.split("\n")[0]}): run it ` +
+          "from a clone of the repository",
+      );
+      Deno.exit(1);
+    }
     throw error;
   }
   console.log(JSON.stringify({ bench: name, ...figures }));

@@ -69,3 +69,24 @@ Deno.test("a benchmark refuses a bad setting in one line, before any work", asyn
   assert.equal(device.code, 2);
   assert.match(device.stderr, /^error: --device cuda: demo_ceiling runs on the CPU only/);
 });
+
+Deno.test("a benchmark that imports files a copy lacks (a --bench bundle: no fixtures/) says so in one line", async () => {
+  await withTempDir(async (copy) => {
+    for (const dir of ["bench", "lib"]) {
+      assert.equal((await runProcess(["cp", "-r", join(ROOT, dir), copy])).code, 0);
+    }
+    for (const file of ["deno.json", "deno.lock"]) {
+      await Deno.copyFile(join(ROOT, file), join(copy, file));
+    }
+    await Deno.symlink(join(ROOT, "node_modules"), join(copy, "node_modules"));
+    const run = await runProcess([
+      ...[Deno.execPath(), "run", "-A", "--quiet", `--config=${join(copy, "deno.json")}`],
+      ...[join(copy, "bench", "main.ts"), "demo_ceiling"],
+    ], { cwd: copy });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /^error: demo_ceiling needs a file this copy lacks \(Module not found ".*fixtures\/demo\/generate\.ts"\.?\): run it from a clone of the repository\n$/,
+    );
+  });
+});
