@@ -60,6 +60,12 @@ Deno.test({
         "linux/x64/onnxruntime_binding.node",
       ]);
       assert.ok(listing.includes(`${NAME}/app/fixtures/demo/interactions.csv`));
+      // One modification time for every entry: two builds of a tree are the same bytes.
+      const times = new Set(
+        (await run("tar", ["tvf", archive, "--full-time"], { TZ: "UTC" })).stdout.trim().split("\n")
+          .map((line) => line.split(/\s+/).slice(3, 5).join(" ")),
+      );
+      assert.deepEqual([...times], ["2026-01-01 00:00:00"]);
       assert.ok(!listing.some((p) => p.includes("node_modules/.deno")));
 
       // A fresh place: only the archive, an empty DENO_DIR, a HOME without a cache.

@@ -342,8 +342,20 @@ async function stageLauncher(stage: string, denoBinary: string, bench: boolean):
 }
 
 /**
- * Stage 3: `stageRoot/name` packed into `out` (reproducible: root owner, sorted names), written
- * as `out.partial` and renamed when complete. Returns the archive's size in bytes.
+ * The modification time every file of the archive gets, in Unix seconds: SOURCE_DATE_EPOCH (the
+ * reproducible-builds convention) where set, else a fixed date, so that two builds of one tree are
+ * the same bytes (the staged copies are new files; the launcher caches a payload by its hash).
+ */
+function archiveTime(): number {
+  const set = Deno.env.get("SOURCE_DATE_EPOCH");
+  if (set !== undefined && /^\d+$/.test(set)) return Number(set);
+  return Date.UTC(2026, 0, 1) / 1000;
+}
+
+/**
+ * Stage 3: `stageRoot/name` packed into `out` (reproducible: root owner, sorted names, one
+ * modification time, no gzip timestamp), written as `out.partial` and renamed when complete.
+ * Returns the archive's size in bytes.
  */
 async function packArchive(stageRoot: string, plan: BundlePlan): Promise<number> {
   const { name, out, compression } = plan;
@@ -363,11 +375,12 @@ async function packArchive(stageRoot: string, plan: BundlePlan): Promise<number>
         "--group=0",
         "--numeric-owner",
         "--sort=name",
+        `--mtime=@${archiveTime()}`,
         "-C",
         stageRoot,
         name,
       ],
-      { XZ_OPT: "-6 -T0", GZIP: "-9" },
+      { XZ_OPT: "-6 -T0", GZIP: "-9 -n" },
     ), written);
   await Deno.rename(partial, out);
   return (await Deno.stat(out)).size;
