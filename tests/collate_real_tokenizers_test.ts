@@ -10,7 +10,11 @@ import { Collator, exampleRng } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
 import { encodeEntity, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { EntityTrie } from "../lib/collate/trie.ts";
+import { join } from "node:path";
+import { buildPool } from "../lib/collate/pool.ts";
 import type { TextRecord } from "../lib/data/types.ts";
+import { runCli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { beautyCorpus, HAVE_BEAUTY, invariant } from "./helpers/beauty_corpus.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
@@ -54,6 +58,24 @@ Deno.test("text after an entity or a line break reads as in the whole string, me
     assert.equal(t.decode(ids), whole, name);
     assert.deepEqual([...ids], [...t.encode(whole)], name);
   }
+});
+
+Deno.test("a title written with decomposed accents is composed by textualize, so Qwen3's pool takes it", async () => {
+  await withTempDir(async (dir) => {
+    const items = join(dir, "items.csv"), interactions = join(dir, "inter.csv");
+    await Deno.writeTextFile(items, "item_id,title\na,Cafe\u0301 Tutu\nb,Plain\nc,Other\n");
+    await Deno.writeTextFile(interactions, "user_id,item_id\nu,a\nu,b\nu,c\n");
+    const out = join(dir, "data");
+    const run = await runCli([
+      ...["textualize", "--format=csv", `--input=${interactions}`, `--items=${items}`],
+      ...["--negatives=1", `--out=${out}`, "--quiet"],
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const entities = JSON.parse(await Deno.readTextFile(join(out, "entities.json")));
+    assert.ok(entities.some((e: { entity: string }) => e.entity === "Caf\u00e9 Tutu"));
+    const pool = buildPool(tokenizers.qwen3, entities, { vocabSize: tokenizers.qwen3.vocabSize });
+    assert.equal(pool.items.items.length, 3);
+  });
 });
 
 Deno.test("a special token in the middle keeps the space after it, as the tokenizers library decodes", () => {

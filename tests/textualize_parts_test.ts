@@ -28,6 +28,9 @@ import { withTempDir } from "./helpers/temp.ts";
 
 Deno.test("white space folds, words cap, sentences cut at . ! ? and line breaks", () => {
   assert.equal(foldSpace("  a \t b\n\nc "), "a b c");
+  // Decomposed accents are composed (NFC), as tokenizers' normalizers compose them.
+  assert.equal(foldSpace("Cafe\u0301  Tutu"), "Caf\u00e9 Tutu");
+  assert.equal(foldLines("Cre\u0300me\nbru\u0302le\u0301e"), "Cr\u00e8me\nbr\u00fbl\u00e9e");
   assert.equal(capWords("one two three four", 2), "one two");
   assert.equal(capWords("one two", 5), "one two");
   assert.deepEqual(sentences("Great strings! Stay in tune.\nWould buy again"), [

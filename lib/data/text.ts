@@ -5,15 +5,24 @@
  * @module
  */
 
-/** `text` with every run of white space turned into one space and the ends trimmed. */
+/**
+ * `text` in Unicode NFC with every run of white space turned into one space and the ends
+ * trimmed. NFC because tokenizers normalise so (Qwen's NFC normalizer): an entity written
+ * decomposed (`e` + U+0301) would not decode to itself, and the entity pool refuses such entities.
+ *
+ * @example
+ * ```ts
+ * foldSpace(" Cafe\u0301   Tutu "); // "Caf\u00e9 Tutu"
+ * ```
+ */
 export function foldSpace(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
+  return text.normalize("NFC").replace(/\s+/g, " ").trim();
 }
 
 /**
- * `text` folded line by line: white space folded within each line, the lines that are not empty
- * kept, one `\n` between them. Review texts keep their line breaks so, as a line break ends a
- * sentence (see {@linkcode sentences}).
+ * `text` folded line by line (in NFC, as {@linkcode foldSpace}): white space folded within each
+ * line, the lines that are not empty kept, one `\n` between them. Review texts keep their line
+ * breaks so, as a line break ends a sentence (see {@linkcode sentences}).
  *
  * @example
  * ```ts
