@@ -134,10 +134,11 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
   // Some layers slide (from 21 of 24), or all: the window caps the length, as Mistral's (below
   // it, sliding and full attention agree in every layer).
   for (const first of [21, 0]) {
-    assert.equal(
-      parseDecoderConfig({ ...unslid, max_window_layers: first }, "c").slidingWindow,
-      4096,
-    );
+    const slid = parseDecoderConfig({ ...unslid, max_window_layers: first }, "c");
+    assert.equal(slid.slidingWindow, 4096);
+    // Written back (pretrain --merge, --full) with its window active, read back the same.
+    assert.equal(decoderConfigJson(slid).use_sliding_window, true);
+    assert.deepEqual(parseDecoderConfig(decoderConfigJson(slid), "c"), slid);
   }
   // Mistral-7B-v0.1's window: kept, and the model's length capped at it (where sliding and full
   // attention agree), written back as it was read.

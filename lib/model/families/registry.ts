@@ -430,7 +430,12 @@ export function decoderConfigJson(
   if (c.family === "mistral" || c.family === "qwen2" || c.family === "qwen3") {
     json.sliding_window = c.slidingWindow ?? null;
   }
-  if (c.family === "qwen2" || c.family === "qwen3") json.use_sliding_window = false;
+  if (c.family === "qwen2" || c.family === "qwen3") {
+    // A window kept is active in every layer (the length is capped at it, where sliding and full
+    // attention agree): written so, or a merged model would read as full attention.
+    json.use_sliding_window = c.slidingWindow !== undefined;
+    if (c.slidingWindow !== undefined) json.max_window_layers = 0;
+  }
   if (c.intraRows !== DEFAULT_INTRA_ROWS) json.intra_position_rows = c.intraRows;
   Object.assign(json, c.tokenIds);
   Object.assign(json, recsysllmJson(c));
