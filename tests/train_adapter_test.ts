@@ -133,6 +133,12 @@ Deno.test("loading an adapter that does not fit says what and where in one line"
       return join(dir, name);
     };
     await check(await variant("ia3", { peft_type: "IA3" }), /only "LORA" adapters/);
+    for (const init of ["pissa", "pissa_niter_4", "olora", "corda", "loftq"]) {
+      await check(
+        await variant(init, { init_lora_weights: init }),
+        new RegExp(`"init_lora_weights" is "${init}": such an adapter applies to a base that`),
+      );
+    }
     await check(await variant("t5", { target_modules: ["q", "v"] }), /target module "q" is not/);
     await check(await variant("r8", { r: 8 }), /has shape \[4, 32\], expected \[8, 32\]/);
     await check(

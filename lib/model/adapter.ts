@@ -232,6 +232,16 @@ function parseAdapterConfig(
     throw bad(`"bias" is ${JSON.stringify(o.bias)}; only "none" is supported`);
   }
   if (o.use_dora === true) throw bad(`DoRA adapters ("use_dora": true) are not supported`);
+  // These initialisations rewrite the base weights as well (PEFT recomputes the residual base at
+  // load): the adapter is B A over that residual, not over the weights this toolkit loads.
+  const init = o.init_lora_weights;
+  if (typeof init === "string" && /^(pissa|olora|corda|loftq)/i.test(init)) {
+    throw bad(
+      `"init_lora_weights" is ${JSON.stringify(init)}: such an adapter applies to a base that ` +
+        `its initialisation changed, which this toolkit does not rebuild (supported: true, ` +
+        `false, "gaussian", "eva")`,
+    );
+  }
   if (o.use_rslora === true) {
     throw bad(`rank-stabilized LoRA ("use_rslora": true) is not supported`);
   }
