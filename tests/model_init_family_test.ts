@@ -191,6 +191,27 @@ Deno.test("forward --batch on a decoder: rope_position_ids as given or derived, 
     assert.ok(Number.isFinite(derived) && derived > 0 && L === 6);
     const bad = await run({ ...batch, rope_position_ids: [[0, 1]] }).catch((e) => e);
     assert.ok(bad instanceof Error);
+    // The rotary table's last row is the length less one; the length itself is refused (it
+    // was read as the row before it).
+    const { max_position_embeddings: M } = JSON.parse(
+      await Deno.readTextFile(join(out, "config.json")),
+    );
+    assert.ok(
+      Number.isFinite(await run({ ...batch, rope_position_ids: [[0, 1, 2, 3, 4, M - 1]] })),
+    );
+    await Deno.writeTextFile(
+      join(root, "b.json"),
+      JSON.stringify({ ...batch, rope_position_ids: [[0, 1, 2, 3, 4, M]] }),
+    );
+    const past = await runCli([
+      ...["forward", "--model", out, "--batch", join(root, "b.json")],
+      ...["--out", join(root, "o.safetensors"), "--device", "cpu"],
+    ]);
+    assert.equal(past.code, 1);
+    assert.match(
+      past.stderr,
+      new RegExp(`"rope_position_ids"\\[0\\]\\[5\\] is ${M}, outside 0\\.\\.${M - 1}`),
+    );
   });
 });
 

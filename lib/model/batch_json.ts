@@ -207,7 +207,9 @@ function readRopePositionIds(
   const rope = new Int32Array(B * L);
   ropeRows.forEach((row, b) => {
     f.numbers("rope_position_ids", row, `[${b}]`, true, L).forEach((v, t) => {
-      f.inRange("rope_position_ids", `[${b}][${t}]`, v, 0, maxPosition);
+      // A rotary table has one row a position below the model's length: the length itself
+      // would be read as the row before it.
+      f.inRange("rope_position_ids", `[${b}][${t}]`, v, 0, maxPosition - 1);
       rope[b * L + t] = v;
     });
   });
