@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { type CliRun, runCli, runCliProcess } from "./helpers/cli.ts";
 import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -78,5 +78,45 @@ Deno.test("a short-term window longer than the medium-term one is refused, nothi
       assert.match(run.stderr, message);
     }
     assert.deepEqual([...Deno.readDirSync(tmp)], []);
+  });
+});
+
+Deno.test("a preference window of the other kind of data (days without timestamps, items with them) is a warning", async () => {
+  await withTempDir(async (tmp) => {
+    const timed = join(tmp, "timed.csv"), plain = join(tmp, "plain.csv");
+    const rows = ["u1,a", "u1,b", "u1,c", "u1,d"];
+    await Deno.writeTextFile(
+      timed,
+      "user_id,item_id,timestamp\n" + rows.map((r, i) => `${r},${1_600_000_000 + i}`).join("\n"),
+    );
+    await Deno.writeTextFile(plain, "user_id,item_id\n" + rows.join("\n"));
+    for (
+      const [input, flag, message] of [
+        [
+          plain,
+          "--short-days=1",
+          /^warning: --short-days applies to timestamped input; this input has none/m,
+        ],
+        [
+          timed,
+          "--medium-items=4",
+          /^warning: --medium-items applies to input without timestamps; this input has them/m,
+        ],
+      ] as const
+    ) {
+      const run = await runCli([
+        ...["textualize", "--format=csv", `--input=${input}`, flag, "--negatives=1"],
+        ...[`--out=${join(tmp, basename(input))}-out`, "--quiet"],
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, message);
+    }
+    // The windows of the data's own kind, or the defaults given, say nothing.
+    const quiet = await runCli([
+      ...["textualize", "--format=csv", `--input=${plain}`, "--short-items=1", "--short-days=7"],
+      ...["--negatives=1", `--out=${join(tmp, "q")}`, "--quiet"],
+    ]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stderr, /applies to/);
   });
 });

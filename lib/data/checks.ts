@@ -15,6 +15,8 @@
 
 import { cut, inputError, optionName } from "../errors.ts";
 import type { DatasetPlan } from "./records.ts";
+import type { WindowOptions } from "./profile.ts";
+import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
 import { type Task, TASK_FAMILIES, type TaskFamily, TASKS } from "./tasks.ts";
 import type { Manifest } from "./types.ts";
 
@@ -39,6 +41,8 @@ function columnHint(task: Task, format: string): string {
  * @example
  * ```ts
  * import type { DatasetPlan } from "./records.ts";
+import type { WindowOptions } from "./profile.ts";
+import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
  *
  * declare const plan: DatasetPlan;
  * checkRequestedTasks(plan, "inter.csv"); // InputError: inter.csv: --tasks names review, but ...
@@ -136,6 +140,8 @@ export function splitChecks(plan: DatasetPlan, file: string): SplitChecks {
  * ```ts
  * import type { Counts } from "./manifest.ts";
  * import type { DatasetPlan } from "./records.ts";
+import type { WindowOptions } from "./profile.ts";
+import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
  *
  * declare const plan: DatasetPlan, counts: Counts;
  * for (const warning of checkSplits(plan, counts, "inter.csv")) console.error(`warning: ${warning}`);
@@ -172,6 +178,29 @@ export function checkSplitCounts(checks: SplitChecks, counts: Counts): string[] 
     );
   }
   return warnings;
+}
+
+/**
+ * The warning for preference windows set for the other kind of data: days where the input has no
+ * timestamps (its windows count interactions), interactions where it has them (they count days).
+ * A window at its default says nothing (it was most likely not given). Undefined when none.
+ *
+ * @example
+ * ```ts
+ * windowWarning(false, { ...DEFAULT_RECORD_OPTIONS.windows, shortDays: 1 });
+ * // "--short-days applies to timestamped input; this input has none (its windows count interactions): ignored"
+ * ```
+ */
+export function windowWarning(timed: boolean, windows: WindowOptions): string | undefined {
+  const unused: (keyof WindowOptions)[] = timed
+    ? ["shortItems", "mediumItems"]
+    : ["shortDays", "mediumDays"];
+  const set = unused.filter((k) => windows[k] !== DEFAULT_RECORD_OPTIONS.windows[k]);
+  if (set.length === 0) return undefined;
+  return `${set.map(optionName).join(" and ")} ${set.length === 1 ? "applies" : "apply"} to ` +
+    (timed
+      ? "input without timestamps; this input has them (its windows count days): ignored"
+      : "timestamped input; this input has none (its windows count interactions): ignored");
 }
 
 /**

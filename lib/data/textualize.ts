@@ -19,6 +19,7 @@ import {
   cutEntitiesWarning,
   type SplitChecks,
   splitChecks,
+  windowWarning,
 } from "./checks.ts";
 import type { Progress } from "../io/progress.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
@@ -305,6 +306,8 @@ async function textualizeInto(
   progress?.update(`read ${log.user.length} interactions of ${log.users.length} users`);
   const warn = run.onWarning ?? (() => {});
   for (const note of log.notes) warn(note);
+  const windows = windowWarning(log.time !== undefined, run.records.windows);
+  if (windows) warn(windows);
   const plan = planDataset(log, run.records);
   if (plan.seqs.users.length === 0) {
     throw inputError(
