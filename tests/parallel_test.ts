@@ -374,3 +374,57 @@ Deno.test("train on two in-process ranks: one process's adapter; a failure stops
     assert.ok(await maxDifference(join(one, file), join(cut, file)) < 1e-5);
   });
 });
+
+Deno.test("ranks refuse an option rank 0 alone acts on given to another rank only, and a tokenizer whose special ids differ", async () => {
+  await withTempDir(async (dir) => {
+    const data = await demoDataset();
+    const base = join(dir, "base");
+    await writeSmallModel(base, await smallConfig());
+    const options = (out: string, model = base): TrainOptions => ({
+      data,
+      model,
+      out,
+      lora: { rank: 2, alpha: 4, dropout: 0, targets: ["query_key_value"] },
+      steps: 1,
+      batchSize: 2,
+      lr: 1e-3,
+      valBatches: 0,
+      maxLength: 96,
+      seed: 5,
+      threads: 1,
+    });
+    const both = async (second: TrainOptions, pattern: RegExp) => {
+      const [a, b] = localGroup(2);
+      const results = await Promise.allSettled([
+        train({ ...options(join(dir, "run")), world: a }),
+        train({ ...second, world: b }),
+      ]);
+      for (const r of results) {
+        assert.equal(r.status, "rejected");
+        assert.match((r as PromiseRejectedResult).reason.message, pattern);
+      }
+    };
+    // --merge given to rank 1 only: rank 0, which merges, would not.
+    await both(
+      { ...options(join(dir, "run")), merge: join(dir, "merged") },
+      /flags differ from rank 0's \(merge: null -> ".*merged"\)/,
+    );
+    // A copy of the model whose tokenizer swaps [S] and [E]: the records hash alike, the
+    // collator would insert other ids.
+    const swapped = join(dir, "swapped");
+    await Deno.mkdir(swapped);
+    for (const f of ["config.json", "model.safetensors"]) {
+      await Deno.copyFile(join(base, f), join(swapped, f));
+    }
+    const tokenizer = JSON.parse(await Deno.readTextFile(join(base, "tokenizer.json")));
+    const ids = Object.fromEntries(
+      tokenizer.added_tokens.map((t: { content: string; id: number }) => [t.content, t.id]),
+    );
+    for (const t of tokenizer.added_tokens as { content: string; id: number }[]) {
+      if (t.content === "[S]") t.id = ids["[E]"];
+      else if (t.content === "[E]") t.id = ids["[S]"];
+    }
+    await Deno.writeTextFile(join(swapped, "tokenizer.json"), JSON.stringify(tokenizer));
+    await both(options(join(dir, "run"), swapped), /differ from rank 0's \(specialIds: /);
+  });
+});

@@ -655,6 +655,8 @@ function resumeSettings(
     trainRecords: data.trainRecords,
     trainSha256: data.trainSha256,
     itemsSha256: data.itemsSha256,
+    // The ids the collator inserts ([MASK], [S], [E], ...): never in the records' hash.
+    specialIds: { ...base.tokenizer.special },
     model: modelSettings(base.model, base.decoder.attention),
   };
 }
@@ -755,6 +757,10 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
   if (comparable.itemsSha256 === undefined) {
     // Checkpoints before 2026-12-07 do not record their items (entities.json's items, tokenized).
     comparable.itemsSha256 = run.settings.itemsSha256;
+  }
+  if (comparable.specialIds === undefined) {
+    // Checkpoints before 2026-12-07 do not record the special tokens' ids.
+    comparable.specialIds = run.settings.specialIds;
   }
   if (comparable.objective !== "sequence" && comparable.objective !== undefined) {
     // Recorded by runs before 2026-12-07, where it did nothing (no sequence spans): not a setting.
@@ -901,6 +907,10 @@ async function checkSameRun(run: Run, world: Collective): Promise<void> {
     valEvery: run.sizes.valEvery,
     saveEvery: run.sizes.saveEvery,
     ranks: world.size,
+    // Options rank 0 alone acts on: given to another rank only, they would be lost.
+    resume: run.options.resume === true,
+    force: run.options.force === true,
+    merge: run.options.merge ?? null,
   };
   const first = await broadcastJson(world, world.rank === 0 ? mine : undefined, 0);
   await together(world, () => {
