@@ -233,7 +233,7 @@ family; on a pretrained checkpoint the default is a LoRA adapter (--lora).
 
 Examples:
   pretrain --data runs/beauty --model runs/tiny-model --out runs/full1 --steps 500 --lr 1e-3
-  pretrain --data runs/beauty --model models/chatglm-6b --out runs/lora1 --steps 500`;
+  pretrain --data runs/beauty --model models/Qwen2.5-0.5B --out runs/lora1 --steps 500`;
 
 /** Full training (null) or the LoRA adapter to train, as the flags (or the model) choose. */
 function loraOf({ values, given }: ParsedFlags<typeof FLAGS>) {

@@ -41,7 +41,7 @@ export interface MethodChoice {
  * @example
  * ```ts
  * const lora = await chooseMethod({
- *   model: "models/chatglm-6b",
+ *   model: "models/Qwen2.5-0.5B",
  *   loraRank: 8,
  *   loraAlpha: 16,
  *   loraDropout: 0,
