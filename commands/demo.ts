@@ -18,17 +18,17 @@ import {
   demoPaths,
   type DemoStage,
   demoStages,
+  demoUnmarkedDirs,
   demoVerdict,
 } from "../lib/demo/plan.ts";
 import { InputError } from "../lib/errors.ts";
 import { ITEM_TOKEN_MODES } from "../lib/data/record_options.ts";
 import { INIT_FAMILIES } from "../lib/model/families/init.ts";
-import { isMissingOrEmptyDir, pathExists } from "../lib/io/fs.ts";
 import { formatSeconds } from "../lib/io/progress.ts";
-import { isTemporaryName } from "../lib/io/atomic.ts";
 import { OutputLock } from "../lib/io/lock.ts";
-
-const MARKER = ".recsysllm-demo";
+import { onSignal } from "../lib/io/cleanup.ts";
+import { prepareDemoOut } from "../lib/demo/out_dir.ts";
+import { shellWord, stopChild } from "../lib/io/process.ts";
 
 const FLAGS = defineFlags({
   out: {
@@ -110,44 +110,22 @@ function selfCommand(): string[] {
   return [exe];
 }
 
-/**
- * Empties `out` when an earlier demo made it (its marker is there, and nothing but what the demo
- * writes); refuses to touch a directory it did not make, or one the user added files to.
- */
-async function prepareOut(out: string, stages: DemoStage[]): Promise<void> {
-  if (await pathExists(join(out, MARKER))) {
-    const known = new Set([MARKER, ...demoFileNames(), ...stages.flatMap((s) => s.stdout ?? [])]);
-    const foreign: string[] = [];
-    for await (const entry of Deno.readDir(out)) {
-      if (!known.has(entry.name) && !isTemporaryName(entry.name)) foreign.push(entry.name);
-    }
-    if (foreign.length > 0) {
-      throw new InputError(
-        `${out}: holds files the demo did not write (${foreign.slice(0, 3).join(", ")}); ` +
-          `choose another --out`,
-      );
-    }
-    await Deno.remove(out, { recursive: true });
-  } else if (!(await isMissingOrEmptyDir(out))) {
-    throw new InputError(`${out}: exists and was not made by the demo; choose another --out`);
-  }
-  await Deno.mkdir(out, { recursive: true });
-  await Deno.writeTextFile(join(out, MARKER), "made by recsysllm demo; removed by its next run\n");
-}
-
 async function runStage(
   self: string[],
   stage: DemoStage,
   out: string,
   quiet: boolean,
 ): Promise<void> {
-  if (!quiet) console.error(`\n$ recsysllm ${stage.args.join(" ")}`);
+  if (!quiet) console.error(`\n$ recsysllm ${stage.args.map(shellWord).join(" ")}`);
   const child = new Deno.Command(self[0], {
     args: [...self.slice(1), ...stage.args],
     stdout: stage.stdout ? "piped" : "inherit",
     stderr: "inherit",
   }).spawn();
-  const output = await child.output();
+  // A demo interrupted (kill, Ctrl-C) ends its stage too: left running, it would go on writing
+  // into --out after the demo has gone.
+  const forget = onSignal(() => stopChild(child.pid));
+  const output = await child.output().finally(forget);
   if (stage.stdout) await Deno.writeFile(join(out, stage.stdout), output.stdout);
   if (!output.success) {
     throw new InputError(
@@ -188,7 +166,8 @@ export const command: Command = {
 };
 
 async function runDemo(out: string, stages: DemoStage[], quiet: boolean): Promise<void> {
-  await prepareOut(out, stages);
+  const known = new Set([...demoFileNames(), ...stages.flatMap((s) => s.stdout ?? [])]);
+  await prepareDemoOut(out, known, demoUnmarkedDirs());
   const self = selfCommand();
   const start = performance.now();
   for (const stage of stages) await runStage(self, stage, out, quiet);

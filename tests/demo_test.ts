@@ -11,13 +11,15 @@ function demo(...args: string[]): Promise<CliRun> {
 
 Deno.test("the demo runs every stage end to end and ends with the results table", async () => {
   await withTempDir(async (tmp) => {
-    const out = join(tmp, "demo");
+    // A path with a space: each command printed reads back in a shell.
+    const out = join(tmp, "my demo");
     // A few steps and a handful of records: this checks the wiring, not the quality.
     const run = await demo("--out", out, "--steps", "3", "--limit", "12");
     assert.equal(run.code, 0, run.stderr);
     for (const stage of ["textualize", "init", "pretrain", "infer", "eval"]) {
       assert.match(run.stderr, new RegExp(`\\$ recsysllm ${stage} `), `${stage} was not run`);
     }
+    assert.ok(run.stderr.includes(`--out '${join(out, "data")}'`), "the path quoted");
     assert.match(run.stdout, /\| method \| HR@1 \| HR@5 \| NDCG@5 \| HR@10 \| NDCG@10 \|/);
     assert.match(
       run.stdout,
