@@ -344,7 +344,7 @@ export function createBaseline(
     case "sasrec":
       throw new Error("sasrec is trained asynchronously: use createSasrecBaseline (sasrec.ts)");
     case "mf":
-      throw new Error("mf is trained asynchronously: use createMfBaseline (mf.ts)");
+      throw new Error("mf is trained asynchronously: use createMfBaseline (baseline.ts)");
   }
 }
 

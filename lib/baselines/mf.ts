@@ -212,7 +212,7 @@ function positiveInt(key: string, x: number): void {
  *
  * declare const train: TrainingRating[], valid: TrainingRating[];
  * const mf = await trainMf(train, { scale: [1, 5] }, valid);
- * mf.predict("A2IBPI20UZIR0U", "B003OG9NH8"); // a number in [1, 5]
+ * mf.predict("A2IBPI20UZIR0U", "Alpha Lipstick"); // a number in [1, 5] (items by entity)
  * ```
  */
 export async function trainMf(

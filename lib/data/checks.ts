@@ -41,11 +41,10 @@ function columnHint(task: Task, format: string): string {
  * @example
  * ```ts
  * import type { DatasetPlan } from "./records.ts";
-import type { WindowOptions } from "./profile.ts";
-import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
  *
  * declare const plan: DatasetPlan;
- * checkRequestedTasks(plan, "inter.csv"); // InputError: inter.csv: --tasks names review, but ...
+ * checkRequestedTasks(plan, "inter.csv"); // InputError: inter.csv: tasks names review, but ...
+ * // (on the command line: "--tasks names review, but ...")
  * ```
  */
 export function checkRequestedTasks(plan: DatasetPlan, file: string): void {
@@ -140,8 +139,6 @@ export function splitChecks(plan: DatasetPlan, file: string): SplitChecks {
  * ```ts
  * import type { Counts } from "./manifest.ts";
  * import type { DatasetPlan } from "./records.ts";
-import type { WindowOptions } from "./profile.ts";
-import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
  *
  * declare const plan: DatasetPlan, counts: Counts;
  * for (const warning of checkSplits(plan, counts, "inter.csv")) console.error(`warning: ${warning}`);
@@ -187,8 +184,11 @@ export function checkSplitCounts(checks: SplitChecks, counts: Counts): string[] 
  *
  * @example
  * ```ts
+ * import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
+ *
  * windowWarning(false, { ...DEFAULT_RECORD_OPTIONS.windows, shortDays: 1 });
- * // "--short-days applies to timestamped input; this input has none (its windows count interactions): ignored"
+ * // "shortDays applies to timestamped input; this input has none (its windows count
+ * // interactions): ignored" (on the command line: "--short-days applies to ...")
  * ```
  */
 export function windowWarning(timed: boolean, windows: WindowOptions): string | undefined {

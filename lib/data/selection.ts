@@ -30,7 +30,7 @@ export interface SelectionOptions {
  * @example
  * ```ts
  * const select = new RecordSelection({ users: 100 }, { tasks: ["sequential"] });
- * select.has({ task: "sequential", template: "2-1", user: "7" }); // true
+ * select.has({ task: "sequential", template: "seq-1", user: "7" }); // true
  * ```
  */
 export class RecordSelection {

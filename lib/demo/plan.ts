@@ -334,7 +334,8 @@ export const MIN_VERDICT_RECORDS = 100;
  * @example
  * ```ts
  * demoVerdict(JSON.parse(await Deno.readTextFile(".runs/demo/eval.json")));
- * // "sequential HR@10: recsysllm 0.5183, pop 0.0767, itemknn 0.5267 (recsysllm beats pop; below itemknn)"
+ * // "sequential HR@10: recsysllm 0.5267, pop 0.0767, itemknn 0.5267, sasrec 0.7017
+ * // (recsysllm beats pop; level with itemknn; below sasrec)"
  * ```
  */
 export function demoVerdict(report: DemoReport, model = "recsysllm"): string | undefined {

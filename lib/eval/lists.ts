@@ -40,7 +40,7 @@ class MethodLists {
  * ```ts
  * const checks = new ListChecks(["model"], { protocol: "full", maxK: 50, items: 1000 });
  * checks.add(0, new Int32Array([3, 7, 9]), undefined, 0);
- * checks.warnings(); // ["model: its lists hold at most 3 items, fewer than k = 50: ..."]
+ * checks.warnings(); // ["model: its lists hold at most 3 item(s), fewer than k = 50: ..."]
  * ```
  */
 export class ListChecks {

@@ -2,10 +2,10 @@
  * The predictions JSONL format that `infer` writes and the baselines produce, and reading it
  * for `eval`: one JSON object a line,
  *
- *     {"id": "u12/seq/test", "user": "12", "task": "sequential", "template": "seq-3",
+ *     {"id": "u12/sequential/seq-3/test", "user": "12", "task": "sequential", "template": "seq-3",
  *      "predictions": [{"entity": "Alpha Lipstick", "item_id": "B001", "score": -0.41}, ...]}
- *     {"id": "u12/rating/test", ..., "rating": 4.2, "text": "4.2"}
- *     {"id": "u12/expl/test", ..., "text": "great color and it lasts"}
+ *     {"id": "u12/rating/rating-1/test", ..., "rating": 4.2, "text": "4.2"}
+ *     {"id": "u12/explanation/explanation-1/test", ..., "text": "great color and it lasts"}
  *
  * `id` (required) names a record of the split; `user`, `task`, `template` are informative (a
  * `task` that contradicts the record is an error); `predictions` is the ranked list, best first,
@@ -174,7 +174,7 @@ export function storePrediction(
  *
  * declare const data: Dataset;
  * const byId = await readPredictions("runs/beauty/pred.jsonl", new EntityIndex(data.entities));
- * byId.get("u12/seq/test")?.ranked; // Int32Array of pool ids, best first
+ * byId.get("u12/sequential/seq-3/test")?.ranked; // Int32Array of pool ids, best first
  * ```
  */
 export async function readPredictions(

@@ -59,7 +59,7 @@ export interface ReadFirstStageOptions {
  *
  * declare const pool: ItemPool;
  * const stage = await readFirstStage("runs/base/sasrec.jsonl", pool, { top: 50 });
- * stage.get("u12/seq/test")?.items; // pool indices of the user's 50 candidates, best first
+ * stage.get("u12/sequential/seq-1/test")?.items; // pool indices of the user's 50 candidates, best first
  * ```
  */
 export async function readFirstStage(
