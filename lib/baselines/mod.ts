@@ -58,3 +58,5 @@ export * from "./load.ts";
 export * from "./sasrec.ts";
 export * from "./mf.ts";
 export * from "./retrieval.ts";
+// The whole evaluation `eval` makes: predictions and baselines scored, baselines saved.
+export { type EvalRunOptions, runEvaluation } from "./run.ts";

@@ -124,3 +124,5 @@ export {
   WorkerDecoder,
   type WorkerDecodersOptions,
 } from "./worker_decoder.ts";
+// The whole inference run `infer` makes: a dataset's split answered into a predictions file.
+export { type InferRunOptions, type InferRunSummary, runInference } from "./run.ts";
