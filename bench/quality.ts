@@ -53,7 +53,12 @@ import { join } from "node:path";
 import { BEAUTY, beautyTextualizeArgs } from "./beauty.ts";
 import type { RerankTuning } from "../lib/eval/fusion.ts";
 import { lineChart } from "../lib/chart/svg.ts";
-import { openDataset, trainsThroughValid, tuneUsersOf } from "../lib/data/dataset.ts";
+import {
+  itemTokenMode,
+  openDataset,
+  trainsThroughValid,
+  tuneUsersOf,
+} from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
 import { benchWorkDir, intSetting } from "./settings.ts";
 
@@ -140,6 +145,14 @@ async function snapshots(
 }
 
 /**
+ * 20 beams for the search over titles; none where item tokens rank every item in one step (infer
+ * refuses a --beams that would do nothing).
+ */
+async function beamFlags(data: string): Promise<string[]> {
+  return itemTokenMode(await openDataset(data)) === "none" ? ["--beams=20"] : [];
+}
+
+/**
  * Answers a split's sequential records with the model (the seen templates, the trie over every
  * item, 20 beams, history excluded) and scores them beside most-popular and item-kNN: eval's
  * JSON report. `sampleUsers`: a seeded sample of about that many users.
@@ -174,7 +187,7 @@ async function inferAndScore(
     `--split=${split}`,
     "--tasks=sequential",
     "--template=seq-1,seq-2,seq-3",
-    "--beams=20",
+    ...await beamFlags(data),
     "--top-k=10",
     "--exclude-seen",
     `--out=${out}`,
@@ -566,7 +579,7 @@ async function twoStages(run: {
   await stage("test model alone", [
     ...inferCommon,
     "--split=test",
-    "--beams=20",
+    ...await beamFlags(data),
     "--top-k=10",
     `--out=${alone}`,
     ...sample,

@@ -476,13 +476,17 @@ Deno.test("--protocol sampled refuses a candidate that is no item, or one listed
   });
 });
 
-Deno.test("--beams below --top-k is refused only where a beam search runs", async () => {
+Deno.test("--beams below --top-k is refused where a beam search runs; elsewhere --beams is", async () => {
   await withTempDir(async (dir) => {
     const out = join(dir, "p.jsonl");
     const args = ["--model", MODEL, "--data", DATA, "--out", out, "--top-k", "30", "--beams", "5"];
-    // Ranking each record's candidates searches no items: the run goes on.
+    // Ranking each record's candidates searches no items: --beams would do nothing, refused.
     const sampled = await run(...args, "--tasks", "sequential", "--protocol", "sampled");
-    assert.equal(sampled.code, 0, sampled.err);
+    assert.equal(sampled.code, 2);
+    assert.match(
+      sampled.err,
+      /--beams applies to the beam search over titles; here the record's candidates are ranked/,
+    );
     const items = await run(...args, "--tasks", "sequential");
     assert.equal(items.code, 2);
     assert.match(items.err, /--top-k 30 needs at least as many --beams \(got 5\)/);

@@ -87,6 +87,44 @@ Deno.test("eval --tune-rerank's best point is what eval scores for infer --reran
     for (const key of ["HR@5", "NDCG@5", "HR@10", "NDCG@10"]) {
       assert.ok(Math.abs(m[key] - tuning.best.metrics[key]) < 1e-9, `${key}: ${m[key]}`);
     }
+    // Weight 0 over the first 10 candidates is the first stage's own top 10, ties as it broke
+    // them (each entry carries its place in the first stage's list).
+    const ids = new Set(
+      (await Deno.readTextFile(reranked)).trim().split("\n").map((l) => JSON.parse(l).id),
+    );
+    const firstLines = (await Deno.readTextFile(join(first, "itemknn.jsonl"))).trim().split("\n")
+      .filter((l) => ids.has(JSON.parse(l).id));
+    const firstOnly = join(dir, "first-only.jsonl");
+    await Deno.writeTextFile(firstOnly, firstLines.join("\n") + "\n");
+    const stage = JSON.parse(
+      await ok(["eval", ...common, "--predictions", firstOnly, "--k", "10", "--quiet"]),
+    ).methods["first-only"].sequential;
+    const zero = tuning.points.find((p: { weight: number; top: number }) =>
+      p.weight === 0 && p.top === 10
+    );
+    assert.ok(Math.abs(zero.metrics["NDCG@10"] - stage["NDCG@10"]) < 1e-9);
+    // A file written with --top-k below the candidates holds part of each list: refused.
+    const cut = join(dir, "cut.jsonl");
+    await ok([...infer, "--rerank-weight", "1", "--top-k", "10", "--out", cut]);
+    const partial = await runCli(["eval", ...common, "--tune-rerank", cut]);
+    assert.equal(partial.code, 1);
+    assert.match(
+      partial.stderr,
+      /cut\.jsonl line 1: record "[^"]+" holds 10 of the first stage's candidates \(places up to \d+\): write it with infer --top-k/,
+    );
+
+    // --beams does nothing where no beam search runs: reranking, or item tokens.
+    const beams = await runCli([...infer, "--beams", "30", "--out", join(dir, "b.jsonl")]);
+    assert.equal(beams.code, 2);
+    assert.match(
+      beams.stderr,
+      /--beams applies to the beam search over titles; here the first stage's/,
+    );
+    const alone = infer.filter((a, i) => a !== "--rerank" && infer[i - 1] !== "--rerank");
+    const tokens = await runCli([...alone, "--beams", "30", "--out", join(dir, "t.jsonl")]);
+    assert.equal(tokens.code, 2);
+    assert.match(tokens.stderr, /here each item's own token ranks every item in one step/);
+
     // The Markdown form names the best point.
     const md = await ok(["eval", ...common, "--tune-rerank", reranked, "--format", "md"]);
     assert.match(md, new RegExp(`Best: weight ${tuning.best.weight}, top ${tuning.best.top}`));

@@ -228,6 +228,12 @@ Deno.test("readFirstStage: unknown items, missing scores and repeated records ar
         [{ id: "r1", predictions: [a, b, { ...a, score: -3 }] }],
         `${file} line 1: predictions[2]: ${a.item_id} is listed twice (first at predictions[0])`,
       ],
+      // A record with no candidates would be answered with nothing.
+      [
+        [{ id: "r1", predictions: [a] }, { id: "r2", predictions: [] }],
+        `${file} line 2: record "r2": no candidates`,
+      ],
+      [[{ id: "r1" }], `${file} line 1: record "r1": no candidates`],
     ];
     for (const [lines, message] of cases) {
       await write(lines);

@@ -74,7 +74,13 @@ export function fusionRecords(
         throw new Error(`record "${line.id}": an entry without lm_score and first_score`);
       }
     }
-    entries.sort((a, b) => b.e.first_score! - a.e.first_score! || a.i - b.i);
+    if (entries.every(({ e }) => Number.isInteger(e.first_rank))) {
+      // The first stage's own order, ties as it broke them.
+      entries.sort((a, b) => a.e.first_rank! - b.e.first_rank!);
+    } else {
+      // Files written before first_rank: the first stage's order rebuilt from its scores.
+      entries.sort((a, b) => b.e.first_score! - a.e.first_score! || a.i - b.i);
+    }
     return {
       items: entries.map(({ e }) => e.item_id ?? e.entity),
       first: Float64Array.from(entries, ({ e }) => e.first_score!),
@@ -82,6 +88,25 @@ export function fusionRecords(
       target,
     };
   });
+}
+
+/**
+ * Throws when `line`'s entries record their first-stage places (`first_rank`) and some place is
+ * missing: infer wrote it with a top-k below the first stage's candidates, and a grid point over
+ * more candidates than it holds would score a part of them as the whole.
+ */
+function checkWholeList(line: PredictionLine, file: string, number: number): void {
+  const ranks = (line.predictions ?? []).map((e) => e.first_rank);
+  if (!ranks.every((r) => Number.isInteger(r))) return; // written before first_rank
+  const sorted = (ranks as number[]).sort((a, b) => a - b);
+  if (sorted.every((r, i) => r === i)) return;
+  throw inputError(
+    file,
+    number,
+    `record "${line.id}" holds ${sorted.length} of the first stage's candidates (places up to ` +
+      `${sorted.at(-1)! + 1}): write it with infer ${optionName("topK")} at least the first ` +
+      `stage's candidate count, so the tuning sees them all`,
+  );
 }
 
 const hasBothScores = (e: { lm_score?: unknown; first_score?: unknown }) =>
@@ -221,6 +246,7 @@ export async function tuneRerank(
           `${optionName("topK")} N)`,
       );
     }
+    checkWholeList(line, file, number);
     lines.push(line);
   }
   if (lines.length === 0) throw inputError(file, undefined, "no lines: nothing to tune on");

@@ -41,6 +41,8 @@ export interface RankedEntity {
   lm_score?: number;
   /** A reranking's first-stage score of the entry (infer --rerank); informative. */
   first_score?: number;
+  /** A reranking's place of the entry in the first stage's list, from 0 (infer --rerank). */
+  first_rank?: number;
 }
 
 /** One line of a predictions JSONL file. */

@@ -10,7 +10,8 @@
  *   (score.ts), the top-k of them;
  * - the same tasks with `rerank`: a first stage's candidates for the record (rerank.ts), ranked by
  *   the fusion of its scores with the model's (each item's exact score with item tokens, else its
- *   title's log-likelihood); each entry also carries `lm_score` and `first_score`;
+ *   title's log-likelihood); each entry also carries `lm_score`, `first_score` and
+ *   `first_rank` (its place in the first stage's list);
  * - rating: each rating value of the dataset (manifest `rating_values`) scored as the text the
  *   collator builds for it; `rating` is the expected value under the renormalised likelihoods,
  *   `most_likely` the likeliest value;
@@ -528,6 +529,9 @@ export class Predictor {
           score: round(fused[c]),
           lm_score: round(lm[p][c]),
           first_score: round(first[c]),
+          // Its place in the first stage's list (the history left out): the tuning restores
+          // that order exactly, ties included, and sees whether the list was cut.
+          first_rank: c,
         })),
       };
     });

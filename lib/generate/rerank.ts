@@ -75,7 +75,11 @@ export async function readFirstStage(
     const line = checkPredictionLine(value, path, number);
     if (options.keep && !options.keep(line.id)) continue;
     if (out.has(line.id)) throw inputError(path, number, `record "${line.id}" is given twice`);
-    const entries = (line.predictions ?? []).slice(0, top);
+    if (!Array.isArray(line.predictions) || line.predictions.length === 0) {
+      // A record left without candidates would be answered with nothing, as a miss.
+      throw inputError(path, number, `record "${line.id}": no candidates (no "predictions")`);
+    }
+    const entries = line.predictions.slice(0, top);
     const items = new Int32Array(entries.length);
     const scores = new Float64Array(entries.length);
     const listed = new Map<number, number>(); // item -> its first place in the list

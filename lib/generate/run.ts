@@ -145,6 +145,19 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
   // stage's candidates, not item tokens (one step ranks every item).
   const searches = protocol === "full" && !options.rerank && itemTokenMode(data) === "none" &&
     answered.some((task) => answerOf(task) === "item");
+  const itemAnswers = answered.some((task) => answerOf(task) === "item");
+  if (options.beams !== undefined && itemAnswers && !searches) {
+    // Beams would do nothing: say what ranks the items instead.
+    const how = options.rerank
+      ? "the first stage's candidates are reranked"
+      : protocol !== "full"
+      ? "the record's candidates are ranked"
+      : "each item's own token ranks every item in one step";
+    throw new OptionError(
+      "beams",
+      (name) => `${name} applies to the beam search over titles; here ${how}`,
+    );
+  }
   if (searches && beams < topK) {
     throw new OptionError(
       "topK",
