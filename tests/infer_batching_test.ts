@@ -191,3 +191,44 @@ Deno.test("a predictor refuses a batch size, top-k or beam count below 1 (a batc
     );
   }
 });
+
+Deno.test("a text prompt the model's length cannot hold with --max-new-tokens keeps its head, its text shortened", async () => {
+  const items = testItems();
+  const entities: EntityEntry[] = items.map((entity, i) => ({ entity, kind: "item", id: `i${i}` }));
+  const pool = buildPool(tokenizer, entities, { vocabSize: TINY.vocabSize });
+  const record: TextRecord = {
+    id: "u1/explanation/explanation-1/test",
+    task: "explanation",
+    template: "explanation-1",
+    split: "test",
+    user: "1",
+    segments: [
+      { text: "Explain why user 1 would buy " },
+      { entity: items[0], kind: "item" },
+      { text: " from this shop, in one sentence:" },
+      { answer: true },
+    ],
+  };
+  const prompt = tokenizeRecord(tokenizer, record);
+  const head = prompt.ids[0];
+  const promptTokens = prompt.unitStart[prompt.promptUnits];
+  class Seen extends FunctionModel {
+    first: number[] = [];
+    override prefill(prompts: readonly PromptInput[]) {
+      this.first.push(...prompts.map((p) => p.ids[0]));
+      return super.prefill(prompts);
+    }
+  }
+  // Room for 20 text tokens beside the whole prompt (its mask and [S]): the head is kept.
+  for (const [room, kept] of [[20, true], [5, false]] as const) {
+    const model = new Seen(TINY.vocabSize);
+    const predictor = new Predictor({ model, tokenizer, pool }, {
+      maxLength: promptTokens + 2 + room,
+      maxNewTokens: 64,
+    });
+    const [line] = await predictor.predict([record]);
+    assert.equal(typeof line.text, "string");
+    // Below 16 tokens of room, the head is cut (the collator's rule) for all the room there is.
+    assert.equal(model.first[0] === head, kept, `room ${room}`);
+  }
+});

@@ -129,6 +129,32 @@ interface PromptCut {
 }
 
 /**
+ * Whether `record`'s prompt keeps its head (is cut, if at all, by dropping history items only)
+ * when `reserve` tokens after its mask must fit in `maxLength`, as {@linkcode encodePromptPartA}
+ * cuts it; false where it cannot fit at all.
+ *
+ * @example
+ * ```ts
+ * import type { TokenizedRecord } from "./tokenize.ts";
+ *
+ * declare const record: TokenizedRecord;
+ * promptKeepsHead(record, 64, 512); // true unless 64 tokens of text push out more than history
+ * ```
+ */
+export function promptKeepsHead(
+  record: TokenizedRecord,
+  reserve: number,
+  maxLength: number,
+): boolean {
+  try {
+    return promptCut(record, 1 + reserve, maxLength).from === 0;
+  } catch (error) {
+    if (error instanceof InputError) return false; // it cannot fit at all
+    throw error;
+  }
+}
+
+/**
  * What of `record`'s prompt to keep so that its tokens + `extra` fit in `maxLength`: first the
  * history items with an age, oldest first, each with the separator text between it and a
  * neighbouring history item; then units from the start, up to the end of the last entity before

@@ -46,6 +46,7 @@ export {
   type Objective,
   type ObjectiveMix,
   OBJECTIVES,
+  promptKeepsHead,
   type PromptPartA,
 } from "./collator.ts";
 export { type BatchOptions, bucketByLength, makeBatch } from "./batch.ts";

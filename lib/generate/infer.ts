@@ -31,6 +31,8 @@ import {
   encodePromptPartA,
   firstTokenOfItems,
   minimumPromptLength,
+  promptKeepsHead,
+  type TokenizedRecord,
   tokenizeRecord,
 } from "../collate/mod.ts";
 import type { TextRecord } from "../data/types.ts";
@@ -64,6 +66,12 @@ export type InferTask = AnsweredTask;
 export const INFER_PROTOCOLS = ["full", "sampled"] as const;
 /** One ranking protocol. */
 export type InferProtocol = typeof INFER_PROTOCOLS[number];
+
+/**
+ * The fewest tokens a generated text is given before a prompt's head is cut for it, where the
+ * model's length cannot hold the whole prompt and `--max-new-tokens` (a short sentence).
+ */
+export const MIN_TEXT_ROOM = 16;
 
 /** Defaults of {@linkcode PredictOptions}, from the searches they configure. */
 export const DEFAULT_PREDICT = Object.freeze({
@@ -306,6 +314,29 @@ export class Predictor {
     }
   }
 
+  /**
+   * The text's room in tokens where the model's length cannot hold the prompt and
+   * `maxNewTokens` (undefined where it can). The prompt's head (its user, item and instruction)
+   * matters more than the text's length: its history goes first, then the text is shortened,
+   * to as few as {@linkcode MIN_TEXT_ROOM} tokens; only where even that would cut the head is the
+   * head cut (the collator's rule, from the start) for all the room there is.
+   */
+  #textRoom(tokenized: TokenizedRecord): number | undefined {
+    const { maxLength, maxNewTokens } = this.#options;
+    const headKept = (room: number) => promptKeepsHead(tokenized, 1 + room, maxLength);
+    if (headKept(maxNewTokens)) return undefined;
+    // The most room that keeps the head: headKept is true up to some room, false past it.
+    let [lo, hi] = [0, maxNewTokens]; // headKept(lo) (or lo 0), !headKept(hi)
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (headKept(mid)) lo = mid;
+      else hi = mid;
+    }
+    if (lo >= Math.min(maxNewTokens, MIN_TEXT_ROOM)) return lo;
+    const room = maxLength - minimumPromptLength(tokenized) - 1;
+    return room >= 1 ? Math.min(room, maxNewTokens) : undefined;
+  }
+
   /** The prediction line of each record, in order. */
   async predict(
     records: readonly TextRecord[],
@@ -320,10 +351,8 @@ export class Predictor {
       let reserve = this.#reserve(mode);
       let maxTokens: number | undefined;
       if (mode === "text") {
-        // A model shorter than the prompt's instruction plus --max-new-tokens writes what fits
-        // (at least one token), rather than stopping the run.
-        const room = this.#options.maxLength - minimumPromptLength(tokenized) - 1;
-        if (room >= 1 && room < this.#options.maxNewTokens) [reserve, maxTokens] = [1 + room, room];
+        const room = this.#textRoom(tokenized);
+        if (room !== undefined) [reserve, maxTokens] = [1 + room, room];
       }
       const partA = encodePromptPartA(tokenized, tokenizer.special, {
         maxLength: this.#options.maxLength,
