@@ -13,7 +13,7 @@
  */
 
 import { join } from "node:path";
-import { InputError } from "../errors.ts";
+import { InputError, optionName } from "../errors.ts";
 import { isTemporaryName, tempName } from "../io/atomic.ts";
 import { isMissingOrEmptyDir, pathExists } from "../io/fs.ts";
 import { OutputLock } from "../io/lock.ts";
@@ -47,7 +47,7 @@ async function added(dir: string, unmarked: ReadonlySet<string> = new Set()): Pr
 function refuse(path: string, foreign: string[]): never {
   const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? ", ..." : "");
   throw new InputError(
-    `${path}: holds files the demo did not write (${shown}); choose another --out`,
+    `${path}: holds files the demo did not write (${shown}); choose another ${optionName("out")}`,
   );
 }
 
@@ -69,7 +69,9 @@ export async function prepareDemoOut(
 ): Promise<void> {
   if (!(await pathExists(join(out, DEMO_MARKER)))) {
     if (!(await isMissingOrEmptyDir(out))) {
-      throw new InputError(`${out}: exists and was not made by the demo; choose another --out`);
+      throw new InputError(
+        `${out}: exists and was not made by the demo; choose another ${optionName("out")}`,
+      );
     }
     await Deno.mkdir(out, { recursive: true });
     await Deno.writeTextFile(
