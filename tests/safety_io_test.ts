@@ -191,6 +191,25 @@ Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and le
         // The run failed before its first checkpoint: the directory it made is gone too.
         assert.deepEqual(await names(disk), []);
       });
+      await t.step("pretrain, the disk full at its marker or its lock", async () => {
+        // One page left: the lock file takes it, the run directory's marker finds none. Then
+        // none: the lock cannot be written, in directories the run made. Nothing stays, so the
+        // next run is not refused as a directory the tool did not write.
+        for (const [free, out] of [[4, "run"], [0, "a/b/run"]] as const) {
+          await Deno.writeFile(join(disk, "filler"), new Uint8Array((32 - free) << 10));
+          oneLineExit1(
+            await runCli([
+              "pretrain",
+              ...["--data", data, "--model", model, "--out", join(disk, out)],
+              ...["--steps", "1", "--batch-size", "2", "--val-batches", "0", "--device", "cpu"],
+              "--quiet",
+            ]),
+            /no space left on device \(ENOSPC\)/,
+          );
+          assert.deepEqual(await names(disk), ["filler"], `${free} KiB free`);
+          await Deno.remove(join(disk, "filler"));
+        }
+      });
       await t.step("infer", async () => {
         await Deno.writeFile(join(disk, "filler"), new Uint8Array(24 << 10));
         oneLineExit1(

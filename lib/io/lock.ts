@@ -161,6 +161,10 @@ export class OutputLock {
         await file.truncate(0);
         await file.write(new TextEncoder().encode(JSON.stringify(owner) + "\n"));
       } catch (error) {
+        // We hold it: the file goes (a disk full would leave an empty lock beside the output).
+        try {
+          Deno.removeSync(path);
+        } catch { /* gone */ }
         file.close();
         throw toIoError(error, path, "cannot write the lock file");
       }

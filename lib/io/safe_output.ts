@@ -28,6 +28,7 @@ import {
   replaceWith,
   tempName,
   temporaryRenamed,
+  writeFileAtomic,
 } from "./atomic.ts";
 import { removeOnSignal } from "./cleanup.ts";
 import { missingDirs, removeCreated } from "./fs.ts";
@@ -206,10 +207,11 @@ export async function readMarker(dir: string): Promise<OutputMarker | undefined>
 /** Writes the marker of `dir`: `command` wrote `files` there. */
 export async function writeMarker(dir: string, command: string, files: string[]): Promise<void> {
   const marker: OutputMarker = { tool: "recsysllm", command, files: [...files].sort() };
+  // Atomic: a disk full must not leave an empty marker, which reads as a directory not ours.
   await withIo(
     join(dir, OUTPUT_MARKER),
     "cannot write",
-    () => Deno.writeTextFile(join(dir, OUTPUT_MARKER), JSON.stringify(marker) + "\n"),
+    () => writeFileAtomic(join(dir, OUTPUT_MARKER), JSON.stringify(marker) + "\n"),
   );
 }
 
@@ -372,7 +374,10 @@ async function claim(
   } else if (!(await lstatOrUndefined(parent, true))?.isDirectory) {
     throw new InputError(`${name}: cannot write: its directory does not exist`);
   }
-  const lock = await OutputLock.acquire(target, options.command);
+  const lock = await OutputLock.acquire(target, options.command).catch(async (error) => {
+    await removeCreated(madeDirs);
+    throw error;
+  });
   let tmp: string | undefined;
   let forget = () => {};
   try {
@@ -535,12 +540,18 @@ export async function claimRunDir(
   const target = await followLinks(path);
   await checkInputs(path, target, options);
   const parent = dirname(target);
+  // The directories made for the run (its own and those above), removed again if it fails.
+  const madeDirs = await missingDirs(parent);
   await withIo(
     parent,
     "cannot create the directory",
     () => Deno.mkdir(parent, { recursive: true }),
   );
-  const lock = await OutputLock.acquire(target, options.command);
+  const lock = await OutputLock.acquire(target, options.command).catch(async (error) => {
+    await removeCreated(madeDirs);
+    throw error;
+  });
+  let madeTarget = false;
   try {
     await removeStaleTemporaries(target);
     const info = await lstatOrUndefined(target);
@@ -575,6 +586,7 @@ export async function claimRunDir(
     } else {
       // Where a dangling link points, the link kept (its own path exists: mkdir would fail).
       await withIo(path, "cannot create the directory", () => Deno.mkdir(target));
+      madeTarget = true;
     }
     const known = [...new Set([...previous, ...files])];
     await writeMarker(path, options.command, known);
@@ -604,10 +616,20 @@ export async function claimRunDir(
         } finally {
           lock.release();
         }
+        if (removeIfCreated && created) await removeCreated(madeDirs);
       },
     };
   } catch (error) {
+    // A run that could not start leaves nothing: the directory it made holds only its marker
+    // (or not even that, the disk full), and the directories made above it are empty.
+    if (madeTarget) {
+      const names = await entries(target).catch(() => [] as string[]);
+      if (names.every((n) => n === OUTPUT_MARKER || isTemporaryName(n))) {
+        await Deno.remove(target, { recursive: true }).catch(() => {});
+      }
+    }
     lock.release();
+    await removeCreated(madeDirs);
     throw error;
   }
 }
