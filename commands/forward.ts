@@ -16,6 +16,7 @@ import { type ForwardResult, runForward } from "../lib/model/forward.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { modelIdentity } from "../lib/model/identity.ts";
 import { claimOutputFile } from "../lib/io/safe_output.ts";
+import { temporaryRenamed } from "../lib/io/atomic.ts";
 import { toIoError } from "../lib/io/io_error.ts";
 import type { Weights } from "../lib/model/weights.ts";
 import { loadAnyModel, maxModelLength } from "../lib/model/load_any.ts";
@@ -112,7 +113,9 @@ export const command: Command = {
       progress.update(`running ${batchPath} through ${modelDir}`);
       const json = await readBatchFile(batchPath);
       const done = await forwardModel(flags, json);
-      await writeSafetensors(output.tmp, done.tensors, { format: FORWARD_FORMAT });
+      // A fault names --out, not the temporary written first.
+      await writeSafetensors(output.tmp, done.tensors, { format: FORWARD_FORMAT })
+        .catch((error) => Promise.reject(temporaryRenamed(error, output.tmp, out)));
       await output.commit(); // the summary says the file is there: only once it is
       progress.done(`logits [${done.logits.join(", ")}] on ${done.device} written to ${out}`);
       console.log(JSON.stringify({

@@ -210,6 +210,40 @@ Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and le
           await Deno.remove(join(disk, "filler"));
         }
       });
+      await t.step("merge and forward name their output, not a temporary", async () => {
+        const parts = [];
+        for (const i of [0, 1]) {
+          const run = await runCli([
+            "textualize",
+            ...DEMO,
+            `--out=${join(dir, "parts", "data")}`,
+            `--shard=${i}/2`,
+          ]);
+          assert.equal(run.code, 0, run.stderr);
+          parts.push(join(dir, "parts", `data-0000${i}-of-00002`));
+        }
+        oneLineExit1(
+          await runCli(["merge", "--quiet", "--out", join(disk, "merged"), ...parts]),
+          /merged\/\S+: cannot write: no space left on device \(ENOSPC\)/,
+        );
+        assert.deepEqual(await names(disk), []);
+        const batch = join(dir, "batch.json");
+        // Logits of 12 tokens (about 50 KB) cannot fit the 32 KB disk.
+        const L = 12;
+        const ids = Array.from({ length: L }, (_, i) => 5 + i);
+        const positions = [ids.map((_, i) => i), ids.map(() => 0)];
+        await Deno.writeTextFile(
+          batch,
+          JSON.stringify({ input_ids: [ids], position_ids: [positions], sep: [L] }),
+        );
+        const forward = await runCli([
+          ...["forward", "--model", model, "--batch", batch, "--device", "cpu", "--quiet"],
+          ...["--out", join(disk, "logits.safetensors")],
+        ]);
+        oneLineExit1(forward, /logits\.safetensors: cannot write: no space left on device/);
+        assert.doesNotMatch(forward.stderr, /\.tmp-/);
+        assert.deepEqual(await names(disk), []);
+      });
       await t.step("infer", async () => {
         await Deno.writeFile(join(disk, "filler"), new Uint8Array(24 << 10));
         oneLineExit1(

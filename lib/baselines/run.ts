@@ -24,6 +24,7 @@ import { missingDirs, removeCreated } from "../io/fs.ts";
 import { withIo } from "../io/io_error.ts";
 import type { Progress } from "../io/progress.ts";
 import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
+import { temporaryRenamed } from "../io/atomic.ts";
 import { curveChart, curveJsonl } from "../sasrec/curve.ts";
 import { ITEM_TABLE_KEY, writeItemTable } from "../model/item_rows.ts";
 import { sasrecNames } from "../sasrec/model.ts";
@@ -329,11 +330,13 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
       const sasrec = baselines.get("sasrec") as SasrecBaseline;
       const ids = data.entities.filter((e) => e.kind === "item").map((e) => e.id);
       const table = sasrec.model.weights.get(sasrecNames.items)!;
+      // A fault names the table's own path, not the temporary written first.
+      const path = join(options.saveBaselines!, ITEM_TABLE_FILE);
       await withIo(
-        join(options.saveBaselines!, ITEM_TABLE_FILE),
+        path,
         "cannot write SASRec's item table",
         () => writeItemTable(itemTable.tmp, table, ids),
-      );
+      ).catch((error) => Promise.reject(temporaryRenamed(error, itemTable.tmp, path)));
       await itemTable.commit();
     }
     if (chart) {

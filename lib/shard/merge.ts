@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { inputError } from "../errors.ts";
 import { writeOutputDir, writeOutputFile } from "../io/safe_output.ts";
 import { syncFile } from "../io/fs.ts";
+import { withIo } from "../io/io_error.ts";
 import {
   checkPartSet,
   type PartManifest,
@@ -59,10 +60,16 @@ async function* rawLines(path: string): AsyncGenerator<Uint8Array> {
 class ByteWriter {
   #parts: Uint8Array[] = [];
   #size = 0;
-  private constructor(readonly file: Deno.FsFile) {}
+  // Every fault names the file (the claim then names the output the temporary stands for).
+  private constructor(readonly file: Deno.FsFile, readonly path: string) {}
 
   static async create(path: string): Promise<ByteWriter> {
-    return new ByteWriter(await Deno.open(path, { write: true, create: true, truncate: true }));
+    const file = await withIo(
+      path,
+      "cannot write",
+      () => Deno.open(path, { write: true, create: true, truncate: true }),
+    );
+    return new ByteWriter(file, path);
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -81,14 +88,16 @@ class ByteWriter {
     }
     this.#parts = [];
     this.#size = 0;
-    let written = 0;
-    while (written < all.length) written += await this.file.write(all.subarray(written));
+    await withIo(this.path, "cannot write", async () => {
+      let written = 0;
+      while (written < all.length) written += await this.file.write(all.subarray(written));
+    });
   }
 
   async close(): Promise<void> {
     try {
       await this.flush();
-      await syncFile(this.file);
+      await withIo(this.path, "cannot write", () => syncFile(this.file));
     } finally {
       this.file.close();
     }
@@ -284,7 +293,7 @@ export async function mergeParts(
           "its bytes are not those its sidecar records (changed after it was written)",
         );
       }
-      await Deno.writeFile(join(dir, name), bytes);
+      await withIo(join(dir, name), "cannot write", () => Deno.writeFile(join(dir, name), bytes));
     }
     const mergers = options.ownFiles?.[parts[0].manifest.kind] ?? {};
     for (const name of Object.keys(parts[0].manifest.own_files ?? {}).sort()) {
@@ -293,7 +302,11 @@ export async function mergeParts(
         throw inputError(parts[0].path, undefined, `${name}: no way to merge this part file`);
       }
       const text = await mergeOwnFile(parts, name, merger, options.onWarning ?? (() => {}));
-      await Deno.writeTextFile(join(dir, name), text);
+      await withIo(
+        join(dir, name),
+        "cannot write",
+        () => Deno.writeTextFile(join(dir, name), text),
+      );
     }
   });
   return summary;

@@ -41,7 +41,7 @@ import { buildPool } from "../collate/pool.ts";
 import { type ItemTokenDigest, itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
 import { type Dataset, openDataset, trainsThroughValid } from "../data/dataset.ts";
 import { InputError, OptionError, optionName, UsageError } from "../errors.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
+import { temporaryRenamed, writeFileAtomic } from "../io/atomic.ts";
 import type { AttentionMode } from "../model/families/decoder.ts";
 import { type AnyModel, loadAnyModel, maxModelLength } from "../model/load_any.ts";
 import { writeMergedDecoder, writeModelFiles } from "../model/families/merge.ts";
@@ -1371,6 +1371,6 @@ async function writeMerged(
     tokenizerFile: base.tokenizerFile,
     itemTokens: base.itemTokens,
     trainedLength: base.maxLength,
-  });
+  }).catch((error) => Promise.reject(temporaryRenamed(error, merge.tmp, merge.path)));
   await merge.commit();
 }
