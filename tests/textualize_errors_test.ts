@@ -325,6 +325,26 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "an error about a piped input names the pipe, not the copy read from it",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      const fifo = join(dir, "inter.csv");
+      assert.equal((await runProcess(["mkfifo", fifo])).code, 0);
+      const written = Deno.writeTextFile(fifo, "user_id,item_id,rating\nu1,i1,4\nu1,i2,x\n");
+      const run = await runCli([
+        ...["textualize", "--format=csv", `--input=${fifo}`, "--rating-col=rating"],
+        ...[`--out=${join(dir, "out")}`, "--quiet"],
+      ]);
+      await written;
+      assert.equal(run.code, 1);
+      assert.ok(run.stderr.includes(`${fifo} line 3: `), run.stderr);
+      assert.doesNotMatch(run.stderr, /recsysllm-pipes-/);
+    });
+  },
+});
+
 Deno.test("a failed run leaves an existing output directory as it was", async () => {
   await withTempDir(async (dir) => {
     const out = join(dir, "out");

@@ -245,8 +245,18 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
  */
 async function spoolPipes(
   read: ReadOptions,
-): Promise<{ read: ReadOptions; cleanup: () => Promise<void> }> {
+): Promise<{
+  read: ReadOptions;
+  cleanup: () => Promise<void>;
+  /** `text` with each copy's path replaced by the path the user gave (messages name that). */
+  named: (text: string) => string;
+}> {
   const spooled = { ...read };
+  const originals = new Map<string, string>();
+  const named = (text: string) => {
+    for (const [copy, path] of originals) text = text.replaceAll(copy, path);
+    return text;
+  };
   let dir: string | undefined;
   let forget = () => {};
   const cleanup = async () => {
@@ -273,12 +283,13 @@ async function spoolPipes(
         throw inputError(path, undefined, `cannot read: ${(error as Error).message}`);
       }
       spooled[key] = copy;
+      originals.set(copy, path);
     }
   } catch (error) {
     await cleanup();
     throw error;
   }
-  return { read: spooled, cleanup };
+  return { read: spooled, cleanup, named };
 }
 
 /** Writes the dataset of `run` into the empty directory `dir`, which becomes `out`. */
@@ -300,6 +311,11 @@ async function textualizeInto(
     for (const source of [...log.sources].sort((a, b) => order(a.role) - order(b.role))) {
       sources.push(await describeSource(source));
     }
+    log.notes = log.notes.map(spooled.named);
+  } catch (error) {
+    // A message about a piped input names it as given (/dev/fd/63), not its deleted copy.
+    if (error instanceof Error) error.message = spooled.named(error.message);
+    throw error;
   } finally {
     await spooled.cleanup();
   }
