@@ -23,6 +23,7 @@ import {
 } from "./lib/errors.ts";
 import { toIoError } from "./lib/io/io_error.ts";
 import { Progress } from "./lib/io/progress.ts";
+import { stdoutFault } from "./lib/io/stdout.ts";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -86,6 +87,16 @@ export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   // Libraries mention their options by name; on the command line each is its flag.
   nameOptionsBy((option) => `--${flagOf(option)}`);
+  // The commands print their results and summaries with console.log: a stdout that cannot take
+  // them (`> /dev/full`) is a fault naming stdout, not a bare "no space left on device".
+  const log = console.log;
+  console.log = (...values: unknown[]) => {
+    try {
+      log(...values);
+    } catch (error) {
+      throw stdoutFault(error);
+    }
+  };
   try {
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
       console.log(topLevelHelp());
@@ -111,6 +122,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (caught) {
     return await reportFailure(caught);
   } finally {
+    console.log = log;
     Progress.stopAll();
   }
 }

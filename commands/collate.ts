@@ -18,6 +18,7 @@ import { openDataset, readNumberedRecords } from "../lib/data/dataset.ts";
 import { SPLITS } from "../lib/data/types.ts";
 import { InputError, inputError, UsageError } from "../lib/errors.ts";
 import { Progress } from "../lib/io/progress.ts";
+import { writeStdout } from "../lib/io/stdout.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 
 const FLAGS = defineFlags({
@@ -124,8 +125,7 @@ export const command: Command = {
     const flush = async () => {
       const bytes = encoder.encode(pending);
       pending = "";
-      let written = 0;
-      while (written < bytes.length) written += await Deno.stdout.write(bytes.subarray(written));
+      await writeStdout(bytes);
     };
 
     let index = 0;

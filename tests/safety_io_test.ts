@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { IoError, toIoError } from "../lib/io/io_error.ts";
 import { errorReport } from "../main.ts";
-import { runCli } from "./helpers/cli.ts";
+import { cliCommand, runCli } from "./helpers/cli.ts";
 import { runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
@@ -301,3 +301,28 @@ Deno.test("a read-only file system and a directory without write permission exit
       await undo();
     }
   }));
+
+Deno.test({
+  name: "a stdout that cannot take the output (> /dev/full) is one line naming stdout",
+  ignore: Deno.build.os !== "linux",
+  fn: () =>
+    withTempDir(async (dir) => {
+      const quoted = (words: string[]) => words.map((w) => `'${w}'`).join(" ");
+      for (
+        const args of [
+          ["textualize", ...DEMO, `--out=${join(dir, "data")}`],
+          [
+            "collate",
+            "--quiet",
+            "--data",
+            join(dir, "data"),
+            "--tokenizer",
+            "fixtures/tokenizer/tokenizer.json",
+          ],
+        ]
+      ) {
+        const run = await runProcess(["sh", "-c", `${quoted(cliCommand(args))} > /dev/full`]);
+        oneLineExit1(run, /^error: stdout: cannot write: no space left on device \(ENOSPC\)$/m);
+      }
+    }),
+});

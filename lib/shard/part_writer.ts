@@ -10,6 +10,7 @@
 
 import { type ClaimOptions, claimOutputFile, type OutputClaim } from "../io/safe_output.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
+import { writeStdout } from "../io/stdout.ts";
 import { PartFileKeys, type PartKind, partManifest, removeSidecar, writeSidecar } from "./part.ts";
 import { partPath, type Shard } from "./shard.ts";
 
@@ -83,7 +84,7 @@ export class PartWriter {
     texts.forEach((t, i) => this.keys.add(keys[i], t));
     const text = texts.join("");
     if (this.#writer) await this.#writer.write(text);
-    else await Deno.stdout.write(this.#encoder.encode(text));
+    else await writeStdout(this.#encoder.encode(text));
   }
 
   /**
