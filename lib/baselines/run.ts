@@ -48,7 +48,9 @@ export interface EvalRunOptions {
   names: readonly string[];
   /** Baselines to train and score. */
   baselines: readonly BaselineName[];
+  /** The split scored (`test`, `valid`). */
   split: string;
+  /** Item tasks: ranking over every item (`full`) or the record's candidates (`sampled`). */
   protocol: Protocol;
   /** Cut-offs for HR@k and NDCG@k. */
   ks: readonly number[];
@@ -79,6 +81,7 @@ export interface EvalRunOptions {
   sasrecCurve?: readonly string[];
   /** Replace outputs even when eval did not write them. */
   force?: boolean;
+  /** Where the long phases (training SASRec, scoring) report. */
   progress?: Progress;
 }
 

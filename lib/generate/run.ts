@@ -61,6 +61,7 @@ export interface InferRunOptions
   out: string;
   /** Replace `out` even when it does not hold predictions. */
   force?: boolean;
+  /** The split answered. */
   split: Split;
   /**
    * Tasks to answer (default: every task, or with `templates` the tasks of those templates).
@@ -75,6 +76,7 @@ export interface InferRunOptions
   sample?: { size: number; seed: number };
   /** Only the records of this shard's users, into its part with a sidecar. */
   shard?: Shard;
+  /** Where the model runs (default: auto, CUDA, then WebGPU, then the CPU). */
   device?: Device;
   /** Intra-op threads of each decoder (default: every core, shared among the workers). */
   threads?: number;
