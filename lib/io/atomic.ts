@@ -46,7 +46,9 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   const forget = removeOnSignal(tmp);
   try {
     await withIo(path, "cannot write", async () => {
-      const file = await Deno.open(tmp, { write: true, createNew: true });
+      // Created synchronously: an interrupt's clean-up runs between tasks, so it never runs
+      // while an asynchronous open is about to create the file it has just removed.
+      const file = Deno.openSync(tmp, { write: true, createNew: true });
       try {
         await writeAll(file, bytes);
         await file.sync();
@@ -219,7 +221,8 @@ export async function buildDirAtomic(
   const tmp = tempName(path);
   const forget = removeOnSignal(tmp);
   try {
-    await withIo(path, "cannot write", () => Deno.mkdir(tmp));
+    // Synchronously, as writeFileAtomic creates its file: never after the clean-up of a signal.
+    await withIo(path, "cannot write", () => Promise.resolve(Deno.mkdirSync(tmp)));
     try {
       await build(tmp);
       await replaceWith(tmp, path);

@@ -408,7 +408,10 @@ async function claim(
     }
     tmp = tempName(target);
     forget = removeOnSignal(tmp);
-    if (kind === "dir") await withIo(path, "cannot write", () => Deno.mkdir(tmp!));
+    // Synchronously: never after the clean-up of a signal that came while it was under way.
+    if (kind === "dir") {
+      await withIo(path, "cannot write", () => Promise.resolve(Deno.mkdirSync(tmp!)));
+    }
   } catch (error) {
     forget();
     if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
