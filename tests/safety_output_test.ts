@@ -13,6 +13,7 @@ import { runCli, runCliProcess, startCli } from "./helpers/cli.ts";
 import { runProcess, startProcess, type TestProcess } from "./helpers/process.ts";
 import { fileVersion } from "./helpers/safety_child.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { smallConfig, writeSmallModel } from "./helpers/train.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 import { GOLDEN_CASES } from "./helpers/textualize.ts";
@@ -328,6 +329,40 @@ Deno.test("Ctrl-C during a real textualize leaves nothing behind, and the old ou
     assert.equal((await child.status).code, 130);
     assert.deepEqual(await names(dir), ["data"]);
     assert.equal(await Deno.readTextFile(join(out, "manifest.json")), manifest);
+  }));
+
+Deno.test("Ctrl-C leaves no directory a run made: textualize's new parents, a pretrain run before its first checkpoint", () =>
+  withTempDir(async (dir) => {
+    const appears = async (test: () => Promise<boolean>) => {
+      for (const end = Date.now() + 60_000; Date.now() < end;) {
+        if (await test().catch(() => false)) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error("nothing appeared");
+    };
+    const args = ["textualize", "--format=csv", "--quiet", `--out=${join(dir, "x", "y", "data")}`];
+    for (const f of ["interactions", "users", "items"]) {
+      args.push(`--${f === "interactions" ? "input" : f}=fixtures/demo/${f}.csv`);
+    }
+    const textualizing = startCli(args);
+    await appears(async () => (await names(join(dir, "x", "y"))).some((n) => n.includes(".tmp-")));
+    textualizing.kill("SIGINT");
+    assert.equal((await textualizing.status).code, 130);
+    assert.deepEqual(await names(dir), []);
+
+    const data = join(dir, "data");
+    assert.equal((await textualize(data)).code, 0);
+    const model = join(dir, "model");
+    await writeSmallModel(model, await smallConfig());
+    const run = join(dir, "runs", "r1");
+    const training = startCli([
+      ...["pretrain", "--data", data, "--model", model, "--out", run, "--quiet"],
+      ...["--steps", "1000", "--save-every", "1000", "--batch-size", "2", "--val-batches", "0"],
+    ]);
+    await appears(async () => (await names(run)).includes("metrics.jsonl"));
+    training.kill("SIGINT");
+    assert.equal((await training.status).code, 130);
+    assert.deepEqual(await names(dir), ["data", "model"]);
   }));
 
 Deno.test("a file output that is a pipe is written as it is: not replaced by a file, no lock beside it; a part's sidecar is never an output", () =>

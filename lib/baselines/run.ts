@@ -20,7 +20,8 @@ import type { Protocol } from "../eval/protocol.ts";
 import { reportChart } from "../eval/report.ts";
 import { type EvalReport, evaluate, type MethodSource, splitFile } from "../eval/run.ts";
 import { EVAL_TASKS, type EvalTask } from "../eval/score.ts";
-import { missingDirs, removeCreated } from "../io/fs.ts";
+import { missingDirs, removeCreated, removeCreatedSync } from "../io/fs.ts";
+import { onSignal } from "../io/cleanup.ts";
 import { withIo } from "../io/io_error.ts";
 import type { Progress } from "../io/progress.ts";
 import { claimOutputFile, fileHead, type OutputClaim } from "../io/safe_output.ts";
@@ -238,6 +239,10 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
   let saved = new Map<string, PartWriter>();
   const created: string[] = []; // directories made for --save-baselines, removed on failure
   let done = false;
+  // On an interrupt too (the files' temporaries go on their own; then the empty directories).
+  const forgetCreated = onSignal(() => {
+    if (!done) removeCreatedSync(created);
+  });
   try {
     const chart = options.chart === undefined ? undefined : await claimOutputFile(options.chart, {
       command: "eval",
@@ -360,6 +365,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
   } finally {
     for (const file of saved.values()) await file.close();
     for (const claim of claims) await claim.close();
+    forgetCreated();
     if (!done) await removeCreated(created);
   }
 }

@@ -82,3 +82,14 @@ export async function removeCreated(created: readonly string[]): Promise<void> {
     }
   }
 }
+
+/** {@linkcode removeCreated}, synchronously: for the clean-up of an interrupt. */
+export function removeCreatedSync(created: readonly string[]): void {
+  for (const dir of created) {
+    try {
+      Deno.removeSync(dir);
+    } catch {
+      return; // not empty, or gone
+    }
+  }
+}

@@ -30,8 +30,8 @@ import {
   temporaryRenamed,
   writeFileAtomic,
 } from "./atomic.ts";
-import { removeOnSignal } from "./cleanup.ts";
-import { missingDirs, removeCreated } from "./fs.ts";
+import { onSignal, removeOnSignal } from "./cleanup.ts";
+import { missingDirs, removeCreated, removeCreatedSync } from "./fs.ts";
 import { toIoError, withIo } from "./io_error.ts";
 import { OutputLock } from "./lock.ts";
 
@@ -244,6 +244,9 @@ const VCS_DIRS = [".git", ".hg", ".svn"];
  */
 export const TRAINING_CHECKPOINT = "checkpoint.safetensors";
 
+/** The log a training run writes from its first step (what a run without a checkpoint holds). */
+const RUN_LOG = "metrics.jsonl";
+
 /** Why the tool may not replace the directory `path`, or undefined when it may. */
 async function foreignDir(path: string, options: ClaimOptions): Promise<Refusal | undefined> {
   const names = (await entries(path)).filter((n) => !isTemporaryName(n));
@@ -422,6 +425,10 @@ async function claim(
   const temporary = tmp;
   let closed = false;
   let committed = false;
+  // Interrupted before it is put in place: the directories made for it go too (when empty).
+  const forgetDirs = onSignal(() => {
+    if (!committed) removeCreatedSync(madeDirs);
+  });
   return {
     path,
     tmp: temporary,
@@ -441,6 +448,7 @@ async function claim(
       closed = true;
       await Deno.remove(temporary, { recursive: true }).catch(() => {});
       forget();
+      forgetDirs();
       lock.release();
       // The directories made for it, when it was never put in place (and they are empty).
       if (!committed) await removeCreated(madeDirs);
@@ -555,6 +563,7 @@ export async function claimRunDir(
     throw error;
   });
   let madeTarget = false;
+  let forgetDirs = () => {};
   try {
     await removeStaleTemporaries(target);
     const info = await lstatOrUndefined(target);
@@ -592,6 +601,17 @@ export async function claimRunDir(
       madeTarget = true;
     }
     const known = [...new Set([...previous, ...files])];
+    // Interrupted before its first checkpoint, a run it made leaves nothing (as a failure would):
+    // the directory holding only its marker and log goes, and the directories made above it.
+    forgetDirs = onSignal(() => {
+      if (!madeTarget) return;
+      try {
+        const names = [...Deno.readDirSync(target)].map((e) => e.name);
+        const bare = names.every((n) => n === OUTPUT_MARKER || n === RUN_LOG || isTemporaryName(n));
+        if (bare) Deno.removeSync(target, { recursive: true });
+      } catch { /* gone, or not ours to report while exiting */ }
+      removeCreatedSync(madeDirs);
+    });
     await writeMarker(path, options.command, known);
     const before = new Set(info ? await entries(path) : []);
     const created = info === undefined;
@@ -617,12 +637,14 @@ export async function claimRunDir(
             }
           }
         } finally {
+          forgetDirs();
           lock.release();
         }
         if (removeIfCreated && created) await removeCreated(madeDirs);
       },
     };
   } catch (error) {
+    forgetDirs();
     // A run that could not start leaves nothing: the directory it made holds only its marker
     // (or not even that, the disk full), and the directories made above it are empty.
     if (madeTarget) {
