@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { removeStaleTemporaries, replaceWith, writeFileAtomic } from "../lib/io/atomic.ts";
 import { LockedError, lockPath, OutputLock } from "../lib/io/lock.ts";
+import { siblingStem } from "../lib/io/names.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
 import { runCli, runCliProcess, startCli } from "./helpers/cli.ts";
 import { runProcess, startProcess, type TestProcess } from "./helpers/process.ts";
@@ -442,4 +443,19 @@ Deno.test("a run that fails leaves no directory it made for its output", () =>
     ]);
     assert.deepEqual(await names(dir), ["bad.txt", "kept"]);
     assert.deepEqual(await names(join(dir, "kept")), []);
+  }));
+
+Deno.test("an output whose name is near the 255-byte limit is written, and replaced: its hidden siblings' names are shortened", () =>
+  withTempDir(async (dir) => {
+    assert.equal(siblingStem("pred.jsonl", 48), "pred.jsonl");
+    const long = "é".repeat(120); // 240 bytes
+    const stem = siblingStem(long, 48);
+    assert.ok(new TextEncoder().encode(`.${stem}`).length + 48 <= 255);
+    assert.notEqual(siblingStem(long + "x", 48), stem, "long names sharing a head stay apart");
+    const out = join(dir, long);
+    for (let run = 0; run < 2; run++) {
+      const made = await textualize(out);
+      assert.equal(made.code, 0, made.stderr);
+    }
+    assert.deepEqual(await names(dir), [long]);
   }));

@@ -17,16 +17,25 @@ import { InputError } from "../errors.ts";
 import { removeOnSignal } from "./cleanup.ts";
 import { faultPoint } from "./fault.ts";
 import { IoError, toIoError, withIo, withIoSync } from "./io_error.ts";
+import { siblingStem } from "./names.ts";
 
 /** The marker every temporary name carries after the output's name: `.NAME.tmp-…`. */
 const TMP = ".tmp-";
+
+/** Bytes a temporary's name adds to its output's: `.`, the marker, the tag, a suffix. */
+const TEMP_EXTRA = 48;
+
+/** `.NAME.tmp-`: how every temporary of `path` starts (NAME shortened when very long). */
+function tempPrefix(path: string): string {
+  return `.${siblingStem(basename(path), TEMP_EXTRA)}${TMP}`;
+}
 
 /** A fresh temporary name next to `path`: `.NAME.tmp-PID-TIME-RANDOM` (+ `suffix`). */
 export function tempName(path: string, suffix = ""): string {
   const tag = `${Deno.pid}-${Date.now().toString(36)}-${
     Math.floor(Math.random() * 1e9).toString(36)
   }`;
-  return join(dirname(path), `.${basename(path)}${TMP}${tag}${suffix}`);
+  return join(dirname(path), `${tempPrefix(path)}${tag}${suffix}`);
 }
 
 /** Whether `name` (a directory entry) is a temporary of this module. */
@@ -92,7 +101,7 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
  */
 export async function removeStaleTemporaries(path: string): Promise<void> {
   const dir = dirname(path) || ".";
-  const prefix = `.${basename(path)}${TMP}`;
+  const prefix = tempPrefix(path);
   const stale: string[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {

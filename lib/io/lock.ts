@@ -13,6 +13,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { InputError } from "../errors.ts";
 import { onSignal } from "./cleanup.ts";
 import { toIoError } from "./io_error.ts";
+import { siblingStem } from "./names.ts";
 
 /** Another live run holds the output. The CLI exits 1. */
 export class LockedError extends InputError {
@@ -35,7 +36,7 @@ export interface LockOwner {
 /** The lock file that guards `output`. */
 export function lockPath(output: string): string {
   const full = resolve(output);
-  return join(dirname(full), `.${basename(full) || "root"}.lock`);
+  return join(dirname(full), `.${siblingStem(basename(full) || "root", ".lock".length)}.lock`);
 }
 
 function readOwner(path: string): LockOwner | undefined {
