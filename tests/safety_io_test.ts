@@ -158,6 +158,25 @@ Deno.test("a directory given where a file is expected, and a missing or wrong ou
       await runCli(["forward", "--model", model, "--batch", dir, "--out", join(dir, "o")]),
       /: cannot read: is a directory/,
     );
+    // A file as the dataset's directory; a model's config.json that cannot be read (not "bad
+    // JSON"); a directory as init's tokenizer: each says what is wrong, not the OS's raw text.
+    oneLineExit1(
+      await runCli(["eval", "--data", batch, "--baseline", "pop", "--quiet"]),
+      /batch\.json: is a file, not a dataset directory$/m,
+    );
+    const unreadable = join(dir, "unreadable");
+    await Deno.mkdir(join(unreadable, "config.json"), { recursive: true });
+    oneLineExit1(
+      await runCli(["infer", "--model", unreadable, "--data", data, "--out", join(dir, "p.jsonl")]),
+      /config\.json: cannot read: is a directory/,
+    );
+    oneLineExit1(
+      await runCli([
+        ...["init", "--data", data, "--preset", "tiny", "--tokenizer", dir],
+        ...["--out", join(dir, "m2"), "--quiet"],
+      ]),
+      /: cannot read: is a directory \(a file was expected\) \(EISDIR\)$/m,
+    );
   }));
 
 Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and leave nothing behind", async (t) => {

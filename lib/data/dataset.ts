@@ -6,9 +6,10 @@
  * @module
  */
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type InputError, inputError, optionName } from "../errors.ts";
 import { pathExists } from "../io/fs.ts";
+import { toIoError } from "../io/io_error.ts";
 import { readJsonLines } from "../io/lines.ts";
 import type { CandidateLine, EntityEntry, Manifest, Split, TextRecord } from "./types.ts";
 import { SPLITS } from "./types.ts";
@@ -36,7 +37,11 @@ async function readJson<T>(path: string): Promise<T> {
         "file not found (is this a directory written by textualize?)",
       );
     }
-    throw inputError(path, undefined, (error as Error).message);
+    if (error instanceof Deno.errors.NotADirectory) {
+      // A file given for the dataset's directory (a predictions file as --data, say).
+      throw inputError(dirname(path), undefined, "is a file, not a dataset directory");
+    }
+    throw toIoError(error, path, "cannot read");
   }
   try {
     return JSON.parse(text) as T;

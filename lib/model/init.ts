@@ -11,6 +11,7 @@ import { totalmem } from "node:os";
 import { join } from "node:path";
 import { type Dataset, itemTokenMode, openDataset, readRecords } from "../data/dataset.ts";
 import { InputError, inputError, optionName } from "../errors.ts";
+import { toIoError } from "../io/io_error.ts";
 import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
@@ -156,7 +157,7 @@ export async function newModelTokenizer(
       if (error instanceof Deno.errors.NotFound) {
         throw inputError(source.tokenizer, undefined, "file not found");
       }
-      throw inputError(source.tokenizer, undefined, (error as Error).message);
+      throw toIoError(error, source.tokenizer, "cannot read");
     }
   } else {
     if (!source.data) throw new Error("newModelTokenizer: a dataset or a tokenizer is needed");

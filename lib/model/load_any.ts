@@ -8,7 +8,8 @@
  */
 
 import { join } from "node:path";
-import { inputError, optionName } from "../errors.ts";
+import { InputError, inputError, optionName } from "../errors.ts";
+import { toIoError } from "../io/io_error.ts";
 import { checkItemTokens, itemTokenDigest } from "../collate/item_tokens.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { glmDecoderConfig, readConfig } from "./config.ts";
@@ -59,8 +60,14 @@ export async function architectureOf(dir: string): Promise<Architecture> {
   const path = join(dir, "config.json");
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(path));
+    const text = await Deno.readTextFile(path).catch((error) => {
+      // Unreadable (permissions, a directory): said so, not read as bad JSON.
+      if (error instanceof Deno.errors.NotFound) throw error;
+      throw toIoError(error, path, "cannot read");
+    });
+    json = JSON.parse(text);
   } catch (error) {
+    if (error instanceof InputError) throw error;
     if (error instanceof Deno.errors.NotFound) {
       const exists = await Deno.stat(dir).then(() => true, () => false);
       // A LoRA run's directory given for the model: it holds the adapter, not the weights.
