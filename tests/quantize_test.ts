@@ -186,3 +186,17 @@ Deno.test("infer --quantize 8 answers with real items, and merge refuses a quant
     assert.equal(merged.code, 1, merged.stderr);
     assert.match(merged.stderr, /quantize/);
   }));
+
+Deno.test("a quantized model's graphs hold the packed linear weights only, not the float ones beside them", () => {
+  const weights = tinyWeights(TINY, 7);
+  const family = glmFamily({ config: TINY, weights }, {
+    linear: quantizedLinear(weights, { bits: 8 }),
+  });
+  for (const graph of [family.prefillGraph(), family.stepGraph("last")]) {
+    const floatLinear = [...graph.initializers.keys()].filter((name) =>
+      /\.(query_key_value|dense|dense_h_to_4h|dense_4h_to_h)\.weight$/.test(name)
+    );
+    assert.deepEqual(floatLinear, [], graph.name);
+    assert.ok([...graph.initializers.keys()].some((name) => name.endsWith(".weight.q8")));
+  }
+});

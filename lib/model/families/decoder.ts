@@ -929,6 +929,9 @@ export function buildDecoderStepGraph(
     x = m.layer(i, x, rot, { bt: layout.nt, b: "N", t: "T" }, attend).x;
   }
   stepOutputs(m, x, options.outputs, layout, inputs.targets);
+  // What no output reads goes: a linear hook that replaces a module (quantization) leaves its
+  // float weight unread, which the session would otherwise load beside the packed one.
+  g.prune();
   return { graph: g, builder: m };
 }
 
