@@ -2,7 +2,7 @@
 // byte-identical merges of infer, baselines and textualize parts for n = 1, 3 and 7, eval over
 // parts, and the refusals of merge.
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { processTempDir, withTempDir } from "./helpers/temp.ts";
@@ -300,9 +300,15 @@ Deno.test("merged textualize parts are checked as one dataset: no training recor
     );
     assert.ok(!(await files(dir)).includes("m"), "nothing written");
     // Profiles train; with no prompted task, valid and test are empty: a warning, as unsharded.
+    // The second shard reads the file by another path (as an array task's scratch copy would):
+    // the parts still merge.
     const profiles = [];
+    const elsewhere = `${dir}/../${basename(dir)}/three.csv`;
     for (const i of [0, 1]) {
-      const run = [...args, "--tasks=profile", `--out=${join(dir, "p")}`, `--shard=${i}/2`];
+      const run = [
+        ...["textualize", "--quiet", "--format=csv", `--input=${i === 0 ? input : elsewhere}`],
+        ...["--tasks=profile", `--out=${join(dir, "p")}`, `--shard=${i}/2`],
+      ];
       profiles.push(JSON.parse(await ok(run)).out);
     }
     const warned = await runCli(["merge", "--quiet", "--out", join(dir, "pm"), ...profiles]);

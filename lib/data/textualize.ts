@@ -365,7 +365,8 @@ async function textualizeInto(
         perUserReasons: perUser.map((p) => p.reason),
         entitiesJson,
         manifestJson,
-        splitChecks: splitChecks(plan, run.read.input),
+        // The input's name only: shards may read one file by other paths (a scratch copy each).
+        splitChecks: splitChecks(plan, basename(run.read.input)),
       });
       await Deno.writeTextFile(join(dir, "shard.json"), JSON.stringify(sidecar) + "\n");
     }

@@ -194,7 +194,10 @@ function readLabels(
   return { labels, lossMask };
 }
 
-/** `rope_position_ids` [B][L] (decoder families), each in 0..maxPosition; undefined if absent. */
+/**
+ * `rope_position_ids` [B][L] (decoder families), each in 0..maxPosition - 1 (the rotary table's
+ * rows); undefined if absent.
+ */
 function readRopePositionIds(
   f: BatchFields,
   B: number,
