@@ -208,7 +208,7 @@ Deno.test("--train-through valid: training covers the validation item, never the
   });
 });
 
-Deno.test("--train-through valid: an undeclared rating scale is the plain training split's, so valid and test read alike", async () => {
+Deno.test("--train-through valid: an undeclared rating scale covers every rating trained on, valid's and test's prompts naming it", async () => {
   await withTempDir(async (tmp) => {
     // u1's validation rating (5) widens the refit's training ratings past the plain 2-4.
     const input = join(tmp, "tt.csv");
@@ -221,15 +221,17 @@ Deno.test("--train-through valid: an undeclared rating scale is the plain traini
     const plain = join(tmp, "plain"), refit = join(tmp, "refit");
     await textualizeTo(args, plain);
     await textualizeTo([...args, "--train-through=valid"], refit);
-    for (const file of ["valid.jsonl", "test.jsonl"]) {
-      assert.equal(
-        await Deno.readTextFile(join(refit, file)),
-        await Deno.readTextFile(join(plain, file)),
-        file,
-      );
-    }
     const scale = (dir: string) => readDatasetMeta(dir).manifest.rating_scale;
-    assert.deepEqual(scale(refit), [2, 4]);
     assert.deepEqual(scale(plain), [2, 4]);
+    assert.deepEqual(scale(refit), [2, 5]);
+    // The rating prompts name it; every other line of valid and test is the plain dataset's.
+    for (const file of ["valid.jsonl", "test.jsonl"]) {
+      const lines = async (dir: string) =>
+        (await Deno.readTextFile(join(dir, file))).split("\n").filter((l) =>
+          !l.includes('"task":"rating"')
+        );
+      assert.deepEqual(await lines(refit), await lines(plain), file);
+    }
+    assert.match(await Deno.readTextFile(join(refit, "test.jsonl")), /2 to 5/);
   });
 });

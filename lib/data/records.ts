@@ -89,29 +89,22 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
   const poolItems: number[] = [];
   for (let i = 0; i < inPool.length; i++) if (inPool[i]) poolItems.push(i);
 
-  // The values the training split rates with; undeclared, the scale is the range of the plain
-  // training split's ratings (the validation item held out), with or without a refit: the
-  // prompts of valid and test read the same in both datasets.
+  // The values the training split rates with; undeclared, the scale is their range (SPEC 10),
+  // which a refit's validation ratings may widen: its prompts then say so, valid's and test's too.
   const values = new Set<number>();
-  let plainLow = Infinity, plainHigh = -Infinity;
   if (log.rating) {
     const held = options.trainThrough === "valid" ? 1 : 2;
     for (let k = 0; k < seqs.users.length; k++) {
       for (let j = seqs.offsets[k]; j < seqs.offsets[k + 1] - held; j++) {
         const r = log.rating[seqs.order[j]];
-        if (Number.isNaN(r)) continue;
-        values.add(r);
-        if (j < seqs.offsets[k + 1] - 2) {
-          [plainLow, plainHigh] = [Math.min(plainLow, r), Math.max(plainHigh, r)];
-        }
+        if (!Number.isNaN(r)) values.add(r);
       }
     }
   }
   const ratingValues = [...values].sort((a, b) => a - b);
   let ratingScale: [number, number] | null = null;
   if (ratingValues.length > 0) {
-    ratingScale = log.ratingScale ??
-      (plainLow <= plainHigh ? [plainLow, plainHigh] : [ratingValues[0], ratingValues.at(-1)!]);
+    ratingScale = log.ratingScale ?? [ratingValues[0], ratingValues.at(-1)!];
   }
   const tasks = taskStatuses(log, options.tasks, ratingScale);
   const tuneUsers = options.tuneUsers && options.trainThrough === "valid"
