@@ -61,23 +61,47 @@ Deno.test("every training *-per-user flag's help says what 0 means", async () =>
   for (const line of lines) assert.match(line, /, 0 = (all|every position) \(default/, line);
 });
 
-Deno.test("a short-term window longer than the medium-term one is refused, nothing written", async () => {
+Deno.test("a short-term window as long as the medium-term one or longer is refused for the data's kind only, nothing written", async () => {
   await withTempDir(async (tmp) => {
-    const csv = GOLDEN_CASES.find((c) => c.name === "csv")!;
+    const rows = ["u1,a", "u1,b", "u1,c", "u1,d"];
+    const timed = join(tmp, "timed.csv"), plain = join(tmp, "plain.csv");
+    await Deno.writeTextFile(
+      timed,
+      "user_id,item_id,timestamp\n" + rows.map((r, i) => `${r},${1_600_000_000 + i}`).join("\n"),
+    );
+    await Deno.writeTextFile(plain, "user_id,item_id\n" + rows.join("\n"));
+    const out = join(tmp, "out", "d");
+    const textualize = (input: string, ...flags: string[]) =>
+      runCli([
+        "textualize",
+        "--format=csv",
+        `--input=${input}`,
+        "--negatives=1",
+        ...flags,
+        `--out=${out}`,
+      ]);
     for (
-      const [flags, message] of [
-        [["--short-days=100"], /^error: --short-days 100 is longer than --medium-days 90: /],
+      const [input, flags, message] of [
+        [timed, ["--short-days=100"], /^error: --short-days 100 is longer than --medium-days 90: /],
         [
-          ["--short-items=5", "--medium-items=4"],
-          /^error: --short-items 5 is longer than --medium-items 4: /,
+          plain,
+          ["--short-items=3", "--medium-items=3"],
+          /^error: --short-items 3 is as long as --medium-items 3: /,
         ],
       ] as const
     ) {
-      const run = await runCli(["textualize", ...csv.args, ...flags, `--out=${join(tmp, "d")}`]);
+      const run = await textualize(input, ...flags);
       assert.equal(run.code, 2);
       assert.match(run.stderr, message);
     }
-    assert.deepEqual([...Deno.readDirSync(tmp)], []);
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name).sort(), [
+      "plain.csv",
+      "timed.csv",
+    ]);
+    // The other kind's windows are not read: only a warning, whatever they say.
+    const other = await textualize(plain, "--medium-days=5", "--quiet");
+    assert.equal(other.code, 0, other.stderr);
+    assert.match(other.stderr, /--medium-days applies to timestamped input/);
   });
 });
 

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { cut, inputError, optionName } from "../errors.ts";
+import { cut, inputError, OptionError, optionName } from "../errors.ts";
 import type { DatasetPlan } from "./records.ts";
 import type { WindowOptions } from "./profile.ts";
 import { DEFAULT_RECORD_OPTIONS } from "./record_options.ts";
@@ -201,6 +201,25 @@ export function windowWarning(timed: boolean, windows: WindowOptions): string | 
     (timed
       ? "input without timestamps; this input has them (its windows count days): ignored"
       : "timestamped input; this input has none (its windows count interactions): ignored");
+}
+
+/**
+ * Throws when the windows of this kind of data (days with timestamps, interactions without)
+ * leave the medium-term window empty: the short-term window is as long as it or longer, where the
+ * medium-term one reaches back past the short-term one. The other kind's are not read.
+ */
+export function checkWindows(timed: boolean, windows: WindowOptions): void {
+  const [short, medium] = timed
+    ? ["shortDays", "mediumDays"] as const
+    : ["shortItems", "mediumItems"] as const;
+  const [s, m] = [windows[short], windows[medium]];
+  if (s < m) return;
+  throw new OptionError(
+    short,
+    (name, nameOf) =>
+      `${name} ${s} is ${s === m ? "as long as" : "longer than"} ${nameOf(medium)} ${m}: the ` +
+      `medium-term window, which reaches back past the short-term one, would be empty`,
+  );
 }
 
 /**

@@ -16,6 +16,7 @@ import { isDatasetDir } from "./dataset.ts";
 import {
   checkRequestedTasks,
   checkSplits,
+  checkWindows,
   cutEntitiesWarning,
   type SplitChecks,
   splitChecks,
@@ -194,21 +195,6 @@ export function recordCount(summary: TextualizeSummary): number {
  * ```
  */
 export async function textualize(run: TextualizeRun): Promise<TextualizeSummary> {
-  // The short-term window lies inside the medium-term one: a longer one leaves it empty.
-  const { windows } = run.records;
-  for (const [short, medium] of [["shortDays", "mediumDays"], ["shortItems", "mediumItems"]]) {
-    const [s, m] = [
-      windows[short as keyof typeof windows],
-      windows[medium as keyof typeof windows],
-    ];
-    if (s <= m) continue;
-    throw new OptionError(
-      short,
-      (name, nameOf) =>
-        `${name} ${s} is longer than ${nameOf(medium)} ${m}: the medium-term window, which ` +
-        `reaches back past the short-term one, would be empty`,
-    );
-  }
   if (run.records.tuneUsers && run.records.trainThrough !== "valid") {
     throw new OptionError(
       "tuneUsers",
@@ -324,6 +310,7 @@ async function textualizeInto(
   for (const note of log.notes) warn(note);
   const windows = windowWarning(log.time !== undefined, run.records.windows);
   if (windows) warn(windows);
+  checkWindows(log.time !== undefined, run.records.windows);
   const plan = planDataset(log, run.records);
   if (plan.seqs.users.length === 0) {
     throw inputError(
