@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { runCli, runCliProcess, startCli } from "./helpers/cli.ts";
 import type { EntityEntry, Manifest, TextRecord } from "../lib/data/types.ts";
 import { checkPredictionLine } from "../lib/eval/predictions.ts";
-import type { InferLine } from "../lib/generate/mod.ts";
+import { type InferLine, runInference } from "../lib/generate/mod.ts";
+import { OptionError } from "../lib/errors.ts";
 import { configJson } from "../lib/model/config.ts";
 import { saveWeights } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
@@ -505,5 +506,38 @@ Deno.test("a selection of no record warns that the predictions file is empty", a
     assert.equal(code, 0, stderr);
     assert.match(stderr, /^warning: no record of test\.jsonl was selected \(19 read\)/m);
     assert.equal(await Deno.readTextFile(out), "");
+  });
+});
+
+Deno.test("runInference refuses a count below 1 as an option error before it writes or loads anything", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "pred.jsonl");
+    for (const bad of [{ batchSize: 0 }, { topK: 1.5 }, { maxNewTokens: -1 }]) {
+      await assert.rejects(
+        () =>
+          runInference({
+            model: join(dir, "no-model"), // never opened: the options are checked first
+            data: DATA,
+            out,
+            split: "test",
+            ...bad,
+          }),
+        (e: Error) =>
+          e instanceof OptionError &&
+          e.option === Object.keys(bad)[0] && /must be a whole number >= 1/.test(e.message),
+      );
+    }
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("infer's summary names the tasks answered: --template alone narrows them", async () => {
+  await withTempDir(async (dir) => {
+    const r = await runCli([
+      ...["infer", "--quiet", "--device", "cpu", "--model", MODEL, "--data", DATA],
+      ...["--out", join(dir, "p.jsonl"), "--template", "rating-1"],
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).tasks, ["rating"]);
   });
 });

@@ -100,13 +100,21 @@ export interface InferRunSummary {
   records: number;
   /** Where the model ran. */
   device: string;
+  /** The tasks answered (`tasks`, narrowed by `templates`). */
+  tasks: readonly string[];
 }
 
 /**
  * Everything that can be wrong with the options and the dataset, found before anything is
- * written. Returns the split file and the item search's top-k and beams.
+ * written. Returns the split file, the item search's top-k and beams, and the tasks answered.
  */
 async function checkOptions(options: InferRunOptions, data: Dataset) {
+  for (const key of ["batchSize", "topK", "beams", "textBeams", "maxNewTokens"] as const) {
+    const value = options[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+      throw new OptionError(key, (name) => `${name} must be a whole number >= 1 (got ${value})`);
+    }
+  }
   const known = new Map((data.manifest.templates ?? []).map((t) => [t.id, t.task]));
   const tasks = options.tasks ?? INFER_TASKS;
   for (const id of options.templates ?? []) {
@@ -196,7 +204,7 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
         "the sampled protocol scores its candidates under the vocabulary's softmax",
     );
   }
-  return { splitFile, protocol, topK, beams };
+  return { splitFile, protocol, topK, beams, answered };
 }
 
 /**
@@ -333,7 +341,7 @@ async function releaseAll(decoders: readonly InferenceDecoder[]): Promise<void> 
 export async function runInference(options: InferRunOptions): Promise<InferRunSummary> {
   const startedAt = performance.now();
   const data = await openDataset(options.data);
-  const { splitFile, protocol, topK, beams } = await checkOptions(options, data);
+  const { splitFile, protocol, topK, beams, answered } = await checkOptions(options, data);
   const { shard } = options;
   const out = await PartWriter.open(options.out, {
     command: "infer",
@@ -444,7 +452,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
           writtenBy: { device: decoder.device, threads: options.threads ?? null },
         },
       );
-      return { out: out.path, records: done, device: decoder.device };
+      return { out: out.path, records: done, device: decoder.device, tasks: answered };
     } finally {
       // Every decoder is released even if one fails to (a worker left open keeps the process).
       await releaseAll(decoders);
