@@ -76,7 +76,7 @@ const FLAGS = defineFlags({
     min: 1,
     max: 10_000,
     defaultText: `${DEFAULT_PREDICT.beams}, or --top-k when larger`,
-    help: "beams of the search over titles, at least --top-k",
+    help: "beams of the title search, at least --top-k",
   },
   "exclude-seen": { type: "boolean", help: "never predict an item of the user's history" },
   "trie-softmax": {
