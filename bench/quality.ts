@@ -296,7 +296,7 @@ export async function run(): Promise<Record<string, unknown>> {
     throw new InputError(`QUALITY_RERANK is "${rerank}": sasrec or none`);
   }
   const dir = env("QUALITY_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-quality");
-  await benchWorkDir(dir, "QUALITY_DIR");
+  await benchWorkDir(dir, "QUALITY_DIR", { isDefault: env("QUALITY_DIR") === undefined });
   const sample = env("QUALITY_SAMPLE_USERS");
   const extra = words("QUALITY_PRETRAIN");
   const data = join(dir, "data"), model = join(dir, "model"), runDir = join(dir, "run");

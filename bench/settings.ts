@@ -40,15 +40,21 @@ const MARK = ".recsysllm-bench";
 
 /**
  * Makes `dir` an empty work directory for a benchmark's runs: made when absent, emptied when a
- * benchmark made it (its mark is there) or it is empty; anything else (a directory of the user's,
- * a file) is an InputError naming `variable`, the setting that chose it, and nothing is touched.
+ * benchmark made it (its mark is there), it is empty, or it is the benchmark's own default
+ * (`$TMPDIR/recsysllm-bench-NAME`, which versions before the mark left without one); anything
+ * else (a directory of the user's, a file) is an InputError naming `variable`, the setting that
+ * chose it, and nothing is touched.
  *
  * @example
  * ```ts
- * await benchWorkDir("/tmp/recsysllm-bench-quality", "QUALITY_DIR");
+ * await benchWorkDir("/tmp/recsysllm-bench-quality", "QUALITY_DIR", { isDefault: true });
  * ```
  */
-export async function benchWorkDir(dir: string, variable: string): Promise<void> {
+export async function benchWorkDir(
+  dir: string,
+  variable: string,
+  options: { isDefault?: boolean } = {},
+): Promise<void> {
   let entries: string[];
   try {
     entries = [];
@@ -61,7 +67,7 @@ export async function benchWorkDir(dir: string, variable: string): Promise<void>
     await Deno.writeTextFile(join(dir, MARK), "made by a recsysllm benchmark\n");
     return;
   }
-  if (entries.length > 0 && !entries.includes(MARK)) {
+  if (entries.length > 0 && !entries.includes(MARK) && !options.isDefault) {
     throw new InputError(
       `${dir}: holds files a benchmark did not make (${entries.slice(0, 3).join(", ")}` +
         `${entries.length > 3 ? ", ..." : ""}); choose another ${variable} or an empty directory`,

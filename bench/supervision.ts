@@ -72,7 +72,7 @@ function figures(
 /** Textualizes Beauty, trains the tokenizer, and measures both recipes. */
 export async function run(): Promise<Record<string, unknown>> {
   const dir = join(Deno.env.get("TMPDIR") ?? "/tmp", "recsysllm-bench-supervision");
-  await benchWorkDir(dir, "TMPDIR");
+  await benchWorkDir(dir, "TMPDIR", { isDefault: true });
   const data = join(dir, "data"), model = join(dir, "model");
   await cli(beautyTextualizeArgs(data));
   await cli(["init", `--data=${data}`, "--preset=tiny", `--out=${model}`, "--seed=1"]);

@@ -223,7 +223,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const steps = intSetting("TEXT_STEPS", 3000, { min: 1 });
   intSetting("TEXT_SAMPLE_USERS", 1, { min: 1 });
   const dir = env("TEXT_DIR") ?? join(env("TMPDIR") ?? "/tmp", "recsysllm-bench-text");
-  await benchWorkDir(dir, "TEXT_DIR");
+  await benchWorkDir(dir, "TEXT_DIR", { isDefault: env("TEXT_DIR") === undefined });
   const recipe = env("TEXT_RECIPE") ?? "none";
   const splits = (env("TEXT_SPLIT") ?? "test").split(",").filter(Boolean);
   const sample = env("TEXT_SAMPLE_USERS");

@@ -34,6 +34,11 @@ Deno.test("a benchmark's work directory: made, or emptied when a benchmark made 
     );
     assert.equal(await Deno.readTextFile(join(mine, "thesis.txt")), "years of work");
     await assert.rejects(() => benchWorkDir(join(mine, "thesis.txt"), "TEXT_DIR"), InputError);
+    // The benchmark's own default directory, left by a version before the mark: adopted.
+    const older = join(tmp, "recsysllm-bench-quality");
+    await Deno.mkdir(join(older, "data"), { recursive: true });
+    await benchWorkDir(older, "QUALITY_DIR", { isDefault: true });
+    assert.deepEqual([...Deno.readDirSync(older)].map((e) => e.name), [".recsysllm-bench"]);
   });
 });
 
