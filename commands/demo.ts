@@ -35,7 +35,8 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "DIR",
     default: DEFAULT_DEMO.out,
-    help: "where everything goes (replaced on each run)",
+    help: "where everything goes: made if missing; a directory an earlier demo made is emptied " +
+      "on each run, anything else refused",
   },
   steps: { type: "int", min: 1, default: DEFAULT_DEMO.steps, help: "pretraining steps" },
   seed: { type: "int", min: 0, default: DEFAULT_DEMO.seed, help: "seed of every stage" },

@@ -229,9 +229,7 @@ of every global batch (--batch-size stays the global batch), the ranks sum their
 ${formatFlags(FLAGS)}
 
 On a model init wrote (random weights) every weight trains by default (--full), whatever its
-family; on a pretrained checkpoint the default is a LoRA adapter (--lora).
-
-Examples:
+family; on a pretrained checkpoint the default is a LoRA adapter (--lora). Examples:
   pretrain --data runs/beauty --model runs/tiny-model --out runs/full1 --steps 500 --lr 1e-3
   pretrain --data runs/beauty --model models/Qwen2.5-0.5B --out runs/lora1 --steps 500`;
 
@@ -249,9 +247,11 @@ export const command: Command = {
   name: "pretrain",
   summary: "LoRA or full training (autodiff in onnxruntime): adapter/weights, metrics, loss curve",
   usage,
-  // Option errors are worded by their flags outside the rank, so an error every rank agreed on
-  // keeps its mark and rank 0 alone prints it.
-  run: (args) => withFlagNames(FLAGS, () => asRank((world) => runRank(args, world))),
+  // Option errors worded by their flags outside the rank (an agreed error keeps its mark).
+  run: (args) =>
+    withFlagNames(FLAGS, () => asRank((world) => runRank(args, world)), {
+      sequenceMaxKeep: "sequence-keep",
+    }),
 };
 
 async function runRank(args: string[], world: Collective | undefined): Promise<void> {

@@ -149,5 +149,12 @@ Deno.test("pretrain usage mistakes are one-line errors with status 2", async () 
     ]));
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--task-weights: sequential=0\.00001 draws none of its \d+ records/);
+    // The library's sequenceMaxKeep is said as the flag that sets it (not --sequence-max-keep).
+    const keep = await finish(pretrain([
+      ...["--data", data, "--model", join(dir, "m"), "--out", join(dir, "k")],
+      ...["--sequence-keep", "3", "--quiet"],
+    ]));
+    assert.equal(keep.code, 2, keep.stderr);
+    assert.match(keep.stderr, /^error: --sequence-keep shapes the sequence objective/m);
   });
 });
