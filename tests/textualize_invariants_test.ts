@@ -233,5 +233,9 @@ Deno.test("--train-through valid: an undeclared rating scale covers every rating
       assert.deepEqual(await lines(refit), await lines(plain), file);
     }
     assert.match(await Deno.readTextFile(join(refit, "test.jsonl")), /2 to 5/);
+    // Users kept out to tune on keep their validation rating out of the scale too.
+    const tuned = join(tmp, "tuned");
+    await textualizeTo([...args, "--train-through=valid", "--tune-users=2"], tuned);
+    assert.deepEqual(scale(tuned), [2, 4]);
   });
 });

@@ -91,10 +91,15 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
 
   // The values the training split rates with; undeclared, the scale is their range (SPEC 10),
   // which a refit's validation ratings may widen: its prompts then say so, valid's and test's too.
+  const tuneUsers = options.tuneUsers && options.trainThrough === "valid"
+    ? new UserSample({ ...options.tuneUsers, users: seqs.users.length })
+    : undefined;
   const values = new Set<number>();
   if (log.rating) {
-    const held = options.trainThrough === "valid" ? 1 : 2;
     for (let k = 0; k < seqs.users.length; k++) {
+      // A refit trains on the validation item, but for the users kept out to tune on.
+      const refit = options.trainThrough === "valid" && !tuneUsers?.has(log.users[seqs.users[k]]);
+      const held = refit ? 1 : 2;
       for (let j = seqs.offsets[k]; j < seqs.offsets[k + 1] - held; j++) {
         const r = log.rating[seqs.order[j]];
         if (!Number.isNaN(r)) values.add(r);
@@ -107,9 +112,6 @@ export function planDataset(log: InteractionLog, options: RecordOptions): Datase
     ratingScale = log.ratingScale ?? [ratingValues[0], ratingValues.at(-1)!];
   }
   const tasks = taskStatuses(log, options.tasks, ratingScale);
-  const tuneUsers = options.tuneUsers && options.trainThrough === "valid"
-    ? new UserSample({ ...options.tuneUsers, users: seqs.users.length })
-    : undefined;
   return {
     log,
     options,
