@@ -40,10 +40,11 @@ const MARK = ".recsysllm-bench";
 
 /**
  * Makes `dir` an empty work directory for a benchmark's runs: made when absent, emptied when a
- * benchmark made it (its mark is there), it is empty, or it is the benchmark's own default
- * (`$TMPDIR/recsysllm-bench-NAME`, which versions before the mark left without one); anything
- * else (a directory of the user's, a file) is an InputError naming `variable`, the setting that
- * chose it, and nothing is touched.
+ * benchmark made it (its mark is there) or it is empty; anything else (a directory of the user's,
+ * a file) is an InputError naming `variable`, the setting that chose it, and nothing is touched.
+ * The benchmark's own default (`isDefault`: `$TMPDIR/recsysllm-bench-NAME`) is refused alike when
+ * it has no mark (a version before the mark left one so): the message says to remove it, since a
+ * path, or a link there, proves nothing about whose files it holds.
  *
  * @example
  * ```ts
@@ -67,10 +68,14 @@ export async function benchWorkDir(
     await Deno.writeTextFile(join(dir, MARK), "made by a recsysllm benchmark\n");
     return;
   }
-  if (entries.length > 0 && !entries.includes(MARK) && !options.isDefault) {
+  if (entries.length > 0 && !entries.includes(MARK)) {
+    const older = options.isDefault
+      ? ` (the default of an earlier version, without its mark: remove it if it is that)`
+      : "";
     throw new InputError(
       `${dir}: holds files a benchmark did not make (${entries.slice(0, 3).join(", ")}` +
-        `${entries.length > 3 ? ", ..." : ""}); choose another ${variable} or an empty directory`,
+        `${entries.length > 3 ? ", ..." : ""})${older}; choose another ${variable} or an empty ` +
+        "directory",
     );
   }
   for (const name of entries) await Deno.remove(join(dir, name), { recursive: true });

@@ -34,11 +34,15 @@ Deno.test("a benchmark's work directory: made, or emptied when a benchmark made 
     );
     assert.equal(await Deno.readTextFile(join(mine, "thesis.txt")), "years of work");
     await assert.rejects(() => benchWorkDir(join(mine, "thesis.txt"), "TEXT_DIR"), InputError);
-    // The benchmark's own default directory, left by a version before the mark: adopted.
+    // The benchmark's own default without a mark (an earlier version's, or a link to the user's
+    // work): refused too, saying what it may be.
     const older = join(tmp, "recsysllm-bench-quality");
     await Deno.mkdir(join(older, "data"), { recursive: true });
-    await benchWorkDir(older, "QUALITY_DIR", { isDefault: true });
-    assert.deepEqual([...Deno.readDirSync(older)].map((e) => e.name), [".recsysllm-bench"]);
+    await assert.rejects(
+      () => benchWorkDir(older, "QUALITY_DIR", { isDefault: true }),
+      /the default of an earlier version, without its mark: remove it if it is that/,
+    );
+    assert.deepEqual([...Deno.readDirSync(older)].map((e) => e.name), ["data"]);
   });
 });
 
