@@ -539,5 +539,23 @@ Deno.test("infer's summary names the tasks answered: --template alone narrows th
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout).tasks, ["rating"]);
+    // A task the dataset does not have (textualize skipped it) is not named either.
+    const data = join(dir, "data");
+    await Deno.mkdir(data);
+    for await (const entry of Deno.readDir(DATA)) {
+      await Deno.copyFile(join(DATA, entry.name), join(data, entry.name));
+    }
+    const manifest = JSON.parse(await Deno.readTextFile(join(data, "manifest.json")));
+    manifest.tasks.review = { status: "skipped", reason: "no review texts" };
+    await Deno.writeTextFile(join(data, "manifest.json"), JSON.stringify(manifest));
+    const test = (await Deno.readTextFile(join(data, "test.jsonl"))).split("\n")
+      .filter((l) => !l.includes('"task":"review"')).join("\n");
+    await Deno.writeTextFile(join(data, "test.jsonl"), test);
+    const all = await runCli([
+      ...["infer", "--quiet", "--device", "cpu", "--model", MODEL, "--data", data],
+      ...["--out", join(dir, "all.jsonl"), "--limit", "3"],
+    ]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.ok(!JSON.parse(all.stdout).tasks.includes("review"));
   });
 });

@@ -18,7 +18,7 @@ import {
 } from "../data/dataset.ts";
 import { type AnswerKind, answerOf, tasksAnswering } from "../data/tasks.ts";
 import { RecordSelection } from "../data/selection.ts";
-import type { Split, TextRecord } from "../data/types.ts";
+import type { Split, Task, TextRecord } from "../data/types.ts";
 import { inputError, OptionError } from "../errors.ts";
 import { isPredictionsFile } from "../eval/predictions.ts";
 import { pathExists } from "../io/fs.ts";
@@ -452,7 +452,9 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
           writtenBy: { device: decoder.device, threads: options.threads ?? null },
         },
       );
-      return { out: out.path, records: done, device: decoder.device, tasks: answered };
+      // The tasks answered: those the dataset has (textualize skips a task its input cannot give).
+      const has = (task: string) => data.manifest.tasks?.[task as Task]?.status !== "skipped";
+      return { out: out.path, records: done, device: decoder.device, tasks: answered.filter(has) };
     } finally {
       // Every decoder is released even if one fails to (a worker left open keeps the process).
       await releaseAll(decoders);
