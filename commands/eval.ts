@@ -162,12 +162,7 @@ const FLAGS = defineFlags({
     default: S.patience,
     help: "stop after N validations without a better NDCG@10 (0: never)",
   },
-  "sasrec-eval-every": {
-    type: "int",
-    min: 1,
-    default: S.evalEvery,
-    help: "epochs between validations",
-  },
+  "sasrec-eval-every": { type: "int", min: 1, default: S.evalEvery, help: "epochs per validation" },
   "sasrec-batch-size": { type: "int", min: 1, default: S.batchSize, help: "users per step" },
   "sasrec-lr": { type: "number", above: 0, default: S.lr, help: "Adam learning rate" },
   "sasrec-dropout": {
@@ -288,6 +283,7 @@ export const command: Command = {
         chart: flags.chart,
         sasrecCurve: flags["sasrec-curve"],
         force: flags.force,
+        given: [...given].map(optionOf),
         progress: new Progress("eval", { quiet: flags.quiet }),
       }), RENAMED);
     // Warnings are not progress: --quiet does not hide them.

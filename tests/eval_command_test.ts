@@ -547,3 +547,42 @@ Deno.test("eval warns when a method's lists were made for the other protocol", a
     assert.doesNotMatch(underSampled.err, /warning: (sampled|pop): .*candidates/);
   });
 });
+
+Deno.test("eval refuses a baseline's option when that baseline does not run, and a sample's seed without the sample", async () => {
+  for (
+    const [args, message] of [
+      [
+        ["--baseline", "pop", "--neighbors", "5"],
+        /--neighbors configures itemknn, which --baseline does not run/,
+      ],
+      [
+        ["--baseline", "itemknn", "--sasrec-epochs", "2"],
+        /--sasrec-epochs configures sasrec, which --baseline does not run/,
+      ],
+      [
+        ["--baseline", "mean", "--top-k", "30"],
+        /--top-k configures pop, itemknn, random, sasrec, which --baseline does not run/,
+      ],
+      [
+        ["--baseline", "pop", "--sample-seed", "3"],
+        /--sample-seed chooses the sample --sample-users draws/,
+      ],
+    ] as const
+  ) {
+    const r = await run("--data", DATA, ...args);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, message);
+  }
+  // Where they apply, they run.
+  const ok = await run(
+    "--data",
+    DATA,
+    "--baseline",
+    "itemknn,mean",
+    "--neighbors",
+    "5",
+    "--damping",
+    "2",
+  );
+  assert.equal(ok.code, 0, ok.err);
+});

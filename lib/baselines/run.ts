@@ -82,6 +82,11 @@ export interface EvalRunOptions {
   sasrecCurve?: readonly string[];
   /** Replace outputs even when eval did not write them. */
   force?: boolean;
+  /**
+   * The options the user set (the command's flags, as options: `neighbors`, `sasrecEpochs`):
+   * one that configures only baselines that are not run would do nothing, and is refused.
+   */
+  given?: readonly string[];
   /** Where the long phases (training SASRec, scoring) report. */
   progress?: Progress;
 }
@@ -128,6 +133,41 @@ function ownSettings(
 }
 
 /** The mistakes in how the options combine, found before anything is read. */
+/** The baselines an option configures (every `sasrec*` option: SASRec's). */
+const OPTION_BASELINES: Readonly<Record<string, readonly BaselineName[]>> = {
+  topK: ["pop", "itemknn", "random", "sasrec"],
+  includeSeen: ["pop", "itemknn", "random", "sasrec"],
+  neighbors: ["itemknn"],
+  recency: ["itemknn"],
+  damping: ["mean"],
+  seed: ["random", "sasrec", "mf"],
+  device: ["sasrec"],
+};
+
+/**
+ * Refuses an option given for baselines none of which runs (`--neighbors` without item-kNN), and
+ * a sample's seed without the sample: each would do nothing.
+ */
+function checkGivenApply(options: EvalRunOptions, baselines: readonly string[]): void {
+  for (const option of options.given ?? []) {
+    const owners = option.startsWith("sasrec") ? ["sasrec"] : OPTION_BASELINES[option];
+    if (owners === undefined || owners.some((b) => baselines.includes(b))) {
+      continue;
+    }
+    throw new OptionError(
+      option,
+      (name, nameOf) =>
+        `eval: ${name} configures ${owners.join(", ")}, which ${nameOf("baselines")} does not run`,
+    );
+  }
+  if ((options.given ?? []).includes("sampleSeed") && options.sample === undefined) {
+    throw new OptionError(
+      "sampleSeed",
+      (name, nameOf) => `eval: ${name} chooses the sample ${nameOf("sampleUsers")} draws; give it`,
+    );
+  }
+}
+
 function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
   const baselines = methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
   if (options.split === "train" && baselines.length > 0) {
@@ -159,6 +199,7 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
         `eval: ${name} needs ${nameOf("saveBaselines")} (it shards the saved baselines)`,
     );
   }
+  checkGivenApply(options, baselines);
   if (options.shard && methods.some((m) => "predictions" in m)) {
     throw new OptionError(
       "shard",
