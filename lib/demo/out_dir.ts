@@ -12,11 +12,11 @@
  * @module
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { InputError, optionName } from "../errors.ts";
 import { isTemporaryName, tempName } from "../io/atomic.ts";
 import { isMissingOrEmptyDir, pathExists } from "../io/fs.ts";
-import { OutputLock } from "../io/lock.ts";
+import { lockPath, OutputLock } from "../io/lock.ts";
 import { OUTPUT_MARKER, readMarker } from "../io/safe_output.ts";
 
 /** The file that marks a directory as the demo's. */
@@ -38,11 +38,14 @@ async function names(dir: string): Promise<{ name: string; isDirectory: boolean 
 async function added(dir: string, unmarked: ReadonlySet<string> = new Set()): Promise<string[]> {
   const marker = await readMarker(dir);
   const listed = new Set([...(marker?.files ?? unmarked), OUTPUT_MARKER]);
-  const lockNames = new Set([...listed].map((name) => `.${name}.lock`));
+  const lockNames = new Set([...listed].map((name) => lockName(dir, name)));
   return (await names(dir)).map((e) => e.name).filter((name) =>
     !listed.has(name) && !isTemporaryName(name) && !lockNames.has(name)
   );
 }
+
+/** The name of the lock file of output `name` inside `dir` (lib/io/lock.ts names it). */
+const lockName = (dir: string, name: string) => basename(lockPath(join(dir, name)));
 
 function refuse(path: string, foreign: string[]): never {
   const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? ", ..." : "");
@@ -80,7 +83,7 @@ export async function prepareDemoOut(
     );
     return;
   }
-  const lockOf = new Map([...known].map((name) => [`.${name}.lock`, name]));
+  const lockOf = new Map([...known].map((name) => [lockName(out, name), name]));
   const entries = (await names(out)).filter((e) => e.name !== DEMO_MARKER);
   const foreign = entries.map((e) => e.name).filter((name) =>
     !known.has(name) && !lockOf.has(name) && !isTemporaryName(name)
