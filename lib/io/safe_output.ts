@@ -247,6 +247,20 @@ export const TRAINING_CHECKPOINT = "checkpoint.safetensors";
 /** The log a training run writes from its first step (what a run without a checkpoint holds). */
 const RUN_LOG = "metrics.jsonl";
 
+/**
+ * Removes the run directory `dir` a claim made when it holds nothing but `allowed` names and
+ * temporaries (a run that never got going); synchronous, for an interrupt's clean-up too. Never
+ * throws.
+ */
+function removeBareRunDir(dir: string, allowed: readonly string[]): void {
+  try {
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+    if (names.every((n) => allowed.includes(n) || isTemporaryName(n))) {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  } catch { /* gone, or not ours to report */ }
+}
+
 /** Why the tool may not replace the directory `path`, or undefined when it may. */
 async function foreignDir(path: string, options: ClaimOptions): Promise<Refusal | undefined> {
   const names = (await entries(path)).filter((n) => !isTemporaryName(n));
@@ -604,12 +618,7 @@ export async function claimRunDir(
     // Interrupted before its first checkpoint, a run it made leaves nothing (as a failure would):
     // the directory holding only its marker and log goes, and the directories made above it.
     forgetDirs = onSignal(() => {
-      if (!madeTarget) return;
-      try {
-        const names = [...Deno.readDirSync(target)].map((e) => e.name);
-        const bare = names.every((n) => n === OUTPUT_MARKER || n === RUN_LOG || isTemporaryName(n));
-        if (bare) Deno.removeSync(target, { recursive: true });
-      } catch { /* gone, or not ours to report while exiting */ }
+      if (madeTarget) removeBareRunDir(target, [OUTPUT_MARKER, RUN_LOG]);
       removeCreatedSync(madeDirs);
     });
     await writeMarker(path, options.command, known);
@@ -647,12 +656,7 @@ export async function claimRunDir(
     forgetDirs();
     // A run that could not start leaves nothing: the directory it made holds only its marker
     // (or not even that, the disk full), and the directories made above it are empty.
-    if (madeTarget) {
-      const names = await entries(target).catch(() => [] as string[]);
-      if (names.every((n) => n === OUTPUT_MARKER || isTemporaryName(n))) {
-        await Deno.remove(target, { recursive: true }).catch(() => {});
-      }
-    }
+    if (madeTarget) removeBareRunDir(target, [OUTPUT_MARKER]);
     lock.release();
     await removeCreated(madeDirs);
     throw error;
