@@ -67,6 +67,9 @@ export const INFER_PROTOCOLS = ["full", "sampled"] as const;
 /** One ranking protocol. */
 export type InferProtocol = typeof INFER_PROTOCOLS[number];
 
+/** The options of {@linkcode PredictOptions} that count something: whole numbers, at least 1. */
+export const PREDICT_COUNTS = ["batchSize", "topK", "beams", "textBeams", "maxNewTokens"] as const;
+
 /**
  * The fewest tokens a generated text is given before a prompt's head is cut for it, where the
  * model's length cannot hold the whole prompt and `--max-new-tokens` (a short sentence).
@@ -211,7 +214,7 @@ export class Predictor {
       rerank: options.rerank,
     };
     // Counts the batches step through: 0 (or NaN) would loop for ever.
-    for (const key of ["batchSize", "topK", "beams", "textBeams", "maxNewTokens"] as const) {
+    for (const key of PREDICT_COUNTS) {
       const value = this.#options[key];
       if (!(Number.isInteger(value) && value >= 1)) {
         throw new RangeError(`${key} must be a whole number >= 1 (got ${value})`);

@@ -26,7 +26,13 @@ import { inferRunIdentity } from "../shard/identity.ts";
 import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
-import { DEFAULT_PREDICT, INFER_TASKS, type PredictOptions, Predictor } from "./infer.ts";
+import {
+  DEFAULT_PREDICT,
+  INFER_TASKS,
+  PREDICT_COUNTS,
+  type PredictOptions,
+  Predictor,
+} from "./infer.ts";
 import { type InferenceDecoder, loadForInference } from "./load.ts";
 import { DEFAULT_RERANK_WEIGHT, readFirstStage } from "./rerank.ts";
 import type { QuantBits } from "../model/quantize.ts";
@@ -109,7 +115,7 @@ export interface InferRunSummary {
  * written. Returns the split file, the item search's top-k and beams, and the tasks answered.
  */
 async function checkOptions(options: InferRunOptions, data: Dataset) {
-  for (const key of ["batchSize", "topK", "beams", "textBeams", "maxNewTokens"] as const) {
+  for (const key of PREDICT_COUNTS) {
     const value = options[key];
     if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
       throw new OptionError(key, (name) => `${name} must be a whole number >= 1 (got ${value})`);
