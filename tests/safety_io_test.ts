@@ -179,7 +179,7 @@ Deno.test("a directory given where a file is expected, and a missing or wrong ou
     );
   }));
 
-Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and leave nothing behind", async (t) => {
+Deno.test("disk full: textualize, pretrain, infer and eval exit 1 with one line and leave nothing behind", async (t) => {
   await withTempDir(async (dir) => {
     const disk = await tmpfs(dir, "32k");
     if (!disk) {
@@ -274,6 +274,30 @@ Deno.test("disk full: textualize, pretrain and infer exit 1 with one line and le
           /pred\.jsonl: cannot write: no space left on device \(ENOSPC\)/,
         );
         assert.deepEqual(await names(disk), ["filler"]);
+      });
+      await t.step("eval: a fault at the last output leaves none of the run's files", async () => {
+        // SASRec's predictions fit; its item table (19 pages or more) does not: eval writes every
+        // output out before renaming any into place, so the predictions are not left behind.
+        const evalArgs = (out: string) => [
+          ...["eval", "--data", data, "--baseline", "sasrec", "--tasks", "sequential"],
+          ...["--sample-users", "40", "--sasrec-epochs", "1", "--save-baselines", out, "--quiet"],
+        ];
+        const first = await runCli(evalArgs(join(dir, "base")));
+        assert.equal(first.code, 0, first.stderr);
+        const pages = (name: string) =>
+          Math.ceil(Deno.statSync(join(dir, "base", name)).size / 4096);
+        assert.ok(pages("sasrec-items.safetensors") > 12);
+        const small = await tmpfs(dir, `${(pages("sasrec.jsonl") + 8) * 4}k`);
+        assert.ok(small);
+        try {
+          oneLineExit1(
+            await runCli(evalArgs(join(small, "base"))),
+            /base\/sasrec-items\.safetensors: cannot write.*no space left on device/,
+          );
+          assert.deepEqual(await names(small), []);
+        } finally {
+          await unmount(small);
+        }
       });
     } finally {
       await unmount(disk);

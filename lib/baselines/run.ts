@@ -354,6 +354,32 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
         ? undefined
         : (name, line, index) => saved.get(name)!.write([line], [index]),
     });
+    // Every output is written out first and renamed into place only then, so that a fault in
+    // the last of them (a full disk at the item table) leaves none of the run's files behind.
+    for (const file of saved.values()) await file.finish();
+    if (itemTable) {
+      const sasrec = baselines.get("sasrec") as SasrecBaseline;
+      const ids = data.entities.filter((e) => e.kind === "item").map((e) => e.id);
+      const table = sasrec.model.weights.get(sasrecNames.items)!;
+      // A fault names the table's own path, not the temporary written first.
+      const path = join(options.saveBaselines!, ITEM_TABLE_FILE);
+      await withIo(
+        path,
+        "cannot write SASRec's item table",
+        () => writeItemTable(itemTable.tmp, table, ids),
+      ).catch((error) => Promise.reject(temporaryRenamed(error, itemTable.tmp, path)));
+    }
+    if (chart) {
+      await withIo(
+        options.chart!,
+        "cannot write the chart",
+        () => Deno.writeTextFile(chart.tmp, reportChart(report)),
+      );
+    }
+    for (const [i, file] of (options.sasrecCurve ?? []).entries()) {
+      const text = file.endsWith(".svg") ? curveChart(curve) : curveJsonl(curve);
+      await withIo(file, "cannot write the curve", () => Deno.writeTextFile(curves[i].tmp, text));
+    }
     const digest = shard ? await digestDataset(options.data) : {};
     for (const [name, file] of saved) {
       const run = baselineRunIdentity({
@@ -375,32 +401,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
         records: report.splitRecords,
       });
     }
-    if (itemTable) {
-      const sasrec = baselines.get("sasrec") as SasrecBaseline;
-      const ids = data.entities.filter((e) => e.kind === "item").map((e) => e.id);
-      const table = sasrec.model.weights.get(sasrecNames.items)!;
-      // A fault names the table's own path, not the temporary written first.
-      const path = join(options.saveBaselines!, ITEM_TABLE_FILE);
-      await withIo(
-        path,
-        "cannot write SASRec's item table",
-        () => writeItemTable(itemTable.tmp, table, ids),
-      ).catch((error) => Promise.reject(temporaryRenamed(error, itemTable.tmp, path)));
-      await itemTable.commit();
-    }
-    if (chart) {
-      await withIo(
-        options.chart!,
-        "cannot write the chart",
-        () => Deno.writeTextFile(chart.tmp, reportChart(report)),
-      );
-      await chart.commit();
-    }
-    for (const [i, file] of (options.sasrecCurve ?? []).entries()) {
-      const text = file.endsWith(".svg") ? curveChart(curve) : curveJsonl(curve);
-      await withIo(file, "cannot write the curve", () => Deno.writeTextFile(curves[i].tmp, text));
-      await curves[i].commit();
-    }
+    for (const claim of claims) await claim.commit();
     done = true;
     return report;
   } finally {

@@ -88,12 +88,20 @@ export class PartWriter {
   }
 
   /**
+   * Writes out and closes the temporary, so that a fault of the disk shows before any output of
+   * the run is renamed into place; {@linkcode commit} does it when not done.
+   */
+  async finish(): Promise<void> {
+    await this.#writer?.close();
+  }
+
+  /**
    * Closes the file and renames it into place; a shard's part then gets its sidecar (an older
    * sidecar is removed first, so a run killed between the renames leaves a part without one).
    */
   async commit(sidecar?: PartSidecar): Promise<void> {
     if (!this.#writer) return;
-    await this.#writer.close();
+    await this.finish();
     if (this.#shard) await removeSidecar(this.path);
     await this.#claim!.commit();
     if (this.#shard && sidecar) {
