@@ -12,7 +12,7 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
 import { type Adapter, loadAdapter, mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
-import { initLora, type LoraConfig, loraShapes } from "../lib/model/lora.ts";
+import { type AnyConfig, initLora, type LoraConfig, loraShapes } from "../lib/model/lora.ts";
 import { methodShapes } from "../lib/model/families/decoder.ts";
 import { modelIdentity } from "../lib/model/identity.ts";
 import { FAMILY_TABLE, noisyDecoderWeights } from "./helpers/decoder.ts";
@@ -96,7 +96,7 @@ Deno.test("an adapter saved in the PEFT layout loads back exactly", async () => 
 Deno.test("loading an adapter that does not fit says what and where in one line", async () => {
   await withTempDir(async (dir) => {
     const config = await smallConfig();
-    const check = async (path: string, pattern: RegExp, cfg = config) => {
+    const check = async (path: string, pattern: RegExp, cfg: AnyConfig = config) => {
       await assert.rejects(() => loadAdapter(path, cfg), (e) => {
         assert.ok(e instanceof InputError, String(e));
         assert.ok(!e.message.includes("\n"));
@@ -148,6 +148,17 @@ Deno.test("loading an adapter that does not fit says what and where in one line"
     await check(
       await variant("fewer", { target_modules: ["query_key_value"] }),
       /dense_4h_to_h.lora_A.weight" does not belong/,
+    );
+    // A PEFT adapter naming a module the family lacks (GLM-4's MLP is one gate_up_proj).
+    await Deno.mkdir(join(dir, "glm4"));
+    await Deno.writeTextFile(
+      join(dir, "glm4", "adapter_config.json"),
+      JSON.stringify({ ...json, target_modules: ["q_proj", "gate_proj"] }),
+    );
+    await check(
+      join(dir, "glm4"),
+      /adapter_config\.json: LoRA target "gate_proj" is not a module of glm/,
+      FAMILY_TABLE.glm,
     );
     await Deno.remove(join(dir, "fewer", "adapter_model.safetensors"));
     await check(join(dir, "fewer"), /adapter_model\.safetensors: file not found/);

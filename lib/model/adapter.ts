@@ -43,6 +43,7 @@ import {
   loraModules,
   loraShapes,
   loraTargetTable,
+  resolveLoraTargets,
 } from "./lora.ts";
 import { modelConfig } from "./config.ts";
 import { attentionOf, type DecoderConfig } from "./families/config.ts";
@@ -269,6 +270,12 @@ function parseAdapterConfig(
       );
     }
     if (!targets.includes(name)) targets.push(name);
+  }
+  try {
+    resolveLoraTargets(model, targets); // a module the family lacks (gate_proj in GLM-4)
+  } catch (error) {
+    if (error instanceof RangeError) throw bad(error.message);
+    throw error;
   }
   const baseModel = typeof o.base_model_name_or_path === "string"
     ? o.base_model_name_or_path
