@@ -85,7 +85,12 @@ Deno.test("forward refuses a batch longer than a sliding window it would attend 
     const config = JSON.parse(await Deno.readTextFile(join(model, "config.json")));
     await Deno.writeTextFile(
       join(model, "config.json"),
-      JSON.stringify({ ...config, use_sliding_window: true, sliding_window: 16 }),
+      JSON.stringify({
+        ...config,
+        use_sliding_window: true,
+        sliding_window: 16,
+        max_window_layers: 0,
+      }),
     );
     const batch = (L: number) => ({
       input_ids: [Array.from({ length: L }, (_, t) => 5 + t)],

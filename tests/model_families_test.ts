@@ -159,6 +159,29 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
   assert.equal(parseDecoderConfig(llama, "c").numKvHeads, TINY.llama.numHeads);
 });
 
+Deno.test("absent sliding-window keys and partial rotary widths read as transformers reads them", () => {
+  // Qwen2Config/Qwen3Config: sliding_window 4096 and max_window_layers 28 where absent.
+  const { sliding_window: _, max_window_layers: __, ...bare } = QWEN25_05B;
+  const slides = (json: Record<string, unknown>) =>
+    parseDecoderConfig({ ...bare, use_sliding_window: true, ...json }, "c").slidingWindow;
+  assert.equal(slides({ max_window_layers: 0 }), 4096);
+  assert.equal(slides({ sliding_window: 1024 }), undefined); // layers 28.. of 24: none slides
+  assert.equal(slides({ sliding_window: 1024, num_hidden_layers: 30 }), 1024);
+  // layer_types, where listed, say which layers slide (max_window_layers is then not read).
+  const types = (sliding: number) =>
+    Array.from({ length: 24 }, (_, i) => i === sliding ? "sliding_attention" : "full_attention");
+  assert.equal(slides({ max_window_layers: 0, layer_types: types(-1) }), undefined);
+  assert.equal(slides({ max_window_layers: 24, layer_types: types(23) }), 4096);
+  // GLM's rotary width is int(head_dim * partial_rotary_factor): truncated, never rounded up.
+  const glm = (headDim: number, factor: number) =>
+    parseDecoderConfig(
+      { ...TINY_JSON.glm, head_dim: headDim, partial_rotary_factor: factor },
+      "c",
+    );
+  assert.equal(glm(10, 0.65).rotaryDim, 6);
+  assert.throws(() => glm(8, 0.7), /rotary dimensions 5 \(head_dim x partial_rotary_factor\)/);
+});
+
 Deno.test("transformers 5's rope_parameters read as the top-level keys they replace", () => {
   // TINY_JSON.llama scales by llama3's rule.
   const v4: Record<string, unknown> = { ...TINY_JSON.llama, rope_theta: 500000 };

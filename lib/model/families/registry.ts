@@ -274,8 +274,10 @@ function ropeScalingFrom(raw: unknown, name: string, file: string): RopeScaling 
 /**
  * The family's sliding window where some layer applies it, else undefined. The window is kept:
  * runs no longer than it attend exactly as full attention does, so the model's length is capped
- * at it ({@linkcode DecoderConfig.slidingWindow}). Qwen slides only the layers from
- * `max_window_layers` on: none when that is past the last layer.
+ * at it ({@linkcode DecoderConfig.slidingWindow}). Absent keys take transformers' defaults for
+ * both Mistral and Qwen (`sliding_window` 4096, `max_window_layers` 28). Qwen slides the layers
+ * `layer_types` names `sliding_attention` where config.json lists them (transformers writes them
+ * since 4.53), else those from `max_window_layers` on: none when that is past the last layer.
  */
 function slidingWindow(
   traits: FamilyTraits,
@@ -285,19 +287,21 @@ function slidingWindow(
   file: string,
 ): number | undefined {
   if (traits.slidingWindow === "none") return undefined;
-  const window = o.sliding_window === undefined
-    ? (traits.slidingWindow === "mistral" ? 4096 : null)
-    : o.sliding_window;
+  const window = o.sliding_window === undefined ? 4096 : o.sliding_window;
   const active = traits.slidingWindow === "mistral" ? true : o.use_sliding_window === true;
   if (!active || window === null) return undefined;
   if (typeof window !== "number" || !Number.isInteger(window) || window < 1) {
     throw inputError(file, undefined, `"sliding_window" must be a positive integer or null`);
   }
   if (window >= maxPositions) return undefined;
-  // Qwen slides the layers from max_window_layers on: none past the last layer; otherwise the
-  // cap is exact whichever layers slide (no key is ever more than a window back).
-  const firstSliding = o.max_window_layers;
-  if (typeof firstSliding === "number" && firstSliding >= layers) return undefined;
+  if (traits.slidingWindow === "qwen") {
+    // No sliding layer, no window; otherwise the cap is exact whichever layers slide (no key is
+    // ever more than a window back).
+    const types = o.layer_types;
+    if (Array.isArray(types)) {
+      if (!types.includes("sliding_attention")) return undefined;
+    } else if (num(o, "max_window_layers", 28, file) >= layers) return undefined;
+  }
   return window;
 }
 
@@ -345,7 +349,8 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
     headDim,
     rmsNormEps: num(o, "rms_norm_eps", traits.rmsNormEps, file),
     ropeTheta: ropeNumber(o, rope, "rope_theta", traits.ropeTheta, file),
-    rotaryDim: Math.round(headDim * partial),
+    // transformers' int(): the rotary embedding's width is truncated, never rounded up.
+    rotaryDim: Math.floor(headDim * partial),
     ropeStyle: traits.ropeStyle,
     ropeScaling: ropeScaling(o, rope, file),
     biases: traits.biases(attentionBias, mlpBias),
