@@ -55,6 +55,34 @@ Deno.test("a limited predictions file restricts the baselines to its records, an
     assert.doesNotMatch(whole.stderr, /note: every method/);
   }));
 
+Deno.test("a prediction whose task contradicts its record is an error, even where no method scores it", () =>
+  withTempDir(async (dir) => {
+    const sequential = (await Deno.readTextFile(MODEL)).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((p) => p.task === "sequential");
+    const a = join(dir, "a.jsonl"), b = join(dir, "b.jsonl");
+    // a says its first sequential record is a direct one; b lacks that record, so it is scored
+    // for no method.
+    const wrong = [{ ...sequential[0], task: "direct" }, ...sequential.slice(1)];
+    await Deno.writeTextFile(a, wrong.map((p) => JSON.stringify(p)).join("\n") + "\n");
+    await Deno.writeTextFile(b, sequential.slice(1).map((p) => JSON.stringify(p)).join("\n"));
+    const run = await runCli([
+      "eval",
+      "--quiet",
+      "--data",
+      DATA,
+      "--predictions",
+      a,
+      "--predictions",
+      b,
+    ]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.equal(run.stdout, "");
+    assert.match(
+      run.stderr,
+      /^error: .*a\.jsonl line 1: record "u1\/sequential\/seq-1\/test" is a sequential record, the prediction says direct$/,
+    );
+  }));
+
 Deno.test("a whole run's predictions scored on a sample of users: the others are left out, no error", async () => {
   const whole = await evaluate("--predictions", MODEL, "--name", "model");
   const { report } = await evaluate(

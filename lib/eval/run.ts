@@ -216,7 +216,10 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       // A record of the split outside the sample or shard: its predictions are not scored, and
       // not an error either (a full run's file scored on a sample).
       for (const [m, method] of options.methods.entries()) {
-        if ("predictions" in method && files.get(method.name)!.has(record.id)) {
+        if (!("predictions" in method)) continue;
+        const prediction = files.get(method.name)!.get(record.id);
+        if (prediction) {
+          checkTask(record, prediction, method);
           used[m].add(record.id);
         }
       }
@@ -246,7 +249,10 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
         if (lacking.includes(method)) {
           scorers[m].add(prepared, undefined); // counted as missing
           unanswered.set(method.name, (unanswered.get(method.name) ?? 0) + 1);
-        } else if (files.get(method.name)!.has(record.id)) used[m].add(record.id);
+        } else if (files.get(method.name)!.has(record.id)) {
+          checkTask(record, files.get(method.name)!.get(record.id)!, method);
+          used[m].add(record.id);
+        }
       }
       continue;
     }
@@ -269,13 +275,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
           continue;
         }
         used[m].add(record.id);
-        if (prediction.task !== undefined && prediction.task !== record.task) {
-          throw inputError(
-            prediction.file ?? filesOf(method).join(", "),
-            prediction.line,
-            `record "${record.id}" is a ${record.task} record, the prediction says ${prediction.task}`,
-          );
-        }
+        checkTask(record, prediction, method);
       } else {
         if (!prepared) continue;
         const line = method.predictor.predict(record);
@@ -349,6 +349,23 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   if (seenNote) report.notes.push(seenNote);
   options.progress?.done(`${records} ${split} records, ${options.methods.length} method(s)`);
   return report;
+}
+
+/**
+ * A prediction whose `task` contradicts its record's is an InputError naming its file and line,
+ * whether or not the record is scored (left out for every method, or outside a sample).
+ */
+function checkTask(
+  record: TextRecord,
+  prediction: StoredPrediction,
+  method: { predictions: string | readonly string[] },
+): void {
+  if (prediction.task === undefined || prediction.task === record.task) return;
+  throw inputError(
+    prediction.file ?? filesOf(method).join(", "),
+    prediction.line,
+    `record "${record.id}" is a ${record.task} record, the prediction says ${prediction.task}`,
+  );
 }
 
 /**
