@@ -17,6 +17,7 @@ import {
   tokenizer,
 } from "./helpers/infer.ts";
 import { wholeText } from "../lib/generate/infer.ts";
+import { BYTE_TO_CHAR, TextTokenizer, trainByteLevelBpe } from "../lib/tokenizer/mod.ts";
 
 const { sop, eop, mask } = tokenizer.special;
 const ENTITIES: EntityEntry[] = [
@@ -200,4 +201,19 @@ Deno.test("text the length limit cut ends at its last whole character", () => {
   assert.equal(wholeText(tokenizer, ids, false), " ok \u{20E15}\u{20E16}");
   // A finished text is decoded as it is.
   assert.ok(wholeText(tokenizer, ids.slice(0, -1), true).endsWith("\uFFFD"));
+});
+
+Deno.test("a cut text keeps the whole characters in the token that starts the unfinished one", () => {
+  // One token holds "a" and the first byte of "é" (as Qwen3's holds "ー" and two bytes of "ダ").
+  const json = trainByteLevelBpe(["a"], { vocabSize: 256 }) as {
+    model: { vocab: Record<string, number>; merges: string[] };
+  };
+  const piece = "a" + BYTE_TO_CHAR[0xc3];
+  json.model.vocab[piece] = 256;
+  json.model.merges.push(`a ${BYTE_TO_CHAR[0xc3]}`);
+  const split = TextTokenizer.fromJson(json);
+  const ids = split.encode(" a\u00e9");
+  assert.equal(split.tokenString(ids[1]), piece);
+  assert.equal(wholeText(split, ids.slice(0, -1), false), " a");
+  assert.equal(wholeText(split, ids, false), " a\u00e9");
 });

@@ -572,7 +572,9 @@ export class Predictor {
 
 /**
  * The text of `tokens`; a text the length limit cut (`finished` false) ends at its last whole
- * character: a byte-level tokenizer may have stopped inside one, which decodes to U+FFFD.
+ * character: a byte-level tokenizer may have stopped inside one, which decodes to one U+FFFD at
+ * the end. The token that starts it may also hold whole characters before it (Qwen3's `ー` and
+ * the first two bytes of `ダ`), and those are kept.
  *
  * @example
  * ```ts
@@ -588,11 +590,12 @@ export function wholeText(
 ): string {
   const ids = Array.from(tokens);
   const full = tokenizer.decode(ids, { skipSpecial: true });
-  if (finished) return full;
-  // A UTF-8 character spans at most 4 bytes: at most 3 tokens end in an unfinished one.
-  for (let drop = 0; drop <= Math.min(3, ids.length); drop++) {
+  if (finished || !full.endsWith("\uFFFD")) return full;
+  // A UTF-8 character spans at most 4 bytes: at most 3 tokens end in an unfinished one. Without
+  // them the text ends cleanly; `full` spells the unfinished character as its last U+FFFD.
+  for (let drop = 1; drop <= Math.min(3, ids.length); drop++) {
     const text = tokenizer.decode(ids.slice(0, ids.length - drop), { skipSpecial: true });
-    if (!text.endsWith("\uFFFD")) return text;
+    if (!text.endsWith("\uFFFD")) return full.slice(0, -1);
   }
   return full; // a replacement character the model wrote on purpose
 }
