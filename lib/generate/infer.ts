@@ -165,6 +165,35 @@ interface Job {
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
+/** Where {@linkcode atRecord} marks an error with the index of the record it is about. */
+const RECORD_INDEX = Symbol("record index");
+
+/** `f()`, an InputError it throws marked as about record `index` of the call's records. */
+function atRecord<T>(index: number, f: () => T): T {
+  try {
+    return f();
+  } catch (error) {
+    if (error instanceof InputError) Object.assign(error, { [RECORD_INDEX]: index });
+    throw error;
+  }
+}
+
+/**
+ * The index, in the records given to {@linkcode Predictor.predict}, of the record an InputError
+ * it threw is about (a malformed record), so a caller can say where that record is; undefined for
+ * any other error.
+ *
+ * @example
+ * ```ts
+ * declare const error: unknown;
+ * recordIndexOf(error); // 3: the fourth record given to predict
+ * ```
+ */
+export function recordIndexOf(error: unknown): number | undefined {
+  if (!(error instanceof InputError)) return undefined;
+  return (error as { [RECORD_INDEX]?: number })[RECORD_INDEX];
+}
+
 /**
  * Predicts answers for task records with one model.
  *
@@ -348,9 +377,11 @@ export class Predictor {
     const { tokenizer } = this.#parts;
     const groups = new Map<Mode, Job[]>();
     records.forEach((record, index) => {
-      const mode = this.#mode(record);
-      if (mode === "candidates") this.#checkCandidates(record);
-      const tokenized = tokenizeRecord(tokenizer, record);
+      const { mode, tokenized } = atRecord(index, () => {
+        const mode = this.#mode(record);
+        if (mode === "candidates") this.#checkCandidates(record);
+        return { mode, tokenized: tokenizeRecord(tokenizer, record) };
+      });
       let reserve = this.#reserve(mode);
       let maxTokens: number | undefined;
       if (mode === "text") {

@@ -14,7 +14,7 @@ import {
   type Dataset,
   itemTokenMode,
   openDataset,
-  readRecords,
+  readNumberedRecords,
 } from "../data/dataset.ts";
 import { type AnswerKind, answerOf, tasksAnswering } from "../data/tasks.ts";
 import { RecordSelection } from "../data/selection.ts";
@@ -32,6 +32,7 @@ import {
   PREDICT_COUNTS,
   type PredictOptions,
   Predictor,
+  recordIndexOf,
 } from "./infer.ts";
 import { type InferenceDecoder, loadForInference } from "./load.ts";
 import { DEFAULT_RERANK_WEIGHT, readFirstStage } from "./rerank.ts";
@@ -286,6 +287,7 @@ async function answerSplit(run: {
   let index = 0;
   let window: TextRecord[] = [];
   let keys: number[] = [];
+  let lines: number[] = [];
   const report = (answered: number) => {
     const seconds = Math.max((performance.now() - run.startedAt) / 1000, 1e-9);
     const rate = answered / seconds;
@@ -294,16 +296,27 @@ async function answerSplit(run: {
   const flush = async () => {
     if (window.length === 0) return;
     // Reported batch by batch: a window of records takes minutes on a large model.
-    await out.write(await predictor.predict(window, (n) => report(done + n)), keys);
+    let answers;
+    try {
+      answers = await predictor.predict(window, (n) => report(done + n));
+    } catch (error) {
+      // A malformed record: said with its file and line.
+      const at = recordIndexOf(error);
+      if (at === undefined) throw error;
+      const file = join(data.dir, `${options.split}.jsonl`);
+      throw inputError(file, lines[at], (error as Error).message);
+    }
+    await out.write(answers, keys);
     done += window.length;
     window = [];
     keys = [];
+    lines = [];
     report(done);
   };
   // The limit counts the records of every shard, so the shards of a limited run answer together
   // what the unsharded run answers; a shard reads the whole split to know the number of records
   // (the keys of the merge).
-  for await (const record of readRecords(data, options.split)) {
+  for await (const { line, record } of readNumberedRecords(data, options.split)) {
     const key = index++;
     if (selected >= limit) {
       if (options.shard) continue;
@@ -314,6 +327,7 @@ async function answerSplit(run: {
     if (!select.inShard(record)) continue;
     window.push(record);
     keys.push(key);
+    lines.push(line);
     if (window.length >= windowSize) await flush();
   }
   await flush();

@@ -15,8 +15,9 @@ import { type TokenizedRecord, tokenizeRecord } from "../collate/tokenize.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { trieLossBias } from "../collate/trie_loss.ts";
 import type { Batch } from "../collate/types.ts";
-import { type Dataset, readRecords } from "../data/dataset.ts";
+import { type Dataset, readNumberedRecords } from "../data/dataset.ts";
 import type { Split } from "../data/types.ts";
+import { InputError, inputError } from "../errors.ts";
 import { Rng } from "../random.ts";
 import type { TextTokenizer } from "../tokenizer/tokenizer.ts";
 
@@ -66,8 +67,16 @@ export async function tokenizeSplit(
     }
   }
   const records: TokenizedRecord[] = [];
-  for await (const record of readRecords(data, split)) {
-    records.push(tokenizeRecord(tokenizer, record));
+  for await (const { line, record } of readNumberedRecords(data, split)) {
+    try {
+      records.push(tokenizeRecord(tokenizer, record));
+    } catch (error) {
+      // The record's own problem, said where it is (as collate says it).
+      if (error instanceof InputError) {
+        throw inputError(join(data.dir, `${split}.jsonl`), line, error.message);
+      }
+      throw error;
+    }
   }
   return records;
 }
