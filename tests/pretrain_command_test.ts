@@ -82,6 +82,12 @@ Deno.test("pretrain killed with SIGKILL and resumed ends with the same bytes as 
       pretrain([...common(killed), "--resume", "--merge", join(dir, "merged2")]),
     );
     assert.equal(last.code, 0, last.stderr);
+    // The summary reports the run's losses, not those of the last invocation's steps.
+    const summary = (r: CliRun) => {
+      const { steps, loss, first_loss, val_loss, initial_val_loss, tokens } = JSON.parse(r.stdout);
+      return { steps, loss, first_loss, val_loss, initial_val_loss, tokens };
+    };
+    assert.deepEqual(summary(last), summary(once));
 
     for (const file of ["adapter_model.safetensors", "checkpoint.safetensors"]) {
       assert.deepEqual(

@@ -605,7 +605,7 @@ interface Run {
     threads: number;
     ranks?: number;
     /** What val_loss is measured on: a resumed run with another notes that its curve breaks. */
-    validation?: { sha256: string; batches: number; every: number };
+    validation?: { sha256: string; batches: number; every: number; initialLoss?: number };
   };
   checkpointPath: string;
   metricsPath: string;
@@ -627,6 +627,8 @@ interface RunState {
   moments?: { m: Map<string, Float32Array>; v: Map<string, Float32Array> };
   metrics: MetricsLine[];
   resumed: boolean;
+  /** val_loss before the first step, kept in the checkpoint for a resumed run's summary. */
+  initialValLoss?: number;
 }
 
 /** The settings a resumed run must share with the run it continues. */
@@ -661,6 +663,16 @@ function resumeSettings(
   };
 }
 
+/** The refusal of a new run in `out`, which holds a training run (resume continues it). */
+function holdsARun(out: string): OptionError {
+  return new OptionError(
+    "resume",
+    (name) =>
+      `${out} already holds a training run (${RUN_FILES.checkpoint}): pass ${name} ` +
+      `to continue it, or choose another run directory`,
+  );
+}
+
 /**
  * Stage 5: the run's starting state: read from the checkpoint when resuming (settings checked,
  * metrics cut back to the checkpoint's step), else fresh (a new adapter, or the base weights).
@@ -668,14 +680,7 @@ function resumeSettings(
 async function startOrResume(run: Run): Promise<RunState> {
   const { options, base, checkpointPath, metricsPath, note } = run;
   const hasCheckpoint = await pathExists(checkpointPath);
-  if (hasCheckpoint && !options.resume) {
-    throw new OptionError(
-      "resume",
-      (name) =>
-        `${options.out} already holds a training run (${RUN_FILES.checkpoint}): pass ${name} ` +
-        `to continue it, or choose another run directory`,
-    );
-  }
+  if (hasCheckpoint && !options.resume) throw holdsARun(options.out);
   if (hasCheckpoint) {
     const saved = await readCheckpoint(checkpointPath, run.shapes, (state) => {
       if (state.base) checkIdentity(checkpointPath, state.base, base.identity, options.model);
@@ -719,6 +724,10 @@ async function startOrResume(run: Run): Promise<RunState> {
     const metrics = await readMetrics(metricsPath, step);
     await writeFileAtomic(metricsPath, metricsText(metrics));
     note(`resuming at step ${step} of ${run.schedule.totalSteps}`);
+    // The loss before training, where it was measured on the same validation batches.
+    const initial = validation?.initialLoss;
+    const sameValidation = validation?.sha256 === now.sha256 &&
+      validation?.batches === now.batches;
     return {
       step,
       micro,
@@ -728,6 +737,7 @@ async function startOrResume(run: Run): Promise<RunState> {
       moments: { m: saved.m, v: saved.v },
       metrics,
       resumed: true,
+      ...(sameValidation && typeof initial === "number" ? { initialValLoss: initial } : {}),
     };
   }
   if (options.resume) note("no checkpoint to resume from: starting a new run");
@@ -1027,7 +1037,13 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
     micro: state.micro,
     tokens: state.tokens,
     rng: state.rng.state(),
-    settings: { ...run.settings, runtime: run.runtime },
+    settings: {
+      ...run.settings,
+      runtime: state.initialValLoss === undefined ? run.runtime : {
+        ...run.runtime,
+        validation: { ...run.runtime.validation!, initialLoss: state.initialValLoss },
+      },
+    },
     base: base.identity,
     ...snap,
   }, run.shapes);
@@ -1122,11 +1138,12 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
   const { valEvery, saveEvery } = run.sizes;
   engine.load(state.params, state.moments?.m, state.moments?.v);
   if (state.step === 0 && run.data.valStream) {
-    summary.initialValLoss = await validationLoss(run, engine);
-    if (summary.initialValLoss !== undefined) {
-      note(`val_loss before training ${summary.initialValLoss.toFixed(4)}`);
+    state.initialValLoss = await validationLoss(run, engine);
+    if (state.initialValLoss !== undefined) {
+      note(`val_loss before training ${state.initialValLoss.toFixed(4)}`);
     }
   }
+  summary.initialValLoss = state.initialValLoss;
   while (state.step < totalSteps) {
     const line = await optimizerStep(run, engine, state);
     const { step } = state;
@@ -1162,8 +1179,9 @@ async function trainLoop(run: Run, engine: TrainEngine, state: RunState, summary
       if (saveNow) await saveRun(run, engine, state);
     });
   }
-  if (summary.firstLoss !== summary.firstLoss && state.metrics.length > 0) {
-    // Resumed at the end: report what the log says.
+  if (state.metrics.length > 0) {
+    // The run's first and last losses, as the log has them: a resumed run reports the first
+    // step's loss as the run it continues does, not the first this invocation took.
     summary.firstLoss = state.metrics[0].loss;
     summary.lastLoss = state.metrics[state.metrics.length - 1].loss;
   }
@@ -1199,6 +1217,11 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       : undefined);
   let merge: OutputClaim | undefined;
   try {
+    // Refused at once, before the model loads and the data is tokenized (minutes on large data).
+    await together(world, async () => {
+      if (!root || options.resume) return;
+      if (await pathExists(join(options.out, RUN_FILES.checkpoint))) throw holdsARun(options.out);
+    });
     merge = await together(world, () =>
       root && options.merge
         ? claimOutputDir(options.merge, {
