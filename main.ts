@@ -24,6 +24,7 @@ import {
 import { toIoError } from "./lib/io/io_error.ts";
 import { Progress } from "./lib/io/progress.ts";
 import { stdoutFault } from "./lib/io/stdout.ts";
+import { fileURLToPath } from "node:url";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
@@ -136,7 +137,7 @@ function notInstalled(error: unknown): never {
   if (
     /Could not find a matching package for 'npm:[^']+' in the node_modules directory/.test(message)
   ) {
-    const root = new URL(".", import.meta.url).pathname.replace(/\/$/, "");
+    const root = fileURLToPath(new URL(".", import.meta.url)).replace(/\/$/, "");
     const pkg = message.match(/'npm:([^']+)'/)?.[1];
     throw new InputError(
       `the toolkit's npm packages are not installed (${pkg} is missing from node_modules): ` +

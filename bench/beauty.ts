@@ -6,9 +6,10 @@
  */
 
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** The directory of the P5/S3-Rec copy of Amazon Beauty. */
-export const BEAUTY = new URL("../../shared/data/amazon-beauty/", import.meta.url).pathname;
+export const BEAUTY = fileURLToPath(new URL("../../shared/data/amazon-beauty/", import.meta.url));
 
 /**
  * `textualize` arguments for Beauty's profile and sequential records into `out` (seed 1,

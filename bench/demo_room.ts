@@ -32,9 +32,10 @@ import { parseCsv } from "../lib/data/csv.ts";
 import { readJsonLines } from "../lib/io/lines.ts";
 import { scoreLists } from "./demo_ceiling.ts";
 import { InputError } from "../lib/errors.ts";
+import { fileURLToPath } from "node:url";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const FIXTURES = new URL("../fixtures/demo/", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("../fixtures/demo/", import.meta.url));
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
 /** SASRec's candidates kept per record, as the demo's two stages keep. */

@@ -44,8 +44,9 @@ import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import type { BenchOptions } from "./main.ts";
 import { intSetting } from "./settings.ts";
+import { fileURLToPath } from "node:url";
 
-const DATA = new URL("../../shared/data/amazon-beauty", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../../shared/data/amazon-beauty", import.meta.url));
 const USERS = 48;
 const REPEATS = 3;
 const BATCH = intSetting("INFER_BENCH_BATCH", 8, { min: 1, max: 4096 });

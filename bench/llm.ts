@@ -55,6 +55,7 @@ import { InputError } from "../lib/errors.ts";
 import { intSetting } from "./settings.ts";
 import { INTRA_TABLE } from "../lib/model/families/config.ts";
 import { beautyTitles, prompts } from "./infer.ts";
+import { fileURLToPath } from "node:url";
 
 const THREADS = 2;
 const B = 2;
@@ -419,7 +420,7 @@ function openblasCore(): Record<string, string> {
 
 /** Runs every phase in its own process; returns their figures. */
 export async function run(): Promise<Record<string, unknown>> {
-  const self = new URL(import.meta.url).pathname;
+  const self = fileURLToPath(import.meta.url);
   const only = Deno.env.get("LLM_BENCH_PHASES")?.split(",");
   const known = [...Object.keys(PHASES), "torch"];
   const unknown = only?.find((phase) => !known.includes(phase));
@@ -441,7 +442,7 @@ export async function run(): Promise<Record<string, unknown>> {
   }
   if (!only || only.includes("torch")) {
     console.error("bench llm: torch");
-    const script = new URL("./llm_torch.py", import.meta.url).pathname;
+    const script = fileURLToPath(new URL("./llm_torch.py", import.meta.url));
     results.torch = await child(
       [script, DIR, String(THREADS), String(B), String(L), String(SEP)],
       "/usr/bin/python3",

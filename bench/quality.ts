@@ -61,8 +61,9 @@ import {
 } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
 import { benchWorkDir, intSetting } from "./settings.ts";
+import { fileURLToPath } from "node:url";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
 const env = (name: string) => Deno.env.get(name);
 

@@ -22,8 +22,9 @@ import { RECIPES } from "../lib/train/recipes.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { InputError } from "../lib/errors.ts";
+import { fileURLToPath } from "node:url";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const RECORDS = 20_000;
 
 async function cli(args: string[]): Promise<void> {

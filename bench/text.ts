@@ -39,14 +39,17 @@ import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { readJsonLines } from "../lib/io/lines.ts";
 import { corpusBleu } from "../lib/metrics/bleu.ts";
 import { words as wordsOf } from "../lib/metrics/words.ts";
+import { fileURLToPath } from "node:url";
 
 /** The 5-core Musical Instruments review file beside the checkout. */
-export const MUSICAL_INSTRUMENTS = new URL(
-  "../../shared/data/amazon-musical-instruments/reviews_Musical_Instruments_5.json.gz",
-  import.meta.url,
-).pathname;
+export const MUSICAL_INSTRUMENTS = fileURLToPath(
+  new URL(
+    "../../shared/data/amazon-musical-instruments/reviews_Musical_Instruments_5.json.gz",
+    import.meta.url,
+  ),
+);
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 
 const env = (name: string) => Deno.env.get(name);
 const words = (name: string, fallback = "") => (env(name) ?? fallback).split(" ").filter(Boolean);

@@ -29,6 +29,7 @@ import { OutputLock } from "../lib/io/lock.ts";
 import { onSignal } from "../lib/io/cleanup.ts";
 import { prepareDemoOut } from "../lib/demo/out_dir.ts";
 import { shellWord, stopChild } from "../lib/io/process.ts";
+import { fileURLToPath } from "node:url";
 
 const FLAGS = defineFlags({
   out: {
@@ -106,7 +107,7 @@ function selfCommand(): string[] {
   const exe = Deno.execPath();
   const name = basename(exe).toLowerCase();
   if (name === "deno" || name === "deno.exe") {
-    return [exe, "run", "-A", new URL("../main.ts", import.meta.url).pathname];
+    return [exe, "run", "-A", fileURLToPath(new URL("../main.ts", import.meta.url))];
   }
   return [exe];
 }

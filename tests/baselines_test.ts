@@ -11,12 +11,13 @@ import { Rng } from "../lib/random.ts";
 import { BiasRating, TrainingRatings } from "../lib/baselines/rating.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
 // The fixture (fixtures/eval/tiny), items A..H in pool order, sequences oldest first:
 //   user 1: A B C | valid D | test E        user 4: A D | valid B | test C
 //   user 2: A B   | valid C | test D        user 5: B E | valid A | test C
 //   user 3: A C   | valid B | test F
-const DIR = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const DIR = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
 const NAMES: Record<string, string> = {
   A: "Alpha Lipstick",
   B: "Beta Mascara",

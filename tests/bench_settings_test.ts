@@ -10,6 +10,7 @@ import { benchWorkDir, intSetting } from "../bench/settings.ts";
 import { InputError } from "../lib/errors.ts";
 import { ROOT, runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
 Deno.test("a benchmark's work directory: made, or emptied when a benchmark made it; a user's is refused untouched", async () => {
   await withTempDir(async (tmp) => {
@@ -68,7 +69,7 @@ Deno.test("a whole-number setting: the default when unset, else checked against 
 });
 
 Deno.test("a benchmark refuses a bad setting in one line, before any work", async () => {
-  const bench = new URL("../bench/main.ts", import.meta.url).pathname;
+  const bench = fileURLToPath(new URL("../bench/main.ts", import.meta.url));
   const command = [Deno.execPath(), "run", "-A", "--quiet", `--config=${ROOT}deno.json`, bench];
   const run = await runProcess([...command, "infer"], { env: { INFER_BENCH_BATCH: "0" } });
   assert.equal(run.code, 1);

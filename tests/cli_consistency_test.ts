@@ -13,8 +13,9 @@ import { UsageError } from "../lib/errors.ts";
 import { runCli } from "./helpers/cli.ts";
 import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
 
 /** The flags a command's --help lists. */
 async function flagsOf(command: string): Promise<Set<string>> {

@@ -5,9 +5,10 @@ import { tokenizeRecord } from "../lib/collate/tokenize.ts";
 import type { TextRecord } from "../lib/data/types.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { fileURLToPath } from "node:url";
 
 const tokenizer = await TextTokenizer.load(
-  new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname,
+  fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url)),
 );
 const RECORDS: TextRecord[] = (await Deno.readTextFile(
   new URL("../fixtures/collate/train.jsonl", import.meta.url),

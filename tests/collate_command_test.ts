@@ -5,8 +5,9 @@ import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DATA = `${ROOT}fixtures/collate`;
 const TOKENIZER = `${ROOT}fixtures/tokenizer/tokenizer.json`;
 

@@ -12,9 +12,10 @@ import type { EntityEntry, Segment, TextRecord } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
 import { Rng } from "../lib/random.ts";
 import { type SpecialIds, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { fileURLToPath } from "node:url";
 
 const tokenizer = await TextTokenizer.load(
-  new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname,
+  fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url)),
 );
 const POOL: string[] = (JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/collate/entities.json", import.meta.url)),

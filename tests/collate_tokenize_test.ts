@@ -9,8 +9,9 @@ import {
 import type { TextRecord } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { fileURLToPath } from "node:url";
 
-const FIXTURE = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const FIXTURE = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 const tokenizer = await TextTokenizer.load(FIXTURE);
 const reference = new Tokenizer(JSON.parse(await Deno.readTextFile(FIXTURE)), {});
 const RECORDS: TextRecord[] = (await Deno.readTextFile(

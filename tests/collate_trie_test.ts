@@ -14,9 +14,10 @@ import { Rng } from "../lib/random.ts";
 import { beautyCorpus, HAVE_BEAUTY, invariant, partBSpans } from "./helpers/beauty_corpus.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
+import { fileURLToPath } from "node:url";
 
 const tokenizer = await TextTokenizer.load(
-  new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname,
+  fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url)),
 );
 const POOL: string[] = (JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/collate/entities.json", import.meta.url)),

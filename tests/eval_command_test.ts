@@ -4,14 +4,15 @@ import { openDataset, readRecords } from "../lib/data/dataset.ts";
 import { runCli } from "./helpers/cli.ts";
 import { gridDataset } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
 // fixtures/eval/tiny: 5 users, items A..H (see tests/baselines_test.ts); fixtures/eval/model.jsonl:
 // hand-made test predictions. Their ranks under --protocol full:
 //   sequential seq-1 (seen):     u1 1, u2 2 (A repeated), u3 8, u4 2 (brand "Acme" first), u5 miss
 //   sequential seq-2 (held out): u1 3 ("Nonexistent Item" takes rank 2), u2 miss (empty list)
 //   direct:                      2, 1, 3, 1, 3
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
-const MODEL = new URL("../fixtures/eval/model.jsonl", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
+const MODEL = fileURLToPath(new URL("../fixtures/eval/model.jsonl", import.meta.url));
 const N2 = 1 / Math.log2(3); // NDCG of rank 2
 const N3 = 1 / Math.log2(4); // = 1/2
 const N8 = 1 / Math.log2(9);
@@ -339,7 +340,9 @@ Deno.test("a pool small enough that the candidates are every unseen item gives n
 
 Deno.test("eval reads what textualize writes: every test record of its fixtures is scored", async () => {
   for (const source of ["p5", "amazon", "csv", "recbole"]) {
-    const dir = new URL(`../fixtures/textualize/${source}/expected`, import.meta.url).pathname;
+    const dir = fileURLToPath(
+      new URL(`../fixtures/textualize/${source}/expected`, import.meta.url),
+    );
     const manifest = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
     const heldOut = new Set(
       manifest.templates.filter((t: { heldOut: boolean }) => t.heldOut).map((t: { id: string }) =>

@@ -13,10 +13,11 @@ import { demoVerdict, MIN_VERDICT_RECORDS } from "../lib/demo/plan.ts";
 import { isPredictionsFile } from "../lib/eval/predictions.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
 // fixtures/eval/tiny: test split of 7 sequential, 5 direct, 4 rating, 2 explanation, 1 review.
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
-const MODEL = new URL("../fixtures/eval/model.jsonl", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
+const MODEL = fileURLToPath(new URL("../fixtures/eval/model.jsonl", import.meta.url));
 
 async function evaluate(...args: string[]) {
   const run = await runCli(["eval", "--quiet", "--data", DATA, ...args]);

@@ -13,8 +13,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLONE = ["main.ts", "commands", "lib", "deno.json", "deno.lock"];
 
 async function copy(from: string, to: string): Promise<void> {

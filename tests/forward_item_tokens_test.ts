@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { runCli, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoSequentialDataset } from "./helpers/textualize.ts";
+import { fileURLToPath } from "node:url";
 
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 
 Deno.test("forward --adapter --data: an adapter with item rows runs; without --data it is refused", async () => {
   await withTempDir(async (dir) => {

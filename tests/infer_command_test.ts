@@ -14,10 +14,11 @@ import { TINY, tinyWeights, TOKENIZER, writeModelDir } from "./helpers/infer.ts"
 import { processTempDir, withTempDir } from "./helpers/temp.ts";
 import { demoSequentialArgs } from "./helpers/textualize.ts";
 import { UserSample } from "../lib/data/user_sample.ts";
+import { fileURLToPath } from "node:url";
 
 // fixtures/eval/tiny: 5 users, 8 items and one brand; test split of 19 records (7 sequential,
 // 5 direct, 4 rating, 2 explanation, 1 review), candidate lists in candidates.jsonl.
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
 const entities: EntityEntry[] = JSON.parse(await Deno.readTextFile(join(DATA, "entities.json")));
 const ITEMS = new Set(entities.filter((e) => e.kind === "item").map((e) => e.entity));
 const manifest: Manifest = JSON.parse(await Deno.readTextFile(join(DATA, "manifest.json")));

@@ -14,6 +14,7 @@ import { Rng } from "../lib/random.ts";
 import { noisyDecoderWeights, TINY as TINY_DECODERS } from "./helpers/decoder.ts";
 import { randomPrompt, TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { processTempDir, withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
 /** Prefill, three steps (beams reordered, one prompt dropped), then scoring: every output. */
 async function session(model: StepModel): Promise<number[][]> {
@@ -146,7 +147,7 @@ Deno.test("a call that cannot be sent keeps the state changes before it for the 
 });
 
 // fixtures/eval/tiny: 19 test records of every task family (items, ratings, text).
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
 const MODEL = await processTempDir();
 await writeModelDir(MODEL, TINY, tinyWeights(TINY, 3));
 

@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
 const ENTITIES: { entity: string; kind: string; id: string }[] = JSON.parse(
   await Deno.readTextFile(join(DATA, "entities.json")),
 );

@@ -6,9 +6,10 @@ import { placeItemRows, readItemTable } from "../lib/model/item_rows.ts";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const DEMO = fileURLToPath(new URL("../fixtures/demo/", import.meta.url));
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 
 Deno.test("placeItemRows: SASRec's columns scaled to the RMS asked, zeros after, other rows kept", () => {
   const width = 4;

@@ -17,9 +17,10 @@ import { loadAnyModel } from "../lib/model/load_any.ts";
 import { train } from "../lib/train/trainer.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const DEMO = new URL("../fixtures/demo/", import.meta.url).pathname;
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const DEMO = fileURLToPath(new URL("../fixtures/demo/", import.meta.url));
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 
 /** The demo's CSV files, with the item ids renamed and only the items `keep` says. */
 async function demoCsv(dir: string, rename: (id: string) => string, keep: (id: string) => boolean) {

@@ -26,8 +26,9 @@ import { initModel } from "../lib/model/init.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoSequentialDataset } from "./helpers/textualize.ts";
+import { fileURLToPath } from "node:url";
 
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 
 async function firstRecords(dir: string, split: "train" | "test", n: number) {
   const data = await openDataset(dir);

@@ -15,8 +15,9 @@ import { writeSafetensors } from "../lib/model/safetensors.ts";
 import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 const PADDING = 40;
 
 Deno.test("a checkpoint's padding rows past its tokenizer give way to rows for the special tokens", () =>

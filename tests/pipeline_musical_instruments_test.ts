@@ -14,11 +14,14 @@ import type { TextRecord } from "../lib/data/types.ts";
 import type { PredictionLine } from "../lib/eval/predictions.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const FILE = new URL(
-  "../../shared/data/amazon-musical-instruments/reviews_Musical_Instruments_5.json.gz",
-  import.meta.url,
-).pathname;
+const FILE = fileURLToPath(
+  new URL(
+    "../../shared/data/amazon-musical-instruments/reviews_Musical_Instruments_5.json.gz",
+    import.meta.url,
+  ),
+);
 const missing = await Deno.stat(FILE).then(() => false, () => true);
 
 /** Users of the slice: the first this many reviewers (by id) with 6 or more reviews. */

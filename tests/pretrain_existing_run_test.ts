@@ -6,12 +6,13 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { runCliProcess } from "./helpers/cli.ts";
 import { TINY, tinyWeights, writeModelDir } from "./helpers/infer.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 // fixtures/eval/tiny: 5 users, 8 items; train, valid and test splits of text records.
-const DATA = new URL("../fixtures/eval/tiny", import.meta.url).pathname;
+const DATA = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
 
 Deno.test("pretrain into a directory holding a run is refused before it reads the data", async () => {
   await withTempDir(async (dir) => {

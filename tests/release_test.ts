@@ -12,8 +12,9 @@ import { join } from "node:path";
 import { stub } from "../tools/release.ts";
 import { type ProcessRun, runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const denoConfig = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 

@@ -6,8 +6,9 @@ import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoSequentialArgs } from "./helpers/textualize.ts";
+import { fileURLToPath } from "node:url";
 
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 
 async function ok(args: string[]): Promise<string> {
   const run = await runCli(args);

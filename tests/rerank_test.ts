@@ -23,8 +23,9 @@ import { Rng } from "../lib/random.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoSequentialDataset } from "./helpers/textualize.ts";
+import { fileURLToPath } from "node:url";
 
-const TOKENIZER = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const TOKENIZER = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 
 Deno.test("fuseScores: (1 - w) * first + w * lm; lengths and weights checked", () => {
   const fused = fuseScores(Float64Array.of(2, 1, -4), Float64Array.of(-3, -1, -0.5), 0.25);

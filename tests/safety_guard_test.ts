@@ -12,8 +12,9 @@ import { runCli, runCliProcess } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { GOLDEN_CASES } from "./helpers/textualize.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args.map((a) =>
   a.replace(/=(?!\/)(fixtures\/)/, `=${ROOT}$1`)
 );

@@ -16,11 +16,12 @@ import { fileVersion } from "./helpers/safety_child.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { smallConfig, writeSmallModel } from "./helpers/train.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 import { GOLDEN_CASES } from "./helpers/textualize.ts";
+import { fileURLToPath } from "node:url";
 
 const CSV = GOLDEN_CASES.find((c) => c.name === "csv")!.args;
-const CHILD = new URL("./helpers/safety_child.ts", import.meta.url).pathname;
+const CHILD = fileURLToPath(new URL("./helpers/safety_child.ts", import.meta.url));
 
 function textualize(out: string, ...extra: string[]) {
   return runCli(["textualize", ...CSV, `--out=${out}`, "--quiet", ...extra]);

@@ -13,8 +13,9 @@ import { OUTPUT_MARKER, writeOutputDir } from "../lib/io/safe_output.ts";
 import { startProcess } from "./helpers/process.ts";
 import { dirVersion } from "./helpers/safety_child.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const CHILD = new URL("./helpers/safety_child.ts", import.meta.url).pathname;
+const CHILD = fileURLToPath(new URL("./helpers/safety_child.ts", import.meta.url));
 const EXIT = { SIGTERM: 143, SIGINT: 130, SIGKILL: 137 } as const;
 
 async function names(dir: string): Promise<string[]> {

@@ -11,8 +11,9 @@ import { CUDA_MANIFEST } from "../lib/runtime/providers.ts";
 import { type ProcessRun, runProcess } from "./helpers/process.ts";
 import { packageFile, providerPackage } from "./helpers/package_files.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const SCRIPT = new URL("../tools/setup_cuda.ts", import.meta.url).pathname;
+const SCRIPT = fileURLToPath(new URL("../tools/setup_cuda.ts", import.meta.url));
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 const PROVIDER = "com.github.asus4.onnxruntime.linux-x64-gpu";
 

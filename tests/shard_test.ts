@@ -10,8 +10,9 @@ import { parseShard, partPath, shardOfUser } from "../lib/shard/shard.ts";
 import { inferRunIdentity } from "../lib/shard/identity.ts";
 import { canonicalJson } from "../lib/shard/part.ts";
 import { fixture, GOLDEN_CASES } from "./helpers/textualize.ts";
+import { fileURLToPath } from "node:url";
 
-const DEMO = new URL("../fixtures/demo", import.meta.url).pathname;
+const DEMO = fileURLToPath(new URL("../fixtures/demo", import.meta.url));
 const TEXTUALIZE = [
   "textualize",
   "--quiet",

@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { tsFiles } from "./helpers/source_files.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const LIB = join(ROOT, "lib");
 
 /** The most lines a command file may have. */

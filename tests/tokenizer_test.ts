@@ -4,8 +4,9 @@ import { InputError } from "../lib/errors.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { trainByteLevelBpe } from "../lib/tokenizer/train_bpe.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { fileURLToPath } from "node:url";
 
-const FIXTURE = new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+const FIXTURE = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
 const FIXTURE_JSON = JSON.parse(await Deno.readTextFile(FIXTURE));
 
 Deno.test("the fixture tokenizer's special tokens resolve to its added tokens", async () => {

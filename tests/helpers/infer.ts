@@ -18,10 +18,12 @@ import {
 import { Rng } from "../../lib/random.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import { TextTokenizer } from "../../lib/tokenizer/tokenizer.ts";
+import { fileURLToPath } from "node:url";
 
 /** The fixture tokenizer's path. */
-export const TOKENIZER =
-  new URL("../../fixtures/tokenizer/tokenizer.json", import.meta.url).pathname;
+export const TOKENIZER = fileURLToPath(
+  new URL("../../fixtures/tokenizer/tokenizer.json", import.meta.url),
+);
 
 /** The fixture tokenizer. */
 export const tokenizer = await TextTokenizer.load(TOKENIZER);

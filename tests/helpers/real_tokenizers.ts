@@ -14,8 +14,9 @@
 import { join } from "node:path";
 import { runProcess } from "./process.ts";
 import { processTempDir } from "./temp.ts";
+import { fileURLToPath } from "node:url";
 
-const DEPS = new URL("../deps/", import.meta.url).pathname;
+const DEPS = fileURLToPath(new URL("../deps/", import.meta.url));
 
 const dir = await processTempDir();
 
