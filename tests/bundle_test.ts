@@ -11,8 +11,9 @@ import { type ProcessRun, runProcess } from "./helpers/process.ts";
 import { providerPackage } from "./helpers/package_files.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { findLibrary } from "../lib/runtime/shared_libraries.ts";
+import { fileURLToPath } from "node:url";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const denoConfig = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
 const NAME = `recsysllm-${denoConfig.version}-linux-x64`;
 const supported = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
@@ -181,6 +182,31 @@ Deno.test({
         assert.doesNotMatch(built.stderr, /\n\s+at /, "a stack trace");
         await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
       }
+    });
+  },
+});
+
+Deno.test({
+  name: "the bundle built from another directory installs nothing there and writes --out there",
+  ignore: !supported,
+  async fn() {
+    await withTempDir(async (dir) => {
+      // Another project's directory: `deno install` run there would install its packages.
+      await Deno.writeTextFile(
+        join(dir, "package.json"),
+        JSON.stringify({ dependencies: { semver: "7.8.6" } }),
+      );
+      const built = await runProcess([
+        ...[Deno.execPath(), "run", "-A", join(ROOT, "tools/bundle.ts")],
+        ...["--compression", "none", "--out", "bundle.tar"],
+      ], { cwd: dir });
+      assert.equal(built.code, 0, built.stderr);
+      assert.equal(
+        JSON.parse(built.stdout.trim()).bytes,
+        (await Deno.stat(join(dir, "bundle.tar"))).size,
+      );
+      const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.deepEqual(names, ["bundle.tar", "package.json"]);
     });
   },
 });

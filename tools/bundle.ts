@@ -22,7 +22,7 @@
  * @module
  */
 
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 
@@ -154,9 +154,15 @@ esac
 `;
 }
 
+/** Runs `cmd` in the repository's root (wherever this script was started from). */
 async function sh(cmd: string, args: string[], env?: Record<string, string>): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "inherit", stderr: "inherit" })
-    .output();
+  const out = await new Deno.Command(cmd, {
+    args,
+    env,
+    cwd: ROOT,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
   if (!out.success) fail(`${cmd} ${args.join(" ")} failed (exit ${out.code})`);
 }
 
@@ -229,7 +235,8 @@ async function bundlePlan(values: BundleArgs): Promise<BundlePlan> {
   if (!suffix) fail(`--compression: "${compression}" is not one of xz, gzip, none`, 2);
   const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
   const name = `recsysllm-${config.version}-linux-x64`;
-  const out = values.out ?? join(ROOT, "dist", `${name}${suffix}`);
+  // Absolute: tar runs in the repository's root, not where this script was started.
+  const out = values.out ? resolve(values.out) : join(ROOT, "dist", `${name}${suffix}`);
   const denoBinary = values.deno ?? Deno.execPath();
   if (!values.deno && (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64")) {
     fail("not on linux-x64: give --deno the linux-x64 deno binary (npm: @deno/linux-x64-glibc)");
