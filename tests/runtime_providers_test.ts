@@ -12,6 +12,7 @@ import {
   gpuDeviceProblem,
   webgpuProblem,
 } from "../lib/runtime/providers.ts";
+import { ortInstallProblem, ortRepair } from "../lib/runtime/ort_install.ts";
 import { runProcess } from "./helpers/process.ts";
 import { elfSharedObject, type ElfSpec } from "./helpers/elf_writer.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -196,6 +197,58 @@ Deno.test("an onnxruntime that cannot be loaded is a one-line input error, not a
       new RegExp(
         `^InputError: onnxruntime could not be loaded from ${pkg}: .*\\(install it again: .*\\)$`,
       ),
+    );
+  });
+});
+
+Deno.test({
+  name: "onnxruntime's native files missing, damaged or built for another machine are named",
+  ignore: Deno.build.os !== "linux" || Deno.build.arch !== "x86_64",
+  async fn() {
+    await withTempDir(async (pkg) => {
+      const dir = join(pkg, "bin", "napi-v6", "linux", "x64");
+      assert.match(
+        ortInstallProblem(pkg)!,
+        /has no native library for linux-x86_64 \(.* does not exist\)$/,
+      );
+      await Deno.mkdir(dir, { recursive: true });
+      const x64 = elfSharedObject({ needed: [] });
+      await Deno.writeFile(join(dir, "onnxruntime_binding.node"), x64);
+      assert.equal(ortInstallProblem(pkg), `libonnxruntime.so.1 is missing from ${dir}`);
+      // The loader says "No such file or directory" of this one, which is there.
+      const arm64 = x64.slice();
+      new DataView(arm64.buffer).setUint16(18, 183, true);
+      await Deno.writeFile(join(dir, "libonnxruntime.so.1"), arm64);
+      assert.equal(
+        ortInstallProblem(pkg),
+        `libonnxruntime.so.1 is built for aarch64, not this machine's x86_64 (in ${dir})`,
+      );
+      await Deno.writeTextFile(join(dir, "libonnxruntime.so.1"), "half unpacked");
+      assert.match(ortInstallProblem(pkg)!, /libonnxruntime\.so\.1 in .* is damaged/);
+      await Deno.writeFile(join(dir, "libonnxruntime.so.1"), x64);
+      assert.equal(ortInstallProblem(pkg), undefined);
+    });
+  },
+});
+
+Deno.test("the fix for a broken onnxruntime is the one for the way the toolkit was installed", async () => {
+  await withTempDir(async (dir) => {
+    const root = join(dir, "app");
+    await Deno.mkdir(join(dir, "bin"), { recursive: true });
+    // A checkout: `deno install` alone restores nothing of a package it sees installed.
+    assert.equal(
+      ortRepair(root, false),
+      `remove ${join(root, "node_modules")} and run deno install in ${root}`,
+    );
+    assert.equal(ortRepair(root, true), "run setup-cuda again");
+    // The offline bundle: bin/deno beside app/.
+    await Deno.writeTextFile(join(dir, "bin", "deno"), "");
+    assert.equal(ortRepair(root, false), `unpack the bundle again over ${dir}`);
+    // The one-file release: running it again unpacks nothing while .complete is there.
+    await Deno.writeTextFile(join(dir, ".complete"), "");
+    assert.equal(
+      ortRepair(root, false),
+      `remove ${dir}: the release unpacks itself again on its next run`,
     );
   });
 });

@@ -21,7 +21,10 @@
 import "./telemetry_off.ts";
 import { createRequire } from "node:module";
 import type * as OrtModule from "onnxruntime-node";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import { cudaRuntimePackage } from "./providers.ts";
+import { ortInstallProblem, ortRepair } from "./ort_install.ts";
 import { InputError } from "../errors.ts";
 
 /** The onnxruntime-node module. */
@@ -42,15 +45,26 @@ export async function loadOrt(device: string): Promise<Ort> {
       ? createRequire(import.meta.url)(cuda) as Ort
       : await import("onnxruntime-node") as Ort;
   } catch (error) {
-    // A broken install (a library deleted, an archive half unpacked), not a bug: one line.
+    // A broken install (a library deleted or for another machine, an archive half unpacked),
+    // not a bug: one line, naming what is wrong where the loader's own words do not.
     const reason = String((error as Error)?.message ?? error).split("\n")[0];
+    const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+    let problem: string | undefined;
+    try {
+      problem = ortInstallProblem(cuda ?? defaultPackage());
+    } catch { /* no package to look into: the loader's words alone */ }
     throw new InputError(
-      `onnxruntime could not be loaded${cuda ? ` from ${cuda}` : ""}: ${reason} ` +
-        `(install it again: deno install, deno task setup-cuda, or unpack the release again)`,
+      `onnxruntime could not be loaded${cuda ? ` from ${cuda}` : ""}: ${problem ?? reason} ` +
+        `(install it again: ${ortRepair(root, cuda !== undefined)})`,
     );
   }
   loaded = { ort, cuda: cuda !== undefined };
   return ort;
+}
+
+/** The default onnxruntime-node package directory (onnxruntime-node/dist/index.js's parent's). */
+function defaultPackage(): string {
+  return dirname(dirname(fileURLToPath(import.meta.resolve("onnxruntime-node"))));
 }
 
 /** The loaded onnxruntime (after {@linkcode loadOrt}); throws before. */
