@@ -50,8 +50,14 @@ Deno.test("training and ranking batches: left padding, right-aligned positions, 
   assert.deepEqual(Array.from(rank.positions), [0, 1, 2, 0, 0, 2]);
   // An epoch's batches cover every window once.
   const windows = Array.from({ length: 50 }, (_, i) => new Int32Array(2 + (i % 7)));
-  const batches = epochBatches(windows, 8, new Rng(3));
+  const rng = new Rng(3);
+  const batches = epochBatches(windows, 8, rng);
   assert.deepEqual(batches.flat().sort((a, b) => a - b), windows.map((_, i) => i));
+  // Users of one length are shuffled too: the next epoch cuts other batches, not the same ones.
+  const users = (b: number[][]) => new Set(b.map((ids) => ids.toSorted((x, y) => x - y).join()));
+  const first = users(batches);
+  const next = [...users(epochBatches(windows, 8, rng))].filter((ids) => first.has(ids));
+  assert.ok(next.length < first.size / 2, `${next.length} of ${first.size} batches repeat`);
 });
 
 Deno.test("the SASRec loss graph's gradients match finite differences (float64, dropout)", async () => {
