@@ -80,6 +80,8 @@ function topLevelHelp(): string {
     ...lines,
     "",
     "Flags: --help, --version",
+    "",
+    "For --device cuda: deno task setup-cuda in a checkout, recsysllm setup-cuda in the release.",
   ].join("\n");
 }
 

@@ -99,7 +99,7 @@ curve (run/loss.svg) are left in --out.
 ${formatFlags(FLAGS)}
 
 Example:
-  deno task demo
+  deno task demo                                (in a checkout; recsysllm demo in the release)
   recsysllm demo --steps 200 --limit 200`;
 
 /** How to start this program again: `deno run -A main.ts` or the compiled binary itself. */

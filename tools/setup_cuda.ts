@@ -53,12 +53,13 @@ export const PACKAGE_DIR = "package/Plugins/Linux/x64";
 /** The file that marks a runtime directory as made by setup-cuda (so it may be replaced). */
 const MARKER = ".made-by-setup-cuda";
 
-const USAGE = `Usage: deno task setup-cuda [flags]
+const USAGE =
+  `Usage: deno task setup-cuda [flags]     (the one-file release: recsysllm setup-cuda [flags])
 
 Installs the CUDA runtime of --device cuda: onnxruntime-node 1.29.0 with the CUDA provider of
 the same version beside its library, from the npm registry (${
-  Object.entries(CUDA_RUNTIME.packages).map(([n, v]) => `${n}@${v}`).join(", ")
-}).
+    Object.entries(CUDA_RUNTIME.packages).map(([n, v]) => `${n}@${v}`).join(", ")
+  }).
 
 Flags:
   --from FILE.tgz   one of those packages as a file (npm pack elsewhere, for machines offline);
