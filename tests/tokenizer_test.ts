@@ -143,3 +143,26 @@ Deno.test("a missing, invalid or foreign tokenizer file is an input error naming
     );
   });
 });
+
+Deno.test("token ids that are not a vocabulary's are an input error, before a table of them", () => {
+  const cases: [(t: typeof FIXTURE_JSON) => void, RegExp][] = [
+    // One stray id would size the id table (and the model's rows) by itself.
+    [(t) => (t.model.vocab.stray = 2 ** 40), /token "stray" has id 1099511627776, not a token id/],
+    [(t) => (t.model.vocab.stray = 5e8), /its highest token id is 500000000, for \d+ tokens/],
+    [(t) => (t.model.vocab.stray = "5"), /token "stray" has id "5", not a token id/],
+    // A special token at -1 reached the graphs as an id.
+    [(t) => (t.added_tokens[0].id = -1), /added_tokens entries need content and an id/],
+    // The engine would guess another model from the keys and encode with it.
+    [(t) => (t.model.type = "WordLevel"), /model type "WordLevel" is not supported/],
+  ];
+  for (const [corrupt, pattern] of cases) {
+    const copy = structuredClone(FIXTURE_JSON);
+    corrupt(copy);
+    assert.throws(() => TextTokenizer.fromJson(copy, "t/tokenizer.json"), (e: Error) => {
+      assert.ok(e instanceof InputError, e.message);
+      assert.match(e.message, /^t\/tokenizer\.json: /);
+      assert.match(e.message, pattern);
+      return true;
+    });
+  }
+});

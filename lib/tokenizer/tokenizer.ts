@@ -89,6 +89,19 @@ const FOLLOWING_ANCHOR = "\n";
 /** Most distinct strings kept in the encoding cache before the oldest are dropped. */
 const CACHE_LIMIT = 200_000;
 
+/**
+ * Ids a tokenizer may leave unused below its highest, beyond as many as it uses (real
+ * vocabularies are dense; some reserve a few ids).
+ */
+const UNUSED_IDS_ALLOWED = 1024;
+
+/** The `model.type` values the tokenizer engine implements. */
+const MODEL_TYPES = ["BPE", "WordPiece", "Unigram"] as const;
+
+function isTokenId(id: unknown): id is number {
+  return Number.isInteger(id) && (id as number) >= 0 && (id as number) < 2 ** 31;
+}
+
 interface AddedTokenJson {
   id: number;
   content: string;
@@ -239,6 +252,16 @@ export class TextTokenizer {
     if (typeof config !== "object" || config === null || typeof config.model !== "object") {
       throw inputError(source, undefined, "not a tokenizer.json (no model)");
     }
+    const type = (config.model as { type?: unknown }).type;
+    if (type !== undefined && !(MODEL_TYPES as readonly unknown[]).includes(type)) {
+      // The engine would guess a model from the keys instead, and encode with it.
+      throw inputError(
+        source,
+        undefined,
+        `model type ${JSON.stringify(type)} is not supported (supported: ` +
+          `${MODEL_TYPES.join(", ")})`,
+      );
+    }
     const added = Array.isArray(config.added_tokens) ? config.added_tokens : [];
 
     // Every id the tokenizer knows: the model's vocabulary and the added tokens.
@@ -248,21 +271,43 @@ export class TextTokenizer {
       // Unigram models list [piece, score] pairs; the id is the position.
       vocab.forEach((entry, i) => byString.set(Array.isArray(entry) ? String(entry[0]) : "", i));
     } else if (typeof vocab === "object" && vocab !== null) {
-      for (const [token, id] of Object.entries(vocab as Record<string, number>)) {
+      for (const [token, id] of Object.entries(vocab as Record<string, unknown>)) {
+        if (!isTokenId(id)) {
+          throw inputError(
+            source,
+            undefined,
+            `model.vocab: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}, ` +
+              `not a token id (an integer from 0 to 2^31 - 1)`,
+          );
+        }
         byString.set(token, id);
       }
     } else {
       throw inputError(source, undefined, "not a tokenizer.json (model has no vocab)");
     }
     for (const token of added) {
-      if (typeof token?.content !== "string" || !Number.isInteger(token.id)) {
-        throw inputError(source, undefined, "added_tokens entries need content and id");
+      if (typeof token?.content !== "string" || !isTokenId(token.id)) {
+        throw inputError(
+          source,
+          undefined,
+          "added_tokens entries need content and an id (an integer from 0 to 2^31 - 1)",
+        );
       }
       byString.set(token.content, token.id);
     }
 
     let size = 0;
     for (const id of byString.values()) size = Math.max(size, id + 1);
+    // Every id below the highest gets a row (here, and in the model's embedding): a stray huge
+    // id, which no tokenizer has, would allocate that many before anything else is read.
+    if (size > 2 * byString.size + UNUSED_IDS_ALLOWED) {
+      throw inputError(
+        source,
+        undefined,
+        `its highest token id is ${size - 1}, for ${byString.size} tokens: ` +
+          `the ids are not a vocabulary's`,
+      );
+    }
     const definedIds = size;
     const strings = new Array<string>(size).fill("");
     for (const [token, id] of byString) strings[id] = token;
