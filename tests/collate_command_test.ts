@@ -184,3 +184,29 @@ Deno.test("collate errors: missing tokenizer, record without segments, max lengt
   assert.equal(usage.code, 2);
   assert.match(usage.err, /--objective must be one of entity, sentence, document, sequence, mix/);
 });
+
+Deno.test("a manifest or entity pool of the wrong shape is an input error naming the file", async () => {
+  // Each once reached the stages that walk them: an internal error (exit 70) in collate, infer
+  // and pretrain.
+  const cases: [string, string, RegExp][] = [
+    ["manifest.json", "null", /manifest\.json: expected a JSON object$/],
+    ["manifest.json", '{"templates": {}}', /manifest\.json: "templates" must be a list$/],
+    ["manifest.json", '{"templates": [null]}', /"templates"\[0\] must be an object/],
+    ["manifest.json", '{"tasks": []}', /manifest\.json: "tasks" must be an object$/],
+    ["entities.json", '[{"entity": "A", "kind": "item", "id": "1"}, null]', /entry 2 is not/],
+  ];
+  for (const [name, text, pattern] of cases) {
+    await withTempDir(async (dir) => {
+      for (const file of ["manifest.json", "entities.json"]) {
+        await Deno.copyFile(`${DATA}/${file}`, `${dir}/${file}`);
+      }
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+      await assert.rejects(() => openDataset(dir), (e: Error) => {
+        assert.equal(e.name, "InputError", e.message);
+        assert.ok(e.message.startsWith(`${dir}/${name}: `), e.message);
+        assert.match(e.message, pattern);
+        return true;
+      });
+    });
+  }
+});

@@ -60,12 +60,42 @@ async function readJson<T>(path: string): Promise<T> {
  * ```
  */
 export async function openDataset(dir: string): Promise<Dataset> {
-  const manifest = await readJson<Manifest>(join(dir, "manifest.json"));
-  const entities = await readJson<EntityEntry[]>(join(dir, "entities.json"));
-  if (!Array.isArray(entities)) {
-    throw inputError(join(dir, "entities.json"), undefined, "expected a JSON array");
-  }
+  const manifestPath = join(dir, "manifest.json");
+  const manifest = await readJson<Manifest>(manifestPath);
+  checkManifestShape(manifest, manifestPath);
+  const entitiesPath = join(dir, "entities.json");
+  const entities = await readJson<EntityEntry[]>(entitiesPath);
+  if (!Array.isArray(entities)) throw inputError(entitiesPath, undefined, "expected a JSON array");
+  entities.forEach((entry, i) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw inputError(entitiesPath, undefined, `entry ${i + 1} is not an object`);
+    }
+  });
   return { dir, manifest, entities };
+}
+
+/**
+ * Refuses a `manifest.json` whose parts the later stages walk without looking (an object, its
+ * `templates` a list of objects, its `tasks` and `options` objects), each problem one line naming
+ * `file`; the values are checked where they are used.
+ */
+function checkManifestShape(manifest: unknown, file: string): void {
+  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(manifest)) throw inputError(file, undefined, "expected a JSON object");
+  const m = manifest as Record<string, unknown>;
+  for (const key of ["tasks", "options"]) {
+    if (m[key] !== undefined && m[key] !== null && !isObject(m[key])) {
+      throw inputError(file, undefined, `"${key}" must be an object`);
+    }
+  }
+  const templates = m.templates;
+  if (templates === undefined || templates === null) return;
+  if (!Array.isArray(templates)) throw inputError(file, undefined, `"templates" must be a list`);
+  templates.forEach((t, i) => {
+    if (!isObject(t) || typeof t.id !== "string") {
+      throw inputError(file, undefined, `"templates"[${i}] must be an object with a string "id"`);
+    }
+  });
 }
 
 /**
