@@ -10,7 +10,8 @@ import {
   modelArchitecture,
   parseDecoderConfig,
 } from "../lib/model/families/registry.ts";
-import { noisyDecoderWeights, TINY, TINY_JSON } from "./helpers/decoder.ts";
+import { runForward } from "../lib/model/forward.ts";
+import { decoderBatch, noisyDecoderWeights, TINY, TINY_JSON } from "./helpers/decoder.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const QWEN25_05B = {
@@ -114,6 +115,29 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
       /"rope_parameters" per layer type \(full_attention\) is not supported/,
     ],
     [{ ...QWEN25_05B, hidden_size: undefined }, /"hidden_size" is missing/],
+    // A count no model uses would allocate its zero table before anything runs.
+    [
+      { ...QWEN25_05B, intra_position_rows: 2 ** 33 },
+      /"intra_position_rows" 8589934592 is more than the 32769 positions/,
+    ],
+    // Frequencies divided by zero: every logit NaN, blamed on the weights or the batch.
+    [
+      { ...QWEN25_05B, rope_scaling: { rope_type: "linear", factor: 0 } },
+      /"rope_scaling.factor" must be a positive number, got 0/,
+    ],
+    [
+      {
+        ...QWEN25_05B,
+        rope_scaling: {
+          rope_type: "llama3",
+          factor: 8,
+          low_freq_factor: 1,
+          high_freq_factor: 1,
+          original_max_position_embeddings: 8192,
+        },
+      },
+      /"rope_scaling.high_freq_factor" \(1\) must be greater than "low_freq_factor" \(1\)/,
+    ],
   ];
   for (const [json, pattern] of cases) {
     assert.throws(() => parseDecoderConfig(json, "c"), (e: Error) => {
@@ -261,4 +285,19 @@ Deno.test("sharded BF16 and single-file F32/F16 checkpoints load to the same val
       /neither model\.safetensors nor model\.safetensors\.index\.json/,
     );
   });
+});
+
+Deno.test("forward builds rotary tables for the batch's positions, not for max_position_embeddings", async () => {
+  // A config.json claiming 2^40 positions once made forward allocate a table of them (an
+  // internal error, or the machine's memory for a few hundred million).
+  const config = TINY.llama;
+  const weights = noisyDecoderWeights(config, 4);
+  const batch = decoderBatch(config.vocabSize, [3, 4], 9, 5);
+  const losses = [];
+  for (const maxPositionEmbeddings of [config.maxPositionEmbeddings, 2 ** 40]) {
+    const model = { dir: "m", config: { ...config, maxPositionEmbeddings }, weights, addedRows: 0 };
+    losses.push((await runForward(model, batch, { device: "cpu" })).loss);
+  }
+  assert.ok(Number.isFinite(losses[0]));
+  assert.equal(losses[1], losses[0]);
 });

@@ -412,9 +412,10 @@ export async function loadAdapter(
   const tensors = adapterTensors(config, lora, method);
   if (method && method.intraRows !== model.intraRows) {
     throw inputError(
-      configPath,
+      settings?.file ?? configPath,
       undefined,
-      `"recsysllm.intra_position_rows" is ${method.intraRows}; the model has ${model.intraRows}`,
+      `"${settings ? "" : "recsysllm."}intra_position_rows" is ${method.intraRows}; ` +
+        `the model has ${model.intraRows}`,
     );
   }
   const inFile = new Set(tensors.map((t) => t.file));

@@ -48,8 +48,12 @@ export async function runForward(
   const withLoss = batch.labels !== undefined && batch.lossMask !== undefined;
   const config = modelConfig(model.config);
   const addedRows = "addedRows" in model ? model.addedRows : 0;
+  // Rotary positions as given, else derived from the positions (docs/method.md section 11).
+  const rope = batch.ropePositionIds ?? ropePositionIds(batch);
   const { graph, builder } = buildDecoderForwardGraph({
-    config,
+    // Rotary tables for this batch's positions alone, not the model's longest sequence (a
+    // config.json may claim millions of positions).
+    config: { ...config, positionLimit: rope.reduce((a, b) => Math.max(a, b), 0) + 1 },
     weights: model.weights,
     outputs: withLoss ? "both" : "logits",
     attention: options.attention,
@@ -68,14 +72,7 @@ export async function runForward(
       position_ids: { dtype: "int32", shape: [B, 2, L], data: batch.positionIds },
       sep: { dtype: "int32", shape: [B], data: batch.sep },
     };
-    if (builder.usesRope) {
-      // Rotary positions as given, else derived from the positions (docs/method.md section 11).
-      feeds.rope_position_ids = {
-        dtype: "int32",
-        shape: [B, L],
-        data: batch.ropePositionIds ?? ropePositionIds(batch),
-      };
-    }
+    if (builder.usesRope) feeds.rope_position_ids = { dtype: "int32", shape: [B, L], data: rope };
     if (withLoss) {
       feeds.labels = { dtype: "int32", shape: [B, L], data: batch.labels! };
       feeds.loss_mask = { dtype: "float32", shape: [B, L], data: batch.lossMask! };

@@ -293,6 +293,30 @@ export function decoderWeightShapes(c: DecoderConfig): Map<string, number[]> {
   return shapes;
 }
 
+/** Refuses a rope scaling whose factors would divide by zero or make the frequencies negative. */
+function checkRopeScaling(s: RopeScaling | null, bad: (problem: string) => Error): void {
+  if (s === null) return;
+  const positive: [number, string][] = [[s.factor, "factor"]];
+  if (s.type === "llama3") {
+    positive.push(
+      [s.lowFreqFactor, "low_freq_factor"],
+      [s.highFreqFactor, "high_freq_factor"],
+      [s.originalMaxPositions, "original_max_position_embeddings"],
+    );
+  }
+  for (const [v, key] of positive) {
+    if (!(v > 0 && Number.isFinite(v))) {
+      throw bad(`"rope_scaling.${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    }
+  }
+  if (s.type === "llama3" && !(s.highFreqFactor > s.lowFreqFactor)) {
+    throw bad(
+      `"rope_scaling.high_freq_factor" (${s.highFreqFactor}) must be greater than ` +
+        `"low_freq_factor" (${s.lowFreqFactor})`,
+    );
+  }
+}
+
 /** Checks the relations between a configuration's values; problems name `file` and the key. */
 export function validateDecoderConfig(c: DecoderConfig, file: string): DecoderConfig {
   const bad = (problem: string) => inputError(file, undefined, problem);
@@ -324,6 +348,16 @@ export function validateDecoderConfig(c: DecoderConfig, file: string): DecoderCo
         `within head_dim ${c.headDim}`,
     );
   }
+  // An intra position counts tokens inside one span of a sequence: rows past the longest one
+  // are never read, and a corrupt count would allocate its zero table before anything runs.
+  const intraLimit = Math.max(DEFAULT_INTRA_ROWS, c.maxPositionEmbeddings + 1);
+  if (c.intraRows > intraLimit) {
+    throw bad(
+      `"intra_position_rows" ${c.intraRows} is more than the ${intraLimit} positions the model ` +
+        `can use ("max_position_embeddings" + 1)`,
+    );
+  }
+  checkRopeScaling(c.ropeScaling, bad);
   for (const [v, key] of [[c.rmsNormEps, "rms_norm_eps"], [c.ropeTheta, "rope_theta"]] as const) {
     if (!(typeof v === "number" && v > 0 && Number.isFinite(v))) {
       throw bad(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
