@@ -120,6 +120,11 @@ Deno.test("settings the toolkit cannot honour are one-line errors naming the key
       { ...QWEN25_05B, intra_position_rows: 2 ** 33 },
       /"intra_position_rows" 8589934592 is more than the 32769 positions/,
     ],
+    // Inference's rotary tables for 2^40 positions: an internal error before anything ran.
+    [
+      { ...QWEN25_05B, max_position_embeddings: 2 ** 40 },
+      /"max_position_embeddings" 1099511627776 is more than the 4194304 positions/,
+    ],
     // Frequencies divided by zero: every logit NaN, blamed on the weights or the batch.
     [
       { ...QWEN25_05B, rope_scaling: { rope_type: "linear", factor: 0 } },

@@ -317,6 +317,9 @@ function checkRopeScaling(s: RopeScaling | null, bad: (problem: string) => Error
   }
 }
 
+/** The most positions a model may claim: 2^22, four times the longest supported checkpoints'. */
+export const MAX_POSITIONS = 2 ** 22;
+
 /** Checks the relations between a configuration's values; problems name `file` and the key. */
 export function validateDecoderConfig(c: DecoderConfig, file: string): DecoderConfig {
   const bad = (problem: string) => inputError(file, undefined, problem);
@@ -336,6 +339,14 @@ export function validateDecoderConfig(c: DecoderConfig, file: string): DecoderCo
     if (!Number.isInteger(v) || (v as number) < 1) {
       throw bad(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
     }
+  }
+  if (c.maxPositionEmbeddings > MAX_POSITIONS) {
+    // Inference builds its rotary tables for the model's length when no training recorded a
+    // shorter one: a corrupt count would allocate them (or crash) before anything else runs.
+    throw bad(
+      `"max_position_embeddings" ${c.maxPositionEmbeddings} is more than the ${MAX_POSITIONS} ` +
+        `positions this toolkit runs (the longest supported checkpoints have about 1M)`,
+    );
   }
   if (c.numHeads % c.numKvHeads !== 0) {
     throw bad(
