@@ -193,6 +193,8 @@ Deno.test("a manifest or entity pool of the wrong shape is an input error naming
     ["manifest.json", '{"templates": {}}', /manifest\.json: "templates" must be a list$/],
     ["manifest.json", '{"templates": [null]}', /"templates"\[0\] must be an object/],
     ["manifest.json", '{"tasks": []}', /manifest\.json: "tasks" must be an object$/],
+    ["manifest.json", '{"rating_scale": "1-5"}', /"rating_scale" must be null or \[lowest/],
+    ["manifest.json", '{"rating_scale": [5, 1]}', /"rating_scale" must be null or \[lowest/],
     ["entities.json", '[{"entity": "A", "kind": "item", "id": "1"}, null]', /entry 2 is not/],
   ];
   for (const [name, text, pattern] of cases) {

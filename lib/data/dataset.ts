@@ -76,8 +76,8 @@ export async function openDataset(dir: string): Promise<Dataset> {
 
 /**
  * Refuses a `manifest.json` whose parts the later stages walk without looking (an object, its
- * `templates` a list of objects, its `tasks` and `options` objects), each problem one line naming
- * `file`; the values are checked where they are used.
+ * `templates` a list of objects, its `tasks` and `options` objects, its `rating_scale` a pair),
+ * each problem one line naming `file`; the values are checked where they are used.
  */
 function checkManifestShape(manifest: unknown, file: string): void {
   const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -87,6 +87,15 @@ function checkManifestShape(manifest: unknown, file: string): void {
     if (m[key] !== undefined && m[key] !== null && !isObject(m[key])) {
       throw inputError(file, undefined, `"${key}" must be an object`);
     }
+  }
+  const scale = m.rating_scale;
+  if (
+    scale !== undefined && scale !== null &&
+    !(Array.isArray(scale) && scale.length === 2 && scale.every(Number.isFinite) &&
+      scale[0] <= scale[1])
+  ) {
+    // eval clips predicted ratings to it: a string or a reversed pair made every rating NaN.
+    throw inputError(file, undefined, `"rating_scale" must be null or [lowest, highest]`);
   }
   const templates = m.templates;
   if (templates === undefined || templates === null) return;
