@@ -175,7 +175,7 @@ Deno.test("a progress callback that throws stops every decoder, not only its own
   assert.ok(batches <= 2 && calls <= 2, `${batches} batches, ${calls} progress calls`);
 });
 
-Deno.test("a predictor refuses a batch size, top-k or beam count below 1 (a batch of 0 looped for ever)", () => {
+Deno.test("a predictor refuses a batch size, top-k or beam count below 1 (a batch of 0 looped for ever), and the trie softmax with the sampled protocol", () => {
   const entities: EntityEntry[] = testItems().map((entity, i) => ({
     entity,
     kind: "item",
@@ -190,6 +190,17 @@ Deno.test("a predictor refuses a batch size, top-k or beam count below 1 (a batc
       JSON.stringify(bad),
     );
   }
+  // The sampled protocol scores under the vocabulary's softmax: a library caller asking for the
+  // trie's was silently ignored (titles) or obeyed (item tokens), where the command refused it.
+  assert.throws(
+    () =>
+      new Predictor({ model, tokenizer, pool }, {
+        maxLength: 64,
+        protocol: "sampled",
+        trieSoftmax: true,
+      }),
+    /the sampled protocol scores its candidates under the vocabulary's softmax/,
+  );
 });
 
 Deno.test("a text prompt the model's length cannot hold with --max-new-tokens keeps its head, its text shortened", async () => {

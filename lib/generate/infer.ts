@@ -195,6 +195,30 @@ export function recordIndexOf(error: unknown): number | undefined {
 }
 
 /**
+ * Refuses the trie's softmax under the sampled protocol, which scores its candidates under the
+ * vocabulary's softmax (a title-only model would silently ignore the option, an item-token one
+ * apply it): an OptionError of `trieSoftmax`.
+ *
+ * @example
+ * ```ts
+ * checkTrieSoftmax("full", true); // fine
+ * checkTrieSoftmax("sampled", false); // fine
+ * ```
+ */
+export function checkTrieSoftmax(
+  protocol: InferProtocol,
+  trieSoftmax: boolean | undefined,
+): void {
+  if (!trieSoftmax || protocol === "full") return;
+  throw new OptionError(
+    "trieSoftmax",
+    (name, nameOf) =>
+      `${name} scores the item search over all items (${nameOf("protocol")} full); ` +
+      "the sampled protocol scores its candidates under the vocabulary's softmax",
+  );
+}
+
+/**
  * Predicts answers for task records with one model.
  *
  * @example
@@ -242,6 +266,7 @@ export class Predictor {
       ratingValues: options.ratingValues ?? [],
       rerank: options.rerank,
     };
+    checkTrieSoftmax(this.#options.protocol, this.#options.trieSoftmax);
     // Counts the batches step through: 0 (or NaN) would loop for ever.
     for (const key of PREDICT_COUNTS) {
       const value = this.#options[key];

@@ -27,6 +27,7 @@ import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
 import {
+  checkTrieSoftmax,
   DEFAULT_PREDICT,
   INFER_TASKS,
   PREDICT_COUNTS,
@@ -203,14 +204,7 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
       );
     }
   }
-  if (options.trieSoftmax && protocol !== "full") {
-    throw new OptionError(
-      "trieSoftmax",
-      (name, nameOf) =>
-        `${name} scores the item search over all items (${nameOf("protocol")} full); ` +
-        "the sampled protocol scores its candidates under the vocabulary's softmax",
-    );
-  }
+  checkTrieSoftmax(protocol, options.trieSoftmax);
   return { splitFile, protocol, topK, beams, answered };
 }
 
