@@ -129,6 +129,12 @@ Deno.test("safetensors: bad headers are InputErrors naming the file", () =>
         /"a" and "b" overlap/,
       ],
       [{ __metadata__: [1] }, new Uint8Array(0), /__metadata__ is not an object/],
+      // A checksum of another type was dropped, and the data read unchecked without a word.
+      [
+        { __metadata__: { recsysllm_tensors_sha256: 12 } },
+        new Uint8Array(0),
+        /__metadata__\.recsysllm_tensors_sha256 is not a string/,
+      ],
     ];
     for (const [header, data, pattern, text] of cases) {
       const path = await rawFile(dir, header, data, text);

@@ -84,6 +84,15 @@ function parseHeader(label: string, headerBytes: Uint8Array, dataLength: number)
       if (typeof raw !== "object" || Array.isArray(raw)) {
         throw inputError(label, undefined, "bad safetensors header: __metadata__ is not an object");
       }
+      const checksum = (raw as Record<string, unknown>)[CHECKSUM_KEY];
+      if (checksum !== undefined && typeof checksum !== "string") {
+        // Dropped with the other non-strings, the data would be read unchecked without a word.
+        throw inputError(
+          label,
+          undefined,
+          `bad safetensors header: __metadata__.${CHECKSUM_KEY} is not a string`,
+        );
+      }
       metadata = Object.fromEntries(
         Object.entries(raw as Record<string, unknown>).filter(([, v]) => typeof v === "string"),
       ) as Record<string, string>;
