@@ -430,6 +430,20 @@ Deno.test("a refit dataset (--train-through valid) refuses to score its validati
       valid.err,
       /manifest\.json: the validation items are training data here \(textualize --train-through valid\)/,
     );
+    // Refused before SASRec trains (on Beauty, 19 minutes of training came first), with its
+    // progress on: no epoch is reported.
+    const sasrec = await runCli([
+      "eval",
+      "--data",
+      dir,
+      "--split",
+      "valid",
+      "--baseline",
+      "sasrec",
+    ]);
+    assert.equal(sasrec.code, 1, sasrec.stderr);
+    assert.match(sasrec.stderr, /the validation items are training data here/);
+    assert.doesNotMatch(sasrec.stderr, /sasrec: (training|epoch)/);
     // The test split still scores.
     const test = await json("--data", dir, "--predictions", MODEL);
     assert.equal(test.split, "test");

@@ -10,7 +10,7 @@
 
 import { join } from "node:path";
 import { CHART_START } from "../chart/svg.ts";
-import { openDataset } from "../data/dataset.ts";
+import { checkValidSplit, openDataset } from "../data/dataset.ts";
 import { RecordSelection } from "../data/selection.ts";
 import type { Split } from "../data/types.ts";
 import { OptionError } from "../errors.ts";
@@ -271,6 +271,8 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
   checkOptions(options, methods);
   const { shard, force, progress, baseline, ks } = options;
   const data = await openDataset(options.data);
+  // Before the baselines train (SASRec: minutes), not after, when the records are scored.
+  checkValidSplit(data, options.split, options.sample);
   const seed = baseline.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed;
   const inputs = [
     options.data,
