@@ -296,7 +296,7 @@ Deno.test("forward writes logits and loss equal to the reference; errors are one
 
 Deno.test("init trains its tokenizer on the forms the collator encodes: an entity after a space", async () => {
   const data = await openDataset(DATA);
-  const texts = await datasetTexts(data);
+  const texts = await Array.fromAsync(datasetTexts(data));
   const entities = new Set(data.entities.map((e) => e.entity));
   // Every entity as " " + entity (its first word's merges are those of the encoded form).
   for (const e of entities) assert.ok(texts.includes(" " + e), e);

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { Tokenizer } from "@huggingface/tokenizers";
 import {
   BYTE_TO_CHAR,
+  countBpeWords,
   GPT2_PRETOKENIZE_PATTERN,
+  trainBpeOnWordCounts,
   trainByteLevelBpe,
 } from "../lib/tokenizer/train_bpe.ts";
 
@@ -160,6 +162,15 @@ Deno.test("training stops early when no pair is frequent enough, and is order-in
   assert.equal(Object.keys(model.vocab).length, 258);
   const shuffled = trainByteLevelBpe([...TEXTS].reverse(), { vocabSize: 500 });
   assert.deepEqual(shuffled, trainByteLevelBpe(TEXTS, { vocabSize: 500 }));
+});
+
+Deno.test("word counts gathered a text at a time train the tokenizer the texts train", () => {
+  // What init does with a dataset too large to hold as texts.
+  const counts = new Map<string, number>();
+  for (const text of TEXTS) countBpeWords(text, counts);
+  assert.equal(counts.get(" the"), wordCounts(TEXTS).get("Ġthe"));
+  const options = { vocabSize: 600, specialTokens: ["[MASK]", "[PAD]"] };
+  assert.deepEqual(trainBpeOnWordCounts(counts, options), trainByteLevelBpe(TEXTS, options));
 });
 
 Deno.test("impossible vocabulary sizes and repeated special tokens are refused", () => {

@@ -16,7 +16,7 @@ import { OUTPUT_MARKER, writeOutputDir } from "../io/safe_output.ts";
 import { Rng } from "../random.ts";
 import { checkEntityLengths } from "../collate/entity_fit.ts";
 import { itemTokenDigest, withItemTokens } from "../collate/item_tokens.ts";
-import { trainByteLevelBpe } from "../tokenizer/train_bpe.ts";
+import { countBpeWords, trainBpeOnWordCounts } from "../tokenizer/train_bpe.ts";
 import { SPECIAL_TOKENS, TextTokenizer } from "../tokenizer/tokenizer.ts";
 import {
   configJson,
@@ -35,24 +35,26 @@ import { placeItemRows, readItemTable } from "./item_rows.ts";
  * (lib/collate/tokenize.ts, for the byte-level BPE init trains): every entity as `" " + entity`,
  * then each text and entity of the training records, a target's text starting with one space.
  * So the merges learned for an entity's first word are those of the form it is encoded in.
+ * Streamed: the training records of a large dataset are gigabytes of text, and the tokenizer
+ * needs only their word counts.
  */
-export async function datasetTexts(data: Dataset): Promise<string[]> {
-  const texts = data.entities.map((e) => " " + e.entity);
+export async function* datasetTexts(data: Dataset): AsyncGenerator<string> {
+  for (const e of data.entities) yield " " + e.entity;
   for await (const record of readRecords(data, "train")) {
     for (const segment of record.segments) {
-      if ("text" in segment && segment.text) texts.push(segment.text);
-      else if ("entity" in segment) texts.push(" " + segment.entity);
+      if ("text" in segment && segment.text) yield segment.text;
+      else if ("entity" in segment) yield " " + segment.entity;
     }
-    (record.target ?? []).forEach((segment, s, target) => {
-      if ("entity" in segment) texts.push(" " + segment.entity);
+    const target = record.target ?? [];
+    for (const [s, segment] of target.entries()) {
+      if ("entity" in segment) yield " " + segment.entity;
       else if ("text" in segment && segment.text) {
         let text = s === 0 ? " " + segment.text.trimStart() : segment.text;
         if (s === target.length - 1) text = text.trimEnd();
-        texts.push(text);
+        yield text;
       }
-    });
+    }
   }
-  return texts;
 }
 
 /**
@@ -162,13 +164,18 @@ export async function newModelTokenizer(
   } else {
     if (!source.data) throw new Error("newModelTokenizer: a dataset or a tokenizer is needed");
     source.say("reading the dataset's text");
-    const texts = await datasetTexts(source.data);
-    if (texts.length === 0) {
+    const counts = new Map<string, number>();
+    let texts = 0;
+    for await (const text of datasetTexts(source.data)) {
+      countBpeWords(text, counts);
+      texts++;
+    }
+    if (texts === 0) {
       throw inputError(source.data.dir, undefined, "no text to train a tokenizer on");
     }
-    source.say(`training a ${source.vocabSize}-token BPE on ${texts.length} texts`);
+    source.say(`training a ${source.vocabSize}-token BPE on ${texts} texts`);
     text = JSON.stringify(
-      trainByteLevelBpe(texts, {
+      trainBpeOnWordCounts(counts, {
         vocabSize: source.vocabSize,
         specialTokens: source.specialTokens,
       }),

@@ -125,14 +125,25 @@ class PairHeap {
   }
 }
 
-/** Distinct pre-tokenized words of the corpus, as byte-symbol ids, with their counts. */
-function countWords(texts: Iterable<string>): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const text of texts) {
-    for (const match of text.matchAll(GPT2_PRETOKENIZE_PATTERN)) {
-      const word = match[0];
-      counts.set(word, (counts.get(word) ?? 0) + 1);
-    }
+/**
+ * Adds the pre-tokenized words of `text` to `counts` (word -> occurrences) and returns `counts`:
+ * all {@linkcode trainBpeOnWordCounts} needs of a corpus, so a corpus read a text at a time need
+ * not be held whole.
+ *
+ * @example
+ * ```ts
+ * const counts = new Map<string, number>();
+ * countBpeWords("a b", counts);
+ * countBpeWords(" b", counts); // Map { "a" => 1, " b" => 2 }
+ * ```
+ */
+export function countBpeWords(
+  text: string,
+  counts: Map<string, number> = new Map(),
+): Map<string, number> {
+  for (const match of text.matchAll(GPT2_PRETOKENIZE_PATTERN)) {
+    const word = match[0];
+    counts.set(word, (counts.get(word) ?? 0) + 1);
   }
   return counts;
 }
@@ -154,11 +165,31 @@ export function trainByteLevelBpe(
   texts: Iterable<string>,
   options: TrainBpeOptions,
 ): Record<string, unknown> {
+  const counts = new Map<string, number>();
+  for (const text of texts) countBpeWords(text, counts);
+  return trainBpeOnWordCounts(counts, options);
+}
+
+/**
+ * {@linkcode trainByteLevelBpe} on the word counts of a corpus ({@linkcode countBpeWords}):
+ * the same tokenizer as on the texts themselves.
+ *
+ * @example
+ * ```ts
+ * const counts = new Map<string, number>();
+ * for (const text of ["a few lines of text", "and more text"]) countBpeWords(text, counts);
+ * const json = trainBpeOnWordCounts(counts, { vocabSize: 300 });
+ * ```
+ */
+export function trainBpeOnWordCounts(
+  counts: ReadonlyMap<string, number>,
+  options: TrainBpeOptions,
+): Record<string, unknown> {
   const specials = options.specialTokens ?? [];
   const minFrequency = Math.max(1, options.minFrequency ?? 2);
   checkOptions(options, specials);
   const symbols = new SymbolTable();
-  const words = encodeWords(countWords(texts), symbols.byteId);
+  const words = encodeWords(counts, symbols.byteId);
   const merges = learnMerges(words, symbols, options.vocabSize - specials.length, minFrequency);
   return tokenizerJson(symbols.strings, merges, specials);
 }
@@ -217,7 +248,7 @@ interface Words {
   len: Int32Array;
 }
 
-function encodeWords(wordCounts: Map<string, number>, byteId: Int32Array): Words {
+function encodeWords(wordCounts: ReadonlyMap<string, number>, byteId: Int32Array): Words {
   const encoder = new TextEncoder();
   const count = wordCounts.size;
   const freq = new Float64Array(count);
