@@ -212,3 +212,29 @@ Deno.test("a manifest or entity pool of the wrong shape is an input error naming
     });
   }
 });
+
+Deno.test("a dataset's candidate lists are read once for every pass over its records", async () => {
+  // eval reads a split two or three times; each pass parsed all of candidates.jsonl again.
+  await withTempDir(async (dir) => {
+    const tiny = fileURLToPath(new URL("../fixtures/eval/tiny", import.meta.url));
+    for (const entry of Deno.readDirSync(tiny)) {
+      await Deno.copyFile(`${tiny}/${entry.name}`, `${dir}/${entry.name}`);
+    }
+    const data = await openDataset(dir);
+    const pass = async () => {
+      const lists = new Map<string, string[] | undefined>();
+      for await (const r of readRecords(data, "test")) lists.set(r.id, r.candidates);
+      return lists;
+    };
+    const first = await pass();
+    // Gone from disk after the first pass: the second still has every list, the same ones.
+    await Deno.remove(`${dir}/candidates.jsonl`);
+    const second = await pass();
+    assert.ok([...first.values()].some((list) => list !== undefined && list.length > 0));
+    for (const [id, list] of first) assert.equal(second.get(id), list, id);
+    // Another opening of the dataset reads the file as it is now.
+    for await (const r of readRecords(await openDataset(dir), "test")) {
+      assert.equal(r.candidates, undefined, r.id);
+    }
+  });
+});

@@ -214,6 +214,26 @@ export async function readCandidates(data: Dataset, split: Split): Promise<Map<s
   return byUser;
 }
 
+/** Each dataset's candidate lists by split, read once however many passes read its records. */
+const candidatesRead = new WeakMap<Dataset, Map<Split, Promise<Map<string, string[]>>>>();
+
+/**
+ * {@linkcode readCandidates}, read once for `data` (eval reads a split's records two or three
+ * times; each pass parsed the whole file again, seconds on Beauty and more than linear in it).
+ */
+function splitCandidates(data: Dataset, split: Split): Promise<Map<string, string[]>> {
+  let bySplit = candidatesRead.get(data);
+  if (!bySplit) candidatesRead.set(data, bySplit = new Map());
+  let read = bySplit.get(split);
+  if (!read) {
+    read = readCandidates(data, split);
+    bySplit.set(split, read);
+    // A failed read (a bad line) is not kept: the next pass reports it again.
+    read.catch(() => bySplit!.delete(split));
+  }
+  return read;
+}
+
 /**
  * Streams the records of one split, checking each has the fields every stage relies on, with the
  * user's candidate list (from `candidates.jsonl`) attached to valid/test item-task records.
@@ -234,7 +254,7 @@ export async function* readNumberedRecords(
   const path = join(data.dir, `${split}.jsonl`);
   const candidates = split === "train"
     ? new Map<string, string[]>()
-    : await readCandidates(data, split);
+    : await splitCandidates(data, split);
   for await (const { number, value } of readJsonLines<TextRecord>(path)) {
     if (
       typeof value !== "object" || value === null || typeof value.id !== "string" ||
