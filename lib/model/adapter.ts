@@ -206,6 +206,17 @@ function canonicalTarget(entry: string, config: AnyConfig): string | undefined {
   return undefined;
 }
 
+/** Whether the LoRA target `name` is a linear module of the model (gate_proj is not GLM-4's). */
+function isModuleOf(config: AnyConfig, name: string): boolean {
+  try {
+    resolveLoraTargets(config, [name]);
+    return true;
+  } catch (error) {
+    if (error instanceof RangeError) return false;
+    throw error;
+  }
+}
+
 /** Reads and checks `adapter_config.json`; problems are InputErrors naming the file. */
 function parseAdapterConfig(
   json: unknown,
@@ -259,23 +270,20 @@ function parseAdapterConfig(
   if (!Array.isArray(rawTargets) || rawTargets.length === 0) {
     throw bad(`"target_modules" must list the adapted modules`);
   }
+  // As PEFT matches them: names that match no module of the model adapt nothing and are
+  // passed over (a list written for Llama names gate_proj, which GLM-4's fused gate_up_proj is
+  // not); the adapter's tensors must then be those of the modules that do match.
   const targets: string[] = [];
   const model = modelConfig(config);
   for (const entry of rawTargets) {
     const name = typeof entry === "string" ? canonicalTarget(entry, model) : undefined;
-    if (!name) {
-      throw bad(
-        `target module ${JSON.stringify(entry)} is not a ${familyLabel(model)} linear module (` +
-          `${Object.keys(loraTargetTable(model).targets).join(", ")})`,
-      );
-    }
-    if (!targets.includes(name)) targets.push(name);
+    if (name && isModuleOf(model, name) && !targets.includes(name)) targets.push(name);
   }
-  try {
-    resolveLoraTargets(model, targets); // a module the family lacks (gate_proj in GLM-4)
-  } catch (error) {
-    if (error instanceof RangeError) throw bad(error.message);
-    throw error;
+  if (targets.length === 0) {
+    throw bad(
+      `no target module of ${JSON.stringify(rawTargets)} is a ${familyLabel(model)} linear ` +
+        `module (${Object.keys(loraTargetTable(model).targets).join(", ")})`,
+    );
   }
   const baseModel = typeof o.base_model_name_or_path === "string"
     ? o.base_model_name_or_path
