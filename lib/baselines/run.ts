@@ -18,7 +18,13 @@ import { type NamedMethod, namedMethods } from "../eval/methods.ts";
 import { isPredictionsFile } from "../eval/predictions.ts";
 import type { Protocol } from "../eval/protocol.ts";
 import { reportChart } from "../eval/report.ts";
-import { type EvalReport, evaluate, type MethodSource, splitFile } from "../eval/run.ts";
+import {
+  type EvalReport,
+  evaluate,
+  type MethodSource,
+  readMethodPredictions,
+  splitFile,
+} from "../eval/run.ts";
 import { EVAL_TASKS, type EvalTask } from "../eval/score.ts";
 import { missingDirs, removeCreated, removeCreatedSync } from "../io/fs.ts";
 import { onSignal } from "../io/cleanup.ts";
@@ -35,7 +41,7 @@ import { type CurvePoint, DEFAULT_SASREC, type SasrecOptions } from "../sasrec/t
 import { baselineRunIdentity, digestDataset } from "../shard/identity.ts";
 import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
-import { type BaselineName, DEFAULT_BASELINE } from "./baseline.ts";
+import { BASELINE_TASKS, type BaselineName, DEFAULT_BASELINE } from "./baseline.ts";
 import { loadBaselines } from "./load.ts";
 import { DEFAULT_MF } from "./mf.ts";
 
@@ -200,6 +206,22 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
     );
   }
   checkGivenApply(options, baselines);
+  const tasks = options.tasks;
+  if (
+    tasks !== undefined && baselines.length > 0 && !methods.some((m) => "predictions" in m) &&
+    !baselines.some((b) => BASELINE_TASKS[b as BaselineName].some((t) => tasks.includes(t)))
+  ) {
+    // Said before the baselines train (SASRec: minutes), not when nothing was scored.
+    const answered = baselines.map((b) =>
+      `${b} answers ${BASELINE_TASKS[b as BaselineName].join(", ")}`
+    );
+    throw new OptionError(
+      "tasks",
+      (name) =>
+        `eval: no method answers the tasks asked (${name} ${tasks.join(",")}; ` +
+        `${answered.join("; ")})`,
+    );
+  }
   if (options.shard && methods.some((m) => "predictions" in m)) {
     throw new OptionError(
       "shard",
@@ -322,6 +344,9 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
       })
       : undefined;
     if (itemTable) claims.push(itemTable);
+    // Read before the baselines train (SASRec: minutes): a missing or malformed file is
+    // refused at once.
+    const read = await readMethodPredictions(data, { methods, progress });
     const curve: CurvePoint[] = [];
     const top = Math.max(baseline.top, ...ks);
     const baselines = await loadBaselines(
@@ -343,6 +368,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
     );
     const select = new RecordSelection(data.manifest, { sample: options.sample, shard });
     const report = await evaluate(data, {
+      read,
       select: select.narrows ? select.has : undefined,
       sample: options.sample,
       split: options.split,

@@ -102,7 +102,15 @@ export interface EvaluateOptions {
    * Default: every record.
    */
   select?: (record: TextRecord) => boolean;
+  /**
+   * The predictions files already read by {@linkcode readMethodPredictions} (a caller that trains
+   * baselines first reads them before, so a bad file is refused before the training).
+   */
+  read?: MethodPredictions;
 }
+
+/** The predictions of every method read from files, by method name, then by record id. */
+export type MethodPredictions = Map<string, Map<string, StoredPrediction>>;
 
 /** The result of one run. */
 export interface EvalReport {
@@ -170,7 +178,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     heldOut: new Set((data.manifest.templates ?? []).filter((t) => t.heldOut).map((t) => t.id)),
   };
 
-  const files = await readMethodFiles(options, pool);
+  const files = options.read ?? await readMethodPredictions(data, options);
   // An empty file is a warning beside other methods, and an error when there is nothing else.
   const empty = new Set(
     options.methods.flatMap((m) =>
@@ -471,12 +479,30 @@ function noNegativesWarning(count: number, split: string): string {
     "sets the negatives)";
 }
 
-/** The predictions of every method read from files, by method name, then by record id. */
-async function readMethodFiles(
-  options: EvaluateOptions,
-  pool: EntityIndex,
-): Promise<Map<string, Map<string, StoredPrediction>>> {
-  const files = new Map<string, Map<string, StoredPrediction>>();
+/**
+ * The predictions of every method of `options` read from files, by method name, then by record
+ * id: InputErrors for a missing file or a malformed line, naming it.
+ *
+ * @example
+ * ```ts
+ * import { openDataset } from "../data/dataset.ts";
+ *
+ * const data = await openDataset("runs/beauty");
+ * const methods = [{ name: "model", predictions: "runs/pred.jsonl" }];
+ * const read = await readMethodPredictions(data, { methods });
+ * read.get("model")?.size; // records predicted
+ * ```
+ */
+export async function readMethodPredictions(
+  data: Dataset,
+  options: {
+    /** The methods; those of predictions files are read (a baseline's name is passed over). */
+    methods: readonly (MethodSource | { name: string; baseline: string })[];
+    progress?: Progress;
+  },
+): Promise<MethodPredictions> {
+  const pool = new EntityIndex(data.entities);
+  const files: MethodPredictions = new Map();
   for (const method of options.methods) {
     if (!("predictions" in method)) continue;
     const byId = new Map<string, StoredPrediction>();

@@ -64,7 +64,7 @@ export interface ReadFirstStageOptions {
  */
 export async function readFirstStage(
   path: string,
-  pool: ItemPool,
+  pool: Pick<ItemPool, "ids" | "index">,
   options: ReadFirstStageOptions = {},
 ): Promise<Map<string, FirstStageRanking>> {
   const byId = new Map<string, number>();

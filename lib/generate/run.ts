@@ -205,7 +205,14 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
     }
   }
   checkTrieSoftmax(protocol, options.trieSoftmax);
-  return { splitFile, protocol, topK, beams, answered };
+  // Read before the model loads (minutes for a large one): a bad first stage is refused at once.
+  // Its items are numbered as the pool numbers them: the dataset's items in entities.json order.
+  const items = data.entities.filter((e) => e.kind === "item");
+  const stage = options.rerank && await readFirstStage(options.rerank.file, {
+    ids: items.map((e) => e.id),
+    index: new Map(items.map((e, i) => [e.entity, i])),
+  }, { top: options.rerank.top });
+  return { splitFile, protocol, topK, beams, answered, stage };
 }
 
 /**
@@ -355,7 +362,7 @@ async function releaseAll(decoders: readonly InferenceDecoder[]): Promise<void> 
 export async function runInference(options: InferRunOptions): Promise<InferRunSummary> {
   const startedAt = performance.now();
   const data = await openDataset(options.data);
-  const { splitFile, protocol, topK, beams, answered } = await checkOptions(options, data);
+  const { splitFile, protocol, topK, beams, answered, stage } = await checkOptions(options, data);
   const { shard } = options;
   const out = await PartWriter.open(options.out, {
     command: "infer",
@@ -392,8 +399,8 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         file: join(options.data, "entities.json"),
         maxLength: loaded.maxLength,
       });
-      const rerank = options.rerank && {
-        stage: await readFirstStage(options.rerank.file, pool.items, { top: options.rerank.top }),
+      const rerank = options.rerank && stage && {
+        stage,
         file: options.rerank.file,
         weight: options.rerank.weight ?? DEFAULT_RERANK_WEIGHT,
       };

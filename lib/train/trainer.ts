@@ -315,6 +315,12 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
       (name, nameOf) => `${name} paces validation, which ${nameOf("valBatches")} 0 turns off`,
     );
   }
+  // The schedule's checks that need no data, here, before the model loads and the records are
+  // tokenized (minutes on large data); runSchedule repeats them with the run's length.
+  checkRate(options, options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full));
+  if (options.steps !== undefined && options.warmup !== undefined) {
+    checkWarmup(options.warmup, options.steps);
+  }
   const adamw = {
     ...DEFAULT_ADAMW,
     weightDecay: options.weightDecay ?? DEFAULT_ADAMW.weightDecay,
@@ -530,6 +536,23 @@ export async function loadRunData(
 }
 
 /**
+ * A task weighted that the manifest counts no training record of is refused before the model
+ * loads and the records are tokenized; loadRunData checks the records themselves after.
+ */
+async function checkWeightedTasks(options: TrainOptions): Promise<void> {
+  if (options.taskWeights === undefined) return;
+  const counts = (await openDataset(options.data)).manifest.counts?.train;
+  if (counts === undefined) return;
+  for (const task of Object.keys(options.taskWeights)) {
+    if (Object.values(counts[task] ?? {}).some((n) => n > 0)) continue;
+    throw new OptionError(
+      "taskWeights",
+      (name) => `${name}: no training record has the task "${task}"`,
+    );
+  }
+}
+
+/**
  * The trie of the dataset's items, built exactly as infer builds it (`buildPool`, with its checks:
  * entities the tokenizer cannot represent or tell apart are InputErrors naming entities.json), and
  * the model's logit width, for the trie softmax's loss.
@@ -566,29 +589,39 @@ export function runSchedule(options: TrainOptions, perEpoch: number, gradAccum: 
     totalSteps,
     kind: options.schedule ?? DEFAULT_TRAIN.schedule,
   };
-  if (!(schedule.lr > 0)) {
-    throw new OptionError("lr", (name) => `${name} must be positive, got ${schedule.lr}`);
+  checkRate(options, schedule.lr);
+  checkWarmup(schedule.warmup, totalSteps);
+  return schedule;
+}
+
+/** Refuses a learning rate that is not positive, or one whose product with the decay is >= 1. */
+function checkRate(options: TrainOptions, lr: number): void {
+  if (!(lr > 0)) {
+    throw new OptionError("lr", (name) => `${name} must be positive, got ${lr}`);
   }
   // Decoupled decay scales every matrix by (1 - lr x decay) a step: at 1 or more it flips their
   // sign and grows them until they overflow.
   const decay = options.weightDecay ?? DEFAULT_ADAMW.weightDecay;
-  if (schedule.lr * decay >= 1) {
+  if (lr * decay >= 1) {
     throw new OptionError(
       "weightDecay",
       (name, nameOf) =>
-        `${name} ${decay} with ${nameOf("lr")} ${schedule.lr} scales the weights by ` +
-        `${1 - schedule.lr * decay} a step (their product must be below 1)`,
+        `${name} ${decay} with ${nameOf("lr")} ${lr} scales the weights by ` +
+        `${1 - lr * decay} a step (their product must be below 1)`,
     );
   }
-  if (schedule.warmup > totalSteps) {
+}
+
+/** Refuses a warmup longer than the run. */
+function checkWarmup(warmup: number, totalSteps: number): void {
+  if (warmup > totalSteps) {
     throw new OptionError(
       "warmup",
       (name) =>
-        `${name} ${schedule.warmup} is longer than the run's ${totalSteps} steps: the rate would ` +
+        `${name} ${warmup} is longer than the run's ${totalSteps} steps: the rate would ` +
         `never reach its peak`,
     );
   }
-  return schedule;
 }
 
 /** Everything the stages after planning share. */
@@ -791,22 +824,86 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
     comparable.model = { ...(run.settings.model as Record<string, unknown>), ...model };
   }
   const differ = settingsDiffer(comparable, run.settings);
-  if (differ) {
-    const saved = comparable.schedule as { totalSteps?: unknown } | undefined;
-    // A longer schedule is another run (its rates differ from step 1): say how to go on.
-    const longer = typeof saved?.totalSteps === "number" &&
-        saved.totalSteps < run.schedule.totalSteps
-      ? `; to train on from its weights, start a new run with ${
-        run.options.lora
-          ? `${optionName("adapter")} ${run.options.out}`
-          // Full training goes on as full training (a trained model would default to LoRA).
-          : `${optionName("full")} ${optionName("model")} ${run.options.out}`
-      }`
-      : "";
-    throw new UsageError(
-      `cannot resume ${run.options.out} with different settings (${differ})${longer}`,
-    );
+  if (differ) throw cannotResume(run.options, differ, comparable.schedule, run.schedule.totalSteps);
+}
+
+/** The refusal of a resume whose settings differ from the checkpoint's (`differ`). */
+function cannotResume(
+  options: TrainOptions,
+  differ: string,
+  savedSchedule: unknown,
+  totalSteps: number,
+): UsageError {
+  const saved = savedSchedule as { totalSteps?: unknown } | undefined;
+  // A longer schedule is another run (its rates differ from step 1): say how to go on.
+  const longer = typeof saved?.totalSteps === "number" && saved.totalSteps < totalSteps
+    ? `; to train on from its weights, start a new run with ${
+      options.lora
+        ? `${optionName("adapter")} ${options.out}`
+        // Full training goes on as full training (a trained model would default to LoRA).
+        : `${optionName("full")} ${optionName("model")} ${options.out}`
+    }`
+    : "";
+  return new UsageError(
+    `cannot resume ${options.out} with different settings (${differ})${longer}`,
+  );
+}
+
+/**
+ * The resume's settings that the options alone decide (sizes, seed, optimizer, objective; the
+ * schedule when steps are given), compared with the checkpoint's before the model loads and the
+ * records are tokenized (minutes on large data). What needs the model or the data (LoRA, length,
+ * records) is compared after, by checkSameSettings; a checkpoint it cannot read is left to it.
+ */
+async function checkResumeOptions(options: TrainOptions, sizes: RunSizes): Promise<void> {
+  const path = join(options.out, RUN_FILES.checkpoint);
+  let saved: Record<string, unknown>;
+  try {
+    const file = await SafetensorsFile.open(path);
+    if (file.metadata.format !== CHECKPOINT_FORMAT) return;
+    saved = JSON.parse(file.metadata.state ?? "").settings;
+  } catch {
+    return;
   }
+  if (saved === null || typeof saved !== "object") return;
+  const objective = options.objective ?? DEFAULT_TRAIN.objective;
+  const known: Record<string, unknown> = {
+    seed: sizes.seed,
+    objective,
+    taskWeights: options.taskWeights ?? {},
+    batchSize: sizes.batchSize,
+    gradAccum: sizes.gradAccum,
+    adamw: sizes.adamw,
+  };
+  if (options.steps !== undefined) {
+    const steps = options.steps;
+    known.schedule = {
+      lr: options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full),
+      warmup: options.warmup ??
+        Math.floor((options.warmupShare ?? DEFAULT_TRAIN.warmupShare) * steps),
+      totalSteps: steps,
+      kind: options.schedule ?? DEFAULT_TRAIN.schedule,
+    };
+  }
+  const was: Record<string, unknown> = {};
+  const now: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(known)) {
+    // A setting older checkpoints do not record is not compared (as checkSameSettings).
+    if (!(key in saved)) continue;
+    was[key] = saved[key];
+    now[key] = value;
+  }
+  // Recorded when set, on both sides.
+  for (const key of ["trieSoftmax", "dropout"] as const) {
+    was[key] = saved[key];
+    now[key] = options[key] ? options[key] : undefined;
+  }
+  if (objective === "sequence" && saved.objective === "sequence") {
+    was.sequenceMaxKeep = saved.sequenceMaxKeep;
+    now.sequenceMaxKeep = options.sequenceMaxKeep;
+  }
+  const differ = settingsDiffer(was, now);
+  if (differ) throw cannotResume(options, differ, saved.schedule, options.steps ?? 0);
 }
 
 /** The state of a new run: a new adapter (seeded), or the base weights; zero moments. */
@@ -1221,6 +1318,10 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     await together(world, async () => {
       if (!root || options.resume) return;
       if (await pathExists(join(options.out, RUN_FILES.checkpoint))) throw holdsARun(options.out);
+    });
+    await together(world, async () => {
+      if (root && options.resume) await checkResumeOptions(options, sizes);
+      await checkWeightedTasks(options);
     });
     merge = await together(world, () =>
       root && options.merge
