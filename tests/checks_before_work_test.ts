@@ -107,6 +107,12 @@ Deno.test("pretrain --resume with other settings is refused before the model loa
       /different settings \(schedule: .*; to train on from its weights/,
       MODEL_LOADS,
     );
+    // Full training resumed as LoRA: the method is named, not the rate it changes by default.
+    refusedBefore(
+      await pretrain("--steps", "1", "--resume", "--lora"),
+      /different settings \(lora: null -> \{/,
+      MODEL_LOADS,
+    );
     // The same settings resume as before.
     const again = await pretrain("--steps", "1", "--resume");
     assert.equal(again.code, 0, again.stderr);

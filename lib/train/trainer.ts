@@ -887,6 +887,13 @@ async function checkResumeOptions(options: TrainOptions, sizes: RunSizes): Promi
   }
   const was: Record<string, unknown> = {};
   const now: Record<string, unknown> = {};
+  if ("lora" in saved) {
+    // The method first: LoRA against full training also changes the default rate, which would
+    // otherwise be named as the difference. Two LoRA runs' details (rank, targets) need the
+    // model and are compared after, by checkSameSettings.
+    was.lora = saved.lora;
+    now.lora = !options.lora ? null : saved.lora === null ? options.lora : saved.lora;
+  }
   for (const [key, value] of Object.entries(known)) {
     // A setting older checkpoints do not record is not compared (as checkSameSettings).
     if (!(key in saved)) continue;
