@@ -17,20 +17,11 @@
  */
 
 import { join } from "node:path";
-import { packageLibraryDir } from "./providers.ts";
+import { exists, packageLibraryDir } from "./providers.ts";
 import { readElfDynamic } from "./shared_libraries.ts";
 
 /** ELF `e_machine` of the architectures onnxruntime-node ships for Linux. */
 const MACHINES: Record<number, string> = { 62: "x86_64", 183: "aarch64" };
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The native files onnxruntime-node loads on this operating system. */
 function nativeFiles(): string[] {

@@ -75,7 +75,8 @@ export function cudaRuntimePackage(): string | undefined {
   return exists(join(pkg, "package.json")) ? pkg : undefined;
 }
 
-function exists(path: string): boolean {
+/** Whether `path` exists (synchronously; false where it cannot be looked at). */
+export function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;
