@@ -317,7 +317,7 @@ export function runSizes(options: TrainOptions, ranks = 1): RunSizes {
   }
   // The schedule's checks that need no data, here, before the model loads and the records are
   // tokenized (minutes on large data); runSchedule repeats them with the run's length.
-  checkRate(options, options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full));
+  checkRate(options, peakRate(options));
   if (options.steps !== undefined && options.warmup !== undefined) {
     checkWarmup(options.warmup, options.steps);
   }
@@ -582,16 +582,26 @@ export function runSchedule(options: TrainOptions, perEpoch: number, gradAccum: 
   const totalSteps = options.steps ??
     Math.ceil(((options.epochs ?? DEFAULT_TRAIN.epochs) * perEpoch) / gradAccum);
   positive("steps", totalSteps);
-  const schedule: RunSchedule = {
-    lr: options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full),
+  const schedule = scheduleFor(options, totalSteps);
+  checkRate(options, schedule.lr);
+  checkWarmup(schedule.warmup, totalSteps);
+  return schedule;
+}
+
+/** The peak learning rate: the option, else the method's default. */
+function peakRate(options: TrainOptions): number {
+  return options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full);
+}
+
+/** The schedule of a run of `totalSteps` under `options` (their rate, warmup and kind). */
+function scheduleFor(options: TrainOptions, totalSteps: number): RunSchedule {
+  return {
+    lr: peakRate(options),
     warmup: options.warmup ??
       Math.floor((options.warmupShare ?? DEFAULT_TRAIN.warmupShare) * totalSteps),
     totalSteps,
     kind: options.schedule ?? DEFAULT_TRAIN.schedule,
   };
-  checkRate(options, schedule.lr);
-  checkWarmup(schedule.warmup, totalSteps);
-  return schedule;
 }
 
 /** Refuses a learning rate that is not positive, or one whose product with the decay is >= 1. */
@@ -875,16 +885,7 @@ async function checkResumeOptions(options: TrainOptions, sizes: RunSizes): Promi
     gradAccum: sizes.gradAccum,
     adamw: sizes.adamw,
   };
-  if (options.steps !== undefined) {
-    const steps = options.steps;
-    known.schedule = {
-      lr: options.lr ?? (options.lora ? DEFAULT_TRAIN.lr.lora : DEFAULT_TRAIN.lr.full),
-      warmup: options.warmup ??
-        Math.floor((options.warmupShare ?? DEFAULT_TRAIN.warmupShare) * steps),
-      totalSteps: steps,
-      kind: options.schedule ?? DEFAULT_TRAIN.schedule,
-    };
-  }
+  if (options.steps !== undefined) known.schedule = scheduleFor(options, options.steps);
   const was: Record<string, unknown> = {};
   const now: Record<string, unknown> = {};
   if ("lora" in saved) {
