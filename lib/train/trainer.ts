@@ -683,26 +683,34 @@ function resumeSettings(
   schedule: RunSchedule,
 ): Record<string, unknown> {
   return {
-    seed: sizes.seed,
+    ...optionSettings(options, sizes),
     lora: base.lora,
-    objective: data.collator.objective,
-    ...(data.collator.sequenceMaxKeep === undefined
-      ? {}
-      : { sequenceMaxKeep: data.collator.sequenceMaxKeep }),
-    taskWeights: options.taskWeights ?? {},
-    ...(options.trieSoftmax ? { trieSoftmax: true } : {}),
-    ...(options.dropout ? { dropout: options.dropout } : {}),
     maxLength: base.maxLength,
-    batchSize: sizes.batchSize,
-    gradAccum: sizes.gradAccum,
     schedule,
-    adamw: sizes.adamw,
     trainRecords: data.trainRecords,
     trainSha256: data.trainSha256,
     itemsSha256: data.itemsSha256,
     // The ids the collator inserts ([MASK], [S], [E], ...): never in the records' hash.
     specialIds: { ...base.tokenizer.special },
     model: modelSettings(base.model, base.decoder.attention),
+  };
+}
+
+/**
+ * The resume settings the options alone decide (the collator's objective and cap are the
+ * options'): shared by the settings a checkpoint records and the check made before loading.
+ */
+function optionSettings(options: TrainOptions, sizes: RunSizes): Record<string, unknown> {
+  return {
+    seed: sizes.seed,
+    objective: options.objective ?? DEFAULT_TRAIN.objective,
+    ...(options.sequenceMaxKeep === undefined ? {} : { sequenceMaxKeep: options.sequenceMaxKeep }),
+    taskWeights: options.taskWeights ?? {},
+    ...(options.trieSoftmax ? { trieSoftmax: true } : {}),
+    ...(options.dropout ? { dropout: options.dropout } : {}),
+    batchSize: sizes.batchSize,
+    gradAccum: sizes.gradAccum,
+    adamw: sizes.adamw,
   };
 }
 
@@ -876,15 +884,11 @@ async function checkResumeOptions(options: TrainOptions, sizes: RunSizes): Promi
     return;
   }
   if (saved === null || typeof saved !== "object") return;
-  const objective = options.objective ?? DEFAULT_TRAIN.objective;
-  const known: Record<string, unknown> = {
-    seed: sizes.seed,
-    objective,
-    taskWeights: options.taskWeights ?? {},
-    batchSize: sizes.batchSize,
-    gradAccum: sizes.gradAccum,
-    adamw: sizes.adamw,
-  };
+  const mine = optionSettings(options, sizes);
+  const known: Record<string, unknown> = {};
+  for (const key of ["seed", "objective", "taskWeights", "batchSize", "gradAccum", "adamw"]) {
+    known[key] = mine[key];
+  }
   if (options.steps !== undefined) known.schedule = scheduleFor(options, options.steps);
   const was: Record<string, unknown> = {};
   const now: Record<string, unknown> = {};
@@ -902,13 +906,13 @@ async function checkResumeOptions(options: TrainOptions, sizes: RunSizes): Promi
     now[key] = value;
   }
   // Recorded when set, on both sides.
-  for (const key of ["trieSoftmax", "dropout"] as const) {
+  for (const key of ["trieSoftmax", "dropout"]) {
     was[key] = saved[key];
-    now[key] = options[key] ? options[key] : undefined;
+    now[key] = mine[key];
   }
-  if (objective === "sequence" && saved.objective === "sequence") {
+  if (mine.objective === "sequence" && saved.objective === "sequence") {
     was.sequenceMaxKeep = saved.sequenceMaxKeep;
-    now.sequenceMaxKeep = options.sequenceMaxKeep;
+    now.sequenceMaxKeep = mine.sequenceMaxKeep;
   }
   const differ = settingsDiffer(was, now);
   if (differ) throw cannotResume(options, differ, saved.schedule, options.steps ?? 0);
