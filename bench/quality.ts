@@ -477,9 +477,32 @@ async function validFirstStage(
       `--top-k=${FIRST_STAGE_TOP}`,
       ...tune,
       `--save-baselines=${firstValid}`,
+      `--sasrec-curve=${join(dir, VALID_CURVE)}`,
     ], seconds),
   );
   return { report, dir: firstValid, held };
+}
+
+/** SASRec's early-stopping curve in the validation first stage (JSONL, one point an epoch). */
+const VALID_CURVE = "first-valid-sasrec-curve.jsonl";
+
+/**
+ * The epoch the validation first stage's early stopping chose (the first best NDCG@10, as
+ * lib/sasrec/train.ts keeps it). The test first stage trains the same early-stopped model (same
+ * training histories, validation records, settings and seed), so it is given this count for its
+ * refit instead of finding it again (`--sasrec-refit-epochs`: the same ranking, minutes sooner).
+ */
+async function validBestEpoch(dir: string): Promise<number> {
+  const points = (await Deno.readTextFile(join(dir, VALID_CURVE))).split("\n").filter(Boolean)
+    .map((line) => JSON.parse(line) as { epoch: number; ndcg10?: number });
+  let best = { epoch: 0, ndcg10: -1 };
+  for (const p of points) {
+    if (p.ndcg10 !== undefined && p.ndcg10 > best.ndcg10) {
+      best = { epoch: p.epoch, ndcg10: p.ndcg10 };
+    }
+  }
+  if (best.epoch === 0) throw new Error(`bench quality: ${VALID_CURVE} has no validation point`);
+  return best.epoch;
 }
 
 /**
@@ -561,6 +584,9 @@ async function twoStages(run: {
       "--split=test",
       "--baseline=pop,itemknn,sasrec",
       ...words("QUALITY_SASREC"),
+      ...(words("QUALITY_SASREC").includes("--sasrec-no-refit")
+        ? []
+        : [`--sasrec-refit-epochs=${await validBestEpoch(dir)}`]),
       "--k=5,10",
       `--top-k=${FIRST_STAGE_TOP}`,
       `--save-baselines=${firstTest}`,

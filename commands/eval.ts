@@ -192,6 +192,12 @@ const FLAGS = defineFlags({
     help: "rank the test split with the early-stopped model itself, not one retrained for its " +
       "epoch count on the histories followed by the validation item",
   },
+  "sasrec-refit-epochs": {
+    type: "int",
+    min: 1,
+    help: "test split: train the refit for N epochs without early stopping first (N: the best " +
+      "epoch of an earlier run with the same settings and seed, e.g. from its --sasrec-curve)",
+  },
   "sasrec-curve": {
     type: "string",
     placeholder: "FILE",
@@ -225,6 +231,7 @@ function sasrecOptions(flags: FlagValues<typeof FLAGS>): SasrecOptions {
   return {
     ...Object.fromEntries(SASREC_OPTIONS.map((o) => [o, values[RENAMED[o]]])),
     refit: !flags["sasrec-no-refit"],
+    refitEpochs: flags["sasrec-refit-epochs"],
     device: flags.device,
   };
 }

@@ -353,3 +353,54 @@ Deno.test("SASRec's bad cases are one-line input errors: no user with two traini
     );
   });
 });
+
+Deno.test("eval --sasrec-refit-epochs N ranks the test split as the early stopping that chose N", async () => {
+  await withTempDir(async (dir) => {
+    const data = await cyclicDataset(dir, 30, 12);
+    const curve = join(dir, "curve.jsonl");
+    const common = ["eval", "--data", data, "--baseline", "sasrec", "--quiet", ...FAST];
+    const early = await runCli([
+      ...common,
+      "--sasrec-dropout",
+      "0.3",
+      "--sasrec-epochs",
+      "6",
+      "--sasrec-patience",
+      "2",
+      "--sasrec-curve",
+      curve,
+      "--save-baselines",
+      join(dir, "early"),
+    ]);
+    assert.equal(early.code, 0, early.stderr);
+    const points = (await Deno.readTextFile(curve)).trim().split("\n").map((l) => JSON.parse(l));
+    const best = points.reduce((a, p) => (p.ndcg10 > a.ndcg10 ? p : a)).epoch;
+    assert.ok(best > 1, `best epoch ${best}`);
+    // Early stopping limited to one epoch would refit for one: the given count must rule.
+    const given = await runCli([
+      ...common,
+      "--sasrec-dropout",
+      "0.3",
+      "--sasrec-epochs",
+      "1",
+      "--sasrec-refit-epochs",
+      String(best),
+      "--save-baselines",
+      join(dir, "given"),
+    ]);
+    assert.equal(given.code, 0, given.stderr);
+    const read = (name: string) => Deno.readTextFile(join(dir, name, "sasrec.jsonl"));
+    assert.equal(await read("given"), await read("early"));
+    assert.equal(given.stdout, early.stdout);
+    // Nothing to skip on the validation split; no curve when early stopping is skipped.
+    const valid = await runCli([...common, "--split", "valid", "--sasrec-refit-epochs", "2"]);
+    assert.equal(valid.code, 2);
+    assert.match(
+      valid.stderr,
+      /--sasrec-refit-epochs sets the epochs of SASRec's refit.*--split test/,
+    );
+    const drawn = await runCli([...common, "--sasrec-refit-epochs", "2", "--sasrec-curve", curve]);
+    assert.equal(drawn.code, 2);
+    assert.match(drawn.stderr, /--sasrec-refit-epochs skips the early stopping.*--sasrec-curve/);
+  });
+});

@@ -192,6 +192,20 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
         `eval: ${name} is SASRec's training curve: it needs ${nameOf("baselines")} sasrec`,
     );
   }
+  if (options.sasrec.refitEpochs !== undefined) {
+    // Said before the other baselines load: it would skip nothing, or the curve it draws.
+    const refits = options.split === "test" && (options.sasrec.refit ?? DEFAULT_SASREC.refit);
+    if (!refits || (options.sasrecCurve ?? []).length > 0) {
+      throw new OptionError(
+        "sasrecRefitEpochs",
+        (name, nameOf) =>
+          refits
+            ? `eval: ${name} skips the early stopping whose curve ${nameOf("sasrecCurve")} draws`
+            : `eval: ${name} sets the epochs of SASRec's refit for the test split: it needs ` +
+              `${nameOf("split")} test and the refit on`,
+      );
+    }
+  }
   if (options.saveBaselines !== undefined && !methods.some((m) => "baseline" in m)) {
     throw new OptionError(
       "saveBaselines",

@@ -21,6 +21,7 @@ import type { EntityIndex } from "../eval/entities.ts";
 import type { PredictionLine } from "../eval/predictions.ts";
 import type { Progress } from "../io/progress.ts";
 import { formatSeconds } from "../io/progress.ts";
+import { OptionError } from "../errors.ts";
 import type { SasrecConfig } from "../sasrec/model.ts";
 import { type RankQuery, SasrecRanker } from "../sasrec/rank.ts";
 import {
@@ -177,6 +178,88 @@ export async function createSasrecBaseline(
       validTargets = new Map(valid.users.map((u, i) => [u, valid.targets[i]]));
     }
   }
+  const refit = (sasrec.refit ?? DEFAULT_SASREC.refit) && sources.scoresTest === true &&
+    validTargets.size > 0;
+  if (sasrec.refitEpochs !== undefined && !refit) {
+    throw new OptionError(
+      "sasrecRefitEpochs",
+      (name) =>
+        `${name} sets the epochs of the test split's refit, which needs the test split and ` +
+        `validation records; this run has no refit`,
+    );
+  }
+  // Early stopping (unless the refit's epochs are given), then the refit for the test split.
+  const model = sasrec.refitEpochs === undefined
+    ? await earlyStopped(config, sequences, validation, options.seed, sasrec, progress)
+    : undefined;
+  if (!refit) return ranked(model!, sequences);
+  const epochs = sasrec.refitEpochs ?? model!.bestEpoch;
+  // The test records' inputs end with the validation item: the model that ranks them learns
+  // from it too, for as many epochs as early stopping chose (the test target is never seen).
+  const trainedOn = users.map((u, i) => {
+    const target = validTargets.get(u);
+    return target === undefined
+      ? sequences[i]
+      : Int32Array.from([...sequences[i], ...numbering.index([target])]);
+  });
+  progress?.log(
+    `sasrec: refit for the test split: ${epochs} epochs on the histories followed by ` +
+      `their validation item (${validTargets.size} users)` +
+      (model ? "" : ", the epochs given (no early stopping)"),
+  );
+  const refitModel = await trainSasrec(
+    config,
+    trainedOn,
+    { seed: options.seed, ...sasrec, epochs, patience: 0 },
+    undefined,
+    (point) =>
+      progress?.log(
+        `sasrec: refit epoch ${point.epoch}/${epochs}: loss ${point.loss.toFixed(4)} ` +
+          `[${formatSeconds(point.seconds)}]`,
+      ),
+    (epoch, step, steps, loss) =>
+      progress?.update(
+        `sasrec: refit epoch ${epoch}, step ${step}/${steps}, loss ${loss.toFixed(4)}`,
+      ),
+  );
+  return ranked(refitModel, trainedOn);
+
+  /** The baseline that ranks with `ranking`, trained on `trainedOn`. */
+  async function ranked(
+    ranking: TrainedSasrec,
+    trainedOn: Int32Array[],
+  ): Promise<SasrecBaseline> {
+    const lines = await predictRecords(
+      ranking,
+      numbering,
+      data,
+      options,
+      sources.records,
+      progress,
+    );
+    return {
+      name: "sasrec",
+      tasks: ["sequential", "direct"],
+      model: ranking,
+      refit,
+      trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(trainedOn[i], numbering.poolId)])),
+      predict(record) {
+        if (!ITEM_TASKS.includes(record.task)) return undefined;
+        return lines.get(record.id);
+      },
+    };
+  }
+}
+
+/** SASRec trained on `sequences`, early-stopped on `validation` (progress as it goes). */
+async function earlyStopped(
+  config: SasrecConfig,
+  sequences: Int32Array[],
+  validation: SasrecValidation | undefined,
+  seed: number | undefined,
+  sasrec: SasrecOptions,
+  progress?: Progress,
+): Promise<TrainedSasrec> {
   progress?.log(
     `sasrec: training on ${sequences.length} users' histories, ${config.numItems} items` +
       (validation ? `, early stopping on ${validation.targets.length} validation users` : ""),
@@ -184,7 +267,7 @@ export async function createSasrecBaseline(
   const model = await trainSasrec(
     config,
     sequences,
-    { seed: options.seed, ...sasrec },
+    { seed, ...sasrec },
     validation,
     (point, best) => {
       const metrics = point.ndcg10 === undefined
@@ -201,53 +284,7 @@ export async function createSasrecBaseline(
       progress?.update(`sasrec: epoch ${epoch}, step ${step}/${steps}, loss ${loss.toFixed(4)}`),
   );
   progress?.log(`sasrec: using the weights of epoch ${model.bestEpoch}`);
-
-  let ranking = model;
-  let trainedOn = sequences;
-  const refit = (sasrec.refit ?? DEFAULT_SASREC.refit) && sources.scoresTest === true &&
-    validTargets.size > 0;
-  if (refit) {
-    // The test records' inputs end with the validation item: the model that ranks them learns
-    // from it too, for as many epochs as early stopping chose (the test target is never seen).
-    trainedOn = users.map((u, i) => {
-      const target = validTargets.get(u);
-      return target === undefined
-        ? sequences[i]
-        : Int32Array.from([...sequences[i], ...numbering.index([target])]);
-    });
-    progress?.log(
-      `sasrec: refit for the test split: ${model.bestEpoch} epochs on the histories followed by ` +
-        `their validation item (${validTargets.size} users)`,
-    );
-    ranking = await trainSasrec(
-      config,
-      trainedOn,
-      { seed: options.seed, ...sasrec, epochs: model.bestEpoch, patience: 0 },
-      undefined,
-      (point) =>
-        progress?.log(
-          `sasrec: refit epoch ${point.epoch}/${model.bestEpoch}: loss ${point.loss.toFixed(4)} ` +
-            `[${formatSeconds(point.seconds)}]`,
-        ),
-      (epoch, step, steps, loss) =>
-        progress?.update(
-          `sasrec: refit epoch ${epoch}, step ${step}/${steps}, loss ${loss.toFixed(4)}`,
-        ),
-    );
-  }
-
-  const lines = await predictRecords(ranking, numbering, data, options, sources.records, progress);
-  return {
-    name: "sasrec",
-    tasks: ["sequential", "direct"],
-    model: ranking,
-    refit,
-    trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(trainedOn[i], numbering.poolId)])),
-    predict(record) {
-      if (!ITEM_TASKS.includes(record.task)) return undefined;
-      return lines.get(record.id);
-    },
-  };
+  return model;
 }
 
 /** Ranks for every item record of `records`: the prediction lines by record id. */

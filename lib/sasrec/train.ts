@@ -83,6 +83,13 @@ export interface SasrecOptions extends SasrecTrainOptions {
    * record's input holds; the test target never), and rank with it. Default true.
    */
   refit?: boolean;
+  /**
+   * With the refit: train it for this many epochs without early stopping first (the epoch count
+   * an earlier run with the same settings and seed chose on the same validation split: its
+   * early-stopped model is the same, so the refit is too, minus the training that found it).
+   * Default: early stopping chooses.
+   */
+  refitEpochs?: number;
   /** Receives each point of the training curve (and whether it is the best so far). */
   onEpoch?: (point: CurvePoint, best: boolean) => void;
 }
