@@ -244,6 +244,32 @@ Deno.test("a run that scores nothing is an error saying why, not an empty report
     assert.match(none.stderr, /test\.jsonl: no records: nothing to score/);
   }));
 
+Deno.test("retrieval without training texts of the tasks asked says so, naming train.jsonl", async () => {
+  // fixtures/eval/tiny: train.jsonl has no explanation or review record; valid.jsonl neither.
+  const cases: [string[], RegExp][] = [
+    [
+      ["--tasks", "explanation,review"],
+      new RegExp(
+        String.raw`^error: nothing scored \(--tasks explanation,review\): retrieval has no ` +
+          String.raw`training text of explanation or review to retrieve from \(\S*train\.jsonl ` +
+          String.raw`has no such record\)$`,
+        "m",
+      ),
+    ],
+    [
+      ["--split", "valid", "--tasks", "explanation"],
+      /valid\.jsonl: no explanation record: nothing scored/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const run = await runCli(["eval", "--quiet", "--data", DATA, "--baseline=retrieval", ...args]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stderr, /answers/);
+    assert.equal(run.stdout, "");
+  }
+});
+
 Deno.test("baselines saved beside a limited predictions file predict every record", () =>
   withTempDir(async (dir) => {
     const lines = (await Deno.readTextFile(MODEL)).trim().split("\n");

@@ -60,6 +60,11 @@ export interface Baseline {
   readonly tasks: readonly EvalTask[];
   /** Returns the prediction line for `record`, or undefined when it does not answer its task. */
   predict(record: TextRecord): PredictionLine | undefined;
+  /**
+   * Why it can answer no record of `tasks` (some of its own) when it learned nothing to answer
+   * them with (retrieval: no training text of them), naming the file; undefined otherwise.
+   */
+  unanswerable?(tasks: readonly EvalTask[]): string | undefined;
 }
 
 /** What the baselines learn from (training data only). */
@@ -74,6 +79,8 @@ export interface BaselineData {
   ratingScale?: readonly [number, number] | null;
   /** Training texts of the text tasks (retrieval.ts); needed by `retrieval` only. */
   texts?: readonly TrainingText[];
+  /** The file the texts are read from (train.jsonl), for the message when a task has none. */
+  textsFile?: string;
 }
 
 /** Defaults of the optional {@linkcode BaselineOptions}. */
@@ -307,6 +314,11 @@ function retrievalBaseline(data: BaselineData): Baseline {
         template: record.template,
         text,
       };
+    },
+    unanswerable(tasks) {
+      if (tasks.some((t) => model.has(t))) return undefined;
+      return `retrieval has no training text of ${tasks.join(" or ")} to retrieve from ` +
+        `(${data.textsFile ?? "its training data"} has no such record)`;
     },
   };
 }

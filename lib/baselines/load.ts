@@ -89,9 +89,8 @@ export async function loadBaselines(
   const ratings = new TrainingRatings();
   const texts = new TrainingTexts(tasksAnswering("text"));
   const wantsRatings = names.includes("mean") || names.includes("mf");
-  if (
-    (wantsRatings || names.includes("retrieval")) && await pathExists(join(data.dir, "train.jsonl"))
-  ) {
+  const trainFile = join(data.dir, "train.jsonl");
+  if ((wantsRatings || names.includes("retrieval")) && await pathExists(trainFile)) {
     progress?.update("reading training ratings and texts from train.jsonl");
     for await (const record of readRecords(data, "train")) {
       ratings.add(record);
@@ -104,6 +103,7 @@ export async function loadBaselines(
     ratings: ratings.list,
     ratingScale: data.manifest.rating_scale,
     texts: texts.list,
+    textsFile: trainFile,
   };
   for (const name of new Set(names)) {
     if (name === "mf") {

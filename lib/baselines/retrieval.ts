@@ -149,6 +149,11 @@ export class TextRetrieval {
     for (const [task, list] of grouped) this.#byTask.set(task, new TaskIndex(list));
   }
 
+  /** Whether `task` has training texts (what {@linkcode TextRetrieval.retrieve} answers). */
+  has(task: string): boolean {
+    return this.#byTask.has(task);
+  }
+
   /**
    * The text for a `task` record about `user` and `item`; undefined when the task has no
    * training texts.

@@ -21,7 +21,7 @@
  */
 
 import { join } from "node:path";
-import { inputError, OptionError, optionName } from "../errors.ts";
+import { InputError, inputError, OptionError, optionName } from "../errors.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { checkValidSplit, readRecords, splitHolding } from "../data/dataset.ts";
 import { type Split, SPLITS, type TextRecord } from "../data/types.ts";
@@ -51,6 +51,11 @@ export interface Predictor {
   readonly tasks: readonly EvalTask[];
   /** Returns the prediction line for `record`, or undefined when it has none. */
   predict(record: TextRecord): PredictionLine | undefined;
+  /**
+   * Why it can answer no record of `tasks` (some of its own) when it cannot, naming the file at
+   * fault (retrieval: no training text of them); undefined when it can answer some.
+   */
+  unanswerable?(tasks: readonly EvalTask[]): string | undefined;
 }
 
 /**
@@ -203,6 +208,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
   const unanswered = new Map<string, number>(); // by method: records it lacked, others had
   let restricted = 0;
   const restrictedTasks = new Set<string>(); // tasks of the records scored for no method
+  const present = new Set<string>(); // tasks of the records selected
   let records = 0;
   let index = -1;
   // Sampled records whose candidate list is the target alone (textualize --negatives 0, or a
@@ -234,6 +240,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
       continue;
     }
     records++;
+    present.add(record.task);
     options.progress?.update(`${records} ${split} records scored`);
     const prepared = (wanted as readonly string[]).includes(record.task)
       ? prepareRecord(record, pool, scoreOptions, recordsFile)
@@ -349,7 +356,7 @@ export async function evaluate(data: Dataset, options: EvaluateOptions): Promise
     Object.values(result).some((task) => (task.metrics.count ?? 0) > 0)
   );
   if (!anyScored && !(records === 0 && options.select)) {
-    throw nothingScored(recordsFile, records, options, restrictedTasks, answers);
+    throw nothingScored(recordsFile, { records, present }, options, restrictedTasks, answers);
   }
   if (onlyTarget > 0) report.warnings.push(noNegativesWarning(onlyTarget, split));
   report.warnings.push(...lists.warnings());
@@ -431,14 +438,15 @@ function historyNote(
 }
 
 /**
- * Why a run scored no record for any method (an InputError naming the split's file): it has no
- * record, the predictions files share none of the tasks they answer (two samples of other
- * users), or no method answers the tasks asked. A shard or sample that selects no record is not
- * an error (an empty part).
+ * Why a run scored no record for any method (an InputError naming the file at fault): the split
+ * has no record, or none of the tasks asked; the predictions files share none of the tasks they
+ * answer (two samples of other users); a predictor cannot answer the tasks it would (retrieval
+ * without training texts of them); or no method answers the tasks asked (an OptionError). A
+ * shard or sample that selects no record is not an error (an empty part).
  */
 function nothingScored(
   recordsFile: string,
-  records: number,
+  { records, present }: { records: number; present: ReadonlySet<string> },
   options: EvaluateOptions,
   restrictedTasks: ReadonlySet<string>,
   answers: readonly (ReadonlySet<string> | undefined)[],
@@ -459,6 +467,26 @@ function nothingScored(
     );
   }
   const asked = options.tasks ?? EVAL_TASKS;
+  const tasksOption = options.tasks ? ` (${optionName("tasks")} ${asked.join(",")})` : "";
+  if (!asked.some((t) => present.has(t))) {
+    const where = options.select ? " among the records selected" : "";
+    return inputError(
+      recordsFile,
+      undefined,
+      `no ${asked.join(" or ")} record${where}: nothing scored${tasksOption}`,
+    );
+  }
+  // A predictor that would answer the tasks asked but cannot (retrieval with nothing to
+  // retrieve from) says why: its own list of tasks says it answers them.
+  const unable = options.methods.flatMap((method) => {
+    if (!("predictor" in method)) return [];
+    const tasks = method.predictor.tasks.filter((t) => asked.includes(t) && present.has(t));
+    const why = tasks.length > 0 ? method.predictor.unanswerable?.(tasks) : undefined;
+    return why ? [why] : [];
+  });
+  if (unable.length > 0) {
+    return new InputError(`nothing scored${tasksOption}: ${unable.join("; ")}`);
+  }
   const answered = options.methods.map((method, m) => {
     const tasks = "predictor" in method ? method.predictor.tasks : [...answers[m] ?? []];
     return `${method.name} answers ${tasks.length > 0 ? tasks.join(", ") : "none"}`;
