@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { benchWorkDir, intSetting } from "../bench/settings.ts";
+import { passesBestEpoch } from "../bench/quality.ts";
 import { InputError } from "../lib/errors.ts";
 import { ROOT, runProcess } from "./helpers/process.ts";
 import { withTempDir } from "./helpers/temp.ts";
@@ -99,4 +100,14 @@ Deno.test("a benchmark that imports files a copy lacks (a --bench bundle: no fix
       /^error: demo_ceiling needs a file this copy lacks \(Module not found ".*fixtures\/demo\/generate\.ts"\.?\): run it from a clone of the repository\n$/,
     );
   });
+});
+
+Deno.test("bench quality gives the test stage the validation stage's best epoch only where eval takes it", () => {
+  assert.equal(passesBestEpoch([]), true);
+  assert.equal(passesBestEpoch(["--sasrec-epochs=2"]), true);
+  // The refit off, or the curve of the early stopping asked for: eval would refuse the count,
+  // and only after the pretrain.
+  assert.equal(passesBestEpoch(["--sasrec-no-refit"]), false);
+  assert.equal(passesBestEpoch(["--sasrec-curve=/tmp/sasrec.svg"]), false);
+  assert.equal(passesBestEpoch(["--sasrec-curve", "/tmp/sasrec.jsonl"]), false);
 });

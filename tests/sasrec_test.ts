@@ -404,3 +404,36 @@ Deno.test("eval --sasrec-refit-epochs N ranks the test split as the early stoppi
     assert.match(drawn.stderr, /--sasrec-refit-epochs skips the early stopping.*--sasrec-curve/);
   });
 });
+
+Deno.test("eval --sasrec-refit-epochs without a refit to set is refused in one line naming why", async () => {
+  await withTempDir(async (dir) => {
+    const data = await cyclicDataset(dir, 30, 12);
+    const refused = async (args: string[], message: RegExp) => {
+      const run = await runCli(["eval", "--data", data, "--quiet", ...args]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);
+    };
+    const given = [...FAST, "--sasrec-refit-epochs", "2"];
+    // The test split (the default) with the refit turned off: the flag that turns it off named.
+    await refused(
+      ["--baseline", "sasrec", "--sasrec-no-refit", ...given],
+      /--sasrec-refit-epochs sets the epochs of SASRec's refit.*--sasrec-no-refit turns off/,
+    );
+    await refused(
+      ["--baseline", "sasrec", "--split", "valid", ...given],
+      /--sasrec-refit-epochs sets the epochs of SASRec's refit.*--split test \(not valid\)/,
+    );
+    // Without sasrec the flag configures nothing run: said so, not that the split is wrong.
+    await refused(
+      ["--baseline", "pop", "--split", "valid", "--sasrec-refit-epochs", "2"],
+      /--sasrec-refit-epochs configures sasrec, which --baseline does not run/,
+    );
+    // No validation records: no refit, and no early stopping the count could stand for.
+    await Deno.remove(join(data, "valid.jsonl"));
+    await refused(
+      ["--baseline", "sasrec", ...given],
+      /--sasrec-refit-epochs sets the epochs of SASRec's refit .*no validation record.*valid\.jsonl/,
+    );
+  });
+});

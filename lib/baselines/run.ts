@@ -192,17 +192,27 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
         `eval: ${name} is SASRec's training curve: it needs ${nameOf("baselines")} sasrec`,
     );
   }
-  if (options.sasrec.refitEpochs !== undefined) {
+  if (options.sasrec.refitEpochs !== undefined && baselines.includes("sasrec")) {
     // Said before the other baselines load: it would skip nothing, or the curve it draws.
-    const refits = options.split === "test" && (options.sasrec.refit ?? DEFAULT_SASREC.refit);
-    if (!refits || (options.sasrecCurve ?? []).length > 0) {
+    // (Without sasrec, checkGivenApply says that it configures a baseline not run.)
+    const refitOff = !(options.sasrec.refit ?? DEFAULT_SASREC.refit);
+    const why = options.split !== "test"
+      ? "split"
+      : refitOff
+      ? "noRefit"
+      : (options.sasrecCurve ?? []).length > 0
+      ? "curve"
+      : undefined;
+    if (why !== undefined) {
       throw new OptionError(
         "sasrecRefitEpochs",
         (name, nameOf) =>
-          refits
+          why === "curve"
             ? `eval: ${name} skips the early stopping whose curve ${nameOf("sasrecCurve")} draws`
             : `eval: ${name} sets the epochs of SASRec's refit for the test split: it needs ` +
-              `${nameOf("split")} test and the refit on`,
+              (why === "split"
+                ? `${nameOf("split")} test (not ${options.split})`
+                : `the refit, which ${nameOf("sasrecNoRefit")} turns off`),
       );
     }
   }

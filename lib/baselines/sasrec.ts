@@ -181,11 +181,15 @@ export async function createSasrecBaseline(
   const refit = (sasrec.refit ?? DEFAULT_SASREC.refit) && sources.scoresTest === true &&
     validTargets.size > 0;
   if (sasrec.refitEpochs !== undefined && !refit) {
+    // Before any training; eval refuses the first two causes before reading anything.
+    const cause = !(sasrec.refit ?? DEFAULT_SASREC.refit)
+      ? "the refit is off"
+      : sources.scoresTest !== true
+      ? "the records scored are not the test split's"
+      : "there is no validation record with an item target (valid.jsonl) to refit on";
     throw new OptionError(
       "sasrecRefitEpochs",
-      (name) =>
-        `${name} sets the epochs of the test split's refit, which needs the test split and ` +
-        `validation records; this run has no refit`,
+      (name) => `${name} sets the epochs of SASRec's refit for the test split, but ${cause}`,
     );
   }
   // Early stopping (unless the refit's epochs are given), then the refit for the test split.
