@@ -114,11 +114,7 @@ const FLAGS = defineFlags({
     help: "score only the records of a seeded sample of about N users (the users infer " +
       "--sample-users N answers with the same --sample-seed)",
   },
-  "sample-seed": {
-    type: "int",
-    default: DEFAULT_SAMPLE_SEED,
-    help: "the sample --sample-users draws",
-  },
+  "sample-seed": { type: "int", default: DEFAULT_SAMPLE_SEED, help: "the --sample-users draw" },
   strict: { type: "boolean", help: "a record without a prediction is an error, not a warning" },
   quiet: { type: "boolean", help: "no progress on stderr" },
   "top-k": {
@@ -129,10 +125,7 @@ const FLAGS = defineFlags({
     section: "Baseline flags",
     help: "length of rankings over all items (at least the largest k)",
   },
-  "include-seen": {
-    type: "boolean",
-    help: "keep the user's history items in rankings over all items",
-  },
+  "include-seen": { type: "boolean", help: "keep the user's history items in full rankings" },
   neighbors: {
     type: "int",
     min: 0,
@@ -216,7 +209,7 @@ const FLAGS = defineFlags({
 /** SASRec's options that a `--sasrec-*` flag sets (`batchSize`: `--sasrec-batch-size`). */
 const SASREC_OPTIONS = [
   ...["epochs", "patience", "evalEvery", "batchSize", "lr", "dropout", "weightDecay"],
-  ...["hidden", "blocks", "heads", "maxLength"],
+  ...["hidden", "blocks", "heads", "maxLength", "refitEpochs"],
 ] as const;
 
 /** The flag of each library option whose flag is not its kebab-case name. */
@@ -231,7 +224,6 @@ function sasrecOptions(flags: FlagValues<typeof FLAGS>): SasrecOptions {
   return {
     ...Object.fromEntries(SASREC_OPTIONS.map((o) => [o, values[RENAMED[o]]])),
     refit: !flags["sasrec-no-refit"],
-    refitEpochs: flags["sasrec-refit-epochs"],
     device: flags.device,
   };
 }
