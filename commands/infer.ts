@@ -106,7 +106,8 @@ const FLAGS = defineFlags({
   "rerank-top": {
     type: "int",
     min: 1,
-    help: "--rerank: the first stage's best N candidates of each record (default: all given)",
+    help: "--rerank: the first stage's best N candidates of each record, counted after " +
+      "--exclude-seen drops the history (default: all given)",
   },
   limit: { type: "int", min: 1, help: "answer only the first N selected records" },
   "sample-users": {
@@ -115,11 +116,7 @@ const FLAGS = defineFlags({
     help: "answer only the records of a seeded sample of about N users (fast validation; " +
       "eval --sample-users N with the same --sample-seed scores the same users)",
   },
-  "sample-seed": {
-    type: "int",
-    default: DEFAULT_SAMPLE_SEED,
-    help: "which sample --sample-users draws",
-  },
+  "sample-seed": { type: "int", default: DEFAULT_SAMPLE_SEED, help: "the --sample-users draw" },
   "batch-size": {
     type: "int",
     min: 1,

@@ -131,6 +131,11 @@ export interface RerankOptions {
   file: string;
   /** The model's weight in the fusion, in [0, 1] (rerank.ts). */
   weight: number;
+  /**
+   * Rerank at most this many candidates of each record: the first stage's best, counted after
+   * `excludeSeen` left the history out (as `eval --tune-rerank` counts them). Default: all.
+   */
+  top?: number;
 }
 
 /** What the predictor needs besides options. */
@@ -571,14 +576,16 @@ export class Predictor {
   ): Promise<InferLine[]> {
     const { tokenizer, pool } = this.#parts;
     const o = this.#options;
-    const { stage, file, weight } = o.rerank!;
+    const { stage, file, weight, top = Infinity } = o.rerank!;
     const candidates = jobs.map((j) => {
       const ranking = firstStageOf(stage, j.record.id, file);
       const seen = o.excludeSeen ? new Set(j.record.history ?? []) : null;
+      // The best `top` of the candidates the model may answer: cut after the history is left
+      // out, so that N means what the tuning's N means (its first_rank counts without history).
       const keep: number[] = [];
-      ranking.items.forEach((item, c) => {
-        if (seen === null || !seen.has(pool.items.items[item])) keep.push(c);
-      });
+      for (let c = 0; c < ranking.items.length && keep.length < top; c++) {
+        if (seen === null || !seen.has(pool.items.items[ranking.items[c]])) keep.push(c);
+      }
       return {
         items: Int32Array.from(keep, (c) => ranking.items[c]),
         first: Float64Array.from(keep, (c) => ranking.scores[c]),

@@ -41,7 +41,11 @@ export interface FirstStageRanking {
 
 /** Options of {@linkcode readFirstStage}. */
 export interface ReadFirstStageOptions {
-  /** Keep at most this many candidates of each record (its best). Default: all. */
+  /**
+   * Keep at most this many candidates of each record (its best, history included). Default: all.
+   * infer reads every candidate and cuts after `excludeSeen` (RerankOptions.top), as the tuning
+   * counts them.
+   */
   top?: number;
   /** Keep only the records whose id this accepts (those the run answers). Default: all. */
   keep?: (id: string) => boolean;

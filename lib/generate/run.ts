@@ -15,6 +15,7 @@ import {
   itemTokenMode,
   openDataset,
   readNumberedRecords,
+  readRecords,
 } from "../data/dataset.ts";
 import { type AnswerKind, answerOf, tasksAnswering } from "../data/tasks.ts";
 import { RecordSelection } from "../data/selection.ts";
@@ -36,7 +37,12 @@ import {
   recordIndexOf,
 } from "./infer.ts";
 import { type InferenceDecoder, loadForInference } from "./load.ts";
-import { DEFAULT_RERANK_WEIGHT, readFirstStage } from "./rerank.ts";
+import {
+  DEFAULT_RERANK_WEIGHT,
+  firstStageOf,
+  type FirstStageRanking,
+  readFirstStage,
+} from "./rerank.ts";
 import type { QuantBits } from "../model/quantize.ts";
 
 /**
@@ -56,7 +62,8 @@ export interface InferRunOptions
   /**
    * Item tasks: rerank a first stage's candidates (rerank.ts): its predictions file, the model's
    * weight in the fusion (default DEFAULT_RERANK_WEIGHT) and how many candidates of each record
-   * (default: all the file gives).
+   * (default: all the file gives; counted after `excludeSeen` left the history out, as the
+   * tuning counts them). A selected item record the file lacks is refused before the model loads.
    */
   rerank?: { file: string; weight?: number; top?: number };
   /** Model directory. */
@@ -196,6 +203,13 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
     if (!(weight >= 0 && weight <= 1)) {
       throw new OptionError("rerankWeight", (name) => `${name} must be in [0, 1] (got ${weight})`);
     }
+    const top = options.rerank.top;
+    if (top !== undefined && !(Number.isInteger(top) && top >= 1)) {
+      throw new OptionError(
+        "rerankTop",
+        (name) => `${name} must be a whole number >= 1 (got ${top})`,
+      );
+    }
     if (!(await pathExists(options.rerank.file))) {
       throw inputError(
         options.rerank.file,
@@ -208,11 +222,45 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
   // Read before the model loads (minutes for a large one): a bad first stage is refused at once.
   // Its items are numbered as the pool numbers them: the dataset's items in entities.json order.
   const items = data.entities.filter((e) => e.kind === "item");
+  // Every candidate is kept: `rerank.top` counts them after `excludeSeen` (the Predictor cuts).
   const stage = options.rerank && await readFirstStage(options.rerank.file, {
     ids: items.map((e) => e.id),
     index: new Map(items.map((e, i) => [e.entity, i])),
-  }, { top: options.rerank.top });
+  });
+  if (options.rerank && stage) await checkFirstStageCovers(options, data, stage);
   return { splitFile, protocol, topK, beams, answered, stage };
+}
+
+/** The records of the split a run selects (before its limit), as {@linkcode answerSplit} reads. */
+function selectionOf(options: InferRunOptions, data: Dataset): RecordSelection {
+  return new RecordSelection(data.manifest, {
+    tasks: options.tasks ?? INFER_TASKS,
+    templates: options.templates,
+    sample: options.sample,
+    shard: options.shard,
+  });
+}
+
+/**
+ * Refuses, before the model loads, a first stage lacking an item record the run answers (the
+ * records {@linkcode answerSplit} would give the predictor): found there, it would stop the run
+ * after the model loaded and every earlier window was answered.
+ */
+async function checkFirstStageCovers(
+  options: InferRunOptions,
+  data: Dataset,
+  stage: ReadonlyMap<string, FirstStageRanking>,
+): Promise<void> {
+  const select = selectionOf(options, data);
+  const limit = options.limit ?? Infinity;
+  let selected = 0;
+  for await (const record of readRecords(data, options.split)) {
+    if (selected >= limit) break;
+    if (!select.wanted(record)) continue;
+    selected++;
+    if (!select.inShard(record) || answerOf(record.task) !== "item") continue;
+    firstStageOf(stage, record.id, options.rerank!.file);
+  }
 }
 
 /**
@@ -403,6 +451,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         stage,
         file: options.rerank.file,
         weight: options.rerank.weight ?? DEFAULT_RERANK_WEIGHT,
+        top: options.rerank.top,
       };
       const predictor = new Predictor({ model: decoders, tokenizer, pool }, {
         rerank,
@@ -417,12 +466,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         maxLength: loaded.maxLength,
         ratingValues: data.manifest.rating_values ?? [],
       });
-      const select = new RecordSelection(data.manifest, {
-        tasks: options.tasks ?? INFER_TASKS,
-        templates: options.templates,
-        sample: options.sample,
-        shard,
-      });
+      const select = selectionOf(options, data);
       const counts = data.manifest.counts?.[options.split] ?? {};
       const total = select.expected(counts, options.limit) ?? 0;
       const adapterNote = loaded.adapter ? ` + adapter ${loaded.adapter.dir}` : "";
