@@ -3,11 +3,15 @@
 // (infer/eval --sample-users N with the same seed).
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { parseCsv } from "../lib/data/csv.ts";
+import { DEFAULT_RECORD_OPTIONS } from "../lib/data/record_options.ts";
+import { textualize } from "../lib/data/textualize.ts";
 import { UserSample } from "../lib/data/user_sample.ts";
+import { readLines } from "../lib/io/lines.ts";
 import { tuneRerank } from "../lib/eval/fusion.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
-import { demoSequentialArgs } from "./helpers/textualize.ts";
+import { demoSequentialArgs, fixture } from "./helpers/textualize.ts";
 
 async function lines(file: string) {
   return (await Deno.readTextFile(file)).trim().split("\n").map((l) => JSON.parse(l));
@@ -132,5 +136,72 @@ Deno.test("textualize --tune-users keeps the sample's validation items out of a 
       misuse.stderr,
       /--tune-users holds users out of a refit: it needs --train-through valid/,
     );
+  });
+});
+
+Deno.test("--tune-users: no training record of any task mentions a tuning user's validation item; every other user's refits", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "data");
+    const tuneUsers = { size: 100, seed: 1 };
+    await textualize({
+      read: {
+        format: "csv",
+        input: fixture("demo", "interactions.csv"),
+        users: fixture("demo", "users.csv"),
+        items: fixture("demo", "items.csv"),
+      },
+      records: {
+        ...DEFAULT_RECORD_OPTIONS,
+        seed: 1,
+        ratingPerUser: 3,
+        explanationPerUser: 2,
+        reviewPerUser: 2,
+        trainThrough: "valid",
+        tuneUsers,
+      },
+      out,
+    });
+    // Each user's item ids in time order (ties: file order), from the raw input.
+    const rows: { user: string; item: string; time: number; line: number }[] = [];
+    for await (const { line, fields } of parseCsv(readLines(fixture("demo", "interactions.csv")))) {
+      if (line > 1) rows.push({ user: fields[0], item: fields[1], time: Number(fields[2]), line });
+    }
+    rows.sort((a, b) => a.time - b.time || a.line - b.line);
+    const ids = new Map<string, string[]>();
+    for (const r of rows) ids.set(r.user, [...(ids.get(r.user) ?? []), r.item]);
+    const entities: { entity: string; kind: string; id: string }[] = JSON.parse(
+      await Deno.readTextFile(join(out, "entities.json")),
+    );
+    const entityOf = new Map(
+      entities.filter((e) => e.kind === "item").map((e) => [e.id, e.entity]),
+    );
+    const manifest = JSON.parse(await Deno.readTextFile(join(out, "manifest.json")));
+    const sample = new UserSample({ ...tuneUsers, users: manifest.users });
+
+    const tasks = new Set<string>();
+    const refit = new Set<string>();
+    const tuning = new Set<string>();
+    for (const r of await lines(join(out, "train.jsonl"))) {
+      const seq = ids.get(r.user)!.map((id) => entityOf.get(id)!);
+      const n = seq.length;
+      const tunes = sample.has(r.user);
+      if (tunes) tuning.add(r.user);
+      // Tuning users train on positions before the validation item; the others through it.
+      const allowed = new Set(seq.slice(0, tunes ? n - 2 : n - 1));
+      const mentioned = [
+        ...items(r),
+        ...(r.target ?? []).filter((t: { kind?: string }) => t.kind)
+          .map((t: { entity: string }) => t.entity),
+      ];
+      for (const e of mentioned) {
+        assert.ok(allowed.has(e), `${r.id} (tuning: ${tunes}) mentions ${e}`);
+      }
+      tasks.add(r.task);
+      if (!tunes && r.task === "sequential" && r.target[0].entity === seq[n - 2]) refit.add(r.user);
+    }
+    assert.deepEqual([...tasks].sort(), [...DEFAULT_RECORD_OPTIONS.tasks].sort());
+    assert.ok(tuning.size > 50 && tuning.size < 160, `${tuning.size} tuning users`);
+    // seq-per-user 0: every position is a training target, the validation item of a refit too.
+    assert.equal(refit.size, manifest.users - tuning.size);
   });
 });
