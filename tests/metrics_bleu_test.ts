@@ -118,3 +118,25 @@ Deno.test("words are split on white space and kept as they are", () => {
   // no lowercasing: "Great" and "great" differ
   assert.deepEqual(corpusBleu([words("Great value")], [words("great value")]).precisions[0], 1 / 2);
 });
+
+Deno.test("BLEU-1/2/4 equal P5's own compute_bleu on a small corpus (reference values)", () => {
+  // Values from P5's notebooks/evaluate/bleu.py (tensorflow/nmt's compute_bleu, smooth=False),
+  // called as P5's bleu_score calls it: references [[ref.split()]], hypotheses hyp.split(), x100.
+  const hyps = [
+    "the color lasts all day and it is great",
+    "great value",
+    "nice brush but the handle broke",
+    "a",
+  ].map(words);
+  const refs = [
+    "the color lasts all day",
+    "great value for money and fast shipping",
+    "the brush is nice but the handle is weak",
+    "the the the",
+  ].map(words);
+  const p5 = { 1: 47.76875403825262, 2: 41.36895450425725, 4: 29.02809642996139 };
+  for (const [n, expected] of Object.entries(p5)) {
+    const bleu = 100 * corpusBleu(hyps, refs, Number(n)).bleu;
+    assert.ok(Math.abs(bleu - expected) < 1e-9, `BLEU-${n} ${bleu} != ${expected}`);
+  }
+});

@@ -66,3 +66,32 @@ Deno.test("streaming sums equal the corpus function; nothing added gives NaN", (
   close(sums.mean().rouge1.f, 2 / 3);
   assert.throws(() => corpusRouge([[]], []), RangeError);
 });
+
+Deno.test("ROUGE-1/2/L equal P5's own rouge.py on a small corpus (reference values)", () => {
+  // Values from P5's notebooks/evaluate/rouge.py, rouge(hypotheses, references) as P5's
+  // rouge_score calls it, x100. Its 1e-8 and 1e-12 guard terms move them by < 1e-6.
+  const hyps = [
+    "the color lasts all day and it is great",
+    "great value",
+    "nice brush but the handle broke",
+    "a",
+  ].map(words);
+  const refs = [
+    "the color lasts all day",
+    "great value for money and fast shipping",
+    "the brush is nice but the handle is weak",
+    "the the the",
+  ].map(words);
+  const r = corpusRouge(hyps, refs);
+  const near = (actual: number, expected: number, what: string) =>
+    assert.ok(Math.abs(100 * actual - expected) < 1e-6, `${what} ${100 * actual} != ${expected}`);
+  near(r.rouge1.f, 48.19902287354718, "rouge_1/f_score");
+  near(r.rouge1.precision, 59.72222222222222, "rouge_1/p_score");
+  near(r.rouge1.recall, 50.0, "rouge_1/r_score");
+  near(r.rouge2.f, 31.50183121115271, "rouge_2/f_score");
+  near(r.rouge2.precision, 47.5, "rouge_2/p_score");
+  near(r.rouge2.recall, 35.41666666666667, "rouge_2/r_score");
+  near(r.rougeL.f, 35.44603241322973, "rouge_l/f_score");
+  near(r.rougeL.precision, 55.55555555555556, "rouge_l/p_score");
+  near(r.rougeL.recall, 43.25396825396825, "rouge_l/r_score");
+});
