@@ -51,6 +51,10 @@ export const command: Command = {
     const { values: flags, positionals } = parseFlags("merge", args, FLAGS, { positionals: true });
     const out = flags.out;
     if (positionals.length === 0) throw new UsageError("merge: give the parts to merge (PART...)");
+    if (out === "-") {
+      // Every part's bytes are checked while copied: a refusal would leave half an output there.
+      throw new UsageError("merge: --out - is not stdout: give the path of the merged output");
+    }
     const summary = await mergeParts(positionals, out, {
       ownFiles: { textualize: { "manifest.json": mergeShardManifestTexts } },
       force: flags.force,

@@ -94,7 +94,11 @@ Deno.test("--shard reads i/n, and the index of a Kubernetes or Slurm array job w
   const k8s = env({ JOB_COMPLETION_INDEX: "4" });
   assert.deepEqual(parseShard("auto/5", k8s), { index: 4, count: 5 });
   assert.throws(() => parseShard("auto", k8s), /auto\/N/);
-  assert.throws(() => parseShard("auto/4", k8s), /0\.\.3/);
+  // Said with the variable the index came from, not as an i/n the user never wrote.
+  assert.throws(
+    () => parseShard("auto/4", k8s),
+    /auto\/4: JOB_COMPLETION_INDEX is 4, not in 0\.\.3/,
+  );
   const slurm = env({
     SLURM_ARRAY_TASK_ID: "7",
     SLURM_ARRAY_TASK_MIN: "1",
@@ -355,7 +359,9 @@ Deno.test("--shard auto on the command line reads the array job's environment", 
     "JOB_COMPLETION_INDEX",
     "SLURM_ARRAY_TASK_ID",
     "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
     "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_STEP",
   ];
   // This test may itself run inside an array job: its variables are put back afterwards.
   const saved = names.map((k) => [k, Deno.env.get(k)] as const);
@@ -474,6 +480,47 @@ Deno.test("merge refuses missing, duplicated, foreign and altered parts, writing
     ]);
     assert.equal(shardStdout.code, 2);
     assert.equal((await runCli([...evalArgs, "--shard", "0/2"])).code, 2);
+  });
+});
+
+Deno.test("merge refuses --out -, a part of another run as --out, and a malformed sidecar, writing nothing", async () => {
+  await withTempDir(async (dir) => {
+    const evalArgs = ["eval", "--quiet", "--data", DATA, "--baseline", "pop"];
+    for (let i = 0; i < 2; i++) {
+      await ok([...evalArgs, "--save-baselines", join(dir, "a"), "--shard", `${i}/2`]);
+    }
+    await ok([...evalArgs, "--save-baselines", join(dir, "b"), "--shard", "0/3"]);
+    const parts = [0, 1].map((i) => join(dir, "a", `pop-0000${i}-of-00002.jsonl`));
+    const other = join(dir, "b", "pop-00000-of-00003.jsonl");
+    const otherBytes = await Deno.readTextFile(other);
+    const refused = async (args: string[], code: number, pattern: RegExp) => {
+      const before = await files(join(dir, "b"));
+      const result = await runCli(["merge", ...args]);
+      assert.equal(result.code, code, result.stderr);
+      assert.equal(result.stderr.split("\n").length, 1, result.stderr);
+      assert.match(result.stderr, pattern);
+      assert.deepEqual(await files(join(dir, "b")), before, "merge wrote something");
+    };
+    // `-` is no file name: merge writes no file called "-" (nor half a merge to stdout).
+    await refused(["--out", "-", ...parts], 2, /--out - is not stdout/);
+    assert.equal(await Deno.lstat("-").then(() => true, () => false), false);
+    // A part of another run (beside its sidecar) is not replaced as a predictions file would be.
+    await refused(
+      ["--out", other, ...parts],
+      1,
+      /is a part of a sharded run \(.*pop-00000-of-00003\.jsonl\.shard\.json describes it\).*--force/,
+    );
+    assert.equal(await Deno.readTextFile(other), otherBytes);
+    // A sidecar with a negative key space is malformed: a one-line error, not an internal one.
+    const sidecar = `${parts[0]}.shard.json`;
+    const manifest = JSON.parse(await Deno.readTextFile(sidecar));
+    manifest.files["pop.jsonl"].key_space = -1;
+    await Deno.writeTextFile(sidecar, JSON.stringify(manifest));
+    await refused(
+      ["--out", join(dir, "b", "m.jsonl"), ...parts],
+      1,
+      /files\["pop\.jsonl"\] is malformed/,
+    );
   });
 });
 

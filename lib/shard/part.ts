@@ -222,8 +222,9 @@ function checkManifest(value: unknown, file: string): PartManifest {
   }
   for (const [name, f] of Object.entries(m.files)) {
     if (
-      !Number.isInteger(f?.bytes) || typeof f.sha256 !== "string" || !Number.isInteger(f.lines) ||
-      !Number.isInteger(f.key_space) || !Array.isArray(f.keys) || f.keys.length % 2 !== 0 ||
+      // Counts are whole and not negative: a merge sizes its tables by key_space.
+      ![f?.bytes, f?.lines, f?.key_space].every((n) => Number.isInteger(n) && n >= 0) ||
+      typeof f.sha256 !== "string" || !Array.isArray(f.keys) || f.keys.length % 2 !== 0 ||
       !f.keys.every((k) => Number.isInteger(k) && k >= 0)
     ) throw fail(`files["${name}"] is malformed`);
   }

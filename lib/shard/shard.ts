@@ -117,6 +117,14 @@ export function parseShard(value: string, env: Env = denoEnv): Shard {
           `use ${name} auto/N with N = the Job's completions`
         );
       }
+      const shards = count;
+      if (shards >= 1 && index >= shards) {
+        // Said with the variable: the user wrote auto/N, not the i/n the index would make.
+        throw wrong((name) =>
+          `${name} auto/${shards}: JOB_COMPLETION_INDEX is ${index}, not in 0..${shards - 1} ` +
+          `(N must be the Job's completions)`
+        );
+      }
     } else if (slurm !== undefined) {
       const min = env("SLURM_ARRAY_TASK_MIN");
       index = wholeNumber(slurm, "SLURM_ARRAY_TASK_ID") -
@@ -161,7 +169,7 @@ export function parseShard(value: string, env: Env = denoEnv): Shard {
     } else {
       throw wrong((name) =>
         `${name} auto: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor ` +
-        "SLURM_ARRAY_TASK_ID (Slurm array) is set"
+        `SLURM_ARRAY_TASK_ID (Slurm array) is set; on another scheduler give ${name} i/n (0-based)`
       );
     }
   } else {
