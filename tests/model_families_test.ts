@@ -9,6 +9,7 @@ import {
   decoderConfigJson,
   modelArchitecture,
   parseDecoderConfig,
+  partialRotaryFactor,
 } from "../lib/model/families/registry.ts";
 import { runForward } from "../lib/model/forward.ts";
 import { decoderBatch, noisyDecoderWeights, TINY, TINY_JSON } from "./helpers/decoder.ts";
@@ -209,6 +210,16 @@ Deno.test("absent sliding-window keys and partial rotary widths read as transfor
     );
   assert.equal(glm(10, 0.65).rotaryDim, 6);
   assert.throws(() => glm(8, 0.7), /rotary dimensions 5 \(head_dim x partial_rotary_factor\)/);
+  // Written back as a factor that reads back to the same width: 30 / 44 times 44 is
+  // 29.999999999999996, which int() (transformers) and this reader took as 29, an odd width.
+  const wide = glm(44, 0.69);
+  assert.equal(wide.rotaryDim, 30);
+  const factor = decoderConfigJson(wide).partial_rotary_factor as number;
+  assert.equal(Math.floor(44 * factor), 30);
+  assert.deepEqual(parseDecoderConfig(decoderConfigJson(wide), "c"), wide);
+  for (let hd = 2; hd <= 256; hd++) {
+    for (let d = 2; d <= hd; d += 2) assert.equal(Math.floor(hd * partialRotaryFactor(d, hd)), d);
+  }
 });
 
 Deno.test("transformers 5's rope_parameters read as the top-level keys they replace", () => {
@@ -289,6 +300,41 @@ Deno.test("sharded BF16 and single-file F32/F16 checkpoints load to the same val
       () => loadDecoder(dirs.f16),
       /neither model\.safetensors nor model\.safetensors\.index\.json/,
     );
+  });
+});
+
+Deno.test("a NaN or infinite weight in a decoder checkpoint is refused, naming the file and tensor", async () => {
+  // As GLM's weights and adapters are: such a model gives NaN losses and scores (infer wrote them).
+  await withTempDir(async (root) => {
+    const config = TINY.qwen2;
+    const bad = "model.layers.1.mlp.up_proj.weight";
+    const cases = [["bf16", NaN, "BF16", 4000], ["f16", -Infinity, "F16", undefined]] as const;
+    for (const [name, value, format, shardBytes] of cases) {
+      const weights = noisyDecoderWeights(config, 3);
+      weights.get(bad)![7] = value;
+      const sources = [...decoderWeightShapes(config)].map(([name, shape]) => ({
+        name,
+        shape,
+        data: () => weights.get(name)!,
+      }));
+      const dir = join(root, name);
+      await Deno.mkdir(dir);
+      await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(decoderConfigJson(config)));
+      const files = await writeCheckpoint(dir, sources, { format, shardBytes });
+      const file = shardBytes
+        ? JSON.parse(await Deno.readTextFile(join(dir, files.at(-1)!))).weight_map[bad]
+        : "model.safetensors";
+      await assert.rejects(() => loadDecoder(dir), (e: Error) => {
+        assert.ok(e instanceof InputError, e.message);
+        assert.equal(
+          e.message,
+          `${
+            join(dir, file)
+          }: tensor "${bad}" holds ${value} at index 7: every weight must be finite`,
+        );
+        return true;
+      });
+    }
   });
 });
 

@@ -8,14 +8,20 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { InputError } from "../lib/errors.ts";
-import { SafetensorsFile } from "../lib/model/safetensors.ts";
+import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import { loadModel } from "../lib/model/weights.ts";
 import { Rng } from "../lib/random.ts";
-import { type Adapter, loadAdapter, mergeAdapter, saveAdapter } from "../lib/model/adapter.ts";
+import {
+  type Adapter,
+  adapterConfigJson,
+  loadAdapter,
+  mergeAdapter,
+  saveAdapter,
+} from "../lib/model/adapter.ts";
 import { type AnyConfig, initLora, type LoraConfig, loraShapes } from "../lib/model/lora.ts";
 import { methodShapes } from "../lib/model/families/decoder.ts";
 import { modelIdentity } from "../lib/model/identity.ts";
-import { FAMILY_TABLE, noisyDecoderWeights } from "./helpers/decoder.ts";
+import { FAMILY_TABLE, noisyDecoderWeights, TINY } from "./helpers/decoder.ts";
 import { writeModelDir } from "../lib/train/outputs.ts";
 import { randomBatch } from "./helpers/model.ts";
 import { smallConfig, TOKENIZER, writeSmallModel } from "./helpers/train.ts";
@@ -178,6 +184,47 @@ Deno.test("loading an adapter that does not fit says what and where in one line"
     assert.deepEqual(loraNames.sort(), [...glmWeights.keys()].sort());
     await Deno.remove(join(dir, "fewer", "adapter_model.safetensors"));
     await check(join(dir, "fewer"), /adapter_model\.safetensors: file not found/);
+  });
+});
+
+Deno.test("a PEFT adapter with whole trained copies of base weights (modules_to_save) says so", async () => {
+  // PEFT saves embed_tokens and lm_head whole for modules_to_save, or after a vocabulary resize
+  // (how Python users add tokens); they were refused as if of another model's layers.
+  await withTempDir(async (dir) => {
+    for (const config of [TINY.llama, TINY.qwen2]) { // lm_head untied, then tied
+      const lora: LoraConfig = { rank: 2, alpha: 4, dropout: 0, targets: ["q_proj", "v_proj"] };
+      const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+      for (const [name, shape] of loraShapes(config, lora)) {
+        tensors[name] = { shape, data: new Float32Array(shape[0] * shape[1]).fill(0.01) };
+      }
+      const rows = config.vocabSize + 3, h = config.hiddenSize;
+      for (const name of ["lm_head.weight", "model.embed_tokens.weight"]) { // PEFT's (sorted) order
+        tensors[`base_model.model.${name}`] = {
+          shape: [rows, h],
+          data: new Float32Array(rows * h),
+        };
+      }
+      const path = join(dir, config.family);
+      await Deno.mkdir(path);
+      await writeSafetensors(join(path, "adapter_model.safetensors"), tensors, { format: "pt" });
+      await Deno.writeTextFile(
+        join(path, "adapter_config.json"),
+        JSON.stringify({
+          ...adapterConfigJson(lora),
+          task_type: "CAUSAL_LM",
+          modules_to_save: ["lm_head", "embed_tokens"],
+        }),
+      );
+      await assert.rejects(() => loadAdapter(path, config), (e) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.match(
+          e.message,
+          /adapter_model\.safetensors: tensor "base_model\.model\.lm_head\.weight" is a whole trained copy of the base model's "lm_head\.weight" \(PEFT's "modules_to_save"/,
+        );
+        assert.ok(!e.message.includes("\n"));
+        return true;
+      });
+    }
   });
 });
 

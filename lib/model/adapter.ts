@@ -46,7 +46,12 @@ import {
   resolveLoraTargets,
 } from "./lora.ts";
 import { modelConfig } from "./config.ts";
-import { attentionOf, type DecoderConfig } from "./families/config.ts";
+import {
+  attentionOf,
+  type DecoderConfig,
+  decoderWeightShapes,
+  weightNames,
+} from "./families/config.ts";
 import {
   checkItemTokens,
   type ItemTokenDigest,
@@ -427,7 +432,21 @@ export async function loadAdapter(
     );
   }
   const inFile = new Set(tensors.map((t) => t.file));
+  // The base weights (lm_head too where tied: PEFT saves it all the same).
+  const baseWeights = new Set([...decoderWeightShapes(model).keys(), weightNames(model).head]);
   for (const name of file.names()) {
+    const whole = name.slice(methodFileName("").length);
+    if (!inFile.has(name) && name.startsWith(methodFileName("")) && baseWeights.has(whole)) {
+      // PEFT's modules_to_save (or the embeddings it saves after a vocabulary resize): a trained
+      // copy of a base weight, said so rather than read as a tensor of another model's layers.
+      throw inputError(
+        weightsPath,
+        undefined,
+        `tensor "${name}" is a whole trained copy of the base model's "${whole}" (PEFT's ` +
+          `"modules_to_save", or embeddings saved after resizing the vocabulary): not supported; ` +
+          `this toolkit trains new tokens' rows in its own adapter tensors`,
+      );
+    }
     if (!inFile.has(name)) {
       throw inputError(
         weightsPath,

@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { inputError } from "../../errors.ts";
 import { readJsonFile } from "../../io/fs.ts";
+import { checkFinite } from "../identity.ts";
 import { SafetensorsFile } from "../safetensors.ts";
 import type { Weights } from "../weights.ts";
 import { type DecoderConfig, decoderWeightShapes, INTRA_TABLE } from "./config.ts";
@@ -87,7 +88,9 @@ export interface LoadWeightsOptions {
 /**
  * Reads every weight `config` needs from the checkpoint in `dir` (single file or shards), one
  * tensor at a time, as float32. Tensors the model does not use (an `lm_head.weight` beside tied
- * embeddings, rotary buffers) are not read.
+ * embeddings, rotary buffers) are not read. A NaN or infinite value is an InputError naming the
+ * file and tensor, as for GLM's weights and adapters (such a model cannot give a finite loss or
+ * score).
  */
 export async function loadDecoderWeights(
   dir: string,
@@ -109,7 +112,9 @@ export async function loadDecoderWeights(
       file = await SafetensorsFile.open(path);
       opened.set(path, file);
     }
-    weights.set(name, await file.float32(name, shape));
+    const data = await file.float32(name, shape);
+    checkFinite(path, [[name, data]]);
+    weights.set(name, data);
     options.progress?.(name, ++done, shapes.size);
   }
   // A merged model (`pretrain --merge`) carries its trained intra-position table.
@@ -118,10 +123,9 @@ export async function loadDecoderWeights(
     const path = fileOf(INTRA_TABLE);
     const file = opened.get(path) ?? await SafetensorsFile.open(path);
     if (file.has(INTRA_TABLE)) {
-      weights.set(
-        INTRA_TABLE,
-        await file.float32(INTRA_TABLE, [config.intraRows, config.hiddenSize]),
-      );
+      const intra = await file.float32(INTRA_TABLE, [config.intraRows, config.hiddenSize]);
+      checkFinite(path, [[INTRA_TABLE, intra]]);
+      weights.set(INTRA_TABLE, intra);
     }
   }
   return weights;

@@ -392,6 +392,19 @@ function tokenIdsOf(o: Record<string, unknown>, file: string): TokenIds | undefi
 }
 
 /**
+ * The `partial_rotary_factor` that gives `rotaryDim` rotated dimensions of `headDim` where read
+ * back (here and in transformers: int(head_dim * factor)): d / hd, or the next double above it
+ * where that product rounds just below d (d 30 of hd 44: 44 * (30 / 44) is 29.999999999999996,
+ * read back as 29, an odd width refused).
+ */
+export function partialRotaryFactor(rotaryDim: number, headDim: number): number {
+  const bits = new Float64Array([rotaryDim / headDim]);
+  const word = new BigUint64Array(bits.buffer);
+  while (Math.floor(headDim * bits[0]) < rotaryDim) word[0] += 1n; // a positive double's next
+  return bits[0];
+}
+
+/**
  * The `config.json` object of `c`, in its family's Hugging Face keys; `torchDtype` is the dtype of
  * the weights written beside it (init writes BF16, trained and merged models float32).
  */
@@ -431,7 +444,7 @@ export function decoderConfigJson(
   };
   if (c.family !== "qwen2" && c.family !== "mistral") json.attention_bias = c.biases.qkv;
   if (c.family === "llama") json.mlp_bias = c.biases.mlp;
-  if (c.family === "glm") json.partial_rotary_factor = c.rotaryDim / c.headDim;
+  if (c.family === "glm") json.partial_rotary_factor = partialRotaryFactor(c.rotaryDim, c.headDim);
   if (c.family === "mistral" || c.family === "qwen2" || c.family === "qwen3") {
     json.sliding_window = c.slidingWindow ?? null;
   }
