@@ -196,7 +196,6 @@ Example:
   recsysllm infer --model runs/tiny --adapter runs/lora --data runs/beauty --tasks sequential \\
     --beams 20 --top-k 10 --out runs/pred.jsonl`;
 
-/** The `infer` subcommand. */
 /** The run's summary, or undefined when it wrote to stdout and the reader closed it. */
 async function quietOnClosedPipe<T>(out: string, run: Promise<T>): Promise<T | undefined> {
   try {
@@ -207,6 +206,7 @@ async function quietOnClosedPipe<T>(out: string, run: Promise<T>): Promise<T | u
   }
 }
 
+/** The `infer` subcommand. */
 export const command: Command = {
   name: "infer",
   summary: "predictions for a split: beam search over items, candidate ranking, ratings, text",
@@ -239,6 +239,9 @@ export const command: Command = {
     }
     const tuned = tunedFile === undefined ? undefined : await readRerankTuning(tunedFile);
     const sampled = flags["sample-users"];
+    if (given.has("sample-seed") && sampled === undefined) {
+      throw new UsageError("--sample-seed chooses the sample --sample-users draws; give it");
+    }
     const summary = await withFlagNames(FLAGS, () =>
       quietOnClosedPipe(
         flags.out,

@@ -334,6 +334,46 @@ Deno.test("unknown tasks and templates are usage errors; a missing split is an i
   });
 });
 
+Deno.test("a seed without its sample, the sampled protocol on train, a profile template and a title rerank under the trie softmax are refused before the model loads", async () => {
+  const noModel = ["--model", join(DATA, "no-model")]; // never opened: refused first
+  // The seed of a sample not drawn would do nothing (eval refuses it alike).
+  await expectError(
+    2,
+    /^error: --sample-seed chooses the sample --sample-users draws; give it$/m,
+    ...noModel,
+    "--sample-seed",
+    "3",
+  );
+  // Training records have no candidate lists: the run stopped at its first item record, after
+  // the model loaded.
+  await expectError(
+    2,
+    /^error: --protocol sampled ranks each record's candidates, and --split train has none /m,
+    ...noModel,
+    ...["--split", "train", "--tasks", "sequential", "--protocol", "sampled"],
+  );
+  // Not "not in --tasks" when --tasks was not given: no task has it.
+  await expectError(
+    2,
+    /^error: --template "profile-1" is a profile template, which has no answer to predict \(infer answers sequential, direct, rating, explanation, review\)$/m,
+    ...noModel,
+    "--template",
+    "profile-1",
+  );
+  // A rerank of titles has no trie softmax to rerank by: the predictor said so once the model
+  // had loaded.
+  await withTempDir(async (dir) => {
+    const stage = join(dir, "stage.jsonl");
+    await Deno.writeTextFile(stage, "");
+    await expectError(
+      2,
+      /^error: --trie-softmax with --rerank needs a dataset with item tokens; titles are reranked under the vocabulary's softmax$/m,
+      ...noModel,
+      ...["--tasks", "sequential", "--rerank", stage, "--trie-softmax"],
+    );
+  });
+});
+
 Deno.test("a task given with none of its templates, and options of answers the run gives none of, are refused", async () => {
   // Asked for ratings, with a sequential template only: no rating would be answered.
   await expectError(

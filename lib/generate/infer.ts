@@ -224,6 +224,29 @@ export function checkTrieSoftmax(
 }
 
 /**
+ * Refuses the trie's softmax with a rerank of titles (no item tokens): reranking scores the
+ * candidates' titles under the vocabulary's softmax; only an item token (one step over every item)
+ * has a trie softmax to rerank by. An OptionError of `trieSoftmax`.
+ *
+ * @example
+ * ```ts
+ * checkRerankSoftmax({ rerank: true, trieSoftmax: true, itemTokens: true }); // fine
+ * checkRerankSoftmax({ rerank: false, trieSoftmax: true, itemTokens: false }); // fine
+ * ```
+ */
+export function checkRerankSoftmax(
+  options: { rerank: boolean; trieSoftmax: boolean | undefined; itemTokens: boolean },
+): void {
+  if (!options.rerank || !options.trieSoftmax || options.itemTokens) return;
+  throw new OptionError(
+    "trieSoftmax",
+    (name, nameOf) =>
+      `${name} with ${nameOf("rerank")} needs a dataset with item tokens; ` +
+      "titles are reranked under the vocabulary's softmax",
+  );
+}
+
+/**
  * Predicts answers for task records with one model.
  *
  * @example
@@ -291,16 +314,11 @@ export class Predictor {
     for (const t of parts.pool.items.tokens) longest = Math.max(longest, t.length);
     this.#longestItem = longest;
     this.#firstTokens = tokenizer.entityTokens ? firstTokenOfItems(parts.pool.items.tokens) : null;
-    if (options.rerank && options.trieSoftmax && !this.#firstTokens) {
-      // Reranking scores the candidates' titles under the vocabulary's softmax; only an item
-      // token (one step over every item) has a trie softmax to rerank by.
-      throw new OptionError(
-        "trieSoftmax",
-        (name, nameOf) =>
-          `${name} with ${nameOf("rerank")} needs a dataset with item tokens; ` +
-          "titles are reranked under the vocabulary's softmax",
-      );
-    }
+    checkRerankSoftmax({
+      rerank: options.rerank !== undefined,
+      trieSoftmax: options.trieSoftmax,
+      itemTokens: this.#firstTokens !== null,
+    });
   }
 
   #mode(record: TextRecord): Mode {

@@ -28,6 +28,7 @@ import { PartWriter } from "../shard/part_writer.ts";
 import type { Shard } from "../shard/shard.ts";
 import type { Device } from "../runtime/devices.ts";
 import {
+  checkRerankSoftmax,
   checkTrieSoftmax,
   DEFAULT_PREDICT,
   INFER_TASKS,
@@ -141,6 +142,15 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
           `(${[...known.keys()].join(", ")})`,
       );
     }
+    if (answerOf(known.get(id)!) === null) {
+      // A pretraining document's template (profile): no record of it has an answer.
+      throw new OptionError(
+        "templates",
+        (name) =>
+          `${name} "${id}" is a ${known.get(id)} template, which has no answer to predict ` +
+          `(infer answers ${INFER_TASKS.join(", ")})`,
+      );
+    }
     if (!tasks.includes(known.get(id)!)) {
       throw new OptionError(
         "templates",
@@ -171,6 +181,16 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
   const searches = protocol === "full" && !options.rerank && itemTokenMode(data) === "none" &&
     answered.some((task) => answerOf(task) === "item");
   const itemAnswers = answered.some((task) => answerOf(task) === "item");
+  if (protocol === "sampled" && itemAnswers && options.split === "train") {
+    // Candidate lists are drawn for valid and test only (candidates.jsonl): found after the
+    // model loaded, the first item record would stop the run.
+    throw new OptionError(
+      "protocol",
+      (name, nameOf) =>
+        `${name} sampled ranks each record's candidates, and ${nameOf("split")} train has ` +
+        "none (candidates.jsonl lists valid and test): use the full protocol",
+    );
+  }
   if (options.beams !== undefined && itemAnswers && !searches) {
     // Beams would do nothing: say what ranks the items instead.
     const how = options.rerank
@@ -219,6 +239,12 @@ async function checkOptions(options: InferRunOptions, data: Dataset) {
     }
   }
   checkTrieSoftmax(protocol, options.trieSoftmax);
+  // Found by the predictor too, but only once the model has loaded (minutes for a large one).
+  checkRerankSoftmax({
+    rerank: options.rerank !== undefined,
+    trieSoftmax: options.trieSoftmax,
+    itemTokens: itemTokenMode(data) !== "none",
+  });
   // Read before the model loads (minutes for a large one): a bad first stage is refused at once.
   // Its items are numbered as the pool numbers them: the dataset's items in entities.json order.
   const items = data.entities.filter((e) => e.kind === "item");
