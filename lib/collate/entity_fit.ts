@@ -57,9 +57,11 @@ export function longEntities(
   const out: LongEntity[] = [];
   for (const { entity, kind, id } of entities) {
     if (typeof entity !== "string" || entity === "") continue; // the pool's own check says so
-    // A token holds at least one UTF-8 byte (at most 3 per UTF-16 unit), plus a leading space:
-    // shorter strings cannot be over the limit, and most are not tokenized here at all.
-    if (3 * entity.length + 1 <= limit) continue;
+    // A token holds at least one UTF-8 byte (at most 3 per UTF-16 unit), plus a leading space
+    // and, for an entity with a token of its own (item tokens), that token: shorter strings
+    // cannot be over the limit, and most are not tokenized here at all.
+    const own = tokenizer.entityTokens?.has(entity) ? 1 : 0;
+    if (3 * entity.length + 1 + own <= limit) continue;
     const tokens = encodeEntity(tokenizer, entity).length;
     if (tokens > limit) out.push({ kind, id: String(id), entity, tokens });
   }
