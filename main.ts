@@ -24,6 +24,7 @@ import {
 import { toIoError } from "./lib/io/io_error.ts";
 import { Progress } from "./lib/io/progress.ts";
 import { stdoutFault } from "./lib/io/stdout.ts";
+import { worldFromEnv } from "./lib/parallel/world.ts";
 import { fileURLToPath } from "node:url";
 
 /** Subcommands in pipeline order, loaded only when run (so `eval` never loads onnxruntime). */
@@ -118,7 +119,7 @@ export async function main(args: string[]): Promise<number> {
     const { command } = await entry.load().catch(notInstalled);
     if (rest.includes("--help") || rest.includes("-h")) {
       console.log(command.usage);
-      return 0;
+      return helpStatus(command);
     }
     await command.run(rest);
     return 0;
@@ -128,6 +129,24 @@ export async function main(args: string[]): Promise<number> {
     console.log = log;
     Progress.stopAll();
   }
+}
+
+/**
+ * The exit status of `--help`: 0, except for a command that runs as MPI ranks (pretrain) started
+ * by a launcher of several. That process leaves before `MPI_Init`, where the ranks of an MPMD
+ * launch that run the command itself (`mpirun -np 1 A --help : -np 1 A ...`) wait for it forever;
+ * a non-zero status makes the launcher end them (Open MPI's mpirun, Hydra, srun with
+ * --kill-on-bad-exit). Said on stderr, since every rank of a plain launch asks the same.
+ */
+function helpStatus(command: Command): number {
+  const world = command.ranks ? worldFromEnv((name) => Deno.env.get(name)) : undefined;
+  if (!world) return 0;
+  const of = world.size === undefined ? "" : ` of ${world.size}`;
+  Progress.say(
+    `${command.name}: note: --help under an MPI launcher (rank ${world.rank}${of}): exit status 2, so ` +
+      `that the launcher ends any rank waiting for this one in MPI_Init (nothing was run)`,
+  );
+  return 2;
 }
 
 /**

@@ -247,6 +247,7 @@ export const command: Command = {
   name: "pretrain",
   summary: "LoRA or full training (autodiff in onnxruntime): adapter/weights, metrics, loss curve",
   usage,
+  ranks: true,
   // Option errors worded by their flags outside the rank (an agreed error keeps its mark).
   run: (args) =>
     withFlagNames(FLAGS, () => asRank((world) => runRank(args, world)), {

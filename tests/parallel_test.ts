@@ -37,6 +37,7 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { readMetrics } from "../lib/train/outputs.ts";
 import { demoDataset, smallConfig, writeSmallModel } from "./helpers/train.ts";
 import { withTempDir } from "./helpers/temp.ts";
+import { runCli, runCliProcess } from "./helpers/cli.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -74,6 +75,32 @@ Deno.test("srun's tasks without an MPI plugin are refused: they would train alon
     (e: Error) =>
       e instanceof InputError && /srun started 4 tasks without an MPI plugin/.test(e.message),
   );
+});
+
+Deno.test("a Slurm step is as many ranks as its own tasks, not the allocation's (srun --preserve-env)", () => {
+  // srun -E keeps SLURM_NTASKS at the allocation's 8; the step runs 2 tasks (SLURM_STEP_NUM_TASKS).
+  const slurm = { SLURM_NTASKS: "8", SLURM_STEP_NUM_TASKS: "2", SLURM_LOCALID: "1" };
+  assert.deepEqual(
+    worldFromEnv(envOf({ ...slurm, PMIX_RANK: "1" })),
+    { size: 2, rank: 1, localRank: 1, launcher: "PMIx" },
+  );
+  assert.equal(worldFromEnv(envOf({ ...slurm, PMI_RANK: "1" }))?.size, 2);
+  // A step of one task in that allocation: alone (not "8 ranks" that MPI then does not see).
+  assert.equal(
+    worldFromEnv(envOf({ ...slurm, SLURM_STEP_NUM_TASKS: "1", PMIX_RANK: "0" })),
+    undefined,
+  );
+});
+
+Deno.test("pretrain --help under a launcher of several ranks exits 2, so that the launcher ends ranks waiting in MPI_Init", async () => {
+  // In a process of its own: this process's environment is shared with the tests beside it.
+  const env = { OMPI_COMM_WORLD_SIZE: "2", OMPI_COMM_WORLD_RANK: "1" };
+  const help = await runCliProcess(["pretrain", "--help"], { env });
+  assert.equal(help.code, 2, help.stderr);
+  assert.match(help.stdout, /^Usage: recsysllm pretrain\b/);
+  assert.match(help.stderr, /^pretrain: note: --help under an MPI launcher \(rank 1 of 2\)/);
+  // Alone: status 0.
+  assert.equal((await runCli(["pretrain", "--help"])).code, 0);
 });
 
 Deno.test("Hydra's launches try MPICH's library first, the others Open MPI's", () => {

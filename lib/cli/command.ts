@@ -13,6 +13,11 @@ export interface Command {
   summary: string;
   /** The full `--help` text: usage line, flags with defaults, an example. */
   usage: string;
+  /**
+   * Whether it runs as one rank of an MPI launch (lib/parallel: it calls `MPI_Init` there), so
+   * that leaving before MPI starts, as `--help` does, must end the launch (see main.ts).
+   */
+  ranks?: boolean;
   /** Runs the command with the arguments after its name. Throws UsageError or InputError. */
   run(args: string[]): Promise<void>;
 }

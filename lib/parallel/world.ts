@@ -3,8 +3,8 @@
  * any MPI library is loaded: `mpirun` of Open MPI (`OMPI_COMM_WORLD_SIZE`, `_RANK`, `_LOCAL_RANK`;
  * also what the Kubernetes MPI Operator's MPIJob runs), MPICH's and Intel MPI's Hydra
  * (`PMI_SIZE`, `PMI_RANK`, `MPI_LOCALRANKID`), Slurm's `srun --mpi=pmix` or `--mpi=pmi2`
- * (`PMIX_RANK` or `PMI_RANK`, with `SLURM_NTASKS`, `SLURM_PROCID`, `SLURM_LOCALID`). A process
- * none of them started, or started as a world of one, is not distributed: nothing is loaded.
+ * (`PMIX_RANK` or `PMI_RANK`, with `SLURM_STEP_NUM_TASKS`, `SLURM_LOCALID`). A process none of
+ * them started, or started as a world of one, is not distributed: nothing is loaded.
  *
  * @module
  */
@@ -24,6 +24,14 @@ export interface WorldEnv {
 function int(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
   return Number(value.trim());
+}
+
+/**
+ * The tasks of this Slurm job step: `SLURM_STEP_NUM_TASKS`, which srun always sets for the step,
+ * else `SLURM_NTASKS` (which `srun --preserve-env` leaves at the allocation's count).
+ */
+function slurmStepTasks(env: (name: string) => string | undefined): number | undefined {
+  return int(env("SLURM_STEP_NUM_TASKS")) ?? int(env("SLURM_NTASKS"));
 }
 
 /**
@@ -51,14 +59,14 @@ export function worldFromEnv(env: (name: string) => string | undefined): WorldEn
     };
   } else if (int(env("PMI_RANK")) !== undefined) {
     world = {
-      size: int(env("PMI_SIZE")) ?? int(env("SLURM_NTASKS")),
+      size: int(env("PMI_SIZE")) ?? slurmStepTasks(env),
       rank: int(env("PMI_RANK"))!,
       localRank: int(env("MPI_LOCALRANKID")) ?? int(env("PMI_LOCAL_RANK")) ?? slurmLocal,
       launcher: "PMI",
     };
   } else if (int(env("PMIX_RANK")) !== undefined) {
     world = {
-      size: int(env("SLURM_NTASKS")),
+      size: slurmStepTasks(env),
       rank: int(env("PMIX_RANK"))!,
       localRank: slurmLocal,
       launcher: "PMIx",
