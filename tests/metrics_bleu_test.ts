@@ -7,6 +7,7 @@ import {
   emptyBleuStats,
 } from "../lib/metrics/bleu.ts";
 import { words } from "../lib/metrics/words.ts";
+import { P5_HYPOTHESES, P5_REFERENCES } from "./helpers/p5_corpus.ts";
 
 const close = (actual: number, expected: number, what = "") =>
   assert.ok(Math.abs(actual - expected) < 1e-12, `${what} ${actual} != ${expected}`);
@@ -122,18 +123,7 @@ Deno.test("words are split on white space and kept as they are", () => {
 Deno.test("BLEU-1/2/4 equal P5's own compute_bleu on a small corpus (reference values)", () => {
   // Values from P5's notebooks/evaluate/bleu.py (tensorflow/nmt's compute_bleu, smooth=False),
   // called as P5's bleu_score calls it: references [[ref.split()]], hypotheses hyp.split(), x100.
-  const hyps = [
-    "the color lasts all day and it is great",
-    "great value",
-    "nice brush but the handle broke",
-    "a",
-  ].map(words);
-  const refs = [
-    "the color lasts all day",
-    "great value for money and fast shipping",
-    "the brush is nice but the handle is weak",
-    "the the the",
-  ].map(words);
+  const hyps = P5_HYPOTHESES, refs = P5_REFERENCES;
   const p5 = { 1: 47.76875403825262, 2: 41.36895450425725, 4: 29.02809642996139 };
   for (const [n, expected] of Object.entries(p5)) {
     const bleu = 100 * corpusBleu(hyps, refs, Number(n)).bleu;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { corpusRouge, rougeL, rougeN, RougeSums } from "../lib/metrics/rouge.ts";
 import { words } from "../lib/metrics/words.ts";
+import { P5_HYPOTHESES, P5_REFERENCES } from "./helpers/p5_corpus.ts";
 
 const close = (actual: number, expected: number, what = "") =>
   assert.ok(Math.abs(actual - expected) < 1e-12, `${what} ${actual} != ${expected}`);
@@ -70,18 +71,7 @@ Deno.test("streaming sums equal the corpus function; nothing added gives NaN", (
 Deno.test("ROUGE-1/2/L equal P5's own rouge.py on a small corpus (reference values)", () => {
   // Values from P5's notebooks/evaluate/rouge.py, rouge(hypotheses, references) as P5's
   // rouge_score calls it, x100. Its 1e-8 and 1e-12 guard terms move them by < 1e-6.
-  const hyps = [
-    "the color lasts all day and it is great",
-    "great value",
-    "nice brush but the handle broke",
-    "a",
-  ].map(words);
-  const refs = [
-    "the color lasts all day",
-    "great value for money and fast shipping",
-    "the brush is nice but the handle is weak",
-    "the the the",
-  ].map(words);
+  const hyps = P5_HYPOTHESES, refs = P5_REFERENCES;
   const r = corpusRouge(hyps, refs);
   const near = (actual: number, expected: number, what: string) =>
     assert.ok(Math.abs(100 * actual - expected) < 1e-6, `${what} ${100 * actual} != ${expected}`);

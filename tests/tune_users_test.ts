@@ -11,7 +11,7 @@ import { readLines } from "../lib/io/lines.ts";
 import { tuneRerank } from "../lib/eval/fusion.ts";
 import { runCli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
-import { demoSequentialArgs, fixture } from "./helpers/textualize.ts";
+import { DEMO_READ, demoSequentialArgs, fixture } from "./helpers/textualize.ts";
 
 async function lines(file: string) {
   return (await Deno.readTextFile(file)).trim().split("\n").map((l) => JSON.parse(l));
@@ -144,12 +144,7 @@ Deno.test("--tune-users: no training record of any task mentions a tuning user's
     const out = join(dir, "data");
     const tuneUsers = { size: 100, seed: 1 };
     await textualize({
-      read: {
-        format: "csv",
-        input: fixture("demo", "interactions.csv"),
-        users: fixture("demo", "users.csv"),
-        items: fixture("demo", "items.csv"),
-      },
+      read: DEMO_READ,
       records: {
         ...DEFAULT_RECORD_OPTIONS,
         seed: 1,

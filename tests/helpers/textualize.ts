@@ -302,6 +302,14 @@ export function demoSequentialArgs(out: string, ...extra: string[]): string[] {
   ];
 }
 
+/** The demo's data as textualize reads it (its CSV files: interactions, users, items). */
+export const DEMO_READ = {
+  format: "csv",
+  input: fixture("demo", "interactions.csv"),
+  users: fixture("demo", "users.csv"),
+  items: fixture("demo", "items.csv"),
+} as const;
+
 /**
  * The demo's profiles and sequential prompts (users' features included) textualized in this
  * process into `dir` (seed 1) with `itemTokens`, and opened.
@@ -311,12 +319,7 @@ export async function demoSequentialDataset(
   itemTokens: ItemTokenMode = "none",
 ): Promise<Dataset> {
   await textualize({
-    read: {
-      format: "csv",
-      input: fixture("demo", "interactions.csv"),
-      users: fixture("demo", "users.csv"),
-      items: fixture("demo", "items.csv"),
-    },
+    read: DEMO_READ,
     records: { ...DEFAULT_RECORD_OPTIONS, seed: 1, tasks: ["profile", "sequential"], itemTokens },
     out: dir,
   });
