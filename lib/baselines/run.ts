@@ -13,7 +13,7 @@ import { CHART_START } from "../chart/svg.ts";
 import { checkValidSplit, openDataset } from "../data/dataset.ts";
 import { RecordSelection } from "../data/selection.ts";
 import type { Split } from "../data/types.ts";
-import { OptionError } from "../errors.ts";
+import { type Describe, OptionError } from "../errors.ts";
 import { type NamedMethod, namedMethods } from "../eval/methods.ts";
 import { isPredictionsFile } from "../eval/predictions.ts";
 import type { Protocol } from "../eval/protocol.ts";
@@ -195,26 +195,18 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
   if (options.sasrec.refitEpochs !== undefined && baselines.includes("sasrec")) {
     // Said before the other baselines load: it would skip nothing, or the curve it draws.
     // (Without sasrec, checkGivenApply says that it configures a baseline not run.)
-    const refitOff = !(options.sasrec.refit ?? DEFAULT_SASREC.refit);
-    const why = options.split !== "test"
-      ? "split"
-      : refitOff
-      ? "noRefit"
+    const needs = (name: string) =>
+      `eval: ${name} sets the epochs of SASRec's refit for the test split: it needs `;
+    const refitOn = options.sasrec.refit ?? DEFAULT_SASREC.refit;
+    const describe: Describe | undefined = options.split !== "test"
+      ? (name, nameOf) => needs(name) + `${nameOf("split")} test (not ${options.split})`
+      : !refitOn
+      ? (name, nameOf) => needs(name) + `the refit, which ${nameOf("sasrecNoRefit")} turns off`
       : (options.sasrecCurve ?? []).length > 0
-      ? "curve"
+      ? (name, nameOf) =>
+        `eval: ${name} skips the early stopping whose curve ${nameOf("sasrecCurve")} draws`
       : undefined;
-    if (why !== undefined) {
-      throw new OptionError(
-        "sasrecRefitEpochs",
-        (name, nameOf) =>
-          why === "curve"
-            ? `eval: ${name} skips the early stopping whose curve ${nameOf("sasrecCurve")} draws`
-            : `eval: ${name} sets the epochs of SASRec's refit for the test split: it needs ` +
-              (why === "split"
-                ? `${nameOf("split")} test (not ${options.split})`
-                : `the refit, which ${nameOf("sasrecNoRefit")} turns off`),
-      );
-    }
+    if (describe) throw new OptionError("sasrecRefitEpochs", describe);
   }
   if (options.saveBaselines !== undefined && !methods.some((m) => "baseline" in m)) {
     throw new OptionError(
