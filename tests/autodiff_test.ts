@@ -282,6 +282,14 @@ const CASES: Case[] = [
     inputs: [{ name: "a", shape: [2, 3, 4] }],
     build: (g, x) => g.reduceLogSumExp(x.a, [2], false),
   },
+  {
+    name: "logsumexp spelled out (Exp feeding a ReduceSum: the broadcast left to the Mul)",
+    inputs: [{ name: "a", shape: [3, 5] }, { name: "b", shape: [2, 4, 3] }],
+    build: (g, x) => [
+      g.log(g.reduceSum(g.exp(x.a), [1], true)),
+      g.reduceSum(g.exp(x.b), [1], false), // keepdims 0: unsqueezed before the Expand
+    ],
+  },
   // ---- composites
   {
     name: "a tensor feeding several nodes (gradients summed)",
@@ -397,6 +405,28 @@ Deno.test("a cross-entropy's LogSoftmax gradient scatters onto the softmax (no z
   assert.equal(scatters.length, 1, ops.join(" "));
   assert.equal(g.producer(scatters[0].inputs[0])?.op, "Mul", "scattered onto -softmax * sum");
   assert.ok(!ops.includes("Sub"), ops.join(" "));
+});
+
+Deno.test("a logsumexp's gradient multiplies exp by the row's gradient without expanding it", () => {
+  // As SASRec's loss spells it, with a dynamic row count: no [M, V] Expand in the backward pass.
+  for (const rows of ["M", 4] as const) {
+    const g = new Graph("lse");
+    const logits = g.input("logits", "float32", [rows, 7]);
+    const lse = g.log(g.reduceSum(g.exp(logits), [1], true)); // [M, 1]
+    const loss = g.reduceSum(lse, undefined, false);
+    const before = g.nodes.length;
+    g.output(gradients(g, loss, [logits])[0], "d_logits");
+    g.prune();
+    const backward = g.nodes.slice(g.nodes.findIndex((n) => n.op === "Log") + 1);
+    assert.ok(g.nodes.length > before);
+    const ops = backward.map((n) => n.op).join(" ");
+    const exp = g.nodes.find((n) => n.op === "Exp")!.outputs[0];
+    const mul = backward.find((n) => n.op === "Mul" && n.inputs.includes(exp));
+    assert.ok(mul, `rows ${rows}: a Mul of exp's output: ${ops}`);
+    const other = mul.inputs.find((name) => name !== exp)!;
+    assert.notEqual(g.producer(other)?.op, "Expand", `rows ${rows}: ${ops}`);
+    assert.equal(g.value(other).shape[1], 1, "the row's gradient, [M, 1]");
+  }
 });
 
 Deno.test("only nodes between the trainable tensors and the loss are differentiated", () => {

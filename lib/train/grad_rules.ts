@@ -460,6 +460,30 @@ function zeroScatterAdd(
   return { indices, updates: g.value(node.inputs[2]) };
 }
 
+/**
+ * The tensor `v` expands when `v` is Expand(a, shape) with `shape` the shape of `like` (Shape(like),
+ * or constant ints equal to like's static shape): what a reduction's rule emits for its input.
+ * Then Mul(a, like) broadcasts to exactly Mul(v, like), element for element, without `v`.
+ * Undefined for anything else.
+ */
+function expandedOnto(g: Graph, v: Value, like: Value): Value | undefined {
+  const node = g.producer(v.name);
+  if (node?.op !== "Expand") return undefined;
+  const shape = g.producer(node.inputs[1]);
+  const matches = shape?.op === "Shape" && shape.inputs[0] === like.name &&
+      shape.attrs.start === undefined && shape.attrs.end === undefined ||
+    isStatic(like.shape) &&
+      sameInts(g.constantInts(node.inputs[1]), like.shape as readonly number[]);
+  if (!matches) return undefined;
+  const a = g.value(node.inputs[0]);
+  // Mul broadcasts a against like: the same shape as the Expand's only if a has no more axes.
+  return a.shape.length <= like.shape.length ? a : undefined;
+}
+
+function sameInts(a: readonly number[] | undefined, b: readonly number[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 function layerNormGrads(ctx: GradContext): (Value | null)[] {
   const { g, node, needs } = ctx;
   const [x, scale, bias] = [inp(ctx, 0), inp(ctx, 1), ctx.inputs[2]];
@@ -679,7 +703,9 @@ export const GRAD_RULES: Record<string, GradRule> = {
     const y = ctx.outputs[0];
     return ctx.g.neg(ctx.g.mul(dy, ctx.g.mul(y, y)));
   }),
-  Exp: unary((ctx, dy) => ctx.g.mul(dy, ctx.outputs[0])),
+  // dy * exp(x), with dy's broadcast left to the Mul when dy only expands a reduction's
+  // gradient back onto this output (a logsumexp: one [M, V] tensor fewer, the same products).
+  Exp: unary((ctx, dy) => ctx.g.mul(expandedOnto(ctx.g, dy, ctx.outputs[0]) ?? dy, ctx.outputs[0])),
   Log: unary((ctx, dy) => ctx.g.div(dy, inp(ctx, 0))),
   // y = tanh x: dx = dy (1 - y^2)
   Tanh: unary((ctx, dy) => {
