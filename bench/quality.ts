@@ -11,6 +11,9 @@
  * count are tuned on the validation users (eval --tune-rerank), with SASRec's
  * validation ranking, and then applied to the test split, where the model's own ranking over all
  * items is scored beside (`lm_alone`). SASRec's training counts in `train_plus_infer_minutes`.
+ * On a refit with tuning users (the default), SASRec learns what the model learns (every other
+ * user's validation item) and early-stops on the tuning users, so the fusion is tuned on the
+ * very first stage it is applied to, and that model is trained once (eval --sasrec-model).
  *
  * A benchmark, never a test: at the recipe's full length it trains for over an hour on 2 cores.
  * Settings (environment):
@@ -60,6 +63,7 @@ import {
   tuneUsersOf,
 } from "../lib/data/dataset.ts";
 import { InputError } from "../lib/errors.ts";
+import { SASREC_MODEL_FILE } from "../lib/baselines/run.ts";
 import { benchWorkDir, intSetting } from "./settings.ts";
 import { fileURLToPath } from "node:url";
 
@@ -388,8 +392,8 @@ export async function run(): Promise<Record<string, unknown>> {
       sample_users: sample ? Number(sample) : "all",
       ...figures,
       seconds,
-      // Everything the recipe trains and runs: the model, SASRec (twice: early-stopped for the
-      // validation ranking the fusion is tuned on, refit for test for the epochs it chose), the
+      // Everything the recipe trains and runs: the model, SASRec (early-stopped for the
+      // validation ranking the fusion is tuned on; the same model or a refit for test), the
       // reranking.
       train_plus_infer_minutes: Math.round((trained + inferred) / 6) / 10,
       textualize_flags: words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE).join(" "),
@@ -534,7 +538,8 @@ const FIRST_STAGE_TOP = 100;
 /**
  * The two stages (see the module docs): SASRec's validation ranking and the model's scores of
  * its candidates tune the fusion on the validation users of {@linkcode tuneSample}; SASRec
- * refit for test proposes the test candidates, which the model reranks with the tuned fusion;
+ * (the same model on a refit with tuning users, else refit for test) proposes the test candidates,
+ * which the model reranks with the tuned fusion;
  * the model alone over every item is scored beside. Returns the figures.
  */
 async function twoStages(run: {
@@ -586,20 +591,25 @@ async function twoStages(run: {
   const { weight, top } = tuned.best;
   console.error(`bench quality: fusion tuned on validation: weight ${weight}, top ${top}`);
 
-  // Test: the baselines (SASRec refit for the epochs the validation stage chose) with their
-  // rankings saved.
+  // Test: the baselines with their rankings saved. SASRec: on a refit that held tuning users
+  // out, the validation stage's model itself (it learned every other user's validation item, as
+  // the model did, and early-stopped on the tuning users), read back; otherwise refit for the
+  // epochs the validation stage chose.
   const sample = run.sample ? [`--sample-users=${run.sample}`] : [];
   const firstTest = join(dir, "first-test");
+  const sasrec = run.first.held ? [`--sasrec-model=${join(firstValid, SASREC_MODEL_FILE)}`] : [
+    ...words("QUALITY_SASREC"),
+    ...(passesBestEpoch(words("QUALITY_SASREC"))
+      ? [`--sasrec-refit-epochs=${await validBestEpoch(dir)}`]
+      : []),
+  ];
   const baselines: EvalJson = JSON.parse(
     await stage("test first stage", [
       "eval",
       ...common,
       "--split=test",
       "--baseline=pop,itemknn,sasrec",
-      ...words("QUALITY_SASREC"),
-      ...(passesBestEpoch(words("QUALITY_SASREC"))
-        ? [`--sasrec-refit-epochs=${await validBestEpoch(dir)}`]
-        : []),
+      ...sasrec,
       "--k=5,10",
       `--top-k=${FIRST_STAGE_TOP}`,
       `--save-baselines=${firstTest}`,

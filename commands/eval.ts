@@ -93,8 +93,8 @@ const FLAGS = defineFlags({
   "save-baselines": {
     type: "string",
     placeholder: "DIR",
-    help: "also write each baseline's predictions to DIR/NAME.jsonl (the format of `infer`, " +
-      "so they can be scored again with --predictions)",
+    help: "also write each baseline's predictions to DIR/NAME.jsonl (infer's format) and " +
+      "SASRec's model (DIR/sasrec.safetensors, for --sasrec-model) and item table",
   },
   force: {
     type: "boolean",
@@ -182,14 +182,19 @@ const FLAGS = defineFlags({
   "sasrec-max-length": { type: "int", min: 1, default: S.maxLength, help: "longest history read" },
   "sasrec-no-refit": {
     type: "boolean",
-    help: "rank the test split with the early-stopped model itself, not one retrained for its " +
-      "epoch count on the histories followed by the validation item",
+    help: "rank the test split with the early-stopped model, not one refit on the validation items",
   },
   "sasrec-refit-epochs": {
     type: "int",
     min: 1,
     help: "test split: train the refit for N epochs without early stopping first (N: the best " +
       "epoch of an earlier run with the same settings and seed, e.g. from its --sasrec-curve)",
+  },
+  "sasrec-model": {
+    type: "string",
+    placeholder: "FILE",
+    help: "rank with DIR/sasrec.safetensors of an earlier eval --save-baselines DIR instead of " +
+      "training SASRec (only where it is the model this eval would train)",
   },
   "sasrec-curve": {
     type: "string",
@@ -209,7 +214,7 @@ const FLAGS = defineFlags({
 /** SASRec's options that a `--sasrec-*` flag sets (`batchSize`: `--sasrec-batch-size`). */
 const SASREC_OPTIONS = [
   ...["epochs", "patience", "evalEvery", "batchSize", "lr", "dropout", "weightDecay"],
-  ...["hidden", "blocks", "heads", "maxLength", "refitEpochs"],
+  ...["hidden", "blocks", "heads", "maxLength", "refitEpochs", "model"],
 ] as const;
 
 /** The flag of each library option whose flag is not its kebab-case name. */

@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openDataset, readRecords } from "../lib/data/dataset.ts";
+import { type Dataset, openDataset, readRecords, tuneUsersOf } from "../lib/data/dataset.ts";
+import { UserSample } from "../lib/data/user_sample.ts";
 import { DEFAULT_RECORD_OPTIONS } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { createSasrecBaseline } from "../lib/baselines/sasrec.ts";
@@ -136,7 +137,12 @@ Deno.test("ranking leaves excluded items out and scores candidates as it ranks",
  * A synthetic dataset in P5's format: items 1..N in a cycle, each user's sequence a run of
  * consecutive items from a random start, so the next item is always the current one + 1.
  */
-async function cyclicDataset(dir: string, users: number, items: number): Promise<string> {
+async function cyclicDataset(
+  dir: string,
+  users: number,
+  items: number,
+  refit?: { tuneUsers: { size: number; seed: number } },
+): Promise<string> {
   const rng = new Rng(7);
   const lines: string[] = [];
   for (let u = 1; u <= users; u++) {
@@ -153,7 +159,11 @@ async function cyclicDataset(dir: string, users: number, items: number): Promise
   const out = join(dir, "data");
   await textualize({
     read: { format: "p5", input, items: join(dir, "items.csv") },
-    records: { ...DEFAULT_RECORD_OPTIONS, tasks: ["sequential"] },
+    records: {
+      ...DEFAULT_RECORD_OPTIONS,
+      tasks: ["sequential"],
+      ...(refit ? { trainThrough: "valid", tuneUsers: refit.tuneUsers } : {}),
+    },
     out,
   });
   return out;
@@ -437,3 +447,173 @@ Deno.test("eval --sasrec-refit-epochs without a refit to set is refused in one l
     );
   });
 });
+
+Deno.test("eval --sasrec-model ranks with a saved SASRec as the eval that trained it did", async () => {
+  await withTempDir(async (dir) => {
+    const data = await cyclicDataset(dir, 30, 12);
+    const common = ["eval", "--data", data, "--baseline", "sasrec", "--quiet"];
+    const train = [...FAST, "--sasrec-dropout", "0.3", "--sasrec-epochs", "4"];
+    const trained = await runCli([...common, ...train, "--save-baselines", join(dir, "a")]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const model = join(dir, "a", "sasrec.safetensors");
+    const loaded = await runCli([
+      ...common,
+      "--sasrec-model",
+      model,
+      "--save-baselines",
+      join(dir, "b"),
+    ]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const read = (name: string) => Deno.readTextFile(join(dir, name, "sasrec.jsonl"));
+    assert.equal(await read("b"), await read("a"));
+    assert.equal(loaded.stdout, trained.stdout);
+    // Saved again from the loaded one: the same model, byte for byte.
+    const again = await Deno.readFile(join(dir, "b", "sasrec.safetensors"));
+    assert.deepEqual(again, await Deno.readFile(model));
+
+    // A file that is not the model this eval would train is an input error (exit 1); flags
+    // that would train one, a usage error (2).
+    const refused = async (args: string[], message: RegExp, code = 1) => {
+      const run = await runCli([...common, "--sasrec-model", model, ...args]);
+      assert.equal(run.code, code, run.stderr);
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);
+    };
+    // The test split's model is the refit: the validation split's ranking learned less.
+    await refused(
+      ["--split", "valid"],
+      /sasrec\.safetensors: its SASRec learned other sequences \(30 users' training histories followed by their validation item\) than this eval's would \(30 users' training histories\)/,
+    );
+    await refused(
+      ["--sasrec-epochs", "2"],
+      /--sasrec-epochs sets how SASRec trains, but --sasrec-model ranks with a saved one/,
+      2,
+    );
+    await Deno.mkdir(join(dir, "other"));
+    const other = await cyclicDataset(join(dir, "other"), 30, 13);
+    const elsewhere = await runCli([
+      "eval",
+      "--data",
+      other,
+      "--baseline",
+      "sasrec",
+      "--quiet",
+      "--sasrec-model",
+      model,
+    ]);
+    assert.equal(elsewhere.code, 1, elsewhere.stderr);
+    assert.match(
+      elsewhere.stderr,
+      /its SASRec ranks another dataset's items \(12\), not this dataset's 13/,
+    );
+    await refused(
+      ["--sasrec-model", join(dir, "a", "sasrec-items.safetensors")],
+      /not a saved SASRec/,
+    );
+    // Never replaced by the run that reads it.
+    const same = await runCli([
+      ...common,
+      "--sasrec-model",
+      model,
+      "--save-baselines",
+      join(dir, "a"),
+    ]);
+    assert.notEqual(same.code, 0);
+    assert.match(
+      same.stderr,
+      /sasrec\.safetensors is the input .*sasrec\.safetensors: writing there would destroy it/,
+    );
+    assert.deepEqual(await Deno.readFile(model), again);
+  });
+});
+
+Deno.test("a refit with tuning users: SASRec learns what the model learns and one model ranks both splits", async () => {
+  await withTempDir(async (dir) => {
+    const data = await cyclicDataset(dir, 40, 12, { tuneUsers: { size: 10, seed: 1 } });
+    const ds = await openDataset(data);
+    const tune = tuneUsersOf(ds)!;
+    const common = ["eval", "--data", data, "--baseline", "sasrec", "--quiet", ...FAST];
+    const curve = join(dir, "curve.jsonl");
+    const valid = await runCli([
+      ...common,
+      "--split",
+      "valid",
+      "--sample-users",
+      String(tune.size),
+      "--sample-seed",
+      String(tune.seed),
+      "--sasrec-epochs",
+      "5",
+      "--sasrec-curve",
+      curve,
+      "--save-baselines",
+      join(dir, "valid"),
+    ]);
+    assert.equal(valid.code, 0, valid.stderr);
+    // The test split trains the same model (no refit): its saved copy is the validation one's.
+    const test = await runCli([
+      ...common,
+      "--sasrec-epochs",
+      "5",
+      "--save-baselines",
+      join(dir, "test"),
+    ]);
+    assert.equal(test.code, 0, test.stderr);
+    const model = (name: string) => Deno.readFile(join(dir, name, "sasrec.safetensors"));
+    assert.deepEqual(await model("test"), await model("valid"));
+    const loaded = await runCli([
+      "eval",
+      "--data",
+      data,
+      "--baseline",
+      "sasrec",
+      "--quiet",
+      "--sasrec-model",
+      join(dir, "valid", "sasrec.safetensors"),
+      "--save-baselines",
+      join(dir, "loaded"),
+    ]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    assert.equal(loaded.stdout, test.stdout);
+    // What it learned: every user's validation item but the tuning users'; early stopping on
+    // theirs alone.
+    const pool = new EntityIndex(ds.entities);
+    const sasrec = await createSasrecBaseline(
+      { pool, histories: await modelHistories(ds, pool) },
+      { protocol: "full", top: 10, sasrec: { hidden: 16, blocks: 1, maxLength: 8, epochs: 1 } },
+      {
+        validation: readRecords(ds, "valid"),
+        records: readRecords(ds, "test"),
+        scoresTest: true,
+        learnedValidation: true,
+      },
+    );
+    assert.equal(sasrec.refit, false);
+    const sample = new UserSample({ ...tune, users: ds.manifest.users! });
+    let tuning = 0;
+    for await (const r of readRecords(ds, "test")) {
+      const learned = [...sasrec.trainedOn.get(r.user)!].map((id) => pool.name(id));
+      // The test input ends with the validation item: learned unless the user is a tuning one.
+      const history = r.history!;
+      const expected = sample.has(r.user) ? history.slice(0, -1) : history;
+      assert.deepEqual(learned, expected.slice(-learned.length), `user ${r.user}`);
+      assert.equal(learned.length, expected.length, `user ${r.user}`);
+      if (sample.has(r.user)) tuning++;
+    }
+    assert.ok(tuning > 0 && tuning < 40, `${tuning} tuning users`);
+    // --sasrec-refit-epochs has no refit to set there.
+    const refit = await runCli([...common, "--sasrec-refit-epochs", "2"]);
+    assert.equal(refit.code, 2, refit.stderr);
+    assert.match(refit.stderr, /already end with the validation items/);
+  });
+});
+
+/** The item baselines' histories of a refit dataset (what the model learned), as eval builds them. */
+async function modelHistories(ds: Dataset, pool: EntityIndex): Promise<Map<string, Int32Array>> {
+  const tune = tuneUsersOf(ds)!;
+  const sample = new UserSample({ ...tune, users: ds.manifest.users! });
+  const histories = new TrainingHistories(pool, { throughValid: (user) => !sample.has(user) });
+  for await (const r of readRecords(ds, "valid")) histories.addValid(r, "valid.jsonl");
+  for await (const r of readRecords(ds, "test")) histories.addTest(r, "test.jsonl");
+  return histories.byUser;
+}

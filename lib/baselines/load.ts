@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Dataset } from "../data/dataset.ts";
 import { readRecords, trainsThroughValid, tuneUsersOf } from "../data/dataset.ts";
 import { UserSample } from "../data/user_sample.ts";
-import type { Split } from "../data/types.ts";
+import type { Split, TextRecord } from "../data/types.ts";
 import type { Progress } from "../io/progress.ts";
 import { pathExists } from "../io/fs.ts";
 import { EntityIndex } from "../eval/entities.ts";
@@ -127,16 +127,39 @@ export async function loadBaselines(
       out.set(name, createBaseline(name, trained, options));
       continue;
     }
-    // SASRec early-stops on valid.jsonl and ranks the records of `split` before scoring.
+    // SASRec early-stops on valid.jsonl and ranks the records of `split` before scoring. On a
+    // refit that kept tuning users out, it learns what the model learned (every other user's
+    // validation item) and early-stops on the tuning users: one model for both splits.
     const hasValid = await pathExists(join(data.dir, "valid.jsonl"));
+    const held = throughValid && tuning ? tuning : undefined;
+    const learnedValidation = held !== undefined;
+    const validation = !hasValid
+      ? undefined
+      : held
+      ? onlyUsers(readRecords(data, "valid"), (user) => held.has(user))
+      : readRecords(data, "valid");
     out.set(
       name,
-      await createSasrecBaseline({ ...trained, histories: histories.byUser }, options, {
-        validation: hasValid ? readRecords(data, "valid") : undefined,
-        records: readRecords(data, split),
-        scoresTest: split === "test",
-      }, progress),
+      await createSasrecBaseline(
+        { ...trained, histories: (learnedValidation ? modelHistories : histories).byUser },
+        options,
+        {
+          validation,
+          records: readRecords(data, split),
+          scoresTest: split === "test",
+          learnedValidation,
+        },
+        progress,
+      ),
     );
   }
   return out;
+}
+
+/** The records of `records` whose user `keep` accepts. */
+async function* onlyUsers(
+  records: AsyncIterable<TextRecord>,
+  keep: (user: string) => boolean,
+): AsyncIterable<TextRecord> {
+  for await (const record of records) if (keep(record.user)) yield record;
 }

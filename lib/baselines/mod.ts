@@ -18,6 +18,12 @@ export type {
   SasrecTrainOptions,
   TrainedSasrec,
 } from "../sasrec/train.ts";
+export {
+  readSavedSasrec,
+  type SavedSasrecInfo,
+  trainedOnSha256,
+  writeSavedSasrec,
+} from "../sasrec/saved.ts";
 export type { Dataset } from "../data/dataset.ts";
 export type { Progress, ProgressOptions } from "../io/progress.ts";
 export type {

@@ -35,6 +35,7 @@ import { temporaryRenamed } from "../io/atomic.ts";
 import { curveChart, curveJsonl } from "../sasrec/curve.ts";
 import { ITEM_TABLE_KEY, writeItemTable } from "../model/item_rows.ts";
 import { sasrecNames } from "../sasrec/model.ts";
+import { SAVED_SASREC_KEY, writeSavedSasrec } from "../sasrec/saved.ts";
 import { SafetensorsFile } from "../model/safetensors.ts";
 import type { SasrecBaseline } from "./sasrec.ts";
 import { type CurvePoint, DEFAULT_SASREC, type SasrecOptions } from "../sasrec/train.ts";
@@ -105,10 +106,13 @@ async function isCurveFile(path: string): Promise<boolean> {
 /** The file of SASRec's item table in a --save-baselines directory. */
 export const ITEM_TABLE_FILE = "sasrec-items.safetensors";
 
-/** Whether `path` holds an item table eval wrote (a safetensors file with its marker). */
-async function isItemTableFile(path: string): Promise<boolean> {
+/** The file of the whole SASRec model in a --save-baselines directory (`--sasrec-model`). */
+export const SASREC_MODEL_FILE = "sasrec.safetensors";
+
+/** Whether `path` is a safetensors file whose metadata has `key` (a file eval wrote). */
+async function hasMarker(path: string, key: string): Promise<boolean> {
   try {
-    return ITEM_TABLE_KEY in (await SafetensorsFile.open(path)).metadata;
+    return key in (await SafetensorsFile.open(path)).metadata;
   } catch {
     return false;
   }
@@ -207,6 +211,20 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
         `eval: ${name} skips the early stopping whose curve ${nameOf("sasrecCurve")} draws`
       : undefined;
     if (describe) throw new OptionError("sasrecRefitEpochs", describe);
+  }
+  if (options.sasrec.model !== undefined && baselines.includes("sasrec")) {
+    // The file is the model: a flag that sets how SASRec trains would do nothing.
+    const trains = (options.given ?? []).find((o) =>
+      o.startsWith("sasrec") && o !== "sasrecModel" && o !== "sasrecNoRefit"
+    );
+    if (trains) {
+      throw new OptionError(
+        trains,
+        (name, nameOf) =>
+          `eval: ${name} sets how SASRec trains, but ${nameOf("model")} ranks with a saved ` +
+          "one: drop one of them",
+      );
+    }
   }
   if (options.saveBaselines !== undefined && !methods.some((m) => "baseline" in m)) {
     throw new OptionError(
@@ -315,6 +333,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
   const inputs = [
     options.data,
     ...methods.flatMap((m) => "predictions" in m ? m.predictions : []),
+    ...(options.sasrec.model === undefined ? [] : [options.sasrec.model]),
   ];
   const claims: OutputClaim[] = [];
   let saved = new Map<string, PartWriter>();
@@ -347,19 +366,26 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
     }
     const baselineNames = methods.flatMap((m) => "baseline" in m ? [m.baseline] : []);
     saved = await openSaved(options, baselineNames, { force, inputs }, created);
-    // SASRec's item table too, for a model to start from (init --item-rows); one file for the
-    // whole run, so not per shard.
-    const itemTable = options.saveBaselines !== undefined && baselineNames.includes("sasrec") &&
-        !shard
-      ? await claimOutputFile(join(options.saveBaselines, ITEM_TABLE_FILE), {
+    // SASRec's item table too, for a model to start from (init --item-rows), and the whole
+    // model, for a later eval to rank with (--sasrec-model); one file each for the whole run,
+    // so not per shard.
+    const savesSasrec = options.saveBaselines !== undefined && baselineNames.includes("sasrec") &&
+      !shard;
+    const claimSasrec = async (file: string, key: string) => {
+      const claim = await claimOutputFile(join(options.saveBaselines!, file), {
         command: "eval",
         option: "saveBaselines",
         force,
         inputs,
-        recognize: isItemTableFile,
-      })
+        recognize: (path) => hasMarker(path, key),
+      });
+      claims.push(claim);
+      return claim;
+    };
+    const itemTable = savesSasrec ? await claimSasrec(ITEM_TABLE_FILE, ITEM_TABLE_KEY) : undefined;
+    const sasrecModel = savesSasrec
+      ? await claimSasrec(SASREC_MODEL_FILE, SAVED_SASREC_KEY)
       : undefined;
-    if (itemTable) claims.push(itemTable);
     // Read before the baselines train (SASRec: minutes): a missing or malformed file is
     // refused at once.
     const read = await readMethodPredictions(data, { methods, progress });
@@ -412,6 +438,15 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
         "cannot write SASRec's item table",
         () => writeItemTable(itemTable.tmp, table, ids),
       ).catch((error) => Promise.reject(temporaryRenamed(error, itemTable.tmp, path)));
+    }
+    if (sasrecModel) {
+      const sasrec = baselines.get("sasrec") as SasrecBaseline;
+      const path = join(options.saveBaselines!, SASREC_MODEL_FILE);
+      await withIo(
+        path,
+        "cannot write SASRec's model",
+        () => writeSavedSasrec(sasrecModel.tmp, sasrec.model, sasrec.saved),
+      ).catch((error) => Promise.reject(temporaryRenamed(error, sasrecModel.tmp, path)));
     }
     if (chart) {
       await withIo(

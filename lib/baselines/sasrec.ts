@@ -39,6 +39,9 @@ import {
   DEFAULT_BASELINE,
 } from "./baseline.ts";
 import { historyIds } from "./histories.ts";
+import { inputError } from "../errors.ts";
+import { itemIdsSha256 } from "../model/item_rows.ts";
+import { readSavedSasrec, type SavedSasrecInfo, trainedOnSha256 } from "../sasrec/saved.ts";
 import { orderItems, popularityCounts } from "./popularity.ts";
 
 /** Where the SASRec baseline reads its records. */
@@ -52,6 +55,13 @@ export interface SasrecSources {
    * `refit` option) the model that ranks them is trained on histories that end with it too.
    */
   scoresTest?: boolean;
+  /**
+   * The training histories already end with the validation item wherever the model may learn it
+   * (a refit dataset whose tuning users keep theirs out; `validation` then holds only theirs):
+   * SASRec learns what the language model learned and early-stops on the tuning users, and the
+   * same model ranks both splits (no refit).
+   */
+  learnedValidation?: boolean;
 }
 
 /** The SASRec baseline, with its model and what it was trained on. */
@@ -65,6 +75,8 @@ export interface SasrecBaseline extends Baseline {
   trainedOn: ReadonlyMap<string, Int32Array>;
   /** Whether the ranking model is the refit one (trained for the early-stopped epoch count). */
   refit: boolean;
+  /** What a saved copy records of it (lib/sasrec/saved.ts; `eval --save-baselines`). */
+  saved: Omit<SavedSasrecInfo, "config">;
 }
 
 const ITEM_TASKS: readonly string[] = ["sequential", "direct"];
@@ -179,33 +191,44 @@ export async function createSasrecBaseline(
     }
   }
   const refit = (sasrec.refit ?? DEFAULT_SASREC.refit) && sources.scoresTest === true &&
-    validTargets.size > 0;
+    validTargets.size > 0 && !sources.learnedValidation;
   if (sasrec.refitEpochs !== undefined && !refit) {
     // Before any training; eval refuses the first two causes before reading anything.
     const cause = !(sasrec.refit ?? DEFAULT_SASREC.refit)
       ? "the refit is off"
       : sources.scoresTest !== true
       ? "the records scored are not the test split's"
+      : sources.learnedValidation
+      ? "the histories it learns already end with the validation items (a refit dataset with " +
+        "tuning users: one early-stopped model ranks both splits)"
       : "there is no validation record with an item target (valid.jsonl) to refit on";
     throw new OptionError(
       "sasrecRefitEpochs",
       (name) => `${name} sets the epochs of SASRec's refit for the test split, but ${cause}`,
     );
   }
+  // The test records' inputs end with the validation item: the model that ranks them learns
+  // from it too (the test target is never seen).
+  const refitOn = refit
+    ? users.map((u, i) => {
+      const target = validTargets.get(u);
+      return target === undefined
+        ? sequences[i]
+        : Int32Array.from([...sequences[i], ...numbering.index([target])]);
+    })
+    : undefined;
+  if (sasrec.model !== undefined) {
+    const trainedOn = refitOn ?? sequences;
+    return ranked(await savedModel(sasrec.model, trainedOn), trainedOn);
+  }
   // Early stopping (unless the refit's epochs are given), then the refit for the test split.
   const model = sasrec.refitEpochs === undefined
     ? await earlyStopped(config, sequences, validation, options.seed, sasrec, progress)
     : undefined;
-  if (!refit) return ranked(model!, sequences);
+  if (!refitOn) return ranked(model!, sequences);
   const epochs = sasrec.refitEpochs ?? model!.bestEpoch;
-  // The test records' inputs end with the validation item: the model that ranks them learns
-  // from it too, for as many epochs as early stopping chose (the test target is never seen).
-  const trainedOn = users.map((u, i) => {
-    const target = validTargets.get(u);
-    return target === undefined
-      ? sequences[i]
-      : Int32Array.from([...sequences[i], ...numbering.index([target])]);
-  });
+  // For as many epochs as early stopping chose.
+  const trainedOn = refitOn;
   progress?.log(
     `sasrec: refit for the test split: ${epochs} epochs on the histories followed by ` +
       `their validation item (${validTargets.size} users)` +
@@ -228,6 +251,39 @@ export async function createSasrecBaseline(
   );
   return ranked(refitModel, trainedOn);
 
+  /**
+   * The model saved at `path` (sasrec/saved.ts), which must be the one this eval would train:
+   * the same items and the same training sequences `trainedOn`.
+   */
+  async function savedModel(path: string, trainedOn: Int32Array[]): Promise<TrainedSasrec> {
+    progress?.update(`sasrec: reading the saved model ${path}`);
+    const { info, weights } = await readSavedSasrec(path);
+    if (info.item_ids_sha256 !== itemIdsSha256(Array.from(pool.items, (id) => pool.sourceId(id)))) {
+      throw inputError(
+        path,
+        undefined,
+        `its SASRec ranks another dataset's items (${info.config.numItems}), not this ` +
+          `dataset's ${pool.items.length}: save it from an eval of this dataset`,
+      );
+    }
+    if (info.trained_on_sha256 !== trainedOnSha256(users, trainedOn)) {
+      const learned = (n: number, refit: boolean) =>
+        `${n} users' training histories` + (refit ? " followed by their validation item" : "");
+      throw inputError(
+        path,
+        undefined,
+        `its SASRec learned other sequences (${learned(info.users, info.refit)}) than this ` +
+          `eval's would (${learned(users.length, refit)}): save it from an eval of the same ` +
+          "dataset and split, or train it here",
+      );
+    }
+    progress?.log(
+      `sasrec: ranking with the saved model ${path} (epoch ${info.best_epoch}, ` +
+        `${info.refit ? "refit, " : ""}${info.users} users), not training one`,
+    );
+    return { config: info.config, weights, curve: [], bestEpoch: info.best_epoch, steps: 0 };
+  }
+
   /** The baseline that ranks with `ranking`, trained on `trainedOn`. */
   async function ranked(
     ranking: TrainedSasrec,
@@ -247,6 +303,13 @@ export async function createSasrecBaseline(
       model: ranking,
       refit,
       trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(trainedOn[i], numbering.poolId)])),
+      saved: {
+        item_ids_sha256: itemIdsSha256(Array.from(pool.items, (id) => pool.sourceId(id))),
+        trained_on_sha256: trainedOnSha256(users, trainedOn),
+        users: users.length,
+        best_epoch: ranking.bestEpoch,
+        refit,
+      },
       predict(record) {
         if (!ITEM_TASKS.includes(record.task)) return undefined;
         return lines.get(record.id);

@@ -90,6 +90,12 @@ export interface SasrecOptions extends SasrecTrainOptions {
    * Default: early stopping chooses.
    */
   refitEpochs?: number;
+  /**
+   * A SASRec saved by an earlier eval (`DIR/sasrec.safetensors` of `--save-baselines DIR`,
+   * lib/sasrec/saved.ts) to rank with instead of training one: accepted only where it is the
+   * model this eval would train (the same items and training sequences).
+   */
+  model?: string;
   /** Receives each point of the training curve (and whether it is the best so far). */
   onEpoch?: (point: CurvePoint, best: boolean) => void;
 }
