@@ -194,7 +194,7 @@ const FLAGS = defineFlags({
     type: "string",
     placeholder: "FILE",
     help: "rank with DIR/sasrec.safetensors of an earlier eval --save-baselines DIR instead of " +
-      "training SASRec (only where it is the model this eval would train)",
+      "training SASRec (where it learned the sequences this eval's would; its settings are its own)",
   },
   "sasrec-curve": {
     type: "string",

@@ -7,11 +7,14 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Dataset, openDataset, readRecords, tuneUsersOf } from "../lib/data/dataset.ts";
+import { openDataset, readRecords, tuneUsersOf } from "../lib/data/dataset.ts";
 import { UserSample } from "../lib/data/user_sample.ts";
 import { DEFAULT_RECORD_OPTIONS } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
-import { createSasrecBaseline } from "../lib/baselines/sasrec.ts";
+import { createSasrecBaseline, type SasrecBaseline } from "../lib/baselines/sasrec.ts";
+import { loadBaselines } from "../lib/baselines/load.ts";
+import { readSavedSasrec } from "../lib/sasrec/saved.ts";
+import type { Progress } from "../lib/io/progress.ts";
 import { TrainingHistories } from "../lib/baselines/histories.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";
 import type { TensorData } from "../lib/onnx/graph.ts";
@@ -489,6 +492,23 @@ Deno.test("eval --sasrec-model ranks with a saved SASRec as the eval that traine
       /--sasrec-epochs sets how SASRec trains, but --sasrec-model ranks with a saved one/,
       2,
     );
+    // The validation split's model for the test split, which would refit: the way out named,
+    // and taken.
+    const valid = await runCli([
+      ...common,
+      ...train,
+      "--split",
+      "valid",
+      "--save-baselines",
+      join(dir, "v"),
+    ]);
+    assert.equal(valid.code, 0, valid.stderr);
+    const early = join(dir, "v", "sasrec.safetensors");
+    const refits = await runCli([...common, "--sasrec-model", early]);
+    assert.equal(refits.code, 1, refits.stderr);
+    assert.match(refits.stderr, /or give --sasrec-no-refit to rank with the early-stopped model$/m);
+    const kept = await runCli([...common, "--sasrec-model", early, "--sasrec-no-refit"]);
+    assert.equal(kept.code, 0, kept.stderr);
     await Deno.mkdir(join(dir, "other"));
     const other = await cyclicDataset(join(dir, "other"), 30, 13);
     const elsewhere = await runCli([
@@ -504,7 +524,7 @@ Deno.test("eval --sasrec-model ranks with a saved SASRec as the eval that traine
     assert.equal(elsewhere.code, 1, elsewhere.stderr);
     assert.match(
       elsewhere.stderr,
-      /its SASRec ranks another dataset's items \(12\), not this dataset's 13/,
+      /its SASRec numbers another list of items \(12, sha256 [0-9a-f]{12}\.\.\.\) than this dataset's 13/,
     );
     await refused(
       ["--sasrec-model", join(dir, "a", "sasrec-items.safetensors")],
@@ -575,22 +595,19 @@ Deno.test("a refit with tuning users: SASRec learns what the model learns and on
     ]);
     assert.equal(loaded.code, 0, loaded.stderr);
     assert.equal(loaded.stdout, test.stdout);
-    // What it learned: every user's validation item but the tuning users'; early stopping on
-    // theirs alone.
-    const pool = new EntityIndex(ds.entities);
-    const sasrec = await createSasrecBaseline(
-      { pool, histories: await modelHistories(ds, pool) },
-      { protocol: "full", top: 10, sasrec: { hidden: 16, blocks: 1, maxLength: 8, epochs: 1 } },
-      {
-        validation: readRecords(ds, "valid"),
-        records: readRecords(ds, "test"),
-        scoresTest: true,
-        learnedValidation: true,
-      },
-    );
+    // What it learned (eval's own choice, lib/baselines/load.ts): every user's validation item
+    // but the tuning users'; early stopping on theirs alone.
+    const logs: string[] = [];
+    const progress = { log: (m: string) => logs.push(m), update: () => {} } as unknown as Progress;
+    const sasrec = (await loadBaselines(ds, ["sasrec"], {
+      protocol: "full",
+      top: 10,
+      sasrec: { hidden: 16, blocks: 1, maxLength: 8, epochs: 1 },
+    }, progress)).get("sasrec") as SasrecBaseline;
     assert.equal(sasrec.refit, false);
+    const pool = new EntityIndex(ds.entities);
     const sample = new UserSample({ ...tune, users: ds.manifest.users! });
-    let tuning = 0;
+    const tuningUsers = new Set<string>();
     for await (const r of readRecords(ds, "test")) {
       const learned = [...sasrec.trainedOn.get(r.user)!].map((id) => pool.name(id));
       // The test input ends with the validation item: learned unless the user is a tuning one.
@@ -598,22 +615,37 @@ Deno.test("a refit with tuning users: SASRec learns what the model learns and on
       const expected = sample.has(r.user) ? history.slice(0, -1) : history;
       assert.deepEqual(learned, expected.slice(-learned.length), `user ${r.user}`);
       assert.equal(learned.length, expected.length, `user ${r.user}`);
-      if (sample.has(r.user)) tuning++;
+      if (sample.has(r.user)) tuningUsers.add(r.user);
     }
+    const tuning = tuningUsers.size;
     assert.ok(tuning > 0 && tuning < 40, `${tuning} tuning users`);
-    // --sasrec-refit-epochs has no refit to set there.
+    assert.ok(
+      logs.some((l) => l.includes(`early stopping on ${tuning} validation users`)),
+      logs.join("\n"),
+    );
+    // The saved model records the same sequences (and that it learned the validation items).
+    const { info } = await readSavedSasrec(join(dir, "valid", "sasrec.safetensors"));
+    assert.equal(info.trained_on_sha256, sasrec.saved.trained_on_sha256);
+    assert.equal(info.learned_validation, true);
+    assert.equal(info.refit, false);
+    // --sasrec-refit-epochs has no refit to set there; --sasrec-curve nothing to draw with a model.
     const refit = await runCli([...common, "--sasrec-refit-epochs", "2"]);
     assert.equal(refit.code, 2, refit.stderr);
-    assert.match(refit.stderr, /already end with the validation items/);
+    assert.match(
+      refit.stderr,
+      /refit dataset with tuning users SASRec learns the validation items/,
+    );
+    const drawn = await runCli([
+      ...common.filter((a) => !FAST.includes(a)),
+      "--sasrec-model",
+      join(dir, "valid", "sasrec.safetensors"),
+      "--sasrec-curve",
+      curve,
+    ]);
+    assert.equal(drawn.code, 2, drawn.stderr);
+    assert.match(
+      drawn.stderr,
+      /--sasrec-curve draws SASRec's training, which --sasrec-model skips/,
+    );
   });
 });
-
-/** The item baselines' histories of a refit dataset (what the model learned), as eval builds them. */
-async function modelHistories(ds: Dataset, pool: EntityIndex): Promise<Map<string, Int32Array>> {
-  const tune = tuneUsersOf(ds)!;
-  const sample = new UserSample({ ...tune, users: ds.manifest.users! });
-  const histories = new TrainingHistories(pool, { throughValid: (user) => !sample.has(user) });
-  for await (const r of readRecords(ds, "valid")) histories.addValid(r, "valid.jsonl");
-  for await (const r of readRecords(ds, "test")) histories.addTest(r, "test.jsonl");
-  return histories.byUser;
-}

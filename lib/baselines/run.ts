@@ -10,7 +10,7 @@
 
 import { join } from "node:path";
 import { CHART_START } from "../chart/svg.ts";
-import { checkValidSplit, openDataset } from "../data/dataset.ts";
+import { checkValidSplit, openDataset, tuneUsersOf } from "../data/dataset.ts";
 import { RecordSelection } from "../data/selection.ts";
 import type { Split } from "../data/types.ts";
 import { type Describe, OptionError } from "../errors.ts";
@@ -35,7 +35,12 @@ import { temporaryRenamed } from "../io/atomic.ts";
 import { curveChart, curveJsonl } from "../sasrec/curve.ts";
 import { ITEM_TABLE_KEY, writeItemTable } from "../model/item_rows.ts";
 import { sasrecNames } from "../sasrec/model.ts";
-import { SAVED_SASREC_KEY, writeSavedSasrec } from "../sasrec/saved.ts";
+import {
+  SAVED_SASREC_KEY,
+  type SavedSasrecInfo,
+  savedSasrecInfo,
+  writeSavedSasrec,
+} from "../sasrec/saved.ts";
 import { SafetensorsFile } from "../model/safetensors.ts";
 import type { SasrecBaseline } from "./sasrec.ts";
 import { type CurvePoint, DEFAULT_SASREC, type SasrecOptions } from "../sasrec/train.ts";
@@ -132,9 +137,12 @@ function ownSettings(
   name: string,
   options: EvalRunOptions,
   seed: number,
+  saved?: SavedSasrecInfo,
 ): Record<string, unknown> | undefined {
   const given = (o: object) =>
     Object.entries(o).filter(([k, v]) => v !== undefined && k !== "threads");
+  // A saved SASRec: what it is (its digests, size, epoch and settings), not where it lies.
+  if (name === "sasrec" && saved) return { saved, refit: options.sasrec.refit };
   if (name === "sasrec") {
     return { ...DEFAULT_SASREC, seed, ...Object.fromEntries(given(options.sasrec)) };
   }
@@ -213,9 +221,21 @@ function checkOptions(options: EvalRunOptions, methods: NamedMethod[]): void {
     if (describe) throw new OptionError("sasrecRefitEpochs", describe);
   }
   if (options.sasrec.model !== undefined && baselines.includes("sasrec")) {
-    // The file is the model: a flag that sets how SASRec trains would do nothing.
-    const trains = (options.given ?? []).find((o) =>
-      o.startsWith("sasrec") && o !== "sasrecModel" && o !== "sasrecNoRefit"
+    // The file is the model: a flag that sets how SASRec trains, or draws its training, would
+    // do nothing (the seed still seeds random and mf when they run).
+    const given = options.given ?? [];
+    if ((options.sasrecCurve ?? []).length > 0) {
+      throw new OptionError(
+        "sasrecCurve",
+        (name, nameOf) =>
+          `eval: ${name} draws SASRec's training, which ${nameOf("model")} skips (it ranks ` +
+          "with a saved one)",
+      );
+    }
+    const seeds = baselines.some((b) => b === "random" || b === "mf");
+    const trains = given.find((o) =>
+      (o.startsWith("sasrec") && o !== "sasrecModel" && o !== "sasrecNoRefit") ||
+      o === "device" || (o === "seed" && !seeds)
     );
     if (trains) {
       throw new OptionError(
@@ -329,6 +349,20 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
   const data = await openDataset(options.data);
   // Before the baselines train (SASRec: minutes), not after, when the records are scored.
   checkValidSplit(data, options.split, options.sample);
+  if (
+    options.sasrec.refitEpochs !== undefined && tuneUsersOf(data) !== undefined &&
+    methods.some((m) => "baseline" in m && m.baseline === "sasrec")
+  ) {
+    throw new OptionError(
+      "sasrecRefitEpochs",
+      (name) =>
+        `eval: ${name} sets the epochs of SASRec's refit for the test split, but on this refit ` +
+        "dataset with tuning users SASRec learns the validation items itself (no refit)",
+    );
+  }
+  const savedInfo = options.sasrec.model === undefined || !shard
+    ? undefined
+    : await savedSasrecInfo(options.sasrec.model);
   const seed = baseline.seed ?? data.manifest.seed ?? DEFAULT_BASELINE.seed;
   const inputs = [
     options.data,
@@ -470,7 +504,7 @@ export async function runEvaluation(options: EvalRunOptions): Promise<EvalReport
         tasks: options.tasks ?? EVAL_TASKS,
         top,
         seed,
-        settings: ownSettings(name, options, seed),
+        settings: ownSettings(name, options, seed, savedInfo),
         sample: options.sample,
       });
       await file.commit({

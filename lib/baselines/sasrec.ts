@@ -27,6 +27,7 @@ import { type RankQuery, SasrecRanker } from "../sasrec/rank.ts";
 import {
   DEFAULT_SASREC,
   DEFAULT_SASREC_SIZE,
+  DEFAULT_SASREC_TRAIN,
   type SasrecOptions,
   type SasrecValidation,
   type TrainedSasrec,
@@ -39,7 +40,7 @@ import {
   DEFAULT_BASELINE,
 } from "./baseline.ts";
 import { historyIds } from "./histories.ts";
-import { inputError } from "../errors.ts";
+import { inputError, optionName } from "../errors.ts";
 import { itemIdsSha256 } from "../model/item_rows.ts";
 import { readSavedSasrec, type SavedSasrecInfo, trainedOnSha256 } from "../sasrec/saved.ts";
 import { orderItems, popularityCounts } from "./popularity.ts";
@@ -190,6 +191,21 @@ export async function createSasrecBaseline(
       validTargets = new Map(valid.users.map((u, i) => [u, valid.targets[i]]));
     }
   }
+  if (sources.learnedValidation && sources.validation && !validation && !sasrec.model) {
+    // Early stopping would silently be off: every epoch trained, the last weights kept.
+    throw inputError(
+      "valid.jsonl",
+      undefined,
+      "no item record of a tuning user (held out by textualize) for SASRec to early-stop on",
+    );
+  }
+  // What a saved copy records of how it was trained (the defaults, then the options given).
+  let settings: Record<string, unknown> = { ...DEFAULT_SASREC_TRAIN, seed: options.seed };
+  for (const [key, value] of Object.entries(sasrec)) {
+    if (value !== undefined && !["onEpoch", "model", "threads", "device"].includes(key)) {
+      settings[key] = value;
+    }
+  }
   const refit = (sasrec.refit ?? DEFAULT_SASREC.refit) && sources.scoresTest === true &&
     validTargets.size > 0 && !sources.learnedValidation;
   if (sasrec.refitEpochs !== undefined && !refit) {
@@ -262,24 +278,38 @@ export async function createSasrecBaseline(
       throw inputError(
         path,
         undefined,
-        `its SASRec ranks another dataset's items (${info.config.numItems}), not this ` +
-          `dataset's ${pool.items.length}: save it from an eval of this dataset`,
+        `its SASRec numbers another list of items (${info.config.numItems}, sha256 ` +
+          `${String(info.item_ids_sha256).slice(0, 12)}...) than this dataset's ` +
+          `${pool.items.length}: save it from an eval of this dataset`,
       );
     }
     if (info.trained_on_sha256 !== trainedOnSha256(users, trainedOn)) {
-      const learned = (n: number, refit: boolean) =>
-        `${n} users' training histories` + (refit ? " followed by their validation item" : "");
+      const learned = (n: number, refit: boolean, held: boolean) =>
+        `${n} users' training histories` +
+        (refit
+          ? " followed by their validation item"
+          : held
+          ? " with every validation item but the tuning users'"
+          : "");
+      // A refit for the test split against the validation split's model: the flag that ranks
+      // with the early-stopped model is the way out.
+      const noRefit = refit && info.trained_on_sha256 === trainedOnSha256(users, sequences)
+        ? `, or give ${optionName("sasrecNoRefit")} to rank with the early-stopped model`
+        : "";
       throw inputError(
         path,
         undefined,
-        `its SASRec learned other sequences (${learned(info.users, info.refit)}) than this ` +
-          `eval's would (${learned(users.length, refit)}): save it from an eval of the same ` +
-          "dataset and split, or train it here",
+        `its SASRec learned other sequences (${
+          learned(info.users, info.refit, info.learned_validation)
+        }) than this eval's would (${learned(users.length, refit, !!sources.learnedValidation)})` +
+          `: save it from an eval of the same dataset and split, or train it here${noRefit}`,
       );
     }
+    settings = info.settings;
     progress?.log(
       `sasrec: ranking with the saved model ${path} (epoch ${info.best_epoch}, ` +
-        `${info.refit ? "refit, " : ""}${info.users} users), not training one`,
+        `${info.refit ? "refit, " : ""}${info.users} users; trained with ` +
+        `${JSON.stringify(info.settings)}), not training one`,
     );
     return { config: info.config, weights, curve: [], bestEpoch: info.best_epoch, steps: 0 };
   }
@@ -309,6 +339,8 @@ export async function createSasrecBaseline(
         users: users.length,
         best_epoch: ranking.bestEpoch,
         refit,
+        learned_validation: !!sources.learnedValidation,
+        settings,
       },
       predict(record) {
         if (!ITEM_TASKS.includes(record.task)) return undefined;

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { basename, join } from "node:path";
 import { DEFAULT_DEVICE, type Device } from "../runtime/devices.ts";
 import { BASELINES } from "../baselines/baseline.ts";
-import { ITEM_TABLE_FILE } from "../baselines/run.ts";
+import { ITEM_TABLE_FILE, SASREC_MODEL_FILE } from "../baselines/run.ts";
 
 /** The built-in dataset's directory (`fixtures/demo`). */
 export const DEMO_DATA = fileURLToPath(new URL("../../fixtures/demo/", import.meta.url));
@@ -129,10 +129,14 @@ export function demoFileNames(): Set<string> {
 /**
  * What the demo's directories without an ownership marker may hold, by name: `eval
  * --save-baselines DIR` claims each file of DIR on its own (the baselines' predictions, SASRec's
- * item table).
+ * item table and model).
  */
 export function demoUnmarkedDirs(): Record<string, Set<string>> {
-  const saved = new Set([...BASELINES.map((b) => `${b}.jsonl`), ITEM_TABLE_FILE]);
+  const saved = new Set([
+    ...BASELINES.map((b) => `${b}.jsonl`),
+    ITEM_TABLE_FILE,
+    SASREC_MODEL_FILE,
+  ]);
   const paths = demoPaths(".");
   return { [basename(paths.baselines)]: saved, [basename(paths.firstValid)]: saved };
 }

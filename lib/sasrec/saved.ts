@@ -6,9 +6,10 @@
  *
  * The file holds every weight of the model and, in its metadata, what makes it this model: its
  * size, the SHA-256 of the dataset's item ids (pool order: the model's item numbering) and of the
- * training sequences it learned (each user and their items, in order). A saved model is used only
- * where it is the one the eval would train itself (same items, same sequences): another dataset,
- * split or refit is refused, so a loaded SASRec never ranks what it was not trained for.
+ * training sequences it learned (each user and their items, in order), and its training settings.
+ * A saved model is used only where it learned what the eval's own SASRec would learn (the same
+ * items, the same sequences): another dataset, split or refit is refused, so a loaded SASRec never
+ * ranks what it was not trained for. Its training settings are the file's (recorded, and shown).
  *
  * @module
  */
@@ -36,6 +37,13 @@ export interface SavedSasrecInfo {
   best_epoch: number;
   /** Whether it is the refit for the test split (trained on the validation items too). */
   refit: boolean;
+  /**
+   * Whether its histories already held the validation items (a refit dataset with tuning users:
+   * every user's but theirs), so no refit was made.
+   */
+  learned_validation: boolean;
+  /** The training settings and seed it was trained with (for the record). */
+  settings: Record<string, unknown>;
 }
 
 /**
@@ -70,6 +78,8 @@ export function trainedOnSha256(
  *   users: 100,
  *   best_epoch: model.bestEpoch,
  *   refit: false,
+ *   learned_validation: false,
+ *   settings: { epochs: 200, seed: 1 },
  * });
  * ```
  */
@@ -100,6 +110,26 @@ export async function writeSavedSasrec(
 export async function readSavedSasrec(
   path: string,
 ): Promise<{ info: SavedSasrecInfo; weights: Map<string, Float32Array> }> {
+  const { file, info, shapes } = await openSaved(path);
+  const { tensors } = await file.float32All(shapes);
+  return { info, weights: tensors };
+}
+
+/**
+ * What a saved SASRec says about itself (its header only; the weights are not read): errors as
+ * {@linkcode readSavedSasrec}'s.
+ *
+ * @example
+ * ```ts
+ * const info = await savedSasrecInfo("runs/base/sasrec.safetensors");
+ * info.best_epoch; // 35
+ * ```
+ */
+export async function savedSasrecInfo(path: string): Promise<SavedSasrecInfo> {
+  return (await openSaved(path)).info;
+}
+
+async function openSaved(path: string) {
   const file = await SafetensorsFile.open(path);
   let info: SavedSasrecInfo;
   try {
@@ -121,6 +151,5 @@ export async function readSavedSasrec(
   } catch (error) {
     throw inputError(path, undefined, `its SASRec size is not valid: ${(error as Error).message}`);
   }
-  const { tensors } = await file.float32All(shapes);
-  return { info, weights: tensors };
+  return { file, info, shapes };
 }
