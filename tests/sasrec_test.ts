@@ -13,7 +13,7 @@ import { DEFAULT_RECORD_OPTIONS } from "../lib/data/records.ts";
 import { textualize } from "../lib/data/textualize.ts";
 import { createSasrecBaseline, type SasrecBaseline } from "../lib/baselines/sasrec.ts";
 import { loadBaselines } from "../lib/baselines/load.ts";
-import { readSavedSasrec } from "../lib/sasrec/saved.ts";
+import { readSavedSasrec } from "../lib/baselines/sasrec_saved.ts";
 import type { Progress } from "../lib/io/progress.ts";
 import { TrainingHistories } from "../lib/baselines/histories.ts";
 import { EntityIndex } from "../lib/eval/entities.ts";

@@ -23,7 +23,7 @@ export {
   type SavedSasrecInfo,
   trainedOnSha256,
   writeSavedSasrec,
-} from "../sasrec/saved.ts";
+} from "./sasrec_saved.ts";
 export type { Dataset } from "../data/dataset.ts";
 export type { Progress, ProgressOptions } from "../io/progress.ts";
 export type {

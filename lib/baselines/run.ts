@@ -40,7 +40,7 @@ import {
   type SavedSasrecInfo,
   savedSasrecInfo,
   writeSavedSasrec,
-} from "../sasrec/saved.ts";
+} from "./sasrec_saved.ts";
 import { SafetensorsFile } from "../model/safetensors.ts";
 import type { SasrecBaseline } from "./sasrec.ts";
 import { type CurvePoint, DEFAULT_SASREC, type SasrecOptions } from "../sasrec/train.ts";

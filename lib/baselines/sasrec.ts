@@ -42,7 +42,7 @@ import {
 import { historyIds } from "./histories.ts";
 import { inputError, optionName } from "../errors.ts";
 import { itemIdsSha256 } from "../model/item_rows.ts";
-import { readSavedSasrec, type SavedSasrecInfo, trainedOnSha256 } from "../sasrec/saved.ts";
+import { readSavedSasrec, type SavedSasrecInfo, trainedOnSha256 } from "./sasrec_saved.ts";
 import { orderItems, popularityCounts } from "./popularity.ts";
 
 /** Where the SASRec baseline reads its records. */
@@ -76,7 +76,7 @@ export interface SasrecBaseline extends Baseline {
   trainedOn: ReadonlyMap<string, Int32Array>;
   /** Whether the ranking model is the refit one (trained for the early-stopped epoch count). */
   refit: boolean;
-  /** What a saved copy records of it (lib/sasrec/saved.ts; `eval --save-baselines`). */
+  /** What a saved copy records of it (sasrec_saved.ts; `eval --save-baselines`). */
   saved: Omit<SavedSasrecInfo, "config">;
 }
 
@@ -268,7 +268,7 @@ export async function createSasrecBaseline(
   return ranked(refitModel, trainedOn);
 
   /**
-   * The model saved at `path` (sasrec/saved.ts), which must be the one this eval would train:
+   * The model saved at `path` (sasrec_saved.ts), which must be the one this eval would train:
    * the same items and the same training sequences `trainedOn`.
    */
   async function savedModel(path: string, trainedOn: Int32Array[]): Promise<TrainedSasrec> {

@@ -92,7 +92,7 @@ export interface SasrecOptions extends SasrecTrainOptions {
   refitEpochs?: number;
   /**
    * A SASRec saved by an earlier eval (`DIR/sasrec.safetensors` of `--save-baselines DIR`,
-   * lib/sasrec/saved.ts) to rank with instead of training one: accepted only where it is the
+   * lib/baselines/sasrec_saved.ts) to rank with instead of training one: accepted only where it is the
    * model this eval would train (the same items and training sequences).
    */
   model?: string;

@@ -17,8 +17,8 @@
 import { createHash } from "node:crypto";
 import { inputError, optionName } from "../errors.ts";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
-import { type SasrecConfig, sasrecShapes } from "./model.ts";
-import type { TrainedSasrec } from "./train.ts";
+import { type SasrecConfig, sasrecShapes } from "../sasrec/model.ts";
+import type { TrainedSasrec } from "../sasrec/train.ts";
 
 /** The metadata key that marks a saved SASRec (its value: the JSON of SavedSasrecInfo). */
 export const SAVED_SASREC_KEY = "recsysllm_sasrec";
@@ -69,7 +69,7 @@ export function trainedOnSha256(
  *
  * @example
  * ```ts
- * import type { TrainedSasrec } from "./train.ts";
+ * import type { TrainedSasrec } from "../sasrec/train.ts";
  *
  * declare const model: TrainedSasrec;
  * await writeSavedSasrec("runs/base/sasrec.safetensors.tmp", model, {
