@@ -30,7 +30,7 @@ import {
 import { SasrecRanker } from "../lib/sasrec/rank.ts";
 import { epochBatches } from "../lib/sasrec/train.ts";
 import { checkGradients } from "./helpers/grad_check.ts";
-import { runCli } from "./helpers/cli.ts";
+import { type CliRun, runCli } from "./helpers/cli.ts";
 import { gridDataset } from "./helpers/textualize.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
@@ -401,10 +401,7 @@ Deno.test("eval --sasrec-refit-epochs N ranks the test split as the early stoppi
       "--save-baselines",
       join(dir, "given"),
     ]);
-    assert.equal(given.code, 0, given.stderr);
-    const read = (name: string) => Deno.readTextFile(join(dir, name, "sasrec.jsonl"));
-    assert.equal(await read("given"), await read("early"));
-    assert.equal(given.stdout, early.stdout);
+    await assertSameSasrec(dir, ["early", early], ["given", given]);
     // Nothing to skip on the validation split; no curve when early stopping is skipped.
     const valid = await runCli([...common, "--split", "valid", "--sasrec-refit-epochs", "2"]);
     assert.equal(valid.code, 2);
@@ -466,10 +463,7 @@ Deno.test("eval --sasrec-model ranks with a saved SASRec as the eval that traine
       "--save-baselines",
       join(dir, "b"),
     ]);
-    assert.equal(loaded.code, 0, loaded.stderr);
-    const read = (name: string) => Deno.readTextFile(join(dir, name, "sasrec.jsonl"));
-    assert.equal(await read("b"), await read("a"));
-    assert.equal(loaded.stdout, trained.stdout);
+    await assertSameSasrec(dir, ["a", trained], ["b", loaded]);
     // Saved again from the loaded one: the same model, byte for byte.
     const again = await Deno.readFile(join(dir, "b", "sasrec.safetensors"));
     assert.deepEqual(again, await Deno.readFile(model));
@@ -552,7 +546,8 @@ Deno.test("a refit with tuning users: SASRec learns what the model learns and on
     const data = await cyclicDataset(dir, 40, 12, { tuneUsers: { size: 10, seed: 1 } });
     const ds = await openDataset(data);
     const tune = tuneUsersOf(ds)!;
-    const common = ["eval", "--data", data, "--baseline", "sasrec", "--quiet", ...FAST];
+    const plain = ["eval", "--data", data, "--baseline", "sasrec", "--quiet"];
+    const common = [...plain, ...FAST];
     const curve = join(dir, "curve.jsonl");
     const valid = await runCli([
       ...common,
@@ -582,12 +577,7 @@ Deno.test("a refit with tuning users: SASRec learns what the model learns and on
     const model = (name: string) => Deno.readFile(join(dir, name, "sasrec.safetensors"));
     assert.deepEqual(await model("test"), await model("valid"));
     const loaded = await runCli([
-      "eval",
-      "--data",
-      data,
-      "--baseline",
-      "sasrec",
-      "--quiet",
+      ...plain,
       "--sasrec-model",
       join(dir, "valid", "sasrec.safetensors"),
       "--save-baselines",
@@ -636,7 +626,7 @@ Deno.test("a refit with tuning users: SASRec learns what the model learns and on
       /refit dataset with tuning users SASRec learns the validation items/,
     );
     const drawn = await runCli([
-      ...common.filter((a) => !FAST.includes(a)),
+      ...plain,
       "--sasrec-model",
       join(dir, "valid", "sasrec.safetensors"),
       "--sasrec-curve",
@@ -649,3 +639,16 @@ Deno.test("a refit with tuning users: SASRec learns what the model learns and on
     );
   });
 });
+
+/** Asserts that two evals (each saved to `dir/NAME`) saved the same SASRec ranking and report. */
+async function assertSameSasrec(
+  dir: string,
+  [a, runA]: [string, CliRun],
+  [b, runB]: [string, CliRun],
+): Promise<void> {
+  assert.equal(runA.code, 0, runA.stderr);
+  assert.equal(runB.code, 0, runB.stderr);
+  const read = (name: string) => Deno.readTextFile(join(dir, name, "sasrec.jsonl"));
+  assert.equal(await read(b), await read(a));
+  assert.equal(runB.stdout, runA.stdout);
+}
