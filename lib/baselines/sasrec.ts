@@ -199,7 +199,9 @@ export async function createSasrecBaseline(
       "no item record of a tuning user (held out by textualize) for SASRec to early-stop on",
     );
   }
-  // What a saved copy records of how it was trained (the defaults, then the options given).
+  // What a saved copy records: its items (pool order, as the item table's), and how it was
+  // trained (the defaults, then the options given).
+  const itemsSha256 = itemIdsSha256(Array.from(pool.items, (id) => pool.sourceId(id)));
   let settings: Record<string, unknown> = { ...DEFAULT_SASREC_TRAIN, seed: options.seed };
   for (const [key, value] of Object.entries(sasrec)) {
     if (value !== undefined && !["onEpoch", "model", "threads", "device"].includes(key)) {
@@ -274,7 +276,7 @@ export async function createSasrecBaseline(
   async function savedModel(path: string, trainedOn: Int32Array[]): Promise<TrainedSasrec> {
     progress?.update(`sasrec: reading the saved model ${path}`);
     const { info, weights } = await readSavedSasrec(path);
-    if (info.item_ids_sha256 !== itemIdsSha256(Array.from(pool.items, (id) => pool.sourceId(id)))) {
+    if (info.item_ids_sha256 !== itemsSha256) {
       throw inputError(
         path,
         undefined,
@@ -334,7 +336,7 @@ export async function createSasrecBaseline(
       refit,
       trainedOn: new Map(users.map((u, i) => [u, Int32Array.from(trainedOn[i], numbering.poolId)])),
       saved: {
-        item_ids_sha256: itemIdsSha256(Array.from(pool.items, (id) => pool.sourceId(id))),
+        item_ids_sha256: itemsSha256,
         trained_on_sha256: trainedOnSha256(users, trainedOn),
         users: users.length,
         best_epoch: ranking.bestEpoch,
