@@ -4,6 +4,7 @@ import {
   Collator,
   encodePromptPartA,
   exampleRng,
+  minimumLength,
   type Objective,
 } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
@@ -14,9 +15,31 @@ import { Rng } from "../lib/random.ts";
 import { type SpecialIds, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { fileURLToPath } from "node:url";
 
-const tokenizer = await TextTokenizer.load(
-  fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url)),
-);
+const FIXTURE = fileURLToPath(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url));
+const tokenizer = await TextTokenizer.load(FIXTURE);
+/**
+ * The fixture with a prefix its post-processor puts before every text, as Llama's `<s>` (and, as
+ * GLM-4's `[gMASK]<sop>`, one of the method's own tokens): same ids, same special tokens.
+ */
+const prefixed = (() => {
+  const json = JSON.parse(Deno.readTextFileSync(FIXTURE));
+  json.added_tokens.push({ id: 1103, content: "<s>", special: true });
+  json.post_processor = {
+    type: "Sequence",
+    processors: [{ type: "ByteLevel" }, {
+      type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, {
+        SpecialToken: { id: "[gMASK]", type_id: 0 },
+      }, { Sequence: { id: "A", type_id: 0 } }],
+    }],
+  };
+  return TextTokenizer.fromJson(json, "prefixed");
+})();
+/** Each test below runs with both tokenizers. */
+const TOKENIZERS = [
+  { tokenizer, label: "" },
+  { tokenizer: prefixed, label: " (with the tokenizer's prefix)" },
+];
 const POOL: string[] = (JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/collate/entities.json", import.meta.url)),
 ) as EntityEntry[]).map((e) => e.entity);
@@ -65,10 +88,14 @@ function randomDocument(rng: Rng, id: string): TextRecord {
   return { id, task: "profile", template: "t", split: "train", user: "u", segments };
 }
 
-const DOCUMENTS: TokenizedRecord[] = Array.from(
-  { length: 300 },
-  (_, i) => tokenizeRecord(tokenizer, randomDocument(Rng.derive(99, "doc", i), `doc${i}`)),
-);
+const documents = (t: TextTokenizer): TokenizedRecord[] =>
+  Array.from(
+    { length: 300 },
+    (_, i) => tokenizeRecord(t, randomDocument(Rng.derive(99, "doc", i), `doc${i}`)),
+  );
+const DOCUMENTS = documents(tokenizer);
+const DOCUMENTS_PREFIXED = documents(prefixed);
+const prefixLength = (r: TokenizedRecord) => r.prefix?.length ?? 0;
 
 const unitTokens = (r: TokenizedRecord, s: number, e: number) => r.unitStart[e] - r.unitStart[s];
 
@@ -76,6 +103,9 @@ const unitTokens = (r: TokenizedRecord, s: number, e: number) => r.unitStart[e] 
 function reference(record: TokenizedRecord, keep: number, spans: number[][], mask: number) {
   type Tok = { id: number; inter: number; intra: number; label: number; unit: number };
   const partA: Tok[] = [];
+  for (const id of record.prefix ?? []) {
+    partA.push({ id, inter: partA.length, intra: 0, label: -100, unit: -1 });
+  }
   const maskAt = new Map<number, number>();
   const sorted = [...spans].sort((a, b) => a[0] - b[0]);
   let u = 0;
@@ -192,13 +222,15 @@ for (const objective of ["entity", "sentence", "document", "sequence"] as Object
   Deno.test(`${objective}-level examples keep every rule over random documents and seeds`, () => {
     const collator = new Collator(S, { objective });
     let masked = 0, total = 0;
-    for (let i = 0; i < DOCUMENTS.length; i++) {
-      for (const seed of [1, 2, 3]) {
-        const example = collator.collate(DOCUMENTS[i], exampleRng(seed, 0, i));
-        assert.equal(example.objective, objective);
-        checkDocument(DOCUMENTS[i], example);
-        for (const [s, e] of spansOf(example)) masked += unitTokens(DOCUMENTS[i], s, e);
-        total += DOCUMENTS[i].ids.length;
+    for (const docs of [DOCUMENTS, DOCUMENTS_PREFIXED]) {
+      for (let i = 0; i < docs.length; i++) {
+        for (const seed of [1, 2, 3]) {
+          const example = collator.collate(docs[i], exampleRng(seed, 0, i));
+          assert.equal(example.objective, objective);
+          checkDocument(docs[i], example);
+          for (const [s, e] of spansOf(example)) masked += unitTokens(docs[i], s, e);
+          total += docs[i].ids.length;
+        }
       }
     }
     if (objective === "entity" || objective === "sentence") {
@@ -313,10 +345,10 @@ Deno.test("shuffled spans (ablation) still pair every span with its own mask", (
 
 Deno.test("documents are truncated at the end to the maximum length, never inside a unit", () => {
   for (const objective of ["entity", "sentence", "document", "mix"] as const) {
-    for (let i = 0; i < DOCUMENTS.length; i++) {
-      const record = DOCUMENTS[i];
+    for (const [i, record] of [...DOCUMENTS, ...DOCUMENTS_PREFIXED].entries()) {
       const rng = new Rng(i);
-      const maxLength = record.unitStart[1] + 2 + rng.int(record.ids.length + 10);
+      const maxLength = prefixLength(record) + record.unitStart[1] + 2 +
+        rng.int(record.ids.length + 10);
       const collator = new Collator(S, { objective, maxLength });
       const example = collator.collate(record, exampleRng(11, 0, i));
       checkDocument(record, example, { maxLength });
@@ -325,8 +357,13 @@ Deno.test("documents are truncated at the end to the maximum length, never insid
 });
 
 /** A sequential training prompt of `segments` whose target is the item `target`. */
-function itemPrompt(id: string, segments: Segment[], target: string): TokenizedRecord {
-  return tokenizeRecord(tokenizer, {
+function itemPrompt(
+  id: string,
+  segments: Segment[],
+  target: string,
+  t: TextTokenizer = tokenizer,
+): TokenizedRecord {
+  return tokenizeRecord(t, {
     id,
     task: "sequential",
     template: "t",
@@ -338,106 +375,117 @@ function itemPrompt(id: string, segments: Segment[], target: string): TokenizedR
 }
 
 Deno.test("task prompts lose their oldest history first; question and target stay whole", () => {
-  const rng = new Rng(4);
-  for (let i = 0; i < 200; i++) {
-    const history: Segment[] = [{ text: "User u1 has bought " }];
-    const n = 1 + rng.int(12);
-    for (let k = 0; k < n; k++) {
-      if (k > 0) history.push({ text: k === n - 1 ? " and " : ", " });
-      history.push({ entity: POOL[rng.int(POOL.length)], kind: "item" });
+  for (const { tokenizer: t } of TOKENIZERS) {
+    const rng = new Rng(4);
+    for (let i = 0; i < 200; i++) {
+      const history: Segment[] = [{ text: "User u1 has bought " }];
+      const n = 1 + rng.int(12);
+      for (let k = 0; k < n; k++) {
+        if (k > 0) history.push({ text: k === n - 1 ? " and " : ", " });
+        history.push({ entity: POOL[rng.int(POOL.length)], kind: "item" });
+      }
+      const question = " in this order. What will the user buy next? Answer:";
+      const record = itemPrompt(
+        `p${i}`,
+        [...history, { text: question }, { answer: true }],
+        POOL[rng.int(POOL.length)],
+        t,
+      );
+      const units = record.unitStart.length - 1;
+      let lastEntity = 0;
+      for (let u = 0; u < record.promptUnits; u++) if (record.unitEntity[u]) lastEntity = u + 1;
+      const prefix = prefixLength(record);
+      const fixed = prefix + unitTokens(record, lastEntity, units) + 2;
+      const maxLength = fixed + rng.int(record.ids.length - fixed + 6);
+      const example = new Collator(S, { maxLength }).collate(record, new Rng(0));
+      assert.ok(example.length <= maxLength);
+      const kept = Array.from(example.units.subarray(0, example.sep)).filter((u) => u >= 0);
+      const from = kept[0];
+      // Part A is the prompt's units from `from` on, whole and in order, then the mask.
+      assert.deepEqual(
+        [...new Set(kept)],
+        Array.from({ length: record.promptUnits - from }, (_, k) => from + k),
+      );
+      assert.ok(from <= lastEntity);
+      // Dropping one unit fewer would not fit.
+      if (from > 0) {
+        assert.ok(prefix + unitTokens(record, from - 1, units) + 2 > maxLength);
+      }
+      assert.equal(example.inputIds[example.sep - 1], S.mask);
+      assert.deepEqual(
+        Array.from(example.inputIds.subarray(example.sep + 1)),
+        Array.from(record.ids.subarray(record.unitStart[record.promptUnits])),
+      );
+      assert.equal(example.labels[example.length - 1], S.eop);
+      assert.deepEqual(example.inputIds.slice(0, prefix), record.prefix ?? new Int32Array(0));
     }
-    const question = " in this order. What will the user buy next? Answer:";
-    const record = itemPrompt(
-      `p${i}`,
-      [...history, { text: question }, { answer: true }],
-      POOL[rng.int(POOL.length)],
-    );
-    const units = record.unitStart.length - 1;
-    let lastEntity = 0;
-    for (let u = 0; u < record.promptUnits; u++) if (record.unitEntity[u]) lastEntity = u + 1;
-    const fixed = unitTokens(record, lastEntity, units) + 2;
-    const maxLength = fixed + rng.int(record.ids.length - fixed + 6);
-    const example = new Collator(S, { maxLength }).collate(record, new Rng(0));
-    assert.ok(example.length <= maxLength);
-    const kept = Array.from(example.units.subarray(0, example.sep)).filter((u) => u >= 0);
-    const from = kept[0];
-    // Part A is the prompt's units from `from` on, whole and in order, then the mask.
-    assert.deepEqual(
-      [...new Set(kept)],
-      Array.from({ length: record.promptUnits - from }, (_, k) => from + k),
-    );
-    assert.ok(from <= lastEntity);
-    // Dropping one unit fewer would not fit.
-    if (from > 0) {
-      assert.ok(unitTokens(record, from - 1, units) + 2 > maxLength);
-    }
-    assert.equal(example.inputIds[example.sep - 1], S.mask);
-    assert.deepEqual(
-      Array.from(example.inputIds.subarray(example.sep + 1)),
-      Array.from(record.ids.subarray(record.unitStart[record.promptUnits])),
-    );
-    assert.equal(example.labels[example.length - 1], S.eop);
   }
 });
 
 Deno.test("prompts with ages lose their oldest history items first, in any listing order", () => {
-  const rng = new Rng(9);
   let cut = 0, listedNewestFirst = 0, allHistoryGone = 0;
-  for (let i = 0; i < 300; i++) {
-    const n = 1 + rng.int(10);
-    const newestFirst = rng.float() < 0.5;
-    // A rating-3-like prompt names an item (no age) before the history; others open with text.
-    const about = rng.float() < 0.3;
-    const segments: Segment[] = [{ text: "Predict for user u3" }];
-    if (about) segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item" });
-    segments.push({ text: newestFirst ? ", most recent first: " : ", oldest first: " });
-    for (let k = 0; k < n; k++) {
-      if (k > 0) segments.push({ text: k === n - 1 ? " and " : "; " });
-      const age = newestFirst ? k : n - 1 - k;
-      segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age });
-    }
-    segments.push({ text: ". What comes next?" }, { answer: true });
-    const record = itemPrompt(`a${i}`, segments, POOL[rng.int(POOL.length)]);
-    const units = record.unitStart.length - 1;
-    const age = record.unitAge!;
-    const history: number[] = [];
-    for (let u = 0; u < record.promptUnits; u++) if (age[u] >= 0) history.push(u);
-    assert.equal(history.length, n);
-    const first = history[0], last = history[n - 1];
-    const fixed = unitTokens(record, last + 1, units) + 2;
-    const maxLength = fixed + rng.int(record.ids.length - fixed + 6);
-    const example = new Collator(S, { maxLength }).collate(record, new Rng(0));
-    assert.ok(example.length <= maxLength);
-    const kept = new Set(Array.from(example.units.subarray(0, example.sep)).filter((u) => u >= 0));
-    const keptHistory = history.filter((u) => kept.has(u));
-    // The history kept is the newest items, and within the list one contiguous run of units
-    // from an entity to an entity: no separator left dangling.
-    const oldestKept = Math.max(-1, ...keptHistory.map((u) => age[u]));
-    assert.equal(keptHistory.length, oldestKept + 1);
-    if (keptHistory.length > 0) {
-      const runStart = keptHistory[0], runEnd = keptHistory[keptHistory.length - 1];
-      for (let u = first; u <= last; u++) {
-        assert.equal(kept.has(u), u >= runStart && u <= runEnd, `record a${i} unit ${u}`);
+  for (const { tokenizer: t } of TOKENIZERS) {
+    const rng = new Rng(9);
+    for (let i = 0; i < 300; i++) {
+      const n = 1 + rng.int(10);
+      const newestFirst = rng.float() < 0.5;
+      // A rating-3-like prompt names an item (no age) before the history; others open with text.
+      const about = rng.float() < 0.3;
+      const segments: Segment[] = [{ text: "Predict for user u3" }];
+      if (about) segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item" });
+      segments.push({ text: newestFirst ? ", most recent first: " : ", oldest first: " });
+      for (let k = 0; k < n; k++) {
+        if (k > 0) segments.push({ text: k === n - 1 ? " and " : "; " });
+        const age = newestFirst ? k : n - 1 - k;
+        segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age });
       }
-      // Everything around the history stays while any of it is kept.
-      for (let u = 0; u < first; u++) assert.ok(kept.has(u));
-    } else allHistoryGone++;
-    for (let u = last + 1; u < record.promptUnits; u++) assert.ok(kept.has(u));
-    if (keptHistory.length < n) {
-      cut++;
-      if (newestFirst) listedNewestFirst++;
-      // Minimal: the dropped run next to the youngest dropped item would not have fitted.
-      const youngest = history.find((u) => age[u] === oldestKept + 1)!;
-      let s = youngest, e = youngest + 1;
-      while (s > 0 && !kept.has(s - 1)) s--;
-      while (e < record.promptUnits && !kept.has(e)) e++;
-      if (keptHistory.length > 0) assert.ok(example.length + unitTokens(record, s, e) > maxLength);
+      segments.push({ text: ". What comes next?" }, { answer: true });
+      const record = itemPrompt(`a${i}`, segments, POOL[rng.int(POOL.length)], t);
+      const units = record.unitStart.length - 1;
+      const age = record.unitAge!;
+      const history: number[] = [];
+      for (let u = 0; u < record.promptUnits; u++) if (age[u] >= 0) history.push(u);
+      assert.equal(history.length, n);
+      const first = history[0], last = history[n - 1];
+      const fixed = prefixLength(record) + unitTokens(record, last + 1, units) + 2;
+      const maxLength = fixed + rng.int(record.ids.length - fixed + 6);
+      const example = new Collator(S, { maxLength }).collate(record, new Rng(0));
+      assert.ok(example.length <= maxLength);
+      const kept = new Set(
+        Array.from(example.units.subarray(0, example.sep)).filter((u) => u >= 0),
+      );
+      const keptHistory = history.filter((u) => kept.has(u));
+      // The history kept is the newest items, and within the list one contiguous run of units
+      // from an entity to an entity: no separator left dangling.
+      const oldestKept = Math.max(-1, ...keptHistory.map((u) => age[u]));
+      assert.equal(keptHistory.length, oldestKept + 1);
+      if (keptHistory.length > 0) {
+        const runStart = keptHistory[0], runEnd = keptHistory[keptHistory.length - 1];
+        for (let u = first; u <= last; u++) {
+          assert.equal(kept.has(u), u >= runStart && u <= runEnd, `record a${i} unit ${u}`);
+        }
+        // Everything around the history stays while any of it is kept.
+        for (let u = 0; u < first; u++) assert.ok(kept.has(u));
+      } else allHistoryGone++;
+      for (let u = last + 1; u < record.promptUnits; u++) assert.ok(kept.has(u));
+      if (keptHistory.length < n) {
+        cut++;
+        if (newestFirst) listedNewestFirst++;
+        // Minimal: the dropped run next to the youngest dropped item would not have fitted.
+        const youngest = history.find((u) => age[u] === oldestKept + 1)!;
+        let s = youngest, e = youngest + 1;
+        while (s > 0 && !kept.has(s - 1)) s--;
+        while (e < record.promptUnits && !kept.has(e)) e++;
+        if (keptHistory.length > 0) {
+          assert.ok(example.length + unitTokens(record, s, e) > maxLength);
+        }
+      }
+      // Inference cuts alike.
+      const reserve = unitTokens(record, record.promptUnits, units) + 1;
+      const partA = encodePromptPartA(record, S, { maxLength, reserve });
+      assert.deepEqual(partA.units, example.units.slice(0, example.sep));
+      assert.deepEqual(partA.inter, example.inter.slice(0, example.sep));
     }
-    // Inference cuts alike.
-    const reserve = unitTokens(record, record.promptUnits, units) + 1;
-    const partA = encodePromptPartA(record, S, { maxLength, reserve });
-    assert.deepEqual(partA.units, example.units.slice(0, example.sep));
-    assert.deepEqual(partA.inter, example.inter.slice(0, example.sep));
   }
   assert.ok(cut > 100 && listedNewestFirst > 40 && allHistoryGone > 5, `${cut} ${allHistoryGone}`);
 });
@@ -467,31 +515,34 @@ Deno.test("an age that is not a whole number >= 0 is an input error naming the r
 Deno.test("with itemRoom, a too-long item prompt is cut alike whatever its item, in training and inference", () => {
   const itemRoom = Math.max(...POOL.map((e) => tokenizer.encode(" " + e).length));
   let cut = 0;
-  for (let i = 0; i < 60; i++) {
-    const rng = new Rng(300 + i);
-    const segments: Segment[] = [{ text: "User u9 bought " }];
-    const n = 2 + rng.int(10);
-    for (let k = 0; k < n; k++) {
-      if (k > 0) segments.push({ text: ", " });
-      segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age: n - 1 - k });
-    }
-    segments.push({ text: ". Next?" }, { answer: true });
-    const maxLength = 20 + rng.int(60);
-    const layouts = new Set<string>();
-    for (const target of POOL.slice(0, 5)) {
-      const record = itemPrompt(`r${i}`, segments, target);
-      let example: CollatedExample;
-      try {
-        example = new Collator(S, { maxLength, itemRoom }).collate(record, new Rng(0));
-      } catch {
-        continue;
+  for (const { tokenizer: t, label } of TOKENIZERS) {
+    for (let i = 0; i < 60; i++) {
+      const rng = new Rng(300 + i);
+      const segments: Segment[] = [{ text: "User u9 bought " }];
+      const n = 2 + rng.int(10);
+      for (let k = 0; k < n; k++) {
+        if (k > 0) segments.push({ text: ", " });
+        segments.push({ entity: POOL[rng.int(POOL.length)], kind: "item", age: n - 1 - k });
       }
-      const partA = encodePromptPartA(record, S, { maxLength, reserve: 1 + itemRoom });
-      assert.deepEqual(partA.ids, example.inputIds.slice(0, example.sep));
-      layouts.add(Array.from(partA.units).join(","));
-      if (partA.units.length - 1 < record.unitStart[record.promptUnits]) cut++;
+      segments.push({ text: ". Next?" }, { answer: true });
+      const maxLength = 20 + rng.int(60);
+      const layouts = new Set<string>();
+      for (const target of POOL.slice(0, 5)) {
+        const record = itemPrompt(`r${i}`, segments, target, t);
+        let example: CollatedExample;
+        try {
+          example = new Collator(S, { maxLength, itemRoom }).collate(record, new Rng(0));
+        } catch {
+          continue;
+        }
+        const partA = encodePromptPartA(record, S, { maxLength, reserve: 1 + itemRoom });
+        assert.deepEqual(partA.ids, example.inputIds.slice(0, example.sep));
+        layouts.add(Array.from(partA.units).join(","));
+        const promptTokens = prefixLength(record) + record.unitStart[record.promptUnits];
+        if (partA.units.length - 1 < promptTokens) cut++;
+      }
+      assert.ok(layouts.size <= 1, `record r${i}${label}: part A depends on the item`);
     }
-    assert.ok(layouts.size <= 1, `record r${i}: part A depends on the item`);
   }
   assert.ok(cut > 20, `only ${cut} cut prompts`);
 });
@@ -565,53 +616,95 @@ Deno.test("records that cannot fit or cannot be trained on are input errors", ()
 });
 
 Deno.test("inference part A is the training part A: the prompt with the mask at the answer", () => {
-  for (let i = 0; i < 50; i++) {
-    const rng = new Rng(100 + i);
-    const items = Array.from({ length: 1 + rng.int(10) }, () => POOL[rng.int(POOL.length)]);
-    const segments: Segment[] = [{ text: "User u7 bought " }];
-    items.forEach((entity, k) => {
-      if (k > 0) segments.push({ text: ", " });
-      segments.push({ entity, kind: "item" });
-    });
-    segments.push({ text: ". Next?" });
-    const record = tokenizeRecord(tokenizer, {
-      id: `q${i}`,
+  for (const { tokenizer: t } of TOKENIZERS) {
+    for (let i = 0; i < 50; i++) {
+      const rng = new Rng(100 + i);
+      const items = Array.from({ length: 1 + rng.int(10) }, () => POOL[rng.int(POOL.length)]);
+      const segments: Segment[] = [{ text: "User u7 bought " }];
+      items.forEach((entity, k) => {
+        if (k > 0) segments.push({ text: ", " });
+        segments.push({ entity, kind: "item" });
+      });
+      segments.push({ text: ". Next?" });
+      const record = tokenizeRecord(t, {
+        id: `q${i}`,
+        task: "sequential",
+        template: "t",
+        split: "test",
+        user: "u7",
+        segments,
+        target: [{ entity: POOL[rng.int(POOL.length)], kind: "item" }],
+      });
+      const maxLength = 12 + rng.int(80);
+      const reserve = unitTokens(record, record.promptUnits, record.unitStart.length - 1) + 1;
+      let training: CollatedExample;
+      try {
+        training = new Collator(S, { maxLength }).collate(record, new Rng(0));
+      } catch {
+        assert.throws(() => encodePromptPartA(record, S, { maxLength, reserve }), InputError);
+        continue;
+      }
+      const partA = encodePromptPartA(record, S, { maxLength, reserve });
+      assert.equal(partA.length, training.sep);
+      assert.deepEqual(partA.ids, training.inputIds.slice(0, training.sep));
+      assert.deepEqual(partA.inter, training.inter.slice(0, training.sep));
+      assert.deepEqual(partA.intra, training.intra.slice(0, training.sep));
+      assert.deepEqual(partA.units, training.units.slice(0, training.sep));
+      assert.equal(partA.maskIndex, training.inter[training.sep]);
+      assert.equal(partA.ids[partA.maskIndex], S.mask);
+    }
+    const noTarget = tokenizeRecord(t, {
+      id: "free",
       task: "sequential",
       template: "t",
       split: "test",
-      user: "u7",
-      segments,
-      target: [{ entity: POOL[rng.int(POOL.length)], kind: "item" }],
+      user: "u",
+      segments: [{ text: "Recommend something like" }, { entity: POOL[2], kind: "item" }, {
+        answer: true,
+      }, { text: " please." }],
     });
-    const maxLength = 12 + rng.int(80);
-    const reserve = unitTokens(record, record.promptUnits, record.unitStart.length - 1) + 1;
-    let training: CollatedExample;
-    try {
-      training = new Collator(S, { maxLength }).collate(record, new Rng(0));
-    } catch {
-      assert.throws(() => encodePromptPartA(record, S, { maxLength, reserve }), InputError);
-      continue;
-    }
-    const partA = encodePromptPartA(record, S, { maxLength, reserve });
-    assert.equal(partA.length, training.sep);
-    assert.deepEqual(partA.ids, training.inputIds.slice(0, training.sep));
-    assert.deepEqual(partA.inter, training.inter.slice(0, training.sep));
-    assert.deepEqual(partA.intra, training.intra.slice(0, training.sep));
-    assert.deepEqual(partA.units, training.units.slice(0, training.sep));
-    assert.equal(partA.maskIndex, training.inter[training.sep]);
-    assert.equal(partA.ids[partA.maskIndex], S.mask);
+    // The answer's [gMASK], not the one of the prefix (GLM-4's tokenizer starts every text so).
+    const partA = encodePromptPartA(noTarget, S, { mask: S.gmask });
+    assert.equal(partA.ids[partA.maskIndex], S.gmask);
+    assert.equal(t.decode(partA.ids.subarray(partA.maskIndex + 1)), " please.");
+    assert.deepEqual(partA.ids.slice(0, prefixLength(noTarget)), t.prefix);
   }
-  const noTarget = tokenizeRecord(tokenizer, {
-    id: "free",
-    task: "sequential",
-    template: "t",
-    split: "test",
-    user: "u",
-    segments: [{ text: "Recommend something like" }, { entity: POOL[2], kind: "item" }, {
-      answer: true,
-    }, { text: " please." }],
-  });
-  const partA = encodePromptPartA(noTarget, S, { mask: S.gmask });
-  assert.equal(partA.ids[partA.maskIndex], S.gmask);
-  assert.equal(tokenizer.decode(partA.ids.subarray(partA.maskIndex + 1)), " please.");
+});
+
+Deno.test("the tokenizer's prefix comes first, never cut, and counts toward the maximum length", () => {
+  assert.deepEqual([...prefixed.prefix], [1103, S.gmask]);
+  assert.equal(tokenizer.prefix.length, 0);
+  const text: Segment[] = [{ entity: POOL[1], kind: "item" }, { text: " is nice." }];
+  const docRecord = { id: "d", task: "profile", segments: text } as TextRecord;
+  const doc = tokenizeRecord(prefixed, docRecord);
+  assert.deepEqual(doc.ids, tokenizeRecord(tokenizer, docRecord).ids); // the prefix is beside them
+  const first = doc.unitStart[1];
+  assert.throws(
+    () => new Collator(S, { maxLength: first + 3 }).collate(doc, new Rng(1)),
+    /record "d": its first unit has \d+ tokens, more than the maximum length \d+ allows with a mask and \[S\] and the 2 token\(s\) the tokenizer puts first/,
+  );
+  const fits = new Collator(S, { maxLength: first + 4 }).collate(doc, new Rng(1));
+  assert.equal(fits.length, first + 4);
+  assert.deepEqual([...fits.inputIds.subarray(0, 2)], [1103, S.gmask]);
+  assert.deepEqual([...fits.inter.subarray(0, 3)], [0, 1, 2]);
+  const prompt = tokenizeRecord(prefixed, {
+    id: "q1",
+    task: "rating",
+    segments: [{ text: "How would user u2 rate " }, { entity: POOL[0], kind: "item" }, {
+      text: "? Answer with a number from 1 to 5:",
+    }],
+    target: [{ text: "4" }],
+  } as TextRecord);
+  const item = prompt.unitEntity.indexOf(1);
+  const needed = 2 + unitTokens(prompt, item + 1, prompt.unitStart.length - 1) + 2;
+  assert.equal(minimumLength(prompt), needed);
+  assert.equal(new Collator(S, { maxLength: needed }).collate(prompt, new Rng(1)).length, needed);
+  assert.throws(
+    () => new Collator(S, { maxLength: needed - 1 }).collate(prompt, new Rng(1)),
+    /needs \d+ tokens even without its history \(\d+ for the instruction, \d+ for the mask and answer, 2 the tokenizer puts first\)/,
+  );
+  assert.throws(
+    () => checkRecordsFit([prompt], needed - 1, { what: "records", lengthFrom: "x" }),
+    new RegExp(`all fit from ${needed} tokens`),
+  );
 });

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Tokenizer } from "@huggingface/tokenizers";
 import { Collator, exampleRng } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
 import { encodeEntity, tokenizeRecord } from "../lib/collate/tokenize.ts";
@@ -90,6 +91,55 @@ Deno.test("a special token in the middle keeps the space after it, as the tokeni
     assert.equal(t.decode(ids), `${start}[MASK] world`, name);
     assert.equal(t.decode(ids, { skipSpecial: true }), `${start} world`, name);
     assert.equal(t.decode([t.special.mask, ...world]), "[MASK] world", name);
+  }
+});
+
+Deno.test("the prefix is what the tokenizers library puts before a text: Llama 2's <s>, Llama 3's where its template says", async () => {
+  const expected = { qwen3: [], llama3: [], llama2: ["<s>"] } as Record<string, string[]>;
+  // This copy of Llama 3's tokenizer.json has no template; Meta's later one puts
+  // <|begin_of_text|> first by a TemplateProcessing behind its ByteLevel post-processor.
+  const llama3 = JSON.parse(await Deno.readTextFile(REAL_TOKENIZERS.llama3));
+  llama3.post_processor = {
+    type: "Sequence",
+    processors: [llama3.post_processor, {
+      type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: "<|begin_of_text|>", type_id: 0 } }, {
+        Sequence: { id: "A", type_id: 0 },
+      }],
+      pair: [],
+      special_tokens: {
+        "<|begin_of_text|>": { id: "<|begin_of_text|>", ids: [128000], tokens: [] },
+      },
+    }],
+  };
+  const jsons = Object.fromEntries(
+    await Promise.all(
+      Object.entries(REAL_TOKENIZERS).map(async ([name, path]) =>
+        [name, JSON.parse(await Deno.readTextFile(path))] as const
+      ),
+    ),
+  );
+  const cases = [
+    ...Object.entries(tokenizers).map(([name, t]) => ({ name, t, json: jsons[name] })),
+    { name: "llama3 (Meta's template)", t: TextTokenizer.fromJson(llama3), json: llama3 },
+  ];
+  expected["llama3 (Meta's template)"] = ["<|begin_of_text|>"];
+  for (const { name, t, json } of cases) {
+    assert.deepEqual([...t.prefix].map((id) => t.tokenString(id)), expected[name], name);
+    const text = "They bought Nail Polish.";
+    const library = new Tokenizer(json, {}).encode(text, { add_special_tokens: true }).ids;
+    assert.deepEqual(library, [...t.prefix, ...t.encode(text)], name);
+    // Every example starts with it.
+    const record = tokenizeRecord(t, {
+      id: "r",
+      task: "profile",
+      segments: [{ text: "They bought " }, { entity: "Nail Polish", kind: "item" }],
+    } as TextRecord);
+    const example = new Collator(t.special, { objective: "entity" }).collate(
+      record,
+      exampleRng(1, 0, 0),
+    );
+    assert.deepEqual([...example.inputIds.subarray(0, t.prefix.length)], [...t.prefix], name);
   }
 });
 

@@ -104,12 +104,17 @@ export interface PromptPartA {
   inter: Int32Array;
   /** [L] intra-positions (0, or 1..n along an entity). */
   intra: Int32Array;
-  /** [L] source unit of each token, -1 for the mask token. */
+  /** [L] source unit of each token, -1 for the mask token and the tokenizer's prefix. */
   units: Int32Array;
   /** Index of the mask token: the inter-position of every generated token. */
   maskIndex: number;
   /** L, which is also `sep` for the generation that follows. */
   length: number;
+}
+
+/** Tokens every example of `record` starts with (the tokenizer's `<s>`, where it puts one). */
+function prefixLength(record: TokenizedRecord): number {
+  return record.prefix?.length ?? 0;
 }
 
 /** Where truncation of a task prompt must stop: the end of the last entity before the answer. */
@@ -162,7 +167,9 @@ export function promptKeepsHead(
  */
 function promptCut(record: TokenizedRecord, extra: number, maxLength: number): PromptCut {
   const { unitStart, promptUnits } = record;
-  const promptTokens = unitStart[promptUnits];
+  const prefix = prefixLength(record);
+  // The prefix is never cut: it counts as the instruction's.
+  const promptTokens = unitStart[promptUnits] + prefix;
   if (promptTokens + extra <= maxLength) return { from: 0 };
   const limit = droppableUnits(record);
   let over = promptTokens + extra - maxLength;
@@ -177,11 +184,12 @@ function promptCut(record: TokenizedRecord, extra: number, maxLength: number): P
     from++;
   }
   if (over > 0) {
-    const kept = promptTokens - unitStart[limit];
+    const kept = promptTokens - unitStart[limit] - prefix;
     throw new InputError(
-      `record ${JSON.stringify(record.id)}: needs ${kept + extra} tokens even without its ` +
-        `history (${kept} for the instruction, ${extra} for the mask and answer), more than the ` +
-        `maximum length ${maxLength}`,
+      `record ${JSON.stringify(record.id)}: needs ${kept + extra + prefix} tokens even without ` +
+        `its history (${kept} for the instruction, ${extra} for the mask and answer` +
+        `${prefix > 0 ? `, ${prefix} the tokenizer puts first` : ""}), more than the maximum ` +
+        `length ${maxLength}`,
     );
   }
   return dropped ? { from, dropped } : { from };
@@ -255,10 +263,12 @@ function checkIsDocument(record: TokenizedRecord): void {
 function checkDocument(record: TokenizedRecord, maxLength: number): void {
   checkIsDocument(record);
   const first = record.unitStart[1];
-  if (first + 2 > maxLength) {
+  const prefix = prefixLength(record);
+  if (prefix + first + 2 > maxLength) {
     throw new InputError(
       `record ${JSON.stringify(record.id)}: its first unit has ${first} tokens, ` +
-        `more than the maximum length ${maxLength} allows with a mask and [S]`,
+        `more than the maximum length ${maxLength} allows with a mask and [S]` +
+        (prefix > 0 ? ` and the ${prefix} token(s) the tokenizer puts first` : ""),
     );
   }
 }
@@ -266,22 +276,25 @@ function checkDocument(record: TokenizedRecord, maxLength: number): void {
 /**
  * The fewest tokens an example of `record` can have: for a task prompt, what is left with its
  * history dropped (the instruction after the last entity, the mask, `[S]` and the target); for a
- * document, its first unit with a mask and `[S]`. `collate` fails exactly when this is above the
- * maximum length (or a record without a target is no document: checkIsDocument).
+ * document, its first unit with a mask and `[S]`; both with the tokenizer's prefix. `collate`
+ * fails exactly when this is above the maximum length (or a record without a target is no
+ * document: checkIsDocument).
  */
 export function minimumLength(record: TokenizedRecord, itemRoom = 0): number {
-  if (!record.hasTarget) return record.unitStart[1] + 2;
+  const prefix = prefixLength(record);
+  if (!record.hasTarget) return prefix + record.unitStart[1] + 2;
   const { unitStart, promptUnits } = record;
-  return unitStart[promptUnits] - unitStart[droppableUnits(record)] + taskExtra(record, itemRoom);
+  return prefix + unitStart[promptUnits] - unitStart[droppableUnits(record)] +
+    taskExtra(record, itemRoom);
 }
 
 /**
  * The fewest tokens part A of `record`'s prompt can have at inference: the instruction after its
- * history (all of the history dropped) and the mask.
+ * history (all of the history dropped) and the mask, after the tokenizer's prefix.
  */
 export function minimumPromptLength(record: TokenizedRecord): number {
   const { unitStart, promptUnits } = record;
-  return unitStart[promptUnits] - unitStart[droppableUnits(record)] + 1;
+  return prefixLength(record) + unitStart[promptUnits] - unitStart[droppableUnits(record)] + 1;
 }
 
 /**
@@ -435,8 +448,9 @@ export class Collator {
     const units = record.promptUnits;
     const maxLength = this.maxLength;
     let objective = this.#drawObjective(rng);
-    // Units kept: the longest prefix whose tokens fit the budget.
-    let budget = maxLength - 2;
+    // Units kept: the longest run from the start whose tokens fit the budget.
+    const prefix = prefixLength(record);
+    let budget = maxLength - 2 - prefix;
     let keep = units;
     if (unitStart[keep] > budget) {
       while (keep > 1 && unitStart[keep] > budget) keep--;
@@ -454,7 +468,7 @@ export class Collator {
       else if (objective === "sentence") {
         count = sampler.sentence(unitStart, record.unitSentence, keep, rng);
       } else count = sampler.document(keep, rng);
-      const total = unitStart[keep] + 2 * count;
+      const total = prefix + unitStart[keep] + 2 * count;
       if (total <= maxLength || keep === 1) break;
       budget -= total - maxLength;
       while (keep > 1 && unitStart[keep] > budget) keep--;
@@ -526,7 +540,7 @@ export function encodePromptPartA(
   }, specials);
   const length = example.sep;
   let maskIndex = -1;
-  for (let i = 0; i < length; i++) if (example.units[i] === -1) maskIndex = i;
+  for (let i = prefixLength(record); i < length; i++) if (example.units[i] === -1) maskIndex = i;
   return {
     ids: example.inputIds.slice(0, length),
     inter: example.inter.slice(0, length),

@@ -38,7 +38,10 @@ export interface CollatedExample {
   intra: Int32Array;
   /** [L] next token to predict, -100 in part A. */
   labels: Int32Array;
-  /** [L] the source record's unit of each token, -1 for mask tokens and `[S]`. */
+  /**
+   * [L] the source record's unit of each token, -1 for mask tokens, `[S]` and the tokenizer's
+   * prefix.
+   */
   units: Int32Array;
   /** [2 * spans] the masked units of each span, `start, end` pairs, in part B order. */
   spans: Int32Array;
@@ -105,7 +108,8 @@ export function assembleExample(
       if (plan.dropped[u]) sourceTokens -= unitStart[u + 1] - unitStart[u];
     }
   }
-  const lengthA = task ? sourceTokens + 1 : sourceTokens - spanTokens + spanCount;
+  const prefix = record.prefix?.length ?? 0;
+  const lengthA = prefix + (task ? sourceTokens + 1 : sourceTokens - spanTokens + spanCount);
   const length = lengthA + spanTokens + spanCount;
 
   const buffer = new Int32Array(5 * length);
@@ -133,9 +137,10 @@ interface ExampleRows {
 }
 
 /**
- * Writes part A from position 0: the source units with each span replaced by its mask token
- * (documents), or with the one mask token before unit `record.answerAt` (task prompts). Records
- * each span's mask position in `maskAt`; returns part A's length (`sep`).
+ * Writes part A from position 0: the tokenizer's prefix (`record.prefix`, no unit), then the
+ * source units with each span replaced by its mask token (documents), or with the one mask token
+ * before unit `record.answerAt` (task prompts). Records each span's mask position in `maskAt`;
+ * returns part A's length (`sep`).
  */
 function writePartA(
   record: TokenizedRecord,
@@ -147,6 +152,12 @@ function writePartA(
   const { from, to, spans, spanCount, mask, task, dropped } = plan;
   const { inputIds, inter, intra, units } = out;
   let p = 0;
+  for (const id of record.prefix ?? []) {
+    inputIds[p] = id;
+    inter[p] = p;
+    units[p] = -1;
+    p++;
+  }
   let next = 0; // next span to meet (documents)
   const answerAt = task ? record.answerAt : -1;
   for (let u = from; u < to;) {

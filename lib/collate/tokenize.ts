@@ -27,6 +27,9 @@
  *   one-segment text target (an explanation, a rating "4") is `" " + trimmed text`, and an entity
  *   target is `" " + entity`. The target starts a new sentence.
  * - Units are numbered in record order: the prompt's, then the target's.
+ * - The tokens the tokenizer puts before every text (Llama's `<s>`: TextTokenizer.prefix) are
+ *   kept beside the units (`prefix`), not in them: no span masks them and no truncation drops
+ *   them; the collator writes them first.
  *
  * Not here: masking, positions, truncation (see `collator.ts`).
  *
@@ -46,6 +49,12 @@ export interface TokenizedRecord {
   task?: string;
   /** [T] token ids: the prompt's, then the target's. */
   ids: Int32Array;
+  /**
+   * [P] the ids the tokenizer puts before every text (TextTokenizer.prefix, e.g. Llama's `<s>`):
+   * every example and prompt of the record starts with them, outside its units; absent where the
+   * tokenizer puts none.
+   */
+  prefix?: Int32Array;
   /** [U + 1] first token of each unit; `unitStart[U] === T`. */
   unitStart: Int32Array;
   /** [U] 1 where the unit is an entity (its tokens never split), 0 for a separate token. */
@@ -413,6 +422,7 @@ export function tokenizeRecord(tokenizer: TextTokenizer, record: TextRecord): To
     id: String(record.id),
     task: typeof record.task === "string" ? record.task : undefined,
     ids: builder.ids.slice(0, builder.n),
+    ...(tokenizer.prefix.length > 0 ? { prefix: tokenizer.prefix } : {}),
     unitStart,
     unitEntity: builder.unitEntity.slice(0, units),
     unitSentence: builder.unitSentence.slice(0, units),

@@ -83,6 +83,46 @@ export function leadingSpaceOf(json: unknown): LeadingSpace {
   return prepends(t?.normalizer) || prepends(t?.pre_tokenizer) ? "metaspace" : "byte-level";
 }
 
+/**
+ * The names of the special tokens a `tokenizer.json`'s post-processor puts before every text:
+ * the leading `SpecialToken` entries of a `TemplateProcessing` template for one sequence (alone,
+ * or inside a `Sequence` of post-processors). Llama 2 and Mistral put `<s>`, Llama 3
+ * `<|begin_of_text|>`, GLM-4 `[gMASK]` and `<sop>`; Qwen and the toolkit's own BPE put none.
+ * A pretrained model has seen them at the start of every text it learned from.
+ *
+ * @example
+ * ```ts
+ * textPrefixOf({
+ *   post_processor: {
+ *     type: "TemplateProcessing",
+ *     single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+ *   },
+ * }); // ["<s>"]
+ * ```
+ */
+export function textPrefixOf(json: unknown): string[] {
+  const fromNode = (node: unknown): string[] => {
+    if (typeof node !== "object" || node === null) return [];
+    const n = node as { type?: unknown; single?: unknown; processors?: unknown };
+    if (n.type === "Sequence" && Array.isArray(n.processors)) {
+      for (const child of n.processors) {
+        const found = fromNode(child);
+        if (found.length > 0) return found;
+      }
+      return [];
+    }
+    if (n.type !== "TemplateProcessing" || !Array.isArray(n.single)) return [];
+    const names: string[] = [];
+    for (const piece of n.single as unknown[]) {
+      const special = (piece as { SpecialToken?: { id?: unknown } } | null)?.SpecialToken;
+      if (typeof special?.id !== "string") break; // the text itself ($A) comes next
+      names.push(special.id);
+    }
+    return names;
+  };
+  return fromNode((json as { post_processor?: unknown } | null)?.post_processor);
+}
+
 /** What {@linkcode TextTokenizer.encodeFollowing} encodes text behind: a line break. */
 const FOLLOWING_ANCHOR = "\n";
 
@@ -135,6 +175,12 @@ export class TextTokenizer {
   /** How it marks a word's leading space (decides the entities' canonical encoding). */
   readonly leadingSpace: LeadingSpace;
   /**
+   * The ids the tokenizer puts before every text ({@linkcode textPrefixOf}; Llama's `<s>`), empty
+   * where it puts none. Every example and prompt starts with them (docs/method.md section 4), as
+   * every text the pretrained model learned from did. Never modify it.
+   */
+  readonly prefix: Int32Array;
+  /**
    * Entity tokens ({@linkcode TextTokenizer.withEntityTokens}): the id of the token each of
    * these entities starts with; undefined when there are none.
    */
@@ -159,9 +205,11 @@ export class TextTokenizer {
     source: string,
     leadingSpace: LeadingSpace,
     definedIds: number,
+    prefix: Int32Array,
     entities?: { tokens: ReadonlyMap<string, number>; titles: boolean },
   ) {
     this.definedIds = definedIds;
+    this.prefix = prefix;
     this.#engine = engine;
     this.#strings = strings;
     this.#isSpecial = isSpecial;
@@ -213,6 +261,7 @@ export class TextTokenizer {
       this.source,
       this.leadingSpace,
       this.definedIds,
+      this.prefix,
       { tokens, titles: options.titles },
     );
   }
@@ -322,6 +371,18 @@ export class TextTokenizer {
         strings.push(SPECIAL_ALIASES[key][0]);
       }
     }
+    const prefix = Int32Array.from(textPrefixOf(json), (name) => {
+      const id = byString.get(name);
+      if (id === undefined) {
+        throw inputError(
+          source,
+          undefined,
+          `post_processor: its template starts with ${JSON.stringify(name)}, a token the ` +
+            `tokenizer does not have`,
+        );
+      }
+      return id;
+    });
     const isSpecial = new Uint8Array(strings.length);
     for (const token of added) if (token.special) isSpecial[token.id] = 1;
     for (const key of SPECIAL_KEYS) isSpecial[special[key]] = 1;
@@ -347,6 +408,7 @@ export class TextTokenizer {
       source,
       leadingSpaceOf(json),
       definedIds,
+      prefix,
     );
   }
 

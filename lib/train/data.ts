@@ -176,7 +176,10 @@ export class BatchStream {
     this.#pad = specials.pad;
     this.#options = options;
     const max = options.collator.maxLength ?? Infinity;
-    this.#lengths = Int32Array.from(records, (r) => Math.min(r.ids.length + 2, max));
+    this.#lengths = Int32Array.from(
+      records,
+      (r) => Math.min((r.prefix?.length ?? 0) + r.ids.length + 2, max),
+    );
     this.#tasks = records.map((r) => r.task);
     const weights = options.taskWeights ?? {};
     for (const [task, w] of Object.entries(weights)) {

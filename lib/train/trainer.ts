@@ -692,6 +692,9 @@ function resumeSettings(
     itemsSha256: data.itemsSha256,
     // The ids the collator inserts ([MASK], [S], [E], ...): never in the records' hash.
     specialIds: { ...base.tokenizer.special },
+    // What every example starts with (Llama's <s>); recorded only where the tokenizer puts some,
+    // so runs of tokenizers without one (and before 2026-12-07) compare as they did.
+    ...(base.tokenizer.prefix.length > 0 ? { prefixIds: [...base.tokenizer.prefix] } : {}),
     model: modelSettings(base.model, base.decoder.attention),
   };
 }

@@ -1,0 +1,58 @@
+/**
+ * A tokenizer that puts a token before every text (Llama 2's `<s>`), through the whole pipeline on
+ * a tiny random llama: the run records it among the settings a resume must match, and training
+ * and inference run with it (tests/collate_properties_test.ts checks the examples and prompts).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { SafetensorsFile } from "../lib/model/safetensors.ts";
+import { runCli } from "./helpers/cli.ts";
+import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
+import { withTempDir } from "./helpers/temp.ts";
+import { demoDataset } from "./helpers/train.ts";
+
+Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer (every item valid)", async () => {
+  const data = await demoDataset();
+  await withTempDir(async (root) => {
+    const model = join(root, "model");
+    const run = join(root, "run");
+    const pred = join(root, "pred.jsonl");
+    const ok = async (args: string[]) => {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
+      return r.stdout;
+    };
+    await ok([
+      ...["init", "--family", "llama", "--preset", "tiny"],
+      ...["--tokenizer", REAL_TOKENIZERS.llama2, "--out", model],
+    ]);
+    const pretrain = [
+      ...["pretrain", "--quiet", "--device", "cpu", "--threads", "1", "--data", data],
+      ...["--model", model, "--out", run, "--batch-size", "2", "--lr", "5e-3"],
+      ...["--val-batches", "1", "--max-length", "160", "--lora"],
+    ];
+    const summary = JSON.parse(await ok([...pretrain, "--steps", "2"]));
+    assert.ok(Number.isFinite(summary.loss) && summary.steps === 2, JSON.stringify(summary));
+    const checkpoint = await SafetensorsFile.open(join(run, "checkpoint.safetensors"));
+    assert.deepEqual(JSON.parse(checkpoint.metadata.state).settings.prefixIds, [1]); // <s>
+
+    await ok([
+      ...["infer", "--quiet", "--device", "cpu", "--threads", "1", "--model", model],
+      ...["--adapter", run, "--data", data, "--tasks", "sequential", "--limit", "3"],
+      ...["--beams", "4", "--top-k", "3", "--out", pred],
+    ]);
+    const lines = (await Deno.readTextFile(pred)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 3);
+    const items = new Set(
+      (JSON.parse(await Deno.readTextFile(join(data, "entities.json"))) as {
+        entity: string;
+        kind: string;
+      }[]).filter((e) => e.kind === "item").map((e) => e.entity),
+    );
+    for (const line of lines) {
+      assert.equal(line.predictions.length, 3);
+      for (const p of line.predictions) assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
+    }
+  });
+});
