@@ -41,7 +41,7 @@ import { runCli, runCliProcess } from "./helpers/cli.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 
-Deno.test("the world comes from Open MPI's, Hydra's and Slurm's variables; alone, none", () => {
+Deno.test("the world comes from Open MPI's, Hydra's, MVAPICH's and Slurm's variables; alone, none", () => {
   assert.deepEqual(
     worldFromEnv(envOf({
       OMPI_COMM_WORLD_SIZE: "4",
@@ -54,6 +54,16 @@ Deno.test("the world comes from Open MPI's, Hydra's and Slurm's variables; alone
     worldFromEnv(envOf({ PMI_SIZE: "2", PMI_RANK: "1", MPI_LOCALRANKID: "0" })),
     { size: 2, rank: 1, localRank: 0, launcher: "PMI" },
   );
+  const mvapich = {
+    MV2_COMM_WORLD_SIZE: "3",
+    MV2_COMM_WORLD_RANK: "2",
+    MV2_COMM_WORLD_LOCAL_RANK: "0",
+  };
+  assert.deepEqual(
+    worldFromEnv(envOf(mvapich)),
+    { size: 3, rank: 2, localRank: 0, launcher: "MVAPICH" },
+  );
+  assert.equal(sonamesFor(worldFromEnv(envOf(mvapich))!.launcher)[0], "libmpi.so.12"); // MPICH ABI
   assert.deepEqual(
     worldFromEnv(envOf({ PMIX_RANK: "5", SLURM_NTASKS: "8", SLURM_LOCALID: "1" })),
     { size: 8, rank: 5, localRank: 1, launcher: "PMIx" },

@@ -39,7 +39,7 @@ export const MPI_SONAMES = [
 
 /**
  * The sonames to try for a launch by `launcher`: Open MPI's first, except under Hydra's PMI
- * (MPICH, Intel MPI), which MPICH's library speaks.
+ * (MPICH, Intel MPI) and MVAPICH's launcher, whose libraries have MPICH's ABI.
  *
  * @example
  * ```ts
@@ -48,7 +48,7 @@ export const MPI_SONAMES = [
  * ```
  */
 export function sonamesFor(launcher: WorldEnv["launcher"]): string[] {
-  return launcher === "PMI"
+  return launcher === "PMI" || launcher === "MVAPICH"
     ? ["libmpi.so.12", "libmpich.so.12", "libmpi.so.40", "libmpi.so", "libmpich.so"]
     : [...MPI_SONAMES];
 }

@@ -2,7 +2,8 @@
  * Whether this process is one rank of several, read from the variables the launchers set, before
  * any MPI library is loaded: `mpirun` of Open MPI (`OMPI_COMM_WORLD_SIZE`, `_RANK`, `_LOCAL_RANK`;
  * also what the Kubernetes MPI Operator's MPIJob runs), MPICH's and Intel MPI's Hydra
- * (`PMI_SIZE`, `PMI_RANK`, `MPI_LOCALRANKID`), Slurm's `srun --mpi=pmix` or `--mpi=pmi2`
+ * (`PMI_SIZE`, `PMI_RANK`, `MPI_LOCALRANKID`), MVAPICH's `mpirun_rsh` (`MV2_COMM_WORLD_SIZE`,
+ * `_RANK`, `_LOCAL_RANK`), Slurm's `srun --mpi=pmix` or `--mpi=pmi2`
  * (`PMIX_RANK` or `PMI_RANK`, with `SLURM_STEP_NUM_TASKS`, `SLURM_LOCALID`). A process none of
  * them started, or started as a world of one, is not distributed: nothing is loaded.
  *
@@ -17,8 +18,8 @@ export interface WorldEnv {
   rank: number;
   /** This rank's index on its machine; undefined when no variable says. */
   localRank?: number;
-  /** The launcher, as its variables tell: `Open MPI`, `PMI`, `PMIx`. */
-  launcher: "Open MPI" | "PMI" | "PMIx";
+  /** The launcher, as its variables tell: `Open MPI`, `MVAPICH`, `PMI`, `PMIx`. */
+  launcher: "Open MPI" | "MVAPICH" | "PMI" | "PMIx";
 }
 
 function int(value: string | undefined): number | undefined {
@@ -56,6 +57,13 @@ export function worldFromEnv(env: (name: string) => string | undefined): WorldEn
       rank: ompiRank,
       localRank: int(env("OMPI_COMM_WORLD_LOCAL_RANK")),
       launcher: "Open MPI",
+    };
+  } else if (int(env("MV2_COMM_WORLD_RANK")) !== undefined) {
+    world = {
+      size: int(env("MV2_COMM_WORLD_SIZE")),
+      rank: int(env("MV2_COMM_WORLD_RANK"))!,
+      localRank: int(env("MV2_COMM_WORLD_LOCAL_RANK")) ?? slurmLocal,
+      launcher: "MVAPICH",
     };
   } else if (int(env("PMI_RANK")) !== undefined) {
     world = {
