@@ -181,6 +181,20 @@ Deno.test("sharded infer merges into the unsharded predictions byte for byte (n 
       await ok(["merge", "--quiet", "--out", merged, ...parts]);
       assert.ok((await Deno.readTextFile(merged)) === expected, `n = ${n}`);
       if (n === 3) {
+        // A whole run over a part would take it for its own predictions file: refused, the part
+        // and its sidecar kept; --force replaces it.
+        const part = parts[0];
+        const before = await Deno.readTextFile(part);
+        const over = await runCli([...infer, "--limit", "2", "--out", part]);
+        assert.equal(over.code, 1, over.stderr);
+        assert.match(
+          over.stderr,
+          /is a part of a sharded run \(.*\.shard\.json describes it\): writing over it would lose that part; choose another --out, or pass --force/,
+        );
+        assert.equal(await Deno.readTextFile(part), before);
+        await ok([...infer, "--limit", "2", "--out", part, "--force"]);
+        assert.equal((await Deno.readTextFile(part)).split("\n").length - 1, 2);
+        await ok([...infer, "--out", join(dir, "p3.jsonl"), "--shard", "2/3"]); // restored
         // eval over the parts (one method: the tag is not part of the name) = eval of the merge.
         const evalArgs = ["eval", "--quiet", "--data", DATA];
         const ofParts = await ok([...evalArgs, ...parts.flatMap((p) => ["--predictions", p])]);
@@ -283,6 +297,14 @@ Deno.test("sharded textualize merges into the unsharded dataset directory byte f
     const counted = Object.values(manifest.counts.test as Record<string, Record<string, number>>)
       .flatMap((t) => Object.values(t)).reduce((a, b) => a + b, 0);
     assert.equal(counted, lines);
+    // A whole dataset over a part directory: refused, kept; --force replaces it.
+    const before = await files(d3(1));
+    const over = await runCli([...TEXTUALIZE, "--out", d3(1)]);
+    assert.equal(over.code, 1, over.stderr);
+    assert.match(over.stderr, /d3-00001-of-00003: is a part of a sharded run .*--force/);
+    assert.deepEqual(await files(d3(1)), before);
+    await ok([...TEXTUALIZE, "--out", d3(1), "--force"]);
+    await sameTree(DATA, d3(1));
   });
 });
 

@@ -32,7 +32,7 @@ import {
   describeSource,
   sharedManifest,
 } from "./manifest.ts";
-import { PartFileKeys, partManifest, sha256Hex } from "../shard/part.ts";
+import { PartFileKeys, partManifest, refuseReplacingPart, sha256Hex } from "../shard/part.ts";
 import { partPath, type Shard, ShardFilter } from "../shard/shard.ts";
 import { COLUMN_OPTIONS, readInteractionLog, type ReadOptions } from "./readers/read.ts";
 import type { InteractionLog } from "./log.ts";
@@ -205,6 +205,7 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   // Claimed first: a second run on the same directory, or a directory of the user's, is refused
   // before minutes of reading. A shard writes its part directory (`data-00002-of-00007`).
   const out = run.shard ? partPath(run.out, run.shard) : run.out;
+  if (!run.shard) await refuseReplacingPart(out, { force: run.force, doing: "writing over it" });
   const claim = await claimOutputDir(out, {
     command: "textualize",
     force: run.force,

@@ -10,7 +10,7 @@
 
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { InputError, inputError, worded } from "../errors.ts";
+import { inputError } from "../errors.ts";
 import { writeOutputDir, writeOutputFile } from "../io/safe_output.ts";
 import { syncFile } from "../io/fs.ts";
 import { withIo } from "../io/io_error.ts";
@@ -19,6 +19,7 @@ import {
   type PartManifest,
   type ReadPart,
   readPart,
+  refuseReplacingPart,
   sha256Hex,
   sidecarPath,
 } from "./part.ts";
@@ -207,27 +208,6 @@ async function mergeFile(
 }
 
 /**
- * Refuses, unless `force`, an output that is a part of another sharded run (a file beside its
- * `.shard.json`, a directory holding `shard.json`): the claim would replace it as a predictions
- * file or dataset this tool wrote, losing the part and leaving its sidecar describing bytes gone.
- */
-async function checkNotAPart(out: string, force: boolean | undefined): Promise<void> {
-  if (force) return;
-  for (const isDir of [false, true]) {
-    const sidecar = sidecarPath(out, isDir);
-    const found = await Deno.lstat(sidecar).then((info) => info.isFile, () => false);
-    if (!found) continue;
-    throw worded(
-      new InputError(""),
-      "out",
-      (flag, nameOf) =>
-        `${out}: is a part of a sharded run (${sidecar} describes it): merging over it would ` +
-        `lose that part; choose another ${flag}, or pass ${nameOf("force")} to replace it`,
-    );
-  }
-}
-
-/**
  * Merges `paths` (part files or part directories, or their sidecars) into `out`. Refuses, with
  * one InputError and nothing written, parts that are not of one run, a shard given twice or
  * missing, and files that are not what their sidecar records.
@@ -252,7 +232,7 @@ export async function mergeParts(
       throw inputError(out, undefined, "is one of the parts; merge into another path");
     }
   }
-  await checkNotAPart(outPath, options.force);
+  await refuseReplacingPart(outPath, { force: options.force, doing: "merging over it" });
   if (!parts[0].isDir) {
     // A part file holds one file, whatever name its run gave the output (--out may differ
     // between shards): merge it under one name.

@@ -25,7 +25,7 @@
 
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { inputError } from "../errors.ts";
+import { InputError, inputError, worded } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { type Shard, SHARD_HASH } from "./shard.ts";
 
@@ -186,6 +186,36 @@ export async function removeSidecar(part: string): Promise<void> {
   await Deno.remove(sidecarPath(part, false)).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   });
+}
+
+/**
+ * Refuses, unless `force`, an output that is a part of a sharded run (a file beside its
+ * `.shard.json`, a directory holding `shard.json`): a claim would replace it as a predictions
+ * file or dataset this tool wrote, losing the part and leaving its sidecar describing bytes gone.
+ * `doing` says what the caller would do (`merging over it`).
+ *
+ * @example
+ * ```ts
+ * await refuseReplacingPart("pred.jsonl", { doing: "writing over it" }); // fine: no sidecar
+ * ```
+ */
+export async function refuseReplacingPart(
+  out: string,
+  options: { force?: boolean; doing: string },
+): Promise<void> {
+  if (options.force) return;
+  for (const isDir of [false, true]) {
+    const sidecar = sidecarPath(out, isDir);
+    const found = await Deno.lstat(sidecar).then((info) => info.isFile, () => false);
+    if (!found) continue;
+    throw worded(
+      new InputError(""),
+      "out",
+      (flag, nameOf) =>
+        `${out}: is a part of a sharded run (${sidecar} describes it): ${options.doing} would ` +
+        `lose that part; choose another ${flag}, or pass ${nameOf("force")} to replace it`,
+    );
+  }
 }
 
 /** Writes the sidecar of a part file (after the part itself is in place). */

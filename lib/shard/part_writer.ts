@@ -11,7 +11,14 @@
 import { type ClaimOptions, claimOutputFile, type OutputClaim } from "../io/safe_output.ts";
 import { TextFileWriter } from "../io/text_writer.ts";
 import { writeStdout } from "../io/stdout.ts";
-import { PartFileKeys, type PartKind, partManifest, removeSidecar, writeSidecar } from "./part.ts";
+import {
+  PartFileKeys,
+  type PartKind,
+  partManifest,
+  refuseReplacingPart,
+  removeSidecar,
+  writeSidecar,
+} from "./part.ts";
 import { partPath, type Shard } from "./shard.ts";
 
 /** Options of {@linkcode PartWriter.open}. */
@@ -68,6 +75,8 @@ export class PartWriter {
     const { shard, ...claim } = options;
     const out = new PartWriter(shard && path !== "-" ? partPath(path, shard) : path, shard);
     if (path === "-") return out;
+    // A whole run's output over a shard's part would take it for its own predictions file.
+    if (!shard) await refuseReplacingPart(path, { force: claim.force, doing: "writing over it" });
     out.#claim = await claimOutputFile(out.path, claim);
     try {
       out.#writer = await TextFileWriter.create(out.#claim.tmp, undefined, out.path);
