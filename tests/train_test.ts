@@ -44,6 +44,14 @@ Deno.test("the schedule warms up linearly, then decays by cosine or linearly to 
   const noWarmup = { lr: 1e-3, warmup: 0, totalSteps: 4, kind: "linear" as const };
   const rates = [1, 2, 3, 4].map((t) => learningRate(t, noWarmup));
   [1e-3, 0.7e-3, 0.4e-3, 1e-4].forEach((want, i) => assert.ok(Math.abs(rates[i] - want) < 1e-12));
+  // A run that is all warmup rises to the peak at its last step and never decays.
+  const allWarmup = { lr: 1e-3, warmup: 4, totalSteps: 4 };
+  assert.deepEqual([1, 2, 3, 4].map((t) => learningRate(t, allWarmup)), [
+    2.5e-4,
+    5e-4,
+    7.5e-4,
+    1e-3,
+  ]);
   const [bc1, bc2] = biasCorrections(2, 0.9, 0.999);
   assert.ok(Math.abs(bc1 - 0.19) < 1e-12 && Math.abs(bc2 - 0.001999) < 1e-12);
 });

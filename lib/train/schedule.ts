@@ -3,9 +3,10 @@
  * cosine (default) or linear decay to `minRatio` x peak at the last step, or constant. Step t is
  * 1-based (the t-th optimizer update), so the first update already has a non-zero rate
  * (peak / warmup); step `warmup` has the peak (step 1 without warmup), and the last step
- * `minRatio` x peak (a one-step run without warmup: the peak). A pure function of the step, so a resumed
- * run recomputes exactly the rates of an uninterrupted one; the rate is fed to the training graph
- * as an input (no rebuild per step).
+ * `minRatio` x peak (a one-step run without warmup, or a run that is all warmup, `--warmup` equal
+ * to the steps: the peak, never decayed; allowed, as a user may want it). A pure function of the
+ * step, so a resumed run recomputes exactly the rates of an uninterrupted one; the rate is fed to
+ * the training graph as an input (no rebuild per step).
  *
  * Also AdamW's bias corrections 1 - beta^t, computed here in float64 and fed as inputs.
  *
