@@ -12,6 +12,7 @@ import { type TokenizedRecord, tokenizeRecord } from "../lib/collate/tokenize.ts
 import type { EntityEntry, Segment, TextRecord } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
 import { Rng } from "../lib/random.ts";
+import { recordsSha256 } from "../lib/train/data.ts";
 import { type SpecialIds, TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { fileURLToPath } from "node:url";
 
@@ -678,6 +679,8 @@ Deno.test("the tokenizer's prefix comes first, never cut, and counts toward the 
   const docRecord = { id: "d", task: "profile", segments: text } as TextRecord;
   const doc = tokenizeRecord(prefixed, docRecord);
   assert.deepEqual(doc.ids, tokenizeRecord(tokenizer, docRecord).ids); // the prefix is beside them
+  // The training data's hash (resume, ranks) sees it.
+  assert.notEqual(recordsSha256([doc]), recordsSha256([tokenizeRecord(tokenizer, docRecord)]));
   const first = doc.unitStart[1];
   assert.throws(
     () => new Collator(S, { maxLength: first + 3 }).collate(doc, new Rng(1)),

@@ -32,10 +32,17 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
       ...["--model", model, "--out", run, "--batch-size", "2", "--lr", "5e-3"],
       ...["--val-batches", "1", "--max-length", "160", "--lora"],
     ];
-    const summary = JSON.parse(await ok([...pretrain, "--steps", "2"]));
+    const merged = join(root, "merged");
+    const summary = JSON.parse(await ok([...pretrain, "--steps", "2", "--merge", merged]));
     assert.ok(Number.isFinite(summary.loss) && summary.steps === 2, JSON.stringify(summary));
+    // The run, the adapter and the merged model record the prefix their examples started with.
     const checkpoint = await SafetensorsFile.open(join(run, "checkpoint.safetensors"));
     assert.deepEqual(JSON.parse(checkpoint.metadata.state).settings.prefixIds, [1]); // <s>
+    const settingsFile = join(run, "recsysllm_adapter.json");
+    const settings = JSON.parse(await Deno.readTextFile(settingsFile));
+    assert.deepEqual(settings.prefix_ids, [1]);
+    const config = JSON.parse(await Deno.readTextFile(join(merged, "config.json")));
+    assert.deepEqual(config.recsysllm.prefix_ids, [1]);
 
     await ok([
       ...["infer", "--quiet", "--device", "cpu", "--threads", "1", "--model", model],
@@ -54,5 +61,29 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
       assert.equal(line.predictions.length, 3);
       for (const p of line.predictions) assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
     }
+    // A shard's part records it in its run's identity.
+    const infer = [
+      ...["infer", "--device", "cpu", "--threads", "1", "--model", model, "--adapter", run],
+      ...["--data", data, "--tasks", "sequential", "--limit", "1", "--beams", "2", "--top-k", "2"],
+    ];
+    await ok([...infer, "--quiet", "--shard", "0/1", "--out", pred]);
+    const sidecar = JSON.parse(
+      await Deno.readTextFile(join(root, "pred-00000-of-00001.jsonl.shard.json")),
+    );
+    assert.deepEqual(sidecar.run.text_prefix, [1]);
+    // An adapter trained before examples started with <s> is told so at inference.
+    delete settings.prefix_ids;
+    await Deno.writeTextFile(settingsFile, JSON.stringify(settings));
+    const older = await runCli([...infer, "--out", join(root, "older.jsonl")]);
+    assert.equal(older.code, 0, older.stderr);
+    assert.match(
+      older.stderr,
+      /trained before prompts started with the tokenizer's <s> \(2026-12-07\)/,
+    );
+    // The pretrained model alone learned from texts that started with it: nothing to say.
+    const alone = infer.filter((arg) => arg !== "--adapter" && arg !== run);
+    const plain = await runCli([...alone, "--out", join(root, "plain.jsonl")]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.doesNotMatch(plain.stderr, /trained before prompts started/);
   });
 });

@@ -337,7 +337,8 @@ export function checkRecordsFit(
   throw new InputError(
     `${count} of ${records.length} ${options.what} cannot fit the maximum length ${maxLength} ` +
       `(${options.lengthFrom}); the longest: ${detail}; all fit from ${worstLength} tokens ` +
-      `(the instruction of a prompt and the first unit of a document are never cut)`,
+      `(the instruction of a prompt and the first unit of a document are never cut` +
+      `${worst.prefix ? ", nor the tokenizer's prefix" : ""})`,
   );
 }
 

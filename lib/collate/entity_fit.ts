@@ -102,7 +102,8 @@ export function checkEntityLengths(
   entities: readonly EntityEntry[],
   options: EntityLengthOptions,
 ): void {
-  const limit = entityTokenLimit(options.maxLength);
+  // The tokenizer's prefix starts every example: an entity has that much less room.
+  const limit = entityTokenLimit(options.maxLength) - tokenizer.prefix.length;
   const long = longEntities(tokenizer, entities, limit);
   if (long.length === 0) return;
   const first = long[0];

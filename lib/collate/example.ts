@@ -155,6 +155,7 @@ function writePartA(
   for (const id of record.prefix ?? []) {
     inputIds[p] = id;
     inter[p] = p;
+    intra[p] = 0;
     units[p] = -1;
     p++;
   }

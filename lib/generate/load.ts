@@ -202,6 +202,10 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
   let attention = attentionOf(model.config);
   // Prompts are cut as training cut them: to the length the weights were trained on, where known.
   let trainedLength = model.config.trainedLength;
+  // Weights this toolkit trained (a model's recsysllm settings, else an adapter's), and the
+  // tokenizer prefix their examples started with (docs/method.md section 4).
+  let trained = model.config.trainedLength !== undefined || model.config.attention !== undefined;
+  let trainedPrefix = model.config.trainedPrefix;
   let adapter: LoadedForInference["adapter"];
   // Whether the dataset's item tokens have trained rows: the model's own, or an adapter's.
   let trainedItems = model.config.itemTokens !== undefined;
@@ -217,6 +221,8 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
     weights = mergeAdapter(weights, model.config, loaded);
     attention = loaded.method?.attention ?? attention;
     trainedLength = loaded.method?.maxLength ?? trainedLength;
+    trained = loaded.method !== undefined;
+    trainedPrefix = loaded.method?.prefixIds;
     adapter = {
       dir,
       rank: loaded.lora.rank,
@@ -233,6 +239,14 @@ export async function loadForInference(options: LoadOptions): Promise<LoadedForI
       `${join(options.data!.dir, "manifest.json")}: its ${items.count} item tokens have no ` +
         `trained rows in ${options.model}${options.adapter ? ` or ${options.adapter}` : ""}: ` +
         `every item scores alike; pretrain on this dataset first`,
+    );
+  }
+  if (tokenizer.prefix.length > 0 && trained && trainedPrefix === undefined) {
+    const names = [...tokenizer.prefix].map((id) => tokenizer.tokenString(id)).join("");
+    options.onWarning?.(
+      `${options.adapter ?? options.model}: trained before prompts started with the tokenizer's ` +
+        `${names} (2026-12-07), as they now do, as the pretrained model's texts did: its ` +
+        `predictions will differ from before; pretrain it again`,
     );
   }
   // The adapter is merged first, so a quantized model quantizes the merged weights.

@@ -533,6 +533,7 @@ export async function runInference(options: InferRunOptions): Promise<InferRunSu
         maxNewTokens: options.maxNewTokens ?? DEFAULT_PREDICT.maxNewTokens,
         textBeams: options.textBeams ?? DEFAULT_PREDICT.textBeams,
         sample: options.sample,
+        textPrefix: [...loaded.tokenizer.prefix],
       });
       await out.commit(
         run && {

@@ -45,7 +45,7 @@ import {
   loraTargetTable,
   resolveLoraTargets,
 } from "./lora.ts";
-import { modelConfig } from "./config.ts";
+import { modelConfig, parsePrefixIds } from "./config.ts";
 import {
   attentionOf,
   type DecoderConfig,
@@ -90,6 +90,11 @@ export interface MethodSettings {
   itemTokens?: ItemTokenDigest;
   /** The longest sequence the run trained on (`max_length`): inference cuts prompts to it. */
   maxLength?: number;
+  /**
+   * The tokenizer's prefix every example started with (`prefix_ids`; docs/method.md section 4),
+   * where it has one; adapters from before 2026-12-07 never saw it (inference warns).
+   */
+  prefixIds?: number[];
 }
 
 /** A LoRA adapter: its configuration and its tensors by PEFT name. */
@@ -166,6 +171,7 @@ export function adapterSettingsJson(method: MethodSettings): Record<string, unkn
     added_rows: method.addedRows,
     ...(method.itemTokens ? { item_tokens: itemTokenDigestJson(method.itemTokens) } : {}),
     ...(method.maxLength ? { max_length: method.maxLength } : {}),
+    ...(method.prefixIds?.length ? { prefix_ids: [...method.prefixIds] } : {}),
   };
 }
 
@@ -324,6 +330,8 @@ function parseAdapterConfig(
       }
       method.maxLength = r.max_length as number;
     }
+    const prefixIds = parsePrefixIds(r.prefix_ids, own.file, `${where}prefix_ids`);
+    if (prefixIds) method.prefixIds = prefixIds;
   }
   return {
     lora: { rank: o.r as number, alpha: o.lora_alpha as number, dropout, targets },

@@ -47,6 +47,12 @@ export interface GlmConfig {
    * recorded as `recsysllm.max_length`: inference cuts its prompts to it, as training did.
    */
   trainedLength?: number;
+  /**
+   * The tokenizer's prefix every example of the run that wrote these weights started with
+   * (`recsysllm.prefix_ids`; docs/method.md section 4), where it had one. Weights this toolkit
+   * trained before 2026-12-07 never saw it: inference warns.
+   */
+  trainedPrefix?: number[];
 }
 
 /** A preset: the model's shape and the vocabulary size of the tokenizer `init` trains for it. */
@@ -124,7 +130,10 @@ export function presetConfig(
 }
 
 const KEYS: [
-  Exclude<keyof GlmConfig, "layernormEpsilon" | "itemTokens" | "attention" | "trainedLength">,
+  Exclude<
+    keyof GlmConfig,
+    "layernormEpsilon" | "itemTokens" | "attention" | "trainedLength" | "trainedPrefix"
+  >,
   string,
 ][] = [
   ["vocabSize", "vocab_size"],
@@ -204,6 +213,8 @@ export function parseConfig(json: unknown, file: string): GlmConfig {
   if (recordedAttention(o, file) === "causal") config.attention = "causal";
   const trained = recordedLength(o, file);
   if (trained) config.trainedLength = trained;
+  const prefix = recordedPrefix(o, file);
+  if (prefix) config.trainedPrefix = prefix;
   return validateConfig(config as GlmConfig, file);
 }
 
@@ -248,6 +259,36 @@ export function recordedLength(o: Record<string, unknown>, file: string): number
   return length as number;
 }
 
+/**
+ * The tokenizer's prefix a `config.json` object records its weights were trained with
+ * (`recsysllm.prefix_ids`), or undefined; anything but a list of token ids is an InputError
+ * naming `file`.
+ *
+ * @example
+ * ```ts
+ * recordedPrefix({ recsysllm: { prefix_ids: [1] } }, "m/config.json"); // [1]
+ * ```
+ */
+export function recordedPrefix(o: Record<string, unknown>, file: string): number[] | undefined {
+  const ids = (o.recsysllm as Record<string, unknown> | undefined)?.prefix_ids;
+  return parsePrefixIds(ids, file, "recsysllm.prefix_ids");
+}
+
+/**
+ * `value` as the ids of a tokenizer's prefix (a list of token ids), undefined when absent; else
+ * an InputError naming `file` and `key`.
+ */
+export function parsePrefixIds(value: unknown, file: string, key: string): number[] | undefined {
+  if (value === undefined) return undefined;
+  if (
+    !Array.isArray(value) ||
+    !value.every((id) => Number.isInteger(id) && id >= 0 && id < 2 ** 31)
+  ) {
+    throw inputError(file, undefined, `"${key}" must be a list of token ids`);
+  }
+  return value as number[];
+}
+
 /** Reads and validates `config.json` at `path`. */
 export async function readConfig(path: string): Promise<GlmConfig> {
   return parseConfig(await readJsonFile(path), path);
@@ -282,15 +323,16 @@ export function configJson(config: GlmConfig): Record<string, unknown> {
 }
 
 /**
- * The toolkit's own `recsysllm` object of a `config.json` (the attention rule and the trained
- * length, where recorded), as a spread: empty when neither is.
+ * The toolkit's own `recsysllm` object of a `config.json` (the attention rule, the trained
+ * length and the tokenizer's prefix, where recorded), as a spread: empty when none is.
  */
 export function recsysllmJson(
-  c: { attention?: string; trainedLength?: number },
+  c: { attention?: string; trainedLength?: number; trainedPrefix?: readonly number[] },
 ): { recsysllm?: Record<string, unknown> } {
   const own = {
     ...(c.attention ? { attention: c.attention } : {}),
     ...(c.trainedLength ? { max_length: c.trainedLength } : {}),
+    ...(c.trainedPrefix?.length ? { prefix_ids: [...c.trainedPrefix] } : {}),
   };
   return Object.keys(own).length > 0 ? { recsysllm: own } : {};
 }
@@ -367,6 +409,7 @@ export function glmDecoderConfig(c: GlmConfig): DecoderConfig {
     attention: c.attention ?? "prefix",
     ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
     ...(c.trainedLength ? { trainedLength: c.trainedLength } : {}),
+    ...(c.trainedPrefix ? { trainedPrefix: c.trainedPrefix } : {}),
   };
 }
 
@@ -396,5 +439,6 @@ export function glmConfigOf(c: DecoderConfig): GlmConfig {
     ...(c.itemTokens ? { itemTokens: c.itemTokens } : {}),
     ...(c.attention === "causal" ? { attention: "causal" as const } : {}),
     ...(c.trainedLength ? { trainedLength: c.trainedLength } : {}),
+    ...(c.trainedPrefix ? { trainedPrefix: c.trainedPrefix } : {}),
   };
 }

@@ -54,6 +54,11 @@ export interface InferRun {
   rerank?: { file: string; weight: number; top: number | null };
   /** Only the records of a seeded sample of users (recorded only when set). */
   sample?: UserSampleRun;
+  /**
+   * The ids of the tokenizer's prefix every prompt starts with (recorded only where it has one:
+   * parts written before prompts started with it do not merge with those written since).
+   */
+  textPrefix?: readonly number[];
 }
 
 /** The `sample` entry of a run's identity: recorded only when set, so older parts still match. */
@@ -118,6 +123,7 @@ export async function inferRunIdentity(run: InferRun): Promise<Record<string, un
     ...(run.trieSoftmax ? { trie_softmax: true } : {}),
     ...(run.quantize ? { quantize: run.quantize } : {}),
     ...sampleEntry(run.sample),
+    ...(run.textPrefix?.length ? { text_prefix: [...run.textPrefix] } : {}),
     ...(run.rerank
       ? {
         rerank: {

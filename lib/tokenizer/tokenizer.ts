@@ -101,26 +101,37 @@ export function leadingSpaceOf(json: unknown): LeadingSpace {
  * ```
  */
 export function textPrefixOf(json: unknown): string[] {
-  const fromNode = (node: unknown): string[] => {
-    if (typeof node !== "object" || node === null) return [];
+  const names: string[] = [];
+  for (const piece of templateOf(json)?.single ?? []) {
+    const special = (piece as { SpecialToken?: { id?: unknown } } | null)?.SpecialToken;
+    if (typeof special?.id !== "string") break; // the text itself ($A) comes next
+    names.push(special.id);
+  }
+  return names;
+}
+
+/** A `TemplateProcessing` post-processor: its template for one text, and its tokens' ids. */
+interface Template {
+  single: unknown[];
+  special_tokens?: Record<string, { ids?: unknown } | undefined>;
+}
+
+/** The `TemplateProcessing` of a `tokenizer.json`'s post-processor (alone or in a `Sequence`). */
+function templateOf(json: unknown): Template | undefined {
+  const find = (node: unknown): Template | undefined => {
+    if (typeof node !== "object" || node === null) return undefined;
     const n = node as { type?: unknown; single?: unknown; processors?: unknown };
     if (n.type === "Sequence" && Array.isArray(n.processors)) {
       for (const child of n.processors) {
-        const found = fromNode(child);
-        if (found.length > 0) return found;
+        const found = find(child);
+        if (found) return found;
       }
-      return [];
     }
-    if (n.type !== "TemplateProcessing" || !Array.isArray(n.single)) return [];
-    const names: string[] = [];
-    for (const piece of n.single as unknown[]) {
-      const special = (piece as { SpecialToken?: { id?: unknown } } | null)?.SpecialToken;
-      if (typeof special?.id !== "string") break; // the text itself ($A) comes next
-      names.push(special.id);
-    }
-    return names;
+    return n.type === "TemplateProcessing" && Array.isArray(n.single)
+      ? node as Template
+      : undefined;
   };
-  return fromNode((json as { post_processor?: unknown } | null)?.post_processor);
+  return find((json as { post_processor?: unknown } | null)?.post_processor);
 }
 
 /** What {@linkcode TextTokenizer.encodeFollowing} encodes text behind: a line break. */
@@ -371,18 +382,23 @@ export class TextTokenizer {
         strings.push(SPECIAL_ALIASES[key][0]);
       }
     }
-    const prefix = Int32Array.from(textPrefixOf(json), (name) => {
-      const id = byString.get(name);
-      if (id === undefined) {
-        throw inputError(
-          source,
-          undefined,
-          `post_processor: its template starts with ${JSON.stringify(name)}, a token the ` +
-            `tokenizer does not have`,
-        );
-      }
-      return id;
-    });
+    // The ids the template itself gives each name (what the library inserts), else the vocab's.
+    const templateIds = templateOf(json)?.special_tokens;
+    const prefix = Int32Array.from(
+      textPrefixOf(json).flatMap((name) => {
+        const listed = templateIds?.[name]?.ids;
+        const ids = Array.isArray(listed) && listed.length > 0 ? listed : [byString.get(name)];
+        if (!ids.every((id) => isTokenId(id) && id < size)) {
+          throw inputError(
+            source,
+            undefined,
+            `post_processor: its template starts with ${JSON.stringify(name)}, a token the ` +
+              `tokenizer does not have`,
+          );
+        }
+        return ids as number[];
+      }),
+    );
     const isSpecial = new Uint8Array(strings.length);
     for (const token of added) if (token.special) isSpecial[token.id] = 1;
     for (const key of SPECIAL_KEYS) isSpecial[special[key]] = 1;

@@ -45,6 +45,8 @@ export function recordsSha256(records: readonly TokenizedRecord[]): string {
     }
     // Ages decide what truncation keeps; records without them hash as before they existed.
     if (r.unitAge) hash.update("age").update(bytes(r.unitAge));
+    // So does the tokenizer's prefix, which starts every example (absent: hashed as before).
+    if (r.prefix) hash.update("prefix").update(bytes(r.prefix));
   }
   return hash.digest("hex");
 }

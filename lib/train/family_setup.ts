@@ -64,14 +64,16 @@ export function decoderSetup(
  * The method settings saved with every adapter (`recsysllm_adapter.json`): the attention rule the
  * run trained with, the method's tensors (a rotary family's intra-position table, special-token
  * rows; none for a GLM without added rows, whose position tables are its own weights), the
- * digest of the dataset's item tokens (`itemTokens`) when the run had them, and the longest
- * sequence it trained on (`maxLength`), which inference keeps to.
+ * digest of the dataset's item tokens (`itemTokens`) when the run had them, the longest
+ * sequence it trained on (`maxLength`), which inference keeps to, and the tokenizer's prefix its
+ * examples started with (`prefixIds`), where it has one.
  */
 export function methodSettings(
   model: AnyModel,
   attention: AttentionMode | undefined,
   itemTokens?: ItemTokenDigest,
   maxLength?: number,
+  prefixIds?: ArrayLike<number>,
 ): MethodSettings {
   return {
     attention: attentionOf(model.config, attention),
@@ -79,6 +81,7 @@ export function methodSettings(
     addedRows: model.addedRows,
     ...(itemTokens ? { itemTokens } : {}),
     ...(maxLength ? { maxLength } : {}),
+    ...(prefixIds?.length ? { prefixIds: Array.from(prefixIds) } : {}),
   };
 }
 

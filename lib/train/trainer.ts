@@ -1125,7 +1125,13 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       lora: base.lora,
       weights: snap.params,
       baseModel: options.model, // as the user named it (a hub id, a relative path)
-      method: methodSettings(base.model, base.decoder.attention, base.itemTokens, base.maxLength),
+      method: methodSettings(
+        base.model,
+        base.decoder.attention,
+        base.itemTokens,
+        base.maxLength,
+        base.tokenizer.prefix,
+      ),
       base: base.identity,
     }, base.config);
     // The base model's tokenizer goes with the adapter, so `infer --adapter` can check that
@@ -1141,6 +1147,7 @@ async function saveRun(run: Run, engine: TrainEngine, state: RunState): Promise<
       tokenizerFile: base.tokenizerFile,
       itemTokens: base.itemTokens,
       trainedLength: base.maxLength,
+      trainedPrefix: base.tokenizer.prefix,
     });
   }
   await writeFileAtomic(join(options.out, RUN_FILES.chart), lossChart(state.metrics));
@@ -1498,6 +1505,7 @@ async function writeMerged(
     base.decoder.attention,
     base.itemTokens,
     base.maxLength,
+    base.tokenizer.prefix,
   );
   const merged = mergeAdapter(base.weights, base.config, {
     lora: base.lora!,
@@ -1510,6 +1518,7 @@ async function writeMerged(
     tokenizerFile: base.tokenizerFile,
     itemTokens: base.itemTokens,
     trainedLength: base.maxLength,
+    trainedPrefix: base.tokenizer.prefix,
   }).catch((error) => Promise.reject(temporaryRenamed(error, merge.tmp, merge.path)));
   await merge.commit();
 }

@@ -211,6 +211,12 @@ export interface DecoderConfig {
    */
   trainedLength?: number;
   /**
+   * The tokenizer's prefix every example of the run that wrote these weights started with
+   * (`recsysllm.prefix_ids`; docs/method.md section 4), where it had one. Weights this toolkit
+   * trained before 2026-12-07 never saw it: inference warns.
+   */
+  trainedPrefix?: number[];
+  /**
    * `bos_token_id`, `eos_token_id` and `pad_token_id` as config.json gives them (an id, a list
    * of ids, or null), written back as read. They do not change the network (not part of the
    * model's identity), but transformers takes its family's defaults where a key is absent, and

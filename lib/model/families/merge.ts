@@ -44,6 +44,8 @@ export interface WriteModelOptions {
   itemTokens?: ItemTokenDigest;
   /** The longest sequence the weights were trained on, recorded for inference to keep to. */
   trainedLength?: number;
+  /** The tokenizer's prefix every example started with, where it has one. */
+  trainedPrefix?: ArrayLike<number>;
 }
 
 /**
@@ -64,6 +66,7 @@ export async function writeModelFiles(
   };
   if (options.itemTokens) grown.itemTokens = options.itemTokens;
   if (options.trainedLength) grown.trainedLength = options.trainedLength;
+  if (options.trainedPrefix?.length) grown.trainedPrefix = Array.from(options.trainedPrefix);
   const names = weightNames(config);
   const tensor = (name: string): Float32Array => {
     if (name === names.embed) return joinRows(weights.get(name)!, weights.get(ADDED_ROWS.embed));

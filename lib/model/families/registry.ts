@@ -23,6 +23,7 @@ import {
   ITEM_TOKENS_KEY,
   recordedAttention,
   recordedLength,
+  recordedPrefix,
   recsysllmJson,
 } from "../config.ts";
 import { itemTokenDigestJson, parseItemTokenDigest } from "../../collate/item_tokens.ts";
@@ -365,6 +366,8 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
   if (attention) config.attention = attention;
   const trained = recordedLength(o, file);
   if (trained) config.trainedLength = trained;
+  const prefix = recordedPrefix(o, file);
+  if (prefix) config.trainedPrefix = prefix;
   const itemTokens = parseItemTokenDigest(o[ITEM_TOKENS_KEY], file, ITEM_TOKENS_KEY);
   if (itemTokens) config.itemTokens = itemTokens;
   const tokenIds = tokenIdsOf(o, file);
