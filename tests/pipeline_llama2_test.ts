@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
-import { runCli } from "./helpers/cli.ts";
+import { cliOk, runCli } from "./helpers/cli.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoDataset } from "./helpers/train.ts";
@@ -18,12 +18,7 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
     const model = join(root, "model");
     const run = join(root, "run");
     const pred = join(root, "pred.jsonl");
-    const ok = async (args: string[]) => {
-      const r = await runCli(args);
-      assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
-      return r.stdout;
-    };
-    await ok([
+    await cliOk([
       ...["init", "--family", "llama", "--preset", "tiny"],
       ...["--tokenizer", REAL_TOKENIZERS.llama2, "--out", model],
     ]);
@@ -33,7 +28,7 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
       ...["--val-batches", "1", "--max-length", "160", "--lora"],
     ];
     const merged = join(root, "merged");
-    const summary = JSON.parse(await ok([...pretrain, "--steps", "2", "--merge", merged]));
+    const summary = JSON.parse(await cliOk([...pretrain, "--steps", "2", "--merge", merged]));
     assert.ok(Number.isFinite(summary.loss) && summary.steps === 2, JSON.stringify(summary));
     // The run, the adapter and the merged model record the prefix their examples started with.
     const checkpoint = await SafetensorsFile.open(join(run, "checkpoint.safetensors"));
@@ -44,7 +39,7 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
     const config = JSON.parse(await Deno.readTextFile(join(merged, "config.json")));
     assert.deepEqual(config.recsysllm.prefix_ids, [1]);
 
-    await ok([
+    await cliOk([
       ...["infer", "--quiet", "--device", "cpu", "--threads", "1", "--model", model],
       ...["--adapter", run, "--data", data, "--tasks", "sequential", "--limit", "3"],
       ...["--beams", "4", "--top-k", "3", "--out", pred],
@@ -59,14 +54,16 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
     );
     for (const line of lines) {
       assert.equal(line.predictions.length, 3);
-      for (const p of line.predictions) assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
+      for (const p of line.predictions) {
+        assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
+      }
     }
     // A shard's part records it in its run's identity.
     const infer = [
       ...["infer", "--device", "cpu", "--threads", "1", "--model", model, "--adapter", run],
       ...["--data", data, "--tasks", "sequential", "--limit", "1", "--beams", "2", "--top-k", "2"],
     ];
-    await ok([...infer, "--quiet", "--shard", "0/1", "--out", pred]);
+    await cliOk([...infer, "--quiet", "--shard", "0/1", "--out", pred]);
     const sidecar = JSON.parse(
       await Deno.readTextFile(join(root, "pred-00000-of-00001.jsonl.shard.json")),
     );

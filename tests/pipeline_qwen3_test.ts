@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SafetensorsFile } from "../lib/model/safetensors.ts";
-import { runCli } from "./helpers/cli.ts";
+import { cliOk } from "./helpers/cli.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoDataset } from "./helpers/train.ts";
@@ -18,12 +18,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     const model = join(root, "model");
     const run = join(root, "run");
     const pred = join(root, "pred.jsonl");
-    const ok = async (args: string[]) => {
-      const r = await runCli(args);
-      assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
-      return r.stdout;
-    };
-    await ok([
+    await cliOk([
       "init",
       "--family",
       "qwen3",
@@ -35,7 +30,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       model,
     ]);
     const summary = JSON.parse(
-      await ok([
+      await cliOk([
         "pretrain",
         "--quiet",
         "--device",
@@ -97,7 +92,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       }),
     );
     const gradsFile = join(root, "grads.safetensors");
-    await ok([
+    await cliOk([
       "forward",
       "--model",
       model,
@@ -123,7 +118,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       assert.ok(g.every(Number.isFinite) && g.some((x) => x !== 0), name);
     }
 
-    await ok([
+    await cliOk([
       "infer",
       "--quiet",
       "--device",
@@ -158,7 +153,9 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     );
     for (const line of lines) {
       assert.equal(line.predictions.length, 4);
-      for (const p of line.predictions) assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
+      for (const p of line.predictions) {
+        assert.ok(items.has(p.entity), `not an item: ${p.entity}`);
+      }
     }
     // The merged model (special rows joined on, intra table, attention rule in config.json)
     // predicts what the base model with the adapter predicts.
@@ -168,7 +165,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     // Its weights are float32, and config.json says so (init's were BF16).
     assert.equal(merged.torch_dtype, "float32");
     const mergedPred = join(root, "merged.jsonl");
-    await ok([
+    await cliOk([
       "infer",
       "--quiet",
       "--device",
@@ -200,7 +197,16 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
       }
     }
     const report = JSON.parse(
-      await ok(["eval", "--quiet", "--data", data, "--predictions", pred, "--tasks", "sequential"]),
+      await cliOk([
+        "eval",
+        "--quiet",
+        "--data",
+        data,
+        "--predictions",
+        pred,
+        "--tasks",
+        "sequential",
+      ]),
     );
     const scores = Object.values(report.methods)[0] as Record<string, Record<string, number>>;
     assert.equal(scores.sequential.valid, 1, JSON.stringify(scores).slice(0, 300));

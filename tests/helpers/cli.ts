@@ -23,6 +23,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { main } from "../../main.ts";
 import {
   type ProcessOptions,
@@ -53,6 +54,16 @@ export async function runCli(args: string[]): Promise<CliRun> {
     console.log = log;
     console.error = error;
   }
+}
+
+/**
+ * Runs `main(args)` in this process, asserts it exits 0 (naming the command and its stderr), and
+ * returns its stdout.
+ */
+export async function cliOk(args: string[]): Promise<string> {
+  const run = await runCli(args);
+  assert.equal(run.code, 0, `${args[0]}: ${run.stderr}`);
+  return run.stdout;
 }
 
 /**
