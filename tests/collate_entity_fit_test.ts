@@ -36,3 +36,23 @@ Deno.test("an entity whose item token takes it past the limit is named too long"
       /is 50 tokens, more than the 49 an entity may take/.test(e.message),
   );
 });
+
+Deno.test("the tokenizer's prefix, which starts every example, leaves an entity that much less room", () => {
+  const json = JSON.parse(
+    Deno.readTextFileSync(new URL("../fixtures/tokenizer/tokenizer.json", import.meta.url)),
+  );
+  json.added_tokens.push({ id: 1103, content: "<s>", special: true });
+  json.post_processor = {
+    type: "TemplateProcessing",
+    single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+  };
+  const prefixed = TextTokenizer.fromJson(json, "prefixed");
+  const entity = "漢字".repeat(8); // 49 tokens: just fits a maximum length of 65 without a prefix
+  const pool = [{ entity, kind: "item", id: "I1" }];
+  const options = { maxLength: 65, lengthFrom: "test", file: "e.json" };
+  checkEntityLengths(base, pool, options);
+  assert.throws(
+    () => checkEntityLengths(prefixed, pool, options),
+    /is 49 tokens, more than the 48 an entity may take/,
+  );
+});
