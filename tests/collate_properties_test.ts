@@ -8,7 +8,7 @@ import {
   type Objective,
 } from "../lib/collate/collator.ts";
 import type { CollatedExample } from "../lib/collate/example.ts";
-import { type TokenizedRecord, tokenizeRecord } from "../lib/collate/tokenize.ts";
+import { prefixLength, type TokenizedRecord, tokenizeRecord } from "../lib/collate/tokenize.ts";
 import type { EntityEntry, Segment, TextRecord } from "../lib/data/types.ts";
 import { InputError } from "../lib/errors.ts";
 import { Rng } from "../lib/random.ts";
@@ -96,7 +96,6 @@ const documents = (t: TextTokenizer): TokenizedRecord[] =>
   );
 const DOCUMENTS = documents(tokenizer);
 const DOCUMENTS_PREFIXED = documents(prefixed);
-const prefixLength = (r: TokenizedRecord) => r.prefix?.length ?? 0;
 
 const unitTokens = (r: TokenizedRecord, s: number, e: number) => r.unitStart[e] - r.unitStart[s];
 

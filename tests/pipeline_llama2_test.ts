@@ -10,7 +10,7 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { cliOk, runCli } from "./helpers/cli.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 import { withTempDir } from "./helpers/temp.ts";
-import { demoDataset } from "./helpers/train.ts";
+import { demoDataset, itemEntities } from "./helpers/train.ts";
 
 Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer (every item valid)", async () => {
   const data = await demoDataset();
@@ -46,12 +46,7 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
     ]);
     const lines = (await Deno.readTextFile(pred)).trim().split("\n").map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
-    const items = new Set(
-      (JSON.parse(await Deno.readTextFile(join(data, "entities.json"))) as {
-        entity: string;
-        kind: string;
-      }[]).filter((e) => e.kind === "item").map((e) => e.entity),
-    );
+    const items = await itemEntities(data);
     for (const line of lines) {
       assert.equal(line.predictions.length, 3);
       for (const p of line.predictions) {

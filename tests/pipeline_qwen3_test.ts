@@ -10,7 +10,7 @@ import { SafetensorsFile } from "../lib/model/safetensors.ts";
 import { cliOk } from "./helpers/cli.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 import { withTempDir } from "./helpers/temp.ts";
-import { demoDataset } from "./helpers/train.ts";
+import { demoDataset, itemEntities } from "./helpers/train.ts";
 
 Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every item valid), eval", async () => {
   const data = await demoDataset();
@@ -144,13 +144,7 @@ Deno.test("qwen3 + the real Qwen3 tokenizer: init, pretrain (LoRA), infer (every
     ]);
     const lines = (await Deno.readTextFile(pred)).trim().split("\n").map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
-    const items = new Set(
-      (JSON.parse(await Deno.readTextFile(join(data, "entities.json"))) as {
-        entity: string;
-        kind: string;
-      }[])
-        .filter((e) => e.kind === "item").map((e) => e.entity),
-    );
+    const items = await itemEntities(data);
     for (const line of lines) {
       assert.equal(line.predictions.length, 4);
       for (const p of line.predictions) {

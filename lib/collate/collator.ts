@@ -44,7 +44,7 @@ import { Rng } from "../random.ts";
 import type { SpecialIds } from "../tokenizer/tokenizer.ts";
 import { assembleExample, type CollatedExample, type ExampleObjective } from "./example.ts";
 import { entityCount, type SpanOptions, SpanSampler } from "./spans.ts";
-import type { TokenizedRecord } from "./tokenize.ts";
+import { prefixLength, type TokenizedRecord } from "./tokenize.ts";
 
 /** The masking objectives of documents. */
 export const OBJECTIVES = ["entity", "sentence", "document", "sequence"] as const;
@@ -110,11 +110,6 @@ export interface PromptPartA {
   maskIndex: number;
   /** L, which is also `sep` for the generation that follows. */
   length: number;
-}
-
-/** Tokens every example of `record` starts with (the tokenizer's `<s>`, where it puts one). */
-function prefixLength(record: TokenizedRecord): number {
-  return record.prefix?.length ?? 0;
 }
 
 /** Where truncation of a task prompt must stop: the end of the last entity before the answer. */

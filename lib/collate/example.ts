@@ -15,7 +15,7 @@
  */
 
 import type { SpecialIds } from "../tokenizer/tokenizer.ts";
-import type { TokenizedRecord } from "./tokenize.ts";
+import { prefixLength, type TokenizedRecord } from "./tokenize.ts";
 
 /** The objective an example was built with; `task` for prompts with a target. */
 export type ExampleObjective = "entity" | "sentence" | "document" | "sequence" | "task";
@@ -108,7 +108,7 @@ export function assembleExample(
       if (plan.dropped[u]) sourceTokens -= unitStart[u + 1] - unitStart[u];
     }
   }
-  const prefix = record.prefix?.length ?? 0;
+  const prefix = prefixLength(record);
   const lengthA = prefix + (task ? sourceTokens + 1 : sourceTokens - spanTokens + spanCount);
   const length = lengthA + spanTokens + spanCount;
 

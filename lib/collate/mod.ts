@@ -24,6 +24,7 @@ export {
 export {
   encodeEntity,
   itemTokenSummary,
+  prefixLength,
   type SentencePiece,
   splitSentences,
   type TokenizedRecord,

@@ -76,6 +76,11 @@ export interface TokenizedRecord {
   answerMarked: boolean;
 }
 
+/** The tokens every example of `record` starts with: its tokenizer's prefix (0 where none). */
+export function prefixLength(record: TokenizedRecord): number {
+  return record.prefix?.length ?? 0;
+}
+
 /** One sentence piece of a text segment. */
 export interface SentencePiece {
   /** The piece's text. */

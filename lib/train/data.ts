@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { bucketByLength, makeBatch } from "../collate/batch.ts";
 import { Collator, type CollatorOptions, exampleRng } from "../collate/collator.ts";
-import { type TokenizedRecord, tokenizeRecord } from "../collate/tokenize.ts";
+import { prefixLength, type TokenizedRecord, tokenizeRecord } from "../collate/tokenize.ts";
 import type { EntityTrie } from "../collate/trie.ts";
 import { trieLossBias } from "../collate/trie_loss.ts";
 import type { Batch } from "../collate/types.ts";
@@ -180,7 +180,7 @@ export class BatchStream {
     const max = options.collator.maxLength ?? Infinity;
     this.#lengths = Int32Array.from(
       records,
-      (r) => Math.min((r.prefix?.length ?? 0) + r.ids.length + 2, max),
+      (r) => Math.min(prefixLength(r) + r.ids.length + 2, max),
     );
     this.#tasks = records.map((r) => r.task);
     const weights = options.taskWeights ?? {};

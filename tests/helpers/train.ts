@@ -55,6 +55,15 @@ export function demoDataset(): Promise<string> {
   return demo;
 }
 
+/** The item entities of the dataset directory `data` (its `entities.json`). */
+export async function itemEntities(data: string): Promise<Set<string>> {
+  const pool = JSON.parse(await Deno.readTextFile(join(data, "entities.json"))) as {
+    entity: string;
+    kind: string;
+  }[];
+  return new Set(pool.filter((e) => e.kind === "item").map((e) => e.entity));
+}
+
 /** A small model configuration for the fixture tokenizer. */
 export async function smallConfig(overrides: Partial<GlmConfig> = {}): Promise<GlmConfig> {
   const tokenizer = await TextTokenizer.load(TOKENIZER);
