@@ -18,6 +18,7 @@ import {
 } from "./helpers/infer.ts";
 import { wholeText } from "../lib/generate/infer.ts";
 import { BYTE_TO_CHAR, TextTokenizer, trainByteLevelBpe } from "../lib/tokenizer/mod.ts";
+import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 
 const { sop, eop, mask } = tokenizer.special;
 const ENTITIES: EntityEntry[] = [
@@ -201,6 +202,18 @@ Deno.test("text the length limit cut ends at its last whole character", () => {
   assert.equal(wholeText(tokenizer, ids, false), " ok \u{20E15}\u{20E16}");
   // A finished text is decoded as it is.
   assert.ok(wholeText(tokenizer, ids.slice(0, -1), true).endsWith("\uFFFD"));
+});
+
+Deno.test("a cut text ends at its last whole character with byte tokens too (Llama 2: a U+FFFD a byte)", async () => {
+  const llama2 = await TextTokenizer.load(REAL_TOKENIZERS.llama2);
+  const ids = llama2.encode("ok \u{20E15}\u{20E16}");
+  const whole = llama2.encode("ok \u{20E15}");
+  assert.equal(ids.length, whole.length + 4, "the last character is four byte tokens");
+  for (let cut = whole.length + 1; cut < ids.length; cut++) {
+    assert.ok(llama2.decode(ids.slice(0, cut)).endsWith("\uFFFD"), `cut ${cut}`);
+    assert.equal(wholeText(llama2, ids.slice(0, cut), false), "ok \u{20E15}", `cut ${cut}`);
+  }
+  assert.equal(wholeText(llama2, ids, false), "ok \u{20E15}\u{20E16}");
 });
 
 Deno.test("a cut text keeps the whole characters in the token that starts the unfinished one", () => {

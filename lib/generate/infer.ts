@@ -653,9 +653,9 @@ export class Predictor {
 
 /**
  * The text of `tokens`; a text the length limit cut (`finished` false) ends at its last whole
- * character: a byte-level tokenizer may have stopped inside one, which decodes to one U+FFFD at
- * the end. The token that starts it may also hold whole characters before it (Qwen3's `ー` and
- * the first two bytes of `ダ`), and those are kept.
+ * character: the model may have stopped inside one, which decodes to U+FFFD at the end. The
+ * token that starts it may also hold whole characters before it (Qwen3's `ー` and the first two
+ * bytes of `ダ`), and those are kept.
  *
  * @example
  * ```ts
@@ -673,10 +673,14 @@ export function wholeText(
   const full = tokenizer.decode(ids, { skipSpecial: true });
   if (finished || !full.endsWith("\uFFFD")) return full;
   // A UTF-8 character spans at most 4 bytes: at most 3 tokens end in an unfinished one. Without
-  // them the text ends cleanly; `full` spells the unfinished character as its last U+FFFD.
+  // them the text ends cleanly; in `full` the unfinished character is the run of U+FFFD it ends
+  // in. Byte tokens (Llama 2's `<0xE2>`) are decoded as one run, a U+FFFD a byte where the run is
+  // not UTF-8, so the whole characters of the run before the unfinished one read only without it.
   for (let drop = 1; drop <= Math.min(3, ids.length); drop++) {
     const text = tokenizer.decode(ids.slice(0, ids.length - drop), { skipSpecial: true });
-    if (!text.endsWith("\uFFFD")) return full.slice(0, -1);
+    if (text.endsWith("\uFFFD")) continue;
+    if (!full.startsWith(text)) return text;
+    return text + full.slice(text.length).replace(/\uFFFD+$/, "");
   }
   return full; // a replacement character the model wrote on purpose
 }

@@ -22,6 +22,7 @@
 
 import { Tokenizer } from "@huggingface/tokenizers";
 import { inputError } from "../errors.ts";
+import { matchRustLibrary } from "./engine_parity.ts";
 
 /** The special tokens of the method, by their canonical names. */
 export const SPECIAL_TOKENS = ["[MASK]", "[sMASK]", "[gMASK]", "[S]", "[E]", "[PAD]"] as const;
@@ -413,6 +414,7 @@ export class TextTokenizer {
     let engine: Tokenizer;
     try {
       engine = new Tokenizer(engineConfig, {});
+      matchRustLibrary(engine, json);
     } catch (error) {
       throw inputError(source, undefined, `cannot load tokenizer (${(error as Error).message})`);
     }
