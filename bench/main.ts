@@ -36,6 +36,7 @@ export const NAMED_ONLY = [
   "parallel",
   "parity",
   "cpu_time",
+  "tokenizer_parity",
 ] as const;
 
 /** The benchmarks that run on `--device`; the others run on the CPU whatever it says. */
