@@ -6,11 +6,38 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { SafetensorsFile } from "../lib/model/safetensors.ts";
+import { createHash } from "node:crypto";
+import { CHECKSUM_KEY, SafetensorsFile } from "../lib/model/safetensors.ts";
+import { CHECKPOINT_FORMAT, STATE_CHECKSUM_KEY } from "../lib/train/checkpoint.ts";
 import { cliOk, runCli } from "./helpers/cli.ts";
 import { REAL_TOKENIZERS } from "./helpers/real_tokenizers.ts";
 import { withTempDir } from "./helpers/temp.ts";
 import { demoDataset, itemEntities } from "./helpers/train.ts";
+
+/**
+ * Rewrites the `settings` of a run's checkpoint in place, sealed again as lib/train/checkpoint.ts
+ * seals it (its tensors stay as they are).
+ */
+async function editCheckpointSettings(
+  path: string,
+  edit: (settings: Record<string, unknown>) => void,
+): Promise<void> {
+  const bytes = await Deno.readFile(path);
+  const length = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  const state = JSON.parse(header.__metadata__.state);
+  edit(state.settings);
+  const meta = header.__metadata__;
+  meta.state = JSON.stringify(state);
+  meta[STATE_CHECKSUM_KEY] = createHash("sha256")
+    .update(`${CHECKPOINT_FORMAT}\n${meta.state}\n${meta[CHECKSUM_KEY]}`).digest("hex");
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + bytes.length - 8 - length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  out.set(bytes.subarray(8 + length), 8 + json.length);
+  await Deno.writeFile(path, out);
+}
 
 Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer (every item valid)", async () => {
   const data = await demoDataset();
@@ -33,6 +60,23 @@ Deno.test("llama + Llama 2's tokenizer (<s> first): init, pretrain (LoRA), infer
     // The run, the adapter and the merged model record the prefix their examples started with.
     const checkpoint = await SafetensorsFile.open(join(run, "checkpoint.safetensors"));
     assert.deepEqual(JSON.parse(checkpoint.metadata.state).settings.prefixIds, [1]); // <s>
+    // A run from before examples started with <s> (no prefixIds; its records hashed without it)
+    // is refused for that reason, not as a changed dataset.
+    const olderRun = join(root, "older-run");
+    await Deno.mkdir(olderRun);
+    for (const entry of Deno.readDirSync(run)) {
+      if (entry.isFile) await Deno.copyFile(join(run, entry.name), join(olderRun, entry.name));
+    }
+    await editCheckpointSettings(join(olderRun, "checkpoint.safetensors"), (settings) => {
+      delete settings.prefixIds;
+      settings.trainSha256 = "0".repeat(64);
+    });
+    const resumed = await runCli([...pretrain, "--steps", "2", "--out", olderRun, "--resume"]);
+    assert.equal(resumed.code, 1, resumed.stderr);
+    assert.match(
+      resumed.stderr,
+      /trained before examples started with the tokenizer's <s> \(2026-12-07\); to train on from its weights, start a new run with --adapter /,
+    );
     const settingsFile = join(run, "recsysllm_adapter.json");
     const settings = JSON.parse(await Deno.readTextFile(settingsFile));
     assert.deepEqual(settings.prefix_ids, [1]);

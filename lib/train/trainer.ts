@@ -806,6 +806,21 @@ async function startOrResume(run: Run): Promise<RunState> {
  */
 function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
   const { runtime: _saved, ...comparable } = settings;
+  // Before the records' hash, which holds the prefix too: a run trained before examples started
+  // with the tokenizer's prefix would otherwise be told its dataset changed.
+  const prefix = (ids: unknown) => JSON.stringify(Array.isArray(ids) ? ids : []);
+  if (prefix(comparable.prefixIds) !== prefix(run.settings.prefixIds)) {
+    const tokenizer = run.base.tokenizer;
+    const names = [...tokenizer.prefix].map((id) => tokenizer.tokenString(id)).join("");
+    throw new InputError(
+      `cannot resume ${run.options.out}: ` +
+        (comparable.prefixIds === undefined
+          ? `it was trained before examples started with the tokenizer's ${names} (2026-12-07)`
+          : `its examples started with token ids ${prefix(comparable.prefixIds)}, the ` +
+            `tokenizer's start with ${prefix(run.settings.prefixIds)}`) +
+        `; to train on from its weights, start a new run with ${goOnWith(run.options)}`,
+    );
+  }
   if (comparable.trainSha256 === undefined) {
     // Checkpoints of older versions record the record count only.
     run.note(`${run.checkpointPath} records no hash of its training data: the data is not checked`);
@@ -848,6 +863,14 @@ function checkSameSettings(run: Run, settings: Record<string, unknown>): void {
   if (differ) throw cannotResume(run.options, differ, comparable.schedule, run.schedule.totalSteps);
 }
 
+/** The options of a new run that trains on from the weights of the run in `options.out`. */
+function goOnWith(options: TrainOptions): string {
+  return options.lora
+    ? `${optionName("adapter")} ${options.out}`
+    // Full training goes on as full training (a trained model would default to LoRA).
+    : `${optionName("full")} ${optionName("model")} ${options.out}`;
+}
+
 /** The refusal of a resume whose settings differ from the checkpoint's (`differ`). */
 function cannotResume(
   options: TrainOptions,
@@ -858,12 +881,7 @@ function cannotResume(
   const saved = savedSchedule as { totalSteps?: unknown } | undefined;
   // A longer schedule is another run (its rates differ from step 1): say how to go on.
   const longer = typeof saved?.totalSteps === "number" && saved.totalSteps < totalSteps
-    ? `; to train on from its weights, start a new run with ${
-      options.lora
-        ? `${optionName("adapter")} ${options.out}`
-        // Full training goes on as full training (a trained model would default to LoRA).
-        : `${optionName("full")} ${optionName("model")} ${options.out}`
-    }`
+    ? `; to train on from its weights, start a new run with ${goOnWith(options)}`
     : "";
   return new UsageError(
     `cannot resume ${options.out} with different settings (${differ})${longer}`,
