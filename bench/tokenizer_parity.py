@@ -31,6 +31,7 @@ EDGE_CASES = [
     "I'M HE'S they'Re", "12345 678.90", "$9.99 50% off!!!", "...", "--", "a__b", "x\u200by zero width",
     "\u2581already a mark", "<0x41> literal", "C++ & C#", "\U0001d518\U0001d52b\U0001d526 math letters",
     "\x00nul", "tab\t\tdouble", "   many   spaces   ", "\U00020e15\U00020e16 rare CJK",
+    "\ufeffbyte-order mark", "x\ufeff", "\ufffd replacement",
 ]
 
 
@@ -52,6 +53,14 @@ def metaspace_variants(llama2):
         "metaspace_no_split": (ms(prepend_scheme="first", split=False), own_decoder),
         "metaspace_legacy": (ms(add_prefix_space=True), ms(add_prefix_space=True)),
         "metaspace_never": (ms(prepend_scheme="never", split=True), ms(prepend_scheme="never")),
+        "metaspace_after_split": (
+            {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, ms(prepend_scheme="first", split=True)]},
+            own_decoder,
+        ),
+        "metaspace_after_digits": (
+            {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, ms(prepend_scheme="first", split=True)]},
+            own_decoder,
+        ),
         "metaspace_decoder": (
             {"type": "Sequence", "pretokenizers": [ms(prepend_scheme="always", split=True)]},
             {"type": "Sequence", "decoders": [ms(prepend_scheme="always"), {"type": "ByteFallback"}, {"type": "Fuse"}]},

@@ -214,6 +214,43 @@ Deno.test("a cut text ends at its last whole character with byte tokens too (Lla
     assert.equal(wholeText(llama2, ids.slice(0, cut), false), "ok \u{20E15}", `cut ${cut}`);
   }
   assert.equal(wholeText(llama2, ids, false), "ok \u{20E15}\u{20E16}");
+  // A U+FFFD the model wrote itself stays: Llama 2's own token, or spelled in bytes.
+  const fffd = llama2.encode("ok \uFFFD");
+  assert.equal(llama2.tokenString(fffd[fffd.length - 1]), "\uFFFD");
+  const [e2, continuation] = byteTokens(llama2, "\u20AC"); // <0xE2>, <0x82>
+  assert.equal(llama2.byteOf(e2), 0xe2);
+  assert.equal(wholeText(llama2, [...fffd, e2], false), "ok \uFFFD");
+  const spelled = [...llama2.encode("ok \u{20E15}").slice(0, -4), ...byteTokens(llama2, "\uFFFD")];
+  assert.equal(wholeText(llama2, [...spelled, e2], false), "ok \uFFFD");
+  // A byte that starts no character is left as it is.
+  assert.equal(wholeText(llama2, [...fffd, continuation], false), "ok \uFFFD\uFFFD");
+});
+
+/** The id of the token whose vocabulary string is `name`. */
+function idOf(tokenizer: TextTokenizer, name: string): number {
+  for (let id = 0; id < tokenizer.vocabSize; id++) {
+    if (tokenizer.tokenString(id) === name) return id;
+  }
+  throw new Error(`no token ${name}`);
+}
+
+/** The byte tokens that spell `text` in UTF-8 (`<0xE2>`, ...). */
+function byteTokens(tokenizer: TextTokenizer, text: string): number[] {
+  return [...new TextEncoder().encode(text)].map((b) =>
+    idOf(tokenizer, `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`)
+  );
+}
+
+Deno.test("a byte-level text cut after a U+FFFD the model wrote keeps it (Qwen3)", async () => {
+  const qwen3 = await TextTokenizer.load(REAL_TOKENIZERS.qwen3);
+  const ids = [...qwen3.encode("Hello\uFFFD"), idOf(qwen3, BYTE_TO_CHAR[0xe2])];
+  assert.equal(qwen3.decode(ids), "Hello\uFFFD\uFFFD");
+  assert.equal(wholeText(qwen3, ids, false), "Hello\uFFFD");
+  assert.equal(
+    qwen3.byteOf(ids[ids.length - 1]),
+    undefined,
+    "byte-level tokens are not byte tokens",
+  );
 });
 
 Deno.test("a cut text keeps the whole characters in the token that starts the unfinished one", () => {

@@ -67,8 +67,10 @@ Deno.test("byte tokens that are not UTF-8 decode to one U+FFFD a byte, as the Ru
   assert.equal(llama2.decode(ids("<0xE2>", "<0x82>", "▁a")), "\uFFFD\uFFFD a");
   assert.equal(llama2.decode(ids("<0xFF>", "<0xE2>", "<0x82>", "<0xAC>")), "\uFFFD".repeat(4));
   assert.equal(llama2.decode(ids("▁x", "<0xE2>", "<0x82>")), "x\uFFFD\uFFFD");
-  // Valid runs read as their characters.
+  // Valid runs read as their characters, a byte-order mark too (Rust's from_utf8 keeps it).
   assert.equal(llama2.decode(ids("▁a", "<0xE2>", "<0x82>", "<0xAC>", "b")), "a\u20acb");
+  assert.equal(llama2.decode(ids("<0xEF>", "<0xBB>", "<0xBF>", "▁a")), "\uFEFF a");
+  assert.equal(llama2.decode(llama2.encode("\uFEFFhello")), "\uFEFFhello");
 });
 
 Deno.test("a Metaspace decoder drops the first token's marks unless its scheme is never", () => {
@@ -84,4 +86,25 @@ Deno.test("a Metaspace decoder drops the first token's marks unless its scheme i
   assert.equal(always.decode(ids), " a");
   assert.equal(never.decode(ids), "   a");
   assert.equal(always.decode([id("a"), id("▁b")]), "a b");
+});
+
+Deno.test("under prepend_scheme first, a piece an earlier pre-tokenizer cut gets no mark", () => {
+  const json = {
+    ...LLAMA2,
+    normalizer: null,
+    pre_tokenizer: {
+      type: "Sequence",
+      pretokenizers: [
+        { type: "WhitespaceSplit" },
+        { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: true },
+      ],
+    },
+  };
+  // The Rust library's pieces (tokenizers 0.23.2); the engine marked every word.
+  const t = TextTokenizer.fromJson(json);
+  assert.deepEqual(pieces(t, "hello world  foo"), ["▁hell", "o", "world", "foo"]);
+  // A first piece after dropped whitespace does not start the text either.
+  assert.deepEqual(pieces(t, "  x  y "), ["x", "y"]);
+  // WhitespaceSplit cuts at Unicode's White_Space only: U+FEFF is text, as in the Rust library.
+  assert.deepEqual(pieces(t, "x\uFEFF"), ["▁x", "\uFEFF"]);
 });

@@ -652,6 +652,28 @@ export class Predictor {
 }
 
 /**
+ * How many of the last bytes of `bytes` start a UTF-8 character they do not finish (0 to 3; 0
+ * also where they are not the start of any character).
+ */
+function unfinishedBytes(bytes: readonly number[]): number {
+  for (let k = 1; k <= Math.min(3, bytes.length); k++) {
+    const lead = bytes[bytes.length - k];
+    if (lead >= 0x80 && lead < 0xc0) continue; // a continuation byte: the start is further back
+    const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (length <= k) return 0;
+    try {
+      // Streaming, a decoder holds back a valid start and refuses an invalid one (E0 80).
+      new TextDecoder("utf-8", { fatal: true })
+        .decode(Uint8Array.from(bytes.slice(-k)), { stream: true });
+      return k;
+    } catch {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+/**
  * The text of `tokens`; a text the length limit cut (`finished` false) ends at its last whole
  * character: the model may have stopped inside one, which decodes to U+FFFD at the end. The
  * token that starts it may also hold whole characters before it (Qwen3's `ー` and the first two
@@ -672,15 +694,26 @@ export function wholeText(
   const ids = Array.from(tokens);
   const full = tokenizer.decode(ids, { skipSpecial: true });
   if (finished || !full.endsWith("\uFFFD")) return full;
-  // A UTF-8 character spans at most 4 bytes: at most 3 tokens end in an unfinished one. Without
-  // them the text ends cleanly; in `full` the unfinished character is the run of U+FFFD it ends
-  // in. Byte tokens (Llama 2's `<0xE2>`) are decoded as one run, a U+FFFD a byte where the run is
-  // not UTF-8, so the whole characters of the run before the unfinished one read only without it.
+  // Byte tokens (Llama 2's `<0xE2>`) decode as one run, a U+FFFD a byte where the run is not
+  // UTF-8, covering even its whole characters: the text without the unfinished character's bytes
+  // reads as it should. A UTF-8 character spans at most 4 bytes: at most 3 are unfinished.
+  const bytes: number[] = [];
+  for (let i = ids.length - 1; i >= 0 && bytes.length < 3; i--) {
+    const byte = tokenizer.byteOf(ids[i]);
+    if (byte === undefined) break;
+    bytes.unshift(byte);
+  }
+  if (bytes.length > 0) {
+    const unfinished = unfinishedBytes(bytes);
+    return unfinished === 0
+      ? full
+      : tokenizer.decode(ids.slice(0, ids.length - unfinished), { skipSpecial: true });
+  }
+  // A byte-level tokenizer spells the unfinished character as one U+FFFD at the end, made of at
+  // most 3 tokens: without them the text ends cleanly.
   for (let drop = 1; drop <= Math.min(3, ids.length); drop++) {
     const text = tokenizer.decode(ids.slice(0, ids.length - drop), { skipSpecial: true });
-    if (text.endsWith("\uFFFD")) continue;
-    if (!full.startsWith(text)) return text;
-    return text + full.slice(text.length).replace(/\uFFFD+$/, "");
+    if (!text.endsWith("\uFFFD")) return full.slice(0, -1);
   }
   return full; // a replacement character the model wrote on purpose
 }

@@ -2,15 +2,21 @@
  * Where the tokenizer engine (`npm:@huggingface/tokenizers` 0.2.0) reads a `tokenizer.json`
  * differently from the Hugging Face `tokenizers` library (Rust), which is how a pretrained
  * model's own texts were tokenized, and the parts that make the two agree. Found by encoding and
- * decoding the same 18,137 texts (Beauty's titles, Musical Instruments' reviews, edge cases) with
- * both (the Rust library 0.23.2 through Python, 2026-12-07): Qwen3's, Llama 3's and Llama 2's
- * files agreed everywhere; these three parts, which none of those files uses, did not.
+ * decoding the same 18,140 texts (Beauty's titles, Musical Instruments' reviews, edge cases) with
+ * both (the Rust library 0.23.2 through Python, 2026-12-07; `deno task bench tokenizer_parity`):
+ * Qwen3's, Llama 3's and Llama 2's files agreed everywhere but in ByteFallback's invalid bytes;
+ * the other parts below, which none of those files uses, did not either.
  *
  * - A Metaspace pre-tokenizer with `split` true (also when the file does not say: the Rust
  *   library's default) cuts the text before every `▁`, so no token spans two words: `"a  b"` is
- *   `▁a`, `▁`, `▁b`, never `▁a`, `▁▁b`. The engine never cut.
+ *   `▁a`, `▁`, `▁b`, never `▁a`, `▁▁b`. The engine never cut. Under `prepend_scheme: first`
+ *   behind a pre-tokenizer that cuts the text first, only a first piece that starts the text
+ *   gets the `▁` (the engine gave it every piece). Not made to agree: pieces that a `normalized`
+ *   added token cuts out of the text each count as its start under `first`.
+ * - A WhitespaceSplit pre-tokenizer splits on Unicode's White_Space characters; the engine also
+ *   split on U+FEFF (JavaScript's `\s`).
  * - A ByteFallback decoder turns a run of byte tokens (`<0xE2>`) that is not valid UTF-8 into one
- *   U+FFFD per byte; the engine gave one per invalid sequence.
+ *   U+FFFD per byte; the engine gave one per invalid sequence (and dropped a leading U+FEFF).
  * - A Metaspace decoder drops every `▁` of the first token unless its `prepend_scheme` is
  *   `never`, and reads the others as spaces; the engine dropped one leading space of the first
  *   token whatever the scheme.
@@ -27,6 +33,7 @@ import {
   SequenceDecoder,
   SequencePreTokenizer,
   type Tokenizer,
+  WhitespaceSplitPreTokenizer,
 } from "@huggingface/tokenizers";
 
 /** A `tokenizer.json` node: `type` and its settings. */
@@ -70,6 +77,19 @@ class RustMetaspacePreTokenizer extends MetaspacePreTokenizer {
     this.#split = node.split !== false;
   }
 
+  /**
+   * Pieces an earlier pre-tokenizer cut: under `first`, only the first piece is the text's start
+   * (the engine passed every piece the text's own section index, so each got a `▁`).
+   */
+  override pre_tokenize(
+    text: string | string[],
+    options?: Parameters<PreTokenizer["pre_tokenize_text"]>[1],
+  ): string[] {
+    if (!Array.isArray(text)) return this.pre_tokenize_text(text, options);
+    const later = { ...options, section_index: -1 };
+    return text.flatMap((piece, i) => this.pre_tokenize_text(piece, i === 0 ? options : later));
+  }
+
   override pre_tokenize_text(
     text: string,
     options?: Parameters<PreTokenizer["pre_tokenize_text"]>[1],
@@ -77,6 +97,26 @@ class RustMetaspacePreTokenizer extends MetaspacePreTokenizer {
     const pieces = super.pre_tokenize_text(text, options);
     return this.#split ? pieces.flatMap((p) => splitBeforeMarks(p, this.replacement)) : pieces;
   }
+}
+
+/**
+ * The byte a ByteFallback token such as `<0xE2>` stands for; undefined for any other string.
+ *
+ * @example
+ * ```ts
+ * byteTokenValue("<0xE2>"); // 226
+ * byteTokenValue("▁a"); // undefined
+ * ```
+ */
+export function byteTokenValue(token: string): number | undefined {
+  return /^<0x[0-9A-Fa-f]{2}>$/.test(token) ? parseInt(token.slice(3, 5), 16) : undefined;
+}
+
+/** Whether `engine` decodes byte tokens (`<0xE2>`) as bytes: its decoder has a ByteFallback. */
+export function decodesByteTokens(engine: Tokenizer): boolean {
+  const has = (d: Decoder | null | undefined): boolean =>
+    d instanceof ByteFallbackDecoder || (d instanceof SequenceDecoder && d.decoders.some(has));
+  return has(engine.decoder);
 }
 
 /** ByteFallback as the Rust library decodes: an invalid run of bytes is a U+FFFD per byte. */
@@ -87,15 +127,18 @@ class RustByteFallbackDecoder extends ByteFallbackDecoder {
     const flush = () => {
       if (bytes.length === 0) return;
       try {
-        out.push(new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes)));
+        // ignoreBOM: a U+FEFF the bytes spell is text, as Rust's String::from_utf8 keeps it.
+        out.push(
+          new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(bytes)),
+        );
       } catch {
         out.push("\uFFFD".repeat(bytes.length));
       }
       bytes = [];
     };
     for (const token of tokens) {
-      const byte = /^<0x[0-9A-Fa-f]{2}>$/.test(token) ? parseInt(token.slice(3, 5), 16) : -1;
-      if (byte >= 0) {
+      const byte = byteTokenValue(token);
+      if (byte !== undefined) {
         bytes.push(byte);
       } else {
         flush();
@@ -123,14 +166,47 @@ class RustMetaspaceDecoder extends MetaspaceDecoder {
   }
 }
 
+/**
+ * WhitespaceSplit as the Rust library splits: on Unicode's White_Space characters (its
+ * `char::is_whitespace`); JavaScript's `\s`, which the engine used, also takes U+FEFF.
+ */
+class RustWhitespaceSplitPreTokenizer extends WhitespaceSplitPreTokenizer {
+  override pre_tokenize_text(text: string): string[] {
+    return text.split(/\p{White_Space}+/u).filter((piece) => piece !== "");
+  }
+}
+
+/**
+ * A Sequence that tells each part whether its first piece still starts the text: a piece after
+ * whitespace an earlier part dropped is not the text's start (the Rust library's offset 0), so
+ * Metaspace's `first` gives it no `▁`.
+ */
+class RustSequencePreTokenizer extends SequencePreTokenizer {
+  override pre_tokenize_text(
+    text: string,
+    options?: Parameters<PreTokenizer["pre_tokenize_text"]>[1],
+  ): string[] {
+    return this.tokenizers.reduce((pieces, part) => {
+      if (!part) return pieces;
+      const atStart = pieces.length > 0 && text.startsWith(pieces[0]);
+      return part.pre_tokenize(pieces, atStart ? options : { ...options, section_index: -1 });
+    }, [text]);
+  }
+}
+
 function preTokenizerFor(node: unknown, built: PreTokenizer | null): PreTokenizer | null {
   if (!isNode(node) || built === null) return built;
   if (node.type === "Metaspace" && built instanceof MetaspacePreTokenizer) {
     return new RustMetaspacePreTokenizer(node);
   }
+  if (node.type === "WhitespaceSplit" && built instanceof WhitespaceSplitPreTokenizer) {
+    return new RustWhitespaceSplitPreTokenizer();
+  }
   if (node.type === "Sequence" && built instanceof SequencePreTokenizer) {
     const children = Array.isArray(node.pretokenizers) ? node.pretokenizers : [];
-    built.tokenizers = built.tokenizers.map((child, i) => preTokenizerFor(children[i], child));
+    const fixed = new RustSequencePreTokenizer({ type: "Sequence", pretokenizers: [] });
+    fixed.tokenizers = built.tokenizers.map((child, i) => preTokenizerFor(children[i], child));
+    return fixed;
   }
   return built;
 }

@@ -22,7 +22,7 @@
 
 import { Tokenizer } from "@huggingface/tokenizers";
 import { inputError } from "../errors.ts";
-import { matchRustLibrary } from "./engine_parity.ts";
+import { byteTokenValue, decodesByteTokens, matchRustLibrary } from "./engine_parity.ts";
 
 /** The special tokens of the method, by their canonical names. */
 export const SPECIAL_TOKENS = ["[MASK]", "[sMASK]", "[gMASK]", "[S]", "[E]", "[PAD]"] as const;
@@ -208,6 +208,8 @@ export class TextTokenizer {
   readonly #followingCache = new Map<string, Int32Array>();
   /** A one-letter token that leads a metaspace decode, and its text (see #decodeAfter). */
   #anchor?: { id: number; text: string } | null;
+  /** Whether the decoder reads byte tokens (`<0xE2>`) as bytes; found on first use. */
+  #byteTokens?: boolean;
 
   private constructor(
     engine: Tokenizer,
@@ -536,6 +538,22 @@ export class TextTokenizer {
     const { id, text } = this.#anchor;
     const both = this.#engine.decode([id, ...run], plain);
     return both.startsWith(text) ? both.slice(text.length) : this.#engine.decode(run, plain);
+  }
+
+  /**
+   * The byte that `id` stands for where it is a byte token the decoder reads as a byte (Llama 2's
+   * `<0xE2>`, under a ByteFallback decoder); undefined for every other token.
+   *
+   * @example
+   * ```ts
+   * declare const llama2: TextTokenizer;
+   * llama2.byteOf(llama2.encode("\u{20E15}")[1]); // 0xF0, the character's first byte
+   * ```
+   */
+  byteOf(id: number): number | undefined {
+    this.#byteTokens ??= decodesByteTokens(this.#engine);
+    if (!this.#byteTokens || this.isSpecial(id)) return undefined;
+    return byteTokenValue(this.tokenString(id));
   }
 
   /** The vocabulary string of `id` (byte-level form such as `ĠNail`; `[MASK]` for specials). */
