@@ -37,6 +37,7 @@ export const NAMED_ONLY = [
   "parity",
   "cpu_time",
   "tokenizer_parity",
+  "transformers_parity",
 ] as const;
 
 /** The benchmarks that run on `--device`; the others run on the CPU whatever it says. */

@@ -1,0 +1,81 @@
+/**
+ * Whether the decoder families compute what Hugging Face transformers computes on the same
+ * checkpoint: the toolkit's `forward` and transformers' `AutoModelForCausalLM`, float32, on one
+ * batch of random ids at positions 0..39 (causal attention, no adapter), in one run.
+ *
+ * Ten checkpoints, each a family's `init --family` layout (tiny: hidden 64, 2 layers, 4 heads, 2
+ * key/value heads) with its weights drawn again at sizes that make attention sharp, so that rotary
+ * positions, norms and biases move the logits (`positions_doubled_move`: how far transformers'
+ * logits move when the same ids sit at positions 0, 2, 4, ...): llama, llama with attention and
+ * MLP biases, llama with llama3 and with linear rope scaling, mistral, qwen2, qwen3 (tied and
+ * untied embeddings), GLM-4 (partial rotary 0.5, and 1). bench/transformers_parity.py draws them
+ * and runs transformers.
+ *
+ *     deno task bench transformers_parity
+ *
+ * Prints per checkpoint the largest absolute difference of the logits, the largest logit, their
+ * ratio (`relative`) and the share of positions whose argmax agrees; `worst_relative` is the
+ * largest ratio. Needs `python3` with torch, transformers and safetensors;
+ * TRANSFORMERS_PARITY_PYTHON names another interpreter.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { InputError } from "../lib/errors.ts";
+
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("./transformers_parity.py", import.meta.url));
+const FAMILIES = ["llama", "qwen2", "qwen3", "glm"] as const;
+
+/** Runs `command args` and returns its last stdout line as JSON; a failure is an InputError. */
+async function lastJson(command: string, args: string[]): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+    .output().catch((error) => {
+      throw new InputError(`bench transformers_parity: cannot run ${command} (${error.message})`);
+    });
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
+    throw new InputError(
+      `bench transformers_parity: ${command} ${args.slice(0, 3).join(" ")} failed (${why})`,
+    );
+  }
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
+  const python = Deno.env.get("TRANSFORMERS_PARITY_PYTHON") ?? "python3";
+  const deno = Deno.execPath();
+  const dir = await Deno.makeTempDir({ prefix: "recsysllm-transformers-parity-" });
+  try {
+    console.error("bench transformers_parity: checkpoints");
+    for (const family of FAMILIES) {
+      await lastJson(deno, [
+        ...["run", "-A", MAIN, "init", "--quiet", "--family", family, "--preset", "tiny"],
+        ...["--tokenizer", REAL_TOKENIZERS.qwen3, "--out", join(dir, family), "--seed", "3"],
+      ]);
+    }
+    const { variants } = await lastJson(python, [SCRIPT, "prepare", dir]) as {
+      variants: string[];
+    };
+    console.error("bench transformers_parity: the toolkit's forward");
+    for (const name of variants) {
+      const model = join(dir, "variants", name);
+      await lastJson(deno, [
+        ...["run", "-A", MAIN, "forward", "--quiet", "--device", "cpu", "--model", model],
+        ...["--batch", join(dir, "batch.json"), "--out", `${model}.out.safetensors`],
+      ]);
+    }
+    console.error("bench transformers_parity: transformers");
+    const result = await lastJson(python, [SCRIPT, "compare", dir]);
+    const compared = result.variants as Record<string, { relative: number }>;
+    return {
+      ...result,
+      worst_relative: Math.max(...Object.values(compared).map((v) => v.relative)),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
