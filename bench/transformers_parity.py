@@ -7,10 +7,12 @@
 with a config change, its weights drawn again in float32 at sizes that make attention sharp, so
 that rotary positions, norms and biases move the logits: q and k projections with std 0.35,
 other matrices 0.15, embeddings 1, norm weights 1 + 0.3 N(0, 1), biases 0.3 N(0, 1)), and
-DIR/batch.json (2 x 40 random ids, positions 0..39). `compare` loads each variant with
-transformers' AutoModelForCausalLM (float32, every tensor from the file: a missing or unexpected
-one fails), runs the batch and compares the logits with DIR/variants/NAME.out.safetensors (the
-toolkit's `forward`). Both print one JSON line.
+DIR/batch.json (2 x 40 random ids, positions 0..39). `prepare` also writes LoRA
+adapters with PEFT (rank 4, alpha 12, every projection, A and B drawn with std 0.3) for three of
+them into DIR/adapters/NAME. `compare` loads each variant with transformers' AutoModelForCausalLM
+(float32, every tensor from the file: a missing or unexpected one fails), and each adapter over
+its variant with PEFT, runs the batch and compares the logits with NAME.out.safetensors beside
+them (the toolkit's `forward`, with `--adapter` for the adapters). Both print one JSON line.
 """
 
 import json
@@ -77,10 +79,38 @@ VARIANTS = {
 }
 
 
+# Adapters PEFT writes over three variants: every projection, GLM-4's fused gate_up_proj too.
+ADAPTERS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "glm4": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
+
+
+def load(path):
+    from transformers import AutoModelForCausalLM
+
+    model, info = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch.float32, output_loading_info=True)
+    if info["missing_keys"] or info["unexpected_keys"]:
+        raise SystemExit(f"{path}: transformers did not read every tensor: {info}")
+    return model.eval()
+
+
 def prepare(root):
+    from peft import LoraConfig, get_peft_model
+
     g = torch.Generator().manual_seed(7)
     for name, (family, changes) in VARIANTS.items():
         variant(os.path.join(root, family), os.path.join(root, "variants", name), changes, g)
+    for name, targets in ADAPTERS.items():
+        config = LoraConfig(r=4, lora_alpha=12, target_modules=targets, lora_dropout=0.0,
+                            init_lora_weights=False)
+        model = get_peft_model(load(os.path.join(root, "variants", name)), config)
+        for parameter_name, parameter in model.named_parameters():
+            if "lora_" in parameter_name:
+                parameter.data = 0.3 * torch.randn(parameter.shape, generator=g)
+        model.save_pretrained(os.path.join(root, "adapters", name))
     rng = random.Random(5)
     vocab = json.load(open(os.path.join(root, "llama", "config.json")))["vocab_size"]
     ids = [[rng.randrange(vocab) for _ in range(L)] for _ in range(B)]
@@ -91,38 +121,48 @@ def prepare(root):
         "rope_position_ids": [list(range(L)) for _ in range(B)],
     }
     json.dump(batch, open(os.path.join(root, "batch.json"), "w"))
-    print(json.dumps({"variants": list(VARIANTS)}))
+    print(json.dumps({"variants": list(VARIANTS), "adapters": list(ADAPTERS)}))
+
+
+def compared(ours_path, ref, moved, base=None):
+    ours = load_file(ours_path)["logits"][..., : ref.shape[-1]]
+    diff = float((ours - ref).abs().max())
+    scale = float(ref.abs().max())
+    out = {
+        "max_abs_diff": float(f"{diff:.3g}"),
+        "max_abs_logit": round(scale, 3),
+        "relative": float(f"{diff / scale:.3g}"),
+        "argmax_agree": float((ours.argmax(-1) == ref.argmax(-1)).float().mean()),
+        # How much the compared part matters here: the logits' move without it.
+        "without_it_move": round(float((moved - ref).abs().max()), 3),
+    }
+    return out
 
 
 def compare(root):
     import transformers
-    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
 
     ids = torch.tensor(json.load(open(os.path.join(root, "batch.json")))["input_ids"])
-    out = {}
+    variants, adapters = {}, {}
     for name in VARIANTS:
         path = os.path.join(root, "variants", name)
-        model, info = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, output_loading_info=True)
-        if info["missing_keys"] or info["unexpected_keys"]:
-            raise SystemExit(f"{name}: transformers did not read every tensor: {info}")
+        model = load(path)
         with torch.no_grad():
-            ref = model.eval()(input_ids=ids).logits
+            ref = model(input_ids=ids).logits
+            # Positions: the same ids at positions 0, 2, 4, ...
             moved = model(input_ids=ids, position_ids=2 * torch.arange(L).repeat(B, 1)).logits
-        ours = load_file(path + ".out.safetensors")["logits"][..., : ref.shape[-1]]
-        diff = float((ours - ref).abs().max())
-        scale = float(ref.abs().max())
-        out[name] = {
-            "class": type(model).__name__,
-            "max_abs_diff": float(f"{diff:.3g}"),
-            "max_abs_logit": round(scale, 3),
-            "relative": float(f"{diff / scale:.3g}"),
-            "argmax_agree": float((ours.argmax(-1) == ref.argmax(-1)).float().mean()),
-            # How much positions matter here: the same batch at positions 0, 2, 4, ...
-            "positions_doubled_move": round(float((moved - ref).abs().max()), 3),
-        }
+        variants[name] = {"class": type(model).__name__,
+                          **compared(path + ".out.safetensors", ref, moved)}
+        if name in ADAPTERS:
+            adapter = os.path.join(root, "adapters", name)
+            with torch.no_grad():
+                adapted = PeftModel.from_pretrained(model, adapter).eval()(input_ids=ids).logits
+            # The adapter: the base model's logits.
+            adapters[name] = compared(adapter + ".out.safetensors", adapted, ref)
     print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
-                      "variants": out}))
+                      "peft": __import__("peft").__version__, "variants": variants,
+                      "adapters": adapters}))
 
 
 if __name__ == "__main__":

@@ -5,17 +5,19 @@
  *
  * Ten checkpoints, each a family's `init --family` layout (tiny: hidden 64, 2 layers, 4 heads, 2
  * key/value heads) with its weights drawn again at sizes that make attention sharp, so that rotary
- * positions, norms and biases move the logits (`positions_doubled_move`: how far transformers'
- * logits move when the same ids sit at positions 0, 2, 4, ...): llama, llama with attention and
+ * positions, norms and biases move the logits (`without_it_move`: how far transformers' logits
+ * move when the same ids sit at positions 0, 2, 4, ...): llama, llama with attention and
  * MLP biases, llama with llama3 and with linear rope scaling, mistral, qwen2, qwen3 (tied and
- * untied embeddings), GLM-4 (partial rotary 0.5, and 1). bench/transformers_parity.py draws them
- * and runs transformers.
+ * untied embeddings), GLM-4 (partial rotary 0.5, and 1). And three LoRA adapters PEFT wrote (llama,
+ * qwen3, GLM-4: rank 4, alpha 12, every projection), applied by `forward --adapter` and by PEFT
+ * (`without_it_move`: how far the adapter moves the logits). bench/transformers_parity.py draws
+ * them and runs transformers and PEFT.
  *
  *     deno task bench transformers_parity
  *
  * Prints per checkpoint the largest absolute difference of the logits, the largest logit, their
  * ratio (`relative`) and the share of positions whose argmax agrees; `worst_relative` is the
- * largest ratio. Needs `python3` with torch, transformers and safetensors;
+ * largest ratio. Needs `python3` with torch, transformers, peft and safetensors;
  * TRANSFORMERS_PARITY_PYTHON names another interpreter.
  *
  * @module
@@ -57,8 +59,9 @@ export async function run(): Promise<Record<string, unknown>> {
         ...["--tokenizer", REAL_TOKENIZERS.qwen3, "--out", join(dir, family), "--seed", "3"],
       ]);
     }
-    const { variants } = await lastJson(python, [SCRIPT, "prepare", dir]) as {
+    const { variants, adapters } = await lastJson(python, [SCRIPT, "prepare", dir]) as {
       variants: string[];
+      adapters: string[];
     };
     console.error("bench transformers_parity: the toolkit's forward");
     for (const name of variants) {
@@ -68,12 +71,20 @@ export async function run(): Promise<Record<string, unknown>> {
         ...["--batch", join(dir, "batch.json"), "--out", `${model}.out.safetensors`],
       ]);
     }
-    console.error("bench transformers_parity: transformers");
+    for (const name of adapters) {
+      const adapter = join(dir, "adapters", name);
+      await lastJson(deno, [
+        ...["run", "-A", MAIN, "forward", "--quiet", "--device", "cpu"],
+        ...["--model", join(dir, "variants", name), "--adapter", adapter],
+        ...["--batch", join(dir, "batch.json"), "--out", `${adapter}.out.safetensors`],
+      ]);
+    }
+    console.error("bench transformers_parity: transformers and PEFT");
     const result = await lastJson(python, [SCRIPT, "compare", dir]);
-    const compared = result.variants as Record<string, { relative: number }>;
+    const all = [result.variants, result.adapters] as Record<string, { relative: number }>[];
     return {
       ...result,
-      worst_relative: Math.max(...Object.values(compared).map((v) => v.relative)),
+      worst_relative: Math.max(...all.flatMap((c) => Object.values(c).map((v) => v.relative))),
     };
   } finally {
     await Deno.remove(dir, { recursive: true });
