@@ -7,7 +7,9 @@
 with a config change, its weights drawn again in float32 at sizes that make attention sharp, so
 that rotary positions, norms and biases move the logits: q and k projections with std 0.35,
 other matrices 0.15, embeddings 1, norm weights 1 + 0.3 N(0, 1), biases 0.3 N(0, 1)), and
-DIR/batch.json (2 x 40 random ids, positions 0..39). `prepare` also writes LoRA
+DIR/batch.json (2 x 40 random ids, positions 0..39). Two of them are also saved again by transformers
+itself (`save_pretrained`: transformers 5 writes `rope_parameters` and `dtype`), as NAME_resaved.
+`prepare` also writes LoRA
 adapters with PEFT (rank 4, alpha 12, every projection, A and B drawn with std 0.3) for three of
 them into DIR/adapters/NAME. `compare` loads each variant with transformers' AutoModelForCausalLM
 (float32, every tensor from the file: a missing or unexpected one fails), and each adapter over
@@ -79,6 +81,9 @@ VARIANTS = {
 }
 
 
+# Variants also saved again by transformers (its own config layout), as NAME_resaved.
+RESAVED = ["llama3_rope", "glm4"]
+
 # Adapters PEFT writes over three variants: every projection, GLM-4's fused gate_up_proj too.
 ADAPTERS = {
     "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -103,6 +108,11 @@ def prepare(root):
     g = torch.Generator().manual_seed(7)
     for name, (family, changes) in VARIANTS.items():
         variant(os.path.join(root, family), os.path.join(root, "variants", name), changes, g)
+    # Checkpoints as transformers 5 saves them (rope_parameters, dtype): read back by the toolkit.
+    for name in RESAVED:
+        saved = os.path.join(root, "variants", name + "_resaved")
+        load(os.path.join(root, "variants", name)).save_pretrained(saved)
+        shutil.copy(os.path.join(root, "variants", name, "tokenizer.json"), saved)
     for name, targets in ADAPTERS.items():
         config = LoraConfig(r=4, lora_alpha=12, target_modules=targets, lora_dropout=0.0,
                             init_lora_weights=False)
@@ -121,7 +131,8 @@ def prepare(root):
         "rope_position_ids": [list(range(L)) for _ in range(B)],
     }
     json.dump(batch, open(os.path.join(root, "batch.json"), "w"))
-    print(json.dumps({"variants": list(VARIANTS), "adapters": list(ADAPTERS)}))
+    names = list(VARIANTS) + [name + "_resaved" for name in RESAVED]
+    print(json.dumps({"variants": names, "adapters": list(ADAPTERS)}))
 
 
 def compared(ours_path, ref, moved, base=None):
@@ -145,7 +156,7 @@ def compare(root):
 
     ids = torch.tensor(json.load(open(os.path.join(root, "batch.json")))["input_ids"])
     variants, adapters = {}, {}
-    for name in VARIANTS:
+    for name in list(VARIANTS) + [name + "_resaved" for name in RESAVED]:
         path = os.path.join(root, "variants", name)
         model = load(path)
         with torch.no_grad():
