@@ -6,7 +6,10 @@ vocabulary, half of their ids byte tokens), one `NAME.json` tokenizer file per v
 files given, and Llama 2's vocabulary behind Metaspace pre-tokenizers and decoders of several
 settings), and `rust.json`: for every variant, the library's encoding of every text (no special
 tokens added), its decoding of those encodings and its decoding of the random sequences. Prints one
-JSON line: the library's version and the counts.
+JSON line: the library's version and the counts. For the real files, also 1,000 random id
+sequences of their whole vocabulary, one id in seven a special token and half the others among
+the first 259 ids (single bytes in all three), decoded without the special tokens (`skip_ids`,
+`skip_decoded`).
 
 Usage: python3 bench/tokenizer_parity.py OUT_DIR BEAUTY_ITEMS_CSV REVIEWS_JSON_GZ NAME=TOKENIZER_JSON...
 (the Llama 2 file is the one named llama2)
@@ -94,6 +97,16 @@ def main():
         entry = {"ids": ids, "decoded": [t.decode(i, skip_special_tokens=False) for i in ids]}
         if name == "llama2" or name.startswith("metaspace"):
             entry["random_decoded"] = [t.decode(s, skip_special_tokens=False) for s in seqs]
+        if name in files:
+            # Random ids of the whole vocabulary, one in seven a special token, decoded without them.
+            specials = [a["id"] for a in j.get("added_tokens", []) if a.get("special")]
+            size = t.get_vocab_size()
+            # Half the other ids among the first 259, which are single bytes in all three files.
+            pick = lambda: (rng.choice(specials) if specials and rng.random() < 1 / 7
+                            else rng.randrange(259) if rng.random() < 0.5 else rng.randrange(size))
+            with_specials = [[pick() for _ in range(rng.randint(1, 12))] for _ in range(1000)]
+            entry["skip_ids"] = with_specials
+            entry["skip_decoded"] = [t.decode(s, skip_special_tokens=True) for s in with_specials]
         rust[name] = entry
     json.dump(rust, open(os.path.join(out_dir, "rust.json"), "w"))
     print(json.dumps({"tokenizers": tokenizers.__version__, "texts": len(all_texts), "random_ids": len(seqs),

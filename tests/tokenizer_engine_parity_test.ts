@@ -108,3 +108,16 @@ Deno.test("under prepend_scheme first, a piece an earlier pre-tokenizer cut gets
   // WhitespaceSplit cuts at Unicode's White_Space only: U+FEFF is text, as in the Rust library.
   assert.deepEqual(pieces(t, "x\uFEFF"), ["▁x", "\uFEFF"]);
 });
+
+Deno.test("special tokens left out do not cut the text around them, as the Rust library decodes", () => {
+  const llama2 = TextTokenizer.fromJson(LLAMA2);
+  const ids = (...p: string[]) => p.map(id);
+  const skip = { skipSpecial: true };
+  // The Rust library's texts (decode with skip_special_tokens, tokenizers 0.23.2).
+  assert.equal(llama2.decode(ids("▁", "</s>", "▁a"), skip), " a");
+  assert.equal(llama2.decode(ids("<0xE2>", "</s>", "<0x82>", "<0xAC>"), skip), "\u20ac");
+  assert.equal(llama2.decode(ids("▁Hello", "<s>", "▁world"), skip), "Hello world");
+  // Shown by name, they cut it (as the library shows them).
+  assert.equal(llama2.decode(ids("▁", "</s>", "▁a")), "</s> a");
+  assert.equal(llama2.decode(ids("<0xE2>", "</s>", "<0x82>", "<0xAC>")), "\uFFFD</s>\uFFFD\uFFFD");
+});

@@ -491,7 +491,8 @@ export class TextTokenizer {
   }
 
   /**
-   * The text of `ids`. Special tokens appear as their names (`[MASK]`) unless `skipSpecial`;
+   * The text of `ids`. Special tokens appear as their names (`[MASK]`) unless `skipSpecial`
+   * leaves them out (the text around them then decodes as if they were not there);
    * nothing else is changed (no clean-up of spaces), so `decode(encode(s)) === s` for text the
    * tokenizer's normalizer leaves as it is (Qwen's NFC normalizer composes a decomposed accent;
    * a metaspace tokenizer reads a literal "▁" as a space).
@@ -511,8 +512,11 @@ export class TextTokenizer {
       const id = ids[i];
       if (!(id >= 0 && id < this.vocabSize)) throw new RangeError(`token id ${id} out of range`);
       if (this.#isSpecial[id]) {
+        // Left out, they do not cut the text: what is around them decodes as one run, as the
+        // tokenizers library decodes with skip_special_tokens (bytes they separate still join).
+        if (options.skipSpecial) continue;
         flush();
-        if (!options.skipSpecial) out += this.#strings[id];
+        out += this.#strings[id];
       } else {
         run.push(id);
       }
