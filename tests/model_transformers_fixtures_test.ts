@@ -21,7 +21,7 @@ import { withTempDir } from "./helpers/temp.ts";
 const FIXTURES = fileURLToPath(new URL("../fixtures/transformers/", import.meta.url));
 const NAMES = ["llama", "mistral", "qwen2", "qwen3", "glm4"] as const;
 const V = 256;
-/** Relative to the largest logit: float32 sums in another order (measured: at most 2.1e-6). */
+/** Relative to the largest logit: float32 sums in another order (measured: at most 6.0e-6). */
 const TOLERANCE = 2e-5;
 
 const expected = await SafetensorsFile.open(join(FIXTURES, "expected.safetensors"));
