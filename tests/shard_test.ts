@@ -194,7 +194,32 @@ Deno.test("sharded infer merges into the unsharded predictions byte for byte (n 
         assert.equal(await Deno.readTextFile(part), before);
         await ok([...infer, "--limit", "2", "--out", part, "--force"]);
         assert.equal((await Deno.readTextFile(part)).split("\n").length - 1, 2);
+        // ... its sidecar with it, which would describe bytes gone.
+        await assert.rejects(Deno.lstat(`${part}.shard.json`), Deno.errors.NotFound);
         await ok([...infer, "--out", join(dir, "p3.jsonl"), "--shard", "2/3"]); // restored
+        // A link to a part is that part (the output is written through it): refused alike, by
+        // infer and by a merge of another run; merge --force replaces it and its sidecar.
+        const other = join(dir, "p1-00000-of-00001.jsonl");
+        const link = join(dir, "link.jsonl");
+        await Deno.symlink(other, link);
+        const otherBefore = await Deno.readTextFile(other);
+        for (const args of [[...infer, "--limit", "2"], ["merge", "--quiet", ...parts]]) {
+          const viaLink = await runCli([...args, "--out", link]);
+          assert.equal(viaLink.code, 1, viaLink.stderr);
+          assert.match(viaLink.stderr, /link\.jsonl: is a part of a sharded run/);
+          assert.equal(await Deno.readTextFile(other), otherBefore);
+        }
+        await ok(["merge", "--quiet", ...parts, "--out", link, "--force"]);
+        assert.equal(await Deno.readTextFile(other), expected);
+        await assert.rejects(Deno.lstat(`${other}.shard.json`), Deno.errors.NotFound);
+        // A directory (a dataset's part) is no file output, --force or not: said at once.
+        const datasetPart = join(dir, "d-00000-of-00002");
+        await Deno.mkdir(datasetPart);
+        await Deno.writeTextFile(join(datasetPart, "shard.json"), "{}");
+        const overDir = await runCli([...infer, "--limit", "2", "--out", datasetPart]);
+        assert.equal(overDir.code, 1, overDir.stderr);
+        assert.doesNotMatch(overDir.stderr, /--force/);
+        assert.match(overDir.stderr, /is a directory/);
         // eval over the parts (one method: the tag is not part of the name) = eval of the merge.
         const evalArgs = ["eval", "--quiet", "--data", DATA];
         const ofParts = await ok([...evalArgs, ...parts.flatMap((p) => ["--predictions", p])]);

@@ -205,7 +205,13 @@ export async function textualize(run: TextualizeRun): Promise<TextualizeSummary>
   // Claimed first: a second run on the same directory, or a directory of the user's, is refused
   // before minutes of reading. A shard writes its part directory (`data-00002-of-00007`).
   const out = run.shard ? partPath(run.out, run.shard) : run.out;
-  if (!run.shard) await refuseReplacingPart(out, { force: run.force, doing: "writing over it" });
+  if (!run.shard) {
+    await refuseReplacingPart(out, {
+      force: run.force,
+      doing: "writing over it",
+      output: "directory",
+    });
+  }
   const claim = await claimOutputDir(out, {
     command: "textualize",
     force: run.force,

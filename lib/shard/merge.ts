@@ -20,6 +20,7 @@ import {
   type ReadPart,
   readPart,
   refuseReplacingPart,
+  removeReplacedSidecar,
   sha256Hex,
   sidecarPath,
 } from "./part.ts";
@@ -232,7 +233,11 @@ export async function mergeParts(
       throw inputError(out, undefined, "is one of the parts; merge into another path");
     }
   }
-  await refuseReplacingPart(outPath, { force: options.force, doing: "merging over it" });
+  const replacedSidecar = await refuseReplacingPart(outPath, {
+    force: options.force,
+    doing: "merging over it",
+    output: parts[0].isDir ? "directory" : "file",
+  });
   if (!parts[0].isDir) {
     // A part file holds one file, whatever name its run gave the output (--out may differ
     // between shards): merge it under one name.
@@ -276,6 +281,8 @@ export async function mergeParts(
     const name = names[0];
     await writeOutputFile(outPath, claimOptions, async (tmp) => {
       lines[name] = await mergeFile(parts, name, plans.get(name)!, tmp);
+      // A part --force replaces loses its sidecar too (it would describe bytes gone).
+      await removeReplacedSidecar(replacedSidecar);
     });
     return summary;
   }

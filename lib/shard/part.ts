@@ -192,22 +192,27 @@ export async function removeSidecar(part: string): Promise<void> {
  * Refuses, unless `force`, an output that is a part of a sharded run (a file beside its
  * `.shard.json`, a directory holding `shard.json`): a claim would replace it as a predictions
  * file or dataset this tool wrote, losing the part and leaving its sidecar describing bytes gone.
- * `doing` says what the caller would do (`merging over it`).
+ * `doing` says what the caller would do (`merging over it`); `output` is what it writes (a file
+ * output looks for a file part only: a directory is refused by the claim, `--force` or not). A
+ * link is followed, as the claim follows it. With `force`, returns the sidecar of the file part
+ * that will be replaced, for the caller to remove with it (a directory's goes with the
+ * directory).
  *
  * @example
  * ```ts
- * await refuseReplacingPart("pred.jsonl", { doing: "writing over it" }); // fine: no sidecar
+ * await refuseReplacingPart("pred.jsonl", { doing: "writing over it", output: "file" }); // undefined
  * ```
  */
 export async function refuseReplacingPart(
   out: string,
-  options: { force?: boolean; doing: string },
-): Promise<void> {
-  if (options.force) return;
-  for (const isDir of [false, true]) {
-    const sidecar = sidecarPath(out, isDir);
+  options: { force?: boolean; doing: string; output: "file" | "directory" },
+): Promise<string | undefined> {
+  const real = await Deno.realPath(out).catch(() => out);
+  for (const isDir of options.output === "file" ? [false] : [false, true]) {
+    const sidecar = sidecarPath(real, isDir);
     const found = await Deno.lstat(sidecar).then((info) => info.isFile, () => false);
     if (!found) continue;
+    if (options.force) return isDir ? undefined : sidecar;
     throw worded(
       new InputError(""),
       "out",
@@ -216,6 +221,15 @@ export async function refuseReplacingPart(
         `lose that part; choose another ${flag}, or pass ${nameOf("force")} to replace it`,
     );
   }
+  return undefined;
+}
+
+/** Removes `sidecar` if it is there (that of a part `--force` replaces). */
+export async function removeReplacedSidecar(sidecar: string | undefined): Promise<void> {
+  if (sidecar === undefined) return;
+  await Deno.remove(sidecar).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
 }
 
 /** Writes the sidecar of a part file (after the part itself is in place). */

@@ -16,6 +16,7 @@ import {
   type PartKind,
   partManifest,
   refuseReplacingPart,
+  removeReplacedSidecar,
   removeSidecar,
   writeSidecar,
 } from "./part.ts";
@@ -63,6 +64,8 @@ export class PartWriter {
   readonly #shard?: Shard;
   #writer?: TextFileWriter;
   #claim?: OutputClaim;
+  /** The sidecar of a shard's part that `--force` replaces with a whole run's file. */
+  #replacedSidecar?: string;
   readonly #encoder = new TextEncoder();
 
   private constructor(path: string, shard: Shard | undefined) {
@@ -76,7 +79,13 @@ export class PartWriter {
     const out = new PartWriter(shard && path !== "-" ? partPath(path, shard) : path, shard);
     if (path === "-") return out;
     // A whole run's output over a shard's part would take it for its own predictions file.
-    if (!shard) await refuseReplacingPart(path, { force: claim.force, doing: "writing over it" });
+    if (!shard) {
+      out.#replacedSidecar = await refuseReplacingPart(path, {
+        force: claim.force,
+        doing: "writing over it",
+        output: "file",
+      });
+    }
     out.#claim = await claimOutputFile(out.path, claim);
     try {
       out.#writer = await TextFileWriter.create(out.#claim.tmp, undefined, out.path);
@@ -112,6 +121,8 @@ export class PartWriter {
     if (!this.#writer) return;
     await this.finish();
     if (this.#shard) await removeSidecar(this.path);
+    // A part replaced by a whole run's file loses its sidecar too (it describes bytes gone).
+    await removeReplacedSidecar(this.#replacedSidecar);
     await this.#claim!.commit();
     if (this.#shard && sidecar) {
       await writeSidecar(
