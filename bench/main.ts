@@ -38,6 +38,7 @@ export const NAMED_ONLY = [
   "cpu_time",
   "tokenizer_parity",
   "transformers_parity",
+  "ranking_parity",
 ] as const;
 
 /** The benchmarks that run on `--device`; the others run on the CPU whatever it says. */
