@@ -28,7 +28,7 @@ import { loadTokenizerFor } from "../lib/collate/item_tokens.ts";
 import { buildPool } from "../lib/collate/pool.ts";
 import { tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
-import { InputError } from "../lib/errors.ts";
+import { commandOutput, lastJsonLine, pythonWith } from "./python.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const SCRIPT = fileURLToPath(new URL("./ranking_parity.py", import.meta.url));
@@ -36,20 +36,8 @@ const DEMO = fileURLToPath(new URL("../fixtures/demo/", import.meta.url));
 const MAX_LENGTH = 200;
 const RECORDS = 5;
 
-/** Runs `command args` and returns its stdout; a failure is an InputError with its last line. */
-async function output(command: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
-    .output().catch((error) => {
-      throw new InputError(`bench ranking_parity: cannot run ${command} (${error.message})`);
-    });
-  if (!out.success) {
-    const why = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-    throw new InputError(`bench ranking_parity: ${args.slice(0, 4).join(" ")} failed (${why})`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-const cli = (args: string[]) => output(Deno.execPath(), ["run", "-A", MAIN, ...args, "--quiet"]);
+const cli = (args: string[]) =>
+  commandOutput("ranking_parity", Deno.execPath(), ["run", "-A", MAIN, ...args, "--quiet"]);
 
 /** Each predicted record's part A as infer lays it out, and the items, for the Python side. */
 async function writePrompts(dir: string, predictions: string): Promise<void> {
@@ -92,7 +80,12 @@ async function writePrompts(dir: string, predictions: string): Promise<void> {
 
 export async function run(): Promise<Record<string, unknown>> {
   const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
-  const python = Deno.env.get("RANKING_PARITY_PYTHON") ?? "python3";
+  const python = await pythonWith("ranking_parity", "RANKING_PARITY_PYTHON", [
+    "torch",
+    "transformers",
+    "peft",
+    "safetensors",
+  ]);
   const dir = await Deno.makeTempDir({ prefix: "recsysllm-ranking-parity-" });
   try {
     const [data, model, adapter] = ["data", "model", "run"].map((d) => join(dir, d));
@@ -121,8 +114,7 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     await writePrompts(dir, files[0]);
     console.error("bench ranking_parity: PyTorch, transformers and PEFT");
-    const lines = (await output(python, [SCRIPT, dir, ...files])).trim().split("\n");
-    return JSON.parse(lines[lines.length - 1]);
+    return await lastJsonLine("ranking_parity", python, [SCRIPT, dir, ...files]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

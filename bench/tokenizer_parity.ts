@@ -23,9 +23,9 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { InputError } from "../lib/errors.ts";
 import { TextTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { BEAUTY } from "./beauty.ts";
+import { lastJsonLine, pythonWith } from "./python.ts";
 
 const REVIEWS = fileURLToPath(
   new URL(
@@ -50,29 +50,15 @@ export async function run(): Promise<Record<string, unknown>> {
   const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
   const dir = await Deno.makeTempDir({ prefix: "recsysllm-tokenizer-parity-" });
   try {
-    const python = Deno.env.get("TOKENIZER_PARITY_PYTHON") ?? "python3";
+    const python = await pythonWith("tokenizer_parity", "TOKENIZER_PARITY_PYTHON", ["tokenizers"]);
     console.error("bench tokenizer_parity: the Rust library's side");
-    const reference = await new Deno.Command(python, {
-      args: [
-        SCRIPT,
-        dir,
-        join(BEAUTY, "items.csv"),
-        REVIEWS,
-        ...Object.entries(REAL_TOKENIZERS).map(([name, path]) => `${name}=${path}`),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output().catch((error) => {
-      throw new InputError(`bench tokenizer_parity: cannot run ${python} (${error.message})`);
-    });
-    if (!reference.success) {
-      const why = new TextDecoder().decode(reference.stderr).trim().split("\n").at(-1);
-      throw new InputError(
-        `bench tokenizer_parity: ${python} ${SCRIPT} failed (${why}); it needs the tokenizers ` +
-          "package (pip install tokenizers)",
-      );
-    }
-    const made = JSON.parse(new TextDecoder().decode(reference.stdout).trim().split("\n").at(-1)!);
+    const made = await lastJsonLine("tokenizer_parity", python, [
+      SCRIPT,
+      dir,
+      join(BEAUTY, "items.csv"),
+      REVIEWS,
+      ...Object.entries(REAL_TOKENIZERS).map(([name, path]) => `${name}=${path}`),
+    ]);
     const texts: string[] = JSON.parse(await Deno.readTextFile(join(dir, "texts.json")));
     const randomIds: number[][] = JSON.parse(await Deno.readTextFile(join(dir, "ids.json")));
     const rust: Record<string, RustSide> = JSON.parse(

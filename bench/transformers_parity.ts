@@ -26,30 +26,23 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { InputError } from "../lib/errors.ts";
+import { lastJsonLine, pythonWith } from "./python.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const SCRIPT = fileURLToPath(new URL("./transformers_parity.py", import.meta.url));
 const FAMILIES = ["llama", "qwen2", "qwen3", "glm"] as const;
 
-/** Runs `command args` and returns its last stdout line as JSON; a failure is an InputError. */
-async function lastJson(command: string, args: string[]): Promise<Record<string, unknown>> {
-  const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
-    .output().catch((error) => {
-      throw new InputError(`bench transformers_parity: cannot run ${command} (${error.message})`);
-    });
-  if (!out.success) {
-    const why = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-    throw new InputError(
-      `bench transformers_parity: ${command} ${args.slice(0, 3).join(" ")} failed (${why})`,
-    );
-  }
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-}
+const lastJson = (command: string, args: string[]) =>
+  lastJsonLine("transformers_parity", command, args);
 
 export async function run(): Promise<Record<string, unknown>> {
   const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
-  const python = Deno.env.get("TRANSFORMERS_PARITY_PYTHON") ?? "python3";
+  const python = await pythonWith("transformers_parity", "TRANSFORMERS_PARITY_PYTHON", [
+    "torch",
+    "transformers",
+    "peft",
+    "safetensors",
+  ]);
   const deno = Deno.execPath();
   const dir = await Deno.makeTempDir({ prefix: "recsysllm-transformers-parity-" });
   try {
