@@ -8,6 +8,9 @@
 
 import { InputError } from "../lib/errors.ts";
 
+/** The packages of the benchmarks that run transformers and PEFT. */
+export const TRANSFORMERS_STACK = ["torch", "transformers", "peft", "safetensors"] as const;
+
 /** Runs `command args`; its stdout, or an InputError with the last line it wrote on stderr. */
 export async function commandOutput(
   bench: string,

@@ -28,7 +28,7 @@ import { loadTokenizerFor } from "../lib/collate/item_tokens.ts";
 import { buildPool } from "../lib/collate/pool.ts";
 import { tokenizeRecord } from "../lib/collate/tokenize.ts";
 import { openDataset, readRecords } from "../lib/data/dataset.ts";
-import { commandOutput, lastJsonLine, pythonWith } from "./python.ts";
+import { commandOutput, lastJsonLine, pythonWith, TRANSFORMERS_STACK } from "./python.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const SCRIPT = fileURLToPath(new URL("./ranking_parity.py", import.meta.url));
@@ -80,12 +80,7 @@ async function writePrompts(dir: string, predictions: string): Promise<void> {
 
 export async function run(): Promise<Record<string, unknown>> {
   const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
-  const python = await pythonWith("ranking_parity", "RANKING_PARITY_PYTHON", [
-    "torch",
-    "transformers",
-    "peft",
-    "safetensors",
-  ]);
+  const python = await pythonWith("ranking_parity", "RANKING_PARITY_PYTHON", TRANSFORMERS_STACK);
   const dir = await Deno.makeTempDir({ prefix: "recsysllm-ranking-parity-" });
   try {
     const [data, model, adapter] = ["data", "model", "run"].map((d) => join(dir, d));

@@ -26,7 +26,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { lastJsonLine, pythonWith } from "./python.ts";
+import { lastJsonLine, pythonWith, TRANSFORMERS_STACK } from "./python.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const SCRIPT = fileURLToPath(new URL("./transformers_parity.py", import.meta.url));
@@ -37,12 +37,11 @@ const lastJson = (command: string, args: string[]) =>
 
 export async function run(): Promise<Record<string, unknown>> {
   const { REAL_TOKENIZERS } = await import("../tests/helpers/real_tokenizers.ts");
-  const python = await pythonWith("transformers_parity", "TRANSFORMERS_PARITY_PYTHON", [
-    "torch",
-    "transformers",
-    "peft",
-    "safetensors",
-  ]);
+  const python = await pythonWith(
+    "transformers_parity",
+    "TRANSFORMERS_PARITY_PYTHON",
+    TRANSFORMERS_STACK,
+  );
   const deno = Deno.execPath();
   const dir = await Deno.makeTempDir({ prefix: "recsysllm-transformers-parity-" });
   try {
