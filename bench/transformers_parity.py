@@ -58,6 +58,11 @@ def variant(src, dst, changes, g):
         for k in list(shapes):
             if re.search(r"mlp\.(gate|up|down)_proj\.weight$", k):
                 shapes[k[:-6] + "bias"] = shapes[k][:1]
+    if config["model_type"] == "glm4":  # GLM-4-0414's norms after attention and after the MLP
+        for k in list(shapes):
+            if k.endswith("post_attention_layernorm.weight"):
+                for norm in ("post_self_attn_layernorm", "post_mlp_layernorm"):
+                    shapes[k.replace("post_attention_layernorm", norm)] = shapes[k]
     if config.get("tie_word_embeddings") is False and "lm_head.weight" not in shapes:
         shapes["lm_head.weight"] = shapes["model.embed_tokens.weight"]
     tensors = {k: drawn(k, shape, g).contiguous() for k, shape in sorted(shapes.items())}
@@ -78,6 +83,7 @@ VARIANTS = {
     "qwen3_untied": ("qwen3", {"tie_word_embeddings": False}),
     "glm4": ("glm", {}),
     "glm4_full_rotary": ("glm", {"partial_rotary_factor": 1.0}),
+    "glm4_0414": ("glm", {"model_type": "glm4", "architectures": ["Glm4ForCausalLM"]}),
 }
 
 

@@ -3,12 +3,13 @@
  * checkpoint: the toolkit's `forward` and transformers' `AutoModelForCausalLM`, float32, on one
  * batch of random ids at positions 0..39 (causal attention, no adapter), in one run.
  *
- * Ten checkpoints in a family's `init --family` layout (tiny: hidden 64, 2 layers, 4 heads, 2
+ * Eleven checkpoints in a family's `init --family` layout (tiny: hidden 64, 2 layers, 4 heads, 2
  * key/value heads) with weights drawn again at sizes that make attention sharp, so that rotary
  * positions, norms and biases move the logits (`without_it_move`: how far transformers' logits
  * move when the same ids sit at positions 0, 2, 4, ...): llama, llama with attention and MLP
  * biases, llama with llama3 and with linear rope scaling, mistral, qwen2, qwen3 (tied and untied
- * embeddings), GLM-4 (partial rotary 0.5, and 1). Two of them again as transformers saves them
+ * embeddings), GLM-4 (partial rotary 0.5, and 1), GLM-4-0414 (`glm4_0414`: model_type glm4, its
+ * norms after attention and after the MLP). Two of them again as transformers saves them
  * (`_resaved`: transformers 5's own config layout). And three LoRA adapters PEFT wrote (llama,
  * qwen3, GLM-4: rank 4, alpha 12, every projection), applied by `forward --adapter` and by PEFT
  * (`without_it_move`: how far the adapter moves the logits). bench/transformers_parity.py draws

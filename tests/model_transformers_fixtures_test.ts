@@ -1,14 +1,14 @@
 /**
  * The decoder families against Hugging Face transformers, without Python: tiny checkpoints that
  * transformers wrote and the logits it computed for them (fixtures/transformers, made by its
- * make.py with torch 2.13.0, transformers 5.18.0 and peft 0.21.0): llama with biases and llama3 rope scaling,
- * mistral, qwen2, qwen3 (tied embeddings, q/k norms) and GLM-4 (partial rotary), each in the
+ * make.py with torch 2.13.0, transformers 5.18.0 and peft 0.21.0): llama with biases and llama3
+ * rope scaling, mistral, qwen2, qwen3 (tied embeddings, q/k norms), GLM-4 (partial rotary) and
+ * GLM-4-0414 (`glm4_0414`: model_type glm4, norms after attention and after the MLP), each in the
  * config layout transformers 5 saves (`rope_parameters`, `dtype`). `forward` must give the same
  * logits to float32 rounding. The weights make attention sharp, so a position computed wrongly
  * shows: the same ids at other positions move the logits by far more than the tolerance (checked).
  * And two LoRA adapters PEFT wrote (qwen3, GLM-4: every projection), applied by `forward --adapter`,
- * against PEFT's logits.
- * `deno task bench transformers_parity` is the fuller check (adapters, more settings).
+ * against PEFT's logits. `deno task bench transformers_parity` is the fuller check.
  */
 
 import assert from "node:assert/strict";
@@ -19,7 +19,7 @@ import { cliOk } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/transformers/", import.meta.url));
-const NAMES = ["llama", "mistral", "qwen2", "qwen3", "glm4"] as const;
+const NAMES = ["llama", "mistral", "qwen2", "qwen3", "glm4", "glm4_0414"] as const;
 const V = 256;
 /** Relative to the largest logit: float32 sums in another order (measured: at most 6.0e-6). */
 const TOLERANCE = 5e-5;

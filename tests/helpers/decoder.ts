@@ -49,6 +49,7 @@ export const TINY_JSON: Record<DecoderFamily, Record<string, unknown>> = {
   qwen2: { ...common, model_type: "qwen2", tie_word_embeddings: true },
   qwen3: { ...common, model_type: "qwen3", head_dim: 6, tie_word_embeddings: true },
   glm: { ...common, model_type: "glm", head_dim: 8, partial_rotary_factor: 0.5 },
+  glm4: { ...common, model_type: "glm4", head_dim: 8, partial_rotary_factor: 0.5 },
 };
 
 /** The parsed tiny configs. */

@@ -168,7 +168,9 @@ export function decoderReference(
             for (let e = 0; e < hd; e++) ctx[h * hd + e] += (ex[j] / z) * v[j][kvh][e];
           }
         }
-        const o = linear(ctx, p("self_attn.o_proj.weight")!, p("self_attn.o_proj.bias"), H);
+        let o = linear(ctx, p("self_attn.o_proj.weight")!, p("self_attn.o_proj.bias"), H);
+        // glm4: the attention's output normed before its residual sum.
+        if (c.sandwichNorms) o = rms(o, p("post_self_attn_layernorm.weight")!, c.rmsNormEps);
         const mid = xs[t].map((x, i) => x + o[i]);
         const n2 = rms(mid, p("post_attention_layernorm.weight")!, c.rmsNormEps);
         const I = c.intermediateSize;
@@ -183,7 +185,8 @@ export function decoderReference(
           up = linear(n2, p("mlp.up_proj.weight")!, p("mlp.up_proj.bias"), I);
         }
         const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
-        const down = linear(act, p("mlp.down_proj.weight")!, p("mlp.down_proj.bias"), H);
+        let down = linear(act, p("mlp.down_proj.weight")!, p("mlp.down_proj.bias"), H);
+        if (c.sandwichNorms) down = rms(down, p("post_mlp_layernorm.weight")!, c.rmsNormEps);
         next.push(mid.map((x, i) => x + down[i]));
       }
       xs = next;

@@ -14,7 +14,7 @@ import { inputError } from "../../errors.ts";
 import type { ItemTokenDigest } from "../../collate/item_tokens.ts";
 
 /** The decoder families of docs/method.md section 11, by `config.json` `model_type`. */
-export type DecoderFamily = "llama" | "mistral" | "qwen2" | "qwen3" | "glm";
+export type DecoderFamily = "llama" | "mistral" | "qwen2" | "qwen3" | "glm" | "glm4";
 
 /**
  * Every family the one layer builds: the decoder families and THUDM's GLM (docs/method.md section
@@ -178,6 +178,11 @@ export interface DecoderConfig {
   qkNorm: boolean;
   /** glm: one `mlp.gate_up_proj` [2I, H] (gate rows first) instead of gate_proj and up_proj. */
   fusedGateUp: boolean;
+  /**
+   * glm4 (GLM-4-0414): an RMSNorm on the attention's output (`post_self_attn_layernorm`) and one
+   * on the MLP's (`post_mlp_layernorm`), each before its residual sum. Absent: none.
+   */
+  sandwichNorms?: boolean;
   /** Whether `lm_head` shares the embedding's weights. */
   tieWordEmbeddings: boolean;
   /** Longest sequence the model takes (`max_position_embeddings`). */
@@ -285,6 +290,10 @@ export function decoderWeightShapes(c: DecoderConfig): Map<string, number[]> {
       shapes.set(`${p}.self_attn.k_norm.weight`, [hd]);
     }
     norm(`${p}.post_attention_layernorm`);
+    if (c.sandwichNorms) {
+      norm(`${p}.post_self_attn_layernorm`);
+      norm(`${p}.post_mlp_layernorm`);
+    }
     const mlp: [string, number, number][] = block.mlp === "gelu"
       ? [["dense_h_to_4h", im, h], ["dense_4h_to_h", h, im]]
       : c.fusedGateUp

@@ -598,9 +598,11 @@ export class DecoderBuilder {
       const ctx = attend(i, q, k, v); // [B, nh, T, hd]
       const merged = g.reshape(g.transpose(ctx, [0, 2, 1, 3]), [-1, qw]); // [B*T, nh*hd]
       const output = this.names.attentionOutput as LinearKind;
-      const attended = this.linear(i, output, merged, qw, h); // [B*T, H]
+      let attended = this.linear(i, output, merged, qw, h); // [B*T, H]
+      if (c.sandwichNorms) attended = this.norm(`${p}.post_self_attn_layernorm`, attended, h);
       const mid = g.add(x, this.dropout(`dropout.layers.${i}.attention`, attended));
-      const mlp = this.mlp(i, this.norm(`${p}.post_attention_layernorm`, mid, h)); // [B*T, H]
+      let mlp = this.mlp(i, this.norm(`${p}.post_attention_layernorm`, mid, h)); // [B*T, H]
+      if (c.sandwichNorms) mlp = this.norm(`${p}.post_mlp_layernorm`, mlp, h);
       return {
         x: g.add(mid, this.dropout(`dropout.layers.${i}.mlp`, mlp)),
         k,

@@ -59,6 +59,8 @@ export interface FamilyTraits {
   ropeTheta: number;
   /** Which sliding-window keys the family has, and their defaults. */
   slidingWindow: "mistral" | "qwen" | "none";
+  /** Norms on the attention's and the MLP's outputs (DecoderConfig.sandwichNorms). */
+  sandwichNorms?: boolean;
 }
 
 /** The decoder families of docs/method.md section 11. */
@@ -127,6 +129,21 @@ export const DECODER_FAMILIES: Record<DecoderFamily, FamilyTraits> = {
     rmsNormEps: 1.5625e-7,
     ropeTheta: 10000,
     slidingWindow: "none",
+  },
+  // GLM-4-0414 (GLM-4-9B-0414, GLM-Z1): GLM-4 with a norm after attention and after the MLP.
+  glm4: {
+    architecture: "Glm4ForCausalLM",
+    headDim: 128,
+    biases: (attn) => ({ qkv: attn, o: false, mlp: false }),
+    attentionBiasDefault: true,
+    qkNorm: false,
+    fusedGateUp: true,
+    ropeStyle: "interleaved",
+    partialRotary: 0.5,
+    rmsNormEps: 1.5625e-7,
+    ropeTheta: 10000,
+    slidingWindow: "none",
+    sandwichNorms: true,
   },
 };
 
@@ -357,6 +374,7 @@ export function parseDecoderConfig(json: unknown, file: string): DecoderConfig {
     biases: traits.biases(attentionBias, mlpBias),
     qkNorm: traits.qkNorm,
     fusedGateUp: traits.fusedGateUp,
+    ...(traits.sandwichNorms ? { sandwichNorms: true } : {}),
     tieWordEmbeddings: bool(o, "tie_word_embeddings", false, file),
     maxPositionEmbeddings: maxPositions,
     ...(window !== undefined ? { slidingWindow: window } : {}),
@@ -447,7 +465,9 @@ export function decoderConfigJson(
   };
   if (c.family !== "qwen2" && c.family !== "mistral") json.attention_bias = c.biases.qkv;
   if (c.family === "llama") json.mlp_bias = c.biases.mlp;
-  if (c.family === "glm") json.partial_rotary_factor = partialRotaryFactor(c.rotaryDim, c.headDim);
+  if (traits.partialRotary !== null) {
+    json.partial_rotary_factor = partialRotaryFactor(c.rotaryDim, c.headDim);
+  }
   if (c.family === "mistral" || c.family === "qwen2" || c.family === "qwen3") {
     json.sliding_window = c.slidingWindow ?? null;
   }
