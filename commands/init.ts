@@ -94,10 +94,11 @@ init wrote it; anything else is refused unless --force.
 Presets:
 ${presetLines}
 
-With --family llama | qwen2 | qwen3 | glm (glm: GLM-4, docs/method.md section 11) the model
-is a Llama-style decoder in the Hugging Face layout (BF16 model.safetensors), presets
-${DECODER_PRESET_NAMES.join(" | ")}; its vocab_size covers the tokenizer's own ids, so the
-method's special tokens are added at load as for a real pretrained model. --data may be left out
+With --family llama | qwen2 | qwen3 | glm | glm4 (glm: GLM-4, glm4: GLM-4-0414, docs/method.md
+section 11) the model is a Llama-style decoder in the Hugging Face layout (BF16
+model.safetensors), presets ${DECODER_PRESET_NAMES.join(" | ")}; its vocab_size covers the
+tokenizer's own ids, so the method's special tokens are added at load as for a real pretrained
+model. --data may be left out
 when --tokenizer is given.
 
 ${formatFlags(FLAGS)}

@@ -26,7 +26,7 @@ import {
 import { DECODER_FAMILIES, decoderConfigJson } from "./registry.ts";
 
 /** The families `init --family` makes (mistral reads like llama without biases). */
-export const INIT_FAMILIES = ["llama", "qwen2", "qwen3", "glm"] as const;
+export const INIT_FAMILIES = ["llama", "qwen2", "qwen3", "glm", "glm4"] as const;
 
 /** A decoder preset: the shape, and the tokenizer vocabulary trained for it. */
 export interface DecoderPreset {
@@ -119,7 +119,7 @@ export function decoderPresetConfig(
       : p.headDim,
     rmsNormEps: 1e-6,
     ropeTheta: qwen ? 1_000_000 : family === "llama" ? 500_000 : 10_000,
-    rotaryDim: family === "glm"
+    rotaryDim: traits.partialRotary !== null
       ? 2 * Math.floor(p.headDim / 4)
       : (family === "qwen3" ? p.headDim : p.hiddenSize / p.numHeads),
     ropeStyle: traits.ropeStyle,
@@ -127,6 +127,7 @@ export function decoderPresetConfig(
     biases: traits.biases(traits.attentionBiasDefault, false),
     qkNorm: traits.qkNorm,
     fusedGateUp: traits.fusedGateUp,
+    ...(traits.sandwichNorms ? { sandwichNorms: true } : {}),
     tieWordEmbeddings: qwen,
     maxPositionEmbeddings: 4096,
     intraRows: DEFAULT_INTRA_ROWS,
