@@ -63,6 +63,21 @@ export interface FamilyTraits {
   sandwichNorms?: boolean;
 }
 
+/** GLM-4 as transformers has it (`model_type` glm), and the base of GLM-4-0414 (glm4). */
+const GLM4: FamilyTraits = {
+  architecture: "GlmForCausalLM",
+  headDim: 128,
+  biases: (attn) => ({ qkv: attn, o: false, mlp: false }),
+  attentionBiasDefault: true,
+  qkNorm: false,
+  fusedGateUp: true,
+  ropeStyle: "interleaved",
+  partialRotary: 0.5,
+  rmsNormEps: 1.5625e-7,
+  ropeTheta: 10000,
+  slidingWindow: "none",
+};
+
 /** The decoder families of docs/method.md section 11. */
 export const DECODER_FAMILIES: Record<DecoderFamily, FamilyTraits> = {
   llama: {
@@ -117,34 +132,9 @@ export const DECODER_FAMILIES: Record<DecoderFamily, FamilyTraits> = {
     ropeTheta: 10000,
     slidingWindow: "qwen",
   },
-  glm: {
-    architecture: "GlmForCausalLM",
-    headDim: 128,
-    biases: (attn) => ({ qkv: attn, o: false, mlp: false }),
-    attentionBiasDefault: true,
-    qkNorm: false,
-    fusedGateUp: true,
-    ropeStyle: "interleaved",
-    partialRotary: 0.5,
-    rmsNormEps: 1.5625e-7,
-    ropeTheta: 10000,
-    slidingWindow: "none",
-  },
+  glm: GLM4,
   // GLM-4-0414 (GLM-4-9B-0414, GLM-Z1): GLM-4 with a norm after attention and after the MLP.
-  glm4: {
-    architecture: "Glm4ForCausalLM",
-    headDim: 128,
-    biases: (attn) => ({ qkv: attn, o: false, mlp: false }),
-    attentionBiasDefault: true,
-    qkNorm: false,
-    fusedGateUp: true,
-    ropeStyle: "interleaved",
-    partialRotary: 0.5,
-    rmsNormEps: 1.5625e-7,
-    ropeTheta: 10000,
-    slidingWindow: "none",
-    sandwichNorms: true,
-  },
+  glm4: { ...GLM4, architecture: "Glm4ForCausalLM", sandwichNorms: true },
 };
 
 /** Which builder a model directory needs. */
