@@ -11,7 +11,8 @@ a refit from scratch for the best epoch count on the histories followed by their
 and the test split ranked with it: all items, the user's whole history excluded, ties counted
 against the target.
 
-  python3 bench/sasrec_torch.py     # about 30 minutes on 2 cores; THREADS, SEED, EPOCHS
+  python3 bench/sasrec_torch.py     # about 30 minutes on 2 cores; THREADS, SEED, EPOCHS,
+                                    # BUCKET_BATCHES (1: users batched at random, not by length)
 
 Prints progress and, last, one JSON line (also written to result_seedN.json in SASREC_TORCH_OUT,
 default a new temporary directory, beside the curves). Measured 2026-12-07 (seed 1, a shared
@@ -39,7 +40,7 @@ MAX_EPOCHS = int(os.environ.get("EPOCHS", 200))
 PATIENCE = 10
 D, BLOCKS, HEADS, MAXLEN = 64, 2, 1, 50
 DROPOUT, LR, BETA2, BATCH = 0.5, 2e-3, 0.98, 128
-BUCKET_BATCHES = 64
+BUCKET_BATCHES = int(os.environ.get("BUCKET_BATCHES", 64))  # 1: random batches
 EPS = 1e-8
 MASKED = -10000.0
 
