@@ -183,9 +183,7 @@ export function partManifest(
  * unfinished), never a new part with an old sidecar.
  */
 export async function removeSidecar(part: string): Promise<void> {
-  await Deno.remove(sidecarPath(part, false)).catch((error) => {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  });
+  await removeReplacedSidecar(sidecarPath(part, false));
 }
 
 /**

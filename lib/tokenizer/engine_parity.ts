@@ -42,7 +42,7 @@ type Node = Record<string, unknown>;
 const isNode = (x: unknown): x is Node => typeof x === "object" && x !== null;
 
 /** The Rust library's reading of a Metaspace node's scheme (`add_prefix_space` is the older key). */
-function prependSchemeOf(node: Node): "always" | "first" | "never" {
+export function prependSchemeOf(node: Record<string, unknown>): "always" | "first" | "never" {
   const scheme = node.prepend_scheme;
   if (scheme === "always" || scheme === "first" || scheme === "never") return scheme;
   return node.add_prefix_space === false ? "never" : "always";

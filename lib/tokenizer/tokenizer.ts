@@ -22,7 +22,12 @@
 
 import { Tokenizer } from "@huggingface/tokenizers";
 import { inputError } from "../errors.ts";
-import { byteTokenValue, decodesByteTokens, matchRustLibrary } from "./engine_parity.ts";
+import {
+  byteTokenValue,
+  decodesByteTokens,
+  matchRustLibrary,
+  prependSchemeOf,
+} from "./engine_parity.ts";
 
 /** The special tokens of the method, by their canonical names. */
 export const SPECIAL_TOKENS = ["[MASK]", "[sMASK]", "[gMASK]", "[S]", "[E]", "[PAD]"] as const;
@@ -71,10 +76,7 @@ export function leadingSpaceOf(json: unknown): LeadingSpace {
     if (typeof node !== "object" || node === null) return false;
     const n = node as Record<string, unknown>;
     if (n.type === "Prepend" && n.prepend === "\u2581") return true;
-    if (n.type === "Metaspace") {
-      const scheme = n.prepend_scheme ?? (n.add_prefix_space === false ? "never" : "always");
-      return scheme !== "never";
-    }
+    if (n.type === "Metaspace") return prependSchemeOf(n) !== "never";
     for (const key of ["normalizers", "pretokenizers"]) {
       if (Array.isArray(n[key]) && (n[key] as unknown[]).some(prepends)) return true;
     }
