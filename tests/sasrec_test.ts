@@ -28,7 +28,8 @@ import {
   sasrecShapes,
 } from "../lib/sasrec/model.ts";
 import { SasrecRanker } from "../lib/sasrec/rank.ts";
-import { epochBatches } from "../lib/sasrec/train.ts";
+import { buildSasrecGradientGraph, epochBatches, lossScale } from "../lib/sasrec/train.ts";
+import { Session } from "../lib/runtime/session.ts";
 import { checkGradients } from "./helpers/grad_check.ts";
 import { type CliRun, runCli } from "./helpers/cli.ts";
 import { gridDataset } from "./helpers/textualize.ts";
@@ -107,6 +108,59 @@ Deno.test("the SASRec loss graph's gradients match finite differences (float64, 
   assert.equal(params.length, sasrecShapes(config).size);
   assert.ok(result.largest > 1e-3);
   assert.ok(result.worst < 1e-5, JSON.stringify(result.perTensor));
+});
+
+Deno.test("a short batch's positions weigh as a long one's: scaled gradients sum to the union's", async () => {
+  const config: SasrecConfig = { numItems: 9, hidden: 8, blocks: 1, heads: 2, maxLength: 8 };
+  const weights = initSasrec(config, new Rng(5));
+  const { graph, params, grads } = buildSasrecGradientGraph({ config, dtype: "float64" });
+  grads.forEach((grad, i) => graph.output(grad, `grad.${params[i].name}`));
+  // Two batches as the length buckets cut them: short windows (1 loss row each) and long ones.
+  const short = [Int32Array.of(1, 2), Int32Array.of(3, 4), Int32Array.of(5, 6)];
+  const long = [Int32Array.of(2, 3, 4, 5, 6, 7, 8), Int32Array.of(9, 1, 2, 3, 4, 5, 6)];
+  const session = await Session.create(graph, { device: "cpu", threads: 1 });
+  try {
+    const gradientsOf = async (windows: Int32Array[], scale: number) => {
+      const batch = trainingBatch(windows, config.maxLength);
+      const shape = [batch.batchSize, batch.length];
+      const feeds: Record<string, TensorData> = {
+        items: { dtype: "int32", shape, data: batch.items },
+        positions: { dtype: "int32", shape, data: batch.positions },
+        rows: { dtype: "int32", shape: [batch.rows.length], data: batch.rows },
+        targets: { dtype: "int32", shape: [batch.targets.length], data: batch.targets },
+        loss_scale: { dtype: "float64", shape: [1], data: Float64Array.of(scale) },
+      };
+      for (const [name, shape] of sasrecShapes(config)) {
+        feeds[name] = { dtype: "float64", shape, data: Float64Array.from(weights.get(name)!) };
+      }
+      const out = await session.run(feeds);
+      return params.map((p) => out[`grad.${p.name}`].data as Float64Array);
+    };
+    // One batch of all five windows: the mean over every position; the epoch's two batches
+    // together must step as two of it would.
+    const union = await gradientsOf([...short, ...long], 2);
+    const error = async (scaleShort: number, scaleLong: number) => {
+      const [a, b] = [await gradientsOf(short, scaleShort), await gradientsOf(long, scaleLong)];
+      let worst = 0;
+      let largest = 0;
+      union.forEach((u, t) => {
+        for (let i = 0; i < u.length; i++) {
+          worst = Math.max(worst, Math.abs(a[t][i] + b[t][i] - u[i]));
+          largest = Math.max(largest, Math.abs(u[i]));
+        }
+      });
+      return worst / largest;
+    };
+    const epochRows = 3 + 12;
+    const weighed = await error(lossScale(3, epochRows, 2), lossScale(12, epochRows, 2));
+    assert.ok(weighed < 1e-10, `scaled batches: relative error ${weighed}`);
+    // Each batch's plain mean (scale 1) weighs the short batch's 3 positions as the long
+    // one's 12: not the union's gradient.
+    const plain = await error(1, 1);
+    assert.ok(plain > 1e-2, `plain batch means: relative error ${plain}`);
+  } finally {
+    await session.release();
+  }
 });
 
 Deno.test("ranking leaves excluded items out and scores candidates as it ranks", async () => {

@@ -13,7 +13,7 @@
  */
 
 import { InputError, OptionError, worded } from "../errors.ts";
-import type { Graph, TensorData } from "../onnx/graph.ts";
+import type { Graph, TensorData, Value } from "../onnx/graph.ts";
 import { Rng } from "../random.ts";
 import { type Device, Session } from "../runtime/session.ts";
 import { gradients } from "../train/autodiff.ts";
@@ -26,6 +26,8 @@ import {
   dropoutSites,
   initSasrec,
   type SasrecConfig,
+  type SasrecGraphOptions,
+  type SasrecLossGraph,
   sasrecShapes,
 } from "./model.ts";
 import { SasrecRanker } from "./rank.ts";
@@ -145,7 +147,7 @@ export interface SasrecValidation {
 export interface CurvePoint {
   /** The epoch, counted from 1. */
   epoch: number;
-  /** Mean training loss over the epoch's steps. */
+  /** Mean training loss over the epoch's positions. */
   loss: number;
   /** Validation NDCG@10 and HR@10 (absent without validation or between evaluations). */
   ndcg10?: number;
@@ -169,16 +171,47 @@ export interface TrainedSasrec {
   steps: number;
 }
 
-/** The step graph: loss, backward and AdamW (no clipping); tensors and moments in and out. */
+/**
+ * The gradient graph: {@linkcode buildSasrecLossGraph}'s `loss` (the batch's mean) and the
+ * gradients of `loss` times the input `loss_scale` [1] (see {@linkcode lossScale}), one per
+ * trainable tensor in `params` order.
+ */
+export function buildSasrecGradientGraph(options: SasrecGraphOptions): SasrecLossGraph & {
+  grads: Value[];
+} {
+  const { graph: g, loss, params } = buildSasrecLossGraph(options);
+  const seed = g.input("loss_scale", loss.dtype, loss.shape);
+  return { graph: g, loss, params, grads: gradients(g, loss, params, { seed }) };
+}
+
+/**
+ * The `loss_scale` of a batch with `rows` loss rows in an epoch of `epochRows` rows cut into
+ * `steps` batches: its rows over the mean rows per batch. Batches are cut by length, so their
+ * rows differ up to fifty-fold; scaled so, every position of the epoch weighs alike, as with
+ * random batches. (A plain batch mean made a short user's positions count up to twenty times a
+ * long one's, and cost SASRec about a tenth of its validation NDCG@10 on Beauty.)
+ *
+ * @example
+ * ```ts
+ * lossScale(10, 300, 3); // 0.1: a tenth of a mean batch's rows
+ * ```
+ */
+export function lossScale(rows: number, epochRows: number, steps: number): number {
+  return rows * steps / epochRows;
+}
+
+/**
+ * The step graph: loss, backward and AdamW (no clipping); tensors and moments in and out. The
+ * output `loss` is the batch's mean; the gradient is that of `loss` times the input `loss_scale`.
+ */
 export function buildSasrecStepGraph(
   config: SasrecConfig,
   options: Required<Pick<SasrecTrainOptions, "dropout" | "beta2" | "weightDecay">>,
 ): Graph {
-  const { graph: g, loss, params } = buildSasrecLossGraph({
+  const { graph: g, params, grads } = buildSasrecGradientGraph({
     config,
     dropout: options.dropout > 0,
   });
-  const grads = gradients(g, loss, params);
   const shapes = sasrecShapes(config);
   appendAdamW(
     g,
@@ -300,6 +333,8 @@ export async function trainSasrec(
       "SASRec: no user has two training items (it learns each next item from the ones before it)",
     );
   }
+  // Every window of w items carries w - 1 loss rows, each epoch.
+  const epochRows = windows.reduce((sum, w) => sum + w.length - 1, 0);
   const rng = new Rng(options.seed);
   let weights = initSasrec(config, rng);
   const shapes = sasrecShapes(config);
@@ -346,6 +381,11 @@ export async function trainSasrec(
           positions: { dtype: "int32", shape, data: batch.positions },
           rows: { dtype: "int32", shape: [batch.rows.length], data: batch.rows },
           targets: { dtype: "int32", shape: [batch.targets.length], data: batch.targets },
+          loss_scale: {
+            dtype: "float32",
+            shape: [1],
+            data: Float32Array.of(lossScale(batch.rows.length, epochRows, stepsPerEpoch)),
+          },
           lr: scalar(options.lr),
           bias_correction1: scalar(1 - 0.9 ** (t + 1)),
           bias_correction2: scalar(1 - options.beta2 ** (t + 1)),
@@ -371,10 +411,10 @@ export async function trainSasrec(
         }
         for (const name of state.keys()) state.set(name, out[trainNames.updated(name)]);
         t++;
-        lossSum += loss;
+        lossSum += loss * batch.rows.length;
         onStep?.(epoch, s + 1, stepsPerEpoch, loss);
       }
-      const point: CurvePoint = { epoch, loss: lossSum / stepsPerEpoch, seconds: 0 };
+      const point: CurvePoint = { epoch, loss: lossSum / epochRows, seconds: 0 };
       let improved = false;
       const last = epoch === options.epochs;
       if (ranker && validation && (epoch % options.evalEvery === 0 || last)) {
