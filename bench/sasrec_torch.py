@@ -5,18 +5,20 @@ standard implementation of the same choices.
 Full cross-entropy over all items at every position, pre-LN blocks (hidden 64, 2 blocks, 1 head,
 max length 50, dropout 0.5 on the embeddings, the attention output and the feed-forward), the item
 table as the output layer, Xavier-normal initialisation, Adam (lr 2e-3, betas 0.9/0.98), batches
-of 128 users sorted by length within chunks of 64 batches; leave-one-out on Amazon Beauty (P5's
+of 128 users sorted by length within chunks of 64 batches, each batch's loss weighted by its
+positions so that every position of an epoch weighs alike; leave-one-out on Amazon Beauty (P5's
 sequential_data.txt); early stopping on validation NDCG@10 (patience 10, at most 200 epochs), then
 a refit from scratch for the best epoch count on the histories followed by their validation item,
 and the test split ranked with it: all items, the user's whole history excluded, ties counted
 against the target.
 
   python3 bench/sasrec_torch.py     # about 30 minutes on 2 cores; THREADS, SEED, EPOCHS,
-                                    # BUCKET_BATCHES (1: users batched at random, not by length)
+                                    # BUCKET_BATCHES (1: users batched at random, not by length),
+                                    # LOSS_WEIGHTS (positions, the default, or batch)
 
 Prints progress and, last, one JSON line (also written to result_seedN.json in SASREC_TORCH_OUT,
-default a new temporary directory, beside the curves). Measured 2026-12-07 (seed 1, a shared
-machine): test HR@10 0.0990 / NDCG@10 0.0607 (the toolkit's bench, same machine: 0.1004 / 0.0597);
+default a new temporary directory, beside the curves). Measured 2026-12-07 with
+LOSS_WEIGHTS=batch, as the toolkit was before ff8b4aa (seed 1, a shared machine): test HR@10 0.0990 / NDCG@10 0.0607 (the toolkit's bench, same machine: 0.1004 / 0.0597);
 best epoch 27 (the toolkit's 35, on the same plateau); without the refit 0.0840 / 0.0492.
 """
 import json
@@ -41,6 +43,10 @@ PATIENCE = 10
 D, BLOCKS, HEADS, MAXLEN = 64, 2, 1, 50
 DROPOUT, LR, BETA2, BATCH = 0.5, 2e-3, 0.98, 128
 BUCKET_BATCHES = int(os.environ.get("BUCKET_BATCHES", 64))  # 1: random batches
+# "positions": each batch's mean loss scaled by its rows over the epoch's mean rows per batch,
+# so every position weighs alike (the toolkit since ff8b4aa); "batch": the plain batch mean.
+LOSS_WEIGHTS = os.environ.get("LOSS_WEIGHTS", "positions")
+assert LOSS_WEIGHTS in ("positions", "batch"), f"LOSS_WEIGHTS: {LOSS_WEIGHTS}"
 EPS = 1e-8
 MASKED = -10000.0
 
@@ -201,21 +207,25 @@ def train(sequences, epochs, validation=None, tag="es"):
     curve = []
     t0 = time.time()
     fcurve = open(os.path.join(OUT, f"curve_{tag}.jsonl"), "w")
+    epoch_rows = sum(n - 1 for n in lens)
     for epoch in range(1, epochs + 1):
         model.train()
         loss_sum, steps = 0.0, 0
-        for b in epoch_batches(lens, rng):
+        batches = epoch_batches(lens, rng)
+        for b in batches:
             items, pos, tg = train_batch([windows[i] for i in b])
             x = model.encode(items, pos)
             real = tg != 0
             h = model.final_norm(x[real])
             logits = h @ model.item[1:].T
             loss = F.cross_entropy(logits, tg[real] - 1)
+            rows = int(real.sum())
+            scale = rows * len(batches) / epoch_rows if LOSS_WEIGHTS == "positions" else 1.0
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * scale).backward()
             opt.step()
-            loss_sum += loss.item()
-            steps += 1
+            loss_sum += loss.item() * rows
+            steps += rows
         point = {"epoch": epoch, "loss": loss_sum / steps}
         if validation is not None:
             m = evaluate(model, *validation)
