@@ -18,8 +18,10 @@ against the target.
 
 Prints progress and, last, one JSON line (also written to result_seedN.json in SASREC_TORCH_OUT,
 default a new temporary directory, beside the curves). Measured 2026-12-07 with
-LOSS_WEIGHTS=batch, as the toolkit was before ff8b4aa (seed 1, a shared machine): test HR@10 0.0990 / NDCG@10 0.0607 (the toolkit's bench, same machine: 0.1004 / 0.0597);
-best epoch 27 (the toolkit's 35, on the same plateau); without the refit 0.0840 / 0.0492.
+LOSS_WEIGHTS=batch, as the toolkit was before ff8b4aa (seed 1, a shared machine): test HR@10
+0.0990 / NDCG@10 0.0607 (the toolkit's bench, same machine: 0.1004 / 0.0597); best epoch 27 (the
+toolkit's 35, on the same plateau); without the refit 0.0840 / 0.0492. The default's first epoch
+(EPOCHS=1): validation NDCG@10 0.0126, the toolkit's 0.0126.
 """
 import json
 import math
