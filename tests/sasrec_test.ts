@@ -65,6 +65,25 @@ Deno.test("training and ranking batches: left padding, right-aligned positions, 
   assert.ok(next.length < first.size / 2, `${next.length} of ${first.size} batches repeat`);
 });
 
+/** A batch's inputs and `weights` in float64: the feeds of the loss and gradient graphs. */
+function float64Feeds(
+  batch: ReturnType<typeof trainingBatch>,
+  config: SasrecConfig,
+  weights: ReadonlyMap<string, Float32Array>,
+): Record<string, TensorData> {
+  const shape = [batch.batchSize, batch.length];
+  const feeds: Record<string, TensorData> = {
+    items: { dtype: "int32", shape, data: batch.items },
+    positions: { dtype: "int32", shape, data: batch.positions },
+    rows: { dtype: "int32", shape: [batch.rows.length], data: batch.rows },
+    targets: { dtype: "int32", shape: [batch.targets.length], data: batch.targets },
+  };
+  for (const [name, shape] of sasrecShapes(config)) {
+    feeds[name] = { dtype: "float64", shape, data: Float64Array.from(weights.get(name)!) };
+  }
+  return feeds;
+}
+
 Deno.test("the SASRec loss graph's gradients match finite differences (float64, dropout)", async () => {
   const config: SasrecConfig = { numItems: 7, hidden: 8, blocks: 2, heads: 2, maxLength: 6 };
   const rng = new Rng(11);
@@ -81,23 +100,14 @@ Deno.test("the SASRec loss graph's gradients match finite differences (float64, 
     [Int32Array.of(1, 2, 3), Int32Array.of(4, 5, 6, 7, 1), Int32Array.of(2, 2)],
     config.maxLength,
   );
-  const shape = [batch.batchSize, batch.length];
   const n = batch.batchSize * batch.length;
-  const feeds: Record<string, TensorData> = {
-    items: { dtype: "int32", shape, data: batch.items },
-    positions: { dtype: "int32", shape, data: batch.positions },
-    rows: { dtype: "int32", shape: [batch.rows.length], data: batch.rows },
-    targets: { dtype: "int32", shape: [batch.targets.length], data: batch.targets },
-  };
+  const feeds = float64Feeds(batch, config, weights);
   for (const site of dropoutSites(config)) {
     const mask = Float64Array.from(
       { length: n * config.hidden },
       () => rng.float() < 0.3 ? 0 : 1.4,
     );
     feeds[site] = { dtype: "float64", shape: [n, config.hidden], data: mask };
-  }
-  for (const [name, shape] of sasrecShapes(config)) {
-    feeds[name] = { dtype: "float64", shape, data: Float64Array.from(weights.get(name)!) };
   }
   const result = await checkGradients(graph, loss, params, feeds, { maxElements: 6 });
   const worst = Object.entries(result.perTensor).sort((a, b) => b[1] - a[1])[0];
@@ -121,19 +131,10 @@ Deno.test("a short batch's positions weigh as a long one's: scaled gradients sum
   const session = await Session.create(graph, { device: "cpu", threads: 1 });
   try {
     const gradientsOf = async (windows: Int32Array[], scale: number) => {
-      const batch = trainingBatch(windows, config.maxLength);
-      const shape = [batch.batchSize, batch.length];
-      const feeds: Record<string, TensorData> = {
-        items: { dtype: "int32", shape, data: batch.items },
-        positions: { dtype: "int32", shape, data: batch.positions },
-        rows: { dtype: "int32", shape: [batch.rows.length], data: batch.rows },
-        targets: { dtype: "int32", shape: [batch.targets.length], data: batch.targets },
+      const out = await session.run({
+        ...float64Feeds(trainingBatch(windows, config.maxLength), config, weights),
         loss_scale: { dtype: "float64", shape: [1], data: Float64Array.of(scale) },
-      };
-      for (const [name, shape] of sasrecShapes(config)) {
-        feeds[name] = { dtype: "float64", shape, data: Float64Array.from(weights.get(name)!) };
-      }
-      const out = await session.run(feeds);
+      });
       return params.map((p) => out[`grad.${p.name}`].data as Float64Array);
     };
     // One batch of all five windows: the mean over every position; the epoch's two batches
