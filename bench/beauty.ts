@@ -11,25 +11,38 @@ import { fileURLToPath } from "node:url";
 /** The directory of the P5/S3-Rec copy of Amazon Beauty. */
 export const BEAUTY = fileURLToPath(new URL("../../shared/data/amazon-beauty/", import.meta.url));
 
+/** Options of {@linkcode beautyTextualizeArgs}. */
+export interface P5Options {
+  /** A folder in Beauty's layout (`sequential_data.txt`, `items.csv`); default {@linkcode BEAUTY}. */
+  source?: string;
+  /** textualize's seed (default 1). */
+  seed?: number;
+}
+
 /**
  * `textualize` arguments for Beauty's profile and sequential records into `out` (seed 1,
- * histories of 10), then `extra`.
+ * histories of 10), then `extra`; `options.source` reads another folder in the same layout.
  *
  * @example
  * ```ts
  * beautyTextualizeArgs("/tmp/beauty/data", ["--train-through=valid"]);
  * ```
  */
-export function beautyTextualizeArgs(out: string, extra: readonly string[] = []): string[] {
+export function beautyTextualizeArgs(
+  out: string,
+  extra: readonly string[] = [],
+  options: P5Options = {},
+): string[] {
+  const { source = BEAUTY, seed = 1 } = options;
   return [
     "textualize",
     "--format=p5",
-    `--input=${join(BEAUTY, "sequential_data.txt")}`,
-    `--items=${join(BEAUTY, "items.csv")}`,
+    `--input=${join(source, "sequential_data.txt")}`,
+    `--items=${join(source, "items.csv")}`,
     "--tasks=profile,sequential",
     "--max-history=10",
     `--out=${out}`,
-    "--seed=1",
+    `--seed=${seed}`,
     ...extra,
   ];
 }

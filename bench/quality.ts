@@ -47,7 +47,13 @@
  *   and `curve.svg` (HR@10 against training minutes, with the baselines) are written;
  * - QUALITY_CURVE_FROM=DIR: only that curve, from the snapshots of an earlier run's DIR.
  *
- * Needs `../shared/data/amazon-beauty` beside the checkout.
+ * - QUALITY_DATA: a folder in Beauty's layout (`sequential_data.txt`, one user a line with their
+ *   items in order; `items.csv`, `item_id,asin,title`) to run the same recipe on (default
+ *   `../shared/data/amazon-beauty`); a held-out dataset is checked blind this way;
+ * - QUALITY_SEED: the seed of textualize, init, pretrain and SASRec (default 1); the tuning users
+ *   are drawn with the sample seed whatever it is, so seeds compare on the same users.
+ *
+ * Needs `../shared/data/amazon-beauty` beside the checkout, or QUALITY_DATA.
  *
  * @module
  */
@@ -284,11 +290,19 @@ async function validationCurve(dir: string, data: string, users: number, seed?: 
 
 /** Runs the recipe end to end; returns its figures. */
 export async function run(): Promise<Record<string, unknown>> {
-  try {
-    await Deno.stat(join(BEAUTY, "sequential_data.txt"));
-  } catch {
-    throw new InputError(`${BEAUTY}: the Amazon Beauty data is not there`);
+  const source = env("QUALITY_DATA") ?? BEAUTY;
+  for (const file of ["sequential_data.txt", "items.csv"]) {
+    try {
+      await Deno.stat(join(source, file));
+    } catch {
+      throw new InputError(
+        env("QUALITY_DATA") === undefined
+          ? `${BEAUTY}: the Amazon Beauty data is not there`
+          : `QUALITY_DATA is "${source}": it has no ${file} (Beauty's layout: sequential_data.txt, items.csv)`,
+      );
+    }
   }
+  const seed = intSetting("QUALITY_SEED", 1, { min: 0 });
   const curveUsers = intSetting("QUALITY_CURVE_USERS", 1000, { min: 0 });
   const only = env("QUALITY_CURVE_FROM");
   if (only) return { curve: await validationCurve(only, join(only, "data"), curveUsers) };
@@ -310,7 +324,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
   await stage(
     "textualize",
-    beautyTextualizeArgs(data, words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE)),
+    beautyTextualizeArgs(data, words("QUALITY_TEXTUALIZE", DEFAULT_TEXTUALIZE), { source, seed }),
     seconds,
   );
   const dataset = await openDataset(data);
@@ -343,7 +357,7 @@ export async function run(): Promise<Record<string, unknown>> {
       `--data=${data}`,
       "--preset=tiny",
       `--out=${model}`,
-      "--seed=1",
+      `--seed=${seed}`,
       ...(itemRows === "sasrec"
         ? [`--item-rows=${join(first!.dir, "sasrec-items.safetensors")}`]
         : []),
@@ -363,7 +377,7 @@ export async function run(): Promise<Record<string, unknown>> {
     "--lr=1e-3",
     `--save-every=${saveEvery}`,
     "--val-batches=8",
-    "--seed=1",
+    `--seed=${seed}`,
     "--quiet",
     ...(recipe === "none" ? [] : [`--recipe=${recipe}`]),
     ...extra,
@@ -384,6 +398,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const trained = seconds.pretrain + seconds["valid first stage"] + seconds["test first stage"];
     const inferred = seconds["valid rerank"] + seconds["test rerank"];
     return {
+      data: source,
+      seed,
       recipe,
       rerank,
       item_rows: itemRows,
@@ -423,6 +439,8 @@ export async function run(): Promise<Record<string, unknown>> {
     ? await validationCurve(dir, data, curveOn.users, curveOn.seed)
     : undefined;
   return {
+    data: source,
+    seed,
     recipe,
     steps,
     train_through: refit ? "valid" : "train",

@@ -75,6 +75,28 @@ Deno.test("a benchmark refuses a bad setting in one line, before any work", asyn
   const run = await runProcess([...command, "infer"], { env: { INFER_BENCH_BATCH: "0" } });
   assert.equal(run.code, 1);
   assert.equal(run.stderr.trim(), 'error: INFER_BENCH_BATCH is "0": a whole number in 1..4096');
+  // Another dataset for the quality recipe: a folder in Beauty's layout, else one line.
+  await withTempDir(async (dir) => {
+    const quality = (env: Record<string, string>) =>
+      // QUALITY_STEPS is refused after these two: a check that went missing fails at once, never
+      // starts the recipe.
+      runProcess([...command, "quality"], {
+        env: { QUALITY_DIR: join(dir, "work"), QUALITY_STEPS: "0", ...env },
+      });
+    const missing = await quality({ QUALITY_DATA: dir });
+    assert.equal(missing.code, 1);
+    assert.equal(
+      missing.stderr.trim(),
+      `error: QUALITY_DATA is "${dir}": it has no sequential_data.txt (Beauty's layout: ` +
+        "sequential_data.txt, items.csv)",
+    );
+    await Deno.writeTextFile(join(dir, "sequential_data.txt"), "1 1 2 3\n");
+    await Deno.writeTextFile(join(dir, "items.csv"), "item_id,asin,title\n");
+    const seed = await quality({ QUALITY_DATA: dir, QUALITY_SEED: "-1" });
+    assert.equal(seed.code, 1);
+    assert.equal(seed.stderr.trim(), `error: QUALITY_SEED is "-1": a whole number at least 0`);
+    await assert.rejects(() => Deno.stat(join(dir, "work")), Deno.errors.NotFound);
+  });
   // A device for a benchmark that runs on the CPU only would label CPU figures as the device's.
   const device = await runProcess([...command, "demo_ceiling", "--device", "cuda"]);
   assert.equal(device.code, 2);
