@@ -69,3 +69,19 @@ Deno.test("fusionRecords: entries back in the first stage's order; missing score
   );
   assert.throws(() => fusionRecords([{ id: "u2" }], new Map()), /no target/);
 });
+
+Deno.test("fusionGrid: a count above the longest list is scored once, as that list's length", () => {
+  const records = randomRecords(new Rng(12), 50); // 5 to 34 candidates each
+  const longest = Math.max(...records.map((r) => r.items.length));
+  assert.ok(longest < 50);
+  const points = fusionGrid(records, { weights: [0, 0.5], tops: [10, 20, 50, 100], ks: [10] });
+  // 50 and 100 score the same lists: one point each weight, named by the count the lists reach,
+  // so that infer --rerank-tuned reranks no more candidates than were tuned on.
+  assert.deepEqual([...new Set(points.map((p) => p.top))], [10, 20, longest]);
+  assert.equal(points.length, 2 * 3);
+  const at = (top: number) => points.filter((p) => p.top === top).map((p) => p.metrics);
+  assert.deepEqual(
+    at(longest),
+    fusionGrid(records, { weights: [0, 0.5], tops: [1000], ks: [10] }).map((p) => p.metrics),
+  );
+});

@@ -72,7 +72,9 @@ Deno.test("eval --tune-rerank's best point is what eval scores for infer --reran
     const tuning = JSON.parse(await ok(["eval", ...common, "--tune-rerank", reranked]));
     await Deno.writeTextFile(tuningFile, JSON.stringify(tuning));
     assert.equal(tuning.records, 40);
-    assert.equal(tuning.points.length, 21 * 4);
+    // Counts 10, 20 and 50: each list holds 50, so 100 would score the same lists as 50.
+    assert.deepEqual([...new Set(tuning.points.map((p: { top: number }) => p.top))], [10, 20, 50]);
+    assert.equal(tuning.points.length, 21 * 3);
     const ndcg = tuning.points.map((p: { metrics: Record<string, number> }) =>
       p.metrics["NDCG@10"]
     );
@@ -155,12 +157,58 @@ Deno.test("eval --tune-rerank's best point is what eval scores for infer --reran
     );
     assert.equal(direct.code, 1);
     assert.match(direct.stderr, /no lines of the tasks asked: nothing to tune on/);
-    // The file of the valid split tuned on the test split (eval's default) says which it is.
+    // Tuning on the test split (eval's default), whose figures are the ones reported, is
+    // refused whatever the file; a test file given as validation says what to write instead.
     const test = await runCli(["eval", "--data", data, "--tune-rerank", reranked]);
-    assert.equal(test.code, 1);
+    assert.equal(test.code, 2);
     assert.match(
       test.stderr,
-      /reranked\.jsonl: record "[^"]+" is not an item record of the test split of .* \(it is a valid record; tune on the valid split\)/,
+      /^error: the fusion is tuned on the validation split, then applied to test: give --split valid$/m,
+    );
+    const testFile = join(dir, "test-reranked.jsonl");
+    const firstTest = join(dir, "first-test");
+    await ok([
+      ...["eval", "--data", data, "--tasks", "sequential", "--baseline", "itemknn"],
+      ...["--top-k", "50", "--save-baselines", firstTest, "--quiet"],
+    ]);
+    const onTest = infer.map((a, i) =>
+      infer[i - 1] === "--split"
+        ? "test"
+        : infer[i - 1] === "--rerank"
+        ? join(firstTest, "itemknn.jsonl")
+        : a
+    );
+    await ok([...onTest, "--rerank-weight", "1", "--top-k", "50", "--out", testFile]);
+    const asValid = await runCli(["eval", ...common, "--tune-rerank", testFile]);
+    assert.equal(asValid.code, 1);
+    assert.match(
+      asValid.stderr,
+      /test-reranked\.jsonl: record "[^"]+" is not an item record of the valid split of .* \(it is a test record: tune on the validation split's, infer --split valid\)/,
+    );
+    // A tuning made on the test split (before eval refused to make one) is refused.
+    const onTestFile = join(dir, "tuned-on-test.json");
+    await Deno.writeTextFile(onTestFile, JSON.stringify({ ...tuning, split: "test" }));
+    const self = await runCli([
+      ...onTest,
+      "--rerank-tuned",
+      onTestFile,
+      "--out",
+      join(dir, "s.jsonl"),
+    ]);
+    assert.equal(self.code, 1);
+    assert.match(
+      self.stderr,
+      /tuned-on-test\.json: tuned on the test split, whose figures it would choose: tune on the validation split \(eval --tune-rerank with --split valid\)/,
+    );
+    // A file written with another weight keeps the first stage's order where the model's weight
+    // is small: a list cut by --top-k would look whole, so only weight 1 is tuned on.
+    const light = join(dir, "light.jsonl");
+    await ok([...infer, "--rerank-weight", "0", "--top-k", "50", "--out", light]);
+    const notModel = await runCli(["eval", ...common, "--tune-rerank", light]);
+    assert.equal(notModel.code, 1);
+    assert.match(
+      notModel.stderr,
+      /light\.jsonl line 1: record "[^"]+": its scores are not the model's \(score .*\): write it with infer --rerank-weight 1/,
     );
     // An empty file, or a record twice, is an error naming the file (and the line).
     const empty = join(dir, "empty.jsonl");

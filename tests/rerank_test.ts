@@ -32,6 +32,12 @@ Deno.test("fuseScores: (1 - w) * first + w * lm; lengths and weights checked", (
   assert.deepEqual(Array.from(fused), [0.75, 0.5, -3.125]);
   assert.deepEqual(Array.from(fuseScores(Float64Array.of(2), Float64Array.of(-3), 0)), [2]);
   assert.deepEqual(Array.from(fuseScores(Float64Array.of(2), Float64Array.of(-3), 1)), [-3]);
+  // At the ends only one side counts: an item the model cannot produce (-Infinity) keeps its
+  // first-stage score at weight 0 rather than NaN, which would scramble the ranking.
+  assert.deepEqual(
+    Array.from(fuseScores(Float64Array.of(2, 1), Float64Array.of(-Infinity, -1), 0)),
+    [2, 1],
+  );
   assert.throws(() => fuseScores(Float64Array.of(1, 2), Float64Array.of(1), 0.5), RangeError);
   assert.throws(() => fuseScores(Float64Array.of(1), Float64Array.of(1), 1.5), RangeError);
 });

@@ -98,12 +98,11 @@ Deno.test("textualize --tune-users keeps the sample's validation items out of a 
         const entities = [...new Set([...r.history.slice(-4), r.target[0].entity])];
         return JSON.stringify({
           id: r.id,
-          predictions: entities.map((entity, i) => ({
-            entity,
-            score: -i,
-            first_score: -i,
-            lm_score: entity === r.target[0].entity ? 0 : -5,
-          })),
+          // As infer --rerank-weight 1 writes them: the score is the model's.
+          predictions: entities.map((entity, i) => {
+            const lm = entity === r.target[0].entity ? 0 : -5;
+            return { entity, score: lm, first_score: -i, lm_score: lm };
+          }),
         });
       });
       await Deno.writeTextFile(file, out.join("\n") + "\n");

@@ -109,13 +109,32 @@ function checkWholeList(line: PredictionLine, file: string, number: number): voi
   );
 }
 
+/**
+ * Throws when `line` was not written with the model's weight 1 (its `score` is not its
+ * `lm_score`): under a weight near 0 its entries keep the first stage's order, so a list cut by
+ * infer's top-k would hold the first places and pass {@linkcode checkWholeList}.
+ */
+function checkModelOrder(line: PredictionLine, file: string, number: number): void {
+  const entry = (line.predictions ?? []).find((e) => e.score !== e.lm_score);
+  if (entry === undefined) return;
+  throw inputError(
+    file,
+    number,
+    `record "${line.id}": its scores are not the model's (score ${entry.score}, lm_score ` +
+      `${entry.lm_score}): write it with infer ${optionName("rerankWeight")} 1, so that every ` +
+      "candidate is kept in the model's order",
+  );
+}
+
 const hasBothScores = (e: { lm_score?: unknown; first_score?: unknown }) =>
   typeof e.lm_score === "number" && Number.isFinite(e.lm_score) &&
   typeof e.first_score === "number" && Number.isFinite(e.first_score);
 
 /**
  * HR@k and NDCG@k (one relevant item: 1 / log2(rank + 2)) of every weight and candidate count,
- * averaged over `records`.
+ * averaged over `records`. A count above the longest list is that list's length (every count
+ * past it scores the same lists, so the best could name a count no list reached: infer would
+ * then rerank more candidates than were tuned on); each count is scored once.
  *
  * @example
  * ```ts
@@ -129,7 +148,9 @@ export function fusionGrid(
   grid: FusionGridSpec,
 ): FusionPoint[] {
   const out: FusionPoint[] = [];
-  for (const top of grid.tops) {
+  const longest = records.reduce((m, r) => Math.max(m, r.items.length), 0);
+  const tops = [...new Set(grid.tops.map((top) => Math.min(top, Math.max(1, longest))))];
+  for (const top of tops) {
     for (const weight of grid.weights) {
       const sums: Record<string, number> = {};
       for (const k of grid.ks) sums[`HR@${k}`] = sums[`NDCG@${k}`] = 0;
@@ -211,6 +232,14 @@ export async function tuneRerank(
   grid: FusionGridSpec = RERANK_GRID,
   tasks?: readonly string[],
 ): Promise<RerankTuning> {
+  if (split === "test") {
+    // The figures to report are the test split's: a weight chosen on them is chosen by them.
+    throw new OptionError(
+      "split",
+      (name) =>
+        `the fusion is tuned on the validation split, then applied to test: give ${name} valid`,
+    );
+  }
   const data = await openDataset(dataDir);
   const ids = new Map<string, string>();
   for (const e of data.entities) if (e.kind === "item") ids.set(e.entity, e.id);
@@ -247,6 +276,7 @@ export async function tuneRerank(
       );
     }
     checkWholeList(line, file, number);
+    checkModelOrder(line, file, number);
     lines.push(line);
   }
   if (lines.length === 0) throw inputError(file, undefined, "no lines: nothing to tune on");
@@ -271,7 +301,10 @@ export async function tuneRerank(
   for (const line of lines) {
     if (!targets.has(line.id)) {
       const elsewhere = await splitHolding(data, line.id, split);
-      const hint = elsewhere
+      const hint = elsewhere === "test"
+        ? " (it is a test record: tune on the validation split's, infer " +
+          `${optionName("split")} valid)`
+        : elsewhere
         ? ` (it is a ${elsewhere} record; tune on the ${elsewhere} split)`
         : "";
       throw new InputError(

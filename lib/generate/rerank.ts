@@ -139,6 +139,9 @@ export function fuseScores(
     throw new RangeError(`${first.length} first-stage scores for ${lm.length} model scores`);
   }
   if (!(weight >= 0 && weight <= 1)) throw new RangeError(`weight ${weight} is not in [0, 1]`);
+  // At the ends one side only: 0 * -Infinity (an item the model cannot produce) is NaN.
+  if (weight === 0) return Float64Array.from(first);
+  if (weight === 1) return Float64Array.from(lm);
   return Float64Array.from(first, (s, i) => (1 - weight) * s + weight * lm[i]);
 }
 
@@ -165,7 +168,9 @@ export function firstStageOf(
 
 /**
  * The weight and candidate count a tuning chose: the `best` of `eval --tune-rerank`'s JSON
- * (lib/eval/fusion.ts). A file that is not such JSON is an InputError naming it.
+ * (lib/eval/fusion.ts). A file that is not such JSON is an InputError naming it, and so is a
+ * tuning made on the test split (eval refuses to make one now; an older one chose its weight by
+ * the figures it would report).
  *
  * @example
  * ```ts
@@ -194,6 +199,14 @@ export async function readRerankTuning(file: string): Promise<{ weight: number; 
       undefined,
       'no "best" with a weight in [0, 1] and a whole "top" (what eval ' +
         `${optionName("tuneRerank")} writes)`,
+    );
+  }
+  if ((json as { split?: unknown }).split === "test") {
+    throw inputError(
+      file,
+      undefined,
+      "tuned on the test split, whose figures it would choose: tune on the validation split " +
+        `(eval ${optionName("tuneRerank")} with ${optionName("split")} valid)`,
     );
   }
   return { weight, top };
