@@ -20,8 +20,9 @@ export interface P5Options {
 }
 
 /**
- * `textualize` arguments for Beauty's profile and sequential records into `out` (seed 1,
- * histories of 10), then `extra`; `options.source` reads another folder in the same layout.
+ * `textualize` arguments for Beauty's profile and sequential records into `out` (histories of
+ * 10; seed `options.seed`, default 1), then `extra`; `options.source` reads another folder in the
+ * same layout.
  *
  * @example
  * ```ts

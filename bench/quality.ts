@@ -45,8 +45,7 @@
  *   model pretrain saves (every eighth of the run) is copied to `snaps/`; after the test figures,
  *   each is scored on that sample of validation users (about a minute each), and `curve.json`
  *   and `curve.svg` (HR@10 against training minutes, with the baselines) are written;
- * - QUALITY_CURVE_FROM=DIR: only that curve, from the snapshots of an earlier run's DIR.
- *
+ * - QUALITY_CURVE_FROM=DIR: only that curve, from the snapshots of an earlier run's DIR;
  * - QUALITY_DATA: a folder in Beauty's layout (`sequential_data.txt`, one user a line with their
  *   items in order; `items.csv`, `item_id,asin,title`) to run the same recipe on (default
  *   `../shared/data/amazon-beauty`); a held-out dataset is checked blind this way;
